@@ -1,0 +1,218 @@
+//! The provisioning model: what PostgreSQL holds and the snapshot compiles.
+
+use crate::number::{Number, Prefix};
+use crate::rating::Increments;
+use crate::schedule::Schedule;
+use crate::zone::Zone;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// One LERG row: an NPA-NXX, or a thousands block of one when `block` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LergBlock {
+    pub npa_nxx: u32,
+    pub block: Option<u8>,
+    pub ocn: String,
+    pub lata: u32,
+    pub state: String,
+    pub rate_center: String,
+}
+
+/// Two rate centres (`STATE/NAME`) in one local calling area.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalPair {
+    pub a: String,
+    pub b: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub ban: String,
+    pub name: String,
+    /// The sell-side rate plan; every route carries the customer rate from it.
+    pub rate_plan: String,
+    pub min_margin: Decimal,
+    /// Explicit ceiling on vendor rates; otherwise sell rate minus minimum margin.
+    pub rate_limit: Option<Decimal>,
+    pub max_results: u32,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = s.trim().split_once('/').unwrap_or((s.trim(), ""));
+        let addr: IpAddr = a.parse().map_err(|_| format!("bad IP address {a:?}"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = if l.is_empty() {
+            max
+        } else {
+            l.parse::<u8>()
+                .ok()
+                .filter(|&l| l <= max)
+                .ok_or_else(|| format!("bad prefix length in {s:?}"))?
+        };
+        Ok(IpNet { addr, len })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trunk {
+    pub id: String,
+    pub ban: String,
+    pub acl: Vec<IpNet>,
+    pub usernames: Vec<String>,
+    /// 0 = unlimited.
+    pub max_concurrent: u32,
+    /// 0 = unlimited.
+    pub max_cps: u32,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum VendorKind {
+    /// Priced by the longest prefix of the LRN.
+    Lrn = 0,
+    /// Priced by (OCN, LATA) of the LRN.
+    OcnLata = 1,
+    /// Priced by the longest prefix of the dialled number.
+    Dnis = 2,
+    /// Priced by the longest prefix of the E.164 number.
+    International = 3,
+}
+
+impl VendorKind {
+    pub fn from_index(i: u8) -> Option<Self> {
+        [Self::Lrn, Self::OcnLata, Self::Dnis, Self::International]
+            .get(i as usize)
+            .copied()
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lrn => "LRN",
+            Self::OcnLata => "OCN_LATA",
+            Self::Dnis => "DNIS",
+            Self::International => "INTERNATIONAL",
+        }
+    }
+}
+
+impl FromStr for VendorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        (0..4)
+            .filter_map(VendorKind::from_index)
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown vendor type {s:?} (LRN, OCN_LATA, DNIS, INTERNATIONAL)")
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vendor {
+    pub id: String,
+    pub name: String,
+    pub kind: VendorKind,
+    /// Lower is preferred when rates tie.
+    pub priority: i32,
+    /// The zone indeterminate traffic is priced in (jurisdiction policy).
+    pub indeterminate_zone: Zone,
+    /// Dialstring templates in failover order; `{number}` is the E.164 number without `+`,
+    /// `{national}` the 10 NANP digits (or the E.164 number outside NANP).
+    pub gateways: Vec<String>,
+    pub enabled: bool,
+}
+
+/// What a rate row is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    Prefix(Prefix),
+    OcnLata { ocn: String, lata: u32 },
+}
+
+/// A row of a vendor deck (owner = vendor id) or a customer rate plan (owner = plan id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateRow {
+    pub owner: String,
+    pub key: RateKey,
+    pub effective_from: DateTime<Utc>,
+    pub effective_to: Option<DateTime<Utc>>,
+    /// Per-minute rate by zone, indexed by `Zone as usize`; `None` = not offered.
+    pub rates: [Option<Decimal>; 6],
+    pub increments: Increments,
+    pub connect_fee: Decimal,
+    pub minimum_charge: Decimal,
+}
+
+impl RateRow {
+    pub fn effective_at(&self, t: DateTime<Utc>) -> bool {
+        t >= self.effective_from && self.effective_to.is_none_or(|e| t < e)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partition {
+    pub id: String,
+    pub name: String,
+    pub vendors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerPartition {
+    pub ban: String,
+    pub partition: String,
+    /// Lower is tried first.
+    pub priority: i32,
+    pub schedule: Schedule,
+}
+
+/// Forces a vendor first for matching calls, regardless of cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// `None` applies to every customer.
+    pub ban: Option<String>,
+    pub prefix: Prefix,
+    pub vendor: String,
+    pub schedule: Schedule,
+}
+
+/// Without a vendor: the destination is blocked. With one: that vendor is not used for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exclusion {
+    pub ban: Option<String>,
+    pub vendor: Option<String>,
+    pub prefix: Prefix,
+}
+
+/// Everything routing needs, as provisioned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dataset {
+    pub lerg: Vec<LergBlock>,
+    pub local_calling: Vec<LocalPair>,
+    pub dno: Vec<Number>,
+    pub lnp: Vec<(Number, Number)>,
+    pub customers: Vec<Customer>,
+    pub trunks: Vec<Trunk>,
+    pub vendors: Vec<Vendor>,
+    pub vendor_rates: Vec<RateRow>,
+    pub customer_rates: Vec<RateRow>,
+    pub partitions: Vec<Partition>,
+    pub customer_partitions: Vec<CustomerPartition>,
+    pub overrides: Vec<Override>,
+    pub exclusions: Vec<Exclusion>,
+}
+
+/// The rate-centre key used by the LERG and the local calling table.
+pub fn rate_center_key(state: &str, name: &str) -> String {
+    format!("{}/{}", state.trim(), name.trim())
+}

@@ -1,0 +1,89 @@
+//! Money and rates: `rust_decimal` in the model, fixed-point nano-units in the snapshot.
+//!
+//! Nine decimal places hold every rate a deck carries exactly (decks use four to six),
+//! and an `i64` of nanos keeps the snapshot's records small and `Pod`.
+
+use rust_decimal::Decimal;
+
+/// Decimal places kept in the snapshot.
+pub const SCALE: u32 = 9;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("{0:?} is not a decimal amount")]
+    Parse(String),
+    #[error("{0} has more than {SCALE} decimal places")]
+    TooPrecise(Decimal),
+    #[error("{0} is out of range")]
+    OutOfRange(Decimal),
+    #[error("{0} is negative")]
+    Negative(Decimal),
+}
+
+/// Parses a non-negative decimal amount such as `0.0045`.
+pub fn parse_amount(s: &str) -> Result<Decimal, MoneyError> {
+    let d: Decimal = s
+        .trim()
+        .parse()
+        .map_err(|_| MoneyError::Parse(s.to_string()))?;
+    if d.is_sign_negative() && !d.is_zero() {
+        return Err(MoneyError::Negative(d));
+    }
+    to_nanos(d)?;
+    Ok(d)
+}
+
+/// Exact conversion to nano-units; refuses what would lose a digit.
+pub fn to_nanos(d: Decimal) -> Result<i64, MoneyError> {
+    let n = d.normalize();
+    if n.scale() > SCALE {
+        return Err(MoneyError::TooPrecise(d));
+    }
+    let mut m = n.mantissa();
+    for _ in n.scale()..SCALE {
+        m = m.checked_mul(10).ok_or(MoneyError::OutOfRange(d))?;
+    }
+    i64::try_from(m).map_err(|_| MoneyError::OutOfRange(d))
+}
+
+pub fn from_nanos(n: i64) -> Decimal {
+    Decimal::new(n, SCALE).normalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn nanos_round_trip_exactly() {
+        for d in [
+            dec!(0),
+            dec!(0.0045),
+            dec!(1.25),
+            dec!(0.000000001),
+            dec!(9000000),
+        ] {
+            assert_eq!(from_nanos(to_nanos(d).unwrap()), d.normalize());
+        }
+        assert_eq!(to_nanos(dec!(0.0045)).unwrap(), 4_500_000);
+    }
+
+    #[test]
+    fn refuses_lossy_or_bad_amounts() {
+        assert!(matches!(
+            to_nanos(dec!(0.0000000001)),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(parse_amount("abc"), Err(MoneyError::Parse(_))));
+        assert!(matches!(
+            parse_amount("-0.01"),
+            Err(MoneyError::Negative(_))
+        ));
+        assert!(matches!(
+            parse_amount("99999999999999999"),
+            Err(MoneyError::OutOfRange(_))
+        ));
+        assert_eq!(parse_amount(" 0.0100 ").unwrap(), dec!(0.01));
+    }
+}

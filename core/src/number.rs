@@ -1,0 +1,362 @@
+//! Telephone numbers: parsing every form a carrier sees into E.164 digits.
+//!
+//! Accepted: `+E.164`, NANP 10-digit, `1` + 10 digits, `011` + international, and the
+//! user part of `sip:`/`tel:` URIs (parameters and visual separators are ignored).
+
+use std::fmt;
+
+/// E.164 digits (country code first, no `+`), at most 15 of them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Number {
+    value: u64,
+    len: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("empty number")]
+    Empty,
+    #[error("invalid character {0:?} in number")]
+    BadChar(char),
+    #[error("number has {0} digits; E.164 allows 15 at most")]
+    TooLong(usize),
+    #[error("number {0:?} is not +E.164, NANP 10/11-digit or 011-international")]
+    Unrecognised(String),
+    #[error("NANP number {0:?} has an invalid NPA or NXX (must start with 2-9)")]
+    BadNanp(String),
+}
+
+/// Toll-free NPAs of the NANP.
+const TOLL_FREE_NPAS: [u16; 7] = [800, 833, 844, 855, 866, 877, 888];
+
+/// NANP NPAs outside the United States (Canada and the Caribbean). US territories
+/// (PR, VI, GU, MP, AS) are domestic, as the LERG lists them with US states.
+const NON_US_NPAS: &[u16] = &[
+    204, 226, 236, 242, 246, 249, 250, 257, 263, 264, 268, 284, 289, 306, 343, 345, 354, 365, 367,
+    368, 382, 387, 403, 416, 418, 428, 431, 437, 438, 441, 450, 460, 468, 473, 474, 506, 514, 519,
+    537, 548, 568, 579, 581, 584, 587, 600, 604, 613, 622, 639, 647, 649, 658, 664, 672, 683, 705,
+    709, 721, 742, 753, 758, 767, 778, 780, 782, 784, 807, 809, 819, 825, 829, 849, 867, 868, 869,
+    873, 876, 879, 902, 905, 942,
+];
+
+impl Number {
+    /// Builds a number from already-normalised E.164 digits.
+    pub fn from_digits(digits: &str) -> Result<Self, NumberError> {
+        if digits.is_empty() {
+            return Err(NumberError::Empty);
+        }
+        if digits.len() > 15 {
+            return Err(NumberError::TooLong(digits.len()));
+        }
+        let mut value = 0u64;
+        for c in digits.chars() {
+            let d = c.to_digit(10).ok_or(NumberError::BadChar(c))?;
+            value = value * 10 + d as u64;
+        }
+        if digits.starts_with('0') {
+            return Err(NumberError::Unrecognised(digits.to_string()));
+        }
+        Ok(Number {
+            value,
+            len: digits.len() as u8,
+        })
+    }
+
+    /// Parses any accepted form (see module docs) and normalises it to E.164.
+    pub fn parse(input: &str) -> Result<Self, NumberError> {
+        let user = uri_user(input.trim());
+        let (plus, digits) = strip_visual(user)?;
+        if digits.is_empty() {
+            return Err(NumberError::Empty);
+        }
+        let n = if plus {
+            Number::from_digits(&digits)?
+        } else if let Some(intl) = digits.strip_prefix("011") {
+            Number::from_digits(intl)?
+        } else if digits.len() == 10 {
+            Number::from_digits(&format!("1{digits}"))?
+        } else if digits.len() == 11 && digits.starts_with('1') {
+            Number::from_digits(&digits)?
+        } else {
+            return Err(NumberError::Unrecognised(input.to_string()));
+        };
+        if n.is_nanp() && !n.nanp_well_formed() {
+            return Err(NumberError::BadNanp(input.to_string()));
+        }
+        Ok(n)
+    }
+
+    /// Rebuilds a number from its digits' value (E.164 has no leading zero).
+    pub fn from_value(value: u64) -> Option<Self> {
+        let len = POW10.iter().position(|&p| p > value)?;
+        (1..=15).contains(&len).then_some(Number {
+            value,
+            len: len as u8,
+        })
+    }
+
+    pub fn value(self) -> u64 {
+        self.value
+    }
+
+    pub fn len(self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    /// The first `len` digits as a number (no length marker).
+    pub fn prefix_value(self, len: usize) -> u64 {
+        debug_assert!(len <= self.len());
+        self.value / POW10[self.len() - len]
+    }
+
+    /// Country code 1 with 10 national digits.
+    pub fn is_nanp(self) -> bool {
+        self.len == 11 && self.value / POW10[10] == 1
+    }
+
+    fn nanp_well_formed(self) -> bool {
+        let npa_first = (self.value / POW10[9]) % 10;
+        let nxx_first = (self.value / POW10[6]) % 10;
+        npa_first >= 2 && nxx_first >= 2
+    }
+
+    /// NPA of a NANP number.
+    pub fn npa(self) -> Option<u16> {
+        self.is_nanp()
+            .then(|| ((self.value / POW10[7]) % 1000) as u16)
+    }
+
+    /// NPA-NXX as 6 digits.
+    pub fn npa_nxx(self) -> Option<u32> {
+        self.is_nanp()
+            .then(|| ((self.value / POW10[4]) % 1_000_000) as u32)
+    }
+
+    /// NPA-NXX-X (thousands block) as 7 digits.
+    pub fn npa_nxx_x(self) -> Option<u32> {
+        self.is_nanp()
+            .then(|| ((self.value / POW10[3]) % 10_000_000) as u32)
+    }
+
+    pub fn is_toll_free(self) -> bool {
+        self.npa().is_some_and(|npa| TOLL_FREE_NPAS.contains(&npa))
+    }
+
+    /// NANP but outside the United States (Canada, Caribbean).
+    pub fn is_nanp_non_us(self) -> bool {
+        self.npa().is_some_and(|npa| NON_US_NPAS.contains(&npa))
+    }
+
+    /// The 10 national digits of a NANP number (what US gateways usually expect).
+    pub fn national(self) -> Option<u64> {
+        self.is_nanp().then(|| self.value % POW10[10])
+    }
+}
+
+pub(crate) const POW10: [u64; 20] = {
+    let mut t = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// Extracts the user part of a `sip:`, `sips:` or `tel:` URI; other input is returned as is.
+fn uri_user(s: &str) -> &str {
+    let s = s.trim_start_matches('<').trim_end_matches('>');
+    let lower_starts = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    let rest = if lower_starts("sips:") {
+        &s[5..]
+    } else if lower_starts("sip:") {
+        &s[4..]
+    } else if lower_starts("tel:") {
+        &s[4..]
+    } else {
+        return s;
+    };
+    let end = rest.find(['@', ';', '?', '>']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Removes visual separators allowed by RFC 3966 and reports a leading `+`.
+fn strip_visual(s: &str) -> Result<(bool, String), NumberError> {
+    let (plus, body) = match s.strip_prefix('+') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let mut digits = String::with_capacity(body.len());
+    for c in body.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '-' | '.' | '(' | ')' | ' ' => {}
+            _ => return Err(NumberError::BadChar(c)),
+        }
+    }
+    if digits.len() > 18 {
+        return Err(NumberError::TooLong(digits.len()));
+    }
+    Ok((plus, digits))
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:0width$}", self.value, width = self.len())
+    }
+}
+
+impl fmt::Debug for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{self}")
+    }
+}
+
+/// A digit prefix (e.g. of a rate deck row), kept with its length so `1` and `01` differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    pub value: u64,
+    pub len: u8,
+}
+
+impl Prefix {
+    pub fn parse(s: &str) -> Result<Self, NumberError> {
+        let s = s.trim().trim_start_matches('+');
+        if s.is_empty() {
+            return Err(NumberError::Empty);
+        }
+        if s.len() > 15 {
+            return Err(NumberError::TooLong(s.len()));
+        }
+        let mut value = 0u64;
+        for c in s.chars() {
+            value = value * 10 + c.to_digit(10).ok_or(NumberError::BadChar(c))? as u64;
+        }
+        Ok(Prefix {
+            value,
+            len: s.len() as u8,
+        })
+    }
+
+    pub fn matches(self, n: Number) -> bool {
+        self.len as usize <= n.len() && n.prefix_value(self.len as usize) == self.value
+    }
+
+    /// Packed key with the length in the top bits, unique per (value, len).
+    pub fn key(self) -> u64 {
+        (self.len as u64) << 58 | self.value
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:0width$}", self.value, width = self.len as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(s: &str) -> String {
+        Number::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn accepts_every_documented_form() {
+        assert_eq!(p("+13036291234"), "13036291234");
+        assert_eq!(p("3036291234"), "13036291234");
+        assert_eq!(p("13036291234"), "13036291234");
+        assert_eq!(p("01144207946000"), "44207946000");
+        assert_eq!(p("+44 20 7946 000"), "44207946000");
+        assert_eq!(
+            p("sip:+13036291234@10.0.0.1:5060;user=phone"),
+            "13036291234"
+        );
+        assert_eq!(p("<sip:3036291234@carrier.example>"), "13036291234");
+        assert_eq!(p("tel:+1-303-629-1234;phone-context=x"), "13036291234");
+        assert_eq!(p("(303) 629-1234"), "13036291234");
+    }
+
+    #[test]
+    fn rejects_garbage_with_clear_errors() {
+        assert_eq!(Number::parse(""), Err(NumberError::Empty));
+        assert_eq!(Number::parse("sip:@host"), Err(NumberError::Empty));
+        assert!(matches!(
+            Number::parse("30362912a4"),
+            Err(NumberError::BadChar('a'))
+        ));
+        assert!(matches!(
+            Number::parse("12345"),
+            Err(NumberError::Unrecognised(_))
+        ));
+        assert!(matches!(
+            Number::parse("+1234567890123456"),
+            Err(NumberError::TooLong(16))
+        ));
+        assert!(matches!(
+            Number::parse("1303129"),
+            Err(NumberError::Unrecognised(_))
+        ));
+        assert!(matches!(
+            Number::parse("0303629123"),
+            Err(NumberError::BadNanp(_))
+        ));
+        assert!(matches!(
+            Number::parse("3031291234"),
+            Err(NumberError::BadNanp(_))
+        ));
+        assert!(matches!(
+            Number::parse("sip:alice@host"),
+            Err(NumberError::BadChar('a'))
+        ));
+    }
+
+    #[test]
+    fn nanp_parts() {
+        let n = Number::parse("3036291234").unwrap();
+        assert_eq!(n.npa(), Some(303));
+        assert_eq!(n.npa_nxx(), Some(303629));
+        assert_eq!(n.npa_nxx_x(), Some(3036291));
+        assert_eq!(n.national(), Some(3036291234));
+        assert!(!n.is_toll_free());
+        assert!(Number::parse("8005551234").unwrap().is_toll_free());
+        assert!(Number::parse("4165551234").unwrap().is_nanp_non_us());
+        assert!(!Number::parse("7875551234").unwrap().is_nanp_non_us());
+        assert_eq!(Number::parse("+442079460000").unwrap().npa(), None);
+    }
+
+    #[test]
+    fn prefixes_keep_their_length() {
+        let a = Prefix::parse("1303").unwrap();
+        assert!(a.matches(Number::parse("3036291234").unwrap()));
+        assert!(!a.matches(Number::parse("3046291234").unwrap()));
+        assert_ne!(
+            Prefix::parse("1").unwrap().key(),
+            Prefix::parse("01").unwrap().key()
+        );
+        assert!(Prefix::parse("12x").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,40}") {
+            let _ = Number::parse(&s);
+        }
+
+        #[test]
+        fn nanp_forms_agree(npa in 200u64..1000, nxx in 200u64..1000, line in 0u64..10000) {
+            let ten = format!("{npa}{nxx}{line:04}");
+            let a = Number::parse(&ten).unwrap();
+            prop_assert_eq!(a, Number::parse(&format!("1{ten}")).unwrap());
+            prop_assert_eq!(a, Number::parse(&format!("+1{ten}")).unwrap());
+            prop_assert_eq!(a, Number::parse(&format!("sip:{ten}@h")).unwrap());
+            prop_assert_eq!(a.to_string(), format!("1{ten}"));
+        }
+    }
+}

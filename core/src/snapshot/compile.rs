@@ -1,0 +1,565 @@
+//! Compiling a [`Dataset`] into snapshot bytes, and publishing them atomically.
+
+use super::flatmap;
+use super::format::*;
+use super::records::*;
+use crate::model::*;
+use crate::money::{to_nanos, MoneyError};
+use crate::schedule::Schedule;
+use bytemuck::Pod;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+use xxhash_rust::xxh3::xxh3_64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("{what}: {source}")]
+    Money { what: String, source: MoneyError },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("writing {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn nanos(what: impl Fn() -> String, d: rust_decimal::Decimal) -> Result<i64, CompileError> {
+    to_nanos(d).map_err(|source| CompileError::Money {
+        what: what(),
+        source,
+    })
+}
+
+#[derive(Default)]
+struct Strings {
+    bytes: Vec<u8>,
+    seen: HashMap<String, StrRef>,
+}
+
+impl Strings {
+    fn add(&mut self, s: &str) -> StrRef {
+        if let Some(r) = self.seen.get(s) {
+            return *r;
+        }
+        let r = StrRef {
+            off: self.bytes.len() as u32,
+            len: s.len() as u32,
+        };
+        self.bytes.extend_from_slice(s.as_bytes());
+        self.seen.insert(s.to_string(), r);
+        r
+    }
+}
+
+struct Writer {
+    sections: Vec<(SectionId, u32, Vec<u8>)>,
+}
+
+impl Writer {
+    fn put<T: Pod>(&mut self, id: SectionId, items: &[T]) {
+        self.sections.push((
+            id,
+            std::mem::size_of::<T>() as u32,
+            bytemuck::cast_slice(items).to_vec(),
+        ));
+    }
+
+    fn finish(self, generation: u64, created_unix: i64) -> Vec<u8> {
+        let table_end = HEADER_LEN + ENTRY_LEN * self.sections.len();
+        let mut offset = pad_to_align(table_end);
+        let mut table = Vec::with_capacity(self.sections.len());
+        for (id, elem_size, data) in &self.sections {
+            table.push(SectionEntry {
+                id: *id as u32,
+                elem_size: *elem_size,
+                offset: offset as u64,
+                len: data.len() as u64,
+            });
+            offset = pad_to_align(offset + data.len());
+        }
+        let mut out = vec![0u8; offset];
+        for (entry, (_, _, data)) in table.iter().zip(&self.sections) {
+            let o = entry.offset as usize;
+            out[o..o + data.len()].copy_from_slice(data);
+        }
+        let table_bytes = bytemuck::cast_slice::<SectionEntry, u8>(&table).to_vec();
+        out[HEADER_LEN..table_end].copy_from_slice(&table_bytes);
+        let mut header = Header {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            section_count: table.len() as u32,
+            generation,
+            created_unix,
+            file_len: out.len() as u64,
+            payload_hash: payload_hash(&out[table_end..]),
+            header_hash: 0,
+            _reserved: 0,
+        };
+        header.header_hash = header_hash(&header, &table_bytes);
+        out[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&header));
+        out
+    }
+}
+
+fn schedule_rec(s: &Schedule, tzs: &mut Vec<String>, strings: &mut Strings) -> ScheduleRec {
+    let (tz, days, start, end) = match s.window {
+        Some(w) => {
+            let name = w.tz.name().to_string();
+            let idx = tzs.iter().position(|t| *t == name).unwrap_or_else(|| {
+                strings.add(&name);
+                tzs.push(name);
+                tzs.len() - 1
+            });
+            (idx as u32, w.days as u32, w.start as u32, w.end as u32)
+        }
+        None => (NONE, 0, 0, 0),
+    };
+    ScheduleRec {
+        from: s.from.map_or(i64::MIN, |t| t.timestamp()),
+        to: s.to.map_or(i64::MAX, |t| t.timestamp()),
+        tz,
+        days,
+        start,
+        end,
+    }
+}
+
+fn index_of<'a>(ids: impl Iterator<Item = &'a str>) -> HashMap<&'a str, u32> {
+    ids.enumerate().map(|(i, id)| (id, i as u32)).collect()
+}
+
+fn rate_rec(row: &RateRow, owner: u32) -> Result<RateRec, CompileError> {
+    let what = || {
+        format!(
+            "rate row {} {:?} from {}",
+            row.owner, row.key, row.effective_from
+        )
+    };
+    let mut rates = [NO_AMOUNT; 6];
+    for (slot, r) in rates.iter_mut().zip(&row.rates) {
+        if let Some(r) = r {
+            *slot = nanos(what, *r)?;
+        }
+    }
+    Ok(RateRec {
+        owner,
+        initial: row.increments.initial,
+        subsequent: row.increments.subsequent,
+        _pad: 0,
+        from: row.effective_from.timestamp(),
+        to: row.effective_to.map_or(i64::MAX, |t| t.timestamp()),
+        connect_fee: nanos(what, row.connect_fee)?,
+        minimum_charge: nanos(what, row.minimum_charge)?,
+        rates,
+    })
+}
+
+/// Compiles `d` into snapshot bytes with the given generation.
+pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
+    let mut s = Strings::default();
+    let mut tzs: Vec<String> = Vec::new();
+    let mut meta = Meta::default();
+    let invalid = CompileError::Invalid;
+
+    // Vendors sorted by id: index order is the final tie-break of route ordering.
+    let mut vendors: Vec<&Vendor> = d.vendors.iter().collect();
+    vendors.sort_by(|a, b| a.id.cmp(&b.id));
+    let vendor_ix = index_of(vendors.iter().map(|v| v.id.as_str()));
+    let mut gateways = Vec::new();
+    let vendor_recs: Vec<VendorRec> = vendors
+        .iter()
+        .map(|v| {
+            let start = gateways.len() as u32;
+            gateways.extend(v.gateways.iter().map(|g| s.add(g)));
+            VendorRec {
+                id: s.add(&v.id),
+                name: s.add(&v.name),
+                kind: v.kind as u32,
+                indeterminate_zone: v.indeterminate_zone as u32,
+                priority: v.priority,
+                enabled: v.enabled as u32,
+                gateways: Range {
+                    start,
+                    len: v.gateways.len() as u32,
+                },
+            }
+        })
+        .collect();
+    meta.vendor_count = vendor_recs.len() as u32;
+
+    let mut plans: Vec<&str> = d.customer_rates.iter().map(|r| r.owner.as_str()).collect();
+    plans.sort_unstable();
+    plans.dedup();
+    let plan_ix = index_of(plans.iter().copied());
+    let plan_recs: Vec<StrRef> = plans.iter().map(|p| s.add(p)).collect();
+
+    // Rate rows, then per key the row ids ordered by owner and newest first.
+    let mut rows = Vec::with_capacity(d.vendor_rates.len() + d.customer_rates.len());
+    let mut by_prefix: HashMap<u64, Vec<u32>> = HashMap::new();
+    let mut by_ocn_lata: HashMap<u64, Vec<u32>> = HashMap::new();
+    let owners = d
+        .vendor_rates
+        .iter()
+        .map(|r| (r, vendor_ix.get(r.owner.as_str()).copied()))
+        .chain(d.customer_rates.iter().map(|r| {
+            (
+                r,
+                plan_ix.get(r.owner.as_str()).map(|p| p + meta.vendor_count),
+            )
+        }));
+    for (row, owner) in owners {
+        let owner =
+            owner.ok_or_else(|| invalid(format!("rate row for unknown owner {}", row.owner)))?;
+        let id = rows.len() as u32;
+        rows.push(rate_rec(row, owner)?);
+        match &row.key {
+            RateKey::Prefix(p) => {
+                meta.prefix_lengths |= 1 << p.len;
+                by_prefix.entry(p.key()).or_default().push(id);
+            }
+            RateKey::OcnLata { ocn, lata } => {
+                let ocn = pack_ocn(ocn)
+                    .ok_or_else(|| invalid(format!("OCN {ocn:?} is not 1-4 letters or digits")))?;
+                by_ocn_lata
+                    .entry(ocn_lata_key(ocn, *lata))
+                    .or_default()
+                    .push(id);
+            }
+        }
+    }
+    meta.vendor_rate_rows = d.vendor_rates.len() as u64;
+    meta.customer_rate_rows = d.customer_rates.len() as u64;
+    let mut row_ids = Vec::with_capacity(rows.len());
+    let mut group = |map: HashMap<u64, Vec<u32>>| -> Result<Vec<flatmap::Slot>, CompileError> {
+        let mut entries = Vec::with_capacity(map.len());
+        for (key, mut ids) in map {
+            ids.sort_unstable_by_key(|&i| {
+                (
+                    rows[i as usize].owner,
+                    std::cmp::Reverse(rows[i as usize].from),
+                )
+            });
+            if let Some(w) = ids.windows(2).find(|w| {
+                let (a, b) = (&rows[w[0] as usize], &rows[w[1] as usize]);
+                a.owner == b.owner && a.from == b.from
+            }) {
+                let r = &rows[w[0] as usize];
+                return Err(invalid(format!(
+                    "two rate rows of one owner for one key start at the same time (owner #{}, from {})",
+                    r.owner, r.from
+                )));
+            }
+            entries.push((key, (row_ids.len() as u64) << 32 | ids.len() as u64));
+            row_ids.extend(ids);
+        }
+        Ok(flatmap::build(entries.into_iter()))
+    };
+    let prefix_map = group(by_prefix)?;
+    let ocn_lata_map = group(by_ocn_lata)?;
+
+    // LERG and local calling.
+    let mut rate_centers: Vec<StrRef> = Vec::new();
+    let mut rc_ix: HashMap<String, u32> = HashMap::new();
+    let mut rc = |key: String, s: &mut Strings| {
+        *rc_ix.entry(key).or_insert_with_key(|k| {
+            rate_centers.push(s.add(k));
+            rate_centers.len() as u32 - 1
+        })
+    };
+    let mut lerg = Vec::with_capacity(d.lerg.len());
+    let mut lerg_entries = Vec::with_capacity(d.lerg.len());
+    for b in &d.lerg {
+        let ocn = pack_ocn(&b.ocn).ok_or_else(|| {
+            invalid(format!(
+                "LERG {}: OCN {:?} is not 1-4 letters or digits",
+                b.npa_nxx, b.ocn
+            ))
+        })?;
+        let st = b.state.as_bytes();
+        let key = match b.block {
+            Some(x) => lerg_key(b.npa_nxx * 10 + x as u32, 7),
+            None => lerg_key(b.npa_nxx, 6),
+        };
+        lerg_entries.push((key, lerg.len() as u64));
+        lerg.push(LergRec {
+            ocn,
+            lata: b.lata,
+            state: [
+                st.first().copied().unwrap_or(b'?'),
+                st.get(1).copied().unwrap_or(b'?'),
+            ],
+            _pad: [0; 2],
+            rate_center: rc(rate_center_key(&b.state, &b.rate_center), &mut s),
+        });
+    }
+    let mut local_keys: Vec<u64> = d
+        .local_calling
+        .iter()
+        .map(|p| {
+            let (a, b) = (rc(p.a.clone(), &mut s), rc(p.b.clone(), &mut s));
+            (a.min(b) as u64) << 32 | a.max(b) as u64
+        })
+        .collect();
+    local_keys.sort_unstable();
+    local_keys.dedup();
+
+    let mut dno: Vec<u64> = d.dno.iter().map(|n| n.value()).collect();
+    dno.sort_unstable();
+    dno.dedup();
+    let mut lnp: HashMap<u64, u64> = HashMap::with_capacity(d.lnp.len());
+    for (n, l) in &d.lnp {
+        if lnp
+            .insert(n.value(), l.value())
+            .is_some_and(|old| old != l.value())
+        {
+            return Err(invalid(format!(
+                "LNP: +{n} is ported to two different LRNs"
+            )));
+        }
+    }
+
+    // Partitions.
+    let part_ix = index_of(d.partitions.iter().map(|p| p.id.as_str()));
+    let mut part_vendors = Vec::new();
+    let mut part_recs = Vec::with_capacity(d.partitions.len());
+    for p in &d.partitions {
+        let start = part_vendors.len() as u32;
+        for v in &p.vendors {
+            part_vendors.push(
+                *vendor_ix
+                    .get(v.as_str())
+                    .ok_or_else(|| invalid(format!("partition {}: unknown vendor {v}", p.id)))?,
+            );
+        }
+        part_recs.push(PartitionRec {
+            id: s.add(&p.id),
+            name: s.add(&p.name),
+            vendors: Range {
+                start,
+                len: p.vendors.len() as u32,
+            },
+        });
+    }
+
+    // Customers with their partitions, overrides and exclusions; global ones first.
+    let cust_ix = index_of(d.customers.iter().map(|c| c.ban.as_str()));
+    let vendor_of = |id: &str| {
+        vendor_ix
+            .get(id)
+            .copied()
+            .ok_or_else(|| invalid(format!("unknown vendor {id}")))
+    };
+    let mut overrides = Vec::new();
+    let mut exclusions = Vec::new();
+    let mut push_rules = |ban: Option<&str>,
+                          s: &mut Strings,
+                          tzs: &mut Vec<String>|
+     -> Result<(Range, Range), CompileError> {
+        let o_start = overrides.len() as u32;
+        for o in d.overrides.iter().filter(|o| o.ban.as_deref() == ban) {
+            overrides.push(OverrideRec {
+                prefix: o.prefix.value,
+                prefix_len: o.prefix.len as u32,
+                vendor: vendor_of(&o.vendor)?,
+                schedule: schedule_rec(&o.schedule, tzs, s),
+            });
+        }
+        let x_start = exclusions.len() as u32;
+        for x in d.exclusions.iter().filter(|x| x.ban.as_deref() == ban) {
+            exclusions.push(ExclusionRec {
+                prefix: x.prefix.value,
+                prefix_len: x.prefix.len as u32,
+                vendor: x
+                    .vendor
+                    .as_deref()
+                    .map(vendor_of)
+                    .transpose()?
+                    .unwrap_or(NONE),
+            });
+        }
+        Ok((
+            Range {
+                start: o_start,
+                len: overrides.len() as u32 - o_start,
+            },
+            Range {
+                start: x_start,
+                len: exclusions.len() as u32 - x_start,
+            },
+        ))
+    };
+    (meta.global_overrides, meta.global_exclusions) = push_rules(None, &mut s, &mut tzs)?;
+    let mut cparts: Vec<&CustomerPartition> = d.customer_partitions.iter().collect();
+    cparts.sort_by_key(|c| (cust_ix.get(c.ban.as_str()).copied(), c.priority));
+    let mut cpart_recs = Vec::with_capacity(cparts.len());
+    let mut cust_recs = Vec::with_capacity(d.customers.len());
+    for c in &d.customers {
+        let start = cpart_recs.len() as u32;
+        for cp in cparts.iter().filter(|cp| cp.ban == c.ban) {
+            cpart_recs.push(CustomerPartitionRec {
+                partition: *part_ix.get(cp.partition.as_str()).ok_or_else(|| {
+                    invalid(format!(
+                        "customer {}: unknown partition {}",
+                        c.ban, cp.partition
+                    ))
+                })?,
+                priority: cp.priority,
+                schedule: schedule_rec(&cp.schedule, &mut tzs, &mut s),
+            });
+        }
+        let (ovr, excl) = push_rules(Some(&c.ban), &mut s, &mut tzs)?;
+        let what = || format!("customer {}", c.ban);
+        cust_recs.push(CustomerRec {
+            ban: s.add(&c.ban),
+            name: s.add(&c.name),
+            min_margin: nanos(what, c.min_margin)?,
+            rate_limit: c
+                .rate_limit
+                .map(|r| nanos(what, r))
+                .transpose()?
+                .unwrap_or(NO_AMOUNT),
+            plan: *plan_ix.get(c.rate_plan.as_str()).ok_or_else(|| {
+                invalid(format!(
+                    "customer {}: rate plan {} has no rates",
+                    c.ban, c.rate_plan
+                ))
+            })? + meta.vendor_count,
+            max_results: c.max_results,
+            partitions: Range {
+                start,
+                len: cpart_recs.len() as u32 - start,
+            },
+            overrides: ovr,
+            exclusions: excl,
+            enabled: c.enabled as u32,
+            _pad: 0,
+        });
+    }
+    let cust_map = flatmap::build(
+        d.customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (xxh3_64(c.ban.as_bytes()), i as u64)),
+    );
+    if cust_map.iter().filter(|x| x.key != flatmap::EMPTY).count() != d.customers.len() {
+        return Err(invalid("duplicate customer BAN".into()));
+    }
+
+    // Trunks and how calls find them.
+    let mut trunk_recs = Vec::with_capacity(d.trunks.len());
+    let mut acl4 = Vec::new();
+    let mut acl6 = Vec::new();
+    let mut creds = Vec::new();
+    for (ti, t) in d.trunks.iter().enumerate() {
+        trunk_recs.push(TrunkRec {
+            id: s.add(&t.id),
+            customer: *cust_ix
+                .get(t.ban.as_str())
+                .ok_or_else(|| invalid(format!("trunk {}: unknown customer {}", t.id, t.ban)))?,
+            max_concurrent: t.max_concurrent,
+            max_cps: t.max_cps,
+            enabled: t.enabled as u32,
+        });
+        for net in &t.acl {
+            match net.addr {
+                IpAddr::V4(a) => {
+                    meta.acl4_lengths |= 1 << net.len;
+                    acl4.push((acl4_key(u32::from(a), net.len as u32), ti as u64));
+                }
+                IpAddr::V6(a) => acl6.push(Acl6Rec {
+                    addr: a.octets(),
+                    len: net.len as u32,
+                    trunk: ti as u32,
+                }),
+            }
+        }
+        for u in &t.usernames {
+            creds.push(CredentialRec {
+                username: s.add(u),
+                trunk: ti as u32,
+                _pad: 0,
+            });
+        }
+    }
+    acl4.sort_unstable();
+    if let Some(w) = acl4.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(invalid(format!(
+            "an IPv4 network is assigned to two trunks (#{} and #{})",
+            w[0].1, w[1].1
+        )));
+    }
+    // Longest match first when several IPv6 networks contain an address.
+    acl6.sort_by_key(|a| std::cmp::Reverse(a.len));
+    let cred_map = flatmap::build(creds.iter().enumerate().map(|(i, c)| {
+        let name = &s.bytes[c.username.off as usize..(c.username.off + c.username.len) as usize];
+        (xxh3_64(name), i as u64)
+    }));
+
+    let tz_refs: Vec<StrRef> = tzs.iter().map(|t| s.add(t)).collect();
+    let mut w = Writer {
+        sections: Vec::new(),
+    };
+    w.put(SectionId::Meta, &[meta]);
+    w.put(SectionId::Strings, &s.bytes);
+    w.put(SectionId::TimeZones, &tz_refs);
+    w.put(SectionId::Customers, &cust_recs);
+    w.put(SectionId::CustomerMap, &cust_map);
+    w.put(SectionId::CustomerPartitions, &cpart_recs);
+    w.put(SectionId::Trunks, &trunk_recs);
+    w.put(SectionId::Acl4Map, &flatmap::build(acl4.into_iter()));
+    w.put(SectionId::Acl6, &acl6);
+    w.put(SectionId::Credentials, &creds);
+    w.put(SectionId::CredentialMap, &cred_map);
+    w.put(SectionId::Partitions, &part_recs);
+    w.put(SectionId::PartitionVendors, &part_vendors);
+    w.put(SectionId::Vendors, &vendor_recs);
+    w.put(SectionId::Gateways, &gateways);
+    w.put(SectionId::Plans, &plan_recs);
+    w.put(SectionId::RateRows, &rows);
+    w.put(SectionId::PrefixMap, &prefix_map);
+    w.put(SectionId::OcnLataMap, &ocn_lata_map);
+    w.put(SectionId::RowIds, &row_ids);
+    w.put(SectionId::Lerg, &lerg);
+    w.put(
+        SectionId::LergMap,
+        &flatmap::build(lerg_entries.into_iter()),
+    );
+    w.put(SectionId::RateCenters, &rate_centers);
+    w.put(
+        SectionId::LocalSet,
+        &flatmap::build(local_keys.into_iter().map(|k| (k, 0))),
+    );
+    w.put(
+        SectionId::DnoSet,
+        &flatmap::build(dno.into_iter().map(|k| (k, 0))),
+    );
+    w.put(SectionId::LnpMap, &flatmap::build(lnp.into_iter()));
+    w.put(SectionId::Overrides, &overrides);
+    w.put(SectionId::Exclusions, &exclusions);
+    Ok(w.finish(generation, chrono::Utc::now().timestamp()))
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename,
+/// fsync of the directory. Readers see the old file or the new one, never a mix.
+pub fn publish(bytes: &[u8], path: &Path) -> Result<(), CompileError> {
+    let io = |source| CompileError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
+}

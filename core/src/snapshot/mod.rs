@@ -1,0 +1,418 @@
+//! The routing snapshot: one immutable file compiled from the provisioning data and
+//! opened zero-copy with `mmap`, so every forked Kamailio worker shares one copy in the
+//! page cache. See [`format`] for the layout.
+
+mod compile;
+pub mod flatmap;
+pub mod format;
+pub mod records;
+mod route;
+
+pub use compile::{compile, publish, CompileError};
+pub use route::{Decision, LergInfo, LrnSource, Reject, Route, RouteRequest};
+
+use bytemuck::Pod;
+use chrono_tz::Tz;
+use format::*;
+use records::*;
+use std::net::IpAddr;
+use std::path::Path;
+use xxhash_rust::xxh3::xxh3_64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("not a WARP routing snapshot (bad magic)")]
+    BadMagic,
+    #[error("snapshot format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    Version { found: u32 },
+    #[error("snapshot is truncated or padded: header says {expected} bytes, file has {actual}")]
+    Length { expected: u64, actual: u64 },
+    #[error("snapshot header or section table is corrupt (checksum mismatch)")]
+    HeaderChecksum,
+    #[error("snapshot data is corrupt (payload checksum mismatch)")]
+    PayloadChecksum,
+    #[error("snapshot section {id} is malformed: {why}")]
+    Section { id: u32, why: &'static str },
+    #[error("snapshot names an unknown time zone {0:?}")]
+    TimeZone(String),
+}
+
+enum Backing {
+    Mapped(memmap2::Mmap),
+    /// `u64` words keep in-memory snapshots 8-byte aligned like a mapping.
+    Owned(Vec<u64>, usize),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m,
+            Backing::Owned(words, len) => &bytemuck::cast_slice(words)[..*len],
+        }
+    }
+}
+
+/// Byte range of a validated section.
+#[derive(Clone, Copy, Default)]
+struct Sec {
+    offset: usize,
+    count: usize,
+}
+
+macro_rules! sections {
+    ($($field:ident: $id:ident => $ty:ty),* $(,)?) => {
+        #[derive(Default)]
+        struct Sections { $($field: Sec,)* }
+
+        impl Sections {
+            fn locate(bytes: &[u8], table: &[SectionEntry]) -> Result<Self, OpenError> {
+                let mut s = Sections::default();
+                $(s.$field = find::<$ty>(bytes, table, SectionId::$id)?;)*
+                Ok(s)
+            }
+        }
+
+        impl Snapshot {
+            $(
+                #[inline]
+                fn $field(&self) -> &[$ty] {
+                    self.slice(self.sections.$field)
+                }
+            )*
+        }
+    };
+}
+
+sections! {
+    meta_sec: Meta => Meta,
+    strings: Strings => u8,
+    tz_names: TimeZones => StrRef,
+    customers: Customers => CustomerRec,
+    customer_map: CustomerMap => flatmap::Slot,
+    customer_partitions: CustomerPartitions => CustomerPartitionRec,
+    trunks: Trunks => TrunkRec,
+    acl4: Acl4Map => flatmap::Slot,
+    acl6: Acl6 => Acl6Rec,
+    credentials: Credentials => CredentialRec,
+    credential_map: CredentialMap => flatmap::Slot,
+    partitions: Partitions => PartitionRec,
+    partition_vendors: PartitionVendors => u32,
+    vendors: Vendors => VendorRec,
+    gateways: Gateways => StrRef,
+    plans: Plans => StrRef,
+    rate_rows: RateRows => RateRec,
+    prefix_map: PrefixMap => flatmap::Slot,
+    ocn_lata_map: OcnLataMap => flatmap::Slot,
+    row_ids: RowIds => u32,
+    lerg: Lerg => LergRec,
+    lerg_map: LergMap => flatmap::Slot,
+    rate_centers: RateCenters => StrRef,
+    local_set: LocalSet => flatmap::Slot,
+    dno_set: DnoSet => flatmap::Slot,
+    lnp_map: LnpMap => flatmap::Slot,
+    overrides: Overrides => OverrideRec,
+    exclusions: Exclusions => ExclusionRec,
+}
+
+fn find<T: Pod>(bytes: &[u8], table: &[SectionEntry], id: SectionId) -> Result<Sec, OpenError> {
+    let bad = |why| OpenError::Section { id: id as u32, why };
+    let e = table
+        .iter()
+        .find(|e| e.id == id as u32)
+        .ok_or(bad("missing"))?;
+    let size = std::mem::size_of::<T>();
+    if e.elem_size as usize != size {
+        return Err(bad("record size differs from this build"));
+    }
+    let (offset, len) = (e.offset as usize, e.len as usize);
+    if offset % ALIGN != 0 || len % size != 0 {
+        return Err(bad("misaligned"));
+    }
+    if offset.checked_add(len).is_none_or(|end| end > bytes.len()) {
+        return Err(bad("extends past the end of the file"));
+    }
+    Ok(Sec {
+        offset,
+        count: len / size,
+    })
+}
+
+/// Counts of what a snapshot holds, for `warp inspect` and `warp.stats`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub generation: u64,
+    pub format_version: u32,
+    pub created_unix: i64,
+    pub file_bytes: u64,
+    pub customers: usize,
+    pub trunks: usize,
+    pub vendors: usize,
+    pub partitions: usize,
+    pub vendor_rate_rows: u64,
+    pub customer_rate_rows: u64,
+    pub lerg_blocks: usize,
+    pub dno_numbers: usize,
+    pub lnp_entries: usize,
+    pub overrides: usize,
+    pub exclusions: usize,
+}
+
+/// An open snapshot. Cheap to share across threads (`&Snapshot` is all lookups need).
+pub struct Snapshot {
+    backing: Backing,
+    header: Header,
+    sections: Sections,
+    meta: Meta,
+    tzs: Vec<Tz>,
+}
+
+impl Snapshot {
+    /// Maps `path` and checks its header and layout: O(sections), not O(size). The
+    /// payload checksum is [`Snapshot::verify`]'s job.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let io = |source| OpenError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: snapshots are replaced by rename, never modified in place, so the
+        // mapped bytes do not change under us.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::from_backing(Backing::Mapped(map))
+    }
+
+    /// Opens `path` and verifies the payload checksum: what a reload should use.
+    pub fn open_verified(path: &Path) -> Result<Self, OpenError> {
+        let s = Self::open(path)?;
+        s.verify()?;
+        Ok(s)
+    }
+
+    /// Opens snapshot bytes held in memory (tests, the API's simulation).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, OpenError> {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        let s = Self::from_backing(Backing::Owned(words, bytes.len()))?;
+        s.verify()?;
+        Ok(s)
+    }
+
+    fn from_backing(backing: Backing) -> Result<Self, OpenError> {
+        let bytes = backing.bytes();
+        if bytes.len() < HEADER_LEN {
+            return Err(OpenError::Length {
+                expected: HEADER_LEN as u64,
+                actual: bytes.len() as u64,
+            });
+        }
+        let header: Header = bytemuck::pod_read_unaligned(&bytes[..HEADER_LEN]);
+        if header.magic != MAGIC {
+            return Err(OpenError::BadMagic);
+        }
+        if header.version != FORMAT_VERSION {
+            return Err(OpenError::Version {
+                found: header.version,
+            });
+        }
+        if header.file_len != bytes.len() as u64 {
+            return Err(OpenError::Length {
+                expected: header.file_len,
+                actual: bytes.len() as u64,
+            });
+        }
+        let table_end = (header.section_count as usize)
+            .checked_mul(ENTRY_LEN)
+            .and_then(|t| t.checked_add(HEADER_LEN))
+            .filter(|&e| e <= bytes.len())
+            .ok_or(OpenError::HeaderChecksum)?;
+        let table_bytes = &bytes[HEADER_LEN..table_end];
+        if header_hash(&header, table_bytes) != header.header_hash {
+            return Err(OpenError::HeaderChecksum);
+        }
+        let table: Vec<SectionEntry> = table_bytes
+            .chunks_exact(ENTRY_LEN)
+            .map(bytemuck::pod_read_unaligned)
+            .collect();
+        let sections = Sections::locate(bytes, &table)?;
+        let mut snap = Snapshot {
+            backing,
+            header,
+            sections,
+            meta: Meta::default(),
+            tzs: Vec::new(),
+        };
+        snap.meta = *snap.meta_sec().first().ok_or(OpenError::Section {
+            id: SectionId::Meta as u32,
+            why: "empty",
+        })?;
+        snap.tzs = snap
+            .tz_names()
+            .iter()
+            .map(|r| {
+                let name = snap.str(*r);
+                name.parse::<Tz>()
+                    .map_err(|_| OpenError::TimeZone(name.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(snap)
+    }
+
+    /// Checks the payload checksum: O(size), a few ms per 100 MB.
+    pub fn verify(&self) -> Result<(), OpenError> {
+        let table_end = HEADER_LEN + ENTRY_LEN * self.header.section_count as usize;
+        if payload_hash(&self.backing.bytes()[table_end..]) != self.header.payload_hash {
+            return Err(OpenError::PayloadChecksum);
+        }
+        Ok(())
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.header.generation
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            generation: self.header.generation,
+            format_version: self.header.version,
+            created_unix: self.header.created_unix,
+            file_bytes: self.header.file_len,
+            customers: self.customers().len(),
+            trunks: self.trunks().len(),
+            vendors: self.vendors().len(),
+            partitions: self.partitions().len(),
+            vendor_rate_rows: self.meta.vendor_rate_rows,
+            customer_rate_rows: self.meta.customer_rate_rows,
+            lerg_blocks: self.lerg().len(),
+            dno_numbers: count_keys(self.dno_set()),
+            lnp_entries: count_keys(self.lnp_map()),
+            overrides: self.overrides().len(),
+            exclusions: self.exclusions().len(),
+        }
+    }
+
+    #[inline]
+    fn slice<T: Pod>(&self, s: Sec) -> &[T] {
+        let bytes = self.backing.bytes();
+        // Located and bounds-checked at open; the backing is 8-byte aligned (a page-
+        // aligned mapping or a Vec<u64>) and sections are 64-byte aligned within it.
+        bytemuck::cast_slice(&bytes[s.offset..s.offset + s.count * std::mem::size_of::<T>()])
+    }
+
+    #[inline]
+    fn str(&self, r: StrRef) -> &str {
+        let s = r.off as usize;
+        self.strings()
+            .get(s..s.saturating_add(r.len as usize))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    /// Is `number` (E.164 digits value) on the Do-Not-Originate list?
+    #[inline]
+    pub fn is_dno(&self, number: crate::Number) -> bool {
+        flatmap::get(self.dno_set(), number.value()).is_some()
+    }
+
+    /// The LRN a NANP number is ported to, from the snapshot's LNP table.
+    #[inline]
+    pub fn lnp(&self, number: crate::Number) -> Option<crate::Number> {
+        let lrn = flatmap::get(self.lnp_map(), number.value())?;
+        crate::Number::from_value(lrn)
+    }
+
+    /// The trunk whose IP ACL holds `ip` (longest prefix wins).
+    pub fn trunk_by_ip(&self, ip: IpAddr) -> Option<TrunkView<'_>> {
+        let idx = match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                (0..=32u32)
+                    .rev()
+                    .filter(|l| self.meta.acl4_lengths & (1 << l) != 0)
+                    .find_map(|l| flatmap::get(self.acl4(), acl4_key(a, l)))? as u32
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.acl6()
+                    .iter()
+                    .find(|e| {
+                        let len = e.len.min(128);
+                        let mask = if len == 0 {
+                            0
+                        } else {
+                            u128::MAX << (128 - len)
+                        };
+                        a & mask == u128::from_be_bytes(e.addr) & mask
+                    })?
+                    .trunk
+            }
+        };
+        self.trunk(idx)
+    }
+
+    /// The trunk an authenticated SIP username belongs to.
+    pub fn trunk_by_username(&self, username: &str) -> Option<TrunkView<'_>> {
+        let i = flatmap::get(self.credential_map(), xxh3_64(username.as_bytes()))? as usize;
+        let c = self.credentials().get(i)?;
+        (self.str(c.username) == username).then(|| self.trunk(c.trunk))?
+    }
+
+    fn trunk(&self, idx: u32) -> Option<TrunkView<'_>> {
+        let t = self.trunks().get(idx as usize)?;
+        let c = self.customers().get(t.customer as usize)?;
+        Some(TrunkView {
+            id: self.str(t.id),
+            ban: self.str(c.ban),
+            index: idx,
+            max_concurrent: t.max_concurrent,
+            max_cps: t.max_cps,
+            enabled: t.enabled != 0,
+        })
+    }
+
+    fn customer_index(&self, ban: &str) -> Option<usize> {
+        let i = flatmap::get(self.customer_map(), xxh3_64(ban.as_bytes()))? as usize;
+        (self.str(self.customers().get(i)?.ban) == ban).then_some(i)
+    }
+
+    /// LERG facts for a NANP number: its thousands block if listed, else its NPA-NXX.
+    pub fn lerg_lookup(&self, n: crate::Number) -> Option<LergInfo<'_>> {
+        let block = flatmap::get(self.lerg_map(), lerg_key(n.npa_nxx_x()?, 7))
+            .or_else(|| flatmap::get(self.lerg_map(), lerg_key(n.npa_nxx()?, 6)))?;
+        let r = self.lerg().get(block as usize)?;
+        Some(LergInfo {
+            ocn: r.ocn,
+            lata: r.lata,
+            state: r.state,
+            rate_center: r.rate_center,
+            rate_center_name: self
+                .rate_centers()
+                .get(r.rate_center as usize)
+                .map_or("", |s| self.str(*s)),
+        })
+    }
+
+    fn is_local(&self, a: u32, b: u32) -> bool {
+        flatmap::get(self.local_set(), (a.min(b) as u64) << 32 | a.max(b) as u64).is_some()
+    }
+}
+
+fn count_keys(slots: &[flatmap::Slot]) -> usize {
+    slots.iter().filter(|s| s.key != flatmap::EMPTY).count()
+}
+
+/// A trunk as the SIP path sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrunkView<'a> {
+    pub id: &'a str,
+    pub ban: &'a str,
+    /// Stable within one snapshot generation: shared counters index by it.
+    pub index: u32,
+    pub max_concurrent: u32,
+    pub max_cps: u32,
+    pub enabled: bool,
+}

@@ -1,0 +1,498 @@
+//! Least-cost routing over an open snapshot: the decision every entry point makes
+//! (Kamailio, Lua, Jasmin, the API's simulation and `warp route`).
+
+use super::flatmap;
+use super::records::*;
+use super::Snapshot;
+use crate::model::VendorKind;
+use crate::money::from_nanos;
+use crate::number::{Number, NumberError, POW10};
+use crate::schedule::WeeklyWindow;
+use crate::zone::{classify, Jurisdiction, Place, Zone};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::cell::RefCell;
+
+/// One call to route.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRequest<'a> {
+    pub ban: &'a str,
+    /// Calling number as received (any accepted form); `None` or invalid = unknown.
+    pub ani: Option<&'a str>,
+    pub dnis: &'a str,
+    /// An LRN the caller already has (cache or upstream dip) when the snapshot has none.
+    pub lrn: Option<Number>,
+    pub at: DateTime<Utc>,
+    /// Overrides the customer's `max_results`.
+    pub max_results: Option<u32>,
+}
+
+/// Why a call gets no routes, with the SIP reply it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum Reject {
+    #[error("unknown customer {0:?}")]
+    UnknownCustomer(String),
+    #[error("customer {0} is disabled")]
+    CustomerDisabled(String),
+    #[error("invalid dialled number: {0}")]
+    InvalidDnis(String),
+    #[error("calling number is on the Do-Not-Originate list")]
+    DnoAni,
+    #[error("destination is excluded for this customer")]
+    ExcludedDestination,
+    #[error("the customer's rate plan has no rate for this destination and zone")]
+    NoSellRate,
+    #[error("no vendor route within the rate limit")]
+    NoRoute,
+}
+
+impl Reject {
+    /// SIP status and reason phrase for the reply.
+    pub fn sip(&self) -> (u16, &'static str) {
+        match self {
+            Reject::UnknownCustomer(_) | Reject::CustomerDisabled(_) => (403, "Forbidden"),
+            Reject::InvalidDnis(_) => (484, "Address Incomplete"),
+            Reject::DnoAni => (603, "Decline"),
+            Reject::ExcludedDestination => (403, "Destination Blocked"),
+            Reject::NoSellRate | Reject::NoRoute => (404, "No Route"),
+        }
+    }
+}
+
+impl From<NumberError> for Reject {
+    fn from(e: NumberError) -> Self {
+        Reject::InvalidDnis(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrnSource {
+    /// The snapshot's LNP table.
+    Snapshot,
+    /// Given by the caller (cache or upstream dip).
+    Supplied,
+    /// Not ported (or not NANP): the dialled number itself.
+    Dnis,
+}
+
+/// LERG facts of one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LergInfo<'a> {
+    pub ocn: [u8; 4],
+    pub lata: u32,
+    pub state: [u8; 2],
+    pub rate_center: u32,
+    pub rate_center_name: &'a str,
+}
+
+impl LergInfo<'_> {
+    pub fn ocn(&self) -> &str {
+        std::str::from_utf8(&self.ocn).unwrap_or("").trim_end()
+    }
+    pub fn state(&self) -> &str {
+        std::str::from_utf8(&self.state).unwrap_or("")
+    }
+}
+
+impl Serialize for LergInfo<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("LergInfo", 4)?;
+        st.serialize_field("ocn", self.ocn())?;
+        st.serialize_field("lata", &self.lata)?;
+        st.serialize_field("state", self.state())?;
+        st.serialize_field("rate_center", self.rate_center_name)?;
+        st.end()
+    }
+}
+
+fn e164<S: serde::Serializer>(n: &Number, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("+{n}"))
+}
+
+fn e164_opt<S: serde::Serializer>(n: &Option<Number>, s: S) -> Result<S::Ok, S::Error> {
+    match n {
+        Some(n) => e164(n, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// One vendor route, in the order to try.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route<'a> {
+    pub vendor_id: &'a str,
+    pub vendor_name: &'a str,
+    /// The partition that offered this vendor; `None` for an override outside them.
+    pub partition: Option<&'a str>,
+    /// Forced first by an override.
+    pub forced: bool,
+    /// The zone this vendor prices the call in (its policy decides indeterminate calls).
+    pub zone: Zone,
+    pub vendor_rate: Decimal,
+    pub customer_rate: Decimal,
+    pub margin: Decimal,
+    pub increments: (u32, u32),
+    pub connect_fee: Decimal,
+    pub dialstrings: Vec<String>,
+}
+
+/// The routing decision for one call.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision<'a> {
+    pub generation: u64,
+    pub ban: &'a str,
+    #[serde(serialize_with = "e164_opt")]
+    pub ani: Option<Number>,
+    #[serde(serialize_with = "e164")]
+    pub dnis: Number,
+    #[serde(serialize_with = "e164")]
+    pub lrn: Number,
+    pub lrn_source: LrnSource,
+    pub jurisdiction: Jurisdiction,
+    /// LERG facts of the terminating side (LRN, else DNIS).
+    pub terminating: Option<LergInfo<'a>>,
+    pub originating: Option<LergInfo<'a>>,
+    /// What the customer pays per minute, in the zone its plan prices the call in.
+    pub customer_rate: Decimal,
+    pub customer_zone: Zone,
+    /// Vendor rates above this were dropped.
+    pub rate_limit: Decimal,
+    pub routes: Vec<Route<'a>>,
+}
+
+/// Per-thread scratch indexed by rate owner, so pricing is O(candidates), not O(vendors).
+#[derive(Default)]
+struct Scratch {
+    /// Per owner: which numbers it is priced by (`BY_*` bits); 0 = not wanted.
+    want: Vec<u8>,
+    /// Per owner: the row that prices it, or `NONE`.
+    row: Vec<u32>,
+    touched: Vec<u32>,
+}
+
+const BY_LRN: u8 = 1;
+const BY_DNIS: u8 = 2;
+const BY_OCN_LATA: u8 = 4;
+
+impl Scratch {
+    fn reset(&mut self, owners: usize) {
+        for &o in &self.touched {
+            self.want[o as usize] = 0;
+            self.row[o as usize] = NONE;
+        }
+        self.touched.clear();
+        if self.want.len() != owners {
+            self.want = vec![0; owners];
+            self.row = vec![NONE; owners];
+        }
+    }
+
+    fn mark(&mut self, owner: u32, by: u8) {
+        if let Some(w) = self.want.get_mut(owner as usize) {
+            if *w == 0 {
+                self.touched.push(owner);
+            }
+            *w |= by;
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+struct Candidate {
+    vendor: u32,
+    partition: u32,
+    forced: bool,
+}
+
+impl ScheduleRec {
+    fn applies(&self, t: i64, at: DateTime<Utc>, tzs: &[chrono_tz::Tz]) -> bool {
+        if t < self.from || t >= self.to {
+            return false;
+        }
+        if self.tz == NONE {
+            return true;
+        }
+        let Some(&tz) = tzs.get(self.tz as usize) else {
+            return false;
+        };
+        WeeklyWindow {
+            tz,
+            days: self.days as u8,
+            start: self.start as u16,
+            end: self.end as u16,
+        }
+        .contains(at)
+    }
+}
+
+fn prefix_matches(value: u64, len: u32, n: Number) -> bool {
+    len as usize <= n.len() && n.prefix_value(len as usize) == value
+}
+
+impl Snapshot {
+    /// Routes one call: DNO, exclusions, LRN, jurisdiction, candidates, pricing, limit,
+    /// ordering (rate, then vendor priority, then vendor id).
+    pub fn route(&self, req: &RouteRequest) -> Result<Decision<'_>, Reject> {
+        let ci = self
+            .customer_index(req.ban)
+            .ok_or_else(|| Reject::UnknownCustomer(req.ban.to_string()))?;
+        let cust = &self.customers()[ci];
+        if cust.enabled == 0 {
+            return Err(Reject::CustomerDisabled(req.ban.to_string()));
+        }
+        let dnis = Number::parse(req.dnis)?;
+        let ani = req.ani.and_then(|a| Number::parse(a).ok());
+        if ani.is_some_and(|a| self.is_dno(a)) {
+            return Err(Reject::DnoAni);
+        }
+        let global_excl = self.meta.global_exclusions.get(self.exclusions());
+        let cust_excl = cust.exclusions.get(self.exclusions());
+        let excluded = |vendor: u32| {
+            global_excl
+                .iter()
+                .chain(cust_excl)
+                .any(|x| x.vendor == vendor && prefix_matches(x.prefix, x.prefix_len, dnis))
+        };
+        if excluded(NONE) {
+            return Err(Reject::ExcludedDestination);
+        }
+
+        let (lrn, lrn_source) = match (dnis.is_nanp(), self.lnp(dnis), req.lrn) {
+            (true, Some(l), _) => (l, LrnSource::Snapshot),
+            (true, None, Some(l)) if l.is_nanp() => (l, LrnSource::Supplied),
+            _ => (dnis, LrnSource::Dnis),
+        };
+        let place = |n: Number| {
+            self.lerg_lookup(n).map(|l| Place {
+                state: l.state,
+                rate_center: l.rate_center,
+            })
+        };
+        let jurisdiction = classify(ani, dnis, lrn, place, |a, b| self.is_local(a, b));
+        let terminating = if dnis.is_nanp() {
+            self.lerg_lookup(lrn)
+        } else {
+            None
+        };
+        let originating = ani.and_then(|a| self.lerg_lookup(a));
+
+        let t = req.at.timestamp();
+        let vendors = self.vendors();
+        let mut cands: Vec<Candidate> = Vec::with_capacity(16);
+        SCRATCH.with(|cell| {
+            let mut sc = cell.borrow_mut();
+            sc.reset(vendors.len() + self.plans().len());
+
+            // An active override (longest prefix wins, customer's before global) goes first.
+            let forced = cust
+                .overrides
+                .get(self.overrides())
+                .iter()
+                .chain(self.meta.global_overrides.get(self.overrides()))
+                .filter(|o| {
+                    prefix_matches(o.prefix, o.prefix_len, dnis)
+                        && o.schedule.applies(t, req.at, &self.tzs)
+                })
+                .fold(None::<&OverrideRec>, |best, o| match best {
+                    Some(b) if b.prefix_len >= o.prefix_len => Some(b),
+                    _ => Some(o),
+                });
+            if let Some(o) = forced.filter(|o| {
+                vendors
+                    .get(o.vendor as usize)
+                    .is_some_and(|v| v.enabled != 0)
+            }) {
+                sc.mark(o.vendor, 0x80);
+                cands.push(Candidate {
+                    vendor: o.vendor,
+                    partition: NONE,
+                    forced: true,
+                });
+            }
+            for cp in cust.partitions.get(self.customer_partitions()) {
+                if !cp.schedule.applies(t, req.at, &self.tzs) {
+                    continue;
+                }
+                let Some(p) = self.partitions().get(cp.partition as usize) else {
+                    continue;
+                };
+                for &v in p.vendors.get(self.partition_vendors()) {
+                    let usable = vendors.get(v as usize).is_some_and(|r| r.enabled != 0);
+                    if usable && sc.want.get(v as usize) == Some(&0) && !excluded(v) {
+                        sc.mark(v, 0x80);
+                        cands.push(Candidate {
+                            vendor: v,
+                            partition: cp.partition,
+                            forced: false,
+                        });
+                    }
+                }
+            }
+            // Which number prices each candidate (0x80 above only reserved the slot).
+            for c in &cands {
+                let by = match VendorKind::from_index(vendors[c.vendor as usize].kind as u8) {
+                    Some(VendorKind::Lrn) => BY_LRN,
+                    Some(VendorKind::OcnLata) => BY_OCN_LATA,
+                    _ => BY_DNIS,
+                };
+                sc.want[c.vendor as usize] = by;
+            }
+            sc.mark(cust.plan, BY_DNIS);
+
+            if lrn == dnis {
+                self.price_by_prefix(&mut sc, dnis, BY_DNIS | BY_LRN, t);
+            } else {
+                self.price_by_prefix(&mut sc, dnis, BY_DNIS, t);
+                self.price_by_prefix(&mut sc, lrn, BY_LRN, t);
+            }
+            if let Some(l) = terminating {
+                self.price_by_ocn_lata(&mut sc, ocn_lata_key(l.ocn, l.lata), t);
+            }
+
+            let customer_zone = jurisdiction.resolve(Zone::Intrastate);
+            let (sell, _) = self
+                .rate_of(&sc, cust.plan, customer_zone)
+                .ok_or(Reject::NoSellRate)?;
+            let limit = if cust.rate_limit != NO_AMOUNT {
+                cust.rate_limit
+            } else {
+                sell.saturating_sub(cust.min_margin)
+            };
+
+            let mut priced: Vec<(i64, &Candidate, &RateRec, Zone)> = cands
+                .iter()
+                .filter_map(|c| {
+                    let v = &vendors[c.vendor as usize];
+                    let zone = jurisdiction.resolve(
+                        Zone::from_index(v.indeterminate_zone as u8).unwrap_or(Zone::Intrastate),
+                    );
+                    let (rate, row) = self.rate_of(&sc, c.vendor, zone)?;
+                    (c.forced || rate <= limit).then_some((rate, c, row, zone))
+                })
+                .collect();
+            priced.sort_by_key(|(rate, c, _, _)| {
+                (
+                    !c.forced,
+                    *rate,
+                    vendors[c.vendor as usize].priority,
+                    c.vendor,
+                )
+            });
+            let max = req.max_results.unwrap_or(cust.max_results).max(1) as usize;
+            priced.truncate(max);
+            if priced.is_empty() {
+                return Err(Reject::NoRoute);
+            }
+            let customer_rate = from_nanos(sell);
+            let routes = priced
+                .into_iter()
+                .map(|(rate, c, row, zone)| {
+                    let v = &vendors[c.vendor as usize];
+                    Route {
+                        vendor_id: self.str(v.id),
+                        vendor_name: self.str(v.name),
+                        partition: self
+                            .partitions()
+                            .get(c.partition as usize)
+                            .map(|p| self.str(p.id)),
+                        forced: c.forced,
+                        zone,
+                        vendor_rate: from_nanos(rate),
+                        customer_rate,
+                        margin: from_nanos(sell - rate),
+                        increments: (row.initial, row.subsequent),
+                        connect_fee: from_nanos(row.connect_fee),
+                        dialstrings: v
+                            .gateways
+                            .get(self.gateways())
+                            .iter()
+                            .map(|g| expand(self.str(*g), dnis))
+                            .collect(),
+                    }
+                })
+                .collect();
+            Ok(Decision {
+                generation: self.generation(),
+                ban: self.str(cust.ban),
+                ani,
+                dnis,
+                lrn,
+                lrn_source,
+                jurisdiction,
+                terminating,
+                originating,
+                customer_rate,
+                customer_zone,
+                rate_limit: from_nanos(limit),
+                routes,
+            })
+        })
+    }
+
+    /// The rate (nanos) an owner's found row has in `zone`.
+    fn rate_of(&self, sc: &Scratch, owner: u32, zone: Zone) -> Option<(i64, &RateRec)> {
+        let row = self
+            .rate_rows()
+            .get(*sc.row.get(owner as usize)? as usize)?;
+        let rate = row.rates[zone as usize];
+        (rate != NO_AMOUNT).then_some((rate, row))
+    }
+
+    /// Longest-prefix match of `n` for every owner wanting `by`, in one walk over the
+    /// prefix lengths present in the snapshot (longest first).
+    fn price_by_prefix(&self, sc: &mut Scratch, n: Number, by: u8, t: i64) {
+        let lengths = self.meta.prefix_lengths;
+        for len in (1..=n.len()).rev() {
+            if lengths & (1 << len) == 0 {
+                continue;
+            }
+            let key = (len as u64) << 58 | n.value() / POW10[n.len() - len];
+            if let Some(range) = flatmap::get(self.prefix_map(), key) {
+                self.take_rows(sc, range, by, t);
+            }
+        }
+    }
+
+    fn price_by_ocn_lata(&self, sc: &mut Scratch, key: u64, t: i64) {
+        if let Some(range) = flatmap::get(self.ocn_lata_map(), key) {
+            self.take_rows(sc, range, BY_OCN_LATA, t);
+        }
+    }
+
+    /// Gives each wanting, still unpriced owner its newest row effective at `t`
+    /// (rows are ordered by owner, newest first).
+    fn take_rows(&self, sc: &mut Scratch, range: u64, by: u8, t: i64) {
+        let (start, len) = ((range >> 32) as usize, (range & 0xffff_ffff) as usize);
+        let ids = self
+            .row_ids()
+            .get(start..start.saturating_add(len))
+            .unwrap_or(&[]);
+        let rows = self.rate_rows();
+        for &id in ids {
+            let Some(r) = rows.get(id as usize) else {
+                continue;
+            };
+            let o = r.owner as usize;
+            let wanted = sc.want.get(o).is_some_and(|w| w & by != 0) && sc.row[o] == NONE;
+            if wanted && r.from <= t && t < r.to {
+                sc.row[o] = id;
+            }
+        }
+    }
+}
+
+/// Fills a dialstring template: `{number}` = E.164 digits, `{national}` = 10 NANP digits.
+fn expand(template: &str, n: Number) -> String {
+    let national = n
+        .national()
+        .map_or_else(|| n.to_string(), |v| format!("{v:010}"));
+    template
+        .replace("{number}", &n.to_string())
+        .replace("{national}", &national)
+}
