@@ -1,0 +1,29 @@
+//! One error type for the client, the proxy and the CLI.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no reply after {attempts} attempt(s) in {elapsed:?}")]
+    Timeout { attempts: u32, elapsed: Duration },
+    #[error("bad ng message: {0}")]
+    Frame(&'static str),
+    #[error(transparent)]
+    Bencode(#[from] crate::bencode::DecodeError),
+    #[error(transparent)]
+    Json(#[from] crate::json::JsonError),
+    #[error("rtpengine error: {0}")]
+    Rtpengine(String),
+    #[error("rtpengine load limit: {0}")]
+    LoadLimit(String),
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("connection closed")]
+    Closed,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

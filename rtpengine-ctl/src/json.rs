@@ -1,0 +1,93 @@
+//! JSON dictionaries, which rtpengine accepts instead of bencode (and then answers in JSON).
+//!
+//! JSON has no byte strings, so non-UTF-8 strings cannot be sent this way; numbers that
+//! are not integers and booleans travel as their text, which is how rtpengine reads them.
+
+use crate::bencode::{Dict, Value};
+use serde_json::{Map, Value as Json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    #[error("invalid JSON: {0}")]
+    Syntax(#[from] serde_json::Error),
+    #[error("JSON message is not an object")]
+    NotObject,
+    #[error("JSON null is not an ng value")]
+    Null,
+    #[error("string is not UTF-8 and cannot be sent as JSON")]
+    NotUtf8,
+}
+
+pub fn decode_dict(input: &[u8]) -> Result<Dict<'static>, JsonError> {
+    match from_json(serde_json::from_slice(input)?)? {
+        Value::Dict(d) => Ok(d),
+        _ => Err(JsonError::NotObject),
+    }
+}
+
+pub fn encode_dict(dict: &Dict<'_>) -> Result<Vec<u8>, JsonError> {
+    Ok(serde_json::to_vec(&dict_to_json(dict)?)?)
+}
+
+pub fn dict_to_json(dict: &Dict<'_>) -> Result<Json, JsonError> {
+    let mut map = Map::with_capacity(dict.len());
+    for (k, v) in dict.iter() {
+        let key = std::str::from_utf8(k).map_err(|_| JsonError::NotUtf8)?;
+        map.insert(key.to_owned(), to_json(v)?);
+    }
+    Ok(Json::Object(map))
+}
+
+pub fn to_json(value: &Value<'_>) -> Result<Json, JsonError> {
+    Ok(match value {
+        Value::Int(i) => Json::from(*i),
+        Value::Bytes(b) => Json::String(
+            std::str::from_utf8(b)
+                .map_err(|_| JsonError::NotUtf8)?
+                .to_owned(),
+        ),
+        Value::List(l) => Json::Array(l.iter().map(to_json).collect::<Result<_, _>>()?),
+        Value::Dict(d) => dict_to_json(d)?,
+    })
+}
+
+pub fn from_json(json: Json) -> Result<Value<'static>, JsonError> {
+    Ok(match json {
+        Json::Null => return Err(JsonError::Null),
+        Json::Bool(b) => Value::from(b.to_string()),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::from(n.to_string()),
+        },
+        Json::String(s) => Value::from(s),
+        Json::Array(a) => Value::List(a.into_iter().map(from_json).collect::<Result<_, _>>()?),
+        Json::Object(o) => {
+            let mut d = Dict::new();
+            for (k, v) in o {
+                d.insert(k, from_json(v)?);
+            }
+            Value::Dict(d)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_keeps_types() {
+        let d = decode_dict(br#"{"command":"offer","TOS":184,"flags":["trust address"]}"#).unwrap();
+        assert_eq!(d.get_str("command"), Some("offer"));
+        assert_eq!(d.get_int("TOS"), Some(184));
+        let back = encode_dict(&d).unwrap();
+        assert_eq!(decode_dict(&back).unwrap(), d);
+    }
+
+    #[test]
+    fn non_utf8_is_an_error_not_a_panic() {
+        let mut d = Dict::new();
+        d.insert("sdp", &b"\xff\xfe"[..]);
+        assert!(matches!(encode_dict(&d), Err(JsonError::NotUtf8)));
+    }
+}

@@ -1,0 +1,155 @@
+//! TCP: ng messages follow each other with no delimiter, so the reader finds each reply's
+//! end by scanning its bencode. One connection, opened lazily and reopened after a failure.
+//! (rtpengine 10.5 does not answer JSON over TCP, so this transport is bencode only.)
+
+use super::pending::Pending;
+use super::{timeout_error, AbortOnDrop, Options};
+use crate::bencode;
+use crate::error::{Error, Result};
+use crate::message;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+/// A reply larger than this without an end is treated as a broken stream.
+const MAX_MESSAGE: usize = 16 << 20;
+
+#[derive(Debug)]
+pub struct Tcp {
+    peer: SocketAddr,
+    options: Options,
+    pending: Pending,
+    conn: Mutex<Option<Conn>>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    writer: OwnedWriteHalf,
+    open: Arc<AtomicBool>,
+    _reader: AbortOnDrop,
+}
+
+impl Tcp {
+    pub fn new(peer: SocketAddr, options: Options) -> Tcp {
+        Tcp {
+            peer,
+            options,
+            pending: Pending::default(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    pub async fn exchange(&self, cookie: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        let started = Instant::now();
+        let mut waiter = self.pending.wait(cookie);
+        let budget = self.options.total();
+        tokio::time::timeout(budget, self.write(&message::frame(cookie, body)))
+            .await
+            .map_err(|_| timeout_error(1, started))??;
+        match tokio::time::timeout(budget.saturating_sub(started.elapsed()), &mut waiter.rx).await
+        {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(timeout_error(1, started)),
+        }
+    }
+
+    async fn write(&self, bytes: &[u8]) -> Result<()> {
+        let mut conn = self.conn.lock().await;
+        if !conn.as_ref().is_some_and(|c| c.open.load(Ordering::Acquire)) {
+            *conn = Some(self.open().await?);
+        }
+        let Some(c) = conn.as_mut() else {
+            return Err(Error::Closed);
+        };
+        if let Err(e) = c.writer.write_all(bytes).await {
+            *conn = None;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn open(&self) -> Result<Conn> {
+        let stream = TcpStream::connect(self.peer).await?;
+        stream.set_nodelay(true)?;
+        let (mut reader, writer) = stream.into_split();
+        let open = Arc::new(AtomicBool::new(true));
+        let (pending, flag) = (self.pending.clone(), open.clone());
+        let task = tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(64 << 10);
+            let outcome = loop {
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) => break Ok(()),
+                    Ok(_) => {
+                        if let Err(e) = deliver_complete(&mut buf, &pending) {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(e.into()),
+                }
+            };
+            if let Err(e) = outcome {
+                tracing::warn!("ng tcp stream broken: {e}");
+            }
+            flag.store(false, Ordering::Release);
+            pending.fail_all();
+        });
+        Ok(Conn {
+            writer,
+            open,
+            _reader: AbortOnDrop(task),
+        })
+    }
+}
+
+/// Delivers every complete message at the front of `buf` and keeps the rest.
+pub(crate) fn deliver_complete(buf: &mut Vec<u8>, pending: &Pending) -> Result<()> {
+    let mut start = 0;
+    while let Some(len) = next_message_len(&buf[start..])? {
+        let (cookie, body) = message::split(&buf[start..start + len])?;
+        pending.deliver(cookie, body);
+        start += len;
+    }
+    buf.drain(..start);
+    if buf.len() > MAX_MESSAGE {
+        return Err(Error::Frame("ng message over 16 MiB"));
+    }
+    Ok(())
+}
+
+/// Length of `cookie SP bencode` at the front of `input`, if it is all there.
+pub fn next_message_len(input: &[u8]) -> Result<Option<usize>> {
+    let Some(space) = input.iter().position(|&b| b == b' ') else {
+        if input.len() > 256 {
+            return Err(Error::Frame("no cookie delimiter in stream"));
+        }
+        return Ok(None);
+    };
+    Ok(bencode::value_len(&input[space + 1..])?.map(|n| space + 1 + n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_pipelined_replies_and_keeps_partial_tail() {
+        let pending = Pending::default();
+        let mut a = pending.wait(b"a1");
+        let mut b = pending.wait(b"a2");
+        let mut buf = b"a1 d6:result4:pongea2 d6:result4:ponge".to_vec();
+        let tail = buf.split_off(30);
+        deliver_complete(&mut buf, &pending).unwrap();
+        assert_eq!(a.rx.try_recv().unwrap(), b"d6:result4:ponge");
+        assert!(b.rx.try_recv().is_err());
+        buf.extend_from_slice(&tail);
+        deliver_complete(&mut buf, &pending).unwrap();
+        assert_eq!(b.rx.try_recv().unwrap(), b"d6:result4:ponge");
+        assert!(buf.is_empty());
+    }
+}

@@ -1,0 +1,77 @@
+//! UDP: one connected socket, a reader task, retransmission of the same bytes (same cookie).
+
+use super::pending::Pending;
+use super::{timeout_error, AbortOnDrop, Options};
+use crate::error::{Error, Result};
+use crate::message;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::UdpSocket;
+
+/// rtpengine's own limit for one ng datagram.
+pub const MAX_DATAGRAM: usize = 0xffff;
+
+#[derive(Debug)]
+pub struct Udp {
+    socket: Arc<UdpSocket>,
+    pending: Pending,
+    options: Options,
+    _reader: AbortOnDrop,
+}
+
+impl Udp {
+    pub async fn connect(peer: SocketAddr, options: Options) -> Result<Udp> {
+        let local: SocketAddr = if peer.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let socket = Arc::new(UdpSocket::bind(local).await?);
+        socket.connect(peer).await?;
+        let pending = Pending::default();
+        let reader = tokio::spawn(read_replies(socket.clone(), pending.clone()));
+        Ok(Udp {
+            socket,
+            pending,
+            options,
+            _reader: AbortOnDrop(reader),
+        })
+    }
+
+    pub async fn exchange(&self, cookie: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        let datagram = message::frame(cookie, body);
+        if datagram.len() > MAX_DATAGRAM {
+            return Err(Error::Frame("request larger than one UDP datagram"));
+        }
+        let mut waiter = self.pending.wait(cookie);
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.socket.send(&datagram).await?;
+            match tokio::time::timeout(self.options.timeout, &mut waiter.rx).await {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(_)) => return Err(Error::Closed),
+                Err(_) if attempts > self.options.retries => {
+                    return Err(timeout_error(attempts, started))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+async fn read_replies(socket: Arc<UdpSocket>, pending: Pending) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        match socket.recv(&mut buf).await {
+            Ok(n) => match message::split(&buf[..n]) {
+                Ok((cookie, body)) => pending.deliver(cookie, body),
+                Err(e) => tracing::debug!("dropping unframed reply: {e}"),
+            },
+            // ICMP port unreachable shows up here; the request side times out or retries.
+            Err(e) => tracing::trace!("udp recv: {e}"),
+        }
+    }
+}

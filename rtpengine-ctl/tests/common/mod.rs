@@ -1,0 +1,201 @@
+//! Real daemons for the tests: rtpengine (userspace, loopback) and Redis, on free ports in
+//! temp dirs, killed on drop. A missing binary fails the test.
+#![allow(dead_code)] // each test binary uses a different part of this harness
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Rtpengine {
+    child: Option<Child>,
+    pub ng: SocketAddr,
+    pub tcp: SocketAddr,
+    pub http: SocketAddr,
+    pub port_min: u16,
+    pub port_max: u16,
+    extra: Vec<String>,
+    pub dir: tempfile::TempDir,
+}
+
+fn free_udp() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+fn free_tcp() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A media port block per daemon: spread by pid so parallel test binaries rarely overlap.
+fn media_block(size: u16) -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let slot = NEXT.fetch_add(1, Ordering::Relaxed);
+    let base = 20000 + ((std::process::id() as u16 % 40) * 16 + slot % 16) * 60;
+    (base, base + size - 1)
+}
+
+impl Rtpengine {
+    pub fn start() -> Rtpengine {
+        Rtpengine::start_with(60, &[])
+    }
+
+    /// `ports` media ports (4 per call), extra command-line options.
+    pub fn start_with(ports: u16, extra: &[&str]) -> Rtpengine {
+        let (port_min, port_max) = media_block(ports.min(60));
+        let mut r = Rtpengine {
+            child: None,
+            ng: free_udp(),
+            tcp: free_tcp(),
+            http: free_tcp(),
+            port_min,
+            port_max,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        r.spawn();
+        r
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("rtpengine.log")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        let child = Command::new("rtpengine")
+            .args([
+                "--config-file=none",
+                "--foreground",
+                "--log-stderr",
+                "--table=-1",
+                "--interface=127.0.0.1",
+                "--delete-delay=0",
+                "--num-threads=2",
+                "--log-level=5",
+            ])
+            .arg(format!("--listen-ng={}", self.ng))
+            .arg(format!("--listen-tcp-ng={}", self.tcp))
+            .arg(format!("--listen-http={}", self.http))
+            .arg(format!("--port-min={}", self.port_min))
+            .arg(format!("--port-max={}", self.port_max))
+            .arg(format!("--recording-dir={}", self.dir.path().display()))
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("rtpengine (Debian package rtpengine-daemon) must be installed");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 256];
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("rtpengine exited ({status}): {}", self.log());
+            }
+            let _ = sock.send_to(b"ready d7:command4:pinge", self.ng);
+            if let Ok(n) = sock.recv(&mut buf) {
+                if buf[..n].ends_with(b"pong") || buf[..n].ends_with(b"ponge") {
+                    return;
+                }
+            }
+        }
+        panic!("rtpengine did not answer ping: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Same ports, fresh process (calls are gone, as after a crash).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Rtpengine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Redis {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_tcp().port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain audio SDP offering PCMU/PCMA/telephone-event at `port` on loopback.
+pub fn sdp(user: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no={user} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+}
+
+/// The `m=audio` port of an SDP.
+pub fn media_port(sdp: &str) -> u16 {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no m=audio port in {sdp}"))
+}
+
+/// One RTP packet (PCMU, 20 ms of silence).
+pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend(std::iter::repeat_n(0xffu8, 160));
+    p
+}
