@@ -1,0 +1,82 @@
+//! Generates the bindings from the Kamailio source tree that matches the installed
+//! `kamailio` binary, and compiles the C shim for the macro-only part of its API.
+//!
+//! Inputs (all re-checked on change): `KAMAILIO_BIN` (default: `kamailio` on PATH, then
+//! /usr/sbin/kamailio) and `KAMAILIO_SRC` (default: the cache that
+//! scripts/install-deps.sh fills, /var/cache/warp/kamailio-src/<package version>).
+
+mod defines;
+mod installed;
+mod source;
+
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let installed = installed::Installed::probe();
+    let src = source::locate(&installed);
+    let defines = defines::derive(&installed, &src);
+    defines::verify_against_binary(&defines, &installed, &src);
+
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    write_module_strings(&installed, &out.join("module_strings.rs"));
+    generate_bindings(&src, &defines, &out.join("bindings.rs"));
+    compile_shim(&src, &defines);
+}
+
+/// The core refuses a module whose `module_version`/`module_flags` differ from its own.
+fn write_module_strings(installed: &installed::Installed, path: &Path) {
+    let code = format!(
+        "/// `SER_FULL_VERSION` of the Kamailio these bindings were generated for.\n\
+         pub const MODULE_VERSION: &::core::ffi::CStr = c{:?};\n\
+         /// `SER_COMPILE_FLAGS` of the Kamailio these bindings were generated for.\n\
+         pub const MODULE_FLAGS: &::core::ffi::CStr = c{:?};\n",
+        installed.version_line, installed.flags_line
+    );
+    std::fs::write(path, code).expect("write module_strings.rs");
+}
+
+fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
+    println!("cargo:rerun-if-changed=wrapper.h");
+    println!("cargo:rerun-if-changed=shim/warp_shim.h");
+    let core = src.join("src");
+    bindgen::Builder::default()
+        .header("wrapper.h")
+        .clang_arg(format!("-I{}", core.display()))
+        .clang_arg("-Ishim")
+        .clang_args(defines.iter().map(|d| format!("-D{d}")))
+        .allowlist_function(
+            "sr_kemi_modules_add|find_export|parse_(pai|rpid)_header|parse_from_uri|parse_uri|parse_sip_msg_uri\
+             |pv_get_(null|strval|sintval)|rewrite_uri|set_dst_uri\
+             |fixup_(spve_null|free_spve_null)|get_str_fparam|warp_.*",
+        )
+        .allowlist_type(
+            "module_exports|sr_kemi_t|rpc_t|rpc_export_t|pv_export_t|sl_api_t|bind_sl_f\
+             |p_id_body_t|to_body_t",
+        )
+        .allowlist_var(
+            "(PARAM|PROC|SR_KEMIP|PV_NAME)_[A-Z0-9_]+|L_(ALERT|BUG|CRIT2?|ERR|WARN|NOTICE|INFO|DBG)\
+             |[A-Z_]+_ROUTE|SIP_(REQUEST|REPLY)|AF_INET6?|MODULE_INTERFACE_VER|DEFAULT_DLFLAGS",
+        )
+        // Kamailio's C enums are plain ints; keep the C constant names (PVT_OTHER, ...).
+        .prepend_enum_name(false)
+        .derive_default(true)
+        .generate_comments(false)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .generate()
+        .expect("bindgen failed on Kamailio headers")
+        .write_to_file(out)
+        .expect("write bindings.rs");
+}
+
+fn compile_shim(src: &Path, defines: &[String]) {
+    println!("cargo:rerun-if-changed=shim/warp_shim.c");
+    let mut build = cc::Build::new();
+    build
+        .file("shim/warp_shim.c")
+        .include(src.join("src"))
+        .include("shim")
+        // Log lines and memory debug records name the module, as MOD_NAME does for C modules.
+        .define("MOD_NAME", "\"warp\"");
+    defines::apply(&mut build, defines);
+    build.warnings(false).compile("warp_shim");
+}

@@ -1,0 +1,89 @@
+//! The wall between Kamailio and Rust: every entry point the core calls runs inside one
+//! of these, so a Rust panic never unwinds into C. A panic is logged with LM_ERR and the
+//! entry point returns its fallback (script functions also answer the fallback reply).
+
+use crate::log::{lm_err, lm_warn};
+use crate::params;
+use crate::reply;
+use crate::sipmsg::SipMsg;
+use crate::stats::{self, Func, Outcome};
+use kamailio_sys as k;
+use std::any::Any;
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Routes panic messages (with their location) to Kamailio's log instead of stderr,
+/// which a daemonised Kamailio has closed.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| lm_err!("{info}")));
+}
+
+/// Runs a non-script entry point (life cycle, fixup, pseudo-variable, RPC); returns
+/// `fallback` if it panics.
+pub fn entry<T>(what: &str, fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        lm_err!(
+            "{what}: caught panic ({}), returning the fallback",
+            panic_text(&*payload)
+        );
+        fallback
+    })
+}
+
+/// Runs script function `func` for `msg` and maps its result to the script's return
+/// code: `Ok(true)` → 1, `Ok(false)` → -1, `Err` → -2 (logged). A panic answers the
+/// request with the fallback reply and returns 0, which ends the script.
+pub fn script(
+    func: Func,
+    msg: *mut k::sip_msg,
+    body: impl FnOnce(&SipMsg) -> Result<bool, String>,
+) -> c_int {
+    // SAFETY: `msg` is what the core passed to the calling entry point.
+    let Some(msg) = (unsafe { SipMsg::new(msg) }) else {
+        lm_err!("{}: called without a message", func.name());
+        return -2;
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if params::config().fault_inject.as_deref() == Some(func.name()) {
+            panic!("fault injected by modparam fault_inject");
+        }
+        body(&msg)
+    }));
+    match result {
+        Ok(Ok(done)) => {
+            stats::record(func, Outcome::Done);
+            if done {
+                1
+            } else {
+                -1
+            }
+        }
+        Ok(Err(e)) => {
+            stats::record(func, Outcome::Error);
+            lm_err!("{}: {e}", func.name());
+            -2
+        }
+        Err(payload) => {
+            stats::record(func, Outcome::Panic);
+            lm_err!(
+                "{}: caught panic ({}), answering with the fallback",
+                func.name(),
+                panic_text(&*payload)
+            );
+            if msg.is_request() {
+                if let Err(e) = reply::fallback(&msg) {
+                    lm_warn!("{}: fallback reply failed: {e}", func.name());
+                }
+            }
+            0
+        }
+    }
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload")
+}

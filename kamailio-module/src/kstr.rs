@@ -1,0 +1,39 @@
+//! Conversions between Kamailio's `str` (pointer + length, not NUL-terminated) and Rust.
+
+use kamailio_sys::str_;
+use std::ffi::CStr;
+
+/// A `str` naming a static C string, for export tables.
+pub const fn from_static(s: &'static CStr) -> str_ {
+    str_ {
+        s: s.as_ptr() as *mut _,
+        len: s.count_bytes() as i32,
+    }
+}
+
+/// A `str` viewing `bytes`; valid while `bytes` is.
+pub fn from_bytes(bytes: &[u8]) -> str_ {
+    str_ {
+        s: bytes.as_ptr() as *mut _,
+        len: bytes.len() as i32,
+    }
+}
+
+/// The bytes a `str` points at (empty for a null or negative-length `str`).
+///
+/// # Safety
+/// `s.s` must point at `s.len` readable bytes that outlive the returned slice.
+pub unsafe fn as_bytes<'a>(s: &str_) -> &'a [u8] {
+    if s.s.is_null() || s.len <= 0 {
+        return &[];
+    }
+    std::slice::from_raw_parts(s.s as *const u8, s.len as usize)
+}
+
+/// Lossy UTF-8 copy of a `str`.
+///
+/// # Safety
+/// As for [`as_bytes`].
+pub unsafe fn to_string(s: &str_) -> String {
+    String::from_utf8_lossy(as_bytes(s)).into_owned()
+}

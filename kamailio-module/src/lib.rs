@@ -1,0 +1,23 @@
+//! `warp.so`, WARP's native Kamailio module: script functions for kamailio.cfg, the same
+//! functions for KEMI scripts (`KSR.warp.*`), the `$warp(...)` pseudo-variables and the
+//! `warp.*` RPC commands. See README.md for the configuration reference.
+//!
+//! Layout follows Kamailio's own modules: `warp_mod.rs` holds the module life cycle and,
+//! at its bottom, the export tables; each script function, the RPC commands, the
+//! pseudo-variables and the shared statistics live in their own file.
+
+mod ani;
+mod core_cell;
+mod decision;
+mod guard;
+mod kstr;
+mod log;
+mod params;
+mod pv;
+mod reply;
+mod route;
+mod route_cmd;
+mod rpc;
+mod sipmsg;
+mod stats;
+mod warp_mod;

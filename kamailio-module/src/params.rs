@@ -1,0 +1,144 @@
+//! Module parameters: the raw cells Kamailio writes `modparam("warp", ...)` values into,
+//! and the validated [`Config`] built from them in `mod_init` (before the workers fork,
+//! so every process inherits the same copy).
+
+use crate::core_cell::CoreCell;
+use std::ffi::{c_char, c_int, CStr};
+use std::sync::OnceLock;
+
+type StrParam = CoreCell<*const c_char>;
+
+pub static SNAPSHOT: StrParam = CoreCell::new(std::ptr::null());
+pub static REDIS_URL: StrParam = CoreCell::new(std::ptr::null());
+pub static LRN_SOURCE: StrParam = CoreCell::new(std::ptr::null());
+pub static CDR_STREAM: StrParam = CoreCell::new(std::ptr::null());
+pub static FALLBACK_CODE: CoreCell<c_int> = CoreCell::new(503);
+pub static FALLBACK_REASON: StrParam = CoreCell::new(std::ptr::null());
+pub static FAULT_INJECT: StrParam = CoreCell::new(std::ptr::null());
+
+/// Where an LRN may come from, in the order `lrn_source` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LrnSource {
+    /// The snapshot's LNP table.
+    Snapshot,
+    /// The shared Redis LNP cache.
+    Cache,
+    /// The upstream (Telique) dip, bounded by a timeout and a circuit breaker.
+    Dip,
+}
+
+impl LrnSource {
+    fn parse(token: &str) -> Result<Self, String> {
+        match token {
+            "snapshot" => Ok(Self::Snapshot),
+            "cache" => Ok(Self::Cache),
+            "dip" => Ok(Self::Dip),
+            other => Err(format!(
+                "unknown lrn_source {other:?} (snapshot, cache, dip)"
+            )),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Cache => "cache",
+            Self::Dip => "dip",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub snapshot: String,
+    pub redis_url: String,
+    pub lrn_sources: Vec<LrnSource>,
+    pub cdr_stream: String,
+    pub fallback_code: u16,
+    pub fallback_reason: String,
+    /// Name of a script function that panics on every call: exercises the panic guard.
+    pub fault_inject: Option<String>,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// Validates the parameters (modparam, else the environment contract, else the default).
+pub fn init() -> Result<&'static Config, String> {
+    let text = |cell: &StrParam, env: Option<&str>, default: &str| -> Result<String, String> {
+        let ptr = cell.read();
+        if !ptr.is_null() {
+            // SAFETY: the core stored a NUL-terminated string from the parsed config.
+            let s = unsafe { CStr::from_ptr(ptr) };
+            return s
+                .to_str()
+                .map(str::to_owned)
+                .map_err(|_| "a parameter is not UTF-8".into());
+        }
+        Ok(env
+            .and_then(|e| std::env::var(e).ok())
+            .unwrap_or_else(|| default.to_owned()))
+    };
+    let fallback_code = FALLBACK_CODE.read();
+    let fallback_code = u16::try_from(fallback_code)
+        .ok()
+        .filter(|c| (300..=699).contains(c))
+        .ok_or_else(|| format!("fallback_code {fallback_code} is not a SIP final failure code"))?;
+    let lrn_sources = text(&LRN_SOURCE, None, "snapshot")?
+        .split(',')
+        .map(|t| LrnSource::parse(t.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = Config {
+        snapshot: text(
+            &SNAPSHOT,
+            Some("WARP_SNAPSHOT"),
+            "/var/lib/warp/routing.snap",
+        )?,
+        redis_url: text(&REDIS_URL, Some("WARP_REDIS_URL"), "redis://127.0.0.1:6379")?,
+        lrn_sources,
+        cdr_stream: text(&CDR_STREAM, None, "warp:cdr:raw")?,
+        fallback_code,
+        fallback_reason: text(&FALLBACK_REASON, None, "Service Unavailable")?,
+        fault_inject: Some(text(&FAULT_INJECT, None, "")?).filter(|s| !s.is_empty()),
+    };
+    Ok(CONFIG.get_or_init(|| config))
+}
+
+/// The configuration `mod_init` validated.
+pub fn config() -> &'static Config {
+    CONFIG
+        .get()
+        .expect("warp: configuration read before mod_init")
+}
+
+impl Config {
+    /// The effective settings as (name, value), secrets masked: logged at start-up and
+    /// returned by the `warp.config` RPC.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let lrn: Vec<&str> = self.lrn_sources.iter().map(|s| s.name()).collect();
+        vec![
+            ("snapshot", self.snapshot.clone()),
+            ("redis_url", mask_password(&self.redis_url)),
+            ("lrn_source", lrn.join(",")),
+            ("cdr_stream", self.cdr_stream.clone()),
+            ("fallback_code", self.fallback_code.to_string()),
+            ("fallback_reason", self.fallback_reason.clone()),
+            (
+                "fault_inject",
+                self.fault_inject.clone().unwrap_or_default(),
+            ),
+        ]
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://***@{host}"),
+    }
+}

@@ -1,0 +1,61 @@
+//! The `$warp(name)` pseudo-variables: read-only views of [`crate::decision`].
+
+use crate::decision::{self, Field, Value};
+use crate::guard;
+use crate::kstr;
+use crate::log::lm_err;
+use crate::sipmsg::SipMsg;
+use kamailio_sys as k;
+use std::ffi::c_int;
+
+/// Resolves the inner name once, at config parsing; unknown names fail the start-up.
+pub unsafe extern "C" fn pv_parse_warp_name(sp: *mut k::pv_spec_t, name: *mut k::str_) -> c_int {
+    guard::entry("$warp(...) name", -1, || {
+        // SAFETY: the core passes the spec being built and the text inside the parentheses.
+        let (Some(sp), Some(name)) = (unsafe { sp.as_mut() }, unsafe { name.as_ref() }) else {
+            return -1;
+        };
+        // SAFETY: `name` points into the config text.
+        let text = unsafe { kstr::to_string(name) };
+        let Some(field) = Field::parse(&text) else {
+            lm_err!("unknown pseudo-variable $warp({text})");
+            return -1;
+        };
+        sp.pvp.pvn.type_ = k::PV_NAME_INTSTR as c_int;
+        // Plain integers in the union the core hands back to `pv_get_warp`.
+        sp.pvp.pvn.u.isname.type_ = 0;
+        sp.pvp.pvn.u.isname.name.n = field.index() as c_int;
+        0
+    })
+}
+
+/// `$warp(name)`: the value for the current message, `$null` when unset.
+pub unsafe extern "C" fn pv_get_warp(
+    msg: *mut k::sip_msg,
+    param: *mut k::pv_param_t,
+    res: *mut k::pv_value_t,
+) -> c_int {
+    guard::entry("$warp(...)", -1, || {
+        // SAFETY: core-provided pointers of the current evaluation.
+        let (Some(m), Some(p)) = (unsafe { SipMsg::new(msg) }, unsafe { param.as_ref() }) else {
+            return -1;
+        };
+        // SAFETY: set by `pv_parse_warp_name`.
+        let index = unsafe { p.pvn.u.isname.name.n };
+        let Some(field) = Field::from_index(index as usize) else {
+            return -1;
+        };
+        decision::with(&m, field, |value| {
+            // SAFETY: the core copies the value before the state can change.
+            unsafe {
+                match value {
+                    Some(Value::Str(s)) => {
+                        k::pv_get_strval(msg, param, res, &mut kstr::from_bytes(s.as_bytes()))
+                    }
+                    Some(Value::Int(i)) => k::pv_get_sintval(msg, param, res, *i as c_int),
+                    None => k::pv_get_null(msg, param, res),
+                }
+            }
+        })
+    })
+}

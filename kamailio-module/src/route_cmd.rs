@@ -1,0 +1,79 @@
+//! `warp_route([dnis])`: asks [`crate::route`] for a decision and exposes it through
+//! `$warp(...)`; on a refusal `$warp(code)`/`$warp(reason)` say what to answer.
+
+use crate::decision::{self, Field, Value};
+use crate::guard;
+use crate::kstr;
+use crate::params;
+use crate::route::{self, Answer, Query};
+use crate::sipmsg::SipMsg;
+use crate::stats::Func;
+use kamailio_sys as k;
+use std::ffi::{c_char, c_int};
+
+fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
+    let dnis = dnis
+        .or_else(|| msg.ruri_user())
+        .ok_or("no dialled number: the R-URI has no user part")?;
+    let ani = msg.ani();
+    if let Some((source, ani)) = &ani {
+        decision::set(msg, Field::Ani, Value::Str(ani.clone()));
+        decision::set(msg, Field::AniSource, Value::Str(source.name().into()));
+    }
+    let query = Query {
+        source: msg.source_ip(),
+        ani: ani.as_ref().map(|(_, a)| a.as_str()),
+        dnis: &dnis,
+    };
+    match route::decide(&query) {
+        Answer::Unavailable => {
+            let config = params::config();
+            decision::set(msg, Field::Code, Value::Int(config.fallback_code.into()));
+            decision::set(
+                msg,
+                Field::Reason,
+                Value::Str(config.fallback_reason.clone()),
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// kamailio.cfg: `warp_route()`, routing the R-URI's user part.
+pub unsafe extern "C" fn w_warp_route(
+    msg: *mut k::sip_msg,
+    _: *mut c_char,
+    _: *mut c_char,
+) -> c_int {
+    guard::script(Func::Route, msg, |m| warp_route(m, None))
+}
+
+/// kamailio.cfg: `warp_route("$var(dnis)")`; the parameter is fixed up by `fixup_spve_null`.
+pub unsafe extern "C" fn w_warp_route_dnis(
+    msg: *mut k::sip_msg,
+    dnis: *mut c_char,
+    _: *mut c_char,
+) -> c_int {
+    guard::script(Func::Route, msg, |m| {
+        let mut value = k::str_::default();
+        // SAFETY: `dnis` is the fparam_t that fixup_spve_null built for this call site
+        // (fixup_get_svalue is a macro over get_str_fparam).
+        if unsafe { k::get_str_fparam(&mut value, msg, dnis.cast()) } != 0 {
+            return Err("cannot evaluate the dialled-number parameter".into());
+        }
+        // SAFETY: the value points at pkg/message memory valid during this call.
+        warp_route(m, Some(unsafe { kstr::to_string(&value) }))
+    })
+}
+
+/// KEMI: `KSR.warp.warp_route()`.
+pub unsafe extern "C" fn ki_warp_route(msg: *mut k::sip_msg) -> c_int {
+    guard::script(Func::Route, msg, |m| warp_route(m, None))
+}
+
+/// KEMI: `KSR.warp.warp_route_dnis(dnis)`.
+pub unsafe extern "C" fn ki_warp_route_dnis(msg: *mut k::sip_msg, dnis: *mut k::str_) -> c_int {
+    // SAFETY: app_lua passes a str valid during the call.
+    let dnis = unsafe { dnis.as_ref().map(|d| kstr::to_string(d)) };
+    guard::script(Func::Route, msg, |m| warp_route(m, dnis))
+}

@@ -1,0 +1,142 @@
+//! Safe reading of the SIP message being processed, through the core's own parsers.
+
+use crate::kstr;
+use kamailio_sys as k;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ptr::NonNull;
+
+/// Where an ANI was found (precedence order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AniSource {
+    Pai,
+    Rpid,
+    From,
+}
+
+impl AniSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            AniSource::Pai => "pai",
+            AniSource::Rpid => "rpid",
+            AniSource::From => "from",
+        }
+    }
+}
+
+/// The message a script function was called for; valid for the duration of the call.
+pub struct SipMsg(NonNull<k::sip_msg>);
+
+impl SipMsg {
+    /// # Safety
+    /// `msg` must be the message the core passed to the current entry point (or null).
+    pub unsafe fn new(msg: *mut k::sip_msg) -> Option<Self> {
+        NonNull::new(msg).map(SipMsg)
+    }
+
+    pub fn raw(&self) -> *mut k::sip_msg {
+        self.0.as_ptr()
+    }
+
+    fn get(&self) -> &k::sip_msg {
+        // SAFETY: see `new`.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// (message id, pid): identifies the message within Kamailio's life time.
+    pub fn identity(&self) -> (u32, i32) {
+        (self.get().id, self.get().pid)
+    }
+
+    pub fn is_request(&self) -> bool {
+        i32::from(self.get().first_line.type_) == k::SIP_REQUEST as i32
+    }
+
+    /// The address the message arrived from (`$si`).
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        let ip = &self.get().rcv.src_ip;
+        // SAFETY: `addr` covers every representation of the union.
+        let bytes = unsafe { ip.u.addr };
+        match ip.af {
+            k::AF_INET => Some(IpAddr::V4(Ipv4Addr::new(
+                bytes[0], bytes[1], bytes[2], bytes[3],
+            ))),
+            k::AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(bytes))),
+            _ => None,
+        }
+    }
+
+    /// User part of the Request-URI (`$rU`): the dialled number.
+    pub fn ruri_user(&self) -> Option<String> {
+        // SAFETY: the core parser caches the result in the message it was given.
+        unsafe {
+            if k::parse_sip_msg_uri(self.raw()) < 0 {
+                return None;
+            }
+            non_empty(kstr::to_string(&self.get().parsed_uri.user))
+        }
+    }
+
+    /// The calling number: user part of P-Asserted-Identity, else Remote-Party-ID,
+    /// else From (WARP's routing semantics, rule 5 of the zones).
+    pub fn ani(&self) -> Option<(AniSource, String)> {
+        self.user_in_pai()
+            .map(|u| (AniSource::Pai, u))
+            .or_else(|| self.user_in_rpid().map(|u| (AniSource::Rpid, u)))
+            .or_else(|| self.user_in_from().map(|u| (AniSource::From, u)))
+    }
+
+    /// First identity with a user part across all P-Asserted-Identity headers.
+    fn user_in_pai(&self) -> Option<String> {
+        // SAFETY: on success the core attached the parsed bodies to `msg->pai`.
+        unsafe {
+            if k::parse_pai_header(self.raw()) != 0 || self.get().pai.is_null() {
+                return None;
+            }
+            let mut body = (*self.get().pai).parsed as *const k::p_id_body_t;
+            while let Some(b) = body.as_ref() {
+                let ids = std::slice::from_raw_parts(b.id, b.num_ids.max(0) as usize);
+                if let Some(user) = ids.iter().find_map(|id| uri_user(&id.uri)) {
+                    return Some(user);
+                }
+                body = b.next;
+            }
+            None
+        }
+    }
+
+    fn user_in_rpid(&self) -> Option<String> {
+        // SAFETY: on success the core attached the parsed body to `msg->rpid`.
+        unsafe {
+            if k::parse_rpid_header(self.raw()) != 0 || self.get().rpid.is_null() {
+                return None;
+            }
+            let body = (*self.get().rpid).parsed as *const k::to_body_t;
+            body.as_ref().and_then(|b| uri_user(&b.uri))
+        }
+    }
+
+    fn user_in_from(&self) -> Option<String> {
+        // SAFETY: the returned URI is cached in the message's parsed From body.
+        unsafe {
+            k::parse_from_uri(self.raw())
+                .as_ref()
+                .and_then(|u| non_empty(kstr::to_string(&u.user)))
+        }
+    }
+}
+
+/// User part of a SIP/tel URI, if it has one.
+///
+/// # Safety
+/// `uri` must point into the message buffer.
+unsafe fn uri_user(uri: &k::str_) -> Option<String> {
+    let mut parsed = k::sip_uri::default();
+    if k::parse_uri(uri.s, uri.len, &mut parsed) < 0 {
+        return None;
+    }
+    non_empty(kstr::to_string(&parsed.user))
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}

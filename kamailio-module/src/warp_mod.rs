@@ -1,0 +1,259 @@
+//! Module life cycle (`mod_register`, `mod_init`, `child_init`, `destroy`) and, at the
+//! bottom, the tables Kamailio reads from warp.so: version strings, exports (commands,
+//! parameters, RPC, pseudo-variables) and the KEMI functions.
+
+use crate::ani::{ki_warp_ani, w_warp_ani};
+use crate::core_cell::CoreCell;
+use crate::guard;
+use crate::kstr;
+use crate::log::{lm_err, lm_info};
+use crate::params;
+use crate::pv::{pv_get_warp, pv_parse_warp_name};
+use crate::reply;
+use crate::route;
+use crate::route_cmd::{ki_warp_route, ki_warp_route_dnis, w_warp_route, w_warp_route_dnis};
+use crate::rpc::{rpc_config, rpc_stats, rpc_version};
+use crate::stats;
+use kamailio_sys as k;
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::mem::zeroed;
+use std::ptr::null;
+
+/// Called right after dlopen: registers the KEMI functions (`KSR.warp.*`).
+#[no_mangle]
+pub unsafe extern "C" fn mod_register(
+    _path: *mut c_char,
+    _dlflags: *mut c_int,
+    _p1: *mut c_void,
+    _p2: *mut c_void,
+) -> c_int {
+    guard::entry("mod_register", -1, || {
+        guard::install_panic_hook();
+        // SAFETY: the table is static and terminated by a zeroed entry.
+        unsafe { k::sr_kemi_modules_add(KEMI_EXPORTS.as_ptr().cast()) }
+    })
+}
+
+/// Main process, before forking: validate parameters, bind sl, allocate shared state.
+unsafe extern "C" fn mod_init() -> c_int {
+    guard::entry("mod_init", -1, || match init() {
+        Ok(()) => 0,
+        Err(e) => {
+            lm_err!("initialisation failed: {e}");
+            -1
+        }
+    })
+}
+
+fn init() -> Result<(), String> {
+    let config = params::init()?;
+    for (name, value) in config.effective() {
+        lm_info!("{name} = {value}");
+    }
+    reply::bind()?;
+    stats::init()?;
+    route::init(config)
+}
+
+/// Every process after the fork; `rank > 0` are the SIP workers.
+unsafe extern "C" fn child_init(rank: c_int) -> c_int {
+    guard::entry("child_init", -1, || {
+        if rank > 0 {
+            stats::worker_started();
+        }
+        0
+    })
+}
+
+unsafe extern "C" fn mod_destroy() {
+    guard::entry("destroy", (), stats::destroy)
+}
+
+// ---------------------------------------------------------------------------------
+// Exports. Names are the C symbols the core dlsym()s.
+
+/// Must equal the core's SER_FULL_VERSION, or the module is refused at load time.
+#[export_name = "module_version"]
+pub static MODULE_VERSION: CoreCell<*const c_char> = CoreCell::new(k::MODULE_VERSION.as_ptr());
+/// Must equal the core's SER_COMPILE_FLAGS, or the module is refused at load time.
+#[export_name = "module_flags"]
+pub static MODULE_FLAGS: CoreCell<*const c_char> = CoreCell::new(k::MODULE_FLAGS.as_ptr());
+#[export_name = "module_interface_ver"]
+pub static MODULE_INTERFACE_VER: c_uint = k::MODULE_INTERFACE_VER;
+
+const fn cname(s: &'static std::ffi::CStr) -> *mut c_char {
+    s.as_ptr() as *mut c_char
+}
+
+const SCRIPT_ROUTES: c_uint = k::REQUEST_ROUTE | k::FAILURE_ROUTE | k::BRANCH_ROUTE;
+
+static CMDS: CoreCell<[k::cmd_export_t; 4]> = CoreCell::new([
+    k::cmd_export_t {
+        name: cname(c"warp_ani"),
+        function: Some(w_warp_ani),
+        param_no: 0,
+        fixup: None,
+        free_fixup: None,
+        flags: SCRIPT_ROUTES,
+    },
+    k::cmd_export_t {
+        name: cname(c"warp_route"),
+        function: Some(w_warp_route),
+        param_no: 0,
+        fixup: None,
+        free_fixup: None,
+        flags: SCRIPT_ROUTES,
+    },
+    k::cmd_export_t {
+        name: cname(c"warp_route"),
+        function: Some(w_warp_route_dnis),
+        param_no: 1,
+        fixup: Some(k::fixup_spve_null),
+        free_fixup: Some(k::fixup_free_spve_null),
+        flags: SCRIPT_ROUTES,
+    },
+    // SAFETY: an all-zero entry terminates the table.
+    unsafe { zeroed() },
+]);
+
+const fn param(
+    name: &'static std::ffi::CStr,
+    kind: c_uint,
+    cell: *mut c_void,
+) -> k::param_export_t {
+    k::param_export_t {
+        name: cname(name),
+        type_: kind,
+        param_pointer: cell,
+    }
+}
+
+static PARAMS: CoreCell<[k::param_export_t; 8]> = CoreCell::new([
+    param(
+        c"snapshot",
+        k::PARAM_STRING,
+        params::SNAPSHOT.as_ptr().cast(),
+    ),
+    param(
+        c"redis_url",
+        k::PARAM_STRING,
+        params::REDIS_URL.as_ptr().cast(),
+    ),
+    param(
+        c"lrn_source",
+        k::PARAM_STRING,
+        params::LRN_SOURCE.as_ptr().cast(),
+    ),
+    param(
+        c"cdr_stream",
+        k::PARAM_STRING,
+        params::CDR_STREAM.as_ptr().cast(),
+    ),
+    param(
+        c"fallback_code",
+        k::PARAM_INT,
+        params::FALLBACK_CODE.as_ptr().cast(),
+    ),
+    param(
+        c"fallback_reason",
+        k::PARAM_STRING,
+        params::FALLBACK_REASON.as_ptr().cast(),
+    ),
+    param(
+        c"fault_inject",
+        k::PARAM_STRING,
+        params::FAULT_INJECT.as_ptr().cast(),
+    ),
+    // SAFETY: an all-zero entry terminates the table.
+    unsafe { zeroed() },
+]);
+
+static RPC_VERSION_DOC: CoreCell<[*const c_char; 2]> =
+    CoreCell::new([c"Module and Kamailio version".as_ptr(), null()]);
+static RPC_STATS_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
+    c"Calls, errors and panics per function, summed over all processes".as_ptr(),
+    null(),
+]);
+static RPC_CONFIG_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
+    c"Effective module parameters (secrets masked)".as_ptr(),
+    null(),
+]);
+
+static RPC_METHODS: CoreCell<[k::rpc_export_t; 4]> = CoreCell::new([
+    k::rpc_export_t {
+        name: c"warp.version".as_ptr(),
+        function: Some(rpc_version),
+        doc_str: RPC_VERSION_DOC.as_ptr().cast(),
+        flags: 0,
+    },
+    k::rpc_export_t {
+        name: c"warp.stats".as_ptr(),
+        function: Some(rpc_stats),
+        doc_str: RPC_STATS_DOC.as_ptr().cast(),
+        flags: 0,
+    },
+    k::rpc_export_t {
+        name: c"warp.config".as_ptr(),
+        function: Some(rpc_config),
+        doc_str: RPC_CONFIG_DOC.as_ptr().cast(),
+        flags: 0,
+    },
+    // SAFETY: an all-zero entry terminates the table.
+    unsafe { zeroed() },
+]);
+
+static PV_ITEMS: CoreCell<[k::pv_export_t; 2]> = CoreCell::new([
+    k::pv_export_t {
+        name: kstr::from_static(c"warp"),
+        type_: k::PVT_OTHER,
+        getf: Some(pv_get_warp),
+        setf: None,
+        parse_name: Some(pv_parse_warp_name),
+        parse_index: None,
+        init_param: None,
+        iparam: 0,
+    },
+    // SAFETY: an all-zero entry terminates the table.
+    unsafe { zeroed() },
+]);
+
+const fn kemi(name: &'static std::ffi::CStr, func: *mut c_void, p1: c_uint) -> k::sr_kemi_t {
+    let none = k::SR_KEMIP_NONE as c_int;
+    k::sr_kemi_t {
+        mname: kstr::from_static(c"warp"),
+        fname: kstr::from_static(name),
+        rtype: k::SR_KEMIP_INT as c_int,
+        func,
+        ptypes: [p1 as c_int, none, none, none, none, none],
+    }
+}
+
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 4]> = CoreCell::new([
+    kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
+    kemi(
+        c"warp_route",
+        ki_warp_route as *mut c_void,
+        k::SR_KEMIP_NONE,
+    ),
+    kemi(
+        c"warp_route_dnis",
+        ki_warp_route_dnis as *mut c_void,
+        k::SR_KEMIP_STR,
+    ),
+    // SAFETY: an all-zero entry terminates the table.
+    unsafe { zeroed() },
+]);
+
+#[export_name = "exports"]
+pub static EXPORTS: CoreCell<k::module_exports> = CoreCell::new(k::module_exports {
+    name: cname(c"warp"),
+    dlflags: k::DEFAULT_DLFLAGS,
+    cmds: CMDS.as_ptr().cast(),
+    params: PARAMS.as_ptr().cast(),
+    rpc_methods: RPC_METHODS.as_ptr().cast(),
+    pv_items: PV_ITEMS.as_ptr().cast(),
+    response_f: None,
+    init_mod_f: Some(mod_init),
+    init_child_f: Some(child_init),
+    destroy_mod_f: Some(mod_destroy),
+});
