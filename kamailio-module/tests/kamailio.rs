@@ -1,0 +1,288 @@
+//! warp.so inside a real Kamailio 5.6 (Debian's package) on loopback.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use support::{binary, Kamailio, Script};
+
+/// Answers every request with 200, carrying the ANI warp_ani() found and the worker pid.
+const ANI_ROUTE: &str = r#"
+    if (warp_ani()) {
+        append_to_reply("X-Warp-ANI: $warp(ani)\r\nX-Warp-ANI-Source: $warp(ani_source)\r\n");
+    }
+    append_to_reply("X-Warp-Pid: $pp\r\n");
+    sl_send_reply("200", "OK");
+"#;
+
+#[test]
+fn module_loads_and_reports_the_kamailio_it_was_built_for() {
+    let k = Kamailio::start(&[], Script::Native(ANI_ROUTE));
+    let version = k.rpc("warp.version");
+    assert_eq!(
+        version["module"],
+        concat!("warp ", env!("CARGO_PKG_VERSION"))
+    );
+    let v = Command::new(binary("kamailio")).arg("-v").output().unwrap();
+    let v = String::from_utf8_lossy(&v.stdout).into_owned();
+    let installed = v
+        .lines()
+        .find_map(|l| l.strip_prefix("version:"))
+        .unwrap()
+        .trim();
+    assert_eq!(version["kamailio"], installed);
+}
+
+#[test]
+fn ani_comes_from_pai_then_rpid_then_from() {
+    let k = Kamailio::start(&[], Script::Native(ANI_ROUTE));
+    let cases = [
+        (
+            "P-Asserted-Identity: <sip:+17205550199@carrier.example>\r\n\
+             Remote-Party-ID: <sip:4155550123@carrier.example>;party=calling\r\n",
+            "+17205550199",
+            "pai",
+        ),
+        // A PAI without a user part names no number: fall through to RPID.
+        (
+            "P-Asserted-Identity: <sip:carrier.example>\r\n\
+             Remote-Party-ID: <sip:4155550123@carrier.example>;party=calling\r\n",
+            "4155550123",
+            "rpid",
+        ),
+        (
+            "P-Asserted-Identity: <tel:+13035550111>\r\n",
+            "+13035550111",
+            "pai",
+        ),
+        ("", "3035550100", "from"),
+    ];
+    for (headers, ani, source) in cases {
+        let reply = k.request("OPTIONS", headers);
+        assert_eq!(reply.code, 200);
+        assert_eq!(reply.header("X-Warp-ANI"), Some(ani), "headers: {headers}");
+        assert_eq!(
+            reply.header("X-Warp-ANI-Source"),
+            Some(source),
+            "headers: {headers}"
+        );
+    }
+}
+
+#[test]
+fn counters_are_shared_by_all_workers() {
+    let k = Kamailio::start(&[], Script::Native(ANI_ROUTE));
+    let pids: BTreeSet<String> = std::thread::scope(|s| {
+        let senders: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..10)
+                        .map(|_| {
+                            k.request("OPTIONS", "")
+                                .header("X-Warp-Pid")
+                                .unwrap()
+                                .to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        senders
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(
+        pids.len() >= 2,
+        "all 40 requests went to one worker: {pids:?}"
+    );
+    // Read from the RPC process, which handled no SIP itself.
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["workers"], "2");
+    assert_eq!(stats["warp_ani.calls"], "40");
+    assert_eq!(stats["warp_ani.errors"], "0");
+    assert_eq!(stats["warp_ani.panics"], "0");
+    assert_eq!(stats["warp_route.calls"], "0");
+}
+
+#[test]
+fn sipp_traffic_is_counted_once_per_request() {
+    let k = Kamailio::start(&[], Script::Native(ANI_ROUTE));
+    let scenario = k.dir().join("options.xml");
+    std::fs::write(&scenario, SIPP_OPTIONS).unwrap();
+    let status = Command::new(binary("sipp"))
+        .arg(format!("127.0.0.1:{}", k.port))
+        .arg("-sf")
+        .arg(&scenario)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-m",
+            "200",
+            "-r",
+            "100",
+            "-l",
+            "20",
+            "-nostdin",
+            "-timeout",
+            "30s",
+        ])
+        .current_dir(k.dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run sipp");
+    assert!(
+        status.success(),
+        "sipp reported failed calls ({status}):\n{}",
+        k.log()
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_ani.calls"], "200");
+    assert_eq!(stats["warp_ani.errors"], "0");
+}
+
+/// One OPTIONS per call; the call fails unless the reply carries the PAI's number.
+const SIPP_OPTIONS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp ani">
+  <send>
+    <![CDATA[
+      OPTIONS sip:15551234567@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:15551234567@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      P-Asserted-Identity: <sip:+17205550199@[local_ip]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200">
+    <action>
+      <ereg regexp="X-Warp-ANI: \+17205550199" search_in="msg" check_it="true" assign_to="ani"/>
+    </action>
+  </recv>
+  <Reference variables="ani"/>
+</scenario>
+"#;
+
+#[test]
+fn route_without_an_engine_answers_the_configured_fallback() {
+    let route = r#"
+        if (!warp_route()) {
+            append_to_reply("X-Warp-ANI: $warp(ani)\r\n");
+            sl_send_reply("$warp(code)", "$warp(reason)");
+            exit;
+        }
+        sl_send_reply("200", "OK");
+    "#;
+    let params = [
+        ("fallback_code", "480"),
+        ("fallback_reason", "No Route Engine"),
+    ];
+    let k = Kamailio::start(&params, Script::Native(route));
+    let reply = k.request(
+        "INVITE",
+        "P-Asserted-Identity: <sip:+17205550199@x.example>\r\n",
+    );
+    assert_eq!(
+        (reply.code, reply.reason.as_str()),
+        (480, "No Route Engine")
+    );
+    assert_eq!(reply.header("X-Warp-ANI"), Some("+17205550199"));
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_route.calls"], "1");
+    assert_eq!(stats["warp_route.errors"], "0");
+}
+
+#[test]
+fn a_panic_is_caught_and_answered_with_the_fallback_reply() {
+    let params = [
+        ("fault_inject", "warp_ani"),
+        ("fallback_code", "500"),
+        ("fallback_reason", "Warp Internal Error"),
+    ];
+    let k = Kamailio::start(&params, Script::Native(ANI_ROUTE));
+    for _ in 0..2 {
+        let reply = k.request("OPTIONS", "");
+        assert_eq!(
+            (reply.code, reply.reason.as_str()),
+            (500, "Warp Internal Error")
+        );
+        // The script ended at the panicking function: nothing after it ran.
+        assert_eq!(reply.header("X-Warp-Pid"), None);
+    }
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_ani.calls"], "2");
+    assert_eq!(stats["warp_ani.panics"], "2");
+    let log = k.log();
+    assert!(
+        log.contains("warp_ani: caught panic (fault injected by modparam fault_inject)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn kemi_exports_are_callable_from_lua() {
+    let script = r#"
+function ksr_request_route()
+    if KSR.warp.warp_ani() > 0 then
+        KSR.hdr.append_to_reply("X-Warp-ANI: " .. KSR.pv.get("$warp(ani)") .. "\r\n")
+    end
+    if KSR.warp.warp_route_dnis("18005550100") < 0 then
+        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
+        return
+    end
+    KSR.sl.sl_send_reply(200, "OK")
+end
+"#;
+    let k = Kamailio::start(&[("fallback_code", "503")], Script::Lua(script));
+    let reply = k.request("INVITE", "Remote-Party-ID: <sip:4155550123@x.example>\r\n");
+    assert_eq!(reply.code, 503);
+    assert_eq!(reply.header("X-Warp-ANI"), Some("4155550123"));
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_ani.calls"], "1");
+    assert_eq!(stats["warp_route.calls"], "1");
+}
+
+#[test]
+fn config_rpc_reports_effective_parameters_with_secrets_masked() {
+    let params = [
+        ("snapshot", "/srv/warp/routing.snap"),
+        ("redis_url", "redis://warp:s3cret@127.0.0.1:6390/0"),
+        ("lrn_source", "snapshot,cache,dip"),
+        ("cdr_stream", "warp:cdr:test"),
+    ];
+    let k = Kamailio::start(&params, Script::Native(ANI_ROUTE));
+    let config = k.rpc("warp.config");
+    assert_eq!(config["snapshot"], "/srv/warp/routing.snap");
+    assert_eq!(config["redis_url"], "redis://warp:***@127.0.0.1:6390/0");
+    assert_eq!(config["lrn_source"], "snapshot,cache,dip");
+    assert_eq!(config["cdr_stream"], "warp:cdr:test");
+    assert_eq!(config["fallback_code"], "503");
+    assert!(!k.log().contains("s3cret"));
+}
+
+#[test]
+fn bad_configuration_is_refused_at_startup() {
+    let log = Kamailio::refused(
+        &[],
+        Script::Native("append_to_reply(\"X: $warp(bogus)\\r\\n\");"),
+    );
+    assert!(
+        log.contains("unknown pseudo-variable $warp(bogus)"),
+        "{log}"
+    );
+    let log = Kamailio::refused(&[("fallback_code", "200")], Script::Native(ANI_ROUTE));
+    assert!(
+        log.contains("fallback_code 200 is not a SIP final failure code"),
+        "{log}"
+    );
+    let log = Kamailio::refused(
+        &[("lrn_source", "snapshot,oracle")],
+        Script::Native(ANI_ROUTE),
+    );
+    assert!(log.contains("unknown lrn_source \"oracle\""), "{log}");
+}

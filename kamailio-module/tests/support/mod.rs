@@ -1,0 +1,301 @@
+//! A real Kamailio on loopback with warp.so loaded: private port, temp dir, ctl socket.
+//! Every helper panics (fails the test) when Kamailio, kamcmd or the built module is
+//! missing: these tests never skip.
+
+use std::collections::BTreeMap;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's module directory (kamailio, kamailio-extra-modules, kamailio-lua-modules).
+const MODULES_DIR: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
+
+/// An executable from PATH or /usr/sbin (where Debian puts kamailio and kamcmd).
+pub fn binary(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} not found on PATH or in /usr/sbin: run scripts/install-deps.sh")
+        })
+}
+
+/// The cdylib cargo built for this test run (the library is a dependency of the tests):
+/// found upwards from the test binary, target/<profile>/deps/<test>, so first in deps/
+/// where cargo writes it, whatever the target dir or profile.
+pub fn built_module() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors()
+        .skip(1)
+        .map(|dir| dir.join("libwarp_kamailio.so"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("libwarp_kamailio.so not found above {}", exe.display()))
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What the script does with each request.
+pub enum Script<'a> {
+    /// Body of a native `request_route { ... }`.
+    Native(&'a str),
+    /// A KEMI Lua script defining `ksr_request_route()`.
+    Lua(&'a str),
+}
+
+pub struct Kamailio {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Kamailio {
+    /// Starts Kamailio (2 SIP workers, foreground) and waits until warp's RPC answers.
+    pub fn start(modparams: &[(&str, &str)], script: Script<'_>) -> Self {
+        let mut k = Self::spawn(modparams, script);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = k.child.try_wait().unwrap() {
+                panic!("kamailio exited ({status}):\n{}", k.log());
+            }
+            if k.try_kamcmd("warp.version").is_some() {
+                return k;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kamailio did not come up:\n{}",
+                k.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts Kamailio expecting it to refuse the configuration; returns its log.
+    pub fn refused(modparams: &[(&str, &str)], script: Script<'_>) -> String {
+        let mut k = Self::spawn(modparams, script);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = k.child.try_wait().unwrap() {
+                assert!(
+                    !status.success(),
+                    "kamailio exited successfully:\n{}",
+                    k.log()
+                );
+                return k.log();
+            }
+            assert!(
+                k.try_kamcmd("warp.version").is_none() && Instant::now() < deadline,
+                "kamailio accepted the configuration:\n{}",
+                k.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn spawn(modparams: &[(&str, &str)], script: Script<'_>) -> Self {
+        let (dir, cfg, port) = Self::prepare(modparams, script);
+        let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
+        let child = Command::new(binary("kamailio"))
+            .args(["-DD", "-E", "-m", "32", "-M", "8", "-f"])
+            .arg(&cfg)
+            .arg("-w")
+            .arg(dir.path())
+            .arg("-Y")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start kamailio");
+        Kamailio { child, dir, port }
+    }
+
+    fn prepare(
+        modparams: &[(&str, &str)],
+        script: Script<'_>,
+    ) -> (tempfile::TempDir, PathBuf, u16) {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        // Deployed under the name kamailio.cfg files use.
+        let module = dir.path().join("warp.so");
+        std::fs::copy(built_module(), &module).unwrap();
+        let params: String = modparams
+            .iter()
+            .map(|(k, v)| match v.parse::<i64>() {
+                Ok(n) => format!("modparam(\"warp\", \"{k}\", {n})\n"),
+                Err(_) => format!("modparam(\"warp\", \"{k}\", \"{v}\")\n"),
+            })
+            .collect();
+        let routing = match script {
+            Script::Native(body) => format!("request_route {{\n{body}\n}}\n"),
+            Script::Lua(code) => {
+                let lua = dir.path().join("warp.lua");
+                std::fs::write(&lua, code).unwrap();
+                format!(
+                    "loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+                    lua.display()
+                )
+            }
+        };
+        let cfg = format!(
+            "#!KAMAILIO\n\
+             debug=2\nlog_stderror=yes\nchildren=2\ndisable_tcp=yes\nauto_aliases=no\n\
+             listen=udp:127.0.0.1:{port}\n\
+             mpath=\"{MODULES_DIR}\"\n\
+             loadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"textops.so\"\nloadmodule \"ctl.so\"\n\
+             loadmodule \"{module}\"\n\
+             modparam(\"ctl\", \"binrpc\", \"unix:{ctl}\")\n\
+             {params}{routing}",
+            module = module.display(),
+            ctl = dir.path().join("ctl.sock").display(),
+        );
+        let path = dir.path().join("kamailio.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        (dir, path, port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn try_kamcmd(&self, command: &str) -> Option<String> {
+        let out = Command::new(binary("kamcmd"))
+            .arg("-s")
+            .arg(format!(
+                "unix:{}",
+                self.dir.path().join("ctl.sock").display()
+            ))
+            .arg(command)
+            .output()
+            .expect("run kamcmd");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs an RPC command; its reply flattened to `a.b: value` pairs.
+    pub fn rpc(&self, command: &str) -> BTreeMap<String, String> {
+        let text = self
+            .try_kamcmd(command)
+            .unwrap_or_else(|| panic!("kamcmd {command} failed:\n{}", self.log()));
+        flatten_rpc(&text)
+    }
+
+    /// Sends one request from a fresh UDP socket and returns the final reply.
+    pub fn request(&self, method: &str, headers: &str) -> Reply {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let lport = sock.local_addr().unwrap().port();
+        let msg = format!(
+            "{method} sip:15551234567@127.0.0.1:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{lport}\r\n\
+             From: <sip:3035550100@127.0.0.1>;tag=t{lport}\r\n\
+             To: <sip:15551234567@127.0.0.1>\r\n\
+             Call-ID: warp-test-{lport}\r\n\
+             CSeq: 1 {method}\r\n\
+             {headers}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            port = self.port
+        );
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", self.port))
+            .unwrap();
+        let mut buf = [0u8; 65535];
+        loop {
+            let n = sock
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no reply ({e}):\n{}", self.log()));
+            let reply = Reply::parse(&String::from_utf8_lossy(&buf[..n]));
+            if reply.code >= 200 {
+                return reply;
+            }
+        }
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        // SIGTERM lets the main process stop its children and free shm.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Reply {
+    pub code: u16,
+    pub reason: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn parse(text: &str) -> Reply {
+        let mut lines = text.split("\r\n");
+        let status = lines.next().unwrap_or_default();
+        let mut parts = status.splitn(3, ' ');
+        let (_, code, reason) = (parts.next(), parts.next(), parts.next());
+        let headers = lines
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Reply {
+            code: code
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| panic!("bad status line {status:?}")),
+            reason: reason.unwrap_or_default().to_string(),
+            headers,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// kamcmd's indented `{ key: value }` output as `outer.inner: value` pairs.
+fn flatten_rpc(text: &str) -> BTreeMap<String, String> {
+    let mut path: Vec<String> = Vec::new();
+    let mut out = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line == "}" {
+            path.pop();
+        } else if let Some((key, value)) = line.split_once(':') {
+            let key = key.trim().to_string();
+            match value.trim() {
+                "{" => path.push(key),
+                v => {
+                    let full = path
+                        .iter()
+                        .chain([&key])
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    out.insert(full, v.to_string());
+                }
+            }
+        }
+    }
+    out
+}
