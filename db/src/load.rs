@@ -1,0 +1,347 @@
+//! PostgreSQL → Dataset: the inverse of [`import_dataset`](crate::import_dataset), and
+//! what `warp compile` reads when the source is the database.
+
+use crate::import::SCHEDULE_COLUMNS;
+use crate::DbError;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
+use warp_core::model::*;
+use warp_core::number::{Number, Prefix};
+use warp_core::rating::Increments;
+use warp_core::schedule::{Schedule, WeeklyWindow};
+
+type ScheduleCols = (
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<i16>,
+    Option<i16>,
+    Option<i16>,
+);
+
+type RateCols = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<Decimal>,
+    Option<Decimal>,
+    Option<Decimal>,
+    Option<Decimal>,
+    Option<Decimal>,
+    Option<Decimal>,
+    i32,
+    i32,
+    Decimal,
+    Decimal,
+);
+
+/// Reads the provisioning data back as a Dataset, in one consistent snapshot.
+pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let c: &mut PgConnection = &mut tx;
+    let mut d = Dataset::default();
+
+    let rows: Vec<(i32, Option<i16>, String, i32, String, String)> = sqlx::query_as(
+        "SELECT npa_nxx, block, ocn, lata, state, rate_center FROM lerg_blocks ORDER BY ctid",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    for (npa_nxx, block, ocn, lata, state, rate_center) in rows {
+        d.lerg.push(LergBlock {
+            npa_nxx: unsigned("lerg_blocks", npa_nxx)?,
+            block: block.map(|b| unsigned("lerg_blocks", b)).transpose()?,
+            ocn,
+            lata: unsigned("lerg_blocks", lata)?,
+            state,
+            rate_center,
+        });
+    }
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT state_a, rate_center_a, state_b, rate_center_b FROM local_calling ORDER BY ctid",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    d.local_calling = rows
+        .into_iter()
+        .map(|(sa, ra, sb, rb)| LocalPair {
+            a: rate_center_key(&sa, &ra),
+            b: rate_center_key(&sb, &rb),
+        })
+        .collect();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT number FROM dno ORDER BY ctid")
+        .fetch_all(&mut *c)
+        .await?;
+    d.dno = rows
+        .iter()
+        .map(|(n,)| Number::from_digits(n))
+        .collect::<Result<_, _>>()?;
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT number, lrn FROM lnp ORDER BY ctid")
+        .fetch_all(&mut *c)
+        .await?;
+    d.lnp = rows
+        .iter()
+        .map(|(n, l)| Ok((Number::from_digits(n)?, Number::from_digits(l)?)))
+        .collect::<Result<_, DbError>>()?;
+
+    let rows: Vec<(String, String, String, Decimal, Option<Decimal>, i32, bool)> = sqlx::query_as(
+        "SELECT ban, name, rate_plan, min_margin, rate_limit, max_results, enabled
+             FROM customers ORDER BY ban",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    for (ban, name, rate_plan, min_margin, rate_limit, max_results, enabled) in rows {
+        d.customers.push(Customer {
+            ban,
+            name,
+            rate_plan,
+            min_margin,
+            rate_limit,
+            max_results: unsigned("customers", max_results)?,
+            enabled,
+        });
+    }
+    d.trunks = load_trunks(c).await?;
+    d.vendors = load_vendors(c).await?;
+    d.vendor_rates = load_rates(c, "vendor_id").await?;
+    d.customer_rates = load_rates(c, "rate_plan").await?;
+
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, name FROM partitions ORDER BY id")
+        .fetch_all(&mut *c)
+        .await?;
+    let mut routes: HashMap<String, Vec<String>> = HashMap::new();
+    let pr: Vec<(String, String)> = sqlx::query_as(
+        "SELECT partition_id, vendor_id FROM partition_routes WHERE enabled
+         ORDER BY partition_id, position",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    for (p, v) in pr {
+        routes.entry(p).or_default().push(v);
+    }
+    d.partitions = rows
+        .into_iter()
+        .map(|(id, name)| Partition {
+            vendors: routes.remove(&id).unwrap_or_default(),
+            id,
+            name,
+        })
+        .collect();
+
+    let rows: Vec<(String, String, i32, ScheduleCols)> = fetch_scheduled(
+        c,
+        &format!("SELECT ban, partition_id, priority, {SCHEDULE_COLUMNS} FROM customer_partitions ORDER BY id"),
+    )
+    .await?;
+    for (ban, partition, priority, s) in rows {
+        d.customer_partitions.push(CustomerPartition {
+            ban,
+            partition,
+            priority,
+            schedule: schedule("customer_partitions", s)?,
+        });
+    }
+    let rows: Vec<(Option<String>, String, String, ScheduleCols)> = fetch_scheduled(
+        c,
+        &format!("SELECT ban, prefix, vendor_id, {SCHEDULE_COLUMNS} FROM overrides ORDER BY id"),
+    )
+    .await?;
+    for (ban, p, vendor, s) in rows {
+        d.overrides.push(Override {
+            ban,
+            prefix: prefix("overrides", &p)?,
+            vendor,
+            schedule: schedule("overrides", s)?,
+        });
+    }
+    let rows: Vec<(Option<String>, Option<String>, String)> =
+        sqlx::query_as("SELECT ban, vendor_id, prefix FROM exclusions ORDER BY id")
+            .fetch_all(&mut *c)
+            .await?;
+    for (ban, vendor, p) in rows {
+        d.exclusions.push(Exclusion {
+            ban,
+            vendor,
+            prefix: prefix("exclusions", &p)?,
+        });
+    }
+    tx.commit().await?;
+    Ok(d)
+}
+
+async fn load_trunks(c: &mut PgConnection) -> Result<Vec<Trunk>, DbError> {
+    let rows: Vec<(String, String, i32, i32, bool)> =
+        sqlx::query_as("SELECT id, ban, max_concurrent, max_cps, enabled FROM trunks ORDER BY id")
+            .fetch_all(&mut *c)
+            .await?;
+    let mut acl: HashMap<String, Vec<IpNet>> = HashMap::new();
+    let ips: Vec<(String, String, i32)> =
+        sqlx::query_as("SELECT trunk_id, host(addr), masklen(addr) FROM trunk_ips ORDER BY id")
+            .fetch_all(&mut *c)
+            .await?;
+    for (t, addr, len) in ips {
+        let net = format!("{addr}/{len}")
+            .parse()
+            .map_err(|e: String| DbError::invalid("trunk_ips", e))?;
+        acl.entry(t).or_default().push(net);
+    }
+    let mut users: HashMap<String, Vec<String>> = HashMap::new();
+    let creds: Vec<(String, String)> =
+        sqlx::query_as("SELECT trunk_id, username FROM trunk_credentials ORDER BY id")
+            .fetch_all(&mut *c)
+            .await?;
+    for (t, u) in creds {
+        users.entry(t).or_default().push(u);
+    }
+    rows.into_iter()
+        .map(|(id, ban, max_concurrent, max_cps, enabled)| {
+            Ok(Trunk {
+                acl: acl.remove(&id).unwrap_or_default(),
+                usernames: users.remove(&id).unwrap_or_default(),
+                id,
+                ban,
+                max_concurrent: unsigned("trunks", max_concurrent)?,
+                max_cps: unsigned("trunks", max_cps)?,
+                enabled,
+            })
+        })
+        .collect()
+}
+
+async fn load_vendors(c: &mut PgConnection) -> Result<Vec<Vendor>, DbError> {
+    let rows: Vec<(String, String, String, i32, String, bool)> = sqlx::query_as(
+        "SELECT id, name, kind, priority, indeterminate_zone, enabled FROM vendors ORDER BY id",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    let mut gateways: HashMap<String, Vec<String>> = HashMap::new();
+    let gw: Vec<(String, String)> =
+        sqlx::query_as("SELECT vendor_id, dialstring FROM gateways ORDER BY vendor_id, priority")
+            .fetch_all(&mut *c)
+            .await?;
+    for (v, g) in gw {
+        gateways.entry(v).or_default().push(g);
+    }
+    rows.into_iter()
+        .map(|(id, name, kind, priority, zone, enabled)| {
+            let bad = |e: String| DbError::invalid("vendors", e);
+            Ok(Vendor {
+                gateways: gateways.remove(&id).unwrap_or_default(),
+                id,
+                name,
+                kind: kind.parse().map_err(bad)?,
+                priority,
+                indeterminate_zone: zone.parse().map_err(bad)?,
+                enabled,
+            })
+        })
+        .collect()
+}
+
+/// Rate rows of the decks owned by `owner_column` (`vendor_id` or `rate_plan`).
+async fn load_rates(c: &mut PgConnection, owner_column: &str) -> Result<Vec<RateRow>, DbError> {
+    let rows: Vec<RateCols> = sqlx::query_as(&format!(
+        "SELECT d.{owner_column}, r.prefix, r.ocn, r.lata, r.effective_from, r.effective_to,
+                r.interstate, r.intrastate, r.local, r.zone1, r.tollfree, r.international,
+                r.initial_secs, r.subsequent_secs, r.connect_fee, r.minimum_charge
+         FROM rate_rows r JOIN rate_decks d ON d.id = r.deck_id
+         WHERE d.{owner_column} IS NOT NULL ORDER BY r.id"
+    ))
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter().map(rate_row).collect()
+}
+
+fn rate_row(r: RateCols) -> Result<RateRow, DbError> {
+    let (owner, p, ocn, lata, from, to, a, b, l, z, t, i, initial, subsequent, fee, min) = r;
+    let key = match (p, ocn, lata) {
+        (Some(p), None, None) => RateKey::Prefix(prefix("rate_rows", &p)?),
+        (None, Some(ocn), Some(lata)) => RateKey::OcnLata {
+            ocn,
+            lata: unsigned("rate_rows", lata)?,
+        },
+        _ => {
+            return Err(DbError::invalid(
+                "rate_rows",
+                "row has neither prefix nor ocn+lata",
+            ))
+        }
+    };
+    Ok(RateRow {
+        owner,
+        key,
+        effective_from: from,
+        effective_to: to,
+        rates: [a, b, l, z, t, i],
+        increments: Increments::new(
+            unsigned("rate_rows", initial)?,
+            unsigned("rate_rows", subsequent)?,
+        )
+        .map_err(|e| DbError::invalid("rate_rows", e))?,
+        connect_fee: fee,
+        minimum_charge: min,
+    })
+}
+
+/// Fetches rows whose last six columns are a schedule.
+async fn fetch_scheduled<A, B, C>(
+    c: &mut PgConnection,
+    sql: &str,
+) -> Result<Vec<(A, B, C, ScheduleCols)>, DbError>
+where
+    for<'r> (
+        A,
+        B,
+        C,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<String>,
+        Option<i16>,
+        Option<i16>,
+        Option<i16>,
+    ): sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    A: Send + Unpin,
+    B: Send + Unpin,
+    C: Send + Unpin,
+{
+    let rows: Vec<(A, B, C, _, _, _, _, _, _)> = sqlx::query_as(sql).fetch_all(c).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, b, x, f, t, tz, days, s, e)| (a, b, x, (f, t, tz, days, s, e)))
+        .collect())
+}
+
+fn schedule(table: &'static str, s: ScheduleCols) -> Result<Schedule, DbError> {
+    let (from, to, tz, days, start, end) = s;
+    let window = match (tz, days, start, end) {
+        (Some(tz), Some(days), Some(start), Some(end)) => Some(WeeklyWindow {
+            tz: tz
+                .parse()
+                .map_err(|_| DbError::invalid(table, format!("unknown time zone {tz:?}")))?,
+            days: unsigned(table, days)?,
+            start: unsigned(table, start)?,
+            end: unsigned(table, end)?,
+        }),
+        _ => None,
+    };
+    Ok(Schedule { from, to, window })
+}
+
+fn prefix(table: &'static str, p: &str) -> Result<Prefix, DbError> {
+    Prefix::parse(p).map_err(|e| DbError::invalid(table, format!("prefix {p:?}: {e}")))
+}
+
+/// Narrows a stored integer to the model's unsigned type, refusing what does not fit.
+fn unsigned<T: TryFrom<S>, S: Copy + std::fmt::Display>(
+    table: &'static str,
+    v: S,
+) -> Result<T, DbError> {
+    T::try_from(v).map_err(|_| DbError::invalid(table, format!("{v} is out of range")))
+}
