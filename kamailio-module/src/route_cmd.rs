@@ -1,9 +1,12 @@
-//! `warp_route([dnis])`: asks [`crate::route`] for a decision and exposes it through
-//! `$warp(...)`; on a refusal `$warp(code)`/`$warp(reason)` say what to answer.
+//! `warp_route([dnis])`: asks [`crate::route`] for a decision; on success sets the R-URI
+//! to the best vendor's dialstring and exposes the decision through `$warp(...)`, on a
+//! refusal `$warp(code)`/`$warp(reason)` say what to answer (the fallback when no
+//! snapshot is loaded).
 
 use crate::decision::{self, Field, Value};
 use crate::guard;
 use crate::kstr;
+use crate::log::lm_info;
 use crate::params;
 use crate::route::{self, Answer, Query};
 use crate::sipmsg::SipMsg;
@@ -26,6 +29,34 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
         dnis: &dnis,
     };
     match route::decide(&query) {
+        Answer::Route(r) => {
+            // SAFETY: the core copies the URI into the message's new_uri.
+            if unsafe { k::rewrite_uri(msg.raw(), &mut kstr::from_bytes(r.uri.as_bytes())) } < 0 {
+                return Err(format!("cannot set the R-URI to {}", r.uri));
+            }
+            let fields = [
+                (Field::Ban, Some(r.ban)),
+                (Field::Trunk, Some(r.trunk)),
+                (Field::Zone, Some(r.zone.to_owned())),
+                (Field::Lrn, Some(r.lrn)),
+                (Field::Vendor, Some(r.vendor)),
+                (Field::VendorRate, Some(r.vendor_rate)),
+                (Field::CustomerRate, Some(r.customer_rate)),
+                (Field::Partition, r.partition),
+            ];
+            for (field, value) in fields {
+                if let Some(v) = value {
+                    decision::set(msg, field, Value::Str(v));
+                }
+            }
+            Ok(true)
+        }
+        Answer::Refuse { code, reason, why } => {
+            lm_info!("call to {dnis} refused: {why}");
+            decision::set(msg, Field::Code, Value::Int(code.into()));
+            decision::set(msg, Field::Reason, Value::Str(reason.to_owned()));
+            Ok(false)
+        }
         Answer::Unavailable => {
             let config = params::config();
             decision::set(msg, Field::Code, Value::Int(config.fallback_code.into()));

@@ -147,10 +147,10 @@ const SIPP_OPTIONS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp ani">
   <send>
     <![CDATA[
-      OPTIONS sip:15551234567@[remote_ip]:[remote_port] SIP/2.0
+      OPTIONS sip:12125550123@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:15551234567@[remote_ip]:[remote_port]>
+      To: <sip:12125550123@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: 1 OPTIONS
       P-Asserted-Identity: <sip:+17205550199@[local_ip]>
@@ -168,28 +168,99 @@ const SIPP_OPTIONS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
+/// Routes with warp_route(): refusals answered with `$warp(code)`/`$warp(reason)`,
+/// routed calls answered 200 with the decision in headers (instead of relaying).
+const ROUTE: &str = r#"
+    if (!warp_route()) {
+        append_to_reply("X-Warp-ANI: $warp(ani)\r\n");
+        sl_send_reply("$warp(code)", "$warp(reason)");
+        exit;
+    }
+    append_to_reply("X-Warp-RURI: $ru\r\nX-Warp-Vendor: $warp(vendor)\r\nX-Warp-BAN: $warp(ban)\r\n");
+    append_to_reply("X-Warp-Trunk: $warp(trunk)\r\nX-Warp-Zone: $warp(zone)\r\nX-Warp-Partition: $warp(partition)\r\n");
+    append_to_reply("X-Warp-Rates: $warp(vendor_rate)/$warp(customer_rate)\r\n");
+    sl_send_reply("200", "Routed");
+"#;
+
 #[test]
-fn route_without_an_engine_answers_the_configured_fallback() {
-    let route = r#"
-        if (!warp_route()) {
-            append_to_reply("X-Warp-ANI: $warp(ani)\r\n");
-            sl_send_reply("$warp(code)", "$warp(reason)");
-            exit;
-        }
-        sl_send_reply("200", "OK");
-    "#;
-    let params = [
-        ("fallback_code", "480"),
-        ("fallback_reason", "No Route Engine"),
-    ];
-    let k = Kamailio::start(&params, Script::Native(route));
+fn route_sends_the_call_to_the_cheapest_vendor() {
+    let data = tempfile::tempdir().unwrap();
+    let snap = data.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(ROUTE),
+    );
     let reply = k.request(
         "INVITE",
         "P-Asserted-Identity: <sip:+17205550199@x.example>\r\n",
     );
     assert_eq!(
         (reply.code, reply.reason.as_str()),
-        (480, "No Route Engine")
+        (200, "Routed"),
+        "{}",
+        k.log()
+    );
+    assert_eq!(
+        reply.header("X-Warp-RURI"),
+        Some("sip:+12125550123@127.0.0.1:5090")
+    );
+    assert_eq!(reply.header("X-Warp-Vendor"), Some("CHEAP"));
+    assert_eq!(reply.header("X-Warp-BAN"), Some("C1"));
+    assert_eq!(reply.header("X-Warp-Trunk"), Some("T1"));
+    assert_eq!(reply.header("X-Warp-Partition"), Some("P1"));
+    assert_eq!(reply.header("X-Warp-Rates"), Some("0.004/0.02"));
+    assert!(reply.header("X-Warp-Zone").is_some_and(|z| !z.is_empty()));
+    assert!(k.log().contains("generation 1 mapped"));
+}
+
+#[test]
+fn route_refuses_unknown_sources_and_dno_callers() {
+    let data = tempfile::tempdir().unwrap();
+    let snap = data.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(ROUTE),
+    );
+    let reply = k.request_from("127.0.0.2", "INVITE", "");
+    assert_eq!(reply.code, 403, "no trunk has 127.0.0.2 in its ACL");
+    let dno = format!(
+        "P-Asserted-Identity: <tel:{}>\r\n",
+        support::dataset::DNO_ANI
+    );
+    let reply = k.request("INVITE", &dno);
+    assert_eq!((reply.code, reply.reason.as_str()), (603, "Decline"));
+    assert_eq!(reply.header("X-Warp-ANI"), Some(support::dataset::DNO_ANI));
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_route.calls"], "2");
+    assert_eq!(stats["warp_route.errors"], "0");
+}
+
+#[test]
+fn route_without_a_valid_snapshot_answers_the_configured_fallback() {
+    let data = tempfile::tempdir().unwrap();
+    let snap = data.path().join("routing.snap");
+    std::fs::write(&snap, b"not a snapshot").unwrap();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("fallback_code", "480"),
+        ("fallback_reason", "No Routing Data"),
+    ];
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    assert!(
+        k.log()
+            .contains("routing.snap refused (snapshot is truncated"),
+        "{}",
+        k.log()
+    );
+    let reply = k.request(
+        "INVITE",
+        "P-Asserted-Identity: <sip:+17205550199@x.example>\r\n",
+    );
+    assert_eq!(
+        (reply.code, reply.reason.as_str()),
+        (480, "No Routing Data")
     );
     assert_eq!(reply.header("X-Warp-ANI"), Some("+17205550199"));
     let stats = k.rpc("warp.stats");
@@ -238,7 +309,11 @@ function ksr_request_route()
     KSR.sl.sl_send_reply(200, "OK")
 end
 "#;
-    let k = Kamailio::start(&[("fallback_code", "503")], Script::Lua(script));
+    let params = [
+        ("snapshot", "/nonexistent/routing.snap"),
+        ("fallback_code", "503"),
+    ];
+    let k = Kamailio::start(&params, Script::Lua(script));
     let reply = k.request("INVITE", "Remote-Party-ID: <sip:4155550123@x.example>\r\n");
     assert_eq!(reply.code, 503);
     assert_eq!(reply.header("X-Warp-ANI"), Some("4155550123"));

@@ -2,6 +2,8 @@
 //! Every helper panics (fails the test) when Kamailio, kamcmd or the built module is
 //! missing: these tests never skip.
 
+pub mod dataset;
+
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -193,16 +195,21 @@ impl Kamailio {
         flatten_rpc(&text)
     }
 
-    /// Sends one request from a fresh UDP socket and returns the final reply.
+    /// Sends one request from a fresh UDP socket on 127.0.0.1 and returns the final reply.
     pub fn request(&self, method: &str, headers: &str) -> Reply {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        self.request_from("127.0.0.1", method, headers)
+    }
+
+    /// As [`Kamailio::request`], from another loopback address (e.g. an unknown peer).
+    pub fn request_from(&self, source: &str, method: &str, headers: &str) -> Reply {
+        let sock = UdpSocket::bind((source, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let lport = sock.local_addr().unwrap().port();
         let msg = format!(
-            "{method} sip:15551234567@127.0.0.1:{port} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{lport}\r\n\
-             From: <sip:3035550100@127.0.0.1>;tag=t{lport}\r\n\
-             To: <sip:15551234567@127.0.0.1>\r\n\
+            "{method} sip:12125550123@127.0.0.1:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK-{lport}\r\n\
+             From: <sip:3035550100@{source}>;tag=t{lport}\r\n\
+             To: <sip:12125550123@127.0.0.1>\r\n\
              Call-ID: warp-test-{lport}\r\n\
              CSeq: 1 {method}\r\n\
              {headers}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
@@ -225,6 +232,9 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
         // SIGTERM lets the main process stop its children and free shm.
         let _ = Command::new("kill")
             .arg("-TERM")
