@@ -8,13 +8,16 @@ use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
 
-fn warp_ani(msg: &SipMsg) -> Result<bool, String> {
-    let Some((source, ani)) = msg.ani() else {
-        return Ok(false);
-    };
-    decision::set(msg, Field::Ani, Value::Str(ani));
+/// Finds the ANI and exposes it in `$warp(...)`; shared with `warp_route()`.
+pub fn find(msg: &SipMsg) -> Option<String> {
+    let (source, ani) = msg.ani()?;
+    decision::set(msg, Field::Ani, Value::Str(ani.clone()));
     decision::set(msg, Field::AniSource, Value::Str(source.name().into()));
-    Ok(true)
+    Some(ani)
+}
+
+fn warp_ani(msg: &SipMsg) -> Result<bool, String> {
+    Ok(find(msg).is_some())
 }
 
 /// kamailio.cfg: `warp_ani()`.

@@ -3,6 +3,7 @@
 //! refusal `$warp(code)`/`$warp(reason)` say what to answer (the fallback when no
 //! snapshot is loaded).
 
+use crate::ani;
 use crate::decision::{self, Field, Value};
 use crate::guard;
 use crate::kstr;
@@ -18,14 +19,10 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
     let dnis = dnis
         .or_else(|| msg.ruri_user())
         .ok_or("no dialled number: the R-URI has no user part")?;
-    let ani = msg.ani();
-    if let Some((source, ani)) = &ani {
-        decision::set(msg, Field::Ani, Value::Str(ani.clone()));
-        decision::set(msg, Field::AniSource, Value::Str(source.name().into()));
-    }
+    let ani = ani::find(msg);
     let query = Query {
         source: msg.source_ip(),
-        ani: ani.as_ref().map(|(_, a)| a.as_str()),
+        ani: ani.as_deref(),
         dnis: &dnis,
     };
     match route::decide(&query) {
