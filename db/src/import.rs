@@ -229,7 +229,7 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
     .await?;
     tables.push(("exclusions", n));
 
-    sqlx::query(
+    sqlx::raw_sql(
         "INSERT INTO rate_decks (vendor_id) SELECT id FROM vendors ON CONFLICT DO NOTHING;
          INSERT INTO rate_decks (rate_plan) SELECT id FROM rate_plans ON CONFLICT DO NOTHING",
     )

@@ -1,0 +1,100 @@
+//! Dataset → PostgreSQL → Dataset against a real PostgreSQL.
+
+mod common;
+
+use warp_core::model::Dataset;
+use warp_datagen::{generate, Scale};
+
+/// Sorts every table so two datasets compare as sets of rows.
+fn sorted(mut d: Dataset) -> Dataset {
+    fn s<T: std::fmt::Debug>(v: &mut [T]) {
+        v.sort_by_cached_key(|x| format!("{x:?}"));
+    }
+    s(&mut d.lerg);
+    s(&mut d.local_calling);
+    s(&mut d.dno);
+    s(&mut d.lnp);
+    s(&mut d.customers);
+    s(&mut d.trunks);
+    s(&mut d.vendors);
+    s(&mut d.vendor_rates);
+    s(&mut d.customer_rates);
+    s(&mut d.partitions);
+    s(&mut d.customer_partitions);
+    s(&mut d.overrides);
+    s(&mut d.exclusions);
+    d
+}
+
+#[tokio::test]
+async fn import_then_load_gives_the_dataset_back() {
+    let (_pg, pool) = common::migrated_db().await;
+    let d = generate(Scale::SMALL, 7);
+    assert!(!d.overrides.is_empty() && !d.exclusions.is_empty());
+    let report = warp_db::import_dataset(&pool, &d).await.unwrap();
+    let rates = report
+        .tables
+        .iter()
+        .find(|(t, _)| *t == "rate_rows")
+        .unwrap();
+    assert_eq!(
+        rates.1 as usize,
+        d.vendor_rates.len() + d.customer_rates.len()
+    );
+    let back = warp_db::load_dataset(&pool).await.unwrap();
+    assert_eq!(sorted(back), sorted(d));
+}
+
+#[tokio::test]
+async fn reimport_replaces_and_keeps_what_the_model_does_not_carry() {
+    let (_pg, pool) = common::migrated_db().await;
+    let a = generate(Scale::SMALL, 1);
+    warp_db::import_dataset(&pool, &a).await.unwrap();
+    let ban = &a.customers[0].ban;
+    sqlx::query("UPDATE customers SET contact_email = 'noc@example.com' WHERE ban = $1")
+        .bind(ban)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let mut b = generate(Scale::SMALL, 2);
+    b.customers
+        .retain(|c| &c.ban == ban || c.ban.ends_with('3'));
+    let keep: Vec<String> = b.customers.iter().map(|c| c.ban.clone()).collect();
+    b.trunks.retain(|t| keep.contains(&t.ban));
+    b.customer_partitions.retain(|c| keep.contains(&c.ban));
+    b.overrides
+        .retain(|o| o.ban.as_ref().is_none_or(|x| keep.contains(x)));
+    b.exclusions
+        .retain(|o| o.ban.as_ref().is_none_or(|x| keep.contains(x)));
+    warp_db::import_dataset(&pool, &b).await.unwrap();
+    assert_eq!(
+        sorted(warp_db::load_dataset(&pool).await.unwrap()),
+        sorted(b.clone())
+    );
+    let email: Option<String> =
+        sqlx::query_scalar("SELECT contact_email FROM customers WHERE ban = $1")
+            .bind(ban)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+            .flatten();
+    assert_eq!(email.as_deref(), Some("noc@example.com"));
+}
+
+#[tokio::test]
+async fn a_bad_dataset_imports_nothing() {
+    let (_pg, pool) = common::migrated_db().await;
+    let good = generate(Scale::SMALL, 3);
+    warp_db::import_dataset(&pool, &good).await.unwrap();
+    let mut bad = good.clone();
+    bad.vendor_rates.push(bad.vendor_rates[0].clone()); // same vendor, key and dates
+    bad.dno.clear();
+    let err = warp_db::import_dataset(&pool, &bad).await.unwrap_err();
+    assert!(err.to_string().contains("rate_rows_no_overlap"), "{err}");
+    assert_eq!(
+        sorted(warp_db::load_dataset(&pool).await.unwrap()),
+        sorted(good),
+        "the failed import rolled back"
+    );
+}
