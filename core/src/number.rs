@@ -171,15 +171,13 @@ pub(crate) const POW10: [u64; 20] = {
 fn uri_user(s: &str) -> &str {
     let s = s.trim_start_matches('<').trim_end_matches('>');
     let lower_starts = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
-    let rest = if lower_starts("sips:") {
-        &s[5..]
-    } else if lower_starts("sip:") {
-        &s[4..]
-    } else if lower_starts("tel:") {
-        &s[4..]
-    } else {
+    let Some(scheme) = ["sips:", "sip:", "tel:"]
+        .into_iter()
+        .find(|p| lower_starts(p))
+    else {
         return s;
     };
+    let rest = &s[scheme.len()..];
     let end = rest.find(['@', ';', '?', '>']).unwrap_or(rest.len());
     &rest[..end]
 }

@@ -133,7 +133,7 @@ mod tests {
         fn billed_is_minimal_cover(i in 1u32..120, s in 1u32..120, d in 1u64..100_000) {
             let b = Increments::new(i, s).unwrap().billed_seconds(d);
             prop_assert!(b >= d && b >= i as u64);
-            prop_assert!(b == i as u64 || (b - i as u64) % s as u64 == 0);
+            prop_assert!(b == i as u64 || (b - i as u64).is_multiple_of(s as u64));
             prop_assert!(b < d + s as u64 || b == i as u64);
         }
 

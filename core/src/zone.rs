@@ -62,8 +62,7 @@ impl FromStr for Zone {
 }
 
 /// The outcome of classification: a zone, or indeterminate (the vendor's policy decides).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jurisdiction {
     Zone(Zone),
     Indeterminate,
@@ -76,6 +75,12 @@ impl Jurisdiction {
             Jurisdiction::Zone(z) => z,
             Jurisdiction::Indeterminate => policy,
         }
+    }
+}
+
+impl Serialize for Jurisdiction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -405,7 +405,7 @@ impl Snapshot {
                         zone,
                         vendor_rate: from_nanos(rate),
                         customer_rate,
-                        margin: from_nanos(sell - rate),
+                        margin: from_nanos(sell.saturating_sub(rate)),
                         increments: (row.initial, row.subsequent),
                         connect_fee: from_nanos(row.connect_fee),
                         dialstrings: v
@@ -452,7 +452,7 @@ impl Snapshot {
             if lengths & (1 << len) == 0 {
                 continue;
             }
-            let key = (len as u64) << 58 | n.value() / POW10[n.len() - len];
+            let key = ((len as u64) << 58) | (n.value() / POW10[n.len() - len]);
             if let Some(range) = flatmap::get(self.prefix_map(), key) {
                 self.take_rows(sc, range, by, t);
             }

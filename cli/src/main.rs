@@ -1,0 +1,177 @@
+//! `warp`: the admin CLI for data work — generate, compile, inspect and route.
+
+mod route;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use warp_core::dataset;
+use warp_core::snapshot::{self, Snapshot};
+
+#[derive(Parser)]
+#[command(
+    name = "warp",
+    version,
+    about = "WARP admin CLI: generate, compile, inspect and route"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate a deterministic synthetic dataset as a CSV directory.
+    GenData {
+        /// small (tests, demo) or large (≈300k LERG blocks, 1M LNP, 1M DNO, 1M rate rows)
+        #[arg(long, default_value = "small")]
+        scale: String,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write this many sample calls to OUT/sample_calls.csv.
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+    },
+    /// Compile a CSV directory into a routing snapshot (atomic publish).
+    Compile {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Defaults to the current snapshot's generation + 1 (or 1).
+        #[arg(long)]
+        generation: Option<u64>,
+    },
+    /// Print a snapshot's header and counts.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Route one call (or a CSV batch of ban,ani,dnis) the way the SIP path does.
+    Route(route::RouteArgs),
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        // A closed pipe (`warp route … | head`) is the reader's choice, not an error.
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return;
+        }
+        eprintln!("warp: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::GenData {
+            scale,
+            seed,
+            out,
+            calls,
+        } => gen_data(&scale, seed, &out, calls),
+        Cmd::Compile {
+            from,
+            out,
+            generation,
+        } => compile(&from, &out, generation),
+        Cmd::Inspect { file, json } => inspect(&file, json),
+        Cmd::Route(args) => route::run(args),
+    }
+}
+
+fn gen_data(scale: &str, seed: u64, out: &Path, calls: usize) -> Result<()> {
+    let Some(s) = warp_datagen::Scale::by_name(scale) else {
+        bail!("unknown scale {scale:?} (small or large)");
+    };
+    let t = Instant::now();
+    let d = warp_datagen::generate(s, seed);
+    dataset::write_dir(&d, out)?;
+    let mut w = csv::Writer::from_path(out.join("sample_calls.csv"))?;
+    w.write_record(["ban", "ani", "dnis"])?;
+    for (ban, ani, dnis) in warp_datagen::sample_calls(&d, calls, seed) {
+        w.write_record([ban, ani, dnis])?;
+    }
+    w.flush()?;
+    println!(
+        "wrote {} in {:.1?}: {} LERG blocks, {} LNP, {} DNO, {} vendors, {} vendor rate rows, {} customers, {} sample calls",
+        out.display(),
+        t.elapsed(),
+        d.lerg.len(),
+        d.lnp.len(),
+        d.dno.len(),
+        d.vendors.len(),
+        d.vendor_rates.len(),
+        d.customers.len(),
+        calls
+    );
+    Ok(())
+}
+
+fn compile(from: &Path, out: &Path, generation: Option<u64>) -> Result<()> {
+    let t = Instant::now();
+    let d = dataset::read_dir(from).with_context(|| format!("reading {}", from.display()))?;
+    let read = t.elapsed();
+    let generation = match generation {
+        Some(g) => g,
+        None => Snapshot::open(out).map(|s| s.generation() + 1).unwrap_or(1),
+    };
+    let t = Instant::now();
+    let bytes = snapshot::compile(&d, generation)?;
+    snapshot::publish(&bytes, out)?;
+    println!(
+        "published {} generation {generation}: {} bytes (read {read:.1?}, compiled and written {:.1?})",
+        out.display(),
+        bytes.len(),
+        t.elapsed()
+    );
+    Ok(())
+}
+
+fn inspect(file: &Path, json: bool) -> Result<()> {
+    let t = Instant::now();
+    let s = Snapshot::open(file)?;
+    let opened = t.elapsed();
+    s.verify()?;
+    let sum = s.summary();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sum)?);
+        return Ok(());
+    }
+    let created = chrono::DateTime::from_timestamp(sum.created_unix, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    println!(
+        "{}: WARP routing snapshot, format {}, generation {}",
+        file.display(),
+        sum.format_version,
+        sum.generation
+    );
+    println!(
+        "  created {created}, {} bytes, opened in {opened:.1?}, checksum ok",
+        sum.file_bytes
+    );
+    println!(
+        "  customers {}  trunks {}  vendors {}  partitions {}",
+        sum.customers, sum.trunks, sum.vendors, sum.partitions
+    );
+    println!(
+        "  vendor rate rows {}  customer rate rows {}",
+        sum.vendor_rate_rows, sum.customer_rate_rows
+    );
+    println!(
+        "  LERG blocks {}  LNP {}  DNO {}",
+        sum.lerg_blocks, sum.lnp_entries, sum.dno_numbers
+    );
+    println!(
+        "  overrides {}  exclusions {}",
+        sum.overrides, sum.exclusions
+    );
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! `warp route`: one call, or a CSV batch, through the same engine the SIP path uses.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use warp_core::{Decision, Number, RouteRequest, Snapshot};
+
+#[derive(Args)]
+pub struct RouteArgs {
+    #[arg(
+        long,
+        env = "WARP_SNAPSHOT",
+        default_value = "/var/lib/warp/routing.snap"
+    )]
+    snapshot: PathBuf,
+    #[arg(long, required_unless_present = "batch")]
+    ban: Option<String>,
+    /// Calling number (any accepted form); omit for unknown.
+    #[arg(long)]
+    ani: Option<String>,
+    #[arg(long, required_unless_present = "batch")]
+    dnis: Option<String>,
+    /// An LRN from a cache or dip, used when the snapshot has none.
+    #[arg(long)]
+    lrn: Option<String>,
+    /// Call time (RFC 3339); default now.
+    #[arg(long)]
+    at: Option<DateTime<Utc>>,
+    #[arg(long)]
+    max_results: Option<u32>,
+    /// CSV with columns ban,ani,dnis: route every row.
+    #[arg(long, conflicts_with_all = ["ban", "dnis"])]
+    batch: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: RouteArgs) -> Result<()> {
+    let snap = Snapshot::open(&a.snapshot)?;
+    let lrn = a
+        .lrn
+        .as_deref()
+        .map(Number::parse)
+        .transpose()
+        .context("--lrn")?;
+    let at = a.at.unwrap_or_else(Utc::now);
+    let calls: Vec<(String, Option<String>, String)> = match &a.batch {
+        Some(path) => {
+            let mut rdr = csv::Reader::from_path(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            rdr.records()
+                .map(|r| {
+                    let r = r?;
+                    let ani = r.get(1).filter(|s| !s.is_empty()).map(str::to_string);
+                    Ok((
+                        r.get(0).unwrap_or("").to_string(),
+                        ani,
+                        r.get(2).unwrap_or("").to_string(),
+                    ))
+                })
+                .collect::<Result<_>>()?
+        }
+        None => vec![(
+            a.ban.clone().unwrap_or_default(),
+            a.ani.clone(),
+            a.dnis.clone().unwrap_or_default(),
+        )],
+    };
+    let mut out = std::io::stdout().lock();
+    for (ban, ani, dnis) in &calls {
+        let req = RouteRequest {
+            ban,
+            ani: ani.as_deref(),
+            dnis,
+            lrn,
+            at,
+            max_results: a.max_results,
+        };
+        let outcome = snap.route(&req);
+        if a.json {
+            let v = match &outcome {
+                Ok(d) => serde_json::to_value(d)?,
+                Err(r) => serde_json::json!({
+                    "ban": ban, "ani": ani, "dnis": dnis,
+                    "rejected": r, "message": r.to_string(), "sip_code": r.sip().0,
+                }),
+            };
+            writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        } else {
+            print_human(&mut out, ban, ani.as_deref(), dnis, &outcome)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_human(
+    out: &mut impl Write,
+    ban: &str,
+    ani: Option<&str>,
+    dnis: &str,
+    outcome: &Result<Decision, warp_core::Reject>,
+) -> std::io::Result<()> {
+    writeln!(out, "call {ban}: {} -> {dnis}", ani.unwrap_or("(no ANI)"))?;
+    let d = match outcome {
+        Ok(d) => d,
+        Err(r) => {
+            let (code, phrase) = r.sip();
+            return writeln!(out, "  REJECT {code} {phrase}: {r}\n");
+        }
+    };
+    writeln!(
+        out,
+        "  LRN +{} ({:?})  zone {}  customer rate {} ({})  rate limit {}",
+        d.lrn, d.lrn_source, d.jurisdiction, d.customer_rate, d.customer_zone, d.rate_limit
+    )?;
+    for (side, l) in [
+        ("terminating", &d.terminating),
+        ("originating", &d.originating),
+    ] {
+        if let Some(l) = l {
+            writeln!(
+                out,
+                "  {side}: OCN {} LATA {} {} {}",
+                l.ocn(),
+                l.lata,
+                l.state(),
+                l.rate_center_name
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "  {:>2}  {:<8} {:<10} {:<13} {:>11} {:>11} {:>10}  dialstring",
+        "#", "vendor", "partition", "zone", "vendor rate", "cust rate", "margin"
+    )?;
+    for (i, r) in d.routes.iter().enumerate() {
+        writeln!(
+            out,
+            "  {:>2}  {:<8} {:<10} {:<13} {:>11} {:>11} {:>10}  {}{}",
+            i + 1,
+            r.vendor_id,
+            r.partition.unwrap_or("-"),
+            r.zone.as_str(),
+            r.vendor_rate.to_string(),
+            r.customer_rate.to_string(),
+            r.margin.to_string(),
+            r.dialstrings.first().map(String::as_str).unwrap_or("-"),
+            if r.forced { "  (override)" } else { "" }
+        )?;
+    }
+    writeln!(out)
+}

@@ -1,0 +1,118 @@
+//! Bad CSV rows are reported by file and line, and nothing is half-loaded.
+
+use std::path::Path;
+use warp_core::dataset::{read_dir, DatasetError};
+
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+fn append(dir: &Path, file: &str, lines: &str) {
+    let p = dir.join(file);
+    let mut s = std::fs::read_to_string(&p).unwrap();
+    s.push_str(lines);
+    std::fs::write(p, s).unwrap();
+}
+
+fn errors(dir: &Path) -> Vec<String> {
+    match read_dir(dir) {
+        Err(DatasetError::Rows(rows)) => rows.iter().map(|r| r.to_string()).collect(),
+        other => panic!("expected row errors, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_bad_rate_row_is_listed_with_its_line() {
+    let dir = fixture_copy();
+    // The fixture's vendor_rates.csv has a header and 15 rows: new rows start at line 17.
+    append(
+        dir.path(),
+        "vendor_rates.csv",
+        "VA,1404,,,2025-01-01,,0.01,0.01,0.01,,,,6,6,,\n\
+         VA,14x5,,,2025-01-01,,0.01,,,,,,6,6,,\n\
+         VZ,1404,,,2025-01-01,,0.01,,,,,,6,6,,\n\
+         VA,1405,,,2025-13-01,,0.01,,,,,,6,6,,\n\
+         VA,1406,,,2025-01-01,,-0.01,,,,,,6,6,,\n\
+         VA,1407,,,2025-01-01,,0.0000000001,,,,,,6,6,,\n\
+         VA,1408,,,2025-01-01,,,,,,,,6,6,,\n\
+         VA,1409,,,2025-01-01,2024-01-01,0.01,,,,,,6,6,,\n\
+         VA,1410,,,2025-01-01,,0.01,,,,,,0,6,,\n\
+         VC,1411,,,2025-01-01,,0.01,,,,,,6,6,,\n\
+         VA,1412,,,2025-01-01\n",
+    );
+    let e = errors(dir.path());
+    let lines: Vec<&str> = e.iter().map(|s| s.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        (18..=27)
+            .map(|l| format!("vendor_rates.csv:{l}"))
+            .collect::<Vec<_>>(),
+        "{e:#?}"
+    );
+    let text = e.join("\n");
+    for needle in [
+        "invalid character 'x'",
+        "unknown vendor_id \"VZ\"",
+        "effective_from",
+        "negative",
+        "more than 9 decimal places",
+        "no rate in any zone",
+        "effective_to is not after effective_from",
+        "at least 1 second",
+        "OCN_LATA",
+        "found record with 5 fields",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[test]
+fn references_between_files_are_checked() {
+    let dir = fixture_copy();
+    append(dir.path(), "partition_routes.csv", "P9,VA\nP1,VQ\nP1,VA\n");
+    append(
+        dir.path(),
+        "customers.csv",
+        "C9,Nine,NOPLAN,0,,5,true\nC1,Dup,PLAN1,0,,5,true\n",
+    );
+    append(
+        dir.path(),
+        "trunk_ips.csv",
+        "T1,10.1.2.0/24\nT2,300.1.1.1\n",
+    );
+    append(
+        dir.path(),
+        "customer_partitions.csv",
+        "C1,P1,1,,,Mars/Olympus,,,\nC1,P1,1,,,UTC,Funday,,\n",
+    );
+    append(dir.path(), "lnp.csv", "+12125550000,+442079460000\n");
+    let e = errors(dir.path()).join("\n");
+    for needle in [
+        "partition_routes.csv:9: unknown partition_id \"P9\"",
+        "partition_routes.csv:10: unknown vendor_id \"VQ\"",
+        "partition_routes.csv:11: vendor VA is already in partition P1",
+        "customers.csv:5: unknown rate_plan \"NOPLAN\"",
+        "customers.csv:6: duplicate ban \"C1\"",
+        "trunk_ips.csv:6: 10.1.2.0/24 is already assigned",
+        "trunk_ips.csv:7: bad IP address",
+        "customer_partitions.csv:6: tz",
+        "customer_partitions.csv:7: unknown day",
+        "lnp.csv:3: LNP entries are NANP numbers",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in\n{e}");
+    }
+}
+
+#[test]
+fn a_missing_required_file_is_named() {
+    let dir = fixture_copy();
+    std::fs::remove_file(dir.path().join("vendors.csv")).unwrap();
+    let e = read_dir(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("vendors.csv"), "{e}");
+}

@@ -1,0 +1,302 @@
+//! The routing semantics of ARCHITECTURE.md, end to end: CSV fixture → dataset →
+//! compiled snapshot → decisions, with every expected figure worked out by hand in
+//! the comments (rates per minute).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use std::path::Path;
+use warp_core::dataset::read_dir;
+use warp_core::snapshot::{compile, LrnSource, Reject, RouteRequest, Snapshot};
+use warp_core::{Decision, Jurisdiction, Number, Zone};
+
+fn fixture() -> Snapshot {
+    let d = read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture"))
+        .expect("fixture is valid");
+    Snapshot::from_bytes(&compile(&d, 42).expect("compiles")).expect("opens")
+}
+
+/// Wednesday 4 March 2026, 10:00 in New York.
+const WED_10AM_NY: &str = "2026-03-04T15:00:00Z";
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn req<'a>(ban: &'a str, ani: Option<&'a str>, dnis: &'a str) -> RouteRequest<'a> {
+    RouteRequest {
+        ban,
+        ani,
+        dnis,
+        lrn: None,
+        at: t(WED_10AM_NY),
+        max_results: None,
+    }
+}
+
+fn vendors<'a>(d: &Decision<'a>) -> Vec<(&'a str, String)> {
+    d.routes
+        .iter()
+        .map(|r| (r.vendor_id, r.vendor_rate.to_string()))
+        .collect()
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+const DENVER: Option<&str> = Some("3036291111");
+
+#[test]
+fn local_call_orders_by_rate_and_drops_what_breaks_the_margin() {
+    let s = fixture();
+    // Denver -> Boulder is LOCAL (local calling pair). Sell LOCAL 0.006, margin 0.001
+    // => limit 0.005: VD (0.008) is dropped, the disabled VX never appears.
+    let d = s.route(&req("C1", DENVER, "3034449999")).unwrap();
+    assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Local));
+    assert_eq!(d.rate_limit, dec("0.005"));
+    assert_eq!(
+        vendors(&d),
+        [
+            ("VC", "0.002".into()),
+            ("VA", "0.003".into()),
+            ("VB", "0.0045".into())
+        ]
+    );
+    let va = &d.routes[1];
+    assert_eq!(va.customer_rate, dec("0.006"));
+    assert_eq!(va.margin, dec("0.003"));
+    assert_eq!(va.partition, Some("P1"));
+    assert_eq!(va.increments, (6, 6));
+    // Gateways in priority order, templates filled.
+    assert_eq!(
+        va.dialstrings,
+        [
+            "sip:+13034449999@va1.example:5060",
+            "sip:3034449999@va2.example:5060"
+        ]
+    );
+    assert_eq!(d.generation, 42);
+}
+
+#[test]
+fn ported_number_is_priced_and_zoned_by_its_lrn() {
+    let s = fixture();
+    // 212-555-1234 is ported to a Boulder switch: LOCAL from Denver. LRN vendors price
+    // 1303444…, OCN_LATA uses Boulder's OCN 0202/LATA 656; VB is excluded for C1 on
+    // 1212; VD prices the dialled 1212, whose row has no LOCAL rate.
+    let d = s.route(&req("C1", DENVER, "+12125551234")).unwrap();
+    assert_eq!(d.lrn, Number::parse("3034440000").unwrap());
+    assert_eq!(d.lrn_source, LrnSource::Snapshot);
+    assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Local));
+    assert_eq!(
+        vendors(&d),
+        [("VC", "0.002".into()), ("VA", "0.003".into())]
+    );
+    assert_eq!(d.terminating.unwrap().ocn(), "0202");
+}
+
+#[test]
+fn a_supplied_lrn_is_used_when_the_snapshot_has_none() {
+    let s = fixture();
+    let mut r = req("C1", DENVER, "2125550000");
+    r.lrn = Some(Number::parse("3034440000").unwrap());
+    let d = s.route(&r).unwrap();
+    assert_eq!(d.lrn_source, LrnSource::Supplied);
+    assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Local));
+}
+
+#[test]
+fn interstate_uses_rates_effective_at_call_time() {
+    let s = fixture();
+    // Denver -> New York: INTERSTATE, sell 0.010 - 0.001 => limit 0.009.
+    // VD's 1212 row is 0.009 until 1 June 2026, 0.003 after.
+    let d = s.route(&req("C1", DENVER, "2125550000")).unwrap();
+    assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Interstate));
+    assert_eq!(
+        vendors(&d),
+        [("VA", "0.006".into()), ("VD", "0.009".into())]
+    );
+    let mut later = req("C1", DENVER, "2125550000");
+    later.at = t("2026-07-01T15:00:00Z");
+    let d = s.route(&later).unwrap();
+    assert_eq!(
+        vendors(&d),
+        [("VD", "0.003".into()), ("VA", "0.006".into())]
+    );
+}
+
+#[test]
+fn thousands_block_beats_its_npa_nxx() {
+    let s = fixture();
+    // 212-555-7xxx is pooled to OCN 0505 (LATA 132), which VC prices at 0.004.
+    let d = s.route(&req("C1", DENVER, "2125557000")).unwrap();
+    assert_eq!(d.terminating.unwrap().ocn(), "0505");
+    assert_eq!(
+        vendors(&d),
+        [
+            ("VC", "0.004".into()),
+            ("VA", "0.006".into()),
+            ("VD", "0.009".into())
+        ]
+    );
+}
+
+#[test]
+fn override_forces_its_vendor_first_even_above_the_limit() {
+    let s = fixture();
+    // Denver -> Colorado Springs: INTRASTATE, limit 0.009 - 0.001 = 0.008. VD (0.0085)
+    // is forced by C1's 1719 override; VA and VB tie at 0.005 and VA's priority wins.
+    let d = s.route(&req("C1", DENVER, "7195550000")).unwrap();
+    assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Intrastate));
+    assert_eq!(
+        vendors(&d),
+        [
+            ("VD", "0.0085".into()),
+            ("VA", "0.005".into()),
+            ("VB", "0.005".into())
+        ]
+    );
+    assert!(d.routes[0].forced);
+    assert!(!d.routes[1].forced);
+}
+
+#[test]
+fn dno_and_exclusions_reject_with_the_right_sip_code() {
+    let s = fixture();
+    let dno = s
+        .route(&req("C1", Some("+1 303 629 0000"), "2125550000"))
+        .unwrap_err();
+    assert_eq!(dno, Reject::DnoAni);
+    assert_eq!(dno.sip().0, 603);
+    let blocked = s.route(&req("C1", DENVER, "19005551234")).unwrap_err();
+    assert_eq!(blocked, Reject::ExcludedDestination);
+    assert_eq!(blocked.sip().0, 403);
+    // C2 may not call the UK; C1 may.
+    assert_eq!(
+        s.route(&req("C2", DENVER, "+442079460000")).unwrap_err(),
+        Reject::ExcludedDestination
+    );
+    assert!(s.route(&req("C1", DENVER, "+442079460000")).is_ok());
+}
+
+#[test]
+fn indeterminate_ani_follows_each_vendors_policy() {
+    let s = fixture();
+    // No ANI: customer side prices INTRASTATE (0.009 - 0.001 => limit 0.008).
+    // VA (policy INTRASTATE) 1303 intra 0.004; VB (policy INTERSTATE) 1303629 inter
+    // 0.007 — the longer prefix wins over VB's cheaper 1303; VD 1 intra 0.0085 is over.
+    for ani in [
+        None,
+        Some("anonymous"),
+        Some("+442079460000"),
+        Some("5055551111"),
+    ] {
+        let d = s.route(&req("C1", ani, "3036291234")).unwrap();
+        assert_eq!(d.jurisdiction, Jurisdiction::Indeterminate, "ani {ani:?}");
+        assert_eq!(d.customer_zone, Zone::Intrastate);
+        assert_eq!(
+            vendors(&d),
+            [("VA", "0.004".into()), ("VB", "0.007".into())]
+        );
+        assert_eq!(d.routes[0].zone, Zone::Intrastate);
+        assert_eq!(d.routes[1].zone, Zone::Interstate);
+    }
+}
+
+#[test]
+fn toll_free_zone1_and_international() {
+    let s = fixture();
+    let tf = s.route(&req("C1", DENVER, "8005551234")).unwrap();
+    assert_eq!(tf.jurisdiction, Jurisdiction::Zone(Zone::TollFree));
+    assert_eq!(vendors(&tf), [("VD", "0.001".into())]);
+    let ca = s.route(&req("C1", DENVER, "4165551234")).unwrap();
+    assert_eq!(ca.jurisdiction, Jurisdiction::Zone(Zone::Zone1));
+    assert_eq!(vendors(&ca), [("VD", "0.02".into())]);
+    // UK mobile: the 447 rows (vendor and plan) beat the 44 ones.
+    let uk = s.route(&req("C1", DENVER, "011447911123456")).unwrap();
+    assert_eq!(uk.jurisdiction, Jurisdiction::Zone(Zone::International));
+    assert_eq!(uk.customer_rate, dec("0.08"));
+    assert_eq!(vendors(&uk), [("VI", "0.05".into())]);
+    assert_eq!(uk.routes[0].increments, (60, 60));
+    let fixed = s.route(&req("C1", DENVER, "+442079460000")).unwrap();
+    assert_eq!(fixed.routes[0].connect_fee, dec("0.01"));
+}
+
+#[test]
+fn time_windows_choose_partitions_and_explicit_limits_apply() {
+    let s = fixture();
+    // C2 in New York business hours: P1 then P2; explicit limit 0.0046; 2 results.
+    let d = s.route(&req("C2", DENVER, "3034449999")).unwrap();
+    assert_eq!(d.rate_limit, dec("0.0046"));
+    assert_eq!(
+        vendors(&d),
+        [("VC", "0.002".into()), ("VA", "0.003".into())]
+    );
+    // 18:00 in New York: only P2 (VD at 0.008) is open, and it is over the limit.
+    let mut evening = req("C2", DENVER, "3034449999");
+    evening.at = t("2026-03-04T23:00:00Z");
+    assert_eq!(s.route(&evening).unwrap_err(), Reject::NoRoute);
+    // After the spring-forward, 09:30 EDT is 13:30Z: business hours again.
+    let mut edt = req("C2", DENVER, "3034449999");
+    edt.at = t("2026-03-09T13:30:00Z");
+    assert_eq!(vendors(&s.route(&edt).unwrap()).len(), 2);
+    edt.max_results = Some(1);
+    assert_eq!(vendors(&s.route(&edt).unwrap()), [("VC", "0.002".into())]);
+}
+
+#[test]
+fn unknown_disabled_and_malformed_are_clear_rejections() {
+    let s = fixture();
+    assert_eq!(
+        s.route(&req("NOPE", DENVER, "3034449999")).unwrap_err(),
+        Reject::UnknownCustomer("NOPE".into())
+    );
+    assert_eq!(
+        s.route(&req("C3", DENVER, "3034449999")).unwrap_err(),
+        Reject::CustomerDisabled("C3".into())
+    );
+    for bad in [
+        "12345",
+        "",
+        "sip:alice@example.com",
+        "30362912ab",
+        "+1234567890123456",
+    ] {
+        let e = s.route(&req("C1", DENVER, bad)).unwrap_err();
+        assert!(matches!(e, Reject::InvalidDnis(_)), "{bad:?} gave {e:?}");
+        assert_eq!(e.sip().0, 484);
+    }
+    // A destination the customer's plan does not price.
+    assert_eq!(
+        s.route(&req("C1", DENVER, "+33142685300")).unwrap_err(),
+        Reject::NoSellRate
+    );
+}
+
+#[test]
+fn trunks_are_found_by_source_address_and_username() {
+    let s = fixture();
+    let ip = |a: &str| s.trunk_by_ip(a.parse().unwrap()).map(|t| t.id);
+    assert_eq!(ip("127.0.0.1"), Some("T1"));
+    assert_eq!(ip("10.1.9.9"), Some("T1"));
+    assert_eq!(ip("10.1.2.3"), Some("T2")); // the /24 beats the /16
+    assert_eq!(ip("2001:db8::42"), Some("T3"));
+    assert_eq!(ip("8.8.8.8"), None);
+    let t1 = s.trunk_by_username("trunk1").unwrap();
+    assert_eq!((t1.ban, t1.max_concurrent, t1.max_cps), ("C1", 10, 5));
+    assert!(s.trunk_by_username("trunk2").is_none());
+}
+
+#[test]
+fn ani_forms_are_all_understood() {
+    let s = fixture();
+    for ani in [
+        "+13036291111",
+        "13036291111",
+        "sip:+13036291111@pbx.example;user=phone",
+        "tel:303-629-1111",
+    ] {
+        let d = s.route(&req("C1", Some(ani), "3034449999")).unwrap();
+        assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Local), "{ani}");
+    }
+}

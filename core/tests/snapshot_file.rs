@@ -1,0 +1,155 @@
+//! The snapshot as a file: atomic publish, zero-copy open, and refusal of anything
+//! corrupt, truncated or of another format version.
+
+use std::path::Path;
+use warp_core::dataset::{read_dir, write_dir};
+use warp_core::snapshot::{compile, format, publish, OpenError, RouteRequest, Snapshot};
+
+fn fixture_bytes(generation: u64) -> Vec<u8> {
+    let d = read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture")).unwrap();
+    compile(&d, generation).unwrap()
+}
+
+fn write(dir: &Path, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join("routing.snap");
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn sample(s: &Snapshot) -> String {
+    let at = "2026-03-04T15:00:00Z".parse().unwrap();
+    let r = RouteRequest {
+        ban: "C1",
+        ani: Some("3036291111"),
+        dnis: "2125550000",
+        lrn: None,
+        at,
+        max_results: None,
+    };
+    format!(
+        "{:?}",
+        s.route(&r)
+            .map(|d| d.routes.iter().map(|r| r.vendor_id).collect::<Vec<_>>())
+    )
+}
+
+#[test]
+fn publish_then_open_maps_the_same_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fixture_bytes(7);
+    let path = dir.path().join("sub/routing.snap");
+    publish(&bytes, &path).unwrap();
+    let mapped = Snapshot::open_verified(&path).unwrap();
+    let owned = Snapshot::from_bytes(&bytes).unwrap();
+    assert_eq!(mapped.generation(), 7);
+    assert_eq!(sample(&mapped), sample(&owned));
+    assert_eq!(sample(&mapped), r#"Ok(["VA", "VD"])"#);
+    let sum = mapped.summary();
+    assert_eq!(
+        (
+            sum.customers,
+            sum.vendors,
+            sum.lerg_blocks,
+            sum.dno_numbers,
+            sum.lnp_entries
+        ),
+        (3, 6, 5, 1, 1)
+    );
+    // Publishing a new generation replaces the file; the old mapping keeps serving.
+    publish(&fixture_bytes(8), &path).unwrap();
+    assert_eq!(Snapshot::open(&path).unwrap().generation(), 8);
+    assert_eq!(mapped.generation(), 7);
+    assert_eq!(sample(&mapped), r#"Ok(["VA", "VD"])"#);
+    // No temp files left behind.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
+        1
+    );
+}
+
+#[test]
+fn truncated_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fixture_bytes(1);
+    for cut in [0, 10, format::HEADER_LEN, bytes.len() / 2, bytes.len() - 1] {
+        let p = write(dir.path(), &bytes[..cut]);
+        let e = Snapshot::open(&p)
+            .err()
+            .unwrap_or_else(|| panic!("cut at {cut} opened"));
+        assert!(matches!(e, OpenError::Length { .. }), "cut at {cut}: {e}");
+    }
+}
+
+#[test]
+fn wrong_magic_and_version_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = fixture_bytes(1);
+    bytes[8] = 99; // version field
+    assert!(matches!(
+        Snapshot::open(&write(dir.path(), &bytes)),
+        Err(OpenError::Version { found: 99 })
+    ));
+    bytes[0] = b'X';
+    assert!(matches!(
+        Snapshot::open(&write(dir.path(), &bytes)),
+        Err(OpenError::BadMagic)
+    ));
+    let e = Snapshot::open(&dir.path().join("missing.snap"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("missing.snap"), "{e}");
+}
+
+#[test]
+fn any_flipped_byte_is_caught_by_open_or_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fixture_bytes(1);
+    // Every byte of the header and table, then a stride through the payload.
+    let table_end = format::HEADER_LEN + 64 * format::ENTRY_LEN;
+    let positions = (0..table_end.min(good.len())).chain((table_end..good.len()).step_by(97));
+    for pos in positions {
+        let mut bad = good.clone();
+        bad[pos] ^= 0x5a;
+        let p = write(dir.path(), &bad);
+        let refused = Snapshot::open(&p).and_then(|s| s.verify()).is_err();
+        // Padding between sections is outside every section but inside the payload hash.
+        assert!(refused, "flip at byte {pos} went unnoticed");
+    }
+}
+
+#[test]
+fn corrupt_payload_never_panics_even_unverified() {
+    // A worker that skipped verify() must still never crash on a damaged mapping.
+    let good = fixture_bytes(1);
+    let table_end = format::HEADER_LEN + 64 * format::ENTRY_LEN;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..300 {
+        let mut bad = good.clone();
+        for _ in 0..8 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let pos = table_end + (seed as usize) % (bad.len() - table_end);
+            bad[pos] = (seed >> 32) as u8;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        if let Ok(s) = Snapshot::open(&write(dir.path(), &bad)) {
+            let _ = sample(&s);
+            let _ = s.trunk_by_ip("127.0.0.1".parse().unwrap());
+            let _ = s.summary();
+        }
+    }
+}
+
+#[test]
+fn csv_round_trip_keeps_every_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture")).unwrap();
+    write_dir(&d, dir.path()).unwrap();
+    let again = read_dir(dir.path()).unwrap();
+    assert_eq!(again, d);
+    assert_eq!(
+        sample(&Snapshot::from_bytes(&compile(&again, 1).unwrap()).unwrap()),
+        sample(&Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap())
+    );
+}
