@@ -5,10 +5,12 @@
 mod copy;
 mod error;
 mod import;
+mod legacy;
 mod load;
 
 pub use error::DbError;
 pub use import::{import_dataset, ImportReport};
+pub use legacy::{legacy_route, LegacyRoute};
 pub use load::load_dataset;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

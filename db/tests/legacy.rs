@@ -1,0 +1,127 @@
+//! The legacy one-query routing makes the same decisions as the snapshot engine.
+
+mod common;
+
+use chrono::{DateTime, TimeZone, Utc};
+use warp_core::snapshot::{compile, Snapshot};
+use warp_core::{RouteRequest, Zone};
+use warp_datagen::{generate, Scale};
+
+/// A small deterministic generator (xorshift), enough to pick calls.
+struct Pick(u64);
+
+impl Pick {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Calls across every zone: LERG numbers (some ported), toll-free, Canada, abroad.
+fn calls(d: &warp_core::model::Dataset, count: usize) -> Vec<(String, String, String)> {
+    let mut p = Pick(0x9e37_79b9_7f4a_7c15);
+    let mut nanp = |p: &mut Pick| {
+        let b = &d.lerg[p.next(d.lerg.len())];
+        let block = b.block.map_or(p.next(10) as u32, u32::from);
+        format!("1{}{}{:03}", b.npa_nxx, block, p.next(1000))
+    };
+    (0..count)
+        .map(|i| {
+            let ban = d.customers[p.next(d.customers.len())].ban.clone();
+            let ani = match i % 10 {
+                0 => "+442079460000".to_string(),
+                1 => format!("+{}", d.dno[p.next(d.dno.len())]),
+                _ => format!("+{}", nanp(&mut p)),
+            };
+            let dnis = match i % 7 {
+                0 => format!("+{}", d.lnp[p.next(d.lnp.len())].0),
+                1 => "+18005550123".to_string(),
+                2 => "+14165550123".to_string(),
+                3 => format!("+44{}", 2_079_460_000 + p.next(1000)),
+                _ => format!("+{}", nanp(&mut p)),
+            };
+            (ban, ani, dnis)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn legacy_query_orders_vendors_like_the_snapshot() {
+    let (_pg, pool) = common::migrated_db().await;
+    let d = generate(Scale::SMALL, 11);
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    let snap = Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap();
+    // A weekday afternoon, a weekend night, and a time after scheduled rate changes.
+    let times: [DateTime<Utc>; 3] = [
+        Utc.with_ymd_and_hms(2026, 3, 4, 15, 30, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 3, 8, 4, 10, 0).unwrap(),
+        Utc.with_ymd_and_hms(2027, 7, 1, 12, 0, 0).unwrap(),
+    ];
+    let (mut routed, mut zones) = (0, std::collections::HashSet::new());
+    for (i, (ban, ani, dnis)) in calls(&d, 300).into_iter().enumerate() {
+        let at = times[i % times.len()];
+        let req = RouteRequest {
+            ban: &ban,
+            ani: Some(&ani),
+            dnis: &dnis,
+            lrn: None,
+            at,
+            max_results: None,
+        };
+        let want: Vec<_> = match snap.route(&req) {
+            Ok(dec) => dec
+                .routes
+                .iter()
+                .map(|r| {
+                    zones.insert(r.zone);
+                    (
+                        r.vendor_id.to_string(),
+                        r.forced,
+                        r.zone.as_str().to_string(),
+                        r.vendor_rate,
+                        r.customer_rate,
+                        r.dialstrings.clone(),
+                    )
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let got: Vec<_> = warp_db::legacy_route(&pool, &ban, Some(&ani), &dnis, None, at)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.vendor_id,
+                    r.forced,
+                    r.zone,
+                    r.vendor_rate,
+                    r.customer_rate,
+                    r.dialstrings,
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "call {i}: {ban} {ani} -> {dnis} at {at}");
+        routed += usize::from(!want.is_empty());
+    }
+    assert!(
+        routed > 100,
+        "only {routed} calls routed: the batch is too thin"
+    );
+    assert!(zones.len() >= 4, "zones exercised: {zones:?}");
+    assert!(zones.contains(&Zone::International));
+}
+
+#[tokio::test]
+async fn legacy_query_refuses_garbage_numbers_cleanly() {
+    let (_pg, pool) = common::migrated_db().await;
+    let at = Utc::now();
+    let err = warp_db::legacy_route(&pool, "B", None, "not-a-number", None, at).await;
+    assert!(matches!(err, Err(warp_db::DbError::Number(_))));
+    let none = warp_db::legacy_route(&pool, "nobody", None, "+13035550100", None, at)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
