@@ -10,6 +10,7 @@ pub mod cookie;
 pub mod error;
 pub mod json;
 pub mod message;
+pub mod proxy;
 pub mod replies;
 pub mod transport;
 

@@ -7,6 +7,7 @@ mod tcp;
 mod udp;
 
 pub use http::Http;
+pub use udp::MAX_DATAGRAM;
 pub use tcp::Tcp;
 pub use udp::Udp;
 

@@ -1,0 +1,275 @@
+//! What the proxy does with one request body: pick the node, forward the bytes unchanged,
+//! fail a new call over when a node cannot take it, keep pins and QoS up to date, and
+//! answer with the node's reply body unchanged.
+
+use super::pool::{Node, Pool};
+use super::qos::{QosRecord, QosSink};
+use super::sticky::Sticky;
+use crate::bencode::{Dict, Value};
+use crate::error::Result;
+use crate::message::{self, Format};
+use crate::replies::CallStats;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Replies that mean "this node cannot take the call now, another might" (as Kamailio's
+/// rtpengine module decides).
+const OVERLOAD_REASONS: [&str; 2] = ["Parallel session limit reached", "Ran out of ports"];
+
+/// Admin commands the proxy answers itself (rtpengine rejects them as unrecognized).
+pub const CMD_NODES: &str = "warp nodes";
+pub const CMD_DRAIN: &str = "warp drain";
+pub const CMD_UNDRAIN: &str = "warp undrain";
+
+pub struct Handler {
+    pub pool: Pool,
+    pub sticky: Sticky,
+    pub qos: Option<QosSink>,
+    round_robin: AtomicU64,
+}
+
+/// A reply body and whether a retransmitted request may be answered from cache.
+pub struct Handled {
+    pub body: Vec<u8>,
+    pub cacheable: bool,
+}
+
+impl Handler {
+    pub fn new(pool: Pool, sticky: Sticky, qos: Option<QosSink>) -> Handler {
+        Handler {
+            pool,
+            sticky,
+            qos,
+            round_robin: AtomicU64::new(0),
+        }
+    }
+
+    pub async fn handle(&self, set: u32, body: &[u8]) -> Handled {
+        let format = Format::detect(body).unwrap_or_default();
+        let request = match message::parse_body(body) {
+            Ok(d) => d,
+            Err(e) => return uncached(error_body(format, &format!("malformed request: {e}"))),
+        };
+        let Some(command) = request.get_str("command") else {
+            return uncached(error_body(format, "Dictionary contains no key \"command\""));
+        };
+        let cacheable = !matches!(command, "ping" | "query" | "list" | "statistics");
+        let body = match command {
+            CMD_NODES => self.nodes_reply(format),
+            CMD_DRAIN | CMD_UNDRAIN => self.drain(format, &request, command == CMD_DRAIN),
+            "list" => self.list(set, body, format).await,
+            _ => match request.get_str("call-id") {
+                Some(call_id) => self.call_command(set, command, call_id, &request, body, format).await,
+                None => self.any_node(set, body, format).await,
+            },
+        };
+        Handled { body, cacheable }
+    }
+
+    /// Forwards and records latency; a node that does not answer is marked dead.
+    async fn forward(&self, node: &Node, body: &[u8]) -> Result<Vec<u8>> {
+        let started = Instant::now();
+        match node.client.exchange(body).await {
+            Ok(reply) => {
+                node.metrics.answered(started.elapsed());
+                Ok(reply)
+            }
+            Err(e) => {
+                tracing::warn!(node = %node.spec.name, "no answer: {e}");
+                node.metrics.error();
+                node.mark(false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Commands about no call (ping, statistics, unknown ones): any live node, in turn.
+    async fn any_node(&self, set: u32, body: &[u8], format: Format) -> Vec<u8> {
+        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        for node in self.pool.candidates(set, &turn.to_le_bytes()) {
+            if let Ok(reply) = self.forward(&node, body).await {
+                return reply;
+            }
+        }
+        error_body(format, "no rtpengine node available")
+    }
+
+    async fn call_command(
+        &self,
+        set: u32,
+        command: &str,
+        call_id: &str,
+        request: &Dict<'_>,
+        body: &[u8],
+        format: Format,
+    ) -> Vec<u8> {
+        let pinned = match self.sticky.lookup(call_id).await {
+            Some(name) => self.pool.by_name(&name).cloned(),
+            None => None,
+        };
+        // Only a call not yet living on a live node may move; an existing call stays put
+        // (a draining node keeps its calls).
+        let movable = command == "offer" && !pinned.as_ref().is_some_and(|n| n.is_alive());
+        let order: Vec<Arc<Node>> = match pinned {
+            Some(node) if !movable => vec![node],
+            _ => {
+                let mut c = self.pool.candidates(set, call_id.as_bytes());
+                if !movable {
+                    c.truncate(1);
+                }
+                c
+            }
+        };
+        let mut refused = None;
+        for node in order {
+            let reply = match self.forward(&node, body).await {
+                Ok(r) => r,
+                Err(e) if !movable => {
+                    return error_body(format, &format!("rtpengine node {} did not answer: {e}", node.spec.name));
+                }
+                Err(_) => {
+                    node.metrics.failover();
+                    continue;
+                }
+            };
+            if !matches!(command, "offer" | "answer" | "delete") {
+                return reply;
+            }
+            let Ok(parsed) = message::parse_body(&reply) else {
+                return reply;
+            };
+            if movable && is_overload(&parsed) {
+                tracing::info!(node = %node.spec.name, call_id, "node refused a new call, trying the next");
+                node.metrics.failover();
+                node.metrics.error();
+                refused = Some(reply);
+                continue;
+            }
+            self.after_reply(command, call_id, &node, request, parsed).await;
+            return reply;
+        }
+        refused.unwrap_or_else(|| error_body(format, "no rtpengine node available"))
+    }
+
+    async fn after_reply(&self, command: &str, call_id: &str, node: &Node, request: &Dict<'_>, reply: Dict<'_>) {
+        if reply.get_str("result") != Some("ok") {
+            node.metrics.error();
+            return;
+        }
+        if command != "delete" {
+            if self.sticky.pin(call_id, &node.spec.name).await {
+                node.metrics.call_started();
+            }
+            return;
+        }
+        // A delete of one branch leaves the call alive.
+        if request.get("via-branch").is_none() {
+            if let Some(name) = self.sticky.unpin(call_id).await {
+                if let Some(n) = self.pool.by_name(&name) {
+                    n.metrics.call_ended();
+                }
+            }
+        }
+        let stats = CallStats::parse(reply.into_owned());
+        if let (Some(qos), false) = (&self.qos, stats.parties.is_empty()) {
+            qos.send(QosRecord::from_stats(call_id, &node.spec.name, "final", &stats));
+        }
+    }
+
+    /// Queries calls pinned for longer than `age` and queues interim QoS for them.
+    pub async fn interim_qos(&self, age: std::time::Duration) {
+        let Some(qos) = &self.qos else { return };
+        for (call_id, name) in self.sticky.long_calls(age) {
+            let Some(node) = self.pool.by_name(&name) else { continue };
+            let query = crate::commands::Query(crate::commands::Target::call(call_id.as_str()));
+            match node.client.send(&query).await {
+                Ok(stats) => qos.send(QosRecord::from_stats(&call_id, &name, "interim", &stats)),
+                Err(e) => tracing::debug!(call_id, "interim query: {e}"),
+            }
+        }
+    }
+
+    /// `list` over every live node of the set, merged.
+    async fn list(&self, set: u32, body: &[u8], format: Format) -> Vec<u8> {
+        let mut calls = Vec::new();
+        for node in self.pool.nodes.iter().filter(|n| n.spec.set == set && n.is_alive()) {
+            let Ok(reply) = self.forward(node, body).await else { continue };
+            if let Ok(d) = message::parse_body(&reply) {
+                calls.extend(d.get_list("calls").unwrap_or_default().iter().map(|c| c.clone().into_owned()));
+            }
+        }
+        let mut d = Dict::new();
+        d.insert("calls", Value::List(calls));
+        d.insert("result", "ok");
+        encode(format, &d)
+    }
+
+    fn nodes_reply(&self, format: Format) -> Vec<u8> {
+        let nodes = self
+            .pool
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut d = Dict::new();
+                d.insert("name", n.spec.name.clone());
+                d.insert("address", n.spec.addr.to_string());
+                d.insert("weight", i64::from(n.spec.weight));
+                d.insert("set", i64::from(n.spec.set));
+                d.insert("alive", i64::from(n.is_alive()));
+                d.insert("draining", i64::from(n.is_draining()));
+                d.insert("active calls", n.metrics.active_calls());
+                d.insert("requests", n.metrics.requests() as i64);
+                d.insert("errors", n.metrics.errors() as i64);
+                Value::Dict(d)
+            })
+            .collect::<Vec<_>>();
+        let mut d = Dict::new();
+        d.insert("nodes", Value::List(nodes));
+        d.insert("result", "ok");
+        encode(format, &d)
+    }
+
+    fn drain(&self, format: Format, request: &Dict<'_>, on: bool) -> Vec<u8> {
+        let Some(name) = request.get_str("node") else {
+            return error_body(format, "drain needs a \"node\" key");
+        };
+        let Some(node) = self.pool.by_name(name) else {
+            return error_body(format, &format!("no node named {name:?}"));
+        };
+        node.set_draining(on);
+        tracing::info!(node = name, draining = on, "drain state changed");
+        let mut d = Dict::new();
+        d.insert("result", "ok");
+        encode(format, &d)
+    }
+}
+
+fn uncached(body: Vec<u8>) -> Handled {
+    Handled { body, cacheable: false }
+}
+
+fn is_overload(reply: &Dict<'_>) -> bool {
+    match reply.get_str("result") {
+        Some("load limit") => true,
+        Some("error") => reply
+            .get_str("error-reason")
+            .is_some_and(|r| OVERLOAD_REASONS.contains(&r)),
+        _ => false,
+    }
+}
+
+/// Encodes a reply the proxy makes itself, in the request's format.
+fn encode(format: Format, d: &Dict<'_>) -> Vec<u8> {
+    format
+        .encode(d)
+        .unwrap_or_else(|_| crate::bencode::encode_dict(d))
+}
+
+/// An rtpengine-style error reply.
+pub fn error_body(format: Format, reason: &str) -> Vec<u8> {
+    let mut d = Dict::new();
+    d.insert("result", "error");
+    d.insert("error-reason", reason);
+    encode(format, &d)
+}

@@ -1,0 +1,117 @@
+//! The ng proxy: Kamailio (or any ng client) talks to it as if it were one rtpengine; it
+//! spreads calls over a pool of rtpengine nodes.
+
+pub mod config;
+pub mod handler;
+pub mod metrics;
+pub mod pool;
+pub mod qos;
+mod server;
+pub mod sticky;
+
+use crate::error::Result;
+use config::ProxyConfig;
+use handler::Handler;
+use pool::Pool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use sticky::Sticky;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+
+/// A started proxy; dropping it stops every task.
+pub struct Proxy {
+    pub handler: Arc<Handler>,
+    /// Bound ng addresses, in the order of `ProxyConfig::listen`.
+    pub ng_addrs: Vec<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
+    tasks: JoinSet<()>,
+}
+
+impl Proxy {
+    pub async fn start(config: ProxyConfig) -> Result<Proxy> {
+        let redis = match &config.redis_url {
+            Some(url) => connect_redis(url).await,
+            None => None,
+        };
+        let pool = Pool::connect(&config.nodes, config.upstream, config.upstream.timeout).await?;
+        let qos = redis.clone().map(qos::spawn_writer);
+        let sticky = Sticky::new(redis, config.sticky_ttl);
+        let handler = Arc::new(Handler::new(pool, sticky, qos));
+        let mut tasks = JoinSet::new();
+
+        let mut ng_addrs = Vec::new();
+        for listen in &config.listen {
+            let socket = UdpSocket::bind(listen.addr).await?;
+            ng_addrs.push(socket.local_addr()?);
+            tasks.spawn(server::serve_udp(handler.clone(), socket, listen.set));
+        }
+
+        let metrics_addr = match config.metrics {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await?;
+                let bound = listener.local_addr()?;
+                let h = handler.clone();
+                let render = Arc::new(move || metrics::render(h.pool.nodes.iter().map(|n| &n.metrics)));
+                tasks.spawn(metrics::serve(listener, render));
+                Some(bound)
+            }
+            None => None,
+        };
+
+        let h = handler.clone();
+        let interval = config.health_interval;
+        tasks.spawn(async move {
+            loop {
+                h.pool.check_health().await;
+                tokio::time::sleep(interval).await;
+            }
+        });
+
+        let h = handler.clone();
+        let qos_every = config.qos_interval;
+        tasks.spawn(async move {
+            loop {
+                tokio::time::sleep(qos_every).await;
+                for name in h.sticky.expire() {
+                    if let Some(n) = h.pool.by_name(&name) {
+                        n.metrics.call_ended();
+                    }
+                }
+                h.interim_qos(qos_every).await;
+            }
+        });
+
+        Ok(Proxy {
+            handler,
+            ng_addrs,
+            metrics_addr,
+            tasks,
+        })
+    }
+
+    /// Runs until a task ends (they only end by panicking) or the process is stopped.
+    pub async fn wait(mut self) {
+        if let Some(Err(e)) = self.tasks.join_next().await {
+            tracing::error!("proxy task ended: {e}");
+        }
+    }
+}
+
+/// Redis is optional on the call path: without it pins stay local and QoS is not written.
+async fn connect_redis(url: &str) -> Option<redis::aio::ConnectionManager> {
+    let client = match redis::Client::open(url) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("redis URL rejected: {e}");
+            return None;
+        }
+    };
+    match redis::aio::ConnectionManager::new(client).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!("redis unreachable, running without shared pins and QoS: {e}");
+            None
+        }
+    }
+}

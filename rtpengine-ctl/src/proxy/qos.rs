@@ -1,0 +1,170 @@
+//! Per-call QoS for the `warp:qos:raw` stream, taken from `delete` (final) and `query`
+//! (interim) replies, and the task that writes it to Redis off the request path.
+
+use crate::replies::{CallStats, Counters};
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+pub const STREAM: &str = "warp:qos:raw";
+
+/// One leg (call party): what rtpengine received from it, and RTCP-reported quality of
+/// the media it sent.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LegQos {
+    pub tag: String,
+    pub label: Option<String>,
+    pub packets: i64,
+    pub bytes: i64,
+    pub errors: i64,
+    pub rtcp_packets: i64,
+    pub mos: Option<f64>,
+    pub mos_lowest: Option<f64>,
+    pub jitter_ms: Option<i64>,
+    pub packet_loss_pct: Option<i64>,
+    pub packets_lost: Option<i64>,
+    pub round_trip_us: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QosRecord {
+    pub call_id: String,
+    pub node: String,
+    /// `final` (from delete) or `interim` (from a periodic query).
+    pub event: &'static str,
+    pub created: Option<i64>,
+    pub legs: Vec<LegQos>,
+}
+
+impl QosRecord {
+    pub fn from_stats(call_id: &str, node: &str, event: &'static str, stats: &CallStats) -> QosRecord {
+        let legs = stats
+            .parties
+            .iter()
+            .map(|p| {
+                let quality = stats.ssrcs.iter().find(|q| p.ssrcs.contains(&q.ssrc));
+                let avg = quality.and_then(|q| q.average);
+                LegQos {
+                    tag: p.tag.clone(),
+                    label: p.label.clone(),
+                    packets: p.rtp.packets,
+                    bytes: p.rtp.bytes,
+                    errors: p.rtp.errors,
+                    rtcp_packets: p.rtcp.packets,
+                    mos: avg.map(|a| a.mos),
+                    mos_lowest: quality.and_then(|q| q.lowest).map(|l| l.mos),
+                    jitter_ms: avg.and_then(|a| a.jitter_ms),
+                    packet_loss_pct: avg.and_then(|a| a.packet_loss_pct),
+                    packets_lost: quality.and_then(|q| q.cumulative_loss),
+                    round_trip_us: avg.and_then(|a| a.round_trip_us),
+                }
+            })
+            .collect();
+        QosRecord {
+            call_id: call_id.to_owned(),
+            node: node.to_owned(),
+            event,
+            created: stats.created,
+            legs,
+        }
+    }
+
+    /// Call-level summary: worst MOS, worst jitter, total loss, total packets.
+    fn summary(&self) -> (Option<f64>, Option<i64>, i64, Counters) {
+        let mos = self.legs.iter().filter_map(|l| l.mos).reduce(f64::min);
+        let jitter = self.legs.iter().filter_map(|l| l.jitter_ms).max();
+        let lost = self.legs.iter().filter_map(|l| l.packets_lost).sum();
+        let mut total = Counters::default();
+        for l in &self.legs {
+            total.packets += l.packets;
+            total.bytes += l.bytes;
+            total.errors += l.errors;
+        }
+        (mos, jitter, lost, total)
+    }
+
+    /// Stream entry fields: flat summary for simple consumers, `qos` JSON with every leg.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let (mos, jitter, lost, total) = self.summary();
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        vec![
+            ("call_id", self.call_id.clone()),
+            ("node", self.node.clone()),
+            ("event", self.event.to_owned()),
+            ("mos", opt(mos.map(|m| format!("{m:.1}")))),
+            ("jitter_ms", opt(jitter.map(|j| j.to_string()))),
+            ("packets_lost", lost.to_string()),
+            ("packets", total.packets.to_string()),
+            ("bytes", total.bytes.to_string()),
+            ("qos", serde_json::to_string(self).unwrap_or_default()),
+        ]
+    }
+}
+
+/// Queue to the writer; full queue drops the record with a warning rather than stall calls.
+#[derive(Clone)]
+pub struct QosSink(mpsc::Sender<QosRecord>);
+
+impl QosSink {
+    pub fn send(&self, record: QosRecord) {
+        if self.0.try_send(record).is_err() {
+            tracing::warn!("QoS queue full or closed; record dropped");
+        }
+    }
+}
+
+pub fn spawn_writer(redis: ConnectionManager) -> QosSink {
+    let (tx, mut rx) = mpsc::channel::<QosRecord>(10_000);
+    tokio::spawn(async move {
+        let mut redis = redis;
+        while let Some(record) = rx.recv().await {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(STREAM).arg("*");
+            for (k, v) in record.fields() {
+                cmd.arg(k).arg(v);
+            }
+            if let Err(e) = cmd.query_async::<String>(&mut redis).await {
+                tracing::warn!(call_id = %record.call_id, "XADD {STREAM}: {e}");
+            }
+        }
+    });
+    QosSink(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replies::{MosSample, Party, SsrcQuality};
+
+    #[test]
+    fn legs_take_quality_of_their_own_ssrc() {
+        let mut stats = CallStats::parse(crate::bencode::Dict::new());
+        stats.parties = vec![
+            Party {
+                tag: "a".into(),
+                rtp: Counters { packets: 10, bytes: 1720, errors: 0 },
+                ssrcs: vec![7],
+                ..Party::default()
+            },
+            Party {
+                tag: "b".into(),
+                rtp: Counters { packets: 5, bytes: 860, errors: 0 },
+                ..Party::default()
+            },
+        ];
+        stats.ssrcs = vec![SsrcQuality {
+            ssrc: 7,
+            cumulative_loss: Some(2),
+            average: Some(MosSample { mos: 4.1, jitter_ms: Some(3), packet_loss_pct: Some(1), round_trip_us: None }),
+            lowest: None,
+        }];
+        let r = QosRecord::from_stats("c1", "n1", "final", &stats);
+        assert_eq!(r.legs[0].mos, Some(4.1));
+        assert_eq!(r.legs[1].mos, None);
+        let f: std::collections::HashMap<_, _> = r.fields().into_iter().collect();
+        assert_eq!(f["mos"], "4.1");
+        assert_eq!(f["packets"], "15");
+        assert_eq!(f["packets_lost"], "2");
+        assert!(f["qos"].contains("\"tag\":\"b\""));
+    }
+}

@@ -1,0 +1,115 @@
+//! The UDP ng listener: one task per datagram, and a retransmission cache so a client's
+//! retransmitted request (same peer, same cookie) is answered once, like rtpengine does.
+
+use super::handler::Handler;
+use crate::message;
+use crate::transport::MAX_DATAGRAM;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+/// Replies are kept 30-60 s (two generations swapped every 30 s, as rtpengine's own cache).
+const GENERATION: Duration = Duration::from_secs(30);
+
+type Key = (SocketAddr, Vec<u8>);
+
+enum Slot {
+    InFlight,
+    Done(Arc<Vec<u8>>),
+}
+
+struct Generations {
+    current: HashMap<Key, Slot>,
+    previous: HashMap<Key, Slot>,
+    swapped: Instant,
+}
+
+#[derive(Clone)]
+struct ReplyCache(Arc<Mutex<Generations>>);
+
+enum Seen {
+    New,
+    InFlight,
+    Answered(Arc<Vec<u8>>),
+}
+
+impl ReplyCache {
+    fn new() -> ReplyCache {
+        ReplyCache(Arc::new(Mutex::new(Generations {
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            swapped: Instant::now(),
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn begin(&self, key: &Key) -> Seen {
+        let mut g = self.lock();
+        if g.swapped.elapsed() >= GENERATION {
+            g.previous = std::mem::take(&mut g.current);
+            g.swapped = Instant::now();
+        }
+        let found = g.current.get(key).or_else(|| g.previous.get(key));
+        match found {
+            Some(Slot::InFlight) => Seen::InFlight,
+            Some(Slot::Done(r)) => Seen::Answered(r.clone()),
+            None => {
+                g.current.insert(key.clone(), Slot::InFlight);
+                Seen::New
+            }
+        }
+    }
+
+    fn finish(&self, key: Key, reply: Option<Arc<Vec<u8>>>) {
+        let mut g = self.lock();
+        g.previous.remove(&key);
+        match reply {
+            Some(r) => g.current.insert(key, Slot::Done(r)),
+            None => g.current.remove(&key),
+        };
+    }
+}
+
+pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32) {
+    let socket = Arc::new(socket);
+    let cache = ReplyCache::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("ng recv: {e}");
+                continue;
+            }
+        };
+        let datagram = buf[..n].to_vec();
+        let (handler, socket, cache) = (handler.clone(), socket.clone(), cache.clone());
+        tokio::spawn(async move {
+            let Ok((cookie, body)) = message::split(&datagram) else {
+                // Without a cookie there is nothing a client could match a reply to.
+                tracing::warn!(%peer, len = datagram.len(), "dropping datagram without cookie");
+                return;
+            };
+            let key = (peer, cookie.to_vec());
+            match cache.begin(&key) {
+                Seen::InFlight => return,
+                Seen::Answered(reply) => {
+                    let _ = socket.send_to(&reply, peer).await;
+                    return;
+                }
+                Seen::New => {}
+            }
+            let handled = handler.handle(set, body).await;
+            let reply = Arc::new(message::frame(cookie, &handled.body));
+            if let Err(e) = socket.send_to(&reply, peer).await {
+                tracing::warn!(%peer, "ng reply not sent: {e}");
+            }
+            cache.finish(key, handled.cacheable.then_some(reply));
+        });
+    }
+}

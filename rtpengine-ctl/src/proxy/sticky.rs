@@ -1,0 +1,133 @@
+//! Call-id → node pins. Local map first; Redis (if configured) shares pins between proxy
+//! instances, so an `answer` or `delete` reaching another proxy finds the call's node.
+//! Redis trouble degrades to local pins plus deterministic hashing, never to a failed call.
+
+use redis::aio::ConnectionManager;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const KEY_PREFIX: &str = "warp:rtpengine:call:";
+
+#[derive(Debug, Clone)]
+struct Pin {
+    node: String,
+    created: Instant,
+    seen: Instant,
+}
+
+pub struct Sticky {
+    local: Mutex<HashMap<String, Pin>>,
+    redis: Option<ConnectionManager>,
+    ttl: Duration,
+}
+
+impl Sticky {
+    pub fn new(redis: Option<ConnectionManager>, ttl: Duration) -> Sticky {
+        Sticky {
+            local: Mutex::new(HashMap::new()),
+            redis,
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pin>> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node this call is pinned to, if any.
+    pub async fn lookup(&self, call_id: &str) -> Option<String> {
+        if let Some(pin) = self.lock().get_mut(call_id) {
+            pin.seen = Instant::now();
+            return Some(pin.node.clone());
+        }
+        let mut redis = self.redis.clone()?;
+        let found: Option<String> = redis::cmd("GET")
+            .arg(format!("{KEY_PREFIX}{call_id}"))
+            .query_async(&mut redis)
+            .await
+            .inspect_err(|e| tracing::warn!("redis GET pin: {e}"))
+            .ok()?;
+        if let Some(node) = &found {
+            self.pin_local(call_id, node);
+        }
+        found
+    }
+
+    /// Pins `call_id` to `node`; true if the call was not pinned here before.
+    pub async fn pin(&self, call_id: &str, node: &str) -> bool {
+        let new = self.pin_local(call_id, node);
+        if let Some(mut redis) = self.redis.clone() {
+            let set: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(format!("{KEY_PREFIX}{call_id}"))
+                .arg(node)
+                .arg("EX")
+                .arg(self.ttl.as_secs().max(1))
+                .query_async(&mut redis)
+                .await;
+            if let Err(e) = set {
+                tracing::warn!("redis SET pin: {e}");
+            }
+        }
+        new
+    }
+
+    fn pin_local(&self, call_id: &str, node: &str) -> bool {
+        let now = Instant::now();
+        let mut local = self.lock();
+        match local.get_mut(call_id) {
+            Some(pin) if pin.node == node => {
+                pin.seen = now;
+                false
+            }
+            _ => {
+                local.insert(
+                    call_id.to_owned(),
+                    Pin {
+                        node: node.to_owned(),
+                        created: now,
+                        seen: now,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Forgets the call; returns the node it was pinned to here.
+    pub async fn unpin(&self, call_id: &str) -> Option<String> {
+        let node = self.lock().remove(call_id).map(|p| p.node);
+        if let Some(mut redis) = self.redis.clone() {
+            let del: redis::RedisResult<()> = redis::cmd("DEL")
+                .arg(format!("{KEY_PREFIX}{call_id}"))
+                .query_async(&mut redis)
+                .await;
+            if let Err(e) = del {
+                tracing::warn!("redis DEL pin: {e}");
+            }
+        }
+        node
+    }
+
+    /// Calls pinned here for longer than `age`: (call-id, node).
+    pub fn long_calls(&self, age: Duration) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .filter(|(_, p)| p.created.elapsed() >= age)
+            .map(|(c, p)| (c.clone(), p.node.clone()))
+            .collect()
+    }
+
+    /// Drops pins not seen for the TTL (calls whose delete never came); returns their nodes.
+    pub fn expire(&self) -> Vec<String> {
+        let mut gone = Vec::new();
+        self.lock().retain(|_, p| {
+            let keep = p.seen.elapsed() < self.ttl;
+            if !keep {
+                gone.push(p.node.clone());
+            }
+            keep
+        });
+        gone
+    }
+}

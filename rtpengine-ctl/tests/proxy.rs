@@ -1,0 +1,334 @@
+//! The ng proxy in front of real rtpengine daemons (and real Redis).
+
+mod common;
+
+use common::{rtp_packet, sdp, media_port, Redis, Rtpengine};
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::time::Duration;
+use warp_rtpengine::bencode::{decode_dict, Dict};
+use warp_rtpengine::commands::*;
+use warp_rtpengine::proxy::config::{ListenSpec, NodeSpec, ProxyConfig};
+use warp_rtpengine::proxy::Proxy;
+use warp_rtpengine::{Client, Endpoint, Error, Options};
+
+fn node(name: &str, r: &Rtpengine, weight: u32) -> NodeSpec {
+    format!("{name}={},weight={weight}", r.ng).parse().unwrap()
+}
+
+async fn start_proxy(nodes: Vec<NodeSpec>, redis: Option<&Redis>) -> Proxy {
+    Proxy::start(ProxyConfig {
+        listen: vec![ListenSpec {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            set: 0,
+        }],
+        nodes,
+        redis_url: redis.map(|r| r.url.clone()),
+        metrics: Some("127.0.0.1:0".parse().unwrap()),
+        upstream: Options {
+            timeout: Duration::from_millis(150),
+            retries: 1,
+        },
+        health_interval: Duration::from_millis(100),
+        ..ProxyConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn client_for(p: &Proxy) -> Client {
+    Client::connect(&Endpoint::Udp(p.ng_addrs[0]), Options::default())
+        .await
+        .unwrap()
+}
+
+async fn direct(r: &Rtpengine) -> Client {
+    Client::connect(&Endpoint::Udp(r.ng), Options::default())
+        .await
+        .unwrap()
+}
+
+fn offer(call: &str) -> Offer {
+    let mut m = MediaRequest::new(Target::call(call).from_tag("caller"), sdp("a", 40000));
+    m.supports = vec!["load limit".into()];
+    Offer(m)
+}
+
+fn answer(call: &str) -> Answer {
+    Answer(MediaRequest::new(
+        Target::call(call).from_tag("caller").to_tag("callee"),
+        sdp("b", 40002),
+    ))
+}
+
+/// A call-id whose first choice, in this proxy's pool, is `node`.
+fn call_preferring(p: &Proxy, node: &str, tag: &str) -> String {
+    (0..)
+        .map(|i| format!("{tag}-{i}"))
+        .find(|c| p.handler.pool.candidates(0, c.as_bytes())[0].spec.name == node)
+        .unwrap()
+}
+
+async fn calls_on(r: &Rtpengine) -> Vec<String> {
+    direct(r).await.send(&List { limit: Some(1000) }).await.unwrap().calls
+}
+
+#[tokio::test]
+async fn spreads_by_weight_and_every_command_follows_its_call() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p = start_proxy(vec![node("a", &a, 1), node("b", &b, 3)], None).await;
+    let c = client_for(&p).await;
+    c.send(&Ping).await.unwrap();
+    let ids: Vec<String> = (0..12).map(|i| format!("spread-{i}")).collect();
+    for id in &ids {
+        c.send(&offer(id)).await.unwrap();
+        c.send(&answer(id)).await.unwrap();
+        let q = c.send(&Query(Target::call(id.as_str()))).await.unwrap();
+        assert_eq!(q.parties.len(), 2, "query reached the call's node");
+    }
+    let (on_a, on_b) = (calls_on(&a).await, calls_on(&b).await);
+    assert_eq!(on_a.len() + on_b.len(), ids.len(), "each call on exactly one node");
+    // Weighted rendezvous hashing is deterministic: the expected split is computed, and
+    // across many call-ids it follows the weights (see the pool's unit test).
+    let expected_b = ids
+        .iter()
+        .filter(|id| p.handler.pool.candidates(0, id.as_bytes())[0].spec.name == "b")
+        .count();
+    assert_eq!(on_b.len(), expected_b);
+    assert!(on_b.len() > on_a.len(), "weight 3 node takes more: a={on_a:?} b={on_b:?}");
+    // list through the proxy merges both nodes.
+    let all = c.send(&List { limit: Some(1000) }).await.unwrap();
+    assert_eq!(all.calls.len(), ids.len());
+    for id in &ids {
+        c.send(&Delete { call: Target::call(id.as_str()).from_tag("caller"), fatal: true, ..Delete::default() })
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(calls_on(&a).await.is_empty() && calls_on(&b).await.is_empty());
+}
+
+#[tokio::test]
+async fn killed_node_loses_no_new_call_and_restarted_node_rejoins() {
+    let (mut a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c = client_for(&p).await;
+    a.kill();
+    // No health check has run yet for some of these: the proxy must fail over by itself.
+    for i in 0..10 {
+        let id = format!("dead-{i}");
+        c.send(&offer(&id)).await.unwrap_or_else(|e| panic!("offer {id}: {e}"));
+        c.send(&answer(&id)).await.unwrap();
+    }
+    assert_eq!(calls_on(&b).await.len(), 10);
+    assert!(!p.handler.pool.by_name("a").unwrap().is_alive());
+
+    a.restart();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(p.handler.pool.by_name("a").unwrap().is_alive(), "health check brought a back");
+    let back = call_preferring(&p, "a", "rejoin");
+    c.send(&offer(&back)).await.unwrap();
+    assert_eq!(calls_on(&a).await, vec![back]);
+}
+
+#[tokio::test]
+async fn ran_out_of_ports_fails_over_and_drain_keeps_existing_calls() {
+    // a has ports for exactly one call.
+    let (a, b) = (Rtpengine::start_with(4, &[]), Rtpengine::start());
+    let p = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c = client_for(&p).await;
+    let first = call_preferring(&p, "a", "full");
+    let second = call_preferring(&p, "a", "full2");
+    c.send(&offer(&first)).await.unwrap();
+    c.send(&offer(&second)).await.unwrap();
+    assert_eq!(calls_on(&a).await, vec![first.clone()]);
+    assert_eq!(calls_on(&b).await, vec![second.clone()]);
+    let nodes = c.request(&admin("warp nodes", None)).await.unwrap();
+    let errors_a = nodes.get_list("nodes").unwrap()[0].as_dict().unwrap().get_int("errors");
+    assert_eq!(errors_a, Some(1), "the refusal is counted");
+
+    // Drain a: its existing call still reaches it; a new call preferring a goes to b.
+    let third = call_preferring(&p, "a", "drained");
+    let reply = c.request(&admin("warp drain", Some("a"))).await.unwrap();
+    assert_eq!(reply.get_str("result"), Some("ok"));
+    c.send(&answer(&first)).await.unwrap();
+    c.send(&offer(&third)).await.unwrap();
+    assert!(calls_on(&b).await.contains(&third));
+    let nodes = c.request(&admin("warp nodes", None)).await.unwrap();
+    let a_state = nodes.get_list("nodes").unwrap()[0].as_dict().unwrap().clone();
+    assert_eq!(a_state.get_int("draining"), Some(1));
+    assert_eq!(a_state.get_int("active calls"), Some(1));
+    let err = c.request(&admin("warp drain", Some("zz"))).await.unwrap();
+    assert_eq!(err.get_str("error-reason"), Some("no node named \"zz\""));
+}
+
+fn admin(command: &'static str, node: Option<&'static str>) -> Dict<'static> {
+    let mut d = Dict::new();
+    d.insert("command", command);
+    if let Some(n) = node {
+        d.insert("node", n);
+    }
+    d
+}
+
+#[tokio::test]
+async fn pins_are_shared_between_proxies_through_redis() {
+    let redis = Redis::start();
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p1 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], Some(&redis)).await;
+    let p2 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], Some(&redis)).await;
+    let (c1, c2) = (client_for(&p1).await, client_for(&p2).await);
+    // p1 drains a, so a call that hashes to a lands on b; p2 (not draining) must still
+    // find it on b because the pin is in Redis.
+    c1.request(&admin("warp drain", Some("a"))).await.unwrap();
+    let id = call_preferring(&p2, "a", "shared");
+    c1.send(&offer(&id)).await.unwrap();
+    assert_eq!(calls_on(&b).await, vec![id.clone()]);
+    c2.send(&answer(&id)).await.unwrap();
+    let q = c2.send(&Query(Target::call(id.as_str()))).await.unwrap();
+    assert_eq!(q.parties.len(), 2);
+}
+
+#[tokio::test]
+async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
+    let redis = Redis::start();
+    let a = Rtpengine::start();
+    let p = start_proxy(vec![node("a", &a, 1)], Some(&redis)).await;
+    let c = client_for(&p).await;
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut o = offer("qos-1");
+    o.0.sdp = sdp("a", caller.local_addr().unwrap().port());
+    c.send(&o).await.unwrap();
+    let answered = c.send(&answer("qos-1")).await.unwrap();
+    for seq in 0..15 {
+        caller
+            .send_to(&rtp_packet(seq, 0xabc), ("127.0.0.1", media_port(&answered.sdp)))
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.send(&Delete { call: Target::call("qos-1").from_tag("caller"), ..Delete::default() })
+        .await
+        .unwrap();
+
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut entries: Vec<(String, HashMap<String, String>)> = Vec::new();
+    for _ in 0..50 {
+        entries = redis::cmd("XRANGE")
+            .arg("warp:qos:raw")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(entries.len(), 1);
+    let f = &entries[0].1;
+    assert_eq!(f["call_id"], "qos-1");
+    assert_eq!(f["node"], "a");
+    assert_eq!(f["event"], "final");
+    assert_eq!(f["packets"], "15");
+    let legs: serde_json::Value = serde_json::from_str(&f["qos"]).unwrap();
+    assert_eq!(legs["legs"].as_array().unwrap().len(), 2);
+
+    let metrics = http_get(p.metrics_addr.unwrap()).await;
+    assert!(metrics.contains("warp_rtpengine_node_requests_total{node=\"a\"} 3"), "{metrics}");
+    assert!(metrics.contains("warp_rtpengine_node_up{node=\"a\"} 1"));
+    assert!(metrics.contains("warp_rtpengine_node_active_calls{node=\"a\"} 0"));
+}
+
+async fn http_get(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// Sends one raw datagram to the proxy and returns the raw reply, if any.
+fn raw_exchange(addr: std::net::SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.send_to(datagram, addr).unwrap();
+    let mut buf = vec![0u8; 70000];
+    s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+}
+
+fn error_reason(reply: &[u8], cookie: &str) -> String {
+    let body = reply.strip_prefix(format!("{cookie} ").as_bytes()).expect("reply carries the cookie");
+    let d = decode_dict(body).unwrap();
+    assert_eq!(d.get_str("result"), Some("error"));
+    d.get_str("error-reason").unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_never_stops_the_proxy() {
+    let a = Rtpengine::start();
+    let p = start_proxy(vec![node("a", &a, 1)], None).await;
+    let addr = p.ng_addrs[0];
+    tokio::task::spawn_blocking(move || {
+        assert!(raw_exchange(addr, b"no-cookie-at-all").is_none());
+        let r = raw_exchange(addr, b"c1 this is not bencode").unwrap();
+        assert!(error_reason(&r, "c1").contains("malformed request"));
+        let r = raw_exchange(addr, b"c2 d7:command4:pi").unwrap();
+        assert!(error_reason(&r, "c2").contains("ends early"), "truncated");
+        let r = raw_exchange(addr, b"c3 d7:command4:pingei1e").unwrap();
+        assert!(error_reason(&r, "c3").contains("trailing data"));
+        let mut big = b"c4 d3:sdp60000:".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 60000));
+        big.push(b'e');
+        let r = raw_exchange(addr, &big).unwrap();
+        assert_eq!(error_reason(&r, "c4"), "Dictionary contains no key \"command\"");
+        let r = raw_exchange(addr, b"c5 d7:command5:boguse").unwrap();
+        assert_eq!(error_reason(&r, "c5"), "Unrecognized command");
+        let r = raw_exchange(addr, b"c6 {\"command\": ").unwrap();
+        let body = String::from_utf8_lossy(&r).into_owned();
+        assert!(body.starts_with("c6 {") && body.contains("malformed request"), "{body}");
+        let nested = format!("c7 {}", "l".repeat(60000));
+        let r = raw_exchange(addr, nested.as_bytes()).unwrap();
+        assert!(error_reason(&r, "c7").contains("malformed"));
+    })
+    .await
+    .unwrap();
+    // Still serving.
+    let c = client_for(&p).await;
+    c.send(&Ping).await.unwrap();
+    assert!(matches!(
+        c.send(&Delete { call: Target::call("nope"), fatal: true, ..Delete::default() }).await,
+        Err(Error::Rtpengine(_))
+    ));
+}
+
+#[tokio::test]
+async fn retransmitted_offer_is_answered_once() {
+    let a = Rtpengine::start();
+    let p = start_proxy(vec![node("a", &a, 1)], None).await;
+    let addr = p.ng_addrs[0];
+    let mut req = b"same-cookie ".to_vec();
+    let o = offer("retrans");
+    req.extend(warp_rtpengine::bencode::encode_dict(&o.to_dict()));
+    let (first, second) = tokio::task::spawn_blocking(move || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = vec![0u8; 65536];
+        s.send_to(&req, addr).unwrap();
+        let n = s.recv(&mut buf).unwrap();
+        let first = buf[..n].to_vec();
+        s.send_to(&req, addr).unwrap();
+        let n = s.recv(&mut buf).unwrap();
+        (first, buf[..n].to_vec())
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, second, "same reply, from the cache");
+    let stats = direct(&a).await.send(&GetStatistics).await.unwrap();
+    assert_eq!(stats.current_sessions(), Some(1));
+}
