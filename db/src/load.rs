@@ -21,6 +21,8 @@ type ScheduleCols = (
     Option<i16>,
 );
 
+type CustomerCols = (String, String, String, Decimal, Option<Decimal>, i32, bool);
+
 type RateCols = (
     String,
     Option<String>,
@@ -91,7 +93,7 @@ pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
         .map(|(n, l)| Ok((Number::from_digits(n)?, Number::from_digits(l)?)))
         .collect::<Result<_, DbError>>()?;
 
-    let rows: Vec<(String, String, String, Decimal, Option<Decimal>, i32, bool)> = sqlx::query_as(
+    let rows: Vec<CustomerCols> = sqlx::query_as(
         "SELECT ban, name, rate_plan, min_margin, rate_limit, max_results, enabled
              FROM customers ORDER BY ban",
     )

@@ -22,7 +22,7 @@ impl Pick {
 /// Calls across every zone: LERG numbers (some ported), toll-free, Canada, abroad.
 fn calls(d: &warp_core::model::Dataset, count: usize) -> Vec<(String, String, String)> {
     let mut p = Pick(0x9e37_79b9_7f4a_7c15);
-    let mut nanp = |p: &mut Pick| {
+    let nanp = |p: &mut Pick| {
         let b = &d.lerg[p.next(d.lerg.len())];
         let block = b.block.map_or(p.next(10) as u32, u32::from);
         format!("1{}{}{:03}", b.npa_nxx, block, p.next(1000))
@@ -80,9 +80,9 @@ async fn legacy_query_orders_vendors_like_the_snapshot() {
                         r.vendor_id.to_string(),
                         r.forced,
                         r.zone.as_str().to_string(),
-                        r.vendor_rate,
-                        r.customer_rate,
-                        r.dialstrings.clone(),
+                        r.vendor_rate.to_decimal(),
+                        r.customer_rate.to_decimal(),
+                        r.dialstrings.iter().collect::<Vec<_>>(),
                     )
                 })
                 .collect(),
