@@ -18,6 +18,8 @@ mod reply;
 mod route;
 mod route_cmd;
 mod rpc;
+mod shm;
 mod sipmsg;
+mod snapshot;
 mod stats;
 mod warp_mod;

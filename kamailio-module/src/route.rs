@@ -1,17 +1,9 @@
 //! The seam to the routing engine (warp-core): the only file that knows how a decision
 //! is made. Callers build a [`Query`] from the SIP message and act on the [`Answer`].
-//!
-//! The snapshot is mapped in `mod_init`, before the workers fork, so all of them share
-//! one read-only mapping through the page cache.
 
-use crate::log::{lm_err, lm_info};
-use crate::params::Config;
+use crate::snapshot;
 use std::net::IpAddr;
-use std::path::Path;
-use std::sync::OnceLock;
-use warp_core::{Reject, RouteRequest, Snapshot};
-
-static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
+use warp_core::{Decision, Reject, RouteRequest, Snapshot};
 
 /// One call to route, as read from the SIP message.
 pub struct Query<'a> {
@@ -23,17 +15,23 @@ pub struct Query<'a> {
     pub dnis: &'a str,
 }
 
-/// The best route, flattened to what the script sees.
-pub struct Routed {
-    pub uri: String,
-    pub ban: String,
-    pub trunk: String,
-    pub zone: &'static str,
-    pub lrn: String,
+/// One vendor to try, flattened to what the script and the failover AVPs carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
     pub vendor: String,
+    pub uri: String,
+    pub zone: String,
     pub vendor_rate: String,
     pub customer_rate: String,
     pub partition: Option<String>,
+}
+
+/// A routed call: its customer and trunk, and the vendors to try, best first.
+pub struct Routed {
+    pub ban: String,
+    pub trunk: String,
+    pub lrn: String,
+    pub hops: Vec<Hop>,
 }
 
 pub enum Answer {
@@ -48,31 +46,8 @@ pub enum Answer {
     Unavailable,
 }
 
-/// Maps the snapshot in `mod_init`. A missing or corrupt snapshot is logged and leaves
-/// Kamailio running, answering routing requests with the fallback reply.
-pub fn init(config: &Config) -> Result<(), String> {
-    match Snapshot::open_verified(Path::new(&config.snapshot)) {
-        Ok(snapshot) => {
-            lm_info!(
-                "snapshot {} generation {} mapped",
-                config.snapshot,
-                snapshot.generation()
-            );
-            // mod_init runs once per process life: the cell is empty.
-            let _ = SNAPSHOT.set(snapshot);
-        }
-        Err(e) => lm_err!(
-            "snapshot {} refused ({e}): warp_route() answers {} {}",
-            config.snapshot,
-            config.fallback_code,
-            config.fallback_reason
-        ),
-    }
-    Ok(())
-}
-
 pub fn decide(query: &Query<'_>) -> Answer {
-    let Some(snapshot) = SNAPSHOT.get() else {
+    let Some(snapshot) = snapshot::current() else {
         return Answer::Unavailable;
     };
     let Some(trunk) = query
@@ -86,36 +61,56 @@ pub fn decide(query: &Query<'_>) -> Answer {
             why: format!("no enabled trunk for source {:?}", query.source),
         };
     };
-    let request = RouteRequest {
-        ban: trunk.ban,
-        ani: query.ani,
-        dnis: query.dnis,
-        lrn: None,
-        at: chrono::Utc::now(),
-        max_results: None,
-    };
-    let decision = match snapshot.route(&request) {
+    let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis) {
         Ok(d) => d,
         Err(reject) => return refuse(&reject),
     };
-    let Some((best, uri)) = decision
-        .routes
-        .first()
-        .and_then(|r| Some((r, r.dialstrings.first()?)))
-    else {
+    let hops = hops(&decision);
+    if hops.is_empty() {
         return refuse(&Reject::NoRoute);
-    };
+    }
     Answer::Route(Routed {
-        uri: uri.clone(),
         ban: decision.ban.to_owned(),
         trunk: trunk.id.to_owned(),
-        zone: best.zone.as_str(),
         lrn: decision.lrn.to_string(),
-        vendor: best.vendor_id.to_owned(),
-        vendor_rate: best.vendor_rate.to_string(),
-        customer_rate: best.customer_rate.to_string(),
-        partition: best.partition.map(str::to_owned),
+        hops,
     })
+}
+
+/// The engine's decision for a customer, now (also what `warp.route` simulates).
+pub fn lookup<'s>(
+    snapshot: &'s Snapshot,
+    ban: &str,
+    ani: Option<&str>,
+    dnis: &str,
+) -> Result<Decision<'s>, Reject> {
+    snapshot.route(&RouteRequest {
+        ban,
+        ani,
+        dnis,
+        lrn: None,
+        at: chrono::Utc::now(),
+        max_results: None,
+    })
+}
+
+/// Every (route, dialstring) pair in order: a vendor with several gateways is tried on
+/// each before the next vendor.
+pub fn hops(decision: &Decision<'_>) -> Vec<Hop> {
+    decision
+        .routes
+        .iter()
+        .flat_map(|r| {
+            r.dialstrings.iter().map(|uri| Hop {
+                vendor: r.vendor_id.to_owned(),
+                uri: uri.clone(),
+                zone: r.zone.as_str().to_owned(),
+                vendor_rate: r.vendor_rate.to_string(),
+                customer_rate: r.customer_rate.to_string(),
+                partition: r.partition.map(str::to_owned),
+            })
+        })
+        .collect()
 }
 
 fn refuse(reject: &Reject) -> Answer {

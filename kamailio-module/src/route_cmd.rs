@@ -9,7 +9,7 @@ use crate::guard;
 use crate::kstr;
 use crate::log::lm_info;
 use crate::params;
-use crate::route::{self, Answer, Query};
+use crate::route::{self, Answer, Hop, Query};
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
@@ -27,25 +27,16 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
     };
     match route::decide(&query) {
         Answer::Route(r) => {
-            // SAFETY: the core copies the URI into the message's new_uri.
-            if unsafe { k::rewrite_uri(msg.raw(), &mut kstr::from_bytes(r.uri.as_bytes())) } < 0 {
-                return Err(format!("cannot set the R-URI to {}", r.uri));
+            let hop = &r.hops[0];
+            set_ruri(msg, &hop.uri)?;
+            for (field, value) in [
+                (Field::Ban, r.ban),
+                (Field::Trunk, r.trunk),
+                (Field::Lrn, r.lrn),
+            ] {
+                decision::set(msg, field, Value::Str(value));
             }
-            let fields = [
-                (Field::Ban, Some(r.ban)),
-                (Field::Trunk, Some(r.trunk)),
-                (Field::Zone, Some(r.zone.to_owned())),
-                (Field::Lrn, Some(r.lrn)),
-                (Field::Vendor, Some(r.vendor)),
-                (Field::VendorRate, Some(r.vendor_rate)),
-                (Field::CustomerRate, Some(r.customer_rate)),
-                (Field::Partition, r.partition),
-            ];
-            for (field, value) in fields {
-                if let Some(v) = value {
-                    decision::set(msg, field, Value::Str(v));
-                }
-            }
+            expose_hop(msg, hop);
             Ok(true)
         }
         Answer::Refuse { code, reason, why } => {
@@ -63,6 +54,31 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
                 Value::Str(config.fallback_reason.clone()),
             );
             Ok(false)
+        }
+    }
+}
+
+/// Points the request at `uri` (`$ru`).
+pub fn set_ruri(msg: &SipMsg, uri: &str) -> Result<(), String> {
+    // SAFETY: the core copies the URI into the message's new_uri.
+    if unsafe { k::rewrite_uri(msg.raw(), &mut kstr::from_bytes(uri.as_bytes())) } < 0 {
+        return Err(format!("cannot set the R-URI to {uri}"));
+    }
+    Ok(())
+}
+
+/// The vendor-specific part of the decision in `$warp(...)`.
+pub fn expose_hop(msg: &SipMsg, hop: &Hop) {
+    let fields = [
+        (Field::Vendor, Some(&hop.vendor)),
+        (Field::Zone, Some(&hop.zone)),
+        (Field::VendorRate, Some(&hop.vendor_rate)),
+        (Field::CustomerRate, Some(&hop.customer_rate)),
+        (Field::Partition, hop.partition.as_ref()),
+    ];
+    for (field, value) in fields {
+        if let Some(v) = value {
+            decision::set(msg, field, Value::Str(v.clone()));
         }
     }
 }

@@ -1,18 +1,36 @@
-//! RPC commands for kamcmd / jsonrpc: `warp.version`, `warp.stats`, `warp.config`.
+//! RPC commands for kamcmd / jsonrpc: `warp.version`, `warp.stats`, `warp.config`,
+//! `warp.reload`, `warp.route`.
 //! They run in the RPC process (ctl), so everything they report comes from shared
 //! memory or from the configuration every process inherited.
 
 use crate::guard;
 use crate::params;
+use crate::route;
+use crate::snapshot;
 use crate::stats;
 use kamailio_sys as k;
-use std::ffi::{c_void, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr::null_mut;
 
 /// One RPC reply under construction.
 struct Reply<'a> {
     api: &'a k::rpc_t,
     ctx: *mut c_void,
+}
+
+/// An RPC error: code and message, as kamcmd prints them.
+struct Fault(i32, String);
+
+impl From<String> for Fault {
+    fn from(message: String) -> Self {
+        Fault(500, message)
+    }
+}
+
+impl From<&str> for Fault {
+    fn from(message: &str) -> Self {
+        Fault(500, message.to_owned())
+    }
 }
 
 /// A struct inside the reply (the handle the rpc API gives out).
@@ -24,12 +42,26 @@ fn cstring(s: &str) -> CString {
 }
 
 impl Reply<'_> {
-    fn fault(&self, message: &str) {
+    fn fault(&self, code: i32, message: &str) {
         if let Some(fault) = self.api.fault {
             let text = cstring(message);
             // SAFETY: printf-style call with a matching "%s" argument.
-            unsafe { fault(self.ctx, 500, c"%s".as_ptr() as *mut _, text.as_ptr()) };
+            unsafe { fault(self.ctx, code, c"%s".as_ptr() as *mut _, text.as_ptr()) };
         }
+    }
+
+    /// The next string parameter (numbers converted: kamcmd sends digits as integers).
+    fn param(&self, name: &str) -> Result<String, Fault> {
+        let scan = self.api.scan.ok_or("rpc API without scan")?;
+        let mut value: *mut c_char = null_mut();
+        // SAFETY: ".s" (autoconverted asciiz) stores a pointer valid during the call.
+        if unsafe { scan(self.ctx, c".s".as_ptr() as *mut _, &mut value) } < 1 || value.is_null() {
+            return Err(Fault(400, format!("missing parameter {name}")));
+        }
+        // SAFETY: NUL-terminated by the RPC transport.
+        Ok(unsafe { CStr::from_ptr(value) }
+            .to_string_lossy()
+            .into_owned())
     }
 
     fn top_struct(&self) -> Result<Struct, String> {
@@ -83,17 +115,15 @@ impl Reply<'_> {
 }
 
 /// Runs an RPC body; an error or panic becomes a 500 fault.
-fn run(api: *mut k::rpc_t, ctx: *mut c_void, body: impl FnOnce(&Reply<'_>) -> Result<(), String>) {
+fn run(api: *mut k::rpc_t, ctx: *mut c_void, body: impl FnOnce(&Reply<'_>) -> Result<(), Fault>) {
     // SAFETY: the core passes its rpc API table, valid during the call.
     let Some(api) = (unsafe { api.as_ref() }) else {
         return;
     };
     let reply = Reply { api, ctx };
-    let outcome = guard::entry("rpc", Err("internal error (panic)".to_string()), || {
-        body(&reply)
-    });
-    if let Err(e) = outcome {
-        reply.fault(&e);
+    let outcome = guard::entry("rpc", Err("internal error (panic)".into()), || body(&reply));
+    if let Err(Fault(code, message)) = outcome {
+        reply.fault(code, &message);
     }
 }
 
@@ -101,7 +131,8 @@ pub unsafe extern "C" fn rpc_version(api: *mut k::rpc_t, ctx: *mut c_void) {
     run(api, ctx, |r| {
         let st = r.top_struct()?;
         r.text(st, "module", concat!("warp ", env!("CARGO_PKG_VERSION")))?;
-        r.text(st, "kamailio", &k::MODULE_VERSION.to_string_lossy())
+        r.text(st, "kamailio", &k::MODULE_VERSION.to_string_lossy())?;
+        Ok(())
     })
 }
 
@@ -109,6 +140,13 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
     run(api, ctx, |r| {
         let st = r.top_struct()?;
         r.count(st, "workers", stats::workers())?;
+        let snap = r.nested(st, "snapshot")?;
+        let generation = snapshot::generation().map_or("none".into(), |g| g.to_string());
+        r.text(snap, "generation", &generation)?;
+        let (epoch, reloads, refused) = snapshot::reload_counts();
+        r.count(snap, "epoch", epoch)?;
+        r.count(snap, "reloads", reloads)?;
+        r.count(snap, "refused", refused)?;
         for (func, calls, errors, panics) in stats::per_function() {
             let f = r.nested(st, func.name())?;
             r.count(f, "calls", calls)?;
@@ -125,6 +163,59 @@ pub unsafe extern "C" fn rpc_config(api: *mut k::rpc_t, ctx: *mut c_void) {
         params::config()
             .effective()
             .iter()
-            .try_for_each(|(name, value)| r.text(st, name, value))
+            .try_for_each(|(name, value)| r.text(st, name, value))?;
+        Ok(())
+    })
+}
+
+/// `warp.reload`: publishes the snapshot file (after verifying it) to every process.
+pub unsafe extern "C" fn rpc_reload(api: *mut k::rpc_t, ctx: *mut c_void) {
+    run(api, ctx, |r| {
+        let done = snapshot::reload()?;
+        let st = r.top_struct()?;
+        let previous = done.previous.map_or("none".into(), |g| g.to_string());
+        r.text(st, "previous", &previous)?;
+        r.count(st, "generation", done.generation)?;
+        r.text(st, "millis", &format!("{:.3}", done.millis))?;
+        Ok(())
+    })
+}
+
+/// `warp.route <ban> <ani> <dnis>`: the decision a call would get now, with every route.
+/// A refusal is a fault carrying the SIP code the call would be answered with.
+pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
+    run(api, ctx, |r| {
+        let (ban, ani, dnis) = (r.param("ban")?, r.param("ani")?, r.param("dnis")?);
+        let snapshot = snapshot::current().ok_or(Fault(503, "no snapshot loaded".into()))?;
+        let ani = Some(ani.as_str()).filter(|a| !a.is_empty() && *a != "-");
+        let decision = route::lookup(&snapshot, &ban, ani, &dnis).map_err(|reject| {
+            let (code, reason) = reject.sip();
+            Fault(code.into(), format!("{reason}: {reject}"))
+        })?;
+        let st = r.top_struct()?;
+        r.count(st, "generation", decision.generation)?;
+        r.text(st, "ban", decision.ban)?;
+        let ani = decision.ani.map(|a| a.to_string()).unwrap_or_default();
+        r.text(st, "ani", &ani)?;
+        r.text(st, "dnis", &decision.dnis.to_string())?;
+        r.text(st, "lrn", &decision.lrn.to_string())?;
+        r.text(
+            st,
+            "lrn_source",
+            &format!("{:?}", decision.lrn_source).to_lowercase(),
+        )?;
+        r.text(st, "zone", decision.customer_zone.as_str())?;
+        r.text(st, "customer_rate", &decision.customer_rate.to_string())?;
+        let routes = r.nested(st, "routes")?;
+        for (i, hop) in route::hops(&decision).iter().enumerate() {
+            let h = r.nested(routes, &(i + 1).to_string())?;
+            r.text(h, "vendor", &hop.vendor)?;
+            r.text(h, "uri", &hop.uri)?;
+            r.text(h, "zone", &hop.zone)?;
+            r.text(h, "vendor_rate", &hop.vendor_rate)?;
+            r.text(h, "customer_rate", &hop.customer_rate)?;
+            r.text(h, "partition", hop.partition.as_deref().unwrap_or(""))?;
+        }
+        Ok(())
     })
 }

@@ -1,12 +1,8 @@
-//! Per-function counters in Kamailio shared memory.
-//!
-//! Allocated in `mod_init`, before the workers fork, so every process maps the same
-//! block at the same address: all workers add to one set of counters, and the RPC
-//! process reads them. Plain atomics suffice (no lock): each counter is independent.
+//! Per-function counters in Kamailio shared memory: all workers add to one set, and
+//! the RPC process reads them. Each counter is independent, so plain atomics suffice.
 
-use std::mem::size_of;
-use std::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
+use crate::shm;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The script functions (cfg and KEMI share a counter set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,38 +49,25 @@ struct Shared {
     workers: AtomicU64,
 }
 
-static SHARED: AtomicPtr<Shared> = AtomicPtr::new(null_mut());
+static SHARED: shm::Block<Shared> = shm::Block::new();
 
-/// Allocates the zeroed counters in shm; `mod_init` only.
+/// Allocates the zeroed counters; `mod_init` only.
 pub fn init() -> Result<(), String> {
-    // SAFETY: plain allocation from the core's shm pool.
-    let block = unsafe { kamailio_sys::warp_shm_malloc(size_of::<Shared>()) } as *mut Shared;
-    if block.is_null() {
-        return Err("out of shared memory for the statistics".into());
-    }
-    // SAFETY: fresh, suitably aligned (shm_malloc aligns for any type) and exclusively ours.
-    unsafe {
-        block.write(Shared {
+    SHARED
+        .alloc(Shared {
             funcs: Default::default(),
             workers: AtomicU64::new(0),
-        });
-    }
-    SHARED.store(block, Relaxed);
-    Ok(())
+        })
+        .map(drop)
 }
 
-/// Frees the counters; `destroy` only (main process, at shutdown).
+/// Frees the counters; `destroy` only.
 pub fn destroy() {
-    let block = SHARED.swap(null_mut(), Relaxed);
-    if !block.is_null() {
-        // SAFETY: allocated by `init` with shm_malloc; no reader remains at shutdown.
-        unsafe { kamailio_sys::warp_shm_free(block.cast()) };
-    }
+    SHARED.free();
 }
 
 fn shared() -> Option<&'static Shared> {
-    // SAFETY: set once before fork and valid until `destroy` at shutdown.
-    unsafe { SHARED.load(Relaxed).as_ref() }
+    SHARED.get()
 }
 
 pub fn record(func: Func, outcome: Outcome) {

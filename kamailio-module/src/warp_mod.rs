@@ -10,9 +10,9 @@ use crate::log::{lm_err, lm_info};
 use crate::params;
 use crate::pv::{pv_get_warp, pv_parse_warp_name};
 use crate::reply;
-use crate::route;
 use crate::route_cmd::{ki_warp_route, ki_warp_route_dnis, w_warp_route, w_warp_route_dnis};
-use crate::rpc::{rpc_config, rpc_stats, rpc_version};
+use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_version};
+use crate::snapshot;
 use crate::stats;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int, c_uint, c_void};
@@ -52,7 +52,7 @@ fn init() -> Result<(), String> {
     }
     reply::bind()?;
     stats::init()?;
-    route::init(config)
+    snapshot::init()
 }
 
 /// Every process after the fork; `rank > 0` are the SIP workers.
@@ -66,7 +66,10 @@ unsafe extern "C" fn child_init(rank: c_int) -> c_int {
 }
 
 unsafe extern "C" fn mod_destroy() {
-    guard::entry("destroy", (), stats::destroy)
+    guard::entry("destroy", (), || {
+        stats::destroy();
+        snapshot::destroy();
+    })
 }
 
 // ---------------------------------------------------------------------------------
@@ -179,7 +182,16 @@ static RPC_CONFIG_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
     null(),
 ]);
 
-static RPC_METHODS: CoreCell<[k::rpc_export_t; 4]> = CoreCell::new([
+static RPC_RELOAD_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
+    c"Verify the snapshot file and switch every process to it".as_ptr(),
+    null(),
+]);
+static RPC_ROUTE_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
+    c"Simulate a routing decision: warp.route <ban> <ani> <dnis>".as_ptr(),
+    null(),
+]);
+
+static RPC_METHODS: CoreCell<[k::rpc_export_t; 6]> = CoreCell::new([
     k::rpc_export_t {
         name: c"warp.version".as_ptr(),
         function: Some(rpc_version),
@@ -196,6 +208,18 @@ static RPC_METHODS: CoreCell<[k::rpc_export_t; 4]> = CoreCell::new([
         name: c"warp.config".as_ptr(),
         function: Some(rpc_config),
         doc_str: RPC_CONFIG_DOC.as_ptr().cast(),
+        flags: 0,
+    },
+    k::rpc_export_t {
+        name: c"warp.reload".as_ptr(),
+        function: Some(rpc_reload),
+        doc_str: RPC_RELOAD_DOC.as_ptr().cast(),
+        flags: 0,
+    },
+    k::rpc_export_t {
+        name: c"warp.route".as_ptr(),
+        function: Some(rpc_route),
+        doc_str: RPC_ROUTE_DOC.as_ptr().cast(),
         flags: 0,
     },
     // SAFETY: an all-zero entry terminates the table.

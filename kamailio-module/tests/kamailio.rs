@@ -4,6 +4,8 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::sipp::{Answer, Uac, Uas};
 use support::{binary, Kamailio, Script};
 
 /// Answers every request with 200, carrying the ANI warp_ani() found and the worker pid.
@@ -360,4 +362,212 @@ fn bad_configuration_is_refused_at_startup() {
         Script::Native(ANI_ROUTE),
     );
     assert!(log.contains("unknown lrn_source \"oracle\""), "{log}");
+}
+
+/// Relays routed calls to the vendor (stateful, record-routed), in-dialog requests along
+/// the recorded route; refusals answered with `$warp(code)`/`$warp(reason)`.
+const RELAY: &str = r#"
+loadmodule "tm.so"
+loadmodule "rr.so"
+loadmodule "siputils.so"
+request_route {
+    if (has_totag()) {
+        if (loose_route() || (is_method("ACK") && t_check_trans())) {
+            t_relay();
+        }
+        exit;
+    }
+    if (is_method("CANCEL")) {
+        if (t_check_trans()) { t_relay(); }
+        exit;
+    }
+    if (!warp_route()) {
+        sl_send_reply("$warp(code)", "$warp(reason)");
+        exit;
+    }
+    record_route();
+    t_relay();
+}
+"#;
+
+fn rates(data: &support::dataset::Data) -> &'static str {
+    if data.cheap.1 < data.dear.1 {
+        "CHEAP"
+    } else {
+        "DEAR"
+    }
+}
+
+#[test]
+fn reload_swaps_the_generation_and_later_calls_follow_the_new_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let mut data = support::dataset::Data::default();
+    data.publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(ROUTE),
+    );
+    assert_eq!(
+        k.request("INVITE", "").header("X-Warp-Vendor"),
+        Some("CHEAP")
+    );
+
+    // DEAR becomes the cheaper vendor in generation 2.
+    data.generation = 2;
+    data.cheap.1 = "0.012";
+    data.publish(&snap);
+    // Published but not reloaded: still generation 1 everywhere.
+    assert_eq!(
+        k.request("INVITE", "").header("X-Warp-Vendor"),
+        Some("CHEAP")
+    );
+    let reloaded = k.rpc("warp.reload");
+    assert_eq!(reloaded["previous"], "1");
+    assert_eq!(reloaded["generation"], "2");
+    assert!(reloaded["millis"].parse::<f64>().unwrap() < 50.0);
+    // Enough requests from fresh sockets that both workers take some.
+    for _ in 0..8 {
+        let reply = k.request("INVITE", "");
+        assert_eq!(reply.header("X-Warp-Vendor"), Some(rates(&data)));
+        assert_eq!(reply.header("X-Warp-Rates"), Some("0.009/0.02"));
+    }
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["snapshot.generation"], "2");
+    assert_eq!(stats["snapshot.reloads"], "1");
+    assert!(k.log().contains("generation 2 published to all processes"));
+}
+
+#[test]
+fn a_corrupt_snapshot_is_refused_on_reload_and_the_old_one_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(ROUTE),
+    );
+    let good = std::fs::read(&snap).unwrap();
+
+    // Truncated, then one payload byte flipped: both refused.
+    let truncated = dir.path().join("truncated");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    std::fs::rename(&truncated, &snap).unwrap();
+    let fault = k.rpc_args(&["warp.reload"]).unwrap_err();
+    assert!(fault.contains("truncated"), "{fault}");
+    assert!(fault.contains("generation 1 keeps serving"), "{fault}");
+
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0xff;
+    std::fs::write(dir.path().join("flipped"), &flipped).unwrap();
+    std::fs::rename(dir.path().join("flipped"), &snap).unwrap();
+    let fault = k.rpc_args(&["warp.reload"]).unwrap_err();
+    assert!(fault.contains("corrupt"), "{fault}");
+
+    for _ in 0..6 {
+        let reply = k.request("INVITE", "");
+        assert_eq!(
+            (reply.code, reply.header("X-Warp-Vendor")),
+            (200, Some("CHEAP"))
+        );
+    }
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["snapshot.generation"], "1");
+    assert_eq!(stats["snapshot.refused"], "2");
+    assert_eq!(stats["snapshot.reloads"], "0");
+    let log = k.log();
+    assert!(log.contains("refused (snapshot is truncated"), "{log}");
+    assert!(log.contains("refused (snapshot data is corrupt"), "{log}");
+}
+
+#[test]
+fn route_rpc_simulates_a_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(ROUTE),
+    );
+    let d = k
+        .rpc_args(&["warp.route", "C1", "s:+17205550199", "s:12125550123"])
+        .unwrap();
+    assert_eq!(d["generation"], "1");
+    assert_eq!(d["ban"], "C1");
+    assert_eq!(d["dnis"], "12125550123");
+    assert_eq!(d["lrn"], "12125550123");
+    assert_eq!(d["lrn_source"], "dnis");
+    assert_eq!(d["routes.1.vendor"], "CHEAP");
+    assert_eq!(d["routes.1.uri"], "sip:+12125550123@127.0.0.1:5090");
+    assert_eq!(d["routes.1.vendor_rate"], "0.004");
+    assert_eq!(d["routes.2.vendor"], "DEAR");
+    assert_eq!(d["routes.2.partition"], "P1");
+    assert!(!d["zone"].is_empty());
+    let dno = k
+        .rpc_args(&[
+            "warp.route",
+            "C1",
+            &format!("s:{}", support::dataset::DNO_ANI),
+            "s:12125550123",
+        ])
+        .unwrap_err();
+    assert!(dno.contains("603"), "{dno}");
+    let unknown = k
+        .rpc_args(&["warp.route", "NOPE", "-", "s:12125550123"])
+        .unwrap_err();
+    assert!(unknown.contains("403"), "{unknown}");
+}
+
+#[test]
+fn reload_under_sustained_load_fails_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
+    let mut data = support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        dear: (dear_port, "0.009"),
+        ..Default::default()
+    };
+    data.publish(&snap);
+    let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+    let dear = Uas::start(dir.path(), dear_port, Answer::Accept);
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(RELAY));
+    let mut uac = Uac {
+        target: k.port,
+        dir: dir.path(),
+        calls: 400,
+        rate: 80,
+        extra: &[],
+    }
+    .spawn();
+    // Flip the cheaper vendor every 0.8 s while calls flow.
+    for generation in 2..=5 {
+        std::thread::sleep(Duration::from_millis(800));
+        data.generation = generation;
+        data.cheap.1 = if generation % 2 == 0 {
+            "0.012"
+        } else {
+            "0.004"
+        };
+        data.publish(&snap);
+        assert_eq!(k.rpc("warp.reload")["generation"], generation.to_string());
+    }
+    let status = uac.wait().unwrap();
+    assert!(
+        status.success(),
+        "sipp saw failed calls ({status}):\n{}",
+        k.log()
+    );
+    let (to_cheap, to_dear) = (cheap.invites(), dear.invites());
+    assert_eq!(
+        to_cheap + to_dear,
+        400,
+        "each call reached exactly one vendor"
+    );
+    assert!(to_cheap > 0 && to_dear > 0, "{to_cheap} / {to_dear}");
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["snapshot.generation"], "5");
+    assert_eq!(stats["warp_route.calls"], "400");
+    assert_eq!(stats["warp_route.errors"], "0");
 }

@@ -1,5 +1,7 @@
 //! A small routing snapshot for the routing tests: customer C1 on trunk T1 (source
-//! 127.0.0.1), two vendors for +1 destinations (CHEAP below DEAR), one DNO'd ANI.
+//! 127.0.0.1, or user `t1user`), customer C2 on trunk T2 (127.0.0.3 or `t2user`), two
+//! vendors for +1 destinations (CHEAP below DEAR unless the rates say otherwise), one
+//! DNO'd ANI.
 
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -26,6 +28,55 @@ fn rate_row(owner: &str, prefix: &str, rate: &str) -> RateRow {
     }
 }
 
+/// What varies between the tests' snapshots.
+#[derive(Debug, Clone)]
+pub struct Data {
+    pub generation: u64,
+    /// Gateway port and per-minute rate of vendor CHEAP, then DEAR.
+    pub cheap: (u16, &'static str),
+    pub dear: (u16, &'static str),
+    /// T1's limits: concurrent calls, calls per second.
+    pub t1_limits: (u32, u32),
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Data {
+            generation: 1,
+            cheap: (5090, "0.004"),
+            dear: (5091, "0.009"),
+            t1_limits: (100, 100),
+        }
+    }
+}
+
+fn customer(ban: &str) -> Customer {
+    Customer {
+        ban: ban.into(),
+        name: format!("Customer {ban}"),
+        rate_plan: "RETAIL".into(),
+        min_margin: Decimal::ZERO,
+        rate_limit: None,
+        max_results: 5,
+        enabled: true,
+    }
+}
+
+fn trunk(id: &str, ban: &str, ip: Ipv4Addr, user: &str, limits: (u32, u32)) -> Trunk {
+    Trunk {
+        id: id.into(),
+        ban: ban.into(),
+        acl: vec![IpNet {
+            addr: IpAddr::V4(ip),
+            len: 32,
+        }],
+        usernames: vec![user.into()],
+        max_concurrent: limits.0,
+        max_cps: limits.1,
+        enabled: true,
+    }
+}
+
 fn vendor(id: &str, gateway_port: u16) -> Vendor {
     Vendor {
         id: id.into(),
@@ -38,55 +89,56 @@ fn vendor(id: &str, gateway_port: u16) -> Vendor {
     }
 }
 
-/// Compiles the dataset and publishes it at `path` (atomic rename, as production does).
-pub fn publish(path: &Path) {
-    let always = Schedule {
-        from: None,
-        to: None,
-        window: None,
-    };
-    let dataset = Dataset {
-        dno: vec![Number::parse(DNO_ANI).unwrap()],
-        customers: vec![Customer {
-            ban: "C1".into(),
-            name: "Customer One".into(),
-            rate_plan: "RETAIL".into(),
-            min_margin: Decimal::ZERO,
-            rate_limit: None,
-            max_results: 5,
-            enabled: true,
-        }],
-        trunks: vec![Trunk {
-            id: "T1".into(),
-            ban: "C1".into(),
-            acl: vec![IpNet {
-                addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                len: 32,
+impl Data {
+    /// Compiles the dataset and publishes it at `path` (atomic rename, as production
+    /// does).
+    pub fn publish(&self, path: &Path) {
+        let always = Schedule {
+            from: None,
+            to: None,
+            window: None,
+        };
+        let dataset = Dataset {
+            dno: vec![Number::parse(DNO_ANI).unwrap()],
+            customers: vec![customer("C1"), customer("C2")],
+            trunks: vec![
+                trunk("T1", "C1", Ipv4Addr::LOCALHOST, "t1user", self.t1_limits),
+                trunk(
+                    "T2",
+                    "C2",
+                    Ipv4Addr::new(127, 0, 0, 3),
+                    "t2user",
+                    (100, 100),
+                ),
+            ],
+            vendors: vec![vendor("CHEAP", self.cheap.0), vendor("DEAR", self.dear.0)],
+            vendor_rates: vec![
+                rate_row("CHEAP", "1", self.cheap.1),
+                rate_row("DEAR", "1", self.dear.1),
+            ],
+            customer_rates: vec![rate_row("RETAIL", "1", "0.02")],
+            partitions: vec![Partition {
+                id: "P1".into(),
+                name: "Default".into(),
+                vendors: vec!["DEAR".into(), "CHEAP".into()],
             }],
-            usernames: vec![],
-            max_concurrent: 100,
-            max_cps: 100,
-            enabled: true,
-        }],
-        vendors: vec![vendor("CHEAP", 5090), vendor("DEAR", 5091)],
-        vendor_rates: vec![
-            rate_row("CHEAP", "1", "0.004"),
-            rate_row("DEAR", "1", "0.009"),
-        ],
-        customer_rates: vec![rate_row("RETAIL", "1", "0.02")],
-        partitions: vec![Partition {
-            id: "P1".into(),
-            name: "Default".into(),
-            vendors: vec!["DEAR".into(), "CHEAP".into()],
-        }],
-        customer_partitions: vec![CustomerPartition {
-            ban: "C1".into(),
-            partition: "P1".into(),
-            priority: 1,
-            schedule: always,
-        }],
-        ..Dataset::default()
-    };
-    let bytes = warp_core::snapshot::compile(&dataset, 1).expect("compile snapshot");
-    warp_core::snapshot::publish(&bytes, path).expect("publish snapshot");
+            customer_partitions: ["C1", "C2"]
+                .map(|ban| CustomerPartition {
+                    ban: ban.into(),
+                    partition: "P1".into(),
+                    priority: 1,
+                    schedule: always,
+                })
+                .into(),
+            ..Dataset::default()
+        };
+        let bytes =
+            warp_core::snapshot::compile(&dataset, self.generation).expect("compile snapshot");
+        warp_core::snapshot::publish(&bytes, path).expect("publish snapshot");
+    }
+}
+
+/// The default dataset at `path`.
+pub fn publish(path: &Path) {
+    Data::default().publish(path);
 }

@@ -3,6 +3,7 @@
 //! missing: these tests never skip.
 
 pub mod dataset;
+pub mod sipp;
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
@@ -37,7 +38,7 @@ pub fn built_module() -> PathBuf {
         .unwrap_or_else(|| panic!("libwarp_kamailio.so not found above {}", exe.display()))
 }
 
-fn free_udp_port() -> u16 {
+pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -51,6 +52,8 @@ pub enum Script<'a> {
     Native(&'a str),
     /// A KEMI Lua script defining `ksr_request_route()`.
     Lua(&'a str),
+    /// Everything after the base configuration: extra modules, parameters and routes.
+    Cfg(&'a str),
 }
 
 pub struct Kamailio {
@@ -68,7 +71,7 @@ impl Kamailio {
             if let Some(status) = k.child.try_wait().unwrap() {
                 panic!("kamailio exited ({status}):\n{}", k.log());
             }
-            if k.try_kamcmd("warp.version").is_some() {
+            if k.kamcmd(&["warp.version"]).is_ok() {
                 return k;
             }
             assert!(
@@ -94,7 +97,7 @@ impl Kamailio {
                 return k.log();
             }
             assert!(
-                k.try_kamcmd("warp.version").is_none() && Instant::now() < deadline,
+                k.kamcmd(&["warp.version"]).is_err() && Instant::now() < deadline,
                 "kamailio accepted the configuration:\n{}",
                 k.log()
             );
@@ -138,6 +141,7 @@ impl Kamailio {
             .collect();
         let routing = match script {
             Script::Native(body) => format!("request_route {{\n{body}\n}}\n"),
+            Script::Cfg(text) => text.to_owned(),
             Script::Lua(code) => {
                 let lua = dir.path().join("warp.lua");
                 std::fs::write(&lua, code).unwrap();
@@ -172,27 +176,35 @@ impl Kamailio {
         self.dir.path()
     }
 
-    fn try_kamcmd(&self, command: &str) -> Option<String> {
+    /// Runs kamcmd; its output, or on failure its error text.
+    pub fn kamcmd(&self, args: &[&str]) -> Result<String, String> {
         let out = Command::new(binary("kamcmd"))
             .arg("-s")
             .arg(format!(
                 "unix:{}",
                 self.dir.path().join("ctl.sock").display()
             ))
-            .arg(command)
+            .args(args)
             .output()
             .expect("run kamcmd");
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        // kamcmd prints RPC faults as "error: <code> - <message>", with exit status 0.
+        if out.status.success() && !stdout.starts_with("error:") {
+            Ok(stdout)
+        } else {
+            Err(stdout + &String::from_utf8_lossy(&out.stderr))
+        }
     }
 
     /// Runs an RPC command; its reply flattened to `a.b: value` pairs.
     pub fn rpc(&self, command: &str) -> BTreeMap<String, String> {
-        let text = self
-            .try_kamcmd(command)
-            .unwrap_or_else(|| panic!("kamcmd {command} failed:\n{}", self.log()));
-        flatten_rpc(&text)
+        self.rpc_args(&[command])
+            .unwrap_or_else(|e| panic!("kamcmd {command} failed: {e}\n{}", self.log()))
+    }
+
+    /// Runs an RPC command with arguments; the flattened reply or the fault text.
+    pub fn rpc_args(&self, args: &[&str]) -> Result<BTreeMap<String, String>, String> {
+        self.kamcmd(args).map(|text| flatten_rpc(&text))
     }
 
     /// Sends one request from a fresh UDP socket on 127.0.0.1 and returns the final reply.

@@ -1,0 +1,148 @@
+//! sipp as the customer's PBX (UAC) and as vendor gateways (UAS), on loopback.
+
+use super::binary;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// INVITE → 200 → ACK → pause → BYE through Kamailio, following its Record-Route.
+/// `[field0]` in the From user part is the ANI when an injection file is given.
+const UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp uac">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:3035550100@[local_ip]:[local_port]>
+      P-Asserted-Identity: <sip:+17205550199@[local_ip]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rrs="true" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="200"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <ResponseTimeRepartition value="10, 50, 100, 500"/>
+</scenario>
+"#;
+
+/// How a vendor gateway answers.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// sipp's built-in UAS: 180, 200, then ACK and BYE.
+    Accept,
+}
+
+/// A sipp UAS on 127.0.0.1:`port`, logging every message it sees; stopped on drop.
+pub struct Uas {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Uas {
+    pub fn start(dir: &Path, port: u16, answer: Answer) -> Uas {
+        let log = dir.join(format!("uas-{port}.log"));
+        let mut cmd = Command::new(binary("sipp"));
+        match answer {
+            Answer::Accept => cmd.args(["-sn", "uas"]),
+        };
+        let child = cmd
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
+            .args(["-trace_msg", "-message_file"])
+            .arg(&log)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp uas");
+        let uas = Uas { child, log };
+        // sipp creates its message log once its socket is bound.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !uas.log.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        uas
+    }
+
+    /// INVITEs this gateway has received (retransmissions included).
+    pub fn invites(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches("\nINVITE sip:")
+            .count()
+    }
+}
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Calls from the customer's PBX (sipp UAC on 127.0.0.1) through Kamailio.
+pub struct Uac<'a> {
+    pub target: u16,
+    pub dir: &'a Path,
+    pub calls: u32,
+    pub rate: u32,
+    pub extra: &'a [&'a str],
+}
+
+impl Uac<'_> {
+    /// Starts the calls; `wait()` the child for sipp's verdict (0 = every call
+    /// completed, 1 = at least one failed).
+    pub fn spawn(&self) -> Child {
+        let sf = self.dir.join("uac.xml");
+        std::fs::write(&sf, UAC).unwrap();
+        Command::new(binary("sipp"))
+            .arg(format!("127.0.0.1:{}", self.target))
+            .arg("-sf")
+            .arg(&sf)
+            .args(["-s", "12125550123", "-i", "127.0.0.1", "-nostdin"])
+            .args(["-m", &self.calls.to_string(), "-r", &self.rate.to_string()])
+            .args(["-timeout", "60s"])
+            .args(self.extra)
+            .current_dir(self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp uac")
+    }
+}
