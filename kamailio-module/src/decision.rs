@@ -2,6 +2,7 @@
 //! `$warp(name)` pseudo-variables read. Per process by design (a Kamailio worker handles
 //! one message at a time); a value set for an earlier message is never returned.
 
+use crate::route::{Call, Hop};
 use crate::sipmsg::SipMsg;
 use std::cell::RefCell;
 
@@ -20,10 +21,11 @@ pub enum Field {
     VendorRate,
     CustomerRate,
     Partition,
+    Attempt,
 }
 
 impl Field {
-    const ALL: [(Field, &'static str); 12] = [
+    const ALL: [(Field, &'static str); 13] = [
         (Field::Ani, "ani"),
         (Field::AniSource, "ani_source"),
         (Field::Code, "code"),
@@ -36,6 +38,7 @@ impl Field {
         (Field::VendorRate, "vendor_rate"),
         (Field::CustomerRate, "customer_rate"),
         (Field::Partition, "partition"),
+        (Field::Attempt, "attempt"),
     ];
 
     pub fn parse(name: &str) -> Option<Field> {
@@ -85,4 +88,33 @@ pub fn with<R>(msg: &SipMsg, field: Field, f: impl FnOnce(Option<&Value>) -> R) 
         let current = (s.msg == Some(msg.identity())).then(|| s.values[field.index()].as_ref());
         f(current.flatten())
     })
+}
+
+/// The call's customer side: `ban`, `trunk`, `lrn`.
+pub fn expose_call(msg: &SipMsg, call: &Call) {
+    for (field, value) in [
+        (Field::Ban, &call.ban),
+        (Field::Trunk, &call.trunk),
+        (Field::Lrn, &call.lrn),
+    ] {
+        set(msg, field, Value::Str(value.clone()));
+    }
+}
+
+/// The vendor being tried: `attempt` (1 for the first), `vendor`, `zone`, the rates and
+/// `partition`.
+pub fn expose_hop(msg: &SipMsg, attempt: u32, hop: &Hop) {
+    set(msg, Field::Attempt, Value::Int(attempt.into()));
+    let fields = [
+        (Field::Vendor, Some(&hop.vendor)),
+        (Field::Zone, Some(&hop.zone)),
+        (Field::VendorRate, Some(&hop.vendor_rate)),
+        (Field::CustomerRate, Some(&hop.customer_rate)),
+        (Field::Partition, hop.partition.as_ref()),
+    ];
+    for (field, value) in fields {
+        if let Some(v) = value {
+            set(msg, field, Value::Str(v.clone()));
+        }
+    }
 }

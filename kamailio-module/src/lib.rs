@@ -7,8 +7,10 @@
 //! pseudo-variables and the shared statistics live in their own file.
 
 mod ani;
+mod avp;
 mod core_cell;
 mod decision;
+mod failover;
 mod guard;
 mod kstr;
 mod log;

@@ -26,11 +26,20 @@ pub struct Hop {
     pub partition: Option<String>,
 }
 
-/// A routed call: its customer and trunk, and the vendors to try, best first.
-pub struct Routed {
+/// What is known about a routed call whichever vendor takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
     pub ban: String,
     pub trunk: String,
+    /// Normalised (E.164 digits); empty when unknown.
+    pub ani: String,
+    pub dnis: String,
     pub lrn: String,
+}
+
+/// A routed call and the vendors to try, best first (never empty).
+pub struct Routed {
+    pub call: Call,
     pub hops: Vec<Hop>,
 }
 
@@ -70,9 +79,13 @@ pub fn decide(query: &Query<'_>) -> Answer {
         return refuse(&Reject::NoRoute);
     }
     Answer::Route(Routed {
-        ban: decision.ban.to_owned(),
-        trunk: trunk.id.to_owned(),
-        lrn: decision.lrn.to_string(),
+        call: Call {
+            ban: decision.ban.to_owned(),
+            trunk: trunk.id.to_owned(),
+            ani: decision.ani.map(|a| a.to_string()).unwrap_or_default(),
+            dnis: decision.dnis.to_string(),
+            lrn: decision.lrn.to_string(),
+        },
         hops,
     })
 }

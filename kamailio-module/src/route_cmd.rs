@@ -5,11 +5,12 @@
 
 use crate::ani;
 use crate::decision::{self, Field, Value};
+use crate::failover;
 use crate::guard;
 use crate::kstr;
 use crate::log::lm_info;
 use crate::params;
-use crate::route::{self, Answer, Hop, Query};
+use crate::route::{self, Answer, Query};
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
@@ -27,16 +28,11 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
     };
     match route::decide(&query) {
         Answer::Route(r) => {
-            let hop = &r.hops[0];
-            set_ruri(msg, &hop.uri)?;
-            for (field, value) in [
-                (Field::Ban, r.ban),
-                (Field::Trunk, r.trunk),
-                (Field::Lrn, r.lrn),
-            ] {
-                decision::set(msg, field, Value::Str(value));
-            }
-            expose_hop(msg, hop);
+            let first = &r.hops[0];
+            msg.set_ruri(&first.uri)?;
+            failover::store(&r.call, &r.hops)?;
+            decision::expose_call(msg, &r.call);
+            decision::expose_hop(msg, 1, first);
             Ok(true)
         }
         Answer::Refuse { code, reason, why } => {
@@ -54,31 +50,6 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
                 Value::Str(config.fallback_reason.clone()),
             );
             Ok(false)
-        }
-    }
-}
-
-/// Points the request at `uri` (`$ru`).
-pub fn set_ruri(msg: &SipMsg, uri: &str) -> Result<(), String> {
-    // SAFETY: the core copies the URI into the message's new_uri.
-    if unsafe { k::rewrite_uri(msg.raw(), &mut kstr::from_bytes(uri.as_bytes())) } < 0 {
-        return Err(format!("cannot set the R-URI to {uri}"));
-    }
-    Ok(())
-}
-
-/// The vendor-specific part of the decision in `$warp(...)`.
-pub fn expose_hop(msg: &SipMsg, hop: &Hop) {
-    let fields = [
-        (Field::Vendor, Some(&hop.vendor)),
-        (Field::Zone, Some(&hop.zone)),
-        (Field::VendorRate, Some(&hop.vendor_rate)),
-        (Field::CustomerRate, Some(&hop.customer_rate)),
-        (Field::Partition, hop.partition.as_ref()),
-    ];
-    for (field, value) in fields {
-        if let Some(v) = value {
-            decision::set(msg, field, Value::Str(v.clone()));
         }
     }
 }

@@ -76,6 +76,15 @@ impl SipMsg {
         }
     }
 
+    /// Points the request at `uri` (`$ru`).
+    pub fn set_ruri(&self, uri: &str) -> Result<(), String> {
+        // SAFETY: the core copies the URI into the message's new_uri.
+        if unsafe { k::rewrite_uri(self.raw(), &mut kstr::from_bytes(uri.as_bytes())) } < 0 {
+            return Err(format!("cannot set the R-URI to {uri}"));
+        }
+        Ok(())
+    }
+
     /// The calling number: user part of P-Asserted-Identity, else Remote-Party-ID,
     /// else From (WARP's routing semantics, rule 5 of the zones).
     pub fn ani(&self) -> Option<(AniSource, String)> {

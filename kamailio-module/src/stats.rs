@@ -9,16 +9,18 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub enum Func {
     Ani,
     Route,
+    NextRoute,
 }
 
 impl Func {
-    pub const ALL: [Func; 2] = [Func::Ani, Func::Route];
+    pub const ALL: [Func; 3] = [Func::Ani, Func::Route, Func::NextRoute];
 
     /// The cfg/KEMI name.
     pub fn name(self) -> &'static str {
         match self {
             Func::Ani => "warp_ani",
             Func::Route => "warp_route",
+            Func::NextRoute => "warp_next_route",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::ani::{ki_warp_ani, w_warp_ani};
 use crate::core_cell::CoreCell;
+use crate::failover::{ki_warp_next_route, w_warp_next_route};
 use crate::guard;
 use crate::kstr;
 use crate::log::{lm_err, lm_info};
@@ -90,7 +91,7 @@ const fn cname(s: &'static std::ffi::CStr) -> *mut c_char {
 
 const SCRIPT_ROUTES: c_uint = k::REQUEST_ROUTE | k::FAILURE_ROUTE | k::BRANCH_ROUTE;
 
-static CMDS: CoreCell<[k::cmd_export_t; 4]> = CoreCell::new([
+static CMDS: CoreCell<[k::cmd_export_t; 5]> = CoreCell::new([
     k::cmd_export_t {
         name: cname(c"warp_ani"),
         function: Some(w_warp_ani),
@@ -114,6 +115,14 @@ static CMDS: CoreCell<[k::cmd_export_t; 4]> = CoreCell::new([
         fixup: Some(k::fixup_spve_null),
         free_fixup: Some(k::fixup_free_spve_null),
         flags: SCRIPT_ROUTES,
+    },
+    k::cmd_export_t {
+        name: cname(c"warp_next_route"),
+        function: Some(w_warp_next_route),
+        param_no: 0,
+        fixup: None,
+        free_fixup: None,
+        flags: k::REQUEST_ROUTE | k::FAILURE_ROUTE,
     },
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
@@ -252,7 +261,7 @@ const fn kemi(name: &'static std::ffi::CStr, func: *mut c_void, p1: c_uint) -> k
     }
 }
 
-static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 4]> = CoreCell::new([
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 5]> = CoreCell::new([
     kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
     kemi(
         c"warp_route",
@@ -263,6 +272,11 @@ static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 4]> = CoreCell::new([
         c"warp_route_dnis",
         ki_warp_route_dnis as *mut c_void,
         k::SR_KEMIP_STR,
+    ),
+    kemi(
+        c"warp_next_route",
+        ki_warp_next_route as *mut c_void,
+        k::SR_KEMIP_NONE,
     ),
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },

@@ -364,12 +364,15 @@ fn bad_configuration_is_refused_at_startup() {
     assert!(log.contains("unknown lrn_source \"oracle\""), "{log}");
 }
 
-/// Relays routed calls to the vendor (stateful, record-routed), in-dialog requests along
-/// the recorded route; refusals answered with `$warp(code)`/`$warp(reason)`.
+/// Relays routed calls to the vendor (stateful, record-routed), fails over to the next
+/// vendor on 5xx, 408 or timeout, relays in-dialog requests along the recorded route;
+/// refusals answered with `$warp(code)`/`$warp(reason)`.
 const RELAY: &str = r#"
 loadmodule "tm.so"
 loadmodule "rr.so"
 loadmodule "siputils.so"
+loadmodule "xlog.so"
+modparam("tm", "fr_timer", 1000)
 request_route {
     if (has_totag()) {
         if (loose_route() || (is_method("ACK") && t_check_trans())) {
@@ -386,7 +389,16 @@ request_route {
         exit;
     }
     record_route();
+    t_on_failure("WARP_NEXT");
     t_relay();
+}
+failure_route[WARP_NEXT] {
+    if (t_is_canceled()) { exit; }
+    if ((t_check_status("5[0-9][0-9]|408") || t_branch_timeout()) && warp_next_route()) {
+        xlog("L_INFO", "failover $ci to $warp(vendor) attempt $warp(attempt) ban $warp(ban)\n");
+        t_on_failure("WARP_NEXT");
+        t_relay();
+    }
 }
 "#;
 
@@ -570,4 +582,43 @@ fn reload_under_sustained_load_fails_no_call() {
     assert_eq!(stats["snapshot.generation"], "5");
     assert_eq!(stats["warp_route.calls"], "400");
     assert_eq!(stats["warp_route.errors"], "0");
+}
+
+#[test]
+fn a_503_or_a_timeout_from_the_first_vendor_fails_over_to_the_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
+    let mut data = support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        dear: (dear_port, "0.009"),
+        ..Default::default()
+    };
+    data.publish(&snap);
+    let cheap = Uas::start(dir.path(), cheap_port, Answer::Unavailable);
+    let dear = Uas::start(dir.path(), dear_port, Answer::Accept);
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(RELAY));
+    let uac = Uac {
+        target: k.port,
+        dir: dir.path(),
+        calls: 20,
+        rate: 20,
+        extra: &[],
+    };
+    let status = uac.spawn().wait().unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+    assert_eq!((cheap.invites(), dear.invites()), (20, 20));
+    assert!(k.log().contains("to DEAR attempt 2 ban C1"), "{}", k.log());
+
+    // CHEAP's gateway now points at a port nobody answers on: tm's timer fires (408).
+    data.generation = 2;
+    data.cheap.0 = support::free_udp_port();
+    data.publish(&snap);
+    k.rpc("warp.reload");
+    let status = Uac { calls: 3, ..uac }.spawn().wait().unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+    assert_eq!(dear.invites(), 23);
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_next_route.calls"], "23");
+    assert_eq!(stats["warp_next_route.errors"], "0");
 }

@@ -62,11 +62,33 @@ const UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
+/// A vendor gateway that turns every call down with `503`.
+const UAS_503: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp uas 503">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 503 Service Unavailable
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"#;
+
 /// How a vendor gateway answers.
 #[derive(Clone, Copy)]
 pub enum Answer {
     /// sipp's built-in UAS: 180, 200, then ACK and BYE.
     Accept,
+    /// 503 to every INVITE.
+    Unavailable,
 }
 
 /// A sipp UAS on 127.0.0.1:`port`, logging every message it sees; stopped on drop.
@@ -81,6 +103,11 @@ impl Uas {
         let mut cmd = Command::new(binary("sipp"));
         match answer {
             Answer::Accept => cmd.args(["-sn", "uas"]),
+            Answer::Unavailable => {
+                let sf = dir.join(format!("uas-{port}.xml"));
+                std::fs::write(&sf, UAS_503).unwrap();
+                cmd.arg("-sf").arg(sf)
+            }
         };
         let child = cmd
             .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
