@@ -127,6 +127,32 @@ impl Command for Ping {
 
 // ------------------------------------------------------------------ offer / answer
 
+/// Parses an option value by its wire spelling (case-insensitive), for CLIs and configs.
+macro_rules! wire_names {
+    ($ty:ident: $($variant:ident),+) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                $ty::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        let names: Vec<_> = $ty::ALL.iter().map(|v| v.as_str()).collect();
+                        format!("{s:?}: expected one of {}", names.join(", "))
+                    })
+            }
+        }
+    };
+}
+
+wire_names!(Ice: Remove, Force, Default, ForceRelay, Optional);
+wire_names!(TransportProtocol: RtpAvp, RtpAvpf, RtpSavp, RtpSavpf, UdpTlsRtpSavp, UdpTlsRtpSavpf, Accept);
+wire_names!(Dtls: Off, Passive, Active);
+
 /// `ICE` handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ice {
@@ -556,6 +582,13 @@ mod tests {
         assert_eq!(codec.get_list("strip").unwrap()[0].as_str(), Some("all"));
         let wire = encode_dict(&d);
         assert!(wire.ends_with(b"5:flagsl13:trust addresse5:label6:callere"));
+    }
+
+    #[test]
+    fn option_values_parse_by_wire_name() {
+        assert_eq!("force-relay".parse::<Ice>(), Ok(Ice::ForceRelay));
+        assert_eq!("rtp/savpf".parse::<TransportProtocol>(), Ok(TransportProtocol::RtpSavpf));
+        assert!("sideways".parse::<Dtls>().unwrap_err().contains("passive"));
     }
 
     #[test]

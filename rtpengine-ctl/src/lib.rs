@@ -3,6 +3,7 @@
 //! `warp-rtpengine` CLI.
 
 pub mod bencode;
+pub mod cli;
 pub mod blocking;
 pub mod client;
 pub mod commands;

@@ -1,0 +1,400 @@
+//! The `warp-rtpengine` command line: talk to an rtpengine node or the proxy, or run the proxy.
+
+mod bench;
+mod output;
+
+use crate::bencode::Dict;
+use crate::commands::{
+    check_result, Command, Delete, Dtls, GetStatistics, Ice, List, MediaRequest, Offer, Answer,
+    Ping, Query, Target, TransportProtocol,
+};
+use crate::proxy::config::{ListenSpec, NodeSpec, ProxyConfig};
+use crate::proxy::handler::{CMD_DRAIN, CMD_NODES, CMD_UNDRAIN};
+use crate::{json, Client, Endpoint, Options};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(name = "warp-rtpengine", version, about = "rtpengine ng client, node-pool proxy and load generator")]
+pub struct Cli {
+    /// ng endpoint: HOST:PORT or udp:HOST:PORT, tcp:HOST:PORT, http://HOST:PORT[/ng].
+    #[arg(long, global = true, env = "WARP_RTPENGINE_NG", default_value = "127.0.0.1:2223")]
+    ng: Endpoint,
+    /// Print the reply as JSON (for scripts).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Per-attempt timeout.
+    #[arg(long, global = true, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// UDP retransmissions after the first attempt.
+    #[arg(long, global = true, default_value_t = 2)]
+    retries: u32,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the ng proxy in front of a pool of rtpengine nodes.
+    Proxy(ProxyArgs),
+    /// Load generator: send COUNT pings (or queries) with CONCURRENCY in flight.
+    Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(ClientCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCmd {
+    /// Is the node (or the proxy and a node behind it) answering?
+    Ping,
+    /// Call-ids the node knows (through the proxy: all nodes).
+    List {
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    /// A call's parties, streams and counters.
+    Query {
+        call_id: String,
+        #[arg(long)]
+        from_tag: Option<String>,
+        #[arg(long)]
+        to_tag: Option<String>,
+    },
+    /// The node's statistics.
+    Stats,
+    /// The proxy's node pool.
+    Nodes,
+    /// Stop sending new calls to a node (proxy only); its calls stay.
+    Drain { node: String },
+    /// Undo `drain`.
+    Undrain { node: String },
+    /// Send an offer; prints the rewritten SDP.
+    Offer(MediaArgs),
+    /// Send an answer (needs --to-tag); prints the rewritten SDP.
+    Answer(MediaArgs),
+    /// Delete a call; prints its final counters.
+    Delete {
+        #[arg(long)]
+        call_id: String,
+        #[arg(long)]
+        from_tag: Option<String>,
+        #[arg(long)]
+        to_tag: Option<String>,
+        /// Fail if the call does not exist.
+        #[arg(long)]
+        fatal: bool,
+        #[arg(long)]
+        delete_delay: Option<i64>,
+    },
+    /// Send any dictionary, given as JSON, e.g. '{"command":"block DTMF","call-id":"x"}'.
+    Raw { dictionary: String },
+}
+
+#[derive(Args, Debug)]
+struct MediaArgs {
+    #[arg(long)]
+    call_id: String,
+    #[arg(long)]
+    from_tag: String,
+    #[arg(long)]
+    to_tag: Option<String>,
+    #[arg(long)]
+    via_branch: Option<String>,
+    /// SDP text.
+    #[arg(long, conflicts_with = "sdp_file")]
+    sdp: Option<String>,
+    /// File holding the SDP (`-` for standard input).
+    #[arg(long)]
+    sdp_file: Option<String>,
+    /// A flag, e.g. "trust address" (repeatable).
+    #[arg(long = "flag")]
+    flags: Vec<String>,
+    /// origin, session connection, ... (repeatable).
+    #[arg(long)]
+    replace: Vec<String>,
+    /// Logical interface names, from-side then to-side.
+    #[arg(long)]
+    direction: Vec<String>,
+    #[arg(long)]
+    ice: Option<Ice>,
+    #[arg(long)]
+    transport_protocol: Option<TransportProtocol>,
+    #[arg(long)]
+    rtcp_mux: Vec<String>,
+    #[arg(long)]
+    dtls: Option<Dtls>,
+    #[arg(long)]
+    sdes: Vec<String>,
+    #[arg(long)]
+    record_call: Option<bool>,
+    #[arg(long)]
+    codec_strip: Vec<String>,
+    #[arg(long)]
+    codec_offer: Vec<String>,
+    #[arg(long)]
+    codec_transcode: Vec<String>,
+    #[arg(long)]
+    codec_mask: Vec<String>,
+    #[arg(long)]
+    codec_except: Vec<String>,
+    #[arg(long)]
+    ptime: Option<i64>,
+    /// Any other key, KEY=VALUE (value sent as a string; repeatable).
+    #[arg(long = "set", value_parser = parse_key_value)]
+    extra: Vec<(String, String)>,
+}
+
+#[derive(Args, Debug)]
+struct ProxyArgs {
+    /// ng listen address, HOST:PORT[=SET] (repeatable).
+    #[arg(long, default_value = "127.0.0.1:2223")]
+    listen: Vec<ListenSpec>,
+    /// rtpengine node, [NAME=]HOST:PORT[,weight=N][,set=N] (repeatable).
+    #[arg(long = "node", required = true)]
+    nodes: Vec<NodeSpec>,
+    /// Redis for shared pins and the QoS stream.
+    #[arg(long, env = "WARP_REDIS_URL")]
+    redis: Option<String>,
+    /// Prometheus /metrics listen address.
+    #[arg(long, env = "WARP_RTPENGINE_METRICS")]
+    metrics: Option<SocketAddr>,
+    /// Per-attempt timeout towards a node.
+    #[arg(long, default_value_t = 300)]
+    node_timeout_ms: u64,
+    #[arg(long, default_value_t = 1)]
+    node_retries: u32,
+    #[arg(long, default_value_t = 1000)]
+    health_interval_ms: u64,
+    #[arg(long, default_value_t = 300)]
+    qos_interval_s: u64,
+    #[arg(long, default_value_t = 7200)]
+    sticky_ttl_s: u64,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s}: expected KEY=VALUE"))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let options = Options {
+        timeout: Duration::from_millis(cli.timeout_ms),
+        retries: cli.retries,
+    };
+    match cli.command {
+        Cmd::Proxy(args) => run_proxy(args).await,
+        Cmd::Bench(args) => bench::run(&cli.ng, options, args, cli.json).await,
+        Cmd::Client(cmd) => {
+            let client = Client::connect(&cli.ng, options)
+                .await
+                .with_context(|| format!("connecting to {}", cli.ng))?;
+            run_client(&client, Out { json: cli.json }, cmd).await
+        }
+    }
+}
+
+async fn run_client(client: &Client, out: Out, cmd: ClientCmd) -> anyhow::Result<()> {
+    match cmd {
+        ClientCmd::Ping => {
+            let started = Instant::now();
+            let reply = out.send(client, &Ping).await?;
+            out.print(&reply, || Ok(output::pong(started.elapsed())))
+        }
+        ClientCmd::List { limit } => {
+            let reply = out.send(client, &List { limit }).await?;
+            out.print(&reply, || Ok(List::parse_reply(reply.clone())?.calls.join("\n")))
+        }
+        ClientCmd::Query { call_id, from_tag, to_tag } => {
+            let target = Target { from_tag, to_tag, ..Target::call(call_id) };
+            let reply = out.send(client, &Query(target)).await?;
+            out.print(&reply, || Ok(output::call_stats(&Query::parse_reply(reply.clone())?)))
+        }
+        ClientCmd::Stats => {
+            let reply = out.send(client, &GetStatistics).await?;
+            out.print(&reply, || Ok(output::statistics(&GetStatistics::parse_reply(reply.clone())?)))
+        }
+        ClientCmd::Nodes => {
+            let reply = out.raw(client, &admin(CMD_NODES, None)).await?;
+            out.print(&reply, || Ok(output::nodes(&reply)))
+        }
+        ClientCmd::Drain { node } => {
+            let reply = out.raw(client, &admin(CMD_DRAIN, Some(&node))).await?;
+            out.print(&reply, || Ok(format!("{node}: draining")))
+        }
+        ClientCmd::Undrain { node } => {
+            let reply = out.raw(client, &admin(CMD_UNDRAIN, Some(&node))).await?;
+            out.print(&reply, || Ok(format!("{node}: taking new calls")))
+        }
+        ClientCmd::Offer(args) => {
+            let reply = out.send(client, &Offer(args.into_request()?)).await?;
+            out.print(&reply, || Ok(Offer::parse_reply(reply.clone())?.sdp))
+        }
+        ClientCmd::Answer(args) => {
+            if args.to_tag.is_none() {
+                bail!("answer needs --to-tag");
+            }
+            let reply = out.send(client, &Answer(args.into_request()?)).await?;
+            out.print(&reply, || Ok(Answer::parse_reply(reply.clone())?.sdp))
+        }
+        ClientCmd::Delete { call_id, from_tag, to_tag, fatal, delete_delay } => {
+            let call = Target { from_tag, to_tag, ..Target::call(call_id) };
+            let cmd = Delete { call, fatal, delete_delay, ..Delete::default() };
+            let reply = out.send(client, &cmd).await?;
+            out.print(&reply, || Ok(output::call_stats(&Delete::parse_reply(reply.clone())?)))
+        }
+        ClientCmd::Raw { dictionary } => {
+            let dict = json::decode_dict(dictionary.as_bytes()).context("the dictionary argument")?;
+            let reply = client.request(&dict).await?;
+            // Raw replies are shown whatever their result: that is what raw is for.
+            println!("{}", serde_json::to_string_pretty(&json::dict_to_json(&reply)?)?);
+            Ok(())
+        }
+    }
+}
+
+/// How replies are shown: the raw reply as JSON, or a human rendering of the typed reply.
+#[derive(Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    async fn send<C: Command>(&self, client: &Client, cmd: &C) -> anyhow::Result<Dict<'static>> {
+        self.raw(client, &cmd.to_dict()).await
+    }
+
+    async fn raw(&self, client: &Client, request: &Dict<'_>) -> anyhow::Result<Dict<'static>> {
+        Ok(check_result(client.request(request).await?)?)
+    }
+
+    fn print(&self, reply: &Dict<'_>, human: impl FnOnce() -> crate::Result<String>) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&json::dict_to_json(reply)?)?);
+        } else {
+            println!("{}", human()?);
+        }
+        Ok(())
+    }
+}
+
+fn admin<'a>(command: &'a str, node: Option<&'a str>) -> Dict<'a> {
+    let mut d = Dict::new();
+    d.insert("command", command);
+    if let Some(n) = node {
+        d.insert("node", n);
+    }
+    d
+}
+
+impl MediaArgs {
+    fn into_request(self) -> anyhow::Result<MediaRequest> {
+        let sdp = match (self.sdp, self.sdp_file.as_deref()) {
+            (Some(s), _) => s,
+            (None, Some("-")) => std::io::read_to_string(std::io::stdin())?,
+            (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+            (None, None) => bail!("give the SDP with --sdp or --sdp-file"),
+        };
+        let call = Target {
+            from_tag: Some(self.from_tag),
+            to_tag: self.to_tag,
+            via_branch: self.via_branch,
+            ..Target::call(self.call_id)
+        };
+        let mut req = MediaRequest::new(call, sdp);
+        req.flags = self.flags;
+        req.replace = self.replace;
+        req.direction = self.direction;
+        req.ice = self.ice;
+        req.transport_protocol = self.transport_protocol;
+        req.rtcp_mux = self.rtcp_mux;
+        req.dtls = self.dtls;
+        req.sdes = self.sdes;
+        req.record_call = self.record_call;
+        req.codec.strip = self.codec_strip;
+        req.codec.offer = self.codec_offer;
+        req.codec.transcode = self.codec_transcode;
+        req.codec.mask = self.codec_mask;
+        req.codec.except = self.codec_except;
+        req.ptime = self.ptime;
+        for (k, v) in self.extra {
+            req.extra.insert(k, v);
+        }
+        Ok(req)
+    }
+}
+
+async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    let config = ProxyConfig {
+        listen: args.listen,
+        nodes: args.nodes,
+        redis_url: args.redis,
+        metrics: args.metrics,
+        upstream: Options {
+            timeout: Duration::from_millis(args.node_timeout_ms),
+            retries: args.node_retries,
+        },
+        health_interval: Duration::from_millis(args.health_interval_ms),
+        qos_interval: Duration::from_secs(args.qos_interval_s),
+        sticky_ttl: Duration::from_secs(args.sticky_ttl_s),
+    };
+    tracing::info!(
+        listen = ?config.listen,
+        nodes = ?config.nodes,
+        redis = config.redis_url.as_deref().map(mask_password).as_deref(),
+        metrics = ?config.metrics,
+        upstream = ?config.upstream,
+        health_interval = ?config.health_interval,
+        qos_interval = ?config.qos_interval,
+        sticky_ttl = ?config.sticky_ttl,
+        "effective configuration"
+    );
+    let proxy = crate::proxy::Proxy::start(config).await?;
+    tracing::info!(ng = ?proxy.ng_addrs, metrics = ?proxy.metrics_addr, "proxy listening");
+    tokio::select! {
+        _ = proxy.wait() => bail!("proxy stopped"),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((auth, host)) if auth.contains(':') => {
+            let user = auth.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        Some((_, host)) => format!("{scheme}://***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_redis_secrets() {
+        assert_eq!(mask_password("redis://u:pw@h:6379/0"), "redis://u:***@h:6379/0");
+        assert_eq!(mask_password("redis://pw@h"), "redis://***@h");
+        assert_eq!(mask_password("redis://h:6379"), "redis://h:6379");
+    }
+
+    #[test]
+    fn cli_parses_the_documented_forms() {
+        Cli::try_parse_from(["warp-rtpengine", "--ng", "127.0.0.1:2223", "ping"]).unwrap();
+        Cli::try_parse_from(["warp-rtpengine", "query", "abc", "--json"]).unwrap();
+        Cli::try_parse_from([
+            "warp-rtpengine", "offer", "--call-id", "c", "--from-tag", "f", "--sdp", "v=0",
+            "--ice", "remove", "--flag", "trust address", "--set", "label=x",
+        ])
+        .unwrap();
+        Cli::try_parse_from(["warp-rtpengine", "proxy", "--node", "a=127.0.0.1:1,weight=2"]).unwrap();
+        assert!(Cli::try_parse_from(["warp-rtpengine", "offer", "--call-id", "c", "--from-tag", "f", "--ice", "bogus"]).is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! Human renderings of replies (the `--json` output is the raw reply instead).
+
+use crate::bencode::{Dict, Value};
+use crate::replies::{CallStats, Statistics};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+pub fn pong(elapsed: Duration) -> String {
+    format!("pong ({:.2} ms)", elapsed.as_secs_f64() * 1000.0)
+}
+
+pub fn call_stats(s: &CallStats) -> String {
+    let mut out = String::new();
+    if let Some(w) = &s.warning {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let _ = writeln!(out, "{:<20} {:>10} {:>12} {:>7} {:>6}  sends to", "party", "packets", "bytes", "errors", "rtcp");
+    for p in &s.parties {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>10} {:>12} {:>7} {:>6}  {}",
+            p.tag,
+            p.rtp.packets,
+            p.rtp.bytes,
+            p.rtp.errors,
+            p.rtcp.packets,
+            p.local_rtp.join(" ")
+        );
+    }
+    let _ = write!(out, "{:<20} {:>10} {:>12} {:>7} {:>6}", "total", s.totals_rtp.packets, s.totals_rtp.bytes, s.totals_rtp.errors, s.totals_rtcp.packets);
+    for q in s.ssrcs.iter().filter(|q| q.average.is_some()) {
+        if let Some(avg) = q.average {
+            let _ = write!(out, "\nSSRC {}: MOS {:.1}, jitter {:?} ms, loss {:?}%", q.ssrc, avg.mos, avg.jitter_ms, avg.packet_loss_pct);
+        }
+    }
+    out
+}
+
+/// Flattens nested statistics into `section.key: value` lines.
+pub fn statistics(s: &Statistics) -> String {
+    let mut out = Vec::new();
+    flatten("", &s.raw, &mut out);
+    out.join("\n")
+}
+
+fn flatten(prefix: &str, d: &Dict<'_>, out: &mut Vec<String>) {
+    for (k, v) in d.iter() {
+        let key = format!("{prefix}{}", String::from_utf8_lossy(k));
+        match v {
+            Value::Dict(inner) => flatten(&format!("{key}."), inner, out),
+            Value::List(items) => out.push(format!("{key}: [{} items]", items.len())),
+            Value::Int(i) => out.push(format!("{key}: {i}")),
+            Value::Bytes(b) => out.push(format!("{key}: {}", String::from_utf8_lossy(b))),
+        }
+    }
+}
+
+pub fn nodes(reply: &Dict<'_>) -> String {
+    let mut out = format!(
+        "{:<24} {:<22} {:>6} {:>3} {:<6} {:>8} {:>10} {:>8}",
+        "node", "address", "weight", "set", "state", "calls", "requests", "errors"
+    );
+    for n in reply.get_list("nodes").unwrap_or_default().iter().filter_map(Value::as_dict) {
+        let int = |k| n.get_int(k).unwrap_or(0);
+        let state = match (int("alive"), int("draining")) {
+            (0, _) => "dead",
+            (_, 1) => "drain",
+            _ => "up",
+        };
+        let _ = write!(
+            out,
+            "\n{:<24} {:<22} {:>6} {:>3} {:<6} {:>8} {:>10} {:>8}",
+            n.get_str("name").unwrap_or("?"),
+            n.get_str("address").unwrap_or("?"),
+            int("weight"),
+            int("set"),
+            state,
+            int("active calls"),
+            int("requests"),
+            int("errors")
+        );
+    }
+    out
+}

@@ -1,0 +1,146 @@
+//! The `warp-rtpengine` binary and Sipwise's own `rtpengine-ng-client` (Debian
+//! rtpengine-utils) working on the same calls, directly and through the proxy binary.
+
+mod common;
+
+use common::{media_port, rtp_packet, sdp, Rtpengine};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_warp-rtpengine");
+
+fn ours(ng: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN).arg("--ng").arg(ng).args(args).output().unwrap();
+    ok_stdout(out, args)
+}
+
+fn sipwise(port: u16, args: &[&str]) -> String {
+    let out = Command::new("rtpengine-ng-client")
+        .args(["--proxy-address=127.0.0.1", &format!("--proxy-port={port}")])
+        .args(args)
+        .output()
+        .expect("rtpengine-ng-client (Debian package rtpengine-utils) must be installed");
+    ok_stdout(out, args)
+}
+
+fn ok_stdout(out: Output, args: &[&str]) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The SDP rtpengine-ng-client prints after "New SDP:".
+fn new_sdp(output: &str) -> &str {
+    output.split("New SDP:").nth(1).expect("ng-client printed a new SDP")
+}
+
+#[test]
+fn our_cli_and_sipwise_client_share_calls_with_real_rtp() {
+    let r = Rtpengine::start();
+    let ng = r.ng.to_string();
+    let port = r.ng.port();
+    assert!(ours(&ng, &["ping"]).starts_with("pong"));
+    assert!(sipwise(port, &["ping"]).contains("pong"));
+
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let callee = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (cp, ep) = (caller.local_addr().unwrap().port(), callee.local_addr().unwrap().port());
+
+    // Offer with our CLI, answer with Sipwise's client.
+    let offered = ours(&ng, &[
+        "offer", "--call-id", "interop-1", "--from-tag", "ft", "--sdp", &sdp("a", cp),
+        "--flag", "trust address", "--replace", "origin", "--ice", "remove",
+    ]);
+    let to_callee = media_port(&offered);
+    let answered = sipwise(port, &[
+        "answer", "--call-id=interop-1", "--from-tag=ft", "--to-tag=tt", "--trust-address",
+        &format!("--sdp={}", sdp("b", ep)),
+    ]);
+    let to_caller = media_port(new_sdp(&answered));
+
+    for seq in 0..12 {
+        caller.send_to(&rtp_packet(seq, 0x51), ("127.0.0.1", to_caller)).unwrap();
+        callee.send_to(&rtp_packet(seq, 0x52), ("127.0.0.1", to_callee)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(150));
+
+    // Both clients see the same counters.
+    let json: serde_json::Value = serde_json::from_str(&ours(&ng, &["--json", "query", "interop-1"])).unwrap();
+    assert_eq!(json["totals"]["RTP"]["packets"], 24, "{json}");
+    let human = ours(&ng, &["query", "interop-1"]);
+    assert!(human.lines().any(|l| l.starts_with("ft ") && l.contains(" 12 ")), "{human}");
+    let theirs = sipwise(port, &["query", "--call-id=interop-1"]);
+    assert!(theirs.contains("packets => 24") || theirs.contains("packets => '24'"), "{theirs}");
+
+    assert!(ours(&ng, &["list"]).lines().any(|l| l == "interop-1"));
+    sipwise(port, &["delete", "--call-id=interop-1", "--from-tag=ft"]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!ours(&ng, &["list"]).contains("interop-1"));
+
+    let stats = ours(&ng, &["stats"]);
+    assert!(stats.contains("totalstatistics.managedsessions: 1"), "{stats}");
+
+    // Errors are clear and the exit status says so.
+    let out = Command::new(BIN)
+        .args(["--ng", &ng, "delete", "--call-id", "nope", "--fatal"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rtpengine error"));
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn proxy_binary_serves_our_cli_and_sipwise_client() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let listen = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let _proxy = Running(
+        Command::new(BIN)
+            .args(["proxy", "--listen", &listen.to_string()])
+            .args(["--node", &format!("a={},weight=1", a.ng)])
+            .args(["--node", &format!("b={},weight=2", b.ng)])
+            .args(["--health-interval-ms", "200"])
+            .env_remove("WARP_REDIS_URL")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ng = listen.to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(BIN).args(["--ng", &ng, "--timeout-ms", "200", "ping"]).output().unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "proxy binary did not come up");
+    }
+    assert!(sipwise(listen.port(), &["ping"]).contains("pong"));
+    let offered = sipwise(listen.port(), &[
+        "offer", "--call-id=via-proxy", "--from-tag=ft", &format!("--sdp={}", sdp("a", 40000)),
+    ]);
+    media_port(new_sdp(&offered));
+    let nodes = ours(&ng, &["nodes"]);
+    let calls: u32 = nodes
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(5).unwrap().parse::<u32>().unwrap())
+        .sum();
+    assert_eq!(calls, 1, "{nodes}");
+    let json: serde_json::Value = serde_json::from_str(&ours(&ng, &["--json", "nodes"])).unwrap();
+    assert_eq!(json["nodes"].as_array().unwrap().len(), 2);
+    sipwise(listen.port(), &["delete", "--call-id=via-proxy", "--from-tag=ft"]);
+    assert_eq!(ours(&ng, &["list"]).trim(), "");
+}
