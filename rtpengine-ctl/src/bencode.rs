@@ -93,7 +93,10 @@ impl<'a> Dict<'a> {
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Value<'a>> {
-        let at = self.0.iter().position(|(k, _)| k.as_ref() == key.as_bytes())?;
+        let at = self
+            .0
+            .iter()
+            .position(|(k, _)| k.as_ref() == key.as_bytes())?;
         Some(self.0.remove(at).1)
     }
 
@@ -164,6 +167,11 @@ impl<'a> IntoKey<'a> for &'a str {
 impl<'a> IntoKey<'a> for String {
     fn into_key(self) -> Cow<'a, [u8]> {
         Cow::Owned(self.into_bytes())
+    }
+}
+impl<'a> IntoKey<'a> for Vec<u8> {
+    fn into_key(self) -> Cow<'a, [u8]> {
+        Cow::Owned(self)
     }
 }
 impl<'a> IntoKey<'a> for &'a [u8] {
@@ -495,10 +503,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_integers() {
-        for bad in [&b"i03e"[..], b"i-0e", b"ie", b"i-e", b"i99999999999999999999e"] {
-            assert!(matches!(decode(bad), Err(DecodeError::Malformed { .. })), "{bad:?}");
+        for bad in [
+            &b"i03e"[..],
+            b"i-0e",
+            b"ie",
+            b"i-e",
+            b"i99999999999999999999e",
+        ] {
+            assert!(
+                matches!(decode(bad), Err(DecodeError::Malformed { .. })),
+                "{bad:?}"
+            );
         }
-        assert_eq!(decode(b"i-9223372036854775808e").unwrap(), Value::Int(i64::MIN));
+        assert_eq!(
+            decode(b"i-9223372036854775808e").unwrap(),
+            Value::Int(i64::MIN)
+        );
     }
 
     #[test]
@@ -512,7 +532,10 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_not_overflowed() {
         let deep = "l".repeat(100_000);
-        assert!(matches!(decode(deep.as_bytes()), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(
+            decode(deep.as_bytes()),
+            Err(DecodeError::Malformed { .. })
+        ));
         assert!(value_len(deep.as_bytes()).is_err());
     }
 

@@ -18,10 +18,16 @@ pub fn check_result(reply: Dict<'static>) -> Result<Dict<'static>> {
     match reply.get_str("result") {
         Some("ok" | "pong") => Ok(reply),
         Some("error") => Err(Error::Rtpengine(
-            reply.get_str("error-reason").unwrap_or("(no reason)").to_owned(),
+            reply
+                .get_str("error-reason")
+                .unwrap_or("(no reason)")
+                .to_owned(),
         )),
         Some("load limit") => Err(Error::LoadLimit(
-            reply.get_str("message").unwrap_or("(no message)").to_owned(),
+            reply
+                .get_str("message")
+                .unwrap_or("(no message)")
+                .to_owned(),
         )),
         Some(other) => Err(Error::Protocol(format!("result {other:?}"))),
         None => Err(Error::Protocol("reply has no result".into())),
@@ -561,8 +567,8 @@ mod tests {
 
     #[test]
     fn offer_uses_documented_keys() {
-        let mut req = MediaRequest::new(Target::call("c1").from_tag("ft"), "v=0\r\n")
-            .flag("trust address");
+        let mut req =
+            MediaRequest::new(Target::call("c1").from_tag("ft"), "v=0\r\n").flag("trust address");
         req.ice = Some(Ice::Remove);
         req.transport_protocol = Some(TransportProtocol::RtpAvp);
         req.replace = vec!["origin".into()];
@@ -587,7 +593,10 @@ mod tests {
     #[test]
     fn option_values_parse_by_wire_name() {
         assert_eq!("force-relay".parse::<Ice>(), Ok(Ice::ForceRelay));
-        assert_eq!("rtp/savpf".parse::<TransportProtocol>(), Ok(TransportProtocol::RtpSavpf));
+        assert_eq!(
+            "rtp/savpf".parse::<TransportProtocol>(),
+            Ok(TransportProtocol::RtpSavpf)
+        );
         assert!("sideways".parse::<Dtls>().unwrap_err().contains("passive"));
     }
 

@@ -19,7 +19,11 @@ impl CookieJar {
         let mut h = RandomState::new().build_hasher();
         h.write_u32(std::process::id());
         CookieJar {
-            prefix: format!("{:x}{:x}", h.finish() & 0xffff_ffff_ffff, std::process::id()),
+            prefix: format!(
+                "{:x}{:x}",
+                h.finish() & 0xffff_ffff_ffff,
+                std::process::id()
+            ),
             next: AtomicU64::new(1),
         }
     }

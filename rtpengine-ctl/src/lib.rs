@@ -3,8 +3,8 @@
 //! `warp-rtpengine` CLI.
 
 pub mod bencode;
-pub mod cli;
 pub mod blocking;
+pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod cookie;

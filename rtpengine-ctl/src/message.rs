@@ -55,7 +55,9 @@ pub fn parse_body(body: &[u8]) -> Result<Dict<'_>, Error> {
     match Format::detect(body) {
         Some(Format::Bencode) => Ok(bencode::decode_dict(body)?),
         Some(Format::Json) => Ok(json::decode_dict(body)?),
-        None => Err(Error::Frame("body is neither a bencode nor a JSON dictionary")),
+        None => Err(Error::Frame(
+            "body is neither a bencode nor a JSON dictionary",
+        )),
     }
 }
 

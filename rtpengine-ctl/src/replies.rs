@@ -184,7 +184,12 @@ impl CallStats {
             last_signal: raw.get_int("last signal"),
             parties: raw
                 .get_dict("tags")
-                .map(|tags| tags.iter().filter_map(|(_, t)| t.as_dict()).map(Party::parse).collect())
+                .map(|tags| {
+                    tags.iter()
+                        .filter_map(|(_, t)| t.as_dict())
+                        .map(Party::parse)
+                        .collect()
+                })
                 .unwrap_or_default(),
             totals_rtp: Counters::parse(totals.and_then(|t| t.get_dict("RTP"))),
             totals_rtcp: Counters::parse(totals.and_then(|t| t.get_dict("RTCP"))),
@@ -280,7 +285,14 @@ mod tests {
         assert_eq!(stats.parties.len(), 2);
         let ft1 = &stats.parties[0];
         assert_eq!(ft1.tag, "ft1");
-        assert_eq!(ft1.rtp, Counters { packets: 20, bytes: 3440, errors: 0 });
+        assert_eq!(
+            ft1.rtp,
+            Counters {
+                packets: 20,
+                bytes: 3440,
+                errors: 0
+            }
+        );
         assert_eq!(ft1.rtcp.packets, 4);
         assert_eq!(ft1.ssrcs, vec![4369]);
         assert_eq!(ft1.local_rtp, vec!["127.0.0.1:41012".to_string()]);

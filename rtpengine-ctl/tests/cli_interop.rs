@@ -11,7 +11,12 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_warp-rtpengine");
 
 fn ours(ng: &str, args: &[&str]) -> String {
-    let out = Command::new(BIN).arg("--ng").arg(ng).args(args).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--ng")
+        .arg(ng)
+        .args(args)
+        .output()
+        .unwrap();
     ok_stdout(out, args)
 }
 
@@ -36,7 +41,10 @@ fn ok_stdout(out: Output, args: &[&str]) -> String {
 
 /// The SDP rtpengine-ng-client prints after "New SDP:".
 fn new_sdp(output: &str) -> &str {
-    output.split("New SDP:").nth(1).expect("ng-client printed a new SDP")
+    output
+        .split("New SDP:")
+        .nth(1)
+        .expect("ng-client printed a new SDP")
 }
 
 #[test]
@@ -49,33 +57,70 @@ fn our_cli_and_sipwise_client_share_calls_with_real_rtp() {
 
     let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
     let callee = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (cp, ep) = (caller.local_addr().unwrap().port(), callee.local_addr().unwrap().port());
+    let (cp, ep) = (
+        caller.local_addr().unwrap().port(),
+        callee.local_addr().unwrap().port(),
+    );
 
     // Offer with our CLI, answer with Sipwise's client.
-    let offered = ours(&ng, &[
-        "offer", "--call-id", "interop-1", "--from-tag", "ft", "--sdp", &sdp("a", cp),
-        "--flag", "trust address", "--replace", "origin", "--ice", "remove",
-    ]);
+    let offered = ours(
+        &ng,
+        &[
+            "offer",
+            "--call-id",
+            "interop-1",
+            "--from-tag",
+            "ft",
+            "--sdp",
+            &sdp("a", cp),
+            "--flag",
+            "trust address",
+            "--replace",
+            "origin",
+            "--ice",
+            "remove",
+        ],
+    );
     let to_callee = media_port(&offered);
-    let answered = sipwise(port, &[
-        "answer", "--call-id=interop-1", "--from-tag=ft", "--to-tag=tt", "--trust-address",
-        &format!("--sdp={}", sdp("b", ep)),
-    ]);
+    let answered = sipwise(
+        port,
+        &[
+            "answer",
+            "--call-id=interop-1",
+            "--from-tag=ft",
+            "--to-tag=tt",
+            "--trust-address",
+            &format!("--sdp={}", sdp("b", ep)),
+        ],
+    );
     let to_caller = media_port(new_sdp(&answered));
 
     for seq in 0..12 {
-        caller.send_to(&rtp_packet(seq, 0x51), ("127.0.0.1", to_caller)).unwrap();
-        callee.send_to(&rtp_packet(seq, 0x52), ("127.0.0.1", to_callee)).unwrap();
+        caller
+            .send_to(&rtp_packet(seq, 0x51), ("127.0.0.1", to_caller))
+            .unwrap();
+        callee
+            .send_to(&rtp_packet(seq, 0x52), ("127.0.0.1", to_callee))
+            .unwrap();
     }
     std::thread::sleep(Duration::from_millis(150));
 
     // Both clients see the same counters.
-    let json: serde_json::Value = serde_json::from_str(&ours(&ng, &["--json", "query", "interop-1"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ours(&ng, &["--json", "query", "interop-1"])).unwrap();
     assert_eq!(json["totals"]["RTP"]["packets"], 24, "{json}");
     let human = ours(&ng, &["query", "interop-1"]);
-    assert!(human.lines().any(|l| l.starts_with("ft ") && l.contains(" 12 ")), "{human}");
+    assert!(
+        human
+            .lines()
+            .any(|l| l.starts_with("ft ") && l.contains(" 12 ")),
+        "{human}"
+    );
     let theirs = sipwise(port, &["query", "--call-id=interop-1"]);
-    assert!(theirs.contains("packets => 24") || theirs.contains("packets => '24'"), "{theirs}");
+    assert!(
+        theirs.contains("packets => 24") || theirs.contains("packets => '24'"),
+        "{theirs}"
+    );
 
     assert!(ours(&ng, &["list"]).lines().any(|l| l == "interop-1"));
     sipwise(port, &["delete", "--call-id=interop-1", "--from-tag=ft"]);
@@ -83,7 +128,10 @@ fn our_cli_and_sipwise_client_share_calls_with_real_rtp() {
     assert!(!ours(&ng, &["list"]).contains("interop-1"));
 
     let stats = ours(&ng, &["stats"]);
-    assert!(stats.contains("totalstatistics.managedsessions: 1"), "{stats}");
+    assert!(
+        stats.contains("totalstatistics.managedsessions: 1"),
+        "{stats}"
+    );
 
     // Errors are clear and the exit status says so.
     let out = Command::new(BIN)
@@ -106,7 +154,10 @@ impl Drop for Running {
 #[test]
 fn proxy_binary_serves_our_cli_and_sipwise_client() {
     let (a, b) = (Rtpengine::start(), Rtpengine::start());
-    let listen = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let listen = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let _proxy = Running(
         Command::new(BIN)
             .args(["proxy", "--listen", &listen.to_string()])
@@ -121,16 +172,25 @@ fn proxy_binary_serves_our_cli_and_sipwise_client() {
     let ng = listen.to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let out = Command::new(BIN).args(["--ng", &ng, "--timeout-ms", "200", "ping"]).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["--ng", &ng, "--timeout-ms", "200", "ping"])
+            .output()
+            .unwrap();
         if out.status.success() {
             break;
         }
         assert!(Instant::now() < deadline, "proxy binary did not come up");
     }
     assert!(sipwise(listen.port(), &["ping"]).contains("pong"));
-    let offered = sipwise(listen.port(), &[
-        "offer", "--call-id=via-proxy", "--from-tag=ft", &format!("--sdp={}", sdp("a", 40000)),
-    ]);
+    let offered = sipwise(
+        listen.port(),
+        &[
+            "offer",
+            "--call-id=via-proxy",
+            "--from-tag=ft",
+            &format!("--sdp={}", sdp("a", 40000)),
+        ],
+    );
     media_port(new_sdp(&offered));
     let nodes = ours(&ng, &["nodes"]);
     let calls: u32 = nodes
@@ -141,6 +201,9 @@ fn proxy_binary_serves_our_cli_and_sipwise_client() {
     assert_eq!(calls, 1, "{nodes}");
     let json: serde_json::Value = serde_json::from_str(&ours(&ng, &["--json", "nodes"])).unwrap();
     assert_eq!(json["nodes"].as_array().unwrap().len(), 2);
-    sipwise(listen.port(), &["delete", "--call-id=via-proxy", "--from-tag=ft"]);
+    sipwise(
+        listen.port(),
+        &["delete", "--call-id=via-proxy", "--from-tag=ft"],
+    );
     assert_eq!(ours(&ng, &["list"]).trim(), "");
 }

@@ -45,7 +45,11 @@ async fn ping_over_udp_tcp_http_and_json() {
     let json = udp_client(&r).await.with_format(Format::Json);
     json.send(&Ping).await.unwrap();
     // TCP carries many requests on one connection, concurrently.
-    let tcp = std::sync::Arc::new(Client::connect(&endpoints[1], Options::default()).await.unwrap());
+    let tcp = std::sync::Arc::new(
+        Client::connect(&endpoints[1], Options::default())
+            .await
+            .unwrap(),
+    );
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let tcp = tcp.clone();
@@ -75,7 +79,11 @@ async fn offer_answer_rtp_query_list_delete() {
     o.0.codec.strip = vec!["PCMA".into()];
     o.0.supports = vec!["load limit".into()];
     let offered = c.send(&o).await.unwrap();
-    assert!(!offered.sdp.contains("PCMA"), "PCMA stripped: {}", offered.sdp);
+    assert!(
+        !offered.sdp.contains("PCMA"),
+        "PCMA stripped: {}",
+        offered.sdp
+    );
     let to_callee = media_port(&offered.sdp);
     assert!((r.port_min..=r.port_max).contains(&to_callee));
 
@@ -85,11 +93,17 @@ async fn offer_answer_rtp_query_list_delete() {
 
     // Real RTP both ways through the allocated ports.
     for seq in 0..10 {
-        caller.send_to(&rtp_packet(seq, 0x1111), ("127.0.0.1", to_caller)).unwrap();
-        callee.send_to(&rtp_packet(seq, 0x2222), ("127.0.0.1", to_callee)).unwrap();
+        caller
+            .send_to(&rtp_packet(seq, 0x1111), ("127.0.0.1", to_caller))
+            .unwrap();
+        callee
+            .send_to(&rtp_packet(seq, 0x2222), ("127.0.0.1", to_callee))
+            .unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
-    callee.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    callee
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut buf = [0u8; 2048];
     let n = callee.recv(&mut buf).expect("callee receives relayed RTP");
     assert_eq!(n, 172);
@@ -136,7 +150,10 @@ async fn per_call_operations_and_statistics() {
         CallOp::StopRecording,
     ] {
         let ack = c
-            .send(&CallCommand::new(op, Target::call("ops").from_tag("caller")))
+            .send(&CallCommand::new(
+                op,
+                Target::call("ops").from_tag("caller"),
+            ))
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", op.command()));
         assert_eq!(ack.warning, None, "{}", op.command());
@@ -154,9 +171,12 @@ async fn per_call_operations_and_statistics() {
         .await
         .unwrap();
     assert_eq!(played.duration_ms, Some(100));
-    c.send(&CallCommand::new(CallOp::StopMedia, Target::call("ops").from_tag("caller")))
-        .await
-        .unwrap();
+    c.send(&CallCommand::new(
+        CallOp::StopMedia,
+        Target::call("ops").from_tag("caller"),
+    ))
+    .await
+    .unwrap();
 
     let stats = c.send(&GetStatistics).await.unwrap();
     assert_eq!(stats.current_sessions(), Some(1));
@@ -171,7 +191,10 @@ async fn per_call_operations_and_statistics() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::Rtpengine(r) if r.contains("not found")), "{err}");
+    assert!(
+        matches!(&err, Error::Rtpengine(r) if r.contains("not found")),
+        "{err}"
+    );
     let mut raw = Dict::new();
     raw.insert("command", "frobnicate");
     let reply = c.request(&raw).await.unwrap();
@@ -210,7 +233,10 @@ fn blocking_client_and_load_limit_failure_reason() {
     c.send(&Ping).unwrap();
     c.send(&offer("first", 40000)).unwrap();
     let err = c.send(&offer("second", 40010)).unwrap_err();
-    assert!(matches!(&err, Error::Rtpengine(r) if r == "Ran out of ports"), "{err}");
+    assert!(
+        matches!(&err, Error::Rtpengine(r) if r == "Ran out of ports"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -233,5 +259,8 @@ async fn udp_timeout_retransmits_then_fails() {
     }
     let err = task.await.unwrap().unwrap_err();
     assert!(matches!(err, Error::Timeout { attempts: 3, .. }), "{err}");
-    assert!(seen.windows(2).all(|w| w[0] == w[1]), "retransmissions reuse the cookie");
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "retransmissions reuse the cookie"
+    );
 }

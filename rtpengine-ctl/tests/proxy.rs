@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{rtp_packet, sdp, media_port, Redis, Rtpengine};
+use common::{media_port, rtp_packet, sdp, Redis, Rtpengine};
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::time::Duration;
@@ -70,7 +70,12 @@ fn call_preferring(p: &Proxy, node: &str, tag: &str) -> String {
 }
 
 async fn calls_on(r: &Rtpengine) -> Vec<String> {
-    direct(r).await.send(&List { limit: Some(1000) }).await.unwrap().calls
+    direct(r)
+        .await
+        .send(&List { limit: Some(1000) })
+        .await
+        .unwrap()
+        .calls
 }
 
 #[tokio::test]
@@ -87,7 +92,11 @@ async fn spreads_by_weight_and_every_command_follows_its_call() {
         assert_eq!(q.parties.len(), 2, "query reached the call's node");
     }
     let (on_a, on_b) = (calls_on(&a).await, calls_on(&b).await);
-    assert_eq!(on_a.len() + on_b.len(), ids.len(), "each call on exactly one node");
+    assert_eq!(
+        on_a.len() + on_b.len(),
+        ids.len(),
+        "each call on exactly one node"
+    );
     // Weighted rendezvous hashing is deterministic: the expected split is computed, and
     // across many call-ids it follows the weights (see the pool's unit test).
     let expected_b = ids
@@ -95,14 +104,21 @@ async fn spreads_by_weight_and_every_command_follows_its_call() {
         .filter(|id| p.handler.pool.candidates(0, id.as_bytes())[0].spec.name == "b")
         .count();
     assert_eq!(on_b.len(), expected_b);
-    assert!(on_b.len() > on_a.len(), "weight 3 node takes more: a={on_a:?} b={on_b:?}");
+    assert!(
+        on_b.len() > on_a.len(),
+        "weight 3 node takes more: a={on_a:?} b={on_b:?}"
+    );
     // list through the proxy merges both nodes.
     let all = c.send(&List { limit: Some(1000) }).await.unwrap();
     assert_eq!(all.calls.len(), ids.len());
     for id in &ids {
-        c.send(&Delete { call: Target::call(id.as_str()).from_tag("caller"), fatal: true, ..Delete::default() })
-            .await
-            .unwrap();
+        c.send(&Delete {
+            call: Target::call(id.as_str()).from_tag("caller"),
+            fatal: true,
+            ..Delete::default()
+        })
+        .await
+        .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(calls_on(&a).await.is_empty() && calls_on(&b).await.is_empty());
@@ -117,7 +133,9 @@ async fn killed_node_loses_no_new_call_and_restarted_node_rejoins() {
     // No health check has run yet for some of these: the proxy must fail over by itself.
     for i in 0..10 {
         let id = format!("dead-{i}");
-        c.send(&offer(&id)).await.unwrap_or_else(|e| panic!("offer {id}: {e}"));
+        c.send(&offer(&id))
+            .await
+            .unwrap_or_else(|e| panic!("offer {id}: {e}"));
         c.send(&answer(&id)).await.unwrap();
     }
     assert_eq!(calls_on(&b).await.len(), 10);
@@ -125,7 +143,10 @@ async fn killed_node_loses_no_new_call_and_restarted_node_rejoins() {
 
     a.restart();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(p.handler.pool.by_name("a").unwrap().is_alive(), "health check brought a back");
+    assert!(
+        p.handler.pool.by_name("a").unwrap().is_alive(),
+        "health check brought a back"
+    );
     let back = call_preferring(&p, "a", "rejoin");
     c.send(&offer(&back)).await.unwrap();
     assert_eq!(calls_on(&a).await, vec![back]);
@@ -144,7 +165,10 @@ async fn ran_out_of_ports_fails_over_and_drain_keeps_existing_calls() {
     assert_eq!(calls_on(&a).await, vec![first.clone()]);
     assert_eq!(calls_on(&b).await, vec![second.clone()]);
     let nodes = c.request(&admin("warp nodes", None)).await.unwrap();
-    let errors_a = nodes.get_list("nodes").unwrap()[0].as_dict().unwrap().get_int("errors");
+    let errors_a = nodes.get_list("nodes").unwrap()[0]
+        .as_dict()
+        .unwrap()
+        .get_int("errors");
     assert_eq!(errors_a, Some(1), "the refusal is counted");
 
     // Drain a: its existing call still reaches it; a new call preferring a goes to b.
@@ -155,7 +179,10 @@ async fn ran_out_of_ports_fails_over_and_drain_keeps_existing_calls() {
     c.send(&offer(&third)).await.unwrap();
     assert!(calls_on(&b).await.contains(&third));
     let nodes = c.request(&admin("warp nodes", None)).await.unwrap();
-    let a_state = nodes.get_list("nodes").unwrap()[0].as_dict().unwrap().clone();
+    let a_state = nodes.get_list("nodes").unwrap()[0]
+        .as_dict()
+        .unwrap()
+        .clone();
     assert_eq!(a_state.get_int("draining"), Some(1));
     assert_eq!(a_state.get_int("active calls"), Some(1));
     let err = c.request(&admin("warp drain", Some("zz"))).await.unwrap();
@@ -202,13 +229,19 @@ async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
     let answered = c.send(&answer("qos-1")).await.unwrap();
     for seq in 0..15 {
         caller
-            .send_to(&rtp_packet(seq, 0xabc), ("127.0.0.1", media_port(&answered.sdp)))
+            .send_to(
+                &rtp_packet(seq, 0xabc),
+                ("127.0.0.1", media_port(&answered.sdp)),
+            )
             .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    c.send(&Delete { call: Target::call("qos-1").from_tag("caller"), ..Delete::default() })
-        .await
-        .unwrap();
+    c.send(&Delete {
+        call: Target::call("qos-1").from_tag("caller"),
+        ..Delete::default()
+    })
+    .await
+    .unwrap();
 
     let mut conn = redis::Client::open(redis.url.as_str())
         .unwrap()
@@ -239,7 +272,10 @@ async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
     assert_eq!(legs["legs"].as_array().unwrap().len(), 2);
 
     let metrics = http_get(p.metrics_addr.unwrap()).await;
-    assert!(metrics.contains("warp_rtpengine_node_requests_total{node=\"a\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("warp_rtpengine_node_requests_total{node=\"a\"} 3"),
+        "{metrics}"
+    );
     assert!(metrics.contains("warp_rtpengine_node_up{node=\"a\"} 1"));
     assert!(metrics.contains("warp_rtpengine_node_active_calls{node=\"a\"} 0"));
 }
@@ -256,14 +292,17 @@ async fn http_get(addr: std::net::SocketAddr) -> String {
 /// Sends one raw datagram to the proxy and returns the raw reply, if any.
 fn raw_exchange(addr: std::net::SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     s.send_to(datagram, addr).unwrap();
     let mut buf = vec![0u8; 70000];
     s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
 }
 
 fn error_reason(reply: &[u8], cookie: &str) -> String {
-    let body = reply.strip_prefix(format!("{cookie} ").as_bytes()).expect("reply carries the cookie");
+    let body = reply
+        .strip_prefix(format!("{cookie} ").as_bytes())
+        .expect("reply carries the cookie");
     let d = decode_dict(body).unwrap();
     assert_eq!(d.get_str("result"), Some("error"));
     d.get_str("error-reason").unwrap().to_owned()
@@ -286,12 +325,18 @@ async fn bad_input_gets_clear_errors_and_never_stops_the_proxy() {
         big.extend(std::iter::repeat_n(b'x', 60000));
         big.push(b'e');
         let r = raw_exchange(addr, &big).unwrap();
-        assert_eq!(error_reason(&r, "c4"), "Dictionary contains no key \"command\"");
+        assert_eq!(
+            error_reason(&r, "c4"),
+            "Dictionary contains no key \"command\""
+        );
         let r = raw_exchange(addr, b"c5 d7:command5:boguse").unwrap();
         assert_eq!(error_reason(&r, "c5"), "Unrecognized command");
         let r = raw_exchange(addr, b"c6 {\"command\": ").unwrap();
         let body = String::from_utf8_lossy(&r).into_owned();
-        assert!(body.starts_with("c6 {") && body.contains("malformed request"), "{body}");
+        assert!(
+            body.starts_with("c6 {") && body.contains("malformed request"),
+            "{body}"
+        );
         let nested = format!("c7 {}", "l".repeat(60000));
         let r = raw_exchange(addr, nested.as_bytes()).unwrap();
         assert!(error_reason(&r, "c7").contains("malformed"));
@@ -302,7 +347,12 @@ async fn bad_input_gets_clear_errors_and_never_stops_the_proxy() {
     let c = client_for(&p).await;
     c.send(&Ping).await.unwrap();
     assert!(matches!(
-        c.send(&Delete { call: Target::call("nope"), fatal: true, ..Delete::default() }).await,
+        c.send(&Delete {
+            call: Target::call("nope"),
+            fatal: true,
+            ..Delete::default()
+        })
+        .await,
         Err(Error::Rtpengine(_))
     ));
 }

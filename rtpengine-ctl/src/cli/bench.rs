@@ -21,7 +21,12 @@ pub struct BenchArgs {
     sockets: u32,
 }
 
-pub async fn run(ng: &Endpoint, options: Options, args: BenchArgs, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    ng: &Endpoint,
+    options: Options,
+    args: BenchArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut request = Dict::new();
     request.insert("command", args.command.as_str());
     if args.command == "query" {
@@ -63,7 +68,11 @@ pub async fn run(ng: &Endpoint, options: Options, args: BenchArgs, json: bool) -
     }
     let wall = started.elapsed();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let rate = all.len() as f64 / wall.as_secs_f64();
     if json {

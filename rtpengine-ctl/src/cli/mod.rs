@@ -5,7 +5,7 @@ mod output;
 
 use crate::bencode::Dict;
 use crate::commands::{
-    check_result, Command, Delete, Dtls, GetStatistics, Ice, List, MediaRequest, Offer, Answer,
+    check_result, Answer, Command, Delete, Dtls, GetStatistics, Ice, List, MediaRequest, Offer,
     Ping, Query, Target, TransportProtocol,
 };
 use crate::proxy::config::{ListenSpec, NodeSpec, ProxyConfig};
@@ -17,10 +17,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(name = "warp-rtpengine", version, about = "rtpengine ng client, node-pool proxy and load generator")]
+#[command(
+    name = "warp-rtpengine",
+    version,
+    about = "rtpengine ng client, node-pool proxy and load generator"
+)]
 pub struct Cli {
     /// ng endpoint: HOST:PORT or udp:HOST:PORT, tcp:HOST:PORT, http://HOST:PORT[/ng].
-    #[arg(long, global = true, env = "WARP_RTPENGINE_NG", default_value = "127.0.0.1:2223")]
+    #[arg(
+        long,
+        global = true,
+        env = "WARP_RTPENGINE_NG",
+        default_value = "127.0.0.1:2223"
+    )]
     ng: Endpoint,
     /// Print the reply as JSON (for scripts).
     #[arg(long, global = true)]
@@ -42,7 +51,7 @@ enum Cmd {
     /// Load generator: send COUNT pings (or queries) with CONCURRENCY in flight.
     Bench(bench::BenchArgs),
     #[command(flatten)]
-    Client(ClientCmd),
+    Client(Box<ClientCmd>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,7 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = Client::connect(&cli.ng, options)
                 .await
                 .with_context(|| format!("connecting to {}", cli.ng))?;
-            run_client(&client, Out { json: cli.json }, cmd).await
+            run_client(&client, Out { json: cli.json }, *cmd).await
         }
     }
 }
@@ -205,16 +214,32 @@ async fn run_client(client: &Client, out: Out, cmd: ClientCmd) -> anyhow::Result
         }
         ClientCmd::List { limit } => {
             let reply = out.send(client, &List { limit }).await?;
-            out.print(&reply, || Ok(List::parse_reply(reply.clone())?.calls.join("\n")))
+            out.print(&reply, || {
+                Ok(List::parse_reply(reply.clone())?.calls.join("\n"))
+            })
         }
-        ClientCmd::Query { call_id, from_tag, to_tag } => {
-            let target = Target { from_tag, to_tag, ..Target::call(call_id) };
+        ClientCmd::Query {
+            call_id,
+            from_tag,
+            to_tag,
+        } => {
+            let target = Target {
+                from_tag,
+                to_tag,
+                ..Target::call(call_id)
+            };
             let reply = out.send(client, &Query(target)).await?;
-            out.print(&reply, || Ok(output::call_stats(&Query::parse_reply(reply.clone())?)))
+            out.print(&reply, || {
+                Ok(output::call_stats(&Query::parse_reply(reply.clone())?))
+            })
         }
         ClientCmd::Stats => {
             let reply = out.send(client, &GetStatistics).await?;
-            out.print(&reply, || Ok(output::statistics(&GetStatistics::parse_reply(reply.clone())?)))
+            out.print(&reply, || {
+                Ok(output::statistics(&GetStatistics::parse_reply(
+                    reply.clone(),
+                )?))
+            })
         }
         ClientCmd::Nodes => {
             let reply = out.raw(client, &admin(CMD_NODES, None)).await?;
@@ -239,17 +264,38 @@ async fn run_client(client: &Client, out: Out, cmd: ClientCmd) -> anyhow::Result
             let reply = out.send(client, &Answer(args.into_request()?)).await?;
             out.print(&reply, || Ok(Answer::parse_reply(reply.clone())?.sdp))
         }
-        ClientCmd::Delete { call_id, from_tag, to_tag, fatal, delete_delay } => {
-            let call = Target { from_tag, to_tag, ..Target::call(call_id) };
-            let cmd = Delete { call, fatal, delete_delay, ..Delete::default() };
+        ClientCmd::Delete {
+            call_id,
+            from_tag,
+            to_tag,
+            fatal,
+            delete_delay,
+        } => {
+            let call = Target {
+                from_tag,
+                to_tag,
+                ..Target::call(call_id)
+            };
+            let cmd = Delete {
+                call,
+                fatal,
+                delete_delay,
+                ..Delete::default()
+            };
             let reply = out.send(client, &cmd).await?;
-            out.print(&reply, || Ok(output::call_stats(&Delete::parse_reply(reply.clone())?)))
+            out.print(&reply, || {
+                Ok(output::call_stats(&Delete::parse_reply(reply.clone())?))
+            })
         }
         ClientCmd::Raw { dictionary } => {
-            let dict = json::decode_dict(dictionary.as_bytes()).context("the dictionary argument")?;
+            let dict =
+                json::decode_dict(dictionary.as_bytes()).context("the dictionary argument")?;
             let reply = client.request(&dict).await?;
             // Raw replies are shown whatever their result: that is what raw is for.
-            println!("{}", serde_json::to_string_pretty(&json::dict_to_json(&reply)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json::dict_to_json(&reply)?)?
+            );
             Ok(())
         }
     }
@@ -270,9 +316,16 @@ impl Out {
         Ok(check_result(client.request(request).await?)?)
     }
 
-    fn print(&self, reply: &Dict<'_>, human: impl FnOnce() -> crate::Result<String>) -> anyhow::Result<()> {
+    fn print(
+        &self,
+        reply: &Dict<'_>,
+        human: impl FnOnce() -> crate::Result<String>,
+    ) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&json::dict_to_json(reply)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json::dict_to_json(reply)?)?
+            );
         } else {
             println!("{}", human()?);
         }
@@ -294,7 +347,9 @@ impl MediaArgs {
         let sdp = match (self.sdp, self.sdp_file.as_deref()) {
             (Some(s), _) => s,
             (None, Some("-")) => std::io::read_to_string(std::io::stdin())?,
-            (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
+            }
             (None, None) => bail!("give the SDP with --sdp or --sdp-file"),
         };
         let call = Target {
@@ -380,7 +435,10 @@ mod tests {
 
     #[test]
     fn masks_redis_secrets() {
-        assert_eq!(mask_password("redis://u:pw@h:6379/0"), "redis://u:***@h:6379/0");
+        assert_eq!(
+            mask_password("redis://u:pw@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
         assert_eq!(mask_password("redis://pw@h"), "redis://***@h");
         assert_eq!(mask_password("redis://h:6379"), "redis://h:6379");
     }
@@ -390,11 +448,39 @@ mod tests {
         Cli::try_parse_from(["warp-rtpengine", "--ng", "127.0.0.1:2223", "ping"]).unwrap();
         Cli::try_parse_from(["warp-rtpengine", "query", "abc", "--json"]).unwrap();
         Cli::try_parse_from([
-            "warp-rtpengine", "offer", "--call-id", "c", "--from-tag", "f", "--sdp", "v=0",
-            "--ice", "remove", "--flag", "trust address", "--set", "label=x",
+            "warp-rtpengine",
+            "offer",
+            "--call-id",
+            "c",
+            "--from-tag",
+            "f",
+            "--sdp",
+            "v=0",
+            "--ice",
+            "remove",
+            "--flag",
+            "trust address",
+            "--set",
+            "label=x",
         ])
         .unwrap();
-        Cli::try_parse_from(["warp-rtpengine", "proxy", "--node", "a=127.0.0.1:1,weight=2"]).unwrap();
-        assert!(Cli::try_parse_from(["warp-rtpengine", "offer", "--call-id", "c", "--from-tag", "f", "--ice", "bogus"]).is_err());
+        Cli::try_parse_from([
+            "warp-rtpengine",
+            "proxy",
+            "--node",
+            "a=127.0.0.1:1,weight=2",
+        ])
+        .unwrap();
+        assert!(Cli::try_parse_from([
+            "warp-rtpengine",
+            "offer",
+            "--call-id",
+            "c",
+            "--from-tag",
+            "f",
+            "--ice",
+            "bogus"
+        ])
+        .is_err());
     }
 }

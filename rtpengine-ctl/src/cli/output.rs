@@ -14,7 +14,11 @@ pub fn call_stats(s: &CallStats) -> String {
     if let Some(w) = &s.warning {
         let _ = writeln!(out, "warning: {w}");
     }
-    let _ = writeln!(out, "{:<20} {:>10} {:>12} {:>7} {:>6}  sends to", "party", "packets", "bytes", "errors", "rtcp");
+    let _ = writeln!(
+        out,
+        "{:<20} {:>10} {:>12} {:>7} {:>6}  sends to",
+        "party", "packets", "bytes", "errors", "rtcp"
+    );
     for p in &s.parties {
         let _ = writeln!(
             out,
@@ -27,10 +31,22 @@ pub fn call_stats(s: &CallStats) -> String {
             p.local_rtp.join(" ")
         );
     }
-    let _ = write!(out, "{:<20} {:>10} {:>12} {:>7} {:>6}", "total", s.totals_rtp.packets, s.totals_rtp.bytes, s.totals_rtp.errors, s.totals_rtcp.packets);
+    let _ = write!(
+        out,
+        "{:<20} {:>10} {:>12} {:>7} {:>6}",
+        "total",
+        s.totals_rtp.packets,
+        s.totals_rtp.bytes,
+        s.totals_rtp.errors,
+        s.totals_rtcp.packets
+    );
     for q in s.ssrcs.iter().filter(|q| q.average.is_some()) {
         if let Some(avg) = q.average {
-            let _ = write!(out, "\nSSRC {}: MOS {:.1}, jitter {:?} ms, loss {:?}%", q.ssrc, avg.mos, avg.jitter_ms, avg.packet_loss_pct);
+            let _ = write!(
+                out,
+                "\nSSRC {}: MOS {:.1}, jitter {:?} ms, loss {:?}%",
+                q.ssrc, avg.mos, avg.jitter_ms, avg.packet_loss_pct
+            );
         }
     }
     out
@@ -60,7 +76,12 @@ pub fn nodes(reply: &Dict<'_>) -> String {
         "{:<24} {:<22} {:>6} {:>3} {:<6} {:>8} {:>10} {:>8}",
         "node", "address", "weight", "set", "state", "calls", "requests", "errors"
     );
-    for n in reply.get_list("nodes").unwrap_or_default().iter().filter_map(Value::as_dict) {
+    for n in reply
+        .get_list("nodes")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_dict)
+    {
         let int = |k| n.get_int(k).unwrap_or(0);
         let state = match (int("alive"), int("draining")) {
             (0, _) => "dead",

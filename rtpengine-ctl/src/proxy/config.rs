@@ -36,7 +36,9 @@ impl FromStr for NodeSpec {
             set: 0,
         };
         for opt in parts {
-            let (k, v) = opt.split_once('=').ok_or(format!("{opt}: expected key=value"))?;
+            let (k, v) = opt
+                .split_once('=')
+                .ok_or(format!("{opt}: expected key=value"))?;
             let n: u32 = v.parse().map_err(|_| format!("{opt}: not a number"))?;
             match k {
                 "weight" => spec.weight = n,
@@ -60,7 +62,11 @@ impl FromStr for ListenSpec {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let (addr, set) = match s.rsplit_once('=') {
-            Some((a, set)) => (a, set.parse().map_err(|_| format!("{set}: not a set number"))?),
+            Some((a, set)) => (
+                a,
+                set.parse()
+                    .map_err(|_| format!("{set}: not a set number"))?,
+            ),
             None => (s, 0),
         };
         Ok(ListenSpec {

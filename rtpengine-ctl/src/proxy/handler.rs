@@ -60,7 +60,10 @@ impl Handler {
             CMD_DRAIN | CMD_UNDRAIN => self.drain(format, &request, command == CMD_DRAIN),
             "list" => self.list(set, body, format).await,
             _ => match request.get_str("call-id") {
-                Some(call_id) => self.call_command(set, command, call_id, &request, body, format).await,
+                Some(call_id) => {
+                    self.call_command(set, command, call_id, &request, body, format)
+                        .await
+                }
                 None => self.any_node(set, body, format).await,
             },
         };
@@ -126,7 +129,10 @@ impl Handler {
             let reply = match self.forward(&node, body).await {
                 Ok(r) => r,
                 Err(e) if !movable => {
-                    return error_body(format, &format!("rtpengine node {} did not answer: {e}", node.spec.name));
+                    return error_body(
+                        format,
+                        &format!("rtpengine node {} did not answer: {e}", node.spec.name),
+                    );
                 }
                 Err(_) => {
                     node.metrics.failover();
@@ -146,13 +152,21 @@ impl Handler {
                 refused = Some(reply);
                 continue;
             }
-            self.after_reply(command, call_id, &node, request, parsed).await;
+            self.after_reply(command, call_id, &node, request, parsed)
+                .await;
             return reply;
         }
         refused.unwrap_or_else(|| error_body(format, "no rtpengine node available"))
     }
 
-    async fn after_reply(&self, command: &str, call_id: &str, node: &Node, request: &Dict<'_>, reply: Dict<'_>) {
+    async fn after_reply(
+        &self,
+        command: &str,
+        call_id: &str,
+        node: &Node,
+        request: &Dict<'_>,
+        reply: Dict<'_>,
+    ) {
         if reply.get_str("result") != Some("ok") {
             node.metrics.error();
             return;
@@ -173,7 +187,12 @@ impl Handler {
         }
         let stats = CallStats::parse(reply.into_owned());
         if let (Some(qos), false) = (&self.qos, stats.parties.is_empty()) {
-            qos.send(QosRecord::from_stats(call_id, &node.spec.name, "final", &stats));
+            qos.send(QosRecord::from_stats(
+                call_id,
+                &node.spec.name,
+                "final",
+                &stats,
+            ));
         }
     }
 
@@ -181,7 +200,9 @@ impl Handler {
     pub async fn interim_qos(&self, age: std::time::Duration) {
         let Some(qos) = &self.qos else { return };
         for (call_id, name) in self.sticky.long_calls(age) {
-            let Some(node) = self.pool.by_name(&name) else { continue };
+            let Some(node) = self.pool.by_name(&name) else {
+                continue;
+            };
             let query = crate::commands::Query(crate::commands::Target::call(call_id.as_str()));
             match node.client.send(&query).await {
                 Ok(stats) => qos.send(QosRecord::from_stats(&call_id, &name, "interim", &stats)),
@@ -193,10 +214,22 @@ impl Handler {
     /// `list` over every live node of the set, merged.
     async fn list(&self, set: u32, body: &[u8], format: Format) -> Vec<u8> {
         let mut calls = Vec::new();
-        for node in self.pool.nodes.iter().filter(|n| n.spec.set == set && n.is_alive()) {
-            let Ok(reply) = self.forward(node, body).await else { continue };
+        for node in self
+            .pool
+            .nodes
+            .iter()
+            .filter(|n| n.spec.set == set && n.is_alive())
+        {
+            let Ok(reply) = self.forward(node, body).await else {
+                continue;
+            };
             if let Ok(d) = message::parse_body(&reply) {
-                calls.extend(d.get_list("calls").unwrap_or_default().iter().map(|c| c.clone().into_owned()));
+                calls.extend(
+                    d.get_list("calls")
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| c.clone().into_owned()),
+                );
             }
         }
         let mut d = Dict::new();
@@ -246,7 +279,10 @@ impl Handler {
 }
 
 fn uncached(body: Vec<u8>) -> Handled {
-    Handled { body, cacheable: false }
+    Handled {
+        body,
+        cacheable: false,
+    }
 }
 
 fn is_overload(reply: &Dict<'_>) -> bool {

@@ -93,20 +93,56 @@ impl NodeMetrics {
     fn render(&self, out: &mut String) {
         let n = &self.name;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(out, "warp_rtpengine_node_requests_total{{node=\"{n}\"}} {}", get(&self.requests));
-        let _ = writeln!(out, "warp_rtpengine_node_errors_total{{node=\"{n}\"}} {}", get(&self.errors));
-        let _ = writeln!(out, "warp_rtpengine_node_failovers_total{{node=\"{n}\"}} {}", get(&self.failovers));
-        let _ = writeln!(out, "warp_rtpengine_node_active_calls{{node=\"{n}\"}} {}", self.active_calls());
-        let _ = writeln!(out, "warp_rtpengine_node_up{{node=\"{n}\"}} {}", self.up.load(Ordering::Relaxed));
-        let _ = writeln!(out, "warp_rtpengine_node_draining{{node=\"{n}\"}} {}", self.draining.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_requests_total{{node=\"{n}\"}} {}",
+            get(&self.requests)
+        );
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_errors_total{{node=\"{n}\"}} {}",
+            get(&self.errors)
+        );
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_failovers_total{{node=\"{n}\"}} {}",
+            get(&self.failovers)
+        );
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_active_calls{{node=\"{n}\"}} {}",
+            self.active_calls()
+        );
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_up{{node=\"{n}\"}} {}",
+            self.up.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_draining{{node=\"{n}\"}} {}",
+            self.draining.load(Ordering::Relaxed)
+        );
         let mut cumulative = 0;
         for (bound, count) in BUCKETS.iter().zip(&self.latency_buckets) {
             cumulative += get(count);
             let _ = writeln!(out, "warp_rtpengine_node_latency_seconds_bucket{{node=\"{n}\",le=\"{bound}\"}} {cumulative}");
         }
-        let _ = writeln!(out, "warp_rtpengine_node_latency_seconds_bucket{{node=\"{n}\",le=\"+Inf\"}} {}", get(&self.requests));
-        let _ = writeln!(out, "warp_rtpengine_node_latency_seconds_sum{{node=\"{n}\"}} {}", get(&self.latency_sum_us) as f64 / 1e6);
-        let _ = writeln!(out, "warp_rtpengine_node_latency_seconds_count{{node=\"{n}\"}} {}", get(&self.requests));
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_latency_seconds_bucket{{node=\"{n}\",le=\"+Inf\"}} {}",
+            get(&self.requests)
+        );
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_latency_seconds_sum{{node=\"{n}\"}} {}",
+            get(&self.latency_sum_us) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "warp_rtpengine_node_latency_seconds_count{{node=\"{n}\"}} {}",
+            get(&self.requests)
+        );
     }
 }
 

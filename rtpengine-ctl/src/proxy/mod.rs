@@ -52,7 +52,8 @@ impl Proxy {
                 let listener = TcpListener::bind(addr).await?;
                 let bound = listener.local_addr()?;
                 let h = handler.clone();
-                let render = Arc::new(move || metrics::render(h.pool.nodes.iter().map(|n| &n.metrics)));
+                let render =
+                    Arc::new(move || metrics::render(h.pool.nodes.iter().map(|n| &n.metrics)));
                 tasks.spawn(metrics::serve(listener, render));
                 Some(bound)
             }

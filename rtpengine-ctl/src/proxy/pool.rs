@@ -69,7 +69,11 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub async fn connect(specs: &[NodeSpec], upstream: Options, health_timeout: Duration) -> Result<Pool> {
+    pub async fn connect(
+        specs: &[NodeSpec],
+        upstream: Options,
+        health_timeout: Duration,
+    ) -> Result<Pool> {
         let mut nodes = Vec::with_capacity(specs.len());
         for spec in specs {
             let ep = Endpoint::Udp(spec.addr);
@@ -136,9 +140,13 @@ mod tests {
 
     #[tokio::test]
     async fn weighted_choice_is_proportional_and_stable() {
-        let pool = Pool::connect(&[spec("a", 1), spec("b", 3)], Options::default(), Duration::from_millis(10))
-            .await
-            .unwrap();
+        let pool = Pool::connect(
+            &[spec("a", 1), spec("b", 3)],
+            Options::default(),
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap();
         let mut to_b = 0;
         for i in 0..4000 {
             let key = format!("call-{i}");

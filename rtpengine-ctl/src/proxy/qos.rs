@@ -37,7 +37,12 @@ pub struct QosRecord {
 }
 
 impl QosRecord {
-    pub fn from_stats(call_id: &str, node: &str, event: &'static str, stats: &CallStats) -> QosRecord {
+    pub fn from_stats(
+        call_id: &str,
+        node: &str,
+        event: &'static str,
+        stats: &CallStats,
+    ) -> QosRecord {
         let legs = stats
             .parties
             .iter()
@@ -142,20 +147,33 @@ mod tests {
         stats.parties = vec![
             Party {
                 tag: "a".into(),
-                rtp: Counters { packets: 10, bytes: 1720, errors: 0 },
+                rtp: Counters {
+                    packets: 10,
+                    bytes: 1720,
+                    errors: 0,
+                },
                 ssrcs: vec![7],
                 ..Party::default()
             },
             Party {
                 tag: "b".into(),
-                rtp: Counters { packets: 5, bytes: 860, errors: 0 },
+                rtp: Counters {
+                    packets: 5,
+                    bytes: 860,
+                    errors: 0,
+                },
                 ..Party::default()
             },
         ];
         stats.ssrcs = vec![SsrcQuality {
             ssrc: 7,
             cumulative_loss: Some(2),
-            average: Some(MosSample { mos: 4.1, jitter_ms: Some(3), packet_loss_pct: Some(1), round_trip_us: None }),
+            average: Some(MosSample {
+                mos: 4.1,
+                jitter_ms: Some(3),
+                packet_loss_pct: Some(1),
+                round_trip_us: None,
+            }),
             lowest: None,
         }];
         let r = QosRecord::from_stats("c1", "n1", "final", &stats);

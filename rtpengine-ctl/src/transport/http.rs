@@ -78,8 +78,14 @@ fn parse_response(raw: &[u8]) -> Result<Vec<u8>> {
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().map_err(|_| Error::Http("bad Content-Length".into()))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+            length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| Error::Http("bad Content-Length".into()))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && value.eq_ignore_ascii_case("chunked")
+        {
             chunked = true;
         }
     }

@@ -7,9 +7,9 @@ mod tcp;
 mod udp;
 
 pub use http::Http;
-pub use udp::MAX_DATAGRAM;
 pub use tcp::Tcp;
 pub use udp::Udp;
+pub use udp::MAX_DATAGRAM;
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -46,7 +46,11 @@ impl Options {
 pub enum Endpoint {
     Udp(SocketAddr),
     Tcp(SocketAddr),
-    Http { addr: SocketAddr, host: String, path: String },
+    Http {
+        addr: SocketAddr,
+        host: String,
+        path: String,
+    },
 }
 
 impl FromStr for Endpoint {

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
+type Waiting = HashMap<Vec<u8>, oneshot::Sender<Vec<u8>>>;
+
 #[derive(Debug, Default, Clone)]
-pub struct Pending(Arc<Mutex<HashMap<Vec<u8>, oneshot::Sender<Vec<u8>>>>>);
+pub struct Pending(Arc<Mutex<Waiting>>);
 
 /// Removes the entry when the waiting request ends, whether answered, timed out or dropped.
 pub struct Waiter<'a> {
@@ -39,7 +41,7 @@ impl Pending {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, oneshot::Sender<Vec<u8>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -51,8 +51,7 @@ impl Tcp {
         tokio::time::timeout(budget, self.write(&message::frame(cookie, body)))
             .await
             .map_err(|_| timeout_error(1, started))??;
-        match tokio::time::timeout(budget.saturating_sub(started.elapsed()), &mut waiter.rx).await
-        {
+        match tokio::time::timeout(budget.saturating_sub(started.elapsed()), &mut waiter.rx).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(Error::Closed),
             Err(_) => Err(timeout_error(1, started)),
@@ -61,7 +60,10 @@ impl Tcp {
 
     async fn write(&self, bytes: &[u8]) -> Result<()> {
         let mut conn = self.conn.lock().await;
-        if !conn.as_ref().is_some_and(|c| c.open.load(Ordering::Acquire)) {
+        if !conn
+            .as_ref()
+            .is_some_and(|c| c.open.load(Ordering::Acquire))
+        {
             *conn = Some(self.open().await?);
         }
         let Some(c) = conn.as_mut() else {

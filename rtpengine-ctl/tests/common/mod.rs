@@ -20,11 +20,17 @@ pub struct Rtpengine {
 }
 
 fn free_udp() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn free_tcp() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A media port block per daemon: spread by pid so parallel test binaries rarely overlap.
@@ -92,7 +98,8 @@ impl Rtpengine {
 
     fn wait_ready(&mut self) {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 256];
         while Instant::now() < deadline {
