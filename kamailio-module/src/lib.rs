@@ -8,11 +8,13 @@
 
 mod ani;
 mod avp;
+mod calls;
 mod core_cell;
 mod decision;
 mod failover;
 mod guard;
 mod kstr;
+mod limits;
 mod log;
 mod params;
 mod pv;

@@ -1,13 +1,16 @@
 //! The seam to the routing engine (warp-core): the only file that knows how a decision
 //! is made. Callers build a [`Query`] from the SIP message and act on the [`Answer`].
 
+use crate::limits::{self, Admission};
 use crate::snapshot;
 use std::net::IpAddr;
 use warp_core::{Decision, Reject, RouteRequest, Snapshot};
 
 /// One call to route, as read from the SIP message.
 pub struct Query<'a> {
-    /// Source address of the request: identifies the trunk (IP ACL) and customer.
+    /// Username auth authenticated: identifies the trunk when present.
+    pub username: Option<&'a str>,
+    /// Source address of the request: identifies the trunk (IP ACL) otherwise.
     pub source: Option<IpAddr>,
     /// Calling number (PAI → RPID → From user part), as received.
     pub ani: Option<&'a str>,
@@ -41,6 +44,8 @@ pub struct Call {
 pub struct Routed {
     pub call: Call,
     pub hops: Vec<Hop>,
+    /// The call's place in its trunk's concurrent calls, if counted.
+    pub admission: Option<Admission>,
 }
 
 pub enum Answer {
@@ -59,15 +64,19 @@ pub fn decide(query: &Query<'_>) -> Answer {
     let Some(snapshot) = snapshot::current() else {
         return Answer::Unavailable;
     };
-    let Some(trunk) = query
-        .source
-        .and_then(|ip| snapshot.trunk_by_ip(ip))
-        .filter(|t| t.enabled)
-    else {
+    let trunk = match query.username {
+        Some(user) => snapshot.trunk_by_username(user),
+        None => query.source.and_then(|ip| snapshot.trunk_by_ip(ip)),
+    };
+    let Some(trunk) = trunk.filter(|t| t.enabled) else {
+        let who = match query.username {
+            Some(user) => format!("user {user}"),
+            None => format!("source {:?}", query.source),
+        };
         return Answer::Refuse {
             code: 403,
             reason: "Forbidden",
-            why: format!("no enabled trunk for source {:?}", query.source),
+            why: format!("no enabled trunk for {who}"),
         };
     };
     let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis) {
@@ -78,6 +87,17 @@ pub fn decide(query: &Query<'_>) -> Answer {
     if hops.is_empty() {
         return refuse(&Reject::NoRoute);
     }
+    // Only calls that would be routed count against the trunk's limits.
+    let admission = match limits::admit(&trunk) {
+        Ok(a) => a,
+        Err(exceeded) => {
+            return Answer::Refuse {
+                code: 503,
+                reason: exceeded.reason(),
+                why: format!("trunk {}: {}", trunk.id, exceeded.reason()),
+            }
+        }
+    };
     Answer::Route(Routed {
         call: Call {
             ban: decision.ban.to_owned(),
@@ -87,6 +107,7 @@ pub fn decide(query: &Query<'_>) -> Answer {
             lrn: decision.lrn.to_string(),
         },
         hops,
+        admission,
     })
 }
 

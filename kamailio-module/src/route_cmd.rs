@@ -1,9 +1,11 @@
-//! `warp_route([dnis])`: asks [`crate::route`] for a decision; on success sets the R-URI
+//! `warp_route([dnis])`: identifies the trunk (authenticated user, else source IP), asks
+//! [`crate::route`] for a decision; on success sets the R-URI
 //! to the best vendor's dialstring and exposes the decision through `$warp(...)`, on a
 //! refusal `$warp(code)`/`$warp(reason)` say what to answer (the fallback when no
 //! snapshot is loaded).
 
 use crate::ani;
+use crate::calls;
 use crate::decision::{self, Field, Value};
 use crate::failover;
 use crate::guard;
@@ -21,13 +23,18 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
         .or_else(|| msg.ruri_user())
         .ok_or("no dialled number: the R-URI has no user part")?;
     let ani = ani::find(msg);
+    let username = msg.authenticated_user();
     let query = Query {
+        username: username.as_deref(),
         source: msg.source_ip(),
         ani: ani.as_deref(),
         dnis: &dnis,
     };
     match route::decide(&query) {
         Answer::Route(r) => {
+            if let Some(admission) = r.admission {
+                calls::admitted(msg, admission);
+            }
             let first = &r.hops[0];
             msg.set_ruri(&first.uri)?;
             failover::store(&r.call, &r.hops)?;

@@ -4,6 +4,7 @@
 //! memory or from the configuration every process inherited.
 
 use crate::guard;
+use crate::limits;
 use crate::params;
 use crate::route;
 use crate::snapshot;
@@ -147,6 +148,11 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
         r.count(snap, "epoch", epoch)?;
         r.count(snap, "reloads", reloads)?;
         r.count(snap, "refused", refused)?;
+        let lim = r.nested(st, "limits")?;
+        let (active, refused_cps, refused_concurrent) = limits::counts();
+        r.count(lim, "active", active)?;
+        r.count(lim, "refused_cps", refused_cps)?;
+        r.count(lim, "refused_concurrent", refused_concurrent)?;
         for (func, calls, errors, panics) in stats::per_function() {
             let f = r.nested(st, func.name())?;
             r.count(f, "calls", calls)?;

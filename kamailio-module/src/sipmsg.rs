@@ -65,6 +65,23 @@ impl SipMsg {
         }
     }
 
+    /// The digest username Kamailio's auth module authenticated on this request (`$au`),
+    /// from Proxy-Authorization or Authorization; `None` before or without a successful
+    /// `auth_check()`/`proxy_authorize()`/`pv_*_authenticate()`.
+    pub fn authenticated_user(&self) -> Option<String> {
+        [self.get().proxy_auth, self.get().authorization]
+            .into_iter()
+            .find_map(|hdr| {
+                let mut authorized = std::ptr::null_mut();
+                // SAFETY: reads the `authorized` mark auth set on the parsed credentials.
+                unsafe {
+                    k::get_authorized_cred(hdr, &mut authorized);
+                    let body = authorized.as_ref()?.parsed as *const k::auth_body_t;
+                    non_empty(kstr::to_string(&body.as_ref()?.digest.username.user))
+                }
+            })
+    }
+
     /// User part of the Request-URI (`$rU`): the dialled number.
     pub fn ruri_user(&self) -> Option<String> {
         // SAFETY: the core parser caches the result in the message it was given.

@@ -3,10 +3,12 @@
 //! parameters, RPC, pseudo-variables) and the KEMI functions.
 
 use crate::ani::{ki_warp_ani, w_warp_ani};
+use crate::calls;
 use crate::core_cell::CoreCell;
 use crate::failover::{ki_warp_next_route, w_warp_next_route};
 use crate::guard;
 use crate::kstr;
+use crate::limits;
 use crate::log::{lm_err, lm_info};
 use crate::params;
 use crate::pv::{pv_get_warp, pv_parse_warp_name};
@@ -53,6 +55,8 @@ fn init() -> Result<(), String> {
     }
     reply::bind()?;
     stats::init()?;
+    limits::init()?;
+    calls::init()?;
     snapshot::init()
 }
 
@@ -69,6 +73,7 @@ unsafe extern "C" fn child_init(rank: c_int) -> c_int {
 unsafe extern "C" fn mod_destroy() {
     guard::entry("destroy", (), || {
         stats::destroy();
+        limits::destroy();
         snapshot::destroy();
     })
 }

@@ -370,6 +370,7 @@ fn bad_configuration_is_refused_at_startup() {
 const RELAY: &str = r#"
 loadmodule "tm.so"
 loadmodule "rr.so"
+loadmodule "dialog.so"
 loadmodule "siputils.so"
 loadmodule "xlog.so"
 modparam("tm", "fr_timer", 1000)
@@ -388,6 +389,7 @@ request_route {
         sl_send_reply("$warp(code)", "$warp(reason)");
         exit;
     }
+    dlg_manage();
     record_route();
     t_on_failure("WARP_NEXT");
     t_relay();
@@ -545,14 +547,7 @@ fn reload_under_sustained_load_fails_no_call() {
     let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
     let dear = Uas::start(dir.path(), dear_port, Answer::Accept);
     let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(RELAY));
-    let mut uac = Uac {
-        target: k.port,
-        dir: dir.path(),
-        calls: 400,
-        rate: 80,
-        extra: &[],
-    }
-    .spawn();
+    let mut uac = Uac::new(k.port, dir.path(), 400, 80).spawn();
     // Flip the cheaper vendor every 0.8 s while calls flow.
     for generation in 2..=5 {
         std::thread::sleep(Duration::from_millis(800));
@@ -598,13 +593,7 @@ fn a_503_or_a_timeout_from_the_first_vendor_fails_over_to_the_second() {
     let cheap = Uas::start(dir.path(), cheap_port, Answer::Unavailable);
     let dear = Uas::start(dir.path(), dear_port, Answer::Accept);
     let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(RELAY));
-    let uac = Uac {
-        target: k.port,
-        dir: dir.path(),
-        calls: 20,
-        rate: 20,
-        extra: &[],
-    };
+    let uac = Uac::new(k.port, dir.path(), 20, 20);
     let status = uac.spawn().wait().unwrap();
     assert!(status.success(), "calls failed ({status}):\n{}", k.log());
     assert_eq!((cheap.invites(), dear.invites()), (20, 20));
@@ -621,4 +610,174 @@ fn a_503_or_a_timeout_from_the_first_vendor_fails_over_to_the_second() {
     let stats = k.rpc("warp.stats");
     assert_eq!(stats["warp_next_route.calls"], "23");
     assert_eq!(stats["warp_next_route.errors"], "0");
+}
+
+fn md5_hex(text: &str) -> String {
+    use md5::{Digest, Md5};
+    format!("{:x}", Md5::digest(text.as_bytes()))
+}
+
+/// Challenges requests from 127.0.0.9 or carrying `X-Want-Auth` (user `*`, password
+/// `secret`), then routes as [`ROUTE`] does.
+fn auth_route() -> String {
+    format!(
+        "loadmodule \"auth.so\"\nrequest_route {{\n\
+         if ($si == \"127.0.0.9\" || is_present_hf(\"X-Want-Auth\")) {{\n\
+             if (!pv_proxy_authenticate(\"warp.test\", \"secret\", \"0\")) {{\n\
+                 proxy_challenge(\"warp.test\", \"0\");\n\
+                 exit;\n\
+             }}\n\
+         }}\n{ROUTE}\n}}\n"
+    )
+}
+
+/// An INVITE from `source`, answering the proxy's digest challenge as `user`.
+fn authenticated_invite(k: &Kamailio, source: &str, user: &str) -> support::Reply {
+    let challenge = k.request_from(source, "INVITE", "X-Want-Auth: 1\r\n");
+    assert_eq!(challenge.code, 407, "{}", k.log());
+    let header = challenge.header("Proxy-Authenticate").unwrap();
+    let nonce = header
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let uri = format!("sip:12125550123@127.0.0.1:{}", k.port);
+    let ha1 = md5_hex(&format!("{user}:warp.test:secret"));
+    let ha2 = md5_hex(&format!("INVITE:{uri}"));
+    let response = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
+    let credentials = format!(
+        "X-Want-Auth: 1\r\nProxy-Authorization: Digest username=\"{user}\", realm=\"warp.test\", \
+         nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n"
+    );
+    k.request_from(source, "INVITE", &credentials)
+}
+
+#[test]
+fn authenticated_credentials_identify_the_trunk_before_the_source_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let cfg = auth_route();
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    // By source address: 127.0.0.1 is T1 (C1).
+    let reply = k.request("INVITE", "");
+    assert_eq!(reply.header("X-Warp-Trunk"), Some("T1"));
+    // From the same address, authenticated as T2's user: T2 (C2).
+    let reply = authenticated_invite(&k, "127.0.0.1", "t2user");
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Trunk")),
+        (200, Some("T2"))
+    );
+    assert_eq!(reply.header("X-Warp-BAN"), Some("C2"));
+    // From an address no trunk lists: only credentials get it in.
+    let reply = authenticated_invite(&k, "127.0.0.9", "t1user");
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Trunk")),
+        (200, Some("T1"))
+    );
+    let reply = authenticated_invite(&k, "127.0.0.9", "nobody");
+    assert_eq!(reply.code, 403, "authenticated, but no trunk has this user");
+    assert!(
+        k.log().contains("no enabled trunk for user nobody"),
+        "{}",
+        k.log()
+    );
+}
+
+#[test]
+fn a_trunk_over_its_cps_gets_503_while_other_trunks_are_unaffected() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data {
+        t1_limits: (100, 5),
+        ..Default::default()
+    };
+    data.publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(ROUTE),
+    );
+    let probe = |source| Uac {
+        source,
+        probe: true,
+        // A refused call just fails: no BYE for it (which would be routed too).
+        extra: &["-default_behaviors", "abortunexp"],
+        ..Uac::new(k.port, dir.path(), 30, 15)
+    };
+    // T1 (5 cps) and T2 (100 cps) at 15 calls per second each, at the same time.
+    let (mut t1, mut t2) = (probe("127.0.0.1").spawn(), probe("127.0.0.3").spawn());
+    let (t1, t2) = (t1.wait().unwrap(), t2.wait().unwrap());
+    assert!(
+        t2.success(),
+        "T2 lost calls to T1's limit ({t2}):\n{}",
+        k.log()
+    );
+    assert!(!t1.success(), "T1 went over its CPS unrefused");
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_route.calls"], "60");
+    let refused: u32 = stats["limits.refused_cps"].parse().unwrap();
+    // 30 calls over 2-3 s at most 5 admitted per second.
+    assert!((15..=25).contains(&refused), "{refused} refused");
+    assert_eq!(stats["limits.refused_concurrent"], "0");
+    let reply = k.request("INVITE", "");
+    assert!(
+        reply.code == 200 || reply.reason == "CPS Limit Exceeded",
+        "{} {}",
+        reply.code,
+        reply.reason
+    );
+}
+
+#[test]
+fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
+    let data = support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        dear: (dear_port, "0.009"),
+        t1_limits: (3, 100),
+        ..Default::default()
+    };
+    data.publish(&snap);
+    let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(RELAY));
+    // 10 calls of 1.5 s within 0.5 s from T1: 3 fit; T2 calls meanwhile.
+    let mut t1 = Uac {
+        hold_ms: 1500,
+        ..Uac::new(k.port, dir.path(), 10, 20)
+    }
+    .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let t2 = Uac {
+        source: "127.0.0.3",
+        ..Uac::new(k.port, dir.path(), 3, 10)
+    }
+    .spawn()
+    .wait()
+    .unwrap();
+    assert!(
+        t2.success(),
+        "T2 lost calls to T1's limit ({t2}):\n{}",
+        k.log()
+    );
+    assert!(
+        !t1.wait().unwrap().success(),
+        "T1 went over its limit unrefused"
+    );
+    assert_eq!(
+        cheap.invites(),
+        6,
+        "3 calls of T1 and 3 of T2 reached the vendor"
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["limits.refused_concurrent"], "7");
+    // Every admitted call ended with a BYE: the dialog module gave its place back.
+    assert_eq!(stats["limits.active"], "0", "{}", k.log());
+    let again = Uac::new(k.port, dir.path(), 3, 10).spawn().wait().unwrap();
+    assert!(
+        again.success(),
+        "T1 still refused after its calls ended:\n{}",
+        k.log()
+    );
 }

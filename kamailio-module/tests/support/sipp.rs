@@ -42,7 +42,7 @@ const UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 
     ]]>
   </send>
-  <pause milliseconds="200"/>
+  <pause/>
   <send retrans="500">
     <![CDATA[
       BYE [next_url] SIP/2.0
@@ -59,6 +59,62 @@ const UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
   </send>
   <recv response="200" crlf="true"/>
   <ResponseTimeRepartition value="10, 50, 100, 500"/>
+</scenario>
+"#;
+
+/// One OPTIONS per call; the call fails unless it is answered 200.
+const PROBE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp probe">
+  <send>
+    <![CDATA[
+      OPTIONS sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"#;
+
+/// A vendor gateway that answers every call, keeping the proxy's Record-Route so the
+/// caller's ACK and BYE come back through it (sipp's built-in UAS drops it).
+const UAS_200: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp uas 200">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_Record-Route:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
 </scenario>
 "#;
 
@@ -85,7 +141,7 @@ const UAS_503: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 /// How a vendor gateway answers.
 #[derive(Clone, Copy)]
 pub enum Answer {
-    /// sipp's built-in UAS: 180, 200, then ACK and BYE.
+    /// 200, then ACK and BYE.
     Accept,
     /// 503 to every INVITE.
     Unavailable,
@@ -100,16 +156,15 @@ pub struct Uas {
 impl Uas {
     pub fn start(dir: &Path, port: u16, answer: Answer) -> Uas {
         let log = dir.join(format!("uas-{port}.log"));
-        let mut cmd = Command::new(binary("sipp"));
-        match answer {
-            Answer::Accept => cmd.args(["-sn", "uas"]),
-            Answer::Unavailable => {
-                let sf = dir.join(format!("uas-{port}.xml"));
-                std::fs::write(&sf, UAS_503).unwrap();
-                cmd.arg("-sf").arg(sf)
-            }
+        let sf = dir.join(format!("uas-{port}.xml"));
+        let scenario = match answer {
+            Answer::Accept => UAS_200,
+            Answer::Unavailable => UAS_503,
         };
-        let child = cmd
+        std::fs::write(&sf, scenario).unwrap();
+        let child = Command::new(binary("sipp"))
+            .arg("-sf")
+            .arg(sf)
             .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
             .args(["-trace_msg", "-message_file"])
             .arg(&log)
@@ -143,26 +198,47 @@ impl Drop for Uas {
     }
 }
 
-/// Calls from the customer's PBX (sipp UAC on 127.0.0.1) through Kamailio.
+/// Calls from the customer's PBX (sipp UAC) through Kamailio.
 pub struct Uac<'a> {
     pub target: u16,
     pub dir: &'a Path,
     pub calls: u32,
     pub rate: u32,
+    /// How long each answered call lasts.
+    pub hold_ms: u32,
+    /// Local address (a trunk's IP ACL entry).
+    pub source: &'a str,
+    /// One OPTIONS per call instead of a whole call.
+    pub probe: bool,
     pub extra: &'a [&'a str],
 }
 
-impl Uac<'_> {
+impl<'a> Uac<'a> {
+    /// `calls` calls at `rate` per second from 127.0.0.1 (trunk T1), 200 ms each.
+    pub fn new(target: u16, dir: &'a Path, calls: u32, rate: u32) -> Self {
+        Uac {
+            target,
+            dir,
+            calls,
+            rate,
+            hold_ms: 200,
+            source: "127.0.0.1",
+            probe: false,
+            extra: &[],
+        }
+    }
+
     /// Starts the calls; `wait()` the child for sipp's verdict (0 = every call
     /// completed, 1 = at least one failed).
     pub fn spawn(&self) -> Child {
-        let sf = self.dir.join("uac.xml");
-        std::fs::write(&sf, UAC).unwrap();
+        let sf = self.dir.join(format!("uac-{}.xml", self.source));
+        std::fs::write(&sf, if self.probe { PROBE } else { UAC }).unwrap();
         Command::new(binary("sipp"))
             .arg(format!("127.0.0.1:{}", self.target))
             .arg("-sf")
             .arg(&sf)
-            .args(["-s", "12125550123", "-i", "127.0.0.1", "-nostdin"])
+            .args(["-s", "12125550123", "-i", self.source, "-nostdin"])
+            .args(["-d", &self.hold_ms.to_string()])
             .args(["-m", &self.calls.to_string(), "-r", &self.rate.to_string()])
             .args(["-timeout", "60s"])
             .args(self.extra)

@@ -1,0 +1,152 @@
+//! Per-trunk limits enforced across all workers: calls per second and concurrent calls,
+//! counted in one table in shared memory.
+//!
+//! Slots are keyed by a hash of the trunk id rather than by the snapshot's trunk index:
+//! a call admitted under one snapshot generation is released under whatever generation
+//! is current when it ends, and indexes may differ between generations.
+
+use crate::shm;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
+use warp_core::snapshot::TrunkView;
+
+/// Trunks one node can limit; a trunk beyond this is admitted unlimited (and logged).
+const SLOTS: usize = 4096;
+
+#[repr(C)]
+struct Slot {
+    /// FNV-1a of the trunk id, never 0; 0 = free slot.
+    key: AtomicU64,
+    /// Calls admitted and not yet released.
+    active: AtomicU64,
+    /// Unix second (high 32 bits) and calls admitted in it (low 32 bits).
+    window: AtomicU64,
+}
+
+#[repr(C)]
+struct Table {
+    slots: [Slot; SLOTS],
+    refused_cps: AtomicU64,
+    refused_concurrent: AtomicU64,
+}
+
+static TABLE: shm::Block<Table> = shm::Block::new();
+
+/// Allocates the table; `mod_init` only.
+pub fn init() -> Result<(), String> {
+    let slot = |_| Slot {
+        key: AtomicU64::new(0),
+        active: AtomicU64::new(0),
+        window: AtomicU64::new(0),
+    };
+    TABLE
+        .alloc(Table {
+            slots: std::array::from_fn(slot),
+            refused_cps: AtomicU64::new(0),
+            refused_concurrent: AtomicU64::new(0),
+        })
+        .map(drop)
+}
+
+/// Frees the table; `destroy` only.
+pub fn destroy() {
+    TABLE.free();
+}
+
+fn key(trunk: &str) -> u64 {
+    let hash = trunk.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash.max(1)
+}
+
+/// The trunk's slot, claimed on first use (open addressing, linear probing).
+fn slot(table: &Table, trunk: &str) -> Option<usize> {
+    let key = key(trunk);
+    (0..SLOTS)
+        .map(|i| (key as usize).wrapping_add(i) % SLOTS)
+        .find(|&i| {
+            let k = &table.slots[i].key;
+            k.load(Relaxed) == key
+                || k.compare_exchange(0, key, Relaxed, Relaxed)
+                    .map_or_else(|held| held == key, |_| true)
+        })
+}
+
+/// Why a call was refused: the reason phrase of the 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    Cps,
+    Concurrent,
+}
+
+impl Exceeded {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Exceeded::Cps => "CPS Limit Exceeded",
+            Exceeded::Concurrent => "Concurrent Call Limit Exceeded",
+        }
+    }
+}
+
+/// A call counted against its trunk's concurrent calls until [`release`]d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission(usize);
+
+/// Counts a new call against `trunk`'s limits (0 = unlimited). `Ok(None)` when the call
+/// is not counted (no table, or the table is full).
+pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
+    let Some(table) = TABLE.get() else {
+        return Ok(None);
+    };
+    let Some(i) = slot(table, trunk.id) else {
+        crate::log::lm_warn!("trunk table full ({SLOTS}): {} is not limited", trunk.id);
+        return Ok(None);
+    };
+    let slot = &table.slots[i];
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() & 0xffff_ffff);
+    let cps = u64::from(trunk.max_cps);
+    let counted = slot.window.fetch_update(Relaxed, Relaxed, |w| {
+        match (w >> 32 == now, w & 0xffff_ffff) {
+            (true, n) if cps > 0 && n >= cps => None,
+            (true, _) => Some(w + 1),
+            (false, _) => Some(now << 32 | 1),
+        }
+    });
+    if counted.is_err() {
+        table.refused_cps.fetch_add(1, Relaxed);
+        return Err(Exceeded::Cps);
+    }
+    let max = u64::from(trunk.max_concurrent);
+    let reserved = slot
+        .active
+        .fetch_update(Relaxed, Relaxed, |a| (max == 0 || a < max).then_some(a + 1));
+    if reserved.is_err() {
+        table.refused_concurrent.fetch_add(1, Relaxed);
+        return Err(Exceeded::Concurrent);
+    }
+    Ok(Some(Admission(i)))
+}
+
+/// Ends an admitted call; call exactly once per admission.
+pub fn release(admission: Admission) {
+    if let Some(table) = TABLE.get() {
+        let _ = table.slots[admission.0]
+            .active
+            .fetch_update(Relaxed, Relaxed, |a| a.checked_sub(1));
+    }
+}
+
+/// (calls in progress on all trunks, refused for CPS, refused for concurrency).
+pub fn counts() -> (u64, u64, u64) {
+    TABLE.get().map_or((0, 0, 0), |t| {
+        let active = t.slots.iter().map(|s| s.active.load(Relaxed)).sum();
+        (
+            active,
+            t.refused_cps.load(Relaxed),
+            t.refused_concurrent.load(Relaxed),
+        )
+    })
+}
