@@ -1,5 +1,6 @@
 //! `warp`: the admin CLI for data work — generate, compile, inspect and route.
 
+mod bench;
 mod route;
 
 use anyhow::{bail, Context, Result};
@@ -53,6 +54,8 @@ enum Cmd {
     },
     /// Route one call (or a CSV batch of ban,ani,dnis) the way the SIP path does.
     Route(route::RouteArgs),
+    /// Time the full routing decision per call (percentiles) and its memory growth.
+    BenchRoute(bench::BenchArgs),
 }
 
 fn main() {
@@ -83,6 +86,7 @@ fn run(cli: Cli) -> Result<()> {
         } => compile(&from, &out, generation),
         Cmd::Inspect { file, json } => inspect(&file, json),
         Cmd::Route(args) => route::run(args),
+        Cmd::BenchRoute(args) => bench::run(args),
     }
 }
 

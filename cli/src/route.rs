@@ -126,7 +126,7 @@ fn print_human(
                 l.ocn(),
                 l.lata,
                 l.state(),
-                l.rate_center_name
+                l.rate_center_name()
             )?;
         }
     }
@@ -146,7 +146,7 @@ fn print_human(
             r.vendor_rate.to_string(),
             r.customer_rate.to_string(),
             r.margin.to_string(),
-            r.dialstrings.first().map(String::as_str).unwrap_or("-"),
+            r.dialstrings.first().unwrap_or_else(|| "-".into()),
             if r.forced { "  (override)" } else { "" }
         )?;
     }

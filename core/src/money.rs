@@ -50,6 +50,29 @@ pub fn from_nanos(n: i64) -> Decimal {
     Decimal::new(n, SCALE).normalize()
 }
 
+/// An amount in nano-units as the snapshot holds it: copying it costs nothing on the
+/// call path; it turns into a `Decimal` (or text) only when someone looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Amount(pub i64);
+
+impl Amount {
+    pub fn to_decimal(self) -> Decimal {
+        from_nanos(self.0)
+    }
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_decimal().fmt(f)
+    }
+}
+
+impl serde::Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +90,13 @@ mod tests {
             assert_eq!(from_nanos(to_nanos(d).unwrap()), d.normalize());
         }
         assert_eq!(to_nanos(dec!(0.0045)).unwrap(), 4_500_000);
+    }
+
+    #[test]
+    fn amounts_print_without_trailing_zeros() {
+        assert_eq!(Amount(4_500_000).to_string(), "0.0045");
+        assert_eq!(Amount(-1).to_string(), "-0.000000001");
+        assert_eq!(serde_json::to_string(&Amount(0)).unwrap(), "\"0\"");
     }
 
     #[test]

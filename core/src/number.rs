@@ -63,22 +63,54 @@ impl Number {
     }
 
     /// Parses any accepted form (see module docs) and normalises it to E.164.
+    /// Allocation-free: it runs on every call's ANI and DNIS.
     pub fn parse(input: &str) -> Result<Self, NumberError> {
         let user = uri_user(input.trim());
-        let (plus, digits) = strip_visual(user)?;
-        if digits.is_empty() {
-            return Err(NumberError::Empty);
+        let (plus, body) = match user.strip_prefix('+') {
+            Some(b) => (true, b),
+            None => (false, user),
+        };
+        let mut value: u64 = 0;
+        let mut len = 0usize;
+        let mut first = 0u64;
+        for c in body.chars() {
+            match c {
+                '0'..='9' => {
+                    len += 1;
+                    if len > 18 {
+                        return Err(NumberError::TooLong(
+                            body.chars().filter(char::is_ascii_digit).count(),
+                        ));
+                    }
+                    let d = c as u64 - '0' as u64;
+                    if len == 1 {
+                        first = d;
+                    }
+                    value = value * 10 + d;
+                }
+                '-' | '.' | '(' | ')' | ' ' => {}
+                _ => return Err(NumberError::BadChar(c)),
+            }
         }
-        let n = if plus {
-            Number::from_digits(&digits)?
-        } else if let Some(intl) = digits.strip_prefix("011") {
-            Number::from_digits(intl)?
-        } else if digits.len() == 10 {
-            Number::from_digits(&format!("1{digits}"))?
-        } else if digits.len() == 11 && digits.starts_with('1') {
-            Number::from_digits(&digits)?
-        } else {
-            return Err(NumberError::Unrecognised(input.to_string()));
+        let unrecognised = || NumberError::Unrecognised(input.to_string());
+        let (value, len) = match len {
+            0 => return Err(NumberError::Empty),
+            _ if plus => (value, len),
+            _ if len > 3 && value / POW10[len - 3] == 11 => (value % POW10[len - 3], len - 3),
+            10 => (value + POW10[10], 11),
+            11 if first == 1 => (value, len),
+            _ => return Err(unrecognised()),
+        };
+        if len > 15 {
+            return Err(NumberError::TooLong(len));
+        }
+        // A leading zero (after `+` or `011`) is no E.164 number.
+        if value < POW10[len - 1] {
+            return Err(unrecognised());
+        }
+        let n = Number {
+            value,
+            len: len as u8,
         };
         if n.is_nanp() && !n.nanp_well_formed() {
             return Err(NumberError::BadNanp(input.to_string()));
@@ -180,26 +212,6 @@ fn uri_user(s: &str) -> &str {
     let rest = &s[scheme.len()..];
     let end = rest.find(['@', ';', '?', '>']).unwrap_or(rest.len());
     &rest[..end]
-}
-
-/// Removes visual separators allowed by RFC 3966 and reports a leading `+`.
-fn strip_visual(s: &str) -> Result<(bool, String), NumberError> {
-    let (plus, body) = match s.strip_prefix('+') {
-        Some(b) => (true, b),
-        None => (false, s),
-    };
-    let mut digits = String::with_capacity(body.len());
-    for c in body.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            '-' | '.' | '(' | ')' | ' ' => {}
-            _ => return Err(NumberError::BadChar(c)),
-        }
-    }
-    if digits.len() > 18 {
-        return Err(NumberError::TooLong(digits.len()));
-    }
-    Ok((plus, digits))
 }
 
 impl fmt::Display for Number {

@@ -100,13 +100,14 @@ pub struct Place {
     pub rate_center: u32,
 }
 
-/// Classifies a call. `lerg` resolves a NANP number to its place (thousands block
-/// first, then NPA-NXX); `local` says whether two rate centres share a local calling area.
+/// Classifies a call. `term` is the LERG place of the LRN (or of the DNIS when not
+/// ported), `orig` that of the ANI; `local` says whether two rate centres share a
+/// local calling area. The caller looks both places up once and reuses them.
 pub fn classify(
     ani: Option<Number>,
     dnis: Number,
-    lrn: Number,
-    lerg: impl Fn(Number) -> Option<Place>,
+    term: Option<Place>,
+    orig: Option<Place>,
     local: impl Fn(u32, u32) -> bool,
 ) -> Jurisdiction {
     if dnis.is_toll_free() {
@@ -118,11 +119,7 @@ pub fn classify(
     if dnis.is_nanp_non_us() {
         return Jurisdiction::Zone(Zone::Zone1);
     }
-    let term_number = if lrn.is_nanp() { lrn } else { dnis };
-    let Some(term) = lerg(term_number) else {
-        return Jurisdiction::Indeterminate;
-    };
-    let Some(orig) = ani.filter(|a| a.is_nanp()).and_then(&lerg) else {
+    let (Some(term), Some(orig)) = (term, orig.filter(|_| ani.is_some_and(Number::is_nanp))) else {
         return Jurisdiction::Indeterminate;
     };
     let zone = if orig.rate_center == term.rate_center || local(orig.rate_center, term.rate_center)
@@ -174,8 +171,9 @@ mod tests {
     }
 
     fn zone(ani: Option<&str>, dnis: &str, lrn: Option<&str>) -> Jurisdiction {
-        let d = n(dnis);
-        classify(ani.map(n), d, lrn.map(n).unwrap_or(d), lerg, local)
+        let (d, a) = (n(dnis), ani.map(n));
+        let term = lerg(lrn.map(n).unwrap_or(d));
+        classify(a, d, term, a.and_then(lerg), local)
     }
 
     #[test]

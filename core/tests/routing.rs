@@ -53,7 +53,7 @@ fn local_call_orders_by_rate_and_drops_what_breaks_the_margin() {
     // => limit 0.005: VD (0.008) is dropped, the disabled VX never appears.
     let d = s.route(&req("C1", DENVER, "3034449999")).unwrap();
     assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Local));
-    assert_eq!(d.rate_limit, dec("0.005"));
+    assert_eq!(d.rate_limit.to_decimal(), dec("0.005"));
     assert_eq!(
         vendors(&d),
         [
@@ -63,13 +63,13 @@ fn local_call_orders_by_rate_and_drops_what_breaks_the_margin() {
         ]
     );
     let va = &d.routes[1];
-    assert_eq!(va.customer_rate, dec("0.006"));
-    assert_eq!(va.margin, dec("0.003"));
+    assert_eq!(va.customer_rate.to_decimal(), dec("0.006"));
+    assert_eq!(va.margin.to_decimal(), dec("0.003"));
     assert_eq!(va.partition, Some("P1"));
     assert_eq!(va.increments, (6, 6));
     // Gateways in priority order, templates filled.
     assert_eq!(
-        va.dialstrings,
+        va.dialstrings.iter().collect::<Vec<_>>(),
         [
             "sip:+13034449999@va1.example:5060",
             "sip:3034449999@va2.example:5060"
@@ -215,11 +215,11 @@ fn toll_free_zone1_and_international() {
     // UK mobile: the 447 rows (vendor and plan) beat the 44 ones.
     let uk = s.route(&req("C1", DENVER, "011447911123456")).unwrap();
     assert_eq!(uk.jurisdiction, Jurisdiction::Zone(Zone::International));
-    assert_eq!(uk.customer_rate, dec("0.08"));
+    assert_eq!(uk.customer_rate.to_decimal(), dec("0.08"));
     assert_eq!(vendors(&uk), [("VI", "0.05".into())]);
     assert_eq!(uk.routes[0].increments, (60, 60));
     let fixed = s.route(&req("C1", DENVER, "+442079460000")).unwrap();
-    assert_eq!(fixed.routes[0].connect_fee, dec("0.01"));
+    assert_eq!(fixed.routes[0].connect_fee.to_decimal(), dec("0.01"));
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn time_windows_choose_partitions_and_explicit_limits_apply() {
     let s = fixture();
     // C2 in New York business hours: P1 then P2; explicit limit 0.0046; 2 results.
     let d = s.route(&req("C2", DENVER, "3034449999")).unwrap();
-    assert_eq!(d.rate_limit, dec("0.0046"));
+    assert_eq!(d.rate_limit.to_decimal(), dec("0.0046"));
     assert_eq!(
         vendors(&d),
         [("VC", "0.002".into()), ("VA", "0.003".into())]

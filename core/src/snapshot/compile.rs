@@ -253,7 +253,10 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
                 )));
             }
             entries.push((key, (row_ids.len() as u64) << 32 | ids.len() as u64));
-            row_ids.extend(ids);
+            row_ids.extend(ids.into_iter().map(|row| RowRef {
+                owner: rows[row as usize].owner,
+                row,
+            }));
         }
         Ok(flatmap::build(entries.into_iter()))
     };

@@ -9,7 +9,7 @@ pub mod records;
 mod route;
 
 pub use compile::{compile, publish, CompileError};
-pub use route::{Decision, LergInfo, LrnSource, Reject, Route, RouteRequest};
+pub use route::{Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest};
 
 use bytemuck::Pod;
 use chrono_tz::Tz;
@@ -108,7 +108,7 @@ sections! {
     rate_rows: RateRows => RateRec,
     prefix_map: PrefixMap => flatmap::Slot,
     ocn_lata_map: OcnLataMap => flatmap::Slot,
-    row_ids: RowIds => u32,
+    row_ids: RowIds => RowRef,
     lerg: Lerg => LergRec,
     lerg_map: LergMap => flatmap::Slot,
     rate_centers: RateCenters => StrRef,
@@ -304,12 +304,16 @@ impl Snapshot {
     }
 
     #[inline]
-    fn str(&self, r: StrRef) -> &str {
+    fn bytes(&self, r: StrRef) -> &[u8] {
         let s = r.off as usize;
         self.strings()
             .get(s..s.saturating_add(r.len as usize))
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+            .unwrap_or(&[])
+    }
+
+    #[inline]
+    fn str(&self, r: StrRef) -> &str {
+        std::str::from_utf8(self.bytes(r)).unwrap_or("")
     }
 
     /// Is `number` (E.164 digits value) on the Do-Not-Originate list?
@@ -389,10 +393,10 @@ impl Snapshot {
             lata: r.lata,
             state: r.state,
             rate_center: r.rate_center,
-            rate_center_name: self
+            rate_center_bytes: self
                 .rate_centers()
                 .get(r.rate_center as usize)
-                .map_or("", |s| self.str(*s)),
+                .map_or(&[], |s| self.bytes(*s)),
         })
     }
 

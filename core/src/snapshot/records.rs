@@ -213,6 +213,16 @@ pub struct ExclusionRec {
     pub vendor: u32,
 }
 
+/// A rate row as listed under one prefix or OCN/LATA key: the owner sits beside the
+/// row index so pricing skips rows of owners the call does not use without a cache
+/// miss into the row table.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct RowRef {
+    pub owner: u32,
+    pub row: u32,
+}
+
 /// Packs a 1-4 character OCN for map keys.
 pub fn pack_ocn(ocn: &str) -> Option<[u8; 4]> {
     let b = ocn.as_bytes();

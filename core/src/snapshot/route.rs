@@ -5,12 +5,11 @@ use super::flatmap;
 use super::records::*;
 use super::Snapshot;
 use crate::model::VendorKind;
-use crate::money::from_nanos;
+use crate::money::Amount;
 use crate::number::{Number, NumberError, POW10};
 use crate::schedule::WeeklyWindow;
 use crate::zone::{classify, Jurisdiction, Place, Zone};
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::Serialize;
 use std::cell::RefCell;
 
@@ -85,10 +84,22 @@ pub struct LergInfo<'a> {
     pub lata: u32,
     pub state: [u8; 2],
     pub rate_center: u32,
-    pub rate_center_name: &'a str,
+    /// Checked as UTF-8 only when read: the call path never needs it.
+    pub(crate) rate_center_bytes: &'a [u8],
 }
 
 impl LergInfo<'_> {
+    pub fn rate_center_name(&self) -> &str {
+        std::str::from_utf8(self.rate_center_bytes).unwrap_or("")
+    }
+
+    pub fn place(&self) -> Place {
+        Place {
+            state: self.state,
+            rate_center: self.rate_center,
+        }
+    }
+
     pub fn ocn(&self) -> &str {
         std::str::from_utf8(&self.ocn).unwrap_or("").trim_end()
     }
@@ -104,7 +115,7 @@ impl Serialize for LergInfo<'_> {
         st.serialize_field("ocn", self.ocn())?;
         st.serialize_field("lata", &self.lata)?;
         st.serialize_field("state", self.state())?;
-        st.serialize_field("rate_center", self.rate_center_name)?;
+        st.serialize_field("rate_center", self.rate_center_name())?;
         st.end()
     }
 }
@@ -131,12 +142,59 @@ pub struct Route<'a> {
     pub forced: bool,
     /// The zone this vendor prices the call in (its policy decides indeterminate calls).
     pub zone: Zone,
-    pub vendor_rate: Decimal,
-    pub customer_rate: Decimal,
-    pub margin: Decimal,
+    pub vendor_rate: Amount,
+    pub customer_rate: Amount,
+    pub margin: Amount,
     pub increments: (u32, u32),
-    pub connect_fee: Decimal,
-    pub dialstrings: Vec<String>,
+    pub connect_fee: Amount,
+    pub dialstrings: Dialstrings<'a>,
+}
+
+/// A vendor's gateways in failover order, filled in for the call only when asked
+/// (the SIP path needs one; building every string of every route would cost more
+/// than the whole routing decision).
+#[derive(Debug, Clone, Copy)]
+pub struct Dialstrings<'a> {
+    templates: &'a [StrRef],
+    snapshot: &'a Snapshot,
+    number: Number,
+}
+
+impl<'a> Dialstrings<'a> {
+    pub fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<String> {
+        self.templates
+            .get(i)
+            .map(|t| expand(self.snapshot.str(*t), self.number))
+    }
+
+    pub fn first(&self) -> Option<String> {
+        self.get(0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = String> + 'a {
+        let (snap, n) = (self.snapshot, self.number);
+        self.templates.iter().map(move |t| expand(snap.str(*t), n))
+    }
+}
+
+impl Serialize for Dialstrings<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot(generation {})", self.generation())
+    }
 }
 
 /// The routing decision for one call.
@@ -156,10 +214,10 @@ pub struct Decision<'a> {
     pub terminating: Option<LergInfo<'a>>,
     pub originating: Option<LergInfo<'a>>,
     /// What the customer pays per minute, in the zone its plan prices the call in.
-    pub customer_rate: Decimal,
+    pub customer_rate: Amount,
     pub customer_zone: Zone,
     /// Vendor rates above this were dropped.
-    pub rate_limit: Decimal,
+    pub rate_limit: Amount,
     pub routes: Vec<Route<'a>>,
 }
 
@@ -268,19 +326,19 @@ impl Snapshot {
             (true, None, Some(l)) if l.is_nanp() => (l, LrnSource::Supplied),
             _ => (dnis, LrnSource::Dnis),
         };
-        let place = |n: Number| {
-            self.lerg_lookup(n).map(|l| Place {
-                state: l.state,
-                rate_center: l.rate_center,
-            })
-        };
-        let jurisdiction = classify(ani, dnis, lrn, place, |a, b| self.is_local(a, b));
         let terminating = if dnis.is_nanp() {
             self.lerg_lookup(lrn)
         } else {
             None
         };
         let originating = ani.and_then(|a| self.lerg_lookup(a));
+        let jurisdiction = classify(
+            ani,
+            dnis,
+            terminating.map(|l| l.place()),
+            originating.map(|l| l.place()),
+            |a, b| self.is_local(a, b),
+        );
 
         let t = req.at.timestamp();
         let vendors = self.vendors();
@@ -376,20 +434,22 @@ impl Snapshot {
                     (c.forced || rate <= limit).then_some((rate, c, row, zone))
                 })
                 .collect();
-            priced.sort_by_key(|(rate, c, _, _)| {
-                (
-                    !c.forced,
-                    *rate,
-                    vendors[c.vendor as usize].priority,
-                    c.vendor,
-                )
-            });
+            // Keys are unique (vendor index last), so an unstable sort is deterministic;
+            // selecting the best `max` first spares sorting every candidate.
+            let order = |p: &(i64, &Candidate, &RateRec, Zone)| {
+                let v = p.1.vendor;
+                (!p.1.forced, p.0, vendors[v as usize].priority, v)
+            };
             let max = req.max_results.unwrap_or(cust.max_results).max(1) as usize;
-            priced.truncate(max);
+            if priced.len() > max {
+                priced.select_nth_unstable_by_key(max - 1, order);
+                priced.truncate(max);
+            }
+            priced.sort_unstable_by_key(order);
             if priced.is_empty() {
                 return Err(Reject::NoRoute);
             }
-            let customer_rate = from_nanos(sell);
+            let customer_rate = Amount(sell);
             let routes = priced
                 .into_iter()
                 .map(|(rate, c, row, zone)| {
@@ -403,17 +463,16 @@ impl Snapshot {
                             .map(|p| self.str(p.id)),
                         forced: c.forced,
                         zone,
-                        vendor_rate: from_nanos(rate),
+                        vendor_rate: Amount(rate),
                         customer_rate,
-                        margin: from_nanos(sell.saturating_sub(rate)),
+                        margin: Amount(sell.saturating_sub(rate)),
                         increments: (row.initial, row.subsequent),
-                        connect_fee: from_nanos(row.connect_fee),
-                        dialstrings: v
-                            .gateways
-                            .get(self.gateways())
-                            .iter()
-                            .map(|g| expand(self.str(*g), dnis))
-                            .collect(),
+                        connect_fee: Amount(row.connect_fee),
+                        dialstrings: Dialstrings {
+                            templates: v.gateways.get(self.gateways()),
+                            snapshot: self,
+                            number: dnis,
+                        },
                     }
                 })
                 .collect();
@@ -429,7 +488,7 @@ impl Snapshot {
                 originating,
                 customer_rate,
                 customer_zone,
-                rate_limit: from_nanos(limit),
+                rate_limit: Amount(limit),
                 routes,
             })
         })
@@ -474,14 +533,18 @@ impl Snapshot {
             .get(start..start.saturating_add(len))
             .unwrap_or(&[]);
         let rows = self.rate_rows();
-        for &id in ids {
-            let Some(r) = rows.get(id as usize) else {
+        for &RowRef { owner, row } in ids {
+            let o = owner as usize;
+            // Decide on the owner before touching the row: most rows under a short
+            // prefix belong to vendors and plans this call does not use.
+            if !sc.want.get(o).is_some_and(|w| w & by != 0) || sc.row[o] != NONE {
                 continue;
-            };
-            let o = r.owner as usize;
-            let wanted = sc.want.get(o).is_some_and(|w| w & by != 0) && sc.row[o] == NONE;
-            if wanted && r.from <= t && t < r.to {
-                sc.row[o] = id;
+            }
+            if rows
+                .get(row as usize)
+                .is_some_and(|r| r.from <= t && t < r.to)
+            {
+                sc.row[o] = row;
             }
         }
     }

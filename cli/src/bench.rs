@@ -1,0 +1,104 @@
+//! `warp bench-route`: per-call latency percentiles and memory growth of the full
+//! routing decision on a real snapshot — what criterion's means do not show.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Instant;
+use warp_core::{RouteRequest, Snapshot};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long)]
+    snapshot: PathBuf,
+    /// CSV of ban,ani,dnis (as `warp gen-data` writes to sample_calls.csv).
+    #[arg(long)]
+    calls: PathBuf,
+    /// How many decisions to time (the sample calls are cycled).
+    #[arg(long, default_value_t = 1_000_000)]
+    iterations: usize,
+}
+
+/// Resident memory split as the kernel reports it (kB): anonymous vs file-backed.
+fn rss() -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("RssAnon:"), field("RssFile:")))
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let mut rdr =
+        csv::Reader::from_path(&a.calls).with_context(|| a.calls.display().to_string())?;
+    let calls: Vec<(String, String, String)> = rdr
+        .records()
+        .map(|r| {
+            let r = r?;
+            Ok((r[0].to_string(), r[1].to_string(), r[2].to_string()))
+        })
+        .collect::<Result<_>>()?;
+    if calls.is_empty() {
+        bail!("{} has no calls", a.calls.display());
+    }
+    let (anon0, _) = rss()?;
+    let t = Instant::now();
+    let snap = Snapshot::open(&a.snapshot)?;
+    let open = t.elapsed();
+    let at = chrono::Utc::now();
+    let mut lat = Vec::with_capacity(a.iterations);
+    let (mut routed, mut rejected) = (0usize, 0usize);
+    let started = Instant::now();
+    for i in 0..a.iterations {
+        let (ban, ani, dnis) = &calls[i % calls.len()];
+        let req = RouteRequest {
+            ban,
+            ani: Some(ani),
+            dnis,
+            lrn: None,
+            at,
+            max_results: None,
+        };
+        let t = Instant::now();
+        let out = snap.route(&req);
+        lat.push(t.elapsed().as_nanos() as u64);
+        match out {
+            Ok(d) => routed += usize::from(!d.routes.is_empty()),
+            Err(_) => rejected += 1,
+        }
+    }
+    let wall = started.elapsed();
+    let (anon1, file1) = rss()?;
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!(
+        "snapshot generation {} opened in {open:.2?}",
+        snap.generation()
+    );
+    println!(
+        "{} decisions in {wall:.2?} ({:.0}/s on one thread): {routed} routed, {rejected} rejected",
+        a.iterations,
+        a.iterations as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "latency µs: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(0.999),
+        pct(1.0)
+    );
+    println!(
+        "memory: anonymous RSS grew {} KiB (incl. the {} KiB latency buffer); file-backed (shared mapping) RSS {} KiB of a {} KiB file",
+        anon1.saturating_sub(anon0),
+        a.iterations * 8 / 1024,
+        file1,
+        std::fs::metadata(&a.snapshot)?.len() / 1024
+    );
+    Ok(())
+}
