@@ -261,6 +261,7 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
             Ok((*deck.ok_or_else(unknown)?, r))
         })
         .collect::<Result<Vec<_>, DbError>>()?;
+    let rebuild = drop_secondary_indexes(c, BULK_TABLES).await?;
     let n = copy_in(c, RATE_TARGET, rows, |w, (deck, r)| rate_fields(w, deck, r)).await?;
     tables.push(("rate_rows", n));
 
@@ -301,6 +302,12 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
     })
     .await?;
     tables.push(("lnp", n));
+    sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
+        .execute(&mut *c)
+        .await?;
+    for ddl in rebuild {
+        sqlx::query(&ddl).execute(&mut *c).await?;
+    }
 
     tx.commit().await?;
     // Fresh statistics, so the planner uses the indexes the legacy query relies on.
@@ -311,6 +318,45 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
         tables,
         elapsed: started.elapsed(),
     })
+}
+
+/// The million-row tables: their secondary indexes and the rate rows' exclusion
+/// constraint are built once after COPY, far faster than maintained row by row.
+const BULK_TABLES: &[&str] = &["rate_rows", "dno", "lnp"];
+
+/// Drops the non-unique indexes and exclusion constraints of `tables` (inside the
+/// import's transaction) and returns the DDL that recreates them, read from the catalog
+/// so the migrations stay the only definition.
+async fn drop_secondary_indexes(
+    c: &mut PgConnection,
+    tables: &[&str],
+) -> Result<Vec<String>, DbError> {
+    let found: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT t.relname::text, i.relname::text, coalesce(
+                 'ALTER TABLE ' || quote_ident(t.relname) || ' ADD CONSTRAINT '
+                     || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid),
+                 pg_get_indexdef(x.indexrelid))
+         FROM pg_index x
+         JOIN pg_class i ON i.oid = x.indexrelid
+         JOIN pg_class t ON t.oid = x.indrelid
+         LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.contype = 'x'
+         WHERE t.relname = ANY($1) AND t.relnamespace = 'public'::regnamespace
+           AND NOT x.indisunique AND NOT x.indisprimary",
+    )
+    .bind(tables)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut rebuild = Vec::with_capacity(found.len());
+    for (table, index, ddl) in found {
+        let drop = if ddl.starts_with("ALTER TABLE") {
+            format!("ALTER TABLE {table} DROP CONSTRAINT {index}")
+        } else {
+            format!("DROP INDEX {index}")
+        };
+        sqlx::query(&drop).execute(&mut *c).await?;
+        rebuild.push(ddl);
+    }
+    Ok(rebuild)
 }
 
 /// COPYs `rows` into a temp copy of `k.table`, upserts them, and keeps the stage for

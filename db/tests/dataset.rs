@@ -43,6 +43,15 @@ async fn import_then_load_gives_the_dataset_back() {
     );
     let back = warp_db::load_dataset(&pool).await.unwrap();
     assert_eq!(sorted(back), sorted(d));
+    // The import rebuilt the indexes and the exclusion constraint it dropped for COPY.
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE indexname IN
+         ('rate_rows_no_overlap', 'rate_rows_prefix', 'rate_rows_ocn_lata', 'dno_number', 'lnp_number')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, 5);
 }
 
 #[tokio::test]
@@ -97,4 +106,18 @@ async fn a_bad_dataset_imports_nothing() {
         sorted(good),
         "the failed import rolled back"
     );
+}
+
+/// `cargo test --release -p warp-db --test dataset -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "large: generates and imports ≈3.3M rows"]
+async fn large_import_timing() {
+    let (_pg, pool) = common::migrated_db().await;
+    let d = generate(Scale::LARGE, 7);
+    let report = warp_db::import_dataset(&pool, &d).await.unwrap();
+    println!("import: {:?} {:?}", report.elapsed, report.tables);
+    let t = std::time::Instant::now();
+    let back = warp_db::load_dataset(&pool).await.unwrap();
+    println!("load: {:?}", t.elapsed());
+    assert_eq!(back.vendor_rates.len(), d.vendor_rates.len());
 }
