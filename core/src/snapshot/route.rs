@@ -537,7 +537,7 @@ impl Snapshot {
             let o = owner as usize;
             // Decide on the owner before touching the row: most rows under a short
             // prefix belong to vendors and plans this call does not use.
-            if !sc.want.get(o).is_some_and(|w| w & by != 0) || sc.row[o] != NONE {
+            if sc.want.get(o).is_none_or(|w| w & by == 0) || sc.row[o] != NONE {
                 continue;
             }
             if rows
