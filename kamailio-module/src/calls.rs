@@ -1,30 +1,49 @@
-//! The life of an admitted call, for the concurrent-call count: `warp_route()` admits
-//! the call (see [`crate::limits`]) and leaves the admission pending for the message;
-//! if the dialog module creates a dialog for that request, the dialog takes the
-//! admission over and gives it back when it fails, ends or expires — in whichever
-//! process that happens. An admission no dialog took (the script answered the request
-//! itself, or has no dialog module) is given back when the request route finishes.
+//! The life of a routed call after `warp_route()`: its place among its trunk's
+//! concurrent calls (see [`crate::limits`]) and its answer, end and failure CDR events.
+//!
+//! `warp_route()` leaves the call pending for its request. If the dialog module creates
+//! a dialog for that request (`dlg_manage()`), the dialog takes the call over: warp
+//! keeps the call in shared memory with the dialog and reports `answer` on the 2xx, `end` when it ends or expires and `failed` when no vendor took it, giving
+//! the trunk's place back then — in whichever process that happens. A call no dialog
+//! took (the script answered the request itself, or there is no dialog module) gives
+//! its place back when the request route finishes and reports nothing after `start`.
 
+use crate::cdr::{self, Event, Kind};
+use crate::failover;
 use crate::guard;
 use crate::limits::{self, Admission};
 use crate::log::{lm_err, lm_info};
+use crate::shm;
 use crate::sipmsg::SipMsg;
 use kamailio_sys as k;
 use std::ffi::{c_int, c_uint, c_void};
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
 use std::sync::{Mutex, OnceLock};
 
-/// The admission of the request this process is running the script for.
-static PENDING: Mutex<Option<((u32, i32), Admission)>> = Mutex::new(None);
+/// A call routed for the request this process is running the script for.
+struct Pending {
+    msg: (u32, i32),
+    admission: Option<Admission>,
+}
+
+static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
 
 static DIALOG: OnceLock<k::dlg_binds> = OnceLock::new();
 
-/// Per-dialog state, in shared memory: the dialog's callbacks may run in any process.
+/// A call kept with its dialog, in shared memory: the dialog's callbacks run in any
+/// process.
 #[repr(C)]
 struct Tracked {
-    admission: Admission,
+    admission: Option<Admission>,
     released: AtomicBool,
+    /// Unix milliseconds; 0 until answered.
+    answered: AtomicI64,
+    /// [`failover::encode_call`] of the call.
+    call: shm::Text<1024>,
+    /// [`failover::encode_hop`] of the attempt in progress (the answered one once
+    /// confirmed).
+    hop: shm::Text<1024>,
 }
 
 /// Hooks into the core and, when it is loaded, the dialog module; `mod_init` only.
@@ -45,7 +64,10 @@ pub fn init() -> Result<(), String> {
     // SAFETY: dialog exports `load_dlg` with the `load_dlg_f` signature (dlg_load.h).
     let load: k::load_dlg_f = unsafe { std::mem::transmute(export) };
     let Some(load) = load else {
-        lm_info!("dialog module not loaded: per-trunk concurrent calls are not tracked beyond the request route");
+        lm_info!(
+            "dialog module not loaded: concurrent calls count only while routed, \
+             no answer/end/failed CDR events"
+        );
         return Ok(());
     };
     let mut api = k::dlg_binds::default();
@@ -73,30 +95,35 @@ pub fn init() -> Result<(), String> {
     Ok(())
 }
 
-fn pending() -> std::sync::MutexGuard<'static, Option<((u32, i32), Admission)>> {
+fn pending() -> std::sync::MutexGuard<'static, Option<Pending>> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `warp_route()` admitted the call `msg` carries.
-pub fn admitted(msg: &SipMsg, admission: Admission) {
-    if let Some((_, earlier)) = pending().replace((msg.identity(), admission)) {
-        // warp_route() ran twice on one request: the first admission is void.
-        limits::release(earlier);
+fn release(admission: Option<Admission>) {
+    if let Some(a) = admission {
+        limits::release(a);
     }
 }
 
-/// After every request route: an admission no dialog took is given back.
+/// `warp_route()` routed the call `msg` carries.
+pub fn routed(msg: &SipMsg, admission: Option<Admission>) {
+    let earlier = pending().replace(Pending {
+        msg: msg.identity(),
+        admission,
+    });
+    // warp_route() ran twice on one request: the first admission is void.
+    release(earlier.and_then(|p| p.admission));
+}
+
+/// After every request route: a call no dialog took gives its place back.
 unsafe extern "C" fn request_done(_msg: *mut k::sip_msg, _flags: c_uint, _: *mut c_void) -> c_int {
     guard::entry("post-script callback", 1, || {
-        if let Some((_, admission)) = pending().take() {
-            limits::release(admission);
-        }
+        release(pending().take().and_then(|p| p.admission));
         1
     })
 }
 
-/// A dialog was created for a request: if warp admitted it, the dialog owns the
-/// admission from now on.
+/// A dialog was created for a request: if warp routed it, the dialog keeps the call.
 unsafe extern "C" fn dialog_created(
     dlg: *mut k::dlg_cell,
     _type: c_int,
@@ -104,90 +131,151 @@ unsafe extern "C" fn dialog_created(
 ) {
     guard::entry("dialog created", (), || {
         // SAFETY: the dialog module passes its params, with the creating request.
-        let Some(req) = (unsafe { params.as_ref() }).and_then(|p| unsafe { SipMsg::new(p.req) })
-        else {
+        let req = unsafe { params.as_ref().and_then(|p| SipMsg::new(p.req)) };
+        let Some(req) = req else {
             return;
         };
-        let mut pending = pending();
-        let Some((identity, admission)) = *pending else {
+        let taken = {
+            let mut pending = pending();
+            match pending.as_ref() {
+                Some(p) if p.msg == req.identity() => pending.take(),
+                _ => None,
+            }
+        };
+        let Some(p) = taken else {
             return;
         };
-        if identity != req.identity() {
-            return;
-        }
-        *pending = None;
-        drop(pending);
-        if let Err(e) = track(dlg, admission) {
-            lm_err!("{e}: the call is not counted as in progress");
-            limits::release(admission);
+        if let Err(e) = track(dlg, p.admission) {
+            lm_err!("{e}: the call's end is not tracked");
+            release(p.admission);
         }
     })
 }
 
-fn track(dlg: *mut k::dlg_cell, admission: Admission) -> Result<(), String> {
+fn track(dlg: *mut k::dlg_cell, admission: Option<Admission>) -> Result<(), String> {
     let register = DIALOG
         .get()
         .and_then(|d| d.register_dlgcb)
         .ok_or("dialog API not bound")?;
-    // SAFETY: plain shm allocation, freed by `tracked_free` when the dialog goes.
-    let tracked = unsafe { k::warp_shm_malloc(std::mem::size_of::<Tracked>()) } as *mut Tracked;
-    if tracked.is_null() {
-        return Err("out of shared memory".into());
-    }
-    // SAFETY: fresh and aligned.
-    unsafe {
-        tracked.write(Tracked {
-            admission,
-            released: AtomicBool::new(false),
-        })
-    };
-    let types = (k::DLGCB_FAILED | k::DLGCB_TERMINATED | k::DLGCB_EXPIRED) as c_int;
+    // The request's AVPs: what warp_route() stored.
+    let call = failover::call().ok_or("no warp_call AVP")?;
+    let (attempt, hop) = failover::current().ok_or("no warp_hop AVP")?;
+    let tracked = shm::new(Tracked {
+        admission,
+        released: AtomicBool::new(false),
+        answered: AtomicI64::new(0),
+        call: shm::Text::new(&failover::encode_call(&call))?,
+        hop: shm::Text::new(&failover::encode_hop(attempt, &hop))?,
+    })?;
+    // CONFIRMED_NA is the 2xx (in its transaction, with its AVPs); CONFIRMED, the ACK,
+    // would come without them.
+    let types = k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED | k::DLGCB_TERMINATED | k::DLGCB_EXPIRED;
     // SAFETY: `dlg` is the dialog being created; the module frees `tracked` with it.
     if unsafe {
         register(
             dlg,
-            types,
-            Some(dialog_ended),
+            types as c_int,
+            Some(dialog_event),
             tracked.cast(),
             Some(tracked_free),
         )
     } < 0
     {
         // SAFETY: not handed over.
-        unsafe { k::warp_shm_free(tracked.cast()) };
-        return Err("cannot register the dialog end callback".into());
+        unsafe { shm::delete(tracked) };
+        return Err("cannot register the dialog callbacks".into());
     }
     Ok(())
 }
 
-/// Gives the admission back, once, whichever of end, failure, expiry or destruction
-/// comes first.
-fn end(tracked: &Tracked) {
-    if !tracked.released.swap(true, SeqCst) {
-        limits::release(tracked.admission);
+/// The SIP code of the reply a dialog callback is about (408 for tm's timeout, which
+/// has no real reply).
+fn reply_code(params: &k::dlg_cb_params) -> Option<u16> {
+    // tm's FAKED_REPLY marker.
+    if params.rpl as isize == -1 {
+        return Some(408);
+    }
+    // SAFETY: a reply the dialog module passes for the duration of the callback.
+    let reply = unsafe { params.rpl.as_ref()? };
+    // SAFETY: a parsed reply's first line holds the reply variant.
+    u16::try_from(unsafe { reply.first_line.u.reply.statuscode }).ok()
+}
+
+unsafe extern "C" fn dialog_event(
+    _dlg: *mut k::dlg_cell,
+    kind: c_int,
+    params: *mut k::dlg_cb_params,
+) {
+    guard::entry("dialog event", (), || {
+        // SAFETY: `param` points at the pointer given at registration, valid until
+        // `tracked_free`.
+        let Some(params) = (unsafe { params.as_ref() }) else {
+            return;
+        };
+        let Some(tracked) = (unsafe { params.param.as_ref() })
+            .and_then(|t| unsafe { (*t as *const Tracked).as_ref() })
+        else {
+            return;
+        };
+        on_event(tracked, kind as u32, reply_code(params));
+    })
+}
+
+fn on_event(tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
+    let now = cdr::now_ms();
+    // Answer and failure come with the INVITE transaction, whose AVPs name the vendor
+    // that answered or failed last (after any failover).
+    if kind & (k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED) != 0 {
+        if let Some((attempt, hop)) = failover::current() {
+            let _ = tracked.hop.set(&failover::encode_hop(attempt, &hop));
+        }
+    }
+    let (Some(call), Some((attempt, hop))) = (
+        failover::decode_call(&tracked.call.get()),
+        failover::decode_hop(&tracked.hop.get()),
+    ) else {
+        return;
+    };
+    let answered = Some(tracked.answered.load(SeqCst)).filter(|&t| t != 0);
+    let event = |kind, answer, end, sip_code| {
+        cdr::emit(&Event {
+            kind,
+            call: &call,
+            attempt,
+            hop: &hop,
+            answer,
+            end,
+            sip_code,
+        });
+    };
+    if kind & k::DLGCB_CONFIRMED_NA != 0 {
+        tracked.answered.store(now, SeqCst);
+        event(Kind::Answer, Some(now), None, sip_code.or(Some(200)));
+    } else if kind & k::DLGCB_FAILED != 0 {
+        event(Kind::Failed, None, Some(now), sip_code);
+        end(tracked);
+    } else {
+        // Terminated by BYE, or expired.
+        event(Kind::End, answered, Some(now), Some(200));
+        end(tracked);
     }
 }
 
-unsafe extern "C" fn dialog_ended(
-    _dlg: *mut k::dlg_cell,
-    _type: c_int,
-    params: *mut k::dlg_cb_params,
-) {
-    guard::entry("dialog ended", (), || {
-        // SAFETY: `param` points at the pointer given at registration.
-        let tracked = unsafe { params.as_ref().and_then(|p| p.param.as_ref()) };
-        if let Some(t) = tracked.and_then(|t| unsafe { (*t as *const Tracked).as_ref() }) {
-            end(t);
-        }
-    })
+/// Gives the trunk's place back, once, whichever of end, failure, expiry or
+/// destruction comes first.
+fn end(tracked: &Tracked) {
+    if !tracked.released.swap(true, SeqCst) {
+        release(tracked.admission);
+    }
 }
 
 unsafe extern "C" fn tracked_free(param: *mut c_void) {
     guard::entry("dialog freed", (), || {
+        let tracked = param as *mut Tracked;
         // SAFETY: allocated and initialised by `track`; the module frees it once.
-        if let Some(t) = unsafe { (param as *const Tracked).as_ref() } {
+        if let Some(t) = unsafe { tracked.as_ref() } {
             end(t);
-            unsafe { k::warp_shm_free(param) };
+            unsafe { shm::delete(tracked) };
         }
     })
 }

@@ -9,6 +9,7 @@
 mod ani;
 mod avp;
 mod calls;
+mod cdr;
 mod core_cell;
 mod decision;
 mod failover;
@@ -18,6 +19,7 @@ mod limits;
 mod log;
 mod params;
 mod pv;
+mod redis;
 mod reply;
 mod route;
 mod route_cmd;

@@ -12,6 +12,7 @@ pub static SNAPSHOT: StrParam = CoreCell::new(std::ptr::null());
 pub static REDIS_URL: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_SOURCE: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_STREAM: StrParam = CoreCell::new(std::ptr::null());
+pub static CDR_BUFFER: CoreCell<c_int> = CoreCell::new(10_000);
 pub static FALLBACK_CODE: CoreCell<c_int> = CoreCell::new(503);
 pub static FALLBACK_REASON: StrParam = CoreCell::new(std::ptr::null());
 pub static FAULT_INJECT: StrParam = CoreCell::new(std::ptr::null());
@@ -52,7 +53,10 @@ pub struct Config {
     pub snapshot: String,
     pub redis_url: String,
     pub lrn_sources: Vec<LrnSource>,
+    /// Empty: no CDR events.
     pub cdr_stream: String,
+    /// CDR events each process holds while Redis is slow or down.
+    pub cdr_buffer: usize,
     pub fallback_code: u16,
     pub fallback_reason: String,
     /// Name of a script function that panics on every call: exercises the panic guard.
@@ -82,6 +86,11 @@ pub fn init() -> Result<&'static Config, String> {
         .ok()
         .filter(|c| (300..=699).contains(c))
         .ok_or_else(|| format!("fallback_code {fallback_code} is not a SIP final failure code"))?;
+    let cdr_buffer = CDR_BUFFER.read();
+    let cdr_buffer = usize::try_from(cdr_buffer)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("cdr_buffer {cdr_buffer} must be at least 1"))?;
     let lrn_sources = text(&LRN_SOURCE, None, "snapshot")?
         .split(',')
         .map(|t| LrnSource::parse(t.trim()))
@@ -95,6 +104,7 @@ pub fn init() -> Result<&'static Config, String> {
         redis_url: text(&REDIS_URL, Some("WARP_REDIS_URL"), "redis://127.0.0.1:6379")?,
         lrn_sources,
         cdr_stream: text(&CDR_STREAM, None, "warp:cdr:raw")?,
+        cdr_buffer,
         fallback_code,
         fallback_reason: text(&FALLBACK_REASON, None, "Service Unavailable")?,
         fault_inject: Some(text(&FAULT_INJECT, None, "")?).filter(|s| !s.is_empty()),
@@ -119,6 +129,7 @@ impl Config {
             ("redis_url", mask_password(&self.redis_url)),
             ("lrn_source", lrn.join(",")),
             ("cdr_stream", self.cdr_stream.clone()),
+            ("cdr_buffer", self.cdr_buffer.to_string()),
             ("fallback_code", self.fallback_code.to_string()),
             ("fallback_reason", self.fallback_reason.clone()),
             (

@@ -8,6 +8,7 @@ use warp_core::{Decision, Reject, RouteRequest, Snapshot};
 
 /// One call to route, as read from the SIP message.
 pub struct Query<'a> {
+    pub call_id: &'a str,
     /// Username auth authenticated: identifies the trunk when present.
     pub username: Option<&'a str>,
     /// Source address of the request: identifies the trunk (IP ACL) otherwise.
@@ -32,6 +33,9 @@ pub struct Hop {
 /// What is known about a routed call whichever vendor takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
+    pub call_id: String,
+    /// When it was routed, Unix milliseconds.
+    pub start: i64,
     pub ban: String,
     pub trunk: String,
     /// Normalised (E.164 digits); empty when unknown.
@@ -79,7 +83,8 @@ pub fn decide(query: &Query<'_>) -> Answer {
             why: format!("no enabled trunk for {who}"),
         };
     };
-    let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis) {
+    let now = chrono::Utc::now();
+    let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis, now) {
         Ok(d) => d,
         Err(reject) => return refuse(&reject),
     };
@@ -100,6 +105,8 @@ pub fn decide(query: &Query<'_>) -> Answer {
     };
     Answer::Route(Routed {
         call: Call {
+            call_id: query.call_id.to_owned(),
+            start: now.timestamp_millis(),
             ban: decision.ban.to_owned(),
             trunk: trunk.id.to_owned(),
             ani: decision.ani.map(|a| a.to_string()).unwrap_or_default(),
@@ -111,19 +118,20 @@ pub fn decide(query: &Query<'_>) -> Answer {
     })
 }
 
-/// The engine's decision for a customer, now (also what `warp.route` simulates).
+/// The engine's decision for a customer at `at` (also what `warp.route` simulates).
 pub fn lookup<'s>(
     snapshot: &'s Snapshot,
     ban: &str,
     ani: Option<&str>,
     dnis: &str,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Decision<'s>, Reject> {
     snapshot.route(&RouteRequest {
         ban,
         ani,
         dnis,
         lrn: None,
-        at: chrono::Utc::now(),
+        at,
         max_results: None,
     })
 }

@@ -6,6 +6,7 @@
 
 use crate::ani;
 use crate::calls;
+use crate::cdr;
 use crate::decision::{self, Field, Value};
 use crate::failover;
 use crate::guard;
@@ -24,7 +25,9 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
         .ok_or("no dialled number: the R-URI has no user part")?;
     let ani = ani::find(msg);
     let username = msg.authenticated_user();
+    let call_id = msg.call_id().ok_or("the request has no Call-ID")?;
     let query = Query {
+        call_id: &call_id,
         username: username.as_deref(),
         source: msg.source_ip(),
         ani: ani.as_deref(),
@@ -32,12 +35,19 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
     };
     match route::decide(&query) {
         Answer::Route(r) => {
-            if let Some(admission) = r.admission {
-                calls::admitted(msg, admission);
-            }
+            calls::routed(msg, r.admission);
             let first = &r.hops[0];
             msg.set_ruri(&first.uri)?;
             failover::store(&r.call, &r.hops)?;
+            cdr::emit(&cdr::Event {
+                kind: cdr::Kind::Start,
+                call: &r.call,
+                attempt: 1,
+                hop: first,
+                answer: None,
+                end: None,
+                sip_code: None,
+            });
             decision::expose_call(msg, &r.call);
             decision::expose_hop(msg, 1, first);
             Ok(true)

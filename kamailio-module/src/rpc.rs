@@ -3,6 +3,7 @@
 //! They run in the RPC process (ctl), so everything they report comes from shared
 //! memory or from the configuration every process inherited.
 
+use crate::cdr;
 use crate::guard;
 use crate::limits;
 use crate::params;
@@ -153,6 +154,10 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
         r.count(lim, "active", active)?;
         r.count(lim, "refused_cps", refused_cps)?;
         r.count(lim, "refused_concurrent", refused_concurrent)?;
+        let cdrs = r.nested(st, "cdr")?;
+        for (name, value) in cdr::counts() {
+            r.count(cdrs, name, value)?;
+        }
         for (func, calls, errors, panics) in stats::per_function() {
             let f = r.nested(st, func.name())?;
             r.count(f, "calls", calls)?;
@@ -194,10 +199,11 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         let (ban, ani, dnis) = (r.param("ban")?, r.param("ani")?, r.param("dnis")?);
         let snapshot = snapshot::current().ok_or(Fault(503, "no snapshot loaded".into()))?;
         let ani = Some(ani.as_str()).filter(|a| !a.is_empty() && *a != "-");
-        let decision = route::lookup(&snapshot, &ban, ani, &dnis).map_err(|reject| {
-            let (code, reason) = reject.sip();
-            Fault(code.into(), format!("{reason}: {reject}"))
-        })?;
+        let decision =
+            route::lookup(&snapshot, &ban, ani, &dnis, chrono::Utc::now()).map_err(|reject| {
+                let (code, reason) = reject.sip();
+                Fault(code.into(), format!("{reason}: {reject}"))
+            })?;
         let st = r.top_struct()?;
         r.count(st, "generation", decision.generation)?;
         r.text(st, "ban", decision.ban)?;

@@ -1,12 +1,16 @@
-//! Blocks of Kamailio shared memory holding state all processes share (counters, the
-//! reload epoch, trunk limits).
+//! Kamailio shared memory holding state all processes share (counters, the reload
+//! epoch, trunk limits, calls in progress).
 //!
-//! Allocated in `mod_init`, before the workers fork, so every process sees the block at
-//! the same address; only atomics live inside, so no lock is needed to touch them.
+//! [`Block`]s are allocated in `mod_init`, before the workers fork, so every process
+//! sees them at the same address; only atomics live inside. Per-call state ([`new`])
+//! is allocated later by any process and handed to others through the dialog module.
 
+use std::cell::UnsafeCell;
 use std::mem::size_of;
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 /// One shared value of type `T`, allocated once per Kamailio run.
 pub struct Block<T>(AtomicPtr<T>);
@@ -18,19 +22,10 @@ impl<T> Block<T> {
 
     /// Moves `value` into fresh shared memory; `mod_init` only.
     pub fn alloc(&self, value: T) -> Result<&'static T, String> {
-        let bytes = size_of::<T>();
-        // SAFETY: plain allocation from the core's shm pool.
-        let block = unsafe { kamailio_sys::warp_shm_malloc(bytes) } as *mut T;
-        if block.is_null() {
-            return Err(format!("out of shared memory ({bytes} bytes)"));
-        }
-        // SAFETY: fresh, large enough and aligned (shm_malloc aligns for any type);
-        // valid until `free` at shutdown.
-        unsafe {
-            block.write(value);
-            self.0.store(block, Relaxed);
-            Ok(&*block)
-        }
+        let block = new(value)?;
+        self.0.store(block, Relaxed);
+        // SAFETY: initialised by `new`; valid until `free` at shutdown.
+        Ok(unsafe { &*block })
     }
 
     pub fn get(&self) -> Option<&'static T> {
@@ -42,8 +37,83 @@ impl<T> Block<T> {
     pub fn free(&self) {
         let block = self.0.swap(null_mut(), Relaxed);
         if !block.is_null() {
-            // SAFETY: allocated by `alloc` with shm_malloc.
-            unsafe { kamailio_sys::warp_shm_free(block.cast()) };
+            // SAFETY: allocated by `alloc`; no reader is left.
+            unsafe { delete(block) };
         }
+    }
+}
+
+/// Moves `value` into fresh shared memory (plain data: it is never dropped).
+pub fn new<T>(value: T) -> Result<*mut T, String> {
+    let bytes = size_of::<T>();
+    // SAFETY: plain allocation from the core's shm pool.
+    let block = unsafe { kamailio_sys::warp_shm_malloc(bytes) } as *mut T;
+    if block.is_null() {
+        return Err(format!("out of shared memory ({bytes} bytes)"));
+    }
+    // SAFETY: fresh, large enough and aligned (shm_malloc aligns for any type).
+    unsafe { block.write(value) };
+    Ok(block)
+}
+
+/// Frees what [`new`] allocated.
+///
+/// # Safety
+/// `block` came from [`new`] and nothing uses it any more.
+pub unsafe fn delete<T>(block: *mut T) {
+    kamailio_sys::warp_shm_free(block.cast());
+}
+
+/// Text of at most `N` bytes that processes share: written and read under a spin
+/// lock, as the writer (e.g. a dialog callback in one process) may race a reader in
+/// another. Lives inside a [`Block`] or another shm allocation.
+#[repr(C)]
+pub struct Text<const N: usize> {
+    busy: AtomicBool,
+    len: UnsafeCell<usize>,
+    bytes: UnsafeCell<[u8; N]>,
+}
+
+// SAFETY: every access to the cells goes through `locked`.
+unsafe impl<const N: usize> Sync for Text<N> {}
+
+impl<const N: usize> Text<N> {
+    pub fn new(text: &str) -> Result<Self, String> {
+        let t = Text {
+            busy: AtomicBool::new(false),
+            len: UnsafeCell::new(0),
+            bytes: UnsafeCell::new([0; N]),
+        };
+        t.set(text)?;
+        Ok(t)
+    }
+
+    fn locked<R>(&self, f: impl FnOnce(&mut usize, &mut [u8; N]) -> R) -> R {
+        while self
+            .busy
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        // SAFETY: the lock gives exclusive access.
+        let r = unsafe { f(&mut *self.len.get(), &mut *self.bytes.get()) };
+        self.busy.store(false, Release);
+        r
+    }
+
+    pub fn set(&self, text: &str) -> Result<(), String> {
+        if text.len() > N {
+            return Err(format!("{} bytes do not fit in {N}", text.len()));
+        }
+        self.locked(|len, bytes| {
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            *len = text.len();
+        });
+        Ok(())
+    }
+
+    pub fn get(&self) -> String {
+        self.locked(|len, bytes| String::from_utf8_lossy(&bytes[..*len]).into_owned())
     }
 }

@@ -65,6 +65,34 @@ impl SipMsg {
         }
     }
 
+    /// The Call-ID (`$ci`).
+    pub fn call_id(&self) -> Option<String> {
+        // SAFETY: the parser caches the header in the message it was given.
+        unsafe {
+            if k::parse_headers(self.raw(), 1 << k::HDR_CALLID_T, 0) < 0 {
+                return None;
+            }
+            let hdr = self.get().callid.as_ref()?;
+            non_empty(kstr::to_string(&hdr.body).trim().to_owned())
+        }
+    }
+
+    /// The integer value of pseudo-variable `name` (e.g. `$T_reply_code`) for this
+    /// message.
+    pub fn pv_int(&self, name: &str) -> Option<i32> {
+        let mut spec_name = kstr::from_bytes(name.as_bytes());
+        let mut value = k::pv_value_t::default();
+        // SAFETY: the core parses `name` once and caches the spec; the value it returns
+        // for an integer needs no freeing.
+        unsafe {
+            let spec = k::pv_cache_get(&mut spec_name);
+            if spec.is_null() || k::pv_get_spec_value(self.raw(), spec, &mut value) != 0 {
+                return None;
+            }
+        }
+        (value.flags & k::PV_VAL_INT as i32 != 0).then_some(value.ri)
+    }
+
     /// The digest username Kamailio's auth module authenticated on this request (`$au`),
     /// from Proxy-Authorization or Authorization; `None` before or without a successful
     /// `auth_check()`/`proxy_authorize()`/`pv_*_authenticate()`.

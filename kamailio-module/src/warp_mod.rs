@@ -4,6 +4,7 @@
 
 use crate::ani::{ki_warp_ani, w_warp_ani};
 use crate::calls;
+use crate::cdr;
 use crate::core_cell::CoreCell;
 use crate::failover::{ki_warp_next_route, w_warp_next_route};
 use crate::guard;
@@ -56,6 +57,7 @@ fn init() -> Result<(), String> {
     reply::bind()?;
     stats::init()?;
     limits::init()?;
+    cdr::init()?;
     calls::init()?;
     snapshot::init()
 }
@@ -74,6 +76,7 @@ unsafe extern "C" fn mod_destroy() {
     guard::entry("destroy", (), || {
         stats::destroy();
         limits::destroy();
+        cdr::destroy();
         snapshot::destroy();
     })
 }
@@ -145,7 +148,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 8]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 9]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -165,6 +168,11 @@ static PARAMS: CoreCell<[k::param_export_t; 8]> = CoreCell::new([
         c"cdr_stream",
         k::PARAM_STRING,
         params::CDR_STREAM.as_ptr().cast(),
+    ),
+    param(
+        c"cdr_buffer",
+        k::PARAM_INT,
+        params::CDR_BUFFER.as_ptr().cast(),
     ),
     param(
         c"fallback_code",

@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::sipp::{Answer, Uac, Uas};
@@ -369,6 +369,7 @@ fn bad_configuration_is_refused_at_startup() {
 /// refusals answered with `$warp(code)`/`$warp(reason)`.
 const RELAY: &str = r#"
 loadmodule "tm.so"
+loadmodule "tmx.so"
 loadmodule "rr.so"
 loadmodule "dialog.so"
 loadmodule "siputils.so"
@@ -778,6 +779,199 @@ fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
     assert!(
         again.success(),
         "T1 still refused after its calls ended:\n{}",
+        k.log()
+    );
+}
+
+/// Events per call-id in call order. Processes queue their events separately (the
+/// failure in one worker, the answer in another), so the stream's order is not it.
+fn by_call(cdrs: &[serde_json::Value]) -> BTreeMap<String, Vec<serde_json::Value>> {
+    let mut calls: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for cdr in cdrs {
+        calls
+            .entry(cdr["call_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(cdr.clone());
+    }
+    let rank = |e: &serde_json::Value| {
+        let kind = ["start", "answer", "failed", "end"]
+            .iter()
+            .position(|k| e["event"] == *k);
+        (e["attempt"].as_u64(), kind)
+    };
+    for events in calls.values_mut() {
+        events.sort_by_key(rank);
+    }
+    calls
+}
+
+fn millis(cdr: &serde_json::Value, field: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(cdr[field].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{field} of {cdr}: {e}"))
+        .timestamp_millis()
+}
+
+#[test]
+fn every_call_leaves_its_raw_cdrs_in_the_redis_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
+    support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        dear: (dear_port, "0.009"),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Unavailable);
+    let _dear = Uas::start(dir.path(), dear_port, Answer::Accept);
+    let url = redis.url();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &url),
+        ("cdr_stream", "warp:cdr:raw"),
+    ];
+    let k = Kamailio::start(&params, Script::Cfg(RELAY));
+    let status = Uac::new(k.port, dir.path(), 10, 10).spawn().wait().unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+
+    // start, failed at CHEAP (503), answer and end at DEAR: 4 per call.
+    let cdrs = redis.wait_for("warp:cdr:raw", 40, Duration::from_secs(10));
+    let calls = by_call(&cdrs);
+    assert_eq!((cdrs.len(), calls.len()), (40, 10), "{cdrs:#?}");
+    for (call_id, events) in calls {
+        let kinds: Vec<(&str, u64, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["event"].as_str().unwrap(),
+                    e["attempt"].as_u64().unwrap(),
+                    e["vendor"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("start", 1, "CHEAP"),
+                ("failed", 1, "CHEAP"),
+                ("answer", 2, "DEAR"),
+                ("end", 2, "DEAR")
+            ],
+            "{call_id}"
+        );
+        for e in &events {
+            assert_eq!(e["ban"], "C1");
+            assert_eq!(e["trunk"], "T1");
+            assert_eq!(e["ani"], "17205550199");
+            assert_eq!(e["dnis"], "12125550123");
+            assert_eq!(e["lrn"], "12125550123");
+            assert_eq!(e["partition"], "P1");
+            assert!(!e["zone"].as_str().unwrap().is_empty());
+        }
+        let [start, failed, answer, end] = &events[..] else {
+            unreachable!()
+        };
+        assert_eq!(failed["sip_code"], 503);
+        assert_eq!(failed["vendor_rate"], "0.004");
+        assert_eq!(
+            (answer["sip_code"].as_u64(), end["sip_code"].as_u64()),
+            (Some(200), Some(200))
+        );
+        assert_eq!(answer["vendor_rate"], "0.009");
+        assert!(start["answer"].is_null() && start["end"].is_null());
+        let t0 = millis(start, "start");
+        assert_eq!(millis(end, "start"), t0);
+        assert!(t0 <= millis(answer, "answer"));
+        // Each call lasts 200 ms between the caller's ACK and BYE.
+        assert!(millis(end, "end") - millis(end, "answer") >= 150, "{end}");
+    }
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["cdr.sent"], "40");
+    assert_eq!(stats["cdr.overflow"], "0");
+}
+
+#[test]
+fn redis_stopped_mid_load_loses_no_cdr_within_the_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    let cheap_port = support::free_udp_port();
+    support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+    let url = redis.url();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &url),
+        ("cdr_stream", "warp:cdr:raw"),
+        ("cdr_buffer", "5000"),
+    ];
+    let k = Kamailio::start(&params, Script::Cfg(RELAY));
+    let mut uac = Uac::new(k.port, dir.path(), 200, 50).spawn();
+    std::thread::sleep(Duration::from_millis(1000));
+    redis.stop();
+    // Calls keep flowing while Redis is down.
+    std::thread::sleep(Duration::from_millis(2000));
+    let during = k.rpc("warp.stats");
+    redis.restart();
+    let status = uac.wait().unwrap();
+    assert!(
+        status.success(),
+        "calls failed while Redis was down ({status}):\n{}",
+        k.log()
+    );
+    assert_ne!(
+        during["cdr.redis_errors"], "0",
+        "Redis was never found down"
+    );
+
+    let cdrs = redis.wait_for("warp:cdr:raw", 600, Duration::from_secs(15));
+    // Delivery is at least once: count distinct events.
+    let distinct: BTreeSet<(String, String)> = cdrs
+        .iter()
+        .map(|c| (c["call_id"].to_string(), c["event"].to_string()))
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        600,
+        "start, answer and end of 200 calls:\n{}",
+        k.log()
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["cdr.overflow"], "0");
+    assert!(k.log().contains("Redis unreachable"), "{}", k.log());
+    assert!(k.log().contains("Redis is back"), "{}", k.log());
+}
+
+#[test]
+fn cdr_events_beyond_the_buffer_are_counted_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    // Nothing listens on the Redis port: every event waits in the 5-event buffer.
+    let dead = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &dead),
+        ("cdr_stream", "warp:cdr:raw"),
+        ("cdr_buffer", "5"),
+    ];
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    for _ in 0..40 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    let stats = k.rpc("warp.stats");
+    let queued: u64 = stats["cdr.queued"].parse().unwrap();
+    let overflow: u64 = stats["cdr.overflow"].parse().unwrap();
+    assert_eq!(queued + overflow, 40);
+    assert!(overflow >= 20, "{overflow} dropped");
+    assert!(
+        k.log().contains("CDR buffer full (5 events)"),
+        "{}",
         k.log()
     );
 }

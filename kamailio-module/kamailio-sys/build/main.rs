@@ -48,16 +48,17 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
             "sr_kemi_modules_add|find_export|parse_(pai|rpid)_header|parse_from_uri|parse_uri|parse_sip_msg_uri\
              |pv_get_(null|strval|sintval)|rewrite_uri|set_dst_uri\
              |add_avp|search_first_avp|destroy_avp|get_authorized_cred|register_script_cb\
+             |parse_headers|pv_cache_get|pv_get_spec_value\
              |fixup_(spve_null|free_spve_null)|get_str_fparam|warp_.*",
         )
         .allowlist_type(
             "module_exports|sr_kemi_t|rpc_t|rpc_export_t|pv_export_t|sl_api_t|bind_sl_f\
-             |p_id_body_t|to_body_t|auth_body_t|dlg_binds|dlg_cb_params|load_dlg_f|script_cb_flag",
+             |p_id_body_t|to_body_t|auth_body_t|dlg_binds|dlg_cb_params|load_dlg_f|script_cb_flag|hdr_types_t",
         )
         .allowlist_var(
             "(PARAM|PROC|SR_KEMIP|PV_NAME)_[A-Z0-9_]+|L_(ALERT|BUG|CRIT2?|ERR|WARN|NOTICE|INFO|DBG)\
              |[A-Z_]+_ROUTE|SIP_(REQUEST|REPLY)|AF_INET6?|MODULE_INTERFACE_VER|DEFAULT_DLFLAGS\
-             |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|POST_SCRIPT_CB|REQUEST_CB",
+             |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|POST_SCRIPT_CB|REQUEST_CB|PV_VAL_INT",
         )
         // Kamailio's C enums are plain ints; keep the C constant names (PVT_OTHER, ...).
         .prepend_enum_name(false)

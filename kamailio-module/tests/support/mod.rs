@@ -3,6 +3,7 @@
 //! missing: these tests never skip.
 
 pub mod dataset;
+pub mod redis;
 pub mod sipp;
 
 use std::collections::BTreeMap;
@@ -132,8 +133,10 @@ impl Kamailio {
         // Deployed under the name kamailio.cfg files use.
         let module = dir.path().join("warp.so");
         std::fs::copy(built_module(), &module).unwrap();
-        let params: String = modparams
+        // No CDR events unless a test asks (and names its own Redis).
+        let params: String = [("cdr_stream", "")]
             .iter()
+            .chain(modparams)
             .map(|(k, v)| match v.parse::<i64>() {
                 Ok(n) => format!("modparam(\"warp\", \"{k}\", {n})\n"),
                 Err(_) => format!("modparam(\"warp\", \"{k}\", \"{v}\")\n"),

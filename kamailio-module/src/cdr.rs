@@ -1,0 +1,258 @@
+//! Raw CDR events (start, answer, end, failed attempt) to the Redis Stream the poller
+//! reads (`cdr_stream`, field `cdr`, one JSON object per event).
+//!
+//! A SIP worker only serialises the event and offers it to a bounded queue; a sender
+//! thread of its own process (started on the first event) writes the queue to Redis in
+//! pipelined batches, so a slow or dead Redis never blocks call processing. While Redis
+//! is unreachable the thread keeps its batch and retries, the queue fills up to
+//! `cdr_buffer` events, and only what does not fit is dropped — counted in `warp.stats`
+//! and logged. Delivery is at least once: a batch cut off mid-way is sent again.
+
+use crate::log::{lm_err, lm_info, lm_warn};
+use crate::params;
+use crate::redis::{Connection, Target};
+use crate::route::{Call, Hop};
+use crate::shm;
+use chrono::{TimeZone, Utc};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Events written per round trip.
+const BATCH: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Start,
+    Answer,
+    End,
+    Failed,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Start => "start",
+            Kind::Answer => "answer",
+            Kind::End => "end",
+            Kind::Failed => "failed",
+        }
+    }
+}
+
+/// One event of a call leg: the call, the attempt (vendor) it is about, and what is
+/// known at that moment.
+pub struct Event<'a> {
+    pub kind: Kind,
+    pub call: &'a Call,
+    pub attempt: u32,
+    pub hop: &'a Hop,
+    /// Unix milliseconds.
+    pub answer: Option<i64>,
+    pub end: Option<i64>,
+    pub sip_code: Option<u16>,
+}
+
+#[repr(C)]
+struct Counters {
+    queued: AtomicU64,
+    sent: AtomicU64,
+    overflow: AtomicU64,
+    rejected: AtomicU64,
+    redis_errors: AtomicU64,
+}
+
+static COUNTERS: shm::Block<Counters> = shm::Block::new();
+
+/// The sender of this process's queue, with the pid that created it (a forked child
+/// must not use its parent's: the thread behind it did not survive the fork).
+static QUEUE: Mutex<Option<(u32, SyncSender<String>)>> = Mutex::new(None);
+
+/// Allocates the counters and checks `redis_url`; `mod_init` only.
+pub fn init() -> Result<(), String> {
+    if enabled() {
+        Target::parse(&params::config().redis_url)?;
+    }
+    COUNTERS
+        .alloc(Counters {
+            queued: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            overflow: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            redis_errors: AtomicU64::new(0),
+        })
+        .map(drop)
+}
+
+/// Frees the counters; `destroy` only.
+pub fn destroy() {
+    COUNTERS.free();
+}
+
+/// An empty `cdr_stream` turns CDR events off.
+fn enabled() -> bool {
+    !params::config().cdr_stream.is_empty()
+}
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn time(ms: Option<i64>) -> serde_json::Value {
+    ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        .map_or(serde_json::Value::Null, |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into()
+        })
+}
+
+fn json(e: &Event<'_>) -> String {
+    let c = e.call;
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    serde_json::json!({
+        "event": e.kind.name(),
+        "call_id": c.call_id,
+        "ban": c.ban,
+        "trunk": c.trunk,
+        "ani": opt(&c.ani),
+        "dnis": c.dnis,
+        "lrn": c.lrn,
+        "zone": e.hop.zone,
+        "partition": e.hop.partition,
+        "vendor": e.hop.vendor,
+        "vendor_rate": e.hop.vendor_rate,
+        "customer_rate": e.hop.customer_rate,
+        "attempt": e.attempt,
+        "start": time(Some(c.start)),
+        "answer": time(e.answer),
+        "end": time(e.end),
+        "sip_code": e.sip_code,
+    })
+    .to_string()
+}
+
+/// Queues the event for Redis; never blocks.
+pub fn emit(event: &Event<'_>) {
+    if !enabled() {
+        return;
+    }
+    let Some(counters) = COUNTERS.get() else {
+        return;
+    };
+    let Some(tx) = sender() else {
+        return;
+    };
+    match tx.try_send(json(event)) {
+        Ok(()) => _ = counters.queued.fetch_add(1, Relaxed),
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            let lost = counters.overflow.fetch_add(1, Relaxed) + 1;
+            if lost == 1 || lost % 1000 == 0 {
+                lm_err!(
+                    "CDR buffer full ({} events): {} event for call {} dropped ({lost} so far)",
+                    params::config().cdr_buffer,
+                    event.kind.name(),
+                    event.call.call_id
+                );
+            }
+        }
+    }
+}
+
+/// This process's queue, its sender thread started on first use.
+fn sender() -> Option<SyncSender<String>> {
+    let mut queue = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if let Some((owner, tx)) = queue.as_ref() {
+        if *owner == pid {
+            return Some(tx.clone());
+        }
+    }
+    let config = params::config();
+    let target = Target::parse(&config.redis_url).ok()?;
+    let (tx, rx) = sync_channel(config.cdr_buffer);
+    let stream = config.cdr_stream.clone();
+    let spawned = std::thread::Builder::new()
+        .name("warp-cdr".into())
+        .spawn(move || send(rx, &target, &stream));
+    if let Err(e) = spawned {
+        lm_err!("cannot start the CDR sender thread: {e}");
+        return None;
+    }
+    *queue = Some((pid, tx.clone()));
+    Some(tx)
+}
+
+/// The sender thread: batches from the queue to Redis, holding a batch until Redis
+/// takes it.
+fn send(rx: Receiver<String>, target: &Target, stream: &str) {
+    let Some(counters) = COUNTERS.get() else {
+        return;
+    };
+    let mut conn: Option<Connection> = None;
+    let mut batch: Vec<String> = Vec::with_capacity(BATCH);
+    let mut down_since_logged = false;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if batch.is_empty() {
+            match rx.recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => return,
+            }
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
+        }
+        let result = match conn.as_mut() {
+            Some(c) => c.xadd_all(stream, "cdr", &batch),
+            None => Connection::open(target).and_then(|mut c| {
+                let r = c.xadd_all(stream, "cdr", &batch);
+                conn = Some(c);
+                r
+            }),
+        };
+        match result {
+            Ok(refused) => {
+                if down_since_logged {
+                    lm_info!("Redis is back: CDR events flow again");
+                    down_since_logged = false;
+                }
+                if let Some(why) = refused.first() {
+                    counters.rejected.fetch_add(refused.len() as u64, Relaxed);
+                    lm_err!("Redis refused {} CDR events: {why}", refused.len());
+                }
+                counters
+                    .sent
+                    .fetch_add((batch.len() - refused.len()) as u64, Relaxed);
+                batch.clear();
+                backoff = Duration::from_millis(50);
+            }
+            Err(e) => {
+                conn = None;
+                counters.redis_errors.fetch_add(1, Relaxed);
+                if !down_since_logged {
+                    lm_warn!("Redis unreachable ({e}): buffering CDR events");
+                    down_since_logged = true;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// (queued, sent, overflow, rejected, redis_errors), summed over all processes.
+pub fn counts() -> [(&'static str, u64); 5] {
+    let c = COUNTERS.get();
+    let get = |f: fn(&Counters) -> &AtomicU64| c.map_or(0, |c| f(c).load(Relaxed));
+    [
+        ("queued", get(|c| &c.queued)),
+        ("sent", get(|c| &c.sent)),
+        ("overflow", get(|c| &c.overflow)),
+        ("rejected", get(|c| &c.rejected)),
+        ("redis_errors", get(|c| &c.redis_errors)),
+    ]
+}

@@ -1,0 +1,183 @@
+//! A minimal blocking Redis client: connect (AUTH, SELECT) and pipelined XADD, with
+//! timeouts. Only the CDR sender thread uses it; a general client (and an async
+//! runtime) has no place inside a Kamailio worker process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where and how to connect, from `redis://[[user]:password@]host[:port][/db]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    host: String,
+    port: u16,
+    user: Option<String>,
+    password: Option<String>,
+    db: u32,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let bad = || format!("redis_url {url:?} is not redis://[[user]:password@]host[:port][/db]");
+        let rest = url.strip_prefix("redis://").ok_or_else(bad)?;
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((auth, rest)) => (Some(auth), rest),
+            None => (None, rest),
+        };
+        let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+            None => (hostport, 6379),
+        };
+        let (user, password) = match auth.map(|a| a.split_once(':')) {
+            None => (None, None),
+            Some(None) => (None, auth.map(str::to_owned)),
+            Some(Some((u, p))) => (
+                Some(u).filter(|u| !u.is_empty()).map(str::to_owned),
+                Some(p.to_owned()),
+            ),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Target {
+            host: host.to_owned(),
+            port,
+            user,
+            password,
+            db: if db.is_empty() {
+                0
+            } else {
+                db.parse().map_err(|_| bad())?
+            },
+        })
+    }
+}
+
+pub struct Connection {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+/// RESP encoding of one command.
+fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl Connection {
+    pub fn open(target: &Target) -> Result<Connection, String> {
+        let addr = (target.host.as_str(), target.port)
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("no address")?;
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut conn = Connection {
+            reader: BufReader::new(stream.try_clone().map_err(|e| e.to_string())?),
+            writer: stream,
+        };
+        let mut hello = Vec::new();
+        let mut expected = 0;
+        if let Some(password) = &target.password {
+            match &target.user {
+                Some(user) => command(&mut hello, &[b"AUTH", user.as_bytes(), password.as_bytes()]),
+                None => command(&mut hello, &[b"AUTH", password.as_bytes()]),
+            }
+            expected += 1;
+        }
+        if target.db != 0 {
+            command(&mut hello, &[b"SELECT", target.db.to_string().as_bytes()]);
+            expected += 1;
+        }
+        if let Some(refused) = conn.exchange(&hello, expected)?.into_iter().next() {
+            return Err(refused);
+        }
+        Ok(conn)
+    }
+
+    /// `XADD stream * field value` for every value, in one round trip. `Err` means the
+    /// connection failed (nothing is known about the batch); `Ok` holds the error replies
+    /// of the entries Redis refused.
+    pub fn xadd_all(
+        &mut self,
+        stream: &str,
+        field: &str,
+        values: &[String],
+    ) -> Result<Vec<String>, String> {
+        let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 64).sum());
+        for value in values {
+            command(
+                &mut out,
+                &[
+                    b"XADD",
+                    stream.as_bytes(),
+                    b"*",
+                    field.as_bytes(),
+                    value.as_bytes(),
+                ],
+            );
+        }
+        self.exchange(&out, values.len())
+    }
+
+    /// Sends `out` and reads `replies` replies: the error replies among them, or `Err`
+    /// when the connection failed.
+    fn exchange(&mut self, out: &[u8], replies: usize) -> Result<Vec<String>, String> {
+        if replies == 0 {
+            return Ok(Vec::new());
+        }
+        self.writer.write_all(out).map_err(|e| e.to_string())?;
+        let mut refused = Vec::new();
+        for _ in 0..replies {
+            if let Some(error) = self.reply()? {
+                refused.push(error);
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Reads one reply (status, error, integer or bulk string: what XADD, AUTH and
+    /// SELECT answer); `Some` carries an error reply.
+    fn reply(&mut self) -> Result<Option<String>, String> {
+        let mut line = String::new();
+        if self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?
+            == 0
+        {
+            return Err("connection closed".into());
+        }
+        let line = line.trim_end();
+        match line.as_bytes().first() {
+            Some(b'+') | Some(b':') => Ok(None),
+            Some(b'-') => Ok(Some(line[1..].to_owned())),
+            Some(b'$') => {
+                let len: i64 = line[1..]
+                    .parse()
+                    .map_err(|_| format!("bad reply {line:?}"))?;
+                if len >= 0 {
+                    let mut body = vec![0; len as usize + 2];
+                    std::io::Read::read_exact(&mut self.reader, &mut body)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(None)
+            }
+            _ => Err(format!("unexpected reply {line:?}")),
+        }
+    }
+}

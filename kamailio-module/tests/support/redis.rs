@@ -1,0 +1,116 @@
+//! A real redis-server on a private loopback port, persisting to a temp dir (append-only
+//! file, fsync always) so a stop and restart keeps what was written.
+
+use super::binary;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Redis {
+    child: Option<Child>,
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl Redis {
+    pub fn start(dir: &Path) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis {
+            child: None,
+            dir: dir.to_owned(),
+            port,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again (same port, same data) after [`Redis::stop`].
+    pub fn restart(&mut self) {
+        let child = Command::new(binary("redis-server"))
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (SIGTERM: it flushes its append-only file first).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// The `cdr` field of every entry of `stream`, parsed.
+    pub fn cdrs(&self, stream: &str) -> Vec<serde_json::Value> {
+        let out = Command::new(binary("redis-cli"))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "--raw",
+                "XRANGE",
+                stream,
+                "-",
+                "+",
+            ])
+            .output()
+            .expect("run redis-cli");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        // id, field, value per entry.
+        lines
+            .chunks(3)
+            .filter(|e| e.len() == 3 && e[1] == "cdr")
+            .map(|e| serde_json::from_str(e[2]).expect("cdr is JSON"))
+            .collect()
+    }
+
+    /// Waits until `stream` holds at least `n` entries; returns them.
+    pub fn wait_for(&self, stream: &str, n: usize, within: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let cdrs = self.cdrs(stream);
+            if cdrs.len() >= n || Instant::now() > deadline {
+                return cdrs;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
