@@ -3,6 +3,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::sipp::{Answer, Uac, Uas};
@@ -632,9 +633,21 @@ fn auth_route() -> String {
     )
 }
 
-/// An INVITE from `source`, answering the proxy's digest challenge as `user`.
-fn authenticated_invite(k: &Kamailio, source: &str, user: &str) -> support::Reply {
-    let challenge = k.request_from(source, "INVITE", "X-Want-Auth: 1\r\n");
+/// Who answers a digest challenge, and how.
+struct Credentials<'a> {
+    user: &'a str,
+    password: &'a str,
+    realm: &'a str,
+}
+
+/// An INVITE for `dnis` from `source`, answering the proxy's digest challenge.
+fn authenticated_invite(
+    k: &Kamailio,
+    source: &str,
+    dnis: &str,
+    c: &Credentials<'_>,
+) -> support::Reply {
+    let challenge = k.request_to(source, dnis, "INVITE", "X-Want-Auth: 1\r\n");
     assert_eq!(challenge.code, 407, "{}", k.log());
     let header = challenge.header("Proxy-Authenticate").unwrap();
     let nonce = header
@@ -642,15 +655,16 @@ fn authenticated_invite(k: &Kamailio, source: &str, user: &str) -> support::Repl
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap();
-    let uri = format!("sip:12125550123@127.0.0.1:{}", k.port);
-    let ha1 = md5_hex(&format!("{user}:warp.test:secret"));
+    let uri = format!("sip:{dnis}@127.0.0.1:{}", k.port);
+    let (user, realm) = (c.user, c.realm);
+    let ha1 = md5_hex(&format!("{user}:{realm}:{}", c.password));
     let ha2 = md5_hex(&format!("INVITE:{uri}"));
     let response = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
     let credentials = format!(
-        "X-Want-Auth: 1\r\nProxy-Authorization: Digest username=\"{user}\", realm=\"warp.test\", \
+        "X-Want-Auth: 1\r\nProxy-Authorization: Digest username=\"{user}\", realm=\"{realm}\", \
          nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n"
     );
-    k.request_from(source, "INVITE", &credentials)
+    k.request_to(source, dnis, "INVITE", &credentials)
 }
 
 #[test]
@@ -664,19 +678,25 @@ fn authenticated_credentials_identify_the_trunk_before_the_source_address() {
     let reply = k.request("INVITE", "");
     assert_eq!(reply.header("X-Warp-Trunk"), Some("T1"));
     // From the same address, authenticated as T2's user: T2 (C2).
-    let reply = authenticated_invite(&k, "127.0.0.1", "t2user");
+    let as_user = |user| Credentials {
+        user,
+        password: "secret",
+        realm: "warp.test",
+    };
+    let dnis = "12125550123";
+    let reply = authenticated_invite(&k, "127.0.0.1", dnis, &as_user("t2user"));
     assert_eq!(
         (reply.code, reply.header("X-Warp-Trunk")),
         (200, Some("T2"))
     );
     assert_eq!(reply.header("X-Warp-BAN"), Some("C2"));
     // From an address no trunk lists: only credentials get it in.
-    let reply = authenticated_invite(&k, "127.0.0.9", "t1user");
+    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &as_user("t1user"));
     assert_eq!(
         (reply.code, reply.header("X-Warp-Trunk")),
         (200, Some("T1"))
     );
-    let reply = authenticated_invite(&k, "127.0.0.9", "nobody");
+    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &as_user("nobody"));
     assert_eq!(reply.code, 403, "authenticated, but no trunk has this user");
     assert!(
         k.log().contains("no enabled trunk for user nobody"),
@@ -974,4 +994,102 @@ fn cdr_events_beyond_the_buffer_are_counted_and_logged() {
         "{}",
         k.log()
     );
+}
+
+/// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers).
+#[test]
+fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
+    support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        dear: (dear_port, "0.009"),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Unavailable);
+    let dear = Uas::start(dir.path(), dear_port, Answer::Accept);
+    // The subscriber table T2's switch authenticates against.
+    let db = dir.path().join("dbtext");
+    std::fs::create_dir(&db).unwrap();
+    std::fs::write(
+        db.join("version"),
+        "id(int,auto) table_name(string) table_version(int) \n0:subscriber:7\n",
+    )
+    .unwrap();
+    std::fs::write(
+        db.join("subscriber"),
+        "id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null) \n\
+         1:t2user:warp.test:s3cret::\n",
+    )
+    .unwrap();
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
+    let defines = [
+        format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
+        format!("WARP_REDIS_URL=\"{}\"", redis.url()),
+        "WITH_AUTH".to_string(),
+        "AUTH_REALM=\"warp.test\"".to_string(),
+        format!("AUTH_DB_URL=\"text://{}\"", db.display()),
+    ];
+    let k = Kamailio::start_file(&cfg, &defines);
+
+    // T1 by its address: CHEAP answers 503, DEAR takes the calls.
+    let status = Uac::new(k.port, dir.path(), 5, 10).spawn().wait().unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+    assert_eq!(dear.invites(), 5);
+    let cdrs = redis.wait_for("warp:cdr:raw", 20, Duration::from_secs(10));
+    let calls = by_call(&cdrs);
+    assert_eq!((cdrs.len(), calls.len()), (20, 5), "{cdrs:#?}");
+    for events in calls.values() {
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["start", "failed", "answer", "end"]);
+    }
+
+    // An address no trunk lists is challenged; T2's credentials identify T2, whose
+    // customer has no route to the UK (404), a wrong password is challenged again.
+    let unknown = k.request_from("127.0.0.9", "INVITE", "");
+    assert_eq!(unknown.code, 407, "{}", k.log());
+    let t2 = Credentials {
+        user: "t2user",
+        password: "s3cret",
+        realm: "warp.test",
+    };
+    let reply = authenticated_invite(&k, "127.0.0.9", "011442079460000", &t2);
+    assert_eq!(
+        (reply.code, reply.reason.as_str()),
+        (404, "No Route"),
+        "{}",
+        k.log()
+    );
+    // Refused by the customer's rate plan, not for want of a trunk.
+    assert!(
+        k.log()
+            .contains("refused: the customer's rate plan has no rate"),
+        "{}",
+        k.log()
+    );
+    let wrong = Credentials {
+        password: "guess",
+        ..t2
+    };
+    let reply = authenticated_invite(&k, "127.0.0.9", "011442079460000", &wrong);
+    assert_eq!(reply.code, 407);
+
+    // A DNO'd caller: 403.
+    let dno = format!(
+        "P-Asserted-Identity: <tel:{}>\r\n",
+        support::dataset::DNO_ANI
+    );
+    let reply = k.request("INVITE", &dno);
+    assert_eq!(
+        (reply.code, reply.reason.as_str()),
+        (403, "Forbidden (DNO)")
+    );
+    // Trunk keepalives.
+    assert_eq!(k.request("OPTIONS", "").code, 200);
 }

@@ -66,19 +66,48 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio (2 SIP workers, foreground) and waits until warp's RPC answers.
     pub fn start(modparams: &[(&str, &str)], script: Script<'_>) -> Self {
-        let mut k = Self::spawn(modparams, script);
+        Self::spawn(modparams, script).running()
+    }
+
+    /// Starts Kamailio on a config file of the repository, passing `defines` (`-A`);
+    /// warp.so is found first in the temp dir (`-L`). The config must take `LISTEN`,
+    /// `CTL_SOCK` and `CHILDREN` defines.
+    pub fn start_file(cfg: &Path, defines: &[String]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        std::fs::copy(built_module(), dir.path().join("warp.so")).unwrap();
+        let mut args = vec![
+            "-L".to_string(),
+            format!("{}:{MODULES_DIR}", dir.path().display()),
+            "-A".into(),
+            format!("LISTEN=udp:127.0.0.1:{port}"),
+            "-A".into(),
+            format!(
+                "CTL_SOCK=\"unix:{}\"",
+                dir.path().join("ctl.sock").display()
+            ),
+            "-A".into(),
+            "CHILDREN=2".into(),
+        ];
+        for d in defines {
+            args.extend(["-A".into(), d.clone()]);
+        }
+        Self::run(dir, cfg, port, &args).running()
+    }
+
+    fn running(mut self) -> Self {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = k.child.try_wait().unwrap() {
-                panic!("kamailio exited ({status}):\n{}", k.log());
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("kamailio exited ({status}):\n{}", self.log());
             }
-            if k.kamcmd(&["warp.version"]).is_ok() {
-                return k;
+            if self.kamcmd(&["warp.version"]).is_ok() {
+                return self;
             }
             assert!(
                 Instant::now() < deadline,
                 "kamailio did not come up:\n{}",
-                k.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -108,14 +137,19 @@ impl Kamailio {
 
     fn spawn(modparams: &[(&str, &str)], script: Script<'_>) -> Self {
         let (dir, cfg, port) = Self::prepare(modparams, script);
+        Self::run(dir, &cfg, port, &[])
+    }
+
+    fn run(dir: tempfile::TempDir, cfg: &Path, port: u16, args: &[String]) -> Self {
         let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
         let child = Command::new(binary("kamailio"))
             .args(["-DD", "-E", "-m", "32", "-M", "8", "-f"])
-            .arg(&cfg)
+            .arg(cfg)
             .arg("-w")
             .arg(dir.path())
             .arg("-Y")
             .arg(dir.path())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -217,14 +251,19 @@ impl Kamailio {
 
     /// As [`Kamailio::request`], from another loopback address (e.g. an unknown peer).
     pub fn request_from(&self, source: &str, method: &str, headers: &str) -> Reply {
+        self.request_to(source, "12125550123", method, headers)
+    }
+
+    /// A request for `user` (the dialled number) from `source`.
+    pub fn request_to(&self, source: &str, user: &str, method: &str, headers: &str) -> Reply {
         let sock = UdpSocket::bind((source, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let lport = sock.local_addr().unwrap().port();
         let msg = format!(
-            "{method} sip:12125550123@127.0.0.1:{port} SIP/2.0\r\n\
+            "{method} sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK-{lport}\r\n\
              From: <sip:3035550100@{source}>;tag=t{lport}\r\n\
-             To: <sip:12125550123@127.0.0.1>\r\n\
+             To: <sip:{user}@127.0.0.1>\r\n\
              Call-ID: warp-test-{lport}\r\n\
              CSeq: 1 {method}\r\n\
              {headers}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
