@@ -3,8 +3,11 @@
 //! so every process inherits the same copy).
 
 use crate::core_cell::CoreCell;
+use crate::http;
+use crate::lrn::Dip;
 use std::ffi::{c_char, c_int, CStr};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 type StrParam = CoreCell<*const c_char>;
 
@@ -13,6 +16,11 @@ pub static REDIS_URL: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_SOURCE: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_STREAM: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_BUFFER: CoreCell<c_int> = CoreCell::new(10_000);
+pub static LRN_DIP_URL: StrParam = CoreCell::new(std::ptr::null());
+pub static LRN_DIP_TOKEN: StrParam = CoreCell::new(std::ptr::null());
+pub static LRN_TIMEOUT: CoreCell<c_int> = CoreCell::new(50);
+pub static LRN_BREAKER_FAILURES: CoreCell<c_int> = CoreCell::new(5);
+pub static LRN_BREAKER_COOLDOWN: CoreCell<c_int> = CoreCell::new(10_000);
 pub static FALLBACK_CODE: CoreCell<c_int> = CoreCell::new(503);
 pub static FALLBACK_REASON: StrParam = CoreCell::new(std::ptr::null());
 pub static FAULT_INJECT: StrParam = CoreCell::new(std::ptr::null());
@@ -53,6 +61,10 @@ pub struct Config {
     pub snapshot: String,
     pub redis_url: String,
     pub lrn_sources: Vec<LrnSource>,
+    /// The upstream LRN service, when `lrn_dip_url` is set.
+    pub lrn_dip: Option<Dip>,
+    pub lrn_breaker_failures: u64,
+    pub lrn_breaker_cooldown: Duration,
     /// Empty: no CDR events.
     pub cdr_stream: String,
     /// CDR events each process holds while Redis is slow or down.
@@ -95,6 +107,27 @@ pub fn init() -> Result<&'static Config, String> {
         .split(',')
         .map(|t| LrnSource::parse(t.trim()))
         .collect::<Result<Vec<_>, _>>()?;
+    let positive = |cell: &CoreCell<c_int>, name: &str| {
+        let v = cell.read();
+        u64::try_from(v)
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| format!("{name} {v} must be positive"))
+    };
+    let dip_url = text(&LRN_DIP_URL, None, "")?;
+    let lrn_dip = if dip_url.is_empty() {
+        None
+    } else {
+        Some(Dip {
+            base: http::Base::parse(&dip_url).map_err(|e| format!("lrn_dip_url: {e}"))?,
+            url: dip_url,
+            token: text(&LRN_DIP_TOKEN, None, "")?,
+            timeout: Duration::from_millis(positive(&LRN_TIMEOUT, "lrn_timeout")?),
+        })
+    };
+    if lrn_sources.contains(&LrnSource::Dip) && lrn_dip.is_none() {
+        return Err("lrn_source lists dip but lrn_dip_url is not set".into());
+    }
     let config = Config {
         snapshot: text(
             &SNAPSHOT,
@@ -103,6 +136,12 @@ pub fn init() -> Result<&'static Config, String> {
         )?,
         redis_url: text(&REDIS_URL, Some("WARP_REDIS_URL"), "redis://127.0.0.1:6379")?,
         lrn_sources,
+        lrn_dip,
+        lrn_breaker_failures: positive(&LRN_BREAKER_FAILURES, "lrn_breaker_failures")?,
+        lrn_breaker_cooldown: Duration::from_millis(positive(
+            &LRN_BREAKER_COOLDOWN,
+            "lrn_breaker_cooldown",
+        )?),
         cdr_stream: text(&CDR_STREAM, None, "warp:cdr:raw")?,
         cdr_buffer,
         fallback_code,
@@ -128,6 +167,36 @@ impl Config {
             ("snapshot", self.snapshot.clone()),
             ("redis_url", mask_password(&self.redis_url)),
             ("lrn_source", lrn.join(",")),
+            (
+                "lrn_dip_url",
+                self.lrn_dip
+                    .as_ref()
+                    .map(|d| d.url.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "lrn_dip_token",
+                self.lrn_dip
+                    .as_ref()
+                    .filter(|d| !d.token.is_empty())
+                    .map_or("", |_| "***")
+                    .to_owned(),
+            ),
+            (
+                "lrn_timeout",
+                self.lrn_dip
+                    .as_ref()
+                    .map(|d| d.timeout.as_millis().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "lrn_breaker_failures",
+                self.lrn_breaker_failures.to_string(),
+            ),
+            (
+                "lrn_breaker_cooldown",
+                self.lrn_breaker_cooldown.as_millis().to_string(),
+            ),
             ("cdr_stream", self.cdr_stream.clone()),
             ("cdr_buffer", self.cdr_buffer.to_string()),
             ("fallback_code", self.fallback_code.to_string()),

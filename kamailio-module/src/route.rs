@@ -2,9 +2,10 @@
 //! is made. Callers build a [`Query`] from the SIP message and act on the [`Answer`].
 
 use crate::limits::{self, Admission};
+use crate::lrn;
 use crate::snapshot;
 use std::net::IpAddr;
-use warp_core::{Decision, Reject, RouteRequest, Snapshot};
+use warp_core::{Decision, Number, Reject, RouteRequest, Snapshot};
 
 /// One call to route, as read from the SIP message.
 pub struct Query<'a> {
@@ -84,7 +85,8 @@ pub fn decide(query: &Query<'_>) -> Answer {
         };
     };
     let now = chrono::Utc::now();
-    let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis, now) {
+    let lrn = lrn::supplied(&snapshot, query.dnis);
+    let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis, lrn, now) {
         Ok(d) => d,
         Err(reject) => return refuse(&reject),
     };
@@ -118,19 +120,21 @@ pub fn decide(query: &Query<'_>) -> Answer {
     })
 }
 
-/// The engine's decision for a customer at `at` (also what `warp.route` simulates).
+/// The engine's decision for a customer at `at` (also what `warp.route` simulates);
+/// `lrn` is what the upstream dip said, for numbers the snapshot does not know.
 pub fn lookup<'s>(
     snapshot: &'s Snapshot,
     ban: &str,
     ani: Option<&str>,
     dnis: &str,
+    lrn: Option<Number>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Decision<'s>, Reject> {
     snapshot.route(&RouteRequest {
         ban,
         ani,
         dnis,
-        lrn: None,
+        lrn,
         at,
         max_results: None,
     })

@@ -6,6 +6,7 @@
 use crate::cdr;
 use crate::guard;
 use crate::limits;
+use crate::lrn;
 use crate::params;
 use crate::route;
 use crate::snapshot;
@@ -154,6 +155,10 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
         r.count(lim, "active", active)?;
         r.count(lim, "refused_cps", refused_cps)?;
         r.count(lim, "refused_concurrent", refused_concurrent)?;
+        let dips = r.nested(st, "lrn")?;
+        for (name, value) in lrn::counts() {
+            r.count(dips, name, value)?;
+        }
         let cdrs = r.nested(st, "cdr")?;
         for (name, value) in cdr::counts() {
             r.count(cdrs, name, value)?;
@@ -199,11 +204,18 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         let (ban, ani, dnis) = (r.param("ban")?, r.param("ani")?, r.param("dnis")?);
         let snapshot = snapshot::current().ok_or(Fault(503, "no snapshot loaded".into()))?;
         let ani = Some(ani.as_str()).filter(|a| !a.is_empty() && *a != "-");
-        let decision =
-            route::lookup(&snapshot, &ban, ani, &dnis, chrono::Utc::now()).map_err(|reject| {
-                let (code, reason) = reject.sip();
-                Fault(code.into(), format!("{reason}: {reject}"))
-            })?;
+        let decision = route::lookup(
+            &snapshot,
+            &ban,
+            ani,
+            &dnis,
+            lrn::supplied(&snapshot, &dnis),
+            chrono::Utc::now(),
+        )
+        .map_err(|reject| {
+            let (code, reason) = reject.sip();
+            Fault(code.into(), format!("{reason}: {reject}"))
+        })?;
         let st = r.top_struct()?;
         r.count(st, "generation", decision.generation)?;
         r.text(st, "ban", decision.ban)?;

@@ -11,6 +11,7 @@ use crate::guard;
 use crate::kstr;
 use crate::limits;
 use crate::log::{lm_err, lm_info};
+use crate::lrn;
 use crate::params;
 use crate::pv::{pv_get_warp, pv_parse_warp_name};
 use crate::reply;
@@ -57,6 +58,7 @@ fn init() -> Result<(), String> {
     reply::bind()?;
     stats::init()?;
     limits::init()?;
+    lrn::init()?;
     cdr::init()?;
     calls::init()?;
     snapshot::init()
@@ -76,6 +78,7 @@ unsafe extern "C" fn mod_destroy() {
     guard::entry("destroy", (), || {
         stats::destroy();
         limits::destroy();
+        lrn::destroy();
         cdr::destroy();
         snapshot::destroy();
     })
@@ -148,7 +151,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 9]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 14]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -163,6 +166,31 @@ static PARAMS: CoreCell<[k::param_export_t; 9]> = CoreCell::new([
         c"lrn_source",
         k::PARAM_STRING,
         params::LRN_SOURCE.as_ptr().cast(),
+    ),
+    param(
+        c"lrn_dip_url",
+        k::PARAM_STRING,
+        params::LRN_DIP_URL.as_ptr().cast(),
+    ),
+    param(
+        c"lrn_dip_token",
+        k::PARAM_STRING,
+        params::LRN_DIP_TOKEN.as_ptr().cast(),
+    ),
+    param(
+        c"lrn_timeout",
+        k::PARAM_INT,
+        params::LRN_TIMEOUT.as_ptr().cast(),
+    ),
+    param(
+        c"lrn_breaker_failures",
+        k::PARAM_INT,
+        params::LRN_BREAKER_FAILURES.as_ptr().cast(),
+    ),
+    param(
+        c"lrn_breaker_cooldown",
+        k::PARAM_INT,
+        params::LRN_BREAKER_COOLDOWN.as_ptr().cast(),
     ),
     param(
         c"cdr_stream",

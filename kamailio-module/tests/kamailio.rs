@@ -181,7 +181,7 @@ const ROUTE: &str = r#"
     }
     append_to_reply("X-Warp-RURI: $ru\r\nX-Warp-Vendor: $warp(vendor)\r\nX-Warp-BAN: $warp(ban)\r\n");
     append_to_reply("X-Warp-Trunk: $warp(trunk)\r\nX-Warp-Zone: $warp(zone)\r\nX-Warp-Partition: $warp(partition)\r\n");
-    append_to_reply("X-Warp-Rates: $warp(vendor_rate)/$warp(customer_rate)\r\n");
+    append_to_reply("X-Warp-Rates: $warp(vendor_rate)/$warp(customer_rate)\r\nX-Warp-LRN: $warp(lrn)\r\n");
     sl_send_reply("200", "Routed");
 "#;
 
@@ -331,6 +331,8 @@ fn config_rpc_reports_effective_parameters_with_secrets_masked() {
         ("snapshot", "/srv/warp/routing.snap"),
         ("redis_url", "redis://warp:s3cret@127.0.0.1:6390/0"),
         ("lrn_source", "snapshot,cache,dip"),
+        ("lrn_dip_url", "http://127.0.0.1:9/telique"),
+        ("lrn_dip_token", "t0psecret"),
         ("cdr_stream", "warp:cdr:test"),
     ];
     let k = Kamailio::start(&params, Script::Native(ANI_ROUTE));
@@ -340,7 +342,9 @@ fn config_rpc_reports_effective_parameters_with_secrets_masked() {
     assert_eq!(config["lrn_source"], "snapshot,cache,dip");
     assert_eq!(config["cdr_stream"], "warp:cdr:test");
     assert_eq!(config["fallback_code"], "503");
-    assert!(!k.log().contains("s3cret"));
+    assert_eq!(config["lrn_dip_url"], "http://127.0.0.1:9/telique");
+    assert_eq!(config["lrn_dip_token"], "***");
+    assert!(!k.log().contains("s3cret") && !k.log().contains("t0psecret"));
 }
 
 #[test]
@@ -363,6 +367,11 @@ fn bad_configuration_is_refused_at_startup() {
         Script::Native(ANI_ROUTE),
     );
     assert!(log.contains("unknown lrn_source \"oracle\""), "{log}");
+    let log = Kamailio::refused(&[("lrn_source", "snapshot,dip")], Script::Native(ANI_ROUTE));
+    assert!(
+        log.contains("lrn_source lists dip but lrn_dip_url is not set"),
+        "{log}"
+    );
 }
 
 /// Relays routed calls to the vendor (stateful, record-routed), fails over to the next
@@ -1092,4 +1101,104 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     );
     // Trunk keepalives.
     assert_eq!(k.request("OPTIONS", "").code, 200);
+}
+
+fn dip_params<'a>(snap: &'a str, url: &'a str) -> [(&'a str, &'a str); 7] {
+    [
+        ("snapshot", snap),
+        ("lrn_source", "snapshot,dip"),
+        ("lrn_dip_url", url),
+        ("lrn_dip_token", support::telique::TOKEN),
+        ("lrn_timeout", "200"),
+        ("lrn_breaker_failures", "3"),
+        ("lrn_breaker_cooldown", "1500"),
+    ]
+}
+
+#[test]
+fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let telique = support::telique::Telique::start();
+    let url = telique.url();
+    let k = Kamailio::start(
+        &dip_params(snap.to_str().unwrap(), &url),
+        Script::Native(ROUTE),
+    );
+    let ported = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
+    assert_eq!(ported.code, 200, "{}", k.log());
+    assert_eq!(ported.header("X-Warp-LRN"), Some("13035559999"));
+    let not_ported = k.request_to("127.0.0.1", "12125550002", "INVITE", "");
+    assert_eq!(not_ported.header("X-Warp-LRN"), Some("12125550002"));
+    // Toll-free numbers are not dipped.
+    k.request_to("127.0.0.1", "18005550001", "INVITE", "");
+    assert_eq!(
+        telique.seen(),
+        [
+            "/v1/telique/lrn/2125550001?format=json",
+            "/v1/telique/lrn/2125550002?format=json"
+        ]
+    );
+    // warp.route simulates with the dip too.
+    let d = k
+        .rpc_args(&["warp.route", "C1", "-", "s:12125550001"])
+        .unwrap();
+    assert_eq!(
+        (d["lrn"].as_str(), d["lrn_source"].as_str()),
+        ("13035559999", "supplied")
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["lrn.dips"], "3");
+    assert_eq!(stats["lrn.ported"], "2");
+    assert_eq!(stats["lrn.not_ported"], "1");
+}
+
+#[test]
+fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let telique = support::telique::Telique::start();
+    let url = telique.url();
+    let k = Kamailio::start(
+        &dip_params(snap.to_str().unwrap(), &url),
+        Script::Native(ROUTE),
+    );
+    // Slow (1 s against a 200 ms budget), down, rate limited: each call is still routed
+    // on the dialled number, and no later than the budget allows.
+    for number in ["12125550003", "12125550005", "12125550004"] {
+        let started = std::time::Instant::now();
+        let reply = k.request_to("127.0.0.1", number, "INVITE", "");
+        assert_eq!(
+            (reply.code, reply.header("X-Warp-LRN")),
+            (200, Some(number))
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(600),
+            "{number}: {:?}",
+            started.elapsed()
+        );
+    }
+    // Three failures in a row: the breaker is open, the next calls do not dip.
+    let asked = telique.seen().len();
+    for _ in 0..3 {
+        let reply = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
+        assert_eq!(reply.header("X-Warp-LRN"), Some("12125550001"));
+    }
+    assert_eq!(telique.seen().len(), asked, "dipped with the breaker open");
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["lrn.failed"], "3");
+    assert_eq!(stats["lrn.skipped"], "3");
+    assert_eq!(stats["lrn.breaker_open"], "1");
+    assert!(
+        k.log().contains("LRN dip: 3 failures in a row"),
+        "{}",
+        k.log()
+    );
+    // After the cooldown one call tries again; its success closes the breaker.
+    std::thread::sleep(Duration::from_millis(1600));
+    let reply = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
+    assert_eq!(reply.header("X-Warp-LRN"), Some("13035559999"));
+    assert_eq!(k.rpc("warp.stats")["lrn.breaker_open"], "0");
 }

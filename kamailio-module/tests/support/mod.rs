@@ -5,6 +5,7 @@
 pub mod dataset;
 pub mod redis;
 pub mod sipp;
+pub mod telique;
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;

@@ -1,0 +1,124 @@
+//! A minimal blocking HTTP GET with one deadline for the whole exchange: the LRN dip
+//! runs inside a SIP worker, so every step (connect, write, read) is bounded by what is
+//! left of the call's budget. HTTP/1.0, so the server sends a plain body and closes. Plain `http://` only: a TLS upstream is reached
+//! through a local proxy.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// `http://host[:port][/base]`, parsed once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Base {
+    pub fn parse(url: &str) -> Result<Base, String> {
+        let bad = || format!("{url:?} is not http://host[:port][/path]");
+        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+            None => (hostport, 80),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Base {
+            host: host.to_owned(),
+            port,
+            path: path.to_owned(),
+        })
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    /// `Retry-After` in seconds, when given.
+    pub retry_after: Option<u64>,
+    pub body: String,
+}
+
+/// GET `base` + `path` with `headers`, all within `timeout`.
+pub fn get(
+    base: &Base,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Response, String> {
+    let deadline = Instant::now() + timeout;
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("timed out after {} ms", timeout.as_millis()))
+    };
+    let addr = (base.host.as_str(), base.port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let mut stream = TcpStream::connect_timeout(&addr, left()?).map_err(|e| e.to_string())?;
+    let mut request = format!(
+        "GET {}{path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n",
+        base.path, base.host
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .set_write_timeout(Some(left()?))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!("timed out after {} ms", timeout.as_millis()))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    parse(&String::from_utf8_lossy(&raw))
+}
+
+fn parse(text: &str) -> Result<Response, String> {
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("truncated HTTP response")?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or("bad HTTP status line")?;
+    let retry_after = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| v.trim().parse().ok());
+    Ok(Response {
+        status,
+        retry_after,
+        body: body.to_owned(),
+    })
+}

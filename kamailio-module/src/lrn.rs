@@ -1,0 +1,175 @@
+//! The upstream LRN dip (Telique's contract: `GET /v1/telique/lrn/{number}?format=json`
+//! with header `x-api-token`, reply `{phone_number, lrn, status, metadata{...}}`) for
+//! NANP numbers the snapshot's LNP table does not know, when `lrn_source` lists `dip`.
+//!
+//! The dip runs in the SIP worker, bounded by `lrn_timeout`; any failure (timeout,
+//! refused, 429, 5xx, a reply without a usable LRN) routes the call on the dialled
+//! number. A circuit breaker shared by all workers stops dipping after
+//! `lrn_breaker_failures` failures in a row, for `lrn_breaker_cooldown`, and at once for
+//! a 429's Retry-After; then one call tries again and its outcome closes or reopens it.
+
+use crate::http;
+use crate::log::lm_warn;
+use crate::params::{self, LrnSource};
+use crate::shm;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use warp_core::{Number, Snapshot};
+
+#[repr(C)]
+struct Shared {
+    /// Failures in a row.
+    failures: AtomicU64,
+    /// Unix ms until which no dip is tried (0: closed).
+    open_until: AtomicI64,
+    dips: AtomicU64,
+    ported: AtomicU64,
+    not_ported: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+}
+
+static SHARED: shm::Block<Shared> = shm::Block::new();
+
+/// Allocates the breaker; `mod_init` only.
+pub fn init() -> Result<(), String> {
+    SHARED
+        .alloc(Shared {
+            failures: AtomicU64::new(0),
+            open_until: AtomicI64::new(0),
+            dips: AtomicU64::new(0),
+            ported: AtomicU64::new(0),
+            not_ported: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        })
+        .map(drop)
+}
+
+/// Frees the breaker; `destroy` only.
+pub fn destroy() {
+    SHARED.free();
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// An LRN from upstream for `dnis`, when the dip is configured, the number is NANP (not
+/// toll-free: those are not ported this way) and the snapshot does not know it.
+pub fn supplied(snapshot: &Snapshot, dnis: &str) -> Option<Number> {
+    let config = params::config();
+    let dip = config.lrn_dip.as_ref()?;
+    if !config.lrn_sources.contains(&LrnSource::Dip) {
+        return None;
+    }
+    let number = Number::parse(dnis).ok()?;
+    if !number.is_nanp() || number.is_toll_free() || snapshot.lnp(number).is_some() {
+        return None;
+    }
+    let shared = SHARED.get()?;
+    if !admit(shared) {
+        shared.skipped.fetch_add(1, Relaxed);
+        return None;
+    }
+    shared.dips.fetch_add(1, Relaxed);
+    match ask(dip, number) {
+        Ok(lrn) => {
+            shared.failures.store(0, Relaxed);
+            shared.open_until.store(0, Relaxed);
+            let counter = if lrn.is_some() {
+                &shared.ported
+            } else {
+                &shared.not_ported
+            };
+            counter.fetch_add(1, Relaxed);
+            lrn
+        }
+        Err((why, retry_after)) => {
+            shared.failed.fetch_add(1, Relaxed);
+            let failures = shared.failures.fetch_add(1, Relaxed) + 1;
+            lm_warn!("LRN dip for {number} failed ({why}): routing on the dialled number");
+            // A 429's Retry-After is honoured at once; a run of failures opens the
+            // breaker for the cooldown (or the Retry-After, if longer).
+            let open_for = if failures >= config.lrn_breaker_failures {
+                lm_warn!("LRN dip: {failures} failures in a row, pausing the dip");
+                Some(
+                    config
+                        .lrn_breaker_cooldown
+                        .max(retry_after.unwrap_or_default()),
+                )
+            } else {
+                retry_after
+            };
+            if let Some(pause) = open_for {
+                let until = now_ms() + pause.as_millis() as i64;
+                shared.open_until.store(until, Relaxed);
+                lm_warn!("LRN dip paused for {} ms", pause.as_millis());
+            }
+            None
+        }
+    }
+}
+
+/// Closed: dip. Open: no dip until the cooldown is over, then one caller (the one that
+/// moves the deadline on) tries.
+fn admit(shared: &Shared) -> bool {
+    let until = shared.open_until.load(Relaxed);
+    if until == 0 {
+        return true;
+    }
+    let now = now_ms();
+    let cooldown = params::config().lrn_breaker_cooldown.as_millis() as i64;
+    now >= until
+        && shared
+            .open_until
+            .compare_exchange(until, now + cooldown, Relaxed, Relaxed)
+            .is_ok()
+}
+
+/// The configured upstream.
+#[derive(Debug)]
+pub struct Dip {
+    pub url: String,
+    pub base: http::Base,
+    pub token: String,
+    pub timeout: Duration,
+}
+
+/// One dip: `Ok(None)` when the number is not ported; `Err` with the reason and the
+/// upstream's Retry-After.
+fn ask(dip: &Dip, number: Number) -> Result<Option<Number>, (String, Option<Duration>)> {
+    let national = number.national().unwrap_or(number.value());
+    let path = format!("/v1/telique/lrn/{national}?format=json");
+    let headers = [("x-api-token", dip.token.as_str())];
+    let reply = http::get(&dip.base, &path, &headers, dip.timeout).map_err(|e| (e, None))?;
+    if reply.status != 200 {
+        let retry = reply.retry_after.map(Duration::from_secs);
+        return Err((format!("HTTP {}", reply.status), retry));
+    }
+    let body: serde_json::Value =
+        serde_json::from_str(&reply.body).map_err(|e| (format!("bad JSON: {e}"), None))?;
+    let lrn = match &body["lrn"] {
+        serde_json::Value::String(s) if !s.is_empty() => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return Ok(None),
+    };
+    let lrn = Number::parse(&lrn).map_err(|e| (format!("bad lrn {lrn:?}: {e}"), None))?;
+    Ok((lrn != number).then_some(lrn))
+}
+
+/// (name, value) counters for `warp.stats`.
+pub fn counts() -> Vec<(&'static str, u64)> {
+    let Some(s) = SHARED.get() else {
+        return Vec::new();
+    };
+    let open = s.open_until.load(Relaxed) > now_ms();
+    vec![
+        ("dips", s.dips.load(Relaxed)),
+        ("ported", s.ported.load(Relaxed)),
+        ("not_ported", s.not_ported.load(Relaxed)),
+        ("failed", s.failed.load(Relaxed)),
+        ("skipped", s.skipped.load(Relaxed)),
+        ("breaker_open", u64::from(open)),
+    ]
+}

@@ -1,0 +1,105 @@
+//! A local stand-in for Telique's LRN API that speaks its contract and fails the way a
+//! remote service does. Behaviour by the number asked for (10 national digits):
+//! `…0001` ported to 303-555-9999, `…0002` not ported, `…0003` answers after 1 s,
+//! `…0004` 429 (Retry-After: 1), `…0005` 503. A wrong `x-api-token` gets 401.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const TOKEN: &str = "t0ken";
+
+pub struct Telique {
+    pub port: u16,
+    /// Request paths received, in order.
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Telique {
+    pub fn start() -> Telique {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || serve(stream, &log));
+            }
+        });
+        Telique { port, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let request = String::from_utf8_lossy(&request).into_owned();
+    let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+    log.lock().unwrap().push(path.clone());
+    let token_ok = request
+        .lines()
+        .any(|l| l.to_ascii_lowercase() == format!("x-api-token: {TOKEN}"));
+    let number = path
+        .strip_prefix("/v1/telique/lrn/")
+        .and_then(|p| p.strip_suffix("?format=json"))
+        .unwrap_or("");
+    let (status, extra, body) = if !token_ok {
+        (
+            "401 Unauthorized",
+            "",
+            r#"{"error":"invalid token"}"#.to_owned(),
+        )
+    } else if number.ends_with("0001") || number.ends_with("0002") {
+        let lrn = if number.ends_with("0001") {
+            "3035559999"
+        } else {
+            ""
+        };
+        let body = format!(
+            r#"{{"phone_number":"{number}","lrn":"{lrn}","status":"success","metadata":{{"spid":"1234","lnp_type":"wireless","activation_timestamp":"2024-01-01T00:00:00Z","last_updated":"2024-06-01T00:00:00Z"}}}}"#
+        );
+        ("200 OK", "", body)
+    } else if number.ends_with("0003") {
+        std::thread::sleep(Duration::from_secs(1));
+        (
+            "200 OK",
+            "",
+            format!(
+                r#"{{"phone_number":"{number}","lrn":"3035559999","status":"success","metadata":{{}}}}"#
+            ),
+        )
+    } else if number.ends_with("0004") {
+        (
+            "429 Too Many Requests",
+            "Retry-After: 1\r\n",
+            r#"{"error":"rate limited"}"#.to_owned(),
+        )
+    } else {
+        (
+            "503 Service Unavailable",
+            "",
+            r#"{"error":"upstream down"}"#.to_owned(),
+        )
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
