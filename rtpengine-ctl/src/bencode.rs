@@ -361,7 +361,8 @@ impl<'a> Parser<'a> {
             b'0'..=b'9' => self.bytes().map(|b| Value::Bytes(Cow::Borrowed(b))),
             b'l' => {
                 self.pos += 1;
-                let mut items = Vec::new();
+                // Pre-sized: ng lists and dictionaries are short; this saves regrowth.
+                let mut items = Vec::with_capacity(4);
                 while self.peek()? != b'e' {
                     items.push(self.value(depth + 1)?);
                 }
@@ -370,7 +371,7 @@ impl<'a> Parser<'a> {
             }
             b'd' => {
                 self.pos += 1;
-                let mut dict = Dict::new();
+                let mut dict = Dict(Vec::with_capacity(8));
                 while self.peek()? != b'e' {
                     let key = self.key()?;
                     dict.push(Cow::Borrowed(key), self.value(depth + 1)?);

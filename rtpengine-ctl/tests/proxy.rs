@@ -337,6 +337,9 @@ async fn bad_input_gets_clear_errors_and_never_stops_the_proxy() {
             body.starts_with("c6 {") && body.contains("malformed request"),
             "{body}"
         );
+        // JSON requests are relayed as they are and answered in JSON by the node.
+        let r = raw_exchange(addr, br#"j1 {"command":"ping"}"#).unwrap();
+        assert_eq!(String::from_utf8_lossy(&r), r#"j1 {"result":"pong"}"#);
         let nested = format!("c7 {}", "l".repeat(60000));
         let r = raw_exchange(addr, nested.as_bytes()).unwrap();
         assert!(error_reason(&r, "c7").contains("malformed"));
