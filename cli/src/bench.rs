@@ -1,7 +1,9 @@
 //! `warp bench-route`: per-call latency percentiles and memory growth of the full
-//! routing decision on a real snapshot — what criterion's means do not show.
+//! routing decision on a real snapshot — what criterion's means do not show — and,
+//! in the same run, the legacy one-SQL-query-per-call decision for comparison.
 
 use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,7 +19,16 @@ pub struct BenchArgs {
     /// How many decisions to time (the sample calls are cycled).
     #[arg(long, default_value_t = 1_000_000)]
     iterations: usize,
+    /// Also time the legacy way — one SQL query per call, like `get_lrn_rates` —
+    /// against this PostgreSQL holding the same data, and print the ratio.
+    #[arg(long)]
+    legacy_db: Option<String>,
+    /// Calls to send through the legacy query.
+    #[arg(long, default_value_t = 2_000)]
+    legacy_calls: usize,
 }
+
+type Call = (String, String, String);
 
 /// Resident memory split as the kernel reports it (kB): anonymous vs file-backed.
 fn rss() -> Result<(u64, u64)> {
@@ -33,10 +44,24 @@ fn rss() -> Result<(u64, u64)> {
     Ok((field("RssAnon:"), field("RssFile:")))
 }
 
+/// p50, p90, p99, p99.9 and max in µs of nanosecond latencies.
+fn percentiles(lat: &mut [u64]) -> [f64; 5] {
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    [pct(0.5), pct(0.9), pct(0.99), pct(0.999), pct(1.0)]
+}
+
+fn print_latency(label: &str, p: [f64; 5]) {
+    println!(
+        "{label} latency µs: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        p[0], p[1], p[2], p[3], p[4]
+    );
+}
+
 pub fn run(a: BenchArgs) -> Result<()> {
     let mut rdr =
         csv::Reader::from_path(&a.calls).with_context(|| a.calls.display().to_string())?;
-    let calls: Vec<(String, String, String)> = rdr
+    let calls: Vec<Call> = rdr
         .records()
         .map(|r| {
             let r = r?;
@@ -50,7 +75,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let t = Instant::now();
     let snap = Snapshot::open(&a.snapshot)?;
     let open = t.elapsed();
-    let at = chrono::Utc::now();
+    let at = Utc::now();
     let mut lat = Vec::with_capacity(a.iterations);
     let (mut routed, mut rejected) = (0usize, 0usize);
     let started = Instant::now();
@@ -74,8 +99,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let wall = started.elapsed();
     let (anon1, file1) = rss()?;
-    lat.sort_unstable();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
     println!(
         "snapshot generation {} opened in {open:.2?}",
         snap.generation()
@@ -85,14 +108,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         a.iterations,
         a.iterations as f64 / wall.as_secs_f64()
     );
-    println!(
-        "latency µs: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        pct(0.999),
-        pct(1.0)
-    );
+    let snap_p = percentiles(&mut lat);
+    print_latency("snapshot", snap_p);
     println!(
         "memory: anonymous RSS grew {} KiB (incl. the {} KiB latency buffer); file-backed (shared mapping) RSS {} KiB of a {} KiB file",
         anon1.saturating_sub(anon0),
@@ -100,5 +117,40 @@ pub fn run(a: BenchArgs) -> Result<()> {
         file1,
         std::fs::metadata(&a.snapshot)?.len() / 1024
     );
+    if let Some(url) = &a.legacy_db {
+        let legacy_p = legacy(url, &calls, a.legacy_calls, at)?;
+        println!(
+            "legacy SQL / snapshot: p50 {:.0}x, p99 {:.0}x",
+            legacy_p[0] / snap_p[0],
+            legacy_p[2] / snap_p[2]
+        );
+    }
     Ok(())
+}
+
+/// The same calls through one SQL query each, one after another on one connection.
+fn legacy(url: &str, calls: &[Call], n: usize, at: DateTime<Utc>) -> Result<[f64; 5]> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let pool = warp_db::connect(url).await?;
+        let mut lat = Vec::with_capacity(n);
+        let started = Instant::now();
+        for i in 0..n {
+            let (ban, ani, dnis) = &calls[i % calls.len()];
+            let t = Instant::now();
+            // An unparsable number is answered without a query; it is timed alike.
+            let _ = warp_db::legacy_route(&pool, ban, Some(ani), dnis, None, at).await;
+            lat.push(t.elapsed().as_nanos() as u64);
+        }
+        let wall = started.elapsed();
+        println!(
+            "legacy SQL: {n} decisions in {wall:.2?} ({:.0}/s on one connection)",
+            n as f64 / wall.as_secs_f64()
+        );
+        let p = percentiles(&mut lat);
+        print_latency("legacy SQL", p);
+        Ok(p)
+    })
 }

@@ -1,6 +1,7 @@
 //! `warp`: the admin CLI for data work — generate, compile, inspect and route.
 
 mod bench;
+mod db;
 mod route;
 
 use anyhow::{bail, Context, Result};
@@ -36,10 +37,18 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         calls: usize,
     },
-    /// Compile a CSV directory into a routing snapshot (atomic publish).
-    Compile {
+    /// Validate a CSV directory and load it into PostgreSQL (all or nothing).
+    Import {
+        #[arg(long, env = "WARP_DATABASE_URL")]
+        db: String,
         #[arg(long)]
         from: PathBuf,
+    },
+    /// Compile a CSV directory or a PostgreSQL database (postgres://…) into a routing
+    /// snapshot, published atomically.
+    Compile {
+        #[arg(long)]
+        from: String,
         #[arg(long)]
         out: PathBuf,
         /// Defaults to the current snapshot's generation + 1 (or 1).
@@ -79,6 +88,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             calls,
         } => gen_data(&scale, seed, &out, calls),
+        Cmd::Import { db, from } => db::import(&db, &from),
         Cmd::Compile {
             from,
             out,
@@ -118,9 +128,13 @@ fn gen_data(scale: &str, seed: u64, out: &Path, calls: usize) -> Result<()> {
     Ok(())
 }
 
-fn compile(from: &Path, out: &Path, generation: Option<u64>) -> Result<()> {
+fn compile(from: &str, out: &Path, generation: Option<u64>) -> Result<()> {
     let t = Instant::now();
-    let d = dataset::read_dir(from).with_context(|| format!("reading {}", from.display()))?;
+    let d = if from.starts_with("postgres://") || from.starts_with("postgresql://") {
+        db::load(from)?
+    } else {
+        dataset::read_dir(Path::new(from)).with_context(|| format!("reading {from}"))?
+    };
     let read = t.elapsed();
     let generation = match generation {
         Some(g) => g,

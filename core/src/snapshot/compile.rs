@@ -232,7 +232,9 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
     }
     meta.vendor_rate_rows = d.vendor_rates.len() as u64;
     meta.customer_rate_rows = d.customer_rates.len() as u64;
-    let mut row_ids = Vec::with_capacity(rows.len());
+    // Rows are rewritten grouped by key (then owner, newest first), so the rows a
+    // call reads under one prefix are adjacent in memory.
+    let mut order: Vec<u32> = Vec::with_capacity(rows.len());
     let mut group = |map: HashMap<u64, Vec<u32>>| -> Result<Vec<flatmap::Slot>, CompileError> {
         let mut entries = Vec::with_capacity(map.len());
         for (key, mut ids) in map {
@@ -252,16 +254,15 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
                     r.owner, r.from
                 )));
             }
-            entries.push((key, (row_ids.len() as u64) << 32 | ids.len() as u64));
-            row_ids.extend(ids.into_iter().map(|row| RowRef {
-                owner: rows[row as usize].owner,
-                row,
-            }));
+            entries.push((key, ((order.len() as u64) << 32) | ids.len() as u64));
+            order.extend(ids);
         }
         Ok(flatmap::build(entries.into_iter()))
     };
     let prefix_map = group(by_prefix)?;
     let ocn_lata_map = group(by_ocn_lata)?;
+    let rows: Vec<RateRec> = order.iter().map(|&i| rows[i as usize]).collect();
+    let row_owners: Vec<u32> = rows.iter().map(|r| r.owner).collect();
 
     // LERG and local calling.
     let mut rate_centers: Vec<StrRef> = Vec::new();
@@ -272,6 +273,12 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
             rate_centers.len() as u32 - 1
         })
     };
+    let pooled: std::collections::HashSet<u32> = d
+        .lerg
+        .iter()
+        .filter(|b| b.block.is_some())
+        .map(|b| b.npa_nxx)
+        .collect();
     let mut lerg = Vec::with_capacity(d.lerg.len());
     let mut lerg_entries = Vec::with_capacity(d.lerg.len());
     for b in &d.lerg {
@@ -294,7 +301,8 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
                 st.first().copied().unwrap_or(b'?'),
                 st.get(1).copied().unwrap_or(b'?'),
             ],
-            _pad: [0; 2],
+            pooled: (b.block.is_none() && pooled.contains(&b.npa_nxx)) as u8,
+            _pad: 0,
             rate_center: rc(rate_center_key(&b.state, &b.rate_center), &mut s),
         });
     }
@@ -524,7 +532,7 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
     w.put(SectionId::RateRows, &rows);
     w.put(SectionId::PrefixMap, &prefix_map);
     w.put(SectionId::OcnLataMap, &ocn_lata_map);
-    w.put(SectionId::RowIds, &row_ids);
+    w.put(SectionId::RowOwners, &row_owners);
     w.put(SectionId::Lerg, &lerg);
     w.put(
         SectionId::LergMap,

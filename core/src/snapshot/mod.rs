@@ -108,7 +108,7 @@ sections! {
     rate_rows: RateRows => RateRec,
     prefix_map: PrefixMap => flatmap::Slot,
     ocn_lata_map: OcnLataMap => flatmap::Slot,
-    row_ids: RowIds => RowRef,
+    row_owners: RowOwners => u32,
     lerg: Lerg => LergRec,
     lerg_map: LergMap => flatmap::Slot,
     rate_centers: RateCenters => StrRef,
@@ -380,14 +380,21 @@ impl Snapshot {
 
     fn customer_index(&self, ban: &str) -> Option<usize> {
         let i = flatmap::get(self.customer_map(), xxh3_64(ban.as_bytes()))? as usize;
-        (self.str(self.customers().get(i)?.ban) == ban).then_some(i)
+        (self.bytes(self.customers().get(i)?.ban) == ban.as_bytes()).then_some(i)
     }
 
     /// LERG facts for a NANP number: its thousands block if listed, else its NPA-NXX.
     pub fn lerg_lookup(&self, n: crate::Number) -> Option<LergInfo<'_>> {
-        let block = flatmap::get(self.lerg_map(), lerg_key(n.npa_nxx_x()?, 7))
-            .or_else(|| flatmap::get(self.lerg_map(), lerg_key(n.npa_nxx()?, 6)))?;
-        let r = self.lerg().get(block as usize)?;
+        let lerg = self.lerg();
+        let code = flatmap::get(self.lerg_map(), lerg_key(n.npa_nxx()?, 6))
+            .and_then(|i| lerg.get(i as usize));
+        // Only codes split into thousands blocks (or not listed at all) need a second probe.
+        let r = match code {
+            Some(c) if c.pooled == 0 => c,
+            _ => flatmap::get(self.lerg_map(), lerg_key(n.npa_nxx_x()?, 7))
+                .and_then(|i| lerg.get(i as usize))
+                .or(code)?,
+        };
         Some(LergInfo {
             ocn: r.ocn,
             lata: r.lata,

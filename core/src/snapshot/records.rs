@@ -32,7 +32,8 @@ pub enum SectionId {
     RateRows = 50,
     PrefixMap = 51,
     OcnLataMap = 52,
-    RowIds = 53,
+    /// The owner of each rate row, in row order: scanned before any row is read.
+    RowOwners = 54,
     Lerg = 60,
     LergMap = 61,
     RateCenters = 62,
@@ -191,7 +192,9 @@ pub struct LergRec {
     pub ocn: [u8; 4],
     pub lata: u32,
     pub state: [u8; 2],
-    pub _pad: [u8; 2],
+    /// Set on an NPA-NXX record whose code is split into thousands blocks.
+    pub pooled: u8,
+    pub _pad: u8,
     pub rate_center: u32,
 }
 
@@ -211,16 +214,6 @@ pub struct ExclusionRec {
     pub prefix_len: u32,
     /// `NONE`: the destination itself is blocked.
     pub vendor: u32,
-}
-
-/// A rate row as listed under one prefix or OCN/LATA key: the owner sits beside the
-/// row index so pricing skips rows of owners the call does not use without a cache
-/// miss into the row table.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Debug)]
-pub struct RowRef {
-    pub owner: u32,
-    pub row: u32,
 }
 
 /// Packs a 1-4 character OCN for map keys.

@@ -309,16 +309,18 @@ impl Snapshot {
         if ani.is_some_and(|a| self.is_dno(a)) {
             return Err(Reject::DnoAni);
         }
+        // The exclusions that match this destination, found once: destination blocks
+        // reject the call, vendor ones leave their vendor out below.
+        let mut excluded_vendors: Vec<u32> = Vec::new();
         let global_excl = self.meta.global_exclusions.get(self.exclusions());
         let cust_excl = cust.exclusions.get(self.exclusions());
-        let excluded = |vendor: u32| {
-            global_excl
-                .iter()
-                .chain(cust_excl)
-                .any(|x| x.vendor == vendor && prefix_matches(x.prefix, x.prefix_len, dnis))
-        };
-        if excluded(NONE) {
-            return Err(Reject::ExcludedDestination);
+        for x in global_excl.iter().chain(cust_excl) {
+            if prefix_matches(x.prefix, x.prefix_len, dnis) {
+                if x.vendor == NONE {
+                    return Err(Reject::ExcludedDestination);
+                }
+                excluded_vendors.push(x.vendor);
+            }
         }
 
         let (lrn, lrn_source) = match (dnis.is_nanp(), self.lnp(dnis), req.lrn) {
@@ -382,7 +384,10 @@ impl Snapshot {
                 };
                 for &v in p.vendors.get(self.partition_vendors()) {
                     let usable = vendors.get(v as usize).is_some_and(|r| r.enabled != 0);
-                    if usable && sc.want.get(v as usize) == Some(&0) && !excluded(v) {
+                    if usable
+                        && sc.want.get(v as usize) == Some(&0)
+                        && !excluded_vendors.contains(&v)
+                    {
                         sc.mark(v, 0x80);
                         cands.push(Candidate {
                             vendor: v,
@@ -528,23 +533,18 @@ impl Snapshot {
     /// (rows are ordered by owner, newest first).
     fn take_rows(&self, sc: &mut Scratch, range: u64, by: u8, t: i64) {
         let (start, len) = ((range >> 32) as usize, (range & 0xffff_ffff) as usize);
-        let ids = self
-            .row_ids()
-            .get(start..start.saturating_add(len))
-            .unwrap_or(&[]);
+        let end = start.saturating_add(len);
+        let owners = self.row_owners().get(start..end).unwrap_or(&[]);
         let rows = self.rate_rows();
-        for &RowRef { owner, row } in ids {
+        for (row, &owner) in (start..end).zip(owners) {
             let o = owner as usize;
             // Decide on the owner before touching the row: most rows under a short
             // prefix belong to vendors and plans this call does not use.
             if sc.want.get(o).is_none_or(|w| w & by == 0) || sc.row[o] != NONE {
                 continue;
             }
-            if rows
-                .get(row as usize)
-                .is_some_and(|r| r.from <= t && t < r.to)
-            {
-                sc.row[o] = row;
+            if rows.get(row).is_some_and(|r| r.from <= t && t < r.to) {
+                sc.row[o] = row as u32;
             }
         }
     }
