@@ -1,0 +1,206 @@
+//! The `warp` binary end to end, as an operator runs it: generate, compile, inspect,
+//! route, and the PostgreSQL round trip (import → compile from the database) against a
+//! real PostgreSQL.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn warp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warp"))
+        .args(args)
+        .output()
+        .expect("warp runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = warp(args);
+    assert!(
+        out.status.success(),
+        "warp {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+const AT: &str = "2026-03-04T15:00:00Z";
+
+fn route_json(snap: &Path, ban: &str, ani: &str, dnis: &str) -> Value {
+    let out = ok(&[
+        "route",
+        "--snapshot",
+        p(snap),
+        "--ban",
+        ban,
+        "--ani",
+        ani,
+        "--dnis",
+        dnis,
+        "--at",
+        AT,
+        "--json",
+    ]);
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+#[test]
+fn generate_compile_inspect_and_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snap = dir.path().join("routing.snap");
+    ok(&[
+        "gen-data",
+        "--scale",
+        "small",
+        "--seed",
+        "7",
+        "--out",
+        p(&data),
+        "--calls",
+        "50",
+    ]);
+    // Deterministic: the same seed writes the same files.
+    let again = dir.path().join("again");
+    ok(&[
+        "gen-data",
+        "--scale",
+        "small",
+        "--seed",
+        "7",
+        "--out",
+        p(&again),
+        "--calls",
+        "50",
+    ]);
+    for f in [
+        "vendor_rates.csv",
+        "lerg.csv",
+        "lnp.csv",
+        "sample_calls.csv",
+    ] {
+        assert_eq!(
+            std::fs::read(data.join(f)).unwrap(),
+            std::fs::read(again.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    ok(&["compile", "--from", p(&data), "--out", p(&snap)]);
+    let summary: Value = serde_json::from_str(&ok(&["inspect", p(&snap), "--json"])).unwrap();
+    assert_eq!(summary["generation"], 1);
+    assert_eq!(summary["vendors"], 7);
+    assert_eq!(summary["dno_numbers"], 1000);
+    // Recompiling bumps the generation.
+    ok(&["compile", "--from", p(&data), "--out", p(&snap)]);
+    assert!(ok(&["inspect", p(&snap)]).contains("generation 2"));
+
+    // An international call of customer 100001: its 44 override forces V007 first.
+    let d = route_json(&snap, "100001", "+13035551212", "+442079460000");
+    assert_eq!(d["jurisdiction"], "INTERNATIONAL");
+    assert_eq!(d["routes"][0]["vendor_id"], "V007");
+    assert_eq!(d["routes"][0]["forced"], true);
+    assert!(d["routes"][0]["dialstrings"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("sip:+442079460000@"));
+    // Rates are decimal strings, never floats.
+    assert!(d["routes"][0]["vendor_rate"].is_string());
+
+    // A batch prints one decision per call, rejections included.
+    let batch = ok(&[
+        "route",
+        "--snapshot",
+        p(&snap),
+        "--batch",
+        p(&data.join("sample_calls.csv")),
+        "--at",
+        AT,
+        "--json",
+    ]);
+    let lines: Vec<Value> = batch
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 50);
+    assert!(
+        lines.iter().any(|l| l["sip_code"] == 603),
+        "the sample has DNO callers"
+    );
+    assert!(lines.iter().filter(|l| l["routes"].is_array()).count() > 30);
+
+    // Bad input is a clear error, not a panic.
+    let bad = warp(&[
+        "route",
+        "--snapshot",
+        p(&snap),
+        "--ban",
+        "100001",
+        "--dnis",
+        "12ab",
+        "--json",
+    ]);
+    assert!(bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("\"sip_code\":484"));
+    let missing = warp(&["inspect", p(&dir.path().join("nope.snap"))]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.snap"));
+}
+
+#[test]
+fn import_to_postgres_and_compile_from_it() {
+    let pg = warp_testkit::Postgres::start().expect("postgres starts");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&[
+        "gen-data",
+        "--scale",
+        "small",
+        "--seed",
+        "11",
+        "--out",
+        p(&data),
+        "--calls",
+        "20",
+    ]);
+    let imported = ok(&["import", "--db", &pg.url, "--from", p(&data)]);
+    assert!(imported.contains("rate_rows"), "{imported}");
+
+    let from_csv = dir.path().join("csv.snap");
+    let from_db = dir.path().join("db.snap");
+    ok(&["compile", "--from", p(&data), "--out", p(&from_csv)]);
+    ok(&["compile", "--from", &pg.url, "--out", p(&from_db)]);
+    let calls = std::fs::read_to_string(data.join("sample_calls.csv")).unwrap();
+    for line in calls.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (a, b) = (
+            route_json(&from_csv, f[0], f[1], f[2]),
+            route_json(&from_db, f[0], f[1], f[2]),
+        );
+        assert_eq!(a["routes"], b["routes"], "{line}");
+        assert_eq!(a["rejected"], b["rejected"], "{line}");
+    }
+
+    // A deck with a bad row imports nothing and names the line.
+    let rates = data.join("vendor_rates.csv");
+    let mut text = std::fs::read_to_string(&rates).unwrap();
+    let good_rows = text.lines().count() - 1;
+    text.push_str("V001,1999,,,2025-01-01,,abc,,,,,,6,6,,\n");
+    std::fs::write(&rates, text).unwrap();
+    let out = warp(&["import", "--db", &pg.url, "--from", p(&data)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("vendor_rates.csv:{}", good_rows + 2)),
+        "{err}"
+    );
+    // The database still holds the previous import.
+    ok(&["compile", "--from", &pg.url, "--out", p(&from_db)]);
+    let summary: Value = serde_json::from_str(&ok(&["inspect", p(&from_db), "--json"])).unwrap();
+    assert_eq!(
+        summary["vendor_rate_rows"].as_u64().unwrap() as usize,
+        good_rows
+    );
+}
