@@ -43,15 +43,10 @@ pub fn get(avp: &str) -> Option<String> {
     first(avp).map(|(value, _)| value)
 }
 
-/// Removes and returns the most recently added value of `name`.
-pub fn pop(avp: &str) -> Option<String> {
-    let (value, found) = first(avp)?;
-    // SAFETY: `found` is in the current list; the value was copied out above.
-    unsafe { k::destroy_avp(found) };
-    Some(value)
-}
-
 /// Removes every value of `name`.
 pub fn clear(avp: &str) {
-    while pop(avp).is_some() {}
+    while let Some((_, found)) = first(avp) {
+        // SAFETY: `found` is in the current list.
+        unsafe { k::destroy_avp(found) };
+    }
 }

@@ -13,6 +13,7 @@ pub enum Field {
     AniSource,
     Code,
     Reason,
+    Why,
     Ban,
     Trunk,
     Zone,
@@ -25,11 +26,12 @@ pub enum Field {
 }
 
 impl Field {
-    const ALL: [(Field, &'static str); 13] = [
+    const ALL: [(Field, &'static str); 14] = [
         (Field::Ani, "ani"),
         (Field::AniSource, "ani_source"),
         (Field::Code, "code"),
         (Field::Reason, "reason"),
+        (Field::Why, "why"),
         (Field::Ban, "ban"),
         (Field::Trunk, "trunk"),
         (Field::Zone, "zone"),

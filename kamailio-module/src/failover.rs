@@ -1,5 +1,5 @@
-//! Serial failover: `warp_route()` keeps the call and the vendors after the first in
-//! AVPs, which travel with the transaction; `warp_next_route()`, called from a
+//! Serial failover: `warp_route()` keeps the call, the vendor being tried and the ones
+//! after it in an AVP, which travels with the transaction; `warp_next_route()`, called from a
 //! `failure_route` (in whichever process sees the 5xx, 408 or timeout), points the
 //! request at the next one, after reporting the failed attempt (a `failed` CDR event
 //! with `$T_reply_code`). The last attempt's failure is reported when the dialog fails
@@ -16,14 +16,13 @@ use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
 
-/// One AVP per vendor still to try, the next one added last (found first).
-const HOPS: &str = "warp_hops";
-/// The vendor being tried.
-const CURRENT: &str = "warp_hop";
-/// The call's customer side, one AVP.
-const CALL: &str = "warp_call";
+/// One AVP per call, one line per record: the call, the attempt in progress, then the
+/// attempts still to make. One allocation per call: Kamailio's allocator is what a
+/// per-hop AVP would cost.
+const AVP: &str = "warp";
 
-/// Fields are tab-separated: none of them (ids, digits, URIs, decimals) holds a tab.
+/// Fields are tab-separated, records newline-separated: none of the fields (ids,
+/// digits, URIs, decimals) holds either.
 fn join(fields: &[&str]) -> String {
     fields.join("\t")
 }
@@ -81,57 +80,62 @@ pub fn decode_call(text: &str) -> Option<Call> {
     })
 }
 
-/// Keeps `call`, the first hop as the current attempt and every later hop (attempts
-/// 2, 3, ...) for failover, replacing what an earlier `warp_route()` on this message
-/// stored.
+/// Keeps `call` with its first hop as the attempt in progress and every later hop
+/// (attempts 2, 3, ...) for failover, replacing what an earlier `warp_route()` on this
+/// message stored.
 pub fn store(call: &Call, hops: &[Hop]) -> Result<(), String> {
-    for name in [HOPS, CURRENT, CALL] {
-        avp::clear(name);
+    let mut record = encode_call(call);
+    for (i, hop) in hops.iter().enumerate() {
+        record.push('\n');
+        record.push_str(&encode_hop(i as u32 + 1, hop));
     }
-    for (i, hop) in hops.iter().enumerate().skip(1).rev() {
-        avp::push(HOPS, &encode_hop(i as u32 + 1, hop))?;
-    }
-    avp::push(CURRENT, &encode_hop(1, &hops[0]))?;
-    avp::push(CALL, &encode_call(call))
+    avp::clear(AVP);
+    avp::push(AVP, &record)
 }
 
 /// The call `warp_route()` stored for this transaction.
 pub fn call() -> Option<Call> {
-    avp::get(CALL).and_then(|c| decode_call(&c))
+    avp::get(AVP).and_then(|r| decode_call(r.lines().next()?))
 }
 
 /// The attempt in progress for this transaction, and its vendor.
 pub fn current() -> Option<(u32, Hop)> {
-    avp::get(CURRENT).and_then(|h| decode_hop(&h))
+    avp::get(AVP).and_then(|r| decode_hop(r.lines().nth(1)?))
 }
 
 fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
-    // Nothing left: the dialog's failure reports this last attempt.
-    let Some(text) = avp::pop(HOPS) else {
+    let Some(record) = avp::get(AVP) else {
         return Ok(false);
     };
-    let call = call();
-    if let (Some(call), Some((attempt, hop))) = (&call, current()) {
-        let sip_code = msg
-            .pv_int("$T_reply_code")
-            .and_then(|c| u16::try_from(c).ok());
-        cdr::emit(&cdr::Event {
-            kind: cdr::Kind::Failed,
-            call,
-            attempt,
-            hop: &hop,
-            answer: None,
-            end: Some(cdr::now_ms()),
-            sip_code,
-        });
-    }
-    let (attempt, hop) = decode_hop(&text).ok_or_else(|| format!("bad {HOPS} AVP {text:?}"))?;
+    let lines: Vec<&str> = record.lines().collect();
+    // Nothing left: the dialog's failure reports this last attempt.
+    let [call_text, failed_text, next_text, rest @ ..] = &lines[..] else {
+        return Ok(false);
+    };
+    let bad = || format!("bad {AVP} AVP {record:?}");
+    let call = decode_call(call_text).ok_or_else(bad)?;
+    let (failed, failed_hop) = decode_hop(failed_text).ok_or_else(bad)?;
+    let (attempt, hop) = decode_hop(next_text).ok_or_else(bad)?;
+    let sip_code = msg
+        .pv_int("$T_reply_code")
+        .and_then(|c| u16::try_from(c).ok());
+    cdr::emit(&cdr::Event {
+        kind: cdr::Kind::Failed,
+        call: &call,
+        attempt: failed,
+        hop: &failed_hop,
+        answer: None,
+        end: Some(cdr::now_ms()),
+        sip_code,
+    });
     msg.set_ruri(&hop.uri)?;
-    avp::clear(CURRENT);
-    avp::push(CURRENT, &text)?;
-    if let Some(call) = &call {
-        decision::expose_call(msg, call);
-    }
+    avp::clear(AVP);
+    let remaining: Vec<&str> = [*call_text, *next_text]
+        .into_iter()
+        .chain(rest.iter().copied())
+        .collect();
+    avp::push(AVP, &remaining.join("\n"))?;
+    decision::expose_call(msg, &call);
     decision::expose_hop(msg, attempt, &hop);
     Ok(true)
 }

@@ -25,4 +25,7 @@ macro_rules! lm_warn {
 macro_rules! lm_info {
     ($($arg:tt)*) => { $crate::log::emit(kamailio_sys::L_INFO as i32, file!(), line!(), || format!($($arg)*)) };
 }
-pub(crate) use {lm_err, lm_info, lm_warn};
+macro_rules! lm_dbg {
+    ($($arg:tt)*) => { $crate::log::emit(kamailio_sys::L_DBG as i32, file!(), line!(), || format!($($arg)*)) };
+}
+pub(crate) use {lm_dbg, lm_err, lm_info, lm_warn};

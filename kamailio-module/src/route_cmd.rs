@@ -11,7 +11,7 @@ use crate::decision::{self, Field, Value};
 use crate::failover;
 use crate::guard;
 use crate::kstr;
-use crate::log::lm_info;
+use crate::log::lm_dbg;
 use crate::params;
 use crate::route::{self, Answer, Query};
 use crate::sipmsg::SipMsg;
@@ -53,9 +53,11 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
             Ok(true)
         }
         Answer::Refuse { code, reason, why } => {
-            lm_info!("call to {dnis} refused: {why}");
+            // The script decides whether a refusal deserves a log line ($warp(reason)).
+            lm_dbg!("call to {dnis} refused: {why}");
             decision::set(msg, Field::Code, Value::Int(code.into()));
             decision::set(msg, Field::Reason, Value::Str(reason.to_owned()));
+            decision::set(msg, Field::Why, Value::Str(why));
             Ok(false)
         }
         Answer::Unavailable => {

@@ -175,7 +175,7 @@ const SIPP_OPTIONS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 /// routed calls answered 200 with the decision in headers (instead of relaying).
 const ROUTE: &str = r#"
     if (!warp_route()) {
-        append_to_reply("X-Warp-ANI: $warp(ani)\r\n");
+        append_to_reply("X-Warp-ANI: $warp(ani)\r\nX-Warp-Why: $warp(why)\r\n");
         sl_send_reply("$warp(code)", "$warp(reason)");
         exit;
     }
@@ -708,7 +708,7 @@ fn authenticated_credentials_identify_the_trunk_before_the_source_address() {
     let reply = authenticated_invite(&k, "127.0.0.9", dnis, &as_user("nobody"));
     assert_eq!(reply.code, 403, "authenticated, but no trunk has this user");
     assert!(
-        k.log().contains("no enabled trunk for user nobody"),
+        reply.header("X-Warp-Why") == Some("no enabled trunk for user nobody"),
         "{}",
         k.log()
     );
@@ -1078,7 +1078,7 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     // Refused by the customer's rate plan, not for want of a trunk.
     assert!(
         k.log()
-            .contains("refused: the customer's rate plan has no rate"),
+            .contains("refused: 404 No Route (the customer's rate plan has no rate"),
         "{}",
         k.log()
     );

@@ -67,7 +67,13 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio (2 SIP workers, foreground) and waits until warp's RPC answers.
     pub fn start(modparams: &[(&str, &str)], script: Script<'_>) -> Self {
-        Self::spawn(modparams, script).running()
+        Self::start_with(modparams, script, &[])
+    }
+
+    /// As [`Kamailio::start`], with more command-line arguments.
+    pub fn start_with(modparams: &[(&str, &str)], script: Script<'_>, args: &[String]) -> Self {
+        let (dir, cfg, port) = Self::prepare(modparams, script);
+        Self::run(dir, &cfg, port, args).running()
     }
 
     /// Starts Kamailio on a config file of the repository, passing `defines` (`-A`);

@@ -1,0 +1,327 @@
+//! Calls per second through a real Kamailio on loopback, in one run on one dataset:
+//! a bare stateless reply, warp routing, and Kamailio's own `lcr` module loaded with the
+//! same vendors and prefixes. Each answers every INVITE statelessly with a 302 naming
+//! the chosen gateway (404 when there is none), so the figures compare routing cost.
+//!
+//! `cargo bench -p warp-kamailio --bench kamailio` (env: `WARP_BENCH_SCALE` small|large,
+//! `WARP_BENCH_CALLS` per round, default 20000; `WARP_BENCH_ROUNDS`, default 3). Prints
+//! Markdown for docs/BENCHMARKS.md.
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)] // shared with the tests, which use the rest of it
+mod support;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{binary, Kamailio, Script};
+use warp_core::model::{Dataset, RateKey, VendorKind};
+use warp_core::Number;
+
+/// sipp's calls in flight: enough to keep both workers busy, few enough not to queue.
+const IN_FLIGHT: &str = "64";
+
+/// One INVITE per call from the injection file (ANI; DNIS); any final reply ends it.
+const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp bench">
+  <send>
+    <![CDATA[
+      INVITE sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[field1]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:[field0]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="302" optional="true" next="done"/>
+  <recv response="404"/>
+  <label id="done"/>
+</scenario>
+"#;
+
+const BARE: &str = r#"
+request_route {
+    if (is_method("ACK")) { exit; }
+    append_to_reply("Contact: <sip:$rU@127.0.0.1:5060>\r\n");
+    sl_send_reply("302", "Moved Temporarily");
+}
+"#;
+
+const WARP: &str = r#"
+request_route {
+    if (is_method("ACK")) { exit; }
+    if (!warp_route()) {
+        sl_send_reply("404", "No Route");
+        exit;
+    }
+    append_to_reply("Contact: <$ru>\r\n");
+    sl_send_reply("302", "Moved Temporarily");
+}
+"#;
+
+fn lcr_cfg(db: &Path) -> String {
+    format!(
+        r#"
+loadmodule "db_text.so"
+loadmodule "lcr.so"
+modparam("lcr", "db_url", "text://{}")
+modparam("lcr", "gw_uri_avp", "$avp(i:709)")
+modparam("lcr", "ruri_user_avp", "$avp(i:500)")
+modparam("lcr", "lcr_rule_hash_size", 16384)
+request_route {{
+    if (is_method("ACK")) {{ exit; }}
+    if (load_gws("1") != 1 || !next_gw()) {{
+        sl_send_reply("404", "No Route");
+        exit;
+    }}
+    append_to_reply("Contact: <$ru>\r\n");
+    sl_send_reply("302", "Moved Temporarily");
+}}
+"#,
+        db.display()
+    )
+}
+
+/// lcr's tables (db_text) from the dataset: one gateway per vendor, one rule per
+/// dialled-number prefix a vendor prices (DNIS, international and LRN decks, the latter
+/// matched on the dialled number since lcr has no LNP), its targets ordered by rate.
+/// OCN/LATA decks have no prefix and are left out.
+fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut gws = String::from(
+        "id(int,auto) lcr_id(int) gw_name(string,null) ip_addr(string,null) hostname(string,null) \
+         port(int,null) params(string,null) uri_scheme(int,null) transport(int,null) strip(int,null) \
+         prefix(string,null) tag(string,null) flags(int) defunct(int,null) \n",
+    );
+    let mut ids = std::collections::HashMap::new();
+    for (i, v) in d.vendors.iter().enumerate() {
+        ids.insert(v.id.clone(), i + 1);
+        let _ = writeln!(
+            gws,
+            "{}:1:{}:127.0.0.1::{}::1:1:0:::0:0",
+            i + 1,
+            v.id,
+            6000 + i
+        );
+    }
+    let mut by_prefix: std::collections::BTreeMap<String, Vec<(rust_decimal::Decimal, usize)>> =
+        Default::default();
+    for row in &d.vendor_rates {
+        let (RateKey::Prefix(p), Some(&gw)) = (&row.key, ids.get(&row.owner)) else {
+            continue;
+        };
+        let kind = d.vendors[gw - 1].kind;
+        if kind == VendorKind::OcnLata || row.effective_to.is_some() {
+            continue;
+        }
+        if let Some(rate) = row.rates.iter().flatten().next() {
+            by_prefix
+                .entry(format!("+{p}"))
+                .or_default()
+                .push((*rate, gw));
+        }
+    }
+    let mut rules = String::from(
+        "id(int,auto) lcr_id(int) prefix(string,null) from_uri(string,null) request_uri(string,null) \
+         mt_tvalue(string,null) stopper(int) enabled(int) \n",
+    );
+    let mut targets = String::from(
+        "id(int,auto) lcr_id(int) rule_id(int) gw_id(int) priority(int) weight(int) \n",
+    );
+    let mut target_id = 0;
+    for (rule_id, (prefix, mut gws)) in by_prefix.into_iter().enumerate() {
+        let rule_id = rule_id + 1;
+        let _ = writeln!(rules, "{rule_id}:1:{prefix}::::0:1");
+        gws.sort();
+        gws.dedup_by_key(|(_, gw)| *gw);
+        for (priority, (_, gw)) in gws.iter().enumerate() {
+            target_id += 1;
+            let _ = writeln!(
+                targets,
+                "{target_id}:1:{rule_id}:{gw}:{}:1",
+                priority.min(255)
+            );
+        }
+    }
+    let version = "id(int,auto) table_name(string) table_version(int) \n\
+                   1:lcr_gw:3\n2:lcr_rule:3\n3:lcr_rule_target:1\n";
+    std::fs::write(dir.join("version"), version).unwrap();
+    std::fs::write(dir.join("lcr_gw"), gws).unwrap();
+    std::fs::write(dir.join("lcr_rule"), rules).unwrap();
+    std::fs::write(dir.join("lcr_rule_target"), targets).unwrap();
+    target_id
+}
+
+struct Round {
+    elapsed: Duration,
+    ok: bool,
+}
+
+/// `calls` calls as fast as the server answers (sipp keeps IN_FLIGHT outstanding).
+fn round(k: &Kamailio, dir: &Path, calls: usize) -> Round {
+    let started = Instant::now();
+    let status = Command::new(binary("sipp"))
+        .arg(format!("127.0.0.1:{}", k.port))
+        .arg("-sf")
+        .arg(dir.join("bench.xml"))
+        .arg("-inf")
+        .arg(dir.join("calls.csv"))
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-r",
+            "100000",
+            "-l",
+            IN_FLIGHT,
+        ])
+        .args(["-m", &calls.to_string(), "-timeout", "120s"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run sipp");
+    Round {
+        elapsed: started.elapsed(),
+        ok: status.success(),
+    }
+}
+
+/// RSS of Kamailio's SIP workers (kB): total, and the part that is shared file
+/// mappings (the snapshot lives there).
+fn worker_rss(k: &Kamailio) -> (u64, u64) {
+    let ps = k.kamcmd(&["core.psx"]).unwrap_or_default();
+    let mut pid = None;
+    let (mut total, mut file) = (0, 0);
+    for line in ps.lines().map(str::trim) {
+        if let Some(p) = line.strip_prefix("PID:") {
+            pid = p.trim().parse::<u32>().ok();
+        }
+        if line.starts_with("DSC:") && line.contains("receiver") {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", pid.unwrap_or(0)))
+                .unwrap_or_default();
+            let kb = |key: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            total += kb("VmRSS:");
+            file += kb("RssFile:");
+        }
+    }
+    (total, file)
+}
+
+fn main() {
+    let scale_name = std::env::var("WARP_BENCH_SCALE").unwrap_or_else(|_| "small".into());
+    let scale = warp_datagen::Scale::by_name(&scale_name).expect("WARP_BENCH_SCALE small|large");
+    let env = |name, default| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (calls, rounds): (usize, usize) =
+        (env("WARP_BENCH_CALLS", 20_000), env("WARP_BENCH_ROUNDS", 3));
+    let dir = tempfile::tempdir().unwrap();
+
+    let t = Instant::now();
+    let mut d = warp_datagen::generate(scale, 42);
+    // The first customer's trunk is 127.0.0.1 (sipp); lift its limits for the bench.
+    d.trunks[0].max_cps = 0;
+    d.trunks[0].max_concurrent = 0;
+    let snap = dir.path().join("routing.snap");
+    let bytes = warp_core::snapshot::compile(&d, 1).expect("compile");
+    warp_core::snapshot::publish(&bytes, &snap).expect("publish");
+    let targets = lcr_tables(&d, &dir.path().join("lcr"));
+    let sample = warp_datagen::sample_calls(&d, 10_000, 7);
+    let mut csv = String::from("SEQUENTIAL\n");
+    for (_, ani, dnis) in &sample {
+        let e164 = |n: &str| Number::parse(n).map_or(n.to_owned(), |n| format!("+{n}"));
+        let _ = writeln!(csv, "{};{};", e164(ani), e164(dnis));
+    }
+    std::fs::write(dir.path().join("calls.csv"), csv).unwrap();
+    std::fs::write(dir.path().join("bench.xml"), SCENARIO).unwrap();
+    eprintln!(
+        "dataset {scale_name}: {} vendors, {} vendor rate rows, {} LNP, {} DNO; snapshot {} MB; \
+         lcr {targets} rule targets; prepared in {:.1} s",
+        d.vendors.len(),
+        d.vendor_rates.len(),
+        d.lnp.len(),
+        d.dno.len(),
+        bytes.len() / 1_000_000,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Kamailio's memory manager for shm and pkg (`-x`): qm is its default.
+    let args = match std::env::var("WARP_BENCH_MEM") {
+        Ok(m) => vec!["-x".to_string(), m],
+        Err(_) => Vec::new(),
+    };
+    let lcr = lcr_cfg(&dir.path().join("lcr"));
+    let mut setups = vec![
+        ("bare stateless 302", Script::Cfg(BARE)),
+        ("warp_route() + 302", Script::Cfg(WARP)),
+    ];
+    // lcr keeps its rules in shm loaded row by row from the database: the large
+    // dataset's million rows are beyond a test-sized Kamailio.
+    if scale_name != "large" {
+        setups.push(("lcr load_gws()/next_gw() + 302", Script::Cfg(&lcr)));
+    }
+    let snap_param = snap.to_str().unwrap();
+    let mut results = Vec::new();
+    for (name, script) in setups {
+        let k = Kamailio::start_with(&[("snapshot", snap_param)], script, &args);
+        round(&k, dir.path(), calls.min(2_000)); // warm-up
+        let mut cps: Vec<f64> = (0..rounds)
+            .map(|_| {
+                let r = round(&k, dir.path(), calls);
+                assert!(r.ok, "{name}: sipp saw failed calls\n{}", k.log());
+                calls as f64 / r.elapsed.as_secs_f64()
+            })
+            .collect();
+        cps.sort_by(f64::total_cmp);
+        let rss = worker_rss(&k);
+        let reload = if name.starts_with("warp") {
+            k.rpc("warp.reload").get("millis").cloned()
+        } else {
+            None
+        };
+        eprintln!("{name}: {cps:?} cps, worker RSS {rss:?} kB, reload {reload:?} ms");
+        results.push((name, cps, rss, reload));
+    }
+    let median = |v: &Vec<f64>| v[v.len() / 2];
+    let bare = median(&results[0].1);
+    println!("| setup | median CPS (of {rounds} × {calls} calls) | min – max | vs bare | worker RSS total / file-backed (kB, both workers) |");
+    println!("|---|---|---|---|---|");
+    for (name, cps, rss, _) in &results {
+        println!(
+            "| {name} | {:.0} | {:.0} – {:.0} | {:.3} | {} / {} |",
+            median(cps),
+            cps[0],
+            cps[cps.len() - 1],
+            median(cps) / bare,
+            rss.0,
+            rss.1
+        );
+    }
+    let warp = median(&results[1].1);
+    let vs_lcr = results
+        .get(2)
+        .map_or("n/a".to_string(), |r| format!("{:.3}", warp / median(&r.1)));
+    println!();
+    println!(
+        "warp / bare = {:.3} (cost {:.1} %), warp / lcr = {vs_lcr}; warp.reload of this snapshot: {} ms",
+        warp / bare,
+        (1.0 - warp / bare) * 100.0,
+        results[1].3.as_deref().unwrap_or("?")
+    );
+}
