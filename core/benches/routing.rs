@@ -47,7 +47,6 @@ fn benches(c: &mut Criterion) {
 
     // Half listed numbers, half not, spread over the whole 1M-entry set so lookups
     // miss the CPU cache the way live traffic does.
-    let data = generate(Scale::LARGE, 7);
     let numbers: Vec<Number> = data
         .dno
         .iter()
