@@ -1,0 +1,102 @@
+//! Who is calling: the bearer key, its role and (for customer roles) its customer.
+
+pub mod keys;
+pub mod roles;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use roles::{Access, Class, Role};
+use std::net::SocketAddr;
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// `api-key:ID`, or `bootstrap` for WARP_BOOTSTRAP_API_KEY.
+    pub actor: String,
+    pub role: Role,
+    /// Set exactly for customer roles: the one customer they may see.
+    pub ban: Option<String>,
+    /// The peer address, for the audit log.
+    pub origin: String,
+}
+
+impl Principal {
+    /// Refuses what the role's permissions do not cover.
+    pub fn require(&self, class: Class, access: Access) -> ApiResult<()> {
+        if self.role.allows(class, access) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "role {} may not {access:?} {class:?} resources",
+                self.role.as_str()
+            )))
+        }
+    }
+
+    /// The customer a customer-role caller is confined to.
+    pub fn tenant(&self) -> Option<&str> {
+        self.ban.as_deref()
+    }
+
+    /// Another customer's data looks the same as data that does not exist.
+    pub fn check_ban(&self, ban: &str, what: &str) -> ApiResult<()> {
+        match self.tenant() {
+            Some(own) if own != ban => Err(ApiError::not_found(what)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized("send an API key as Authorization: Bearer KEY")
+        })?;
+        let origin = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "local".into());
+        let hash = keys::hash(token);
+        if state.config.bootstrap_api_key.as_deref().map(keys::hash) == Some(hash.clone()) {
+            return Ok(Principal {
+                actor: "bootstrap".into(),
+                role: Role::SuperAdmin,
+                ban: None,
+                origin,
+            });
+        }
+        let row: Option<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, role, ban FROM api.keys WHERE hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(&hash)
+        .fetch_optional(&state.pool)
+        .await?;
+        let (id, role, ban) =
+            row.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+        let role = Role::parse(&role).ok_or_else(|| ApiError::internal("stored role"))?;
+        Ok(Principal {
+            actor: format!("api-key:{id}"),
+            role,
+            ban,
+            origin,
+        })
+    }
+}
+
+/// The token of `Authorization: Bearer TOKEN`.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}

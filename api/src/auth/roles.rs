@@ -1,0 +1,142 @@
+//! The seven roles of the product requirements, their API scopes, and the permission
+//! matrix: which role may read, write or delete which class of endpoint.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    SuperAdmin,
+    Support,
+    Sales,
+    CustomerAdmin,
+    Developer,
+    Billing,
+    ReadOnly,
+}
+
+/// What an endpoint touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Carrier-side routing configuration: vendors, partitions, rate decks, DNO,
+    /// overrides, exclusions, customer ↔ partition assignments.
+    Platform,
+    /// Customer accounts.
+    Accounts,
+    /// A customer's technical resources: trunks, their IPs and credentials, numbers.
+    Technical,
+    /// Call records.
+    Cdrs,
+    /// Routing simulation, LCR, snapshot pull and publish.
+    Routing,
+    /// API keys.
+    Keys,
+    /// The audit log.
+    Audit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Delete,
+}
+
+impl Role {
+    pub const ALL: [Role; 7] = [
+        Role::SuperAdmin,
+        Role::Support,
+        Role::Sales,
+        Role::CustomerAdmin,
+        Role::Developer,
+        Role::Billing,
+        Role::ReadOnly,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "super_admin",
+            Role::Support => "support",
+            Role::Sales => "sales",
+            Role::CustomerAdmin => "customer_admin",
+            Role::Developer => "developer",
+            Role::Billing => "billing",
+            Role::ReadOnly => "read_only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn scopes(self) -> &'static [&'static str] {
+        match self {
+            Role::SuperAdmin => &["platform:*"],
+            Role::Support => &["support:read", "support:diagnostics"],
+            Role::Sales => &["sales:accounts", "sales:reports"],
+            Role::CustomerAdmin => &["org:*"],
+            Role::Developer => &["org:technical"],
+            Role::Billing => &["org:billing"],
+            Role::ReadOnly => &["org:read"],
+        }
+    }
+
+    /// Customer roles act inside one customer (BAN); the others are the carrier's staff.
+    pub fn is_customer(self) -> bool {
+        matches!(
+            self,
+            Role::CustomerAdmin | Role::Developer | Role::Billing | Role::ReadOnly
+        )
+    }
+
+    /// The permission matrix. Customer roles are further confined to their own BAN.
+    pub fn allows(self, class: Class, access: Access) -> bool {
+        use Access::*;
+        use Class::*;
+        use Role::*;
+        matches!(
+            (self, class, access),
+            (SuperAdmin, _, _)
+                | (
+                    Support,
+                    Platform | Accounts | Technical | Cdrs | Routing | Audit,
+                    Read
+                )
+                | (Sales, Accounts, Read | Write)
+                | (CustomerAdmin, Accounts | Technical | Cdrs | Keys, Read)
+                | (CustomerAdmin, Technical | Keys, Write | Delete)
+                | (Developer, Accounts | Technical | Cdrs | Keys, Read)
+                | (Developer, Technical | Keys, Write)
+                | (Billing, Accounts, Read)
+                | (ReadOnly, Accounts | Technical | Cdrs, Read)
+        )
+    }
+
+    /// Which roles a key of this role may create: never more than itself.
+    pub fn may_grant(self, other: Role) -> bool {
+        match self {
+            Role::SuperAdmin => true,
+            Role::CustomerAdmin => other.is_customer(),
+            Role::Developer => matches!(other, Role::Developer | Role::ReadOnly),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_and_only_super_admin_writes_the_platform() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+            assert_eq!(
+                r.allows(Class::Platform, Access::Write),
+                r == Role::SuperAdmin
+            );
+            assert!(r.may_grant(r) || !matches!(r, Role::SuperAdmin | Role::CustomerAdmin));
+        }
+    }
+}

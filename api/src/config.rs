@@ -1,0 +1,117 @@
+//! Configuration from the environment, printable with secrets masked.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub listen: String,
+    pub snapshot: PathBuf,
+    pub bootstrap_api_key: Option<String>,
+    /// Quiet time after a routing change before the automatic publish.
+    pub publish_debounce: Duration,
+    /// Requests per minute per API key.
+    pub rate_limit: u32,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads through `get` so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let database_url = get("WARP_DATABASE_URL")
+            .ok_or_else(|| anyhow::anyhow!("WARP_DATABASE_URL is not set"))?;
+        let number = |k: &str, default: u64| -> anyhow::Result<u64> {
+            get(k).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| anyhow::anyhow!("{k}: {v:?} is not a whole number"))
+            })
+        };
+        Ok(Config {
+            database_url,
+            redis_url: get("WARP_REDIS_URL").filter(|s| !s.is_empty()),
+            listen: get("WARP_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            snapshot: get("WARP_SNAPSHOT")
+                .unwrap_or_else(|| "/var/lib/warp/routing.snap".into())
+                .into(),
+            bootstrap_api_key: get("WARP_BOOTSTRAP_API_KEY").filter(|s| !s.is_empty()),
+            publish_debounce: Duration::from_millis(number("WARP_PUBLISH_DEBOUNCE_MS", 500)?),
+            rate_limit: u32::try_from(number("WARP_RATE_LIMIT", 6000)?)?,
+        })
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "WARP_DATABASE_URL={} WARP_REDIS_URL={} WARP_LISTEN={} WARP_SNAPSHOT={} \
+             WARP_BOOTSTRAP_API_KEY={} WARP_PUBLISH_DEBOUNCE_MS={} WARP_RATE_LIMIT={}",
+            mask_url(&self.database_url),
+            self.redis_url.as_deref().map(mask_url).unwrap_or_default(),
+            self.listen,
+            self.snapshot.display(),
+            if self.bootstrap_api_key.is_some() {
+                "***"
+            } else {
+                ""
+            },
+            self.publish_debounce.as_millis(),
+            self.rate_limit,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = Config::from_lookup(|k| match k {
+            "WARP_DATABASE_URL" => Some("postgres://warp:hunter2@db:5432/warp".into()),
+            "WARP_REDIS_URL" => Some("redis://:pw@cache:6379".into()),
+            "WARP_BOOTSTRAP_API_KEY" => Some("topsecret".into()),
+            _ => None,
+        })
+        .unwrap();
+        let shown = c.to_string();
+        assert!(
+            shown.contains("postgres://warp:***@db:5432/warp"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://:***@cache:6379"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("topsecret") && !shown.contains("pw@")
+        );
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        let c = Config::from_lookup(|k| match k {
+            "WARP_DATABASE_URL" => Some("postgres://x".into()),
+            "WARP_RATE_LIMIT" => Some("lots".into()),
+            _ => None,
+        });
+        assert!(c.is_err());
+    }
+}

@@ -1,0 +1,319 @@
+//! The five CRUD handlers, generic over a [`Resource`], and their mounting.
+
+use super::sql::{one, visible};
+use super::{schema_fields, Resource, Tenant};
+use crate::audit::{self, Change};
+use crate::auth::roles::Access;
+use crate::auth::Principal;
+use crate::envelope::Envelope;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_json, Path, Query};
+use crate::openapi::{Api, Doc};
+use crate::page::{no_extra, Page};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, patch, post};
+use serde_json::{Map, Value};
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use utoipa::openapi::HttpMethod;
+
+type Params = Path<HashMap<String, String>>;
+
+fn param<'a>(p: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    p.get(name).map(String::as_str)
+}
+
+/// Adds list/create on `base` and get/update/delete on `base/{id}`.
+pub fn mount<R: Resource>(api: Api, base: &str) -> Api {
+    let item = format!("{base}/{{id}}");
+    let n = R::NAME;
+    api.route(
+        HttpMethod::Get,
+        base,
+        get(list::<R>),
+        Doc::new(n, format!("List {n}s"))
+            .returns_list::<R::Row>()
+            .query(R::FILTERS),
+    )
+    .route(
+        HttpMethod::Post,
+        base,
+        post(create::<R>),
+        Doc::new(n, format!("Create a {n}"))
+            .body::<R::Input>()
+            .returns::<R::Row>(),
+    )
+    .route(
+        HttpMethod::Get,
+        &item,
+        get(read::<R>),
+        Doc::new(n, format!("Get a {n}")).returns::<R::Row>(),
+    )
+    .route(
+        HttpMethod::Patch,
+        &item,
+        patch(update::<R>),
+        Doc::new(n, format!("Change fields of a {n}"))
+            .body::<R::Input>()
+            .returns::<R::Row>(),
+    )
+    .route(
+        HttpMethod::Delete,
+        &item,
+        delete(remove::<R>),
+        Doc::new(n, format!("Delete a {n}")).returns::<R::Row>(),
+    )
+}
+
+async fn list<R: Resource>(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(p): Params,
+    Query(mut q): Query<HashMap<String, String>>,
+) -> ApiResult<Envelope<Vec<R::Row>>> {
+    who.require(R::CLASS, Access::Read)?;
+    let page = Page::take(&mut q)?;
+    let mut w = visible::<R>(&who, param(&p, "parent"))?;
+    for f in R::FILTERS {
+        if let Some(v) = q.remove(*f) {
+            w.cmp(&format!("r.{f}::text"), "=", "text", v);
+        }
+    }
+    no_extra(&q)?;
+    if let Some(after) = &page.after {
+        w.cmp(&format!("r.{}", R::KEY), ">", R::KEY_TYPE, after.clone());
+    }
+    let sql = format!(
+        "SELECT {} FROM {} r{} ORDER BY r.{} LIMIT {}",
+        R::SELECT,
+        R::TABLE,
+        w.sql(),
+        R::KEY,
+        page.limit + 1
+    );
+    let rows = w
+        .bind(sqlx::query_as::<_, R::Row>(&sql))
+        .fetch_all(&st.pool)
+        .await?;
+    let (rows, meta) = page.finish(rows, key_of::<R>);
+    Ok(Envelope::page(rows, meta))
+}
+
+/// The key of a row as text, read through its serialisation (the row is typed).
+fn key_of<R: Resource>(row: &R::Row) -> String {
+    match serde_json::to_value(row)
+        .ok()
+        .and_then(|v| v.get(R::KEY).cloned())
+    {
+        Some(Value::String(s)) => s,
+        Some(v) => v.to_string(),
+        None => String::new(),
+    }
+}
+
+async fn fetch<R: Resource>(
+    conn: &mut PgConnection,
+    who: &Principal,
+    parent: Option<&str>,
+    id: &str,
+) -> ApiResult<R::Row> {
+    let w = one::<R>(who, parent, id)?;
+    let sql = format!("SELECT {} FROM {} r{}", R::SELECT, R::TABLE, w.sql());
+    w.bind(sqlx::query_as::<_, R::Row>(&sql))
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found(R::NAME))
+}
+
+async fn read<R: Resource>(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(p): Params,
+) -> ApiResult<Envelope<R::Row>> {
+    who.require(R::CLASS, Access::Read)?;
+    let mut conn = st.pool.acquire().await?;
+    let id = param(&p, "id").unwrap_or_default();
+    Ok(Envelope::ok(
+        fetch::<R>(&mut conn, &who, param(&p, "parent"), id).await?,
+    ))
+}
+
+/// Validates `obj` as `R::Input` and returns it normalised, with only the keys given.
+fn validated<R: Resource>(obj: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let given: Vec<String> = obj.keys().cloned().collect();
+    let bytes = serde_json::to_vec(&obj).map_err(ApiError::internal)?;
+    let input: R::Input = parse_json(&bytes)?;
+    let Value::Object(mut all) = serde_json::to_value(input).map_err(ApiError::internal)? else {
+        return Err(ApiError::internal("input is not an object"));
+    };
+    all.retain(|k, v| given.contains(k) || !v.is_null());
+    R::prepare(&mut all, &given)?;
+    Ok(all)
+}
+
+fn object(body: &[u8]) -> ApiResult<Map<String, Value>> {
+    match parse_json::<Value>(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::invalid("", "the body must be a JSON object")),
+    }
+}
+
+fn quoted(cols: &[&String]) -> String {
+    cols.iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn create<R: Resource>(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(p): Params,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Envelope<R::Row>)> {
+    who.require(R::CLASS, Access::Write)?;
+    let mut obj = object(&body)?;
+    if let (Tenant::Column(c), Some(ban)) = (R::TENANT, who.tenant()) {
+        obj.entry(c).or_insert_with(|| ban.into());
+    }
+    let mut obj = validated::<R>(obj)?;
+    obj.retain(|_, v| !v.is_null());
+    let parent = param(&p, "parent");
+    if let (Some(col), Some(pv)) = (R::PARENT, parent) {
+        super::sql::check_key(R::PARENT_TYPE, pv, col)?;
+        obj.insert(col.into(), pv.into());
+    }
+    let cols: Vec<&String> = obj.keys().collect();
+    let sql = format!(
+        "INSERT INTO {t} ({c}) SELECT {c} FROM jsonb_populate_record(NULL::{t}, $1) RETURNING {k}::text",
+        t = R::TABLE,
+        c = quoted(&cols),
+        k = R::KEY
+    );
+    let mut tx = st.pool.begin().await?;
+    let (id,): (String,) = sqlx::query_as(&sql)
+        .bind(Value::Object(obj.clone()))
+        .fetch_one(&mut *tx)
+        .await?;
+    // Read back through the caller's view: a row outside its tenancy rolls back.
+    let row = fetch::<R>(&mut tx, &who, parent, &id).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            ApiError::not_found("parent or customer")
+        } else {
+            e
+        }
+    })?;
+    let after = serde_json::to_value(&row).ok();
+    audit::record(&mut tx, &who, change::<R>("create", &id, None, after)).await?;
+    tx.commit().await?;
+    st.changed(R::ROUTING);
+    Ok((StatusCode::CREATED, Envelope::ok(row)))
+}
+
+fn change<'a, R: Resource>(
+    action: &'a str,
+    id: &'a str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Change<'a> {
+    Change {
+        action,
+        entity_type: R::TABLE,
+        entity_id: id,
+        before,
+        after,
+    }
+}
+
+async fn update<R: Resource>(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(p): Params,
+    body: Bytes,
+) -> ApiResult<Envelope<R::Row>> {
+    who.require(R::CLASS, Access::Write)?;
+    let patch = object(&body)?;
+    let (parent, id) = (param(&p, "parent"), param(&p, "id").unwrap_or_default());
+    let fixed = [Some(R::KEY), R::PARENT, tenant_column::<R>()];
+    if let Some(k) = patch.keys().find(|k| fixed.contains(&Some(k.as_str()))) {
+        return Err(ApiError::invalid(k, format!("{k} cannot be changed")));
+    }
+    let mut tx = st.pool.begin().await?;
+    let w = one::<R>(&who, parent, id)?;
+    let sql = format!(
+        "SELECT to_jsonb(r) FROM {} r{} FOR UPDATE",
+        R::TABLE,
+        w.sql()
+    );
+    let (current,): (Value,) = w
+        .bind(sqlx::query_as(&sql))
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(R::NAME))?;
+    let before = fetch::<R>(&mut tx, &who, parent, id).await?;
+    // Validate the whole input as it will be, then write only what changed hands.
+    let fields = schema_fields::<R::Input>();
+    let mut merged: Map<String, Value> = match current {
+        Value::Object(m) => m.into_iter().filter(|(k, _)| fields.contains(k)).collect(),
+        _ => Map::new(),
+    };
+    let given: Vec<String> = patch.keys().cloned().collect();
+    merged.extend(patch);
+    let prepared = validated::<R>(merged)?;
+    let cols: Vec<&String> = prepared
+        .keys()
+        .filter(|k| given.contains(k) || !fields.contains(k))
+        .collect();
+    if !cols.is_empty() {
+        let w = one::<R>(&who, parent, id)?;
+        let n = w.next_param();
+        let sql = format!(
+            "UPDATE {t} r SET ({c}) = (SELECT {c} FROM jsonb_populate_record(NULL::{t}, ${n})){w}",
+            t = R::TABLE,
+            c = quoted(&cols),
+            w = w.sql()
+        );
+        w.bind_plain(sqlx::query(&sql))
+            .bind(Value::Object(prepared.clone()))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let row = fetch::<R>(&mut tx, &who, parent, id).await?;
+    let (b, a) = (
+        serde_json::to_value(&before).ok(),
+        serde_json::to_value(&row).ok(),
+    );
+    audit::record(&mut tx, &who, change::<R>("update", id, b, a)).await?;
+    tx.commit().await?;
+    st.changed(R::ROUTING);
+    Ok(Envelope::ok(row))
+}
+
+fn tenant_column<R: Resource>() -> Option<&'static str> {
+    match R::TENANT {
+        Tenant::Column(c) => Some(c),
+        _ => None,
+    }
+}
+
+async fn remove<R: Resource>(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(p): Params,
+) -> ApiResult<Envelope<R::Row>> {
+    who.require(R::CLASS, Access::Delete)?;
+    let (parent, id) = (param(&p, "parent"), param(&p, "id").unwrap_or_default());
+    let mut tx = st.pool.begin().await?;
+    let row = fetch::<R>(&mut tx, &who, parent, id).await?;
+    let w = one::<R>(&who, parent, id)?;
+    let sql = format!("DELETE FROM {} r{}", R::TABLE, w.sql());
+    w.bind_plain(sqlx::query(&sql)).execute(&mut *tx).await?;
+    let before = serde_json::to_value(&row).ok();
+    audit::record(&mut tx, &who, change::<R>("delete", id, before, None)).await?;
+    tx.commit().await?;
+    st.changed(R::ROUTING);
+    Ok(Envelope::ok(row))
+}

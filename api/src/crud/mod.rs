@@ -1,0 +1,69 @@
+//! Generic CRUD over one table: a resource says what its table, key, parent, owner
+//! and input look like; the handlers here do listing with cursors, tenant filtering,
+//! validation, writes through `jsonb_populate_record`, audit rows and republishing.
+
+mod handlers;
+mod sql;
+
+pub use handlers::mount;
+pub use sql::check_key;
+
+use crate::auth::roles::Class;
+use crate::error::ApiResult;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
+use sqlx::FromRow;
+use utoipa::ToSchema;
+
+/// Which customer owns a row, for tenant isolation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenant {
+    /// Not customer data; only staff roles reach it (its class decides).
+    None,
+    /// A `ban` column of the row itself; filled in on create for customer callers.
+    Column(&'static str),
+    /// An SQL expression over the row (alias `r`), e.g. the BAN of the parent trunk.
+    Expr(&'static str),
+}
+
+pub trait Resource: Send + Sync + 'static {
+    /// In messages, the audit log and the OpenAPI tags.
+    const NAME: &'static str;
+    const TABLE: &'static str;
+    /// The key column, unique within the parent if there is one.
+    const KEY: &'static str;
+    /// SQL type of the key, for casts of the text the path carries.
+    const KEY_TYPE: &'static str = "text";
+    /// Column holding the parent's id when nested (`/trunks/{parent}/ips`).
+    const PARENT: Option<&'static str> = None;
+    const PARENT_TYPE: &'static str = "text";
+    const TENANT: Tenant = Tenant::None;
+    /// Columns selected for `Row` (alias `r`).
+    const SELECT: &'static str = "r.*";
+    /// Columns a list may be filtered on by equality (`?ban=X`).
+    const FILTERS: &'static [&'static str] = &[];
+    const CLASS: Class;
+    /// Whether a change affects routing (and so republishes the snapshot).
+    const ROUTING: bool = true;
+
+    type Row: for<'r> FromRow<'r, PgRow> + Serialize + ToSchema + Send + Unpin;
+    /// The client-settable columns (deny_unknown_fields), also the PATCH shape.
+    type Input: DeserializeOwned + Serialize + ToSchema;
+
+    /// Normalises or checks a validated input before it is written; `given` are the
+    /// fields the client sent (a PATCH re-validates stored values it must not rewrite).
+    fn prepare(_input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+/// Field names of a schema'd struct, read from its utoipa schema (one source of truth).
+pub fn schema_fields<T: ToSchema>() -> Vec<String> {
+    use utoipa::openapi::{RefOr, Schema};
+    match T::schema() {
+        RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,50 @@
+//! WARP's REST API: provisioning resources, routing simulation on the same engine and
+//! snapshot as the SIP path, snapshot publishing, CDRs, API keys with the seven roles,
+//! audit log, OpenAPI. See README.md for what is and is not done.
+
+pub mod audit;
+pub mod auth;
+pub mod cdrs;
+pub mod config;
+pub mod crud;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod page;
+pub mod resources;
+pub mod routes;
+pub mod routing;
+pub mod schema;
+pub mod state;
+
+use config::Config;
+use metrics::Metrics;
+use middleware::RateLimiter;
+use routing::publisher::Publisher;
+use state::AppState;
+use std::sync::Arc;
+
+/// Connects, migrates, starts the publisher; the state every handler shares.
+pub async fn start(config: Config) -> anyhow::Result<AppState> {
+    let pool = warp_db::connect(&config.database_url).await?;
+    warp_db::migrate(&pool).await?;
+    schema::ensure(&pool).await?;
+    let metrics = Arc::new(Metrics::new()?);
+    let publisher = Arc::new(Publisher::new(pool.clone(), &config, metrics.clone())?);
+    if publisher.current().is_none() {
+        if let Err(e) = publisher.publish().await {
+            tracing::warn!(error = %e, "no snapshot yet and the first publish failed");
+        }
+    }
+    publisher.spawn_debouncer();
+    Ok(AppState {
+        pool,
+        limiter: Arc::new(RateLimiter::new(config.rate_limit)),
+        config: Arc::new(config),
+        publisher,
+        metrics,
+    })
+}

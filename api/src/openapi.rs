@@ -1,0 +1,233 @@
+//! Routes and their OpenAPI operations registered together, so the served spec is the
+//! route table: every `Api::route` adds the axum route and its documented operation.
+
+use crate::envelope::Meta;
+use crate::error::ErrorItem;
+use crate::state::AppState;
+use axum::routing::{get, MethodRouter};
+use axum::{Json, Router};
+use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, Content, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref,
+    RefOr, Required, ResponseBuilder,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// The documentation of one operation.
+pub struct Doc {
+    tag: String,
+    summary: String,
+    body: Option<RefOr<Schema>>,
+    data: Option<RefOr<Schema>>,
+    public: bool,
+    query: Vec<&'static str>,
+    schemas: Schemas,
+}
+
+impl Doc {
+    pub fn new(tag: impl Into<String>, summary: impl Into<String>) -> Self {
+        Doc {
+            tag: tag.into(),
+            summary: summary.into(),
+            body: None,
+            data: None,
+            public: false,
+            query: Vec::new(),
+            schemas: Vec::new(),
+        }
+    }
+
+    fn named<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        self.schemas.push((T::name().into(), T::schema()));
+        T::schemas(&mut self.schemas);
+        Ref::from_schema_name(T::name()).into()
+    }
+
+    /// JSON request body of type `T`.
+    pub fn body<T: ToSchema>(mut self) -> Self {
+        self.body = Some(self.named::<T>());
+        self
+    }
+
+    /// A body documented as free text (a CSV upload may also be JSON).
+    pub fn body_schema(mut self, schema: RefOr<Schema>) -> Self {
+        self.body = Some(schema);
+        self
+    }
+
+    /// `data` is one `T`.
+    pub fn returns<T: ToSchema>(mut self) -> Self {
+        self.data = Some(self.named::<T>());
+        self
+    }
+
+    /// `data` is a list of `T`, paged.
+    pub fn returns_list<T: ToSchema>(mut self) -> Self {
+        let item = self.named::<T>();
+        self.data = Some(ArrayBuilder::new().items(item).into());
+        self.query.extend(["limit", "cursor"]);
+        self
+    }
+
+    pub fn query(mut self, names: &[&'static str]) -> Self {
+        self.query.extend(names);
+        self
+    }
+
+    /// Needs no API key.
+    pub fn public(mut self) -> Self {
+        self.public = true;
+        self
+    }
+}
+
+/// The envelope around `data`.
+fn envelope(data: Option<RefOr<Schema>>) -> RefOr<Schema> {
+    let data = data.unwrap_or_else(|| ObjectBuilder::new().into());
+    ObjectBuilder::new()
+        .property("success", ObjectBuilder::new().schema_type(Type::Boolean))
+        .property("data", data)
+        .property("meta", Ref::from_schema_name(Meta::name()))
+        .property(
+            "errors",
+            ArrayBuilder::new().items(Ref::from_schema_name(ErrorItem::name())),
+        )
+        .required("success")
+        .required("errors")
+        .into()
+}
+
+pub struct Api {
+    router: Router<AppState>,
+    paths: Paths,
+    schemas: Schemas,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            router: Router::new(),
+            paths: Paths::new(),
+            schemas: vec![
+                (Meta::name().into(), Meta::schema()),
+                (ErrorItem::name().into(), ErrorItem::schema()),
+            ],
+        }
+    }
+}
+
+impl Api {
+    pub fn route(
+        mut self,
+        method: HttpMethod,
+        path: &str,
+        handler: MethodRouter<AppState>,
+        doc: Doc,
+    ) -> Self {
+        self.router = self.router.route(path, handler);
+        let mut op = OperationBuilder::new()
+            .tag(doc.tag)
+            .summary(Some(doc.summary))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("success")
+                    .content("application/json", Content::new(Some(envelope(doc.data)))),
+            )
+            .response(
+                "default",
+                ResponseBuilder::new()
+                    .description("failure: errors[] names the code and field")
+                    .content("application/json", Content::new(Some(envelope(None)))),
+            );
+        for name in path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        for name in doc.query {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        if let Some(body) = doc.body {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", Content::new(Some(body)))
+                    .build(),
+            ));
+        }
+        op = if doc.public {
+            op.securities(Some(Vec::<SecurityRequirement>::new()))
+        } else {
+            op.security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        };
+        self.paths
+            .add_path_operation(path, vec![method], op.build());
+        self.schemas.extend(doc.schemas);
+        self
+    }
+
+    /// Builds the document, served (as part of itself) at `spec_path`.
+    pub fn finish(self, spec_path: &str) -> (Router<AppState>, OpenApi) {
+        let handler = MethodRouter::new();
+        let me = self.route(
+            HttpMethod::Get,
+            spec_path,
+            handler,
+            Doc::new("System", "This OpenAPI document").public(),
+        );
+        let components = ComponentsBuilder::new()
+            .schemas_from_iter(me.schemas)
+            .security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            )
+            .build();
+        let doc = OpenApiBuilder::new()
+            .info(
+                InfoBuilder::new()
+                    .title("WARP API")
+                    .version(env!("CARGO_PKG_VERSION"))
+                    .description(Some(
+                        "Wholesale Accounting, Routing and Provisioning: every answer is \
+                         the envelope {success, data, meta, errors[]}",
+                    )),
+            )
+            .paths(me.paths)
+            .components(Some(components))
+            .build();
+        let spec = serde_json::to_value(&doc).unwrap_or_default();
+        let router = me
+            .router
+            .route(spec_path, get(move || async move { Json(spec) }));
+        (router, doc)
+    }
+}
+
+/// A schema for a body that is not a named type.
+pub fn free_form() -> RefOr<Schema> {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .build(),
+    )
+    .into()
+}

@@ -1,0 +1,255 @@
+//! Customers and their technical resources: trunks (IP ACL, digest credentials) and
+//! numbers.
+
+use super::normalise_number;
+use crate::auth::roles::Class;
+use crate::crud::{Resource, Tenant};
+use crate::error::{ApiError, ApiResult};
+use chrono::{DateTime, Utc};
+use md5::{Digest, Md5};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::FromRow;
+use utoipa::ToSchema;
+use warp_core::model::IpNet;
+
+#[derive(Serialize, FromRow, ToSchema)]
+pub struct Customer {
+    pub ban: String,
+    pub name: String,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub contact_phone: Option<String>,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: String,
+    /// prepaid, postpaid or hybrid.
+    pub billing_model: String,
+    pub billing_cycle: String,
+    pub payment_terms: String,
+    #[schema(value_type = String)]
+    pub credit_limit: Decimal,
+    pub rate_plan: String,
+    #[schema(value_type = String)]
+    pub min_margin: Decimal,
+    #[schema(value_type = Option<String>)]
+    pub rate_limit: Option<Decimal>,
+    pub max_results: i32,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerInput {
+    pub ban: String,
+    pub name: String,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub contact_phone: Option<String>,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub billing_model: Option<String>,
+    pub billing_cycle: Option<String>,
+    pub payment_terms: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub credit_limit: Option<Decimal>,
+    pub rate_plan: String,
+    #[schema(value_type = Option<String>)]
+    pub min_margin: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub rate_limit: Option<Decimal>,
+    pub max_results: Option<i32>,
+    pub enabled: Option<bool>,
+}
+
+impl Resource for Customer {
+    const NAME: &'static str = "customer";
+    const TABLE: &'static str = "customers";
+    const KEY: &'static str = "ban";
+    const TENANT: Tenant = Tenant::Column("ban");
+    const CLASS: Class = Class::Accounts;
+    type Row = Customer;
+    type Input = CustomerInput;
+}
+
+#[derive(Serialize, FromRow, ToSchema)]
+pub struct Trunk {
+    pub id: String,
+    pub ban: String,
+    pub name: String,
+    /// IP_ACL, CREDENTIALS or IP_AND_CREDENTIALS.
+    pub auth_type: String,
+    /// 0 = unlimited.
+    pub max_concurrent: i32,
+    pub max_cps: i32,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkInput {
+    pub id: String,
+    pub ban: String,
+    pub name: Option<String>,
+    pub auth_type: Option<String>,
+    pub max_concurrent: Option<i32>,
+    pub max_cps: Option<i32>,
+    pub enabled: Option<bool>,
+}
+
+impl Resource for Trunk {
+    const NAME: &'static str = "trunk";
+    const TABLE: &'static str = "trunks";
+    const KEY: &'static str = "id";
+    const TENANT: Tenant = Tenant::Column("ban");
+    const FILTERS: &'static [&'static str] = &["ban"];
+    const CLASS: Class = Class::Technical;
+    type Row = Trunk;
+    type Input = TrunkInput;
+}
+
+/// The customer of a trunk child row.
+const TRUNK_OWNER: Tenant = Tenant::Expr("(SELECT t.ban FROM trunks t WHERE t.id = r.trunk_id)");
+
+#[derive(Serialize, FromRow, ToSchema)]
+pub struct TrunkIp {
+    pub id: i64,
+    pub trunk_id: String,
+    /// Address with prefix length, e.g. 198.51.100.0/24.
+    pub addr: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkIpInput {
+    pub addr: String,
+}
+
+impl Resource for TrunkIp {
+    const NAME: &'static str = "trunk_ip";
+    const TABLE: &'static str = "trunk_ips";
+    const KEY: &'static str = "id";
+    const KEY_TYPE: &'static str = "bigint";
+    const PARENT: Option<&'static str> = Some("trunk_id");
+    const TENANT: Tenant = TRUNK_OWNER;
+    const SELECT: &'static str = "r.id, r.trunk_id, r.addr::text AS addr";
+    const CLASS: Class = Class::Technical;
+    type Row = TrunkIp;
+    type Input = TrunkIpInput;
+
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        if let Some(a) = input.get("addr").and_then(Value::as_str) {
+            a.parse::<IpNet>()
+                .map_err(|e| ApiError::invalid("addr", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize, FromRow, ToSchema)]
+pub struct TrunkCredential {
+    pub id: i64,
+    pub trunk_id: String,
+    pub username: String,
+    pub realm: String,
+}
+
+/// The password is turned into Kamailio's ha1 (md5 of user:realm:password) and dropped.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkCredentialInput {
+    pub username: String,
+    pub realm: Option<String>,
+    pub password: String,
+}
+
+impl Resource for TrunkCredential {
+    const NAME: &'static str = "trunk_credential";
+    const TABLE: &'static str = "trunk_credentials";
+    const KEY: &'static str = "id";
+    const KEY_TYPE: &'static str = "bigint";
+    const PARENT: Option<&'static str> = Some("trunk_id");
+    const TENANT: Tenant = TRUNK_OWNER;
+    const SELECT: &'static str = "r.id, r.trunk_id, r.username, r.realm";
+    const CLASS: Class = Class::Technical;
+    type Row = TrunkCredential;
+    type Input = TrunkCredentialInput;
+
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        let field = |k: &str| {
+            input
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let (user, realm, password) = (field("username"), field("realm"), field("password"));
+        if password.len() < 8 {
+            return Err(ApiError::invalid("password", "at least 8 characters"));
+        }
+        let ha1 = hex::encode(Md5::digest(format!("{user}:{realm}:{password}")));
+        input.remove("password");
+        input.insert("realm".into(), realm.into());
+        input.insert("ha1".into(), ha1.into());
+        Ok(())
+    }
+}
+
+#[derive(Serialize, FromRow, ToSchema)]
+pub struct PhoneNumber {
+    /// E.164 digits.
+    pub e164: String,
+    pub ban: Option<String>,
+    pub trunk_id: Option<String>,
+    /// available, reserved, assigned, aging or ported_out.
+    pub status: String,
+    pub voice_enabled: bool,
+    pub sms_enabled: bool,
+    pub mms_enabled: bool,
+    pub fax_enabled: bool,
+    pub e911_address_id: Option<i64>,
+    pub cnam: Option<String>,
+    pub assigned_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneNumberInput {
+    /// Any accepted form (+E.164, NANP 10 digits, 1+10, 011+…); stored as E.164 digits.
+    pub e164: String,
+    pub ban: Option<String>,
+    pub trunk_id: Option<String>,
+    pub status: Option<String>,
+    pub voice_enabled: Option<bool>,
+    pub sms_enabled: Option<bool>,
+    pub mms_enabled: Option<bool>,
+    pub fax_enabled: Option<bool>,
+    pub cnam: Option<String>,
+}
+
+impl Resource for PhoneNumber {
+    const NAME: &'static str = "number";
+    const TABLE: &'static str = "numbers";
+    const KEY: &'static str = "e164";
+    const TENANT: Tenant = Tenant::Column("ban");
+    const FILTERS: &'static [&'static str] = &["ban", "trunk_id", "status"];
+    const CLASS: Class = Class::Technical;
+    const ROUTING: bool = false;
+    type Row = PhoneNumber;
+    type Input = PhoneNumberInput;
+
+    fn prepare(input: &mut Map<String, Value>, given: &[String]) -> ApiResult<()> {
+        normalise_number(input, "e164", given)
+    }
+}

@@ -1,0 +1,69 @@
+//! Vendors (providers) with their jurisdiction policy, and their gateways.
+
+use crate::auth::roles::Class;
+use crate::crud::Resource;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use utoipa::ToSchema;
+
+#[derive(Serialize, FromRow, ToSchema)]
+pub struct Vendor {
+    pub id: String,
+    pub name: String,
+    /// LRN, OCN_LATA, DNIS or INTERNATIONAL: what the vendor prices by.
+    pub kind: String,
+    /// Lower is preferred when rates tie.
+    pub priority: i32,
+    /// Jurisdiction policy: the zone indeterminate traffic is priced in.
+    pub indeterminate_zone: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorInput {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub priority: Option<i32>,
+    pub indeterminate_zone: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+impl Resource for Vendor {
+    const NAME: &'static str = "vendor";
+    const TABLE: &'static str = "vendors";
+    const KEY: &'static str = "id";
+    const CLASS: Class = Class::Platform;
+    type Row = Vendor;
+    type Input = VendorInput;
+}
+
+/// A dialstring template in failover order (`{number}`, `{national}`).
+#[derive(Serialize, FromRow, ToSchema)]
+pub struct Gateway {
+    pub vendor_id: String,
+    pub priority: i32,
+    pub dialstring: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayInput {
+    pub priority: i32,
+    /// A sip: or sips: URI template.
+    pub dialstring: String,
+}
+
+impl Resource for Gateway {
+    const NAME: &'static str = "gateway";
+    const TABLE: &'static str = "gateways";
+    const KEY: &'static str = "priority";
+    const KEY_TYPE: &'static str = "integer";
+    const PARENT: Option<&'static str> = Some("vendor_id");
+    const CLASS: Class = Class::Platform;
+    type Row = Gateway;
+    type Input = GatewayInput;
+}

@@ -1,0 +1,229 @@
+//! The route table: system endpoints, then /api/v1 resource by resource.
+
+use crate::auth::keys;
+use crate::cdrs;
+use crate::crud::mount;
+use crate::envelope::Envelope;
+use crate::error::ApiError;
+use crate::middleware;
+use crate::openapi::{free_form, Api, Doc};
+use crate::resources::accounts::*;
+use crate::resources::rate_decks::{self, *};
+use crate::resources::routing_config::*;
+use crate::resources::vendors::*;
+use crate::routing;
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use serde::Serialize;
+use utoipa::openapi::{HttpMethod, OpenApi};
+use utoipa::ToSchema;
+
+const V1: &str = "/api/v1";
+/// Whole rate decks arrive in one request.
+const UPLOAD_LIMIT: usize = 256 * 1024 * 1024;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    /// Generation of the snapshot simulation routes on, if any.
+    pub generation: Option<u64>,
+}
+
+async fn health(State(st): State<AppState>) -> Envelope<Health> {
+    Envelope::ok(Health {
+        status: "ok",
+        generation: st.publisher.current().map(|s| s.generation()),
+    })
+}
+
+/// Ready when the database answers and a snapshot is loaded.
+async fn ready(State(st): State<AppState>) -> Result<Envelope<Health>, ApiError> {
+    let unavailable = |m: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", m);
+    sqlx::query("SELECT 1")
+        .execute(&st.pool)
+        .await
+        .map_err(|_| unavailable("database unreachable"))?;
+    let generation = st.publisher.current().map(|s| s.generation());
+    generation.ok_or_else(|| unavailable("no routing snapshot"))?;
+    Ok(Envelope::ok(Health {
+        status: "ready",
+        generation,
+    }))
+}
+
+async fn metrics(State(st): State<AppState>) -> String {
+    st.metrics.render()
+}
+
+fn system(api: Api) -> Api {
+    api.route(
+        HttpMethod::Get,
+        "/health",
+        get(health),
+        Doc::new("System", "Liveness").returns::<Health>().public(),
+    )
+    .route(
+        HttpMethod::Get,
+        "/ready",
+        get(ready),
+        Doc::new("System", "Readiness: database and snapshot")
+            .returns::<Health>()
+            .public(),
+    )
+    .route(
+        HttpMethod::Get,
+        "/metrics",
+        get(metrics),
+        Doc::new("System", "Prometheus metrics (text format)").public(),
+    )
+}
+
+fn keys_routes(api: Api) -> Api {
+    let base = format!("{V1}/api-keys");
+    api.route(
+        HttpMethod::Post,
+        &base,
+        post(keys::create),
+        Doc::new("API keys", "Create a key (its secret is shown only here)")
+            .body::<keys::NewKey>()
+            .returns::<keys::IssuedKey>(),
+    )
+    .route(
+        HttpMethod::Get,
+        &base,
+        get(keys::list),
+        Doc::new("API keys", "List keys").returns_list::<keys::ApiKey>(),
+    )
+    .route(
+        HttpMethod::Delete,
+        &format!("{base}/{{id}}"),
+        delete(keys::revoke),
+        Doc::new("API keys", "Revoke a key").returns::<keys::ApiKey>(),
+    )
+    .route(
+        HttpMethod::Post,
+        &format!("{base}/{{id}}/rotate"),
+        post(keys::rotate),
+        Doc::new(
+            "API keys",
+            "Rotate a key: new secret, old one stops working",
+        )
+        .returns::<keys::IssuedKey>(),
+    )
+}
+
+fn resources(api: Api) -> Api {
+    let api = mount::<Customer>(api, &format!("{V1}/customers"));
+    let api = mount::<CustomerPartition>(api, &format!("{V1}/customers/{{parent}}/partitions"));
+    let api = mount::<Trunk>(api, &format!("{V1}/trunks"));
+    let api = mount::<TrunkIp>(api, &format!("{V1}/trunks/{{parent}}/ips"));
+    let api = mount::<TrunkCredential>(api, &format!("{V1}/trunks/{{parent}}/credentials"));
+    let api = mount::<PhoneNumber>(api, &format!("{V1}/numbers"));
+    let api = mount::<Vendor>(api, &format!("{V1}/vendors"));
+    let api = mount::<Gateway>(api, &format!("{V1}/vendors/{{parent}}/gateways"));
+    let api = mount::<RatePlan>(api, &format!("{V1}/rate-plans"));
+    let api = mount::<RateDeck>(api, &format!("{V1}/rate-decks"));
+    let api = mount::<RateDeckRow>(api, &format!("{V1}/rate-decks/{{parent}}/rows"));
+    let api = mount::<Partition>(api, &format!("{V1}/partitions"));
+    let api = mount::<PartitionRoute>(api, &format!("{V1}/partitions/{{parent}}/routes"));
+    let api = mount::<Override>(api, &format!("{V1}/overrides"));
+    let api = mount::<Exclusion>(api, &format!("{V1}/exclusions"));
+    let api = mount::<DnoNumber>(api, &format!("{V1}/dno"));
+    api.route(
+        HttpMethod::Post,
+        &format!("{V1}/rate-decks/{{id}}/upload"),
+        post(rate_decks::upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        Doc::new(
+            "rate_deck",
+            "Upload a whole deck: JSON {rows: [...]} or text/csv; ?mode=append|replace. \
+             Any bad row rejects the deck with every bad line listed.",
+        )
+        .body::<DeckUpload>()
+        .query(&["mode"])
+        .returns::<UploadResult>(),
+    )
+    .route(
+        HttpMethod::Get,
+        &format!("{V1}/customers/{{id}}/cdrs"),
+        get(cdrs::list),
+        Doc::new("CDRs", "A customer's rated calls, filtered, cursor-paged")
+            .returns_list::<cdrs::Cdr>()
+            .query(cdrs::FILTERS),
+    )
+}
+
+fn routing_routes(api: Api) -> Api {
+    api.route(
+        HttpMethod::Post,
+        &format!("{V1}/routing/simulate"),
+        post(routing::simulate),
+        Doc::new(
+            "Routing",
+            "Route a call on the published snapshot (same engine as SIP)",
+        )
+        .body::<routing::SimulateRequest>()
+        .returns::<routing::Simulation>(),
+    )
+    .route(
+        HttpMethod::Get,
+        &format!("{V1}/routing/lcr"),
+        get(routing::lcr),
+        Doc::new("Routing", "LCR for a call given as query parameters")
+            .query(&["account_ban", "dnis", "ani", "lrn", "at", "max_results"])
+            .returns::<routing::Simulation>(),
+    )
+    .route(
+        HttpMethod::Post,
+        &format!("{V1}/routing/publish"),
+        post(routing::publish),
+        Doc::new(
+            "Routing",
+            "Compile and publish a new snapshot generation now",
+        )
+        .returns::<routing::Published>(),
+    )
+    .route(
+        HttpMethod::Get,
+        &format!("{V1}/routing/snapshot"),
+        get(routing::snapshot),
+        Doc::new(
+            "Routing",
+            "The current snapshot file; ETag = generation, If-None-Match gives 304",
+        )
+        .body_schema(free_form()),
+    )
+}
+
+/// The application and its OpenAPI document.
+pub fn app(state: AppState) -> (Router, OpenApi) {
+    let api = routing_routes(resources(keys_routes(system(Api::default()))));
+    let (router, doc) = api.finish(&format!("{V1}/openapi.json"));
+    let router = router
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed here",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .with_state(state);
+    (router, doc)
+}

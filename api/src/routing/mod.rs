@@ -1,0 +1,235 @@
+//! Routing endpoints: simulation and LCR on the published snapshot (the same engine and
+//! file the SIP path uses), forced publishing, and the snapshot pull for SIP nodes.
+
+pub mod publisher;
+
+use crate::auth::roles::{Access, Class};
+use crate::auth::Principal;
+use crate::envelope::Envelope;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use warp_core::{Number, Reject, RouteRequest};
+
+/// One call to route, as the SIP path would see it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateRequest {
+    pub customer_ban: String,
+    /// Calling number in any accepted form; absent or invalid = indeterminate.
+    pub ani: Option<String>,
+    /// Dialled number in any accepted form.
+    pub dnis: String,
+    /// An LRN from a dip, used when the snapshot has none.
+    pub lrn: Option<String>,
+    /// When the call happens (default now): picks rates, windows and overrides.
+    pub at: Option<DateTime<Utc>>,
+    pub max_results: Option<u32>,
+}
+
+/// `GET /routing/lcr` parameters: the same call as query parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LcrQuery {
+    pub account_ban: String,
+    pub dnis: String,
+    pub ani: Option<String>,
+    pub lrn: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+    pub max_results: Option<u32>,
+}
+
+impl From<LcrQuery> for SimulateRequest {
+    fn from(q: LcrQuery) -> Self {
+        SimulateRequest {
+            customer_ban: q.account_ban,
+            ani: q.ani,
+            dnis: q.dnis,
+            lrn: q.lrn,
+            at: q.at,
+            max_results: q.max_results,
+        }
+    }
+}
+
+/// The engine's answer: a decision with ordered routes, or the reason there is none
+/// and the SIP reply the call would get.
+#[derive(Serialize, ToSchema)]
+pub struct Simulation {
+    pub generation: u64,
+    #[schema(value_type = Option<Object>)]
+    pub decision: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub reject: Option<Value>,
+}
+
+fn invalid_number(field: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "INVALID_PHONE_NUMBER",
+        e.to_string(),
+    )
+    .field(field)
+}
+
+fn route(st: &AppState, req: SimulateRequest) -> ApiResult<Simulation> {
+    let snapshot = st.publisher.current().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NO_SNAPSHOT",
+            "no routing snapshot has been published yet",
+        )
+    })?;
+    let lrn = req
+        .lrn
+        .as_deref()
+        .map(Number::parse)
+        .transpose()
+        .map_err(|e| invalid_number("lrn", e))?;
+    let call = RouteRequest {
+        ban: &req.customer_ban,
+        ani: req.ani.as_deref(),
+        dnis: &req.dnis,
+        lrn,
+        at: req.at.unwrap_or_else(Utc::now),
+        max_results: req.max_results,
+    };
+    st.metrics.simulated();
+    let generation = snapshot.generation();
+    match snapshot.route(&call) {
+        Ok(d) => Ok(Simulation {
+            generation,
+            decision: Some(serde_json::to_value(&d).map_err(ApiError::internal)?),
+            reject: None,
+        }),
+        Err(Reject::InvalidDnis(e)) => Err(invalid_number("dnis", e)),
+        Err(r) => {
+            let (code, reason) = r.sip();
+            let mut v = serde_json::to_value(&r).map_err(ApiError::internal)?;
+            v["message"] = r.to_string().into();
+            v["sip_code"] = code.into();
+            v["sip_reason"] = reason.into();
+            Ok(Simulation {
+                generation,
+                decision: None,
+                reject: Some(v),
+            })
+        }
+    }
+}
+
+pub async fn simulate(
+    State(st): State<AppState>,
+    who: Principal,
+    Json(req): Json<SimulateRequest>,
+) -> ApiResult<Envelope<Simulation>> {
+    who.require(Class::Routing, Access::Read)?;
+    Ok(Envelope::ok(route(&st, req)?))
+}
+
+pub async fn lcr(
+    State(st): State<AppState>,
+    who: Principal,
+    Query(q): Query<LcrQuery>,
+) -> ApiResult<Envelope<Simulation>> {
+    who.require(Class::Routing, Access::Read)?;
+    Ok(Envelope::ok(route(&st, q.into())?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Published {
+    pub generation: u64,
+    pub path: String,
+}
+
+pub async fn publish(State(st): State<AppState>, who: Principal) -> ApiResult<Envelope<Published>> {
+    who.require(Class::Routing, Access::Write)?;
+    let generation = st.publisher.publish().await.map_err(|e| match e {
+        publisher::PublishError::Compile(e) => {
+            ApiError::new(StatusCode::CONFLICT, "COMPILE_FAILED", e.to_string())
+        }
+        other => ApiError::internal(other),
+    })?;
+    let mut conn = st.pool.acquire().await?;
+    let change = crate::audit::Change {
+        action: "publish",
+        entity_type: "routing_snapshot",
+        entity_id: &generation.to_string(),
+        before: None,
+        after: None,
+    };
+    crate::audit::record(&mut conn, &who, change).await?;
+    Ok(Envelope::ok(Published {
+        generation,
+        path: st.publisher.path().display().to_string(),
+    }))
+}
+
+/// The current snapshot file, `ETag` = its generation; `If-None-Match` → 304.
+pub async fn snapshot(
+    State(st): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    who.require(Class::Routing, Access::Read)?;
+    let path = st.publisher.path().to_path_buf();
+    let missing = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_SNAPSHOT",
+            "no routing snapshot has been published yet",
+        )
+    };
+    let on_disk = warp_core::Snapshot::open(&path)
+        .map(|s| s.generation())
+        .map_err(|_| missing())?;
+    if etag_matches(&headers, on_disk) {
+        return Ok(not_modified(on_disk));
+    }
+    // Read whole and check what was read: the file may be replaced meanwhile.
+    let bytes = tokio::fs::read(&path).await.map_err(|_| missing())?;
+    let (bytes, generation) = tokio::task::spawn_blocking(move || {
+        let generation = warp_core::Snapshot::from_bytes(&bytes).map(|s| s.generation());
+        (bytes, generation)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let generation = generation.map_err(ApiError::internal)?;
+    if etag_matches(&headers, generation) {
+        return Ok(not_modified(generation));
+    }
+    let etag = format!("\"{generation}\"");
+    Ok((
+        [
+            (ETAG, etag),
+            (CONTENT_TYPE, "application/octet-stream".to_string()),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+fn etag_matches(headers: &HeaderMap, generation: u64) -> bool {
+    let etag = format!("\"{generation}\"");
+    headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn not_modified(generation: u64) -> Response {
+    (
+        StatusCode::NOT_MODIFIED,
+        [(ETAG, format!("\"{generation}\""))],
+    )
+        .into_response()
+}

@@ -1,0 +1,148 @@
+//! Snapshot publishing: load the dataset from PostgreSQL, compile it with warp-core,
+//! write it atomically to WARP_SNAPSHOT as a new generation, keep it in memory for
+//! simulation, and announce it on Redis. Changes schedule a debounced publish.
+
+use crate::metrics::Metrics;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{Mutex, Notify};
+use warp_core::snapshot::{compile, publish, CompileError, OpenError};
+use warp_core::Snapshot;
+
+/// Redis pub/sub channel SIP nodes listen on for new generations.
+pub const CHANNEL: &str = "warp:snapshot";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("loading the dataset: {0}")]
+    Load(#[from] warp_db::DbError),
+    #[error("compiling: {0}")]
+    Compile(#[from] CompileError),
+    #[error("reopening: {0}")]
+    Open(#[from] OpenError),
+    #[error("compile task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+pub struct Publisher {
+    pool: sqlx::PgPool,
+    path: PathBuf,
+    redis: Option<redis::Client>,
+    debounce: Duration,
+    metrics: Arc<Metrics>,
+    current: RwLock<Option<Arc<Snapshot>>>,
+    /// One publish at a time: generations are handed out in order.
+    publishing: Mutex<()>,
+    dirty: Notify,
+}
+
+impl Publisher {
+    pub fn new(
+        pool: sqlx::PgPool,
+        config: &crate::config::Config,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let redis = config
+            .redis_url
+            .as_deref()
+            .map(redis::Client::open)
+            .transpose()?;
+        // Start from the file SIP nodes already read, when there is a good one.
+        let current = Snapshot::open_verified(&config.snapshot).ok().map(Arc::new);
+        Ok(Publisher {
+            pool,
+            path: config.snapshot.clone(),
+            redis,
+            debounce: config.publish_debounce,
+            metrics,
+            current: RwLock::new(current),
+            publishing: Mutex::new(()),
+            dirty: Notify::new(),
+        })
+    }
+
+    /// The snapshot simulation routes on: the last one published.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.current.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Marks routing data changed; the debouncer publishes once things are quiet.
+    pub fn changed(&self) {
+        self.dirty.notify_one();
+    }
+
+    /// Compiles and publishes a new generation now.
+    pub async fn publish(&self) -> Result<u64, PublishError> {
+        let _one = self.publishing.lock().await;
+        let dataset = warp_db::load_dataset(&self.pool).await?;
+        let on_disk = Snapshot::open(&self.path).map(|s| s.generation()).ok();
+        let ours = self.current().map(|s| s.generation());
+        let generation = on_disk.max(ours).unwrap_or(0) + 1;
+        let path = self.path.clone();
+        let snapshot = tokio::task::spawn_blocking(move || -> Result<Snapshot, PublishError> {
+            let bytes = compile(&dataset, generation)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| CompileError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            publish(&bytes, &path)?;
+            Ok(Snapshot::from_bytes(&bytes)?)
+        })
+        .await??;
+        if let Ok(mut c) = self.current.write() {
+            *c = Some(Arc::new(snapshot));
+        }
+        self.metrics.published(generation);
+        tracing::info!(generation, path = %self.path.display(), "published routing snapshot");
+        self.announce(generation).await;
+        Ok(generation)
+    }
+
+    /// Tells SIP nodes on Redis; a Redis outage only costs them the push.
+    async fn announce(&self, generation: u64) {
+        let Some(client) = &self.redis else { return };
+        let message = serde_json::json!({
+            "generation": generation,
+            "path": self.path.display().to_string(),
+        })
+        .to_string();
+        let send = async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(message)
+                .query_async::<i64>(&mut conn)
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(2), send).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "announcing the snapshot on Redis"),
+            Err(_) => tracing::warn!("announcing the snapshot on Redis timed out"),
+        }
+    }
+
+    /// Publishes after each burst of changes, once `debounce` passes without another.
+    pub fn spawn_debouncer(self: &Arc<Self>) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                me.dirty.notified().await;
+                while tokio::time::timeout(me.debounce, me.dirty.notified())
+                    .await
+                    .is_ok()
+                {}
+                if let Err(e) = me.publish().await {
+                    me.metrics.publish_failed();
+                    tracing::error!(error = %e, "automatic snapshot publish failed");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,47 @@
+//! The API's own tables (API keys, idempotency records), in schema `api` beside the
+//! shared migrations. Created idempotently at start, under an advisory lock so
+//! several instances starting at once do not race.
+
+use sqlx::PgPool;
+
+const SCHEMA: &str = r#"
+CREATE SCHEMA IF NOT EXISTS api;
+
+CREATE TABLE IF NOT EXISTS api.keys (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name          text NOT NULL DEFAULT '',
+    role          text NOT NULL CHECK (role IN ('super_admin', 'support', 'sales',
+                      'customer_admin', 'developer', 'billing', 'read_only')),
+    -- Customer roles belong to one customer; staff roles to none.
+    ban           text REFERENCES customers (ban) ON DELETE CASCADE,
+    -- sha256 of the secret, hex; the secret itself is shown once and never stored.
+    hash          text NOT NULL UNIQUE,
+    created_by    text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    rotated_at    timestamptz,
+    revoked_at    timestamptz,
+    CHECK ((ban IS NOT NULL) = (role IN ('customer_admin', 'developer', 'billing', 'read_only')))
+);
+CREATE INDEX IF NOT EXISTS keys_ban ON api.keys (ban);
+
+-- A POST with an Idempotency-Key answers once; a repeat replays the stored answer.
+CREATE TABLE IF NOT EXISTS api.idempotency (
+    actor         text NOT NULL,
+    key           text NOT NULL,
+    request_hash  text NOT NULL,
+    status        smallint NOT NULL,
+    body          bytea NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (actor, key)
+);
+"#;
+
+/// Creates what is missing.
+pub async fn ensure(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7261)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    tx.commit().await
+}

@@ -1,0 +1,26 @@
+//! What every handler shares.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::middleware::RateLimiter;
+use crate::routing::publisher::Publisher;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub publisher: Arc<Publisher>,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    /// Schedules a debounced snapshot publish after a change that affects routing.
+    pub fn changed(&self, affects_routing: bool) {
+        if affects_routing {
+            self.publisher.changed();
+        }
+    }
+}

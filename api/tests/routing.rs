@@ -1,0 +1,171 @@
+//! Simulation, publishing and the snapshot pull, against a real PostgreSQL.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{vendors, TestApi, ROOT};
+use serde_json::json;
+
+#[tokio::test]
+async fn fixture_routes_cheapest_first_and_a_rate_change_shows_after_publish() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g1 = t.publish().await;
+    let r = t.simulate("C1", "+12125556789").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.data()["generation"].as_u64(), Some(g1));
+    assert_eq!(vendors(&r), ["V1", "V2"]);
+    let route = &r.data()["decision"]["routes"][0];
+    assert_eq!(route["dialstrings"][0], "sip:12125556789@V1.example.net");
+
+    // V1 becomes dearer than V2 through the API: not visible until published.
+    let rows = t.get("/api/v1/rate-decks?vendor_id=V1", ROOT).await;
+    let deck = rows.data()[0]["id"].as_i64().unwrap();
+    let row = t
+        .get(&format!("/api/v1/rate-decks/{deck}/rows"), ROOT)
+        .await;
+    let row_id = row.data()[0]["id"].as_i64().unwrap();
+    let p = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/rate-decks/{deck}/rows/{row_id}"),
+            ROOT,
+            Some(json!({"interstate": "0.009", "intrastate": "0.009"})),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert_eq!(p.data()["interstate"], "0.009000000");
+    let g2 = t.publish().await;
+    assert!(g2 > g1);
+    let r = t.simulate("C1", "+12125556789").await;
+    assert_eq!(r.data()["generation"].as_u64(), Some(g2));
+    assert_eq!(vendors(&r), ["V2", "V1"], "{}", r.body);
+
+    // GET /routing/lcr is the same decision from query parameters.
+    let l = t
+        .get(
+            "/api/v1/routing/lcr?account_ban=C1&dnis=%2B12125556789&ani=%2B13035551234",
+            ROOT,
+        )
+        .await;
+    assert_eq!(l.status, StatusCode::OK, "{}", l.body);
+    assert_eq!(vendors(&l), ["V2", "V1"]);
+}
+
+#[tokio::test]
+async fn changes_publish_automatically_after_the_debounce() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    t.make(
+        "/api/v1/exclusions",
+        json!({"ban": "C1", "vendor_id": "V1", "prefix": "1212"}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = t.simulate("C1", "+12125556789").await;
+        if r.data()["generation"].as_u64() > Some(g) {
+            assert_eq!(vendors(&r), ["V2"], "{}", r.body);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no automatic publish");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn rejections_carry_the_sip_reply_and_bad_numbers_are_422() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make("/api/v1/dno", json!({"number": "(303) 555-1234"}))
+        .await;
+    t.publish().await;
+    let r = t.simulate("C1", "+12125556789").await;
+    assert_eq!(r.data()["reject"]["reason"], "dno_ani", "{}", r.body);
+    assert_eq!(r.data()["reject"]["sip_code"], 603);
+    let r = t.simulate("NOPE", "+12125556789").await;
+    assert_eq!(r.data()["reject"]["reason"], "unknown_customer");
+    let r = t.simulate("C1", "12").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!((r.code(), r.field()), ("INVALID_PHONE_NUMBER", "dnis"));
+    let r = t
+        .post(
+            "/api/v1/routing/simulate",
+            ROOT,
+            json!({"customer_ban": "C1", "dnis": "+12125556789", "lrn": "x1"}),
+        )
+        .await;
+    assert_eq!((r.code(), r.field()), ("INVALID_PHONE_NUMBER", "lrn"));
+}
+
+#[tokio::test]
+async fn simulate_agrees_with_the_engine_on_generated_data() {
+    let t = TestApi::start().await;
+    let d = warp_datagen::generate(warp_datagen::Scale::SMALL, 11);
+    warp_db::import_dataset(&t.pool, &d).await.unwrap();
+    let generation = t.publish().await;
+    let bytes = warp_core::snapshot::compile(&d, generation).unwrap();
+    let engine = warp_core::Snapshot::from_bytes(&bytes).unwrap();
+    let at = chrono::Utc::now();
+    let mut routed = 0;
+    for (ban, ani, dnis) in warp_datagen::sample_calls(&d, 150, 3) {
+        let r = t
+            .post(
+                "/api/v1/routing/simulate",
+                ROOT,
+                json!({"customer_ban": ban, "ani": ani, "dnis": dnis, "at": at}),
+            )
+            .await;
+        let req = warp_core::RouteRequest {
+            ban: &ban,
+            ani: Some(&ani),
+            dnis: &dnis,
+            lrn: None,
+            at,
+            max_results: None,
+        };
+        match engine.route(&req) {
+            Ok(decision) => {
+                routed += 1;
+                assert_eq!(
+                    r.data()["decision"],
+                    serde_json::to_value(&decision).unwrap()
+                );
+            }
+            Err(warp_core::Reject::InvalidDnis(_)) => {
+                assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            Err(reject) => {
+                assert_eq!(
+                    r.data()["reject"]["reason"],
+                    serde_json::to_value(&reject).unwrap()["reason"]
+                )
+            }
+        }
+    }
+    assert!(routed > 50, "only {routed} calls routed");
+}
+
+#[tokio::test]
+async fn snapshot_pull_uses_the_generation_as_etag() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    let r = t.get("/api/v1/routing/snapshot", ROOT).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let etag = r.headers["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, format!("\"{g}\""));
+    let snap = warp_core::Snapshot::from_bytes(&r.bytes).unwrap();
+    assert_eq!(snap.generation(), g);
+    let req = Request::get("/api/v1/routing/snapshot")
+        .header("authorization", format!("Bearer {ROOT}"))
+        .header("if-none-match", &etag)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(t.raw(req).await.status, StatusCode::NOT_MODIFIED);
+    // The file on disk is what was served.
+    let on_disk = std::fs::read(t.dir.path().join("routing.snap")).unwrap();
+    assert_eq!(on_disk, r.bytes);
+}
