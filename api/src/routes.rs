@@ -8,7 +8,8 @@ use crate::error::ApiError;
 use crate::middleware;
 use crate::openapi::{free_form, Api, Doc};
 use crate::resources::accounts::*;
-use crate::resources::rate_decks::{self, *};
+use crate::resources::deck_upload::{self, DeckUpload, UploadResult};
+use crate::resources::rate_decks::*;
 use crate::resources::routing_config::*;
 use crate::resources::vendors::*;
 use crate::routing;
@@ -135,7 +136,7 @@ fn resources(api: Api) -> Api {
     api.route(
         HttpMethod::Post,
         &format!("{V1}/rate-decks/{{id}}/upload"),
-        post(rate_decks::upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        post(deck_upload::upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         Doc::new(
             "rate_deck",
             "Upload a whole deck: JSON {rows: [...]} or text/csv; ?mode=append|replace. \

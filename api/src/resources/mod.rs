@@ -2,6 +2,7 @@
 //! definition (rate decks add a whole-deck upload).
 
 pub mod accounts;
+pub mod deck_upload;
 pub mod rate_decks;
 pub mod routing_config;
 pub mod vendors;

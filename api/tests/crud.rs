@@ -1,0 +1,528 @@
+//! CRUD round trips for every resource, the audit trail, and bad inputs.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{TestApi, ROOT};
+use md5::{Digest, Md5};
+use serde_json::{json, Value};
+
+/// (collection, create body, key field, patch body, a patched field and its new value)
+fn cases() -> Vec<(
+    &'static str,
+    Value,
+    &'static str,
+    Value,
+    &'static str,
+    Value,
+)> {
+    vec![
+        (
+            "/api/v1/rate-plans",
+            json!({"id": "wholesale"}),
+            "id",
+            json!({"description": "big"}),
+            "description",
+            json!("big"),
+        ),
+        (
+            "/api/v1/customers",
+            json!({"ban": "C9", "name": "Nine", "rate_plan": "retail",
+            "contact_email": "ops@nine.example", "credit_limit": 250}),
+            "ban",
+            json!({"credit_limit": "99.95", "billing_model": "hybrid"}),
+            "credit_limit",
+            json!("99.95"),
+        ),
+        (
+            "/api/v1/trunks",
+            json!({"id": "T9", "ban": "C1", "auth_type": "IP_AND_CREDENTIALS"}),
+            "id",
+            json!({"max_concurrent": 40}),
+            "max_concurrent",
+            json!(40),
+        ),
+        (
+            "/api/v1/trunks/T-C1/ips",
+            json!({"addr": "198.51.100.0/24"}),
+            "id",
+            json!({"addr": "203.0.113.7"}),
+            "addr",
+            json!("203.0.113.7/32"),
+        ),
+        (
+            "/api/v1/trunks/T-C1/credentials",
+            json!({"username": "c1user", "realm": "warp",
+            "password": "correct horse"}),
+            "id",
+            json!({"password": "battery staple"}),
+            "username",
+            json!("c1user"),
+        ),
+        (
+            "/api/v1/numbers",
+            json!({"e164": "(212) 555-0100", "ban": "C1", "status": "assigned"}),
+            "e164",
+            json!({"cnam": "ACME"}),
+            "cnam",
+            json!("ACME"),
+        ),
+        (
+            "/api/v1/vendors",
+            json!({"id": "V9", "name": "Nine", "kind": "LRN"}),
+            "id",
+            json!({"priority": 3, "indeterminate_zone": "INTERSTATE"}),
+            "priority",
+            json!(3),
+        ),
+        (
+            "/api/v1/vendors/V1/gateways",
+            json!({"priority": 2, "dialstring": "sip:{number}@b.example"}),
+            "priority",
+            json!({"dialstring": "sips:{number}@c.example"}),
+            "dialstring",
+            json!("sips:{number}@c.example"),
+        ),
+        (
+            "/api/v1/rate-decks",
+            json!({"rate_plan": "wholesale"}),
+            "id",
+            json!({}),
+            "rate_plan",
+            json!("wholesale"),
+        ),
+        (
+            "/api/v1/partitions",
+            json!({"id": "P9", "name": "nine"}),
+            "id",
+            json!({"name": "renamed"}),
+            "name",
+            json!("renamed"),
+        ),
+        (
+            "/api/v1/partitions/P1/routes",
+            json!({"vendor_id": "V9", "position": 7}),
+            "vendor_id",
+            json!({"enabled": false}),
+            "enabled",
+            json!(false),
+        ),
+        (
+            "/api/v1/customers/C1/partitions",
+            json!({"partition_id": "P9", "priority": 2,
+            "tz": "America/New_York", "days": 31, "start_minute": 480, "end_minute": 1080}),
+            "id",
+            json!({"priority": 5}),
+            "priority",
+            json!(5),
+        ),
+        (
+            "/api/v1/overrides",
+            json!({"ban": "C1", "prefix": "1212", "vendor_id": "V2",
+            "valid_from": "2025-01-01T00:00:00Z"}),
+            "id",
+            json!({"prefix": "1213"}),
+            "prefix",
+            json!("1213"),
+        ),
+        (
+            "/api/v1/exclusions",
+            json!({"prefix": "53"}),
+            "id",
+            json!({"vendor_id": "V2"}),
+            "vendor_id",
+            json!("V2"),
+        ),
+        (
+            "/api/v1/dno",
+            json!({"number": "+1 (303) 555-0199"}),
+            "number",
+            json!({}),
+            "number",
+            json!("13035550199"),
+        ),
+    ]
+}
+
+fn id_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+async fn audit_rows(t: &TestApi) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_resource_round_trips_and_every_change_is_audited() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let cases = cases();
+    let mut created = Vec::new();
+    for (path, body, key, patch, field, value) in &cases {
+        let before = audit_rows(&t).await;
+        let made = t.make(path, body.clone()).await;
+        let id = id_text(&made[*key]);
+        let item = format!("{path}/{id}");
+        let got = t.get(&item, ROOT).await;
+        assert_eq!(got.status, StatusCode::OK, "{item}: {}", got.body);
+        assert_eq!(got.data(), &made, "{item}");
+        let list = t.get(path, ROOT).await;
+        assert!(
+            list.data()
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r[*key] == made[*key]),
+            "{path} lists {id}"
+        );
+        let p = t.call("PATCH", &item, ROOT, Some(patch.clone())).await;
+        assert_eq!(p.status, StatusCode::OK, "{item}: {}", p.body);
+        assert_eq!(&p.data()[*field], value, "{item}: {}", p.body);
+        assert_eq!(
+            audit_rows(&t).await,
+            before + 2,
+            "{path}: create + update audited"
+        );
+        created.push(item);
+    }
+    // The password never comes back, and Kamailio's ha1 is what was stored.
+    let (ha1,): (String,) =
+        sqlx::query_as("SELECT ha1 FROM trunk_credentials WHERE username = 'c1user'")
+            .fetch_one(&t.pool)
+            .await
+            .unwrap();
+    assert_eq!(ha1, hex::encode(Md5::digest("c1user:warp:battery staple")));
+    let (actor, origin): (String, String) =
+        sqlx::query_as("SELECT actor, request_id FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_one(&t.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (actor.as_str(), origin.as_str()),
+        ("bootstrap", "from local")
+    );
+
+    // Delete children before parents.
+    for item in created.iter().rev() {
+        let d = t.call("DELETE", item, ROOT, None).await;
+        assert_eq!(d.status, StatusCode::OK, "{item}: {}", d.body);
+        let gone = t.get(item, ROOT).await;
+        assert_eq!(
+            (gone.status, gone.code()),
+            (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            "{item}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lists_page_with_a_cursor_and_filter() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    for i in 0..5 {
+        t.make(
+            "/api/v1/exclusions",
+            json!({"ban": "C2", "prefix": format!("44{i}")}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/exclusions?ban=C2&limit=2".to_string();
+    loop {
+        let r = t.get(&url, ROOT).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        for x in r.data().as_array().unwrap() {
+            seen.push(x["prefix"].as_str().unwrap().to_string());
+        }
+        match r.body["meta"]["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/v1/exclusions?ban=C2&limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["440", "441", "442", "443", "444"]);
+    let r = t.get("/api/v1/exclusions?colour=blue", ROOT).await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::BAD_REQUEST, "INVALID_QUERY", "colour")
+    );
+    let r = t.get("/api/v1/exclusions?limit=0", ROOT).await;
+    assert_eq!((r.status, r.field()), (StatusCode::BAD_REQUEST, "limit"));
+    let r = t.get("/api/v1/exclusions?cursor=%%%", ROOT).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+/// (method, path, body, status, code, field)
+type Bad = (
+    &'static str,
+    &'static str,
+    Value,
+    StatusCode,
+    &'static str,
+    &'static str,
+);
+
+#[tokio::test]
+async fn bad_inputs_get_the_documented_error_never_a_5xx() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let cases: Vec<Bad> = vec![
+        (
+            "POST",
+            "/api/v1/customers",
+            json!({"name": "x", "rate_plan": "retail"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "ban",
+        ),
+        (
+            "POST",
+            "/api/v1/customers",
+            json!({"ban": "X", "name": "x", "rate_plan": "retail", "max_results": "many"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "max_results",
+        ),
+        (
+            "POST",
+            "/api/v1/customers",
+            json!({"ban": "X", "name": "x", "rate_plan": "retail", "colour": 1}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "colour",
+        ),
+        (
+            "POST",
+            "/api/v1/customers",
+            json!({"ban": "X", "name": "x", "rate_plan": "nope"}),
+            unprocessable,
+            "UNKNOWN_REFERENCE",
+            "rate_plan",
+        ),
+        (
+            "POST",
+            "/api/v1/customers",
+            json!({"ban": "X", "name": "x", "rate_plan": "retail", "billing_model": "barter"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "billing_model",
+        ),
+        (
+            "POST",
+            "/api/v1/customers",
+            json!({"ban": "X", "name": "x", "rate_plan": "retail", "credit_limit": "-5"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "credit_limit",
+        ),
+        (
+            "POST",
+            "/api/v1/customers",
+            json!({"ban": "X", "name": "x", "rate_plan": "retail", "credit_limit": "lots"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "credit_limit",
+        ),
+        (
+            "POST",
+            "/api/v1/customers",
+            json!({"ban": "C1", "name": "dup", "rate_plan": "retail"}),
+            StatusCode::CONFLICT,
+            "CONFLICT",
+            "ban",
+        ),
+        (
+            "POST",
+            "/api/v1/customers",
+            json!([1, 2]),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/numbers",
+            json!({"e164": "12"}),
+            unprocessable,
+            "INVALID_PHONE_NUMBER",
+            "e164",
+        ),
+        (
+            "POST",
+            "/api/v1/dno",
+            json!({"number": "call me"}),
+            unprocessable,
+            "INVALID_PHONE_NUMBER",
+            "number",
+        ),
+        (
+            "POST",
+            "/api/v1/trunks/T-C1/ips",
+            json!({"addr": "300.1.1.1"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "addr",
+        ),
+        (
+            "POST",
+            "/api/v1/trunks/T-C1/credentials",
+            json!({"username": "u", "password": "short"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "password",
+        ),
+        (
+            "POST",
+            "/api/v1/trunks/NOPE/ips",
+            json!({"addr": "10.0.0.1"}),
+            unprocessable,
+            "UNKNOWN_REFERENCE",
+            "trunk_id",
+        ),
+        (
+            "POST",
+            "/api/v1/overrides",
+            json!({"prefix": "12a", "vendor_id": "V1"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "prefix",
+        ),
+        (
+            "POST",
+            "/api/v1/overrides",
+            json!({"prefix": "1", "vendor_id": "V1", "tz": "Mars/Base", "days": 1,
+            "start_minute": 0, "end_minute": 60}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "tz",
+        ),
+        (
+            "POST",
+            "/api/v1/vendors",
+            json!({"id": "VX", "name": "x", "kind": "CHEAP"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "kind",
+        ),
+        (
+            "POST",
+            "/api/v1/vendors/V1/gateways",
+            json!({"priority": 1, "dialstring": "sip:dup@x"}),
+            StatusCode::CONFLICT,
+            "CONFLICT",
+            "vendor_id, priority",
+        ),
+        (
+            "POST",
+            "/api/v1/vendors/V1/gateways",
+            json!({"priority": 5, "dialstring": "http://x"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "dialstring",
+        ),
+        (
+            "PATCH",
+            "/api/v1/customers/C1",
+            json!({"ban": "C7"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "ban",
+        ),
+        (
+            "PATCH",
+            "/api/v1/customers/C1",
+            json!({"max_results": 1000}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "max_results",
+        ),
+        (
+            "PATCH",
+            "/api/v1/customers/NOPE",
+            json!({"name": "x"}),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "",
+        ),
+        (
+            "GET",
+            "/api/v1/overrides/abc",
+            Value::Null,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "",
+        ),
+        (
+            "GET",
+            "/api/v1/overrides/999999",
+            Value::Null,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "",
+        ),
+        (
+            "GET",
+            "/api/v1/rate-decks/x/rows",
+            Value::Null,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "",
+        ),
+        (
+            "DELETE",
+            "/api/v1/rate-plans/retail",
+            Value::Null,
+            StatusCode::CONFLICT,
+            "CONFLICT",
+            "id",
+        ),
+        (
+            "GET",
+            "/api/v1/nothing-here",
+            Value::Null,
+            StatusCode::NOT_FOUND,
+            "ROUTE_NOT_FOUND",
+            "",
+        ),
+        (
+            "PUT",
+            "/api/v1/customers",
+            Value::Null,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "",
+        ),
+    ];
+    for (method, path, body, status, code, field) in cases {
+        let body = (!body.is_null()).then_some(body.clone());
+        let r = t.call(method, path, ROOT, body.clone()).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (status, code, field),
+            "{method} {path} {body:?}: {}",
+            r.body
+        );
+        assert_eq!(r.body["success"], false);
+    }
+    // Not JSON at all: 400 MALFORMED_JSON.
+    for raw in ["{", "{\"ban\": }", "nonsense", ""] {
+        let req = Request::post("/api/v1/customers")
+            .header("authorization", format!("Bearer {ROOT}"))
+            .header("content-type", "application/json")
+            .body(Body::from(raw))
+            .unwrap();
+        let r = t.raw(req).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "MALFORMED_JSON"),
+            "{raw:?}"
+        );
+    }
+}

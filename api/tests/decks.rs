@@ -1,0 +1,188 @@
+//! Whole rate-deck uploads: validated by warp-core's reader, refused whole with every
+//! bad line listed, overlapping effective dates refused.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{vendors, Reply, TestApi, ROOT};
+use serde_json::json;
+
+async fn deck_of(t: &TestApi, vendor: &str) -> i64 {
+    let r = t
+        .get(&format!("/api/v1/rate-decks?vendor_id={vendor}"), ROOT)
+        .await;
+    r.data()[0]["id"].as_i64().unwrap()
+}
+
+async fn upload_csv(t: &TestApi, deck: i64, query: &str, csv: &str) -> Reply {
+    let req = Request::post(format!("/api/v1/rate-decks/{deck}/upload{query}"))
+        .header("authorization", format!("Bearer {ROOT}"))
+        .header("content-type", "text/csv")
+        .body(Body::from(csv.to_string()))
+        .unwrap();
+    t.raw(req).await
+}
+
+async fn row_count(t: &TestApi, deck: i64) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM rate_rows WHERE deck_id = $1")
+        .bind(deck)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_csv_deck_with_bad_rows_is_refused_whole_with_every_line_named() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    let csv = "prefix,effective_from,interstate,intrastate\n\
+               1212,2026-01-01,0.001,0.001\n\
+               12x3,2026-01-01,0.001,0.001\n\
+               1214,someday,0.001,0.001\n\
+               1215,2026-01-01,cheap,0.001\n\
+               1216,2026-01-01,0.002,0.002\n";
+    let r = upload_csv(&t, deck, "", csv).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["line 3", "line 4", "line 5"], "{}", r.body);
+    assert!(r.body["errors"][1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("effective_from"));
+    assert_eq!(row_count(&t, deck).await, 1, "nothing half-imported");
+
+    let good = "prefix,effective_from,effective_to,interstate,intrastate\n\
+                1212,2026-01-01,2026-06-01,0.001,0.001\n\
+                1212,2026-06-01,,0.002,0.002\n";
+    let r = upload_csv(&t, deck, "?mode=replace", good).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.data()["rows"], 2);
+    assert_eq!(r.data()["replaced"], 1);
+    assert_eq!(row_count(&t, deck).await, 2);
+}
+
+#[tokio::test]
+async fn overlapping_effective_dates_are_refused_in_the_deck_and_against_stored_rows() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    let overlapping = json!({"rows": [
+        {"prefix": "1303", "effective_from": "2026-01-01", "effective_to": "2026-03-01", "interstate": 0.001},
+        {"prefix": "1303", "effective_from": "2026-02-01", "interstate": 0.002},
+        {"prefix": "1304", "effective_from": "2026-02-01", "interstate": 0.002}
+    ]});
+    let r = t
+        .post(
+            &format!("/api/v1/rate-decks/{deck}/upload"),
+            ROOT,
+            overlapping,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "RATE_OVERLAP", "rows[1]"),
+        "{}",
+        r.body
+    );
+    // The fixture's row for prefix 1 runs from 2020 with no end: a new open row clashes.
+    let r = t
+        .post(
+            &format!("/api/v1/rate-decks/{deck}/upload"),
+            ROOT,
+            json!({"effective_date": "2027-01-01", "rows": [{"prefix": "1", "interstate": "0.003"}]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "RATE_OVERLAP"),
+        "{}",
+        r.body
+    );
+    let r = t
+        .post(
+            &format!("/api/v1/rate-decks/{deck}/rows"),
+            ROOT,
+            json!({"prefix": "1", "effective_from": "2030-01-01T00:00:00Z", "interstate": "0.1"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "RATE_OVERLAP")
+    );
+    assert_eq!(row_count(&t, deck).await, 1);
+}
+
+#[tokio::test]
+async fn a_json_deck_names_bad_rows_by_index_and_a_good_one_routes_after_publish() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V2").await;
+    let bad = json!({"rows": [
+        {"prefix": "1212", "effective_from": "2020-01-01", "interstate": "0.001"},
+        {"prefix": "1212", "effective_from": "2020-01-01", "colour": "red"},
+        {"prefix": "1213", "effective_from": "2020-01-01", "interstate": true},
+        {"prefix": "1214", "effective_from": "2020-01-01"}
+    ]});
+    let r = t
+        .post(&format!("/api/v1/rate-decks/{deck}/upload"), ROOT, bad)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["rows[1].colour", "rows[2].interstate"],
+        "{}",
+        r.body
+    );
+    let r = t
+        .post(
+            &format!("/api/v1/rate-decks/{deck}/upload"),
+            ROOT,
+            json!({"rows": [{"prefix": "1214", "effective_from": "2020-01-01"}]}),
+        )
+        .await;
+    assert_eq!(
+        (r.code(), r.field()),
+        ("INVALID_ROW", "rows[0]"),
+        "{}",
+        r.body
+    );
+
+    // V2 gets a cheaper, more specific row for 1212: it wins after publishing.
+    let r = t
+        .post(
+            &format!("/api/v1/rate-decks/{deck}/upload"),
+            ROOT,
+            json!({"effective_date": "2020-01-01T00:00:00Z", "rows": [
+                {"prefix": "1212", "interstate": 0.001, "intrastate": 0.001, "local": 0.001,
+                 "zone1": 0.001, "tollfree": 0.001, "international": 0.001}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    t.publish().await;
+    let s = t.simulate("C1", "+12125556789").await;
+    assert_eq!(vendors(&s), ["V2", "V1"], "{}", s.body);
+    assert_eq!(
+        s.data()["decision"]["routes"][0]["vendor_rate"],
+        json!("0.001")
+    );
+    // Unknown deck, non-numeric deck id.
+    let r = upload_csv(&t, 999_999, "", "prefix\n1\n").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = t
+        .post("/api/v1/rate-decks/abc/upload", ROOT, json!({"rows": []}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

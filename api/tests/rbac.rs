@@ -1,0 +1,314 @@
+//! The permission matrix (every role against every endpoint class), tenant isolation,
+//! and the key lifecycle.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{TestApi, ROOT};
+use serde_json::json;
+
+/// Endpoint classes, in the order of the matrix columns below.
+const CLASSES: [&str; 11] = [
+    "platform read",
+    "platform write",
+    "account read",
+    "account write",
+    "technical read",
+    "technical write",
+    "technical delete",
+    "cdr read",
+    "routing read",
+    "routing write",
+    "key write",
+];
+
+/// The product requirements' matrix, spelled out per class (Y = allowed).
+const MATRIX: [(&str, &str); 7] = [
+    ("super_admin", "YYYYYYYYYYY"),
+    ("support", "Y.Y.Y..YY.."),
+    ("sales", "..YY......."),
+    ("customer_admin", "..Y.YYYY..Y"),
+    ("developer", "..Y.YY.Y..Y"),
+    ("billing", "..Y........"),
+    ("read_only", "..Y.Y..Y..."),
+];
+
+async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
+    let r = match class {
+        "platform read" => t.get("/api/v1/vendors", key).await,
+        "platform write" => {
+            t.post(
+                "/api/v1/partitions",
+                key,
+                json!({"id": format!("P-{tag}"), "name": tag}),
+            )
+            .await
+        }
+        "account read" => t.get("/api/v1/customers/C1", key).await,
+        "account write" => {
+            t.post(
+                "/api/v1/customers",
+                key,
+                json!({"ban": format!("B-{tag}"), "name": tag, "rate_plan": "retail"}),
+            )
+            .await
+        }
+        "technical read" => t.get("/api/v1/trunks/T-C1", key).await,
+        "technical write" => {
+            t.post(
+                "/api/v1/trunks",
+                key,
+                json!({"id": format!("T-{tag}"), "ban": "C1"}),
+            )
+            .await
+        }
+        "technical delete" => {
+            t.make(
+                "/api/v1/trunks",
+                json!({"id": format!("D-{tag}"), "ban": "C1"}),
+            )
+            .await;
+            t.call("DELETE", &format!("/api/v1/trunks/D-{tag}"), key, None)
+                .await
+        }
+        "cdr read" => t.get("/api/v1/customers/C1/cdrs", key).await,
+        "routing read" => {
+            t.post(
+                "/api/v1/routing/simulate",
+                key,
+                json!({"customer_ban": "C1", "dnis": "+12125556789"}),
+            )
+            .await
+        }
+        "routing write" => t.post("/api/v1/routing/publish", key, json!({})).await,
+        "key write" => {
+            t.post(
+                "/api/v1/api-keys",
+                key,
+                json!({"role": "read_only", "ban": "C1"}),
+            )
+            .await
+        }
+        other => panic!("unknown class {other}"),
+    };
+    assert!(!r.status.is_server_error(), "{class}: {}", r.body);
+    if r.status == StatusCode::FORBIDDEN {
+        assert_eq!(r.code(), "FORBIDDEN");
+    }
+    r.status
+}
+
+#[tokio::test]
+async fn every_role_against_every_endpoint_class() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.publish().await;
+    for (role, row) in MATRIX {
+        let ban = (!matches!(role, "super_admin" | "support" | "sales")).then_some("C1");
+        let key = t.key(role, ban).await;
+        for (class, allowed) in CLASSES.iter().zip(row.chars()) {
+            let status = attempt(&t, &key, class, role).await;
+            if allowed == 'Y' {
+                assert!(
+                    status.is_success(),
+                    "{role} should be allowed {class}: {status}"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{role} should be denied {class}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_customer_key_never_sees_or_changes_another_customers_data() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "+12125550100", "ban": "C2", "status": "assigned"}),
+    )
+    .await;
+    let c1 = t.key("customer_admin", Some("C1")).await;
+    let denied = [
+        ("GET", "/api/v1/customers/C2", None),
+        ("GET", "/api/v1/trunks/T-C2", None),
+        ("PATCH", "/api/v1/trunks/T-C2", Some(json!({"max_cps": 1}))),
+        ("DELETE", "/api/v1/trunks/T-C2", None),
+        (
+            "POST",
+            "/api/v1/trunks",
+            Some(json!({"id": "T-X", "ban": "C2"})),
+        ),
+        (
+            "POST",
+            "/api/v1/trunks/T-C2/ips",
+            Some(json!({"addr": "192.0.2.1"})),
+        ),
+        (
+            "POST",
+            "/api/v1/trunks/T-C2/credentials",
+            Some(json!({"username": "x", "password": "12345678"})),
+        ),
+        ("GET", "/api/v1/numbers/12125550100", None),
+        (
+            "PATCH",
+            "/api/v1/numbers/12125550100",
+            Some(json!({"cnam": "MINE"})),
+        ),
+        ("GET", "/api/v1/customers/C2/cdrs", None),
+        (
+            "POST",
+            "/api/v1/api-keys",
+            Some(json!({"role": "read_only", "ban": "C2"})),
+        ),
+    ];
+    for (method, path, body) in denied {
+        let r = t.call(method, path, &c1, body.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path} {body:?}: {}",
+            r.body
+        );
+    }
+    // Lists hold only the caller's own rows.
+    let customers = t.get("/api/v1/customers", &c1).await;
+    assert_eq!(customers.data().as_array().unwrap().len(), 1);
+    assert_eq!(customers.data()[0]["ban"], "C1");
+    let trunks = t.get("/api/v1/trunks", &c1).await;
+    let ids: Vec<_> = trunks
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("T-C1")]);
+    assert_eq!(t.get("/api/v1/numbers", &c1).await.data(), &json!([]));
+    assert_eq!(
+        t.get("/api/v1/trunks/T-C2/ips", &c1).await.data(),
+        &json!([])
+    );
+    // A customer's new trunk is its own, without saying so.
+    let r = t.post("/api/v1/trunks", &c1, json!({"id": "T-new"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.data()["ban"], "C1");
+    // No escalation: a customer admin cannot mint staff keys.
+    let r = t
+        .post("/api/v1/api-keys", &c1, json!({"role": "super_admin"}))
+        .await;
+    assert_eq!((r.status, r.field()), (StatusCode::FORBIDDEN, "role"));
+    let dev = t.key("developer", Some("C1")).await;
+    let r = t
+        .post("/api/v1/api-keys", &dev, json!({"role": "customer_admin"}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Keys listed are the customer's own.
+    t.key("read_only", Some("C2")).await;
+    let keys = t.get("/api/v1/api-keys", &c1).await;
+    assert!(
+        keys.data()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["ban"] == "C1"),
+        "{}",
+        keys.body
+    );
+}
+
+#[tokio::test]
+async fn keys_are_shown_once_rotated_and_revoked() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let r = t
+        .post(
+            "/api/v1/api-keys",
+            ROOT,
+            json!({"name": "ops", "role": "support"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(
+        r.data()["scopes"],
+        json!(["support:read", "support:diagnostics"])
+    );
+    let id = r.data()["id"].as_i64().unwrap();
+    let old = r.data()["secret"].as_str().unwrap().to_string();
+    let stored: String = sqlx::query_scalar("SELECT hash FROM api.keys WHERE id = $1")
+        .bind(id)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_ne!(stored, old, "only the hash is stored");
+    assert!(t
+        .get("/api/v1/api-keys", ROOT)
+        .await
+        .body
+        .to_string()
+        .find(&old)
+        .is_none());
+    assert_eq!(t.get("/api/v1/vendors", &old).await.status, StatusCode::OK);
+
+    let r = t
+        .post(&format!("/api/v1/api-keys/{id}/rotate"), ROOT, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new = r.data()["secret"].as_str().unwrap().to_string();
+    assert_eq!(
+        t.get("/api/v1/vendors", &old).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(t.get("/api/v1/vendors", &new).await.status, StatusCode::OK);
+
+    let r = t
+        .call("DELETE", &format!("/api/v1/api-keys/{id}"), ROOT, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.data()["revoked_at"].is_string());
+    let r = t.get("/api/v1/vendors", &new).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+    );
+    let r = t
+        .post(&format!("/api/v1/api-keys/{id}/rotate"), ROOT, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // No key, a made-up key, a malformed header.
+    for key in ["", "warp_made_up"] {
+        assert_eq!(
+            t.get("/api/v1/vendors", key).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Bad key requests.
+    let r = t
+        .post("/api/v1/api-keys", ROOT, json!({"role": "developer"}))
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "ban")
+    );
+    let r = t
+        .post("/api/v1/api-keys", ROOT, json!({"role": "emperor"}))
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "role")
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE entity_type = 'api_keys' AND entity_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_one(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 3, "create, rotate, revoke");
+}
