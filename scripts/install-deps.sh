@@ -41,7 +41,9 @@ ensure_kamailio_source() {
     if [ -f /etc/apt/sources.list.d/debian.sources ]; then
       $SUDO sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources
     else
-      echo "deb-src MIRROR bookworm main" | $SUDO tee /etc/apt/sources.list.d/warp-src.list >/dev/null
+      # One-line format: mirror every configured `deb` line as `deb-src`.
+      sed -n 's/^deb /deb-src /p' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+        $SUDO tee /etc/apt/sources.list.d/warp-src.list >/dev/null
     fi
     $SUDO apt-get update -qq
   fi
@@ -55,5 +57,3 @@ ensure_kamailio_source() {
   $SUDO rm -rf "$tmp"
 }
 ensure_kamailio_source
-
-command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
