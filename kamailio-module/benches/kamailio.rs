@@ -193,31 +193,55 @@ fn round(k: &Kamailio, dir: &Path, calls: usize) -> Round {
     }
 }
 
-/// RSS of Kamailio's SIP workers (kB): total, and the part that is shared file
-/// mappings (the snapshot lives there).
-fn worker_rss(k: &Kamailio) -> (u64, u64) {
+/// Kamailio's SIP worker processes ("receiver" in `core.psx`).
+fn worker_pids(k: &Kamailio) -> Vec<u32> {
     let ps = k.kamcmd(&["core.psx"]).unwrap_or_default();
     let mut pid = None;
-    let (mut total, mut file) = (0, 0);
+    let mut pids = Vec::new();
     for line in ps.lines().map(str::trim) {
         if let Some(p) = line.strip_prefix("PID:") {
             pid = p.trim().parse::<u32>().ok();
         }
         if line.starts_with("DSC:") && line.contains("receiver") {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", pid.unwrap_or(0)))
-                .unwrap_or_default();
-            let kb = |key: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(key))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            total += kb("VmRSS:");
-            file += kb("RssFile:");
+            pids.extend(pid);
         }
     }
-    (total, file)
+    pids
+}
+
+/// CPU time (user + system, clock ticks of 10 ms) the workers have used so far.
+fn worker_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Fields after the command name (which may hold spaces): utime is the 12th.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+            let tick = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            tick(11) + tick(12)
+        })
+        .sum()
+}
+
+/// RSS of the workers (kB): total, and the part that is file-backed (the snapshot).
+fn worker_rss(pids: &[u32]) -> (u64, u64) {
+    pids.iter().fold((0, 0), |(total, file), pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kb = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (total + kb("VmRSS:"), file + kb("RssFile:"))
+    })
 }
 
 fn main() {
@@ -277,51 +301,78 @@ fn main() {
         setups.push(("lcr load_gws()/next_gw() + 302", Script::Cfg(&lcr)));
     }
     let snap_param = snap.to_str().unwrap();
+    // All three run side by side and take turns, round after round, so drift in the
+    // machine's load (it is shared) hits them alike.
+    let servers: Vec<(&str, Kamailio, Vec<u32>)> = setups
+        .into_iter()
+        .map(|(name, script)| {
+            let k = Kamailio::start_with(&[("snapshot", snap_param)], script, &args);
+            round(&k, dir.path(), calls.min(2_000)); // warm-up
+            let pids = worker_pids(&k);
+            (name, k, pids)
+        })
+        .collect();
+    // Per setup: calls per second, and worker CPU µs per call.
+    let mut cps: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    for _ in 0..rounds {
+        for (i, (name, k, pids)) in servers.iter().enumerate() {
+            let ticks = worker_ticks(pids);
+            let r = round(k, dir.path(), calls);
+            assert!(r.ok, "{name}: sipp saw failed calls\n{}", k.log());
+            cps[i].push(calls as f64 / r.elapsed.as_secs_f64());
+            cpu[i].push((worker_ticks(pids) - ticks) as f64 * 10_000.0 / calls as f64);
+        }
+    }
     let mut results = Vec::new();
-    for (name, script) in setups {
-        let k = Kamailio::start_with(&[("snapshot", snap_param)], script, &args);
-        round(&k, dir.path(), calls.min(2_000)); // warm-up
-        let mut cps: Vec<f64> = (0..rounds)
-            .map(|_| {
-                let r = round(&k, dir.path(), calls);
-                assert!(r.ok, "{name}: sipp saw failed calls\n{}", k.log());
-                calls as f64 / r.elapsed.as_secs_f64()
-            })
-            .collect();
+    for ((name, k, pids), (mut cps, mut cpu)) in servers.iter().zip(cps.into_iter().zip(cpu)) {
         cps.sort_by(f64::total_cmp);
-        let rss = worker_rss(&k);
+        cpu.sort_by(f64::total_cmp);
+        let rss = worker_rss(pids);
         let reload = if name.starts_with("warp") {
             k.rpc("warp.reload").get("millis").cloned()
         } else {
             None
         };
-        eprintln!("{name}: {cps:?} cps, worker RSS {rss:?} kB, reload {reload:?} ms");
-        results.push((name, cps, rss, reload));
+        eprintln!(
+            "{name}: {cps:?} cps, {cpu:?} µs CPU/call, worker RSS {rss:?} kB, reload {reload:?} ms"
+        );
+        results.push((name, cps, cpu, rss, reload));
     }
     let median = |v: &Vec<f64>| v[v.len() / 2];
-    let bare = median(&results[0].1);
-    println!("| setup | median CPS (of {rounds} × {calls} calls) | min – max | vs bare | worker RSS total / file-backed (kB, both workers) |");
-    println!("|---|---|---|---|---|");
-    for (name, cps, rss, _) in &results {
+    let (bare, bare_cpu) = (median(&results[0].1), median(&results[0].2));
+    println!(
+        "| setup | median CPS (of {rounds} × {calls} calls) | min – max | CPS vs bare \
+         | worker CPU µs/call (median) | CPU vs bare | worker RSS total / file-backed (kB, both workers) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, cps, cpu, rss, _) in &results {
         println!(
-            "| {name} | {:.0} | {:.0} – {:.0} | {:.3} | {} / {} |",
+            "| {name} | {:.0} | {:.0} – {:.0} | {:.3} | {:.1} | {:.2}× | {} / {} |",
             median(cps),
             cps[0],
             cps[cps.len() - 1],
             median(cps) / bare,
+            median(cpu),
+            median(cpu) / bare_cpu,
             rss.0,
             rss.1
         );
     }
-    let warp = median(&results[1].1);
-    let vs_lcr = results
-        .get(2)
-        .map_or("n/a".to_string(), |r| format!("{:.3}", warp / median(&r.1)));
+    let (warp, warp_cpu) = (median(&results[1].1), median(&results[1].2));
+    let vs_lcr = results.get(2).map_or("n/a".to_string(), |r| {
+        format!(
+            "{:.3} (CPU per call warp/lcr {:.2})",
+            warp / median(&r.1),
+            warp_cpu / median(&r.2)
+        )
+    });
     println!();
     println!(
-        "warp / bare = {:.3} (cost {:.1} %), warp / lcr = {vs_lcr}; warp.reload of this snapshot: {} ms",
+        "warp / bare CPS = {:.3}; warp / lcr CPS = {vs_lcr}; warp routing adds {:.1} µs CPU per call; \
+         warp.reload of this snapshot: {} ms",
         warp / bare,
-        (1.0 - warp / bare) * 100.0,
-        results[1].3.as_deref().unwrap_or("?")
+        warp_cpu - bare_cpu,
+        results[1].4.as_deref().unwrap_or("?")
     );
 }

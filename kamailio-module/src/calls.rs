@@ -158,8 +158,8 @@ fn track(dlg: *mut k::dlg_cell, admission: Option<Admission>) -> Result<(), Stri
         .and_then(|d| d.register_dlgcb)
         .ok_or("dialog API not bound")?;
     // The request's AVPs: what warp_route() stored.
-    let call = failover::call().ok_or("no warp_call AVP")?;
-    let (attempt, hop) = failover::current().ok_or("no warp_hop AVP")?;
+    let call = failover::call().ok_or("no warp AVP")?;
+    let (attempt, hop) = failover::current().ok_or("no attempt in the warp AVP")?;
     let tracked = shm::new(Tracked {
         admission,
         released: AtomicBool::new(false),

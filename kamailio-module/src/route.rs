@@ -143,20 +143,21 @@ pub fn lookup<'s>(
 /// Every (route, dialstring) pair in order: a vendor with several gateways is tried on
 /// each before the next vendor.
 pub fn hops(decision: &Decision<'_>) -> Vec<Hop> {
-    decision
-        .routes
-        .iter()
-        .flat_map(|r| {
-            r.dialstrings.iter().map(|uri| Hop {
-                vendor: r.vendor_id.to_owned(),
-                uri: uri.clone(),
-                zone: r.zone.as_str().to_owned(),
-                vendor_rate: r.vendor_rate.to_string(),
-                customer_rate: r.customer_rate.to_string(),
-                partition: r.partition.map(str::to_owned),
-            })
-        })
-        .collect()
+    let mut hops = Vec::with_capacity(decision.routes.iter().map(|r| r.dialstrings.len()).sum());
+    for r in &decision.routes {
+        // Formatted once per vendor, not per gateway.
+        let vendor_rate = r.vendor_rate.to_string();
+        let customer_rate = r.customer_rate.to_string();
+        hops.extend(r.dialstrings.iter().map(|uri| Hop {
+            vendor: r.vendor_id.to_owned(),
+            uri: uri.clone(),
+            zone: r.zone.as_str().to_owned(),
+            vendor_rate: vendor_rate.clone(),
+            customer_rate: customer_rate.clone(),
+            partition: r.partition.map(str::to_owned),
+        }));
+    }
+    hops
 }
 
 fn refuse(reject: &Reject) -> Answer {

@@ -1202,3 +1202,94 @@ fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
     assert_eq!(reply.header("X-Warp-LRN"), Some("13035559999"));
     assert_eq!(k.rpc("warp.stats")["lrn.breaker_open"], "0");
 }
+
+/// Ports of the `m=audio` lines in a sipp message log.
+fn audio_ports(log: &Path) -> Vec<u16> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("m=audio "))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// The shipped config with WITH_RTPENGINE against a real rtpengine: both sides see
+/// rtpengine's ports in the SDP, and the sessions are deleted with the BYE.
+#[test]
+fn the_shipped_config_anchors_media_in_rtpengine() {
+    let dir = tempfile::tempdir().unwrap();
+    let rtpengine = support::rtpengine::Rtpengine::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    let cheap_port = support::free_udp_port();
+    support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let _vendor = Uas::start(dir.path(), cheap_port, Answer::AcceptMedia);
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
+    let defines = [
+        format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
+        // Nowhere: this test is about media, CDR events just wait in the buffer.
+        format!(
+            "WARP_REDIS_URL=\"redis://127.0.0.1:{}\"",
+            support::free_udp_port()
+        ),
+        "WITH_RTPENGINE".to_string(),
+        format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
+    ];
+    let k = Kamailio::start_file(&cfg, &defines);
+    let uac_log = dir.path().join("uac-messages.log");
+    let trace = [
+        "-trace_msg".to_string(),
+        "-message_file".into(),
+        uac_log.display().to_string(),
+    ];
+    let trace: Vec<&str> = trace.iter().map(String::as_str).collect();
+    let status = Uac {
+        media: true,
+        extra: &trace,
+        ..Uac::new(k.port, dir.path(), 3, 10)
+    }
+    .spawn()
+    .wait()
+    .unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+
+    // The vendor got rtpengine's port instead of the caller's 6000, the caller got
+    // rtpengine's instead of the vendor's 7000.
+    let offered: Vec<u16> = audio_ports(&dir.path().join(format!("uas-{cheap_port}.log")))
+        .into_iter()
+        .filter(|&p| p != 7000) // its own answers
+        .collect();
+    let answered: Vec<u16> = audio_ports(&uac_log)
+        .into_iter()
+        .filter(|&p| p != 6000) // its own offers
+        .collect();
+    assert_eq!(
+        (offered.len(), answered.len()),
+        (3, 3),
+        "{offered:?} {answered:?}"
+    );
+    for port in offered.iter().chain(&answered) {
+        assert!(
+            rtpengine.ports.contains(port),
+            "{port} not from rtpengine\n{}",
+            k.log()
+        );
+    }
+    // Deleted with each BYE: no call left in rtpengine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let list = rtpengine.ng("d7:command4:liste").unwrap_or_default();
+        if list.contains("5:callsle") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions left: {list}\n{}",
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod dataset;
 pub mod redis;
+pub mod rtpengine;
 pub mod sipp;
 pub mod telique;
 

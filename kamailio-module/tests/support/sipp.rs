@@ -62,6 +62,12 @@ const UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
+/// The SDP offer of [`UAC`] calls with media (`Uac::media`), audio on port 6000.
+const OFFER: &str = "Content-Type: application/sdp\n      Content-Length: [len]\n\n      \
+v=0\n      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\n      s=-\n      \
+c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      m=audio 6000 RTP/AVP 0\n      \
+a=rtpmap:0 PCMU/8000\n";
+
 /// One OPTIONS per call; the call fails unless it is answered 200.
 const PROBE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp probe">
@@ -118,6 +124,50 @@ const UAS_200: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
+/// As [`UAS_200`], answering the caller's SDP offer (audio on port 7000).
+const UAS_200_SDP: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp uas 200 sdp">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_Record-Route:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user2 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio 7000 RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#;
+
 /// A vendor gateway that turns every call down with `503`.
 const UAS_503: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp uas 503">
@@ -143,6 +193,8 @@ const UAS_503: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 pub enum Answer {
     /// 200, then ACK and BYE.
     Accept,
+    /// As `Accept`, answering an SDP offer.
+    AcceptMedia,
     /// 503 to every INVITE.
     Unavailable,
 }
@@ -159,6 +211,7 @@ impl Uas {
         let sf = dir.join(format!("uas-{port}.xml"));
         let scenario = match answer {
             Answer::Accept => UAS_200,
+            Answer::AcceptMedia => UAS_200_SDP,
             Answer::Unavailable => UAS_503,
         };
         std::fs::write(&sf, scenario).unwrap();
@@ -210,6 +263,8 @@ pub struct Uac<'a> {
     pub source: &'a str,
     /// One OPTIONS per call instead of a whole call.
     pub probe: bool,
+    /// Offer SDP (audio) in the INVITE.
+    pub media: bool,
     pub extra: &'a [&'a str],
 }
 
@@ -224,6 +279,7 @@ impl<'a> Uac<'a> {
             hold_ms: 200,
             source: "127.0.0.1",
             probe: false,
+            media: false,
             extra: &[],
         }
     }
@@ -232,7 +288,16 @@ impl<'a> Uac<'a> {
     /// completed, 1 = at least one failed).
     pub fn spawn(&self) -> Child {
         let sf = self.dir.join(format!("uac-{}.xml", self.source));
-        std::fs::write(&sf, if self.probe { PROBE } else { UAC }).unwrap();
+        let scenario = match (self.probe, self.media) {
+            (true, _) => PROBE.to_owned(),
+            (false, true) => UAC.replacen(
+                "Max-Forwards: 70\n      Content-Length: 0\n",
+                &format!("Max-Forwards: 70\n      {OFFER}"),
+                1,
+            ),
+            (false, false) => UAC.to_owned(),
+        };
+        std::fs::write(&sf, scenario).unwrap();
         Command::new(binary("sipp"))
             .arg(format!("127.0.0.1:{}", self.target))
             .arg("-sf")

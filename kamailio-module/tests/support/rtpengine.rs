@@ -1,0 +1,78 @@
+//! A real rtpengine (userspace forwarding, no kernel module) on loopback with its ng
+//! control socket on a private port.
+
+use super::{binary, free_udp_port};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+pub struct Rtpengine {
+    child: Child,
+    pub ng_port: u16,
+    /// Media ports it allocates from.
+    pub ports: std::ops::RangeInclusive<u16>,
+}
+
+impl Rtpengine {
+    pub fn start(dir: &Path) -> Rtpengine {
+        let ng_port = free_udp_port();
+        // A range unlikely to collide with other tests' sockets.
+        let base = 40_000 + (ng_port % 200) * 100;
+        let ports = base..=base + 99;
+        let log = std::fs::File::create(dir.join("rtpengine.log")).unwrap();
+        let child = Command::new(binary("rtpengine"))
+            .args([
+                "--config-file=none",
+                "--foreground",
+                "--log-stderr",
+                "--table=-1",
+            ])
+            .args(["--interface=127.0.0.1", "--num-threads=1", "--log-level=5"])
+            // A deleted call is gone at once, not kept 30 s for late packets.
+            .arg("--delete-delay=0")
+            .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
+            .arg(format!("--port-min={}", ports.start()))
+            .arg(format!("--port-max={}", ports.end()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start rtpengine");
+        let r = Rtpengine {
+            child,
+            ng_port,
+            ports,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while r.ng("d7:command4:pinge").is_none() {
+            assert!(Instant::now() < deadline, "rtpengine did not come up");
+        }
+        r
+    }
+
+    /// Sends one bencoded ng command; the bencoded reply.
+    pub fn ng(&self, command: &str) -> Option<String> {
+        // rtpengine answers a repeated cookie from its cache: one per command.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let cookie = format!("c{}", NEXT.fetch_add(1, Relaxed));
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let request = format!("{cookie} {command}");
+        sock.send_to(request.as_bytes(), ("127.0.0.1", self.ng_port))
+            .ok()?;
+        let mut buf = [0u8; 65535];
+        let n = sock.recv(&mut buf).ok()?;
+        let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+        reply.strip_prefix(&format!("{cookie} ")).map(str::to_owned)
+    }
+}
+
+impl Drop for Rtpengine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
