@@ -187,17 +187,27 @@ async fn create<R: Resource>(
         obj.insert(col.into(), pv.into());
     }
     let cols: Vec<&String> = obj.keys().collect();
+    // With nothing given, the table's defaults and checks decide.
+    let values = if cols.is_empty() {
+        "DEFAULT VALUES".to_string()
+    } else {
+        let c = quoted(&cols);
+        format!(
+            "({c}) SELECT {c} FROM jsonb_populate_record(NULL::{}, $1)",
+            R::TABLE
+        )
+    };
     let sql = format!(
-        "INSERT INTO {t} ({c}) SELECT {c} FROM jsonb_populate_record(NULL::{t}, $1) RETURNING {k}::text",
-        t = R::TABLE,
-        c = quoted(&cols),
-        k = R::KEY
+        "INSERT INTO {} {values} RETURNING {}::text",
+        R::TABLE,
+        R::KEY
     );
     let mut tx = st.pool.begin().await?;
-    let (id,): (String,) = sqlx::query_as(&sql)
-        .bind(Value::Object(obj.clone()))
-        .fetch_one(&mut *tx)
-        .await?;
+    let mut insert = sqlx::query_as(&sql);
+    if !cols.is_empty() {
+        insert = insert.bind(Value::Object(obj.clone()));
+    }
+    let (id,): (String,) = insert.fetch_one(&mut *tx).await?;
     // Read back through the caller's view: a row outside its tenancy rolls back.
     let row = fetch::<R>(&mut tx, &who, parent, &id).await.map_err(|e| {
         if e.status == StatusCode::NOT_FOUND {

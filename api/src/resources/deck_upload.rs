@@ -208,6 +208,7 @@ fn record_lines(text: &str) -> Vec<u64> {
     lines
 }
 
+#[derive(sqlx::FromRow)]
 struct DeckOwner {
     id: i64,
     vendor_id: Option<String>,
@@ -322,20 +323,14 @@ fn row_json(r: &RateRow) -> Value {
 
 async fn deck_owner(st: &AppState, deck_id: &str) -> ApiResult<DeckOwner> {
     crate::crud::check_key("bigint", deck_id, "rate_deck")?;
-    let row: Option<(i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT d.id, d.vendor_id, d.rate_plan, v.kind FROM rate_decks d
          LEFT JOIN vendors v ON v.id = d.vendor_id WHERE d.id = $1::bigint",
     )
     .bind(deck_id)
     .fetch_optional(&st.pool)
-    .await?;
-    let (id, vendor_id, rate_plan, kind) = row.ok_or_else(|| ApiError::not_found("rate_deck"))?;
-    Ok(DeckOwner {
-        id,
-        vendor_id,
-        rate_plan,
-        kind,
-    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("rate_deck"))
 }
 
 pub async fn upload(

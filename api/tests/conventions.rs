@@ -1,0 +1,287 @@
+//! Conventions every endpoint shares: the OpenAPI document matches the routes,
+//! idempotent POSTs, rate-limit headers, health/readiness/metrics, CDR paging, and
+//! the Redis announcement of a new snapshot.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{TestApi, ROOT};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+#[tokio::test]
+async fn every_route_is_in_the_spec_and_every_spec_operation_is_served() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let spec = t.get("/api/v1/openapi.json", "").await;
+    assert_eq!(spec.status, StatusCode::OK);
+    assert!(spec.body["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = spec.body["paths"].as_object().unwrap();
+    for must in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/api/v1/openapi.json",
+        "/api/v1/customers",
+        "/api/v1/trunks/{parent}/ips",
+        "/api/v1/trunks/{parent}/credentials/{id}",
+        "/api/v1/partitions/{parent}/routes",
+        "/api/v1/customers/{parent}/partitions",
+        "/api/v1/vendors/{parent}/gateways",
+        "/api/v1/rate-decks/{id}/upload",
+        "/api/v1/overrides",
+        "/api/v1/exclusions",
+        "/api/v1/dno",
+        "/api/v1/numbers",
+        "/api/v1/customers/{id}/cdrs",
+        "/api/v1/api-keys/{id}/rotate",
+        "/api/v1/routing/simulate",
+        "/api/v1/routing/lcr",
+        "/api/v1/routing/publish",
+        "/api/v1/routing/snapshot",
+    ] {
+        assert!(paths.contains_key(must), "{must} missing from the spec");
+    }
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{parent}", "zz").replace("{id}", "zz");
+        for method in ["get", "post", "patch", "delete"] {
+            let Some(op) = item.get(method) else { continue };
+            operations += 1;
+            assert!(op["responses"]["200"].is_object(), "{method} {path}");
+            // Served (no router fallback), and no input makes it fail with a 5xx.
+            for body in [None, Some(json!({})), Some(json!({"x": [1]}))] {
+                let r = t
+                    .call(&method.to_uppercase(), &concrete, ROOT, body.clone())
+                    .await;
+                assert!(
+                    !matches!(r.code(), "ROUTE_NOT_FOUND" | "METHOD_NOT_ALLOWED"),
+                    "{method} {path} is in the spec but not routed"
+                );
+                assert!(
+                    !r.status.is_server_error(),
+                    "{method} {path} {body:?}: {}",
+                    r.body
+                );
+            }
+        }
+    }
+    assert!(operations > 80, "{operations} operations");
+}
+
+#[tokio::test]
+async fn a_repeated_post_with_an_idempotency_key_answers_once() {
+    let t = TestApi::start().await;
+    let send = |body: Value| {
+        Request::post("/api/v1/partitions")
+            .header("authorization", format!("Bearer {ROOT}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "abc-1")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let first = t.raw(send(json!({"id": "P1", "name": "one"}))).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = t.raw(send(json!({"id": "P1", "name": "one"}))).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let other = t.raw(send(json!({"id": "P2", "name": "two"}))).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED")
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM partitions")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn rate_limits_are_per_key_and_announced_in_headers() {
+    let t = TestApi::with(|k| (k == "WARP_RATE_LIMIT").then(|| "3".into())).await;
+    for remaining in ["2", "1", "0"] {
+        let r = t.get("/api/v1/vendors", ROOT).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["x-ratelimit-limit"], "3");
+        assert_eq!(r.headers["x-ratelimit-remaining"], remaining);
+        assert!(r.headers.contains_key("x-ratelimit-reset"));
+    }
+    let r = t.get("/api/v1/vendors", ROOT).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED")
+    );
+    // Another key has its own budget; public endpoints are not counted.
+    let other = t.get("/api/v1/vendors", "someone-else").await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(t.get("/health", "").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let t = TestApi::start().await;
+    let h = t.get("/health", "").await;
+    assert_eq!(
+        (h.status, &h.body["success"]),
+        (StatusCode::OK, &json!(true))
+    );
+    let r = t.get("/ready", "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.data()["generation"],
+        1,
+        "an empty dataset is published at start"
+    );
+    let m = t.get("/metrics", "").await;
+    let text = String::from_utf8(m.bytes).unwrap();
+    assert!(text.contains("warp_api_requests_total"), "{text}");
+    assert!(text.contains("warp_api_snapshot_generation 1"), "{text}");
+}
+
+async fn add_cdr(t: &TestApi, ban: &str, call: &str, at: &str, zone: &str) {
+    sqlx::query(
+        "INSERT INTO billing.rated_cdrs (call_id, start_stamp, ban, dnis, zone, disposition,
+             duration_secs, billed_secs, customer_rate, customer_initial, customer_subsequent,
+             customer_charge, vendor_rate, vendor_cost, margin)
+         VALUES ($1, $2::timestamptz, $3, '12125556789', $4, 'ANSWERED', 61, 66, 0.01, 6, 6,
+                 0.011, 0.004, 0.0044, 0.0066)",
+    )
+    .bind(call)
+    .bind(at)
+    .bind(ban)
+    .bind(zone)
+    .execute(&t.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn cdrs_are_per_customer_filtered_and_cursor_paged() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    for i in 0..5 {
+        let zone = if i % 2 == 0 { "INTERSTATE" } else { "LOCAL" };
+        add_cdr(
+            &t,
+            "C1",
+            &format!("call-{i}"),
+            &format!("2026-01-0{}T10:00:00Z", i + 1),
+            zone,
+        )
+        .await;
+    }
+    add_cdr(&t, "C2", "other", "2026-01-02T00:00:00Z", "LOCAL").await;
+    let key = t.key("read_only", Some("C1")).await;
+    let mut calls = Vec::new();
+    let mut url = "/api/v1/customers/C1/cdrs?limit=2".to_string();
+    loop {
+        let r = t.get(&url, &key).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        for c in r.data().as_array().unwrap() {
+            assert!(c.get("vendor_cost").is_none() && c.get("margin").is_none());
+            calls.push(c["call_id"].as_str().unwrap().to_string());
+        }
+        match r.body["meta"]["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/v1/customers/C1/cdrs?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(calls, ["call-0", "call-1", "call-2", "call-3", "call-4"]);
+    let r = t
+        .get(
+            "/api/v1/customers/C1/cdrs?zone=interstate&start_date=2026-01-02T00:00:00Z",
+            &key,
+        )
+        .await;
+    let ids: Vec<&str> = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["call-2", "call-4"]);
+    assert_eq!(r.data()[0]["customer_charge"], "0.011000");
+    for bad in [
+        "start_date=yesterday",
+        "limit=-1",
+        "cursor=nope",
+        "dnis_prefix=12a",
+        "colour=red",
+    ] {
+        let r = t
+            .get(&format!("/api/v1/customers/C1/cdrs?{bad}"), &key)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+}
+
+/// A private redis-server, stopped on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn redis() -> Redis {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    // Owned at once, so a failed start still stops the process.
+    let redis = Redis { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return redis;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server did not start");
+}
+
+#[tokio::test]
+async fn a_new_generation_is_announced_on_redis() {
+    use futures_util::StreamExt;
+    let r = redis().await;
+    let url = format!("redis://127.0.0.1:{}/", r.port);
+    let t = TestApi::with(|k| (k == "WARP_REDIS_URL").then(|| url.clone())).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut sub = client.get_async_pubsub().await.unwrap();
+    sub.subscribe(warp_api::routing::publisher::CHANNEL)
+        .await
+        .unwrap();
+    let generation = t.publish().await;
+    let msg = tokio::time::timeout(Duration::from_secs(5), sub.on_message().next())
+        .await
+        .expect("an announcement")
+        .unwrap();
+    let body: Value = serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(body["generation"], generation);
+    assert!(body["path"].as_str().unwrap().ends_with("routing.snap"));
+}
