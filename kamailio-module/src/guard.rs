@@ -11,6 +11,7 @@ use kamailio_sys as k;
 use std::any::Any;
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 /// Routes panic messages (with their location) to Kamailio's log instead of stderr,
 /// which a daemonised Kamailio has closed.
@@ -43,15 +44,17 @@ pub fn script(
         lm_err!("{}: called without a message", func.name());
         return -2;
     };
+    let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| {
         if params::config().fault_inject.as_deref() == Some(func.name()) {
             panic!("fault injected by modparam fault_inject");
         }
         body(&msg)
     }));
+    let took = started.elapsed();
     match result {
         Ok(Ok(done)) => {
-            stats::record(func, Outcome::Done);
+            stats::record(func, Outcome::Done, took);
             if done {
                 1
             } else {
@@ -59,12 +62,12 @@ pub fn script(
             }
         }
         Ok(Err(e)) => {
-            stats::record(func, Outcome::Error);
+            stats::record(func, Outcome::Error, took);
             lm_err!("{}: {e}", func.name());
             -2
         }
         Err(payload) => {
-            stats::record(func, Outcome::Panic);
+            stats::record(func, Outcome::Panic, took);
             lm_err!(
                 "{}: caught panic ({}), answering with the fallback",
                 func.name(),

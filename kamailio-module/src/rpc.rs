@@ -163,11 +163,23 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
         for (name, value) in cdr::counts() {
             r.count(cdrs, name, value)?;
         }
-        for (func, calls, errors, panics) in stats::per_function() {
-            let f = r.nested(st, func.name())?;
-            r.count(f, "calls", calls)?;
-            r.count(f, "errors", errors)?;
-            r.count(f, "panics", panics)?;
+        for f in stats::per_function() {
+            let fs = r.nested(st, f.func.name())?;
+            r.count(fs, "calls", f.calls)?;
+            r.count(fs, "errors", f.errors)?;
+            r.count(fs, "panics", f.panics)?;
+            r.count(fs, "latency_sum_us", f.latency_sum_us)?;
+            // Bucket `le_<bound>`: calls that took at most <bound> µs (and more than the
+            // bound before); `gt_<last bound>`: the rest.
+            let hist = r.nested(fs, "latency_us")?;
+            let bounds = stats::LATENCY_BOUNDS_US;
+            for (i, n) in f.latency.iter().enumerate() {
+                let name = match bounds.get(i) {
+                    Some(b) => format!("le_{b}"),
+                    None => format!("gt_{}", bounds[bounds.len() - 1]),
+                };
+                r.count(hist, &name, *n)?;
+            }
         }
         Ok(())
     })

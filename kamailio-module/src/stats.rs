@@ -1,8 +1,13 @@
-//! Per-function counters in Kamailio shared memory: all workers add to one set, and
-//! the RPC process reads them. Each counter is independent, so plain atomics suffice.
+//! Per-function counters and latency histograms in Kamailio shared memory: all workers
+//! add to one set, and the RPC process reads them. Each counter is independent, so
+//! plain atomics suffice.
 
 use crate::shm;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (µs, inclusive) of the latency buckets; a last bucket takes the rest.
+pub const LATENCY_BOUNDS_US: [u64; 9] = [10, 25, 50, 100, 250, 500, 1_000, 5_000, 50_000];
 
 /// The script functions (cfg and KEMI share a counter set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,19 @@ struct Counters {
     calls: AtomicU64,
     errors: AtomicU64,
     panics: AtomicU64,
+    latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    latency_sum_us: AtomicU64,
+}
+
+/// What `warp.stats` reports for one function.
+pub struct FuncStats {
+    pub func: Func,
+    pub calls: u64,
+    pub errors: u64,
+    pub panics: u64,
+    /// Calls per latency bucket (see [`LATENCY_BOUNDS_US`]).
+    pub latency: [u64; LATENCY_BOUNDS_US.len() + 1],
+    pub latency_sum_us: u64,
 }
 
 #[repr(C)]
@@ -72,10 +90,17 @@ fn shared() -> Option<&'static Shared> {
     SHARED.get()
 }
 
-pub fn record(func: Func, outcome: Outcome) {
+pub fn record(func: Func, outcome: Outcome, took: Duration) {
     if let Some(s) = shared() {
         let c = &s.funcs[func as usize];
         c.calls.fetch_add(1, Relaxed);
+        let us = took.as_micros() as u64;
+        let bucket = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        c.latency[bucket].fetch_add(1, Relaxed);
+        c.latency_sum_us.fetch_add(us, Relaxed);
         match outcome {
             Outcome::Done => {}
             Outcome::Error => _ = c.errors.fetch_add(1, Relaxed),
@@ -90,21 +115,21 @@ pub fn worker_started() {
     }
 }
 
-/// (function, calls, errors, panics) for every function.
-pub fn per_function() -> Vec<(Func, u64, u64, u64)> {
+/// Counters of every function.
+pub fn per_function() -> Vec<FuncStats> {
     Func::ALL
         .iter()
-        .map(|&f| match shared() {
-            Some(s) => {
-                let c = &s.funcs[f as usize];
-                (
-                    f,
-                    c.calls.load(Relaxed),
-                    c.errors.load(Relaxed),
-                    c.panics.load(Relaxed),
-                )
+        .map(|&func| {
+            let c = shared().map(|s| &s.funcs[func as usize]);
+            let get = |a: Option<&AtomicU64>| a.map_or(0, |a| a.load(Relaxed));
+            FuncStats {
+                func,
+                calls: get(c.map(|c| &c.calls)),
+                errors: get(c.map(|c| &c.errors)),
+                panics: get(c.map(|c| &c.panics)),
+                latency: std::array::from_fn(|i| get(c.map(|c| &c.latency[i]))),
+                latency_sum_us: get(c.map(|c| &c.latency_sum_us)),
             }
-            None => (f, 0, 0, 0),
         })
         .collect()
 }

@@ -143,6 +143,16 @@ fn sipp_traffic_is_counted_once_per_request() {
     let stats = k.rpc("warp.stats");
     assert_eq!(stats["warp_ani.calls"], "200");
     assert_eq!(stats["warp_ani.errors"], "0");
+    // Every call lands in one latency bucket; finding an ANI takes microseconds.
+    let buckets: Vec<(&String, u64)> = stats
+        .iter()
+        .filter(|(k, _)| k.starts_with("warp_ani.latency_us."))
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    assert_eq!(buckets.len(), 10, "{stats:?}");
+    assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 200);
+    assert!(stats["warp_ani.latency_us.gt_50000"] == "0", "{stats:?}");
+    assert!(stats["warp_ani.latency_sum_us"].parse::<u64>().unwrap() > 0);
 }
 
 /// One OPTIONS per call; the call fails unless the reply carries the PAI's number.
