@@ -21,6 +21,8 @@ use std::time::Duration;
 
 /// Events written per round trip.
 const BATCH: usize = 256;
+/// For each Redis exchange of the sender thread (no SIP worker waits on it).
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -208,7 +210,7 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
         }
         let result = match conn.as_mut() {
             Some(c) => c.xadd_all(stream, "cdr", &batch),
-            None => Connection::open(target).and_then(|mut c| {
+            None => Connection::open(target, REDIS_TIMEOUT).and_then(|mut c| {
                 let r = c.xadd_all(stream, "cdr", &batch);
                 conn = Some(c);
                 r

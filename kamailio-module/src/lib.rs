@@ -19,6 +19,7 @@ mod kstr;
 mod limits;
 mod log;
 mod lrn;
+mod lrn_cache;
 mod params;
 mod pv;
 mod redis;

@@ -1,4 +1,5 @@
-//! The upstream LRN dip (Telique's contract: `GET /v1/telique/lrn/{number}?format=json`
+//! LRNs from outside the snapshot: the Redis LNP cache ([`crate::lrn_cache`]) and the
+//! upstream LRN dip (Telique's contract: `GET /v1/telique/lrn/{number}?format=json`
 //! with header `x-api-token`, reply `{phone_number, lrn, status, metadata{...}}`) for
 //! NANP numbers the snapshot's LNP table does not know, when `lrn_source` lists `dip`.
 //!
@@ -10,6 +11,7 @@
 
 use crate::http;
 use crate::log::lm_warn;
+use crate::lrn_cache;
 use crate::params::{self, LrnSource};
 use crate::shm;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -27,6 +29,9 @@ struct Shared {
     not_ported: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    cache_errors: AtomicU64,
 }
 
 static SHARED: shm::Block<Shared> = shm::Block::new();
@@ -42,6 +47,9 @@ pub fn init() -> Result<(), String> {
             not_ported: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            cache_errors: AtomicU64::new(0),
         })
         .map(drop)
 }
@@ -55,12 +63,19 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// An LRN from upstream for `dnis`, when the dip is configured, the number is NANP (not
-/// toll-free: those are not ported this way) and the snapshot does not know it.
+/// An LRN for `dnis` from the LNP cache or the upstream dip (as `lrn_source` lists
+/// them), when the number is NANP (not toll-free: those are not ported this way) and the
+/// snapshot does not know it.
 pub fn supplied(snapshot: &Snapshot, dnis: &str) -> Option<Number> {
     let config = params::config();
-    let dip = config.lrn_dip.as_ref()?;
-    if !config.lrn_sources.contains(&LrnSource::Dip) {
+    let (cache, dip) = (
+        config.lrn_sources.contains(&LrnSource::Cache),
+        config
+            .lrn_dip
+            .as_ref()
+            .filter(|_| config.lrn_sources.contains(&LrnSource::Dip)),
+    );
+    if !cache && dip.is_none() {
         return None;
     }
     let number = Number::parse(dnis).ok()?;
@@ -68,12 +83,38 @@ pub fn supplied(snapshot: &Snapshot, dnis: &str) -> Option<Number> {
         return None;
     }
     let shared = SHARED.get()?;
+    if cache {
+        let counter = match lrn_cache::get(number) {
+            lrn_cache::Lookup::Ported(lrn) => {
+                shared.cache_hits.fetch_add(1, Relaxed);
+                return Some(lrn);
+            }
+            lrn_cache::Lookup::NotPorted => {
+                shared.cache_hits.fetch_add(1, Relaxed);
+                return None;
+            }
+            lrn_cache::Lookup::Miss => &shared.cache_misses,
+            lrn_cache::Lookup::Unavailable => &shared.cache_errors,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+    let lrn = dip.and_then(|dip| upstream(shared, dip, number))?;
+    if cache {
+        lrn_cache::put(number, lrn);
+    }
+    lrn
+}
+
+/// Dips `number` unless the breaker is open: `Some(lrn)` when upstream answered
+/// (`Some(None)`: not ported), `None` when it could not.
+fn upstream(shared: &Shared, dip: &Dip, number: Number) -> Option<Option<Number>> {
+    let config = params::config();
     if !admit(shared) {
         shared.skipped.fetch_add(1, Relaxed);
         return None;
     }
     shared.dips.fetch_add(1, Relaxed);
-    match ask(dip, number) {
+    match ask(dip, number, config.lrn_timeout) {
         Ok(lrn) => {
             shared.failures.store(0, Relaxed);
             shared.open_until.store(0, Relaxed);
@@ -83,7 +124,7 @@ pub fn supplied(snapshot: &Snapshot, dnis: &str) -> Option<Number> {
                 &shared.not_ported
             };
             counter.fetch_add(1, Relaxed);
-            lrn
+            Some(lrn)
         }
         Err((why, retry_after)) => {
             shared.failed.fetch_add(1, Relaxed);
@@ -133,16 +174,19 @@ pub struct Dip {
     pub url: String,
     pub base: http::Base,
     pub token: String,
-    pub timeout: Duration,
 }
 
 /// One dip: `Ok(None)` when the number is not ported; `Err` with the reason and the
 /// upstream's Retry-After.
-fn ask(dip: &Dip, number: Number) -> Result<Option<Number>, (String, Option<Duration>)> {
+fn ask(
+    dip: &Dip,
+    number: Number,
+    timeout: Duration,
+) -> Result<Option<Number>, (String, Option<Duration>)> {
     let national = number.national().unwrap_or(number.value());
     let path = format!("/v1/telique/lrn/{national}?format=json");
     let headers = [("x-api-token", dip.token.as_str())];
-    let reply = http::get(&dip.base, &path, &headers, dip.timeout).map_err(|e| (e, None))?;
+    let reply = http::get(&dip.base, &path, &headers, timeout).map_err(|e| (e, None))?;
     if reply.status != 200 {
         let retry = reply.retry_after.map(Duration::from_secs);
         return Err((format!("HTTP {}", reply.status), retry));
@@ -170,6 +214,9 @@ pub fn counts() -> Vec<(&'static str, u64)> {
         ("not_ported", s.not_ported.load(Relaxed)),
         ("failed", s.failed.load(Relaxed)),
         ("skipped", s.skipped.load(Relaxed)),
+        ("cache_hits", s.cache_hits.load(Relaxed)),
+        ("cache_misses", s.cache_misses.load(Relaxed)),
+        ("cache_errors", s.cache_errors.load(Relaxed)),
         ("breaker_open", u64::from(open)),
     ]
 }

@@ -5,6 +5,7 @@
 use crate::core_cell::CoreCell;
 use crate::http;
 use crate::lrn::Dip;
+use crate::redis;
 use std::ffi::{c_char, c_int, CStr};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub static CDR_BUFFER: CoreCell<c_int> = CoreCell::new(10_000);
 pub static LRN_DIP_URL: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_DIP_TOKEN: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_TIMEOUT: CoreCell<c_int> = CoreCell::new(50);
+pub static LRN_CACHE_TTL: CoreCell<c_int> = CoreCell::new(86_400);
 pub static LRN_BREAKER_FAILURES: CoreCell<c_int> = CoreCell::new(5);
 pub static LRN_BREAKER_COOLDOWN: CoreCell<c_int> = CoreCell::new(10_000);
 pub static FALLBACK_CODE: CoreCell<c_int> = CoreCell::new(503);
@@ -30,7 +32,7 @@ pub static FAULT_INJECT: StrParam = CoreCell::new(std::ptr::null());
 pub enum LrnSource {
     /// The snapshot's LNP table.
     Snapshot,
-    /// The shared Redis LNP cache.
+    /// The shared Redis LNP cache (filled by the dip).
     Cache,
     /// The upstream (Telique) dip, bounded by a timeout and a circuit breaker.
     Dip,
@@ -63,6 +65,9 @@ pub struct Config {
     pub lrn_sources: Vec<LrnSource>,
     /// The upstream LRN service, when `lrn_dip_url` is set.
     pub lrn_dip: Option<Dip>,
+    /// Bounds each dip and each LNP cache lookup.
+    pub lrn_timeout: Duration,
+    pub lrn_cache_ttl: Duration,
     pub lrn_breaker_failures: u64,
     pub lrn_breaker_cooldown: Duration,
     /// Empty: no CDR events.
@@ -122,11 +127,14 @@ pub fn init() -> Result<&'static Config, String> {
             base: http::Base::parse(&dip_url).map_err(|e| format!("lrn_dip_url: {e}"))?,
             url: dip_url,
             token: text(&LRN_DIP_TOKEN, None, "")?,
-            timeout: Duration::from_millis(positive(&LRN_TIMEOUT, "lrn_timeout")?),
         })
     };
     if lrn_sources.contains(&LrnSource::Dip) && lrn_dip.is_none() {
         return Err("lrn_source lists dip but lrn_dip_url is not set".into());
+    }
+    let redis_url = text(&REDIS_URL, Some("WARP_REDIS_URL"), "redis://127.0.0.1:6379")?;
+    if lrn_sources.contains(&LrnSource::Cache) {
+        redis::Target::parse(&redis_url)?;
     }
     let config = Config {
         snapshot: text(
@@ -134,9 +142,11 @@ pub fn init() -> Result<&'static Config, String> {
             Some("WARP_SNAPSHOT"),
             "/var/lib/warp/routing.snap",
         )?,
-        redis_url: text(&REDIS_URL, Some("WARP_REDIS_URL"), "redis://127.0.0.1:6379")?,
+        redis_url,
         lrn_sources,
         lrn_dip,
+        lrn_timeout: Duration::from_millis(positive(&LRN_TIMEOUT, "lrn_timeout")?),
+        lrn_cache_ttl: Duration::from_secs(positive(&LRN_CACHE_TTL, "lrn_cache_ttl")?),
         lrn_breaker_failures: positive(&LRN_BREAKER_FAILURES, "lrn_breaker_failures")?,
         lrn_breaker_cooldown: Duration::from_millis(positive(
             &LRN_BREAKER_COOLDOWN,
@@ -182,13 +192,8 @@ impl Config {
                     .map_or("", |_| "***")
                     .to_owned(),
             ),
-            (
-                "lrn_timeout",
-                self.lrn_dip
-                    .as_ref()
-                    .map(|d| d.timeout.as_millis().to_string())
-                    .unwrap_or_default(),
-            ),
+            ("lrn_timeout", self.lrn_timeout.as_millis().to_string()),
+            ("lrn_cache_ttl", self.lrn_cache_ttl.as_secs().to_string()),
             (
                 "lrn_breaker_failures",
                 self.lrn_breaker_failures.to_string(),

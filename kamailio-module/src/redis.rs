@@ -1,12 +1,11 @@
-//! A minimal blocking Redis client: connect (AUTH, SELECT) and pipelined XADD, with
-//! timeouts. Only the CDR sender thread uses it; a general client (and an async
-//! runtime) has no place inside a Kamailio worker process.
+//! A minimal blocking Redis client: connect (AUTH, SELECT), pipelined XADD (the CDR
+//! sender thread), GET and SET EX (the LNP cache, in the SIP worker), each bounded by a
+//! timeout. A general client (and an async runtime) has no place inside a Kamailio
+//! worker process.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
-
-const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where and how to connect, from `redis://[[user]:password@]host[:port][/db]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,19 +70,27 @@ fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
+/// One reply; errors are replies too (the connection is fine).
+enum Reply {
+    Ok,
+    Error(String),
+    Bulk(Option<Vec<u8>>),
+}
+
 impl Connection {
-    pub fn open(target: &Target) -> Result<Connection, String> {
+    /// Connects; every later read and write is bounded by `timeout` too.
+    pub fn open(target: &Target, timeout: Duration) -> Result<Connection, String> {
         let addr = (target.host.as_str(), target.port)
             .to_socket_addrs()
             .map_err(|e| e.to_string())?
             .next()
             .ok_or("no address")?;
-        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
         stream
-            .set_read_timeout(Some(TIMEOUT))
+            .set_read_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
         stream
-            .set_write_timeout(Some(TIMEOUT))
+            .set_write_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut conn = Connection {
@@ -103,10 +110,41 @@ impl Connection {
             command(&mut hello, &[b"SELECT", target.db.to_string().as_bytes()]);
             expected += 1;
         }
-        if let Some(refused) = conn.exchange(&hello, expected)?.into_iter().next() {
+        if let Some(refused) = errors(conn.exchange(&hello, expected)?).into_iter().next() {
             return Err(refused);
         }
         Ok(conn)
+    }
+
+    /// `GET key`: `None` when the key does not exist.
+    pub fn get(&mut self, key: &str) -> Result<Option<String>, String> {
+        let mut out = Vec::new();
+        command(&mut out, &[b"GET", key.as_bytes()]);
+        match self.exchange(&out, 1)?.pop() {
+            Some(Reply::Bulk(value)) => Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned())),
+            Some(Reply::Error(e)) => Err(e),
+            _ => Err("unexpected reply to GET".into()),
+        }
+    }
+
+    /// `SET key value EX seconds`.
+    pub fn set_ex(&mut self, key: &str, value: &str, seconds: u64) -> Result<(), String> {
+        let mut out = Vec::new();
+        let ttl = seconds.to_string();
+        command(
+            &mut out,
+            &[
+                b"SET",
+                key.as_bytes(),
+                value.as_bytes(),
+                b"EX",
+                ttl.as_bytes(),
+            ],
+        );
+        match errors(self.exchange(&out, 1)?).pop() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// `XADD stream * field value` for every value, in one round trip. `Err` means the
@@ -131,28 +169,21 @@ impl Connection {
                 ],
             );
         }
-        self.exchange(&out, values.len())
+        Ok(errors(self.exchange(&out, values.len())?))
     }
 
-    /// Sends `out` and reads `replies` replies: the error replies among them, or `Err`
-    /// when the connection failed.
-    fn exchange(&mut self, out: &[u8], replies: usize) -> Result<Vec<String>, String> {
+    /// Sends `out` and reads `replies` replies, or `Err` when the connection failed.
+    fn exchange(&mut self, out: &[u8], replies: usize) -> Result<Vec<Reply>, String> {
         if replies == 0 {
             return Ok(Vec::new());
         }
         self.writer.write_all(out).map_err(|e| e.to_string())?;
-        let mut refused = Vec::new();
-        for _ in 0..replies {
-            if let Some(error) = self.reply()? {
-                refused.push(error);
-            }
-        }
-        Ok(refused)
+        (0..replies).map(|_| self.reply()).collect()
     }
 
-    /// Reads one reply (status, error, integer or bulk string: what XADD, AUTH and
-    /// SELECT answer); `Some` carries an error reply.
-    fn reply(&mut self) -> Result<Option<String>, String> {
+    /// Reads one reply of the kinds the commands above get: status, error, integer or
+    /// bulk string.
+    fn reply(&mut self) -> Result<Reply, String> {
         let mut line = String::new();
         if self
             .reader
@@ -164,20 +195,33 @@ impl Connection {
         }
         let line = line.trim_end();
         match line.as_bytes().first() {
-            Some(b'+') | Some(b':') => Ok(None),
-            Some(b'-') => Ok(Some(line[1..].to_owned())),
+            Some(b'+') | Some(b':') => Ok(Reply::Ok),
+            Some(b'-') => Ok(Reply::Error(line[1..].to_owned())),
             Some(b'$') => {
                 let len: i64 = line[1..]
                     .parse()
                     .map_err(|_| format!("bad reply {line:?}"))?;
-                if len >= 0 {
-                    let mut body = vec![0; len as usize + 2];
-                    std::io::Read::read_exact(&mut self.reader, &mut body)
-                        .map_err(|e| e.to_string())?;
+                if len < 0 {
+                    return Ok(Reply::Bulk(None));
                 }
-                Ok(None)
+                let mut body = vec![0; len as usize + 2];
+                std::io::Read::read_exact(&mut self.reader, &mut body)
+                    .map_err(|e| e.to_string())?;
+                body.truncate(len as usize);
+                Ok(Reply::Bulk(Some(body)))
             }
             _ => Err(format!("unexpected reply {line:?}")),
         }
     }
+}
+
+/// The error replies among `replies`.
+fn errors(replies: Vec<Reply>) -> Vec<String> {
+    replies
+        .into_iter()
+        .filter_map(|r| match r {
+            Reply::Error(e) => Some(e),
+            _ => None,
+        })
+        .collect()
 }

@@ -151,7 +151,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 14]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 15]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -181,6 +181,11 @@ static PARAMS: CoreCell<[k::param_export_t; 14]> = CoreCell::new([
         c"lrn_timeout",
         k::PARAM_INT,
         params::LRN_TIMEOUT.as_ptr().cast(),
+    ),
+    param(
+        c"lrn_cache_ttl",
+        k::PARAM_INT,
+        params::LRN_CACHE_TTL.as_ptr().cast(),
     ),
     param(
         c"lrn_breaker_failures",

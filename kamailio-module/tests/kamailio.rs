@@ -1303,3 +1303,57 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_lnp_cache_answers_before_the_dip_and_remembers_what_it_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let telique = support::telique::Telique::start();
+    let (url, redis_url) = (telique.url(), redis.url());
+    let mut params = dip_params(snap.to_str().unwrap(), &url).to_vec();
+    params.extend([
+        ("lrn_source", "snapshot,cache,dip"),
+        ("redis_url", redis_url.as_str()),
+        ("lrn_cache_ttl", "3600"),
+    ]);
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    let lrn_of = |dnis| {
+        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
+        assert_eq!(reply.code, 200, "{}", k.log());
+        reply.header("X-Warp-LRN").unwrap().to_owned()
+    };
+    // Known to the cache (another node dipped it): no dip.
+    redis.cli(&["SET", "warp:lnp:2125550009", "3035550000"]);
+    assert_eq!(lrn_of("12125550009"), "13035550000");
+    assert!(telique.seen().is_empty());
+    // Dipped once, then answered by the cache: ported and not ported alike.
+    for _ in 0..2 {
+        assert_eq!(lrn_of("12125550001"), "13035559999");
+        assert_eq!(lrn_of("12125550002"), "12125550002");
+    }
+    assert_eq!(telique.seen().len(), 2);
+    assert_eq!(
+        redis.cli(&["GET", "warp:lnp:2125550001"]).trim(),
+        "3035559999"
+    );
+    assert_eq!(redis.cli(&["GET", "warp:lnp:2125550002"]).trim(), "");
+    let ttl: u64 = redis
+        .cli(&["TTL", "warp:lnp:2125550002"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((3000..=3600).contains(&ttl), "{ttl}");
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["lrn.cache_hits"], "3");
+    assert_eq!(stats["lrn.cache_misses"], "2");
+    assert_eq!(stats["lrn.dips"], "2");
+    // Redis gone: the dip answers, calls are still routed on the LRN.
+    redis.stop();
+    assert_eq!(lrn_of("12125550001"), "13035559999");
+    assert_eq!(telique.seen().len(), 3);
+    let stats = k.rpc("warp.stats");
+    assert_ne!(stats["lrn.cache_errors"], "0");
+    assert!(k.log().contains("LNP cache unavailable"), "{}", k.log());
+}

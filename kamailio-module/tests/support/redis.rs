@@ -69,21 +69,19 @@ impl Redis {
         }
     }
 
-    /// The `cdr` field of every entry of `stream`, parsed.
-    pub fn cdrs(&self, stream: &str) -> Vec<serde_json::Value> {
+    /// Runs one command with redis-cli; its raw output.
+    pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(binary("redis-cli"))
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "--raw",
-                "XRANGE",
-                stream,
-                "-",
-                "+",
-            ])
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
             .output()
             .expect("run redis-cli");
-        let text = String::from_utf8_lossy(&out.stdout);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The `cdr` field of every entry of `stream`, parsed.
+    pub fn cdrs(&self, stream: &str) -> Vec<serde_json::Value> {
+        let text = self.cli(&["XRANGE", stream, "-", "+"]);
         let lines: Vec<&str> = text.lines().collect();
         // id, field, value per entry.
         lines
