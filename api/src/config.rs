@@ -11,6 +11,8 @@ pub struct Config {
     pub listen: String,
     pub snapshot: PathBuf,
     pub bootstrap_api_key: Option<String>,
+    /// Signs session JWTs; random per process when unset (sessions end on restart).
+    pub jwt_secret: Option<String>,
     /// Quiet time after a routing change before the automatic publish.
     pub publish_debounce: Duration,
     /// Requests per minute per API key.
@@ -40,6 +42,7 @@ impl Config {
                 .unwrap_or_else(|| "/var/lib/warp/routing.snap".into())
                 .into(),
             bootstrap_api_key: get("WARP_BOOTSTRAP_API_KEY").filter(|s| !s.is_empty()),
+            jwt_secret: get("WARP_JWT_SECRET").filter(|s| !s.is_empty()),
             publish_debounce: Duration::from_millis(number("WARP_PUBLISH_DEBOUNCE_MS", 500)?),
             rate_limit: u32::try_from(number("WARP_RATE_LIMIT", 6000)?)?,
         })
@@ -60,21 +63,27 @@ fn mask_url(url: &str) -> String {
     }
 }
 
+fn secret(s: &Option<String>) -> &'static str {
+    if s.is_some() {
+        "***"
+    } else {
+        ""
+    }
+}
+
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "WARP_DATABASE_URL={} WARP_REDIS_URL={} WARP_LISTEN={} WARP_SNAPSHOT={} \
-             WARP_BOOTSTRAP_API_KEY={} WARP_PUBLISH_DEBOUNCE_MS={} WARP_RATE_LIMIT={}",
+             WARP_BOOTSTRAP_API_KEY={} WARP_JWT_SECRET={} WARP_PUBLISH_DEBOUNCE_MS={} \
+             WARP_RATE_LIMIT={}",
             mask_url(&self.database_url),
             self.redis_url.as_deref().map(mask_url).unwrap_or_default(),
             self.listen,
             self.snapshot.display(),
-            if self.bootstrap_api_key.is_some() {
-                "***"
-            } else {
-                ""
-            },
+            secret(&self.bootstrap_api_key),
+            secret(&self.jwt_secret),
             self.publish_debounce.as_millis(),
             self.rate_limit,
         )
@@ -91,6 +100,7 @@ mod tests {
             "WARP_DATABASE_URL" => Some("postgres://warp:hunter2@db:5432/warp".into()),
             "WARP_REDIS_URL" => Some("redis://:pw@cache:6379".into()),
             "WARP_BOOTSTRAP_API_KEY" => Some("topsecret".into()),
+            "WARP_JWT_SECRET" => Some("jwtsecret".into()),
             _ => None,
         })
         .unwrap();
@@ -101,7 +111,10 @@ mod tests {
         );
         assert!(shown.contains("redis://:***@cache:6379"), "{shown}");
         assert!(
-            !shown.contains("hunter2") && !shown.contains("topsecret") && !shown.contains("pw@")
+            !shown.contains("hunter2")
+                && !shown.contains("topsecret")
+                && !shown.contains("jwtsecret")
+                && !shown.contains("pw@")
         );
     }
 

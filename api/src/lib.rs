@@ -40,7 +40,16 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         }
     }
     publisher.spawn_debouncer();
+    let jwt_secret: Arc<[u8]> = match &config.jwt_secret {
+        Some(s) => s.as_bytes().into(),
+        None => {
+            let mut k = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut k);
+            k.into()
+        }
+    };
     Ok(AppState {
+        jwt_secret,
         pool,
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         config: Arc::new(config),

@@ -1,6 +1,6 @@
 //! The route table: system endpoints, then /api/v1 resource by resource.
 
-use crate::auth::keys;
+use crate::auth::{keys, sessions};
 use crate::cdrs;
 use crate::crud::mount;
 use crate::envelope::Envelope;
@@ -116,6 +116,60 @@ fn keys_routes(api: Api) -> Api {
     )
 }
 
+fn session_routes(api: Api) -> Api {
+    let auth = format!("{V1}/auth");
+    let users = format!("{V1}/users");
+    api.route(
+        HttpMethod::Post,
+        &format!("{auth}/login"),
+        post(sessions::login),
+        Doc::new(
+            "Sessions",
+            "Sign in: a 1-hour access JWT and a 30-day refresh token",
+        )
+        .body::<sessions::Login>()
+        .returns::<sessions::Tokens>()
+        .public(),
+    )
+    .route(
+        HttpMethod::Post,
+        &format!("{auth}/refresh"),
+        post(sessions::refresh),
+        Doc::new("Sessions", "Trade a refresh token for a new pair")
+            .body::<sessions::Refresh>()
+            .returns::<sessions::Tokens>()
+            .public(),
+    )
+    .route(
+        HttpMethod::Post,
+        &format!("{auth}/logout"),
+        post(sessions::logout),
+        Doc::new("Sessions", "End the session of a refresh token")
+            .body::<sessions::Refresh>()
+            .public(),
+    )
+    .route(
+        HttpMethod::Post,
+        &users,
+        post(sessions::create_user),
+        Doc::new("Users", "Create a user who signs in")
+            .body::<sessions::NewUser>()
+            .returns::<sessions::User>(),
+    )
+    .route(
+        HttpMethod::Get,
+        &users,
+        get(sessions::list_users),
+        Doc::new("Users", "List users").returns_list::<sessions::User>(),
+    )
+    .route(
+        HttpMethod::Delete,
+        &format!("{users}/{{id}}"),
+        delete(sessions::disable_user),
+        Doc::new("Users", "Disable a user and end their sessions").returns::<sessions::User>(),
+    )
+}
+
 fn resources(api: Api) -> Api {
     let api = mount::<Customer>(api, &format!("{V1}/customers"));
     let api = mount::<CustomerPartition>(api, &format!("{V1}/customers/{{parent}}/partitions"));
@@ -200,7 +254,8 @@ fn routing_routes(api: Api) -> Api {
 
 /// The application and its OpenAPI document.
 pub fn app(state: AppState) -> (Router, OpenApi) {
-    let api = routing_routes(resources(keys_routes(system(Api::default()))));
+    let api = system(Api::default());
+    let api = routing_routes(resources(session_routes(keys_routes(api))));
     let (router, doc) = api.finish(&format!("{V1}/openapi.json"));
     let router = router
         .fallback(|| async {

@@ -1,4 +1,4 @@
-//! The API's own tables (API keys, idempotency records), in schema `api` beside the
+//! The API's own tables (API keys, users and sessions, idempotency records), in schema `api` beside the
 //! shared migrations. Created idempotently at start, under an advisory lock so
 //! several instances starting at once do not race.
 
@@ -23,6 +23,33 @@ CREATE TABLE IF NOT EXISTS api.keys (
     CHECK ((ban IS NOT NULL) = (role IN ('customer_admin', 'developer', 'billing', 'read_only')))
 );
 CREATE INDEX IF NOT EXISTS keys_ban ON api.keys (ban);
+
+-- People who sign in (JWT sessions); same roles and customer rule as keys.
+CREATE TABLE IF NOT EXISTS api.users (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email          text NOT NULL UNIQUE CHECK (email LIKE '_%@_%'),
+    name           text NOT NULL DEFAULT '',
+    role           text NOT NULL CHECK (role IN ('super_admin', 'support', 'sales',
+                       'customer_admin', 'developer', 'billing', 'read_only')),
+    ban            text REFERENCES customers (ban) ON DELETE CASCADE,
+    -- pbkdf2-sha256$ITERATIONS$SALT$HASH (hex).
+    password_hash  text NOT NULL,
+    created_by     text NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    disabled_at    timestamptz,
+    CHECK ((ban IS NOT NULL) = (role IN ('customer_admin', 'developer', 'billing', 'read_only')))
+);
+
+-- Refresh tokens (sha256, hex): one row per sign-in, replaced on each refresh.
+CREATE TABLE IF NOT EXISTS api.sessions (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id       bigint NOT NULL REFERENCES api.users (id) ON DELETE CASCADE,
+    refresh_hash  text NOT NULL UNIQUE,
+    expires_at    timestamptz NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    revoked_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON api.sessions (user_id);
 
 -- A POST with an Idempotency-Key answers once; a repeat replays the stored answer.
 CREATE TABLE IF NOT EXISTS api.idempotency (

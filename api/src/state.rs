@@ -14,6 +14,8 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    /// Signs and checks session JWTs.
+    pub jwt_secret: Arc<[u8]>,
 }
 
 impl AppState {

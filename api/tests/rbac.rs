@@ -8,7 +8,7 @@ use common::{TestApi, ROOT};
 use serde_json::json;
 
 /// Endpoint classes, in the order of the matrix columns below.
-const CLASSES: [&str; 11] = [
+const CLASSES: [&str; 12] = [
     "platform read",
     "platform write",
     "account read",
@@ -20,17 +20,18 @@ const CLASSES: [&str; 11] = [
     "routing read",
     "routing write",
     "key write",
+    "user write",
 ];
 
 /// The product requirements' matrix, spelled out per class (Y = allowed).
 const MATRIX: [(&str, &str); 7] = [
-    ("super_admin", "YYYYYYYYYYY"),
-    ("support", "Y.Y.Y..YY.."),
-    ("sales", "..YY......."),
-    ("customer_admin", "..Y.YYYY..Y"),
-    ("developer", "..Y.YY.Y..Y"),
-    ("billing", "..Y........"),
-    ("read_only", "..Y.Y..Y..."),
+    ("super_admin", "YYYYYYYYYYYY"),
+    ("support", "Y.Y.Y..YY..."),
+    ("sales", "..YY........"),
+    ("customer_admin", "..Y.YYYY..YY"),
+    ("developer", "..Y.YY.Y..Y."),
+    ("billing", "..Y........."),
+    ("read_only", "..Y.Y..Y...."),
 ];
 
 async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
@@ -88,6 +89,12 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
                 json!({"role": "read_only", "ban": "C1"}),
             )
             .await
+        }
+        "user write" => {
+            let email = format!("{tag}@c1.example");
+            let body = json!({"email": email, "role": "read_only", "ban": "C1",
+                              "password": "a long passphrase"});
+            t.post("/api/v1/users", key, body).await
         }
         other => panic!("unknown class {other}"),
     };

@@ -80,26 +80,7 @@ pub async fn create(
     Json(req): Json<NewKey>,
 ) -> ApiResult<(StatusCode, Envelope<IssuedKey>)> {
     who.require(Class::Keys, Access::Write)?;
-    if !who.role.may_grant(req.role) {
-        return Err(ApiError::forbidden(format!(
-            "a {} key may not create a {} key",
-            who.role.as_str(),
-            req.role.as_str()
-        ))
-        .field("role"));
-    }
-    let ban = req.ban.or_else(|| who.ban.clone());
-    match (&ban, req.role.is_customer()) {
-        (None, true) => return Err(ApiError::invalid("ban", "customer roles need a ban")),
-        (Some(_), false) => {
-            return Err(ApiError::invalid(
-                "ban",
-                "staff roles belong to no customer",
-            ))
-        }
-        (Some(b), true) => who.check_ban(b, "customer")?,
-        (None, false) => {}
-    }
+    let ban = who.grant(req.role, req.ban)?;
     let secret = new_secret();
     let mut tx = st.pool.begin().await?;
     let key: ApiKey = sqlx::query_as(&format!(

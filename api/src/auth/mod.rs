@@ -1,7 +1,9 @@
 //! Who is calling: the bearer key, its role and (for customer roles) its customer.
 
+pub mod jwt;
 pub mod keys;
 pub mod roles;
+pub mod sessions;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -50,6 +52,34 @@ impl Principal {
     }
 }
 
+impl Principal {
+    /// Checks that this caller may hand out `role` (for API keys and users) and
+    /// returns the customer the new credential belongs to.
+    pub fn grant(&self, role: Role, ban: Option<String>) -> ApiResult<Option<String>> {
+        if !self.role.may_grant(role) {
+            return Err(ApiError::forbidden(format!(
+                "a {} may not grant {}",
+                self.role.as_str(),
+                role.as_str()
+            ))
+            .field("role"));
+        }
+        let ban = ban.or_else(|| self.ban.clone());
+        match (&ban, role.is_customer()) {
+            (None, true) => return Err(ApiError::invalid("ban", "customer roles need a ban")),
+            (Some(_), false) => {
+                return Err(ApiError::invalid(
+                    "ban",
+                    "staff roles belong to no customer",
+                ))
+            }
+            (Some(b), true) => self.check_ban(b, "customer")?,
+            (None, false) => {}
+        }
+        Ok(ban)
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -62,6 +92,9 @@ impl FromRequestParts<AppState> for Principal {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string())
             .unwrap_or_else(|| "local".into());
+        if jwt::looks_like_jwt(token) {
+            return sessions::principal(state, token, origin).await;
+        }
         let hash = keys::hash(token);
         if state.config.bootstrap_api_key.as_deref().map(keys::hash) == Some(hash.clone()) {
             return Ok(Principal {

@@ -34,6 +34,8 @@ pub enum Class {
     Keys,
     /// The audit log.
     Audit,
+    /// People who sign in.
+    Users,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +107,8 @@ impl Role {
                 )
                 | (Sales, Accounts, Read | Write)
                 | (CustomerAdmin, Accounts | Technical | Cdrs | Keys, Read)
-                | (CustomerAdmin, Technical | Keys, Write | Delete)
+                | (CustomerAdmin, Technical | Keys | Users, Write | Delete)
+                | (CustomerAdmin, Users, Read)
                 | (Developer, Accounts | Technical | Cdrs | Keys, Read)
                 | (Developer, Technical | Keys, Write)
                 | (Billing, Accounts, Read)
