@@ -10,13 +10,15 @@ use chrono::{DateTime, TimeZone, Utc};
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use warp_core::model::*;
 use warp_core::number::{Number, Prefix};
 use warp_core::rating::Increments;
 use warp_core::schedule::{Schedule, WeeklyWindow};
 use warp_core::zone::Zone;
+
+mod npas;
 
 /// How much data to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +60,9 @@ impl Scale {
     /// Production-sized: ≈300k LERG blocks, 1M LNP, 1M DNO, 50 vendors with ≈1M rate
     /// rows, 1k customers.
     pub const LARGE: Scale = Scale {
-        npas: 350,
-        nxx_density: 80,
-        pooled: 4,
+        npas: 340,
+        nxx_density: 86,
+        pooled: 5,
         lnp: 1_000_000,
         dno: 1_000_000,
         lrn_vendors: 30,
@@ -81,13 +83,6 @@ impl Scale {
     }
 }
 
-const STATES: [&str; 50] = [
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
-    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY",
-    "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV",
-    "WI", "WY",
-];
-
 /// Country codes with a realistic spread of international destinations.
 const COUNTRIES: [&str; 24] = [
     "44", "33", "49", "39", "34", "52", "55", "91", "86", "81", "61", "63", "234", "254", "27",
@@ -106,17 +101,6 @@ fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
         .single()
         .expect("valid date")
-}
-
-/// US NPAs that are geographic, not toll-free, not N11, not Canadian/Caribbean.
-fn us_npas() -> Vec<u16> {
-    (201u16..990)
-        .filter(|n| n % 100 != 11 && (n / 10) % 10 != 9)
-        .filter(|n| {
-            let num = Number::parse(&format!("{n}5550000")).expect("well-formed");
-            !num.is_toll_free() && !num.is_nanp_non_us()
-        })
-        .collect()
 }
 
 struct Gen {
@@ -144,13 +128,15 @@ pub fn generate(scale: Scale, seed: u64) -> Dataset {
 
 impl Gen {
     fn lerg(&mut self) {
-        let npas = us_npas();
         let ocns: Vec<String> = (0..500)
             .map(|i| format!("{:04}", 1000 + i * 17 % 9000))
             .collect();
-        for (i, &npa) in npas.iter().take(self.scale.npas).enumerate() {
-            let state = STATES[i % STATES.len()];
-            let lata = 100 + (i as u32 % 400) * 2;
+        let mut latas: HashMap<&str, u32> = HashMap::new();
+        for &(npa, state) in npas::US_NPAS.iter().take(self.scale.npas) {
+            // One LATA per state and NPA pair's neighbourhood: new NPAs of a state share
+            // its LATA numbering (3-digit, as in the LERG).
+            let next = 100 + latas.len() as u32 * 12;
+            let lata = *latas.entry(state).or_insert(next) + (npa as u32 % 3) * 2;
             for nxx in 200u32..1000 {
                 if nxx % 100 == 11 || self.rng.gen_range(0..100) >= self.scale.nxx_density {
                     continue;

@@ -89,8 +89,10 @@ pub struct LergInfo<'a> {
 }
 
 impl LergInfo<'_> {
+    /// The rate centre's name (stored as `STATE/NAME`, unique across states).
     pub fn rate_center_name(&self) -> &str {
-        std::str::from_utf8(self.rate_center_bytes).unwrap_or("")
+        let key = std::str::from_utf8(self.rate_center_bytes).unwrap_or("");
+        key.split_once('/').map_or(key, |(_, name)| name)
     }
 
     pub fn place(&self) -> Place {
