@@ -790,7 +790,8 @@ fn rate_csv(r: &RateRow) -> RateCsv {
     }
 }
 
-const RATE_COLUMNS: [&str; 15] = [
+/// The columns of `vendor_rates.csv` and `customer_rates.csv` after the owner column.
+pub const RATE_COLUMNS: [&str; 15] = [
     "prefix",
     "ocn",
     "lata",
