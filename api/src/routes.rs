@@ -1,5 +1,6 @@
 //! The route table: system endpoints, then /api/v1 resource by resource.
 
+use crate::audit;
 use crate::auth::{keys, sessions};
 use crate::cdrs;
 use crate::crud::mount;
@@ -16,6 +17,7 @@ use crate::routing;
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::response::Html;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::Serialize;
@@ -59,6 +61,18 @@ async fn metrics(State(st): State<AppState>) -> String {
     st.metrics.render()
 }
 
+/// Swagger UI over /api/v1/openapi.json (its scripts come from a CDN).
+async fn docs() -> Html<&'static str> {
+    Html(
+        r##"<!doctype html><html><head><meta charset="utf-8"><title>WARP API</title>
+<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/api/v1/openapi.json", dom_id: "#ui"});</script>
+</body></html>"##,
+    )
+}
+
 fn system(api: Api) -> Api {
     api.route(
         HttpMethod::Get,
@@ -79,6 +93,20 @@ fn system(api: Api) -> Api {
         "/metrics",
         get(metrics),
         Doc::new("System", "Prometheus metrics (text format)").public(),
+    )
+    .route(
+        HttpMethod::Get,
+        &format!("{V1}/docs"),
+        get(docs),
+        Doc::new("System", "Swagger UI").public(),
+    )
+    .route(
+        HttpMethod::Get,
+        &format!("{V1}/audit-log"),
+        get(audit::list),
+        Doc::new("Audit", "Who changed what, when, from where; newest first")
+            .returns_list::<audit::Entry>()
+            .query(audit::FILTERS),
     )
 }
 

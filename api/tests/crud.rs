@@ -511,6 +511,29 @@ async fn bad_inputs_get_the_documented_error_never_a_5xx() {
         );
         assert_eq!(r.body["success"], false);
     }
+    // A deck row keyed the way its vendor does not price.
+    t.make(
+        "/api/v1/vendors",
+        json!({"id": "VO", "name": "ocn", "kind": "OCN_LATA"}),
+    )
+    .await;
+    let deck = t
+        .make("/api/v1/rate-decks", json!({"vendor_id": "VO"}))
+        .await;
+    let rows = format!("/api/v1/rate-decks/{}/rows", deck["id"]);
+    let r = t
+        .post(&rows, ROOT, json!({"prefix": "1212", "effective_from": "2025-01-01T00:00:00Z", "interstate": "0.01"}))
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (unprocessable, "prefix"),
+        "{}",
+        r.body
+    );
+    let r = t
+        .post(&rows, ROOT, json!({"ocn": "1234", "lata": 132, "effective_from": "2025-01-01T00:00:00Z", "interstate": "0.01"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     // Not JSON at all: 400 MALFORMED_JSON.
     for raw in ["{", "{\"ban\": }", "nonsense", ""] {
         let req = Request::post("/api/v1/customers")

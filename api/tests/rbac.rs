@@ -8,7 +8,7 @@ use common::{TestApi, ROOT};
 use serde_json::json;
 
 /// Endpoint classes, in the order of the matrix columns below.
-const CLASSES: [&str; 12] = [
+const CLASSES: [&str; 13] = [
     "platform read",
     "platform write",
     "account read",
@@ -21,17 +21,18 @@ const CLASSES: [&str; 12] = [
     "routing write",
     "key write",
     "user write",
+    "audit read",
 ];
 
 /// The product requirements' matrix, spelled out per class (Y = allowed).
 const MATRIX: [(&str, &str); 7] = [
-    ("super_admin", "YYYYYYYYYYYY"),
-    ("support", "Y.Y.Y..YY..."),
-    ("sales", "..YY........"),
-    ("customer_admin", "..Y.YYYY..YY"),
-    ("developer", "..Y.YY.Y..Y."),
-    ("billing", "..Y........."),
-    ("read_only", "..Y.Y..Y...."),
+    ("super_admin", "YYYYYYYYYYYYY"),
+    ("support", "Y.Y.Y..YY...Y"),
+    ("sales", "..YY........."),
+    ("customer_admin", "..Y.YYYY..YY."),
+    ("developer", "..Y.YY.Y..Y.."),
+    ("billing", "..Y.........."),
+    ("read_only", "..Y.Y..Y....."),
 ];
 
 async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
@@ -96,6 +97,7 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
                               "password": "a long passphrase"});
             t.post("/api/v1/users", key, body).await
         }
+        "audit read" => t.get("/api/v1/audit-log", key).await,
         other => panic!("unknown class {other}"),
     };
     assert!(!r.status.is_server_error(), "{class}: {}", r.body);

@@ -216,6 +216,7 @@ async fn create<R: Resource>(
             e
         }
     })?;
+    check_rule::<R>(&mut tx, parent, &id).await?;
     let after = serde_json::to_value(&row).ok();
     audit::record(&mut tx, &who, change::<R>("create", &id, None, after)).await?;
     tx.commit().await?;
@@ -280,8 +281,13 @@ async fn update<R: Resource>(
     if !cols.is_empty() {
         let w = one::<R>(&who, parent, id)?;
         let n = w.next_param();
+        let stamp = if R::UPDATED_AT {
+            ", updated_at = now()"
+        } else {
+            ""
+        };
         let sql = format!(
-            "UPDATE {t} r SET ({c}) = (SELECT {c} FROM jsonb_populate_record(NULL::{t}, ${n})){w}",
+            "UPDATE {t} r SET ({c}) = (SELECT {c} FROM jsonb_populate_record(NULL::{t}, ${n})){stamp}{w}",
             t = R::TABLE,
             c = quoted(&cols),
             w = w.sql()
@@ -300,6 +306,31 @@ async fn update<R: Resource>(
     tx.commit().await?;
     st.changed(R::ROUTING);
     Ok(Envelope::ok(row))
+}
+
+/// Refuses a written row that breaks the resource's cross-table rule (rolls back).
+async fn check_rule<R: Resource>(
+    conn: &mut PgConnection,
+    parent: Option<&str>,
+    id: &str,
+) -> ApiResult<()> {
+    let Some(rule) = R::RULE else { return Ok(()) };
+    let mut w = super::sql::Where::default();
+    if let (Some(col), Some(p)) = (R::PARENT, parent) {
+        w.cmp(&format!("r.{col}"), "=", R::PARENT_TYPE, p);
+    }
+    w.cmp(&format!("r.{}", R::KEY), "=", R::KEY_TYPE, id);
+    let sql = format!(
+        "SELECT coalesce(({}), false) FROM {} r{}",
+        rule.holds,
+        R::TABLE,
+        w.sql()
+    );
+    let holds: Option<(bool,)> = w.bind(sqlx::query_as(&sql)).fetch_optional(conn).await?;
+    match holds {
+        Some((true,)) => Ok(()),
+        _ => Err(ApiError::invalid(rule.field, rule.message)),
+    }
 }
 
 fn tenant_column<R: Resource>() -> Option<&'static str> {

@@ -28,6 +28,14 @@ pub enum Tenant {
     Expr(&'static str),
 }
 
+/// A consistency rule over the written row (alias `r`).
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub holds: &'static str,
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
 pub trait Resource: Send + Sync + 'static {
     /// In messages, the audit log and the OpenAPI tags.
     const NAME: &'static str;
@@ -47,6 +55,10 @@ pub trait Resource: Send + Sync + 'static {
     const CLASS: Class;
     /// Whether a change affects routing (and so republishes the snapshot).
     const ROUTING: bool = true;
+    /// Whether the table has an `updated_at` to stamp on PATCH.
+    const UPDATED_AT: bool = false;
+    /// A rule across tables the schema cannot state, checked on the written row.
+    const RULE: Option<Rule> = None;
 
     type Row: for<'r> FromRow<'r, PgRow> + Serialize + ToSchema + Send + Unpin;
     /// The client-settable columns (deny_unknown_fields), also the PATCH shape.

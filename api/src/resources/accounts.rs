@@ -3,7 +3,7 @@
 
 use super::normalise_number;
 use crate::auth::roles::Class;
-use crate::crud::{Resource, Tenant};
+use crate::crud::{Resource, Rule, Tenant};
 use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
@@ -78,6 +78,7 @@ impl Resource for Customer {
     const KEY: &'static str = "ban";
     const TENANT: Tenant = Tenant::Column("ban");
     const CLASS: Class = Class::Accounts;
+    const UPDATED_AT: bool = true;
     type Row = Customer;
     type Input = CustomerInput;
 }
@@ -246,6 +247,12 @@ impl Resource for PhoneNumber {
     const FILTERS: &'static [&'static str] = &["ban", "trunk_id", "status"];
     const CLASS: Class = Class::Technical;
     const ROUTING: bool = false;
+    const RULE: Option<Rule> = Some(Rule {
+        holds: "r.trunk_id IS NULL OR EXISTS (SELECT 1 FROM trunks t
+                WHERE t.id = r.trunk_id AND t.ban IS NOT DISTINCT FROM r.ban)",
+        field: "trunk_id",
+        message: "the trunk belongs to another customer",
+    });
     type Row = PhoneNumber;
     type Input = PhoneNumberInput;
 

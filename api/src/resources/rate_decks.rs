@@ -2,7 +2,7 @@
 //! by one; whole-deck uploads are in [`deck_upload`](super::deck_upload).
 
 use crate::auth::roles::Class;
-use crate::crud::Resource;
+use crate::crud::{Resource, Rule};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -103,6 +103,13 @@ impl Resource for RateDeckRow {
     const PARENT_TYPE: &'static str = "bigint";
     const FILTERS: &'static [&'static str] = &["prefix", "ocn"];
     const CLASS: Class = Class::Platform;
+    const RULE: Option<Rule> = Some(Rule {
+        holds: "CASE (SELECT coalesce(v.kind, 'PLAN') FROM rate_decks d
+                      LEFT JOIN vendors v ON v.id = d.vendor_id WHERE d.id = r.deck_id)
+                WHEN 'OCN_LATA' THEN r.ocn IS NOT NULL ELSE r.prefix IS NOT NULL END",
+        field: "prefix",
+        message: "OCN_LATA vendors price by ocn and lata; every other deck by prefix",
+    });
     type Row = RateDeckRow;
     type Input = RateDeckRowInput;
 }
