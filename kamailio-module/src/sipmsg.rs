@@ -139,8 +139,33 @@ impl SipMsg {
             .or_else(|| self.user_in_from().map(|u| (AniSource::From, u)))
     }
 
+    /// Whether a header line of the received message starts with `name` (lower case),
+    /// found with a plain scan: the core finds a header it is asked for only by parsing
+    /// every header before it, allocating each — to the end of the message when it is
+    /// absent, which for PAI and RPID is common.
+    fn mentions_header(&self, name: &[u8]) -> bool {
+        let msg = self.get();
+        if msg.buf.is_null() {
+            return false;
+        }
+        // SAFETY: the received message, `len` bytes, alive for the whole call.
+        let buf = unsafe { std::slice::from_raw_parts(msg.buf as *const u8, msg.len as usize) };
+        let headers = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(buf, |end| &buf[..end]);
+        headers.split(|&b| b == b'\n').any(|line| {
+            line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name)
+                && matches!(line[name.len()], b':' | b' ' | b'\t')
+        })
+    }
+
     /// First identity with a user part across all P-Asserted-Identity headers.
     fn user_in_pai(&self) -> Option<String> {
+        if !self.mentions_header(b"p-asserted-identity") {
+            return None;
+        }
         // SAFETY: on success the core attached the parsed bodies to `msg->pai`.
         unsafe {
             if k::parse_pai_header(self.raw()) != 0 || self.get().pai.is_null() {
@@ -159,6 +184,9 @@ impl SipMsg {
     }
 
     fn user_in_rpid(&self) -> Option<String> {
+        if !self.mentions_header(b"remote-party-id") {
+            return None;
+        }
         // SAFETY: on success the core attached the parsed body to `msg->rpid`.
         unsafe {
             if k::parse_rpid_header(self.raw()) != 0 || self.get().rpid.is_null() {
