@@ -8,7 +8,7 @@ use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ComponentsBuilder, Content, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref,
@@ -25,6 +25,8 @@ pub struct Doc {
     body: Option<RefOr<Schema>>,
     data: Option<RefOr<Schema>>,
     public: bool,
+    /// A 200 that is not the JSON envelope (metrics text, the snapshot file, HTML).
+    raw: Option<&'static str>,
     query: Vec<&'static str>,
     schemas: Schemas,
 }
@@ -37,6 +39,7 @@ impl Doc {
             body: None,
             data: None,
             public: false,
+            raw: None,
             query: Vec::new(),
             schemas: Vec::new(),
         }
@@ -51,12 +54,6 @@ impl Doc {
     /// JSON request body of type `T`.
     pub fn body<T: ToSchema>(mut self) -> Self {
         self.body = Some(self.named::<T>());
-        self
-    }
-
-    /// A body documented as free text (a CSV upload may also be JSON).
-    pub fn body_schema(mut self, schema: RefOr<Schema>) -> Self {
-        self.body = Some(schema);
         self
     }
 
@@ -76,6 +73,12 @@ impl Doc {
 
     pub fn query(mut self, names: &[&'static str]) -> Self {
         self.query.extend(names);
+        self
+    }
+
+    /// Answers `content_type` rather than the envelope.
+    pub fn raw(mut self, content_type: &'static str) -> Self {
+        self.raw = Some(content_type);
         self
     }
 
@@ -130,15 +133,18 @@ impl Api {
         doc: Doc,
     ) -> Self {
         self.router = self.router.route(path, handler);
+        let success = match doc.raw {
+            Some(ty) => ResponseBuilder::new()
+                .description("success")
+                .content(ty, Content::new(None::<RefOr<Schema>>)),
+            None => ResponseBuilder::new()
+                .description("success")
+                .content("application/json", Content::new(Some(envelope(doc.data)))),
+        };
         let mut op = OperationBuilder::new()
             .tag(doc.tag)
             .summary(Some(doc.summary))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("success")
-                    .content("application/json", Content::new(Some(envelope(doc.data)))),
-            )
+            .response("200", success)
             .response(
                 "default",
                 ResponseBuilder::new()
@@ -192,7 +198,9 @@ impl Api {
             HttpMethod::Get,
             spec_path,
             handler,
-            Doc::new("System", "This OpenAPI document").public(),
+            Doc::new("System", "This OpenAPI document")
+                .raw("application/json")
+                .public(),
         );
         let components = ComponentsBuilder::new()
             .schemas_from_iter(me.schemas)
@@ -220,14 +228,4 @@ impl Api {
             .route(spec_path, get(move || async move { Json(spec) }));
         (router, doc)
     }
-}
-
-/// A schema for a body that is not a named type.
-pub fn free_form() -> RefOr<Schema> {
-    Schema::Object(
-        ObjectBuilder::new()
-            .schema_type(SchemaType::AnyValue)
-            .build(),
-    )
-    .into()
 }

@@ -7,7 +7,7 @@ use crate::crud::mount;
 use crate::envelope::Envelope;
 use crate::error::ApiError;
 use crate::middleware;
-use crate::openapi::{free_form, Api, Doc};
+use crate::openapi::{Api, Doc};
 use crate::resources::accounts::*;
 use crate::resources::deck_upload::{self, DeckUpload, UploadResult};
 use crate::resources::rate_decks::*;
@@ -92,13 +92,15 @@ fn system(api: Api) -> Api {
         HttpMethod::Get,
         "/metrics",
         get(metrics),
-        Doc::new("System", "Prometheus metrics (text format)").public(),
+        Doc::new("System", "Prometheus metrics")
+            .raw("text/plain")
+            .public(),
     )
     .route(
         HttpMethod::Get,
         &format!("{V1}/docs"),
         get(docs),
-        Doc::new("System", "Swagger UI").public(),
+        Doc::new("System", "Swagger UI").raw("text/html").public(),
     )
     .route(
         HttpMethod::Get,
@@ -276,7 +278,7 @@ fn routing_routes(api: Api) -> Api {
             "Routing",
             "The current snapshot file; ETag = generation, If-None-Match gives 304",
         )
-        .body_schema(free_form()),
+        .raw("application/octet-stream"),
     )
 }
 
