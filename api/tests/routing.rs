@@ -41,6 +41,20 @@ async fn fixture_routes_cheapest_first_and_a_rate_change_shows_after_publish() {
     let r = t.simulate("C1", "+12125556789").await;
     assert_eq!(r.data()["generation"].as_u64(), Some(g2));
     assert_eq!(vendors(&r), ["V2", "V1"], "{}", r.body);
+    // A SIP node mapping WARP_SNAPSHOT sees the same.
+    let node = warp_core::Snapshot::open(&t.dir.path().join("routing.snap")).unwrap();
+    assert_eq!(node.generation(), g2);
+    let call = warp_core::RouteRequest {
+        ban: "C1",
+        ani: Some("+13035551234"),
+        dnis: "+12125556789",
+        lrn: None,
+        at: chrono::Utc::now(),
+        max_results: None,
+    };
+    let decision = node.route(&call).unwrap();
+    let ids: Vec<&str> = decision.routes.iter().map(|r| r.vendor_id).collect();
+    assert_eq!(ids, ["V2", "V1"]);
 
     // GET /routing/lcr is the same decision from query parameters.
     let l = t
