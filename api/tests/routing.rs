@@ -167,6 +167,8 @@ async fn snapshot_pull_uses_the_generation_as_etag() {
     let t = TestApi::start().await;
     t.fixture().await;
     let g = t.publish().await;
+    // The fixture's changes are in `g`: the debouncer, due after 100 ms, adds nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let r = t.get("/api/v1/routing/snapshot", ROOT).await;
     assert_eq!(r.status, StatusCode::OK);
     let etag = r.headers["etag"].to_str().unwrap().to_string();

@@ -4,6 +4,7 @@
 
 use crate::metrics::Metrics;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
@@ -35,6 +36,10 @@ pub struct Publisher {
     /// One publish at a time: generations are handed out in order.
     publishing: Mutex<()>,
     dirty: Notify,
+    /// Routing changes so far, and how many of them the current snapshot holds: the
+    /// debouncer skips a publish that an explicit one already covered.
+    changes: AtomicU64,
+    published_changes: AtomicU64,
 }
 
 impl Publisher {
@@ -59,6 +64,8 @@ impl Publisher {
             current: RwLock::new(current),
             publishing: Mutex::new(()),
             dirty: Notify::new(),
+            changes: AtomicU64::new(0),
+            published_changes: AtomicU64::new(0),
         })
     }
 
@@ -73,12 +80,32 @@ impl Publisher {
 
     /// Marks routing data changed; the debouncer publishes once things are quiet.
     pub fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
         self.dirty.notify_one();
     }
 
     /// Compiles and publishes a new generation now.
     pub async fn publish(&self) -> Result<u64, PublishError> {
         let _one = self.publishing.lock().await;
+        self.publish_locked().await
+    }
+
+    /// Publishes unless the current snapshot already holds every counted change
+    /// (checked under the lock: an explicit publish may just have covered them).
+    async fn publish_pending(&self) -> Result<Option<u64>, PublishError> {
+        let _one = self.publishing.lock().await;
+        let pending =
+            self.changes.load(Ordering::SeqCst) > self.published_changes.load(Ordering::SeqCst);
+        if pending {
+            self.publish_locked().await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn publish_locked(&self) -> Result<u64, PublishError> {
+        // Changes are committed before they are counted: what is counted now is loaded.
+        let covered = self.changes.load(Ordering::SeqCst);
         let dataset = warp_db::load_dataset(&self.pool).await?;
         let on_disk = Snapshot::open(&self.path).map(|s| s.generation()).ok();
         let ours = self.current().map(|s| s.generation());
@@ -99,6 +126,7 @@ impl Publisher {
         if let Ok(mut c) = self.current.write() {
             *c = Some(Arc::new(snapshot));
         }
+        self.published_changes.fetch_max(covered, Ordering::SeqCst);
         self.metrics.published(generation);
         tracing::info!(generation, path = %self.path.display(), "published routing snapshot");
         self.announce(generation).await;
@@ -138,7 +166,7 @@ impl Publisher {
                     .await
                     .is_ok()
                 {}
-                if let Err(e) = me.publish().await {
+                if let Err(e) = me.publish_pending().await {
                     me.metrics.publish_failed();
                     tracing::error!(error = %e, "automatic snapshot publish failed");
                 }
