@@ -245,6 +245,12 @@ fn worker_rss(pids: &[u32]) -> (u64, u64) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: a benchmark
+    // of minutes has no place there.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("run with `cargo bench -p warp-kamailio --bench kamailio`");
+        return;
+    }
     let scale_name = std::env::var("WARP_BENCH_SCALE").unwrap_or_else(|_| "small".into());
     let scale = warp_datagen::Scale::by_name(&scale_name).expect("WARP_BENCH_SCALE small|large");
     let env = |name, default| {

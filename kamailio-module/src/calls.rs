@@ -3,10 +3,11 @@
 //!
 //! `warp_route()` leaves the call pending for its request. If the dialog module creates
 //! a dialog for that request (`dlg_manage()`), the dialog takes the call over: warp
-//! keeps the call in shared memory with the dialog and reports `answer` on the 2xx, `end` when it ends or expires and `failed` when no vendor took it, giving
-//! the trunk's place back then — in whichever process that happens. A call no dialog
-//! took (the script answered the request itself, or there is no dialog module) gives
-//! its place back when the request route finishes and reports nothing after `start`.
+//! keeps the call in shared memory with the dialog and reports `answer` on the 2xx,
+//! `end` when it ends or expires and `failed` when no vendor took it, giving the
+//! trunk's place back then — in whichever process that happens. A call no dialog took
+//! (the script answered the request itself, or there is no dialog module) gives its
+//! place back when the request route finishes and reports nothing after `start`.
 
 use crate::cdr::{self, Event, Kind};
 use crate::failover;

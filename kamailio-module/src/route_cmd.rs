@@ -1,8 +1,8 @@
-//! `warp_route([dnis])`: identifies the trunk (authenticated user, else source IP), asks
-//! [`crate::route`] for a decision; on success sets the R-URI
-//! to the best vendor's dialstring and exposes the decision through `$warp(...)`, on a
-//! refusal `$warp(code)`/`$warp(reason)` say what to answer (the fallback when no
-//! snapshot is loaded).
+//! `warp_route([dnis])`: identifies the trunk (authenticated user, else source IP) and
+//! asks [`crate::route`] for a decision. On success it sets the R-URI to the best
+//! vendor's dialstring, keeps the rest for failover, reports the `start` CDR event and
+//! exposes the decision through `$warp(...)`; on a refusal `$warp(code)`/`$warp(reason)`
+//! say what to answer (the fallback when no snapshot is loaded).
 
 use crate::ani;
 use crate::calls;
