@@ -161,7 +161,7 @@ fn rate_rec(row: &RateRow, owner: u32) -> Result<RateRec, CompileError> {
 pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
     let mut s = Strings::default();
     let mut tzs: Vec<String> = Vec::new();
-    let mut meta = Meta::default();
+    let mut meta: Meta = bytemuck::Zeroable::zeroed();
     let invalid = CompileError::Invalid;
 
     // Vendors sorted by id: index order is the final tie-break of route ordering.
@@ -218,6 +218,13 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
         match &row.key {
             RateKey::Prefix(p) => {
                 meta.prefix_lengths |= 1 << p.len;
+                let leads = match p.len {
+                    1 => (p.value * 10..p.value * 10 + 10).collect::<Vec<_>>(),
+                    len => vec![p.value / crate::number::POW10[len as usize - 2]],
+                };
+                for lead in leads {
+                    meta.prefix_lengths_by_lead[lead as usize] |= 1 << p.len;
+                }
                 by_prefix.entry(p.key()).or_default().push(id);
             }
             RateKey::OcnLata { ocn, lata } => {

@@ -243,7 +243,7 @@ impl Snapshot {
             backing,
             header,
             sections,
-            meta: Meta::default(),
+            meta: bytemuck::Zeroable::zeroed(),
             tzs: Vec::new(),
         };
         snap.meta = *snap.meta_sec().first().ok_or(OpenError::Section {

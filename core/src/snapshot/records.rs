@@ -53,11 +53,15 @@ pub struct StrRef {
 
 /// Global facts and ranges that do not belong to one record.
 #[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Debug, Default)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct Meta {
     /// Bit `n` set when some rate prefix has `n` digits.
     pub prefix_lengths: u32,
     pub vendor_count: u32,
+    /// Per leading two digits `dd`: bit `n` set when some rate prefix of `n` digits can
+    /// match a number starting `dd`, so a NANP number skips the lengths only
+    /// international prefixes have (and the other way round).
+    pub prefix_lengths_by_lead: [u32; 100],
     /// Bit `n` set when some IPv4 ACL entry is a /n.
     pub acl4_lengths: u64,
     pub global_overrides: Range,

@@ -513,7 +513,17 @@ impl Snapshot {
     /// Longest-prefix match of `n` for every owner wanting `by`, in one walk over the
     /// prefix lengths present in the snapshot (longest first).
     fn price_by_prefix(&self, sc: &mut Scratch, n: Number, by: u8, t: i64) {
-        let lengths = self.meta.prefix_lengths;
+        let lengths = match n.len() {
+            0 | 1 => self.meta.prefix_lengths,
+            len => {
+                let lead = (n.value() / POW10[len - 2]) as usize;
+                self.meta
+                    .prefix_lengths_by_lead
+                    .get(lead)
+                    .copied()
+                    .unwrap_or(0)
+            }
+        };
         for len in (1..=n.len()).rev() {
             if lengths & (1 << len) == 0 {
                 continue;
