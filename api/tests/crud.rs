@@ -64,9 +64,9 @@ fn cases() -> Vec<(
             "/api/v1/numbers",
             json!({"e164": "(212) 555-0100", "ban": "C1", "status": "assigned"}),
             "e164",
-            json!({"cnam": "ACME"}),
-            "cnam",
-            json!("ACME"),
+            json!({"cnam": "ACME", "ban": "C2"}),
+            "ban",
+            json!("C2"),
         ),
         (
             "/api/v1/vendors",

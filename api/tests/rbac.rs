@@ -207,6 +207,19 @@ async fn a_customer_key_never_sees_or_changes_another_customers_data() {
     let r = t.post("/api/v1/trunks", &c1, json!({"id": "T-new"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.data()["ban"], "C1");
+    // Nor give its own away.
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/trunks/T-C1",
+            &c1,
+            Some(json!({"ban": "C2"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "ban")
+    );
     // No escalation: a customer admin cannot mint staff keys.
     let r = t
         .post("/api/v1/api-keys", &c1, json!({"role": "super_admin"}))

@@ -248,7 +248,9 @@ async fn update<R: Resource>(
     who.require(R::CLASS, Access::Write)?;
     let patch = object(&body)?;
     let (parent, id) = (param(&p, "parent"), param(&p, "id").unwrap_or_default());
-    let fixed = [Some(R::KEY), R::PARENT, tenant_column::<R>()];
+    // A customer caller may not hand its rows to someone else; staff may move them.
+    let owner = tenant_column::<R>().filter(|_| who.tenant().is_some());
+    let fixed = [Some(R::KEY), R::PARENT, owner];
     if let Some(k) = patch.keys().find(|k| fixed.contains(&Some(k.as_str()))) {
         return Err(ApiError::invalid(k, format!("{k} cannot be changed")));
     }
