@@ -281,6 +281,12 @@ fn key_text(k: &RateKey) -> String {
 
 /// Rows of one key whose [from, to) ranges meet, each named against the other.
 fn overlaps(rows: &[RateRow], origins: &[String]) -> Vec<ErrorItem> {
+    let name = |i: usize| {
+        origins
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("row {i}"))
+    };
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| (key_text(&rows[i].key), rows[i].effective_from));
     order
@@ -295,9 +301,9 @@ fn overlaps(rows: &[RateRow], origins: &[String]) -> Vec<ErrorItem> {
                     "{} from {} overlaps {}",
                     key_text(&b.key),
                     b.effective_from,
-                    origins[w[0]]
+                    name(w[0])
                 ),
-                field: Some(origins[w[1]].clone()),
+                field: Some(name(w[1])),
             })
         })
         .collect()
