@@ -23,6 +23,7 @@ mod lrn_cache;
 mod params;
 mod pv;
 mod redis;
+mod redis_link;
 mod reply;
 mod route;
 mod route_cmd;

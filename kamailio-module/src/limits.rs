@@ -1,10 +1,15 @@
 //! Per-trunk limits enforced across all workers: calls per second and concurrent calls,
-//! counted in one table in shared memory.
+//! counted in one table in shared memory. With `cluster_cps`, calls per second are
+//! counted in Redis instead (`warp:cps:<trunk>:<unix second>`, INCR + EXPIRE), so every
+//! node sharing it enforces one limit; when Redis does not answer within
+//! [`REDIS_TIMEOUT`] the node falls back to its own count.
 //!
 //! Slots are keyed by a hash of the trunk id rather than by the snapshot's trunk index:
 //! a call admitted under one snapshot generation is released under whatever generation
 //! is current when it ends, and indexes may differ between generations.
 
+use crate::params;
+use crate::redis_link::Link;
 use crate::shm;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,6 +17,10 @@ use warp_core::snapshot::TrunkView;
 
 /// Trunks one node can limit; a trunk beyond this is admitted unlimited (and logged).
 const SLOTS: usize = 4096;
+/// What a call waits for the cluster-wide CPS count (loopback or LAN Redis).
+pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
+
+static CLUSTER: Link = Link::new("cluster CPS counter");
 
 #[repr(C)]
 struct Slot {
@@ -107,15 +116,7 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() & 0xffff_ffff);
-    let cps = u64::from(trunk.max_cps);
-    let counted = slot.window.fetch_update(Relaxed, Relaxed, |w| {
-        match (w >> 32 == now, w & 0xffff_ffff) {
-            (true, n) if cps > 0 && n >= cps => None,
-            (true, _) => Some(w + 1),
-            (false, _) => Some(now << 32 | 1),
-        }
-    });
-    if counted.is_err() {
+    if cps_exceeded(slot, trunk, now) {
         table.refused_cps.fetch_add(1, Relaxed);
         return Err(Exceeded::Cps);
     }
@@ -128,6 +129,29 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
         return Err(Exceeded::Concurrent);
     }
     Ok(Some(Admission(i)))
+}
+
+/// Counts the call in this second's window; whether that went over `max_cps`.
+fn cps_exceeded(slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> bool {
+    let cps = u64::from(trunk.max_cps);
+    if cps == 0 {
+        return false;
+    }
+    if params::config().cluster_cps {
+        let key = format!("warp:cps:{}:{now}", trunk.id);
+        if let Some(n) = CLUSTER.with(REDIS_TIMEOUT, |c| c.incr_expire(&key, 2)) {
+            return n as u64 > cps;
+        }
+    }
+    slot.window
+        .fetch_update(Relaxed, Relaxed, |w| {
+            match (w >> 32 == now, w & 0xffff_ffff) {
+                (true, n) if n >= cps => None,
+                (true, _) => Some(w + 1),
+                (false, _) => Some(now << 32 | 1),
+            }
+        })
+        .is_err()
 }
 
 /// Ends an admitted call; call exactly once per admission.

@@ -1,6 +1,6 @@
 //! A minimal blocking Redis client: connect (AUTH, SELECT), pipelined XADD (the CDR
-//! sender thread), GET and SET EX (the LNP cache, in the SIP worker), each bounded by a
-//! timeout. A general client (and an async runtime) has no place inside a Kamailio
+//! sender thread), GET and SET EX (the LNP cache), INCR + EXPIRE (cluster-wide CPS),
+//! each bounded by a timeout. A general client (and an async runtime) has no place inside a Kamailio
 //! worker process.
 
 use std::io::{BufRead, BufReader, Write};
@@ -73,6 +73,7 @@ fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
 /// One reply; errors are replies too (the connection is fine).
 enum Reply {
     Ok,
+    Int(i64),
     Error(String),
     Bulk(Option<Vec<u8>>),
 }
@@ -124,6 +125,19 @@ impl Connection {
             Some(Reply::Bulk(value)) => Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned())),
             Some(Reply::Error(e)) => Err(e),
             _ => Err("unexpected reply to GET".into()),
+        }
+    }
+
+    /// `INCR key` then `EXPIRE key seconds`, in one round trip: the new count.
+    pub fn incr_expire(&mut self, key: &str, seconds: u64) -> Result<i64, String> {
+        let mut out = Vec::new();
+        let ttl = seconds.to_string();
+        command(&mut out, &[b"INCR", key.as_bytes()]);
+        command(&mut out, &[b"EXPIRE", key.as_bytes(), ttl.as_bytes()]);
+        match self.exchange(&out, 2)?.first() {
+            Some(Reply::Int(n)) => Ok(*n),
+            Some(Reply::Error(e)) => Err(e.clone()),
+            _ => Err("unexpected reply to INCR".into()),
         }
     }
 
@@ -195,7 +209,11 @@ impl Connection {
         }
         let line = line.trim_end();
         match line.as_bytes().first() {
-            Some(b'+') | Some(b':') => Ok(Reply::Ok),
+            Some(b'+') => Ok(Reply::Ok),
+            Some(b':') => line[1..]
+                .parse()
+                .map(Reply::Int)
+                .map_err(|_| format!("bad reply {line:?}")),
             Some(b'-') => Ok(Reply::Error(line[1..].to_owned())),
             Some(b'$') => {
                 let len: i64 = line[1..]

@@ -151,7 +151,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 15]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 16]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -206,6 +206,11 @@ static PARAMS: CoreCell<[k::param_export_t; 15]> = CoreCell::new([
         c"cdr_buffer",
         k::PARAM_INT,
         params::CDR_BUFFER.as_ptr().cast(),
+    ),
+    param(
+        c"cluster_cps",
+        k::PARAM_INT,
+        params::CLUSTER_CPS.as_ptr().cast(),
     ),
     param(
         c"fallback_code",

@@ -1357,3 +1357,60 @@ fn the_lnp_cache_answers_before_the_dip_and_remembers_what_it_said() {
     assert_ne!(stats["lrn.cache_errors"], "0");
     assert!(k.log().contains("LNP cache unavailable"), "{}", k.log());
 }
+
+/// Sleeps until just after the start of the next wall-clock second (CPS windows).
+fn at_next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(
+        Duration::from_millis(1_020) - Duration::from_nanos(now.subsec_nanos().into()),
+    );
+}
+
+#[test]
+fn cluster_cps_holds_one_limit_across_nodes_sharing_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    support::dataset::Data {
+        t1_limits: (100, 5),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let url = redis.url();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", url.as_str()),
+        ("cluster_cps", "1"),
+    ];
+    let nodes = [
+        Kamailio::start(&params, Script::Native(ROUTE)),
+        Kamailio::start(&params, Script::Native(ROUTE)),
+    ];
+    let routed = |nodes: &[&Kamailio], calls: usize| {
+        at_next_second();
+        (0..calls)
+            .filter(|i| nodes[i % nodes.len()].request("INVITE", "").code == 200)
+            .count()
+    };
+    // 20 calls within one second, alternating between the nodes: 5 in all.
+    assert_eq!(routed(&[&nodes[0], &nodes[1]], 20), 5);
+    let refused: u64 = nodes
+        .iter()
+        .map(|k| {
+            k.rpc("warp.stats")["limits.refused_cps"]
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(refused, 15);
+    // Redis gone: each node counts on its own again.
+    redis.stop();
+    assert_eq!(routed(&[&nodes[0]], 10), 5);
+    assert!(
+        nodes[0].log().contains("cluster CPS counter unavailable"),
+        "{}",
+        nodes[0].log()
+    );
+}
