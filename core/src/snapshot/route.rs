@@ -231,6 +231,8 @@ struct Scratch {
     /// Per owner: the row that prices it, or `NONE`.
     row: Vec<u32>,
     touched: Vec<u32>,
+    /// This call's candidate vendors, kept between calls to spare the allocations.
+    cands: Vec<Candidate>,
 }
 
 const BY_LRN: u8 = 1;
@@ -244,6 +246,7 @@ impl Scratch {
             self.row[o as usize] = NONE;
         }
         self.touched.clear();
+        self.cands.clear();
         if self.want.len() != owners {
             self.want = vec![0; owners];
             self.row = vec![NONE; owners];
@@ -346,9 +349,9 @@ impl Snapshot {
 
         let t = req.at.timestamp();
         let vendors = self.vendors();
-        let mut cands: Vec<Candidate> = Vec::with_capacity(16);
         SCRATCH.with(|cell| {
-            let mut sc = cell.borrow_mut();
+            let mut guard = cell.borrow_mut();
+            let sc: &mut Scratch = &mut guard;
             sc.reset(vendors.len() + self.plans().len());
 
             // An active override (longest prefix wins, customer's before global) goes first.
@@ -371,7 +374,7 @@ impl Snapshot {
                     .is_some_and(|v| v.enabled != 0)
             }) {
                 sc.mark(o.vendor, 0x80);
-                cands.push(Candidate {
+                sc.cands.push(Candidate {
                     vendor: o.vendor,
                     partition: NONE,
                     forced: true,
@@ -391,7 +394,7 @@ impl Snapshot {
                         && !excluded_vendors.contains(&v)
                     {
                         sc.mark(v, 0x80);
-                        cands.push(Candidate {
+                        sc.cands.push(Candidate {
                             vendor: v,
                             partition: cp.partition,
                             forced: false,
@@ -400,7 +403,7 @@ impl Snapshot {
                 }
             }
             // Which number prices each candidate (0x80 above only reserved the slot).
-            for c in &cands {
+            for c in &sc.cands {
                 let by = match VendorKind::from_index(vendors[c.vendor as usize].kind as u8) {
                     Some(VendorKind::Lrn) => BY_LRN,
                     Some(VendorKind::OcnLata) => BY_OCN_LATA,
@@ -411,18 +414,18 @@ impl Snapshot {
             sc.mark(cust.plan, BY_DNIS);
 
             if lrn == dnis {
-                self.price_by_prefix(&mut sc, dnis, BY_DNIS | BY_LRN, t);
+                self.price_by_prefix(sc, dnis, BY_DNIS | BY_LRN, t);
             } else {
-                self.price_by_prefix(&mut sc, dnis, BY_DNIS, t);
-                self.price_by_prefix(&mut sc, lrn, BY_LRN, t);
+                self.price_by_prefix(sc, dnis, BY_DNIS, t);
+                self.price_by_prefix(sc, lrn, BY_LRN, t);
             }
             if let Some(l) = terminating {
-                self.price_by_ocn_lata(&mut sc, ocn_lata_key(l.ocn, l.lata), t);
+                self.price_by_ocn_lata(sc, ocn_lata_key(l.ocn, l.lata), t);
             }
 
             let customer_zone = jurisdiction.resolve(Zone::Intrastate);
             let (sell, _) = self
-                .rate_of(&sc, cust.plan, customer_zone)
+                .rate_of(sc, cust.plan, customer_zone)
                 .ok_or(Reject::NoSellRate)?;
             let limit = if cust.rate_limit != NO_AMOUNT {
                 cust.rate_limit
@@ -430,14 +433,15 @@ impl Snapshot {
                 sell.saturating_sub(cust.min_margin)
             };
 
-            let mut priced: Vec<(i64, &Candidate, &RateRec, Zone)> = cands
+            let mut priced: Vec<(i64, &Candidate, &RateRec, Zone)> = sc
+                .cands
                 .iter()
                 .filter_map(|c| {
                     let v = &vendors[c.vendor as usize];
                     let zone = jurisdiction.resolve(
                         Zone::from_index(v.indeterminate_zone as u8).unwrap_or(Zone::Intrastate),
                     );
-                    let (rate, row) = self.rate_of(&sc, c.vendor, zone)?;
+                    let (rate, row) = self.rate_of(sc, c.vendor, zone)?;
                     (c.forced || rate <= limit).then_some((rate, c, row, zone))
                 })
                 .collect();
