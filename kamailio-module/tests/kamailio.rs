@@ -316,6 +316,8 @@ function ksr_request_route()
         KSR.hdr.append_to_reply("X-Warp-ANI: " .. KSR.pv.get("$warp(ani)") .. "\r\n")
     end
     if KSR.warp.warp_route_dnis("18005550100") < 0 then
+        -- Nothing routed, so no vendor to fail over to.
+        KSR.hdr.append_to_reply("X-Warp-Next: " .. KSR.warp.warp_next_route() .. "\r\n")
         KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
         return
     end
@@ -330,9 +332,11 @@ end
     let reply = k.request("INVITE", "Remote-Party-ID: <sip:4155550123@x.example>\r\n");
     assert_eq!(reply.code, 503);
     assert_eq!(reply.header("X-Warp-ANI"), Some("4155550123"));
+    assert_eq!(reply.header("X-Warp-Next"), Some("-1"));
     let stats = k.rpc("warp.stats");
     assert_eq!(stats["warp_ani.calls"], "1");
     assert_eq!(stats["warp_route.calls"], "1");
+    assert_eq!(stats["warp_next_route.calls"], "1");
 }
 
 #[test]
