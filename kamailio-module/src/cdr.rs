@@ -142,12 +142,10 @@ pub fn emit(event: &Event<'_>) {
     let Some(counters) = COUNTERS.get() else {
         return;
     };
-    let Some(tx) = sender() else {
-        return;
-    };
-    match tx.try_send(json(event)) {
-        Ok(()) => _ = counters.queued.fetch_add(1, Relaxed),
-        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+    // No sender (its thread could not start) loses the event like a full buffer does.
+    match sender().map(|tx| tx.try_send(json(event))) {
+        Some(Ok(())) => _ = counters.queued.fetch_add(1, Relaxed),
+        Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
             let lost = counters.overflow.fetch_add(1, Relaxed) + 1;
             if lost == 1 || lost % 1000 == 0 {
                 lm_err!(
