@@ -138,55 +138,95 @@ async fn replay_or_run(
     h.update([0]);
     h.update(&body);
     let request_hash = hex::encode(h.finalize());
-    let stored: Option<(String, i16, Vec<u8>)> = sqlx::query_as(
-        "SELECT request_hash, status, body FROM api.idempotency WHERE actor = $1 AND key = $2",
+    // Claim the key first (status 0 = running), so a concurrent repeat cannot run too.
+    let claimed = sqlx::query(
+        "INSERT INTO api.idempotency (actor, key, request_hash, status, body)
+         VALUES ($1, $2, $3, 0, '') ON CONFLICT DO NOTHING",
     )
     .bind(&actor)
     .bind(&key)
-    .fetch_optional(&st.pool)
+    .bind(&request_hash)
+    .execute(&st.pool)
     .await
-    .map_err(|e| fail(e.into()))?;
-    if let Some((hash, status, bytes)) = stored {
-        if hash != request_hash {
-            return Err(fail(
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "IDEMPOTENCY_KEY_REUSED",
-                    "this Idempotency-Key was used for a different request",
-                )
-                .field("Idempotency-Key"),
-            ));
-        }
-        let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-        return Ok((
-            status,
-            [
-                ("content-type", "application/json"),
-                ("idempotent-replayed", "true"),
-            ],
-            bytes,
-        )
-            .into_response());
+    .map_err(|e| fail(e.into()))?
+    .rows_affected()
+        == 1;
+    if !claimed {
+        return replay(st, &actor, &key, &request_hash).await;
     }
     let res = next.run(Request::from_parts(parts, Body::from(body))).await;
+    // A failure of ours is not an answer to keep: the client may retry it.
     if res.status().is_server_error() {
+        sqlx::query("DELETE FROM api.idempotency WHERE actor = $1 AND key = $2")
+            .bind(&actor)
+            .bind(&key)
+            .execute(&st.pool)
+            .await
+            .map_err(|e| fail(e.into()))?;
         return Ok(res);
     }
     let (parts, body) = res.into_parts();
     let bytes = to_bytes(body, MAX_BODY)
         .await
         .map_err(|e| fail(ApiError::internal(e)))?;
-    sqlx::query(
-        "INSERT INTO api.idempotency (actor, key, request_hash, status, body)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    sqlx::query("UPDATE api.idempotency SET status = $3, body = $4 WHERE actor = $1 AND key = $2")
+        .bind(&actor)
+        .bind(&key)
+        .bind(parts.status.as_u16() as i16)
+        .bind(bytes.as_ref())
+        .execute(&st.pool)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// The stored answer to a key already used: replayed, or refused if the key was used
+/// for another request or its first request is still running.
+async fn replay(
+    st: &AppState,
+    actor: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<Response, Response> {
+    let fail = |e: ApiError| e.into_response();
+    let stored: Option<(String, i16, Vec<u8>)> = sqlx::query_as(
+        "SELECT request_hash, status, body FROM api.idempotency WHERE actor = $1 AND key = $2",
     )
-    .bind(&actor)
-    .bind(&key)
-    .bind(&request_hash)
-    .bind(parts.status.as_u16() as i16)
-    .bind(bytes.as_ref())
-    .execute(&st.pool)
+    .bind(actor)
+    .bind(key)
+    .fetch_optional(&st.pool)
     .await
     .map_err(|e| fail(e.into()))?;
-    Ok(Response::from_parts(parts, Body::from(bytes)))
+    let Some((hash, status, bytes)) = stored else {
+        return Err(fail(ApiError::conflict(
+            "retry: the first request just failed",
+        )));
+    };
+    if hash != request_hash {
+        return Err(fail(
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was used for a different request",
+            )
+            .field("Idempotency-Key"),
+        ));
+    }
+    if status == 0 {
+        return Err(fail(ApiError::new(
+            StatusCode::CONFLICT,
+            "IDEMPOTENCY_IN_PROGRESS",
+            "the first request with this Idempotency-Key is still running",
+        )));
+    }
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    Ok((
+        status,
+        [
+            ("content-type", "application/json"),
+            ("idempotent-replayed", "true"),
+        ],
+        bytes,
+    )
+        .into_response())
 }

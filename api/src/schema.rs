@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS api.sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON api.sessions (user_id);
 
--- A POST with an Idempotency-Key answers once; a repeat replays the stored answer.
+-- A POST with an Idempotency-Key answers once; a repeat replays the stored answer
+-- (status 0 while the first request runs).
 CREATE TABLE IF NOT EXISTS api.idempotency (
     actor         text NOT NULL,
     key           text NOT NULL,

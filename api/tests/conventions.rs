@@ -94,11 +94,36 @@ async fn a_repeated_post_with_an_idempotency_key_answers_once() {
         (other.status, other.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED")
     );
+    // Two at once with a fresh key: one runs, the other replays or is told to wait.
+    let race = |id: &str| {
+        Request::post("/api/v1/partitions")
+            .header("authorization", format!("Bearer {ROOT}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "abc-2")
+            .body(Body::from(json!({"id": id, "name": "x"}).to_string()))
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(t.raw(race("P3")), t.raw(race("P3")));
+    let mut outcomes = [
+        (a.status, a.code().to_string()),
+        (b.status, b.code().to_string()),
+    ];
+    outcomes.sort();
+    assert_eq!(
+        outcomes[0],
+        (StatusCode::CREATED, String::new()),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[1] == (StatusCode::CREATED, String::new())
+            || outcomes[1] == (StatusCode::CONFLICT, "IDEMPOTENCY_IN_PROGRESS".into()),
+        "{outcomes:?}"
+    );
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM partitions")
         .fetch_one(&t.pool)
         .await
         .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count, 2);
 }
 
 #[tokio::test]
