@@ -3,13 +3,14 @@
 //! page cache. See [`format`] for the layout.
 
 mod compile;
+mod decision;
 pub mod flatmap;
 pub mod format;
 pub mod records;
 mod route;
 
 pub use compile::{compile, publish, CompileError};
-pub use route::{Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest};
+pub use decision::{Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest};
 
 use bytemuck::Pod;
 use chrono_tz::Tz;

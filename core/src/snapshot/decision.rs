@@ -1,0 +1,230 @@
+//! What routing answers: the request, the decision with its ordered routes, and the
+//! reasons a call is refused with their SIP replies.
+
+use super::records::StrRef;
+use super::Snapshot;
+use crate::money::Amount;
+use crate::number::{Number, NumberError};
+use crate::zone::{Jurisdiction, Place, Zone};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// One call to route.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRequest<'a> {
+    pub ban: &'a str,
+    /// Calling number as received (any accepted form); `None` or invalid = unknown.
+    pub ani: Option<&'a str>,
+    pub dnis: &'a str,
+    /// An LRN the caller already has (cache or upstream dip) when the snapshot has none.
+    pub lrn: Option<Number>,
+    pub at: DateTime<Utc>,
+    /// Overrides the customer's `max_results`.
+    pub max_results: Option<u32>,
+}
+
+/// Why a call gets no routes, with the SIP reply it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum Reject {
+    #[error("unknown customer {0:?}")]
+    UnknownCustomer(String),
+    #[error("customer {0} is disabled")]
+    CustomerDisabled(String),
+    #[error("invalid dialled number: {0}")]
+    InvalidDnis(String),
+    #[error("calling number is on the Do-Not-Originate list")]
+    DnoAni,
+    #[error("destination is excluded for this customer")]
+    ExcludedDestination,
+    #[error("the customer's rate plan has no rate for this destination and zone")]
+    NoSellRate,
+    #[error("no vendor route within the rate limit")]
+    NoRoute,
+}
+
+impl Reject {
+    /// SIP status and reason phrase for the reply.
+    pub fn sip(&self) -> (u16, &'static str) {
+        match self {
+            Reject::UnknownCustomer(_) | Reject::CustomerDisabled(_) => (403, "Forbidden"),
+            Reject::InvalidDnis(_) => (484, "Address Incomplete"),
+            Reject::DnoAni => (603, "Decline"),
+            Reject::ExcludedDestination => (403, "Destination Blocked"),
+            Reject::NoSellRate | Reject::NoRoute => (404, "No Route"),
+        }
+    }
+}
+
+impl From<NumberError> for Reject {
+    fn from(e: NumberError) -> Self {
+        Reject::InvalidDnis(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrnSource {
+    /// The snapshot's LNP table.
+    Snapshot,
+    /// Given by the caller (cache or upstream dip).
+    Supplied,
+    /// Not ported (or not NANP): the dialled number itself.
+    Dnis,
+}
+
+/// LERG facts of one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LergInfo<'a> {
+    pub ocn: [u8; 4],
+    pub lata: u32,
+    pub state: [u8; 2],
+    pub rate_center: u32,
+    /// Checked as UTF-8 only when read: the call path never needs it.
+    pub(crate) rate_center_bytes: &'a [u8],
+}
+
+impl LergInfo<'_> {
+    /// The rate centre's name (stored as `STATE/NAME`, unique across states).
+    pub fn rate_center_name(&self) -> &str {
+        let key = std::str::from_utf8(self.rate_center_bytes).unwrap_or("");
+        key.split_once('/').map_or(key, |(_, name)| name)
+    }
+
+    pub fn place(&self) -> Place {
+        Place {
+            state: self.state,
+            rate_center: self.rate_center,
+        }
+    }
+
+    pub fn ocn(&self) -> &str {
+        std::str::from_utf8(&self.ocn).unwrap_or("").trim_end()
+    }
+    pub fn state(&self) -> &str {
+        std::str::from_utf8(&self.state).unwrap_or("")
+    }
+}
+
+impl Serialize for LergInfo<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("LergInfo", 4)?;
+        st.serialize_field("ocn", self.ocn())?;
+        st.serialize_field("lata", &self.lata)?;
+        st.serialize_field("state", self.state())?;
+        st.serialize_field("rate_center", self.rate_center_name())?;
+        st.end()
+    }
+}
+
+fn e164<S: serde::Serializer>(n: &Number, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("+{n}"))
+}
+
+fn e164_opt<S: serde::Serializer>(n: &Option<Number>, s: S) -> Result<S::Ok, S::Error> {
+    match n {
+        Some(n) => e164(n, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// One vendor route, in the order to try.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route<'a> {
+    pub vendor_id: &'a str,
+    pub vendor_name: &'a str,
+    /// The partition that offered this vendor; `None` for an override outside them.
+    pub partition: Option<&'a str>,
+    /// Forced first by an override.
+    pub forced: bool,
+    /// The zone this vendor prices the call in (its policy decides indeterminate calls).
+    pub zone: Zone,
+    pub vendor_rate: Amount,
+    pub customer_rate: Amount,
+    pub margin: Amount,
+    pub increments: (u32, u32),
+    pub connect_fee: Amount,
+    pub dialstrings: Dialstrings<'a>,
+}
+
+/// A vendor's gateways in failover order, filled in for the call only when asked
+/// (the SIP path needs one; building every string of every route would cost more
+/// than the whole routing decision).
+#[derive(Debug, Clone, Copy)]
+pub struct Dialstrings<'a> {
+    pub(super) templates: &'a [StrRef],
+    pub(super) snapshot: &'a Snapshot,
+    pub(super) number: Number,
+}
+
+impl<'a> Dialstrings<'a> {
+    pub fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<String> {
+        self.templates
+            .get(i)
+            .map(|t| expand(self.snapshot.str(*t), self.number))
+    }
+
+    pub fn first(&self) -> Option<String> {
+        self.get(0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = String> + 'a {
+        let (snap, n) = (self.snapshot, self.number);
+        self.templates.iter().map(move |t| expand(snap.str(*t), n))
+    }
+}
+
+impl Serialize for Dialstrings<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot(generation {})", self.generation())
+    }
+}
+
+/// The routing decision for one call.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision<'a> {
+    pub generation: u64,
+    pub ban: &'a str,
+    #[serde(serialize_with = "e164_opt")]
+    pub ani: Option<Number>,
+    #[serde(serialize_with = "e164")]
+    pub dnis: Number,
+    #[serde(serialize_with = "e164")]
+    pub lrn: Number,
+    pub lrn_source: LrnSource,
+    pub jurisdiction: Jurisdiction,
+    /// LERG facts of the terminating side (LRN, else DNIS).
+    pub terminating: Option<LergInfo<'a>>,
+    pub originating: Option<LergInfo<'a>>,
+    /// What the customer pays per minute, in the zone its plan prices the call in.
+    pub customer_rate: Amount,
+    pub customer_zone: Zone,
+    /// Vendor rates above this were dropped.
+    pub rate_limit: Amount,
+    pub routes: Vec<Route<'a>>,
+}
+
+/// Fills a dialstring template: `{number}` = E.164 digits, `{national}` = 10 NANP digits.
+fn expand(template: &str, n: Number) -> String {
+    let national = n
+        .national()
+        .map_or_else(|| n.to_string(), |v| format!("{v:010}"));
+    template
+        .replace("{number}", &n.to_string())
+        .replace("{national}", &national)
+}
