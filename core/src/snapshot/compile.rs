@@ -159,230 +159,280 @@ fn rate_rec(row: &RateRow, owner: u32) -> Result<RateRec, CompileError> {
 
 /// Compiles `d` into snapshot bytes with the given generation.
 pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
-    let mut s = Strings::default();
-    let mut tzs: Vec<String> = Vec::new();
-    let mut meta: Meta = bytemuck::Zeroable::zeroed();
-    let invalid = CompileError::Invalid;
+    let mut c = Compiler {
+        d,
+        s: Strings::default(),
+        tzs: Vec::new(),
+        meta: bytemuck::Zeroable::zeroed(),
+        w: Writer {
+            sections: Vec::new(),
+        },
+        vendor_ix: HashMap::new(),
+        plan_ix: HashMap::new(),
+        part_ix: HashMap::new(),
+        cust_ix: HashMap::new(),
+    };
+    c.vendors();
+    c.rates()?;
+    c.lerg()?;
+    c.numbers()?;
+    c.partitions()?;
+    c.customers()?;
+    c.trunks()?;
+    Ok(c.finish(generation))
+}
 
-    // Vendors sorted by id: index order is the final tie-break of route ordering.
-    let mut vendors: Vec<&Vendor> = d.vendors.iter().collect();
-    vendors.sort_by(|a, b| a.id.cmp(&b.id));
-    let vendor_ix = index_of(vendors.iter().map(|v| v.id.as_str()));
-    let mut gateways = Vec::new();
-    let vendor_recs: Vec<VendorRec> = vendors
-        .iter()
-        .map(|v| {
-            let start = gateways.len() as u32;
-            gateways.extend(v.gateways.iter().map(|g| s.add(g)));
-            VendorRec {
-                id: s.add(&v.id),
-                name: s.add(&v.name),
-                kind: v.kind as u32,
-                indeterminate_zone: v.indeterminate_zone as u32,
-                priority: v.priority,
-                enabled: v.enabled as u32,
-                gateways: Range {
-                    start,
-                    len: v.gateways.len() as u32,
-                },
-            }
-        })
-        .collect();
-    meta.vendor_count = vendor_recs.len() as u32;
+fn invalid(why: String) -> CompileError {
+    CompileError::Invalid(why)
+}
 
-    let mut plans: Vec<&str> = d.customer_rates.iter().map(|r| r.owner.as_str()).collect();
-    plans.sort_unstable();
-    plans.dedup();
-    let plan_ix = index_of(plans.iter().copied());
-    let plan_recs: Vec<StrRef> = plans.iter().map(|p| s.add(p)).collect();
+/// One compilation: the string table, time zones and `Meta` fill up as each part of
+/// the dataset is written out; the id → index maps let later parts refer to earlier ones.
+struct Compiler<'d> {
+    d: &'d Dataset,
+    s: Strings,
+    tzs: Vec<String>,
+    meta: Meta,
+    w: Writer,
+    vendor_ix: HashMap<&'d str, u32>,
+    plan_ix: HashMap<&'d str, u32>,
+    part_ix: HashMap<&'d str, u32>,
+    cust_ix: HashMap<&'d str, u32>,
+}
 
-    // Rate rows, then per key the row ids ordered by owner and newest first.
-    let mut rows = Vec::with_capacity(d.vendor_rates.len() + d.customer_rates.len());
-    let mut by_prefix: HashMap<u64, Vec<u32>> = HashMap::new();
-    let mut by_ocn_lata: HashMap<u64, Vec<u32>> = HashMap::new();
-    let owners = d
-        .vendor_rates
-        .iter()
-        .map(|r| (r, vendor_ix.get(r.owner.as_str()).copied()))
-        .chain(d.customer_rates.iter().map(|r| {
-            (
-                r,
-                plan_ix.get(r.owner.as_str()).map(|p| p + meta.vendor_count),
-            )
-        }));
-    for (row, owner) in owners {
-        let owner =
-            owner.ok_or_else(|| invalid(format!("rate row for unknown owner {}", row.owner)))?;
-        let id = rows.len() as u32;
-        rows.push(rate_rec(row, owner)?);
-        match &row.key {
-            RateKey::Prefix(p) => {
-                meta.prefix_lengths |= 1 << p.len;
-                let leads = match p.len {
-                    1 => (p.value * 10..p.value * 10 + 10).collect::<Vec<_>>(),
-                    len => vec![p.value / crate::number::POW10[len as usize - 2]],
-                };
-                for lead in leads {
-                    meta.prefix_lengths_by_lead[lead as usize] |= 1 << p.len;
+impl<'d> Compiler<'d> {
+    /// Vendors sorted by id: index order is the final tie-break of route ordering.
+    fn vendors(&mut self) {
+        let mut vendors: Vec<&Vendor> = self.d.vendors.iter().collect();
+        vendors.sort_by(|a, b| a.id.cmp(&b.id));
+        self.vendor_ix = index_of(vendors.iter().map(|v| v.id.as_str()));
+        let mut gateways = Vec::new();
+        let recs: Vec<VendorRec> = vendors
+            .iter()
+            .map(|v| {
+                let start = gateways.len() as u32;
+                gateways.extend(v.gateways.iter().map(|g| self.s.add(g)));
+                VendorRec {
+                    id: self.s.add(&v.id),
+                    name: self.s.add(&v.name),
+                    kind: v.kind as u32,
+                    indeterminate_zone: v.indeterminate_zone as u32,
+                    priority: v.priority,
+                    enabled: v.enabled as u32,
+                    gateways: Range {
+                        start,
+                        len: v.gateways.len() as u32,
+                    },
                 }
-                by_prefix.entry(p.key()).or_default().push(id);
-            }
-            RateKey::OcnLata { ocn, lata } => {
-                let ocn = pack_ocn(ocn)
-                    .ok_or_else(|| invalid(format!("OCN {ocn:?} is not 1-4 letters or digits")))?;
-                by_ocn_lata
-                    .entry(ocn_lata_key(ocn, *lata))
-                    .or_default()
-                    .push(id);
+            })
+            .collect();
+        self.meta.vendor_count = recs.len() as u32;
+        self.w.put(SectionId::Vendors, &recs);
+        self.w.put(SectionId::Gateways, &gateways);
+    }
+
+    /// Vendor decks and customer rate plans, grouped by key (then owner, newest
+    /// first) so the rows a call reads under one prefix are adjacent in memory.
+    fn rates(&mut self) -> Result<(), CompileError> {
+        let d = self.d;
+        let mut plans: Vec<&str> = d.customer_rates.iter().map(|r| r.owner.as_str()).collect();
+        plans.sort_unstable();
+        plans.dedup();
+        self.plan_ix = index_of(plans.iter().copied());
+        let plan_recs: Vec<StrRef> = plans.iter().map(|p| self.s.add(p)).collect();
+
+        let mut rows = Vec::with_capacity(d.vendor_rates.len() + d.customer_rates.len());
+        let mut by_prefix: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut by_ocn_lata: HashMap<u64, Vec<u32>> = HashMap::new();
+        let vendor_count = self.meta.vendor_count;
+        let owners = d
+            .vendor_rates
+            .iter()
+            .map(|r| (r, self.vendor_ix.get(r.owner.as_str()).copied()))
+            .chain(d.customer_rates.iter().map(|r| {
+                let plan = self.plan_ix.get(r.owner.as_str());
+                (r, plan.map(|p| p + vendor_count))
+            }));
+        let meta = &mut self.meta;
+        for (row, owner) in owners {
+            let owner = owner
+                .ok_or_else(|| invalid(format!("rate row for unknown owner {}", row.owner)))?;
+            let id = rows.len() as u32;
+            rows.push(rate_rec(row, owner)?);
+            match &row.key {
+                RateKey::Prefix(p) => {
+                    meta.prefix_lengths |= 1 << p.len;
+                    let leads = match p.len {
+                        1 => (p.value * 10..p.value * 10 + 10).collect::<Vec<_>>(),
+                        len => vec![p.value / crate::number::POW10[len as usize - 2]],
+                    };
+                    for lead in leads {
+                        meta.prefix_lengths_by_lead[lead as usize] |= 1 << p.len;
+                    }
+                    by_prefix.entry(p.key()).or_default().push(id);
+                }
+                RateKey::OcnLata { ocn, lata } => {
+                    let ocn = pack_ocn(ocn).ok_or_else(|| {
+                        invalid(format!("OCN {ocn:?} is not 1-4 letters or digits"))
+                    })?;
+                    by_ocn_lata
+                        .entry(ocn_lata_key(ocn, *lata))
+                        .or_default()
+                        .push(id);
+                }
             }
         }
+        meta.vendor_rate_rows = d.vendor_rates.len() as u64;
+        meta.customer_rate_rows = d.customer_rates.len() as u64;
+        let mut order: Vec<u32> = Vec::with_capacity(rows.len());
+        let prefix_map = group_rows(&rows, by_prefix, &mut order)?;
+        let ocn_lata_map = group_rows(&rows, by_ocn_lata, &mut order)?;
+        let rows: Vec<RateRec> = order.iter().map(|&i| rows[i as usize]).collect();
+        let row_owners: Vec<u32> = rows.iter().map(|r| r.owner).collect();
+        self.w.put(SectionId::Plans, &plan_recs);
+        self.w.put(SectionId::RateRows, &rows);
+        self.w.put(SectionId::PrefixMap, &prefix_map);
+        self.w.put(SectionId::OcnLataMap, &ocn_lata_map);
+        self.w.put(SectionId::RowOwners, &row_owners);
+        Ok(())
     }
-    meta.vendor_rate_rows = d.vendor_rates.len() as u64;
-    meta.customer_rate_rows = d.customer_rates.len() as u64;
-    // Rows are rewritten grouped by key (then owner, newest first), so the rows a
-    // call reads under one prefix are adjacent in memory.
-    let mut order: Vec<u32> = Vec::with_capacity(rows.len());
-    let mut group = |map: HashMap<u64, Vec<u32>>| -> Result<Vec<flatmap::Slot>, CompileError> {
-        let mut entries = Vec::with_capacity(map.len());
-        for (key, mut ids) in map {
-            ids.sort_unstable_by_key(|&i| {
-                (
-                    rows[i as usize].owner,
-                    std::cmp::Reverse(rows[i as usize].from),
-                )
+
+    /// LERG codes and blocks, rate centres and the local calling table.
+    fn lerg(&mut self) -> Result<(), CompileError> {
+        let d = self.d;
+        let mut rate_centers: Vec<StrRef> = Vec::new();
+        let mut rc_ix: HashMap<String, u32> = HashMap::new();
+        let mut rc = |key: String, s: &mut Strings| {
+            *rc_ix.entry(key).or_insert_with_key(|k| {
+                rate_centers.push(s.add(k));
+                rate_centers.len() as u32 - 1
+            })
+        };
+        let pooled: std::collections::HashSet<u32> = d
+            .lerg
+            .iter()
+            .filter(|b| b.block.is_some())
+            .map(|b| b.npa_nxx)
+            .collect();
+        let mut lerg = Vec::with_capacity(d.lerg.len());
+        let mut entries = Vec::with_capacity(d.lerg.len());
+        for b in &d.lerg {
+            let ocn = pack_ocn(&b.ocn).ok_or_else(|| {
+                invalid(format!(
+                    "LERG {}: OCN {:?} is not 1-4 letters or digits",
+                    b.npa_nxx, b.ocn
+                ))
+            })?;
+            let st = b.state.as_bytes();
+            let key = match b.block {
+                Some(x) => lerg_key(b.npa_nxx * 10 + x as u32, 7),
+                None => lerg_key(b.npa_nxx, 6),
+            };
+            entries.push((key, lerg.len() as u64));
+            lerg.push(LergRec {
+                ocn,
+                lata: b.lata,
+                state: [
+                    st.first().copied().unwrap_or(b'?'),
+                    st.get(1).copied().unwrap_or(b'?'),
+                ],
+                pooled: (b.block.is_none() && pooled.contains(&b.npa_nxx)) as u8,
+                _pad: 0,
+                rate_center: rc(rate_center_key(&b.state, &b.rate_center), &mut self.s),
             });
-            if let Some(w) = ids.windows(2).find(|w| {
-                let (a, b) = (&rows[w[0] as usize], &rows[w[1] as usize]);
-                a.owner == b.owner && a.from == b.from
-            }) {
-                let r = &rows[w[0] as usize];
+        }
+        let mut local_keys: Vec<u64> = d
+            .local_calling
+            .iter()
+            .map(|p| {
+                let (a, b) = (rc(p.a.clone(), &mut self.s), rc(p.b.clone(), &mut self.s));
+                (a.min(b) as u64) << 32 | a.max(b) as u64
+            })
+            .collect();
+        local_keys.sort_unstable();
+        local_keys.dedup();
+        self.w.put(SectionId::Lerg, &lerg);
+        self.w
+            .put(SectionId::LergMap, &flatmap::build(entries.into_iter()));
+        self.w.put(SectionId::RateCenters, &rate_centers);
+        let local = flatmap::build(local_keys.into_iter().map(|k| (k, 0)));
+        self.w.put(SectionId::LocalSet, &local);
+        Ok(())
+    }
+
+    /// The DNO set and the LNP table.
+    fn numbers(&mut self) -> Result<(), CompileError> {
+        let mut dno: Vec<u64> = self.d.dno.iter().map(|n| n.value()).collect();
+        dno.sort_unstable();
+        dno.dedup();
+        let mut lnp: HashMap<u64, u64> = HashMap::with_capacity(self.d.lnp.len());
+        for (n, l) in &self.d.lnp {
+            if lnp
+                .insert(n.value(), l.value())
+                .is_some_and(|old| old != l.value())
+            {
                 return Err(invalid(format!(
-                    "two rate rows of one owner for one key start at the same time (owner #{}, from {})",
-                    r.owner, r.from
+                    "LNP: +{n} is ported to two different LRNs"
                 )));
             }
-            entries.push((key, ((order.len() as u64) << 32) | ids.len() as u64));
-            order.extend(ids);
         }
-        Ok(flatmap::build(entries.into_iter()))
-    };
-    let prefix_map = group(by_prefix)?;
-    let ocn_lata_map = group(by_ocn_lata)?;
-    let rows: Vec<RateRec> = order.iter().map(|&i| rows[i as usize]).collect();
-    let row_owners: Vec<u32> = rows.iter().map(|r| r.owner).collect();
-
-    // LERG and local calling.
-    let mut rate_centers: Vec<StrRef> = Vec::new();
-    let mut rc_ix: HashMap<String, u32> = HashMap::new();
-    let mut rc = |key: String, s: &mut Strings| {
-        *rc_ix.entry(key).or_insert_with_key(|k| {
-            rate_centers.push(s.add(k));
-            rate_centers.len() as u32 - 1
-        })
-    };
-    let pooled: std::collections::HashSet<u32> = d
-        .lerg
-        .iter()
-        .filter(|b| b.block.is_some())
-        .map(|b| b.npa_nxx)
-        .collect();
-    let mut lerg = Vec::with_capacity(d.lerg.len());
-    let mut lerg_entries = Vec::with_capacity(d.lerg.len());
-    for b in &d.lerg {
-        let ocn = pack_ocn(&b.ocn).ok_or_else(|| {
-            invalid(format!(
-                "LERG {}: OCN {:?} is not 1-4 letters or digits",
-                b.npa_nxx, b.ocn
-            ))
-        })?;
-        let st = b.state.as_bytes();
-        let key = match b.block {
-            Some(x) => lerg_key(b.npa_nxx * 10 + x as u32, 7),
-            None => lerg_key(b.npa_nxx, 6),
-        };
-        lerg_entries.push((key, lerg.len() as u64));
-        lerg.push(LergRec {
-            ocn,
-            lata: b.lata,
-            state: [
-                st.first().copied().unwrap_or(b'?'),
-                st.get(1).copied().unwrap_or(b'?'),
-            ],
-            pooled: (b.block.is_none() && pooled.contains(&b.npa_nxx)) as u8,
-            _pad: 0,
-            rate_center: rc(rate_center_key(&b.state, &b.rate_center), &mut s),
-        });
-    }
-    let mut local_keys: Vec<u64> = d
-        .local_calling
-        .iter()
-        .map(|p| {
-            let (a, b) = (rc(p.a.clone(), &mut s), rc(p.b.clone(), &mut s));
-            (a.min(b) as u64) << 32 | a.max(b) as u64
-        })
-        .collect();
-    local_keys.sort_unstable();
-    local_keys.dedup();
-
-    let mut dno: Vec<u64> = d.dno.iter().map(|n| n.value()).collect();
-    dno.sort_unstable();
-    dno.dedup();
-    let mut lnp: HashMap<u64, u64> = HashMap::with_capacity(d.lnp.len());
-    for (n, l) in &d.lnp {
-        if lnp
-            .insert(n.value(), l.value())
-            .is_some_and(|old| old != l.value())
-        {
-            return Err(invalid(format!(
-                "LNP: +{n} is ported to two different LRNs"
-            )));
-        }
+        let dno = flatmap::build(dno.into_iter().map(|k| (k, 0)));
+        self.w.put(SectionId::DnoSet, &dno);
+        self.w
+            .put(SectionId::LnpMap, &flatmap::build(lnp.into_iter()));
+        Ok(())
     }
 
-    // Partitions.
-    let part_ix = index_of(d.partitions.iter().map(|p| p.id.as_str()));
-    let mut part_vendors = Vec::new();
-    let mut part_recs = Vec::with_capacity(d.partitions.len());
-    for p in &d.partitions {
-        let start = part_vendors.len() as u32;
-        for v in &p.vendors {
-            part_vendors.push(
-                *vendor_ix
-                    .get(v.as_str())
-                    .ok_or_else(|| invalid(format!("partition {}: unknown vendor {v}", p.id)))?,
-            );
+    fn partitions(&mut self) -> Result<(), CompileError> {
+        let d = self.d;
+        self.part_ix = index_of(d.partitions.iter().map(|p| p.id.as_str()));
+        let mut vendors = Vec::new();
+        let mut recs = Vec::with_capacity(d.partitions.len());
+        for p in &d.partitions {
+            let start = vendors.len() as u32;
+            for v in &p.vendors {
+                vendors.push(
+                    self.vendor(v)
+                        .map_err(|e| invalid(format!("partition {}: {e}", p.id)))?,
+                );
+            }
+            recs.push(PartitionRec {
+                id: self.s.add(&p.id),
+                name: self.s.add(&p.name),
+                vendors: Range {
+                    start,
+                    len: p.vendors.len() as u32,
+                },
+            });
         }
-        part_recs.push(PartitionRec {
-            id: s.add(&p.id),
-            name: s.add(&p.name),
-            vendors: Range {
-                start,
-                len: p.vendors.len() as u32,
-            },
-        });
+        self.w.put(SectionId::Partitions, &recs);
+        self.w.put(SectionId::PartitionVendors, &vendors);
+        Ok(())
     }
 
-    // Customers with their partitions, overrides and exclusions; global ones first.
-    let cust_ix = index_of(d.customers.iter().map(|c| c.ban.as_str()));
-    let vendor_of = |id: &str| {
-        vendor_ix
+    fn vendor(&self, id: &str) -> Result<u32, CompileError> {
+        self.vendor_ix
             .get(id)
             .copied()
             .ok_or_else(|| invalid(format!("unknown vendor {id}")))
-    };
-    let mut overrides = Vec::new();
-    let mut exclusions = Vec::new();
-    let mut push_rules = |ban: Option<&str>,
-                          s: &mut Strings,
-                          tzs: &mut Vec<String>|
-     -> Result<(Range, Range), CompileError> {
+    }
+
+    /// The overrides and exclusions of one customer (`None`: the global ones), appended
+    /// to the shared lists; returns their ranges.
+    fn rules(
+        &mut self,
+        ban: Option<&str>,
+        overrides: &mut Vec<OverrideRec>,
+        exclusions: &mut Vec<ExclusionRec>,
+    ) -> Result<(Range, Range), CompileError> {
+        let d = self.d;
         let o_start = overrides.len() as u32;
         for o in d.overrides.iter().filter(|o| o.ban.as_deref() == ban) {
             overrides.push(OverrideRec {
                 prefix: o.prefix.value,
                 prefix_len: o.prefix.len as u32,
-                vendor: vendor_of(&o.vendor)?,
-                schedule: schedule_rec(&o.schedule, tzs, s),
+                vendor: self.vendor(&o.vendor)?,
+                schedule: schedule_rec(&o.schedule, &mut self.tzs, &mut self.s),
             });
         }
         let x_start = exclusions.len() as u32;
@@ -390,12 +440,10 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
             exclusions.push(ExclusionRec {
                 prefix: x.prefix.value,
                 prefix_len: x.prefix.len as u32,
-                vendor: x
-                    .vendor
-                    .as_deref()
-                    .map(vendor_of)
-                    .transpose()?
-                    .unwrap_or(NONE),
+                vendor: match &x.vendor {
+                    Some(v) => self.vendor(v)?,
+                    None => NONE,
+                },
             });
         }
         Ok((
@@ -408,156 +456,182 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
                 len: exclusions.len() as u32 - x_start,
             },
         ))
-    };
-    (meta.global_overrides, meta.global_exclusions) = push_rules(None, &mut s, &mut tzs)?;
-    let mut cparts: Vec<&CustomerPartition> = d.customer_partitions.iter().collect();
-    cparts.sort_by_key(|c| (cust_ix.get(c.ban.as_str()).copied(), c.priority));
-    let mut cpart_recs = Vec::with_capacity(cparts.len());
-    let mut cust_recs = Vec::with_capacity(d.customers.len());
-    for c in &d.customers {
-        let start = cpart_recs.len() as u32;
-        for cp in cparts.iter().filter(|cp| cp.ban == c.ban) {
-            cpart_recs.push(CustomerPartitionRec {
-                partition: *part_ix.get(cp.partition.as_str()).ok_or_else(|| {
-                    invalid(format!(
-                        "customer {}: unknown partition {}",
-                        c.ban, cp.partition
-                    ))
-                })?,
-                priority: cp.priority,
-                schedule: schedule_rec(&cp.schedule, &mut tzs, &mut s),
-            });
-        }
-        let (ovr, excl) = push_rules(Some(&c.ban), &mut s, &mut tzs)?;
-        let what = || format!("customer {}", c.ban);
-        cust_recs.push(CustomerRec {
-            ban: s.add(&c.ban),
-            name: s.add(&c.name),
-            min_margin: nanos(what, c.min_margin)?,
-            rate_limit: c
-                .rate_limit
-                .map(|r| nanos(what, r))
-                .transpose()?
-                .unwrap_or(NO_AMOUNT),
-            plan: *plan_ix.get(c.rate_plan.as_str()).ok_or_else(|| {
+    }
+
+    /// Customers with their partitions, overrides and exclusions (global ones first).
+    fn customers(&mut self) -> Result<(), CompileError> {
+        let d = self.d;
+        self.cust_ix = index_of(d.customers.iter().map(|c| c.ban.as_str()));
+        let (mut overrides, mut exclusions) = (Vec::new(), Vec::new());
+        (self.meta.global_overrides, self.meta.global_exclusions) =
+            self.rules(None, &mut overrides, &mut exclusions)?;
+        let mut cparts: Vec<&CustomerPartition> = d.customer_partitions.iter().collect();
+        cparts.sort_by_key(|c| (self.cust_ix.get(c.ban.as_str()).copied(), c.priority));
+        let mut cpart_recs = Vec::with_capacity(cparts.len());
+        let mut recs = Vec::with_capacity(d.customers.len());
+        for c in &d.customers {
+            let start = cpart_recs.len() as u32;
+            for cp in cparts.iter().filter(|cp| cp.ban == c.ban) {
+                cpart_recs.push(CustomerPartitionRec {
+                    partition: *self.part_ix.get(cp.partition.as_str()).ok_or_else(|| {
+                        invalid(format!(
+                            "customer {}: unknown partition {}",
+                            c.ban, cp.partition
+                        ))
+                    })?,
+                    priority: cp.priority,
+                    schedule: schedule_rec(&cp.schedule, &mut self.tzs, &mut self.s),
+                });
+            }
+            let (ovr, excl) = self.rules(Some(&c.ban), &mut overrides, &mut exclusions)?;
+            let what = || format!("customer {}", c.ban);
+            let plan = *self.plan_ix.get(c.rate_plan.as_str()).ok_or_else(|| {
                 invalid(format!(
                     "customer {}: rate plan {} has no rates",
                     c.ban, c.rate_plan
                 ))
-            })? + meta.vendor_count,
-            max_results: c.max_results,
-            partitions: Range {
-                start,
-                len: cpart_recs.len() as u32 - start,
-            },
-            overrides: ovr,
-            exclusions: excl,
-            enabled: c.enabled as u32,
-            _pad: 0,
-        });
-    }
-    let cust_map = flatmap::build(
-        d.customers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (xxh3_64(c.ban.as_bytes()), i as u64)),
-    );
-    if cust_map.iter().filter(|x| x.key != flatmap::EMPTY).count() != d.customers.len() {
-        return Err(invalid("duplicate customer BAN".into()));
-    }
-
-    // Trunks and how calls find them.
-    let mut trunk_recs = Vec::with_capacity(d.trunks.len());
-    let mut acl4 = Vec::new();
-    let mut acl6 = Vec::new();
-    let mut creds = Vec::new();
-    for (ti, t) in d.trunks.iter().enumerate() {
-        trunk_recs.push(TrunkRec {
-            id: s.add(&t.id),
-            customer: *cust_ix
-                .get(t.ban.as_str())
-                .ok_or_else(|| invalid(format!("trunk {}: unknown customer {}", t.id, t.ban)))?,
-            max_concurrent: t.max_concurrent,
-            max_cps: t.max_cps,
-            enabled: t.enabled as u32,
-        });
-        for net in &t.acl {
-            match net.addr {
-                IpAddr::V4(a) => {
-                    meta.acl4_lengths |= 1 << net.len;
-                    acl4.push((acl4_key(u32::from(a), net.len as u32), ti as u64));
-                }
-                IpAddr::V6(a) => acl6.push(Acl6Rec {
-                    addr: a.octets(),
-                    len: net.len as u32,
-                    trunk: ti as u32,
-                }),
-            }
-        }
-        for u in &t.usernames {
-            creds.push(CredentialRec {
-                username: s.add(u),
-                trunk: ti as u32,
+            })?;
+            recs.push(CustomerRec {
+                ban: self.s.add(&c.ban),
+                name: self.s.add(&c.name),
+                min_margin: nanos(what, c.min_margin)?,
+                rate_limit: c
+                    .rate_limit
+                    .map(|r| nanos(what, r))
+                    .transpose()?
+                    .unwrap_or(NO_AMOUNT),
+                plan: plan + self.meta.vendor_count,
+                max_results: c.max_results,
+                partitions: Range {
+                    start,
+                    len: cpart_recs.len() as u32 - start,
+                },
+                overrides: ovr,
+                exclusions: excl,
+                enabled: c.enabled as u32,
                 _pad: 0,
             });
         }
+        let map = flatmap::build(
+            d.customers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (xxh3_64(c.ban.as_bytes()), i as u64)),
+        );
+        if map.iter().filter(|x| x.key != flatmap::EMPTY).count() != d.customers.len() {
+            return Err(invalid("duplicate customer BAN".into()));
+        }
+        self.w.put(SectionId::Customers, &recs);
+        self.w.put(SectionId::CustomerMap, &map);
+        self.w.put(SectionId::CustomerPartitions, &cpart_recs);
+        self.w.put(SectionId::Overrides, &overrides);
+        self.w.put(SectionId::Exclusions, &exclusions);
+        Ok(())
     }
-    acl4.sort_unstable();
-    if let Some(w) = acl4.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(invalid(format!(
-            "an IPv4 network is assigned to two trunks (#{} and #{})",
-            w[0].1, w[1].1
-        )));
-    }
-    // Longest match first when several IPv6 networks contain an address.
-    acl6.sort_by_key(|a| std::cmp::Reverse(a.len));
-    let cred_map = flatmap::build(creds.iter().enumerate().map(|(i, c)| {
-        let name = &s.bytes[c.username.off as usize..(c.username.off + c.username.len) as usize];
-        (xxh3_64(name), i as u64)
-    }));
 
-    let tz_refs: Vec<StrRef> = tzs.iter().map(|t| s.add(t)).collect();
-    let mut w = Writer {
-        sections: Vec::new(),
-    };
-    w.put(SectionId::Meta, &[meta]);
-    w.put(SectionId::Strings, &s.bytes);
-    w.put(SectionId::TimeZones, &tz_refs);
-    w.put(SectionId::Customers, &cust_recs);
-    w.put(SectionId::CustomerMap, &cust_map);
-    w.put(SectionId::CustomerPartitions, &cpart_recs);
-    w.put(SectionId::Trunks, &trunk_recs);
-    w.put(SectionId::Acl4Map, &flatmap::build(acl4.into_iter()));
-    w.put(SectionId::Acl6, &acl6);
-    w.put(SectionId::Credentials, &creds);
-    w.put(SectionId::CredentialMap, &cred_map);
-    w.put(SectionId::Partitions, &part_recs);
-    w.put(SectionId::PartitionVendors, &part_vendors);
-    w.put(SectionId::Vendors, &vendor_recs);
-    w.put(SectionId::Gateways, &gateways);
-    w.put(SectionId::Plans, &plan_recs);
-    w.put(SectionId::RateRows, &rows);
-    w.put(SectionId::PrefixMap, &prefix_map);
-    w.put(SectionId::OcnLataMap, &ocn_lata_map);
-    w.put(SectionId::RowOwners, &row_owners);
-    w.put(SectionId::Lerg, &lerg);
-    w.put(
-        SectionId::LergMap,
-        &flatmap::build(lerg_entries.into_iter()),
-    );
-    w.put(SectionId::RateCenters, &rate_centers);
-    w.put(
-        SectionId::LocalSet,
-        &flatmap::build(local_keys.into_iter().map(|k| (k, 0))),
-    );
-    w.put(
-        SectionId::DnoSet,
-        &flatmap::build(dno.into_iter().map(|k| (k, 0))),
-    );
-    w.put(SectionId::LnpMap, &flatmap::build(lnp.into_iter()));
-    w.put(SectionId::Overrides, &overrides);
-    w.put(SectionId::Exclusions, &exclusions);
-    Ok(w.finish(generation, chrono::Utc::now().timestamp()))
+    /// Trunks and how calls find them: IP ACLs (v4 hashed per prefix length, v6
+    /// longest first) and SIP usernames.
+    fn trunks(&mut self) -> Result<(), CompileError> {
+        let mut recs = Vec::with_capacity(self.d.trunks.len());
+        let mut acl4 = Vec::new();
+        let mut acl6 = Vec::new();
+        let mut creds = Vec::new();
+        for (ti, t) in self.d.trunks.iter().enumerate() {
+            recs.push(TrunkRec {
+                id: self.s.add(&t.id),
+                customer: *self.cust_ix.get(t.ban.as_str()).ok_or_else(|| {
+                    invalid(format!("trunk {}: unknown customer {}", t.id, t.ban))
+                })?,
+                max_concurrent: t.max_concurrent,
+                max_cps: t.max_cps,
+                enabled: t.enabled as u32,
+            });
+            for net in &t.acl {
+                match net.addr {
+                    IpAddr::V4(a) => {
+                        self.meta.acl4_lengths |= 1 << net.len;
+                        acl4.push((acl4_key(u32::from(a), net.len as u32), ti as u64));
+                    }
+                    IpAddr::V6(a) => acl6.push(Acl6Rec {
+                        addr: a.octets(),
+                        len: net.len as u32,
+                        trunk: ti as u32,
+                    }),
+                }
+            }
+            for u in &t.usernames {
+                creds.push(CredentialRec {
+                    username: self.s.add(u),
+                    trunk: ti as u32,
+                    _pad: 0,
+                });
+            }
+        }
+        acl4.sort_unstable();
+        if let Some(w) = acl4.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(invalid(format!(
+                "an IPv4 network is assigned to two trunks (#{} and #{})",
+                w[0].1, w[1].1
+            )));
+        }
+        acl6.sort_by_key(|a| std::cmp::Reverse(a.len));
+        let cred_keys: Vec<(u64, u64)> = self
+            .d
+            .trunks
+            .iter()
+            .flat_map(|t| &t.usernames)
+            .enumerate()
+            .map(|(i, u)| (xxh3_64(u.as_bytes()), i as u64))
+            .collect();
+        let cred_map = flatmap::build(cred_keys.into_iter());
+        self.w.put(SectionId::Trunks, &recs);
+        self.w
+            .put(SectionId::Acl4Map, &flatmap::build(acl4.into_iter()));
+        self.w.put(SectionId::Acl6, &acl6);
+        self.w.put(SectionId::Credentials, &creds);
+        self.w.put(SectionId::CredentialMap, &cred_map);
+        Ok(())
+    }
+
+    /// The sections every part added to: time zones, strings and `Meta`, then the file.
+    fn finish(mut self, generation: u64) -> Vec<u8> {
+        let tz_refs: Vec<StrRef> = self.tzs.iter().map(|t| self.s.add(t)).collect();
+        self.w.put(SectionId::TimeZones, &tz_refs);
+        self.w.put(SectionId::Strings, &self.s.bytes);
+        self.w.put(SectionId::Meta, &[self.meta]);
+        self.w.finish(generation, chrono::Utc::now().timestamp())
+    }
+}
+
+/// Orders each key's rows by owner, newest first, appending them to `order`; returns
+/// the key → (start, len) map. Two rows of one owner starting together are refused.
+fn group_rows(
+    rows: &[RateRec],
+    map: HashMap<u64, Vec<u32>>,
+    order: &mut Vec<u32>,
+) -> Result<Vec<flatmap::Slot>, CompileError> {
+    let mut entries = Vec::with_capacity(map.len());
+    for (key, mut ids) in map {
+        ids.sort_unstable_by_key(|&i| {
+            (
+                rows[i as usize].owner,
+                std::cmp::Reverse(rows[i as usize].from),
+            )
+        });
+        if let Some(w) = ids.windows(2).find(|w| {
+            let (a, b) = (&rows[w[0] as usize], &rows[w[1] as usize]);
+            a.owner == b.owner && a.from == b.from
+        }) {
+            let r = &rows[w[0] as usize];
+            return Err(invalid(format!(
+                "two rate rows of one owner for one key start at the same time (owner #{}, from {})",
+                r.owner, r.from
+            )));
+        }
+        entries.push((key, ((order.len() as u64) << 32) | ids.len() as u64));
+        order.extend(ids);
+    }
+    Ok(flatmap::build(entries.into_iter()))
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename,
