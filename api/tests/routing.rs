@@ -112,6 +112,23 @@ async fn rejections_carry_the_sip_reply_and_bad_numbers_are_422() {
         )
         .await;
     assert_eq!((r.code(), r.field()), ("INVALID_PHONE_NUMBER", "lrn"));
+    // Data edited by hand into something that makes no snapshot: 409, old one serves.
+    sqlx::query("UPDATE customer_partitions SET tz = 'Mars/Base', days = 1, start_minute = 0, end_minute = 60")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    let before = t.simulate("C1", "+12125556789").await.data()["generation"].clone();
+    let r = t.post("/api/v1/routing/publish", ROOT, json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "COMPILE_FAILED"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        t.simulate("C1", "+12125556789").await.data()["generation"],
+        before
+    );
 }
 
 #[tokio::test]

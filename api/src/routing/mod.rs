@@ -153,8 +153,10 @@ pub struct Published {
 
 pub async fn publish(State(st): State<AppState>, who: Principal) -> ApiResult<Envelope<Published>> {
     who.require(Class::Routing, Access::Write)?;
+    // Stored data that makes no snapshot is a state to fix, not a server fault.
     let generation = st.publisher.publish().await.map_err(|e| match e {
-        publisher::PublishError::Compile(e) => {
+        publisher::PublishError::Compile(_)
+        | publisher::PublishError::Load(warp_db::DbError::Invalid { .. }) => {
             ApiError::new(StatusCode::CONFLICT, "COMPILE_FAILED", e.to_string())
         }
         other => ApiError::internal(other),
