@@ -3,6 +3,7 @@
 
 use crate::auth::roles::{Access, Class};
 use crate::auth::Principal;
+use crate::crud::Where;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
@@ -104,43 +105,49 @@ pub async fn list(
                 .field("dnis_prefix"),
         );
     }
-    let (a_ts, a_id, a_leg, a_att) = match after {
-        Some((t, c, l, a)) => (Some(t), Some(c), Some(l), Some(a)),
-        None => (None, None, None, None),
-    };
-    let rows: Vec<Cdr> = sqlx::query_as(
+    // Only the filters given, so the (ban, start) index and partition pruning apply.
+    let mut w = Where::default();
+    w.cmp("ban", "=", "text", ban);
+    if let Some(t) = q.start_date {
+        w.cmp("start_stamp", ">=", "timestamptz", t.to_rfc3339());
+    }
+    if let Some(t) = q.end_date {
+        w.cmp("start_stamp", "<", "timestamptz", t.to_rfc3339());
+    }
+    let upper = |v: Option<String>| v.map(|v| v.to_ascii_uppercase());
+    for (col, v) in [
+        ("zone", upper(q.zone)),
+        ("vendor_id", q.vendor_id),
+        ("disposition", upper(q.disposition)),
+        ("trunk_id", q.trunk_id),
+    ] {
+        if let Some(v) = v {
+            w.cmp(col, "=", "text", v);
+        }
+    }
+    if let Some(p) = q.dnis_prefix {
+        let p = w.param("text", p);
+        w.clause(format!("starts_with(dnis, {p})"));
+    }
+    if let Some((ts, call, leg, attempt)) = after {
+        let ts = w.param("timestamptz", ts.to_rfc3339());
+        let (call, leg) = (w.param("text", call), w.param("text", leg));
+        let attempt = w.param("int", attempt.to_string());
+        w.clause(format!("start_stamp >= {ts}"));
+        w.clause(format!(
+            "(start_stamp, call_id, leg, attempt) > ({ts}, {call}, {leg}, {attempt})"
+        ));
+    }
+    let sql = format!(
         "SELECT call_id, leg, attempt, start_stamp, answer_stamp, end_stamp, ban, trunk_id,
                 ani, dnis, lrn, zone, ocn, lata, state, routing_partition, vendor_id, sip_code,
                 disposition, duration_secs, billed_secs, customer_rate, customer_charge
-         FROM billing.rated_cdrs
-         WHERE ban = $1
-           AND ($2::timestamptz IS NULL OR start_stamp >= $2)
-           AND ($3::timestamptz IS NULL OR start_stamp < $3)
-           AND ($4::text IS NULL OR zone = $4)
-           AND ($5::text IS NULL OR vendor_id = $5)
-           AND ($6::text IS NULL OR disposition = $6)
-           AND ($7::text IS NULL OR trunk_id = $7)
-           AND ($8::text IS NULL OR starts_with(dnis, $8))
-           AND ($9::timestamptz IS NULL
-                OR (start_stamp, call_id, leg, attempt) > ($9, $10::text, $11::text, $12::int))
-         ORDER BY start_stamp, call_id, leg, attempt
-         LIMIT $13",
-    )
-    .bind(&ban)
-    .bind(q.start_date)
-    .bind(q.end_date)
-    .bind(q.zone.map(|z| z.to_ascii_uppercase()))
-    .bind(q.vendor_id)
-    .bind(q.disposition.map(|d| d.to_ascii_uppercase()))
-    .bind(q.trunk_id)
-    .bind(q.dnis_prefix)
-    .bind(a_ts)
-    .bind(a_id)
-    .bind(a_leg)
-    .bind(a_att)
-    .bind(page.limit as i64 + 1)
-    .fetch_all(&st.pool)
-    .await?;
+         FROM billing.rated_cdrs{}
+         ORDER BY start_stamp, call_id, leg, attempt LIMIT {}",
+        w.sql(),
+        page.limit + 1
+    );
+    let rows: Vec<Cdr> = w.bind(sqlx::query_as(&sql)).fetch_all(&st.pool).await?;
     let (rows, meta) = page.finish(rows, cursor_of);
     Ok(Envelope::page(rows, meta))
 }

@@ -6,7 +6,7 @@ mod handlers;
 mod sql;
 
 pub use handlers::mount;
-pub use sql::check_key;
+pub use sql::{check_key, Where};
 
 use crate::auth::roles::Class;
 use crate::error::ApiResult;
