@@ -3,7 +3,6 @@
 
 use crate::auth::roles::{Access, Class};
 use crate::auth::Principal;
-use crate::crud::Where;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
@@ -74,6 +73,28 @@ pub struct Cdr {
 
 type Cursor = (DateTime<Utc>, String, String, i32);
 
+enum Bind {
+    Text(String),
+    Time(DateTime<Utc>),
+    Int(i32),
+}
+
+/// Conditions joined by AND, each with its typed parameter.
+#[derive(Default)]
+struct Filters {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Filters {
+    /// `condition` is the left side and operator, e.g. `"start_stamp >= "`.
+    fn add(&mut self, condition: &str, value: Bind) {
+        self.binds.push(value);
+        self.clauses
+            .push(format!("{condition}${}", self.binds.len()));
+    }
+}
+
 fn cursor_of(c: &Cdr) -> String {
     serde_json::to_string(&(c.start_stamp, &c.call_id, &c.leg, c.attempt)).unwrap_or_default()
 }
@@ -105,49 +126,60 @@ pub async fn list(
                 .field("dnis_prefix"),
         );
     }
-    // Only the filters given, so the (ban, start) index and partition pruning apply.
-    let mut w = Where::default();
-    w.cmp("ban", "=", "text", ban);
+    // Only the filters given, bound with their own types, so the (ban, start) index
+    // and partition pruning apply.
+    let mut f = Filters::default();
+    f.add("ban = ", Bind::Text(ban));
     if let Some(t) = q.start_date {
-        w.cmp("start_stamp", ">=", "timestamptz", t.to_rfc3339());
+        f.add("start_stamp >= ", Bind::Time(t));
     }
     if let Some(t) = q.end_date {
-        w.cmp("start_stamp", "<", "timestamptz", t.to_rfc3339());
+        f.add("start_stamp < ", Bind::Time(t));
     }
     let upper = |v: Option<String>| v.map(|v| v.to_ascii_uppercase());
     for (col, v) in [
-        ("zone", upper(q.zone)),
-        ("vendor_id", q.vendor_id),
-        ("disposition", upper(q.disposition)),
-        ("trunk_id", q.trunk_id),
+        ("zone = ", upper(q.zone)),
+        ("vendor_id = ", q.vendor_id),
+        ("disposition = ", upper(q.disposition)),
+        ("trunk_id = ", q.trunk_id),
     ] {
         if let Some(v) = v {
-            w.cmp(col, "=", "text", v);
+            f.add(col, Bind::Text(v));
         }
     }
     if let Some(p) = q.dnis_prefix {
-        let p = w.param("text", p);
-        w.clause(format!("starts_with(dnis, {p})"));
+        f.add("dnis LIKE ", Bind::Text(format!("{p}%")));
     }
     if let Some((ts, call, leg, attempt)) = after {
-        let ts = w.param("timestamptz", ts.to_rfc3339());
-        let (call, leg) = (w.param("text", call), w.param("text", leg));
-        let attempt = w.param("int", attempt.to_string());
-        w.clause(format!("start_stamp >= {ts}"));
-        w.clause(format!(
-            "(start_stamp, call_id, leg, attempt) > ({ts}, {call}, {leg}, {attempt})"
+        f.add("start_stamp >= ", Bind::Time(ts));
+        let n = f.binds.len();
+        f.clauses.push(format!(
+            "(start_stamp, call_id, leg, attempt) > (${n}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3
         ));
+        f.binds
+            .extend([Bind::Text(call), Bind::Text(leg), Bind::Int(attempt)]);
     }
     let sql = format!(
         "SELECT call_id, leg, attempt, start_stamp, answer_stamp, end_stamp, ban, trunk_id,
                 ani, dnis, lrn, zone, ocn, lata, state, routing_partition, vendor_id, sip_code,
                 disposition, duration_secs, billed_secs, customer_rate, customer_charge
-         FROM billing.rated_cdrs{}
+         FROM billing.rated_cdrs WHERE {}
          ORDER BY start_stamp, call_id, leg, attempt LIMIT {}",
-        w.sql(),
+        f.clauses.join(" AND "),
         page.limit + 1
     );
-    let rows: Vec<Cdr> = w.bind(sqlx::query_as(&sql)).fetch_all(&st.pool).await?;
+    let mut query = sqlx::query_as::<_, Cdr>(&sql);
+    for b in f.binds {
+        query = match b {
+            Bind::Text(v) => query.bind(v),
+            Bind::Time(v) => query.bind(v),
+            Bind::Int(v) => query.bind(v),
+        };
+    }
+    let rows = query.fetch_all(&st.pool).await?;
     let (rows, meta) = page.finish(rows, cursor_of);
     Ok(Envelope::page(rows, meta))
 }

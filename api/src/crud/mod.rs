@@ -6,7 +6,7 @@ mod handlers;
 mod sql;
 
 pub use handlers::mount;
-pub use sql::{check_key, Where};
+pub use sql::check_key;
 
 use crate::auth::roles::Class;
 use crate::error::ApiResult;

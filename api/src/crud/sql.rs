@@ -16,19 +16,9 @@ pub struct Where {
 impl Where {
     /// Adds `expr <op> CAST($n AS ty)`.
     pub fn cmp(&mut self, expr: &str, op: &str, ty: &str, value: impl Into<String>) {
-        let p = self.param(ty, value);
-        self.clause(format!("{expr} {op} {p}"));
-    }
-
-    /// Binds a value and returns its placeholder, cast to `ty`.
-    pub fn param(&mut self, ty: &str, value: impl Into<String>) -> String {
         self.binds.push(value.into());
-        format!("CAST(${} AS {ty})", self.binds.len())
-    }
-
-    /// Adds a condition written with placeholders from [`Where::param`].
-    pub fn clause(&mut self, sql: String) {
-        self.clauses.push(sql);
+        self.clauses
+            .push(format!("{expr} {op} CAST(${} AS {ty})", self.binds.len()));
     }
 
     /// The number the next bind will get.
