@@ -17,28 +17,9 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use warp_core::dataset::{read_dir, write_dir, DatasetError};
+use warp_core::dataset::{read_dir, write_dir, DatasetError, RATE_COLUMNS as COLUMNS};
 use warp_core::model::{Dataset, RateKey, RateRow, Vendor};
 use warp_core::Zone;
-
-/// The columns of warp-core's rate CSV after the owner column.
-const COLUMNS: [&str; 15] = [
-    "prefix",
-    "ocn",
-    "lata",
-    "effective_from",
-    "effective_to",
-    "interstate",
-    "intrastate",
-    "local",
-    "zone1",
-    "tollfree",
-    "international",
-    "initial",
-    "subsequent",
-    "connect_fee",
-    "minimum_charge",
-];
 
 /// A JSON deck. Values may be strings or numbers; `effective_date` fills rows that
 /// give no `effective_from`.
