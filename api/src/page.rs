@@ -65,6 +65,40 @@ impl Page {
     }
 }
 
+/// One page of an `api.*` table ordered by its integer id, limited to the caller's
+/// tenant (`None`: every tenant): what the key and user listings share.
+pub async fn by_id<T>(
+    pool: &sqlx::PgPool,
+    query: &mut HashMap<String, String>,
+    table: &str,
+    columns: &str,
+    tenant: Option<&str>,
+    id: impl Fn(&T) -> i64,
+) -> ApiResult<(Vec<T>, Meta)>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let page = Page::take(query)?;
+    no_extra(query)?;
+    let after: i64 = page
+        .after
+        .as_deref()
+        .map_or(Ok(0), str::parse)
+        .map_err(|_| {
+            ApiError::bad_request("INVALID_QUERY", "cursor is not one we gave").field("cursor")
+        })?;
+    let rows: Vec<T> = sqlx::query_as(&format!(
+        "SELECT {columns} FROM {table} WHERE id > $1 AND ($2::text IS NULL OR ban = $2)
+         ORDER BY id LIMIT $3"
+    ))
+    .bind(after)
+    .bind(tenant)
+    .bind(page.limit as i64 + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(page.finish(rows, |r| id(r).to_string()))
+}
+
 /// Refuses query parameters nobody reads, naming the first.
 pub fn no_extra(query: &HashMap<String, String>) -> ApiResult<()> {
     match query.keys().next() {

@@ -8,7 +8,6 @@ use crate::audit::{self, Change};
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::page::{no_extra, Page};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -113,25 +112,15 @@ pub async fn list(
     Query(mut q): Query<HashMap<String, String>>,
 ) -> ApiResult<Envelope<Vec<ApiKey>>> {
     who.require(Class::Keys, Access::Read)?;
-    let page = Page::take(&mut q)?;
-    no_extra(&q)?;
-    let after: i64 = page
-        .after
-        .as_deref()
-        .map_or(Ok(0), str::parse)
-        .map_err(|_| {
-            ApiError::bad_request("INVALID_QUERY", "cursor is not one we gave").field("cursor")
-        })?;
-    let rows: Vec<ApiKey> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api.keys WHERE id > $1 AND ($2::text IS NULL OR ban = $2)
-         ORDER BY id LIMIT $3"
-    ))
-    .bind(after)
-    .bind(who.tenant())
-    .bind(page.limit as i64 + 1)
-    .fetch_all(&st.pool)
+    let (rows, meta) = crate::page::by_id(
+        &st.pool,
+        &mut q,
+        "api.keys",
+        COLUMNS,
+        who.tenant(),
+        |r: &ApiKey| r.id,
+    )
     .await?;
-    let (rows, meta) = page.finish(rows, |k| k.id.to_string());
     Ok(Envelope::page(rows, meta))
 }
 

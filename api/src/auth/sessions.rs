@@ -10,7 +10,6 @@ use crate::audit::{self, Change};
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::page::{no_extra, Page};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -241,25 +240,15 @@ pub async fn list_users(
     Query(mut q): Query<HashMap<String, String>>,
 ) -> ApiResult<Envelope<Vec<User>>> {
     who.require(Class::Users, Access::Read)?;
-    let page = Page::take(&mut q)?;
-    no_extra(&q)?;
-    let after: i64 = page
-        .after
-        .as_deref()
-        .map_or(Ok(0), str::parse)
-        .map_err(|_| {
-            ApiError::bad_request("INVALID_QUERY", "cursor is not one we gave").field("cursor")
-        })?;
-    let rows: Vec<User> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api.users WHERE id > $1 AND ($2::text IS NULL OR ban = $2)
-         ORDER BY id LIMIT $3"
-    ))
-    .bind(after)
-    .bind(who.tenant())
-    .bind(page.limit as i64 + 1)
-    .fetch_all(&st.pool)
+    let (rows, meta) = crate::page::by_id(
+        &st.pool,
+        &mut q,
+        "api.users",
+        COLUMNS,
+        who.tenant(),
+        |r: &User| r.id,
+    )
     .await?;
-    let (rows, meta) = page.finish(rows, |u| u.id.to_string());
     Ok(Envelope::page(rows, meta))
 }
 
