@@ -4,7 +4,6 @@
 mod common;
 
 use common::{Redis, Rtpengine};
-use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -131,25 +130,7 @@ async fn kamailio_rtpengine_module_completes_a_sipp_call_through_the_proxy() {
     );
 
     // offer + answer + delete reached the node through the proxy; delete produced QoS.
-    let mut conn = redis::Client::open(redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let mut entries: Vec<(String, HashMap<String, String>)> = Vec::new();
-    for _ in 0..50 {
-        entries = redis::cmd("XRANGE")
-            .arg("warp:qos:raw")
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !entries.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let entries = redis.qos_entries().await;
     assert_eq!(
         entries.len(),
         1,

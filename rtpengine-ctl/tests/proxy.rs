@@ -3,7 +3,6 @@
 mod common;
 
 use common::{media_port, rtp_packet, sdp, Redis, Rtpengine};
-use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::time::Duration;
 use warp_rtpengine::bencode::{decode_dict, Dict};
@@ -243,25 +242,7 @@ async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
     .await
     .unwrap();
 
-    let mut conn = redis::Client::open(redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let mut entries: Vec<(String, HashMap<String, String>)> = Vec::new();
-    for _ in 0..50 {
-        entries = redis::cmd("XRANGE")
-            .arg("warp:qos:raw")
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !entries.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let entries = redis.qos_entries().await;
     assert_eq!(entries.len(), 1);
     let f = &entries[0].1;
     assert_eq!(f["call_id"], "qos-1");

@@ -147,6 +147,31 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// The entries of the QoS stream, waiting up to a second for the first to arrive
+    /// (the proxy writes them from a background task).
+    pub async fn qos_entries(&self) -> Vec<(String, std::collections::HashMap<String, String>)> {
+        let mut conn = redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let mut entries = Vec::new();
+        for _ in 0..50 {
+            entries = redis::cmd("XRANGE")
+                .arg("warp:qos:raw")
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if !entries.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        entries
+    }
+
     pub fn start() -> Redis {
         let dir = tempfile::tempdir().unwrap();
         let port = free_tcp().port();
