@@ -1,18 +1,18 @@
 //! `warp_ani()`: finds the calling number (P-Asserted-Identity, else Remote-Party-ID,
 //! else From) and exposes it as `$warp(ani)`, its header as `$warp(ani_source)`.
 
-use crate::decision::{self, Field, Value};
+use crate::decision;
 use crate::guard;
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
+use std::borrow::Cow;
 use std::ffi::{c_char, c_int};
 
 /// Finds the ANI and exposes it in `$warp(...)`; shared with `warp_route()`.
-pub fn find(msg: &SipMsg) -> Option<String> {
+pub fn find(msg: &SipMsg) -> Option<Cow<'_, str>> {
     let (source, ani) = msg.ani()?;
-    decision::set(msg, Field::Ani, Value::Str(ani.clone()));
-    decision::set(msg, Field::AniSource, Value::Str(source.name().into()));
+    decision::set_ani(msg, source, &ani);
     Some(ani)
 }
 

@@ -14,6 +14,7 @@ use crate::failover;
 use crate::guard;
 use crate::limits::{self, Admission};
 use crate::log::{lm_err, lm_info};
+use crate::record::{self, Call, Hop};
 use crate::shm;
 use crate::sipmsg::SipMsg;
 use kamailio_sys as k;
@@ -40,10 +41,9 @@ struct Tracked {
     released: AtomicBool,
     /// Unix milliseconds; 0 until answered.
     answered: AtomicI64,
-    /// [`failover::encode_call`] of the call.
+    /// The call line of the call's record.
     call: shm::Text<1024>,
-    /// [`failover::encode_hop`] of the attempt in progress (the answered one once
-    /// confirmed).
+    /// The record's line of the attempt in progress (the answered one once confirmed).
     hop: shm::Text<1024>,
 }
 
@@ -159,14 +159,14 @@ fn track(dlg: *mut k::dlg_cell, admission: Option<Admission>) -> Result<(), Stri
         .and_then(|d| d.register_dlgcb)
         .ok_or("dialog API not bound")?;
     // The request's AVPs: what warp_route() stored.
-    let call = failover::call().ok_or("no warp AVP")?;
-    let (attempt, hop) = failover::current().ok_or("no attempt in the warp AVP")?;
+    let stored = failover::record().ok_or("no warp AVP")?;
+    let (call, hop, _) = record::split(&stored).ok_or("no attempt in the warp AVP")?;
     let tracked = shm::new(Tracked {
         admission,
         released: AtomicBool::new(false),
         answered: AtomicI64::new(0),
-        call: shm::Text::new(&failover::encode_call(&call))?,
-        hop: shm::Text::new(&failover::encode_hop(attempt, &hop))?,
+        call: shm::Text::new(call)?,
+        hop: shm::Text::new(hop)?,
     })?;
     // CONFIRMED_NA is the 2xx (in its transaction, with its AVPs); CONFIRMED, the ACK,
     // would come without them.
@@ -227,14 +227,12 @@ fn on_event(tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
     // Answer and failure come with the INVITE transaction, whose AVPs name the vendor
     // that answered or failed last (after any failover).
     if kind & (k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED) != 0 {
-        if let Some((attempt, hop)) = failover::current() {
-            let _ = tracked.hop.set(&failover::encode_hop(attempt, &hop));
+        if let Some((_, hop, _)) = failover::record().as_deref().and_then(record::split) {
+            let _ = tracked.hop.set(hop);
         }
     }
-    let (Some(call), Some((attempt, hop))) = (
-        failover::decode_call(&tracked.call.get()),
-        failover::decode_hop(&tracked.hop.get()),
-    ) else {
+    let (call, hop) = (tracked.call.get(), tracked.hop.get());
+    let (Some(call), Some(hop)) = (Call::parse(&call), Hop::parse(&hop)) else {
         return;
     };
     let answered = Some(tracked.answered.load(SeqCst)).filter(|&t| t != 0);
@@ -242,7 +240,6 @@ fn on_event(tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
         cdr::emit(&Event {
             kind,
             call: &call,
-            attempt,
             hop: &hop,
             answer,
             end,

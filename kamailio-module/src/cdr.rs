@@ -10,8 +10,8 @@
 
 use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
+use crate::record::{Call, Hop};
 use crate::redis::{Connection, Target};
-use crate::route::{Call, Hop};
 use crate::shm;
 use chrono::{TimeZone, Utc};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -47,9 +47,8 @@ impl Kind {
 /// known at that moment.
 pub struct Event<'a> {
     pub kind: Kind,
-    pub call: &'a Call,
-    pub attempt: u32,
-    pub hop: &'a Hop,
+    pub call: &'a Call<'a>,
+    pub hop: &'a Hop<'a>,
     /// Unix milliseconds.
     pub answer: Option<i64>,
     pub end: Option<i64>,
@@ -93,7 +92,7 @@ pub fn destroy() {
 }
 
 /// An empty `cdr_stream` turns CDR events off.
-fn enabled() -> bool {
+pub fn enabled() -> bool {
     !params::config().cdr_stream.is_empty()
 }
 
@@ -117,7 +116,7 @@ fn json(e: &Event<'_>) -> String {
         "call_id": c.call_id,
         "ban": c.ban,
         "trunk": c.trunk,
-        "ani": opt(&c.ani),
+        "ani": opt(c.ani),
         "dnis": c.dnis,
         "lrn": c.lrn,
         "zone": e.hop.zone,
@@ -125,7 +124,7 @@ fn json(e: &Event<'_>) -> String {
         "vendor": e.hop.vendor,
         "vendor_rate": e.hop.vendor_rate,
         "customer_rate": e.hop.customer_rate,
-        "attempt": e.attempt,
+        "attempt": e.hop.attempt,
         "start": time(Some(c.start)),
         "answer": time(e.answer),
         "end": time(e.end),

@@ -1,9 +1,10 @@
 //! The last decision taken for the message this process is handling: what the
 //! `$warp(name)` pseudo-variables read. Per process by design (a Kamailio worker handles
-//! one message at a time); a value set for an earlier message is never returned.
+//! one message at a time); a value set for an earlier message is never returned. A
+//! routed call is kept as its record and its fields are read from there when asked.
 
-use crate::route::{Call, Hop};
-use crate::sipmsg::SipMsg;
+use crate::record::{self, Call, Hop};
+use crate::sipmsg::{AniSource, SipMsg};
 use std::cell::RefCell;
 
 /// The names `$warp(...)` accepts.
@@ -56,67 +57,114 @@ impl Field {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Str(String),
+/// A `$warp(...)` value, borrowed from the state until the script reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    Str(&'a str),
     Int(i64),
 }
 
+/// Why the last `warp_route()` refused the call.
+struct Refusal {
+    code: u16,
+    reason: &'static str,
+    why: String,
+}
+
+/// Buffers are cleared, not dropped, between messages: the next call reuses them.
 #[derive(Default)]
 struct State {
     msg: Option<(u32, i32)>,
-    values: [Option<Value>; Field::ALL.len()],
+    ani: String,
+    ani_source: Option<AniSource>,
+    refusal: Option<Refusal>,
+    /// The call's record (see [`crate::record`]); empty when not routed.
+    record: String,
+}
+
+impl State {
+    /// Forgets what belonged to an earlier message.
+    fn enter(&mut self, msg: &SipMsg) {
+        if self.msg != Some(msg.identity()) {
+            self.msg = Some(msg.identity());
+            self.ani.clear();
+            self.ani_source = None;
+            self.refusal = None;
+            self.record.clear();
+        }
+    }
 }
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::default();
 }
 
-pub fn set(msg: &SipMsg, field: Field, value: Value) {
+/// The calling number found in `msg` and where.
+pub fn set_ani(msg: &SipMsg, source: AniSource, ani: &str) {
     STATE.with_borrow_mut(|s| {
-        if s.msg != Some(msg.identity()) {
-            *s = State {
-                msg: Some(msg.identity()),
-                ..State::default()
-            };
-        }
-        s.values[field.index()] = Some(value);
+        s.enter(msg);
+        s.ani.clear();
+        s.ani.push_str(ani);
+        s.ani_source = Some(source);
+    });
+}
+
+/// `msg`'s call was refused: `code`/`reason` to answer, `why` in words.
+pub fn refuse(msg: &SipMsg, code: u16, reason: &'static str, why: String) {
+    STATE.with_borrow_mut(|s| {
+        s.enter(msg);
+        s.refusal = Some(Refusal { code, reason, why });
+    });
+}
+
+/// An empty buffer for `msg`'s record, to be given back with [`put_record`] (it keeps
+/// its capacity from call to call).
+pub fn take_record(msg: &SipMsg) -> String {
+    STATE.with_borrow_mut(|s| {
+        s.enter(msg);
+        let mut record = std::mem::take(&mut s.record);
+        record.clear();
+        record
+    })
+}
+
+/// `msg`'s call is routed as `record` says (empty: not routed).
+pub fn put_record(msg: &SipMsg, record: String) {
+    STATE.with_borrow_mut(|s| {
+        s.enter(msg);
+        s.record = record;
     });
 }
 
 /// Calls `f` with the value of `field` for `msg` (None when unset for this message).
-pub fn with<R>(msg: &SipMsg, field: Field, f: impl FnOnce(Option<&Value>) -> R) -> R {
+pub fn with<R>(msg: &SipMsg, field: Field, f: impl FnOnce(Option<Value<'_>>) -> R) -> R {
     STATE.with_borrow(|s| {
-        let current = (s.msg == Some(msg.identity())).then(|| s.values[field.index()].as_ref());
-        f(current.flatten())
-    })
-}
-
-/// The call's customer side: `ban`, `trunk`, `lrn`.
-pub fn expose_call(msg: &SipMsg, call: &Call) {
-    for (field, value) in [
-        (Field::Ban, &call.ban),
-        (Field::Trunk, &call.trunk),
-        (Field::Lrn, &call.lrn),
-    ] {
-        set(msg, field, Value::Str(value.clone()));
-    }
-}
-
-/// The vendor being tried: `attempt` (1 for the first), `vendor`, `zone`, the rates and
-/// `partition`.
-pub fn expose_hop(msg: &SipMsg, attempt: u32, hop: &Hop) {
-    set(msg, Field::Attempt, Value::Int(attempt.into()));
-    let fields = [
-        (Field::Vendor, Some(&hop.vendor)),
-        (Field::Zone, Some(&hop.zone)),
-        (Field::VendorRate, Some(&hop.vendor_rate)),
-        (Field::CustomerRate, Some(&hop.customer_rate)),
-        (Field::Partition, hop.partition.as_ref()),
-    ];
-    for (field, value) in fields {
-        if let Some(v) = value {
-            set(msg, field, Value::Str(v.clone()));
+        if s.msg != Some(msg.identity()) {
+            return f(None);
         }
-    }
+        let (call, hop) = match record::split(&s.record) {
+            Some((call, hop, _)) => (Call::parse(call), Hop::parse(hop)),
+            None => (None, None),
+        };
+        let refusal = s.refusal.as_ref();
+        let value = match field {
+            Field::Ani => s.ani_source.map(|_| Value::Str(&s.ani)),
+            Field::AniSource => s.ani_source.map(|a| Value::Str(a.name())),
+            Field::Code => refusal.map(|r| Value::Int(r.code.into())),
+            Field::Reason => refusal.map(|r| Value::Str(r.reason)),
+            Field::Why => refusal
+                .filter(|r| !r.why.is_empty())
+                .map(|r| Value::Str(&r.why)),
+            Field::Ban => call.map(|c| Value::Str(c.ban)),
+            Field::Trunk => call.map(|c| Value::Str(c.trunk)),
+            Field::Lrn => call.map(|c| Value::Str(c.lrn)),
+            Field::Vendor => hop.map(|h| Value::Str(h.vendor)),
+            Field::Zone => hop.map(|h| Value::Str(h.zone)),
+            Field::VendorRate => hop.map(|h| Value::Str(h.vendor_rate)),
+            Field::CustomerRate => hop.map(|h| Value::Str(h.customer_rate)),
+            Field::Partition => hop.and_then(|h| h.partition).map(Value::Str),
+            Field::Attempt => hop.map(|h| Value::Int(h.attempt.into())),
+        };
+        f(value)
+    })
 }

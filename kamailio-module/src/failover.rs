@@ -10,133 +10,60 @@ use crate::avp;
 use crate::cdr;
 use crate::decision;
 use crate::guard;
-use crate::route::{Call, Hop};
+use crate::record::{self, Call, Hop};
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
 
-/// One AVP per call, one line per record: the call, the attempt in progress, then the
-/// attempts still to make. One allocation per call: Kamailio's allocator is what a
-/// per-hop AVP would cost.
+/// One AVP per call holding its record (see [`crate::record`]): one allocation per
+/// call, as Kamailio's allocator is what a per-hop AVP would cost.
 const AVP: &str = "warp";
 
-/// Fields are tab-separated, records newline-separated: none of the fields (ids,
-/// digits, URIs, decimals) holds either.
-fn join(fields: &[&str]) -> String {
-    fields.join("\t")
-}
-
-pub fn encode_hop(attempt: u32, h: &Hop) -> String {
-    let partition = h.partition.as_deref().unwrap_or("");
-    let attempt = attempt.to_string();
-    join(&[
-        &attempt,
-        &h.vendor,
-        &h.uri,
-        &h.zone,
-        &h.vendor_rate,
-        &h.customer_rate,
-        partition,
-    ])
-}
-
-pub fn decode_hop(text: &str) -> Option<(u32, Hop)> {
-    let f: Vec<&str> = text.split('\t').collect();
-    let [attempt, vendor, uri, zone, vendor_rate, customer_rate, partition] = f[..] else {
-        return None;
-    };
-    let hop = Hop {
-        vendor: vendor.into(),
-        uri: uri.into(),
-        zone: zone.into(),
-        vendor_rate: vendor_rate.into(),
-        customer_rate: customer_rate.into(),
-        partition: Some(partition.to_owned()).filter(|p| !p.is_empty()),
-    };
-    Some((attempt.parse().ok()?, hop))
-}
-
-pub fn encode_call(c: &Call) -> String {
-    let start = c.start.to_string();
-    join(&[
-        &c.call_id, &start, &c.ban, &c.trunk, &c.ani, &c.dnis, &c.lrn,
-    ])
-}
-
-pub fn decode_call(text: &str) -> Option<Call> {
-    let f: Vec<&str> = text.split('\t').collect();
-    let [call_id, start, ban, trunk, ani, dnis, lrn] = f[..] else {
-        return None;
-    };
-    Some(Call {
-        call_id: call_id.into(),
-        start: start.parse().ok()?,
-        ban: ban.into(),
-        trunk: trunk.into(),
-        ani: ani.into(),
-        dnis: dnis.into(),
-        lrn: lrn.into(),
-    })
-}
-
-/// Keeps `call` with its first hop as the attempt in progress and every later hop
-/// (attempts 2, 3, ...) for failover, replacing what an earlier `warp_route()` on this
+/// Keeps `record` for failover, replacing what an earlier `warp_route()` on this
 /// message stored.
-pub fn store(call: &Call, hops: &[Hop]) -> Result<(), String> {
-    let mut record = encode_call(call);
-    for (i, hop) in hops.iter().enumerate() {
-        record.push('\n');
-        record.push_str(&encode_hop(i as u32 + 1, hop));
-    }
+pub fn store(record: &str) -> Result<(), String> {
     avp::clear(AVP);
-    avp::push(AVP, &record)
+    avp::push(AVP, record)
 }
 
-/// The call `warp_route()` stored for this transaction.
-pub fn call() -> Option<Call> {
-    avp::get(AVP).and_then(|r| decode_call(r.lines().next()?))
-}
-
-/// The attempt in progress for this transaction, and its vendor.
-pub fn current() -> Option<(u32, Hop)> {
-    avp::get(AVP).and_then(|r| decode_hop(r.lines().nth(1)?))
+/// The record `warp_route()` stored for this transaction.
+pub fn record() -> Option<String> {
+    avp::get(AVP)
 }
 
 fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
-    let Some(record) = avp::get(AVP) else {
+    let Some(stored) = record() else {
         return Ok(false);
     };
-    let lines: Vec<&str> = record.lines().collect();
     // Nothing left: the dialog's failure reports this last attempt.
-    let [call_text, failed_text, next_text, rest @ ..] = &lines[..] else {
+    let Some((call_line, failed_line, later)) = record::split(&stored).filter(|r| !r.2.is_empty())
+    else {
         return Ok(false);
     };
-    let bad = || format!("bad {AVP} AVP {record:?}");
-    let call = decode_call(call_text).ok_or_else(bad)?;
-    let (failed, failed_hop) = decode_hop(failed_text).ok_or_else(bad)?;
-    let (attempt, hop) = decode_hop(next_text).ok_or_else(bad)?;
+    let bad = || format!("bad {AVP} AVP {stored:?}");
+    let call = Call::parse(call_line).ok_or_else(bad)?;
+    let failed = Hop::parse(failed_line).ok_or_else(bad)?;
+    let next_line = later.split('\n').next().unwrap_or_default();
+    let next = Hop::parse(next_line).ok_or_else(bad)?;
     let sip_code = msg
         .pv_int("$T_reply_code")
         .and_then(|c| u16::try_from(c).ok());
     cdr::emit(&cdr::Event {
         kind: cdr::Kind::Failed,
         call: &call,
-        attempt: failed,
-        hop: &failed_hop,
+        hop: &failed,
         answer: None,
         end: Some(cdr::now_ms()),
         sip_code,
     });
-    msg.set_ruri(&hop.uri)?;
-    avp::clear(AVP);
-    let remaining: Vec<&str> = [*call_text, *next_text]
-        .into_iter()
-        .chain(rest.iter().copied())
-        .collect();
-    avp::push(AVP, &remaining.join("\n"))?;
-    decision::expose_call(msg, &call);
-    decision::expose_hop(msg, attempt, &hop);
+    msg.set_ruri(next.uri)?;
+    let mut remaining = decision::take_record(msg);
+    remaining.push_str(call_line);
+    remaining.push('\n');
+    remaining.push_str(later);
+    store(&remaining)?;
+    decision::put_record(msg, remaining);
     Ok(true)
 }
 

@@ -1,6 +1,7 @@
 //! Conversions between Kamailio's `str` (pointer + length, not NUL-terminated) and Rust.
 
 use kamailio_sys::str_;
+use std::borrow::Cow;
 use std::ffi::CStr;
 
 /// A `str` naming a static C string, for export tables.
@@ -28,6 +29,14 @@ pub unsafe fn as_bytes<'a>(s: &str_) -> &'a [u8] {
         return &[];
     }
     std::slice::from_raw_parts(s.s as *const u8, s.len as usize)
+}
+
+/// The text of a `str`, borrowed when it is valid UTF-8 (lossy copy otherwise).
+///
+/// # Safety
+/// As for [`as_bytes`].
+pub unsafe fn as_str<'a>(s: &str_) -> Cow<'a, str> {
+    String::from_utf8_lossy(as_bytes(s))
 }
 
 /// Lossy UTF-8 copy of a `str`.

@@ -22,6 +22,7 @@ mod lrn;
 mod lrn_cache;
 mod params;
 mod pv;
+mod record;
 mod redis;
 mod redis_link;
 mod reply;

@@ -12,7 +12,6 @@ use crate::params;
 use crate::redis_link::Link;
 use crate::shm;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
 use warp_core::snapshot::TrunkView;
 
 /// Trunks one node can limit; a trunk beyond this is admitted unlimited (and logged).
@@ -102,9 +101,9 @@ impl Exceeded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admission(usize);
 
-/// Counts a new call against `trunk`'s limits (0 = unlimited). `Ok(None)` when the call
-/// is not counted (no table, or the table is full).
-pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
+/// Counts a new call against `trunk`'s limits (0 = unlimited) at `now` (Unix seconds).
+/// `Ok(None)` when the call is not counted (no table, or the table is full).
+pub fn admit(trunk: &TrunkView<'_>, now: i64) -> Result<Option<Admission>, Exceeded> {
     let Some(table) = TABLE.get() else {
         return Ok(None);
     };
@@ -113,9 +112,7 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
         return Ok(None);
     };
     let slot = &table.slots[i];
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() & 0xffff_ffff);
+    let now = now as u64 & 0xffff_ffff;
     if cps_exceeded(slot, trunk, now) {
         table.refused_cps.fetch_add(1, Relaxed);
         return Err(Exceeded::Cps);

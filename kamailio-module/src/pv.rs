@@ -52,7 +52,7 @@ pub unsafe extern "C" fn pv_get_warp(
                     Some(Value::Str(s)) => {
                         k::pv_get_strval(msg, param, res, &mut kstr::from_bytes(s.as_bytes()))
                     }
-                    Some(Value::Int(i)) => k::pv_get_sintval(msg, param, res, *i as c_int),
+                    Some(Value::Int(i)) => k::pv_get_sintval(msg, param, res, i as c_int),
                     None => k::pv_get_null(msg, param, res),
                 }
             }

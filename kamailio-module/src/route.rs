@@ -1,8 +1,10 @@
 //! The seam to the routing engine (warp-core): the only file that knows how a decision
-//! is made. Callers build a [`Query`] from the SIP message and act on the [`Answer`].
+//! is made. Callers build a [`Query`] from the SIP message and act on the [`Answer`]
+//! and the call's record.
 
 use crate::limits::{self, Admission};
 use crate::lrn;
+use crate::record;
 use crate::snapshot;
 use std::net::IpAddr;
 use warp_core::{Decision, Number, Reject, RouteRequest, Snapshot};
@@ -20,41 +22,10 @@ pub struct Query<'a> {
     pub dnis: &'a str,
 }
 
-/// One vendor to try, flattened to what the script and the failover AVPs carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hop {
-    pub vendor: String,
-    pub uri: String,
-    pub zone: String,
-    pub vendor_rate: String,
-    pub customer_rate: String,
-    pub partition: Option<String>,
-}
-
-/// What is known about a routed call whichever vendor takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub call_id: String,
-    /// When it was routed, Unix milliseconds.
-    pub start: i64,
-    pub ban: String,
-    pub trunk: String,
-    /// Normalised (E.164 digits); empty when unknown.
-    pub ani: String,
-    pub dnis: String,
-    pub lrn: String,
-}
-
-/// A routed call and the vendors to try, best first (never empty).
-pub struct Routed {
-    pub call: Call,
-    pub hops: Vec<Hop>,
-    /// The call's place in its trunk's concurrent calls, if counted.
-    pub admission: Option<Admission>,
-}
-
 pub enum Answer {
-    Route(Routed),
+    /// Routed: the call's record is written; the admission is its place among its
+    /// trunk's concurrent calls, if counted.
+    Route(Option<Admission>),
     /// Refused, with the SIP reply to send (unknown trunk, DNO, no route, ...).
     Refuse {
         code: u16,
@@ -65,7 +36,9 @@ pub enum Answer {
     Unavailable,
 }
 
-pub fn decide(query: &Query<'_>) -> Answer {
+/// Decides `query`; when it is routed, writes the call's record (see
+/// [`crate::record`]) into `record`.
+pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
     let Some(snapshot) = snapshot::current() else {
         return Answer::Unavailable;
     };
@@ -90,12 +63,11 @@ pub fn decide(query: &Query<'_>) -> Answer {
         Ok(d) => d,
         Err(reject) => return refuse(&reject),
     };
-    let hops = hops(&decision);
-    if hops.is_empty() {
+    if decision.routes.iter().all(|r| r.dialstrings.is_empty()) {
         return refuse(&Reject::NoRoute);
     }
     // Only calls that would be routed count against the trunk's limits.
-    let admission = match limits::admit(&trunk) {
+    let admission = match limits::admit(&trunk, now.timestamp()) {
         Ok(a) => a,
         Err(exceeded) => {
             return Answer::Refuse {
@@ -105,19 +77,15 @@ pub fn decide(query: &Query<'_>) -> Answer {
             }
         }
     };
-    Answer::Route(Routed {
-        call: Call {
-            call_id: query.call_id.to_owned(),
-            start: now.timestamp_millis(),
-            ban: decision.ban.to_owned(),
-            trunk: trunk.id.to_owned(),
-            ani: decision.ani.map(|a| a.to_string()).unwrap_or_default(),
-            dnis: decision.dnis.to_string(),
-            lrn: decision.lrn.to_string(),
-        },
-        hops,
-        admission,
-    })
+    record::push_call(
+        record,
+        query.call_id,
+        now.timestamp_millis(),
+        trunk.id,
+        &decision,
+    );
+    record::push_hops(record, &decision);
+    Answer::Route(admission)
 }
 
 /// The engine's decision for a customer at `at` (also what `warp.route` simulates);
@@ -138,26 +106,6 @@ pub fn lookup<'s>(
         at,
         max_results: None,
     })
-}
-
-/// Every (route, dialstring) pair in order: a vendor with several gateways is tried on
-/// each before the next vendor.
-pub fn hops(decision: &Decision<'_>) -> Vec<Hop> {
-    let mut hops = Vec::with_capacity(decision.routes.iter().map(|r| r.dialstrings.len()).sum());
-    for r in &decision.routes {
-        // Formatted once per vendor, not per gateway.
-        let vendor_rate = r.vendor_rate.to_string();
-        let customer_rate = r.customer_rate.to_string();
-        hops.extend(r.dialstrings.iter().map(|uri| Hop {
-            vendor: r.vendor_id.to_owned(),
-            uri: uri.clone(),
-            zone: r.zone.as_str().to_owned(),
-            vendor_rate: vendor_rate.clone(),
-            customer_rate: customer_rate.clone(),
-            partition: r.partition.map(str::to_owned),
-        }));
-    }
-    hops
 }
 
 fn refuse(reject: &Reject) -> Answer {

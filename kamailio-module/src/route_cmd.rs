@@ -7,22 +7,30 @@
 use crate::ani;
 use crate::calls;
 use crate::cdr;
-use crate::decision::{self, Field, Value};
+use crate::decision;
 use crate::failover;
 use crate::guard;
 use crate::kstr;
 use crate::log::lm_dbg;
 use crate::params;
+use crate::record::{self, Call, Hop};
 use crate::route::{self, Answer, Query};
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
 
-fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
-    let dnis = dnis
-        .or_else(|| msg.ruri_user())
-        .ok_or("no dialled number: the R-URI has no user part")?;
+fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
+    let ruri_user;
+    let dnis = match dnis {
+        Some(d) => d,
+        None => {
+            ruri_user = msg
+                .ruri_user()
+                .ok_or("no dialled number: the R-URI has no user part")?;
+            &ruri_user
+        }
+    };
     let ani = ani::find(msg);
     let username = msg.authenticated_user();
     let call_id = msg.call_id().ok_or("the request has no Call-ID")?;
@@ -31,42 +39,43 @@ fn warp_route(msg: &SipMsg, dnis: Option<String>) -> Result<bool, String> {
         username: username.as_deref(),
         source: msg.source_ip(),
         ani: ani.as_deref(),
-        dnis: &dnis,
+        dnis,
     };
-    match route::decide(&query) {
-        Answer::Route(r) => {
-            calls::routed(msg, r.admission);
-            let first = &r.hops[0];
-            msg.set_ruri(&first.uri)?;
-            failover::store(&r.call, &r.hops)?;
-            cdr::emit(&cdr::Event {
-                kind: cdr::Kind::Start,
-                call: &r.call,
-                attempt: 1,
-                hop: first,
-                answer: None,
-                end: None,
-                sip_code: None,
-            });
-            decision::expose_call(msg, &r.call);
-            decision::expose_hop(msg, 1, first);
+    let mut record = decision::take_record(msg);
+    match route::decide(&query, &mut record) {
+        Answer::Route(admission) => {
+            calls::routed(msg, admission);
+            let (call, first, _) = record::split(&record).ok_or("empty record")?;
+            let hop = Hop::parse(first).ok_or("bad first hop")?;
+            msg.set_ruri(hop.uri)?;
+            failover::store(&record)?;
+            if cdr::enabled() {
+                let call = Call::parse(call).ok_or("bad call line")?;
+                cdr::emit(&cdr::Event {
+                    kind: cdr::Kind::Start,
+                    call: &call,
+                    hop: &hop,
+                    answer: None,
+                    end: None,
+                    sip_code: None,
+                });
+            }
+            decision::put_record(msg, record);
             Ok(true)
         }
         Answer::Refuse { code, reason, why } => {
             // The script decides whether a refusal deserves a log line ($warp(reason)).
             lm_dbg!("call to {dnis} refused: {why}");
-            decision::set(msg, Field::Code, Value::Int(code.into()));
-            decision::set(msg, Field::Reason, Value::Str(reason.to_owned()));
-            decision::set(msg, Field::Why, Value::Str(why));
+            decision::refuse(msg, code, reason, why);
             Ok(false)
         }
         Answer::Unavailable => {
             let config = params::config();
-            decision::set(msg, Field::Code, Value::Int(config.fallback_code.into()));
-            decision::set(
+            decision::refuse(
                 msg,
-                Field::Reason,
-                Value::Str(config.fallback_reason.clone()),
+                config.fallback_code,
+                &config.fallback_reason,
+                String::new(),
             );
             Ok(false)
         }
@@ -96,7 +105,7 @@ pub unsafe extern "C" fn w_warp_route_dnis(
             return Err("cannot evaluate the dialled-number parameter".into());
         }
         // SAFETY: the value points at pkg/message memory valid during this call.
-        warp_route(m, Some(unsafe { kstr::to_string(&value) }))
+        warp_route(m, Some(&unsafe { kstr::as_str(&value) }))
     })
 }
 
@@ -108,6 +117,6 @@ pub unsafe extern "C" fn ki_warp_route(msg: *mut k::sip_msg) -> c_int {
 /// KEMI: `KSR.warp.warp_route_dnis(dnis)`.
 pub unsafe extern "C" fn ki_warp_route_dnis(msg: *mut k::sip_msg, dnis: *mut k::str_) -> c_int {
     // SAFETY: app_lua passes a str valid during the call.
-    let dnis = unsafe { dnis.as_ref().map(|d| kstr::to_string(d)) };
-    guard::script(Func::Route, msg, |m| warp_route(m, dnis))
+    let dnis = unsafe { dnis.as_ref().map(|d| kstr::as_str(d)) };
+    guard::script(Func::Route, msg, |m| warp_route(m, dnis.as_deref()))
 }

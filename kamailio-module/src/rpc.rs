@@ -8,6 +8,7 @@ use crate::guard;
 use crate::limits;
 use crate::lrn;
 use crate::params;
+use crate::record::{self, Hop};
 use crate::route;
 use crate::snapshot;
 use crate::stats;
@@ -243,14 +244,17 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         r.text(st, "zone", decision.customer_zone.as_str())?;
         r.text(st, "customer_rate", &decision.customer_rate.to_string())?;
         let routes = r.nested(st, "routes")?;
-        for (i, hop) in route::hops(&decision).iter().enumerate() {
-            let h = r.nested(routes, &(i + 1).to_string())?;
-            r.text(h, "vendor", &hop.vendor)?;
-            r.text(h, "uri", &hop.uri)?;
-            r.text(h, "zone", &hop.zone)?;
-            r.text(h, "vendor_rate", &hop.vendor_rate)?;
-            r.text(h, "customer_rate", &hop.customer_rate)?;
-            r.text(h, "partition", hop.partition.as_deref().unwrap_or(""))?;
+        // The hop lines a routed call's record would hold.
+        let mut hops = String::new();
+        record::push_hops(&mut hops, &decision);
+        for hop in hops.lines().skip(1).filter_map(Hop::parse) {
+            let h = r.nested(routes, &hop.attempt.to_string())?;
+            r.text(h, "vendor", hop.vendor)?;
+            r.text(h, "uri", hop.uri)?;
+            r.text(h, "zone", hop.zone)?;
+            r.text(h, "vendor_rate", hop.vendor_rate)?;
+            r.text(h, "customer_rate", hop.customer_rate)?;
+            r.text(h, "partition", hop.partition.unwrap_or(""))?;
         }
         Ok(())
     })

@@ -2,6 +2,7 @@
 
 use crate::kstr;
 use kamailio_sys as k;
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ptr::NonNull;
 
@@ -66,14 +67,17 @@ impl SipMsg {
     }
 
     /// The Call-ID (`$ci`).
-    pub fn call_id(&self) -> Option<String> {
+    pub fn call_id(&self) -> Option<Cow<'_, str>> {
         // SAFETY: the parser caches the header in the message it was given.
         unsafe {
             if k::parse_headers(self.raw(), 1 << k::HDR_CALLID_T, 0) < 0 {
                 return None;
             }
             let hdr = self.get().callid.as_ref()?;
-            non_empty(kstr::to_string(&hdr.body).trim().to_owned())
+            non_empty(kstr::as_str(&hdr.body)).and_then(|id| match id {
+                Cow::Borrowed(b) => non_empty(Cow::Borrowed(b.trim())),
+                Cow::Owned(o) => non_empty(Cow::Owned(o.trim().to_owned())),
+            })
         }
     }
 
@@ -96,7 +100,7 @@ impl SipMsg {
     /// The digest username Kamailio's auth module authenticated on this request (`$au`),
     /// from Proxy-Authorization or Authorization; `None` before or without a successful
     /// `auth_check()`/`proxy_authorize()`/`pv_*_authenticate()`.
-    pub fn authenticated_user(&self) -> Option<String> {
+    pub fn authenticated_user(&self) -> Option<Cow<'_, str>> {
         [self.get().proxy_auth, self.get().authorization]
             .into_iter()
             .find_map(|hdr| {
@@ -105,19 +109,19 @@ impl SipMsg {
                 unsafe {
                     k::get_authorized_cred(hdr, &mut authorized);
                     let body = authorized.as_ref()?.parsed as *const k::auth_body_t;
-                    non_empty(kstr::to_string(&body.as_ref()?.digest.username.user))
+                    non_empty(kstr::as_str(&body.as_ref()?.digest.username.user))
                 }
             })
     }
 
     /// User part of the Request-URI (`$rU`): the dialled number.
-    pub fn ruri_user(&self) -> Option<String> {
+    pub fn ruri_user(&self) -> Option<Cow<'_, str>> {
         // SAFETY: the core parser caches the result in the message it was given.
         unsafe {
             if k::parse_sip_msg_uri(self.raw()) < 0 {
                 return None;
             }
-            non_empty(kstr::to_string(&self.get().parsed_uri.user))
+            non_empty(kstr::as_str(&self.get().parsed_uri.user))
         }
     }
 
@@ -132,40 +136,50 @@ impl SipMsg {
 
     /// The calling number: user part of P-Asserted-Identity, else Remote-Party-ID,
     /// else From (WARP's routing semantics, rule 5 of the zones).
-    pub fn ani(&self) -> Option<(AniSource, String)> {
-        self.user_in_pai()
+    pub fn ani(&self) -> Option<(AniSource, Cow<'_, str>)> {
+        let (pai, rpid) = self.identity_headers();
+        pai.then(|| self.user_in_pai())
+            .flatten()
             .map(|u| (AniSource::Pai, u))
-            .or_else(|| self.user_in_rpid().map(|u| (AniSource::Rpid, u)))
+            .or_else(|| {
+                rpid.then(|| self.user_in_rpid())
+                    .flatten()
+                    .map(|u| (AniSource::Rpid, u))
+            })
             .or_else(|| self.user_in_from().map(|u| (AniSource::From, u)))
     }
 
-    /// Whether a header line of the received message starts with `name` (lower case),
-    /// found with a plain scan: the core finds a header it is asked for only by parsing
-    /// every header before it, allocating each — to the end of the message when it is
-    /// absent, which for PAI and RPID is common.
-    fn mentions_header(&self, name: &[u8]) -> bool {
+    /// Whether the received message has P-Asserted-Identity and Remote-Party-ID header
+    /// lines, found with one plain scan: the core finds a header it is asked for only by
+    /// parsing every header before it, allocating each — to the end of the message when
+    /// it is absent, which for both is common.
+    fn identity_headers(&self) -> (bool, bool) {
         let msg = self.get();
         if msg.buf.is_null() {
-            return false;
+            return (false, false);
         }
         // SAFETY: the received message, `len` bytes, alive for the whole call.
         let buf = unsafe { std::slice::from_raw_parts(msg.buf as *const u8, msg.len as usize) };
-        let headers = buf
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(buf, |end| &buf[..end]);
-        headers.split(|&b| b == b'\n').any(|line| {
+        let named = |line: &[u8], name: &[u8]| {
             line.len() > name.len()
                 && line[..name.len()].eq_ignore_ascii_case(name)
                 && matches!(line[name.len()], b':' | b' ' | b'\t')
-        })
+        };
+        let (mut pai, mut rpid) = (false, false);
+        // After the request line, up to the blank line that ends the headers.
+        for line in buf.split(|&b| b == b'\n').skip(1) {
+            match line.first() {
+                None | Some(b'\r') => break,
+                Some(b'p' | b'P') => pai |= named(line, b"p-asserted-identity"),
+                Some(b'r' | b'R') => rpid |= named(line, b"remote-party-id"),
+                _ => {}
+            }
+        }
+        (pai, rpid)
     }
 
     /// First identity with a user part across all P-Asserted-Identity headers.
-    fn user_in_pai(&self) -> Option<String> {
-        if !self.mentions_header(b"p-asserted-identity") {
-            return None;
-        }
+    fn user_in_pai(&self) -> Option<Cow<'_, str>> {
         // SAFETY: on success the core attached the parsed bodies to `msg->pai`.
         unsafe {
             if k::parse_pai_header(self.raw()) != 0 || self.get().pai.is_null() {
@@ -183,10 +197,7 @@ impl SipMsg {
         }
     }
 
-    fn user_in_rpid(&self) -> Option<String> {
-        if !self.mentions_header(b"remote-party-id") {
-            return None;
-        }
+    fn user_in_rpid(&self) -> Option<Cow<'_, str>> {
         // SAFETY: on success the core attached the parsed body to `msg->rpid`.
         unsafe {
             if k::parse_rpid_header(self.raw()) != 0 || self.get().rpid.is_null() {
@@ -197,12 +208,12 @@ impl SipMsg {
         }
     }
 
-    fn user_in_from(&self) -> Option<String> {
+    fn user_in_from(&self) -> Option<Cow<'_, str>> {
         // SAFETY: the returned URI is cached in the message's parsed From body.
         unsafe {
             k::parse_from_uri(self.raw())
                 .as_ref()
-                .and_then(|u| non_empty(kstr::to_string(&u.user)))
+                .and_then(|u| non_empty(kstr::as_str(&u.user)))
         }
     }
 }
@@ -210,15 +221,15 @@ impl SipMsg {
 /// User part of a SIP/tel URI, if it has one.
 ///
 /// # Safety
-/// `uri` must point into the message buffer.
-unsafe fn uri_user(uri: &k::str_) -> Option<String> {
+/// `uri` must point into the message buffer, which the result borrows.
+unsafe fn uri_user<'a>(uri: &k::str_) -> Option<Cow<'a, str>> {
     let mut parsed = k::sip_uri::default();
     if k::parse_uri(uri.s, uri.len, &mut parsed) < 0 {
         return None;
     }
-    non_empty(kstr::to_string(&parsed.user))
+    non_empty(kstr::as_str(&parsed.user))
 }
 
-fn non_empty(s: String) -> Option<String> {
+fn non_empty(s: Cow<'_, str>) -> Option<Cow<'_, str>> {
     (!s.is_empty()).then_some(s)
 }

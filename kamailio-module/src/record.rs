@@ -1,0 +1,124 @@
+//! The text a routed call travels with: the `warp` AVP (see [`crate::failover`]), the
+//! copy its dialog keeps and what `$warp(...)` reads. Line 1 is the call, line 2 the
+//! attempt in progress, then the attempts still to make; fields are tab-separated.
+//!
+//! It is written straight from the engine's decision into one reused buffer and read
+//! back as borrowed views, so routing a call formats each value once and allocates
+//! nothing but the dialstrings the engine expands.
+
+use std::fmt::Write;
+use warp_core::Decision;
+
+/// What is known about a routed call whichever vendor takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call<'a> {
+    pub call_id: &'a str,
+    /// When it was routed, Unix milliseconds.
+    pub start: i64,
+    pub ban: &'a str,
+    pub trunk: &'a str,
+    /// Normalised (E.164 digits); empty when unknown.
+    pub ani: &'a str,
+    pub dnis: &'a str,
+    pub lrn: &'a str,
+}
+
+/// One vendor gateway to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop<'a> {
+    /// 1 for the first vendor tried.
+    pub attempt: u32,
+    pub vendor: &'a str,
+    pub uri: &'a str,
+    pub zone: &'a str,
+    pub vendor_rate: &'a str,
+    pub customer_rate: &'a str,
+    pub partition: Option<&'a str>,
+}
+
+/// The `N` tab-separated fields of `line`, or `None` if it has another count.
+fn fields<const N: usize>(line: &str) -> Option<[&str; N]> {
+    let mut parts = line.split('\t');
+    let mut out = [""; N];
+    for slot in &mut out {
+        *slot = parts.next()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+impl<'a> Call<'a> {
+    pub fn parse(line: &'a str) -> Option<Self> {
+        let [call_id, start, ban, trunk, ani, dnis, lrn] = fields(line)?;
+        Some(Call {
+            call_id,
+            start: start.parse().ok()?,
+            ban,
+            trunk,
+            ani,
+            dnis,
+            lrn,
+        })
+    }
+}
+
+impl<'a> Hop<'a> {
+    pub fn parse(line: &'a str) -> Option<Self> {
+        let [attempt, vendor, uri, zone, vendor_rate, customer_rate, partition] = fields(line)?;
+        Some(Hop {
+            attempt: attempt.parse().ok()?,
+            vendor,
+            uri,
+            zone,
+            vendor_rate,
+            customer_rate,
+            partition: Some(partition).filter(|p| !p.is_empty()),
+        })
+    }
+}
+
+/// Appends the call line. The Call-ID is the one field from outside: a tab or line break
+/// in it (which no valid Call-ID has) becomes a space, so the record stays readable.
+pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &Decision<'_>) {
+    let separator = |c: char| matches!(c, '\t' | '\n' | '\r');
+    if call_id.contains(separator) {
+        out.extend(call_id.chars().map(|c| if separator(c) { ' ' } else { c }));
+    } else {
+        out.push_str(call_id);
+    }
+    let _ = write!(out, "\t{start}\t{}\t{trunk}\t", d.ban);
+    if let Some(ani) = d.ani {
+        let _ = write!(out, "{ani}");
+    }
+    let _ = write!(out, "\t{}\t{}", d.dnis, d.lrn);
+}
+
+/// Appends one line per (vendor, gateway) of `d`, each after a line break, attempts
+/// numbered from 1: a vendor with several gateways is tried on each before the next
+/// vendor.
+pub fn push_hops(out: &mut String, d: &Decision<'_>) {
+    let mut attempt = 0;
+    // What a vendor's lines share, formatted once per vendor.
+    let mut tail = String::new();
+    for r in &d.routes {
+        tail.clear();
+        let partition = r.partition.unwrap_or("");
+        let zone = r.zone.as_str();
+        let _ = write!(
+            tail,
+            "\t{zone}\t{}\t{}\t{partition}",
+            r.vendor_rate, r.customer_rate
+        );
+        for uri in r.dialstrings.iter() {
+            attempt += 1;
+            let _ = write!(out, "\n{attempt}\t{}\t{uri}{tail}", r.vendor_id);
+        }
+    }
+}
+
+/// A record's call line, the attempt in progress and the text after it (the later
+/// attempts, empty when none is left).
+pub fn split(record: &str) -> Option<(&str, &str, &str)> {
+    let (call, rest) = record.split_once('\n')?;
+    let (current, later) = rest.split_once('\n').unwrap_or((rest, ""));
+    Some((call, current, later))
+}
