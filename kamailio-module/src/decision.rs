@@ -6,6 +6,8 @@
 use crate::record::{self, Call, Hop};
 use crate::sipmsg::{AniSource, SipMsg};
 use std::cell::RefCell;
+use std::fmt::Write;
+use warp_core::money::Amount;
 
 /// The names `$warp(...)` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,9 @@ struct State {
     refusal: Option<Refusal>,
     /// The call's record (see [`crate::record`]); empty when not routed.
     record: String,
+    /// `$warp(vendor_rate)` and `$warp(customer_rate)` as text, formatted when read:
+    /// one buffer each, so a script comparing the two reads both intact.
+    rates: [String; 2],
 }
 
 impl State {
@@ -138,7 +143,7 @@ pub fn put_record(msg: &SipMsg, record: String) {
 
 /// Calls `f` with the value of `field` for `msg` (None when unset for this message).
 pub fn with<R>(msg: &SipMsg, field: Field, f: impl FnOnce(Option<Value<'_>>) -> R) -> R {
-    STATE.with_borrow(|s| {
+    STATE.with_borrow_mut(|s| {
         if s.msg != Some(msg.identity()) {
             return f(None);
         }
@@ -147,6 +152,11 @@ pub fn with<R>(msg: &SipMsg, field: Field, f: impl FnOnce(Option<Value<'_>>) -> 
             None => (None, None),
         };
         let refusal = s.refusal.as_ref();
+        let [vendor_rate, customer_rate] = &mut s.rates;
+        let rate = |text: &'_ mut String, amount: Amount| {
+            text.clear();
+            let _ = write!(text, "{amount}");
+        };
         let value = match field {
             Field::Ani => s.ani_source.map(|_| Value::Str(&s.ani)),
             Field::AniSource => s.ani_source.map(|a| Value::Str(a.name())),
@@ -160,8 +170,14 @@ pub fn with<R>(msg: &SipMsg, field: Field, f: impl FnOnce(Option<Value<'_>>) -> 
             Field::Lrn => call.map(|c| Value::Str(c.lrn)),
             Field::Vendor => hop.map(|h| Value::Str(h.vendor)),
             Field::Zone => hop.map(|h| Value::Str(h.zone)),
-            Field::VendorRate => hop.map(|h| Value::Str(h.vendor_rate)),
-            Field::CustomerRate => hop.map(|h| Value::Str(h.customer_rate)),
+            Field::VendorRate => hop.map(|h| {
+                rate(vendor_rate, h.vendor_rate);
+                Value::Str(vendor_rate)
+            }),
+            Field::CustomerRate => hop.map(|h| {
+                rate(customer_rate, h.customer_rate);
+                Value::Str(customer_rate)
+            }),
             Field::Partition => hop.and_then(|h| h.partition).map(Value::Str),
             Field::Attempt => hop.map(|h| Value::Int(h.attempt.into())),
         };

@@ -3,10 +3,12 @@
 //! attempt in progress, then the attempts still to make; fields are tab-separated.
 //!
 //! It is written straight from the engine's decision into one reused buffer and read
-//! back as borrowed views, so routing a call formats each value once and allocates
-//! nothing but the dialstrings the engine expands.
+//! back as borrowed views, so routing a call allocates nothing but the dialstrings the
+//! engine expands. Rates are kept as the snapshot's nano-units and turn into decimal
+//! text only when someone reads them (`$warp(...)`, a CDR event, `warp.route`).
 
 use std::fmt::Write;
+use warp_core::money::Amount;
 use warp_core::Decision;
 
 /// What is known about a routed call whichever vendor takes it.
@@ -31,8 +33,8 @@ pub struct Hop<'a> {
     pub vendor: &'a str,
     pub uri: &'a str,
     pub zone: &'a str,
-    pub vendor_rate: &'a str,
-    pub customer_rate: &'a str,
+    pub vendor_rate: Amount,
+    pub customer_rate: Amount,
     pub partition: Option<&'a str>,
 }
 
@@ -69,8 +71,8 @@ impl<'a> Hop<'a> {
             vendor,
             uri,
             zone,
-            vendor_rate,
-            customer_rate,
+            vendor_rate: Amount(vendor_rate.parse().ok()?),
+            customer_rate: Amount(customer_rate.parse().ok()?),
             partition: Some(partition).filter(|p| !p.is_empty()),
         })
     }
@@ -97,22 +99,29 @@ pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &D
 /// vendor.
 pub fn push_hops(out: &mut String, d: &Decision<'_>) {
     let mut attempt = 0;
-    // What a vendor's lines share, formatted once per vendor.
+    // What a vendor's lines share, written once per vendor.
     let mut tail = String::new();
     for r in &d.routes {
         tail.clear();
-        let partition = r.partition.unwrap_or("");
-        let zone = r.zone.as_str();
-        let _ = write!(
-            tail,
-            "\t{zone}\t{}\t{}\t{partition}",
-            r.vendor_rate, r.customer_rate
-        );
+        tail.push('\t');
+        tail.push_str(r.zone.as_str());
+        let _ = write!(tail, "\t{}\t{}\t", r.vendor_rate.0, r.customer_rate.0);
+        tail.push_str(r.partition.unwrap_or(""));
         for uri in r.dialstrings.iter() {
             attempt += 1;
-            let _ = write!(out, "\n{attempt}\t{}\t{uri}{tail}", r.vendor_id);
+            let _ = write!(out, "\n{attempt}\t");
+            out.push_str(r.vendor_id);
+            out.push('\t');
+            out.push_str(&uri);
+            out.push_str(&tail);
         }
     }
+}
+
+/// The dialstring of the attempt in progress (line 2), without reading the rest.
+pub fn current_uri(record: &str) -> Option<&str> {
+    let (_, current, _) = split(record)?;
+    current.split('\t').nth(2)
 }
 
 /// A record's call line, the attempt in progress and the text after it (the later

@@ -45,12 +45,11 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
     match route::decide(&query, &mut record) {
         Answer::Route(admission) => {
             calls::routed(msg, admission);
-            let (call, first, _) = record::split(&record).ok_or("empty record")?;
-            let hop = Hop::parse(first).ok_or("bad first hop")?;
-            msg.set_ruri(hop.uri)?;
+            msg.set_ruri(record::current_uri(&record).ok_or("empty record")?)?;
             failover::store(&record)?;
             if cdr::enabled() {
-                let call = Call::parse(call).ok_or("bad call line")?;
+                let (call, hop, _) = record::split(&record).ok_or("empty record")?;
+                let (call, hop) = Call::parse(call).zip(Hop::parse(hop)).ok_or("bad record")?;
                 cdr::emit(&cdr::Event {
                     kind: cdr::Kind::Start,
                     call: &call,

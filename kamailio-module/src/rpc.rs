@@ -252,8 +252,8 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
             r.text(h, "vendor", hop.vendor)?;
             r.text(h, "uri", hop.uri)?;
             r.text(h, "zone", hop.zone)?;
-            r.text(h, "vendor_rate", hop.vendor_rate)?;
-            r.text(h, "customer_rate", hop.customer_rate)?;
+            r.text(h, "vendor_rate", &hop.vendor_rate.to_string())?;
+            r.text(h, "customer_rate", &hop.customer_rate.to_string())?;
             r.text(h, "partition", hop.partition.unwrap_or(""))?;
         }
         Ok(())
