@@ -4,8 +4,14 @@
 //! the chosen gateway (404 when there is none), so the figures compare routing cost.
 //!
 //! `cargo bench -p warp-kamailio --bench kamailio` (env: `WARP_BENCH_SCALE` small|large,
-//! `WARP_BENCH_CALLS` per round, default 20000; `WARP_BENCH_ROUNDS`, default 3). Prints
-//! Markdown for docs/BENCHMARKS.md.
+//! `WARP_BENCH_CALLS` per round, default 20000; `WARP_BENCH_ROUNDS`, default 3;
+//! `WARP_BENCH_MEM`, Kamailio's `-x`; `WARP_BENCH_BASELINE`, the path of another
+//! warp.so build to run as a fourth setup, to compare two builds under the same load).
+//! Prints Markdown for docs/BENCHMARKS.md.
+//!
+//! sipp, on the same two cores, is the ceiling of the CPS column for every setup; the
+//! routing cost is the workers' CPU time per call, and the calls per second one worker
+//! core could answer at that cost (1 s / CPU per call).
 
 #[path = "../tests/support/mod.rs"]
 #[allow(dead_code)] // shared with the tests, which use the rest of it
@@ -64,6 +70,11 @@ request_route {
     sl_send_reply("302", "Moved Temporarily");
 }
 "#;
+
+const BARE_NAME: &str = "bare stateless 302";
+const WARP_NAME: &str = "warp_route() + 302";
+const LCR_NAME: &str = "lcr load_gws()/next_gw() + 302";
+const BASELINE_NAME: &str = "warp_route() + 302, WARP_BENCH_BASELINE build";
 
 fn lcr_cfg(db: &Path) -> String {
     format!(
@@ -209,22 +220,15 @@ fn worker_pids(k: &Kamailio) -> Vec<u32> {
     pids
 }
 
-/// CPU time (user + system, clock ticks of 10 ms) the workers have used so far.
-fn worker_ticks(pids: &[u32]) -> u64 {
+/// CPU time (ns, user + system) the workers have used so far: the scheduler's own
+/// count, finer than /proc/<pid>/stat's 10 ms ticks.
+fn worker_cpu_ns(pids: &[u32]) -> u64 {
     pids.iter()
         .map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Fields after the command name (which may hold spaces): utime is the 12th.
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-            let tick = |i: usize| {
-                fields
-                    .get(i)
-                    .and_then(|f| f.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            tick(11) + tick(12)
+            std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
         })
         .sum()
 }
@@ -297,22 +301,26 @@ fn main() {
         Err(_) => Vec::new(),
     };
     let lcr = lcr_cfg(&dir.path().join("lcr"));
+    let built = support::built_module();
     let mut setups = vec![
-        ("bare stateless 302", Script::Cfg(BARE)),
-        ("warp_route() + 302", Script::Cfg(WARP)),
+        (BARE_NAME, built.clone(), Script::Cfg(BARE)),
+        (WARP_NAME, built, Script::Cfg(WARP)),
     ];
     // lcr keeps its rules in shm loaded row by row from the database: the large
     // dataset's million rows are beyond a test-sized Kamailio.
     if scale_name != "large" {
-        setups.push(("lcr load_gws()/next_gw() + 302", Script::Cfg(&lcr)));
+        setups.push((LCR_NAME, support::built_module(), Script::Cfg(&lcr)));
+    }
+    if let Ok(other) = std::env::var("WARP_BENCH_BASELINE") {
+        setups.push((BASELINE_NAME, other.into(), Script::Cfg(WARP)));
     }
     let snap_param = snap.to_str().unwrap();
-    // All three run side by side and take turns, round after round, so drift in the
+    // All run side by side and take turns, round after round, so drift in the
     // machine's load (it is shared) hits them alike.
     let servers: Vec<(&str, Kamailio, Vec<u32>)> = setups
         .into_iter()
-        .map(|(name, script)| {
-            let k = Kamailio::start_with(&[("snapshot", snap_param)], script, &args);
+        .map(|(name, module, script)| {
+            let k = Kamailio::start_module(&module, &[("snapshot", snap_param)], script, &args);
             round(&k, dir.path(), calls.min(2_000)); // warm-up
             let pids = worker_pids(&k);
             (name, k, pids)
@@ -323,11 +331,11 @@ fn main() {
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     for _ in 0..rounds {
         for (i, (name, k, pids)) in servers.iter().enumerate() {
-            let ticks = worker_ticks(pids);
+            let used = worker_cpu_ns(pids);
             let r = round(k, dir.path(), calls);
             assert!(r.ok, "{name}: sipp saw failed calls\n{}", k.log());
             cps[i].push(calls as f64 / r.elapsed.as_secs_f64());
-            cpu[i].push((worker_ticks(pids) - ticks) as f64 * 10_000.0 / calls as f64);
+            cpu[i].push((worker_cpu_ns(pids) - used) as f64 / 1_000.0 / calls as f64);
         }
     }
     let mut results = Vec::new();
@@ -335,7 +343,7 @@ fn main() {
         cps.sort_by(f64::total_cmp);
         cpu.sort_by(f64::total_cmp);
         let rss = worker_rss(pids);
-        let reload = if name.starts_with("warp") {
+        let reload = if *name == WARP_NAME {
             k.rpc("warp.reload").get("millis").cloned()
         } else {
             None
@@ -349,33 +357,41 @@ fn main() {
     let (bare, bare_cpu) = (median(&results[0].1), median(&results[0].2));
     println!(
         "| setup | median CPS (of {rounds} × {calls} calls) | min – max | CPS vs bare \
-         | worker CPU µs/call (median) | CPU vs bare | worker RSS total / file-backed (kB, both workers) |"
+         | worker CPU µs/call (median) | min – max | CPU vs bare | calls/s per worker core \
+         | worker RSS total / file-backed (kB, both workers) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (name, cps, cpu, rss, _) in &results {
         println!(
-            "| {name} | {:.0} | {:.0} – {:.0} | {:.3} | {:.1} | {:.2}× | {} / {} |",
+            "| {name} | {:.0} | {:.0} – {:.0} | {:.3} | {:.2} | {:.2} – {:.2} | {:.2}× | {:.0} | {} / {} |",
             median(cps),
             cps[0],
             cps[cps.len() - 1],
             median(cps) / bare,
             median(cpu),
+            cpu[0],
+            cpu[cpu.len() - 1],
             median(cpu) / bare_cpu,
+            1e6 / median(cpu),
             rss.0,
             rss.1
         );
     }
     let (warp, warp_cpu) = (median(&results[1].1), median(&results[1].2));
-    let vs_lcr = results.get(2).map_or("n/a".to_string(), |r| {
-        format!(
-            "{:.3} (CPU per call warp/lcr {:.2})",
-            warp / median(&r.1),
-            warp_cpu / median(&r.2)
-        )
-    });
+    let vs_lcr = results
+        .iter()
+        .find(|r| *r.0 == LCR_NAME)
+        .map_or("n/a".to_string(), |r| {
+            format!(
+                "{:.3} (CPU per call warp/lcr {:.2}, per-core capacity warp/lcr {:.3})",
+                warp / median(&r.1),
+                warp_cpu / median(&r.2),
+                median(&r.2) / warp_cpu
+            )
+        });
     println!();
     println!(
-        "warp / bare CPS = {:.3}; warp / lcr CPS = {vs_lcr}; warp routing adds {:.1} µs CPU per call; \
+        "warp / bare CPS = {:.3}; warp / lcr CPS = {vs_lcr}; warp routing adds {:.2} µs CPU per call; \
          warp.reload of this snapshot: {} ms",
         warp / bare,
         warp_cpu - bare_cpu,

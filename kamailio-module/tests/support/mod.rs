@@ -73,7 +73,18 @@ impl Kamailio {
 
     /// As [`Kamailio::start`], with more command-line arguments.
     pub fn start_with(modparams: &[(&str, &str)], script: Script<'_>, args: &[String]) -> Self {
-        let (dir, cfg, port) = Self::prepare(modparams, script);
+        Self::start_module(&built_module(), modparams, script, args)
+    }
+
+    /// As [`Kamailio::start_with`], loading `module` as warp.so (e.g. an older build to
+    /// compare with).
+    pub fn start_module(
+        module: &Path,
+        modparams: &[(&str, &str)],
+        script: Script<'_>,
+        args: &[String],
+    ) -> Self {
+        let (dir, cfg, port) = Self::prepare(module, modparams, script);
         Self::run(dir, &cfg, port, args).running()
     }
 
@@ -144,7 +155,7 @@ impl Kamailio {
     }
 
     fn spawn(modparams: &[(&str, &str)], script: Script<'_>) -> Self {
-        let (dir, cfg, port) = Self::prepare(modparams, script);
+        let (dir, cfg, port) = Self::prepare(&built_module(), modparams, script);
         Self::run(dir, &cfg, port, &[])
     }
 
@@ -167,6 +178,7 @@ impl Kamailio {
     }
 
     fn prepare(
+        built: &Path,
         modparams: &[(&str, &str)],
         script: Script<'_>,
     ) -> (tempfile::TempDir, PathBuf, u16) {
@@ -174,7 +186,7 @@ impl Kamailio {
         let port = free_udp_port();
         // Deployed under the name kamailio.cfg files use.
         let module = dir.path().join("warp.so");
-        std::fs::copy(built_module(), &module).unwrap();
+        std::fs::copy(built, &module).unwrap();
         // No CDR events unless a test asks (and names its own Redis).
         let params: String = [("cdr_stream", "")]
             .iter()
