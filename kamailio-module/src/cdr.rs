@@ -14,6 +14,7 @@ use crate::record::{Call, Hop};
 use crate::redis::{Connection, Target};
 use crate::shm;
 use chrono::{TimeZone, Utc};
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
@@ -100,37 +101,72 @@ pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-fn time(ms: Option<i64>) -> serde_json::Value {
-    ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-        .map_or(serde_json::Value::Null, |t| {
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                .into()
-        })
+/// The event as one JSON object, written field by field into one string (a
+/// `serde_json::Value` tree would allocate for every key and value).
+fn json(e: &Event<'_>) -> String {
+    let (c, h) = (e.call, e.hop);
+    let mut out = String::with_capacity(512);
+    let mut field = |name: &str, value: Json<'_>| {
+        out.push(if out.is_empty() { '{' } else { ',' });
+        push_text(&mut out, name);
+        out.push(':');
+        match value {
+            Json::Text(t) => push_text(&mut out, t),
+            Json::Plain(p) => _ = write!(out, "{p}"),
+            Json::Time(ms) => match Utc.timestamp_millis_opt(ms).single() {
+                Some(t) => _ = write!(out, "\"{}\"", t.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+                None => out.push_str("null"),
+            },
+            Json::Null => out.push_str("null"),
+        }
+    };
+    field("event", Json::Text(e.kind.name()));
+    field("call_id", Json::Text(c.call_id));
+    field("ban", Json::Text(c.ban));
+    field("trunk", Json::Text(c.trunk));
+    let ani = Some(c.ani).filter(|a| !a.is_empty());
+    field("ani", ani.map_or(Json::Null, Json::Text));
+    field("dnis", Json::Text(c.dnis));
+    field("lrn", Json::Text(c.lrn));
+    field("zone", Json::Text(h.zone));
+    field("partition", h.partition.map_or(Json::Null, Json::Text));
+    field("vendor", Json::Text(h.vendor));
+    field("vendor_rate", Json::Text(&h.vendor_rate.to_string()));
+    field("customer_rate", Json::Text(&h.customer_rate.to_string()));
+    field("attempt", Json::Plain(&h.attempt));
+    field("start", Json::Time(c.start));
+    field("answer", e.answer.map_or(Json::Null, Json::Time));
+    field("end", e.end.map_or(Json::Null, Json::Time));
+    field(
+        "sip_code",
+        e.sip_code.as_ref().map_or(Json::Null, |c| Json::Plain(c)),
+    );
+    out.push('}');
+    out
 }
 
-fn json(e: &Event<'_>) -> String {
-    let c = e.call;
-    let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    serde_json::json!({
-        "event": e.kind.name(),
-        "call_id": c.call_id,
-        "ban": c.ban,
-        "trunk": c.trunk,
-        "ani": opt(c.ani),
-        "dnis": c.dnis,
-        "lrn": c.lrn,
-        "zone": e.hop.zone,
-        "partition": e.hop.partition,
-        "vendor": e.hop.vendor,
-        "vendor_rate": e.hop.vendor_rate,
-        "customer_rate": e.hop.customer_rate,
-        "attempt": e.hop.attempt,
-        "start": time(Some(c.start)),
-        "answer": time(e.answer),
-        "end": time(e.end),
-        "sip_code": e.sip_code,
-    })
-    .to_string()
+/// A JSON value of an event field.
+enum Json<'a> {
+    Text(&'a str),
+    /// A number, written as it displays.
+    Plain(&'a dyn std::fmt::Display),
+    /// Unix milliseconds, as RFC 3339 UTC text.
+    Time(i64),
+    Null,
+}
+
+/// `text` as a JSON string: quotes, backslashes and control characters escaped.
+fn push_text(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c < ' ' => _ = write!(out, "\\u{:04x}", c as u32),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Queues the event for Redis; never blocks.
