@@ -171,6 +171,7 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
         plan_ix: HashMap::new(),
         part_ix: HashMap::new(),
         cust_ix: HashMap::new(),
+        ocn_lata_rows: HashMap::new(),
     };
     c.vendors();
     c.rates()?;
@@ -198,6 +199,8 @@ struct Compiler<'d> {
     plan_ix: HashMap<&'d str, u32>,
     part_ix: HashMap<&'d str, u32>,
     cust_ix: HashMap<&'d str, u32>,
+    /// OCN/LATA key → its rows' range, kept inline in the LERG records it prices.
+    ocn_lata_rows: HashMap<u64, u64>,
 }
 
 impl<'d> Compiler<'d> {
@@ -285,14 +288,15 @@ impl<'d> Compiler<'d> {
         meta.vendor_rate_rows = d.vendor_rates.len() as u64;
         meta.customer_rate_rows = d.customer_rates.len() as u64;
         let mut order: Vec<u32> = Vec::with_capacity(rows.len());
-        let prefix_map = group_rows(&rows, by_prefix, &mut order)?;
-        let ocn_lata_map = group_rows(&rows, by_ocn_lata, &mut order)?;
+        let prefix_map = flatmap::build(group_rows(&rows, by_prefix, &mut order)?.into_iter());
+        self.ocn_lata_rows = group_rows(&rows, by_ocn_lata, &mut order)?
+            .into_iter()
+            .collect();
         let rows: Vec<RateRec> = order.iter().map(|&i| rows[i as usize]).collect();
         let row_owners: Vec<u32> = rows.iter().map(|r| r.owner).collect();
         self.w.put(SectionId::Plans, &plan_recs);
         self.w.put(SectionId::RateRows, &rows);
         self.w.put(SectionId::PrefixMap, &prefix_map);
-        self.w.put(SectionId::OcnLataMap, &ocn_lata_map);
         self.w.put(SectionId::RowOwners, &row_owners);
         Ok(())
     }
@@ -314,8 +318,7 @@ impl<'d> Compiler<'d> {
             .filter(|b| b.block.is_some())
             .map(|b| b.npa_nxx)
             .collect();
-        let mut lerg = Vec::with_capacity(d.lerg.len());
-        let mut entries = Vec::with_capacity(d.lerg.len());
+        let mut slots = Vec::with_capacity(d.lerg.len());
         for b in &d.lerg {
             let ocn = pack_ocn(&b.ocn).ok_or_else(|| {
                 invalid(format!(
@@ -328,8 +331,7 @@ impl<'d> Compiler<'d> {
                 Some(x) => lerg_key(b.npa_nxx * 10 + x as u32, 7),
                 None => lerg_key(b.npa_nxx, 6),
             };
-            entries.push((key, lerg.len() as u64));
-            lerg.push(LergRec {
+            let rec = LergRec {
                 ocn,
                 lata: b.lata,
                 state: [
@@ -339,6 +341,16 @@ impl<'d> Compiler<'d> {
                 pooled: (b.block.is_none() && pooled.contains(&b.npa_nxx)) as u8,
                 _pad: 0,
                 rate_center: rc(rate_center_key(&b.state, &b.rate_center), &mut self.s),
+            };
+            let ocn_lata_rows = self
+                .ocn_lata_rows
+                .get(&ocn_lata_key(ocn, b.lata))
+                .copied()
+                .unwrap_or(0);
+            slots.push(LergSlot {
+                key,
+                rec,
+                ocn_lata_rows,
             });
         }
         let mut local_keys: Vec<u64> = d
@@ -351,9 +363,8 @@ impl<'d> Compiler<'d> {
             .collect();
         local_keys.sort_unstable();
         local_keys.dedup();
-        self.w.put(SectionId::Lerg, &lerg);
         self.w
-            .put(SectionId::LergMap, &flatmap::build(entries.into_iter()));
+            .put(SectionId::LergMap, &flatmap::build_slots(slots.into_iter()));
         self.w.put(SectionId::RateCenters, &rate_centers);
         let local = flatmap::build(local_keys.into_iter().map(|k| (k, 0)));
         self.w.put(SectionId::LocalSet, &local);
@@ -605,11 +616,13 @@ impl<'d> Compiler<'d> {
 
 /// Orders each key's rows by owner, newest first, appending them to `order`; returns
 /// the key → (start, len) map. Two rows of one owner starting together are refused.
+/// Orders each key's rows (owner, then newest first) into `order` and returns each
+/// key's `start << 32 | len` range in it.
 fn group_rows(
     rows: &[RateRec],
     map: HashMap<u64, Vec<u32>>,
     order: &mut Vec<u32>,
-) -> Result<Vec<flatmap::Slot>, CompileError> {
+) -> Result<Vec<(u64, u64)>, CompileError> {
     let mut entries = Vec::with_capacity(map.len());
     for (key, mut ids) in map {
         ids.sort_unstable_by_key(|&i| {
@@ -631,7 +644,7 @@ fn group_rows(
         entries.push((key, ((order.len() as u64) << 32) | ids.len() as u64));
         order.extend(ids);
     }
-    Ok(flatmap::build(entries.into_iter()))
+    Ok(entries)
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename,

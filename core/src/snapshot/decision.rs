@@ -80,14 +80,34 @@ pub struct LergInfo<'a> {
     pub lata: u32,
     pub state: [u8; 2],
     pub rate_center: u32,
-    /// Checked as UTF-8 only when read: the call path never needs it.
-    pub(crate) rate_center_bytes: &'a [u8],
+    /// Where this carrier and LATA's OCN/LATA rate rows are (`start << 32 | len`).
+    pub(crate) ocn_lata_rows: u64,
+    /// Where the rate centre's name is looked up, only when read: the call path
+    /// never needs it, so routing does not pay the cache miss.
+    pub(crate) names: RateCenterNames<'a>,
 }
 
-impl LergInfo<'_> {
+/// The snapshot a [`LergInfo`] came from. Facts compare equal by their fields alone.
+#[derive(Clone, Copy)]
+pub(crate) struct RateCenterNames<'a>(pub(crate) &'a Snapshot);
+
+impl PartialEq for RateCenterNames<'_> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for RateCenterNames<'_> {}
+
+impl std::fmt::Debug for RateCenterNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RateCenterNames")
+    }
+}
+
+impl<'a> LergInfo<'a> {
     /// The rate centre's name (stored as `STATE/NAME`, unique across states).
-    pub fn rate_center_name(&self) -> &str {
-        let key = std::str::from_utf8(self.rate_center_bytes).unwrap_or("");
+    pub fn rate_center_name(&self) -> &'a str {
+        let key = std::str::from_utf8(self.names.0.rate_center_key(self.rate_center)).unwrap_or("");
         key.split_once('/').map_or(key, |(_, name)| name)
     }
 

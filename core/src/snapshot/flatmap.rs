@@ -13,6 +13,27 @@ pub struct Slot {
     pub value: u64,
 }
 
+/// A slot type: a `u64` key first, then whatever the table keeps inline, so a hit
+/// needs no second, dependent read.
+pub trait Keyed: Pod {
+    fn key(&self) -> u64;
+    /// An unused slot (its key is `EMPTY`).
+    fn vacant() -> Self;
+}
+
+impl Keyed for Slot {
+    #[inline]
+    fn key(&self) -> u64 {
+        self.key
+    }
+    fn vacant() -> Self {
+        Slot {
+            key: EMPTY,
+            value: 0,
+        }
+    }
+}
+
 /// splitmix64's finaliser: spreads sequential keys (phone numbers) evenly.
 #[inline]
 fn mix(mut x: u64) -> u64 {
@@ -22,30 +43,29 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// Builds the slot array for `entries` (keys must be distinct and not `EMPTY`).
-pub fn build(entries: impl ExactSizeIterator<Item = (u64, u64)>) -> Vec<Slot> {
+pub fn build_slots<S: Keyed>(entries: impl ExactSizeIterator<Item = S>) -> Vec<S> {
     let cap = (entries.len() * 2).next_power_of_two().max(2);
     let mask = cap as u64 - 1;
-    let mut slots = vec![
-        Slot {
-            key: EMPTY,
-            value: 0
-        };
-        cap
-    ];
-    for (key, value) in entries {
-        debug_assert_ne!(key, EMPTY);
-        let mut i = mix(key) & mask;
-        while slots[i as usize].key != EMPTY {
+    let mut slots = vec![S::vacant(); cap];
+    for entry in entries {
+        debug_assert_ne!(entry.key(), EMPTY);
+        let mut i = mix(entry.key()) & mask;
+        while slots[i as usize].key() != EMPTY {
             i = (i + 1) & mask;
         }
-        slots[i as usize] = Slot { key, value };
+        slots[i as usize] = entry;
     }
     slots
 }
 
+/// Builds a table of `(key, value)` pairs.
+pub fn build(entries: impl ExactSizeIterator<Item = (u64, u64)>) -> Vec<Slot> {
+    build_slots(entries.map(|(key, value)| Slot { key, value }))
+}
+
 /// Looks `key` up. A corrupt table (not a power of two, or full) is bounded, never loops.
 #[inline]
-pub fn get(slots: &[Slot], key: u64) -> Option<u64> {
+pub fn find<S: Keyed>(slots: &[S], key: u64) -> Option<&S> {
     if !slots.len().is_power_of_two() {
         return None;
     }
@@ -53,15 +73,26 @@ pub fn get(slots: &[Slot], key: u64) -> Option<u64> {
     let mut i = mix(key) & mask;
     for _ in 0..slots.len() {
         let s = &slots[i as usize];
-        if s.key == key {
-            return Some(s.value);
+        if s.key() == key {
+            return Some(s);
         }
-        if s.key == EMPTY {
+        if s.key() == EMPTY {
             return None;
         }
         i = (i + 1) & mask;
     }
     None
+}
+
+/// The value stored under `key`.
+#[inline]
+pub fn get(slots: &[Slot], key: u64) -> Option<u64> {
+    find(slots, key).map(|s| s.value)
+}
+
+/// How many slots hold a key.
+pub fn count_keys<S: Keyed>(slots: &[S]) -> usize {
+    slots.iter().filter(|s| s.key() != EMPTY).count()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod records;
 mod route;
 
 pub use compile::{compile, publish, CompileError};
+use decision::RateCenterNames;
 pub use decision::{Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest};
 
 use bytemuck::Pod;
@@ -108,10 +109,8 @@ sections! {
     plans: Plans => StrRef,
     rate_rows: RateRows => RateRec,
     prefix_map: PrefixMap => flatmap::Slot,
-    ocn_lata_map: OcnLataMap => flatmap::Slot,
     row_owners: RowOwners => u32,
-    lerg: Lerg => LergRec,
-    lerg_map: LergMap => flatmap::Slot,
+    lerg_map: LergMap => LergSlot,
     rate_centers: RateCenters => StrRef,
     local_set: LocalSet => flatmap::Slot,
     dno_set: DnoSet => flatmap::Slot,
@@ -288,9 +287,9 @@ impl Snapshot {
             partitions: self.partitions().len(),
             vendor_rate_rows: self.meta.vendor_rate_rows,
             customer_rate_rows: self.meta.customer_rate_rows,
-            lerg_blocks: self.lerg().len(),
-            dno_numbers: count_keys(self.dno_set()),
-            lnp_entries: count_keys(self.lnp_map()),
+            lerg_blocks: flatmap::count_keys(self.lerg_map()),
+            dno_numbers: flatmap::count_keys(self.dno_set()),
+            lnp_entries: flatmap::count_keys(self.lnp_map()),
             overrides: self.overrides().len(),
             exclusions: self.exclusions().len(),
         }
@@ -386,35 +385,34 @@ impl Snapshot {
 
     /// LERG facts for a NANP number: its thousands block if listed, else its NPA-NXX.
     pub fn lerg_lookup(&self, n: crate::Number) -> Option<LergInfo<'_>> {
-        let lerg = self.lerg();
-        let code = flatmap::get(self.lerg_map(), lerg_key(n.npa_nxx()?, 6))
-            .and_then(|i| lerg.get(i as usize));
+        let map = self.lerg_map();
+        let code = flatmap::find(map, lerg_key(n.npa_nxx()?, 6));
         // Only codes split into thousands blocks (or not listed at all) need a second probe.
-        let r = match code {
-            Some(c) if c.pooled == 0 => c,
-            _ => flatmap::get(self.lerg_map(), lerg_key(n.npa_nxx_x()?, 7))
-                .and_then(|i| lerg.get(i as usize))
-                .or(code)?,
+        let slot = match code {
+            Some(c) if c.rec.pooled == 0 => c,
+            _ => flatmap::find(map, lerg_key(n.npa_nxx_x()?, 7)).or(code)?,
         };
+        let r = &slot.rec;
         Some(LergInfo {
             ocn: r.ocn,
             lata: r.lata,
             state: r.state,
             rate_center: r.rate_center,
-            rate_center_bytes: self
-                .rate_centers()
-                .get(r.rate_center as usize)
-                .map_or(&[], |s| self.bytes(*s)),
+            ocn_lata_rows: slot.ocn_lata_rows,
+            names: RateCenterNames(self),
         })
+    }
+
+    /// A rate centre's `STATE/NAME` key.
+    fn rate_center_key(&self, rate_center: u32) -> &[u8] {
+        self.rate_centers()
+            .get(rate_center as usize)
+            .map_or(&[], |s| self.bytes(*s))
     }
 
     fn is_local(&self, a: u32, b: u32) -> bool {
         flatmap::get(self.local_set(), (a.min(b) as u64) << 32 | a.max(b) as u64).is_some()
     }
-}
-
-fn count_keys(slots: &[flatmap::Slot]) -> usize {
-    slots.iter().filter(|s| s.key != flatmap::EMPTY).count()
 }
 
 /// A trunk as the SIP path sees it.

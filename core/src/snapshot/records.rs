@@ -31,10 +31,8 @@ pub enum SectionId {
     Plans = 42,
     RateRows = 50,
     PrefixMap = 51,
-    OcnLataMap = 52,
     /// The owner of each rate row, in row order: scanned before any row is read.
     RowOwners = 54,
-    Lerg = 60,
     LergMap = 61,
     RateCenters = 62,
     LocalSet = 63,
@@ -200,6 +198,31 @@ pub struct LergRec {
     pub pooled: u8,
     pub _pad: u8,
     pub rate_center: u32,
+}
+
+/// A LERG map slot keeps its record, and where its OCN/LATA rates are, inline: one
+/// cache miss per probe.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct LergSlot {
+    pub key: u64,
+    pub rec: LergRec,
+    /// The OCN/LATA rate rows for this code's carrier and LATA (`start << 32 | len`).
+    pub ocn_lata_rows: u64,
+}
+
+impl super::flatmap::Keyed for LergSlot {
+    #[inline]
+    fn key(&self) -> u64 {
+        self.key
+    }
+    fn vacant() -> Self {
+        LergSlot {
+            key: super::flatmap::EMPTY,
+            rec: Zeroable::zeroed(),
+            ocn_lata_rows: 0,
+        }
+    }
 }
 
 #[repr(C)]

@@ -210,7 +210,7 @@ impl Snapshot {
                 self.price_by_prefix(sc, lrn, BY_LRN, t);
             }
             if let Some(l) = terminating {
-                self.price_by_ocn_lata(sc, ocn_lata_key(l.ocn, l.lata), t);
+                self.take_rows(sc, l.ocn_lata_rows, BY_OCN_LATA, t);
             }
 
             let customer_zone = jurisdiction.resolve(Zone::Intrastate);
@@ -326,12 +326,6 @@ impl Snapshot {
             if let Some(range) = flatmap::get(self.prefix_map(), key) {
                 self.take_rows(sc, range, by, t);
             }
-        }
-    }
-
-    fn price_by_ocn_lata(&self, sc: &mut Scratch, key: u64, t: i64) {
-        if let Some(range) = flatmap::get(self.ocn_lata_map(), key) {
-            self.take_rows(sc, range, BY_OCN_LATA, t);
         }
     }
 
