@@ -87,7 +87,13 @@ pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &D
     } else {
         out.push_str(call_id);
     }
-    let _ = write!(out, "\t{start}\t{}\t{trunk}\t", d.ban);
+    out.push('\t');
+    push_int(out, start);
+    for field in [d.ban, trunk] {
+        out.push('\t');
+        out.push_str(field);
+    }
+    out.push('\t');
     if let Some(ani) = d.ani {
         let _ = write!(out, "{ani}");
     }
@@ -105,11 +111,17 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) {
         tail.clear();
         tail.push('\t');
         tail.push_str(r.zone.as_str());
-        let _ = write!(tail, "\t{}\t{}\t", r.vendor_rate.0, r.customer_rate.0);
+        for rate in [r.vendor_rate, r.customer_rate] {
+            tail.push('\t');
+            push_int(&mut tail, rate.0);
+        }
+        tail.push('\t');
         tail.push_str(r.partition.unwrap_or(""));
         for uri in r.dialstrings.iter() {
             attempt += 1;
-            let _ = write!(out, "\n{attempt}\t");
+            out.push('\n');
+            push_int(out, attempt);
+            out.push('\t');
             out.push_str(r.vendor_id);
             out.push('\t');
             out.push_str(&uri);
@@ -122,6 +134,25 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) {
 pub fn current_uri(record: &str) -> Option<&str> {
     let (_, current, _) = split(record)?;
     current.split('\t').nth(2)
+}
+
+/// Appends `n` in decimal: the formatting machinery costs more than the digits.
+fn push_int(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
 /// A record's call line, the attempt in progress and the text after it (the later
