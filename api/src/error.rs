@@ -159,12 +159,6 @@ impl From<sqlx::Error> for ApiError {
                 format!("{field} is required"),
             )
             .field(field),
-            "23P01" => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "RATE_OVERLAP",
-                format!("overlapping effective dates: {detail}"),
-            )
-            .field("effective_from"),
             // Bad text for a typed column, out of range, too long.
             c if c.starts_with("22") => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -186,3 +186,110 @@ async fn a_json_deck_names_bad_rows_by_index_and_a_good_one_routes_after_publish
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn concurrent_overlapping_writes_to_one_deck_let_exactly_one_in() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    let rows = format!("/api/v1/rate-decks/{deck}/rows");
+    // Open-ended rows of one key a day apart: any two overlap.
+    let posts = (1..=6).map(|d| {
+        let row = json!({"prefix": "1404", "effective_from": format!("2026-01-0{d}T00:00:00Z"),
+                         "interstate": "0.01"});
+        t.post(&rows, ROOT, row)
+    });
+    let csvs: Vec<String> = (1..=6)
+        .map(|d| format!("prefix,effective_from,interstate\n1505,2026-02-0{d},0.01\n"))
+        .collect();
+    let uploads = csvs.iter().map(|csv| upload_csv(&t, deck, "", csv));
+    let (posts, uploads) = futures_util::future::join(
+        futures_util::future::join_all(posts),
+        futures_util::future::join_all(uploads),
+    )
+    .await;
+    for (replies, ok, field) in [
+        (posts, StatusCode::CREATED, "effective_from"),
+        (uploads, StatusCode::OK, "line 2"),
+    ] {
+        let won = replies.iter().filter(|r| r.status == ok).count();
+        assert_eq!(
+            won,
+            1,
+            "{:?}",
+            replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+        );
+        for r in replies.iter().filter(|r| r.status != ok) {
+            assert_eq!(
+                (r.status, r.code(), r.field()),
+                (StatusCode::UNPROCESSABLE_ENTITY, "RATE_OVERLAP", field),
+                "{}",
+                r.body
+            );
+        }
+    }
+    assert_eq!(row_count(&t, deck).await, 3);
+}
+
+#[tokio::test]
+async fn a_row_may_change_but_not_to_overlap_its_neighbour() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    let rows = format!("/api/v1/rate-decks/{deck}/rows");
+    let first = t
+        .make(
+            &rows,
+            json!({"prefix": "1606", "effective_from": "2026-01-01T00:00:00Z",
+                   "effective_to": "2026-02-01T00:00:00Z", "interstate": "0.01"}),
+        )
+        .await;
+    t.make(
+        &rows,
+        json!({"prefix": "1606", "effective_from": "2026-02-01T00:00:00Z", "interstate": "0.02"}),
+    )
+    .await;
+    let item = format!("{rows}/{}", first["id"]);
+    let r = t
+        .call("PATCH", &item, ROOT, Some(json!({"interstate": "0.015"})))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "its own stored row is no clash: {}",
+        r.body
+    );
+    let r = t
+        .call(
+            "PATCH",
+            &item,
+            ROOT,
+            Some(json!({"effective_to": "2026-03-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "RATE_OVERLAP",
+            "effective_from"
+        ),
+        "{}",
+        r.body
+    );
+    // An appended deck that reaches into a stored row is named by its line.
+    let r = upload_csv(
+        &t,
+        deck,
+        "",
+        "prefix,effective_from,effective_to,interstate\n1607,2026-01-01,,0.01\n1606,2025-12-01,2026-01-02,0.01\n",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "RATE_OVERLAP", "line 3"),
+        "{}",
+        r.body
+    );
+    assert_eq!(row_count(&t, deck).await, 3);
+}

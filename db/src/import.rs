@@ -4,11 +4,12 @@
 //! everything else is replaced wholesale with COPY.
 
 use crate::copy::{copy_in, Row};
+use crate::rates::{copy_rates, key_text, overlaps, Span};
 use crate::DbError;
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
-use warp_core::model::{Dataset, RateKey, RateRow};
+use warp_core::model::{Dataset, RateRow};
 use warp_core::schedule::Schedule;
 
 /// Rows written per table, and how long the whole import took.
@@ -81,6 +82,10 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
     let mut tx = pool.begin().await?;
     let c: &mut PgConnection = &mut tx;
     let mut tables = Vec::new();
+    // Every deck, then the rate rows wholesale: the lock order the API's writers use.
+    sqlx::query("SELECT id FROM rate_decks ORDER BY id FOR UPDATE")
+        .execute(&mut *c)
+        .await?;
     sqlx::query(&format!("TRUNCATE {REPLACED}"))
         .execute(&mut *c)
         .await?;
@@ -261,8 +266,9 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
             Ok((*deck.ok_or_else(unknown)?, r))
         })
         .collect::<Result<Vec<_>, DbError>>()?;
+    refuse_overlaps(d, &rows)?;
     let rebuild = drop_secondary_indexes(c, BULK_TABLES).await?;
-    let n = copy_in(c, RATE_TARGET, rows, |w, (deck, r)| rate_fields(w, deck, r)).await?;
+    let n = copy_rates(c, rows).await?;
     tables.push(("rate_rows", n));
 
     let n = copy_in(
@@ -320,26 +326,22 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
     })
 }
 
-/// The million-row tables: their secondary indexes and the rate rows' exclusion
-/// constraint are built once after COPY, far faster than maintained row by row.
+/// The million-row tables: their secondary indexes are built once after COPY, far
+/// faster than maintained row by row.
 const BULK_TABLES: &[&str] = &["rate_rows", "dno", "lnp"];
 
-/// Drops the non-unique indexes and exclusion constraints of `tables` (inside the
-/// import's transaction) and returns the DDL that recreates them, read from the catalog
-/// so the migrations stay the only definition.
+/// Drops the non-unique indexes of `tables` (inside the import's transaction) and
+/// returns the DDL that recreates them, read from the catalog so the migrations stay
+/// the only definition.
 async fn drop_secondary_indexes(
     c: &mut PgConnection,
     tables: &[&str],
 ) -> Result<Vec<String>, DbError> {
-    let found: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT t.relname::text, i.relname::text, coalesce(
-                 'ALTER TABLE ' || quote_ident(t.relname) || ' ADD CONSTRAINT '
-                     || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid),
-                 pg_get_indexdef(x.indexrelid))
+    let found: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.relname::text, pg_get_indexdef(x.indexrelid)
          FROM pg_index x
          JOIN pg_class i ON i.oid = x.indexrelid
          JOIN pg_class t ON t.oid = x.indrelid
-         LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.contype = 'x'
          WHERE t.relname = ANY($1) AND t.relnamespace = 'public'::regnamespace
            AND NOT x.indisunique AND NOT x.indisprimary",
     )
@@ -347,16 +349,44 @@ async fn drop_secondary_indexes(
     .fetch_all(&mut *c)
     .await?;
     let mut rebuild = Vec::with_capacity(found.len());
-    for (table, index, ddl) in found {
-        let drop = if ddl.starts_with("ALTER TABLE") {
-            format!("ALTER TABLE {table} DROP CONSTRAINT {index}")
-        } else {
-            format!("DROP INDEX {index}")
-        };
-        sqlx::query(&drop).execute(&mut *c).await?;
+    for (index, ddl) in found {
+        sqlx::query(&format!("DROP INDEX {index}"))
+            .execute(&mut *c)
+            .await?;
         rebuild.push(ddl);
     }
     Ok(rebuild)
+}
+
+/// Refuses rows of one owner and key whose effective dates overlap, naming both by
+/// their place in the dataset (`vendor_rates` row 3: the third data row).
+fn refuse_overlaps(d: &Dataset, rows: &[(i64, &RateRow)]) -> Result<(), DbError> {
+    let spans: Vec<Span> = rows
+        .iter()
+        .map(|(deck, r)| Span {
+            key: format!("{deck} {}", key_text(&r.key)),
+            ..Span::of(r)
+        })
+        .collect();
+    let Some(&(a, b)) = overlaps(&spans).first() else {
+        return Ok(());
+    };
+    let place = |i: usize| match i.checked_sub(d.vendor_rates.len()) {
+        None => format!("vendor_rates row {}", i + 1),
+        Some(j) => format!("customer_rates row {}", j + 1),
+    };
+    let r = rows[b].1;
+    Err(DbError::invalid(
+        "rate_rows",
+        format!(
+            "{}: {} {} from {} overlaps {} (effective dates of one key may not overlap)",
+            place(b),
+            r.owner,
+            key_text(&r.key),
+            r.effective_from,
+            place(a)
+        ),
+    ))
 }
 
 /// COPYs `rows` into a temp copy of `k.table`, upserts them, and keeps the stage for
@@ -423,25 +453,4 @@ fn schedule_fields(w: &mut Row, s: &Schedule) {
             .opt(None::<u8>)
             .opt(None::<u8>),
     };
-}
-
-const RATE_TARGET: &str = "rate_rows (deck_id, prefix, ocn, lata, effective_from, \
-    effective_to, interstate, intrastate, local, zone1, tollfree, international, \
-    initial_secs, subsequent_secs, connect_fee, minimum_charge)";
-
-fn rate_fields(w: &mut Row, deck: i64, r: &RateRow) {
-    w.field(deck);
-    match &r.key {
-        RateKey::Prefix(p) => w.field(p).opt(None::<u8>).opt(None::<u8>),
-        RateKey::OcnLata { ocn, lata } => w.opt(None::<u8>).field(ocn).field(lata),
-    };
-    w.field(r.effective_from.to_rfc3339())
-        .opt(r.effective_to.map(|t| t.to_rfc3339()));
-    for rate in &r.rates {
-        w.opt(*rate);
-    }
-    w.field(r.increments.initial)
-        .field(r.increments.subsequent)
-        .field(r.connect_fee)
-        .field(r.minimum_charge);
 }

@@ -7,6 +7,7 @@ mod error;
 mod import;
 mod legacy;
 mod load;
+pub mod rates;
 
 pub use error::DbError;
 pub use import::{import_dataset, ImportReport};

@@ -43,10 +43,10 @@ async fn import_then_load_gives_the_dataset_back() {
     );
     let back = warp_db::load_dataset(&pool).await.unwrap();
     assert_eq!(sorted(back), sorted(d));
-    // The import rebuilt the indexes and the exclusion constraint it dropped for COPY.
+    // The import rebuilt the indexes it dropped for COPY and kept the unique key.
     let indexes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_indexes WHERE indexname IN
-         ('rate_rows_no_overlap', 'rate_rows_prefix', 'rate_rows_ocn_lata', 'dno_number', 'lnp_number')",
+         ('rate_rows_deck_key_from', 'rate_rows_prefix', 'rate_rows_ocn_lata', 'dno_number', 'lnp_number')",
     )
     .fetch_one(&pool)
     .await
@@ -96,11 +96,19 @@ async fn a_bad_dataset_imports_nothing() {
     let (_pg, pool) = common::migrated_db().await;
     let good = generate(Scale::SMALL, 3);
     warp_db::import_dataset(&pool, &good).await.unwrap();
+    // Same vendor and key, starting later while the first row is still in force.
     let mut bad = good.clone();
-    bad.vendor_rates.push(bad.vendor_rates[0].clone()); // same vendor, key and dates
+    let mut later = bad.vendor_rates[0].clone();
+    later.effective_from += chrono::Duration::seconds(1);
+    later.effective_to = None;
+    bad.vendor_rates.push(later);
     bad.dno.clear();
     let err = warp_db::import_dataset(&pool, &bad).await.unwrap_err();
-    assert!(err.to_string().contains("rate_rows_no_overlap"), "{err}");
+    let at = format!("vendor_rates row {}", bad.vendor_rates.len());
+    assert!(
+        err.to_string().contains(&at) && err.to_string().contains("overlaps vendor_rates row 1"),
+        "{err}"
+    );
     assert_eq!(
         sorted(warp_db::load_dataset(&pool).await.unwrap()),
         sorted(good),

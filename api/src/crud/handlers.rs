@@ -203,6 +203,8 @@ async fn create<R: Resource>(
         R::KEY
     );
     let mut tx = st.pool.begin().await?;
+    R::lock(&mut tx, parent).await?;
+    R::check(&mut tx, parent, None, &obj).await?;
     let mut insert = sqlx::query_as(&sql);
     if !cols.is_empty() {
         insert = insert.bind(Value::Object(obj.clone()));
@@ -255,6 +257,7 @@ async fn update<R: Resource>(
         return Err(ApiError::invalid(k, format!("{k} cannot be changed")));
     }
     let mut tx = st.pool.begin().await?;
+    R::lock(&mut tx, parent).await?;
     let w = one::<R>(&who, parent, id)?;
     let sql = format!(
         "SELECT to_jsonb(r) FROM {} r{} FOR UPDATE",
@@ -276,6 +279,7 @@ async fn update<R: Resource>(
     let given: Vec<String> = patch.keys().cloned().collect();
     merged.extend(patch);
     let prepared = validated::<R>(merged)?;
+    R::check(&mut tx, parent, Some(id), &prepared).await?;
     let cols: Vec<&String> = prepared
         .keys()
         .filter(|k| given.contains(k) || !fields.contains(k))

@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
-use sqlx::FromRow;
+use sqlx::{FromRow, PgConnection};
+use std::future::Future;
 use utoipa::ToSchema;
 
 /// Which customer owns a row, for tenant isolation.
@@ -68,6 +69,26 @@ pub trait Resource: Send + Sync + 'static {
     /// fields the client sent (a PATCH re-validates stored values it must not rewrite).
     fn prepare(_input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
         Ok(())
+    }
+
+    /// Runs first in a create or update transaction, before any row is touched: takes
+    /// the lock that serialises writes [`check`](Resource::check) must see.
+    fn lock(
+        _conn: &mut PgConnection,
+        _parent: Option<&str>,
+    ) -> impl Future<Output = ApiResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Checks the row as it will be written (`id`: the row an update replaces) against
+    /// its siblings, under [`lock`](Resource::lock).
+    fn check(
+        _conn: &mut PgConnection,
+        _parent: Option<&str>,
+        _id: Option<&str>,
+        _row: &Map<String, Value>,
+    ) -> impl Future<Output = ApiResult<()>> + Send {
+        async { Ok(()) }
     }
 }
 

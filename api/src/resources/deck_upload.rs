@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use warp_core::dataset::{read_dir, write_dir, DatasetError, RATE_COLUMNS as COLUMNS};
-use warp_core::model::{Dataset, RateKey, RateRow, Vendor};
+use warp_core::model::{Dataset, RateRow, Vendor};
 use warp_core::Zone;
+use warp_db::rates::{self, overlaps, Span};
 
 /// A JSON deck. Values may be strings or numbers; `effective_date` fills rows that
 /// give no `effective_from`.
@@ -253,59 +254,29 @@ fn parse(deck: &DeckOwner, records: &Records) -> ApiResult<Vec<RateRow>> {
     }
 }
 
-fn key_text(k: &RateKey) -> String {
-    match k {
-        RateKey::Prefix(p) => p.to_string(),
-        RateKey::OcnLata { ocn, lata } => format!("{ocn}/{lata}"),
-    }
-}
-
-/// Rows of one key whose [from, to) ranges meet, each named against the other.
-fn overlaps(rows: &[RateRow], origins: &[String]) -> Vec<ErrorItem> {
-    let name = |i: usize| {
-        origins
+/// Overlaps among the uploaded rows (`spans[..n]`, named by `origins`) and with the
+/// stored rows that follow them, each error on the uploaded row of the pair.
+fn overlap_errors(spans: &[Span], n: usize, origins: &[String], stored: &[i64]) -> Vec<ErrorItem> {
+    let name = |i: usize| match i.checked_sub(n) {
+        None => origins
             .get(i)
             .cloned()
-            .unwrap_or_else(|| format!("row {i}"))
+            .unwrap_or_else(|| format!("row {i}")),
+        Some(j) => format!("stored row {}", stored[j]),
     };
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| (key_text(&rows[i].key), rows[i].effective_from));
-    order
-        .windows(2)
-        .filter_map(|w| {
-            let (a, b) = (&rows[w[0]], &rows[w[1]]);
-            let meet = key_text(&a.key) == key_text(&b.key)
-                && a.effective_to.is_none_or(|t| t > b.effective_from);
-            meet.then(|| ErrorItem {
+    overlaps(spans)
+        .into_iter()
+        .filter(|&(a, b)| a < n || b < n)
+        .map(|(a, b)| {
+            let (mine, other) = if b < n { (b, a) } else { (a, b) };
+            let s = &spans[mine];
+            ErrorItem {
                 code: "RATE_OVERLAP",
-                message: format!(
-                    "{} from {} overlaps {}",
-                    key_text(&b.key),
-                    b.effective_from,
-                    name(w[0])
-                ),
-                field: Some(name(w[1])),
-            })
+                message: format!("{} from {} overlaps {}", s.key, s.from, name(other)),
+                field: Some(name(mine)),
+            }
         })
         .collect()
-}
-
-/// Rows go in as one JSON array per chunk, so a large deck is a few statements.
-const CHUNK: usize = 20_000;
-
-fn row_json(r: &RateRow) -> Value {
-    let (prefix, ocn, lata) = match &r.key {
-        RateKey::Prefix(p) => (Some(p.to_string()), None, None),
-        RateKey::OcnLata { ocn, lata } => (None, Some(ocn.clone()), Some(*lata)),
-    };
-    serde_json::json!({
-        "prefix": prefix, "ocn": ocn, "lata": lata,
-        "effective_from": r.effective_from, "effective_to": r.effective_to,
-        "interstate": r.rates[0], "intrastate": r.rates[1], "local": r.rates[2],
-        "zone1": r.rates[3], "tollfree": r.rates[4], "international": r.rates[5],
-        "initial_secs": r.increments.initial, "subsequent_secs": r.increments.subsequent,
-        "connect_fee": r.connect_fee, "minimum_charge": r.minimum_charge,
-    })
 }
 
 async fn deck_owner(st: &AppState, deck_id: &str) -> ApiResult<DeckOwner> {
@@ -346,12 +317,27 @@ pub async fn upload(
         return Err(refused(records.errors));
     }
     let rows = parse(&deck, &records)?;
-    let clashes = overlaps(&rows, &records.origins);
+    let mut spans: Vec<Span> = rows.iter().map(Span::of).collect();
+
+    let mut tx = st.pool.begin().await?;
+    if !rates::lock_deck(&mut tx, deck.id).await? {
+        return Err(ApiError::not_found("rate_deck"));
+    }
+    let stored = match q.mode {
+        Mode::Replace => Vec::new(),
+        Mode::Append => {
+            let mut keys: Vec<String> = spans.iter().map(|s| s.key.clone()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            rates::stored_spans(&mut tx, deck.id, &keys).await?
+        }
+    };
+    let ids: Vec<i64> = stored.iter().map(|(id, _)| *id).collect();
+    spans.extend(stored.into_iter().map(|(_, s)| s));
+    let clashes = overlap_errors(&spans, rows.len(), &records.origins, &ids);
     if !clashes.is_empty() {
         return Err(refused(clashes));
     }
-
-    let mut tx = st.pool.begin().await?;
     let replaced = match q.mode {
         Mode::Replace => sqlx::query("DELETE FROM rate_rows WHERE deck_id = $1")
             .bind(deck.id)
@@ -360,23 +346,9 @@ pub async fn upload(
             .rows_affected(),
         Mode::Append => 0,
     };
-    for chunk in rows.chunks(CHUNK) {
-        let json = Value::Array(chunk.iter().map(row_json).collect());
-        sqlx::query(
-            "INSERT INTO rate_rows (deck_id, prefix, ocn, lata, effective_from, effective_to,
-                 interstate, intrastate, local, zone1, tollfree, international,
-                 initial_secs, subsequent_secs, connect_fee, minimum_charge)
-             SELECT $1, x.* FROM jsonb_to_recordset($2) AS x(prefix text, ocn text, lata int,
-                 effective_from timestamptz, effective_to timestamptz, interstate numeric,
-                 intrastate numeric, local numeric, zone1 numeric, tollfree numeric,
-                 international numeric, initial_secs int, subsequent_secs int,
-                 connect_fee numeric, minimum_charge numeric)",
-        )
-        .bind(deck.id)
-        .bind(json)
-        .execute(&mut *tx)
-        .await?;
-    }
+    // Collected first: a closure in the handler's future trips axum's Send check.
+    let owned: Vec<(i64, &RateRow)> = rows.iter().map(|r| (deck.id, r)).collect();
+    rates::copy_rates(&mut tx, owned).await?;
     let result = UploadResult {
         deck_id: deck.id,
         mode: q.mode,

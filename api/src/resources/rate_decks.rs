@@ -3,11 +3,15 @@
 
 use crate::auth::roles::Class;
 use crate::crud::{Resource, Rule};
+use crate::error::{ApiError, ApiResult};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
+use serde_json::{Map, Value};
+use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
+use warp_db::rates::{self, overlaps, Span};
 
 #[derive(Serialize, FromRow, ToSchema)]
 pub struct RateDeck {
@@ -112,4 +116,73 @@ impl Resource for RateDeckRow {
     });
     type Row = RateDeckRow;
     type Input = RateDeckRowInput;
+
+    /// Writers of one deck take turns (see `warp_db::rates`).
+    async fn lock(conn: &mut PgConnection, parent: Option<&str>) -> ApiResult<()> {
+        if let Some(deck) = parent.and_then(|p| p.parse().ok()) {
+            rates::lock_deck(conn, deck).await?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a row whose effective dates overlap a stored row of its deck and key.
+    async fn check(
+        conn: &mut PgConnection,
+        parent: Option<&str>,
+        id: Option<&str>,
+        row: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        // A row without a deck, key or start is the schema's to refuse.
+        let (Some(deck), Ok(r)) = (
+            parent.and_then(|p| p.parse::<i64>().ok()),
+            serde_json::from_value::<RowSpan>(Value::Object(row.clone())),
+        ) else {
+            return Ok(());
+        };
+        let key = match (r.prefix, r.ocn, r.lata) {
+            (Some(p), _, _) => p,
+            (None, Some(o), Some(l)) => format!("{o}/{l}"),
+            _ => return Ok(()),
+        };
+        let own = id.and_then(|i| i.parse::<i64>().ok());
+        let (ids, mut spans): (Vec<i64>, Vec<Span>) =
+            rates::stored_spans(conn, deck, std::slice::from_ref(&key))
+                .await?
+                .into_iter()
+                .filter(|(i, _)| Some(*i) != own)
+                .unzip();
+        spans.push(Span {
+            key,
+            from: r.effective_from,
+            to: r.effective_to,
+        });
+        let new = spans.len() - 1;
+        match overlaps(&spans)
+            .into_iter()
+            .find(|&(a, b)| a == new || b == new)
+        {
+            Some((a, b)) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "RATE_OVERLAP",
+                format!(
+                    "overlapping effective dates: {} from {} overlaps stored row {}",
+                    spans[new].key,
+                    r.effective_from,
+                    ids[a.min(b)]
+                ),
+            )
+            .field("effective_from")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the overlap check reads of a row being written.
+#[derive(Deserialize)]
+struct RowSpan {
+    prefix: Option<String>,
+    ocn: Option<String>,
+    lata: Option<i32>,
+    effective_from: DateTime<Utc>,
+    effective_to: Option<DateTime<Utc>>,
 }
