@@ -1,6 +1,7 @@
 //! Per-trunk limits enforced across all workers: calls per second and concurrent calls,
 //! counted in one table in shared memory. With `cluster_cps`, calls per second are
-//! counted in Redis instead (`warp:cps:<trunk>:<unix second>`, INCR + EXPIRE), so every
+//! counted in Redis instead (`warp:cps:<trunk>:<unix second>`, INCR + EXPIRE), and with
+//! `cluster_concurrent` concurrent calls too (see [`crate::cluster_calls`]), so every
 //! node sharing it enforces one limit; when Redis does not answer within
 //! [`REDIS_TIMEOUT`] the node falls back to its own count.
 //!
@@ -8,10 +9,11 @@
 //! a call admitted under one snapshot generation is released under whatever generation
 //! is current when it ends, and indexes may differ between generations.
 
+use crate::cluster_calls;
 use crate::params;
 use crate::redis_link::Link;
 use crate::shm;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use warp_core::snapshot::TrunkView;
 
 /// Trunks one node can limit; a trunk beyond this is admitted unlimited (and logged).
@@ -29,6 +31,8 @@ struct Slot {
     active: AtomicU64,
     /// Unix second (high 32 bits) and calls admitted in it (low 32 bits).
     window: AtomicU64,
+    /// Some of its calls were counted in Redis: the heartbeat keeps its count there.
+    clustered: AtomicBool,
 }
 
 #[repr(C)]
@@ -46,6 +50,7 @@ pub fn init() -> Result<(), String> {
         key: AtomicU64::new(0),
         active: AtomicU64::new(0),
         window: AtomicU64::new(0),
+        clustered: AtomicBool::new(false),
     };
     TABLE
         .alloc(Table {
@@ -99,7 +104,11 @@ impl Exceeded {
 
 /// A call counted against its trunk's concurrent calls until [`release`]d.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admission(usize);
+pub struct Admission {
+    slot: usize,
+    /// Also counted in Redis.
+    cluster: bool,
+}
 
 /// Counts a new call against `trunk`'s limits (0 = unlimited) at `now` (Unix seconds).
 /// `Ok(None)` when the call is not counted (no table, or the table is full).
@@ -118,6 +127,24 @@ pub fn admit(trunk: &TrunkView<'_>, now: i64) -> Result<Option<Admission>, Excee
         return Err(Exceeded::Cps);
     }
     let max = u64::from(trunk.max_concurrent);
+    if max != 0 && params::config().cluster_concurrent {
+        let key = slot.key.load(Relaxed);
+        match cluster_calls::admit(key, max) {
+            Some(true) => {
+                slot.clustered.store(true, Relaxed);
+                slot.active.fetch_add(1, Relaxed);
+                return Ok(Some(Admission {
+                    slot: i,
+                    cluster: true,
+                }));
+            }
+            Some(false) => {
+                table.refused_concurrent.fetch_add(1, Relaxed);
+                return Err(Exceeded::Concurrent);
+            }
+            None => {}
+        }
+    }
     let reserved = slot
         .active
         .fetch_update(Relaxed, Relaxed, |a| (max == 0 || a < max).then_some(a + 1));
@@ -125,7 +152,10 @@ pub fn admit(trunk: &TrunkView<'_>, now: i64) -> Result<Option<Admission>, Excee
         table.refused_concurrent.fetch_add(1, Relaxed);
         return Err(Exceeded::Concurrent);
     }
-    Ok(Some(Admission(i)))
+    Ok(Some(Admission {
+        slot: i,
+        cluster: false,
+    }))
 }
 
 /// Counts the call in this second's window; whether that went over `max_cps`.
@@ -154,10 +184,25 @@ fn cps_exceeded(slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> bool {
 /// Ends an admitted call; call exactly once per admission.
 pub fn release(admission: Admission) {
     if let Some(table) = TABLE.get() {
-        let _ = table.slots[admission.0]
+        let slot = &table.slots[admission.slot];
+        let _ = slot
             .active
             .fetch_update(Relaxed, Relaxed, |a| a.checked_sub(1));
+        if admission.cluster {
+            cluster_calls::release(slot.key.load(Relaxed));
+        }
     }
+}
+
+/// (trunk key, calls in progress) of every trunk whose calls were counted in Redis.
+pub fn clustered() -> Vec<(u64, u64)> {
+    TABLE.get().map_or(Vec::new(), |t| {
+        t.slots
+            .iter()
+            .filter(|s| s.clustered.load(Relaxed))
+            .map(|s| (s.key.load(Relaxed), s.active.load(Relaxed)))
+            .collect()
+    })
 }
 
 /// (calls in progress on all trunks, refused for CPS, refused for concurrency).

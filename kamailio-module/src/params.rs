@@ -18,6 +18,7 @@ pub static LRN_SOURCE: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_STREAM: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_BUFFER: CoreCell<c_int> = CoreCell::new(10_000);
 pub static CLUSTER_CPS: CoreCell<c_int> = CoreCell::new(0);
+pub static CLUSTER_CONCURRENT: CoreCell<c_int> = CoreCell::new(0);
 pub static LRN_DIP_URL: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_DIP_TOKEN: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_TIMEOUT: CoreCell<c_int> = CoreCell::new(50);
@@ -68,6 +69,8 @@ pub struct Config {
     pub lrn_dip: Option<Dip>,
     /// Count trunk CPS in Redis (all nodes sharing it) instead of per node.
     pub cluster_cps: bool,
+    /// Count trunk concurrent calls in Redis (all nodes sharing it) instead of per node.
+    pub cluster_concurrent: bool,
     /// Bounds each dip and each LNP cache lookup.
     pub lrn_timeout: Duration,
     pub lrn_cache_ttl: Duration,
@@ -136,12 +139,14 @@ pub fn init() -> Result<&'static Config, String> {
         return Err("lrn_source lists dip but lrn_dip_url is not set".into());
     }
     let redis_url = text(&REDIS_URL, Some("WARP_REDIS_URL"), "redis://127.0.0.1:6379")?;
-    let cluster_cps = match CLUSTER_CPS.read() {
-        0 => false,
-        1 => true,
-        other => return Err(format!("cluster_cps {other} is neither 0 nor 1")),
+    let switch = |cell: &CoreCell<c_int>, name: &str| match cell.read() {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(format!("{name} {other} is neither 0 nor 1")),
     };
-    if cluster_cps || lrn_sources.contains(&LrnSource::Cache) {
+    let cluster_cps = switch(&CLUSTER_CPS, "cluster_cps")?;
+    let cluster_concurrent = switch(&CLUSTER_CONCURRENT, "cluster_concurrent")?;
+    if cluster_cps || cluster_concurrent || lrn_sources.contains(&LrnSource::Cache) {
         redis::Target::parse(&redis_url)?;
     }
     let config = Config {
@@ -154,6 +159,7 @@ pub fn init() -> Result<&'static Config, String> {
         lrn_sources,
         lrn_dip,
         cluster_cps,
+        cluster_concurrent,
         lrn_timeout: Duration::from_millis(positive(&LRN_TIMEOUT, "lrn_timeout")?),
         lrn_cache_ttl: Duration::from_secs(positive(&LRN_CACHE_TTL, "lrn_cache_ttl")?),
         lrn_breaker_failures: positive(&LRN_BREAKER_FAILURES, "lrn_breaker_failures")?,
@@ -202,6 +208,10 @@ impl Config {
                     .to_owned(),
             ),
             ("cluster_cps", u8::from(self.cluster_cps).to_string()),
+            (
+                "cluster_concurrent",
+                u8::from(self.cluster_concurrent).to_string(),
+            ),
             ("lrn_timeout", self.lrn_timeout.as_millis().to_string()),
             ("lrn_cache_ttl", self.lrn_cache_ttl.as_secs().to_string()),
             (

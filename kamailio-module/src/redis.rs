@@ -1,6 +1,7 @@
 //! A minimal blocking Redis client: connect (AUTH, SELECT), pipelined XADD (the CDR
 //! sender thread), GET and SET EX (the LNP cache), INCR + EXPIRE (cluster-wide CPS),
-//! each bounded by a timeout. A general client (and an async runtime) has no place inside a Kamailio
+//! EVAL, HINCRBY and pipelines (cluster-wide concurrent calls), each bounded by a
+//! timeout. A general client (and an async runtime) has no place inside a Kamailio
 //! worker process.
 
 use std::io::{BufRead, BufReader, Write};
@@ -158,6 +159,49 @@ impl Connection {
         match errors(self.exchange(&out, 1)?).pop() {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// `EVAL script` with `keys` and `args`, for a script that answers an integer.
+    pub fn eval_int(&mut self, script: &str, keys: &[&str], args: &[&str]) -> Result<i64, String> {
+        let count = keys.len().to_string();
+        let mut command_args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
+        command_args.extend(keys.iter().chain(args).map(|a| a.as_bytes()));
+        self.int(&command_args, "EVAL")
+    }
+
+    /// `HINCRBY key field by`: the new value.
+    pub fn hincrby(&mut self, key: &str, field: &str, by: i64) -> Result<i64, String> {
+        let by = by.to_string();
+        self.int(
+            &[b"HINCRBY", key.as_bytes(), field.as_bytes(), by.as_bytes()],
+            "HINCRBY",
+        )
+    }
+
+    /// Every command of `commands` in one round trip; the first error reply, if any.
+    pub fn all(&mut self, commands: &[Vec<&[u8]>]) -> Result<(), String> {
+        let mut out = Vec::new();
+        for args in commands {
+            command(&mut out, args);
+        }
+        match errors(self.exchange(&out, commands.len())?)
+            .into_iter()
+            .next()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// One command answered by an integer.
+    fn int(&mut self, args: &[&[u8]], what: &str) -> Result<i64, String> {
+        let mut out = Vec::new();
+        command(&mut out, args);
+        match self.exchange(&out, 1)?.pop() {
+            Some(Reply::Int(n)) => Ok(n),
+            Some(Reply::Error(e)) => Err(e),
+            _ => Err(format!("unexpected reply to {what}")),
         }
     }
 

@@ -5,6 +5,7 @@
 use crate::ani::{ki_warp_ani, w_warp_ani};
 use crate::calls;
 use crate::cdr;
+use crate::cluster_calls;
 use crate::core_cell::CoreCell;
 use crate::failover::{ki_warp_next_route, w_warp_next_route};
 use crate::guard;
@@ -56,6 +57,7 @@ fn init() -> Result<(), String> {
         lm_info!("{name} = {value}");
     }
     reply::bind()?;
+    cluster_calls::init();
     stats::init()?;
     limits::init()?;
     lrn::init()?;
@@ -69,6 +71,9 @@ unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     guard::entry("child_init", -1, || {
         if rank > 0 {
             stats::worker_started();
+        }
+        if rank == k::PROC_SIPINIT as c_int && params::config().cluster_concurrent {
+            cluster_calls::start_heartbeat();
         }
         0
     })
@@ -151,7 +156,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 16]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 17]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -211,6 +216,11 @@ static PARAMS: CoreCell<[k::param_export_t; 16]> = CoreCell::new([
         c"cluster_cps",
         k::PARAM_INT,
         params::CLUSTER_CPS.as_ptr().cast(),
+    ),
+    param(
+        c"cluster_concurrent",
+        k::PARAM_INT,
+        params::CLUSTER_CONCURRENT.as_ptr().cast(),
     ),
     param(
         c"fallback_code",

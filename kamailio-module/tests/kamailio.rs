@@ -1418,3 +1418,103 @@ fn cluster_cps_holds_one_limit_across_nodes_sharing_redis() {
         nodes[0].log()
     );
 }
+
+/// Polls `k`'s `warp.stats` until `key` reads `value` (fails after 10 s).
+fn wait_for_stat(k: &Kamailio, key: &str, value: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while k.rpc("warp.stats")[key] != value {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{key} never reached {value}:\n{}",
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn cluster_concurrent_calls_hold_one_limit_across_nodes_sharing_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    let cheap_port = support::free_udp_port();
+    support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        t1_limits: (3, 100),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+    let url = redis.url();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", url.as_str()),
+        ("cluster_concurrent", "1"),
+    ];
+    let nodes = [
+        Kamailio::start(&params, Script::Cfg(RELAY)),
+        Kamailio::start(&params, Script::Cfg(RELAY)),
+    ];
+    // T1's 3 places taken on the first node...
+    let mut held = Uac {
+        hold_ms: 3000,
+        ..Uac::new(nodes[0].port, dir.path(), 3, 10)
+    }
+    .spawn();
+    wait_for_stat(&nodes[0], "limits.active", "3");
+    // ...leave none on the second.
+    let refused = Uac::new(nodes[1].port, dir.path(), 3, 10)
+        .spawn()
+        .wait()
+        .unwrap();
+    assert!(
+        !refused.success(),
+        "T1 went over its limit on the second node"
+    );
+    assert_eq!(nodes[1].rpc("warp.stats")["limits.refused_concurrent"], "3");
+    assert!(held.wait().unwrap().success(), "{}", nodes[0].log());
+    // Their end gives the places back to every node.
+    wait_for_stat(&nodes[0], "limits.active", "0");
+    let again = Uac::new(nodes[1].port, dir.path(), 3, 10)
+        .spawn()
+        .wait()
+        .unwrap();
+    assert!(again.success(), "{}", nodes[1].log());
+    assert_eq!(
+        cheap.invites(),
+        6,
+        "3 calls on each node reached the vendor"
+    );
+    wait_for_stat(&nodes[1], "limits.active", "0");
+    let key = redis_calls_key(&redis);
+    let counts = redis.cli(&["HVALS", &key]);
+    assert!(
+        counts.lines().all(|n| n.trim() == "0"),
+        "calls still counted in Redis: {counts}"
+    );
+    // A third node's calls count while its node key lives...
+    redis.cli(&["HSET", &key, "elsewhere:1", "3"]);
+    redis.cli(&["SET", "warp:node:elsewhere:1", "1", "EX", "60"]);
+    let one_call = || {
+        Uac::new(nodes[1].port, dir.path(), 1, 10)
+            .spawn()
+            .wait()
+            .unwrap()
+    };
+    assert!(
+        !one_call().success(),
+        "a live node's calls were not counted"
+    );
+    // ...and are dropped once it has expired (the node died).
+    redis.cli(&["DEL", "warp:node:elsewhere:1"]);
+    assert!(one_call().success(), "{}", nodes[1].log());
+    assert_eq!(redis.cli(&["HEXISTS", &key, "elsewhere:1"]).trim(), "0");
+}
+
+/// The one `warp:calls:*` hash in `redis`.
+fn redis_calls_key(redis: &support::redis::Redis) -> String {
+    let keys = redis.cli(&["KEYS", "warp:calls:*"]);
+    let keys: Vec<&str> = keys.lines().map(str::trim).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    keys[0].to_owned()
+}
