@@ -152,7 +152,7 @@ fn push_int(out: &mut String, n: i64) {
     if n < 0 {
         out.push('-');
     }
-    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
 
 /// A record's call line, the attempt in progress and the text after it (the later
