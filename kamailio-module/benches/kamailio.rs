@@ -17,6 +17,7 @@
 #[allow(dead_code)] // shared with the tests, which use the rest of it
 mod support;
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -110,7 +111,7 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
          port(int,null) params(string,null) uri_scheme(int,null) transport(int,null) strip(int,null) \
          prefix(string,null) tag(string,null) flags(int) defunct(int,null) \n",
     );
-    let mut ids = std::collections::HashMap::new();
+    let mut ids = HashMap::new();
     for (i, v) in d.vendors.iter().enumerate() {
         ids.insert(v.id.clone(), i + 1);
         let _ = writeln!(
@@ -121,8 +122,9 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
             6000 + i
         );
     }
-    let mut by_prefix: std::collections::BTreeMap<String, Vec<(rust_decimal::Decimal, usize)>> =
-        Default::default();
+    // Each vendor's price per prefix.
+    let mut prices: Vec<HashMap<String, rust_decimal::Decimal>> =
+        vec![HashMap::new(); d.vendors.len()];
     for row in &d.vendor_rates {
         let (RateKey::Prefix(p), Some(&gw)) = (&row.key, ids.get(&row.owner)) else {
             continue;
@@ -132,12 +134,28 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
             continue;
         }
         if let Some(rate) = row.rates.iter().flatten().next() {
-            by_prefix
-                .entry(format!("+{p}"))
-                .or_default()
-                .push((*rate, gw));
+            prices[gw - 1].entry(format!("+{p}")).or_insert(*rate);
         }
     }
+    // One stopper rule per prefix any vendor prices, listing every vendor that covers
+    // it — at the rate of that vendor's own longest prefix of it — cheapest first: the
+    // choice warp makes (each vendor priced by its longest match, then by rate), not
+    // lcr's default of preferring whichever vendors price the longest prefix.
+    let all: BTreeSet<&String> = prices.iter().flat_map(HashMap::keys).collect();
+    let by_prefix = all.into_iter().map(|prefix| {
+        let mut gws: Vec<(rust_decimal::Decimal, usize)> = prices
+            .iter()
+            .enumerate()
+            .filter_map(|(v, own)| {
+                let longest = (2..=prefix.len())
+                    .rev()
+                    .find_map(|n| own.get(&prefix[..n]))?;
+                Some((*longest, v + 1))
+            })
+            .collect();
+        gws.sort();
+        (prefix, gws)
+    });
     let mut rules = String::from(
         "id(int,auto) lcr_id(int) prefix(string,null) from_uri(string,null) request_uri(string,null) \
          mt_tvalue(string,null) stopper(int) enabled(int) \n",
@@ -146,11 +164,9 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
         "id(int,auto) lcr_id(int) rule_id(int) gw_id(int) priority(int) weight(int) \n",
     );
     let mut target_id = 0;
-    for (rule_id, (prefix, mut gws)) in by_prefix.into_iter().enumerate() {
+    for (rule_id, (prefix, gws)) in by_prefix.enumerate() {
         let rule_id = rule_id + 1;
-        let _ = writeln!(rules, "{rule_id}:1:{prefix}::::0:1");
-        gws.sort();
-        gws.dedup_by_key(|(_, gw)| *gw);
+        let _ = writeln!(rules, "{rule_id}:1:{prefix}::::1:1");
         for (priority, (_, gw)) in gws.iter().enumerate() {
             target_id += 1;
             let _ = writeln!(
