@@ -92,6 +92,11 @@ impl Snapshot {
     /// Routes one call: DNO, exclusions, LRN, jurisdiction, candidates, pricing, limit,
     /// ordering (rate, then vendor priority, then vendor id).
     pub fn route(&self, req: &RouteRequest) -> Result<Decision<'_>, Reject> {
+        let dnis = Number::parse(req.dnis);
+        let ani = req.ani.and_then(|a| Number::parse(a).ok());
+        if let Ok(d) = dnis {
+            self.prefetch_number_facts(ani, d);
+        }
         let ci = self
             .customer_index(req.ban)
             .ok_or_else(|| Reject::UnknownCustomer(req.ban.to_string()))?;
@@ -99,8 +104,7 @@ impl Snapshot {
         if cust.enabled == 0 {
             return Err(Reject::CustomerDisabled(req.ban.to_string()));
         }
-        let dnis = Number::parse(req.dnis)?;
-        let ani = req.ani.and_then(|a| Number::parse(a).ok());
+        let dnis = dnis?;
         if ani.is_some_and(|a| self.is_dno(a)) {
             return Err(Reject::DnoAni);
         }
@@ -295,6 +299,26 @@ impl Snapshot {
         })
     }
 
+    /// The DNO, LNP and LERG lookups of a call do not depend on each other: start them
+    /// all before the first one is needed.
+    fn prefetch_number_facts(&self, ani: Option<Number>, dnis: Number) {
+        if let Some(a) = ani {
+            flatmap::prefetch(self.dno_set(), a.value());
+            if let Some(code) = a.npa_nxx() {
+                flatmap::prefetch(self.lerg_map(), lerg_key(code, 6));
+            }
+        }
+        for key in self.prefix_keys(dnis) {
+            flatmap::prefetch(self.prefix_map(), key);
+        }
+        if dnis.is_nanp() {
+            flatmap::prefetch(self.lnp_map(), dnis.value());
+            if let Some(code) = dnis.npa_nxx() {
+                flatmap::prefetch(self.lerg_map(), lerg_key(code, 6));
+            }
+        }
+    }
+
     /// The rate (nanos) an owner's found row has in `zone`.
     fn rate_of(&self, sc: &Scratch, owner: u32, zone: Zone) -> Option<(i64, &RateRec)> {
         let row = self
@@ -307,6 +331,19 @@ impl Snapshot {
     /// Longest-prefix match of `n` for every owner wanting `by`, in one walk over the
     /// prefix lengths present in the snapshot (longest first).
     fn price_by_prefix(&self, sc: &mut Scratch, n: Number, by: u8, t: i64) {
+        for key in self.prefix_keys(n) {
+            flatmap::prefetch(self.prefix_map(), key);
+        }
+        for key in self.prefix_keys(n) {
+            if let Some(range) = flatmap::get(self.prefix_map(), key) {
+                self.take_rows(sc, range, by, t);
+            }
+        }
+    }
+
+    /// The prefix-map keys of `n`'s prefixes, longest first, for the prefix lengths
+    /// some rate row under its leading digits has.
+    fn prefix_keys(&self, n: Number) -> impl Iterator<Item = u64> {
         let lengths = match n.len() {
             0 | 1 => self.meta.prefix_lengths,
             len => {
@@ -318,15 +355,10 @@ impl Snapshot {
                     .unwrap_or(0)
             }
         };
-        for len in (1..=n.len()).rev() {
-            if lengths & (1 << len) == 0 {
-                continue;
-            }
-            let key = ((len as u64) << 58) | (n.value() / POW10[n.len() - len]);
-            if let Some(range) = flatmap::get(self.prefix_map(), key) {
-                self.take_rows(sc, range, by, t);
-            }
-        }
+        (1..=n.len())
+            .rev()
+            .filter(move |len| lengths & (1 << len) != 0)
+            .map(move |len| ((len as u64) << 58) | (n.value() / POW10[n.len() - len]))
     }
 
     /// Gives each wanting, still unpriced owner its newest row effective at `t`
