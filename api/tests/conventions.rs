@@ -8,8 +8,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{TestApi, ROOT};
 use serde_json::{json, Value};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 #[tokio::test]
@@ -246,55 +244,11 @@ async fn cdrs_are_per_customer_filtered_and_cursor_paged() {
     }
 }
 
-/// A private redis-server, stopped on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn redis() -> Redis {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed");
-    // Owned at once, so a failed start still stops the process.
-    let redis = Redis { child, port };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return redis;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start");
-}
-
 #[tokio::test]
 async fn a_new_generation_is_announced_on_redis() {
     use futures_util::StreamExt;
-    let r = redis().await;
-    let url = format!("redis://127.0.0.1:{}/", r.port);
+    let r = warp_testkit::Redis::start().expect("start a private redis-server");
+    let url = r.url.clone();
     let t = TestApi::with(|k| (k == "WARP_REDIS_URL").then(|| url.clone())).await;
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut sub = client.get_async_pubsub().await.unwrap();
