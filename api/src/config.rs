@@ -17,6 +17,8 @@ pub struct Config {
     pub publish_debounce: Duration,
     /// Requests per minute per API key.
     pub rate_limit: u32,
+    /// How long an Idempotency-Key's answer is kept and replayed.
+    pub idempotency_ttl: Duration,
 }
 
 impl Config {
@@ -45,6 +47,7 @@ impl Config {
             jwt_secret: get("WARP_JWT_SECRET").filter(|s| !s.is_empty()),
             publish_debounce: Duration::from_millis(number("WARP_PUBLISH_DEBOUNCE_MS", 500)?),
             rate_limit: u32::try_from(number("WARP_RATE_LIMIT", 6000)?)?,
+            idempotency_ttl: Duration::from_secs(number("WARP_IDEMPOTENCY_TTL_SECS", 86_400)?),
         })
     }
 }
@@ -77,7 +80,7 @@ impl fmt::Display for Config {
             f,
             "WARP_DATABASE_URL={} WARP_REDIS_URL={} WARP_LISTEN={} WARP_SNAPSHOT={} \
              WARP_BOOTSTRAP_API_KEY={} WARP_JWT_SECRET={} WARP_PUBLISH_DEBOUNCE_MS={} \
-             WARP_RATE_LIMIT={}",
+             WARP_RATE_LIMIT={} WARP_IDEMPOTENCY_TTL_SECS={}",
             mask_url(&self.database_url),
             self.redis_url.as_deref().map(mask_url).unwrap_or_default(),
             self.listen,
@@ -86,6 +89,7 @@ impl fmt::Display for Config {
             secret(&self.jwt_secret),
             self.publish_debounce.as_millis(),
             self.rate_limit,
+            self.idempotency_ttl.as_secs(),
         )
     }
 }

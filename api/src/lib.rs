@@ -10,10 +10,12 @@ pub mod crud;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod page;
+pub mod ratelimit;
 pub mod resources;
 pub mod routes;
 pub mod routing;
@@ -22,7 +24,7 @@ pub mod state;
 
 use config::Config;
 use metrics::Metrics;
-use middleware::RateLimiter;
+use ratelimit::RateLimiter;
 use routing::publisher::Publisher;
 use state::AppState;
 use std::str::FromStr;
@@ -39,7 +41,8 @@ async fn connect(url: &str) -> anyhow::Result<sqlx::PgPool> {
         .await?)
 }
 
-/// Connects, migrates, starts the publisher; the state every handler shares.
+/// Connects, migrates, starts the publisher and the purge of expired idempotency
+/// records; the state every handler shares.
 pub async fn start(config: Config) -> anyhow::Result<AppState> {
     let pool = connect(&config.database_url).await?;
     warp_db::migrate(&pool).await?;
@@ -52,6 +55,12 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         }
     }
     publisher.spawn_debouncer();
+    idempotency::spawn_purger(pool.clone(), config.idempotency_ttl);
+    let redis = config
+        .redis_url
+        .as_deref()
+        .map(redis::Client::open)
+        .transpose()?;
     let jwt_secret: Arc<[u8]> = match &config.jwt_secret {
         Some(s) => s.as_bytes().into(),
         None => {
@@ -63,7 +72,7 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     Ok(AppState {
         jwt_secret,
         pool,
-        limiter: Arc::new(RateLimiter::new(config.rate_limit)),
+        limiter: Arc::new(RateLimiter::new(config.rate_limit, redis)),
         config: Arc::new(config),
         publisher,
         metrics,

@@ -15,6 +15,7 @@ use crate::resources::routing_config::*;
 use crate::resources::vendors::*;
 use crate::routing;
 use crate::state::AppState;
+use crate::{idempotency, ratelimit};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::Html;
@@ -300,11 +301,11 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            middleware::idempotency,
+            idempotency::idempotency,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            middleware::rate_limit,
+            ratelimit::rate_limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

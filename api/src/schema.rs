@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS api.idempotency (
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (actor, key)
 );
+-- Expired records are purged by age.
+CREATE INDEX IF NOT EXISTS idempotency_created ON api.idempotency (created_at);
+
 "#;
 
 /// Creates what is missing.

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::middleware::RateLimiter;
+use crate::ratelimit::RateLimiter;
 use crate::routing::publisher::Publisher;
 use sqlx::PgPool;
 use std::sync::Arc;

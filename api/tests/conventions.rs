@@ -1,6 +1,6 @@
 //! Conventions every endpoint shares: the OpenAPI document matches the routes,
-//! idempotent POSTs, rate-limit headers, health/readiness/metrics, CDR paging, and
-//! the Redis announcement of a new snapshot.
+//! idempotent POSTs and their expiry, rate-limit headers, health/readiness/metrics,
+//! CDR paging, and the Redis announcement of a new snapshot.
 
 mod common;
 
@@ -122,6 +122,48 @@ async fn a_repeated_post_with_an_idempotency_key_answers_once() {
         .await
         .unwrap();
     assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_expires_and_its_record_is_purged() {
+    let t = TestApi::start().await;
+    let send = |key: &str, id: &str| {
+        Request::post("/api/v1/partitions")
+            .header("authorization", format!("Bearer {ROOT}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(json!({"id": id, "name": "x"}).to_string()))
+            .unwrap()
+    };
+    assert_eq!(t.raw(send("k-1", "P1")).await.status, StatusCode::CREATED);
+    let reused = t.raw(send("k-1", "P2")).await;
+    assert_eq!(reused.code(), "IDEMPOTENCY_KEY_REUSED");
+    let age = |key: &'static str| {
+        sqlx::query(
+            "UPDATE api.idempotency SET created_at = now() - interval '25 hours' WHERE key = $1",
+        )
+        .bind(key)
+        .execute(&t.pool)
+    };
+    // Past the TTL (24 h) the key is new again: the request runs, and is then replayed.
+    age("k-1").await.unwrap();
+    let fresh = t.raw(send("k-1", "P2")).await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.body);
+    assert!(!fresh.headers.contains_key("idempotent-replayed"));
+    let replayed = t.raw(send("k-1", "P2")).await;
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    // The purge removes expired records and nothing else.
+    assert_eq!(t.raw(send("k-2", "P3")).await.status, StatusCode::CREATED);
+    age("k-2").await.unwrap();
+    let purged = warp_api::idempotency::purge(&t.pool, t.config.idempotency_ttl)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM api.idempotency")
+        .fetch_all(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, ["k-1"]);
 }
 
 #[tokio::test]

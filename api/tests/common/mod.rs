@@ -17,6 +17,8 @@ pub const ROOT: &str = "root-secret-for-tests";
 pub struct TestApi {
     pub app: Router,
     pub state: AppState,
+    /// What it was started with (another instance on the same database starts with it).
+    pub config: Config,
     pub pool: PgPool,
     pub dir: tempfile::TempDir,
     /// Dropping it stops the server: keep it last.
@@ -64,10 +66,13 @@ impl TestApi {
             })
         })
         .unwrap();
-        let state = warp_api::start(config).await.expect("start the API");
+        let state = warp_api::start(config.clone())
+            .await
+            .expect("start the API");
         let (app, _) = warp_api::routes::app(state.clone());
         TestApi {
             app,
+            config,
             pool: state.pool.clone(),
             state,
             dir,

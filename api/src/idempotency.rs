@@ -1,0 +1,179 @@
+//! Idempotent POSTs (`Idempotency-Key`): the key is claimed before the request runs, its
+//! answer stored per caller and replayed for `WARP_IDEMPOTENCY_TTL_SECS` (24 h); after
+//! that the record is purged and the key is new again.
+
+use crate::error::ApiError;
+use crate::middleware::caller;
+use crate::state::AppState;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// Request bodies kept for idempotent replay are at most this big.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+/// The purge runs at least this often (and at most once a second).
+const MAX_PURGE_PERIOD: Duration = Duration::from_secs(3600);
+
+pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (Some(key), Some(actor)) = (key, caller(req.headers())) else {
+        return next.run(req).await;
+    };
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    match replay_or_run(&st, req, next, actor, key).await {
+        Ok(res) | Err(res) => res,
+    }
+}
+
+async fn replay_or_run(
+    st: &AppState,
+    req: Request,
+    next: Next,
+    actor: String,
+    key: String,
+) -> Result<Response, Response> {
+    let fail = |e: ApiError| e.into_response();
+    let (parts, body) = req.into_parts();
+    let body = to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| fail(ApiError::bad_request("BAD_BODY", "body too large")))?;
+    let mut h = Sha256::new();
+    h.update(parts.uri.path().as_bytes());
+    h.update([0]);
+    h.update(&body);
+    let request_hash = hex::encode(h.finalize());
+    // Claim the key first (status 0 = running), so a concurrent repeat cannot run too;
+    // an expired record not yet purged is claimed over, as if it were gone.
+    let claimed = sqlx::query(
+        "INSERT INTO api.idempotency (actor, key, request_hash, status, body)
+         VALUES ($1, $2, $3, 0, '')
+         ON CONFLICT (actor, key) DO UPDATE
+             SET request_hash = EXCLUDED.request_hash, status = 0, body = '', created_at = now()
+             WHERE api.idempotency.created_at < now() - make_interval(secs => $4)",
+    )
+    .bind(&actor)
+    .bind(&key)
+    .bind(&request_hash)
+    .bind(st.config.idempotency_ttl.as_secs_f64())
+    .execute(&st.pool)
+    .await
+    .map_err(|e| fail(e.into()))?
+    .rows_affected()
+        == 1;
+    if !claimed {
+        return replay(st, &actor, &key, &request_hash).await;
+    }
+    let res = next.run(Request::from_parts(parts, Body::from(body))).await;
+    // A failure of ours is not an answer to keep: the client may retry it.
+    if res.status().is_server_error() {
+        sqlx::query("DELETE FROM api.idempotency WHERE actor = $1 AND key = $2")
+            .bind(&actor)
+            .bind(&key)
+            .execute(&st.pool)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        return Ok(res);
+    }
+    let (parts, body) = res.into_parts();
+    let bytes = to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|e| fail(ApiError::internal(e)))?;
+    sqlx::query("UPDATE api.idempotency SET status = $3, body = $4 WHERE actor = $1 AND key = $2")
+        .bind(&actor)
+        .bind(&key)
+        .bind(parts.status.as_u16() as i16)
+        .bind(bytes.as_ref())
+        .execute(&st.pool)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// The stored answer to a key already used: replayed, or refused if the key was used
+/// for another request or its first request is still running.
+async fn replay(
+    st: &AppState,
+    actor: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<Response, Response> {
+    let fail = |e: ApiError| e.into_response();
+    let stored: Option<(String, i16, Vec<u8>)> = sqlx::query_as(
+        "SELECT request_hash, status, body FROM api.idempotency WHERE actor = $1 AND key = $2",
+    )
+    .bind(actor)
+    .bind(key)
+    .fetch_optional(&st.pool)
+    .await
+    .map_err(|e| fail(e.into()))?;
+    let Some((hash, status, bytes)) = stored else {
+        return Err(fail(ApiError::conflict(
+            "retry: the first request just failed",
+        )));
+    };
+    if hash != request_hash {
+        return Err(fail(
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was used for a different request",
+            )
+            .field("Idempotency-Key"),
+        ));
+    }
+    if status == 0 {
+        return Err(fail(ApiError::new(
+            StatusCode::CONFLICT,
+            "IDEMPOTENCY_IN_PROGRESS",
+            "the first request with this Idempotency-Key is still running",
+        )));
+    }
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    Ok((
+        status,
+        [
+            ("content-type", "application/json"),
+            ("idempotent-replayed", "true"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Deletes the records older than `ttl`; how many went.
+pub async fn purge(pool: &PgPool, ttl: Duration) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM api.idempotency WHERE created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(ttl.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Purges expired records in the background, every `ttl` (at most hourly).
+pub fn spawn_purger(pool: PgPool, ttl: Duration) {
+    let period = ttl.clamp(Duration::from_secs(1), MAX_PURGE_PERIOD);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            match purge(&pool, ttl).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "expired idempotency records purged"),
+                Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+            }
+        }
+    });
+}

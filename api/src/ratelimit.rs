@@ -1,0 +1,188 @@
+//! Per-key request limits with `X-RateLimit-*` headers: a fixed one-minute window per
+//! bearer token. With `WARP_REDIS_URL` the count lives in Redis, so every instance
+//! shares one budget; while Redis does not answer, each instance counts in process
+//! (logged once per outage) and no request fails for it.
+
+use crate::error::ApiError;
+use crate::middleware::caller;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use redis::aio::MultiplexedConnection;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// A Redis call slower than this counts as Redis being down.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// After a Redis failure, requests skip it this long instead of each waiting on it.
+const REDIS_RETRY: Duration = Duration::from_secs(5);
+
+/// One request counted: allowed or not, what is left, seconds until the window resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub remaining: u32,
+    pub reset: u64,
+}
+
+fn verdict(limit: u32, count: u64, reset: u64) -> Verdict {
+    Verdict {
+        allowed: count <= u64::from(limit),
+        remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
+        reset,
+    }
+}
+
+pub struct RateLimiter {
+    limit: u32,
+    local: Mutex<HashMap<String, (Instant, u64)>>,
+    shared: Option<Shared>,
+}
+
+/// The Redis counter and what is known of its health.
+struct Shared {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    skip_until: Mutex<Option<Instant>>,
+    down: AtomicBool,
+}
+
+impl RateLimiter {
+    pub fn new(limit: u32, redis: Option<redis::Client>) -> Self {
+        RateLimiter {
+            limit,
+            local: Mutex::new(HashMap::new()),
+            shared: redis.map(|client| Shared {
+                client,
+                conn: tokio::sync::Mutex::new(None),
+                skip_until: Mutex::new(None),
+                down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Counts a request for `who`: in Redis when it answers, else in process.
+    pub async fn hit(&self, who: &str) -> Verdict {
+        if let Some(shared) = &self.shared {
+            if let Some(count) = shared.count(who).await {
+                let now = unix_now();
+                return verdict(self.limit, count, WINDOW.as_secs() - now % WINDOW.as_secs());
+            }
+        }
+        self.hit_local(who)
+    }
+
+    fn hit_local(&self, who: &str) -> Verdict {
+        let now = Instant::now();
+        let Ok(mut w) = self.local.lock() else {
+            return verdict(self.limit, 0, 0);
+        };
+        if w.len() > 100_000 {
+            w.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        }
+        let entry = w.entry(who.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= WINDOW {
+            *entry = (now, 0);
+        }
+        let reset = WINDOW.saturating_sub(now.duration_since(entry.0)).as_secs();
+        // Refused requests do not count, so the budget is exactly the limit.
+        let count = entry.1 + 1;
+        if count <= u64::from(self.limit) {
+            entry.1 = count;
+        }
+        verdict(self.limit, count, reset)
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Shared {
+    /// This window's count for `who` after this request, or None while Redis is down.
+    async fn count(&self, who: &str) -> Option<u64> {
+        let skipping = self
+            .skip_until
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .is_some_and(|t| Instant::now() < t);
+        if skipping {
+            return None;
+        }
+        match tokio::time::timeout(REDIS_TIMEOUT, self.incr(who)).await {
+            Ok(Ok(count)) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("Redis answers again: rate limits are shared once more");
+                }
+                Some(count)
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_string(),
+                };
+                *self.conn.lock().await = None;
+                if let Ok(mut s) = self.skip_until.lock() {
+                    *s = Some(Instant::now() + REDIS_RETRY);
+                }
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, "Redis unreachable: rate limits fall back to this instance's own counts");
+                }
+                None
+            }
+        }
+    }
+
+    async fn incr(&self, who: &str) -> redis::RedisResult<u64> {
+        let mut conn = {
+            let mut held = self.conn.lock().await;
+            match &*held {
+                Some(c) => c.clone(),
+                None => {
+                    let c = self.client.get_multiplexed_async_connection().await?;
+                    *held = Some(c.clone());
+                    c
+                }
+            }
+        };
+        let key = format!("warp:ratelimit:{who}:{}", unix_now() / WINDOW.as_secs());
+        let (count,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .expire(&key, 2 * WINDOW.as_secs() as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(count)
+    }
+}
+
+pub async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(who) = caller(req.headers()) else {
+        return next.run(req).await;
+    };
+    let v = st.limiter.hit(&who).await;
+    let mut res = if v.allowed {
+        next.run(req).await
+    } else {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!("more than {} requests a minute", st.limiter.limit),
+        )
+        .into_response()
+    };
+    let h = res.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(st.limiter.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(v.reset));
+    res
+}
