@@ -65,7 +65,8 @@ impl Number {
     /// Parses any accepted form (see module docs) and normalises it to E.164.
     /// Allocation-free: it runs on every call's ANI and DNIS.
     pub fn parse(input: &str) -> Result<Self, NumberError> {
-        let user = uri_user(input.trim());
+        // SIP and CSV whitespace is ASCII; Unicode-aware trimming cost more than the rest.
+        let user = uri_user(input.trim_ascii());
         let (plus, body) = match user.strip_prefix('+') {
             Some(b) => (true, b),
             None => (false, user),
@@ -73,23 +74,28 @@ impl Number {
         let mut value: u64 = 0;
         let mut len = 0usize;
         let mut first = 0u64;
-        for c in body.chars() {
-            match c {
-                '0'..='9' => {
+        for (i, b) in body.bytes().enumerate() {
+            match b {
+                b'0'..=b'9' => {
                     len += 1;
                     if len > 18 {
                         return Err(NumberError::TooLong(
                             body.chars().filter(char::is_ascii_digit).count(),
                         ));
                     }
-                    let d = c as u64 - '0' as u64;
+                    let d = (b - b'0') as u64;
                     if len == 1 {
                         first = d;
                     }
                     value = value * 10 + d;
                 }
-                '-' | '.' | '(' | ')' | ' ' => {}
-                _ => return Err(NumberError::BadChar(c)),
+                b'-' | b'.' | b'(' | b')' | b' ' => {}
+                // Every byte before `i` was ASCII, so `i` starts a character.
+                _ => {
+                    return Err(NumberError::BadChar(
+                        body[i..].chars().next().unwrap_or('?'),
+                    ))
+                }
             }
         }
         let unrecognised = || NumberError::Unrecognised(input.to_string());
@@ -325,6 +331,7 @@ mod tests {
             Number::parse("sip:alice@host"),
             Err(NumberError::BadChar('a'))
         ));
+        assert_eq!(Number::parse("303–629"), Err(NumberError::BadChar('–')));
     }
 
     #[test]

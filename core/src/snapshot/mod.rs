@@ -246,6 +246,11 @@ impl Snapshot {
             meta: bytemuck::Zeroable::zeroed(),
             tzs: Vec::new(),
         };
+        // Checked once here so that reading a name never decodes it again.
+        std::str::from_utf8(snap.strings()).map_err(|_| OpenError::Section {
+            id: SectionId::Strings as u32,
+            why: "strings are not UTF-8",
+        })?;
         snap.meta = *snap.meta_sec().first().ok_or(OpenError::Section {
             id: SectionId::Meta as u32,
             why: "empty",
@@ -311,9 +316,16 @@ impl Snapshot {
             .unwrap_or(&[])
     }
 
+    /// A string of the snapshot; "" if its reference is out of bounds or splits a
+    /// character.
     #[inline]
     fn str(&self, r: StrRef) -> &str {
-        std::str::from_utf8(self.bytes(r)).unwrap_or("")
+        // SAFETY: `from_backing` refused any snapshot whose strings section is not
+        // UTF-8, and the bytes never change while mapped (snapshots are replaced by
+        // rename). `get` below still checks bounds and character boundaries.
+        let all = unsafe { std::str::from_utf8_unchecked(self.strings()) };
+        let s = r.off as usize;
+        all.get(s..s.saturating_add(r.len as usize)).unwrap_or("")
     }
 
     /// Is `number` (E.164 digits value) on the Do-Not-Originate list?
