@@ -208,14 +208,47 @@ impl SipMsg {
         }
     }
 
+    /// The From URI's user part. When nothing has parsed the From body yet, its URI is
+    /// cut out here and parsed on the stack: the core's From parser allocates the body
+    /// and each of its parameters, which costs more than the rest of this lookup under
+    /// Kamailio's default allocator (a stateless redirect server may never need them).
     fn user_in_from(&self) -> Option<Cow<'_, str>> {
-        // SAFETY: the returned URI is cached in the message's parsed From body.
+        // SAFETY: the core parser caches the header (and any parsed body) in the message;
+        // the URI points into the message buffer.
         unsafe {
-            k::parse_from_uri(self.raw())
-                .as_ref()
-                .and_then(|u| non_empty(kstr::as_str(&u.user)))
+            if k::parse_headers(self.raw(), 1 << k::HDR_FROM_T, 0) < 0 {
+                return None;
+            }
+            let hdr = self.get().from.as_ref()?;
+            if let Some(parsed) = (hdr.parsed as *const k::to_body_t).as_ref() {
+                return uri_user(&parsed.uri);
+            }
+            let uri = addr_uri(kstr::as_bytes(&hdr.body))?;
+            uri_user(&kstr::from_bytes(uri))
         }
     }
+}
+
+/// The URI of a From/To header value: inside `<...>` (after any quoted display name),
+/// else the whole addr-spec before the header's parameters.
+fn addr_uri(value: &[u8]) -> Option<&[u8]> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, &b) in value.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => {
+                let rest = &value[i + 1..];
+                return Some(&rest[..rest.iter().position(|&b| b == b'>')?]);
+            }
+            _ => {}
+        }
+    }
+    let spec = value.trim_ascii();
+    let end = spec.iter().position(|&b| b == b';').unwrap_or(spec.len());
+    Some(spec[..end].trim_ascii())
 }
 
 /// User part of a SIP/tel URI, if it has one.

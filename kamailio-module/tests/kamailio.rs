@@ -70,6 +70,20 @@ fn ani_comes_from_pai_then_rpid_then_from() {
             "headers: {headers}"
         );
     }
+    // From headers in every form: a quoted display name (with brackets and an escaped
+    // quote in it), an addr-spec without brackets (the tag is the header's), a tel URI.
+    let froms = [
+        (
+            r#""Sales <east>" <sip:3035550111@carrier.example>"#,
+            "3035550111",
+        ),
+        ("sip:3035550122@carrier.example", "3035550122"),
+        (r#""A \"quoted\" name" <tel:+13035550133>"#, "+13035550133"),
+    ];
+    for (from, ani) in froms {
+        let reply = k.request_with_from(from);
+        assert_eq!(reply.header("X-Warp-ANI"), Some(ani), "From: {from}");
+    }
 }
 
 #[test]

@@ -276,13 +276,23 @@ impl Kamailio {
 
     /// A request for `user` (the dialled number) from `source`.
     pub fn request_to(&self, source: &str, user: &str, method: &str, headers: &str) -> Reply {
+        let from = format!("<sip:3035550100@{source}>");
+        self.send(source, user, method, &from, headers)
+    }
+
+    /// An OPTIONS from 127.0.0.1 whose From header has the value `from` (a tag added).
+    pub fn request_with_from(&self, from: &str) -> Reply {
+        self.send("127.0.0.1", "12125550123", "OPTIONS", from, "")
+    }
+
+    fn send(&self, source: &str, user: &str, method: &str, from: &str, headers: &str) -> Reply {
         let sock = UdpSocket::bind((source, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let lport = sock.local_addr().unwrap().port();
         let msg = format!(
             "{method} sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK-{lport}\r\n\
-             From: <sip:3035550100@{source}>;tag=t{lport}\r\n\
+             From: {from};tag=t{lport}\r\n\
              To: <sip:{user}@127.0.0.1>\r\n\
              Call-ID: warp-test-{lport}\r\n\
              CSeq: 1 {method}\r\n\
