@@ -291,7 +291,14 @@ fn main() {
     let snap = dir.path().join("routing.snap");
     let bytes = warp_core::snapshot::compile(&d, 1).expect("compile");
     warp_core::snapshot::publish(&bytes, &snap).expect("publish");
-    let targets = lcr_tables(&d, &dir.path().join("lcr"));
+    // lcr keeps its rules in shm loaded row by row from the database: the large
+    // dataset's millions of rule targets are beyond a test-sized Kamailio.
+    let with_lcr = scale_name != "large";
+    let targets = if with_lcr {
+        lcr_tables(&d, &dir.path().join("lcr"))
+    } else {
+        0
+    };
     let sample = warp_datagen::sample_calls(&d, 10_000, 7);
     let mut csv = String::from("SEQUENTIAL\n");
     for (_, ani, dnis) in &sample {
@@ -322,9 +329,7 @@ fn main() {
         (BARE_NAME, built.clone(), Script::Cfg(BARE)),
         (WARP_NAME, built, Script::Cfg(WARP)),
     ];
-    // lcr keeps its rules in shm loaded row by row from the database: the large
-    // dataset's million rows are beyond a test-sized Kamailio.
-    if scale_name != "large" {
+    if with_lcr {
         setups.push((LCR_NAME, support::built_module(), Script::Cfg(&lcr)));
     }
     if let Ok(other) = std::env::var("WARP_BENCH_BASELINE") {
