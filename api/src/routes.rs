@@ -13,13 +13,14 @@ use crate::resources::deck_upload::{self, DeckUpload, UploadResult};
 use crate::resources::rate_decks::*;
 use crate::resources::routing_config::*;
 use crate::resources::vendors::*;
+use crate::resources::{cnam, e911};
 use crate::routing;
 use crate::state::AppState;
 use crate::{idempotency, ratelimit};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::Html;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use serde::Serialize;
 use utoipa::openapi::{HttpMethod, OpenApi};
@@ -241,6 +242,65 @@ fn resources(api: Api) -> Api {
     )
 }
 
+/// E911 addresses, and a number's E911 address and CNAM.
+fn number_services(api: Api) -> Api {
+    let addresses = format!("{V1}/e911-addresses");
+    let api = mount::<e911::E911Address>(api, &addresses);
+    let e911 = format!("{V1}/numbers/{{id}}/e911");
+    let cnam = format!("{V1}/numbers/{{id}}/cnam");
+    api.route(
+        HttpMethod::Post,
+        &format!("{addresses}/validate"),
+        post(e911::validate),
+        Doc::new(
+            "e911_address",
+            "Check an address and get its normal form; nothing is stored",
+        )
+        .body::<e911::E911AddressInput>()
+        .returns::<e911::E911AddressInput>(),
+    )
+    .route(
+        HttpMethod::Get,
+        &e911,
+        get(e911::get),
+        Doc::new("number", "A number's E911 address").returns::<e911::NumberE911>(),
+    )
+    .route(
+        HttpMethod::Put,
+        &e911,
+        put(e911::provision),
+        Doc::new(
+            "number",
+            "Provision a validated address of the number's customer for 911",
+        )
+        .body::<e911::Provision>()
+        .returns::<e911::NumberE911>(),
+    )
+    .route(
+        HttpMethod::Delete,
+        &e911,
+        delete(e911::unprovision),
+        Doc::new("number", "Remove the number's E911 address").returns::<e911::NumberE911>(),
+    )
+    .route(
+        HttpMethod::Get,
+        &cnam,
+        get(cnam::get),
+        Doc::new("number", "A number's CNAM display name").returns::<cnam::NumberCnam>(),
+    )
+    .route(
+        HttpMethod::Put,
+        &cnam,
+        put(cnam::set),
+        Doc::new(
+            "number",
+            "Set (or with null remove) a number's CNAM display name",
+        )
+        .body::<cnam::SetCnam>()
+        .returns::<cnam::NumberCnam>(),
+    )
+}
+
 fn routing_routes(api: Api) -> Api {
     api.route(
         HttpMethod::Post,
@@ -287,6 +347,7 @@ fn routing_routes(api: Api) -> Api {
 pub fn app(state: AppState) -> (Router, OpenApi) {
     let api = system(Api::default());
     let api = routing_routes(resources(session_routes(keys_routes(api))));
+    let api = number_services(api);
     let (router, doc) = api.finish(&format!("{V1}/openapi.json"));
     let router = router
         .fallback(|| async {

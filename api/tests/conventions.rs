@@ -40,13 +40,16 @@ async fn every_route_is_in_the_spec_and_every_spec_operation_is_served() {
         "/api/v1/routing/lcr",
         "/api/v1/routing/publish",
         "/api/v1/routing/snapshot",
+        "/api/v1/e911-addresses/validate",
+        "/api/v1/numbers/{id}/e911",
+        "/api/v1/numbers/{id}/cnam",
     ] {
         assert!(paths.contains_key(must), "{must} missing from the spec");
     }
     let mut operations = 0;
     for (path, item) in paths {
         let concrete = path.replace("{parent}", "zz").replace("{id}", "zz");
-        for method in ["get", "post", "patch", "delete"] {
+        for method in ["get", "post", "put", "patch", "delete"] {
             let Some(op) = item.get(method) else { continue };
             operations += 1;
             assert!(op["responses"]["200"].is_object(), "{method} {path}");

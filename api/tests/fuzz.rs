@@ -10,7 +10,17 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
-const IDS: [&str; 8] = ["C1", "T-C1", "P1", "V1", "1", "2", "zz", "-7"];
+const IDS: [&str; 9] = [
+    "C1",
+    "T-C1",
+    "P1",
+    "V1",
+    "1",
+    "2",
+    "zz",
+    "-7",
+    "12125550100",
+];
 
 fn random_value(rng: &mut StdRng, ty: Option<&str>) -> Value {
     let typed = rng.gen_bool(0.7);
@@ -98,11 +108,23 @@ fn required(spec: &Value, schema: &Value) -> Vec<String> {
 async fn random_requests_against_the_spec_never_5xx_and_answer_in_the_envelope() {
     let t = TestApi::start().await;
     t.fixture().await;
+    // A number and an E911 address to aim at.
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "+12125550100", "ban": "C1"}),
+    )
+    .await;
+    t.make(
+        "/api/v1/e911-addresses",
+        json!({"ban": "C1", "line1": "1 Main St", "city": "Denver", "state": "CO",
+               "postal_code": "80202"}),
+    )
+    .await;
     let spec = t.get("/api/v1/openapi.json", "").await.body;
     let mut rng = StdRng::seed_from_u64(0x5eed_4a91);
     let mut calls = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        for method in ["get", "post", "patch", "delete"] {
+        for method in ["get", "post", "put", "patch", "delete"] {
             let Some(op) = item.get(method) else { continue };
             let body_schema = &op["requestBody"]["content"]["application/json"]["schema"];
             let props = properties(&spec, body_schema);

@@ -8,7 +8,7 @@ use common::{TestApi, ROOT};
 use serde_json::json;
 
 /// Endpoint classes, in the order of the matrix columns below.
-const CLASSES: [&str; 13] = [
+const CLASSES: [&str; 17] = [
     "platform read",
     "platform write",
     "account read",
@@ -22,18 +22,30 @@ const CLASSES: [&str; 13] = [
     "key write",
     "user write",
     "audit read",
+    "e911 write",
+    "e911 provision",
+    "cnam read",
+    "cnam write",
 ];
 
 /// The product requirements' matrix, spelled out per class (Y = allowed).
 const MATRIX: [(&str, &str); 7] = [
-    ("super_admin", "YYYYYYYYYYYYY"),
-    ("support", "Y.Y.Y..YY...Y"),
-    ("sales", "..YY........."),
-    ("customer_admin", "..Y.YYYY..YY."),
-    ("developer", "..Y.YY.Y..Y.."),
-    ("billing", "..Y.........."),
-    ("read_only", "..Y.Y..Y....."),
+    ("super_admin", "YYYYYYYYYYYYYYYYY"),
+    ("support", "Y.Y.Y..YY...Y..Y."),
+    ("sales", "..YY............."),
+    ("customer_admin", "..Y.YYYY..YY.YYYY"),
+    ("developer", "..Y.YY.Y..Y..YYYY"),
+    ("billing", "..Y.............."),
+    ("read_only", "..Y.Y..Y.......Y."),
 ];
+
+/// A number of C1's, for the E911 and CNAM classes.
+const NUMBER: &str = "13035550199";
+
+fn address() -> serde_json::Value {
+    json!({"ban": "C1", "line1": "1 Main St", "city": "Denver", "state": "CO",
+           "postal_code": "80202"})
+}
 
 async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
     let r = match class {
@@ -98,6 +110,19 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
             t.post("/api/v1/users", key, body).await
         }
         "audit read" => t.get("/api/v1/audit-log", key).await,
+        "e911 write" => t.post("/api/v1/e911-addresses", key, address()).await,
+        "e911 provision" => {
+            let id = t.make("/api/v1/e911-addresses", address()).await["id"].clone();
+            let body = Some(json!({"address_id": id}));
+            t.call("PUT", &format!("/api/v1/numbers/{NUMBER}/e911"), key, body)
+                .await
+        }
+        "cnam read" => t.get(&format!("/api/v1/numbers/{NUMBER}/cnam"), key).await,
+        "cnam write" => {
+            let body = Some(json!({"cnam": "ACME"}));
+            t.call("PUT", &format!("/api/v1/numbers/{NUMBER}/cnam"), key, body)
+                .await
+        }
         other => panic!("unknown class {other}"),
     };
     assert!(!r.status.is_server_error(), "{class}: {}", r.body);
@@ -112,6 +137,8 @@ async fn every_role_against_every_endpoint_class() {
     let t = TestApi::start().await;
     t.fixture().await;
     t.publish().await;
+    t.make("/api/v1/numbers", json!({"e164": NUMBER, "ban": "C1"}))
+        .await;
     for (role, row) in MATRIX {
         let ban = (!matches!(role, "super_admin" | "support" | "sales")).then_some("C1");
         let key = t.key(role, ban).await;
@@ -169,6 +196,14 @@ async fn a_customer_key_never_sees_or_changes_another_customers_data() {
             "/api/v1/numbers/12125550100",
             Some(json!({"cnam": "MINE"})),
         ),
+        ("GET", "/api/v1/numbers/12125550100/cnam", None),
+        (
+            "PUT",
+            "/api/v1/numbers/12125550100/cnam",
+            Some(json!({"cnam": "MINE"})),
+        ),
+        ("GET", "/api/v1/numbers/12125550100/e911", None),
+        ("DELETE", "/api/v1/numbers/12125550100/e911", None),
         ("GET", "/api/v1/customers/C2/cdrs", None),
         (
             "POST",

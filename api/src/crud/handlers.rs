@@ -114,7 +114,8 @@ fn key_of<R: Resource>(row: &R::Row) -> String {
     }
 }
 
-async fn fetch<R: Resource>(
+/// One row of `R` as the caller sees it (another customer's row is a 404).
+pub async fn fetch<R: Resource>(
     conn: &mut PgConnection,
     who: &Principal,
     parent: Option<&str>,
@@ -234,7 +235,7 @@ fn change<'a, R: Resource>(
 ) -> Change<'a> {
     Change {
         action,
-        entity_type: R::TABLE,
+        entity_type: R::ENTITY,
         entity_id: id,
         before,
         after,

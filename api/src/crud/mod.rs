@@ -5,7 +5,7 @@
 mod handlers;
 mod sql;
 
-pub use handlers::mount;
+pub use handlers::{fetch, mount};
 pub use sql::check_key;
 
 use crate::auth::roles::Class;
@@ -41,6 +41,8 @@ pub trait Resource: Send + Sync + 'static {
     /// In messages, the audit log and the OpenAPI tags.
     const NAME: &'static str;
     const TABLE: &'static str;
+    /// The audit log's entity_type (what the change is recorded as).
+    const ENTITY: &'static str = Self::TABLE;
     /// The key column, unique within the parent if there is one.
     const KEY: &'static str;
     /// SQL type of the key, for casts of the text the path carries.

@@ -257,6 +257,7 @@ impl Resource for PhoneNumber {
     type Input = PhoneNumberInput;
 
     fn prepare(input: &mut Map<String, Value>, given: &[String]) -> ApiResult<()> {
-        normalise_number(input, "e164", given)
+        normalise_number(input, "e164", given)?;
+        super::cnam::normalise(input, given)
     }
 }

@@ -2,7 +2,10 @@
 //! definition (rate decks add a whole-deck upload).
 
 pub mod accounts;
+pub mod cnam;
 pub mod deck_upload;
+pub mod e911;
+pub mod number_services;
 pub mod rate_decks;
 pub mod routing_config;
 pub mod vendors;

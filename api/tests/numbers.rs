@@ -1,0 +1,187 @@
+//! A number's E911 address (addresses validated and normalised locally, provisioned only
+//! for the number's own customer) and its CNAM display name.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{TestApi, ROOT};
+use serde_json::{json, Value};
+
+const N1: &str = "13035550100";
+
+fn address(line1: &str) -> Value {
+    json!({"line1": line1, "city": " Denver ", "state": "co", "postal_code": "80202"})
+}
+
+#[tokio::test]
+async fn e911_addresses_are_validated_and_provisioned_for_the_numbers_customer() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make("/api/v1/numbers", json!({"e164": N1, "ban": "C1"}))
+        .await;
+    t.make("/api/v1/numbers", json!({"e164": "13035550101"}))
+        .await;
+    let c1 = t.key("customer_admin", Some("C1")).await;
+
+    let checked = t
+        .post("/api/v1/e911-addresses/validate", &c1, address("1 Main St"))
+        .await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    assert_eq!(
+        (
+            &checked.data()["state"],
+            &checked.data()["city"],
+            &checked.data()["country"]
+        ),
+        (&json!("CO"), &json!("Denver"), &json!("US"))
+    );
+    for (body, field) in [
+        (address("Main St"), "line1"),
+        (address("1 PO Box 9"), "line1"),
+        (
+            json!({"line1": "1 Main St", "city": "X", "state": "CO", "postal_code": "ABCDE"}),
+            "postal_code",
+        ),
+        (
+            json!({"line1": "1 Main St", "city": "X", "state": "XX", "postal_code": "80202"}),
+            "state",
+        ),
+        (
+            json!({"line1": "1 Main St", "city": "X", "state": "CO"}),
+            "postal_code",
+        ),
+    ] {
+        let r = t
+            .post("/api/v1/e911-addresses/validate", &c1, body.clone())
+            .await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, field),
+            "{body}"
+        );
+        let r = t.post("/api/v1/e911-addresses", &c1, body.clone()).await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, field),
+            "{body}"
+        );
+    }
+
+    // A customer's address is its own, stored in normal form and stamped validated.
+    let own = t
+        .post("/api/v1/e911-addresses", &c1, address("1 Main St"))
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
+    assert_eq!(
+        (&own.data()["ban"], &own.data()["state"]),
+        (&json!("C1"), &json!("CO"))
+    );
+    assert!(own.data()["validated_at"].is_string());
+    let own_id = own.data()["id"].as_i64().unwrap();
+    let mut other = address("9 Elm St");
+    other["ban"] = json!("C2");
+    let other_id = t.make("/api/v1/e911-addresses", other).await["id"]
+        .as_i64()
+        .unwrap();
+
+    let path = format!("/api/v1/numbers/{N1}/e911");
+    let r = t
+        .call("PUT", &path, &c1, Some(json!({"address_id": other_id})))
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "address_id")
+    );
+    let r = t
+        .call(
+            "PUT",
+            "/api/v1/numbers/13035550101/e911",
+            ROOT,
+            Some(json!({"address_id": own_id})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "address_id")
+    );
+    let r = t
+        .call("PUT", &path, &c1, Some(json!({"address_id": own_id})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.data()["address"]["line1"], "1 Main St");
+    let shown = t.get(&path, &c1).await;
+    assert_eq!(shown.data()["address"]["id"], own_id);
+    let number = t.get(&format!("/api/v1/numbers/{N1}"), &c1).await;
+    assert_eq!(number.data()["e911_address_id"], own_id);
+    let r = t.call("DELETE", &path, &c1, None).await;
+    assert_eq!(
+        (r.status, &r.data()["address"]),
+        (StatusCode::OK, &Value::Null)
+    );
+
+    // C2 sees neither C1's address nor C1's number.
+    let c2 = t.key("customer_admin", Some("C2")).await;
+    let r = t
+        .get(&format!("/api/v1/e911-addresses/{own_id}"), &c2)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = t
+        .call("PUT", &path, &c2, Some(json!({"address_id": other_id})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE entity_type = 'numbers' AND action = 'update'
+         AND entity_id = $1",
+    )
+    .bind(N1)
+    .fetch_one(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 2, "provision and removal");
+}
+
+#[tokio::test]
+async fn cnam_is_checked_set_read_and_cleared() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make("/api/v1/numbers", json!({"e164": N1, "ban": "C1"}))
+        .await;
+    let dev = t.key("developer", Some("C1")).await;
+    let path = format!("/api/v1/numbers/{N1}/cnam");
+    let r = t
+        .call("PUT", &path, &dev, Some(json!({"cnam": " Acme Corp. "})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.data(), &json!({"e164": N1, "cnam": "Acme Corp."}));
+    assert_eq!(t.get(&path, &dev).await.data()["cnam"], "Acme Corp.");
+    for bad in ["", "SIXTEEN CHARS XX", "<b>x</b>", "Zoë"] {
+        let r = t.call("PUT", &path, &dev, Some(json!({"cnam": bad}))).await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "cnam"),
+            "{bad}"
+        );
+        // The number's own PATCH applies the same rule.
+        let r = t
+            .call(
+                "PATCH",
+                &format!("/api/v1/numbers/{N1}"),
+                &dev,
+                Some(json!({"cnam": bad})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "cnam"),
+            "{bad}"
+        );
+    }
+    let r = t
+        .call("PUT", &path, &dev, Some(json!({"cnam": null})))
+        .await;
+    assert_eq!(r.data()["cnam"], Value::Null);
+    let ro = t.key("read_only", Some("C1")).await;
+    let r = t.call("PUT", &path, &ro, Some(json!({"cnam": "X"}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
