@@ -23,6 +23,17 @@ struct Scratch {
     touched: Vec<u32>,
     /// This call's candidate vendors, kept between calls to spare the allocations.
     cands: Vec<Candidate>,
+    /// The candidates with a rate within the limit, with their sort keys.
+    priced: Vec<Priced>,
+}
+
+/// A priced candidate: `order` sorts routes (forced first, then rate, vendor priority
+/// and vendor index, which makes keys unique and the order deterministic).
+struct Priced {
+    order: (bool, i64, i32, u32),
+    cand: u32,
+    row: u32,
+    zone: Zone,
 }
 
 const BY_LRN: u8 = 1;
@@ -37,6 +48,7 @@ impl Scratch {
         }
         self.touched.clear();
         self.cands.clear();
+        self.priced.clear();
         if self.want.len() != owners {
             self.want = vec![0; owners];
             self.row = vec![NONE; owners];
@@ -127,6 +139,9 @@ impl Snapshot {
             (true, None, Some(l)) if l.is_nanp() => (l, LrnSource::Supplied),
             _ => (dnis, LrnSource::Dnis),
         };
+        if lrn != dnis {
+            self.prefetch_pricing(lrn);
+        }
         let terminating = if dnis.is_nanp() {
             self.lerg_lookup(lrn)
         } else {
@@ -227,37 +242,41 @@ impl Snapshot {
                 sell.saturating_sub(cust.min_margin)
             };
 
-            let mut priced: Vec<(i64, &Candidate, &RateRec, Zone)> = sc
-                .cands
-                .iter()
-                .filter_map(|c| {
-                    let v = &vendors[c.vendor as usize];
-                    let zone = jurisdiction.resolve(
-                        Zone::from_index(v.indeterminate_zone as u8).unwrap_or(Zone::Intrastate),
-                    );
-                    let (rate, row) = self.rate_of(sc, c.vendor, zone)?;
-                    (c.forced || rate <= limit).then_some((rate, c, row, zone))
-                })
-                .collect();
-            // Keys are unique (vendor index last), so an unstable sort is deterministic;
-            // selecting the best `max` first spares sorting every candidate.
-            let order = |p: &(i64, &Candidate, &RateRec, Zone)| {
-                let v = p.1.vendor;
-                (!p.1.forced, p.0, vendors[v as usize].priority, v)
-            };
+            for (i, c) in sc.cands.iter().enumerate() {
+                let v = &vendors[c.vendor as usize];
+                let zone = jurisdiction.resolve(
+                    Zone::from_index(v.indeterminate_zone as u8).unwrap_or(Zone::Intrastate),
+                );
+                let Some((rate, row)) = self.rate_of(sc, c.vendor, zone) else {
+                    continue;
+                };
+                if c.forced || rate <= limit {
+                    sc.priced.push(Priced {
+                        order: (!c.forced, rate, v.priority, c.vendor),
+                        cand: i as u32,
+                        row,
+                        zone,
+                    });
+                }
+            }
+            // Selecting the best `max` first spares sorting every candidate.
             let max = req.max_results.unwrap_or(cust.max_results).max(1) as usize;
+            let priced = &mut sc.priced;
             if priced.len() > max {
-                priced.select_nth_unstable_by_key(max - 1, order);
+                priced.select_nth_unstable_by_key(max - 1, |p| p.order);
                 priced.truncate(max);
             }
-            priced.sort_unstable_by_key(order);
+            priced.sort_unstable_by_key(|p| p.order);
             if priced.is_empty() {
                 return Err(Reject::NoRoute);
             }
             let customer_rate = Amount(sell);
+            let rows = self.rate_rows();
             let routes = priced
-                .into_iter()
-                .map(|(rate, c, row, zone)| {
+                .iter()
+                .map(|p| {
+                    let c = &sc.cands[p.cand as usize];
+                    let (rate, row, zone) = (p.order.1, &rows[p.row as usize], p.zone);
                     let v = &vendors[c.vendor as usize];
                     Route {
                         vendor_id: self.str(v.id),
@@ -308,24 +327,27 @@ impl Snapshot {
                 flatmap::prefetch(self.lerg_map(), lerg_key(code, 6));
             }
         }
-        for key in self.prefix_keys(dnis) {
-            flatmap::prefetch(self.prefix_map(), key);
-        }
         if dnis.is_nanp() {
             flatmap::prefetch(self.lnp_map(), dnis.value());
-            if let Some(code) = dnis.npa_nxx() {
-                flatmap::prefetch(self.lerg_map(), lerg_key(code, 6));
-            }
+        }
+        self.prefetch_pricing(dnis);
+    }
+
+    /// What pricing by `n` will read: its LERG code and its prefix-map probes.
+    fn prefetch_pricing(&self, n: Number) {
+        if let Some(code) = n.npa_nxx() {
+            flatmap::prefetch(self.lerg_map(), lerg_key(code, 6));
+        }
+        for key in self.prefix_keys(n) {
+            flatmap::prefetch(self.prefix_map(), key);
         }
     }
 
-    /// The rate (nanos) an owner's found row has in `zone`.
-    fn rate_of(&self, sc: &Scratch, owner: u32, zone: Zone) -> Option<(i64, &RateRec)> {
-        let row = self
-            .rate_rows()
-            .get(*sc.row.get(owner as usize)? as usize)?;
-        let rate = row.rates[zone as usize];
-        (rate != NO_AMOUNT).then_some((rate, row))
+    /// The rate (nanos) an owner's found row has in `zone`, and that row's index.
+    fn rate_of(&self, sc: &Scratch, owner: u32, zone: Zone) -> Option<(i64, u32)> {
+        let index = *sc.row.get(owner as usize)?;
+        let rate = self.rate_rows().get(index as usize)?.rates[zone as usize];
+        (rate != NO_AMOUNT).then_some((rate, index))
     }
 
     /// Longest-prefix match of `n` for every owner wanting `by`, in one walk over the
