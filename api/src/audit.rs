@@ -1,6 +1,6 @@
 //! The audit trail: one audit_log row per change, written in the change's own
 //! transaction, and its listing. audit_log has no source-address column, so "from
-//! where" goes in `request_id`.
+//! where" goes in `request_id`. Every change recorded here is also a webhook event.
 
 use crate::auth::roles::{Access, Class};
 use crate::auth::Principal;
@@ -37,12 +37,12 @@ pub async fn record(
     .bind(change.action)
     .bind(change.entity_type)
     .bind(change.entity_id)
-    .bind(change.before)
-    .bind(change.after)
+    .bind(&change.before)
+    .bind(&change.after)
     .bind(format!("from {}", who.origin))
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    crate::webhooks::emit(conn, &change).await
 }
 
 #[derive(Serialize, FromRow, ToSchema)]

@@ -19,6 +19,19 @@ pub struct Config {
     pub rate_limit: u32,
     /// How long an Idempotency-Key's answer is kept and replayed.
     pub idempotency_ttl: Duration,
+    pub webhooks: WebhookPolicy,
+}
+
+/// Outbound webhook delivery: per-attempt timeout, retries with exponential backoff.
+#[derive(Clone, Copy, Debug)]
+pub struct WebhookPolicy {
+    pub timeout: Duration,
+    /// Attempts in all, the first included; then the delivery is `failed`.
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubles per attempt, at most an hour.
+    pub backoff: Duration,
+    /// How often the worker looks for due deliveries.
+    pub poll: Duration,
 }
 
 impl Config {
@@ -48,6 +61,12 @@ impl Config {
             publish_debounce: Duration::from_millis(number("WARP_PUBLISH_DEBOUNCE_MS", 500)?),
             rate_limit: u32::try_from(number("WARP_RATE_LIMIT", 6000)?)?,
             idempotency_ttl: Duration::from_secs(number("WARP_IDEMPOTENCY_TTL_SECS", 86_400)?),
+            webhooks: WebhookPolicy {
+                timeout: Duration::from_millis(number("WARP_WEBHOOK_TIMEOUT_MS", 10_000)?),
+                max_attempts: u32::try_from(number("WARP_WEBHOOK_MAX_ATTEMPTS", 8)?.max(1))?,
+                backoff: Duration::from_millis(number("WARP_WEBHOOK_BACKOFF_MS", 10_000)?),
+                poll: Duration::from_millis(number("WARP_WEBHOOK_POLL_MS", 1_000)?.max(1)),
+            },
         })
     }
 }
@@ -80,7 +99,8 @@ impl fmt::Display for Config {
             f,
             "WARP_DATABASE_URL={} WARP_REDIS_URL={} WARP_LISTEN={} WARP_SNAPSHOT={} \
              WARP_BOOTSTRAP_API_KEY={} WARP_JWT_SECRET={} WARP_PUBLISH_DEBOUNCE_MS={} \
-             WARP_RATE_LIMIT={} WARP_IDEMPOTENCY_TTL_SECS={}",
+             WARP_RATE_LIMIT={} WARP_IDEMPOTENCY_TTL_SECS={} WARP_WEBHOOK_TIMEOUT_MS={} \
+             WARP_WEBHOOK_MAX_ATTEMPTS={} WARP_WEBHOOK_BACKOFF_MS={} WARP_WEBHOOK_POLL_MS={}",
             mask_url(&self.database_url),
             self.redis_url.as_deref().map(mask_url).unwrap_or_default(),
             self.listen,
@@ -90,6 +110,10 @@ impl fmt::Display for Config {
             self.publish_debounce.as_millis(),
             self.rate_limit,
             self.idempotency_ttl.as_secs(),
+            self.webhooks.timeout.as_millis(),
+            self.webhooks.max_attempts,
+            self.webhooks.backoff.as_millis(),
+            self.webhooks.poll.as_millis(),
         )
     }
 }

@@ -21,6 +21,7 @@ pub mod routes;
 pub mod routing;
 pub mod schema;
 pub mod state;
+pub mod webhooks;
 
 use config::Config;
 use metrics::Metrics;
@@ -29,6 +30,7 @@ use routing::publisher::Publisher;
 use state::AppState;
 use std::str::FromStr;
 use std::sync::Arc;
+use webhooks::delivery::Dispatcher;
 
 /// Generic plans for every prepared statement: the partitioned CDR tables cost
 /// milliseconds to plan per call, and generic plans still prune partitions at run time.
@@ -41,8 +43,8 @@ async fn connect(url: &str) -> anyhow::Result<sqlx::PgPool> {
         .await?)
 }
 
-/// Connects, migrates, starts the publisher and the purge of expired idempotency
-/// records; the state every handler shares.
+/// Connects, migrates, starts the publisher, the webhook deliveries and the purge of
+/// expired idempotency records; the state every handler shares.
 pub async fn start(config: Config) -> anyhow::Result<AppState> {
     let pool = connect(&config.database_url).await?;
     warp_db::migrate(&pool).await?;
@@ -56,6 +58,7 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     }
     publisher.spawn_debouncer();
     idempotency::spawn_purger(pool.clone(), config.idempotency_ttl);
+    let webhooks = Dispatcher::start(pool.clone(), config.webhooks)?;
     let redis = config
         .redis_url
         .as_deref()
@@ -73,6 +76,7 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         jwt_secret,
         pool,
         limiter: Arc::new(RateLimiter::new(config.rate_limit, redis)),
+        webhooks,
         config: Arc::new(config),
         publisher,
         metrics,

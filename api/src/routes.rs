@@ -16,7 +16,7 @@ use crate::resources::vendors::*;
 use crate::resources::{cnam, e911};
 use crate::routing;
 use crate::state::AppState;
-use crate::{idempotency, ratelimit};
+use crate::{idempotency, ratelimit, webhooks};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::Html;
@@ -219,6 +219,7 @@ fn resources(api: Api) -> Api {
     let api = mount::<Override>(api, &format!("{V1}/overrides"));
     let api = mount::<Exclusion>(api, &format!("{V1}/exclusions"));
     let api = mount::<DnoNumber>(api, &format!("{V1}/dno"));
+    let api = webhooks::mount(api, &format!("{V1}/webhooks"));
     api.route(
         HttpMethod::Post,
         &format!("{V1}/rate-decks/{{id}}/upload"),

@@ -1,6 +1,7 @@
-//! The API's own tables (API keys, users and sessions, idempotency records), in schema `api` beside the
-//! shared migrations. Created idempotently at start, under an advisory lock so
-//! several instances starting at once do not race.
+//! The API's own tables (API keys, users and sessions, idempotency records, webhooks
+//! and their deliveries), in schema `api` beside the shared migrations. Created
+//! idempotently at start, under an advisory lock so several instances starting at once
+//! do not race.
 
 use sqlx::PgPool;
 
@@ -65,6 +66,39 @@ CREATE TABLE IF NOT EXISTS api.idempotency (
 -- Expired records are purged by age.
 CREATE INDEX IF NOT EXISTS idempotency_created ON api.idempotency (created_at);
 
+-- Outbound webhook subscriptions: a customer's (ban) get the events of its own rows,
+-- staff ones (no ban) every event. The secret keys the HMAC, so it is kept as is.
+CREATE TABLE IF NOT EXISTS api.webhooks (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ban          text REFERENCES customers (ban) ON DELETE CASCADE,
+    url          text NOT NULL CHECK (url ~ '^https?://'),
+    event_types  text[] NOT NULL CHECK (cardinality(event_types) > 0),
+    description  text NOT NULL DEFAULT '',
+    active       boolean NOT NULL DEFAULT true,
+    secret       text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS webhooks_ban ON api.webhooks (ban);
+
+-- One event for one subscription; attempts holds {at, status_code, error, ms} each.
+-- locked_until is the lease of the worker attempting it.
+CREATE TABLE IF NOT EXISTS api.webhook_deliveries (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    webhook_id       bigint NOT NULL REFERENCES api.webhooks (id) ON DELETE CASCADE,
+    event_id         text NOT NULL,
+    event_type       text NOT NULL,
+    -- The exact bytes signed and sent.
+    payload          text NOT NULL,
+    status           text NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts         jsonb NOT NULL DEFAULT '[]',
+    next_attempt_at  timestamptz DEFAULT now(),
+    locked_until     timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due
+    ON api.webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON api.webhook_deliveries (webhook_id, id);
 "#;
 
 /// Creates what is missing.

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::routing::publisher::Publisher;
+use crate::webhooks::delivery::Dispatcher;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    pub webhooks: Arc<Dispatcher>,
     /// Signs and checks session JWTs.
     pub jwt_secret: Arc<[u8]>,
 }

@@ -40,6 +40,8 @@ async fn every_route_is_in_the_spec_and_every_spec_operation_is_served() {
         "/api/v1/routing/lcr",
         "/api/v1/routing/publish",
         "/api/v1/routing/snapshot",
+        "/api/v1/webhooks/{id}",
+        "/api/v1/webhooks/{parent}/deliveries",
         "/api/v1/e911-addresses/validate",
         "/api/v1/numbers/{id}/e911",
         "/api/v1/numbers/{id}/cnam",

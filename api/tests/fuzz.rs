@@ -108,7 +108,7 @@ fn required(spec: &Value, schema: &Value) -> Vec<String> {
 async fn random_requests_against_the_spec_never_5xx_and_answer_in_the_envelope() {
     let t = TestApi::start().await;
     t.fixture().await;
-    // A number and an E911 address to aim at.
+    // A number, an E911 address and a webhook (to a port nothing answers) to aim at.
     t.make(
         "/api/v1/numbers",
         json!({"e164": "+12125550100", "ban": "C1"}),
@@ -118,6 +118,11 @@ async fn random_requests_against_the_spec_never_5xx_and_answer_in_the_envelope()
         "/api/v1/e911-addresses",
         json!({"ban": "C1", "line1": "1 Main St", "city": "Denver", "state": "CO",
                "postal_code": "80202"}),
+    )
+    .await;
+    t.make(
+        "/api/v1/webhooks",
+        json!({"url": "http://127.0.0.1:9/", "event_types": ["*"]}),
     )
     .await;
     let spec = t.get("/api/v1/openapi.json", "").await.body;

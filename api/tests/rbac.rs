@@ -8,7 +8,7 @@ use common::{TestApi, ROOT};
 use serde_json::json;
 
 /// Endpoint classes, in the order of the matrix columns below.
-const CLASSES: [&str; 17] = [
+const CLASSES: [&str; 20] = [
     "platform read",
     "platform write",
     "account read",
@@ -22,6 +22,9 @@ const CLASSES: [&str; 17] = [
     "key write",
     "user write",
     "audit read",
+    "webhook read",
+    "webhook write",
+    "webhook delete",
     "e911 write",
     "e911 provision",
     "cnam read",
@@ -30,13 +33,13 @@ const CLASSES: [&str; 17] = [
 
 /// The product requirements' matrix, spelled out per class (Y = allowed).
 const MATRIX: [(&str, &str); 7] = [
-    ("super_admin", "YYYYYYYYYYYYYYYYY"),
-    ("support", "Y.Y.Y..YY...Y..Y."),
-    ("sales", "..YY............."),
-    ("customer_admin", "..Y.YYYY..YY.YYYY"),
-    ("developer", "..Y.YY.Y..Y..YYYY"),
-    ("billing", "..Y.............."),
-    ("read_only", "..Y.Y..Y.......Y."),
+    ("super_admin", "YYYYYYYYYYYYYYYYYYYY"),
+    ("support", "Y.Y.Y..YY...YY....Y."),
+    ("sales", "..YY................"),
+    ("customer_admin", "..Y.YYYY..YY.YYYYYYY"),
+    ("developer", "..Y.YY.Y..Y..YY.YYYY"),
+    ("billing", "..Y................."),
+    ("read_only", "..Y.Y..Y.....Y....Y."),
 ];
 
 /// A number of C1's, for the E911 and CNAM classes.
@@ -110,6 +113,22 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
             t.post("/api/v1/users", key, body).await
         }
         "audit read" => t.get("/api/v1/audit-log", key).await,
+        "webhook read" => t.get("/api/v1/webhooks", key).await,
+        "webhook write" => {
+            let body = json!({"url": "http://127.0.0.1:9/", "event_types": ["trunks.*"],
+                              "ban": "C1"});
+            t.post("/api/v1/webhooks", key, body).await
+        }
+        "webhook delete" => {
+            let hook = t
+                .make(
+                    "/api/v1/webhooks",
+                    json!({"url": "http://127.0.0.1:9/", "event_types": ["*"], "ban": "C1"}),
+                )
+                .await;
+            let path = format!("/api/v1/webhooks/{}", hook["id"]);
+            t.call("DELETE", &path, key, None).await
+        }
         "e911 write" => t.post("/api/v1/e911-addresses", key, address()).await,
         "e911 provision" => {
             let id = t.make("/api/v1/e911-addresses", address()).await["id"].clone();

@@ -28,7 +28,20 @@ fn param<'a>(p: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
 
 /// Adds list/create on `base` and get/update/delete on `base/{id}`.
 pub fn mount<R: Resource>(api: Api, base: &str) -> Api {
-    let item = format!("{base}/{{id}}");
+    let n = R::NAME;
+    let api = api.route(
+        HttpMethod::Post,
+        base,
+        post(create::<R>),
+        Doc::new(n, format!("Create a {n}"))
+            .body::<R::Input>()
+            .returns::<R::Row>(),
+    );
+    mount_changes::<R>(mount_reads::<R>(api, base), base)
+}
+
+/// Adds list on `base` and get on `base/{id}`.
+pub fn mount_reads<R: Resource>(api: Api, base: &str) -> Api {
     let n = R::NAME;
     api.route(
         HttpMethod::Get,
@@ -39,20 +52,18 @@ pub fn mount<R: Resource>(api: Api, base: &str) -> Api {
             .query(R::FILTERS),
     )
     .route(
-        HttpMethod::Post,
-        base,
-        post(create::<R>),
-        Doc::new(n, format!("Create a {n}"))
-            .body::<R::Input>()
-            .returns::<R::Row>(),
-    )
-    .route(
         HttpMethod::Get,
-        &item,
+        &format!("{base}/{{id}}"),
         get(read::<R>),
         Doc::new(n, format!("Get a {n}")).returns::<R::Row>(),
     )
-    .route(
+}
+
+/// Adds update and delete on `base/{id}`.
+pub fn mount_changes<R: Resource>(api: Api, base: &str) -> Api {
+    let item = format!("{base}/{{id}}");
+    let n = R::NAME;
+    api.route(
         HttpMethod::Patch,
         &item,
         patch(update::<R>),

@@ -5,7 +5,7 @@
 mod handlers;
 mod sql;
 
-pub use handlers::{fetch, mount};
+pub use handlers::{fetch, mount, mount_changes, mount_reads};
 pub use sql::check_key;
 
 use crate::auth::roles::Class;
@@ -41,7 +41,7 @@ pub trait Resource: Send + Sync + 'static {
     /// In messages, the audit log and the OpenAPI tags.
     const NAME: &'static str;
     const TABLE: &'static str;
-    /// The audit log's entity_type (what the change is recorded as).
+    /// The audit log's entity_type (and so the webhook event's first part).
     const ENTITY: &'static str = Self::TABLE;
     /// The key column, unique within the parent if there is one.
     const KEY: &'static str;
@@ -93,6 +93,11 @@ pub trait Resource: Send + Sync + 'static {
         async { Ok(()) }
     }
 }
+
+/// The input of a resource mounted read-only (`mount_reads`): nothing is accepted.
+#[derive(Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoInput {}
 
 /// Field names of a schema'd struct, read from its utoipa schema (one source of truth).
 pub fn schema_fields<T: ToSchema>() -> Vec<String> {

@@ -156,6 +156,26 @@ impl Publisher {
         }
     }
 
+    /// An automatic publish is no one's change (so not audited) but is still the
+    /// `routing_snapshot.publish` webhook event.
+    async fn published_event(&self, generation: u64) {
+        let id = generation.to_string();
+        let change = crate::audit::Change {
+            action: "publish",
+            entity_type: "routing_snapshot",
+            entity_id: &id,
+            before: None,
+            after: None,
+        };
+        let emitted = async {
+            let mut conn = self.pool.acquire().await?;
+            crate::webhooks::emit(&mut conn, &change).await
+        };
+        if let Err(e) = emitted.await {
+            tracing::warn!(error = %e, generation, "queueing the publish webhook event");
+        }
+    }
+
     /// Publishes after each burst of changes, once `debounce` passes without another.
     pub fn spawn_debouncer(self: &Arc<Self>) {
         let me = Arc::clone(self);
@@ -166,9 +186,13 @@ impl Publisher {
                     .await
                     .is_ok()
                 {}
-                if let Err(e) = me.publish_pending().await {
-                    me.metrics.publish_failed();
-                    tracing::error!(error = %e, "automatic snapshot publish failed");
+                match me.publish_pending().await {
+                    Ok(Some(generation)) => me.published_event(generation).await,
+                    Ok(None) => {}
+                    Err(e) => {
+                        me.metrics.publish_failed();
+                        tracing::error!(error = %e, "automatic snapshot publish failed");
+                    }
                 }
             }
         });

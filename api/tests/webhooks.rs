@@ -1,0 +1,412 @@
+//! Outbound webhooks against real local receivers: one that checks every signature and
+//! fails each event's first attempts with 500, one that never answers, and a port that
+//! refuses connections. Deliveries are retried, logged, tenant-scoped, and survive a
+//! restart of the API.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use common::{TestApi, ROOT};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use warp_api::webhooks::signing;
+
+/// One request as a receiver saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    event_type: String,
+    body: Value,
+    signature_ok: bool,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    /// Set once the subscription is created (its secret is shown then).
+    secret: Arc<OnceLock<String>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// Attempts so far per event id.
+    tries: Arc<Mutex<HashMap<String, usize>>>,
+    fail_first: usize,
+}
+
+impl Receiver {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let now = chrono::Utc::now().timestamp();
+    let signature_ok = r
+        .secret
+        .get()
+        .is_some_and(|s| signing::verify(s, header(signing::HEADER), body.as_bytes(), now).is_ok());
+    let event_id = header("x-warp-event-id").to_string();
+    r.seen.lock().unwrap().push(Seen {
+        event_type: header("x-warp-event-type").to_string(),
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        signature_ok,
+    });
+    let mut tries = r.tries.lock().unwrap();
+    let n = tries.entry(event_id).or_default();
+    *n += 1;
+    match (signature_ok, *n <= r.fail_first) {
+        (false, _) => StatusCode::UNAUTHORIZED,
+        (true, true) => StatusCode::INTERNAL_SERVER_ERROR,
+        (true, false) => StatusCode::OK,
+    }
+}
+
+/// A receiver on 127.0.0.1 that fails each event's first `fail_first` attempts.
+async fn receiver(fail_first: usize) -> (Receiver, String) {
+    let r = Receiver {
+        fail_first,
+        ..Receiver::default()
+    };
+    let app = axum::Router::new()
+        .route("/hook", post(receive))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (r, format!("http://{addr}/hook"))
+}
+
+/// Accepts connections and never answers.
+async fn silent() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}/hook")
+}
+
+/// A port nothing listens on.
+fn refused() -> String {
+    let addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    format!("http://{addr}/hook")
+}
+
+async fn api(max_attempts: &str) -> TestApi {
+    let max_attempts = max_attempts.to_string();
+    TestApi::with(move |k| match k {
+        "WARP_WEBHOOK_TIMEOUT_MS" => Some("300".into()),
+        "WARP_WEBHOOK_BACKOFF_MS" => Some("20".into()),
+        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
+        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some(max_attempts.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Subscribes `url` as `key`; returns (id, secret).
+async fn subscribe(t: &TestApi, key: &str, url: &str, types: Value) -> (i64, String) {
+    let r = t
+        .post(
+            "/api/v1/webhooks",
+            key,
+            json!({"url": url, "event_types": types}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let secret = r.data()["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    (r.data()["id"].as_i64().unwrap(), secret)
+}
+
+/// The delivery log of a subscription once nothing in it is pending any more.
+async fn settled(t: &TestApi, key: &str, webhook: i64, expected: usize) -> Vec<Value> {
+    loop {
+        let r = t
+            .get(&format!("/api/v1/webhooks/{webhook}/deliveries"), key)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let log = r.data().as_array().unwrap().clone();
+        if log.len() >= expected && log.iter().all(|d| d["status"] != "pending") {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn statuses(d: &Value) -> Vec<Value> {
+    d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn changes_are_delivered_signed_retried_logged_and_scoped_to_their_customer() {
+    let t = api("4").await;
+    t.fixture().await;
+    let (staff, staff_url) = receiver(2).await;
+    let types = json!([
+        "trunks.*",
+        "numbers.create",
+        "rate_decks.*",
+        "customers.update",
+        "routing_snapshot.publish"
+    ]);
+    let (platform, secret) = subscribe(&t, ROOT, &staff_url, types).await;
+    staff.secret.set(secret).unwrap();
+    let c1_key = t.key("customer_admin", Some("C1")).await;
+    let (c1, c1_url) = receiver(0).await;
+    let types = json!(["trunks.*", "numbers.*", "customers.*"]);
+    let (own, secret) = subscribe(&t, &c1_key, &c1_url, types).await;
+    c1.secret.set(secret).unwrap();
+    // The secret is shown once; the subscription is the customer's.
+    let shown = t.get(&format!("/api/v1/webhooks/{own}"), &c1_key).await;
+    assert_eq!(shown.data()["ban"], "C1");
+    assert!(shown.data().get("secret").is_none());
+
+    for trunk in ["T-C1", "T-C2"] {
+        let r = t
+            .call(
+                "PATCH",
+                &format!("/api/v1/trunks/{trunk}"),
+                ROOT,
+                Some(json!({"max_cps": 5})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "+13035550100", "ban": "C1"}),
+    )
+    .await;
+    t.make(
+        "/api/v1/vendors",
+        json!({"id": "V3", "name": "Vendor V3", "kind": "DNIS"}),
+    )
+    .await;
+    t.make("/api/v1/rate-decks", json!({"vendor_id": "V3"}))
+        .await;
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/customers/C2",
+            ROOT,
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    t.publish().await;
+
+    // Every event reached the staff receiver on its third attempt, signed. Publishes
+    // come from the explicit one and from the automatic ones after each change.
+    let log = settled(&t, ROOT, platform, 6).await;
+    let mut types: Vec<&str> = log
+        .iter()
+        .map(|d| d["event_type"].as_str().unwrap())
+        .filter(|t| *t != "routing_snapshot.publish")
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "customers.update",
+            "numbers.create",
+            "rate_decks.create",
+            "trunks.update",
+            "trunks.update"
+        ]
+    );
+    assert!(log
+        .iter()
+        .any(|d| d["event_type"] == "routing_snapshot.publish"));
+    let seen = staff.seen();
+    for d in &log {
+        assert_eq!(d["status"], "delivered", "{d}");
+        assert_eq!(d["attempt_count"], 3);
+        assert_eq!(statuses(d), [json!(500), json!(500), json!(200)]);
+        assert_eq!(d["attempts"][0]["error"], "HTTP 500 Internal Server Error");
+        assert!(d["next_attempt_at"].is_null());
+        let tries = seen.iter().filter(|s| s.body["event_id"] == d["event_id"]);
+        assert_eq!(tries.count(), 3);
+    }
+    assert!(seen.iter().all(|s| s.signature_ok));
+    let renamed = seen
+        .iter()
+        .find(|s| s.event_type == "customers.update")
+        .unwrap();
+    let b = &renamed.body;
+    assert!(b["event_id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(b["event_type"], "customers.update");
+    assert!(b["timestamp"].is_string());
+    assert_eq!(
+        (
+            &b["data"]["entity_id"],
+            &b["data"]["ban"],
+            &b["data"]["before"]["name"],
+            &b["data"]["after"]["name"]
+        ),
+        (
+            &json!("C2"),
+            &json!("C2"),
+            &json!("Customer C2"),
+            &json!("Renamed")
+        )
+    );
+
+    // The customer's receiver got only its own rows' events.
+    let log = settled(&t, &c1_key, own, 2).await;
+    let mut got: Vec<(String, String)> = c1
+        .seen()
+        .into_iter()
+        .map(|s| (s.event_type, s.body["data"]["entity_id"].to_string()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("numbers.create".to_string(), "\"13035550100\"".to_string()),
+            ("trunks.update".to_string(), "\"T-C1\"".to_string())
+        ]
+    );
+    assert!(log.iter().all(|d| statuses(d) == [json!(200)]));
+
+    // Another tenant's subscription and log look like nothing at all.
+    let listed = t.get("/api/v1/webhooks", &c1_key).await;
+    let ids: Vec<&Value> = listed
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["id"])
+        .collect();
+    assert_eq!(ids, [&json!(own)]);
+    let other = t
+        .get(&format!("/api/v1/webhooks/{platform}"), &c1_key)
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let other_log = t
+        .get(&format!("/api/v1/webhooks/{platform}/deliveries"), &c1_key)
+        .await;
+    assert_eq!(other_log.data(), &json!([]));
+    let c2_key = t.key("customer_admin", Some("C2")).await;
+    let r = t
+        .post(
+            "/api/v1/webhooks",
+            &c2_key,
+            json!({"url": c1_url, "event_types": ["*"], "ban": "C1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{own}"),
+            &c2_key,
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for (body, field) in [
+        (json!({"url": "ftp://x/", "event_types": ["*"]}), "url"),
+        (json!({"url": "not a url", "event_types": ["*"]}), "url"),
+        (json!({"url": c1_url, "event_types": []}), "event_types"),
+        (
+            json!({"url": c1_url, "event_types": ["Trunks"]}),
+            "event_types[0]",
+        ),
+    ] {
+        let r = t.post("/api/v1/webhooks", &c1_key, body.clone()).await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, field),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn timeouts_and_refused_connections_are_retried_then_marked_failed() {
+    let t = api("3").await;
+    t.fixture().await;
+    let types = json!(["customers.update"]);
+    let (hanging, _) = subscribe(&t, ROOT, &silent().await, types.clone()).await;
+    let (closed, _) = subscribe(&t, ROOT, &refused(), types).await;
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/customers/C1",
+            ROOT,
+            Some(json!({"name": "X"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    for (webhook, error) in [(hanging, "timed out"), (closed, "connect: ")] {
+        let log = settled(&t, ROOT, webhook, 1).await;
+        let d = &log[0];
+        assert_eq!(
+            (&d["status"], &d["attempt_count"]),
+            (&json!("failed"), &json!(3)),
+            "{d}"
+        );
+        assert!(d["next_attempt_at"].is_null());
+        for a in d["attempts"].as_array().unwrap() {
+            assert!(a["status_code"].is_null(), "{a}");
+            assert!(a["error"].as_str().unwrap().starts_with(error), "{a}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pending_deliveries_survive_a_restart_of_the_api() {
+    // The first instance polls once at start and then not for an hour: what it queues
+    // stays pending in PostgreSQL.
+    let t = TestApi::with(|k| match k {
+        "WARP_WEBHOOK_POLL_MS" => Some("3600000".into()),
+        "WARP_WEBHOOK_BACKOFF_MS" => Some("20".into()),
+        _ => None,
+    })
+    .await;
+    t.fixture().await;
+    let (r, url) = receiver(1).await;
+    let (id, secret) = subscribe(&t, ROOT, &url, json!(["trunks.update"])).await;
+    r.secret.set(secret).unwrap();
+    let patched = t
+        .call(
+            "PATCH",
+            "/api/v1/trunks/T-C1",
+            ROOT,
+            Some(json!({"max_cps": 3})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    let log = t
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"), ROOT)
+        .await;
+    assert_eq!(log.data()[0]["status"], "pending");
+    t.state.webhooks.stop();
+
+    let mut config = t.config.clone();
+    config.webhooks.poll = Duration::from_millis(20);
+    let restarted = warp_api::start(config).await.unwrap();
+    let log = settled(&t, ROOT, id, 1).await;
+    assert_eq!(log[0]["status"], "delivered");
+    assert_eq!(statuses(&log[0]), [json!(500), json!(200)]);
+    let seen = r.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen
+        .iter()
+        .all(|s| s.signature_ok && s.event_type == "trunks.update"));
+    restarted.webhooks.stop();
+}
