@@ -14,7 +14,8 @@ use warp_datagen::{generate, sample_calls, Scale};
 
 #[derive(Debug, PartialEq)]
 enum Outcome {
-    Routes(Vec<(String, Decimal, bool)>),
+    /// Vendor, rate, forced, and the partition the vendor is credited to.
+    Routes(Vec<(String, Decimal, bool, Option<String>)>),
     Rejected(&'static str),
 }
 
@@ -142,7 +143,7 @@ fn naive(d: &Dataset, ban: &str, ani: Option<&str>, dnis: &str, at: DateTime<Utc
         .collect();
     parts.sort_by_key(|cp| cp.priority);
     let vendor = |id: &str| d.vendors.iter().find(|v| v.id == id).unwrap();
-    let mut cands: Vec<(String, bool)> = Vec::new();
+    let mut cands: Vec<(String, bool, Option<String>)> = Vec::new();
     let forced = d
         .overrides
         .iter()
@@ -157,13 +158,13 @@ fn naive(d: &Dataset, ban: &str, ani: Option<&str>, dnis: &str, at: DateTime<Utc
             _ => Some(o),
         });
     if let Some(o) = forced.filter(|o| vendor(&o.vendor).enabled) {
-        cands.push((o.vendor.clone(), true));
+        cands.push((o.vendor.clone(), true, None));
     }
     for cp in parts {
         let p = d.partitions.iter().find(|p| p.id == cp.partition).unwrap();
         for v in &p.vendors {
-            if vendor(v).enabled && !cands.iter().any(|(c, _)| c == v) && !excluded.contains(v) {
-                cands.push((v.clone(), false));
+            if vendor(v).enabled && !cands.iter().any(|(c, ..)| c == v) && !excluded.contains(v) {
+                cands.push((v.clone(), false, Some(p.id.clone())));
             }
         }
     }
@@ -176,9 +177,9 @@ fn naive(d: &Dataset, ban: &str, ani: Option<&str>, dnis: &str, at: DateTime<Utc
         return Outcome::Rejected("no_sell_rate");
     };
     let limit = c.rate_limit.unwrap_or(sell - c.min_margin);
-    let mut priced: Vec<(bool, Decimal, i32, String)> = cands
+    let mut priced: Vec<(bool, Decimal, i32, String, Option<String>)> = cands
         .into_iter()
-        .filter_map(|(v, forced)| {
+        .filter_map(|(v, forced, partition)| {
             let vd = vendor(&v);
             let zone = j.resolve(vd.indeterminate_zone);
             let row = match vd.kind {
@@ -189,7 +190,7 @@ fn naive(d: &Dataset, ban: &str, ani: Option<&str>, dnis: &str, at: DateTime<Utc
                 }
             }?;
             let rate = row.rates[zone as usize]?;
-            (forced || rate <= limit).then_some((forced, rate, vd.priority, v))
+            (forced || rate <= limit).then_some((forced, rate, vd.priority, v, partition))
         })
         .collect();
     priced.sort_by(|a, b| (!a.0, a.1, a.2, &a.3).cmp(&(!b.0, b.1, b.2, &b.3)));
@@ -200,7 +201,7 @@ fn naive(d: &Dataset, ban: &str, ani: Option<&str>, dnis: &str, at: DateTime<Utc
     Outcome::Routes(
         priced
             .into_iter()
-            .map(|(f, r, _, v)| (v, r.normalize(), f))
+            .map(|(f, r, _, v, p)| (v, r.normalize(), f, p))
             .collect(),
     )
 }
@@ -239,6 +240,7 @@ fn snapshot_and_naive_router_agree_on_every_generated_call() {
                                 r.vendor_id.to_string(),
                                 r.vendor_rate.to_decimal(),
                                 r.forced,
+                                r.partition.map(str::to_string),
                             )
                         })
                         .collect(),

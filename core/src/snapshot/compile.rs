@@ -397,27 +397,30 @@ impl<'d> Compiler<'d> {
     fn partitions(&mut self) -> Result<(), CompileError> {
         let d = self.d;
         self.part_ix = index_of(d.partitions.iter().map(|p| p.id.as_str()));
-        let mut vendors = Vec::new();
+        // Each partition's vendors as a bit set over vendor indices: a call merges its
+        // partitions a word at a time.
+        let words = (self.meta.vendor_count as usize).div_ceil(64);
+        let mut bits = vec![0u64; words * d.partitions.len()];
         let mut recs = Vec::with_capacity(d.partitions.len());
-        for p in &d.partitions {
-            let start = vendors.len() as u32;
+        for (i, p) in d.partitions.iter().enumerate() {
             for v in &p.vendors {
-                vendors.push(
-                    self.vendor(v)
-                        .map_err(|e| invalid(format!("partition {}: {e}", p.id)))?,
-                );
+                let v = self
+                    .vendor(v)
+                    .map_err(|e| invalid(format!("partition {}: {e}", p.id)))?
+                    as usize;
+                bits[i * words + v / 64] |= 1 << (v % 64);
             }
             recs.push(PartitionRec {
                 id: self.s.add(&p.id),
                 name: self.s.add(&p.name),
                 vendors: Range {
-                    start,
-                    len: p.vendors.len() as u32,
+                    start: (i * words) as u32,
+                    len: words as u32,
                 },
             });
         }
         self.w.put(SectionId::Partitions, &recs);
-        self.w.put(SectionId::PartitionVendors, &vendors);
+        self.w.put(SectionId::PartitionVendors, &bits);
         Ok(())
     }
 

@@ -103,7 +103,7 @@ sections! {
     credentials: Credentials => CredentialRec,
     credential_map: CredentialMap => flatmap::Slot,
     partitions: Partitions => PartitionRec,
-    partition_vendors: PartitionVendors => u32,
+    partition_vendors: PartitionVendors => u64,
     vendors: Vendors => VendorRec,
     gateways: Gateways => StrRef,
     plans: Plans => StrRef,

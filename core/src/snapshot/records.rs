@@ -155,6 +155,7 @@ pub struct CredentialRec {
 pub struct PartitionRec {
     pub id: StrRef,
     pub name: StrRef,
+    /// Words of the partition's vendor bit set (bit `v % 64` of word `v / 64`).
     pub vendors: Range,
 }
 

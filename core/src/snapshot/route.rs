@@ -25,6 +25,8 @@ struct Scratch {
     cands: Vec<Candidate>,
     /// The candidates with a rate within the limit, with their sort keys.
     priced: Vec<Priced>,
+    /// Bit set over vendor indices: the vendors this call has already considered.
+    seen: Vec<u64>,
 }
 
 /// A priced candidate: `order` sorts routes (forced first, then rate, vendor priority
@@ -189,6 +191,15 @@ impl Snapshot {
                     forced: true,
                 });
             }
+            // Vendors already placed (the forced one) or left out (excluded) are `seen`;
+            // each vendor is credited to the first applicable partition that has it.
+            sc.seen.clear();
+            sc.seen.resize(vendors.len().div_ceil(64), 0);
+            for &v in sc.cands.iter().map(|c| &c.vendor).chain(&excluded_vendors) {
+                if let Some(w) = sc.seen.get_mut(v as usize / 64) {
+                    *w |= 1 << (v % 64);
+                }
+            }
             for cp in cust.partitions.get(self.customer_partitions()) {
                 if !cp.schedule.applies(t, req.at, &self.tzs) {
                     continue;
@@ -196,18 +207,23 @@ impl Snapshot {
                 let Some(p) = self.partitions().get(cp.partition as usize) else {
                     continue;
                 };
-                for &v in p.vendors.get(self.partition_vendors()) {
-                    let usable = vendors.get(v as usize).is_some_and(|r| r.enabled != 0);
-                    if usable
-                        && sc.want.get(v as usize) == Some(&0)
-                        && !excluded_vendors.contains(&v)
-                    {
-                        sc.mark(v, 0x80);
-                        sc.cands.push(Candidate {
-                            vendor: v,
-                            partition: cp.partition,
-                            forced: false,
-                        });
+                for (w, &bits) in p.vendors.get(self.partition_vendors()).iter().enumerate() {
+                    let Some(seen) = sc.seen.get_mut(w) else {
+                        break;
+                    };
+                    let mut new = bits & !*seen;
+                    *seen |= bits;
+                    while new != 0 {
+                        let v = (w * 64) as u32 + new.trailing_zeros();
+                        new &= new - 1;
+                        if vendors.get(v as usize).is_some_and(|r| r.enabled != 0) {
+                            sc.mark(v, 0x80);
+                            sc.cands.push(Candidate {
+                                vendor: v,
+                                partition: cp.partition,
+                                forced: false,
+                            });
+                        }
                     }
                 }
             }
