@@ -34,13 +34,38 @@ use webhooks::delivery::Dispatcher;
 
 /// Generic plans for every prepared statement: the partitioned CDR tables cost
 /// milliseconds to plan per call, and generic plans still prune partitions at run time.
+/// Each new connection plans the CDR pages before it is handed out.
 async fn connect(url: &str) -> anyhow::Result<sqlx::PgPool> {
     let options = sqlx::postgres::PgConnectOptions::from_str(url)?
         .options([("plan_cache_mode", "force_generic_plan")]);
     Ok(sqlx::postgres::PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(POOL_SIZE)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // Before the first migration there is nothing to plan yet.
+                if let Err(e) = cdrs::warm(conn).await {
+                    tracing::debug!(error = %e, "CDR queries not prepared on this connection");
+                }
+                Ok(())
+            })
+        })
         .connect_with(options)
         .await?)
+}
+
+const POOL_SIZE: u32 = 16;
+
+/// Opens every connection of the pool and prepares each (again, for those opened
+/// before the migrations), so the first requests do not wait for either.
+async fn fill(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let mut conns = Vec::new();
+    for _ in 0..POOL_SIZE {
+        conns.push(pool.acquire().await?);
+    }
+    for c in &mut conns {
+        cdrs::warm(c).await?;
+    }
+    Ok(())
 }
 
 /// Connects, migrates, starts the publisher, the webhook deliveries and the purge of
@@ -49,6 +74,7 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     let pool = connect(&config.database_url).await?;
     warp_db::migrate(&pool).await?;
     schema::ensure(&pool).await?;
+    fill(&pool).await?;
     let metrics = Arc::new(Metrics::new()?);
     let publisher = Arc::new(Publisher::new(pool.clone(), &config, metrics.clone())?);
     if publisher.current().is_none() {
