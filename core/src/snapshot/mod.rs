@@ -300,12 +300,19 @@ impl Snapshot {
         }
     }
 
+    /// A section's records. Called several times per routing decision, so it does no
+    /// work that `find` already did at open (bytemuck's checked cast divides by the
+    /// record size on every call).
     #[inline]
     fn slice<T: Pod>(&self, s: Sec) -> &[T] {
+        const { assert!(std::mem::align_of::<T>() <= 8) };
         let bytes = self.backing.bytes();
-        // Located and bounds-checked at open; the backing is 8-byte aligned (a page-
-        // aligned mapping or a Vec<u64>) and sections are 64-byte aligned within it.
-        bytemuck::cast_slice(&bytes[s.offset..s.offset + s.count * std::mem::size_of::<T>()])
+        // SAFETY: `find` checked at open that `offset + count * size_of::<T>()` lies
+        // within these same bytes and that `offset` is a multiple of 64; the backing
+        // is 8-byte aligned (a page-aligned mapping or a Vec<u64>), so the records are
+        // aligned for T (align <= 8, asserted above). T is Pod: any bytes are a valid T.
+        // The bytes are immutable while mapped (snapshots are replaced by rename).
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().add(s.offset).cast::<T>(), s.count) }
     }
 
     #[inline]
