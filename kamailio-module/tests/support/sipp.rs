@@ -89,8 +89,11 @@ const PROBE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 "#;
 
 /// A vendor gateway that answers every call, keeping the proxy's Record-Route so the
-/// caller's ACK and BYE come back through it (sipp's built-in UAS drops it).
-const UAS_200: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+/// caller's ACK and BYE come back through it (sipp's built-in UAS drops it); `body` is
+/// what follows the 200's Contact: its Content-* headers, the blank line and any SDP.
+fn uas_accepting(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp uas 200">
   <recv request="INVITE"/>
   <send>
@@ -103,8 +106,7 @@ const UAS_200: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
       [last_Call-ID:]
       [last_CSeq:]
       Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
+{body}
     ]]>
   </send>
   <recv request="ACK"/>
@@ -122,23 +124,15 @@ const UAS_200: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
     ]]>
   </send>
 </scenario>
-"#;
+"#
+    )
+}
 
-/// As [`UAS_200`], answering the caller's SDP offer (audio on port 7000).
-const UAS_200_SDP: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="warp uas 200 sdp">
-  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_Record-Route:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
+/// The 200 without a body.
+const NO_SDP: &str = "      Content-Length: 0\n";
+
+/// The 200 answering the caller's SDP offer (audio on port 7000).
+const SDP_ANSWER: &str = "      Content-Type: application/sdp
       Content-Length: [len]
 
       v=0
@@ -148,25 +142,7 @@ const UAS_200_SDP: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
       t=0 0
       m=audio 7000 RTP/AVP 0
       a=rtpmap:0 PCMU/8000
-
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"#;
+";
 
 /// A vendor gateway that turns every call down with `503`.
 const UAS_503: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -210,9 +186,9 @@ impl Uas {
         let log = dir.join(format!("uas-{port}.log"));
         let sf = dir.join(format!("uas-{port}.xml"));
         let scenario = match answer {
-            Answer::Accept => UAS_200,
-            Answer::AcceptMedia => UAS_200_SDP,
-            Answer::Unavailable => UAS_503,
+            Answer::Accept => uas_accepting(NO_SDP),
+            Answer::AcceptMedia => uas_accepting(SDP_ANSWER),
+            Answer::Unavailable => UAS_503.to_owned(),
         };
         std::fs::write(&sf, scenario).unwrap();
         let child = Command::new(binary("sipp"))
