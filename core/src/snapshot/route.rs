@@ -98,6 +98,28 @@ impl ScheduleRec {
     }
 }
 
+/// Leaves the best `keep` entries of `v`, in order. A call keeps a handful of routes
+/// out of tens of candidates: most are refused with one comparison against the worst
+/// kept, where sorting them all cost more than the rest of the ordering.
+fn keep_best(v: &mut Vec<Priced>, keep: usize) {
+    let keep = keep.min(v.len());
+    for i in 1..v.len() {
+        let mut j = if i < keep {
+            i
+        } else if v[i].order < v[keep - 1].order {
+            v.swap(i, keep - 1);
+            keep - 1
+        } else {
+            continue;
+        };
+        while j > 0 && v[j - 1].order > v[j].order {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    v.truncate(keep);
+}
+
 fn prefix_matches(value: u64, len: u32, n: Number) -> bool {
     len as usize <= n.len() && n.prefix_value(len as usize) == value
 }
@@ -275,14 +297,9 @@ impl Snapshot {
                     });
                 }
             }
-            // Selecting the best `max` first spares sorting every candidate.
             let max = req.max_results.unwrap_or(cust.max_results).max(1) as usize;
             let priced = &mut sc.priced;
-            if priced.len() > max {
-                priced.select_nth_unstable_by_key(max - 1, |p| p.order);
-                priced.truncate(max);
-            }
-            priced.sort_unstable_by_key(|p| p.order);
+            keep_best(priced, max);
             if priced.is_empty() {
                 return Err(Reject::NoRoute);
             }
