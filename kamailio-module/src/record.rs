@@ -117,14 +117,14 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) {
         }
         tail.push('\t');
         tail.push_str(r.partition.unwrap_or(""));
-        for uri in r.dialstrings.iter() {
+        for i in 0..r.dialstrings.len() {
             attempt += 1;
             out.push('\n');
             push_int(out, attempt);
             out.push('\t');
             out.push_str(r.vendor_id);
             out.push('\t');
-            out.push_str(&uri);
+            r.dialstrings.push(i, out);
             out.push_str(&tail);
         }
     }

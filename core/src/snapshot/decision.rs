@@ -197,6 +197,15 @@ impl<'a> Dialstrings<'a> {
         self.get(0)
     }
 
+    /// Appends dialstring `i` to `out` (no allocation); false if there is none.
+    pub fn push(&self, i: usize, out: &mut String) -> bool {
+        let Some(t) = self.templates.get(i) else {
+            return false;
+        };
+        expand_into(out, self.snapshot.str(*t), self.number);
+        true
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = String> + 'a {
         let (snap, n) = (self.snapshot, self.number);
         self.templates.iter().map(move |t| expand(snap.str(*t), n))
@@ -241,10 +250,65 @@ pub struct Decision<'a> {
 
 /// Fills a dialstring template: `{number}` = E.164 digits, `{national}` = 10 NANP digits.
 fn expand(template: &str, n: Number) -> String {
-    let national = n
-        .national()
-        .map_or_else(|| n.to_string(), |v| format!("{v:010}"));
-    template
-        .replace("{number}", &n.to_string())
-        .replace("{national}", &national)
+    let mut out = String::with_capacity(template.len() + 8);
+    expand_into(&mut out, template, n);
+    out
+}
+
+/// [`expand`] appending to `out`, in one pass and without the formatting machinery:
+/// the SIP path expands every gateway of every route on every call.
+fn expand_into(out: &mut String, template: &str, n: Number) {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        if let Some(after) = tail.strip_prefix("{number}") {
+            push_digits(out, n.value(), n.len());
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{national}") {
+            match n.national() {
+                Some(v) => push_digits(out, v, 10),
+                None => push_digits(out, n.value(), n.len()),
+            }
+            rest = after;
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+}
+
+/// Appends `value` as exactly `width` decimal digits (zero-padded; width <= 20).
+fn push_digits(out: &mut String, mut value: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let width = width.min(buf.len());
+    for d in buf[..width].iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out.extend(buf[..width].iter().map(|&b| b as char));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_in_one_pass() {
+        let us = Number::parse("+13034449999").unwrap();
+        let uk = Number::parse("+442079460000").unwrap();
+        assert_eq!(
+            expand("sip:+{number}@gw;n={national}", us),
+            "sip:+13034449999@gw;n=3034449999"
+        );
+        // No national form outside NANP: the E.164 digits stand in.
+        assert_eq!(expand("{national}@gw", uk), "442079460000@gw");
+        // Unknown or unclosed placeholders are left as they are.
+        assert_eq!(expand("{x}{number", us), "{x}{number");
+        assert_eq!(expand("", us), "");
+        let mut out = String::from("a:");
+        expand_into(&mut out, "{number}{number}", uk);
+        assert_eq!(out, "a:442079460000442079460000");
+    }
 }
