@@ -20,7 +20,8 @@ $warp inspect "$WORK/large.snap"
 
 # A private PostgreSQL for the legacy peer (initdb refuses root: run it as postgres).
 as_pg=(); [ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
-mkdir -p "$WORK/pg" && [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
+# mktemp makes WORK private to root: the postgres user must be able to reach pg/.
+mkdir -p "$WORK/pg" && [ "$(id -u)" = 0 ] && chmod 0755 "$WORK" && chown postgres "$WORK/pg"
 "${as_pg[@]}" $PG/initdb -D "$WORK/pg/data" -A trust -U postgres >/dev/null
 "${as_pg[@]}" $PG/pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/log" -w start \
   -o "-p $PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=1GB" >/dev/null

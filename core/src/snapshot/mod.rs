@@ -172,8 +172,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Maps `path` and checks its header and layout: O(sections), not O(size). The
-    /// payload checksum is [`Snapshot::verify`]'s job.
+    /// Maps `path` and checks its header, layout and string table: O(sections + names),
+    /// not O(size). The payload checksum is [`Snapshot::verify`]'s job.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
         let io = |source| OpenError::Io {
             path: path.display().to_string(),
