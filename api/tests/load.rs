@@ -54,6 +54,11 @@ impl Conn {
     }
 }
 
+/// An API whose per-key rate limit (6,000 a minute by default) is out of the way.
+async fn unlimited() -> TestApi {
+    TestApi::with(|k| (k == "WARP_RATE_LIMIT").then(|| "100000000".to_string())).await
+}
+
 /// The box's 1/5/15-minute load averages: the cores are shared, so figures need them.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -101,7 +106,8 @@ async fn open_loop(
                 tokio::time::sleep_until(due.into()).await;
                 let (path, body) = &requests[i % requests.len()];
                 let status = conn.send(method, path, &key, body).await;
-                assert!(status < 500, "{status} for {path}");
+                // Anything else (a 429 above all) is not the work being measured.
+                assert_eq!(status, 200, "{path}");
                 lat.push(due.elapsed());
                 i += conns;
             }
@@ -130,7 +136,7 @@ async fn open_loop(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn simulate_at_2000_per_second() {
-    let t = TestApi::start().await;
+    let t = unlimited().await;
     let d = warp_datagen::generate(warp_datagen::Scale::SMALL, 5);
     warp_db::import_dataset(&t.pool, &d).await.unwrap();
     t.publish().await;
@@ -153,7 +159,7 @@ async fn paged_cdr_queries_at_2000_per_second() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
-    let t = TestApi::start().await;
+    let t = unlimited().await;
     t.fixture().await;
     let started = Instant::now();
     // 1,000 customers' worth of calls, spread evenly over 2026, C1 among them.
@@ -192,7 +198,7 @@ async fn paged_cdr_queries_at_2000_per_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn a_million_row_deck_upload() {
-    let t = TestApi::start().await;
+    let t = unlimited().await;
     t.fixture().await;
     let decks = t.get("/api/v1/rate-decks?vendor_id=V1", common::ROOT).await;
     let deck = decks.data()[0]["id"].as_i64().unwrap();
