@@ -9,7 +9,7 @@ use crate::extract::{Path, Query};
 use crate::page::{Page, DEFAULT_LIMIT};
 use crate::state::AppState;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection};
@@ -140,28 +140,96 @@ async fn fetch_page(
     after: Option<Cursor>,
     limit: usize,
 ) -> sqlx::Result<Vec<Cdr>> {
+    let wanted = limit + 1;
+    let from = after.as_ref().map(|c| c.0).or(q.start_date);
+    // A page nearly always lies within the month it starts in, so the first query reads
+    // that month's partition by name: through the parent, every execution of the
+    // generic plan locked and opened every partition and its indexes (most of
+    // PostgreSQL's time per page). Only a short page looks further, through the parent.
+    let Some((month, month_end)) = from
+        .and_then(|f| Some((f, next_month(f)?)))
+        .filter(|(_, m)| q.end_date.is_none_or(|e| *m < e))
+    else {
+        return fetch_rows(
+            conn,
+            PARENT,
+            &ban,
+            &q,
+            (q.start_date, q.end_date),
+            after,
+            wanted,
+        )
+        .await;
+    };
+    let partition = format!("{PARENT}_{}", month.format("%Y%m"));
+    let window = (q.start_date, Some(month_end));
+    let mut rows = match fetch_rows(conn, &partition, &ban, &q, window, after.clone(), wanted).await
+    {
+        // No partition for that month yet: its rows are in the default one.
+        Err(e) if is_undefined_table(&e) => {
+            fetch_rows(conn, PARENT, &ban, &q, window, after, wanted).await?
+        }
+        other => other?,
+    };
+    if rows.len() < wanted {
+        let rest = (Some(month_end), q.end_date);
+        let rest = fetch_rows(conn, PARENT, &ban, &q, rest, None, wanted).await?;
+        rows.extend(rest.into_iter().take(wanted - rows.len()));
+    }
+    Ok(rows)
+}
+
+/// The partitioned table; its monthly partitions are `{PARENT}_YYYYMM` (UTC months).
+const PARENT: &str = "billing.rated_cdrs";
+
+fn is_undefined_table(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "42P01")
+}
+
+/// The first instant of the month after `t`'s (UTC, as the CDR partitions are cut).
+fn next_month(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let (y, m) = match t.month() {
+        12 => (t.year() + 1, 1),
+        m => (t.year(), m + 1),
+    };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()
+}
+
+/// Up to `n` CDRs of `ban` in `table` matching `q`'s filters, starting in
+/// `[from, until)`, after the cursor's row.
+async fn fetch_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    ban: &str,
+    q: &CdrQuery,
+    (from, until): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    after: Option<Cursor>,
+    n: usize,
+) -> sqlx::Result<Vec<Cdr>> {
     // Only the filters given, bound with their own types, so the (ban, start) index
     // and partition pruning apply.
     let mut f = Filters::default();
-    f.add("ban = ", Bind::Text(ban));
-    if let Some(t) = q.start_date {
+    f.add("ban = ", Bind::Text(ban.to_string()));
+    if let Some(t) = from {
         f.add("start_stamp >= ", Bind::Time(t));
     }
-    if let Some(t) = q.end_date {
+    if let Some(t) = until {
         f.add("start_stamp < ", Bind::Time(t));
     }
-    let upper = |v: Option<String>| v.map(|v| v.to_ascii_uppercase());
+    let upper = |v: &Option<String>| v.as_ref().map(|v| v.to_ascii_uppercase());
     for (col, v) in [
-        ("zone = ", upper(q.zone)),
-        ("vendor_id = ", q.vendor_id),
-        ("disposition = ", upper(q.disposition)),
-        ("trunk_id = ", q.trunk_id),
+        ("zone = ", upper(&q.zone)),
+        ("vendor_id = ", q.vendor_id.clone()),
+        ("disposition = ", upper(&q.disposition)),
+        ("trunk_id = ", q.trunk_id.clone()),
     ] {
         if let Some(v) = v {
             f.add(col, Bind::Text(v));
         }
     }
-    if let Some(p) = q.dnis_prefix {
+    if let Some(p) = &q.dnis_prefix {
         f.add("dnis LIKE ", Bind::Text(format!("{p}%")));
     }
     if let Some((ts, call, leg, attempt)) = after {
@@ -180,10 +248,10 @@ async fn fetch_page(
         "SELECT call_id, leg, attempt, start_stamp, answer_stamp, end_stamp, ban, trunk_id,
                 ani, dnis, lrn, zone, ocn, lata, state, routing_partition, vendor_id, sip_code,
                 disposition, duration_secs, billed_secs, customer_rate, customer_charge
-         FROM billing.rated_cdrs WHERE {}
+         FROM {table} WHERE {}
          ORDER BY start_stamp, call_id, leg, attempt LIMIT {}",
         f.clauses.join(" AND "),
-        limit + 1
+        n
     );
     let mut query = sqlx::query_as::<_, Cdr>(&sql);
     for b in f.binds {

@@ -230,20 +230,33 @@ async fn add_cdr(t: &TestApi, ban: &str, call: &str, at: &str, zone: &str) {
     .unwrap();
 }
 
+/// The call ids of a CDR page, in order.
+fn call_ids(r: &common::Reply) -> Vec<&str> {
+    r.data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn cdrs_are_per_customer_filtered_and_cursor_paged() {
     let t = TestApi::start().await;
     t.fixture().await;
-    for i in 0..5 {
+    // Pages cross month (partition) boundaries, one call exactly on one; the last is in
+    // a month with no partition of its own (the default partition holds it).
+    let starts = [
+        "2026-01-01T10:00:00Z",
+        "2026-01-02T10:00:00Z",
+        "2026-01-31T23:00:00Z",
+        "2026-02-01T00:00:00Z",
+        "2026-03-15T10:00:00Z",
+        "2031-06-01T00:00:00Z",
+    ];
+    for (i, at) in starts.iter().enumerate() {
         let zone = if i % 2 == 0 { "INTERSTATE" } else { "LOCAL" };
-        add_cdr(
-            &t,
-            "C1",
-            &format!("call-{i}"),
-            &format!("2026-01-0{}T10:00:00Z", i + 1),
-            zone,
-        )
-        .await;
+        add_cdr(&t, "C1", &format!("call-{i}"), at, zone).await;
     }
     add_cdr(&t, "C2", "other", "2026-01-02T00:00:00Z", "LOCAL").await;
     let key = t.key("read_only", Some("C1")).await;
@@ -261,22 +274,34 @@ async fn cdrs_are_per_customer_filtered_and_cursor_paged() {
             None => break,
         }
     }
-    assert_eq!(calls, ["call-0", "call-1", "call-2", "call-3", "call-4"]);
+    assert_eq!(
+        calls,
+        ["call-0", "call-1", "call-2", "call-3", "call-4", "call-5"]
+    );
     let r = t
         .get(
             "/api/v1/customers/C1/cdrs?zone=interstate&start_date=2026-01-02T00:00:00Z",
             &key,
         )
         .await;
-    let ids: Vec<&str> = r
-        .data()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["call_id"].as_str().unwrap())
-        .collect();
+    let ids = call_ids(&r);
     assert_eq!(ids, ["call-2", "call-4"]);
     assert_eq!(r.data()[0]["customer_charge"], "0.011000");
+    let r = t
+        .get(
+            "/api/v1/customers/C1/cdrs?start_date=2026-01-02T00:00:00Z&end_date=2026-02-01T00:00:00Z",
+            &key,
+        )
+        .await;
+    let ids = call_ids(&r);
+    assert_eq!(ids, ["call-1", "call-2"]);
+    let r = t
+        .get(
+            "/api/v1/customers/C1/cdrs?start_date=2031-06-01T00:00:00Z",
+            &key,
+        )
+        .await;
+    assert_eq!(call_ids(&r), ["call-5"]);
     for bad in [
         "start_date=yesterday",
         "limit=-1",
