@@ -88,18 +88,18 @@ pub fn find<S: Keyed>(slots: &[S], key: u64) -> Option<&S> {
 /// cache misses instead of paying them one after another.
 #[inline]
 pub fn prefetch<S: Keyed>(slots: &[S], key: u64) {
-    if let Some(_slot) = slots
-        .len()
-        .is_power_of_two()
-        .then(|| &slots[(mix(key) & (slots.len() as u64 - 1)) as usize])
-    {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint, and the address is that of a live slot.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>((_slot as *const S).cast());
-        }
+    if !slots.len().is_power_of_two() {
+        return;
     }
+    let slot: *const S = &slots[(mix(key) & (slots.len() as u64 - 1)) as usize];
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint, and the address is that of a live slot.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(slot.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slot;
 }
 
 /// The value stored under `key`.

@@ -384,11 +384,9 @@ impl Snapshot {
     }
 
     /// Longest-prefix match of `n` for every owner wanting `by`, in one walk over the
-    /// prefix lengths present in the snapshot (longest first).
+    /// prefix lengths present in the snapshot (longest first). Its probes were
+    /// prefetched by `prefetch_pricing` when `n` became known.
     fn price_by_prefix(&self, sc: &mut Scratch, n: Number, by: u8, t: i64) {
-        for key in self.prefix_keys(n) {
-            flatmap::prefetch(self.prefix_map(), key);
-        }
         for key in self.prefix_keys(n) {
             if let Some(range) = flatmap::get(self.prefix_map(), key) {
                 self.take_rows(sc, range, by, t);
