@@ -184,23 +184,15 @@ async fn fetch_page(
     // that month's partition by name: through the parent, every execution of the
     // generic plan locked and opened every partition and its indexes (most of
     // PostgreSQL's time per page). Only a short page looks further, through the parent.
-    let Some((month, month_end)) = from
-        .and_then(|f| Some((f, next_month(f)?)))
-        .filter(|(_, m)| q.end_date.is_none_or(|e| *m < e))
-    else {
-        return fetch_rows(
-            conn,
-            PARENT,
-            &ban,
-            &q,
-            (q.start_date, q.end_date),
-            after,
-            wanted,
-        )
-        .await;
+    let Some((month, month_end)) = from.and_then(|f| Some((f, next_month(f)?))) else {
+        let all = (q.start_date, q.end_date);
+        return fetch_rows(conn, PARENT, &ban, &q, all, after, wanted).await;
     };
     let partition = format!("{PARENT}_{}", month.format("%Y%m"));
-    let window = (q.start_date, Some(month_end));
+    let window = (
+        q.start_date,
+        Some(q.end_date.map_or(month_end, |e| e.min(month_end))),
+    );
     let mut rows = match fetch_rows(conn, &partition, &ban, &q, window, after.clone(), wanted).await
     {
         // No partition for that month yet: its rows are in the default one.
@@ -209,7 +201,7 @@ async fn fetch_page(
         }
         other => other?,
     };
-    if rows.len() < wanted {
+    if rows.len() < wanted && q.end_date.is_none_or(|e| month_end < e) {
         let rest = (Some(month_end), q.end_date);
         let rest = fetch_rows(conn, PARENT, &ban, &q, rest, None, wanted).await?;
         rows.extend(rest.into_iter().take(wanted - rows.len()));
