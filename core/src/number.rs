@@ -193,6 +193,11 @@ impl Number {
     pub fn national(self) -> Option<u64> {
         self.is_nanp().then(|| self.value % POW10[10])
     }
+
+    /// Appends the digits as `Display` writes them, without the formatting machinery.
+    pub fn push_to(self, out: &mut String) {
+        push_digits(out, self.value, self.len());
+    }
 }
 
 pub(crate) const POW10: [u64; 20] = {
@@ -204,6 +209,43 @@ pub(crate) const POW10: [u64; 20] = {
     }
     t
 };
+
+/// "00" to "99": two digits per division.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Appends `value` in decimal, zero-padded to `width` digits (at most 20): the call
+/// path writes numbers, rates and dialstrings for every call, where the formatting
+/// machinery costs several times the digits.
+pub fn push_digits(out: &mut String, mut value: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    while value >= 100 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if value >= 10 {
+        let pair = value as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + value as u8;
+    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    // SAFETY: `buf` holds ASCII digits only.
+    out.push_str(unsafe { std::str::from_utf8_unchecked(&buf[start..]) });
+}
 
 /// Extracts the user part of a `sip:`, `sips:` or `tel:` URI; other input is returned as is.
 fn uri_user(s: &str) -> &str {
@@ -374,6 +416,13 @@ mod tests {
             prop_assert_eq!(a, Number::parse(&format!("+1{ten}")).unwrap());
             prop_assert_eq!(a, Number::parse(&format!("sip:{ten}@h")).unwrap());
             prop_assert_eq!(a.to_string(), format!("1{ten}"));
+        }
+
+        #[test]
+        fn digits_match_the_formatter(value in any::<u64>(), width in 0usize..24) {
+            let mut out = String::from("x");
+            push_digits(&mut out, value, width);
+            prop_assert_eq!(out, format!("x{value:0w$}", w = width.min(20)));
         }
     }
 }

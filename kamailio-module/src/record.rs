@@ -7,8 +7,9 @@
 //! engine expands. Rates are kept as the snapshot's nano-units and turn into decimal
 //! text only when someone reads them (`$warp(...)`, a CDR event, `warp.route`).
 
-use std::fmt::Write;
+use std::ops::Range;
 use warp_core::money::Amount;
+use warp_core::number::push_digits;
 use warp_core::Decision;
 
 /// What is known about a routed call whichever vendor takes it.
@@ -81,8 +82,8 @@ impl<'a> Hop<'a> {
 /// Appends the call line. The Call-ID is the one field from outside: a tab or line break
 /// in it (which no valid Call-ID has) becomes a space, so the record stays readable.
 pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &Decision<'_>) {
-    let separator = |c: char| matches!(c, '\t' | '\n' | '\r');
-    if call_id.contains(separator) {
+    if call_id.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+        let separator = |c: char| matches!(c, '\t' | '\n' | '\r');
         out.extend(call_id.chars().map(|c| if separator(c) { ' ' } else { c }));
     } else {
         out.push_str(call_id);
@@ -95,28 +96,21 @@ pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &D
     }
     out.push('\t');
     if let Some(ani) = d.ani {
-        let _ = write!(out, "{ani}");
+        ani.push_to(out);
     }
-    let _ = write!(out, "\t{}\t{}", d.dnis, d.lrn);
+    out.push('\t');
+    d.dnis.push_to(out);
+    out.push('\t');
+    d.lrn.push_to(out);
 }
 
 /// Appends one line per (vendor, gateway) of `d`, each after a line break, attempts
 /// numbered from 1: a vendor with several gateways is tried on each before the next
-/// vendor.
-pub fn push_hops(out: &mut String, d: &Decision<'_>) {
+/// vendor. Returns where the first attempt's dialstring is in `out`.
+pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
     let mut attempt = 0;
-    // What a vendor's lines share, written once per vendor.
-    let mut tail = String::new();
+    let mut first = None;
     for r in &d.routes {
-        tail.clear();
-        tail.push('\t');
-        tail.push_str(r.zone.as_str());
-        for rate in [r.vendor_rate, r.customer_rate] {
-            tail.push('\t');
-            push_int(&mut tail, rate.0);
-        }
-        tail.push('\t');
-        tail.push_str(r.partition.unwrap_or(""));
         for i in 0..r.dialstrings.len() {
             attempt += 1;
             out.push('\n');
@@ -124,35 +118,28 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) {
             out.push('\t');
             out.push_str(r.vendor_id);
             out.push('\t');
+            let uri = out.len();
             r.dialstrings.push(i, out);
-            out.push_str(&tail);
+            first.get_or_insert(uri..out.len());
+            out.push('\t');
+            out.push_str(r.zone.as_str());
+            for rate in [r.vendor_rate, r.customer_rate] {
+                out.push('\t');
+                push_int(out, rate.0);
+            }
+            out.push('\t');
+            out.push_str(r.partition.unwrap_or(""));
         }
     }
+    first
 }
 
-/// The dialstring of the attempt in progress (line 2), without reading the rest.
-pub fn current_uri(record: &str) -> Option<&str> {
-    let (_, current, _) = split(record)?;
-    current.split('\t').nth(2)
-}
-
-/// Appends `n` in decimal: the formatting machinery costs more than the digits.
+/// Appends `n` in decimal.
 fn push_int(out: &mut String, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
     if n < 0 {
         out.push('-');
     }
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    push_digits(out, n.unsigned_abs(), 1);
 }
 
 /// A record's call line, the attempt in progress and the text after it (the later

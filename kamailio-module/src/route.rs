@@ -7,6 +7,7 @@ use crate::lrn;
 use crate::record;
 use crate::snapshot;
 use std::net::IpAddr;
+use std::ops::Range;
 use warp_core::{Decision, Number, Reject, RouteRequest, Snapshot};
 
 /// One call to route, as read from the SIP message.
@@ -23,9 +24,12 @@ pub struct Query<'a> {
 }
 
 pub enum Answer {
-    /// Routed: the call's record is written; the admission is its place among its
-    /// trunk's concurrent calls, if counted.
-    Route(Option<Admission>),
+    /// Routed: the call's record is written, its first dialstring at `uri`; the
+    /// admission is its place among its trunk's concurrent calls, if counted.
+    Route {
+        admission: Option<Admission>,
+        uri: Range<usize>,
+    },
     /// Refused, with the SIP reply to send (unknown trunk, DNO, no route, ...).
     Refuse {
         code: u16,
@@ -37,7 +41,7 @@ pub enum Answer {
 }
 
 /// Decides `query`; when it is routed, writes the call's record (see
-/// [`crate::record`]) into `record`.
+/// [`crate::record`]) into `record`, which is left as it was otherwise.
 pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
     let Some(snapshot) = snapshot::current() else {
         return Answer::Unavailable;
@@ -63,20 +67,7 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
         Ok(d) => d,
         Err(reject) => return refuse(&reject),
     };
-    if decision.routes.iter().all(|r| r.dialstrings.is_empty()) {
-        return refuse(&Reject::NoRoute);
-    }
-    // Only calls that would be routed count against the trunk's limits.
-    let admission = match limits::admit(&trunk, now.timestamp()) {
-        Ok(a) => a,
-        Err(exceeded) => {
-            return Answer::Refuse {
-                code: 503,
-                reason: exceeded.reason(),
-                why: format!("trunk {}: {}", trunk.id, exceeded.reason()),
-            }
-        }
-    };
+    let written = record.len();
     record::push_call(
         record,
         query.call_id,
@@ -84,8 +75,22 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
         trunk.id,
         &decision,
     );
-    record::push_hops(record, &decision);
-    Answer::Route(admission)
+    let Some(uri) = record::push_hops(record, &decision) else {
+        record.truncate(written);
+        return refuse(&Reject::NoRoute);
+    };
+    // Only calls that would be routed count against the trunk's limits.
+    match limits::admit(&trunk, now.timestamp()) {
+        Ok(admission) => Answer::Route { admission, uri },
+        Err(exceeded) => {
+            record.truncate(written);
+            Answer::Refuse {
+                code: 503,
+                reason: exceeded.reason(),
+                why: format!("trunk {}: {}", trunk.id, exceeded.reason()),
+            }
+        }
+    }
 }
 
 /// The engine's decision for a customer at `at` (also what `warp.route` simulates);

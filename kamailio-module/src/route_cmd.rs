@@ -43,9 +43,9 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
     };
     let mut record = decision::take_record(msg);
     match route::decide(&query, &mut record) {
-        Answer::Route(admission) => {
+        Answer::Route { admission, uri } => {
             calls::routed(msg, admission);
-            msg.set_ruri(record::current_uri(&record).ok_or("empty record")?)?;
+            msg.set_ruri(record.get(uri).ok_or("bad record")?)?;
             failover::store(&record)?;
             if cdr::enabled() {
                 let (call, hop, _) = record::split(&record).ok_or("empty record")?;
@@ -65,10 +65,13 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
         Answer::Refuse { code, reason, why } => {
             // The script decides whether a refusal deserves a log line ($warp(reason)).
             lm_dbg!("call to {dnis} refused: {why}");
+            // The buffer, still empty, keeps its capacity for the next call.
+            decision::put_record(msg, record);
             decision::refuse(msg, code, reason, why);
             Ok(false)
         }
         Answer::Unavailable => {
+            decision::put_record(msg, record);
             let config = params::config();
             decision::refuse(
                 msg,

@@ -4,7 +4,7 @@
 use super::records::StrRef;
 use super::Snapshot;
 use crate::money::Amount;
-use crate::number::{Number, NumberError};
+use crate::number::{push_digits, Number, NumberError};
 use crate::zone::{Jurisdiction, Place, Zone};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -256,19 +256,20 @@ fn expand(template: &str, n: Number) -> String {
 }
 
 /// [`expand`] appending to `out`, in one pass and without the formatting machinery:
-/// the SIP path expands every gateway of every route on every call.
+/// the SIP path expands every gateway of every route on every call. Templates are a
+/// few dozen bytes: a plain byte scan finds `{` sooner than `memchr` is set up.
 fn expand_into(out: &mut String, template: &str, n: Number) {
     let mut rest = template;
-    while let Some(open) = rest.find('{') {
+    while let Some(open) = rest.bytes().position(|b| b == b'{') {
         out.push_str(&rest[..open]);
         let tail = &rest[open..];
         if let Some(after) = tail.strip_prefix("{number}") {
-            push_digits(out, n.value(), n.len());
+            n.push_to(out);
             rest = after;
         } else if let Some(after) = tail.strip_prefix("{national}") {
             match n.national() {
                 Some(v) => push_digits(out, v, 10),
-                None => push_digits(out, n.value(), n.len()),
+                None => n.push_to(out),
             }
             rest = after;
         } else {
@@ -277,17 +278,6 @@ fn expand_into(out: &mut String, template: &str, n: Number) {
         }
     }
     out.push_str(rest);
-}
-
-/// Appends `value` as exactly `width` decimal digits (zero-padded; width <= 20).
-fn push_digits(out: &mut String, mut value: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let width = width.min(buf.len());
-    for d in buf[..width].iter_mut().rev() {
-        *d = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-    out.extend(buf[..width].iter().map(|&b| b as char));
 }
 
 #[cfg(test)]
