@@ -36,7 +36,12 @@ pub unsafe fn as_bytes<'a>(s: &str_) -> &'a [u8] {
 /// # Safety
 /// As for [`as_bytes`].
 pub unsafe fn as_str<'a>(s: &str_) -> Cow<'a, str> {
-    String::from_utf8_lossy(as_bytes(s))
+    let bytes = as_bytes(s);
+    // Validating is quicker than the lossy scan, and SIP text is nearly always valid.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Lossy UTF-8 copy of a `str`.

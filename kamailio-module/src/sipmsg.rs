@@ -149,33 +149,15 @@ impl SipMsg {
             .or_else(|| self.user_in_from().map(|u| (AniSource::From, u)))
     }
 
-    /// Whether the received message has P-Asserted-Identity and Remote-Party-ID header
-    /// lines, found with one plain scan: the core finds a header it is asked for only by
-    /// parsing every header before it, allocating each — to the end of the message when
-    /// it is absent, which for both is common.
+    /// Whether the message has P-Asserted-Identity and Remote-Party-ID headers, from the
+    /// core's parse of every header: the reply or the transaction parses them all anyway
+    /// (a stateless reply and tm's new transaction both ask for the end of the headers),
+    /// so this only does it sooner. A header the parser cannot read ends what it sees.
     fn identity_headers(&self) -> (bool, bool) {
+        // SAFETY: the parser caches every header it reads in the message.
+        unsafe { k::parse_headers(self.raw(), 1 << k::HDR_EOH_T, 0) };
         let msg = self.get();
-        if msg.buf.is_null() {
-            return (false, false);
-        }
-        // SAFETY: the received message, `len` bytes, alive for the whole call.
-        let buf = unsafe { std::slice::from_raw_parts(msg.buf as *const u8, msg.len as usize) };
-        let named = |line: &[u8], name: &[u8]| {
-            line.len() > name.len()
-                && line[..name.len()].eq_ignore_ascii_case(name)
-                && matches!(line[name.len()], b':' | b' ' | b'\t')
-        };
-        let (mut pai, mut rpid) = (false, false);
-        // After the request line, up to the blank line that ends the headers.
-        for line in buf.split(|&b| b == b'\n').skip(1) {
-            match line.first() {
-                None | Some(b'\r') => break,
-                Some(b'p' | b'P') => pai |= named(line, b"p-asserted-identity"),
-                Some(b'r' | b'R') => rpid |= named(line, b"remote-party-id"),
-                _ => {}
-            }
-        }
-        (pai, rpid)
+        (!msg.pai.is_null(), !msg.rpid.is_null())
     }
 
     /// First identity with a user part across all P-Asserted-Identity headers.
