@@ -44,8 +44,6 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let bad = || format!("bad {AVP} AVP {stored:?}");
     let call = Call::parse(call_line).ok_or_else(bad)?;
     let failed = Hop::parse(failed_line).ok_or_else(bad)?;
-    let next_line = later.split('\n').next().unwrap_or_default();
-    let next = Hop::parse(next_line).ok_or_else(bad)?;
     let sip_code = msg
         .pv_int("$T_reply_code")
         .and_then(|c| u16::try_from(c).ok());
@@ -57,11 +55,10 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
         end: Some(cdr::now_ms()),
         sip_code,
     });
-    msg.set_ruri(next.uri)?;
     let mut remaining = decision::take_record(msg);
     remaining.push_str(call_line);
-    remaining.push('\n');
-    remaining.push_str(later);
+    let uri = record::push_later(&mut remaining, call.dnis, later).ok_or_else(bad)?;
+    msg.set_ruri(&remaining[uri])?;
     store(&remaining)?;
     decision::put_record(msg, remaining);
     Ok(true)

@@ -3,14 +3,18 @@
 //! attempt in progress, then the attempts still to make; fields are tab-separated.
 //!
 //! It is written straight from the engine's decision into one reused buffer and read
-//! back as borrowed views, so routing a call allocates nothing but the dialstrings the
-//! engine expands. Rates are kept as the snapshot's nano-units and turn into decimal
-//! text only when someone reads them (`$warp(...)`, a CDR event, `warp.route`).
+//! back as borrowed views, so routing a call allocates nothing. The attempts still to
+//! make keep their gateway's dialstring template, filled in for the call's dialled
+//! number when their turn comes ([`push_later`]), as lcr builds a gateway's URI only in
+//! `next_gw()`: most calls never fail over. Rates are kept as the snapshot's nano-units
+//! and turn into decimal text only when someone reads them (`$warp(...)`, a CDR event,
+//! `warp.route`).
 
 use std::ops::Range;
 use warp_core::money::Amount;
 use warp_core::number::push_digits;
-use warp_core::Decision;
+use warp_core::snapshot::fill_dialstring;
+use warp_core::{Decision, Number};
 
 /// What is known about a routed call whichever vendor takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +110,8 @@ pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &D
 
 /// Appends one line per (vendor, gateway) of `d`, each after a line break, attempts
 /// numbered from 1: a vendor with several gateways is tried on each before the next
-/// vendor. Returns where the first attempt's dialstring is in `out`.
+/// vendor. The first attempt's dialstring is filled in, the others' templates kept.
+/// Returns where the first attempt's dialstring is in `out`.
 pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
     let mut attempt = 0;
     let mut first = None;
@@ -118,9 +123,13 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
             out.push('\t');
             out.push_str(r.vendor_id);
             out.push('\t');
-            let uri = out.len();
-            r.dialstrings.push(i, out);
-            first.get_or_insert(uri..out.len());
+            if first.is_none() {
+                let uri = out.len();
+                r.dialstrings.push(i, out);
+                first = Some(uri..out.len());
+            } else {
+                out.push_str(r.dialstrings.template(i).unwrap_or_default());
+            }
             out.push('\t');
             out.push_str(r.zone.as_str());
             for rate in [r.vendor_rate, r.customer_rate] {
@@ -132,6 +141,37 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
         }
     }
     first
+}
+
+/// Appends the attempts still to make, `later` of a record whose call line names
+/// `dnis`, after a line break: the first becomes the attempt in progress, its
+/// dialstring filled in. Returns where that dialstring is in `out`; `None` if `later`
+/// has no attempt or `dnis` is no number.
+pub fn push_later(out: &mut String, dnis: &str, later: &str) -> Option<Range<usize>> {
+    let number = Number::from_digits(dnis).ok()?;
+    let (next, rest) = later.split_once('\n').unwrap_or((later, ""));
+    let mut fields = next.splitn(4, '\t');
+    let (attempt, vendor, template, tail) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    out.push('\n');
+    out.push_str(attempt);
+    out.push('\t');
+    out.push_str(vendor);
+    out.push('\t');
+    let uri = out.len();
+    fill_dialstring(out, template, number);
+    let filled = uri..out.len();
+    out.push('\t');
+    out.push_str(tail);
+    if !rest.is_empty() {
+        out.push('\n');
+        out.push_str(rest);
+    }
+    Some(filled)
 }
 
 /// Appends `n` in decimal.

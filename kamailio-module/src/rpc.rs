@@ -15,6 +15,7 @@ use crate::stats;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr::null_mut;
+use warp_core::snapshot::fill_dialstring;
 
 /// One RPC reply under construction.
 struct Reply<'a> {
@@ -247,10 +248,17 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         // The hop lines a routed call's record would hold.
         let mut hops = String::new();
         record::push_hops(&mut hops, &decision);
-        for hop in hops.lines().skip(1).filter_map(Hop::parse) {
+        let mut uri = String::new();
+        for (i, hop) in hops.lines().skip(1).filter_map(Hop::parse).enumerate() {
             let h = r.nested(routes, &hop.attempt.to_string())?;
             r.text(h, "vendor", hop.vendor)?;
-            r.text(h, "uri", hop.uri)?;
+            // Past the first attempt the record keeps templates until their turn.
+            uri.clear();
+            match i {
+                0 => uri.push_str(hop.uri),
+                _ => fill_dialstring(&mut uri, hop.uri, decision.dnis),
+            }
+            r.text(h, "uri", &uri)?;
             r.text(h, "zone", hop.zone)?;
             r.text(h, "vendor_rate", &hop.vendor_rate.to_string())?;
             r.text(h, "customer_rate", &hop.customer_rate.to_string())?;

@@ -636,6 +636,10 @@ fn a_503_or_a_timeout_from_the_first_vendor_fails_over_to_the_second() {
     let status = uac.spawn().wait().unwrap();
     assert!(status.success(), "calls failed ({status}):\n{}", k.log());
     assert_eq!((cheap.invites(), dear.invites()), (20, 20));
+    // Both dialstrings filled in: the first when routed, the next one at failover.
+    let filled = |port| format!("sip:+12125550123@127.0.0.1:{port} ");
+    assert_eq!(cheap.invites_to(&filled(cheap_port)), 20);
+    assert_eq!(dear.invites_to(&filled(dear_port)), 20);
     assert!(k.log().contains("to DEAR attempt 2 ban C1"), "{}", k.log());
 
     // CHEAP's gateway now points at a port nobody answers on: tm's timer fires (408).

@@ -202,8 +202,15 @@ impl<'a> Dialstrings<'a> {
         let Some(t) = self.templates.get(i) else {
             return false;
         };
-        expand_into(out, self.snapshot.str(*t), self.number);
+        fill_dialstring(out, self.snapshot.str(*t), self.number);
         true
+    }
+
+    /// Template `i` as the snapshot holds it, for a caller that keeps it with the call
+    /// and fills it in only if its turn comes ([`fill_dialstring`], with the
+    /// decision's `dnis`).
+    pub fn template(&self, i: usize) -> Option<&'a str> {
+        self.templates.get(i).map(|t| self.snapshot.str(*t))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = String> + 'a {
@@ -251,14 +258,15 @@ pub struct Decision<'a> {
 /// Fills a dialstring template: `{number}` = E.164 digits, `{national}` = 10 NANP digits.
 fn expand(template: &str, n: Number) -> String {
     let mut out = String::with_capacity(template.len() + 8);
-    expand_into(&mut out, template, n);
+    fill_dialstring(&mut out, template, n);
     out
 }
 
-/// [`expand`] appending to `out`, in one pass and without the formatting machinery:
-/// the SIP path expands every gateway of every route on every call. Templates are a
-/// few dozen bytes: a plain byte scan finds `{` sooner than `memchr` is set up.
-fn expand_into(out: &mut String, template: &str, n: Number) {
+/// Appends `template` filled in for the dialled number `n` ([`expand`] into `out`), in
+/// one pass and without the formatting machinery: also for a template kept from
+/// [`Dialstrings::template`]. Templates are a few dozen bytes: a plain byte scan finds
+/// `{` sooner than `memchr` is set up.
+pub fn fill_dialstring(out: &mut String, template: &str, n: Number) {
     let mut rest = template;
     while let Some(open) = rest.bytes().position(|b| b == b'{') {
         out.push_str(&rest[..open]);
@@ -298,7 +306,7 @@ mod tests {
         assert_eq!(expand("{x}{number", us), "{x}{number");
         assert_eq!(expand("", us), "");
         let mut out = String::from("a:");
-        expand_into(&mut out, "{number}{number}", uk);
+        fill_dialstring(&mut out, "{number}{number}", uk);
         assert_eq!(out, "a:442079460000442079460000");
     }
 }

@@ -11,7 +11,9 @@ mod route;
 
 pub use compile::{compile, publish, CompileError};
 use decision::RateCenterNames;
-pub use decision::{Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest};
+pub use decision::{
+    fill_dialstring, Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest,
+};
 
 use bytemuck::Pod;
 use chrono_tz::Tz;

@@ -213,9 +213,14 @@ impl Uas {
 
     /// INVITEs this gateway has received (retransmissions included).
     pub fn invites(&self) -> usize {
+        self.invites_to("sip:")
+    }
+
+    /// INVITEs whose Request-URI starts with `uri` (retransmissions included).
+    pub fn invites_to(&self, uri: &str) -> usize {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
-            .matches("\nINVITE sip:")
+            .matches(&format!("\nINVITE {uri}"))
             .count()
     }
 }
