@@ -1,7 +1,8 @@
 //! The response envelope of the product requirements: `success`, `data`, `meta`,
 //! `errors[]` on every answer, success or not.
 
-use crate::error::ErrorItem;
+use crate::error::{ApiError, ErrorItem};
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -56,5 +57,53 @@ impl<T> Envelope<T> {
 impl<T: Serialize> IntoResponse for Envelope<T> {
     fn into_response(self) -> Response {
         Json(self).into_response()
+    }
+}
+
+/// A page whose `data` is already JSON (`data_json`, an array): the envelope of
+/// [`Envelope::page`], written around it without parsing it again.
+pub fn raw_page(data_json: &[u8], meta: &Meta) -> Response {
+    let mut body = Vec::with_capacity(data_json.len() + 128);
+    body.extend_from_slice(b"{\"success\":true,\"data\":");
+    body.extend_from_slice(data_json);
+    body.extend_from_slice(b",\"meta\":");
+    if serde_json::to_writer(&mut body, meta).is_err() {
+        return ApiError::internal("writing the page's meta").into_response();
+    }
+    body.extend_from_slice(b",\"errors\":[]}");
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raw_page_is_the_envelope_of_its_data() {
+        let data = serde_json::json!([{"a": "x\"y", "b": null}, {"c": 1.5}]);
+        for next_cursor in [None, Some("abc".to_string())] {
+            let meta = Meta {
+                count: 2,
+                limit: 10,
+                next_cursor,
+            };
+            let raw = raw_page(data.to_string().as_bytes(), &meta);
+            let expected = serde_json::to_vec(&Envelope::page(&data, meta.clone())).unwrap();
+            let body = body_of(raw);
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
+
+    fn body_of(r: Response) -> Vec<u8> {
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(axum::body::to_bytes(r.into_body(), usize::MAX))
+            .unwrap()
+            .to_vec()
     }
 }

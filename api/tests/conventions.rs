@@ -317,6 +317,83 @@ async fn cdrs_are_per_customer_filtered_and_cursor_paged() {
 }
 
 #[tokio::test]
+async fn a_cdr_shows_every_column_as_stored() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    sqlx::query(
+        "INSERT INTO billing.rated_cdrs (call_id, leg, attempt, start_stamp, answer_stamp,
+             end_stamp, ban, trunk_id, ani, dnis, lrn, zone, ocn, lata, state,
+             routing_partition, vendor_id, sip_code, disposition, duration_secs, billed_secs,
+             customer_rate, customer_initial, customer_subsequent, customer_charge,
+             vendor_rate, vendor_cost, margin)
+         VALUES (E'a\"b\\\\c\\u0001d\u{e9}', 'B', 3, '2026-03-04 05:06:07.123456+00',
+                 '2026-03-04 05:06:09.5+00', '2026-03-04 05:07:10+00', 'C1', 'T1',
+                 '+12125550100', '13125550101', '13125559999', 'INTRASTATE', '9740', 358,
+                 'IL', 'P1', 'V1', 200, 'ANSWERED', 61, 66, 0.012345678, 6, 6, 0.013580,
+                 0.004, 0.0044, 0.0066)",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    let key = t.key("read_only", Some("C1")).await;
+    let r = t.get("/api/v1/customers/C1/cdrs", &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.data(),
+        &serde_json::json!([{
+            "call_id": "a\"b\\c\u{1}d\u{e9}",
+            "leg": "B",
+            "attempt": 3,
+            "start_stamp": "2026-03-04T05:06:07.123456Z",
+            "answer_stamp": "2026-03-04T05:06:09.500Z",
+            "end_stamp": "2026-03-04T05:07:10Z",
+            "ban": "C1",
+            "trunk_id": "T1",
+            "ani": "+12125550100",
+            "dnis": "13125550101",
+            "lrn": "13125559999",
+            "zone": "INTRASTATE",
+            "ocn": "9740",
+            "lata": 358,
+            "state": "IL",
+            "routing_partition": "P1",
+            "vendor_id": "V1",
+            "sip_code": 200,
+            "disposition": "ANSWERED",
+            "duration_secs": 61,
+            "billed_secs": 66,
+            "customer_rate": "0.012345678",
+            "customer_charge": "0.013580",
+        }])
+    );
+    assert_eq!(
+        r.body["meta"],
+        serde_json::json!({"count": 1, "limit": 100})
+    );
+    // A row with every optional column empty.
+    add_cdr(&t, "C1", "bare", "2026-03-05T00:00:00Z", "LOCAL").await;
+    let r = t
+        .get(
+            "/api/v1/customers/C1/cdrs?start_date=2026-03-05T00:00:00Z",
+            &key,
+        )
+        .await;
+    let cdr = &r.data()[0];
+    for empty in [
+        "answer_stamp",
+        "end_stamp",
+        "trunk_id",
+        "ani",
+        "lrn",
+        "ocn",
+        "lata",
+    ] {
+        assert_eq!(cdr[empty], serde_json::Value::Null, "{empty}");
+    }
+    assert_eq!(cdr["call_id"], "bare");
+}
+
+#[tokio::test]
 async fn a_new_generation_is_announced_on_redis() {
     use futures_util::StreamExt;
     let r = warp_testkit::Redis::start().expect("start a private redis-server");
