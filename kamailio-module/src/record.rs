@@ -116,6 +116,8 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
     let mut attempt = 0;
     let mut first = None;
     for r in &d.routes {
+        // What the vendor's lines share after the dialstring, written once per vendor.
+        let mut tail: Option<Range<usize>> = None;
         for i in 0..r.dialstrings.len() {
             attempt += 1;
             out.push('\n');
@@ -130,14 +132,22 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
             } else {
                 out.push_str(r.dialstrings.template(i).unwrap_or_default());
             }
-            out.push('\t');
-            out.push_str(r.zone.as_str());
-            for rate in [r.vendor_rate, r.customer_rate] {
-                out.push('\t');
-                push_int(out, rate.0);
+            match &tail {
+                // SAFETY: `shared` spans whole `str`s pushed below, so the copy is UTF-8.
+                Some(shared) => unsafe { out.as_mut_vec() }.extend_from_within(shared.clone()),
+                None => {
+                    let start = out.len();
+                    out.push('\t');
+                    out.push_str(r.zone.as_str());
+                    for rate in [r.vendor_rate, r.customer_rate] {
+                        out.push('\t');
+                        push_int(out, rate.0);
+                    }
+                    out.push('\t');
+                    out.push_str(r.partition.unwrap_or(""));
+                    tail = Some(start..out.len());
+                }
             }
-            out.push('\t');
-            out.push_str(r.partition.unwrap_or(""));
         }
     }
     first
@@ -176,6 +186,11 @@ pub fn push_later(out: &mut String, dnis: &str, later: &str) -> Option<Range<usi
 
 /// Appends `n` in decimal.
 fn push_int(out: &mut String, n: i64) {
+    // Attempt numbers: one digit, no buffer.
+    if let Ok(digit @ 0..=9) = u8::try_from(n) {
+        out.push(char::from(b'0' + digit));
+        return;
+    }
     if n < 0 {
         out.push('-');
     }
