@@ -1,6 +1,6 @@
 //! When something applies: an absolute validity range and/or a weekly window in a zone.
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
 /// A weekly window of local wall-clock time. `end <= start` spans midnight and belongs
@@ -15,17 +15,37 @@ pub struct WeeklyWindow {
     pub end: u16,
 }
 
+/// A moment as a weekly window sees it: the local weekday and minute after midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalMinute {
+    pub weekday: Weekday,
+    pub minute: u16,
+}
+
+impl LocalMinute {
+    pub fn of(tz: Tz, t: DateTime<Utc>) -> Self {
+        let local = tz.from_utc_datetime(&t.naive_utc());
+        LocalMinute {
+            weekday: local.weekday(),
+            minute: (local.hour() * 60 + local.minute()) as u16,
+        }
+    }
+}
+
 impl WeeklyWindow {
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
-        let local = self.tz.from_utc_datetime(&t.naive_utc());
-        let minute = (local.hour() * 60 + local.minute()) as u16;
-        let day_bit = |d: chrono::Weekday| self.days & (1 << d.num_days_from_monday()) != 0;
+        self.contains_local(LocalMinute::of(self.tz, t))
+    }
+
+    /// As [`contains`](Self::contains), for a moment already in this window's zone.
+    pub fn contains_local(&self, local: LocalMinute) -> bool {
+        let LocalMinute { weekday, minute } = local;
+        let day_bit = |d: Weekday| self.days & (1 << d.num_days_from_monday()) != 0;
         if self.start < self.end {
-            return day_bit(local.weekday()) && minute >= self.start && minute < self.end;
+            return day_bit(weekday) && minute >= self.start && minute < self.end;
         }
         // Spans midnight: the evening part belongs to today, the morning part to yesterday.
-        (minute >= self.start && day_bit(local.weekday()))
-            || (minute < self.end && day_bit((local - Duration::days(1)).weekday()))
+        (minute >= self.start && day_bit(weekday)) || (minute < self.end && day_bit(weekday.pred()))
     }
 
     /// Parses `Mon-Fri`, `Sat,Sun`, `*` (every day).

@@ -8,7 +8,7 @@ use super::Snapshot;
 use crate::model::VendorKind;
 use crate::money::Amount;
 use crate::number::{Number, POW10};
-use crate::schedule::WeeklyWindow;
+use crate::schedule::{LocalMinute, WeeklyWindow};
 use crate::zone::{classify, Zone};
 use chrono::{DateTime, Utc};
 use std::cell::RefCell;
@@ -27,6 +27,7 @@ struct Scratch {
     priced: Vec<Priced>,
     /// Bit set over vendor indices: the vendors this call has already considered.
     seen: Vec<u64>,
+    local: LocalMemo,
 }
 
 /// A priced candidate: `order` sorts routes (forced first, then rate, vendor priority
@@ -77,8 +78,20 @@ struct Candidate {
     forced: bool,
 }
 
+/// The last conversion of a moment to a zone's local time, kept from call to call: the
+/// calls of one second share it, and the zone's rules cost more than the rest of a
+/// schedule check. Keyed by the zone itself, not its index, which is per snapshot.
+type LocalMemo = Option<(chrono_tz::Tz, i64, LocalMinute)>;
+
 impl ScheduleRec {
-    fn applies(&self, t: i64, at: DateTime<Utc>, tzs: &[chrono_tz::Tz]) -> bool {
+    /// Whether it applies at `at` (`t`: its Unix second).
+    fn applies(
+        &self,
+        t: i64,
+        at: DateTime<Utc>,
+        tzs: &[chrono_tz::Tz],
+        memo: &mut LocalMemo,
+    ) -> bool {
         if t < self.from || t >= self.to {
             return false;
         }
@@ -88,13 +101,21 @@ impl ScheduleRec {
         let Some(&tz) = tzs.get(self.tz as usize) else {
             return false;
         };
+        let local = match *memo {
+            Some((z, second, local)) if z == tz && second == t => local,
+            _ => {
+                let local = LocalMinute::of(tz, at);
+                *memo = Some((tz, t, local));
+                local
+            }
+        };
         WeeklyWindow {
             tz,
             days: self.days as u8,
             start: self.start as u16,
             end: self.end as u16,
         }
-        .contains(at)
+        .contains_local(local)
     }
 }
 
@@ -195,7 +216,7 @@ impl Snapshot {
                 .chain(self.meta.global_overrides.get(self.overrides()))
                 .filter(|o| {
                     prefix_matches(o.prefix, o.prefix_len, dnis)
-                        && o.schedule.applies(t, req.at, &self.tzs)
+                        && o.schedule.applies(t, req.at, &self.tzs, &mut sc.local)
                 })
                 .fold(None::<&OverrideRec>, |best, o| match best {
                     Some(b) if b.prefix_len >= o.prefix_len => Some(b),
@@ -223,7 +244,7 @@ impl Snapshot {
                 }
             }
             for cp in cust.partitions.get(self.customer_partitions()) {
-                if !cp.schedule.applies(t, req.at, &self.tzs) {
+                if !cp.schedule.applies(t, req.at, &self.tzs, &mut sc.local) {
                     continue;
                 }
                 let Some(p) = self.partitions().get(cp.partition as usize) else {
