@@ -98,8 +98,11 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
             k.into()
         }
     };
+    let credentials = Arc::new(auth::cache::Credentials::default());
+    credentials.clone().spawn_listener(pool.clone());
     Ok(AppState {
         jwt_secret,
+        credentials,
         pool,
         limiter: Arc::new(RateLimiter::new(config.rate_limit, redis)),
         webhooks,

@@ -5,7 +5,7 @@
 
 use sqlx::PgPool;
 
-const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 CREATE SCHEMA IF NOT EXISTS api;
 
 CREATE TABLE IF NOT EXISTS api.keys (
@@ -99,6 +99,18 @@ CREATE TABLE IF NOT EXISTS api.webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due
     ON api.webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON api.webhook_deliveries (webhook_id, id);
+
+-- Instances cache who a key or user is (auth::cache); any change to either table,
+-- however made, tells them to forget (delivered at commit).
+CREATE OR REPLACE FUNCTION api.credentials_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('warp_credentials', TG_TABLE_NAME);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER keys_changed AFTER UPDATE OR DELETE OR TRUNCATE ON api.keys
+    FOR EACH STATEMENT EXECUTE FUNCTION api.credentials_changed();
+CREATE OR REPLACE TRIGGER users_changed AFTER UPDATE OR DELETE OR TRUNCATE ON api.users
+    FOR EACH STATEMENT EXECUTE FUNCTION api.credentials_changed();
 "#;
 
 /// Creates what is missing.

@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use crate::auth::cache::Credentials;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub webhooks: Arc<Dispatcher>,
     /// Signs and checks session JWTs.
     pub jwt_secret: Arc<[u8]>,
+    /// Who recently checked keys and users are.
+    pub credentials: Arc<Credentials>,
 }
 
 impl AppState {

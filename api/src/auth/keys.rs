@@ -166,6 +166,8 @@ async fn change_key(
     };
     audit::record(&mut tx, who, change).await?;
     tx.commit().await?;
+    // This instance refuses the old secret from its next request; the others on notice.
+    st.credentials.forget_all();
     Ok(key)
 }
 

@@ -1,5 +1,6 @@
 //! Who is calling: the bearer key, its role and (for customer roles) its customer.
 
+pub mod cache;
 pub mod jwt;
 pub mod keys;
 pub mod roles;
@@ -10,6 +11,7 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use cache::Grant;
 use roles::{Access, Class, Role};
 use std::net::SocketAddr;
 
@@ -104,21 +106,41 @@ impl FromRequestParts<AppState> for Principal {
                 origin,
             });
         }
-        let row: Option<(i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, role, ban FROM api.keys WHERE hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(&hash)
-        .fetch_optional(&state.pool)
-        .await?;
-        let (id, role, ban) =
-            row.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
-        let role = Role::parse(&role).ok_or_else(|| ApiError::internal("stored role"))?;
-        Ok(Principal {
-            actor: format!("api-key:{id}"),
-            role,
-            ban,
+        let grant = match state.credentials.get(&hash) {
+            Some(grant) => grant,
+            None => key_grant(state, hash).await?,
+        };
+        Ok(Principal::from_grant(grant, origin))
+    }
+}
+
+/// Reads the grant of the key whose secret hashes to `hash`, and caches it.
+async fn key_grant(state: &AppState, hash: String) -> ApiResult<Grant> {
+    let generation = state.credentials.generation();
+    let row: Option<(i64, String, Option<String>)> =
+        sqlx::query_as("SELECT id, role, ban FROM api.keys WHERE hash = $1 AND revoked_at IS NULL")
+            .bind(&hash)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (id, role, ban) =
+        row.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+    let grant = Grant {
+        actor: format!("api-key:{id}"),
+        role: Role::parse(&role).ok_or_else(|| ApiError::internal("stored role"))?,
+        ban,
+    };
+    state.credentials.put(hash, grant.clone(), generation);
+    Ok(grant)
+}
+
+impl Principal {
+    pub(crate) fn from_grant(g: Grant, origin: String) -> Principal {
+        Principal {
+            actor: g.actor,
+            role: g.role,
+            ban: g.ban,
             origin,
-        })
+        }
     }
 }
 

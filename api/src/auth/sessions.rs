@@ -2,6 +2,7 @@
 //! a 1-hour access JWT and a 30-day refresh token (opaque, stored hashed, replaced on
 //! every refresh, revocable). Passwords are PBKDF2-SHA256 with a random salt.
 
+use super::cache::Grant;
 use super::jwt::{self, Claims};
 use super::keys::hash;
 use super::roles::{Access, Class, Role};
@@ -58,18 +59,24 @@ pub fn check_password(password: &str, stored: &str) -> bool {
 pub async fn principal(st: &AppState, token: &str, origin: String) -> ApiResult<Principal> {
     let claims = jwt::verify(&st.jwt_secret, token, Utc::now().timestamp())
         .ok_or_else(|| ApiError::unauthorized("invalid or expired session token"))?;
+    let actor = format!("user:{}", claims.sub);
+    if let Some(grant) = st.credentials.get(&actor) {
+        return Ok(Principal::from_grant(grant, origin));
+    }
+    let generation = st.credentials.generation();
     let row: Option<(String, Option<String>)> =
         sqlx::query_as("SELECT role, ban FROM api.users WHERE id = $1 AND disabled_at IS NULL")
             .bind(claims.sub)
             .fetch_optional(&st.pool)
             .await?;
     let (role, ban) = row.ok_or_else(|| ApiError::unauthorized("user disabled"))?;
-    Ok(Principal {
-        actor: format!("user:{}", claims.sub),
+    let grant = Grant {
+        actor: actor.clone(),
         role: Role::parse(&role).ok_or_else(|| ApiError::internal("stored role"))?,
         ban,
-        origin,
-    })
+    };
+    st.credentials.put(actor, grant.clone(), generation);
+    Ok(Principal::from_grant(grant, origin))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -293,6 +300,8 @@ pub async fn disable_user(
     };
     audit::record(&mut tx, &who, change).await?;
     tx.commit().await?;
+    // This instance refuses the user from its next request; the others on notice.
+    st.credentials.forget_all();
     Ok(Envelope::ok(user))
 }
 

@@ -323,6 +323,8 @@ async fn update<R: Resource>(
     audit::record(&mut tx, &who, change::<R>("update", id, b, a)).await?;
     tx.commit().await?;
     st.changed(R::ROUTING);
+    // Deleting a customer deletes its keys and users (cascade); deletes are rare.
+    st.credentials.forget_all();
     Ok(Envelope::ok(row))
 }
 
