@@ -15,43 +15,64 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// One keep-alive HTTP/1.1 connection: just enough client for a load test.
-struct Conn(BufReader<TcpStream>);
+/// One keep-alive HTTP/1.1 connection: just enough client for a load test, reusing
+/// its buffers so the generator takes as little of the shared cores as it can.
+struct Conn {
+    stream: BufReader<TcpStream>,
+    line: String,
+    body: Vec<u8>,
+}
 
 impl Conn {
     async fn open(addr: SocketAddr) -> Conn {
-        Conn(BufReader::new(TcpStream::connect(addr).await.unwrap()))
+        Conn {
+            stream: BufReader::new(TcpStream::connect(addr).await.unwrap()),
+            line: String::new(),
+            body: Vec::new(),
+        }
     }
 
-    async fn send(&mut self, method: &str, path: &str, key: &str, body: &str) -> u16 {
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {key}\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.0.get_mut().write_all(req.as_bytes()).await.unwrap();
-        let mut line = String::new();
-        self.0.read_line(&mut line).await.unwrap();
-        let status = line
+    /// Sends one request (whole, as [`request`] writes it); the answer's status.
+    async fn send(&mut self, request: &[u8]) -> u16 {
+        self.stream.get_mut().write_all(request).await.unwrap();
+        self.line.clear();
+        self.stream.read_line(&mut self.line).await.unwrap();
+        let status = self
+            .line
             .split(' ')
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         let mut len = 0;
         loop {
-            line.clear();
-            self.0.read_line(&mut line).await.unwrap();
-            if line == "\r\n" {
+            self.line.clear();
+            self.stream.read_line(&mut self.line).await.unwrap();
+            if self.line == "\r\n" {
                 break;
             }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
+            if let Some((name, value)) = self.line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    len = value.trim().parse().unwrap_or(0);
+                }
             }
         }
-        let mut body = vec![0; len];
-        self.0.read_exact(&mut body).await.unwrap();
+        // Grows once to the largest answer; never zeroed again.
+        if self.body.len() < len {
+            self.body.resize(len, 0);
+        }
+        self.stream.read_exact(&mut self.body[..len]).await.unwrap();
         status
     }
+}
+
+/// The bytes of one request.
+fn request(method: &str, path: &str, key: &str, body: &str) -> Vec<u8> {
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// An API whose per-key rate limit (6,000 a minute by default) is out of the way.
@@ -66,19 +87,47 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
-async fn serve(t: &TestApi) -> SocketAddr {
-    let (app, _) = warp_api::routes::app(t.state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+/// The `warp-api` binary on the test's database: its own process and runtime, as
+/// deployed, so the load generator's tasks do not run on the server's threads. Its
+/// request log goes to a file, as a deployment's would.
+struct Server {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve(t: &TestApi) -> Server {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
         .unwrap();
-    });
-    addr
+    let log = std::fs::File::create(t.dir.path().join("warp-api.log")).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_warp-api"))
+        .env("WARP_DATABASE_URL", &t.config.database_url)
+        .env("WARP_SNAPSHOT", &t.config.snapshot)
+        .env("WARP_BOOTSTRAP_API_KEY", common::ROOT)
+        .env("WARP_RATE_LIMIT", t.config.rate_limit.to_string())
+        .env("WARP_LISTEN", addr.to_string())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start warp-api");
+    let server = Server { child, addr };
+    let since = Instant::now();
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "warp-api did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
 }
 
 /// Sends `requests` (path, body) round-robin at `rate` per second over `conns`
@@ -93,10 +142,17 @@ async fn open_loop(
     conns: usize,
 ) -> (Duration, Duration, Duration) {
     let start = Instant::now() + Duration::from_millis(200);
+    let requests: Vec<(String, Vec<u8>)> = requests
+        .into_iter()
+        .map(|(path, body)| {
+            let bytes = request(method, &path, key, &body);
+            (path, bytes)
+        })
+        .collect();
     let requests = std::sync::Arc::new(requests);
     let mut tasks = Vec::new();
     for c in 0..conns {
-        let (key, requests) = (key.to_string(), requests.clone());
+        let requests = requests.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await;
             let mut lat = Vec::new();
@@ -104,8 +160,8 @@ async fn open_loop(
             while i < total {
                 let due = start + Duration::from_secs_f64(i as f64 / rate);
                 tokio::time::sleep_until(due.into()).await;
-                let (path, body) = &requests[i % requests.len()];
-                let status = conn.send(method, path, &key, body).await;
+                let (path, request) = &requests[i % requests.len()];
+                let status = conn.send(request).await;
                 // Anything else (a 429 above all) is not the work being measured.
                 assert_eq!(status, 200, "{path}");
                 lat.push(due.elapsed());
@@ -148,8 +204,8 @@ async fn simulate_at_2000_per_second() {
             ("/api/v1/routing/simulate".to_string(), body)
         })
         .collect();
-    let addr = serve(&t).await;
-    open_loop(addr, &key, "POST", calls, 2000.0, 20_000, 32).await;
+    let server = serve(&t).await;
+    open_loop(server.addr, &key, "POST", calls, 2000.0, 20_000, 32).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,8 +247,8 @@ async fn paged_cdr_queries_at_2000_per_second() {
             (path, String::new())
         })
         .collect();
-    let addr = serve(&t).await;
-    open_loop(addr, &key, "GET", pages, 2000.0, 20_000, 32).await;
+    let server = serve(&t).await;
+    open_loop(server.addr, &key, "GET", pages, 2000.0, 20_000, 32).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,8 +265,8 @@ async fn a_million_row_deck_upload() {
             2_002_000_000 + i
         ));
     }
-    let addr = serve(&t).await;
-    let mut conn = Conn::open(addr).await;
+    let server = serve(&t).await;
+    let mut conn = Conn::open(server.addr).await;
     let started = Instant::now();
     let req = format!(
         "POST /api/v1/rate-decks/{deck}/upload?mode=replace HTTP/1.1\r\nhost: bench\r\n\
@@ -218,10 +274,18 @@ async fn a_million_row_deck_upload() {
         common::ROOT,
         csv.len()
     );
-    conn.0.get_mut().write_all(req.as_bytes()).await.unwrap();
-    conn.0.get_mut().write_all(csv.as_bytes()).await.unwrap();
+    conn.stream
+        .get_mut()
+        .write_all(req.as_bytes())
+        .await
+        .unwrap();
+    conn.stream
+        .get_mut()
+        .write_all(csv.as_bytes())
+        .await
+        .unwrap();
     let mut line = String::new();
-    conn.0.read_line(&mut line).await.unwrap();
+    conn.stream.read_line(&mut line).await.unwrap();
     println!(
         "1M-row deck upload: {} in {:?} (load average {})",
         line.trim(),
