@@ -100,7 +100,9 @@ request_route {{
     )
 }
 
-/// lcr's tables (db_text) from the dataset: one gateway per vendor, one rule per
+/// lcr's tables (db_text) from the dataset: one lcr gateway per vendor gateway (warp
+/// keeps every gateway of every chosen vendor for failover, so lcr lists them too; a
+/// `{national}` template becomes `strip` 2, dropping the `+1`), one rule per
 /// dialled-number prefix a vendor prices (DNIS, international and LRN decks, the latter
 /// matched on the dialled number since lcr has no LNP), its targets ordered by rate.
 /// OCN/LATA decks have no prefix and are left out.
@@ -111,30 +113,43 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
          port(int,null) params(string,null) uri_scheme(int,null) transport(int,null) strip(int,null) \
          prefix(string,null) tag(string,null) flags(int) defunct(int,null) \n",
     );
+    // Vendor index by id, and each vendor's lcr gateway ids in failover order.
     let mut ids = HashMap::new();
+    let mut vendor_gws: Vec<Vec<usize>> = Vec::new();
+    let mut gw_id = 0;
     for (i, v) in d.vendors.iter().enumerate() {
-        ids.insert(v.id.clone(), i + 1);
-        let _ = writeln!(
-            gws,
-            "{}:1:{}:127.0.0.1::{}::1:1:0:::0:0",
-            i + 1,
-            v.id,
-            6000 + i
-        );
+        ids.insert(v.id.clone(), i);
+        let mut own = Vec::new();
+        for (j, template) in v.gateways.iter().enumerate() {
+            gw_id += 1;
+            let strip = if template.contains("{national}") {
+                2
+            } else {
+                0
+            };
+            let _ = writeln!(
+                gws,
+                "{gw_id}:1:{}-{}:127.0.0.1::{}::1:1:{strip}:::0:0",
+                v.id,
+                j + 1,
+                6000 + 1000 * j + i
+            );
+            own.push(gw_id);
+        }
+        vendor_gws.push(own);
     }
     // Each vendor's price per prefix.
     let mut prices: Vec<HashMap<String, rust_decimal::Decimal>> =
         vec![HashMap::new(); d.vendors.len()];
     for row in &d.vendor_rates {
-        let (RateKey::Prefix(p), Some(&gw)) = (&row.key, ids.get(&row.owner)) else {
+        let (RateKey::Prefix(p), Some(&v)) = (&row.key, ids.get(&row.owner)) else {
             continue;
         };
-        let kind = d.vendors[gw - 1].kind;
-        if kind == VendorKind::OcnLata || row.effective_to.is_some() {
+        if d.vendors[v].kind == VendorKind::OcnLata || row.effective_to.is_some() {
             continue;
         }
         if let Some(rate) = row.rates.iter().flatten().next() {
-            prices[gw - 1].entry(format!("+{p}")).or_insert(*rate);
+            prices[v].entry(format!("+{p}")).or_insert(*rate);
         }
     }
     // One stopper rule per prefix any vendor prices, listing every vendor that covers
@@ -143,17 +158,21 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
     // lcr's default of preferring whichever vendors price the longest prefix.
     let all: BTreeSet<&String> = prices.iter().flat_map(HashMap::keys).collect();
     let by_prefix = all.into_iter().map(|prefix| {
-        let mut gws: Vec<(rust_decimal::Decimal, usize)> = prices
+        let mut vendors: Vec<(rust_decimal::Decimal, usize)> = prices
             .iter()
             .enumerate()
             .filter_map(|(v, own)| {
                 let longest = (2..=prefix.len())
                     .rev()
                     .find_map(|n| own.get(&prefix[..n]))?;
-                Some((*longest, v + 1))
+                Some((*longest, v))
             })
             .collect();
-        gws.sort();
+        vendors.sort();
+        let gws: Vec<usize> = vendors
+            .iter()
+            .flat_map(|&(_, v)| vendor_gws[v].iter().copied())
+            .collect();
         (prefix, gws)
     });
     let mut rules = String::from(
@@ -167,7 +186,7 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
     for (rule_id, (prefix, gws)) in by_prefix.enumerate() {
         let rule_id = rule_id + 1;
         let _ = writeln!(rules, "{rule_id}:1:{prefix}::::1:1");
-        for (priority, (_, gw)) in gws.iter().enumerate() {
+        for (priority, gw) in gws.iter().enumerate() {
             target_id += 1;
             let _ = writeln!(
                 targets,
