@@ -30,7 +30,8 @@ pub enum NumberError {
 const TOLL_FREE_NPAS: [u16; 7] = [800, 833, 844, 855, 866, 877, 888];
 
 /// NANP NPAs outside the United States (Canada and the Caribbean). US territories
-/// (PR, VI, GU, MP, AS) are domestic, as the LERG lists them with US states.
+/// (PR, VI, GU, MP, AS) are domestic, as the LERG lists them with US states. Sorted:
+/// every call's zone looks a number up here, by binary search.
 const NON_US_NPAS: &[u16] = &[
     204, 226, 236, 242, 246, 249, 250, 257, 263, 264, 268, 284, 289, 306, 343, 345, 354, 365, 367,
     368, 382, 387, 403, 416, 418, 428, 431, 437, 438, 441, 450, 460, 468, 473, 474, 506, 514, 519,
@@ -186,7 +187,8 @@ impl Number {
 
     /// NANP but outside the United States (Canada, Caribbean).
     pub fn is_nanp_non_us(self) -> bool {
-        self.npa().is_some_and(|npa| NON_US_NPAS.contains(&npa))
+        self.npa()
+            .is_some_and(|npa| NON_US_NPAS.binary_search(&npa).is_ok())
     }
 
     /// The 10 national digits of a NANP number (what US gateways usually expect).
@@ -374,6 +376,11 @@ mod tests {
             Err(NumberError::BadChar('a'))
         ));
         assert_eq!(Number::parse("303–629"), Err(NumberError::BadChar('–')));
+    }
+
+    #[test]
+    fn non_us_npas_are_sorted_for_binary_search() {
+        assert!(NON_US_NPAS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
