@@ -91,15 +91,21 @@ pub fn prefetch<S: Keyed>(slots: &[S], key: u64) {
     if !slots.len().is_power_of_two() {
         return;
     }
-    let slot: *const S = &slots[(mix(key) & (slots.len() as u64 - 1)) as usize];
+    prefetch_ref(&slots[(mix(key) & (slots.len() as u64 - 1)) as usize]);
+}
+
+/// Starts loading the cache line `value` begins in.
+#[inline]
+pub fn prefetch_ref<T>(value: &T) {
+    let at: *const T = value;
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint, and the address is that of a live slot.
+    // SAFETY: a prefetch is only a hint, and the address is that of a live value.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(slot.cast());
+        _mm_prefetch::<_MM_HINT_T0>(at.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = slot;
+    let _ = at;
 }
 
 /// The value stored under `key`.

@@ -449,9 +449,13 @@ impl Snapshot {
             if sc.want.get(o).is_none_or(|w| w & by == 0) || sc.row[o] != NONE {
                 continue;
             }
-            if rows.get(row).is_some_and(|r| r.from <= t && t < r.to) {
-                sc.row[o] = row as u32;
-            }
+            let Some(r) = rows.get(row).filter(|r| r.from <= t && t < r.to) else {
+                continue;
+            };
+            sc.row[o] = row as u32;
+            // Pricing reads one of its rates later; they often sit on the next line.
+            flatmap::prefetch_ref(&r.rates[0]);
+            flatmap::prefetch_ref(&r.rates[r.rates.len() - 1]);
         }
     }
 }
