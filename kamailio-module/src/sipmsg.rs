@@ -258,22 +258,24 @@ fn plain_sip_user(uri: &[u8]) -> Option<&[u8]> {
         .get(..4)
         .filter(|scheme| scheme.eq_ignore_ascii_case(b"sip:"))
         .map(|_| &uri[4..])?;
-    let at = rest.iter().position(|&b| b == b'@')?;
-    let (user, host) = (&rest[..at], &rest[at + 1..]);
-    let host = host.split(|&b| b == b';').next().unwrap_or_default();
-    let (name, port) = match host.iter().position(|&b| b == b':') {
-        Some(colon) => (&host[..colon], &host[colon + 1..]),
-        None => (host, &b"5060"[..]),
+    // One pass: the user up to '@', the host name, an optional port, then `;` or the end.
+    let at = rest
+        .iter()
+        .position(|b| !matches!(b, b'0'..=b'9' | b'+' | b'-' | b'.'))
+        .filter(|&at| at > 0 && rest[at] == b'@')?;
+    let host = &rest[at + 1..];
+    let name = host
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')))
+        .unwrap_or(host.len());
+    let after = match host[name..].split_first() {
+        Some((b':', port)) => {
+            let digits = port.iter().take_while(|b| b.is_ascii_digit()).count();
+            (digits > 0).then(|| &port[digits..])?
+        }
+        _ => &host[name..],
     };
-    fn plain(part: &[u8], ok: impl Fn(&u8) -> bool) -> bool {
-        !part.is_empty() && part.iter().all(ok)
-    }
-    (plain(user, |b| matches!(b, b'0'..=b'9' | b'+' | b'-' | b'.'))
-        && plain(name, |b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')
-        })
-        && plain(port, u8::is_ascii_digit))
-    .then_some(user)
+    (name > 0 && after.first().is_none_or(|&b| b == b';')).then_some(&rest[..at])
 }
 
 fn non_empty(s: Cow<'_, str>) -> Option<Cow<'_, str>> {
