@@ -406,12 +406,29 @@ impl Snapshot {
 
     /// Longest-prefix match of `n` for every owner wanting `by`, in one walk over the
     /// prefix lengths present in the snapshot (longest first). Its probes were
-    /// prefetched by `prefetch_pricing` when `n` became known.
+    /// prefetched by `prefetch_pricing` when `n` became known; the rows of every prefix
+    /// found are prefetched before the first is read, so their misses overlap.
     fn price_by_prefix(&self, sc: &mut Scratch, n: Number, by: u8, t: i64) {
+        // A number has at most 15 digits, so at most 15 prefixes.
+        let mut ranges = [0u64; 16];
+        let mut found = 0;
         for key in self.prefix_keys(n) {
             if let Some(range) = flatmap::get(self.prefix_map(), key) {
-                self.take_rows(sc, range, by, t);
+                let start = (range >> 32) as usize;
+                if let Some(owner) = self.row_owners().get(start) {
+                    flatmap::prefetch_ref(owner);
+                }
+                if let Some(row) = self.rate_rows().get(start) {
+                    flatmap::prefetch_ref(row);
+                }
+                if let Some(slot) = ranges.get_mut(found) {
+                    *slot = range;
+                    found += 1;
+                }
             }
+        }
+        for &range in &ranges[..found] {
+            self.take_rows(sc, range, by, t);
         }
     }
 
