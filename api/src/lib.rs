@@ -40,6 +40,9 @@ async fn connect(url: &str) -> anyhow::Result<sqlx::PgPool> {
         .options([("plan_cache_mode", "force_generic_plan")]);
     Ok(sqlx::postgres::PgPoolOptions::new()
         .max_connections(POOL_SIZE)
+        // Connections retired by age are replaced in the background, so preparing a
+        // new one (`cdrs::warm`) does not land on a request.
+        .min_connections(POOL_SIZE)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 // Before the first migration there is nothing to plan yet.
