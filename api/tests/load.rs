@@ -130,17 +130,62 @@ async fn serve(t: &TestApi) -> Server {
     server
 }
 
+/// CPU time (ns) of every thread of process `pid`, from the scheduler's counters.
+fn process_cpu(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU time (ns) of every PostgreSQL process on the box.
+fn postgres_cpu() -> u64 {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|p| process_cpu(&p.file_name().to_string_lossy()))
+        .sum()
+}
+
+/// CPU time so far of the API server, PostgreSQL and this process (the generator).
+fn cpu(server: &Server) -> [u64; 3] {
+    [
+        process_cpu(&server.child.id().to_string()),
+        postgres_cpu(),
+        process_cpu("self"),
+    ]
+}
+
+/// The rate to offer: `WARP_BENCH_RATE` per second, else the issue's 2,000.
+fn rate() -> f64 {
+    std::env::var("WARP_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000.0)
+}
+
 /// Sends `requests` (path, body) round-robin at `rate` per second over `conns`
-/// connections; prints and returns the latency percentiles.
+/// connections; prints the latency percentiles and each party's CPU per request.
 async fn open_loop(
-    addr: SocketAddr,
+    server: &Server,
     key: &str,
     method: &'static str,
     requests: Vec<(String, String)>,
     rate: f64,
     total: usize,
     conns: usize,
-) -> (Duration, Duration, Duration) {
+) {
+    let addr = server.addr;
+    let cpu_before = cpu(server);
     let start = Instant::now() + Duration::from_millis(200);
     let requests: Vec<(String, Vec<u8>)> = requests
         .into_iter()
@@ -164,29 +209,48 @@ async fn open_loop(
                 let status = conn.send(request).await;
                 // Anything else (a 429 above all) is not the work being measured.
                 assert_eq!(status, 200, "{path}");
-                lat.push(due.elapsed());
+                lat.push((due - start, due.elapsed()));
                 i += conns;
             }
             lat
         }));
     }
     let mut all = Vec::new();
+    // The worst latency of each second of the run: shows whether a tail is one stall
+    // or spread out.
+    let mut worst = vec![Duration::ZERO; 1 + (total as f64 / rate) as usize];
     for t in tasks {
-        all.extend(t.await.unwrap());
+        for (sent, latency) in t.await.unwrap() {
+            let second = &mut worst[sent.as_secs() as usize];
+            *second = (*second).max(latency);
+            all.push(latency);
+        }
     }
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     let took = start.elapsed();
+    let per_request = |i: usize| (cpu(server)[i] - cpu_before[i]) / 1000 / all.len() as u64;
     println!(
-        "{method} x{}: {:.0} req/s achieved, p50 {:?} p99 {:?} max {:?} (load average {})",
+        "{method} x{}: {:.0} req/s achieved, p50 {:?} p99 {:?} max {:?} (load average {}); \
+         CPU per request: API {} µs, PostgreSQL {} µs, load generator {} µs",
         all.len(),
         all.len() as f64 / took.as_secs_f64(),
         pct(0.5),
         pct(0.99),
         all[all.len() - 1],
-        load_average()
+        load_average(),
+        per_request(0),
+        per_request(1),
+        per_request(2),
     );
-    (pct(0.5), pct(0.99), all[all.len() - 1])
+    let worst: Vec<String> = worst
+        .iter()
+        .map(|w| format!("{:.1}", w.as_secs_f64() * 1e3))
+        .collect();
+    println!(
+        "worst latency per second of sending (ms): {}",
+        worst.join(" ")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +269,7 @@ async fn simulate_at_2000_per_second() {
         })
         .collect();
     let server = serve(&t).await;
-    open_loop(server.addr, &key, "POST", calls, 2000.0, 20_000, 32).await;
+    open_loop(&server, &key, "POST", calls, rate(), 20_000, 32).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,6 +302,13 @@ async fn paged_cdr_queries_at_2000_per_second() {
         .execute(&t.pool)
         .await
         .unwrap();
+    // The test's PostgreSQL runs with fsync off, so the load's gigabytes sit dirty in
+    // the page cache and the kernel wrote them back mid-measurement (1.5 GB in one
+    // second, the cores busy in writeback). Write them out first, as a server with
+    // fsync on would have by its next checkpoint.
+    sqlx::query("CHECKPOINT").execute(&t.pool).await.unwrap();
+    let synced = std::process::Command::new("sync").status().unwrap();
+    assert!(synced.success());
     println!("{rows} CDRs loaded in {:?}", started.elapsed());
     let key = t.key("read_only", Some("C1")).await;
     let pages: Vec<(String, String)> = (1..=12)
@@ -248,7 +319,7 @@ async fn paged_cdr_queries_at_2000_per_second() {
         })
         .collect();
     let server = serve(&t).await;
-    open_loop(server.addr, &key, "GET", pages, 2000.0, 20_000, 32).await;
+    open_loop(&server, &key, "GET", pages, rate(), 20_000, 32).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

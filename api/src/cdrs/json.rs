@@ -3,15 +3,15 @@
 //! A page is 101 rows of 23 columns. Decoding each into owned `String`s and
 //! `Decimal`s and then serializing them through serde (escaping every key, timestamps
 //! through a char-by-char `collect_str`) cost the API more CPU than PostgreSQL spent
-//! finding the rows. Here each value is read borrowed from the row and written once.
-//! The output is what `serde_json` makes of [`super::Cdr`]: the same keys in the same
-//! order, strings escaped by serde_json itself, decimals as strings, timestamps in
-//! chrono's RFC 3339 form.
+//! finding the rows. Here each value is read from the row's bytes ([`wire`]) and
+//! written once. The output is what `serde_json` makes of [`super::Cdr`]: the same keys
+//! in the same order, strings escaped by serde_json itself, decimals as strings,
+//! timestamps in chrono's RFC 3339 form.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use rust_decimal::Decimal;
+use super::wire;
+use chrono::{DateTime, Utc};
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgRow, PgValueRef, Postgres};
+use sqlx::postgres::{PgRow, PgValueFormat, PgValueRef, Postgres};
 use sqlx::{Decode, Row, ValueRef};
 
 /// How a column is decoded and written.
@@ -78,14 +78,7 @@ fn write_row(out: &mut Vec<u8>, row: &PgRow) -> sqlx::Result<()> {
             out.extend_from_slice(b"null");
             continue;
         }
-        let written = match kind {
-            Kind::Text => decode::<&str>(value).and_then(|s| write_json(out, s)),
-            Kind::Int => decode::<i32>(value)
-                .map(|n| out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes())),
-            Kind::Time => decode::<DateTime<Utc>>(value).and_then(|t| write_time(out, t)),
-            Kind::Money => decode::<Decimal>(value).and_then(|d| write_json(out, &d)),
-        };
-        written.map_err(|source| sqlx::Error::ColumnDecode {
+        write_value(out, *kind, value).map_err(|source| sqlx::Error::ColumnDecode {
             index: (*name).to_string(),
             source,
         })?;
@@ -96,8 +89,29 @@ fn write_row(out: &mut Vec<u8>, row: &PgRow) -> sqlx::Result<()> {
 
 type Written = Result<(), BoxDynError>;
 
-fn decode<'r, T: Decode<'r, Postgres>>(v: PgValueRef<'r>) -> Result<T, BoxDynError> {
-    T::decode(v)
+fn write_value(out: &mut Vec<u8>, kind: Kind, value: PgValueRef<'_>) -> Written {
+    // Prepared statements' results always come in binary.
+    if value.format() != PgValueFormat::Binary {
+        return Err("a CDR column came in text format".into());
+    }
+    let bytes = value.as_bytes()?;
+    match kind {
+        Kind::Text => write_json(out, std::str::from_utf8(bytes)?),
+        Kind::Int => {
+            let n = wire::int4(bytes)?;
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            Ok(())
+        }
+        Kind::Money => wire::numeric(out, bytes),
+        Kind::Time => match wire::timestamp(bytes)? {
+            Some(parts) => {
+                write_time(out, parts);
+                Ok(())
+            }
+            // Signed years and infinities: chrono's own form.
+            None => write_json(out, &<DateTime<Utc> as Decode<Postgres>>::decode(value)?),
+        },
+    }
 }
 
 /// What serde_json writes for `v`.
@@ -105,45 +119,31 @@ fn write_json(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) -> Writte
     Ok(serde_json::to_writer(out, v)?)
 }
 
-/// `t` as chrono serializes it: `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff|.fffffffff]Z`.
-fn write_time(out: &mut Vec<u8>, t: DateTime<Utc>) -> Written {
-    let year = t.year();
-    let nano = t.nanosecond();
-    if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
-        // Signed years and leap seconds: chrono's own writer.
-        return write_json(out, &t);
-    }
+/// A time as chrono serializes it: `"YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z"` (PostgreSQL
+/// keeps microseconds, so chrono's nine-digit form never arises).
+fn write_time(out: &mut Vec<u8>, [year, month, day, hour, minute, second, micros]: [u32; 7]) {
     out.push(b'"');
-    digits(out, year as u32, 4);
+    wire::padded(out, year, 4);
     for (sep, n) in [
-        (b'-', t.month()),
-        (b'-', t.day()),
-        (b'T', t.hour()),
-        (b':', t.minute()),
-        (b':', t.second()),
+        (b'-', month),
+        (b'-', day),
+        (b'T', hour),
+        (b':', minute),
+        (b':', second),
     ] {
         out.push(sep);
-        digits(out, n, 2);
+        wire::padded(out, n, 2);
     }
-    let (fraction, width) = match nano {
+    let (fraction, width) = match micros {
         0 => (0, 0),
-        n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
-        n if n % 1_000 == 0 => (n / 1_000, 6),
-        n => (n, 9),
+        n if n % 1_000 == 0 => (n / 1_000, 3),
+        n => (n, 6),
     };
     if width > 0 {
         out.push(b'.');
-        digits(out, fraction, width);
+        wire::padded(out, fraction, width);
     }
     out.extend_from_slice(b"Z\"");
-    Ok(())
-}
-
-/// `n` in decimal, zero-padded to `width` digits (`n` has no more).
-fn digits(out: &mut Vec<u8>, n: u32, width: u32) {
-    for place in (0..width).rev() {
-        out.push(b'0' + (n / 10u32.pow(place) % 10) as u8);
-    }
 }
 
 #[cfg(test)]
@@ -157,24 +157,16 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap(),
             Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(1600, 2, 29, 7, 8, 9).unwrap(),
             Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
-            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(-1, 6, 15, 12, 30, 5).unwrap(),
         ];
+        let pg_epoch = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
         for t in base {
-            for nanos in [
-                0,
-                1,
-                999,
-                1_000,
-                120_000,
-                5_000_000,
-                123_456_789,
-                999_999_999,
-            ] {
-                let t = t + chrono::Duration::nanoseconds(nanos);
+            for micros in [0, 1, 999, 1_000, 120_000, 5_000, 123_456, 999_999] {
+                let t = t + chrono::Duration::microseconds(micros);
+                let wire = (t - pg_epoch).num_microseconds().unwrap().to_be_bytes();
                 let mut out = Vec::new();
-                write_time(&mut out, t).unwrap();
+                write_time(&mut out, wire::timestamp(&wire).unwrap().unwrap());
                 assert_eq!(
                     String::from_utf8(out).unwrap(),
                     serde_json::to_string(&t).unwrap()
