@@ -10,7 +10,8 @@ PORT=${PORT:-55433}
 PG=/usr/lib/postgresql/15/bin
 
 cargo build --release -q -p warp-cli
-warp=target/release/warp
+# The binary cargo just built, wherever CARGO_TARGET_DIR puts it.
+warp="${CARGO_TARGET_DIR:-target}/release/warp"
 
 /usr/bin/time -f "gen-data: %e s, max RSS %M KiB" \
   $warp gen-data --scale large --seed 7 --out "$WORK/large" --calls 100000
