@@ -151,8 +151,7 @@ pub async fn list(
     let mut conn = st.pool.acquire().await?;
     let rows = fetch_page(&mut conn, ban, q, after, page.limit).await?;
     let (rows, meta) = page.finish(rows, cursor_of);
-    let data = json::rows(&rows)?;
-    Ok(envelope::raw_page(&data, &meta))
+    Ok(envelope::raw_page(&meta, |body| json::rows(body, &rows))?)
 }
 
 /// Up to `limit + 1` CDRs of `ban` matching `q`, after the cursor's row.
