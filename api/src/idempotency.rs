@@ -19,13 +19,13 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 /// The purge runs at least this often (and at most once a second).
 const MAX_PURGE_PERIOD: Duration = Duration::from_secs(3600);
 
-pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn idempotency(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let key = req
         .headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (Some(key), Some(actor)) = (key, caller(req.headers())) else {
+    let (Some(key), Some(actor)) = (key, caller(&mut req)) else {
         return next.run(req).await;
     };
     if req.method() != Method::POST {

@@ -103,9 +103,14 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     };
     let credentials = Arc::new(auth::cache::Credentials::default());
     credentials.clone().spawn_listener(pool.clone());
+    let bootstrap_key_hash = config
+        .bootstrap_api_key
+        .as_deref()
+        .map(|k| auth::keys::hash(k).into());
     Ok(AppState {
         jwt_secret,
         credentials,
+        bootstrap_key_hash,
         pool,
         limiter: Arc::new(RateLimiter::new(config.rate_limit, redis)),
         webhooks,

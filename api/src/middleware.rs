@@ -1,11 +1,10 @@
 //! Cross-cutting request handling: metrics and logs, and who the caller is for the
 //! per-key limits (`ratelimit`) and idempotent POSTs (`idempotency`).
 
+use crate::auth::bearer;
 use crate::auth::keys::hash;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use std::time::Instant;
@@ -27,12 +26,17 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
     res
 }
 
-/// The caller's identity for limits and idempotency: the hash of its bearer token.
-pub fn caller(headers: &HeaderMap) -> Option<String> {
-    let token = headers
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    Some(hash(token.trim()))
+/// The hash of a request's bearer token, kept in its extensions once computed.
+#[derive(Clone)]
+pub struct Caller(pub String);
+
+/// The caller's identity for limits, idempotency and key lookup: the hash of its
+/// bearer token, hashed once per request whichever of them asks first.
+pub fn caller(req: &mut Request) -> Option<String> {
+    if let Some(Caller(known)) = req.extensions().get::<Caller>() {
+        return Some(known.clone());
+    }
+    let hashed = hash(bearer(req.headers())?);
+    req.extensions_mut().insert(Caller(hashed.clone()));
+    Some(hashed)
 }

@@ -165,8 +165,8 @@ impl Shared {
     }
 }
 
-pub async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(who) = caller(req.headers()) else {
+pub async fn rate_limit(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(who) = caller(&mut req) else {
         return next.run(req).await;
     };
     let v = st.limiter.hit(&who).await;

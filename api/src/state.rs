@@ -21,6 +21,8 @@ pub struct AppState {
     pub jwt_secret: Arc<[u8]>,
     /// Who recently checked keys and users are.
     pub credentials: Arc<Credentials>,
+    /// The hash of `WARP_BOOTSTRAP_API_KEY`, compared with each key's.
+    pub bootstrap_key_hash: Option<Arc<str>>,
 }
 
 impl AppState {
