@@ -9,9 +9,10 @@
 //! warp.so build to run as a fourth setup, to compare two builds under the same load).
 //! Prints Markdown for docs/BENCHMARKS.md.
 //!
-//! sipp, on the same two cores, is the ceiling of the CPS column for every setup; the
-//! routing cost is the workers' CPU time per call, and the calls per second one worker
-//! core could answer at that cost (1 s / CPU per call).
+//! sipp is the ceiling of the CPS column for every setup; the routing cost is the
+//! workers' CPU time per call, and the calls per second one worker core could answer at
+//! that cost (1 s / CPU per call). sipp runs on CPU 0 and the Kamailios on the other
+//! CPUs (`WARP_BENCH_PIN=0`: wherever the scheduler puts them).
 
 #[path = "../tests/support/mod.rs"]
 #[allow(dead_code)] // shared with the tests, which use the rest of it
@@ -209,10 +210,55 @@ struct Round {
     ok: bool,
 }
 
+/// Where sipp and the Kamailios run: with `pin`, sipp on CPU 0 and every Kamailio
+/// process on the other CPUs, as a PBX and an edge proxy on separate hosts would be, so
+/// the generator's work neither lands on a worker's core nor evicts its caches.
+struct Cpus {
+    pin: bool,
+    kamailio: String,
+}
+
+impl Cpus {
+    fn detect() -> Cpus {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pin = n >= 2 && std::env::var("WARP_BENCH_PIN").map_or(true, |v| v != "0");
+        Cpus {
+            pin,
+            kamailio: format!("1-{}", n - 1),
+        }
+    }
+
+    fn sipp(&self) -> Command {
+        if self.pin {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(binary("sipp"));
+            c
+        } else {
+            Command::new(binary("sipp"))
+        }
+    }
+
+    /// Pins every process of `k` (workers, timers, the main one) to the Kamailio CPUs.
+    fn place(&self, pids: &[u32]) {
+        if !self.pin {
+            return;
+        }
+        for pid in pids {
+            let ok = Command::new("taskset")
+                .args(["-p", "-c", &self.kamailio, &pid.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "taskset -p -c {} {pid} failed", self.kamailio);
+        }
+    }
+}
+
 /// `calls` calls as fast as the server answers (sipp keeps IN_FLIGHT outstanding).
-fn round(k: &Kamailio, dir: &Path, calls: usize) -> Round {
+fn round(k: &Kamailio, cpus: &Cpus, dir: &Path, calls: usize) -> Round {
     let started = Instant::now();
-    let status = Command::new(binary("sipp"))
+    let status = cpus
+        .sipp()
         .arg(format!("127.0.0.1:{}", k.port))
         .arg("-sf")
         .arg(dir.join("bench.xml"))
@@ -239,20 +285,21 @@ fn round(k: &Kamailio, dir: &Path, calls: usize) -> Round {
     }
 }
 
-/// Kamailio's SIP worker processes ("receiver" in `core.psx`).
-fn worker_pids(k: &Kamailio) -> Vec<u32> {
+/// Kamailio's processes (`core.psx`): all of them, and the SIP workers ("receiver").
+fn processes(k: &Kamailio) -> (Vec<u32>, Vec<u32>) {
     let ps = k.kamcmd(&["core.psx"]).unwrap_or_default();
     let mut pid = None;
-    let mut pids = Vec::new();
+    let (mut all, mut workers) = (Vec::new(), Vec::new());
     for line in ps.lines().map(str::trim) {
         if let Some(p) = line.strip_prefix("PID:") {
             pid = p.trim().parse::<u32>().ok();
+            all.extend(pid);
         }
         if line.starts_with("DSC:") && line.contains("receiver") {
-            pids.extend(pid);
+            workers.extend(pid);
         }
     }
-    pids
+    (all, workers)
 }
 
 /// CPU time (ns, user + system) the workers have used so far: the scheduler's own
@@ -355,15 +402,17 @@ fn main() {
         setups.push((BASELINE_NAME, other.into(), Script::Cfg(WARP)));
     }
     let snap_param = snap.to_str().unwrap();
+    let cpus = Cpus::detect();
     // All run side by side and take turns, round after round, so drift in the
     // machine's load (it is shared) hits them alike.
     let servers: Vec<(&str, Kamailio, Vec<u32>)> = setups
         .into_iter()
         .map(|(name, module, script)| {
             let k = Kamailio::start_module(&module, &[("snapshot", snap_param)], script, &args);
-            round(&k, dir.path(), calls.min(2_000)); // warm-up
-            let pids = worker_pids(&k);
-            (name, k, pids)
+            let (all, workers) = processes(&k);
+            cpus.place(&all);
+            round(&k, &cpus, dir.path(), calls.min(2_000)); // warm-up
+            (name, k, workers)
         })
         .collect();
     // Per setup: calls per second, and worker CPU µs per call.
@@ -372,11 +421,36 @@ fn main() {
     for _ in 0..rounds {
         for (i, (name, k, pids)) in servers.iter().enumerate() {
             let used = worker_cpu_ns(pids);
-            let r = round(k, dir.path(), calls);
+            let r = round(k, &cpus, dir.path(), calls);
             assert!(r.ok, "{name}: sipp saw failed calls\n{}", k.log());
             cps[i].push(calls as f64 / r.elapsed.as_secs_f64());
             cpu[i].push((worker_cpu_ns(pids) - used) as f64 / 1_000.0 / calls as f64);
         }
+    }
+    // The same round of two setups ran back to back under the same load: their ratio,
+    // round by round, is steadier than the ratio of their medians.
+    let paired = |a: usize, b: usize| {
+        let mut r: Vec<f64> = cpu[a].iter().zip(&cpu[b]).map(|(x, y)| x / y).collect();
+        r.sort_by(f64::total_cmp);
+        let below = r.iter().filter(|&&x| x < 1.0).count();
+        format!(
+            "median {:.3}, quartiles {:.3} – {:.3}, min – max {:.3} – {:.3}, below 1 in {below} of {}",
+            r[r.len() / 2],
+            r[r.len() / 4],
+            r[r.len() * 3 / 4],
+            r[0],
+            r[r.len() - 1],
+            r.len()
+        )
+    };
+    let index = |wanted: &str| servers.iter().position(|s| s.0 == wanted);
+    let mut pairs = vec![format!("warp/bare {}", paired(1, 0))];
+    if let Some(l) = index(LCR_NAME) {
+        pairs.push(format!("warp/lcr {}", paired(1, l)));
+        pairs.push(format!("lcr/bare {}", paired(l, 0)));
+    }
+    if let Some(b) = index(BASELINE_NAME) {
+        pairs.push(format!("warp/baseline {}", paired(1, b)));
     }
     let mut results = Vec::new();
     for ((name, k, pids), (mut cps, mut cpu)) in servers.iter().zip(cps.into_iter().zip(cpu)) {
@@ -437,4 +511,16 @@ fn main() {
         warp_cpu - bare_cpu,
         results[1].4.as_deref().unwrap_or("?")
     );
+    println!();
+    println!(
+        "Worker CPU per call, round by round ({}):",
+        if cpus.pin {
+            "sipp pinned to CPU 0, Kamailio to the others"
+        } else {
+            "unpinned"
+        }
+    );
+    for p in pairs {
+        println!("* {p}");
+    }
 }
