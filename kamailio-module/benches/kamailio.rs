@@ -6,18 +6,25 @@
 //! `cargo bench -p warp-kamailio --bench kamailio` (env: `WARP_BENCH_SCALE` small|large,
 //! `WARP_BENCH_CALLS` per round, default 20000; `WARP_BENCH_ROUNDS`, default 3;
 //! `WARP_BENCH_MEM`, Kamailio's `-x`; `WARP_BENCH_BASELINE`, the path of another
-//! warp.so build to run as a fourth setup, to compare two builds under the same load).
+//! warp.so build to run as a fourth setup, to compare two builds under the same load;
+//! `WARP_BENCH_FLOOD`, calls per saturation round, default 200000, 0 for none).
 //! Prints Markdown for docs/BENCHMARKS.md.
 //!
 //! sipp is the ceiling of the CPS column for every setup; the routing cost is the
 //! workers' CPU time per call, and the calls per second one worker core could answer at
-//! that cost (1 s / CPU per call). sipp runs on CPU 0 and the Kamailios on the other
-//! CPUs (`WARP_BENCH_PIN=0`: wherever the scheduler puts them).
+//! that cost (1 s / CPU per call). After each sipp round the same setup takes a
+//! saturation round from [`flood`], which answers the issue's question directly: how
+//! many calls per second the workers' core can answer. sipp and the flood run on CPU 0
+//! and the Kamailios on the other CPUs (`WARP_BENCH_PIN=0`: wherever the scheduler puts
+//! them).
 
+#[path = "kamailio/flood.rs"]
+mod flood;
 #[path = "../tests/support/mod.rs"]
 #[allow(dead_code)] // shared with the tests, which use the rest of it
 mod support;
 
+use flood::Flood;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -238,18 +245,29 @@ impl Cpus {
         }
     }
 
+    /// Pins this process, which runs the flood, to the generator's CPU.
+    fn generator(&self) {
+        if self.pin {
+            self.taskset("0", std::process::id());
+        }
+    }
+
+    fn taskset(&self, cpus: &str, pid: u32) {
+        let ok = Command::new("taskset")
+            .args(["-p", "-c", cpus, &pid.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "taskset -p -c {cpus} {pid} failed");
+    }
+
     /// Pins every process of `k` (workers, timers, the main one) to the Kamailio CPUs.
     fn place(&self, pids: &[u32]) {
         if !self.pin {
             return;
         }
-        for pid in pids {
-            let ok = Command::new("taskset")
-                .args(["-p", "-c", &self.kamailio, &pid.to_string()])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "taskset -p -c {} {pid} failed", self.kamailio);
+        for &pid in pids {
+            self.taskset(&self.kamailio, pid);
         }
     }
 }
@@ -347,6 +365,7 @@ fn main() {
     };
     let (calls, rounds): (usize, usize) =
         (env("WARP_BENCH_CALLS", 20_000), env("WARP_BENCH_ROUNDS", 3));
+    let flood: usize = env("WARP_BENCH_FLOOD", 200_000);
     let dir = tempfile::tempdir().unwrap();
 
     let t = Instant::now();
@@ -371,7 +390,15 @@ fn main() {
         let e164 = |n: &str| Number::parse(n).map_or(n.to_owned(), |n| format!("+{n}"));
         let _ = writeln!(csv, "{};{};", e164(ani), e164(dnis));
     }
-    std::fs::write(dir.path().join("calls.csv"), csv).unwrap();
+    std::fs::write(dir.path().join("calls.csv"), &csv).unwrap();
+    let flood_calls: Vec<(String, String)> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(';');
+            Some((f.next()?.to_owned(), f.next()?.to_owned()))
+        })
+        .collect();
     std::fs::write(dir.path().join("bench.xml"), SCENARIO).unwrap();
     eprintln!(
         "dataset {scale_name}: {} vendors, {} vendor rate rows, {} LNP, {} DNO; snapshot {} MB; \
@@ -415,9 +442,17 @@ fn main() {
             (name, k, workers)
         })
         .collect();
-    // Per setup: calls per second, and worker CPU µs per call.
+    // Per setup and round: sipp's calls per second and the workers' CPU µs per call;
+    // the flood's calls per second and the share of a core the workers used meanwhile.
     let mut cps: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut flood_cps: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut flood_busy: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut floods: Vec<Flood> = servers
+        .iter()
+        .map(|(_, k, _)| Flood::new(k.port, flood_calls.clone()))
+        .collect();
+    cpus.generator();
     for _ in 0..rounds {
         for (i, (name, k, pids)) in servers.iter().enumerate() {
             let used = worker_cpu_ns(pids);
@@ -425,32 +460,47 @@ fn main() {
             assert!(r.ok, "{name}: sipp saw failed calls\n{}", k.log());
             cps[i].push(calls as f64 / r.elapsed.as_secs_f64());
             cpu[i].push((worker_cpu_ns(pids) - used) as f64 / 1_000.0 / calls as f64);
+            if flood > 0 {
+                let used = worker_cpu_ns(pids);
+                let f = floods[i].run(flood);
+                let answered = f.redirected + f.refused;
+                assert!(
+                    f.other == 0 && f.lost * 1_000 <= flood,
+                    "{name}: flood got {} other replies and lost {} of {flood}",
+                    f.other,
+                    f.lost
+                );
+                eprintln!(
+                    "{name}: flood {} redirected, {} refused, {} lost in {:?}, generator CPU {:?}",
+                    f.redirected, f.refused, f.lost, f.elapsed, f.generator_cpu
+                );
+                flood_cps[i].push(answered as f64 / f.elapsed.as_secs_f64());
+                flood_busy[i]
+                    .push((worker_cpu_ns(pids) - used) as f64 / f.elapsed.as_nanos() as f64);
+            }
         }
     }
-    // The same round of two setups ran back to back under the same load: their ratio,
-    // round by round, is steadier than the ratio of their medians.
-    let paired = |a: usize, b: usize| {
-        let mut r: Vec<f64> = cpu[a].iter().zip(&cpu[b]).map(|(x, y)| x / y).collect();
-        r.sort_by(f64::total_cmp);
-        let below = r.iter().filter(|&&x| x < 1.0).count();
-        format!(
-            "median {:.3}, quartiles {:.3} – {:.3}, min – max {:.3} – {:.3}, below 1 in {below} of {}",
-            r[r.len() / 2],
-            r[r.len() / 4],
-            r[r.len() * 3 / 4],
-            r[0],
-            r[r.len() - 1],
-            r.len()
-        )
-    };
     let index = |wanted: &str| servers.iter().position(|s| s.0 == wanted);
-    let mut pairs = vec![format!("warp/bare {}", paired(1, 0))];
-    if let Some(l) = index(LCR_NAME) {
-        pairs.push(format!("warp/lcr {}", paired(1, l)));
-        pairs.push(format!("lcr/bare {}", paired(l, 0)));
-    }
-    if let Some(b) = index(BASELINE_NAME) {
-        pairs.push(format!("warp/baseline {}", paired(1, b)));
+    let mut pairs = Vec::new();
+    let mut compare = |what: &str, values: &[Vec<f64>], better: Better| {
+        pairs.push(format!(
+            "{what}: warp/bare {}",
+            paired(values, 1, 0, better)
+        ));
+        if let Some(l) = index(LCR_NAME) {
+            pairs.push(format!("{what}: warp/lcr {}", paired(values, 1, l, better)));
+            pairs.push(format!("{what}: lcr/bare {}", paired(values, l, 0, better)));
+        }
+        if let Some(b) = index(BASELINE_NAME) {
+            pairs.push(format!(
+                "{what}: warp/baseline {}",
+                paired(values, 1, b, better)
+            ));
+        }
+    };
+    compare("worker CPU per call (sipp)", &cpu, Better::Lower);
+    if flood > 0 {
+        compare("calls/s at saturation (flood)", &flood_cps, Better::Higher);
     }
     let mut results = Vec::new();
     for ((name, k, pids), (mut cps, mut cpu)) in servers.iter().zip(cps.into_iter().zip(cpu)) {
@@ -511,11 +561,31 @@ fn main() {
         warp_cpu - bare_cpu,
         results[1].4.as_deref().unwrap_or("?")
     );
+    if flood > 0 {
+        println!();
+        println!(
+            "| setup | calls/s at saturation (median of {rounds} × {flood} calls) | min – max \
+             | vs bare | workers' busy share of a core (median) |"
+        );
+        println!("|---|---|---|---|---|");
+        let bare = median(&sorted(&flood_cps[0]));
+        for (i, (name, _, _)) in servers.iter().enumerate() {
+            let (c, busy) = (sorted(&flood_cps[i]), sorted(&flood_busy[i]));
+            println!(
+                "| {name} | {:.0} | {:.0} – {:.0} | {:.3} | {:.2} |",
+                median(&c),
+                c[0],
+                c[c.len() - 1],
+                median(&c) / bare,
+                median(&busy)
+            );
+        }
+    }
     println!();
     println!(
-        "Worker CPU per call, round by round ({}):",
+        "Round by round ({}):",
         if cpus.pin {
-            "sipp pinned to CPU 0, Kamailio to the others"
+            "load generators pinned to CPU 0, Kamailio to the others"
         } else {
             "unpinned"
         }
@@ -523,4 +593,41 @@ fn main() {
     for p in pairs {
         println!("* {p}");
     }
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+#[derive(Clone, Copy)]
+enum Better {
+    Lower,
+    Higher,
+}
+
+/// The same round of two setups ran back to back under the same load: their ratio,
+/// round by round, is steadier than the ratio of their medians.
+fn paired(values: &[Vec<f64>], a: usize, b: usize, better: Better) -> String {
+    let r = sorted(
+        &values[a]
+            .iter()
+            .zip(&values[b])
+            .map(|(x, y)| x / y)
+            .collect::<Vec<_>>(),
+    );
+    let (won, how) = match better {
+        Better::Lower => (r.iter().filter(|&&x| x < 1.0).count(), "below"),
+        Better::Higher => (r.iter().filter(|&&x| x > 1.0).count(), "above"),
+    };
+    format!(
+        "median {:.3}, quartiles {:.3} – {:.3}, min – max {:.3} – {:.3}, {how} 1 in {won} of {}",
+        r[r.len() / 2],
+        r[r.len() / 4],
+        r[r.len() * 3 / 4],
+        r[0],
+        r[r.len() - 1],
+        r.len()
+    )
 }
