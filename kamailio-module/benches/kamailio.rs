@@ -7,7 +7,8 @@
 //! `WARP_BENCH_CALLS` per round, default 20000; `WARP_BENCH_ROUNDS`, default 3;
 //! `WARP_BENCH_MEM`, Kamailio's `-x`; `WARP_BENCH_BASELINE`, the path of another
 //! warp.so build to run as a fourth setup, to compare two builds under the same load;
-//! `WARP_BENCH_FLOOD`, calls per saturation round, default 200000, 0 for none).
+//! `WARP_BENCH_FLOOD`, calls per saturation round, default 200000, 0 for none;
+//! `WARP_BENCH_COLD`, drop the page cache before Kamailio maps the snapshot).
 //! Prints Markdown for docs/BENCHMARKS.md.
 //!
 //! sipp is the ceiling of the CPS column for every setup; the routing cost is the
@@ -376,6 +377,13 @@ fn main() {
     let snap = dir.path().join("routing.snap");
     let bytes = warp_core::snapshot::compile(&d, 1).expect("compile");
     warp_core::snapshot::publish(&bytes, &snap).expect("publish");
+    if std::env::var_os("WARP_BENCH_COLD").is_some() {
+        // As after a reboot: Kamailio faults the snapshot in from disk, not from the
+        // page cache its writer filled (needs root).
+        let dropped = Command::new("sync").status().is_ok_and(|s| s.success())
+            && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+        assert!(dropped, "WARP_BENCH_COLD: cannot drop the page cache");
+    }
     // lcr keeps its rules in shm loaded row by row from the database: the large
     // dataset's millions of rule targets are beyond a test-sized Kamailio.
     let with_lcr = scale_name != "large";
