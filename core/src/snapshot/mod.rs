@@ -438,8 +438,20 @@ impl Snapshot {
     }
 
     fn is_local(&self, a: u32, b: u32) -> bool {
-        flatmap::get(self.local_set(), (a.min(b) as u64) << 32 | a.max(b) as u64).is_some()
+        flatmap::get(self.local_set(), local_key(a, b)).is_some()
     }
+
+    /// Starts loading what `is_local(a, b)` will read.
+    fn prefetch_local(&self, a: u32, b: u32) {
+        if a != b {
+            flatmap::prefetch(self.local_set(), local_key(a, b));
+        }
+    }
+}
+
+/// The local-calling set's key of two rate centres, in either order.
+fn local_key(a: u32, b: u32) -> u64 {
+    (a.min(b) as u64) << 32 | a.max(b) as u64
 }
 
 /// A trunk as the SIP path sees it.

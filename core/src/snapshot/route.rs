@@ -162,6 +162,26 @@ impl Snapshot {
             return Err(Reject::CustomerDisabled(req.ban.to_string()));
         }
         let dnis = dnis?;
+
+        let (lrn, lrn_source) = match (dnis.is_nanp(), self.lnp(dnis), req.lrn) {
+            (true, Some(l), _) => (l, LrnSource::Snapshot),
+            (true, None, Some(l)) if l.is_nanp() => (l, LrnSource::Supplied),
+            _ => (dnis, LrnSource::Dnis),
+        };
+        if lrn != dnis {
+            self.prefetch_pricing(lrn);
+        }
+        let terminating = if dnis.is_nanp() {
+            self.lerg_lookup(lrn)
+        } else {
+            None
+        };
+        let originating = ani.and_then(|a| self.lerg_lookup(a));
+        // Whether the two rate centres are local is needed only once pricing is done.
+        if let (Some(t), Some(o)) = (terminating, originating) {
+            self.prefetch_local(t.rate_center, o.rate_center);
+        }
+        // Checked after the LNP and LERG reads, so that its probe's miss overlaps theirs.
         if ani.is_some_and(|a| self.is_dno(a)) {
             return Err(Reject::DnoAni);
         }
@@ -178,28 +198,6 @@ impl Snapshot {
                 excluded_vendors.push(x.vendor);
             }
         }
-
-        let (lrn, lrn_source) = match (dnis.is_nanp(), self.lnp(dnis), req.lrn) {
-            (true, Some(l), _) => (l, LrnSource::Snapshot),
-            (true, None, Some(l)) if l.is_nanp() => (l, LrnSource::Supplied),
-            _ => (dnis, LrnSource::Dnis),
-        };
-        if lrn != dnis {
-            self.prefetch_pricing(lrn);
-        }
-        let terminating = if dnis.is_nanp() {
-            self.lerg_lookup(lrn)
-        } else {
-            None
-        };
-        let originating = ani.and_then(|a| self.lerg_lookup(a));
-        let jurisdiction = classify(
-            ani,
-            dnis,
-            terminating.map(|l| l.place()),
-            originating.map(|l| l.place()),
-            |a, b| self.is_local(a, b),
-        );
 
         let t = req.at.timestamp();
         let vendors = self.vendors();
@@ -290,6 +288,13 @@ impl Snapshot {
             if let Some(l) = terminating {
                 self.take_rows(sc, l.ocn_lata_rows, BY_OCN_LATA, t);
             }
+            let jurisdiction = classify(
+                ani,
+                dnis,
+                terminating.map(|l| l.place()),
+                originating.map(|l| l.place()),
+                |a, b| self.is_local(a, b),
+            );
 
             let customer_zone = jurisdiction.resolve(Zone::Intrastate);
             let (sell, _) = self
@@ -414,9 +419,13 @@ impl Snapshot {
         let mut found = 0;
         for key in self.prefix_keys(n) {
             if let Some(range) = flatmap::get(self.prefix_map(), key) {
-                let start = (range >> 32) as usize;
-                if let Some(owner) = self.row_owners().get(start) {
-                    flatmap::prefetch_ref(owner);
+                let (start, len) = ((range >> 32) as usize, (range & 0xffff_ffff) as usize);
+                // take_rows reads every owner of the range (16 to a line) before any row.
+                let owners = self.row_owners();
+                for at in (start..start.saturating_add(len)).step_by(16).take(8) {
+                    if let Some(owner) = owners.get(at) {
+                        flatmap::prefetch_ref(owner);
+                    }
                 }
                 if let Some(row) = self.rate_rows().get(start) {
                     flatmap::prefetch_ref(row);
