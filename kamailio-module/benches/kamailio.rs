@@ -249,17 +249,8 @@ impl Cpus {
     /// Pins this process, which runs the flood, to the generator's CPU.
     fn generator(&self) {
         if self.pin {
-            self.taskset("0", std::process::id());
+            taskset("0", std::process::id());
         }
-    }
-
-    fn taskset(&self, cpus: &str, pid: u32) {
-        let ok = Command::new("taskset")
-            .args(["-p", "-c", cpus, &pid.to_string()])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "taskset -p -c {cpus} {pid} failed");
     }
 
     /// Pins every process of `k` (workers, timers, the main one) to the Kamailio CPUs.
@@ -268,9 +259,18 @@ impl Cpus {
             return;
         }
         for &pid in pids {
-            self.taskset(&self.kamailio, pid);
+            taskset(&self.kamailio, pid);
         }
     }
+}
+
+fn taskset(cpus: &str, pid: u32) {
+    let ok = Command::new("taskset")
+        .args(["-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset -p -c {cpus} {pid} failed");
 }
 
 /// `calls` calls as fast as the server answers (sipp keeps IN_FLIGHT outstanding).
