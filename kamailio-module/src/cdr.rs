@@ -87,8 +87,22 @@ pub fn init() -> Result<(), String> {
         .map(drop)
 }
 
-/// Frees the counters; `destroy` only.
+/// Reports what never reached Redis and frees the counters; `destroy` only, when the
+/// SIP processes have exited: what their queues still held died with them.
 pub fn destroy() {
+    if let Some(c) = COUNTERS.get() {
+        let queued = c.queued.load(Relaxed);
+        let done = c.sent.load(Relaxed) + c.rejected.load(Relaxed);
+        if queued > done {
+            lm_err!(
+                "{} CDR events were still queued when Kamailio stopped and are lost \
+                 (Redis unreachable or behind; {done} of {queued} delivered or refused, \
+                 {} dropped on a full buffer before)",
+                queued - done,
+                c.overflow.load(Relaxed)
+            );
+        }
+    }
     COUNTERS.free();
 }
 

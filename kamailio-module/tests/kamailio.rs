@@ -1009,7 +1009,7 @@ fn redis_stopped_mid_load_loses_no_cdr_within_the_buffer() {
 }
 
 #[test]
-fn cdr_events_beyond_the_buffer_are_counted_and_logged() {
+fn cdr_events_dropped_on_a_full_buffer_or_at_shutdown_are_counted_and_logged() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("routing.snap");
     support::dataset::publish(&snap);
@@ -1021,7 +1021,7 @@ fn cdr_events_beyond_the_buffer_are_counted_and_logged() {
         ("cdr_stream", "warp:cdr:raw"),
         ("cdr_buffer", "5"),
     ];
-    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    let mut k = Kamailio::start(&params, Script::Native(ROUTE));
     for _ in 0..40 {
         assert_eq!(k.request("INVITE", "").code, 200);
     }
@@ -1035,6 +1035,14 @@ fn cdr_events_beyond_the_buffer_are_counted_and_logged() {
         "{}",
         k.log()
     );
+    // Stopping Kamailio while Redis is still down loses the queued events: loudly.
+    let log = k.stop();
+    let lost = format!(
+        "{queued} CDR events were still queued when Kamailio stopped and are lost \
+         (Redis unreachable or behind; 0 of {queued} delivered or refused, {overflow} \
+         dropped on a full buffer before)"
+    );
+    assert!(log.contains(&lost), "no {lost:?} in\n{log}");
 }
 
 /// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers).

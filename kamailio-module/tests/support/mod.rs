@@ -314,8 +314,15 @@ impl Kamailio {
     }
 }
 
-impl Drop for Kamailio {
-    fn drop(&mut self) {
+impl Kamailio {
+    /// Stops Kamailio as its service would (SIGTERM: the main process stops its
+    /// children, then runs the modules' `destroy`) and returns its whole log.
+    pub fn stop(&mut self) -> String {
+        self.terminate();
+        self.log()
+    }
+
+    fn terminate(&mut self) {
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }
@@ -330,6 +337,12 @@ impl Drop for Kamailio {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 
