@@ -32,6 +32,10 @@ pub struct WebhookPolicy {
     pub backoff: Duration,
     /// How often the worker looks for due deliveries.
     pub poll: Duration,
+    /// Whether a subscription may reach loopback, private, link-local and other
+    /// non-public addresses: off unless the operator turns it on, so that a customer's
+    /// URL cannot make the API post into its own network.
+    pub allow_private: bool,
 }
 
 impl Config {
@@ -66,6 +70,7 @@ impl Config {
                 max_attempts: u32::try_from(number("WARP_WEBHOOK_MAX_ATTEMPTS", 8)?.max(1))?,
                 backoff: Duration::from_millis(number("WARP_WEBHOOK_BACKOFF_MS", 10_000)?),
                 poll: Duration::from_millis(number("WARP_WEBHOOK_POLL_MS", 1_000)?.max(1)),
+                allow_private: number("WARP_WEBHOOK_ALLOW_PRIVATE", 0)? != 0,
             },
         })
     }
@@ -100,7 +105,8 @@ impl fmt::Display for Config {
             "WARP_DATABASE_URL={} WARP_REDIS_URL={} WARP_LISTEN={} WARP_SNAPSHOT={} \
              WARP_BOOTSTRAP_API_KEY={} WARP_JWT_SECRET={} WARP_PUBLISH_DEBOUNCE_MS={} \
              WARP_RATE_LIMIT={} WARP_IDEMPOTENCY_TTL_SECS={} WARP_WEBHOOK_TIMEOUT_MS={} \
-             WARP_WEBHOOK_MAX_ATTEMPTS={} WARP_WEBHOOK_BACKOFF_MS={} WARP_WEBHOOK_POLL_MS={}",
+             WARP_WEBHOOK_MAX_ATTEMPTS={} WARP_WEBHOOK_BACKOFF_MS={} WARP_WEBHOOK_POLL_MS={} \
+             WARP_WEBHOOK_ALLOW_PRIVATE={}",
             mask_url(&self.database_url),
             self.redis_url.as_deref().map(mask_url).unwrap_or_default(),
             self.listen,
@@ -114,6 +120,7 @@ impl fmt::Display for Config {
             self.webhooks.max_attempts,
             self.webhooks.backoff.as_millis(),
             self.webhooks.poll.as_millis(),
+            u8::from(self.webhooks.allow_private),
         )
     }
 }

@@ -107,6 +107,8 @@ async fn api(max_attempts: &str) -> TestApi {
         "WARP_WEBHOOK_BACKOFF_MS" => Some("20".into()),
         "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
         "WARP_WEBHOOK_MAX_ATTEMPTS" => Some(max_attempts.clone()),
+        // The receivers are on 127.0.0.1.
+        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
         _ => None,
     })
     .await
@@ -369,12 +371,48 @@ async fn timeouts_and_refused_connections_are_retried_then_marked_failed() {
 }
 
 #[tokio::test]
+async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
+    // The operator has not allowed private destinations (the default).
+    let t = TestApi::with(|k| match k {
+        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
+        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
+        _ => None,
+    })
+    .await;
+    t.fixture().await;
+    let (r, by_address) = receiver(0).await;
+    let by_name = by_address.replace("127.0.0.1", "localhost");
+    let (literal, _) = subscribe(&t, ROOT, &by_address, json!(["trunks.update"])).await;
+    let (named, _) = subscribe(&t, ROOT, &by_name, json!(["trunks.update"])).await;
+    let patched = t
+        .call(
+            "PATCH",
+            "/api/v1/trunks/T-C1",
+            ROOT,
+            Some(json!({"max_cps": 4})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    for (webhook, error) in [
+        (literal, "refused: 127.0.0.1 is not a public address"),
+        (named, "refused: localhost has no public address"),
+    ] {
+        let log = settled(&t, ROOT, webhook, 1).await;
+        assert_eq!(log[0]["status"], "failed", "{}", log[0]);
+        let said = log[0]["attempts"][0]["error"].as_str().unwrap();
+        assert!(said.contains(error), "{said}");
+    }
+    assert!(r.seen().is_empty(), "{:?}", r.seen());
+}
+
+#[tokio::test]
 async fn pending_deliveries_survive_a_restart_of_the_api() {
     // The first instance polls once at start and then not for an hour: what it queues
     // stays pending in PostgreSQL.
     let t = TestApi::with(|k| match k {
         "WARP_WEBHOOK_POLL_MS" => Some("3600000".into()),
         "WARP_WEBHOOK_BACKOFF_MS" => Some("20".into()),
+        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
         _ => None,
     })
     .await;

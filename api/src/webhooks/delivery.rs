@@ -8,6 +8,7 @@ use super::signing;
 use crate::config::WebhookPolicy;
 use chrono::Utc;
 use sqlx::{FromRow, PgPool};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::{AbortHandle, JoinSet};
@@ -45,7 +46,11 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Starts the delivery task.
     pub fn start(pool: PgPool, policy: WebhookPolicy) -> anyhow::Result<Arc<Self>> {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder();
+        if !policy.allow_private {
+            client = client.dns_resolver(Arc::new(PublicOnly));
+        }
+        let client = client
             .timeout(policy.timeout)
             // A redirect is an answer to fix at the receiver, not to follow blindly.
             .redirect(reqwest::redirect::Policy::none())
@@ -111,7 +116,7 @@ impl Dispatcher {
         for d in due {
             let (client, pool, policy) = (self.client.clone(), self.pool.clone(), self.policy);
             running.spawn(async move {
-                let outcome = attempt(&client, &d).await;
+                let outcome = attempt(&client, &d, policy.allow_private).await;
                 record(&pool, policy, &d, outcome).await
             });
         }
@@ -124,8 +129,24 @@ impl Dispatcher {
     }
 }
 
-async fn attempt(client: &reqwest::Client, d: &Due) -> Outcome {
+async fn attempt(client: &reqwest::Client, d: &Due, allow_private: bool) -> Outcome {
     let started = Instant::now();
+    // Names are checked by the resolver (`PublicOnly`); addresses written in the URL
+    // never reach it.
+    let literal = reqwest::Url::parse(&d.url).ok().and_then(|u| {
+        let host = u.host_str()?;
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok()
+    });
+    if let Some(ip) = literal.filter(|ip| !allow_private && !is_public(*ip)) {
+        return Outcome {
+            status_code: None,
+            error: Some(format!("refused: {ip} is not a public address")),
+            ms: 0,
+        };
+    }
     let signature = signing::sign(&d.secret, Utc::now().timestamp(), d.payload.as_bytes());
     let sent = client
         .post(&d.url)
@@ -151,6 +172,61 @@ async fn attempt(client: &reqwest::Client, d: &Due) -> Outcome {
             status_code: None,
             error: Some(describe(&e)),
             ms,
+        },
+    }
+}
+
+/// Resolves a subscription's host name to its public addresses only: a name that
+/// points into the API's own network (loopback, private, link-local, …) fails the
+/// attempt instead of reaching it, however the DNS answer changes over time.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> =
+                all.iter().copied().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let found: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
+                let why = format!(
+                    "refused: {host} has no public address ({})",
+                    found.join(", ")
+                );
+                return Err(why.into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether `ip` is reachable on the public internet: not loopback, private, shared
+/// (CGNAT), link-local, unspecified, multicast, broadcast, reserved or unique-local.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
         },
     }
 }
@@ -217,9 +293,39 @@ mod tests {
             max_attempts: 8,
             backoff: Duration::from_secs(10),
             poll: Duration::from_secs(1),
+            allow_private: false,
         };
         let waits: Vec<u64> = (1..=4).map(|n| backoff(p, n).as_secs()).collect();
         assert_eq!(waits, [10, 20, 40, 80]);
         assert_eq!(backoff(p, 30), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        let public = ["8.8.8.8", "203.0.113.9", "100.128.0.1", "2001:4860::8888"];
+        let private = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+        ];
+        for ip in public {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in private {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
     }
 }
