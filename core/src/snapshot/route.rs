@@ -162,38 +162,18 @@ impl Snapshot {
             return Err(Reject::CustomerDisabled(req.ban.to_string()));
         }
         let dnis = dnis?;
-
-        let (lrn, lrn_source) = match (dnis.is_nanp(), self.lnp(dnis), req.lrn) {
-            (true, Some(l), _) => (l, LrnSource::Snapshot),
-            (true, None, Some(l)) if l.is_nanp() => (l, LrnSource::Supplied),
-            _ => (dnis, LrnSource::Dnis),
-        };
-        if lrn != dnis {
-            self.prefetch_pricing(lrn);
-        }
-        let terminating = if dnis.is_nanp() {
-            self.lerg_lookup(lrn)
-        } else {
-            None
-        };
-        let originating = ani.and_then(|a| self.lerg_lookup(a));
-        // Whether the two rate centres are local is needed only once pricing is done.
-        if let (Some(t), Some(o)) = (terminating, originating) {
-            self.prefetch_local(t.rate_center, o.rate_center);
-        }
-        // Checked after the LNP and LERG reads, so that its probe's miss overlaps theirs.
-        if ani.is_some_and(|a| self.is_dno(a)) {
-            return Err(Reject::DnoAni);
-        }
-        // The exclusions that match this destination, found once: destination blocks
-        // reject the call, vendor ones leave their vendor out below.
+        // The exclusions that match this destination, found once: a destination block
+        // refuses the call (after the DNO check, below), vendor ones leave their vendor
+        // out.
         let mut excluded_vendors: Vec<u32> = Vec::new();
+        let mut destination_excluded = false;
         let global_excl = self.meta.global_exclusions.get(self.exclusions());
         let cust_excl = cust.exclusions.get(self.exclusions());
         for x in global_excl.iter().chain(cust_excl) {
             if prefix_matches(x.prefix, x.prefix_len, dnis) {
                 if x.vendor == NONE {
-                    return Err(Reject::ExcludedDestination);
+                    destination_excluded = true;
+                    break;
                 }
                 excluded_vendors.push(x.vendor);
             }
@@ -278,6 +258,33 @@ impl Snapshot {
                 sc.want[c.vendor as usize] = by;
             }
             sc.mark(cust.plan, BY_DNIS);
+
+            // The candidates above did not need the LNP answer: its probe's miss (and the
+            // DNO and LERG ones, prefetched with it) had that long to arrive.
+            let (lrn, lrn_source) = match (dnis.is_nanp(), self.lnp(dnis), req.lrn) {
+                (true, Some(l), _) => (l, LrnSource::Snapshot),
+                (true, None, Some(l)) if l.is_nanp() => (l, LrnSource::Supplied),
+                _ => (dnis, LrnSource::Dnis),
+            };
+            if lrn != dnis {
+                self.prefetch_pricing(lrn);
+            }
+            let terminating = if dnis.is_nanp() {
+                self.lerg_lookup(lrn)
+            } else {
+                None
+            };
+            let originating = ani.and_then(|a| self.lerg_lookup(a));
+            // Whether the two rate centres are local is needed only once pricing is done.
+            if let (Some(t), Some(o)) = (terminating, originating) {
+                self.prefetch_local(t.rate_center, o.rate_center);
+            }
+            if ani.is_some_and(|a| self.is_dno(a)) {
+                return Err(Reject::DnoAni);
+            }
+            if destination_excluded {
+                return Err(Reject::ExcludedDestination);
+            }
 
             if lrn == dnis {
                 self.price_by_prefix(sc, dnis, BY_DNIS | BY_LRN, t);
