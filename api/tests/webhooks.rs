@@ -144,6 +144,19 @@ async fn settled(t: &TestApi, key: &str, webhook: i64, expected: usize) -> Vec<V
     }
 }
 
+/// Changes a trunk's CPS limit: a `trunks.update` event.
+async fn update_trunk(t: &TestApi, trunk: &str, max_cps: u32) {
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/trunks/{trunk}"),
+            ROOT,
+            Some(json!({"max_cps": max_cps})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
 fn statuses(d: &Value) -> Vec<Value> {
     d["attempts"]
         .as_array()
@@ -178,15 +191,7 @@ async fn changes_are_delivered_signed_retried_logged_and_scoped_to_their_custome
     assert!(shown.data().get("secret").is_none());
 
     for trunk in ["T-C1", "T-C2"] {
-        let r = t
-            .call(
-                "PATCH",
-                &format!("/api/v1/trunks/{trunk}"),
-                ROOT,
-                Some(json!({"max_cps": 5})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        update_trunk(&t, trunk, 5).await;
     }
     t.make(
         "/api/v1/numbers",
@@ -384,15 +389,7 @@ async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
     let by_name = by_address.replace("127.0.0.1", "localhost");
     let (literal, _) = subscribe(&t, ROOT, &by_address, json!(["trunks.update"])).await;
     let (named, _) = subscribe(&t, ROOT, &by_name, json!(["trunks.update"])).await;
-    let patched = t
-        .call(
-            "PATCH",
-            "/api/v1/trunks/T-C1",
-            ROOT,
-            Some(json!({"max_cps": 4})),
-        )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK);
+    update_trunk(&t, "T-C1", 4).await;
     for (webhook, error) in [
         (literal, "refused: 127.0.0.1 is not a public address"),
         (named, "refused: localhost has no public address"),
@@ -420,15 +417,7 @@ async fn pending_deliveries_survive_a_restart_of_the_api() {
     let (r, url) = receiver(1).await;
     let (id, secret) = subscribe(&t, ROOT, &url, json!(["trunks.update"])).await;
     r.secret.set(secret).unwrap();
-    let patched = t
-        .call(
-            "PATCH",
-            "/api/v1/trunks/T-C1",
-            ROOT,
-            Some(json!({"max_cps": 3})),
-        )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK);
+    update_trunk(&t, "T-C1", 3).await;
     let log = t
         .get(&format!("/api/v1/webhooks/{id}/deliveries"), ROOT)
         .await;
