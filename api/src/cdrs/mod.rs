@@ -285,13 +285,22 @@ const WARM_MONTHS: u32 = 12;
 /// that partition's catalog (milliseconds, on a client's request otherwise; in the
 /// first second of a load test they were its worst latencies).
 pub async fn warm(conn: &mut PgConnection) -> sqlx::Result<()> {
-    let mut month = Utc::now();
-    for _ in 0..WARM_MONTHS {
-        month = previous_month(month).unwrap_or(month);
-    }
-    for _ in 0..WARM_MONTHS + 2 {
-        let Some(start) = month_start(month) else {
-            break;
+    // Months counted from year 0, so that stepping across a new year is plain addition.
+    let now = Utc::now();
+    let this = now.year() * 12 + now.month0() as i32;
+    for month in this - WARM_MONTHS as i32..=this + 1 {
+        let Some(start) = Utc
+            .with_ymd_and_hms(
+                month.div_euclid(12),
+                month.rem_euclid(12) as u32 + 1,
+                1,
+                0,
+                0,
+                0,
+            )
+            .single()
+        else {
+            continue;
         };
         for after in [None, Some((start, String::new(), String::new(), 1))] {
             let q = CdrQuery {
@@ -300,21 +309,6 @@ pub async fn warm(conn: &mut PgConnection) -> sqlx::Result<()> {
             };
             fetch_page(conn, String::new(), q, after, DEFAULT_LIMIT).await?;
         }
-        let Some(next) = next_month(start) else {
-            break;
-        };
-        month = next;
     }
     Ok(())
-}
-
-/// The first instant of `t`'s month (UTC).
-fn month_start(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
-        .single()
-}
-
-/// Some instant of the month before `t`'s.
-fn previous_month(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    month_start(t)?.checked_sub_signed(chrono::Duration::days(1))
 }
