@@ -136,22 +136,18 @@ pub fn per_function() -> Vec<FuncStats> {
         .iter()
         .map(|&func| {
             let sets = shared().map_or(&[][..], |s| &s.sets[..]);
-            let sum = |a: fn(&Counters) -> &AtomicU64| {
+            let sum = |a: &dyn Fn(&Counters) -> &AtomicU64| {
                 sets.iter()
                     .map(|set| a(&set.funcs[func as usize]).load(Relaxed))
                     .sum()
             };
             FuncStats {
                 func,
-                calls: sum(|c| &c.calls),
-                errors: sum(|c| &c.errors),
-                panics: sum(|c| &c.panics),
-                latency: std::array::from_fn(|i| {
-                    sets.iter()
-                        .map(|set| set.funcs[func as usize].latency[i].load(Relaxed))
-                        .sum()
-                }),
-                latency_sum_us: sum(|c| &c.latency_sum_us),
+                calls: sum(&|c| &c.calls),
+                errors: sum(&|c| &c.errors),
+                panics: sum(&|c| &c.panics),
+                latency: std::array::from_fn(|i| sum(&|c| &c.latency[i])),
+                latency_sum_us: sum(&|c| &c.latency_sum_us),
             }
         })
         .collect()
