@@ -6,6 +6,7 @@
 //! tenth of the API's CPU. The text written here is PostgreSQL's own (`numeric_out`),
 //! which is also what `Decimal`'s `Display` makes of the decoded value.
 
+use chrono::{Datelike, NaiveDate};
 use sqlx::error::BoxDynError;
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
@@ -88,34 +89,24 @@ pub fn timestamp(b: &[u8]) -> Result<Option<[u32; 7]>, BoxDynError> {
     };
     let days = unix.div_euclid(MICROS_PER_DAY);
     let of_day = unix.rem_euclid(MICROS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
+    // Days from 0001-01-01 (day 1) to 1970-01-01: 719 163.
+    let Some(date) = i32::try_from(days + 719_163)
+        .ok()
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+        .filter(|d| (0..=9999).contains(&d.year()))
+    else {
         return Ok(None);
-    }
+    };
     let secs = of_day / 1_000_000;
     Ok(Some([
-        year as u32,
-        month,
-        day,
+        date.year() as u32,
+        date.month(),
+        date.day(),
         (secs / 3600) as u32,
         (secs / 60 % 60) as u32,
         (secs % 60) as u32,
         (of_day % 1_000_000) as u32,
     ]))
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `n` in decimal, zero-padded to `width` digits (`n` has no more).
@@ -129,7 +120,7 @@ pub fn padded(out: &mut Vec<u8>, n: impl Into<u32>, width: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Datelike, Timelike, Utc};
+    use chrono::{DateTime, Timelike, Utc};
 
     /// The binary form PostgreSQL sends for a `numeric` given as text (no exponent).
     fn encode(text: &str) -> Vec<u8> {
