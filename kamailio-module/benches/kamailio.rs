@@ -1,7 +1,9 @@
 //! Calls per second through a real Kamailio on loopback, in one run on one dataset:
 //! a bare stateless reply, warp routing, and Kamailio's own `lcr` module loaded with the
-//! same vendors and prefixes. Each answers every INVITE statelessly with a 302 naming
-//! the chosen gateway (404 when there is none), so the figures compare routing cost.
+//! same vendors and prefixes. Each answers every INVITE statelessly with a 302 whose
+//! Contact is the R-URI it chose (404 when there is none; bare only rewrites the host),
+//! written by the core from the R-URI, so the figures compare routing cost. A setup
+//! that logs during the rounds fails: it would be measuring its log writes.
 //!
 //! `cargo bench -p warp-kamailio --bench kamailio` (env: `WARP_BENCH_SCALE` small|large,
 //! `WARP_BENCH_CALLS` per round, default 20000; `WARP_BENCH_ROUNDS`, default 3;
@@ -64,7 +66,7 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 const BARE: &str = r#"
 request_route {
     if (is_method("ACK")) { exit; }
-    append_to_reply("Contact: <sip:$rU@127.0.0.1:5060>\r\n");
+    rewritehostport("127.0.0.1:5060");
     sl_send_reply("302", "Moved Temporarily");
 }
 "#;
@@ -76,7 +78,6 @@ request_route {
         sl_send_reply("404", "No Route");
         exit;
     }
-    append_to_reply("Contact: <$ru>\r\n");
     sl_send_reply("302", "Moved Temporarily");
 }
 "#;
@@ -101,7 +102,6 @@ request_route {{
         sl_send_reply("404", "No Route");
         exit;
     }}
-    append_to_reply("Contact: <$ru>\r\n");
     sl_send_reply("302", "Moved Temporarily");
 }}
 "#,
@@ -440,14 +440,15 @@ fn main() {
     let cpus = Cpus::detect();
     // All run side by side and take turns, round after round, so drift in the
     // machine's load (it is shared) hits them alike.
-    let servers: Vec<(&str, Kamailio, Vec<u32>)> = setups
+    let servers: Vec<(&str, Kamailio, Vec<u32>, usize)> = setups
         .into_iter()
         .map(|(name, module, script)| {
             let k = Kamailio::start_module(&module, &[("snapshot", snap_param)], script, &args);
             let (all, workers) = processes(&k);
             cpus.place(&all);
             round(&k, &cpus, dir.path(), calls.min(2_000)); // warm-up
-            (name, k, workers)
+            let logged = k.log().len();
+            (name, k, workers, logged)
         })
         .collect();
     // Per setup and round: sipp's calls per second and the workers' CPU µs per call;
@@ -458,11 +459,11 @@ fn main() {
     let mut flood_busy: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     let mut floods: Vec<Flood> = servers
         .iter()
-        .map(|(_, k, _)| Flood::new(k.port, flood_calls.clone()))
+        .map(|(_, k, ..)| Flood::new(k.port, flood_calls.clone()))
         .collect();
     cpus.generator();
     for _ in 0..rounds {
-        for (i, (name, k, pids)) in servers.iter().enumerate() {
+        for (i, (name, k, pids, logged)) in servers.iter().enumerate() {
             let used = worker_cpu_ns(pids);
             let r = round(k, &cpus, dir.path(), calls);
             assert!(r.ok, "{name}: sipp saw failed calls\n{}", k.log());
@@ -486,6 +487,12 @@ fn main() {
                 flood_busy[i]
                     .push((worker_cpu_ns(pids) - used) as f64 / f.elapsed.as_nanos() as f64);
             }
+            let log = k.log();
+            assert!(
+                log.len() - logged < 4096,
+                "{name} logs during the rounds:\n{}",
+                &log[*logged..]
+            );
         }
     }
     let index = |wanted: &str| servers.iter().position(|s| s.0 == wanted);
@@ -511,7 +518,7 @@ fn main() {
         compare("calls/s at saturation (flood)", &flood_cps, Better::Higher);
     }
     let mut results = Vec::new();
-    for ((name, k, pids), (mut cps, mut cpu)) in servers.iter().zip(cps.into_iter().zip(cpu)) {
+    for ((name, k, pids, _), (mut cps, mut cpu)) in servers.iter().zip(cps.into_iter().zip(cpu)) {
         cps.sort_by(f64::total_cmp);
         cpu.sort_by(f64::total_cmp);
         let rss = worker_rss(pids);
@@ -577,7 +584,7 @@ fn main() {
         );
         println!("|---|---|---|---|---|");
         let bare = median(&sorted(&flood_cps[0]));
-        for (i, (name, _, _)) in servers.iter().enumerate() {
+        for (i, (name, ..)) in servers.iter().enumerate() {
             let (c, busy) = (sorted(&flood_cps[i]), sorted(&flood_busy[i]));
             println!(
                 "| {name} | {:.0} | {:.0} – {:.0} | {:.3} | {:.2} |",
