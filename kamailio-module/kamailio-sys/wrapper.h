@@ -16,4 +16,5 @@
 #include "core/parser/digest/digest.h"
 #include "modules/sl/sl.h"
 #include "modules/dialog/dlg_load.h"
+#include "modules/tm/tm_load.h"
 #include "warp_shim.h"

@@ -146,20 +146,20 @@ unsafe extern "C" fn dialog_created(
         let Some(p) = taken else {
             return;
         };
-        if let Err(e) = track(dlg, p.admission) {
+        if let Err(e) = track(&req, dlg, p.admission) {
             lm_err!("{e}: the call's end is not tracked");
             release(p.admission);
         }
     })
 }
 
-fn track(dlg: *mut k::dlg_cell, admission: Option<Admission>) -> Result<(), String> {
+fn track(req: &SipMsg, dlg: *mut k::dlg_cell, admission: Option<Admission>) -> Result<(), String> {
     let register = DIALOG
         .get()
         .and_then(|d| d.register_dlgcb)
         .ok_or("dialog API not bound")?;
     // The request's AVPs: what warp_route() stored.
-    let stored = failover::record().ok_or("no warp AVP")?;
+    let stored = failover::record(req)?.ok_or("no warp AVP")?;
     let (call, hop, _) = record::split(&stored).ok_or("no attempt in the warp AVP")?;
     let tracked = shm::new(Tracked {
         admission,
@@ -227,7 +227,7 @@ fn on_event(tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
     // Answer and failure come with the INVITE transaction, whose AVPs name the vendor
     // that answered or failed last (after any failover).
     if kind & (k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED) != 0 {
-        if let Some((_, hop, _)) = failover::record().as_deref().and_then(record::split) {
+        if let Some((_, hop, _)) = failover::stored().as_deref().and_then(record::split) {
             let _ = tracked.hop.set(hop);
         }
     }

@@ -82,6 +82,8 @@ struct State {
     refusal: Option<Refusal>,
     /// The call's record (see [`crate::record`]); empty when not routed.
     record: String,
+    /// The record still has to reach the failover AVP ([`crate::failover::flush`]).
+    waiting: bool,
     /// `$warp(vendor_rate)` and `$warp(customer_rate)` as text, formatted when read:
     /// one buffer each, so a script comparing the two reads both intact.
     rates: [String; 2],
@@ -96,6 +98,7 @@ impl State {
             self.ani_source = None;
             self.refusal = None;
             self.record.clear();
+            self.waiting = false;
         }
     }
 }
@@ -129,16 +132,31 @@ pub fn take_record(msg: &SipMsg) -> String {
         s.enter(msg);
         let mut record = std::mem::take(&mut s.record);
         record.clear();
+        s.waiting = false;
         record
     })
 }
 
-/// `msg`'s call is routed as `record` says (empty: not routed).
-pub fn put_record(msg: &SipMsg, record: String) {
+/// `msg`'s call is routed as `record` says (empty: not routed); `waiting` if the record
+/// has yet to reach the failover AVP.
+pub fn put_record(msg: &SipMsg, record: String, waiting: bool) {
     STATE.with_borrow_mut(|s| {
         s.enter(msg);
         s.record = record;
+        s.waiting = waiting;
     });
+}
+
+/// Calls `f` with `msg`'s record if it is still waiting for the failover AVP, and marks
+/// it delivered; `None` if nothing waits.
+pub fn take_waiting<R>(msg: &SipMsg, f: impl FnOnce(&str) -> R) -> Option<R> {
+    STATE.with_borrow_mut(|s| {
+        if s.msg != Some(msg.identity()) || !s.waiting {
+            return None;
+        }
+        s.waiting = false;
+        Some(f(&s.record))
+    })
 }
 
 /// Calls `f` with the value of `field` for `msg` (None when unset for this message).

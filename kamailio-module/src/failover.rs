@@ -1,5 +1,9 @@
 //! Serial failover: `warp_route()` keeps the call, the vendor being tried and the ones
-//! after it in an AVP, which travels with the transaction; `warp_next_route()`, called from a
+//! after it in an AVP, which travels with the transaction. The AVP is written when the
+//! record first needs to leave this process: when tm creates the request's transaction
+//! (or at once if it has one), or when `warp_next_route()` or the dialog asks for it. A
+//! call answered statelessly (a redirect server) never pays for it: it costs a shared
+//! memory allocation and a copy. `warp_next_route()`, called from a
 //! `failure_route` (in whichever process sees the 5xx, 408 or timeout), points the
 //! request at the next one, after reporting the failed attempt (a `failed` CDR event
 //! with `$T_reply_code`). The last attempt's failure is reported when the dialog fails
@@ -13,6 +17,7 @@ use crate::guard;
 use crate::record::{self, Call, Hop};
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
+use crate::tm;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
 
@@ -27,13 +32,35 @@ pub fn store(record: &str) -> Result<(), String> {
     avp::push(AVP, record)
 }
 
-/// The record `warp_route()` stored for this transaction.
-pub fn record() -> Option<String> {
+/// Keeps `msg`'s record, just routed: in the AVP now if `msg` already has a
+/// transaction; otherwise left with the decision until [`flush`]. Returns whether it
+/// was left there.
+pub fn keep(record: &str) -> Result<bool, String> {
+    if tm::has_transaction() {
+        store(record)?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Writes `msg`'s record into the AVP list current now, if [`keep`] left it waiting.
+pub fn flush(msg: &SipMsg) -> Result<(), String> {
+    decision::take_waiting(msg, store).unwrap_or(Ok(()))
+}
+
+/// The record `warp_route()` kept for `msg`.
+pub fn record(msg: &SipMsg) -> Result<Option<String>, String> {
+    flush(msg)?;
+    Ok(stored())
+}
+
+/// The record in the AVP list current now (a transaction's, while tm runs its callbacks).
+pub fn stored() -> Option<String> {
     avp::get(AVP)
 }
 
 fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
-    let Some(stored) = record() else {
+    let Some(stored) = record(msg)? else {
         return Ok(false);
     };
     // Nothing left: the dialog's failure reports this last attempt.
@@ -60,7 +87,7 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let uri = record::push_later(&mut remaining, call.dnis, later).ok_or_else(bad)?;
     msg.set_ruri(&remaining[uri])?;
     store(&remaining)?;
-    decision::put_record(msg, remaining);
+    decision::put_record(msg, remaining, false);
     Ok(true)
 }
 

@@ -34,4 +34,5 @@ mod shm;
 mod sipmsg;
 mod snapshot;
 mod stats;
+mod tm;
 mod warp_mod;

@@ -20,6 +20,7 @@ use crate::route_cmd::{ki_warp_route, ki_warp_route_dnis, w_warp_route, w_warp_r
 use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_version};
 use crate::snapshot;
 use crate::stats;
+use crate::tm;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::mem::zeroed;
@@ -66,11 +67,18 @@ fn init() -> Result<(), String> {
     snapshot::init()
 }
 
-/// Every process after the fork; `rank > 0` are the SIP workers.
+/// Every process after the fork (`rank > 0` are the SIP workers), and the main process
+/// once before it (`PROC_INIT`).
 unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     guard::entry("child_init", -1, || {
         if rank > 0 {
             stats::worker_started();
+        }
+        if rank == k::PROC_INIT as c_int {
+            if let Err(e) = tm::init() {
+                lm_err!("initialisation failed: {e}");
+                return -1;
+            }
         }
         if rank == k::PROC_SIPINIT as c_int && params::config().cluster_concurrent {
             cluster_calls::start_heartbeat();

@@ -618,29 +618,42 @@ fn reload_under_sustained_load_fails_no_call() {
     assert_eq!(stats["warp_route.errors"], "0");
 }
 
-#[test]
-fn a_503_or_a_timeout_from_the_first_vendor_fails_over_to_the_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
+/// A snapshot whose cheap vendor answers every INVITE with 503 and whose dear vendor
+/// accepts, and a Kamailio relaying with `script`, after `calls` calls through it.
+fn fail_over_calls<'a>(
+    dir: &'a Path,
+    script: &str,
+    calls: u32,
+) -> (support::dataset::Data, Kamailio, Uac<'a>, Uas) {
+    let snap = dir.join("routing.snap");
     let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
-    let mut data = support::dataset::Data {
+    let data = support::dataset::Data {
         cheap: (cheap_port, "0.004"),
         dear: (dear_port, "0.009"),
         ..Default::default()
     };
     data.publish(&snap);
-    let cheap = Uas::start(dir.path(), cheap_port, Answer::Unavailable);
-    let dear = Uas::start(dir.path(), dear_port, Answer::Accept);
-    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(RELAY));
-    let uac = Uac::new(k.port, dir.path(), 20, 20);
+    let cheap = Uas::start(dir, cheap_port, Answer::Unavailable);
+    let dear = Uas::start(dir, dear_port, Answer::Accept);
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(script));
+    let uac = Uac::new(k.port, dir, calls, calls);
     let status = uac.spawn().wait().unwrap();
     assert!(status.success(), "calls failed ({status}):\n{}", k.log());
-    assert_eq!((cheap.invites(), dear.invites()), (20, 20));
+    let calls = calls as usize;
+    assert_eq!((cheap.invites(), dear.invites()), (calls, calls));
     // Both dialstrings filled in: the first when routed, the next one at failover.
     let filled = |port| format!("sip:+12125550123@127.0.0.1:{port} ");
-    assert_eq!(cheap.invites_to(&filled(cheap_port)), 20);
-    assert_eq!(dear.invites_to(&filled(dear_port)), 20);
+    assert_eq!(cheap.invites_to(&filled(cheap_port)), calls);
+    assert_eq!(dear.invites_to(&filled(dear_port)), calls);
     assert!(k.log().contains("to DEAR attempt 2 ban C1"), "{}", k.log());
+    (data, k, uac, dear)
+}
+
+#[test]
+fn a_503_or_a_timeout_from_the_first_vendor_fails_over_to_the_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let (mut data, k, uac, dear) = fail_over_calls(dir.path(), RELAY, 20);
 
     // CHEAP's gateway now points at a port nobody answers on: tm's timer fires (408).
     data.generation = 2;
@@ -653,6 +666,23 @@ fn a_503_or_a_timeout_from_the_first_vendor_fails_over_to_the_second() {
     let stats = k.rpc("warp.stats");
     assert_eq!(stats["warp_next_route.calls"], "23");
     assert_eq!(stats["warp_next_route.errors"], "0");
+}
+
+#[test]
+fn the_failover_record_reaches_the_transaction_without_a_dialog() {
+    // No dialog asks for the record: tm's request-in hook writes it into the
+    // transaction, or warp_route() does when tm created the transaction before it.
+    let no_dialog = RELAY.replace("    dlg_manage();\n", "");
+    let routed_inside = no_dialog.replace(
+        "    if (!warp_route()) {",
+        "    t_newtran();\n    if (!warp_route()) {",
+    );
+    assert!(!no_dialog.contains("dlg_manage") && routed_inside.contains("t_newtran"));
+    for script in [no_dialog, routed_inside] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, k, ..) = fail_over_calls(dir.path(), &script, 10);
+        assert_eq!(k.rpc("warp.stats")["warp_next_route.errors"], "0");
+    }
 }
 
 fn md5_hex(text: &str) -> String {

@@ -1,0 +1,82 @@
+//! The transaction module, when the config loads it: whether the message being handled
+//! already has a transaction, and a hook run when tm creates one, which is when
+//! `warp_route()`'s failover record must reach the transaction (see [`crate::failover`]).
+
+use crate::failover;
+use crate::guard;
+use crate::log::{lm_err, lm_info};
+use crate::sipmsg::SipMsg;
+use kamailio_sys as k;
+use std::ffi::c_int;
+use std::ptr::null_mut;
+use std::sync::OnceLock;
+
+/// tm's `t_gett`, set once tm is bound and the hook registered.
+static T_GETT: OnceLock<unsafe extern "C" fn() -> *mut k::cell> = OnceLock::new();
+
+/// Binds tm and registers the hook. Called in the main process before the fork (rank
+/// `PROC_INIT`): after every module's `mod_init`, so tm is ready whatever the order of
+/// the `loadmodule` lines, and before the fork, as tm requires of this hook.
+pub fn init() -> Result<(), String> {
+    // SAFETY: plain lookup in the core's table of loaded modules' exports; tm exports
+    // `load_tm` as not callable from scripts (NO_SCRIPT, -1).
+    let export = unsafe { k::find_export(c"load_tm".as_ptr() as *mut _, -1, 0) };
+    // SAFETY: tm exports `load_tm` with the `load_tm_f` signature (tm_load.h).
+    let load: k::load_tm_f = unsafe { std::mem::transmute(export) };
+    let Some(load) = load else {
+        lm_info!("tm not loaded: no transactions, so no failover record is written");
+        return Ok(());
+    };
+    let mut api = k::tm_binds::default();
+    // SAFETY: `api` is a valid, writable tm_binds.
+    if unsafe { load(&mut api) } < 0 {
+        return Err("cannot bind the tm API".into());
+    }
+    let (Some(register), Some(t_gett)) = (api.register_tmcb, api.t_gett) else {
+        return Err("the tm API lacks register_tmcb or t_gett".into());
+    };
+    // SAFETY: a global TMCB_REQUEST_IN callback, registered before the fork.
+    let registered = unsafe {
+        register(
+            null_mut(),
+            null_mut(),
+            k::TMCB_REQUEST_IN as c_int,
+            Some(transaction_created),
+            null_mut(),
+            None,
+        )
+    };
+    if registered <= 0 {
+        return Err("cannot register the tm request-in callback".into());
+    }
+    let _ = T_GETT.set(t_gett);
+    Ok(())
+}
+
+/// Whether the message this process is handling already has a transaction (false when
+/// tm is not loaded).
+pub fn has_transaction() -> bool {
+    T_GETT.get().is_some_and(|t_gett| {
+        // SAFETY: tm's accessor of its per-process current transaction.
+        let t = unsafe { t_gett() };
+        // T_UNDEFINED is -1: not looked up yet.
+        !t.is_null() && t as isize != -1
+    })
+}
+
+/// tm is creating a transaction for a request (its AVP list already the transaction's).
+unsafe extern "C" fn transaction_created(
+    _t: *mut k::cell,
+    _type: c_int,
+    params: *mut k::tmcb_params,
+) {
+    guard::entry("transaction created", (), || {
+        // SAFETY: tm passes its params, with the request, for the duration of the call.
+        let req = unsafe { params.as_ref().and_then(|p| SipMsg::new(p.req)) };
+        if let Some(req) = req {
+            if let Err(e) = failover::flush(&req) {
+                lm_err!("{e}: the call cannot fail over");
+            }
+        }
+    })
+}
