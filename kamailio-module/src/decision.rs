@@ -3,7 +3,7 @@
 //! one message at a time); a value set for an earlier message is never returned. A
 //! routed call is kept as its record and its fields are read from there when asked.
 
-use crate::record::{self, Call, Hop};
+use crate::record::{self, Call, Hop, LaterAttempts};
 use crate::sipmsg::{AniSource, SipMsg};
 use std::cell::RefCell;
 use std::fmt::Write;
@@ -82,8 +82,9 @@ struct State {
     refusal: Option<Refusal>,
     /// The call's record (see [`crate::record`]); empty when not routed.
     record: String,
-    /// The record still has to reach the failover AVP ([`crate::failover::flush`]).
-    waiting: bool,
+    /// Set while the record has yet to reach the failover AVP
+    /// ([`crate::failover::flush`]): what it still lacks.
+    waiting: Option<LaterAttempts>,
     /// `$warp(vendor_rate)` and `$warp(customer_rate)` as text, formatted when read:
     /// one buffer each, so a script comparing the two reads both intact.
     rates: [String; 2],
@@ -98,7 +99,7 @@ impl State {
             self.ani_source = None;
             self.refusal = None;
             self.record.clear();
-            self.waiting = false;
+            self.waiting = None;
         }
     }
 }
@@ -132,14 +133,14 @@ pub fn take_record(msg: &SipMsg) -> String {
         s.enter(msg);
         let mut record = std::mem::take(&mut s.record);
         record.clear();
-        s.waiting = false;
+        s.waiting = None;
         record
     })
 }
 
-/// `msg`'s call is routed as `record` says (empty: not routed); `waiting` if the record
-/// has yet to reach the failover AVP.
-pub fn put_record(msg: &SipMsg, record: String, waiting: bool) {
+/// `msg`'s call is routed as `record` says (empty: not routed); `waiting` when the
+/// record has yet to reach the failover AVP, with the attempts it still lacks.
+pub fn put_record(msg: &SipMsg, record: String, waiting: Option<LaterAttempts>) {
     STATE.with_borrow_mut(|s| {
         s.enter(msg);
         s.record = record;
@@ -147,14 +148,14 @@ pub fn put_record(msg: &SipMsg, record: String, waiting: bool) {
     });
 }
 
-/// Calls `f` with `msg`'s record if it is still waiting for the failover AVP, and marks
-/// it delivered; `None` if nothing waits.
+/// Completes `msg`'s record if it is still waiting for the failover AVP and calls `f`
+/// with it; `None` if nothing waits.
 pub fn take_waiting<R>(msg: &SipMsg, f: impl FnOnce(&str) -> R) -> Option<R> {
     STATE.with_borrow_mut(|s| {
-        if s.msg != Some(msg.identity()) || !s.waiting {
+        if s.msg != Some(msg.identity()) {
             return None;
         }
-        s.waiting = false;
+        s.waiting.take()?.push_to(&mut s.record);
         Some(f(&s.record))
     })
 }

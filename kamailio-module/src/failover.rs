@@ -32,18 +32,16 @@ pub fn store(record: &str) -> Result<(), String> {
     avp::push(AVP, record)
 }
 
-/// Keeps `msg`'s record, just routed: in the AVP now if `msg` already has a
-/// transaction; otherwise left with the decision until [`flush`]. Returns whether it
-/// was left there.
-pub fn keep(record: &str) -> Result<bool, String> {
+/// `msg`'s record, just routed and left with the decision: into the AVP now if `msg`
+/// already has a transaction; otherwise it waits for [`flush`].
+pub fn keep(msg: &SipMsg) -> Result<(), String> {
     if tm::has_transaction() {
-        store(record)?;
-        return Ok(false);
+        flush(msg)?;
     }
-    Ok(true)
+    Ok(())
 }
 
-/// Writes `msg`'s record into the AVP list current now, if [`keep`] left it waiting.
+/// Writes `msg`'s record, completed, into the AVP list current now if it still waits.
 pub fn flush(msg: &SipMsg) -> Result<(), String> {
     decision::take_waiting(msg, store).unwrap_or(Ok(()))
 }
@@ -87,7 +85,7 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let uri = record::push_later(&mut remaining, call.dnis, later).ok_or_else(bad)?;
     msg.set_ruri(&remaining[uri])?;
     store(&remaining)?;
-    decision::put_record(msg, remaining, false);
+    decision::put_record(msg, remaining, None);
     Ok(true)
 }
 

@@ -3,18 +3,20 @@
 //! attempt in progress, then the attempts still to make; fields are tab-separated.
 //!
 //! It is written straight from the engine's decision into one reused buffer and read
-//! back as borrowed views, so routing a call allocates nothing. The attempts still to
-//! make keep their gateway's dialstring template, filled in for the call's dialled
-//! number when their turn comes ([`push_later`]), as lcr builds a gateway's URI only in
+//! back as borrowed views, so routing a call allocates nothing. The attempts after the
+//! first are appended only when the record leaves the process ([`LaterAttempts`]), and
+//! keep their gateway's dialstring template, filled in for the call's dialled number
+//! when their turn comes ([`push_later`]), as lcr builds a gateway's URI only in
 //! `next_gw()`: most calls never fail over. Rates are kept as the snapshot's nano-units
 //! and turn into decimal text only when someone reads them (`$warp(...)`, a CDR event,
 //! `warp.route`).
 
 use std::ops::Range;
+use std::sync::Arc;
 use warp_core::money::Amount;
 use warp_core::number::push_digits;
 use warp_core::snapshot::fill_dialstring;
-use warp_core::{Decision, Number};
+use warp_core::{Decision, Number, Snapshot};
 
 /// What is known about a routed call whichever vendor takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +110,22 @@ pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &D
     d.lrn.push_to(out);
 }
 
-/// Appends one line per (vendor, gateway) of `d`, each after a line break, attempts
-/// numbered from 1: a vendor with several gateways is tried on each before the next
-/// vendor. The first attempt's dialstring is filled in, the others' templates kept.
-/// Returns where the first attempt's dialstring is in `out`.
-pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
+/// Which of a decision's attempts [`push_hops`] appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempts {
+    /// The first, its dialstring filled in: what a routed call needs at once.
+    First,
+    /// Every one after the first, templates kept: what failover needs.
+    Later,
+    /// Both (`warp.route`).
+    All,
+}
+
+/// Appends one line per (vendor, gateway) of `d` among `which`, each after a line
+/// break, attempts numbered from 1: a vendor with several gateways is tried on each
+/// before the next vendor. The first attempt's dialstring is filled in, the others'
+/// templates kept. Returns where the first attempt's dialstring is in `out`, if written.
+pub fn push_hops(out: &mut String, d: &Decision<'_>, which: Attempts) -> Option<Range<usize>> {
     let mut attempt = 0;
     let mut first = None;
     for r in &d.routes {
@@ -120,12 +133,20 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
         let mut tail: Option<Range<usize>> = None;
         for i in 0..r.dialstrings.len() {
             attempt += 1;
+            let wanted = match which {
+                Attempts::First => attempt == 1,
+                Attempts::Later => attempt > 1,
+                Attempts::All => true,
+            };
+            if !wanted {
+                continue;
+            }
             out.push('\n');
             push_int(out, attempt);
             out.push('\t');
             out.push_str(r.vendor_id);
             out.push('\t');
-            if first.is_none() {
+            if attempt == 1 {
                 let uri = out.len();
                 r.dialstrings.push(i, out);
                 first = Some(uri..out.len());
@@ -149,8 +170,40 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>) -> Option<Range<usize>> {
                 }
             }
         }
+        if which == Attempts::First && first.is_some() {
+            break;
+        }
     }
     first
+}
+
+/// A routed call's attempts after the first, appended to its record only when the
+/// record leaves this process (see [`crate::failover`]): a call answered statelessly
+/// never needs them, and writing them cost more than the rest of the record.
+pub struct LaterAttempts {
+    // Declared before `_snapshot`, so dropped first: it borrows from that snapshot.
+    decision: Decision<'static>,
+    _snapshot: Arc<Snapshot>,
+}
+
+impl LaterAttempts {
+    pub fn new<'s>(snapshot: &'s Arc<Snapshot>, decision: Decision<'s>) -> Self {
+        // SAFETY: a decision borrows only from the snapshot that made it (`route` ties
+        // its lifetime to `&self`): the mapping and the `Snapshot` inside the `Arc`'s
+        // allocation, which the clone kept beside it keeps alive, at the same address,
+        // for as long as the decision.
+        let decision = unsafe { std::mem::transmute::<Decision<'s>, Decision<'static>>(decision) };
+        LaterAttempts {
+            decision,
+            _snapshot: Arc::clone(snapshot),
+        }
+    }
+
+    /// Appends the later attempts' lines to `record`, whose first attempt is this
+    /// decision's.
+    pub fn push_to(&self, record: &mut String) {
+        push_hops(record, &self.decision, Attempts::Later);
+    }
 }
 
 /// Appends the attempts still to make, `later` of a record whose call line names

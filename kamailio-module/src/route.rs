@@ -4,7 +4,7 @@
 
 use crate::limits::{self, Admission};
 use crate::lrn;
-use crate::record;
+use crate::record::{self, Attempts, LaterAttempts};
 use crate::snapshot;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -24,11 +24,13 @@ pub struct Query<'a> {
 }
 
 pub enum Answer {
-    /// Routed: the call's record is written, its first dialstring at `uri`; the
-    /// admission is its place among its trunk's concurrent calls, if counted.
+    /// Routed: the call's record is written up to its first attempt, its dialstring at
+    /// `uri`; `later` writes the rest. The admission is its place among its trunk's
+    /// concurrent calls, if counted.
     Route {
         admission: Option<Admission>,
         uri: Range<usize>,
+        later: LaterAttempts,
     },
     /// Refused, with the SIP reply to send (unknown trunk, DNO, no route, ...).
     Refuse {
@@ -41,7 +43,8 @@ pub enum Answer {
 }
 
 /// Decides `query`; when it is routed, writes the call's record (see
-/// [`crate::record`]) into `record`, which is left as it was otherwise.
+/// [`crate::record`]) up to its first attempt into `record`, which is left as it was
+/// otherwise.
 pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
     let Some(snapshot) = snapshot::current() else {
         return Answer::Unavailable;
@@ -75,13 +78,17 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
         trunk.id,
         &decision,
     );
-    let Some(uri) = record::push_hops(record, &decision) else {
+    let Some(uri) = record::push_hops(record, &decision, Attempts::First) else {
         record.truncate(written);
         return refuse(&Reject::NoRoute);
     };
     // Only calls that would be routed count against the trunk's limits.
     match limits::admit(&trunk, now.timestamp()) {
-        Ok(admission) => Answer::Route { admission, uri },
+        Ok(admission) => Answer::Route {
+            admission,
+            uri,
+            later: LaterAttempts::new(&snapshot, decision),
+        },
         Err(exceeded) => {
             record.truncate(written);
             Answer::Refuse {

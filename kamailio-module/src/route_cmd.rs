@@ -43,10 +43,13 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
     };
     let mut record = decision::take_record(msg);
     match route::decide(&query, &mut record) {
-        Answer::Route { admission, uri } => {
+        Answer::Route {
+            admission,
+            uri,
+            later,
+        } => {
             calls::routed(msg, admission);
             msg.set_ruri(record.get(uri).ok_or("bad record")?)?;
-            let waiting = failover::keep(&record)?;
             if cdr::enabled() {
                 let (call, hop, _) = record::split(&record).ok_or("empty record")?;
                 let (call, hop) = Call::parse(call).zip(Hop::parse(hop)).ok_or("bad record")?;
@@ -59,19 +62,20 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
                     sip_code: None,
                 });
             }
-            decision::put_record(msg, record, waiting);
+            decision::put_record(msg, record, Some(later));
+            failover::keep(msg)?;
             Ok(true)
         }
         Answer::Refuse { code, reason, why } => {
             // The script decides whether a refusal deserves a log line ($warp(reason)).
             lm_dbg!("call to {dnis} refused: {why}");
             // The buffer, still empty, keeps its capacity for the next call.
-            decision::put_record(msg, record, false);
+            decision::put_record(msg, record, None);
             decision::refuse(msg, code, reason, why);
             Ok(false)
         }
         Answer::Unavailable => {
-            decision::put_record(msg, record, false);
+            decision::put_record(msg, record, None);
             let config = params::config();
             decision::refuse(
                 msg,

@@ -8,7 +8,7 @@ use crate::guard;
 use crate::limits;
 use crate::lrn;
 use crate::params;
-use crate::record::{self, Hop};
+use crate::record::{self, Attempts, Hop};
 use crate::route;
 use crate::snapshot;
 use crate::stats;
@@ -247,7 +247,7 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         let routes = r.nested(st, "routes")?;
         // The hop lines a routed call's record would hold.
         let mut hops = String::new();
-        record::push_hops(&mut hops, &decision);
+        record::push_hops(&mut hops, &decision, Attempts::All);
         let mut uri = String::new();
         for (i, hop) in hops.lines().skip(1).filter_map(Hop::parse).enumerate() {
             let h = r.nested(routes, &hop.attempt.to_string())?;
