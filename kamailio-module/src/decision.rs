@@ -3,6 +3,7 @@
 //! one message at a time); a value set for an earlier message is never returned. A
 //! routed call is kept as its record and its fields are read from there when asked.
 
+use crate::params;
 use crate::record::{self, Call, Hop, LaterAttempts};
 use crate::sipmsg::{AniSource, SipMsg};
 use std::cell::RefCell;
@@ -79,6 +80,8 @@ struct State {
     msg: Option<(u32, i32)>,
     ani: String,
     ani_source: Option<AniSource>,
+    /// (trunk id, BAN) `warp_identify()` found; a routed call's record says it too.
+    trunk: Option<(String, String)>,
     refusal: Option<Refusal>,
     /// The call's record (see [`crate::record`]); empty when not routed.
     record: String,
@@ -97,6 +100,7 @@ impl State {
             self.msg = Some(msg.identity());
             self.ani.clear();
             self.ani_source = None;
+            self.trunk = None;
             self.refusal = None;
             self.record.clear();
             self.waiting = None;
@@ -118,12 +122,31 @@ pub fn set_ani(msg: &SipMsg, source: AniSource, ani: &str) {
     });
 }
 
+/// The trunk `msg` came from, and its customer.
+pub fn set_trunk(msg: &SipMsg, trunk: &str, ban: &str) {
+    STATE.with_borrow_mut(|s| {
+        s.enter(msg);
+        s.trunk = Some((trunk.to_owned(), ban.to_owned()));
+    });
+}
+
 /// `msg`'s call was refused: `code`/`reason` to answer, `why` in words.
 pub fn refuse(msg: &SipMsg, code: u16, reason: &'static str, why: String) {
     STATE.with_borrow_mut(|s| {
         s.enter(msg);
         s.refusal = Some(Refusal { code, reason, why });
     });
+}
+
+/// No snapshot is loaded to decide `msg` on: the configured fallback reply.
+pub fn unavailable(msg: &SipMsg) {
+    let config = params::config();
+    refuse(
+        msg,
+        config.fallback_code,
+        &config.fallback_reason,
+        "no routing snapshot loaded".into(),
+    );
 }
 
 /// An empty buffer for `msg`'s record, to be given back with [`put_record`] (it keeps
@@ -184,8 +207,14 @@ pub fn with<R>(msg: &SipMsg, field: Field, f: impl FnOnce(Option<Value<'_>>) -> 
             Field::Why => refusal
                 .filter(|r| !r.why.is_empty())
                 .map(|r| Value::Str(&r.why)),
-            Field::Ban => call.map(|c| Value::Str(c.ban)),
-            Field::Trunk => call.map(|c| Value::Str(c.trunk)),
+            Field::Ban => call
+                .map(|c| c.ban)
+                .or(s.trunk.as_ref().map(|(_, ban)| ban.as_str()))
+                .map(Value::Str),
+            Field::Trunk => call
+                .map(|c| c.trunk)
+                .or(s.trunk.as_ref().map(|(trunk, _)| trunk.as_str()))
+                .map(Value::Str),
             Field::Lrn => call.map(|c| Value::Str(c.lrn)),
             Field::Vendor => hop.map(|h| Value::Str(h.vendor)),
             Field::Zone => hop.map(|h| Value::Str(h.zone)),

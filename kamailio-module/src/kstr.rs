@@ -1,8 +1,8 @@
 //! Conversions between Kamailio's `str` (pointer + length, not NUL-terminated) and Rust.
 
-use kamailio_sys::str_;
+use kamailio_sys::{self as k, str_};
 use std::borrow::Cow;
-use std::ffi::CStr;
+use std::ffi::{c_char, CStr};
 
 /// A `str` naming a static C string, for export tables.
 pub const fn from_static(s: &'static CStr) -> str_ {
@@ -50,4 +50,16 @@ pub unsafe fn as_str<'a>(s: &str_) -> Cow<'a, str> {
 /// As for [`as_bytes`].
 pub unsafe fn to_string(s: &str_) -> String {
     String::from_utf8_lossy(as_bytes(s)).into_owned()
+}
+
+/// The text a script function's parameter evaluates to for `msg` (`None` if it does
+/// not evaluate): a parameter fixed up by `fixup_spve_null`, which
+/// `fixup_get_svalue` (a C macro over `get_str_fparam`) reads.
+///
+/// # Safety
+/// `param` must be the `fparam_t` `fixup_spve_null` built for the calling site; the
+/// text is valid while the core handles `msg`.
+pub unsafe fn param<'a>(msg: *mut k::sip_msg, param: *mut c_char) -> Option<Cow<'a, str>> {
+    let mut value = str_::default();
+    (k::get_str_fparam(&mut value, msg, param.cast()) == 0).then(|| as_str(&value))
 }

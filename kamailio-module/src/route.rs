@@ -8,6 +8,7 @@ use crate::record::{self, Attempts, LaterAttempts};
 use crate::snapshot;
 use std::net::IpAddr;
 use std::ops::Range;
+use warp_core::snapshot::TrunkView;
 use warp_core::{Decision, Number, Reject, RouteRequest, Snapshot};
 
 /// One call to route, as read from the SIP message.
@@ -49,20 +50,15 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
     let Some(snapshot) = snapshot::current() else {
         return Answer::Unavailable;
     };
-    let trunk = match query.username {
-        Some(user) => snapshot.trunk_by_username(user),
-        None => query.source.and_then(|ip| snapshot.trunk_by_ip(ip)),
-    };
-    let Some(trunk) = trunk.filter(|t| t.enabled) else {
-        let who = match query.username {
-            Some(user) => format!("user {user}"),
-            None => format!("source {:?}", query.source),
-        };
-        return Answer::Refuse {
-            code: 403,
-            reason: "Forbidden",
-            why: format!("no enabled trunk for {who}"),
-        };
+    let trunk = match trunk(&snapshot, query.username, query.source) {
+        Ok(t) => t,
+        Err(why) => {
+            return Answer::Refuse {
+                code: 403,
+                reason: "Forbidden",
+                why,
+            }
+        }
     };
     let now = chrono::Utc::now();
     let lrn = lrn::supplied(&snapshot, query.dnis);
@@ -98,6 +94,27 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
             }
         }
     }
+}
+
+/// The enabled trunk (and so the customer) a request comes from: the one `username`
+/// authenticated as, else the one whose ACL holds `source`; why not, in words.
+pub fn trunk<'s>(
+    snapshot: &'s Snapshot,
+    username: Option<&str>,
+    source: Option<IpAddr>,
+) -> Result<TrunkView<'s>, String> {
+    let trunk = match username {
+        Some(user) => snapshot.trunk_by_username(user),
+        None => source.and_then(|ip| snapshot.trunk_by_ip(ip)),
+    };
+    trunk.filter(|t| t.enabled).ok_or_else(|| {
+        let who = match (username, source) {
+            (Some(user), _) => format!("user {user}"),
+            (None, Some(ip)) => format!("source {ip}"),
+            (None, None) => "a source of unknown address family".to_owned(),
+        };
+        format!("no enabled trunk for {who}")
+    })
 }
 
 /// The engine's decision for a customer at `at` (also what `warp.route` simulates);

@@ -12,7 +12,6 @@ use crate::failover;
 use crate::guard;
 use crate::kstr;
 use crate::log::lm_dbg;
-use crate::params;
 use crate::record::{self, Call, Hop};
 use crate::route::{self, Answer, Query};
 use crate::sipmsg::SipMsg;
@@ -76,13 +75,7 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
         }
         Answer::Unavailable => {
             decision::put_record(msg, record, None);
-            let config = params::config();
-            decision::refuse(
-                msg,
-                config.fallback_code,
-                &config.fallback_reason,
-                String::new(),
-            );
+            decision::unavailable(msg);
             Ok(false)
         }
     }
@@ -104,14 +97,10 @@ pub unsafe extern "C" fn w_warp_route_dnis(
     _: *mut c_char,
 ) -> c_int {
     guard::script(Func::Route, msg, |m| {
-        let mut value = k::str_::default();
-        // SAFETY: `dnis` is the fparam_t that fixup_spve_null built for this call site
-        // (fixup_get_svalue is a macro over get_str_fparam).
-        if unsafe { k::get_str_fparam(&mut value, msg, dnis.cast()) } != 0 {
-            return Err("cannot evaluate the dialled-number parameter".into());
-        }
-        // SAFETY: the value points at pkg/message memory valid during this call.
-        warp_route(m, Some(&unsafe { kstr::as_str(&value) }))
+        // SAFETY: `dnis` is the fparam_t fixup_spve_null built for this call site.
+        let dnis = unsafe { kstr::param(msg, dnis) }
+            .ok_or("cannot evaluate the dialled-number parameter")?;
+        warp_route(m, Some(&dnis))
     })
 }
 

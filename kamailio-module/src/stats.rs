@@ -14,17 +14,27 @@ pub const LATENCY_BOUNDS_US: [u64; 9] = [10, 25, 50, 100, 250, 500, 1_000, 5_000
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
     Ani,
+    Identify,
+    Dno,
     Route,
     NextRoute,
 }
 
 impl Func {
-    pub const ALL: [Func; 3] = [Func::Ani, Func::Route, Func::NextRoute];
+    pub const ALL: [Func; 5] = [
+        Func::Ani,
+        Func::Identify,
+        Func::Dno,
+        Func::Route,
+        Func::NextRoute,
+    ];
 
     /// The cfg/KEMI name.
     pub fn name(self) -> &'static str {
         match self {
             Func::Ani => "warp_ani",
+            Func::Identify => "warp_identify",
+            Func::Dno => "warp_dno",
             Func::Route => "warp_route",
             Func::NextRoute => "warp_next_route",
         }

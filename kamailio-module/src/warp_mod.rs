@@ -7,8 +7,10 @@ use crate::calls;
 use crate::cdr;
 use crate::cluster_calls;
 use crate::core_cell::CoreCell;
+use crate::dno::{ki_warp_dno, ki_warp_dno_number, w_warp_dno, w_warp_dno_number};
 use crate::failover::{ki_warp_next_route, w_warp_next_route};
 use crate::guard;
+use crate::identify::{ki_warp_identify, w_warp_identify};
 use crate::kstr;
 use crate::limits;
 use crate::log::{lm_err, lm_info};
@@ -115,13 +117,37 @@ const fn cname(s: &'static std::ffi::CStr) -> *mut c_char {
 
 const SCRIPT_ROUTES: c_uint = k::REQUEST_ROUTE | k::FAILURE_ROUTE | k::BRANCH_ROUTE;
 
-static CMDS: CoreCell<[k::cmd_export_t; 5]> = CoreCell::new([
+static CMDS: CoreCell<[k::cmd_export_t; 8]> = CoreCell::new([
     k::cmd_export_t {
         name: cname(c"warp_ani"),
         function: Some(w_warp_ani),
         param_no: 0,
         fixup: None,
         free_fixup: None,
+        flags: SCRIPT_ROUTES,
+    },
+    k::cmd_export_t {
+        name: cname(c"warp_identify"),
+        function: Some(w_warp_identify),
+        param_no: 0,
+        fixup: None,
+        free_fixup: None,
+        flags: SCRIPT_ROUTES,
+    },
+    k::cmd_export_t {
+        name: cname(c"warp_dno"),
+        function: Some(w_warp_dno),
+        param_no: 0,
+        fixup: None,
+        free_fixup: None,
+        flags: SCRIPT_ROUTES,
+    },
+    k::cmd_export_t {
+        name: cname(c"warp_dno"),
+        function: Some(w_warp_dno_number),
+        param_no: 1,
+        fixup: Some(k::fixup_spve_null),
+        free_fixup: Some(k::fixup_free_spve_null),
         flags: SCRIPT_ROUTES,
     },
     k::cmd_export_t {
@@ -330,8 +356,19 @@ const fn kemi(name: &'static std::ffi::CStr, func: *mut c_void, p1: c_uint) -> k
     }
 }
 
-static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 5]> = CoreCell::new([
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 8]> = CoreCell::new([
     kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
+    kemi(
+        c"warp_identify",
+        ki_warp_identify as *mut c_void,
+        k::SR_KEMIP_NONE,
+    ),
+    kemi(c"warp_dno", ki_warp_dno as *mut c_void, k::SR_KEMIP_NONE),
+    kemi(
+        c"warp_dno_number",
+        ki_warp_dno_number as *mut c_void,
+        k::SR_KEMIP_STR,
+    ),
     kemi(
         c"warp_route",
         ki_warp_route as *mut c_void,

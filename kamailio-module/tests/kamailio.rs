@@ -264,6 +264,81 @@ fn route_refuses_unknown_sources_and_dno_callers() {
     assert_eq!(stats["warp_route.errors"], "0");
 }
 
+/// The trunk and DNO checks on their own, before any routing: the caller's number
+/// (PAI/RPID/From) or the one in X-Number.
+const IDENTIFY_AND_DNO: &str = r#"
+    if (!warp_identify()) {
+        append_to_reply("X-Warp-Why: $warp(why)\r\n");
+        sl_send_reply("$warp(code)", "$warp(reason)");
+        exit;
+    }
+    append_to_reply("X-Warp-Trunk: $warp(trunk)\r\nX-Warp-BAN: $warp(ban)\r\n");
+    if (is_present_hf("X-Number")) {
+        if (warp_dno("$hdr(X-Number)")) {
+            sl_send_reply("$warp(code)", "$warp(reason)");
+            exit;
+        }
+    } else if (warp_dno()) {
+        append_to_reply("X-Warp-ANI: $warp(ani)\r\nX-Warp-Why: $warp(why)\r\n");
+        sl_send_reply("$warp(code)", "$warp(reason)");
+        exit;
+    }
+    sl_send_reply("200", "Clean");
+"#;
+
+#[test]
+fn trunk_and_dno_checks_work_on_their_own() {
+    let data = tempfile::tempdir().unwrap();
+    let snap = data.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(IDENTIFY_AND_DNO),
+    );
+    let clean = k.request(
+        "INVITE",
+        "P-Asserted-Identity: <sip:+17205550199@x.example>\r\n",
+    );
+    assert_eq!(
+        (clean.code, clean.reason.as_str()),
+        (200, "Clean"),
+        "{}",
+        k.log()
+    );
+    assert_eq!(clean.header("X-Warp-Trunk"), Some("T1"));
+    assert_eq!(clean.header("X-Warp-BAN"), Some("C1"));
+
+    let stranger = k.request_from("127.0.0.2", "INVITE", "");
+    assert_eq!(
+        (stranger.code, stranger.reason.as_str()),
+        (403, "Forbidden")
+    );
+    assert_eq!(
+        stranger.header("X-Warp-Why"),
+        Some("no enabled trunk for source 127.0.0.2")
+    );
+
+    let dno = support::dataset::DNO_ANI;
+    let caller = k.request("INVITE", &format!("P-Asserted-Identity: <tel:{dno}>\r\n"));
+    assert_eq!((caller.code, caller.reason.as_str()), (603, "Decline"));
+    assert_eq!(caller.header("X-Warp-ANI"), Some(dno));
+    let digits = dno.trim_start_matches('+');
+    assert_eq!(
+        caller.header("X-Warp-Why"),
+        Some(format!("{digits} is on the DNO list").as_str())
+    );
+    let given = |number: &str| k.request("INVITE", &format!("X-Number: {number}\r\n")).code;
+    assert_eq!(given(dno), 603);
+    assert_eq!(given("+17205550199"), 200);
+    // A number that does not parse is on no list, as in warp_route().
+    assert_eq!(given("not-a-number"), 200);
+
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_identify.calls"], "6");
+    assert_eq!(stats["warp_dno.calls"], "5");
+    assert_eq!(stats["warp_dno.errors"], "0");
+}
+
 #[test]
 fn route_without_a_valid_snapshot_answers_the_configured_fallback() {
     let data = tempfile::tempdir().unwrap();
@@ -329,6 +404,10 @@ function ksr_request_route()
     if KSR.warp.warp_ani() > 0 then
         KSR.hdr.append_to_reply("X-Warp-ANI: " .. KSR.pv.get("$warp(ani)") .. "\r\n")
     end
+    -- No snapshot: identify answers the fallback, DNO cannot be checked (-2).
+    KSR.hdr.append_to_reply("X-Warp-Identify: " .. KSR.warp.warp_identify() .. "\r\n")
+    KSR.hdr.append_to_reply("X-Warp-DNO: " .. KSR.warp.warp_dno() .. "/"
+        .. KSR.warp.warp_dno_number("+13035550199") .. "\r\n")
     if KSR.warp.warp_route_dnis("18005550100") < 0 then
         -- Nothing routed, so no vendor to fail over to.
         KSR.hdr.append_to_reply("X-Warp-Next: " .. KSR.warp.warp_next_route() .. "\r\n")
@@ -347,7 +426,12 @@ end
     assert_eq!(reply.code, 503);
     assert_eq!(reply.header("X-Warp-ANI"), Some("4155550123"));
     assert_eq!(reply.header("X-Warp-Next"), Some("-1"));
+    assert_eq!(reply.header("X-Warp-Identify"), Some("-1"));
+    assert_eq!(reply.header("X-Warp-DNO"), Some("-2/-2"));
     let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_identify.calls"], "1");
+    assert_eq!(stats["warp_dno.calls"], "2");
+    assert_eq!(stats["warp_dno.errors"], "2");
     assert_eq!(stats["warp_ani.calls"], "1");
     assert_eq!(stats["warp_route.calls"], "1");
     assert_eq!(stats["warp_next_route.calls"], "1");
