@@ -4,10 +4,13 @@
 //! A SIP worker only serialises the event and offers it to a bounded queue; a sender
 //! thread of its own process (started on the first event) writes the queue to Redis in
 //! pipelined batches, so a slow or dead Redis never blocks call processing. While Redis
-//! is unreachable the thread keeps its batch and retries, the queue fills up to
-//! `cdr_buffer` events, and only what does not fit is dropped — counted in `warp.stats`
-//! and logged. Delivery is at least once: a batch cut off mid-way is sent again.
+//! is unreachable the thread writes what it cannot send to the spool (`cdr_spool`, see
+//! [`crate::cdr_spool`]) and sends it once Redis is back; without a spool it keeps its
+//! batch and retries, the queue fills up to `cdr_buffer` events, and only what does
+//! not fit is dropped — counted in `warp.stats` and logged. Delivery is at least once:
+//! a batch cut off mid-way is sent again.
 
+use crate::cdr_spool::{Replayed, Spool};
 use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
 use crate::record::{Call, Hop};
@@ -16,12 +19,14 @@ use crate::shm;
 use chrono::{TimeZone, Utc};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Events written per round trip.
 const BATCH: usize = 256;
+/// How often a sender with spooled events and nothing to send tries Redis.
+const RETRY: Duration = Duration::from_secs(1);
 /// For each Redis exchange of the sender thread (no SIP worker waits on it).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -59,10 +64,16 @@ pub struct Event<'a> {
 #[repr(C)]
 struct Counters {
     queued: AtomicU64,
+    /// Taken by Redis, from memory or from the spool.
     sent: AtomicU64,
     overflow: AtomicU64,
+    /// Refused by Redis, from memory or from the spool.
     rejected: AtomicU64,
     redis_errors: AtomicU64,
+    /// Written to the spool.
+    spooled: AtomicU64,
+    /// Read back from the spool and sent (or refused), this run or a later one.
+    unspooled: AtomicU64,
 }
 
 static COUNTERS: shm::Block<Counters> = shm::Block::new();
@@ -71,10 +82,13 @@ static COUNTERS: shm::Block<Counters> = shm::Block::new();
 /// must not use its parent's: the thread behind it did not survive the fork).
 static QUEUE: Mutex<Option<(u32, SyncSender<String>)>> = Mutex::new(None);
 
-/// Allocates the counters and checks `redis_url`; `mod_init` only.
+/// Allocates the counters and checks `redis_url` and `cdr_spool`; `mod_init` only.
 pub fn init() -> Result<(), String> {
     if enabled() {
         Target::parse(&params::config().redis_url)?;
+        if let Some(dir) = &params::config().cdr_spool {
+            Spool::open(dir)?;
+        }
     }
     COUNTERS
         .alloc(Counters {
@@ -83,6 +97,8 @@ pub fn init() -> Result<(), String> {
             overflow: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             redis_errors: AtomicU64::new(0),
+            spooled: AtomicU64::new(0),
+            unspooled: AtomicU64::new(0),
         })
         .map(drop)
 }
@@ -92,12 +108,15 @@ pub fn init() -> Result<(), String> {
 pub fn destroy() {
     if let Some(c) = COUNTERS.get() {
         let queued = c.queued.load(Relaxed);
-        let done = c.sent.load(Relaxed) + c.rejected.load(Relaxed);
+        // What left the queue: to Redis (less what came from the spool) or to the spool.
+        let done = (c.sent.load(Relaxed) + c.rejected.load(Relaxed))
+            .saturating_sub(c.unspooled.load(Relaxed))
+            + c.spooled.load(Relaxed);
         if queued > done {
             lm_err!(
                 "{} CDR events were still queued when Kamailio stopped and are lost \
-                 (Redis unreachable or behind; {done} of {queued} delivered or refused, \
-                 {} dropped on a full buffer before)",
+                 (Redis unreachable or behind; {done} of {queued} delivered, refused or \
+                 spooled, {} dropped on a full buffer before)",
                 queued - done,
                 c.overflow.load(Relaxed)
             );
@@ -232,22 +251,47 @@ fn sender() -> Option<SyncSender<String>> {
     Some(tx)
 }
 
-/// The sender thread: batches from the queue to Redis, holding a batch until Redis
-/// takes it.
+/// The sender thread: batches from the queue to Redis. While Redis is unreachable it
+/// spools what it cannot send ([`Spool`], with `cdr_spool`) or else holds its batch
+/// and retries; once Redis answers it sends what was spooled.
 fn send(rx: Receiver<String>, target: &Target, stream: &str) {
     let Some(counters) = COUNTERS.get() else {
         return;
     };
+    let mut spool = params::config()
+        .cdr_spool
+        .as_deref()
+        .and_then(|dir| match Spool::open(dir) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                lm_err!("{e}: CDR events wait in memory while Redis is down");
+                None
+            }
+        });
     let mut conn: Option<Connection> = None;
     let mut batch: Vec<String> = Vec::with_capacity(BATCH);
-    let mut down_since_logged = false;
+    // When Redis was found down, when to try it again.
+    let mut down: Option<Instant> = None;
     let mut backoff = Duration::from_millis(50);
     loop {
         if batch.is_empty() {
-            match rx.recv() {
-                Ok(event) => batch.push(event),
-                Err(_) => return,
-            }
+            // Spooled files wait: wake up to try Redis even if no event comes.
+            let next = match spool.as_ref().filter(|s| s.pending()) {
+                Some(_) => {
+                    let wait =
+                        down.map_or(RETRY, |at| at.saturating_duration_since(Instant::now()));
+                    match rx.recv_timeout(wait) {
+                        Ok(event) => Some(event),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(event) => Some(event),
+                    Err(_) => return,
+                },
+            };
+            batch.extend(next);
         }
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -255,46 +299,106 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
                 Err(_) => break,
             }
         }
+        // Redis is down and not due for a retry: to disk at once, nothing waits here.
+        if let (Some(at), Some(s)) = (down, spool.as_mut()) {
+            if Instant::now() < at {
+                to_spool(s, &mut batch, counters, backoff);
+                continue;
+            }
+        }
         let result = match conn.as_mut() {
             Some(c) => c.xadd_all(stream, "cdr", &batch),
+            // An empty batch (a wake-up to send the spool) only connects.
             None => Connection::open(target, REDIS_TIMEOUT).and_then(|mut c| {
                 let r = c.xadd_all(stream, "cdr", &batch);
                 conn = Some(c);
                 r
             }),
         };
+        let result = result.and_then(|refused| {
+            delivered(counters, batch.len(), &refused);
+            batch.clear();
+            match (spool.as_mut().filter(|s| s.pending()), conn.as_mut()) {
+                (Some(s), Some(c)) => s.replay(c, stream, BATCH).map(|r| replayed(counters, &r)),
+                _ => Ok(()),
+            }
+        });
         match result {
-            Ok(refused) => {
-                if down_since_logged {
+            Ok(()) => {
+                if down.take().is_some() {
                     lm_info!("Redis is back: CDR events flow again");
-                    down_since_logged = false;
                 }
-                if let Some(why) = refused.first() {
-                    counters.rejected.fetch_add(refused.len() as u64, Relaxed);
-                    lm_err!("Redis refused {} CDR events: {why}", refused.len());
-                }
-                counters
-                    .sent
-                    .fetch_add((batch.len() - refused.len()) as u64, Relaxed);
-                batch.clear();
                 backoff = Duration::from_millis(50);
             }
             Err(e) => {
                 conn = None;
                 counters.redis_errors.fetch_add(1, Relaxed);
-                if !down_since_logged {
-                    lm_warn!("Redis unreachable ({e}): buffering CDR events");
-                    down_since_logged = true;
+                if down.is_none() {
+                    let held = if spool.is_some() {
+                        "spooling"
+                    } else {
+                        "buffering"
+                    };
+                    lm_warn!("Redis unreachable ({e}): {held} CDR events");
                 }
-                std::thread::sleep(backoff);
+                down = Some(Instant::now() + backoff);
+                match spool.as_mut() {
+                    Some(s) => to_spool(s, &mut batch, counters, backoff),
+                    None => std::thread::sleep(backoff),
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
 }
 
-/// (queued, sent, overflow, rejected, redis_errors), summed over all processes.
-pub fn counts() -> [(&'static str, u64); 5] {
+/// Counts a batch Redis took, `refused` of it with the reasons Redis gave.
+fn delivered(counters: &Counters, sent: usize, refused: &[String]) {
+    if let Some(why) = refused.first() {
+        counters.rejected.fetch_add(refused.len() as u64, Relaxed);
+        lm_err!("Redis refused {} CDR events: {why}", refused.len());
+    }
+    counters
+        .sent
+        .fetch_add((sent - refused.len()) as u64, Relaxed);
+}
+
+fn replayed(counters: &Counters, r: &Replayed) {
+    if r.sent + r.refused + r.corrupt == 0 {
+        return;
+    }
+    counters.sent.fetch_add(r.sent, Relaxed);
+    counters.rejected.fetch_add(r.refused, Relaxed);
+    counters.unspooled.fetch_add(r.sent + r.refused, Relaxed);
+    lm_info!(
+        "sent {} spooled CDR events ({} refused by Redis, {} cut-off lines skipped)",
+        r.sent,
+        r.refused,
+        r.corrupt
+    );
+}
+
+/// Writes `batch` to the spool and empties it; if the disk fails too, the batch stays
+/// in memory (as without a spool) and the thread waits before trying again.
+fn to_spool(spool: &mut Spool, batch: &mut Vec<String>, counters: &Counters, wait: Duration) {
+    if batch.is_empty() {
+        return;
+    }
+    match spool.write(batch) {
+        Ok(()) => {
+            counters.spooled.fetch_add(batch.len() as u64, Relaxed);
+            batch.clear();
+        }
+        Err(e) => {
+            lm_err!("cannot spool CDR events ({e}): holding them in memory");
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// (queued, sent, overflow, rejected, redis_errors, spooled, unspooled), summed over
+/// all processes.
+pub fn counts() -> [(&'static str, u64); 7] {
     let c = COUNTERS.get();
     let get = |f: fn(&Counters) -> &AtomicU64| c.map_or(0, |c| f(c).load(Relaxed));
     [
@@ -303,5 +407,7 @@ pub fn counts() -> [(&'static str, u64); 5] {
         ("overflow", get(|c| &c.overflow)),
         ("rejected", get(|c| &c.rejected)),
         ("redis_errors", get(|c| &c.redis_errors)),
+        ("spooled", get(|c| &c.spooled)),
+        ("unspooled", get(|c| &c.unspooled)),
     ]
 }

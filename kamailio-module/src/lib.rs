@@ -10,6 +10,7 @@ mod ani;
 mod avp;
 mod calls;
 mod cdr;
+mod cdr_spool;
 mod cluster_calls;
 mod core_cell;
 mod decision;

@@ -7,6 +7,7 @@ use crate::http;
 use crate::lrn::Dip;
 use crate::redis;
 use std::ffi::{c_char, c_int, CStr};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub static REDIS_URL: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_SOURCE: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_STREAM: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_BUFFER: CoreCell<c_int> = CoreCell::new(10_000);
+pub static CDR_SPOOL: StrParam = CoreCell::new(std::ptr::null());
 pub static CLUSTER_CPS: CoreCell<c_int> = CoreCell::new(0);
 pub static CLUSTER_CONCURRENT: CoreCell<c_int> = CoreCell::new(0);
 pub static LRN_DIP_URL: StrParam = CoreCell::new(std::ptr::null());
@@ -80,6 +82,8 @@ pub struct Config {
     pub cdr_stream: String,
     /// CDR events each process holds while Redis is slow or down.
     pub cdr_buffer: usize,
+    /// Where CDR events go while Redis is unreachable; `None`: they wait in memory.
+    pub cdr_spool: Option<PathBuf>,
     pub fallback_code: u16,
     pub fallback_reason: String,
     /// Name of a script function that panics on every call: exercises the panic guard.
@@ -169,6 +173,9 @@ pub fn init() -> Result<&'static Config, String> {
         )?),
         cdr_stream: text(&CDR_STREAM, None, "warp:cdr:raw")?,
         cdr_buffer,
+        cdr_spool: Some(text(&CDR_SPOOL, None, "")?)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from),
         fallback_code,
         fallback_reason: text(&FALLBACK_REASON, None, "Service Unavailable")?,
         fault_inject: Some(text(&FAULT_INJECT, None, "")?).filter(|s| !s.is_empty()),
@@ -224,6 +231,13 @@ impl Config {
             ),
             ("cdr_stream", self.cdr_stream.clone()),
             ("cdr_buffer", self.cdr_buffer.to_string()),
+            (
+                "cdr_spool",
+                self.cdr_spool
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
             ("fallback_code", self.fallback_code.to_string()),
             ("fallback_reason", self.fallback_reason.clone()),
             (

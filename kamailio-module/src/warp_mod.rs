@@ -190,7 +190,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 17]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 18]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -245,6 +245,11 @@ static PARAMS: CoreCell<[k::param_export_t; 17]> = CoreCell::new([
         c"cdr_buffer",
         k::PARAM_INT,
         params::CDR_BUFFER.as_ptr().cast(),
+    ),
+    param(
+        c"cdr_spool",
+        k::PARAM_STRING,
+        params::CDR_SPOOL.as_ptr().cast(),
     ),
     param(
         c"cluster_cps",

@@ -1153,13 +1153,62 @@ fn cdr_events_dropped_on_a_full_buffer_or_at_shutdown_are_counted_and_logged() {
     let log = k.stop();
     let lost = format!(
         "{queued} CDR events were still queued when Kamailio stopped and are lost \
-         (Redis unreachable or behind; 0 of {queued} delivered or refused, {overflow} \
-         dropped on a full buffer before)"
+         (Redis unreachable or behind; 0 of {queued} delivered, refused or spooled, \
+         {overflow} dropped on a full buffer before)"
     );
     assert!(log.contains(&lost), "no {lost:?} in\n{log}");
 }
 
 /// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers).
+#[test]
+fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let spool = dir.path().join("spool");
+    let mut redis = support::redis::Redis::start(dir.path());
+    let url = redis.url();
+    redis.stop();
+    // A buffer of 20 events: without the spool, most of the 40 would be dropped.
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &url),
+        ("cdr_stream", "warp:cdr:raw"),
+        ("cdr_buffer", "20"),
+        ("cdr_spool", spool.to_str().unwrap()),
+    ];
+    let mut k = Kamailio::start(&params, Script::Native(ROUTE));
+    for _ in 0..40 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    wait_for_stat(&k, "cdr.spooled", "40");
+    assert_eq!(k.rpc("warp.stats")["cdr.overflow"], "0");
+    let log = k.stop();
+    assert!(log.contains("spooling CDR events"), "{log}");
+    assert!(!log.contains("are lost"), "{log}");
+    let spooled: usize = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|f| {
+            std::fs::read_to_string(f.unwrap().path())
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(spooled, 40);
+
+    // The next run, with Redis back, sends the last run's spool beside its own events.
+    redis.restart();
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    assert_eq!(k.request("INVITE", "").code, 200);
+    // (The test requests' Call-IDs name their source port, which two runs may share.)
+    let cdrs = redis.wait_for("warp:cdr:raw", 41, Duration::from_secs(15));
+    assert_eq!(cdrs.len(), 41, "{}", k.log());
+    assert!(cdrs.iter().all(|c| c["event"] == "start"));
+    wait_for_stat(&k, "cdr.unspooled", "40");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+}
+
 #[test]
 fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports() {
     let dir = tempfile::tempdir().unwrap();
@@ -1192,6 +1241,7 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     let defines = [
         format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
         format!("WARP_REDIS_URL=\"{}\"", redis.url()),
+        format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
         "WITH_AUTH".to_string(),
         "AUTH_REALM=\"warp.test\"".to_string(),
         format!("AUTH_DB_URL=\"text://{}\"", db.display()),
@@ -1384,11 +1434,12 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
     let defines = [
         format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
-        // Nowhere: this test is about media, CDR events just wait in the buffer.
+        // Nowhere: this test is about media, CDR events just go to the spool.
         format!(
             "WARP_REDIS_URL=\"redis://127.0.0.1:{}\"",
             support::free_udp_port()
         ),
+        format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
         "WITH_RTPENGINE".to_string(),
         format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
     ];

@@ -1,0 +1,179 @@
+//! The CDR spool (`cdr_spool`, a directory): while Redis is unreachable, a sender
+//! thread writes the events it cannot send to a file of its own instead of holding
+//! them in memory, so neither a long outage (the `cdr_buffer` bound) nor stopping
+//! Kamailio meanwhile loses them. Once Redis answers again, the first sender to get
+//! through sends every spooled file it may take — its own, and those of processes that
+//! no longer exist (an earlier run) — and deletes each once Redis has all its events.
+//!
+//! One file per sender, `cdr-<pid>-<nanos>.jsonl`, one event per line, synced to disk
+//! after each write. A file is taken by renaming it to `<name>.<pid of the taker>`
+//! (atomic: two takers cannot both win), so a file whose taker died mid-send is taken
+//! again later; its events may then reach Redis twice, as any batch cut off mid-way
+//! may (consumers dedupe on call-id + event + attempt).
+
+use crate::redis::Connection;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// This sender's spool: the directory and, once it has spooled, its own file.
+pub struct Spool {
+    dir: PathBuf,
+    own: Option<(PathBuf, File)>,
+    /// Files may be waiting in the directory (from this or an earlier run).
+    pending: bool,
+}
+
+/// How a replay went: events sent, and lines that were no event (a write cut off).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    pub sent: u64,
+    pub refused: u64,
+    pub corrupt: u64,
+}
+
+impl Spool {
+    /// The spool in `dir`, created if missing.
+    pub fn open(dir: &Path) -> Result<Spool, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("cdr_spool {}: {e}", dir.display()))?;
+        Ok(Spool {
+            dir: dir.to_owned(),
+            own: None,
+            pending: true,
+        })
+    }
+
+    /// Appends `events` to this sender's file and syncs it.
+    pub fn write(&mut self, events: &[String]) -> Result<(), String> {
+        if self.own.is_none() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let path = self
+                .dir
+                .join(format!("cdr-{}-{nanos}.jsonl", std::process::id()));
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            self.own = Some((path, file));
+        }
+        let Some((path, file)) = self.own.as_mut() else {
+            return Err("no spool file".into());
+        };
+        let mut text = String::with_capacity(events.iter().map(|e| e.len() + 1).sum());
+        for event in events {
+            text.push_str(event);
+            text.push('\n');
+        }
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        self.pending = true;
+        Ok(())
+    }
+
+    /// Whether spooled files may be waiting to be sent.
+    pub fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Sends every file this sender may take to `stream`, in batches of `batch`, and
+    /// deletes each once sent. Stops at the first Redis error (the file stays, taken by
+    /// this process, and is sent again later).
+    pub fn replay(
+        &mut self,
+        conn: &mut Connection,
+        stream: &str,
+        batch: usize,
+    ) -> Result<Replayed, String> {
+        // Later events go to a new file: this one is about to be sent.
+        self.own = None;
+        let mut done = Replayed::default();
+        for path in self.takeable()? {
+            let Some(taken) = take(&path) else {
+                continue;
+            };
+            send_file(&taken, conn, stream, batch, &mut done)?;
+            fs::remove_file(&taken).map_err(|e| format!("{}: {e}", taken.display()))?;
+        }
+        self.pending = false;
+        Ok(done)
+    }
+
+    /// Spool files no live process other than this one writes or is sending.
+    fn takeable(&self) -> Result<Vec<PathBuf>, String> {
+        let me = std::process::id();
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| owner(p).is_some_and(|pid| pid == me || !alive(pid)))
+            .collect();
+        // Oldest first (the name carries its writer's start time after the pid).
+        files.sort();
+        Ok(files)
+    }
+}
+
+/// The process that holds a spool file: its taker if taken, else its writer.
+fn owner(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let rest = name.strip_prefix("cdr-")?;
+    let (written, taker) = match rest.split_once(".jsonl") {
+        Some((w, "")) => (w, None),
+        Some((w, t)) => (w, Some(t.strip_prefix('.')?)),
+        None => return None,
+    };
+    match taker {
+        Some(t) => t.parse().ok(),
+        None => written.split_once('-')?.0.parse().ok(),
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Takes `path` for this process; `None` if another process took it first.
+fn take(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let base = name.split_once(".jsonl").map(|(w, _)| w)?;
+    let taken = path.with_file_name(format!("{base}.jsonl.{}", std::process::id()));
+    if taken == path {
+        return Some(taken);
+    }
+    fs::rename(path, &taken).ok().map(|()| taken)
+}
+
+fn send_file(
+    path: &Path,
+    conn: &mut Connection,
+    stream: &str,
+    batch: usize,
+    done: &mut Replayed,
+) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut events = Vec::with_capacity(batch);
+    let mut lines = BufReader::new(file).lines();
+    loop {
+        let line = lines.next().transpose().map_err(|e| e.to_string())?;
+        let end = line.is_none();
+        match line {
+            // A line a crash cut short is no event: the poller could not read it.
+            Some(l) if !(l.starts_with('{') && l.ends_with('}')) => done.corrupt += 1,
+            Some(l) => events.push(l),
+            None => {}
+        }
+        if events.len() == batch || (end && !events.is_empty()) {
+            let refused = conn.xadd_all(stream, "cdr", &events)?.len() as u64;
+            done.refused += refused;
+            done.sent += events.len() as u64 - refused;
+            events.clear();
+        }
+        if end {
+            return Ok(());
+        }
+    }
+}
