@@ -117,63 +117,41 @@ const fn cname(s: &'static std::ffi::CStr) -> *mut c_char {
 
 const SCRIPT_ROUTES: c_uint = k::REQUEST_ROUTE | k::FAILURE_ROUTE | k::BRANCH_ROUTE;
 
+/// A script function: `function` takes `params` parameters, each fixed up by
+/// `fixup_spve_null` (a string with pseudo-variables).
+const fn cmd(
+    name: &'static std::ffi::CStr,
+    function: k::cmd_function,
+    params: c_int,
+    flags: c_uint,
+) -> k::cmd_export_t {
+    let (fixup, free_fixup): (k::fixup_function, k::free_fixup_function) = match params {
+        0 => (None, None),
+        _ => (Some(k::fixup_spve_null), Some(k::fixup_free_spve_null)),
+    };
+    k::cmd_export_t {
+        name: cname(name),
+        function,
+        param_no: params,
+        fixup,
+        free_fixup,
+        flags,
+    }
+}
+
 static CMDS: CoreCell<[k::cmd_export_t; 8]> = CoreCell::new([
-    k::cmd_export_t {
-        name: cname(c"warp_ani"),
-        function: Some(w_warp_ani),
-        param_no: 0,
-        fixup: None,
-        free_fixup: None,
-        flags: SCRIPT_ROUTES,
-    },
-    k::cmd_export_t {
-        name: cname(c"warp_identify"),
-        function: Some(w_warp_identify),
-        param_no: 0,
-        fixup: None,
-        free_fixup: None,
-        flags: SCRIPT_ROUTES,
-    },
-    k::cmd_export_t {
-        name: cname(c"warp_dno"),
-        function: Some(w_warp_dno),
-        param_no: 0,
-        fixup: None,
-        free_fixup: None,
-        flags: SCRIPT_ROUTES,
-    },
-    k::cmd_export_t {
-        name: cname(c"warp_dno"),
-        function: Some(w_warp_dno_number),
-        param_no: 1,
-        fixup: Some(k::fixup_spve_null),
-        free_fixup: Some(k::fixup_free_spve_null),
-        flags: SCRIPT_ROUTES,
-    },
-    k::cmd_export_t {
-        name: cname(c"warp_route"),
-        function: Some(w_warp_route),
-        param_no: 0,
-        fixup: None,
-        free_fixup: None,
-        flags: SCRIPT_ROUTES,
-    },
-    k::cmd_export_t {
-        name: cname(c"warp_route"),
-        function: Some(w_warp_route_dnis),
-        param_no: 1,
-        fixup: Some(k::fixup_spve_null),
-        free_fixup: Some(k::fixup_free_spve_null),
-        flags: SCRIPT_ROUTES,
-    },
-    k::cmd_export_t {
-        name: cname(c"warp_next_route"),
-        function: Some(w_warp_next_route),
-        param_no: 0,
-        fixup: None,
-        free_fixup: None,
-        flags: k::REQUEST_ROUTE | k::FAILURE_ROUTE,
-    },
+    cmd(c"warp_ani", Some(w_warp_ani), 0, SCRIPT_ROUTES),
+    cmd(c"warp_identify", Some(w_warp_identify), 0, SCRIPT_ROUTES),
+    cmd(c"warp_dno", Some(w_warp_dno), 0, SCRIPT_ROUTES),
+    cmd(c"warp_dno", Some(w_warp_dno_number), 1, SCRIPT_ROUTES),
+    cmd(c"warp_route", Some(w_warp_route), 0, SCRIPT_ROUTES),
+    cmd(c"warp_route", Some(w_warp_route_dnis), 1, SCRIPT_ROUTES),
+    cmd(
+        c"warp_next_route",
+        Some(w_warp_next_route),
+        0,
+        k::REQUEST_ROUTE | k::FAILURE_ROUTE,
+    ),
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
 ]);
