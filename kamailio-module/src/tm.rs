@@ -24,7 +24,7 @@ pub fn init() -> Result<(), String> {
     // SAFETY: tm exports `load_tm` with the `load_tm_f` signature (tm_load.h).
     let load: k::load_tm_f = unsafe { std::mem::transmute(export) };
     let Some(load) = load else {
-        lm_info!("tm not loaded: no transactions, so no failover record is written");
+        lm_info!("tm not loaded: the failover record is written only if warp_next_route() asks");
         return Ok(());
     };
     let mut api = k::tm_binds::default();
