@@ -111,7 +111,7 @@ impl Spool {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| owner(p).is_some_and(|pid| pid == me || !alive(pid)))
             .collect();
-        // Oldest first (the name carries its writer's start time after the pid).
+        // A stable order; across files none is promised (events carry their times).
         files.sort();
         Ok(files)
     }
