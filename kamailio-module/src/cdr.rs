@@ -227,6 +227,18 @@ pub fn emit(event: &Event<'_>) {
     }
 }
 
+/// Starts this process's sender if an earlier run left spooled events, so they reach
+/// Redis even before this run has a call to report; the first SIP worker only.
+pub fn send_leftovers() {
+    let spooled = params::config()
+        .cdr_spool
+        .as_deref()
+        .is_some_and(Spool::any_in);
+    if enabled() && spooled {
+        sender();
+    }
+}
+
 /// This process's queue, its sender thread started on first use.
 fn sender() -> Option<SyncSender<String>> {
     let mut queue = QUEUE.lock().unwrap_or_else(|e| e.into_inner());

@@ -4,6 +4,8 @@
 //! Kamailio meanwhile loses them. Once Redis answers again, the first sender to get
 //! through sends every spooled file it may take — its own, and those of processes that
 //! no longer exist (an earlier run) — and deletes each once Redis has all its events.
+//! A run that finds an earlier run's files starts a sender for them at once, before
+//! any call.
 //!
 //! One file per sender, `cdr-<pid>-<nanos>.jsonl`, one event per line, synced to disk
 //! after each write. A file is taken by renaming it to `<name>.<pid of the taker>`
@@ -77,6 +79,12 @@ impl Spool {
     /// Whether spooled files may be waiting to be sent.
     pub fn pending(&self) -> bool {
         self.pending
+    }
+
+    /// Whether `dir` holds spool files (of any process).
+    pub fn any_in(dir: &Path) -> bool {
+        fs::read_dir(dir)
+            .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| owner(&e.path()).is_some())))
     }
 
     /// Sends every file this sender may take to `stream`, in batches of `batch`, and

@@ -82,6 +82,9 @@ unsafe extern "C" fn child_init(rank: c_int) -> c_int {
                 return -1;
             }
         }
+        if rank == k::PROC_SIPINIT as c_int {
+            cdr::send_leftovers();
+        }
         if rank == k::PROC_SIPINIT as c_int && params::config().cluster_concurrent {
             cluster_calls::start_heartbeat();
         }
