@@ -386,8 +386,39 @@ async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
     .await;
     t.fixture().await;
     let (r, by_address) = receiver(0).await;
+    // An address in the URL is refused when it is registered...
+    let refused = t
+        .post(
+            "/api/v1/webhooks",
+            ROOT,
+            json!({"url": by_address, "event_types": ["trunks.update"]}),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "url"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .to_string()
+            .contains("127.0.0.1 is not a public address"),
+        "{}",
+        refused.body
+    );
+    // ... and at delivery, if it was registered while the operator allowed it.
+    let (literal,): (i64,) = sqlx::query_as(
+        "INSERT INTO api.webhooks (url, event_types, secret)
+         VALUES ($1, ARRAY['trunks.update'], 'whsec_allowed_then') RETURNING id",
+    )
+    .bind(&by_address)
+    .fetch_one(&t.pool)
+    .await
+    .unwrap();
+    // A name is checked when it is resolved, at each delivery.
     let by_name = by_address.replace("127.0.0.1", "localhost");
-    let (literal, _) = subscribe(&t, ROOT, &by_address, json!(["trunks.update"])).await;
     let (named, _) = subscribe(&t, ROOT, &by_name, json!(["trunks.update"])).await;
     update_trunk(&t, "T-C1", 4).await;
     for (webhook, error) in [

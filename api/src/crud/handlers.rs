@@ -5,6 +5,7 @@ use super::{schema_fields, Resource, Tenant};
 use crate::audit::{self, Change};
 use crate::auth::roles::Access;
 use crate::auth::Principal;
+use crate::config::Config;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, Path, Query};
@@ -154,7 +155,10 @@ async fn read<R: Resource>(
 }
 
 /// Validates `obj` as `R::Input` and returns it normalised, with only the keys given.
-fn validated<R: Resource>(obj: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+fn validated<R: Resource>(
+    config: &Config,
+    obj: Map<String, Value>,
+) -> ApiResult<Map<String, Value>> {
     let given: Vec<String> = obj.keys().cloned().collect();
     let bytes = serde_json::to_vec(&obj).map_err(ApiError::internal)?;
     let input: R::Input = parse_json(&bytes)?;
@@ -162,7 +166,7 @@ fn validated<R: Resource>(obj: Map<String, Value>) -> ApiResult<Map<String, Valu
         return Err(ApiError::internal("input is not an object"));
     };
     all.retain(|k, v| given.contains(k) || !v.is_null());
-    R::prepare(&mut all, &given)?;
+    R::prepare_in(config, &mut all, &given)?;
     Ok(all)
 }
 
@@ -191,7 +195,7 @@ async fn create<R: Resource>(
     if let (Tenant::Column(c), Some(ban)) = (R::TENANT, who.tenant()) {
         obj.entry(c).or_insert_with(|| ban.into());
     }
-    let mut obj = validated::<R>(obj)?;
+    let mut obj = validated::<R>(&st.config, obj)?;
     obj.retain(|_, v| !v.is_null());
     let parent = param(&p, "parent");
     if let (Some(col), Some(pv)) = (R::PARENT, parent) {
@@ -290,7 +294,7 @@ async fn update<R: Resource>(
     };
     let given: Vec<String> = patch.keys().cloned().collect();
     merged.extend(patch);
-    let prepared = validated::<R>(merged)?;
+    let prepared = validated::<R>(&st.config, merged)?;
     R::check(&mut tx, parent, Some(id), &prepared).await?;
     let cols: Vec<&String> = prepared
         .keys()

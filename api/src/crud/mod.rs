@@ -9,6 +9,7 @@ pub use handlers::{fetch, mount, mount_changes, mount_reads};
 pub use sql::check_key;
 
 use crate::auth::roles::Class;
+use crate::config::Config;
 use crate::error::ApiResult;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -71,6 +72,16 @@ pub trait Resource: Send + Sync + 'static {
     /// fields the client sent (a PATCH re-validates stored values it must not rewrite).
     fn prepare(_input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
         Ok(())
+    }
+
+    /// [`prepare`](Resource::prepare), for a resource whose checks depend on how the API
+    /// is configured.
+    fn prepare_in(
+        _config: &Config,
+        input: &mut Map<String, Value>,
+        given: &[String],
+    ) -> ApiResult<()> {
+        Self::prepare(input, given)
     }
 
     /// Runs first in a create or update transaction, before any row is touched: takes

@@ -132,15 +132,9 @@ impl Dispatcher {
 async fn attempt(client: &reqwest::Client, d: &Due, allow_private: bool) -> Outcome {
     let started = Instant::now();
     // Names are checked by the resolver (`PublicOnly`); addresses written in the URL
-    // never reach it.
-    let literal = reqwest::Url::parse(&d.url).ok().and_then(|u| {
-        let host = u.host_str()?;
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .ok()
-    });
-    if let Some(ip) = literal.filter(|ip| !allow_private && !is_public(*ip)) {
+    // never reach it. (Registration refuses them too, but the operator may have
+    // allowed them then.)
+    if let Some(ip) = private_literal(&d.url).filter(|_| !allow_private) {
         return Outcome {
             status_code: None,
             error: Some(format!("refused: {ip} is not a public address")),
@@ -199,6 +193,18 @@ impl reqwest::dns::Resolve for PublicOnly {
             Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// The address `url` names as its host, if it is written as one and is not public.
+pub(super) fn private_literal(url: &str) -> Option<IpAddr> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()?;
+    (!is_public(ip)).then_some(ip)
 }
 
 /// Whether `ip` is reachable on the public internet: not loopback, private, shared

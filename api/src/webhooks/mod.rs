@@ -12,6 +12,7 @@ pub use events::emit;
 use crate::audit::{self, Change};
 use crate::auth::roles::{Access, Class};
 use crate::auth::Principal;
+use crate::config::{Config, WebhookPolicy};
 use crate::crud::{self, mount_changes, mount_reads, NoInput, Resource, Tenant};
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
@@ -78,23 +79,37 @@ impl Resource for Webhook {
     type Row = Webhook;
     type Input = WebhookInput;
 
-    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+    fn prepare_in(
+        config: &Config,
+        input: &mut Map<String, Value>,
+        _given: &[String],
+    ) -> ApiResult<()> {
         let url = input.get("url").and_then(Value::as_str).unwrap_or("");
         let types: Vec<&str> = input
             .get("event_types")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        check(url, &types)
+        check(url, &types, &config.webhooks)
     }
 }
 
-fn check(url: &str, event_types: &[&str]) -> ApiResult<()> {
+fn check(url: &str, event_types: &[&str], policy: &WebhookPolicy) -> ApiResult<()> {
     let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::invalid("url", e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() || url.len() > 2048 {
         return Err(ApiError::invalid(
             "url",
             "an http(s) URL with a host, at most 2048 characters",
+        ));
+    }
+    // A host name is checked at each delivery, when it is resolved.
+    if let Some(ip) = delivery::private_literal(url).filter(|_| !policy.allow_private) {
+        return Err(ApiError::invalid(
+            "url",
+            format!(
+                "{ip} is not a public address: the API does not post into its own network \
+                 (WARP_WEBHOOK_ALLOW_PRIVATE=1 allows it)"
+            ),
         ));
     }
     if event_types.is_empty() {
@@ -123,7 +138,7 @@ async fn create(
     who.require(Webhook::CLASS, Access::Write)?;
     let input: WebhookInput = parse_json(&body)?;
     let types: Vec<&str> = input.event_types.iter().map(String::as_str).collect();
-    check(&input.url, &types)?;
+    check(&input.url, &types, &st.config.webhooks)?;
     let ban = input.ban.or_else(|| who.tenant().map(str::to_string));
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
