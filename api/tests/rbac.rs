@@ -115,7 +115,8 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
         "audit read" => t.get("/api/v1/audit-log", key).await,
         "webhook read" => t.get("/api/v1/webhooks", key).await,
         "webhook write" => {
-            let body = json!({"url": "http://127.0.0.1:9/", "event_types": ["trunks.*"],
+            // A documentation address (RFC 5737): registrable, never reached.
+            let body = json!({"url": "http://192.0.2.1:9/", "event_types": ["trunks.*"],
                               "ban": "C1"});
             t.post("/api/v1/webhooks", key, body).await
         }
@@ -123,7 +124,7 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
             let hook = t
                 .make(
                     "/api/v1/webhooks",
-                    json!({"url": "http://127.0.0.1:9/", "event_types": ["*"], "ban": "C1"}),
+                    json!({"url": "http://192.0.2.1:9/", "event_types": ["*"], "ban": "C1"}),
                 )
                 .await;
             let path = format!("/api/v1/webhooks/{}", hook["id"]);

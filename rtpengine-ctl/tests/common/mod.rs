@@ -59,6 +59,17 @@ impl Rtpengine {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             dir: tempfile::tempdir().unwrap(),
         };
+        // A probed free port can be taken (by another test's outgoing connection)
+        // before rtpengine binds it: try again on fresh ports.
+        for _ in 0..3 {
+            match r.try_spawn() {
+                Ok(()) => return r,
+                Err(log) if log.contains("binding") || log.contains("Address already in use") => {
+                    (r.ng, r.tcp, r.http) = (free_udp(), free_tcp(), free_tcp());
+                }
+                Err(log) => panic!("rtpengine did not start: {log}"),
+            }
+        }
         r.spawn();
         r
     }
@@ -68,6 +79,13 @@ impl Rtpengine {
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("rtpengine did not start: {log}");
+        }
+    }
+
+    /// Starts rtpengine and waits for it to answer; its log if it does not.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(self.log_path()).unwrap();
         let child = Command::new("rtpengine")
             .args([
@@ -93,10 +111,10 @@ impl Rtpengine {
             .spawn()
             .expect("rtpengine (Debian package rtpengine-daemon) must be installed");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
@@ -104,16 +122,18 @@ impl Rtpengine {
         let mut buf = [0u8; 256];
         while Instant::now() < deadline {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("rtpengine exited ({status}): {}", self.log());
+                self.child = None;
+                return Err(format!("rtpengine exited ({status}): {}", self.log()));
             }
             let _ = sock.send_to(b"ready d7:command4:pinge", self.ng);
             if let Ok(n) = sock.recv(&mut buf) {
                 if buf[..n].ends_with(b"pong") || buf[..n].ends_with(b"ponge") {
-                    return;
+                    return Ok(());
                 }
             }
         }
-        panic!("rtpengine did not answer ping: {}", self.log());
+        self.kill();
+        Err(format!("rtpengine did not answer ping: {}", self.log()))
     }
 
     pub fn log(&self) -> String {
