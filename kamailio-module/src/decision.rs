@@ -85,9 +85,10 @@ struct State {
     refusal: Option<Refusal>,
     /// The call's record (see [`crate::record`]); empty when not routed.
     record: String,
-    /// Set while the record has yet to reach the failover AVP
-    /// ([`crate::failover::flush`]): what it still lacks.
-    waiting: Option<LaterAttempts>,
+    /// The attempts the record does not list yet (appended when first needed).
+    later: Option<LaterAttempts>,
+    /// The record has yet to reach the failover AVP ([`crate::failover::flush`]).
+    unstored: bool,
     /// `$warp(vendor_rate)` and `$warp(customer_rate)` as text, formatted when read:
     /// one buffer each, so a script comparing the two reads both intact.
     rates: [String; 2],
@@ -103,8 +104,17 @@ impl State {
             self.trunk = None;
             self.refusal = None;
             self.record.clear();
-            self.waiting = None;
+            self.later = None;
+            self.unstored = false;
         }
+    }
+
+    /// The record with every attempt listed.
+    fn complete(&mut self) -> &str {
+        if let Some(later) = self.later.take() {
+            later.push_to(&mut self.record);
+        }
+        &self.record
     }
 }
 
@@ -156,30 +166,42 @@ pub fn take_record(msg: &SipMsg) -> String {
         s.enter(msg);
         let mut record = std::mem::take(&mut s.record);
         record.clear();
-        s.waiting = None;
+        s.later = None;
+        s.unstored = false;
         record
     })
 }
 
-/// `msg`'s call is routed as `record` says (empty: not routed); `waiting` when the
-/// record has yet to reach the failover AVP, with the attempts it still lacks.
-pub fn put_record(msg: &SipMsg, record: String, waiting: Option<LaterAttempts>) {
+/// `msg`'s call is routed as `record` says (empty: not routed); `unstored` when it has
+/// yet to reach the failover AVP, `later` the attempts it does not list yet.
+pub fn put_record(msg: &SipMsg, record: String, later: Option<LaterAttempts>, unstored: bool) {
     STATE.with_borrow_mut(|s| {
         s.enter(msg);
         s.record = record;
-        s.waiting = waiting;
+        s.later = later;
+        s.unstored = unstored;
     });
 }
 
-/// Completes `msg`'s record if it is still waiting for the failover AVP and calls `f`
-/// with it; `None` if nothing waits.
-pub fn take_waiting<R>(msg: &SipMsg, f: impl FnOnce(&str) -> R) -> Option<R> {
+/// Calls `f` with `msg`'s record, every attempt listed, if it has yet to reach the
+/// failover AVP, and marks it stored; `None` if nothing waits.
+pub fn take_unstored<R>(msg: &SipMsg, f: impl FnOnce(&str) -> R) -> Option<R> {
     STATE.with_borrow_mut(|s| {
-        if s.msg != Some(msg.identity()) {
+        if s.msg != Some(msg.identity()) || !s.unstored {
             return None;
         }
-        s.waiting.take()?.push_to(&mut s.record);
-        Some(f(&s.record))
+        s.unstored = false;
+        Some(f(s.complete()))
+    })
+}
+
+/// Calls `f` with `msg`'s record, every attempt listed; `None` if `msg` was not routed.
+pub fn with_record<R>(msg: &SipMsg, f: impl FnOnce(&str) -> R) -> Option<R> {
+    STATE.with_borrow_mut(|s| {
+        if s.msg != Some(msg.identity()) || s.record.is_empty() {
+            return None;
+        }
+        Some(f(s.complete()))
     })
 }
 

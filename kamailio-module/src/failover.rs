@@ -43,7 +43,7 @@ pub fn keep(msg: &SipMsg) -> Result<(), String> {
 
 /// Writes `msg`'s record, completed, into the AVP list current now if it still waits.
 pub fn flush(msg: &SipMsg) -> Result<(), String> {
-    decision::take_waiting(msg, store).unwrap_or(Ok(()))
+    decision::take_unstored(msg, store).unwrap_or(Ok(()))
 }
 
 /// The record `warp_route()` kept for `msg`.
@@ -85,7 +85,7 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let uri = record::push_later(&mut remaining, call.dnis, later).ok_or_else(bad)?;
     msg.set_ruri(&remaining[uri])?;
     store(&remaining)?;
-    decision::put_record(msg, remaining, None);
+    decision::put_record(msg, remaining, None, false);
     Ok(true)
 }
 

@@ -27,6 +27,7 @@ mod lrn_cache;
 mod params;
 mod pv;
 mod record;
+mod redirect;
 mod redis;
 mod redis_link;
 mod reply;

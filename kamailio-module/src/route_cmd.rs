@@ -61,7 +61,7 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
                     sip_code: None,
                 });
             }
-            decision::put_record(msg, record, Some(later));
+            decision::put_record(msg, record, Some(later), true);
             failover::keep(msg)?;
             Ok(true)
         }
@@ -69,12 +69,12 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
             // The script decides whether a refusal deserves a log line ($warp(reason)).
             lm_dbg!("call to {dnis} refused: {why}");
             // The buffer, still empty, keeps its capacity for the next call.
-            decision::put_record(msg, record, None);
+            decision::put_record(msg, record, None, false);
             decision::refuse(msg, code, reason, why);
             Ok(false)
         }
         Answer::Unavailable => {
-            decision::put_record(msg, record, None);
+            decision::put_record(msg, record, None, false);
             decision::unavailable(msg);
             Ok(false)
         }

@@ -18,15 +18,17 @@ pub enum Func {
     Dno,
     Route,
     NextRoute,
+    Redirect,
 }
 
 impl Func {
-    pub const ALL: [Func; 5] = [
+    pub const ALL: [Func; 6] = [
         Func::Ani,
         Func::Identify,
         Func::Dno,
         Func::Route,
         Func::NextRoute,
+        Func::Redirect,
     ];
 
     /// The cfg/KEMI name.
@@ -37,6 +39,7 @@ impl Func {
             Func::Dno => "warp_dno",
             Func::Route => "warp_route",
             Func::NextRoute => "warp_next_route",
+            Func::Redirect => "warp_redirect",
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::log::{lm_err, lm_info};
 use crate::lrn;
 use crate::params;
 use crate::pv::{pv_get_warp, pv_parse_warp_name};
+use crate::redirect::{ki_warp_redirect, w_warp_redirect};
 use crate::reply;
 use crate::route_cmd::{ki_warp_route, ki_warp_route_dnis, w_warp_route, w_warp_route_dnis};
 use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_version};
@@ -142,7 +143,7 @@ const fn cmd(
     }
 }
 
-static CMDS: CoreCell<[k::cmd_export_t; 8]> = CoreCell::new([
+static CMDS: CoreCell<[k::cmd_export_t; 9]> = CoreCell::new([
     cmd(c"warp_ani", Some(w_warp_ani), 0, SCRIPT_ROUTES),
     cmd(c"warp_identify", Some(w_warp_identify), 0, SCRIPT_ROUTES),
     cmd(c"warp_dno", Some(w_warp_dno), 0, SCRIPT_ROUTES),
@@ -155,6 +156,7 @@ static CMDS: CoreCell<[k::cmd_export_t; 8]> = CoreCell::new([
         0,
         k::REQUEST_ROUTE | k::FAILURE_ROUTE,
     ),
+    cmd(c"warp_redirect", Some(w_warp_redirect), 0, k::REQUEST_ROUTE),
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
 ]);
@@ -342,7 +344,7 @@ const fn kemi(name: &'static std::ffi::CStr, func: *mut c_void, p1: c_uint) -> k
     }
 }
 
-static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 8]> = CoreCell::new([
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 9]> = CoreCell::new([
     kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
     kemi(
         c"warp_identify",
@@ -368,6 +370,11 @@ static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 8]> = CoreCell::new([
     kemi(
         c"warp_next_route",
         ki_warp_next_route as *mut c_void,
+        k::SR_KEMIP_NONE,
+    ),
+    kemi(
+        c"warp_redirect",
+        ki_warp_redirect as *mut c_void,
         k::SR_KEMIP_NONE,
     ),
     // SAFETY: an all-zero entry terminates the table.

@@ -339,6 +339,47 @@ fn trunk_and_dno_checks_work_on_their_own() {
     assert_eq!(stats["warp_dno.errors"], "0");
 }
 
+/// A redirect server: every vendor, in failover order, as a Contact of the 300.
+const REDIRECT: &str = r#"
+    if (!warp_route()) {
+        sl_send_reply("$warp(code)", "$warp(reason)");
+        exit;
+    }
+    warp_redirect();
+    sl_send_reply("300", "Multiple Choices");
+"#;
+
+#[test]
+fn a_redirect_lists_every_vendor_in_failover_order() {
+    let data = tempfile::tempdir().unwrap();
+    let snap = data.path().join("routing.snap");
+    let (cheap, dear) = (support::free_udp_port(), support::free_udp_port());
+    support::dataset::Data {
+        cheap: (cheap, "0.004"),
+        dear: (dear, "0.009"),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(REDIRECT),
+    );
+    let reply = k.request("INVITE", "");
+    assert_eq!(
+        (reply.code, reply.reason.as_str()),
+        (300, "Multiple Choices"),
+        "{}",
+        k.log()
+    );
+    let contact = format!(
+        "<sip:+12125550123@127.0.0.1:{cheap}>;q=1, <sip:+12125550123@127.0.0.1:{dear}>;q=0.5"
+    );
+    assert_eq!(reply.header("Contact"), Some(contact.as_str()));
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_redirect.calls"], "1");
+    assert_eq!(stats["warp_redirect.errors"], "0");
+}
+
 #[test]
 fn route_without_a_valid_snapshot_answers_the_configured_fallback() {
     let data = tempfile::tempdir().unwrap();
@@ -411,6 +452,7 @@ function ksr_request_route()
     if KSR.warp.warp_route_dnis("18005550100") < 0 then
         -- Nothing routed, so no vendor to fail over to.
         KSR.hdr.append_to_reply("X-Warp-Next: " .. KSR.warp.warp_next_route() .. "\r\n")
+        KSR.hdr.append_to_reply("X-Warp-Redirect: " .. KSR.warp.warp_redirect() .. "\r\n")
         KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
         return
     end
@@ -426,6 +468,7 @@ end
     assert_eq!(reply.code, 503);
     assert_eq!(reply.header("X-Warp-ANI"), Some("4155550123"));
     assert_eq!(reply.header("X-Warp-Next"), Some("-1"));
+    assert_eq!(reply.header("X-Warp-Redirect"), Some("-1"));
     assert_eq!(reply.header("X-Warp-Identify"), Some("-1"));
     assert_eq!(reply.header("X-Warp-DNO"), Some("-2/-2"));
     let stats = k.rpc("warp.stats");
