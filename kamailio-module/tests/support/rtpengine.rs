@@ -16,7 +16,21 @@ pub struct Rtpengine {
 }
 
 impl Rtpengine {
+    /// Starts rtpengine on a free ng port; another probed port if the first was taken
+    /// before rtpengine bound it.
     pub fn start(dir: &Path) -> Rtpengine {
+        for _ in 0..2 {
+            if let Some(r) = Rtpengine::try_start(dir) {
+                return r;
+            }
+        }
+        Rtpengine::try_start(dir).unwrap_or_else(|| {
+            let log = std::fs::read_to_string(dir.join("rtpengine.log")).unwrap_or_default();
+            panic!("rtpengine did not come up:\n{log}")
+        })
+    }
+
+    fn try_start(dir: &Path) -> Option<Rtpengine> {
         let ng_port = free_udp_port();
         // A range unlikely to collide with other tests' sockets.
         let base = 40_000 + (ng_port % 200) * 100;
@@ -40,16 +54,19 @@ impl Rtpengine {
             .stderr(log)
             .spawn()
             .expect("start rtpengine");
-        let r = Rtpengine {
+        let mut r = Rtpengine {
             child,
             ng_port,
             ports,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while r.ng("d7:command4:pinge").is_none() {
-            assert!(Instant::now() < deadline, "rtpengine did not come up");
+            // Exited (a port it could not bind), or never answered: dropped, killed.
+            if Instant::now() > deadline || r.child.try_wait().is_ok_and(|s| s.is_some()) {
+                return None;
+            }
         }
-        r
+        Some(r)
     }
 
     /// Sends one bencoded ng command; the bencoded reply.
