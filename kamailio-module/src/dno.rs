@@ -48,12 +48,12 @@ pub unsafe extern "C" fn w_warp_dno_number(
     number: *mut c_char,
     _: *mut c_char,
 ) -> c_int {
-    guard::script(Func::Dno, msg, |m| {
-        // SAFETY: `number` is the fparam_t fixup_spve_null built for this call site.
-        let number =
-            unsafe { kstr::param(msg, number) }.ok_or("cannot evaluate the number parameter")?;
-        warp_dno(m, Some(&number))
-    })
+    // SAFETY: `number` is the fparam_t fixup_spve_null built for this call site.
+    unsafe {
+        guard::script_with_param(Func::Dno, msg, number, "number", |m, number| {
+            warp_dno(m, Some(number))
+        })
+    }
 }
 
 /// KEMI: `KSR.warp.warp_dno()`.

@@ -2,6 +2,7 @@
 //! of these, so a Rust panic never unwinds into C. A panic is logged with LM_ERR and the
 //! entry point returns its fallback (script functions also answer the fallback reply).
 
+use crate::kstr;
 use crate::log::{lm_err, lm_warn};
 use crate::params;
 use crate::reply;
@@ -9,7 +10,7 @@ use crate::sipmsg::SipMsg;
 use crate::stats::{self, Func, Outcome};
 use kamailio_sys as k;
 use std::any::Any;
-use std::ffi::c_int;
+use std::ffi::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
@@ -81,6 +82,26 @@ pub fn script(
             0
         }
     }
+}
+
+/// [`script`] for a function whose one parameter `fixup_spve_null` fixed up: `body`
+/// gets its value for `msg`; one that does not evaluate is an error naming `what`.
+///
+/// # Safety
+/// `param` must be the `fparam_t` `fixup_spve_null` built for the calling site.
+pub unsafe fn script_with_param(
+    func: Func,
+    msg: *mut k::sip_msg,
+    param: *mut c_char,
+    what: &str,
+    body: impl FnOnce(&SipMsg, &str) -> Result<bool, String>,
+) -> c_int {
+    script(func, msg, |m| {
+        // SAFETY: see above; the value lives while the core handles `msg`.
+        let value = unsafe { kstr::param(m.raw(), param) }
+            .ok_or_else(|| format!("cannot evaluate the {what} parameter"))?;
+        body(m, &value)
+    })
 }
 
 fn panic_text(payload: &(dyn Any + Send)) -> &str {

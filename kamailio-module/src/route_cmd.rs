@@ -96,12 +96,12 @@ pub unsafe extern "C" fn w_warp_route_dnis(
     dnis: *mut c_char,
     _: *mut c_char,
 ) -> c_int {
-    guard::script(Func::Route, msg, |m| {
-        // SAFETY: `dnis` is the fparam_t fixup_spve_null built for this call site.
-        let dnis = unsafe { kstr::param(msg, dnis) }
-            .ok_or("cannot evaluate the dialled-number parameter")?;
-        warp_route(m, Some(&dnis))
-    })
+    // SAFETY: `dnis` is the fparam_t fixup_spve_null built for this call site.
+    unsafe {
+        guard::script_with_param(Func::Route, msg, dnis, "dialled-number", |m, dnis| {
+            warp_route(m, Some(dnis))
+        })
+    }
 }
 
 /// KEMI: `KSR.warp.warp_route()`.
