@@ -381,6 +381,30 @@ fn a_redirect_lists_every_vendor_in_failover_order() {
 }
 
 #[test]
+fn route_takes_the_dialled_number_from_its_parameter() {
+    let data = tempfile::tempdir().unwrap();
+    let snap = data.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let script = ROUTE.replace("warp_route()", "warp_route(\"$hdr(X-Number)\")");
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(&script),
+    );
+    // The R-URI's user is no number: only the parameter can route this call.
+    let reply = k.request_to(
+        "127.0.0.1",
+        "nobody",
+        "INVITE",
+        "X-Number: +12125550123\r\n",
+    );
+    assert_eq!(reply.code, 200, "{}", k.log());
+    assert_eq!(
+        reply.header("X-Warp-RURI"),
+        Some("sip:+12125550123@127.0.0.1:5090")
+    );
+}
+
+#[test]
 fn route_without_a_valid_snapshot_answers_the_configured_fallback() {
     let data = tempfile::tempdir().unwrap();
     let snap = data.path().join("routing.snap");
