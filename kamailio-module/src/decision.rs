@@ -89,6 +89,8 @@ struct State {
     later: Option<LaterAttempts>,
     /// The record has yet to reach the failover AVP ([`crate::failover::flush`]).
     unstored: bool,
+    /// `warp_redirect()` made the later attempts branches already.
+    redirected: bool,
     /// `$warp(vendor_rate)` and `$warp(customer_rate)` as text, formatted when read:
     /// one buffer each, so a script comparing the two reads both intact.
     rates: [String; 2],
@@ -106,6 +108,7 @@ impl State {
             self.record.clear();
             self.later = None;
             self.unstored = false;
+            self.redirected = false;
         }
     }
 
@@ -168,6 +171,7 @@ pub fn take_record(msg: &SipMsg) -> String {
         record.clear();
         s.later = None;
         s.unstored = false;
+        s.redirected = false;
         record
     })
 }
@@ -202,6 +206,15 @@ pub fn with_record<R>(msg: &SipMsg, f: impl FnOnce(&str) -> R) -> Option<R> {
             return None;
         }
         Some(f(s.complete()))
+    })
+}
+
+/// Marks `msg`'s routed call as made branches by `warp_redirect()`; false if it was
+/// already (a second call must not list the attempts twice).
+pub fn first_redirect(msg: &SipMsg) -> bool {
+    STATE.with_borrow_mut(|s| {
+        s.enter(msg);
+        !std::mem::replace(&mut s.redirected, true)
     })
 }
 

@@ -41,6 +41,9 @@ fn warp_redirect(msg: &SipMsg) -> Result<bool, String> {
     let Some(uris) = later_uris(msg)? else {
         return Ok(false);
     };
+    if !decision::first_redirect(msg) {
+        return Ok(true);
+    }
     // q from 1 (the R-URI) down to 1/n for the last of n attempts.
     let n = uris.len() as i32 + 1;
     // SAFETY: sets the q of the R-URI of the message being processed.
