@@ -17,6 +17,7 @@ use crate::record::{Call, Hop};
 use crate::redis::{Connection, Target};
 use crate::shm;
 use chrono::{TimeZone, Utc};
+use kamailio_sys as k;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -87,7 +88,7 @@ pub fn init() -> Result<(), String> {
     if enabled() {
         Target::parse(&params::config().redis_url)?;
         if let Some(dir) = &params::config().cdr_spool {
-            Spool::open(dir)?;
+            Spool::prepare(dir, run_as())?;
         }
     }
     COUNTERS
@@ -101,6 +102,16 @@ pub fn init() -> Result<(), String> {
             unspooled: AtomicU64::new(0),
         })
         .map(drop)
+}
+
+/// The user (and group) the core drops to after `mod_init` (`-u`, `-g`); `None` when it
+/// keeps the one it started as.
+fn run_as() -> Option<(u32, Option<u32>)> {
+    // SAFETY: the core set both from its command line before loading any module, and
+    // only the main process runs `mod_init`.
+    let (uid, gid) = unsafe { (k::uid, k::gid) };
+    let uid = u32::try_from(uid).ok().filter(|&u| u != 0)?;
+    Some((uid, u32::try_from(gid).ok().filter(|&g| g != 0)))
 }
 
 /// Reports what never reached Redis and frees the counters; `destroy` only, when the
@@ -270,16 +281,15 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
     let Some(counters) = COUNTERS.get() else {
         return;
     };
-    let mut spool = params::config()
-        .cdr_spool
-        .as_deref()
-        .and_then(|dir| match Spool::open(dir) {
+    let mut spool = params::config().cdr_spool.as_deref().and_then(|dir| {
+        match Spool::open(dir, params::config().cdr_spool_max) {
             Ok(s) => Some(s),
             Err(e) => {
                 lm_err!("{e}: CDR events wait in memory while Redis is down");
                 None
             }
-        });
+        }
+    });
     let mut conn: Option<Connection> = None;
     let mut batch: Vec<String> = Vec::with_capacity(BATCH);
     // When Redis was found down, when to try it again.
@@ -390,8 +400,9 @@ fn replayed(counters: &Counters, r: &Replayed) {
     );
 }
 
-/// Writes `batch` to the spool and empties it; if the disk fails too, the batch stays
-/// in memory (as without a spool) and the thread waits before trying again.
+/// Writes `batch` to the spool and empties it; if the disk fails too or the spool is
+/// full, the batch stays in memory (as without a spool) and the thread waits before
+/// trying again.
 fn to_spool(spool: &mut Spool, batch: &mut Vec<String>, counters: &Counters, wait: Duration) {
     if batch.is_empty() {
         return;
@@ -402,7 +413,12 @@ fn to_spool(spool: &mut Spool, batch: &mut Vec<String>, counters: &Counters, wai
             batch.clear();
         }
         Err(e) => {
-            lm_err!("cannot spool CDR events ({e}): holding them in memory");
+            if e.first {
+                lm_err!(
+                    "cannot spool CDR events ({}): holding them in memory, up to cdr_buffer",
+                    e.why
+                );
+            }
             std::thread::sleep(wait);
         }
     }

@@ -16,14 +16,25 @@
 use crate::redis::Connection;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// This sender's spool: the directory and, once it has spooled, its own file.
 pub struct Spool {
     dir: PathBuf,
+    /// The most all spool files of the directory may take, in bytes (`cdr_spool_max_mb`).
+    max: u64,
     own: Option<(PathBuf, File)>,
     /// Files may be waiting in the directory (from this or an earlier run).
     pending: bool,
+    /// The last write failed: the next failure is no news.
+    failing: bool,
+}
+
+/// A write that did not happen; `first` when the write before it worked.
+pub struct WriteError {
+    pub why: String,
+    pub first: bool,
 }
 
 /// How a replay went: events sent, and lines that were no event (a write cut off).
@@ -35,18 +46,64 @@ pub struct Replayed {
 }
 
 impl Spool {
-    /// The spool in `dir`, created if missing.
-    pub fn open(dir: &Path) -> Result<Spool, String> {
+    /// The spool in `dir`, created if missing, holding at most `max` bytes.
+    pub fn open(dir: &Path, max: u64) -> Result<Spool, String> {
         fs::create_dir_all(dir).map_err(|e| format!("cdr_spool {}: {e}", dir.display()))?;
         Ok(Spool {
             dir: dir.to_owned(),
+            max,
             own: None,
             pending: true,
+            failing: false,
         })
     }
 
-    /// Appends `events` to this sender's file and syncs it.
-    pub fn write(&mut self, events: &[String]) -> Result<(), String> {
+    /// Readies `dir` at start-up, while Kamailio may still run as root: creates it,
+    /// hands it to `owner` (uid, gid), the user the workers will run as (`-u`/`-g`),
+    /// and proves it writable, so a spool that could not take events fails the start
+    /// instead of the first outage.
+    pub fn prepare(dir: &Path, owner: Option<(u32, Option<u32>)>) -> Result<(), String> {
+        let fail = |e: std::io::Error| format!("cdr_spool {}: {e}", dir.display());
+        fs::create_dir_all(dir).map_err(fail)?;
+        if let Some((uid, gid)) = owner {
+            let meta = fs::metadata(dir).map_err(fail)?;
+            if meta.uid() != uid || gid.is_some_and(|g| meta.gid() != g) {
+                std::os::unix::fs::chown(dir, Some(uid), gid).map_err(|e| {
+                    format!(
+                        "cdr_spool {}: cannot hand it to uid {uid}, the user Kamailio runs \
+                         as: {e}",
+                        dir.display()
+                    )
+                })?;
+            }
+        }
+        let probe = dir.join(format!(".probe-{}", std::process::id()));
+        File::create(&probe)
+            .and_then(|_| fs::remove_file(&probe))
+            .map_err(fail)
+    }
+
+    /// Appends `events` to this sender's file and syncs it, unless that would take the
+    /// spool past its bound.
+    pub fn write(&mut self, events: &[String]) -> Result<(), WriteError> {
+        let result = self.append(events);
+        let first = !std::mem::replace(&mut self.failing, result.is_err());
+        result.map_err(|why| WriteError { why, first })
+    }
+
+    fn append(&mut self, events: &[String]) -> Result<(), String> {
+        let mut text = String::with_capacity(events.iter().map(|e| e.len() + 1).sum());
+        for event in events {
+            text.push_str(event);
+            text.push('\n');
+        }
+        if self.used()? + text.len() as u64 > self.max {
+            return Err(format!(
+                "cdr_spool {} holds its cdr_spool_max_mb ({} MB)",
+                self.dir.display(),
+                self.max >> 20
+            ));
+        }
         if self.own.is_none() {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -64,16 +121,23 @@ impl Spool {
         let Some((path, file)) = self.own.as_mut() else {
             return Err("no spool file".into());
         };
-        let mut text = String::with_capacity(events.iter().map(|e| e.len() + 1).sum());
-        for event in events {
-            text.push_str(event);
-            text.push('\n');
-        }
         file.write_all(text.as_bytes())
             .and_then(|()| file.sync_data())
             .map_err(|e| format!("{}: {e}", path.display()))?;
         self.pending = true;
         Ok(())
+    }
+
+    /// The bytes the directory's spool files take, every process's together.
+    fn used(&self) -> Result<u64, String> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter(|e| owner(&e.path()).is_some())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum())
     }
 
     /// Whether spooled files may be waiting to be sent.

@@ -19,6 +19,7 @@ pub static LRN_SOURCE: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_STREAM: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_BUFFER: CoreCell<c_int> = CoreCell::new(10_000);
 pub static CDR_SPOOL: StrParam = CoreCell::new(std::ptr::null());
+pub static CDR_SPOOL_MAX_MB: CoreCell<c_int> = CoreCell::new(4096);
 pub static CLUSTER_CPS: CoreCell<c_int> = CoreCell::new(0);
 pub static CLUSTER_CONCURRENT: CoreCell<c_int> = CoreCell::new(0);
 pub static LRN_DIP_URL: StrParam = CoreCell::new(std::ptr::null());
@@ -84,6 +85,8 @@ pub struct Config {
     pub cdr_buffer: usize,
     /// Where CDR events go while Redis is unreachable; `None`: they wait in memory.
     pub cdr_spool: Option<PathBuf>,
+    /// The most the spool's files may take on disk, all processes together, in bytes.
+    pub cdr_spool_max: u64,
     pub fallback_code: u16,
     pub fallback_reason: String,
     /// Name of a script function that panics on every call: exercises the panic guard.
@@ -176,6 +179,7 @@ pub fn init() -> Result<&'static Config, String> {
         cdr_spool: Some(text(&CDR_SPOOL, None, "")?)
             .filter(|d| !d.is_empty())
             .map(PathBuf::from),
+        cdr_spool_max: positive(&CDR_SPOOL_MAX_MB, "cdr_spool_max_mb")? << 20,
         fallback_code,
         fallback_reason: text(&FALLBACK_REASON, None, "Service Unavailable")?,
         fault_inject: Some(text(&FAULT_INJECT, None, "")?).filter(|s| !s.is_empty()),
@@ -238,6 +242,7 @@ impl Config {
                     .map(|d| d.display().to_string())
                     .unwrap_or_default(),
             ),
+            ("cdr_spool_max_mb", (self.cdr_spool_max >> 20).to_string()),
             ("fallback_code", self.fallback_code.to_string()),
             ("fallback_reason", self.fallback_reason.clone()),
             (

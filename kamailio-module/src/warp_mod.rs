@@ -173,7 +173,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 18]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 19]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -233,6 +233,11 @@ static PARAMS: CoreCell<[k::param_export_t; 18]> = CoreCell::new([
         c"cdr_spool",
         k::PARAM_STRING,
         params::CDR_SPOOL.as_ptr().cast(),
+    ),
+    param(
+        c"cdr_spool_max_mb",
+        k::PARAM_INT,
+        params::CDR_SPOOL_MAX_MB.as_ptr().cast(),
     ),
     param(
         c"cluster_cps",

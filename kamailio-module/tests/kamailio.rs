@@ -553,6 +553,18 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("lrn_source lists dip but lrn_dip_url is not set"),
         "{log}"
     );
+    // A spool that could take no event fails the start, not the first Redis outage.
+    let log = Kamailio::refused(
+        &[
+            ("cdr_stream", "warp:cdr:raw"),
+            ("cdr_spool", "/etc/hostname/spool"),
+        ],
+        Script::Native(ANI_ROUTE),
+    );
+    assert!(
+        log.contains("cdr_spool /etc/hostname/spool: Not a directory"),
+        "{log}"
+    );
 }
 
 /// Relays routed calls to the vendor (stateful, record-routed), fails over to the next
@@ -1294,6 +1306,106 @@ fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
             .len(),
         41
     );
+}
+
+#[test]
+fn a_full_spool_holds_new_events_in_memory_and_loses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    // An earlier run's spool (a pid no process can have) already holds the bound, 1 MB.
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let pad = "x".repeat(450);
+    let old: String = (0..2400)
+        .map(|i| format!("{{\"event\":\"start\",\"call_id\":\"earlier-{i}\",\"pad\":\"{pad}\"}}\n"))
+        .collect();
+    assert!(old.len() > 1 << 20);
+    std::fs::write(spool.join("cdr-99999999-1.jsonl"), &old).unwrap();
+    let mut redis = support::redis::Redis::start(dir.path());
+    let url = redis.url();
+    redis.stop();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &url),
+        ("cdr_stream", "warp:cdr:raw"),
+        ("cdr_spool", spool.to_str().unwrap()),
+        ("cdr_spool_max_mb", "1"),
+    ];
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    for _ in 0..40 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    let full = "holds its cdr_spool_max_mb (1 MB)): holding them in memory";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !k.log().contains(full) {
+        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["cdr.spooled"].as_str(),
+            stats["cdr.overflow"].as_str()
+        ),
+        ("0", "0")
+    );
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
+    // Logged once per process and outage, not on every retry.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(k.log().matches(full).count() <= 2, "{}", k.log());
+
+    // Redis back: the earlier run's events and this run's held ones all arrive.
+    redis.restart();
+    let cdrs = redis.wait_for("warp:cdr:raw", 2440, Duration::from_secs(20));
+    assert_eq!(cdrs.len(), 2440, "{}", k.log());
+    let earlier = cdrs
+        .iter()
+        .filter(|c| c["call_id"].as_str().unwrap().starts_with("earlier-"))
+        .count();
+    assert_eq!(earlier, 2400);
+    wait_for_stat(&k, "cdr.unspooled", "2400");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+}
+
+#[test]
+fn the_spool_belongs_to_the_user_kamailio_drops_to() {
+    let dir = tempfile::tempdir().unwrap();
+    // The workers, as nobody, must reach the spool inside the temp dir.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let spool = dir.path().join("spool");
+    let mut redis = support::redis::Redis::start(dir.path());
+    let url = redis.url();
+    redis.stop();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &url),
+        ("cdr_stream", "warp:cdr:raw"),
+        ("cdr_spool", spool.to_str().unwrap()),
+    ];
+    let args = ["-u", "nobody", "-g", "nogroup"].map(String::from);
+    let k = Kamailio::start_with(&params, Script::Native(ROUTE), &args);
+    for _ in 0..3 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    wait_for_stat(&k, "cdr.spooled", "3");
+    let id = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    let nobody: u32 = String::from_utf8(id.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&spool).unwrap().uid(), nobody);
+    for file in std::fs::read_dir(&spool).unwrap() {
+        assert_eq!(file.unwrap().metadata().unwrap().uid(), nobody);
+    }
 }
 
 #[test]
