@@ -114,14 +114,27 @@ impl SipMsg {
             })
     }
 
-    /// User part of the Request-URI (`$rU`): the dialled number.
+    /// User part of the Request-URI (`$rU`): the dialled number. Read as
+    /// `parse_sip_msg_uri()` would (the rewritten URI if any, else the request line's)
+    /// but without filling the message's parse cache: the common shape costs no core
+    /// parse, and routing rewrites the URI right after, which voids that cache anyway.
     pub fn ruri_user(&self) -> Option<Cow<'_, str>> {
-        // SAFETY: the core parser caches the result in the message it was given.
+        if !self.is_request() {
+            return None;
+        }
+        let msg = self.get();
+        // SAFETY: a request's first line is the request variant; both URIs point into
+        // buffers that outlive this call, and a cached parse describes the current one.
         unsafe {
-            if k::parse_sip_msg_uri(self.raw()) < 0 {
-                return None;
+            if msg.parsed_uri_ok != 0 {
+                return non_empty(kstr::as_str(&msg.parsed_uri.user));
             }
-            non_empty(kstr::as_str(&self.get().parsed_uri.user))
+            let uri = if msg.new_uri.s.is_null() {
+                &msg.first_line.u.request.uri
+            } else {
+                &msg.new_uri
+            };
+            uri_user(uri)
         }
     }
 
@@ -239,7 +252,8 @@ fn addr_uri(value: &[u8]) -> Option<&[u8]> {
 /// `uri` must point into the message buffer, which the result borrows.
 unsafe fn uri_user<'a>(uri: &k::str_) -> Option<Cow<'a, str>> {
     if let Some(user) = plain_sip_user(kstr::as_bytes(uri)) {
-        return std::str::from_utf8(user).ok().map(Cow::Borrowed);
+        // SAFETY: `plain_sip_user` takes only digits, `+`, `-` and `.`: ASCII is UTF-8.
+        return Some(Cow::Borrowed(std::str::from_utf8_unchecked(user)));
     }
     let mut parsed = k::sip_uri::default();
     if k::parse_uri(uri.s, uri.len, &mut parsed) < 0 {

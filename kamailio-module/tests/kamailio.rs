@@ -407,6 +407,34 @@ fn route_takes_the_dialled_number_from_its_parameter() {
 }
 
 #[test]
+fn route_reads_the_request_uri_the_script_rewrote() {
+    let data = tempfile::tempdir().unwrap();
+    let snap = data.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    // A tech prefix stripped (the rewritten URI), then read back (the core's parse of
+    // it cached in the message): warp must route on what the script left.
+    let script = format!(
+        "if ($rU =~ \"^999\") {{ strip(3); $var(dialled) = $rU; }}\n{ROUTE}"
+    );
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(&script),
+    );
+    for user in ["999+12125550123", "+12125550123"] {
+        let reply = k.request_to("127.0.0.1", user, "INVITE", "");
+        assert_eq!(reply.code, 200, "{user}: {}", k.log());
+        assert_eq!(
+            reply.header("X-Warp-RURI"),
+            Some("sip:+12125550123@127.0.0.1:5090"),
+            "{user}"
+        );
+    }
+    // A URI the quick reader leaves to the core's parser (a password in the userinfo).
+    let reply = k.request_to("127.0.0.1", "+12125550123:secret", "INVITE", "");
+    assert_eq!(reply.code, 200, "{}", k.log());
+}
+
+#[test]
 fn route_without_a_valid_snapshot_answers_the_configured_fallback() {
     let data = tempfile::tempdir().unwrap();
     let snap = data.path().join("routing.snap");

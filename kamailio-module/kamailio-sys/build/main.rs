@@ -45,7 +45,7 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
         .clang_arg("-Ishim")
         .clang_args(defines.iter().map(|d| format!("-D{d}")))
         .allowlist_function(
-            "sr_kemi_modules_add|find_export|parse_(pai|rpid)_header|parse_from_uri|parse_uri|parse_sip_msg_uri\
+            "sr_kemi_modules_add|find_export|parse_(pai|rpid)_header|parse_from_uri|parse_uri\
              |pv_get_(null|strval|sintval)|rewrite_uri|set_dst_uri|append_branch|set_ruri_q\
              |add_avp|search_first_avp|destroy_avp|get_authorized_cred|register_script_cb\
              |parse_headers|pv_cache_get|pv_get_spec_value\
