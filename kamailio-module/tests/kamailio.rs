@@ -413,9 +413,7 @@ fn route_reads_the_request_uri_the_script_rewrote() {
     support::dataset::publish(&snap);
     // A tech prefix stripped (the rewritten URI), then read back (the core's parse of
     // it cached in the message): warp must route on what the script left.
-    let script = format!(
-        "if ($rU =~ \"^999\") {{ strip(3); $var(dialled) = $rU; }}\n{ROUTE}"
-    );
+    let script = format!("if ($rU =~ \"^999\") {{ strip(3); $var(dialled) = $rU; }}\n{ROUTE}");
     let k = Kamailio::start(
         &[("snapshot", snap.to_str().unwrap())],
         Script::Native(&script),
