@@ -1927,6 +1927,62 @@ fn cluster_concurrent_calls_hold_one_limit_across_nodes_sharing_redis() {
     assert_eq!(redis.cli(&["HEXISTS", &key, "elsewhere:1"]).trim(), "0");
 }
 
+#[test]
+fn a_crashed_nodes_calls_stop_counting_once_its_node_key_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    let cheap_port = support::free_udp_port();
+    support::dataset::Data {
+        cheap: (cheap_port, "0.004"),
+        t1_limits: (3, 100),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+    let url = redis.url();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", url.as_str()),
+        ("cluster_concurrent", "1"),
+    ];
+    let mut doomed = Kamailio::start(&params, Script::Cfg(RELAY));
+    let survivor = Kamailio::start(&params, Script::Cfg(RELAY));
+    // T1's 3 places taken on the first node, by calls that would last a minute...
+    let mut held = Uac {
+        hold_ms: 60_000,
+        ..Uac::new(doomed.port, dir.path(), 3, 10)
+    }
+    .spawn();
+    wait_for_stat(&doomed, "limits.active", "3");
+    // ...which dies with them: no BYE, no release, no destroy.
+    doomed.crash();
+    let _ = held.kill();
+    let _ = held.wait();
+    let one_call = || {
+        Uac::new(survivor.port, dir.path(), 1, 10)
+            .spawn()
+            .wait()
+            .unwrap()
+            .success()
+    };
+    let crashed = std::time::Instant::now();
+    assert!(!one_call(), "the dead node's calls did not count at first");
+    // Its node key lives at most 10 s after its last sign of life.
+    while !one_call() {
+        assert!(
+            crashed.elapsed() < Duration::from_secs(15),
+            "the dead node's calls still count:\n{}",
+            survivor.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let field = format!("{}:{}", host.trim(), doomed.pid());
+    let key = redis_calls_key(&redis);
+    assert_eq!(redis.cli(&["HEXISTS", &key, &field]).trim(), "0");
+}
+
 /// The one `warp:calls:*` hash in `redis`.
 fn redis_calls_key(redis: &support::redis::Redis) -> String {
     let keys = redis.cli(&["KEYS", "warp:calls:*"]);

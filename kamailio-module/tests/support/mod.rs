@@ -322,6 +322,20 @@ impl Kamailio {
         self.log()
     }
 
+    /// Kills every process of this Kamailio at once (SIGKILL), as a crash or a power
+    /// cut would: no module's `destroy` runs, nothing is given back.
+    pub fn crash(&mut self) {
+        let main = self.child.id().to_string();
+        let _ = Command::new("pkill").args(["-KILL", "-P", &main]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The main process's id (a cluster node's name ends in it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn terminate(&mut self) {
         if self.child.try_wait().ok().flatten().is_some() {
             return;
