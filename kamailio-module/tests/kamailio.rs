@@ -1848,29 +1848,45 @@ fn wait_for_stat(k: &Kamailio, key: &str, value: &str) {
     }
 }
 
+/// Nodes sharing one Redis for `cluster_concurrent`, T1 limited to 3 concurrent
+/// calls, the cheap vendor answering every call.
+struct Cluster {
+    dir: tempfile::TempDir,
+    redis: support::redis::Redis,
+    cheap: Uas,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = support::redis::Redis::start(dir.path());
+        let cheap_port = support::free_udp_port();
+        support::dataset::Data {
+            cheap: (cheap_port, "0.004"),
+            t1_limits: (3, 100),
+            ..Default::default()
+        }
+        .publish(&dir.path().join("routing.snap"));
+        let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+        Cluster { dir, redis, cheap }
+    }
+
+    fn node(&self) -> Kamailio {
+        let snap = self.dir.path().join("routing.snap");
+        let params = [
+            ("snapshot", snap.to_str().unwrap()),
+            ("redis_url", &self.redis.url()),
+            ("cluster_concurrent", "1"),
+        ];
+        Kamailio::start(&params, Script::Cfg(RELAY))
+    }
+}
+
 #[test]
 fn cluster_concurrent_calls_hold_one_limit_across_nodes_sharing_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
-    let cheap_port = support::free_udp_port();
-    support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        t1_limits: (3, 100),
-        ..Default::default()
-    }
-    .publish(&snap);
-    let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
-    let url = redis.url();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", url.as_str()),
-        ("cluster_concurrent", "1"),
-    ];
-    let nodes = [
-        Kamailio::start(&params, Script::Cfg(RELAY)),
-        Kamailio::start(&params, Script::Cfg(RELAY)),
-    ];
+    let cluster = Cluster::new();
+    let (dir, redis, cheap) = (&cluster.dir, &cluster.redis, &cluster.cheap);
+    let nodes = [cluster.node(), cluster.node()];
     // T1's 3 places taken on the first node...
     let mut held = Uac {
         hold_ms: 3000,
@@ -1929,25 +1945,10 @@ fn cluster_concurrent_calls_hold_one_limit_across_nodes_sharing_redis() {
 
 #[test]
 fn a_crashed_nodes_calls_stop_counting_once_its_node_key_expires() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
-    let cheap_port = support::free_udp_port();
-    support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        t1_limits: (3, 100),
-        ..Default::default()
-    }
-    .publish(&snap);
-    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
-    let url = redis.url();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", url.as_str()),
-        ("cluster_concurrent", "1"),
-    ];
-    let mut doomed = Kamailio::start(&params, Script::Cfg(RELAY));
-    let survivor = Kamailio::start(&params, Script::Cfg(RELAY));
+    let cluster = Cluster::new();
+    let (dir, redis) = (&cluster.dir, &cluster.redis);
+    let mut doomed = cluster.node();
+    let survivor = cluster.node();
     // T1's 3 places taken on the first node, by calls that would last a minute...
     let mut held = Uac {
         hold_ms: 60_000,
