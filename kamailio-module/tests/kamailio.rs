@@ -1918,7 +1918,7 @@ fn cluster_concurrent_calls_hold_one_limit_across_nodes_sharing_redis() {
         "3 calls on each node reached the vendor"
     );
     wait_for_stat(&nodes[1], "limits.active", "0");
-    let key = redis_calls_key(&redis);
+    let key = redis_calls_key(redis);
     let counts = redis.cli(&["HVALS", &key]);
     assert!(
         counts.lines().all(|n| n.trim() == "0"),
@@ -1980,7 +1980,7 @@ fn a_crashed_nodes_calls_stop_counting_once_its_node_key_expires() {
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let field = format!("{}:{}", host.trim(), doomed.pid());
-    let key = redis_calls_key(&redis);
+    let key = redis_calls_key(redis);
     assert_eq!(redis.cli(&["HEXISTS", &key, &field]).trim(), "0");
 }
 
