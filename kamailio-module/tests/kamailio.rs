@@ -1266,24 +1266,50 @@ fn cdr_events_dropped_on_a_full_buffer_or_at_shutdown_are_counted_and_logged() {
     assert!(log.contains(&lost), "no {lost:?} in\n{log}");
 }
 
-/// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers).
+/// The modparams of a CDR spool in `dir/spool` while Redis is down, with the test
+/// dataset's snapshot.
+struct SpoolParams {
+    snap: String,
+    url: String,
+    spool: std::path::PathBuf,
+}
+
+impl SpoolParams {
+    /// Publishes the snapshot in `dir` and starts and stops a Redis there (its URL then
+    /// refuses connections); the Redis is the test's to restart.
+    fn redis_down(dir: &Path) -> (support::redis::Redis, SpoolParams) {
+        let snap = dir.join("routing.snap");
+        support::dataset::publish(&snap);
+        let mut redis = support::redis::Redis::start(dir);
+        let url = redis.url();
+        redis.stop();
+        let params = SpoolParams {
+            snap: snap.to_str().unwrap().to_owned(),
+            url,
+            spool: dir.join("spool"),
+        };
+        (redis, params)
+    }
+
+    fn with<'a>(&'a self, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut params = vec![
+            ("snapshot", self.snap.as_str()),
+            ("redis_url", &self.url),
+            ("cdr_stream", "warp:cdr:raw"),
+            ("cdr_spool", self.spool.to_str().unwrap()),
+        ];
+        params.extend_from_slice(more);
+        params
+    }
+}
+
 #[test]
 fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let spool = dir.path().join("spool");
-    let mut redis = support::redis::Redis::start(dir.path());
-    let url = redis.url();
-    redis.stop();
+    let (mut redis, spooled) = SpoolParams::redis_down(dir.path());
+    let spool = &spooled.spool;
     // A buffer of 20 events: without the spool, most of the 40 would be dropped.
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", &url),
-        ("cdr_stream", "warp:cdr:raw"),
-        ("cdr_buffer", "20"),
-        ("cdr_spool", spool.to_str().unwrap()),
-    ];
+    let params = spooled.with(&[("cdr_buffer", "20")]);
     let mut k = Kamailio::start(&params, Script::Native(ROUTE));
     for _ in 0..40 {
         assert_eq!(k.request("INVITE", "").code, 200);
@@ -1293,7 +1319,7 @@ fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
     let log = k.stop();
     assert!(log.contains("spooling CDR events"), "{log}");
     assert!(!log.contains("are lost"), "{log}");
-    let spooled: usize = std::fs::read_dir(&spool)
+    let spooled: usize = std::fs::read_dir(spool)
         .unwrap()
         .map(|f| {
             std::fs::read_to_string(f.unwrap().path())
@@ -1304,7 +1330,7 @@ fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
         .sum();
     assert_eq!(spooled, 40);
     // A crash in mid-write leaves a cut-off last line: skipped and counted, not sent.
-    let file = std::fs::read_dir(&spool)
+    let file = std::fs::read_dir(spool)
         .unwrap()
         .next()
         .unwrap()
@@ -1322,7 +1348,7 @@ fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
     assert!(cdrs.iter().all(|c| c["event"] == "start"));
     wait_for_stat(&k, "cdr.unspooled", "40");
     assert!(k.log().contains("1 cut-off lines skipped"), "{}", k.log());
-    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(spool).unwrap().count(), 0);
     // Its own events follow. (The test requests' Call-IDs name their source port,
     // which two runs may share: count events, not calls.)
     assert_eq!(k.request("INVITE", "").code, 200);
@@ -1337,27 +1363,17 @@ fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
 #[test]
 fn a_full_spool_holds_new_events_in_memory_and_loses_none() {
     let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
+    let (mut redis, spooled) = SpoolParams::redis_down(dir.path());
+    let spool = &spooled.spool;
     // An earlier run's spool (a pid no process can have) already holds the bound, 1 MB.
-    let spool = dir.path().join("spool");
-    std::fs::create_dir(&spool).unwrap();
+    std::fs::create_dir(spool).unwrap();
     let pad = "x".repeat(450);
     let old: String = (0..2400)
         .map(|i| format!("{{\"event\":\"start\",\"call_id\":\"earlier-{i}\",\"pad\":\"{pad}\"}}\n"))
         .collect();
     assert!(old.len() > 1 << 20);
     std::fs::write(spool.join("cdr-99999999-1.jsonl"), &old).unwrap();
-    let mut redis = support::redis::Redis::start(dir.path());
-    let url = redis.url();
-    redis.stop();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", &url),
-        ("cdr_stream", "warp:cdr:raw"),
-        ("cdr_spool", spool.to_str().unwrap()),
-        ("cdr_spool_max_mb", "1"),
-    ];
+    let params = spooled.with(&[("cdr_spool_max_mb", "1")]);
     let k = Kamailio::start(&params, Script::Native(ROUTE));
     for _ in 0..40 {
         assert_eq!(k.request("INVITE", "").code, 200);
@@ -1376,7 +1392,7 @@ fn a_full_spool_holds_new_events_in_memory_and_loses_none() {
         ),
         ("0", "0")
     );
-    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(spool).unwrap().count(), 1);
     // Logged once per process and outage, not on every retry.
     std::thread::sleep(Duration::from_millis(2500));
     assert!(k.log().matches(full).count() <= 2, "{}", k.log());
@@ -1391,7 +1407,7 @@ fn a_full_spool_holds_new_events_in_memory_and_loses_none() {
         .count();
     assert_eq!(earlier, 2400);
     wait_for_stat(&k, "cdr.unspooled", "2400");
-    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(spool).unwrap().count(), 0);
 }
 
 #[test]
@@ -1403,18 +1419,9 @@ fn the_spool_belongs_to_the_user_kamailio_drops_to() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let spool = dir.path().join("spool");
-    let mut redis = support::redis::Redis::start(dir.path());
-    let url = redis.url();
-    redis.stop();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", &url),
-        ("cdr_stream", "warp:cdr:raw"),
-        ("cdr_spool", spool.to_str().unwrap()),
-    ];
+    let (_redis, spooled) = SpoolParams::redis_down(dir.path());
+    let spool = &spooled.spool;
+    let params = spooled.with(&[]);
     let args = ["-u", "nobody", "-g", "nogroup"].map(String::from);
     let k = Kamailio::start_with(&params, Script::Native(ROUTE), &args);
     for _ in 0..3 {
@@ -1428,12 +1435,13 @@ fn the_spool_belongs_to_the_user_kamailio_drops_to() {
         .parse()
         .unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(&spool).unwrap().uid(), nobody);
-    for file in std::fs::read_dir(&spool).unwrap() {
+    assert_eq!(std::fs::metadata(spool).unwrap().uid(), nobody);
+    for file in std::fs::read_dir(spool).unwrap() {
         assert_eq!(file.unwrap().metadata().unwrap().uid(), nobody);
     }
 }
 
+/// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers).
 #[test]
 fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports() {
     let dir = tempfile::tempdir().unwrap();
