@@ -30,6 +30,10 @@ const BATCH: usize = 256;
 const RETRY: Duration = Duration::from_secs(1);
 /// For each Redis exchange of the sender thread (no SIP worker waits on it).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// For each connection attempt: shorter, since a Redis that drops packets (no RST)
+/// would otherwise hold the sender, and fill its queue, for `REDIS_TIMEOUT` on every
+/// retry; a spooling sender spools between attempts.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -331,7 +335,7 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
         let result = match conn.as_mut() {
             Some(c) => c.xadd_all(stream, "cdr", &batch),
             // An empty batch (a wake-up to send the spool) only connects.
-            None => Connection::open(target, REDIS_TIMEOUT).and_then(|mut c| {
+            None => Connection::open(target, CONNECT_TIMEOUT, REDIS_TIMEOUT).and_then(|mut c| {
                 let r = c.xadd_all(stream, "cdr", &batch);
                 conn = Some(c);
                 r

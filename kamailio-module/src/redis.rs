@@ -80,14 +80,18 @@ enum Reply {
 }
 
 impl Connection {
-    /// Connects; every later read and write is bounded by `timeout` too.
-    pub fn open(target: &Target, timeout: Duration) -> Result<Connection, String> {
+    /// Connects within `connect`; every later read and write is bounded by `timeout`.
+    pub fn open(
+        target: &Target,
+        connect: Duration,
+        timeout: Duration,
+    ) -> Result<Connection, String> {
         let addr = (target.host.as_str(), target.port)
             .to_socket_addrs()
             .map_err(|e| e.to_string())?
             .next()
             .ok_or("no address")?;
-        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect_timeout(&addr, connect).map_err(|e| e.to_string())?;
         stream
             .set_read_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;

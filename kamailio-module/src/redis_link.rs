@@ -57,7 +57,7 @@ impl Link {
         let result = match state.conn.as_mut() {
             Some(c) => op(c),
             None => Target::parse(&params::config().redis_url)
-                .and_then(|t| Connection::open(&t, timeout))
+                .and_then(|t| Connection::open(&t, timeout, timeout))
                 .and_then(|mut c| {
                     let r = op(&mut c);
                     state.conn = Some(c);

@@ -1278,17 +1278,21 @@ impl SpoolParams {
     /// Publishes the snapshot in `dir` and starts and stops a Redis there (its URL then
     /// refuses connections); the Redis is the test's to restart.
     fn redis_down(dir: &Path) -> (support::redis::Redis, SpoolParams) {
+        let mut redis = support::redis::Redis::start(dir);
+        redis.stop();
+        let params = SpoolParams::new(dir, redis.url());
+        (redis, params)
+    }
+
+    /// Publishes the snapshot in `dir`; CDR events go to the Redis at `url`.
+    fn new(dir: &Path, url: String) -> SpoolParams {
         let snap = dir.join("routing.snap");
         support::dataset::publish(&snap);
-        let mut redis = support::redis::Redis::start(dir);
-        let url = redis.url();
-        redis.stop();
-        let params = SpoolParams {
+        SpoolParams {
             snap: snap.to_str().unwrap().to_owned(),
             url,
             spool: dir.join("spool"),
-        };
-        (redis, params)
+        }
     }
 
     fn with<'a>(&'a self, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -1358,6 +1362,38 @@ fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
             .len(),
         41
     );
+}
+
+/// A local port that accepts no connection and refuses none, as a Redis behind a
+/// firewall that drops packets would: its listener's accept queue is full, so the
+/// kernel drops every further SYN. Keep the pair alive while the port is needed.
+fn blackhole() -> (std::net::TcpListener, Vec<std::net::TcpStream>, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        queued.push(stream);
+        assert!(queued.len() < 10_000, "the accept queue never filled");
+    }
+    (listener, queued, addr.port())
+}
+
+#[test]
+fn a_redis_that_drops_packets_holds_the_spooling_sender_only_briefly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_listener, _queued, port) = blackhole();
+    let spooled = SpoolParams::new(dir.path(), format!("redis://127.0.0.1:{port}"));
+    let params = spooled.with(&[("cdr_buffer", "20")]);
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    // 80 calls in about 2 s, some 20 a second into each worker's queue of 20: a
+    // connection attempt that hung for long would overflow it.
+    for _ in 0..80 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    wait_for_stat(&k, "cdr.spooled", "80");
+    assert_eq!(k.rpc("warp.stats")["cdr.overflow"], "0", "{}", k.log());
+    assert!(k.log().contains("Redis unreachable"), "{}", k.log());
 }
 
 #[test]
