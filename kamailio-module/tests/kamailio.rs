@@ -88,7 +88,12 @@ fn ani_comes_from_pai_then_rpid_then_from() {
 
 #[test]
 fn counters_are_shared_by_all_workers() {
-    let k = Kamailio::start(&[], Script::Native(ANI_ROUTE));
+    // Each request keeps its worker 20 ms, so with four in flight the other worker
+    // must take some: the kernel hands a datagram to a reader that is waiting.
+    let script = format!(
+        "loadmodule \"cfgutils.so\"\nrequest_route {{\n    usleep(20000);\n{ANI_ROUTE}\n}}\n"
+    );
+    let k = Kamailio::start(&[], Script::Cfg(&script));
     let pids: BTreeSet<String> = std::thread::scope(|s| {
         let senders: Vec<_> = (0..4)
             .map(|_| {
