@@ -214,15 +214,19 @@ const ROUTE: &str = r#"
     sl_send_reply("200", "Routed");
 "#;
 
-#[test]
-fn route_sends_the_call_to_the_cheapest_vendor() {
+/// Kamailio on the test dataset's snapshot, published in a temp dir of its own that
+/// the caller keeps while Kamailio runs.
+fn start_on_test_data(script: Script<'_>) -> (tempfile::TempDir, Kamailio) {
     let data = tempfile::tempdir().unwrap();
     let snap = data.path().join("routing.snap");
     support::dataset::publish(&snap);
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(ROUTE),
-    );
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], script);
+    (data, k)
+}
+
+#[test]
+fn route_sends_the_call_to_the_cheapest_vendor() {
+    let (_data, k) = start_on_test_data(Script::Native(ROUTE));
     let reply = k.request(
         "INVITE",
         "P-Asserted-Identity: <sip:+17205550199@x.example>\r\n",
@@ -248,13 +252,7 @@ fn route_sends_the_call_to_the_cheapest_vendor() {
 
 #[test]
 fn route_refuses_unknown_sources_and_dno_callers() {
-    let data = tempfile::tempdir().unwrap();
-    let snap = data.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(ROUTE),
-    );
+    let (_data, k) = start_on_test_data(Script::Native(ROUTE));
     let reply = k.request_from("127.0.0.2", "INVITE", "");
     assert_eq!(reply.code, 403, "no trunk has 127.0.0.2 in its ACL");
     let dno = format!(
@@ -293,13 +291,7 @@ const IDENTIFY_AND_DNO: &str = r#"
 
 #[test]
 fn trunk_and_dno_checks_work_on_their_own() {
-    let data = tempfile::tempdir().unwrap();
-    let snap = data.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(IDENTIFY_AND_DNO),
-    );
+    let (_data, k) = start_on_test_data(Script::Native(IDENTIFY_AND_DNO));
     let clean = k.request(
         "INVITE",
         "P-Asserted-Identity: <sip:+17205550199@x.example>\r\n",
@@ -389,14 +381,8 @@ fn a_redirect_lists_every_vendor_in_failover_order() {
 
 #[test]
 fn route_takes_the_dialled_number_from_its_parameter() {
-    let data = tempfile::tempdir().unwrap();
-    let snap = data.path().join("routing.snap");
-    support::dataset::publish(&snap);
     let script = ROUTE.replace("warp_route()", "warp_route(\"$hdr(X-Number)\")");
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(&script),
-    );
+    let (_data, k) = start_on_test_data(Script::Native(&script));
     // The R-URI's user is no number: only the parameter can route this call.
     let reply = k.request_to(
         "127.0.0.1",
@@ -413,16 +399,10 @@ fn route_takes_the_dialled_number_from_its_parameter() {
 
 #[test]
 fn route_reads_the_request_uri_the_script_rewrote() {
-    let data = tempfile::tempdir().unwrap();
-    let snap = data.path().join("routing.snap");
-    support::dataset::publish(&snap);
     // A tech prefix stripped (the rewritten URI), then read back (the core's parse of
     // it cached in the message): warp must route on what the script left.
     let script = format!("if ($rU =~ \"^999\") {{ strip(3); $var(dialled) = $rU; }}\n{ROUTE}");
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(&script),
-    );
+    let (_data, k) = start_on_test_data(Script::Native(&script));
     for user in ["999+12125550123", "+12125550123"] {
         let reply = k.request_to("127.0.0.1", user, "INVITE", "");
         assert_eq!(reply.code, 200, "{user}: {}", k.log());
@@ -689,13 +669,8 @@ fn reload_swaps_the_generation_and_later_calls_follow_the_new_rates() {
 
 #[test]
 fn a_corrupt_snapshot_is_refused_on_reload_and_the_old_one_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, k) = start_on_test_data(Script::Native(ROUTE));
     let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(ROUTE),
-    );
     let good = std::fs::read(&snap).unwrap();
 
     // Truncated, then one payload byte flipped: both refused.
@@ -732,13 +707,7 @@ fn a_corrupt_snapshot_is_refused_on_reload_and_the_old_one_keeps_serving() {
 
 #[test]
 fn route_rpc_simulates_a_decision() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(ROUTE),
-    );
+    let (_data, k) = start_on_test_data(Script::Native(ROUTE));
     let d = k
         .rpc_args(&["warp.route", "C1", "s:+17205550199", "s:12125550123"])
         .unwrap();
@@ -936,11 +905,8 @@ fn authenticated_invite(
 
 #[test]
 fn authenticated_credentials_identify_the_trunk_before_the_source_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
     let cfg = auth_route();
-    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    let (_data, k) = start_on_test_data(Script::Cfg(&cfg));
     // By source address: 127.0.0.1 is T1 (C1).
     let reply = k.request("INVITE", "");
     assert_eq!(reply.header("X-Warp-Trunk"), Some("T1"));
