@@ -40,6 +40,9 @@ struct Table {
     slots: [Slot; SLOTS],
     refused_cps: AtomicU64,
     refused_concurrent: AtomicU64,
+    /// Calls judged on this node's own counts because Redis did not answer in time:
+    /// while it grows, each node enforces the whole limit by itself.
+    cluster_fallbacks: AtomicU64,
 }
 
 static TABLE: shm::Block<Table> = shm::Block::new();
@@ -57,6 +60,7 @@ pub fn init() -> Result<(), String> {
             slots: std::array::from_fn(slot),
             refused_cps: AtomicU64::new(0),
             refused_concurrent: AtomicU64::new(0),
+            cluster_fallbacks: AtomicU64::new(0),
         })
         .map(drop)
 }
@@ -122,7 +126,7 @@ pub fn admit(trunk: &TrunkView<'_>, now: i64) -> Result<Option<Admission>, Excee
     };
     let slot = &table.slots[i];
     let now = now as u64 & 0xffff_ffff;
-    if cps_exceeded(slot, trunk, now) {
+    if cps_exceeded(table, slot, trunk, now) {
         table.refused_cps.fetch_add(1, Relaxed);
         return Err(Exceeded::Cps);
     }
@@ -142,7 +146,9 @@ pub fn admit(trunk: &TrunkView<'_>, now: i64) -> Result<Option<Admission>, Excee
                 table.refused_concurrent.fetch_add(1, Relaxed);
                 return Err(Exceeded::Concurrent);
             }
-            None => {}
+            None => {
+                table.cluster_fallbacks.fetch_add(1, Relaxed);
+            }
         }
     }
     let reserved = slot
@@ -159,7 +165,7 @@ pub fn admit(trunk: &TrunkView<'_>, now: i64) -> Result<Option<Admission>, Excee
 }
 
 /// Counts the call in this second's window; whether that went over `max_cps`.
-fn cps_exceeded(slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> bool {
+fn cps_exceeded(table: &Table, slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> bool {
     let cps = u64::from(trunk.max_cps);
     if cps == 0 {
         return false;
@@ -169,6 +175,7 @@ fn cps_exceeded(slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> bool {
         if let Some(n) = CLUSTER.with(REDIS_TIMEOUT, |c| c.incr_expire(&key, 2)) {
             return n as u64 > cps;
         }
+        table.cluster_fallbacks.fetch_add(1, Relaxed);
     }
     slot.window
         .fetch_update(Relaxed, Relaxed, |w| {
@@ -205,14 +212,18 @@ pub fn clustered() -> Vec<(u64, u64)> {
     })
 }
 
-/// (calls in progress on all trunks, refused for CPS, refused for concurrency).
-pub fn counts() -> (u64, u64, u64) {
-    TABLE.get().map_or((0, 0, 0), |t| {
-        let active = t.slots.iter().map(|s| s.active.load(Relaxed)).sum();
+/// `warp.stats`' `limits` counters by name.
+pub fn counts() -> Vec<(&'static str, u64)> {
+    let Some(t) = TABLE.get() else {
+        return Vec::new();
+    };
+    vec![
         (
-            active,
-            t.refused_cps.load(Relaxed),
-            t.refused_concurrent.load(Relaxed),
-        )
-    })
+            "active",
+            t.slots.iter().map(|s| s.active.load(Relaxed)).sum(),
+        ),
+        ("refused_cps", t.refused_cps.load(Relaxed)),
+        ("refused_concurrent", t.refused_concurrent.load(Relaxed)),
+        ("cluster_fallbacks", t.cluster_fallbacks.load(Relaxed)),
+    ]
 }

@@ -153,10 +153,9 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
         r.count(snap, "reloads", reloads)?;
         r.count(snap, "refused", refused)?;
         let lim = r.nested(st, "limits")?;
-        let (active, refused_cps, refused_concurrent) = limits::counts();
-        r.count(lim, "active", active)?;
-        r.count(lim, "refused_cps", refused_cps)?;
-        r.count(lim, "refused_concurrent", refused_concurrent)?;
+        for (name, value) in limits::counts() {
+            r.count(lim, name, value)?;
+        }
         let dips = r.nested(st, "lrn")?;
         for (name, value) in lrn::counts() {
             r.count(dips, name, value)?;
