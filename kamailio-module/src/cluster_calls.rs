@@ -9,11 +9,12 @@
 //! The first SIP worker keeps the node key alive and rewrites the node's fields from
 //! its own count in shared memory every [`BEAT`], which also repairs a count that missed
 //! an increment or a decrement while Redis was unreachable. When Redis does not answer
-//! within [`crate::limits::REDIS_TIMEOUT`], admission falls back to the node's own count
+//! within `cluster_timeout`, admission falls back to the node's own count
 //! (see [`crate::limits`]).
 
 use crate::limits;
 use crate::log::lm_err;
+use crate::params;
 use crate::redis_link::Link;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -68,7 +69,7 @@ fn hash(trunk_key: u64) -> String {
 pub fn admit(trunk_key: u64, max: u64) -> Option<bool> {
     let (max, ttl) = (max.to_string(), NODE_TTL.to_string());
     CALLS
-        .with(limits::REDIS_TIMEOUT, |c| {
+        .with(params::config().cluster_timeout, |c| {
             c.eval_int(ADMIT, &[&hash(trunk_key)], &[node(), &max, &ttl])
         })
         .map(|n| n >= 0)
@@ -76,7 +77,7 @@ pub fn admit(trunk_key: u64, max: u64) -> Option<bool> {
 
 /// Gives back a call [`admit`] counted; a lost decrement is repaired by the next beat.
 pub fn release(trunk_key: u64) {
-    CALLS.with(limits::REDIS_TIMEOUT, |c| {
+    CALLS.with(params::config().cluster_timeout, |c| {
         c.hincrby(&hash(trunk_key), node(), -1)
     });
 }
@@ -111,5 +112,5 @@ fn beat() {
             .iter()
             .map(|(key, n)| vec![&b"HSET"[..], key.as_bytes(), node.as_bytes(), n.as_bytes()]),
     );
-    BEATS.with(limits::REDIS_TIMEOUT, |c| c.all(&commands));
+    BEATS.with(params::config().cluster_timeout, |c| c.all(&commands));
 }

@@ -3,7 +3,7 @@
 //! counted in Redis instead (`warp:cps:<trunk>:<unix second>`, INCR + EXPIRE), and with
 //! `cluster_concurrent` concurrent calls too (see [`crate::cluster_calls`]), so every
 //! node sharing it enforces one limit; when Redis does not answer within
-//! [`REDIS_TIMEOUT`] the node falls back to its own count.
+//! `cluster_timeout` the node falls back to its own count.
 //!
 //! Slots are keyed by a hash of the trunk id rather than by the snapshot's trunk index:
 //! a call admitted under one snapshot generation is released under whatever generation
@@ -18,9 +18,6 @@ use warp_core::snapshot::TrunkView;
 
 /// Trunks one node can limit; a trunk beyond this is admitted unlimited (and logged).
 const SLOTS: usize = 4096;
-/// What a call waits for the cluster-wide CPS count (loopback or LAN Redis).
-pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
-
 static CLUSTER: Link = Link::new("cluster CPS counter");
 
 #[repr(C)]
@@ -172,7 +169,8 @@ fn cps_exceeded(table: &Table, slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> 
     }
     if params::config().cluster_cps {
         let key = format!("warp:cps:{}:{now}", trunk.id);
-        if let Some(n) = CLUSTER.with(REDIS_TIMEOUT, |c| c.incr_expire(&key, 2)) {
+        if let Some(n) = CLUSTER.with(params::config().cluster_timeout, |c| c.incr_expire(&key, 2))
+        {
             return n as u64 > cps;
         }
         table.cluster_fallbacks.fetch_add(1, Relaxed);

@@ -22,6 +22,7 @@ pub static CDR_SPOOL: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_SPOOL_MAX_MB: CoreCell<c_int> = CoreCell::new(4096);
 pub static CLUSTER_CPS: CoreCell<c_int> = CoreCell::new(0);
 pub static CLUSTER_CONCURRENT: CoreCell<c_int> = CoreCell::new(0);
+pub static CLUSTER_TIMEOUT: CoreCell<c_int> = CoreCell::new(20);
 pub static LRN_DIP_URL: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_DIP_TOKEN: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_TIMEOUT: CoreCell<c_int> = CoreCell::new(50);
@@ -74,6 +75,9 @@ pub struct Config {
     pub cluster_cps: bool,
     /// Count trunk concurrent calls in Redis (all nodes sharing it) instead of per node.
     pub cluster_concurrent: bool,
+    /// Bounds each Redis exchange of the cluster-wide counts; past it a call is judged
+    /// on the node's own counts.
+    pub cluster_timeout: Duration,
     /// Bounds each dip and each LNP cache lookup.
     pub lrn_timeout: Duration,
     pub lrn_cache_ttl: Duration,
@@ -167,6 +171,7 @@ pub fn init() -> Result<&'static Config, String> {
         lrn_dip,
         cluster_cps,
         cluster_concurrent,
+        cluster_timeout: Duration::from_millis(positive(&CLUSTER_TIMEOUT, "cluster_timeout")?),
         lrn_timeout: Duration::from_millis(positive(&LRN_TIMEOUT, "lrn_timeout")?),
         lrn_cache_ttl: Duration::from_secs(positive(&LRN_CACHE_TTL, "lrn_cache_ttl")?),
         lrn_breaker_failures: positive(&LRN_BREAKER_FAILURES, "lrn_breaker_failures")?,
@@ -222,6 +227,10 @@ impl Config {
             (
                 "cluster_concurrent",
                 u8::from(self.cluster_concurrent).to_string(),
+            ),
+            (
+                "cluster_timeout",
+                self.cluster_timeout.as_millis().to_string(),
             ),
             ("lrn_timeout", self.lrn_timeout.as_millis().to_string()),
             ("lrn_cache_ttl", self.lrn_cache_ttl.as_secs().to_string()),

@@ -173,7 +173,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 19]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 20]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -248,6 +248,11 @@ static PARAMS: CoreCell<[k::param_export_t; 19]> = CoreCell::new([
         c"cluster_concurrent",
         k::PARAM_INT,
         params::CLUSTER_CONCURRENT.as_ptr().cast(),
+    ),
+    param(
+        c"cluster_timeout",
+        k::PARAM_INT,
+        params::CLUSTER_TIMEOUT.as_ptr().cast(),
     ),
     param(
         c"fallback_code",
