@@ -324,11 +324,22 @@ impl Kamailio {
 
     /// Kills every process of this Kamailio at once (SIGKILL), as a crash or a power
     /// cut would: no module's `destroy` runs, nothing is given back.
+    ///
+    /// The main process dies first: told of a dead child it would shut down in order,
+    /// and dialog's shutdown ends every call (warp gives their places back).
     pub fn crash(&mut self) {
         let main = self.child.id().to_string();
-        let _ = Command::new("pkill").args(["-KILL", "-P", &main]).status();
+        let children = Command::new("pgrep")
+            .args(["-P", &main])
+            .output()
+            .expect("run pgrep");
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let children = String::from_utf8_lossy(&children.stdout);
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .args(children.split_whitespace())
+            .status();
     }
 
     /// The main process's id (a cluster node's name ends in it).
