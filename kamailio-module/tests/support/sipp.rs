@@ -91,12 +91,15 @@ const PROBE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 /// A vendor gateway that answers every call, keeping the proxy's Record-Route so the
 /// caller's ACK and BYE come back through it (sipp's built-in UAS drops it); `body` is
 /// what follows the 200's Contact: its Content-* headers, the blank line and any SDP.
+/// The 200 is retransmitted until the ACK comes, as a UAS does (RFC 3261 13.3.1.4):
+/// nothing else would recover a lost one. A BYE is taken without the ACK before it
+/// (lost, or relayed after the BYE by another worker), as a UAS must.
 fn uas_accepting(body: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp uas 200">
   <recv request="INVITE"/>
-  <send>
+  <send retrans="500">
     <![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -109,7 +112,7 @@ fn uas_accepting(body: &str) -> String {
 {body}
     ]]>
   </send>
-  <recv request="ACK"/>
+  <recv request="ACK" optional="true"/>
   <recv request="BYE"/>
   <send>
     <![CDATA[
@@ -183,6 +186,16 @@ pub struct Uas {
 
 impl Uas {
     pub fn start(dir: &Path, port: u16, answer: Answer) -> Uas {
+        Self::spawn(dir, port, answer, true)
+    }
+
+    /// As [`Uas::start`] without the message log, for load: [`Uas::invites`] reads 0.
+    #[allow(dead_code)] // the edge benchmark's vendor (benches/kamailio/edge.rs)
+    pub fn untraced(dir: &Path, port: u16, answer: Answer) -> Uas {
+        Self::spawn(dir, port, answer, false)
+    }
+
+    fn spawn(dir: &Path, port: u16, answer: Answer, trace: bool) -> Uas {
         let log = dir.join(format!("uas-{port}.log"));
         let sf = dir.join(format!("uas-{port}.xml"));
         let scenario = match answer {
@@ -191,24 +204,32 @@ impl Uas {
             Answer::Unavailable => UAS_503.to_owned(),
         };
         std::fs::write(&sf, scenario).unwrap();
-        let child = Command::new(binary("sipp"))
-            .arg("-sf")
+        let mut sipp = Command::new(binary("sipp"));
+        sipp.arg("-sf")
             .arg(sf)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
-            .args(["-trace_msg", "-message_file"])
-            .arg(&log)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"]);
+        if trace {
+            sipp.args(["-trace_msg", "-message_file"]).arg(&log);
+        } else {
+            // Under load a burst of requests must not overflow the socket (64 kB).
+            sipp.args(["-buff_size", "4194304"]);
+        }
+        let child = sipp
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start sipp uas");
-        let uas = Uas { child, log };
-        // sipp creates its message log once its socket is bound.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !uas.log.exists() && Instant::now() < deadline {
+        while !udp_bound(port) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        uas
+        Uas { child, log }
+    }
+
+    #[allow(dead_code)] // the edge benchmark pins its vendor to a CPU
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// INVITEs this gateway has received (retransmissions included).
@@ -230,6 +251,15 @@ impl Drop for Uas {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether a socket is bound to UDP 127.0.0.1:`port` (the kernel's socket table).
+fn udp_bound(port: u16) -> bool {
+    let wanted = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(&wanted))
 }
 
 /// Calls from the customer's PBX (sipp UAC) through Kamailio.
