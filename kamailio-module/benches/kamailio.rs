@@ -10,7 +10,9 @@
 //! `WARP_BENCH_MEM`, Kamailio's `-x`; `WARP_BENCH_BASELINE`, the path of another
 //! warp.so build to run as a fourth setup, to compare two builds under the same load;
 //! `WARP_BENCH_FLOOD`, calls per saturation round, default 200000, 0 for none;
-//! `WARP_BENCH_COLD`, drop the page cache before Kamailio maps the snapshot).
+//! `WARP_BENCH_COLD`, drop the page cache before Kamailio maps the snapshot;
+//! `WARP_BENCH_EDGE=1`, the carrier-edge variant of [`edge`]: whole calls relayed
+//! statefully, no saturation round, CPU counted over all of Kamailio's processes).
 //! Prints Markdown for docs/BENCHMARKS.md.
 //!
 //! sipp is the ceiling of the CPS column for every setup; the routing cost is the
@@ -21,6 +23,8 @@
 //! and the Kamailios on the other CPUs (`WARP_BENCH_PIN=0`: wherever the scheduler puts
 //! them).
 
+#[path = "kamailio/edge.rs"]
+mod edge;
 #[path = "kamailio/flood.rs"]
 mod flood;
 #[path = "../tests/support/mod.rs"]
@@ -38,7 +42,7 @@ use warp_core::model::{Dataset, RateKey, VendorKind};
 use warp_core::Number;
 
 /// sipp's calls in flight: enough to keep both workers busy, few enough not to queue.
-const IN_FLIGHT: &str = "64";
+const IN_FLIGHT: usize = 64;
 
 /// One INVITE per call from the injection file (ANI; DNIS); any final reply ends it.
 const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -82,12 +86,41 @@ request_route {
 }
 "#;
 
-const BARE_NAME: &str = "bare stateless 302";
-const WARP_NAME: &str = "warp_route() + 302";
-const LCR_NAME: &str = "lcr load_gws()/next_gw() + 302";
-const BASELINE_NAME: &str = "warp_route() + 302, WARP_BENCH_BASELINE build";
+const LCR: &str = r#"
+request_route {
+    if (is_method("ACK")) { exit; }
+    if (load_gws("1") != 1 || !next_gw()) {
+        sl_send_reply("404", "No Route");
+        exit;
+    }
+    sl_send_reply("302", "Moved Temporarily");
+}
+"#;
 
-fn lcr_cfg(db: &Path) -> String {
+/// The setups' names in the tables: bare, warp, lcr, the baseline build.
+struct Names {
+    bare: &'static str,
+    warp: &'static str,
+    lcr: &'static str,
+    baseline: &'static str,
+}
+
+const STATELESS: Names = Names {
+    bare: "bare stateless 302",
+    warp: "warp_route() + 302",
+    lcr: "lcr load_gws()/next_gw() + 302",
+    baseline: "warp_route() + 302, WARP_BENCH_BASELINE build",
+};
+
+const EDGE: Names = Names {
+    bare: "bare t_relay() to one gateway",
+    warp: "warp_route() + t_relay()",
+    lcr: "lcr load_gws()/next_gw() + t_relay()",
+    baseline: "warp_route() + t_relay(), WARP_BENCH_BASELINE build",
+};
+
+/// lcr's modules and parameters, its tables in the db_text directory `db`.
+fn lcr_modules(db: &Path) -> String {
     format!(
         r#"
 loadmodule "db_text.so"
@@ -96,14 +129,6 @@ modparam("lcr", "db_url", "text://{}")
 modparam("lcr", "gw_uri_avp", "$avp(i:709)")
 modparam("lcr", "ruri_user_avp", "$avp(i:500)")
 modparam("lcr", "lcr_rule_hash_size", 16384)
-request_route {{
-    if (is_method("ACK")) {{ exit; }}
-    if (load_gws("1") != 1 || !next_gw()) {{
-        sl_send_reply("404", "No Route");
-        exit;
-    }}
-    sl_send_reply("302", "Moved Temporarily");
-}}
 "#,
         db.display()
     )
@@ -111,11 +136,12 @@ request_route {{
 
 /// lcr's tables (db_text) from the dataset: one lcr gateway per vendor gateway (warp
 /// keeps every gateway of every chosen vendor for failover, so lcr lists them too; a
-/// `{national}` template becomes `strip` 2, dropping the `+1`), one rule per
+/// `{national}` template becomes `strip` 2, dropping the `+1`; all at `gw_port` when
+/// given, else each at a port of its own), one rule per
 /// dialled-number prefix a vendor prices (DNIS, international and LRN decks, the latter
 /// matched on the dialled number since lcr has no LNP), its targets ordered by rate.
 /// OCN/LATA decks have no prefix and are left out.
-fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
+fn lcr_tables(d: &Dataset, dir: &Path, gw_port: Option<u16>) -> usize {
     std::fs::create_dir_all(dir).unwrap();
     let mut gws = String::from(
         "id(int,auto) lcr_id(int) gw_name(string,null) ip_addr(string,null) hostname(string,null) \
@@ -141,7 +167,7 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
                 "{gw_id}:1:{}-{}:127.0.0.1::{}::1:1:{strip}:::0:0",
                 v.id,
                 j + 1,
-                6000 + 1000 * j + i
+                gw_port.map_or(6000 + 1000 * j + i, usize::from)
             );
             own.push(gw_id);
         }
@@ -215,7 +241,8 @@ fn lcr_tables(d: &Dataset, dir: &Path) -> usize {
 
 struct Round {
     elapsed: Duration,
-    ok: bool,
+    /// sipp's last error lines when a call failed.
+    failed: Option<String>,
 }
 
 /// Where sipp and the Kamailios run: with `pin`, sipp on CPU 0 and every Kamailio
@@ -246,10 +273,11 @@ impl Cpus {
         }
     }
 
-    /// Pins this process, which runs the flood, to the generator's CPU.
-    fn generator(&self) {
+    /// Pins a load generator or vendor process (this one runs the flood) to the
+    /// generator's CPU.
+    fn generator(&self, pid: u32) {
         if self.pin {
-            taskset("0", std::process::id());
+            taskset("0", pid);
         }
     }
 
@@ -273,8 +301,10 @@ fn taskset(cpus: &str, pid: u32) {
     assert!(ok, "taskset -p -c {cpus} {pid} failed");
 }
 
-/// `calls` calls as fast as the server answers (sipp keeps IN_FLIGHT outstanding).
-fn round(k: &Kamailio, cpus: &Cpus, dir: &Path, calls: usize) -> Round {
+/// `calls` calls as fast as the server answers, `in_flight` outstanding.
+fn round(k: &Kamailio, cpus: &Cpus, dir: &Path, calls: usize, in_flight: usize) -> Round {
+    let errors = dir.join("sipp-errors.log");
+    let _ = std::fs::remove_file(&errors);
     let started = Instant::now();
     let status = cpus
         .sipp()
@@ -290,18 +320,25 @@ fn round(k: &Kamailio, cpus: &Cpus, dir: &Path, calls: usize) -> Round {
             "-r",
             "100000",
             "-l",
-            IN_FLIGHT,
+            &in_flight.to_string(),
         ])
-        .args(["-m", &calls.to_string(), "-timeout", "120s"])
+        .args(["-m", &calls.to_string(), "-timeout", "120s", "-trace_err"])
+        // Bursts of a window's replies must not overflow sipp's socket (64 kB default).
+        .args(["-buff_size", "4194304"])
+        .arg("-error_file")
+        .arg(&errors)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("run sipp");
-    Round {
-        elapsed: started.elapsed(),
-        ok: status.success(),
-    }
+    let elapsed = started.elapsed();
+    let failed = (!status.success()).then(|| {
+        let log = std::fs::read_to_string(&errors).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    });
+    Round { elapsed, failed }
 }
 
 /// Kamailio's processes (`core.psx`): all of them, and the SIP workers ("receiver").
@@ -366,14 +403,29 @@ fn main() {
     };
     let (calls, rounds): (usize, usize) =
         (env("WARP_BENCH_CALLS", 20_000), env("WARP_BENCH_ROUNDS", 3));
-    let flood: usize = env("WARP_BENCH_FLOOD", 200_000);
+    let edge = std::env::var_os("WARP_BENCH_EDGE").is_some();
+    // The flood counts stateless replies; a relayed call is a dialog.
+    let flood: usize = if edge {
+        0
+    } else {
+        env("WARP_BENCH_FLOOD", 200_000)
+    };
+    let (names, in_flight) = if edge {
+        (EDGE, edge::IN_FLIGHT)
+    } else {
+        (STATELESS, IN_FLIGHT)
+    };
     let dir = tempfile::tempdir().unwrap();
+    let vendor_port = edge.then(support::free_udp_port);
 
     let t = Instant::now();
     let mut d = warp_datagen::generate(scale, 42);
     // The first customer's trunk is 127.0.0.1 (sipp); lift its limits for the bench.
     d.trunks[0].max_cps = 0;
     d.trunks[0].max_concurrent = 0;
+    if let Some(port) = vendor_port {
+        edge::point_gateways_at(&mut d, port);
+    }
     let snap = dir.path().join("routing.snap");
     let bytes = warp_core::snapshot::compile(&d, 1).expect("compile");
     warp_core::snapshot::publish(&bytes, &snap).expect("publish");
@@ -388,26 +440,26 @@ fn main() {
     // dataset's millions of rule targets are beyond a test-sized Kamailio.
     let with_lcr = scale_name != "large";
     let targets = if with_lcr {
-        lcr_tables(&d, &dir.path().join("lcr"))
+        lcr_tables(&d, &dir.path().join("lcr"), vendor_port)
     } else {
         0
     };
     let sample = warp_datagen::sample_calls(&d, 10_000, 7);
+    let e164 = |n: &str| Number::parse(n).map_or(n.to_owned(), |n| format!("+{n}"));
+    let mut calls_sent: Vec<(String, String)> = sample
+        .iter()
+        .map(|(_, ani, dnis)| (e164(ani), e164(dnis)))
+        .collect();
+    if edge {
+        calls_sent = edge::routable(&bytes, &d.trunks[0].ban, &calls_sent);
+    }
     let mut csv = String::from("SEQUENTIAL\n");
-    for (_, ani, dnis) in &sample {
-        let e164 = |n: &str| Number::parse(n).map_or(n.to_owned(), |n| format!("+{n}"));
-        let _ = writeln!(csv, "{};{};", e164(ani), e164(dnis));
+    for (ani, dnis) in &calls_sent {
+        let _ = writeln!(csv, "{ani};{dnis};");
     }
     std::fs::write(dir.path().join("calls.csv"), &csv).unwrap();
-    let flood_calls: Vec<(String, String)> = csv
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(';');
-            Some((f.next()?.to_owned(), f.next()?.to_owned()))
-        })
-        .collect();
-    std::fs::write(dir.path().join("bench.xml"), SCENARIO).unwrap();
+    let scenario = if edge { edge::SCENARIO } else { SCENARIO };
+    std::fs::write(dir.path().join("bench.xml"), scenario).unwrap();
     eprintln!(
         "dataset {scale_name}: {} vendors, {} vendor rate rows, {} LNP, {} DNO; snapshot {} MB; \
          lcr {targets} rule targets; prepared in {:.1} s",
@@ -420,21 +472,30 @@ fn main() {
     );
 
     // Kamailio's memory manager for shm and pkg (`-x`): qm is its default.
-    let args = match std::env::var("WARP_BENCH_MEM") {
+    let mut args = match std::env::var("WARP_BENCH_MEM") {
         Ok(m) => vec!["-x".to_string(), m],
         Err(_) => Vec::new(),
     };
-    let lcr = lcr_cfg(&dir.path().join("lcr"));
+    // Relayed transactions wait out tm's timers in shm: seconds of calls at once.
+    let vendor = vendor_port.map(|port| {
+        args.extend(["-m".to_string(), "1024".to_string()]);
+        edge::vendor(dir.path(), port)
+    });
+    let lcr_modules = lcr_modules(&dir.path().join("lcr"));
+    let (bare, warp, lcr) = match vendor_port {
+        Some(port) => (edge::bare(port), edge::warp(), edge::lcr(&lcr_modules)),
+        None => (BARE.to_owned(), WARP.to_owned(), lcr_modules + LCR),
+    };
     let built = support::built_module();
     let mut setups = vec![
-        (BARE_NAME, built.clone(), Script::Cfg(BARE)),
-        (WARP_NAME, built, Script::Cfg(WARP)),
+        (names.bare, built.clone(), Script::Cfg(&bare)),
+        (names.warp, built, Script::Cfg(&warp)),
     ];
     if with_lcr {
-        setups.push((LCR_NAME, support::built_module(), Script::Cfg(&lcr)));
+        setups.push((names.lcr, support::built_module(), Script::Cfg(&lcr)));
     }
     if let Ok(other) = std::env::var("WARP_BENCH_BASELINE") {
-        setups.push((BASELINE_NAME, other.into(), Script::Cfg(WARP)));
+        setups.push((names.baseline, other.into(), Script::Cfg(&warp)));
     }
     let snap_param = snap.to_str().unwrap();
     let cpus = Cpus::detect();
@@ -446,7 +507,9 @@ fn main() {
             let k = Kamailio::start_module(&module, &[("snapshot", snap_param)], script, &args);
             let (all, workers) = processes(&k);
             cpus.place(&all);
-            round(&k, &cpus, dir.path(), calls.min(2_000)); // warm-up
+            // tm's timers work for every relayed call outside the SIP workers.
+            let workers = if edge { all } else { workers };
+            round(&k, &cpus, dir.path(), calls.min(2_000), in_flight); // warm-up
             let logged = k.log().len();
             (name, k, workers, logged)
         })
@@ -459,14 +522,19 @@ fn main() {
     let mut flood_busy: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     let mut floods: Vec<Flood> = servers
         .iter()
-        .map(|(_, k, ..)| Flood::new(k.port, flood_calls.clone()))
+        .map(|(_, k, ..)| Flood::new(k.port, calls_sent.clone()))
         .collect();
-    cpus.generator();
+    cpus.generator(std::process::id());
+    if let Some(v) = &vendor {
+        cpus.generator(v.pid());
+    }
     for _ in 0..rounds {
         for (i, (name, k, pids, logged)) in servers.iter().enumerate() {
             let used = worker_cpu_ns(pids);
-            let r = round(k, &cpus, dir.path(), calls);
-            assert!(r.ok, "{name}: sipp saw failed calls\n{}", k.log());
+            let r = round(k, &cpus, dir.path(), calls, in_flight);
+            if let Some(errors) = r.failed {
+                panic!("{name}: sipp saw failed calls:\n{errors}\n{}", k.log());
+            }
             cps[i].push(calls as f64 / r.elapsed.as_secs_f64());
             cpu[i].push((worker_cpu_ns(pids) - used) as f64 / 1_000.0 / calls as f64);
             if flood > 0 {
@@ -502,11 +570,11 @@ fn main() {
             "{what}: warp/bare {}",
             paired(values, 1, 0, better)
         ));
-        if let Some(l) = index(LCR_NAME) {
+        if let Some(l) = index(names.lcr) {
             pairs.push(format!("{what}: warp/lcr {}", paired(values, 1, l, better)));
             pairs.push(format!("{what}: lcr/bare {}", paired(values, l, 0, better)));
         }
-        if let Some(b) = index(BASELINE_NAME) {
+        if let Some(b) = index(names.baseline) {
             pairs.push(format!(
                 "{what}: warp/baseline {}",
                 paired(values, 1, b, better)
@@ -522,7 +590,7 @@ fn main() {
         cps.sort_by(f64::total_cmp);
         cpu.sort_by(f64::total_cmp);
         let rss = worker_rss(pids);
-        let reload = if *name == WARP_NAME {
+        let reload = if *name == names.warp {
             k.rpc("warp.reload").get("millis").cloned()
         } else {
             None
@@ -559,7 +627,7 @@ fn main() {
     let (warp, warp_cpu) = (median(&results[1].1), median(&results[1].2));
     let vs_lcr = results
         .iter()
-        .find(|r| *r.0 == LCR_NAME)
+        .find(|r| *r.0 == names.lcr)
         .map_or("n/a".to_string(), |r| {
             format!(
                 "{:.3} (CPU per call warp/lcr {:.2}, per-core capacity warp/lcr {:.3})",

@@ -1,0 +1,166 @@
+//! The carrier-edge variant (`WARP_BENCH_EDGE=1`): what warp costs where it runs in
+//! production, in front of `t_relay()`. Each call is a whole dialog relayed statefully
+//! and record-routed to a vendor gateway (a sipp UAS) and back: INVITE, 100, 200, ACK,
+//! BYE, 200. Bare relays every call to the gateway; warp and lcr choose it, as in the
+//! stateless variant, with a failure route for serial failover (unused: the gateway
+//! answers every call). Every call is one warp routes, so all three relay the same work.
+
+use crate::support::sipp::{Answer, Uas};
+use std::path::Path;
+use warp_core::model::Dataset;
+use warp_core::{RouteRequest, Snapshot};
+
+/// sipp's calls in flight: each lasts its 20 ms pause at least.
+pub const IN_FLIGHT: usize = 256;
+
+/// A whole call per injection-file line (ANI; DNIS), following Kamailio's Record-Route.
+/// The BYE waits a moment after the ACK: sent back to back, the two workers may relay
+/// them out of order, and the vendor would never answer the BYE. A call that stays
+/// unanswered fails the round rather than hang it.
+pub const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp edge bench">
+  <send>
+    <![CDATA[
+      INVITE sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[field1]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:[field0]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true" timeout="5000"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[field1]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="20"/>
+  <send>
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[field1]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true" timeout="5000"/>
+</scenario>
+"#;
+
+/// Modules and the in-dialog part every setup shares: ACK and BYE follow the route.
+/// The socket may take a window of requests at once (the kernel allows 4 MB here).
+const RELAY: &str = r#"
+maxbuffer=4194304
+loadmodule "tm.so"
+loadmodule "rr.so"
+loadmodule "siputils.so"
+request_route {
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); }
+        exit;
+    }
+    route(CHOOSE);
+    record_route();
+    t_on_failure("NEXT");
+    t_relay();
+}
+"#;
+
+/// Bare: the one gateway at `port`, no failover.
+pub fn bare(port: u16) -> String {
+    format!(
+        "{RELAY}route[CHOOSE] {{ rewritehostport(\"127.0.0.1:{port}\"); }}\n\
+         failure_route[NEXT] {{ exit; }}\n"
+    )
+}
+
+pub fn warp() -> String {
+    format!(
+        r#"{RELAY}route[CHOOSE] {{
+    if (!warp_route()) {{ sl_send_reply("404", "No Route"); exit; }}
+}}
+failure_route[NEXT] {{
+    if (t_check_status("5[0-9][0-9]|408") && warp_next_route()) {{
+        t_on_failure("NEXT");
+        t_relay();
+    }}
+}}
+"#
+    )
+}
+
+/// lcr's modules and parameters (`modules`), choosing and failing over with lcr.
+pub fn lcr(modules: &str) -> String {
+    format!(
+        r#"{modules}{RELAY}route[CHOOSE] {{
+    if (load_gws("1") != 1 || !next_gw()) {{ sl_send_reply("404", "No Route"); exit; }}
+}}
+failure_route[NEXT] {{
+    if (t_check_status("5[0-9][0-9]|408") && next_gw()) {{
+        t_on_failure("NEXT");
+        t_relay();
+    }}
+}}
+"#
+    )
+}
+
+/// Every vendor's gateways, reached at the one UAS on `port` (their dialstrings keep
+/// their user part).
+pub fn point_gateways_at(d: &mut Dataset, port: u16) {
+    for v in &mut d.vendors {
+        for g in &mut v.gateways {
+            let user = g.split_once('@').map_or("sip:", |(u, _)| u);
+            *g = format!("{user}@127.0.0.1:{port}");
+        }
+    }
+}
+
+/// The calls warp routes for customer `ban` now (no DNO, no "no route"): the others
+/// would end in a stateless 404 and flatter warp's per-call cost.
+pub fn routable(snapshot: &[u8], ban: &str, calls: &[(String, String)]) -> Vec<(String, String)> {
+    let snapshot = Snapshot::from_bytes(snapshot).expect("open the compiled snapshot");
+    let at = chrono::Utc::now();
+    calls
+        .iter()
+        .filter(|(ani, dnis)| {
+            snapshot
+                .route(&RouteRequest {
+                    ban,
+                    ani: Some(ani),
+                    dnis,
+                    lrn: None,
+                    at,
+                    max_results: None,
+                })
+                .is_ok()
+        })
+        .cloned()
+        .collect()
+}
+
+/// The vendor gateway: a sipp UAS answering every call, on the generator's CPU.
+pub fn vendor(dir: &Path, port: u16) -> Uas {
+    Uas::untraced(dir, port, Answer::Accept)
+}
