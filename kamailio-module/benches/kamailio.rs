@@ -239,6 +239,18 @@ fn lcr_tables(d: &Dataset, dir: &Path, gw_port: Option<u16>) -> usize {
     target_id
 }
 
+/// One setup's Kamailio, started for the whole run.
+struct Server {
+    name: &'static str,
+    k: Kamailio,
+    /// The processes whose CPU a call costs: the SIP workers, or all with tm.
+    counted: Vec<u32>,
+    /// The SIP workers, whose memory the RSS column reports.
+    workers: Vec<u32>,
+    /// The log's length after the warm-up: the rounds must add nothing.
+    logged: usize,
+}
+
 struct Round {
     elapsed: Duration,
     /// sipp's last error lines when a call failed.
@@ -501,17 +513,23 @@ fn main() {
     let cpus = Cpus::detect();
     // All run side by side and take turns, round after round, so drift in the
     // machine's load (it is shared) hits them alike.
-    let servers: Vec<(&str, Kamailio, Vec<u32>, usize)> = setups
+    let servers: Vec<Server> = setups
         .into_iter()
         .map(|(name, module, script)| {
             let k = Kamailio::start_module(&module, &[("snapshot", snap_param)], script, &args);
             let (all, workers) = processes(&k);
             cpus.place(&all);
             // tm's timers work for every relayed call outside the SIP workers.
-            let workers = if edge { all } else { workers };
+            let counted = if edge { all } else { workers.clone() };
             round(&k, &cpus, dir.path(), calls.min(2_000), in_flight); // warm-up
             let logged = k.log().len();
-            (name, k, workers, logged)
+            Server {
+                name,
+                k,
+                counted,
+                workers,
+                logged,
+            }
         })
         .collect();
     // Per setup and round: sipp's calls per second and the workers' CPU µs per call;
@@ -522,14 +540,15 @@ fn main() {
     let mut flood_busy: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     let mut floods: Vec<Flood> = servers
         .iter()
-        .map(|(_, k, ..)| Flood::new(k.port, calls_sent.clone()))
+        .map(|s| Flood::new(s.k.port, calls_sent.clone()))
         .collect();
     cpus.generator(std::process::id());
     if let Some(v) = &vendor {
         cpus.generator(v.pid());
     }
     for _ in 0..rounds {
-        for (i, (name, k, pids, logged)) in servers.iter().enumerate() {
+        for (i, server) in servers.iter().enumerate() {
+            let (name, k, pids) = (server.name, &server.k, &server.counted);
             let used = worker_cpu_ns(pids);
             let r = round(k, &cpus, dir.path(), calls, in_flight);
             if let Some(errors) = r.failed {
@@ -557,13 +576,13 @@ fn main() {
             }
             let log = k.log();
             assert!(
-                log.len() - logged < 4096,
+                log.len() - server.logged < 4096,
                 "{name} logs during the rounds:\n{}",
-                &log[*logged..]
+                &log[server.logged..]
             );
         }
     }
-    let index = |wanted: &str| servers.iter().position(|s| s.0 == wanted);
+    let index = |wanted: &str| servers.iter().position(|s| s.name == wanted);
     let mut pairs = Vec::new();
     let mut compare = |what: &str, values: &[Vec<f64>], better: Better| {
         pairs.push(format!(
@@ -586,11 +605,12 @@ fn main() {
         compare("calls/s at saturation (flood)", &flood_cps, Better::Higher);
     }
     let mut results = Vec::new();
-    for ((name, k, pids, _), (mut cps, mut cpu)) in servers.iter().zip(cps.into_iter().zip(cpu)) {
+    for (server, (mut cps, mut cpu)) in servers.iter().zip(cps.into_iter().zip(cpu)) {
+        let (name, k) = (server.name, &server.k);
         cps.sort_by(f64::total_cmp);
         cpu.sort_by(f64::total_cmp);
-        let rss = worker_rss(pids);
-        let reload = if *name == names.warp {
+        let rss = worker_rss(&server.workers);
+        let reload = if name == names.warp {
             k.rpc("warp.reload").get("millis").cloned()
         } else {
             None
@@ -627,7 +647,7 @@ fn main() {
     let (warp, warp_cpu) = (median(&results[1].1), median(&results[1].2));
     let vs_lcr = results
         .iter()
-        .find(|r| *r.0 == names.lcr)
+        .find(|r| r.0 == names.lcr)
         .map_or("n/a".to_string(), |r| {
             format!(
                 "{:.3} (CPU per call warp/lcr {:.2}, per-core capacity warp/lcr {:.3})",
@@ -652,7 +672,8 @@ fn main() {
         );
         println!("|---|---|---|---|---|");
         let bare = median(&sorted(&flood_cps[0]));
-        for (i, (name, ..)) in servers.iter().enumerate() {
+        for (i, server) in servers.iter().enumerate() {
+            let name = server.name;
             let (c, busy) = (sorted(&flood_cps[i]), sorted(&flood_busy[i]));
             println!(
                 "| {name} | {:.0} | {:.0} – {:.0} | {:.3} | {:.2} |",
