@@ -45,27 +45,18 @@ use warp_core::Number;
 const IN_FLIGHT: usize = 64;
 
 /// One INVITE per call from the injection file (ANI; DNIS); any final reply ends it.
-const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+fn scenario() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp bench">
-  <send>
-    <![CDATA[
-      INVITE sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:[field1]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="302" optional="true" next="done"/>
+{}  <recv response="302" optional="true" next="done"/>
   <recv response="404"/>
   <label id="done"/>
 </scenario>
-"#;
+"#,
+        support::sipp::invite("[field0]", "[field1]", "", "")
+    )
+}
 
 const BARE: &str = r#"
 request_route {
@@ -470,7 +461,7 @@ fn main() {
         let _ = writeln!(csv, "{ani};{dnis};");
     }
     std::fs::write(dir.path().join("calls.csv"), &csv).unwrap();
-    let scenario = if edge { edge::SCENARIO } else { SCENARIO };
+    let scenario = if edge { edge::scenario() } else { scenario() };
     std::fs::write(dir.path().join("bench.xml"), scenario).unwrap();
     eprintln!(
         "dataset {scale_name}: {} vendors, {} vendor rate rows, {} LNP, {} DNO; snapshot {} MB; \

@@ -5,7 +5,7 @@
 //! stateless variant, with a failure route for serial failover (unused: the gateway
 //! answers every call). Every call is one warp routes, so all three relay the same work.
 
-use crate::support::sipp::{Answer, Uas};
+use crate::support::sipp::{in_dialog, invite, Answer, Uas};
 use std::path::Path;
 use warp_core::model::Dataset;
 use warp_core::{RouteRequest, Snapshot};
@@ -15,58 +15,23 @@ pub const IN_FLIGHT: usize = 256;
 
 /// A whole call per injection-file line (ANI; DNIS), following Kamailio's Record-Route.
 /// The BYE waits a moment after the ACK: sent back to back, the two workers may relay
-/// them out of order, and the vendor would never answer the BYE. A call that stays
-/// unanswered fails the round rather than hang it.
-pub const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+/// them out of order. A call that stays unanswered fails the round rather than hang it.
+pub fn scenario() -> String {
+    let (caller, callee) = ("[field0]", "[field1]");
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp edge bench">
-  <send>
-    <![CDATA[
-      INVITE sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:[field1]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
+{}  <recv response="100" optional="true"/>
   <recv response="200" rrs="true" timeout="5000"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:[field1]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="20"/>
-  <send>
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:[field1]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true" timeout="5000"/>
+{}  <pause milliseconds="20"/>
+{}  <recv response="200" crlf="true" timeout="5000"/>
 </scenario>
-"#;
+"#,
+        invite(caller, callee, "", ""),
+        in_dialog("ACK", 1, caller, callee, ""),
+        in_dialog("BYE", 2, caller, callee, ""),
+    )
+}
 
 /// Modules and the in-dialog part every setup shares: ACK and BYE follow the route.
 /// The socket may take a window of requests at once (the kernel allows 4 MB here).

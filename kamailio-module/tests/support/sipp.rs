@@ -5,64 +5,79 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// INVITE → 200 → ACK → pause → BYE through Kamailio, following its Record-Route.
-/// `[field0]` in the From user part is the ANI when an injection file is given.
-const UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="warp uac">
-  <send retrans="500">
+/// The INVITE `<send>` of a call from `caller` to `callee` (sipp keywords allowed, as
+/// `[field0]`), with `headers` (each ending in a line break and the indent) before
+/// Max-Forwards; its `<send>` attributes in `attributes`.
+pub fn invite(caller: &str, callee: &str, headers: &str, attributes: &str) -> String {
+    format!(
+        r#"  <send{attributes}>
     <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      INVITE sip:{callee}@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
+      From: <sip:{caller}@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:{callee}@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: 1 INVITE
-      Contact: <sip:3035550100@[local_ip]:[local_port]>
-      P-Asserted-Identity: <sip:+17205550199@[local_ip]>
+      Contact: <sip:{caller}@[local_ip]:[local_port]>
+      {headers}Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"#
+    )
+}
+
+/// The `<send>` of the ACK (`cseq` 1) or the BYE (2) of the dialog an [`invite`] set
+/// up: to the 200's Contact, along its Record-Route (the 200's `rrs`).
+pub fn in_dialog(method: &str, cseq: u32, caller: &str, callee: &str, attributes: &str) -> String {
+    format!(
+        r#"  <send{attributes}>
+    <![CDATA[
+      {method} [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:{caller}@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:{callee}@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
       Max-Forwards: 70
       Content-Length: 0
 
     ]]>
   </send>
-  <recv response="100" optional="true"/>
+"#
+    )
+}
+
+/// INVITE → 200 → ACK → pause → BYE through Kamailio, following its Record-Route, from
+/// 3035550100 (PAI +17205550199) to the service number.
+fn uac() -> String {
+    let (caller, callee) = ("3035550100", "[service]");
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp uac">
+{}  <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rrs="true" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: <sip:3035550100@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
+{}  <pause/>
+{}  <recv response="200" crlf="true"/>
   <ResponseTimeRepartition value="10, 50, 100, 500"/>
 </scenario>
-"#;
+"#,
+        invite(
+            caller,
+            callee,
+            "P-Asserted-Identity: <sip:+17205550199@[local_ip]>\n      ",
+            " retrans=\"500\""
+        ),
+        in_dialog("ACK", 1, caller, callee, ""),
+        in_dialog("BYE", 2, caller, callee, " retrans=\"500\""),
+    )
+}
 
-/// The SDP offer of [`UAC`] calls with media (`Uac::media`), audio on port 6000.
+/// The SDP offer of [`uac`] calls with media (`Uac::media`), audio on port 6000.
 const OFFER: &str = "Content-Type: application/sdp\n      Content-Length: [len]\n\n      \
 v=0\n      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\n      s=-\n      \
 c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      m=audio 6000 RTP/AVP 0\n      \
@@ -301,12 +316,12 @@ impl<'a> Uac<'a> {
         let sf = self.dir.join(format!("uac-{}.xml", self.source));
         let scenario = match (self.probe, self.media) {
             (true, _) => PROBE.to_owned(),
-            (false, true) => UAC.replacen(
+            (false, true) => uac().replacen(
                 "Max-Forwards: 70\n      Content-Length: 0\n",
                 &format!("Max-Forwards: 70\n      {OFFER}"),
                 1,
             ),
-            (false, false) => UAC.to_owned(),
+            (false, false) => uac(),
         };
         std::fs::write(&sf, scenario).unwrap();
         Command::new(binary("sipp"))
