@@ -1488,6 +1488,7 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
         "WITH_AUTH".to_string(),
         "AUTH_REALM=\"warp.test\"".to_string(),
         format!("AUTH_DB_URL=\"text://{}\"", db.display()),
+        "WITH_CLUSTER".to_string(),
     ];
     let k = Kamailio::start_file(&cfg, &defines);
 
@@ -1495,6 +1496,11 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     let status = Uac::new(k.port, dir.path(), 5, 10).spawn().wait().unwrap();
     assert!(status.success(), "calls failed ({status}):\n{}", k.log());
     assert_eq!(dear.invites(), 5);
+    // Counted in Redis with the other edges, and given back when they ended.
+    wait_for_stat(&k, "limits.active", "0");
+    let key = redis_calls_key(&redis);
+    assert_eq!(redis.cli(&["HVALS", &key]).trim(), "0");
+    assert_eq!(k.rpc("warp.stats")["limits.cluster_fallbacks"], "0");
     let cdrs = redis.wait_for("warp:cdr:raw", 20, Duration::from_secs(10));
     let calls = by_call(&cdrs);
     assert_eq!((cdrs.len(), calls.len()), (20, 5), "{cdrs:#?}");
