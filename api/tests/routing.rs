@@ -44,14 +44,12 @@ async fn fixture_routes_cheapest_first_and_a_rate_change_shows_after_publish() {
     // A SIP node mapping WARP_SNAPSHOT sees the same.
     let node = warp_core::Snapshot::open(&t.dir.path().join("routing.snap")).unwrap();
     assert_eq!(node.generation(), g2);
-    let call = warp_core::RouteRequest {
-        ban: "C1",
-        ani: Some("+13035551234"),
-        dnis: "+12125556789",
-        lrn: None,
-        at: chrono::Utc::now(),
-        max_results: None,
-    };
+    let call = warp_core::RouteRequest::new(
+        "C1",
+        Some("+13035551234"),
+        "+12125556789",
+        chrono::Utc::now(),
+    );
     let decision = node.route(&call).unwrap();
     let ids: Vec<&str> = decision.routes.iter().map(|r| r.vendor_id).collect();
     assert_eq!(ids, ["V2", "V1"]);
@@ -149,14 +147,7 @@ async fn simulate_agrees_with_the_engine_on_generated_data() {
                 json!({"customer_ban": ban, "ani": ani, "dnis": dnis, "at": at}),
             )
             .await;
-        let req = warp_core::RouteRequest {
-            ban: &ban,
-            ani: Some(&ani),
-            dnis: &dnis,
-            lrn: None,
-            at,
-            max_results: None,
-        };
+        let req = warp_core::RouteRequest::new(&ban, Some(&ani), &dnis, at);
         match engine.route(&req) {
             Ok(decision) => {
                 routed += 1;

@@ -81,14 +81,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let started = Instant::now();
     for i in 0..a.iterations {
         let (ban, ani, dnis) = &calls[i % calls.len()];
-        let req = RouteRequest {
-            ban,
-            ani: Some(ani),
-            dnis,
-            lrn: None,
-            at,
-            max_results: None,
-        };
+        let req = RouteRequest::new(ban, Some(ani), dnis, at);
         let t = Instant::now();
         let out = snap.route(&req);
         lat.push(t.elapsed().as_nanos() as u64);

@@ -33,14 +33,7 @@ fn benches(c: &mut Criterion) {
             let (ban, ani, dnis) = &calls[i % calls.len()];
             i += 1;
             let trunk = snap.trunk_by_ip("127.0.0.1".parse().unwrap());
-            let req = RouteRequest {
-                ban,
-                ani: Some(ani),
-                dnis,
-                lrn: None,
-                at,
-                max_results: None,
-            };
+            let req = RouteRequest::new(ban, Some(ani), dnis, at);
             black_box((trunk, snap.route(&req).map(|d| d.routes.len())))
         })
     });

@@ -224,14 +224,7 @@ fn snapshot_and_naive_router_agree_on_every_generated_call() {
         for (i, (ban, ani, dnis)) in sample_calls(&d, 400, seed).iter().enumerate() {
             let at = times[i % times.len()];
             let ani = Some(ani.as_str());
-            let fast = match snap.route(&RouteRequest {
-                ban,
-                ani,
-                dnis,
-                lrn: None,
-                at,
-                max_results: None,
-            }) {
+            let fast = match snap.route(&RouteRequest::new(ban, ani, dnis, at)) {
                 Ok(dec) => Outcome::Routes(
                     dec.routes
                         .iter()

@@ -23,14 +23,7 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn req<'a>(ban: &'a str, ani: Option<&'a str>, dnis: &'a str) -> RouteRequest<'a> {
-    RouteRequest {
-        ban,
-        ani,
-        dnis,
-        lrn: None,
-        at: t(WED_10AM_NY),
-        max_results: None,
-    }
+    RouteRequest::new(ban, ani, dnis, t(WED_10AM_NY))
 }
 
 fn vendors<'a>(d: &Decision<'a>) -> Vec<(&'a str, String)> {

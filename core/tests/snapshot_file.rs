@@ -18,14 +18,7 @@ fn write(dir: &Path, bytes: &[u8]) -> std::path::PathBuf {
 
 fn sample(s: &Snapshot) -> String {
     let at = "2026-03-04T15:00:00Z".parse().unwrap();
-    let r = RouteRequest {
-        ban: "C1",
-        ani: Some("3036291111"),
-        dnis: "2125550000",
-        lrn: None,
-        at,
-        max_results: None,
-    };
+    let r = RouteRequest::new("C1", Some("3036291111"), "2125550000", at);
     format!(
         "{:?}",
         s.route(&r)

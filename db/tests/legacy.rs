@@ -62,14 +62,7 @@ async fn legacy_query_orders_vendors_like_the_snapshot() {
     let (mut routed, mut zones) = (0, std::collections::HashSet::new());
     for (i, (ban, ani, dnis)) in calls(&d, 300).into_iter().enumerate() {
         let at = times[i % times.len()];
-        let req = RouteRequest {
-            ban: &ban,
-            ani: Some(&ani),
-            dnis: &dnis,
-            lrn: None,
-            at,
-            max_results: None,
-        };
+        let req = RouteRequest::new(&ban, Some(&ani), &dnis, at);
         let want: Vec<_> = match snap.route(&req) {
             Ok(dec) => dec
                 .routes

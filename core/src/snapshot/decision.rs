@@ -23,6 +23,21 @@ pub struct RouteRequest<'a> {
     pub max_results: Option<u32>,
 }
 
+impl<'a> RouteRequest<'a> {
+    /// A call with nothing known beyond what it carries: no LRN from a cache or dip, the
+    /// customer's own `max_results`.
+    pub fn new(ban: &'a str, ani: Option<&'a str>, dnis: &'a str, at: DateTime<Utc>) -> Self {
+        RouteRequest {
+            ban,
+            ani,
+            dnis,
+            lrn: None,
+            at,
+            max_results: None,
+        }
+    }
+}
+
 /// Why a call gets no routes, with the SIP reply it maps to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "reason", content = "detail", rename_all = "snake_case")]

@@ -111,14 +111,7 @@ pub fn routable(snapshot: &[u8], ban: &str, calls: &[(String, String)]) -> Vec<(
         .iter()
         .filter(|(ani, dnis)| {
             snapshot
-                .route(&RouteRequest {
-                    ban,
-                    ani: Some(ani),
-                    dnis,
-                    lrn: None,
-                    at,
-                    max_results: None,
-                })
+                .route(&RouteRequest::new(ban, Some(ani), dnis, at))
                 .is_ok()
         })
         .cloned()
