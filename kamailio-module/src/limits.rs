@@ -37,8 +37,9 @@ struct Table {
     slots: [Slot; SLOTS],
     refused_cps: AtomicU64,
     refused_concurrent: AtomicU64,
-    /// Calls judged on this node's own counts because Redis did not answer in time:
-    /// while it grows, each node enforces the whole limit by itself.
+    /// Limits (a call's CPS, its concurrency: one each) judged on this node's own
+    /// counts because Redis did not answer in time: while it grows, each node enforces
+    /// the whole limit by itself.
     cluster_fallbacks: AtomicU64,
 }
 

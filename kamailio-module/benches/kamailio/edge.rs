@@ -61,28 +61,23 @@ pub fn bare(port: u16) -> String {
 }
 
 pub fn warp() -> String {
-    format!(
-        r#"{RELAY}route[CHOOSE] {{
-    if (!warp_route()) {{ sl_send_reply("404", "No Route"); exit; }}
-}}
-failure_route[NEXT] {{
-    if (t_check_status("5[0-9][0-9]|408") && warp_next_route()) {{
-        t_on_failure("NEXT");
-        t_relay();
-    }}
-}}
-"#
-    )
+    choosing("!warp_route()", "warp_next_route()")
 }
 
 /// lcr's modules and parameters (`modules`), choosing and failing over with lcr.
 pub fn lcr(modules: &str) -> String {
+    modules.to_owned() + &choosing(r#"load_gws("1") != 1 || !next_gw()"#, "next_gw()")
+}
+
+/// The relay choosing its gateway with `refused` (true: no route, 404) and failing over
+/// on 5xx or 408 while `next` finds another.
+fn choosing(refused: &str, next: &str) -> String {
     format!(
-        r#"{modules}{RELAY}route[CHOOSE] {{
-    if (load_gws("1") != 1 || !next_gw()) {{ sl_send_reply("404", "No Route"); exit; }}
+        r#"{RELAY}route[CHOOSE] {{
+    if ({refused}) {{ sl_send_reply("404", "No Route"); exit; }}
 }}
 failure_route[NEXT] {{
-    if (t_check_status("5[0-9][0-9]|408") && next_gw()) {{
+    if (t_check_status("5[0-9][0-9]|408") && {next}) {{
         t_on_failure("NEXT");
         t_relay();
     }}
