@@ -74,29 +74,21 @@ impl Number {
         };
         let mut value: u64 = 0;
         let mut len = 0usize;
-        let mut first = 0u64;
-        for (i, b) in body.bytes().enumerate() {
-            match b {
-                b'0'..=b'9' => {
-                    len += 1;
-                    if len > 18 {
-                        return Err(NumberError::TooLong(
-                            body.chars().filter(char::is_ascii_digit).count(),
-                        ));
-                    }
-                    let d = (b - b'0') as u64;
-                    if len == 1 {
-                        first = d;
-                    }
-                    value = value * 10 + d;
+        for (i, &b) in body.as_bytes().iter().enumerate() {
+            let d = b.wrapping_sub(b'0');
+            if d < 10 {
+                if len == 18 {
+                    return Err(NumberError::TooLong(
+                        body.chars().filter(char::is_ascii_digit).count(),
+                    ));
                 }
-                b'-' | b'.' | b'(' | b')' | b' ' => {}
+                value = value * 10 + u64::from(d);
+                len += 1;
+            } else if !matches!(b, b'-' | b'.' | b'(' | b')' | b' ') {
                 // Every byte before `i` was ASCII, so `i` starts a character.
-                _ => {
-                    return Err(NumberError::BadChar(
-                        body[i..].chars().next().unwrap_or('?'),
-                    ))
-                }
+                return Err(NumberError::BadChar(
+                    body[i..].chars().next().unwrap_or('?'),
+                ));
             }
         }
         let unrecognised = || NumberError::Unrecognised(input.to_string());
@@ -105,7 +97,7 @@ impl Number {
             _ if plus => (value, len),
             _ if len > 3 && value / POW10[len - 3] == 11 => (value % POW10[len - 3], len - 3),
             10 => (value + POW10[10], 11),
-            11 if first == 1 => (value, len),
+            11 if value / POW10[10] == 1 => (value, len),
             _ => return Err(unrecognised()),
         };
         if len > 15 {
@@ -250,18 +242,23 @@ pub fn push_digits(out: &mut String, mut value: u64, width: usize) {
 }
 
 /// Extracts the user part of a `sip:`, `sips:` or `tel:` URI; other input is returned as is.
+/// Byte-wise: every call parses two numbers, most of them bare digits.
 fn uri_user(s: &str) -> &str {
     let s = s.trim_start_matches('<').trim_end_matches('>');
-    let lower_starts = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
-    let Some(scheme) = ["sips:", "sip:", "tel:"]
-        .into_iter()
-        .find(|p| lower_starts(p))
-    else {
-        return s;
+    let b = s.as_bytes();
+    let scheme = match b.first().map(u8::to_ascii_lowercase) {
+        Some(b's') if b.len() > 4 && b[..5].eq_ignore_ascii_case(b"sips:") => 5,
+        Some(b's') if b.len() > 3 && b[..4].eq_ignore_ascii_case(b"sip:") => 4,
+        Some(b't') if b.len() > 3 && b[..4].eq_ignore_ascii_case(b"tel:") => 4,
+        _ => return s,
     };
-    let rest = &s[scheme.len()..];
-    let end = rest.find(['@', ';', '?', '>']).unwrap_or(rest.len());
-    &rest[..end]
+    let rest = &b[scheme..];
+    let end = rest
+        .iter()
+        .position(|c| matches!(c, b'@' | b';' | b'?' | b'>'))
+        .unwrap_or(rest.len());
+    // The scheme and the separator are ASCII, so both ends are character boundaries.
+    &s[scheme..scheme + end]
 }
 
 impl fmt::Display for Number {
