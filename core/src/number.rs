@@ -246,11 +246,13 @@ pub fn push_digits(out: &mut String, mut value: u64, width: usize) {
 fn uri_user(s: &str) -> &str {
     let s = s.trim_start_matches('<').trim_end_matches('>');
     let b = s.as_bytes();
-    let scheme = match b.first().map(u8::to_ascii_lowercase) {
-        Some(b's') if b.len() > 4 && b[..5].eq_ignore_ascii_case(b"sips:") => 5,
-        Some(b's') if b.len() > 3 && b[..4].eq_ignore_ascii_case(b"sip:") => 4,
-        Some(b't') if b.len() > 3 && b[..4].eq_ignore_ascii_case(b"tel:") => 4,
-        _ => return s,
+    let starts = |p: &[u8]| b.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    let Some(scheme) = [&b"sips:"[..], b"sip:", b"tel:"]
+        .into_iter()
+        .find(|p| starts(p))
+        .map(<[u8]>::len)
+    else {
+        return s;
     };
     let rest = &b[scheme..];
     let end = rest
