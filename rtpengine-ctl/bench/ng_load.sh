@@ -11,7 +11,7 @@ BIN=$CARGO_TARGET_DIR/release/warp-rtpengine
 NODE=127.0.0.1:52222 PROXY=127.0.0.1:52230
 TMP=$(mktemp -d)
 rtpengine --config-file=none --foreground --log-stderr --table=-1 --interface=127.0.0.1 \
-  --listen-ng=$NODE --port-min=52300 --port-max=52400 --num-threads=2 --log-level=3 \
+  --listen-ng=$NODE --port-min=22300 --port-max=22400 --num-threads=2 --log-level=3 \
   2>"$TMP/rtpengine.log" &
 RTPE=$!
 RUST_LOG=warn TOKIO_WORKER_THREADS=${PROXY_THREADS:-2} "$BIN" proxy --listen $PROXY --node n1=$NODE 2>"$TMP/proxy.log" &

@@ -32,9 +32,7 @@ impl Rtpengine {
 
     fn try_start(dir: &Path) -> Option<Rtpengine> {
         let ng_port = free_udp_port();
-        // A range unlikely to collide with other tests' sockets.
-        let base = 40_000 + (ng_port % 200) * 100;
-        let ports = base..=base + 99;
+        let ports = warp_testkit::media_ports(100);
         let log = std::fs::File::create(dir.join("rtpengine.log")).unwrap();
         let child = Command::new(binary("rtpengine"))
             .args([

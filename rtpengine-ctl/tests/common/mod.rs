@@ -5,7 +5,6 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Rtpengine {
@@ -33,14 +32,6 @@ fn free_tcp() -> SocketAddr {
         .unwrap()
 }
 
-/// A media port block per daemon: spread by pid so parallel test binaries rarely overlap.
-fn media_block(size: u16) -> (u16, u16) {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let slot = NEXT.fetch_add(1, Ordering::Relaxed);
-    let base = 20000 + ((std::process::id() as u16 % 40) * 16 + slot % 16) * 60;
-    (base, base + size - 1)
-}
-
 impl Rtpengine {
     pub fn start() -> Rtpengine {
         Rtpengine::start_with(60, &[])
@@ -48,14 +39,14 @@ impl Rtpengine {
 
     /// `ports` media ports (4 per call), extra command-line options.
     pub fn start_with(ports: u16, extra: &[&str]) -> Rtpengine {
-        let (port_min, port_max) = media_block(ports.min(60));
+        let media = warp_testkit::media_ports(ports);
         let mut r = Rtpengine {
             child: None,
             ng: free_udp(),
             tcp: free_tcp(),
             http: free_tcp(),
-            port_min,
-            port_max,
+            port_min: *media.start(),
+            port_max: *media.end(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             dir: tempfile::tempdir().unwrap(),
         };

@@ -1,0 +1,64 @@
+//! Media port blocks for rtpengine daemons under test.
+//!
+//! rtpengine binds its media ports with `SO_REUSEADDR`, so a media port can land on top
+//! of another daemon's ng socket (or Kamailio's SIP socket) and swallow what is sent to
+//! it. Every port the tests probe with `bind(…:0)` comes from the kernel's ephemeral
+//! range, so media blocks are kept below that range and cannot meet them.
+
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Ports under this are left to well-known services.
+const FLOOR: u16 = 10_000;
+/// Every block is this wide, whatever part of it a daemon uses.
+const STRIDE: u16 = 100;
+
+/// `size` media ports (at most 100) below the ephemeral range: a different block for
+/// each call in this process, offset by pid so test binaries run side by side by hand
+/// rarely share one.
+pub fn media_ports(size: u16) -> RangeInclusive<u16> {
+    assert!(
+        (1..=STRIDE).contains(&size),
+        "a media block holds 1 to {STRIDE} ports"
+    );
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let low = ephemeral_low();
+    let blocks = usize::from(low.saturating_sub(FLOOR) / STRIDE);
+    assert!(
+        blocks >= 16,
+        "net.ipv4.ip_local_port_range starts at {low}: too few ports below it for test media"
+    );
+    let index = (std::process::id() as usize * 16 + NEXT.fetch_add(1, Ordering::Relaxed)) % blocks;
+    let start = FLOOR + index as u16 * STRIDE;
+    start..=start + size - 1
+}
+
+/// The low end of the kernel's ephemeral port range (Linux's default when unreadable).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    #[test]
+    fn blocks_are_distinct_and_below_every_probed_port() {
+        let a = media_ports(60);
+        let b = media_ports(100);
+        assert_eq!(a.clone().count(), 60);
+        assert_eq!(b.clone().count(), 100);
+        assert!(a.end() < b.start() || b.end() < a.start(), "{a:?} {b:?}");
+        for _ in 0..50 {
+            let probed = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            assert!(probed.port() > *a.end() && probed.port() > *b.end());
+        }
+    }
+}
