@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Redis, Rtpengine};
+use common::{qos_entries, start_redis, Rtpengine};
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -38,7 +38,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_rtpengine_module_completes_a_sipp_call_through_the_proxy() {
-    let redis = Redis::start();
+    let redis = start_redis();
     let node = Rtpengine::start_with(60, &["--log-level=6"]);
     let proxy = Proxy::start(ProxyConfig {
         listen: vec![ListenSpec {
@@ -130,7 +130,7 @@ async fn kamailio_rtpengine_module_completes_a_sipp_call_through_the_proxy() {
     );
 
     // offer + answer + delete reached the node through the proxy; delete produced QoS.
-    let entries = redis.qos_entries().await;
+    let entries = qos_entries(&redis).await;
     assert_eq!(
         entries.len(),
         1,

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{media_port, rtp_packet, sdp, Redis, Rtpengine};
+use common::{media_port, qos_entries, rtp_packet, sdp, start_redis, Redis, Rtpengine};
 use std::net::UdpSocket;
 use std::time::Duration;
 use warp_rtpengine::bencode::{decode_dict, Dict};
@@ -199,7 +199,7 @@ fn admin(command: &'static str, node: Option<&'static str>) -> Dict<'static> {
 
 #[tokio::test]
 async fn pins_are_shared_between_proxies_through_redis() {
-    let redis = Redis::start();
+    let redis = start_redis();
     let (a, b) = (Rtpengine::start(), Rtpengine::start());
     let p1 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], Some(&redis)).await;
     let p2 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], Some(&redis)).await;
@@ -217,7 +217,7 @@ async fn pins_are_shared_between_proxies_through_redis() {
 
 #[tokio::test]
 async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
-    let redis = Redis::start();
+    let redis = start_redis();
     let a = Rtpengine::start();
     let p = start_proxy(vec![node("a", &a, 1)], Some(&redis)).await;
     let c = client_for(&p).await;
@@ -242,7 +242,7 @@ async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
     .await
     .unwrap();
 
-    let entries = redis.qos_entries().await;
+    let entries = qos_entries(&redis).await;
     assert_eq!(entries.len(), 1);
     let f = &entries[0].1;
     assert_eq!(f["call_id"], "qos-1");

@@ -1,5 +1,5 @@
-//! Real daemons for the tests: rtpengine (userspace, loopback) and Redis, on free ports in
-//! temp dirs, killed on drop. A missing binary fails the test.
+//! Real daemons for the tests: rtpengine (userspace, loopback) on free ports in temp dirs,
+//! killed on drop, and Redis from warp-testkit. A missing binary fails the test.
 #![allow(dead_code)] // each test binary uses a different part of this harness
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -151,69 +151,38 @@ impl Drop for Rtpengine {
     }
 }
 
-pub struct Redis {
-    child: Child,
-    pub url: String,
-    _dir: tempfile::TempDir,
+pub use warp_testkit::Redis;
+
+/// A throwaway redis-server; a missing binary fails the test.
+pub fn start_redis() -> Redis {
+    Redis::start().expect("redis-server (Debian package redis-server) must be installed")
 }
 
-impl Redis {
-    /// The entries of the QoS stream, waiting up to a second for the first to arrive
-    /// (the proxy writes them from a background task).
-    pub async fn qos_entries(&self) -> Vec<(String, std::collections::HashMap<String, String>)> {
-        let mut conn = redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
+/// The entries of the QoS stream, waiting up to a second for the first to arrive (the
+/// proxy writes them from a background task).
+pub async fn qos_entries(
+    redis: &Redis,
+) -> Vec<(String, std::collections::HashMap<String, String>)> {
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        entries = redis::cmd("XRANGE")
+            .arg("warp:qos:raw")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
             .await
             .unwrap();
-        let mut entries = Vec::new();
-        for _ in 0..50 {
-            entries = redis::cmd("XRANGE")
-                .arg("warp:qos:raw")
-                .arg("-")
-                .arg("+")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            if !entries.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if !entries.is_empty() {
+            break;
         }
-        entries
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-
-    pub fn start() -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_tcp().port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server) must be installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    entries
 }
 
 /// A plain audio SDP offering PCMU/PCMA/telephone-event at `port` on loopback.
