@@ -85,11 +85,11 @@ async fn offer_answer_rtp_query_list_delete() {
         offered.sdp
     );
     let to_callee = media_port(&offered.sdp);
-    assert!((r.port_min..=r.port_max).contains(&to_callee));
+    assert!(r.media.contains(&to_callee));
 
     let answered = c.send(&answer("call-rtp", callee_port)).await.unwrap();
     let to_caller = media_port(&answered.sdp);
-    assert!((r.port_min..=r.port_max).contains(&to_caller));
+    assert!(r.media.contains(&to_caller));
 
     // Real RTP both ways through the allocated ports.
     for seq in 0..10 {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this harness
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,8 +13,8 @@ pub struct Rtpengine {
     pub ng: SocketAddr,
     pub tcp: SocketAddr,
     pub http: SocketAddr,
-    pub port_min: u16,
-    pub port_max: u16,
+    /// Media ports it allocates from.
+    pub media: RangeInclusive<u16>,
     extra: Vec<String>,
     pub dir: tempfile::TempDir,
 }
@@ -39,14 +40,12 @@ impl Rtpengine {
 
     /// `ports` media ports (4 per call), extra command-line options.
     pub fn start_with(ports: u16, extra: &[&str]) -> Rtpengine {
-        let media = warp_testkit::media_ports(ports);
         let mut r = Rtpengine {
             child: None,
             ng: free_udp(),
             tcp: free_tcp(),
             http: free_tcp(),
-            port_min: *media.start(),
-            port_max: *media.end(),
+            media: warp_testkit::media_ports(ports),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             dir: tempfile::tempdir().unwrap(),
         };
@@ -92,8 +91,8 @@ impl Rtpengine {
             .arg(format!("--listen-ng={}", self.ng))
             .arg(format!("--listen-tcp-ng={}", self.tcp))
             .arg(format!("--listen-http={}", self.http))
-            .arg(format!("--port-min={}", self.port_min))
-            .arg(format!("--port-max={}", self.port_max))
+            .arg(format!("--port-min={}", self.media.start()))
+            .arg(format!("--port-max={}", self.media.end()))
             .arg(format!("--recording-dir={}", self.dir.path().display()))
             .args(&self.extra)
             .stdin(Stdio::null())
