@@ -4,7 +4,6 @@
 mod common;
 
 use common::{qos_entries, start_redis, Rtpengine};
-use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use warp_rtpengine::proxy::config::{ListenSpec, ProxyConfig};
@@ -28,14 +27,6 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_rtpengine_module_completes_a_sipp_call_through_the_proxy() {
     let redis = start_redis();
@@ -53,7 +44,8 @@ async fn kamailio_rtpengine_module_completes_a_sipp_call_through_the_proxy() {
     .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let (sip, uas, uac) = (free_port(), free_port(), free_port());
+    let free = || warp_testkit::free_udp_port().unwrap();
+    let (sip, uas, uac) = (free(), free(), free());
     let cfg = include_str!("kamailio/kamailio.cfg.in")
         .replace("@SIP_PORT@", &sip.to_string())
         .replace("@UAS_PORT@", &uas.to_string())

@@ -1,10 +1,13 @@
-//! Media port blocks for rtpengine daemons under test.
+//! Ports for the services under test: free ones probed on loopback, and media blocks for
+//! rtpengine.
 //!
 //! rtpengine binds its media ports with `SO_REUSEADDR`, so a media port can land on top
 //! of another daemon's ng socket (or Kamailio's SIP socket) and swallow what is sent to
 //! it. Every port the tests probe with `bind(…:0)` comes from the kernel's ephemeral
 //! range, so media blocks are kept below that range and cannot meet them.
 
+use std::io;
+use std::net::{TcpListener, UdpSocket};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,6 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const FLOOR: u16 = 10_000;
 /// Every block is this wide, whatever part of it a daemon uses.
 const STRIDE: u16 = 100;
+
+/// A UDP port on loopback that was free a moment ago (from the ephemeral range).
+pub fn free_udp_port() -> io::Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A TCP port on loopback that was free a moment ago (from the ephemeral range).
+pub fn free_tcp_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
 
 /// `size` media ports (at most 100) below the ephemeral range: a different block for
 /// each call in this process, offset by pid so test binaries run side by side by hand
@@ -44,7 +57,6 @@ fn ephemeral_low() -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::UdpSocket;
 
     #[test]
     fn blocks_are_distinct_and_below_every_probed_port() {
@@ -54,11 +66,8 @@ mod tests {
         assert_eq!(b.clone().count(), 100);
         assert!(a.end() < b.start() || b.end() < a.start(), "{a:?} {b:?}");
         for _ in 0..50 {
-            let probed = UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap();
-            assert!(probed.port() > *a.end() && probed.port() > *b.end());
+            let probed = free_udp_port().unwrap();
+            assert!(probed > *a.end() && probed > *b.end());
         }
     }
 }

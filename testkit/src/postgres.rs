@@ -3,7 +3,6 @@
 //! as root it runs as the `postgres` user, because `initdb` refuses root.
 
 use std::io;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -57,7 +56,7 @@ impl Postgres {
         // A port picked free can be taken before postgres binds it: retry on another.
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
+            let port = crate::free_tcp_port()?;
             match pg.start_on(port) {
                 Ok(()) => {
                     pg.port = port;
@@ -168,10 +167,6 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `WARP_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin` (Debian), else `PATH`'s.

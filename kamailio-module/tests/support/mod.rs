@@ -42,11 +42,7 @@ pub fn built_module() -> PathBuf {
 }
 
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    warp_testkit::free_udp_port().unwrap()
 }
 
 /// What the script does with each request.

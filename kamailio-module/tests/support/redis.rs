@@ -2,7 +2,7 @@
 //! file, fsync always) so a stop and restart keeps what was written.
 
 use super::binary;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,11 +15,7 @@ pub struct Redis {
 
 impl Redis {
     pub fn start(dir: &Path) -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = warp_testkit::free_tcp_port().unwrap();
         let mut redis = Redis {
             child: None,
             dir: dir.to_owned(),

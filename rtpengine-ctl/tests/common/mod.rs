@@ -2,7 +2,7 @@
 //! killed on drop, and Redis from warp-testkit. A missing binary fails the test.
 #![allow(dead_code)] // each test binary uses a different part of this harness
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -20,17 +20,11 @@ pub struct Rtpengine {
 }
 
 fn free_udp() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    ([127, 0, 0, 1], warp_testkit::free_udp_port().unwrap()).into()
 }
 
 fn free_tcp() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    ([127, 0, 0, 1], warp_testkit::free_tcp_port().unwrap()).into()
 }
 
 impl Rtpengine {
