@@ -4,6 +4,6 @@ mod ports;
 mod postgres;
 mod redis;
 
-pub use ports::{free_tcp_port, free_udp_port, media_ports};
+pub use ports::{free_tcp_port, free_udp_port, port_block};
 pub use postgres::Postgres;
 pub use redis::Redis;

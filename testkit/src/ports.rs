@@ -1,10 +1,12 @@
-//! Ports for the services under test: free ones probed on loopback, and media blocks for
-//! rtpengine.
+//! Ports for the services under test: free ones probed on loopback, and blocks below the
+//! kernel's ephemeral range.
 //!
 //! rtpengine binds its media ports with `SO_REUSEADDR`, so a media port can land on top
 //! of another daemon's ng socket (or Kamailio's SIP socket) and swallow what is sent to
 //! it. Every port the tests probe with `bind(…:0)` comes from the kernel's ephemeral
-//! range, so media blocks are kept below that range and cannot meet them.
+//! range, so blocks are kept below that range and cannot meet them. For the same reason
+//! a daemon that is killed and started again on its old ports takes them from a block:
+//! while it is down, no probe elsewhere can take them.
 
 use std::io;
 use std::net::{TcpListener, UdpSocket};
@@ -26,20 +28,20 @@ pub fn free_tcp_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// `size` media ports (at most 100) below the ephemeral range: a different block for
-/// each call in this process, offset by pid so test binaries run side by side by hand
-/// rarely share one.
-pub fn media_ports(size: u16) -> RangeInclusive<u16> {
+/// `size` ports (at most 100) below the ephemeral range: a different block for each
+/// call in this process, offset by pid so test binaries run side by side by hand rarely
+/// share one.
+pub fn port_block(size: u16) -> RangeInclusive<u16> {
     assert!(
         (1..=STRIDE).contains(&size),
-        "a media block holds 1 to {STRIDE} ports"
+        "a port block holds 1 to {STRIDE} ports"
     );
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let low = ephemeral_low();
     let blocks = usize::from(low.saturating_sub(FLOOR) / STRIDE);
     assert!(
         blocks >= 16,
-        "net.ipv4.ip_local_port_range starts at {low}: too few ports below it for test media"
+        "net.ipv4.ip_local_port_range starts at {low}: too few ports below it for test port blocks"
     );
     let index = (std::process::id() as usize * 16 + NEXT.fetch_add(1, Ordering::Relaxed)) % blocks;
     let start = FLOOR + index as u16 * STRIDE;
@@ -60,8 +62,8 @@ mod tests {
 
     #[test]
     fn blocks_are_distinct_and_below_every_probed_port() {
-        let a = media_ports(60);
-        let b = media_ports(100);
+        let a = port_block(60);
+        let b = port_block(100);
         assert_eq!(a.clone().count(), 60);
         assert_eq!(b.clone().count(), 100);
         assert!(a.end() < b.start() || b.end() < a.start(), "{a:?} {b:?}");

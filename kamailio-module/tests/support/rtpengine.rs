@@ -32,7 +32,7 @@ impl Rtpengine {
 
     fn try_start(dir: &Path) -> Option<Rtpengine> {
         let ng_port = free_udp_port();
-        let ports = warp_testkit::media_ports(100);
+        let ports = warp_testkit::port_block(100);
         let log = std::fs::File::create(dir.join("rtpengine.log")).unwrap();
         let child = Command::new(binary("rtpengine"))
             .args([

@@ -19,12 +19,19 @@ pub struct Rtpengine {
     pub dir: tempfile::TempDir,
 }
 
-fn free_udp() -> SocketAddr {
-    ([127, 0, 0, 1], warp_testkit::free_udp_port().unwrap()).into()
-}
-
-fn free_tcp() -> SocketAddr {
-    ([127, 0, 0, 1], warp_testkit::free_tcp_port().unwrap()).into()
+/// Control ports (ng over UDP, ng over TCP, HTTP) and `media` media ports, from one
+/// block below the ephemeral range: a restarted daemon gets its old ports back, since no
+/// probe elsewhere can take them while it is down.
+fn ports(media: u16) -> (SocketAddr, SocketAddr, SocketAddr, RangeInclusive<u16>) {
+    let block = warp_testkit::port_block(media + 2);
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let control = block.start() + media;
+    (
+        at(control),
+        at(control),
+        at(control + 1),
+        *block.start()..=control - 1,
+    )
 }
 
 impl Rtpengine {
@@ -32,30 +39,29 @@ impl Rtpengine {
         Rtpengine::start_with(60, &[])
     }
 
-    /// `ports` media ports (4 per call), extra command-line options.
-    pub fn start_with(ports: u16, extra: &[&str]) -> Rtpengine {
-        let mut r = Rtpengine {
-            child: None,
-            ng: free_udp(),
-            tcp: free_tcp(),
-            http: free_tcp(),
-            media: warp_testkit::media_ports(ports),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            dir: tempfile::tempdir().unwrap(),
-        };
-        // A probed free port can be taken (by another test's outgoing connection)
-        // before rtpengine binds it: try again on fresh ports.
-        for _ in 0..3 {
+    /// `media` media ports (4 per call, at most 98), extra command-line options.
+    pub fn start_with(media: u16, extra: &[&str]) -> Rtpengine {
+        let mut tries = 0;
+        loop {
+            let (ng, tcp, http, media) = ports(media);
+            let mut r = Rtpengine {
+                child: None,
+                ng,
+                tcp,
+                http,
+                media,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                dir: tempfile::tempdir().unwrap(),
+            };
+            tries += 1;
             match r.try_spawn() {
                 Ok(()) => return r,
-                Err(log) if log.contains("binding") || log.contains("Address already in use") => {
-                    (r.ng, r.tcp, r.http) = (free_udp(), free_tcp(), free_tcp());
-                }
+                // A daemon a test binary run by hand left behind can still hold the
+                // block: the next one (libwebsockets says "binding" for the HTTP port).
+                Err(log) if tries < 4 && (log.contains("in use") || log.contains("binding")) => {}
                 Err(log) => panic!("rtpengine did not start: {log}"),
             }
         }
-        r.spawn();
-        r
     }
 
     pub fn log_path(&self) -> PathBuf {
