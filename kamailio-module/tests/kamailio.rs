@@ -350,13 +350,9 @@ const REDIRECT: &str = r#"
 fn a_redirect_lists_every_vendor_in_failover_order() {
     let data = tempfile::tempdir().unwrap();
     let snap = data.path().join("routing.snap");
-    let (cheap, dear) = (support::free_udp_port(), support::free_udp_port());
-    support::dataset::Data {
-        cheap: (cheap, "0.004"),
-        dear: (dear, "0.009"),
-        ..Default::default()
-    }
-    .publish(&snap);
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let (cheap, dear) = (data.cheap.0, data.dear.0);
     // Called twice, it lists each vendor once.
     let script = REDIRECT.replace("warp_redirect();", "warp_redirect();\n    warp_redirect();");
     let k = Kamailio::start(
@@ -744,15 +740,10 @@ fn route_rpc_simulates_a_decision() {
 fn reload_under_sustained_load_fails_no_call() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("routing.snap");
-    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
-    let mut data = support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        dear: (dear_port, "0.009"),
-        ..Default::default()
-    };
+    let mut data = support::dataset::Data::with_gateways();
     data.publish(&snap);
-    let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
-    let dear = Uas::start(dir.path(), dear_port, Answer::Accept);
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
     let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(RELAY));
     let mut uac = Uac::new(k.port, dir.path(), 400, 80).spawn();
     // Flip the cheaper vendor every 0.8 s while calls flow.
@@ -794,13 +785,9 @@ fn fail_over_calls<'a>(
     calls: u32,
 ) -> (support::dataset::Data, Kamailio, Uac<'a>, Uas) {
     let snap = dir.join("routing.snap");
-    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
-    let data = support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        dear: (dear_port, "0.009"),
-        ..Default::default()
-    };
+    let data = support::dataset::Data::with_gateways();
     data.publish(&snap);
+    let (cheap_port, dear_port) = (data.cheap.0, data.dear.0);
     let cheap = Uas::start(dir, cheap_port, Answer::Unavailable);
     let dear = Uas::start(dir, dear_port, Answer::Accept);
     let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(script));
@@ -989,15 +976,12 @@ fn a_trunk_over_its_cps_gets_503_while_other_trunks_are_unaffected() {
 fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("routing.snap");
-    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
     let data = support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        dear: (dear_port, "0.009"),
         t1_limits: (3, 100),
-        ..Default::default()
+        ..support::dataset::Data::with_gateways()
     };
     data.publish(&snap);
-    let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
     let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(RELAY));
     // 10 calls of 1.5 s within 0.5 s from T1: 3 fit; T2 calls meanwhile.
     let mut t1 = Uac {
@@ -1072,15 +1056,10 @@ fn every_call_leaves_its_raw_cdrs_in_the_redis_stream() {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let snap = dir.path().join("routing.snap");
-    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
-    support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        dear: (dear_port, "0.009"),
-        ..Default::default()
-    }
-    .publish(&snap);
-    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Unavailable);
-    let _dear = Uas::start(dir.path(), dear_port, Answer::Accept);
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let _dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
     let url = redis.url();
     let params = [
         ("snapshot", snap.to_str().unwrap()),
@@ -1152,13 +1131,9 @@ fn redis_stopped_mid_load_loses_no_cdr_within_the_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let mut redis = support::redis::Redis::start(dir.path());
     let snap = dir.path().join("routing.snap");
-    let cheap_port = support::free_udp_port();
-    support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        ..Default::default()
-    }
-    .publish(&snap);
-    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
     let url = redis.url();
     let params = [
         ("snapshot", snap.to_str().unwrap()),
@@ -1457,15 +1432,10 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let snap = dir.path().join("routing.snap");
-    let (cheap_port, dear_port) = (support::free_udp_port(), support::free_udp_port());
-    support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        dear: (dear_port, "0.009"),
-        ..Default::default()
-    }
-    .publish(&snap);
-    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Unavailable);
-    let dear = Uas::start(dir.path(), dear_port, Answer::Accept);
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
     // The subscriber table T2's switch authenticates against.
     let db = dir.path().join("dbtext");
     std::fs::create_dir(&db).unwrap();
@@ -1673,12 +1643,9 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
     let dir = tempfile::tempdir().unwrap();
     let rtpengine = support::rtpengine::Rtpengine::start(dir.path());
     let snap = dir.path().join("routing.snap");
-    let cheap_port = support::free_udp_port();
-    support::dataset::Data {
-        cheap: (cheap_port, "0.004"),
-        ..Default::default()
-    }
-    .publish(&snap);
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let cheap_port = data.cheap.0;
     let _vendor = Uas::start(dir.path(), cheap_port, Answer::AcceptMedia);
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
     let defines = [
@@ -1897,14 +1864,12 @@ impl Cluster {
     fn new() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let redis = support::redis::Redis::start(dir.path());
-        let cheap_port = support::free_udp_port();
-        support::dataset::Data {
-            cheap: (cheap_port, "0.004"),
+        let data = support::dataset::Data {
             t1_limits: (3, 100),
-            ..Default::default()
-        }
-        .publish(&dir.path().join("routing.snap"));
-        let cheap = Uas::start(dir.path(), cheap_port, Answer::Accept);
+            ..support::dataset::Data::with_gateways()
+        };
+        data.publish(&dir.path().join("routing.snap"));
+        let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
         Cluster { dir, redis, cheap }
     }
 

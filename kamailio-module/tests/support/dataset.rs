@@ -90,6 +90,16 @@ fn vendor(id: &str, gateway_port: u16) -> Vendor {
 }
 
 impl Data {
+    /// The default rates with both vendors' gateways on free ports, for the tests that
+    /// start them.
+    pub fn with_gateways() -> Data {
+        Data {
+            cheap: (super::free_udp_port(), "0.004"),
+            dear: (super::free_udp_port(), "0.009"),
+            ..Data::default()
+        }
+    }
+
     /// Compiles the dataset and publishes it at `path` (atomic rename, as production
     /// does).
     pub fn publish(&self, path: &Path) {
