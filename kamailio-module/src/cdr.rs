@@ -72,12 +72,13 @@ struct Counters {
     /// Taken by Redis, from memory or from the spool.
     sent: AtomicU64,
     overflow: AtomicU64,
-    /// Refused by Redis, from memory or from the spool.
+    /// Refused by Redis (an error reply), from memory or from the spool: kept and sent
+    /// again, so also counted in `sent` once taken.
     rejected: AtomicU64,
     redis_errors: AtomicU64,
     /// Written to the spool.
     spooled: AtomicU64,
-    /// Read back from the spool and sent (or refused), this run or a later one.
+    /// Read back from the spool and sent, this run or a later one.
     unspooled: AtomicU64,
 }
 
@@ -124,13 +125,15 @@ pub fn destroy() {
     if let Some(c) = COUNTERS.get() {
         let queued = c.queued.load(Relaxed);
         // What left the queue: to Redis (less what came from the spool) or to the spool.
-        let done = (c.sent.load(Relaxed) + c.rejected.load(Relaxed))
+        let done = c
+            .sent
+            .load(Relaxed)
             .saturating_sub(c.unspooled.load(Relaxed))
             + c.spooled.load(Relaxed);
         if queued > done {
             lm_err!(
                 "{} CDR events were still queued when Kamailio stopped and are lost \
-                 (Redis unreachable or behind; {done} of {queued} delivered, refused or \
+                 (Redis unreachable, refusing or behind; {done} of {queued} delivered or \
                  spooled, {} dropped on a full buffer before)",
                 queued - done,
                 c.overflow.load(Relaxed)
@@ -341,14 +344,19 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
                 r
             }),
         };
-        let result = result.and_then(|refused| {
-            delivered(counters, batch.len(), &refused);
-            batch.clear();
-            match (spool.as_mut().filter(|s| s.pending()), conn.as_mut()) {
-                (Some(s), Some(c)) => s.replay(c, stream, BATCH).map(|r| replayed(counters, &r)),
-                _ => Ok(()),
-            }
-        });
+        let result = result
+            .and_then(|refused| keep_refused(counters, &mut batch, &refused))
+            .and_then(
+                |()| match (spool.as_mut().filter(|s| s.pending()), conn.as_mut()) {
+                    (Some(s), Some(c)) => {
+                        let mut done = Replayed::default();
+                        let result = s.replay(c, stream, BATCH, &mut done);
+                        replayed(counters, &done);
+                        result
+                    }
+                    _ => Ok(()),
+                },
+            );
         match result {
             Ok(()) => {
                 if down.take().is_some() {
@@ -365,7 +373,7 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
                     } else {
                         "buffering"
                     };
-                    lm_warn!("Redis unreachable ({e}): {held} CDR events");
+                    lm_warn!("Redis not taking CDR events ({e}): {held} them");
                 }
                 down = Some(Instant::now() + backoff);
                 match spool.as_mut() {
@@ -378,28 +386,43 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
     }
 }
 
-/// Counts a batch Redis took, `refused` of it with the reasons Redis gave.
-fn delivered(counters: &Counters, sent: usize, refused: &[String]) {
-    if let Some(why) = refused.first() {
-        counters.rejected.fetch_add(refused.len() as u64, Relaxed);
-        lm_err!("Redis refused {} CDR events: {why}", refused.len());
-    }
-    counters
-        .sent
-        .fetch_add((sent - refused.len()) as u64, Relaxed);
+/// Counts what Redis took of `batch` and leaves in it only the events Redis refused
+/// (`refused`: their places, with Redis's reasons), to be sent again: an error reply
+/// to XADD says the server cannot write now (LOADING while it reads its data back,
+/// READONLY after a failover, OOM, MISCONF) or the stream key is wrong (WRONGTYPE),
+/// never that the event is bad.
+fn keep_refused(
+    counters: &Counters,
+    batch: &mut Vec<String>,
+    refused: &[(usize, String)],
+) -> Result<(), String> {
+    let taken = batch.len() - refused.len();
+    counters.sent.fetch_add(taken as u64, Relaxed);
+    let Some((_, why)) = refused.first() else {
+        batch.clear();
+        return Ok(());
+    };
+    counters.rejected.fetch_add(refused.len() as u64, Relaxed);
+    let mut places = refused.iter().map(|(i, _)| *i).peekable();
+    let mut i = 0;
+    batch.retain(|_| {
+        let keep = places.next_if_eq(&i).is_some();
+        i += 1;
+        keep
+    });
+    Err(format!("Redis refused {} CDR events: {why}", refused.len()))
 }
 
 fn replayed(counters: &Counters, r: &Replayed) {
-    if r.sent + r.refused + r.corrupt == 0 {
+    counters.rejected.fetch_add(r.refused, Relaxed);
+    if r.sent + r.corrupt == 0 {
         return;
     }
     counters.sent.fetch_add(r.sent, Relaxed);
-    counters.rejected.fetch_add(r.refused, Relaxed);
-    counters.unspooled.fetch_add(r.sent + r.refused, Relaxed);
+    counters.unspooled.fetch_add(r.sent, Relaxed);
     lm_info!(
-        "sent {} spooled CDR events ({} refused by Redis, {} cut-off lines skipped)",
+        "sent {} spooled CDR events ({} cut-off lines skipped)",
         r.sent,
-        r.refused,
         r.corrupt
     );
 }

@@ -37,7 +37,8 @@ pub struct WriteError {
     pub first: bool,
 }
 
-/// How a replay went: events sent, and lines that were no event (a write cut off).
+/// How a replay went: events sent, events Redis refused (they stay spooled), and lines
+/// that were no event (a write cut off).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Replayed {
     pub sent: u64,
@@ -152,26 +153,27 @@ impl Spool {
     }
 
     /// Sends every file this sender may take to `stream`, in batches of `batch`, and
-    /// deletes each once sent. Stops at the first Redis error (the file stays, taken by
-    /// this process, and is sent again later).
+    /// deletes each once Redis took all of it; `done` counts what happened, also on
+    /// `Err`. Stops at the first Redis error, or the first entry Redis refused (the file
+    /// stays, taken by this process, and is sent again later: at least once).
     pub fn replay(
         &mut self,
         conn: &mut Connection,
         stream: &str,
         batch: usize,
-    ) -> Result<Replayed, String> {
+        done: &mut Replayed,
+    ) -> Result<(), String> {
         // Later events go to a new file: this one is about to be sent.
         self.own = None;
-        let mut done = Replayed::default();
         for path in self.takeable()? {
             let Some(taken) = take(&path) else {
                 continue;
             };
-            send_file(&taken, conn, stream, batch, &mut done)?;
+            send_file(&taken, conn, stream, batch, done)?;
             fs::remove_file(&taken).map_err(|e| format!("{}: {e}", taken.display()))?;
         }
         self.pending = false;
-        Ok(done)
+        Ok(())
     }
 
     /// Spool files no live process other than this one writes or is sending.
@@ -239,9 +241,12 @@ fn send_file(
             None => {}
         }
         if events.len() == batch || (end && !events.is_empty()) {
-            let refused = conn.xadd_all(stream, "cdr", &events)?.len() as u64;
-            done.refused += refused;
-            done.sent += events.len() as u64 - refused;
+            let refused = conn.xadd_all(stream, "cdr", &events)?;
+            done.sent += (events.len() - refused.len()) as u64;
+            if let Some((_, why)) = refused.first() {
+                done.refused += refused.len() as u64;
+                return Err(format!("Redis refused {} CDR events: {why}", refused.len()));
+            }
             events.clear();
         }
         if end {

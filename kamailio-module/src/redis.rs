@@ -116,9 +116,7 @@ impl Connection {
             command(&mut hello, &[b"SELECT", target.db.to_string().as_bytes()]);
             expected += 1;
         }
-        if let Some(refused) = errors(conn.exchange(&hello, expected)?).into_iter().next() {
-            return Err(refused);
-        }
+        first_error(conn.exchange(&hello, expected)?)?;
         Ok(conn)
     }
 
@@ -160,10 +158,7 @@ impl Connection {
                 ttl.as_bytes(),
             ],
         );
-        match errors(self.exchange(&out, 1)?).pop() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        first_error(self.exchange(&out, 1)?)
     }
 
     /// `EVAL script` with `keys` and `args`, for a script that answers an integer.
@@ -189,13 +184,7 @@ impl Connection {
         for args in commands {
             command(&mut out, args);
         }
-        match errors(self.exchange(&out, commands.len())?)
-            .into_iter()
-            .next()
-        {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        first_error(self.exchange(&out, commands.len())?)
     }
 
     /// One command answered by an integer.
@@ -210,14 +199,14 @@ impl Connection {
     }
 
     /// `XADD stream * field value` for every value, in one round trip. `Err` means the
-    /// connection failed (nothing is known about the batch); `Ok` holds the error replies
-    /// of the entries Redis refused.
+    /// connection failed (nothing is known about the batch); `Ok` holds the entries Redis
+    /// refused, by index in `values`, with its error reply.
     pub fn xadd_all(
         &mut self,
         stream: &str,
         field: &str,
         values: &[String],
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<(usize, String)>, String> {
         let mut out = Vec::with_capacity(values.iter().map(|v| v.len() + 64).sum());
         for value in values {
             command(
@@ -281,13 +270,22 @@ impl Connection {
     }
 }
 
-/// The error replies among `replies`.
-fn errors(replies: Vec<Reply>) -> Vec<String> {
+/// The error replies among `replies`, with their places.
+fn errors(replies: Vec<Reply>) -> Vec<(usize, String)> {
     replies
         .into_iter()
-        .filter_map(|r| match r {
-            Reply::Error(e) => Some(e),
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Reply::Error(e) => Some((i, e)),
             _ => None,
         })
         .collect()
+}
+
+/// `Err` with the first error reply among `replies`, if any.
+fn first_error(replies: Vec<Reply>) -> Result<(), String> {
+    match errors(replies).into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
