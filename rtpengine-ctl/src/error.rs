@@ -24,6 +24,8 @@ pub enum Error {
     Http(String),
     #[error("connection closed")]
     Closed,
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

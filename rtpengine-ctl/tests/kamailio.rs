@@ -122,7 +122,7 @@ async fn kamailio_rtpengine_module_completes_a_sipp_call_through_the_proxy() {
     );
 
     // offer + answer + delete reached the node through the proxy; delete produced QoS.
-    let entries = qos_entries(&redis).await;
+    let entries = qos_entries(&redis, 1).await;
     assert_eq!(
         entries.len(),
         1,

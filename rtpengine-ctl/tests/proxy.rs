@@ -242,7 +242,7 @@ async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
     .await
     .unwrap();
 
-    let entries = qos_entries(&redis).await;
+    let entries = qos_entries(&redis, 1).await;
     assert_eq!(entries.len(), 1);
     let f = &entries[0].1;
     assert_eq!(f["call_id"], "qos-1");
@@ -259,6 +259,75 @@ async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
     );
     assert!(metrics.contains("warp_rtpengine_node_up{node=\"a\"} 1"));
     assert!(metrics.contains("warp_rtpengine_node_active_calls{node=\"a\"} 0"));
+    assert!(metrics.contains("warp_rtpengine_qos_dropped_total 0"));
+}
+
+/// One whole call (offer, answer, delete) through `c`.
+async fn whole_call(c: &Client, call: &str) {
+    c.send(&offer(call)).await.unwrap();
+    c.send(&answer(call)).await.unwrap();
+    c.send(&Delete {
+        call: Target::call(call).from_tag("caller"),
+        ..Delete::default()
+    })
+    .await
+    .unwrap();
+}
+
+/// The node Redis pins `call` to.
+async fn shared_pin(redis: &Redis, call: &str) -> Option<String> {
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("GET")
+        .arg(format!("warp:rtpengine:call:{call}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn calls_go_on_while_redis_is_away_and_their_qos_arrives_once_it_is_back() {
+    let mut redis = start_redis();
+    redis.stop();
+    let a = Rtpengine::start();
+    // Redis already down when the proxy starts.
+    let p = start_proxy(vec![node("a", &a, 1)], Some(&redis)).await;
+    // As Kamailio's rtpengine module asks: one try, a second to answer.
+    let c = Client::connect(
+        &Endpoint::Udp(p.ng_addrs[0]),
+        Options {
+            timeout: Duration::from_secs(1),
+            retries: 0,
+        },
+    )
+    .await
+    .unwrap();
+    whole_call(&c, "away-1").await;
+
+    // Back: the proxy shares its pins and writes the QoS it held.
+    redis.restart().unwrap();
+    c.send(&offer("back-1")).await.unwrap();
+    assert_eq!(shared_pin(&redis, "back-1").await.as_deref(), Some("a"));
+    whole_call(&c, "back-1").await;
+    let calls = |entries: Vec<(String, std::collections::HashMap<String, String>)>| {
+        let mut calls: Vec<String> = entries
+            .into_iter()
+            .map(|(_, f)| f["call_id"].clone())
+            .collect();
+        calls.sort();
+        calls
+    };
+    assert_eq!(calls(qos_entries(&redis, 2).await), ["away-1", "back-1"]);
+
+    // Gone in mid-run, and back empty.
+    redis.stop();
+    whole_call(&c, "away-2").await;
+    whole_call(&c, "away-3").await;
+    redis.restart().unwrap();
+    assert_eq!(calls(qos_entries(&redis, 2).await), ["away-2", "away-3"]);
 }
 
 async fn http_get(addr: std::net::SocketAddr) -> String {

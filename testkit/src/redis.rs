@@ -11,27 +11,37 @@ pub struct Redis {
     /// `redis://127.0.0.1:PORT/`
     pub url: String,
     pub port: u16,
-    child: Child,
+    child: Option<Child>,
 }
 
 impl Redis {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> io::Result<Self> {
         let port = crate::free_tcp_port()?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()?;
-        // Owned at once, so a failed start still stops the process.
-        let redis = Redis {
+        let mut redis = Redis {
             url: format!("redis://127.0.0.1:{port}/"),
             port,
-            child,
+            child: None,
         };
+        redis.restart()?;
+        Ok(redis)
+    }
+
+    /// Starts the server again on its port, empty, after [`Redis::stop`] (a test of what
+    /// happens when Redis comes back).
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        // Owned at once, so a failed start still stops the process.
+        self.child = Some(
+            Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()?,
+        );
         for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(redis);
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
             }
             sleep(Duration::from_millis(25));
         }
@@ -40,8 +50,10 @@ impl Redis {
 
     /// Stops the server now (a test of what happens when Redis goes away).
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

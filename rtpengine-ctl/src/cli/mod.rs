@@ -163,7 +163,8 @@ struct ProxyArgs {
     /// rtpengine node, [NAME=]HOST:PORT[,weight=N][,set=N] (repeatable).
     #[arg(long = "node", required = true)]
     nodes: Vec<NodeSpec>,
-    /// Redis for shared pins and the QoS stream.
+    /// Redis for shared pins and the QoS stream; used from when it first answers, so a
+    /// Redis still down when the proxy starts is no reason to stop.
     #[arg(long, env = "WARP_REDIS_URL")]
     redis: Option<String>,
     /// Prometheus /metrics listen address.

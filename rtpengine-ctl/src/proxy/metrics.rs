@@ -146,8 +146,8 @@ impl NodeMetrics {
     }
 }
 
-/// The whole exposition for a set of nodes.
-pub fn render<'a>(nodes: impl Iterator<Item = &'a NodeMetrics>) -> String {
+/// The whole exposition for a set of nodes, and the QoS records the proxy dropped.
+pub fn render<'a>(nodes: impl Iterator<Item = &'a NodeMetrics>, qos_dropped: u64) -> String {
     let mut out = String::from(
         "# TYPE warp_rtpengine_node_requests_total counter\n\
          # TYPE warp_rtpengine_node_errors_total counter\n\
@@ -155,8 +155,10 @@ pub fn render<'a>(nodes: impl Iterator<Item = &'a NodeMetrics>) -> String {
          # TYPE warp_rtpengine_node_active_calls gauge\n\
          # TYPE warp_rtpengine_node_up gauge\n\
          # TYPE warp_rtpengine_node_draining gauge\n\
-         # TYPE warp_rtpengine_node_latency_seconds histogram\n",
+         # TYPE warp_rtpengine_node_latency_seconds histogram\n\
+         # TYPE warp_rtpengine_qos_dropped_total counter\n",
     );
+    let _ = writeln!(out, "warp_rtpengine_qos_dropped_total {qos_dropped}");
     for m in nodes {
         m.render(&mut out);
     }

@@ -7,12 +7,14 @@ pub mod metrics;
 pub mod pool;
 pub mod qos;
 mod server;
+mod shared_redis;
 pub mod sticky;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use config::ProxyConfig;
 use handler::Handler;
 use pool::Pool;
+use shared_redis::SharedRedis;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use sticky::Sticky;
@@ -30,8 +32,12 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(config: ProxyConfig) -> Result<Proxy> {
+        // Redis is optional on the call path: without it pins stay local and QoS is not
+        // written.
         let redis = match &config.redis_url {
-            Some(url) => connect_redis(url).await,
+            Some(url) => Some(Arc::new(
+                SharedRedis::new(url).map_err(|e| Error::Config(format!("redis URL: {e}")))?,
+            )),
             None => None,
         };
         let pool = Pool::connect(&config.nodes, config.upstream, config.upstream.timeout).await?;
@@ -52,8 +58,10 @@ impl Proxy {
                 let listener = TcpListener::bind(addr).await?;
                 let bound = listener.local_addr()?;
                 let h = handler.clone();
-                let render =
-                    Arc::new(move || metrics::render(h.pool.nodes.iter().map(|n| &n.metrics)));
+                let render = Arc::new(move || {
+                    let qos_dropped = h.qos.as_ref().map_or(0, |q| q.dropped());
+                    metrics::render(h.pool.nodes.iter().map(|n| &n.metrics), qos_dropped)
+                });
                 tasks.spawn(metrics::serve(listener, render));
                 Some(bound)
             }
@@ -95,24 +103,6 @@ impl Proxy {
     pub async fn wait(mut self) {
         if let Some(Err(e)) = self.tasks.join_next().await {
             tracing::error!("proxy task ended: {e}");
-        }
-    }
-}
-
-/// Redis is optional on the call path: without it pins stay local and QoS is not written.
-async fn connect_redis(url: &str) -> Option<redis::aio::ConnectionManager> {
-    let client = match redis::Client::open(url) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("redis URL rejected: {e}");
-            return None;
-        }
-    };
-    match redis::aio::ConnectionManager::new(client).await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::error!("redis unreachable, running without shared pins and QoS: {e}");
-            None
         }
     }
 }

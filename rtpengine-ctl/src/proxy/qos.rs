@@ -1,9 +1,12 @@
 //! Per-call QoS for the `warp:qos:raw` stream, taken from `delete` (final) and `query`
 //! (interim) replies, and the task that writes it to Redis off the request path.
 
+use super::shared_redis::SharedRedis;
 use crate::replies::{CallStats, Counters};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub const STREAM: &str = "warp:qos:raw";
@@ -106,34 +109,55 @@ impl QosRecord {
     }
 }
 
-/// Queue to the writer; full queue drops the record with a warning rather than stall calls.
+/// Queue to the writer: records wait there while Redis is away; a full queue drops
+/// (counts, and logs the first of every thousand) rather than stall calls.
 #[derive(Clone)]
-pub struct QosSink(mpsc::Sender<QosRecord>);
+pub struct QosSink {
+    queue: mpsc::Sender<QosRecord>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Records the queue holds while Redis is away: some minutes of a busy node's deletes.
+const QUEUE: usize = 10_000;
 
 impl QosSink {
     pub fn send(&self, record: QosRecord) {
-        if self.0.try_send(record).is_err() {
-            tracing::warn!("QoS queue full or closed; record dropped");
+        if self.queue.try_send(record).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 1000 == 1 {
+                tracing::warn!("QoS queue full ({QUEUE} records): {n} dropped so far");
+            }
         }
+    }
+
+    /// Records dropped on a full queue since the proxy started.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
-pub fn spawn_writer(redis: ConnectionManager) -> QosSink {
-    let (tx, mut rx) = mpsc::channel::<QosRecord>(10_000);
+/// Starts the task that writes queued records to Redis, each until Redis takes it
+/// (retrying every 50 ms to 1 s while Redis is away or refuses).
+pub fn spawn_writer(redis: Arc<SharedRedis>) -> QosSink {
+    let (tx, mut rx) = mpsc::channel::<QosRecord>(QUEUE);
     tokio::spawn(async move {
-        let mut redis = redis;
         while let Some(record) = rx.recv().await {
             let mut cmd = redis::cmd("XADD");
             cmd.arg(STREAM).arg("*");
             for (k, v) in record.fields() {
                 cmd.arg(k).arg(v);
             }
-            if let Err(e) = cmd.query_async::<String>(&mut redis).await {
-                tracing::warn!(call_id = %record.call_id, "XADD {STREAM}: {e}");
+            let mut wait = Duration::from_millis(50);
+            while redis.query::<String>(&cmd).await.is_none() {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
             }
         }
     });
-    QosSink(tx)
+    QosSink {
+        queue: tx,
+        dropped: Arc::new(AtomicU64::new(0)),
+    }
 }
 
 #[cfg(test)]

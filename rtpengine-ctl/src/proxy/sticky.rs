@@ -2,9 +2,9 @@
 //! instances, so an `answer` or `delete` reaching another proxy finds the call's node.
 //! Redis trouble degrades to local pins plus deterministic hashing, never to a failed call.
 
-use redis::aio::ConnectionManager;
+use super::shared_redis::SharedRedis;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const KEY_PREFIX: &str = "warp:rtpengine:call:";
@@ -18,12 +18,12 @@ struct Pin {
 
 pub struct Sticky {
     local: Mutex<HashMap<String, Pin>>,
-    redis: Option<ConnectionManager>,
+    redis: Option<Arc<SharedRedis>>,
     ttl: Duration,
 }
 
 impl Sticky {
-    pub fn new(redis: Option<ConnectionManager>, ttl: Duration) -> Sticky {
+    pub fn new(redis: Option<Arc<SharedRedis>>, ttl: Duration) -> Sticky {
         Sticky {
             local: Mutex::new(HashMap::new()),
             redis,
@@ -41,13 +41,10 @@ impl Sticky {
             pin.seen = Instant::now();
             return Some(pin.node.clone());
         }
-        let mut redis = self.redis.clone()?;
-        let found: Option<String> = redis::cmd("GET")
-            .arg(format!("{KEY_PREFIX}{call_id}"))
-            .query_async(&mut redis)
-            .await
-            .inspect_err(|e| tracing::warn!("redis GET pin: {e}"))
-            .ok()?;
+        let redis = self.redis.as_ref()?;
+        let found: Option<String> = redis
+            .query(redis::cmd("GET").arg(format!("{KEY_PREFIX}{call_id}")))
+            .await?;
         if let Some(node) = &found {
             self.pin_local(call_id, node);
         }
@@ -57,17 +54,14 @@ impl Sticky {
     /// Pins `call_id` to `node`; true if the call was not pinned here before.
     pub async fn pin(&self, call_id: &str, node: &str) -> bool {
         let new = self.pin_local(call_id, node);
-        if let Some(mut redis) = self.redis.clone() {
-            let set: redis::RedisResult<()> = redis::cmd("SET")
+        if let Some(redis) = &self.redis {
+            let set = redis::cmd("SET")
                 .arg(format!("{KEY_PREFIX}{call_id}"))
                 .arg(node)
                 .arg("EX")
                 .arg(self.ttl.as_secs().max(1))
-                .query_async(&mut redis)
-                .await;
-            if let Err(e) = set {
-                tracing::warn!("redis SET pin: {e}");
-            }
+                .clone();
+            redis.query::<()>(&set).await;
         }
         new
     }
@@ -97,14 +91,10 @@ impl Sticky {
     /// Forgets the call; returns the node it was pinned to here.
     pub async fn unpin(&self, call_id: &str) -> Option<String> {
         let node = self.lock().remove(call_id).map(|p| p.node);
-        if let Some(mut redis) = self.redis.clone() {
-            let del: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(format!("{KEY_PREFIX}{call_id}"))
-                .query_async(&mut redis)
+        if let Some(redis) = &self.redis {
+            redis
+                .query::<()>(redis::cmd("DEL").arg(format!("{KEY_PREFIX}{call_id}")))
                 .await;
-            if let Err(e) = del {
-                tracing::warn!("redis DEL pin: {e}");
-            }
         }
         node
     }

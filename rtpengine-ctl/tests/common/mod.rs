@@ -157,10 +157,11 @@ pub fn start_redis() -> Redis {
     Redis::start().expect("redis-server (Debian package redis-server) must be installed")
 }
 
-/// The entries of the QoS stream, waiting up to a second for the first to arrive (the
+/// The entries of the QoS stream, waiting up to five seconds for `n` to arrive (the
 /// proxy writes them from a background task).
 pub async fn qos_entries(
     redis: &Redis,
+    n: usize,
 ) -> Vec<(String, std::collections::HashMap<String, String>)> {
     let mut conn = redis::Client::open(redis.url.as_str())
         .unwrap()
@@ -168,7 +169,7 @@ pub async fn qos_entries(
         .await
         .unwrap();
     let mut entries = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..250 {
         entries = redis::cmd("XRANGE")
             .arg("warp:qos:raw")
             .arg("-")
@@ -176,7 +177,7 @@ pub async fn qos_entries(
             .query_async(&mut conn)
             .await
             .unwrap();
-        if !entries.is_empty() {
+        if entries.len() >= n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
