@@ -90,78 +90,80 @@ impl NodeMetrics {
         self.draining.store(i64::from(on), Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String) {
+    /// One family's sample for this node.
+    fn sample(&self, out: &mut String, family: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(out, "{family}{{node=\"{}\"}} {value}", self.name);
+    }
+
+    fn latency(&self, out: &mut String) {
         let n = &self.name;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "warp_rtpengine_node_requests_total{{node=\"{n}\"}} {}",
-            get(&self.requests)
-        );
-        let _ = writeln!(
-            out,
-            "warp_rtpengine_node_errors_total{{node=\"{n}\"}} {}",
-            get(&self.errors)
-        );
-        let _ = writeln!(
-            out,
-            "warp_rtpengine_node_failovers_total{{node=\"{n}\"}} {}",
-            get(&self.failovers)
-        );
-        let _ = writeln!(
-            out,
-            "warp_rtpengine_node_active_calls{{node=\"{n}\"}} {}",
-            self.active_calls()
-        );
-        let _ = writeln!(
-            out,
-            "warp_rtpengine_node_up{{node=\"{n}\"}} {}",
-            self.up.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "warp_rtpengine_node_draining{{node=\"{n}\"}} {}",
-            self.draining.load(Ordering::Relaxed)
-        );
+        let family = "warp_rtpengine_node_latency_seconds";
         let mut cumulative = 0;
         for (bound, count) in BUCKETS.iter().zip(&self.latency_buckets) {
-            cumulative += get(count);
-            let _ = writeln!(out, "warp_rtpengine_node_latency_seconds_bucket{{node=\"{n}\",le=\"{bound}\"}} {cumulative}");
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{family}_bucket{{node=\"{n}\",le=\"{bound}\"}} {cumulative}"
+            );
         }
+        let requests = self.requests();
         let _ = writeln!(
             out,
-            "warp_rtpengine_node_latency_seconds_bucket{{node=\"{n}\",le=\"+Inf\"}} {}",
-            get(&self.requests)
+            "{family}_bucket{{node=\"{n}\",le=\"+Inf\"}} {requests}"
         );
-        let _ = writeln!(
-            out,
-            "warp_rtpengine_node_latency_seconds_sum{{node=\"{n}\"}} {}",
-            get(&self.latency_sum_us) as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "warp_rtpengine_node_latency_seconds_count{{node=\"{n}\"}} {}",
-            get(&self.requests)
-        );
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{family}_sum{{node=\"{n}\"}} {sum}");
+        let _ = writeln!(out, "{family}_count{{node=\"{n}\"}} {requests}");
     }
 }
 
-/// The whole exposition for a set of nodes, and the QoS records the proxy dropped.
-pub fn render<'a>(nodes: impl Iterator<Item = &'a NodeMetrics>, qos_dropped: u64) -> String {
-    let mut out = String::from(
-        "# TYPE warp_rtpengine_node_requests_total counter\n\
-         # TYPE warp_rtpengine_node_errors_total counter\n\
-         # TYPE warp_rtpengine_node_failovers_total counter\n\
-         # TYPE warp_rtpengine_node_active_calls gauge\n\
-         # TYPE warp_rtpengine_node_up gauge\n\
-         # TYPE warp_rtpengine_node_draining gauge\n\
-         # TYPE warp_rtpengine_node_latency_seconds histogram\n\
-         # TYPE warp_rtpengine_qos_dropped_total counter\n",
-    );
-    let _ = writeln!(out, "warp_rtpengine_qos_dropped_total {qos_dropped}");
-    for m in nodes {
-        m.render(&mut out);
+/// A per-node family other than the latency histogram: name, type, value.
+type Family = (&'static str, &'static str, fn(&NodeMetrics) -> i64);
+
+const FAMILIES: [Family; 6] = [
+    ("warp_rtpengine_node_requests_total", "counter", |m| {
+        get(&m.requests)
+    }),
+    ("warp_rtpengine_node_errors_total", "counter", |m| {
+        get(&m.errors)
+    }),
+    ("warp_rtpengine_node_failovers_total", "counter", |m| {
+        get(&m.failovers)
+    }),
+    ("warp_rtpengine_node_active_calls", "gauge", |m| {
+        m.active_calls()
+    }),
+    ("warp_rtpengine_node_up", "gauge", |m| {
+        m.up.load(Ordering::Relaxed)
+    }),
+    ("warp_rtpengine_node_draining", "gauge", |m| {
+        m.draining.load(Ordering::Relaxed)
+    }),
+];
+
+fn get(counter: &AtomicU64) -> i64 {
+    counter.load(Ordering::Relaxed) as i64
+}
+
+/// The whole exposition for a set of nodes, and the QoS records the proxy dropped; each
+/// family's samples together, after its TYPE line, as the text format wants.
+pub fn render<'a>(
+    nodes: impl Iterator<Item = &'a NodeMetrics> + Clone,
+    qos_dropped: u64,
+) -> String {
+    let mut out = String::new();
+    for (family, kind, value) in FAMILIES {
+        let _ = writeln!(out, "# TYPE {family} {kind}");
+        for m in nodes.clone() {
+            m.sample(&mut out, family, value(m));
+        }
     }
+    out.push_str("# TYPE warp_rtpengine_node_latency_seconds histogram\n");
+    for m in nodes {
+        m.latency(&mut out);
+    }
+    out.push_str("# TYPE warp_rtpengine_qos_dropped_total counter\n");
+    let _ = writeln!(out, "warp_rtpengine_qos_dropped_total {qos_dropped}");
     out
 }
 
@@ -184,5 +186,49 @@ pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send 
             let _ = stream.write_all(head.as_bytes()).await;
             let _ = stream.write_all(body.as_bytes()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The family a sample line belongs to (histogram suffixes folded in).
+    fn family(line: &str) -> &str {
+        let name = line.split(['{', ' ']).next().unwrap_or(line);
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| f.ends_with("_seconds")))
+            .unwrap_or(name)
+    }
+
+    #[test]
+    fn each_family_is_one_group_after_its_type_line() {
+        let (a, b) = (NodeMetrics::new("a"), NodeMetrics::new("b"));
+        a.answered(Duration::from_micros(300));
+        b.error();
+        b.set_up(false);
+        let text = render([&a, &b].into_iter(), 7);
+        let mut seen: Vec<&str> = Vec::new();
+        let mut typed: Option<&str> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed = rest.split(' ').next();
+                assert!(!seen.contains(&typed.unwrap()), "{line} twice:\n{text}");
+                continue;
+            }
+            let f = family(line);
+            assert_eq!(Some(f), typed, "{line} outside its group:\n{text}");
+            if seen.last() != Some(&f) {
+                seen.push(f);
+            }
+        }
+        assert_eq!(seen.len(), 8, "{text}");
+        assert!(text.contains("warp_rtpengine_node_requests_total{node=\"a\"} 1\n"));
+        assert!(text.contains("warp_rtpengine_node_errors_total{node=\"b\"} 1\n"));
+        assert!(text.contains("warp_rtpengine_node_up{node=\"b\"} 0\n"));
+        assert!(text
+            .contains("warp_rtpengine_node_latency_seconds_bucket{node=\"a\",le=\"0.0005\"} 1\n"));
+        assert!(text.contains("warp_rtpengine_qos_dropped_total 7\n"));
     }
 }
