@@ -307,11 +307,8 @@ async fn calls_go_on_while_redis_is_away_and_their_qos_arrives_once_it_is_back()
     .unwrap();
     whole_call(&c, "away-1").await;
 
-    // Back: the proxy shares its pins and writes the QoS it held.
+    // Back: the QoS held arrives, and from then on pins are shared again.
     redis.restart().unwrap();
-    c.send(&offer("back-1")).await.unwrap();
-    assert_eq!(shared_pin(&redis, "back-1").await.as_deref(), Some("a"));
-    whole_call(&c, "back-1").await;
     let calls = |entries: Vec<(String, std::collections::HashMap<String, String>)>| {
         let mut calls: Vec<String> = entries
             .into_iter()
@@ -320,6 +317,10 @@ async fn calls_go_on_while_redis_is_away_and_their_qos_arrives_once_it_is_back()
         calls.sort();
         calls
     };
+    assert_eq!(calls(qos_entries(&redis, 1).await), ["away-1"]);
+    c.send(&offer("back-1")).await.unwrap();
+    assert_eq!(shared_pin(&redis, "back-1").await.as_deref(), Some("a"));
+    whole_call(&c, "back-1").await;
     assert_eq!(calls(qos_entries(&redis, 2).await), ["away-1", "back-1"]);
 
     // Gone in mid-run, and back empty.

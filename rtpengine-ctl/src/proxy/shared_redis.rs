@@ -3,16 +3,21 @@
 //! timeouts, because pins are read on the call path. Its outages are logged once each.
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Each connection attempt, and each reply, may take this long: Kamailio gives an ng
 /// request one second, and a new call may ask Redis twice (look up, then pin).
 const TIMEOUT: Duration = Duration::from_millis(100);
 
+/// After a failure, requests skip Redis this long instead of each waiting on it (a
+/// Redis host that drops packets would cost every new call its timeouts).
+const SKIP: Duration = Duration::from_secs(1);
+
 pub struct SharedRedis {
     conn: ConnectionManager,
-    down: AtomicBool,
+    /// While Redis is down: until when requests skip it.
+    down: Mutex<Option<Instant>>,
 }
 
 impl SharedRedis {
@@ -27,26 +32,36 @@ impl SharedRedis {
         let conn = ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)?;
         Ok(SharedRedis {
             conn,
-            down: AtomicBool::new(false),
+            down: Mutex::new(None),
         })
     }
 
-    /// Runs `cmd`; its reply, or `None` (logged when Redis was fine until now).
+    /// Runs `cmd`; its reply, or `None` when Redis failed it or is being skipped after
+    /// a failure (the outage and the recovery are logged once each).
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
+        if self.down().is_some_and(|until| Instant::now() < until) {
+            return None;
+        }
         let mut conn = self.conn.clone();
-        match cmd.query_async::<T>(&mut conn).await {
+        let result = cmd.query_async::<T>(&mut conn).await;
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
             Ok(value) => {
-                if self.down.swap(false, Ordering::Relaxed) {
+                if down.take().is_some() {
                     tracing::info!("redis is back: pins shared and QoS written again");
                 }
                 Some(value)
             }
             Err(e) => {
-                if !self.down.swap(true, Ordering::Relaxed) {
+                if down.replace(Instant::now() + SKIP).is_none() {
                     tracing::warn!("redis unavailable ({e}): pins stay local, QoS waits");
                 }
                 None
             }
         }
+    }
+
+    fn down(&self) -> Option<Instant> {
+        *self.down.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
