@@ -1,17 +1,22 @@
 //! A minimal blocking HTTP GET with one deadline for the whole exchange: the LRN dip
 //! runs inside a SIP worker, so every step (connect, write, read) is bounded by what is
-//! left of the call's budget. HTTP/1.0, so the server sends a plain body and closes. Plain `http://` only: a TLS upstream is reached
-//! through a local proxy.
+//! left of the call's budget, and the host is resolved once, at start-up: a resolver
+//! lookup has no deadline of its own. HTTP/1.0, so the server sends a plain body and
+//! closes. Plain `http://` only: a TLS upstream is reached through a local proxy.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-/// `http://host[:port][/base]`, parsed once at start-up.
+/// A reply larger than this is no LRN answer: refused rather than read to the end.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// `http://host[:port][/base]`, parsed and resolved once at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Base {
-    host: String,
-    port: u16,
+    /// `host[:port]` as written: the Host header.
+    authority: String,
+    addr: SocketAddr,
     path: String,
 }
 
@@ -30,9 +35,14 @@ impl Base {
         if host.is_empty() {
             return Err(bad());
         }
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host:?} ({e})"))?
+            .next()
+            .ok_or_else(|| format!("{host:?} has no address"))?;
         Ok(Base {
-            host: host.to_owned(),
-            port,
+            authority: hostport.to_owned(),
+            addr,
             path: path.to_owned(),
         })
     }
@@ -59,15 +69,10 @@ pub fn get(
             .filter(|d| !d.is_zero())
             .ok_or_else(|| format!("timed out after {} ms", timeout.as_millis()))
     };
-    let addr = (base.host.as_str(), base.port)
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or("no address")?;
-    let mut stream = TcpStream::connect_timeout(&addr, left()?).map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&base.addr, left()?).map_err(|e| e.to_string())?;
     let mut request = format!(
         "GET {}{path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n",
-        base.path, base.host
+        base.path, base.authority
     );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -87,6 +92,9 @@ pub fn get(
             .map_err(|e| e.to_string())?;
         match stream.read(&mut buf) {
             Ok(0) => break,
+            Ok(n) if raw.len() + n > MAX_RESPONSE => {
+                return Err(format!("response over {MAX_RESPONSE} bytes"))
+            }
             Ok(n) => raw.extend_from_slice(&buf[..n]),
             Err(e)
                 if matches!(

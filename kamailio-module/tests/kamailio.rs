@@ -561,6 +561,15 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("lrn_source lists dip but lrn_dip_url is not set"),
         "{log}"
     );
+    // Resolved at start-up, so no SIP worker ever waits on the resolver.
+    let log = Kamailio::refused(
+        &[("lrn_dip_url", "http://no-such-host.invalid:8080/lrn")],
+        Script::Native(ANI_ROUTE),
+    );
+    assert!(
+        log.contains("lrn_dip_url: cannot resolve \"no-such-host.invalid\""),
+        "{log}"
+    );
     let log = Kamailio::refused(&[("cluster_timeout", "0")], Script::Native(ANI_ROUTE));
     assert!(log.contains("cluster_timeout 0 must be positive"), "{log}");
     // A spool that could take no event fails the start, not the first Redis outage.
@@ -1692,6 +1701,11 @@ fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
     let reply = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
     assert_eq!(reply.header("X-Warp-LRN"), Some("13035559999"));
     assert_eq!(k.rpc("warp.stats")["lrn.breaker_open"], "0");
+    // A reply too large to be an LRN answer is a failure, not read to its end.
+    let reply = k.request_to("127.0.0.1", "12125550006", "INVITE", "");
+    assert_eq!(reply.header("X-Warp-LRN"), Some("12125550006"));
+    assert_eq!(k.rpc("warp.stats")["lrn.failed"], "4");
+    assert!(k.log().contains("response over 65536 bytes"), "{}", k.log());
 }
 
 /// Ports of the `m=audio` lines in a sipp message log.

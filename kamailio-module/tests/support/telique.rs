@@ -1,7 +1,8 @@
 //! A local stand-in for Telique's LRN API that speaks its contract and fails the way a
 //! remote service does. Behaviour by the number asked for (10 national digits):
 //! `…0001` ported to 303-555-9999, `…0002` not ported, `…0003` answers after 1 s,
-//! `…0004` 429 (Retry-After: 1), `…0005` 503. A wrong `x-api-token` gets 401.
+//! `…0004` 429 (Retry-After: 1), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
+//! proxy in between). A wrong `x-api-token` gets 401.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -83,6 +84,13 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             format!(
                 r#"{{"phone_number":"{number}","lrn":"3035559999","status":"success","metadata":{{}}}}"#
             ),
+        )
+    } else if number.ends_with("0006") {
+        let pad = "x".repeat(100_000);
+        (
+            "200 OK",
+            "",
+            format!(r#"{{"phone_number":"{number}","lrn":"","pad":"{pad}"}}"#),
         )
     } else if number.ends_with("0004") {
         (
