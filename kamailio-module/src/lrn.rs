@@ -193,10 +193,17 @@ fn ask(
     }
     let body: serde_json::Value =
         serde_json::from_str(&reply.body).map_err(|e| (format!("bad JSON: {e}"), None))?;
-    let lrn = match &body["lrn"] {
-        serde_json::Value::String(s) if !s.is_empty() => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => return Ok(None),
+    // Only a successful lookup may say "not ported": that answer is cached for a day.
+    if let Some(status) = body.get("status").and_then(|s| s.as_str()) {
+        if status != "success" {
+            return Err((format!("status {status:?}"), None));
+        }
+    }
+    let lrn = match body.get("lrn") {
+        Some(serde_json::Value::String(s)) if s.is_empty() => return Ok(None),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => return Err(("a reply without an lrn".into(), None)),
     };
     let lrn = Number::parse(&lrn).map_err(|e| (format!("bad lrn {lrn:?}: {e}"), None))?;
     Ok((lrn != number).then_some(lrn))

@@ -1706,6 +1706,18 @@ fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
     assert_eq!(reply.header("X-Warp-LRN"), Some("12125550006"));
     assert_eq!(k.rpc("warp.stats")["lrn.failed"], "4");
     assert!(k.log().contains("response over 65536 bytes"), "{}", k.log());
+    // A lookup that failed upstream is no "not ported".
+    let reply = k.request_to("127.0.0.1", "12125550007", "INVITE", "");
+    assert_eq!(reply.header("X-Warp-LRN"), Some("12125550007"));
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["lrn.failed"].as_str(),
+            stats["lrn.not_ported"].as_str()
+        ),
+        ("5", "0")
+    );
+    assert!(k.log().contains("failed (status \"error\")"), "{}", k.log());
 }
 
 /// Ports of the `m=audio` lines in a sipp message log.

@@ -2,7 +2,8 @@
 //! remote service does. Behaviour by the number asked for (10 national digits):
 //! `…0001` ported to 303-555-9999, `…0002` not ported, `…0003` answers after 1 s,
 //! `…0004` 429 (Retry-After: 1), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
-//! proxy in between). A wrong `x-api-token` gets 401.
+//! proxy in between), `…0007` a 200 whose lookup failed (`status` not `success`, no
+//! `lrn`). A wrong `x-api-token` gets 401.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -91,6 +92,12 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             "200 OK",
             "",
             format!(r#"{{"phone_number":"{number}","lrn":"","pad":"{pad}"}}"#),
+        )
+    } else if number.ends_with("0007") {
+        (
+            "200 OK",
+            "",
+            format!(r#"{{"phone_number":"{number}","status":"error","message":"lookup failed"}}"#),
         )
     } else if number.ends_with("0004") {
         (
