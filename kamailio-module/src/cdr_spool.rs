@@ -230,14 +230,18 @@ fn send_file(
 ) -> Result<(), String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut events = Vec::with_capacity(batch);
-    let mut lines = BufReader::new(file).lines();
+    let mut lines = BufReader::new(file).split(b'\n');
     loop {
-        let line = lines.next().transpose().map_err(|e| e.to_string())?;
+        let line = lines
+            .next()
+            .transpose()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let end = line.is_none();
-        match line {
-            // A line a crash cut short is no event: the poller could not read it.
-            Some(l) if !(l.starts_with('{') && l.ends_with('}')) => done.corrupt += 1,
-            Some(l) => events.push(l),
+        // A line a crash cut short is no event (the poller could not read it), nor is
+        // one cut inside a character: skipped, or the file would be retried for ever.
+        match line.map(String::from_utf8) {
+            Some(Ok(l)) if l.starts_with('{') && l.ends_with('}') => events.push(l),
+            Some(_) => done.corrupt += 1,
             None => {}
         }
         if events.len() == batch || (end && !events.is_empty()) {
