@@ -3,7 +3,8 @@
 //! them in memory, so neither a long outage (the `cdr_buffer` bound) nor stopping
 //! Kamailio meanwhile loses them. Once Redis answers again, the first sender to get
 //! through sends every spooled file it may take — its own, and those of processes that
-//! no longer exist (an earlier run) — and deletes each once Redis has all its events.
+//! no longer exist (an earlier run; a process that got the pid since, as after a
+//! reboot, does not count) — and deletes each once Redis has all its events.
 //! A run that finds an earlier run's files starts a sender for them at once, before
 //! any call.
 //!
@@ -183,7 +184,7 @@ impl Spool {
             fs::read_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| owner(p).is_some_and(|pid| pid == me || !alive(pid)))
+            .filter(|p| owner(p).is_some_and(|pid| pid == me || !holds(pid, p)))
             .collect();
         // A stable order; across files none is promised (events carry their times).
         files.sort();
@@ -206,8 +207,52 @@ fn owner(path: &Path) -> Option<u32> {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+/// Whether process `pid` still holds `path`: it is alive and no younger than its hold
+/// (its file's creation, as the name gives it, or the taking rename, the file's ctime).
+/// A pid another process got since (after a reboot, most likely) holds nothing.
+fn holds(pid: u32, path: &Path) -> bool {
+    let Some(started) = started_ms(pid) else {
+        // No process, or (unreadable) one we cannot judge: alive means holding.
+        return Path::new("/proc").join(pid.to_string()).exists();
+    };
+    let since = match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl") => path
+            .file_stem()
+            .and_then(|s| s.to_str()?.rsplit('-').next()?.parse::<i128>().ok())
+            .map(|nanos| (nanos / 1_000_000) as i64),
+        _ => fs::metadata(path)
+            .ok()
+            .map(|m| m.ctime() * 1000 + m.ctime_nsec() / 1_000_000),
+    };
+    // The boot time /proc gives is whole seconds: allow for it.
+    since.is_none_or(|since| started <= since + 2000)
+}
+
+/// When process `pid` started (Unix ms), from `/proc`.
+fn started_ms(pid: u32) -> Option<i64> {
+    extern "C" {
+        fn sysconf(name: i32) -> i64;
+    }
+    const SC_CLK_TCK: i32 = 2;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses); the start
+    // time, in clock ticks since boot, is the 22nd field of the line.
+    let ticks: i64 = stat
+        .get(stat.rfind(')')? + 2..)?
+        .split(' ')
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let boot: i64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { sysconf(SC_CLK_TCK) };
+    (hz > 0).then(|| boot * 1000 + ticks * 1000 / hz)
 }
 
 /// Takes `path` for this process; `None` if another process took it first.

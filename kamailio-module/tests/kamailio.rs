@@ -1337,6 +1337,42 @@ fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
     );
 }
 
+#[test]
+fn a_spool_file_whose_pid_another_process_has_now_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let spooled = SpoolParams::new(dir.path(), redis.url());
+    std::fs::create_dir(&spooled.spool).unwrap();
+    // Spooled an hour ago by a process whose pid now names another one, started since
+    // (as after a reboot): that one holds no spool file.
+    let mut other = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let hour_ago = (std::time::SystemTime::now() - Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let events: String = (0..3)
+        .map(|i| format!("{{\"event\":\"start\",\"call_id\":\"before-reboot-{i}\"}}\n"))
+        .collect();
+    let file = spooled
+        .spool
+        .join(format!("cdr-{}-{hour_ago}.jsonl", other.id()));
+    std::fs::write(&file, events).unwrap();
+
+    let k = Kamailio::start(&spooled.with(&[]), Script::Native(ROUTE));
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(15));
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(cdrs.len(), 3, "{}", k.log());
+    assert!(cdrs
+        .iter()
+        .all(|c| c["call_id"].as_str().unwrap().starts_with("before-reboot-")));
+    wait_for_stat(&k, "cdr.unspooled", "3");
+    assert_eq!(std::fs::read_dir(&spooled.spool).unwrap().count(), 0);
+}
+
 /// A local port that accepts no connection and refuses none, as a Redis behind a
 /// firewall that drops packets would: its listener's accept queue is full, so the
 /// kernel drops every further SYN. Keep the pair alive while the port is needed.
