@@ -151,6 +151,70 @@ impl Drop for Running {
     }
 }
 
+/// Waits until the proxy binary at `ng` answers a ping.
+fn wait_until_up(ng: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(BIN)
+            .args(["--ng", ng, "--timeout-ms", "200", "ping"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "proxy binary did not come up");
+    }
+}
+
+#[test]
+fn a_stopped_proxy_reports_the_qos_records_redis_never_took() {
+    let a = Rtpengine::start();
+    let listen = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let no_redis = format!(
+        "redis://127.0.0.1:{}/",
+        warp_testkit::free_tcp_port().unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("proxy.log");
+    let mut proxy = Running(
+        Command::new(BIN)
+            .args(["proxy", "--listen", &listen.to_string()])
+            .args(["--node", &format!("a={}", a.ng), "--redis", &no_redis])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_up(&listen.to_string());
+    let offer = [
+        "offer",
+        "--call-id=unrecorded",
+        "--from-tag=ft",
+        &format!("--sdp={}", sdp("a", 40000)),
+    ];
+    sipwise(listen.port(), &offer);
+    sipwise(
+        listen.port(),
+        &["delete", "--call-id=unrecorded", "--from-tag=ft"],
+    );
+
+    // SIGTERM, as systemd stops it: a clean exit that says what Redis never got.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &proxy.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = proxy.0.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}: {text}");
+    assert!(
+        text.contains("1 QoS records not written to Redis are lost at shutdown"),
+        "{text}"
+    );
+}
+
 #[test]
 fn proxy_binary_serves_our_cli_and_sipwise_client() {
     let (a, b) = (Rtpengine::start(), Rtpengine::start());
@@ -170,17 +234,7 @@ fn proxy_binary_serves_our_cli_and_sipwise_client() {
             .unwrap(),
     );
     let ng = listen.to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = Command::new(BIN)
-            .args(["--ng", &ng, "--timeout-ms", "200", "ping"])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "proxy binary did not come up");
-    }
+    wait_until_up(&ng);
     assert!(sipwise(listen.port(), &["ping"]).contains("pong"));
     let offered = sipwise(
         listen.port(),

@@ -327,7 +327,11 @@ async fn calls_go_on_while_redis_is_away_and_their_qos_arrives_once_it_is_back()
     redis.stop();
     whole_call(&c, "away-2").await;
     whole_call(&c, "away-3").await;
+    // What a proxy stopping now would report lost: both records, held.
+    let qos = p.handler.qos.as_ref().unwrap();
+    assert_eq!(qos.flush(Duration::from_millis(300)).await, 2);
     redis.restart().unwrap();
+    assert_eq!(qos.flush(Duration::from_secs(5)).await, 0);
     assert_eq!(calls(qos_entries(&redis, 2).await), ["away-2", "away-3"]);
 }
 

@@ -409,11 +409,26 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     );
     let proxy = crate::proxy::Proxy::start(config).await?;
     tracing::info!(ng = ?proxy.ng_addrs, metrics = ?proxy.metrics_addr, "proxy listening");
+    let qos = proxy.handler.qos.clone();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = proxy.wait() => bail!("proxy stopped"),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
+    // Stopping: QoS records still queued get a moment to reach Redis; the rest is
+    // counted, not dropped unseen.
+    if let Some(qos) = qos {
+        let lost = qos.flush(QOS_FLUSH).await;
+        if lost > 0 {
+            tracing::error!("{lost} QoS records not written to Redis are lost at shutdown");
+        }
+    }
+    Ok(())
 }
+
+/// How long a stopping proxy waits for its queued QoS records to reach Redis.
+const QOS_FLUSH: Duration = Duration::from_secs(2);
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
 fn mask_password(url: &str) -> String {

@@ -115,6 +115,8 @@ impl QosRecord {
 pub struct QosSink {
     queue: mpsc::Sender<QosRecord>,
     dropped: Arc<AtomicU64>,
+    /// Queued or being written.
+    pending: Arc<AtomicU64>,
 }
 
 /// Records the queue holds while Redis is away: some minutes of a busy node's deletes.
@@ -122,7 +124,10 @@ const QUEUE: usize = 10_000;
 
 impl QosSink {
     pub fn send(&self, record: QosRecord) {
+        // Counted first: the writer may take the record before `try_send` returns.
+        self.pending.fetch_add(1, Ordering::Relaxed);
         if self.queue.try_send(record).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n % 1000 == 1 {
                 tracing::warn!("QoS queue full ({QUEUE} records): {n} dropped so far");
@@ -134,12 +139,27 @@ impl QosSink {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Waits up to `within` for every queued record to reach Redis; the records still
+    /// waiting then.
+    pub async fn flush(&self, within: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let pending = self.pending.load(Ordering::Relaxed);
+            if pending == 0 || tokio::time::Instant::now() >= deadline {
+                return pending;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// Starts the task that writes queued records to Redis, each until Redis takes it
 /// (retrying every 50 ms to 1 s while Redis is away or refuses).
 pub fn spawn_writer(redis: Arc<SharedRedis>) -> QosSink {
     let (tx, mut rx) = mpsc::channel::<QosRecord>(QUEUE);
+    let pending = Arc::new(AtomicU64::new(0));
+    let written = pending.clone();
     tokio::spawn(async move {
         while let Some(record) = rx.recv().await {
             let mut cmd = redis::cmd("XADD");
@@ -152,11 +172,13 @@ pub fn spawn_writer(redis: Arc<SharedRedis>) -> QosSink {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(1));
             }
+            written.fetch_sub(1, Ordering::Relaxed);
         }
     });
     QosSink {
         queue: tx,
         dropped: Arc::new(AtomicU64::new(0)),
+        pending,
     }
 }
 
