@@ -267,6 +267,44 @@ fn route_refuses_unknown_sources_and_dno_callers() {
     assert_eq!(stats["warp_route.errors"], "0");
 }
 
+#[test]
+fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
+    let (_data, k) = start_on_test_data(Script::Native(ROUTE));
+    // Dialled numbers that are no E.164 number: 484, with the reason in $warp(why).
+    for user in [
+        "nobody",
+        "12",
+        "+0442079460000",
+        "+1234567890123456789012",
+        "+1212555012a",
+        "%2B12125550123",
+        "12125550123;ext=1;ext=2,3",
+    ] {
+        let reply = k.request_to("127.0.0.1", user, "INVITE", "");
+        assert_eq!(
+            (reply.code, reply.reason.as_str()),
+            (484, "Address Incomplete"),
+            "{user}: {}",
+            k.log()
+        );
+        assert!(
+            reply.header("X-Warp-Why").is_some_and(|w| !w.is_empty()),
+            "{user}"
+        );
+    }
+    // A caller's number that is garbage is no ANI: the call routes without one.
+    let reply = k.request(
+        "INVITE",
+        "P-Asserted-Identity: <sip:not;a=number@127.0.0.1>\r\n",
+    );
+    assert_eq!(reply.code, 200, "{}", k.log());
+    let reply = k.request("INVITE", "");
+    assert_eq!(reply.code, 200, "{}", k.log());
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_route.errors"], "0");
+    assert_eq!(stats["warp_route.panics"], "0");
+}
+
 /// The trunk and DNO checks on their own, before any routing: the caller's number
 /// (PAI/RPID/From) or the one in X-Number.
 const IDENTIFY_AND_DNO: &str = r#"
