@@ -42,10 +42,14 @@ struct Tracked {
     /// Unix milliseconds; 0 until answered.
     answered: AtomicI64,
     /// The call line of the call's record.
-    call: shm::Text<1024>,
+    call: shm::Text<LINE_MAX>,
     /// The record's line of the attempt in progress (the answered one once confirmed).
-    hop: shm::Text<1024>,
+    hop: shm::Text<LINE_MAX>,
 }
+
+/// The longest record line a tracked call holds: `warp_route()` refuses a call whose
+/// line is longer (a Call-ID of some kilobytes) rather than let it run uncounted.
+pub const LINE_MAX: usize = 1024;
 
 /// Hooks into the core and, when it is loaded, the dialog module; `mod_init` only.
 pub fn init() -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! is made. Callers build a [`Query`] from the SIP message and act on the [`Answer`]
 //! and the call's record.
 
+use crate::calls;
 use crate::limits::{self, Admission};
 use crate::lrn;
 use crate::record::{self, Attempts, LaterAttempts};
@@ -74,6 +75,17 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
         trunk.id,
         &decision,
     );
+    if record.len() - written > calls::LINE_MAX {
+        record.truncate(written);
+        return Answer::Refuse {
+            code: 400,
+            reason: "Bad Request",
+            why: format!(
+                "a Call-ID of {} bytes: longer than a tracked call can hold",
+                query.call_id.len()
+            ),
+        };
+    }
     let Some(uri) = record::push_hops(record, &decision, Attempts::First) else {
         record.truncate(written);
         return refuse(&Reject::NoRoute);

@@ -300,6 +300,14 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
     assert_eq!(reply.code, 200, "{}", k.log());
     let reply = k.request("INVITE", "");
     assert_eq!(reply.code, 200, "{}", k.log());
+    // A Call-ID too long for a tracked call to hold is refused before it is counted,
+    // not routed uncounted past the trunk's limits.
+    let reply = k.invite_with_call_id_tail(&"x".repeat(1100));
+    assert_eq!((reply.code, reply.reason.as_str()), (400, "Bad Request"));
+    assert!(reply
+        .header("X-Warp-Why")
+        .is_some_and(|w| w.contains("longer than a tracked call can hold")));
+    assert_eq!(k.invite_with_call_id_tail(&"x".repeat(500)).code, 200);
     let stats = k.rpc("warp.stats");
     assert_eq!(stats["warp_route.errors"], "0");
     assert_eq!(stats["warp_route.panics"], "0");

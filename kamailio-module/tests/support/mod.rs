@@ -273,15 +273,29 @@ impl Kamailio {
     /// A request for `user` (the dialled number) from `source`.
     pub fn request_to(&self, source: &str, user: &str, method: &str, headers: &str) -> Reply {
         let from = format!("<sip:3035550100@{source}>");
-        self.send(source, user, method, &from, headers)
+        self.send(source, user, method, &from, headers, "")
+    }
+
+    /// An INVITE whose Call-ID ends in `tail` (after the usual `warp-test-<port>`).
+    pub fn invite_with_call_id_tail(&self, tail: &str) -> Reply {
+        let from = "<sip:3035550100@127.0.0.1>";
+        self.send("127.0.0.1", "12125550123", "INVITE", from, "", tail)
     }
 
     /// An OPTIONS from 127.0.0.1 whose From header has the value `from` (a tag added).
     pub fn request_with_from(&self, from: &str) -> Reply {
-        self.send("127.0.0.1", "12125550123", "OPTIONS", from, "")
+        self.send("127.0.0.1", "12125550123", "OPTIONS", from, "", "")
     }
 
-    fn send(&self, source: &str, user: &str, method: &str, from: &str, headers: &str) -> Reply {
+    fn send(
+        &self,
+        source: &str,
+        user: &str,
+        method: &str,
+        from: &str,
+        headers: &str,
+        call_id_tail: &str,
+    ) -> Reply {
         let sock = UdpSocket::bind((source, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let lport = sock.local_addr().unwrap().port();
@@ -290,7 +304,7 @@ impl Kamailio {
              Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK-{lport}\r\n\
              From: {from};tag=t{lport}\r\n\
              To: <sip:{user}@127.0.0.1>\r\n\
-             Call-ID: warp-test-{lport}\r\n\
+             Call-ID: warp-test-{lport}{call_id_tail}\r\n\
              CSeq: 1 {method}\r\n\
              {headers}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             port = self.port
