@@ -74,9 +74,13 @@ pub fn script(
                 func.name(),
                 panic_text(&*payload)
             );
+            // The message that made the body panic may make the reply panic too: that
+            // one must not unwind into the core either.
             if msg.is_request() {
-                if let Err(e) = reply::fallback(&msg) {
-                    lm_warn!("{}: fallback reply failed: {e}", func.name());
+                match catch_unwind(AssertUnwindSafe(|| reply::fallback(&msg))) {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => lm_warn!("{}: fallback reply failed: {e}", func.name()),
+                    Err(_) => lm_err!("{}: the fallback reply panicked too", func.name()),
                 }
             }
             0
