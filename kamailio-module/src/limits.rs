@@ -112,9 +112,9 @@ pub struct Admission {
     cluster: bool,
 }
 
-/// Counts a new call against `trunk`'s limits (0 = unlimited) at `now` (Unix seconds).
+/// Counts a new call against `trunk`'s limits (0 = unlimited) in the current second.
 /// `Ok(None)` when the call is not counted (no table, or the table is full).
-pub fn admit(trunk: &TrunkView<'_>, now: i64) -> Result<Option<Admission>, Exceeded> {
+pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
     let Some(table) = TABLE.get() else {
         return Ok(None);
     };
@@ -123,7 +123,9 @@ pub fn admit(trunk: &TrunkView<'_>, now: i64) -> Result<Option<Admission>, Excee
         return Ok(None);
     };
     let slot = &table.slots[i];
-    let now = now as u64 & 0xffff_ffff;
+    // Read here, not when the call arrived: a decision that waited on an LRN dip would
+    // count into a second that is over.
+    let now = chrono::Utc::now().timestamp() as u64 & 0xffff_ffff;
     if cps_exceeded(table, slot, trunk, now) {
         table.refused_cps.fetch_add(1, Relaxed);
         return Err(Exceeded::Cps);
@@ -176,12 +178,14 @@ fn cps_exceeded(table: &Table, slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> 
         }
         table.cluster_fallbacks.fetch_add(1, Relaxed);
     }
+    // Only a later second opens a new window: a worker whose clock read is a moment
+    // behind another's counts into the window already open rather than resetting it.
     slot.window
         .fetch_update(Relaxed, Relaxed, |w| {
-            match (w >> 32 == now, w & 0xffff_ffff) {
-                (true, n) if n >= cps => None,
-                (true, _) => Some(w + 1),
-                (false, _) => Some(now << 32 | 1),
+            match (now > w >> 32, w & 0xffff_ffff) {
+                (true, _) => Some(now << 32 | 1),
+                (false, n) if n >= cps => None,
+                (false, _) => Some(w + 1),
             }
         })
         .is_err()

@@ -91,7 +91,7 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
         return refuse(&Reject::NoRoute);
     };
     // Only calls that would be routed count against the trunk's limits.
-    match limits::admit(&trunk, now.timestamp()) {
+    match limits::admit(&trunk) {
         Ok(admission) => Answer::Route {
             admission,
             uri,

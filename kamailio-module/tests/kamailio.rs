@@ -1028,6 +1028,49 @@ fn a_trunk_over_its_cps_gets_503_while_other_trunks_are_unaffected() {
 }
 
 #[test]
+fn a_call_held_up_by_the_lrn_dip_counts_in_the_second_it_is_admitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::Data {
+        t1_limits: (100, 5),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let telique = support::telique::Telique::start();
+    let url = telique.url();
+    let mut params = dip_params(snap.to_str().unwrap(), &url);
+    params[4] = ("lrn_timeout", "900");
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    // A call that waits 0.9 s on the (slow) dip, from second s into second s+1...
+    at_next_second();
+    std::thread::sleep(Duration::from_millis(280));
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let slow = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| k.request_to("127.0.0.1", "12125550003", "INVITE", "").code);
+        // ... while T1's 5 calls of second s+1 arrive: all admitted.
+        at_next_second();
+        let first = (0..5)
+            .filter(|_| k.request("INVITE", "").code == 200)
+            .count();
+        assert_eq!(first, 5, "{}", k.log());
+        slow.join().unwrap()
+    });
+    // The slow call is the 6th of second s+1 and so are any after it: none may reopen
+    // second s's window and start counting s+1 afresh.
+    let late: Vec<u16> = (0..5).map(|_| k.request("INVITE", "").code).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(now, second, "the calls took too long to share one second");
+    assert_eq!((slow, late), (503, vec![503; 5]), "{}", k.log());
+}
+
+#[test]
 fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("routing.snap");
