@@ -6,6 +6,7 @@
 #include "core/pvar.h"
 #include "core/dset.h"
 #include "core/pt.h"
+#include "core/route.h"
 #include "core/script_cb.h"
 #include "core/usr_avp.h"
 #include "core/parser/msg_parser.h"

@@ -148,8 +148,9 @@ static CMDS: CoreCell<[k::cmd_export_t; 9]> = CoreCell::new([
     cmd(c"warp_identify", Some(w_warp_identify), 0, SCRIPT_ROUTES),
     cmd(c"warp_dno", Some(w_warp_dno), 0, SCRIPT_ROUTES),
     cmd(c"warp_dno", Some(w_warp_dno_number), 1, SCRIPT_ROUTES),
-    cmd(c"warp_route", Some(w_warp_route), 0, SCRIPT_ROUTES),
-    cmd(c"warp_route", Some(w_warp_route_dnis), 1, SCRIPT_ROUTES),
+    // Request route only: see route_cmd.rs.
+    cmd(c"warp_route", Some(w_warp_route), 0, k::REQUEST_ROUTE),
+    cmd(c"warp_route", Some(w_warp_route_dnis), 1, k::REQUEST_ROUTE),
     cmd(
         c"warp_next_route",
         Some(w_warp_next_route),

@@ -560,6 +560,63 @@ end
 }
 
 #[test]
+fn warp_route_outside_the_request_route_is_refused_and_holds_no_place() {
+    // kamailio.cfg: refused when the config is read.
+    let failure = RELAY.replace("if (t_is_canceled()) { exit; }", "warp_route();");
+    assert_ne!(failure, RELAY);
+    let log = Kamailio::refused(&[], Script::Cfg(&failure));
+    assert!(log.contains("misused command warp_route"), "{log}");
+
+    // KEMI: its functions may be called from any route, so warp_route() checks.
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let lua = dir.path().join("relay.lua");
+    std::fs::write(
+        &lua,
+        r#"
+function ksr_request_route()
+    if KSR.warp.warp_route() < 0 then
+        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
+        return
+    end
+    KSR.tm.t_on_failure("ksr_failure")
+    KSR.tm.t_relay()
+end
+function ksr_failure()
+    KSR.info("failure route: warp_route() = " .. KSR.warp.warp_route() .. "\n")
+end
+"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "loadmodule \"tm.so\"\nloadmodule \"app_lua.so\"\n\
+         modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+        lua.display()
+    );
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    // The vendor's 503, which tm relays as 500 (RFC 3261 16.7).
+    let reply = k.request("INVITE", "");
+    assert_eq!(reply.code, 500, "{} {}", reply.reason, k.log());
+    let log = k.log();
+    assert!(log.contains("failure route: warp_route() = -2"), "{log}");
+    assert!(
+        log.contains("warp_route() runs in request_route only"),
+        "{log}"
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["warp_route.calls"].as_str(),
+            stats["limits.active"].as_str()
+        ),
+        ("2", "0")
+    );
+}
+
+#[test]
 fn config_rpc_reports_effective_parameters_with_secrets_masked() {
     let params = [
         ("snapshot", "/srv/warp/routing.snap"),
