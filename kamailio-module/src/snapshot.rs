@@ -7,14 +7,21 @@
 //! started on, so it finishes on the old generation, which is unmapped with its last
 //! reference. A file that fails verification never bumps the epoch: workers keep
 //! serving the old one.
+//!
+//! A worker remaps from the path, so it finds the verified file only if nobody has
+//! renamed another over it since. The reload records which file it verified (device
+//! and inode); a worker that finds another there verifies it in full before mapping it,
+//! and says so. A worker whose remap fails keeps its mapping and tries again when the
+//! file at the path changes, checked at most once a second.
 
-use crate::log::{lm_err, lm_info};
+use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
 use crate::shm;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use warp_core::Snapshot;
 
 #[repr(C)]
@@ -23,6 +30,9 @@ struct Shared {
     epoch: AtomicU64,
     /// Generation the last successful reload verified (0: none yet).
     generation: AtomicU64,
+    /// Device and inode of the file it verified.
+    verified_dev: AtomicU64,
+    verified_ino: AtomicU64,
     reloads: AtomicU64,
     refused: AtomicU64,
 }
@@ -33,12 +43,62 @@ static SHARED: shm::Block<Shared> = shm::Block::new();
 struct Current {
     epoch: u64,
     snapshot: Option<Arc<Snapshot>>,
+    /// The last remap that failed, until one succeeds.
+    failed: Option<Failed>,
+}
+
+struct Failed {
+    epoch: u64,
+    /// The file that failed (`None`: there was none to open).
+    file: Option<FileId>,
+    next_look: Instant,
 }
 
 static CURRENT: Mutex<Current> = Mutex::new(Current {
     epoch: 0,
     snapshot: None,
+    failed: None,
 });
+
+/// How often a process whose remap failed looks whether the file has changed.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Which file a path names: a rename over the path changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Maps `path` (header checks only) and says which file that was.
+fn open(path: &Path) -> Result<(Snapshot, FileId), (Option<FileId>, String)> {
+    let file = std::fs::File::open(path).map_err(|e| (None, e.to_string()))?;
+    let id = file
+        .metadata()
+        .map(|m| FileId::of(&m))
+        .map_err(|e| (None, e.to_string()))?;
+    let snapshot = Snapshot::open_file(&file, path).map_err(|e| (Some(id), e.to_string()))?;
+    Ok((snapshot, id))
+}
+
+/// Maps and verifies `path` in full, and records it as the file every process maps.
+fn open_verified(shared: &Shared, path: &Path) -> Result<Snapshot, String> {
+    let (snapshot, id) = open(path).map_err(|(_, e)| e)?;
+    snapshot.verify().map_err(|e| e.to_string())?;
+    shared.generation.store(snapshot.generation(), SeqCst);
+    shared.verified_dev.store(id.dev, SeqCst);
+    shared.verified_ino.store(id.ino, SeqCst);
+    Ok(snapshot)
+}
 
 /// Maps the configured snapshot (`mod_init`). A missing or corrupt file is logged and
 /// leaves Kamailio running: routing answers the fallback until a reload succeeds.
@@ -46,18 +106,19 @@ pub fn init() -> Result<(), String> {
     let shared = SHARED.alloc(Shared {
         epoch: AtomicU64::new(0),
         generation: AtomicU64::new(0),
+        verified_dev: AtomicU64::new(0),
+        verified_ino: AtomicU64::new(0),
         reloads: AtomicU64::new(0),
         refused: AtomicU64::new(0),
     })?;
     let config = params::config();
-    match Snapshot::open_verified(Path::new(&config.snapshot)) {
+    match open_verified(shared, Path::new(&config.snapshot)) {
         Ok(snapshot) => {
             lm_info!(
                 "snapshot {} generation {} mapped",
                 config.snapshot,
                 snapshot.generation()
             );
-            shared.generation.store(snapshot.generation(), SeqCst);
             lock().snapshot = Some(Arc::new(snapshot));
         }
         Err(e) => lm_err!(
@@ -81,26 +142,71 @@ pub fn current() -> Option<Arc<Snapshot>> {
     let mut cur = lock();
     if let Some(shared) = SHARED.get() {
         let epoch = shared.epoch.load(SeqCst);
-        if epoch != cur.epoch {
-            // Whatever happens, do not retry this epoch on every call.
-            cur.epoch = epoch;
-            match remap(shared.generation.load(SeqCst)) {
-                Ok(s) => cur.snapshot = Some(Arc::new(s)),
-                Err(e) => lm_err!("snapshot remap refused ({e}): keeping the old one"),
+        if epoch != cur.epoch && cur.worth_trying(epoch) {
+            match remap(shared) {
+                Ok(s) => {
+                    cur.epoch = epoch;
+                    cur.snapshot = Some(Arc::new(s));
+                    if cur.failed.take().is_some() {
+                        lm_info!("snapshot remapped after an earlier failure");
+                    }
+                }
+                Err((file, e)) => {
+                    if cur.failed.as_ref().map_or(true, |f| f.epoch != epoch) {
+                        lm_err!(
+                            "snapshot remap refused ({e}): keeping the old one, \
+                             trying again when the file changes"
+                        );
+                    }
+                    cur.failed = Some(Failed {
+                        epoch,
+                        file,
+                        next_look: Instant::now() + RETRY,
+                    });
+                }
             }
         }
     }
     cur.snapshot.clone()
 }
 
-/// Maps the file the RPC process verified. The header check is enough when it is the
-/// generation that was verified (the header's checksum covers the payload's); a file
-/// published again since then is verified in full.
-fn remap(verified: u64) -> Result<Snapshot, String> {
-    let path = Path::new(&params::config().snapshot);
-    let snapshot = Snapshot::open(path).map_err(|e| e.to_string())?;
-    if snapshot.generation() != verified {
-        snapshot.verify().map_err(|e| e.to_string())?;
+impl Current {
+    /// Whether to remap for `epoch`: not again on the file that just failed.
+    fn worth_trying(&mut self, epoch: u64) -> bool {
+        let Some(failed) = self.failed.as_mut().filter(|f| f.epoch == epoch) else {
+            return true;
+        };
+        let now = Instant::now();
+        if now < failed.next_look {
+            return false;
+        }
+        failed.next_look = now + RETRY;
+        let file = std::fs::metadata(&params::config().snapshot)
+            .ok()
+            .map(|m| FileId::of(&m));
+        file != failed.file
+    }
+}
+
+/// Maps the file the RPC process verified. The header check is enough when it is that
+/// very file (the header's checksum covers the payload's); another renamed over it
+/// since is verified in full.
+fn remap(shared: &Shared) -> Result<Snapshot, (Option<FileId>, String)> {
+    let path = &params::config().snapshot;
+    let (snapshot, id) = open(Path::new(path))?;
+    let verified = FileId {
+        dev: shared.verified_dev.load(SeqCst),
+        ino: shared.verified_ino.load(SeqCst),
+    };
+    let generation = shared.generation.load(SeqCst);
+    if id != verified || snapshot.generation() != generation {
+        snapshot.verify().map_err(|e| (Some(id), e.to_string()))?;
+        lm_warn!(
+            "snapshot {path} was replaced after warp.reload verified generation \
+             {generation}: this process maps generation {} (verified in full); \
+             run warp.reload so that every process does",
+            snapshot.generation()
+        );
     }
     Ok(snapshot)
 }
@@ -118,7 +224,7 @@ pub fn reload() -> Result<Reloaded, String> {
     let shared = SHARED.get().ok_or("module not initialised")?;
     let path = &params::config().snapshot;
     let started = Instant::now();
-    let snapshot = match Snapshot::open_verified(Path::new(path)) {
+    let snapshot = match open_verified(shared, Path::new(path)) {
         Ok(s) => s,
         Err(e) => {
             shared.refused.fetch_add(1, Relaxed);
@@ -131,11 +237,12 @@ pub fn reload() -> Result<Reloaded, String> {
     let generation = snapshot.generation();
     let mut cur = lock();
     let previous = cur.snapshot.as_ref().map(|s| s.generation());
-    shared.generation.store(generation, SeqCst);
-    // After the generation: a process seeing the new epoch reads the new generation.
+    // After the verified file's generation and identity: a process seeing the new
+    // epoch reads them.
     cur.epoch = shared.epoch.fetch_add(1, SeqCst) + 1;
     shared.reloads.fetch_add(1, Relaxed);
     cur.snapshot = Some(Arc::new(snapshot));
+    cur.failed = None;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     lm_info!("snapshot {path} generation {generation} published to all processes ({millis:.1} ms)");
     Ok(Reloaded {

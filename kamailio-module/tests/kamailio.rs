@@ -817,6 +817,57 @@ fn a_corrupt_snapshot_is_refused_on_reload_and_the_old_one_keeps_serving() {
 }
 
 #[test]
+fn a_worker_whose_remap_fails_keeps_its_snapshot_and_retries_once_the_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let mut data = support::dataset::Data::default();
+    data.publish(&snap);
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Native(ROUTE),
+    );
+    let vendors = |calls| -> Vec<Option<String>> {
+        (0..calls)
+            .map(|_| {
+                k.request("INVITE", "")
+                    .header("X-Warp-Vendor")
+                    .map(Into::into)
+            })
+            .collect()
+    };
+    // Generation 2 (DEAR cheaper) is verified and published...
+    data.generation = 2;
+    data.cheap.1 = "0.012";
+    data.publish(&snap);
+    assert_eq!(k.rpc("warp.reload")["generation"], "2");
+    // ... but before the workers remap, a broken file is renamed over it.
+    let good = std::fs::read(&snap).unwrap();
+    let broken = dir.path().join("broken");
+    std::fs::write(&broken, &good[..good.len() / 2]).unwrap();
+    std::fs::rename(&broken, &snap).unwrap();
+    let old = vec![Some("CHEAP".to_owned()); 6];
+    assert_eq!(vendors(6), old, "{}", k.log());
+    // The same broken file is not tried on every call, nor logged each time.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(vendors(6), old);
+    let refusals = k.log().matches("snapshot remap refused").count();
+    assert!((1..=2).contains(&refusals), "{}", k.log());
+
+    // A sound file replaces it: each worker maps it within a second, verified in full.
+    data.generation = 3;
+    data.publish(&snap);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(vendors(8), vec![Some("DEAR".to_owned()); 8], "{}", k.log());
+    assert!(
+        k.log().contains(
+            "was replaced after warp.reload verified generation 2: this process maps generation 3"
+        ),
+        "{}",
+        k.log()
+    );
+}
+
+#[test]
 fn route_rpc_simulates_a_decision() {
     let (_data, k) = start_on_test_data(Script::Native(ROUTE));
     let d = k

@@ -177,14 +177,23 @@ impl Snapshot {
     /// Maps `path` and checks its header, layout and string table: O(sections + names),
     /// not O(size). The payload checksum is [`Snapshot::verify`]'s job.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let file = std::fs::File::open(path).map_err(|source| OpenError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::open_file(&file, path)
+    }
+
+    /// As [`Snapshot::open`], on a file already open (whose identity the caller may
+    /// have checked); `path` only names it in errors.
+    pub fn open_file(file: &std::fs::File, path: &Path) -> Result<Self, OpenError> {
         let io = |source| OpenError::Io {
             path: path.display().to_string(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: snapshots are replaced by rename, never modified in place, so the
         // mapped bytes do not change under us.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let map = unsafe { memmap2::Mmap::map(file) }.map_err(io)?;
         // A decision reads a few dozen lines scattered over the whole snapshot: with 4 kB
         // pages nearly each is also a TLB miss and a page walk. Where the kernel can
         // (Linux 6.x on ext4/xfs/tmpfs with THP `madvise`), it maps the file with 2 MB
