@@ -11,6 +11,7 @@
 //! a batch cut off mid-way is sent again.
 
 use crate::cdr_spool::{Replayed, Spool};
+use crate::guard;
 use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
 use crate::record::{Call, Hop};
@@ -272,7 +273,17 @@ fn sender() -> Option<SyncSender<String>> {
     let stream = config.cdr_stream.clone();
     let spawned = std::thread::Builder::new()
         .name("warp-cdr".into())
-        .spawn(move || send(rx, &target, &stream));
+        .spawn(move || {
+            let mut held = Held::open(rx);
+            // A panic must not leave the queue filling up with nobody reading it: the
+            // sender starts again with what it held.
+            while guard::entry("CDR sender", true, || {
+                send(&mut held, &target, &stream);
+                false
+            }) {
+                std::thread::sleep(RETRY);
+            }
+        });
     if let Err(e) = spawned {
         lm_err!("cannot start the CDR sender thread: {e}");
         return None;
@@ -281,24 +292,43 @@ fn sender() -> Option<SyncSender<String>> {
     Some(tx)
 }
 
+/// What the sender holds, kept across a restart after a panic: its queue, its spool
+/// and the events in hand.
+struct Held {
+    rx: Receiver<String>,
+    spool: Option<Spool>,
+    batch: Vec<String>,
+}
+
+impl Held {
+    fn open(rx: Receiver<String>) -> Held {
+        let spool = params::config().cdr_spool.as_deref().and_then(|dir| {
+            match Spool::open(dir, params::config().cdr_spool_max) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    lm_err!("{e}: CDR events wait in memory while Redis is down");
+                    None
+                }
+            }
+        });
+        Held {
+            rx,
+            spool,
+            batch: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
 /// The sender thread: batches from the queue to Redis. While Redis is unreachable it
 /// spools what it cannot send ([`Spool`], with `cdr_spool`) or else holds its batch
-/// and retries; once Redis answers it sends what was spooled.
-fn send(rx: Receiver<String>, target: &Target, stream: &str) {
+/// and retries; once Redis answers it sends what was spooled. Returns once the queue
+/// is closed.
+fn send(held: &mut Held, target: &Target, stream: &str) {
     let Some(counters) = COUNTERS.get() else {
         return;
     };
-    let mut spool = params::config().cdr_spool.as_deref().and_then(|dir| {
-        match Spool::open(dir, params::config().cdr_spool_max) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                lm_err!("{e}: CDR events wait in memory while Redis is down");
-                None
-            }
-        }
-    });
+    let Held { rx, spool, batch } = held;
     let mut conn: Option<Connection> = None;
-    let mut batch: Vec<String> = Vec::with_capacity(BATCH);
     // When Redis was found down, when to try it again.
     let mut down: Option<Instant> = None;
     let mut backoff = Duration::from_millis(50);
@@ -328,24 +358,25 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
                 Err(_) => break,
             }
         }
+        guard::fault_point("cdr_sender");
         // Redis is down and not due for a retry: to disk at once, nothing waits here.
         if let (Some(at), Some(s)) = (down, spool.as_mut()) {
             if Instant::now() < at {
-                to_spool(s, &mut batch, counters, backoff);
+                to_spool(s, batch, counters, backoff);
                 continue;
             }
         }
         let result = match conn.as_mut() {
-            Some(c) => c.xadd_all(stream, "cdr", &batch),
+            Some(c) => c.xadd_all(stream, "cdr", batch),
             // An empty batch (a wake-up to send the spool) only connects.
             None => Connection::open(target, CONNECT_TIMEOUT, REDIS_TIMEOUT).and_then(|mut c| {
-                let r = c.xadd_all(stream, "cdr", &batch);
+                let r = c.xadd_all(stream, "cdr", batch);
                 conn = Some(c);
                 r
             }),
         };
         let result = result
-            .and_then(|refused| keep_refused(counters, &mut batch, &refused))
+            .and_then(|refused| keep_refused(counters, batch, &refused))
             .and_then(
                 |()| match (spool.as_mut().filter(|s| s.pending()), conn.as_mut()) {
                     (Some(s), Some(c)) => {
@@ -377,7 +408,7 @@ fn send(rx: Receiver<String>, target: &Target, stream: &str) {
                 }
                 down = Some(Instant::now() + backoff);
                 match spool.as_mut() {
-                    Some(s) => to_spool(s, &mut batch, counters, backoff),
+                    Some(s) => to_spool(s, batch, counters, backoff),
                     None => std::thread::sleep(backoff),
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));

@@ -12,6 +12,7 @@
 //! within `cluster_timeout`, admission falls back to the node's own count
 //! (see [`crate::limits`]).
 
+use crate::guard;
 use crate::limits;
 use crate::log::lm_err;
 use crate::params;
@@ -87,7 +88,9 @@ pub fn start_heartbeat() {
     let spawned = std::thread::Builder::new()
         .name("warp-cluster".into())
         .spawn(|| loop {
-            beat();
+            // One beat that panicked must not end the beats: the node's calls would
+            // stop counting on every other node.
+            guard::entry("cluster heartbeat", (), beat);
             std::thread::sleep(BEAT);
         });
     if let Err(e) = spawned {
@@ -98,6 +101,7 @@ pub fn start_heartbeat() {
 /// Keeps the node alive and sets its field of every trunk it counted in Redis to the
 /// calls it has in progress there.
 fn beat() {
+    guard::fault_point("cluster_heartbeat");
     let node = node();
     let ttl = NODE_TTL.to_string();
     let alive = format!("warp:node:{node}");

@@ -12,6 +12,7 @@ use kamailio_sys as k;
 use std::any::Any;
 use std::ffi::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Routes panic messages (with their location) to Kamailio's log instead of stderr,
@@ -30,6 +31,15 @@ pub fn entry<T>(what: &str, fallback: T, body: impl FnOnce() -> T) -> T {
         );
         fallback
     })
+}
+
+/// Panics the first time a background thread of this process passes `point`, when
+/// `fault_inject` names it: tests of the threads' own guards.
+pub fn fault_point(point: &str) {
+    static FIRED: AtomicBool = AtomicBool::new(false);
+    if params::config().fault_inject.as_deref() == Some(point) && !FIRED.swap(true, Relaxed) {
+        panic!("fault injected by modparam fault_inject");
+    }
 }
 
 /// Runs script function `func` for `msg` and maps its result to the script's return

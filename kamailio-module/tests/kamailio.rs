@@ -1333,6 +1333,35 @@ fn every_call_leaves_its_raw_cdrs_in_the_redis_stream() {
 }
 
 #[test]
+fn a_cdr_sender_that_panicked_starts_again_with_the_events_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let url = redis.url();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &url),
+        ("cdr_stream", "warp:cdr:raw"),
+        // Each worker's sender panics on its first batch, events in hand.
+        ("fault_inject", "cdr_sender"),
+    ];
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    for _ in 0..20 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    let cdrs = redis.wait_for("warp:cdr:raw", 20, Duration::from_secs(10));
+    let calls: BTreeSet<&str> = cdrs.iter().filter_map(|c| c["call_id"].as_str()).collect();
+    assert_eq!(calls.len(), 20, "{}", k.log());
+    assert!(
+        k.log()
+            .contains("CDR sender: caught panic (fault injected by modparam fault_inject)"),
+        "{}",
+        k.log()
+    );
+}
+
+#[test]
 fn redis_stopped_mid_load_loses_no_cdr_within_the_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let mut redis = support::redis::Redis::start(dir.path());
@@ -2212,15 +2241,48 @@ impl Cluster {
     }
 
     fn node(&self) -> Kamailio {
+        self.node_with(&[])
+    }
+
+    fn node_with(&self, more: &[(&str, &str)]) -> Kamailio {
         let snap = self.dir.path().join("routing.snap");
-        let params = [
+        let url = self.redis.url();
+        let mut params = vec![
             ("snapshot", snap.to_str().unwrap()),
-            ("redis_url", &self.redis.url()),
+            ("redis_url", &url),
             ("cluster_concurrent", "1"),
             ("cluster_timeout", CLUSTER_TIMEOUT),
         ];
+        params.extend_from_slice(more);
         Kamailio::start(&params, Script::Cfg(RELAY))
     }
+}
+
+#[test]
+fn a_heartbeat_that_panicked_keeps_beating() {
+    let cluster = Cluster::new();
+    // The first beat panics, before it could say the node is alive.
+    let node = cluster.node_with(&[("fault_inject", "cluster_heartbeat")]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while cluster
+        .redis
+        .cli(&["KEYS", "warp:node:*"])
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no beat after the panic:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        node.log()
+            .contains("cluster heartbeat: caught panic (fault injected by modparam fault_inject)"),
+        "{}",
+        node.log()
+    );
 }
 
 #[test]
