@@ -152,7 +152,7 @@ pub fn current() -> Option<Arc<Snapshot>> {
                     }
                 }
                 Err((file, e)) => {
-                    if cur.failed.as_ref().map_or(true, |f| f.epoch != epoch) {
+                    if !matches!(&cur.failed, Some(f) if f.epoch == epoch) {
                         lm_err!(
                             "snapshot remap refused ({e}): keeping the old one, \
                              trying again when the file changes"
