@@ -133,20 +133,26 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
     let max = u64::from(trunk.max_concurrent);
     if max != 0 && params::config().cluster_concurrent {
         let key = slot.key.load(Relaxed);
+        // Counted here before Redis counts it, and given back in Redis before here
+        // (see `release`): a heartbeat that reads this count between the two then
+        // writes one call too many into Redis for a beat, never one too few, so no
+        // node admits over the limit on the strength of it.
+        slot.clustered.store(true, Relaxed);
+        slot.active.fetch_add(1, Relaxed);
         match cluster_calls::admit(key, max) {
             Some(true) => {
-                slot.clustered.store(true, Relaxed);
-                slot.active.fetch_add(1, Relaxed);
                 return Ok(Some(Admission {
                     slot: i,
                     cluster: true,
                 }));
             }
             Some(false) => {
+                slot.active.fetch_sub(1, Relaxed);
                 table.refused_concurrent.fetch_add(1, Relaxed);
                 return Err(Exceeded::Concurrent);
             }
             None => {
+                slot.active.fetch_sub(1, Relaxed);
                 table.cluster_fallbacks.fetch_add(1, Relaxed);
             }
         }
@@ -195,12 +201,13 @@ fn cps_exceeded(table: &Table, slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> 
 pub fn release(admission: Admission) {
     if let Some(table) = TABLE.get() {
         let slot = &table.slots[admission.slot];
-        let _ = slot
-            .active
-            .fetch_update(Relaxed, Relaxed, |a| a.checked_sub(1));
+        // Redis first: see `admit`.
         if admission.cluster {
             cluster_calls::release(slot.key.load(Relaxed));
         }
+        let _ = slot
+            .active
+            .fetch_update(Relaxed, Relaxed, |a| a.checked_sub(1));
     }
 }
 
