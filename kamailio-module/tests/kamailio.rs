@@ -3,7 +3,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::sipp::{Answer, Uac, Uas};
@@ -217,11 +217,21 @@ const ROUTE: &str = r#"
 /// Kamailio on the test dataset's snapshot, published in a temp dir of its own that
 /// the caller keeps while Kamailio runs.
 fn start_on_test_data(script: Script<'_>) -> (tempfile::TempDir, Kamailio) {
-    let data = tempfile::tempdir().unwrap();
-    let snap = data.path().join("routing.snap");
-    support::dataset::publish(&snap);
+    let (dir, _, k) = start_on(&support::dataset::Data::default(), script);
+    (dir, k)
+}
+
+/// As [`start_on_test_data`], on `data`; also the snapshot's path, where later
+/// generations are published.
+fn start_on(
+    data: &support::dataset::Data,
+    script: Script<'_>,
+) -> (tempfile::TempDir, PathBuf, Kamailio) {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    data.publish(&snap);
     let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], script);
-    (data, k)
+    (dir, snap, k)
 }
 
 #[test]
@@ -740,14 +750,8 @@ fn rates(data: &support::dataset::Data) -> &'static str {
 
 #[test]
 fn reload_swaps_the_generation_and_later_calls_follow_the_new_rates() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
     let mut data = support::dataset::Data::default();
-    data.publish(&snap);
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(ROUTE),
-    );
+    let (_dir, snap, k) = start_on(&data, Script::Native(ROUTE));
     assert_eq!(
         k.request("INVITE", "").header("X-Warp-Vendor"),
         Some("CHEAP")
@@ -818,14 +822,8 @@ fn a_corrupt_snapshot_is_refused_on_reload_and_the_old_one_keeps_serving() {
 
 #[test]
 fn a_worker_whose_remap_fails_keeps_its_snapshot_and_retries_once_the_file_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
     let mut data = support::dataset::Data::default();
-    data.publish(&snap);
-    let k = Kamailio::start(
-        &[("snapshot", snap.to_str().unwrap())],
-        Script::Native(ROUTE),
-    );
+    let (dir, snap, k) = start_on(&data, Script::Native(ROUTE));
     let vendors = |calls| -> Vec<Option<String>> {
         (0..calls)
             .map(|_| {
