@@ -428,6 +428,32 @@ async fn bad_inputs_get_the_documented_error_never_a_5xx() {
             "dialstring",
         ),
         (
+            // It would end the Request-URI and add a header of its own.
+            "POST",
+            "/api/v1/vendors/V1/gateways",
+            json!({"priority": 5, "dialstring": "sip:{number}@gw\r\nX-Evil: 1"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "dialstring",
+        ),
+        (
+            // A tab would split the call records the id travels in.
+            "POST",
+            "/api/v1/vendors",
+            json!({"id": "V\t2", "name": "x", "kind": "LRN"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "id",
+        ),
+        (
+            "POST",
+            "/api/v1/trunks",
+            json!({"id": "T".repeat(129), "ban": "C1"}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "id",
+        ),
+        (
             "PATCH",
             "/api/v1/customers/C1",
             json!({"ban": "C7"}),

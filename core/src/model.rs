@@ -118,6 +118,44 @@ impl FromStr for VendorKind {
     }
 }
 
+/// The longest id (BAN, trunk, vendor, partition) the model takes.
+pub const ID_MAX: usize = 128;
+/// The longest gateway dialstring template the model takes.
+pub const DIALSTRING_MAX: usize = 255;
+
+/// Checks an id (BAN, trunk, vendor, partition). Ids travel in tab-separated call
+/// records, SIP headers and CDRs: a tab, line break or other control character would
+/// break them, and one of kilobytes would not fit where a routed call is tracked.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > ID_MAX || id.chars().any(char::is_control) {
+        return Err(format!(
+            "{id:?}: an id is 1 to {ID_MAX} bytes without control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a gateway dialstring template, which becomes a Request-URI: a `sip:` or
+/// `sips:` URI (either case) of at most [`DIALSTRING_MAX`] bytes, with no whitespace
+/// or control character that would end the request line or inject a header.
+pub fn check_dialstring(template: &str) -> Result<(), String> {
+    let scheme = |s: &str| {
+        template
+            .get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s))
+    };
+    let clean = !template
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control());
+    if !(scheme("sip:") || scheme("sips:")) || template.len() > DIALSTRING_MAX || !clean {
+        return Err(format!(
+            "dialstring {template:?} is not a sip: or sips: URI of at most \
+             {DIALSTRING_MAX} bytes without spaces or control characters"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vendor {
     pub id: String,

@@ -116,3 +116,32 @@ fn a_missing_required_file_is_named() {
     let e = read_dir(dir.path()).unwrap_err().to_string();
     assert!(e.contains("vendors.csv"), "{e}");
 }
+
+#[test]
+fn ids_and_dialstrings_that_would_break_a_record_or_a_request_uri_are_rejected_by_line() {
+    let dir = fixture_copy();
+    // Header and 7 rows in each: new rows start at line 9 (gateways), 8 (vendors).
+    append(
+        dir.path(),
+        "gateways.csv",
+        "VA,7,\"sip:{number}@gw\r\nX-Evil: 1\"\nVA,8,sip:{number}@gw ;x\nVA,9,tel:+{number}\nVA,10,SIPS:{number}@gw.example\n",
+    );
+    append(
+        dir.path(),
+        "vendors.csv",
+        "\"V\tX\",Tab,LRN,1,INTRASTATE,true\n",
+    );
+    let e = errors(dir.path());
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert!(
+        e[0].starts_with("vendors.csv:8: vendor_id \"V\\tX\": an id is"),
+        "{e:#?}"
+    );
+    // The first bad gateway spans two lines; the uppercase scheme is a valid one.
+    for (line, row) in [(9, 1), (11, 2), (12, 3)] {
+        assert!(
+            e[row].starts_with(&format!("gateways.csv:{line}: dialstring")),
+            "{e:#?}"
+        );
+    }
+}

@@ -153,3 +153,26 @@ fn csv_round_trip_keeps_every_decision() {
         sample(&Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap())
     );
 }
+
+#[test]
+fn ids_and_dialstrings_that_would_break_a_call_record_or_a_request_uri_are_refused() {
+    let good = read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture")).unwrap();
+    let refused = |edit: &dyn Fn(&mut warp_core::model::Dataset)| {
+        let mut d = good.clone();
+        edit(&mut d);
+        compile(&d, 1).map(drop).unwrap_err().to_string()
+    };
+    let e = refused(&|d| d.vendors[0].id = "V\t1".into());
+    assert!(e.contains("vendor_id \"V\\t1\""), "{e}");
+    let e = refused(&|d| d.trunks[0].id = "T".repeat(129));
+    assert!(e.contains("1 to 128 bytes"), "{e}");
+    let e = refused(&|d| d.customers[0].ban = "C1\r\nX".into());
+    assert!(e.contains("customer BAN"), "{e}");
+    let e = refused(&|d| d.vendors[0].gateways[0] = "sip:{number}@gw\r\nX-Evil: 1".into());
+    assert!(e.contains("without spaces or control characters"), "{e}");
+    let e = refused(&|d| d.vendors[0].gateways[0] = format!("sip:{}@gw", "9".repeat(260)));
+    assert!(e.contains("at most 255 bytes"), "{e}");
+    let e = refused(&|d| d.vendors[0].gateways[0] = "tel:+1{number}".into());
+    assert!(e.contains("not a sip: or sips: URI"), "{e}");
+    assert!(compile(&good, 1).is_ok());
+}

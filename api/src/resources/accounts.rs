@@ -81,6 +81,10 @@ impl Resource for Customer {
     const UPDATED_AT: bool = true;
     type Row = Customer;
     type Input = CustomerInput;
+
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        super::check_id(input, "ban")
+    }
 }
 
 #[derive(Serialize, FromRow, ToSchema)]
@@ -118,6 +122,10 @@ impl Resource for Trunk {
     const CLASS: Class = Class::Technical;
     type Row = Trunk;
     type Input = TrunkInput;
+
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        super::check_id(input, "id")
+    }
 }
 
 /// The customer of a trunk child row.

@@ -18,6 +18,14 @@ fn text<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
     obj.get(field).and_then(Value::as_str)
 }
 
+/// Refuses an id a routing snapshot could not carry (`warp_core::model::check_id`):
+/// told now, not when the next snapshot fails to compile.
+fn check_id(obj: &Map<String, Value>, field: &str) -> ApiResult<()> {
+    text(obj, field).map_or(Ok(()), |id| {
+        warp_core::model::check_id(id).map_err(|e| ApiError::invalid(field, e))
+    })
+}
+
 /// Rewrites a telephone number field (any accepted form) as E.164 digits.
 /// Only when given: a stored value is E.164 digits already.
 pub fn normalise_number(

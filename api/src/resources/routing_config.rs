@@ -55,6 +55,10 @@ impl Resource for Partition {
     const CLASS: Class = Class::Platform;
     type Row = Partition;
     type Input = PartitionInput;
+
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        super::check_id(input, "id")
+    }
 }
 
 /// A vendor a partition offers, in `position` order; disabled routes are skipped.

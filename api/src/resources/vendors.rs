@@ -2,10 +2,13 @@
 
 use crate::auth::roles::Class;
 use crate::crud::Resource;
+use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sqlx::FromRow;
 use utoipa::ToSchema;
+use warp_core::model::check_dialstring;
 
 #[derive(Serialize, FromRow, ToSchema)]
 pub struct Vendor {
@@ -39,6 +42,10 @@ impl Resource for Vendor {
     const CLASS: Class = Class::Platform;
     type Row = Vendor;
     type Input = VendorInput;
+
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        super::check_id(input, "id")
+    }
 }
 
 /// A dialstring template in failover order (`{number}`, `{national}`).
@@ -66,4 +73,11 @@ impl Resource for Gateway {
     const CLASS: Class = Class::Platform;
     type Row = Gateway;
     type Input = GatewayInput;
+
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        match input.get("dialstring").and_then(Value::as_str) {
+            Some(d) => check_dialstring(d).map_err(|e| ApiError::invalid("dialstring", e)),
+            None => Ok(()),
+        }
+    }
 }

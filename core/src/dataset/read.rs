@@ -93,6 +93,7 @@ fn fresh(set: &mut HashSet<String>, what: &str, id: &str) -> Result<String, Stri
     if id.is_empty() {
         return Err(format!("{what} is empty"));
     }
+    check_id(id).map_err(|e| format!("{what} {e}"))?;
     if !set.insert(id.to_string()) {
         return Err(format!("duplicate {what} {id:?}"));
     }
@@ -188,9 +189,7 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
     let mut gateways: Vec<(String, i32, String)> = Vec::new();
     r.each("gateways.csv", false, |x: GatewayCsv| {
         let dial = x.dialstring.trim();
-        if !(dial.starts_with("sip:") || dial.starts_with("sips:")) {
-            return Err(format!("dialstring {dial:?} is not a sip: URI"));
-        }
+        check_dialstring(dial)?;
         gateways.push((
             known(&vendor_ids, "vendor_id", &x.vendor_id)?,
             int("priority", &x.priority)?,

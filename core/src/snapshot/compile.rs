@@ -173,6 +173,7 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
         cust_ix: HashMap::new(),
         ocn_lata_rows: HashMap::new(),
     };
+    check_names(d)?;
     c.vendors();
     c.rates()?;
     c.lerg()?;
@@ -185,6 +186,24 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
 
 fn invalid(why: String) -> CompileError {
     CompileError::Invalid(why)
+}
+
+/// Ids and dialstrings as the model allows them ([`check_id`], [`check_dialstring`]),
+/// whichever way the dataset was built.
+fn check_names(d: &Dataset) -> Result<(), CompileError> {
+    let ids = (d.customers.iter().map(|c| ("customer BAN", c.ban.as_str())))
+        .chain(d.trunks.iter().map(|t| ("trunk_id", t.id.as_str())))
+        .chain(d.vendors.iter().map(|v| ("vendor_id", v.id.as_str())))
+        .chain(d.partitions.iter().map(|p| ("partition_id", p.id.as_str())));
+    for (what, id) in ids {
+        check_id(id).map_err(|e| invalid(format!("{what} {e}")))?;
+    }
+    for v in &d.vendors {
+        for g in &v.gateways {
+            check_dialstring(g).map_err(|e| invalid(format!("vendor {}: {e}", v.id)))?;
+        }
+    }
+    Ok(())
 }
 
 /// One compilation: the string table, time zones and `Meta` fill up as each part of
