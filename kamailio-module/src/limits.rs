@@ -123,10 +123,7 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
         return Ok(None);
     };
     let slot = &table.slots[i];
-    // Read here, not when the call arrived: a decision that waited on an LRN dip would
-    // count into a second that is over.
-    let now = chrono::Utc::now().timestamp() as u64 & 0xffff_ffff;
-    if cps_exceeded(table, slot, trunk, now) {
+    if cps_exceeded(table, slot, trunk) {
         table.refused_cps.fetch_add(1, Relaxed);
         return Err(Exceeded::Cps);
     }
@@ -171,11 +168,14 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
 }
 
 /// Counts the call in this second's window; whether that went over `max_cps`.
-fn cps_exceeded(table: &Table, slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> bool {
+fn cps_exceeded(table: &Table, slot: &Slot, trunk: &TrunkView<'_>) -> bool {
     let cps = u64::from(trunk.max_cps);
     if cps == 0 {
         return false;
     }
+    // Read here, not when the call arrived: a decision that waited on an LRN dip would
+    // count into a second that is over.
+    let now = chrono::Utc::now().timestamp() as u64 & 0xffff_ffff;
     if params::config().cluster_cps {
         let key = format!("warp:cps:{}:{now}", trunk.id);
         if let Some(n) = CLUSTER.with(params::config().cluster_timeout, |c| c.incr_expire(&key, 2))
