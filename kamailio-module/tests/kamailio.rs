@@ -1874,6 +1874,74 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     assert_eq!(k.request("OPTIONS", "").code, 200);
 }
 
+#[test]
+fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
+    let telique = support::telique::Telique::start();
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
+    let defines = [
+        format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
+        format!("WARP_REDIS_URL=\"{}\"", redis.url()),
+        format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
+        "WITH_LRN_DIP".to_string(),
+        format!("LRN_DIP_URL=\"{}\"", telique.url()),
+        format!("LRN_DIP_TOKEN=\"{}\"", support::telique::TOKEN),
+        "LRN_TIMEOUT=900".to_string(),
+    ];
+    let k = Kamailio::start_file(&cfg, &defines);
+    // An INVITE whose number the dip answers slowly (0.9 s), sent again after 0.5 s as
+    // a UAC over UDP does when no 100 Trying has come: the other worker takes it.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let lport = sock.local_addr().unwrap().port();
+    let invite = format!(
+        "INVITE sip:12125550003@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-rt{lport}\r\n\
+         From: <sip:3035550100@127.0.0.1>;tag=rt{lport}\r\n\
+         To: <sip:12125550003@127.0.0.1>\r\n\
+         Call-ID: retransmitted-{lport}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:3035550100@127.0.0.1:{lport}>\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        port = k.port
+    );
+    for wait in [0, 500] {
+        std::thread::sleep(Duration::from_millis(wait));
+        sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
+            .unwrap();
+    }
+    let mut buf = [0u8; 65535];
+    let code = loop {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no final reply ({e}):\n{}", k.log()));
+        let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
+        if reply.code >= 200 {
+            break reply.code;
+        }
+    };
+    assert_eq!(code, 200, "{}", k.log());
+    // Long enough for a second routing of the retransmission (0.5 s behind) to show.
+    std::thread::sleep(Duration::from_millis(1200));
+    let starts = redis
+        .cdrs("warp:cdr:raw")
+        .into_iter()
+        .filter(|c| c["event"] == "start")
+        .count();
+    assert_eq!(
+        (starts, cheap.invites()),
+        (1, 1),
+        "routed more than once:\n{}",
+        k.log()
+    );
+    assert_eq!(k.rpc("warp.stats")["warp_route.calls"], "1", "{}", k.log());
+}
+
 fn dip_params<'a>(snap: &'a str, url: &'a str) -> [(&'a str, &'a str); 7] {
     [
         ("snapshot", snap),

@@ -388,7 +388,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn parse(text: &str) -> Reply {
+    pub fn parse(text: &str) -> Reply {
         let mut lines = text.split("\r\n");
         let status = lines.next().unwrap_or_default();
         let mut parts = status.splitn(3, ' ');
