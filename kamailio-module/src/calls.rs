@@ -250,25 +250,33 @@ fn on_event(tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
             sip_code,
         });
     };
+    // One outcome per call: the dialog module can report a call's end more than once
+    // (dlg.end_dlg run twice, a timeout's BYE crossing the caller's, an early dialog
+    // ended by RPC and then failed or answered by the vendor).
     if kind & k::DLGCB_CONFIRMED_NA != 0 {
+        if tracked.released.load(SeqCst) {
+            return;
+        }
         tracked.answered.store(now, SeqCst);
         event(Kind::Answer, Some(now), None, sip_code.or(Some(200)));
     } else if kind & k::DLGCB_FAILED != 0 {
-        event(Kind::Failed, None, Some(now), sip_code);
-        end(tracked);
-    } else {
+        if end(tracked) {
+            event(Kind::Failed, None, Some(now), sip_code);
+        }
+    } else if end(tracked) {
         // Terminated by BYE, or expired.
         event(Kind::End, answered, Some(now), Some(200));
-        end(tracked);
     }
 }
 
 /// Gives the trunk's place back, once, whichever of end, failure, expiry or
-/// destruction comes first.
-fn end(tracked: &Tracked) {
-    if !tracked.released.swap(true, SeqCst) {
+/// destruction comes first; whether this was that once.
+fn end(tracked: &Tracked) -> bool {
+    let first = !tracked.released.swap(true, SeqCst);
+    if first {
         release(tracked.admission);
     }
+    first
 }
 
 unsafe extern "C" fn tracked_free(param: *mut c_void) {

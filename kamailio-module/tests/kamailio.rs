@@ -1360,6 +1360,49 @@ fn a_cdr_sender_that_panicked_starts_again_with_the_events_it_held() {
 }
 
 #[test]
+fn a_ringing_call_the_operator_ends_reports_one_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::RingThenBusy);
+    let url = redis.url();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &url),
+        ("cdr_stream", "warp:cdr:raw"),
+    ];
+    // No failover: the vendor's 486 is the call's last word.
+    let no_failover = RELAY.replace("t_check_status(\"5[0-9][0-9]|408\")", "false");
+    assert_ne!(no_failover, RELAY);
+    let k = Kamailio::start(&params, Script::Cfg(&no_failover));
+    let mut ringing = Uac::new(k.port, dir.path(), 1, 1).spawn();
+    wait_for_stat(&k, "limits.active", "1");
+    std::thread::sleep(Duration::from_millis(300));
+    // The operator ends the call while it rings (dialog module: terminated), then the
+    // vendor turns it down (dialog module: failed).
+    let list = k.kamcmd(&["dlg.list"]).unwrap();
+    let field = |name: &str| {
+        list.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .to_owned()
+    };
+    k.kamcmd(&["dlg.end_dlg", &field("h_entry"), &field("h_id")])
+        .unwrap();
+    let _ = ringing.wait();
+    wait_for_stat(&k, "limits.active", "0");
+    std::thread::sleep(Duration::from_millis(2000));
+    let kinds: Vec<String> = redis
+        .cdrs("warp:cdr:raw")
+        .iter()
+        .map(|c| c["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["start", "end"], "{}", k.log());
+}
+
+#[test]
 fn redis_stopped_mid_load_loses_no_cdr_within_the_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let mut redis = support::redis::Redis::start(dir.path());

@@ -127,7 +127,7 @@ fn uas_accepting(body: &str) -> String {
 {body}
     ]]>
   </send>
-  <recv request="ACK" optional="true"/>
+  <recv request="ACK"/>
   <recv request="BYE"/>
   <send>
     <![CDATA[
@@ -162,13 +162,16 @@ const SDP_ANSWER: &str = "      Content-Type: application/sdp
       a=rtpmap:0 PCMU/8000
 ";
 
-/// A vendor gateway that turns every call down with `503`.
-const UAS_503: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="warp uas 503">
+/// A vendor gateway that turns every call down with `status`, after `before` (a ring
+/// and a wait, or nothing).
+fn uas_declining(before: &str, status: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="warp uas {status}">
   <recv request="INVITE"/>
-  <send>
+{before}  <send>
     <![CDATA[
-      SIP/2.0 503 Service Unavailable
+      SIP/2.0 {status}
       [last_Via:]
       [last_From:]
       [last_To:];tag=[pid]SIPpTag01[call_number]
@@ -180,6 +183,24 @@ const UAS_503: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
   </send>
   <recv request="ACK"/>
 </scenario>
+"#
+    )
+}
+
+/// Rings (an early dialog) for 1.5 s.
+const RING: &str = r#"  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="1500"/>
 "#;
 
 /// How a vendor gateway answers.
@@ -191,6 +212,8 @@ pub enum Answer {
     AcceptMedia,
     /// 503 to every INVITE.
     Unavailable,
+    /// Rings for 1.5 s, then 486.
+    RingThenBusy,
 }
 
 /// A sipp UAS on 127.0.0.1:`port`, logging every message it sees; stopped on drop.
@@ -216,7 +239,8 @@ impl Uas {
         let scenario = match answer {
             Answer::Accept => uas_accepting(NO_SDP),
             Answer::AcceptMedia => uas_accepting(SDP_ANSWER),
-            Answer::Unavailable => UAS_503.to_owned(),
+            Answer::Unavailable => uas_declining("", "503 Service Unavailable"),
+            Answer::RingThenBusy => uas_declining(RING, "486 Busy Here"),
         };
         std::fs::write(&sf, scenario).unwrap();
         let mut sipp = Command::new(binary("sipp"));
