@@ -100,6 +100,11 @@ pub fn init() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether calls are tracked with their dialogs (the dialog module is loaded).
+pub fn tracking() -> bool {
+    DIALOG.get().is_some()
+}
+
 fn pending() -> std::sync::MutexGuard<'static, Option<Pending>> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -196,9 +201,10 @@ fn track(req: &SipMsg, dlg: *mut k::dlg_cell, admission: Option<Admission>) -> R
 /// The SIP code of the reply a dialog callback is about (408 for tm's timeout, which
 /// has no real reply).
 fn reply_code(params: &k::dlg_cb_params) -> Option<u16> {
-    // tm's FAKED_REPLY marker.
+    // tm's FAKED_REPLY marker: a reply tm made up (a timeout's 408, a CANCEL's 487, a
+    // failed relay's 5xx), whose code only tm's own callback saw.
     if params.rpl as isize == -1 {
-        return Some(408);
+        return crate::tm::local_final(params.req);
     }
     // SAFETY: a reply the dialog module passes for the duration of the callback.
     let reply = unsafe { params.rpl.as_ref()? };

@@ -52,6 +52,12 @@ impl SipMsg {
         i32::from(self.get().first_line.type_) == k::SIP_REQUEST as i32
     }
 
+    pub fn is_invite(&self) -> bool {
+        // SAFETY: a request's first line holds the request variant.
+        self.is_request()
+            && unsafe { self.get().first_line.u.request.method_value } == k::METHOD_INVITE as i32
+    }
+
     /// The address the message arrived from (`$si`).
     pub fn source_ip(&self) -> Option<IpAddr> {
         let ip = &self.get().rcv.src_ip;

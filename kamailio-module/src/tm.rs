@@ -1,7 +1,11 @@
 //! The transaction module, when the config loads it: whether the message being handled
 //! already has a transaction, and a hook run when tm creates one, which is when
-//! `warp_route()`'s failover record must reach the transaction (see [`crate::failover`]).
+//! `warp_route()`'s failover record must reach the transaction (see [`crate::failover`])
+//! and when an INVITE's transaction is asked for the code of a final reply tm makes up
+//! itself (a timeout's 408, a CANCEL's 487): the dialog module reports the failure of
+//! such a call without it (see [`local_final`]).
 
+use crate::calls;
 use crate::failover;
 use crate::guard;
 use crate::log::{lm_err, lm_info};
@@ -9,10 +13,16 @@ use crate::sipmsg::SipMsg;
 use kamailio_sys as k;
 use std::ffi::c_int;
 use std::ptr::null_mut;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// tm's `t_gett`, set once tm is bound and the hook registered.
 static T_GETT: OnceLock<unsafe extern "C" fn() -> *mut k::cell> = OnceLock::new();
+/// tm's `register_tmcb`, for callbacks on one transaction.
+static REGISTER: OnceLock<k::register_tmcb_f> = OnceLock::new();
+/// The last final reply tm made up in this process: its request and code.
+static LOCAL_FINAL: Mutex<Option<(usize, u16)>> = Mutex::new(None);
+/// tm's FAKED_REPLY marker: a reply tm made up, not one received.
+const FAKED_REPLY: isize = -1;
 
 /// Binds tm and registers the hook. Called in the main process before the fork (rank
 /// `PROC_INIT`): after every module's `mod_init`, so tm is ready whatever the order of
@@ -50,6 +60,7 @@ pub fn init() -> Result<(), String> {
         return Err("cannot register the tm request-in callback".into());
     }
     let _ = T_GETT.set(t_gett);
+    let _ = REGISTER.set(api.register_tmcb);
     Ok(())
 }
 
@@ -66,7 +77,7 @@ pub fn has_transaction() -> bool {
 
 /// tm is creating a transaction for a request (its AVP list already the transaction's).
 unsafe extern "C" fn transaction_created(
-    _t: *mut k::cell,
+    t: *mut k::cell,
     _type: c_int,
     params: *mut k::tmcb_params,
 ) {
@@ -77,6 +88,62 @@ unsafe extern "C" fn transaction_created(
             if let Err(e) = failover::flush(&req) {
                 lm_err!("{e}: the call cannot fail over");
             }
+            if calls::tracking() && req.is_invite() {
+                watch_local_finals(t);
+            }
         }
     })
+}
+
+/// Asks `t` for the code of every final reply tm makes up for it, once it forwards the
+/// request. tm runs a transaction's callbacks last registered first, and the dialog
+/// module registers its own when the transaction is created (or, with `t_newtran()`
+/// first, at `dlg_manage()`): registered at forwarding, warp's runs before the
+/// dialog's and has the code ready when the dialog reports the failure.
+fn watch_local_finals(t: *mut k::cell) {
+    register_on(t, k::TMCB_REQUEST_FWDED, Some(forwarded));
+}
+
+fn register_on(t: *mut k::cell, kind: u32, callback: k::transaction_cb) {
+    let Some(Some(register)) = REGISTER.get() else {
+        return;
+    };
+    // SAFETY: `t` is a live transaction tm passed us; the callback takes no parameter.
+    let registered = unsafe { register(null_mut(), t, kind as c_int, callback, null_mut(), None) };
+    if registered <= 0 {
+        lm_err!("cannot watch a transaction's local replies: its failure CDR has no code");
+    }
+}
+
+/// tm forwards the request (each failover again: a repeated watch only repeats the note).
+unsafe extern "C" fn forwarded(t: *mut k::cell, _type: c_int, _params: *mut k::tmcb_params) {
+    guard::entry("request forwarded", (), || {
+        register_on(t, k::TMCB_RESPONSE_READY, Some(final_ready))
+    })
+}
+
+unsafe extern "C" fn final_ready(_t: *mut k::cell, _type: c_int, params: *mut k::tmcb_params) {
+    guard::entry("final reply", (), || {
+        // SAFETY: tm passes its params for the duration of the call.
+        let Some(p) = (unsafe { params.as_ref() }) else {
+            return;
+        };
+        if p.rpl as isize == FAKED_REPLY && p.code >= 300 {
+            let code = u16::try_from(p.code).unwrap_or(500);
+            *LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.req as usize, code));
+        }
+    })
+}
+
+/// The code of the final reply tm just made up for `req`'s transaction, if
+/// [`final_ready`] saw it (taken: asked once).
+pub fn local_final(req: *mut k::sip_msg) -> Option<u16> {
+    let mut last = LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner());
+    match *last {
+        Some((r, code)) if r == req as usize => {
+            *last = None;
+            Some(code)
+        }
+        _ => None,
+    }
 }

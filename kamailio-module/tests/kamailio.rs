@@ -1917,6 +1917,47 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     assert_eq!(k.request("OPTIONS", "").code, 200);
 }
 
+/// A UDP socket of the caller's on 127.0.0.1, and its port.
+fn raw_socket() -> (std::net::UdpSocket, u16) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let lport = sock.local_addr().unwrap().port();
+    (sock, lport)
+}
+
+/// A request of call `call` (Call-ID `<call>-<lport>`, one transaction: CANCEL and
+/// retransmissions share the INVITE's branch) from the caller at `lport` to `user`.
+fn raw_request(port: u16, lport: u16, method: &str, user: &str, call: &str) -> String {
+    format!(
+        "{method} sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{call}{lport}\r\n\
+         From: <sip:3035550100@127.0.0.1>;tag={call}{lport}\r\n\
+         To: <sip:{user}@127.0.0.1>\r\n\
+         Call-ID: {call}-{lport}\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: <sip:3035550100@127.0.0.1:{lport}>\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// The next final reply `sock` receives for `call` (see [`raw_request`]), skipping
+/// provisional ones and tm's retransmissions of other calls' finals.
+fn final_reply(sock: &std::net::UdpSocket, k: &Kamailio, call: &str) -> support::Reply {
+    let mut buf = [0u8; 65535];
+    loop {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no final reply ({e}):\n{}", k.log()));
+        let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
+        let ours = reply
+            .header("Call-ID")
+            .is_some_and(|id| id.starts_with(&format!("{call}-")));
+        if reply.code >= 200 && ours {
+            return reply;
+        }
+    }
+}
+
 #[test]
 fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow() {
     let dir = tempfile::tempdir().unwrap();
@@ -1939,35 +1980,14 @@ fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow()
     let k = Kamailio::start_file(&cfg, &defines);
     // An INVITE whose number the dip answers slowly (0.9 s), sent again after 0.5 s as
     // a UAC over UDP does when no 100 Trying has come: the other worker takes it.
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let lport = sock.local_addr().unwrap().port();
-    let invite = format!(
-        "INVITE sip:12125550003@127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-rt{lport}\r\n\
-         From: <sip:3035550100@127.0.0.1>;tag=rt{lport}\r\n\
-         To: <sip:12125550003@127.0.0.1>\r\n\
-         Call-ID: retransmitted-{lport}\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:3035550100@127.0.0.1:{lport}>\r\n\
-         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-        port = k.port
-    );
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "12125550003", "retransmitted");
     for wait in [0, 500] {
         std::thread::sleep(Duration::from_millis(wait));
         sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
             .unwrap();
     }
-    let mut buf = [0u8; 65535];
-    let code = loop {
-        let n = sock
-            .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("no final reply ({e}):\n{}", k.log()));
-        let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
-        if reply.code >= 200 {
-            break reply.code;
-        }
-    };
+    let code = final_reply(&sock, &k, "retransmitted").code;
     assert_eq!(code, 200, "{}", k.log());
     // Long enough for a second routing of the retransmission (0.5 s behind) to show.
     std::thread::sleep(Duration::from_millis(1200));
@@ -1983,6 +2003,89 @@ fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow()
         k.log()
     );
     assert_eq!(k.rpc("warp.stats")["warp_route.calls"], "1", "{}", k.log());
+}
+
+#[test]
+fn failure_cdrs_carry_the_code_of_a_reply_tm_made_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let snap = dir.path().join("routing.snap");
+    // Both vendors' gateways are silent: nothing listens on their ports.
+    support::dataset::Data::with_gateways().publish(&snap);
+    let url = redis.url();
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", &url),
+        ("cdr_stream", "warp:cdr:raw"),
+    ];
+    let k = Kamailio::start(&params, Script::Cfg(RELAY));
+    let (sock, lport) = raw_socket();
+    let send = |text: String| {
+        sock.send_to(text.as_bytes(), ("127.0.0.1", k.port))
+            .unwrap()
+    };
+    // The caller gives up before any vendor answered: tm answers the INVITE 487.
+    send(raw_request(
+        k.port,
+        lport,
+        "INVITE",
+        "12125550123",
+        "cancelled",
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    send(raw_request(
+        k.port,
+        lport,
+        "CANCEL",
+        "12125550123",
+        "cancelled",
+    ));
+    let replies = [0, 1].map(|_| final_reply(&sock, &k, "cancelled"));
+    let mut codes: Vec<u16> = replies.iter().map(|r| r.code).collect();
+    codes.sort();
+    assert_eq!(codes, [200, 487], "{}", k.log());
+    // Nobody answers either vendor: tm's timer answers 408, after failover.
+    send(raw_request(
+        k.port,
+        lport,
+        "INVITE",
+        "12125550123",
+        "unanswered",
+    ));
+    assert_eq!(
+        final_reply(&sock, &k, "unanswered").code,
+        408,
+        "{}",
+        k.log()
+    );
+
+    let cdrs = redis.wait_for("warp:cdr:raw", 5, Duration::from_secs(5));
+    let outcome = |call: &str| -> Vec<(String, Option<u64>)> {
+        cdrs.iter()
+            .filter(|c| c["call_id"] == format!("{call}-{lport}").as_str())
+            .map(|c| {
+                (
+                    c["event"].as_str().unwrap().to_owned(),
+                    c["sip_code"].as_u64(),
+                )
+            })
+            .collect()
+    };
+    let event = |kind: &str, code: u64| (kind.to_owned(), Some(code));
+    assert_eq!(
+        outcome("cancelled"),
+        [("start".to_owned(), None), event("failed", 487)],
+        "{cdrs:#?}"
+    );
+    assert_eq!(
+        outcome("unanswered"),
+        [
+            ("start".to_owned(), None),
+            event("failed", 408),
+            event("failed", 408)
+        ],
+        "{cdrs:#?}"
+    );
 }
 
 fn dip_params<'a>(snap: &'a str, url: &'a str) -> [(&'a str, &'a str); 7] {

@@ -54,12 +54,12 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
         .allowlist_type(
             "module_exports|sr_kemi_t|rpc_t|rpc_export_t|pv_export_t|sl_api_t|bind_sl_f\
              |p_id_body_t|to_body_t|auth_body_t|dlg_binds|dlg_cb_params|load_dlg_f|script_cb_flag|hdr_types_t\
-             |tm_binds|load_tm_f|tmcb_params",
+             |tm_binds|load_tm_f|tmcb_params|request_method",
         )
         .allowlist_var(
             "(PARAM|PROC|SR_KEMIP|PV_NAME)_[A-Z0-9_]+|L_(ALERT|BUG|CRIT2?|ERR|WARN|NOTICE|INFO|DBG)\
              |[A-Z_]+_ROUTE|SIP_(REQUEST|REPLY)|AF_INET6?|MODULE_INTERFACE_VER|DEFAULT_DLFLAGS\
-             |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|TMCB_REQUEST_IN|POST_SCRIPT_CB|REQUEST_CB|PV_VAL_INT|process_no|route_type|uid|gid",
+             |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|TMCB_(REQUEST_IN|REQUEST_FWDED|RESPONSE_READY)|POST_SCRIPT_CB|REQUEST_CB|PV_VAL_INT|process_no|route_type|uid|gid",
         )
         // Kamailio's C enums are plain ints; keep the C constant names (PVT_OTHER, ...).
         .prepend_enum_name(false)
