@@ -1255,22 +1255,34 @@ fn millis(cdr: &serde_json::Value, field: &str) -> i64 {
         .timestamp_millis()
 }
 
+/// Kamailio running `script` on `data`'s snapshot (published in `dir`), writing CDR
+/// events to `warp:cdr:raw` in the Redis at `redis_url`, with `more` parameters.
+fn start_reporting(
+    dir: &Path,
+    data: &support::dataset::Data,
+    redis_url: &str,
+    script: Script<'_>,
+    more: &[(&str, &str)],
+) -> Kamailio {
+    let snap = dir.join("routing.snap");
+    data.publish(&snap);
+    let mut params = vec![
+        ("snapshot", snap.to_str().unwrap()),
+        ("redis_url", redis_url),
+        ("cdr_stream", "warp:cdr:raw"),
+    ];
+    params.extend_from_slice(more);
+    Kamailio::start(&params, script)
+}
+
 #[test]
 fn every_call_leaves_its_raw_cdrs_in_the_redis_stream() {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
     let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
     let _dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
-    let url = redis.url();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", &url),
-        ("cdr_stream", "warp:cdr:raw"),
-    ];
-    let k = Kamailio::start(&params, Script::Cfg(RELAY));
+    let k = start_reporting(dir.path(), &data, &redis.url(), Script::Cfg(RELAY), &[]);
     let status = Uac::new(k.port, dir.path(), 10, 10).spawn().wait().unwrap();
     assert!(status.success(), "calls failed ({status}):\n{}", k.log());
 
@@ -1334,17 +1346,14 @@ fn every_call_leaves_its_raw_cdrs_in_the_redis_stream() {
 fn a_cdr_sender_that_panicked_starts_again_with_the_events_it_held() {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let url = redis.url();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", &url),
-        ("cdr_stream", "warp:cdr:raw"),
-        // Each worker's sender panics on its first batch, events in hand.
-        ("fault_inject", "cdr_sender"),
-    ];
-    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    // Each worker's sender panics on its first batch, events in hand.
+    let k = start_reporting(
+        dir.path(),
+        &support::dataset::Data::default(),
+        &redis.url(),
+        Script::Native(ROUTE),
+        &[("fault_inject", "cdr_sender")],
+    );
     for _ in 0..20 {
         assert_eq!(k.request("INVITE", "").code, 200);
     }
@@ -1363,20 +1372,13 @@ fn a_cdr_sender_that_panicked_starts_again_with_the_events_it_held() {
 fn a_ringing_call_the_operator_ends_reports_one_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
     let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::RingThenBusy);
-    let url = redis.url();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", &url),
-        ("cdr_stream", "warp:cdr:raw"),
-    ];
     // No failover: the vendor's 486 is the call's last word.
     let no_failover = RELAY.replace("t_check_status(\"5[0-9][0-9]|408\")", "false");
     assert_ne!(no_failover, RELAY);
-    let k = Kamailio::start(&params, Script::Cfg(&no_failover));
+    let script = Script::Cfg(&no_failover);
+    let k = start_reporting(dir.path(), &data, &redis.url(), script, &[]);
     let mut ringing = Uac::new(k.port, dir.path(), 1, 1).spawn();
     wait_for_stat(&k, "limits.active", "1");
     std::thread::sleep(Duration::from_millis(300));
@@ -1406,18 +1408,10 @@ fn a_ringing_call_the_operator_ends_reports_one_outcome() {
 fn redis_stopped_mid_load_loses_no_cdr_within_the_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let mut redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
     let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
-    let url = redis.url();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", &url),
-        ("cdr_stream", "warp:cdr:raw"),
-        ("cdr_buffer", "5000"),
-    ];
-    let k = Kamailio::start(&params, Script::Cfg(RELAY));
+    let buffer = [("cdr_buffer", "5000")];
+    let k = start_reporting(dir.path(), &data, &redis.url(), Script::Cfg(RELAY), &buffer);
     let mut uac = Uac::new(k.port, dir.path(), 200, 50).spawn();
     std::thread::sleep(Duration::from_millis(1000));
     redis.stop();
@@ -2009,16 +2003,9 @@ fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow()
 fn failure_cdrs_carry_the_code_of_a_reply_tm_made_up() {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
     // Both vendors' gateways are silent: nothing listens on their ports.
-    support::dataset::Data::with_gateways().publish(&snap);
-    let url = redis.url();
-    let params = [
-        ("snapshot", snap.to_str().unwrap()),
-        ("redis_url", &url),
-        ("cdr_stream", "warp:cdr:raw"),
-    ];
-    let k = Kamailio::start(&params, Script::Cfg(RELAY));
+    let data = support::dataset::Data::with_gateways();
+    let k = start_reporting(dir.path(), &data, &redis.url(), Script::Cfg(RELAY), &[]);
     let (sock, lport) = raw_socket();
     let send = |text: String| {
         sock.send_to(text.as_bytes(), ("127.0.0.1", k.port))

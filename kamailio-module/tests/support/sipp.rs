@@ -162,14 +162,28 @@ const SDP_ANSWER: &str = "      Content-Type: application/sdp
       a=rtpmap:0 PCMU/8000
 ";
 
-/// A vendor gateway that turns every call down with `status`, after `before` (a ring
-/// and a wait, or nothing).
-fn uas_declining(before: &str, status: &str) -> String {
+/// A vendor gateway that turns every call down with `status`, after ringing for 1.5 s
+/// (an early dialog) if `ring`.
+fn uas_declining(ring: bool, status: &str) -> String {
+    let ringing = match ring {
+        true => format!("{}  <pause milliseconds=\"1500\"/>\n", reply("180 Ringing")),
+        false => String::new(),
+    };
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp uas {status}">
   <recv request="INVITE"/>
-{before}  <send>
+{ringing}{}  <recv request="ACK"/>
+</scenario>
+"#,
+        reply(status)
+    )
+}
+
+/// A bodiless reply to the INVITE, with the UAS's to-tag.
+fn reply(status: &str) -> String {
+    format!(
+        r#"  <send>
     <![CDATA[
       SIP/2.0 {status}
       [last_Via:]
@@ -181,27 +195,9 @@ fn uas_declining(before: &str, status: &str) -> String {
 
     ]]>
   </send>
-  <recv request="ACK"/>
-</scenario>
 "#
     )
 }
-
-/// Rings (an early dialog) for 1.5 s.
-const RING: &str = r#"  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="1500"/>
-"#;
 
 /// How a vendor gateway answers.
 #[derive(Clone, Copy)]
@@ -239,8 +235,8 @@ impl Uas {
         let scenario = match answer {
             Answer::Accept => uas_accepting(NO_SDP),
             Answer::AcceptMedia => uas_accepting(SDP_ANSWER),
-            Answer::Unavailable => uas_declining("", "503 Service Unavailable"),
-            Answer::RingThenBusy => uas_declining(RING, "486 Busy Here"),
+            Answer::Unavailable => uas_declining(false, "503 Service Unavailable"),
+            Answer::RingThenBusy => uas_declining(true, "486 Busy Here"),
         };
         std::fs::write(&sf, scenario).unwrap();
         let mut sipp = Command::new(binary("sipp"));
