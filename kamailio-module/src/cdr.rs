@@ -15,7 +15,7 @@ use crate::guard;
 use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
 use crate::record::{Call, Hop};
-use crate::redis::{Connection, Target};
+use crate::redis::{self, Connection, Target};
 use crate::shm;
 use chrono::{TimeZone, Utc};
 use kamailio_sys as k;
@@ -92,7 +92,7 @@ static QUEUE: Mutex<Option<(u32, SyncSender<String>)>> = Mutex::new(None);
 /// Allocates the counters and checks `redis_url` and `cdr_spool`; `mod_init` only.
 pub fn init() -> Result<(), String> {
     if enabled() {
-        Target::parse(&params::config().redis_url)?;
+        redis::init(&params::config().redis_url)?;
         if let Some(dir) = &params::config().cdr_spool {
             Spool::prepare(dir, run_as())?;
         }
@@ -268,7 +268,7 @@ fn sender() -> Option<SyncSender<String>> {
         }
     }
     let config = params::config();
-    let target = Target::parse(&config.redis_url).ok()?;
+    let target = redis::target().ok()?;
     let (tx, rx) = sync_channel(config.cdr_buffer);
     let stream = config.cdr_stream.clone();
     let spawned = std::thread::Builder::new()
@@ -278,7 +278,7 @@ fn sender() -> Option<SyncSender<String>> {
             // A panic must not leave the queue filling up with nobody reading it: the
             // sender starts again with what it held.
             while guard::entry("CDR sender", true, || {
-                send(&mut held, &target, &stream);
+                send(&mut held, target, &stream);
                 false
             }) {
                 std::thread::sleep(RETRY);

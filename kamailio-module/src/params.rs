@@ -158,7 +158,7 @@ pub fn init() -> Result<&'static Config, String> {
     let cluster_cps = switch(&CLUSTER_CPS, "cluster_cps")?;
     let cluster_concurrent = switch(&CLUSTER_CONCURRENT, "cluster_concurrent")?;
     if cluster_cps || cluster_concurrent || lrn_sources.contains(&LrnSource::Cache) {
-        redis::Target::parse(&redis_url)?;
+        redis::init(&redis_url)?;
     }
     let config = Config {
         snapshot: text(
@@ -263,7 +263,7 @@ impl Config {
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
-fn mask_password(url: &str) -> String {
+pub fn mask_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

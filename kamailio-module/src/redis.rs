@@ -5,22 +5,48 @@
 //! worker process.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The longest reply line or bulk string read: every reply these commands get is a few
+/// dozen bytes (an LRN, a stream id, a count), so more is a broken or hostile peer.
+const MAX_REPLY: usize = 64 * 1024;
+
+/// `redis_url`, parsed and resolved in `mod_init`: a resolver lookup has no deadline, so
+/// none is made later, in a SIP worker.
+static TARGET: OnceLock<Target> = OnceLock::new();
+
+/// Parses and resolves `url` (once); `mod_init` only.
+pub fn init(url: &str) -> Result<(), String> {
+    if TARGET.get().is_none() {
+        let _ = TARGET.set(Target::parse(url)?);
+    }
+    Ok(())
+}
+
+/// The Redis `redis_url` names, as resolved at start-up.
+pub fn target() -> Result<&'static Target, String> {
+    TARGET
+        .get()
+        .ok_or_else(|| "redis_url not resolved".to_owned())
+}
 
 /// Where and how to connect, from `redis://[[user]:password@]host[:port][/db]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Target {
-    host: String,
-    port: u16,
+    addr: SocketAddr,
     user: Option<String>,
     password: Option<String>,
     db: u32,
 }
 
 impl Target {
+    /// Parses `url` and resolves its host (the first address).
     pub fn parse(url: &str) -> Result<Target, String> {
-        let bad = || format!("redis_url {url:?} is not redis://[[user]:password@]host[:port][/db]");
+        let shown = crate::params::mask_password(url);
+        let bad =
+            || format!("redis_url {shown:?} is not redis://[[user]:password@]host[:port][/db]");
         let rest = url.strip_prefix("redis://").ok_or_else(bad)?;
         let (auth, rest) = match rest.rsplit_once('@') {
             Some((auth, rest)) => (Some(auth), rest),
@@ -42,9 +68,13 @@ impl Target {
         if host.is_empty() {
             return Err(bad());
         }
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("redis_url {shown:?}: cannot resolve {host:?} ({e})"))?
+            .next()
+            .ok_or_else(|| format!("redis_url {shown:?}: {host:?} has no address"))?;
         Ok(Target {
-            host: host.to_owned(),
-            port,
+            addr,
             user,
             password,
             db: if db.is_empty() {
@@ -59,6 +89,8 @@ impl Target {
 pub struct Connection {
     writer: TcpStream,
     reader: BufReader<TcpStream>,
+    /// What one exchange (a command or pipeline and all its replies) may take.
+    timeout: Duration,
 }
 
 /// RESP encoding of one command.
@@ -80,28 +112,20 @@ enum Reply {
 }
 
 impl Connection {
-    /// Connects within `connect`; every later read and write is bounded by `timeout`.
+    /// Connects within `connect`; every later exchange is bounded by `timeout` as a
+    /// whole, however its replies trickle in.
     pub fn open(
         target: &Target,
         connect: Duration,
         timeout: Duration,
     ) -> Result<Connection, String> {
-        let addr = (target.host.as_str(), target.port)
-            .to_socket_addrs()
-            .map_err(|e| e.to_string())?
-            .next()
-            .ok_or("no address")?;
-        let stream = TcpStream::connect_timeout(&addr, connect).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        stream
-            .set_write_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
+        let stream =
+            TcpStream::connect_timeout(&target.addr, connect).map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut conn = Connection {
             reader: BufReader::new(stream.try_clone().map_err(|e| e.to_string())?),
             writer: stream,
+            timeout,
         };
         let mut hello = Vec::new();
         let mut expected = 0;
@@ -223,27 +247,78 @@ impl Connection {
         Ok(errors(self.exchange(&out, values.len())?))
     }
 
-    /// Sends `out` and reads `replies` replies, or `Err` when the connection failed.
+    /// Sends `out` and reads `replies` replies within the timeout, or `Err` when the
+    /// connection failed (and must be dropped: it may hold part of a reply).
     fn exchange(&mut self, out: &[u8], replies: usize) -> Result<Vec<Reply>, String> {
         if replies == 0 {
             return Ok(Vec::new());
         }
+        let deadline = Instant::now() + self.timeout;
+        self.writer
+            .set_write_timeout(Some(self.timeout))
+            .map_err(|e| e.to_string())?;
         self.writer.write_all(out).map_err(|e| e.to_string())?;
-        (0..replies).map(|_| self.reply()).collect()
+        (0..replies).map(|_| self.reply(deadline)).collect()
+    }
+
+    /// More bytes of the reply, waiting no later than `deadline`.
+    fn fill(&mut self, deadline: Instant) -> Result<&[u8], String> {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or("timed out")?;
+        // The reader's socket is the writer's: one option for both.
+        self.writer
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let read = self.reader.fill_buf().map_err(|e| match e.kind() {
+            // What an expired SO_RCVTIMEO reads as.
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".into(),
+            _ => e.to_string(),
+        });
+        match read? {
+            [] => Err("connection closed".into()),
+            bytes => Ok(bytes),
+        }
+    }
+
+    /// Reads into `out` up to a `\n` (`want` `None`) or `want` bytes of the reply.
+    fn read(
+        &mut self,
+        deadline: Instant,
+        out: &mut Vec<u8>,
+        want: Option<usize>,
+    ) -> Result<(), String> {
+        loop {
+            let bytes = self.fill(deadline)?;
+            let take = match want {
+                None => bytes
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |i| i + 1),
+                Some(n) => bytes.len().min(n - out.len()),
+            };
+            out.extend_from_slice(&bytes[..take]);
+            self.reader.consume(take);
+            let done = match want {
+                None => out.last() == Some(&b'\n'),
+                Some(n) => out.len() == n,
+            };
+            if done {
+                return Ok(());
+            }
+            if out.len() > MAX_REPLY {
+                return Err(format!("reply line over {MAX_REPLY} bytes"));
+            }
+        }
     }
 
     /// Reads one reply of the kinds the commands above get: status, error, integer or
     /// bulk string.
-    fn reply(&mut self) -> Result<Reply, String> {
-        let mut line = String::new();
-        if self
-            .reader
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?
-            == 0
-        {
-            return Err("connection closed".into());
-        }
+    fn reply(&mut self, deadline: Instant) -> Result<Reply, String> {
+        let mut raw = Vec::with_capacity(64);
+        self.read(deadline, &mut raw, None)?;
+        let line = String::from_utf8_lossy(&raw);
         let line = line.trim_end();
         match line.as_bytes().first() {
             Some(b'+') => Ok(Reply::Ok),
@@ -259,10 +334,16 @@ impl Connection {
                 if len < 0 {
                     return Ok(Reply::Bulk(None));
                 }
-                let mut body = vec![0; len as usize + 2];
-                std::io::Read::read_exact(&mut self.reader, &mut body)
-                    .map_err(|e| e.to_string())?;
-                body.truncate(len as usize);
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&l| l <= MAX_REPLY)
+                    .ok_or_else(|| format!("bulk reply of {len} bytes"))?;
+                let mut body = Vec::with_capacity(len + 2);
+                self.read(deadline, &mut body, Some(len + 2))?;
+                if !body.ends_with(b"\r\n") {
+                    return Err("bulk reply not ended by CRLF".into());
+                }
+                body.truncate(len);
                 Ok(Reply::Bulk(Some(body)))
             }
             _ => Err(format!("unexpected reply {line:?}")),

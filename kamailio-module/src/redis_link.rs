@@ -4,8 +4,7 @@
 //! call; callers then fall back to what they can do without it.
 
 use crate::log::lm_warn;
-use crate::params;
-use crate::redis::{Connection, Target};
+use crate::redis::{self, Connection};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -56,8 +55,8 @@ impl Link {
         }
         let result = match state.conn.as_mut() {
             Some(c) => op(c),
-            None => Target::parse(&params::config().redis_url)
-                .and_then(|t| Connection::open(&t, timeout, timeout))
+            None => redis::target()
+                .and_then(|t| Connection::open(t, timeout, timeout))
                 .and_then(|mut c| {
                     let r = op(&mut c);
                     state.conn = Some(c);

@@ -683,6 +683,27 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("lrn_dip_url: cannot resolve \"no-such-host.invalid\""),
         "{log}"
     );
+    // Redis too: resolved at start-up, and a bad URL's password is not logged.
+    let log = Kamailio::refused(
+        &[
+            ("lrn_source", "snapshot,cache"),
+            ("redis_url", "redis://no-such-host.invalid:6379"),
+        ],
+        Script::Native(ANI_ROUTE),
+    );
+    assert!(
+        log.contains("cannot resolve \"no-such-host.invalid\""),
+        "{log}"
+    );
+    let log = Kamailio::refused(
+        &[
+            ("lrn_source", "snapshot,cache"),
+            ("redis_url", "redis://:s3cret@127.0.0.1:63x79"),
+        ],
+        Script::Native(ANI_ROUTE),
+    );
+    assert!(log.contains("redis://:***@127.0.0.1:63x79"), "{log}");
+    assert!(!log.contains("s3cret"), "{log}");
     let log = Kamailio::refused(&[("cluster_timeout", "0")], Script::Native(ANI_ROUTE));
     assert!(log.contains("cluster_timeout 0 must be positive"), "{log}");
     // A spool that could take no event fails the start, not the first Redis outage.
@@ -2279,6 +2300,92 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A server on `redis_url` that answers its first GET with a bulk length of 1 TiB, its
+/// second with a 10-byte value one byte every 40 ms, any later one with nil.
+fn lying_redis() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let gets = gets.clone();
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || !buf[..n].windows(3).any(|w| w == b"GET") {
+                        return;
+                    }
+                    let reply: &[u8] = match gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        0 => b"$1099511627776\r\n",
+                        1 => {
+                            let _ = conn.write_all(b"$10\r\n");
+                            for b in b"3035559999\r\n" {
+                                std::thread::sleep(Duration::from_millis(40));
+                                let _ = conn.write_all(&[*b]);
+                            }
+                            continue;
+                        }
+                        _ => b"$-1\r\n",
+                    };
+                    let _ = conn.write_all(reply);
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_redis_that_lies_about_lengths_or_trickles_neither_stops_nor_holds_a_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let redis_url = format!("redis://127.0.0.1:{}", lying_redis());
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("lrn_source", "snapshot,cache"),
+        ("redis_url", redis_url.as_str()),
+        ("lrn_timeout", "50"),
+    ];
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    let timed_call = || {
+        let started = std::time::Instant::now();
+        let reply = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
+        (
+            reply.code,
+            reply.header("X-Warp-LRN").map(str::to_owned),
+            started.elapsed(),
+        )
+    };
+    // 1 TiB announced: refused, not allocated; the call routes on the dialled number.
+    let (code, lrn, _) = timed_call();
+    assert_eq!(
+        (code, lrn.as_deref()),
+        (200, Some("12125550001")),
+        "{}",
+        k.log()
+    );
+    // After the 1 s pause a failure earns, a reply that trickles past the 50 ms budget.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, lrn, took) = timed_call();
+    assert_eq!(
+        (code, lrn.as_deref()),
+        (200, Some("12125550001")),
+        "{}",
+        k.log()
+    );
+    assert!(
+        took < Duration::from_millis(250),
+        "the call waited {took:?}"
+    );
+    let log = k.log();
+    assert!(log.contains("bulk reply of 1099511627776 bytes"), "{log}");
+    assert!(log.contains("timed out"), "{log}");
+    assert_eq!(k.request("OPTIONS", "").code, 200);
 }
 
 #[test]
