@@ -59,6 +59,10 @@ pub fn destroy() {
     SHARED.free();
 }
 
+/// The longest pause a Retry-After can impose: a daily quota's `86400` would stop
+/// every dip for a day, which only a restart could undo.
+const MAX_PAUSE: Duration = Duration::from_secs(300);
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -109,15 +113,22 @@ pub fn supplied(snapshot: &Snapshot, dnis: &str) -> Option<Number> {
 /// (`Some(None)`: not ported), `None` when it could not.
 fn upstream(shared: &Shared, dip: &Dip, number: Number) -> Option<Option<Number>> {
     let config = params::config();
-    if !admit(shared) {
+    let Some(probe) = admit(shared) else {
         shared.skipped.fetch_add(1, Relaxed);
         return None;
-    }
+    };
     shared.dips.fetch_add(1, Relaxed);
     match ask(dip, number, config.lrn_timeout) {
         Ok(lrn) => {
             shared.failures.store(0, Relaxed);
-            shared.open_until.store(0, Relaxed);
+            // Only the probe that reopened the breaker closes it, and only if nobody
+            // paused the dip meanwhile: a dip that started before a 429 says nothing
+            // about the upstream's rate limit now.
+            if probe != 0 {
+                let _ = shared
+                    .open_until
+                    .compare_exchange(probe, 0, Relaxed, Relaxed);
+            }
             let counter = if lrn.is_some() {
                 &shared.ported
             } else {
@@ -142,9 +153,10 @@ fn upstream(shared: &Shared, dip: &Dip, number: Number) -> Option<Option<Number>
             } else {
                 retry_after
             };
-            if let Some(pause) = open_for {
-                let until = now_ms() + pause.as_millis() as i64;
-                shared.open_until.store(until, Relaxed);
+            if let Some(pause) = open_for.map(|p| p.min(MAX_PAUSE)) {
+                let until = now_ms().saturating_add(pause.as_millis() as i64);
+                // The longer pause wins: a timeout's cooldown never cuts a Retry-After.
+                shared.open_until.fetch_max(until, Relaxed);
                 lm_warn!("LRN dip paused for {} ms", pause.as_millis());
             }
             None
@@ -152,20 +164,22 @@ fn upstream(shared: &Shared, dip: &Dip, number: Number) -> Option<Option<Number>
     }
 }
 
-/// Closed: dip. Open: no dip until the cooldown is over, then one caller (the one that
-/// moves the deadline on) tries.
-fn admit(shared: &Shared) -> bool {
+/// Closed: dip (`Some(0)`). Open: no dip (`None`) until the pause is over, then one
+/// caller, the one that moves the deadline on, tries (`Some(the new deadline)`).
+fn admit(shared: &Shared) -> Option<i64> {
     let until = shared.open_until.load(Relaxed);
     if until == 0 {
-        return true;
+        return Some(0);
     }
     let now = now_ms();
     let cooldown = params::config().lrn_breaker_cooldown.as_millis() as i64;
-    now >= until
+    let next = now + cooldown;
+    (now >= until
         && shared
             .open_until
-            .compare_exchange(until, now + cooldown, Relaxed, Relaxed)
-            .is_ok()
+            .compare_exchange(until, next, Relaxed, Relaxed)
+            .is_ok())
+    .then_some(next)
 }
 
 /// The configured upstream.

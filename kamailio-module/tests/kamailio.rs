@@ -2213,6 +2213,44 @@ fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
     assert!(k.log().contains("failed (status \"error\")"), "{}", k.log());
 }
 
+#[test]
+fn a_dip_that_began_before_a_429_does_not_lift_its_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let telique = support::telique::Telique::start();
+    let url = telique.url();
+    let mut params = dip_params(snap.to_str().unwrap(), &url);
+    params[4] = ("lrn_timeout", "1500");
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    let lrn_of = |dnis| {
+        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
+        reply.header("X-Warp-LRN").map(str::to_owned)
+    };
+    std::thread::scope(|scope| {
+        // A dip that takes 1 s, and meanwhile a 429 asking for 5 s of quiet...
+        let slow = scope.spawn(|| lrn_of("12125550003"));
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(lrn_of("12125550008").as_deref(), Some("12125550008"));
+        // ...which the slow dip's success, when it comes, must not cut short.
+        assert_eq!(slow.join().unwrap().as_deref(), Some("13035559999"));
+    });
+    assert_eq!(lrn_of("12125550001").as_deref(), Some("12125550001"));
+    assert!(
+        !telique.seen().iter().any(|p| p.contains("2125550001")),
+        "dipped during the upstream's Retry-After: {:?}",
+        telique.seen()
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["lrn.skipped"].as_str(),
+            stats["lrn.breaker_open"].as_str()
+        ),
+        ("1", "1")
+    );
+}
+
 /// Ports of the `m=audio` lines in a sipp message log.
 fn audio_ports(log: &Path) -> Vec<u16> {
     std::fs::read_to_string(log)

@@ -1,7 +1,7 @@
 //! A local stand-in for Telique's LRN API that speaks its contract and fails the way a
 //! remote service does. Behaviour by the number asked for (10 national digits):
 //! `…0001` ported to 303-555-9999, `…0002` not ported, `…0003` answers after 1 s,
-//! `…0004` 429 (Retry-After: 1), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
+//! `…0004` 429 (Retry-After: 1), `…0008` 429 (Retry-After: 5), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
 //! proxy in between), `…0007` a 200 whose lookup failed (`status` not `success`, no
 //! `lrn`). A wrong `x-api-token` gets 401.
 
@@ -99,10 +99,15 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             "",
             format!(r#"{{"phone_number":"{number}","status":"error","message":"lookup failed"}}"#),
         )
-    } else if number.ends_with("0004") {
+    } else if number.ends_with("0004") || number.ends_with("0008") {
+        let retry = if number.ends_with("0004") { 1 } else { 5 };
         (
             "429 Too Many Requests",
-            "Retry-After: 1\r\n",
+            if retry == 1 {
+                "Retry-After: 1\r\n"
+            } else {
+                "Retry-After: 5\r\n"
+            },
             r#"{"error":"rate limited"}"#.to_owned(),
         )
     } else {
