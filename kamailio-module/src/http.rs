@@ -71,7 +71,7 @@ pub fn get(
     };
     let mut stream = TcpStream::connect_timeout(&base.addr, left()?).map_err(|e| e.to_string())?;
     let mut request = format!(
-        "GET {}{path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n",
+        "GET {}{path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
         base.path, base.authority
     );
     for (name, value) in headers {
@@ -95,7 +95,14 @@ pub fn get(
             Ok(n) if raw.len() + n > MAX_RESPONSE => {
                 return Err(format!("response over {MAX_RESPONSE} bytes"))
             }
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                // A server that keeps the connection open anyway has said all it will
+                // once its Content-Length is in.
+                if complete(&raw) {
+                    break;
+                }
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -108,6 +115,19 @@ pub fn get(
         }
     }
     parse(&String::from_utf8_lossy(&raw))
+}
+
+/// Whether `raw` holds a whole response by its Content-Length.
+fn complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]);
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| raw.len() - (end + 4) >= len)
 }
 
 fn parse(text: &str) -> Result<Response, String> {

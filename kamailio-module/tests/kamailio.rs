@@ -2124,13 +2124,22 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
     assert_eq!(ported.header("X-Warp-LRN"), Some("13035559999"));
     let not_ported = k.request_to("127.0.0.1", "12125550002", "INVITE", "");
     assert_eq!(not_ported.header("X-Warp-LRN"), Some("12125550002"));
+    // A server that keeps the connection open: read up to its Content-Length.
+    let kept_open = k.request_to("127.0.0.1", "12125550009", "INVITE", "");
+    assert_eq!(
+        kept_open.header("X-Warp-LRN"),
+        Some("13035559999"),
+        "{}",
+        k.log()
+    );
     // Toll-free numbers are not dipped.
     k.request_to("127.0.0.1", "18005550001", "INVITE", "");
     assert_eq!(
         telique.seen(),
         [
             "/v1/telique/lrn/2125550001?format=json",
-            "/v1/telique/lrn/2125550002?format=json"
+            "/v1/telique/lrn/2125550002?format=json",
+            "/v1/telique/lrn/2125550009?format=json"
         ]
     );
     // warp.route simulates with the dip too.
@@ -2142,8 +2151,8 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
         ("13035559999", "supplied")
     );
     let stats = k.rpc("warp.stats");
-    assert_eq!(stats["lrn.dips"], "3");
-    assert_eq!(stats["lrn.ported"], "2");
+    assert_eq!(stats["lrn.dips"], "4");
+    assert_eq!(stats["lrn.ported"], "3");
     assert_eq!(stats["lrn.not_ported"], "1");
 }
 

@@ -1,6 +1,7 @@
 //! A local stand-in for Telique's LRN API that speaks its contract and fails the way a
 //! remote service does. Behaviour by the number asked for (10 national digits):
 //! `…0001` ported to 303-555-9999, `…0002` not ported, `…0003` answers after 1 s,
+//! `…0009` ported like `…0001` but the connection left open 2 s after the answer,
 //! `…0004` 429 (Retry-After: 1), `…0008` 429 (Retry-After: 5), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
 //! proxy in between), `…0007` a 200 whose lookup failed (`status` not `success`, no
 //! `lrn`). A wrong `x-api-token` gets 401.
@@ -67,8 +68,8 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             "",
             r#"{"error":"invalid token"}"#.to_owned(),
         )
-    } else if number.ends_with("0001") || number.ends_with("0002") {
-        let lrn = if number.ends_with("0001") {
+    } else if number.ends_with("0001") || number.ends_with("0002") || number.ends_with("0009") {
+        let lrn = if !number.ends_with("0002") {
             "3035559999"
         } else {
             ""
@@ -122,4 +123,8 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    // …0009: a proxy that keeps the connection open after its answer anyway.
+    if number.ends_with("0009") {
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
