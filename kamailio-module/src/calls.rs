@@ -198,12 +198,11 @@ fn track(req: &SipMsg, dlg: *mut k::dlg_cell, admission: Option<Admission>) -> R
     Ok(())
 }
 
-/// The SIP code of the reply a dialog callback is about (408 for tm's timeout, which
-/// has no real reply).
+/// The SIP code of the reply a dialog callback is about; for a reply tm made up (a
+/// timeout's 408, a CANCEL's 487, a failed relay's 5xx), the code only tm's own callback
+/// saw.
 fn reply_code(params: &k::dlg_cb_params) -> Option<u16> {
-    // tm's FAKED_REPLY marker: a reply tm made up (a timeout's 408, a CANCEL's 487, a
-    // failed relay's 5xx), whose code only tm's own callback saw.
-    if params.rpl as isize == -1 {
+    if params.rpl as isize == crate::tm::FAKED_REPLY {
         return crate::tm::local_final(params.req);
     }
     // SAFETY: a reply the dialog module passes for the duration of the callback.

@@ -122,28 +122,31 @@ fn complete(raw: &[u8]) -> bool {
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };
-    let head = String::from_utf8_lossy(&raw[..end]);
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+    header(&String::from_utf8_lossy(&raw[..end]), "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|len| raw.len() - (end + 4) >= len)
+}
+
+/// The value of header `name` (lower case) in a response's `head`.
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
 }
 
 fn parse(text: &str) -> Result<Response, String> {
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or("truncated HTTP response")?;
-    let mut lines = head.lines();
-    let status = lines
+    let status = head
+        .lines()
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .ok_or("bad HTTP status line")?;
-    let retry_after = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("retry-after"))
-        .and_then(|(_, v)| v.trim().parse().ok());
+    let retry_after = header(head, "retry-after").and_then(|v| v.parse().ok());
     Ok(Response {
         status,
         retry_after,

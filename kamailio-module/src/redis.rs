@@ -122,6 +122,9 @@ impl Connection {
         let stream =
             TcpStream::connect_timeout(&target.addr, connect).map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
         let mut conn = Connection {
             reader: BufReader::new(stream.try_clone().map_err(|e| e.to_string())?),
             writer: stream,
@@ -254,23 +257,23 @@ impl Connection {
             return Ok(Vec::new());
         }
         let deadline = Instant::now() + self.timeout;
-        self.writer
-            .set_write_timeout(Some(self.timeout))
-            .map_err(|e| e.to_string())?;
         self.writer.write_all(out).map_err(|e| e.to_string())?;
         (0..replies).map(|_| self.reply(deadline)).collect()
     }
 
     /// More bytes of the reply, waiting no later than `deadline`.
     fn fill(&mut self, deadline: Instant) -> Result<&[u8], String> {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or("timed out")?;
-        // The reader's socket is the writer's: one option for both.
-        self.writer
-            .set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
+        // Replies already buffered (a pipeline's) need no wait, nor a system call.
+        if self.reader.buffer().is_empty() {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or("timed out")?;
+            // The reader's socket is the writer's: one option for both.
+            self.writer
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
+        }
         let read = self.reader.fill_buf().map_err(|e| match e.kind() {
             // What an expired SO_RCVTIMEO reads as.
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".into(),

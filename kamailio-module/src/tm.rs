@@ -22,7 +22,7 @@ static REGISTER: OnceLock<k::register_tmcb_f> = OnceLock::new();
 /// The last final reply tm made up in this process: its request and code.
 static LOCAL_FINAL: Mutex<Option<(usize, u16)>> = Mutex::new(None);
 /// tm's FAKED_REPLY marker: a reply tm made up, not one received.
-const FAKED_REPLY: isize = -1;
+pub const FAKED_REPLY: isize = -1;
 
 /// Binds tm and registers the hook. Called in the main process before the fork (rank
 /// `PROC_INIT`): after every module's `mod_init`, so tm is ready whatever the order of

@@ -659,65 +659,57 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("unknown pseudo-variable $warp(bogus)"),
         "{log}"
     );
-    let log = Kamailio::refused(&[("fallback_code", "200")], Script::Native(ANI_ROUTE));
-    assert!(
-        log.contains("fallback_code 200 is not a SIP final failure code"),
-        "{log}"
-    );
-    let log = Kamailio::refused(
-        &[("lrn_source", "snapshot,oracle")],
-        Script::Native(ANI_ROUTE),
-    );
-    assert!(log.contains("unknown lrn_source \"oracle\""), "{log}");
-    let log = Kamailio::refused(&[("lrn_source", "snapshot,dip")], Script::Native(ANI_ROUTE));
-    assert!(
-        log.contains("lrn_source lists dip but lrn_dip_url is not set"),
-        "{log}"
-    );
-    // Resolved at start-up, so no SIP worker ever waits on the resolver.
-    let log = Kamailio::refused(
-        &[("lrn_dip_url", "http://no-such-host.invalid:8080/lrn")],
-        Script::Native(ANI_ROUTE),
-    );
-    assert!(
-        log.contains("lrn_dip_url: cannot resolve \"no-such-host.invalid\""),
-        "{log}"
-    );
-    // Redis too: resolved at start-up, and a bad URL's password is not logged.
-    let log = Kamailio::refused(
-        &[
-            ("lrn_source", "snapshot,cache"),
-            ("redis_url", "redis://no-such-host.invalid:6379"),
-        ],
-        Script::Native(ANI_ROUTE),
-    );
-    assert!(
-        log.contains("cannot resolve \"no-such-host.invalid\""),
-        "{log}"
-    );
-    let log = Kamailio::refused(
-        &[
-            ("lrn_source", "snapshot,cache"),
-            ("redis_url", "redis://:s3cret@127.0.0.1:63x79"),
-        ],
-        Script::Native(ANI_ROUTE),
-    );
-    assert!(log.contains("redis://:***@127.0.0.1:63x79"), "{log}");
-    assert!(!log.contains("s3cret"), "{log}");
-    let log = Kamailio::refused(&[("cluster_timeout", "0")], Script::Native(ANI_ROUTE));
-    assert!(log.contains("cluster_timeout 0 must be positive"), "{log}");
-    // A spool that could take no event fails the start, not the first Redis outage.
-    let log = Kamailio::refused(
-        &[
-            ("cdr_stream", "warp:cdr:raw"),
-            ("cdr_spool", "/etc/hostname/spool"),
-        ],
-        Script::Native(ANI_ROUTE),
-    );
-    assert!(
-        log.contains("cdr_spool /etc/hostname/spool: Not a directory"),
-        "{log}"
-    );
+    let cases: [(&[(&str, &str)], &str); 8] = [
+        (
+            &[("fallback_code", "200")],
+            "fallback_code 200 is not a SIP final failure code",
+        ),
+        (
+            &[("lrn_source", "snapshot,oracle")],
+            "unknown lrn_source \"oracle\"",
+        ),
+        (
+            &[("lrn_source", "snapshot,dip")],
+            "lrn_source lists dip but lrn_dip_url is not set",
+        ),
+        // Resolved at start-up, so no SIP worker ever waits on the resolver.
+        (
+            &[("lrn_dip_url", "http://no-such-host.invalid:8080/lrn")],
+            "lrn_dip_url: cannot resolve \"no-such-host.invalid\"",
+        ),
+        // Redis too; and a bad URL's password is not logged (below).
+        (
+            &[
+                ("lrn_source", "snapshot,cache"),
+                ("redis_url", "redis://no-such-host.invalid:6379"),
+            ],
+            "cannot resolve \"no-such-host.invalid\"",
+        ),
+        (
+            &[
+                ("lrn_source", "snapshot,cache"),
+                ("redis_url", "redis://:s3cret@127.0.0.1:63x79"),
+            ],
+            "redis://:***@127.0.0.1:63x79",
+        ),
+        (
+            &[("cluster_timeout", "0")],
+            "cluster_timeout 0 must be positive",
+        ),
+        // A spool that could take no event fails the start, not the first Redis outage.
+        (
+            &[
+                ("cdr_stream", "warp:cdr:raw"),
+                ("cdr_spool", "/etc/hostname/spool"),
+            ],
+            "cdr_spool /etc/hostname/spool: Not a directory",
+        ),
+    ];
+    for (params, why) in cases {
+        let log = Kamailio::refused(params, Script::Native(ANI_ROUTE));
+        assert!(log.contains(why), "{log}");
+        assert!(!log.contains("s3cret"), "{log}");
+    }
 }
 
 /// Relays routed calls to the vendor (stateful, record-routed), fails over to the next
@@ -1832,14 +1824,32 @@ fn the_spool_belongs_to_the_user_kamailio_drops_to() {
     }
 }
 
+/// configs/kamailio/kamailio.cfg as shipped, on `data`'s snapshot (published in `dir`),
+/// its CDR events to `redis_url` (spooled in `dir`), with `defines` on top.
+fn start_shipped(
+    dir: &Path,
+    data: &support::dataset::Data,
+    redis_url: &str,
+    defines: &[String],
+) -> Kamailio {
+    let snap = dir.join("routing.snap");
+    data.publish(&snap);
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
+    let mut all = vec![
+        format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
+        format!("WARP_REDIS_URL=\"{redis_url}\""),
+        format!("WARP_CDR_SPOOL=\"{}\"", dir.join("spool").display()),
+    ];
+    all.extend_from_slice(defines);
+    Kamailio::start_file(&cfg, &all)
+}
+
 /// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers).
 #[test]
 fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
     let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
     let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
     // The subscriber table T2's switch authenticates against.
@@ -1856,17 +1866,13 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
          1:t2user:warp.test:s3cret::\n",
     )
     .unwrap();
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
     let defines = [
-        format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
-        format!("WARP_REDIS_URL=\"{}\"", redis.url()),
-        format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
         "WITH_AUTH".to_string(),
         "AUTH_REALM=\"warp.test\"".to_string(),
         format!("AUTH_DB_URL=\"text://{}\"", db.display()),
         "WITH_CLUSTER".to_string(),
     ];
-    let k = Kamailio::start_file(&cfg, &defines);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
 
     // T1 by its address: CHEAP answers 503, DEAR takes the calls.
     let status = Uac::new(k.port, dir.path(), 5, 10).spawn().wait().unwrap();
@@ -1977,22 +1983,16 @@ fn final_reply(sock: &std::net::UdpSocket, k: &Kamailio, call: &str) -> support:
 fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow() {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
-    let snap = dir.path().join("routing.snap");
     let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
     let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
     let telique = support::telique::Telique::start();
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
     let defines = [
-        format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
-        format!("WARP_REDIS_URL=\"{}\"", redis.url()),
-        format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
         "WITH_LRN_DIP".to_string(),
         format!("LRN_DIP_URL=\"{}\"", telique.url()),
         format!("LRN_DIP_TOKEN=\"{}\"", support::telique::TOKEN),
         "LRN_TIMEOUT=900".to_string(),
     ];
-    let k = Kamailio::start_file(&cfg, &defines);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     // An INVITE whose number the dip answers slowly (0.9 s), sent again after 0.5 s as
     // a UAC over UDP does when no 100 Trying has come: the other worker takes it.
     let (sock, lport) = raw_socket();
@@ -2276,24 +2276,16 @@ fn audio_ports(log: &Path) -> Vec<u16> {
 fn the_shipped_config_anchors_media_in_rtpengine() {
     let dir = tempfile::tempdir().unwrap();
     let rtpengine = support::rtpengine::Rtpengine::start(dir.path());
-    let snap = dir.path().join("routing.snap");
     let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
     let cheap_port = data.cheap.0;
     let _vendor = Uas::start(dir.path(), cheap_port, Answer::AcceptMedia);
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
     let defines = [
-        format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
-        // Nowhere: this test is about media, CDR events just go to the spool.
-        format!(
-            "WARP_REDIS_URL=\"redis://127.0.0.1:{}\"",
-            support::free_udp_port()
-        ),
-        format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
         "WITH_RTPENGINE".to_string(),
         format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
     ];
-    let k = Kamailio::start_file(&cfg, &defines);
+    // Redis nowhere: this test is about media, CDR events just go to the spool.
+    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let k = start_shipped(dir.path(), &data, &nowhere, &defines);
     let uac_log = dir.path().join("uac-messages.log");
     let trace = [
         "-trace_msg".to_string(),

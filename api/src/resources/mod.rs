@@ -21,8 +21,17 @@ fn text<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
 /// Refuses an id a routing snapshot could not carry (`warp_core::model::check_id`):
 /// told now, not when the next snapshot fails to compile.
 fn check_id(obj: &Map<String, Value>, field: &str) -> ApiResult<()> {
-    text(obj, field).map_or(Ok(()), |id| {
-        warp_core::model::check_id(id).map_err(|e| ApiError::invalid(field, e))
+    check_field(obj, field, warp_core::model::check_id)
+}
+
+/// Runs the model's `check` on `field` when it is given.
+fn check_field(
+    obj: &Map<String, Value>,
+    field: &str,
+    check: fn(&str) -> Result<(), String>,
+) -> ApiResult<()> {
+    text(obj, field).map_or(Ok(()), |v| {
+        check(v).map_err(|e| ApiError::invalid(field, e))
     })
 }
 

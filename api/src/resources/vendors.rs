@@ -2,7 +2,7 @@
 
 use crate::auth::roles::Class;
 use crate::crud::Resource;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -75,9 +75,6 @@ impl Resource for Gateway {
     type Input = GatewayInput;
 
     fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
-        match input.get("dialstring").and_then(Value::as_str) {
-            Some(d) => check_dialstring(d).map_err(|e| ApiError::invalid("dialstring", e)),
-            None => Ok(()),
-        }
+        super::check_field(input, "dialstring", check_dialstring)
     }
 }
