@@ -213,6 +213,12 @@ fn ask(
             return Err((format!("status {status:?}"), None));
         }
     }
+    // An answer about another number (a caching proxy's mix-up) would be cached a day.
+    if let Some(about) = body.get("phone_number").and_then(|p| p.as_str()) {
+        if Number::parse(about).ok() != Some(number) {
+            return Err((format!("an answer about {about}"), None));
+        }
+    }
     let lrn = match body.get("lrn") {
         Some(serde_json::Value::String(s)) if s.is_empty() => return Ok(None),
         Some(serde_json::Value::String(s)) => s.clone(),
@@ -220,6 +226,10 @@ fn ask(
         _ => return Err(("a reply without an lrn".into(), None)),
     };
     let lrn = Number::parse(&lrn).map_err(|e| (format!("bad lrn {lrn:?}: {e}"), None))?;
+    // An LRN names a NANP switch; anything else cannot be routed or cached as one.
+    if !lrn.is_nanp() || lrn.is_toll_free() {
+        return Err((format!("no NANP LRN: {lrn}"), None));
+    }
     Ok((lrn != number).then_some(lrn))
 }
 

@@ -2220,6 +2220,16 @@ fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
         ("5", "0")
     );
     assert!(k.log().contains("failed (status \"error\")"), "{}", k.log());
+    // An answer about another number, or an LRN that is no NANP number, is no answer:
+    // it is neither used nor cached for a day.
+    k.request_to("127.0.0.1", "12125550002", "INVITE", "");
+    for number in ["12125550010", "12125550011"] {
+        let reply = k.request_to("127.0.0.1", number, "INVITE", "");
+        assert_eq!(reply.header("X-Warp-LRN"), Some(number), "{}", k.log());
+    }
+    assert_eq!(k.rpc("warp.stats")["lrn.failed"], "7");
+    assert!(k.log().contains("answer about 2125550001"), "{}", k.log());
+    assert!(k.log().contains("no NANP LRN"), "{}", k.log());
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! `…0009` ported like `…0001` but the connection left open 2 s after the answer,
 //! `…0004` 429 (Retry-After: 1), `…0008` 429 (Retry-After: 5), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
 //! proxy in between), `…0007` a 200 whose lookup failed (`status` not `success`, no
-//! `lrn`). A wrong `x-api-token` gets 401.
+//! `lrn`), `…0010` a 200 about another number (`phone_number` 212-555-0001), `…0011` a
+//! 200 whose `lrn` is no NANP number. A wrong `x-api-token` gets 401.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -78,6 +79,19 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             r#"{{"phone_number":"{number}","lrn":"{lrn}","status":"success","metadata":{{"spid":"1234","lnp_type":"wireless","activation_timestamp":"2024-01-01T00:00:00Z","last_updated":"2024-06-01T00:00:00Z"}}}}"#
         );
         ("200 OK", "", body)
+    } else if number.ends_with("0010") || number.ends_with("0011") {
+        let (asked, lrn) = if number.ends_with("0010") {
+            ("2125550001", "3035559999")
+        } else {
+            (number, "+442071234567")
+        };
+        (
+            "200 OK",
+            "",
+            format!(
+                r#"{{"phone_number":"{asked}","lrn":"{lrn}","status":"success","metadata":{{}}}}"#
+            ),
+        )
     } else if number.ends_with("0003") {
         std::thread::sleep(Duration::from_secs(1));
         (
