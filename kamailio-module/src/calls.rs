@@ -199,11 +199,12 @@ fn track(req: &SipMsg, dlg: *mut k::dlg_cell, admission: Option<Admission>) -> R
 }
 
 /// The SIP code of the reply a dialog callback is about; for a reply tm made up (a
-/// timeout's 408, a CANCEL's 487, a failed relay's 5xx), the code only tm's own callback
-/// saw.
+/// timeout's 408, a CANCEL's 487, a failed relay's 5xx) or a last attempt never sent,
+/// the code only tm's own callback saw.
 fn reply_code(params: &k::dlg_cb_params) -> Option<u16> {
-    if params.rpl as isize == crate::tm::FAKED_REPLY {
-        return crate::tm::local_final(params.req);
+    let local = crate::tm::local_final(params.req);
+    if local.is_some() || params.rpl as isize == crate::tm::FAKED_REPLY {
+        return local;
     }
     // SAFETY: a reply the dialog module passes for the duration of the callback.
     let reply = unsafe { params.rpl.as_ref()? };

@@ -8,7 +8,9 @@
 //! request at the next one, after reporting the failed attempt (a `failed` CDR event
 //! with `$T_reply_code`). The last attempt's failure is reported when the dialog fails
 //! (see [`crate::calls`]). Which replies fail over is the script's choice, as with
-//! lcr's `next_gw()`: `t_check_status("5[0-9][0-9]|408") || t_branch_timeout()`.
+//! lcr's `next_gw()`: `t_check_status("5[0-9][0-9]|408") || t_branch_timeout()`, and
+//! `t_relay()` failing: an attempt tm made no branch for (no socket for its transport,
+//! a name that does not resolve) is reported failed with [`UNSENT`].
 
 use crate::avp;
 use crate::cdr;
@@ -24,6 +26,19 @@ use std::ffi::{c_char, c_int};
 /// One AVP per call holding its record (see [`crate::record`]): one allocation per
 /// call, as Kamailio's allocator is what a per-hop AVP would cost.
 const AVP: &str = "warp";
+/// The transaction's branch count when the attempt in progress began, written by
+/// `warp_next_route()` only: the first attempt began with none.
+const BRANCHES_BEFORE: &str = "warp_branches";
+/// The code an attempt that could not be sent fails with: Kamailio's for a request it
+/// could not send on.
+pub const UNSENT: u16 = 477;
+
+/// Whether the attempt in progress reached tm's branches, the transaction having
+/// `branches` now: no branch was added for a destination tm could not send to.
+pub fn attempt_sent(branches: u32) -> bool {
+    let before = avp::get(BRANCHES_BEFORE).and_then(|b| b.parse().ok());
+    branches > before.unwrap_or(0)
+}
 
 /// Keeps `record` for failover, replacing what an earlier `warp_route()` on this
 /// message stored.
@@ -69,9 +84,13 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let bad = || format!("bad {AVP} AVP {stored:?}");
     let call = Call::parse(call_line).ok_or_else(bad)?;
     let failed = Hop::parse(failed_line).ok_or_else(bad)?;
-    let sip_code = msg
-        .pv_int("$T_reply_code")
-        .and_then(|c| u16::try_from(c).ok());
+    let branches = tm::branches();
+    let sip_code = if branches.is_some_and(|n| !attempt_sent(n)) {
+        Some(UNSENT)
+    } else {
+        msg.pv_int("$T_reply_code")
+            .and_then(|c| u16::try_from(c).ok())
+    };
     cdr::emit(&cdr::Event {
         kind: cdr::Kind::Failed,
         call: &call,
@@ -85,6 +104,10 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let uri = record::push_later(&mut remaining, call.dnis, later).ok_or_else(bad)?;
     msg.set_ruri(&remaining[uri])?;
     store(&remaining)?;
+    if let Some(n) = branches {
+        avp::clear(BRANCHES_BEFORE);
+        avp::push(BRANCHES_BEFORE, &n.to_string())?;
+    }
     decision::put_record(msg, remaining, None, false);
     Ok(true)
 }

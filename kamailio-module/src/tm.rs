@@ -2,8 +2,9 @@
 //! already has a transaction, and a hook run when tm creates one, which is when
 //! `warp_route()`'s failover record must reach the transaction (see [`crate::failover`])
 //! and when an INVITE's transaction is asked for the code of a final reply tm makes up
-//! itself (a timeout's 408, a CANCEL's 487): the dialog module reports the failure of
-//! such a call without it (see [`local_final`]).
+//! itself (a timeout's 408, a CANCEL's 487), or whether the last attempt was sent at
+//! all: the dialog module reports the failure of such a call without it (see
+//! [`local_final`]).
 
 use crate::calls;
 use crate::failover;
@@ -64,15 +65,34 @@ pub fn init() -> Result<(), String> {
     Ok(())
 }
 
+/// The transaction of the message this process is handling, if it has one (never when
+/// tm is not loaded).
+fn current() -> Option<*mut k::cell> {
+    let t_gett = T_GETT.get()?;
+    // SAFETY: tm's accessor of its per-process current transaction.
+    let t = unsafe { t_gett() };
+    // T_UNDEFINED is -1: not looked up yet.
+    (!t.is_null() && t as isize != -1).then_some(t)
+}
+
 /// Whether the message this process is handling already has a transaction (false when
 /// tm is not loaded).
 pub fn has_transaction() -> bool {
-    T_GETT.get().is_some_and(|t_gett| {
-        // SAFETY: tm's accessor of its per-process current transaction.
-        let t = unsafe { t_gett() };
-        // T_UNDEFINED is -1: not looked up yet.
-        !t.is_null() && t as isize != -1
-    })
+    current().is_some()
+}
+
+/// The branches tm has sent, or tried to send, the current transaction's request on:
+/// a destination it cannot send to (no socket for its transport, a name that does not
+/// resolve) gets none.
+pub fn branches() -> Option<u32> {
+    // SAFETY: a live transaction, current in this process.
+    current().map(|t| unsafe { branches_of(t) })
+}
+
+/// # Safety
+/// `t` is a live transaction.
+unsafe fn branches_of(t: *const k::cell) -> u32 {
+    u32::try_from(unsafe { (*t).nr_of_outgoings }).unwrap_or(0)
 }
 
 /// tm is creating a transaction for a request (its AVP list already the transaction's).
@@ -122,21 +142,33 @@ unsafe extern "C" fn forwarded(t: *mut k::cell, _type: c_int, _params: *mut k::t
     })
 }
 
-unsafe extern "C" fn final_ready(_t: *mut k::cell, _type: c_int, params: *mut k::tmcb_params) {
+unsafe extern "C" fn final_ready(t: *mut k::cell, _type: c_int, params: *mut k::tmcb_params) {
     guard::entry("final reply", (), || {
         // SAFETY: tm passes its params for the duration of the call.
         let Some(p) = (unsafe { params.as_ref() }) else {
             return;
         };
-        if p.rpl as isize == FAKED_REPLY && p.code >= 300 {
-            let code = u16::try_from(p.code).unwrap_or(500);
-            *LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.req as usize, code));
+        if p.code < 300 || failover::stored().is_none() {
+            return;
         }
+        // The attempt in progress may never have been sent (the transaction's AVPs are
+        // current while tm runs its callbacks): then this final reply, another
+        // attempt's or tm's own, is not its outcome.
+        // SAFETY: the live transaction tm runs the callback for.
+        let code = if !failover::attempt_sent(unsafe { branches_of(t) }) {
+            failover::UNSENT
+        } else if p.rpl as isize == FAKED_REPLY {
+            u16::try_from(p.code).unwrap_or(500)
+        } else {
+            return;
+        };
+        *LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.req as usize, code));
     })
 }
 
-/// The code of the final reply tm just made up for `req`'s transaction, if
-/// [`final_ready`] saw it (taken: asked once).
+/// The code the attempt in progress failed with, when the final reply for `req`'s
+/// transaction does not say it: a reply tm made up, or one to an earlier attempt when
+/// the last could not be sent ([`final_ready`] saw it; taken: asked once).
 pub fn local_final(req: *mut k::sip_msg) -> Option<u16> {
     let mut last = LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner());
     match *last {

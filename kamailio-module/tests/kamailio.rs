@@ -1938,6 +1938,77 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     assert_eq!(k.request("OPTIONS", "").code, 200);
 }
 
+/// A vendor the edge cannot send to (a transport it does not serve, a gateway whose
+/// name does not resolve) is a failed attempt like a 503: the call goes on to the next,
+/// and that attempt's `failed` event says 477 (Kamailio's code for a request it could
+/// not send), not the code of the attempt before it.
+#[test]
+fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let events = |cdrs: &[serde_json::Value]| -> Vec<Vec<(String, String, Option<u64>)>> {
+        by_call(cdrs)
+            .values()
+            .map(|events| {
+                events
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["event"].as_str().unwrap().to_owned(),
+                            e["vendor"].as_str().unwrap().to_owned(),
+                            e["sip_code"].as_u64(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let event = |kind: &str, vendor: &str, code| (kind.to_owned(), vendor.to_owned(), code);
+    // The shipped config listens on UDP only: CHEAP, first, cannot be sent to.
+    let data = support::dataset::Data {
+        uri_params: (";transport=tcp", ""),
+        ..support::dataset::Data::with_gateways()
+    };
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let status = Uac::new(k.port, dir.path(), 3, 10).spawn().wait().unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+    assert_eq!(dear.invites(), 3);
+    let cdrs = redis.wait_for("warp:cdr:raw", 12, Duration::from_secs(10));
+    let expected = vec![
+        event("start", "CHEAP", None),
+        event("failed", "CHEAP", Some(477)),
+        event("answer", "DEAR", Some(200)),
+        event("end", "DEAR", Some(200)),
+    ];
+    assert_eq!(events(&cdrs), vec![expected; 3], "{cdrs:#?}");
+    drop(k);
+    drop(dear);
+
+    // CHEAP answers 503, DEAR cannot be sent to: the caller gets CHEAP's 503 (as 500,
+    // tm's RFC 3261 16.7 remap), and each vendor's failure is reported with its code.
+    redis.cli(&["DEL", "warp:cdr:raw"]);
+    let data = support::dataset::Data {
+        uri_params: ("", ";transport=tcp"),
+        ..support::dataset::Data::with_gateways()
+    };
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "unsent");
+    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    assert_eq!(final_reply(&sock, &k, "unsent").code, 500, "{}", k.log());
+    assert_eq!(cheap.invites(), 1);
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(10));
+    let expected = vec![
+        event("start", "CHEAP", None),
+        event("failed", "CHEAP", Some(503)),
+        event("failed", "DEAR", Some(477)),
+    ];
+    assert_eq!(events(&cdrs), vec![expected], "{cdrs:#?}");
+}
+
 /// A UDP socket of the caller's on 127.0.0.1, and its port.
 fn raw_socket() -> (std::net::UdpSocket, u16) {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

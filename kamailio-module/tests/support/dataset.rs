@@ -35,6 +35,8 @@ pub struct Data {
     /// Gateway port and per-minute rate of vendor CHEAP, then DEAR.
     pub cheap: (u16, &'static str),
     pub dear: (u16, &'static str),
+    /// URI parameters of CHEAP's gateway, then DEAR's (`;transport=tcp`); none by default.
+    pub uri_params: (&'static str, &'static str),
     /// T1's limits: concurrent calls, calls per second.
     pub t1_limits: (u32, u32),
 }
@@ -45,6 +47,7 @@ impl Default for Data {
             generation: 1,
             cheap: (5090, "0.004"),
             dear: (5091, "0.009"),
+            uri_params: ("", ""),
             t1_limits: (100, 100),
         }
     }
@@ -77,14 +80,16 @@ fn trunk(id: &str, ban: &str, ip: Ipv4Addr, user: &str, limits: (u32, u32)) -> T
     }
 }
 
-fn vendor(id: &str, gateway_port: u16) -> Vendor {
+fn vendor(id: &str, gateway_port: u16, uri_params: &str) -> Vendor {
     Vendor {
         id: id.into(),
         name: format!("{id} carrier"),
         kind: VendorKind::Dnis,
         priority: 1,
         indeterminate_zone: Zone::Intrastate,
-        gateways: vec![format!("sip:+{{number}}@127.0.0.1:{gateway_port}")],
+        gateways: vec![format!(
+            "sip:+{{number}}@127.0.0.1:{gateway_port}{uri_params}"
+        )],
         enabled: true,
     }
 }
@@ -121,7 +126,10 @@ impl Data {
                     (100, 100),
                 ),
             ],
-            vendors: vec![vendor("CHEAP", self.cheap.0), vendor("DEAR", self.dear.0)],
+            vendors: vec![
+                vendor("CHEAP", self.cheap.0, self.uri_params.0),
+                vendor("DEAR", self.dear.0, self.uri_params.1),
+            ],
             vendor_rates: vec![
                 rate_row("CHEAP", "1", self.cheap.1),
                 rate_row("DEAR", "1", self.dear.1),
