@@ -18,6 +18,8 @@ pub static REDIS_URL: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_SOURCE: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_STREAM: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_BUFFER: CoreCell<c_int> = CoreCell::new(10_000);
+/// A process reserves its whole CDR queue (32 bytes an event) on its first event.
+const CDR_BUFFER_MAX: usize = 1_000_000;
 pub static CDR_SPOOL: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_SPOOL_MAX_MB: CoreCell<c_int> = CoreCell::new(4096);
 pub static CLUSTER_CPS: CoreCell<c_int> = CoreCell::new(0);
@@ -123,8 +125,8 @@ pub fn init() -> Result<&'static Config, String> {
     let cdr_buffer = CDR_BUFFER.read();
     let cdr_buffer = usize::try_from(cdr_buffer)
         .ok()
-        .filter(|&b| b > 0)
-        .ok_or_else(|| format!("cdr_buffer {cdr_buffer} must be at least 1"))?;
+        .filter(|b| (1..=CDR_BUFFER_MAX).contains(b))
+        .ok_or_else(|| format!("cdr_buffer {cdr_buffer} must be from 1 to {CDR_BUFFER_MAX}"))?;
     let lrn_sources = text(&LRN_SOURCE, None, "snapshot")?
         .split(',')
         .map(|t| LrnSource::parse(t.trim()))

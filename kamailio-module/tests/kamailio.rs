@@ -659,7 +659,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("unknown pseudo-variable $warp(bogus)"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 8] = [
+    let cases: [(&[(&str, &str)], &str); 9] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -703,6 +703,12 @@ fn bad_configuration_is_refused_at_startup() {
                 ("cdr_spool", "/etc/hostname/spool"),
             ],
             "cdr_spool /etc/hostname/spool: Not a directory",
+        ),
+        // Each process reserves its whole queue on its first event: 2^31 events would
+        // abort the first SIP worker that reports one.
+        (
+            &[("cdr_buffer", "2147483647")],
+            "cdr_buffer 2147483647 must be from 1 to 1000000",
         ),
     ];
     for (params, why) in cases {
