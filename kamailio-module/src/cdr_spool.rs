@@ -123,9 +123,24 @@ impl Spool {
         let Some((path, file)) = self.own.as_mut() else {
             return Err("no spool file".into());
         };
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_data())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let before = file.metadata().map(|m| m.len());
+        let written = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            // The events stay with the caller, to be written again: what part of them
+            // reached the file (a full disk takes what fits) must not stay as a half
+            // line for the next write to run into. If it cannot be cut off, the next
+            // write goes to a new file and the replay skips the half line.
+            let rolled_back =
+                before.and_then(|len| file.set_len(len).and_then(|()| file.sync_data()));
+            let why = format!("{}: {e}", path.display());
+            if rolled_back.is_err() {
+                self.own = None;
+                self.pending = true;
+            }
+            return Err(why);
+        }
         self.pending = true;
         Ok(())
     }

@@ -1739,6 +1739,53 @@ fn a_full_spool_holds_new_events_in_memory_and_loses_none() {
     assert_eq!(std::fs::read_dir(spool).unwrap().count(), 0);
 }
 
+/// A spool write the disk cut short (ENOSPC) leaves no half line for the next write to
+/// run into: every event arrives, each a JSON object of its own.
+#[test]
+fn a_spool_write_the_disk_cut_short_merges_no_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut redis, spooled) = SpoolParams::redis_down(dir.path());
+    let spool = spooled.spool.clone();
+    std::fs::create_dir(&spool).unwrap();
+    // A 64 kB file system for the spool, nearly filled.
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&spool)
+        .status()
+        .unwrap();
+    assert!(mount.success(), "mount tmpfs (the tests run as root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(spool.clone());
+    let filler = spool.join("filler");
+    std::fs::write(&filler, vec![b'x'; 56 * 1024]).unwrap();
+    let k = Kamailio::start(&spooled.with(&[]), Script::Native(ROUTE));
+    let mut calls = 0;
+    while !k.log().contains("cannot spool CDR events") {
+        assert!(calls < 200, "the spool never filled up:\n{}", k.log());
+        assert_eq!(k.request("INVITE", "").code, 200);
+        calls += 1;
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // Space comes back (another spool sent, logs rotated): the next write succeeds.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(k.request("INVITE", "").code, 200);
+    calls += 1;
+    // Every event on disk, the held one written after its cut-off try.
+    wait_for_stat(&k, "cdr.spooled", &calls.to_string());
+    redis.restart();
+    let cdrs = redis.wait_for("warp:cdr:raw", calls, Duration::from_secs(15));
+    let ids: BTreeSet<&str> = cdrs
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!((cdrs.len(), ids.len()), (calls, calls), "{}", k.log());
+}
+
 /// Redis answering every XADD with an error reply (here WRONGTYPE, the stream's key
 /// holding a string; LOADING while a restarted Redis reads its data back and READONLY
 /// after a failover take the same path): each event is kept, in memory or in the
