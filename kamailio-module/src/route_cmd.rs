@@ -32,12 +32,22 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
     let ruri_user;
     let dnis = match dnis {
         Some(d) => d,
-        None => {
-            ruri_user = msg
-                .ruri_user()
-                .ok_or("no dialled number: the R-URI has no user part")?;
-            &ruri_user
-        }
+        None => match msg.ruri_user() {
+            Some(user) => {
+                ruri_user = user;
+                &ruri_user
+            }
+            // The caller's mistake, answered like any number that is none.
+            None => {
+                decision::refuse(
+                    msg,
+                    484,
+                    "Address Incomplete",
+                    "no dialled number: the R-URI has no user part".into(),
+                );
+                return Ok(false);
+            }
+        },
     };
     let ani = ani::find(msg);
     let username = msg.authenticated_user();

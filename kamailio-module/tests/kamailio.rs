@@ -302,6 +302,21 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
             "{user}"
         );
     }
+    // A Request-URI without a user part dials no number: 484 too, not an error.
+    let (sock, lport) = raw_socket();
+    let request =
+        raw_request(k.port, lport, "INVITE", "NOUSER", "nouser").replacen("sip:NOUSER@", "sip:", 1);
+    sock.send_to(request.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let reply = final_reply(&sock, &k, "nouser");
+    assert_eq!(
+        (reply.code, reply.reason.as_str()),
+        (484, "Address Incomplete")
+    );
+    assert_eq!(
+        reply.header("X-Warp-Why"),
+        Some("no dialled number: the R-URI has no user part")
+    );
     // A caller's number that is garbage is no ANI: the call routes without one.
     let reply = k.request(
         "INVITE",
