@@ -27,5 +27,5 @@ pub unsafe extern "C" fn w_warp_ani(msg: *mut k::sip_msg, _: *mut c_char, _: *mu
 
 /// KEMI: `KSR.warp.warp_ani()`.
 pub unsafe extern "C" fn ki_warp_ani(msg: *mut k::sip_msg) -> c_int {
-    guard::script(Func::Ani, msg, warp_ani)
+    guard::kemi(Func::Ani, msg, warp_ani)
 }

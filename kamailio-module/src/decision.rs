@@ -151,15 +151,11 @@ pub fn refuse(msg: &SipMsg, code: u16, reason: &'static str, why: String) {
     });
 }
 
-/// No snapshot is loaded to decide `msg` on: the configured fallback reply.
-pub fn unavailable(msg: &SipMsg) {
+/// `msg` cannot be decided (`why`: no snapshot loaded, a caught panic): the
+/// configured fallback reply.
+pub fn unavailable(msg: &SipMsg, why: String) {
     let config = params::config();
-    refuse(
-        msg,
-        config.fallback_code,
-        &config.fallback_reason,
-        "no routing snapshot loaded".into(),
-    );
+    refuse(msg, config.fallback_code, &config.fallback_reason, why);
 }
 
 /// An empty buffer for `msg`'s record, to be given back with [`put_record`] (it keeps

@@ -58,12 +58,12 @@ pub unsafe extern "C" fn w_warp_dno_number(
 
 /// KEMI: `KSR.warp.warp_dno()`.
 pub unsafe extern "C" fn ki_warp_dno(msg: *mut k::sip_msg) -> c_int {
-    guard::script(Func::Dno, msg, |m| warp_dno(m, None))
+    guard::kemi(Func::Dno, msg, |m| warp_dno(m, None))
 }
 
 /// KEMI: `KSR.warp.warp_dno_number(number)`.
 pub unsafe extern "C" fn ki_warp_dno_number(msg: *mut k::sip_msg, number: *mut k::str_) -> c_int {
     // SAFETY: app_lua passes a str valid during the call.
     let number = unsafe { number.as_ref().map(|n| kstr::as_str(n)) };
-    guard::script(Func::Dno, msg, |m| warp_dno(m, number.as_deref()))
+    guard::kemi(Func::Dno, msg, |m| warp_dno(m, number.as_deref()))
 }

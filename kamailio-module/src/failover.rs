@@ -124,5 +124,5 @@ pub unsafe extern "C" fn w_warp_next_route(
 
 /// KEMI: `KSR.warp.warp_next_route()`.
 pub unsafe extern "C" fn ki_warp_next_route(msg: *mut k::sip_msg) -> c_int {
-    guard::script(Func::NextRoute, msg, warp_next_route)
+    guard::kemi(Func::NextRoute, msg, warp_next_route)
 }

@@ -2,6 +2,7 @@
 //! of these, so a Rust panic never unwinds into C. A panic is logged with LM_ERR and the
 //! entry point returns its fallback (script functions also answer the fallback reply).
 
+use crate::decision;
 use crate::kstr;
 use crate::log::{lm_err, lm_warn};
 use crate::params;
@@ -42,13 +43,39 @@ pub fn fault_point(point: &str) {
     }
 }
 
-/// Runs script function `func` for `msg` and maps its result to the script's return
-/// code: `Ok(true)` → 1, `Ok(false)` → -1, `Err` → -2 (logged). A panic answers the
-/// request with the fallback reply and returns 0, which ends the script.
+/// Runs kamailio.cfg's script function `func` for `msg` and maps its result to the
+/// script's return code: `Ok(true)` → 1, `Ok(false)` → -1, `Err` → -2 (logged). A panic
+/// answers the request with the fallback reply and returns 0, which ends the script.
 pub fn script(
     func: Func,
     msg: *mut k::sip_msg,
     body: impl FnOnce(&SipMsg) -> Result<bool, String>,
+) -> c_int {
+    run(func, msg, body, Caller::Cfg)
+}
+
+/// [`script`] for a KEMI export. A KEMI script goes on whatever a function returns, so
+/// a panic sends no reply (the script would send its own after it): it returns -2 with
+/// the fallback reply in `$warp(code)`/`$warp(reason)`, for the script's refusal branch.
+pub fn kemi(
+    func: Func,
+    msg: *mut k::sip_msg,
+    body: impl FnOnce(&SipMsg) -> Result<bool, String>,
+) -> c_int {
+    run(func, msg, body, Caller::Kemi)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Cfg,
+    Kemi,
+}
+
+fn run(
+    func: Func,
+    msg: *mut k::sip_msg,
+    body: impl FnOnce(&SipMsg) -> Result<bool, String>,
+    caller: Caller,
 ) -> c_int {
     // SAFETY: `msg` is what the core passed to the calling entry point.
     let Some(msg) = (unsafe { SipMsg::new(msg) }) else {
@@ -79,11 +106,15 @@ pub fn script(
         }
         Err(payload) => {
             stats::record(func, Outcome::Panic, took);
-            lm_err!(
-                "{}: caught panic ({}), answering with the fallback",
-                func.name(),
-                panic_text(&*payload)
-            );
+            let why = format!("caught panic ({})", panic_text(&*payload));
+            lm_err!("{}: {why}, answering with the fallback", func.name());
+            if caller == Caller::Kemi {
+                let refused = catch_unwind(AssertUnwindSafe(|| decision::unavailable(&msg, why)));
+                if refused.is_err() {
+                    lm_err!("{}: setting the fallback panicked too", func.name());
+                }
+                return -2;
+            }
             // The message that made the body panic may make the reply panic too: that
             // one must not unwind into the core either.
             if msg.is_request() {

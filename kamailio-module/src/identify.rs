@@ -14,7 +14,7 @@ use std::ffi::{c_char, c_int};
 
 fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
     let Some(snapshot) = snapshot::current() else {
-        decision::unavailable(msg);
+        decision::unavailable(msg, "no routing snapshot loaded".into());
         return Ok(false);
     };
     let username = msg.authenticated_user();
@@ -41,5 +41,5 @@ pub unsafe extern "C" fn w_warp_identify(
 
 /// KEMI: `KSR.warp.warp_identify()`.
 pub unsafe extern "C" fn ki_warp_identify(msg: *mut k::sip_msg) -> c_int {
-    guard::script(Func::Identify, msg, warp_identify)
+    guard::kemi(Func::Identify, msg, warp_identify)
 }

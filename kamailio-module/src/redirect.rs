@@ -85,5 +85,5 @@ pub unsafe extern "C" fn w_warp_redirect(
 
 /// KEMI: `KSR.warp.warp_redirect()`.
 pub unsafe extern "C" fn ki_warp_redirect(msg: *mut k::sip_msg) -> c_int {
-    guard::script(Func::Redirect, msg, warp_redirect)
+    guard::kemi(Func::Redirect, msg, warp_redirect)
 }

@@ -94,7 +94,7 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
         }
         Answer::Unavailable => {
             decision::put_record(msg, record, None, false);
-            decision::unavailable(msg);
+            decision::unavailable(msg, "no routing snapshot loaded".into());
             Ok(false)
         }
     }
@@ -125,12 +125,12 @@ pub unsafe extern "C" fn w_warp_route_dnis(
 
 /// KEMI: `KSR.warp.warp_route()`.
 pub unsafe extern "C" fn ki_warp_route(msg: *mut k::sip_msg) -> c_int {
-    guard::script(Func::Route, msg, |m| warp_route(m, None))
+    guard::kemi(Func::Route, msg, |m| warp_route(m, None))
 }
 
 /// KEMI: `KSR.warp.warp_route_dnis(dnis)`.
 pub unsafe extern "C" fn ki_warp_route_dnis(msg: *mut k::sip_msg, dnis: *mut k::str_) -> c_int {
     // SAFETY: app_lua passes a str valid during the call.
     let dnis = unsafe { dnis.as_ref().map(|d| kstr::as_str(d)) };
-    guard::script(Func::Route, msg, |m| warp_route(m, dnis.as_deref()))
+    guard::kemi(Func::Route, msg, |m| warp_route(m, dnis.as_deref()))
 }

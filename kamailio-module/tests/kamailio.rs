@@ -542,6 +542,49 @@ fn a_panic_is_caught_and_answered_with_the_fallback_reply() {
     );
 }
 
+/// From KEMI a function's 0 does not end the script: a panic there sends no reply and
+/// returns -2 with the fallback in `$warp(code)`/`$warp(reason)`, so the script's
+/// refusal branch answers once.
+#[test]
+fn a_panic_under_kemi_leaves_the_fallback_to_the_script_and_one_reply() {
+    let script = r#"
+function ksr_request_route()
+    local rc = KSR.warp.warp_route()
+    if rc < 0 then
+        KSR.hdr.append_to_reply("X-Warp-RC: " .. rc .. "\r\n")
+        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
+        return
+    end
+    KSR.sl.sl_send_reply(200, "Routed after " .. rc)
+end
+"#;
+    let params = [
+        ("fault_inject", "warp_route"),
+        ("fallback_code", "500"),
+        ("fallback_reason", "Warp Internal Error"),
+    ];
+    let k = Kamailio::start(&params, Script::Lua(script));
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "kemipanic");
+    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let reply = final_reply(&sock, &k, "kemipanic");
+    assert_eq!(
+        (reply.code, reply.reason.as_str(), reply.header("X-Warp-RC")),
+        (500, "Warp Internal Error", Some("-2")),
+        "{}",
+        k.log()
+    );
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 65535];
+    let second = sock
+        .recv(&mut buf)
+        .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned());
+    assert!(second.is_err(), "a second reply: {second:?}");
+    assert_eq!(k.rpc("warp.stats")["warp_route.panics"], "1");
+}
+
 #[test]
 fn kemi_exports_are_callable_from_lua() {
     let script = r#"
