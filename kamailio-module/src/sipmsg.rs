@@ -5,6 +5,7 @@ use kamailio_sys as k;
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ptr::NonNull;
+use warp_core::Number;
 
 /// Where an ANI was found (precedence order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,22 +180,33 @@ impl SipMsg {
         (!msg.pai.is_null(), !msg.rpid.is_null())
     }
 
-    /// First identity with a user part across all P-Asserted-Identity headers.
+    /// The first identity across all P-Asserted-Identity headers whose user part is a
+    /// telephone number (RFC 3325 allows a sip and a tel identity: `<sip:alice@…>,
+    /// <tel:+1…>`), else the first with any user part.
     fn user_in_pai(&self) -> Option<Cow<'_, str>> {
-        // SAFETY: on success the core attached the parsed bodies to `msg->pai`.
+        // SAFETY: the core attaches the parsed bodies to `msg->pai`, in a chain, as it
+        // parses them; a header it cannot parse ends the chain (and the parse fails)
+        // but leaves the ones before it, which a second parse would return as a
+        // success: so they count either way, and every caller sees the same ANI.
         unsafe {
-            if k::parse_pai_header(self.raw()) != 0 || self.get().pai.is_null() {
+            let pai = self.get().pai;
+            if pai.is_null() {
                 return None;
             }
-            let mut body = (*self.get().pai).parsed as *const k::p_id_body_t;
+            k::parse_pai_header(self.raw());
+            let mut first = None;
+            let mut body = (*pai).parsed as *const k::p_id_body_t;
             while let Some(b) = body.as_ref() {
                 let ids = std::slice::from_raw_parts(b.id, b.num_ids.max(0) as usize);
-                if let Some(user) = ids.iter().find_map(|id| uri_user(&id.uri)) {
-                    return Some(user);
+                for user in ids.iter().filter_map(|id| uri_user(&id.uri)) {
+                    if Number::parse(&user).is_ok() {
+                        return Some(user);
+                    }
+                    first.get_or_insert(user);
                 }
                 body = b.next;
             }
-            None
+            first
         }
     }
 

@@ -58,6 +58,19 @@ fn ani_comes_from_pai_then_rpid_then_from() {
             "+13035550111",
             "pai",
         ),
+        // RFC 3325's sip and tel identity (as IMS sends them): the number, not the name.
+        (
+            "P-Asserted-Identity: <sip:alice@carrier.example>, <tel:+13035550111>\r\n",
+            "+13035550111",
+            "pai",
+        ),
+        // A later PAI header the parser cannot read leaves the one before it standing.
+        (
+            "P-Asserted-Identity: <tel:+13035550122>\r\n\
+             P-Asserted-Identity: \"x <sip:1@x>\r\n",
+            "+13035550122",
+            "pai",
+        ),
         ("", "3035550100", "from"),
     ];
     for (headers, ani, source) in cases {
