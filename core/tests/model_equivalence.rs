@@ -217,7 +217,7 @@ fn snapshot_and_naive_router_agree_on_every_generated_call() {
     .iter()
     .map(|t| t.parse().unwrap())
     .collect();
-    let mut routed = 0;
+    let (mut routed, mut screened_out) = (0, 0);
     for seed in [1u64, 2, 3] {
         let d = generate(Scale::SMALL, seed);
         let snap = Snapshot::from_bytes(&compile(&d, seed).unwrap()).unwrap();
@@ -240,6 +240,18 @@ fn snapshot_and_naive_router_agree_on_every_generated_call() {
                 ),
                 Err(e) => Outcome::Rejected(kind(&e)),
             };
+            // What `screen` refuses is what the route refuses before pricing.
+            let early = match &fast {
+                Outcome::Rejected(k) if !matches!(*k, "no_sell_rate" | "no_route") => Some(*k),
+                _ => None,
+            };
+            let screened = snap.screen(ban, ani, dnis).err();
+            assert_eq!(
+                screened.as_ref().map(kind),
+                early,
+                "{ban} {ani:?} -> {dnis}"
+            );
+            screened_out += early.is_some() as usize;
             let slow = naive(&d, ban, ani, dnis, at);
             assert_eq!(
                 fast, slow,
@@ -252,4 +264,5 @@ fn snapshot_and_naive_router_agree_on_every_generated_call() {
         routed > 600,
         "only {routed} of 1200 calls routed: the sample is not exercising LCR"
     );
+    assert!(screened_out > 20, "only {screened_out} calls screened out");
 }

@@ -67,25 +67,33 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// An LRN for `dnis` from the LNP cache or the upstream dip (as `lrn_source` lists
-/// them), when the number is NANP (not toll-free: those are not ported this way) and the
-/// snapshot does not know it.
-pub fn supplied(snapshot: &Snapshot, dnis: &str) -> Option<Number> {
+/// The LNP cache and the upstream dip `lrn_source` lists.
+fn sources() -> (bool, Option<&'static Dip>) {
     let config = params::config();
-    let (cache, dip) = (
-        config.lrn_sources.contains(&LrnSource::Cache),
-        config
-            .lrn_dip
-            .as_ref()
-            .filter(|_| config.lrn_sources.contains(&LrnSource::Dip)),
-    );
+    let cache = config.lrn_sources.contains(&LrnSource::Cache);
+    let dip = config
+        .lrn_dip
+        .as_ref()
+        .filter(|_| config.lrn_sources.contains(&LrnSource::Dip));
+    (cache, dip)
+}
+
+/// `dnis` as a number to ask the LNP cache or the upstream dip about: when `lrn_source`
+/// lists one, the number is NANP (not toll-free: those are not ported this way) and the
+/// snapshot does not know it.
+pub fn wanted(snapshot: &Snapshot, dnis: &str) -> Option<Number> {
+    let (cache, dip) = sources();
     if !cache && dip.is_none() {
         return None;
     }
     let number = Number::parse(dnis).ok()?;
-    if !number.is_nanp() || number.is_toll_free() || snapshot.lnp(number).is_some() {
-        return None;
-    }
+    (number.is_nanp() && !number.is_toll_free() && snapshot.lnp(number).is_none()).then_some(number)
+}
+
+/// An LRN for `number` (see [`wanted`]) from the LNP cache or the upstream dip, as
+/// `lrn_source` lists them.
+pub fn supplied(number: Number) -> Option<Number> {
+    let (cache, dip) = sources();
     let shared = SHARED.get()?;
     if cache {
         let counter = match lrn_cache::get(number) {

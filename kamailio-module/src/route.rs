@@ -10,7 +10,7 @@ use crate::snapshot;
 use std::net::IpAddr;
 use std::ops::Range;
 use warp_core::snapshot::TrunkView;
-use warp_core::{Decision, Number, Reject, RouteRequest, Snapshot};
+use warp_core::{Decision, Reject, RouteRequest, Snapshot};
 
 /// One call to route, as read from the SIP message.
 pub struct Query<'a> {
@@ -62,8 +62,7 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
         }
     };
     let now = chrono::Utc::now();
-    let lrn = lrn::supplied(&snapshot, query.dnis);
-    let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis, lrn, now) {
+    let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis, now) {
         Ok(d) => d,
         Err(reject) => return refuse(&reject),
     };
@@ -129,16 +128,25 @@ pub fn trunk<'s>(
     })
 }
 
-/// The engine's decision for a customer at `at` (also what `warp.route` simulates);
-/// `lrn` is what the upstream dip said, for numbers the snapshot does not know.
+/// The engine's decision for a customer at `at` (also what `warp.route` simulates),
+/// with the LRN of the LNP cache or the upstream dip for a number the snapshot does
+/// not know.
 pub fn lookup<'s>(
     snapshot: &'s Snapshot,
     ban: &str,
     ani: Option<&str>,
     dnis: &str,
-    lrn: Option<Number>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Decision<'s>, Reject> {
+    let lrn = match lrn::wanted(snapshot, dnis) {
+        Some(number) => {
+            // What no LRN would change is refused before paying for one: a DNO'd
+            // caller's flood costs no dips (nor their time, nor the breaker).
+            snapshot.screen(ban, ani, dnis)?;
+            lrn::supplied(number)
+        }
+        None => None,
+    };
     snapshot.route(&RouteRequest {
         ban,
         ani,

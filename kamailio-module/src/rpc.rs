@@ -217,18 +217,11 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         let (ban, ani, dnis) = (r.param("ban")?, r.param("ani")?, r.param("dnis")?);
         let snapshot = snapshot::current().ok_or(Fault(503, "no snapshot loaded".into()))?;
         let ani = Some(ani.as_str()).filter(|a| !a.is_empty() && *a != "-");
-        let decision = route::lookup(
-            &snapshot,
-            &ban,
-            ani,
-            &dnis,
-            lrn::supplied(&snapshot, &dnis),
-            chrono::Utc::now(),
-        )
-        .map_err(|reject| {
-            let (code, reason) = reject.sip();
-            Fault(code.into(), format!("{reason}: {reject}"))
-        })?;
+        let decision =
+            route::lookup(&snapshot, &ban, ani, &dnis, chrono::Utc::now()).map_err(|reject| {
+                let (code, reason) = reject.sip();
+                Fault(code.into(), format!("{reason}: {reject}"))
+            })?;
         let st = r.top_struct()?;
         r.count(st, "generation", decision.generation)?;
         r.text(st, "ban", decision.ban)?;

@@ -2327,8 +2327,15 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
         "{}",
         k.log()
     );
-    // Toll-free numbers are not dipped.
+    // Toll-free numbers are not dipped; nor is a call refused whatever its LRN: a
+    // DNO'd caller (a robocall flood) costs no dips.
     k.request_to("127.0.0.1", "18005550001", "INVITE", "");
+    let dno = format!(
+        "P-Asserted-Identity: <tel:{}>\r\n",
+        support::dataset::DNO_ANI
+    );
+    let refused = k.request_to("127.0.0.1", "12125550001", "INVITE", &dno);
+    assert_eq!(refused.code, 603);
     assert_eq!(
         telique.seen(),
         [

@@ -146,6 +146,44 @@ fn prefix_matches(value: u64, len: u32, n: Number) -> bool {
 }
 
 impl Snapshot {
+    /// The refusals [`Snapshot::route`] makes whatever the dialled number's LRN: an
+    /// unknown or disabled customer, a dialled number that is none, a DNO'd caller, a
+    /// blocked destination. A caller about to pay for an LRN (an upstream dip) asks
+    /// first.
+    pub fn screen(&self, ban: &str, ani: Option<&str>, dnis: &str) -> Result<(), Reject> {
+        let ci = self
+            .customer_index(ban)
+            .ok_or_else(|| Reject::UnknownCustomer(ban.to_string()))?;
+        let cust = &self.customers()[ci];
+        if cust.enabled == 0 {
+            return Err(Reject::CustomerDisabled(ban.to_string()));
+        }
+        let dnis = Number::parse(dnis)?;
+        if ani
+            .and_then(|a| Number::parse(a).ok())
+            .is_some_and(|a| self.is_dno(a))
+        {
+            return Err(Reject::DnoAni);
+        }
+        if self.exclusions_for(cust, dnis).any(|x| x.vendor == NONE) {
+            return Err(Reject::ExcludedDestination);
+        }
+        Ok(())
+    }
+
+    /// The global and the customer's exclusions that match `dnis`.
+    fn exclusions_for<'s>(
+        &'s self,
+        cust: &'s CustomerRec,
+        dnis: Number,
+    ) -> impl Iterator<Item = &'s ExclusionRec> {
+        let global = self.meta.global_exclusions.get(self.exclusions());
+        global
+            .iter()
+            .chain(cust.exclusions.get(self.exclusions()))
+            .filter(move |x| prefix_matches(x.prefix, x.prefix_len, dnis))
+    }
+
     /// Routes one call: DNO, exclusions, LRN, jurisdiction, candidates, pricing, limit,
     /// ordering (rate, then vendor priority, then vendor id).
     pub fn route(&self, req: &RouteRequest) -> Result<Decision<'_>, Reject> {
@@ -167,16 +205,12 @@ impl Snapshot {
         // out.
         let mut excluded_vendors: Vec<u32> = Vec::new();
         let mut destination_excluded = false;
-        let global_excl = self.meta.global_exclusions.get(self.exclusions());
-        let cust_excl = cust.exclusions.get(self.exclusions());
-        for x in global_excl.iter().chain(cust_excl) {
-            if prefix_matches(x.prefix, x.prefix_len, dnis) {
-                if x.vendor == NONE {
-                    destination_excluded = true;
-                    break;
-                }
-                excluded_vendors.push(x.vendor);
+        for x in self.exclusions_for(cust, dnis) {
+            if x.vendor == NONE {
+                destination_excluded = true;
+                break;
             }
+            excluded_vendors.push(x.vendor);
         }
 
         let t = req.at.timestamp();
