@@ -277,7 +277,31 @@ unsafe fn uri_user<'a>(uri: &k::str_) -> Option<Cow<'a, str>> {
     if k::parse_uri(uri.s, uri.len, &mut parsed) < 0 {
         return None;
     }
-    non_empty(kstr::as_str(&parsed.user))
+    let user = kstr::as_str(&parsed.user);
+    // A local number (tel:, or sip: with user=phone) is a number in its phone-context
+    // (RFC 3966 5.1.5): `tel:2079460000;phone-context=+44` is +44 20 7946 0000, not a
+    // NANP number. A domain context names no digits: the number stays as written.
+    if matches!(parsed.type_, k::TEL_URI_T | k::TELS_URI_T) && !user.starts_with('+') {
+        if let Some(context) = phone_context(kstr::as_bytes(&parsed.params)) {
+            return Some(Cow::Owned(format!("{context}{user}")));
+        }
+    }
+    non_empty(user)
+}
+
+/// The global-number prefix a tel URI's `phone-context` parameter names, if it does.
+fn phone_context(params: &[u8]) -> Option<&str> {
+    let value = params.split(|&b| b == b';').find_map(|p| {
+        let (name, value) = p.split_at(p.iter().position(|&b| b == b'=')?);
+        name.trim_ascii()
+            .eq_ignore_ascii_case(b"phone-context")
+            .then(|| value[1..].trim_ascii())
+    })?;
+    let digits = value.strip_prefix(b"+")?;
+    let visual = |b: &u8| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'(' | b')');
+    (!digits.is_empty() && digits.iter().all(visual))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 /// The user part of the common `sip:+13035550100@host:port;params` shape, read without

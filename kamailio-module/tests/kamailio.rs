@@ -64,6 +64,12 @@ fn ani_comes_from_pai_then_rpid_then_from() {
             "+13035550111",
             "pai",
         ),
+        // A local number is a number in its phone-context.
+        (
+            "P-Asserted-Identity: <tel:303-555-0133;phone-context=+1>\r\n",
+            "+1303-555-0133",
+            "pai",
+        ),
         // A later PAI header the parser cannot read leaves the one before it standing.
         (
             "P-Asserted-Identity: <tel:+13035550122>\r\n\
@@ -314,6 +320,24 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
             reply.header("X-Warp-Why").is_some_and(|w| !w.is_empty()),
             "{user}"
         );
+    }
+    // A local number dialled in its phone-context: +44 20 7946 0000 (which C1 has no
+    // rate for), not 207-946-0000 in New Jersey; in +1's, the NANP number.
+    for (context, code) in [("+44", 404), ("+1", 200)] {
+        let (sock, lport) = raw_socket();
+        let call = format!("context{code}");
+        let request = raw_request(k.port, lport, "INVITE", "LOCAL", &call).replacen(
+            &format!("sip:LOCAL@127.0.0.1:{}", k.port),
+            &format!(
+                "sip:2079460000;phone-context={context}@127.0.0.1:{};user=phone",
+                k.port
+            ),
+            1,
+        );
+        sock.send_to(request.as_bytes(), ("127.0.0.1", k.port))
+            .unwrap();
+        let reply = final_reply(&sock, &k, &call);
+        assert_eq!(reply.code, code, "{context}: {}", k.log());
     }
     // A Request-URI without a user part dials no number: 484 too, not an error.
     let (sock, lport) = raw_socket();
