@@ -70,11 +70,12 @@ fn init() -> Result<(), String> {
     snapshot::init()
 }
 
-/// Every process after the fork (`rank > 0` are the SIP workers), and the main process
-/// once before it (`PROC_INIT`).
+/// Every process after the fork (ranks 1 to 126 are the SIP workers; 127 is any other
+/// module's worker that runs routes, such as an RPC or queue consumer), and the main
+/// process once before it (`PROC_INIT`).
 unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     guard::entry("child_init", -1, || {
-        if rank > 0 {
+        if (1..k::PROC_RANK127 as c_int).contains(&rank) {
             stats::worker_started();
         }
         if rank == k::PROC_INIT as c_int {
