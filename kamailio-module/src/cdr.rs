@@ -35,6 +35,12 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// would otherwise hold the sender, and fill its queue, for `REDIS_TIMEOUT` on every
 /// retry; a spooling sender spools between attempts.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// For each connection attempt and exchange of a sender with a spool: what arrives
+/// while Redis keeps it waiting sits in this process's memory, which a stop of
+/// Kamailio loses, so such a sender gives up on a Redis that hangs quickly and spools
+/// (a Redis on the LAN answers a batch in a few milliseconds; one that was slow after
+/// all gets the batch twice, as delivery is at least once).
+const SPOOLING_TIMEOUT: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -332,6 +338,10 @@ fn send(held: &mut Held, target: &Target, stream: &str) {
     // When Redis was found down, when to try it again.
     let mut down: Option<Instant> = None;
     let mut backoff = Duration::from_millis(50);
+    let timeouts = match spool {
+        Some(_) => (SPOOLING_TIMEOUT, SPOOLING_TIMEOUT),
+        None => (CONNECT_TIMEOUT, REDIS_TIMEOUT),
+    };
     loop {
         if batch.is_empty() {
             // Spooled files wait: wake up to try Redis even if no event comes.
@@ -369,7 +379,7 @@ fn send(held: &mut Held, target: &Target, stream: &str) {
         let result = match conn.as_mut() {
             Some(c) => c.xadd_all(stream, "cdr", batch),
             // An empty batch (a wake-up to send the spool) only connects.
-            None => Connection::open(target, CONNECT_TIMEOUT, REDIS_TIMEOUT).and_then(|mut c| {
+            None => Connection::open(target, timeouts.0, timeouts.1).and_then(|mut c| {
                 let r = c.xadd_all(stream, "cdr", batch);
                 conn = Some(c);
                 r

@@ -1834,6 +1834,53 @@ fn a_full_spool_holds_new_events_in_memory_and_loses_none() {
     assert_eq!(std::fs::read_dir(spool).unwrap().count(), 0);
 }
 
+/// A Redis that hangs (connections up, no answer) holds events in a spooling sender's
+/// memory only briefly: it gives up on Redis after 200 ms (not 2 s) and spools, so
+/// stopping Kamailio then loses none; the next run sends them.
+#[test]
+fn a_stop_while_redis_hangs_loses_no_event_with_a_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let spooled = SpoolParams::new(dir.path(), redis.url());
+    let params = spooled.with(&[]);
+    let mut k = Kamailio::start(&params, Script::Native(ROUTE));
+    assert_eq!(k.request("INVITE", "").code, 200);
+    assert_eq!(
+        redis
+            .wait_for("warp:cdr:raw", 1, Duration::from_secs(5))
+            .len(),
+        1
+    );
+    redis.freeze(true);
+    for _ in 0..10 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    // Well before the exchange's own timeout gives up on Redis, every event is on disk.
+    let sent = std::time::Instant::now();
+    wait_for_stat(&k, "cdr.spooled", "10");
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+    k.stop();
+    redis.freeze(false);
+    let _next = Kamailio::start(&params, Script::Native(ROUTE));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let calls = loop {
+        let cdrs = redis.cdrs("warp:cdr:raw");
+        let calls: BTreeSet<String> = cdrs
+            .iter()
+            .map(|c| c["call_id"].as_str().unwrap().to_owned())
+            .collect();
+        if calls.len() >= 11 || std::time::Instant::now() > deadline {
+            break calls;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(calls.len(), 11, "{calls:?}");
+}
+
 /// A spool write the disk cut short (ENOSPC) leaves no half line for the next write to
 /// run into: every event arrives, each a JSON object of its own.
 #[test]

@@ -56,6 +56,18 @@ impl Redis {
     }
 
     /// Stops the server (SIGTERM: it flushes its append-only file first).
+    /// Freezes the server (SIGSTOP) or lets it go on (SIGCONT): frozen, it keeps its
+    /// connections and answers nothing, as a hung Redis or a network black hole does.
+    pub fn freeze(&self, frozen: bool) {
+        let child = self.child.as_ref().expect("redis running");
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
