@@ -142,9 +142,11 @@ pub unsafe fn script_with_param(
     body: impl FnOnce(&SipMsg, &str) -> Result<bool, String>,
 ) -> c_int {
     script(func, msg, |m| {
-        // SAFETY: see above; the value lives while the core handles `msg`.
+        // SAFETY: see above; the value lives while the core handles `msg`. Copied: it
+        // may be warp's own `$warp(...)` text, which the body rewrites as it goes.
         let value = unsafe { kstr::param(m.raw(), param) }
-            .ok_or_else(|| format!("cannot evaluate the {what} parameter"))?;
+            .ok_or_else(|| format!("cannot evaluate the {what} parameter"))?
+            .into_owned();
         body(m, &value)
     })
 }
