@@ -159,10 +159,11 @@ pub fn unavailable(msg: &SipMsg, why: String) {
 }
 
 /// An empty buffer for `msg`'s record, to be given back with [`put_record`] (it keeps
-/// its capacity from call to call).
+/// its capacity from call to call). A new decision: an earlier refusal is forgotten.
 pub fn take_record(msg: &SipMsg) -> String {
     STATE.with_borrow_mut(|s| {
         s.enter(msg);
+        s.refusal = None;
         let mut record = std::mem::take(&mut s.record);
         record.clear();
         s.later = None;

@@ -296,6 +296,36 @@ fn route_refuses_unknown_sources_and_dno_callers() {
     assert_eq!(stats["warp_route.errors"], "0");
 }
 
+/// `$warp(code)` belongs to the last decision: a routed call shows no refusal that an
+/// earlier check on the same request made.
+#[test]
+fn a_routed_call_shows_no_earlier_refusal() {
+    let script = format!(
+        r#"
+    if (warp_dno("{}")) {{
+        append_to_reply("X-Warp-DNO: $warp(code)\r\n");
+    }}
+    {ROUTE}"#,
+        support::dataset::DNO_ANI
+    );
+    let script = script.replace(
+        "sl_send_reply(\"200\", \"Routed\");",
+        "append_to_reply(\"X-Warp-Code: $warp(code)\\r\\n\");\n    sl_send_reply(\"200\", \"Routed\");",
+    );
+    let (_data, k) = start_on_test_data(Script::Native(&script));
+    let reply = k.request("INVITE", "");
+    assert_eq!(
+        (
+            reply.code,
+            reply.header("X-Warp-DNO"),
+            reply.header("X-Warp-Code")
+        ),
+        (200, Some("603"), Some("<null>")),
+        "{}",
+        k.log()
+    );
+}
+
 #[test]
 fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
     let (_data, k) = start_on_test_data(Script::Native(ROUTE));
