@@ -216,8 +216,18 @@ impl SipMsg {
             if k::parse_rpid_header(self.raw()) != 0 || self.get().rpid.is_null() {
                 return None;
             }
-            let body = (*self.get().rpid).parsed as *const k::to_body_t;
-            body.as_ref().and_then(|b| uri_user(&b.uri))
+            let body = ((*self.get().rpid).parsed as *const k::to_body_t).as_ref()?;
+            // `party=called` names the called party, not the caller.
+            let mut param = body.param_lst as *const k::to_param;
+            while let Some(p) = param.as_ref() {
+                if kstr::as_bytes(&p.name).eq_ignore_ascii_case(b"party")
+                    && kstr::as_bytes(&p.value).eq_ignore_ascii_case(b"called")
+                {
+                    return None;
+                }
+                param = p.next;
+            }
+            uri_user(&body.uri)
         }
     }
 

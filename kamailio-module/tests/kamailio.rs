@@ -77,6 +77,12 @@ fn ani_comes_from_pai_then_rpid_then_from() {
             "+13035550122",
             "pai",
         ),
+        // An RPID about the called party says nothing of the caller.
+        (
+            "Remote-Party-ID: <sip:4155550123@carrier.example>;party=called\r\n",
+            "3035550100",
+            "from",
+        ),
         ("", "3035550100", "from"),
     ];
     for (headers, ani, source) in cases {
