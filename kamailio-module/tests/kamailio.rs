@@ -2645,11 +2645,16 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
         );
     }
     // Deleted with each BYE: no call left in rtpengine.
+    wait_for_no_media_sessions(&rtpengine, &k);
+}
+
+/// Waits (5 s at most) until rtpengine holds no call.
+fn wait_for_no_media_sessions(rtpengine: &support::rtpengine::Rtpengine, k: &Kamailio) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let list = rtpengine.ng("d7:command4:liste").unwrap_or_default();
         if list.contains("5:callsle") {
-            break;
+            return;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -2657,6 +2662,215 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
             k.log()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The shipped config with WITH_RTPENGINE against a real rtpengine, calls from `data`
+/// (Redis nowhere: CDR events just go to the spool).
+fn start_shipped_with_rtpengine(
+    dir: &Path,
+    data: &support::dataset::Data,
+) -> (support::rtpengine::Rtpengine, Kamailio) {
+    let rtpengine = support::rtpengine::Rtpengine::start(dir);
+    let defines = [
+        "WITH_RTPENGINE".to_string(),
+        format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
+    ];
+    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let k = start_shipped(dir, data, &nowhere, &defines);
+    (rtpengine, k)
+}
+
+/// [`raw_request`]'s INVITE with an SDP offer (audio on port 6000).
+fn raw_invite_with_sdp(port: u16, lport: u16, user: &str, call: &str) -> String {
+    let sdp = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 6000 RTP/AVP 0\r\n";
+    raw_request(port, lport, "INVITE", user, call).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    )
+}
+
+/// The distinct final replies (code, To header) `sock` receives within `within`.
+fn finals_within(sock: &std::net::UdpSocket, within: Duration) -> BTreeSet<(u16, String)> {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let end = std::time::Instant::now() + within;
+    let mut buf = [0u8; 65535];
+    let mut finals = BTreeSet::new();
+    while std::time::Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
+            if reply.code >= 200 {
+                finals.insert((reply.code, reply.header("To").unwrap_or("").to_owned()));
+            }
+        }
+    }
+    finals
+}
+
+/// A vendor that rang until the ring timeout had the callee: the call fails (408)
+/// rather than ring the callee again through the next vendor. One that never answered
+/// at all within fr_timer is failed over.
+#[test]
+fn the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
+    let call = |k: &Kamailio, call: &str| {
+        let (sock, lport) = raw_socket();
+        let invite = raw_request(k.port, lport, "INVITE", "+12125550123", call);
+        sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
+            .unwrap();
+        final_reply(&sock, k, call).code
+    };
+    let ringing = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Rings);
+    let k = start_shipped(
+        dir.path(),
+        &data,
+        &redis.url(),
+        &["RING_TIMEOUT=2500".into()],
+    );
+    assert_eq!(call(&k, "rangout"), 408, "{}", k.log());
+    assert_eq!(ringing.received("INVITE").len(), 1);
+    assert_eq!(dear.invites(), 0, "the callee was rung again:\n{}", k.log());
+    drop(k);
+
+    // CHEAP's port held by a socket that never answers.
+    let data = support::dataset::Data::with_gateways();
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
+    let _silent = std::net::UdpSocket::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let k = start_shipped(
+        dir.path(),
+        &data,
+        &redis.url(),
+        &["RING_TIMEOUT=2500".into()],
+    );
+    assert_eq!(call(&k, "silent"), 200, "{}", k.log());
+    assert_eq!(dear.invites(), 1);
+}
+
+/// No vendor can be sent to: the caller gets one final reply (tm's), not a stateless
+/// one beside it, and the media session offered for the call is deleted.
+#[test]
+fn the_shipped_config_answers_once_and_frees_the_media_when_no_vendor_can_be_sent_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data {
+        uri_params: (";transport=tcp", ";transport=tcp"),
+        ..support::dataset::Data::with_gateways()
+    };
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (sock, lport) = raw_socket();
+    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "unsent");
+    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let finals = finals_within(&sock, Duration::from_secs(2));
+    assert_eq!(finals.len(), 1, "{finals:#?}\n{}", k.log());
+    assert!(finals.iter().all(|(code, _)| *code == 500), "{finals:?}");
+    wait_for_no_media_sessions(&rtpengine, &k);
+    assert_eq!(k.rpc("warp.stats")["limits.active"], "0");
+}
+
+/// A caller's CANCEL while the vendor rings: 487, and the media session is deleted.
+#[test]
+fn the_shipped_config_frees_the_media_of_a_cancelled_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Rings);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (sock, lport) = raw_socket();
+    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "cancelled");
+    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while vendor.received("INVITE").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cancel = raw_request(k.port, lport, "CANCEL", "+12125550123", "cancelled");
+    sock.send_to(cancel.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    assert_eq!(final_reply(&sock, &k, "cancelled").code, 200); // the CANCEL's
+    assert_eq!(final_reply(&sock, &k, "cancelled").code, 487);
+    wait_for_no_media_sessions(&rtpengine, &k);
+}
+
+/// A re-INVITE (hold, a codec change) keeps the media in rtpengine: neither side sees
+/// the other's own address.
+#[test]
+fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (sock, lport) = raw_socket();
+    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "reinvite");
+    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let ok = final_reply(&sock, &k, "reinvite");
+    assert_eq!(ok.code, 200, "{}", k.log());
+    let (route, to) = (ok.header("Record-Route").unwrap(), ok.header("To").unwrap());
+    let in_dialog = |method: &str, cseq: u32, body: &str| {
+        raw_request(k.port, lport, method, "+12125550123", "reinvite")
+            .replace(
+                &format!("{method} sip:+12125550123@127.0.0.1:{}", k.port),
+                &format!("{method} sip:vendor@127.0.0.1:{}", data.cheap.0),
+            )
+            .replace(
+                &format!("branch=z9hG4bK-reinvite{lport}"),
+                &format!("branch=z9hG4bK-{method}{cseq}{lport}"),
+            )
+            .replace(
+                "To: <sip:+12125550123@127.0.0.1>",
+                &format!("Route: {route}\r\nTo: {to}"),
+            )
+            .replace(
+                &format!("CSeq: 1 {method}"),
+                &format!("CSeq: {cseq} {method}"),
+            )
+            .replace("Content-Length: 0\r\n\r\n", body)
+    };
+    sock.send_to(
+        in_dialog("ACK", 1, "Content-Length: 0\r\n\r\n").as_bytes(),
+        ("127.0.0.1", k.port),
+    )
+    .unwrap();
+    let hold = "v=0\r\no=c 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                m=audio 6002 RTP/AVP 0\r\na=sendonly\r\n";
+    let body = format!(
+        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
+        hold.len()
+    );
+    sock.send_to(
+        in_dialog("INVITE", 2, &body).as_bytes(),
+        ("127.0.0.1", k.port),
+    )
+    .unwrap();
+    let ok2 = final_reply(&sock, &k, "reinvite");
+    assert_eq!(ok2.code, 200, "{}", k.log());
+    let audio = |sdp: &str| -> u16 {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let invites = vendor.received("INVITE");
+    assert_eq!(invites.len(), 2);
+    for port in [
+        audio(&invites[0]),
+        audio(&invites[1]),
+        audio(&ok.body),
+        audio(&ok2.body),
+    ] {
+        assert!(
+            rtpengine.ports.contains(&port),
+            "{port} not from rtpengine\n{}",
+            k.log()
+        );
     }
 }
 

@@ -7,6 +7,7 @@ pub mod redis;
 pub mod rtpengine;
 pub mod sipp;
 pub mod telique;
+pub mod vendor;
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
@@ -385,6 +386,7 @@ pub struct Reply {
     pub code: u16,
     pub reason: String,
     headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 impl Reply {
@@ -404,6 +406,10 @@ impl Reply {
                 .unwrap_or_else(|| panic!("bad status line {status:?}")),
             reason: reason.unwrap_or_default().to_string(),
             headers,
+            body: text
+                .split_once("\r\n\r\n")
+                .map_or("", |(_, body)| body)
+                .to_string(),
         }
     }
 

@@ -1,0 +1,105 @@
+//! A vendor gateway for the cases sipp's stock scenarios do not play: one that rings
+//! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), and one that
+//! answers every INVITE, re-INVITEs included, with SDP of its own. It keeps every
+//! message it receives.
+
+use std::net::UdpSocket;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plays {
+    /// 180 to every INVITE, and nothing more until a CANCEL.
+    Rings,
+    /// 200 with SDP (audio on port 7000) to every INVITE, 200 to BYE.
+    Answers,
+}
+
+/// Its SDP's audio port.
+pub const AUDIO_PORT: u16 = 7000;
+
+pub struct Vendor {
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Vendor {
+    pub fn start(port: u16, plays: Plays) -> Vendor {
+        let sock = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65535];
+            let mut invite = String::new();
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                log.lock().unwrap().push(msg.clone());
+                let answer = |status: &str, req: &str, sdp: bool| {
+                    let mut out = reply(status, req, port);
+                    if sdp {
+                        let body = format!(
+                            "v=0\r\no=v 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                             t=0 0\r\nm=audio {AUDIO_PORT} RTP/AVP 0\r\n"
+                        );
+                        out.push_str(&format!(
+                            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        ));
+                    } else {
+                        out.push_str("Content-Length: 0\r\n\r\n");
+                    }
+                    let _ = sock.send_to(out.as_bytes(), from);
+                };
+                let method = msg.split(' ').next().unwrap_or("");
+                match (plays, method) {
+                    (Plays::Rings, "INVITE") => {
+                        invite = msg.clone();
+                        answer("180 Ringing", &msg, false);
+                    }
+                    (Plays::Rings, "CANCEL") => {
+                        answer("200 OK", &msg, false);
+                        answer("487 Request Terminated", &invite, false);
+                    }
+                    (Plays::Answers, "INVITE") => answer("200 OK", &msg, true),
+                    (_, "BYE") => answer("200 OK", &msg, false),
+                    _ => {}
+                }
+            }
+        });
+        Vendor { seen }
+    }
+
+    /// The requests of `method` it received, in order.
+    pub fn received(&self, method: &str) -> Vec<String> {
+        let prefix = format!("{method} ");
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|m| m.starts_with(&prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The head of a reply to `req`: its Via, From, Call-ID, CSeq and Record-Route, its To
+/// with the vendor's tag, a Contact.
+fn reply(status: &str, req: &str, port: u16) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for line in req.split("\r\n").skip(1) {
+        let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "from" | "call-id" | "cseq" | "record-route" => {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+            "to" if line.contains("tag=") => {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+            "to" => {
+                out.push_str(line);
+                out.push_str(";tag=vendor\r\n");
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&format!("Contact: <sip:vendor@127.0.0.1:{port}>\r\n"));
+    out
+}
