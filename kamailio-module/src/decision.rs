@@ -82,6 +82,8 @@ struct State {
     ani_source: Option<AniSource>,
     /// (trunk id, BAN) `warp_identify()` found; a routed call's record says it too.
     trunk: Option<(String, String)>,
+    /// The script vouched for the request's digest credentials (`warp_authenticated()`).
+    authenticated: bool,
     refusal: Option<Refusal>,
     /// The call's record (see [`crate::record`]); empty when not routed.
     record: String,
@@ -104,6 +106,7 @@ impl State {
             self.ani.clear();
             self.ani_source = None;
             self.trunk = None;
+            self.authenticated = false;
             self.refusal = None;
             self.record.clear();
             self.later = None;
@@ -133,6 +136,19 @@ pub fn set_ani(msg: &SipMsg, source: AniSource, ani: &str) {
         s.ani.push_str(ani);
         s.ani_source = Some(source);
     });
+}
+
+/// The script checked `msg`'s digest credentials and they were right.
+pub fn set_authenticated(msg: &SipMsg) {
+    STATE.with_borrow_mut(|s| {
+        s.enter(msg);
+        s.authenticated = true;
+    });
+}
+
+/// Whether the script vouched for `msg`'s credentials ([`set_authenticated`]).
+pub fn authenticated(msg: &SipMsg) -> bool {
+    STATE.with_borrow(|s| s.msg == Some(msg.identity()) && s.authenticated)
 }
 
 /// The trunk `msg` came from, and its customer.

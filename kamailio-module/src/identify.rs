@@ -2,6 +2,11 @@
 //! authenticated user's, else the source address's, as `warp_route()` finds it — for a
 //! script that acts on the customer before routing (which auth to ask for, its own
 //! policy). Sets `$warp(trunk)` and `$warp(ban)`; refused, `$warp(code)` says 403.
+//!
+//! `warp_authenticated()`: the script's word that the request's digest credentials
+//! were checked and right. Only then does their username identify the trunk: the
+//! auth module marks the credentials it looks at before it checks the password, so
+//! the mark alone would let a wrong password pick a trunk.
 
 use crate::decision;
 use crate::guard;
@@ -17,7 +22,7 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
         decision::unavailable(msg, "no routing snapshot loaded".into());
         return Ok(false);
     };
-    let username = msg.authenticated_user();
+    let username = authenticated_user(msg);
     match route::trunk(&snapshot, username.as_deref(), msg.source_ip()) {
         Ok(trunk) => {
             decision::set_trunk(msg, trunk.id, trunk.ban);
@@ -28,6 +33,35 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
             Ok(false)
         }
     }
+}
+
+/// The username of `msg`'s credentials, if the script vouched for them.
+pub fn authenticated_user<'m>(msg: &'m SipMsg) -> Option<std::borrow::Cow<'m, str>> {
+    decision::authenticated(msg)
+        .then(|| msg.credentials_user())
+        .flatten()
+}
+
+fn warp_authenticated(msg: &SipMsg) -> Result<bool, String> {
+    let found = msg.credentials_user().is_some();
+    if found {
+        decision::set_authenticated(msg);
+    }
+    Ok(found)
+}
+
+/// kamailio.cfg: `warp_authenticated()`.
+pub unsafe extern "C" fn w_warp_authenticated(
+    msg: *mut k::sip_msg,
+    _: *mut c_char,
+    _: *mut c_char,
+) -> c_int {
+    guard::script(Func::Authenticated, msg, warp_authenticated)
+}
+
+/// KEMI: `KSR.warp.warp_authenticated()`.
+pub unsafe extern "C" fn ki_warp_authenticated(msg: *mut k::sip_msg) -> c_int {
+    guard::kemi(Func::Authenticated, msg, warp_authenticated)
 }
 
 /// kamailio.cfg: `warp_identify()`.

@@ -10,6 +10,7 @@ use crate::cdr;
 use crate::decision;
 use crate::failover;
 use crate::guard;
+use crate::identify;
 use crate::kstr;
 use crate::log::lm_dbg;
 use crate::record::{self, Call, Hop};
@@ -50,7 +51,7 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
         },
     };
     let ani = ani::find(msg);
-    let username = msg.authenticated_user();
+    let username = identify::authenticated_user(msg);
     let call_id = msg.call_id().ok_or("the request has no Call-ID")?;
     let query = Query {
         call_id: &call_id,

@@ -104,10 +104,12 @@ impl SipMsg {
         (value.flags & k::PV_VAL_INT as i32 != 0).then_some(value.ri)
     }
 
-    /// The digest username Kamailio's auth module authenticated on this request (`$au`),
-    /// from Proxy-Authorization or Authorization; `None` before or without a successful
-    /// `auth_check()`/`proxy_authorize()`/`pv_*_authenticate()`.
-    pub fn authenticated_user(&self) -> Option<Cow<'_, str>> {
+    /// The digest username of the credentials Kamailio's auth module looked at on this
+    /// request (`$au`), from Proxy-Authorization or Authorization; `None` before any
+    /// `auth_check()`/`proxy_authorize()`/`pv_*_authenticate()`. The module marks them
+    /// before it checks the password: they are the right ones only if the check said
+    /// so (see [`crate::identify`]).
+    pub fn credentials_user(&self) -> Option<Cow<'_, str>> {
         [self.get().proxy_auth, self.get().authorization]
             .into_iter()
             .find_map(|hdr| {

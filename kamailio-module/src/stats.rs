@@ -14,6 +14,7 @@ pub const LATENCY_BOUNDS_US: [u64; 9] = [10, 25, 50, 100, 250, 500, 1_000, 5_000
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
     Ani,
+    Authenticated,
     Identify,
     Dno,
     Route,
@@ -22,8 +23,9 @@ pub enum Func {
 }
 
 impl Func {
-    pub const ALL: [Func; 6] = [
+    pub const ALL: [Func; 7] = [
         Func::Ani,
+        Func::Authenticated,
         Func::Identify,
         Func::Dno,
         Func::Route,
@@ -35,6 +37,7 @@ impl Func {
     pub fn name(self) -> &'static str {
         match self {
             Func::Ani => "warp_ani",
+            Func::Authenticated => "warp_authenticated",
             Func::Identify => "warp_identify",
             Func::Dno => "warp_dno",
             Func::Route => "warp_route",

@@ -10,7 +10,9 @@ use crate::core_cell::CoreCell;
 use crate::dno::{ki_warp_dno, ki_warp_dno_number, w_warp_dno, w_warp_dno_number};
 use crate::failover::{ki_warp_next_route, w_warp_next_route};
 use crate::guard;
-use crate::identify::{ki_warp_identify, w_warp_identify};
+use crate::identify::{
+    ki_warp_authenticated, ki_warp_identify, w_warp_authenticated, w_warp_identify,
+};
 use crate::kstr;
 use crate::limits;
 use crate::log::{lm_err, lm_info};
@@ -144,8 +146,14 @@ const fn cmd(
     }
 }
 
-static CMDS: CoreCell<[k::cmd_export_t; 9]> = CoreCell::new([
+static CMDS: CoreCell<[k::cmd_export_t; 10]> = CoreCell::new([
     cmd(c"warp_ani", Some(w_warp_ani), 0, SCRIPT_ROUTES),
+    cmd(
+        c"warp_authenticated",
+        Some(w_warp_authenticated),
+        0,
+        k::REQUEST_ROUTE,
+    ),
     cmd(c"warp_identify", Some(w_warp_identify), 0, SCRIPT_ROUTES),
     cmd(c"warp_dno", Some(w_warp_dno), 0, SCRIPT_ROUTES),
     cmd(c"warp_dno", Some(w_warp_dno_number), 1, SCRIPT_ROUTES),
@@ -356,8 +364,13 @@ const fn kemi(name: &'static std::ffi::CStr, func: *mut c_void, p1: c_uint) -> k
     }
 }
 
-static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 9]> = CoreCell::new([
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 10]> = CoreCell::new([
     kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
+    kemi(
+        c"warp_authenticated",
+        ki_warp_authenticated as *mut c_void,
+        k::SR_KEMIP_NONE,
+    ),
     kemi(
         c"warp_identify",
         ki_warp_identify as *mut c_void,

@@ -1166,6 +1166,7 @@ fn auth_route() -> String {
                  proxy_challenge(\"warp.test\", \"0\");\n\
                  exit;\n\
              }}\n\
+             warp_authenticated();\n\
          }}\n{ROUTE}\n}}\n"
     )
 }
@@ -1237,6 +1238,45 @@ fn authenticated_credentials_identify_the_trunk_before_the_source_address() {
         "{}",
         k.log()
     );
+}
+
+/// The auth module marks the credentials it looks at before it checks them: a wrong
+/// password must not pick a trunk in a script that goes on to the address (IP) trunks
+/// when the check fails. Only credentials the script vouched for count.
+#[test]
+fn credentials_identify_a_trunk_only_once_the_script_vouched_for_them() {
+    let cfg = format!(
+        "loadmodule \"auth.so\"\nrequest_route {{\n\
+         if (is_present_hf(\"Proxy-Authorization\")) {{\n\
+             if (pv_proxy_authenticate(\"warp.test\", \"secret\", \"0\")) {{\n\
+                 warp_authenticated();\n\
+             }}\n\
+         }} else if (is_present_hf(\"X-Want-Auth\")) {{\n\
+             proxy_challenge(\"warp.test\", \"0\");\n\
+             exit;\n\
+         }}\n{ROUTE}\n}}\n"
+    );
+    let (_data, k) = start_on_test_data(Script::Cfg(&cfg));
+    let with = |password| Credentials {
+        user: "t2user",
+        password,
+        realm: "warp.test",
+    };
+    let dnis = "12125550123";
+    // Right: T2 by its user, from T1's address.
+    let reply = authenticated_invite(&k, "127.0.0.1", dnis, &with("secret"));
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Trunk")),
+        (200, Some("T2"))
+    );
+    // Wrong: the address decides (T1), and from an address no trunk lists, nobody.
+    let reply = authenticated_invite(&k, "127.0.0.1", dnis, &with("WRONG"));
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Trunk")),
+        (200, Some("T1"))
+    );
+    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &with("WRONG"));
+    assert_eq!(reply.code, 403, "{}", k.log());
 }
 
 #[test]
