@@ -30,13 +30,14 @@ impl Increments {
         })
     }
 
-    /// Billed seconds for an answered call of `duration` seconds (0 stays 0).
+    /// Billed seconds for an answered call of `duration` seconds: at least `initial`,
+    /// also for an answer that lasted under a second (unanswered calls are not billed:
+    /// see [`Tariff::charge_call`]). Saturates rather than wrap on absurd durations.
     pub fn billed_seconds(self, duration: u64) -> u64 {
         let (i, s) = (self.initial as u64, self.subsequent as u64);
         match duration {
-            0 => 0,
             d if d <= i => i,
-            d => i + (d - i).div_ceil(s) * s,
+            d => i.saturating_add((d - i).div_ceil(s).saturating_mul(s)),
         }
     }
 }
@@ -92,7 +93,8 @@ mod tests {
     #[test]
     fn increments_follow_the_formula() {
         let six = Increments::new(6, 6).unwrap();
-        assert_eq!(six.billed_seconds(0), 0);
+        // Answered, if for under a second: the first increment (ARCHITECTURE.md).
+        assert_eq!(six.billed_seconds(0), 6);
         assert_eq!(six.billed_seconds(1), 6);
         assert_eq!(six.billed_seconds(6), 6);
         assert_eq!(six.billed_seconds(7), 12);
@@ -102,6 +104,7 @@ mod tests {
         assert_eq!(thirty_six.billed_seconds(31), 36);
         assert_eq!(Increments::PER_SECOND.billed_seconds(245), 245);
         assert!(Increments::new(0, 6).is_err());
+        assert_eq!(six.billed_seconds(u64::MAX), u64::MAX);
     }
 
     #[test]
@@ -130,7 +133,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn billed_is_minimal_cover(i in 1u32..120, s in 1u32..120, d in 1u64..100_000) {
+        fn billed_is_minimal_cover(i in 1u32..120, s in 1u32..120, d in 0u64..100_000) {
             let b = Increments::new(i, s).unwrap().billed_seconds(d);
             prop_assert!(b >= d && b >= i as u64);
             prop_assert!(b == i as u64 || (b - i as u64).is_multiple_of(s as u64));
