@@ -24,7 +24,15 @@ pub enum NumberError {
     Unrecognised(String),
     #[error("NANP number {0:?} has an invalid NPA or NXX (must start with 2-9)")]
     BadNanp(String),
+    #[error("number {0:?} has country code 1 but not 10 national digits")]
+    BadNanpLength(String),
+    #[error("number has {0} digits; an E.164 number has at least {MIN_DIGITS}")]
+    TooShort(usize),
 }
+
+/// The fewest digits of an E.164 number (country code included): the shortest national
+/// numbers (Niue, Saint Helena) have four digits after a three-digit country code.
+const MIN_DIGITS: usize = 7;
 
 /// Toll-free NPAs of the NANP.
 const TOLL_FREE_NPAS: [u16; 7] = [800, 833, 844, 855, 866, 877, 888];
@@ -106,6 +114,14 @@ impl Number {
         // A leading zero (after `+` or `011`) is no E.164 number.
         if value < POW10[len - 1] {
             return Err(unrecognised());
+        }
+        if len < MIN_DIGITS {
+            return Err(NumberError::TooShort(len));
+        }
+        // Country code 1 is the NANP's, whose numbers all have 10 digits after it: a
+        // `+1` number of another length is a mistyped one, not an international call.
+        if value / POW10[len - 1] == 1 && len != 11 {
+            return Err(NumberError::BadNanpLength(input.to_string()));
         }
         let n = Number {
             value,
@@ -374,6 +390,22 @@ mod tests {
             Number::parse("sip:alice@host"),
             Err(NumberError::BadChar('a'))
         ));
+        // Country code 1 with 9 or 11 national digits, in both international forms.
+        for short_or_long in ["+1303629123", "+130362912345", "0111303629123"] {
+            assert!(
+                matches!(
+                    Number::parse(short_or_long),
+                    Err(NumberError::BadNanpLength(_))
+                ),
+                "{short_or_long}"
+            );
+        }
+        for tiny in ["+4", "0114", "+44207"] {
+            assert!(
+                matches!(Number::parse(tiny), Err(NumberError::TooShort(_))),
+                "{tiny}"
+            );
+        }
         assert_eq!(Number::parse("303–629"), Err(NumberError::BadChar('–')));
     }
 
