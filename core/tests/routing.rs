@@ -293,3 +293,31 @@ fn ani_forms_are_all_understood() {
         assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Local), "{ani}");
     }
 }
+
+#[test]
+fn a_trunk_network_is_matched_longest_first_and_never_shared() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    let net = |cidr: &str| {
+        let (addr, len) = cidr.split_once('/').unwrap();
+        warp_core::model::IpNet {
+            addr: addr.parse().unwrap(),
+            len: len.parse().unwrap(),
+        }
+    };
+    // A longer IPv6 prefix inside T3's 2001:db8::/32 belongs to T1.
+    let t1 = d.trunks.iter_mut().find(|t| t.id == "T1").unwrap();
+    t1.acl.push(net("2001:db8:1::/48"));
+    let snap = Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap();
+    let trunk_of = |ip: &str| snap.trunk_by_ip(ip.parse().unwrap()).map(|t| t.id);
+    assert_eq!(trunk_of("2001:db8:1::5"), Some("T1"));
+    assert_eq!(trunk_of("2001:db8:2::5"), Some("T3"));
+    // T3's network again, written with host bits set: the same network, refused.
+    let t1 = d.trunks.iter_mut().find(|t| t.id == "T1").unwrap();
+    t1.acl.push(net("2001:db8::1/32"));
+    let err = compile(&d, 2).unwrap_err().to_string();
+    assert!(
+        err.contains("an IPv6 network is assigned to two trunks"),
+        "{err}"
+    );
+}

@@ -586,7 +586,7 @@ impl<'d> Compiler<'d> {
                         acl4.push((acl4_key(u32::from(a), net.len as u32), ti as u64));
                     }
                     IpAddr::V6(a) => acl6.push(Acl6Rec {
-                        addr: a.octets(),
+                        addr: (u128::from(a) & mask6(net.len.into())).to_be_bytes(),
                         len: net.len as u32,
                         trunk: ti as u32,
                     }),
@@ -607,7 +607,16 @@ impl<'d> Compiler<'d> {
                 w[0].1, w[1].1
             )));
         }
-        acl6.sort_by_key(|a| std::cmp::Reverse(a.len));
+        acl6.sort_by_key(|a| (std::cmp::Reverse(a.len), a.addr));
+        if let Some(w) = acl6
+            .windows(2)
+            .find(|w| (w[0].len, w[0].addr) == (w[1].len, w[1].addr))
+        {
+            return Err(invalid(format!(
+                "an IPv6 network is assigned to two trunks (#{} and #{})",
+                w[0].trunk, w[1].trunk
+            )));
+        }
         let cred_keys: Vec<(u64, u64)> = self
             .d
             .trunks

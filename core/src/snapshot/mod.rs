@@ -380,12 +380,7 @@ impl Snapshot {
                 self.acl6()
                     .iter()
                     .find(|e| {
-                        let len = e.len.min(128);
-                        let mask = if len == 0 {
-                            0
-                        } else {
-                            u128::MAX << (128 - len)
-                        };
+                        let mask = mask6(e.len);
                         a & mask == u128::from_be_bytes(e.addr) & mask
                     })?
                     .trunk

@@ -264,6 +264,11 @@ pub fn lerg_key(digits: u32, len: u64) -> u64 {
     len << 58 | digits as u64
 }
 
+/// The network mask of an IPv6 prefix of `len` bits.
+pub fn mask6(len: u32) -> u128 {
+    u128::MAX.checked_shl(128 - len.min(128)).unwrap_or(0)
+}
+
 pub fn acl4_key(addr: u32, len: u32) -> u64 {
     let masked = if len == 0 {
         0
