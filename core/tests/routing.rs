@@ -321,3 +321,32 @@ fn a_trunk_network_is_matched_longest_first_and_never_shared() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dataset_that_names_one_thing_twice_or_splits_a_second_is_refused() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let good = read_dir(&dir).unwrap();
+    let refused = |change: &dyn Fn(&mut warp_core::model::Dataset)| {
+        let mut d = good.clone();
+        change(&mut d);
+        compile(&d, 1).unwrap_err().to_string()
+    };
+    let twice = [
+        refused(&|d| d.customers.push(d.customers[0].clone())),
+        refused(&|d| d.vendors.push(d.vendors[0].clone())),
+        refused(&|d| d.partitions.push(d.partitions[0].clone())),
+        refused(&|d| d.trunks.push(d.trunks[0].clone())),
+        refused(&|d| {
+            let user = d.trunks[0].usernames[0].clone();
+            d.trunks[1].usernames.push(user);
+        }),
+    ];
+    for err in twice {
+        assert!(err.contains("is listed twice"), "{err}");
+    }
+    // The snapshot keeps whole seconds: a rate switching at .900 would switch early.
+    let err = refused(&|d| {
+        d.vendor_rates[0].effective_from += chrono::Duration::milliseconds(900);
+    });
+    assert!(err.contains("has a fraction of a second"), "{err}");
+}

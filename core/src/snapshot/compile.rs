@@ -7,6 +7,7 @@ use crate::model::*;
 use crate::money::{to_nanos, MoneyError};
 use crate::schedule::Schedule;
 use bytemuck::Pod;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
@@ -104,7 +105,25 @@ impl Writer {
     }
 }
 
-fn schedule_rec(s: &Schedule, tzs: &mut Vec<String>, strings: &mut Strings) -> ScheduleRec {
+/// `t` in Unix seconds, as the snapshot keeps times: one with a fraction of a second is
+/// refused, or the snapshot would switch at another instant than the dataset (and
+/// every other reader of it) says.
+fn whole_seconds(t: DateTime<Utc>, what: impl Fn() -> String) -> Result<i64, CompileError> {
+    if t.timestamp_subsec_nanos() != 0 {
+        return Err(invalid(format!(
+            "{}: {t} has a fraction of a second (times are whole seconds)",
+            what()
+        )));
+    }
+    Ok(t.timestamp())
+}
+
+fn schedule_rec(
+    s: &Schedule,
+    tzs: &mut Vec<String>,
+    strings: &mut Strings,
+    what: impl Fn() -> String,
+) -> Result<ScheduleRec, CompileError> {
     let (tz, days, start, end) = match s.window {
         Some(w) => {
             let name = w.tz.name().to_string();
@@ -117,18 +136,33 @@ fn schedule_rec(s: &Schedule, tzs: &mut Vec<String>, strings: &mut Strings) -> S
         }
         None => (NONE, 0, 0, 0),
     };
-    ScheduleRec {
-        from: s.from.map_or(i64::MIN, |t| t.timestamp()),
-        to: s.to.map_or(i64::MAX, |t| t.timestamp()),
+    Ok(ScheduleRec {
+        from: s.from.map_or(Ok(i64::MIN), |t| whole_seconds(t, &what))?,
+        to: s.to.map_or(Ok(i64::MAX), |t| whole_seconds(t, &what))?,
         tz,
         days,
         start,
         end,
-    }
+    })
 }
 
 fn index_of<'a>(ids: impl Iterator<Item = &'a str>) -> HashMap<&'a str, u32> {
     ids.enumerate().map(|(i, id)| (id, i as u32)).collect()
+}
+
+/// [`index_of`] for ids that must be unique: a repeat would leave every reference to
+/// it pointing at the last one listed (and a lookup by it at either).
+fn unique_index<'a>(
+    what: &str,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<HashMap<&'a str, u32>, CompileError> {
+    let mut index = HashMap::new();
+    for (i, id) in ids.enumerate() {
+        if index.insert(id, i as u32).is_some() {
+            return Err(invalid(format!("{what} {id} is listed twice")));
+        }
+    }
+    Ok(index)
 }
 
 fn rate_rec(row: &RateRow, owner: u32) -> Result<RateRec, CompileError> {
@@ -149,8 +183,10 @@ fn rate_rec(row: &RateRow, owner: u32) -> Result<RateRec, CompileError> {
         initial: row.increments.initial,
         subsequent: row.increments.subsequent,
         _pad: 0,
-        from: row.effective_from.timestamp(),
-        to: row.effective_to.map_or(i64::MAX, |t| t.timestamp()),
+        from: whole_seconds(row.effective_from, what)?,
+        to: row
+            .effective_to
+            .map_or(Ok(i64::MAX), |t| whole_seconds(t, what))?,
         connect_fee: nanos(what, row.connect_fee)?,
         minimum_charge: nanos(what, row.minimum_charge)?,
         rates,
@@ -174,7 +210,7 @@ pub fn compile(d: &Dataset, generation: u64) -> Result<Vec<u8>, CompileError> {
         ocn_lata_rows: HashMap::new(),
     };
     check_names(d)?;
-    c.vendors();
+    c.vendors()?;
     c.rates()?;
     c.lerg()?;
     c.numbers()?;
@@ -224,10 +260,10 @@ struct Compiler<'d> {
 
 impl<'d> Compiler<'d> {
     /// Vendors sorted by id: index order is the final tie-break of route ordering.
-    fn vendors(&mut self) {
+    fn vendors(&mut self) -> Result<(), CompileError> {
         let mut vendors: Vec<&Vendor> = self.d.vendors.iter().collect();
         vendors.sort_by(|a, b| a.id.cmp(&b.id));
-        self.vendor_ix = index_of(vendors.iter().map(|v| v.id.as_str()));
+        self.vendor_ix = unique_index("vendor", vendors.iter().map(|v| v.id.as_str()))?;
         let mut gateways = Vec::new();
         let recs: Vec<VendorRec> = vendors
             .iter()
@@ -251,6 +287,7 @@ impl<'d> Compiler<'d> {
         self.meta.vendor_count = recs.len() as u32;
         self.w.put(SectionId::Vendors, &recs);
         self.w.put(SectionId::Gateways, &gateways);
+        Ok(())
     }
 
     /// Vendor decks and customer rate plans, grouped by key (then owner, newest
@@ -415,7 +452,7 @@ impl<'d> Compiler<'d> {
 
     fn partitions(&mut self) -> Result<(), CompileError> {
         let d = self.d;
-        self.part_ix = index_of(d.partitions.iter().map(|p| p.id.as_str()));
+        self.part_ix = unique_index("partition", d.partitions.iter().map(|p| p.id.as_str()))?;
         // Each partition's vendors as a bit set over vendor indices: a call merges its
         // partitions a word at a time.
         let words = (self.meta.vendor_count as usize).div_ceil(64);
@@ -465,7 +502,9 @@ impl<'d> Compiler<'d> {
                 prefix: o.prefix.value,
                 prefix_len: o.prefix.len as u32,
                 vendor: self.vendor(&o.vendor)?,
-                schedule: schedule_rec(&o.schedule, &mut self.tzs, &mut self.s),
+                schedule: schedule_rec(&o.schedule, &mut self.tzs, &mut self.s, || {
+                    format!("override {} -> {}", o.prefix, o.vendor)
+                })?,
             });
         }
         let x_start = exclusions.len() as u32;
@@ -494,7 +533,7 @@ impl<'d> Compiler<'d> {
     /// Customers with their partitions, overrides and exclusions (global ones first).
     fn customers(&mut self) -> Result<(), CompileError> {
         let d = self.d;
-        self.cust_ix = index_of(d.customers.iter().map(|c| c.ban.as_str()));
+        self.cust_ix = unique_index("customer", d.customers.iter().map(|c| c.ban.as_str()))?;
         let (mut overrides, mut exclusions) = (Vec::new(), Vec::new());
         (self.meta.global_overrides, self.meta.global_exclusions) =
             self.rules(None, &mut overrides, &mut exclusions)?;
@@ -513,7 +552,9 @@ impl<'d> Compiler<'d> {
                         ))
                     })?,
                     priority: cp.priority,
-                    schedule: schedule_rec(&cp.schedule, &mut self.tzs, &mut self.s),
+                    schedule: schedule_rec(&cp.schedule, &mut self.tzs, &mut self.s, || {
+                        format!("customer {} partition {}", cp.ban, cp.partition)
+                    })?,
                 });
             }
             let (ovr, excl) = self.rules(Some(&c.ban), &mut overrides, &mut exclusions)?;
@@ -551,9 +592,6 @@ impl<'d> Compiler<'d> {
                 .enumerate()
                 .map(|(i, c)| (xxh3_64(c.ban.as_bytes()), i as u64)),
         );
-        if map.iter().filter(|x| x.key != flatmap::EMPTY).count() != d.customers.len() {
-            return Err(invalid("duplicate customer BAN".into()));
-        }
         self.w.put(SectionId::Customers, &recs);
         self.w.put(SectionId::CustomerMap, &map);
         self.w.put(SectionId::CustomerPartitions, &cpart_recs);
@@ -565,6 +603,10 @@ impl<'d> Compiler<'d> {
     /// Trunks and how calls find them: IP ACLs (v4 hashed per prefix length, v6
     /// longest first) and SIP usernames.
     fn trunks(&mut self) -> Result<(), CompileError> {
+        let trunks = &self.d.trunks;
+        unique_index("trunk", trunks.iter().map(|t| t.id.as_str()))?;
+        let usernames = trunks.iter().flat_map(|t| &t.usernames);
+        unique_index("trunk username", usernames.map(String::as_str))?;
         let mut recs = Vec::with_capacity(self.d.trunks.len());
         let mut acl4 = Vec::new();
         let mut acl6 = Vec::new();
