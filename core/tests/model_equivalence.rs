@@ -157,7 +157,8 @@ fn naive(d: &Dataset, ban: &str, ani: Option<&str>, dnis: &str, at: DateTime<Utc
             }
             _ => Some(o),
         });
-    if let Some(o) = forced.filter(|o| vendor(&o.vendor).enabled) {
+    // "Minus exclusions" (ARCHITECTURE.md): an excluded vendor is not forced either.
+    if let Some(o) = forced.filter(|o| vendor(&o.vendor).enabled && !excluded.contains(&o.vendor)) {
         cands.push((o.vendor.clone(), true, None));
     }
     for cp in parts {

@@ -154,6 +154,27 @@ fn override_forces_its_vendor_first_even_above_the_limit() {
 }
 
 #[test]
+fn an_override_does_not_force_a_vendor_an_exclusion_leaves_out() {
+    // C1 excludes VB on 1212; an override of 1212 to VB must not bring it back.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    let mut o = d.overrides[0].clone();
+    o.prefix = warp_core::Prefix::parse("1212").unwrap();
+    o.vendor = "VB".into();
+    d.overrides.push(o);
+    let s = Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap();
+    let decision = s.route(&req("C1", DENVER, "2125550000")).unwrap();
+    assert!(
+        decision
+            .routes
+            .iter()
+            .all(|r| r.vendor_id != "VB" && !r.forced),
+        "{:?}",
+        vendors(&decision)
+    );
+}
+
+#[test]
 fn dno_and_exclusions_reject_with_the_right_sip_code() {
     let s = fixture();
     let dno = s

@@ -234,10 +234,12 @@ impl Snapshot {
                     Some(b) if b.prefix_len >= o.prefix_len => Some(b),
                     _ => Some(o),
                 });
+            // An override forces its vendor first, but not past an exclusion of it.
             if let Some(o) = forced.filter(|o| {
                 vendors
                     .get(o.vendor as usize)
                     .is_some_and(|v| v.enabled != 0)
+                    && !excluded_vendors.contains(&o.vendor)
             }) {
                 sc.mark(o.vendor, 0x80);
                 sc.cands.push(Candidate {
