@@ -275,6 +275,36 @@ async fn a_customer_key_never_sees_or_changes_another_customers_data() {
         (r.status, r.field()),
         (StatusCode::UNPROCESSABLE_ENTITY, "ban")
     );
+    // Nor put its number on another customer's trunk, by a change as by a create; and
+    // staff moving a number to another customer move its trunk with it.
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "+13035550100", "ban": "C1", "trunk_id": "T-C1", "status": "assigned"}),
+    )
+    .await;
+    for (key, patch) in [
+        (&c1, json!({"trunk_id": "T-C2"})),
+        (&ROOT.to_string(), json!({"ban": "C2"})),
+    ] {
+        let r = t
+            .call("PATCH", "/api/v1/numbers/13035550100", key, Some(patch))
+            .await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "trunk_id"),
+            "{}",
+            r.body
+        );
+    }
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/numbers/13035550100",
+            ROOT,
+            Some(json!({"ban": "C2", "trunk_id": "T-C2"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // No escalation: a customer admin cannot mint staff keys.
     let r = t
         .post("/api/v1/api-keys", &c1, json!({"role": "super_admin"}))

@@ -319,6 +319,7 @@ async fn update<R: Resource>(
             .execute(&mut *tx)
             .await?;
     }
+    check_rule::<R>(&mut tx, parent, id).await?;
     let row = fetch::<R>(&mut tx, &who, parent, id).await?;
     let (b, a) = (
         serde_json::to_value(&before).ok(),
