@@ -305,6 +305,38 @@ async fn a_customer_key_never_sees_or_changes_another_customers_data() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Nor claim addresses of another customer's trunk: its network written with host
+    // bits, one inside it or around it (each would take that customer's calls, or stop
+    // every publish). A network is stored as the network it names.
+    t.make(
+        "/api/v1/trunks/T-C2/ips",
+        json!({"addr": "198.51.100.0/24"}),
+    )
+    .await;
+    for addr in ["198.51.100.7/24", "198.51.100.7", "198.51.0.0/16"] {
+        let r = t
+            .post("/api/v1/trunks/T-C1/ips", &c1, json!({ "addr": addr }))
+            .await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::CONFLICT, "addr"),
+            "{addr}: {}",
+            r.body
+        );
+    }
+    let r = t
+        .post(
+            "/api/v1/trunks/T-C1/ips",
+            &c1,
+            json!({"addr": "203.0.113.9/24"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.data()["addr"].as_str()),
+        (StatusCode::CREATED, Some("203.0.113.0/24")),
+        "{}",
+        r.body
+    );
     // No escalation: a customer admin cannot mint staff keys.
     let r = t
         .post("/api/v1/api-keys", &c1, json!({"role": "super_admin"}))

@@ -5,12 +5,13 @@ use super::normalise_number;
 use crate::auth::roles::Class;
 use crate::crud::{Resource, Rule, Tenant};
 use crate::error::{ApiError, ApiResult};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::FromRow;
+use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 use warp_core::model::IpNet;
 
@@ -157,12 +158,60 @@ impl Resource for TrunkIp {
     type Row = TrunkIp;
     type Input = TrunkIpInput;
 
+    /// Stored as the network it names (`10.0.0.5/24` is `10.0.0.0/24`): the same network
+    /// written twice must meet the unique column, or the snapshot would refuse it and
+    /// every publish with it.
     fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
         if let Some(a) = input.get("addr").and_then(Value::as_str) {
-            a.parse::<IpNet>()
+            let net = a
+                .parse::<IpNet>()
                 .map_err(|e| ApiError::invalid("addr", e))?;
+            input.insert("addr".into(), net.network().to_string().into());
         }
         Ok(())
+    }
+
+    /// Writers of trunk networks take turns: the overlap check below reads them all.
+    async fn lock(conn: &mut PgConnection, _parent: Option<&str>) -> ApiResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('trunk_ips'))")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A network may not overlap another customer's: the longest match would take that
+    /// customer's calls from the addresses they share (a customer's own trunks may nest).
+    async fn check(
+        conn: &mut PgConnection,
+        parent: Option<&str>,
+        id: Option<&str>,
+        row: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let (Some(trunk), Some(addr)) = (parent, row.get("addr").and_then(Value::as_str)) else {
+            return Ok(());
+        };
+        let own = id.and_then(|i| i.parse::<i64>().ok());
+        let clash: Option<(i64,)> = sqlx::query_as(
+            "SELECT i.id FROM trunk_ips i JOIN trunks t ON t.id = i.trunk_id
+             WHERE i.addr && $1::inet
+               AND t.ban IS DISTINCT FROM (SELECT ban FROM trunks WHERE id = $2)
+               AND i.id IS DISTINCT FROM $3
+             LIMIT 1",
+        )
+        .bind(addr)
+        .bind(trunk)
+        .bind(own)
+        .fetch_optional(conn)
+        .await?;
+        match clash {
+            Some(_) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                format!("{addr} overlaps a network of another customer's trunk"),
+            )
+            .field("addr")),
+            None => Ok(()),
+        }
     }
 }
 
