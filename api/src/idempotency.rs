@@ -1,12 +1,15 @@
 //! Idempotent POSTs (`Idempotency-Key`): the key is claimed before the request runs, its
 //! answer stored per caller and replayed for `WARP_IDEMPOTENCY_TTL_SECS` (24 h); after
-//! that the record is purged and the key is new again.
+//! that the record is purged and the key is new again. Only a caller the API accepts
+//! (now: a revoked key gets nothing replayed) claims a key, and a secret an answer
+//! shows (a new API key's, a webhook's) is not kept: it is shown once.
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::middleware::caller;
 use crate::state::AppState;
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,18 +22,22 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 /// The purge runs at least this often (and at most once a second).
 const MAX_PURGE_PERIOD: Duration = Duration::from_secs(3600);
 
-pub async fn idempotency(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let key = req
         .headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (Some(key), Some(actor)) = (key, caller(&mut req)) else {
+    let Some(key) = key.filter(|_| req.method() == Method::POST) else {
         return next.run(req).await;
     };
-    if req.method() != Method::POST {
+    let (mut parts, body) = req.into_parts();
+    let accepted = Principal::from_request_parts(&mut parts, &st).await.is_ok();
+    let mut req = Request::from_parts(parts, body);
+    let (true, Some(actor)) = (accepted, caller(&mut req)) else {
+        // The handler refuses it as it would without the key.
         return next.run(req).await;
-    }
+    };
     match replay_or_run(&st, req, next, actor, key).await {
         Ok(res) | Err(res) => res,
     }
@@ -49,7 +56,9 @@ async fn replay_or_run(
         .await
         .map_err(|_| fail(ApiError::bad_request("BAD_BODY", "body too large")))?;
     let mut h = Sha256::new();
-    h.update(parts.uri.path().as_bytes());
+    // The query too: `?mode=append` and `?mode=replace` are different requests.
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    h.update(target.as_bytes());
     h.update([0]);
     h.update(&body);
     let request_hash = hex::encode(h.finalize());
@@ -93,11 +102,25 @@ async fn replay_or_run(
         .bind(&actor)
         .bind(&key)
         .bind(parts.status.as_u16() as i16)
-        .bind(bytes.as_ref())
+        .bind(without_secret(&bytes))
         .execute(&st.pool)
         .await
         .map_err(|e| fail(e.into()))?;
     Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// `answer` as it may be stored: a `secret` in its data (shown once) blanked out.
+fn without_secret(answer: &[u8]) -> Vec<u8> {
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(answer) else {
+        return answer.to_vec();
+    };
+    match json.pointer_mut("/data/secret") {
+        Some(secret) => {
+            *secret = serde_json::Value::Null;
+            serde_json::to_vec(&json).unwrap_or_default()
+        }
+        None => answer.to_vec(),
+    }
 }
 
 /// The stored answer to a key already used: replayed, or refused if the key was used

@@ -129,6 +129,92 @@ async fn a_repeated_post_with_an_idempotency_key_answers_once() {
     assert_eq!(count, 2);
 }
 
+/// What an idempotency record keeps and whom it answers: no secret shown once (a new
+/// key's), no stranger or revoked key (nothing claimed, nothing replayed), and the
+/// query string is part of the request.
+#[tokio::test]
+async fn an_idempotency_record_keeps_no_secret_and_answers_only_its_accepted_caller() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let post = |path: &str, bearer: &str, key: &str, body: Value| {
+        Request::post(path)
+            .header("authorization", format!("Bearer {bearer}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let admin = t
+        .make(
+            "/api/v1/api-keys",
+            json!({"name": "admin", "role": "customer_admin", "ban": "C1"}),
+        )
+        .await;
+    let (admin_id, admin) = (
+        admin["id"].as_i64().unwrap(),
+        admin["secret"].as_str().unwrap().to_string(),
+    );
+    let mint = || {
+        post(
+            "/api/v1/api-keys",
+            &admin,
+            "k1",
+            json!({"name": "ro", "role": "read_only"}),
+        )
+    };
+    let first = t.raw(mint()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let secret = first.data()["secret"].as_str().unwrap().to_string();
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT body FROM api.idempotency")
+        .fetch_all(&t.pool)
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|b| !String::from_utf8_lossy(b).contains(&secret)),
+        "the secret is kept in api.idempotency"
+    );
+    let again = t.raw(mint()).await;
+    assert_eq!(
+        (again.status, again.data()["secret"].is_null()),
+        (StatusCode::CREATED, true),
+        "{}",
+        again.body
+    );
+    // Revoked, the key gets no replay; a stranger claims nothing.
+    t.call(
+        "DELETE",
+        &format!("/api/v1/api-keys/{admin_id}"),
+        ROOT,
+        None,
+    )
+    .await;
+    assert_eq!(t.raw(mint()).await.status, StatusCode::UNAUTHORIZED);
+    let stranger = post("/api/v1/partitions", "not-a-key", "k2", json!({"id": "PX"}));
+    assert_eq!(t.raw(stranger).await.status, StatusCode::UNAUTHORIZED);
+    let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM api.idempotency WHERE key = 'k2'")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(claimed, 0);
+    // Another query string with the same key and body is another request.
+    let part = |query: &str| {
+        post(
+            &format!("/api/v1/partitions{query}"),
+            ROOT,
+            "k3",
+            json!({"id": "PQ", "name": "q"}),
+        )
+    };
+    assert_eq!(t.raw(part("?a=1")).await.status, StatusCode::CREATED);
+    let other = t.raw(part("?a=2")).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED")
+    );
+}
+
 #[tokio::test]
 async fn an_idempotency_key_expires_and_its_record_is_purged() {
     let t = TestApi::start().await;
