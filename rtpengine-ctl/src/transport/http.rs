@@ -111,7 +111,8 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>> {
         if size == 0 {
             return Ok(out);
         }
-        if body.len() < size + 2 {
+        // A size no body this long can hold (up to usize::MAX) must not overflow.
+        if body.len().saturating_sub(2) < size {
             return Err(bad());
         }
         out.extend_from_slice(&body[..size]);
@@ -137,6 +138,9 @@ mod tests {
         .unwrap();
         assert_eq!(r, b"abcde");
         assert!(parse_response(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
+        // A chunk size of 2^64 - 1 is refused, not added to.
+        let huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc";
+        assert!(parse_response(huge).is_err());
         assert!(parse_response(b"garbage").is_err());
     }
 }
