@@ -28,4 +28,18 @@ pub enum Error {
     Config(String),
 }
 
+impl Error {
+    /// Whether the request itself could not go out as it is (too big for one datagram),
+    /// rather than the peer failing to answer it: no reason to think the peer is down.
+    pub fn is_unsendable(&self) -> bool {
+        /// EMSGSIZE (Linux): a datagram over the path's limit.
+        const MESSAGE_TOO_LONG: i32 = 90;
+        match self {
+            Error::Frame(_) => true,
+            Error::Io(e) => e.raw_os_error() == Some(MESSAGE_TOO_LONG),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -398,12 +398,26 @@ async fn bad_input_gets_clear_errors_and_never_stops_the_proxy() {
         let nested = format!("c7 {}", "l".repeat(60000));
         let r = raw_exchange(addr, nested.as_bytes()).unwrap();
         assert!(error_reason(&r, "c7").contains("malformed"));
+        // The largest datagram there is: under the proxy's own cookie it no longer fits
+        // one. That request fails; the node that could not be sent it is not dead.
+        let mut largest = b"c8 d7:command4:ping3:pad65476:".to_vec();
+        largest.extend(std::iter::repeat_n(b'x', 65476));
+        largest.push(b'e');
+        assert_eq!(largest.len(), 65_507);
+        let r = raw_exchange(addr, &largest).unwrap();
+        assert_eq!(error_reason(&r, "c8"), "no rtpengine node available");
     })
     .await
     .unwrap();
-    // Still serving.
+    // Still serving, the node still alive.
     let c = client_for(&p).await;
     c.send(&Ping).await.unwrap();
+    c.send(&Offer(MediaRequest::new(
+        Target::call("after-the-largest").from_tag("caller"),
+        sdp("a", 40000),
+    )))
+    .await
+    .unwrap();
     assert!(matches!(
         c.send(&Delete {
             call: Target::call("nope"),

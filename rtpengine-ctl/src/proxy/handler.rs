@@ -70,13 +70,18 @@ impl Handler {
         Handled { body, cacheable }
     }
 
-    /// Forwards and records latency; a node that does not answer is marked dead.
+    /// Forwards and records latency; a node that does not answer is marked dead (one
+    /// sent a request too big to go out is not: every node would be, by one datagram).
     async fn forward(&self, node: &Node, body: &[u8]) -> Result<Vec<u8>> {
         let started = Instant::now();
         match node.client.exchange(body).await {
             Ok(reply) => {
                 node.metrics.answered(started.elapsed());
                 Ok(reply)
+            }
+            Err(e) if e.is_unsendable() => {
+                tracing::warn!(node = %node.spec.name, "request not sent: {e}");
+                Err(e)
             }
             Err(e) => {
                 tracing::warn!(node = %node.spec.name, "no answer: {e}");
