@@ -91,6 +91,29 @@ pub struct ProxyConfig {
     pub sticky_ttl: Duration,
 }
 
+impl ProxyConfig {
+    /// Refuses what would misbehave rather than fail: a node name given twice (lookups
+    /// by name and the hash seed would take the first for both) and zero timers (a
+    /// QoS or health loop that never sleeps, pins that expire at once, requests that
+    /// time out before they are sent).
+    pub fn validate(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        if let Some(n) = self.nodes.iter().find(|n| !names.insert(n.name.as_str())) {
+            return Err(format!("node name {} is given twice", n.name));
+        }
+        let timers = [
+            ("health interval", self.health_interval),
+            ("QoS interval", self.qos_interval),
+            ("sticky TTL", self.sticky_ttl),
+            ("node timeout", self.upstream.timeout),
+        ];
+        match timers.iter().find(|(_, d)| d.is_zero()) {
+            Some((what, _)) => Err(format!("the {what} must be more than zero")),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
@@ -123,5 +146,25 @@ mod tests {
         assert!("127.0.0.1:1,color=red".parse::<NodeSpec>().is_err());
         let l: ListenSpec = "127.0.0.1:2230=2".parse().unwrap();
         assert_eq!(l.set, 2);
+    }
+
+    #[test]
+    fn refuses_a_node_name_twice_and_zero_timers() {
+        let nodes = ["x=127.0.0.1:2223", "y=127.0.0.1:2224"];
+        let config = |nodes: &[&str]| ProxyConfig {
+            nodes: nodes.iter().map(|n| n.parse().unwrap()).collect(),
+            ..ProxyConfig::default()
+        };
+        assert_eq!(config(&nodes).validate(), Ok(()));
+        let twice = config(&["x=127.0.0.1:2223", "x=127.0.0.1:2224"]).validate();
+        assert_eq!(twice, Err("node name x is given twice".into()));
+        let no_sleep = ProxyConfig {
+            qos_interval: Duration::ZERO,
+            ..config(&nodes)
+        };
+        assert_eq!(
+            no_sleep.validate(),
+            Err("the QoS interval must be more than zero".into())
+        );
     }
 }

@@ -32,6 +32,7 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(config: ProxyConfig) -> Result<Proxy> {
+        config.validate().map_err(Error::Config)?;
         // Redis is optional on the call path: without it pins stay local and QoS is not
         // written.
         let redis = match &config.redis_url {
