@@ -16,6 +16,9 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    /// Login attempts per account a minute ([`crate::auth::sessions::LOGIN_ATTEMPTS`]):
+    /// the request limit is per bearer token, which a login has not got.
+    pub login_limiter: Arc<RateLimiter>,
     pub webhooks: Arc<Dispatcher>,
     /// Signs and checks session JWTs.
     pub jwt_secret: Arc<[u8]>,

@@ -175,3 +175,40 @@ async fn users_sign_in_refresh_and_are_disabled() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Password guessing is bounded: an account gets 10 login attempts a minute, right or
+/// wrong, wherever they come from.
+#[tokio::test]
+async fn login_attempts_are_limited_per_account() {
+    let t = TestApi::with(|k| (k == "WARP_JWT_SECRET").then(|| SECRET.into())).await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/users",
+        json!({"email": "bob@c1.example", "role": "read_only", "ban": "C1",
+               "password": "a long passphrase"}),
+    )
+    .await;
+    let attempt = |email: &str, password: &str| {
+        t.post(
+            "/api/v1/auth/login",
+            "",
+            json!({ "email": email, "password": password }),
+        )
+    };
+    for _ in 0..10 {
+        assert_eq!(
+            attempt("bob@c1.example", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = attempt("BOB@c1.example", "a long passphrase").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED")
+    );
+    // Another account is unaffected.
+    assert_eq!(
+        attempt("ann@c1.example", "nope").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

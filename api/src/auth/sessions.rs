@@ -120,19 +120,40 @@ pub struct Login {
     pub password: String,
 }
 
+/// Login attempts an account gets a minute, right or wrong: enough for a person,
+/// too few to guess a password.
+pub const LOGIN_ATTEMPTS: u32 = 10;
+
 pub async fn login(
     State(st): State<AppState>,
     Json(req): Json<Login>,
 ) -> ApiResult<Envelope<Tokens>> {
+    let account = format!("login:{}", req.email.to_lowercase());
+    if !st.login_limiter.hit(&account).await.allowed {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!("more than {LOGIN_ATTEMPTS} login attempts a minute for this account"),
+        ));
+    }
     let row: Option<(i64, String)> = sqlx::query_as(
         "SELECT id, password_hash FROM api.users WHERE lower(email) = lower($1) AND disabled_at IS NULL",
     )
     .bind(&req.email)
     .fetch_optional(&st.pool)
     .await?;
-    let user = match row {
-        Some((id, stored)) if check_password(&req.password, &stored) => id,
-        _ => return Err(ApiError::unauthorized("wrong email or password")),
+    // PBKDF2 is deliberately slow: off the async workers.
+    let checked = match row {
+        Some((id, stored)) => {
+            let password = req.password;
+            tokio::task::spawn_blocking(move || check_password(&password, &stored).then_some(id))
+                .await
+                .map_err(ApiError::internal)?
+        }
+        None => None,
+    };
+    let Some(user) = checked else {
+        return Err(ApiError::unauthorized("wrong email or password"));
     };
     let mut conn = st.pool.acquire().await?;
     Ok(Envelope::ok(issue(&st, &mut conn, user).await?))
