@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS api.users (
     disabled_at    timestamptz,
     CHECK ((ban IS NOT NULL) = (role IN ('customer_admin', 'developer', 'billing', 'read_only')))
 );
+-- Sign-in matches the email whatever its case: so must uniqueness, or a second
+-- account differing only in case would take (or lock out) the first one's logins.
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower ON api.users (lower(email));
 
 -- Refresh tokens (sha256, hex): one row per sign-in, replaced on each refresh.
 CREATE TABLE IF NOT EXISTS api.sessions (

@@ -206,6 +206,16 @@ async fn login_attempts_are_limited_per_account() {
         (r.status, r.code()),
         (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED")
     );
+    // An account differing only in case is the same account: refused, not a second
+    // one whose row the login could pick instead.
+    let r = t
+        .post(
+            "/api/v1/users",
+            common::ROOT,
+            json!({"email": "BOB@C1.example", "role": "super_admin", "password": "x long passphrase"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     // Another account is unaffected.
     assert_eq!(
         attempt("ann@c1.example", "nope").await.status,
