@@ -141,6 +141,44 @@ async fn e911_addresses_are_validated_and_provisioned_for_the_numbers_customer()
     assert_eq!(audited, 2, "provision and removal");
 }
 
+/// A number moved to another customer keeps no view of its old customer's address:
+/// that customer's 911 address is not the new one's to read.
+#[tokio::test]
+async fn a_moved_number_shows_no_address_of_its_former_customer() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "+13035550100", "ban": "C1", "status": "assigned"}),
+    )
+    .await;
+    let mut secret = address("1 Secret Ln");
+    secret["ban"] = json!("C1");
+    let a = t.make("/api/v1/e911-addresses", secret).await;
+    let path = format!("/api/v1/numbers/{N1}/e911");
+    let r = t
+        .call("PUT", &path, ROOT, Some(json!({"address_id": a["id"]})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/numbers/{N1}"),
+            ROOT,
+            Some(json!({"ban": "C2"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let c2 = t.key("read_only", Some("C2")).await;
+    let r = t.get(&path, &c2).await;
+    assert_eq!(
+        (r.status, r.data()["address"].clone()),
+        (StatusCode::OK, Value::Null),
+        "{}",
+        r.body
+    );
+}
+
 #[tokio::test]
 async fn cnam_is_checked_set_read_and_cleared() {
     let t = TestApi::start().await;

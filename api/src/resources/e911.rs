@@ -201,11 +201,15 @@ pub struct Provision {
 }
 
 async fn answer(st: &AppState, n: PhoneNumber) -> ApiResult<NumberE911> {
-    // The number is the caller's, so its address may be shown.
-    let address = sqlx::query_as("SELECT * FROM e911_addresses WHERE id = $1")
-        .bind(n.e911_address_id)
-        .fetch_optional(&st.pool)
-        .await?;
+    // The number is the caller's, so its address may be shown: if it is the number's
+    // customer's (a number moved to another customer keeps its former one's id).
+    let address = sqlx::query_as(
+        "SELECT * FROM e911_addresses WHERE id = $1 AND ban IS NOT DISTINCT FROM $2",
+    )
+    .bind(n.e911_address_id)
+    .bind(&n.ban)
+    .fetch_optional(&st.pool)
+    .await?;
     Ok(NumberE911 {
         e164: n.e164,
         address,
