@@ -343,6 +343,35 @@ async fn changes_are_delivered_signed_retried_logged_and_scoped_to_their_custome
     }
 }
 
+/// A customer's subscription to everything still gets only what the customer may read:
+/// not the carrier's routing configuration that names it (overrides, exclusions).
+#[tokio::test]
+async fn a_customer_subscription_gets_no_platform_configuration() {
+    let t = api("1").await;
+    t.fixture().await;
+    let c1 = t.key("customer_admin", Some("C1")).await;
+    let (_receiver, url) = receiver(0).await;
+    let (hook, _) = subscribe(&t, &c1, &url, json!(["*"])).await;
+    t.make(
+        "/api/v1/overrides",
+        json!({"ban": "C1", "prefix": "1303", "vendor_id": "V2"}),
+    )
+    .await;
+    t.make(
+        "/api/v1/exclusions",
+        json!({"ban": "C1", "prefix": "1212", "vendor_id": "V1"}),
+    )
+    .await;
+    update_trunk(&t, "T-C1", 7).await;
+    let delivered = settled(&t, &c1, hook, 2).await;
+    let types: Vec<&str> = delivered
+        .iter()
+        .map(|d| d["event_type"].as_str().unwrap())
+        .collect();
+    // Its own creation and its trunk's change: nothing of the routing configuration.
+    assert_eq!(types, ["webhooks.create", "trunks.update"]);
+}
+
 #[tokio::test]
 async fn timeouts_and_refused_connections_are_retried_then_marked_failed() {
     let t = api("3").await;

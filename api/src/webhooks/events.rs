@@ -56,10 +56,17 @@ async fn owners(conn: &mut PgConnection, change: &Change<'_>) -> Result<Vec<Stri
     Ok(bans)
 }
 
+/// Carrier-side routing configuration that names a customer (roles::Class::Platform):
+/// the customer may not read it, so its subscriptions are not sent it.
+const PLATFORM_ROWS_OF_A_CUSTOMER: [&str; 3] = ["customer_partitions", "overrides", "exclusions"];
+
 /// Queues the change's event for every subscription that wants it.
 pub async fn emit(conn: &mut PgConnection, change: &Change<'_>) -> Result<(), sqlx::Error> {
     let event_type = format!("{}.{}", change.entity_type, change.action);
-    let bans = owners(&mut *conn, change).await?;
+    let mut bans = owners(&mut *conn, change).await?;
+    if PLATFORM_ROWS_OF_A_CUSTOMER.contains(&change.entity_type) {
+        bans.clear();
+    }
     let mut id = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut id);
     let event = Event {
