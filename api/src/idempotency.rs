@@ -19,6 +19,9 @@ use std::time::Duration;
 
 /// Request bodies kept for idempotent replay are at most this big.
 const MAX_BODY: usize = 256 * 1024 * 1024;
+/// A claim still marked running after this long belongs to a request that will never
+/// finish (its client went away, its instance stopped): the key may be claimed again.
+const ABANDONED: Duration = Duration::from_secs(300);
 /// The purge runs at least this often (and at most once a second).
 const MAX_PURGE_PERIOD: Duration = Duration::from_secs(3600);
 
@@ -63,18 +66,22 @@ async fn replay_or_run(
     h.update(&body);
     let request_hash = hex::encode(h.finalize());
     // Claim the key first (status 0 = running), so a concurrent repeat cannot run too;
-    // an expired record not yet purged is claimed over, as if it were gone.
+    // an expired record not yet purged, or a claim abandoned while running, is claimed
+    // over, as if it were gone.
     let claimed = sqlx::query(
         "INSERT INTO api.idempotency (actor, key, request_hash, status, body)
          VALUES ($1, $2, $3, 0, '')
          ON CONFLICT (actor, key) DO UPDATE
              SET request_hash = EXCLUDED.request_hash, status = 0, body = '', created_at = now()
-             WHERE api.idempotency.created_at < now() - make_interval(secs => $4)",
+             WHERE api.idempotency.created_at < now() - make_interval(secs => $4)
+                OR (api.idempotency.status = 0
+                    AND api.idempotency.created_at < now() - make_interval(secs => $5))",
     )
     .bind(&actor)
     .bind(&key)
     .bind(&request_hash)
     .bind(st.config.idempotency_ttl.as_secs_f64())
+    .bind(ABANDONED.as_secs_f64())
     .execute(&st.pool)
     .await
     .map_err(|e| fail(e.into()))?

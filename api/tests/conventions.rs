@@ -213,6 +213,23 @@ async fn an_idempotency_record_keeps_no_secret_and_answers_only_its_accepted_cal
         (other.status, other.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED")
     );
+    // A claim left running by a request that never finished (its client went away)
+    // does not hold the key for the whole TTL.
+    sqlx::query(
+        "INSERT INTO api.idempotency (actor, key, request_hash, status, body, created_at)
+         SELECT actor, 'k4', request_hash, 0, '', now() - interval '10 minutes'
+         FROM api.idempotency WHERE key = 'k3'",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    let abandoned = post(
+        "/api/v1/partitions",
+        ROOT,
+        "k4",
+        json!({"id": "PA", "name": "a"}),
+    );
+    assert_eq!(t.raw(abandoned).await.status, StatusCode::CREATED);
 }
 
 #[tokio::test]
