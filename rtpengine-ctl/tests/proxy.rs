@@ -188,6 +188,46 @@ async fn ran_out_of_ports_fails_over_and_drain_keeps_existing_calls() {
     assert_eq!(err.get_str("error-reason"), Some("no node named \"zz\""));
 }
 
+/// A call that outlives the pin TTL without a command (no re-INVITE for hours) keeps
+/// its pin while its node has it: its delete still reaches that node, not the node its
+/// call-id hashes to.
+#[tokio::test]
+async fn a_call_longer_than_the_pin_ttl_keeps_its_node() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p = Proxy::start(ProxyConfig {
+        listen: vec![ListenSpec {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            set: 0,
+        }],
+        nodes: vec![node("a", &a, 1), node("b", &b, 1)],
+        upstream: Options {
+            timeout: Duration::from_millis(150),
+            retries: 1,
+        },
+        health_interval: Duration::from_millis(100),
+        sticky_ttl: Duration::from_secs(1),
+        qos_interval: Duration::from_millis(300),
+        ..ProxyConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client_for(&p).await;
+    // It hashes to a but lands on b (a drained), as after a failover.
+    let call = call_preferring(&p, "a", "long");
+    c.request(&admin("warp drain", Some("a"))).await.unwrap();
+    c.send(&offer(&call)).await.unwrap();
+    c.send(&answer(&call)).await.unwrap();
+    c.request(&admin("warp undrain", Some("a"))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    c.send(&Delete {
+        call: Target::call(call.as_str()).from_tag("caller"),
+        ..Delete::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(calls_on(&b).await, Vec::<String>::new(), "deleted on b");
+}
+
 fn admin(command: &'static str, node: Option<&'static str>) -> Dict<'static> {
     let mut d = Dict::new();
     d.insert("command", command);

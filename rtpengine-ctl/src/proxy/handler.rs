@@ -201,6 +201,28 @@ impl Handler {
         }
     }
 
+    /// Keeps the pins of calls their node still has, however long since their last
+    /// command (a long call without re-INVITEs outlives the TTL; its delete must still
+    /// find its node), and drops the others.
+    pub async fn expire_pins(&self) {
+        for (call_id, name) in self.sticky.stale() {
+            let query = crate::commands::Query(crate::commands::Target::call(call_id.as_str()));
+            let alive = match self.pool.by_name(&name) {
+                Some(node) => node.client.send(&query).await.is_ok(),
+                None => false,
+            };
+            if alive {
+                self.sticky.pin(&call_id, &name).await;
+            } else if let Some(node) = self
+                .sticky
+                .forget(&call_id)
+                .and_then(|n| self.pool.by_name(&n))
+            {
+                node.metrics.call_ended();
+            }
+        }
+    }
+
     /// Queries calls pinned for longer than `age` and queues interim QoS for them.
     pub async fn interim_qos(&self, age: std::time::Duration) {
         let Some(qos) = &self.qos else { return };

@@ -83,11 +83,7 @@ impl Proxy {
         tasks.spawn(async move {
             loop {
                 tokio::time::sleep(qos_every).await;
-                for name in h.sticky.expire() {
-                    if let Some(n) = h.pool.by_name(&name) {
-                        n.metrics.call_ended();
-                    }
-                }
+                h.expire_pins().await;
                 h.interim_qos(qos_every).await;
             }
         });

@@ -108,16 +108,18 @@ impl Sticky {
             .collect()
     }
 
-    /// Drops pins not seen for the TTL (calls whose delete never came); returns their nodes.
-    pub fn expire(&self) -> Vec<String> {
-        let mut gone = Vec::new();
-        self.lock().retain(|_, p| {
-            let keep = p.seen.elapsed() < self.ttl;
-            if !keep {
-                gone.push(p.node.clone());
-            }
-            keep
-        });
-        gone
+    /// Pins not seen for the TTL: (call-id, node). A call may last longer than the TTL
+    /// with no signalling: ask its node before forgetting it ([`Sticky::forget`]).
+    pub fn stale(&self) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .filter(|(_, p)| p.seen.elapsed() >= self.ttl)
+            .map(|(c, p)| (c.clone(), p.node.clone()))
+            .collect()
+    }
+
+    /// Drops the call's pin here (its delete never came and its node no longer has it).
+    pub fn forget(&self, call_id: &str) -> Option<String> {
+        self.lock().remove(call_id).map(|p| p.node)
     }
 }
