@@ -315,6 +315,38 @@ async fn whole_call(c: &Client, call: &str) {
 }
 
 /// The node Redis pins `call` to.
+/// A Redis that refuses one command (the QoS stream's key holds a string: WRONGTYPE, as
+/// OOM or READONLY would) is not a Redis that is down: pins are still shared.
+#[tokio::test]
+async fn a_command_redis_refuses_does_not_stop_pin_sharing() {
+    let redis = start_redis();
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("warp:qos:raw")
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let a = Rtpengine::start();
+    let p = start_proxy(vec![node("a", &a, 1)], Some(&redis)).await;
+    let c = client_for(&p).await;
+    whole_call(&c, "refused-qos").await;
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let call = format!("shared-{i}");
+        c.send(&offer(&call)).await.unwrap();
+        assert_eq!(
+            shared_pin(&redis, &call).await.as_deref(),
+            Some("a"),
+            "{call}"
+        );
+    }
+}
+
 async fn shared_pin(redis: &Redis, call: &str) -> Option<String> {
     let mut conn = redis::Client::open(redis.url.as_str())
         .unwrap()

@@ -18,6 +18,8 @@ pub struct SharedRedis {
     conn: ConnectionManager,
     /// While Redis is down: until when requests skip it.
     down: Mutex<Option<Instant>>,
+    /// When a command Redis refused was last logged (at most once a minute).
+    refusal_logged: Mutex<Option<Instant>>,
 }
 
 impl SharedRedis {
@@ -33,11 +35,14 @@ impl SharedRedis {
         Ok(SharedRedis {
             conn,
             down: Mutex::new(None),
+            refusal_logged: Mutex::new(None),
         })
     }
 
     /// Runs `cmd`; its reply, or `None` when Redis failed it or is being skipped after
-    /// a failure (the outage and the recovery are logged once each).
+    /// a failure (the outage and the recovery are logged once each). Only a Redis that
+    /// does not answer is skipped: one that refuses a command (an error reply: a key of
+    /// another type, OOM, READONLY) still takes the others, the call path's pins first.
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
         if self.down().is_some_and(|until| Instant::now() < until) {
             return None;
@@ -52,9 +57,21 @@ impl SharedRedis {
                 }
                 Some(value)
             }
-            Err(e) => {
+            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
                 if down.replace(Instant::now() + SKIP).is_none() {
                     tracing::warn!("redis unavailable ({e}): pins stay local, QoS waits");
+                }
+                None
+            }
+            Err(e) => {
+                drop(down);
+                let mut logged = self
+                    .refusal_logged
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    *logged = Some(Instant::now());
+                    tracing::warn!("redis refused a command: {e}");
                 }
                 None
             }
