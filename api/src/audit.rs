@@ -18,6 +18,8 @@ use utoipa::ToSchema;
 
 pub struct Change<'a> {
     pub action: &'a str,
+    /// What access to the entity takes: who may see the change (webhooks).
+    pub class: Class,
     pub entity_type: &'a str,
     pub entity_id: &'a str,
     pub before: Option<Value>,

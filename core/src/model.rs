@@ -49,19 +49,22 @@ pub struct IpNet {
 impl IpNet {
     /// The network itself, host bits cleared: `10.1.2.9/24` is `10.1.2.0/24`.
     pub fn network(self) -> IpNet {
+        let len = u32::from(self.len);
         let addr = match self.addr {
-            IpAddr::V4(a) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
-                IpAddr::V4((u32::from(a) & mask).into())
-            }
-            IpAddr::V6(a) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.len))
-                    .unwrap_or(0);
-                IpAddr::V6((u128::from(a) & mask).into())
-            }
+            IpAddr::V4(a) => IpAddr::V4((u32::from(a) & IpNet::mask4(len)).into()),
+            IpAddr::V6(a) => IpAddr::V6((u128::from(a) & IpNet::mask6(len)).into()),
         };
         IpNet { addr, ..self }
+    }
+
+    /// The network mask of an IPv4 prefix of `len` bits.
+    pub fn mask4(len: u32) -> u32 {
+        u32::MAX.checked_shl(32 - len.min(32)).unwrap_or(0)
+    }
+
+    /// The network mask of an IPv6 prefix of `len` bits.
+    pub fn mask6(len: u32) -> u128 {
+        u128::MAX.checked_shl(128 - len.min(128)).unwrap_or(0)
     }
 }
 

@@ -96,6 +96,7 @@ pub async fn create(
     let id = key.id.to_string();
     let change = Change {
         action: "create",
+        class: Class::Keys,
         entity_type: "api_keys",
         entity_id: &id,
         before: None,
@@ -159,6 +160,7 @@ async fn change_key(
         .ok_or_else(|| ApiError::conflict("the key is revoked"))?;
     let change = Change {
         action,
+        class: Class::Keys,
         entity_type: "api_keys",
         entity_id: id,
         before: serde_json::to_value(&before).ok(),

@@ -252,6 +252,7 @@ pub async fn create_user(
     .await?;
     let change = Change {
         action: "create",
+        class: Class::Users,
         entity_type: "users",
         entity_id: &user.id.to_string(),
         before: None,
@@ -314,6 +315,7 @@ pub async fn disable_user(
     .await?;
     let change = Change {
         action: "disable",
+        class: Class::Users,
         entity_type: "users",
         entity_id: &id.to_string(),
         before: serde_json::to_value(&before).ok(),

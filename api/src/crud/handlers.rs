@@ -250,6 +250,7 @@ fn change<'a, R: Resource>(
 ) -> Change<'a> {
     Change {
         action,
+        class: R::CLASS,
         entity_type: R::ENTITY,
         entity_id: id,
         before,

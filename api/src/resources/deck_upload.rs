@@ -357,6 +357,7 @@ pub async fn upload(
     };
     let change = Change {
         action: "upload",
+        class: Class::Platform,
         entity_type: "rate_decks",
         entity_id: &deck_id,
         before: None,

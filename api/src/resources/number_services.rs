@@ -57,6 +57,7 @@ pub async fn change_number(
     let after = fetch::<PhoneNumber>(&mut tx, who, None, id).await?;
     let change = Change {
         action: "update",
+        class: PhoneNumber::CLASS,
         entity_type: PhoneNumber::ENTITY,
         entity_id: &after.e164,
         before: serde_json::to_value(&before).ok(),

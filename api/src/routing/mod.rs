@@ -164,6 +164,7 @@ pub async fn publish(State(st): State<AppState>, who: Principal) -> ApiResult<En
     let mut conn = st.pool.acquire().await?;
     let change = crate::audit::Change {
         action: "publish",
+        class: Class::Routing,
         entity_type: "routing_snapshot",
         entity_id: &generation.to_string(),
         before: None,

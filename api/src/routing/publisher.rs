@@ -162,6 +162,7 @@ impl Publisher {
         let id = generation.to_string();
         let change = crate::audit::Change {
             action: "publish",
+            class: crate::auth::roles::Class::Routing,
             entity_type: "routing_snapshot",
             entity_id: &id,
             before: None,

@@ -5,6 +5,7 @@
 //! customer's only the events of its own rows.
 
 use crate::audit::Change;
+use crate::auth::roles::{Access, Role};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Serialize;
@@ -56,15 +57,13 @@ async fn owners(conn: &mut PgConnection, change: &Change<'_>) -> Result<Vec<Stri
     Ok(bans)
 }
 
-/// Carrier-side routing configuration that names a customer (roles::Class::Platform):
-/// the customer may not read it, so its subscriptions are not sent it.
-const PLATFORM_ROWS_OF_A_CUSTOMER: [&str; 3] = ["customer_partitions", "overrides", "exclusions"];
-
 /// Queues the change's event for every subscription that wants it.
 pub async fn emit(conn: &mut PgConnection, change: &Change<'_>) -> Result<(), sqlx::Error> {
     let event_type = format!("{}.{}", change.entity_type, change.action);
     let mut bans = owners(&mut *conn, change).await?;
-    if PLATFORM_ROWS_OF_A_CUSTOMER.contains(&change.entity_type) {
+    // A customer's subscriptions get only what a customer may read (not the carrier's
+    // routing configuration that names it: overrides, exclusions).
+    if !Role::CustomerAdmin.allows(change.class, Access::Read) {
         bans.clear();
     }
     let mut id = [0u8; 12];

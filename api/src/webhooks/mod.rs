@@ -166,6 +166,7 @@ async fn create(
         })?;
     let change = Change {
         action: "create",
+        class: Webhook::CLASS,
         entity_type: Webhook::ENTITY,
         entity_id: &id,
         before: None,

@@ -628,7 +628,7 @@ impl<'d> Compiler<'d> {
                         acl4.push((acl4_key(u32::from(a), net.len as u32), ti as u64));
                     }
                     IpAddr::V6(a) => acl6.push(Acl6Rec {
-                        addr: (u128::from(a) & mask6(net.len.into())).to_be_bytes(),
+                        addr: (u128::from(a) & IpNet::mask6(net.len.into())).to_be_bytes(),
                         len: net.len as u32,
                         trunk: ti as u32,
                     }),

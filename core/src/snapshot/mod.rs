@@ -380,7 +380,7 @@ impl Snapshot {
                 self.acl6()
                     .iter()
                     .find(|e| {
-                        let mask = mask6(e.len);
+                        let mask = crate::model::IpNet::mask6(e.len);
                         a & mask == u128::from_be_bytes(e.addr) & mask
                     })?
                     .trunk

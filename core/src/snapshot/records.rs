@@ -264,16 +264,6 @@ pub fn lerg_key(digits: u32, len: u64) -> u64 {
     len << 58 | digits as u64
 }
 
-/// The network mask of an IPv6 prefix of `len` bits.
-pub fn mask6(len: u32) -> u128 {
-    u128::MAX.checked_shl(128 - len.min(128)).unwrap_or(0)
-}
-
 pub fn acl4_key(addr: u32, len: u32) -> u64 {
-    let masked = if len == 0 {
-        0
-    } else {
-        addr & (u32::MAX << (32 - len))
-    };
-    (len as u64) << 32 | masked as u64
+    (len as u64) << 32 | (addr & crate::model::IpNet::mask4(len)) as u64
 }
