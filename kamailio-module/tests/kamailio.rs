@@ -370,8 +370,7 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
             ),
             1,
         );
-        sock.send_to(request.as_bytes(), ("127.0.0.1", k.port))
-            .unwrap();
+        send_raw(&sock, &k, &request);
         let reply = final_reply(&sock, &k, &call);
         assert_eq!(reply.code, code, "{context}: {}", k.log());
     }
@@ -379,8 +378,7 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
     let (sock, lport) = raw_socket();
     let request =
         raw_request(k.port, lport, "INVITE", "NOUSER", "nouser").replacen("sip:NOUSER@", "sip:", 1);
-    sock.send_to(request.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
+    send_raw(&sock, &k, &request);
     let reply = final_reply(&sock, &k, "nouser");
     assert_eq!(
         (reply.code, reply.reason.as_str()),
@@ -639,8 +637,7 @@ end
     let k = Kamailio::start(&params, Script::Lua(script));
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "kemipanic");
-    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
+    send_raw(&sock, &k, &invite);
     let reply = final_reply(&sock, &k, "kemipanic");
     assert_eq!(
         (reply.code, reply.reason.as_str(), reply.header("X-Warp-RC")),
@@ -2267,8 +2264,7 @@ fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
     let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "unsent");
-    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
+    send_raw(&sock, &k, &invite);
     assert_eq!(final_reply(&sock, &k, "unsent").code, 500, "{}", k.log());
     assert_eq!(cheap.invites(), 1);
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(10));
@@ -2286,6 +2282,12 @@ fn raw_socket() -> (std::net::UdpSocket, u16) {
     sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
     let lport = sock.local_addr().unwrap().port();
     (sock, lport)
+}
+
+/// Sends `text` from the caller's `sock` to Kamailio.
+fn send_raw(sock: &std::net::UdpSocket, k: &Kamailio, text: &str) {
+    sock.send_to(text.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
 }
 
 /// A request of call `call` (Call-ID `<call>-<lport>`, one transaction: CANCEL and
@@ -2341,8 +2343,7 @@ fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow()
     let invite = raw_request(k.port, lport, "INVITE", "12125550003", "retransmitted");
     for wait in [0, 500] {
         std::thread::sleep(Duration::from_millis(wait));
-        sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
-            .unwrap();
+        send_raw(&sock, &k, &invite);
     }
     let code = final_reply(&sock, &k, "retransmitted").code;
     assert_eq!(code, 200, "{}", k.log());
@@ -2370,10 +2371,7 @@ fn failure_cdrs_carry_the_code_of_a_reply_tm_made_up() {
     let data = support::dataset::Data::with_gateways();
     let k = start_reporting(dir.path(), &data, &redis.url(), Script::Cfg(RELAY), &[]);
     let (sock, lport) = raw_socket();
-    let send = |text: String| {
-        sock.send_to(text.as_bytes(), ("127.0.0.1", k.port))
-            .unwrap()
-    };
+    let send = |text: String| send_raw(&sock, &k, &text);
     // The caller gives up before any vendor answered: tm answers the INVITE 487.
     send(raw_request(
         k.port,
@@ -2764,8 +2762,7 @@ fn the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out() {
     let call = |k: &Kamailio, call: &str| {
         let (sock, lport) = raw_socket();
         let invite = raw_request(k.port, lport, "INVITE", "+12125550123", call);
-        sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
-            .unwrap();
+        send_raw(&sock, k, &invite);
         final_reply(&sock, k, call).code
     };
     let ringing = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Rings);
@@ -2806,8 +2803,7 @@ fn the_shipped_config_answers_once_and_frees_the_media_when_no_vendor_can_be_sen
     let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "unsent");
-    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
+    send_raw(&sock, &k, &invite);
     let finals = finals_within(&sock, Duration::from_secs(2));
     assert_eq!(finals.len(), 1, "{finals:#?}\n{}", k.log());
     assert!(finals.iter().all(|(code, _)| *code == 500), "{finals:?}");
@@ -2824,16 +2820,14 @@ fn the_shipped_config_frees_the_media_of_a_cancelled_call() {
     let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "cancelled");
-    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
+    send_raw(&sock, &k, &invite);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while vendor.received("INVITE").is_empty() {
         assert!(std::time::Instant::now() < deadline, "{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     let cancel = raw_request(k.port, lport, "CANCEL", "+12125550123", "cancelled");
-    sock.send_to(cancel.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
+    send_raw(&sock, &k, &cancel);
     assert_eq!(final_reply(&sock, &k, "cancelled").code, 200); // the CANCEL's
     assert_eq!(final_reply(&sock, &k, "cancelled").code, 487);
     wait_for_no_media_sessions(&rtpengine, &k);
@@ -2849,8 +2843,7 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
     let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "reinvite");
-    sock.send_to(invite.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
+    send_raw(&sock, &k, &invite);
     let ok = final_reply(&sock, &k, "reinvite");
     assert_eq!(ok.code, 200, "{}", k.log());
     let (route, to) = (ok.header("Record-Route").unwrap(), ok.header("To").unwrap());
@@ -2874,22 +2867,14 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
             )
             .replace("Content-Length: 0\r\n\r\n", body)
     };
-    sock.send_to(
-        in_dialog("ACK", 1, "Content-Length: 0\r\n\r\n").as_bytes(),
-        ("127.0.0.1", k.port),
-    )
-    .unwrap();
+    send_raw(&sock, &k, &in_dialog("ACK", 1, "Content-Length: 0\r\n\r\n"));
     let hold = "v=0\r\no=c 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                 m=audio 6002 RTP/AVP 0\r\na=sendonly\r\n";
     let body = format!(
         "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
         hold.len()
     );
-    sock.send_to(
-        in_dialog("INVITE", 2, &body).as_bytes(),
-        ("127.0.0.1", k.port),
-    )
-    .unwrap();
+    send_raw(&sock, &k, &in_dialog("INVITE", 2, &body));
     let ok2 = final_reply(&sock, &k, "reinvite");
     assert_eq!(ok2.code, 200, "{}", k.log());
     let audio = |sdp: &str| -> u16 {
