@@ -20,12 +20,18 @@ pub enum MoneyError {
     Negative(Decimal),
 }
 
-/// Parses a non-negative decimal amount such as `0.0045`.
+/// Parses a non-negative decimal amount such as `0.0045`: ASCII digits with at most one
+/// decimal point. `rust_decimal` alone would also take `1_000`, `1e-3` and `+1`, which in
+/// a rate deck are more likely typos than amounts.
 pub fn parse_amount(s: &str) -> Result<Decimal, MoneyError> {
-    let d: Decimal = s
-        .trim()
-        .parse()
-        .map_err(|_| MoneyError::Parse(s.to_string()))?;
+    let t = s.trim();
+    let unsigned = t.strip_prefix('-').unwrap_or(t);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0 || !digits(whole) || !digits(fraction) {
+        return Err(MoneyError::Parse(s.to_string()));
+    }
+    let d: Decimal = t.parse().map_err(|_| MoneyError::Parse(s.to_string()))?;
     if d.is_sign_negative() && !d.is_zero() {
         return Err(MoneyError::Negative(d));
     }
@@ -105,7 +111,13 @@ mod tests {
             to_nanos(dec!(0.0000000001)),
             Err(MoneyError::TooPrecise(_))
         ));
-        assert!(matches!(parse_amount("abc"), Err(MoneyError::Parse(_))));
+        for typo in ["abc", "1_000", "1e-3", "1E3", "+1", ".", "-", "1.2.3", ""] {
+            assert!(
+                matches!(parse_amount(typo), Err(MoneyError::Parse(_))),
+                "{typo:?}"
+            );
+        }
+        assert_eq!(parse_amount(".5").unwrap(), dec!(0.5));
         assert!(matches!(
             parse_amount("-0.01"),
             Err(MoneyError::Negative(_))
