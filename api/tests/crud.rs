@@ -405,6 +405,15 @@ async fn bad_inputs_get_the_documented_error_never_a_5xx() {
         ),
         (
             "POST",
+            "/api/v1/overrides",
+            json!({"prefix": "1", "vendor_id": "V1", "tz": "UTC", "days": 1,
+            "start_minute": 1440, "end_minute": 1440}),
+            unprocessable,
+            "VALIDATION_ERROR",
+            "start_minute",
+        ),
+        (
+            "POST",
             "/api/v1/vendors",
             json!({"id": "VX", "name": "x", "kind": "CHEAP"}),
             unprocessable,

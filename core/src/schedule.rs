@@ -15,6 +15,17 @@ pub struct WeeklyWindow {
     pub end: u16,
 }
 
+/// Why [`WeeklyWindow::new`] refused a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("window start {0} min is not a time of day (24:00 is only an end)")]
+    Start(u16),
+    #[error("window end {0} min is past 24:00")]
+    End(u16),
+    #[error("window days {0:#b} name no weekday")]
+    Days(u8),
+}
+
 /// A moment as a weekly window sees it: the local weekday and minute after midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalMinute {
@@ -33,6 +44,26 @@ impl LocalMinute {
 }
 
 impl WeeklyWindow {
+    /// A window as a dataset or the database states it. A start of 24:00 is refused: with
+    /// `end <= start` meaning "spans midnight" it would quietly cover the whole next day.
+    pub fn new(tz: Tz, days: u8, start: u16, end: u16) -> Result<Self, WindowError> {
+        if start >= 24 * 60 {
+            return Err(WindowError::Start(start));
+        }
+        if end > 24 * 60 {
+            return Err(WindowError::End(end));
+        }
+        if days == 0 || days > 0x7f {
+            return Err(WindowError::Days(days));
+        }
+        Ok(WeeklyWindow {
+            tz,
+            days,
+            start,
+            end,
+        })
+    }
+
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
         self.contains_local(LocalMinute::of(self.tz, t))
     }
@@ -173,6 +204,23 @@ mod tests {
         assert_eq!(WeeklyWindow::parse_minute("08:30").unwrap(), 510);
         assert!(WeeklyWindow::parse_minute("25:00").is_err());
         assert!(WeeklyWindow::parse_minute("8").is_err());
+    }
+
+    #[test]
+    fn a_window_starts_within_the_day() {
+        let utc = chrono_tz::UTC;
+        assert!(WeeklyWindow::new(utc, 1, 24 * 60, 24 * 60).is_err());
+        assert!(WeeklyWindow::new(utc, 1, 0, 24 * 60 + 1).is_err());
+        assert!(WeeklyWindow::new(utc, 0, 0, 60).is_err());
+        assert_eq!(
+            WeeklyWindow::new(utc, 1, 0, 24 * 60),
+            Ok(WeeklyWindow {
+                tz: utc,
+                days: 1,
+                start: 0,
+                end: 24 * 60
+            })
+        );
     }
 
     #[test]

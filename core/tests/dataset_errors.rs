@@ -89,7 +89,7 @@ fn references_between_files_are_checked() {
     append(
         dir.path(),
         "customer_partitions.csv",
-        "C1,P1,1,,,Mars/Olympus,,,\nC1,P1,1,,,UTC,Funday,,\n",
+        "C1,P1,1,,,Mars/Olympus,,,\nC1,P1,1,,,UTC,Funday,,\nC1,P1,1,,,UTC,Mon,24:00,\n",
     );
     append(dir.path(), "lnp.csv", "+12125550000,+442079460000\n");
     let e = errors(dir.path()).join("\n");
@@ -103,6 +103,7 @@ fn references_between_files_are_checked() {
         "trunk_ips.csv:7: bad IP address",
         "customer_partitions.csv:6: tz",
         "customer_partitions.csv:7: unknown day",
+        "customer_partitions.csv:8: window start 1440 min is not a time of day",
         "lnp.csv:3: LNP entries are NANP numbers",
     ] {
         assert!(e.contains(needle), "missing {needle:?} in\n{e}");

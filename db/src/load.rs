@@ -323,14 +323,16 @@ where
 fn schedule(table: &'static str, s: ScheduleCols) -> Result<Schedule, DbError> {
     let (from, to, tz, days, start, end) = s;
     let window = match (tz, days, start, end) {
-        (Some(tz), Some(days), Some(start), Some(end)) => Some(WeeklyWindow {
-            tz: tz
-                .parse()
-                .map_err(|_| DbError::invalid(table, format!("unknown time zone {tz:?}")))?,
-            days: unsigned(table, days)?,
-            start: unsigned(table, start)?,
-            end: unsigned(table, end)?,
-        }),
+        (Some(tz), Some(days), Some(start), Some(end)) => Some(
+            WeeklyWindow::new(
+                tz.parse()
+                    .map_err(|_| DbError::invalid(table, format!("unknown time zone {tz:?}")))?,
+                unsigned(table, days)?,
+                unsigned(table, start)?,
+                unsigned(table, end)?,
+            )
+            .map_err(|e| DbError::invalid(table, e.to_string()))?,
+        ),
         _ => None,
     };
     Ok(Schedule { from, to, window })

@@ -129,3 +129,23 @@ async fn large_import_timing() {
     println!("load: {:?}", t.elapsed());
     assert_eq!(back.vendor_rates.len(), d.vendor_rates.len());
 }
+
+#[tokio::test]
+async fn a_window_starting_at_24_00_is_refused_on_load() {
+    let (_pg, pool) = common::migrated_db().await;
+    warp_db::import_dataset(&pool, &generate(Scale::SMALL, 3))
+        .await
+        .unwrap();
+    // The schema takes 1440 in both columns; as a start it would cover the whole next day.
+    sqlx::query(
+        "UPDATE overrides SET tz = 'UTC', days = 1, start_minute = 1440, end_minute = 1440",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let err = warp_db::load_dataset(&pool).await.unwrap_err().to_string();
+    assert!(
+        err.contains("overrides") && err.contains("window start 1440 min"),
+        "{err}"
+    );
+}

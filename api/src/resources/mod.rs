@@ -12,6 +12,7 @@ pub mod vendors;
 
 use crate::error::{ApiError, ApiResult};
 use serde_json::{Map, Value};
+use warp_core::schedule::{WeeklyWindow, WindowError};
 use warp_core::{Number, Prefix};
 
 fn text<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
@@ -69,13 +70,33 @@ pub fn check_prefix(obj: &Map<String, Value>, field: &str) -> ApiResult<()> {
     }
 }
 
-/// The weekly window's time zone must be one the engine knows.
+/// The weekly window must be one the engine takes: a zone it knows, a start within the
+/// day (24:00 only as an end), at least one weekday. The schema keeps the four fields
+/// all set or all null.
 pub fn check_schedule(obj: &Map<String, Value>) -> ApiResult<()> {
-    match text(obj, "tz") {
-        Some(tz) => tz
-            .parse::<chrono_tz::Tz>()
-            .map(drop)
-            .map_err(|_| ApiError::invalid("tz", format!("{tz:?} is not an IANA time zone"))),
-        None => Ok(()),
+    let Some(tz) = text(obj, "tz") else {
+        return Ok(());
+    };
+    let tz = tz
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| ApiError::invalid("tz", format!("{tz:?} is not an IANA time zone")))?;
+    let small = |field| obj.get(field).and_then(Value::as_u64);
+    match (small("days"), small("start_minute"), small("end_minute")) {
+        (Some(days), Some(start), Some(end)) => {
+            let fit = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+            let days = u8::try_from(days).unwrap_or(u8::MAX);
+            WeeklyWindow::new(tz, days, fit(start), fit(end))
+                .map(drop)
+                .map_err(|e| {
+                    let field = match e {
+                        WindowError::Start(_) => "start_minute",
+                        WindowError::End(_) => "end_minute",
+                        WindowError::Days(_) => "days",
+                    };
+                    ApiError::invalid(field, e.to_string())
+                })
+        }
+        // Missing or negative values are the schema's to refuse, by name.
+        _ => Ok(()),
     }
 }

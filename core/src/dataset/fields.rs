@@ -70,21 +70,22 @@ pub(super) fn schedule(s: &ScheduleCsv) -> Result<Schedule, String> {
     }
     let window = match (opt(&s.tz), opt(&s.start), opt(&s.end)) {
         (None, None, None) if opt(&s.days).is_none() => None,
-        (tz, start, end) => Some(WeeklyWindow {
-            tz: tz
-                .unwrap_or("UTC")
-                .parse()
-                .map_err(|_| format!("tz: {:?} is not an IANA time zone", s.tz))?,
-            days: WeeklyWindow::parse_days(&s.days)?,
-            start: start
-                .map(WeeklyWindow::parse_minute)
-                .transpose()?
-                .unwrap_or(0),
-            end: end
-                .map(WeeklyWindow::parse_minute)
-                .transpose()?
-                .unwrap_or(24 * 60),
-        }),
+        (tz, start, end) => Some(
+            WeeklyWindow::new(
+                tz.unwrap_or("UTC")
+                    .parse()
+                    .map_err(|_| format!("tz: {:?} is not an IANA time zone", s.tz))?,
+                WeeklyWindow::parse_days(&s.days)?,
+                start
+                    .map(WeeklyWindow::parse_minute)
+                    .transpose()?
+                    .unwrap_or(0),
+                end.map(WeeklyWindow::parse_minute)
+                    .transpose()?
+                    .unwrap_or(24 * 60),
+            )
+            .map_err(|e| e.to_string())?,
+        ),
     };
     Ok(Schedule { from, to, window })
 }
