@@ -178,8 +178,13 @@ fn track(req: &SipMsg, dlg: *mut k::dlg_cell, admission: Option<Admission>) -> R
         hop: shm::Text::new(hop)?,
     })?;
     // CONFIRMED_NA is the 2xx (in its transaction, with its AVPs); CONFIRMED, the ACK,
-    // would come without them.
-    let types = k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED | k::DLGCB_TERMINATED | k::DLGCB_EXPIRED;
+    // would come without them. TERMINATED_CONFIRMED is the only end a script's
+    // one-sided `dlg_bye()` reports (a BYE also reports TERMINATED first).
+    let types = k::DLGCB_CONFIRMED_NA
+        | k::DLGCB_FAILED
+        | k::DLGCB_TERMINATED
+        | k::DLGCB_TERMINATED_CONFIRMED
+        | k::DLGCB_EXPIRED;
     // SAFETY: `dlg` is the dialog being created; the module frees `tracked` with it.
     if unsafe {
         register(
@@ -270,7 +275,7 @@ fn on_event(tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
             event(Kind::Failed, None, Some(now), sip_code);
         }
     } else if end(tracked) {
-        // Terminated by BYE, or expired.
+        // Terminated by BYE (ours or the script's `dlg_bye()`), or expired.
         event(Kind::End, answered, Some(now), Some(200));
     }
 }

@@ -2732,6 +2732,45 @@ fn raw_invite_with_sdp(port: u16, lport: u16, user: &str, call: &str) -> String 
     )
 }
 
+/// A request of the caller's side of an answered call [`raw_request`] started, to the
+/// vendor's Contact, with the edge's Record-Route as its Route (`None`: a caller that
+/// ignored it).
+struct InDialog<'a> {
+    edge: u16,
+    lport: u16,
+    call: &'a str,
+    vendor: u16,
+    route: Option<&'a str>,
+    to: &'a str,
+}
+
+impl InDialog<'_> {
+    fn request(&self, method: &str, cseq: u32, body: &str) -> String {
+        let route = self
+            .route
+            .map(|r| format!("Route: {r}\r\n"))
+            .unwrap_or_default();
+        raw_request(self.edge, self.lport, method, "+12125550123", self.call)
+            .replace(
+                &format!("{method} sip:+12125550123@127.0.0.1:{}", self.edge),
+                &format!("{method} sip:vendor@127.0.0.1:{}", self.vendor),
+            )
+            .replace(
+                &format!("branch=z9hG4bK-{}{}", self.call, self.lport),
+                &format!("branch=z9hG4bK-{method}{cseq}{}", self.lport),
+            )
+            .replace(
+                "To: <sip:+12125550123@127.0.0.1>",
+                &format!("{route}To: {}", self.to),
+            )
+            .replace(
+                &format!("CSeq: 1 {method}"),
+                &format!("CSeq: {cseq} {method}"),
+            )
+            .replace("Content-Length: 0\r\n\r\n", body)
+    }
+}
+
 /// The distinct final replies (code, To header) `sock` receives within `within`.
 fn finals_within(sock: &std::net::UdpSocket, within: Duration) -> BTreeSet<(u16, String)> {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -2833,6 +2872,64 @@ fn the_shipped_config_frees_the_media_of_a_cancelled_call() {
     wait_for_no_media_sessions(&rtpengine, &k);
 }
 
+/// A caller that ignores the Record-Route and sends its BYE without a Route still ends
+/// the call at the edge: the vendor is told, the trunk's place is given back and the
+/// call's end is reported now, not when the dialog times out hours later, and its media
+/// session is deleted.
+#[test]
+fn the_shipped_config_ends_a_call_whose_bye_lost_its_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let rtpengine = support::rtpengine::Rtpengine::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let defines = [
+        "WITH_RTPENGINE".to_string(),
+        format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
+    ];
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    let (sock, lport) = raw_socket();
+    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "noroute");
+    send_raw(&sock, &k, &invite);
+    let ok = final_reply(&sock, &k, "noroute");
+    assert_eq!(ok.code, 200, "{}", k.log());
+    let with_route = InDialog {
+        edge: k.port,
+        lport,
+        call: "noroute",
+        vendor: data.cheap.0,
+        route: ok.header("Record-Route"),
+        to: ok.header("To").unwrap(),
+    };
+    send_raw(
+        &sock,
+        &k,
+        &with_route.request("ACK", 1, "Content-Length: 0\r\n\r\n"),
+    );
+    wait_for_stat(&k, "limits.active", "1");
+    let without_route = InDialog {
+        route: None,
+        ..with_route
+    };
+    send_raw(
+        &sock,
+        &k,
+        &without_route.request("BYE", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    let bye_reply = final_reply(&sock, &k, "noroute");
+    assert_eq!(bye_reply.code, 200, "{}", k.log());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while vendor.received("BYE").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no BYE:\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_stat(&k, "limits.active", "0");
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+    let kinds: Vec<&str> = cdrs.iter().map(|c| c["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["start", "answer", "end"], "{}", k.log());
+    wait_for_no_media_sessions(&rtpengine, &k);
+}
+
 /// A re-INVITE (hold, a codec change) keeps the media in rtpengine: neither side sees
 /// the other's own address.
 #[test]
@@ -2847,26 +2944,15 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
     let ok = final_reply(&sock, &k, "reinvite");
     assert_eq!(ok.code, 200, "{}", k.log());
     let (route, to) = (ok.header("Record-Route").unwrap(), ok.header("To").unwrap());
-    let in_dialog = |method: &str, cseq: u32, body: &str| {
-        raw_request(k.port, lport, method, "+12125550123", "reinvite")
-            .replace(
-                &format!("{method} sip:+12125550123@127.0.0.1:{}", k.port),
-                &format!("{method} sip:vendor@127.0.0.1:{}", data.cheap.0),
-            )
-            .replace(
-                &format!("branch=z9hG4bK-reinvite{lport}"),
-                &format!("branch=z9hG4bK-{method}{cseq}{lport}"),
-            )
-            .replace(
-                "To: <sip:+12125550123@127.0.0.1>",
-                &format!("Route: {route}\r\nTo: {to}"),
-            )
-            .replace(
-                &format!("CSeq: 1 {method}"),
-                &format!("CSeq: {cseq} {method}"),
-            )
-            .replace("Content-Length: 0\r\n\r\n", body)
+    let dialog = InDialog {
+        edge: k.port,
+        lport,
+        call: "reinvite",
+        vendor: data.cheap.0,
+        route: Some(route),
+        to,
     };
+    let in_dialog = |method: &str, cseq: u32, body: &str| dialog.request(method, cseq, body);
     send_raw(&sock, &k, &in_dialog("ACK", 1, "Content-Length: 0\r\n\r\n"));
     let hold = "v=0\r\no=c 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                 m=audio 6002 RTP/AVP 0\r\na=sendonly\r\n";
