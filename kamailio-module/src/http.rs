@@ -4,8 +4,8 @@
 //! lookup has no deadline of its own. HTTP/1.0, so the server sends a plain body and
 //! closes. Plain `http://` only: a TLS upstream is reached through a local proxy.
 
+use crate::endpoint::{self, Endpoint};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 /// A reply larger than this is no LRN answer: refused rather than read to the end.
@@ -16,7 +16,7 @@ const MAX_RESPONSE: usize = 64 * 1024;
 pub struct Base {
     /// `host[:port]` as written: the Host header.
     authority: String,
-    addr: SocketAddr,
+    endpoint: Endpoint,
     path: String,
 }
 
@@ -28,21 +28,10 @@ impl Base {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
         };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-            None => (hostport, 80),
-        };
-        if host.is_empty() {
-            return Err(bad());
-        }
-        let addr = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host:?} ({e})"))?
-            .next()
-            .ok_or_else(|| format!("{host:?} has no address"))?;
+        let (host, port) = endpoint::split(hostport, 80).ok_or_else(bad)?;
         Ok(Base {
             authority: hostport.to_owned(),
-            addr,
+            endpoint: Endpoint::resolve(host, port)?,
             path: path.to_owned(),
         })
     }
@@ -69,7 +58,7 @@ pub fn get(
             .filter(|d| !d.is_zero())
             .ok_or_else(|| format!("timed out after {} ms", timeout.as_millis()))
     };
-    let mut stream = TcpStream::connect_timeout(&base.addr, left()?).map_err(|e| e.to_string())?;
+    let mut stream = base.endpoint.connect(left()?)?;
     let mut request = format!(
         "GET {}{path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
         base.path, base.authority

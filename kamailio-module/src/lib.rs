@@ -15,6 +15,7 @@ mod cluster_calls;
 mod core_cell;
 mod decision;
 mod dno;
+mod endpoint;
 mod failover;
 mod guard;
 mod http;

@@ -4,8 +4,9 @@
 //! timeout. A general client (and an async runtime) has no place inside a Kamailio
 //! worker process.
 
+use crate::endpoint::{self, Endpoint};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -35,14 +36,14 @@ pub fn target() -> Result<&'static Target, String> {
 /// Where and how to connect, from `redis://[[user]:password@]host[:port][/db]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Target {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     user: Option<String>,
     password: Option<String>,
     db: u32,
 }
 
 impl Target {
-    /// Parses `url` and resolves its host (the first address).
+    /// Parses `url` and resolves its host.
     pub fn parse(url: &str) -> Result<Target, String> {
         let shown = crate::params::mask_password(url);
         let bad =
@@ -53,10 +54,7 @@ impl Target {
             None => (None, rest),
         };
         let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-            None => (hostport, 6379),
-        };
+        let (host, port) = endpoint::split(hostport, 6379).ok_or_else(bad)?;
         let (user, password) = match auth.map(|a| a.split_once(':')) {
             None => (None, None),
             Some(None) => (None, auth.map(str::to_owned)),
@@ -65,16 +63,10 @@ impl Target {
                 Some(p.to_owned()),
             ),
         };
-        if host.is_empty() {
-            return Err(bad());
-        }
-        let addr = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("redis_url {shown:?}: cannot resolve {host:?} ({e})"))?
-            .next()
-            .ok_or_else(|| format!("redis_url {shown:?}: {host:?} has no address"))?;
+        let endpoint =
+            Endpoint::resolve(host, port).map_err(|e| format!("redis_url {shown:?}: {e}"))?;
         Ok(Target {
-            addr,
+            endpoint,
             user,
             password,
             db: if db.is_empty() {
@@ -119,8 +111,7 @@ impl Connection {
         connect: Duration,
         timeout: Duration,
     ) -> Result<Connection, String> {
-        let stream =
-            TcpStream::connect_timeout(&target.addr, connect).map_err(|e| e.to_string())?;
+        let stream = target.endpoint.connect(connect)?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         stream
             .set_write_timeout(Some(timeout))

@@ -1462,6 +1462,26 @@ fn start_reporting(
     Kamailio::start(&params, script)
 }
 
+/// `redis_url` may name Redis by an IPv6 literal, in brackets as in any URL.
+#[test]
+fn cdr_events_reach_a_redis_named_by_an_ipv6_literal() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::default();
+    let url = format!("redis://[::1]:{}", redis.port);
+    let k = start_reporting(dir.path(), &data, &url, Script::Native(ROUTE), &[]);
+    let (sock, lport) = raw_socket();
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "INVITE", "+12125550123", "v6"),
+    );
+    assert_eq!(final_reply(&sock, &k, "v6").code, 200, "{}", k.log());
+    let cdrs = redis.wait_for("warp:cdr:raw", 1, Duration::from_secs(5));
+    assert_eq!(cdrs.len(), 1, "{}", k.log());
+    assert_eq!(cdrs[0]["event"], "start");
+}
+
 #[test]
 fn every_call_leaves_its_raw_cdrs_in_the_redis_stream() {
     let dir = tempfile::tempdir().unwrap();

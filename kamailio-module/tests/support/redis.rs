@@ -32,7 +32,14 @@ impl Redis {
     /// Starts the server again (same port, same data) after [`Redis::stop`].
     pub fn restart(&mut self) {
         let child = Command::new(binary("redis-server"))
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            // IPv6 loopback too, where the host has it ("-": optional).
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "-::1",
+                "--port",
+                &self.port.to_string(),
+            ])
             .args([
                 "--save",
                 "",
