@@ -146,3 +146,24 @@ fn ids_and_dialstrings_that_would_break_a_record_or_a_request_uri_are_rejected_b
         );
     }
 }
+
+#[test]
+fn a_row_refused_after_its_id_is_known_is_reported_not_a_panic() {
+    let dir = fixture_copy();
+    // VA has gateways and T1 has IPs: their own rows fail on a later field.
+    let edit = |file: &str, from: &str, to: &str| {
+        let p = dir.path().join(file);
+        let s = std::fs::read_to_string(&p).unwrap().replace(from, to);
+        std::fs::write(p, s).unwrap();
+    };
+    edit(
+        "vendors.csv",
+        "VA,Alpha LRN,LRN,1,",
+        "VA,Alpha LRN,LRN,3000000000,",
+    );
+    edit("trunks.csv", "T1,C1,10,5,", "T1,C1,10,x,");
+    let e = errors(dir.path()).join("\n");
+    for needle in ["vendors.csv:2: priority", "trunks.csv:2: max_cps"] {
+        assert!(e.contains(needle), "missing {needle:?} in\n{e}");
+    }
+}

@@ -204,8 +204,12 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         .enumerate()
         .map(|(i, v)| (v.id.clone(), i))
         .collect();
+    // A vendor row refused after its id was taken (bad priority, say) is reported and
+    // fails the read; its gateways have nothing to attach to.
     for (v, _, g) in gateways {
-        d.vendors[index[&v]].gateways.push(g);
+        if let Some(&i) = index.get(&v) {
+            d.vendors[i].gateways.push(g);
+        }
     }
     r.each("vendor_rates.csv", true, |x: RateCsv| {
         let kind = *vendor_kinds
@@ -262,6 +266,7 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         });
         Ok(())
     })?;
+    // Trunks refused after their id was taken are missing here (see gateways above).
     let trunk_index: HashMap<String, usize> = d
         .trunks
         .iter()
@@ -275,14 +280,18 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         if !nets.insert((net.addr, net.len)) {
             return Err(format!("{} is already assigned to a trunk", x.cidr.trim()));
         }
-        d.trunks[trunk_index[&t]].acl.push(net);
+        if let Some(&i) = trunk_index.get(&t) {
+            d.trunks[i].acl.push(net);
+        }
         Ok(())
     })?;
     let mut users = HashSet::new();
     r.each("trunk_credentials.csv", false, |x: TrunkCredentialCsv| {
         let t = known(&trunk_ids, "trunk_id", &x.trunk_id)?;
         let user = fresh(&mut users, "username", &x.username)?;
-        d.trunks[trunk_index[&t]].usernames.push(user);
+        if let Some(&i) = trunk_index.get(&t) {
+            d.trunks[i].usernames.push(user);
+        }
         Ok(())
     })?;
 
