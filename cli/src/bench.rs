@@ -2,7 +2,8 @@
 //! routing decision on a real snapshot — what criterion's means do not show — and,
 //! in the same run, the legacy one-SQL-query-per-call decision for comparison.
 
-use anyhow::{bail, Context, Result};
+use crate::calls::{self, Call};
+use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use std::path::PathBuf;
@@ -16,19 +17,25 @@ pub struct BenchArgs {
     /// CSV of ban,ani,dnis (as `warp gen-data` writes to sample_calls.csv).
     #[arg(long)]
     calls: PathBuf,
-    /// How many decisions to time (the sample calls are cycled).
-    #[arg(long, default_value_t = 1_000_000)]
+    /// How many decisions to time (the sample calls are cycled); at least 1, or there
+    /// is no latency to report.
+    #[arg(long, default_value_t = 1_000_000, value_parser = at_least_one)]
     iterations: usize,
     /// Also time the legacy way — one SQL query per call, like `get_lrn_rates` —
     /// against this PostgreSQL holding the same data, and print the ratio.
     #[arg(long)]
     legacy_db: Option<String>,
-    /// Calls to send through the legacy query.
-    #[arg(long, default_value_t = 2_000)]
+    /// Calls to send through the legacy query (at least 1).
+    #[arg(long, default_value_t = 2_000, value_parser = at_least_one)]
     legacy_calls: usize,
 }
 
-type Call = (String, String, String);
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
 
 /// Resident memory split as the kernel reports it (kB): anonymous vs file-backed.
 fn rss() -> Result<(u64, u64)> {
@@ -59,15 +66,7 @@ fn print_latency(label: &str, p: [f64; 5]) {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    let mut rdr =
-        csv::Reader::from_path(&a.calls).with_context(|| a.calls.display().to_string())?;
-    let calls: Vec<Call> = rdr
-        .records()
-        .map(|r| {
-            let r = r?;
-            Ok((r[0].to_string(), r[1].to_string(), r[2].to_string()))
-        })
-        .collect::<Result<_>>()?;
+    let calls = calls::read(&a.calls)?;
     if calls.is_empty() {
         bail!("{} has no calls", a.calls.display());
     }
@@ -80,8 +79,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let (mut routed, mut rejected) = (0usize, 0usize);
     let started = Instant::now();
     for i in 0..a.iterations {
-        let (ban, ani, dnis) = &calls[i % calls.len()];
-        let req = RouteRequest::new(ban, Some(ani), dnis, at);
+        let Call { ban, ani, dnis } = &calls[i % calls.len()];
+        let req = RouteRequest::new(ban, ani.as_deref(), dnis, at);
         let t = Instant::now();
         let out = snap.route(&req);
         lat.push(t.elapsed().as_nanos() as u64);
@@ -131,10 +130,10 @@ fn legacy(url: &str, calls: &[Call], n: usize, at: DateTime<Utc>) -> Result<[f64
         let mut lat = Vec::with_capacity(n);
         let started = Instant::now();
         for i in 0..n {
-            let (ban, ani, dnis) = &calls[i % calls.len()];
+            let Call { ban, ani, dnis } = &calls[i % calls.len()];
             let t = Instant::now();
             // An unparsable number is answered without a query; it is timed alike.
-            let _ = warp_db::legacy_route(&pool, ban, Some(ani), dnis, None, at).await;
+            let _ = warp_db::legacy_route(&pool, ban, ani.as_deref(), dnis, None, at).await;
             lat.push(t.elapsed().as_nanos() as u64);
         }
         let wall = started.elapsed();

@@ -1,6 +1,7 @@
 //! `warp`: the admin CLI for data work — generate, compile, inspect and route.
 
 mod bench;
+mod calls;
 mod db;
 mod route;
 

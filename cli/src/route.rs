@@ -1,5 +1,6 @@
 //! `warp route`: one call, or a CSV batch, through the same engine the SIP path uses.
 
+use crate::calls::{self, Call};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -46,30 +47,16 @@ pub fn run(a: RouteArgs) -> Result<()> {
         .transpose()
         .context("--lrn")?;
     let at = a.at.unwrap_or_else(Utc::now);
-    let calls: Vec<(String, Option<String>, String)> = match &a.batch {
-        Some(path) => {
-            let mut rdr = csv::Reader::from_path(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            rdr.records()
-                .map(|r| {
-                    let r = r?;
-                    let ani = r.get(1).filter(|s| !s.is_empty()).map(str::to_string);
-                    Ok((
-                        r.get(0).unwrap_or("").to_string(),
-                        ani,
-                        r.get(2).unwrap_or("").to_string(),
-                    ))
-                })
-                .collect::<Result<_>>()?
-        }
-        None => vec![(
-            a.ban.clone().unwrap_or_default(),
-            a.ani.clone(),
-            a.dnis.clone().unwrap_or_default(),
-        )],
+    let calls = match &a.batch {
+        Some(path) => calls::read(path)?,
+        None => vec![Call {
+            ban: a.ban.clone().unwrap_or_default(),
+            ani: a.ani.clone(),
+            dnis: a.dnis.clone().unwrap_or_default(),
+        }],
     };
     let mut out = std::io::stdout().lock();
-    for (ban, ani, dnis) in &calls {
+    for Call { ban, ani, dnis } in &calls {
         let req = RouteRequest {
             ban,
             ani: ani.as_deref(),

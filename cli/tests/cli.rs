@@ -204,3 +204,68 @@ fn import_to_postgres_and_compile_from_it() {
         good_rows
     );
 }
+
+#[test]
+fn call_files_are_read_by_column_name_and_bad_bench_arguments_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snap = dir.path().join("routing.snap");
+    ok(&["gen-data", "--out", p(&data), "--calls", "5"]);
+    ok(&["compile", "--from", p(&data), "--out", p(&snap)]);
+    // Another column order, and no ani column: each field still goes where it belongs.
+    let calls = dir.path().join("calls.csv");
+    std::fs::write(&calls, "dnis,ban\n+442079460000,100001\n").unwrap();
+    let batch = ok(&[
+        "route",
+        "--snapshot",
+        p(&snap),
+        "--batch",
+        p(&calls),
+        "--at",
+        AT,
+        "--json",
+    ]);
+    let d: Value = serde_json::from_str(batch.trim()).unwrap();
+    assert_eq!(d["jurisdiction"], "INTERNATIONAL", "{d}");
+    let bench = ok(&[
+        "bench-route",
+        "--snapshot",
+        p(&snap),
+        "--calls",
+        p(&calls),
+        "--iterations",
+        "10",
+    ]);
+    assert!(bench.contains("10 decisions"), "{bench}");
+
+    let refused = |args: &[&str], needle: &str| {
+        let out = warp(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+        assert!(err.contains(needle), "{err}");
+    };
+    std::fs::write(&calls, "number\n+442079460000\n").unwrap();
+    refused(
+        &["bench-route", "--snapshot", p(&snap), "--calls", p(&calls)],
+        "ban and dnis",
+    );
+    refused(
+        &["route", "--snapshot", p(&snap), "--batch", p(&calls)],
+        "ban and dnis",
+    );
+    let sample = data.join("sample_calls.csv");
+    for flag in ["--iterations", "--legacy-calls"] {
+        refused(
+            &[
+                "bench-route",
+                "--snapshot",
+                p(&snap),
+                "--calls",
+                p(&sample),
+                flag,
+                "0",
+            ],
+            "at least 1",
+        );
+    }
+}
