@@ -149,3 +149,37 @@ async fn a_window_starting_at_24_00_is_refused_on_load() {
         "{err}"
     );
 }
+
+/// The error as a CLI prints it: the message, then each source's.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(x) = source {
+        s = format!("{s}: {x}");
+        source = x.source();
+    }
+    s
+}
+
+#[tokio::test]
+async fn a_row_the_schema_refuses_is_named_once_in_the_error() {
+    let (_pg, pool) = common::migrated_db().await;
+    let good = generate(Scale::SMALL, 5);
+    // Both pass the CSV checks; PostgreSQL holds 1..100 results and 32-bit limits.
+    let mut bad = good.clone();
+    bad.customers[2].max_results = 500;
+    let err = chain(&warp_db::import_dataset(&pool, &bad).await.unwrap_err());
+    let row = format!("Failing row contains ({}, ", bad.customers[2].ban);
+    assert!(err.contains(&row), "{err}");
+    assert_eq!(
+        err.matches("customers_max_results_check").count(),
+        1,
+        "{err}"
+    );
+
+    let mut bad = good.clone();
+    bad.trunks[1].max_cps = 3_000_000_000;
+    let err = chain(&warp_db::import_dataset(&pool, &bad).await.unwrap_err());
+    assert!(err.contains("line 2, column max_cps"), "{err}");
+    assert_eq!(err.matches("out of range").count(), 1, "{err}");
+}
