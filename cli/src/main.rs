@@ -139,7 +139,7 @@ fn compile(from: &str, out: &Path, generation: Option<u64>) -> Result<()> {
     let read = t.elapsed();
     let generation = match generation {
         Some(g) => g,
-        None => Snapshot::open(out).map(|s| s.generation() + 1).unwrap_or(1),
+        None => next_generation(out)?,
     };
     let t = Instant::now();
     let bytes = snapshot::compile(&d, generation)?;
@@ -151,6 +151,26 @@ fn compile(from: &str, out: &Path, generation: Option<u64>) -> Result<()> {
         t.elapsed()
     );
     Ok(())
+}
+
+/// The generation after the snapshot at `out`, or 1 when there is none. A file there
+/// that cannot be read is refused rather than counted as none: starting again at 1
+/// would reuse generations SIP nodes already hold (the API serves the generation as
+/// the snapshot's ETag), and they would keep their old copy.
+fn next_generation(out: &Path) -> Result<u64> {
+    let context = || {
+        format!(
+            "reading the generation of the current snapshot {} (give --generation to replace it)",
+            out.display()
+        )
+    };
+    if !out.try_exists().with_context(context)? {
+        return Ok(1);
+    }
+    let current = Snapshot::open(out).with_context(context)?.generation();
+    current
+        .checked_add(1)
+        .with_context(|| format!("{} has the last generation, {current}", out.display()))
 }
 
 fn inspect(file: &Path, json: bool) -> Result<()> {

@@ -269,3 +269,37 @@ fn call_files_are_read_by_column_name_and_bad_bench_arguments_are_refused() {
         );
     }
 }
+
+#[test]
+fn compile_over_an_unreadable_snapshot_does_not_restart_the_generations() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snap = dir.path().join("routing.snap");
+    ok(&["gen-data", "--out", p(&data), "--calls", "0"]);
+    let compile = |extra: &[&str]| {
+        let mut args = vec!["compile", "--from", p(&data), "--out", p(&snap)];
+        args.extend_from_slice(extra);
+        warp(&args)
+    };
+    assert!(compile(&["--generation", "7"]).status.success());
+    let bytes = std::fs::read(&snap).unwrap();
+    std::fs::write(&snap, &bytes[..bytes.len() / 2]).unwrap();
+    let out = compile(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "compiled over it as generation 1");
+    assert!(
+        err.contains("--generation") && err.contains("truncated"),
+        "{err}"
+    );
+    assert!(compile(&["--generation", "8"]).status.success());
+
+    assert!(compile(&["--generation", &u64::MAX.to_string()])
+        .status
+        .success());
+    let out = compile(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("last generation"),
+        "{err}"
+    );
+}
