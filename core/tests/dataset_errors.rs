@@ -167,3 +167,26 @@ fn a_row_refused_after_its_id_is_known_is_reported_not_a_panic() {
         assert!(e.contains(needle), "missing {needle:?} in\n{e}");
     }
 }
+
+#[test]
+fn a_time_with_a_fraction_of_a_second_is_refused_by_line() {
+    let dir = fixture_copy();
+    // vendor_rates.csv: header and 15 rows; customer_partitions.csv: header and 4.
+    append(
+        dir.path(),
+        "vendor_rates.csv",
+        "VA,1404,,,2024-12-31T23:59:59.9999996Z,,0.01,,,,,,6,6,,\n",
+    );
+    append(
+        dir.path(),
+        "customer_partitions.csv",
+        "C1,P1,1,2025-01-01T00:00:00.5+01:00,,,,,\n",
+    );
+    let e = errors(dir.path()).join("\n");
+    for needle in [
+        "vendor_rates.csv:17: effective_from: \"2024-12-31T23:59:59.9999996Z\" has a fraction",
+        "customer_partitions.csv:6: valid_from",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in\n{e}");
+    }
+}

@@ -37,10 +37,18 @@ pub(super) fn opt_amount(field: &str, s: &str) -> Result<Option<Decimal>, String
     opt(s).map(|v| amount(field, v)).transpose()
 }
 
-/// RFC 3339, or a date meaning midnight UTC.
+/// RFC 3339 in whole seconds, or a date meaning midnight UTC. The snapshot refuses a
+/// fraction of a second, and PostgreSQL would round one to microseconds on import (a
+/// time just before a second even to the next), so a dataset holding one would compile
+/// from the database but not from its own files.
 pub fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, String> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        if t.timestamp_subsec_nanos() != 0 {
+            return Err(format!(
+                "{field}: {s:?} has a fraction of a second (times are whole seconds)"
+            ));
+        }
         return Ok(t.with_timezone(&Utc));
     }
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
