@@ -141,6 +141,31 @@ fn corrupt_payload_never_panics_even_unverified() {
     }
 }
 
+/// The same data compiles to the same payload whatever order its rows come in (files
+/// and the database list them differently, and a map's order is random per process),
+/// so two nodes can compare their snapshots by `payload_xxh3`.
+#[test]
+fn the_same_data_compiles_to_the_same_payload() {
+    let d = read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture")).unwrap();
+    let payload = |d| {
+        Snapshot::from_bytes(&compile(d, 1).unwrap())
+            .unwrap()
+            .summary()
+            .payload_xxh3
+    };
+    let mut shuffled = d.clone();
+    shuffled.partitions.reverse();
+    shuffled.lnp.reverse();
+    shuffled.dno.reverse();
+    shuffled.vendor_rates.reverse();
+    shuffled.customer_rates.reverse();
+    let first = payload(&d);
+    for _ in 0..5 {
+        assert_eq!(payload(&d), first);
+    }
+    assert_eq!(payload(&shuffled), first);
+}
+
 #[test]
 fn csv_round_trip_keeps_every_decision() {
     let dir = tempfile::tempdir().unwrap();

@@ -445,20 +445,26 @@ impl<'d> Compiler<'d> {
         }
         let dno = flatmap::build(dno.into_iter().map(|k| (k, 0)));
         self.w.put(SectionId::DnoSet, &dno);
+        // Inserted in number order: the table's layout then depends on the numbers only.
+        let mut lnp: Vec<(u64, u64)> = lnp.into_iter().collect();
+        lnp.sort_unstable();
         self.w
             .put(SectionId::LnpMap, &flatmap::build(lnp.into_iter()));
         Ok(())
     }
 
+    /// Partitions sorted by id, as vendors are: a dataset read from files or from the
+    /// database, in another order, compiles to the same bytes.
     fn partitions(&mut self) -> Result<(), CompileError> {
-        let d = self.d;
-        self.part_ix = unique_index("partition", d.partitions.iter().map(|p| p.id.as_str()))?;
+        let mut partitions: Vec<&Partition> = self.d.partitions.iter().collect();
+        partitions.sort_by(|a, b| a.id.cmp(&b.id));
+        self.part_ix = unique_index("partition", partitions.iter().map(|p| p.id.as_str()))?;
         // Each partition's vendors as a bit set over vendor indices: a call merges its
         // partitions a word at a time.
         let words = (self.meta.vendor_count as usize).div_ceil(64);
-        let mut bits = vec![0u64; words * d.partitions.len()];
-        let mut recs = Vec::with_capacity(d.partitions.len());
-        for (i, p) in d.partitions.iter().enumerate() {
+        let mut bits = vec![0u64; words * partitions.len()];
+        let mut recs = Vec::with_capacity(partitions.len());
+        for (i, p) in partitions.iter().enumerate() {
             for v in &p.vendors {
                 let v = self
                     .vendor(v)
@@ -696,8 +702,12 @@ fn group_rows(
     map: HashMap<u64, Vec<u32>>,
     order: &mut Vec<u32>,
 ) -> Result<Vec<(u64, u64)>, CompileError> {
-    let mut entries = Vec::with_capacity(map.len());
-    for (key, mut ids) in map {
+    // By key, so the same rows always compile to the same bytes (a map's order is
+    // random per process).
+    let mut groups: Vec<(u64, Vec<u32>)> = map.into_iter().collect();
+    groups.sort_unstable_by_key(|&(key, _)| key);
+    let mut entries = Vec::with_capacity(groups.len());
+    for (key, mut ids) in groups {
         ids.sort_unstable_by_key(|&i| {
             (
                 rows[i as usize].owner,

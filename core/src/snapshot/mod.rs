@@ -151,6 +151,9 @@ pub struct Summary {
     pub format_version: u32,
     pub created_unix: i64,
     pub file_bytes: u64,
+    /// xxh3 of everything after the header, hex: the same data compiles to the same
+    /// payload, so two nodes can tell whether they hold the same routing data.
+    pub payload_xxh3: String,
     pub customers: usize,
     pub trunks: usize,
     pub vendors: usize,
@@ -303,6 +306,7 @@ impl Snapshot {
             format_version: self.header.version,
             created_unix: self.header.created_unix,
             file_bytes: self.header.file_len,
+            payload_xxh3: format!("{:016x}", self.header.payload_hash),
             customers: self.customers().len(),
             trunks: self.trunks().len(),
             vendors: self.vendors().len(),
