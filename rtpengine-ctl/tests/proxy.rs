@@ -526,3 +526,43 @@ async fn retransmitted_offer_is_answered_once() {
     let stats = direct(&a).await.send(&GetStatistics).await.unwrap();
     assert_eq!(stats.current_sessions(), Some(1));
 }
+
+/// A delete of one via-branch leaves the call alive, and rtpengine keeps a deleted call
+/// for its delete delay (30 s unless told otherwise), answering a repeated delete `ok`
+/// with the call's stats again: only the delete that ends the call writes its record.
+#[tokio::test]
+async fn a_call_gets_one_final_qos_record_however_many_deletes() {
+    let redis = start_redis();
+    let a = Rtpengine::start();
+    let p = start_proxy(vec![node("a", &a, 1)], Some(&redis)).await;
+    let c = client_for(&p).await;
+    for branch in ["br-1", "br-2"] {
+        let mut o = offer("once-1");
+        o.0.call.via_branch = Some(branch.into());
+        c.send(&o).await.unwrap();
+    }
+    c.send(&answer("once-1")).await.unwrap();
+    let delete = |via_branch: Option<&str>| Delete {
+        call: Target {
+            via_branch: via_branch.map(str::to_owned),
+            ..Target::call("once-1").from_tag("caller")
+        },
+        delete_delay: Some(30),
+        ..Delete::default()
+    };
+    c.send(&delete(Some("br-2"))).await.unwrap();
+    c.send(&delete(None)).await.unwrap();
+    let again = c.send(&delete(None)).await.unwrap();
+    assert!(
+        !again.parties.is_empty(),
+        "rtpengine still answers with stats"
+    );
+    let qos = p.handler.qos.as_ref().unwrap();
+    assert_eq!(qos.flush(Duration::from_secs(5)).await, 0);
+    let entries = qos_entries(&redis, 1).await;
+    let events: Vec<_> = entries
+        .iter()
+        .map(|(_, f)| (f["call_id"].as_str(), f["event"].as_str()))
+        .collect();
+    assert_eq!(events, [("once-1", "final")]);
+}

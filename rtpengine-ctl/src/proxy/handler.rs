@@ -182,13 +182,17 @@ impl Handler {
             }
             return;
         }
-        // A delete of one branch leaves the call alive.
-        if request.get("via-branch").is_none() {
-            if let Some(name) = self.sticky.unpin(call_id).await {
-                if let Some(n) = self.pool.by_name(&name) {
-                    n.metrics.call_ended();
-                }
-            }
+        // A delete of one branch leaves the call alive. A repeated delete finds no pin
+        // (rtpengine keeps a deleted call for its delete delay and answers it again with
+        // the same stats): only the delete that ends the call writes its final record.
+        if request.get("via-branch").is_some() {
+            return;
+        }
+        let Some(name) = self.sticky.unpin(call_id).await else {
+            return;
+        };
+        if let Some(n) = self.pool.by_name(&name) {
+            n.metrics.call_ended();
         }
         let stats = CallStats::parse(reply.into_owned());
         if let (Some(qos), false) = (&self.qos, stats.parties.is_empty()) {
