@@ -347,6 +347,48 @@ async fn a_command_redis_refuses_does_not_stop_pin_sharing() {
     }
 }
 
+/// A record Redis refuses for good (WRONGTYPE: the stream's key holds a string) is
+/// counted and dropped, not retried forever ahead of every later record.
+#[tokio::test]
+async fn a_qos_record_redis_refuses_is_counted_and_dropped() {
+    let redis = start_redis();
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("warp:qos:raw")
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let a = Rtpengine::start();
+    let p = start_proxy(vec![node("a", &a, 1)], Some(&redis)).await;
+    let c = client_for(&p).await;
+    whole_call(&c, "refused-1").await;
+    whole_call(&c, "refused-2").await;
+    let qos = p.handler.qos.as_ref().unwrap();
+    assert_eq!(qos.flush(Duration::from_secs(3)).await, 0, "queue moved on");
+    assert_eq!(qos.refused(), 2);
+    let metrics = http_get(p.metrics_addr.unwrap()).await;
+    assert!(
+        metrics.contains("warp_rtpengine_qos_refused_total 2\n"),
+        "{metrics}"
+    );
+
+    let _: () = redis::cmd("DEL")
+        .arg("warp:qos:raw")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    whole_call(&c, "accepted").await;
+    assert_eq!(qos.flush(Duration::from_secs(3)).await, 0);
+    let entries = qos_entries(&redis, 1).await;
+    let calls: Vec<_> = entries.iter().map(|(_, f)| f["call_id"].as_str()).collect();
+    assert_eq!(calls, ["accepted"]);
+}
+
 async fn shared_pin(redis: &Redis, call: &str) -> Option<String> {
     let mut conn = redis::Client::open(redis.url.as_str())
         .unwrap()

@@ -145,11 +145,13 @@ fn get(counter: &AtomicU64) -> i64 {
     counter.load(Ordering::Relaxed) as i64
 }
 
-/// The whole exposition for a set of nodes, and the QoS records the proxy dropped; each
-/// family's samples together, after its TYPE line, as the text format wants.
+/// The whole exposition for a set of nodes, and the QoS records the proxy dropped (on a
+/// full queue) and Redis refused; each family's samples together, after its TYPE line,
+/// as the text format wants.
 pub fn render<'a>(
     nodes: impl Iterator<Item = &'a NodeMetrics> + Clone,
     qos_dropped: u64,
+    qos_refused: u64,
 ) -> String {
     let mut out = String::new();
     for (family, kind, value) in FAMILIES {
@@ -164,6 +166,8 @@ pub fn render<'a>(
     }
     out.push_str("# TYPE warp_rtpengine_qos_dropped_total counter\n");
     let _ = writeln!(out, "warp_rtpengine_qos_dropped_total {qos_dropped}");
+    out.push_str("# TYPE warp_rtpengine_qos_refused_total counter\n");
+    let _ = writeln!(out, "warp_rtpengine_qos_refused_total {qos_refused}");
     out
 }
 
@@ -208,7 +212,7 @@ mod tests {
         a.answered(Duration::from_micros(300));
         b.error();
         b.set_up(false);
-        let text = render([&a, &b].into_iter(), 7);
+        let text = render([&a, &b].into_iter(), 7, 3);
         let mut seen: Vec<&str> = Vec::new();
         let mut typed: Option<&str> = None;
         for line in text.lines() {
@@ -223,12 +227,13 @@ mod tests {
                 seen.push(f);
             }
         }
-        assert_eq!(seen.len(), 8, "{text}");
+        assert_eq!(seen.len(), 9, "{text}");
         assert!(text.contains("warp_rtpengine_node_requests_total{node=\"a\"} 1\n"));
         assert!(text.contains("warp_rtpengine_node_errors_total{node=\"b\"} 1\n"));
         assert!(text.contains("warp_rtpengine_node_up{node=\"b\"} 0\n"));
         assert!(text
             .contains("warp_rtpengine_node_latency_seconds_bucket{node=\"a\",le=\"0.0005\"} 1\n"));
         assert!(text.contains("warp_rtpengine_qos_dropped_total 7\n"));
+        assert!(text.contains("warp_rtpengine_qos_refused_total 3\n"));
     }
 }

@@ -60,8 +60,12 @@ impl Proxy {
                 let bound = listener.local_addr()?;
                 let h = handler.clone();
                 let render = Arc::new(move || {
-                    let qos_dropped = h.qos.as_ref().map_or(0, |q| q.dropped());
-                    metrics::render(h.pool.nodes.iter().map(|n| &n.metrics), qos_dropped)
+                    let qos = h.qos.as_ref();
+                    metrics::render(
+                        h.pool.nodes.iter().map(|n| &n.metrics),
+                        qos.map_or(0, |q| q.dropped()),
+                        qos.map_or(0, |q| q.refused()),
+                    )
                 });
                 tasks.spawn(metrics::serve(listener, render));
                 Some(bound)

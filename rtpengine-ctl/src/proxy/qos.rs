@@ -1,7 +1,7 @@
 //! Per-call QoS for the `warp:qos:raw` stream, taken from `delete` (final) and `query`
 //! (interim) replies, and the task that writes it to Redis off the request path.
 
-use super::shared_redis::SharedRedis;
+use super::shared_redis::{Failure, SharedRedis};
 use crate::replies::{CallStats, Counters};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +115,7 @@ impl QosRecord {
 pub struct QosSink {
     queue: mpsc::Sender<QosRecord>,
     dropped: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
     /// Queued or being written.
     pending: Arc<AtomicU64>,
 }
@@ -140,6 +141,11 @@ impl QosSink {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Records Redis refused for good (and the writer dropped) since the proxy started.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// Waits up to `within` for every queued record to reach Redis; the records still
     /// waiting then.
     pub async fn flush(&self, within: Duration) -> u64 {
@@ -154,12 +160,15 @@ impl QosSink {
     }
 }
 
-/// Starts the task that writes queued records to Redis, each until Redis takes it
-/// (retrying every 50 ms to 1 s while Redis is away or refuses).
+/// Starts the task that writes queued records to Redis, in order, each until Redis takes
+/// it (retrying every 50 ms to 1 s while Redis is away or refuses for now). A record
+/// Redis refuses for good is counted, logged and dropped: retrying it would hold every
+/// record behind it.
 pub fn spawn_writer(redis: Arc<SharedRedis>) -> QosSink {
     let (tx, mut rx) = mpsc::channel::<QosRecord>(QUEUE);
     let pending = Arc::new(AtomicU64::new(0));
-    let written = pending.clone();
+    let refused = Arc::new(AtomicU64::new(0));
+    let (written, counted) = (pending.clone(), refused.clone());
     tokio::spawn(async move {
         while let Some(record) = rx.recv().await {
             let mut cmd = redis::cmd("XADD");
@@ -168,9 +177,24 @@ pub fn spawn_writer(redis: Arc<SharedRedis>) -> QosSink {
                 cmd.arg(k).arg(v);
             }
             let mut wait = Duration::from_millis(50);
-            while redis.query::<String>(&cmd).await.is_none() {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(1));
+            loop {
+                match redis.query::<String>(&cmd).await {
+                    Ok(_) => break,
+                    Err(Failure::Refused(e)) => {
+                        let n = counted.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n % 1000 == 1 {
+                            tracing::warn!(
+                                call_id = record.call_id,
+                                "QoS record refused by redis ({e}), dropped: {n} so far"
+                            );
+                        }
+                        break;
+                    }
+                    Err(Failure::Transient) => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(1));
+                    }
+                }
             }
             written.fetch_sub(1, Ordering::Relaxed);
         }
@@ -178,6 +202,7 @@ pub fn spawn_writer(redis: Arc<SharedRedis>) -> QosSink {
     QosSink {
         queue: tx,
         dropped: Arc::new(AtomicU64::new(0)),
+        refused,
         pending,
     }
 }

@@ -14,6 +14,29 @@ const TIMEOUT: Duration = Duration::from_millis(100);
 /// Redis host that drops packets would cost every new call its timeouts).
 const SKIP: Duration = Duration::from_secs(1);
 
+/// Why a command got no reply.
+#[derive(Debug)]
+pub enum Failure {
+    /// The same command may succeed later: Redis did not answer (or is skipped after
+    /// failing to), or refused it for now (loading, a read-only replica, out of memory).
+    Transient,
+    /// Redis refused the command and would refuse it again: a key of another type, a
+    /// bad argument, no permission.
+    Refused(redis::RedisError),
+}
+
+impl Failure {
+    /// Sorts an error reply by the redis crate's own retry advice; OOM it calls final,
+    /// but memory frees up as the stream's consumers trim it.
+    fn refusal(e: redis::RedisError) -> Failure {
+        if matches!(e.retry_method(), redis::RetryMethod::NoRetry) && e.code() != Some("OOM") {
+            Failure::Refused(e)
+        } else {
+            Failure::Transient
+        }
+    }
+}
+
 pub struct SharedRedis {
     conn: ConnectionManager,
     /// While Redis is down: until when requests skip it.
@@ -39,13 +62,14 @@ impl SharedRedis {
         })
     }
 
-    /// Runs `cmd`; its reply, or `None` when Redis failed it or is being skipped after
-    /// a failure (the outage and the recovery are logged once each). Only a Redis that
-    /// does not answer is skipped: one that refuses a command (an error reply: a key of
-    /// another type, OOM, READONLY) still takes the others, the call path's pins first.
-    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
+    /// Runs `cmd`; its reply, or why there is none: Redis failed it or is being skipped
+    /// after a failure (the outage and the recovery are logged once each), or refused
+    /// it. Only a Redis that does not answer is skipped: one that refuses a command (an
+    /// error reply: a key of another type, OOM, READONLY) still takes the others, the
+    /// call path's pins first.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Failure> {
         if self.down().is_some_and(|until| Instant::now() < until) {
-            return None;
+            return Err(Failure::Transient);
         }
         let mut conn = self.conn.clone();
         let result = cmd.query_async::<T>(&mut conn).await;
@@ -55,13 +79,13 @@ impl SharedRedis {
                 if down.take().is_some() {
                     tracing::info!("redis is back: pins shared and QoS written again");
                 }
-                Some(value)
+                Ok(value)
             }
             Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
                 if down.replace(Instant::now() + SKIP).is_none() {
                     tracing::warn!("redis unavailable ({e}): pins stay local, QoS waits");
                 }
-                None
+                Err(Failure::Transient)
             }
             Err(e) => {
                 drop(down);
@@ -73,7 +97,7 @@ impl SharedRedis {
                     *logged = Some(Instant::now());
                     tracing::warn!("redis refused a command: {e}");
                 }
-                None
+                Err(Failure::refusal(e))
             }
         }
     }

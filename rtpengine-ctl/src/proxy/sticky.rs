@@ -44,7 +44,8 @@ impl Sticky {
         let redis = self.redis.as_ref()?;
         let found: Option<String> = redis
             .query(redis::cmd("GET").arg(format!("{KEY_PREFIX}{call_id}")))
-            .await?;
+            .await
+            .ok()?;
         if let Some(node) = &found {
             self.pin_local(call_id, node);
         }
@@ -61,7 +62,8 @@ impl Sticky {
                 .arg("EX")
                 .arg(self.ttl.as_secs().max(1))
                 .clone();
-            redis.query::<()>(&set).await;
+            // Best effort: a pin Redis does not take stays local.
+            let _ = redis.query::<()>(&set).await;
         }
         new
     }
@@ -92,7 +94,7 @@ impl Sticky {
     pub async fn unpin(&self, call_id: &str) -> Option<String> {
         let node = self.lock().remove(call_id).map(|p| p.node);
         if let Some(redis) = &self.redis {
-            redis
+            let _ = redis
                 .query::<()>(redis::cmd("DEL").arg(format!("{KEY_PREFIX}{call_id}")))
                 .await;
         }
