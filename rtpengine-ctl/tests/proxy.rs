@@ -228,6 +228,35 @@ async fn a_call_longer_than_the_pin_ttl_keeps_its_node() {
     assert_eq!(calls_on(&b).await, Vec::<String>::new(), "deleted on b");
 }
 
+/// Each node's list fits one datagram; merged they do not: the caller gets an error
+/// reply saying so, not silence.
+#[tokio::test]
+async fn a_merged_reply_too_big_for_a_datagram_is_an_error_reply() {
+    let (a, b) = (
+        Rtpengine::start_with(80, &[]),
+        Rtpengine::start_with(80, &[]),
+    );
+    for (r, name) in [(&a, "a"), (&b, "b")] {
+        let d = direct(r).await;
+        for i in 0..20 {
+            let long = format!("{name}-{i}-{}", "x".repeat(1700));
+            d.send(&offer(&long)).await.unwrap();
+        }
+    }
+    let p = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c = client_for(&p).await;
+    match c.send(&List { limit: Some(1000) }).await {
+        Err(Error::Rtpengine(reason)) => assert!(
+            reason.contains("too large for one UDP datagram"),
+            "{reason}"
+        ),
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    // A merged list that fits still comes back whole.
+    let some = c.send(&List { limit: Some(10) }).await.unwrap();
+    assert_eq!(some.calls.len(), 20);
+}
+
 fn admin(command: &'static str, node: Option<&'static str>) -> Dict<'static> {
     let mut d = Dict::new();
     d.insert("command", command);

@@ -1,8 +1,8 @@
 //! The UDP ng listener: one task per datagram, and a retransmission cache so a client's
 //! retransmitted request (same peer, same cookie) is answered once, like rtpengine does.
 
-use super::handler::Handler;
-use crate::message;
+use super::handler::{error_body, Handler};
+use crate::message::{self, Format};
 use crate::transport::MAX_DATAGRAM;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +12,10 @@ use tokio::net::UdpSocket;
 
 /// Replies are kept 30-60 s (two generations swapped every 30 s, as rtpengine's own cache).
 const GENERATION: Duration = Duration::from_secs(30);
+
+/// The most one UDP datagram carries over IPv4 (65535 less the IP and UDP headers). A
+/// reply merged from several nodes (`list`) can be bigger, and could not be sent at all.
+const MAX_REPLY: usize = 65_507;
 
 type Key = (SocketAddr, Vec<u8>);
 
@@ -105,7 +109,17 @@ pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32) {
                 Seen::New => {}
             }
             let handled = handler.handle(set, body).await;
-            let reply = Arc::new(message::frame(cookie, &handled.body));
+            let mut reply = message::frame(cookie, &handled.body);
+            if reply.len() > MAX_REPLY {
+                tracing::warn!(%peer, len = reply.len(), "reply too large for one UDP datagram");
+                let reason = format!(
+                    "reply too large for one UDP datagram ({} bytes)",
+                    reply.len()
+                );
+                let format = Format::detect(body).unwrap_or_default();
+                reply = message::frame(cookie, &error_body(format, &reason));
+            }
+            let reply = Arc::new(reply);
             if let Err(e) = socket.send_to(&reply, peer).await {
                 tracing::warn!(%peer, "ng reply not sent: {e}");
             }
