@@ -1,7 +1,7 @@
 //! HTTP: `POST /ng` with `Content-Type: application/x-rtpengine-ng`, one request per
 //! connection. A minimal HTTP/1.1 client: enough for rtpengine's embedded server.
 
-use super::{timeout_error, Options};
+use super::{timeout_error, Options, MAX_MESSAGE};
 use crate::error::{Error, Result};
 use crate::message;
 use std::net::SocketAddr;
@@ -53,7 +53,14 @@ impl Http {
         let mut stream = TcpStream::connect(self.addr).await?;
         stream.write_all(&request).await?;
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
+        // One byte past the limit tells a response over it from one exactly at it.
+        stream
+            .take(MAX_MESSAGE as u64 + 1)
+            .read_to_end(&mut response)
+            .await?;
+        if response.len() > MAX_MESSAGE {
+            return Err(Error::Http("response over 16 MiB".into()));
+        }
         parse_response(&response)
     }
 }
@@ -142,5 +149,28 @@ mod tests {
         let huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc";
         assert!(parse_response(huge).is_err());
         assert!(parse_response(b"garbage").is_err());
+    }
+
+    /// A peer that sends more than any ng reply could be (a wrong endpoint serving a
+    /// large file) is cut off rather than read into memory whole.
+    #[tokio::test]
+    async fn a_response_over_the_message_limit_is_refused() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 1024];
+            let _ = s.read(&mut head).await;
+            let mut reply = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nc1 ".to_vec();
+            reply.resize(reply.len() + (17 << 20), b'x');
+            let _ = s.write_all(&reply).await;
+        });
+        let http = Http::new(addr, addr.to_string(), "/ng".into(), Options::default());
+        match http.exchange(b"c1", b"d7:command4:pinge").await {
+            Err(Error::Http(m)) => assert!(m.contains("16 MiB"), "{m}"),
+            Err(e) => panic!("expected an HTTP error, got {e}"),
+            Ok(body) => panic!("read a {} byte body", body.len()),
+        }
     }
 }

@@ -17,6 +17,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The largest reply the stream transports read (16 MiB, far above any ng reply): a
+/// peer sending more is broken or not rtpengine, and is not read into memory whole.
+const MAX_MESSAGE: usize = 16 << 20;
+
 /// Per-attempt timeout and retransmissions (UDP only; TCP and HTTP wait the whole budget once).
 #[derive(Debug, Clone, Copy)]
 pub struct Options {

@@ -3,7 +3,7 @@
 //! (rtpengine 10.5 does not answer JSON over TCP, so this transport is bencode only.)
 
 use super::pending::Pending;
-use super::{timeout_error, AbortOnDrop, Options};
+use super::{timeout_error, AbortOnDrop, Options, MAX_MESSAGE};
 use crate::bencode;
 use crate::error::{Error, Result};
 use crate::message;
@@ -15,9 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
-
-/// A reply larger than this without an end is treated as a broken stream.
-const MAX_MESSAGE: usize = 16 << 20;
 
 #[derive(Debug)]
 pub struct Tcp {
