@@ -112,10 +112,12 @@ impl Counters {
         }
     }
 
-    fn add(&mut self, other: Counters) {
-        self.packets += other.packets;
-        self.bytes += other.bytes;
-        self.errors += other.errors;
+    /// Saturating: the counters come from the node's reply, and a sum over i64::MAX
+    /// would panic (debug) or turn negative (release).
+    pub(crate) fn add(&mut self, other: Counters) {
+        self.packets = self.packets.saturating_add(other.packets);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.errors = self.errors.saturating_add(other.errors);
     }
 }
 
@@ -303,5 +305,20 @@ mod tests {
         assert_eq!(q.average.unwrap().mos, 4.1);
         assert_eq!(q.lowest.unwrap().jitter_ms, Some(5));
         assert!(stats.ssrcs[1].average.is_none());
+    }
+
+    /// Counters come from the node; two near i64::MAX must not overflow their sum.
+    #[test]
+    fn counter_sums_saturate() {
+        let max = i64::MAX;
+        let reply = format!(
+            r#"{{"tags":{{"t":{{"tag":"t","medias":[{{"streams":[
+              {{"flags":["RTP"],"stats":{{"packets":{max},"bytes":{max},"errors":1}}}},
+              {{"flags":["RTP"],"stats":{{"packets":{max},"bytes":1,"errors":1}}}}]}}]}}}},
+              "result":"ok"}}"#
+        );
+        let stats = CallStats::parse(decode_dict(reply.as_bytes()).unwrap().into_owned());
+        let rtp = stats.parties[0].rtp;
+        assert_eq!((rtp.packets, rtp.bytes, rtp.errors), (max, max, 2));
     }
 }

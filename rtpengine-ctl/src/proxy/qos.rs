@@ -81,12 +81,18 @@ impl QosRecord {
     fn summary(&self) -> (Option<f64>, Option<i64>, i64, Counters) {
         let mos = self.legs.iter().filter_map(|l| l.mos).reduce(f64::min);
         let jitter = self.legs.iter().filter_map(|l| l.jitter_ms).max();
-        let lost = self.legs.iter().filter_map(|l| l.packets_lost).sum();
+        let lost = self
+            .legs
+            .iter()
+            .filter_map(|l| l.packets_lost)
+            .fold(0, i64::saturating_add);
         let mut total = Counters::default();
         for l in &self.legs {
-            total.packets += l.packets;
-            total.bytes += l.bytes;
-            total.errors += l.errors;
+            total.add(Counters {
+                packets: l.packets,
+                bytes: l.bytes,
+                errors: l.errors,
+            });
         }
         (mos, jitter, lost, total)
     }
@@ -255,5 +261,31 @@ mod tests {
         assert_eq!(f["packets"], "15");
         assert_eq!(f["packets_lost"], "2");
         assert!(f["qos"].contains("\"tag\":\"b\""));
+    }
+
+    #[test]
+    fn call_totals_saturate() {
+        let mut stats = CallStats::parse(crate::bencode::Dict::new());
+        let huge = Counters {
+            packets: i64::MAX,
+            bytes: i64::MAX,
+            errors: 0,
+        };
+        let party = |tag: &str| Party {
+            tag: tag.into(),
+            rtp: huge,
+            ssrcs: vec![1],
+            ..Party::default()
+        };
+        stats.parties = vec![party("a"), party("b")];
+        stats.ssrcs = vec![SsrcQuality {
+            ssrc: 1,
+            cumulative_loss: Some(i64::MAX),
+            ..SsrcQuality::default()
+        }];
+        let r = QosRecord::from_stats("c1", "n1", "final", &stats);
+        let f: std::collections::HashMap<_, _> = r.fields().into_iter().collect();
+        assert_eq!(f["packets"], i64::MAX.to_string());
+        assert_eq!(f["packets_lost"], i64::MAX.to_string());
     }
 }
