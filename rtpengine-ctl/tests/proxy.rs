@@ -257,6 +257,35 @@ async fn a_merged_reply_too_big_for_a_datagram_is_an_error_reply() {
     assert_eq!(some.calls.len(), 20);
 }
 
+/// A call-id is bytes: one that is not UTF-8 is pinned and followed like any other,
+/// not handed to whichever node is next.
+#[tokio::test]
+async fn a_call_id_that_is_not_utf8_follows_its_call() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c = client_for(&p).await;
+    let call_id: &[u8] = b"bin-\xff\xfe-1";
+    let o = offer("placeholder");
+    let mut d = o.to_dict();
+    d.insert("call-id", call_id);
+    let reply = c.request(&d).await.unwrap();
+    assert_eq!(reply.get_str("result"), Some("ok"), "offer");
+    for i in 0..10 {
+        let mut q = Dict::new();
+        q.insert("command", "query");
+        q.insert("call-id", call_id);
+        let reply = c.request(&q).await.unwrap();
+        assert_eq!(reply.get_str("result"), Some("ok"), "query {i}: {reply:?}");
+    }
+    let mut del = Dict::new();
+    del.insert("command", "delete");
+    del.insert("call-id", call_id);
+    del.insert("from-tag", "caller");
+    let reply = c.request(&del).await.unwrap();
+    assert_eq!(reply.get_str("result"), Some("ok"), "delete");
+    assert!(calls_on(&a).await.is_empty() && calls_on(&b).await.is_empty());
+}
+
 fn admin(command: &'static str, node: Option<&'static str>) -> Dict<'static> {
     let mut d = Dict::new();
     d.insert("command", command);

@@ -6,6 +6,7 @@ use super::pool::{Node, Pool};
 use super::qos::{QosRecord, QosSink};
 use super::sticky::Sticky;
 use crate::bencode::{Dict, Value};
+use crate::commands::check_result;
 use crate::error::Result;
 use crate::message::{self, Format};
 use crate::replies::CallStats;
@@ -59,7 +60,8 @@ impl Handler {
             CMD_NODES => self.nodes_reply(format),
             CMD_DRAIN | CMD_UNDRAIN => self.drain(format, &request, command == CMD_DRAIN),
             "list" => self.list(set, body, format).await,
-            _ => match request.get_str("call-id") {
+            // Bytes, not text: a call-id need not be UTF-8 to be followed to its node.
+            _ => match request.get("call-id").and_then(Value::as_bytes) {
                 Some(call_id) => {
                     self.call_command(set, command, call_id, &request, body, format)
                         .await
@@ -107,7 +109,7 @@ impl Handler {
         &self,
         set: u32,
         command: &str,
-        call_id: &str,
+        call_id: &[u8],
         request: &Dict<'_>,
         body: &[u8],
         format: Format,
@@ -122,7 +124,7 @@ impl Handler {
         let order: Vec<Arc<Node>> = match pinned {
             Some(node) if !movable => vec![node],
             _ => {
-                let mut c = self.pool.candidates(set, call_id.as_bytes());
+                let mut c = self.pool.candidates(set, call_id);
                 if !movable {
                     c.truncate(1);
                 }
@@ -151,7 +153,8 @@ impl Handler {
                 return reply;
             };
             if movable && is_overload(&parsed) {
-                tracing::info!(node = %node.spec.name, call_id, "node refused a new call, trying the next");
+                let call_id = String::from_utf8_lossy(call_id);
+                tracing::info!(node = %node.spec.name, %call_id, "node refused a new call, trying the next");
                 node.metrics.failover();
                 node.metrics.error();
                 refused = Some(reply);
@@ -167,7 +170,7 @@ impl Handler {
     async fn after_reply(
         &self,
         command: &str,
-        call_id: &str,
+        call_id: &[u8],
         node: &Node,
         request: &Dict<'_>,
         reply: Dict<'_>,
@@ -210,9 +213,8 @@ impl Handler {
     /// find its node), and drops the others.
     pub async fn expire_pins(&self) {
         for (call_id, name) in self.sticky.stale() {
-            let query = crate::commands::Query(crate::commands::Target::call(call_id.as_str()));
             let alive = match self.pool.by_name(&name) {
-                Some(node) => node.client.send(&query).await.is_ok(),
+                Some(node) => query(node, &call_id).await.is_ok(),
                 None => false,
             };
             if alive {
@@ -234,10 +236,12 @@ impl Handler {
             let Some(node) = self.pool.by_name(&name) else {
                 continue;
             };
-            let query = crate::commands::Query(crate::commands::Target::call(call_id.as_str()));
-            match node.client.send(&query).await {
+            match query(node, &call_id).await {
                 Ok(stats) => qos.send(QosRecord::from_stats(&call_id, &name, "interim", &stats)),
-                Err(e) => tracing::debug!(call_id, "interim query: {e}"),
+                Err(e) => {
+                    let call_id = String::from_utf8_lossy(&call_id);
+                    tracing::debug!(%call_id, "interim query: {e}");
+                }
             }
         }
     }
@@ -307,6 +311,16 @@ impl Handler {
         d.insert("result", "ok");
         encode(format, &d)
     }
+}
+
+/// `query` for a call by its call-id as it came, UTF-8 or not.
+async fn query(node: &Node, call_id: &[u8]) -> Result<CallStats> {
+    let mut d = Dict::new();
+    d.insert("command", "query");
+    d.insert("call-id", call_id);
+    Ok(CallStats::parse(check_result(
+        node.client.request(&d).await?,
+    )?))
 }
 
 fn uncached(body: Vec<u8>) -> Handled {

@@ -40,8 +40,9 @@ pub struct QosRecord {
 }
 
 impl QosRecord {
+    /// A call-id that is not UTF-8 is written lossily: the stream's fields are text.
     pub fn from_stats(
-        call_id: &str,
+        call_id: &[u8],
         node: &str,
         event: &'static str,
         stats: &CallStats,
@@ -69,7 +70,7 @@ impl QosRecord {
             })
             .collect();
         QosRecord {
-            call_id: call_id.to_owned(),
+            call_id: String::from_utf8_lossy(call_id).into_owned(),
             node: node.to_owned(),
             event,
             created: stats.created,
@@ -253,7 +254,7 @@ mod tests {
             }),
             lowest: None,
         }];
-        let r = QosRecord::from_stats("c1", "n1", "final", &stats);
+        let r = QosRecord::from_stats(b"c1", "n1", "final", &stats);
         assert_eq!(r.legs[0].mos, Some(4.1));
         assert_eq!(r.legs[1].mos, None);
         let f: std::collections::HashMap<_, _> = r.fields().into_iter().collect();
@@ -283,7 +284,7 @@ mod tests {
             cumulative_loss: Some(i64::MAX),
             ..SsrcQuality::default()
         }];
-        let r = QosRecord::from_stats("c1", "n1", "final", &stats);
+        let r = QosRecord::from_stats(b"c1", "n1", "final", &stats);
         let f: std::collections::HashMap<_, _> = r.fields().into_iter().collect();
         assert_eq!(f["packets"], i64::MAX.to_string());
         assert_eq!(f["packets_lost"], i64::MAX.to_string());

@@ -1,6 +1,7 @@
 //! Call-id → node pins. Local map first; Redis (if configured) shares pins between proxy
 //! instances, so an `answer` or `delete` reaching another proxy finds the call's node.
 //! Redis trouble degrades to local pins plus deterministic hashing, never to a failed call.
+//! Call-ids are bytes, as rtpengine takes them: one need not be UTF-8 to be pinned.
 
 use super::shared_redis::SharedRedis;
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ struct Pin {
 }
 
 pub struct Sticky {
-    local: Mutex<HashMap<String, Pin>>,
+    local: Mutex<HashMap<Vec<u8>, Pin>>,
     redis: Option<Arc<SharedRedis>>,
     ttl: Duration,
 }
@@ -31,19 +32,19 @@ impl Sticky {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pin>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Pin>> {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The node this call is pinned to, if any.
-    pub async fn lookup(&self, call_id: &str) -> Option<String> {
+    pub async fn lookup(&self, call_id: &[u8]) -> Option<String> {
         if let Some(pin) = self.lock().get_mut(call_id) {
             pin.seen = Instant::now();
             return Some(pin.node.clone());
         }
         let redis = self.redis.as_ref()?;
         let found: Option<String> = redis
-            .query(redis::cmd("GET").arg(format!("{KEY_PREFIX}{call_id}")))
+            .query(redis::cmd("GET").arg(redis_key(call_id)))
             .await
             .ok()?;
         if let Some(node) = &found {
@@ -53,11 +54,11 @@ impl Sticky {
     }
 
     /// Pins `call_id` to `node`; true if the call was not pinned here before.
-    pub async fn pin(&self, call_id: &str, node: &str) -> bool {
+    pub async fn pin(&self, call_id: &[u8], node: &str) -> bool {
         let new = self.pin_local(call_id, node);
         if let Some(redis) = &self.redis {
             let set = redis::cmd("SET")
-                .arg(format!("{KEY_PREFIX}{call_id}"))
+                .arg(redis_key(call_id))
                 .arg(node)
                 .arg("EX")
                 .arg(self.ttl.as_secs().max(1))
@@ -68,7 +69,7 @@ impl Sticky {
         new
     }
 
-    fn pin_local(&self, call_id: &str, node: &str) -> bool {
+    fn pin_local(&self, call_id: &[u8], node: &str) -> bool {
         let now = Instant::now();
         let mut local = self.lock();
         match local.get_mut(call_id) {
@@ -91,18 +92,18 @@ impl Sticky {
     }
 
     /// Forgets the call; returns the node it was pinned to here.
-    pub async fn unpin(&self, call_id: &str) -> Option<String> {
+    pub async fn unpin(&self, call_id: &[u8]) -> Option<String> {
         let node = self.lock().remove(call_id).map(|p| p.node);
         if let Some(redis) = &self.redis {
             let _ = redis
-                .query::<()>(redis::cmd("DEL").arg(format!("{KEY_PREFIX}{call_id}")))
+                .query::<()>(redis::cmd("DEL").arg(redis_key(call_id)))
                 .await;
         }
         node
     }
 
     /// Calls pinned here for longer than `age`: (call-id, node).
-    pub fn long_calls(&self, age: Duration) -> Vec<(String, String)> {
+    pub fn long_calls(&self, age: Duration) -> Vec<(Vec<u8>, String)> {
         self.lock()
             .iter()
             .filter(|(_, p)| p.created.elapsed() >= age)
@@ -112,7 +113,7 @@ impl Sticky {
 
     /// Pins not seen for the TTL: (call-id, node). A call may last longer than the TTL
     /// with no signalling: ask its node before forgetting it ([`Sticky::forget`]).
-    pub fn stale(&self) -> Vec<(String, String)> {
+    pub fn stale(&self) -> Vec<(Vec<u8>, String)> {
         self.lock()
             .iter()
             .filter(|(_, p)| p.seen.elapsed() >= self.ttl)
@@ -121,7 +122,11 @@ impl Sticky {
     }
 
     /// Drops the call's pin here (its delete never came and its node no longer has it).
-    pub fn forget(&self, call_id: &str) -> Option<String> {
+    pub fn forget(&self, call_id: &[u8]) -> Option<String> {
         self.lock().remove(call_id).map(|p| p.node)
     }
+}
+
+fn redis_key(call_id: &[u8]) -> Vec<u8> {
+    [KEY_PREFIX.as_bytes(), call_id].concat()
 }
