@@ -142,7 +142,8 @@ async fn e911_addresses_are_validated_and_provisioned_for_the_numbers_customer()
 }
 
 /// A number moved to another customer keeps no view of its old customer's address:
-/// that customer's 911 address is not the new one's to read.
+/// that customer's 911 address is not the new one's to read, so the move waits until
+/// the address is taken off the number.
 #[tokio::test]
 async fn a_moved_number_shows_no_address_of_its_former_customer() {
     let t = TestApi::start().await;
@@ -160,13 +161,20 @@ async fn a_moved_number_shows_no_address_of_its_former_customer() {
         .call("PUT", &path, ROOT, Some(json!({"address_id": a["id"]})))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let number = format!("/api/v1/numbers/{N1}");
     let r = t
-        .call(
-            "PATCH",
-            &format!("/api/v1/numbers/{N1}"),
-            ROOT,
-            Some(json!({"ban": "C2"})),
-        )
+        .call("PATCH", &number, ROOT, Some(json!({"ban": "C2"})))
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::CONFLICT, "CONFLICT", "ban"),
+        "{}",
+        r.body
+    );
+    let r = t.call("DELETE", &path, ROOT, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = t
+        .call("PATCH", &number, ROOT, Some(json!({"ban": "C2"})))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let c2 = t.key("read_only", Some("C2")).await;
@@ -177,6 +185,91 @@ async fn a_moved_number_shows_no_address_of_its_former_customer() {
         "{}",
         r.body
     );
+}
+
+/// Numbers referencing another customer's row, by trunk or by 911 address.
+async fn cross_customer_references(t: &TestApi) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM numbers n
+         LEFT JOIN trunks t ON t.id = n.trunk_id
+         LEFT JOIN e911_addresses a ON a.id = n.e911_address_id
+         WHERE (t.id IS NOT NULL AND t.ban IS DISTINCT FROM n.ban)
+            OR (a.id IS NOT NULL AND a.ban IS DISTINCT FROM n.ban)",
+    )
+    .fetch_one(&t.pool)
+    .await
+    .unwrap()
+}
+
+/// Staff may move a trunk or an E911 address to another customer, but not while the
+/// old customer's numbers use it (409 naming `ban`); once they do not, it moves.
+#[tokio::test]
+async fn a_trunk_or_address_in_use_by_numbers_is_not_moved_to_another_customer() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": N1, "ban": "C1", "trunk_id": "T-C1", "status": "assigned"}),
+    )
+    .await;
+    let mut home = address("1 Main St");
+    home["ban"] = json!("C1");
+    let a = t.make("/api/v1/e911-addresses", home).await["id"]
+        .as_i64()
+        .unwrap();
+    let e911 = format!("/api/v1/numbers/{N1}/e911");
+    let r = t
+        .call("PUT", &e911, ROOT, Some(json!({"address_id": a})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let trunk = "/api/v1/trunks/T-C1";
+    let addr = format!("/api/v1/e911-addresses/{a}");
+    for path in [trunk, addr.as_str()] {
+        let r = t
+            .call("PATCH", path, ROOT, Some(json!({"ban": "C2"})))
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::CONFLICT, "CONFLICT", "ban"),
+            "{path}: {}",
+            r.body
+        );
+        assert!(
+            r.body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(N1)),
+            "{}",
+            r.body
+        );
+        assert_eq!(t.get(path, ROOT).await.data()["ban"], "C1");
+    }
+    assert_eq!(cross_customer_references(&t).await, 0);
+
+    // Off the number, both move.
+    let r = t.call("DELETE", &e911, ROOT, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/numbers/{N1}"),
+            ROOT,
+            Some(json!({"trunk_id": null})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for path in [trunk, addr.as_str()] {
+        let r = t
+            .call("PATCH", path, ROOT, Some(json!({"ban": "C2"})))
+            .await;
+        assert_eq!(
+            (r.status, &r.data()["ban"]),
+            (StatusCode::OK, &json!("C2")),
+            "{path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(cross_customer_references(&t).await, 0);
 }
 
 #[tokio::test]

@@ -127,6 +127,17 @@ impl Resource for Trunk {
     fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
         super::check_id(input, "id")
     }
+
+    /// Runs under the trunk's row lock; a number attached meanwhile waits on that lock
+    /// (its foreign key) and then sees the trunk's new customer.
+    async fn check(
+        conn: &mut PgConnection,
+        _parent: Option<&str>,
+        id: Option<&str>,
+        row: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        super::refuse_stranding_numbers(conn, id, row, "trunk_id", "text", "trunk").await
+    }
 }
 
 /// The customer of a trunk child row.
@@ -316,5 +327,33 @@ impl Resource for PhoneNumber {
     fn prepare(input: &mut Map<String, Value>, given: &[String]) -> ApiResult<()> {
         normalise_number(input, "e164", given)?;
         super::cnam::normalise(input, given)
+    }
+
+    /// A number moving to another customer (or back to the inventory) may not take its
+    /// customer's 911 address along: that address is where the old customer's calls
+    /// come from, and another customer's row. Runs under the number's row lock.
+    async fn check(
+        conn: &mut PgConnection,
+        _parent: Option<&str>,
+        id: Option<&str>,
+        row: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let Some(id) = id else { return Ok(()) };
+        let foreign: Option<(i64,)> = sqlx::query_as(
+            "SELECT a.id FROM numbers n JOIN e911_addresses a ON a.id = n.e911_address_id
+             WHERE n.e164 = $1 AND a.ban IS DISTINCT FROM $2",
+        )
+        .bind(id)
+        .bind(super::text(row, "ban"))
+        .fetch_optional(conn)
+        .await?;
+        match foreign {
+            Some((address,)) => Err(ApiError::conflict(format!(
+                "the number's E911 address {address} belongs to its current customer; \
+                 remove it (DELETE /api/v1/numbers/{id}/e911) before moving the number"
+            ))
+            .field("ban")),
+            None => Ok(()),
+        }
     }
 }

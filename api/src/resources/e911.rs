@@ -15,7 +15,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::FromRow;
+use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 
 const US_STATES: &[&str] = &[
@@ -73,6 +73,16 @@ impl Resource for E911Address {
         normalise(input)?;
         input.insert("validated_at".into(), Utc::now().to_rfc3339().into());
         Ok(())
+    }
+
+    /// Runs under the address's row lock.
+    async fn check(
+        conn: &mut PgConnection,
+        _parent: Option<&str>,
+        id: Option<&str>,
+        row: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        super::refuse_stranding_numbers(conn, id, row, "e911_address_id", "bigint", "address").await
     }
 }
 
@@ -202,7 +212,7 @@ pub struct Provision {
 
 async fn answer(st: &AppState, n: PhoneNumber) -> ApiResult<NumberE911> {
     // The number is the caller's, so its address may be shown: if it is the number's
-    // customer's (a number moved to another customer keeps its former one's id).
+    // customer's (a move refuses to leave another's, but rows written before may).
     let address = sqlx::query_as(
         "SELECT * FROM e911_addresses WHERE id = $1 AND ban IS NOT DISTINCT FROM $2",
     )

@@ -12,6 +12,7 @@ pub mod vendors;
 
 use crate::error::{ApiError, ApiResult};
 use serde_json::{Map, Value};
+use sqlx::PgConnection;
 use warp_core::schedule::{WeeklyWindow, WindowError};
 use warp_core::{Number, Prefix};
 
@@ -58,6 +59,39 @@ pub fn normalise_number(
         obj.insert(field.into(), n.to_string().into());
     }
     Ok(())
+}
+
+/// Refuses to move row `id` (a trunk or an E911 address, which numbers reference by
+/// `column` of SQL type `ty`) to the customer `row` names while numbers of another
+/// customer still use it: they would point at a row that is no longer their
+/// customer's. Staff move or detach the numbers first; moving them silently would hand
+/// DIDs (and their billing) to another customer.
+async fn refuse_stranding_numbers(
+    conn: &mut PgConnection,
+    id: Option<&str>,
+    row: &Map<String, Value>,
+    column: &str,
+    ty: &str,
+    what: &str,
+) -> ApiResult<()> {
+    let Some(id) = id else { return Ok(()) };
+    let sql = format!(
+        "SELECT count(*), min(e164) FROM numbers
+         WHERE {column} = CAST($1 AS {ty}) AND ban IS DISTINCT FROM $2"
+    );
+    let (n, first): (i64, Option<String>) = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(text(row, "ban"))
+        .fetch_one(conn)
+        .await?;
+    match first {
+        Some(first) => Err(ApiError::conflict(format!(
+            "{n} number(s) of another customer use this {what} (first: {first}); \
+             move them or take the {what} off them before moving it"
+        ))
+        .field("ban")),
+        None => Ok(()),
+    }
 }
 
 /// A digit prefix as the engine reads it.
