@@ -316,3 +316,114 @@ async fn cnam_is_checked_set_read_and_cleared() {
     let r = t.call("PUT", &path, &ro, Some(json!({"cnam": "X"}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+/// Sessions of this database waiting for a lock.
+async fn lock_waiters(t: &TestApi) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    )
+    .fetch_one(&t.pool)
+    .await
+    .unwrap()
+}
+
+async fn until_waiters(t: &TestApi, n: i64) {
+    for _ in 0..500 {
+        if lock_waiters(t).await >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{n} sessions never waited for the lock");
+}
+
+/// Runs `first`, then `second` once `first` waits for the row `lock` locks in another
+/// transaction, and lets both go once `second` waits too: `first` goes first.
+async fn queued(
+    t: &TestApi,
+    lock: &str,
+    first: impl std::future::Future<Output = common::Reply>,
+    second: impl std::future::Future<Output = common::Reply>,
+) -> (common::Reply, common::Reply) {
+    let mut holder = t.pool.begin().await.unwrap();
+    sqlx::query(lock).execute(&mut *holder).await.unwrap();
+    let second = async {
+        until_waiters(t, 1).await;
+        second.await
+    };
+    let release = async {
+        until_waiters(t, 2).await;
+        holder.commit().await.unwrap();
+    };
+    let (a, b, ()) = tokio::join!(first, second, release);
+    (a, b)
+}
+
+/// Provisioning a number's 911 address reads the number's and the address's customer
+/// first: a move of either that commits meanwhile is seen, not overwritten.
+#[tokio::test]
+async fn provisioning_an_address_does_not_race_a_move_of_the_number_or_address() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make("/api/v1/numbers", json!({"e164": N1, "ban": "C1"}))
+        .await;
+    let mut home = address("1 Main St");
+    home["ban"] = json!("C1");
+    let a = t.make("/api/v1/e911-addresses", home.clone()).await["id"].clone();
+    let e911 = format!("/api/v1/numbers/{N1}/e911");
+    let provision = json!({"address_id": a});
+
+    // The number moves to C2 while C1's address is provisioned on it.
+    let (moved, provisioned) = queued(
+        &t,
+        &format!("SELECT 1 FROM numbers WHERE e164 = '{N1}' FOR UPDATE"),
+        t.call(
+            "PATCH",
+            &format!("/api/v1/numbers/{N1}"),
+            ROOT,
+            Some(json!({"ban": "C2"})),
+        ),
+        t.call("PUT", &e911, ROOT, Some(provision.clone())),
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(
+        (provisioned.status, provisioned.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "address_id"),
+        "{}",
+        provisioned.body
+    );
+    assert_eq!(cross_customer_references(&t).await, 0);
+
+    // The address moves to C2 while it is provisioned on C1's number.
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/numbers/{N1}"),
+            ROOT,
+            Some(json!({"ban": "C1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (moved, provisioned) = queued(
+        &t,
+        &format!("SELECT 1 FROM e911_addresses WHERE id = {a} FOR UPDATE"),
+        t.call(
+            "PATCH",
+            &format!("/api/v1/e911-addresses/{a}"),
+            ROOT,
+            Some(json!({"ban": "C2"})),
+        ),
+        t.call("PUT", &e911, ROOT, Some(provision)),
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(
+        (provisioned.status, provisioned.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "address_id"),
+        "{}",
+        provisioned.body
+    );
+    assert_eq!(cross_customer_references(&t).await, 0);
+}

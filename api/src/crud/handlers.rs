@@ -133,8 +133,29 @@ pub async fn fetch<R: Resource>(
     parent: Option<&str>,
     id: &str,
 ) -> ApiResult<R::Row> {
+    select::<R>(conn, who, parent, id, "").await
+}
+
+/// [`fetch`], locking the row until the transaction ends: what a change decides from
+/// the row stays true until it commits.
+pub async fn fetch_for_update<R: Resource>(
+    conn: &mut PgConnection,
+    who: &Principal,
+    parent: Option<&str>,
+    id: &str,
+) -> ApiResult<R::Row> {
+    select::<R>(conn, who, parent, id, " FOR UPDATE OF r").await
+}
+
+async fn select<R: Resource>(
+    conn: &mut PgConnection,
+    who: &Principal,
+    parent: Option<&str>,
+    id: &str,
+    lock: &str,
+) -> ApiResult<R::Row> {
     let w = one::<R>(who, parent, id)?;
-    let sql = format!("SELECT {} FROM {} r{}", R::SELECT, R::TABLE, w.sql());
+    let sql = format!("SELECT {} FROM {} r{}{lock}", R::SELECT, R::TABLE, w.sql());
     w.bind(sqlx::query_as::<_, R::Row>(&sql))
         .fetch_optional(conn)
         .await?

@@ -5,7 +5,7 @@
 mod handlers;
 mod sql;
 
-pub use handlers::{fetch, mount, mount_changes, mount_reads};
+pub use handlers::{fetch, fetch_for_update, mount, mount_changes, mount_reads};
 pub use sql::check_key;
 
 use crate::auth::roles::Class;

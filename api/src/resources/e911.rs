@@ -75,7 +75,8 @@ impl Resource for E911Address {
         Ok(())
     }
 
-    /// Runs under the address's row lock.
+    /// Runs under the address's row lock; provisioning share-locks the address, so
+    /// either waits for the other.
     async fn check(
         conn: &mut PgConnection,
         _parent: Option<&str>,

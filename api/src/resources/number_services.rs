@@ -6,7 +6,7 @@ use super::accounts::PhoneNumber;
 use crate::audit::{self, Change};
 use crate::auth::roles::Access;
 use crate::auth::Principal;
-use crate::crud::{fetch, Resource};
+use crate::crud::{fetch, fetch_for_update, Resource};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -33,7 +33,9 @@ pub async fn change_number(
 ) -> ApiResult<PhoneNumber> {
     who.require(PhoneNumber::CLASS, Access::Write)?;
     let mut tx = st.pool.begin().await?;
-    let before = fetch::<PhoneNumber>(&mut tx, who, None, id).await?;
+    // Locked: the checks below read the number's customer, which a concurrent move
+    // could otherwise change before this write lands.
+    let before = fetch_for_update::<PhoneNumber>(&mut tx, who, None, id).await?;
     let e164 = &before.e164;
     match target {
         Target::E911(address) => {
@@ -68,7 +70,9 @@ pub async fn change_number(
     Ok(after)
 }
 
-/// The address must be the number's customer's and validated.
+/// The address must be the number's customer's and validated. Share-locked, so it
+/// cannot move to another customer before this transaction commits (a move waits, then
+/// sees the number using it).
 async fn check_address(
     conn: &mut sqlx::PgConnection,
     number: &PhoneNumber,
@@ -81,7 +85,8 @@ async fn check_address(
         ));
     };
     let found: Option<(bool,)> = sqlx::query_as(
-        "SELECT validated_at IS NOT NULL FROM e911_addresses WHERE id = $1 AND ban = $2",
+        "SELECT validated_at IS NOT NULL FROM e911_addresses WHERE id = $1 AND ban = $2
+         FOR SHARE",
     )
     .bind(address)
     .bind(ban)
