@@ -462,6 +462,37 @@ async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
     assert!(r.seen().is_empty(), "{:?}", r.seen());
 }
 
+/// An IPv6 address that carries a private IPv4 one (NAT64, 6to4, mapped) reaches that
+/// IPv4 host through a translator or relay: refused like the IPv4 address itself.
+#[tokio::test]
+async fn ipv6_addresses_carrying_a_private_ipv4_one_are_refused() {
+    let t = TestApi::start().await;
+    for host in [
+        "[64:ff9b::a00:1]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[64:ff9b::7f00:1]",
+        "[2002:a00:1::1]",
+        "[2002:7f00:1::1]",
+        "[::ffff:0:a00:1]",
+    ] {
+        let r = t
+            .post(
+                "/api/v1/webhooks",
+                ROOT,
+                json!({"url": format!("http://{host}/hook"), "event_types": ["*"]}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "url"),
+            "{host}: {}",
+            r.body
+        );
+    }
+    // The public IPv4 address 8.8.8.8 behind NAT64 stays reachable.
+    subscribe(&t, ROOT, "http://[64:ff9b::808:808]/hook", json!(["*"])).await;
+}
+
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart_of_the_api() {
     // The first instance polls once at start and then not for an hour: what it queues

@@ -8,7 +8,7 @@ use super::signing;
 use crate::config::WebhookPolicy;
 use chrono::Utc;
 use sqlx::{FromRow, PgPool};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::{AbortHandle, JoinSet};
@@ -208,7 +208,8 @@ pub(super) fn private_literal(url: &str) -> Option<IpAddr> {
 }
 
 /// Whether `ip` is reachable on the public internet: not loopback, private, shared
-/// (CGNAT), link-local, unspecified, multicast, broadcast, reserved or unique-local.
+/// (CGNAT), link-local, unspecified, multicast, broadcast, reserved or unique-local,
+/// nor an IPv6 address that carries such an IPv4 one to a translator or tunnel.
 fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -223,17 +224,41 @@ fn is_public(ip: IpAddr) -> bool {
                 || (a == 100 && (64..128).contains(&b))
                 || a >= 240)
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_public(IpAddr::V4(v4)),
             None => {
-                let first = v6.segments()[0];
+                let [first, second, third, ..] = v6.segments();
                 !(v6.is_loopback()
                     || v6.is_unspecified()
                     || v6.is_multicast()
                     || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
+                    || (first & 0xffc0) == 0xfe80
+                    // Site-local (deprecated, still routed inside some networks).
+                    || (first & 0xffc0) == 0xfec0
+                    // NAT64 local-use prefix (RFC 8215): a translator inside a network.
+                    || (first, second, third) == (0x64, 0xff9b, 1)
+                    // Teredo: the IPv4 server and (obfuscated) client it tunnels to.
+                    || (first, second) == (0x2001, 0)
+                    || (first, second) == (0x2001, 0xdb8))
             }
         },
+    }
+}
+
+/// The IPv4 address an IPv6 one stands for where a host, a NAT64 translator or a 6to4
+/// relay would turn it into IPv4: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
+/// (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64's well-known prefix
+/// (`64:ff9b::a.b.c.d`) and 6to4 (`2002:AABB:CCDD::/48`).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let o = v6.octets();
+    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    match v6.segments() {
+        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0xffff, 0, ..] | [0, 0, 0, 0, 0, 0, ..] => {
+            Some(last)
+        }
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(last),
+        [0x2002, ..] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        _ => None,
     }
 }
 
@@ -308,7 +333,15 @@ mod tests {
 
     #[test]
     fn only_public_addresses_are_public() {
-        let public = ["8.8.8.8", "203.0.113.9", "100.128.0.1", "2001:4860::8888"];
+        let public = [
+            "8.8.8.8",
+            "203.0.113.9",
+            "100.128.0.1",
+            "2001:4860::8888",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+            "::ffff:8.8.8.8",
+        ];
         let private = [
             "127.0.0.1",
             "10.1.2.3",
@@ -326,6 +359,19 @@ mod tests {
             "fe80::1",
             "ff02::1",
             "::ffff:10.0.0.1",
+            // The same private IPv4 addresses, carried in IPv6 to a translator or relay.
+            "::ffff:0:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::169.254.169.254",
+            "64:ff9b:1::a00:1",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "fec0::1",
         ];
         for ip in public {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
