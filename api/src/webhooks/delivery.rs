@@ -51,6 +51,9 @@ impl Dispatcher {
             client = client.dns_resolver(Arc::new(PublicOnly));
         }
         let client = client
+            // A proxy (HTTP_PROXY, HTTPS_PROXY from the environment) would resolve and
+            // reach the receiver itself, past the address checks above.
+            .no_proxy()
             .timeout(policy.timeout)
             // A redirect is an answer to fix at the receiver, not to follow blindly.
             .redirect(reqwest::redirect::Policy::none())
