@@ -21,6 +21,13 @@ const WINDOW: Duration = Duration::from_secs(60);
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// After a Redis failure, requests skip it this long instead of each waiting on it.
 const REDIS_RETRY: Duration = Duration::from_secs(5);
+/// Callers an instance counts on its own at once. Any caller (a bearer token that may be
+/// made up, a login's account) gets a counter, so without a bound a flood of new ones
+/// would grow the map as fast as they arrive.
+pub const MAX_LOCAL_CALLERS: usize = 100_000;
+/// While the map is full, callers without a counter share this one: a flood of new
+/// tokens is limited as one caller, and callers already counted keep their own.
+const OVERFLOW: &str = "overflow";
 
 /// One request counted: allowed or not, what is left, seconds until the window resets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +47,15 @@ fn verdict(limit: u32, count: u64, reset: u64) -> Verdict {
 
 pub struct RateLimiter {
     limit: u32,
-    local: Mutex<HashMap<String, (Instant, u64)>>,
+    local: Mutex<Local>,
     shared: Option<Shared>,
+}
+
+/// In-process counters: (window start, count) per caller, and when the ones whose
+/// window ended were last dropped.
+struct Local {
+    counts: HashMap<String, (Instant, u64)>,
+    swept: Instant,
 }
 
 /// The Redis counter and what is known of its health.
@@ -56,7 +70,10 @@ impl RateLimiter {
     pub fn new(limit: u32, redis: Option<redis::Client>) -> Self {
         RateLimiter {
             limit,
-            local: Mutex::new(HashMap::new()),
+            local: Mutex::new(Local {
+                counts: HashMap::new(),
+                swept: Instant::now(),
+            }),
             shared: redis.map(|client| Shared {
                 client,
                 conn: tokio::sync::Mutex::new(None),
@@ -79,13 +96,22 @@ impl RateLimiter {
 
     fn hit_local(&self, who: &str) -> Verdict {
         let now = Instant::now();
-        let Ok(mut w) = self.local.lock() else {
+        let Ok(mut local) = self.local.lock() else {
             return verdict(self.limit, 0, 0);
         };
-        if w.len() > 100_000 {
-            w.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        // Once a window, not per request: the sweep reads every counter.
+        if now.duration_since(local.swept) >= WINDOW {
+            local
+                .counts
+                .retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+            local.swept = now;
         }
-        let entry = w.entry(who.to_string()).or_insert((now, 0));
+        let key = if local.counts.len() >= MAX_LOCAL_CALLERS && !local.counts.contains_key(who) {
+            OVERFLOW
+        } else {
+            who
+        };
+        let entry = local.counts.entry(key.to_string()).or_insert((now, 0));
         if now.duration_since(entry.0) >= WINDOW {
             *entry = (now, 0);
         }

@@ -60,3 +60,22 @@ async fn two_instances_sharing_redis_share_one_budget_and_fall_back_when_it_goes
     let r = b.get("/api/v1/vendors", ROOT).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// Any bearer token gets a counter, made-up ones too: a flood of new tokens does not
+/// grow an instance's counters without bound. Beyond what it holds (100,000 callers)
+/// new callers share one budget, and callers counted before keep their own.
+#[tokio::test]
+async fn a_flood_of_new_callers_shares_one_budget_beyond_the_counters_held() {
+    let limiter = warp_api::ratelimit::RateLimiter::new(2, None);
+    assert!(limiter.hit("known").await.allowed);
+    for i in 0..100_000 {
+        limiter.hit(&format!("flood-{i}")).await;
+    }
+    let mut late = Vec::new();
+    for i in 0..3 {
+        late.push(limiter.hit(&format!("late-{i}")).await.allowed);
+    }
+    assert!(late.contains(&false), "{late:?}");
+    assert!(limiter.hit("known").await.allowed);
+    assert!(!limiter.hit("known").await.allowed);
+}

@@ -128,7 +128,8 @@ pub async fn login(
     State(st): State<AppState>,
     Json(req): Json<Login>,
 ) -> ApiResult<Envelope<Tokens>> {
-    let account = format!("login:{}", req.email.to_lowercase());
+    // Hashed: the email is the client's, of any length, and becomes a counter's key.
+    let account = format!("login:{}", hash(&req.email.to_lowercase()));
     if !st.login_limiter.hit(&account).await.allowed {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
