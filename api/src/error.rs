@@ -16,7 +16,7 @@ pub struct ErrorItem {
     pub field: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub errors: Vec<ErrorItem>,

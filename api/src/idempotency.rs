@@ -35,6 +35,7 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
         return next.run(req).await;
     };
     let (mut parts, body) = req.into_parts();
+    // The outcome stays in the request's extensions: the handler does not check again.
     let accepted = Principal::from_request_parts(&mut parts, &st).await.is_ok();
     let mut req = Request::from_parts(parts, body);
     let (true, Some(actor)) = (accepted, caller(&mut req)) else {

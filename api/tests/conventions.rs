@@ -75,6 +75,50 @@ async fn every_route_is_in_the_spec_and_every_spec_operation_is_served() {
     assert!(operations > 80, "{operations} operations");
 }
 
+/// How many statements PostgreSQL logged with `needle` in them (or their parameters).
+async fn logged(t: &TestApi, needle: &str) -> usize {
+    let (data,): (String,) = sqlx::query_as("SHOW data_directory")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    // testkit's pg_ctl writes the server log beside the data directory.
+    let log = std::path::Path::new(&data).with_file_name("postgres.log");
+    let text = std::fs::read_to_string(log).unwrap();
+    text.matches(needle).count()
+}
+
+/// The idempotency layer checks who the caller is before it claims the key; the
+/// handler then reuses that answer rather than checking again (a key not in the
+/// credential cache, or not known at all, cost two database lookups).
+#[tokio::test]
+async fn an_idempotent_post_authenticates_its_caller_once() {
+    let t = TestApi::start().await;
+    sqlx::query("ALTER SYSTEM SET log_statement = 'all'")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let token = "warp_0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
+    let hash = warp_api::auth::keys::hash(token);
+    let r = t
+        .raw(
+            Request::post("/api/v1/partitions")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", "once")
+                .body(Body::from(json!({"id": "P1", "name": "x"}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(logged(&t, &hash).await, 1, "api.keys lookups of the token");
+}
+
 #[tokio::test]
 async fn a_repeated_post_with_an_idempotency_key_answers_once() {
     let t = TestApi::start().await;

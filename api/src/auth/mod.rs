@@ -84,40 +84,53 @@ impl Principal {
     }
 }
 
+/// A request's authentication, kept in its extensions by the first to ask (the
+/// idempotency layer, then the handler): the credential is checked once per request.
+#[derive(Clone)]
+struct Authenticated(Result<Principal, ApiError>);
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let token = bearer(&parts.headers).ok_or_else(|| {
-            ApiError::unauthorized("send an API key as Authorization: Bearer KEY")
-        })?;
-        let origin = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "local".into());
-        if jwt::looks_like_jwt(token) {
-            return sessions::principal(state, token, origin).await;
+        if let Some(Authenticated(known)) = parts.extensions.get::<Authenticated>() {
+            return known.clone();
         }
-        // Hashed already by the rate limit's layer, unless a test calls without it.
-        let hash = match parts.extensions.get::<Caller>() {
-            Some(Caller(known)) => known.clone(),
-            None => keys::hash(token),
-        };
-        if state.bootstrap_key_hash.as_deref() == Some(hash.as_str()) {
-            return Ok(Principal {
-                actor: "bootstrap".into(),
-                role: Role::SuperAdmin,
-                ban: None,
-                origin,
-            });
-        }
-        let grant = match state.credentials.get(&hash) {
-            Some(grant) => grant,
-            None => key_grant(state, hash).await?,
-        };
-        Ok(Principal::from_grant(grant, origin))
+        let outcome = authenticate(parts, state).await;
+        parts.extensions.insert(Authenticated(outcome.clone()));
+        outcome
     }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
+    let token = bearer(&parts.headers)
+        .ok_or_else(|| ApiError::unauthorized("send an API key as Authorization: Bearer KEY"))?;
+    let origin = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "local".into());
+    if jwt::looks_like_jwt(token) {
+        return sessions::principal(state, token, origin).await;
+    }
+    // Hashed already by the rate limit's layer, unless a test calls without it.
+    let hash = match parts.extensions.get::<Caller>() {
+        Some(Caller(known)) => known.clone(),
+        None => keys::hash(token),
+    };
+    if state.bootstrap_key_hash.as_deref() == Some(hash.as_str()) {
+        return Ok(Principal {
+            actor: "bootstrap".into(),
+            role: Role::SuperAdmin,
+            ban: None,
+            origin,
+        });
+    }
+    let grant = match state.credentials.get(&hash) {
+        Some(grant) => grant,
+        None => key_grant(state, hash).await?,
+    };
+    Ok(Principal::from_grant(grant, origin))
 }
 
 /// Reads the grant of the key whose secret hashes to `hash`, and caches it.
