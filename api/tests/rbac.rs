@@ -337,6 +337,29 @@ async fn a_customer_key_never_sees_or_changes_another_customers_data() {
         "{}",
         r.body
     );
+    // Nor may staff move a trunk whose network nests in one of its customer's to
+    // another customer: the two customers would then share those addresses.
+    t.make("/api/v1/trunks", json!({"id": "T-C1B", "ban": "C1"}))
+        .await;
+    t.make(
+        "/api/v1/trunks/T-C1B/ips",
+        json!({"addr": "203.0.113.128/25"}),
+    )
+    .await;
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/trunks/T-C1B",
+            ROOT,
+            Some(json!({"ban": "C2"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::CONFLICT, "ban"),
+        "{}",
+        r.body
+    );
     // No escalation: a customer admin cannot mint staff keys.
     let r = t
         .post("/api/v1/api-keys", &c1, json!({"role": "super_admin"}))

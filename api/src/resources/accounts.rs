@@ -128,15 +128,42 @@ impl Resource for Trunk {
         super::check_id(input, "id")
     }
 
+    /// A trunk changing customer takes its networks along: it takes turns with the
+    /// writers of networks (see [`TrunkIp`]).
+    async fn lock(conn: &mut PgConnection, parent: Option<&str>) -> ApiResult<()> {
+        TrunkIp::lock(conn, parent).await
+    }
+
     /// Runs under the trunk's row lock; a number attached meanwhile waits on that lock
-    /// (its foreign key) and then sees the trunk's new customer.
+    /// (its foreign key) and then sees the trunk's new customer. Its networks may not
+    /// overlap another customer's under its new customer either (a customer's own
+    /// trunks may nest).
     async fn check(
         conn: &mut PgConnection,
         _parent: Option<&str>,
         id: Option<&str>,
         row: &Map<String, Value>,
     ) -> ApiResult<()> {
-        super::refuse_stranding_numbers(conn, id, row, "trunk_id", "text", "trunk").await
+        super::refuse_stranding_numbers(&mut *conn, id, row, "trunk_id", "text", "trunk").await?;
+        let Some(id) = id else { return Ok(()) };
+        let clash: Option<(String, String)> = sqlx::query_as(
+            "SELECT mine.addr::text, other.addr::text FROM trunk_ips mine
+             JOIN trunk_ips other ON other.addr && mine.addr AND other.trunk_id <> mine.trunk_id
+             JOIN trunks t ON t.id = other.trunk_id
+             WHERE mine.trunk_id = $1 AND t.ban IS DISTINCT FROM $2
+             LIMIT 1",
+        )
+        .bind(id)
+        .bind(super::text(row, "ban"))
+        .fetch_optional(conn)
+        .await?;
+        match clash {
+            Some((mine, other)) => Err(ApiError::conflict(format!(
+                "this trunk's {mine} overlaps {other} of another customer's trunk"
+            ))
+            .field("ban")),
+            None => Ok(()),
+        }
     }
 }
 
