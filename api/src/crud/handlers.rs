@@ -350,8 +350,6 @@ async fn update<R: Resource>(
     audit::record(&mut tx, &who, change::<R>("update", id, b, a)).await?;
     tx.commit().await?;
     st.changed(R::ROUTING);
-    // Deleting a customer deletes its keys and users (cascade); deletes are rare.
-    st.credentials.forget_all();
     Ok(Envelope::ok(row))
 }
 
@@ -403,5 +401,8 @@ async fn remove<R: Resource>(
     audit::record(&mut tx, &who, change::<R>("delete", id, before, None)).await?;
     tx.commit().await?;
     st.changed(R::ROUTING);
+    // Deleting a customer deletes its keys and users (cascade): this instance forgets
+    // them now, not when the trigger's notice comes back. Deletes are rare.
+    st.credentials.forget_all();
     Ok(Envelope::ok(row))
 }
