@@ -295,6 +295,39 @@ fn admin(command: &'static str, node: Option<&'static str>) -> Dict<'static> {
     d
 }
 
+/// A proxy that lost its pins (restarted without Redis) still finds a call that is not
+/// where the hash would put it: it asks the nodes in turn, so the call's later commands
+/// and its delete reach its node.
+#[tokio::test]
+async fn a_call_whose_pin_was_lost_is_found_on_its_node() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p1 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c1 = client_for(&p1).await;
+    // It hashes to a but lands on b (a drained), as after a failover.
+    let id = call_preferring(&p1, "a", "lost");
+    c1.request(&admin("warp drain", Some("a"))).await.unwrap();
+    c1.send(&offer(&id)).await.unwrap();
+    assert_eq!(calls_on(&b).await, vec![id.clone()]);
+    // Another proxy, as the first one restarted: no pins, nothing drained.
+    let p2 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c2 = client_for(&p2).await;
+    c2.send(&answer(&id)).await.unwrap();
+    let q = c2.send(&Query(Target::call(id.as_str()))).await.unwrap();
+    assert_eq!(q.parties.len(), 2);
+    c2.send(&Delete {
+        call: Target::call(id.as_str()).from_tag("caller"),
+        ..Delete::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(calls_on(&b).await, Vec::<String>::new(), "deleted on b");
+    let unknown = c2.send(&Query(Target::call("never-offered"))).await;
+    assert!(
+        matches!(&unknown, Err(Error::Rtpengine(reason)) if reason.contains("Unknown call-id")),
+        "{unknown:?}"
+    );
+}
+
 #[tokio::test]
 async fn pins_are_shared_between_proxies_through_redis() {
     let redis = start_redis();

@@ -121,37 +121,41 @@ impl Handler {
         // Only a call not yet living on a live node may move; an existing call stays put
         // (a draining node keeps its calls).
         let movable = command == "offer" && !pinned.as_ref().is_some_and(|n| n.is_alive());
+        // A call this proxy has no pin for (it restarted without Redis, or the pin
+        // lapsed) is looked for on the nodes that may hold it, in turn.
+        let searching = pinned.is_none() && !movable;
         let order: Vec<Arc<Node>> = match pinned {
             Some(node) if !movable => vec![node],
-            _ => {
-                let mut c = self.pool.candidates(set, call_id);
-                if !movable {
-                    c.truncate(1);
-                }
-                c
-            }
+            _ if searching => self.pool.holders(set, call_id),
+            _ => self.pool.candidates(set, call_id),
         };
         let mut refused = None;
         for node in order {
             let reply = match self.forward(&node, body).await {
                 Ok(r) => r,
                 Err(e) if !movable => {
-                    return error_body(
-                        format,
-                        &format!("rtpengine node {} did not answer: {e}", node.spec.name),
-                    );
+                    let error = format!("rtpengine node {} did not answer: {e}", node.spec.name);
+                    if !searching {
+                        return error_body(format, &error);
+                    }
+                    refused = Some(error_body(format, &error));
+                    continue;
                 }
                 Err(_) => {
                     node.metrics.failover();
                     continue;
                 }
             };
-            if !matches!(command, "offer" | "answer" | "delete") {
+            if !searching && !matches!(command, "offer" | "answer" | "delete") {
                 return reply;
             }
             let Ok(parsed) = message::parse_body(&reply) else {
                 return reply;
             };
+            if searching && is_unknown_call(&parsed) {
+                refused = Some(reply);
+                continue;
+            }
             if movable && is_overload(&parsed) {
                 let call_id = String::from_utf8_lossy(call_id);
                 tracing::info!(node = %node.spec.name, %call_id, "node refused a new call, trying the next");
@@ -160,8 +164,16 @@ impl Handler {
                 refused = Some(reply);
                 continue;
             }
-            self.after_reply(command, call_id, &node, request, parsed)
-                .await;
+            if matches!(command, "offer" | "answer" | "delete") {
+                // An answer found this way is pinned again there; a delete is not: a
+                // repeated delete is found too (rtpengine keeps a deleted call for its
+                // delete delay), and must not write a second final record.
+                self.after_reply(command, call_id, &node, request, parsed)
+                    .await;
+            } else if self.sticky.pin(call_id, &node.spec.name).await {
+                // Found by a query or the like: its later commands go straight there.
+                node.metrics.call_started();
+            }
             return reply;
         }
         refused.unwrap_or_else(|| error_body(format, "no rtpengine node available"))
@@ -328,6 +340,14 @@ fn uncached(body: Vec<u8>) -> Handled {
         body,
         cacheable: false,
     }
+}
+
+/// rtpengine's answer about a call it does not have.
+fn is_unknown_call(reply: &Dict<'_>) -> bool {
+    reply.get_str("result") == Some("error")
+        && reply
+            .get_str("error-reason")
+            .is_some_and(|r| r.eq_ignore_ascii_case("Unknown call-id"))
 }
 
 fn is_overload(reply: &Dict<'_>) -> bool {

@@ -101,10 +101,24 @@ impl Pool {
 
     /// Nodes of `set` that take new calls, best first for `key`.
     pub fn candidates(&self, set: u32, key: &[u8]) -> Vec<Arc<Node>> {
+        self.ranked(set, key, |n| n.takes_new_calls())
+    }
+
+    /// Every node of `set` that may hold the call `key` when no pin says which: the
+    /// live ones first, each group best first (a call usually lives where the hash put
+    /// it), draining and weight-0 nodes included, since they keep their calls.
+    pub fn holders(&self, set: u32, key: &[u8]) -> Vec<Arc<Node>> {
+        let mut nodes = self.ranked(set, key, |_| true);
+        nodes.sort_by_key(|n| !n.is_alive());
+        nodes
+    }
+
+    /// The nodes of `set` that pass `keep`, by rendezvous score, best first.
+    fn ranked(&self, set: u32, key: &[u8], keep: impl Fn(&Node) -> bool) -> Vec<Arc<Node>> {
         let mut scored: Vec<(f64, &Arc<Node>)> = self
             .nodes
             .iter()
-            .filter(|n| n.spec.set == set && n.takes_new_calls())
+            .filter(|n| n.spec.set == set && keep(n))
             .map(|n| (n.score(key), n))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
