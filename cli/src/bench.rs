@@ -58,11 +58,15 @@ fn percentiles(lat: &mut [u64]) -> [f64; 5] {
     [pct(0.5), pct(0.9), pct(0.99), pct(0.999), pct(1.0)]
 }
 
-fn print_latency(label: &str, p: [f64; 5]) {
-    println!(
+fn print_latency(label: &str, p: [f64; 5]) -> std::io::Result<()> {
+    outln!(
         "{label} latency µs: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-        p[0], p[1], p[2], p[3], p[4]
-    );
+        p[0],
+        p[1],
+        p[2],
+        p[3],
+        p[4]
+    )
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -91,31 +95,31 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let wall = started.elapsed();
     let (anon1, file1) = rss()?;
-    println!(
+    outln!(
         "snapshot generation {} opened in {open:.2?}",
         snap.generation()
-    );
-    println!(
+    )?;
+    outln!(
         "{} decisions in {wall:.2?} ({:.0}/s on one thread): {routed} routed, {rejected} rejected",
         a.iterations,
         a.iterations as f64 / wall.as_secs_f64()
-    );
+    )?;
     let snap_p = percentiles(&mut lat);
-    print_latency("snapshot", snap_p);
-    println!(
+    print_latency("snapshot", snap_p)?;
+    outln!(
         "memory: anonymous RSS grew {} KiB (incl. the {} KiB latency buffer); file-backed (shared mapping) RSS {} KiB of a {} KiB file",
         anon1.saturating_sub(anon0),
         a.iterations * 8 / 1024,
         file1,
         std::fs::metadata(&a.snapshot)?.len() / 1024
-    );
+    )?;
     if let Some(url) = &a.legacy_db {
         let legacy_p = legacy(url, &calls, a.legacy_calls, at)?;
-        println!(
+        outln!(
             "legacy SQL / snapshot: p50 {:.0}x, p99 {:.0}x",
             legacy_p[0] / snap_p[0],
             legacy_p[2] / snap_p[2]
-        );
+        )?;
     }
     Ok(())
 }
@@ -137,12 +141,12 @@ fn legacy(url: &str, calls: &[Call], n: usize, at: DateTime<Utc>) -> Result<[f64
             lat.push(t.elapsed().as_nanos() as u64);
         }
         let wall = started.elapsed();
-        println!(
+        outln!(
             "legacy SQL: {n} decisions in {wall:.2?} ({:.0}/s on one connection)",
             n as f64 / wall.as_secs_f64()
-        );
+        )?;
         let p = percentiles(&mut lat);
-        print_latency("legacy SQL", p);
+        print_latency("legacy SQL", p)?;
         Ok(p)
     })
 }

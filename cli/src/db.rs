@@ -19,9 +19,9 @@ pub fn import(url: &str, from: &Path) -> Result<()> {
         let pool = warp_db::connect(url).await?;
         warp_db::migrate(&pool).await?;
         let report = warp_db::import_dataset(&pool, &d).await?;
-        println!("imported {} in {:.1?}", from.display(), report.elapsed);
+        outln!("imported {} in {:.1?}", from.display(), report.elapsed)?;
         for (table, rows) in report.tables {
-            println!("  {table:<22} {rows:>9}");
+            outln!("  {table:<22} {rows:>9}")?;
         }
         Ok(())
     })

@@ -1,5 +1,16 @@
 //! `warp`: the admin CLI for data work — generate, compile, inspect and route.
 
+/// `println!` that returns the write error instead of panicking on it: a closed pipe
+/// (`warp inspect x.snap | head -1`) then ends the command quietly in `main`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        {
+            use std::io::Write as _;
+            writeln!(std::io::stdout(), $($arg)*)
+        }
+    };
+}
+
 mod bench;
 mod calls;
 mod db;
@@ -114,7 +125,7 @@ fn gen_data(scale: &str, seed: u64, out: &Path, calls: usize) -> Result<()> {
         w.write_record([ban, ani, dnis])?;
     }
     w.flush()?;
-    println!(
+    outln!(
         "wrote {} in {:.1?}: {} LERG blocks, {} LNP, {} DNO, {} vendors, {} vendor rate rows, {} customers, {} sample calls",
         out.display(),
         t.elapsed(),
@@ -125,7 +136,7 @@ fn gen_data(scale: &str, seed: u64, out: &Path, calls: usize) -> Result<()> {
         d.vendor_rates.len(),
         d.customers.len(),
         calls
-    );
+    )?;
     Ok(())
 }
 
@@ -144,12 +155,12 @@ fn compile(from: &str, out: &Path, generation: Option<u64>) -> Result<()> {
     let t = Instant::now();
     let bytes = snapshot::compile(&d, generation)?;
     snapshot::publish(&bytes, out)?;
-    println!(
+    outln!(
         "published {} generation {generation}: {} bytes (read {read:.1?}, compiled and written {:.1?})",
         out.display(),
         bytes.len(),
         t.elapsed()
-    );
+    )?;
     Ok(())
 }
 
@@ -180,37 +191,44 @@ fn inspect(file: &Path, json: bool) -> Result<()> {
     s.verify()?;
     let sum = s.summary();
     if json {
-        println!("{}", serde_json::to_string_pretty(&sum)?);
+        outln!("{}", serde_json::to_string_pretty(&sum)?)?;
         return Ok(());
     }
     let created = chrono::DateTime::from_timestamp(sum.created_unix, 0)
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
-    println!(
+    outln!(
         "{}: WARP routing snapshot, format {}, generation {}",
         file.display(),
         sum.format_version,
         sum.generation
-    );
-    println!(
+    )?;
+    outln!(
         "  created {created}, {} bytes, opened in {opened:.1?}, checksum ok",
         sum.file_bytes
-    );
-    println!(
+    )?;
+    outln!(
         "  customers {}  trunks {}  vendors {}  partitions {}",
-        sum.customers, sum.trunks, sum.vendors, sum.partitions
-    );
-    println!(
+        sum.customers,
+        sum.trunks,
+        sum.vendors,
+        sum.partitions
+    )?;
+    outln!(
         "  vendor rate rows {}  customer rate rows {}",
-        sum.vendor_rate_rows, sum.customer_rate_rows
-    );
-    println!(
+        sum.vendor_rate_rows,
+        sum.customer_rate_rows
+    )?;
+    outln!(
         "  LERG blocks {}  LNP {}  DNO {}",
-        sum.lerg_blocks, sum.lnp_entries, sum.dno_numbers
-    );
-    println!(
+        sum.lerg_blocks,
+        sum.lnp_entries,
+        sum.dno_numbers
+    )?;
+    outln!(
         "  overrides {}  exclusions {}",
-        sum.overrides, sum.exclusions
-    );
+        sum.overrides,
+        sum.exclusions
+    )?;
     Ok(())
 }

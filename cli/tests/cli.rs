@@ -4,13 +4,26 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn warp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_warp"))
         .args(args)
         .output()
         .expect("warp runs")
+}
+
+/// Runs warp with stdout into a pipe whose reader is gone, as `warp … | true` does by
+/// the time warp writes: the write fails with EPIPE.
+fn warp_into_closed_pipe(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warp"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warp runs");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("warp exits")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -150,6 +163,39 @@ fn generate_compile_inspect_and_route() {
 }
 
 #[test]
+fn a_closed_stdout_ends_each_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snap = dir.path().join("routing.snap");
+    let calls = data.join("sample_calls.csv");
+    // In order: each command's work is done before it prints, so later ones use it.
+    let mut failed = Vec::new();
+    for args in [
+        &["gen-data", "--out", p(&data), "--calls", "5"][..],
+        &["compile", "--from", p(&data), "--out", p(&snap)],
+        &["inspect", p(&snap)],
+        &["inspect", p(&snap), "--json"],
+        &["route", "--snapshot", p(&snap), "--batch", p(&calls)],
+        &[
+            "bench-route",
+            "--snapshot",
+            p(&snap),
+            "--calls",
+            p(&calls),
+            "--iterations",
+            "10",
+        ],
+    ] {
+        let out = warp_into_closed_pipe(args);
+        if !out.status.success() || !out.stderr.is_empty() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            failed.push(format!("warp {}: {}: {err}", args[0], out.status));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[test]
 fn import_to_postgres_and_compile_from_it() {
     let pg = warp_testkit::Postgres::start().expect("postgres starts");
     let dir = tempfile::tempdir().unwrap();
@@ -167,6 +213,13 @@ fn import_to_postgres_and_compile_from_it() {
     ]);
     let imported = ok(&["import", "--db", &pg.url, "--from", p(&data)]);
     assert!(imported.contains("rate_rows"), "{imported}");
+    let quiet = warp_into_closed_pipe(&["import", "--db", &pg.url, "--from", p(&data)]);
+    assert!(
+        quiet.status.success() && quiet.stderr.is_empty(),
+        "{}: {}",
+        quiet.status,
+        String::from_utf8_lossy(&quiet.stderr)
+    );
 
     let from_csv = dir.path().join("csv.snap");
     let from_db = dir.path().join("db.snap");
