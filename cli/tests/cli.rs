@@ -196,6 +196,26 @@ fn a_closed_stdout_ends_each_command_quietly() {
 }
 
 #[test]
+fn inspect_says_once_what_is_wrong_with_a_path_that_is_not_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.snap");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.path().join("nope.snap");
+    for (path, what) in [
+        (dir.path(), " is a directory, not a snapshot"),
+        (&empty, " is empty, not a snapshot"),
+        (&missing, ": No such file or directory (os error 2)"),
+    ] {
+        let out = warp(&["inspect", p(path)]);
+        assert!(!out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("warp: {}{what}\n", path.display())
+        );
+    }
+}
+
+#[test]
 fn import_to_postgres_and_compile_from_it() {
     let pg = warp_testkit::Postgres::start().expect("postgres starts");
     let dir = tempfile::tempdir().unwrap();

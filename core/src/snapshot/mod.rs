@@ -25,11 +25,16 @@ use xxhash_rust::xxh3::xxh3_64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// `error` is not a `#[source]`: the message already ends with it, and a CLI
+    /// printing the chain would say it twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    /// Caught before mapping, which would fail with an errno that does not say why.
+    #[error("{path} is a directory, not a snapshot")]
+    Directory { path: String },
+    /// Caught before the length check, which would blame a header there is none of.
+    #[error("{path} is empty, not a snapshot")]
+    Empty { path: String },
     #[error("not a WARP routing snapshot (bad magic)")]
     BadMagic,
     #[error("snapshot format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
@@ -180,9 +185,9 @@ impl Snapshot {
     /// Maps `path` and checks its header, layout and string table: O(sections + names),
     /// not O(size). The payload checksum is [`Snapshot::verify`]'s job.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let file = std::fs::File::open(path).map_err(|source| OpenError::Io {
+        let file = std::fs::File::open(path).map_err(|error| OpenError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Self::open_file(&file, path)
     }
@@ -190,10 +195,18 @@ impl Snapshot {
     /// As [`Snapshot::open`], on a file already open (whose identity the caller may
     /// have checked); `path` only names it in errors.
     pub fn open_file(file: &std::fs::File, path: &Path) -> Result<Self, OpenError> {
-        let io = |source| OpenError::Io {
-            path: path.display().to_string(),
-            source,
+        let name = || path.display().to_string();
+        let io = |error| OpenError::Io {
+            path: name(),
+            error,
         };
+        let meta = file.metadata().map_err(io)?;
+        if meta.is_dir() {
+            return Err(OpenError::Directory { path: name() });
+        }
+        if meta.len() == 0 {
+            return Err(OpenError::Empty { path: name() });
+        }
         // SAFETY: snapshots are replaced by rename, never modified in place, so the
         // mapped bytes do not change under us.
         let map = unsafe { memmap2::Mmap::map(file) }.map_err(io)?;
