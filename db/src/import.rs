@@ -314,12 +314,16 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
     for ddl in rebuild {
         sqlx::query(&ddl).execute(&mut *c).await?;
     }
+    // Fresh statistics, so the planner uses the indexes the legacy query relies on.
+    // Inside the transaction (ANALYZE samples the rows it wrote): the statistics
+    // appear with the data, and a failure rolls the import back instead of failing
+    // the command after the data was committed. The tables are locked by the TRUNCATE
+    // until the commit anyway; sampling adds little to that.
+    sqlx::query("ANALYZE rate_rows, lerg_blocks, local_calling, dno, lnp, customer_partitions, partition_routes")
+        .execute(&mut *c)
+        .await?;
 
     tx.commit().await?;
-    // Fresh statistics, so the planner uses the indexes the legacy query relies on.
-    sqlx::query("ANALYZE rate_rows, lerg_blocks, local_calling, dno, lnp, customer_partitions, partition_routes")
-        .execute(pool)
-        .await?;
     Ok(ImportReport {
         tables,
         elapsed: started.elapsed(),

@@ -52,6 +52,38 @@ async fn import_then_load_gives_the_dataset_back() {
     .await
     .unwrap();
     assert_eq!(indexes, 5);
+    // The import analyzed what it wrote.
+    let analyzed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stats WHERE tablename IN ('rate_rows', 'lnp')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(analyzed > 0);
+}
+
+#[tokio::test]
+async fn an_import_whose_analyze_fails_is_rolled_back() {
+    let (_pg, pool) = common::migrated_db().await;
+    let good = generate(Scale::SMALL, 3);
+    warp_db::import_dataset(&pool, &good).await.unwrap();
+    // Statistics on an expression that raises: only ANALYZE evaluates it.
+    sqlx::raw_sql(
+        "CREATE FUNCTION boom(text) RETURNS text IMMUTABLE LANGUAGE plpgsql
+           AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$;
+         CREATE STATISTICS dno_boom ON (boom(number)) FROM dno",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let err = warp_db::import_dataset(&pool, &generate(Scale::SMALL, 4))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("boom"), "{err}");
+    assert_eq!(
+        sorted(warp_db::load_dataset(&pool).await.unwrap()),
+        sorted(good),
+        "an import reported as failed left its data behind"
+    );
 }
 
 #[tokio::test]
