@@ -256,6 +256,27 @@ fn import_to_postgres_and_compile_from_it() {
         assert_eq!(a["rejected"], b["rejected"], "{line}");
     }
 
+    // A row the import could not store faithfully is refused before anything is
+    // written: a state with the '/' that ends a state in a rate-centre key, a NUL
+    // that PostgreSQL text cannot hold.
+    let local = data.join("local_calling.csv");
+    let mut text = std::fs::read_to_string(&local).unwrap();
+    let local_line = text.lines().count() + 1;
+    text.push_str("NY,RC212-00,N/Y,RC212-01\n");
+    std::fs::write(&local, text).unwrap();
+    let customers = data.join("customers.csv");
+    let text = std::fs::read_to_string(&customers).unwrap();
+    std::fs::write(&customers, text.replacen(",Customer ", ",Cust\0omer ", 1)).unwrap();
+    let out = warp(&["import", "--db", &pg.url, "--from", p(&data)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        format!("local_calling.csv:{local_line}: state_b \"N/Y\" contains '/'"),
+        "customers.csv:2: name contains a NUL character".to_string(),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in {err}");
+    }
+
     // A deck with a bad row imports nothing and names the line.
     let rates = data.join("vendor_rates.csv");
     let mut text = std::fs::read_to_string(&rates).unwrap();

@@ -43,9 +43,11 @@ impl Reader<'_> {
             match rdr.read_record(&mut rec) {
                 Ok(false) => break,
                 Ok(true) => {
-                    let res = rec
-                        .deserialize::<R>(Some(&headers))
-                        .map_err(|e| format!("{e}"))
+                    let res = refuse_nul(&headers, &rec)
+                        .and_then(|()| {
+                            rec.deserialize::<R>(Some(&headers))
+                                .map_err(|e| format!("{e}"))
+                        })
                         .and_then(&mut f);
                     if let Err(message) = res {
                         self.reject(
@@ -76,6 +78,18 @@ impl Reader<'_> {
             line,
             message,
         });
+    }
+}
+
+/// PostgreSQL text cannot hold U+0000: refused here, by file, line and column, before
+/// an import writes anything.
+fn refuse_nul(headers: &csv::StringRecord, rec: &csv::StringRecord) -> Result<(), String> {
+    match rec.iter().position(|field| field.contains('\0')) {
+        Some(i) => Err(format!(
+            "{} contains a NUL character, which PostgreSQL cannot store",
+            headers.get(i).unwrap_or("a field")
+        )),
+        None => Ok(()),
     }
 }
 
@@ -146,6 +160,14 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         Ok(())
     })?;
     r.each("local_calling.csv", false, |x: LocalCsv| {
+        // A pair is kept as `STATE/NAME` keys, which the import splits at the first '/'.
+        for (column, state) in [("state_a", &x.state_a), ("state_b", &x.state_b)] {
+            if state.contains('/') {
+                return Err(format!(
+                    "{column} {state:?} contains '/', which separates a state from its rate centre"
+                ));
+            }
+        }
         d.local_calling.push(LocalPair {
             a: rate_center_key(&x.state_a.to_ascii_uppercase(), &x.rate_center_a),
             b: rate_center_key(&x.state_b.to_ascii_uppercase(), &x.rate_center_b),
