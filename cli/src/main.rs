@@ -87,9 +87,24 @@ fn main() {
         {
             return;
         }
-        eprintln!("warp: {e:#}");
+        eprintln!("warp: {}", said_once(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, each cause left out when the text already ends with it:
+/// many errors repeat their source in their own message (for readers that print only
+/// the message), which `{:#}` would then print twice.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -195,6 +195,28 @@ fn a_closed_stdout_ends_each_command_quietly() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
+/// Each cause said once, though the dataset's error repeats its I/O error.
+#[test]
+fn a_missing_dataset_directory_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nodir");
+    let out = warp(&[
+        "compile",
+        "--from",
+        p(&missing),
+        "--out",
+        p(&dir.path().join("x.snap")),
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "warp: reading {}: lerg.csv: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+}
+
 #[test]
 fn inspect_says_once_what_is_wrong_with_a_path_that_is_not_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
