@@ -168,6 +168,39 @@ fn the_same_data_compiles_to_the_same_payload() {
     assert_eq!(payload(&shuffled), first);
 }
 
+/// One owner's rows for one key may not overlap in time (the rule the database import
+/// and the API keep): a dataset from files that breaks it is refused, naming the owner.
+#[test]
+fn overlapping_rate_rows_are_refused() {
+    let d = read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture")).unwrap();
+    let open_ended = d
+        .vendor_rates
+        .iter()
+        .find(|r| r.effective_to.is_none())
+        .unwrap()
+        .clone();
+    let mut later = open_ended.clone();
+    later.effective_from += chrono::Duration::days(30);
+    let mut bad = d.clone();
+    bad.vendor_rates.push(later.clone());
+    let err = compile(&bad, 1).map(drop).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("{}: the rate rows for one key from ", open_ended.owner))
+            && err.ends_with("overlap in time"),
+        "{err}"
+    );
+    // Closed where the next one starts: no overlap.
+    let mut fine = d.clone();
+    let closed = fine
+        .vendor_rates
+        .iter_mut()
+        .find(|r| **r == open_ended)
+        .unwrap();
+    closed.effective_to = Some(later.effective_from);
+    fine.vendor_rates.push(later);
+    assert!(compile(&fine, 1).is_ok());
+}
+
 #[test]
 fn csv_round_trip_keeps_every_decision() {
     let dir = tempfile::tempdir().unwrap();

@@ -343,9 +343,18 @@ impl<'d> Compiler<'d> {
         }
         meta.vendor_rate_rows = d.vendor_rates.len() as u64;
         meta.customer_rate_rows = d.customer_rates.len() as u64;
+        // Owner indices back to their ids, for the overlap error.
+        let mut owners = vec![""; vendor_count as usize + plans.len()];
+        for (id, &i) in &self.vendor_ix {
+            owners[i as usize] = id;
+        }
+        for (i, plan) in plans.iter().enumerate() {
+            owners[vendor_count as usize + i] = plan;
+        }
         let mut order: Vec<u32> = Vec::with_capacity(rows.len());
-        let prefix_map = flatmap::build(group_rows(&rows, by_prefix, &mut order)?.into_iter());
-        self.ocn_lata_rows = group_rows(&rows, by_ocn_lata, &mut order)?
+        let prefix_map =
+            flatmap::build(group_rows(&rows, &owners, by_prefix, &mut order)?.into_iter());
+        self.ocn_lata_rows = group_rows(&rows, &owners, by_ocn_lata, &mut order)?
             .into_iter()
             .collect();
         let rows: Vec<RateRec> = order.iter().map(|&i| rows[i as usize]).collect();
@@ -694,11 +703,13 @@ impl<'d> Compiler<'d> {
 }
 
 /// Orders each key's rows by owner, newest first, appending them to `order`; returns
-/// the key → (start, len) map. Two rows of one owner starting together are refused.
+/// the key → (start, len) map. Rows of one owner whose periods overlap are refused (the
+/// rule the database import and the API keep, so a dataset from files meets it too).
 /// Orders each key's rows (owner, then newest first) into `order` and returns each
 /// key's `start << 32 | len` range in it.
 fn group_rows(
     rows: &[RateRec],
+    owners: &[&str],
     map: HashMap<u64, Vec<u32>>,
     order: &mut Vec<u32>,
 ) -> Result<Vec<(u64, u64)>, CompileError> {
@@ -714,14 +725,21 @@ fn group_rows(
                 std::cmp::Reverse(rows[i as usize].from),
             )
         });
+        // Newest first: an older row overlaps the next newer one when it ends after
+        // that one starts.
         if let Some(w) = ids.windows(2).find(|w| {
-            let (a, b) = (&rows[w[0] as usize], &rows[w[1] as usize]);
-            a.owner == b.owner && a.from == b.from
+            let (newer, older) = (&rows[w[0] as usize], &rows[w[1] as usize]);
+            newer.owner == older.owner && older.to > newer.from
         }) {
-            let r = &rows[w[0] as usize];
+            let (newer, older) = (&rows[w[0] as usize], &rows[w[1] as usize]);
+            let when = |t: i64| {
+                DateTime::<Utc>::from_timestamp(t, 0).map_or(t.to_string(), |t| t.to_rfc3339())
+            };
             return Err(invalid(format!(
-                "two rate rows of one owner for one key start at the same time (owner #{}, from {})",
-                r.owner, r.from
+                "{}: the rate rows for one key from {} and from {} overlap in time",
+                owners.get(newer.owner as usize).copied().unwrap_or("?"),
+                when(older.from),
+                when(newer.from)
             )));
         }
         entries.push((key, ((order.len() as u64) << 32) | ids.len() as u64));
