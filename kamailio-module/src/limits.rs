@@ -1,6 +1,6 @@
 //! Per-trunk limits enforced across all workers: calls per second and concurrent calls,
 //! counted in one table in shared memory. With `cluster_cps`, calls per second are
-//! counted in Redis instead (`warp:cps:<trunk>:<unix second>`, INCR + EXPIRE), and with
+//! counted in Redis instead (`warp:cps:<trunk>:<unix second>`, INCRBY + EXPIRE), and with
 //! `cluster_concurrent` concurrent calls too (see [`crate::cluster_calls`]), so every
 //! node sharing it enforces one limit; when Redis does not answer within
 //! `cluster_timeout` the node falls back to its own count.
@@ -19,6 +19,8 @@ use warp_core::snapshot::TrunkView;
 /// Trunks one node can limit; a trunk beyond this is admitted unlimited (and logged).
 const SLOTS: usize = 4096;
 static CLUSTER: Link = Link::new("cluster CPS counter");
+/// Seconds a cluster CPS key outlives its second.
+const CPS_KEY_TTL: u64 = 2;
 
 #[repr(C)]
 struct Slot {
@@ -123,10 +125,10 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
         return Ok(None);
     };
     let slot = &table.slots[i];
-    if cps_exceeded(table, slot, trunk) {
+    let Some(counted) = count_cps(table, slot, trunk) else {
         table.refused_cps.fetch_add(1, Relaxed);
         return Err(Exceeded::Cps);
-    }
+    };
     let max = u64::from(trunk.max_concurrent);
     if max != 0 && params::config().cluster_concurrent {
         let key = slot.key.load(Relaxed);
@@ -146,6 +148,7 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
             Some(false) => {
                 slot.active.fetch_sub(1, Relaxed);
                 table.refused_concurrent.fetch_add(1, Relaxed);
+                uncount_cps(slot, counted);
                 return Err(Exceeded::Concurrent);
             }
             None => {
@@ -159,6 +162,7 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
         .fetch_update(Relaxed, Relaxed, |a| (max == 0 || a < max).then_some(a + 1));
     if reserved.is_err() {
         table.refused_concurrent.fetch_add(1, Relaxed);
+        uncount_cps(slot, counted);
         return Err(Exceeded::Concurrent);
     }
     Ok(Some(Admission {
@@ -167,20 +171,30 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
     }))
 }
 
-/// Counts the call in this second's window; whether that went over `max_cps`.
-fn cps_exceeded(table: &Table, slot: &Slot, trunk: &TrunkView<'_>) -> bool {
+/// Where [`count_cps`] counted a call.
+enum Counted {
+    /// The trunk has no CPS limit.
+    Unlimited,
+    /// In the node's window of this unix second.
+    Local(u64),
+    /// In this Redis key.
+    Cluster(String),
+}
+
+/// Counts the call in this second's window; `None` when that went over `max_cps`.
+fn count_cps(table: &Table, slot: &Slot, trunk: &TrunkView<'_>) -> Option<Counted> {
     let cps = u64::from(trunk.max_cps);
     if cps == 0 {
-        return false;
+        return Some(Counted::Unlimited);
     }
     // Read here, not when the call arrived: a decision that waited on an LRN dip would
     // count into a second that is over.
     let now = chrono::Utc::now().timestamp() as u64 & 0xffff_ffff;
     if params::config().cluster_cps {
         let key = format!("warp:cps:{}:{now}", trunk.id);
-        if let Some(n) = CLUSTER.with(params::config().cluster_timeout, |c| c.incr_expire(&key, 2))
-        {
-            return n as u64 > cps;
+        let timeout = params::config().cluster_timeout;
+        if let Some(n) = CLUSTER.with(timeout, |c| c.incrby_expire(&key, 1, CPS_KEY_TTL)) {
+            return (n as u64 <= cps).then_some(Counted::Cluster(key));
         }
         table.cluster_fallbacks.fetch_add(1, Relaxed);
     }
@@ -194,7 +208,28 @@ fn cps_exceeded(table: &Table, slot: &Slot, trunk: &TrunkView<'_>) -> bool {
                 (false, _) => Some(w + 1),
             }
         })
-        .is_err()
+        .ok()?;
+    Some(Counted::Local(now))
+}
+
+/// Gives back the count of a call its concurrent calls then refused: a trunk at its
+/// concurrent limit would otherwise spend its calls per second on calls never made,
+/// and the next call in that second, with a place free, would be refused for CPS.
+fn uncount_cps(slot: &Slot, counted: Counted) {
+    match counted {
+        Counted::Unlimited => {}
+        Counted::Local(second) => {
+            // Only while that window is open: a later one never counted this call.
+            let _ = slot.window.fetch_update(Relaxed, Relaxed, |w| {
+                (w >> 32 == second && w & 0xffff_ffff > 0).then(|| w - 1)
+            });
+        }
+        Counted::Cluster(key) => {
+            CLUSTER.with(params::config().cluster_timeout, |c| {
+                c.incrby_expire(&key, -1, CPS_KEY_TTL)
+            });
+        }
+    }
 }
 
 /// Ends an admitted call; call exactly once per admission.

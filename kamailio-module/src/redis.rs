@@ -1,5 +1,5 @@
 //! A minimal blocking Redis client: connect (AUTH, SELECT), pipelined XADD (the CDR
-//! sender thread), GET and SET EX (the LNP cache), INCR + EXPIRE (cluster-wide CPS),
+//! sender thread), GET and SET EX (the LNP cache), INCRBY + EXPIRE (cluster-wide CPS),
 //! EVAL, HINCRBY and pipelines (cluster-wide concurrent calls), each bounded by a
 //! timeout. A general client (and an async runtime) has no place inside a Kamailio
 //! worker process.
@@ -149,16 +149,16 @@ impl Connection {
         }
     }
 
-    /// `INCR key` then `EXPIRE key seconds`, in one round trip: the new count.
-    pub fn incr_expire(&mut self, key: &str, seconds: u64) -> Result<i64, String> {
+    /// `INCRBY key by` then `EXPIRE key seconds`, in one round trip: the new count.
+    pub fn incrby_expire(&mut self, key: &str, by: i64, seconds: u64) -> Result<i64, String> {
         let mut out = Vec::new();
-        let ttl = seconds.to_string();
-        command(&mut out, &[b"INCR", key.as_bytes()]);
+        let (by, ttl) = (by.to_string(), seconds.to_string());
+        command(&mut out, &[b"INCRBY", key.as_bytes(), by.as_bytes()]);
         command(&mut out, &[b"EXPIRE", key.as_bytes(), ttl.as_bytes()]);
         match self.exchange(&out, 2)?.first() {
             Some(Reply::Int(n)) => Ok(*n),
             Some(Reply::Error(e)) => Err(e.clone()),
-            _ => Err("unexpected reply to INCR".into()),
+            _ => Err("unexpected reply to INCRBY".into()),
         }
     }
 

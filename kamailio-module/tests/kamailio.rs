@@ -1414,6 +1414,66 @@ fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
     );
 }
 
+/// T1 at its one concurrent call: the calls refused for that in a fresh second, more
+/// than its 3 calls per second, are each refused for concurrency, not for CPS, which
+/// counts the calls admitted only.
+fn calls_refused_at_the_concurrent_limit_spend_no_cps(redis: Option<&support::redis::Redis>) {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data {
+        t1_limits: (1, 3),
+        ..support::dataset::Data::with_gateways()
+    };
+    data.publish(&snap);
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
+    let url = redis.map(support::redis::Redis::url);
+    let mut params = vec![("snapshot", snap.to_str().unwrap())];
+    if let Some(url) = &url {
+        params.extend([
+            ("redis_url", url.as_str()),
+            ("cluster_cps", "1"),
+            ("cluster_concurrent", "1"),
+            ("cluster_timeout", CLUSTER_TIMEOUT),
+        ]);
+    }
+    let k = Kamailio::start(&params, Script::Cfg(RELAY));
+    let mut held = Uac {
+        hold_ms: 4000,
+        ..Uac::new(k.port, dir.path(), 1, 10)
+    }
+    .spawn();
+    wait_for_stat(&k, "limits.active", "1");
+    at_next_second();
+    let reasons: Vec<String> = (0..5).map(|_| k.request("INVITE", "").reason).collect();
+    assert_eq!(
+        reasons,
+        vec!["Concurrent Call Limit Exceeded"; 5],
+        "{}",
+        k.log()
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["limits.refused_cps"].as_str(),
+            stats["limits.cluster_fallbacks"].as_str()
+        ),
+        ("0", "0")
+    );
+    assert!(held.wait().unwrap().success(), "{}", k.log());
+}
+
+#[test]
+fn calls_refused_at_the_concurrent_limit_spend_no_calls_per_second() {
+    calls_refused_at_the_concurrent_limit_spend_no_cps(None);
+}
+
+#[test]
+fn calls_refused_at_the_cluster_concurrent_limit_spend_no_cluster_cps() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    calls_refused_at_the_concurrent_limit_spend_no_cps(Some(&redis));
+}
+
 /// Events per call-id in call order. Processes queue their events separately (the
 /// failure in one worker, the answer in another), so the stream's order is not it.
 fn by_call(cdrs: &[serde_json::Value]) -> BTreeMap<String, Vec<serde_json::Value>> {
