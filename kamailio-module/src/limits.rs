@@ -198,18 +198,26 @@ fn count_cps(table: &Table, slot: &Slot, trunk: &TrunkView<'_>) -> Option<Counte
         }
         table.cluster_fallbacks.fetch_add(1, Relaxed);
     }
-    // Only a later second opens a new window: a worker whose clock read is a moment
-    // behind another's counts into the window already open rather than resetting it.
-    slot.window
+    count_in_window(&slot.window, now, cps).then_some(Counted::Local(now))
+}
+
+/// Counts a call of unix second `now` in `window` (the second in its high 32 bits, its
+/// calls in the low 32); `false` when the window holds `cps` calls already.
+fn count_in_window(window: &AtomicU64, now: u64, cps: u64) -> bool {
+    window
         .fetch_update(Relaxed, Relaxed, |w| {
-            match (now > w >> 32, w & 0xffff_ffff) {
+            let second = w >> 32;
+            // Only a later second opens a new window: a worker whose clock read is a
+            // moment behind another's counts into the window already open rather than
+            // resetting it. A clock further behind was stepped back (NTP, a resumed VM):
+            // waiting for it to catch up would hold the trunk to `cps` calls in all.
+            match (now > second || now + 1 < second, w & 0xffff_ffff) {
                 (true, _) => Some(now << 32 | 1),
                 (false, n) if n >= cps => None,
                 (false, _) => Some(w + 1),
             }
         })
-        .ok()?;
-    Some(Counted::Local(now))
+        .is_ok()
 }
 
 /// Gives back the count of a call its concurrent calls then refused: a trunk at its
@@ -271,4 +279,23 @@ pub fn counts() -> Vec<(&'static str, u64)> {
         ("refused_concurrent", t.refused_concurrent.load(Relaxed)),
         ("cluster_fallbacks", t.cluster_fallbacks.load(Relaxed)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_counts_its_second_and_survives_a_clock_stepped_back() {
+        let window = AtomicU64::new(0);
+        let second = 1_700_000_000 & 0xffff_ffff;
+        assert!((0..3).all(|_| count_in_window(&window, second, 3)));
+        assert!(!count_in_window(&window, second, 3));
+        // A read a moment behind another worker's counts into the open window.
+        assert!(!count_in_window(&window, second - 1, 3));
+        // The clock stepped back a minute: calls are counted, not refused for a minute.
+        assert!((0..3).all(|_| count_in_window(&window, second - 60, 3)));
+        assert!(!count_in_window(&window, second - 60, 3));
+        assert!(count_in_window(&window, second - 59, 3));
+    }
 }
