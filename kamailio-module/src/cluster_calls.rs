@@ -43,6 +43,15 @@ if total >= tonumber(ARGV[2]) then return -1 end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 ";
 
+/// A call's end: one call fewer for this node, never below none. A field Redis lost
+/// (restarted without its data, or dropped by another node while this one could not
+/// reach it) would otherwise go negative and give every node places the trunk does not
+/// have until the next beat. KEYS[1] = the trunk's hash; ARGV[1] = node.
+const RELEASE: &str = r"
+if (tonumber(redis.call('HGET', KEYS[1], ARGV[1])) or 0) <= 0 then return 0 end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+";
+
 /// This Kamailio's name among the nodes: host and main process id, so a restarted
 /// node never inherits the calls of its former self.
 static NODE: OnceLock<String> = OnceLock::new();
@@ -79,7 +88,7 @@ pub fn admit(trunk_key: u64, max: u64) -> Option<bool> {
 /// Gives back a call [`admit`] counted; a lost decrement is repaired by the next beat.
 pub fn release(trunk_key: u64) {
     CALLS.with(params::config().cluster_timeout, |c| {
-        c.hincrby(&hash(trunk_key), node(), -1)
+        c.eval_int(RELEASE, &[&hash(trunk_key)], &[node()])
     });
 }
 

@@ -1,6 +1,6 @@
 //! A minimal blocking Redis client: connect (AUTH, SELECT), pipelined XADD (the CDR
 //! sender thread), GET and SET EX (the LNP cache), INCRBY + EXPIRE (cluster-wide CPS),
-//! EVAL, HINCRBY and pipelines (cluster-wide concurrent calls), each bounded by a
+//! EVAL and pipelines (cluster-wide concurrent calls), each bounded by a
 //! timeout. A general client (and an async runtime) has no place inside a Kamailio
 //! worker process.
 
@@ -185,15 +185,6 @@ impl Connection {
         let mut command_args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
         command_args.extend(keys.iter().chain(args).map(|a| a.as_bytes()));
         self.int(&command_args, "EVAL")
-    }
-
-    /// `HINCRBY key field by`: the new value.
-    pub fn hincrby(&mut self, key: &str, field: &str, by: i64) -> Result<i64, String> {
-        let by = by.to_string();
-        self.int(
-            &[b"HINCRBY", key.as_bytes(), field.as_bytes(), by.as_bytes()],
-            "HINCRBY",
-        )
     }
 
     /// Every command of `commands` in one round trip; the first error reply, if any.

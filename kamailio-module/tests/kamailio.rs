@@ -3463,6 +3463,43 @@ fn a_crashed_nodes_calls_stop_counting_once_its_node_key_expires() {
     assert_eq!(redis.cli(&["HEXISTS", &key, &field]).trim(), "0");
 }
 
+/// Redis loses the counts (restarted without its data) while T1's 3 places are taken:
+/// the calls' ends must not count below none, or the next calls would find 6 places.
+#[test]
+fn calls_ending_after_redis_lost_their_count_free_no_extra_places() {
+    let cluster = Cluster::new();
+    let (dir, redis) = (&cluster.dir, &cluster.redis);
+    let node = cluster.node();
+    let mut held = Uac {
+        hold_ms: 1500,
+        ..Uac::new(node.port, dir.path(), 3, 100)
+    }
+    .spawn();
+    let started = std::time::Instant::now();
+    wait_for_stat(&node, "limits.active", "3");
+    // Just before the calls end, so that the heartbeat (every 3 s) rarely rewrites the
+    // node's count in between and hides what the ends do.
+    std::thread::sleep(Duration::from_millis(1400).saturating_sub(started.elapsed()));
+    redis.cli(&["FLUSHALL"]);
+    assert!(held.wait().unwrap().success(), "{}", node.log());
+    let _ = Uac {
+        hold_ms: 1000,
+        ..Uac::new(node.port, dir.path(), 6, 100)
+    }
+    .spawn()
+    .wait();
+    let stats = node.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["limits.refused_concurrent"].as_str(),
+            stats["limits.cluster_fallbacks"].as_str()
+        ),
+        ("3", "0"),
+        "{}",
+        node.log()
+    );
+}
+
 /// The one `warp:calls:*` hash in `redis`.
 fn redis_calls_key(redis: &support::redis::Redis) -> String {
     let keys = redis.cli(&["KEYS", "warp:calls:*"]);
