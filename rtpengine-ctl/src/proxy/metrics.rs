@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Latency bucket bounds in seconds.
 const BUCKETS: [f64; 12] = [
@@ -171,7 +171,15 @@ pub fn render<'a>(
     out
 }
 
-/// Serves `render()` to any HTTP request on `listener`.
+/// The most of a request head the listener reads: a scraper's fits many times over, and
+/// a client sending more cannot hold a task reading forever.
+const MAX_HEAD: usize = 8192;
+
+/// How long a client has to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Serves `render()` on `GET /metrics` (and `HEAD`); another path is 404, another method
+/// on `/metrics` 405, a request that is not HTTP 400.
 pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
@@ -179,18 +187,78 @@ pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send 
         };
         let render = render.clone();
         tokio::spawn(async move {
-            let mut req = [0u8; 1024];
-            // The request itself does not matter; read its head so the client sees a reply.
-            let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut req)).await;
-            let body = render();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(body.as_bytes()).await;
+            let head = read_head(&mut stream).await;
+            let _ = stream.write_all(&respond(&head, &*render)).await;
         });
     }
+}
+
+/// The request head up to its blank line, or what came of it within the size and time
+/// limits. Read whole, so closing does not reset a connection the client still writes to.
+async fn read_head(stream: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut limited = stream.take(MAX_HEAD as u64);
+    let _ = tokio::time::timeout(HEAD_TIMEOUT, async {
+        let mut buf = [0u8; 1024];
+        while !head_ends(&head) {
+            match limited.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    head
+}
+
+fn head_ends(head: &[u8]) -> bool {
+    head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
+}
+
+/// The whole response to a request head.
+fn respond(head: &[u8], render: &dyn Fn() -> String) -> Vec<u8> {
+    // Only a complete request line counts: a cut one could name another path.
+    let line = match head.iter().position(|&b| b == b'\n') {
+        Some(end) => String::from_utf8_lossy(&head[..end]),
+        None => return response("400 Bad Request", "", "bad request\n", true),
+    };
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    let [method, target, version] = parts[..] else {
+        return response("400 Bad Request", "", "bad request\n", true);
+    };
+    if !version.starts_with("HTTP/") {
+        return response("400 Bad Request", "", "bad request\n", true);
+    }
+    // A query string (`?name[]=…`, as Prometheus may add) does not change the answer.
+    let path = target.split('?').next().unwrap_or(target);
+    match method {
+        _ if path != "/metrics" => response("404 Not Found", "", "not found\n", method != "HEAD"),
+        "GET" | "HEAD" => response(
+            "200 OK",
+            "Content-Type: text/plain; version=0.0.4\r\n",
+            &render(),
+            method == "GET",
+        ),
+        _ => response(
+            "405 Method Not Allowed",
+            "Allow: GET, HEAD\r\n",
+            "method not allowed\n",
+            true,
+        ),
+    }
+}
+
+/// A response with `extra` header lines; a HEAD request gets the length but no body.
+fn response(status: &str, extra: &str, body: &str, with_body: bool) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if with_body {
+        out.extend_from_slice(body.as_bytes());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -235,5 +303,63 @@ mod tests {
             .contains("warp_rtpengine_node_latency_seconds_bucket{node=\"a\",le=\"0.0005\"} 1\n"));
         assert!(text.contains("warp_rtpengine_qos_dropped_total 7\n"));
         assert!(text.contains("warp_rtpengine_qos_refused_total 3\n"));
+    }
+
+    /// What the listener answers `request` (sent whole, then the write side shut).
+    async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn only_get_or_head_of_the_metrics_path_gets_the_metrics() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Arc::new(|| "metric 1\n".to_owned())));
+        let get = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(get.starts_with("HTTP/1.1 200 OK\r\n"), "{get}");
+        assert!(get.ends_with("\r\n\r\nmetric 1\n"), "{get}");
+        let scrape = exchange(addr, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
+        assert!(scrape.starts_with("HTTP/1.1 200 OK\r\n"), "{scrape}");
+        let head = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("Content-Length: 9\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "no body: {head}");
+        for other in [
+            "GET / HTTP/1.1",
+            "GET /metricsx HTTP/1.1",
+            "HEAD /x HTTP/1.1",
+        ] {
+            let reply = exchange(addr, format!("{other}\r\n\r\n").as_bytes()).await;
+            assert!(
+                reply.starts_with("HTTP/1.1 404 Not Found\r\n"),
+                "{other}: {reply}"
+            );
+        }
+        for method in ["POST", "PUT", "DELETE"] {
+            let reply = exchange(
+                addr,
+                format!("{method} /metrics HTTP/1.1\r\n\r\n").as_bytes(),
+            )
+            .await;
+            assert!(
+                reply.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+                "{reply}"
+            );
+            assert!(reply.contains("Allow: GET, HEAD\r\n"), "{reply}");
+        }
+        assert!(exchange(addr, b"hello\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 400 "));
+        // A head that never ends is read only up to the limit, then answered.
+        let endless = vec![b'x'; MAX_HEAD];
+        let reply = exchange(addr, &endless).await;
+        assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
     }
 }
