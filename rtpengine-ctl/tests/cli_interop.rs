@@ -261,3 +261,30 @@ fn proxy_binary_serves_our_cli_and_sipwise_client() {
     );
     assert_eq!(ours(&ng, &["list"]).trim(), "");
 }
+
+/// `bench` sends exactly `--count` requests (and its one warm-up ping), also when the
+/// concurrency does not divide the count.
+#[test]
+fn bench_sends_exactly_the_count_asked_for() {
+    let r = Rtpengine::start();
+    let ng = r.ng.to_string();
+    let pings = || -> u64 {
+        ours(&ng, &["stats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("controlstatistics.totalpingcount: "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("the node counts pings")
+    };
+    let before = pings();
+    let out = ours(
+        &ng,
+        &["--json", "bench", "--count", "10", "--concurrency", "3"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["ok"].as_u64(), report["errors"].as_u64()),
+        (Some(10), Some(0)),
+        "{out}"
+    );
+    assert_eq!(pings() - before, 11, "the node got 10 and the warm-up");
+}

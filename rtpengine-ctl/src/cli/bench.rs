@@ -40,10 +40,12 @@ pub async fn run(
     // Warm up (ARP-free loopback, but lazily created state in the peer).
     clients[0].exchange(&body).await?;
 
-    let per_task = args.count / args.concurrency.max(1);
+    let concurrency = args.concurrency.max(1);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for t in 0..args.concurrency.max(1) {
+    for t in 0..concurrency {
+        // The first `count % concurrency` tasks send one more: exactly `count` in all.
+        let per_task = args.count / concurrency + u32::from(t < args.count % concurrency);
         let client = clients[t as usize % clients.len()].clone();
         let body = body.clone();
         tasks.spawn(async move {
