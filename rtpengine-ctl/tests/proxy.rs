@@ -228,6 +228,58 @@ async fn a_call_longer_than_the_pin_ttl_keeps_its_node() {
     assert_eq!(calls_on(&b).await, Vec::<String>::new(), "deleted on b");
 }
 
+/// The proxy's own queries of its calls (interim QoS, stale pins) wait on a node that
+/// stopped answering for many calls at once, not one call after another: 20 calls at
+/// 2 × 150 ms each would hold each pass 6 s.
+#[tokio::test]
+async fn a_node_that_stops_answering_does_not_stall_the_checks_of_its_calls() {
+    let redis = start_redis();
+    let a = Rtpengine::start_with(98, &[]);
+    let p = Proxy::start(ProxyConfig {
+        listen: vec![ListenSpec {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            set: 0,
+        }],
+        nodes: vec![node("a", &a, 1)],
+        redis_url: Some(redis.url.clone()),
+        upstream: Options {
+            timeout: Duration::from_millis(150),
+            retries: 1,
+        },
+        sticky_ttl: Duration::from_secs(1),
+        // The test runs the checks itself.
+        qos_interval: Duration::from_secs(3600),
+        ..ProxyConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client_for(&p).await;
+    for i in 0..20 {
+        c.send(&offer(&format!("hung-{i}"))).await.unwrap();
+    }
+    // Every pin past its TTL, so each pass queries all 20.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    a.signal("-STOP");
+    let started = std::time::Instant::now();
+    p.handler.interim_qos(Duration::ZERO).await;
+    let interim = started.elapsed();
+    p.handler.expire_pins().await;
+    let expire = started.elapsed() - interim;
+    a.signal("-CONT");
+    assert!(
+        interim < Duration::from_secs(2),
+        "interim QoS took {interim:?}"
+    );
+    assert!(
+        expire < Duration::from_secs(2),
+        "stale pins took {expire:?}"
+    );
+    assert!(
+        p.handler.sticky.long_calls(Duration::ZERO).is_empty(),
+        "pins of calls their node did not confirm are dropped"
+    );
+}
+
 /// Each node's list fits one datagram; merged they do not: the caller gets an error
 /// reply saying so, not silence.
 #[tokio::test]

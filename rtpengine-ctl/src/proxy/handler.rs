@@ -10,6 +10,7 @@ use crate::commands::check_result;
 use crate::error::Result;
 use crate::message::{self, Format};
 use crate::replies::CallStats;
+use futures_util::{stream, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +18,11 @@ use std::time::Instant;
 /// Replies that mean "this node cannot take the call now, another might" (as Kamailio's
 /// rtpengine module decides).
 const OVERLOAD_REASONS: [&str; 2] = ["Parallel session limit reached", "Ran out of ports"];
+
+/// The proxy's own `query`s (stale pins, interim QoS) in flight at once: a node that does
+/// not answer costs each of its calls the whole timeout, which one call after another
+/// would stretch the periodic checks far past their interval.
+const CHECKS_IN_FLIGHT: usize = 32;
 
 /// Admin commands the proxy answers itself (rtpengine rejects them as unrecognized).
 pub const CMD_NODES: &str = "warp nodes";
@@ -224,38 +230,44 @@ impl Handler {
     /// command (a long call without re-INVITEs outlives the TTL; its delete must still
     /// find its node), and drops the others.
     pub async fn expire_pins(&self) {
-        for (call_id, name) in self.sticky.stale() {
-            let alive = match self.pool.by_name(&name) {
-                Some(node) => query(node, &call_id).await.is_ok(),
-                None => false,
-            };
-            if alive {
-                self.sticky.pin(&call_id, &name).await;
-            } else if let Some(node) = self
-                .sticky
-                .forget(&call_id)
-                .and_then(|n| self.pool.by_name(&n))
-            {
-                node.metrics.call_ended();
-            }
-        }
+        stream::iter(self.sticky.stale())
+            .for_each_concurrent(CHECKS_IN_FLIGHT, |(call_id, name)| async move {
+                let alive = match self.pool.by_name(&name) {
+                    Some(node) => query(node, &call_id).await.is_ok(),
+                    None => false,
+                };
+                if alive {
+                    self.sticky.pin(&call_id, &name).await;
+                } else if let Some(node) = self
+                    .sticky
+                    .forget(&call_id)
+                    .and_then(|n| self.pool.by_name(&n))
+                {
+                    node.metrics.call_ended();
+                }
+            })
+            .await;
     }
 
     /// Queries calls pinned for longer than `age` and queues interim QoS for them.
     pub async fn interim_qos(&self, age: std::time::Duration) {
         let Some(qos) = &self.qos else { return };
-        for (call_id, name) in self.sticky.long_calls(age) {
-            let Some(node) = self.pool.by_name(&name) else {
-                continue;
-            };
-            match query(node, &call_id).await {
-                Ok(stats) => qos.send(QosRecord::from_stats(&call_id, &name, "interim", &stats)),
-                Err(e) => {
-                    let call_id = String::from_utf8_lossy(&call_id);
-                    tracing::debug!(%call_id, "interim query: {e}");
+        stream::iter(self.sticky.long_calls(age))
+            .for_each_concurrent(CHECKS_IN_FLIGHT, |(call_id, name)| async move {
+                let Some(node) = self.pool.by_name(&name) else {
+                    return;
+                };
+                match query(node, &call_id).await {
+                    Ok(stats) => {
+                        qos.send(QosRecord::from_stats(&call_id, &name, "interim", &stats))
+                    }
+                    Err(e) => {
+                        let call_id = String::from_utf8_lossy(&call_id);
+                        tracing::debug!(%call_id, "interim query: {e}");
+                    }
                 }
-            }
-        }
+            })
+            .await;
     }
 
     /// `list` over every live node of the set, merged.

@@ -137,6 +137,17 @@ impl Rtpengine {
         }
     }
 
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the daemon: a node that stops answering
+    /// without its socket going away, as a hung host.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("rtpengine is running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Same ports, fresh process (calls are gone, as after a crash).
     pub fn restart(&mut self) {
         self.kill();
