@@ -228,6 +228,63 @@ async fn a_call_longer_than_the_pin_ttl_keeps_its_node() {
     assert_eq!(calls_on(&b).await, Vec::<String>::new(), "deleted on b");
 }
 
+/// A call with no signalling keeps its Redis pin as long as its node has it: the key is
+/// renewed before it expires, not after, so another proxy finds the call at any moment.
+#[tokio::test]
+async fn a_long_call_keeps_its_redis_pin_without_a_gap() {
+    let redis = start_redis();
+    let a = Rtpengine::start();
+    let p = Proxy::start(ProxyConfig {
+        listen: vec![ListenSpec {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            set: 0,
+        }],
+        nodes: vec![node("a", &a, 1)],
+        redis_url: Some(redis.url.clone()),
+        sticky_ttl: Duration::from_secs(2),
+        // Not a divisor of the TTL: a renewal due only once the key is gone would come
+        // 0.4 s after it went.
+        qos_interval: Duration::from_millis(800),
+        ..ProxyConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client_for(&p).await;
+    c.send(&offer("unbroken-1")).await.unwrap();
+    c.send(&answer("unbroken-1")).await.unwrap();
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(7) {
+        let left: i64 = redis::cmd("PTTL")
+            .arg("warp:rtpengine:call:unbroken-1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            left > 0,
+            "no pin in Redis {:?} into the call",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(calls_on(&a).await, ["unbroken-1"], "the call is alive");
+    c.send(&Delete {
+        call: Target::call("unbroken-1").from_tag("caller"),
+        ..Delete::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        shared_pin(&redis, "unbroken-1").await,
+        None,
+        "the delete unpins"
+    );
+}
+
 /// The proxy's own queries of its calls (interim QoS, stale pins) wait on a node that
 /// stopped answering for many calls at once, not one call after another: 20 calls at
 /// 2 × 150 ms each would hold each pass 6 s.

@@ -43,7 +43,7 @@ impl Proxy {
         };
         let pool = Pool::connect(&config.nodes, config.upstream, config.upstream.timeout).await?;
         let qos = redis.clone().map(qos::spawn_writer);
-        let sticky = Sticky::new(redis, config.sticky_ttl);
+        let sticky = Sticky::new(redis, config.sticky_ttl, config.qos_interval);
         let handler = Arc::new(Handler::new(pool, sticky, qos));
         let mut tasks = JoinSet::new();
 

@@ -14,21 +14,27 @@ const KEY_PREFIX: &str = "warp:rtpengine:call:";
 struct Pin {
     node: String,
     created: Instant,
-    seen: Instant,
+    /// When this process last wrote the pin (and its Redis key, which expires the TTL
+    /// after) or learned it from Redis. Using a pin does not renew its key, so it does
+    /// not count here.
+    written: Instant,
 }
 
 pub struct Sticky {
     local: Mutex<HashMap<Vec<u8>, Pin>>,
     redis: Option<Arc<SharedRedis>>,
     ttl: Duration,
+    /// How often [`Sticky::stale`] is asked.
+    check_every: Duration,
 }
 
 impl Sticky {
-    pub fn new(redis: Option<Arc<SharedRedis>>, ttl: Duration) -> Sticky {
+    pub fn new(redis: Option<Arc<SharedRedis>>, ttl: Duration, check_every: Duration) -> Sticky {
         Sticky {
             local: Mutex::new(HashMap::new()),
             redis,
             ttl,
+            check_every,
         }
     }
 
@@ -38,8 +44,7 @@ impl Sticky {
 
     /// The node this call is pinned to, if any.
     pub async fn lookup(&self, call_id: &[u8]) -> Option<String> {
-        if let Some(pin) = self.lock().get_mut(call_id) {
-            pin.seen = Instant::now();
+        if let Some(pin) = self.lock().get(call_id) {
             return Some(pin.node.clone());
         }
         let redis = self.redis.as_ref()?;
@@ -74,7 +79,7 @@ impl Sticky {
         let mut local = self.lock();
         match local.get_mut(call_id) {
             Some(pin) if pin.node == node => {
-                pin.seen = now;
+                pin.written = now;
                 false
             }
             _ => {
@@ -83,7 +88,7 @@ impl Sticky {
                     Pin {
                         node: node.to_owned(),
                         created: now,
-                        seen: now,
+                        written: now,
                     },
                 );
                 true
@@ -111,12 +116,16 @@ impl Sticky {
             .collect()
     }
 
-    /// Pins not seen for the TTL: (call-id, node). A call may last longer than the TTL
-    /// with no signalling: ask its node before forgetting it ([`Sticky::forget`]).
+    /// Pins whose key expires within two check intervals: (call-id, node). A call may
+    /// last longer than the TTL with no signalling: ask its node, then renew its pin
+    /// ([`Sticky::pin`]) or forget it ([`Sticky::forget`]). Two intervals, not one: the
+    /// next check starts an interval after this one ends and takes time itself, so a key
+    /// with just over one interval left could lapse before that check renews it.
     pub fn stale(&self) -> Vec<(Vec<u8>, String)> {
+        let margin = self.check_every.saturating_mul(2);
         self.lock()
             .iter()
-            .filter(|(_, p)| p.seen.elapsed() >= self.ttl)
+            .filter(|(_, p)| p.written.elapsed().saturating_add(margin) >= self.ttl)
             .map(|(c, p)| (c.clone(), p.node.clone()))
             .collect()
     }
