@@ -73,7 +73,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let reply = rt.block_on(async {
             // A pool with no nodes: every request that parses ends as "no node available".
-            let handler = Handler::new(Pool::connect(&[], Default::default(), Default::default()).await.unwrap(), Sticky::new(None, std::time::Duration::from_secs(60), std::time::Duration::from_secs(1)), None);
+            let handler = Handler::new(Pool::connect(&[], Default::default(), Default::default()).await.unwrap(), Sticky::new(None, std::time::Duration::from_secs(60), std::time::Duration::from_secs(1), Default::default()), None);
             handler.handle(0, &wire).await.body
         });
         let reply = message::parse_body(&reply).unwrap().into_owned();

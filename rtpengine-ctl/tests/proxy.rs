@@ -502,6 +502,63 @@ async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
     assert!(metrics.contains("warp_rtpengine_qos_dropped_total 0"));
 }
 
+/// The calls a proxy counts on a node, as Prometheus reads them.
+async fn active_calls(p: &Proxy, node: &str) -> i64 {
+    let family = format!("warp_rtpengine_node_active_calls{{node=\"{node}\"}} ");
+    let metrics = http_get(p.metrics_addr.unwrap()).await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(family.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {family}in {metrics}"))
+}
+
+/// The active-calls gauge counts the calls a proxy pins, wherever it learned the pin,
+/// and follows a call that moves: a proxy that found a call's pin in Redis counts it
+/// and its delete brings the count back to 0, not below; a re-INVITE that moves a call
+/// off a dead node moves its count too.
+#[tokio::test]
+async fn active_calls_follow_pins_learned_from_redis_and_calls_that_move() {
+    let redis = start_redis();
+    let (mut a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p1 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], Some(&redis)).await;
+    let p2 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], Some(&redis)).await;
+    let (c1, c2) = (client_for(&p1).await, client_for(&p2).await);
+    let learned = call_preferring(&p1, "a", "learned");
+    c1.send(&offer(&learned)).await.unwrap();
+    assert_eq!(active_calls(&p1, "a").await, 1);
+    c2.send(&answer(&learned)).await.unwrap();
+    assert_eq!(
+        active_calls(&p2, "a").await,
+        1,
+        "p2 pins it too, from Redis"
+    );
+    c2.send(&Delete {
+        call: Target::call(learned.as_str()).from_tag("caller"),
+        ..Delete::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(active_calls(&p2, "a").await, 0);
+
+    let moved = call_preferring(&p1, "a", "moved");
+    c1.send(&offer(&moved)).await.unwrap();
+    assert_eq!(
+        active_calls(&p1, "a").await,
+        2,
+        "p1 still pins the call p2 deleted, until a check finds it gone"
+    );
+    a.kill();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c1.send(&offer(&moved)).await.unwrap();
+    assert_eq!(calls_on(&b).await, vec![moved], "the re-INVITE moved it");
+    assert_eq!(
+        (active_calls(&p1, "a").await, active_calls(&p1, "b").await),
+        (1, 1),
+        "its count moved with it"
+    );
+}
+
 /// One whole call (offer, answer, delete) through `c`.
 async fn whole_call(c: &Client, call: &str) {
     c.send(&offer(call)).await.unwrap();

@@ -176,9 +176,9 @@ impl Handler {
                 // delete delay), and must not write a second final record.
                 self.after_reply(command, call_id, &node, request, parsed)
                     .await;
-            } else if self.sticky.pin(call_id, &node.spec.name).await {
+            } else {
                 // Found by a query or the like: its later commands go straight there.
-                node.metrics.call_started();
+                self.sticky.pin(call_id, &node.spec.name).await;
             }
             return reply;
         }
@@ -198,9 +198,7 @@ impl Handler {
             return;
         }
         if command != "delete" {
-            if self.sticky.pin(call_id, &node.spec.name).await {
-                node.metrics.call_started();
-            }
+            self.sticky.pin(call_id, &node.spec.name).await;
             return;
         }
         // A delete of one branch leaves the call alive. A repeated delete finds no pin
@@ -209,11 +207,8 @@ impl Handler {
         if request.get("via-branch").is_some() {
             return;
         }
-        let Some(name) = self.sticky.unpin(call_id).await else {
+        if !self.sticky.unpin(call_id).await {
             return;
-        };
-        if let Some(n) = self.pool.by_name(&name) {
-            n.metrics.call_ended();
         }
         let stats = CallStats::parse(reply.into_owned());
         if let (Some(qos), false) = (&self.qos, stats.parties.is_empty()) {
@@ -238,12 +233,8 @@ impl Handler {
                 };
                 if alive {
                     self.sticky.pin(&call_id, &name).await;
-                } else if let Some(node) = self
-                    .sticky
-                    .forget(&call_id)
-                    .and_then(|n| self.pool.by_name(&n))
-                {
-                    node.metrics.call_ended();
+                } else {
+                    self.sticky.forget(&call_id);
                 }
             })
             .await;

@@ -19,7 +19,8 @@ pub struct NodeMetrics {
     requests: AtomicU64,
     errors: AtomicU64,
     failovers: AtomicU64,
-    active_calls: AtomicI64,
+    /// Kept by the pins themselves ([`super::sticky::Sticky`]).
+    active_calls: Arc<AtomicI64>,
     up: AtomicI64,
     draining: AtomicI64,
     latency_buckets: [AtomicU64; BUCKETS.len()],
@@ -33,7 +34,7 @@ impl NodeMetrics {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
-            active_calls: AtomicI64::new(0),
+            active_calls: Arc::new(AtomicI64::new(0)),
             up: AtomicI64::new(1),
             draining: AtomicI64::new(0),
             latency_buckets: Default::default(),
@@ -62,12 +63,9 @@ impl NodeMetrics {
         self.failovers.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn call_started(&self) {
-        self.active_calls.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn call_ended(&self) {
-        self.active_calls.fetch_sub(1, Ordering::Relaxed);
+    /// The gauge of calls pinned to this node, for the pins to keep.
+    pub fn active_calls_gauge(&self) -> Arc<AtomicI64> {
+        self.active_calls.clone()
     }
 
     pub fn active_calls(&self) -> i64 {

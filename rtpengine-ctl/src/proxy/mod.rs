@@ -43,7 +43,12 @@ impl Proxy {
         };
         let pool = Pool::connect(&config.nodes, config.upstream, config.upstream.timeout).await?;
         let qos = redis.clone().map(qos::spawn_writer);
-        let sticky = Sticky::new(redis, config.sticky_ttl, config.qos_interval);
+        let active_calls = pool
+            .nodes
+            .iter()
+            .map(|n| (n.spec.name.clone(), n.metrics.active_calls_gauge()))
+            .collect();
+        let sticky = Sticky::new(redis, config.sticky_ttl, config.qos_interval, active_calls);
         let handler = Arc::new(Handler::new(pool, sticky, qos));
         let mut tasks = JoinSet::new();
 

@@ -5,6 +5,7 @@
 
 use super::shared_redis::SharedRedis;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,15 +27,32 @@ pub struct Sticky {
     ttl: Duration,
     /// How often [`Sticky::stale`] is asked.
     check_every: Duration,
+    /// Per node name, the gauge of calls pinned to it here: changed with the pins,
+    /// under their lock, so it cannot drift from them.
+    active_calls: HashMap<String, Arc<AtomicI64>>,
 }
 
 impl Sticky {
-    pub fn new(redis: Option<Arc<SharedRedis>>, ttl: Duration, check_every: Duration) -> Sticky {
+    pub fn new(
+        redis: Option<Arc<SharedRedis>>,
+        ttl: Duration,
+        check_every: Duration,
+        active_calls: HashMap<String, Arc<AtomicI64>>,
+    ) -> Sticky {
         Sticky {
             local: Mutex::new(HashMap::new()),
             redis,
             ttl,
             check_every,
+            active_calls,
+        }
+    }
+
+    /// Moves `node`'s gauge by `delta`; a node another proxy named in Redis but this one
+    /// does not know has none.
+    fn count(&self, node: &str, delta: i64) {
+        if let Some(gauge) = self.active_calls.get(node) {
+            gauge.fetch_add(delta, Ordering::Relaxed);
         }
     }
 
@@ -58,9 +76,9 @@ impl Sticky {
         found
     }
 
-    /// Pins `call_id` to `node`; true if the call was not pinned here before.
-    pub async fn pin(&self, call_id: &[u8], node: &str) -> bool {
-        let new = self.pin_local(call_id, node);
+    /// Pins `call_id` to `node`, here and in Redis.
+    pub async fn pin(&self, call_id: &[u8], node: &str) {
+        self.pin_local(call_id, node);
         if let Some(redis) = &self.redis {
             let set = redis::cmd("SET")
                 .arg(redis_key(call_id))
@@ -71,40 +89,37 @@ impl Sticky {
             // Best effort: a pin Redis does not take stays local.
             let _ = redis.query::<()>(&set).await;
         }
-        new
     }
 
-    fn pin_local(&self, call_id: &[u8], node: &str) -> bool {
+    /// Pins here; a call that moves to another node moves its count.
+    fn pin_local(&self, call_id: &[u8], node: &str) {
         let now = Instant::now();
         let mut local = self.lock();
         match local.get_mut(call_id) {
-            Some(pin) if pin.node == node => {
-                pin.written = now;
-                false
-            }
+            Some(pin) if pin.node == node => pin.written = now,
             _ => {
-                local.insert(
-                    call_id.to_owned(),
-                    Pin {
-                        node: node.to_owned(),
-                        created: now,
-                        written: now,
-                    },
-                );
-                true
+                let pin = Pin {
+                    node: node.to_owned(),
+                    created: now,
+                    written: now,
+                };
+                if let Some(old) = local.insert(call_id.to_owned(), pin) {
+                    self.count(&old.node, -1);
+                }
+                self.count(node, 1);
             }
         }
     }
 
-    /// Forgets the call; returns the node it was pinned to here.
-    pub async fn unpin(&self, call_id: &[u8]) -> Option<String> {
-        let node = self.lock().remove(call_id).map(|p| p.node);
+    /// Forgets the call, here and in Redis; true if it was pinned here.
+    pub async fn unpin(&self, call_id: &[u8]) -> bool {
+        let pinned = self.forget(call_id);
         if let Some(redis) = &self.redis {
             let _ = redis
                 .query::<()>(redis::cmd("DEL").arg(redis_key(call_id)))
                 .await;
         }
-        node
+        pinned
     }
 
     /// Calls pinned here for longer than `age`: (call-id, node).
@@ -130,9 +145,15 @@ impl Sticky {
             .collect()
     }
 
-    /// Drops the call's pin here (its delete never came and its node no longer has it).
-    pub fn forget(&self, call_id: &[u8]) -> Option<String> {
-        self.lock().remove(call_id).map(|p| p.node)
+    /// Drops the call's pin here only (as when its delete never came and its node no
+    /// longer has it); true if there was one.
+    pub fn forget(&self, call_id: &[u8]) -> bool {
+        let mut local = self.lock();
+        let Some(pin) = local.remove(call_id) else {
+            return false;
+        };
+        self.count(&pin.node, -1);
+        true
     }
 }
 
