@@ -375,47 +375,34 @@ async fn provisioning_an_address_does_not_race_a_move_of_the_number_or_address()
     let provision = json!({"address_id": a});
 
     // The number moves to C2 while C1's address is provisioned on it.
-    let (moved, provisioned) = queued(
-        &t,
-        &format!("SELECT 1 FROM numbers WHERE e164 = '{N1}' FOR UPDATE"),
-        t.call(
-            "PATCH",
-            &format!("/api/v1/numbers/{N1}"),
-            ROOT,
-            Some(json!({"ban": "C2"})),
-        ),
-        t.call("PUT", &e911, ROOT, Some(provision.clone())),
-    )
-    .await;
-    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
-    assert_eq!(
-        (provisioned.status, provisioned.field()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "address_id"),
-        "{}",
-        provisioned.body
-    );
-    assert_eq!(cross_customer_references(&t).await, 0);
+    let number = format!("/api/v1/numbers/{N1}");
+    let lock = format!("SELECT 1 FROM numbers WHERE e164 = '{N1}' FOR UPDATE");
+    move_while_provisioning(&t, &lock, &number, &e911, &provision).await;
 
     // The address moves to C2 while it is provisioned on C1's number.
     let r = t
-        .call(
-            "PATCH",
-            &format!("/api/v1/numbers/{N1}"),
-            ROOT,
-            Some(json!({"ban": "C1"})),
-        )
+        .call("PATCH", &number, ROOT, Some(json!({"ban": "C1"})))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let lock = format!("SELECT 1 FROM e911_addresses WHERE id = {a} FOR UPDATE");
+    let address = format!("/api/v1/e911-addresses/{a}");
+    move_while_provisioning(&t, &lock, &address, &e911, &provision).await;
+}
+
+/// Staff move `moved` to C2 while `provision` is PUT to `e911`, the two queued on the
+/// row lock `lock` takes: the move wins, and the provisioning sees it.
+async fn move_while_provisioning(
+    t: &TestApi,
+    lock: &str,
+    moved: &str,
+    e911: &str,
+    provision: &serde_json::Value,
+) {
     let (moved, provisioned) = queued(
-        &t,
-        &format!("SELECT 1 FROM e911_addresses WHERE id = {a} FOR UPDATE"),
-        t.call(
-            "PATCH",
-            &format!("/api/v1/e911-addresses/{a}"),
-            ROOT,
-            Some(json!({"ban": "C2"})),
-        ),
-        t.call("PUT", &e911, ROOT, Some(provision)),
+        t,
+        lock,
+        t.call("PATCH", moved, ROOT, Some(json!({"ban": "C2"}))),
+        t.call("PUT", e911, ROOT, Some(provision.clone())),
     )
     .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
@@ -425,5 +412,5 @@ async fn provisioning_an_address_does_not_race_a_move_of_the_number_or_address()
         "{}",
         provisioned.body
     );
-    assert_eq!(cross_customer_references(&t).await, 0);
+    assert_eq!(cross_customer_references(t).await, 0);
 }

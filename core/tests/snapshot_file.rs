@@ -185,8 +185,10 @@ fn overlapping_rate_rows_are_refused() {
     bad.vendor_rates.push(later.clone());
     let err = compile(&bad, 1).map(drop).unwrap_err().to_string();
     assert!(
-        err.starts_with(&format!("{}: the rate rows for one key from ", open_ended.owner))
-            && err.ends_with("overlap in time"),
+        err.starts_with(&format!(
+            "{}: the rate rows for one key from ",
+            open_ended.owner
+        )) && err.ends_with("overlap in time"),
         "{err}"
     );
     // Closed where the next one starts: no overlap.

@@ -15,8 +15,9 @@ fn node(name: &str, r: &Rtpengine, weight: u32) -> NodeSpec {
     format!("{name}={},weight={weight}", r.ng).parse().unwrap()
 }
 
-async fn start_proxy(nodes: Vec<NodeSpec>, redis: Option<&Redis>) -> Proxy {
-    Proxy::start(ProxyConfig {
+/// The tests' proxy: on an ephemeral loopback port, short timers, metrics served.
+fn config(nodes: Vec<NodeSpec>, redis: Option<&Redis>) -> ProxyConfig {
+    ProxyConfig {
         listen: vec![ListenSpec {
             addr: "127.0.0.1:0".parse().unwrap(),
             set: 0,
@@ -30,9 +31,11 @@ async fn start_proxy(nodes: Vec<NodeSpec>, redis: Option<&Redis>) -> Proxy {
         },
         health_interval: Duration::from_millis(100),
         ..ProxyConfig::default()
-    })
-    .await
-    .unwrap()
+    }
+}
+
+async fn start_proxy(nodes: Vec<NodeSpec>, redis: Option<&Redis>) -> Proxy {
+    Proxy::start(config(nodes, redis)).await.unwrap()
 }
 
 async fn client_for(p: &Proxy) -> Client {
@@ -195,19 +198,9 @@ async fn ran_out_of_ports_fails_over_and_drain_keeps_existing_calls() {
 async fn a_call_longer_than_the_pin_ttl_keeps_its_node() {
     let (a, b) = (Rtpengine::start(), Rtpengine::start());
     let p = Proxy::start(ProxyConfig {
-        listen: vec![ListenSpec {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            set: 0,
-        }],
-        nodes: vec![node("a", &a, 1), node("b", &b, 1)],
-        upstream: Options {
-            timeout: Duration::from_millis(150),
-            retries: 1,
-        },
-        health_interval: Duration::from_millis(100),
         sticky_ttl: Duration::from_secs(1),
         qos_interval: Duration::from_millis(300),
-        ..ProxyConfig::default()
+        ..config(vec![node("a", &a, 1), node("b", &b, 1)], None)
     })
     .await
     .unwrap();
@@ -235,28 +228,18 @@ async fn a_long_call_keeps_its_redis_pin_without_a_gap() {
     let redis = start_redis();
     let a = Rtpengine::start();
     let p = Proxy::start(ProxyConfig {
-        listen: vec![ListenSpec {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            set: 0,
-        }],
-        nodes: vec![node("a", &a, 1)],
-        redis_url: Some(redis.url.clone()),
         sticky_ttl: Duration::from_secs(2),
         // Not a divisor of the TTL: a renewal due only once the key is gone would come
         // 0.4 s after it went.
         qos_interval: Duration::from_millis(800),
-        ..ProxyConfig::default()
+        ..config(vec![node("a", &a, 1)], Some(&redis))
     })
     .await
     .unwrap();
     let c = client_for(&p).await;
     c.send(&offer("unbroken-1")).await.unwrap();
     c.send(&answer("unbroken-1")).await.unwrap();
-    let mut conn = redis::Client::open(redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = connect(&redis).await;
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(7) {
         let left: i64 = redis::cmd("PTTL")
@@ -293,20 +276,10 @@ async fn a_node_that_stops_answering_does_not_stall_the_checks_of_its_calls() {
     let redis = start_redis();
     let a = Rtpengine::start_with(98, &[]);
     let p = Proxy::start(ProxyConfig {
-        listen: vec![ListenSpec {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            set: 0,
-        }],
-        nodes: vec![node("a", &a, 1)],
-        redis_url: Some(redis.url.clone()),
-        upstream: Options {
-            timeout: Duration::from_millis(150),
-            retries: 1,
-        },
         sticky_ttl: Duration::from_secs(1),
         // The test runs the checks itself.
         qos_interval: Duration::from_secs(3600),
-        ..ProxyConfig::default()
+        ..config(vec![node("a", &a, 1)], Some(&redis))
     })
     .await
     .unwrap();
@@ -571,23 +544,12 @@ async fn whole_call(c: &Client, call: &str) {
     .unwrap();
 }
 
-/// The node Redis pins `call` to.
 /// A Redis that refuses one command (the QoS stream's key holds a string: WRONGTYPE, as
 /// OOM or READONLY would) is not a Redis that is down: pins are still shared.
 #[tokio::test]
 async fn a_command_redis_refuses_does_not_stop_pin_sharing() {
     let redis = start_redis();
-    let mut conn = redis::Client::open(redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("warp:qos:raw")
-        .arg("not a stream")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    spoil_qos_stream(&redis).await;
     let a = Rtpengine::start();
     let p = start_proxy(vec![node("a", &a, 1)], Some(&redis)).await;
     let c = client_for(&p).await;
@@ -609,17 +571,7 @@ async fn a_command_redis_refuses_does_not_stop_pin_sharing() {
 #[tokio::test]
 async fn a_qos_record_redis_refuses_is_counted_and_dropped() {
     let redis = start_redis();
-    let mut conn = redis::Client::open(redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("warp:qos:raw")
-        .arg("not a stream")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    spoil_qos_stream(&redis).await;
     let a = Rtpengine::start();
     let p = start_proxy(vec![node("a", &a, 1)], Some(&redis)).await;
     let c = client_for(&p).await;
@@ -636,7 +588,7 @@ async fn a_qos_record_redis_refuses_is_counted_and_dropped() {
 
     let _: () = redis::cmd("DEL")
         .arg("warp:qos:raw")
-        .query_async(&mut conn)
+        .query_async(&mut connect(&redis).await)
         .await
         .unwrap();
     whole_call(&c, "accepted").await;
@@ -646,12 +598,27 @@ async fn a_qos_record_redis_refuses_is_counted_and_dropped() {
     assert_eq!(calls, ["accepted"]);
 }
 
-async fn shared_pin(redis: &Redis, call: &str) -> Option<String> {
-    let mut conn = redis::Client::open(redis.url.as_str())
+async fn connect(redis: &Redis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
+        .unwrap()
+}
+
+/// Makes the QoS stream's key a string, so Redis refuses every XADD to it (WRONGTYPE).
+async fn spoil_qos_stream(redis: &Redis) {
+    let _: () = redis::cmd("SET")
+        .arg("warp:qos:raw")
+        .arg("not a stream")
+        .query_async(&mut connect(redis).await)
+        .await
         .unwrap();
+}
+
+/// The node Redis pins `call` to.
+async fn shared_pin(redis: &Redis, call: &str) -> Option<String> {
+    let mut conn = connect(redis).await;
     redis::cmd("GET")
         .arg(format!("warp:rtpengine:call:{call}"))
         .query_async(&mut conn)
