@@ -216,14 +216,20 @@ fn ask(
     let body: serde_json::Value =
         serde_json::from_str(&reply.body).map_err(|e| (format!("bad JSON: {e}"), None))?;
     // Only a successful lookup may say "not ported": that answer is cached for a day.
-    if let Some(status) = body.get("status").and_then(|s| s.as_str()) {
-        if status != "success" {
-            return Err((format!("status {status:?}"), None));
-        }
+    match body.get("status") {
+        None => {}
+        Some(serde_json::Value::String(s)) if s == "success" => {}
+        Some(other) => return Err((format!("status {other}"), None)),
     }
     // An answer about another number (a caching proxy's mix-up) would be cached a day.
-    if let Some(about) = body.get("phone_number").and_then(|p| p.as_str()) {
-        if Number::parse(about).ok() != Some(number) {
+    let about = match body.get("phone_number") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(other) => return Err((format!("phone_number {other}"), None)),
+        None => None,
+    };
+    if let Some(about) = about {
+        if Number::parse(&about).ok() != Some(number) {
             return Err((format!("an answer about {about}"), None));
         }
     }
@@ -234,11 +240,16 @@ fn ask(
         _ => return Err(("a reply without an lrn".into(), None)),
     };
     let lrn = Number::parse(&lrn).map_err(|e| (format!("bad lrn {lrn:?}: {e}"), None))?;
-    // An LRN names a NANP switch; anything else cannot be routed or cached as one.
-    if !lrn.is_nanp() || lrn.is_toll_free() {
+    if !routable(lrn) {
         return Err((format!("no NANP LRN: {lrn}"), None));
     }
     Ok((lrn != number).then_some(lrn))
+}
+
+/// An LRN names a NANP switch, never a toll-free number; anything else cannot be routed
+/// or cached as one, whoever says it (the dip, or whatever wrote the shared cache).
+pub fn routable(lrn: Number) -> bool {
+    lrn.is_nanp() && !lrn.is_toll_free()
 }
 
 /// (name, value) counters for `warp.stats`.

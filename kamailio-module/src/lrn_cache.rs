@@ -36,7 +36,11 @@ pub fn get(number: Number) -> Lookup {
         None => Lookup::Unavailable,
         Some(None) => Lookup::Miss,
         Some(Some(v)) if v.is_empty() => Lookup::NotPorted,
-        Some(Some(v)) => Number::parse(&v).map_or(Lookup::Miss, Lookup::Ported),
+        // What a dip would not have answered is no answer: the number is dipped again.
+        Some(Some(v)) => match Number::parse(&v) {
+            Ok(lrn) if crate::lrn::routable(lrn) => Lookup::Ported(lrn),
+            _ => Lookup::Miss,
+        },
     }
 }
 

@@ -2647,14 +2647,28 @@ fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
         ("5", "0")
     );
     assert!(k.log().contains("failed (status \"error\")"), "{}", k.log());
-    // An answer about another number, or an LRN that is no NANP number, is no answer:
-    // it is neither used nor cached for a day.
-    k.request_to("127.0.0.1", "12125550002", "INVITE", "");
-    for number in ["12125550010", "12125550011"] {
-        let reply = k.request_to("127.0.0.1", number, "INVITE", "");
-        assert_eq!(reply.header("X-Warp-LRN"), Some(number), "{}", k.log());
+    // An answer about another number (as text or a JSON number), an LRN that is no NANP
+    // number, or a status that is not "success" (even one that is not text) is no
+    // answer: it is neither used nor cached for a day.
+    // (Two at a time after an answer, so the breaker, at three failures, stays shut.)
+    for pair in [
+        ["12125550010", "12125550011"],
+        ["12125550012", "12125550013"],
+    ] {
+        k.request_to("127.0.0.1", "12125550002", "INVITE", "");
+        for number in pair {
+            let reply = k.request_to("127.0.0.1", number, "INVITE", "");
+            assert_eq!(reply.header("X-Warp-LRN"), Some(number), "{}", k.log());
+        }
     }
-    assert_eq!(k.rpc("warp.stats")["lrn.failed"], "7");
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["lrn.failed"].as_str(),
+            stats["lrn.not_ported"].as_str()
+        ),
+        ("9", "2")
+    );
     assert!(k.log().contains("answer about 2125550001"), "{}", k.log());
     assert!(k.log().contains("no NANP LRN"), "{}", k.log());
 }
@@ -3182,6 +3196,11 @@ fn the_lnp_cache_answers_before_the_dip_and_remembers_what_it_said() {
     redis.cli(&["SET", "warp:lnp:2125550009", "3035550000"]);
     assert_eq!(lrn_of("12125550009"), "13035550000");
     assert!(telique.seen().is_empty());
+    // An entry no dip would have given (a toll-free "LRN", written by something else)
+    // is not routed on: the number is dipped, and the entry replaced.
+    redis.cli(&["SET", "warp:lnp:2125550001", "8005550000"]);
+    assert_eq!(lrn_of("12125550001"), "13035559999");
+    assert_eq!(telique.seen().len(), 1);
     // Dipped once, then answered by the cache: ported and not ported alike.
     for _ in 0..2 {
         assert_eq!(lrn_of("12125550001"), "13035559999");
@@ -3200,7 +3219,7 @@ fn the_lnp_cache_answers_before_the_dip_and_remembers_what_it_said() {
         .unwrap();
     assert!((3000..=3600).contains(&ttl), "{ttl}");
     let stats = k.rpc("warp.stats");
-    assert_eq!(stats["lrn.cache_hits"], "3");
+    assert_eq!(stats["lrn.cache_hits"], "4");
     assert_eq!(stats["lrn.cache_misses"], "2");
     assert_eq!(stats["lrn.dips"], "2");
     // Redis gone: the dip answers, calls are still routed on the LRN.

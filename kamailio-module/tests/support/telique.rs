@@ -5,7 +5,9 @@
 //! `…0004` 429 (Retry-After: 1), `…0008` 429 (Retry-After: 5), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
 //! proxy in between), `…0007` a 200 whose lookup failed (`status` not `success`, no
 //! `lrn`), `…0010` a 200 about another number (`phone_number` 212-555-0001), `…0011` a
-//! 200 whose `lrn` is no NANP number. A wrong `x-api-token` gets 401.
+//! 200 whose `lrn` is no NANP number, `…0012` a 200 about another number given as a
+//! JSON number, `…0013` a 200 whose `status` is a number (500) and `lrn` empty. A wrong
+//! `x-api-token` gets 401.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -91,6 +93,18 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             format!(
                 r#"{{"phone_number":"{asked}","lrn":"{lrn}","status":"success","metadata":{{}}}}"#
             ),
+        )
+    } else if number.ends_with("0012") {
+        (
+            "200 OK",
+            "",
+            r#"{"phone_number":2125550001,"lrn":"3035559999","status":"success"}"#.to_owned(),
+        )
+    } else if number.ends_with("0013") {
+        (
+            "200 OK",
+            "",
+            format!(r#"{{"phone_number":"{number}","lrn":"","status":500}}"#),
         )
     } else if number.ends_with("0003") {
         std::thread::sleep(Duration::from_secs(1));
