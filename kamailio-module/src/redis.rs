@@ -83,6 +83,10 @@ pub struct Connection {
     reader: BufReader<TcpStream>,
     /// What one exchange (a command or pipeline and all its replies) may take.
     timeout: Duration,
+    /// An exchange failed part-way (I/O, a timeout, a reply that makes no sense): the
+    /// stream may hold part of a reply, so the connection cannot be used again. An
+    /// error reply leaves it whole.
+    broken: bool,
 }
 
 /// RESP encoding of one command.
@@ -120,6 +124,7 @@ impl Connection {
             reader: BufReader::new(stream.try_clone().map_err(|e| e.to_string())?),
             writer: stream,
             timeout,
+            broken: false,
         };
         let mut hello = Vec::new();
         let mut expected = 0;
@@ -239,8 +244,16 @@ impl Connection {
             return Ok(Vec::new());
         }
         let deadline = Instant::now() + self.timeout;
-        self.writer.write_all(out).map_err(|e| e.to_string())?;
-        (0..replies).map(|_| self.reply(deadline)).collect()
+        let sent = self.writer.write_all(out).map_err(|e| e.to_string());
+        let result = sent.and_then(|()| (0..replies).map(|_| self.reply(deadline)).collect());
+        self.broken |= result.is_err();
+        result
+    }
+
+    /// Whether an exchange failed part-way (see `broken`): only an error reply leaves
+    /// the connection fit to use again.
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// More bytes of the reply, waiting no later than `deadline`.

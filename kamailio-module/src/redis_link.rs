@@ -1,7 +1,9 @@
 //! A Redis connection of this process for work done inside a SIP worker (LNP cache,
 //! cluster-wide CPS), bounded by a timeout. After a failure the process leaves Redis
 //! alone for a second — logged once — instead of paying a connect timeout on every
-//! call; callers then fall back to what they can do without it.
+//! call; callers then fall back to what they can do without it. An error reply (one
+//! key of the wrong type, a read-only replica refusing a write) is that command's
+//! failure only: the connection goes on serving the next call.
 
 use crate::log::lm_warn;
 use crate::redis::{self, Connection};
@@ -9,12 +11,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// Error replies are logged at most this often: one bad key would otherwise log a line
+/// per call.
+const LOG_REFUSALS_EVERY: Duration = Duration::from_secs(60);
 
 struct State {
     /// The process the connection belongs to (a child must not use its parent's).
     pid: u32,
     conn: Option<Connection>,
     paused_until: Option<Instant>,
+    refusal_logged: Option<Instant>,
 }
 
 pub struct Link {
@@ -31,6 +37,7 @@ impl Link {
                 pid: 0,
                 conn: None,
                 paused_until: None,
+                refusal_logged: None,
             }),
         }
     }
@@ -48,6 +55,7 @@ impl Link {
                 pid,
                 conn: None,
                 paused_until: None,
+                refusal_logged: None,
             };
         }
         if state.paused_until.is_some_and(|t| Instant::now() < t) {
@@ -67,6 +75,19 @@ impl Link {
             Ok(r) => {
                 state.paused_until = None;
                 Some(r)
+            }
+            Err(e) if state.conn.as_ref().is_some_and(|c| !c.is_broken()) => {
+                let quiet = state
+                    .refusal_logged
+                    .is_some_and(|t| t.elapsed() < LOG_REFUSALS_EVERY);
+                if !quiet {
+                    lm_warn!(
+                        "{} refused a command ({e}); the connection goes on",
+                        self.what
+                    );
+                    state.refusal_logged = Some(Instant::now());
+                }
+                None
             }
             Err(e) => {
                 if state.paused_until.is_none() {
