@@ -71,13 +71,23 @@ fn publish_then_open_maps_the_same_decisions() {
 fn truncated_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = fixture_bytes(1);
-    for cut in [10, format::HEADER_LEN, bytes.len() / 2, bytes.len() - 1] {
+    for cut in [format::HEADER_LEN, bytes.len() / 2, bytes.len() - 1] {
         let p = write(dir.path(), &bytes[..cut]);
         let e = Snapshot::open(&p)
             .err()
             .unwrap_or_else(|| panic!("cut at {cut} opened"));
         assert!(matches!(e, OpenError::Length { .. }), "cut at {cut}: {e}");
     }
+    // Shorter than a header: no header to quote.
+    let p = write(dir.path(), &bytes[..10]);
+    let e = Snapshot::open(&p).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "10 bytes is less than a snapshot header ({}): not a snapshot, or cut short",
+            format::HEADER_LEN
+        )
+    );
     let p = write(dir.path(), &[]);
     assert!(matches!(Snapshot::open(&p), Err(OpenError::Empty { .. })));
 }

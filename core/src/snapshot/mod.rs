@@ -41,6 +41,9 @@ pub enum OpenError {
     Version { found: u32 },
     #[error("snapshot is truncated or padded: header says {expected} bytes, file has {actual}")]
     Length { expected: u64, actual: u64 },
+    /// Caught before the header is read: there is none to blame.
+    #[error("{actual} bytes is less than a snapshot header ({HEADER_LEN}): not a snapshot, or cut short")]
+    Short { actual: u64 },
     #[error("snapshot header or section table is corrupt (checksum mismatch)")]
     HeaderChecksum,
     #[error("snapshot data is corrupt (payload checksum mismatch)")]
@@ -238,8 +241,7 @@ impl Snapshot {
     fn from_backing(backing: Backing) -> Result<Self, OpenError> {
         let bytes = backing.bytes();
         if bytes.len() < HEADER_LEN {
-            return Err(OpenError::Length {
-                expected: HEADER_LEN as u64,
+            return Err(OpenError::Short {
                 actual: bytes.len() as u64,
             });
         }
