@@ -64,31 +64,27 @@ pub unsafe fn delete<T>(block: *mut T) {
     kamailio_sys::warp_shm_free(block.cast());
 }
 
-/// Text of at most `N` bytes that processes share: written and read under a spin
-/// lock, as the writer (e.g. a dialog callback in one process) may race a reader in
-/// another. Lives inside a [`Block`] or another shm allocation.
+/// A value processes share, read and written under a spin lock: the writer in one
+/// process may race a reader in another. Hold it only for copies and a few stores.
+/// Lives inside a [`Block`] or another shm allocation.
 #[repr(C)]
-pub struct Text<const N: usize> {
+pub struct Locked<T> {
     busy: AtomicBool,
-    len: UnsafeCell<usize>,
-    bytes: UnsafeCell<[u8; N]>,
+    value: UnsafeCell<T>,
 }
 
-// SAFETY: every access to the cells goes through `locked`.
-unsafe impl<const N: usize> Sync for Text<N> {}
+// SAFETY: every access to the cell goes through `with`.
+unsafe impl<T: Send> Sync for Locked<T> {}
 
-impl<const N: usize> Text<N> {
-    pub fn new(text: &str) -> Result<Self, String> {
-        let t = Text {
+impl<T> Locked<T> {
+    pub const fn new(value: T) -> Self {
+        Locked {
             busy: AtomicBool::new(false),
-            len: UnsafeCell::new(0),
-            bytes: UnsafeCell::new([0; N]),
-        };
-        t.set(text)?;
-        Ok(t)
+            value: UnsafeCell::new(value),
+        }
     }
 
-    fn locked<R>(&self, f: impl FnOnce(&mut usize, &mut [u8; N]) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         while self
             .busy
             .compare_exchange_weak(false, true, Acquire, Relaxed)
@@ -96,17 +92,36 @@ impl<const N: usize> Text<N> {
         {
             std::hint::spin_loop();
         }
+        // Released even if `f` panics, or every process would spin here for good.
+        struct Unlock<'a>(&'a AtomicBool);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Release);
+            }
+        }
+        let _unlock = Unlock(&self.busy);
         // SAFETY: the lock gives exclusive access.
-        let r = unsafe { f(&mut *self.len.get(), &mut *self.bytes.get()) };
-        self.busy.store(false, Release);
-        r
+        f(unsafe { &mut *self.value.get() })
+    }
+}
+
+/// Text of at most `N` bytes that processes share (e.g. written by a dialog callback in
+/// one process, read in another).
+#[repr(C)]
+pub struct Text<const N: usize>(Locked<(usize, [u8; N])>);
+
+impl<const N: usize> Text<N> {
+    pub fn new(text: &str) -> Result<Self, String> {
+        let t = Text(Locked::new((0, [0; N])));
+        t.set(text)?;
+        Ok(t)
     }
 
     pub fn set(&self, text: &str) -> Result<(), String> {
         if text.len() > N {
             return Err(format!("{} bytes do not fit in {N}", text.len()));
         }
-        self.locked(|len, bytes| {
+        self.0.with(|(len, bytes)| {
             bytes[..text.len()].copy_from_slice(text.as_bytes());
             *len = text.len();
         });
@@ -114,6 +129,7 @@ impl<const N: usize> Text<N> {
     }
 
     pub fn get(&self) -> String {
-        self.locked(|len, bytes| String::from_utf8_lossy(&bytes[..*len]).into_owned())
+        self.0
+            .with(|(len, bytes)| String::from_utf8_lossy(&bytes[..*len]).into_owned())
     }
 }

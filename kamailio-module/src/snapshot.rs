@@ -11,7 +11,9 @@
 //! A worker remaps from the path, so it finds the verified file only if nobody has
 //! renamed another over it since. The reload records which file it verified (device
 //! and inode); a worker that finds another there verifies it in full before mapping it,
-//! and says so. A worker whose remap fails keeps its mapping and tries again when the
+//! and says so. Reloads may run at once in several RPC processes (ctl, jsonrpcs): each
+//! publishes only if the path still names the file it verified, else verifies the new
+//! one, so the last to publish names the newest file, not the one it started on. A worker whose remap fails keeps its mapping and tries again when the
 //! file at the path changes, checked at most once a second.
 
 use crate::log::{lm_err, lm_info, lm_warn};
@@ -26,15 +28,22 @@ use warp_core::Snapshot;
 
 #[repr(C)]
 struct Shared {
-    /// Bumped by every successful reload.
+    /// `published.epoch`, read on every lookup without the lock.
     epoch: AtomicU64,
-    /// Generation the last successful reload verified (0: none yet).
-    generation: AtomicU64,
-    /// Device and inode of the file it verified.
-    verified_dev: AtomicU64,
-    verified_ino: AtomicU64,
+    /// What the last successful reload published, read and written as one.
+    published: shm::Locked<Published>,
     reloads: AtomicU64,
     refused: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Published {
+    /// Bumped by every successful reload.
+    epoch: u64,
+    /// Generation the reload verified (0: none yet).
+    generation: u64,
+    /// The file it verified.
+    file: FileId,
 }
 
 static SHARED: shm::Block<Shared> = shm::Block::new();
@@ -90,14 +99,43 @@ fn open(path: &Path) -> Result<(Snapshot, FileId), (Option<FileId>, String)> {
     Ok((snapshot, id))
 }
 
-/// Maps and verifies `path` in full, and records it as the file every process maps.
-fn open_verified(shared: &Shared, path: &Path) -> Result<Snapshot, String> {
+/// Maps and verifies `path` in full.
+fn open_verified(path: &Path) -> Result<(Snapshot, FileId), String> {
     let (snapshot, id) = open(path).map_err(|(_, e)| e)?;
     snapshot.verify().map_err(|e| e.to_string())?;
-    shared.generation.store(snapshot.generation(), SeqCst);
-    shared.verified_dev.store(id.dev, SeqCst);
-    shared.verified_ino.store(id.ino, SeqCst);
-    Ok(snapshot)
+    Ok((snapshot, id))
+}
+
+/// How often a reload verifies again when the file was replaced while it verified.
+const REPUBLISH_TRIES: usize = 3;
+
+/// Maps and verifies `path` in full and records it as the file every process maps,
+/// with a new epoch. Returns the snapshot and its epoch.
+fn verify_and_publish(shared: &Shared, path: &Path) -> Result<(Snapshot, u64), String> {
+    for _ in 0..REPUBLISH_TRIES {
+        let (snapshot, id) = open_verified(path)?;
+        // The path is looked at under the lock: a reload that verified an older file
+        // while another published a newer one must not publish after it.
+        let published = shared.published.with(|p| {
+            let now = std::fs::metadata(path).ok().map(|m| FileId::of(&m));
+            (now == Some(id)).then(|| {
+                *p = Published {
+                    epoch: p.epoch + 1,
+                    generation: snapshot.generation(),
+                    file: id,
+                };
+                // After the file's identity: a process seeing the new epoch reads them.
+                shared.epoch.store(p.epoch, SeqCst);
+                p.epoch
+            })
+        });
+        if let Some(epoch) = published {
+            return Ok((snapshot, epoch));
+        }
+    }
+    Err(format!(
+        "the file was replaced {REPUBLISH_TRIES} times while it was verified"
+    ))
 }
 
 /// Maps the configured snapshot (`mod_init`). A missing or corrupt file is logged and
@@ -105,15 +143,22 @@ fn open_verified(shared: &Shared, path: &Path) -> Result<Snapshot, String> {
 pub fn init() -> Result<(), String> {
     let shared = SHARED.alloc(Shared {
         epoch: AtomicU64::new(0),
-        generation: AtomicU64::new(0),
-        verified_dev: AtomicU64::new(0),
-        verified_ino: AtomicU64::new(0),
+        published: shm::Locked::new(Published {
+            epoch: 0,
+            generation: 0,
+            file: FileId { dev: 0, ino: 0 },
+        }),
         reloads: AtomicU64::new(0),
         refused: AtomicU64::new(0),
     })?;
     let config = params::config();
-    match open_verified(shared, Path::new(&config.snapshot)) {
-        Ok(snapshot) => {
+    // Before the fork: no other process publishes.
+    match open_verified(Path::new(&config.snapshot)) {
+        Ok((snapshot, file)) => {
+            shared.published.with(|p| {
+                p.generation = snapshot.generation();
+                p.file = file;
+            });
             lm_info!(
                 "snapshot {} generation {} mapped",
                 config.snapshot,
@@ -143,7 +188,10 @@ pub fn current() -> Option<Arc<Snapshot>> {
     if let Some(shared) = SHARED.get() {
         let epoch = shared.epoch.load(SeqCst);
         if epoch != cur.epoch && cur.worth_trying(epoch) {
-            match remap(shared) {
+            // The published file and its epoch, which may be newer than `epoch`.
+            let published = shared.published.with(|p| *p);
+            let epoch = published.epoch;
+            match remap(&published) {
                 Ok(s) => {
                     cur.epoch = epoch;
                     cur.snapshot = Some(Arc::new(s));
@@ -191,15 +239,11 @@ impl Current {
 /// Maps the file the RPC process verified. The header check is enough when it is that
 /// very file (the header's checksum covers the payload's); another renamed over it
 /// since is verified in full.
-fn remap(shared: &Shared) -> Result<Snapshot, (Option<FileId>, String)> {
+fn remap(published: &Published) -> Result<Snapshot, (Option<FileId>, String)> {
     let path = &params::config().snapshot;
     let (snapshot, id) = open(Path::new(path))?;
-    let verified = FileId {
-        dev: shared.verified_dev.load(SeqCst),
-        ino: shared.verified_ino.load(SeqCst),
-    };
-    let generation = shared.generation.load(SeqCst);
-    if id != verified || snapshot.generation() != generation {
+    let generation = published.generation;
+    if id != published.file || snapshot.generation() != generation {
         snapshot.verify().map_err(|e| (Some(id), e.to_string()))?;
         lm_warn!(
             "snapshot {path} was replaced after warp.reload verified generation \
@@ -224,7 +268,7 @@ pub fn reload() -> Result<Reloaded, String> {
     let shared = SHARED.get().ok_or("module not initialised")?;
     let path = &params::config().snapshot;
     let started = Instant::now();
-    let snapshot = match open_verified(shared, Path::new(path)) {
+    let (snapshot, epoch) = match verify_and_publish(shared, Path::new(path)) {
         Ok(s) => s,
         Err(e) => {
             shared.refused.fetch_add(1, Relaxed);
@@ -237,9 +281,8 @@ pub fn reload() -> Result<Reloaded, String> {
     let generation = snapshot.generation();
     let mut cur = lock();
     let previous = cur.snapshot.as_ref().map(|s| s.generation());
-    // After the verified file's generation and identity: a process seeing the new
-    // epoch reads them.
-    cur.epoch = shared.epoch.fetch_add(1, SeqCst) + 1;
+    // Another reload publishing after this one makes this process remap too.
+    cur.epoch = epoch;
     shared.reloads.fetch_add(1, Relaxed);
     cur.snapshot = Some(Arc::new(snapshot));
     cur.failed = None;

@@ -967,6 +967,65 @@ fn a_corrupt_snapshot_is_refused_on_reload_and_the_old_one_keeps_serving() {
     assert!(log.contains("refused (snapshot data is corrupt"), "{log}");
 }
 
+/// One RPC command through jsonrpcs' datagram socket `socket` (another process than
+/// ctl's); its `result`, or the error.
+fn jsonrpc(dir: &Path, socket: &Path, method: &str) -> serde_json::Value {
+    let client = dir.join(format!("jsonrpc-client-{method}.sock"));
+    let _ = std::fs::remove_file(&client);
+    let sock = std::os::unix::net::UnixDatagram::bind(&client).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let request = serde_json::json!({"jsonrpc": "2.0", "method": method, "id": 1});
+    sock.send_to(request.to_string().as_bytes(), socket)
+        .unwrap();
+    let mut buf = vec![0; 65536];
+    let n = sock.recv(&mut buf).unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    reply.get("result").unwrap_or(&reply).clone()
+}
+
+#[test]
+fn a_reload_outrun_by_another_publishes_the_file_the_path_names_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let rpc_sock = dir.path().join("jsonrpc.sock");
+    let mut data = support::dataset::Data::default();
+    data.publish(&snap);
+    let cfg = format!(
+        "loadmodule \"jsonrpcs.so\"\nmodparam(\"jsonrpcs\", \"transport\", 4)\n\
+         modparam(\"jsonrpcs\", \"dgram_socket\", \"{}\")\nrequest_route {{\n{ROUTE}\n}}\n",
+        rpc_sock.display()
+    );
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    // Generation 2 is large: ctl's process takes a while to verify it...
+    data.generation = 2;
+    data.publish_padded(&snap, 256 << 20);
+    std::thread::scope(|s| {
+        let slow = s.spawn(|| k.rpc("warp.reload"));
+        std::thread::sleep(Duration::from_millis(300));
+        // ... while generation 3 is published and reloaded through jsonrpcs.
+        data.generation = 3;
+        data.publish(&snap);
+        assert_eq!(
+            jsonrpc(dir.path(), &rpc_sock, "warp.reload")["generation"],
+            3
+        );
+        assert!(!slow.is_finished(), "the first reload was not outrun");
+        // The first reload, finishing last, publishes what the path names now.
+        assert_eq!(slow.join().unwrap()["generation"], "3");
+    });
+    assert_eq!(k.rpc("warp.stats")["snapshot.generation"], "3");
+    assert_eq!(
+        jsonrpc(dir.path(), &rpc_sock, "warp.stats")["snapshot"]["generation"],
+        "3"
+    );
+    for _ in 0..6 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    let log = k.log();
+    assert!(!log.contains("was replaced after warp.reload"), "{log}");
+}
+
 #[test]
 fn a_worker_whose_remap_fails_keeps_its_snapshot_and_retries_once_the_file_changes() {
     let mut data = support::dataset::Data::default();

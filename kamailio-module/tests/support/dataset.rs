@@ -108,6 +108,26 @@ impl Data {
     /// Compiles the dataset and publishes it at `path` (atomic rename, as production
     /// does).
     pub fn publish(&self, path: &Path) {
+        warp_core::snapshot::publish(&self.compile(), path).expect("publish snapshot");
+    }
+
+    /// As [`Data::publish`], with `pad` zero bytes after the sections, counted in the
+    /// checksums: a valid snapshot that takes as long to verify as a large one.
+    pub fn publish_padded(&self, path: &Path, pad: usize) {
+        use warp_core::snapshot::format::{header_hash, payload_hash, Header};
+        use warp_core::snapshot::format::{ENTRY_LEN, HEADER_LEN};
+        let mut bytes = self.compile();
+        bytes.resize(bytes.len() + pad, 0);
+        let mut header: Header = bytemuck::pod_read_unaligned(&bytes[..HEADER_LEN]);
+        let table_end = HEADER_LEN + ENTRY_LEN * header.section_count as usize;
+        header.file_len = bytes.len() as u64;
+        header.payload_hash = payload_hash(&bytes[table_end..]);
+        header.header_hash = header_hash(&header, &bytes[HEADER_LEN..table_end]);
+        bytes[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&header));
+        warp_core::snapshot::publish(&bytes, path).expect("publish snapshot");
+    }
+
+    fn compile(&self) -> Vec<u8> {
         let always = Schedule {
             from: None,
             to: None,
@@ -150,9 +170,7 @@ impl Data {
                 .into(),
             ..Dataset::default()
         };
-        let bytes =
-            warp_core::snapshot::compile(&dataset, self.generation).expect("compile snapshot");
-        warp_core::snapshot::publish(&bytes, path).expect("publish snapshot");
+        warp_core::snapshot::compile(&dataset, self.generation).expect("compile snapshot")
     }
 }
 
