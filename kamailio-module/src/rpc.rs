@@ -38,6 +38,9 @@ impl From<&str> for Fault {
     }
 }
 
+/// Longest fault text every transport delivers.
+const FAULT_MAX: usize = 250;
+
 /// A struct inside the reply (the handle the rpc API gives out).
 #[derive(Clone, Copy)]
 struct Struct(*mut c_void);
@@ -49,7 +52,13 @@ fn cstring(s: &str) -> CString {
 impl Reply<'_> {
     fn fault(&self, code: i32, message: &str) {
         if let Some(fault) = self.api.fault {
-            let text = cstring(message);
+            // ctl's binrpc sends no reply at all for a fault of 255 bytes or more (its
+            // fault buffer holds a one-byte string length), so kamcmd would print nothing.
+            let mut end = message.len().min(FAULT_MAX);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let text = cstring(&message[..end]);
             // SAFETY: printf-style call with a matching "%s" argument.
             unsafe { fault(self.ctx, code, c"%s".as_ptr() as *mut _, text.as_ptr()) };
         }

@@ -1027,6 +1027,16 @@ fn a_reload_outrun_by_another_publishes_the_file_the_path_names_now() {
 }
 
 #[test]
+fn a_route_rpc_fault_echoing_a_huge_argument_still_reaches_kamcmd() {
+    let (_dir, k) = start_on_test_data(Script::Native(ROUTE));
+    let ban = format!("s:{}", "B".repeat(60_000));
+    let fault = k
+        .rpc_args(&["warp.route", &ban, "-", "s:+13035550100"])
+        .unwrap_err();
+    assert!(fault.starts_with("error: 403 - "), "{fault:?}");
+}
+
+#[test]
 fn a_worker_whose_remap_fails_keeps_its_snapshot_and_retries_once_the_file_changes() {
     let mut data = support::dataset::Data::default();
     let (dir, snap, k) = start_on(&data, Script::Native(ROUTE));
