@@ -13,8 +13,9 @@
 //! and inode); a worker that finds another there verifies it in full before mapping it,
 //! and says so. Reloads may run at once in several RPC processes (ctl, jsonrpcs): each
 //! publishes only if the path still names the file it verified, else verifies the new
-//! one, so the last to publish names the newest file, not the one it started on. A worker whose remap fails keeps its mapping and tries again when the
-//! file at the path changes, checked at most once a second.
+//! one, so the last to publish names the newest file, not the one it started on. A
+//! worker whose remap fails keeps its mapping and tries again when the file at the path
+//! changes, checked at most once a second.
 
 use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
