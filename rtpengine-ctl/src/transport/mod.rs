@@ -39,8 +39,9 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Saturating: `--retries 4294967295` or a huge timeout means "wait very long", not a panic.
     pub fn total(&self) -> Duration {
-        self.timeout * (self.retries + 1)
+        self.timeout.saturating_mul(self.retries.saturating_add(1))
     }
 }
 
@@ -158,5 +159,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!("nonsense".parse::<Endpoint>().is_err());
+    }
+
+    #[test]
+    fn total_budget_saturates_instead_of_overflowing() {
+        let most = Options {
+            timeout: Duration::MAX,
+            retries: u32::MAX,
+        };
+        assert_eq!(most.total(), Duration::MAX);
+        let default = Options::default();
+        assert_eq!(default.total(), Duration::from_secs(3));
     }
 }
