@@ -60,6 +60,30 @@ async fn ping_over_udp_tcp_http_and_json() {
     }
 }
 
+/// rtpengine 10.5 ignores a JSON body on its TCP socket and then answers nothing more
+/// on that connection: the client refuses it rather than stall the connection.
+#[tokio::test]
+async fn json_over_tcp_is_refused_and_the_connection_keeps_working() {
+    let r = Rtpengine::start();
+    let opts = Options {
+        timeout: Duration::from_millis(300),
+        retries: 0,
+    };
+    let tcp = Client::connect(&Endpoint::Tcp(r.tcp), opts).await.unwrap();
+    tcp.send(&Ping).await.unwrap();
+    let err = tcp.exchange(br#"{"command":"ping"}"#).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("JSON over TCP")),
+        "{err}"
+    );
+    tcp.send(&Ping).await.unwrap();
+    let json = Client::connect(&Endpoint::Tcp(r.tcp), opts)
+        .await
+        .unwrap()
+        .with_format(Format::Json);
+    assert!(matches!(json.send(&Ping).await, Err(Error::Config(_))));
+}
+
 #[tokio::test]
 async fn offer_answer_rtp_query_list_delete() {
     let r = Rtpengine::start();

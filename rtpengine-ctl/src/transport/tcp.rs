@@ -1,12 +1,12 @@
 //! TCP: ng messages follow each other with no delimiter, so the reader finds each reply's
 //! end by scanning its bencode. One connection, opened lazily and reopened after a failure.
-//! (rtpengine 10.5 does not answer JSON over TCP, so this transport is bencode only.)
+//! rtpengine 10.5 does not answer JSON over TCP, so this transport is bencode only.
 
 use super::pending::Pending;
 use super::{timeout_error, AbortOnDrop, Options, MAX_MESSAGE};
 use crate::bencode;
 use crate::error::{Error, Result};
-use crate::message;
+use crate::message::{self, Format};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,6 +42,13 @@ impl Tcp {
     }
 
     pub async fn exchange(&self, cookie: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        // rtpengine never answers a JSON body here and stops reading the connection
+        // after it, so every request behind it would time out too.
+        if Format::detect(body) == Some(Format::Json) {
+            return Err(Error::Config(
+                "rtpengine does not answer JSON over TCP; use UDP or HTTP".into(),
+            ));
+        }
         let started = Instant::now();
         let mut waiter = self.pending.wait(cookie);
         let budget = self.options.total();
