@@ -263,6 +263,18 @@ fn blocking_client_and_load_limit_failure_reason() {
     );
 }
 
+/// An async caller (a tokio worker thread) can use and drop the blocking client: it
+/// runs its own runtime on a thread of its own.
+#[tokio::test]
+async fn blocking_client_works_inside_a_tokio_runtime() {
+    let r = Rtpengine::start();
+    let c = blocking::Client::connect(&Endpoint::Udp(r.ng), Options::default()).unwrap();
+    c.send(&Ping).unwrap();
+    let json = c.with_format(Format::Json);
+    json.send(&Ping).unwrap();
+    drop(json);
+}
+
 #[tokio::test]
 async fn udp_timeout_retransmits_then_fails() {
     // A socket that never answers: the client retries, then reports a timeout.
