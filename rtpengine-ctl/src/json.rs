@@ -5,6 +5,7 @@
 
 use crate::bencode::{Dict, Value};
 use serde_json::{Map, Value as Json};
+use std::convert::Infallible;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
@@ -30,24 +31,49 @@ pub fn encode_dict(dict: &Dict<'_>) -> Result<Vec<u8>, JsonError> {
 }
 
 pub fn dict_to_json(dict: &Dict<'_>) -> Result<Json, JsonError> {
+    dict_with(dict, utf8)
+}
+
+pub fn to_json(value: &Value<'_>) -> Result<Json, JsonError> {
+    value_with(value, utf8)
+}
+
+/// For showing a reply rather than sending it: a string that is not UTF-8 (a binary
+/// call-id) gets U+FFFD in place of its bad bytes instead of failing the whole reply.
+pub fn dict_to_json_lossy(dict: &Dict<'_>) -> Json {
+    let Ok(json) = dict_with(dict, |b| {
+        Ok::<_, Infallible>(String::from_utf8_lossy(b).into_owned())
+    });
+    json
+}
+
+fn utf8(b: &[u8]) -> Result<String, JsonError> {
+    std::str::from_utf8(b)
+        .map(str::to_owned)
+        .map_err(|_| JsonError::NotUtf8)
+}
+
+/// How byte strings become JSON strings.
+type Text<E> = fn(&[u8]) -> Result<String, E>;
+
+fn dict_with<E>(dict: &Dict<'_>, text: Text<E>) -> Result<Json, E> {
     let mut map = Map::with_capacity(dict.len());
     for (k, v) in dict.iter() {
-        let key = std::str::from_utf8(k).map_err(|_| JsonError::NotUtf8)?;
-        map.insert(key.to_owned(), to_json(v)?);
+        map.insert(text(k)?, value_with(v, text)?);
     }
     Ok(Json::Object(map))
 }
 
-pub fn to_json(value: &Value<'_>) -> Result<Json, JsonError> {
+fn value_with<E>(value: &Value<'_>, text: Text<E>) -> Result<Json, E> {
     Ok(match value {
         Value::Int(i) => Json::from(*i),
-        Value::Bytes(b) => Json::String(
-            std::str::from_utf8(b)
-                .map_err(|_| JsonError::NotUtf8)?
-                .to_owned(),
+        Value::Bytes(b) => Json::String(text(b)?),
+        Value::List(l) => Json::Array(
+            l.iter()
+                .map(|v| value_with(v, text))
+                .collect::<Result<_, _>>()?,
         ),
-        Value::List(l) => Json::Array(l.iter().map(to_json).collect::<Result<_, _>>()?),
-        Value::Dict(d) => dict_to_json(d)?,
+        Value::Dict(d) => dict_with(d, text)?,
     })
 }
 
@@ -89,5 +115,6 @@ mod tests {
         let mut d = Dict::new();
         d.insert("sdp", &b"\xff\xfe"[..]);
         assert!(matches!(encode_dict(&d), Err(JsonError::NotUtf8)));
+        assert_eq!(dict_to_json_lossy(&d)["sdp"], "\u{fffd}\u{fffd}");
     }
 }

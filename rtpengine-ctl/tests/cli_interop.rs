@@ -288,3 +288,31 @@ fn bench_sends_exactly_the_count_asked_for() {
     );
     assert_eq!(pings() - before, 11, "the node got 10 and the warm-up");
 }
+
+/// A reply holding bytes that are not UTF-8 (a call-id some SIP stack made binary) is
+/// still printed as JSON, its bad bytes as U+FFFD, rather than failing the command.
+#[test]
+fn json_output_shows_a_call_id_that_is_not_utf8() {
+    use warp_rtpengine::bencode::{encode_dict, Dict};
+    let r = Rtpengine::start();
+    let mut offer = Dict::new();
+    offer.insert("command", "offer");
+    offer.insert("call-id", &b"bin\xffcall"[..]);
+    offer.insert("from-tag", "ft");
+    let sdp = sdp("a", 40000);
+    offer.insert("sdp", sdp.as_str());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut datagram = b"c1 ".to_vec();
+    datagram.extend_from_slice(&encode_dict(&offer));
+    sock.send_to(&datagram, r.ng).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).unwrap();
+    assert!(buf[..n].windows(4).any(|w| w == b"2:ok"), "offer answered ok");
+
+    let ng = r.ng.to_string();
+    let listed = ours(&ng, &["--json", "list"]);
+    assert!(listed.contains("bin\u{fffd}call"), "{listed}");
+    let raw = ours(&ng, &["raw", r#"{"command":"list"}"#]);
+    assert!(raw.contains("bin\u{fffd}call"), "{raw}");
+}

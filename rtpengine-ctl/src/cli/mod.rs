@@ -295,7 +295,7 @@ async fn run_client(client: &Client, out: Out, cmd: ClientCmd) -> anyhow::Result
             // Raw replies are shown whatever their result: that is what raw is for.
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json::dict_to_json(&reply)?)?
+                serde_json::to_string_pretty(&json::dict_to_json_lossy(&reply))?
             );
             Ok(())
         }
@@ -325,7 +325,7 @@ impl Out {
         if self.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json::dict_to_json(reply)?)?
+                serde_json::to_string_pretty(&json::dict_to_json_lossy(reply))?
             );
         } else {
             println!("{}", human()?);
