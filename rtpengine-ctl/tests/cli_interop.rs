@@ -308,11 +308,32 @@ fn json_output_shows_a_call_id_that_is_not_utf8() {
     sock.send_to(&datagram, r.ng).unwrap();
     let mut buf = [0u8; 4096];
     let n = sock.recv(&mut buf).unwrap();
-    assert!(buf[..n].windows(4).any(|w| w == b"2:ok"), "offer answered ok");
+    assert!(
+        buf[..n].windows(4).any(|w| w == b"2:ok"),
+        "offer answered ok"
+    );
 
     let ng = r.ng.to_string();
     let listed = ours(&ng, &["--json", "list"]);
     assert!(listed.contains("bin\u{fffd}call"), "{listed}");
     let raw = ours(&ng, &["raw", r#"{"command":"list"}"#]);
     assert!(raw.contains("bin\u{fffd}call"), "{raw}");
+}
+
+/// `warp-rtpengine ping | true`: a reader that goes away before the result is written
+/// ends the command quietly, not with a panic (exit 101).
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let r = Rtpengine::start();
+    let mut child = Command::new(BIN)
+        .args(["--ng", &r.ng.to_string(), "ping"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

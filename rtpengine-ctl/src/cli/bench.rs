@@ -78,17 +78,14 @@ pub async fn run(
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let rate = all.len() as f64 / wall.as_secs_f64();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "endpoint": ng.to_string(), "command": args.command, "ok": all.len(), "errors": errors,
-                "concurrency": args.concurrency, "seconds": wall.as_secs_f64(), "per_second": rate,
-                "p50_us": us(pct(0.50)), "p90_us": us(pct(0.90)), "p99_us": us(pct(0.99)),
-                "max_us": us(all.last().copied().unwrap_or_default()),
-            })
-        );
+        super::emit(serde_json::json!({
+            "endpoint": ng.to_string(), "command": args.command, "ok": all.len(), "errors": errors,
+            "concurrency": args.concurrency, "seconds": wall.as_secs_f64(), "per_second": rate,
+            "p50_us": us(pct(0.50)), "p90_us": us(pct(0.90)), "p99_us": us(pct(0.99)),
+            "max_us": us(all.last().copied().unwrap_or_default()),
+        }))
     } else {
-        println!(
+        super::emit(format_args!(
             "{ng} {}: {} ok, {errors} errors, concurrency {}, {:.0}/s, p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
             args.command,
             all.len(),
@@ -98,7 +95,6 @@ pub async fn run(
             us(pct(0.90)),
             us(pct(0.99)),
             us(all.last().copied().unwrap_or_default()),
-        );
+        ))
     }
-    Ok(())
 }

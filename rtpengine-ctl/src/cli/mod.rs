@@ -190,6 +190,13 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match run_command(cli).await {
+        Err(e) if e.is::<StdoutClosed>() => Ok(()),
+        other => other,
+    }
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let options = Options {
         timeout: Duration::from_millis(cli.timeout_ms),
         retries: cli.retries,
@@ -293,11 +300,7 @@ async fn run_client(client: &Client, out: Out, cmd: ClientCmd) -> anyhow::Result
                 json::decode_dict(dictionary.as_bytes()).context("the dictionary argument")?;
             let reply = client.request(&dict).await?;
             // Raw replies are shown whatever their result: that is what raw is for.
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json::dict_to_json_lossy(&reply))?
-            );
-            Ok(())
+            emit_json(&reply)
         }
     }
 }
@@ -323,15 +326,34 @@ impl Out {
         human: impl FnOnce() -> crate::Result<String>,
     ) -> anyhow::Result<()> {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json::dict_to_json_lossy(reply))?
-            );
+            emit_json(reply)
         } else {
-            println!("{}", human()?);
+            emit(human()?)
         }
-        Ok(())
     }
+}
+
+/// stdout was closed by its reader (`warp-rtpengine list | head -1`): not a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout closed")]
+struct StdoutClosed;
+
+/// Writes a result line to stdout. Unlike `println!`, which panics when the reader has
+/// gone away, a closed pipe ends the command quietly.
+fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
+}
+
+/// A reply as pretty JSON, for `--json` and `raw`.
+fn emit_json(reply: &Dict<'_>) -> anyhow::Result<()> {
+    emit(serde_json::to_string_pretty(&json::dict_to_json_lossy(
+        reply,
+    ))?)
 }
 
 fn admin<'a>(command: &'a str, node: Option<&'a str>) -> Dict<'a> {
