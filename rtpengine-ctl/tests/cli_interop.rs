@@ -132,6 +132,12 @@ fn our_cli_and_sipwise_client_share_calls_with_real_rtp() {
         stats.contains("totalstatistics.managedsessions: 1"),
         "{stats}"
     );
+    // Lists (per-interface port use, per-proxy counters) are shown item by item.
+    assert!(stats.contains("\ninterfaces.0.ports.free: "), "{stats}");
+    assert!(
+        stats.contains("\ncontrolstatistics.proxies.0.proxy: 127.0.0.1"),
+        "{stats}"
+    );
 
     // Errors are clear and the exit status says so.
     let out = Command::new(BIN)

@@ -52,22 +52,32 @@ pub fn call_stats(s: &CallStats) -> String {
     out
 }
 
-/// Flattens nested statistics into `section.key: value` lines.
+/// Flattens nested statistics into `section.key: value` lines; list items by index
+/// (`interfaces.0.ports.used`), since rtpengine keeps per-interface port use and
+/// per-proxy counters in lists.
 pub fn statistics(s: &Statistics) -> String {
     let mut out = Vec::new();
-    flatten("", &s.raw, &mut out);
+    flatten_dict("", &s.raw, &mut out);
     out.join("\n")
 }
 
-fn flatten(prefix: &str, d: &Dict<'_>, out: &mut Vec<String>) {
+fn flatten_dict(prefix: &str, d: &Dict<'_>, out: &mut Vec<String>) {
     for (k, v) in d.iter() {
-        let key = format!("{prefix}{}", String::from_utf8_lossy(k));
-        match v {
-            Value::Dict(inner) => flatten(&format!("{key}."), inner, out),
-            Value::List(items) => out.push(format!("{key}: [{} items]", items.len())),
-            Value::Int(i) => out.push(format!("{key}: {i}")),
-            Value::Bytes(b) => out.push(format!("{key}: {}", String::from_utf8_lossy(b))),
+        flatten(&format!("{prefix}{}", String::from_utf8_lossy(k)), v, out);
+    }
+}
+
+fn flatten(key: &str, v: &Value<'_>, out: &mut Vec<String>) {
+    match v {
+        Value::Dict(inner) => flatten_dict(&format!("{key}."), inner, out),
+        Value::List(items) if items.is_empty() => out.push(format!("{key}: []")),
+        Value::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&format!("{key}.{i}"), item, out);
+            }
         }
+        Value::Int(i) => out.push(format!("{key}: {i}")),
+        Value::Bytes(b) => out.push(format!("{key}: {}", String::from_utf8_lossy(b))),
     }
 }
 
