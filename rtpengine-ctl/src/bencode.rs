@@ -87,8 +87,10 @@ impl<'a> Dict<'a> {
         }
     }
 
-    /// Appends without checking for an existing key (decoder fast path).
-    fn push(&mut self, key: Cow<'a, [u8]>, value: Value<'a>) {
+    /// Appends without checking for an existing key: for decoders, which keep the wire's
+    /// entries as they are (bencode) or get them unique already (JSON). `insert` would
+    /// make decoding quadratic in the number of keys.
+    pub(crate) fn push(&mut self, key: Cow<'a, [u8]>, value: Value<'a>) {
         self.0.push((key, value));
     }
 
