@@ -40,13 +40,14 @@ pub fn call_stats(s: &CallStats) -> String {
         s.totals_rtp.errors,
         s.totals_rtcp.packets
     );
-    for q in s.ssrcs.iter().filter(|q| q.average.is_some()) {
-        if let Some(avg) = q.average {
-            let _ = write!(
-                out,
-                "\nSSRC {}: MOS {:.1}, jitter {:?} ms, loss {:?}%",
-                q.ssrc, avg.mos, avg.jitter_ms, avg.packet_loss_pct
-            );
+    for (ssrc, avg) in s.ssrcs.iter().filter_map(|q| Some((q.ssrc, q.average?))) {
+        let _ = write!(out, "\nSSRC {ssrc}: MOS {:.1}", avg.mos);
+        // rtpengine leaves out what it could not measure: say nothing rather than "None".
+        if let Some(j) = avg.jitter_ms {
+            let _ = write!(out, ", jitter {j} ms");
+        }
+        if let Some(l) = avg.packet_loss_pct {
+            let _ = write!(out, ", loss {l}%");
         }
     }
     out
@@ -112,4 +113,21 @@ pub fn nodes(reply: &Dict<'_>) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssrc_quality_shows_numbers_not_options() {
+        let reply = br#"{"SSRC":{"4369":{"average MOS":{"MOS":41,"jitter":3,"packet loss":1}},
+            "8738":{"average MOS":{"MOS":38}}},"result":"ok"}"#;
+        let text = call_stats(&CallStats::parse(crate::json::decode_dict(reply).unwrap()));
+        assert!(
+            text.contains("\nSSRC 4369: MOS 4.1, jitter 3 ms, loss 1%"),
+            "{text}"
+        );
+        assert!(text.ends_with("\nSSRC 8738: MOS 3.8"), "{text}");
+    }
 }
