@@ -302,6 +302,20 @@ fn trunks_are_found_by_source_address_and_username() {
 }
 
 #[test]
+fn an_ipv4_source_written_as_ipv4_mapped_ipv6_finds_its_ipv4_trunk() {
+    // A dual-stack (IPv6) socket reports an IPv4 peer as ::ffff:a.b.c.d: it is the same
+    // source, and its trunk is the one whose IPv4 ACL holds it.
+    let s = fixture();
+    let ip = |a: &str| s.trunk_by_ip(a.parse().unwrap()).map(|t| t.id);
+    assert_eq!(ip("::ffff:127.0.0.1"), Some("T1"));
+    assert_eq!(ip("::ffff:10.1.2.3"), Some("T2"));
+    assert_eq!(ip("::ffff:10.1.9.9"), Some("T1"));
+    assert_eq!(ip("::ffff:8.8.8.8"), None);
+    // Native IPv6 is untouched.
+    assert_eq!(ip("2001:db8::42"), Some("T3"));
+}
+
+#[test]
 fn ani_forms_are_all_understood() {
     let s = fixture();
     for ani in [

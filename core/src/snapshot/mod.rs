@@ -384,26 +384,32 @@ impl Snapshot {
         crate::Number::from_value(lrn)
     }
 
-    /// The trunk whose IP ACL holds `ip` (longest prefix wins).
+    /// The trunk whose IP ACL holds `ip` (longest prefix wins). An IPv4 peer that a
+    /// dual-stack socket reports as IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is that IPv4
+    /// address: the IPv4 ACLs are searched first.
     pub fn trunk_by_ip(&self, ip: IpAddr) -> Option<TrunkView<'_>> {
+        let v4 = |a: std::net::Ipv4Addr| {
+            let a = u32::from(a);
+            (0..=32u32)
+                .rev()
+                .filter(|l| self.meta.acl4_lengths & (1 << l) != 0)
+                .find_map(|l| flatmap::get(self.acl4(), acl4_key(a, l)))
+        };
         let idx = match ip {
-            IpAddr::V4(a) => {
-                let a = u32::from(a);
-                (0..=32u32)
-                    .rev()
-                    .filter(|l| self.meta.acl4_lengths & (1 << l) != 0)
-                    .find_map(|l| flatmap::get(self.acl4(), acl4_key(a, l)))? as u32
-            }
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                self.acl6()
-                    .iter()
-                    .find(|e| {
-                        let mask = crate::model::IpNet::mask6(e.len);
-                        a & mask == u128::from_be_bytes(e.addr) & mask
-                    })?
-                    .trunk
-            }
+            IpAddr::V4(a) => v4(a)? as u32,
+            IpAddr::V6(a) => match a.to_ipv4_mapped().and_then(v4) {
+                Some(idx) => idx as u32,
+                None => {
+                    let a = u128::from(a);
+                    self.acl6()
+                        .iter()
+                        .find(|e| {
+                            let mask = crate::model::IpNet::mask6(e.len);
+                            a & mask == u128::from_be_bytes(e.addr) & mask
+                        })?
+                        .trunk
+                }
+            },
         };
         self.trunk(idx)
     }
