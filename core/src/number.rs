@@ -86,9 +86,15 @@ impl Number {
             let d = b.wrapping_sub(b'0');
             if d < 10 {
                 if len == 18 {
-                    return Err(NumberError::TooLong(
-                        body.chars().filter(char::is_ascii_digit).count(),
-                    ));
+                    // Too many for any form; the count is the E.164 number's, so an
+                    // `011` access code is not part of it.
+                    let digits = body.bytes().filter(u8::is_ascii_digit).count();
+                    let access = if !plus && value / POW10[15] == 11 {
+                        3
+                    } else {
+                        0
+                    };
+                    return Err(NumberError::TooLong(digits - access));
                 }
                 value = value * 10 + u64::from(d);
                 len += 1;
@@ -407,6 +413,23 @@ mod tests {
             );
         }
         assert_eq!(Number::parse("303–629"), Err(NumberError::BadChar('–')));
+    }
+
+    #[test]
+    fn too_long_counts_the_e164_digits_not_the_011_prefix() {
+        // 011 + 16 digits: the number dialled has 16 digits, the access code is no part of it.
+        assert_eq!(
+            Number::parse("0114412345678901234"),
+            Err(NumberError::TooLong(16))
+        );
+        assert_eq!(
+            Number::parse("011 44 1234 5678 9012 3456"),
+            Err(NumberError::TooLong(18))
+        );
+        assert_eq!(
+            Number::parse("+4412345678901234567"),
+            Err(NumberError::TooLong(19))
+        );
     }
 
     #[test]
