@@ -28,6 +28,11 @@ pub enum NumberError {
     BadNanpLength(String),
     #[error("number has {0} digits; an E.164 number has at least {MIN_DIGITS}")]
     TooShort(usize),
+    #[error(
+        "prefix {0:?} starts with 0; prefixes are E.164 digits, country code first \
+         (no 0, 00 or 011 dialling prefix)"
+    )]
+    PrefixLeadingZero(String),
 }
 
 /// The fewest digits of an E.164 number (country code included): the shortest national
@@ -297,7 +302,7 @@ impl fmt::Debug for Number {
     }
 }
 
-/// A digit prefix (e.g. of a rate deck row), kept with its length so `1` and `01` differ.
+/// A digit prefix of E.164 numbers (e.g. of a rate deck row), with its length for matching.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Prefix {
     pub value: u64,
@@ -312,6 +317,11 @@ impl Prefix {
         }
         if s.len() > 15 {
             return Err(NumberError::TooLong(s.len()));
+        }
+        // Numbers are matched as E.164 digits, which never start with 0: such a prefix
+        // could match nothing, and an exclusion written so would silently block nothing.
+        if s.starts_with('0') {
+            return Err(NumberError::PrefixLeadingZero(s.to_string()));
         }
         let mut value = 0u64;
         for c in s.chars() {
@@ -458,9 +468,19 @@ mod tests {
         assert!(!a.matches(Number::parse("3046291234").unwrap()));
         assert_ne!(
             Prefix::parse("1").unwrap().key(),
-            Prefix::parse("01").unwrap().key()
+            Prefix::parse("10").unwrap().key()
         );
         assert!(Prefix::parse("12x").is_err());
+    }
+
+    #[test]
+    fn a_prefix_with_a_dialling_zero_is_refused_as_it_could_match_nothing() {
+        for s in ["01144", "0044", "0", "+07"] {
+            let e = Prefix::parse(s).unwrap_err();
+            assert!(matches!(e, NumberError::PrefixLeadingZero(_)), "{s}: {e}");
+            assert!(e.to_string().contains("starts with 0"), "{e}");
+        }
+        assert_eq!(Prefix::parse("+44").unwrap(), Prefix::parse("44").unwrap());
     }
 
     proptest! {

@@ -40,7 +40,7 @@ async fn migrations_apply_to_an_empty_database_and_rerun_cleanly() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(applied, 5);
+    assert_eq!(applied, 6);
 }
 
 #[tokio::test]
@@ -70,6 +70,38 @@ async fn provisioning_constraints_refuse_bad_rows() {
     )
     .await
     .unwrap();
+
+    // A dialling prefix (011, 00) can match no E.164 number.
+    assert_eq!(
+        violated(
+            exec(
+                &pool,
+                &row("2025-01-01", "NULL").replace("'1303'", "'01144'")
+            )
+            .await
+        ),
+        "rate_rows_prefix_no_leading_zero"
+    );
+    assert_eq!(
+        violated(
+            exec(
+                &pool,
+                "INSERT INTO exclusions (ban, prefix) VALUES ('B1', '0044')"
+            )
+            .await
+        ),
+        "exclusions_prefix_no_leading_zero"
+    );
+    assert_eq!(
+        violated(
+            exec(
+                &pool,
+                "INSERT INTO overrides (prefix, vendor_id) VALUES ('0', 'V1')"
+            )
+            .await
+        ),
+        "overrides_prefix_no_leading_zero"
+    );
 
     let negative = "INSERT INTO rate_rows (deck_id, prefix, effective_from, interstate)
         SELECT id, '44', '2025-01-01', -0.01 FROM rate_decks WHERE vendor_id = 'V1'";
