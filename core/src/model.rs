@@ -280,5 +280,9 @@ pub struct Dataset {
 
 /// The rate-centre key used by the LERG and the local calling table.
 pub fn rate_center_key(state: &str, name: &str) -> String {
-    format!("{}/{}", state.trim(), name.trim())
+    // Case-blind: the LERG and a local calling table from another source may spell
+    // one rate centre "DENVER" and "Denver".
+    let mut key = format!("{}/{}", state.trim(), name.trim());
+    key.make_ascii_uppercase();
+    key
 }

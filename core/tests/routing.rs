@@ -316,6 +316,25 @@ fn an_ipv4_source_written_as_ipv4_mapped_ipv6_finds_its_ipv4_trunk() {
 }
 
 #[test]
+fn rate_centre_names_match_whatever_their_case() {
+    // The LERG and the local calling table often come from different sources; one
+    // writing "Denver" and the other "DENVER" must still make Denver -> Boulder LOCAL.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    for b in &mut d.lerg {
+        b.rate_center = match b.rate_center.as_str() {
+            "DENVER" => "Denver".into(),
+            "BOULDER" => " boulder".into(),
+            other => other.into(),
+        };
+    }
+    d.local_calling[0].a = warp_core::model::rate_center_key("co", "denver");
+    let s = Snapshot::from_bytes(&compile(&d, 42).unwrap()).unwrap();
+    let d = s.route(&req("C1", DENVER, "3034449999")).unwrap();
+    assert_eq!(d.jurisdiction, Jurisdiction::Zone(Zone::Local));
+}
+
+#[test]
 fn ani_forms_are_all_understood() {
     let s = fixture();
     for ani in [
