@@ -169,7 +169,8 @@ fn e164_opt<S: serde::Serializer>(n: &Option<Number>, s: S) -> Result<S::Ok, S::
 pub struct Route<'a> {
     pub vendor_id: &'a str,
     pub vendor_name: &'a str,
-    /// The partition that offered this vendor; `None` for an override outside them.
+    /// The partition that offered this vendor; `None` for a vendor an override forced
+    /// first (an override stands outside the partitions, even when one also offers it).
     pub partition: Option<&'a str>,
     /// Forced first by an override.
     pub forced: bool,
