@@ -136,7 +136,7 @@ impl SipMsg {
         // buffers that outlive this call, and a cached parse describes the current one.
         unsafe {
             if msg.parsed_uri_ok != 0 {
-                return non_empty(kstr::as_str(&msg.parsed_uri.user));
+                return parsed_uri_user(&msg.parsed_uri);
             }
             let uri = if msg.new_uri.s.is_null() {
                 &msg.first_line.u.request.uri
@@ -289,6 +289,15 @@ unsafe fn uri_user<'a>(uri: &k::str_) -> Option<Cow<'a, str>> {
     if k::parse_uri(uri.s, uri.len, &mut parsed) < 0 {
         return None;
     }
+    parsed_uri_user(&parsed)
+}
+
+/// User part of a URI the core parsed, read in its phone-context when it is a local
+/// number.
+///
+/// # Safety
+/// `parsed` must point into a buffer that outlives the result.
+unsafe fn parsed_uri_user<'a>(parsed: &k::sip_uri) -> Option<Cow<'a, str>> {
     let user = kstr::as_str(&parsed.user);
     // A local number (tel:, or sip: with user=phone) is a number in its phone-context
     // (RFC 3966 5.1.5): `tel:2079460000;phone-context=+44` is +44 20 7946 0000, not a

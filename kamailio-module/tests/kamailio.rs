@@ -409,6 +409,29 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
     assert_eq!(stats["warp_route.panics"], "0");
 }
 
+/// A local number dialled in its phone-context is read in it even when the script (or
+/// sanity's URI checks, as in the shipped config) had the core parse the R-URI first.
+#[test]
+fn a_dialled_local_number_keeps_its_phone_context_after_the_script_read_it() {
+    let script = format!("$var(dialled) = $rU;\n{ROUTE}");
+    let (_data, k) = start_on_test_data(Script::Native(&script));
+    for (context, code) in [("+44", 404), ("+1", 200)] {
+        let (sock, lport) = raw_socket();
+        let call = format!("parsed{code}");
+        let request = raw_request(k.port, lport, "INVITE", "LOCAL", &call).replacen(
+            &format!("sip:LOCAL@127.0.0.1:{}", k.port),
+            &format!(
+                "sip:2079460000;phone-context={context}@127.0.0.1:{};user=phone",
+                k.port
+            ),
+            1,
+        );
+        send_raw(&sock, &k, &request);
+        let reply = final_reply(&sock, &k, &call);
+        assert_eq!(reply.code, code, "{context}: {}", k.log());
+    }
+}
+
 /// The trunk and DNO checks on their own, before any routing: the caller's number
 /// (PAI/RPID/From) or the one in X-Number.
 const IDENTIFY_AND_DNO: &str = r#"
