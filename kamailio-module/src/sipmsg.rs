@@ -212,24 +212,45 @@ impl SipMsg {
         }
     }
 
+    /// The first Remote-Party-ID that names a user and not the called party
+    /// (`party=called`). The core parses only the first header: later ones, looked at
+    /// only when it names no caller, are read here.
     fn user_in_rpid(&self) -> Option<Cow<'_, str>> {
-        // SAFETY: on success the core attached the parsed body to `msg->rpid`.
+        // SAFETY: on success the core attached the parsed body to `msg->rpid`; every
+        // header and its body point into the message buffer.
         unsafe {
-            if k::parse_rpid_header(self.raw()) != 0 || self.get().rpid.is_null() {
-                return None;
-            }
-            let body = ((*self.get().rpid).parsed as *const k::to_body_t).as_ref()?;
-            // `party=called` names the called party, not the caller.
-            let mut param = body.param_lst as *const k::to_param;
-            while let Some(p) = param.as_ref() {
-                if kstr::as_bytes(&p.name).eq_ignore_ascii_case(b"party")
-                    && kstr::as_bytes(&p.value).eq_ignore_ascii_case(b"called")
+            if k::parse_rpid_header(self.raw()) == 0 {
+                if let Some(body) = self
+                    .get()
+                    .rpid
+                    .as_ref()
+                    .and_then(|h| (h.parsed as *const k::to_body_t).as_ref())
                 {
-                    return None;
+                    let mut called = false;
+                    let mut param = body.param_lst as *const k::to_param;
+                    while let Some(p) = param.as_ref() {
+                        called |=
+                            is_party_called(kstr::as_bytes(&p.name), kstr::as_bytes(&p.value));
+                        param = p.next;
+                    }
+                    if let Some(user) = (!called).then(|| uri_user(&body.uri)).flatten() {
+                        return Some(user);
+                    }
                 }
-                param = p.next;
             }
-            uri_user(&body.uri)
+            let mut hdr = self.get().rpid.as_ref()?.next;
+            while let Some(h) = hdr.as_ref() {
+                if h.type_ == k::HDR_RPID_T {
+                    let user = addr_parts(kstr::as_bytes(&h.body))
+                        .filter(|(_, params)| !params_name_called(params))
+                        .and_then(|(uri, _)| uri_user(&kstr::from_bytes(uri)));
+                    if user.is_some() {
+                        return user;
+                    }
+                }
+                hdr = h.next;
+            }
+            None
         }
     }
 
@@ -257,6 +278,12 @@ impl SipMsg {
 /// The URI of a From/To header value: inside `<...>` (after any quoted display name),
 /// else the whole addr-spec before the header's parameters.
 fn addr_uri(value: &[u8]) -> Option<&[u8]> {
+    addr_parts(value).map(|(uri, _)| uri)
+}
+
+/// The URI of a name-addr or addr-spec header value and the header's parameters after
+/// it (from their first `;`, empty when none).
+fn addr_parts(value: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut quoted = false;
     let mut escaped = false;
     for (i, &b) in value.iter().enumerate() {
@@ -266,14 +293,30 @@ fn addr_uri(value: &[u8]) -> Option<&[u8]> {
             b'"' => quoted = !quoted,
             b'<' if !quoted => {
                 let rest = &value[i + 1..];
-                return Some(&rest[..rest.iter().position(|&b| b == b'>')?]);
+                let end = rest.iter().position(|&b| b == b'>')?;
+                return Some((&rest[..end], &rest[end + 1..]));
             }
             _ => {}
         }
     }
     let spec = value.trim_ascii();
     let end = spec.iter().position(|&b| b == b';').unwrap_or(spec.len());
-    Some(spec[..end].trim_ascii())
+    Some((spec[..end].trim_ascii(), &spec[end..]))
+}
+
+/// Whether a header parameter is `party=called` (names the called party, not the
+/// caller).
+fn is_party_called(name: &[u8], value: &[u8]) -> bool {
+    name.trim_ascii().eq_ignore_ascii_case(b"party")
+        && value.trim_ascii().eq_ignore_ascii_case(b"called")
+}
+
+/// Whether `;`-separated header parameters hold `party=called`.
+fn params_name_called(params: &[u8]) -> bool {
+    params.split(|&b| b == b';').any(|p| {
+        let (name, value) = p.split_at(p.iter().position(|&b| b == b'=').unwrap_or(p.len()));
+        is_party_called(name, value.get(1..).unwrap_or_default())
+    })
 }
 
 /// User part of a SIP/tel URI, if it has one.

@@ -83,6 +83,13 @@ fn ani_comes_from_pai_then_rpid_then_from() {
             "3035550100",
             "from",
         ),
+        // ... but the calling party's RPID after it does.
+        (
+            "Remote-Party-ID: <sip:4155550123@carrier.example>;party=called\r\n\
+             Remote-Party-ID: \"Caller\" <sip:4155550124@carrier.example>;party=calling\r\n",
+            "4155550124",
+            "rpid",
+        ),
         ("", "3035550100", "from"),
     ];
     for (headers, ani, source) in cases {
