@@ -52,7 +52,11 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
     };
     let ani = ani::find(msg);
     let username = identify::authenticated_user(msg);
-    let call_id = msg.call_id().ok_or("the request has no Call-ID")?;
+    // A Call-ID header with nothing in it (the core parses it): the caller's mistake.
+    let Some(call_id) = msg.call_id() else {
+        decision::refuse(msg, 400, "Bad Request", "the request has no Call-ID".into());
+        return Ok(false);
+    };
     let query = Query {
         call_id: &call_id,
         username: username.as_deref(),

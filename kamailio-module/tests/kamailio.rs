@@ -411,6 +411,23 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
         .header("X-Warp-Why")
         .is_some_and(|w| w.contains("longer than a tracked call can hold")));
     assert_eq!(k.invite_with_call_id_tail(&"x".repeat(500)).code, 200);
+    // A Call-ID header with nothing in it is the caller's mistake too: 400, no error.
+    let (sock, lport) = raw_socket();
+    let request = raw_request(k.port, lport, "INVITE", "+12125550123", "nocallid").replacen(
+        &format!("Call-ID: nocallid-{lport}"),
+        "Call-ID:  ",
+        1,
+    );
+    send_raw(&sock, &k, &request);
+    let mut buf = [0u8; 65535];
+    let n = sock.recv(&mut buf).unwrap();
+    let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
+    assert_eq!(
+        (reply.code, reply.reason.as_str()),
+        (400, "Bad Request"),
+        "{}",
+        k.log()
+    );
     let stats = k.rpc("warp.stats");
     assert_eq!(stats["warp_route.errors"], "0");
     assert_eq!(stats["warp_route.panics"], "0");
