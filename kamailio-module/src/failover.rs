@@ -73,6 +73,13 @@ pub fn stored() -> Option<String> {
 }
 
 fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
+    // kamailio.cfg allows it in these routes only; KEMI scripts may call it from any,
+    // where it would report an attempt failed that did not (a vendor's reply) and skip
+    // the vendor the failure route then wants.
+    // SAFETY: the core sets `route_type` before running any route of this process.
+    if unsafe { k::route_type } & (k::REQUEST_ROUTE | k::FAILURE_ROUTE) as c_int == 0 {
+        return Err("warp_next_route() runs in request_route and failure_route only".into());
+    }
     let Some(stored) = record(msg)? else {
         return Ok(false);
     };

@@ -801,6 +801,56 @@ end
     );
 }
 
+/// kamailio.cfg refuses `warp_next_route()` outside request and failure routes; from
+/// KEMI, where any route may call it, it must refuse too: called on a vendor's reply it
+/// would report the attempt failed and skip the next vendor.
+#[test]
+fn warp_next_route_outside_request_and_failure_routes_is_refused_under_kemi() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
+    let lua = dir.path().join("relay.lua");
+    std::fs::write(
+        &lua,
+        r#"
+function ksr_request_route()
+    if KSR.warp.warp_route() < 0 then
+        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
+        return
+    end
+    KSR.tm.t_on_reply("ksr_vendor_reply")
+    KSR.tm.t_on_failure("ksr_failure")
+    KSR.tm.t_relay()
+end
+function ksr_vendor_reply()
+    KSR.info("reply route: warp_next_route() = " .. KSR.warp.warp_next_route() .. "\n")
+end
+function ksr_failure()
+    if KSR.warp.warp_next_route() > 0 then
+        KSR.tm.t_on_failure("ksr_failure")
+        KSR.tm.t_relay()
+    end
+end
+"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "loadmodule \"tm.so\"\nloadmodule \"tmx.so\"\nloadmodule \"app_lua.so\"\n\
+         modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+        lua.display()
+    );
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    // CHEAP's 503 fails over to DEAR, which rings, then is busy.
+    let reply = k.request("INVITE", "");
+    assert_eq!(reply.code, 486, "{} {}", reply.reason, k.log());
+    assert_eq!(dear.invites(), 1, "{}", k.log());
+    let log = k.log();
+    assert!(log.contains("reply route: warp_next_route() = -2"), "{log}");
+}
+
 #[test]
 fn config_rpc_reports_effective_parameters_with_secrets_masked() {
     let params = [
