@@ -122,6 +122,12 @@ pub fn init() -> Result<&'static Config, String> {
         .ok()
         .filter(|c| (300..=699).contains(c))
         .ok_or_else(|| format!("fallback_code {fallback_code} is not a SIP final failure code"))?;
+    // sl reads the byte before the reason phrase it is given; an empty Rust string's
+    // pointer is dangling, so that read would crash the worker sending the fallback.
+    let fallback_reason = text(&FALLBACK_REASON, None, "Service Unavailable")?;
+    if fallback_reason.is_empty() {
+        return Err("fallback_reason must not be empty".into());
+    }
     let cdr_buffer = CDR_BUFFER.read();
     let cdr_buffer = usize::try_from(cdr_buffer)
         .ok()
@@ -188,7 +194,7 @@ pub fn init() -> Result<&'static Config, String> {
             .map(PathBuf::from),
         cdr_spool_max: positive(&CDR_SPOOL_MAX_MB, "cdr_spool_max_mb")? << 20,
         fallback_code,
-        fallback_reason: text(&FALLBACK_REASON, None, "Service Unavailable")?,
+        fallback_reason,
         fault_inject: Some(text(&FAULT_INJECT, None, "")?).filter(|s| !s.is_empty()),
     };
     Ok(CONFIG.get_or_init(|| config))

@@ -884,10 +884,16 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("unknown pseudo-variable $warp(bogus)"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 9] = [
+    let cases: [(&[(&str, &str)], &str); 10] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
+        ),
+        // sl reads the byte before a reason phrase: an empty one crashed the worker
+        // that sent a caught panic's fallback reply, and Kamailio with it.
+        (
+            &[("fallback_reason", "")],
+            "fallback_reason must not be empty",
         ),
         (
             &[("lrn_source", "snapshot,oracle")],
