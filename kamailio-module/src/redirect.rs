@@ -38,6 +38,13 @@ fn later_uris(msg: &SipMsg) -> Result<Option<Vec<String>>, String> {
 }
 
 fn warp_redirect(msg: &SipMsg) -> Result<bool, String> {
+    // kamailio.cfg allows it in request_route only; KEMI scripts may call it from any
+    // route, and in a branch_route (or before a failure_route's relay) its branches
+    // would be forked in parallel with the vendor being tried.
+    // SAFETY: the core sets `route_type` before running any route of this process.
+    if unsafe { k::route_type } & k::REQUEST_ROUTE as c_int == 0 {
+        return Err("warp_redirect() runs in request_route only".into());
+    }
     let Some(uris) = later_uris(msg)? else {
         return Ok(false);
     };

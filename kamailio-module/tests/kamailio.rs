@@ -851,6 +851,49 @@ end
     assert!(log.contains("reply route: warp_next_route() = -2"), "{log}");
 }
 
+/// kamailio.cfg allows `warp_redirect()` in request_route only; from KEMI it must
+/// refuse elsewhere too: in a branch_route its branches joined the fork, and every
+/// vendor was called at once.
+#[test]
+fn warp_redirect_outside_the_request_route_is_refused_under_kemi() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
+    let lua = dir.path().join("relay.lua");
+    std::fs::write(
+        &lua,
+        r#"
+function ksr_request_route()
+    if KSR.warp.warp_route() < 0 then
+        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
+        return
+    end
+    KSR.tm.t_on_branch("ksr_branch")
+    KSR.tm.t_relay()
+end
+function ksr_branch()
+    KSR.info("branch route: warp_redirect() = " .. KSR.warp.warp_redirect() .. "\n")
+end
+"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "loadmodule \"tm.so\"\nloadmodule \"app_lua.so\"\n\
+         modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+        lua.display()
+    );
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    // CHEAP alone gets the call, and its 503 (relayed as 500) is the answer.
+    let reply = k.request("INVITE", "");
+    assert_eq!(reply.code, 500, "{} {}", reply.reason, k.log());
+    assert_eq!((cheap.invites(), dear.invites()), (1, 0), "{}", k.log());
+    let log = k.log();
+    assert!(log.contains("branch route: warp_redirect() = -2"), "{log}");
+}
+
 #[test]
 fn config_rpc_reports_effective_parameters_with_secrets_masked() {
     let params = [
