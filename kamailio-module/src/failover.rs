@@ -16,12 +16,14 @@ use crate::avp;
 use crate::cdr;
 use crate::decision;
 use crate::guard;
+use crate::log::lm_info;
 use crate::record::{self, Call, Hop};
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use crate::tm;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// One AVP per call holding its record (see [`crate::record`]): one allocation per
 /// call, as Kamailio's allocator is what a per-hop AVP would cost.
@@ -32,6 +34,21 @@ const BRANCHES_BEFORE: &str = "warp_branches";
 /// The code an attempt that could not be sent fails with: Kamailio's for a request it
 /// could not send on.
 pub const UNSENT: u16 = 477;
+
+/// Whether `$T_reply_code` can be read: tmx, which provides it, is loaded. Decided in
+/// `mod_init` (before the fork): without tmx the core's lookup of the variable fails
+/// with two error lines, which at every failover would flood the log.
+static REPLY_CODE: AtomicBool = AtomicBool::new(false);
+
+/// Notes whether tmx is loaded; `mod_init` only.
+pub fn init() {
+    // SAFETY: reads the core's list of loaded modules.
+    let tmx = !unsafe { k::find_module_by_name(c"tmx".as_ptr() as *mut _) }.is_null();
+    REPLY_CODE.store(tmx, Relaxed);
+    if !tmx {
+        lm_info!("tmx not loaded: the failed event of an attempt failed over has no sip_code");
+    }
+}
 
 /// Whether the attempt in progress reached tm's branches, the transaction having
 /// `branches` now: no branch was added for a destination tm could not send to.
@@ -94,9 +111,11 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let branches = tm::branches();
     let sip_code = if branches.is_some_and(|n| !attempt_sent(n)) {
         Some(UNSENT)
-    } else {
+    } else if REPLY_CODE.load(Relaxed) {
         msg.pv_int("$T_reply_code")
             .and_then(|c| u16::try_from(c).ok())
+    } else {
+        None
     };
     cdr::emit(&cdr::Event {
         kind: cdr::Kind::Failed,

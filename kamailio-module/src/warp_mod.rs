@@ -8,7 +8,7 @@ use crate::cdr;
 use crate::cluster_calls;
 use crate::core_cell::CoreCell;
 use crate::dno::{ki_warp_dno, ki_warp_dno_number, w_warp_dno, w_warp_dno_number};
-use crate::failover::{ki_warp_next_route, w_warp_next_route};
+use crate::failover::{self, ki_warp_next_route, w_warp_next_route};
 use crate::guard;
 use crate::identify::{
     ki_warp_authenticated, ki_warp_identify, w_warp_authenticated, w_warp_identify,
@@ -63,6 +63,7 @@ fn init() -> Result<(), String> {
         lm_info!("{name} = {value}");
     }
     reply::bind()?;
+    failover::init();
     cluster_calls::init();
     stats::init()?;
     limits::init()?;

@@ -1363,6 +1363,19 @@ fn the_failover_record_reaches_the_transaction_without_a_dialog() {
     }
 }
 
+/// Without tmx a failed attempt's event has no code (README), and that costs no
+/// error lines: the core's lookup of `$T_reply_code` logged two at every failover.
+#[test]
+fn failover_without_tmx_logs_no_error_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = RELAY.replace("loadmodule \"tmx.so\"\n", "");
+    assert!(!script.contains("tmx"));
+    let (_, k, ..) = fail_over_calls(dir.path(), &script, 5);
+    let log = k.log();
+    assert!(!log.contains("T_reply_code"), "{log}");
+    assert_eq!(k.rpc("warp.stats")["warp_next_route.errors"], "0");
+}
+
 fn md5_hex(text: &str) -> String {
     use md5::{Digest, Md5};
     format!("{:x}", Md5::digest(text.as_bytes()))
