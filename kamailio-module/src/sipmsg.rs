@@ -157,18 +157,38 @@ impl SipMsg {
     }
 
     /// The calling number: user part of P-Asserted-Identity, else Remote-Party-ID,
-    /// else From (WARP's routing semantics, rule 5 of the zones).
+    /// else From (WARP's routing semantics, rule 5 of the zones), the first of them
+    /// that is a telephone number. An identity without one (`sip:anonymous@…`) does
+    /// not hide a number after it: else a PAI naming no number would carry a From on
+    /// the Do-Not-Originate list past the check. With no number anywhere, the first
+    /// user part found stands.
     pub fn ani(&self) -> Option<(AniSource, Cow<'_, str>)> {
         let (pai, rpid) = self.identity_headers();
-        pai.then(|| self.user_in_pai())
-            .flatten()
-            .map(|u| (AniSource::Pai, u))
-            .or_else(|| {
-                rpid.then(|| self.user_in_rpid())
-                    .flatten()
-                    .map(|u| (AniSource::Rpid, u))
-            })
-            .or_else(|| self.user_in_from().map(|u| (AniSource::From, u)))
+        let mut named = None;
+        if pai {
+            if let Some((user, number)) = self.user_in_pai() {
+                if number {
+                    return Some((AniSource::Pai, user));
+                }
+                named = Some((AniSource::Pai, user));
+            }
+        }
+        if rpid {
+            if let Some(user) = self.user_in_rpid() {
+                if Number::parse(&user).is_ok() {
+                    return Some((AniSource::Rpid, user));
+                }
+                named.get_or_insert((AniSource::Rpid, user));
+            }
+        }
+        let from = self.user_in_from().map(|u| (AniSource::From, u));
+        match named {
+            // From is parsed as a number only when an identity before it named none.
+            Some(named) => from
+                .filter(|(_, u)| Number::parse(u).is_ok())
+                .or(Some(named)),
+            None => from,
+        }
     }
 
     /// Whether the message has P-Asserted-Identity and Remote-Party-ID headers, from the
@@ -184,8 +204,8 @@ impl SipMsg {
 
     /// The first identity across all P-Asserted-Identity headers whose user part is a
     /// telephone number (RFC 3325 allows a sip and a tel identity: `<sip:alice@…>,
-    /// <tel:+1…>`), else the first with any user part.
-    fn user_in_pai(&self) -> Option<Cow<'_, str>> {
+    /// <tel:+1…>`), else the first with any user part; with whether it is a number.
+    fn user_in_pai(&self) -> Option<(Cow<'_, str>, bool)> {
         // SAFETY: the core attaches the parsed bodies to `msg->pai`, in a chain, as it
         // parses them; a header it cannot parse ends the chain (and the parse fails)
         // but leaves the ones before it, which a second parse would return as a
@@ -202,13 +222,13 @@ impl SipMsg {
                 let ids = std::slice::from_raw_parts(b.id, b.num_ids.max(0) as usize);
                 for user in ids.iter().filter_map(|id| uri_user(&id.uri)) {
                     if Number::parse(&user).is_ok() {
-                        return Some(user);
+                        return Some((user, true));
                     }
                     first.get_or_insert(user);
                 }
                 body = b.next;
             }
-            first
+            first.map(|user| (user, false))
         }
     }
 

@@ -90,6 +90,24 @@ fn ani_comes_from_pai_then_rpid_then_from() {
             "4155550124",
             "rpid",
         ),
+        // An identity naming no number does not hide the number after it (else a
+        // junk PAI would carry a DNO'd From past the check).
+        (
+            "P-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\n",
+            "3035550100",
+            "from",
+        ),
+        (
+            "P-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\n\
+             Remote-Party-ID: <sip:alice@carrier.example>;party=calling\r\n",
+            "3035550100",
+            "from",
+        ),
+        (
+            "Remote-Party-ID: <sip:alice@carrier.example>;party=calling\r\n",
+            "3035550100",
+            "from",
+        ),
         ("", "3035550100", "from"),
     ];
     for (headers, ani, source) in cases {
@@ -111,6 +129,8 @@ fn ani_comes_from_pai_then_rpid_then_from() {
         ),
         ("sip:3035550122@carrier.example", "3035550122"),
         (r#""A \"quoted\" name" <tel:+13035550133>"#, "+13035550133"),
+        // No number anywhere: the user part still shows (and routes as an unknown ANI).
+        ("<sip:anonymous@anonymous.invalid>", "anonymous"),
     ];
     for (from, ani) in froms {
         let reply = k.request_with_from(from);
