@@ -80,7 +80,38 @@ impl Number {
     /// Allocation-free: it runs on every call's ANI and DNIS.
     pub fn parse(input: &str) -> Result<Self, NumberError> {
         // SIP and CSV whitespace is ASCII; Unicode-aware trimming cost more than the rest.
-        let user = uri_user(input.trim_ascii());
+        let (user, params) = uri_user(input.trim_ascii());
+        // A local number is a number in its phone-context (RFC 3966 5.1.5):
+        // `tel:2079460000;phone-context=+44` is +44 20 7946 0000, not a NANP number.
+        if !params.is_empty() && !user.starts_with('+') {
+            if let Some(context) = phone_context(params.as_bytes()) {
+                return Self::parse_in_context(context, user, input);
+            }
+        }
+        Self::parse_user(user, input)
+    }
+
+    /// `user` read as a global number after `context` (`+44`), composed on the stack.
+    fn parse_in_context(context: &str, user: &str, input: &str) -> Result<Self, NumberError> {
+        let mut buf = [0u8; 64];
+        let Some(composed) = buf.get_mut(..context.len() + user.len()) else {
+            let digits = context
+                .bytes()
+                .chain(user.bytes())
+                .filter(u8::is_ascii_digit);
+            return Err(NumberError::TooLong(digits.count()));
+        };
+        composed[..context.len()].copy_from_slice(context.as_bytes());
+        composed[context.len()..].copy_from_slice(user.as_bytes());
+        // Both halves are whole strings, so their concatenation is UTF-8.
+        match std::str::from_utf8(composed) {
+            Ok(global) => Self::parse_user(global, input),
+            Err(_) => Self::parse_user(user, input),
+        }
+    }
+
+    /// The user part of a number (`input` as given, for error messages).
+    fn parse_user(user: &str, input: &str) -> Result<Self, NumberError> {
         let (plus, body) = match user.strip_prefix('+') {
             Some(b) => (true, b),
             None => (false, user),
@@ -270,7 +301,7 @@ pub fn push_digits(out: &mut String, mut value: u64, width: usize) {
 
 /// Extracts the user part of a `sip:`, `sips:` or `tel:` URI; other input is returned as is.
 /// Byte-wise: every call parses two numbers, most of them bare digits.
-fn uri_user(s: &str) -> &str {
+fn uri_user(s: &str) -> (&str, &str) {
     let s = s.trim_start_matches('<').trim_end_matches('>');
     let b = s.as_bytes();
     let starts = |p: &[u8]| b.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
@@ -279,15 +310,43 @@ fn uri_user(s: &str) -> &str {
         .find(|p| starts(p))
         .map(<[u8]>::len)
     else {
-        return s;
+        return (s, "");
     };
     let rest = &b[scheme..];
     let end = rest
         .iter()
         .position(|c| matches!(c, b'@' | b';' | b'?' | b'>'))
         .unwrap_or(rest.len());
-    // The scheme and the separator are ASCII, so both ends are character boundaries.
-    &s[scheme..scheme + end]
+    // The telephone-subscriber's parameters: a tel URI's, or a sip user part's before `@`.
+    let params = match rest.get(end) {
+        Some(b';') => {
+            let after = &rest[end + 1..];
+            let stop = after
+                .iter()
+                .position(|c| matches!(c, b'@' | b'?' | b'>'))
+                .unwrap_or(after.len());
+            &s[scheme + end + 1..scheme + end + 1 + stop]
+        }
+        _ => "",
+    };
+    // The scheme and the separators are ASCII, so every end is a character boundary.
+    (&s[scheme..scheme + end], params)
+}
+
+/// The global-number prefix (`+44`, `+1-303`) a `phone-context` parameter names, if it
+/// names one (a domain context names no digits).
+pub fn phone_context(params: &[u8]) -> Option<&str> {
+    let value = params.split(|&b| b == b';').find_map(|p| {
+        let (name, value) = p.split_at(p.iter().position(|&b| b == b'=')?);
+        name.trim_ascii()
+            .eq_ignore_ascii_case(b"phone-context")
+            .then(|| value[1..].trim_ascii())
+    })?;
+    let digits = value.strip_prefix(b"+")?;
+    let visual = |b: &u8| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'(' | b')');
+    (!digits.is_empty() && digits.iter().all(visual))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 impl fmt::Display for Number {
@@ -371,6 +430,19 @@ mod tests {
         );
         assert_eq!(p("<sip:3036291234@carrier.example>"), "13036291234");
         assert_eq!(p("tel:+1-303-629-1234;phone-context=x"), "13036291234");
+        // A local number in its phone-context (RFC 3966), as a tel URI or a sip user.
+        assert_eq!(p("tel:2079460000;phone-context=+44"), "442079460000");
+        assert_eq!(p("<tel:629-1234;phone-context=+1-303>"), "13036291234");
+        assert_eq!(
+            p("sip:2079460000;phone-context=+44@gw.example;user=phone"),
+            "442079460000"
+        );
+        assert_eq!(p("tel:3036291234;phone-context=example.com"), "13036291234");
+        assert_eq!(p("sip:3036291234@h;phone-context=+44"), "13036291234");
+        assert!(matches!(
+            Number::parse("tel:2079460000;phone-context=+44444444444444444444444444444444444444444444444444444444444"),
+            Err(NumberError::TooLong(_))
+        ));
         assert_eq!(p("(303) 629-1234"), "13036291234");
     }
 

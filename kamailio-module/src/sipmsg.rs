@@ -5,6 +5,7 @@ use kamailio_sys as k;
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ptr::NonNull;
+use warp_core::number::phone_context;
 use warp_core::Number;
 
 /// Where an ANI was found (precedence order).
@@ -371,21 +372,6 @@ unsafe fn parsed_uri_user<'a>(parsed: &k::sip_uri) -> Option<Cow<'a, str>> {
         }
     }
     non_empty(user)
-}
-
-/// The global-number prefix a tel URI's `phone-context` parameter names, if it does.
-fn phone_context(params: &[u8]) -> Option<&str> {
-    let value = params.split(|&b| b == b';').find_map(|p| {
-        let (name, value) = p.split_at(p.iter().position(|&b| b == b'=')?);
-        name.trim_ascii()
-            .eq_ignore_ascii_case(b"phone-context")
-            .then(|| value[1..].trim_ascii())
-    })?;
-    let digits = value.strip_prefix(b"+")?;
-    let visual = |b: &u8| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'(' | b')');
-    (!digits.is_empty() && digits.iter().all(visual))
-        .then(|| std::str::from_utf8(value).ok())
-        .flatten()
 }
 
 /// The user part of the common `sip:+13035550100@host:port;params` shape, read without

@@ -600,6 +600,19 @@ fn route_takes_the_dialled_number_from_its_parameter() {
         reply.header("X-Warp-RURI"),
         Some("sip:+12125550123@127.0.0.1:5090")
     );
+    // A local number in a parameter is read in its phone-context too: +1 212, and
+    // +44 20 7946 0000, which C1 has no route for (not the NANP's 207-946-0000).
+    let local = |number: &str| {
+        let headers = format!("X-Number: {number}\r\n");
+        k.request_to("127.0.0.1", "nobody", "INVITE", &headers)
+    };
+    let reply = local("<tel:555-0123;phone-context=+1-212>");
+    assert_eq!(reply.code, 200, "{}", k.log());
+    assert_eq!(
+        reply.header("X-Warp-RURI"),
+        Some("sip:+12125550123@127.0.0.1:5090")
+    );
+    assert_eq!(local("tel:2079460000;phone-context=+44").code, 404);
 }
 
 #[test]
