@@ -3796,3 +3796,108 @@ fn redis_calls_key(redis: &support::redis::Redis) -> String {
     assert_eq!(keys.len(), 1, "{keys:?}");
     keys[0].to_owned()
 }
+
+/// The events of call `call` (Call-ID `<call>-<lport>`, see [`raw_request`]) in the
+/// stream, as (event, attempt, vendor, sip_code), in call order.
+fn events_of(
+    cdrs: &[serde_json::Value],
+    call: &str,
+    lport: u16,
+) -> Vec<(String, u64, String, Option<u64>)> {
+    by_call(cdrs)
+        .remove(&format!("{call}-{lport}"))
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            (
+                c["event"].as_str().unwrap().to_owned(),
+                c["attempt"].as_u64().unwrap(),
+                c["vendor"].as_str().unwrap().to_owned(),
+                c["sip_code"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+/// A call still up when its dialog times out (the shipped config's `default_timeout`,
+/// cut to 2 s here) is ended there and then: both sides get a BYE, so the call stops
+/// when its `end` event says, rather than run on unbilled (and uncounted) once the
+/// dialog is forgotten.
+#[test]
+fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    let short = text.replace(
+        "modparam(\"dialog\", \"default_timeout\", 14400)",
+        "modparam(\"dialog\", \"default_timeout\", 2)",
+    );
+    assert_ne!(short, text);
+    let cfg = dir.path().join("kamailio.cfg");
+    std::fs::write(&cfg, short).unwrap();
+    let snap = dir.path().join("routing.snap");
+    data.publish(&snap);
+    let k = Kamailio::start_file(
+        &cfg,
+        &[
+            format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
+            format!("WARP_REDIS_URL=\"{}\"", redis.url()),
+            format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
+        ],
+    );
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "long");
+    send_raw(&sock, &k, &invite);
+    let ok = final_reply(&sock, &k, "long");
+    assert_eq!(ok.code, 200, "{}", k.log());
+    let dialog = InDialog {
+        edge: k.port,
+        lport,
+        call: "long",
+        vendor: data.cheap.0,
+        route: ok.header("Record-Route"),
+        to: ok.header("To").unwrap(),
+    };
+    send_raw(
+        &sock,
+        &k,
+        &dialog.request("ACK", 1, "Content-Length: 0\r\n\r\n"),
+    );
+    // Nobody hangs up: the dialog times out 2 s after the answer.
+    let mut buf = [0u8; 65535];
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    let caller_bye = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the caller got no BYE:\n{}",
+            k.log()
+        );
+        if let Ok(n) = sock.recv(&mut buf) {
+            if buf[..n].starts_with(b"BYE ") {
+                break true;
+            }
+        }
+    };
+    assert!(caller_bye);
+    while vendor.received("BYE").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the vendor got no BYE:\n{}",
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_stat(&k, "limits.active", "0");
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+    let kinds: Vec<String> = events_of(&cdrs, "long", lport)
+        .into_iter()
+        .map(|(kind, ..)| kind)
+        .collect();
+    assert_eq!(kinds, ["start", "answer", "end"], "{cdrs:#?}");
+    let end = cdrs.iter().find(|c| c["event"] == "end").unwrap();
+    let lasted = millis(end, "end") - millis(end, "answer");
+    assert!((1500..4000).contains(&lasted), "{end}");
+}
