@@ -391,7 +391,22 @@ fn send(held: &mut Held, target: &Target, stream: &str) {
                 |()| match (spool.as_mut().filter(|s| s.pending()), conn.as_mut()) {
                     (Some(s), Some(c)) => {
                         let mut done = Replayed::default();
-                        let result = s.replay(c, stream, BATCH, &mut done);
+                        // What this process's calls report meanwhile goes out between
+                        // the spool's batches, or the queue would fill up and drop it.
+                        let mut live = |c: &mut Connection| {
+                            while batch.len() < BATCH {
+                                match rx.try_recv() {
+                                    Ok(event) => batch.push(event),
+                                    Err(_) => break,
+                                }
+                            }
+                            if batch.is_empty() {
+                                return Ok(());
+                            }
+                            let refused = c.xadd_all(stream, "cdr", batch)?;
+                            keep_refused(counters, batch, &refused)
+                        };
+                        let result = s.replay(c, stream, BATCH, &mut done, &mut live);
                         replayed(counters, &done);
                         result
                     }

@@ -170,14 +170,18 @@ impl Spool {
 
     /// Sends every file this sender may take to `stream`, in batches of `batch`, and
     /// deletes each once Redis took all of it; `done` counts what happened, also on
-    /// `Err`. Stops at the first Redis error, or the first entry Redis refused (the file
-    /// stays, taken by this process, and is sent again later: at least once).
+    /// `Err`. After each batch `live` sends what the process reported meanwhile: a
+    /// spool of hours takes a while to send, and the process's queue would fill up
+    /// and drop its calls' events if nobody read it. Stops at the first error, of a
+    /// batch or of `live`, or the first entry Redis refused (the file stays, taken by
+    /// this process, and is sent again later: at least once).
     pub fn replay(
         &mut self,
         conn: &mut Connection,
         stream: &str,
         batch: usize,
         done: &mut Replayed,
+        live: &mut dyn FnMut(&mut Connection) -> Result<(), String>,
     ) -> Result<(), String> {
         // Later events go to a new file: this one is about to be sent.
         self.own = None;
@@ -185,7 +189,7 @@ impl Spool {
             let Some(taken) = take(&path) else {
                 continue;
             };
-            send_file(&taken, conn, stream, batch, done)?;
+            send_file(&taken, conn, stream, batch, done, live)?;
             fs::remove_file(&taken).map_err(|e| format!("{}: {e}", taken.display()))?;
         }
         self.pending = false;
@@ -287,6 +291,7 @@ fn send_file(
     stream: &str,
     batch: usize,
     done: &mut Replayed,
+    live: &mut dyn FnMut(&mut Connection) -> Result<(), String>,
 ) -> Result<(), String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut events = Vec::with_capacity(batch);
@@ -312,6 +317,7 @@ fn send_file(
                 return Err(format!("Redis refused {} CDR events: {why}", refused.len()));
             }
             events.clear();
+            live(conn)?;
         }
         if end {
             return Ok(());

@@ -2162,6 +2162,52 @@ fn a_spool_file_whose_pid_another_process_has_now_is_sent() {
     assert_eq!(std::fs::read_dir(&spooled.spool).unwrap().count(), 0);
 }
 
+/// An earlier run's spool is sent while calls go on: the sender sending it still takes
+/// the events of its process's calls, so none is dropped on a full buffer meanwhile,
+/// however long the spool takes to send.
+#[test]
+fn events_of_calls_made_while_a_spool_is_sent_are_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let spooled = SpoolParams::new(dir.path(), redis.url());
+    std::fs::create_dir(&spooled.spool).unwrap();
+    // A long outage's worth, left by a process that no longer exists.
+    const OLD: usize = 300_000;
+    let events: String = (0..OLD)
+        .map(|i| format!("{{\"event\":\"start\",\"call_id\":\"earlier-run-{i}\"}}\n"))
+        .collect();
+    std::fs::write(spooled.spool.join("cdr-99999999-1.jsonl"), events).unwrap();
+    let k = Kamailio::start(
+        &spooled.with(&[("cdr_buffer", "20")]),
+        Script::Native(ROUTE),
+    );
+    // At 50 calls a second, under the trunk's limit of 100.
+    const CALLS: usize = 100;
+    for _ in 0..CALLS {
+        assert_eq!(k.request("INVITE", "").code, 200, "{}", k.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while redis.cli(&["XLEN", "warp:cdr:raw"]).trim() != (OLD + CALLS).to_string() {
+        let stats = k.rpc("warp.stats");
+        assert_eq!(
+            stats["cdr.overflow"], "0",
+            "calls' events dropped while the spool was sent"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} events in Redis\n{}",
+            redis.cli(&["XLEN", "warp:cdr:raw"]).trim(),
+            OLD + CALLS,
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["cdr.overflow"], "0");
+    assert_eq!(stats["cdr.queued"], CALLS.to_string());
+}
+
 /// A local port that accepts no connection and refuses none, as a Redis behind a
 /// firewall that drops packets would: its listener's accept queue is full, so the
 /// kernel drops every further SYN. Keep the pair alive while the port is needed.
