@@ -12,6 +12,7 @@
 use crate::cdr::{self, Event, Kind};
 use crate::failover;
 use crate::guard;
+use crate::kstr;
 use crate::limits::{self, Admission};
 use crate::log::{lm_err, lm_info};
 use crate::record::{self, Call, Hop};
@@ -218,7 +219,7 @@ fn reply_code(params: &k::dlg_cb_params) -> Option<u16> {
 }
 
 unsafe extern "C" fn dialog_event(
-    _dlg: *mut k::dlg_cell,
+    dlg: *mut k::dlg_cell,
     kind: c_int,
     params: *mut k::dlg_cb_params,
 ) {
@@ -233,17 +234,73 @@ unsafe extern "C" fn dialog_event(
         else {
             return;
         };
-        on_event(tracked, kind as u32, reply_code(params));
+        on_event(dlg, tracked, kind as u32, reply_code(params));
     })
 }
 
-fn on_event(tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
+/// The dialog variable holding, once the call failed over, its call line and the
+/// attempt in progress (see [`failed_over`]).
+const ATTEMPT_VAR: &str = "warp_attempt";
+
+/// `warp_next_route()` moved `msg`'s call on to another attempt (`call`, its record's
+/// call line; `hop`, the new attempt's line): noted in the call's dialog, for an end
+/// its dialog reports before any answer or failure (the operator's `dlg.end_dlg`, a
+/// script's `dlg_bye()` on a ringing call), which may come in a process that cannot
+/// read the transaction's AVPs. Failover only: no cost to a call that does not.
+pub fn failed_over(msg: &SipMsg, call: &str, hop: &str) {
+    let Some(api) = DIALOG.get() else {
+        return;
+    };
+    let (Some(get), Some(release), Some(set)) = (api.get_dlg, api.release_dlg, api.set_dlg_var)
+    else {
+        return;
+    };
+    // SAFETY: the dialog module looks the dialog of the message being handled up (its
+    // context in a request or failure route) and returns it referenced, or null.
+    let dlg = unsafe { get(msg.raw()) };
+    if dlg.is_null() {
+        return;
+    }
+    let value = format!("{call}\n{hop}");
+    let mut key = kstr::from_bytes(ATTEMPT_VAR.as_bytes());
+    let mut val = kstr::from_bytes(value.as_bytes());
+    // SAFETY: a referenced dialog; the module copies key and value into shm.
+    if unsafe { set(dlg, &mut key, &mut val) } != 0 {
+        lm_err!("cannot note the call's attempt in its dialog");
+    }
+    // SAFETY: gives back the reference `get` took.
+    unsafe { release(dlg) };
+}
+
+/// The attempt [`failed_over`] noted in `dlg` for the call `call` (its call line).
+fn noted_attempt(dlg: *mut k::dlg_cell, call: &str) -> Option<String> {
+    let get = DIALOG.get()?.get_dlg_varval?;
+    let mut key = kstr::from_bytes(ATTEMPT_VAR.as_bytes());
+    let mut val = kstr::from_bytes(b"");
+    // SAFETY: the dialog a callback is running for; the value is copied into a buffer
+    // of this process, read at once.
+    if dlg.is_null() || unsafe { get(dlg, &mut key, &mut val) } != 0 || val.s.is_null() {
+        return None;
+    }
+    // SAFETY: filled in by the module just now.
+    let value = unsafe { kstr::to_string(&val) };
+    // A dialog context left from another call must not lend its attempt.
+    let (noted, hop) = value.split_once('\n')?;
+    (noted == call).then(|| hop.to_owned())
+}
+
+fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
     let now = cdr::now_ms();
     // Answer and failure come with the INVITE transaction, whose AVPs name the vendor
     // that answered or failed last (after any failover).
     if kind & (k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED) != 0 {
         if let Some((_, hop, _)) = failover::stored().as_deref().and_then(record::split) {
             let _ = tracked.hop.set(hop);
+        }
+    } else if tracked.answered.load(SeqCst) == 0 && !tracked.released.load(SeqCst) {
+        // Ended while ringing, perhaps after failover: on the attempt then in progress.
+        if let Some(hop) = noted_attempt(dlg, &tracked.call.get()) {
+            let _ = tracked.hop.set(&hop);
         }
     }
     let (call, hop) = (tracked.call.get(), tracked.hop.get());

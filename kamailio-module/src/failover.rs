@@ -130,6 +130,9 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let uri = record::push_later(&mut remaining, call.dnis, later).ok_or_else(bad)?;
     msg.set_ruri(&remaining[uri])?;
     store(&remaining)?;
+    if let Some((call, hop, _)) = record::split(&remaining) {
+        crate::calls::failed_over(msg, call, hop);
+    }
     if let Some(n) = branches {
         avp::clear(BRANCHES_BEFORE);
         avp::push(BRANCHES_BEFORE, &n.to_string())?;

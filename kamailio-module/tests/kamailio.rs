@@ -3947,3 +3947,57 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
     let lasted = millis(end, "end") - millis(end, "answer");
     assert!((1500..4000).contains(&lasted), "{end}");
 }
+
+/// A ringing call the operator ends after it failed over reports its end on the attempt
+/// that was ringing, not on the vendor that had already failed (whose attempt has its
+/// `failed` event).
+#[test]
+fn a_ringing_call_the_operator_ends_after_failover_ends_on_the_ringing_vendor() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let dear = support::vendor::Vendor::start(data.dear.0, support::vendor::Plays::Rings);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "ended");
+    send_raw(&sock, &k, &invite);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while dear.received("INVITE").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let list = k.kamcmd(&["dlg.list"]).unwrap();
+    let field = |name: &str| {
+        list.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .to_owned()
+    };
+    k.kamcmd(&["dlg.end_dlg", &field("h_entry"), &field("h_id")])
+        .unwrap();
+    wait_for_stat(&k, "limits.active", "0");
+    // The caller gives up too.
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "CANCEL", "+12125550123", "ended"),
+    );
+    redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+    // Time for any event after the outcome to show.
+    std::thread::sleep(Duration::from_millis(500));
+    let cdrs = redis.cdrs("warp:cdr:raw");
+    let events = events_of(&cdrs, "ended", lport);
+    let event = |kind: &str, attempt, vendor: &str, code| {
+        (kind.to_owned(), attempt, vendor.to_owned(), code)
+    };
+    assert_eq!(
+        events,
+        [
+            event("start", 1, "CHEAP", None),
+            event("failed", 1, "CHEAP", Some(503)),
+            event("end", 2, "DEAR", Some(200)),
+        ],
+        "{cdrs:#?}"
+    );
+}
