@@ -2115,8 +2115,7 @@ fn cdr_events_spooled_while_redis_is_down_survive_a_restart() {
         .sum();
     assert_eq!(skipped, 2, "{log}");
     assert_eq!(std::fs::read_dir(spool).unwrap().count(), 0);
-    // Its own events follow. (The test requests' Call-IDs name their source port,
-    // which two runs may share: count events, not calls.)
+    // Its own events follow.
     assert_eq!(k.request("INVITE", "").code, 200);
     assert_eq!(
         redis

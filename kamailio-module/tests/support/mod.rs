@@ -277,7 +277,7 @@ impl Kamailio {
         self.send(source, user, method, &from, headers, "")
     }
 
-    /// An INVITE whose Call-ID ends in `tail` (after the usual `warp-test-<port>`).
+    /// An INVITE whose Call-ID ends in `tail` (after the usual `warp-test-<port>-<n>`).
     pub fn invite_with_call_id_tail(&self, tail: &str) -> Reply {
         let from = "<sip:3035550100@127.0.0.1>";
         self.send("127.0.0.1", "12125550123", "INVITE", from, "", tail)
@@ -300,12 +300,19 @@ impl Kamailio {
         let sock = UdpSocket::bind((source, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let lport = sock.local_addr().unwrap().port();
+        // The kernel may hand a later request the port of an earlier one: the sequence
+        // number keeps their Call-IDs and branches apart.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = format!(
+            "{lport}-{}",
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let msg = format!(
             "{method} sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK-{lport}\r\n\
-             From: {from};tag=t{lport}\r\n\
+             Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK-{id}\r\n\
+             From: {from};tag=t{id}\r\n\
              To: <sip:{user}@127.0.0.1>\r\n\
-             Call-ID: warp-test-{lport}{call_id_tail}\r\n\
+             Call-ID: warp-test-{id}{call_id_tail}\r\n\
              CSeq: 1 {method}\r\n\
              {headers}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             port = self.port
