@@ -121,6 +121,7 @@ unsafe extern "C" fn transaction_created(
 /// first, at `dlg_manage()`): registered at forwarding, warp's runs before the
 /// dialog's and has the code ready when the dialog reports the failure.
 fn watch_local_finals(t: *mut k::cell) {
+    forget_local_final(None);
     register_on(t, k::TMCB_REQUEST_FWDED, Some(forwarded));
 }
 
@@ -148,8 +149,11 @@ unsafe extern "C" fn final_ready(t: *mut k::cell, _type: c_int, params: *mut k::
         let Some(p) = (unsafe { params.as_ref() }) else {
             return;
         };
-        if p.code < 300 || failover::stored().is_none() {
+        if p.code < 200 {
             return;
+        }
+        if p.code < 300 || failover::stored().is_none() {
+            return forget_local_final(Some(p.req));
         }
         // The attempt in progress may never have been sent (the transaction's AVPs are
         // current while tm runs its callbacks): then this final reply, another
@@ -160,10 +164,24 @@ unsafe extern "C" fn final_ready(t: *mut k::cell, _type: c_int, params: *mut k::
         } else if p.rpl as isize == FAKED_REPLY {
             u16::try_from(p.code).unwrap_or(500)
         } else {
-            return;
+            // The final reply says it (a vendor's).
+            return forget_local_final(Some(p.req));
         };
         *LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.req as usize, code));
     })
+}
+
+/// Drops the note [`final_ready`] left in this process nobody took, if it names `req`
+/// (all: any). A note is taken in the tm callback run that wrote it: one still there is
+/// stale (its call relayed without a dialog, or its dialog gone), and would otherwise
+/// be handed to a later transaction whose request copy tm put at the same address,
+/// reporting that call's failure with a code that was never its own. Called at a
+/// final reply that needs no note, and when an INVITE's transaction begins.
+fn forget_local_final(req: Option<*mut k::sip_msg>) {
+    let mut last = LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|(r, _)| req.is_none_or(|req| r == req as usize)) {
+        *last = None;
+    }
 }
 
 /// The code the attempt in progress failed with, when the final reply for `req`'s

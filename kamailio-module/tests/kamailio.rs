@@ -2822,6 +2822,85 @@ fn failure_cdrs_carry_the_code_of_a_reply_tm_made_up() {
     );
 }
 
+/// A final reply tm's callback noted for a call whose dialog never asked for it (here:
+/// a call the script relays without the dialog module, whose last attempt could not
+/// be sent: 477) is not handed to a later call whose request tm copied to the same
+/// place in shared memory (as it does here: same size, the first copy freed): that
+/// call's failure is reported with its vendor's own code, not the earlier call's.
+#[test]
+fn a_local_final_no_dialog_asked_for_is_not_reported_for_a_later_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    // CHEAP answers 503; DEAR cannot be sent to (UDP only) until generation 2, and then
+    // rings and answers 486 (a code tm relays as it is: a 503 it would make a 500).
+    let mut data = support::dataset::Data {
+        uri_params: ("", ";transport=tcp"),
+        ..support::dataset::Data::with_gateways()
+    };
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let _dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
+    // One worker, so that both calls' replies meet the same process's note; dialogs for
+    // the calls that ask, once tm copied the request (the dialog's own shared memory
+    // would otherwise take the place the first copy left); transactions freed soon
+    // after their final reply.
+    let script = RELAY
+        .replace(
+            "    dlg_manage();\n",
+            "    t_newtran();\n    if ($hdr(X-Track) == \"yes\") { dlg_manage(); }\n",
+        )
+        .replace(
+            "modparam(\"tm\", \"fr_timer\", 1000)\n",
+            "children=1\nmodparam(\"tm\", \"fr_timer\", 1000)\nmodparam(\"tm\", \"wt_timer\", 200)\n",
+        );
+    assert!(script.contains("X-Track") && script.contains("wt_timer"));
+    let k = start_reporting(dir.path(), &data, &redis.url(), Script::Cfg(&script), &[]);
+    let (sock, lport) = raw_socket();
+    // Same size, header value and call name alike: tm's copy of the second request
+    // may take the place the first one's had.
+    let invite = |call: &str, track: &str| {
+        raw_request(k.port, lport, "INVITE", "+12125550123", call).replace(
+            "Max-Forwards: 70\r\n",
+            &format!("X-Track: {track}\r\nMax-Forwards: 70\r\n"),
+        )
+    };
+    // No dialog: CHEAP's 503, then DEAR unsent (tm's callback notes 477 for nobody).
+    send_raw(&sock, &k, &invite("plain", "no!"));
+    assert_eq!(final_reply(&sock, &k, "plain").code, 500, "{}", k.log());
+    // DEAR reachable now.
+    data.generation = 2;
+    data.uri_params = ("", ";transport=udp");
+    data.publish(&dir.path().join("routing.snap"));
+    k.rpc("warp.reload");
+    // The first transaction is gone (wait timer) before the second comes.
+    std::thread::sleep(Duration::from_millis(1500));
+    send_raw(&sock, &k, &invite("track", "yes"));
+    assert_eq!(final_reply(&sock, &k, "track").code, 486, "{}", k.log());
+
+    let cdrs = redis.wait_for("warp:cdr:raw", 4, Duration::from_secs(5));
+    let tracked: Vec<(String, String, Option<u64>)> = cdrs
+        .iter()
+        .filter(|c| c["call_id"] == format!("track-{lport}").as_str())
+        .map(|c| {
+            (
+                c["event"].as_str().unwrap().to_owned(),
+                c["vendor"].as_str().unwrap().to_owned(),
+                c["sip_code"].as_u64(),
+            )
+        })
+        .collect();
+    let event = |kind: &str, vendor: &str, code| (kind.to_owned(), vendor.to_owned(), code);
+    assert_eq!(
+        tracked,
+        [
+            event("start", "CHEAP", None),
+            event("failed", "CHEAP", Some(503)),
+            event("failed", "DEAR", Some(486)),
+        ],
+        "{cdrs:#?}\n{}",
+        k.log()
+    );
+}
+
 fn dip_params<'a>(snap: &'a str, url: &'a str) -> [(&'a str, &'a str); 7] {
     [
         ("snapshot", snap),
