@@ -387,19 +387,7 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
     // A local number dialled in its phone-context: +44 20 7946 0000 (which C1 has no
     // rate for), not 207-946-0000 in New Jersey; in +1's, the NANP number.
     for (context, code) in [("+44", 404), ("+1", 200)] {
-        let (sock, lport) = raw_socket();
-        let call = format!("context{code}");
-        let request = raw_request(k.port, lport, "INVITE", "LOCAL", &call).replacen(
-            &format!("sip:LOCAL@127.0.0.1:{}", k.port),
-            &format!(
-                "sip:2079460000;phone-context={context}@127.0.0.1:{};user=phone",
-                k.port
-            ),
-            1,
-        );
-        send_raw(&sock, &k, &request);
-        let reply = final_reply(&sock, &k, &call);
-        assert_eq!(reply.code, code, "{context}: {}", k.log());
+        assert_eq!(dial_in_context(&k, context), code, "{context}: {}", k.log());
     }
     // A Request-URI without a user part dials no number: 484 too, not an error.
     let (sock, lport) = raw_socket();
@@ -453,6 +441,22 @@ fn malformed_numbers_get_a_clear_refusal_and_the_next_call_routes() {
     assert_eq!(stats["warp_route.panics"], "0");
 }
 
+/// The code an INVITE to 2079460000 in `context` (a phone-context, `user=phone`) gets.
+fn dial_in_context(k: &Kamailio, context: &str) -> u16 {
+    let (sock, lport) = raw_socket();
+    let call = format!("context{lport}");
+    let request = raw_request(k.port, lport, "INVITE", "LOCAL", &call).replacen(
+        &format!("sip:LOCAL@127.0.0.1:{}", k.port),
+        &format!(
+            "sip:2079460000;phone-context={context}@127.0.0.1:{};user=phone",
+            k.port
+        ),
+        1,
+    );
+    send_raw(&sock, k, &request);
+    final_reply(&sock, k, &call).code
+}
+
 /// A local number dialled in its phone-context is read in it even when the script (or
 /// sanity's URI checks, as in the shipped config) had the core parse the R-URI first.
 #[test]
@@ -460,19 +464,7 @@ fn a_dialled_local_number_keeps_its_phone_context_after_the_script_read_it() {
     let script = format!("$var(dialled) = $rU;\n{ROUTE}");
     let (_data, k) = start_on_test_data(Script::Native(&script));
     for (context, code) in [("+44", 404), ("+1", 200)] {
-        let (sock, lport) = raw_socket();
-        let call = format!("parsed{code}");
-        let request = raw_request(k.port, lport, "INVITE", "LOCAL", &call).replacen(
-            &format!("sip:LOCAL@127.0.0.1:{}", k.port),
-            &format!(
-                "sip:2079460000;phone-context={context}@127.0.0.1:{};user=phone",
-                k.port
-            ),
-            1,
-        );
-        send_raw(&sock, &k, &request);
-        let reply = final_reply(&sock, &k, &call);
-        assert_eq!(reply.code, code, "{context}: {}", k.log());
+        assert_eq!(dial_in_context(&k, context), code, "{context}: {}", k.log());
     }
 }
 
@@ -777,6 +769,32 @@ end
     assert_eq!(stats["warp_next_route.calls"], "1");
 }
 
+/// A KEMI script's request route opening: route the call, or send warp's refusal.
+const KEMI_ROUTE: &str = r#"
+    if KSR.warp.warp_route() < 0 then
+        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
+        return
+    end
+"#;
+
+/// A Kamailio relaying under KEMI over the gateways' data: `ksr_request_route()` is
+/// [`KEMI_ROUTE`] then `request_tail`; `functions` are the script's other routes.
+fn start_kemi_relay(
+    request_tail: &str,
+    functions: &str,
+) -> (tempfile::TempDir, support::dataset::Data, Kamailio) {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let lua = format!("function ksr_request_route(){KEMI_ROUTE}{request_tail}end\n{functions}");
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::LuaRelay(&lua),
+    );
+    (dir, data, k)
+}
+
 #[test]
 fn warp_route_outside_the_request_route_is_refused_and_holds_no_place() {
     // kamailio.cfg: refused when the config is read.
@@ -786,35 +804,18 @@ fn warp_route_outside_the_request_route_is_refused_and_holds_no_place() {
     assert!(log.contains("misused command warp_route"), "{log}");
 
     // KEMI: its functions may be called from any route, so warp_route() checks.
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
-    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
-    let lua = dir.path().join("relay.lua");
-    std::fs::write(
-        &lua,
+    let (dir, data, k) = start_kemi_relay(
         r#"
-function ksr_request_route()
-    if KSR.warp.warp_route() < 0 then
-        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
-        return
-    end
     KSR.tm.t_on_failure("ksr_failure")
     KSR.tm.t_relay()
-end
+"#,
+        r#"
 function ksr_failure()
     KSR.info("failure route: warp_route() = " .. KSR.warp.warp_route() .. "\n")
 end
 "#,
-    )
-    .unwrap();
-    let cfg = format!(
-        "loadmodule \"tm.so\"\nloadmodule \"app_lua.so\"\n\
-         modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
-        lua.display()
     );
-    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
     // The vendor's 503, which tm relays as 500 (RFC 3261 16.7).
     let reply = k.request("INVITE", "");
     assert_eq!(reply.code, 500, "{} {}", reply.reason, k.log());
@@ -839,25 +840,13 @@ end
 /// would report the attempt failed and skip the next vendor.
 #[test]
 fn warp_next_route_outside_request_and_failure_routes_is_refused_under_kemi() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
-    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
-    let dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
-    let lua = dir.path().join("relay.lua");
-    std::fs::write(
-        &lua,
+    let (dir, data, k) = start_kemi_relay(
         r#"
-function ksr_request_route()
-    if KSR.warp.warp_route() < 0 then
-        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
-        return
-    end
     KSR.tm.t_on_reply("ksr_vendor_reply")
     KSR.tm.t_on_failure("ksr_failure")
     KSR.tm.t_relay()
-end
+"#,
+        r#"
 function ksr_vendor_reply()
     KSR.info("reply route: warp_next_route() = " .. KSR.warp.warp_next_route() .. "\n")
 end
@@ -868,14 +857,9 @@ function ksr_failure()
     end
 end
 "#,
-    )
-    .unwrap();
-    let cfg = format!(
-        "loadmodule \"tm.so\"\nloadmodule \"tmx.so\"\nloadmodule \"app_lua.so\"\n\
-         modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
-        lua.display()
     );
-    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
     // CHEAP's 503 fails over to DEAR, which rings, then is busy.
     let reply = k.request("INVITE", "");
     assert_eq!(reply.code, 486, "{} {}", reply.reason, k.log());
@@ -889,36 +873,19 @@ end
 /// vendor was called at once.
 #[test]
 fn warp_redirect_outside_the_request_route_is_refused_under_kemi() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    let data = support::dataset::Data::with_gateways();
-    data.publish(&snap);
-    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
-    let dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
-    let lua = dir.path().join("relay.lua");
-    std::fs::write(
-        &lua,
+    let (dir, data, k) = start_kemi_relay(
         r#"
-function ksr_request_route()
-    if KSR.warp.warp_route() < 0 then
-        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
-        return
-    end
     KSR.tm.t_on_branch("ksr_branch")
     KSR.tm.t_relay()
-end
+"#,
+        r#"
 function ksr_branch()
     KSR.info("branch route: warp_redirect() = " .. KSR.warp.warp_redirect() .. "\n")
 end
 "#,
-    )
-    .unwrap();
-    let cfg = format!(
-        "loadmodule \"tm.so\"\nloadmodule \"app_lua.so\"\n\
-         modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
-        lua.display()
     );
-    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Cfg(&cfg));
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
     // CHEAP alone gets the call, and its 503 (relayed as 500) is the answer.
     let reply = k.request("INVITE", "");
     assert_eq!(reply.code, 500, "{} {}", reply.reason, k.log());
@@ -3219,14 +3186,44 @@ struct InDialog<'a> {
     lport: u16,
     call: &'a str,
     vendor: u16,
-    route: Option<&'a str>,
-    to: &'a str,
+    route: Option<String>,
+    to: String,
 }
 
-impl InDialog<'_> {
+impl<'a> InDialog<'a> {
+    /// Sends `invite` (Call-ID `call`) to the edge, expects the vendor's 200 and ACKs
+    /// it: the answered call's dialog, with the 200's Record-Route as its route, and
+    /// the 200.
+    fn answered(
+        sock: &std::net::UdpSocket,
+        k: &Kamailio,
+        lport: u16,
+        (call, vendor): (&'a str, u16),
+        invite: &str,
+    ) -> (Self, support::Reply) {
+        send_raw(sock, k, invite);
+        let ok = final_reply(sock, k, call);
+        assert_eq!(ok.code, 200, "{}", k.log());
+        let dialog = InDialog {
+            edge: k.port,
+            lport,
+            call,
+            vendor,
+            route: ok.header("Record-Route").map(str::to_owned),
+            to: ok.header("To").unwrap().to_owned(),
+        };
+        send_raw(
+            sock,
+            k,
+            &dialog.request("ACK", 1, "Content-Length: 0\r\n\r\n"),
+        );
+        (dialog, ok)
+    }
+
     fn request(&self, method: &str, cseq: u32, body: &str) -> String {
         let route = self
             .route
+            .as_deref()
             .map(|r| format!("Route: {r}\r\n"))
             .unwrap_or_default();
         raw_request(self.edge, self.lport, method, "+12125550123", self.call)
@@ -3369,22 +3366,7 @@ fn the_shipped_config_ends_a_call_whose_bye_lost_its_route() {
     let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "noroute");
-    send_raw(&sock, &k, &invite);
-    let ok = final_reply(&sock, &k, "noroute");
-    assert_eq!(ok.code, 200, "{}", k.log());
-    let with_route = InDialog {
-        edge: k.port,
-        lport,
-        call: "noroute",
-        vendor: data.cheap.0,
-        route: ok.header("Record-Route"),
-        to: ok.header("To").unwrap(),
-    };
-    send_raw(
-        &sock,
-        &k,
-        &with_route.request("ACK", 1, "Content-Length: 0\r\n\r\n"),
-    );
+    let (with_route, _) = InDialog::answered(&sock, &k, lport, ("noroute", data.cheap.0), &invite);
     wait_for_stat(&k, "limits.active", "1");
     let without_route = InDialog {
         route: None,
@@ -3426,20 +3408,9 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
     let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "reinvite");
-    send_raw(&sock, &k, &invite);
-    let ok = final_reply(&sock, &k, "reinvite");
-    assert_eq!(ok.code, 200, "{}", k.log());
-    let (route, to) = (ok.header("Record-Route").unwrap(), ok.header("To").unwrap());
-    let dialog = InDialog {
-        edge: k.port,
-        lport,
-        call: "reinvite",
-        vendor: data.cheap.0,
-        route: Some(route),
-        to,
-    };
+    let (dialog, ok) = InDialog::answered(&sock, &k, lport, ("reinvite", data.cheap.0), &invite);
+    assert!(dialog.route.is_some(), "the edge records its route");
     let in_dialog = |method: &str, cseq: u32, body: &str| dialog.request(method, cseq, body);
-    send_raw(&sock, &k, &in_dialog("ACK", 1, "Content-Length: 0\r\n\r\n"));
     let hold = "v=0\r\no=c 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                 m=audio 6002 RTP/AVP 0\r\na=sendonly\r\n";
     let body = format!(
@@ -3974,22 +3945,7 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
     );
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "long");
-    send_raw(&sock, &k, &invite);
-    let ok = final_reply(&sock, &k, "long");
-    assert_eq!(ok.code, 200, "{}", k.log());
-    let dialog = InDialog {
-        edge: k.port,
-        lport,
-        call: "long",
-        vendor: data.cheap.0,
-        route: ok.header("Record-Route"),
-        to: ok.header("To").unwrap(),
-    };
-    send_raw(
-        &sock,
-        &k,
-        &dialog.request("ACK", 1, "Content-Length: 0\r\n\r\n"),
-    );
+    InDialog::answered(&sock, &k, lport, ("long", data.cheap.0), &invite);
     // Nobody hangs up: the dialog times out 2 s after the answer.
     let mut buf = [0u8; 65535];
     let deadline = std::time::Instant::now() + Duration::from_secs(6);

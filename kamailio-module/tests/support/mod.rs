@@ -52,6 +52,8 @@ pub enum Script<'a> {
     Native(&'a str),
     /// A KEMI Lua script defining `ksr_request_route()`.
     Lua(&'a str),
+    /// A KEMI Lua script that relays: tm and tmx loaded too.
+    LuaRelay(&'a str),
     /// Everything after the base configuration: extra modules, parameters and routes.
     Cfg(&'a str),
 }
@@ -196,11 +198,15 @@ impl Kamailio {
         let routing = match script {
             Script::Native(body) => format!("request_route {{\n{body}\n}}\n"),
             Script::Cfg(text) => text.to_owned(),
-            Script::Lua(code) => {
+            Script::Lua(code) | Script::LuaRelay(code) => {
                 let lua = dir.path().join("warp.lua");
                 std::fs::write(&lua, code).unwrap();
+                let tm = match script {
+                    Script::LuaRelay(_) => "loadmodule \"tm.so\"\nloadmodule \"tmx.so\"\n",
+                    _ => "",
+                };
                 format!(
-                    "loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+                    "{tm}loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
                     lua.display()
                 )
             }
