@@ -84,7 +84,8 @@ fn mask_url(url: &str) -> String {
     match rest.rsplit_once('@') {
         Some((auth, host)) => match auth.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
+            // `redis://secret@host`: a lone userinfo may well be the password.
+            None => format!("{scheme}://***@{host}"),
         },
         None => url.to_string(),
     }
@@ -128,6 +129,15 @@ impl fmt::Display for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_userinfo_is_masked_too() {
+        assert_eq!(
+            mask_url("redis://s3cret@cache:6379/0"),
+            "redis://***@cache:6379/0"
+        );
+        assert_eq!(mask_url("redis://cache:6379"), "redis://cache:6379");
+    }
 
     #[test]
     fn secrets_are_masked() {
