@@ -457,7 +457,8 @@ fn mask_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    // The last `@` ends the userinfo: a password may hold one.
+    match rest.rsplit_once('@') {
         Some((auth, host)) if auth.contains(':') => {
             let user = auth.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:***@{host}")
@@ -478,6 +479,10 @@ mod tests {
             "redis://u:***@h:6379/0"
         );
         assert_eq!(mask_password("redis://pw@h"), "redis://***@h");
+        assert_eq!(
+            mask_password("redis://u:p@ss@h:6379"),
+            "redis://u:***@h:6379"
+        );
         assert_eq!(mask_password("redis://h:6379"), "redis://h:6379");
     }
 
