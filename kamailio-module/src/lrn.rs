@@ -7,7 +7,8 @@
 //! refused, 429, 5xx, a reply without a usable LRN) routes the call on the dialled
 //! number. A circuit breaker shared by all workers stops dipping after
 //! `lrn_breaker_failures` failures in a row, for `lrn_breaker_cooldown`, and at once for
-//! a 429's Retry-After; then one call tries again and its outcome closes or reopens it.
+//! a Retry-After on any reply but a 200 (a 429's, a 503's); then one call tries again
+//! and its outcome closes or reopens it.
 
 use crate::http;
 use crate::log::lm_warn;
@@ -149,8 +150,8 @@ fn upstream(shared: &Shared, dip: &Dip, number: Number) -> Option<Option<Number>
             shared.failed.fetch_add(1, Relaxed);
             let failures = shared.failures.fetch_add(1, Relaxed) + 1;
             lm_warn!("LRN dip for {number} failed ({why}): routing on the dialled number");
-            // A 429's Retry-After is honoured at once; a run of failures opens the
-            // breaker for the cooldown (or the Retry-After, if longer).
+            // A Retry-After (a 429's, a 503's) is honoured at once; a run of failures
+            // opens the breaker for the cooldown (or the Retry-After, if longer).
             let open_for = if failures >= config.lrn_breaker_failures {
                 lm_warn!("LRN dip: {failures} failures in a row, pausing the dip");
                 Some(
