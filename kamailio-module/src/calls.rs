@@ -23,6 +23,7 @@ use std::ffi::{c_int, c_uint, c_void};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
 use std::sync::{Mutex, OnceLock};
+use warp_core::model::{DIALSTRING_MAX, ID_MAX};
 
 /// A call routed for the request this process is running the script for.
 struct Pending {
@@ -51,6 +52,27 @@ struct Tracked {
 /// The longest record line a tracked call holds: `warp_route()` refuses a call whose
 /// line is longer (a Call-ID of some kilobytes) rather than let it run uncounted.
 pub const LINE_MAX: usize = 1024;
+
+/// The longest attempt line a snapshot can give (the compiler bounds ids and
+/// dialstrings): attempt, vendor id, the dialstring with each 8-byte `{number}` filled
+/// with 15 digits, zone, two rates in nanos, partition id, and the tabs between. It
+/// must fit, or a call would run untracked (first attempt) or keep naming the vendor
+/// before (a later one).
+const HOP_MAX: usize = 10
+    + 1
+    + ID_MAX
+    + 1
+    + DIALSTRING_MAX / 8 * 15
+    + DIALSTRING_MAX % 8
+    + 1
+    + "INTERNATIONAL".len()
+    + 2 * (1 + 20)
+    + 1
+    + ID_MAX;
+const _: () = assert!(
+    HOP_MAX <= LINE_MAX,
+    "an attempt line must fit a tracked call"
+);
 
 /// Hooks into the core and, when it is loaded, the dialog module; `mod_init` only.
 pub fn init() -> Result<(), String> {
