@@ -104,10 +104,7 @@ impl Number {
         composed[..context.len()].copy_from_slice(context.as_bytes());
         composed[context.len()..].copy_from_slice(user.as_bytes());
         // Both halves are whole strings, so their concatenation is UTF-8.
-        match std::str::from_utf8(composed) {
-            Ok(global) => Self::parse_user(global, input),
-            Err(_) => Self::parse_user(user, input),
-        }
+        Self::parse_user(std::str::from_utf8(composed).unwrap_or(user), input)
     }
 
     /// The user part of a number (`input` as given, for error messages).
@@ -333,15 +330,21 @@ fn uri_user(s: &str) -> (&str, &str) {
     (&s[scheme..scheme + end], params)
 }
 
+/// The value of the parameter `name` (either case) among `;`-separated URI or header
+/// parameters, trimmed; `None` when absent or without a value.
+pub fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    params.split(|&b| b == b';').find_map(|p| {
+        let (n, value) = p.split_at(p.iter().position(|&b| b == b'=')?);
+        n.trim_ascii()
+            .eq_ignore_ascii_case(name)
+            .then(|| value[1..].trim_ascii())
+    })
+}
+
 /// The global-number prefix (`+44`, `+1-303`) a `phone-context` parameter names, if it
 /// names one (a domain context names no digits).
 pub fn phone_context(params: &[u8]) -> Option<&str> {
-    let value = params.split(|&b| b == b';').find_map(|p| {
-        let (name, value) = p.split_at(p.iter().position(|&b| b == b'=')?);
-        name.trim_ascii()
-            .eq_ignore_ascii_case(b"phone-context")
-            .then(|| value[1..].trim_ascii())
-    })?;
+    let value = param(params, b"phone-context")?;
     let digits = value.strip_prefix(b"+")?;
     let visual = |b: &u8| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'(' | b')');
     (!digits.is_empty() && digits.iter().all(visual))

@@ -325,6 +325,16 @@ impl Held {
     }
 }
 
+/// Fills `batch` up to [`BATCH`] with what the queue holds now, without waiting.
+fn top_up(batch: &mut Vec<String>, rx: &Receiver<String>) {
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(event) => batch.push(event),
+            Err(_) => break,
+        }
+    }
+}
+
 /// The sender thread: batches from the queue to Redis. While Redis is unreachable it
 /// spools what it cannot send ([`Spool`], with `cdr_spool`) or else holds its batch
 /// and retries; once Redis answers it sends what was spooled. Returns once the queue
@@ -362,12 +372,7 @@ fn send(held: &mut Held, target: &Target, stream: &str) {
             };
             batch.extend(next);
         }
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(event) => batch.push(event),
-                Err(_) => break,
-            }
-        }
+        top_up(batch, rx);
         guard::fault_point("cdr_sender");
         // Redis is down and not due for a retry: to disk at once, nothing waits here.
         if let (Some(at), Some(s)) = (down, spool.as_mut()) {
@@ -394,12 +399,7 @@ fn send(held: &mut Held, target: &Target, stream: &str) {
                         // What this process's calls report meanwhile goes out between
                         // the spool's batches, or the queue would fill up and drop it.
                         let mut live = |c: &mut Connection| {
-                            while batch.len() < BATCH {
-                                match rx.try_recv() {
-                                    Ok(event) => batch.push(event),
-                                    Err(_) => break,
-                                }
-                            }
+                            top_up(batch, rx);
                             if batch.is_empty() {
                                 return Ok(());
                             }

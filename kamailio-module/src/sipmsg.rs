@@ -5,7 +5,7 @@ use kamailio_sys as k;
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ptr::NonNull;
-use warp_core::number::phone_context;
+use warp_core::number::{param, phone_context};
 use warp_core::Number;
 
 /// Where an ANI was found (precedence order).
@@ -24,6 +24,17 @@ impl AniSource {
             AniSource::From => "from",
         }
     }
+}
+
+/// `Err(rule)` unless the route being run is one of `routes` (`REQUEST_ROUTE`, ...):
+/// kamailio.cfg checks a function's routes when it reads the config, but KEMI scripts
+/// may call it from any, so a function that must not run elsewhere asks.
+pub fn only_in(routes: std::ffi::c_uint, rule: &str) -> Result<(), String> {
+    // SAFETY: the core sets `route_type` before running any route of this process.
+    if unsafe { k::route_type } & routes as std::ffi::c_int == 0 {
+        return Err(rule.into());
+    }
+    Ok(())
 }
 
 /// The message a script function was called for; valid for the duration of the call.
@@ -334,10 +345,7 @@ fn is_party_called(name: &[u8], value: &[u8]) -> bool {
 
 /// Whether `;`-separated header parameters hold `party=called`.
 fn params_name_called(params: &[u8]) -> bool {
-    params.split(|&b| b == b';').any(|p| {
-        let (name, value) = p.split_at(p.iter().position(|&b| b == b'=').unwrap_or(p.len()));
-        is_party_called(name, value.get(1..).unwrap_or_default())
-    })
+    param(params, b"party").is_some_and(|v| v.eq_ignore_ascii_case(b"called"))
 }
 
 /// User part of a SIP/tel URI, if it has one.
