@@ -777,17 +777,25 @@ const KEMI_ROUTE: &str = r#"
     end
 "#;
 
-/// A Kamailio relaying under KEMI over the gateways' data: `ksr_request_route()` is
-/// [`KEMI_ROUTE`] then `request_tail`; `functions` are the script's other routes.
-fn start_kemi_relay(
-    request_tail: &str,
-    functions: &str,
+/// A Kamailio relaying under KEMI over the gateways' data whose `hook` route
+/// (`t_on_failure`, `t_on_reply`, `t_on_branch`) logs what `KSR.warp.<func>()` returns
+/// there, as `<label>: <func>() = N`. `more` adds a line to the request route before
+/// the relay and functions to the script.
+fn start_kemi_probe(
+    (hook, label, func): (&str, &str, &str),
+    (more_route, more_functions): (&str, &str),
 ) -> (tempfile::TempDir, support::dataset::Data, Kamailio) {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("routing.snap");
     let data = support::dataset::Data::with_gateways();
     data.publish(&snap);
-    let lua = format!("function ksr_request_route(){KEMI_ROUTE}{request_tail}end\n{functions}");
+    let lua = format!(
+        "function ksr_request_route(){KEMI_ROUTE}    KSR.tm.{hook}(\"ksr_probe\")\n\
+         {more_route}    KSR.tm.t_relay()\nend\n\
+         function ksr_probe()\n    \
+         KSR.info(\"{label}: {func}() = \" .. KSR.warp.{func}() .. \"\\n\")\nend\n\
+         {more_functions}"
+    );
     let k = Kamailio::start(
         &[("snapshot", snap.to_str().unwrap())],
         Script::LuaRelay(&lua),
@@ -804,17 +812,8 @@ fn warp_route_outside_the_request_route_is_refused_and_holds_no_place() {
     assert!(log.contains("misused command warp_route"), "{log}");
 
     // KEMI: its functions may be called from any route, so warp_route() checks.
-    let (dir, data, k) = start_kemi_relay(
-        r#"
-    KSR.tm.t_on_failure("ksr_failure")
-    KSR.tm.t_relay()
-"#,
-        r#"
-function ksr_failure()
-    KSR.info("failure route: warp_route() = " .. KSR.warp.warp_route() .. "\n")
-end
-"#,
-    );
+    let (dir, data, k) =
+        start_kemi_probe(("t_on_failure", "failure route", "warp_route"), ("", ""));
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
     // The vendor's 503, which tm relays as 500 (RFC 3261 16.7).
     let reply = k.request("INVITE", "");
@@ -840,16 +839,11 @@ end
 /// would report the attempt failed and skip the next vendor.
 #[test]
 fn warp_next_route_outside_request_and_failure_routes_is_refused_under_kemi() {
-    let (dir, data, k) = start_kemi_relay(
-        r#"
-    KSR.tm.t_on_reply("ksr_vendor_reply")
-    KSR.tm.t_on_failure("ksr_failure")
-    KSR.tm.t_relay()
-"#,
-        r#"
-function ksr_vendor_reply()
-    KSR.info("reply route: warp_next_route() = " .. KSR.warp.warp_next_route() .. "\n")
-end
+    let (dir, data, k) = start_kemi_probe(
+        ("t_on_reply", "reply route", "warp_next_route"),
+        (
+            "    KSR.tm.t_on_failure(\"ksr_failure\")\n",
+            r#"
 function ksr_failure()
     if KSR.warp.warp_next_route() > 0 then
         KSR.tm.t_on_failure("ksr_failure")
@@ -857,6 +851,7 @@ function ksr_failure()
     end
 end
 "#,
+        ),
     );
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
     let dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
@@ -873,17 +868,8 @@ end
 /// vendor was called at once.
 #[test]
 fn warp_redirect_outside_the_request_route_is_refused_under_kemi() {
-    let (dir, data, k) = start_kemi_relay(
-        r#"
-    KSR.tm.t_on_branch("ksr_branch")
-    KSR.tm.t_relay()
-"#,
-        r#"
-function ksr_branch()
-    KSR.info("branch route: warp_redirect() = " .. KSR.warp.warp_redirect() .. "\n")
-end
-"#,
-    );
+    let (dir, data, k) =
+        start_kemi_probe(("t_on_branch", "branch route", "warp_redirect"), ("", ""));
     let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
     let dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
     // CHEAP alone gets the call, and its 503 (relayed as 500) is the answer.
@@ -1879,15 +1865,7 @@ fn a_ringing_call_the_operator_ends_reports_one_outcome() {
     std::thread::sleep(Duration::from_millis(300));
     // The operator ends the call while it rings (dialog module: terminated), then the
     // vendor turns it down (dialog module: failed).
-    let list = k.kamcmd(&["dlg.list"]).unwrap();
-    let field = |name: &str| {
-        list.lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no {name} in {list}"))
-            .to_owned()
-    };
-    k.kamcmd(&["dlg.end_dlg", &field("h_entry"), &field("h_id")])
-        .unwrap();
+    end_the_only_dialog(&k);
     let _ = ringing.wait();
     wait_for_stat(&k, "limits.active", "0");
     std::thread::sleep(Duration::from_millis(2000));
@@ -2453,16 +2431,31 @@ fn start_shipped(
     redis_url: &str,
     defines: &[String],
 ) -> Kamailio {
+    start_config(&shipped_config(), dir, data, redis_url, defines)
+}
+
+/// configs/kamailio/kamailio.cfg, as shipped.
+fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg")
+}
+
+/// [`start_shipped`] with the config at `cfg` (the shipped one, edited).
+fn start_config(
+    cfg: &Path,
+    dir: &Path,
+    data: &support::dataset::Data,
+    redis_url: &str,
+    defines: &[String],
+) -> Kamailio {
     let snap = dir.join("routing.snap");
     data.publish(&snap);
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
     let mut all = vec![
         format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
         format!("WARP_REDIS_URL=\"{redis_url}\""),
         format!("WARP_CDR_SPOOL=\"{}\"", dir.join("spool").display()),
     ];
     all.extend_from_slice(defines);
-    Kamailio::start_file(&cfg, &all)
+    Kamailio::start_file(cfg, &all)
 }
 
 /// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers).
@@ -3078,17 +3071,11 @@ fn audio_ports(log: &Path) -> Vec<u16> {
 #[test]
 fn the_shipped_config_anchors_media_in_rtpengine() {
     let dir = tempfile::tempdir().unwrap();
-    let rtpengine = support::rtpengine::Rtpengine::start(dir.path());
     let data = support::dataset::Data::with_gateways();
     let cheap_port = data.cheap.0;
     let _vendor = Uas::start(dir.path(), cheap_port, Answer::AcceptMedia);
-    let defines = [
-        "WITH_RTPENGINE".to_string(),
-        format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
-    ];
     // Redis nowhere: this test is about media, CDR events just go to the spool.
-    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
-    let k = start_shipped(dir.path(), &data, &nowhere, &defines);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
     let uac_log = dir.path().join("uac-messages.log");
     let trace = [
         "-trace_msg".to_string(),
@@ -3892,6 +3879,19 @@ fn redis_calls_key(redis: &support::redis::Redis) -> String {
     keys[0].to_owned()
 }
 
+/// Ends Kamailio's one dialog as an operator would (`kamcmd dlg.end_dlg`).
+fn end_the_only_dialog(k: &Kamailio) {
+    let list = k.kamcmd(&["dlg.list"]).unwrap();
+    let field = |name: &str| {
+        list.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .to_owned()
+    };
+    k.kamcmd(&["dlg.end_dlg", &field("h_entry"), &field("h_id")])
+        .unwrap();
+}
+
 /// The events of call `call` (Call-ID `<call>-<lport>`, see [`raw_request`]) in the
 /// stream, as (event, attempt, vendor, sip_code), in call order.
 fn events_of(
@@ -3924,8 +3924,7 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
     let redis = support::redis::Redis::start(dir.path());
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg");
-    let text = std::fs::read_to_string(&shipped).unwrap();
+    let text = std::fs::read_to_string(shipped_config()).unwrap();
     let short = text.replace(
         "modparam(\"dialog\", \"default_timeout\", 14400)",
         "modparam(\"dialog\", \"default_timeout\", 2)",
@@ -3933,16 +3932,7 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
     assert_ne!(short, text);
     let cfg = dir.path().join("kamailio.cfg");
     std::fs::write(&cfg, short).unwrap();
-    let snap = dir.path().join("routing.snap");
-    data.publish(&snap);
-    let k = Kamailio::start_file(
-        &cfg,
-        &[
-            format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
-            format!("WARP_REDIS_URL=\"{}\"", redis.url()),
-            format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
-        ],
-    );
+    let k = start_config(&cfg, dir.path(), &data, &redis.url(), &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "long");
     InDialog::answered(&sock, &k, lport, ("long", data.cheap.0), &invite);
@@ -4001,15 +3991,7 @@ fn a_ringing_call_the_operator_ends_after_failover_ends_on_the_ringing_vendor() 
         assert!(std::time::Instant::now() < deadline, "{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let list = k.kamcmd(&["dlg.list"]).unwrap();
-    let field = |name: &str| {
-        list.lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no {name} in {list}"))
-            .to_owned()
-    };
-    k.kamcmd(&["dlg.end_dlg", &field("h_entry"), &field("h_id")])
-        .unwrap();
+    end_the_only_dialog(&k);
     wait_for_stat(&k, "limits.active", "0");
     // The caller gives up too.
     send_raw(
