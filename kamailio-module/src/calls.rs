@@ -8,6 +8,10 @@
 //! trunk's place back then — in whichever process that happens. A call no dialog took
 //! (the script answered the request itself, or there is no dialog module) gives its
 //! place back when the request route finishes and reports nothing after `start`.
+//!
+//! When the dialog module keeps its dialogs in a database (its `db_mode`), an answered
+//! call's record goes into its dialog too: after a restart or a crash the dialog comes
+//! back with it, and warp takes the call up again (its place, its `end` event).
 
 use crate::cdr::{self, Event, Kind};
 use crate::failover;
@@ -34,6 +38,10 @@ struct Pending {
 static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
 
 static DIALOG: OnceLock<k::dlg_binds> = OnceLock::new();
+
+/// The dialog module writes its dialogs to a database: answered calls are noted in
+/// theirs ([`ANSWERED_VAR`]). Set in `mod_init`, inherited by the workers.
+static PERSISTED: AtomicBool = AtomicBool::new(false);
 
 /// A call kept with its dialog, in shared memory: the dialog's callbacks run in any
 /// process.
@@ -119,8 +127,42 @@ pub fn init() -> Result<(), String> {
     {
         return Err("cannot register the dialog creation callback".into());
     }
+    if dialog_db_mode() != 0 {
+        // SAFETY: DLGCB_LOADED is registered alone, without a dialog, in mod_init; the
+        // dialog module runs it for each dialog it loaded, before the workers fork.
+        if unsafe {
+            register(
+                null_mut(),
+                k::DLGCB_LOADED as c_int,
+                Some(dialog_loaded),
+                null_mut(),
+                None,
+            )
+        } < 0
+        {
+            return Err("cannot register the dialog load callback".into());
+        }
+        PERSISTED.store(true, SeqCst);
+    }
     let _ = DIALOG.set(api);
     Ok(())
+}
+
+/// The dialog module's `db_mode` parameter (0: dialogs in memory only).
+fn dialog_db_mode() -> c_int {
+    // SAFETY: lookups in the core's table of loaded modules and their parameters; the
+    // parameter is the module's `int`, set while the config was read, before mod_init.
+    unsafe {
+        let dialog = k::find_module_by_name(c"dialog".as_ptr() as *mut _);
+        let mut kind = 0;
+        let mode = k::find_param_export(
+            dialog,
+            c"db_mode".as_ptr() as *mut _,
+            k::PARAM_INT,
+            &mut kind,
+        ) as *const c_int;
+        mode.as_ref().copied().unwrap_or(0)
+    }
 }
 
 /// Whether calls are tracked with their dialogs (the dialog module is loaded).
@@ -185,30 +227,43 @@ unsafe extern "C" fn dialog_created(
     })
 }
 
+/// The ends a dialog reports. TERMINATED_CONFIRMED is the only end a script's one-sided
+/// `dlg_bye()` reports (a BYE also reports TERMINATED first).
+const ENDS: u32 = k::DLGCB_TERMINATED | k::DLGCB_TERMINATED_CONFIRMED | k::DLGCB_EXPIRED;
+
 fn track(req: &SipMsg, dlg: *mut k::dlg_cell, admission: Option<Admission>) -> Result<(), String> {
+    // The request's AVPs: what warp_route() stored.
+    let stored = failover::record(req)?.ok_or("no warp AVP")?;
+    let (call, hop, _) = record::split(&stored).ok_or("no attempt in the warp AVP")?;
+    // CONFIRMED_NA is the 2xx (in its transaction, with its AVPs); CONFIRMED, the ACK,
+    // would come without them.
+    let types = k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED | ENDS;
+    follow(dlg, types, admission, 0, call, hop)
+}
+
+/// Keeps the call (`call` and `hop`, its record's lines) with `dlg` and has the dialog
+/// module report its `types` of events; the call's place is given back once it ends.
+fn follow(
+    dlg: *mut k::dlg_cell,
+    types: u32,
+    admission: Option<Admission>,
+    answered: i64,
+    call: &str,
+    hop: &str,
+) -> Result<(), String> {
     let register = DIALOG
         .get()
         .and_then(|d| d.register_dlgcb)
         .ok_or("dialog API not bound")?;
-    // The request's AVPs: what warp_route() stored.
-    let stored = failover::record(req)?.ok_or("no warp AVP")?;
-    let (call, hop, _) = record::split(&stored).ok_or("no attempt in the warp AVP")?;
     let tracked = shm::new(Tracked {
         admission,
         released: AtomicBool::new(false),
-        answered: AtomicI64::new(0),
+        answered: AtomicI64::new(answered),
         call: shm::Text::new(call)?,
         hop: shm::Text::new(hop)?,
     })?;
-    // CONFIRMED_NA is the 2xx (in its transaction, with its AVPs); CONFIRMED, the ACK,
-    // would come without them. TERMINATED_CONFIRMED is the only end a script's
-    // one-sided `dlg_bye()` reports (a BYE also reports TERMINATED first).
-    let types = k::DLGCB_CONFIRMED_NA
-        | k::DLGCB_FAILED
-        | k::DLGCB_TERMINATED
-        | k::DLGCB_TERMINATED_CONFIRMED
-        | k::DLGCB_EXPIRED;
-    // SAFETY: `dlg` is the dialog being created; the module frees `tracked` with it.
+    // SAFETY: `dlg` is the dialog being created or loaded; the module frees `tracked`
+    // with it.
     if unsafe {
         register(
             dlg,
@@ -224,6 +279,36 @@ fn track(req: &SipMsg, dlg: *mut k::dlg_cell, admission: Option<Admission>) -> R
         return Err("cannot register the dialog callbacks".into());
     }
     Ok(())
+}
+
+/// The dialog variable holding an answered call's answer time (Unix milliseconds) and
+/// record lines, for a dialog module that writes its dialogs to a database.
+const ANSWERED_VAR: &str = "warp_answered";
+
+/// The dialog module loaded `dlg` from its database (Kamailio started again): if warp
+/// noted an answered call in it, the call counts against its trunk again and its end
+/// is reported as if Kamailio had never stopped.
+unsafe extern "C" fn dialog_loaded(dlg: *mut k::dlg_cell, _type: c_int, _: *mut k::dlg_cb_params) {
+    guard::entry("dialog loaded", (), || {
+        let Some(noted) = dialog_var(dlg, ANSWERED_VAR) else {
+            // Not warp's call, or one never answered (its transaction is gone).
+            return;
+        };
+        let taken = take_up(dlg, &noted);
+        if let Err(e) = taken {
+            lm_err!("a call in progress before the restart is not tracked: {e}: {noted:?}");
+        }
+    })
+}
+
+fn take_up(dlg: *mut k::dlg_cell, noted: &str) -> Result<(), String> {
+    let (answered, record) = noted.split_once('\n').ok_or("no record")?;
+    let answered: i64 = answered.parse().map_err(|_| "no answer time")?;
+    let (call, hop, _) = record::split(record).ok_or("no attempt")?;
+    let trunk = Call::parse(call).ok_or("a malformed call line")?.trunk;
+    Hop::parse(hop).ok_or("a malformed attempt line")?;
+    let admission = limits::readmit(trunk);
+    follow(dlg, ENDS, admission, answered, call, hop).inspect_err(|_| release(admission))
 }
 
 /// The SIP code of the reply a dialog callback is about; for a reply tm made up (a
@@ -273,8 +358,7 @@ pub fn failed_over(msg: &SipMsg, call: &str, hop: &str) {
     let Some(api) = DIALOG.get() else {
         return;
     };
-    let (Some(get), Some(release), Some(set)) = (api.get_dlg, api.release_dlg, api.set_dlg_var)
-    else {
+    let (Some(get), Some(release)) = (api.get_dlg, api.release_dlg) else {
         return;
     };
     // SAFETY: the dialog module looks the dialog of the message being handled up (its
@@ -283,29 +367,40 @@ pub fn failed_over(msg: &SipMsg, call: &str, hop: &str) {
     if dlg.is_null() {
         return;
     }
-    let value = format!("{call}\n{hop}");
-    let mut key = kstr::from_bytes(ATTEMPT_VAR.as_bytes());
-    let mut val = kstr::from_bytes(value.as_bytes());
-    // SAFETY: a referenced dialog; the module copies key and value into shm.
-    if unsafe { set(dlg, &mut key, &mut val) } != 0 {
-        lm_err!("cannot note the call's attempt in its dialog");
-    }
+    set_dialog_var(dlg, ATTEMPT_VAR, &format!("{call}\n{hop}"));
     // SAFETY: gives back the reference `get` took.
     unsafe { release(dlg) };
 }
 
-/// The attempt [`failed_over`] noted in `dlg` for the call `call` (its call line).
-fn noted_attempt(dlg: *mut k::dlg_cell, call: &str) -> Option<String> {
+/// Sets `name` to `value` in `dlg`, a dialog referenced or a callback is running for.
+fn set_dialog_var(dlg: *mut k::dlg_cell, name: &str, value: &str) {
+    let Some(set) = DIALOG.get().and_then(|api| api.set_dlg_var) else {
+        return;
+    };
+    let mut key = kstr::from_bytes(name.as_bytes());
+    let mut val = kstr::from_bytes(value.as_bytes());
+    // SAFETY: a live dialog; the module copies key and value into shm.
+    if unsafe { set(dlg, &mut key, &mut val) } != 0 {
+        lm_err!("cannot note {name} in the call's dialog");
+    }
+}
+
+/// The value of `name` in `dlg`, a dialog a callback is running for.
+fn dialog_var(dlg: *mut k::dlg_cell, name: &str) -> Option<String> {
     let get = DIALOG.get()?.get_dlg_varval?;
-    let mut key = kstr::from_bytes(ATTEMPT_VAR.as_bytes());
+    let mut key = kstr::from_bytes(name.as_bytes());
     let mut val = kstr::from_bytes(b"");
-    // SAFETY: the dialog a callback is running for; the value is copied into a buffer
-    // of this process, read at once.
+    // SAFETY: the value is copied into a buffer of this process, read at once.
     if dlg.is_null() || unsafe { get(dlg, &mut key, &mut val) } != 0 || val.s.is_null() {
         return None;
     }
     // SAFETY: filled in by the module just now.
-    let value = unsafe { kstr::to_string(&val) };
+    Some(unsafe { kstr::to_string(&val) })
+}
+
+/// The attempt [`failed_over`] noted in `dlg` for the call `call` (its call line).
+fn noted_attempt(dlg: *mut k::dlg_cell, call: &str) -> Option<String> {
+    let value = dialog_var(dlg, ATTEMPT_VAR)?;
     // A dialog context left from another call must not lend its attempt.
     let (noted, hop) = value.split_once('\n')?;
     (noted == call).then(|| hop.to_owned())
@@ -325,8 +420,8 @@ fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Optio
             let _ = tracked.hop.set(&hop);
         }
     }
-    let (call, hop) = (tracked.call.get(), tracked.hop.get());
-    let (Some(call), Some(hop)) = (Call::parse(&call), Hop::parse(&hop)) else {
+    let (call_line, hop_line) = (tracked.call.get(), tracked.hop.get());
+    let (Some(call), Some(hop)) = (Call::parse(&call_line), Hop::parse(&hop_line)) else {
         return;
     };
     let answered = Some(tracked.answered.load(SeqCst)).filter(|&t| t != 0);
@@ -349,6 +444,13 @@ fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Optio
         }
         tracked.answered.store(now, SeqCst);
         event(Kind::Answer, Some(now), None, sip_code.or(Some(200)));
+        if PERSISTED.load(SeqCst) {
+            set_dialog_var(
+                dlg,
+                ANSWERED_VAR,
+                &format!("{now}\n{call_line}\n{hop_line}"),
+            );
+        }
     } else if kind & k::DLGCB_FAILED != 0 {
         if end(tracked) {
             event(Kind::Failed, None, Some(now), sip_code);

@@ -240,6 +240,23 @@ fn uncount_cps(slot: &Slot, counted: Counted) {
     }
 }
 
+/// Counts again, without judging any limit, a call admitted before a restart that its
+/// dialog brought back (see [`crate::calls`]): its place was taken then. `None` when
+/// the trunk cannot be counted (no table, or the table is full).
+pub fn readmit(trunk: &str) -> Option<Admission> {
+    let table = TABLE.get()?;
+    let i = slot(table, trunk)?;
+    let slot = &table.slots[i];
+    // With cluster_concurrent the heartbeat writes the count under this run's node
+    // name; the former run's field goes with its node key.
+    let cluster = params::config().cluster_concurrent;
+    if cluster {
+        slot.clustered.store(true, Relaxed);
+    }
+    slot.active.fetch_add(1, Relaxed);
+    Some(Admission { slot: i, cluster })
+}
+
 /// Ends an admitted call; call exactly once per admission.
 pub fn release(admission: Admission) {
     if let Some(table) = TABLE.get() {

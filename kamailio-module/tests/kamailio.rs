@@ -3972,6 +3972,105 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
     assert!((1500..4000).contains(&lasted), "{end}");
 }
 
+/// With `WITH_DIALOG_DB` the shipped config keeps its calls in Redis: a call answered
+/// before a crash (or a restart) counts against its trunk again once Kamailio is back,
+/// and its BYE ends it with an `end` event carrying the answer time reported before.
+#[test]
+fn a_call_answered_before_a_crash_or_restart_is_counted_ended_and_reported_after_it() {
+    a_call_survives_crash_and_restart(false);
+}
+
+/// As above with `WITH_CLUSTER`: the call counts again for the other edges, under the
+/// restarted node's name.
+#[test]
+fn a_call_answered_before_a_restart_counts_again_across_the_cluster() {
+    a_call_survives_crash_and_restart(true);
+}
+
+fn a_call_survives_crash_and_restart(cluster: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let mut defines = vec![
+        "WITH_DIALOG_DB".to_string(),
+        format!("DIALOG_DB_URL=\"{}/1\"", redis.url()),
+    ];
+    if cluster {
+        defines.push("WITH_CLUSTER".into());
+    }
+    let mut k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "survivor");
+    let (dialog, _) = InDialog::answered(&sock, &k, lport, ("survivor", data.cheap.0), &invite);
+    wait_for_stat(&k, "limits.active", "1");
+    let before = redis.wait_for("warp:cdr:raw", 2, Duration::from_secs(5));
+    let answer = before.iter().find(|c| c["event"] == "answer").cloned();
+    let answer = answer.unwrap_or_else(|| panic!("no answer event: {before:#?}"));
+
+    k.crash();
+    k.start_again();
+    assert_eq!(k.rpc("warp.stats")["limits.active"], "1", "{}", k.log());
+    k.stop();
+    k.start_again();
+    assert_eq!(k.rpc("warp.stats")["limits.active"], "1", "{}", k.log());
+    // This run's count in Redis (written by the heartbeat), when the edges share one.
+    let node_count = || {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let field = format!("{}:{}", host.trim(), k.pid());
+        redis.cli(&["HGET", &redis_calls_key(&redis), &field])
+    };
+    let wait_for_node_count = |n: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while node_count().trim() != n {
+            assert!(std::time::Instant::now() < deadline, "{}", k.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    if cluster {
+        wait_for_node_count("1");
+    }
+    send_raw(
+        &sock,
+        &k,
+        &dialog.request("BYE", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    assert_eq!(final_reply(&sock, &k, "survivor").code, 200, "{}", k.log());
+    assert_eq!(vendor.received("BYE").len(), 1);
+    wait_for_stat(&k, "limits.active", "0");
+    if cluster {
+        wait_for_node_count("0");
+    }
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+    let kinds: Vec<String> = events_of(&cdrs, "survivor", lport)
+        .into_iter()
+        .map(|(kind, ..)| kind)
+        .collect();
+    assert_eq!(kinds, ["start", "answer", "end"], "{cdrs:#?}");
+    let end = cdrs.iter().find(|c| c["event"] == "end").unwrap();
+    for field in [
+        "answer",
+        "vendor",
+        "attempt",
+        "customer_rate",
+        "vendor_rate",
+        "trunk",
+    ] {
+        assert_eq!(end[field], answer[field], "{field}: {end} after {answer}");
+    }
+    assert!(millis(end, "end") > millis(&answer, "answer"), "{end}");
+    // The ended call's dialog leaves Redis once its BYE's transaction is over.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !redis
+        .cli(&["-n", "1", "KEYS", "dialog*:entry::*"])
+        .trim()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A ringing call the operator ends after it failed over reports its end on the attempt
 /// that was ringing, not on the vendor that had already failed (whose attempt has its
 /// `failed` event).

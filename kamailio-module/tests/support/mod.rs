@@ -62,6 +62,9 @@ pub struct Kamailio {
     child: Child,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// What it was started with, to start it again ([`Kamailio::start_again`]).
+    cfg: PathBuf,
+    args: Vec<String>,
 }
 
 impl Kamailio {
@@ -114,13 +117,25 @@ impl Kamailio {
     }
 
     fn running(mut self) -> Self {
+        self.wait_up();
+        self
+    }
+
+    /// Starts Kamailio again after [`Kamailio::stop`] or [`Kamailio::crash`]: same
+    /// config, arguments, port and directory; its log goes on in the same file.
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn_kamailio(self.dir.path(), &self.cfg, &self.args);
+        self.wait_up();
+    }
+
+    fn wait_up(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("kamailio exited ({status}):\n{}", self.log());
             }
             if self.kamcmd(&["warp.version"]).is_ok() {
-                return self;
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -159,21 +174,34 @@ impl Kamailio {
     }
 
     fn run(dir: tempfile::TempDir, cfg: &Path, port: u16, args: &[String]) -> Self {
-        let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
-        let child = Command::new(binary("kamailio"))
+        Kamailio {
+            child: Self::spawn_kamailio(dir.path(), cfg, args),
+            dir,
+            port,
+            cfg: cfg.to_owned(),
+            args: args.to_vec(),
+        }
+    }
+
+    fn spawn_kamailio(dir: &Path, cfg: &Path, args: &[String]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("kamailio.log"))
+            .unwrap();
+        Command::new(binary("kamailio"))
             .args(["-DD", "-E", "-m", "32", "-M", "8", "-f"])
             .arg(cfg)
             .arg("-w")
-            .arg(dir.path())
+            .arg(dir)
             .arg("-Y")
-            .arg(dir.path())
+            .arg(dir)
             .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start kamailio");
-        Kamailio { child, dir, port }
+            .expect("start kamailio")
     }
 
     fn prepare(
