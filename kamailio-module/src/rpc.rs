@@ -64,13 +64,18 @@ impl Reply<'_> {
         }
     }
 
-    /// The next string parameter (numbers converted: kamcmd sends digits as integers).
+    /// The next string parameter. Numbers are refused, not converted: kamcmd sends
+    /// digits as a C `int`, so a phone number arrives wrapped (14125550123 as
+    /// 1240648235) and would be routed as another number.
     fn param(&self, name: &str) -> Result<String, Fault> {
         let scan = self.api.scan.ok_or("rpc API without scan")?;
         let mut value: *mut c_char = null_mut();
-        // SAFETY: ".s" (autoconverted asciiz) stores a pointer valid during the call.
-        if unsafe { scan(self.ctx, c".s".as_ptr() as *mut _, &mut value) } < 1 || value.is_null() {
-            return Err(Fault(400, format!("missing parameter {name}")));
+        // SAFETY: "s" (asciiz) stores a pointer valid during the call.
+        if unsafe { scan(self.ctx, c"s".as_ptr() as *mut _, &mut value) } < 1 || value.is_null() {
+            return Err(Fault(
+                400,
+                format!("missing parameter {name}, or not a string (kamcmd: s:12125550123)"),
+            ));
         }
         // SAFETY: NUL-terminated by the RPC transport.
         Ok(unsafe { CStr::from_ptr(value) }

@@ -1243,6 +1243,12 @@ fn route_rpc_simulates_a_decision() {
         .rpc_args(&["warp.route", "NOPE", "-", "s:12125550123"])
         .unwrap_err();
     assert!(unknown.contains("403"), "{unknown}");
+    // kamcmd sends digits as a C int: 14125550123 arrives as 1240648235, 12125550123
+    // as a negative number. Neither is routed as the number it is not.
+    for number in ["14125550123", "12125550123"] {
+        let plain = k.rpc_args(&["warp.route", "C1", "-", number]).unwrap_err();
+        assert!(plain.contains("dnis") && plain.contains("s:"), "{plain}");
+    }
 }
 
 #[test]
