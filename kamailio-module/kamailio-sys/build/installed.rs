@@ -34,7 +34,14 @@ impl Installed {
                     panic!("`{} -v` printed no `{key}` line:\n{text}", bin.display())
                 })
         };
-        let version_line = field("version:");
+        // `full_version`: SER_FULL_VERSION, then the source's commit (REPO_VER), which a
+        // build from git or from a release tarball prints and a distribution package does
+        // not. The core checks a module's `module_version` against SER_FULL_VERSION alone.
+        let full_version = field("version:");
+        let version_line = match full_version.find(')') {
+            Some(end) => full_version[..=end].to_string(),
+            None => full_version,
+        };
         let flags_line = field("flags:");
         let adaptive_wait_loops = text.lines().find_map(|l| {
             l.split(", ")
