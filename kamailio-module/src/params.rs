@@ -103,7 +103,7 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 
 /// Validates the parameters (modparam, else the environment contract, else the default).
 pub fn init() -> Result<&'static Config, String> {
-    let text = |cell: &StrParam, env: Option<&str>, default: &str| -> Result<String, String> {
+    let text = |name: &str, cell: &StrParam, env: Option<&str>, default: &str| {
         let ptr = cell.read();
         if !ptr.is_null() {
             // SAFETY: the core stored a NUL-terminated string from the parsed config.
@@ -111,7 +111,7 @@ pub fn init() -> Result<&'static Config, String> {
             return s
                 .to_str()
                 .map(str::to_owned)
-                .map_err(|_| "a parameter is not UTF-8".into());
+                .map_err(|_| format!("{name} is not UTF-8"));
         }
         Ok(env
             .and_then(|e| std::env::var(e).ok())
@@ -124,7 +124,12 @@ pub fn init() -> Result<&'static Config, String> {
         .ok_or_else(|| format!("fallback_code {fallback_code} is not a SIP final failure code"))?;
     // sl reads the byte before the reason phrase it is given; an empty Rust string's
     // pointer is dangling, so that read would crash the worker sending the fallback.
-    let fallback_reason = text(&FALLBACK_REASON, None, "Service Unavailable")?;
+    let fallback_reason = text(
+        "fallback_reason",
+        &FALLBACK_REASON,
+        None,
+        "Service Unavailable",
+    )?;
     if fallback_reason.is_empty() {
         return Err("fallback_reason must not be empty".into());
     }
@@ -133,7 +138,7 @@ pub fn init() -> Result<&'static Config, String> {
         .ok()
         .filter(|b| (1..=CDR_BUFFER_MAX).contains(b))
         .ok_or_else(|| format!("cdr_buffer {cdr_buffer} must be from 1 to {CDR_BUFFER_MAX}"))?;
-    let lrn_sources = text(&LRN_SOURCE, None, "snapshot")?
+    let lrn_sources = text("lrn_source", &LRN_SOURCE, None, "snapshot")?
         .split(',')
         .map(|t| LrnSource::parse(t.trim()))
         .collect::<Result<Vec<_>, _>>()?;
@@ -144,20 +149,25 @@ pub fn init() -> Result<&'static Config, String> {
             .filter(|&v| v > 0)
             .ok_or_else(|| format!("{name} {v} must be positive"))
     };
-    let dip_url = text(&LRN_DIP_URL, None, "")?;
+    let dip_url = text("lrn_dip_url", &LRN_DIP_URL, None, "")?;
     let lrn_dip = if dip_url.is_empty() {
         None
     } else {
         Some(Dip {
             base: http::Base::parse(&dip_url).map_err(|e| format!("lrn_dip_url: {e}"))?,
             url: dip_url,
-            token: text(&LRN_DIP_TOKEN, None, "")?,
+            token: text("lrn_dip_token", &LRN_DIP_TOKEN, None, "")?,
         })
     };
     if lrn_sources.contains(&LrnSource::Dip) && lrn_dip.is_none() {
         return Err("lrn_source lists dip but lrn_dip_url is not set".into());
     }
-    let redis_url = text(&REDIS_URL, Some("WARP_REDIS_URL"), "redis://127.0.0.1:6379")?;
+    let redis_url = text(
+        "redis_url",
+        &REDIS_URL,
+        Some("WARP_REDIS_URL"),
+        "redis://127.0.0.1:6379",
+    )?;
     let switch = |cell: &CoreCell<c_int>, name: &str| match cell.read() {
         0 => Ok(false),
         1 => Ok(true),
@@ -170,6 +180,7 @@ pub fn init() -> Result<&'static Config, String> {
     }
     let config = Config {
         snapshot: text(
+            "snapshot",
             &SNAPSHOT,
             Some("WARP_SNAPSHOT"),
             "/var/lib/warp/routing.snap",
@@ -187,15 +198,16 @@ pub fn init() -> Result<&'static Config, String> {
             &LRN_BREAKER_COOLDOWN,
             "lrn_breaker_cooldown",
         )?),
-        cdr_stream: text(&CDR_STREAM, None, "warp:cdr:raw")?,
+        cdr_stream: text("cdr_stream", &CDR_STREAM, None, "warp:cdr:raw")?,
         cdr_buffer,
-        cdr_spool: Some(text(&CDR_SPOOL, None, "")?)
+        cdr_spool: Some(text("cdr_spool", &CDR_SPOOL, None, "")?)
             .filter(|d| !d.is_empty())
             .map(PathBuf::from),
         cdr_spool_max: positive(&CDR_SPOOL_MAX_MB, "cdr_spool_max_mb")? << 20,
         fallback_code,
         fallback_reason,
-        fault_inject: Some(text(&FAULT_INJECT, None, "")?).filter(|s| !s.is_empty()),
+        fault_inject: Some(text("fault_inject", &FAULT_INJECT, None, "")?)
+            .filter(|s| !s.is_empty()),
     };
     Ok(CONFIG.get_or_init(|| config))
 }

@@ -913,7 +913,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("unknown pseudo-variable $warp(bogus)"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 10] = [
+    let cases: [(&[(&str, &str)], &str); 11] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -923,6 +923,10 @@ fn bad_configuration_is_refused_at_startup() {
         (
             &[("fallback_reason", "")],
             "fallback_reason must not be empty",
+        ),
+        (
+            &[("fallback_reason", r"Occup\xe9")],
+            "fallback_reason is not UTF-8",
         ),
         (
             &[("lrn_source", "snapshot,oracle")],
