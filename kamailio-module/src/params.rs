@@ -124,11 +124,14 @@ pub fn init() -> Result<&'static Config, String> {
         .ok_or_else(|| format!("fallback_code {fallback_code} is not a SIP final failure code"))?;
     // sl reads the byte before the reason phrase it is given; an empty Rust string's
     // pointer is dangling, so that read would crash the worker sending the fallback.
-    let fallback_reason = text(
+    let fallback_reason = one_line(
         "fallback_reason",
-        &FALLBACK_REASON,
-        None,
-        "Service Unavailable",
+        text(
+            "fallback_reason",
+            &FALLBACK_REASON,
+            None,
+            "Service Unavailable",
+        )?,
     )?;
     if fallback_reason.is_empty() {
         return Err("fallback_reason must not be empty".into());
@@ -156,7 +159,10 @@ pub fn init() -> Result<&'static Config, String> {
         Some(Dip {
             base: http::Base::parse(&dip_url).map_err(|e| format!("lrn_dip_url: {e}"))?,
             url: dip_url,
-            token: text("lrn_dip_token", &LRN_DIP_TOKEN, None, "")?,
+            token: one_line(
+                "lrn_dip_token",
+                text("lrn_dip_token", &LRN_DIP_TOKEN, None, "")?,
+            )?,
         })
     };
     if lrn_sources.contains(&LrnSource::Dip) && lrn_dip.is_none() {
@@ -210,6 +216,18 @@ pub fn init() -> Result<&'static Config, String> {
             .filter(|s| !s.is_empty()),
     };
     Ok(CONFIG.get_or_init(|| config))
+}
+
+/// `value`, refused when it holds a control character: the reason phrase goes into a
+/// status line and the token into a header, where a line break (as from a value read
+/// with its trailing newline) would end the line and start another.
+fn one_line(name: &str, value: String) -> Result<String, String> {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!(
+            "{name} must not contain a line break or control character"
+        ));
+    }
+    Ok(value)
 }
 
 /// The configuration `mod_init` validated.

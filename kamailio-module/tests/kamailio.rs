@@ -913,7 +913,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("unknown pseudo-variable $warp(bogus)"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 11] = [
+    let cases: [(&[(&str, &str)], &str); 13] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -923,6 +923,19 @@ fn bad_configuration_is_refused_at_startup() {
         (
             &[("fallback_reason", "")],
             "fallback_reason must not be empty",
+        ),
+        // kamailio.cfg's escapes: a line break would add headers to every fallback reply.
+        (
+            &[("fallback_reason", r"Busy\r\nX-Injected: 1")],
+            "fallback_reason must not contain a line break",
+        ),
+        // A token read with its trailing newline would end the dip's headers early.
+        (
+            &[
+                ("lrn_dip_url", "http://127.0.0.1:9/lrn"),
+                ("lrn_dip_token", r"s3cret\n"),
+            ],
+            "lrn_dip_token must not contain a line break",
         ),
         (
             &[("fallback_reason", r"Occup\xe9")],
