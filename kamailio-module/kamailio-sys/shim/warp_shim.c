@@ -15,32 +15,6 @@ void warp_shm_free(void *p)
 	shm_free(p);
 }
 
-gen_lock_t *warp_lock_new(void)
-{
-	gen_lock_t *lock = lock_alloc();
-	if(lock != NULL && lock_init(lock) == NULL) {
-		lock_dealloc(lock);
-		return NULL;
-	}
-	return lock;
-}
-
-void warp_lock_free(gen_lock_t *lock)
-{
-	lock_destroy(lock);
-	lock_dealloc(lock);
-}
-
-void warp_lock_get(gen_lock_t *lock)
-{
-	lock_get(lock);
-}
-
-void warp_lock_release(gen_lock_t *lock)
-{
-	lock_release(lock);
-}
-
 void warp_log(int level, const char *file, int line, const char *msg)
 {
 	char prefix[256];

@@ -2,7 +2,7 @@
 //!
 //! [`MODULE_VERSION`] and [`MODULE_FLAGS`] are the installed binary's own strings, which
 //! a module must export for the core's load-time check; the `warp_*` functions are the C
-//! shim over macro-only API (shm allocator, locks, logging).
+//! shim over macro-only API (shm allocator, logging).
 
 mod bindings {
     #![allow(
