@@ -6,7 +6,7 @@
 //! is allocated later by any process and handed to others through the dialog module.
 
 use std::cell::UnsafeCell;
-use std::mem::size_of;
+use std::mem::{align_of, size_of};
 use std::ptr::null_mut;
 use std::sync::atomic::{
     AtomicBool, AtomicPtr, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
@@ -45,13 +45,16 @@ impl<T> Block<T> {
 
 /// Moves `value` into fresh shared memory (plain data: it is never dropped).
 pub fn new<T>(value: T) -> Result<*mut T, String> {
+    // Kamailio's allocators (tlsf, qm, fm) align blocks to 8 bytes, no more: a type
+    // that needs more must not compile here.
+    const { assert!(align_of::<T>() <= 8, "shm blocks are 8-byte aligned") };
     let bytes = size_of::<T>();
     // SAFETY: plain allocation from the core's shm pool.
     let block = unsafe { kamailio_sys::warp_shm_malloc(bytes) } as *mut T;
     if block.is_null() {
         return Err(format!("out of shared memory ({bytes} bytes)"));
     }
-    // SAFETY: fresh, large enough and aligned (shm_malloc aligns for any type).
+    // SAFETY: fresh, large enough and aligned (8 bytes, checked above).
     unsafe { block.write(value) };
     Ok(block)
 }
