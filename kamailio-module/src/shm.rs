@@ -88,12 +88,20 @@ impl<T> Locked<T> {
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut spins = 0u32;
         while self
             .busy
             .compare_exchange_weak(false, true, Acquire, Relaxed)
             .is_err()
         {
-            std::hint::spin_loop();
+            // A holder the kernel preempted needs a CPU to finish: after a while, give
+            // ours up, as Kamailio's own locks do after 1024 tries.
+            spins += 1;
+            if spins.is_multiple_of(1024) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
         // Released even if `f` panics, or every process would spin here for good.
         struct Unlock<'a>(&'a AtomicBool);
