@@ -3255,6 +3255,26 @@ impl<'a> InDialog<'a> {
             )
             .replace("Content-Length: 0\r\n\r\n", body)
     }
+
+    /// A request of the vendor's side of the call, sent from `vport`: to the caller's
+    /// Contact, through the edge's Record-Route, From and To swapped.
+    fn from_vendor(&self, method: &str, cseq: u32, vport: u16) -> String {
+        let route = self.route.as_deref().expect("the edge's Record-Route");
+        format!(
+            "{method} sip:3035550100@127.0.0.1:{lport} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{vport};branch=z9hG4bK-v{method}{cseq}{lport}\r\n\
+             Route: {route}\r\n\
+             From: {to}\r\n\
+             To: <sip:3035550100@127.0.0.1>;tag={call}{lport}\r\n\
+             Call-ID: {call}-{lport}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:vendor@127.0.0.1:{vport}>\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            lport = self.lport,
+            to = self.to,
+            call = self.call,
+        )
+    }
 }
 
 /// The distinct final replies (code, To header) `sock` receives within `within`.
@@ -3450,6 +3470,59 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
             k.log()
         );
     }
+}
+
+/// A request that only looks in-dialog (a To tag, the edge's address as its Route) but
+/// belongs to no call of the edge's is refused (481), not relayed wherever its
+/// Request-URI points past the trunk ACL, the limits and the CDRs; the requests of a
+/// real call still pass both ways.
+#[test]
+fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let k = start_shipped(dir.path(), &data, &nowhere, &[]);
+    let (sock, lport) = raw_socket();
+    let forged = InDialog {
+        edge: k.port,
+        lport,
+        call: "forged",
+        vendor: data.cheap.0,
+        route: Some(format!("<sip:127.0.0.1:{};lr>", k.port)),
+        to: "<sip:+12125550123@127.0.0.1>;tag=forged".into(),
+    };
+    send_raw(
+        &sock,
+        &k,
+        &forged.request("INVITE", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    let reply = final_reply(&sock, &k, "forged");
+    assert_eq!(reply.code, 481, "relayed:\n{}", k.log());
+    assert!(vendor.received("INVITE").is_empty());
+
+    // A call's own: the caller's re-INVITE reaches the vendor, the vendor's INFO the
+    // caller.
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "real");
+    let (dialog, _) = InDialog::answered(&sock, &k, lport, ("real", data.cheap.0), &invite);
+    send_raw(
+        &sock,
+        &k,
+        &dialog.request("INVITE", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    assert_eq!(final_reply(&sock, &k, "real").code, 200, "{}", k.log());
+    assert_eq!(vendor.received("INVITE").len(), 2);
+    let (vsock, vport) = raw_socket();
+    send_raw(&vsock, &k, &dialog.from_vendor("INFO", 1, vport));
+    let mut buf = [0u8; 65535];
+    let n = sock
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no INFO ({e}):\n{}", k.log()));
+    assert!(
+        buf[..n].starts_with(b"INFO "),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }
 
 /// A server on `redis_url` that answers its first GET with a bulk length of 1 TiB, its
