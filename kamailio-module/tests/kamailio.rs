@@ -3472,6 +3472,26 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
     }
 }
 
+/// A call the edge ends itself (its dialog timed out, or an operator's `dlg.end_dlg`)
+/// frees its media session with the BYEs, as one a side hung up does.
+#[test]
+fn the_shipped_config_frees_the_media_of_a_call_it_ends_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (sock, lport) = raw_socket();
+    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "ended");
+    InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
+    end_the_only_dialog(&k);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while vendor.received("BYE").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no BYE:\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_no_media_sessions(&rtpengine, &k);
+}
+
 /// A request that only looks in-dialog (a To tag, the edge's address as its Route) but
 /// belongs to no call of the edge's is refused (481), not relayed wherever its
 /// Request-URI points past the trunk ACL, the limits and the CDRs; the requests of a
