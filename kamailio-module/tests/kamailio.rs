@@ -3472,6 +3472,35 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
     }
 }
 
+/// A vendor's refusal of a re-INVITE (488 with the SDP it would take, RFC 3261
+/// 21.4.26) leaves the call as it was: its media stays in rtpengine until the BYE.
+#[test]
+fn the_shipped_config_keeps_the_media_of_a_call_whose_reinvite_was_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let plays = support::vendor::Plays::RefusesReoffers;
+    let _vendor = support::vendor::Vendor::start(data.cheap.0, plays);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (sock, lport) = raw_socket();
+    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "refused");
+    let (dialog, _) = InDialog::answered(&sock, &k, lport, ("refused", data.cheap.0), &invite);
+    let offer = &invite[invite.find("Content-Type:").unwrap()..];
+    send_raw(&sock, &k, &dialog.request("INVITE", 2, offer));
+    assert_eq!(final_reply(&sock, &k, "refused").code, 488, "{}", k.log());
+    let list = rtpengine.ng("d7:command4:liste").unwrap_or_default();
+    assert!(
+        list.contains(&format!("refused-{lport}")),
+        "the media went: {list}\n{}",
+        k.log()
+    );
+    send_raw(
+        &sock,
+        &k,
+        &dialog.request("BYE", 3, "Content-Length: 0\r\n\r\n"),
+    );
+    wait_for_no_media_sessions(&rtpengine, &k);
+}
+
 /// A call the edge ends itself (its dialog timed out, or an operator's `dlg.end_dlg`)
 /// frees its media session with the BYEs, as one a side hung up does.
 #[test]

@@ -1,7 +1,7 @@
 //! A vendor gateway for the cases sipp's stock scenarios do not play: one that rings
-//! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), and one that
-//! answers every INVITE, re-INVITEs included, with SDP of its own. It keeps every
-//! message it receives.
+//! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), one that
+//! answers every INVITE, re-INVITEs included, with SDP of its own, and one that refuses
+//! re-INVITEs (488 with SDP). It keeps every message it receives.
 
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,9 @@ pub enum Plays {
     Rings,
     /// 200 with SDP (audio on port 7000) to every INVITE, 200 to BYE.
     Answers,
+    /// As `Answers` to the first INVITE; a re-INVITE gets 488 with the SDP it would
+    /// take (RFC 3261 21.4.26).
+    RefusesReoffers,
 }
 
 /// Its SDP's audio port.
@@ -59,6 +62,13 @@ impl Vendor {
                         answer("487 Request Terminated", &invite, false);
                     }
                     (Plays::Answers, "INVITE") => answer("200 OK", &msg, true),
+                    (Plays::RefusesReoffers, "INVITE") if invite.is_empty() => {
+                        invite = msg.clone();
+                        answer("200 OK", &msg, true);
+                    }
+                    (Plays::RefusesReoffers, "INVITE") => {
+                        answer("488 Not Acceptable Here", &msg, true)
+                    }
                     (_, "BYE") => answer("200 OK", &msg, false),
                     _ => {}
                 }
