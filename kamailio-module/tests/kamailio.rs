@@ -2645,6 +2645,23 @@ fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
     assert_eq!(events(&cdrs), vec![expected], "{cdrs:#?}");
 }
 
+/// A keepalive OPTIONS with Max-Forwards 0 (as SBCs send them, for the next hop to
+/// answer: RFC 3261 16.3) gets 200, not 483; an INVITE with none left still gets 483.
+#[test]
+fn the_shipped_config_answers_keepalives_sent_with_max_forwards_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let k = start_shipped(dir.path(), &data, &nowhere, &[]);
+    let (sock, lport) = raw_socket();
+    for (method, code) in [("OPTIONS", 200), ("INVITE", 483)] {
+        let request = raw_request(k.port, lport, method, "+12125550123", method)
+            .replace("Max-Forwards: 70", "Max-Forwards: 0");
+        send_raw(&sock, &k, &request);
+        assert_eq!(final_reply(&sock, &k, method).code, code, "{}", k.log());
+    }
+}
+
 /// A UDP socket of the caller's on 127.0.0.1, and its port.
 fn raw_socket() -> (std::net::UdpSocket, u16) {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
