@@ -3353,6 +3353,28 @@ fn the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out() {
     assert_eq!(dear.invites(), 1);
 }
 
+/// RING_TIMEOUT runs from the vendor's first ringing, not from its latest 180: a vendor
+/// that sends its 180 again every second (as RFC 3261 13.3.1.1 has a UAS do) still
+/// rings out when it says.
+#[test]
+fn the_shipped_config_rings_out_a_vendor_that_repeats_its_180() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let plays = support::vendor::Plays::KeepsRinging;
+    let ringing = support::vendor::Vendor::start(data.cheap.0, plays);
+    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let defines = ["RING_TIMEOUT=2500".to_string()];
+    let k = start_shipped(dir.path(), &data, &nowhere, &defines);
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "rings");
+    send_raw(&sock, &k, &invite);
+    // 2.5 s from the 180 (the old config rang on to tm's max_inv_lifetime, 180 s).
+    let finals = finals_within(&sock, Duration::from_secs(4));
+    let codes: Vec<u16> = finals.iter().map(|(code, _)| *code).collect();
+    assert_eq!(codes, [408], "{}", k.log());
+    assert_eq!(ringing.received("CANCEL").len(), 1, "{}", k.log());
+}
+
 /// No vendor can be sent to: the caller gets one final reply (tm's), not a stateless
 /// one beside it, and the media session offered for the call is deleted.
 #[test]

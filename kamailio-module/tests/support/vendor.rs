@@ -3,6 +3,7 @@
 //! answers every INVITE, re-INVITEs included, with SDP of its own, and one that refuses
 //! re-INVITEs (488 with SDP). It keeps every message it receives.
 
+use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +11,9 @@ use std::sync::{Arc, Mutex};
 pub enum Plays {
     /// 180 to every INVITE, and nothing more until a CANCEL.
     Rings,
+    /// As `Rings`, and the 180 again every second (as a UAS keeps a proxy's
+    /// transaction alive, RFC 3261 13.3.1.1, or a gateway repeats it).
+    KeepsRinging,
     /// 200 with SDP (audio on port 7000) to every INVITE, 200 to BYE.
     Answers,
     /// As `Answers` to the first INVITE; a re-INVITE gets 488 with the SDP it would
@@ -29,10 +33,28 @@ impl Vendor {
         let sock = UdpSocket::bind(("127.0.0.1", port)).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
+        if plays == Plays::KeepsRinging {
+            let again = Some(std::time::Duration::from_secs(1));
+            sock.set_read_timeout(again).unwrap();
+        }
         std::thread::spawn(move || {
             let mut buf = [0u8; 65535];
             let mut invite = String::new();
-            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            // Where the INVITE still ringing came from.
+            let mut ringing = None;
+            loop {
+                let (n, from) = match sock.recv_from(&mut buf) {
+                    Ok(got) => got,
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        if let Some(to) = ringing {
+                            let again =
+                                reply("180 Ringing", &invite, port) + "Content-Length: 0\r\n\r\n";
+                            let _ = sock.send_to(again.as_bytes(), to);
+                        }
+                        continue;
+                    }
+                    Err(_) => break,
+                };
                 let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
                 log.lock().unwrap().push(msg.clone());
                 let answer = |status: &str, req: &str, sdp: bool| {
@@ -53,11 +75,13 @@ impl Vendor {
                 };
                 let method = msg.split(' ').next().unwrap_or("");
                 match (plays, method) {
-                    (Plays::Rings, "INVITE") => {
+                    (Plays::Rings | Plays::KeepsRinging, "INVITE") => {
                         invite = msg.clone();
+                        ringing = Some(from);
                         answer("180 Ringing", &msg, false);
                     }
-                    (Plays::Rings, "CANCEL") => {
+                    (Plays::Rings | Plays::KeepsRinging, "CANCEL") => {
+                        ringing = None;
                         answer("200 OK", &msg, false);
                         answer("487 Request Terminated", &invite, false);
                     }
