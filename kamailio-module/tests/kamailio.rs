@@ -1419,6 +1419,13 @@ fn authenticated_invite(
     dnis: &str,
     c: &Credentials<'_>,
 ) -> support::Reply {
+    let credentials = digest_credentials(k, source, dnis, c);
+    k.request_to(source, dnis, "INVITE", &credentials)
+}
+
+/// The headers of an INVITE for `dnis` from `source` that answer the challenge the
+/// proxy sent to the first one.
+fn digest_credentials(k: &Kamailio, source: &str, dnis: &str, c: &Credentials<'_>) -> String {
     let challenge = k.request_to(source, dnis, "INVITE", "X-Want-Auth: 1\r\n");
     assert_eq!(challenge.code, 407, "{}", k.log());
     let header = challenge.header("Proxy-Authenticate").unwrap();
@@ -1432,11 +1439,10 @@ fn authenticated_invite(
     let ha1 = md5_hex(&format!("{user}:{realm}:{}", c.password));
     let ha2 = md5_hex(&format!("INVITE:{uri}"));
     let response = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
-    let credentials = format!(
+    format!(
         "X-Want-Auth: 1\r\nProxy-Authorization: Digest username=\"{user}\", realm=\"{realm}\", \
          nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n"
-    );
-    k.request_to(source, dnis, "INVITE", &credentials)
+    )
 }
 
 #[test]
@@ -2560,6 +2566,15 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     };
     let reply = authenticated_invite(&k, "127.0.0.9", "011442079460000", &wrong);
     assert_eq!(reply.code, 407);
+    // T2's answer to a challenge, seen on the wire, serves no one else: not from
+    // another address, nor for another number (the nonce is bound to both).
+    let seen = digest_credentials(&k, "127.0.0.9", "011442079460000", &t2);
+    let replayed = k.request_to("127.0.0.10", "011442079460000", "INVITE", &seen);
+    assert_eq!(replayed.code, 407, "{}", k.log());
+    let replayed = k.request_to("127.0.0.9", "011442079460001", "INVITE", &seen);
+    assert_eq!(replayed.code, 407, "{}", k.log());
+    let reply = k.request_to("127.0.0.9", "011442079460000", "INVITE", &seen);
+    assert_eq!(reply.code, 404, "{}", k.log());
 
     // A DNO'd caller: 403.
     let dno = format!(
