@@ -2660,6 +2660,45 @@ fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
     assert_eq!(events(&cdrs), vec![expected], "{cdrs:#?}");
 }
 
+/// Listening where the config says by default (no `LISTEN`), the edge records a route
+/// its peers can send to: the address a call came in on, not 0.0.0.0, which a vendor
+/// could not send the call's BYE to.
+#[test]
+fn the_shipped_config_records_a_reachable_route_on_its_default_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    // The config's own socket: the test's `LISTEN` define ignored, the default port
+    // made a free one.
+    let port = support::free_udp_port();
+    let text = std::fs::read_to_string(shipped_config())
+        .unwrap()
+        .replace("LISTEN", "UNSET_LISTEN")
+        .replace("5060", &port.to_string());
+    let cfg = dir.path().join("kamailio.cfg");
+    std::fs::write(&cfg, text).unwrap();
+    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let k = start_config(&cfg, dir.path(), &data, &nowhere, &[]);
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(port, lport, "INVITE", "+12125550123", "default");
+    sock.send_to(invite.as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+    assert_eq!(final_reply(&sock, &k, "default").code, 200, "{}", k.log());
+    let relayed = vendor.received("INVITE");
+    let routes: Vec<std::net::IpAddr> = relayed[0]
+        .lines()
+        .filter_map(|l| l.strip_prefix("Record-Route: <sip:"))
+        .map(|uri| uri.split([':', ';', '>']).next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!routes.is_empty(), "{}", relayed[0]);
+    assert!(
+        routes.iter().all(|ip| !ip.is_unspecified()),
+        "{}",
+        relayed[0]
+    );
+    assert!(routes.contains(&"127.0.0.1".parse().unwrap()), "{routes:?}");
+}
+
 /// A keepalive OPTIONS with Max-Forwards 0 (as SBCs send them, for the next hop to
 /// answer: RFC 3261 16.3) gets 200, not 483; an INVITE with none left still gets 483.
 #[test]
