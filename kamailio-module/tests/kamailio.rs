@@ -3594,6 +3594,52 @@ fn the_shipped_config_keeps_the_media_of_a_call_whose_reinvite_was_refused() {
     wait_for_no_media_sessions(&rtpengine, &k);
 }
 
+/// A request in an early dialog (a PRACK for the vendor's 180) is a call's own too:
+/// relayed, not refused as belonging to no call.
+#[test]
+fn the_shipped_config_relays_a_prack_in_the_early_dialog() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Rings);
+    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let k = start_shipped(dir.path(), &data, &nowhere, &[]);
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "early");
+    send_raw(&sock, &k, &invite);
+    let mut buf = [0u8; 65535];
+    let ringing = loop {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no 180 ({e}):\n{}", k.log()));
+        let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
+        if reply.code == 180 {
+            break reply;
+        }
+    };
+    let early = InDialog {
+        edge: k.port,
+        lport,
+        call: "early",
+        vendor: data.cheap.0,
+        route: ringing.header("Record-Route").map(str::to_owned),
+        to: ringing.header("To").unwrap().to_owned(),
+    };
+    send_raw(
+        &sock,
+        &k,
+        &early.request("PRACK", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while vendor.received("PRACK").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no PRACK:\n{}",
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A call the edge ends itself (its dialog timed out, or an operator's `dlg.end_dlg`)
 /// frees its media session with the BYEs, as one a side hung up does.
 #[test]
