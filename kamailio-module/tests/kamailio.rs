@@ -3329,7 +3329,7 @@ impl<'a> InDialog<'a> {
 
     /// A request of the vendor's side of the call, sent from `vport`: to the caller's
     /// Contact, through the edge's Record-Route, From and To swapped.
-    fn from_vendor(&self, method: &str, cseq: u32, vport: u16) -> String {
+    fn vendor_request(&self, method: &str, cseq: u32, vport: u16) -> String {
         let route = self.route.as_deref().expect("the edge's Record-Route");
         format!(
             "{method} sip:3035550100@127.0.0.1:{lport} SIP/2.0\r\n\
@@ -3701,7 +3701,7 @@ fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls() {
     assert_eq!(final_reply(&sock, &k, "real").code, 200, "{}", k.log());
     assert_eq!(vendor.received("INVITE").len(), 2);
     let (vsock, vport) = raw_socket();
-    send_raw(&vsock, &k, &dialog.from_vendor("INFO", 1, vport));
+    send_raw(&vsock, &k, &dialog.vendor_request("INFO", 1, vport));
     let mut buf = [0u8; 65535];
     let n = sock
         .recv(&mut buf)
