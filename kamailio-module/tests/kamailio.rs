@@ -3665,7 +3665,7 @@ fn the_shipped_config_frees_the_media_of_a_call_it_ends_itself() {
 /// Request-URI points past the trunk ACL, the limits and the CDRs; the requests of a
 /// real call still pass both ways.
 #[test]
-fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls() {
+fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls_and_no_transfer() {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
@@ -3700,6 +3700,19 @@ fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls() {
     );
     assert_eq!(final_reply(&sock, &k, "real").code, 200, "{}", k.log());
     assert_eq!(vendor.received("INVITE").len(), 2);
+    // A transfer would have the vendor call a number of the caller's choosing, unrouted
+    // and unbilled.
+    send_raw(
+        &sock,
+        &k,
+        &dialog.request(
+            "REFER",
+            3,
+            "Refer-To: <sip:+15555550100@127.0.0.1>\r\nContent-Length: 0\r\n\r\n",
+        ),
+    );
+    assert_eq!(final_reply(&sock, &k, "real").code, 403, "{}", k.log());
+    assert!(vendor.received("REFER").is_empty());
     let (vsock, vport) = raw_socket();
     send_raw(&vsock, &k, &dialog.vendor_request("INFO", 1, vport));
     let mut buf = [0u8; 65535];
