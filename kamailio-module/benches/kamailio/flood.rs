@@ -26,6 +26,9 @@ pub struct Flood {
 }
 
 pub struct Outcome {
+    /// The run's wall time less the waits for replies that never came: a lost datagram
+    /// idles the workers for [`LOST_AFTER`], which would otherwise cost that round
+    /// 200 ms (~13 % of a 200 000-call round) and pass, being under the 0.1 % allowed.
     pub elapsed: Duration,
     /// Final replies by class: 3xx (routed), 4xx (refused), anything else.
     pub redirected: usize,
@@ -102,6 +105,8 @@ impl Flood {
         let mut sent = 0;
         let mut outstanding = 0;
         let mut reply = [0u8; 2048];
+        // Time spent waiting out lost replies, and when the last wait or reply ended.
+        let (mut idle, mut last) = (Duration::ZERO, started);
         while out.redirected + out.refused + out.other + out.lost < calls {
             while outstanding < WINDOW && sent < calls {
                 self.send_next();
@@ -110,6 +115,7 @@ impl Flood {
             }
             match self.socket.recv(&mut reply) {
                 Ok(n) => {
+                    last = Instant::now();
                     // A reply after its request was counted lost finds none outstanding.
                     outstanding = outstanding.saturating_sub(1);
                     // "SIP/2.0 302 ...": the status class is byte 8.
@@ -122,11 +128,14 @@ impl Flood {
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     out.lost += outstanding;
                     outstanding = 0;
+                    let now = Instant::now();
+                    idle += now - last;
+                    last = now;
                 }
                 Err(e) => panic!("generator socket: {e}"),
             }
         }
-        out.elapsed = started.elapsed();
+        out.elapsed = started.elapsed() - idle;
         out.generator_cpu = thread_cpu() - cpu;
         out
     }
