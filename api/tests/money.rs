@@ -58,3 +58,47 @@ async fn json_numbers_keep_every_digit() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.data()["rate_limit"], LONG, "{}", r.body);
 }
+
+#[tokio::test]
+async fn amounts_the_schema_would_round_are_refused() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck(&t).await;
+    let rows = format!("/api/v1/rate-decks/{deck}/rows");
+
+    // Ten places: numeric(18, 9) would store 0.000000002 and bill that.
+    let row = r#"{"prefix": "1303", "effective_from": "2020-01-01T00:00:00Z",
+                  "interstate": "0.0000000015"}"#;
+    let r = post_text(&t, &rows, row).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.field(), "interstate", "{}", r.body);
+    let row = r#"{"prefix": "1303", "effective_from": "2020-01-01T00:00:00Z",
+                  "connect_fee": 0.0000000001}"#;
+    let r = post_text(&t, &rows, row).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.field(), "connect_fee", "{}", r.body);
+
+    // Three places: numeric(14, 2) would store 10.01.
+    let customer = r#"{"ban": "C7", "name": "Seven", "rate_plan": "retail",
+                       "credit_limit": "10.005"}"#;
+    let r = post_text(&t, "/api/v1/customers", customer).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.field(), "credit_limit", "{}", r.body);
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/customers/C1",
+            ROOT,
+            Some(serde_json::json!({"min_margin": "0.0000000001"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.field(), "min_margin", "{}", r.body);
+
+    // Trailing zeros are no extra precision.
+    let customer = r#"{"ban": "C7", "name": "Seven", "rate_plan": "retail",
+                       "credit_limit": "10.5000"}"#;
+    let r = post_text(&t, "/api/v1/customers", customer).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.data()["credit_limit"], "10.50", "{}", r.body);
+}

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 use warp_core::model::IpNet;
+use warp_core::money;
 
 #[derive(Serialize, FromRow, ToSchema)]
 pub struct Customer {
@@ -84,7 +85,9 @@ impl Resource for Customer {
     type Input = CustomerInput;
 
     fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
-        super::check_id(input, "ban")
+        super::check_id(input, "ban")?;
+        super::check_places(input, &["credit_limit"], 2)?;
+        super::check_places(input, &["min_margin", "rate_limit"], money::SCALE)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod routing_config;
 pub mod vendors;
 
 use crate::error::{ApiError, ApiResult};
+use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use warp_core::schedule::{WeeklyWindow, WindowError};
@@ -35,6 +36,23 @@ fn check_field(
     text(obj, field).map_or(Ok(()), |v| {
         check(v).map_err(|e| ApiError::invalid(field, e))
     })
+}
+
+/// Refuses an amount with more decimal places than its column keeps: PostgreSQL would
+/// round it silently, and the rate or limit stored would not be the one sent.
+fn check_places(obj: &Map<String, Value>, fields: &[&str], places: u32) -> ApiResult<()> {
+    for field in fields {
+        let Some(amount) = text(obj, field).and_then(|v| v.parse::<Decimal>().ok()) else {
+            continue;
+        };
+        if amount.normalize().scale() > places {
+            return Err(ApiError::invalid(
+                field,
+                format!("{amount} has more than {places} decimal places"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites a telephone number field (any accepted form) as E.164 digits.

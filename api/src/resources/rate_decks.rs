@@ -39,6 +39,18 @@ impl Resource for RateDeck {
     type Input = RateDeckInput;
 }
 
+/// A rate row's amounts.
+const MONEY: [&str; 8] = [
+    "interstate",
+    "intrastate",
+    "local",
+    "zone1",
+    "tollfree",
+    "international",
+    "connect_fee",
+    "minimum_charge",
+];
+
 /// Per-minute rates by zone (null = not offered), keyed by a digit prefix or by
 /// (OCN, LATA), effective over [effective_from, effective_to).
 #[derive(Serialize, FromRow, ToSchema)]
@@ -116,6 +128,11 @@ impl Resource for RateDeckRow {
     });
     type Row = RateDeckRow;
     type Input = RateDeckRowInput;
+
+    /// As exact as the snapshot and the deck upload keep rates.
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        super::check_places(input, &MONEY, warp_core::money::SCALE)
+    }
 
     /// Writers of one deck take turns (see `warp_db::rates`).
     async fn lock(conn: &mut PgConnection, parent: Option<&str>) -> ApiResult<()> {
