@@ -7,9 +7,10 @@
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::middleware::caller;
+use crate::routes;
 use crate::state::AppState;
 use axum::body::{to_bytes, Body};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,8 +18,6 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use std::time::Duration;
 
-/// Request bodies kept for idempotent replay are at most this big.
-const MAX_BODY: usize = 256 * 1024 * 1024;
 /// A claim still marked running after this long belongs to a request that will never
 /// finish (its client went away, its instance stopped): the key may be claimed again.
 const ABANDONED: Duration = Duration::from_secs(300);
@@ -56,9 +55,13 @@ async fn replay_or_run(
 ) -> Result<Response, Response> {
     let fail = |e: ApiError| e.into_response();
     let (parts, body) = req.into_parts();
-    let body = to_bytes(body, MAX_BODY)
+    // No more than the handler would read: a body over its route's limit is refused
+    // here, not held in memory whole first.
+    let route = parts.extensions.get::<MatchedPath>();
+    let limit = routes::body_limit(route.map_or("", MatchedPath::as_str));
+    let body = to_bytes(body, limit)
         .await
-        .map_err(|_| fail(ApiError::bad_request("BAD_BODY", "body too large")))?;
+        .map_err(|_| fail(ApiError::too_large()))?;
     let mut h = Sha256::new();
     // The query too: `?mode=append` and `?mode=replace` are different requests.
     let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
@@ -103,7 +106,8 @@ async fn replay_or_run(
         return Ok(res);
     }
     let (parts, body) = res.into_parts();
-    let bytes = to_bytes(body, MAX_BODY)
+    // Our own answer, already whole in memory.
+    let bytes = to_bytes(body, usize::MAX)
         .await
         .map_err(|e| fail(ApiError::internal(e)))?;
     sqlx::query("UPDATE api.idempotency SET status = $3, body = $4 WHERE actor = $1 AND key = $2")

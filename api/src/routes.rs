@@ -27,8 +27,21 @@ use utoipa::openapi::{HttpMethod, OpenApi};
 use utoipa::ToSchema;
 
 const V1: &str = "/api/v1";
-/// Whole rate decks arrive in one request.
+/// Whole rate decks arrive in one request, up to `UPLOAD_LIMIT`.
+const UPLOAD: &str = "/api/v1/rate-decks/{id}/upload";
 const UPLOAD_LIMIT: usize = 256 * 1024 * 1024;
+/// Every other body (axum's default, stated).
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The most a body may carry on `route` (a route pattern, as `MatchedPath` holds it):
+/// what the idempotency layer, which reads bodies before the handlers, may read too.
+pub fn body_limit(route: &str) -> usize {
+    if route == UPLOAD {
+        UPLOAD_LIMIT
+    } else {
+        BODY_LIMIT
+    }
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -222,7 +235,7 @@ fn resources(api: Api) -> Api {
     let api = webhooks::mount(api, &format!("{V1}/webhooks"));
     api.route(
         HttpMethod::Post,
-        &format!("{V1}/rate-decks/{{id}}/upload"),
+        UPLOAD,
         post(deck_upload::upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         Doc::new(
             "rate_deck",
@@ -365,6 +378,7 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
             state.clone(),
             idempotency::idempotency,
         ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::rate_limit,

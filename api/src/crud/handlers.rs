@@ -8,11 +8,10 @@ use crate::auth::Principal;
 use crate::config::Config;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_json, Path, Query};
+use crate::extract::{parse_json, Path, Query, RawBody};
 use crate::openapi::{Api, Doc};
 use crate::page::{no_extra, Page};
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
@@ -209,7 +208,7 @@ async fn create<R: Resource>(
     State(st): State<AppState>,
     who: Principal,
     Path(p): Params,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Envelope<R::Row>)> {
     who.require(R::CLASS, Access::Write)?;
     let mut obj = object(&body)?;
@@ -283,7 +282,7 @@ async fn update<R: Resource>(
     State(st): State<AppState>,
     who: Principal,
     Path(p): Params,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Envelope<R::Row>> {
     who.require(R::CLASS, Access::Write)?;
     let patch = object(&body)?;

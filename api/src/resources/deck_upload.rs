@@ -8,9 +8,8 @@ use crate::auth::roles::{Access, Class};
 use crate::auth::Principal;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult, ErrorItem};
-use crate::extract::{parse_json, Path, Query};
+use crate::extract::{parse_json, Path, Query, RawBody};
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
@@ -297,7 +296,7 @@ pub async fn upload(
     Path(deck_id): Path<String>,
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Envelope<UploadResult>> {
     who.require(Class::Platform, Access::Write)?;
     let deck = deck_owner(&st, &deck_id).await?;

@@ -16,10 +16,9 @@ use crate::config::{Config, WebhookPolicy};
 use crate::crud::{self, mount_changes, mount_reads, NoInput, Resource, Tenant};
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::parse_json;
+use crate::extract::{parse_json, RawBody};
 use crate::openapi::{Api, Doc};
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -133,7 +132,7 @@ fn check(url: &str, event_types: &[&str], policy: &WebhookPolicy) -> ApiResult<(
 async fn create(
     State(st): State<AppState>,
     who: Principal,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Envelope<IssuedWebhook>)> {
     who.require(Webhook::CLASS, Access::Write)?;
     let input: WebhookInput = parse_json(&body)?;
