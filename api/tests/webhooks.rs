@@ -528,3 +528,70 @@ async fn pending_deliveries_survive_a_restart_of_the_api() {
         .all(|s| s.signature_ok && s.event_type == "trunks.update"));
     restarted.webhooks.stop();
 }
+
+#[tokio::test]
+async fn a_number_moved_by_staff_shows_neither_customer_the_others_side() {
+    let t = api("1").await;
+    t.fixture().await;
+    let (c1, c2) = (
+        t.key("customer_admin", Some("C1")).await,
+        t.key("customer_admin", Some("C2")).await,
+    );
+    let (_r1, url1) = receiver(0).await;
+    let (_r2, url2) = receiver(0).await;
+    let (hook1, _) = subscribe(&t, &c1, &url1, json!(["numbers.*"])).await;
+    let (hook2, _) = subscribe(&t, &c2, &url2, json!(["numbers.*"])).await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "+13035550100", "ban": "C1", "trunk_id": "T-C1", "cnam": "ONE INC"}),
+    )
+    .await;
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/numbers/13035550100",
+            ROOT,
+            Some(json!({"ban": "C2", "trunk_id": "T-C2", "cnam": "TWO LLC"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let old = settled(&t, &c1, hook1, 2).await;
+    let new = settled(&t, &c2, hook2, 1).await;
+    let update = |log: &[Value]| {
+        log.iter()
+            .find(|d| d["event_type"] == "numbers.update")
+            .map(|d| d["payload"]["data"].clone())
+            .expect("a numbers.update event")
+    };
+    // The former customer sees its row go, not where it went.
+    let (old, new) = (update(&old), update(&new));
+    assert_eq!(old["ban"], "C1", "{old}");
+    assert_eq!(old["before"]["trunk_id"], "T-C1", "{old}");
+    assert_eq!(old["after"], Value::Null, "{old}");
+    for leak in ["C2", "TWO LLC"] {
+        assert!(!old.to_string().contains(leak), "{leak} in {old}");
+    }
+    // The new one sees it arrive, not where it came from.
+    assert_eq!(new["ban"], "C2", "{new}");
+    assert_eq!(new["after"]["trunk_id"], "T-C2", "{new}");
+    assert_eq!(new["before"], Value::Null, "{new}");
+    for leak in ["T-C1", "ONE INC"] {
+        assert!(!new.to_string().contains(leak), "{leak} in {new}");
+    }
+    // Staff see both sides.
+    let (_r3, url3) = receiver(0).await;
+    let (staff, _) = subscribe(&t, ROOT, &url3, json!(["numbers.*"])).await;
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/numbers/13035550100",
+            ROOT,
+            Some(json!({"ban": "C1", "trunk_id": "T-C1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let all = update(&settled(&t, ROOT, staff, 1).await);
+    assert_eq!(all["before"]["ban"], "C2", "{all}");
+    assert_eq!(all["after"]["ban"], "C1", "{all}");
+}

@@ -2,7 +2,8 @@
 //! words, e.g. `trunks.update`, `rate_decks.upload`, `routing_snapshot.publish`). Its
 //! deliveries are written in the change's own transaction, so an event exists exactly
 //! when its change committed. Staff subscriptions (no BAN) get every event; a
-//! customer's only the events of its own rows.
+//! customer's only the events of its own rows, and of a row staff moved between two
+//! customers only its own side (the other side is null).
 
 use crate::audit::Change;
 use crate::auth::roles::{Access, Role};
@@ -57,7 +58,17 @@ async fn owners(conn: &mut PgConnection, change: &Change<'_>) -> Result<Vec<Stri
     Ok(bans)
 }
 
-/// Queues the change's event for every subscription that wants it.
+/// `row` as customer `ban` may see it: not when it names another customer (the other
+/// side of a move by staff).
+fn seen_by<'a>(row: &'a Option<Value>, ban: &str) -> &'a Option<Value> {
+    match field(row, "ban") {
+        Some(owner) if owner != ban => &None,
+        _ => row,
+    }
+}
+
+/// Queues the change's event for every subscription that wants it: staff ones get it
+/// whole, a customer's its own side of it.
 pub async fn emit(conn: &mut PgConnection, change: &Change<'_>) -> Result<(), sqlx::Error> {
     let event_type = format!("{}.{}", change.entity_type, change.action);
     let mut bans = owners(&mut *conn, change).await?;
@@ -68,32 +79,42 @@ pub async fn emit(conn: &mut PgConnection, change: &Change<'_>) -> Result<(), sq
     }
     let mut id = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut id);
-    let event = Event {
-        event_id: format!("evt_{}", hex::encode(id)),
-        event_type: &event_type,
-        timestamp: Utc::now(),
-        data: Data {
-            entity_type: change.entity_type,
-            entity_id: change.entity_id,
-            action: change.action,
-            ban: bans.first().map(String::as_str),
-            before: &change.before,
-            after: &change.after,
-        },
-    };
-    let payload = serde_json::to_string(&event).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    sqlx::query(
-        "INSERT INTO api.webhook_deliveries (webhook_id, event_id, event_type, payload)
-         SELECT w.id, $1, $2, $3 FROM api.webhooks w
-         WHERE w.active AND (w.ban IS NULL OR w.ban = ANY ($4))
-           AND ($2 = ANY (w.event_types) OR '*' = ANY (w.event_types)
-                OR split_part($2, '.', 1) || '.*' = ANY (w.event_types))",
-    )
-    .bind(&event.event_id)
-    .bind(&event_type)
-    .bind(&payload)
-    .bind(&bans)
-    .execute(conn)
-    .await?;
+    let event_id = format!("evt_{}", hex::encode(id));
+    let timestamp = Utc::now();
+    let staff = (None, bans.first().map(String::as_str));
+    let customers = bans.iter().map(|b| (Some(b.as_str()), Some(b.as_str())));
+    for (audience, ban) in std::iter::once(staff).chain(customers) {
+        let (before, after) = match audience {
+            Some(b) => (seen_by(&change.before, b), seen_by(&change.after, b)),
+            None => (&change.before, &change.after),
+        };
+        let event = Event {
+            event_id: event_id.clone(),
+            event_type: &event_type,
+            timestamp,
+            data: Data {
+                entity_type: change.entity_type,
+                entity_id: change.entity_id,
+                action: change.action,
+                ban,
+                before,
+                after,
+            },
+        };
+        let payload = serde_json::to_string(&event).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        sqlx::query(
+            "INSERT INTO api.webhook_deliveries (webhook_id, event_id, event_type, payload)
+             SELECT w.id, $1, $2, $3 FROM api.webhooks w
+             WHERE w.active AND w.ban IS NOT DISTINCT FROM $4
+               AND ($2 = ANY (w.event_types) OR '*' = ANY (w.event_types)
+                    OR split_part($2, '.', 1) || '.*' = ANY (w.event_types))",
+        )
+        .bind(&event_id)
+        .bind(&event_type)
+        .bind(&payload)
+        .bind(audience)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
