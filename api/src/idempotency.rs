@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use std::time::Duration;
 
+/// The longest `Idempotency-Key` taken.
+const MAX_KEY: usize = 255;
 /// A claim still marked running after this long belongs to a request that will never
 /// finish (its client went away, its instance stopped): the key may be claimed again.
 const ABANDONED: Duration = Duration::from_secs(300);
@@ -41,6 +43,15 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
         // The handler refuses it as it would without the key.
         return next.run(req).await;
     };
+    // Kept in a primary key, whose index holds at most ~2.7 kB of it.
+    if key.len() > MAX_KEY {
+        return ApiError::bad_request(
+            "INVALID_HEADER",
+            format!("an Idempotency-Key is at most {MAX_KEY} bytes"),
+        )
+        .field("Idempotency-Key")
+        .into_response();
+    }
     match replay_or_run(&st, req, next, actor, key).await {
         Ok(res) | Err(res) => res,
     }

@@ -71,3 +71,58 @@ async fn a_body_over_the_limit_is_a_413_in_the_envelope_and_is_not_read_to_its_e
     let r = t.raw(req).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// `n` characters no compressor shortens (an index keeps at most ~2.7 kB of a value).
+fn noise(n: usize) -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn values_too_long_for_their_index_are_4xx_never_a_5xx() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let long = noise(8000);
+    let c1 = t.key("customer_admin", Some("C1")).await;
+    let r = t
+        .post(
+            "/api/v1/trunks/T-C1/credentials",
+            &c1,
+            serde_json::json!({"username": long, "password": "long enough"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.field(), "username", "{}", r.body);
+    let r = t
+        .post(
+            "/api/v1/users",
+            &c1,
+            serde_json::json!({"email": format!("{long}@example.com"), "name": "x",
+                               "role": "read_only", "password": "long enough pass"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.field(), "email", "{}", r.body);
+    let req = Request::post("/api/v1/trunks")
+        .header("authorization", format!("Bearer {c1}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", &long)
+        .body(Body::from(r#"{"id": "T-long", "ban": "C1"}"#))
+        .unwrap();
+    let r = t.raw(req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.field(), "Idempotency-Key", "{}", r.body);
+    // Staff resources keyed by free text too.
+    let r = t
+        .post("/api/v1/rate-plans", ROOT, serde_json::json!({"id": long}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.field(), "id", "{}", r.body);
+}

@@ -238,6 +238,11 @@ pub async fn create_user(
     if req.password.chars().count() < 12 {
         return Err(ApiError::invalid("password", "at least 12 characters"));
     }
+    // An address is at most 254 characters (RFC 5321), and a longer one would not fit
+    // the unique index.
+    if req.email.len() > 254 {
+        return Err(ApiError::invalid("email", "at most 254 characters"));
+    }
     let mut tx = st.pool.begin().await?;
     let user: User = sqlx::query_as(&format!(
         "INSERT INTO api.users (email, name, role, ban, password_hash, created_by)

@@ -293,6 +293,8 @@ impl Resource for TrunkCredential {
                 .unwrap_or("")
                 .to_string()
         };
+        // A digest username is an id (and a unique, indexed one): bounded like the others.
+        super::check_id(input, "username")?;
         let (user, realm, password) = (field("username"), field("realm"), field("password"));
         if password.len() < 8 {
             return Err(ApiError::invalid("password", "at least 8 characters"));

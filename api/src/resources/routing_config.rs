@@ -32,6 +32,10 @@ impl Resource for RatePlan {
     const CLASS: Class = Class::Platform;
     type Row = RatePlan;
     type Input = RatePlanInput;
+
+    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+        super::check_id(input, "id")
+    }
 }
 
 #[derive(Serialize, FromRow, ToSchema)]
