@@ -6,7 +6,6 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::middleware::caller;
 use crate::routes;
 use crate::state::AppState;
 use axum::body::{to_bytes, Body};
@@ -37,9 +36,11 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
     };
     let (mut parts, body) = req.into_parts();
     // The outcome stays in the request's extensions: the handler does not check again.
-    let accepted = Principal::from_request_parts(&mut parts, &st).await.is_ok();
-    let mut req = Request::from_parts(parts, body);
-    let (true, Some(actor)) = (accepted, caller(&mut req)) else {
+    let who = Principal::from_request_parts(&mut parts, &st).await;
+    let req = Request::from_parts(parts, body);
+    // Keys are the caller's (`api-key:ID`, `user:ID`), not one token's: a user retrying
+    // with a refreshed access token, or a key after its rotation, is the same caller.
+    let Ok(Principal { actor, .. }) = who else {
         // The handler refuses it as it would without the key.
         return next.run(req).await;
     };

@@ -1,5 +1,5 @@
-//! Cross-cutting request handling: metrics and logs, and who the caller is for the
-//! per-key limits (`ratelimit`) and idempotent POSTs (`idempotency`).
+//! Cross-cutting request handling: metrics and logs, and the hash of the bearer token
+//! for the per-token limits (`ratelimit`) and the key lookup.
 
 use crate::auth::bearer;
 use crate::auth::keys::hash;
@@ -30,8 +30,8 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
 #[derive(Clone)]
 pub struct Caller(pub String);
 
-/// The caller's identity for limits, idempotency and key lookup: the hash of its
-/// bearer token, hashed once per request whichever of them asks first.
+/// The caller's token for limits and key lookup: the hash of its bearer token, hashed
+/// once per request whichever of them asks first.
 pub fn caller(req: &mut Request) -> Option<String> {
     if let Some(Caller(known)) = req.extensions().get::<Caller>() {
         return Some(known.clone());

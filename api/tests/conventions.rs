@@ -560,3 +560,64 @@ async fn a_new_generation_is_announced_on_redis() {
     assert_eq!(body["generation"], generation);
     assert!(body["path"].as_str().unwrap().ends_with("routing.snap"));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_belongs_to_the_user_not_to_one_access_token() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/users",
+        json!({"email": "ops@c1.example", "name": "Ops", "role": "customer_admin",
+               "ban": "C1", "password": "a long password"}),
+    )
+    .await;
+    let login = t
+        .post(
+            "/api/v1/auth/login",
+            "",
+            json!({"email": "ops@c1.example", "password": "a long password"}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let first_token = login.data()["access_token"].as_str().unwrap().to_string();
+    // A token is stamped to the second: the refreshed one must differ.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refreshed = t
+        .post(
+            "/api/v1/auth/refresh",
+            "",
+            json!({"refresh_token": login.data()["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let second_token = refreshed.data()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(first_token, second_token);
+
+    // A client retries its POST after refreshing an expiring token.
+    let send = |token: &str| {
+        Request::post("/api/v1/e911-addresses")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "address-1")
+            .body(Body::from(
+                json!({"line1": "1 Main St", "city": "Denver", "state": "CO",
+                       "postal_code": "80202"})
+                .to_string(),
+            ))
+            .unwrap()
+    };
+    let first = t.raw(send(&first_token)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = t.raw(send(&second_token)).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, first.body);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM e911_addresses")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+}
