@@ -414,3 +414,57 @@ async fn move_while_provisioning(
     );
     assert_eq!(cross_customer_references(t).await, 0);
 }
+
+#[tokio::test]
+async fn an_address_in_use_for_911_is_not_deleted_even_by_a_concurrent_request() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make("/api/v1/numbers", json!({"e164": N1, "ban": "C1"}))
+        .await;
+    let c1 = t.key("customer_admin", Some("C1")).await;
+    let e911 = format!("/api/v1/numbers/{N1}/e911");
+    let new_address = || async {
+        let r = t
+            .post("/api/v1/e911-addresses", &c1, address("1 Main St"))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.data()["id"].as_i64().unwrap()
+    };
+    let id = new_address().await;
+    let r = t
+        .call("PUT", &e911, &c1, Some(json!({"address_id": id})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let address_path = format!("/api/v1/e911-addresses/{id}");
+    let r = t.call("DELETE", &address_path, &c1, None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "CONFLICT"),
+        "{}",
+        r.body
+    );
+    let number = t.get(&format!("/api/v1/numbers/{N1}"), &c1).await;
+    assert_eq!(number.data()["e911_address_id"], id);
+    // Taken off first, it goes.
+    t.call("DELETE", &e911, &c1, None).await;
+    let r = t.call("DELETE", &address_path, &c1, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Provisioning and deleting at once: never a number left pointing at nothing it
+    // was given, never a deleted address still in use.
+    for _ in 0..20 {
+        let id = new_address().await;
+        let put = t.call("PUT", &e911, &c1, Some(json!({"address_id": id})));
+        let path = format!("/api/v1/e911-addresses/{id}");
+        let delete = t.call("DELETE", &path, &c1, None);
+        let (put, delete) = tokio::join!(put, delete);
+        let number = t.get(&format!("/api/v1/numbers/{N1}"), &c1).await;
+        let now = &number.data()["e911_address_id"];
+        match (put.status, delete.status) {
+            (StatusCode::OK, StatusCode::CONFLICT) => assert_eq!(now, id),
+            (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::OK) => assert_eq!(now, &Value::Null),
+            other => panic!("{other:?}: {} / {}", put.body, delete.body),
+        }
+        t.call("DELETE", &e911, &c1, None).await;
+    }
+}

@@ -392,7 +392,9 @@ async fn remove<R: Resource>(
     who.require(R::CLASS, Access::Delete)?;
     let (parent, id) = (param(&p, "parent"), param(&p, "id").unwrap_or_default());
     let mut tx = st.pool.begin().await?;
-    let row = fetch::<R>(&mut tx, &who, parent, id).await?;
+    // Locked: what `check_delete` reads of the rows using it stays true until the delete.
+    let row = fetch_for_update::<R>(&mut tx, &who, parent, id).await?;
+    R::check_delete(&mut tx, id).await?;
     let w = one::<R>(&who, parent, id)?;
     let sql = format!("DELETE FROM {} r{}", R::TABLE, w.sql());
     w.bind_plain(sqlx::query(&sql)).execute(&mut *tx).await?;

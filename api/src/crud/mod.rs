@@ -103,6 +103,15 @@ pub trait Resource: Send + Sync + 'static {
     ) -> impl Future<Output = ApiResult<()>> + Send {
         async { Ok(()) }
     }
+
+    /// Refuses to delete row `id` (locked by the caller) when that would undo something
+    /// other rows depend on.
+    fn check_delete(
+        _conn: &mut PgConnection,
+        _id: &str,
+    ) -> impl Future<Output = ApiResult<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// The input of a resource mounted read-only (`mount_reads`): nothing is accepted.

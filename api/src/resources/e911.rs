@@ -85,6 +85,25 @@ impl Resource for E911Address {
     ) -> ApiResult<()> {
         super::refuse_stranding_numbers(conn, id, row, "e911_address_id", "bigint", "address").await
     }
+
+    /// Deleting an address numbers use would take their 911 location away silently (the
+    /// schema sets it null): they are taken off it first, each on purpose. Provisioning
+    /// share-locks the address, so it waits for this delete or this delete for it.
+    async fn check_delete(conn: &mut PgConnection, id: &str) -> ApiResult<()> {
+        let (n, first): (i64, Option<String>) = sqlx::query_as(
+            "SELECT count(*), min(e164) FROM numbers WHERE e911_address_id = CAST($1 AS bigint)",
+        )
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+        match first {
+            Some(first) => Err(ApiError::conflict(format!(
+                "{n} number(s) use this address for 911 (first: {first}); take it off them \
+                 (DELETE /api/v1/numbers/{{e164}}/e911) before deleting it"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Trimmed text of `field`, refused when empty or longer than `max`.
