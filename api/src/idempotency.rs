@@ -53,9 +53,17 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
         .field("Idempotency-Key")
         .into_response();
     }
-    match replay_or_run(&st, req, next, actor, key).await {
-        Ok(res) | Err(res) => res,
-    }
+    // Its own task, run to the end even when the client goes away (which drops this
+    // future): cancelled after its change committed but before its answer was stored,
+    // the request would hold its claim as running, then run again once the claim was
+    // taken for abandoned.
+    let run = tokio::spawn(async move {
+        match replay_or_run(&st, req, next, actor, key).await {
+            Ok(res) | Err(res) => res,
+        }
+    });
+    run.await
+        .unwrap_or_else(|e| ApiError::internal(e).into_response())
 }
 
 async fn replay_or_run(

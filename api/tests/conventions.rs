@@ -621,3 +621,45 @@ async fn an_idempotency_key_belongs_to_the_user_not_to_one_access_token() {
         .unwrap();
     assert_eq!(stored, 1);
 }
+
+#[tokio::test]
+async fn an_idempotent_post_whose_client_went_away_still_finishes_and_is_replayed() {
+    use tower::ServiceExt;
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let send = || {
+        Request::post("/api/v1/trunks/T-C1/ips")
+            .header("authorization", format!("Bearer {ROOT}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "ip-1")
+            .body(Body::from(json!({"addr": "198.51.100.7/32"}).to_string()))
+            .unwrap()
+    };
+    // Writers of trunk networks take turns on this lock: the request waits on it.
+    let mut holder = t.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('trunk_ips'))")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    // The client gives up while the request waits, dropping its side of it.
+    let gone = tokio::time::timeout(Duration::from_millis(500), t.app.clone().oneshot(send()));
+    assert!(gone.await.is_err(), "the request should still be waiting");
+    holder.commit().await.unwrap();
+
+    // Its retry gets the answer of the request it started, not a claim stuck as running.
+    let mut again = t.raw(send()).await;
+    for _ in 0..50 {
+        if again.code() != "IDEMPOTENCY_IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        again = t.raw(send()).await;
+    }
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM trunk_ips WHERE trunk_id = 'T-C1'")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}
