@@ -474,3 +474,32 @@ async fn keys_are_shown_once_rotated_and_revoked() {
     .unwrap();
     assert_eq!(audited, 3, "create, rotate, revoke");
 }
+
+#[tokio::test]
+async fn a_key_that_may_not_revoke_another_may_not_rotate_it_either() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let dev = t.key("developer", Some("C1")).await;
+    let issued = t
+        .make(
+            "/api/v1/api-keys",
+            json!({"name": "peer", "role": "developer", "ban": "C1"}),
+        )
+        .await;
+    let (peer_id, peer) = (issued["id"].as_i64().unwrap(), issued["secret"].clone());
+    let peer = peer.as_str().unwrap();
+    // Revoking it is refused; rotating it would revoke it too, and hand its new
+    // secret over, so that the developer could act as the other key.
+    let path = format!("/api/v1/api-keys/{peer_id}");
+    let r = t.call("DELETE", &path, &dev, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = t.post(&format!("{path}/rotate"), &dev, json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(t.get("/api/v1/trunks", peer).await.status, StatusCode::OK);
+    // A key may rotate itself, and an admin of the customer any of its keys.
+    let r = t.post(&format!("{path}/rotate"), peer, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let admin = t.key("customer_admin", Some("C1")).await;
+    let r = t.post(&format!("{path}/rotate"), &admin, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}

@@ -179,6 +179,11 @@ pub async fn rotate(
     Path(id): Path<String>,
 ) -> ApiResult<Envelope<IssuedKey>> {
     who.require(Class::Keys, Access::Write)?;
+    // Rotating another key revokes its secret and hands over a new one: it takes the
+    // right to revoke that key. A key may always rotate itself.
+    if who.actor != format!("api-key:{id}") {
+        who.require(Class::Keys, Access::Delete)?;
+    }
     let secret = new_secret();
     let sql = format!(
         "UPDATE api.keys SET hash = coalesce($2, hash), rotated_at = now()
