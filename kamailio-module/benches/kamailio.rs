@@ -39,7 +39,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{binary, Kamailio, Script};
 use warp_core::model::{Dataset, RateKey, VendorKind};
-use warp_core::Number;
+use warp_core::{Number, RouteRequest, Snapshot};
 
 /// sipp's calls in flight: enough to keep both workers busy, few enough not to queue.
 const IN_FLIGHT: usize = 64;
@@ -123,6 +123,23 @@ modparam("lcr", "lcr_rule_hash_size", 16384)
 "#,
         db.display()
     )
+}
+
+/// The calls warp routes for customer `ban` now (no DNO, no "no route"), the only ones
+/// sent in either variant: warp answers the others with a cheap 404 where lcr and bare
+/// redirect or relay every call, which would flatter warp's per-call cost.
+fn routable(snapshot: &[u8], ban: &str, calls: &[(String, String)]) -> Vec<(String, String)> {
+    let snapshot = Snapshot::from_bytes(snapshot).expect("open the compiled snapshot");
+    let at = chrono::Utc::now();
+    calls
+        .iter()
+        .filter(|(ani, dnis)| {
+            snapshot
+                .route(&RouteRequest::new(ban, Some(ani), dnis, at))
+                .is_ok()
+        })
+        .cloned()
+        .collect()
 }
 
 /// lcr's tables (db_text) from the dataset: one lcr gateway per vendor gateway (warp
@@ -453,9 +470,7 @@ fn main() {
         .iter()
         .map(|(_, ani, dnis)| (e164(ani), e164(dnis)))
         .collect();
-    // Only calls warp routes: it answers a DNO'd or unroutable call with a cheap 404
-    // where lcr and bare redirect every call, which would flatter warp.
-    let calls_sent = edge::routable(&bytes, &d.trunks[0].ban, &sample);
+    let calls_sent = routable(&bytes, &d.trunks[0].ban, &sample);
     let mut csv = String::from("SEQUENTIAL\n");
     for (ani, dnis) in &calls_sent {
         let _ = writeln!(csv, "{ani};{dnis};");

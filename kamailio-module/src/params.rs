@@ -124,15 +124,11 @@ pub fn init() -> Result<&'static Config, String> {
         .ok_or_else(|| format!("fallback_code {fallback_code} is not a SIP final failure code"))?;
     // sl reads the byte before the reason phrase it is given; an empty Rust string's
     // pointer is dangling, so that read would crash the worker sending the fallback.
-    let fallback_reason = one_line(
-        "fallback_reason",
-        text(
-            "fallback_reason",
-            &FALLBACK_REASON,
-            None,
-            "Service Unavailable",
-        )?,
-    )?;
+    // Text that goes into a status line or a header.
+    let line = |name: &str, cell: &StrParam, default: &str| {
+        text(name, cell, None, default).and_then(|v| one_line(name, v))
+    };
+    let fallback_reason = line("fallback_reason", &FALLBACK_REASON, "Service Unavailable")?;
     if fallback_reason.is_empty() {
         return Err("fallback_reason must not be empty".into());
     }
@@ -159,10 +155,7 @@ pub fn init() -> Result<&'static Config, String> {
         Some(Dip {
             base: http::Base::parse(&dip_url).map_err(|e| format!("lrn_dip_url: {e}"))?,
             url: dip_url,
-            token: one_line(
-                "lrn_dip_token",
-                text("lrn_dip_token", &LRN_DIP_TOKEN, None, "")?,
-            )?,
+            token: line("lrn_dip_token", &LRN_DIP_TOKEN, "")?,
         })
     };
     if lrn_sources.contains(&LrnSource::Dip) && lrn_dip.is_none() {

@@ -2463,6 +2463,11 @@ fn start_shipped(
     start_config(&shipped_config(), dir, data, redis_url, defines)
 }
 
+/// A Redis URL nothing listens on, for a test that reads no CDR event.
+fn no_redis() -> String {
+    format!("redis://127.0.0.1:{}", support::free_udp_port())
+}
+
 /// configs/kamailio/kamailio.cfg, as shipped.
 fn shipped_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kamailio/kamailio.cfg")
@@ -2677,7 +2682,7 @@ fn the_shipped_config_records_a_reachable_route_on_its_default_socket() {
         .replace("5060", &port.to_string());
     let cfg = dir.path().join("kamailio.cfg");
     std::fs::write(&cfg, text).unwrap();
-    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let nowhere = no_redis();
     let k = start_config(&cfg, dir.path(), &data, &nowhere, &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_request(port, lport, "INVITE", "+12125550123", "default");
@@ -2705,7 +2710,7 @@ fn the_shipped_config_records_a_reachable_route_on_its_default_socket() {
 fn the_shipped_config_answers_keepalives_sent_with_max_forwards_0() {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
-    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let nowhere = no_redis();
     let k = start_shipped(dir.path(), &data, &nowhere, &[]);
     let (sock, lport) = raw_socket();
     for (method, code) in [("OPTIONS", 200), ("INVITE", 483)] {
@@ -3241,7 +3246,7 @@ fn start_shipped_with_rtpengine(
         "WITH_RTPENGINE".to_string(),
         format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
     ];
-    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let nowhere = no_redis();
     let k = start_shipped(dir, data, &nowhere, &defines);
     (rtpengine, k)
 }
@@ -3416,7 +3421,7 @@ fn the_shipped_config_rings_out_a_vendor_that_repeats_its_180() {
     let data = support::dataset::Data::with_gateways();
     let plays = support::vendor::Plays::KeepsRinging;
     let ringing = support::vendor::Vendor::start(data.cheap.0, plays);
-    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let nowhere = no_redis();
     let defines = ["RING_TIMEOUT=2500".to_string()];
     let k = start_shipped(dir.path(), &data, &nowhere, &defines);
     let (sock, lport) = raw_socket();
@@ -3601,7 +3606,7 @@ fn the_shipped_config_relays_a_prack_in_the_early_dialog() {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Rings);
-    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let nowhere = no_redis();
     let k = start_shipped(dir.path(), &data, &nowhere, &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "early");
@@ -3669,7 +3674,7 @@ fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls_and_no_transfe
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let nowhere = format!("redis://127.0.0.1:{}", support::free_udp_port());
+    let nowhere = no_redis();
     let k = start_shipped(dir.path(), &data, &nowhere, &[]);
     let (sock, lport) = raw_socket();
     let forged = InDialog {
@@ -4125,10 +4130,11 @@ fn a_crashed_nodes_calls_stop_counting_once_its_node_key_expires() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let field = format!("{}:{}", host.trim(), doomed.pid());
     let key = redis_calls_key(redis);
-    assert_eq!(redis.cli(&["HEXISTS", &key, &field]).trim(), "0");
+    assert_eq!(
+        redis.cli(&["HEXISTS", &key, &node_name(&doomed)]).trim(),
+        "0"
+    );
 }
 
 /// Redis loses the counts (restarted without its data) while T1's 3 places are taken:
@@ -4174,6 +4180,12 @@ fn redis_calls_key(redis: &support::redis::Redis) -> String {
     let keys: Vec<&str> = keys.lines().map(str::trim).collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
     keys[0].to_owned()
+}
+
+/// The name `cluster_concurrent` counts `k`'s calls under: host and main process id.
+fn node_name(k: &Kamailio) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    format!("{}:{}", host.trim(), k.pid())
 }
 
 /// Ends Kamailio's one dialog as an operator would (`kamcmd dlg.end_dlg`).
@@ -4312,11 +4324,7 @@ fn a_call_survives_crash_and_restart(cluster: bool) {
     k.start_again();
     assert_eq!(k.rpc("warp.stats")["limits.active"], "1", "{}", k.log());
     // This run's count in Redis (written by the heartbeat), when the edges share one.
-    let node_count = || {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-        let field = format!("{}:{}", host.trim(), k.pid());
-        redis.cli(&["HGET", &redis_calls_key(&redis), &field])
-    };
+    let node_count = || redis.cli(&["HGET", &redis_calls_key(&redis), &node_name(&k)]);
     let wait_for_node_count = |n: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while node_count().trim() != n {

@@ -8,7 +8,6 @@
 use crate::support::sipp::{in_dialog, invite, Answer, Uas};
 use std::path::Path;
 use warp_core::model::Dataset;
-use warp_core::{RouteRequest, Snapshot};
 
 /// sipp's calls in flight: each lasts its 20 ms pause at least.
 pub const IN_FLIGHT: usize = 256;
@@ -95,22 +94,6 @@ pub fn point_gateways_at(d: &mut Dataset, port: u16) {
             *g = format!("{user}@127.0.0.1:{port}");
         }
     }
-}
-
-/// The calls warp routes for customer `ban` now (no DNO, no "no route"): the others
-/// would end in a stateless 404 and flatter warp's per-call cost.
-pub fn routable(snapshot: &[u8], ban: &str, calls: &[(String, String)]) -> Vec<(String, String)> {
-    let snapshot = Snapshot::from_bytes(snapshot).expect("open the compiled snapshot");
-    let at = chrono::Utc::now();
-    calls
-        .iter()
-        .filter(|(ani, dnis)| {
-            snapshot
-                .route(&RouteRequest::new(ban, Some(ani), dnis, at))
-                .is_ok()
-        })
-        .cloned()
-        .collect()
 }
 
 /// The vendor gateway: a sipp UAS answering every call, on the generator's CPU.
