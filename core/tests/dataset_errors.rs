@@ -190,3 +190,18 @@ fn a_time_with_a_fraction_of_a_second_is_refused_by_line() {
         assert!(e.contains(needle), "missing {needle:?} in\n{e}");
     }
 }
+
+#[test]
+fn a_lerg_row_without_a_rate_centre_is_refused_by_line() {
+    let dir = fixture_copy();
+    // lerg.csv: header and 5 rows.
+    append(
+        dir.path(),
+        "lerg.csv",
+        "719556,,0303,658,CO,\n719557,,0303,658,CO,  \n",
+    );
+    let e = errors(dir.path()).join("\n");
+    for needle in ["lerg.csv:7: rate_center", "lerg.csv:8: rate_center"] {
+        assert!(e.contains(needle), "missing {needle:?} in\n{e}");
+    }
+}

@@ -404,3 +404,21 @@ fn a_dataset_that_names_one_thing_twice_or_splits_a_second_is_refused() {
     });
     assert!(err.contains("has a fraction of a second"), "{err}");
 }
+
+#[test]
+fn a_lerg_code_without_a_rate_centre_is_refused_not_made_local() {
+    // Two Colorado codes with no rate centre would share the key "CO/": Denver ->
+    // Colorado Springs would be priced LOCAL instead of INTRASTATE.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    for b in &mut d.lerg {
+        if matches!(b.rate_center.as_str(), "DENVER" | "COLOSPGS") {
+            b.rate_center = " ".into();
+        }
+    }
+    let err = compile(&d, 1).map(drop).unwrap_err().to_string();
+    assert!(
+        err.contains("303629") && err.contains("rate centre"),
+        "{err}"
+    );
+}

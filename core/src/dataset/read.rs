@@ -114,6 +114,11 @@ fn fresh(set: &mut HashSet<String>, what: &str, id: &str) -> Result<String, Stri
     Ok(id.to_string())
 }
 
+/// Codes without a rate centre would all share their state's empty one, and so be
+/// local to each other.
+const RATE_CENTER_EMPTY: &str =
+    "rate_center is empty: codes without one would all be local to each other";
+
 /// Reads a CSV directory, validating every row and every reference between files.
 pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
     let mut r = Reader {
@@ -149,13 +154,17 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         if state.len() != 2 || !state.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(format!("state {state:?} is not a two-letter code"));
         }
+        let rate_center = x.rate_center.trim();
+        if rate_center.is_empty() {
+            return Err(RATE_CENTER_EMPTY.into());
+        }
         d.lerg.push(LergBlock {
             npa_nxx,
             block,
             ocn: x.ocn.trim().to_ascii_uppercase(),
             lata: int("lata", &x.lata)?,
             state,
-            rate_center: x.rate_center.trim().to_string(),
+            rate_center: rate_center.to_string(),
         });
         Ok(())
     })?;

@@ -391,6 +391,15 @@ impl<'d> Compiler<'d> {
                     b.npa_nxx, b.ocn
                 ))
             })?;
+            // Every code without a rate centre would share its state's empty key, and
+            // calls between any two of them would be priced LOCAL.
+            if b.rate_center.trim().is_empty() {
+                return Err(invalid(format!(
+                    "LERG {}{}: no rate centre",
+                    b.npa_nxx,
+                    b.block.map(|x| x.to_string()).unwrap_or_default()
+                )));
+            }
             let st = b.state.as_bytes();
             let key = match b.block {
                 Some(x) => lerg_key(b.npa_nxx * 10 + x as u32, 7),
