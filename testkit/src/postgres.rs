@@ -201,13 +201,35 @@ fn bin_dir() -> io::Result<PathBuf> {
 mod tests {
     use super::*;
 
+    /// One query through `psql` over TCP to the cluster's port, as a test's pool connects.
+    fn query(pg: &Postgres, db: &str, sql: &str) -> io::Result<String> {
+        let out = Command::new(pg.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &pg.port.to_string()])
+            .args(["-U", "postgres", "-d", db, "-X", "-tAc", sql])
+            .output()?;
+        check(out.clone(), "psql")?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     #[test]
     fn starts_accepts_connections_and_stops() {
         let pg = Postgres::start().unwrap();
         let url = pg.create_db("probe").unwrap();
-        assert!(url.ends_with("/probe"));
-        let data = pg.data.clone();
+        assert_eq!(
+            url,
+            format!("postgres://postgres@127.0.0.1:{}/probe", pg.port)
+        );
+        assert_eq!(
+            query(&pg, "probe", "SELECT current_database()").unwrap(),
+            "probe",
+            "the database was created and the server answers on its port"
+        );
+        let (data, port) = (pg.data.clone(), pg.port);
         drop(pg);
         assert!(!data.exists(), "temp dir is removed on drop");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the server still listens on {port} after drop"
+        );
     }
 }
