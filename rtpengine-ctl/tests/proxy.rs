@@ -791,6 +791,13 @@ async fn retransmitted_offer_is_answered_once() {
     assert_eq!(first, second, "same reply, from the cache");
     let stats = direct(&a).await.send(&GetStatistics).await.unwrap();
     assert_eq!(stats.current_sessions(), Some(1));
+    // rtpengine answers a repeated offer with the same SDP: only the node's count of
+    // requests shows whether the retransmission reached it.
+    assert_eq!(
+        p.handler.pool.by_name("a").unwrap().metrics.requests(),
+        1,
+        "the retransmission was forwarded to the node"
+    );
 }
 
 /// A delete of one via-branch leaves the call alive, and rtpengine keeps a deleted call
