@@ -423,9 +423,16 @@ async fn pins_are_shared_between_proxies_through_redis() {
     let id = call_preferring(&p2, "a", "shared");
     c1.send(&offer(&id)).await.unwrap();
     assert_eq!(calls_on(&b).await, vec![id.clone()]);
+    assert_eq!(shared_pin(&redis, &id).await.as_deref(), Some("b"));
     c2.send(&answer(&id)).await.unwrap();
     let q = c2.send(&Query(Target::call(id.as_str()))).await.unwrap();
     assert_eq!(q.parties.len(), 2);
+    // Without the pin p2 would have found the call too, by asking a first.
+    assert_eq!(
+        p2.handler.pool.by_name("a").unwrap().metrics.requests(),
+        0,
+        "p2 looked for the call on a: it did not take the pin from Redis"
+    );
 }
 
 #[tokio::test]
