@@ -261,11 +261,16 @@ fn proxy_binary_serves_our_cli_and_sipwise_client() {
     assert_eq!(calls, 1, "{nodes}");
     let json: serde_json::Value = serde_json::from_str(&ours(&ng, &["--json", "nodes"])).unwrap();
     assert_eq!(json["nodes"].as_array().unwrap().len(), 2);
+    // The proxy's list is both nodes' lists merged: the call, then nothing.
+    assert_eq!(ours(&ng, &["list"]).trim(), "via-proxy");
     sipwise(
         listen.port(),
         &["delete", "--call-id=via-proxy", "--from-tag=ft"],
     );
     assert_eq!(ours(&ng, &["list"]).trim(), "");
+    for node in [&a, &b] {
+        assert_eq!(ours(&node.ng.to_string(), &["list"]).trim(), "");
+    }
 }
 
 /// `bench` sends exactly `--count` requests (and its one warm-up ping), also when the
