@@ -240,6 +240,19 @@ async fn a_customer_key_never_sees_or_changes_another_customers_data() {
             r.body
         );
     }
+    // A 404 is not enough: C2's rows are as they were, and nothing was made for C2.
+    let untouched: (Option<i32>, i64, i64, i64, Option<String>, i64) = sqlx::query_as(
+        "SELECT (SELECT max_cps FROM trunks WHERE id = 'T-C2'),
+                (SELECT count(*) FROM trunks WHERE id = 'T-X'),
+                (SELECT count(*) FROM trunk_ips WHERE trunk_id = 'T-C2'),
+                (SELECT count(*) FROM trunk_credentials WHERE trunk_id = 'T-C2'),
+                (SELECT cnam FROM numbers WHERE e164 = '12125550100'),
+                (SELECT count(*) FROM api.keys WHERE ban = 'C2')",
+    )
+    .fetch_one(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!(untouched, (Some(10), 0, 0, 0, None, 0));
     // Lists hold only the caller's own rows.
     let customers = t.get("/api/v1/customers", &c1).await;
     assert_eq!(customers.data().as_array().unwrap().len(), 1);
