@@ -129,8 +129,10 @@ async fn subscribe(t: &TestApi, key: &str, url: &str, types: Value) -> (i64, Str
     (r.data()["id"].as_i64().unwrap(), secret)
 }
 
-/// The delivery log of a subscription once nothing in it is pending any more.
+/// The delivery log of a subscription once nothing in it is pending any more; fails
+/// if it has not settled with at least `expected` deliveries within [`SETTLE`].
 async fn settled(t: &TestApi, key: &str, webhook: i64, expected: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + SETTLE;
     loop {
         let r = t
             .get(&format!("/api/v1/webhooks/{webhook}/deliveries"), key)
@@ -140,9 +142,17 @@ async fn settled(t: &TestApi, key: &str, webhook: i64, expected: usize) -> Vec<V
         if log.len() >= expected && log.iter().all(|d| d["status"] != "pending") {
             return log;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "webhook {webhook}: {expected} deliveries not settled in {SETTLE:?}: {log:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Far more than the slowest test's retries take (three attempts of 300 ms at most,
+/// backoff of tens of milliseconds, polled every 20 ms).
+const SETTLE: Duration = Duration::from_secs(30);
 
 /// Changes a trunk's CPS limit: a `trunks.update` event.
 async fn update_trunk(t: &TestApi, trunk: &str, max_cps: u32) {
