@@ -66,10 +66,19 @@ async fn a_body_over_the_limit_is_a_413_in_the_envelope_and_is_not_read_to_its_e
         .header("authorization", format!("Bearer {ROOT}"))
         .header("content-type", "text/csv")
         .header("idempotency-key", "deck-1")
-        .body(Body::from(csv))
+        .body(Body::from(csv.clone()))
         .unwrap();
     let r = t.raw(req).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Read and stored whole, not only accepted.
+    let sent = csv.lines().count() - 1;
+    assert_eq!(r.data()["rows"], sent, "{}", r.body);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM rate_rows WHERE deck_id = $1")
+        .bind(deck)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored as usize, sent);
 }
 
 /// `n` characters no compressor shortens (an index keeps at most ~2.7 kB of a value).
