@@ -12,7 +12,9 @@
 //! `WARP_BENCH_FLOOD`, calls per saturation round, default 200000, 0 for none;
 //! `WARP_BENCH_COLD`, drop the page cache before Kamailio maps the snapshot;
 //! `WARP_BENCH_EDGE=1`, the carrier-edge variant of [`edge`]: whole calls relayed
-//! statefully, no saturation round, CPU counted over all of Kamailio's processes).
+//! statefully, no saturation round, CPU counted over all of Kamailio's processes;
+//! `WARP_BENCH_EDGE=dialog-db`, the shipped config with and without `WITH_DIALOG_DB`,
+//! see [`dialog_db`]).
 //! Prints Markdown for docs/BENCHMARKS.md.
 //!
 //! sipp is the ceiling of the CPS column for every setup; the routing cost is the
@@ -23,6 +25,8 @@
 //! and the Kamailios on the other CPUs (`WARP_BENCH_PIN=0`: wherever the scheduler puts
 //! them).
 
+#[path = "kamailio/dialog_db.rs"]
+mod dialog_db;
 #[path = "kamailio/edge.rs"]
 mod edge;
 #[path = "kamailio/flood.rs"]
@@ -34,7 +38,7 @@ mod support;
 use flood::Flood;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{binary, Kamailio, Script};
@@ -140,6 +144,55 @@ fn routable(snapshot: &[u8], ban: &str, calls: &[(String, String)]) -> Vec<(Stri
         })
         .cloned()
         .collect()
+}
+
+/// The dataset, its snapshot and the calls every variant runs on.
+struct Prepared {
+    d: Dataset,
+    bytes: Vec<u8>,
+    snap: PathBuf,
+    calls: Vec<(String, String)>,
+}
+
+/// Generates the dataset (the sipp trunk's limits lifted; every gateway at
+/// `vendor_port` when given), publishes its snapshot in `dir` and writes `calls.csv`
+/// there, sipp's injection file of the calls warp routes.
+fn prepare(dir: &Path, scale: warp_datagen::Scale, vendor_port: Option<u16>) -> Prepared {
+    let mut d = warp_datagen::generate(scale, 42);
+    // The first customer's trunk is 127.0.0.1 (sipp); lift its limits for the bench.
+    d.trunks[0].max_cps = 0;
+    d.trunks[0].max_concurrent = 0;
+    if let Some(port) = vendor_port {
+        edge::point_gateways_at(&mut d, port);
+    }
+    let snap = dir.join("routing.snap");
+    let bytes = warp_core::snapshot::compile(&d, 1).expect("compile");
+    warp_core::snapshot::publish(&bytes, &snap).expect("publish");
+    if std::env::var_os("WARP_BENCH_COLD").is_some() {
+        // As after a reboot: Kamailio faults the snapshot in from disk, not from the
+        // page cache its writer filled (needs root).
+        let dropped = Command::new("sync").status().is_ok_and(|s| s.success())
+            && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+        assert!(dropped, "WARP_BENCH_COLD: cannot drop the page cache");
+    }
+    let sample = warp_datagen::sample_calls(&d, 10_000, 7);
+    let e164 = |n: &str| Number::parse(n).map_or(n.to_owned(), |n| format!("+{n}"));
+    let sample: Vec<(String, String)> = sample
+        .iter()
+        .map(|(_, ani, dnis)| (e164(ani), e164(dnis)))
+        .collect();
+    let calls = routable(&bytes, &d.trunks[0].ban, &sample);
+    let mut csv = String::from("SEQUENTIAL\n");
+    for (ani, dnis) in &calls {
+        let _ = writeln!(csv, "{ani};{dnis};");
+    }
+    std::fs::write(dir.join("calls.csv"), &csv).unwrap();
+    Prepared {
+        d,
+        bytes,
+        snap,
+        calls,
+    }
 }
 
 /// lcr's tables (db_text) from the dataset: one lcr gateway per vendor gateway (warp
@@ -378,16 +431,24 @@ fn processes(k: &Kamailio) -> (Vec<u32>, Vec<u32>) {
     (all, workers)
 }
 
-/// CPU time (ns, user + system) the workers have used so far: the scheduler's own
-/// count, finer than /proc/<pid>/stat's 10 ms ticks.
-fn worker_cpu_ns(pids: &[u32]) -> u64 {
+/// CPU time (ns, user + system) the processes `pids` have used so far, all their
+/// threads (warp's CDR sender, Redis's I/O threads): the scheduler's own count, finer
+/// than /proc/<pid>/stat's 10 ms ticks.
+fn task_cpu_ns(pids: &[u32]) -> u64 {
+    let schedstat = |path: std::path::PathBuf| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     pids.iter()
-        .map(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or(0)
+        .flat_map(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
         })
+        .flatten()
+        .map(|task| schedstat(task.path().join("schedstat")))
         .sum()
 }
 
@@ -423,7 +484,17 @@ fn main() {
     };
     let (calls, rounds): (usize, usize) =
         (env("WARP_BENCH_CALLS", 20_000), env("WARP_BENCH_ROUNDS", 3));
-    let edge = std::env::var_os("WARP_BENCH_EDGE").is_some();
+    // Kamailio's memory manager for shm and pkg (`-x`): qm is its default.
+    let mut args = match std::env::var("WARP_BENCH_MEM") {
+        Ok(m) => vec!["-x".to_string(), m],
+        Err(_) => Vec::new(),
+    };
+    let variant = std::env::var("WARP_BENCH_EDGE").ok();
+    if variant.as_deref() == Some("dialog-db") {
+        dialog_db::run(scale, calls, rounds, &args);
+        return;
+    }
+    let edge = variant.is_some();
     // The flood counts stateless replies; a relayed call is a dialog.
     let flood: usize = if edge {
         0
@@ -439,23 +510,12 @@ fn main() {
     let vendor_port = edge.then(support::free_udp_port);
 
     let t = Instant::now();
-    let mut d = warp_datagen::generate(scale, 42);
-    // The first customer's trunk is 127.0.0.1 (sipp); lift its limits for the bench.
-    d.trunks[0].max_cps = 0;
-    d.trunks[0].max_concurrent = 0;
-    if let Some(port) = vendor_port {
-        edge::point_gateways_at(&mut d, port);
-    }
-    let snap = dir.path().join("routing.snap");
-    let bytes = warp_core::snapshot::compile(&d, 1).expect("compile");
-    warp_core::snapshot::publish(&bytes, &snap).expect("publish");
-    if std::env::var_os("WARP_BENCH_COLD").is_some() {
-        // As after a reboot: Kamailio faults the snapshot in from disk, not from the
-        // page cache its writer filled (needs root).
-        let dropped = Command::new("sync").status().is_ok_and(|s| s.success())
-            && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
-        assert!(dropped, "WARP_BENCH_COLD: cannot drop the page cache");
-    }
+    let Prepared {
+        d,
+        bytes,
+        snap,
+        calls: calls_sent,
+    } = prepare(dir.path(), scale, vendor_port);
     // lcr keeps its rules in shm loaded row by row from the database: the large
     // dataset's millions of rule targets are beyond a test-sized Kamailio.
     let with_lcr = scale_name != "large";
@@ -464,18 +524,6 @@ fn main() {
     } else {
         0
     };
-    let sample = warp_datagen::sample_calls(&d, 10_000, 7);
-    let e164 = |n: &str| Number::parse(n).map_or(n.to_owned(), |n| format!("+{n}"));
-    let sample: Vec<(String, String)> = sample
-        .iter()
-        .map(|(_, ani, dnis)| (e164(ani), e164(dnis)))
-        .collect();
-    let calls_sent = routable(&bytes, &d.trunks[0].ban, &sample);
-    let mut csv = String::from("SEQUENTIAL\n");
-    for (ani, dnis) in &calls_sent {
-        let _ = writeln!(csv, "{ani};{dnis};");
-    }
-    std::fs::write(dir.path().join("calls.csv"), &csv).unwrap();
     let scenario = if edge { edge::scenario() } else { scenario() };
     std::fs::write(dir.path().join("bench.xml"), scenario).unwrap();
     eprintln!(
@@ -489,11 +537,6 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    // Kamailio's memory manager for shm and pkg (`-x`): qm is its default.
-    let mut args = match std::env::var("WARP_BENCH_MEM") {
-        Ok(m) => vec!["-x".to_string(), m],
-        Err(_) => Vec::new(),
-    };
     // Relayed transactions wait out tm's timers in shm: seconds of calls at once.
     let vendor = vendor_port.map(|port| {
         args.extend(["-m".to_string(), "1024".to_string()]);
@@ -557,15 +600,15 @@ fn main() {
         for i in (0..servers.len()).map(|k| (r + k) % servers.len()) {
             let server = &servers[i];
             let (name, k, pids) = (server.name, &server.k, &server.counted);
-            let used = worker_cpu_ns(pids);
+            let used = task_cpu_ns(pids);
             let r = round(k, &cpus, dir.path(), calls, in_flight);
             if let Some(errors) = r.failed {
                 panic!("{name}: sipp saw failed calls:\n{errors}\n{}", k.log());
             }
             cps[i].push(calls as f64 / r.elapsed.as_secs_f64());
-            cpu[i].push((worker_cpu_ns(pids) - used) as f64 / 1_000.0 / calls as f64);
+            cpu[i].push((task_cpu_ns(pids) - used) as f64 / 1_000.0 / calls as f64);
             if flood > 0 {
-                let used = worker_cpu_ns(pids);
+                let used = task_cpu_ns(pids);
                 let f = floods[i].run(flood);
                 let answered = f.redirected + f.refused;
                 assert!(
@@ -579,8 +622,7 @@ fn main() {
                     f.redirected, f.refused, f.lost, f.elapsed, f.generator_cpu
                 );
                 flood_cps[i].push(answered as f64 / f.elapsed.as_secs_f64());
-                flood_busy[i]
-                    .push((worker_cpu_ns(pids) - used) as f64 / f.elapsed.as_nanos() as f64);
+                flood_busy[i].push((task_cpu_ns(pids) - used) as f64 / f.elapsed.as_nanos() as f64);
             }
             let log = k.log();
             assert!(

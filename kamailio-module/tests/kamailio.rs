@@ -2489,7 +2489,7 @@ fn start_config(
         format!("WARP_CDR_SPOOL=\"{}\"", dir.join("spool").display()),
     ];
     all.extend_from_slice(defines);
-    Kamailio::start_file(cfg, &all)
+    Kamailio::start_file(cfg, &all, &[])
 }
 
 /// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers).

@@ -90,14 +90,14 @@ impl Kamailio {
         Self::run(dir, &cfg, port, args).running()
     }
 
-    /// Starts Kamailio on a config file of the repository, passing `defines` (`-A`);
-    /// warp.so is found first in the temp dir (`-L`). The config must take `LISTEN`,
-    /// `CTL_SOCK` and `CHILDREN` defines.
-    pub fn start_file(cfg: &Path, defines: &[String]) -> Self {
+    /// Starts Kamailio on a config file of the repository, passing `defines` (`-A`) and
+    /// more command-line `args`; warp.so is found first in the temp dir (`-L`). The
+    /// config must take `LISTEN`, `CTL_SOCK` and `CHILDREN` defines.
+    pub fn start_file(cfg: &Path, defines: &[String], args: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_udp_port();
         std::fs::copy(built_module(), dir.path().join("warp.so")).unwrap();
-        let mut args = vec![
+        let mut all = vec![
             "-L".to_string(),
             format!("{}:{MODULES_DIR}", dir.path().display()),
             "-A".into(),
@@ -111,9 +111,10 @@ impl Kamailio {
             "CHILDREN=2".into(),
         ];
         for d in defines {
-            args.extend(["-A".into(), d.clone()]);
+            all.extend(["-A".into(), d.clone()]);
         }
-        Self::run(dir, cfg, port, &args).running()
+        all.extend_from_slice(args);
+        Self::run(dir, cfg, port, &all).running()
     }
 
     fn running(mut self) -> Self {

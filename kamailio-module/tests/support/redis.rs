@@ -66,10 +66,9 @@ impl Redis {
     /// Freezes the server (SIGSTOP) or lets it go on (SIGCONT): frozen, it keeps its
     /// connections and answers nothing, as a hung Redis or a network black hole does.
     pub fn freeze(&self, frozen: bool) {
-        let child = self.child.as_ref().expect("redis running");
         let signal = if frozen { "-STOP" } else { "-CONT" };
         let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
+            .args([signal, &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -82,6 +81,10 @@ impl Redis {
                 .status();
             let _ = child.wait();
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("redis running").id()
     }
 
     /// Runs one command with redis-cli; its raw output.
