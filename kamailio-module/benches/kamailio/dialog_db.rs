@@ -4,12 +4,13 @@
 //! relaying the edge variant's whole calls to one vendor gateway and writing its CDR
 //! events to the same Redis. Per call: sipp's calls per second, the CPU of all of
 //! Kamailio's processes and threads and that of Redis, the commands Redis ran, and the
-//! datagrams the kernel dropped for a full socket buffer.
+//! datagrams the kernel dropped for a full socket buffer. `WARP_BENCH_BASELINE` adds the
+//! shipped config on another warp.so build, to compare two builds.
 
 use crate::support::redis::Redis;
 use crate::support::{free_udp_port, Kamailio};
 use crate::{edge, paired, prepare, processes, round, sorted, task_cpu_ns, Better, Cpus};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// sipp's calls in flight. Half the edge variant's: the shipped config keeps Kamailio's
@@ -99,20 +100,29 @@ pub fn run(scale: warp_datagen::Scale, calls: usize, rounds: usize, args: &[Stri
     let mut args = args.to_vec();
     args.extend(["-m", "1024", "--debug=1"].map(String::from));
     let cpus = Cpus::detect();
-    let variants: [(&str, Vec<String>); 2] = [
-        ("shipped config", Vec::new()),
+    let built = crate::support::built_module();
+    let mut variants: Vec<(&str, PathBuf, Vec<String>)> = vec![
+        ("shipped config", built.clone(), Vec::new()),
         (
             "shipped config + WITH_DIALOG_DB",
+            built,
             vec![
                 "WITH_DIALOG_DB".into(),
                 format!("DIALOG_DB_URL=\"{}/1\"", redis.url()),
             ],
         ),
     ];
+    if let Ok(other) = std::env::var("WARP_BENCH_BASELINE") {
+        variants.push((
+            "shipped config, WARP_BENCH_BASELINE build",
+            other.into(),
+            Vec::new(),
+        ));
+    }
     let setups: Vec<Setup> = variants
         .into_iter()
         .enumerate()
-        .map(|(i, (name, extra))| {
+        .map(|(i, (name, module, extra))| {
             let mut defines = vec![
                 format!("WARP_SNAPSHOT=\"{}\"", prepared.snap.display()),
                 format!("WARP_REDIS_URL=\"{}\"", redis.url()),
@@ -122,7 +132,7 @@ pub fn run(scale: warp_datagen::Scale, calls: usize, rounds: usize, args: &[Stri
                 ),
             ];
             defines.extend(extra);
-            let k = Kamailio::start_file(&cfg, &defines, &args);
+            let k = Kamailio::start_file_module(&module, &cfg, &defines, &args);
             let (pids, _) = processes(&k);
             cpus.place(&pids);
             round(&k, &cpus, dir.path(), calls.min(2_000), IN_FLIGHT); // warm-up
@@ -198,4 +208,17 @@ pub fn run(scale: warp_datagen::Scale, calls: usize, rounds: usize, args: &[Stri
         "* Kamailio + Redis CPU per call: {}",
         paired(&total_cpu, 1, 0, Better::Lower)
     );
+    if setups.len() > 2 {
+        println!();
+        println!("Round by round, as shipped / the baseline build:");
+        println!("* calls/s: {}", paired(&cps, 0, 2, Better::Higher));
+        println!(
+            "* Kamailio CPU per call: {}",
+            paired(&kamailio_cpu, 0, 2, Better::Lower)
+        );
+        println!(
+            "* Kamailio + Redis CPU per call: {}",
+            paired(&total_cpu, 0, 2, Better::Lower)
+        );
+    }
 }

@@ -94,9 +94,19 @@ impl Kamailio {
     /// more command-line `args`; warp.so is found first in the temp dir (`-L`). The
     /// config must take `LISTEN`, `CTL_SOCK` and `CHILDREN` defines.
     pub fn start_file(cfg: &Path, defines: &[String], args: &[String]) -> Self {
+        Self::start_file_module(&built_module(), cfg, defines, args)
+    }
+
+    /// As [`Kamailio::start_file`], loading `module` as warp.so.
+    pub fn start_file_module(
+        module: &Path,
+        cfg: &Path,
+        defines: &[String],
+        args: &[String],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_udp_port();
-        std::fs::copy(built_module(), dir.path().join("warp.so")).unwrap();
+        std::fs::copy(module, dir.path().join("warp.so")).unwrap();
         let mut all = vec![
             "-L".to_string(),
             format!("{}:{MODULES_DIR}", dir.path().display()),
