@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 
 /// Events written per round trip.
 const BATCH: usize = 256;
+/// How long the sender lets events gather once the first one wakes it: a busy
+/// stretch's events then share one round trip to Redis, and the workers wake the sender
+/// once for them all, where each event cost both a round trip and a wake-up; a CDR
+/// arrives that much later, which no biller notices.
+const LINGER: Duration = Duration::from_millis(2);
 /// How often a sender with spooled events and nothing to send tries Redis.
 const RETRY: Duration = Duration::from_secs(1);
 /// For each Redis exchange of the sender thread (no SIP worker waits on it).
@@ -370,6 +375,9 @@ fn send(held: &mut Held, target: &Target, stream: &str) {
                     Err(_) => return,
                 },
             };
+            if next.is_some() {
+                std::thread::sleep(LINGER);
+            }
             batch.extend(next);
         }
         top_up(batch, rx);
