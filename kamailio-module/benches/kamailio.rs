@@ -435,7 +435,7 @@ fn processes(k: &Kamailio) -> (Vec<u32>, Vec<u32>) {
 /// threads (warp's CDR sender, Redis's I/O threads): the scheduler's own count, finer
 /// than /proc/<pid>/stat's 10 ms ticks.
 fn task_cpu_ns(pids: &[u32]) -> u64 {
-    let schedstat = |path: std::path::PathBuf| {
+    let schedstat = |path: PathBuf| {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
