@@ -197,28 +197,22 @@ pub fn run(scale: warp_datagen::Scale, calls: usize, rounds: usize, args: &[Stri
             median(&drops[i])
         );
     }
-    println!();
-    println!("Round by round, WITH_DIALOG_DB / as shipped:");
-    println!("* calls/s: {}", paired(&cps, 1, 0, Better::Higher));
-    println!(
-        "* Kamailio CPU per call: {}",
-        paired(&kamailio_cpu, 1, 0, Better::Lower)
-    );
-    println!(
-        "* Kamailio + Redis CPU per call: {}",
-        paired(&total_cpu, 1, 0, Better::Lower)
-    );
-    if setups.len() > 2 {
+    // Setup `a` against setup `b`, round by round.
+    let compare = |title: &str, a: usize, b: usize| {
         println!();
-        println!("Round by round, as shipped / the baseline build:");
-        println!("* calls/s: {}", paired(&cps, 0, 2, Better::Higher));
+        println!("Round by round, {title}:");
+        println!("* calls/s: {}", paired(&cps, a, b, Better::Higher));
         println!(
             "* Kamailio CPU per call: {}",
-            paired(&kamailio_cpu, 0, 2, Better::Lower)
+            paired(&kamailio_cpu, a, b, Better::Lower)
         );
         println!(
             "* Kamailio + Redis CPU per call: {}",
-            paired(&total_cpu, 0, 2, Better::Lower)
+            paired(&total_cpu, a, b, Better::Lower)
         );
+    };
+    compare("WITH_DIALOG_DB / as shipped", 1, 0);
+    if setups.len() > 2 {
+        compare("as shipped / the baseline build", 0, 2);
     }
 }
