@@ -114,11 +114,6 @@ fn fresh(set: &mut HashSet<String>, what: &str, id: &str) -> Result<String, Stri
     Ok(id.to_string())
 }
 
-/// Codes without a rate centre would all share their state's empty one, and so be
-/// local to each other.
-const RATE_CENTER_EMPTY: &str =
-    "rate_center is empty: codes without one would all be local to each other";
-
 /// Reads a CSV directory, validating every row and every reference between files.
 pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
     let mut r = Reader {
@@ -156,7 +151,10 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         }
         let rate_center = x.rate_center.trim();
         if rate_center.is_empty() {
-            return Err(RATE_CENTER_EMPTY.into());
+            // Codes without one would all share their state's empty one: all local.
+            return Err(
+                "rate_center is empty: codes without one would all be local to each other".into(),
+            );
         }
         d.lerg.push(LergBlock {
             npa_nxx,
