@@ -245,37 +245,20 @@ impl SipMsg {
     }
 
     /// The first Remote-Party-ID that names a user and not the called party
-    /// (`party=called`). The core parses only the first header: later ones, looked at
-    /// only when it names no caller, are read here.
+    /// (`party=called`), across every RPID header and every party a header lists
+    /// (`<sip:…>;party=calling, <sip:…>;party=called`). Read here rather than by the
+    /// core's parser, which reads only the first header and fails on such a list.
     fn user_in_rpid(&self) -> Option<Cow<'_, str>> {
-        // SAFETY: on success the core attached the parsed body to `msg->rpid`; every
-        // header and its body point into the message buffer.
+        // SAFETY: the core parsed every header into the message (`identity_headers`);
+        // each header's body points into the message buffer.
         unsafe {
-            if k::parse_rpid_header(self.raw()) == 0 {
-                if let Some(body) = self
-                    .get()
-                    .rpid
-                    .as_ref()
-                    .and_then(|h| (h.parsed as *const k::to_body_t).as_ref())
-                {
-                    let mut called = false;
-                    let mut param = body.param_lst as *const k::to_param;
-                    while let Some(p) = param.as_ref() {
-                        called |=
-                            is_party_called(kstr::as_bytes(&p.name), kstr::as_bytes(&p.value));
-                        param = p.next;
-                    }
-                    if let Some(user) = (!called).then(|| uri_user(&body.uri)).flatten() {
-                        return Some(user);
-                    }
-                }
-            }
-            let mut hdr = self.get().rpid.as_ref()?.next;
+            let mut hdr = self.get().rpid as *const k::hdr_field;
             while let Some(h) = hdr.as_ref() {
                 if h.type_ == k::HDR_RPID_T {
-                    let user = addr_parts(kstr::as_bytes(&h.body))
+                    let user = header_values(kstr::as_bytes(&h.body))
+                        .filter_map(addr_parts)
                         .filter(|(_, params)| !params_name_called(params))
-                        .and_then(|(uri, _)| uri_user(&kstr::from_bytes(uri)));
+                        .find_map(|(uri, _)| uri_user(&kstr::from_bytes(uri)));
                     if user.is_some() {
                         return user;
                     }
@@ -313,6 +296,24 @@ fn addr_uri(value: &[u8]) -> Option<&[u8]> {
     addr_parts(value).map(|(uri, _)| uri)
 }
 
+/// The comma-separated values of a header (RFC 3261 7.3.1), leaving commas inside a
+/// quoted display name or a `<...>` URI alone.
+fn header_values(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let (mut quoted, mut escaped, mut bracketed) = (false, false, false);
+    body.split(move |&b| {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' if !bracketed => quoted = !quoted,
+            b'<' if !quoted => bracketed = true,
+            b'>' if !quoted => bracketed = false,
+            b',' => return !quoted && !bracketed,
+            _ => {}
+        }
+        false
+    })
+}
+
 /// The URI of a name-addr or addr-spec header value and the header's parameters after
 /// it (from their first `;`, empty when none).
 fn addr_parts(value: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -334,13 +335,6 @@ fn addr_parts(value: &[u8]) -> Option<(&[u8], &[u8])> {
     let spec = value.trim_ascii();
     let end = spec.iter().position(|&b| b == b';').unwrap_or(spec.len());
     Some((spec[..end].trim_ascii(), &spec[end..]))
-}
-
-/// Whether a header parameter is `party=called` (names the called party, not the
-/// caller).
-fn is_party_called(name: &[u8], value: &[u8]) -> bool {
-    name.trim_ascii().eq_ignore_ascii_case(b"party")
-        && value.trim_ascii().eq_ignore_ascii_case(b"called")
 }
 
 /// Whether `;`-separated header parameters hold `party=called`.

@@ -90,6 +90,19 @@ fn ani_comes_from_pai_then_rpid_then_from() {
             "4155550124",
             "rpid",
         ),
+        // One header may list several parties, comma-separated, as several headers do.
+        (
+            "Remote-Party-ID: <sip:4155550125@carrier.example>;party=calling;screen=yes, \
+             <sip:4155550126@carrier.example>;party=called\r\n",
+            "4155550125",
+            "rpid",
+        ),
+        (
+            "Remote-Party-ID: <sip:4155550123@carrier.example>;party=called, \
+             \"Caller, Inc.\" <sip:4155550124@carrier.example>;party=calling\r\n",
+            "4155550124",
+            "rpid",
+        ),
         // An identity naming no number does not hide the number after it (else a
         // junk PAI would carry a DNO'd From past the check).
         (
