@@ -289,6 +289,10 @@ pub fn reload() -> Result<Reloaded, String> {
     cur.failed = None;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     lm_info!("snapshot {path} generation {generation} published to all processes ({millis:.1} ms)");
+    // Allowed (a rollback is a reload of an older file), but never by accident unseen.
+    if let Some(newer) = previous.filter(|&p| p > generation) {
+        lm_warn!("snapshot {path} generation {generation} replaced the newer generation {newer}");
+    }
     Ok(Reloaded {
         previous,
         generation,

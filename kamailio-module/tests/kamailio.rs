@@ -1089,6 +1089,22 @@ fn reload_swaps_the_generation_and_later_calls_follow_the_new_rates() {
     assert_eq!(stats["snapshot.generation"], "2");
     assert_eq!(stats["snapshot.reloads"], "1");
     assert!(k.log().contains("generation 2 published to all processes"));
+    assert!(!k.log().contains("replaced the newer"));
+
+    // A rollback to generation 1 is served, and logged as one.
+    data.generation = 1;
+    data.cheap.1 = "0.005";
+    data.publish(&snap);
+    let reloaded = k.rpc("warp.reload");
+    assert_eq!(reloaded["previous"], "2");
+    assert_eq!(reloaded["generation"], "1");
+    for _ in 0..8 {
+        let reply = k.request("INVITE", "");
+        assert_eq!(reply.header("X-Warp-Vendor"), Some("CHEAP"));
+    }
+    assert!(k
+        .log()
+        .contains("generation 1 replaced the newer generation 2"));
 }
 
 #[test]
