@@ -153,6 +153,38 @@ fn corrupt_payload_never_panics_even_unverified() {
     }
 }
 
+/// A file rewritten in place under a mapping (`cp`, `scp` onto the served path) is
+/// noticed after the fact, and what the engine read from it meanwhile cannot crash it.
+#[test]
+fn a_file_rewritten_in_place_is_noticed_and_read_without_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), &fixture_bytes(1));
+    let s = Snapshot::open(&path).unwrap();
+    assert!(!s.rewritten());
+    assert_eq!(s.mapping().map(<[u8]>::len), Some(fixture_bytes(1).len()));
+    assert!(Snapshot::from_bytes(&fixture_bytes(1))
+        .unwrap()
+        .mapping()
+        .is_none());
+
+    // The same bytes again: nothing changed that matters.
+    std::fs::write(&path, fixture_bytes(1)).unwrap();
+    assert!(!s.rewritten());
+    assert_eq!(sample(&s), r#"Ok(["VA", "VD"])"#);
+
+    // Another generation of the same length, then zeros (what a process that guards
+    // the mapping sees once a truncated page faulted): both noticed, neither panics.
+    let next = fixture_bytes(2);
+    assert_eq!(next.len(), fixture_bytes(1).len());
+    std::fs::write(&path, &next).unwrap();
+    assert!(s.rewritten());
+    std::fs::write(&path, vec![0u8; next.len()]).unwrap();
+    assert!(s.rewritten());
+    let _ = sample(&s);
+    let _ = s.trunk_by_ip("127.0.0.1".parse().unwrap());
+    let _ = s.is_dno(warp_core::Number::parse("3036291111").unwrap());
+}
+
 /// The same data compiles to the same payload whatever order its rows come in (files
 /// and the database list them differently, and a map's order is random per process),
 /// so two nodes can compare their snapshots by `payload_xxh3`.

@@ -210,8 +210,10 @@ impl Snapshot {
         if meta.len() == 0 {
             return Err(OpenError::Empty { path: name() });
         }
-        // SAFETY: snapshots are replaced by rename, never modified in place, so the
-        // mapped bytes do not change under us.
+        // SAFETY: snapshots are published by rename, never modified in place. A file
+        // rewritten in place anyway changes (or, truncated, faults) under the mapping:
+        // every read stays in bounds and any bytes decode (the engine takes corrupt
+        // payloads without panicking), and `rewritten()` tells the caller afterwards.
         let map = unsafe { memmap2::Mmap::map(file) }.map_err(io)?;
         // A decision reads a few dozen lines scattered over the whole snapshot: with 4 kB
         // pages nearly each is also a TLB miss and a page walk. Where the kernel can
@@ -311,6 +313,29 @@ impl Snapshot {
         Ok(())
     }
 
+    /// The mapped file's bytes, when the snapshot is a mapping: for a process that
+    /// guards the range against a file truncated under it.
+    pub fn mapping(&self) -> Option<&[u8]> {
+        match &self.backing {
+            Backing::Mapped(m) => Some(m),
+            Backing::Owned(..) => None,
+        }
+    }
+
+    /// Whether the header no longer reads as it did at open: the file was rewritten
+    /// in place (or truncated, or its pages replaced) since, so what was read from it
+    /// may be a mix of two files. A rewrite writes the header first, and any other
+    /// content changes its payload hash, so a lookup checked after it was made used
+    /// the file that was opened.
+    pub fn rewritten(&self) -> bool {
+        let live = self.backing.bytes().as_ptr().cast::<[u8; HEADER_LEN]>();
+        // SAFETY: the backing holds at least a header (checked at open). A volatile
+        // read, because the bytes can change under a mapping without this process
+        // writing them.
+        let live = unsafe { std::ptr::read_volatile(live) };
+        live.as_slice() != bytemuck::bytes_of(&self.header)
+    }
+
     pub fn generation(&self) -> u64 {
         self.header.generation
     }
@@ -347,7 +372,8 @@ impl Snapshot {
         // within these same bytes and that `offset` is a multiple of 64; the backing
         // is 8-byte aligned (a page-aligned mapping or a Vec<u64>), so the records are
         // aligned for T (align <= 8, asserted above). T is Pod: any bytes are a valid T.
-        // The bytes are immutable while mapped (snapshots are replaced by rename).
+        // The bytes do not change while mapped unless the file is rewritten in place,
+        // which `rewritten()` catches (see `open_file`).
         unsafe { std::slice::from_raw_parts(bytes.as_ptr().add(s.offset).cast::<T>(), s.count) }
     }
 
