@@ -28,7 +28,11 @@ fn warp_dno(msg: &SipMsg, number: Option<&str>) -> Result<bool, String> {
             }
         }
     };
-    let Some(number) = Number::parse(number).ok().filter(|n| snapshot.is_dno(*n)) else {
+    let listed = Number::parse(number).ok().filter(|n| snapshot.is_dno(*n));
+    if !snapshot::intact(&snapshot) {
+        return Err("snapshot file rewritten in place: DNO not checked".into());
+    }
+    let Some(number) = listed else {
         return Ok(false);
     };
     let (code, reason) = Reject::DnoAni.sip();

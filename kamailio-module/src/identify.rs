@@ -23,7 +23,12 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
         return Ok(false);
     };
     let username = authenticated_user(msg);
-    match route::trunk(&snapshot, username.as_deref(), msg.source_ip()) {
+    let trunk = route::trunk(&snapshot, username.as_deref(), msg.source_ip());
+    if !snapshot::intact(&snapshot) {
+        decision::unavailable(msg, "snapshot file rewritten in place".into());
+        return Ok(false);
+    }
+    match trunk {
         Ok(trunk) => {
             decision::set_trunk(msg, trunk.id, trunk.ban);
             Ok(true)

@@ -36,6 +36,7 @@ mod route;
 mod route_cmd;
 mod rpc;
 mod shm;
+mod sigbus;
 mod sipmsg;
 mod snapshot;
 mod stats;

@@ -11,12 +11,13 @@
 //! and turn into decimal text only when someone reads them (`$warp(...)`, a CDR event,
 //! `warp.route`).
 
+use crate::snapshot::Mapped;
 use std::ops::Range;
 use std::sync::Arc;
 use warp_core::money::Amount;
 use warp_core::number::push_digits;
 use warp_core::snapshot::fill_dialstring;
-use warp_core::{Decision, Number, Snapshot};
+use warp_core::{Decision, Number};
 
 /// What is known about a routed call whichever vendor takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,11 +184,11 @@ pub fn push_hops(out: &mut String, d: &Decision<'_>, which: Attempts) -> Option<
 pub struct LaterAttempts {
     // Declared before `_snapshot`, so dropped first: it borrows from that snapshot.
     decision: Decision<'static>,
-    _snapshot: Arc<Snapshot>,
+    _snapshot: Arc<Mapped>,
 }
 
 impl LaterAttempts {
-    pub fn new<'s>(snapshot: &'s Arc<Snapshot>, decision: Decision<'s>) -> Self {
+    pub fn new<'s>(snapshot: &'s Arc<Mapped>, decision: Decision<'s>) -> Self {
         // SAFETY: a decision borrows only from the snapshot that made it (`route` ties
         // its lifetime to `&self`): the mapping and the `Snapshot` inside the `Arc`'s
         // allocation, which the clone kept beside it keeps alive, at the same address,

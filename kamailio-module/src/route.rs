@@ -48,24 +48,61 @@ pub enum Answer {
 /// [`crate::record`]) up to its first attempt into `record`, which is left as it was
 /// otherwise.
 pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
-    let Some(snapshot) = snapshot::current() else {
-        return Answer::Unavailable;
-    };
-    let trunk = match trunk(&snapshot, query.username, query.source) {
-        Ok(t) => t,
-        Err(why) => {
-            return Answer::Refuse {
-                code: 403,
-                reason: "Forbidden",
-                why,
-            }
+    // A snapshot file rewritten in place under this process's mapping is noticed
+    // after the lookup: its answer is dropped, and the lookup runs once more on the
+    // file mapped again, if it is sound by then.
+    for _ in 0..2 {
+        let Some(snapshot) = snapshot::current() else {
+            return Answer::Unavailable;
+        };
+        let written = record.len();
+        let verdict = verdict(&snapshot, query, record);
+        if !snapshot::intact(&snapshot) {
+            record.truncate(written);
+            continue;
         }
-    };
+        let (trunk, decision, uri) = match verdict {
+            Ok(routed) => routed,
+            Err(refused) => {
+                record.truncate(written);
+                return refused.into();
+            }
+        };
+        // Only calls that would be routed count against the trunk's limits.
+        return match limits::admit(&trunk) {
+            Ok(admission) => Answer::Route {
+                admission,
+                uri,
+                later: LaterAttempts::new(&snapshot, decision),
+            },
+            Err(exceeded) => {
+                record.truncate(written);
+                Answer::Refuse {
+                    code: 503,
+                    reason: exceeded.reason(),
+                    why: format!("trunk {}: {}", trunk.id, exceeded.reason()),
+                }
+            }
+        };
+    }
+    Answer::Unavailable
+}
+
+/// The trunk, the decision and the first attempt's dialstring in `record` (the call
+/// line and first hop pushed), or the refusal to answer.
+fn verdict<'s>(
+    snapshot: &'s Snapshot,
+    query: &Query<'_>,
+    record: &mut String,
+) -> Result<(TrunkView<'s>, Decision<'s>, Range<usize>), Refusal> {
+    let trunk = trunk(snapshot, query.username, query.source).map_err(|why| Refusal {
+        code: 403,
+        reason: "Forbidden",
+        why,
+    })?;
     let now = chrono::Utc::now();
-    let decision = match lookup(&snapshot, trunk.ban, query.ani, query.dnis, now) {
-        Ok(d) => d,
-        Err(reject) => return refuse(&reject),
-    };
+    let decision =
+        lookup(snapshot, trunk.ban, query.ani, query.dnis, now).map_err(|r| refuse(&r))?;
     let written = record.len();
     record::push_call(
         record,
@@ -75,36 +112,18 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
         &decision,
     );
     if record.len() - written > calls::LINE_MAX {
-        record.truncate(written);
-        return Answer::Refuse {
+        return Err(Refusal {
             code: 400,
             reason: "Bad Request",
             why: format!(
                 "a Call-ID of {} bytes: longer than a tracked call can hold",
                 query.call_id.len()
             ),
-        };
+        });
     }
-    let Some(uri) = record::push_hops(record, &decision, Attempts::First) else {
-        record.truncate(written);
-        return refuse(&Reject::NoRoute);
-    };
-    // Only calls that would be routed count against the trunk's limits.
-    match limits::admit(&trunk) {
-        Ok(admission) => Answer::Route {
-            admission,
-            uri,
-            later: LaterAttempts::new(&snapshot, decision),
-        },
-        Err(exceeded) => {
-            record.truncate(written);
-            Answer::Refuse {
-                code: 503,
-                reason: exceeded.reason(),
-                why: format!("trunk {}: {}", trunk.id, exceeded.reason()),
-            }
-        }
-    }
+    let uri = record::push_hops(record, &decision, Attempts::First)
+        .ok_or_else(|| refuse(&Reject::NoRoute))?;
+    Ok((trunk, decision, uri))
 }
 
 /// The enabled trunk (and so the customer) a request comes from: the one `username`
@@ -157,9 +176,22 @@ pub fn lookup<'s>(
     })
 }
 
-fn refuse(reject: &Reject) -> Answer {
+/// What [`Answer::Refuse`] carries.
+struct Refusal {
+    code: u16,
+    reason: &'static str,
+    why: String,
+}
+
+impl From<Refusal> for Answer {
+    fn from(Refusal { code, reason, why }: Refusal) -> Answer {
+        Answer::Refuse { code, reason, why }
+    }
+}
+
+fn refuse(reject: &Reject) -> Refusal {
     let (code, reason) = reject.sip();
-    Answer::Refuse {
+    Refusal {
         code,
         reason,
         why: reject.to_string(),

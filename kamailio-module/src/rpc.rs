@@ -236,6 +236,12 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
                 let (code, reason) = reject.sip();
                 Fault(code.into(), format!("{reason}: {reject}"))
             })?;
+        if !snapshot::intact(&snapshot) {
+            return Err(Fault(
+                503,
+                "snapshot file rewritten in place: try again".into(),
+            ));
+        }
         let st = r.top_struct()?;
         r.count(st, "generation", decision.generation)?;
         r.text(st, "ban", decision.ban)?;

@@ -16,10 +16,18 @@
 //! one, so the last to publish names the newest file, not the one it started on. A
 //! worker whose remap fails keeps its mapping and tries again when the file at the path
 //! changes, checked at most once a second.
+//!
+//! A file rewritten in place (`cp` or `scp` onto the path) changes under every
+//! mapping of it. Each mapping is guarded against SIGBUS ([`crate::sigbus`]), and a
+//! lookup is checked afterwards ([`intact`]): a process that finds its mapping
+//! rewritten drops the lookup's answer and the mapping, and maps the file at the path
+//! again, verified in full, as soon as it is sound (looked at once a second).
 
 use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
 use crate::shm;
+use crate::sigbus;
+use std::ops::Deref;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -52,9 +60,44 @@ static SHARED: shm::Block<Shared> = shm::Block::new();
 /// This process's mapping and the epoch it belongs to.
 struct Current {
     epoch: u64,
-    snapshot: Option<Arc<Snapshot>>,
+    snapshot: Option<Arc<Mapped>>,
     /// The last remap that failed, until one succeeds.
     failed: Option<Failed>,
+    /// When to look again at a file found rewritten in place, until it maps.
+    rewritten: Option<Rewritten>,
+}
+
+struct Rewritten {
+    next_look: Instant,
+    /// Whether a look found the file unsound yet (said once).
+    said: bool,
+}
+
+/// A snapshot this process maps, guarded against its file being truncated under it.
+pub struct Mapped {
+    // Declared first, so dropped (unguarded) before the snapshot unmaps.
+    _guard: Option<sigbus::Guard>,
+    snapshot: Snapshot,
+}
+
+impl Mapped {
+    fn new(snapshot: Snapshot) -> Mapped {
+        let guard = snapshot.mapping().and_then(sigbus::guard);
+        if guard.is_none() {
+            lm_warn!("every SIGBUS guard slot is taken: this snapshot mapping is unguarded");
+        }
+        Mapped {
+            _guard: guard,
+            snapshot,
+        }
+    }
+}
+
+impl Deref for Mapped {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.snapshot
+    }
 }
 
 struct Failed {
@@ -68,6 +111,7 @@ static CURRENT: Mutex<Current> = Mutex::new(Current {
     epoch: 0,
     snapshot: None,
     failed: None,
+    rewritten: None,
 });
 
 /// How often a process whose remap failed looks whether the file has changed.
@@ -90,18 +134,18 @@ impl FileId {
 }
 
 /// Maps `path` (header checks only) and says which file that was.
-fn open(path: &Path) -> Result<(Snapshot, FileId), (Option<FileId>, String)> {
+fn open(path: &Path) -> Result<(Mapped, FileId), (Option<FileId>, String)> {
     let file = std::fs::File::open(path).map_err(|e| (None, e.to_string()))?;
     let id = file
         .metadata()
         .map(|m| FileId::of(&m))
         .map_err(|e| (None, e.to_string()))?;
     let snapshot = Snapshot::open_file(&file, path).map_err(|e| (Some(id), e.to_string()))?;
-    Ok((snapshot, id))
+    Ok((Mapped::new(snapshot), id))
 }
 
 /// Maps and verifies `path` in full.
-fn open_verified(path: &Path) -> Result<(Snapshot, FileId), String> {
+fn open_verified(path: &Path) -> Result<(Mapped, FileId), String> {
     let (snapshot, id) = open(path).map_err(|(_, e)| e)?;
     snapshot.verify().map_err(|e| e.to_string())?;
     Ok((snapshot, id))
@@ -112,7 +156,7 @@ const REPUBLISH_TRIES: usize = 3;
 
 /// Maps and verifies `path` in full and records it as the file every process maps,
 /// with a new epoch. Returns the snapshot and its epoch.
-fn verify_and_publish(shared: &Shared, path: &Path) -> Result<(Snapshot, u64), String> {
+fn verify_and_publish(shared: &Shared, path: &Path) -> Result<(Mapped, u64), String> {
     for _ in 0..REPUBLISH_TRIES {
         let (snapshot, id) = open_verified(path)?;
         // The path is looked at under the lock: a reload that verified an older file
@@ -184,8 +228,9 @@ fn lock() -> std::sync::MutexGuard<'static, Current> {
 
 /// The snapshot to route on now, remapped first if a reload happened since this
 /// process last looked.
-pub fn current() -> Option<Arc<Snapshot>> {
+pub fn current() -> Option<Arc<Mapped>> {
     let mut cur = lock();
+    cur.map_rewritten();
     if let Some(shared) = SHARED.get() {
         let epoch = shared.epoch.load(SeqCst);
         if epoch != cur.epoch && cur.worth_trying(epoch) {
@@ -196,6 +241,7 @@ pub fn current() -> Option<Arc<Snapshot>> {
                 Ok(s) => {
                     cur.epoch = epoch;
                     cur.snapshot = Some(Arc::new(s));
+                    cur.rewritten = None;
                     if cur.failed.take().is_some() {
                         lm_info!("snapshot remapped after an earlier failure");
                     }
@@ -219,7 +265,70 @@ pub fn current() -> Option<Arc<Snapshot>> {
     cur.snapshot.clone()
 }
 
+/// Whether what a lookup just read from `snapshot` can be trusted: false when its
+/// file was rewritten in place meanwhile. The process then drops the mapping, and
+/// its next lookup maps the file at the path again.
+pub fn intact(snapshot: &Arc<Mapped>) -> bool {
+    if !snapshot.rewritten() {
+        return true;
+    }
+    let mut cur = lock();
+    if cur
+        .snapshot
+        .as_ref()
+        .is_some_and(|s| Arc::ptr_eq(s, snapshot))
+    {
+        cur.snapshot = None;
+        cur.rewritten = Some(Rewritten {
+            next_look: Instant::now(),
+            said: false,
+        });
+        lm_err!(
+            "snapshot {} generation {} was rewritten in place under its mapping: the \
+             lookup's answer is dropped and the file is mapped again once it verifies; \
+             publish snapshots by rename (warp publish, or mv), never cp or scp onto \
+             the path",
+            params::config().snapshot,
+            snapshot.generation()
+        );
+    }
+    false
+}
+
 impl Current {
+    /// Maps the file at the path again after [`intact`] found this process's mapping
+    /// rewritten, once it verifies in full.
+    fn map_rewritten(&mut self) {
+        let Some(rewritten) = self.rewritten.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < rewritten.next_look {
+            return;
+        }
+        rewritten.next_look = now + RETRY;
+        let path = &params::config().snapshot;
+        match open_verified(Path::new(path)) {
+            Ok((snapshot, _)) => {
+                lm_warn!(
+                    "snapshot {path} generation {} mapped again after it was rewritten \
+                     in place; run warp.reload so that every process maps the same file",
+                    snapshot.generation()
+                );
+                self.snapshot = Some(Arc::new(snapshot));
+                self.rewritten = None;
+            }
+            Err(e) if !rewritten.said => {
+                rewritten.said = true;
+                lm_err!(
+                    "snapshot {path} refused after it was rewritten in place ({e}): \
+                     warp answers the fallback, looking again every second"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
     /// Whether to remap for `epoch`: not again on the file that just failed.
     fn worth_trying(&mut self, epoch: u64) -> bool {
         let Some(failed) = self.failed.as_mut().filter(|f| f.epoch == epoch) else {
@@ -240,7 +349,7 @@ impl Current {
 /// Maps the file the RPC process verified. The header check is enough when it is that
 /// very file (the header's checksum covers the payload's); another renamed over it
 /// since is verified in full.
-fn remap(published: &Published) -> Result<Snapshot, (Option<FileId>, String)> {
+fn remap(published: &Published) -> Result<Mapped, (Option<FileId>, String)> {
     let path = &params::config().snapshot;
     let (snapshot, id) = open(Path::new(path))?;
     let generation = published.generation;

@@ -23,6 +23,7 @@ use crate::redirect::{ki_warp_redirect, w_warp_redirect};
 use crate::reply;
 use crate::route_cmd::{ki_warp_route, ki_warp_route_dnis, w_warp_route, w_warp_route_dnis};
 use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_version};
+use crate::sigbus;
 use crate::snapshot;
 use crate::stats;
 use crate::tm;
@@ -70,6 +71,7 @@ fn init() -> Result<(), String> {
     lrn::init()?;
     cdr::init()?;
     calls::init()?;
+    sigbus::install()?;
     snapshot::init()
 }
 

@@ -1145,6 +1145,70 @@ fn a_corrupt_snapshot_is_refused_on_reload_and_the_old_one_keeps_serving() {
     assert!(log.contains("refused (snapshot data is corrupt"), "{log}");
 }
 
+/// `cp` or `scp` onto the served path truncates, then rewrites, the very file every
+/// process maps. The first worker to read a page past the new end used to die of
+/// SIGBUS and take Kamailio down; now its call gets the fallback, and each process
+/// maps the file again once it verifies (at once, or within a second).
+#[test]
+fn a_snapshot_rewritten_in_place_never_takes_kamailio_down() {
+    let mut data = support::dataset::Data::default();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    data.publish(&snap);
+    let k = Kamailio::start(
+        &[
+            ("snapshot", snap.to_str().unwrap()),
+            ("fallback_code", "480"),
+            ("fallback_reason", "No Routing Data"),
+        ],
+        Script::Native(ROUTE),
+    );
+    assert_eq!(
+        k.request("INVITE", "").header("X-Warp-Vendor"),
+        Some("CHEAP")
+    );
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let mapped = inode(&snap);
+
+    // cp's first step: the mapped file is cut to nothing. Fresh sockets, so that
+    // both workers take some.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&snap)
+        .unwrap();
+    for _ in 0..8 {
+        let reply = k.request("INVITE", "");
+        assert_eq!(
+            (reply.code, reply.reason.as_str()),
+            (480, "No Routing Data")
+        );
+    }
+
+    // Then the new contents, into the same file.
+    data.generation = 2;
+    data.cheap.1 = "0.012";
+    let next = dir.path().join("next.snap");
+    data.publish(&next);
+    std::fs::write(&snap, std::fs::read(&next).unwrap()).unwrap();
+    assert_eq!(inode(&snap), mapped);
+    std::thread::sleep(Duration::from_millis(1100));
+    for _ in 0..8 {
+        let reply = k.request("INVITE", "");
+        assert_eq!(reply.header("X-Warp-Vendor"), Some(rates(&data)));
+        assert_eq!(reply.header("X-Warp-Rates"), Some("0.009/0.02"));
+    }
+    let log = k.log();
+    assert!(
+        log.contains("was rewritten in place under its mapping"),
+        "{log}"
+    );
+    assert!(
+        log.contains("generation 2 mapped again after it was rewritten"),
+        "{log}"
+    );
+}
+
 /// One RPC command through jsonrpcs' datagram socket `socket` (another process than
 /// ctl's); its `result`, or the error.
 fn jsonrpc(dir: &Path, socket: &Path, method: &str) -> serde_json::Value {
