@@ -6,8 +6,8 @@
 //! pipelined batches, so a slow or dead Redis never blocks call processing. While Redis
 //! is unreachable the thread writes what it cannot send to the spool (`cdr_spool`, see
 //! [`crate::cdr_spool`]) and sends it once Redis is back; without a spool it keeps its
-//! batch and retries, the queue fills up to `cdr_buffer` events, and only what does
-//! not fit is dropped — counted in `warp.stats` and logged. Delivery is at least once:
+//! batch and retries, the process holds up to `cdr_buffer` events (its batch
+//! included), and only what does not fit is dropped — counted in `warp.stats` and logged. Delivery is at least once:
 //! a batch cut off mid-way is sent again.
 
 use crate::cdr_spool::{Replayed, Spool};
@@ -20,8 +20,8 @@ use crate::shm;
 use chrono::{TimeZone, Utc};
 use kamailio_sys as k;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -232,6 +232,11 @@ fn push_text(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// Events this process holds in memory, queued or in its sender's batch:
+/// `cdr_buffer` bounds them all, not only the queue (the batch a sender keeps while
+/// Redis is down can take hundreds more out of it).
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
 /// Queues the event for Redis; never blocks.
 pub fn emit(event: &Event<'_>) {
     if !enabled() {
@@ -241,20 +246,27 @@ pub fn emit(event: &Event<'_>) {
         return;
     };
     // No sender (its thread could not start) loses the event like a full buffer does.
-    match sender().map(|tx| tx.try_send(json(event))) {
-        Some(Ok(())) => _ = counters.queued.fetch_add(1, Relaxed),
-        Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
-            let lost = counters.overflow.fetch_add(1, Relaxed) + 1;
-            if lost == 1 || lost % 1000 == 0 {
-                lm_err!(
-                    "CDR buffer full ({} events): {} event for call {} dropped ({lost} so far)",
-                    params::config().cdr_buffer,
-                    event.kind.name(),
-                    event.call.call_id
-                );
-            }
-        }
+    let queued = HELD.fetch_add(1, Relaxed) < params::config().cdr_buffer
+        && sender().is_some_and(|tx| tx.try_send(json(event)).is_ok());
+    if queued {
+        counters.queued.fetch_add(1, Relaxed);
+        return;
     }
+    HELD.fetch_sub(1, Relaxed);
+    let lost = counters.overflow.fetch_add(1, Relaxed) + 1;
+    if lost == 1 || lost % 1000 == 0 {
+        lm_err!(
+            "CDR buffer full ({} events): {} event for call {} dropped ({lost} so far)",
+            params::config().cdr_buffer,
+            event.kind.name(),
+            event.call.call_id
+        );
+    }
+}
+
+/// `n` events left this process's memory (sent, or spooled to disk).
+fn released(n: usize) {
+    HELD.fetch_sub(n, Relaxed);
 }
 
 /// Starts this process's sender if an earlier run left spooled events, so they reach
@@ -462,6 +474,7 @@ fn keep_refused(
 ) -> Result<(), String> {
     let taken = batch.len() - refused.len();
     counters.sent.fetch_add(taken as u64, Relaxed);
+    released(taken);
     let Some((_, why)) = refused.first() else {
         batch.clear();
         return Ok(());
@@ -501,6 +514,7 @@ fn to_spool(spool: &mut Spool, batch: &mut Vec<String>, counters: &Counters, wai
     match spool.write(batch) {
         Ok(()) => {
             counters.spooled.fetch_add(batch.len() as u64, Relaxed);
+            released(batch.len());
             batch.clear();
         }
         Err(e) => {

@@ -2068,7 +2068,8 @@ fn cdr_events_dropped_on_a_full_buffer_or_at_shutdown_are_counted_and_logged() {
     let queued: u64 = stats["cdr.queued"].parse().unwrap();
     let overflow: u64 = stats["cdr.overflow"].parse().unwrap();
     assert_eq!(queued + overflow, 40);
-    assert!(overflow >= 20, "{overflow} dropped");
+    // Each of the two workers holds up to 5, its sender's batch included.
+    assert!(queued <= 10, "{queued} held");
     assert!(
         k.log().contains("CDR buffer full (5 events)"),
         "{}",
