@@ -140,7 +140,13 @@ impl<const N: usize> Text<N> {
     }
 
     pub fn get(&self) -> String {
-        self.0
-            .with(|(len, bytes)| String::from_utf8_lossy(&bytes[..*len]).into_owned())
+        // Copied out under the spin lock, allocated after it: other processes spin
+        // while it is held.
+        let mut copy = [0; N];
+        let len = self.0.with(|(len, bytes)| {
+            copy[..*len].copy_from_slice(&bytes[..*len]);
+            *len
+        });
+        String::from_utf8_lossy(&copy[..len]).into_owned()
     }
 }
