@@ -53,6 +53,10 @@ impl Config {
                     .map_err(|_| anyhow::anyhow!("{k}: {v:?} is not a whole number"))
             })
         };
+        let count = |k: &str, default: u32| -> anyhow::Result<u32> {
+            let v = number(k, default.into())?;
+            u32::try_from(v).map_err(|_| anyhow::anyhow!("{k}: {v} is more than {}", u32::MAX))
+        };
         Ok(Config {
             database_url,
             redis_url: get("WARP_REDIS_URL").filter(|s| !s.is_empty()),
@@ -63,11 +67,11 @@ impl Config {
             bootstrap_api_key: get("WARP_BOOTSTRAP_API_KEY").filter(|s| !s.is_empty()),
             jwt_secret: get("WARP_JWT_SECRET").filter(|s| !s.is_empty()),
             publish_debounce: Duration::from_millis(number("WARP_PUBLISH_DEBOUNCE_MS", 500)?),
-            rate_limit: u32::try_from(number("WARP_RATE_LIMIT", 6000)?)?,
+            rate_limit: count("WARP_RATE_LIMIT", 6000)?,
             idempotency_ttl: Duration::from_secs(number("WARP_IDEMPOTENCY_TTL_SECS", 86_400)?),
             webhooks: WebhookPolicy {
                 timeout: Duration::from_millis(number("WARP_WEBHOOK_TIMEOUT_MS", 10_000)?),
-                max_attempts: u32::try_from(number("WARP_WEBHOOK_MAX_ATTEMPTS", 8)?.max(1))?,
+                max_attempts: count("WARP_WEBHOOK_MAX_ATTEMPTS", 8)?.max(1),
                 backoff: Duration::from_millis(number("WARP_WEBHOOK_BACKOFF_MS", 10_000)?),
                 poll: Duration::from_millis(number("WARP_WEBHOOK_POLL_MS", 1_000)?.max(1)),
                 allow_private: number("WARP_WEBHOOK_ALLOW_PRIVATE", 0)? != 0,
@@ -164,12 +168,19 @@ mod tests {
     }
 
     #[test]
-    fn bad_numbers_are_refused() {
-        let c = Config::from_lookup(|k| match k {
-            "WARP_DATABASE_URL" => Some("postgres://x".into()),
-            "WARP_RATE_LIMIT" => Some("lots".into()),
-            _ => None,
-        });
-        assert!(c.is_err());
+    fn bad_numbers_are_refused_naming_the_variable() {
+        for (var, value, why) in [
+            ("WARP_RATE_LIMIT", "lots", "is not a whole number"),
+            ("WARP_RATE_LIMIT", "4294967296", "is more than 4294967295"),
+            ("WARP_WEBHOOK_MAX_ATTEMPTS", "99999999999", "is more than"),
+        ] {
+            let c = Config::from_lookup(|k| match k {
+                "WARP_DATABASE_URL" => Some("postgres://x".into()),
+                k if k == var => Some(value.into()),
+                _ => None,
+            });
+            let e = c.err().unwrap().to_string();
+            assert!(e.starts_with(var) && e.contains(why), "{e}");
+        }
     }
 }
