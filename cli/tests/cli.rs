@@ -408,10 +408,19 @@ fn compile_over_an_unreadable_snapshot_does_not_restart_the_generations() {
         "{err}"
     );
     assert!(compile(&["--generation", "8"]).status.success());
+    let generation = || {
+        let summary: Value = serde_json::from_str(&ok(&["inspect", p(&snap), "--json"])).unwrap();
+        summary["generation"].as_u64().unwrap()
+    };
+    assert_eq!(generation(), 8);
+    // Sound again: the next compile follows on from it.
+    assert!(compile(&[]).status.success());
+    assert_eq!(generation(), 9);
 
     assert!(compile(&["--generation", &u64::MAX.to_string()])
         .status
         .success());
+    assert_eq!(generation(), u64::MAX);
     let out = compile(&[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
