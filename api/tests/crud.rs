@@ -88,9 +88,9 @@ fn cases() -> Vec<(
             "/api/v1/rate-decks",
             json!({"rate_plan": "wholesale"}),
             "id",
-            json!({}),
-            "rate_plan",
-            json!("wholesale"),
+            json!({"vendor_id": "V9", "rate_plan": null}),
+            "vendor_id",
+            json!("V9"),
         ),
         (
             "/api/v1/partitions",
@@ -159,14 +159,31 @@ async fn audit_rows(t: &TestApi) -> i64 {
         .unwrap()
 }
 
+/// Webhook deliveries of changes (a debounced publish adds its own at any time).
+async fn change_deliveries(t: &TestApi) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM api.webhook_deliveries
+         WHERE event_type <> 'routing_snapshot.publish'",
+    )
+    .fetch_one(&t.pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn every_resource_round_trips_and_every_change_is_audited() {
     let t = TestApi::start().await;
     t.fixture().await;
+    t.make(
+        "/api/v1/webhooks",
+        json!({"url": "https://hooks.example/warp", "event_types": ["*"]}),
+    )
+    .await;
     let cases = cases();
     let mut created = Vec::new();
     for (path, body, key, patch, field, value) in &cases {
         let before = audit_rows(&t).await;
+        let sent = change_deliveries(&t).await;
         let made = t.make(path, body.clone()).await;
         let id = id_text(&made[*key]);
         let item = format!("{path}/{id}");
@@ -185,10 +202,29 @@ async fn every_resource_round_trips_and_every_change_is_audited() {
         let p = t.call("PATCH", &item, ROOT, Some(patch.clone())).await;
         assert_eq!(p.status, StatusCode::OK, "{item}: {}", p.body);
         assert_eq!(&p.data()[*field], value, "{item}: {}", p.body);
+        // A dno number has nothing to change but its key: its patch is `{}`.
+        let changes = if patch == &json!({}) { 1 } else { 2 };
+        let (audited, delivered) = (audit_rows(&t).await, change_deliveries(&t).await);
         assert_eq!(
-            audit_rows(&t).await,
-            before + 2,
-            "{path}: create + update audited"
+            (audited, delivered),
+            (before + changes, sent + changes),
+            "{path}: create and update audited and delivered"
+        );
+        // Patches that change nothing: the row as it is, no audit row, no event.
+        for same in [json!({}), patch.clone()] {
+            let again = t.call("PATCH", &item, ROOT, Some(same.clone())).await;
+            assert_eq!(
+                again.status,
+                StatusCode::OK,
+                "{item} {same}: {}",
+                again.body
+            );
+            assert_eq!(again.data(), p.data(), "{item} {same}");
+        }
+        assert_eq!(
+            (audit_rows(&t).await, change_deliveries(&t).await),
+            (audited, delivered),
+            "{path}: an unchanged row is not audited or delivered"
         );
         created.push(item);
     }

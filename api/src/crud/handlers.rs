@@ -197,9 +197,10 @@ fn object(body: &[u8]) -> ApiResult<Map<String, Value>> {
     }
 }
 
-fn quoted(cols: &[&String]) -> String {
+/// `cols` quoted, each after `alias` (`r.` or none).
+fn quoted(alias: &str, cols: &[&String]) -> String {
     cols.iter()
-        .map(|c| format!("\"{c}\""))
+        .map(|c| format!("{alias}\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -227,7 +228,7 @@ async fn create<R: Resource>(
     let values = if cols.is_empty() {
         "DEFAULT VALUES".to_string()
     } else {
-        let c = quoted(&cols);
+        let c = quoted("", &cols);
         format!(
             "({c}) SELECT {c} FROM jsonb_populate_record(NULL::{}, $1)",
             R::TABLE
@@ -307,6 +308,10 @@ async fn update<R: Resource>(
         .await?
         .ok_or_else(|| ApiError::not_found(R::NAME))?;
     let before = fetch::<R>(&mut tx, &who, parent, id).await?;
+    // Asks for no change: nothing to validate, audit or announce.
+    if patch.is_empty() {
+        return Ok(Envelope::ok(before));
+    }
     // Validate the whole input as it will be, then write only what changed hands.
     let fields = schema_fields::<R::Input>();
     let mut merged: Map<String, Value> = match current {
@@ -321,24 +326,8 @@ async fn update<R: Resource>(
         .keys()
         .filter(|k| given.contains(k) || !fields.contains(k))
         .collect();
-    if !cols.is_empty() {
-        let w = one::<R>(&who, parent, id)?;
-        let n = w.next_param();
-        let stamp = if R::UPDATED_AT {
-            ", updated_at = now()"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "UPDATE {t} r SET ({c}) = (SELECT {c} FROM jsonb_populate_record(NULL::{t}, ${n})){stamp}{w}",
-            t = R::TABLE,
-            c = quoted(&cols),
-            w = w.sql()
-        );
-        w.bind_plain(sqlx::query(&sql))
-            .bind(Value::Object(prepared.clone()))
-            .execute(&mut *tx)
-            .await?;
+    if !write_changes::<R>(&mut tx, &who, parent, id, &cols, &prepared).await? {
+        return Ok(Envelope::ok(before));
     }
     check_rule::<R>(&mut tx, parent, id).await?;
     let row = fetch::<R>(&mut tx, &who, parent, id).await?;
@@ -350,6 +339,44 @@ async fn update<R: Resource>(
     tx.commit().await?;
     st.changed(R::ROUTING);
     Ok(Envelope::ok(row))
+}
+
+/// Writes `cols` of `values` to the row; false when it holds them already, compared as
+/// the columns' types (`99.9` and `99.90` are one amount, stored alike).
+async fn write_changes<R: Resource>(
+    conn: &mut PgConnection,
+    who: &Principal,
+    parent: Option<&str>,
+    id: &str,
+    cols: &[&String],
+    values: &Map<String, Value>,
+) -> ApiResult<bool> {
+    if cols.is_empty() {
+        return Ok(false);
+    }
+    let w = one::<R>(who, parent, id)?;
+    let n = w.next_param();
+    let stamp = if R::UPDATED_AT {
+        ", updated_at = now()"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE {t} r SET ({c}) = ROW({new}){stamp} \
+         FROM jsonb_populate_record(NULL::{t}, ${n}) given{w} \
+         AND ROW({old}) IS DISTINCT FROM ROW({new})",
+        t = R::TABLE,
+        c = quoted("", cols),
+        new = quoted("given.", cols),
+        old = quoted("r.", cols),
+        w = w.sql()
+    );
+    let written = w
+        .bind_plain(sqlx::query(&sql))
+        .bind(Value::Object(values.clone()))
+        .execute(conn)
+        .await?;
+    Ok(written.rows_affected() > 0)
 }
 
 /// Refuses a written row that breaks the resource's cross-table rule (rolls back).
