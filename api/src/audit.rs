@@ -5,9 +5,9 @@
 use crate::auth::roles::{Access, Class};
 use crate::auth::Principal;
 use crate::envelope::Envelope;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::Query;
-use crate::page::Page;
+use crate::page::{bad_cursor, Page};
 use crate::state::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -87,9 +87,7 @@ pub async fn list(
         .after
         .as_deref()
         .map_or(Ok(i64::MAX), str::parse)
-        .map_err(|_| {
-            ApiError::bad_request("INVALID_QUERY", "cursor is not one we gave").field("cursor")
-        })?;
+        .map_err(|_| bad_cursor())?;
     let rows: Vec<Entry> = sqlx::query_as(
         "SELECT id, at, actor, action, entity_type, entity_id, before, after, request_id
          FROM audit_log

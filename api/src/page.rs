@@ -40,10 +40,7 @@ impl Page {
                     .decode(c.as_bytes())
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| {
-                        ApiError::bad_request("INVALID_QUERY", "cursor is not one we gave")
-                            .field("cursor")
-                    })
+                    .ok_or_else(bad_cursor)
             })
             .transpose()?;
         Ok(Page { limit, after })
@@ -84,9 +81,7 @@ where
         .after
         .as_deref()
         .map_or(Ok(0), str::parse)
-        .map_err(|_| {
-            ApiError::bad_request("INVALID_QUERY", "cursor is not one we gave").field("cursor")
-        })?;
+        .map_err(|_| bad_cursor())?;
     let rows: Vec<T> = sqlx::query_as(&format!(
         "SELECT {columns} FROM {table} WHERE id > $1 AND ($2::text IS NULL OR ban = $2)
          ORDER BY id LIMIT $3"
@@ -97,6 +92,12 @@ where
     .fetch_all(pool)
     .await?;
     Ok(page.finish(rows, |r| id(r).to_string()))
+}
+
+/// A cursor that decodes to no sort key of the listing: a bad query (400), whatever
+/// the key's type.
+pub fn bad_cursor() -> ApiError {
+    ApiError::bad_request("INVALID_QUERY", "cursor is not one we gave").field("cursor")
 }
 
 /// Refuses query parameters nobody reads, naming the first.

@@ -4,6 +4,8 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use common::{TestApi, ROOT};
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
@@ -292,6 +294,21 @@ async fn lists_page_with_a_cursor_and_filter() {
     assert_eq!((r.status, r.field()), (StatusCode::BAD_REQUEST, "limit"));
     let r = t.get("/api/v1/exclusions?cursor=%%%", ROOT).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Well-formed cursors that hold no key of the listing: not a number for a bigint
+    // key, a number past a gateway's integer one.
+    for (list, key) in [
+        ("/api/v1/exclusions", "abc"),
+        ("/api/v1/vendors/V1/gateways", "3000000000"),
+    ] {
+        let cursor = URL_SAFE_NO_PAD.encode(key);
+        let r = t.get(&format!("{list}?cursor={cursor}"), ROOT).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::BAD_REQUEST, "INVALID_QUERY", "cursor"),
+            "{list} after {key}: {}",
+            r.body
+        );
+    }
 }
 
 /// (method, path, body, status, code, field)

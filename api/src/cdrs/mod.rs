@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::page::{Page, DEFAULT_LIMIT};
+use crate::page::{bad_cursor, Page, DEFAULT_LIMIT};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
@@ -135,9 +135,7 @@ pub async fn list(
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|_| {
-            ApiError::bad_request("INVALID_QUERY", "cursor is not one we gave").field("cursor")
-        })?;
+        .map_err(|_| bad_cursor())?;
     if let Some(p) = q
         .dnis_prefix
         .as_deref()

@@ -1,6 +1,6 @@
 //! The five CRUD handlers, generic over a [`Resource`], and their mounting.
 
-use super::sql::{one, visible};
+use super::sql::{key_fits, one, visible};
 use super::{schema_fields, Resource, Tenant};
 use crate::audit::{self, Change};
 use crate::auth::roles::Access;
@@ -10,7 +10,7 @@ use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, Path, Query, RawBody};
 use crate::openapi::{Api, Doc};
-use crate::page::{no_extra, Page};
+use crate::page::{bad_cursor, no_extra, Page};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -95,6 +95,10 @@ async fn list<R: Resource>(
     }
     no_extra(&q)?;
     if let Some(after) = &page.after {
+        // The key is cast in SQL, where text that is no key is a bad value (422).
+        if !key_fits(R::KEY_TYPE, after) {
+            return Err(bad_cursor());
+        }
         w.cmp(&format!("r.{}", R::KEY), ">", R::KEY_TYPE, after.clone());
     }
     let sql = format!(

@@ -45,9 +45,18 @@ impl Where {
     }
 }
 
+/// Whether `value` is text PostgreSQL casts to key type `ty` (text, integer or bigint).
+pub fn key_fits(ty: &str, value: &str) -> bool {
+    match ty {
+        "text" => true,
+        "integer" => value.parse::<i32>().is_ok(),
+        _ => value.parse::<i64>().is_ok(),
+    }
+}
+
 /// Text that cannot be a value of an integer key names nothing: 404, not a cast error.
 pub fn check_key(ty: &str, value: &str, what: &str) -> ApiResult<()> {
-    if ty == "text" || value.parse::<i64>().is_ok() {
+    if key_fits(ty, value) {
         Ok(())
     } else {
         Err(ApiError::not_found(what))
