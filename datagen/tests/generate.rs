@@ -125,6 +125,22 @@ fn the_small_scale_makes_what_it_names() {
     check_counts(Scale::SMALL, &generate(Scale::SMALL, 5));
 }
 
+/// The large scale's figures, as its documentation gives them: ≈300k LERG blocks, 1M
+/// LNP, 1M DNO, 50 vendors with ≈1M rate rows, 1k customers.
+#[test]
+fn the_large_scale_makes_what_it_names() {
+    let d = generate(Scale::LARGE, 5);
+    check_counts(Scale::LARGE, &d);
+    let near = |n: usize, about: usize| n * 10 >= about * 8 && n * 10 <= about * 12;
+    assert!(near(d.lerg.len(), 300_000), "{} LERG blocks", d.lerg.len());
+    assert!(
+        near(d.vendor_rates.len(), 1_000_000),
+        "{} rate rows",
+        d.vendor_rates.len()
+    );
+    assert_eq!((d.vendors.len(), d.customers.len()), (50, 1_000));
+}
+
 /// A geographic NANP area code: N11 codes, N9X (kept for expansion), the N00 service
 /// codes, toll-free 8XX and the non-geographic 456 and 555 are not.
 fn geographic_npa(npa: u32) -> bool {
