@@ -77,16 +77,21 @@ impl std::fmt::Display for IpNet {
 impl FromStr for IpNet {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, l) = s.trim().split_once('/').unwrap_or((s.trim(), ""));
+        let (a, l) = match s.trim().split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s.trim(), None),
+        };
         let addr: IpAddr = a.parse().map_err(|_| format!("bad IP address {a:?}"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = if l.is_empty() {
-            max
-        } else {
-            l.parse::<u8>()
-                .ok()
+        // A bare address is one host; `10.1.2.0/` lost its length and is refused, not
+        // read as a host route the writer never meant.
+        let len = match l {
+            None => max,
+            Some(l) => Some(l)
+                .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|l| l.parse::<u8>().ok())
                 .filter(|&l| l <= max)
-                .ok_or_else(|| format!("bad prefix length in {s:?}"))?
+                .ok_or_else(|| format!("bad prefix length in {s:?}"))?,
         };
         Ok(IpNet { addr, len })
     }

@@ -205,3 +205,25 @@ fn a_lerg_row_without_a_rate_centre_is_refused_by_line() {
         assert!(e.contains(needle), "missing {needle:?} in\n{e}");
     }
 }
+
+#[test]
+fn a_cidr_with_an_empty_or_signed_prefix_length_is_refused_by_line() {
+    let dir = fixture_copy();
+    // trunk_ips.csv: header and 4 rows.
+    append(
+        dir.path(),
+        "trunk_ips.csv",
+        "T2,10.9.0.0/\nT2,2001:db9::/\nT2,10.8.0.0/+24\n",
+    );
+    let e = errors(dir.path()).join("\n");
+    for needle in [
+        "trunk_ips.csv:6: bad prefix length in \"10.9.0.0/\"",
+        "trunk_ips.csv:7: bad prefix length in \"2001:db9::/\"",
+        "trunk_ips.csv:8: bad prefix length in \"10.8.0.0/+24\"",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in\n{e}");
+    }
+    // A bare address is still one host.
+    let host: warp_core::model::IpNet = "10.9.0.1".parse().unwrap();
+    assert_eq!(host.len, 32);
+}
