@@ -112,10 +112,18 @@ impl WeeklyWindow {
         Ok(mask)
     }
 
-    /// Parses `HH:MM` (24:00 allowed as an end).
+    /// Parses `HH:MM` or `H:MM` (24:00 allowed as an end).
     pub fn parse_minute(s: &str) -> Result<u16, String> {
         let bad = || format!("bad time of day {s:?} (expected HH:MM)");
         let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
+        // Digits only: `str::parse` would also take a sign, and `+9:00` reads like a
+        // UTC offset, not a time of day.
+        let digits = |x: &str, len: std::ops::RangeInclusive<usize>| {
+            len.contains(&x.len()) && x.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits(h, 1..=2) || !digits(m, 2..=2) {
+            return Err(bad());
+        }
         let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if m >= 60 || h > 24 || (h == 24 && m != 0) {
             return Err(bad());

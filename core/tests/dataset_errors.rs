@@ -227,3 +227,32 @@ fn a_cidr_with_an_empty_or_signed_prefix_length_is_refused_by_line() {
     let host: warp_core::model::IpNet = "10.9.0.1".parse().unwrap();
     assert_eq!(host.len, 32);
 }
+
+#[test]
+fn a_time_of_day_with_a_sign_is_refused_by_line() {
+    let dir = fixture_copy();
+    // customer_partitions.csv: header and 4 rows; overrides.csv: header and 1.
+    append(
+        dir.path(),
+        "customer_partitions.csv",
+        "C1,P1,1,,,UTC,Mon,+9:00,17:00\nC1,P1,1,,,UTC,Mon,09:00,-1:00\nC1,P1,1,,,UTC,Mon,9:+5,17:00\n",
+    );
+    append(dir.path(), "overrides.csv", "C1,1720,VD,,,UTC,*,+09:00,\n");
+    let e = errors(dir.path()).join("\n");
+    for needle in [
+        "customer_partitions.csv:6: bad time of day \"+9:00\"",
+        "customer_partitions.csv:7: bad time of day \"-1:00\"",
+        "customer_partitions.csv:8: bad time of day \"9:+5\"",
+        "overrides.csv:3: bad time of day \"+09:00\"",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in\n{e}");
+    }
+    // The accepted forms.
+    use warp_core::schedule::WeeklyWindow;
+    assert_eq!(WeeklyWindow::parse_minute("9:05"), Ok(545));
+    assert_eq!(WeeklyWindow::parse_minute("09:05"), Ok(545));
+    assert_eq!(WeeklyWindow::parse_minute("24:00"), Ok(1440));
+    for bad in ["9:5", "009:00", "09:005", " 9 :00", ""] {
+        assert!(WeeklyWindow::parse_minute(bad).is_err(), "{bad:?}");
+    }
+}
