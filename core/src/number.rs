@@ -1,7 +1,8 @@
 //! Telephone numbers: parsing every form a carrier sees into E.164 digits.
 //!
 //! Accepted: `+E.164`, NANP 10-digit, `1` + 10 digits, `011` + international, and the
-//! user part of `sip:`/`tel:` URIs (parameters and visual separators are ignored).
+//! user part of `sip:`/`tel:` URIs (parameters and visual separators are ignored). A
+//! `(0)` trunk prefix right after the country code (`+44 (0) 20 7946 0000`) is dropped.
 
 use std::fmt;
 
@@ -113,19 +114,27 @@ impl Number {
             Some(b) => (true, b),
             None => (false, user),
         };
+        let trunk_zero = if plus {
+            trunk_zero(body.as_bytes())
+        } else {
+            None
+        };
         let mut value: u64 = 0;
         let mut len = 0usize;
         for (i, &b) in body.as_bytes().iter().enumerate() {
+            if Some(i) == trunk_zero {
+                continue;
+            }
             let d = b.wrapping_sub(b'0');
             if d < 10 {
                 if len == 18 {
                     // Too many for any form; the count is the E.164 number's, so an
-                    // `011` access code is not part of it.
+                    // `011` access code or a `(0)` trunk prefix is not part of it.
                     let digits = body.bytes().filter(u8::is_ascii_digit).count();
                     let access = if !plus && value / POW10[15] == 11 {
                         3
                     } else {
-                        0
+                        usize::from(trunk_zero.is_some())
                     };
                     return Err(NumberError::TooLong(digits - access));
                 }
@@ -294,6 +303,18 @@ pub fn push_digits(out: &mut String, mut value: u64, width: usize) {
     let start = i.min(buf.len() - width.min(buf.len()));
     // SAFETY: `buf` holds ASCII digits only.
     out.push_str(unsafe { std::str::from_utf8_unchecked(&buf[start..]) });
+}
+
+/// In `+44 (0) 20 7946 0000` the `(0)` right after the country code is the national
+/// trunk prefix, written for callers inside the country and no digit of the E.164
+/// number: the index in `body` (after the `+`) of that 0.
+fn trunk_zero(body: &[u8]) -> Option<usize> {
+    let cc = body.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=3).contains(&cc) {
+        return None;
+    }
+    let at = cc + body[cc..].iter().take_while(|&&b| b == b' ').count();
+    (body.get(at..at + 3) == Some(b"(0)")).then_some(at + 1)
 }
 
 /// Extracts the user part of a `sip:`, `sips:` or `tel:` URI; other input is returned as is.
@@ -498,6 +519,36 @@ mod tests {
             );
         }
         assert_eq!(Number::parse("303–629"), Err(NumberError::BadChar('–')));
+    }
+
+    #[test]
+    fn a_trunk_zero_after_the_country_code_is_dropped() {
+        for s in [
+            "+44 (0) 20 7946 0000",
+            "+44 (0)20 7946 0000",
+            "+44(0)2079460000",
+            "sip:+44(0)2079460000@gw.example",
+        ] {
+            assert_eq!(p(s), "442079460000", "{s}");
+        }
+        assert_eq!(p("+49 (0)30 1234567"), "49301234567");
+        // Only a literal (0) right after a leading +CC; other parsing is unchanged.
+        assert_eq!(p("+44 20 (0)7946 0000"), "4420079460000");
+        assert_eq!(p("+44 (00) 20 7946 000"), "4400207946000");
+        assert_eq!(p("011 44 (0) 20 7946 000"), "440207946000");
+        assert!(matches!(
+            Number::parse("(0) 44 20 7946 0000"),
+            Err(NumberError::Unrecognised(_))
+        ));
+        assert_eq!(
+            Number::parse("+(0)44"),
+            Err(NumberError::Unrecognised("+(0)44".into()))
+        );
+        assert_eq!(Number::parse("+44 (0)"), Err(NumberError::TooShort(2)));
+        assert_eq!(
+            Number::parse("+44 (0) 1234 5678 9012 3456 7"),
+            Err(NumberError::TooLong(19))
+        );
     }
 
     #[test]
