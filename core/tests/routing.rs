@@ -422,3 +422,25 @@ fn a_lerg_code_without_a_rate_centre_is_refused_not_made_local() {
         "{err}"
     );
 }
+
+#[test]
+fn ocns_match_whatever_their_case() {
+    // Importers uppercase OCNs, but a dataset built another way may not: a deck's
+    // "swbt" must price the LERG's "SWBT" (Denver -> Boulder, VC's LOCAL 0.002).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    for b in d.lerg.iter_mut().filter(|b| b.ocn == "0202") {
+        b.ocn = "Swbt".into();
+    }
+    for r in &mut d.vendor_rates {
+        if let warp_core::model::RateKey::OcnLata { ocn, .. } = &mut r.key {
+            if ocn == "0202" {
+                *ocn = "swbt".into();
+            }
+        }
+    }
+    let s = Snapshot::from_bytes(&compile(&d, 42).unwrap()).unwrap();
+    let d = s.route(&req("C1", DENVER, "3034449999")).unwrap();
+    assert_eq!(vendors(&d)[0], ("VC", "0.002".into()));
+    assert_eq!(d.terminating.unwrap().ocn(), "SWBT");
+}

@@ -244,7 +244,8 @@ pub struct ExclusionRec {
     pub vendor: u32,
 }
 
-/// Packs a 1-4 character OCN for map keys.
+/// Packs a 1-4 character OCN for map keys, uppercased: a deck's `swbt` is the LERG's
+/// `SWBT`, whoever built the dataset.
 pub fn pack_ocn(ocn: &str) -> Option<[u8; 4]> {
     let b = ocn.as_bytes();
     if b.is_empty() || b.len() > 4 || !b.iter().all(u8::is_ascii_alphanumeric) {
@@ -252,6 +253,7 @@ pub fn pack_ocn(ocn: &str) -> Option<[u8; 4]> {
     }
     let mut out = [b' '; 4];
     out[..b.len()].copy_from_slice(b);
+    out.make_ascii_uppercase();
     Some(out)
 }
 
