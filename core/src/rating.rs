@@ -5,6 +5,19 @@ use rust_decimal::{Decimal, RoundingStrategy};
 /// Decimal places of a rated record's charge.
 pub const CHARGE_DP: u32 = 6;
 
+/// A charge past what a `Decimal` holds (about 7.9e28): only absurd durations, segment
+/// counts or rates get there, and a wrong bill or a panic would be worse than refusing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "charge for {quantity} {unit} at {rate} (connect fee {connect_fee}) is too large to compute"
+)]
+pub struct ChargeOverflow {
+    pub quantity: u64,
+    pub unit: &'static str,
+    pub rate: Decimal,
+    pub connect_fee: Decimal,
+}
+
 /// How a rate is applied to a duration (`initial/subsequent`, e.g. 6/6, 60/60, 1/1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Increments {
@@ -54,19 +67,39 @@ pub struct Tariff {
 
 impl Tariff {
     /// Charge for a voice call; unanswered calls cost nothing.
-    pub fn charge_call(&self, answered: bool, duration_secs: u64) -> Decimal {
+    pub fn charge_call(
+        &self,
+        answered: bool,
+        duration_secs: u64,
+    ) -> Result<Decimal, ChargeOverflow> {
         if !answered {
-            return Decimal::ZERO;
+            return Ok(Decimal::ZERO);
         }
-        let billed = Decimal::from(self.increments.billed_seconds(duration_secs));
-        let raw = billed * self.rate / Decimal::from(60) + self.connect_fee;
-        round(raw.max(self.minimum_charge))
+        let billed = self.increments.billed_seconds(duration_secs);
+        let raw = Decimal::from(billed)
+            .checked_mul(self.rate)
+            .and_then(|c| c.checked_div(Decimal::from(60)))
+            .and_then(|c| c.checked_add(self.connect_fee))
+            .ok_or_else(|| self.overflow(billed, "billed seconds"))?;
+        Ok(round(raw.max(self.minimum_charge)))
     }
 
     /// Charge for a message of `segments` segments.
-    pub fn charge_message(&self, segments: u32) -> Decimal {
-        let raw = Decimal::from(segments) * self.rate + self.connect_fee;
-        round(raw.max(self.minimum_charge))
+    pub fn charge_message(&self, segments: u32) -> Result<Decimal, ChargeOverflow> {
+        let raw = Decimal::from(segments)
+            .checked_mul(self.rate)
+            .and_then(|c| c.checked_add(self.connect_fee))
+            .ok_or_else(|| self.overflow(segments.into(), "segments"))?;
+        Ok(round(raw.max(self.minimum_charge)))
+    }
+
+    fn overflow(&self, quantity: u64, unit: &'static str) -> ChargeOverflow {
+        ChargeOverflow {
+            quantity,
+            unit,
+            rate: self.rate,
+            connect_fee: self.connect_fee,
+        }
     }
 }
 
@@ -111,24 +144,58 @@ mod tests {
     fn charges_round_half_up_to_six_places() {
         // 7 s at 0.0085/min = 0.00099166.. -> 0.000992
         assert_eq!(
-            tariff(dec!(0.0085), 1, 1).charge_call(true, 7),
+            tariff(dec!(0.0085), 1, 1).charge_call(true, 7).unwrap(),
             dec!(0.000992)
         );
         // 1 s at 0.00003/min = 0.0000005 exactly: half rounds up.
         assert_eq!(
-            tariff(dec!(0.00003), 1, 1).charge_call(true, 1),
+            tariff(dec!(0.00003), 1, 1).charge_call(true, 1).unwrap(),
             dec!(0.000001)
         );
-        assert_eq!(tariff(dec!(0.0085), 1, 1).charge_call(false, 70), dec!(0));
+        assert_eq!(
+            tariff(dec!(0.0085), 1, 1).charge_call(false, 70).unwrap(),
+            dec!(0)
+        );
         let t = Tariff {
             rate: dec!(0.012),
             increments: Increments::new(60, 6).unwrap(),
             connect_fee: dec!(0.001),
             minimum_charge: dec!(0.02),
         };
-        assert_eq!(t.charge_call(true, 5), dec!(0.02)); // minimum wins
-        assert_eq!(t.charge_call(true, 125), dec!(0.0262)); // 126 s = 0.0252 + 0.001
-        assert_eq!(tariff(dec!(0.0075), 1, 1).charge_message(3), dec!(0.0225));
+        assert_eq!(t.charge_call(true, 5).unwrap(), dec!(0.02)); // minimum wins
+        assert_eq!(t.charge_call(true, 125).unwrap(), dec!(0.0262)); // 126 s = 0.0252 + 0.001
+        assert_eq!(
+            tariff(dec!(0.0075), 1, 1).charge_message(3).unwrap(),
+            dec!(0.0225)
+        );
+    }
+
+    #[test]
+    fn a_charge_too_large_for_a_decimal_is_an_error_not_a_panic() {
+        // The largest rate a deck or the snapshot holds (i64 nano-units).
+        let most = dec!(9223372036.854775807);
+        let e = tariff(most, 1, 1).charge_call(true, u64::MAX).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("18446744073709551615 billed seconds"),
+            "{e}"
+        );
+        assert!(tariff(Decimal::MAX, 1, 1).charge_call(true, 120).is_err());
+        let e = tariff(Decimal::MAX, 1, 1)
+            .charge_message(u32::MAX)
+            .unwrap_err();
+        assert!(e.to_string().contains("4294967295 segments"), "{e}");
+        let fee = Tariff {
+            connect_fee: Decimal::MAX,
+            ..tariff(dec!(1), 60, 60)
+        };
+        assert!(fee.charge_call(true, 60).is_err());
+        assert!(fee.charge_message(1).is_err());
+        // Large but representable: still charged exactly.
+        assert_eq!(
+            tariff(dec!(0.000001), 1, 1).charge_call(true, u64::MAX),
+            Ok(dec!(307445734561.825860))
+        );
     }
 
     proptest! {
@@ -143,8 +210,8 @@ mod tests {
         #[test]
         fn charge_is_monotonic_in_duration(d in 0u64..10_000, rate in 0u32..100_000) {
             let t = tariff(Decimal::new(rate as i64, 6), 6, 6);
-            prop_assert!(t.charge_call(true, d) <= t.charge_call(true, d + 1));
-            prop_assert!(t.charge_call(true, d).scale() <= CHARGE_DP);
+            prop_assert!(t.charge_call(true, d).unwrap() <= t.charge_call(true, d + 1).unwrap());
+            prop_assert!(t.charge_call(true, d).unwrap().scale() <= CHARGE_DP);
         }
     }
 }
