@@ -138,6 +138,7 @@ impl Gen {
             // its LATA numbering (3-digit, as in the LERG).
             let next = 100 + latas.len() as u32 * 12;
             let lata = *latas.entry(state).or_insert(next) + (npa as u32 % 3) * 2;
+            let mut in_service = HashSet::new();
             for nxx in 200u32..1000 {
                 if nxx % 100 == 11 || self.rng.gen_range(0..100) >= self.scale.nxx_density {
                     continue;
@@ -145,6 +146,7 @@ impl Gen {
                 let npa_nxx = npa as u32 * 1000 + nxx;
                 let ocn = ocns[self.rng.gen_range(0..ocns.len())].clone();
                 let rc = format!("RC{npa}-{:02}", nxx % RATE_CENTERS_PER_NPA);
+                in_service.insert(nxx % RATE_CENTERS_PER_NPA);
                 self.codes.push((npa_nxx, ocn.clone(), lata));
                 self.d.lerg.push(LergBlock {
                     npa_nxx,
@@ -169,9 +171,10 @@ impl Gen {
                     }
                 }
             }
-            // Neighbouring rate centres of one NPA call each other locally.
+            // Neighbouring rate centres of one NPA call each other locally, when both
+            // have a code: the snapshot refuses a pair naming one the LERG lacks.
             for r in 0..RATE_CENTERS_PER_NPA - 1 {
-                if r % 2 == 0 {
+                if r % 2 == 0 && in_service.contains(&r) && in_service.contains(&(r + 1)) {
                     self.d.local_calling.push(LocalPair {
                         a: rate_center_key(state, &format!("RC{npa}-{r:02}")),
                         b: rate_center_key(state, &format!("RC{npa}-{:02}", r + 1)),
