@@ -256,3 +256,24 @@ fn a_time_of_day_with_a_sign_is_refused_by_line() {
         assert!(WeeklyWindow::parse_minute(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn a_local_calling_row_naming_a_rate_centre_no_lerg_code_has_is_refused_by_line() {
+    let dir = fixture_copy();
+    // local_calling.csv: header and 1 row. Case and spaces do not matter, as in the LERG.
+    append(
+        dir.path(),
+        "local_calling.csv",
+        "CO,DENVR,CO,BOULDER\nco, denver ,NY,BOULDER\nCO,Denver,CO,Colospgs\n",
+    );
+    let e = errors(dir.path());
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("local_calling.csv:3: state_a/rate_center_a \"CO/DENVR\" is the rate centre of no lerg.csv code"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].starts_with("local_calling.csv:4: state_b/rate_center_b \"NY/BOULDER\""),
+        "{e:#?}"
+    );
+}

@@ -444,3 +444,16 @@ fn ocns_match_whatever_their_case() {
     assert_eq!(vendors(&d)[0], ("VC", "0.002".into()));
     assert_eq!(d.terminating.unwrap().ocn(), "SWBT");
 }
+
+#[test]
+fn a_local_calling_pair_naming_a_rate_centre_no_lerg_code_has_is_refused() {
+    // Built in memory, as the database load does: compile checks it whatever the source.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    d.local_calling[0].b = warp_core::model::rate_center_key("CO", "BOULDDER");
+    let err = compile(&d, 1).map(drop).unwrap_err().to_string();
+    assert!(
+        err.contains("CO/DENVER - CO/BOULDDER") && err.contains("CO/BOULDDER is in no LERG code"),
+        "{err}"
+    );
+}

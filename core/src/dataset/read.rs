@@ -166,6 +166,11 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         });
         Ok(())
     })?;
+    let lerg_rate_centers: HashSet<String> = d
+        .lerg
+        .iter()
+        .map(|b| rate_center_key(&b.state, &b.rate_center))
+        .collect();
     r.each("local_calling.csv", false, |x: LocalCsv| {
         // A pair is kept as `STATE/NAME` keys, which the import splits at the first '/'.
         for (column, state) in [("state_a", &x.state_a), ("state_b", &x.state_b)] {
@@ -175,10 +180,17 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
                 ));
             }
         }
-        d.local_calling.push(LocalPair {
-            a: rate_center_key(&x.state_a.to_ascii_uppercase(), &x.rate_center_a),
-            b: rate_center_key(&x.state_b.to_ascii_uppercase(), &x.rate_center_b),
-        });
+        let a = rate_center_key(&x.state_a, &x.rate_center_a);
+        let b = rate_center_key(&x.state_b, &x.rate_center_b);
+        for (side, key) in [("a", &a), ("b", &b)] {
+            if !lerg_rate_centers.contains(key) {
+                // A typo or a stale table: no call is ever in the pair it names.
+                return Err(format!(
+                    "state_{side}/rate_center_{side} {key:?} is the rate centre of no lerg.csv code"
+                ));
+            }
+        }
+        d.local_calling.push(LocalPair { a, b });
         Ok(())
     })?;
     r.each("dno.csv", false, |x: DnoCsv| {

@@ -427,14 +427,21 @@ impl<'d> Compiler<'d> {
                 ocn_lata_rows,
             });
         }
-        let mut local_keys: Vec<u64> = d
-            .local_calling
-            .iter()
-            .map(|p| {
-                let (a, b) = (rc(p.a.clone(), &mut self.s), rc(p.b.clone(), &mut self.s));
-                (a.min(b) as u64) << 32 | a.max(b) as u64
-            })
-            .collect();
+        // A pair naming a rate centre no LERG code has is a typo or a stale table: no
+        // call is ever in it, and the pair it was meant to be is missing.
+        let mut local_keys = Vec::with_capacity(d.local_calling.len());
+        for p in &d.local_calling {
+            let known = |key: &str| {
+                rc_ix.get(key).copied().ok_or_else(|| {
+                    invalid(format!(
+                        "local calling pair {} - {}: rate centre {key} is in no LERG code",
+                        p.a, p.b
+                    ))
+                })
+            };
+            let (a, b) = (known(&p.a)?, known(&p.b)?);
+            local_keys.push((a.min(b) as u64) << 32 | a.max(b) as u64);
+        }
         local_keys.sort_unstable();
         local_keys.dedup();
         self.w
