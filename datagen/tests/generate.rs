@@ -1,10 +1,11 @@
 //! What the generator promises: one `(scale, seed)` gives the same files every time,
 //! warp-core reads them back and compiles them, each scale makes what it names, and
-//! every number it makes is a NANP number of its own LERG.
+//! every number it makes is a NANP number of its own LERG, every local pair a pair of
+//! its rate centres.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use warp_core::dataset;
-use warp_core::model::{Dataset, RateKey, VendorKind};
+use warp_core::model::{rate_center_key, Dataset, RateKey, VendorKind};
 use warp_core::snapshot::{self, Snapshot};
 use warp_core::Number;
 use warp_datagen::{generate, sample_calls, Scale};
@@ -190,6 +191,29 @@ fn every_number_is_a_nanp_number_of_its_own_lerg() {
     for r in &d.vendor_rates {
         if let RateKey::OcnLata { ocn, lata } = &r.key {
             assert!(pairs.contains(&(ocn.as_str(), *lata)), "{ocn}/{lata}");
+        }
+    }
+}
+
+/// The local calling table names only rate centres the generated LERG has: the
+/// snapshot refuses any other.
+#[test]
+fn every_local_pair_names_rate_centres_of_lerg_codes() {
+    for seed in [1, 7, 11] {
+        let d = generate(Scale::SMALL, seed);
+        let lerg: HashSet<String> = d
+            .lerg
+            .iter()
+            .map(|b| rate_center_key(&b.state, &b.rate_center))
+            .collect();
+        assert!(!d.local_calling.is_empty());
+        for p in &d.local_calling {
+            assert!(
+                lerg.contains(&p.a) && lerg.contains(&p.b),
+                "seed {seed}: {} - {}",
+                p.a,
+                p.b
+            );
         }
     }
 }
