@@ -3761,6 +3761,49 @@ fn the_shipped_config_frees_the_media_of_a_call_it_ends_itself() {
     wait_for_no_media_sessions(&rtpengine, &k);
 }
 
+/// A BYE the vendor is slow to answer (or whose first 200s were lost) is sent again
+/// until RFC 3261's 32 s are up, not given up with a 408 after the 2 s a vendor has to
+/// take a call: the edge's own BYE (`dlg.end_dlg`) is sent until the vendor answers
+/// it, and a caller's hang-up gets the vendor's 200.
+#[test]
+fn the_shipped_config_keeps_sending_a_bye_the_vendor_is_slow_to_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let plays = support::vendor::Plays::HangsUpSlowly;
+    let vendor = support::vendor::Vendor::start(data.cheap.0, plays);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let byes_of = |call: &str| {
+        let id = format!("Call-ID: {call}-");
+        let byes = vendor.received("BYE");
+        byes.iter().filter(|m| m.contains(&id)).count()
+    };
+
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "ended");
+    InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
+    end_the_only_dialog(&k);
+    let deadline = std::time::Instant::now() + support::vendor::HANG_UP_DELAY * 2;
+    while byes_of("ended") < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edge's BYE given up after {} copies:\n{}",
+            byes_of("ended"),
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Another caller: the first gets the edge's BYEs too.
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "hangup");
+    let (dialog, _) = InDialog::answered(&sock, &k, lport, ("hangup", data.cheap.0), &invite);
+    let bye = dialog.request("BYE", 2, "Content-Length: 0\r\n\r\n");
+    send_raw(&sock, &k, &bye);
+    assert_eq!(final_reply(&sock, &k, "hangup").code, 200, "{}", k.log());
+    // Sent at 0, 0.5 and 1.5 s unanswered, answered at 3.5 s.
+    assert!(byes_of("hangup") >= 4, "{}", k.log());
+}
+
 /// A request that only looks in-dialog (a To tag, the edge's address as its Route) but
 /// belongs to no call of the edge's is refused (481), not relayed wherever its
 /// Request-URI points past the trunk ACL, the limits and the CDRs; the requests of a

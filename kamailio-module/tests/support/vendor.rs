@@ -16,6 +16,10 @@ pub enum Plays {
     KeepsRinging,
     /// 200 with SDP (audio on port 7000) to every INVITE, 200 to BYE.
     Answers,
+    /// As `Answers`, but a BYE is answered only when a copy of it comes
+    /// [`HANG_UP_DELAY`] after its first: a gateway slow to hang up, or one whose
+    /// first 200s were lost.
+    HangsUpSlowly,
     /// As `Answers` to the first INVITE; a re-INVITE gets 488 with the SDP it would
     /// take (RFC 3261 21.4.26).
     RefusesReoffers,
@@ -23,6 +27,10 @@ pub enum Plays {
 
 /// Its SDP's audio port.
 pub const AUDIO_PORT: u16 = 7000;
+
+/// How long `HangsUpSlowly` leaves a BYE unanswered: beyond the 2 s a vendor has for
+/// its first reply to an INVITE.
+pub const HANG_UP_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct Vendor {
     seen: Arc<Mutex<Vec<String>>>,
@@ -42,6 +50,8 @@ impl Vendor {
             let mut invite = String::new();
             // Where the INVITE still ringing came from.
             let mut ringing = None;
+            // When each call's first BYE came, by Call-ID.
+            let mut first_bye = std::collections::HashMap::new();
             loop {
                 let (n, from) = match sock.recv_from(&mut buf) {
                     Ok(got) => got,
@@ -85,7 +95,18 @@ impl Vendor {
                         answer("200 OK", &msg, false);
                         answer("487 Request Terminated", &invite, false);
                     }
-                    (Plays::Answers, "INVITE") => answer("200 OK", &msg, true),
+                    (Plays::Answers | Plays::HangsUpSlowly, "INVITE") => {
+                        answer("200 OK", &msg, true)
+                    }
+                    (Plays::HangsUpSlowly, "BYE") => {
+                        let call = header(&msg, "call-id").to_owned();
+                        let first = *first_bye
+                            .entry(call)
+                            .or_insert_with(std::time::Instant::now);
+                        if first.elapsed() >= HANG_UP_DELAY {
+                            answer("200 OK", &msg, false);
+                        }
+                    }
                     (Plays::RefusesReoffers, "INVITE") if invite.is_empty() => {
                         invite = msg.clone();
                         answer("200 OK", &msg, true);
@@ -110,6 +131,17 @@ impl Vendor {
             .cloned()
             .collect()
     }
+}
+
+/// The value of `req`'s first header `name` (lowercase), "" when it has none.
+fn header<'a>(req: &'a str, name: &str) -> &'a str {
+    req.split("\r\n")
+        .skip(1)
+        .find_map(|line| {
+            let (n, value) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+        .unwrap_or("")
 }
 
 /// The head of a reply to `req`: its Via, From, Call-ID, CSeq and Record-Route, its To
