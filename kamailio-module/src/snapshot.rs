@@ -221,6 +221,18 @@ pub fn init() -> Result<(), String> {
     Ok(())
 }
 
+/// Lets go of the mapping inherited from `mod_init`, in a process that does not route
+/// (the main process, timers): it would otherwise keep the first generation mapped, and
+/// its file's disk space held, as long as Kamailio runs, whatever reloads follow. Should
+/// it route after all (a timer's route calling `warp_route()`), its first lookup maps
+/// the published file, as after a reload.
+pub fn release() {
+    let mut cur = lock();
+    cur.snapshot = None;
+    // No reload publishes this epoch, so the next lookup remaps.
+    cur.epoch = u64::MAX;
+}
+
 fn lock() -> std::sync::MutexGuard<'static, Current> {
     // A panic while holding the lock leaves plain data behind: keep using it.
     CURRENT.lock().unwrap_or_else(|e| e.into_inner())

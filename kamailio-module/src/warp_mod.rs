@@ -78,6 +78,17 @@ fn init() -> Result<(), String> {
 /// Every process after the fork (ranks 1 to 126 are the SIP workers; 127 is any other
 /// module's worker that runs routes, such as an RPC or queue consumer), and the main
 /// process once before it (`PROC_INIT`).
+/// The ranks of processes that route no call: the main process once it has forked the
+/// SIP workers (alone, it is `PROC_SIPINIT` next and maps again on its first call),
+/// timers, the TCP main process, the attendant. RPC processes route (`warp.route`).
+const NEVER_ROUTES: [c_int; 5] = [
+    k::PROC_MAIN as c_int,
+    k::PROC_TIMER,
+    k::PROC_TCP_MAIN,
+    k::PROC_UNIXSOCK,
+    k::PROC_ATTENDANT,
+];
+
 unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     guard::entry("child_init", -1, || {
         if (1..k::PROC_RANK127 as c_int).contains(&rank) {
@@ -91,6 +102,9 @@ unsafe extern "C" fn child_init(rank: c_int) -> c_int {
         }
         if rank == k::PROC_SIPINIT as c_int {
             cdr::send_leftovers();
+        }
+        if NEVER_ROUTES.contains(&rank) {
+            snapshot::release();
         }
         if rank == k::PROC_SIPINIT as c_int && params::config().cluster_concurrent {
             cluster_calls::start_heartbeat();

@@ -306,6 +306,21 @@ impl Kamailio {
         self.kamcmd(args).map(|text| flatten_rpc(&text))
     }
 
+    /// Every process of this Kamailio, as (pid, description) from `core.psx`.
+    pub fn processes(&self) -> Vec<(u32, String)> {
+        let list = self.kamcmd(&["core.psx"]).unwrap();
+        let mut pid = 0;
+        let mut all = Vec::new();
+        for line in list.lines().map(str::trim) {
+            if let Some(p) = line.strip_prefix("PID: ") {
+                pid = p.parse().unwrap();
+            } else if let Some(what) = line.strip_prefix("DSC: ") {
+                all.push((pid, what.to_owned()));
+            }
+        }
+        all
+    }
+
     /// Sends one request from a fresh UDP socket on 127.0.0.1 and returns the final reply.
     pub fn request(&self, method: &str, headers: &str) -> Reply {
         self.request_from("127.0.0.1", method, headers)
