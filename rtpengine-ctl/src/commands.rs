@@ -15,22 +15,28 @@ pub trait Command {
 
 /// Turns `result` into `Ok(reply)` or the matching error.
 pub fn check_result(reply: Dict<'static>) -> Result<Dict<'static>> {
-    match reply.get_str("result") {
-        Some("ok" | "pong") => Ok(reply),
-        Some("error") => Err(Error::Rtpengine(
-            reply
-                .get_str("error-reason")
-                .unwrap_or("(no reason)")
-                .to_owned(),
-        )),
-        Some("load limit") => Err(Error::LoadLimit(
-            reply
-                .get_str("message")
-                .unwrap_or("(no message)")
-                .to_owned(),
-        )),
-        Some(other) => Err(Error::Protocol(format!("result {other:?}"))),
+    // Bytes, not text: a reason that is not UTF-8 is still the daemon's reason.
+    match reply.get("result").and_then(Value::as_bytes) {
+        Some(b"ok" | b"pong") => Ok(reply),
+        Some(b"error") => Err(Error::Rtpengine(text(
+            &reply,
+            "error-reason",
+            "(no reason)",
+        ))),
+        Some(b"load limit") => Err(Error::LoadLimit(text(&reply, "message", "(no message)"))),
+        Some(other) => Err(Error::Protocol(format!(
+            "result {:?}",
+            String::from_utf8_lossy(other)
+        ))),
         None => Err(Error::Protocol("reply has no result".into())),
+    }
+}
+
+/// A string of the reply, lossily decoded; `absent` when there is none.
+fn text(reply: &Dict<'_>, key: &str, absent: &str) -> String {
+    match reply.get(key).and_then(Value::as_bytes) {
+        Some(b) => String::from_utf8_lossy(b).into_owned(),
+        None => absent.to_owned(),
     }
 }
 
