@@ -8,6 +8,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("no reply after {attempts} attempt(s) in {elapsed:?}")]
     Timeout { attempts: u32, elapsed: Duration },
+    #[error("request of {size} bytes is over the {limit}-byte limit of one UDP datagram")]
+    TooLarge { size: usize, limit: usize },
     #[error("bad ng message: {0}")]
     Frame(&'static str),
     #[error(transparent)]
@@ -32,10 +34,10 @@ impl Error {
     /// Whether the request itself could not go out as it is (too big for one datagram),
     /// rather than the peer failing to answer it: no reason to think the peer is down.
     pub fn is_unsendable(&self) -> bool {
-        /// EMSGSIZE (Linux): a datagram over the path's limit.
+        /// EMSGSIZE (Linux): the kernel's own refusal, should it be stricter than ours.
         const MESSAGE_TOO_LONG: i32 = 90;
         match self {
-            Error::Frame(_) => true,
+            Error::TooLarge { .. } => true,
             Error::Io(e) => e.raw_os_error() == Some(MESSAGE_TOO_LONG),
             _ => false,
         }

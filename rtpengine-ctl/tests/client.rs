@@ -7,7 +7,8 @@ use std::net::UdpSocket;
 use std::time::Duration;
 use warp_rtpengine::bencode::Dict;
 use warp_rtpengine::commands::*;
-use warp_rtpengine::message::Format;
+use warp_rtpengine::message::{self, Format};
+use warp_rtpengine::transport::Transport;
 use warp_rtpengine::{blocking, Client, Endpoint, Error, Options};
 
 async fn udp_client(r: &Rtpengine) -> Client {
@@ -299,4 +300,33 @@ async fn udp_timeout_retransmits_then_fails() {
         seen.windows(2).all(|w| w[0] == w[1]),
         "retransmissions reuse the cookie"
     );
+}
+
+/// A request one byte over what one UDP datagram carries is refused before it goes out,
+/// naming its size and the limit (the kernel would say only "Message too long"); one
+/// exactly at the limit reaches rtpengine and is answered.
+#[tokio::test]
+async fn a_udp_request_over_one_datagram_is_refused_by_its_size() {
+    let r = Rtpengine::start();
+    let t = Transport::open(&Endpoint::Udp(r.ng), Options::default())
+        .await
+        .unwrap();
+    // A ping padded so that `c1 ` and it make `datagram` bytes.
+    let ping = |datagram: usize| {
+        let frame = |pad: usize| format!("d7:command4:ping3:pad{pad}:{}e", "x".repeat(pad));
+        let mut pad = datagram - 3 - frame(0).len();
+        while 3 + frame(pad).len() > datagram {
+            pad -= 1;
+        }
+        let body = frame(pad);
+        assert_eq!(3 + body.len(), datagram);
+        body.into_bytes()
+    };
+    let reply = t.exchange(b"c1", &ping(65_507)).await.unwrap();
+    let reply = message::parse_body(&reply).unwrap();
+    assert_eq!(reply.get_str("result"), Some("pong"));
+    let err = t.exchange(b"c2", &ping(65_508)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("65508") && text.contains("65507"), "{text}");
+    assert!(err.is_unsendable(), "{text}");
 }

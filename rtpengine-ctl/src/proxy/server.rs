@@ -3,7 +3,7 @@
 
 use super::handler::{error_body, Handler};
 use crate::message::{self, Format};
-use crate::transport::MAX_DATAGRAM;
+use crate::transport::{MAX_DATAGRAM, MAX_UDP_PAYLOAD};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,9 +13,9 @@ use tokio::net::UdpSocket;
 /// Replies are kept 30-60 s (two generations swapped every 30 s, as rtpengine's own cache).
 const GENERATION: Duration = Duration::from_secs(30);
 
-/// The most one UDP datagram carries over IPv4 (65535 less the IP and UDP headers). A
-/// reply merged from several nodes (`list`) can be bigger, and could not be sent at all.
-const MAX_REPLY: usize = 65_507;
+/// A reply merged from several nodes (`list`) can be bigger than one datagram carries,
+/// and could not be sent at all.
+const MAX_REPLY: usize = MAX_UDP_PAYLOAD;
 
 type Key = (SocketAddr, Vec<u8>);
 

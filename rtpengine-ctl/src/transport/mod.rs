@@ -9,7 +9,7 @@ mod udp;
 pub use http::Http;
 pub use tcp::Tcp;
 pub use udp::Udp;
-pub use udp::MAX_DATAGRAM;
+pub use udp::{MAX_DATAGRAM, MAX_UDP_PAYLOAD};
 
 use crate::error::{Error, Result};
 use std::fmt;

@@ -12,6 +12,10 @@ use tokio::net::UdpSocket;
 /// rtpengine's own limit for one ng datagram.
 pub const MAX_DATAGRAM: usize = 0xffff;
 
+/// The most one UDP datagram carries over IPv4 (65535 less the IP and UDP headers);
+/// the kernel refuses a bigger one with a bare EMSGSIZE.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
 #[derive(Debug)]
 pub struct Udp {
     socket: Arc<UdpSocket>,
@@ -41,8 +45,11 @@ impl Udp {
 
     pub async fn exchange(&self, cookie: &[u8], body: &[u8]) -> Result<Vec<u8>> {
         let datagram = message::frame(cookie, body);
-        if datagram.len() > MAX_DATAGRAM {
-            return Err(Error::Frame("request larger than one UDP datagram"));
+        if datagram.len() > MAX_UDP_PAYLOAD {
+            return Err(Error::TooLarge {
+                size: datagram.len(),
+                limit: MAX_UDP_PAYLOAD,
+            });
         }
         let mut waiter = self.pending.wait(cookie);
         let started = Instant::now();
