@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warp_rtpengine::commands::Ping;
 use warp_rtpengine::{Client, Endpoint, Error, Options};
 
@@ -53,5 +54,58 @@ async fn a_reason_that_is_not_utf8_is_shown_lossily_decoded() {
     match c.send(&Ping).await {
         Err(Error::LoadLimit(message)) => assert_eq!(message, "full \u{fffd}!!"),
         other => panic!("expected a load limit, got {other:?}"),
+    }
+}
+
+/// An HTTP server that answers one request with `respond(cookie)` and then keeps the
+/// connection open until the client closes it, `Connection: close` notwithstanding.
+async fn keep_alive_http(respond: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.ends_with(b"pinge") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "client closed before its request was in");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        s.write_all(&respond(&cookie_of(&request[head_end + 4..])))
+            .await
+            .unwrap();
+        while s.read(&mut buf).await.unwrap_or(0) > 0 {}
+    });
+    addr
+}
+
+/// The reply ends where its Content-Length or its last chunk says: the client does not
+/// wait for a close that does not come.
+#[tokio::test]
+async fn an_http_reply_ends_by_its_framing_on_a_connection_kept_open() {
+    let by_length: fn(&[u8]) -> Vec<u8> = |cookie| {
+        let payload = [cookie, b" d6:result4:ponge"].concat();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            payload.len()
+        );
+        [head.as_bytes(), &payload].concat()
+    };
+    let chunked: fn(&[u8]) -> Vec<u8> = |cookie| {
+        let first = [cookie, b" d6:resu"].concat();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+            first.len()
+        );
+        [head.as_bytes(), &first, b"\r\n9\r\nlt4:ponge\r\n0\r\n\r\n"].concat()
+    };
+    for respond in [by_length, chunked] {
+        let addr = keep_alive_http(respond).await;
+        let endpoint = format!("http://{addr}").parse().unwrap();
+        let c = Client::connect(&endpoint, options(Duration::from_secs(2)))
+            .await
+            .unwrap();
+        c.send(&Ping).await.unwrap();
     }
 }
