@@ -329,11 +329,100 @@ pub fn decode_prefix(input: &[u8]) -> Result<(Value<'_>, usize), DecodeError> {
 /// Length of the complete value at the start of `input`, `None` if more bytes are needed.
 /// Validates without allocating: this is how a TCP stream is cut into messages.
 pub fn value_len(input: &[u8]) -> Result<Option<usize>, DecodeError> {
-    let mut p = Parser { input, pos: 0 };
-    match p.skip(0) {
-        Ok(()) => Ok(Some(p.pos)),
-        Err(DecodeError::Incomplete(_)) => Ok(None),
-        Err(e) => Err(e),
+    Scanner::default().scan(input)
+}
+
+/// `value_len` for a value that arrives in pieces: each `scan` gets everything so far
+/// and resumes where the last one stopped, so a value costs one pass in all, not one
+/// per piece (a multi-megabyte TCP reply comes in hundreds of reads).
+#[derive(Debug, Default)]
+pub struct Scanner {
+    /// Bytes already checked, whole tokens only: a token cut short is read again.
+    pos: usize,
+    /// The containers open at `pos`, innermost last.
+    open: Vec<Open>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    List,
+    /// A dictionary whose next item is a key, or the end.
+    DictKey,
+    /// A dictionary whose next item is the value of the key before it.
+    DictValue,
+}
+
+impl Scanner {
+    /// Length of the value that starts `input`, `None` while it is incomplete. `input`
+    /// must extend the bytes of the previous call.
+    pub fn scan(&mut self, input: &[u8]) -> Result<Option<usize>, DecodeError> {
+        loop {
+            let mut p = Parser {
+                input,
+                pos: self.pos,
+            };
+            match self.step(&mut p) {
+                Ok(done) => {
+                    self.pos = p.pos;
+                    if done {
+                        return Ok(Some(self.pos));
+                    }
+                }
+                Err(DecodeError::Incomplete(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads one token (a key, a scalar, a container's start or end); true once the
+    /// outermost value is complete. The state changes only when the token is whole.
+    fn step(&mut self, p: &mut Parser<'_>) -> Result<bool, DecodeError> {
+        // As in the decoder, a value too deep is refused before its first byte is read.
+        let too_deep = self.open.len() > MAX_DEPTH;
+        if too_deep && matches!(self.open.last(), Some(Open::DictValue)) {
+            return Err(malformed(p.pos, "nesting too deep"));
+        }
+        let c = p.peek()?;
+        match self.open.last_mut() {
+            Some(top @ Open::DictKey) if c != b'e' => {
+                p.key()?;
+                *top = Open::DictValue;
+                return Ok(false);
+            }
+            Some(Open::List | Open::DictKey) if c == b'e' => {
+                p.pos += 1;
+                self.open.pop();
+                return Ok(self.value_done());
+            }
+            _ => {}
+        }
+        if too_deep {
+            return Err(malformed(p.pos, "nesting too deep"));
+        }
+        match c {
+            b'i' => drop(p.int()?),
+            b'0'..=b'9' => drop(p.bytes()?),
+            b'l' | b'd' => {
+                p.pos += 1;
+                self.open
+                    .push(if c == b'l' { Open::List } else { Open::DictKey });
+                return Ok(false);
+            }
+            _ => return Err(malformed(p.pos, "expected i, l, d or a string length")),
+        }
+        Ok(self.value_done())
+    }
+
+    /// A value ended: its dictionary wants a key next; at the outermost level, done.
+    fn value_done(&mut self) -> bool {
+        match self.open.last_mut() {
+            Some(top @ Open::DictValue) => {
+                *top = Open::DictKey;
+                false
+            }
+            Some(_) => false,
+            None => true,
+        }
     }
 }
 
@@ -380,29 +469,6 @@ impl<'a> Parser<'a> {
                 }
                 self.pos += 1;
                 Ok(Value::Dict(dict))
-            }
-            _ => Err(malformed(self.pos, "expected i, l, d or a string length")),
-        }
-    }
-
-    /// Same grammar as `value`, without building anything.
-    fn skip(&mut self, depth: usize) -> Result<(), DecodeError> {
-        if depth > MAX_DEPTH {
-            return Err(malformed(self.pos, "nesting too deep"));
-        }
-        match self.peek()? {
-            b'i' => self.int().map(drop),
-            b'0'..=b'9' => self.bytes().map(drop),
-            c @ (b'l' | b'd') => {
-                self.pos += 1;
-                while self.peek()? != b'e' {
-                    if c == b'd' {
-                        self.key()?;
-                    }
-                    self.skip(depth + 1)?;
-                }
-                self.pos += 1;
-                Ok(())
             }
             _ => Err(malformed(self.pos, "expected i, l, d or a string length")),
         }
@@ -473,6 +539,11 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         while self.peek()?.is_ascii_digit() {
             self.pos += 1;
+            // No number fits in more (parse_u64); stopping here keeps a peer's endless
+            // digits from being read again for every piece of a stream.
+            if self.pos - start > 20 {
+                return Err(malformed(start, "number too long"));
+            }
         }
         Ok(&self.input[start..self.pos])
     }

@@ -60,6 +60,37 @@ proptest! {
         let _ = message::parse_body(&bytes);
     }
 
+    /// Fed in pieces (as a TCP stream arrives), the scanner ends where one pass does,
+    /// for valid values followed by more bytes and for arbitrary bytes alike.
+    #[test]
+    fn scanner_resumes_across_pieces(
+        v in value(),
+        noise in proptest::collection::vec(any::<u8>(), 0..300),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut wire = Vec::new();
+        bencode::encode_into(&v, &mut wire);
+        let valid = wire.len();
+        wire.extend_from_slice(b"i1e");
+        for input in [&wire, &noise] {
+            let mut ends: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+            ends.sort_unstable();
+            ends.push(input.len());
+            let mut scanner = bencode::Scanner::default();
+            let mut pieces = Ok(None);
+            for end in ends {
+                pieces = scanner.scan(&input[..end]);
+                if !matches!(pieces, Ok(None)) {
+                    break;
+                }
+            }
+            let whole = bencode::value_len(input);
+            prop_assert_eq!(pieces.is_err(), whole.is_err());
+            prop_assert_eq!(pieces.ok(), whole.ok());
+        }
+        prop_assert_eq!(bencode::value_len(&wire).unwrap(), Some(valid));
+    }
+
     /// Mutated valid requests: the proxy always answers with an error dictionary, never panics.
     #[test]
     fn proxy_answers_any_request_body(v in value(), flip in any::<usize>(), byte in any::<u8>()) {

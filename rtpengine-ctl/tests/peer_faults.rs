@@ -1,8 +1,9 @@
 //! The client against peers that misbehave in ways a real rtpengine cannot be made to:
 //! stub servers on loopback.
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warp_rtpengine::commands::Ping;
 use warp_rtpengine::{Client, Endpoint, Error, Options};
@@ -18,6 +19,12 @@ fn options(timeout: Duration) -> Options {
 fn cookie_of(message: &[u8]) -> Vec<u8> {
     let space = message.iter().position(|&b| b == b' ').unwrap();
     message[..space].to_vec()
+}
+
+/// The CPU time this thread has used so far (Linux schedstat).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    Duration::from_nanos(stat.split(' ').next().unwrap().parse().unwrap())
 }
 
 /// A UDP peer that answers each request with `cookie SP body`, the bodies in turn.
@@ -108,4 +115,50 @@ async fn an_http_reply_ends_by_its_framing_on_a_connection_kept_open() {
             .unwrap();
         c.send(&Ping).await.unwrap();
     }
+}
+/// A 2 MiB TCP reply that arrives in a thousand pieces is scanned once in all, not again
+/// from its start for every piece: the reader (on this test's thread, as the runtime is
+/// current-thread) stays mostly idle while the server dribbles. Rescanning kept it busy
+/// for nearly the whole transfer.
+#[tokio::test]
+async fn a_tcp_reply_dribbled_in_pieces_is_scanned_once() {
+    // A list of empty call-ids: the most bencode tokens per byte.
+    let mut body = b"d5:callsl".to_vec();
+    body.extend(b"0:".repeat(1 << 20));
+    body.extend_from_slice(b"e6:result2:oke");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = body.clone();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 256];
+        while !request.ends_with(b"liste") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "client closed before its request was in");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let mut wire = cookie_of(&request);
+        wire.push(b' ');
+        wire.extend_from_slice(&reply);
+        for piece in wire.chunks(2048) {
+            s.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let c = Client::connect(&Endpoint::Tcp(addr), options(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let (cpu_before, started) = (thread_cpu(), Instant::now());
+    let got = c.exchange(b"d7:command4:liste").await.unwrap();
+    let (cpu, wall) = (thread_cpu() - cpu_before, started.elapsed());
+    server.join().unwrap();
+    assert!(
+        got == body,
+        "reply of {} bytes, not {}",
+        got.len(),
+        body.len()
+    );
+    assert!(cpu < wall / 3, "the reader was busy {cpu:?} of {wall:?}");
 }

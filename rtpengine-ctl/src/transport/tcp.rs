@@ -87,12 +87,12 @@ impl Tcp {
         let open = Arc::new(AtomicBool::new(true));
         let (pending, flag) = (self.pending.clone(), open.clone());
         let task = tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(64 << 10);
+            let mut stream = Stream::default();
             let outcome = loop {
-                match reader.read_buf(&mut buf).await {
+                match reader.read_buf(&mut stream.buf).await {
                     Ok(0) => break Ok(()),
                     Ok(_) => {
-                        if let Err(e) = deliver_complete(&mut buf, &pending) {
+                        if let Err(e) = stream.deliver_complete(&pending) {
                             break Err(e);
                         }
                     }
@@ -113,30 +113,54 @@ impl Tcp {
     }
 }
 
-/// Delivers every complete message at the front of `buf` and keeps the rest.
-pub(crate) fn deliver_complete(buf: &mut Vec<u8>, pending: &Pending) -> Result<()> {
-    let mut start = 0;
-    while let Some(len) = next_message_len(&buf[start..])? {
-        let (cookie, body) = message::split(&buf[start..start + len])?;
-        pending.deliver(cookie, body);
-        start += len;
-    }
-    buf.drain(..start);
-    if buf.len() > MAX_MESSAGE {
-        return Err(Error::Frame("ng message over 16 MiB"));
-    }
-    Ok(())
+/// The bytes read and not yet delivered, and how far the message at their front has
+/// been checked: each read resumes the scan instead of starting it over.
+#[derive(Debug, Default)]
+struct Stream {
+    buf: Vec<u8>,
+    partial: Partial,
 }
 
-/// Length of `cookie SP bencode` at the front of `input`, if it is all there.
-pub fn next_message_len(input: &[u8]) -> Result<Option<usize>> {
-    let Some(space) = input.iter().position(|&b| b == b' ') else {
-        if input.len() > 256 {
-            return Err(Error::Frame("no cookie delimiter in stream"));
+#[derive(Debug, Default)]
+struct Partial {
+    /// Where the bencode starts, once the cookie's space has arrived.
+    body_at: Option<usize>,
+    scanner: bencode::Scanner,
+}
+
+impl Stream {
+    /// Delivers every complete message at the front of the buffer and keeps the rest.
+    fn deliver_complete(&mut self, pending: &Pending) -> Result<()> {
+        let mut start = 0;
+        while let Some(len) = self.partial.len(&self.buf[start..])? {
+            let (cookie, body) = message::split(&self.buf[start..start + len])?;
+            pending.deliver(cookie, body);
+            start += len;
+            self.partial = Partial::default();
         }
-        return Ok(None);
-    };
-    Ok(bencode::value_len(&input[space + 1..])?.map(|n| space + 1 + n))
+        self.buf.drain(..start);
+        if self.buf.len() > MAX_MESSAGE {
+            return Err(Error::Frame("ng message over 16 MiB"));
+        }
+        Ok(())
+    }
+}
+
+impl Partial {
+    /// Length of `cookie SP bencode` at the front of `input`, if it is all there.
+    fn len(&mut self, input: &[u8]) -> Result<Option<usize>> {
+        let body_at = match self.body_at {
+            Some(at) => at,
+            None => match input.iter().position(|&b| b == b' ') {
+                Some(space) => *self.body_at.insert(space + 1),
+                None if input.len() > 256 => {
+                    return Err(Error::Frame("no cookie delimiter in stream"))
+                }
+                None => return Ok(None),
+            },
+        };
+        Ok(self.scanner.scan(&input[body_at..])?.map(|n| body_at + n))
+    }
 }
 
 #[cfg(test)]
@@ -148,14 +172,20 @@ mod tests {
         let pending = Pending::default();
         let mut a = pending.wait(b"a1");
         let mut b = pending.wait(b"a2");
-        let mut buf = b"a1 d6:result4:pongea2 d6:result4:ponge".to_vec();
-        let tail = buf.split_off(30);
-        deliver_complete(&mut buf, &pending).unwrap();
+        let mut stream = Stream::default();
+        let wire = b"a1 d6:result4:pongea2 d6:result4:ponge";
+        let mut feed = |piece: &[u8]| {
+            stream.buf.extend_from_slice(piece);
+            stream.deliver_complete(&pending).unwrap();
+        };
+        // The first reply and one byte of the second's cookie.
+        feed(&wire[..20]);
         assert_eq!(a.rx.try_recv().unwrap(), b"d6:result4:ponge");
+        // Up to the middle of the second's bencode: nothing yet.
+        feed(&wire[20..30]);
         assert!(b.rx.try_recv().is_err());
-        buf.extend_from_slice(&tail);
-        deliver_complete(&mut buf, &pending).unwrap();
+        feed(&wire[30..]);
         assert_eq!(b.rx.try_recv().unwrap(), b"d6:result4:ponge");
-        assert!(buf.is_empty());
+        assert!(stream.buf.is_empty());
     }
 }
