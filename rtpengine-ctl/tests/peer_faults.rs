@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use warp_rtpengine::bencode;
 use warp_rtpengine::commands::Ping;
 use warp_rtpengine::{Client, Endpoint, Error, Options};
 
@@ -161,4 +162,56 @@ async fn a_tcp_reply_dribbled_in_pieces_is_scanned_once() {
         body.len()
     );
     assert!(cpu < wall / 3, "the reader was busy {cpu:?} of {wall:?}");
+}
+
+/// A TCP peer answering `pong` to every whole message on every connection; its first
+/// connection is not read until `release` says so, as a node that hangs a while.
+fn slow_first_tcp_peer(release: std::sync::mpsc::Receiver<()>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut release = Some(release);
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let wait = release.take();
+            std::thread::spawn(move || {
+                if let Some(wait) = wait {
+                    let _ = wait.recv();
+                }
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 64 << 10];
+                while let Ok(n @ 1..) = s.read(&mut chunk) {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(space) = buf.iter().position(|&b| b == b' ') {
+                        let Ok(Some(len)) = bencode::value_len(&buf[space + 1..]) else {
+                            break;
+                        };
+                        let reply = [&buf[..space], b" d6:result4:ponge"].concat();
+                        s.write_all(&reply).unwrap();
+                        buf.drain(..space + 1 + len);
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A request whose write runs out of time leaves half of it on the connection: the
+/// next request must not follow it there, where the peer reads it as the rest of the
+/// first (and answers neither).
+#[tokio::test]
+async fn a_tcp_request_cut_short_does_not_swallow_the_next() {
+    let (release, wait) = std::sync::mpsc::channel();
+    let addr = slow_first_tcp_peer(wait);
+    let c = Client::connect(&Endpoint::Tcp(addr), options(Duration::from_millis(500)))
+        .await
+        .unwrap();
+    // Far more than the socket buffers hold while the peer does not read.
+    let pad = 32 << 20;
+    let big = format!("d7:command4:ping3:pad{pad}:{}e", "x".repeat(pad));
+    let err = c.exchange(big.as_bytes()).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    release.send(()).unwrap();
+    c.send(&Ping).await.unwrap();
 }

@@ -63,20 +63,16 @@ impl Tcp {
     }
 
     async fn write(&self, bytes: &[u8]) -> Result<()> {
-        let mut conn = self.conn.lock().await;
-        if !conn
-            .as_ref()
-            .is_some_and(|c| c.open.load(Ordering::Acquire))
-        {
-            *conn = Some(self.open().await?);
-        }
-        let Some(c) = conn.as_mut() else {
-            return Err(Error::Closed);
+        let mut slot = self.conn.lock().await;
+        // Out of its slot while writing: a write cut short (the budget ran out, the
+        // caller gave up) drops the connection instead of leaving half a message for
+        // the next request to be appended to.
+        let mut conn = match slot.take() {
+            Some(c) if c.open.load(Ordering::Acquire) => c,
+            _ => self.open().await?,
         };
-        if let Err(e) = c.writer.write_all(bytes).await {
-            *conn = None;
-            return Err(e.into());
-        }
+        conn.writer.write_all(bytes).await?;
+        *slot = Some(conn);
         Ok(())
     }
 
