@@ -3,7 +3,7 @@
 //! in the same run, the legacy one-SQL-query-per-call decision for comparison.
 
 use crate::calls::{self, Call};
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use std::path::PathBuf;
@@ -51,6 +51,22 @@ fn rss() -> Result<(u64, u64)> {
     Ok((field("RssAnon:"), field("RssFile:")))
 }
 
+/// Resident kB of this process's mapping that starts at `start` (/proc/self/smaps):
+/// the snapshot's own, apart from the binary and libraries `RssFile` counts too.
+fn mapping_rss(start: usize) -> Result<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut lines = smaps.lines();
+    let header = format!("{start:x}-");
+    lines
+        .by_ref()
+        .find(|l| l.starts_with(&header))
+        .ok_or_else(|| anyhow!("no mapping at {start:#x} in /proc/self/smaps"))?;
+    lines
+        .find_map(|l| l.strip_prefix("Rss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow!("no Rss for the mapping at {start:#x} in /proc/self/smaps"))
+}
+
 /// p50, p90, p99, p99.9 and max in µs of nanosecond latencies.
 fn percentiles(lat: &mut [u64]) -> [f64; 5] {
     lat.sort_unstable();
@@ -95,6 +111,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let wall = started.elapsed();
     let (anon1, file1) = rss()?;
+    let mapped = match snap.mapping() {
+        Some(bytes) => mapping_rss(bytes.as_ptr() as usize)?,
+        None => 0,
+    };
     outln!(
         "snapshot generation {} opened in {open:.2?}",
         snap.generation()
@@ -107,11 +127,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let snap_p = percentiles(&mut lat);
     print_latency("snapshot", snap_p)?;
     outln!(
-        "memory: anonymous RSS grew {} KiB (incl. the {} KiB latency buffer); file-backed (shared mapping) RSS {} KiB of a {} KiB file",
+        "memory: anonymous RSS grew {} KiB (incl. the {} KiB latency buffer); snapshot mapping {mapped} KiB resident of a {} KiB file (shared; the binary and libraries another {} KiB file-backed)",
         anon1.saturating_sub(anon0),
         a.iterations * 8 / 1024,
-        file1,
-        std::fs::metadata(&a.snapshot)?.len() / 1024
+        std::fs::metadata(&a.snapshot)?.len() / 1024,
+        file1.saturating_sub(mapped)
     )?;
     if let Some(url) = &a.legacy_db {
         let legacy_p = legacy(url, &calls, a.legacy_calls, at)?;

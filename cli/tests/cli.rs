@@ -353,6 +353,19 @@ fn call_files_are_read_by_column_name_and_bad_bench_arguments_are_refused() {
         "10",
     ]);
     assert!(bench.contains("10 decisions"), "{bench}");
+    // The snapshot's own resident pages, never more than its file (the binary's and
+    // libraries' pages are counted apart).
+    let (resident, file) = bench
+        .split_once("snapshot mapping ")
+        .and_then(|(_, m)| m.split_once(" KiB resident of a "))
+        .and_then(|(r, f)| {
+            Some((
+                r.parse::<u64>().ok()?,
+                f.split(' ').next()?.parse::<u64>().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("no snapshot mapping RSS in {bench}"));
+    assert!(0 < resident && resident <= file + 4, "{bench}");
 
     let refused = |args: &[&str], needle: &str| {
         let out = warp(args);
