@@ -26,6 +26,9 @@ pub enum Error {
     Http(String),
     #[error("connection closed")]
     Closed,
+    /// A stream connection went away with the request on it: no reply will come.
+    #[error("connection lost before the reply: {0}")]
+    Lost(String),
     #[error("configuration: {0}")]
     Config(String),
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{media_port, rtp_packet, sdp, Rtpengine};
 use std::net::UdpSocket;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use warp_rtpengine::bencode::Dict;
 use warp_rtpengine::commands::*;
 use warp_rtpengine::message::{self, Format};
@@ -83,6 +83,38 @@ async fn json_over_tcp_is_refused_and_the_connection_keeps_working() {
         .unwrap()
         .with_format(Format::Json);
     assert!(matches!(json.send(&Ping).await, Err(Error::Config(_))));
+}
+
+/// Requests waiting on a TCP connection fail as soon as it is dropped, here because
+/// another request's write to a hung node was cut short by its caller, not when their
+/// own time runs out: a caller can move on at once.
+#[tokio::test]
+async fn requests_waiting_on_a_dropped_tcp_connection_fail_at_once() {
+    let r = Rtpengine::start();
+    let opts = Options {
+        timeout: Duration::from_secs(3),
+        retries: 0,
+    };
+    let tcp = Client::connect(&Endpoint::Tcp(r.tcp), opts).await.unwrap();
+    tcp.send(&Ping).await.unwrap();
+    // Hung: it neither answers nor reads, so a write bigger than the socket buffers stalls.
+    r.signal("-STOP");
+    let pad = 32 << 20;
+    let big = format!("d7:command4:ping3:pad{pad}:{}e", "x".repeat(pad));
+    let started = Instant::now();
+    let ((waiting, failed_after), given_up) = tokio::join!(
+        async { (tcp.send(&Ping).await, started.elapsed()) },
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::timeout(Duration::from_millis(300), tcp.exchange(big.as_bytes())).await
+        },
+    );
+    r.signal("-CONT");
+    assert!(given_up.is_err(), "the big write was not cut short");
+    let err = waiting.unwrap_err();
+    assert!(matches!(err, Error::Lost(_)), "{err}");
+    assert!(failed_after < Duration::from_secs(1), "{failed_after:?}");
+    tcp.send(&Ping).await.unwrap();
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! end by scanning its bencode. One connection, opened lazily and reopened after a failure.
 //! rtpengine 10.5 does not answer JSON over TCP, so this transport is bencode only.
 
-use super::pending::Pending;
+use super::pending::{Pending, Waiter};
 use super::{timeout_error, AbortOnDrop, Options, MAX_MESSAGE};
 use crate::bencode;
 use crate::error::{Error, Result};
@@ -20,15 +20,26 @@ use tokio::sync::Mutex;
 pub struct Tcp {
     peer: SocketAddr,
     options: Options,
-    pending: Pending,
     conn: Mutex<Option<Conn>>,
 }
 
+/// One connection and the requests waiting on it: they are its own, so when it goes
+/// they fail at once, and a later connection's requests are left alone.
 #[derive(Debug)]
 struct Conn {
     writer: OwnedWriteHalf,
+    pending: Pending,
     open: Arc<AtomicBool>,
     _reader: AbortOnDrop,
+}
+
+impl Drop for Conn {
+    /// Dropped with requests on it only after a write failed or was cut short, its
+    /// reader aborted: nothing else would tell them that no reply will come.
+    fn drop(&mut self) {
+        self.pending
+            .fail_all("the connection was dropped after a write on it failed or was cut short");
+    }
 }
 
 impl Tcp {
@@ -36,7 +47,6 @@ impl Tcp {
         Tcp {
             peer,
             options,
-            pending: Pending::default(),
             conn: Mutex::new(None),
         }
     }
@@ -50,19 +60,18 @@ impl Tcp {
             ));
         }
         let started = Instant::now();
-        let mut waiter = self.pending.wait(cookie);
         let budget = self.options.total();
-        tokio::time::timeout(budget, self.write(&message::frame(cookie, body)))
+        let mut waiter = tokio::time::timeout(budget, self.send(cookie, body))
             .await
             .map_err(|_| timeout_error(1, started))??;
-        match tokio::time::timeout(budget.saturating_sub(started.elapsed()), &mut waiter.rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(timeout_error(1, started)),
-        }
+        tokio::time::timeout(budget.saturating_sub(started.elapsed()), waiter.reply())
+            .await
+            .map_err(|_| timeout_error(1, started))?
     }
 
-    async fn write(&self, bytes: &[u8]) -> Result<()> {
+    /// Writes the request and returns its waiter, registered on the connection it went
+    /// out on before the write, so that no reply can come before it.
+    async fn send(&self, cookie: &[u8], body: &[u8]) -> Result<Waiter> {
         let mut slot = self.conn.lock().await;
         // Out of its slot while writing: a write cut short (the budget ran out, the
         // caller gave up) drops the connection instead of leaving half a message for
@@ -71,9 +80,10 @@ impl Tcp {
             Some(c) if c.open.load(Ordering::Acquire) => c,
             _ => self.open().await?,
         };
-        conn.writer.write_all(bytes).await?;
+        let waiter = conn.pending.wait(cookie);
+        conn.writer.write_all(&message::frame(cookie, body)).await?;
         *slot = Some(conn);
-        Ok(())
+        Ok(waiter)
     }
 
     async fn open(&self) -> Result<Conn> {
@@ -81,28 +91,34 @@ impl Tcp {
         stream.set_nodelay(true)?;
         let (mut reader, writer) = stream.into_split();
         let open = Arc::new(AtomicBool::new(true));
-        let (pending, flag) = (self.pending.clone(), open.clone());
+        let pending = Pending::default();
+        let (waiting, flag) = (pending.clone(), open.clone());
         let task = tokio::spawn(async move {
             let mut stream = Stream::default();
             let outcome = loop {
                 match reader.read_buf(&mut stream.buf).await {
                     Ok(0) => break Ok(()),
                     Ok(_) => {
-                        if let Err(e) = stream.deliver_complete(&pending) {
+                        if let Err(e) = stream.deliver_complete(&waiting) {
                             break Err(e);
                         }
                     }
                     Err(e) => break Err(e.into()),
                 }
             };
-            if let Err(e) = outcome {
-                tracing::warn!("ng tcp stream broken: {e}");
-            }
+            let reason = match outcome {
+                Ok(()) => "the peer closed the connection".to_owned(),
+                Err(e) => {
+                    tracing::warn!("ng tcp stream broken: {e}");
+                    e.to_string()
+                }
+            };
             flag.store(false, Ordering::Release);
-            pending.fail_all();
+            waiting.fail_all(&reason);
         });
         Ok(Conn {
             writer,
+            pending,
             open,
             _reader: AbortOnDrop(task),
         })
@@ -162,6 +178,7 @@ impl Partial {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
 
     #[test]
     fn splits_pipelined_replies_and_keeps_partial_tail() {
@@ -176,12 +193,18 @@ mod tests {
         };
         // The first reply and one byte of the second's cookie.
         feed(&wire[..20]);
-        assert_eq!(a.rx.try_recv().unwrap(), b"d6:result4:ponge");
+        assert_eq!(
+            a.reply().now_or_never().unwrap().unwrap(),
+            b"d6:result4:ponge"
+        );
         // Up to the middle of the second's bencode: nothing yet.
         feed(&wire[20..30]);
-        assert!(b.rx.try_recv().is_err());
+        assert!(b.reply().now_or_never().is_none());
         feed(&wire[30..]);
-        assert_eq!(b.rx.try_recv().unwrap(), b"d6:result4:ponge");
+        assert_eq!(
+            b.reply().now_or_never().unwrap().unwrap(),
+            b"d6:result4:ponge"
+        );
         assert!(stream.buf.is_empty());
     }
 }

@@ -57,9 +57,8 @@ impl Udp {
         loop {
             attempts += 1;
             self.socket.send(&datagram).await?;
-            match tokio::time::timeout(self.options.timeout, &mut waiter.rx).await {
-                Ok(Ok(reply)) => return Ok(reply),
-                Ok(Err(_)) => return Err(Error::Closed),
+            match tokio::time::timeout(self.options.timeout, waiter.reply()).await {
+                Ok(reply) => return reply,
                 Err(_) if attempts > self.options.retries => {
                     return Err(timeout_error(attempts, started))
                 }
