@@ -605,6 +605,84 @@ async fn a_qos_record_redis_refuses_is_counted_and_dropped() {
     assert_eq!(calls, ["accepted"]);
 }
 
+/// A Redis that refuses the proxy itself, for a wrong password or none where one is
+/// required, is no outage that passes: each QoS record is counted as refused and
+/// dropped at once, not queued until the queue fills, and the log says why.
+#[tokio::test]
+async fn qos_records_a_redis_refuses_for_its_password_are_counted_and_dropped() {
+    let logs = Logs::capture();
+    let redis = start_redis();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("secret")
+        .query_async(&mut connect(&redis).await)
+        .await
+        .unwrap();
+    let a = Rtpengine::start();
+    let wrong = redis.url.replace("redis://", "redis://:wrong@");
+    for (url, why) in [
+        (wrong, "authentication failed"),
+        (redis.url.clone(), "NOAUTH"),
+    ] {
+        let p = Proxy::start(ProxyConfig {
+            redis_url: Some(url.clone()),
+            ..config(vec![node("a", &a, 1)], None)
+        })
+        .await
+        .unwrap();
+        let c = client_for(&p).await;
+        whole_call(&c, "unauthorized").await;
+        let qos = p.handler.qos.as_ref().unwrap();
+        let queued = qos.flush(Duration::from_secs(2)).await;
+        let logged = logs.take();
+        assert_eq!((queued, qos.refused()), (0, 1), "{url}: {logged}");
+        assert!(
+            logged.contains("QoS record refused by redis") && logged.contains(why),
+            "{url}: {logged}"
+        );
+    }
+}
+
+/// What the proxy logs on this test's thread (its tasks run there too).
+struct Logs {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Logs {
+    fn capture() -> Logs {
+        let buf = std::sync::Arc::<std::sync::Mutex<Vec<u8>>>::default();
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        Logs {
+            buf,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// The lines logged since the last call.
+    fn take(&self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut *self.buf.lock().unwrap())).into_owned()
+    }
+}
+
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 async fn connect(redis: &Redis) -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis.url.as_str())
         .unwrap()

@@ -21,15 +21,20 @@ pub enum Failure {
     /// failing to), or refused it for now (loading, a read-only replica, out of memory).
     Transient,
     /// Redis refused the command and would refuse it again: a key of another type, a
-    /// bad argument, no permission.
+    /// bad argument, no permission, a wrong password or none where one is required.
     Refused(redis::RedisError),
 }
 
 impl Failure {
-    /// Sorts an error reply by the redis crate's own retry advice; OOM it calls final,
-    /// but memory frees up as the stream's consumers trim it.
+    /// Sorts an error reply by the redis crate's own retry advice, with two changes. OOM
+    /// it calls final, but memory frees up as the stream's consumers trim it. A failed
+    /// AUTH it would reconnect for, but the password stays wrong until someone fixes it.
     fn refusal(e: redis::RedisError) -> Failure {
-        if matches!(e.retry_method(), redis::RetryMethod::NoRetry) && e.code() != Some("OOM") {
+        let for_good = match e.kind() {
+            redis::ErrorKind::AuthenticationFailed => true,
+            _ => matches!(e.retry_method(), redis::RetryMethod::NoRetry) && e.code() != Some("OOM"),
+        };
+        if for_good {
             Failure::Refused(e)
         } else {
             Failure::Transient
