@@ -334,9 +334,30 @@ async fn a_merged_reply_too_big_for_a_datagram_is_an_error_reply() {
         ),
         other => panic!("expected an error reply, got {other:?}"),
     }
-    // A merged list that fits still comes back whole.
+    // A limit that keeps the merged list small enough gets it.
     let some = c.send(&List { limit: Some(10) }).await.unwrap();
-    assert_eq!(some.calls.len(), 20);
+    assert_eq!(some.calls.len(), 10);
+}
+
+/// `list` through the proxy returns at most `limit` call-ids in all, as one rtpengine
+/// does, not `limit` from each node.
+#[tokio::test]
+async fn a_merged_list_is_no_longer_than_its_limit() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    for (r, name) in [(&a, "a"), (&b, "b")] {
+        let d = direct(r).await;
+        for i in 0..3 {
+            d.send(&offer(&format!("{name}-{i}"))).await.unwrap();
+        }
+    }
+    let p = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c = client_for(&p).await;
+    for (limit, len) in [(Some(4), 4), (Some(0), 0), (Some(10), 6), (None, 6)] {
+        let mut calls = c.send(&List { limit }).await.unwrap().calls;
+        calls.sort();
+        calls.dedup();
+        assert_eq!(calls.len(), len, "limit {limit:?}");
+    }
 }
 
 /// A call-id is bytes: one that is not UTF-8 is pinned and followed like any other,

@@ -65,7 +65,7 @@ impl Handler {
         let body = match command {
             CMD_NODES => self.nodes_reply(format),
             CMD_DRAIN | CMD_UNDRAIN => self.drain(format, &request, command == CMD_DRAIN),
-            "list" => self.list(set, body, format).await,
+            "list" => self.list(set, &request, body, format).await,
             // Bytes, not text: a call-id need not be UTF-8 to be followed to its node.
             _ => match request.get("call-id").and_then(Value::as_bytes) {
                 Some(call_id) => {
@@ -261,8 +261,9 @@ impl Handler {
             .await;
     }
 
-    /// `list` over every live node of the set, merged.
-    async fn list(&self, set: u32, body: &[u8], format: Format) -> Vec<u8> {
+    /// `list` over every live node of the set, merged, no longer than its limit.
+    async fn list(&self, set: u32, request: &Dict<'_>, body: &[u8], format: Format) -> Vec<u8> {
+        let limit = list_limit(request);
         let mut calls = Vec::new();
         for node in self
             .pool
@@ -270,6 +271,9 @@ impl Handler {
             .iter()
             .filter(|n| n.spec.set == set && n.is_alive())
         {
+            if calls.len() >= limit {
+                break;
+            }
             let Ok(reply) = self.forward(node, body).await else {
                 continue;
             };
@@ -282,6 +286,7 @@ impl Handler {
                 );
             }
         }
+        calls.truncate(limit);
         let mut d = Dict::new();
         d.insert("calls", Value::List(calls));
         d.insert("result", "ok");
@@ -326,6 +331,19 @@ impl Handler {
         d.insert("result", "ok");
         encode(format, &d)
     }
+}
+
+/// How many call-ids a `list` returns in all, as one rtpengine would: its `limit`, a
+/// number or digits, or 32 when there is none. Any other limit caps nothing here; the
+/// nodes read it their way (below 0 they refuse it).
+fn list_limit(request: &Dict<'_>) -> usize {
+    let limit = match request.get("limit") {
+        None => Some(32),
+        Some(v) => v.as_int().or_else(|| v.as_str()?.parse().ok()),
+    };
+    limit
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(usize::MAX)
 }
 
 /// `query` for a call by its call-id as it came, UTF-8 or not.
