@@ -1,4 +1,3 @@
-use clap::Parser;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +13,7 @@ async fn main() -> std::process::ExitCode {
     } else {
         logs.json().init();
     }
-    match warp_rtpengine::cli::run(warp_rtpengine::cli::Cli::parse()).await {
+    match warp_rtpengine::cli::run(warp_rtpengine::cli::Cli::from_command_line()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -148,6 +148,46 @@ fn our_cli_and_sipwise_client_share_calls_with_real_rtp() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("rtpengine error"));
 }
 
+/// `proxy` takes none of the options for talking to one ng endpoint: its help does not
+/// show them, and given before or after its name they are refused, not ignored.
+#[test]
+fn proxy_neither_offers_nor_takes_the_client_options() {
+    let help = Command::new(BIN)
+        .args(["proxy", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--node-timeout-ms"), "{help}");
+    for option in ["--ng", "--json", "--timeout-ms", "--retries"] {
+        assert!(!help.contains(&format!("{option} ")), "{option} in {help}");
+    }
+    let proxy = ["--listen", "127.0.0.1:0", "--node", "127.0.0.1:9"];
+    for (given, option) in [
+        (["proxy", "--timeout-ms", "500"], "--timeout-ms"),
+        (["--ng", "127.0.0.1:9", "proxy"], "--ng"),
+    ] {
+        let mut child = Command::new(BIN)
+            .args(given)
+            .args(proxy)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A binary that took the option would run the proxy: it gets two seconds.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{given:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{option} is for talking to one ng endpoint")),
+            "{given:?}: {stderr}"
+        );
+    }
+}
+
 struct Running(Child);
 
 impl Drop for Running {

@@ -12,7 +12,8 @@ use crate::proxy::config::{ListenSpec, NodeSpec, ProxyConfig};
 use crate::proxy::handler::{CMD_DRAIN, CMD_NODES, CMD_UNDRAIN};
 use crate::{json, Client, Endpoint, Options};
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,55 @@ pub struct Cli {
     retries: u32,
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// The global options for talking to one ng endpoint, by id: `proxy` talks to its nodes
+/// with options of its own.
+const CLIENT_OPTIONS: [&str; 4] = ["ng", "json", "timeout_ms", "retries"];
+
+impl Cli {
+    /// The command line, or clap's usage error and exit.
+    pub fn from_command_line() -> Cli {
+        Cli::try_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// As `Parser::try_parse_from`, except that `proxy` neither shows the options for
+    /// talking to one endpoint in its help nor takes them (before or after its name)
+    /// only to ignore them. From the environment they stay unnoticed: a shell set up for
+    /// the client may start the proxy.
+    pub fn try_from_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Cli::command();
+        // clap gives a subcommand only the global options it lacks: hidden copies of its
+        // own keep them out of proxy's help, yet parsed, to be refused below.
+        let hidden: Vec<_> = command
+            .get_arguments()
+            .filter(|a| CLIENT_OPTIONS.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().global(false).hide(true))
+            .collect();
+        let mut command = command.mut_subcommand("proxy", |proxy| proxy.args(hidden));
+        let matches = command.try_get_matches_from_mut(args)?;
+        if let Some(("proxy", proxy)) = matches.subcommand() {
+            let given = CLIENT_OPTIONS
+                .iter()
+                .find(|id| proxy.value_source(id) == Some(ValueSource::CommandLine));
+            if let Some(id) = given {
+                return Err(command.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{} is for talking to one ng endpoint and does not apply to \
+                         proxy, whose nodes are set by --node, --node-timeout-ms and \
+                         --node-retries",
+                        id.replace('_', "-")
+                    ),
+                ));
+            }
+        }
+        Cli::from_arg_matches(&matches)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -488,9 +538,9 @@ mod tests {
 
     #[test]
     fn cli_parses_the_documented_forms() {
-        Cli::try_parse_from(["warp-rtpengine", "--ng", "127.0.0.1:2223", "ping"]).unwrap();
-        Cli::try_parse_from(["warp-rtpengine", "query", "abc", "--json"]).unwrap();
-        Cli::try_parse_from([
+        Cli::try_from_args(["warp-rtpengine", "--ng", "127.0.0.1:2223", "ping"]).unwrap();
+        Cli::try_from_args(["warp-rtpengine", "query", "abc", "--json"]).unwrap();
+        Cli::try_from_args([
             "warp-rtpengine",
             "offer",
             "--call-id",
@@ -507,14 +557,14 @@ mod tests {
             "label=x",
         ])
         .unwrap();
-        Cli::try_parse_from([
+        Cli::try_from_args([
             "warp-rtpengine",
             "proxy",
             "--node",
             "a=127.0.0.1:1,weight=2",
         ])
         .unwrap();
-        assert!(Cli::try_parse_from([
+        assert!(Cli::try_from_args([
             "warp-rtpengine",
             "offer",
             "--call-id",
