@@ -58,7 +58,7 @@ impl Waiter {
     pub async fn reply(&mut self) -> Result<Vec<u8>> {
         match (&mut self.rx).await {
             Ok(reply) => reply.map_err(Error::Lost),
-            // Not reached: a sender leaves the map answered, or by this waiter's own drop.
+            // Unanswered only when a request under the same cookie took its place.
             Err(_) => Err(Error::Closed),
         }
     }
