@@ -20,7 +20,7 @@ pub struct ImportReport {
 }
 
 /// Tables replaced wholesale; none is referenced from outside this list.
-const REPLACED: &str = "rate_rows, gateways, partition_routes, customer_partitions, \
+pub(crate) const REPLACED: &str = "rate_rows, gateways, partition_routes, customer_partitions, \
     overrides, exclusions, trunk_ips, lerg_blocks, local_calling, dno, lnp";
 
 /// A keyed table: staged with COPY, then upserted, then rows missing from it deleted.

@@ -1,7 +1,7 @@
 //! PostgreSQL → Dataset: the inverse of [`import_dataset`](crate::import_dataset), and
 //! what `warp compile` reads when the source is the database.
 
-use crate::import::SCHEDULE_COLUMNS;
+use crate::import::{REPLACED, SCHEDULE_COLUMNS};
 use crate::DbError;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -46,6 +46,13 @@ type RateCols = (
 pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    // The import TRUNCATEs these, which is not MVCC-safe: a snapshot taken before it
+    // commits sees them empty afterwards, beside the old customers and vendors. LOCK
+    // takes no snapshot, so it goes first: an import in progress is waited for, and
+    // one that starts now waits for this load.
+    sqlx::query(&format!("LOCK TABLE {REPLACED} IN ACCESS SHARE MODE"))
         .execute(&mut *tx)
         .await?;
     let c: &mut PgConnection = &mut tx;

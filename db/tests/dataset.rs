@@ -215,3 +215,55 @@ async fn a_row_the_schema_refuses_is_named_once_in_the_error() {
     assert!(err.contains("line 2, column max_cps"), "{err}");
     assert_eq!(err.matches("out of range").count(), 1, "{err}");
 }
+
+/// Waits until `n` backends wait for a lock.
+async fn lock_waiters(pool: &sqlx::PgPool, n: i64) {
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{n} backends never waited for a lock");
+}
+
+#[tokio::test]
+async fn a_load_during_an_import_sees_all_of_it_or_none_of_it() {
+    let (_pg, pool) = common::migrated_db().await;
+    warp_db::import_dataset(&pool, &generate(Scale::SMALL, 3))
+        .await
+        .unwrap();
+    let new = generate(Scale::SMALL, 4);
+    // Holds the import after its TRUNCATE, at the rate plans' upsert; a load started
+    // then waits for the import's locks and reads after it commits.
+    let mut gate = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE rate_plans IN SHARE MODE")
+        .execute(&mut *gate)
+        .await
+        .unwrap();
+    let import = warp_db::import_dataset(&pool, &new);
+    let load = async {
+        lock_waiters(&pool, 1).await;
+        warp_db::load_dataset(&pool).await
+    };
+    let release = async {
+        lock_waiters(&pool, 2).await;
+        gate.commit().await.unwrap();
+    };
+    let (imported, loaded, ()) = tokio::join!(import, load, release);
+    imported.unwrap();
+    let seen = loaded.unwrap();
+    assert!(
+        sorted(seen.clone()) == sorted(new),
+        "the load saw half an import: {} LERG rows, {} vendor rates, {} customers",
+        seen.lerg.len(),
+        seen.vendor_rates.len(),
+        seen.customers.len()
+    );
+}
