@@ -1,7 +1,7 @@
 //! A throwaway redis-server on 127.0.0.1 at a free port, no persistence, stopped on
 //! drop.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -14,37 +14,57 @@ pub struct Redis {
     child: Option<Child>,
 }
 
+const START_ATTEMPTS: usize = 5;
+
 impl Redis {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> io::Result<Self> {
-        let port = crate::free_tcp_port()?;
-        let mut redis = Redis {
-            url: format!("redis://127.0.0.1:{port}/"),
-            port,
-            child: None,
-        };
-        redis.restart()?;
-        Ok(redis)
+        // A port picked free can be taken before redis-server binds it: retry on another.
+        let mut last = None;
+        for _ in 0..START_ATTEMPTS {
+            let port = crate::free_tcp_port()?;
+            let mut redis = Redis {
+                url: format!("redis://127.0.0.1:{port}/"),
+                port,
+                child: None,
+            };
+            match redis.restart() {
+                Ok(()) => return Ok(redis),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("redis-server did not start")))
     }
 
     /// Starts the server again on its port, empty, after [`Redis::stop`] (a test of what
-    /// happens when Redis comes back).
+    /// happens when Redis comes back). Fails if the port was taken meanwhile.
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
         // Owned at once, so a failed start still stops the process.
-        self.child = Some(
+        let child = self.child.insert(
             Command::new("redis-server")
                 .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .stdout(Stdio::null())
                 .spawn()?,
         );
+        let pid = child.id();
         for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // A connect alone may reach whatever took the port (even another
+            // redis-server) while ours fails to bind it and exits.
+            if answers_as(self.port, pid) {
                 return Ok(());
+            }
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Err(io::Error::other(format!(
+                    "redis-server exited ({status}): is port {} taken?",
+                    self.port
+                )));
             }
             sleep(Duration::from_millis(25));
         }
+        self.stop();
         Err(io::Error::other("redis-server did not start"))
     }
 
@@ -57,8 +77,54 @@ impl Redis {
     }
 }
 
+/// Whether the server on `port` is redis-server process `pid`, by its `INFO server`.
+fn answers_as(port: u16, pid: u32) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if s.set_read_timeout(Some(Duration::from_millis(500)))
+        .is_err()
+        || s.write_all(b"INFO server\r\n").is_err()
+    {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0; 4096];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some((_, rest)) = text.split_once("process_id:") {
+            if let Some((id, _)) = rest.split_once("\r\n") {
+                return id == pid.to_string();
+            }
+        }
+    }
+    false
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn restart_fails_when_the_port_was_taken_meanwhile() {
+        let mut redis = Redis::start().unwrap();
+        redis.stop();
+        let thief = TcpListener::bind(("127.0.0.1", redis.port)).unwrap();
+        let err = redis.restart().unwrap_err();
+        assert!(err.to_string().contains("exited"), "{err}");
+        assert!(
+            redis.child.is_none(),
+            "the failed redis-server is not left behind"
+        );
+        drop(thief);
+        redis.restart().unwrap();
     }
 }
