@@ -64,9 +64,14 @@ WITH c AS (
     WHERE (o.ban = c.ban OR o.ban IS NULL) AND o.prefix = ANY($5)
       AND schedule_applies(o.valid_from, o.valid_to, o.tz, o.days, o.start_minute, o.end_minute, $8)
     ORDER BY length(o.prefix) DESC, o.ban IS NULL, o.id LIMIT 1
+), excluded AS (
+    SELECT x.vendor_id FROM exclusions x, c
+    WHERE x.vendor_id IS NOT NULL AND (x.ban IS NULL OR x.ban = c.ban) AND x.prefix = ANY($5)
 ), cand AS (
+    -- An override forces its vendor first, but not past an exclusion of it.
     SELECT f.vendor_id, true AS forced
     FROM forced f JOIN vendors v ON v.id = f.vendor_id AND v.enabled
+    WHERE f.vendor_id NOT IN (SELECT vendor_id FROM excluded)
     UNION
     SELECT pr.vendor_id, false
     FROM c
@@ -75,9 +80,7 @@ WITH c AS (
     JOIN partition_routes pr ON pr.partition_id = cp.partition_id AND pr.enabled
     JOIN vendors v ON v.id = pr.vendor_id AND v.enabled
     WHERE pr.vendor_id NOT IN (SELECT vendor_id FROM forced)
-      AND NOT EXISTS (
-        SELECT 1 FROM exclusions x
-        WHERE x.vendor_id = pr.vendor_id AND (x.ban IS NULL OR x.ban = c.ban) AND x.prefix = ANY($5))
+      AND pr.vendor_id NOT IN (SELECT vendor_id FROM excluded)
 ), priced AS (
     SELECT cand.vendor_id, cand.forced, v.priority, z.zone, CASE z.zone
             WHEN 'INTERSTATE' THEN r.interstate WHEN 'INTRASTATE' THEN r.intrastate
