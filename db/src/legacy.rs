@@ -34,14 +34,19 @@ WITH c AS (
     FROM (SELECT CASE WHEN $7 THEN coalesce((SELECT lrn FROM lnp WHERE number = $3 LIMIT 1), $4, $3)
                  ELSE $3 END AS lrn) l
 ), term AS (
-    SELECT b.ocn, b.lata, b.state, b.rate_center FROM n, LATERAL (
+    -- Rate centres compared by key, as rate_center_key (ASCII upper case) makes them
+    -- for the snapshot and for local_calling; back in the default collation so
+    -- local_calling's indexes still serve.
+    SELECT b.ocn, b.lata, b.state, upper(b.rate_center COLLATE "C") COLLATE "default" AS rate_center
+    FROM n, LATERAL (
         SELECT * FROM lerg_blocks
         WHERE npa_nxx = substr(n.lrn, 2, 6)::int
           AND (block = substr(n.lrn, 8, 1)::int OR block IS NULL)
         ORDER BY block NULLS LAST LIMIT 1) b
     WHERE $7
 ), orig AS (
-    SELECT b.state, b.rate_center FROM lerg_blocks b
+    SELECT b.state, upper(b.rate_center COLLATE "C") COLLATE "default" AS rate_center
+    FROM lerg_blocks b
     WHERE length($2) = 11 AND left($2, 1) = '1'
       AND b.npa_nxx = substr($2, 2, 6)::int
       AND (b.block = substr($2, 8, 1)::int OR b.block IS NULL)

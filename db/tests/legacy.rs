@@ -5,7 +5,7 @@ mod common;
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
-use warp_core::model::{Exclusion, Override};
+use warp_core::model::{rate_center_key, Exclusion, Override};
 use warp_core::number::Prefix;
 use warp_core::schedule::Schedule;
 use warp_core::snapshot::{compile, Snapshot};
@@ -188,4 +188,51 @@ async fn an_override_does_not_force_a_vendor_excluded_for_the_destination() {
         got, want,
         "{ban} {ani} -> {dnis}: {vendor} forced and excluded"
     );
+}
+
+#[tokio::test]
+async fn legacy_query_finds_local_calls_whatever_the_case_of_rate_centres() {
+    let (_pg, pool) = common::migrated_db().await;
+    let mut d = generate(Scale::SMALL, 11);
+    // Every other code spells its rate centre in lower case: one rate centre, two
+    // spellings, and the local calling table's keys are upper case.
+    for (i, b) in d.lerg.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            b.rate_center = b.rate_center.to_lowercase();
+        }
+    }
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    let snap = Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap();
+    // A number in each code that is not split into thousands blocks, by rate centre.
+    let mut numbers: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for b in &d.lerg {
+        let pooled = d
+            .lerg
+            .iter()
+            .any(|x| x.npa_nxx == b.npa_nxx && x.block.is_some());
+        if b.block.is_none() && !pooled {
+            numbers
+                .entry(rate_center_key(&b.state, &b.rate_center))
+                .or_default()
+                .push(format!("+1{}5123", b.npa_nxx));
+        }
+    }
+    let same = numbers
+        .values()
+        .filter(|n| n.len() > 1)
+        .map(|n| (&n[0], &n[1]));
+    let pairs = d
+        .local_calling
+        .iter()
+        .filter_map(|p| Some((numbers.get(&p.a)?.first()?, numbers.get(&p.b)?.first()?)));
+    let (mut local, at) = (0, times()[0]);
+    for (ani, dnis) in same.take(20).chain(pairs.take(20)) {
+        for c in &d.customers {
+            let want = snapshot_routes(&snap, &c.ban, ani, dnis, at);
+            local += want.iter().filter(|r| r.2 == "LOCAL").count();
+            let got = legacy_routes(&pool, &c.ban, ani, dnis, at).await;
+            assert_eq!(got, want, "{} {ani} -> {dnis}", c.ban);
+        }
+    }
+    assert!(local > 0, "no local call routed");
 }
