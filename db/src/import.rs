@@ -342,9 +342,9 @@ async fn drop_secondary_indexes(
     tables: &[&str],
 ) -> Result<Vec<String>, DbError> {
     let found: Vec<(String, String)> = sqlx::query_as(
-        "SELECT i.relname::text, pg_get_indexdef(x.indexrelid)
+        // regclass text: the name quoted (and qualified) as DROP INDEX needs it.
+        "SELECT x.indexrelid::regclass::text, pg_get_indexdef(x.indexrelid)
          FROM pg_index x
-         JOIN pg_class i ON i.oid = x.indexrelid
          JOIN pg_class t ON t.oid = x.indrelid
          WHERE t.relname = ANY($1) AND t.relnamespace = 'public'::regnamespace
            AND NOT x.indisunique AND NOT x.indisprimary",

@@ -267,3 +267,22 @@ async fn a_load_during_an_import_sees_all_of_it_or_none_of_it() {
         seen.customers.len()
     );
 }
+
+#[tokio::test]
+async fn an_import_rebuilds_an_index_whose_name_needs_quoting() {
+    let (_pg, pool) = common::migrated_db().await;
+    // An operator's own index on a bulk table, which the import drops and rebuilds.
+    sqlx::raw_sql(r#"CREATE INDEX "Rate rows by LATA" ON rate_rows (lata)"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    warp_db::import_dataset(&pool, &generate(Scale::SMALL, 3))
+        .await
+        .unwrap();
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'Rate rows by LATA'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, 1);
+}
