@@ -416,19 +416,12 @@ fn round(k: &Kamailio, cpus: &Cpus, dir: &Path, calls: usize, in_flight: usize) 
 
 /// Kamailio's processes (`core.psx`): all of them, and the SIP workers ("receiver").
 fn processes(k: &Kamailio) -> (Vec<u32>, Vec<u32>) {
-    let ps = k.kamcmd(&["core.psx"]).unwrap_or_default();
-    let mut pid = None;
-    let (mut all, mut workers) = (Vec::new(), Vec::new());
-    for line in ps.lines().map(str::trim) {
-        if let Some(p) = line.strip_prefix("PID:") {
-            pid = p.trim().parse::<u32>().ok();
-            all.extend(pid);
-        }
-        if line.starts_with("DSC:") && line.contains("receiver") {
-            workers.extend(pid);
-        }
-    }
-    (all, workers)
+    let ps = k.processes();
+    let workers = ps.iter().filter(|(_, what)| what.contains("receiver"));
+    (
+        ps.iter().map(|&(pid, _)| pid).collect(),
+        workers.map(|&(pid, _)| pid).collect(),
+    )
 }
 
 /// CPU time (ns, user + system) the processes `pids` have used so far, all their

@@ -28,6 +28,24 @@ pub fn free_tcp_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// How many free ports a daemon is tried on before its start is given up.
+const START_ATTEMPTS: usize = 5;
+
+/// `start` on a port picked free, again on another when it fails: a port picked free
+/// can be taken before the daemon binds it. The last failure when none worked.
+pub(crate) fn start_on_a_free_port<T>(
+    mut start: impl FnMut(u16) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for _ in 0..START_ATTEMPTS {
+        match start(free_tcp_port()?) {
+            Ok(started) => return Ok(started),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free port to start on")))
+}
+
 /// `size` ports (at most 100) below the ephemeral range: a different block for each
 /// call in this process, offset by pid so test binaries run side by side by hand rarely
 /// share one.

@@ -17,8 +17,6 @@ pub struct Postgres {
     _dir: tempfile::TempDir,
 }
 
-const START_ATTEMPTS: usize = 5;
-
 impl Postgres {
     /// Creates and starts a cluster (about a second).
     pub fn start() -> io::Result<Self> {
@@ -53,20 +51,10 @@ impl Postgres {
                 "--no-sync".as_ref(),
             ],
         )?;
-        // A port picked free can be taken before postgres binds it: retry on another.
-        let mut last = None;
-        for _ in 0..START_ATTEMPTS {
-            let port = crate::free_tcp_port()?;
-            match pg.start_on(port) {
-                Ok(()) => {
-                    pg.port = port;
-                    pg.url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-                    return Ok(pg);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("postgres did not start")))
+        let port = crate::ports::start_on_a_free_port(|port| pg.start_on(port).map(|()| port))?;
+        pg.port = port;
+        pg.url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        Ok(pg)
     }
 
     /// Creates database `name` and returns its URL.

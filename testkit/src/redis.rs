@@ -14,26 +14,17 @@ pub struct Redis {
     child: Option<Child>,
 }
 
-const START_ATTEMPTS: usize = 5;
-
 impl Redis {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> io::Result<Self> {
-        // A port picked free can be taken before redis-server binds it: retry on another.
-        let mut last = None;
-        for _ in 0..START_ATTEMPTS {
-            let port = crate::free_tcp_port()?;
+        crate::ports::start_on_a_free_port(|port| {
             let mut redis = Redis {
                 url: format!("redis://127.0.0.1:{port}/"),
                 port,
                 child: None,
             };
-            match redis.restart() {
-                Ok(()) => return Ok(redis),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("redis-server did not start")))
+            redis.restart().map(|()| redis)
+        })
     }
 
     /// Starts the server again on its port, empty, after [`Redis::stop`] (a test of what
