@@ -108,22 +108,29 @@ pub fn start_heartbeat() {
 }
 
 /// Keeps the node alive and sets its field of every trunk it counted in Redis to the
-/// calls it has in progress there.
+/// calls it has in progress there; a trunk with none loses its field, after which its
+/// slot may be reclaimed (see [`limits::settle`]).
 fn beat() {
     guard::fault_point("cluster_heartbeat");
     let node = node();
     let ttl = NODE_TTL.to_string();
     let alive = format!("warp:node:{node}");
-    let counts: Vec<(String, String)> = limits::clustered()
+    let counts: Vec<(usize, String, String)> = limits::clustered()
         .into_iter()
-        .map(|(key, active)| (hash(key), active.to_string()))
+        .map(|(slot, key, active)| (slot, hash(key), active.to_string()))
         .collect();
     let mut commands: Vec<Vec<&[u8]>> =
         vec![vec![b"SET", alive.as_bytes(), b"1", b"EX", ttl.as_bytes()]];
-    commands.extend(
-        counts
-            .iter()
-            .map(|(key, n)| vec![&b"HSET"[..], key.as_bytes(), node.as_bytes(), n.as_bytes()]),
-    );
-    BEATS.with(params::config().cluster_timeout, |c| c.all(&commands));
+    commands.extend(counts.iter().map(|(_, key, n)| match n.as_str() {
+        "0" => vec![&b"HDEL"[..], key.as_bytes(), node.as_bytes()],
+        n => vec![&b"HSET"[..], key.as_bytes(), node.as_bytes(), n.as_bytes()],
+    }));
+    if BEATS
+        .with(params::config().cluster_timeout, |c| c.all(&commands))
+        .is_some()
+    {
+        (counts.iter())
+            .filter(|(_, _, n)| n == "0")
+            .for_each(|&(slot, _, _)| limits::settle(slot));
+    }
 }

@@ -8,24 +8,39 @@
 //! Slots are keyed by a hash of the trunk id rather than by the snapshot's trunk index:
 //! a call admitted under one snapshot generation is released under whatever generation
 //! is current when it ends, and indexes may differ between generations.
+//!
+//! A trunk keeps its slot while it has calls; once idle (no call in progress, its CPS
+//! window over, its cluster count settled) the slot can be reclaimed, which happens
+//! when a new trunk finds the table full: trunks come and go over a Kamailio's life,
+//! and one that came late must not be left unlimited. Finding a trunk's slot takes no
+//! lock; claiming and reclaiming take the table's, and a call holds its slot (`users`)
+//! while it is judged, so a slot never changes trunk under a call.
 
 use crate::cluster_calls;
 use crate::params;
 use crate::redis_link::Link;
 use crate::shm;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use warp_core::snapshot::TrunkView;
 
-/// Trunks one node can limit; a trunk beyond this is admitted unlimited (and logged).
+/// Trunks one node can limit at once; a trunk beyond this, while every slot is busy,
+/// is admitted unlimited (and logged).
 const SLOTS: usize = 4096;
+/// Slot keys that are not a trunk's: never used (ends a search, see [`find`]),
+/// reclaimed (a search goes on past it, a claim may take it), being reclaimed.
+const FREE: u64 = 0;
+const GONE: u64 = u64::MAX;
+const TAKING: u64 = u64::MAX - 1;
 static CLUSTER: Link = Link::new("cluster CPS counter");
 /// Seconds a cluster CPS key outlives its second.
 const CPS_KEY_TTL: u64 = 2;
 
 #[repr(C)]
 struct Slot {
-    /// FNV-1a of the trunk id, never 0; 0 = free slot.
+    /// FNV-1a of the trunk id, or [`FREE`], [`GONE`], [`TAKING`].
     key: AtomicU64,
+    /// Calls being judged on this slot right now: it is not reclaimed under them.
+    users: AtomicU64,
     /// Calls admitted and not yet released.
     active: AtomicU64,
     /// Unix second (high 32 bits) and calls admitted in it (low 32 bits).
@@ -37,32 +52,23 @@ struct Slot {
 #[repr(C)]
 struct Table {
     slots: [Slot; SLOTS],
+    /// Held to claim or reclaim slots; the unix second of the last sweep for idle ones.
+    claims: shm::Locked<u64>,
     refused_cps: AtomicU64,
     refused_concurrent: AtomicU64,
     /// Limits (a call's CPS, its concurrency: one each) judged on this node's own
     /// counts because Redis did not answer in time: while it grows, each node enforces
     /// the whole limit by itself.
     cluster_fallbacks: AtomicU64,
+    /// Calls admitted uncounted because every slot was busy with other trunks.
+    unlimited: AtomicU64,
 }
 
 static TABLE: shm::Block<Table> = shm::Block::new();
 
 /// Allocates the table; `mod_init` only.
 pub fn init() -> Result<(), String> {
-    let slot = |_| Slot {
-        key: AtomicU64::new(0),
-        active: AtomicU64::new(0),
-        window: AtomicU64::new(0),
-        clustered: AtomicBool::new(false),
-    };
-    TABLE
-        .alloc(Table {
-            slots: std::array::from_fn(slot),
-            refused_cps: AtomicU64::new(0),
-            refused_concurrent: AtomicU64::new(0),
-            cluster_fallbacks: AtomicU64::new(0),
-        })
-        .map(drop)
+    TABLE.alloc(Table::new()).map(drop)
 }
 
 /// Frees the table; `destroy` only.
@@ -70,24 +76,163 @@ pub fn destroy() {
     TABLE.free();
 }
 
+impl Table {
+    fn new() -> Table {
+        let slot = |_| Slot {
+            key: AtomicU64::new(FREE),
+            users: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            window: AtomicU64::new(0),
+            clustered: AtomicBool::new(false),
+        };
+        Table {
+            slots: std::array::from_fn(slot),
+            claims: shm::Locked::new(0),
+            refused_cps: AtomicU64::new(0),
+            refused_concurrent: AtomicU64::new(0),
+            cluster_fallbacks: AtomicU64::new(0),
+            unlimited: AtomicU64::new(0),
+        }
+    }
+
+    /// `trunk`'s slot, claimed on first use, held while the guard lives; [`Full`] when
+    /// every slot is busy with other trunks. `now`: the unix second.
+    fn hold(&self, trunk: &str, now: u64) -> Result<Held<'_>, Full> {
+        let key = key(trunk);
+        loop {
+            let Some(index) = self.find(key) else {
+                return self.claim(key, now);
+            };
+            if let Some(held) = self.try_hold(index, key) {
+                return Ok(held);
+            }
+            // Reclaimed between the search and the hold: search again.
+        }
+    }
+
+    /// Holds slot `index` if it is still `key`'s.
+    fn try_hold(&self, index: usize, key: u64) -> Option<Held<'_>> {
+        let slot = &self.slots[index];
+        // Held, then checked: a sweep marks the slot, then checks `users` (SeqCst on
+        // both sides), so either it sees this call or this call sees its mark.
+        slot.users.fetch_add(1, SeqCst);
+        let held = Held { slot, index };
+        (slot.key.load(SeqCst) == key).then_some(held)
+    }
+
+    /// The slot holding `key`, without claiming one.
+    fn find(&self, key: u64) -> Option<usize> {
+        probe(key)
+            .map(|i| (i, self.slots[i].key.load(SeqCst)))
+            .take_while(|&(_, k)| k != FREE)
+            .find_map(|(i, k)| (k == key).then_some(i))
+    }
+
+    /// Finds or claims `key`'s slot under the table's lock, and holds it; sweeps idle
+    /// slots (once a second at most) when none is left.
+    fn claim(&self, key: u64, now: u64) -> Result<Held<'_>, Full> {
+        self.claims.with(|last_sweep| {
+            let mut swept = false;
+            let index = self.place(key).or_else(|| {
+                if *last_sweep == now {
+                    return None;
+                }
+                (*last_sweep, swept) = (now, true);
+                self.sweep(now);
+                self.place(key)
+            });
+            let Some(index) = index else {
+                return Err(Full { swept });
+            };
+            let slot = &self.slots[index];
+            // Under the lock no one else claims or reclaims; searches only read keys.
+            slot.key.store(key, SeqCst);
+            slot.users.fetch_add(1, SeqCst);
+            Ok(Held { slot, index })
+        })
+    }
+
+    /// Where `key` is, else where it goes: the first reclaimed slot on its way, or the
+    /// free one that ends it; `None` when the table is full. Under the lock.
+    fn place(&self, key: u64) -> Option<usize> {
+        let mut gone = None;
+        for i in probe(key) {
+            match self.slots[i].key.load(SeqCst) {
+                k if k == key => return Some(i),
+                FREE => return gone.or(Some(i)),
+                GONE => gone = gone.or(Some(i)),
+                _ => {}
+            }
+        }
+        gone
+    }
+
+    /// Reclaims every idle slot (see [`Slot::idle`]). Under the lock.
+    fn sweep(&self, now: u64) {
+        for slot in &self.slots {
+            let key = slot.key.load(SeqCst);
+            if matches!(key, FREE | GONE | TAKING) || !slot.idle(now) {
+                continue;
+            }
+            slot.key.store(TAKING, SeqCst);
+            let unheld = slot.users.load(SeqCst) == 0 && slot.idle(now);
+            slot.key.store(if unheld { GONE } else { key }, SeqCst);
+        }
+    }
+}
+
+impl Slot {
+    /// No call in progress or being judged, no count in this second's window or the
+    /// last one, and none left for the cluster heartbeat to write (see [`settle`]).
+    fn idle(&self, now: u64) -> bool {
+        self.active.load(SeqCst) == 0
+            && !self.clustered.load(SeqCst)
+            && now.abs_diff(self.window.load(Relaxed) >> 32) > 1
+    }
+}
+
+/// The order in which slots are searched for `key` (open addressing, linear probing).
+fn probe(key: u64) -> impl Iterator<Item = usize> {
+    (0..SLOTS).map(move |i| (key as usize).wrapping_add(i) % SLOTS)
+}
+
+/// Every slot is busy with other trunks; `swept`: this call looked for idle ones (which
+/// happens once a second at most).
+struct Full {
+    swept: bool,
+}
+
+/// Counts a call its trunk's limits cannot count, and says so once a second.
+fn left_out(table: &Table, trunk: &str, full: Full) {
+    table.unlimited.fetch_add(1, Relaxed);
+    if full.swept {
+        crate::log::lm_warn!(
+            "trunk table full: {SLOTS} trunks had calls in the last seconds; {trunk} and any other trunk new to it are not limited until one is idle (limits.unlimited counts their calls)"
+        );
+    }
+}
+
+/// A trunk's slot, held against reclamation while a call is judged on it.
+struct Held<'a> {
+    slot: &'a Slot,
+    index: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.slot.users.fetch_sub(1, SeqCst);
+    }
+}
+
 fn key(trunk: &str) -> u64 {
     let hash = trunk.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    hash.max(1)
+    hash.clamp(FREE + 1, TAKING - 1)
 }
 
-/// The trunk's slot, claimed on first use (open addressing, linear probing).
-fn slot(table: &Table, trunk: &str) -> Option<usize> {
-    let key = key(trunk);
-    (0..SLOTS)
-        .map(|i| (key as usize).wrapping_add(i) % SLOTS)
-        .find(|&i| {
-            let k = &table.slots[i].key;
-            k.load(Relaxed) == key
-                || k.compare_exchange(0, key, Relaxed, Relaxed)
-                    .map_or_else(|held| held == key, |_| true)
-        })
+fn unix_second() -> u64 {
+    chrono::Utc::now().timestamp() as u64 & 0xffff_ffff
 }
 
 /// Why a call was refused: the reason phrase of the 503.
@@ -120,12 +265,18 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
     let Some(table) = TABLE.get() else {
         return Ok(None);
     };
-    let Some(i) = slot(table, trunk.id) else {
-        crate::log::lm_warn!("trunk table full ({SLOTS}): {} is not limited", trunk.id);
-        return Ok(None);
+    // Read here, not when the call arrived: a decision that waited on an LRN dip would
+    // count into a second that is over.
+    let now = unix_second();
+    let held = match table.hold(trunk.id, now) {
+        Ok(held) => held,
+        Err(full) => {
+            left_out(table, trunk.id, full);
+            return Ok(None);
+        }
     };
-    let slot = &table.slots[i];
-    let Some(counted) = count_cps(table, slot, trunk) else {
+    let (slot, i) = (held.slot, held.index);
+    let Some(counted) = count_cps(table, slot, trunk, now) else {
         table.refused_cps.fetch_add(1, Relaxed);
         return Err(Exceeded::Cps);
     };
@@ -182,14 +333,11 @@ enum Counted {
 }
 
 /// Counts the call in this second's window; `None` when that went over `max_cps`.
-fn count_cps(table: &Table, slot: &Slot, trunk: &TrunkView<'_>) -> Option<Counted> {
+fn count_cps(table: &Table, slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> Option<Counted> {
     let cps = u64::from(trunk.max_cps);
     if cps == 0 {
         return Some(Counted::Unlimited);
     }
-    // Read here, not when the call arrived: a decision that waited on an LRN dip would
-    // count into a second that is over.
-    let now = chrono::Utc::now().timestamp() as u64 & 0xffff_ffff;
     if params::config().cluster_cps {
         let key = format!("warp:cps:{}:{now}", trunk.id);
         let timeout = params::config().cluster_timeout;
@@ -245,8 +393,11 @@ fn uncount_cps(slot: &Slot, counted: Counted) {
 /// the trunk cannot be counted (no table, or the table is full).
 pub fn readmit(trunk: &str) -> Option<Admission> {
     let table = TABLE.get()?;
-    let i = slot(table, trunk)?;
-    let slot = &table.slots[i];
+    let held = table
+        .hold(trunk, unix_second())
+        .map_err(|full| left_out(table, trunk, full))
+        .ok()?;
+    let (slot, i) = (held.slot, held.index);
     // With cluster_concurrent the heartbeat writes the count under this run's node
     // name; the former run's field goes with its node key.
     let cluster = params::config().cluster_concurrent;
@@ -271,15 +422,27 @@ pub fn release(admission: Admission) {
     }
 }
 
-/// (trunk key, calls in progress) of every trunk whose calls were counted in Redis.
-pub fn clustered() -> Vec<(u64, u64)> {
+/// (slot, trunk key, calls in progress) of every trunk whose calls were counted in
+/// Redis since the heartbeat last [`settle`]d it.
+pub fn clustered() -> Vec<(usize, u64, u64)> {
     TABLE.get().map_or(Vec::new(), |t| {
-        t.slots
-            .iter()
-            .filter(|s| s.clustered.load(Relaxed))
-            .map(|s| (s.key.load(Relaxed), s.active.load(Relaxed)))
+        (t.slots.iter().enumerate())
+            .filter(|(_, s)| s.clustered.load(SeqCst))
+            .map(|(i, s)| (i, s.key.load(SeqCst), s.active.load(SeqCst)))
             .collect()
     })
+}
+
+/// The heartbeat removed the trunk of `slot` from Redis, as it had no call: the slot
+/// can be reclaimed unless one has started since. A call admitted between that check
+/// and the store is still counted in Redis and given back there at its end; only the
+/// heartbeat's repair of its count is lost, until the trunk's next admission.
+pub fn settle(slot: usize) {
+    if let Some(slot) = TABLE.get().and_then(|t| t.slots.get(slot)) {
+        if slot.active.load(SeqCst) == 0 {
+            slot.clustered.store(false, SeqCst);
+        }
+    }
 }
 
 /// `warp.stats`' `limits` counters by name.
@@ -295,6 +458,14 @@ pub fn counts() -> Vec<(&'static str, u64)> {
         ("refused_cps", t.refused_cps.load(Relaxed)),
         ("refused_concurrent", t.refused_concurrent.load(Relaxed)),
         ("cluster_fallbacks", t.cluster_fallbacks.load(Relaxed)),
+        ("unlimited", t.unlimited.load(Relaxed)),
+        (
+            "trunks",
+            t.slots
+                .iter()
+                .filter(|s| !matches!(s.key.load(Relaxed), FREE | GONE))
+                .count() as u64,
+        ),
     ]
 }
 
@@ -314,5 +485,115 @@ mod tests {
         assert!((0..3).all(|_| count_in_window(&window, second - 60, 3)));
         assert!(!count_in_window(&window, second - 60, 3));
         assert!(count_in_window(&window, second - 59, 3));
+    }
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("T{i}")).collect()
+    }
+
+    fn live_keys(table: &Table) -> Vec<u64> {
+        (table.slots.iter())
+            .map(|s| s.key.load(SeqCst))
+            .filter(|k| !matches!(*k, FREE | GONE | TAKING))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_table_gives_an_idle_trunks_slot_to_a_new_one() {
+        let table = Box::new(Table::new());
+        let now = 1_000;
+        let ids = ids(SLOTS + 1);
+        let index: Vec<usize> = (ids[..SLOTS].iter())
+            .map(|id| table.hold(id, now).ok().unwrap().index)
+            .collect();
+        // Four trunks are busy: a call in progress, calls in this second, a count the
+        // heartbeat has yet to settle, a call being judged.
+        table.slots[index[0]].active.store(1, SeqCst);
+        table.slots[index[1]].window.store(now << 32 | 1, SeqCst);
+        table.slots[index[2]].clustered.store(true, SeqCst);
+        let judged = table.hold(&ids[3], now).ok().unwrap();
+        let newcomer = table.hold(&ids[SLOTS], now + 1).ok().unwrap();
+        drop(newcomer);
+        assert_eq!(live_keys(&table).len(), 5, "the idle trunks were reclaimed");
+        for (i, id) in ids[..4].iter().enumerate() {
+            assert_eq!(table.find(key(id)), Some(index[i]), "busy {id} moved");
+        }
+        assert_eq!(judged.index, index[3]);
+        // A reclaimed trunk that calls again gets a slot of its own.
+        let back = table.hold(&ids[10], now + 1).ok().unwrap();
+        assert_eq!(table.find(key(&ids[10])), Some(back.index));
+    }
+
+    #[test]
+    fn a_table_of_busy_trunks_looks_for_idle_ones_once_a_second() {
+        let table = Box::new(Table::new());
+        let ids = ids(SLOTS + 1);
+        for id in &ids[..SLOTS] {
+            let held = table.hold(id, 10).ok().unwrap();
+            held.slot.active.store(1, SeqCst);
+        }
+        let newcomer = &ids[SLOTS];
+        assert!(matches!(
+            table.hold(newcomer, 10),
+            Err(Full { swept: true })
+        ));
+        assert!(matches!(
+            table.hold(newcomer, 10),
+            Err(Full { swept: false })
+        ));
+        let first = table.find(key(&ids[0])).unwrap();
+        table.slots[first].active.store(0, SeqCst);
+        // Idle now, but the table was swept this second already.
+        assert!(matches!(
+            table.hold(newcomer, 10),
+            Err(Full { swept: false })
+        ));
+        let held = table.hold(newcomer, 11).ok().unwrap();
+        assert_eq!(held.index, first);
+        assert_eq!(table.find(key(&ids[0])), None);
+    }
+
+    #[test]
+    fn a_trunk_past_a_reclaimed_slot_is_found_not_claimed_twice() {
+        let table = Box::new(Table::new());
+        // Three trunks whose search starts at the same slot.
+        let mut by_home: std::collections::HashMap<usize, Vec<String>> = Default::default();
+        let same_home = (0..)
+            .map(|i| format!("T{i}"))
+            .find_map(|id| {
+                let ids = by_home.entry(key(&id) as usize % SLOTS).or_default();
+                ids.push(id);
+                (ids.len() == 3).then(|| ids.clone())
+            })
+            .unwrap();
+        let [a, b, c] = [0, 1, 2].map(|i| &same_home[i]);
+        let first = table.hold(a, 5).ok().unwrap().index;
+        let second = table.hold(b, 5).ok().unwrap();
+        second.slot.active.store(1, SeqCst);
+        table.sweep(7);
+        assert_eq!(table.slots[first].key.load(SeqCst), GONE);
+        assert_eq!(table.hold(b, 7).ok().unwrap().index, second.index);
+        assert_eq!(table.hold(c, 7).ok().unwrap().index, first);
+        assert_eq!(live_keys(&table).len(), 2);
+    }
+
+    #[test]
+    fn a_sweep_takes_no_slot_held_and_a_hold_takes_no_slot_swept() {
+        let table = Box::new(Table::new());
+        let index = table.hold("T1", 1).ok().unwrap().index;
+        // Found, then held: the sweep leaves it.
+        let held = table.try_hold(index, key("T1")).unwrap();
+        table.sweep(5);
+        assert_eq!(table.slots[index].key.load(SeqCst), key("T1"));
+        drop(held);
+        // Found, then swept before the hold: the hold sees it went.
+        assert_eq!(table.find(key("T1")), Some(index));
+        table.sweep(5);
+        assert!(table.try_hold(index, key("T1")).is_none());
+        assert_eq!(
+            table.slots[index].users.load(SeqCst),
+            0,
+            "a failed hold let go"
+        );
     }
 }

@@ -1820,6 +1820,79 @@ fn calls_refused_at_the_cluster_concurrent_limit_spend_no_cluster_cps() {
     calls_refused_at_the_concurrent_limit_spend_no_cps(Some(&redis));
 }
 
+/// More trunks call over Kamailio's life than its limit table holds at once (4,096):
+/// once the crowd's calls are over, a trunk new to the table is still held to its
+/// limits, in a slot an idle trunk gave up. With `cluster_concurrent` an idle trunk
+/// gives up its slot once the heartbeat has taken its count out of Redis.
+fn a_trunk_new_to_a_full_limit_table_is_still_limited(redis: Option<&support::redis::Redis>) {
+    const CROWD: u32 = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    let data = support::dataset::Data {
+        t1_limits: (100, 1),
+        crowd: (CROWD, (10, 0)),
+        ..support::dataset::Data::default()
+    };
+    data.publish(&snap);
+    let url = redis.map(support::redis::Redis::url);
+    let mut params = vec![("snapshot", snap.to_str().unwrap())];
+    if let Some(url) = &url {
+        params.extend([
+            ("redis_url", url.as_str()),
+            ("cluster_concurrent", "1"),
+            ("cluster_timeout", CLUSTER_TIMEOUT),
+        ]);
+    }
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    for n in 0..CROWD {
+        let reply = k.request_from(&support::dataset::crowd_source(n), "INVITE", "");
+        assert_eq!(reply.code, 200, "X{n}: {}\n{}", reply.reason, k.log());
+    }
+    assert_eq!(k.rpc("warp.stats")["limits.trunks"], "4096");
+    // T1's second call in a second is over its 1 call per second: refused once T1 has
+    // a slot (with the cluster, once a heartbeat has settled the crowd's counts).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        at_next_second();
+        let replies = [k.request("INVITE", ""), k.request("INVITE", "")];
+        let codes = replies.each_ref().map(|r| r.code);
+        if codes == [200, 503] {
+            assert_eq!(replies[1].reason, "CPS Limit Exceeded");
+            break;
+        }
+        assert!(
+            codes == [200, 200] && redis.is_some() && std::time::Instant::now() < deadline,
+            "T1 is not limited: {codes:?}\n{}",
+            k.log()
+        );
+    }
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["limits.trunks"], "1", "the idle crowd kept its slots");
+    if let Some(redis) = redis {
+        let keys = redis.cli(&["KEYS", "warp:calls:*"]);
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.trim().is_empty()).collect();
+        assert!(
+            keys.len() <= 1,
+            "the crowd's counts stayed in Redis: {} keys",
+            keys.len()
+        );
+    } else {
+        assert_eq!(stats["limits.unlimited"], "0");
+    }
+}
+
+#[test]
+fn a_trunk_new_to_a_full_limit_table_takes_an_idle_trunks_slot() {
+    a_trunk_new_to_a_full_limit_table_is_still_limited(None);
+}
+
+#[test]
+fn a_trunk_new_to_a_full_cluster_limit_table_takes_a_settled_trunks_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    a_trunk_new_to_a_full_limit_table_is_still_limited(Some(&redis));
+}
+
 /// Events per call-id in call order. Processes queue their events separately (the
 /// failure in one worker, the answer in another), so the stream's order is not it.
 fn by_call(cdrs: &[serde_json::Value]) -> BTreeMap<String, Vec<serde_json::Value>> {

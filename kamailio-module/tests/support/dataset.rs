@@ -39,6 +39,13 @@ pub struct Data {
     pub uri_params: (&'static str, &'static str),
     /// T1's limits: concurrent calls, calls per second.
     pub t1_limits: (u32, u32),
+    /// How many more trunks C2 has, `X<n>` from [`crowd_source`]`(n)`, and their limits.
+    pub crowd: (u32, (u32, u32)),
+}
+
+/// The source address of trunk `X<n>` of [`Data::crowd`].
+pub fn crowd_source(n: u32) -> String {
+    format!("127.2.{}.{}", n / 250, n % 250 + 1)
 }
 
 impl Default for Data {
@@ -49,6 +56,7 @@ impl Default for Data {
             dear: (5091, "0.009"),
             uri_params: ("", ""),
             t1_limits: (100, 100),
+            crowd: (0, (0, 0)),
         }
     }
 }
@@ -136,7 +144,7 @@ impl Data {
         let dataset = Dataset {
             dno: vec![Number::parse(DNO_ANI).unwrap()],
             customers: vec![customer("C1"), customer("C2")],
-            trunks: vec![
+            trunks: [
                 trunk("T1", "C1", Ipv4Addr::LOCALHOST, "t1user", self.t1_limits),
                 trunk(
                     "T2",
@@ -145,7 +153,19 @@ impl Data {
                     "t2user",
                     (100, 100),
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain((0..self.crowd.0).map(|n| {
+                let source = crowd_source(n).parse().unwrap();
+                trunk(
+                    &format!("X{n}"),
+                    "C2",
+                    source,
+                    &format!("x{n}user"),
+                    self.crowd.1,
+                )
+            }))
+            .collect(),
             vendors: vec![
                 vendor("CHEAP", self.cheap.0, self.uri_params.0),
                 vendor("DEAR", self.dear.0, self.uri_params.1),
