@@ -360,6 +360,38 @@ async fn a_merged_list_is_no_longer_than_its_limit() {
     }
 }
 
+/// A node that refuses `list` or does not answer is not a node without calls: when no
+/// node lists its calls the reply is an error giving their reasons, and when some do,
+/// the others are named in a warning beside the calls listed.
+#[tokio::test]
+async fn a_list_no_node_answered_is_an_error_not_an_empty_list() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    direct(&a).await.send(&offer("on-a")).await.unwrap();
+    let p = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c = client_for(&p).await;
+    // Both nodes refuse a negative limit.
+    match c.send(&List { limit: Some(-1) }).await {
+        Err(Error::Rtpengine(reason)) => {
+            assert!(reason.contains("a: ") && reason.contains("b: "), "{reason}")
+        }
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    // b hangs: a's calls are listed, and b is named.
+    b.signal("-STOP");
+    let reply = c.request(&admin("list", None)).await.unwrap();
+    b.signal("-CONT");
+    assert_eq!(reply.get_str("result"), Some("ok"), "{reply:?}");
+    let calls: Vec<&str> = (reply.get_list("calls").unwrap().iter())
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert_eq!(calls, ["on-a"]);
+    let warning = reply.get_str("warning").unwrap_or_default();
+    assert!(
+        warning.contains("b: ") && !warning.contains("a: "),
+        "{warning}"
+    );
+}
+
 /// A call-id is bytes: one that is not UTF-8 is pinned and followed like any other,
 /// not handed to whichever node is next.
 #[tokio::test]

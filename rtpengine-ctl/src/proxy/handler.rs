@@ -261,35 +261,50 @@ impl Handler {
             .await;
     }
 
-    /// `list` over every live node of the set, merged, no longer than its limit.
+    /// `list` over every live node of the set, merged, no longer than its limit. The
+    /// nodes that refused or did not answer are named in a `warning`, and when none
+    /// answered the reply is an error saying why: an empty list would say the set has
+    /// no calls.
     async fn list(&self, set: u32, request: &Dict<'_>, body: &[u8], format: Format) -> Vec<u8> {
         let limit = list_limit(request);
         let mut calls = Vec::new();
-        for node in self
-            .pool
-            .nodes
-            .iter()
+        let live: Vec<&Arc<Node>> = (self.pool.nodes.iter())
             .filter(|n| n.spec.set == set && n.is_alive())
-        {
+            .collect();
+        if live.is_empty() {
+            return error_body(format, "no rtpengine node available");
+        }
+        let (mut answered, mut failures) = (false, Vec::new());
+        for node in live {
             if calls.len() >= limit {
                 break;
             }
-            let Ok(reply) = self.forward(node, body).await else {
-                continue;
+            let listed = match self.forward(node, body).await {
+                Ok(reply) => message::parse_body(&reply).and_then(|d| check_result(d.into_owned())),
+                Err(e) => Err(e),
             };
-            if let Ok(d) = message::parse_body(&reply) {
-                calls.extend(
-                    d.get_list("calls")
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|c| c.clone().into_owned()),
-                );
+            match listed {
+                Ok(d) => {
+                    answered = true;
+                    calls.extend(d.get_list("calls").unwrap_or_default().iter().cloned());
+                }
+                Err(e) => failures.push(format!("{}: {e}", node.spec.name)),
             }
+        }
+        if !answered && !failures.is_empty() {
+            let reason = format!("no node listed its calls: {}", failures.join("; "));
+            return error_body(format, &reason);
         }
         calls.truncate(limit);
         let mut d = Dict::new();
         d.insert("calls", Value::List(calls));
         d.insert("result", "ok");
+        if !failures.is_empty() {
+            d.insert(
+                "warning",
+                format!("calls of these nodes are missing: {}", failures.join("; ")),
+            );
+        }
         encode(format, &d)
     }
 
