@@ -4,6 +4,7 @@ mod common;
 
 use common::{media_port, qos_entries, rtp_packet, sdp, start_redis, Redis, Rtpengine};
 use std::net::UdpSocket;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use warp_rtpengine::bencode::{decode_dict, Dict};
 use warp_rtpengine::commands::*;
@@ -17,6 +18,7 @@ fn node(name: &str, r: &Rtpengine, weight: u32) -> NodeSpec {
 
 /// The tests' proxy: on an ephemeral loopback port, short timers, metrics served.
 fn config(nodes: Vec<NodeSpec>, redis: Option<&Redis>) -> ProxyConfig {
+    log_to_captures();
     ProxyConfig {
         listen: vec![ListenSpec {
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -697,37 +699,59 @@ async fn qos_records_a_redis_refuses_for_its_password_are_counted_and_dropped() 
     }
 }
 
-/// What the proxy logs on this test's thread (its tasks run there too).
-struct Logs {
-    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
+thread_local! {
+    /// Where the lines logged on this thread go while a [`Logs`] lives.
+    static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
 }
+
+/// Installs, once and before any proxy of this binary logs, the one subscriber every
+/// test shares: it writes to the [`Logs`] of the thread logging, if any. Subscribers
+/// set per thread instead race: a callsite first reached on a thread without one can be
+/// cached as of no interest while another thread's capture starts, and that capture
+/// then misses the line.
+fn log_to_captures() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(|| ThreadSink)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+}
+
+/// What the proxy logs on this test's thread (its tasks run there too).
+struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
     fn capture() -> Logs {
-        let buf = std::sync::Arc::<std::sync::Mutex<Vec<u8>>>::default();
-        let sink = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        Logs {
-            buf,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        log_to_captures();
+        let buf = Arc::<Mutex<Vec<u8>>>::default();
+        CAPTURE.with(|c| *c.borrow_mut() = Some(buf.clone()));
+        Logs(buf)
     }
 
     /// The lines logged since the last call.
     fn take(&self) -> String {
-        String::from_utf8_lossy(&std::mem::take(&mut *self.buf.lock().unwrap())).into_owned()
+        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
     }
 }
 
-struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+impl Drop for Logs {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
+    }
+}
 
-impl std::io::Write for Sink {
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        CAPTURE.with(|c| {
+            if let Some(buf) = &*c.borrow() {
+                buf.lock().unwrap().extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
 
