@@ -49,7 +49,8 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now: i64) -> Result<(), I
     let (Some(timestamp), Some(tag)) = (timestamp, tag) else {
         return Err(Invalid::Malformed);
     };
-    if (now - timestamp).abs() > TOLERANCE_SECS {
+    // abs_diff: a `t` near i64's ends would overflow a subtraction.
+    if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
         return Err(Invalid::Stale);
     }
     mac(secret, timestamp, body)
@@ -84,5 +85,15 @@ mod tests {
             Err(Invalid::Stale)
         );
         assert_eq!(verify("whsec_x", "v1=00", b"", 0), Err(Invalid::Malformed));
+    }
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_its_range_is_stale_not_a_panic() {
+        for t in [i64::MIN, i64::MAX] {
+            let h = format!("t={t},v1=00");
+            assert_eq!(verify("k", &h, b"", 1_700_000_000), Err(Invalid::Stale));
+        }
+        let h = format!("t={},v1=00", i64::MAX);
+        assert_eq!(verify("k", &h, b"", -1), Err(Invalid::Stale));
     }
 }
