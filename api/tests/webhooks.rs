@@ -382,6 +382,32 @@ async fn a_customer_subscription_gets_no_platform_configuration() {
     assert_eq!(types, ["webhooks.create", "trunks.update"]);
 }
 
+/// Every event type can be subscribed to by name, E911 addresses' (a digit in the
+/// entity) included.
+#[tokio::test]
+async fn an_entity_with_a_digit_in_its_name_can_be_subscribed_to() {
+    let t = api("1").await;
+    t.fixture().await;
+    let c1 = t.key("customer_admin", Some("C1")).await;
+    let (receiver, url) = receiver(0).await;
+    let (hook, secret) = subscribe(&t, &c1, &url, json!(["e911_addresses.*"])).await;
+    receiver.secret.set(secret).unwrap();
+    let r = t
+        .post(
+            "/api/v1/e911-addresses",
+            &c1,
+            json!({"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let log = settled(&t, &c1, hook, 1).await;
+    assert_eq!(log[0]["status"], "delivered", "{log:?}");
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].event_type, "e911_addresses.create");
+    assert!(seen[0].signature_ok);
+}
+
 #[tokio::test]
 async fn timeouts_and_refused_connections_are_retried_then_marked_failed() {
     let t = api("3").await;

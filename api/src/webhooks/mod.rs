@@ -114,7 +114,12 @@ fn check(url: &str, event_types: &[&str], policy: &WebhookPolicy) -> ApiResult<(
     if event_types.is_empty() {
         return Err(ApiError::invalid("event_types", "at least one event type"));
     }
-    let word = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    // Entity names are table names, digits included (`e911_addresses`).
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
     for (i, t) in event_types.iter().enumerate() {
         let ok = *t == "*"
             || t.split_once('.')
