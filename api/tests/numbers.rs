@@ -468,3 +468,72 @@ async fn an_address_in_use_for_911_is_not_deleted_even_by_a_concurrent_request()
         t.call("DELETE", &e911, &c1, None).await;
     }
 }
+
+/// A number in a path may be written `+E.164` (the form the architecture accepts for
+/// every number), percent-encoded or not; it names the row keyed by its digits.
+#[tokio::test]
+async fn a_number_in_a_path_may_carry_its_plus() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "+13035550100", "ban": "C1"}),
+    )
+    .await;
+    t.make("/api/v1/dno", json!({"number": "+13035550199"}))
+        .await;
+    let c1 = t.key("customer_admin", Some("C1")).await;
+    for path in [
+        "/api/v1/numbers/+13035550100",
+        "/api/v1/numbers/%2B13035550100",
+    ] {
+        let r = t.get(path, &c1).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        assert_eq!(r.data()["e164"], N1);
+    }
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/numbers/+13035550100",
+            &c1,
+            Some(json!({"sms_enabled": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = t
+        .call(
+            "PUT",
+            "/api/v1/numbers/+13035550100/cnam",
+            &c1,
+            Some(json!({"cnam": "ACME"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        t.get("/api/v1/numbers/+13035550100/e911", &c1).await.status,
+        StatusCode::OK
+    );
+    // Audited under the row's key, as a change sent by its digits would be.
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT entity_id FROM audit_log WHERE entity_type = 'numbers' AND action = 'update'",
+    )
+    .fetch_all(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!(ids, [N1, N1]);
+    let r = t.get("/api/v1/dno/+13035550199", ROOT).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = t
+        .call("DELETE", "/api/v1/dno/+13035550199", ROOT, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // What is no number still names nothing.
+    for path in ["/api/v1/numbers/+1", "/api/v1/numbers/+13035550100x"] {
+        let r = t.get(path, &c1).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            "{path}"
+        );
+    }
+}

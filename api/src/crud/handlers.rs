@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use utoipa::openapi::HttpMethod;
 
@@ -24,6 +25,11 @@ type Params = Path<HashMap<String, String>>;
 
 fn param<'a>(p: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     p.get(name).map(String::as_str)
+}
+
+/// The path's `{id}` as the key column holds it.
+fn key<R: Resource>(p: &HashMap<String, String>) -> Cow<'_, str> {
+    R::key(param(p, "id").unwrap_or_default())
 }
 
 /// Adds list/create on `base` and get/update/delete on `base/{id}`.
@@ -172,9 +178,9 @@ async fn read<R: Resource>(
 ) -> ApiResult<Envelope<R::Row>> {
     who.require(R::CLASS, Access::Read)?;
     let mut conn = st.pool.acquire().await?;
-    let id = param(&p, "id").unwrap_or_default();
+    let id = key::<R>(&p);
     Ok(Envelope::ok(
-        fetch::<R>(&mut conn, &who, param(&p, "parent"), id).await?,
+        fetch::<R>(&mut conn, &who, param(&p, "parent"), &id).await?,
     ))
 }
 
@@ -291,7 +297,7 @@ async fn update<R: Resource>(
 ) -> ApiResult<Envelope<R::Row>> {
     who.require(R::CLASS, Access::Write)?;
     let patch = object(&body)?;
-    let (parent, id) = (param(&p, "parent"), param(&p, "id").unwrap_or_default());
+    let (parent, id) = (param(&p, "parent"), &*key::<R>(&p));
     // A customer caller may not hand its rows to someone else; staff may move them.
     let owner = tenant_column::<R>().filter(|_| who.tenant().is_some());
     let fixed = [Some(R::KEY), R::PARENT, owner];
@@ -421,7 +427,7 @@ async fn remove<R: Resource>(
     Path(p): Params,
 ) -> ApiResult<Envelope<R::Row>> {
     who.require(R::CLASS, Access::Delete)?;
-    let (parent, id) = (param(&p, "parent"), param(&p, "id").unwrap_or_default());
+    let (parent, id) = (param(&p, "parent"), &*key::<R>(&p));
     let mut tx = st.pool.begin().await?;
     // Locked: what `check_delete` reads of the rows using it stays true until the delete.
     let row = fetch_for_update::<R>(&mut tx, &who, parent, id).await?;

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection};
+use std::borrow::Cow;
 use std::future::Future;
 use utoipa::ToSchema;
 
@@ -67,6 +68,11 @@ pub trait Resource: Send + Sync + 'static {
     type Row: for<'r> FromRow<'r, PgRow> + Serialize + ToSchema + Send + Unpin;
     /// The client-settable columns (deny_unknown_fields), also the PATCH shape.
     type Input: DeserializeOwned + Serialize + ToSchema;
+
+    /// The key a path's `{id}` names, as the key column holds it.
+    fn key(id: &str) -> Cow<'_, str> {
+        Cow::Borrowed(id)
+    }
 
     /// Normalises or checks a validated input before it is written; `given` are the
     /// fields the client sent (a PATCH re-validates stored values it must not rewrite).

@@ -1,7 +1,7 @@
 //! Customers and their technical resources: trunks (IP ACL, digest credentials) and
 //! numbers.
 
-use super::normalise_number;
+use super::{normalise_number, number_key};
 use crate::auth::roles::Class;
 use crate::crud::{Resource, Rule, Tenant};
 use crate::error::{ApiError, ApiResult};
@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::{FromRow, PgConnection};
+use std::borrow::Cow;
 use utoipa::ToSchema;
 use warp_core::model::IpNet;
 use warp_core::money;
@@ -355,6 +356,10 @@ impl Resource for PhoneNumber {
     });
     type Row = PhoneNumber;
     type Input = PhoneNumberInput;
+
+    fn key(id: &str) -> Cow<'_, str> {
+        number_key(id)
+    }
 
     fn prepare(input: &mut Map<String, Value>, given: &[String]) -> ApiResult<()> {
         normalise_number(input, "e164", given)?;

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
+use std::borrow::Cow;
 use warp_core::schedule::{WeeklyWindow, WindowError};
 use warp_core::{Number, Prefix};
 
@@ -53,6 +54,17 @@ fn check_places(obj: &Map<String, Value>, fields: &[&str], places: u32) -> ApiRe
         }
     }
     Ok(())
+}
+
+/// A number in a path as its row's key, E.164 digits. Digits are taken as they are:
+/// that is the form stored and answered (read as a number, a 10-digit international
+/// one would turn into a NANP one). Any other accepted form (`+E.164`, a `tel:` URI)
+/// is normalised; what is no number stays as it is and names nothing.
+pub fn number_key(id: &str) -> Cow<'_, str> {
+    if id.bytes().all(|b| b.is_ascii_digit()) {
+        return Cow::Borrowed(id);
+    }
+    Number::parse(id).map_or(Cow::Borrowed(id), |n| Cow::Owned(n.to_string()))
 }
 
 /// Rewrites a telephone number field (any accepted form) as E.164 digits.

@@ -22,7 +22,7 @@ pub enum Target {
 pub async fn read_number(st: &AppState, who: &Principal, id: &str) -> ApiResult<PhoneNumber> {
     who.require(PhoneNumber::CLASS, Access::Read)?;
     let mut conn = st.pool.acquire().await?;
-    fetch::<PhoneNumber>(&mut conn, who, None, id).await
+    fetch::<PhoneNumber>(&mut conn, who, None, &PhoneNumber::key(id)).await
 }
 
 pub async fn change_number(
@@ -35,8 +35,8 @@ pub async fn change_number(
     let mut tx = st.pool.begin().await?;
     // Locked: the checks below read the number's customer, which a concurrent move
     // could otherwise change before this write lands.
-    let before = fetch_for_update::<PhoneNumber>(&mut tx, who, None, id).await?;
-    let e164 = &before.e164;
+    let before = fetch_for_update::<PhoneNumber>(&mut tx, who, None, &PhoneNumber::key(id)).await?;
+    let e164 = before.e164.as_str();
     match target {
         Target::E911(address) => {
             if let Some(address) = address {
@@ -56,7 +56,7 @@ pub async fn change_number(
                 .await?
         }
     };
-    let after = fetch::<PhoneNumber>(&mut tx, who, None, id).await?;
+    let after = fetch::<PhoneNumber>(&mut tx, who, None, e164).await?;
     let change = Change {
         action: "update",
         class: PhoneNumber::CLASS,

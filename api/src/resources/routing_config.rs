@@ -1,7 +1,7 @@
 //! Routing configuration: rate plans, partitions and their vendor routes, customer ↔
 //! partition assignments, overrides, exclusions, the DNO list.
 
-use super::{check_prefix, check_schedule, normalise_number};
+use super::{check_prefix, check_schedule, normalise_number, number_key};
 use crate::auth::roles::Class;
 use crate::crud::Resource;
 use crate::error::ApiResult;
@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::FromRow;
+use std::borrow::Cow;
 use utoipa::ToSchema;
 
 #[derive(Serialize, FromRow, ToSchema)]
@@ -236,6 +237,10 @@ impl Resource for DnoNumber {
     const CLASS: Class = Class::Platform;
     type Row = DnoNumber;
     type Input = DnoNumberInput;
+
+    fn key(id: &str) -> Cow<'_, str> {
+        number_key(id)
+    }
 
     fn prepare(input: &mut Map<String, Value>, given: &[String]) -> ApiResult<()> {
         normalise_number(input, "number", given)
