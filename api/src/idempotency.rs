@@ -26,11 +26,11 @@ const ABANDONED: Duration = Duration::from_secs(300);
 const MAX_PURGE_PERIOD: Duration = Duration::from_secs(3600);
 
 pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    // Err: bytes that are not visible ASCII, which a key (a structured-field string) is.
     let key = req
         .headers()
         .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .map(|v| v.to_str().map(str::to_string));
     let Some(key) = key.filter(|_| req.method() == Method::POST) else {
         return next.run(req).await;
     };
@@ -44,15 +44,19 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
         // The handler refuses it as it would without the key.
         return next.run(req).await;
     };
-    // Kept in a primary key, whose index holds at most ~2.7 kB of it.
-    if key.len() > MAX_KEY {
-        return ApiError::bad_request(
-            "INVALID_HEADER",
-            format!("an Idempotency-Key is at most {MAX_KEY} bytes"),
-        )
-        .field("Idempotency-Key")
-        .into_response();
-    }
+    // Kept in a primary key, whose index holds at most ~2.7 kB of it. A key that is
+    // refused, not ignored: run without it, a retry would run twice.
+    let key = match key {
+        Ok(key) if key.len() <= MAX_KEY => key,
+        _ => {
+            return ApiError::bad_request(
+                "INVALID_HEADER",
+                format!("an Idempotency-Key is visible ASCII, at most {MAX_KEY} bytes"),
+            )
+            .field("Idempotency-Key")
+            .into_response()
+        }
+    };
     // Its own task, run to the end even when the client goes away (which drops this
     // future): cancelled after its change committed but before its answer was stored,
     // the request would hold its claim as running, then run again once the claim was

@@ -173,6 +173,36 @@ async fn a_repeated_post_with_an_idempotency_key_answers_once() {
     assert_eq!(count, 2);
 }
 
+/// An `Idempotency-Key` that is not header text (here UTF-8) is refused, not ignored:
+/// ignored, the retry it was sent to make safe would run the request a second time.
+#[tokio::test]
+async fn an_idempotency_key_that_is_not_ascii_is_refused_not_ignored() {
+    let t = TestApi::start().await;
+    let send = || {
+        let key = axum::http::HeaderValue::from_bytes("clé-1".as_bytes()).unwrap();
+        Request::post("/api/v1/rate-plans")
+            .header("authorization", format!("Bearer {ROOT}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(json!({"id": "retail"}).to_string()))
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let r = t.raw(send()).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::BAD_REQUEST, "INVALID_HEADER", "Idempotency-Key"),
+            "{}",
+            r.body
+        );
+    }
+    let plans: i64 = sqlx::query_scalar("SELECT count(*) FROM rate_plans")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(plans, 0);
+}
+
 /// What an idempotency record keeps and whom it answers: no secret shown once (a new
 /// key's), no stranger or revoked key (nothing claimed, nothing replayed), and the
 /// query string is part of the request.
