@@ -38,6 +38,10 @@ pub struct WebhookPolicy {
     pub allow_private: bool,
 }
 
+/// The longest idempotency TTL and webhook attempt timeout taken.
+const YEAR_SECS: u64 = 365 * 86_400;
+const HOUR_MS: u64 = 3_600_000;
+
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -52,6 +56,18 @@ impl Config {
                 v.parse()
                     .map_err(|_| anyhow::anyhow!("{k}: {v:?} is not a whole number"))
             })
+        };
+        // Bounded where PostgreSQL turns the value into an interval (out of range there,
+        // every request or delivery that uses it would fail) or where 0 means nothing.
+        let within = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            let v = number(k, default)?;
+            anyhow::ensure!(
+                range.contains(&v),
+                "{k}: {v} is not within {}..={}",
+                range.start(),
+                range.end()
+            );
+            Ok::<u64, anyhow::Error>(v)
         };
         let count = |k: &str, default: u32| -> anyhow::Result<u32> {
             let v = number(k, default.into())?;
@@ -68,9 +84,17 @@ impl Config {
             jwt_secret: get("WARP_JWT_SECRET").filter(|s| !s.is_empty()),
             publish_debounce: Duration::from_millis(number("WARP_PUBLISH_DEBOUNCE_MS", 500)?),
             rate_limit: count("WARP_RATE_LIMIT", 6000)?,
-            idempotency_ttl: Duration::from_secs(number("WARP_IDEMPOTENCY_TTL_SECS", 86_400)?),
+            idempotency_ttl: Duration::from_secs(within(
+                "WARP_IDEMPOTENCY_TTL_SECS",
+                86_400,
+                1..=YEAR_SECS,
+            )?),
             webhooks: WebhookPolicy {
-                timeout: Duration::from_millis(number("WARP_WEBHOOK_TIMEOUT_MS", 10_000)?),
+                timeout: Duration::from_millis(within(
+                    "WARP_WEBHOOK_TIMEOUT_MS",
+                    10_000,
+                    1..=HOUR_MS,
+                )?),
                 max_attempts: count("WARP_WEBHOOK_MAX_ATTEMPTS", 8)?.max(1),
                 backoff: Duration::from_millis(number("WARP_WEBHOOK_BACKOFF_MS", 10_000)?),
                 poll: Duration::from_millis(number("WARP_WEBHOOK_POLL_MS", 1_000)?.max(1)),
@@ -173,6 +197,22 @@ mod tests {
             ("WARP_RATE_LIMIT", "lots", "is not a whole number"),
             ("WARP_RATE_LIMIT", "4294967296", "is more than 4294967295"),
             ("WARP_WEBHOOK_MAX_ATTEMPTS", "99999999999", "is more than"),
+            ("WARP_WEBHOOK_TIMEOUT_MS", "0", "is not within 1..=3600000"),
+            (
+                "WARP_WEBHOOK_TIMEOUT_MS",
+                "9999999999999999",
+                "is not within",
+            ),
+            (
+                "WARP_IDEMPOTENCY_TTL_SECS",
+                "0",
+                "is not within 1..=31536000",
+            ),
+            (
+                "WARP_IDEMPOTENCY_TTL_SECS",
+                "9999999999999999",
+                "is not within",
+            ),
         ] {
             let c = Config::from_lookup(|k| match k {
                 "WARP_DATABASE_URL" => Some("postgres://x".into()),
