@@ -13,7 +13,7 @@ pub enum MoneyError {
     #[error("{0:?} is not a decimal amount")]
     Parse(String),
     #[error("{0} has more than {SCALE} decimal places")]
-    TooPrecise(Decimal),
+    TooPrecise(String),
     #[error("{0} is out of range")]
     OutOfRange(Decimal),
     #[error("{0} is negative")]
@@ -31,6 +31,11 @@ pub fn parse_amount(s: &str) -> Result<Decimal, MoneyError> {
     if whole.len() + fraction.len() == 0 || !digits(whole) || !digits(fraction) {
         return Err(MoneyError::Parse(s.to_string()));
     }
+    // Checked on the text: `Decimal` rounds a fraction past 28 digits, so
+    // `1.00000000000000000000000000001` would parse as 1 and pass `to_nanos`.
+    if fraction.trim_end_matches('0').len() > SCALE as usize {
+        return Err(MoneyError::TooPrecise(t.to_string()));
+    }
     let d: Decimal = t.parse().map_err(|_| MoneyError::Parse(s.to_string()))?;
     if d.is_sign_negative() && !d.is_zero() {
         return Err(MoneyError::Negative(d));
@@ -43,7 +48,7 @@ pub fn parse_amount(s: &str) -> Result<Decimal, MoneyError> {
 pub fn to_nanos(d: Decimal) -> Result<i64, MoneyError> {
     let n = d.normalize();
     if n.scale() > SCALE {
-        return Err(MoneyError::TooPrecise(d));
+        return Err(MoneyError::TooPrecise(d.to_string()));
     }
     let mut m = n.mantissa();
     for _ in n.scale()..SCALE {
@@ -118,6 +123,22 @@ mod tests {
             );
         }
         assert_eq!(parse_amount(".5").unwrap(), dec!(0.5));
+        // Past `Decimal`'s 28 places the parser would round them away unseen.
+        for lossy in [
+            "0.0000000001",
+            "1.00000000000000000000000000001",
+            "0.000000000000000000000000000000001",
+        ] {
+            let e = parse_amount(lossy).expect_err(lossy);
+            assert_eq!(
+                e.to_string(),
+                format!("{lossy} has more than 9 decimal places")
+            );
+        }
+        assert_eq!(
+            parse_amount("0.123456789000000000000000000000000").unwrap(),
+            dec!(0.123456789)
+        );
         assert!(matches!(
             parse_amount("-0.01"),
             Err(MoneyError::Negative(_))
