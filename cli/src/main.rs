@@ -1,7 +1,7 @@
 //! `warp`: the admin CLI for data work — generate, compile, inspect and route.
 
 /// `println!` that returns the write error instead of panicking on it: a closed pipe
-/// (`warp inspect x.snap | head -1`) then ends the command quietly in `main`.
+/// (`warp inspect x.snap | head -1`) then ends the command in `main`.
 macro_rules! outln {
     ($($arg:tt)*) => {
         {
@@ -79,13 +79,18 @@ enum Cmd {
     BenchRoute(bench::BenchArgs),
 }
 
+/// Exit status when stdout's reader has gone (`warp route … | head -1`): 128 + SIGPIPE,
+/// what a shell reports for `cat` in the same place. No message, since the reader chose
+/// to stop; but not 0, since part of the output was never delivered and a script under
+/// `set -o pipefail` must not take the command for a success.
+const CLOSED_PIPE_STATUS: i32 = 141;
+
 fn main() {
     if let Err(e) = run(Cli::parse()) {
-        // A closed pipe (`warp route … | head`) is the reader's choice, not an error.
         if e.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
         {
-            return;
+            std::process::exit(CLOSED_PIPE_STATUS);
         }
         eprintln!("warp: {}", said_once(&e));
         std::process::exit(1);

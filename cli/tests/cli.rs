@@ -13,17 +13,28 @@ fn warp(args: &[&str]) -> Output {
         .expect("warp runs")
 }
 
-/// Runs warp with stdout into a pipe whose reader is gone, as `warp … | true` does by
-/// the time warp writes: the write fails with EPIPE.
+/// Runs warp with stdout into a pipe whose reader is gone, as `warp … | head -1` has
+/// once head exits: every write fails with EPIPE. The reader is closed before warp
+/// starts, so no write can slip into the pipe first.
 fn warp_into_closed_pipe(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warp"))
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_warp"))
         .args(args)
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("warp runs");
-    drop(child.stdout.take());
-    child.wait_with_output().expect("warp exits")
+        .output()
+        .expect("warp runs")
+}
+
+/// What warp does when its output cannot be delivered: quiet, but never success.
+fn assert_closed_pipe_exit(what: &str, out: &Output) {
+    assert!(
+        out.status.code() == Some(141) && out.stderr.is_empty(),
+        "{what}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn ok(args: &[&str]) -> String {
@@ -162,14 +173,15 @@ fn generate_compile_inspect_and_route() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.snap"));
 }
 
+/// Exit 141 (128 + SIGPIPE), as a shell reports for `cat` in the same pipe, so that
+/// `set -o pipefail` sees the output was cut short.
 #[test]
-fn a_closed_stdout_ends_each_command_quietly() {
+fn a_closed_stdout_ends_each_command_quietly_but_not_successfully() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let snap = dir.path().join("routing.snap");
     let calls = data.join("sample_calls.csv");
     // In order: each command's work is done before it prints, so later ones use it.
-    let mut failed = Vec::new();
     for args in [
         &["gen-data", "--out", p(&data), "--calls", "5"][..],
         &["compile", "--from", p(&data), "--out", p(&snap)],
@@ -186,13 +198,19 @@ fn a_closed_stdout_ends_each_command_quietly() {
             "10",
         ],
     ] {
-        let out = warp_into_closed_pipe(args);
-        if !out.status.success() || !out.stderr.is_empty() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            failed.push(format!("warp {}: {}: {err}", args[0], out.status));
-        }
+        assert_closed_pipe_exit(args[0], &warp_into_closed_pipe(args));
     }
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    // Any other failed write is an error said as such.
+    let full = Command::new(env!("CARGO_BIN_EXE_warp"))
+        .args(["inspect", p(&snap)])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(full.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&full.stderr),
+        "warp: No space left on device (os error 28)\n"
+    );
 }
 
 /// Each cause said once, though the dataset's error repeats its I/O error.
@@ -256,12 +274,7 @@ fn import_to_postgres_and_compile_from_it() {
     let imported = ok(&["import", "--db", &pg.url, "--from", p(&data)]);
     assert!(imported.contains("rate_rows"), "{imported}");
     let quiet = warp_into_closed_pipe(&["import", "--db", &pg.url, "--from", p(&data)]);
-    assert!(
-        quiet.status.success() && quiet.stderr.is_empty(),
-        "{}: {}",
-        quiet.status,
-        String::from_utf8_lossy(&quiet.stderr)
-    );
+    assert_closed_pipe_exit("import", &quiet);
 
     let from_csv = dir.path().join("csv.snap");
     let from_db = dir.path().join("db.snap");
