@@ -92,7 +92,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let (anon0, _) = rss()?;
     let t = Instant::now();
-    let snap = Snapshot::open(&a.snapshot)?;
+    let snap = crate::in_snapshot(&a.snapshot, Snapshot::open(&a.snapshot))?;
     let open = t.elapsed();
     let at = Utc::now();
     let mut lat = Vec::with_capacity(a.iterations);

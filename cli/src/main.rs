@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use warp_core::dataset;
-use warp_core::snapshot::{self, Snapshot};
+use warp_core::snapshot::{self, OpenError, Snapshot};
 
 #[derive(Parser)]
 #[command(
@@ -204,11 +204,21 @@ fn next_generation(out: &Path) -> Result<u64> {
         .with_context(|| format!("{} has the last generation, {current}", out.display()))
 }
 
+/// Names `path` in an error from opening or verifying it: the errors about the file
+/// itself already do, the others (bad magic, checksum, …) say what is wrong but not with
+/// which file, and `route` takes one from `$WARP_SNAPSHOT` or a default path.
+fn in_snapshot<T>(path: &Path, r: Result<T, OpenError>) -> Result<T> {
+    r.map_err(|e| match e {
+        OpenError::Io { .. } | OpenError::Directory { .. } | OpenError::Empty { .. } => e.into(),
+        e => anyhow::Error::new(e).context(path.display().to_string()),
+    })
+}
+
 fn inspect(file: &Path, json: bool) -> Result<()> {
     let t = Instant::now();
-    let s = Snapshot::open(file)?;
+    let s = in_snapshot(file, Snapshot::open(file))?;
     let opened = t.elapsed();
-    s.verify()?;
+    in_snapshot(file, s.verify())?;
     let sum = s.summary();
     if json {
         outln!("{}", serde_json::to_string_pretty(&sum)?)?;

@@ -39,7 +39,7 @@ pub struct RouteArgs {
 }
 
 pub fn run(a: RouteArgs) -> Result<()> {
-    let snap = Snapshot::open(&a.snapshot)?;
+    let snap = crate::in_snapshot(&a.snapshot, Snapshot::open(&a.snapshot))?;
     let lrn = a
         .lrn
         .as_deref()

@@ -236,22 +236,29 @@ fn a_missing_dataset_directory_is_said_once() {
 }
 
 #[test]
-fn inspect_says_once_what_is_wrong_with_a_path_that_is_not_a_snapshot() {
+fn each_command_says_once_what_is_wrong_with_a_path_that_is_not_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.snap");
     std::fs::write(&empty, "").unwrap();
     let missing = dir.path().join("nope.snap");
+    let text = dir.path().join("text.snap");
+    std::fs::write(&text, "ban,ani,dnis\n".repeat(100)).unwrap();
     for (path, what) in [
         (dir.path(), " is a directory, not a snapshot"),
         (&empty, " is empty, not a snapshot"),
         (&missing, ": No such file or directory (os error 2)"),
+        (&text, ": not a WARP routing snapshot (bad magic)"),
     ] {
-        let out = warp(&["inspect", p(path)]);
-        assert!(!out.status.success());
-        assert_eq!(
-            String::from_utf8_lossy(&out.stderr),
-            format!("warp: {}{what}\n", path.display())
-        );
+        let want = format!("warp: {}{what}\n", path.display());
+        for args in [
+            &["inspect", p(path)][..],
+            &["route", "--snapshot", p(path), "--ban", "1", "--dnis", "1"],
+            &["bench-route", "--snapshot", p(path), "--calls", p(&text)],
+        ] {
+            let out = warp(args);
+            assert!(!out.status.success());
+            assert_eq!(String::from_utf8_lossy(&out.stderr), want, "{args:?}");
+        }
     }
 }
 
