@@ -39,7 +39,8 @@ pub struct RouteArgs {
 }
 
 pub fn run(a: RouteArgs) -> Result<()> {
-    let snap = crate::in_snapshot(&a.snapshot, Snapshot::open(&a.snapshot))?;
+    // Verified, as the SIP path loads it: a corrupt payload decodes into wrong answers.
+    let snap = crate::in_snapshot(&a.snapshot, Snapshot::open_verified(&a.snapshot))?;
     let lrn = a
         .lrn
         .as_deref()

@@ -262,6 +262,43 @@ fn each_command_says_once_what_is_wrong_with_a_path_that_is_not_a_snapshot() {
     }
 }
 
+/// `route` gives the SIP path's decision, so it reads only a snapshot the SIP path
+/// would load: one whose payload fails its checksum is refused, not routed on.
+#[test]
+fn route_refuses_a_snapshot_whose_payload_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snap = dir.path().join("routing.snap");
+    ok(&["gen-data", "--out", p(&data), "--calls", "0"]);
+    ok(&["compile", "--from", p(&data), "--out", p(&snap)]);
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5a;
+    std::fs::write(&snap, bytes).unwrap();
+    let out = warp(&[
+        "route",
+        "--snapshot",
+        p(&snap),
+        "--ban",
+        "100001",
+        "--dnis",
+        "+442079460000",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "warp: {}: snapshot data is corrupt (payload checksum mismatch)\n",
+            snap.display()
+        )
+    );
+}
+
 #[test]
 fn import_to_postgres_and_compile_from_it() {
     let pg = warp_testkit::Postgres::start().expect("postgres starts");
