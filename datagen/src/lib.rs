@@ -556,9 +556,11 @@ pub fn sample_calls(d: &Dataset, n: usize, seed: u64) -> Vec<(String, String, St
     };
     for i in 0..n {
         let ban = d.customers[rng.gen_range(0..d.customers.len())].ban.clone();
+        // The ANI's case and the DNIS's must not coincide: with `1` here, every unknown
+        // caller dialled toll-free, and no sample reached the indeterminate policy.
         let ani = match i % 20 {
             0 if !d.dno.is_empty() => format!("+{}", d.dno[rng.gen_range(0..d.dno.len())]),
-            1 => "anonymous".into(),
+            5 => "anonymous".into(),
             _ => nanp(&mut rng),
         };
         let dnis = match i % 10 {

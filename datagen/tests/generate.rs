@@ -217,3 +217,24 @@ fn every_local_pair_names_rate_centres_of_lerg_codes() {
         }
     }
 }
+
+/// The sample mixes every kind of call the docs name, an unknown caller to a domestic
+/// US number among them: what the vendors' indeterminate-zone policy decides.
+#[test]
+fn sample_calls_include_unknown_callers_to_domestic_numbers() {
+    let d = generate(Scale::SMALL, 3);
+    let domestic = |dnis: &str| {
+        Number::parse(dnis).is_ok_and(|n| n.is_nanp() && !n.is_toll_free() && !n.is_nanp_non_us())
+    };
+    let calls = sample_calls(&d, 100, 1);
+    let unknown: Vec<_> = calls
+        .iter()
+        .filter(|(_, ani, _)| ani == "anonymous")
+        .collect();
+    assert!(!unknown.is_empty());
+    assert!(
+        unknown.iter().any(|(_, _, dnis)| domestic(dnis)),
+        "unknown callers only dial {:?}",
+        unknown.iter().map(|c| &c.2).collect::<Vec<_>>()
+    );
+}
