@@ -14,6 +14,7 @@
 //! again later; its events may then reach Redis twice, as any batch cut off mid-way
 //! may (consumers dedupe on call-id + event + attempt).
 
+use crate::log::lm_err;
 use crate::redis::Connection;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -174,7 +175,9 @@ impl Spool {
     /// spool of hours takes a while to send, and the process's queue would fill up
     /// and drop its calls' events if nobody read it. Stops at the first error, of a
     /// batch or of `live`, or the first entry Redis refused (the file stays, taken by
-    /// this process, and is sent again later: at least once).
+    /// this process, and is sent again later: at least once). A file that cannot be
+    /// read or deleted is logged and left for a later replay: it says nothing about
+    /// Redis, and stopping there would hold back every file after it for good.
     pub fn replay(
         &mut self,
         conn: &mut Connection,
@@ -189,8 +192,14 @@ impl Spool {
             let Some(taken) = take(&path) else {
                 continue;
             };
-            send_file(&taken, conn, stream, batch, done, live)?;
-            fs::remove_file(&taken).map_err(|e| format!("{}: {e}", taken.display()))?;
+            let sent = match send_file(&taken, conn, stream, batch, done, live) {
+                Ok(()) => fs::remove_file(&taken).map_err(|e| format!("cannot delete it: {e}")),
+                Err(Failure::File(e)) => Err(e),
+                Err(Failure::Redis(e)) => return Err(e),
+            };
+            if let Err(e) = sent {
+                lm_err!("spooled CDR events in {}: {e}; left there", taken.display());
+            }
         }
         self.pending = false;
         Ok(())
@@ -285,6 +294,20 @@ fn take(path: &Path) -> Option<PathBuf> {
     fs::rename(path, &taken).ok().map(|()| taken)
 }
 
+/// Why a file was not sent whole.
+enum Failure {
+    /// Redis failed or refused (or `live` did).
+    Redis(String),
+    /// The file could not be read.
+    File(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Redis(e)
+    }
+}
+
 fn send_file(
     path: &Path,
     conn: &mut Connection,
@@ -292,15 +315,13 @@ fn send_file(
     batch: usize,
     done: &mut Replayed,
     live: &mut dyn FnMut(&mut Connection) -> Result<(), String>,
-) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+) -> Result<(), Failure> {
+    let unreadable = |e: std::io::Error| Failure::File(format!("cannot read it: {e}"));
+    let file = File::open(path).map_err(unreadable)?;
     let mut events = Vec::with_capacity(batch);
     let mut lines = BufReader::new(file).split(b'\n');
     loop {
-        let line = lines
-            .next()
-            .transpose()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = lines.next().transpose().map_err(unreadable)?;
         let end = line.is_none();
         // A line a crash cut short is no event (the poller could not read it), nor is
         // one cut inside a character: skipped, or the file would be retried for ever.
@@ -314,7 +335,8 @@ fn send_file(
             done.sent += (events.len() - refused.len()) as u64;
             if let Some((_, why)) = refused.first() {
                 done.refused += refused.len() as u64;
-                return Err(format!("Redis refused {} CDR events: {why}", refused.len()));
+                let why = format!("Redis refused {} CDR events: {why}", refused.len());
+                return Err(Failure::Redis(why));
             }
             events.clear();
             live(conn)?;

@@ -2319,6 +2319,50 @@ fn a_spool_file_whose_pid_another_process_has_now_is_sent() {
     assert_eq!(std::fs::read_dir(&spooled.spool).unwrap().count(), 0);
 }
 
+/// A spool entry that cannot be read (here a directory under a spool file's name; a
+/// bad sector does the same) is left and logged: the files after it are sent all the
+/// same, and Redis, which took everything, is not taken for down.
+#[test]
+fn a_spool_file_that_cannot_be_read_holds_back_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let spooled = SpoolParams::new(dir.path(), redis.url());
+    std::fs::create_dir(&spooled.spool).unwrap();
+    // Both of processes no longer alive; the unreadable one sorts first.
+    let unreadable = spooled.spool.join("cdr-99999998-1.jsonl");
+    std::fs::create_dir(&unreadable).unwrap();
+    let events: String = (0..3)
+        .map(|i| format!("{{\"event\":\"start\",\"call_id\":\"earlier-{i}\"}}\n"))
+        .collect();
+    std::fs::write(spooled.spool.join("cdr-99999999-1.jsonl"), events).unwrap();
+
+    let k = Kamailio::start(&spooled.with(&[]), Script::Native(ROUTE));
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(10));
+    assert_eq!(cdrs.len(), 3, "{}", k.log());
+    wait_for_stat(&k, "cdr.unspooled", "3");
+    let log = k.log();
+    assert!(log.contains("cdr-99999998-1.jsonl"), "{log}");
+    assert!(!log.contains("Redis not taking CDR events"), "{log}");
+    // The rest left the spool; the unreadable entry stays, taken.
+    let left: Vec<String> = std::fs::read_dir(&spooled.spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("cdr-99999998-1.jsonl."), "{left:?}");
+    // Calls go on reporting.
+    assert_eq!(k.request("INVITE", "").code, 200);
+    assert_eq!(
+        redis
+            .wait_for("warp:cdr:raw", 4, Duration::from_secs(10))
+            .len(),
+        4,
+        "{}",
+        k.log()
+    );
+    assert_eq!(k.rpc("warp.stats")["cdr.redis_errors"], "0", "{}", k.log());
+}
+
 /// An earlier run's spool is sent while calls go on: the sender sending it still takes
 /// the events of its process's calls, so none is dropped on a full buffer meanwhile,
 /// however long the spool takes to send.
