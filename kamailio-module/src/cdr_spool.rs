@@ -325,8 +325,10 @@ fn send_file(
         let end = line.is_none();
         // A line a crash cut short is no event (the poller could not read it), nor is
         // one cut inside a character: skipped, or the file would be retried for ever.
+        // Parsed, not judged by its braces: a cut just after a `}` inside a value (a
+        // Call-ID may hold one) still ends in `}`.
         match line.map(String::from_utf8) {
-            Some(Ok(l)) if l.starts_with('{') && l.ends_with('}') => events.push(l),
+            Some(Ok(l)) if is_object(&l) => events.push(l),
             Some(_) => done.corrupt += 1,
             None => {}
         }
@@ -345,4 +347,9 @@ fn send_file(
             return Ok(());
         }
     }
+}
+
+/// Whether `line` is one whole JSON object, as every event is.
+fn is_object(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object())
 }
