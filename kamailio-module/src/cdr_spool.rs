@@ -2,14 +2,17 @@
 //! thread writes the events it cannot send to a file of its own instead of holding
 //! them in memory, so neither a long outage (the `cdr_buffer` bound) nor stopping
 //! Kamailio meanwhile loses them. Once Redis answers again, the first sender to get
-//! through sends every spooled file it may take — its own, and those of processes that
-//! no longer exist (an earlier run; a process that got the pid since, as after a
+//! through sends every spooled file it may take — its own, and those no live sender
+//! writes or sends (an earlier run's; a process that got the pid since, as after a
 //! reboot, does not count) — and deletes each once Redis has all its events.
 //! A run that finds an earlier run's files starts a sender for them at once, before
 //! any call.
 //!
 //! One file per sender, `cdr-<pid>-<nanos>.jsonl`, one event per line, synced to disk
-//! after each write. A file is taken by renaming it to `<name>.<pid of the taker>`
+//! after each write, locked (`flock`) by its writer from its creation for as long as
+//! the writer has it open: a lock, unlike a start time compared with the file's,
+//! holds whatever the clock does meanwhile, and goes with the process. A file is
+//! taken by renaming it to `<name>.<pid of the taker>`
 //! (atomic: two takers cannot both win), so a file whose taker died mid-send is taken
 //! again later; its events may then reach Redis twice, as any batch cut off mid-way
 //! may (consumers dedupe on call-id + event + attempt).
@@ -18,6 +21,7 @@ use crate::log::lm_err;
 use crate::redis::Connection;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -111,14 +115,22 @@ impl Spool {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos());
-            let path = self
-                .dir
-                .join(format!("cdr-{}-{nanos}.jsonl", std::process::id()));
+            let name = format!("cdr-{}-{nanos}.jsonl", std::process::id());
+            let path = self.dir.join(&name);
+            // Locked under a name no taker looks at, so it shows up held.
+            let hidden = self.dir.join(format!(".{name}"));
+            let fail = |e: std::io::Error| format!("{}: {e}", path.display());
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .open(&hidden)
+                .map_err(fail)?;
+            let shown = flock(&file, libc::LOCK_EX | libc::LOCK_NB)
+                .and_then(|()| fs::rename(&hidden, &path));
+            if let Err(e) = shown {
+                let _ = fs::remove_file(&hidden);
+                return Err(fail(e));
+            }
             self.own = Some((path, file));
         }
         let Some((path, file)) = self.own.as_mut() else {
@@ -235,25 +247,35 @@ fn owner(path: &Path) -> Option<u32> {
     }
 }
 
-/// Whether process `pid` still holds `path`: it is alive and no younger than its hold
-/// (its file's creation, as the name gives it, or the taking rename, the file's ctime).
-/// A pid another process got since (after a reboot, most likely) holds nothing.
+/// Whether process `pid` still holds `path`: a file being written, while its writer
+/// has it locked; a taken one, while its taker is alive and no younger than the
+/// taking rename (the file's ctime). A pid another process got since (after a
+/// reboot, most likely) holds nothing.
 fn holds(pid: u32, path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        return File::open(path).is_ok_and(|f| {
+            flock(&f, libc::LOCK_SH | libc::LOCK_NB)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock)
+        });
+    }
     let Some(started) = started_ms(pid) else {
         // No process, or (unreadable) one we cannot judge: alive means holding.
         return Path::new("/proc").join(pid.to_string()).exists();
     };
-    let since = match path.extension().and_then(|e| e.to_str()) {
-        Some("jsonl") => path
-            .file_stem()
-            .and_then(|s| s.to_str()?.rsplit('-').next()?.parse::<i128>().ok())
-            .map(|nanos| (nanos / 1_000_000) as i64),
-        _ => fs::metadata(path)
-            .ok()
-            .map(|m| m.ctime() * 1000 + m.ctime_nsec() / 1_000_000),
-    };
     // The boot time /proc gives is whole seconds: allow for it.
-    since.is_none_or(|since| started <= since + 2000)
+    fs::metadata(path)
+        .ok()
+        .map(|m| m.ctime() * 1000 + m.ctime_nsec() / 1_000_000)
+        .is_none_or(|since| started <= since + 2000)
+}
+
+/// `flock(2)` on `file`; released when every handle of its open file is closed.
+fn flock(file: &File, operation: i32) -> std::io::Result<()> {
+    // SAFETY: a valid descriptor, owned by `file` for the duration of the call.
+    match unsafe { libc::flock(file.as_raw_fd(), operation) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 /// When process `pid` started (Unix ms), from `/proc`.

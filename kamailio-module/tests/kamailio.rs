@@ -2320,6 +2320,71 @@ fn a_spool_file_whose_pid_another_process_has_now_is_sent() {
     assert_eq!(std::fs::read_dir(&spooled.spool).unwrap().count(), 0);
 }
 
+/// A spool file is its writer's for as long as the writer has it open, whatever the
+/// clocks say. Here a live writer's file is named as if written long before the
+/// writer started, as after the clock stepped forward while it spooled: taken from
+/// under it, what it wrote next went to a deleted file and was lost.
+#[test]
+fn a_spool_file_its_live_writer_holds_is_not_taken_whatever_the_clock_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let spooled = SpoolParams::new(dir.path(), redis.url());
+    std::fs::create_dir(&spooled.spool).unwrap();
+    let go = dir.path().join("go");
+    // A writer as a sender is: its file open and locked; three events now, a fourth
+    // once told to.
+    let event = |i: usize| format!("'{{\"event\":\"start\",\"call_id\":\"held-{i}\"}}'");
+    let script = format!(
+        "f=\"$0/cdr-$$-1.jsonl\"; exec 9>>\"$f\"; flock -x 9; printf '%s\\n' {} {} {} >&9; \
+         while [ ! -e \"$1\" ]; do sleep 0.05; done; printf '%s\\n' {} >&9; exec sleep 60",
+        event(0),
+        event(1),
+        event(2),
+        event(3)
+    );
+    let mut writer = Command::new("sh")
+        .args(["-c", &script])
+        .arg(&spooled.spool)
+        .arg(&go)
+        .spawn()
+        .unwrap();
+    let file = spooled.spool.join(format!("cdr-{}-1.jsonl", writer.id()));
+    let lines = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lines(&file) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer wrote nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut k = Kamailio::start(&spooled.with(&[]), Script::Native(ROUTE));
+    // Long enough for the first worker's sender to try Redis and the spool.
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(&go, "").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = writer.kill();
+    let _ = writer.wait();
+    k.stop();
+
+    // The writer gone, the next run sends its file, whole.
+    let k = Kamailio::start(&spooled.with(&[]), Script::Native(ROUTE));
+    let cdrs = redis.wait_for("warp:cdr:raw", 4, Duration::from_secs(10));
+    let calls: BTreeSet<&str> = cdrs.iter().filter_map(|c| c["call_id"].as_str()).collect();
+    assert_eq!(
+        calls,
+        BTreeSet::from(["held-0", "held-1", "held-2", "held-3"]),
+        "{}",
+        k.log()
+    );
+    wait_for_stat(&k, "cdr.unspooled", "4");
+    assert_eq!(std::fs::read_dir(&spooled.spool).unwrap().count(), 0);
+}
+
 /// A spool entry that cannot be read (here a directory under a spool file's name; a
 /// bad sector does the same) is left and logged: the files after it are sent all the
 /// same, and Redis, which took everything, is not taken for down.
