@@ -82,6 +82,17 @@ CREATE TABLE IF NOT EXISTS api.webhooks (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS webhooks_ban ON api.webhooks (ban);
+-- The role whose read access bounds a subscription's events: its creator's, then its
+-- last updater's. Subscriptions made before it was kept get the least that any role
+-- able to write them may read: staff ones super_admin's (the one staff role that
+-- writes webhooks), a customer's developer's (no users.*; an update by a customer
+-- admin restores them).
+ALTER TABLE api.webhooks ADD COLUMN IF NOT EXISTS role text
+    CHECK (role IN ('super_admin', 'support', 'sales',
+                    'customer_admin', 'developer', 'billing', 'read_only'));
+UPDATE api.webhooks SET role = CASE WHEN ban IS NULL THEN 'super_admin' ELSE 'developer' END
+    WHERE role IS NULL;
+ALTER TABLE api.webhooks ALTER COLUMN role SET NOT NULL;
 
 -- One event for one subscription; attempts holds {at, status_code, error, ms} each.
 -- locked_until is the lease of the worker attempting it.

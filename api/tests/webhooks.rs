@@ -382,6 +382,120 @@ async fn a_customer_subscription_gets_no_platform_configuration() {
     assert_eq!(types, ["webhooks.create", "trunks.update"]);
 }
 
+/// The event types in a subscription's log.
+async fn logged(t: &TestApi, key: &str, webhook: i64) -> Vec<String> {
+    settled(t, key, webhook, 0)
+        .await
+        .iter()
+        .map(|d| d["event_type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A user of C1 is created and disabled by its customer admin, then its trunk changes:
+/// every delivery of all three is queued once the trunk's PATCH answers.
+async fn user_then_trunk(t: &TestApi, admin: &str, email: &str, max_cps: u32) {
+    let r = t
+        .post(
+            "/api/v1/users",
+            admin,
+            json!({"email": email, "role": "read_only", "password": "a long passphrase"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let user = format!("/api/v1/users/{}", r.data()["id"]);
+    let r = t.call("DELETE", &user, admin, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    update_trunk(t, "T-C1", max_cps).await;
+}
+
+/// A subscription receives only what the role that made it (or last changed it) may
+/// read: a developer key may subscribe, but may not read users, so it gets no
+/// `users.*` event (their emails and roles) however it subscribes.
+#[tokio::test]
+async fn a_subscription_gets_only_the_events_its_role_may_read() {
+    let t = api("1").await;
+    t.fixture().await;
+    let dev = t.key("developer", Some("C1")).await;
+    let admin = t.key("customer_admin", Some("C1")).await;
+    let (dev_seen, dev_url) = receiver(0).await;
+    let (_, admin_url) = receiver(0).await;
+    let (everything, _) = subscribe(&t, &dev, &dev_url, json!(["*"])).await;
+    let (users_only, _) = subscribe(&t, &dev, &dev_url, json!(["users.*"])).await;
+    let (admins, _) = subscribe(&t, &admin, &admin_url, json!(["users.*", "trunks.*"])).await;
+    user_then_trunk(&t, &admin, "ann@c1.example", 6).await;
+
+    let got = logged(&t, &dev, everything).await;
+    assert!(got.iter().any(|e| e == "trunks.update"), "{got:?}");
+    assert!(!got.iter().any(|e| e.starts_with("users.")), "{got:?}");
+    assert_eq!(logged(&t, &dev, users_only).await, Vec::<String>::new());
+    let leaked = dev_seen.seen().into_iter().map(|s| s.body.to_string());
+    assert!(!leaked.into_iter().any(|b| b.contains("ann@c1.example")));
+    assert_eq!(
+        logged(&t, &admin, admins).await,
+        ["users.create", "users.disable", "trunks.update"]
+    );
+
+    // Whoever changes a subscription receives through it only what they may read: a
+    // developer pointing the admin's at itself gets no users' events through it; the
+    // admin's next change gives them back.
+    let hook = format!("/api/v1/webhooks/{admins}");
+    let r = t
+        .call("PATCH", &hook, &dev, Some(json!({"url": dev_url})))
+        .await;
+    assert_eq!(r.data()["role"], "developer", "{}", r.body);
+    user_then_trunk(&t, &admin, "bob@c1.example", 7).await;
+    let r = t
+        .call("PATCH", &hook, &admin, Some(json!({"url": admin_url})))
+        .await;
+    assert_eq!(r.data()["role"], "customer_admin", "{}", r.body);
+    user_then_trunk(&t, &admin, "cy@c1.example", 8).await;
+    assert_eq!(
+        logged(&t, &admin, admins).await,
+        [
+            "users.create",
+            "users.disable",
+            "trunks.update",
+            "trunks.update",
+            "users.create",
+            "users.disable",
+            "trunks.update"
+        ]
+    );
+    let leaked = dev_seen.seen().into_iter().map(|s| s.body.to_string());
+    assert!(!leaked.into_iter().any(|b| b.contains("@c1.example")));
+}
+
+/// Subscriptions stored before their role was: staff ones get super_admin's (the one
+/// staff role that writes webhooks), a customer's developer's (the least of the
+/// customer roles that write them).
+#[tokio::test]
+async fn subscriptions_older_than_their_role_get_the_least_a_writer_may_read() {
+    let t = api("1").await;
+    t.fixture().await;
+    sqlx::raw_sql(
+        "ALTER TABLE api.webhooks DROP COLUMN role;
+         INSERT INTO api.webhooks (ban, url, event_types, secret)
+         VALUES (NULL, 'https://staff.example/', '{*}', 's'),
+                ('C1', 'https://c1.example/', '{*}', 's');",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    warp_api::schema::ensure(&t.pool).await.unwrap();
+    let roles: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT ban, role FROM api.webhooks ORDER BY id")
+            .fetch_all(&t.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        roles,
+        [
+            (None, "super_admin".to_string()),
+            (Some("C1".to_string()), "developer".to_string())
+        ]
+    );
+}
+
 /// Every event type can be subscribed to by name, E911 addresses' (a digit in the
 /// entity) included.
 #[tokio::test]
@@ -475,8 +589,8 @@ async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
     );
     // ... and at delivery, if it was registered while the operator allowed it.
     let (literal,): (i64,) = sqlx::query_as(
-        "INSERT INTO api.webhooks (url, event_types, secret)
-         VALUES ($1, ARRAY['trunks.update'], 'whsec_allowed_then') RETURNING id",
+        "INSERT INTO api.webhooks (url, event_types, secret, role)
+         VALUES ($1, ARRAY['trunks.update'], 'whsec_allowed_then', 'super_admin') RETURNING id",
     )
     .bind(&by_address)
     .fetch_one(&t.pool)

@@ -187,6 +187,7 @@ async fn read<R: Resource>(
 /// Validates `obj` as `R::Input` and returns it normalised, with only the keys given.
 fn validated<R: Resource>(
     config: &Config,
+    who: &Principal,
     obj: Map<String, Value>,
 ) -> ApiResult<Map<String, Value>> {
     let given: Vec<String> = obj.keys().cloned().collect();
@@ -196,7 +197,7 @@ fn validated<R: Resource>(
         return Err(ApiError::internal("input is not an object"));
     };
     all.retain(|k, v| given.contains(k) || !v.is_null());
-    R::prepare_in(config, &mut all, &given)?;
+    R::prepare_in(config, who, &mut all, &given)?;
     Ok(all)
 }
 
@@ -226,7 +227,7 @@ async fn create<R: Resource>(
     if let (Tenant::Column(c), Some(ban)) = (R::TENANT, who.tenant()) {
         obj.entry(c).or_insert_with(|| ban.into());
     }
-    let mut obj = validated::<R>(&st.config, obj)?;
+    let mut obj = validated::<R>(&st.config, &who, obj)?;
     obj.retain(|_, v| !v.is_null());
     let parent = param(&p, "parent");
     if let (Some(col), Some(pv)) = (R::PARENT, parent) {
@@ -330,7 +331,7 @@ async fn update<R: Resource>(
     };
     let given: Vec<String> = patch.keys().cloned().collect();
     merged.extend(patch);
-    let prepared = validated::<R>(&st.config, merged)?;
+    let prepared = validated::<R>(&st.config, &who, merged)?;
     R::check(&mut tx, parent, Some(id), &prepared).await?;
     let cols: Vec<&String> = prepared
         .keys()

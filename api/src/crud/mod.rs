@@ -9,6 +9,7 @@ pub use handlers::{fetch, fetch_for_update, mount, mount_changes, mount_reads};
 pub use sql::check_key;
 
 use crate::auth::roles::Class;
+use crate::auth::Principal;
 use crate::config::Config;
 use crate::error::ApiResult;
 use serde::de::DeserializeOwned;
@@ -81,9 +82,10 @@ pub trait Resource: Send + Sync + 'static {
     }
 
     /// [`prepare`](Resource::prepare), for a resource whose checks depend on how the API
-    /// is configured.
+    /// is configured or who writes.
     fn prepare_in(
         _config: &Config,
+        _who: &Principal,
         input: &mut Map<String, Value>,
         given: &[String],
     ) -> ApiResult<()> {

@@ -3,7 +3,8 @@
 //! deliveries are written in the change's own transaction, so an event exists exactly
 //! when its change committed. Staff subscriptions (no BAN) get every event; a
 //! customer's only the events of its own rows, and of a row staff moved between two
-//! customers only its own side (the other side is null).
+//! customers only its own side (the other side is null). Either only gets the events
+//! its role (its creator's or last updater's) may read: a developer's, no `users.*`.
 
 use crate::audit::Change;
 use crate::auth::roles::{Access, Role};
@@ -67,10 +68,15 @@ fn seen_by<'a>(row: &'a Option<Value>, ban: &str) -> &'a Option<Value> {
     }
 }
 
-/// Queues the change's event for every subscription that wants it: staff ones get it
-/// whole, a customer's its own side of it.
+/// Queues the change's event for every subscription that wants it and whose role may
+/// read it: staff ones get it whole, a customer's its own side of it.
 pub async fn emit(conn: &mut PgConnection, change: &Change<'_>) -> Result<(), sqlx::Error> {
     let event_type = format!("{}.{}", change.entity_type, change.action);
+    let readers: Vec<&str> = Role::ALL
+        .into_iter()
+        .filter(|r| r.allows(change.class, Access::Read))
+        .map(Role::as_str)
+        .collect();
     let mut bans = owners(&mut *conn, change).await?;
     // A customer's subscriptions get only what a customer may read (not the carrier's
     // routing configuration that names it: overrides, exclusions).
@@ -105,7 +111,7 @@ pub async fn emit(conn: &mut PgConnection, change: &Change<'_>) -> Result<(), sq
         sqlx::query(
             "INSERT INTO api.webhook_deliveries (webhook_id, event_id, event_type, payload)
              SELECT w.id, $1, $2, $3 FROM api.webhooks w
-             WHERE w.active AND w.ban IS NOT DISTINCT FROM $4
+             WHERE w.active AND w.ban IS NOT DISTINCT FROM $4 AND w.role = ANY ($5)
                AND ($2 = ANY (w.event_types) OR '*' = ANY (w.event_types)
                     OR split_part($2, '.', 1) || '.*' = ANY (w.event_types))",
         )
@@ -113,6 +119,7 @@ pub async fn emit(conn: &mut PgConnection, change: &Change<'_>) -> Result<(), sq
         .bind(&event_type)
         .bind(&payload)
         .bind(audience)
+        .bind(&readers)
         .execute(&mut *conn)
         .await?;
     }

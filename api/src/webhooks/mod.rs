@@ -40,6 +40,9 @@ pub struct Webhook {
     pub event_types: Vec<String>,
     pub description: String,
     pub active: bool,
+    /// The role whose read access bounds the events it receives: its creator's, then
+    /// its last updater's (a developer's gets no `users.*`).
+    pub role: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -71,7 +74,7 @@ impl Resource for Webhook {
     const KEY_TYPE: &'static str = "bigint";
     const TENANT: Tenant = Tenant::Column("ban");
     const SELECT: &'static str =
-        "r.id, r.ban, r.url, r.event_types, r.description, r.active, r.created_at";
+        "r.id, r.ban, r.url, r.event_types, r.description, r.active, r.role, r.created_at";
     const FILTERS: &'static [&'static str] = &["ban", "active"];
     const CLASS: Class = Class::Technical;
     const ROUTING: bool = false;
@@ -80,6 +83,7 @@ impl Resource for Webhook {
 
     fn prepare_in(
         config: &Config,
+        who: &Principal,
         input: &mut Map<String, Value>,
         _given: &[String],
     ) -> ApiResult<()> {
@@ -89,7 +93,11 @@ impl Resource for Webhook {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        check(url, &types, &config.webhooks)
+        check(url, &types, &config.webhooks)?;
+        // Whoever changes a subscription (its URL above all) receives through it only
+        // what they may read themselves.
+        input.insert("role".into(), who.role.as_str().into());
+        Ok(())
     }
 }
 
@@ -149,8 +157,8 @@ async fn create(
     let secret = format!("whsec_{}", hex::encode(bytes));
     let mut tx = st.pool.begin().await?;
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO api.webhooks (ban, url, event_types, description, active, secret)
-         VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, true), $6) RETURNING id",
+        "INSERT INTO api.webhooks (ban, url, event_types, description, active, secret, role)
+         VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, true), $6, $7) RETURNING id",
     )
     .bind(&ban)
     .bind(&input.url)
@@ -158,6 +166,7 @@ async fn create(
     .bind(&input.description)
     .bind(input.active)
     .bind(&secret)
+    .bind(who.role.as_str())
     .fetch_one(&mut *tx)
     .await?;
     let id = id.to_string();
