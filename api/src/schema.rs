@@ -113,6 +113,12 @@ CREATE TABLE IF NOT EXISTS api.webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due
     ON api.webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON api.webhook_deliveries (webhook_id, id);
+-- The roles that may read the event, as the matrix stood when it was queued: only
+-- they see it in the log, and it is sent only while its subscription's role is one of
+-- them. Deliveries queued before it was kept (their class unknown): super_admin alone.
+ALTER TABLE api.webhook_deliveries ADD COLUMN IF NOT EXISTS readers text[] NOT NULL
+    DEFAULT '{super_admin}';
+ALTER TABLE api.webhook_deliveries ALTER COLUMN readers DROP DEFAULT;
 
 -- Instances cache who a key or user is (auth::cache); any change to either table,
 -- however made, tells them to forget (delivered at commit).

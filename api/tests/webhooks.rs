@@ -465,6 +465,73 @@ async fn a_subscription_gets_only_the_events_its_role_may_read() {
     assert!(!leaked.into_iter().any(|b| b.contains("@c1.example")));
 }
 
+/// A delivery's payload is the changed row: its log entry is shown only to roles that
+/// may read that row, and it is sent only while its subscription's role may. A
+/// developer who re-points a customer admin's subscription at itself does not get the
+/// users' events queued before; support does not read users' events in staff logs.
+#[tokio::test]
+async fn a_delivery_is_shown_and_sent_only_to_roles_that_may_read_it() {
+    // Nothing is delivered until a second instance starts: what is queued stays pending.
+    let t = TestApi::with(|k| match k {
+        "WARP_WEBHOOK_POLL_MS" => Some("3600000".into()),
+        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
+        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
+        _ => None,
+    })
+    .await;
+    t.fixture().await;
+    let dev = t.key("developer", Some("C1")).await;
+    let admin = t.key("customer_admin", Some("C1")).await;
+    let support = t.key("support", None).await;
+    let (dev_seen, dev_url) = receiver(0).await;
+    let (_, admin_url) = receiver(0).await;
+    let (hook, _) = subscribe(&t, &admin, &admin_url, json!(["users.*"])).await;
+    let (staff_seen, staff_url) = receiver(0).await;
+    let (staff, secret) = subscribe(&t, ROOT, &staff_url, json!(["users.*"])).await;
+    staff_seen.secret.set(secret).unwrap();
+    let r = t
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"email": "ann@c1.example", "role": "read_only", "password": "a long passphrase"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let log = format!("/api/v1/webhooks/{hook}/deliveries");
+    let queued = t.get(&log, &admin).await;
+    let queued = queued.data()[0].clone();
+    assert_eq!(queued["event_type"], "users.create", "{queued}");
+    assert_eq!(t.get(&log, &dev).await.data(), &json!([]));
+    let one = t.get(&format!("{log}/{}", queued["id"]), &dev).await;
+    assert_eq!(one.status, StatusCode::NOT_FOUND, "{}", one.body);
+    let staff_log = format!("/api/v1/webhooks/{staff}/deliveries");
+    assert_eq!(t.get(&staff_log, &support).await.data(), &json!([]));
+
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{hook}"),
+            &dev,
+            Some(json!({"url": dev_url})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    t.state.webhooks.stop();
+    let mut config = t.config.clone();
+    config.webhooks.poll = Duration::from_millis(20);
+    let delivering = warp_api::start(config).await.unwrap();
+    assert_eq!(settled(&t, ROOT, staff, 1).await[0]["status"], "delivered");
+    let d = settled(&t, &admin, hook, 1).await[0].clone();
+    assert_eq!(d["status"], "failed", "{d}");
+    assert_eq!(
+        d["attempts"][0]["error"],
+        "refused: role developer may not read this event"
+    );
+    assert!(dev_seen.seen().is_empty(), "{:?}", dev_seen.seen());
+    delivering.webhooks.stop();
+}
+
 /// Subscriptions stored before their role was: staff ones get super_admin's (the one
 /// staff role that writes webhooks), a customer's developer's (the least of the
 /// customer roles that write them).

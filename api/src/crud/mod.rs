@@ -54,6 +54,8 @@ pub trait Resource: Send + Sync + 'static {
     const PARENT: Option<&'static str> = None;
     const PARENT_TYPE: &'static str = "text";
     const TENANT: Tenant = Tenant::None;
+    /// A text[] column of the roles that may read the row: others do not see it.
+    const READERS: Option<&'static str> = None;
     /// Columns selected for `Row` (alias `r`).
     const SELECT: &'static str = "r.*";
     /// Columns a list may be filtered on by equality (`?ban=X`).

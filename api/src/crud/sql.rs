@@ -78,6 +78,10 @@ pub fn visible<R: Resource>(who: &Principal, parent: Option<&str>) -> ApiResult<
             Tenant::None => return Err(ApiError::not_found(R::NAME)),
         }
     }
+    if let Some(col) = R::READERS {
+        let role = format!("{{{}}}", who.role.as_str());
+        w.cmp(&format!("r.{col}"), "@>", "text[]", role);
+    }
     Ok(w)
 }
 

@@ -2,7 +2,8 @@
 //! claims are row locks plus a lease), POSTs each signed payload, and records the
 //! attempt. A non-2xx answer, a timeout or a refused connection is retried after an
 //! exponential backoff until the policy's attempts are spent (then `failed`). Pending
-//! rows live in PostgreSQL, so a restart picks up where the last process stopped.
+//! rows live in PostgreSQL, so a restart picks up where the last process stopped. An
+//! event is sent only while its subscription's role may read it.
 
 use super::signing;
 use crate::config::WebhookPolicy;
@@ -27,6 +28,10 @@ struct Due {
     attempts: i32,
     url: String,
     secret: String,
+    /// The subscription's role, and whether it may read this event: whoever last
+    /// changed the subscription (its URL) may not be whom it was queued for.
+    role: String,
+    readable: bool,
 }
 
 /// How one attempt went.
@@ -108,7 +113,8 @@ impl Dispatcher {
                  ORDER BY d2.next_attempt_at LIMIT $2
                  FOR UPDATE OF d2 SKIP LOCKED)
              RETURNING d.id, d.event_id, d.event_type, d.payload,
-                       jsonb_array_length(d.attempts) AS attempts, w.url, w.secret",
+                       jsonb_array_length(d.attempts) AS attempts, w.url, w.secret,
+                       w.role, w.role = ANY (d.readers) AS readable",
         )
         .bind(lease)
         .bind(BATCH)
@@ -134,6 +140,13 @@ impl Dispatcher {
 
 async fn attempt(client: &reqwest::Client, d: &Due, allow_private: bool) -> Outcome {
     let started = Instant::now();
+    if !d.readable {
+        return Outcome {
+            status_code: None,
+            error: Some(format!("refused: role {} may not read this event", d.role)),
+            ms: 0,
+        };
+    }
     // Names are checked by the resolver (`PublicOnly`); addresses written in the URL
     // never reach it. (Registration refuses them too, but the operator may have
     // allowed them then.)

@@ -109,8 +109,8 @@ pub async fn emit(conn: &mut PgConnection, change: &Change<'_>) -> Result<(), sq
         };
         let payload = serde_json::to_string(&event).map_err(|e| sqlx::Error::Encode(e.into()))?;
         sqlx::query(
-            "INSERT INTO api.webhook_deliveries (webhook_id, event_id, event_type, payload)
-             SELECT w.id, $1, $2, $3 FROM api.webhooks w
+            "INSERT INTO api.webhook_deliveries (webhook_id, event_id, event_type, payload, readers)
+             SELECT w.id, $1, $2, $3, $5 FROM api.webhooks w
              WHERE w.active AND w.ban IS NOT DISTINCT FROM $4 AND w.role = ANY ($5)
                AND ($2 = ANY (w.event_types) OR '*' = ANY (w.event_types)
                     OR split_part($2, '.', 1) || '.*' = ANY (w.event_types))",

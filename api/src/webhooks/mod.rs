@@ -223,6 +223,8 @@ impl Resource for Delivery {
     const PARENT_TYPE: &'static str = "bigint";
     const TENANT: Tenant =
         Tenant::Expr("(SELECT w.ban FROM api.webhooks w WHERE w.id = r.webhook_id)");
+    // A payload is the changed row: only who may read its class sees it.
+    const READERS: Option<&'static str> = Some("readers");
     const SELECT: &'static str = "r.id, r.webhook_id, r.event_id, r.event_type, r.status,
         jsonb_array_length(r.attempts) AS attempt_count, r.attempts, r.next_attempt_at,
         r.created_at, r.payload::jsonb AS payload";
