@@ -49,13 +49,18 @@ static PERSISTED: AtomicBool = AtomicBool::new(false);
 struct Tracked {
     admission: Option<Admission>,
     released: AtomicBool,
-    /// Unix milliseconds; 0 until answered.
+    /// Unix milliseconds; 0 until answered, [`ENDED_UNANSWERED`] once it can no longer
+    /// be. Claimed by compare-and-swap by the answer and by the end, which run in any
+    /// process: an `answer` event is emitted exactly when the `end` carries its time.
     answered: AtomicI64,
     /// The call line of the call's record.
     call: shm::Text<LINE_MAX>,
     /// The record's line of the attempt in progress (the answered one once confirmed).
     hop: shm::Text<LINE_MAX>,
 }
+
+/// [`Tracked::answered`] of a call that ended before any answer.
+const ENDED_UNANSWERED: i64 = -1;
 
 /// The longest record line a tracked call holds: `warp_route()` refuses a call whose
 /// line is longer (a Call-ID of some kilobytes) rather than let it run uncounted.
@@ -424,7 +429,6 @@ fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Optio
     let (Some(call), Some(hop)) = (Call::parse(&call_line), Hop::parse(&hop_line)) else {
         return;
     };
-    let answered = Some(tracked.answered.load(SeqCst)).filter(|&t| t != 0);
     let event = |kind, answer, end, sip_code| {
         cdr::emit(&Event {
             kind,
@@ -439,10 +443,9 @@ fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Optio
     // (dlg.end_dlg run twice, a timeout's BYE crossing the caller's, an early dialog
     // ended by RPC and then failed or answered by the vendor).
     if kind & k::DLGCB_CONFIRMED_NA != 0 {
-        if tracked.released.load(SeqCst) {
+        if !answer(&tracked.answered, now) {
             return;
         }
-        tracked.answered.store(now, SeqCst);
         event(Kind::Answer, Some(now), None, sip_code.or(Some(200)));
         if PERSISTED.load(SeqCst) {
             set_dialog_var(
@@ -452,23 +455,38 @@ fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Optio
             );
         }
     } else if kind & k::DLGCB_FAILED != 0 {
-        if end(tracked) {
+        if end(tracked).is_some() {
             event(Kind::Failed, None, Some(now), sip_code);
         }
-    } else if end(tracked) {
+    } else if let Some(answered) = end(tracked) {
         // Terminated by BYE (ours or the script's `dlg_bye()`), or expired.
         event(Kind::End, answered, Some(now), Some(200));
     }
 }
 
+/// Claims a call's answer (its [`Tracked::answered`]) at `now`: `false` when it ended
+/// first or was answered already (no second `answer` event).
+fn answer(answered: &AtomicI64, now: i64) -> bool {
+    answered.compare_exchange(0, now, SeqCst, SeqCst).is_ok()
+}
+
+/// Closes a call's [`Tracked::answered`] as it ends: the answer time if an answer
+/// claimed it first. Read and closed in one step, so an answer in another process is
+/// either in the end event or never emitted.
+fn close(answered: &AtomicI64) -> Option<i64> {
+    let claimed = answered.compare_exchange(0, ENDED_UNANSWERED, SeqCst, SeqCst);
+    claimed.err().filter(|&t| t > 0)
+}
+
 /// Gives the trunk's place back, once, whichever of end, failure, expiry or
-/// destruction comes first; whether this was that once.
-fn end(tracked: &Tracked) -> bool {
-    let first = !tracked.released.swap(true, SeqCst);
-    if first {
-        release(tracked.admission);
+/// destruction comes first. `None` unless this was that once; else the answer time,
+/// if the call was answered (see [`close`]).
+fn end(tracked: &Tracked) -> Option<Option<i64>> {
+    if tracked.released.swap(true, SeqCst) {
+        return None;
     }
-    first
+    release(tracked.admission);
+    Some(close(&tracked.answered))
 }
 
 unsafe extern "C" fn tracked_free(param: *mut c_void) {
@@ -480,4 +498,32 @@ unsafe extern "C" fn tracked_free(param: *mut c_void) {
             unsafe { shm::delete(tracked) };
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_end_carries_the_answer_that_claimed_the_call_first() {
+        let answered = AtomicI64::new(0);
+        assert!(answer(&answered, 5));
+        assert!(!answer(&answered, 6), "a second answer event");
+        assert_eq!(close(&answered), Some(5));
+    }
+
+    #[test]
+    fn an_answer_after_the_end_is_not_emitted() {
+        let ended = AtomicI64::new(0);
+        assert_eq!(close(&ended), None);
+        assert!(!answer(&ended, 5));
+        assert_eq!(close(&ended), None);
+    }
+
+    #[test]
+    fn a_call_brought_back_answered_ends_with_its_answer() {
+        let restored = AtomicI64::new(1_700_000_000_000);
+        assert!(!answer(&restored, 5));
+        assert_eq!(close(&restored), Some(1_700_000_000_000));
+    }
 }
