@@ -516,3 +516,40 @@ async fn a_key_that_may_not_revoke_another_may_not_rotate_it_either() {
     let r = t.post(&format!("{path}/rotate"), &admin, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// A key may rotate itself whatever its role, as the README says: a read-only or
+/// billing key, which may neither write nor revoke keys, still replaces its own
+/// secret (through its id written any way), and no other key's.
+#[tokio::test]
+async fn a_key_of_any_role_may_rotate_itself() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    for role in ["read_only", "billing"] {
+        let issued = t
+            .make(
+                "/api/v1/api-keys",
+                json!({"name": role, "role": role, "ban": "C1"}),
+            )
+            .await;
+        let (id, old) = (issued["id"].as_i64().unwrap(), issued["secret"].clone());
+        let old = old.as_str().unwrap();
+        let peer = t.key(role, Some("C1")).await;
+        let r = t
+            .post(&format!("/api/v1/api-keys/0{id}/rotate"), old, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{role}: {}", r.body);
+        let new = r.data()["secret"].as_str().unwrap().to_string();
+        assert_eq!(
+            t.get("/api/v1/customers/C1", old).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            t.get("/api/v1/customers/C1", &new).await.status,
+            StatusCode::OK
+        );
+        let r = t
+            .post(&format!("/api/v1/api-keys/{id}/rotate"), &peer, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role}: {}", r.body);
+    }
+}

@@ -126,7 +126,17 @@ pub async fn list(
 }
 
 /// Looks up a key the caller may manage, locked for the change.
+/// Whether the caller is the key `id` names.
+fn is_caller(who: &Principal, id: &str) -> bool {
+    let caller = who
+        .actor
+        .strip_prefix("api-key:")
+        .and_then(|n| n.parse::<i64>().ok());
+    caller.is_some() && caller == id.parse().ok()
+}
+
 async fn owned(conn: &mut sqlx::PgConnection, who: &Principal, id: &str) -> ApiResult<ApiKey> {
+    let itself = is_caller(who, id);
     let id: i64 = id.parse().map_err(|_| ApiError::not_found("api key"))?;
     let key: ApiKey = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api.keys WHERE id = $1 AND ($2::text IS NULL OR ban = $2) FOR UPDATE"
@@ -137,6 +147,7 @@ async fn owned(conn: &mut sqlx::PgConnection, who: &Principal, id: &str) -> ApiR
     .await?
     .ok_or_else(|| ApiError::not_found("api key"))?;
     match Role::parse(&key.role) {
+        _ if itself => Ok(key),
         Some(r) if who.role.may_grant(r) => Ok(key),
         _ => Err(ApiError::forbidden("this key is above your role")),
     }
@@ -178,10 +189,11 @@ pub async fn rotate(
     who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Envelope<IssuedKey>> {
-    who.require(Class::Keys, Access::Write)?;
     // Rotating another key revokes its secret and hands over a new one: it takes the
-    // right to revoke that key. A key may always rotate itself.
-    if who.actor != format!("api-key:{id}") {
+    // right to revoke that key. A key may always rotate itself, whatever its role (a
+    // read-only or billing key too): that only replaces its own secret.
+    if !is_caller(&who, &id) {
+        who.require(Class::Keys, Access::Write)?;
         who.require(Class::Keys, Access::Delete)?;
     }
     let secret = new_secret();
