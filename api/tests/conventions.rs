@@ -693,3 +693,30 @@ async fn an_idempotent_post_whose_client_went_away_still_finishes_and_is_replaye
         .unwrap();
     assert_eq!(rows, 1);
 }
+
+/// `Authorization`'s scheme name is case-insensitive (RFC 9110 11.1): a client that
+/// writes `bearer` or `BEARER` is authenticated like one that writes `Bearer`; another
+/// scheme, or none before the token, is not.
+#[tokio::test]
+async fn the_bearer_scheme_is_read_in_any_case() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let with = |value: String| {
+        Request::get("/api/v1/customers/C1")
+            .header("authorization", value)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = t.raw(with(format!("{scheme} {ROOT}"))).await;
+        assert_eq!(r.status, StatusCode::OK, "{scheme}: {}", r.body);
+    }
+    for value in [
+        format!("Basic {ROOT}"),
+        format!("Bearer{ROOT}"),
+        ROOT.to_string(),
+    ] {
+        let r = t.raw(with(value.clone())).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{value}: {}", r.body);
+    }
+}

@@ -163,13 +163,11 @@ impl Principal {
     }
 }
 
-/// The token of `Authorization: Bearer TOKEN`.
+/// The token of `Authorization: Bearer TOKEN`; the scheme's name in any case (RFC 9110
+/// 11.1: `bearer` and `BEARER` are the same scheme).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
