@@ -3,7 +3,7 @@
 //! real PostgreSQL.
 
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn warp(args: &[&str]) -> Output {
@@ -45,6 +45,17 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A temp dir holding a generated dataset (`data`, with `calls` sample calls) and its
+/// compiled snapshot (`routing.snap`).
+fn compiled(calls: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snap = dir.path().join("routing.snap");
+    ok(&["gen-data", "--out", p(&data), "--calls", calls]);
+    ok(&["compile", "--from", p(&data), "--out", p(&snap)]);
+    (dir, data, snap)
 }
 
 fn p(path: &Path) -> &str {
@@ -266,11 +277,7 @@ fn each_command_says_once_what_is_wrong_with_a_path_that_is_not_a_snapshot() {
 /// would load: one whose payload fails its checksum is refused, not routed on.
 #[test]
 fn route_refuses_a_snapshot_whose_payload_is_corrupt() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let snap = dir.path().join("routing.snap");
-    ok(&["gen-data", "--out", p(&data), "--calls", "0"]);
-    ok(&["compile", "--from", p(&data), "--out", p(&snap)]);
+    let (_dir, _, snap) = compiled("0");
     let mut bytes = std::fs::read(&snap).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x5a;
@@ -380,11 +387,7 @@ fn import_to_postgres_and_compile_from_it() {
 
 #[test]
 fn call_files_are_read_by_column_name_and_bad_bench_arguments_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let snap = dir.path().join("routing.snap");
-    ok(&["gen-data", "--out", p(&data), "--calls", "5"]);
-    ok(&["compile", "--from", p(&data), "--out", p(&snap)]);
+    let (dir, data, snap) = compiled("5");
     // Another column order, and no ani column: each field still goes where it belongs.
     let calls = dir.path().join("calls.csv");
     std::fs::write(&calls, "dnis,ban\n+442079460000,100001\n").unwrap();

@@ -125,7 +125,6 @@ pub async fn list(
     Ok(Envelope::page(rows, meta))
 }
 
-/// Looks up a key the caller may manage, locked for the change.
 /// Whether the caller is the key `id` names.
 fn is_caller(who: &Principal, id: &str) -> bool {
     let caller = who
@@ -135,6 +134,8 @@ fn is_caller(who: &Principal, id: &str) -> bool {
     caller.is_some() && caller == id.parse().ok()
 }
 
+/// Looks up a key the caller may manage (any key of a role it may grant, and itself),
+/// locked for the change.
 async fn owned(conn: &mut sqlx::PgConnection, who: &Principal, id: &str) -> ApiResult<ApiKey> {
     let itself = is_caller(who, id);
     let id: i64 = id.parse().map_err(|_| ApiError::not_found("api key"))?;
