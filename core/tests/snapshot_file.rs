@@ -158,24 +158,23 @@ fn corrupt_payload_never_panics_even_unverified() {
 #[test]
 fn a_file_rewritten_in_place_is_noticed_and_read_without_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), &fixture_bytes(1));
+    // Compiled once: each compile stamps its second into the header.
+    let first = fixture_bytes(1);
+    let path = write(dir.path(), &first);
     let s = Snapshot::open(&path).unwrap();
     assert!(!s.rewritten());
-    assert_eq!(s.mapping().map(<[u8]>::len), Some(fixture_bytes(1).len()));
-    assert!(Snapshot::from_bytes(&fixture_bytes(1))
-        .unwrap()
-        .mapping()
-        .is_none());
+    assert_eq!(s.mapping().map(<[u8]>::len), Some(first.len()));
+    assert!(Snapshot::from_bytes(&first).unwrap().mapping().is_none());
 
     // The same bytes again: nothing changed that matters.
-    std::fs::write(&path, fixture_bytes(1)).unwrap();
+    std::fs::write(&path, &first).unwrap();
     assert!(!s.rewritten());
     assert_eq!(sample(&s), r#"Ok(["VA", "VD"])"#);
 
     // Another generation of the same length, then zeros (what a process that guards
     // the mapping sees once a truncated page faulted): both noticed, neither panics.
     let next = fixture_bytes(2);
-    assert_eq!(next.len(), fixture_bytes(1).len());
+    assert_eq!(next.len(), first.len());
     std::fs::write(&path, &next).unwrap();
     assert!(s.rewritten());
     std::fs::write(&path, vec![0u8; next.len()]).unwrap();
