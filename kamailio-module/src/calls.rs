@@ -459,8 +459,11 @@ fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Optio
             event(Kind::Failed, None, Some(now), sip_code);
         }
     } else if let Some(answered) = end(tracked) {
-        // Terminated by BYE (ours or the script's `dlg_bye()`), or expired.
-        event(Kind::End, answered, Some(now), Some(200));
+        // Terminated by BYE (ours or the script's `dlg_bye()`), or expired. Ended before
+        // any answer (the operator's `dlg.end_dlg` on a ringing call), the call was
+        // terminated, not completed: a 200 would read as answered.
+        let code = if answered.is_some() { 200 } else { 487 };
+        event(Kind::End, answered, Some(now), Some(code));
     }
 }
 

@@ -2079,12 +2079,12 @@ fn a_ringing_call_the_operator_ends_reports_one_outcome() {
     let _ = ringing.wait();
     wait_for_stat(&k, "limits.active", "0");
     std::thread::sleep(Duration::from_millis(2000));
-    let kinds: Vec<String> = redis
-        .cdrs("warp:cdr:raw")
-        .iter()
-        .map(|c| c["event"].as_str().unwrap().to_owned())
-        .collect();
+    let cdrs = redis.cdrs("warp:cdr:raw");
+    let kinds: Vec<&str> = cdrs.iter().map(|c| c["event"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["start", "end"], "{}", k.log());
+    // Never answered: the end says the call was terminated, not completed.
+    assert_eq!(cdrs[1]["sip_code"], 487, "{cdrs:#?}");
+    assert!(cdrs[1]["answer"].is_null(), "{cdrs:#?}");
 }
 
 #[test]
@@ -4764,7 +4764,7 @@ fn a_ringing_call_the_operator_ends_after_failover_ends_on_the_ringing_vendor() 
         [
             event("start", 1, "CHEAP", None),
             event("failed", 1, "CHEAP", Some(503)),
-            event("end", 2, "DEAR", Some(200)),
+            event("end", 2, "DEAR", Some(487)),
         ],
         "{cdrs:#?}"
     );
