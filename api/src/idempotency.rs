@@ -15,6 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest `Idempotency-Key` taken.
@@ -61,13 +63,41 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
     // future): cancelled after its change committed but before its answer was stored,
     // the request would hold its claim as running, then run again once the claim was
     // taken for abandoned.
-    let run = tokio::spawn(async move {
-        match replay_or_run(&st, req, next, actor, key).await {
-            Ok(res) | Err(res) => res,
+    let pool = st.pool.clone();
+    let claim = (actor.clone(), key.clone());
+    let holds_claim = Arc::new(AtomicBool::new(false));
+    let run = tokio::spawn({
+        let holds_claim = holds_claim.clone();
+        async move {
+            match replay_or_run(&st, req, next, actor, key, &holds_claim).await {
+                Ok(res) | Err(res) => res,
+            }
         }
     });
-    run.await
-        .unwrap_or_else(|e| ApiError::internal(e).into_response())
+    match run.await {
+        Ok(res) => res,
+        Err(e) => {
+            // A panic is a failure of ours, as a 5xx is: its claim goes, or every retry
+            // would be told "still running" until the claim counted as abandoned.
+            if holds_claim.load(Ordering::SeqCst) {
+                let (actor, key) = claim;
+                if let Err(e) = release(&pool, &actor, &key).await {
+                    tracing::warn!(error = %e, "idempotency claim of a failed request kept");
+                }
+            }
+            ApiError::internal(e).into_response()
+        }
+    }
+}
+
+/// Gives up a claim on `key`, whose request failed on our side: a retry runs again.
+async fn release(pool: &PgPool, actor: &str, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM api.idempotency WHERE actor = $1 AND key = $2")
+        .bind(actor)
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(drop)
 }
 
 async fn replay_or_run(
@@ -76,6 +106,7 @@ async fn replay_or_run(
     next: Next,
     actor: String,
     key: String,
+    holds_claim: &AtomicBool,
 ) -> Result<Response, Response> {
     let fail = |e: ApiError| e.into_response();
     let (parts, body) = req.into_parts();
@@ -118,13 +149,11 @@ async fn replay_or_run(
     if !claimed {
         return replay(st, &actor, &key, &request_hash).await;
     }
+    holds_claim.store(true, Ordering::SeqCst);
     let res = next.run(Request::from_parts(parts, Body::from(body))).await;
     // A failure of ours is not an answer to keep: the client may retry it.
     if res.status().is_server_error() {
-        sqlx::query("DELETE FROM api.idempotency WHERE actor = $1 AND key = $2")
-            .bind(&actor)
-            .bind(&key)
-            .execute(&st.pool)
+        release(&st.pool, &actor, &key)
             .await
             .map_err(|e| fail(e.into()))?;
         return Ok(res);

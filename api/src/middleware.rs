@@ -1,12 +1,14 @@
-//! Cross-cutting request handling: metrics and logs, and the hash of the bearer token
-//! for the per-token limits (`ratelimit`) and the key lookup.
+//! Cross-cutting request handling: metrics and logs, a handler's panic answered as a
+//! 500, and the hash of the bearer token for the per-token limits (`ratelimit`) and the
+//! key lookup.
 
 use crate::auth::bearer;
 use crate::auth::keys::hash;
+use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 
 pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -24,6 +26,14 @@ pub async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Re
         .request(&method, &route, status, took.as_secs_f64());
     tracing::info!(%method, %route, status, ms = took.as_millis() as u64, "request");
     res
+}
+
+/// A handler that panics gets its caller a 500, not a connection reset with no answer;
+/// run in a task of its own, which is where tokio catches a panic.
+pub async fn catch_panic(req: Request, next: Next) -> Response {
+    tokio::spawn(next.run(req))
+        .await
+        .unwrap_or_else(|e| ApiError::internal(e).into_response())
 }
 
 /// The hash of a request's bearer token, kept in its extensions once computed.

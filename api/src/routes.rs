@@ -383,6 +383,7 @@ pub fn app(state: AppState) -> (Router, OpenApi) {
             state.clone(),
             ratelimit::rate_limit,
         ))
+        .layer(axum::middleware::from_fn(middleware::catch_panic))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe,

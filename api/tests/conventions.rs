@@ -6,9 +6,17 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::post;
+use axum::Router;
 use common::{TestApi, ROOT};
+use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
+use tower::ServiceExt;
+use warp_api::{idempotency, middleware};
 
 #[tokio::test]
 async fn every_route_is_in_the_spec_and_every_spec_operation_is_served() {
@@ -117,6 +125,52 @@ async fn an_idempotent_post_authenticates_its_caller_once() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(logged(&t, &hash).await, 1, "api.keys lookups of the token");
+}
+
+/// A handler that panics answers 500 (not a connection reset), and gives up its
+/// Idempotency-Key's claim: the client's retry runs again instead of hearing "still
+/// running" until the claim counts as abandoned, five minutes on.
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_its_retry_runs_again() {
+    let t = TestApi::start().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let runs = runs.clone();
+        move || async move {
+            if runs.fetch_add(1, SeqCst).is_multiple_of(2) {
+                panic!("a defect in a handler");
+            }
+            StatusCode::CREATED
+        }
+    };
+    let app = Router::new()
+        .route("/boom", post(handler))
+        .layer(from_fn_with_state(
+            t.state.clone(),
+            idempotency::idempotency,
+        ))
+        .layer(from_fn(middleware::catch_panic));
+    let send = |key: Option<&str>| {
+        let mut req = Request::post("/boom").header("authorization", format!("Bearer {ROOT}"));
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        app.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    for key in [Some("retried"), None] {
+        let failed = send(key).await.unwrap();
+        assert_eq!(
+            failed.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{key:?}"
+        );
+        let body = failed.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["errors"][0]["code"], "INTERNAL", "{body}");
+        let retried = send(key).await.unwrap();
+        assert_eq!(retried.status(), StatusCode::CREATED, "{key:?}");
+    }
+    assert_eq!(runs.load(SeqCst), 4);
 }
 
 #[tokio::test]
