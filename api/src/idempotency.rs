@@ -174,17 +174,26 @@ async fn replay_or_run(
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 
-/// `answer` as it may be stored: a `secret` in its data (shown once) blanked out.
+/// What an answer's data may show once but no record may keep: a new key's or
+/// webhook's `secret`, a session's tokens.
+const SECRETS: [&str; 3] = ["/data/secret", "/data/access_token", "/data/refresh_token"];
+
+/// `answer` as it may be stored: its [`SECRETS`] blanked out.
 fn without_secret(answer: &[u8]) -> Vec<u8> {
     let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(answer) else {
         return answer.to_vec();
     };
-    match json.pointer_mut("/data/secret") {
-        Some(secret) => {
+    let mut blanked = false;
+    for pointer in SECRETS {
+        if let Some(secret) = json.pointer_mut(pointer) {
             *secret = serde_json::Value::Null;
-            serde_json::to_vec(&json).unwrap_or_default()
+            blanked = true;
         }
-        None => answer.to_vec(),
+    }
+    if blanked {
+        serde_json::to_vec(&json).unwrap_or_default()
+    } else {
+        answer.to_vec()
     }
 }
 

@@ -257,6 +257,70 @@ async fn an_idempotency_key_that_is_not_ascii_is_refused_not_ignored() {
     assert_eq!(plans, 0);
 }
 
+/// A sign-in or refresh sent with a bearer and an Idempotency-Key (a client that adds
+/// both to every POST) keeps no token in its idempotency record: tokens are secrets,
+/// shown once, as a new key's is.
+#[tokio::test]
+async fn an_idempotency_record_keeps_no_session_token() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/users",
+        json!({"email": "ann@c1.example", "role": "customer_admin", "ban": "C1",
+               "password": "a long passphrase"}),
+    )
+    .await;
+    let post = |path: &str, bearer: &str, key: &str, body: Value| {
+        Request::post(path)
+            .header("authorization", format!("Bearer {bearer}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let login = || {
+        post(
+            "/api/v1/auth/login",
+            ROOT,
+            "login-1",
+            json!({"email": "ann@c1.example", "password": "a long passphrase"}),
+        )
+    };
+    let first = t.raw(login()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let token = |r: &common::Reply, name: &str| r.data()[name].as_str().unwrap().to_string();
+    let (access, refresh) = (
+        token(&first, "access_token"),
+        token(&first, "refresh_token"),
+    );
+    let renewed = post(
+        "/api/v1/auth/refresh",
+        &access,
+        "refresh-1",
+        json!({"refresh_token": refresh}),
+    );
+    let renewed = t.raw(renewed).await;
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT body FROM api.idempotency")
+        .fetch_all(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2, "both requests claimed their keys");
+    let tokens = [
+        access,
+        refresh,
+        token(&renewed, "access_token"),
+        token(&renewed, "refresh_token"),
+    ];
+    for body in &stored {
+        let body = String::from_utf8_lossy(body);
+        assert!(!tokens.iter().any(|t| body.contains(t)), "kept: {body}");
+    }
+    let again = t.raw(login()).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert!(again.data()["refresh_token"].is_null(), "{}", again.body);
+}
+
 /// What an idempotency record keeps and whom it answers: no secret shown once (a new
 /// key's), no stranger or revoked key (nothing claimed, nothing replayed), and the
 /// query string is part of the request.
