@@ -441,11 +441,17 @@ async fn keys_are_shown_once_rotated_and_revoked() {
     );
     assert_eq!(t.get("/api/v1/vendors", &new).await.status, StatusCode::OK);
 
-    let r = t
-        .call("DELETE", &format!("/api/v1/api-keys/{id}"), ROOT, None)
-        .await;
+    let path = format!("/api/v1/api-keys/{id}");
+    let revoke = || t.call("DELETE", &path, ROOT, None);
+    let r = revoke().await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.data()["revoked_at"].is_string());
+    // Revoking it again changes nothing: the same answer, and no second audit row.
+    let again = revoke().await;
+    assert_eq!(
+        (again.status, &again.data()["revoked_at"]),
+        (StatusCode::OK, &r.data()["revoked_at"])
+    );
     let r = t.get("/api/v1/vendors", &new).await;
     assert_eq!(
         (r.status, r.code()),

@@ -178,7 +178,10 @@ async fn change_key(
         before: serde_json::to_value(&before).ok(),
         after: serde_json::to_value(&key).ok(),
     };
-    audit::record(&mut tx, who, change).await?;
+    // A revoke of a revoked key changes nothing: no audit row, no webhook event.
+    if change.before != change.after {
+        audit::record(&mut tx, who, change).await?;
+    }
     tx.commit().await?;
     // This instance refuses the old secret from its next request; the others on notice.
     st.credentials.forget_all();
