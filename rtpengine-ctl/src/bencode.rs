@@ -452,8 +452,9 @@ impl<'a> Parser<'a> {
             b'0'..=b'9' => self.bytes().map(|b| Value::Bytes(Cow::Borrowed(b))),
             b'l' => {
                 self.pos += 1;
-                // Pre-sized: ng lists and dictionaries are short; this saves regrowth.
-                let mut items = Vec::with_capacity(4);
+                // Not pre-sized: an empty container must cost no room for entries, or a
+                // hostile reply of `le`s would decode into hundreds of times its size.
+                let mut items = Vec::new();
                 while self.peek()? != b'e' {
                     items.push(self.value(depth + 1)?);
                 }
@@ -462,7 +463,7 @@ impl<'a> Parser<'a> {
             }
             b'd' => {
                 self.pos += 1;
-                let mut dict = Dict(Vec::with_capacity(8));
+                let mut dict = Dict::new();
                 while self.peek()? != b'e' {
                     let key = self.key()?;
                     dict.push(Cow::Borrowed(key), self.value(depth + 1)?);
