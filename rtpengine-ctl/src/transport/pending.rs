@@ -9,7 +9,12 @@ use tokio::sync::oneshot;
 /// A reply's body, or why the connection it was awaited on went away.
 type Reply = Result<Vec<u8>, String>;
 
-type Waiting = HashMap<Vec<u8>, oneshot::Sender<Reply>>;
+#[derive(Debug, Default)]
+struct Waiting {
+    waiters: HashMap<Vec<u8>, oneshot::Sender<Reply>>,
+    /// Set by `fail_all`: why no reply will come to anyone from now on.
+    failed: Option<String>,
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct Pending(Arc<Mutex<Waiting>>);
@@ -22,9 +27,16 @@ pub struct Waiter {
 }
 
 impl Pending {
+    /// Registers `cookie`; once `fail_all` has run, the waiter fails at once instead.
     pub fn wait(&self, cookie: &[u8]) -> Waiter {
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(cookie.to_vec(), tx);
+        let mut waiting = self.lock();
+        if let Some(reason) = &waiting.failed {
+            let _ = tx.send(Err(reason.clone()));
+        } else {
+            waiting.waiters.insert(cookie.to_vec(), tx);
+        }
+        drop(waiting);
         Waiter {
             pending: self.clone(),
             cookie: cookie.to_vec(),
@@ -35,16 +47,24 @@ impl Pending {
     /// Hands a reply to whoever waits for `cookie`; unknown cookies (late retransmission
     /// answers) are dropped.
     pub fn deliver(&self, cookie: &[u8], body: &[u8]) {
-        if let Some(tx) = self.lock().remove(cookie) {
+        if let Some(tx) = self.lock().waiters.remove(cookie) {
             let _ = tx.send(Ok(body.to_vec()));
         }
     }
 
-    /// Fails everyone waiting at once, telling them why.
+    /// Fails everyone waiting at once, and everyone who comes to wait later, telling
+    /// them why. Under the same lock as `wait`: no request slips in between.
     pub fn fail_all(&self, reason: &str) {
-        for (_, tx) in self.lock().drain() {
+        let mut waiting = self.lock();
+        waiting.failed = Some(reason.to_owned());
+        for (_, tx) in waiting.waiters.drain() {
             let _ = tx.send(Err(reason.to_owned()));
         }
+    }
+
+    /// Whether replies can still come (`fail_all` has not run).
+    pub fn is_open(&self) -> bool {
+        self.lock().failed.is_none()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
@@ -66,6 +86,29 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.pending.lock().remove(&self.cookie);
+        self.pending.lock().waiters.remove(&self.cookie);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    /// A request can register on a stream connection just as its reader fails everyone
+    /// waiting (it saw the connection open a moment before): it must fail at once too,
+    /// not wait out its whole time for a reply that cannot come.
+    #[test]
+    fn a_waiter_registered_after_fail_all_fails_at_once() {
+        let pending = Pending::default();
+        let mut before = pending.wait(b"a1");
+        pending.fail_all("the peer closed the connection");
+        let mut after = pending.wait(b"a2");
+        for waiter in [&mut before, &mut after] {
+            match waiter.reply().now_or_never() {
+                Some(Err(Error::Lost(why))) => assert_eq!(why, "the peer closed the connection"),
+                other => panic!("expected the connection's loss, got {other:?}"),
+            }
+        }
     }
 }

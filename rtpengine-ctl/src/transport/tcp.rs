@@ -8,8 +8,6 @@ use crate::bencode;
 use crate::error::{Error, Result};
 use crate::message::{self, Format};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -28,8 +26,8 @@ pub struct Tcp {
 #[derive(Debug)]
 struct Conn {
     writer: OwnedWriteHalf,
+    /// Closed by the reader when the connection goes away.
     pending: Pending,
-    open: Arc<AtomicBool>,
     _reader: AbortOnDrop,
 }
 
@@ -77,7 +75,7 @@ impl Tcp {
         // caller gave up) drops the connection instead of leaving half a message for
         // the next request to be appended to.
         let mut conn = match slot.take() {
-            Some(c) if c.open.load(Ordering::Acquire) => c,
+            Some(c) if c.pending.is_open() => c,
             _ => self.open().await?,
         };
         let waiter = conn.pending.wait(cookie);
@@ -90,9 +88,8 @@ impl Tcp {
         let stream = TcpStream::connect(self.peer).await?;
         stream.set_nodelay(true)?;
         let (mut reader, writer) = stream.into_split();
-        let open = Arc::new(AtomicBool::new(true));
         let pending = Pending::default();
-        let (waiting, flag) = (pending.clone(), open.clone());
+        let waiting = pending.clone();
         let task = tokio::spawn(async move {
             let mut stream = Stream::default();
             let outcome = loop {
@@ -113,13 +110,11 @@ impl Tcp {
                     e.to_string()
                 }
             };
-            flag.store(false, Ordering::Release);
             waiting.fail_all(&reason);
         });
         Ok(Conn {
             writer,
             pending,
-            open,
             _reader: AbortOnDrop(task),
         })
     }
