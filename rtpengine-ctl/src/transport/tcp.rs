@@ -1,6 +1,7 @@
 //! TCP: ng messages follow each other with no delimiter, so the reader finds each reply's
 //! end by scanning its bencode. One connection, opened lazily and reopened after a failure.
-//! rtpengine 10.5 does not answer JSON over TCP, so this transport is bencode only.
+//! rtpengine 10.5 does not answer JSON over TCP, so this transport is bencode only, and
+//! a body that is not exactly one bencode value is refused before it goes out.
 
 use super::pending::{Pending, Waiter};
 use super::{timeout_error, AbortOnDrop, Options, MAX_MESSAGE};
@@ -50,11 +51,17 @@ impl Tcp {
     }
 
     pub async fn exchange(&self, cookie: &[u8], body: &[u8]) -> Result<Vec<u8>> {
-        // rtpengine never answers a JSON body here and stops reading the connection
-        // after it, so every request behind it would time out too.
+        // rtpengine cuts its stream by bencode: a body that is not exactly one value
+        // is never answered and stalls the connection (JSON, one cut short), or its
+        // extra bytes become the next request's cookie, whose reply then finds no one.
         if Format::detect(body) == Some(Format::Json) {
             return Err(Error::Config(
                 "rtpengine does not answer JSON over TCP; use UDP or HTTP".into(),
+            ));
+        }
+        if !matches!(bencode::value_len(body), Ok(Some(n)) if n == body.len()) {
+            return Err(Error::Config(
+                "over TCP the body must be exactly one bencode value".into(),
             ));
         }
         let started = Instant::now();
