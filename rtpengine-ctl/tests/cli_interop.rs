@@ -197,10 +197,13 @@ impl Drop for Running {
     }
 }
 
-/// Waits until the proxy binary at `ng` answers a ping.
-fn wait_until_up(ng: &str) {
+/// Waits until the proxy binary at `ng` answers a ping; fails at once if it exits.
+fn wait_until_up(ng: &str, proxy: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        if let Some(status) = proxy.0.try_wait().unwrap() {
+            panic!("proxy binary exited: {status}");
+        }
         let out = Command::new(BIN)
             .args(["--ng", ng, "--timeout-ms", "200", "ping"])
             .output()
@@ -209,6 +212,31 @@ fn wait_until_up(ng: &str) {
             return;
         }
         assert!(Instant::now() < deadline, "proxy binary did not come up");
+    }
+}
+
+/// `WARP_RTPENGINE_NG` is for the client commands: a shell set up for them may start
+/// the proxy, whose start must not depend on that name resolving (DNS not up yet at
+/// boot, a name known only elsewhere).
+#[test]
+fn the_proxy_starts_whatever_client_endpoint_its_environment_names() {
+    let a = Rtpengine::start();
+    for ng in ["rtpengine.invalid:2223", "not an endpoint"] {
+        let listen = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut proxy = Running(
+            Command::new(BIN)
+                .args(["proxy", "--listen", &listen.to_string()])
+                .args(["--node", &a.ng.to_string()])
+                .env("WARP_RTPENGINE_NG", ng)
+                .env_remove("WARP_REDIS_URL")
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until_up(&listen.to_string(), &mut proxy);
     }
 }
 
@@ -233,7 +261,7 @@ fn a_stopped_proxy_reports_the_qos_records_redis_never_took() {
             .spawn()
             .unwrap(),
     );
-    wait_until_up(&listen.to_string());
+    wait_until_up(&listen.to_string(), &mut proxy);
     let offer = [
         "offer",
         "--call-id=unrecorded",
@@ -268,7 +296,7 @@ fn proxy_binary_serves_our_cli_and_sipwise_client() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let _proxy = Running(
+    let mut proxy = Running(
         Command::new(BIN)
             .args(["proxy", "--listen", &listen.to_string()])
             .args(["--node", &format!("a={},weight=1", a.ng)])
@@ -280,7 +308,7 @@ fn proxy_binary_serves_our_cli_and_sipwise_client() {
             .unwrap(),
     );
     let ng = listen.to_string();
-    wait_until_up(&ng);
+    wait_until_up(&ng, &mut proxy);
     assert!(sipwise(listen.port(), &["ping"]).contains("pong"));
     let offered = sipwise(
         listen.port(),

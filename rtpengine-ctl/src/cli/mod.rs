@@ -25,13 +25,15 @@ use std::time::{Duration, Instant};
 )]
 pub struct Cli {
     /// ng endpoint: HOST:PORT or udp:HOST:PORT, tcp:HOST:PORT, http://HOST:PORT[/ng].
+    // Text, resolved by the commands that use it: `proxy`, which ignores it in its
+    // environment, must not fail to start on a name that does not resolve.
     #[arg(
         long,
         global = true,
         env = "WARP_RTPENGINE_NG",
         default_value = "127.0.0.1:2223"
     )]
-    ng: Endpoint,
+    ng: String,
     /// Print the reply as JSON (for scripts).
     #[arg(long, global = true)]
     json: bool,
@@ -251,13 +253,23 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         timeout: Duration::from_millis(cli.timeout_ms),
         retries: cli.retries,
     };
+    // A usage error, as clap's own: `main` exits with its status 2.
+    let ng = || {
+        cli.ng.parse::<Endpoint>().map_err(|e| {
+            Cli::command().error(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{}' for '--ng <NG>': {e}", cli.ng),
+            )
+        })
+    };
     match cli.command {
         Cmd::Proxy(args) => run_proxy(args).await,
-        Cmd::Bench(args) => bench::run(&cli.ng, options, args, cli.json).await,
+        Cmd::Bench(args) => bench::run(&ng()?, options, args, cli.json).await,
         Cmd::Client(cmd) => {
-            let client = Client::connect(&cli.ng, options)
+            let ng = ng()?;
+            let client = Client::connect(&ng, options)
                 .await
-                .with_context(|| format!("connecting to {}", cli.ng))?;
+                .with_context(|| format!("connecting to {ng}"))?;
             run_client(&client, Out { json: cli.json }, *cmd).await
         }
     }
