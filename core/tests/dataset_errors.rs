@@ -277,3 +277,23 @@ fn a_local_calling_row_naming_a_rate_centre_no_lerg_code_has_is_refused_by_line(
         "{e:#?}"
     );
 }
+
+#[test]
+fn a_network_written_with_host_bits_is_the_network_and_counted_once() {
+    let dir = fixture_copy();
+    // trunk_ips.csv: header and 4 rows; T2 holds 10.1.2.0/24.
+    append(dir.path(), "trunk_ips.csv", "T3,10.7.0.5/16\n");
+    let d = read_dir(dir.path()).unwrap();
+    let t3 = d.trunks.iter().find(|t| t.id == "T3").unwrap();
+    assert_eq!(t3.acl.last().unwrap().to_string(), "10.7.0.0/16");
+    warp_core::snapshot::compile(&d, 1).unwrap();
+    // The snapshot masks host bits: this is T2's network a second time.
+    append(dir.path(), "trunk_ips.csv", "T1,10.1.2.9/24\n");
+    let e = errors(dir.path()).join("\n");
+    assert!(
+        e.contains(
+            "trunk_ips.csv:7: 10.1.2.9/24 is already assigned to a trunk (network 10.1.2.0/24)"
+        ),
+        "{e}"
+    );
+}

@@ -317,9 +317,15 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
     let mut nets = HashSet::new();
     r.each("trunk_ips.csv", false, |x: TrunkIpCsv| {
         let t = known(&trunk_ids, "trunk_id", &x.trunk_id)?;
-        let net: IpNet = x.cidr.parse()?;
+        // Kept as the network it names, as the API stores it: `10.1.2.9/24` beside
+        // `10.1.2.0/24` passes the unique inet column, and the snapshot (which masks)
+        // then refuses the pair, failing every compile after the import.
+        let net = x.cidr.parse::<IpNet>()?.network();
         if !nets.insert((net.addr, net.len)) {
-            return Err(format!("{} is already assigned to a trunk", x.cidr.trim()));
+            return Err(format!(
+                "{} is already assigned to a trunk (network {net})",
+                x.cidr.trim()
+            ));
         }
         if let Some(&i) = trunk_index.get(&t) {
             d.trunks[i].acl.push(net);
