@@ -297,3 +297,20 @@ fn a_network_written_with_host_bits_is_the_network_and_counted_once() {
         "{e}"
     );
 }
+
+#[test]
+fn a_number_ported_to_two_lrns_is_refused_by_line() {
+    let dir = fixture_copy();
+    // lnp.csv: header and 1 row, +12125551234 ported to +13034440000. A repeat of the
+    // same entry is harmless; another LRN for it would fail every compile.
+    append(
+        dir.path(),
+        "lnp.csv",
+        "+12125551234,+13034440000\n+12125551234,+13036290000\n",
+    );
+    let e = errors(dir.path()).join("\n");
+    assert_eq!(
+        e,
+        "lnp.csv:4: +12125551234 is already ported to +13034440000, not +13036290000"
+    );
+}

@@ -197,11 +197,18 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         d.dno.push(number("number", &x.number)?);
         Ok(())
     })?;
+    // A number ported to two LRNs: the snapshot refuses it (after an import accepted
+    // it), and the legacy query would pick either.
+    let mut ported = HashMap::new();
     r.each("lnp.csv", false, |x: LnpCsv| {
         let n = number("number", &x.number)?;
         let lrn = number("lrn", &x.lrn)?;
         if !n.is_nanp() || !lrn.is_nanp() {
             return Err("LNP entries are NANP numbers".into());
+        }
+        let first = *ported.entry(n).or_insert(lrn);
+        if first != lrn {
+            return Err(format!("+{n} is already ported to +{first}, not +{lrn}"));
         }
         d.lnp.push((n, lrn));
         Ok(())
