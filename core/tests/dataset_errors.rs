@@ -314,3 +314,27 @@ fn a_number_ported_to_two_lrns_is_refused_by_line() {
         "lnp.csv:4: +12125551234 is already ported to +13034440000, not +13036290000"
     );
 }
+
+#[test]
+fn an_ocn_the_snapshot_cannot_hold_is_refused_by_line() {
+    let dir = fixture_copy();
+    // lerg.csv: header and 5 rows; vendor_rates.csv: header and 15 (VC is OCN_LATA).
+    append(
+        dir.path(),
+        "lerg.csv",
+        "719560,,12345,658,CO,COLOSPGS\n719561,,,658,CO,COLOSPGS\n719562,,0a-1,658,CO,COLOSPGS\n719563,,6b1c,658,CO,COLOSPGS\n",
+    );
+    append(
+        dir.path(),
+        "vendor_rates.csv",
+        "VC,,ABCDE,656,2025-01-01,,0.01,,,,,,6,6,,\n",
+    );
+    let e = errors(dir.path()).join("\n");
+    assert_eq!(
+        e,
+        "lerg.csv:7: ocn: \"12345\" is not 1 to 4 letters or digits\n\
+         lerg.csv:8: ocn: \"\" is not 1 to 4 letters or digits\n\
+         lerg.csv:9: ocn: \"0a-1\" is not 1 to 4 letters or digits\n\
+         vendor_rates.csv:17: ocn: \"ABCDE\" is not 1 to 4 letters or digits"
+    );
+}

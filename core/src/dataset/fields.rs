@@ -7,6 +7,7 @@ use crate::money::parse_amount;
 use crate::number::{Number, Prefix};
 use crate::rating::Increments;
 use crate::schedule::{Schedule, WeeklyWindow};
+use crate::snapshot::records::pack_ocn;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
@@ -62,6 +63,15 @@ pub(super) fn number(field: &str, s: &str) -> Result<Number, String> {
 
 pub(super) fn prefix(field: &str, s: &str) -> Result<Prefix, String> {
     Prefix::parse(s).map_err(|e| format!("{field}: {s:?}: {e}"))
+}
+
+/// An OCN as the snapshot packs it: 1 to 4 letters or digits, kept upper-cased.
+pub(super) fn ocn(field: &str, s: &str) -> Result<String, String> {
+    let ocn = s.trim().to_ascii_uppercase();
+    match pack_ocn(&ocn) {
+        Some(_) => Ok(ocn),
+        None => Err(format!("{field}: {s:?} is not 1 to 4 letters or digits")),
+    }
 }
 
 pub(super) fn schedule(s: &ScheduleCsv) -> Result<Schedule, String> {
@@ -127,8 +137,8 @@ pub(super) fn days_text(mask: u8) -> String {
 pub(super) fn rate_row(r: RateCsv, owner_kind: Option<VendorKind>) -> Result<RateRow, String> {
     let key = match (opt(&r.prefix), opt(&r.ocn), opt(&r.lata)) {
         (Some(p), None, None) => RateKey::Prefix(prefix("prefix", p)?),
-        (None, Some(ocn), Some(lata)) => RateKey::OcnLata {
-            ocn: ocn.to_ascii_uppercase(),
+        (None, Some(o), Some(lata)) => RateKey::OcnLata {
+            ocn: ocn("ocn", o)?,
             lata: int("lata", lata)?,
         },
         _ => return Err("give either prefix, or ocn and lata".into()),

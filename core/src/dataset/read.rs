@@ -159,7 +159,7 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         d.lerg.push(LergBlock {
             npa_nxx,
             block,
-            ocn: x.ocn.trim().to_ascii_uppercase(),
+            ocn: ocn("ocn", &x.ocn)?,
             lata: int("lata", &x.lata)?,
             state,
             rate_center: rate_center.to_string(),
