@@ -338,3 +338,27 @@ fn an_ocn_the_snapshot_cannot_hold_is_refused_by_line() {
          vendor_rates.csv:17: ocn: \"ABCDE\" is not 1 to 4 letters or digits"
     );
 }
+
+#[test]
+fn a_rate_plan_that_is_not_an_id_is_refused_by_line() {
+    let dir = fixture_copy();
+    // customer_rates.csv: header and 3 rows.
+    append(
+        dir.path(),
+        "customer_rates.csv",
+        ",1,,,2025-01-01,,0.01,,,,,,1,1,,\n\"PLAN\u{7}\",1,,,2025-01-01,,0.01,,,,,,1,1,,\n",
+    );
+    let e = errors(dir.path());
+    let lines: Vec<&str> = e
+        .iter()
+        .map(|s| s.split(" an id").next().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "customer_rates.csv:5: rate_plan \"\":",
+            "customer_rates.csv:6: rate_plan \"PLAN\\u{7}\":",
+        ],
+        "{e:#?}"
+    );
+}

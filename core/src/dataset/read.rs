@@ -270,6 +270,9 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
     let mut plans = HashSet::new();
     r.each("customer_rates.csv", true, |x: RateCsv| {
         let row = rate_row(x, None)?;
+        // Named only here: unchecked, an empty one passed and failed the import's
+        // rate_plans check, by no file or line.
+        check_id(&row.owner).map_err(|e| format!("rate_plan {e}"))?;
         plans.insert(row.owner.clone());
         d.customer_rates.push(row);
         Ok(())
