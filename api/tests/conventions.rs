@@ -257,6 +257,16 @@ async fn an_idempotency_key_that_is_not_ascii_is_refused_not_ignored() {
     assert_eq!(plans, 0);
 }
 
+/// A JSON POST by `bearer` with Idempotency-Key `key`.
+fn keyed_post(path: &str, bearer: &str, key: &str, body: Value) -> Request<Body> {
+    Request::post(path)
+        .header("authorization", format!("Bearer {bearer}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
 /// A sign-in or refresh sent with a bearer and an Idempotency-Key (a client that adds
 /// both to every POST) keeps no token in its idempotency record: tokens are secrets,
 /// shown once, as a new key's is.
@@ -270,16 +280,8 @@ async fn an_idempotency_record_keeps_no_session_token() {
                "password": "a long passphrase"}),
     )
     .await;
-    let post = |path: &str, bearer: &str, key: &str, body: Value| {
-        Request::post(path)
-            .header("authorization", format!("Bearer {bearer}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .body(Body::from(body.to_string()))
-            .unwrap()
-    };
     let login = || {
-        post(
+        keyed_post(
             "/api/v1/auth/login",
             ROOT,
             "login-1",
@@ -293,7 +295,7 @@ async fn an_idempotency_record_keeps_no_session_token() {
         token(&first, "access_token"),
         token(&first, "refresh_token"),
     );
-    let renewed = post(
+    let renewed = keyed_post(
         "/api/v1/auth/refresh",
         &access,
         "refresh-1",
@@ -328,14 +330,6 @@ async fn an_idempotency_record_keeps_no_session_token() {
 async fn an_idempotency_record_keeps_no_secret_and_answers_only_its_accepted_caller() {
     let t = TestApi::start().await;
     t.fixture().await;
-    let post = |path: &str, bearer: &str, key: &str, body: Value| {
-        Request::post(path)
-            .header("authorization", format!("Bearer {bearer}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .body(Body::from(body.to_string()))
-            .unwrap()
-    };
     let admin = t
         .make(
             "/api/v1/api-keys",
@@ -347,7 +341,7 @@ async fn an_idempotency_record_keeps_no_secret_and_answers_only_its_accepted_cal
         admin["secret"].as_str().unwrap().to_string(),
     );
     let mint = || {
-        post(
+        keyed_post(
             "/api/v1/api-keys",
             &admin,
             "k1",
@@ -383,7 +377,7 @@ async fn an_idempotency_record_keeps_no_secret_and_answers_only_its_accepted_cal
     )
     .await;
     assert_eq!(t.raw(mint()).await.status, StatusCode::UNAUTHORIZED);
-    let stranger = post("/api/v1/partitions", "not-a-key", "k2", json!({"id": "PX"}));
+    let stranger = keyed_post("/api/v1/partitions", "not-a-key", "k2", json!({"id": "PX"}));
     assert_eq!(t.raw(stranger).await.status, StatusCode::UNAUTHORIZED);
     let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM api.idempotency WHERE key = 'k2'")
         .fetch_one(&t.pool)
@@ -392,7 +386,7 @@ async fn an_idempotency_record_keeps_no_secret_and_answers_only_its_accepted_cal
     assert_eq!(claimed, 0);
     // Another query string with the same key and body is another request.
     let part = |query: &str| {
-        post(
+        keyed_post(
             &format!("/api/v1/partitions{query}"),
             ROOT,
             "k3",
@@ -415,7 +409,7 @@ async fn an_idempotency_record_keeps_no_secret_and_answers_only_its_accepted_cal
     .execute(&t.pool)
     .await
     .unwrap();
-    let abandoned = post(
+    let abandoned = keyed_post(
         "/api/v1/partitions",
         ROOT,
         "k4",
@@ -746,16 +740,13 @@ async fn an_idempotency_key_belongs_to_the_user_not_to_one_access_token() {
 
     // A client retries its POST after refreshing an expiring token.
     let send = |token: &str| {
-        Request::post("/api/v1/e911-addresses")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", "address-1")
-            .body(Body::from(
-                json!({"line1": "1 Main St", "city": "Denver", "state": "CO",
-                       "postal_code": "80202"})
-                .to_string(),
-            ))
-            .unwrap()
+        keyed_post(
+            "/api/v1/e911-addresses",
+            token,
+            "address-1",
+            json!({"line1": "1 Main St", "city": "Denver", "state": "CO",
+                   "postal_code": "80202"}),
+        )
     };
     let first = t.raw(send(&first_token)).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
