@@ -1,6 +1,8 @@
 //! The client against peers that misbehave in ways a real rtpengine cannot be made to:
 //! stub servers on loopback.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -133,13 +135,7 @@ async fn a_tcp_reply_dribbled_in_pieces_is_scanned_once() {
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.set_nodelay(true).unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 256];
-        while !request.ends_with(b"liste") {
-            let n = s.read(&mut buf).unwrap();
-            assert!(n > 0, "client closed before its request was in");
-            request.extend_from_slice(&buf[..n]);
-        }
+        let request = common::read_request(&mut s, b"liste");
         let mut wire = cookie_of(&request);
         wire.push(b' ');
         wire.extend_from_slice(&reply);

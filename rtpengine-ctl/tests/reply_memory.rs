@@ -1,8 +1,10 @@
 //! How much memory a hostile reply costs the client. The stream transports read up to
 //! 16 MiB; what that decodes into must stay within a small multiple of it.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use warp_rtpengine::bencode::Dict;
@@ -46,13 +48,7 @@ async fn empty_containers_in_a_reply_cost_no_room_for_entries() {
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 256];
-        while !request.ends_with(b"liste") {
-            let n = s.read(&mut buf).unwrap();
-            assert!(n > 0, "client closed before its request was in");
-            request.extend_from_slice(&buf[..n]);
-        }
+        let request = common::read_request(&mut s, b"liste");
         let space = request.iter().position(|&b| b == b' ').unwrap();
         s.write_all(&request[..=space]).unwrap();
         s.write_all(&reply).unwrap();

@@ -2,7 +2,8 @@
 //! killed on drop, and Redis from warp-testkit. A missing binary fails the test.
 #![allow(dead_code)] // each test binary uses a different part of this harness
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -221,4 +222,16 @@ pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
     p.extend_from_slice(&ssrc.to_be_bytes());
     p.extend(std::iter::repeat_n(0xffu8, 160));
     p
+}
+
+/// What a stub peer reads of one ng request on `s`: up to and including `end`.
+pub fn read_request(s: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 256];
+    while !request.ends_with(end) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "client closed before its request was in");
+        request.extend_from_slice(&buf[..n]);
+    }
+    request
 }
