@@ -193,3 +193,26 @@ async fn snapshot_pull_uses_the_generation_as_etag() {
     let on_disk = std::fs::read(t.dir.path().join("routing.snap")).unwrap();
     assert_eq!(on_disk, r.bytes);
 }
+
+#[tokio::test]
+async fn a_snapshot_that_cannot_be_written_is_a_server_fault_and_the_old_one_serves() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    // The snapshot's path taken by a non-empty directory: the rename onto it fails.
+    let path = t.dir.path().join("routing.snap");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("other"), b"").unwrap();
+    let r = t.post("/api/v1/routing/publish", ROOT, json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        t.simulate("C1", "+12125556789").await.data()["generation"],
+        g
+    );
+}

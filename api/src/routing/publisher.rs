@@ -20,6 +20,9 @@ pub enum PublishError {
     Load(#[from] warp_db::DbError),
     #[error("compiling: {0}")]
     Compile(#[from] CompileError),
+    /// The file could not be written: a server fault, not a dataset to fix.
+    #[error("{0}")]
+    Write(CompileError),
     #[error("reopening: {0}")]
     Open(#[from] OpenError),
     #[error("compile task: {0}")]
@@ -113,13 +116,8 @@ impl Publisher {
         let path = self.path.clone();
         let snapshot = tokio::task::spawn_blocking(move || -> Result<Snapshot, PublishError> {
             let bytes = compile(&dataset, generation)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| CompileError::Io {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
-            publish(&bytes, &path)?;
+            // `publish` creates the directory too.
+            publish(&bytes, &path).map_err(PublishError::Write)?;
             Ok(Snapshot::from_bytes(&bytes)?)
         })
         .await??;
