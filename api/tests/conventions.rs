@@ -605,6 +605,36 @@ async fn cdrs_are_per_customer_filtered_and_cursor_paged() {
     }
 }
 
+/// A cursor as the API makes them: the base64 of the last row's sort key.
+fn cursor(key: Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.to_string())
+}
+
+#[tokio::test]
+async fn cdr_dates_with_signed_years_are_read_like_any_other() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    add_cdr(&t, "C1", "call-0", "2026-01-01T10:00:00Z", "LOCAL").await;
+    add_cdr(&t, "C1", "call-1", "2026-02-01T10:00:00Z", "LOCAL").await;
+    let key = t.key("read_only", Some("C1")).await;
+    let before_all = cursor(json!(["-0001-06-01T00:00:00Z", "", "", 1]));
+    for (query, expected) in [
+        (
+            "start_date=-0001-06-01T00:00:00Z",
+            &["call-0", "call-1"][..],
+        ),
+        ("start_date=%2B10000-01-01T00:00:00Z", &[]),
+        (&format!("cursor={before_all}"), &["call-0", "call-1"]),
+    ] {
+        let r = t
+            .get(&format!("/api/v1/customers/C1/cdrs?{query}"), &key)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+        assert_eq!(call_ids(&r), expected, "{query}");
+    }
+}
+
 #[tokio::test]
 async fn a_cdr_shows_every_column_as_stored() {
     let t = TestApi::start().await;

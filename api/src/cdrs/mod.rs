@@ -166,7 +166,12 @@ async fn fetch_page(
     // that month's partition by name: through the parent, every execution of the
     // generic plan locked and opened every partition and its indexes (most of
     // PostgreSQL's time per page). Only a short page looks further, through the parent.
-    let Some((month, month_end)) = from.and_then(|f| Some((f, next_month(f)?))) else {
+    // Partitions are named by four-digit years: a signed year (`-0001`, `+10000`) names
+    // none and would not even be an identifier.
+    let Some((month, month_end)) = from
+        .filter(|f| (0..=9999).contains(&f.year()))
+        .and_then(|f| Some((f, next_month(f)?)))
+    else {
         let all = (q.start_date, q.end_date);
         return fetch_rows(conn, PARENT, &ban, &q, all, after, wanted).await;
     };
