@@ -636,6 +636,32 @@ async fn cdr_dates_with_signed_years_are_read_like_any_other() {
 }
 
 #[tokio::test]
+async fn a_cdr_cursor_from_before_start_date_still_keeps_to_start_date() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    for (call, at) in [
+        ("call-0", "2026-01-01T10:00:00Z"),
+        ("call-1", "2026-02-01T10:00:00Z"),
+        ("call-2", "2026-03-01T10:00:00Z"),
+        ("call-3", "2026-04-01T10:00:00Z"),
+    ] {
+        add_cdr(&t, "C1", call, at, "LOCAL").await;
+    }
+    let key = t.key("read_only", Some("C1")).await;
+    // The unfiltered listing's first cursor, kept when the date filter is added.
+    let first = t.get("/api/v1/customers/C1/cdrs?limit=1", &key).await;
+    let c = first.body["meta"]["next_cursor"].as_str().unwrap();
+    let r = t
+        .get(
+            &format!("/api/v1/customers/C1/cdrs?start_date=2026-03-01T00:00:00Z&cursor={c}"),
+            &key,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(call_ids(&r), ["call-2", "call-3"]);
+}
+
+#[tokio::test]
 async fn a_cdr_shows_every_column_as_stored() {
     let t = TestApi::start().await;
     t.fixture().await;

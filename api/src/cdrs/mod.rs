@@ -161,7 +161,9 @@ async fn fetch_page(
     limit: usize,
 ) -> sqlx::Result<Vec<PgRow>> {
     let wanted = limit + 1;
-    let from = after.as_ref().map(|c| c.0).or(q.start_date);
+    // The later of the two: a cursor from before start_date (made by another query)
+    // must not start the page, or the rest of it below would ignore start_date.
+    let from = after.as_ref().map(|c| c.0).max(q.start_date);
     // A page nearly always lies within the month it starts in, so the first query reads
     // that month's partition by name: through the parent, every execution of the
     // generic plan locked and opened every partition and its indexes (most of
