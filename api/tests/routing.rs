@@ -199,11 +199,7 @@ async fn a_snapshot_that_cannot_be_written_is_a_server_fault_and_the_old_one_ser
     let t = TestApi::start().await;
     t.fixture().await;
     let g = t.publish().await;
-    // The snapshot's path taken by a non-empty directory: the rename onto it fails.
-    let path = t.dir.path().join("routing.snap");
-    std::fs::remove_file(&path).unwrap();
-    std::fs::create_dir(&path).unwrap();
-    std::fs::write(path.join("other"), b"").unwrap();
+    block_snapshot(&t);
     let r = t.post("/api/v1/routing/publish", ROOT, json!({})).await;
     assert_eq!(
         (r.status, r.code()),
@@ -215,4 +211,48 @@ async fn a_snapshot_that_cannot_be_written_is_a_server_fault_and_the_old_one_ser
         t.simulate("C1", "+12125556789").await.data()["generation"],
         g
     );
+}
+
+/// Takes the snapshot's path with a non-empty directory, so that the rename of a new
+/// snapshot onto it fails; returns the path.
+fn block_snapshot(t: &TestApi) -> std::path::PathBuf {
+    let path = t.dir.path().join("routing.snap");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("other"), b"").unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_failed_automatic_publish_is_retried_without_another_change() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    let path = block_snapshot(&t);
+    t.make(
+        "/api/v1/exclusions",
+        json!({"ban": "C1", "vendor_id": "V1", "prefix": "1212"}),
+    )
+    .await;
+    let failures = "warp_api_snapshot_publish_failures_total 1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(&t.get("/metrics", "").await.bytes).contains(failures) {
+        assert!(std::time::Instant::now() < deadline, "no automatic publish");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The disk is fixed; nothing else changes.
+    std::fs::remove_dir_all(&path).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = t.simulate("C1", "+12125556789").await;
+        if r.data()["generation"].as_u64() > Some(g) {
+            assert_eq!(vendors(&r), ["V2"], "{}", r.body);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the publish was not retried"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -14,6 +14,11 @@ use warp_core::Snapshot;
 /// Redis pub/sub channel SIP nodes listen on for new generations.
 pub const CHANNEL: &str = "warp:snapshot";
 
+/// The wait before retrying a failed automatic publish, doubled per failure up to
+/// the maximum.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("loading the dataset: {0}")]
@@ -176,9 +181,12 @@ impl Publisher {
     }
 
     /// Publishes after each burst of changes, once `debounce` passes without another.
+    /// A failed publish is tried again, backing off: the changes it was for would
+    /// otherwise wait, unpublished, for some other change.
     pub fn spawn_debouncer(self: &Arc<Self>) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
+            let mut retry = RETRY_FIRST;
             loop {
                 me.dirty.notified().await;
                 while tokio::time::timeout(me.debounce, me.dirty.notified())
@@ -186,11 +194,18 @@ impl Publisher {
                     .is_ok()
                 {}
                 match me.publish_pending().await {
-                    Ok(Some(generation)) => me.published_event(generation).await,
-                    Ok(None) => {}
+                    Ok(published) => {
+                        retry = RETRY_FIRST;
+                        if let Some(generation) = published {
+                            me.published_event(generation).await;
+                        }
+                    }
                     Err(e) => {
                         me.metrics.publish_failed();
-                        tracing::error!(error = %e, "automatic snapshot publish failed");
+                        tracing::error!(error = %e, retry_in = ?retry, "automatic snapshot publish failed");
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(RETRY_MAX);
+                        me.dirty.notify_one();
                     }
                 }
             }
