@@ -885,3 +885,37 @@ async fn the_bearer_scheme_is_read_in_any_case() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{value}: {}", r.body);
     }
 }
+
+#[tokio::test]
+async fn infinite_cdr_timestamps_are_written_not_a_panic() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    for (call, start) in [("early", "-infinity"), ("late", "infinity")] {
+        add_cdr(&t, "C1", call, start, "LOCAL").await;
+    }
+    sqlx::query("UPDATE billing.rated_cdrs SET answer_stamp = '-infinity', end_stamp = 'infinity'")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    let key = t.key("read_only", Some("C1")).await;
+    let r = t.get("/api/v1/customers/C1/cdrs", &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let stamps: Vec<[&str; 3]> = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| ["start_stamp", "answer_stamp", "end_stamp"].map(|k| c[k].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            ["-infinity", "-infinity", "infinity"],
+            ["infinity", "-infinity", "infinity"]
+        ]
+    );
+    // A page ending on an infinite start: its cursor is made without a panic.
+    let r = t.get("/api/v1/customers/C1/cdrs?limit=1", &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(call_ids(&r), ["early"]);
+}

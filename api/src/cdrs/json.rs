@@ -9,10 +9,9 @@
 //! timestamps in chrono's RFC 3339 form.
 
 use super::wire;
-use chrono::{DateTime, Utc};
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgRow, PgValueFormat, PgValueRef, Postgres};
-use sqlx::{Decode, Row, ValueRef};
+use sqlx::postgres::{PgRow, PgValueFormat, PgValueRef};
+use sqlx::{Row, ValueRef};
 
 /// How a column is decoded and written.
 #[derive(Clone, Copy)]
@@ -108,8 +107,12 @@ fn write_value(out: &mut Vec<u8>, kind: Kind, value: PgValueRef<'_>) -> Written 
                 write_time(out, parts);
                 Ok(())
             }
-            // Signed years and infinities: chrono's own form.
-            None => write_json(out, &<DateTime<Utc> as Decode<Postgres>>::decode(value)?),
+            // Signed years: chrono's own form; infinities: PostgreSQL's words for them.
+            None => match i64::from_be_bytes(bytes.try_into()?) {
+                i64::MAX => write_json(out, "infinity"),
+                i64::MIN => write_json(out, "-infinity"),
+                _ => write_json(out, &wire::utc(bytes)?),
+            },
         },
     }
 }
@@ -149,7 +152,7 @@ fn write_time(out: &mut Vec<u8>, [year, month, day, hour, minute, second, micros
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn timestamps_are_written_as_chrono_serializes_them() {

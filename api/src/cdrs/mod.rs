@@ -111,8 +111,9 @@ impl Filters {
 
 /// The sort key of a row (columns 3, 0, 1, 2), as the cursor carries it.
 fn cursor_of(row: &PgRow) -> String {
-    let key = (|| -> sqlx::Result<_> {
-        let at: DateTime<Utc> = row.try_get(3)?;
+    let key = (|| -> Result<_, sqlx::error::BoxDynError> {
+        // An infinite start makes no cursor (and the page after it a 400), not a panic.
+        let at = wire::utc(row.try_get_raw(3)?.as_bytes()?)?;
         let (call, leg): (&str, &str) = (row.try_get(0)?, row.try_get(1)?);
         Ok((at, call, leg, row.try_get::<i32, _>(2)?))
     })();

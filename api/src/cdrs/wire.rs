@@ -6,7 +6,7 @@
 //! tenth of the API's CPU. The text written here is PostgreSQL's own (`numeric_out`),
 //! which is also what `Decimal`'s `Display` makes of the decoded value.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::error::BoxDynError;
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
@@ -107,6 +107,15 @@ pub fn timestamp(b: &[u8]) -> Result<Option<[u32; 7]>, BoxDynError> {
         (secs % 60) as u32,
         (of_day % 1_000_000) as u32,
     ]))
+}
+
+/// A binary `timestamptz` as chrono's time. sqlx's own decoding panics on ±infinity
+/// (and on the years past chrono's 262143 that PostgreSQL allows): those are errors.
+pub fn utc(b: &[u8]) -> Result<DateTime<Utc>, BoxDynError> {
+    i64::from_be_bytes(b.try_into()?)
+        .checked_add(PG_EPOCH_MICROS)
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(|| "timestamp beyond chrono's range".into())
 }
 
 /// `n` in decimal, zero-padded to `width` digits (`n` has no more).
