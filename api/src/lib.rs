@@ -71,8 +71,9 @@ async fn fill(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects, migrates, starts the publisher, the webhook deliveries and the purge of
-/// expired idempotency records; the state every handler shares.
+/// Connects, migrates, publishes what the snapshot on disk lacks, starts the publisher,
+/// the webhook deliveries and the purge of expired idempotency records; the state every
+/// handler shares.
 pub async fn start(config: Config) -> anyhow::Result<AppState> {
     let pool = connect(&config.database_url).await?;
     warp_db::migrate(&pool).await?;
@@ -80,10 +81,10 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     fill(&pool).await?;
     let metrics = Arc::new(Metrics::new()?);
     let publisher = Arc::new(Publisher::new(pool.clone(), &config, metrics.clone())?);
-    if publisher.current().is_none() {
-        if let Err(e) = publisher.publish().await {
-            tracing::warn!(error = %e, "no snapshot yet and the first publish failed");
-        }
+    // What changed while no API ran reaches the SIP nodes now, not with the next change.
+    if let Err(e) = publisher.publish_if_stale().await {
+        tracing::warn!(error = %e, "the start-up publish failed; retrying");
+        publisher.changed();
     }
     publisher.spawn_debouncer();
     idempotency::spawn_purger(pool.clone(), config.idempotency_ttl);

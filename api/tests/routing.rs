@@ -256,3 +256,33 @@ async fn a_failed_automatic_publish_is_retried_without_another_change() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// An API that starts publishes what PostgreSQL holds when the snapshot on disk lacks
+/// it (here a change made in SQL while no API ran), and keeps the generation when the
+/// data is the same: SIP nodes reload nothing for a restart.
+#[tokio::test]
+async fn a_starting_api_publishes_what_its_snapshot_lacks_and_only_that() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    let generation = |state: &warp_api::state::AppState| {
+        let current = state.publisher.current().map(|s| s.generation());
+        let on_disk = warp_core::Snapshot::open(state.publisher.path()).unwrap();
+        (current, on_disk.generation())
+    };
+    let same = warp_api::start(t.config.clone()).await.unwrap();
+    assert_eq!(generation(&same), (Some(g), g), "a restart republished");
+    same.webhooks.stop();
+
+    sqlx::query("INSERT INTO exclusions (ban, vendor_id, prefix) VALUES ('C1', 'V1', '1212')")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    let changed = warp_api::start(t.config.clone()).await.unwrap();
+    assert_eq!(generation(&changed), (Some(g + 1), g + 1));
+    let (app, _) = warp_api::routes::app(changed.clone());
+    let simulated = TestApi { app, ..t };
+    let r = simulated.simulate("C1", "+12125556789").await;
+    assert_eq!(vendors(&r), ["V2"], "{}", r.body);
+    changed.webhooks.stop();
+}

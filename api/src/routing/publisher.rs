@@ -111,21 +111,55 @@ impl Publisher {
         }
     }
 
+    /// At start: publishes when PostgreSQL holds other routing data than the snapshot
+    /// on disk (a change made while no API ran, or one whose publish the last run did
+    /// not finish); the same data keeps its generation, and SIP nodes reload nothing.
+    pub async fn publish_if_stale(&self) -> Result<Option<u64>, PublishError> {
+        let _one = self.publishing.lock().await;
+        let (covered, generation, bytes) = self.compile_next().await?;
+        let snapshot = Snapshot::from_bytes(&bytes)?;
+        if self.current().map(|s| s.payload_hash()) == Some(snapshot.payload_hash()) {
+            self.published_changes.fetch_max(covered, Ordering::SeqCst);
+            return Ok(None);
+        }
+        self.install(covered, generation, bytes, snapshot)
+            .await
+            .map(Some)
+    }
+
     async fn publish_locked(&self) -> Result<u64, PublishError> {
+        let (covered, generation, bytes) = self.compile_next().await?;
+        let snapshot = Snapshot::from_bytes(&bytes)?;
+        self.install(covered, generation, bytes, snapshot).await
+    }
+
+    /// The dataset PostgreSQL holds now, compiled as the next generation, with the
+    /// count of changes it covers.
+    async fn compile_next(&self) -> Result<(u64, u64, Vec<u8>), PublishError> {
         // Changes are committed before they are counted: what is counted now is loaded.
         let covered = self.changes.load(Ordering::SeqCst);
         let dataset = warp_db::load_dataset(&self.pool).await?;
         let on_disk = Snapshot::open(&self.path).map(|s| s.generation()).ok();
         let ours = self.current().map(|s| s.generation());
         let generation = on_disk.max(ours).unwrap_or(0) + 1;
+        let bytes = tokio::task::spawn_blocking(move || compile(&dataset, generation)).await??;
+        Ok((covered, generation, bytes))
+    }
+
+    /// Writes `bytes` as the snapshot file, serves `snapshot` (made of them) to
+    /// simulation and announces the generation.
+    async fn install(
+        &self,
+        covered: u64,
+        generation: u64,
+        bytes: Vec<u8>,
+        snapshot: Snapshot,
+    ) -> Result<u64, PublishError> {
         let path = self.path.clone();
-        let snapshot = tokio::task::spawn_blocking(move || -> Result<Snapshot, PublishError> {
-            let bytes = compile(&dataset, generation)?;
-            // `publish` creates the directory too.
-            publish(&bytes, &path).map_err(PublishError::Write)?;
-            Ok(Snapshot::from_bytes(&bytes)?)
-        })
-        .await??;
+        // `publish` creates the directory too.
+        tokio::task::spawn_blocking(move || publish(&bytes, &path))
+            .await?
+            .map_err(PublishError::Write)?;
         if let Ok(mut c) = self.current.write() {
             *c = Some(Arc::new(snapshot));
         }

@@ -340,13 +340,19 @@ impl Snapshot {
         self.header.generation
     }
 
+    /// The payload's checksum: the same routing data compiles to the same payload,
+    /// whatever its generation or compile time.
+    pub fn payload_hash(&self) -> u64 {
+        self.header.payload_hash
+    }
+
     pub fn summary(&self) -> Summary {
         Summary {
             generation: self.header.generation,
             format_version: self.header.version,
             created_unix: self.header.created_unix,
             file_bytes: self.header.file_len,
-            payload_xxh3: format!("{:016x}", self.header.payload_hash),
+            payload_xxh3: format!("{:016x}", self.payload_hash()),
             customers: self.customers().len(),
             trunks: self.trunks().len(),
             vendors: self.vendors().len(),
