@@ -457,3 +457,115 @@ fn a_local_calling_pair_naming_a_rate_centre_no_lerg_code_has_is_refused() {
         "{err}"
     );
 }
+
+/// The fixture's dataset, for a test that changes it before compiling.
+fn dataset() -> warp_core::model::Dataset {
+    read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture")).unwrap()
+}
+
+fn compiled(d: &warp_core::model::Dataset) -> Snapshot {
+    Snapshot::from_bytes(&compile(d, 1).unwrap()).unwrap()
+}
+
+#[test]
+fn a_rate_applies_from_its_first_second_up_to_not_including_its_end() {
+    // VD's 1212 row at 0.009 ends, and the 0.003 one starts, at 2026-06-01T00:00:00Z.
+    let at = |s: &Snapshot, when: &str| {
+        let mut r = req("C1", DENVER, "2125550000");
+        r.at = t(when);
+        let d = s.route(&r).unwrap();
+        let vd = d.routes.iter().find(|r| r.vendor_id == "VD").unwrap();
+        vd.vendor_rate.to_string()
+    };
+    let s = fixture();
+    assert_eq!(at(&s, "2026-05-31T23:59:59Z"), "0.009");
+    assert_eq!(at(&s, "2026-06-01T00:00:00Z"), "0.003");
+    // Without the newer row, the old one still ends there: VD falls back to its
+    // 1 row (INTERSTATE 0.008).
+    let mut d = dataset();
+    d.vendor_rates
+        .retain(|r| !(r.owner == "VD" && r.effective_from == t("2026-06-01T00:00:00Z")));
+    let s = compiled(&d);
+    assert_eq!(at(&s, "2026-05-31T23:59:59Z"), "0.009");
+    assert_eq!(at(&s, "2026-06-01T00:00:00Z"), "0.008");
+}
+
+#[test]
+fn equal_rate_and_priority_are_ordered_by_vendor_id_not_dataset_order() {
+    // VA and VB both price Colorado Springs at 0.005 (after VD, forced); with equal
+    // priorities the id decides, however the dataset lists the vendors.
+    let mut d = dataset();
+    d.vendors.reverse();
+    for v in &mut d.vendors {
+        v.priority = 1;
+    }
+    let after_forced = |d: &warp_core::model::Dataset| {
+        let s = compiled(d);
+        let dec = s.route(&req("C1", DENVER, "7195550000")).unwrap();
+        let ids: Vec<String> = dec.routes[1..].iter().map(|r| r.vendor_id.into()).collect();
+        ids
+    };
+    assert_eq!(after_forced(&d), ["VA", "VB"]);
+    // A lower priority number goes first whatever the id.
+    d.vendors
+        .iter_mut()
+        .find(|v| v.id == "VB")
+        .unwrap()
+        .priority = 0;
+    assert_eq!(after_forced(&d), ["VB", "VA"]);
+}
+
+#[test]
+fn a_vendor_is_credited_to_the_first_open_partition_by_priority() {
+    // VD is in P1 and P2. Given to C1 at priority 0, P2 comes first and offers VD;
+    // closed (outside its window), P1 offers it.
+    let mut d = dataset();
+    d.customer_partitions
+        .push(warp_core::model::CustomerPartition {
+            ban: "C1".into(),
+            partition: "P2".into(),
+            priority: 0,
+            schedule: Default::default(),
+        });
+    let partition = |d: &warp_core::model::Dataset| {
+        let s = compiled(d);
+        let dec = s.route(&req("C1", DENVER, "8005551234")).unwrap();
+        dec.routes[0].partition.map(str::to_string)
+    };
+    assert_eq!(partition(&d).as_deref(), Some("P2"));
+    d.customer_partitions.last_mut().unwrap().schedule.to = Some(t("2026-01-01T00:00:00Z"));
+    assert_eq!(partition(&d).as_deref(), Some("P1"));
+}
+
+#[test]
+fn an_overnight_window_follows_local_time_across_a_dst_change() {
+    // A global override to VD, Saturdays 22:00 to 06:00 New York time. The night of
+    // 7-8 March 2026 springs forward: it starts at 03:00Z (EST) and ends at 10:00Z (EDT).
+    let mut d = dataset();
+    let ny = chrono_tz::America::New_York;
+    let sat = warp_core::schedule::WeeklyWindow::parse_days("Sat").unwrap();
+    d.overrides.push(warp_core::model::Override {
+        ban: None,
+        prefix: warp_core::Prefix::parse("1303").unwrap(),
+        vendor: "VD".into(),
+        schedule: warp_core::schedule::Schedule {
+            window: Some(warp_core::schedule::WeeklyWindow::new(ny, sat, 22 * 60, 6 * 60).unwrap()),
+            ..Default::default()
+        },
+    });
+    let s = compiled(&d);
+    let forced = |when: &str| {
+        let mut r = req("C1", DENVER, "3034449999");
+        r.at = t(when);
+        s.route(&r).unwrap().routes[0].forced
+    };
+    for (when, expected) in [
+        ("2026-03-08T02:59:00Z", false), // Sat 21:59 EST
+        ("2026-03-08T03:00:00Z", true),  // Sat 22:00 EST
+        ("2026-03-08T09:59:00Z", true),  // Sun 05:59 EDT
+        ("2026-03-08T10:00:00Z", false), // Sun 06:00 EDT (05:00 in EST)
+        ("2026-03-09T03:30:00Z", false), // Sun 23:30 EDT: Sunday is not in the window
+    ] {
+        assert_eq!(forced(when), expected, "{when}");
+    }
+}
