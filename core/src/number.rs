@@ -317,7 +317,9 @@ fn trunk_zero(body: &[u8]) -> Option<usize> {
     (body.get(at..at + 3) == Some(b"(0)")).then_some(at + 1)
 }
 
-/// Extracts the user part of a `sip:`, `sips:` or `tel:` URI; other input is returned as is.
+/// Extracts the user part of a `sip:`, `sips:` or `tel:` URI, and its parameters; other
+/// input is a user part already (as Kamailio's `$rU` of a sip: URI without `user=phone`
+/// gives it, `+12125550123;npdi;rn=+13035550000`), split at its first `;`.
 /// Byte-wise: every call parses two numbers, most of them bare digits.
 fn uri_user(s: &str) -> (&str, &str) {
     let s = s.trim_start_matches('<').trim_end_matches('>');
@@ -328,7 +330,7 @@ fn uri_user(s: &str) -> (&str, &str) {
         .find(|p| starts(p))
         .map(<[u8]>::len)
     else {
-        return (s, "");
+        return s.split_once(';').unwrap_or((s, ""));
     };
     let rest = &b[scheme..];
     let end = rest
@@ -468,6 +470,11 @@ mod tests {
             Err(NumberError::TooLong(_))
         ));
         assert_eq!(p("(303) 629-1234"), "13036291234");
+        // A sip: user part with its telephone-subscriber parameters, as Kamailio's
+        // `$rU` gives it without `user=phone` (RFC 4694 number portability).
+        assert_eq!(p("+13036291234;npdi;rn=+17205550000"), "13036291234");
+        assert_eq!(p("sip:+13036291234;npdi;rn=+17205550000@h"), "13036291234");
+        assert_eq!(p("2079460000;phone-context=+44"), "442079460000");
     }
 
     #[test]

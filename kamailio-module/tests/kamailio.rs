@@ -481,6 +481,32 @@ fn a_dialled_local_number_keeps_its_phone_context_after_the_script_read_it() {
     }
 }
 
+/// A number-portability R-URI (RFC 4694 `;npdi;rn=`) without `user=phone`: the core
+/// leaves the parameters in the user part, and the call is routed on its number, the
+/// vendor's R-URI carrying the number alone.
+#[test]
+fn a_dialled_number_with_portability_parameters_is_routed_on_its_number() {
+    let (_data, k) = start_on_test_data(Script::Native(ROUTE));
+    let (sock, lport) = raw_socket();
+    let call = format!("npdi{lport}");
+    let user = "+12125550123;npdi;rn=+13035550000";
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "INVITE", user, &call),
+    );
+    let reply = final_reply(&sock, &k, &call);
+    assert_eq!(
+        reply.code,
+        200,
+        "{:?}\n{}",
+        reply.header("X-Warp-Why"),
+        k.log()
+    );
+    let ruri = reply.header("X-Warp-RURI").unwrap();
+    assert!(ruri.starts_with("sip:+12125550123@"), "{ruri}");
+}
+
 /// The trunk and DNO checks on their own, before any routing: the caller's number
 /// (PAI/RPID/From) or the one in X-Number.
 const IDENTIFY_AND_DNO: &str = r#"
