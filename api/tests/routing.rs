@@ -5,7 +5,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{vendors, TestApi, ROOT};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn fixture_routes_cheapest_first_and_a_rate_change_shows_after_publish() {
@@ -116,17 +116,16 @@ async fn rejections_carry_the_sip_reply_and_bad_numbers_are_422() {
         .await
         .unwrap();
     let before = t.simulate("C1", "+12125556789").await.data()["generation"].clone();
+    publish_refused(&t, (StatusCode::CONFLICT, "COMPILE_FAILED"), before).await;
+}
+
+/// A publish answered `refusal`, after which simulation still routes on generation
+/// `serving`: the old snapshot serves.
+async fn publish_refused(t: &TestApi, refusal: (StatusCode, &str), serving: Value) {
     let r = t.post("/api/v1/routing/publish", ROOT, json!({})).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "COMPILE_FAILED"),
-        "{}",
-        r.body
-    );
-    assert_eq!(
-        t.simulate("C1", "+12125556789").await.data()["generation"],
-        before
-    );
+    assert_eq!((r.status, r.code()), refusal, "{}", r.body);
+    let now = t.simulate("C1", "+12125556789").await;
+    assert_eq!(now.data()["generation"], serving);
 }
 
 #[tokio::test]
@@ -200,17 +199,8 @@ async fn a_snapshot_that_cannot_be_written_is_a_server_fault_and_the_old_one_ser
     t.fixture().await;
     let g = t.publish().await;
     block_snapshot(&t);
-    let r = t.post("/api/v1/routing/publish", ROOT, json!({})).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-        "{}",
-        r.body
-    );
-    assert_eq!(
-        t.simulate("C1", "+12125556789").await.data()["generation"],
-        g
-    );
+    let fault = (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL");
+    publish_refused(&t, fault, g.into()).await;
 }
 
 /// Takes the snapshot's path with a non-empty directory, so that the rename of a new
