@@ -207,6 +207,38 @@ async fn a_snapshot_that_cannot_be_written_is_a_server_fault_and_the_old_one_ser
     block_snapshot(&t);
     let fault = (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL");
     publish_refused(&t, fault, g.into()).await;
+    // The failed publish left no audit entry.
+    assert_eq!(publishes_audited(&t).await, 1);
+}
+
+#[tokio::test]
+async fn a_publish_that_cannot_be_audited_does_not_happen() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    for ddl in [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql
+         AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ] {
+        sqlx::query(ddl).execute(&t.pool).await.unwrap();
+    }
+    let fault = (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL");
+    publish_refused(&t, fault, g.into()).await;
+    let node = warp_core::Snapshot::open(&t.dir.path().join("routing.snap")).unwrap();
+    assert_eq!(
+        node.generation(),
+        g,
+        "SIP nodes were handed an unaudited generation"
+    );
+    assert_eq!(publishes_audited(&t).await, 1);
+}
+
+async fn publishes_audited(t: &TestApi) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'publish'")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap()
 }
 
 /// Takes the snapshot's path with a non-empty directory, so that the rename of a new

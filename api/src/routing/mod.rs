@@ -154,23 +154,13 @@ pub struct Published {
 pub async fn publish(State(st): State<AppState>, who: Principal) -> ApiResult<Envelope<Published>> {
     who.require(Class::Routing, Access::Write)?;
     // Stored data that makes no snapshot is a state to fix, not a server fault.
-    let generation = st.publisher.publish().await.map_err(|e| match e {
+    let generation = st.publisher.publish(&who).await.map_err(|e| match e {
         publisher::PublishError::Compile(_)
         | publisher::PublishError::Load(warp_db::DbError::Invalid { .. }) => {
             ApiError::new(StatusCode::CONFLICT, "COMPILE_FAILED", e.to_string())
         }
         other => ApiError::internal(other),
     })?;
-    let mut conn = st.pool.acquire().await?;
-    let change = crate::audit::Change {
-        action: "publish",
-        class: Class::Routing,
-        entity_type: "routing_snapshot",
-        entity_id: &generation.to_string(),
-        before: None,
-        after: None,
-    };
-    crate::audit::record(&mut conn, &who, change).await?;
     Ok(Envelope::ok(Published {
         generation,
         path: st.publisher.path().display().to_string(),

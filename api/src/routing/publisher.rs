@@ -2,6 +2,7 @@
 //! write it atomically to WARP_SNAPSHOT as a new generation, keep it in memory for
 //! simulation, and announce it on Redis. Changes schedule a debounced publish.
 
+use crate::auth::Principal;
 use crate::metrics::Metrics;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,8 @@ pub enum PublishError {
     Open(#[from] OpenError),
     #[error("compile task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("recording the publish: {0}")]
+    Audit(#[from] sqlx::Error),
 }
 
 pub struct Publisher {
@@ -92,10 +95,20 @@ impl Publisher {
         self.dirty.notify_one();
     }
 
-    /// Compiles and publishes a new generation now.
-    pub async fn publish(&self) -> Result<u64, PublishError> {
+    /// Compiles and publishes a new generation now, on `who`'s behalf. Its audit row
+    /// (and webhook event) is written first in a transaction committed only once the
+    /// file is in place: a publish that cannot be recorded does not happen, and one
+    /// that fails leaves no record.
+    pub async fn publish(&self, who: &Principal) -> Result<u64, PublishError> {
         let _one = self.publishing.lock().await;
-        self.publish_locked().await
+        let (covered, generation, bytes) = self.compile_next().await?;
+        let snapshot = Snapshot::from_bytes(&bytes)?;
+        let mut tx = self.pool.begin().await?;
+        let id = generation.to_string();
+        crate::audit::record(&mut tx, who, published_change(&id)).await?;
+        self.install(covered, generation, bytes, snapshot).await?;
+        tx.commit().await?;
+        Ok(generation)
     }
 
     /// Publishes unless the current snapshot already holds every counted change
@@ -197,17 +210,9 @@ impl Publisher {
     /// `routing_snapshot.publish` webhook event.
     async fn published_event(&self, generation: u64) {
         let id = generation.to_string();
-        let change = crate::audit::Change {
-            action: "publish",
-            class: crate::auth::roles::Class::Routing,
-            entity_type: "routing_snapshot",
-            entity_id: &id,
-            before: None,
-            after: None,
-        };
         let emitted = async {
             let mut conn = self.pool.acquire().await?;
-            crate::webhooks::emit(&mut conn, &change).await
+            crate::webhooks::emit(&mut conn, &published_change(&id)).await
         };
         if let Err(e) = emitted.await {
             tracing::warn!(error = %e, generation, "queueing the publish webhook event");
@@ -244,5 +249,17 @@ impl Publisher {
                 }
             }
         });
+    }
+}
+
+/// Generation `id` published: the audit entry and webhook event.
+fn published_change(id: &str) -> crate::audit::Change<'_> {
+    crate::audit::Change {
+        action: "publish",
+        class: crate::auth::roles::Class::Routing,
+        entity_type: "routing_snapshot",
+        entity_id: id,
+        before: None,
+        after: None,
     }
 }
