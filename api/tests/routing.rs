@@ -116,6 +116,24 @@ async fn rejections_carry_the_sip_reply_and_bad_numbers_are_422() {
         )
         .await;
     assert_eq!((r.code(), r.field()), ("INVALID_PHONE_NUMBER", "lrn"));
+    // max_results in the customer's own range: one route, or a refusal, never a guess.
+    for (max, routes) in [(0, None), (1, Some(1)), (101, None)] {
+        let body = json!({"customer_ban": "C1", "dnis": "+12125556789", "max_results": max});
+        let r = t.post("/api/v1/routing/simulate", ROOT, body).await;
+        match routes {
+            Some(n) => assert_eq!(vendors(&r).len(), n, "{}", r.body),
+            None => assert_eq!(
+                (r.status, r.code(), r.field()),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "VALIDATION_ERROR",
+                    "max_results"
+                ),
+                "{}",
+                r.body
+            ),
+        }
+    }
     // Data edited by hand into something that makes no snapshot: 409, old one serves.
     sqlx::query("UPDATE customer_partitions SET tz = 'Mars/Base', days = 1, start_minute = 0, end_minute = 60")
         .execute(&t.pool)

@@ -33,6 +33,7 @@ pub struct SimulateRequest {
     pub lrn: Option<String>,
     /// When the call happens (default now): picks rates, windows and overrides.
     pub at: Option<DateTime<Utc>>,
+    /// Overrides the customer's `max_results`; the same range, 1–100.
     pub max_results: Option<u32>,
 }
 
@@ -82,6 +83,10 @@ fn invalid_number(field: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 fn route(st: &AppState, req: SimulateRequest) -> ApiResult<Simulation> {
+    // The engine reads 0 as 1: a caller asking for none would be shown one.
+    if req.max_results.is_some_and(|n| !(1..=100).contains(&n)) {
+        return Err(ApiError::invalid("max_results", "max_results is 1 to 100"));
+    }
     let snapshot = st.publisher.current().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
