@@ -188,8 +188,9 @@ impl Spool {
     /// and drop its calls' events if nobody read it. Stops at the first error, of a
     /// batch or of `live`, or the first entry Redis refused (the file stays, taken by
     /// this process, and is sent again later: at least once). A file that cannot be
-    /// read or deleted is logged and left for a later replay: it says nothing about
-    /// Redis, and stopping there would hold back every file after it for good.
+    /// read or deleted, or a directory that cannot be listed, is logged and left for a
+    /// later replay: it says nothing about Redis, and stopping there would hold back
+    /// every file after it, and the process's own events, for good.
     pub fn replay(
         &mut self,
         conn: &mut Connection,
@@ -200,7 +201,13 @@ impl Spool {
     ) -> Result<(), String> {
         // Later events go to a new file: this one is about to be sent.
         self.own = None;
-        for path in self.takeable()? {
+        // Taken for an outage, a directory removed or made unreadable would hold each
+        // batch back for the retry backoff while Redis takes them.
+        let files = self.takeable().unwrap_or_else(|e| {
+            lm_err!("spooled CDR events: {e}; left there");
+            Vec::new()
+        });
+        for path in files {
             let Some(taken) = take(&path) else {
                 continue;
             };

@@ -2457,6 +2457,36 @@ fn a_spool_file_that_cannot_be_read_holds_back_no_other() {
     assert_eq!(k.rpc("warp.stats")["cdr.redis_errors"], "0", "{}", k.log());
 }
 
+/// A spool directory that can no longer be listed (removed while Kamailio runs, with
+/// what it held) is the spool's failure, not Redis's: once Redis is back, the events
+/// of calls reach it at once rather than one batch per retry, the sender taking every
+/// replay for a new outage.
+#[test]
+fn a_spool_directory_removed_while_running_holds_back_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut redis, spooled) = SpoolParams::redis_down(dir.path());
+    let k = Kamailio::start(&spooled.with(&[]), Script::Native(ROUTE));
+    for _ in 0..5 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    wait_for_stat(&k, "cdr.spooled", "5");
+    std::fs::remove_dir_all(&spooled.spool).unwrap();
+    redis.restart();
+    for _ in 0..20 {
+        assert_eq!(k.request("INVITE", "").code, 200);
+    }
+    let cdrs = redis.wait_for("warp:cdr:raw", 20, Duration::from_secs(10));
+    assert_eq!(cdrs.len(), 20, "{}", k.log());
+    let errors = || k.rpc("warp.stats")["cdr.redis_errors"].clone();
+    let before = errors();
+    // Longer than the sender's longest retry backoff.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(errors(), before, "{}", k.log());
+    let log = k.log();
+    assert!(log.contains("Redis is back"), "{log}");
+    assert!(log.contains("spooled CDR events: "), "{log}");
+}
+
 /// An earlier run's spool is sent while calls go on: the sender sending it still takes
 /// the events of its process's calls, so none is dropped on a full buffer meanwhile,
 /// however long the spool takes to send.
