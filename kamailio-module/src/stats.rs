@@ -81,7 +81,7 @@ pub struct FuncStats {
 
 /// Counter sets, one per process (`process_no % SETS`), which `warp.stats` adds up: with
 /// one shared set every worker's every call moved the same cache lines from core to
-/// core. A set is 336 bytes, so one function's counters of two processes never share
+/// core. A set is 784 bytes, so one function's counters of two processes never share
 /// a line.
 const SETS: usize = 64;
 
