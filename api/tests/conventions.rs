@@ -502,6 +502,24 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains("warp_api_snapshot_generation 1"), "{text}");
 }
 
+#[tokio::test]
+async fn made_up_methods_add_no_metric_series() {
+    let t = TestApi::start().await;
+    for i in 0..3 {
+        let req = Request::builder()
+            .method(format!("BREW{i}").as_str())
+            .uri("/api/v1/customers")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(t.raw(req).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let text = String::from_utf8(t.get("/metrics", "").await.bytes).unwrap();
+    assert!(!text.contains("BREW"), "{text}");
+    let series =
+        r#"warp_api_requests_total{method="other",route="/api/v1/customers",status="405"} 3"#;
+    assert!(text.contains(series), "{text}");
+}
+
 async fn add_cdr(t: &TestApi, ban: &str, call: &str, at: &str, zone: &str) {
     sqlx::query(
         "INSERT INTO billing.rated_cdrs (call_id, start_stamp, ban, dnis, zone, disposition,
