@@ -113,6 +113,9 @@ CREATE TABLE IF NOT EXISTS api.webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due
     ON api.webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON api.webhook_deliveries (webhook_id, id);
+-- The deliveries under lease: a subscription with one in flight is not claimed again.
+CREATE INDEX IF NOT EXISTS webhook_deliveries_leased ON api.webhook_deliveries (webhook_id)
+    WHERE locked_until IS NOT NULL;
 -- The roles that may read the event, as the matrix stood when it was queued: only
 -- they see it in the log, and it is sent only while its subscription's role is one of
 -- them. Deliveries queued before it was kept (their class unknown): super_admin alone.

@@ -622,6 +622,46 @@ async fn timeouts_and_refused_connections_are_retried_then_marked_failed() {
 }
 
 #[tokio::test]
+async fn a_receiver_that_never_answers_does_not_hold_up_the_others() {
+    let t = TestApi::with(|k| match k {
+        "WARP_WEBHOOK_TIMEOUT_MS" => Some("5000".into()),
+        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
+        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
+        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
+        _ => None,
+    })
+    .await;
+    t.fixture().await;
+    // More events for the silent receiver than one claim takes, each attempt waiting
+    // out the whole timeout.
+    subscribe(&t, ROOT, &silent().await, json!(["trunks.update"])).await;
+    for cps in 1..=40 {
+        update_trunk(&t, "T-C1", cps).await;
+    }
+    let (healthy, url) = receiver(0).await;
+    let (_, secret) = subscribe(&t, ROOT, &url, json!(["customers.update"])).await;
+    healthy.secret.set(secret).unwrap();
+    let started = std::time::Instant::now();
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/customers/C1",
+            ROOT,
+            Some(json!({"name": "X"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    while healthy.seen().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the healthy receiver waited on the silent one's attempts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(healthy.seen()[0].signature_ok);
+}
+
+#[tokio::test]
 async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
     // The operator has not allowed private destinations (the default).
     let t = TestApi::with(|k| match k {

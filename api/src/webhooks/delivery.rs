@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::{AbortHandle, JoinSet};
 
-/// Deliveries claimed per round.
-const BATCH: i64 = 16;
+/// Deliveries claimed at once.
+const BATCH: usize = 16;
+/// Attempts in flight at once, over all subscriptions.
+const MAX_IN_FLIGHT: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 #[derive(FromRow)]
@@ -85,23 +87,52 @@ impl Dispatcher {
         }
     }
 
+    /// Claims due deliveries and attempts them, without waiting for one claim's
+    /// attempts to end before the next: a receiver that takes its whole timeout holds
+    /// up only its own subscription's deliveries.
     async fn run(self: Arc<Self>) {
+        let mut running = JoinSet::new();
         loop {
-            match self.deliver_due().await {
-                // A full batch: more may be due already.
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "webhook delivery round failed"),
+            let free = MAX_IN_FLIGHT - running.len();
+            match self.claim(free.min(BATCH)).await {
+                Ok(due) => {
+                    let full = due.len() == BATCH;
+                    for d in due {
+                        let (client, pool, policy) =
+                            (self.client.clone(), self.pool.clone(), self.policy);
+                        running.spawn(async move {
+                            let outcome = attempt(&client, &d, policy.allow_private).await;
+                            record(&pool, policy, &d, outcome).await
+                        });
+                    }
+                    // A full claim: more may be due already.
+                    if full && running.len() < MAX_IN_FLIGHT {
+                        continue;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
             }
-            tokio::time::sleep(self.policy.poll).await;
+            // An attempt that ends frees its subscription for the next claim.
+            tokio::select! {
+                Some(done) = running.join_next() => {
+                    log(done);
+                    while let Some(done) = running.try_join_next() {
+                        log(done);
+                    }
+                }
+                () = tokio::time::sleep(self.policy.poll) => {}
+            }
         }
     }
 
-    /// One round: claims what is due and attempts each; how many were attempted.
-    async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
+    /// Leases up to `limit` due deliveries of subscriptions with none in flight.
+    async fn claim(&self, limit: usize) -> Result<Vec<Due>, sqlx::Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         // The lease outlives any attempt, so a claim is never taken twice at once.
         let lease = 2.0 * self.policy.timeout.as_secs_f64() + 1.0;
-        let due: Vec<Due> = sqlx::query_as(
+        sqlx::query_as(
             "UPDATE api.webhook_deliveries d
              SET locked_until = now() + make_interval(secs => $1)
              FROM api.webhooks w
@@ -110,6 +141,9 @@ impl Dispatcher {
                  JOIN api.webhooks w2 ON w2.id = d2.webhook_id AND w2.active
                  WHERE d2.status = 'pending' AND d2.next_attempt_at <= now()
                    AND (d2.locked_until IS NULL OR d2.locked_until < now())
+                   AND NOT EXISTS (SELECT 1 FROM api.webhook_deliveries b
+                                   WHERE b.webhook_id = d2.webhook_id
+                                     AND b.locked_until > now())
                  ORDER BY d2.next_attempt_at LIMIT $2
                  FOR UPDATE OF d2 SKIP LOCKED)
              RETURNING d.id, d.event_id, d.event_type, d.payload,
@@ -117,24 +151,15 @@ impl Dispatcher {
                        w.role, w.role = ANY (d.readers) AS readable",
         )
         .bind(lease)
-        .bind(BATCH)
+        .bind(limit as i64)
         .fetch_all(&self.pool)
-        .await?;
-        let n = due.len();
-        let mut running = JoinSet::new();
-        for d in due {
-            let (client, pool, policy) = (self.client.clone(), self.pool.clone(), self.policy);
-            running.spawn(async move {
-                let outcome = attempt(&client, &d, policy.allow_private).await;
-                record(&pool, policy, &d, outcome).await
-            });
-        }
-        while let Some(done) = running.join_next().await {
-            if let Ok(Err(e)) = done {
-                tracing::warn!(error = %e, "recording a webhook attempt failed");
-            }
-        }
-        Ok(n)
+        .await
+    }
+}
+
+fn log(done: Result<Result<(), sqlx::Error>, tokio::task::JoinError>) {
+    if let Ok(Err(e)) = done {
+        tracing::warn!(error = %e, "recording a webhook attempt failed");
     }
 }
 
