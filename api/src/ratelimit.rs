@@ -115,7 +115,10 @@ impl RateLimiter {
         if now.duration_since(entry.0) >= WINDOW {
             *entry = (now, 0);
         }
-        let reset = WINDOW.saturating_sub(now.duration_since(entry.0)).as_secs();
+        let left = WINDOW.saturating_sub(now.duration_since(entry.0));
+        // Rounded up, as Redis's wall-clock windows are: a client that waits `reset`
+        // seconds finds the window over, not a second short of it.
+        let reset = left.as_secs() + u64::from(left.subsec_nanos() > 0);
         // Refused requests do not count, so the budget is exactly the limit.
         let count = entry.1 + 1;
         if count <= u64::from(self.limit) {
@@ -211,4 +214,19 @@ pub async fn rate_limit(State(st): State<AppState>, mut req: Request, next: Next
     h.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
     h.insert("x-ratelimit-reset", HeaderValue::from(v.reset));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_reset_is_never_before_the_window_ends() {
+        let limiter = RateLimiter::new(1, None);
+        assert!(limiter.hit("k").await.allowed);
+        let refused = limiter.hit("k").await;
+        assert!(!refused.allowed);
+        // The window started a moment ago: all but a sliver of a minute is left.
+        assert_eq!(refused.reset, 60);
+    }
 }
