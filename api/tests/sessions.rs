@@ -222,3 +222,28 @@ async fn login_attempts_are_limited_per_account() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Disabling a disabled user changes nothing: the same answer, no second audit row,
+/// no second `users.disable` event (as revoking a revoked key).
+#[tokio::test]
+async fn disabling_a_disabled_user_again_is_no_change() {
+    let t = TestApi::start().await;
+    let user = t
+        .make(
+            "/api/v1/users",
+            json!({"email": "sue@x.example", "role": "support", "password": "a long passphrase"}),
+        )
+        .await;
+    let path = format!("/api/v1/users/{}", user["id"]);
+    let first = t.call("DELETE", &path, ROOT, None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let again = t.call("DELETE", &path, ROOT, None).await;
+    assert_eq!((again.status, again.data()), (StatusCode::OK, first.data()));
+    let (audited,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM audit_log WHERE entity_type = 'users' AND action = 'disable'",
+    )
+    .fetch_one(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+}

@@ -327,7 +327,10 @@ pub async fn disable_user(
         before: serde_json::to_value(&before).ok(),
         after: serde_json::to_value(&user).ok(),
     };
-    audit::record(&mut tx, &who, change).await?;
+    // Disabling a disabled user changes nothing: no audit row, no webhook event.
+    if change.before != change.after {
+        audit::record(&mut tx, &who, change).await?;
+    }
     tx.commit().await?;
     // This instance refuses the user from its next request; the others on notice.
     st.credentials.forget_all();
