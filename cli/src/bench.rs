@@ -9,6 +9,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
 use warp_core::{RouteRequest, Snapshot};
+use warp_db::DbError;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -156,9 +157,17 @@ fn legacy(url: &str, calls: &[Call], n: usize, at: DateTime<Utc>) -> Result<[f64
         for i in 0..n {
             let Call { ban, ani, dnis } = &calls[i % calls.len()];
             let t = Instant::now();
-            // An unparsable number is answered without a query; it is timed alike.
-            let _ = warp_db::legacy_route(&pool, ban, ani.as_deref(), dnis, None, at).await;
+            let outcome = warp_db::legacy_route(&pool, ban, ani.as_deref(), dnis, None, at).await;
             lat.push(t.elapsed().as_nanos() as u64);
+            match outcome {
+                // An unparsable number is answered without a query; it is timed alike.
+                Ok(_) | Err(DbError::Number(_)) => {}
+                // A failed query is no decision: timing it would report a bogus ratio.
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("legacy SQL decision for {ban} -> {dnis}")))
+                }
+            }
         }
         let wall = started.elapsed();
         outln!(

@@ -501,3 +501,36 @@ fn compile_over_an_unreadable_snapshot_does_not_restart_the_generations() {
         "{err}"
     );
 }
+
+/// A legacy query that fails (here: a database without WARP's schema) ends the bench
+/// with the database's error, instead of timing failures as decisions and printing a
+/// ratio against them.
+#[test]
+fn a_legacy_bench_whose_queries_fail_fails() {
+    let pg = warp_testkit::Postgres::start().expect("postgres starts");
+    let empty = pg.create_db("empty").unwrap();
+    let (_dir, data, snap) = compiled("5");
+    let out = warp(&[
+        "bench-route",
+        "--snapshot",
+        p(&snap),
+        "--calls",
+        p(&data.join("sample_calls.csv")),
+        "--iterations",
+        "10",
+        "--legacy-db",
+        &empty,
+        "--legacy-calls",
+        "5",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stdout.contains("legacy SQL / snapshot"), "{stdout}");
+    assert!(
+        stderr.starts_with("warp: legacy SQL decision for ") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+}
