@@ -3,7 +3,7 @@
 //! in the same run, the legacy one-SQL-query-per-call decision for comparison.
 
 use crate::calls::{self, Call};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use std::path::PathBuf;
@@ -68,6 +68,16 @@ fn mapping_rss(start: usize) -> Result<u64> {
         .ok_or_else(|| anyhow!("no Rss for the mapping at {start:#x} in /proc/self/smaps"))
 }
 
+/// An empty buffer for `n` latencies, allocated up front (so it is no part of the
+/// memory growth measured, and no reallocation is timed), or a clear error when `n` is
+/// more than memory can hold, rather than an abort.
+fn latency_buffer(n: usize, flag: &str) -> Result<Vec<u64>> {
+    let mut lat = Vec::new();
+    lat.try_reserve_exact(n)
+        .with_context(|| format!("{flag} {n}: no memory for that many latencies"))?;
+    Ok(lat)
+}
+
 /// p50, p90, p99, p99.9 and max in µs of nanosecond latencies.
 fn percentiles(lat: &mut [u64]) -> [f64; 5] {
     lat.sort_unstable();
@@ -92,11 +102,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
         bail!("{} has no calls", a.calls.display());
     }
     let (anon0, _) = rss()?;
+    // Both buffers before any work: a count memory cannot hold is refused at once.
+    let mut lat = latency_buffer(a.iterations, "--iterations")?;
+    let legacy_lat = match a.legacy_db {
+        Some(_) => latency_buffer(a.legacy_calls, "--legacy-calls")?,
+        None => Vec::new(),
+    };
     let t = Instant::now();
     let snap = crate::in_snapshot(&a.snapshot, Snapshot::open(&a.snapshot))?;
     let open = t.elapsed();
     let at = Utc::now();
-    let mut lat = Vec::with_capacity(a.iterations);
     let (mut routed, mut rejected) = (0usize, 0usize);
     let started = Instant::now();
     for i in 0..a.iterations {
@@ -135,7 +150,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         file1.saturating_sub(mapped)
     )?;
     if let Some(url) = &a.legacy_db {
-        let legacy_p = legacy(url, &calls, a.legacy_calls, at)?;
+        let legacy_p = legacy(url, &calls, a.legacy_calls, legacy_lat, at)?;
         outln!(
             "legacy SQL / snapshot: p50 {:.0}x, p99 {:.0}x",
             legacy_p[0] / snap_p[0],
@@ -146,13 +161,19 @@ pub fn run(a: BenchArgs) -> Result<()> {
 }
 
 /// The same calls through one SQL query each, one after another on one connection.
-fn legacy(url: &str, calls: &[Call], n: usize, at: DateTime<Utc>) -> Result<[f64; 5]> {
+/// `lat` is an empty buffer for the `n` latencies.
+fn legacy(
+    url: &str,
+    calls: &[Call],
+    n: usize,
+    mut lat: Vec<u64>,
+    at: DateTime<Utc>,
+) -> Result<[f64; 5]> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let pool = warp_db::connect(url).await?;
-        let mut lat = Vec::with_capacity(n);
         let started = Instant::now();
         for i in 0..n {
             let Call { ban, ani, dnis } = &calls[i % calls.len()];

@@ -456,6 +456,29 @@ fn call_files_are_read_by_column_name_and_bad_bench_arguments_are_refused() {
             ],
             "at least 1",
         );
+        // More than memory (or the address space) holds: said, not a panic or abort.
+        for huge in ["1000000000000000", &usize::MAX.to_string()] {
+            let (iterations, legacy_calls) = match flag {
+                "--iterations" => (huge, "1"),
+                _ => ("10", huge),
+            };
+            refused(
+                &[
+                    "bench-route",
+                    "--snapshot",
+                    p(&snap),
+                    "--calls",
+                    p(&sample),
+                    "--legacy-db",
+                    "postgres://postgres@127.0.0.1:1/none",
+                    "--iterations",
+                    iterations,
+                    "--legacy-calls",
+                    legacy_calls,
+                ],
+                &format!("warp: {flag} {huge}: no memory for that many latencies: "),
+            );
+        }
     }
 }
 
