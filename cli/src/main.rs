@@ -141,7 +141,7 @@ fn gen_data(scale: &str, seed: u64, out: &Path, calls: usize) -> Result<()> {
     dataset::write_dir(&d, out)?;
     let mut w = csv::Writer::from_path(out.join("sample_calls.csv"))?;
     w.write_record(["ban", "ani", "dnis"])?;
-    for (ban, ani, dnis) in warp_datagen::sample_calls(&d, calls, seed) {
+    for (ban, ani, dnis) in warp_datagen::sample_call_stream(&d, seed).take(calls) {
         w.write_record([ban, ani, dnis])?;
     }
     w.flush()?;

@@ -557,3 +557,30 @@ fn a_legacy_bench_whose_queries_fail_fails() {
         "{stderr}"
     );
 }
+
+/// Sample calls are written as they are made: a `--calls` too big to hold in memory
+/// fills the file until the disk is full (here a 4 MiB file size limit), says so and
+/// fails, rather than aborting; its first calls are those a small count writes.
+#[test]
+fn gen_data_writes_any_number_of_calls_without_holding_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // dash counts 512-byte blocks. SIGXFSZ ignored, a write past the limit fails with
+    // EFBIG instead of killing.
+    let out = Command::new("sh")
+        .args(["-c", r#"ulimit -f 8192; trap '' XFSZ; exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_warp"))
+        .args(["gen-data", "--out", p(&data), "--calls"])
+        .arg(usize::MAX.to_string())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err, "warp: File too large (os error 27)\n");
+    let many = std::fs::read(data.join("sample_calls.csv")).unwrap();
+    assert!(many.len() > 1 << 20, "{} bytes", many.len());
+    let few = dir.path().join("few");
+    ok(&["gen-data", "--out", p(&few), "--calls", "50"]);
+    let few = std::fs::read_to_string(few.join("sample_calls.csv")).unwrap();
+    assert!(many.starts_with(few.as_bytes()), "{few}");
+}

@@ -539,6 +539,15 @@ impl Gen {
 /// Sample calls over the dataset (ban, ani, dnis), for the demo and benchmarks: a mix of
 /// local, intra/interstate, ported, DNO, toll-free, Canadian and international calls.
 pub fn sample_calls(d: &Dataset, n: usize, seed: u64) -> Vec<(String, String, String)> {
+    sample_call_stream(d, seed).take(n).collect()
+}
+
+/// The calls of [`sample_calls`], endless and made one at a time: a file of any length
+/// is written without holding it all.
+pub fn sample_call_stream(
+    d: &Dataset,
+    seed: u64,
+) -> impl Iterator<Item = (String, String, String)> + '_ {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let lerg: Vec<u32> = d
         .lerg
@@ -546,15 +555,14 @@ pub fn sample_calls(d: &Dataset, n: usize, seed: u64) -> Vec<(String, String, St
         .filter(|b| b.block.is_none())
         .map(|b| b.npa_nxx)
         .collect();
-    let mut out = Vec::with_capacity(n);
-    let nanp = |rng: &mut ChaCha8Rng| {
+    let nanp = move |rng: &mut ChaCha8Rng| {
         format!(
             "+1{}{:04}",
             lerg[rng.gen_range(0..lerg.len())],
             rng.gen_range(0..10_000)
         )
     };
-    for i in 0..n {
+    (0usize..).map(move |i| {
         let ban = d.customers[rng.gen_range(0..d.customers.len())].ban.clone();
         // The ANI's case and the DNIS's must not coincide: with `1` here, every unknown
         // caller dialled toll-free, and no sample reached the indeterminate policy.
@@ -574,7 +582,6 @@ pub fn sample_calls(d: &Dataset, n: usize, seed: u64) -> Vec<(String, String, St
             ),
             _ => nanp(&mut rng),
         };
-        out.push((ban, ani, dnis));
-    }
-    out
+        (ban, ani, dnis)
+    })
 }
