@@ -416,3 +416,35 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A bench whose every request fails (a peer that answers the warm-up ping, then
+/// nothing) still prints its report, but exits 1 saying why: it measured nothing.
+#[test]
+fn a_bench_whose_requests_all_fail_fails() {
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ng = peer.local_addr().unwrap().to_string();
+    let answer_once = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        let cookie = buf[..n].split(|&b| b == b' ').next().unwrap();
+        let pong = [cookie, b" d6:result4:ponge"].concat();
+        peer.send_to(&pong, from).unwrap();
+        peer // open but silent from now on
+    });
+    let out = Command::new(BIN)
+        .args(["--ng", &ng, "--timeout-ms", "50", "--retries", "0"])
+        .args(["bench", "--count", "4", "--concurrency", "2"])
+        .output()
+        .unwrap();
+    let _peer = answer_once.join().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains(": 0 ok, 4 errors,"), "{stdout}");
+    assert!(
+        stderr.starts_with("error: all 4 requests failed, the first: no reply after 1 attempt(s)"),
+        "{stderr}"
+    );
+}

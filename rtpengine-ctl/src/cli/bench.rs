@@ -3,6 +3,7 @@
 
 use crate::bencode::{encode_dict, Dict};
 use crate::{Client, Endpoint, Options};
+use anyhow::bail;
 use clap::Args;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,23 +51,27 @@ pub async fn run(
         let body = body.clone();
         tasks.spawn(async move {
             let mut lat = Vec::with_capacity(per_task as usize);
-            let mut errors = 0u32;
+            let (mut errors, mut first_error) = (0u32, None);
             for _ in 0..per_task {
                 let t0 = Instant::now();
                 match client.exchange(&body).await {
                     Ok(_) => lat.push(t0.elapsed()),
-                    Err(_) => errors += 1,
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
-            (lat, errors)
+            (lat, errors, first_error)
         });
     }
     let mut all = Vec::new();
-    let mut errors = 0;
+    let (mut errors, mut first_error) = (0, None);
     while let Some(done) = tasks.join_next().await {
-        let (lat, e) = done?;
+        let (lat, e, first) = done?;
         all.extend(lat);
         errors += e;
+        first_error = first_error.or(first);
     }
     let wall = started.elapsed();
     all.sort_unstable();
@@ -83,7 +88,7 @@ pub async fn run(
             "concurrency": args.concurrency, "seconds": wall.as_secs_f64(), "per_second": rate,
             "p50_us": us(pct(0.50)), "p90_us": us(pct(0.90)), "p99_us": us(pct(0.99)),
             "max_us": us(all.last().copied().unwrap_or_default()),
-        }))
+        }))?;
     } else {
         super::emit(format_args!(
             "{ng} {}: {} ok, {errors} errors, concurrency {}, {:.0}/s, p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
@@ -95,6 +100,11 @@ pub async fn run(
             us(pct(0.90)),
             us(pct(0.99)),
             us(all.last().copied().unwrap_or_default()),
-        ))
+        ))?;
+    }
+    // Nothing was measured: the report stands, but the run is no success.
+    match first_error {
+        Some(e) if all.is_empty() => bail!("all {errors} requests failed, the first: {e}"),
+        _ => Ok(()),
     }
 }
