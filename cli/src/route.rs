@@ -29,7 +29,9 @@ pub struct RouteArgs {
     /// Call time (RFC 3339); default now.
     #[arg(long)]
     at: Option<DateTime<Utc>>,
-    #[arg(long)]
+    /// Overrides the customer's max_results, in the same range (1 to 100): the engine
+    /// would read 0 as 1.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_results: Option<u32>,
     /// CSV with columns ban,ani,dnis: route every row.
     #[arg(long, conflicts_with_all = ["ban", "dnis"])]

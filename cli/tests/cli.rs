@@ -179,6 +179,34 @@ fn generate_compile_inspect_and_route() {
     ]);
     assert!(bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stdout).contains("\"sip_code\":484"));
+    // --max-results in a customer's own range, 1 to 100: the engine reads 0 as 1.
+    let max = |n: &str| {
+        warp(&[
+            "route",
+            "--snapshot",
+            p(&snap),
+            "--ban",
+            "100001",
+            "--dnis",
+            "+442079460000",
+            "--at",
+            AT,
+            "--json",
+            "--max-results",
+            n,
+        ])
+    };
+    let one: Value = serde_json::from_slice(&max("1").stdout).unwrap();
+    assert_eq!(one["routes"].as_array().unwrap().len(), 1, "{one}");
+    for n in ["0", "101"] {
+        let out = max(n);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--max-results {n}: {err}");
+        assert!(
+            err.contains(&format!("invalid value '{n}' for '--max-results")),
+            "{err}"
+        );
+    }
     let missing = warp(&["inspect", p(&dir.path().join("nope.snap"))]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.snap"));
