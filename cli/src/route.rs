@@ -33,8 +33,9 @@ pub struct RouteArgs {
     /// would read 0 as 1.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_results: Option<u32>,
-    /// CSV with columns ban,ani,dnis: route every row.
-    #[arg(long, conflicts_with_all = ["ban", "dnis"])]
+    /// CSV with columns ban,ani,dnis: route every row. Not with --ani or --lrn, which
+    /// belong to one call: the file's ANI would be left unused, one LRN given to all.
+    #[arg(long, conflicts_with_all = ["ban", "ani", "dnis", "lrn"])]
     batch: Option<PathBuf>,
     #[arg(long)]
     json: bool,

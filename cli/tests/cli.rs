@@ -461,6 +461,21 @@ fn call_files_are_read_by_column_name_and_bad_bench_arguments_are_refused() {
         assert!(!out.status.success() && !err.contains("panicked"), "{err}");
         assert!(err.contains(needle), "{err}");
     };
+    // A batch takes no one call's --ani or --lrn.
+    for (flag, value) in [("--ani", "3035551212"), ("--lrn", "3035550000")] {
+        let out = warp(&[
+            "route",
+            "--snapshot",
+            p(&snap),
+            "--batch",
+            p(&calls),
+            flag,
+            value,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
     std::fs::write(&calls, "number\n+442079460000\n").unwrap();
     refused(
         &["bench-route", "--snapshot", p(&snap), "--calls", p(&calls)],
