@@ -10,7 +10,7 @@ OUT=${OUT:-$PWD/data/$SCALE}
 CALLS=${CALLS:-25}
 
 cargo build --release -q -p warp-cli
-warp=target/release/warp
+warp="${CARGO_TARGET_DIR:-target}/release/warp"
 
 $warp gen-data --scale "$SCALE" --seed 7 --out "$OUT" --calls "$CALLS"
 $warp compile --from "$OUT" --out "$OUT/routing.snap"
