@@ -4,8 +4,10 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The cause is in the message, not also a `source`: a chain printed whole
+    /// (`{:#}`) would say it twice.
     #[error("I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("no reply after {attempts} attempt(s) in {elapsed:?}")]
     Timeout { attempts: u32, elapsed: Duration },
     #[error("request of {size} bytes is over the {limit}-byte limit of one UDP datagram")]
@@ -44,6 +46,12 @@ impl Error {
             Error::Io(e) => e.raw_os_error() == Some(MESSAGE_TOO_LONG),
             _ => false,
         }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
     }
 }
 

@@ -10,14 +10,21 @@ use std::convert::Infallible;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
+    /// The cause in the message only, as [`crate::Error::Io`]'s.
     #[error("invalid JSON: {0}")]
-    Syntax(#[from] serde_json::Error),
+    Syntax(serde_json::Error),
     #[error("JSON message is not an object")]
     NotObject,
     #[error("JSON null is not an ng value")]
     Null,
     #[error("string is not UTF-8 and cannot be sent as JSON")]
     NotUtf8,
+}
+
+impl From<serde_json::Error> for JsonError {
+    fn from(e: serde_json::Error) -> Self {
+        JsonError::Syntax(e)
+    }
 }
 
 pub fn decode_dict(input: &[u8]) -> Result<Dict<'static>, JsonError> {

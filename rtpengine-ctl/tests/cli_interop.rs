@@ -448,3 +448,22 @@ fn a_bench_whose_requests_all_fail_fails() {
         "{stderr}"
     );
 }
+
+/// An error's cause is said once: a refused connection, bad JSON.
+#[test]
+fn an_error_is_said_once() {
+    // A port just freed: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let tcp = format!("tcp:{closed}");
+    for (args, cause) in [
+        (vec!["--ng", &tcp, "ping"], "Connection refused"),
+        (vec!["raw", "{bad"], "key must be a string"),
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches(cause).count(), 1, "{args:?}: {stderr}");
+    }
+}
