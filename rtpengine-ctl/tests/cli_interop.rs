@@ -366,6 +366,24 @@ fn bench_sends_exactly_the_count_asked_for() {
         "{out}"
     );
     assert_eq!(pings() - before, 11, "the node got 10 and the warm-up");
+    // More in flight than there are requests: one task per request, not a million idle.
+    let out = ours(
+        &ng,
+        &[
+            "--json",
+            "bench",
+            "--count",
+            "2",
+            "--concurrency",
+            "1000000",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["ok"].as_u64(), report["concurrency"].as_u64()),
+        (Some(2), Some(2)),
+        "{out}"
+    );
 }
 
 /// A reply holding bytes that are not UTF-8 (a call-id some SIP stack made binary) is
