@@ -354,18 +354,55 @@ fn count_cps(table: &Table, slot: &Slot, trunk: &TrunkView<'_>, now: u64) -> Opt
 fn count_in_window(window: &AtomicU64, now: u64, cps: u64) -> bool {
     window
         .fetch_update(Relaxed, Relaxed, |w| {
-            let second = w >> 32;
-            // Only a later second opens a new window: a worker whose clock read is a
-            // moment behind another's counts into the window already open rather than
-            // resetting it. A clock further behind was stepped back (NTP, a resumed VM):
-            // waiting for it to catch up would hold the trunk to `cps` calls in all.
-            match (now > second || now + 1 < second, w & 0xffff_ffff) {
+            match (opens_window(w, now), w & 0xffff_ffff) {
                 (true, _) => Some(now << 32 | 1),
                 (false, n) if n >= cps => None,
                 (false, _) => Some(w + 1),
             }
         })
         .is_ok()
+}
+
+/// Whether a call of unix second `now` starts a new window rather than counting into
+/// `window`'s. Only a later second does: a worker whose clock read is a moment behind
+/// another's counts into the window already open rather than resetting it. A clock
+/// further behind was stepped back (NTP, a resumed VM): waiting for it to catch up
+/// would hold the trunk to `cps` calls in all.
+fn opens_window(window: u64, now: u64) -> bool {
+    let second = window >> 32;
+    now > second || now + 1 < second
+}
+
+/// Whether `trunk` is at one of its limits already, by this node's own counts, without
+/// counting anything: a call about to wait on an LRN lookup is refused before it pays
+/// for one, as [`admit`] would refuse it after (an over-limit flood would otherwise
+/// cost a dip a call, and a worker's wait on each). CPS counted in Redis
+/// (`cluster_cps`) is left to [`admit`]. A refusal counts as [`admit`]'s do.
+pub fn check(trunk: &TrunkView<'_>) -> Result<(), Exceeded> {
+    let Some(table) = TABLE.get() else {
+        return Ok(());
+    };
+    let key = key(trunk.id);
+    // Held while read, so a slot reclaimed meanwhile is never read as this trunk's.
+    let Some(held) = table.find(key).and_then(|i| table.try_hold(i, key)) else {
+        return Ok(());
+    };
+    let cps = u64::from(trunk.max_cps);
+    let window = held.slot.window.load(Relaxed);
+    if cps != 0
+        && !params::config().cluster_cps
+        && !opens_window(window, unix_second())
+        && window & 0xffff_ffff >= cps
+    {
+        table.refused_cps.fetch_add(1, Relaxed);
+        return Err(Exceeded::Cps);
+    }
+    let max = u64::from(trunk.max_concurrent);
+    if max != 0 && held.slot.active.load(Relaxed) >= max {
+        table.refused_concurrent.fetch_add(1, Relaxed);
+        return Err(Exceeded::Concurrent);
+    }
+    Ok(())
 }
 
 /// Gives back the count of a call its concurrent calls then refused: a trunk at its

@@ -3,7 +3,7 @@
 //! and the call's record.
 
 use crate::calls;
-use crate::limits::{self, Admission};
+use crate::limits::{self, Admission, Exceeded};
 use crate::lrn;
 use crate::record::{self, Attempts, LaterAttempts};
 use crate::snapshot;
@@ -77,11 +77,7 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
             },
             Err(exceeded) => {
                 record.truncate(written);
-                Answer::Refuse {
-                    code: 503,
-                    reason: exceeded.reason(),
-                    why: format!("trunk {}: {}", trunk.id, exceeded.reason()),
-                }
+                over_limit(&trunk, exceeded).into()
             }
         };
     }
@@ -101,8 +97,9 @@ fn verdict<'s>(
         why,
     })?;
     let now = chrono::Utc::now();
-    let decision =
-        lookup(snapshot, trunk.ban, query.ani, query.dnis, now).map_err(|r| refuse(&r))?;
+    let decision = gated_lookup(snapshot, trunk.ban, query.ani, query.dnis, now, || {
+        limits::check(&trunk).map_err(|exceeded| over_limit(&trunk, exceeded))
+    })?;
     let written = record.len();
     record::push_call(
         record,
@@ -157,23 +154,36 @@ pub fn lookup<'s>(
     dnis: &str,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Decision<'s>, Reject> {
+    gated_lookup(snapshot, ban, ani, dnis, at, || Ok(()))
+}
+
+/// [`lookup`], refused by `gate` too before an LRN is looked for outside the snapshot.
+fn gated_lookup<'s, E: From<Reject>>(
+    snapshot: &'s Snapshot,
+    ban: &str,
+    ani: Option<&str>,
+    dnis: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    gate: impl FnOnce() -> Result<(), E>,
+) -> Result<Decision<'s>, E> {
     let lrn = match lrn::wanted(snapshot, dnis) {
         Some(number) => {
             // What no LRN would change is refused before paying for one: a DNO'd
             // caller's flood costs no dips (nor their time, nor the breaker).
             snapshot.screen(ban, ani, dnis)?;
+            gate()?;
             lrn::supplied(number)
         }
         None => None,
     };
-    snapshot.route(&RouteRequest {
+    Ok(snapshot.route(&RouteRequest {
         ban,
         ani,
         dnis,
         lrn,
         at,
         max_results: None,
-    })
+    })?)
 }
 
 /// What [`Answer::Refuse`] carries.
@@ -189,11 +199,26 @@ impl From<Refusal> for Answer {
     }
 }
 
+impl From<Reject> for Refusal {
+    fn from(reject: Reject) -> Refusal {
+        refuse(&reject)
+    }
+}
+
 fn refuse(reject: &Reject) -> Refusal {
     let (code, reason) = reject.sip();
     Refusal {
         code,
         reason,
         why: reject.to_string(),
+    }
+}
+
+/// `trunk` is over one of its limits.
+fn over_limit(trunk: &TrunkView<'_>, exceeded: Exceeded) -> Refusal {
+    Refusal {
+        code: 503,
+        reason: exceeded.reason(),
+        why: format!("trunk {}: {}", trunk.id, exceeded.reason()),
     }
 }

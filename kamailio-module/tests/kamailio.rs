@@ -1738,6 +1738,47 @@ fn a_call_held_up_by_the_lrn_dip_counts_in_the_second_it_is_admitted() {
 }
 
 #[test]
+fn calls_over_a_trunks_cps_are_refused_before_they_pay_for_an_lrn_dip() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::Data {
+        t1_limits: (100, 3),
+        ..Default::default()
+    }
+    .publish(&snap);
+    let telique = support::telique::Telique::start();
+    let url = telique.url();
+    let k = Kamailio::start(
+        &dip_params(snap.to_str().unwrap(), &url),
+        Script::Native(ROUTE),
+    );
+    // Ten calls in one second to a number only the dip knows, on a 3 cps trunk.
+    at_next_second();
+    let replies: Vec<(u16, String)> = (0..10)
+        .map(|_| k.request_to("127.0.0.1", "12125550001", "INVITE", ""))
+        .map(|r| (r.code, r.reason))
+        .collect();
+    let routed = replies.iter().filter(|(code, _)| *code == 200).count();
+    assert_eq!(routed, 3, "{replies:?}");
+    assert!(
+        (replies.iter())
+            .filter(|(code, _)| *code != 200)
+            .all(|(code, reason)| (*code, reason.as_str()) == (503, "CPS Limit Exceeded")),
+        "{replies:?}"
+    );
+    // Only the calls admitted were dipped: the refused ones cost the upstream nothing.
+    assert_eq!(telique.seen().len(), routed, "{:?}", telique.seen());
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["lrn.dips"].as_str(),
+            stats["limits.refused_cps"].as_str()
+        ),
+        ("3", "7")
+    );
+}
+
+#[test]
 fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("routing.snap");
