@@ -637,3 +637,35 @@ async fn bad_inputs_get_the_documented_error_never_a_5xx() {
         );
     }
 }
+
+/// The DNO table has no unique constraint: a number sent again (in any form, even at
+/// the same time) is a conflict, not a second row that lists one number twice.
+#[tokio::test]
+async fn a_dno_number_is_listed_once() {
+    let t = TestApi::start().await;
+    let forms = [
+        "+13035550100",
+        "13035550100",
+        "(303) 555-0100",
+        "3035550100",
+    ];
+    let replies = futures_util::future::join_all(
+        forms.map(|n| t.post("/api/v1/dno", ROOT, json!({ "number": n }))),
+    )
+    .await;
+    let mut outcomes: Vec<_> = replies.iter().map(|r| (r.status, r.field())).collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            (StatusCode::CREATED, ""),
+            (StatusCode::CONFLICT, "number"),
+            (StatusCode::CONFLICT, "number"),
+            (StatusCode::CONFLICT, "number"),
+        ],
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let list = t.get("/api/v1/dno", ROOT).await;
+    assert_eq!(list.data(), &json!([{"number": "13035550100"}]));
+}

@@ -4,11 +4,11 @@
 use super::{check_prefix, check_schedule, normalise_number, number_key};
 use crate::auth::roles::Class;
 use crate::crud::Resource;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::FromRow;
+use sqlx::{FromRow, PgConnection};
 use std::borrow::Cow;
 use utoipa::ToSchema;
 
@@ -244,5 +244,33 @@ impl Resource for DnoNumber {
 
     fn prepare(input: &mut Map<String, Value>, given: &[String]) -> ApiResult<()> {
         normalise_number(input, "number", given)
+    }
+
+    /// The table has no unique constraint (it is bulk-loaded): a number listed twice
+    /// would be one entry shown as two, and paging by number would skip the second.
+    /// Creates of one number take turns on a lock of that number.
+    async fn check(
+        conn: &mut PgConnection,
+        _parent: Option<&str>,
+        id: Option<&str>,
+        row: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let (None, Some(number)) = (id, super::text(row, "number")) else {
+            return Ok(());
+        };
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dno'), hashtext($1))")
+            .bind(number)
+            .execute(&mut *conn)
+            .await?;
+        let listed: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM dno WHERE number = $1")
+            .bind(number)
+            .fetch_optional(conn)
+            .await?;
+        match listed {
+            Some(_) => {
+                Err(ApiError::conflict(format!("{number} is already listed")).field("number"))
+            }
+            None => Ok(()),
+        }
     }
 }
