@@ -293,3 +293,31 @@ async fn a_row_may_change_but_not_to_overlap_its_neighbour() {
     );
     assert_eq!(row_count(&t, deck).await, 3);
 }
+
+/// A column named twice in a CSV header is refused, not read from its last copy: the
+/// rate (or the deck's owner) imported would be a guess between two values.
+#[tokio::test]
+async fn a_csv_column_named_twice_is_refused() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    for (csv, column) in [
+        (
+            "prefix,effective_from,interstate,interstate\n1302,2026-01-01,0.1,0.2\n",
+            "interstate",
+        ),
+        (
+            "vendor_id,prefix,effective_from,interstate,vendor_id\nV2,1306,2026-01-01,0.3,V1\n",
+            "vendor_id",
+        ),
+    ] {
+        let r = upload_csv(&t, deck, "", csv).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", column),
+            "{csv}: {}",
+            r.body
+        );
+    }
+    assert_eq!(row_count(&t, deck).await, 1, "nothing imported");
+}

@@ -125,6 +125,10 @@ impl Records {
         let mut index = Vec::new();
         let mut owner_at = None;
         for (i, h) in headers.iter().enumerate() {
+            // Which of a twice-named column's values counts would be a guess.
+            if headers.iter().take(i).any(|earlier| earlier == h) {
+                return Err(ApiError::invalid(h, format!("column {h:?} appears twice")));
+            }
             match COLUMNS.iter().position(|c| *c == h) {
                 Some(c) => index.push((i, c)),
                 None if h == owner_col => owner_at = Some(i),
