@@ -321,3 +321,31 @@ async fn a_csv_column_named_twice_is_refused() {
     }
     assert_eq!(row_count(&t, deck).await, 1, "nothing imported");
 }
+
+/// An empty CSV body is no deck: refused, so a `replace` sent by a client that failed to
+/// read its file does not empty the deck. A header alone still empties it on purpose.
+#[tokio::test]
+async fn an_empty_csv_body_replaces_nothing() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    for body in ["", "\u{feff}"] {
+        let r = upload_csv(&t, deck, "?mode=replace", body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "BAD_CSV"),
+            "{body:?}: {}",
+            r.body
+        );
+        assert_eq!(row_count(&t, deck).await, 1, "the deck keeps its row");
+    }
+    let r = upload_csv(
+        &t,
+        deck,
+        "?mode=replace",
+        "prefix,effective_from,interstate\n",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(row_count(&t, deck).await, 0);
+}

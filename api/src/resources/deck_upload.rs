@@ -122,6 +122,13 @@ impl Records {
             .headers()
             .map_err(|e| ApiError::bad_request("BAD_CSV", e.to_string()))?
             .clone();
+        // An empty body is no deck (a `replace` would empty the deck on a client's slip).
+        if headers.is_empty() {
+            return Err(ApiError::bad_request(
+                "BAD_CSV",
+                "the CSV has no header line",
+            ));
+        }
         let mut index = Vec::new();
         let mut owner_at = None;
         for (i, h) in headers.iter().enumerate() {
