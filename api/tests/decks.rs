@@ -349,3 +349,99 @@ async fn an_empty_csv_body_replaces_nothing() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(row_count(&t, deck).await, 0);
 }
+
+/// Deck rows are keyed as their vendor prices (OCN_LATA by ocn and lata, others by
+/// prefix): a vendor's kind or a deck's owner may not change so that the stored rows
+/// no longer fit, or the vendor would silently drop out of routing. An upload parsed
+/// for one kind is refused if the kind changed before it got the deck's lock.
+#[tokio::test]
+async fn a_deck_keeps_an_owner_that_can_price_its_rows() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let v1_deck = deck_of(&t, "V1").await;
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/vendors/V1",
+            ROOT,
+            Some(json!({"kind": "OCN_LATA"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::CONFLICT, "CONFLICT", "kind"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        t.get("/api/v1/vendors/V1", ROOT).await.data()["kind"],
+        "DNIS"
+    );
+    t.publish().await;
+    assert_eq!(
+        vendors(&t.simulate("C1", "+12125550100").await),
+        ["V1", "V2"]
+    );
+
+    // A deck moved to an OCN_LATA vendor (V3, deckless) or between prefix kinds.
+    for (v, kind) in [("V3", "OCN_LATA"), ("V4", "LRN")] {
+        t.make("/api/v1/vendors", json!({"id": v, "name": v, "kind": kind}))
+            .await;
+    }
+    let deck = format!("/api/v1/rate-decks/{v1_deck}");
+    let r = t
+        .call("PATCH", &deck, ROOT, Some(json!({"vendor_id": "V3"})))
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::CONFLICT, "CONFLICT", "vendor_id"),
+        "{}",
+        r.body
+    );
+    let r = t
+        .call("PATCH", &deck, ROOT, Some(json!({"vendor_id": "V4"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // An empty deck's vendor changes kind while a prefix deck for it is uploaded.
+    let v3_deck = t
+        .make("/api/v1/rate-decks", json!({"vendor_id": "V3"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/vendors/V3",
+            ROOT,
+            Some(json!({"kind": "DNIS"})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "an empty deck fits any kind: {}",
+        r.body
+    );
+    let csv = "prefix,effective_from,interstate\n1303,2026-01-01,0.1\n";
+    let (changed, uploaded) = t
+        .queued(
+            &format!("SELECT 1 FROM rate_decks WHERE id = {v3_deck} FOR UPDATE"),
+            t.call(
+                "PATCH",
+                "/api/v1/vendors/V3",
+                ROOT,
+                Some(json!({"kind": "OCN_LATA"})),
+            ),
+            upload_csv(&t, v3_deck, "", csv),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(
+        (uploaded.status, uploaded.code()),
+        (StatusCode::CONFLICT, "CONFLICT"),
+        "{}",
+        uploaded.body
+    );
+    assert_eq!(row_count(&t, v3_deck).await, 0);
+}

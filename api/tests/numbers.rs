@@ -317,49 +317,6 @@ async fn cnam_is_checked_set_read_and_cleared() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
-/// Sessions of this database waiting for a lock.
-async fn lock_waiters(t: &TestApi) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity
-         WHERE wait_event_type = 'Lock' AND datname = current_database()",
-    )
-    .fetch_one(&t.pool)
-    .await
-    .unwrap()
-}
-
-async fn until_waiters(t: &TestApi, n: i64) {
-    for _ in 0..500 {
-        if lock_waiters(t).await >= n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("{n} sessions never waited for the lock");
-}
-
-/// Runs `first`, then `second` once `first` waits for the row `lock` locks in another
-/// transaction, and lets both go once `second` waits too: `first` goes first.
-async fn queued(
-    t: &TestApi,
-    lock: &str,
-    first: impl std::future::Future<Output = common::Reply>,
-    second: impl std::future::Future<Output = common::Reply>,
-) -> (common::Reply, common::Reply) {
-    let mut holder = t.pool.begin().await.unwrap();
-    sqlx::query(lock).execute(&mut *holder).await.unwrap();
-    let second = async {
-        until_waiters(t, 1).await;
-        second.await
-    };
-    let release = async {
-        until_waiters(t, 2).await;
-        holder.commit().await.unwrap();
-    };
-    let (a, b, ()) = tokio::join!(first, second, release);
-    (a, b)
-}
-
 /// Provisioning a number's 911 address reads the number's and the address's customer
 /// first: a move of either that commits meanwhile is seen, not overwritten.
 #[tokio::test]
@@ -398,13 +355,13 @@ async fn move_while_provisioning(
     e911: &str,
     provision: &serde_json::Value,
 ) {
-    let (moved, provisioned) = queued(
-        t,
-        lock,
-        t.call("PATCH", moved, ROOT, Some(json!({"ban": "C2"}))),
-        t.call("PUT", e911, ROOT, Some(provision.clone())),
-    )
-    .await;
+    let (moved, provisioned) = t
+        .queued(
+            lock,
+            t.call("PATCH", moved, ROOT, Some(json!({"ban": "C2"}))),
+            t.call("PUT", e911, ROOT, Some(provision.clone())),
+        )
+        .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
     assert_eq!(
         (provisioned.status, provisioned.field()),

@@ -15,6 +15,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use warp_core::dataset::{read_dir, write_dir, DatasetError, RATE_COLUMNS as COLUMNS};
 use warp_core::model::{Dataset, RateRow, Vendor};
@@ -200,7 +201,7 @@ fn record_lines(text: &str) -> Vec<u64> {
     lines
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, PartialEq)]
 struct DeckOwner {
     id: i64,
     vendor_id: Option<String>,
@@ -289,14 +290,15 @@ fn overlap_errors(spans: &[Span], n: usize, origins: &[String], stored: &[i64]) 
         .collect()
 }
 
-async fn deck_owner(st: &AppState, deck_id: &str) -> ApiResult<DeckOwner> {
+/// The deck, its owner and the owner's kind.
+async fn deck_owner(conn: &mut PgConnection, deck_id: &str) -> ApiResult<DeckOwner> {
     crate::crud::check_key("bigint", deck_id, "rate_deck")?;
     sqlx::query_as(
         "SELECT d.id, d.vendor_id, d.rate_plan, v.kind FROM rate_decks d
          LEFT JOIN vendors v ON v.id = d.vendor_id WHERE d.id = $1::bigint",
     )
     .bind(deck_id)
-    .fetch_optional(&st.pool)
+    .fetch_optional(conn)
     .await?
     .ok_or_else(|| ApiError::not_found("rate_deck"))
 }
@@ -310,7 +312,7 @@ pub async fn upload(
     RawBody(body): RawBody,
 ) -> ApiResult<Envelope<UploadResult>> {
     who.require(Class::Platform, Access::Write)?;
-    let deck = deck_owner(&st, &deck_id).await?;
+    let deck = deck_owner(&mut *st.pool.acquire().await?, &deck_id).await?;
     let is_csv = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -332,6 +334,14 @@ pub async fn upload(
     let mut tx = st.pool.begin().await?;
     if !rates::lock_deck(&mut tx, deck.id).await? {
         return Err(ApiError::not_found("rate_deck"));
+    }
+    // A vendor changing kind takes the deck's lock too. The rows were parsed as the
+    // owner priced before it, so an owner changed since (read anew, after the lock)
+    // refuses them.
+    if deck_owner(&mut tx, &deck_id).await? != deck {
+        return Err(ApiError::conflict(
+            "the deck's vendor or its kind changed during the upload; send it again",
+        ));
     }
     let stored = match q.mode {
         Mode::Replace => Vec::new(),

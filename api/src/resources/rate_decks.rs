@@ -37,6 +37,67 @@ impl Resource for RateDeck {
     const CLASS: Class = Class::Platform;
     type Row = RateDeck;
     type Input = RateDeckInput;
+
+    /// A deck given to another owner must suit its rows (see [`refuse_misfit_rows`]).
+    /// Runs under the deck's row lock; the new vendor is share-locked so its kind
+    /// cannot change before this commits. Its own vendor is not: a change of that
+    /// vendor's kind holds the vendor and waits for this deck (the other lock order).
+    async fn check(
+        conn: &mut PgConnection,
+        _parent: Option<&str>,
+        id: Option<&str>,
+        row: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let Some(deck) = id.and_then(|i| i.parse().ok()) else {
+            return Ok(());
+        };
+        let vendor = super::text(row, "vendor_id");
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT vendor_id FROM rate_decks WHERE id = $1")
+                .bind(deck)
+                .fetch_one(&mut *conn)
+                .await?;
+        if owner.as_deref() == vendor {
+            return Ok(());
+        }
+        let kind: Option<String> =
+            sqlx::query_scalar("SELECT kind FROM vendors WHERE id = $1 FOR SHARE")
+                .bind(vendor)
+                .fetch_optional(&mut *conn)
+                .await?;
+        refuse_misfit_rows(conn, deck, kind.as_deref(), "vendor_id").await
+    }
+}
+
+/// Refuses to have deck `deck` priced by an owner of `kind` (a vendor's kind, none for
+/// a rate plan) while it holds a row keyed otherwise than that owner prices (the rule
+/// of [`RateDeckRow`]): the engine would never look such rows up, and the vendor would
+/// drop out of routing without a word. The caller holds the deck's lock.
+pub async fn refuse_misfit_rows(
+    conn: &mut PgConnection,
+    deck: i64,
+    kind: Option<&str>,
+    field: &str,
+) -> ApiResult<()> {
+    let misfit: Option<String> = sqlx::query_scalar(
+        "SELECT rate_key FROM rate_rows WHERE deck_id = $1
+           AND (CASE $2::text WHEN 'OCN_LATA' THEN ocn IS NULL ELSE prefix IS NULL END)
+         ORDER BY id LIMIT 1",
+    )
+    .bind(deck)
+    .bind(kind)
+    .fetch_optional(conn)
+    .await?;
+    match misfit {
+        Some(key) => Err(ApiError::conflict(format!(
+            "deck {deck} holds rows keyed like {key}, which an owner pricing by {} cannot \
+             use (OCN_LATA vendors price by ocn and lata, every other deck by prefix); \
+             replace its rows first",
+            kind.unwrap_or("prefix")
+        ))
+        .field(field)),
+        None => Ok(()),
+    }
 }
 
 /// A rate row's amounts.

@@ -6,7 +6,7 @@ use crate::error::ApiResult;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::FromRow;
+use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 use warp_core::model::check_dialstring;
 
@@ -45,6 +45,29 @@ impl Resource for Vendor {
 
     fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
         super::check_id(input, "id")
+    }
+
+    /// A vendor changing kind must still price its deck's rows: the deck is locked, as
+    /// its row writers lock it, and checked under the new kind.
+    async fn check(
+        conn: &mut PgConnection,
+        _parent: Option<&str>,
+        id: Option<&str>,
+        row: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let Some(id) = id else { return Ok(()) };
+        let deck: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM rate_decks WHERE vendor_id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        match deck {
+            Some(deck) => {
+                let kind = super::text(row, "kind");
+                super::rate_decks::refuse_misfit_rows(conn, deck, kind, "kind").await
+            }
+            None => Ok(()),
+        }
     }
 }
 

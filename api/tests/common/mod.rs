@@ -209,6 +209,49 @@ impl TestApi {
         r.data()["generation"].as_u64().unwrap()
     }
 
+    /// Sessions of this database waiting for a lock.
+    async fn lock_waiters(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    pub async fn until_waiters(&self, n: i64) {
+        for _ in 0..500 {
+            if self.lock_waiters().await >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("{n} sessions never waited for the lock");
+    }
+
+    /// Runs `first`, then `second` once `first` waits for the row `lock` locks in another
+    /// transaction, and lets both go once `second` waits too: `first` goes first.
+    pub async fn queued(
+        &self,
+        lock: &str,
+        first: impl std::future::Future<Output = Reply>,
+        second: impl std::future::Future<Output = Reply>,
+    ) -> (Reply, Reply) {
+        let mut holder = self.pool.begin().await.unwrap();
+        sqlx::query(lock).execute(&mut *holder).await.unwrap();
+        let second = async {
+            self.until_waiters(1).await;
+            second.await
+        };
+        let release = async {
+            self.until_waiters(2).await;
+            holder.commit().await.unwrap();
+        };
+        let (a, b, ()) = tokio::join!(first, second, release);
+        (a, b)
+    }
+
     pub async fn simulate(&self, ban: &str, dnis: &str) -> Reply {
         self.post(
             "/api/v1/routing/simulate",
