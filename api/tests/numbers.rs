@@ -494,3 +494,37 @@ async fn a_number_in_a_path_may_carry_its_plus() {
         );
     }
 }
+
+/// A PATCH of an address that changes nothing (the values it holds, in any form its
+/// normalising accepts) is no change: no audit row, no event, the same `validated_at`.
+/// One that changes it is audited and validated anew.
+#[tokio::test]
+async fn an_address_patched_with_its_own_values_is_no_change() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let mut home = address("1 Main St");
+    home["ban"] = json!("C1");
+    let made = t.make("/api/v1/e911-addresses", home.clone()).await;
+    let path = format!("/api/v1/e911-addresses/{}", made["id"]);
+    let audited = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM audit_log WHERE entity_type = 'e911_addresses'",
+        )
+        .fetch_one(&t.pool)
+        .await
+        .unwrap()
+    };
+    for same in [home.clone(), json!({"city": "Denver", "state": "CO"})] {
+        let r = t.call("PATCH", &path, ROOT, Some(same.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.data(), &made, "{same}");
+        assert_eq!(audited().await, 1, "only the create: {same}");
+    }
+    let r = t
+        .call("PATCH", &path, ROOT, Some(json!({"city": "Boulder"})))
+        .await;
+    assert_eq!(r.data()["city"], "Boulder", "{}", r.body);
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!(at(&r.data()["validated_at"]) > at(&made["validated_at"]));
+    assert_eq!(audited().await, 2);
+}

@@ -336,6 +336,7 @@ async fn update<R: Resource>(
     let cols: Vec<&String> = prepared
         .keys()
         .filter(|k| given.contains(k) || !fields.contains(k))
+        .filter(|k| R::STAMP != Some(k.as_str()))
         .collect();
     if !write_changes::<R>(&mut tx, &who, parent, id, &cols, &prepared).await? {
         return Ok(Envelope::ok(before));
@@ -367,11 +368,7 @@ async fn write_changes<R: Resource>(
     }
     let w = one::<R>(who, parent, id)?;
     let n = w.next_param();
-    let stamp = if R::UPDATED_AT {
-        ", updated_at = now()"
-    } else {
-        ""
-    };
+    let stamp = R::STAMP.map_or(String::new(), |c| format!(", \"{c}\" = now()"));
     let sql = format!(
         "UPDATE {t} r SET ({c}) = ROW({new}){stamp} \
          FROM jsonb_populate_record(NULL::{t}, ${n}) given{w} \

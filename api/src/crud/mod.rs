@@ -63,8 +63,9 @@ pub trait Resource: Send + Sync + 'static {
     const CLASS: Class;
     /// Whether a change affects routing (and so republishes the snapshot).
     const ROUTING: bool = true;
-    /// Whether the table has an `updated_at` to stamp on PATCH.
-    const UPDATED_AT: bool = false;
+    /// A column set to now() by a PATCH that changes the row (`updated_at`). One that
+    /// `prepare` also fills is not compared: the stamp alone is no change.
+    const STAMP: Option<&'static str> = None;
     /// A rule across tables the schema cannot state, checked on the written row.
     const RULE: Option<Rule> = None;
 

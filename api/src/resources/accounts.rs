@@ -81,7 +81,7 @@ impl Resource for Customer {
     const KEY: &'static str = "ban";
     const TENANT: Tenant = Tenant::Column("ban");
     const CLASS: Class = Class::Accounts;
-    const UPDATED_AT: bool = true;
+    const STAMP: Option<&'static str> = Some("updated_at");
     type Row = Customer;
     type Input = CustomerInput;
 

@@ -66,6 +66,8 @@ impl Resource for E911Address {
     const FILTERS: &'static [&'static str] = &["ban"];
     const CLASS: Class = Class::Technical;
     const ROUTING: bool = false;
+    /// Set by `prepare` for a create; a PATCH that changes nothing keeps it.
+    const STAMP: Option<&'static str> = Some("validated_at");
     type Row = E911Address;
     type Input = E911AddressInput;
 
