@@ -445,3 +445,38 @@ async fn a_deck_keeps_an_owner_that_can_price_its_rows() {
     );
     assert_eq!(row_count(&t, v3_deck).await, 0);
 }
+
+/// Reading a large deck takes seconds of CPU; it runs off the async workers, so a
+/// request sent meanwhile is answered at once, not after the deck is parsed (the test
+/// runtime has a single thread: a parse on it would hold everything up).
+#[tokio::test]
+async fn a_large_upload_does_not_hold_up_other_requests() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    let mut csv = String::from("prefix,effective_from,interstate\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("{},2026-01-01,0.001\n", 2_000_000 + i));
+    }
+    let start = std::time::Instant::now();
+    let upload = async {
+        let r = upload_csv(&t, deck, "", &csv).await;
+        (r, start.elapsed())
+    };
+    let asked = std::time::Duration::from_millis(300);
+    let health = async {
+        tokio::time::sleep(asked).await;
+        let r = t
+            .raw(Request::get("/health").body(Body::empty()).unwrap())
+            .await;
+        (r.status, start.elapsed())
+    };
+    let ((uploaded, upload_took), (health, answered)) = tokio::join!(upload, health);
+    assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.body);
+    assert_eq!(row_count(&t, deck).await, 200_001);
+    assert_eq!(health, StatusCode::OK);
+    assert!(
+        answered < upload_took && answered - asked < std::time::Duration::from_secs(1),
+        "health answered {answered:?} after the start, asked at {asked:?}; the upload took {upload_took:?}"
+    );
+}

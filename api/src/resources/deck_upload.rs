@@ -290,6 +290,23 @@ fn overlap_errors(spans: &[Span], n: usize, origins: &[String], stored: &[i64]) 
         .collect()
 }
 
+/// The uploaded deck as records, or every record that is not one.
+fn read(deck: &DeckOwner, is_csv: bool, body: &[u8]) -> ApiResult<Records> {
+    let records = if is_csv {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("BAD_CSV", "the CSV is not UTF-8"))?;
+        let (col, owner) = deck.column();
+        Records::from_csv(text, col, owner)?
+    } else {
+        Records::from_json(parse_json(body)?)
+    };
+    if records.errors.is_empty() {
+        Ok(records)
+    } else {
+        Err(refused(records.errors))
+    }
+}
+
 /// The deck, its owner and the owner's kind.
 async fn deck_owner(conn: &mut PgConnection, deck_id: &str) -> ApiResult<DeckOwner> {
     crate::crud::check_key("bigint", deck_id, "rate_deck")?;
@@ -317,18 +334,15 @@ pub async fn upload(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
-    let records = if is_csv {
-        let text = std::str::from_utf8(&body)
-            .map_err(|_| ApiError::bad_request("BAD_CSV", "the CSV is not UTF-8"))?;
-        let (col, owner) = deck.column();
-        Records::from_csv(text, col, owner)?
-    } else {
-        Records::from_json(parse_json(&body)?)
-    };
-    if !records.errors.is_empty() {
-        return Err(refused(records.errors));
-    }
-    let rows = parse(&deck, &records)?;
+    // Reading a deck of up to 256 MiB takes seconds of CPU: off the async workers, so
+    // other requests are not held up meanwhile.
+    let (deck, rows, origins) = tokio::task::spawn_blocking(move || {
+        let records = read(&deck, is_csv, &body)?;
+        let rows = parse(&deck, &records)?;
+        Ok::<_, ApiError>((deck, rows, records.origins))
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let mut spans: Vec<Span> = rows.iter().map(Span::of).collect();
 
     let mut tx = st.pool.begin().await?;
@@ -354,7 +368,7 @@ pub async fn upload(
     };
     let ids: Vec<i64> = stored.iter().map(|(id, _)| *id).collect();
     spans.extend(stored.into_iter().map(|(_, s)| s));
-    let clashes = overlap_errors(&spans, rows.len(), &records.origins, &ids);
+    let clashes = overlap_errors(&spans, rows.len(), &origins, &ids);
     if !clashes.is_empty() {
         return Err(refused(clashes));
     }
