@@ -528,3 +528,50 @@ async fn an_address_patched_with_its_own_values_is_no_change() {
     assert!(at(&r.data()["validated_at"]) > at(&made["validated_at"]));
     assert_eq!(audited().await, 2);
 }
+
+/// A PATCH checks what the client sends, not stored values it leaves alone: a number
+/// whose CNAM (or E.164 key) was written before today's rule, or by an import, still
+/// takes a change of another field, while the rule still holds for a CNAM sent.
+#[tokio::test]
+async fn a_patch_does_not_refuse_stored_values_it_does_not_touch() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make("/api/v1/numbers", json!({"e164": N1, "ban": "C1"}))
+        .await;
+    sqlx::query("UPDATE numbers SET cnam = 'Zoë Café' WHERE e164 = $1")
+        .bind(N1)
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO numbers (e164, ban) VALUES ('12', 'C1')")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    for (number, cnam) in [(N1, json!("Zoë Café")), ("12", Value::Null)] {
+        let path = format!("/api/v1/numbers/{number}");
+        let r = t
+            .call("PATCH", &path, ROOT, Some(json!({"sms_enabled": true})))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{number}: {}", r.body);
+        assert_eq!(
+            (
+                &r.data()["e164"],
+                &r.data()["cnam"],
+                &r.data()["sms_enabled"]
+            ),
+            (&json!(number), &cnam, &json!(true))
+        );
+    }
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/numbers/{N1}"),
+            ROOT,
+            Some(json!({"cnam": "Zoë"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "cnam")
+    );
+}

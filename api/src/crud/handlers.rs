@@ -184,20 +184,22 @@ async fn read<R: Resource>(
     ))
 }
 
-/// Validates `obj` as `R::Input` and returns it normalised, with only the keys given.
+/// Validates `obj` as `R::Input` and returns it normalised, with only the keys it has;
+/// `given` are those the client sent (a PATCH's `obj` holds the stored values too).
 fn validated<R: Resource>(
     config: &Config,
     who: &Principal,
     obj: Map<String, Value>,
+    given: &[String],
 ) -> ApiResult<Map<String, Value>> {
-    let given: Vec<String> = obj.keys().cloned().collect();
+    let keys: Vec<String> = obj.keys().cloned().collect();
     let bytes = serde_json::to_vec(&obj).map_err(ApiError::internal)?;
     let input: R::Input = parse_json(&bytes)?;
     let Value::Object(mut all) = serde_json::to_value(input).map_err(ApiError::internal)? else {
         return Err(ApiError::internal("input is not an object"));
     };
-    all.retain(|k, v| given.contains(k) || !v.is_null());
-    R::prepare_in(config, who, &mut all, &given)?;
+    all.retain(|k, v| keys.contains(k) || !v.is_null());
+    R::prepare_in(config, who, &mut all, given)?;
     Ok(all)
 }
 
@@ -227,7 +229,8 @@ async fn create<R: Resource>(
     if let (Tenant::Column(c), Some(ban)) = (R::TENANT, who.tenant()) {
         obj.entry(c).or_insert_with(|| ban.into());
     }
-    let mut obj = validated::<R>(&st.config, &who, obj)?;
+    let given: Vec<String> = obj.keys().cloned().collect();
+    let mut obj = validated::<R>(&st.config, &who, obj, &given)?;
     obj.retain(|_, v| !v.is_null());
     let parent = param(&p, "parent");
     if let (Some(col), Some(pv)) = (R::PARENT, parent) {
@@ -331,7 +334,7 @@ async fn update<R: Resource>(
     };
     let given: Vec<String> = patch.keys().cloned().collect();
     merged.extend(patch);
-    let prepared = validated::<R>(&st.config, &who, merged)?;
+    let prepared = validated::<R>(&st.config, &who, merged, &given)?;
     R::check(&mut tx, parent, Some(id), &prepared).await?;
     let cols: Vec<&String> = prepared
         .keys()
