@@ -669,3 +669,48 @@ async fn a_dno_number_is_listed_once() {
     let list = t.get("/api/v1/dno", ROOT).await;
     assert_eq!(list.data(), &json!([{"number": "13035550100"}]));
 }
+
+/// A customer whose numbers are assigned is still in use: its delete is a 409 naming
+/// the first, not a 422 on a `check` field the request never sent; nothing is deleted.
+/// Once the number is released, the delete goes through.
+#[tokio::test]
+async fn a_customer_with_assigned_numbers_is_not_deleted() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "+13035550100", "ban": "C2", "trunk_id": "T-C2", "status": "assigned"}),
+    )
+    .await;
+    let r = t.call("DELETE", "/api/v1/customers/C2", ROOT, None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "CONFLICT"),
+        "{}",
+        r.body
+    );
+    assert!(r.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("13035550100"));
+    assert_eq!(
+        t.get("/api/v1/trunks/T-C2", ROOT).await.status,
+        StatusCode::OK
+    );
+    let r = t
+        .call(
+            "PATCH",
+            "/api/v1/numbers/13035550100",
+            ROOT,
+            Some(json!({"status": "aging"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = t.call("DELETE", "/api/v1/customers/C2", ROOT, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let n = t.get("/api/v1/numbers/13035550100", ROOT).await;
+    assert_eq!(
+        (&n.data()["ban"], &n.data()["status"]),
+        (&Value::Null, &json!("aging"))
+    );
+}

@@ -90,6 +90,25 @@ impl Resource for Customer {
         super::check_places(input, &["credit_limit"], 2)?;
         super::check_places(input, &["min_margin", "rate_limit"], money::SCALE)
     }
+
+    /// Its numbers go back to the inventory (the schema sets their customer null), but
+    /// an `assigned` one must have a customer: say so, rather than let that check fail
+    /// as if the request had sent a bad value.
+    async fn check_delete(conn: &mut PgConnection, id: &str) -> ApiResult<()> {
+        let (n, first): (i64, Option<String>) = sqlx::query_as(
+            "SELECT count(*), min(e164) FROM numbers WHERE ban = $1 AND status = 'assigned'",
+        )
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+        match first {
+            Some(first) => Err(ApiError::conflict(format!(
+                "{n} number(s) are assigned to this customer (first: {first}); \
+                 release or move them before deleting it"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Serialize, FromRow, ToSchema)]
