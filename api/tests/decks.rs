@@ -480,3 +480,37 @@ async fn a_large_upload_does_not_hold_up_other_requests() {
         "health answered {answered:?} after the start, asked at {asked:?}; the upload took {upload_took:?}"
     );
 }
+
+/// In a JSON deck a null value is an absent one: a row with `effective_from: null`
+/// takes the deck's `effective_date`, as a row without the field does.
+#[tokio::test]
+async fn a_null_effective_from_takes_the_decks_effective_date() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    let r = t
+        .post(
+            &format!("/api/v1/rate-decks/{deck}/upload"),
+            ROOT,
+            json!({"effective_date": "2027-01-01", "rows": [
+                {"prefix": "1303", "effective_from": null, "effective_to": null, "interstate": "0.003"},
+                {"prefix": "1304", "interstate": "0.004"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let from: Vec<(String, String)> = sqlx::query_as(
+        "SELECT prefix, effective_from::date::text FROM rate_rows
+         WHERE deck_id = $1 AND prefix <> '1' ORDER BY prefix",
+    )
+    .bind(deck)
+    .fetch_all(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        from,
+        [
+            ("1303".to_string(), "2027-01-01".to_string()),
+            ("1304".to_string(), "2027-01-01".to_string())
+        ]
+    );
+}

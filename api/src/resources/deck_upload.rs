@@ -83,9 +83,11 @@ impl Records {
         let mut out = Records::default();
         for (i, mut row) in up.rows.into_iter().enumerate() {
             let origin = format!("rows[{i}]");
+            // A null value is an absent one, here as in every other column.
             if let Some(d) = &up.effective_date {
-                row.entry("effective_from")
-                    .or_insert_with(|| d.clone().into());
+                if row.get("effective_from").is_none_or(Value::is_null) {
+                    row.insert("effective_from".into(), d.clone().into());
+                }
             }
             for k in row.keys().filter(|k| !COLUMNS.contains(&k.as_str())) {
                 out.errors.push(row_error(
