@@ -714,3 +714,38 @@ async fn a_customer_with_assigned_numbers_is_not_deleted() {
         (&Value::Null, &json!("aging"))
     );
 }
+
+/// An integer key may be spelt `01` or `+1` in a path; the audit row (and so the
+/// audit-log filter and the webhook event) names the row by its key as answered.
+#[tokio::test]
+async fn changes_are_audited_under_the_rows_key_however_the_path_spells_it() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let made = t.make("/api/v1/exclusions", json!({"prefix": "53"})).await;
+    let id = made["id"].to_string();
+    for (method, path, body) in [
+        (
+            "PATCH",
+            format!("/api/v1/exclusions/0{id}"),
+            Some(json!({"prefix": "54"})),
+        ),
+        ("DELETE", format!("/api/v1/exclusions/+{id}"), None),
+    ] {
+        let r = t.call(method, &path, ROOT, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT entity_id FROM audit_log WHERE entity_type = 'exclusions' ORDER BY id",
+    )
+    .fetch_all(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!(ids, [id.clone(), id.clone(), id.clone()]);
+    let r = t
+        .get(
+            &format!("/api/v1/audit-log?entity_type=exclusions&entity_id={id}"),
+            ROOT,
+        )
+        .await;
+    assert_eq!(r.data().as_array().unwrap().len(), 3, "{}", r.body);
+}

@@ -514,3 +514,34 @@ async fn a_null_effective_from_takes_the_decks_effective_date() {
         ]
     );
 }
+
+/// An upload to `/rate-decks/01/upload` is audited as deck 1, like any change.
+#[tokio::test]
+async fn an_upload_is_audited_under_the_decks_id() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    let r = upload_csv(
+        &t,
+        deck,
+        "",
+        "prefix,effective_from,interstate\n1303,2027-01-01,0.1\n",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let req = Request::post(format!("/api/v1/rate-decks/0{deck}/upload"))
+        .header("authorization", format!("Bearer {ROOT}"))
+        .header("content-type", "text/csv")
+        .body(Body::from(
+            "prefix,effective_from,interstate\n1304,2027-01-01,0.1\n",
+        ))
+        .unwrap();
+    let r = t.raw(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT entity_id FROM audit_log WHERE action = 'upload' ORDER BY id")
+            .fetch_all(&t.pool)
+            .await
+            .unwrap();
+    assert_eq!(ids, [deck.to_string(), deck.to_string()]);
+}

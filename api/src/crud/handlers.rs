@@ -350,7 +350,9 @@ async fn update<R: Resource>(
         serde_json::to_value(&before).ok(),
         serde_json::to_value(&row).ok(),
     );
-    audit::record(&mut tx, &who, change::<R>("update", id, b, a)).await?;
+    // Audited under the row's key, not the path's spelling of it (`01`, `+1`).
+    let key = key_of::<R>(&row);
+    audit::record(&mut tx, &who, change::<R>("update", &key, b, a)).await?;
     tx.commit().await?;
     st.changed(R::ROUTING);
     Ok(Envelope::ok(row))
@@ -437,7 +439,8 @@ async fn remove<R: Resource>(
     let sql = format!("DELETE FROM {} r{}", R::TABLE, w.sql());
     w.bind_plain(sqlx::query(&sql)).execute(&mut *tx).await?;
     let before = serde_json::to_value(&row).ok();
-    audit::record(&mut tx, &who, change::<R>("delete", id, before, None)).await?;
+    let key = key_of::<R>(&row);
+    audit::record(&mut tx, &who, change::<R>("delete", &key, before, None)).await?;
     tx.commit().await?;
     st.changed(R::ROUTING);
     // Deleting a customer deletes its keys and users (cascade): this instance forgets

@@ -391,11 +391,12 @@ pub async fn upload(
         rows: rows.len(),
         replaced,
     };
+    let key = deck.id.to_string();
     let change = Change {
         action: "upload",
         class: Class::Platform,
         entity_type: "rate_decks",
-        entity_id: &deck_id,
+        entity_id: &key,
         before: None,
         after: serde_json::to_value(&result).ok(),
     };
