@@ -475,8 +475,11 @@ async fn a_large_upload_does_not_hold_up_other_requests() {
     assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.body);
     assert_eq!(row_count(&t, deck).await, 200_001);
     assert_eq!(health, StatusCode::OK);
+    // Answered at once, not after the parse: well within the first half of the
+    // upload's time after it was asked (a bound that scales with a loaded machine).
+    let waited = answered.saturating_sub(asked);
     assert!(
-        answered < upload_took && answered - asked < std::time::Duration::from_secs(1),
+        answered < upload_took && waited < upload_took.saturating_sub(asked) / 2,
         "health answered {answered:?} after the start, asked at {asked:?}; the upload took {upload_took:?}"
     );
 }
