@@ -371,7 +371,7 @@ fn a_trunk_network_is_matched_longest_first_and_never_shared() {
     t1.acl.push(net("2001:db8::1/32"));
     let err = compile(&d, 2).unwrap_err().to_string();
     assert!(
-        err.contains("an IPv6 network is assigned to two trunks"),
+        err.contains("an IPv6 network is assigned to two trunks (T1 and T3)"),
         "{err}"
     );
 }

@@ -202,6 +202,10 @@ fn the_same_data_compiles_to_the_same_payload() {
     shuffled.dno.reverse();
     shuffled.vendor_rates.reverse();
     shuffled.customer_rates.reverse();
+    shuffled.lerg.reverse();
+    shuffled.customers.reverse();
+    shuffled.trunks.reverse();
+    shuffled.exclusions.reverse();
     let first = payload(&d);
     for _ in 0..5 {
         assert_eq!(payload(&d), first);

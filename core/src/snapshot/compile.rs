@@ -146,6 +146,14 @@ fn schedule_rec(
     })
 }
 
+/// `items` ordered by `key`: a dataset read from files or from the database lists its
+/// rows in another order, and the same data must compile to the same payload.
+fn sorted_by<'a, T, K: Ord>(items: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by_key(|a| key(a));
+    sorted
+}
+
 fn index_of<'a>(ids: impl Iterator<Item = &'a str>) -> HashMap<&'a str, u32> {
     ids.enumerate().map(|(i, id)| (id, i as u32)).collect()
 }
@@ -261,8 +269,7 @@ struct Compiler<'d> {
 impl<'d> Compiler<'d> {
     /// Vendors sorted by id: index order is the final tie-break of route ordering.
     fn vendors(&mut self) -> Result<(), CompileError> {
-        let mut vendors: Vec<&Vendor> = self.d.vendors.iter().collect();
-        vendors.sort_by(|a, b| a.id.cmp(&b.id));
+        let vendors = sorted_by(&self.d.vendors, |v| &v.id);
         self.vendor_ix = unique_index("vendor", vendors.iter().map(|v| v.id.as_str()))?;
         let mut gateways = Vec::new();
         let recs: Vec<VendorRec> = vendors
@@ -384,7 +391,9 @@ impl<'d> Compiler<'d> {
             .map(|b| b.npa_nxx)
             .collect();
         let mut slots = Vec::with_capacity(d.lerg.len());
-        for b in &d.lerg {
+        // In key order: insertion order decides the hash table's layout and the rate
+        // centres' numbering.
+        for b in sorted_by(&d.lerg, |b| (b.npa_nxx, b.block)) {
             let ocn = pack_ocn(&b.ocn).ok_or_else(|| {
                 invalid(format!(
                     "LERG {}: OCN {:?} is not 1-4 letters or digits",
@@ -478,11 +487,9 @@ impl<'d> Compiler<'d> {
         Ok(())
     }
 
-    /// Partitions sorted by id, as vendors are: a dataset read from files or from the
-    /// database, in another order, compiles to the same bytes.
+    /// Partitions sorted by id, as vendors are.
     fn partitions(&mut self) -> Result<(), CompileError> {
-        let mut partitions: Vec<&Partition> = self.d.partitions.iter().collect();
-        partitions.sort_by(|a, b| a.id.cmp(&b.id));
+        let partitions = sorted_by(&self.d.partitions, |p| &p.id);
         self.part_ix = unique_index("partition", partitions.iter().map(|p| p.id.as_str()))?;
         // Each partition's vendors as a bit set over vendor indices: a call merges its
         // partitions a word at a time.
@@ -549,6 +556,9 @@ impl<'d> Compiler<'d> {
                 },
             });
         }
+        // Unlike overrides (the first of two equally long wins), their order decides
+        // nothing: fixed, the same rules compile to the same bytes.
+        exclusions[x_start as usize..].sort_unstable_by_key(|x| (x.prefix_len, x.prefix, x.vendor));
         Ok((
             Range {
                 start: o_start,
@@ -561,18 +571,20 @@ impl<'d> Compiler<'d> {
         ))
     }
 
-    /// Customers with their partitions, overrides and exclusions (global ones first).
+    /// Customers sorted by BAN, with their partitions, overrides and exclusions (global
+    /// ones first).
     fn customers(&mut self) -> Result<(), CompileError> {
         let d = self.d;
-        self.cust_ix = unique_index("customer", d.customers.iter().map(|c| c.ban.as_str()))?;
+        let customers = sorted_by(&d.customers, |c| &c.ban);
+        self.cust_ix = unique_index("customer", customers.iter().map(|c| c.ban.as_str()))?;
         let (mut overrides, mut exclusions) = (Vec::new(), Vec::new());
         (self.meta.global_overrides, self.meta.global_exclusions) =
             self.rules(None, &mut overrides, &mut exclusions)?;
         let mut cparts: Vec<&CustomerPartition> = d.customer_partitions.iter().collect();
         cparts.sort_by_key(|c| (self.cust_ix.get(c.ban.as_str()).copied(), c.priority));
         let mut cpart_recs = Vec::with_capacity(cparts.len());
-        let mut recs = Vec::with_capacity(d.customers.len());
-        for c in &d.customers {
+        let mut recs = Vec::with_capacity(customers.len());
+        for c in &customers {
             let start = cpart_recs.len() as u32;
             for cp in cparts.iter().filter(|cp| cp.ban == c.ban) {
                 cpart_recs.push(CustomerPartitionRec {
@@ -618,7 +630,7 @@ impl<'d> Compiler<'d> {
             });
         }
         let map = flatmap::build(
-            d.customers
+            customers
                 .iter()
                 .enumerate()
                 .map(|(i, c)| (xxh3_64(c.ban.as_bytes()), i as u64)),
@@ -631,18 +643,18 @@ impl<'d> Compiler<'d> {
         Ok(())
     }
 
-    /// Trunks and how calls find them: IP ACLs (v4 hashed per prefix length, v6
-    /// longest first) and SIP usernames.
+    /// Trunks sorted by id, and how calls find them: IP ACLs (v4 hashed per prefix
+    /// length, v6 longest first) and SIP usernames.
     fn trunks(&mut self) -> Result<(), CompileError> {
-        let trunks = &self.d.trunks;
+        let trunks = sorted_by(&self.d.trunks, |t| &t.id);
         unique_index("trunk", trunks.iter().map(|t| t.id.as_str()))?;
         let usernames = trunks.iter().flat_map(|t| &t.usernames);
         unique_index("trunk username", usernames.map(String::as_str))?;
-        let mut recs = Vec::with_capacity(self.d.trunks.len());
+        let mut recs = Vec::with_capacity(trunks.len());
         let mut acl4 = Vec::new();
         let mut acl6 = Vec::new();
         let mut creds = Vec::new();
-        for (ti, t) in self.d.trunks.iter().enumerate() {
+        for (ti, t) in trunks.iter().enumerate() {
             recs.push(TrunkRec {
                 id: self.s.add(&t.id),
                 customer: *self.cust_ix.get(t.ban.as_str()).ok_or_else(|| {
@@ -676,8 +688,8 @@ impl<'d> Compiler<'d> {
         acl4.sort_unstable();
         if let Some(w) = acl4.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(invalid(format!(
-                "an IPv4 network is assigned to two trunks (#{} and #{})",
-                w[0].1, w[1].1
+                "an IPv4 network is assigned to two trunks ({} and {})",
+                trunks[w[0].1 as usize].id, trunks[w[1].1 as usize].id
             )));
         }
         acl6.sort_by_key(|a| (std::cmp::Reverse(a.len), a.addr));
@@ -686,13 +698,11 @@ impl<'d> Compiler<'d> {
             .find(|w| (w[0].len, w[0].addr) == (w[1].len, w[1].addr))
         {
             return Err(invalid(format!(
-                "an IPv6 network is assigned to two trunks (#{} and #{})",
-                w[0].trunk, w[1].trunk
+                "an IPv6 network is assigned to two trunks ({} and {})",
+                trunks[w[0].trunk as usize].id, trunks[w[1].trunk as usize].id
             )));
         }
-        let cred_keys: Vec<(u64, u64)> = self
-            .d
-            .trunks
+        let cred_keys: Vec<(u64, u64)> = trunks
             .iter()
             .flat_map(|t| &t.usernames)
             .enumerate()
