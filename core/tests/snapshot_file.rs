@@ -67,6 +67,22 @@ fn publish_then_open_maps_the_same_decisions() {
     );
 }
 
+/// A publish that fails at the rename (here: a directory is in the way) leaves the
+/// directory as it found it, without its temp file.
+#[test]
+fn a_failed_publish_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routing.snap");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("keep"), b"x").unwrap();
+    assert!(publish(&fixture_bytes(1), &path).is_err());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["routing.snap"]);
+}
+
 #[test]
 fn truncated_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
