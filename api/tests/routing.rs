@@ -280,14 +280,46 @@ async fn a_failed_automatic_publish_is_retried_without_another_change() {
         json!({"ban": "C1", "vendor_id": "V1", "prefix": "1212"}),
     )
     .await;
+    an_automatic_publish_failed(&t).await;
+    // The disk is fixed; nothing else changes.
+    std::fs::remove_dir_all(&path).unwrap();
+    routes_only_v2_after(&t, g, "the publish was not retried").await;
+}
+
+/// Waits for the automatic publish to count a failure.
+async fn an_automatic_publish_failed(t: &TestApi) {
     let failures = "warp_api_snapshot_publish_failures_total 1";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !String::from_utf8_lossy(&t.get("/metrics", "").await.bytes).contains(failures) {
-        assert!(std::time::Instant::now() < deadline, "no automatic publish");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no automatic publish failed"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    // The disk is fixed; nothing else changes.
-    std::fs::remove_dir_all(&path).unwrap();
+}
+
+/// A snapshot on disk at the last generation there is (a file from elsewhere): a
+/// publish fails, and the automatic one is counted and retried, rather than wrapping
+/// to generation 0 or stopping the automatic publisher for good.
+#[tokio::test]
+async fn a_snapshot_at_the_last_generation_fails_the_publish_and_it_is_retried() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    let path = t.dir.path().join("routing.snap");
+    let dataset = warp_db::load_dataset(&t.pool).await.unwrap();
+    let last = warp_core::snapshot::compile(&dataset, u64::MAX).unwrap();
+    warp_core::snapshot::publish(&last, &path).unwrap();
+    let fault = (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL");
+    publish_refused(&t, fault, g.into()).await;
+    t.make(
+        "/api/v1/exclusions",
+        json!({"ban": "C1", "vendor_id": "V1", "prefix": "1212"}),
+    )
+    .await;
+    an_automatic_publish_failed(&t).await;
+    std::fs::remove_file(&path).unwrap();
     routes_only_v2_after(&t, g, "the publish was not retried").await;
 }
 

@@ -33,6 +33,9 @@ pub enum PublishError {
     Open(#[from] OpenError),
     #[error("compile task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The snapshot on disk (a file from elsewhere) holds the last generation there is.
+    #[error("the snapshot holds generation {0}, the last one: remove or replace it")]
+    LastGeneration(u64),
     #[error("recording the publish: {0}")]
     Audit(#[from] sqlx::Error),
 }
@@ -154,7 +157,10 @@ impl Publisher {
         let dataset = warp_db::load_dataset(&self.pool).await?;
         let on_disk = Snapshot::open(&self.path).map(|s| s.generation()).ok();
         let ours = self.current().map(|s| s.generation());
-        let generation = on_disk.max(ours).unwrap_or(0) + 1;
+        let newest = on_disk.max(ours).unwrap_or(0);
+        let generation = newest
+            .checked_add(1)
+            .ok_or(PublishError::LastGeneration(newest))?;
         let bytes = tokio::task::spawn_blocking(move || compile(&dataset, generation)).await??;
         Ok((covered, generation, bytes))
     }
