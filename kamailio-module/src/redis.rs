@@ -57,12 +57,17 @@ impl Target {
         let (host, port) = endpoint::split(hostport, 6379).ok_or_else(bad)?;
         let (user, password) = match auth.map(|a| a.split_once(':')) {
             None => (None, None),
-            Some(None) => (None, auth.map(str::to_owned)),
-            Some(Some((u, p))) => (
-                Some(u).filter(|u| !u.is_empty()).map(str::to_owned),
-                Some(p.to_owned()),
-            ),
+            Some(None) => (None, auth),
+            Some(Some((u, p))) => (Some(u), Some(p)),
         };
+        // As the `redis` crate (the API, rtpengine-ctl) reads the same URL: userinfo
+        // percent-decoded, and an empty password (`redis://:${UNSET}@host`) no AUTH.
+        let decoded = |part: Option<&str>| {
+            part.filter(|p| !p.is_empty())
+                .map(|p| percent_decoded(p).ok_or_else(bad))
+                .transpose()
+        };
+        let (user, password) = (decoded(user)?, decoded(password)?);
         let endpoint =
             Endpoint::resolve(host, port).map_err(|e| format!("redis_url {shown:?}: {e}"))?;
         Ok(Target {
@@ -76,6 +81,32 @@ impl Target {
             },
         })
     }
+}
+
+/// `text` with its `%XX` escapes decoded (a `%` not followed by two hex digits stays);
+/// `None` when the result is not UTF-8.
+fn percent_decoded(text: &str) -> Option<String> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|&b| hex(b)),
+            bytes.get(i + 2).and_then(|&b| hex(b)),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 pub struct Connection {
@@ -366,5 +397,95 @@ fn first_error(replies: Vec<Reply>) -> Result<(), String> {
     match errors(replies).into_iter().next() {
         Some((_, e)) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp_testkit::Redis;
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Runs `args` on a plain connection to `port` as the default user with `password`.
+    fn admin(port: u16, password: Option<&str>, args: &[&[u8]]) {
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut conn = Connection::open(&Target::parse(&url).unwrap(), TIMEOUT, TIMEOUT).unwrap();
+        if let Some(password) = password {
+            conn.all(&[vec![b"AUTH", password.as_bytes()]]).unwrap();
+        }
+        conn.all(&[args.to_vec()]).unwrap();
+    }
+
+    /// The same `redis_url` the API and rtpengine-ctl (the `redis` crate) read: userinfo
+    /// percent-encoded, as a password holding `@`, `/` or `:` must be there.
+    #[test]
+    fn auth_and_select_come_from_the_url_percent_decoded() {
+        let redis = Redis::start().unwrap();
+        let password = "p@ss/w:rd%";
+        admin(
+            redis.port,
+            None,
+            &[b"CONFIG", b"SET", b"requirepass", password.as_bytes()],
+        );
+        admin(
+            redis.port,
+            Some(password),
+            &[
+                b"ACL",
+                b"SETUSER",
+                b"cdr@edge",
+                b"on",
+                b">s3:cr/t",
+                b"~*",
+                b"+@all",
+            ],
+        );
+        let port = redis.port;
+        for url in [
+            format!("redis://:p%40ss%2Fw%3Ard%25@127.0.0.1:{port}/2"),
+            format!("redis://cdr%40edge:s3%3Acr%2Ft@127.0.0.1:{port}/2"),
+        ] {
+            let target = Target::parse(&url).unwrap();
+            let mut conn = Connection::open(&target, TIMEOUT, TIMEOUT)
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            conn.set_ex("k", &url, 60).unwrap();
+            assert_eq!(conn.get("k").unwrap().as_deref(), Some(url.as_str()));
+        }
+        // Both wrote database 2, not 0.
+        let mut conn = Connection::open(
+            &Target::parse(&format!("redis://:p%40ss%2Fw%3Ard%25@127.0.0.1:{port}")).unwrap(),
+            TIMEOUT,
+            TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(conn.get("k").unwrap(), None);
+    }
+
+    #[test]
+    fn stray_percent_signs_stay_and_non_utf8_is_refused() {
+        assert_eq!(percent_decoded("a%2"), Some("a%2".into()));
+        assert_eq!(percent_decoded("%zz%"), Some("%zz%".into()));
+        assert_eq!(percent_decoded("%+1"), Some("%+1".into()));
+        assert_eq!(percent_decoded("%C3%A9t%c3%a9"), Some("été".into()));
+        assert_eq!(percent_decoded("%ff"), None);
+        let err = Target::parse("redis://:s3cret%ff@127.0.0.1").err().unwrap();
+        assert!(err.contains("redis://:***@127.0.0.1"), "{err}");
+    }
+
+    /// `redis://:${PASSWORD}@host` with no password set: the `redis` crate sends no AUTH,
+    /// which a Redis without a password would refuse.
+    #[test]
+    fn an_empty_password_sends_no_auth() {
+        let redis = Redis::start().unwrap();
+        for url in [
+            format!("redis://:@127.0.0.1:{}", redis.port),
+            format!("redis://default:@127.0.0.1:{}", redis.port),
+        ] {
+            let target = Target::parse(&url).unwrap();
+            let mut conn = Connection::open(&target, TIMEOUT, TIMEOUT)
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(conn.get("absent").unwrap(), None);
+        }
     }
 }
