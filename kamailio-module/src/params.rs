@@ -293,16 +293,37 @@ impl Config {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
+/// `redis://user:secret@host` → `redis://user:***@host`; a URL too malformed to tell
+/// its user (`redis:/:secret@host`) → `***@host`: it is logged when refused.
 pub fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some((before, host)) = url.rsplit_once('@') else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
+    let Some((scheme, userinfo)) = before.split_once("://") else {
+        return format!("***@{host}");
     };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => format!("{scheme}://***@{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn masks_the_password_of_any_url_with_userinfo() {
+        for (url, shown) in [
+            ("redis://u:pw@h:6379/0", "redis://u:***@h:6379/0"),
+            ("redis://:p@ss@h", "redis://:***@h"),
+            ("redis://pw@h", "redis://***@h"),
+            ("redis://h:6379", "redis://h:6379"),
+            ("redis:/:pw@h", "***@h"),
+            ("redis:pw@h", "***@h"),
+            (":pw@h", "***@h"),
+        ] {
+            assert_eq!(mask_password(url), shown, "{url}");
+        }
     }
 }

@@ -954,7 +954,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("unknown pseudo-variable $warp(bogus)"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 13] = [
+    let cases: [(&[(&str, &str)], &str); 14] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -1009,6 +1009,14 @@ fn bad_configuration_is_refused_at_startup() {
                 ("redis_url", "redis://:s3cret@127.0.0.1:63x79"),
             ],
             "redis://:***@127.0.0.1:63x79",
+        ),
+        // A scheme mistyped: the password is still not logged.
+        (
+            &[
+                ("lrn_source", "snapshot,cache"),
+                ("redis_url", "redis:/:s3cret@127.0.0.1:6379"),
+            ],
+            "***@127.0.0.1:6379\" is not redis://",
         ),
         (
             &[("cluster_timeout", "0")],
