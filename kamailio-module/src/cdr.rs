@@ -401,6 +401,8 @@ fn send(held: &mut Held, target: &Target, stream: &str) {
                 continue;
             }
         }
+        // One Redis closed while idle is no outage: connect again at once.
+        conn.take_if(|c| c.closed());
         let result = match conn.as_mut() {
             Some(c) => c.xadd_all(stream, "cdr", batch),
             // An empty batch (a wake-up to send the spool) only connects.

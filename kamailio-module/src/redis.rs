@@ -7,6 +7,7 @@
 use crate::endpoint::{self, Endpoint};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -287,6 +288,32 @@ impl Connection {
         self.broken
     }
 
+    /// Whether the server closed the connection since its last exchange, as Redis does
+    /// with clients idle past its `timeout` (and a proxy or a NAT may): asked without
+    /// waiting before the connection is used again, so that it is replaced rather than
+    /// its first exchange failing as if Redis were down. Bytes nobody asked for would
+    /// be read as the next reply: they make it unfit too.
+    pub fn closed(&self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        let mut byte = 0u8;
+        // SAFETY: peeks at most one byte, into a local, on the connection's own socket.
+        let peeked = unsafe {
+            libc::recv(
+                self.writer.as_raw_fd(),
+                (&raw mut byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        peeked >= 0
+            || !matches!(
+                std::io::Error::last_os_error().kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            )
+    }
+
     /// More bytes of the reply, waiting no later than `deadline`.
     fn fill(&mut self, deadline: Instant) -> Result<&[u8], String> {
         // Replies already buffered (a pipeline's) need no wait, nor a system call.
@@ -460,6 +487,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(conn.get("k").unwrap(), None);
+    }
+
+    #[test]
+    fn a_connection_the_server_closed_reads_as_closed() {
+        let redis = Redis::start().unwrap();
+        let target = Target::parse(&format!("redis://127.0.0.1:{}", redis.port)).unwrap();
+        let mut idle = Connection::open(&target, TIMEOUT, TIMEOUT).unwrap();
+        assert_eq!(idle.get("k").unwrap(), None);
+        assert!(!idle.closed());
+        let mut other = Connection::open(&target, TIMEOUT, TIMEOUT).unwrap();
+        other
+            .all(&[vec![
+                b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes",
+            ]])
+            .unwrap();
+        assert!(!other.closed());
+        let deadline = Instant::now() + TIMEOUT;
+        while !idle.closed() {
+            assert!(Instant::now() < deadline, "the server's close went unseen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]

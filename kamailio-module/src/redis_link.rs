@@ -61,6 +61,7 @@ impl Link {
         if state.paused_until.is_some_and(|t| Instant::now() < t) {
             return None;
         }
+        state.conn.take_if(|c| c.closed());
         let result = match state.conn.as_mut() {
             Some(c) => op(c),
             None => redis::target()

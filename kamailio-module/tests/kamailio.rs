@@ -4394,6 +4394,53 @@ fn cluster_cps_holds_one_limit_across_nodes_sharing_redis() {
     );
 }
 
+/// A Redis that closes idle connections (its `timeout`, as managed services set it, or
+/// a NAT or proxy in between): the next exchange connects again at once, not taking
+/// Redis for down (a second of node-local limits, a CDR batch held back).
+#[test]
+fn a_connection_redis_closed_while_idle_is_replaced_not_taken_for_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    redis.cli(&["CONFIG", "SET", "timeout", "1"]);
+    let snap = dir.path().join("routing.snap");
+    support::dataset::Data::default().publish(&snap);
+    let url = redis.url();
+    let k = Kamailio::start(
+        &[
+            ("snapshot", snap.to_str().unwrap()),
+            ("redis_url", url.as_str()),
+            ("cluster_cps", "1"),
+            ("cluster_timeout", CLUSTER_TIMEOUT),
+            ("cdr_stream", "warp:cdr:raw"),
+        ],
+        Script::Native(ROUTE),
+    );
+    let calls = |n| {
+        for _ in 0..n {
+            assert_eq!(k.request("INVITE", "").code, 200);
+        }
+    };
+    calls(10);
+    assert_eq!(
+        redis
+            .wait_for("warp:cdr:raw", 10, Duration::from_secs(5))
+            .len(),
+        10
+    );
+    // Redis drops a client idle for over a second when its cron gets round to it.
+    std::thread::sleep(Duration::from_millis(3_500));
+    calls(10);
+    assert_eq!(
+        redis
+            .wait_for("warp:cdr:raw", 20, Duration::from_secs(5))
+            .len(),
+        20
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["limits.cluster_fallbacks"], "0", "{}", k.log());
+    assert_eq!(stats["cdr.redis_errors"], "0", "{}", k.log());
+}
+
 /// Loopback Redis answers in well under a millisecond, but a loaded CI box can hold a
 /// reply past the default 20 ms, and a call then judged on the node's own count would
 /// read as a defect of the cluster count.
