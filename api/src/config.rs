@@ -51,6 +51,37 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let database_url = get("WARP_DATABASE_URL")
             .ok_or_else(|| anyhow::anyhow!("WARP_DATABASE_URL is not set"))?;
+        // Checked here, where the variable can be named, not at first use, where the
+        // parser's error would not say which setting is wrong.
+        // sqlx takes any scheme (`http://…`, `db:5432`) and fails only at connect time.
+        let postgres = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|p| database_url.starts_with(p));
+        if !postgres
+            || database_url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .is_err()
+        {
+            anyhow::bail!(
+                "WARP_DATABASE_URL: {:?} is not a postgres:// URL",
+                mask_url(&database_url)
+            );
+        }
+        let redis_url = get("WARP_REDIS_URL").filter(|s| !s.is_empty());
+        if let Some(url) = &redis_url {
+            if let Err(e) = redis::Client::open(url.as_str()) {
+                anyhow::bail!(
+                    "WARP_REDIS_URL: {:?} is not a Redis URL: {e}",
+                    mask_url(url)
+                );
+            }
+        }
+        let listen = get("WARP_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let port = listen.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+        anyhow::ensure!(
+            matches!(port, Some(Ok(_))),
+            "WARP_LISTEN: {listen:?} is not host:port"
+        );
         let number = |k: &str, default: u64| -> anyhow::Result<u64> {
             get(k).map_or(Ok(default), |v| {
                 v.parse()
@@ -75,8 +106,8 @@ impl Config {
         };
         Ok(Config {
             database_url,
-            redis_url: get("WARP_REDIS_URL").filter(|s| !s.is_empty()),
-            listen: get("WARP_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            redis_url,
+            listen,
             snapshot: get("WARP_SNAPSHOT")
                 .unwrap_or_else(|| "/var/lib/warp/routing.snap".into())
                 .into(),
@@ -105,15 +136,17 @@ impl Config {
 }
 
 /// `scheme://user:secret@host` → `scheme://user:***@host`.
+/// Without a scheme too (`user:secret@host`, a malformed URL about to be refused).
 fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
     match rest.rsplit_once('@') {
         Some((auth, host)) => match auth.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            Some((user, _)) => format!("{scheme}{user}:***@{host}"),
             // `redis://secret@host`: a lone userinfo may well be the password.
-            None => format!("{scheme}://***@{host}"),
+            None => format!("{scheme}***@{host}"),
         },
         None => url.to_string(),
     }
@@ -221,6 +254,36 @@ mod tests {
             });
             let e = c.err().unwrap().to_string();
             assert!(e.starts_with(var) && e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused_naming_the_variable() {
+        for (var, value) in [
+            ("WARP_DATABASE_URL", "warp:hunter2@db/warp"),
+            ("WARP_DATABASE_URL", "http://warp:hunter2@db/warp"),
+            ("WARP_REDIS_URL", "cache:6379"),
+            ("WARP_REDIS_URL", "http://:hunter2@cache:6379"),
+            ("WARP_LISTEN", "8080"),
+            ("WARP_LISTEN", "0.0.0.0:http"),
+            ("WARP_LISTEN", "0.0.0.0:65536"),
+        ] {
+            let c = Config::from_lookup(|k| match k {
+                k if k == var => Some(value.into()),
+                "WARP_DATABASE_URL" => Some("postgres://warp@db/warp".into()),
+                _ => None,
+            });
+            let e = c.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.starts_with(var), "{var}={value}: {e:?}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        for listen in ["[::1]:8080", "localhost:8080", "0.0.0.0:0"] {
+            let c = Config::from_lookup(|k| match k {
+                "WARP_DATABASE_URL" => Some("postgres://warp@db/warp".into()),
+                "WARP_LISTEN" => Some(listen.into()),
+                _ => None,
+            });
+            assert!(c.is_ok(), "{listen}");
         }
     }
 }
