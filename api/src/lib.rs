@@ -121,3 +121,13 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         metrics,
     })
 }
+
+/// Once the server has answered its last request: publishes the routing changes still
+/// waiting out the debounce and stops the webhook deliveries (an attempt cut short is
+/// retried by the next process when its lease runs out).
+pub async fn shutdown(state: &AppState) {
+    if let Err(e) = state.publisher.flush().await {
+        tracing::error!(error = %e, "publishing the queued routing changes at shutdown failed");
+    }
+    state.webhooks.stop();
+}

@@ -225,6 +225,16 @@ impl Publisher {
         }
     }
 
+    /// Publishes the counted changes the current snapshot lacks, now, with the
+    /// publish event. At shutdown too: no other instance knows of this one's changes,
+    /// so one left to the debouncer would wait for this instance's next start.
+    pub async fn flush(&self) -> Result<(), PublishError> {
+        if let Some(generation) = self.publish_pending().await? {
+            self.published_event(generation).await;
+        }
+        Ok(())
+    }
+
     /// Publishes after each burst of changes, once `debounce` passes without another.
     /// A failed publish is tried again, backing off: the changes it was for would
     /// otherwise wait, unpublished, for some other change.
@@ -238,13 +248,8 @@ impl Publisher {
                     .await
                     .is_ok()
                 {}
-                match me.publish_pending().await {
-                    Ok(published) => {
-                        retry = RETRY_FIRST;
-                        if let Some(generation) = published {
-                            me.published_event(generation).await;
-                        }
-                    }
+                match me.flush().await {
+                    Ok(()) => retry = RETRY_FIRST,
                     Err(e) => {
                         me.metrics.publish_failed();
                         tracing::error!(error = %e, retry_in = ?retry, "automatic snapshot publish failed");
