@@ -25,8 +25,12 @@ pub struct Doc {
     body: Option<RefOr<Schema>>,
     data: Option<RefOr<Schema>>,
     public: bool,
-    /// A 200 that is not the JSON envelope (metrics text, the snapshot file, HTML).
+    /// A success that is not the JSON envelope (metrics text, the snapshot file, HTML).
     raw: Option<&'static str>,
+    /// The success status: 200, or 201 for a create.
+    status: &'static str,
+    /// Other answers that are not failures: (status, description).
+    also: Vec<(&'static str, &'static str)>,
     query: Vec<&'static str>,
     schemas: Schemas,
 }
@@ -40,6 +44,8 @@ impl Doc {
             data: None,
             public: false,
             raw: None,
+            status: "200",
+            also: Vec::new(),
             query: Vec::new(),
             schemas: Vec::new(),
         }
@@ -79,6 +85,18 @@ impl Doc {
     /// Answers `content_type` rather than the envelope.
     pub fn raw(mut self, content_type: &'static str) -> Self {
         self.raw = Some(content_type);
+        self
+    }
+
+    /// Answers 201 Created.
+    pub fn created(mut self) -> Self {
+        self.status = "201";
+        self
+    }
+
+    /// May also answer `status` (without a body), meaning `description`.
+    pub fn also(mut self, status: &'static str, description: &'static str) -> Self {
+        self.also.push((status, description));
         self
     }
 
@@ -144,13 +162,16 @@ impl Api {
         let mut op = OperationBuilder::new()
             .tag(doc.tag)
             .summary(Some(doc.summary))
-            .response("200", success)
-            .response(
-                "default",
-                ResponseBuilder::new()
-                    .description("failure: errors[] names the code and field")
-                    .content("application/json", Content::new(Some(envelope(None)))),
-            );
+            .response(doc.status, success);
+        for (status, description) in doc.also {
+            op = op.response(status, ResponseBuilder::new().description(description));
+        }
+        op = op.response(
+            "default",
+            ResponseBuilder::new()
+                .description("failure: errors[] names the code and field")
+                .content("application/json", Content::new(Some(envelope(None)))),
+        );
         for name in path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))

@@ -135,7 +135,8 @@ fn keys_routes(api: Api) -> Api {
         post(keys::create),
         Doc::new("API keys", "Create a key (its secret is shown only here)")
             .body::<keys::NewKey>()
-            .returns::<keys::IssuedKey>(),
+            .returns::<keys::IssuedKey>()
+            .created(),
     )
     .route(
         HttpMethod::Get,
@@ -199,7 +200,8 @@ fn session_routes(api: Api) -> Api {
         post(sessions::create_user),
         Doc::new("Users", "Create a user who signs in")
             .body::<sessions::NewUser>()
-            .returns::<sessions::User>(),
+            .returns::<sessions::User>()
+            .created(),
     )
     .route(
         HttpMethod::Get,
@@ -353,7 +355,8 @@ fn routing_routes(api: Api) -> Api {
             "Routing",
             "The current snapshot file; ETag = generation, If-None-Match gives 304",
         )
-        .raw("application/octet-stream"),
+        .raw("application/octet-stream")
+        .also("304", "If-None-Match names the current generation"),
     )
 }
 

@@ -41,7 +41,8 @@ pub fn mount<R: Resource>(api: Api, base: &str) -> Api {
         post(create::<R>),
         Doc::new(n, format!("Create a {n}"))
             .body::<R::Input>()
-            .returns::<R::Row>(),
+            .returns::<R::Row>()
+            .created(),
     );
     mount_changes::<R>(mount_reads::<R>(api, base), base)
 }

@@ -245,7 +245,8 @@ pub fn mount(api: Api, base: &str) -> Api {
             "Subscribe a URL to events (its signing secret is shown only here)",
         )
         .body::<WebhookInput>()
-        .returns::<IssuedWebhook>(),
+        .returns::<IssuedWebhook>()
+        .created(),
     );
     let api = mount_changes::<Webhook>(mount_reads::<Webhook>(api, base), base);
     mount_reads::<Delivery>(api, &format!("{base}/{{parent}}/deliveries"))
