@@ -31,7 +31,10 @@ pub struct Doc {
     status: &'static str,
     /// Other answers that are not failures: (status, description).
     also: Vec<(&'static str, &'static str)>,
-    query: Vec<&'static str>,
+    /// Query parameters: (name, required).
+    query: Vec<(&'static str, bool)>,
+    /// Bodies accepted besides the JSON one, as text (a CSV deck).
+    text_bodies: Vec<&'static str>,
     schemas: Schemas,
 }
 
@@ -47,6 +50,7 @@ impl Doc {
             status: "200",
             also: Vec::new(),
             query: Vec::new(),
+            text_bodies: Vec::new(),
             schemas: Vec::new(),
         }
     }
@@ -73,12 +77,25 @@ impl Doc {
     pub fn returns_list<T: ToSchema>(mut self) -> Self {
         let item = self.named::<T>();
         self.data = Some(ArrayBuilder::new().items(item).into());
-        self.query.extend(["limit", "cursor"]);
+        self.query.extend([("limit", false), ("cursor", false)]);
         self
     }
 
+    /// Optional query parameters.
     pub fn query(mut self, names: &[&'static str]) -> Self {
-        self.query.extend(names);
+        self.query.extend(names.iter().map(|n| (*n, false)));
+        self
+    }
+
+    /// Query parameters without which the request is refused.
+    pub fn required_query(mut self, names: &[&'static str]) -> Self {
+        self.query.extend(names.iter().map(|n| (*n, true)));
+        self
+    }
+
+    /// Also accepts a body of `content_type`, taken as text.
+    pub fn text_body(mut self, content_type: &'static str) -> Self {
+        self.text_bodies.push(content_type);
         self
     }
 
@@ -184,22 +201,29 @@ impl Api {
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
             );
         }
-        for name in doc.query {
+        for (name, required) in doc.query {
+            let required = if required {
+                Required::True
+            } else {
+                Required::False
+            };
             op = op.parameter(
                 ParameterBuilder::new()
                     .name(name)
                     .parameter_in(ParameterIn::Query)
-                    .required(Required::False)
+                    .required(required)
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
             );
         }
         if let Some(body) = doc.body {
-            op = op.request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content("application/json", Content::new(Some(body)))
-                    .build(),
-            ));
+            let mut request = RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content("application/json", Content::new(Some(body)));
+            for ty in doc.text_bodies {
+                let text = ObjectBuilder::new().schema_type(Type::String);
+                request = request.content(ty, Content::new(Some(text)));
+            }
+            op = op.request_body(Some(request.build()));
         }
         op = if doc.public {
             op.securities(Some(Vec::<SecurityRequirement>::new()))

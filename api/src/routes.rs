@@ -245,6 +245,7 @@ fn resources(api: Api) -> Api {
              Any bad row rejects the deck with every bad line listed.",
         )
         .body::<DeckUpload>()
+        .text_body("text/csv")
         .query(&["mode"])
         .returns::<UploadResult>(),
     )
@@ -334,7 +335,8 @@ fn routing_routes(api: Api) -> Api {
         &format!("{V1}/routing/lcr"),
         get(routing::lcr),
         Doc::new("Routing", "LCR for a call given as query parameters")
-            .query(&["account_ban", "dnis", "ani", "lrn", "at", "max_results"])
+            .required_query(&["account_ban", "dnis"])
+            .query(&["ani", "lrn", "at", "max_results"])
             .returns::<routing::Simulation>(),
     )
     .route(
