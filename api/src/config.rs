@@ -114,7 +114,10 @@ impl Config {
             bootstrap_api_key: get("WARP_BOOTSTRAP_API_KEY").filter(|s| !s.is_empty()),
             jwt_secret: get("WARP_JWT_SECRET").filter(|s| !s.is_empty()),
             publish_debounce: Duration::from_millis(number("WARP_PUBLISH_DEBOUNCE_MS", 500)?),
-            rate_limit: count("WARP_RATE_LIMIT", 6000)?,
+            rate_limit: match count("WARP_RATE_LIMIT", 6000)? {
+                0 => anyhow::bail!("WARP_RATE_LIMIT: 0 would refuse every request"),
+                n => n,
+            },
             idempotency_ttl: Duration::from_secs(within(
                 "WARP_IDEMPOTENCY_TTL_SECS",
                 86_400,
@@ -229,6 +232,7 @@ mod tests {
         for (var, value, why) in [
             ("WARP_RATE_LIMIT", "lots", "is not a whole number"),
             ("WARP_RATE_LIMIT", "4294967296", "is more than 4294967295"),
+            ("WARP_RATE_LIMIT", "0", "would refuse every request"),
             ("WARP_WEBHOOK_MAX_ATTEMPTS", "99999999999", "is more than"),
             ("WARP_WEBHOOK_TIMEOUT_MS", "0", "is not within 1..=3600000"),
             (
