@@ -40,6 +40,15 @@ pub enum PublishError {
     Audit(#[from] sqlx::Error),
 }
 
+/// A generation compiled and not yet installed.
+struct Compiled {
+    /// The count of changes it holds.
+    covered: u64,
+    bytes: Vec<u8>,
+    /// Made of `bytes`.
+    snapshot: Snapshot,
+}
+
 pub struct Publisher {
     pool: sqlx::PgPool,
     path: PathBuf,
@@ -104,12 +113,11 @@ impl Publisher {
     /// that fails leaves no record.
     pub async fn publish(&self, who: &Principal) -> Result<u64, PublishError> {
         let _one = self.publishing.lock().await;
-        let (covered, generation, bytes) = self.compile_next().await?;
-        let snapshot = Snapshot::from_bytes(&bytes)?;
+        let next = self.compile_next().await?;
         let mut tx = self.pool.begin().await?;
-        let id = generation.to_string();
+        let id = next.snapshot.generation().to_string();
         crate::audit::record(&mut tx, who, published_change(&id)).await?;
-        self.install(covered, generation, bytes, snapshot).await?;
+        let generation = self.install(next).await?;
         tx.commit().await?;
         Ok(generation)
     }
@@ -121,7 +129,8 @@ impl Publisher {
         let pending =
             self.changes.load(Ordering::SeqCst) > self.published_changes.load(Ordering::SeqCst);
         if pending {
-            self.publish_locked().await.map(Some)
+            let next = self.compile_next().await?;
+            self.install(next).await.map(Some)
         } else {
             Ok(None)
         }
@@ -132,26 +141,17 @@ impl Publisher {
     /// not finish); the same data keeps its generation, and SIP nodes reload nothing.
     pub async fn publish_if_stale(&self) -> Result<Option<u64>, PublishError> {
         let _one = self.publishing.lock().await;
-        let (covered, generation, bytes) = self.compile_next().await?;
-        let snapshot = Snapshot::from_bytes(&bytes)?;
-        if self.current().map(|s| s.payload_hash()) == Some(snapshot.payload_hash()) {
-            self.published_changes.fetch_max(covered, Ordering::SeqCst);
+        let next = self.compile_next().await?;
+        if self.current().map(|s| s.payload_hash()) == Some(next.snapshot.payload_hash()) {
+            self.published_changes
+                .fetch_max(next.covered, Ordering::SeqCst);
             return Ok(None);
         }
-        self.install(covered, generation, bytes, snapshot)
-            .await
-            .map(Some)
+        self.install(next).await.map(Some)
     }
 
-    async fn publish_locked(&self) -> Result<u64, PublishError> {
-        let (covered, generation, bytes) = self.compile_next().await?;
-        let snapshot = Snapshot::from_bytes(&bytes)?;
-        self.install(covered, generation, bytes, snapshot).await
-    }
-
-    /// The dataset PostgreSQL holds now, compiled as the next generation, with the
-    /// count of changes it covers.
-    async fn compile_next(&self) -> Result<(u64, u64, Vec<u8>), PublishError> {
+    /// The dataset PostgreSQL holds now, compiled as the next generation.
+    async fn compile_next(&self) -> Result<Compiled, PublishError> {
         // Changes are committed before they are counted: what is counted now is loaded.
         let covered = self.changes.load(Ordering::SeqCst);
         let dataset = warp_db::load_dataset(&self.pool).await?;
@@ -162,18 +162,23 @@ impl Publisher {
             .checked_add(1)
             .ok_or(PublishError::LastGeneration(newest))?;
         let bytes = tokio::task::spawn_blocking(move || compile(&dataset, generation)).await??;
-        Ok((covered, generation, bytes))
+        let snapshot = Snapshot::from_bytes(&bytes)?;
+        Ok(Compiled {
+            covered,
+            bytes,
+            snapshot,
+        })
     }
 
-    /// Writes `bytes` as the snapshot file, serves `snapshot` (made of them) to
-    /// simulation and announces the generation.
-    async fn install(
-        &self,
-        covered: u64,
-        generation: u64,
-        bytes: Vec<u8>,
-        snapshot: Snapshot,
-    ) -> Result<u64, PublishError> {
+    /// Writes the compiled file, serves its snapshot to simulation and announces its
+    /// generation.
+    async fn install(&self, next: Compiled) -> Result<u64, PublishError> {
+        let Compiled {
+            covered,
+            bytes,
+            snapshot,
+        } = next;
+        let generation = snapshot.generation();
         let path = self.path.clone();
         // `publish` creates the directory too.
         tokio::task::spawn_blocking(move || publish(&bytes, &path))
