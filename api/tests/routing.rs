@@ -275,19 +275,17 @@ async fn a_failed_automatic_publish_is_retried_without_another_change() {
     t.fixture().await;
     let g = t.publish().await;
     let path = block_snapshot(&t);
+    failed_publish_retried_once(&t, g, || std::fs::remove_dir_all(&path).unwrap()).await;
+}
+
+/// A routing change whose automatic publish fails (on generation `g`) is published
+/// once `fix` mends the disk, with nothing else changing.
+async fn failed_publish_retried_once(t: &TestApi, g: u64, fix: impl FnOnce()) {
     t.make(
         "/api/v1/exclusions",
         json!({"ban": "C1", "vendor_id": "V1", "prefix": "1212"}),
     )
     .await;
-    an_automatic_publish_failed(&t).await;
-    // The disk is fixed; nothing else changes.
-    std::fs::remove_dir_all(&path).unwrap();
-    routes_only_v2_after(&t, g, "the publish was not retried").await;
-}
-
-/// Waits for the automatic publish to count a failure.
-async fn an_automatic_publish_failed(t: &TestApi) {
     let failures = "warp_api_snapshot_publish_failures_total 1";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !String::from_utf8_lossy(&t.get("/metrics", "").await.bytes).contains(failures) {
@@ -297,6 +295,8 @@ async fn an_automatic_publish_failed(t: &TestApi) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    fix();
+    routes_only_v2_after(t, g, "the publish was not retried").await;
 }
 
 /// A snapshot on disk at the last generation there is (a file from elsewhere): a
@@ -313,14 +313,7 @@ async fn a_snapshot_at_the_last_generation_fails_the_publish_and_it_is_retried()
     warp_core::snapshot::publish(&last, &path).unwrap();
     let fault = (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL");
     publish_refused(&t, fault, g.into()).await;
-    t.make(
-        "/api/v1/exclusions",
-        json!({"ban": "C1", "vendor_id": "V1", "prefix": "1212"}),
-    )
-    .await;
-    an_automatic_publish_failed(&t).await;
-    std::fs::remove_file(&path).unwrap();
-    routes_only_v2_after(&t, g, "the publish was not retried").await;
+    failed_publish_retried_once(&t, g, || std::fs::remove_file(&path).unwrap()).await;
 }
 
 /// An API that starts publishes what PostgreSQL holds when the snapshot on disk lacks
