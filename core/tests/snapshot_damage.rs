@@ -79,9 +79,7 @@ fn open_both(path: &Path) -> (Result<Snapshot, OpenError>, Result<Snapshot, Open
 #[test]
 fn the_undamaged_snapshot_opens_and_routes() {
     let f = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("routing.snap");
-    std::fs::write(&path, &f.bytes).unwrap();
+    let (_dir, path) = written(&f.bytes);
     let s = Snapshot::open_verified(&path).unwrap();
     assert_eq!(s.generation(), 42);
     // Enough routes that damage has something to break.
@@ -91,9 +89,7 @@ fn the_undamaged_snapshot_opens_and_routes() {
 #[test]
 fn every_header_and_table_bit_flip_is_refused_by_the_fast_open() {
     let f = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("routing.snap");
-    std::fs::write(&path, &f.bytes).unwrap();
+    let (_dir, path) = written(&f.bytes);
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     // Pad after the table too: outside every section, inside the payload checksum.
     for pos in 0..format::pad_to_align(table_end(&f.bytes)) {
@@ -118,9 +114,7 @@ fn every_header_and_table_bit_flip_is_refused_by_the_fast_open() {
 #[test]
 fn payload_bit_flips_are_refused_verified_and_route_without_panic_unverified() {
     let f = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("routing.snap");
-    std::fs::write(&path, &f.bytes).unwrap();
+    let (_dir, path) = written(&f.bytes);
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     // In every section: its first and last byte and a dozen between (an odd stride
     // shifts them through its records' fields), and the padding before the first.
@@ -198,10 +192,16 @@ fn resigned(edit: impl FnOnce(&mut Header, &mut Vec<SectionEntry>)) -> Vec<u8> {
     bytes
 }
 
-fn open_written(bytes: &[u8]) -> Result<Snapshot, OpenError> {
+/// `bytes` as a snapshot file in a directory of its own (removed when dropped).
+fn written(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routing.snap");
     std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+fn open_written(bytes: &[u8]) -> Result<Snapshot, OpenError> {
+    let (_dir, path) = written(bytes);
     let fast = Snapshot::open(&path);
     // Mapped and in memory agree.
     assert_eq!(
