@@ -64,7 +64,7 @@ impl Config {
         {
             anyhow::bail!(
                 "WARP_DATABASE_URL: {:?} is not a postgres:// URL",
-                mask_url(&database_url)
+                warp_redact::mask_password(&database_url)
             );
         }
         let redis_url = get("WARP_REDIS_URL").filter(|s| !s.is_empty());
@@ -72,7 +72,7 @@ impl Config {
             if let Err(e) = redis::Client::open(url.as_str()) {
                 anyhow::bail!(
                     "WARP_REDIS_URL: {:?} is not a Redis URL: {e}",
-                    mask_url(url)
+                    warp_redact::mask_password(url)
                 );
             }
         }
@@ -138,23 +138,6 @@ impl Config {
     }
 }
 
-/// `scheme://user:secret@host` → `scheme://user:***@host`.
-/// Without a scheme too (`user:secret@host`, a malformed URL about to be refused).
-fn mask_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    match rest.rsplit_once('@') {
-        Some((auth, host)) => match auth.split_once(':') {
-            Some((user, _)) => format!("{scheme}{user}:***@{host}"),
-            // `redis://secret@host`: a lone userinfo may well be the password.
-            None => format!("{scheme}***@{host}"),
-        },
-        None => url.to_string(),
-    }
-}
-
 fn secret(s: &Option<String>) -> &'static str {
     if s.is_some() {
         "***"
@@ -172,8 +155,11 @@ impl fmt::Display for Config {
              WARP_RATE_LIMIT={} WARP_IDEMPOTENCY_TTL_SECS={} WARP_WEBHOOK_TIMEOUT_MS={} \
              WARP_WEBHOOK_MAX_ATTEMPTS={} WARP_WEBHOOK_BACKOFF_MS={} WARP_WEBHOOK_POLL_MS={} \
              WARP_WEBHOOK_ALLOW_PRIVATE={}",
-            mask_url(&self.database_url),
-            self.redis_url.as_deref().map(mask_url).unwrap_or_default(),
+            warp_redact::mask_password(&self.database_url),
+            self.redis_url
+                .as_deref()
+                .map(warp_redact::mask_password)
+                .unwrap_or_default(),
             self.listen,
             self.snapshot.display(),
             secret(&self.bootstrap_api_key),
@@ -193,15 +179,6 @@ impl fmt::Display for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_lone_userinfo_is_masked_too() {
-        assert_eq!(
-            mask_url("redis://s3cret@cache:6379/0"),
-            "redis://***@cache:6379/0"
-        );
-        assert_eq!(mask_url("redis://cache:6379"), "redis://cache:6379");
-    }
 
     #[test]
     fn secrets_are_masked() {

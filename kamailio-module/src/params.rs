@@ -237,7 +237,7 @@ impl Config {
         let lrn: Vec<&str> = self.lrn_sources.iter().map(|s| s.name()).collect();
         vec![
             ("snapshot", self.snapshot.clone()),
-            ("redis_url", mask_password(&self.redis_url)),
+            ("redis_url", warp_redact::mask_password(&self.redis_url)),
             ("lrn_source", lrn.join(",")),
             (
                 "lrn_dip_url",
@@ -290,40 +290,5 @@ impl Config {
                 self.fault_inject.clone().unwrap_or_default(),
             ),
         ]
-    }
-}
-
-/// `redis://user:secret@host` → `redis://user:***@host`; a URL too malformed to tell
-/// its user (`redis:/:secret@host`) → `***@host`: it is logged when refused.
-pub fn mask_password(url: &str) -> String {
-    let Some((before, host)) = url.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    let Some((scheme, userinfo)) = before.split_once("://") else {
-        return format!("***@{host}");
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => format!("{scheme}://***@{host}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mask_password;
-
-    #[test]
-    fn masks_the_password_of_any_url_with_userinfo() {
-        for (url, shown) in [
-            ("redis://u:pw@h:6379/0", "redis://u:***@h:6379/0"),
-            ("redis://:p@ss@h", "redis://:***@h"),
-            ("redis://pw@h", "redis://***@h"),
-            ("redis://h:6379", "redis://h:6379"),
-            ("redis:/:pw@h", "***@h"),
-            ("redis:pw@h", "***@h"),
-            (":pw@h", "***@h"),
-        ] {
-            assert_eq!(mask_password(url), shown, "{url}");
-        }
     }
 }

@@ -46,7 +46,7 @@ pub struct Target {
 impl Target {
     /// Parses `url` and resolves its host.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let shown = crate::params::mask_password(url);
+        let shown = warp_redact::mask_password(url);
         let bad =
             || format!("redis_url {shown:?} is not redis://[[user]:password@]host[:port][/db]");
         let rest = url.strip_prefix("redis://").ok_or_else(bad)?;

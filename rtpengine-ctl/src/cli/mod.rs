@@ -483,7 +483,7 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     tracing::info!(
         listen = ?config.listen,
         nodes = ?config.nodes,
-        redis = config.redis_url.as_deref().map(mask_password).as_deref(),
+        redis = config.redis_url.as_deref().map(warp_redact::mask_password).as_deref(),
         metrics = ?config.metrics,
         upstream = ?config.upstream,
         health_interval = ?config.health_interval,
@@ -514,39 +514,9 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
 /// How long a stopping proxy waits for its queued QoS records to reach Redis.
 const QOS_FLUSH: Duration = Duration::from_secs(2);
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
-fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    // The last `@` ends the userinfo: a password may hold one.
-    match rest.rsplit_once('@') {
-        Some((auth, host)) if auth.contains(':') => {
-            let user = auth.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        Some((_, host)) => format!("{scheme}://***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_redis_secrets() {
-        assert_eq!(
-            mask_password("redis://u:pw@h:6379/0"),
-            "redis://u:***@h:6379/0"
-        );
-        assert_eq!(mask_password("redis://pw@h"), "redis://***@h");
-        assert_eq!(
-            mask_password("redis://u:p@ss@h:6379"),
-            "redis://u:***@h:6379"
-        );
-        assert_eq!(mask_password("redis://h:6379"), "redis://h:6379");
-    }
 
     #[test]
     fn cli_parses_the_documented_forms() {
