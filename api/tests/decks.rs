@@ -16,10 +16,14 @@ async fn deck_of(t: &TestApi, vendor: &str) -> i64 {
 }
 
 async fn upload_csv(t: &TestApi, deck: i64, query: &str, csv: &str) -> Reply {
+    upload_as(t, deck, query, "text/csv", csv).await
+}
+
+async fn upload_as(t: &TestApi, deck: i64, query: &str, content_type: &str, body: &str) -> Reply {
     let req = Request::post(format!("/api/v1/rate-decks/{deck}/upload{query}"))
         .header("authorization", format!("Bearer {ROOT}"))
-        .header("content-type", "text/csv")
-        .body(Body::from(csv.to_string()))
+        .header("content-type", content_type)
+        .body(Body::from(body.to_string()))
         .unwrap();
     t.raw(req).await
 }
@@ -547,4 +551,20 @@ async fn an_upload_is_audited_under_the_decks_id() {
             .await
             .unwrap();
     assert_eq!(ids, [deck.to_string(), deck.to_string()]);
+}
+
+/// A media type is case-blind and may carry parameters; a longer name is another type.
+#[tokio::test]
+async fn a_csv_upload_is_known_by_its_media_type_in_any_case() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let deck = deck_of(&t, "V1").await;
+    let csv = "prefix,effective_from,interstate\n1305,2027-01-01,0.1\n";
+    let r = upload_as(&t, deck, "", "Text/CSV ; charset=UTF-8", csv).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.data()["rows"], 1);
+    // Not CSV, so read as the JSON it is not.
+    let r = upload_as(&t, deck, "", "text/csv-schema", csv).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["code"], "MALFORMED_JSON", "{}", r.body);
 }

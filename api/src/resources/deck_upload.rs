@@ -322,6 +322,12 @@ async fn deck_owner(conn: &mut PgConnection, deck_id: &str) -> ApiResult<DeckOwn
     .ok_or_else(|| ApiError::not_found("rate_deck"))
 }
 
+/// Media types are case-blind and may carry parameters (`Text/CSV; charset=utf-8`).
+fn is_csv_type(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default();
+    media.trim().eq_ignore_ascii_case("text/csv")
+}
+
 pub async fn upload(
     State(st): State<AppState>,
     who: Principal,
@@ -335,7 +341,7 @@ pub async fn upload(
     let is_csv = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/csv"));
+        .is_some_and(is_csv_type);
     // Reading a deck of up to 256 MiB takes seconds of CPU: off the async workers, so
     // other requests are not held up meanwhile.
     let (deck, rows, origins) = tokio::task::spawn_blocking(move || {
