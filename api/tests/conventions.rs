@@ -733,12 +733,21 @@ async fn cdrs_are_per_customer_filtered_and_cursor_paged() {
         )
         .await;
     assert_eq!(call_ids(&r), ["call-5"]);
+    let r = t
+        .get(
+            "/api/v1/customers/C1/cdrs?disposition=Answered&zone=%20local&start_date=2031-06-01T00:00:00Z",
+            &key,
+        )
+        .await;
+    assert_eq!(call_ids(&r), ["call-5"], "{}", r.body);
     for bad in [
         "start_date=yesterday",
         "limit=-1",
         "cursor=nope",
         "dnis_prefix=12a",
         "colour=red",
+        "zone=interstat",
+        "disposition=answerd",
     ] {
         let r = t
             .get(&format!("/api/v1/customers/C1/cdrs?{bad}"), &key)

@@ -17,6 +17,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use std::sync::LazyLock;
 use utoipa::ToSchema;
+use warp_core::zone::Zone;
 
 mod json;
 mod wire;
@@ -137,20 +138,44 @@ pub async fn list(
         .map(serde_json::from_str)
         .transpose()
         .map_err(|_| bad_cursor())?;
+    let q = checked(q)?;
+    let mut conn = st.pool.acquire().await?;
+    let rows = fetch_page(&mut conn, ban, q, after, page.limit).await?;
+    let (rows, meta) = page.finish(rows, cursor_of);
+    Ok(envelope::raw_page(&meta, |body| json::rows(body, &rows))?)
+}
+
+/// The dispositions a rated call can have (the CHECK on billing.rated_cdrs).
+const DISPOSITIONS: [&str; 5] = ["ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED"];
+
+/// `q` with its zone and disposition in their stored (upper) case. A value no CDR
+/// can hold is refused, so a misspelt filter is not read as "no calls".
+fn checked(mut q: CdrQuery) -> ApiResult<CdrQuery> {
+    let invalid =
+        |field: &str, why: String| ApiError::bad_request("INVALID_QUERY", why).field(field);
     if let Some(p) = q
         .dnis_prefix
         .as_deref()
         .filter(|p| !p.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(
-            ApiError::bad_request("INVALID_QUERY", format!("{p:?} is not digits"))
-                .field("dnis_prefix"),
-        );
+        return Err(invalid("dnis_prefix", format!("{p:?} is not digits")));
     }
-    let mut conn = st.pool.acquire().await?;
-    let rows = fetch_page(&mut conn, ban, q, after, page.limit).await?;
-    let (rows, meta) = page.finish(rows, cursor_of);
-    Ok(envelope::raw_page(&meta, |body| json::rows(body, &rows))?)
+    if let Some(z) = &q.zone {
+        let zone = z.parse::<Zone>().map_err(|why| invalid("zone", why))?;
+        q.zone = Some(zone.as_str().to_string());
+    }
+    if let Some(d) = &q.disposition {
+        let known = DISPOSITIONS.iter().find(|k| k.eq_ignore_ascii_case(d));
+        let Some(known) = known else {
+            let why = format!(
+                "unknown disposition {d:?} (expected one of {})",
+                DISPOSITIONS.join(", ")
+            );
+            return Err(invalid("disposition", why));
+        };
+        q.disposition = Some(known.to_string());
+    }
+    Ok(q)
 }
 
 /// Up to `limit + 1` CDRs of `ban` matching `q`, after the cursor's row.
@@ -238,11 +263,10 @@ async fn fetch_rows(
     if let Some(t) = until {
         f.add("start_stamp < ", Bind::Time(t));
     }
-    let upper = |v: &Option<String>| v.as_ref().map(|v| v.to_ascii_uppercase());
     for (col, v) in [
-        ("zone = ", upper(&q.zone)),
+        ("zone = ", q.zone.clone()),
         ("vendor_id = ", q.vendor_id.clone()),
-        ("disposition = ", upper(&q.disposition)),
+        ("disposition = ", q.disposition.clone()),
         ("trunk_id = ", q.trunk_id.clone()),
     ] {
         if let Some(v) = v {
