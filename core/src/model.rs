@@ -155,6 +155,8 @@ impl FromStr for VendorKind {
 pub const ID_MAX: usize = 128;
 /// The longest gateway dialstring template the model takes.
 pub const DIALSTRING_MAX: usize = 255;
+/// The routes a customer may ask for: PostgreSQL's `customers` holds 1 to this.
+pub const MAX_RESULTS_MAX: u32 = 100;
 
 /// Checks an id (BAN, trunk, vendor, partition). Ids travel in tab-separated call
 /// records, SIP headers and CDRs: a tab, line break or other control character would

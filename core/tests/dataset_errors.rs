@@ -362,3 +362,22 @@ fn a_rate_plan_that_is_not_an_id_is_refused_by_line() {
         "{e:#?}"
     );
 }
+
+#[test]
+fn max_results_outside_1_to_100_is_refused_by_line() {
+    let dir = fixture_copy();
+    // customers.csv: header and 3 rows. PostgreSQL holds 1 to 100 (`warp import` would
+    // fail on the row with a constraint error), as do the API and `warp route`.
+    append(
+        dir.path(),
+        "customers.csv",
+        "C4,Four,PLAN1,0,,0,true\nC5,Five,PLAN1,0,,101,true\nC6,Six,PLAN1,0,,100,true\n",
+    );
+    assert_eq!(
+        errors(dir.path()),
+        [
+            "customers.csv:5: max_results 0 is not from 1 to 100",
+            "customers.csv:6: max_results 101 is not from 1 to 100",
+        ]
+    );
+}

@@ -197,7 +197,8 @@ fn chain(e: &dyn std::error::Error) -> String {
 async fn a_row_the_schema_refuses_is_named_once_in_the_error() {
     let (_pg, pool) = common::migrated_db().await;
     let good = generate(Scale::SMALL, 5);
-    // Both pass the CSV checks; PostgreSQL holds 1..100 results and 32-bit limits.
+    // Built past the CSV checks (which refuse the first): PostgreSQL holds 1..100
+    // results and 32-bit limits.
     let mut bad = good.clone();
     bad.customers[2].max_results = 500;
     let err = chain(&warp_db::import_dataset(&pool, &bad).await.unwrap_err());

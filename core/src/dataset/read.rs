@@ -284,8 +284,11 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
             .map(|v| int("max_results", v))
             .transpose()?
             .unwrap_or(5);
-        if max_results == 0 {
-            return Err("max_results must be at least 1".into());
+        // Beyond the schema's range the CSV compiled but `warp import` failed on it.
+        if !(1..=MAX_RESULTS_MAX).contains(&max_results) {
+            return Err(format!(
+                "max_results {max_results} is not from 1 to {MAX_RESULTS_MAX}"
+            ));
         }
         d.customers.push(Customer {
             ban,
