@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
+use warp_core::model::MAX_RESULTS_MAX;
 use warp_core::{Decision, Number, RouteRequest, Snapshot};
 
 #[derive(Args)]
@@ -31,7 +32,7 @@ pub struct RouteArgs {
     at: Option<DateTime<Utc>>,
     /// Overrides the customer's max_results, in the same range (1 to 100): the engine
     /// would read 0 as 1.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_RESULTS_MAX as i64))]
     max_results: Option<u32>,
     /// CSV with columns ban,ani,dnis: route every row. Not with --ani or --lrn, which
     /// belong to one call: the file's ANI would be left unused, one LRN given to all.

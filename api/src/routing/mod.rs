@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use warp_core::model::MAX_RESULTS_MAX;
 use warp_core::{Number, Reject, RouteRequest};
 
 /// One call to route, as the SIP path would see it.
@@ -84,8 +85,12 @@ fn invalid_number(field: &str, e: impl std::fmt::Display) -> ApiError {
 
 fn route(st: &AppState, req: SimulateRequest) -> ApiResult<Simulation> {
     // The engine reads 0 as 1: a caller asking for none would be shown one.
-    if req.max_results.is_some_and(|n| !(1..=100).contains(&n)) {
-        return Err(ApiError::invalid("max_results", "max_results is 1 to 100"));
+    if req
+        .max_results
+        .is_some_and(|n| !(1..=MAX_RESULTS_MAX).contains(&n))
+    {
+        let why = format!("max_results is 1 to {MAX_RESULTS_MAX}");
+        return Err(ApiError::invalid("max_results", why));
     }
     let snapshot = st.publisher.current().ok_or_else(|| {
         ApiError::new(
