@@ -18,7 +18,7 @@ use crate::decision;
 use crate::guard;
 use crate::log::lm_info;
 use crate::record::{self, Call, Hop};
-use crate::sipmsg::{only_in, SipMsg};
+use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use crate::tm;
 use kamailio_sys as k;
@@ -90,13 +90,6 @@ pub fn stored() -> Option<String> {
 }
 
 fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
-    // kamailio.cfg allows it in these routes only; KEMI scripts may call it from any,
-    // where it would report an attempt failed that did not (a vendor's reply) and skip
-    // the vendor the failure route then wants.
-    only_in(
-        k::REQUEST_ROUTE | k::FAILURE_ROUTE,
-        "warp_next_route() runs in request_route and failure_route only",
-    )?;
     let Some(stored) = record(msg)? else {
         return Ok(false);
     };

@@ -87,6 +87,7 @@ fn run(
         if params::config().fault_inject.as_deref() == Some(func.name()) {
             panic!("fault injected by modparam fault_inject");
         }
+        in_its_routes(func)?;
         body(&msg)
     }));
     let took = started.elapsed();
@@ -149,6 +150,16 @@ pub unsafe fn script_with_param(
             .into_owned();
         body(m, &value)
     })
+}
+
+/// `Err` unless the route being run is one of `func`'s ([`Func::routes`]).
+fn in_its_routes(func: Func) -> Result<(), String> {
+    let (routes, names) = func.routes();
+    // SAFETY: the core sets `route_type` before running any route of this process.
+    if unsafe { k::route_type } & routes as c_int == 0 {
+        return Err(format!("{}() runs in {names} only", func.name()));
+    }
+    Ok(())
 }
 
 fn panic_text(payload: &(dyn Any + Send)) -> &str {

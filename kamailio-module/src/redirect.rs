@@ -9,7 +9,7 @@ use crate::decision;
 use crate::guard;
 use crate::kstr;
 use crate::record::{self, Call, Hop};
-use crate::sipmsg::{only_in, SipMsg};
+use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
@@ -38,13 +38,6 @@ fn later_uris(msg: &SipMsg) -> Result<Option<Vec<String>>, String> {
 }
 
 fn warp_redirect(msg: &SipMsg) -> Result<bool, String> {
-    // kamailio.cfg allows it in request_route only; KEMI scripts may call it from any
-    // route, and in a branch_route (or before a failure_route's relay) its branches
-    // would be forked in parallel with the vendor being tried.
-    only_in(
-        k::REQUEST_ROUTE,
-        "warp_redirect() runs in request_route only",
-    )?;
     let Some(uris) = later_uris(msg)? else {
         return Ok(false);
     };

@@ -15,20 +15,12 @@ use crate::kstr;
 use crate::log::lm_dbg;
 use crate::record::{self, Call, Hop};
 use crate::route::{self, Answer, Query};
-use crate::sipmsg::{only_in, SipMsg};
+use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
 
 fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
-    // A call admitted elsewhere (failure_route, branch_route) would keep its trunk's
-    // place: only a request route's end, or its dialog, gives it back. kamailio.cfg
-    // cannot call it there; KEMI scripts can, so this says why not.
-    only_in(
-        k::REQUEST_ROUTE,
-        "warp_route() runs in request_route only; \
-         in failure_route, warp_next_route() tries the next vendor",
-    )?;
     let ruri_user;
     let dnis = match dnis {
         Some(d) => d,

@@ -26,17 +26,6 @@ impl AniSource {
     }
 }
 
-/// `Err(rule)` unless the route being run is one of `routes` (`REQUEST_ROUTE`, ...):
-/// kamailio.cfg checks a function's routes when it reads the config, but KEMI scripts
-/// may call it from any, so a function that must not run elsewhere asks.
-pub fn only_in(routes: std::ffi::c_uint, rule: &str) -> Result<(), String> {
-    // SAFETY: the core sets `route_type` before running any route of this process.
-    if unsafe { k::route_type } & routes as std::ffi::c_int == 0 {
-        return Err(rule.into());
-    }
-    Ok(())
-}
-
 /// The message a script function was called for; valid for the duration of the call.
 pub struct SipMsg(NonNull<k::sip_msg>);
 

@@ -4,6 +4,7 @@
 
 use crate::shm;
 use kamailio_sys as k;
+use std::ffi::c_uint;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -32,6 +33,28 @@ impl Func {
         Func::NextRoute,
         Func::Redirect,
     ];
+
+    /// The routes the function may run in (`REQUEST_ROUTE`, ...), with their names.
+    /// kamailio.cfg refuses a call elsewhere when it reads the config; KEMI scripts may
+    /// call from any route, so [`crate::guard`] checks each call. `warp_route()`
+    /// admitted elsewhere would keep its trunk's place (only a request route's end, or
+    /// its dialog, gives it back); `warp_next_route()` on a vendor's reply would report
+    /// an attempt failed that did not; `warp_redirect()`'s branches, in a branch_route,
+    /// would be forked along with the vendor being tried.
+    pub const fn routes(self) -> (c_uint, &'static str) {
+        const REQUEST: c_uint = k::REQUEST_ROUTE;
+        match self {
+            Func::Ani | Func::Identify | Func::Dno => (
+                REQUEST | k::FAILURE_ROUTE | k::BRANCH_ROUTE,
+                "request_route, failure_route and branch_route",
+            ),
+            Func::Authenticated | Func::Route | Func::Redirect => (REQUEST, "request_route"),
+            Func::NextRoute => (
+                REQUEST | k::FAILURE_ROUTE,
+                "request_route and failure_route",
+            ),
+        }
+    }
 
     /// The cfg/KEMI name.
     pub fn name(self) -> &'static str {

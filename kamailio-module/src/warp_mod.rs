@@ -25,7 +25,7 @@ use crate::route_cmd::{ki_warp_route, ki_warp_route_dnis, w_warp_route, w_warp_r
 use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_version};
 use crate::sigbus;
 use crate::snapshot;
-use crate::stats;
+use crate::stats::{self, Func};
 use crate::tm;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int, c_uint, c_void};
@@ -139,15 +139,13 @@ const fn cname(s: &'static std::ffi::CStr) -> *mut c_char {
     s.as_ptr() as *mut c_char
 }
 
-const SCRIPT_ROUTES: c_uint = k::REQUEST_ROUTE | k::FAILURE_ROUTE | k::BRANCH_ROUTE;
-
 /// A script function: `function` takes `params` parameters, each fixed up by
-/// `fixup_spve_null` (a string with pseudo-variables).
+/// `fixup_spve_null` (a string with pseudo-variables), in `func`'s routes.
 const fn cmd(
     name: &'static std::ffi::CStr,
     function: k::cmd_function,
     params: c_int,
-    flags: c_uint,
+    func: Func,
 ) -> k::cmd_export_t {
     let (fixup, free_fixup): (k::fixup_function, k::free_fixup_function) = match params {
         0 => (None, None),
@@ -159,31 +157,30 @@ const fn cmd(
         param_no: params,
         fixup,
         free_fixup,
-        flags,
+        flags: func.routes().0,
     }
 }
 
 static CMDS: CoreCell<[k::cmd_export_t; 10]> = CoreCell::new([
-    cmd(c"warp_ani", Some(w_warp_ani), 0, SCRIPT_ROUTES),
+    cmd(c"warp_ani", Some(w_warp_ani), 0, Func::Ani),
     cmd(
         c"warp_authenticated",
         Some(w_warp_authenticated),
         0,
-        k::REQUEST_ROUTE,
+        Func::Authenticated,
     ),
-    cmd(c"warp_identify", Some(w_warp_identify), 0, SCRIPT_ROUTES),
-    cmd(c"warp_dno", Some(w_warp_dno), 0, SCRIPT_ROUTES),
-    cmd(c"warp_dno", Some(w_warp_dno_number), 1, SCRIPT_ROUTES),
-    // Request route only: see route_cmd.rs.
-    cmd(c"warp_route", Some(w_warp_route), 0, k::REQUEST_ROUTE),
-    cmd(c"warp_route", Some(w_warp_route_dnis), 1, k::REQUEST_ROUTE),
+    cmd(c"warp_identify", Some(w_warp_identify), 0, Func::Identify),
+    cmd(c"warp_dno", Some(w_warp_dno), 0, Func::Dno),
+    cmd(c"warp_dno", Some(w_warp_dno_number), 1, Func::Dno),
+    cmd(c"warp_route", Some(w_warp_route), 0, Func::Route),
+    cmd(c"warp_route", Some(w_warp_route_dnis), 1, Func::Route),
     cmd(
         c"warp_next_route",
         Some(w_warp_next_route),
         0,
-        k::REQUEST_ROUTE | k::FAILURE_ROUTE,
+        Func::NextRoute,
     ),
-    cmd(c"warp_redirect", Some(w_warp_redirect), 0, k::REQUEST_ROUTE),
+    cmd(c"warp_redirect", Some(w_warp_redirect), 0, Func::Redirect),
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
 ]);

@@ -921,6 +921,28 @@ fn warp_redirect_outside_the_request_route_is_refused_under_kemi() {
     assert!(log.contains("branch route: warp_redirect() = -2"), "{log}");
 }
 
+/// The checks have their routes too (request, failure and branch routes;
+/// `warp_authenticated()` the request route only), which kamailio.cfg enforces when it
+/// reads the config; from KEMI they must refuse elsewhere: on a vendor's reply,
+/// `warp_identify()` took the vendor's address for a customer's trunk.
+#[test]
+fn checks_outside_their_routes_are_refused_under_kemi() {
+    for (hook, label, func) in [
+        ("t_on_reply", "reply route", "warp_ani"),
+        ("t_on_reply", "reply route", "warp_identify"),
+        ("t_on_reply", "reply route", "warp_dno"),
+        ("t_on_failure", "failure route", "warp_authenticated"),
+    ] {
+        let (dir, data, k) = start_kemi_probe((hook, label, func), ("", ""));
+        let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+        let reply = k.request("INVITE", "");
+        assert_eq!(reply.code, 500, "{} {}", reply.reason, k.log());
+        let log = k.log();
+        assert!(log.contains(&format!("{label}: {func}() = -2")), "{log}");
+        assert!(log.contains(&format!("{func}() runs in ")), "{log}");
+    }
+}
+
 #[test]
 fn config_rpc_reports_effective_parameters_with_secrets_masked() {
     let params = [
