@@ -8,14 +8,19 @@
 use crate::decision;
 use crate::guard;
 use crate::kstr;
+use crate::log::lm_warn;
 use crate::record::{self, Call, Hop};
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
 use std::ptr::null_mut;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use warp_core::snapshot::fill_dialstring;
 use warp_core::Number;
+
+/// A redirect listed fewer attempts than it had and said so: once per process.
+static CUT_SHORT_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// The later attempts' URIs of `msg`'s routed call, in order; `None` if not routed.
 fn later_uris(msg: &SipMsg) -> Result<Option<Vec<String>>, String> {
@@ -38,11 +43,25 @@ fn later_uris(msg: &SipMsg) -> Result<Option<Vec<String>>, String> {
 }
 
 fn warp_redirect(msg: &SipMsg) -> Result<bool, String> {
-    let Some(uris) = later_uris(msg)? else {
+    let Some(mut uris) = later_uris(msg)? else {
         return Ok(false);
     };
     if !decision::first_redirect(msg) {
         return Ok(true);
+    }
+    // The core keeps max_branches - 1 branches beside the R-URI: past them every
+    // append fails, and the function with it. The 3xx lists the attempts that fit.
+    // SAFETY: plain reads of this process's branch count and the core's limit.
+    let room = unsafe { k::sr_dst_max_branches.saturating_sub(1 + k::nr_branches) } as usize;
+    if uris.len() > room {
+        if !CUT_SHORT_LOGGED.swap(true, Relaxed) {
+            lm_warn!(
+                "warp_redirect: max_branches leaves room for {room} of {} later attempts; \
+                 the 3xx lists the first (logged once per process)",
+                uris.len()
+            );
+        }
+        uris.truncate(room);
     }
     // q from 1 (the R-URI) down to 1/n for the last of n attempts.
     let n = uris.len() as i32 + 1;

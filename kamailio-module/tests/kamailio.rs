@@ -617,6 +617,45 @@ fn a_redirect_lists_every_vendor_in_failover_order() {
     assert_eq!(stats["warp_redirect.errors"], "0");
 }
 
+/// Kamailio holds `max_branches` - 1 branches beside the R-URI: a redirect with more
+/// attempts lists those that fit, and still succeeds (it returned -2, with two error
+/// lines, at every call).
+#[test]
+fn a_redirect_lists_the_vendors_max_branches_has_room_for() {
+    let data = tempfile::tempdir().unwrap();
+    let snap = data.path().join("routing.snap");
+    let data = support::dataset::Data::with_gateways();
+    data.publish(&snap);
+    let script = REDIRECT.replace(
+        "warp_redirect();",
+        "$var(rc) = warp_redirect();\n    append_to_reply(\"X-Warp-RC: $var(rc)\\r\\n\");",
+    );
+    let k = Kamailio::start(
+        &[("snapshot", snap.to_str().unwrap())],
+        Script::Cfg(&format!("max_branches=1\nrequest_route {{\n{script}\n}}\n")),
+    );
+    for _ in 0..2 {
+        let reply = k.request("INVITE", "");
+        let contact = format!("<sip:+12125550123@127.0.0.1:{}>;q=1", data.cheap.0);
+        assert_eq!(
+            (
+                reply.code,
+                reply.header("Contact"),
+                reply.header("X-Warp-RC")
+            ),
+            (300, Some(contact.as_str()), Some("1")),
+            "{}",
+            k.log()
+        );
+    }
+    let log = k.log();
+    assert!(!log.contains("max nr of branches exceeded"), "{log}");
+    assert!(
+        log.contains("max_branches leaves room for 0 of 1 later attempts"),
+        "{log}"
+    );
+}
+
 #[test]
 fn route_takes_the_dialled_number_from_its_parameter() {
     let script = ROUTE.replace("warp_route()", "warp_route(\"$hdr(X-Number)\")");
