@@ -44,7 +44,8 @@ pub fn fault_point(point: &str) {
 }
 
 /// Runs kamailio.cfg's script function `func` for `msg` and maps its result to the
-/// script's return code: `Ok(true)` → 1, `Ok(false)` → -1, `Err` → -2 (logged). A panic
+/// script's return code: `Ok(true)` → 1, `Ok(false)` → -1, `Err` → -2 (logged, with
+/// the fallback reply in `$warp(code)`/`$warp(reason)`). A panic
 /// answers the request with the fallback reply and returns 0, which ends the script.
 pub fn script(
     func: Func,
@@ -103,6 +104,9 @@ fn run(
         Ok(Err(e)) => {
             stats::record(func, Outcome::Error, took);
             lm_err!("{}: {e}", func.name());
+            // The script's refusal branch answers `$warp(code)`: the fallback, not
+            // an unset code that sl_send_reply() cannot send.
+            set_fallback(func, &msg, e);
             -2
         }
         Err(payload) => {
@@ -110,10 +114,7 @@ fn run(
             let why = format!("caught panic ({})", panic_text(&*payload));
             lm_err!("{}: {why}, answering with the fallback", func.name());
             if caller == Caller::Kemi {
-                let refused = catch_unwind(AssertUnwindSafe(|| decision::unavailable(&msg, why)));
-                if refused.is_err() {
-                    lm_err!("{}: setting the fallback panicked too", func.name());
-                }
+                set_fallback(func, &msg, why);
                 return -2;
             }
             // The message that made the body panic may make the reply panic too: that
@@ -150,6 +151,17 @@ pub unsafe fn script_with_param(
             .into_owned();
         body(m, &value)
     })
+}
+
+/// Leaves the fallback reply in `$warp(code)`/`$warp(reason)` for `msg`, a request (a
+/// reply has no refusal to send).
+fn set_fallback(func: Func, msg: &SipMsg, why: String) {
+    if !msg.is_request() {
+        return;
+    }
+    if catch_unwind(AssertUnwindSafe(|| decision::unavailable(msg, why))).is_err() {
+        lm_err!("{}: setting the fallback panicked too", func.name());
+    }
 }
 
 /// `Err` unless the route being run is one of `func`'s ([`Func::routes`]).

@@ -859,8 +859,8 @@ const KEMI_ROUTE: &str = r#"
 
 /// A Kamailio relaying under KEMI over the gateways' data whose `hook` route
 /// (`t_on_failure`, `t_on_reply`, `t_on_branch`) logs what `KSR.warp.<func>()` returns
-/// there, as `<label>: <func>() = N`. `more` adds a line to the request route before
-/// the relay and functions to the script.
+/// there and `$warp(code)` after it, as `<label>: <func>() = N, code C`. `more` adds a
+/// line to the request route before the relay and functions to the script.
 fn start_kemi_probe(
     (hook, label, func): (&str, &str, &str),
     (more_route, more_functions): (&str, &str),
@@ -873,7 +873,8 @@ fn start_kemi_probe(
         "function ksr_request_route(){KEMI_ROUTE}    KSR.tm.{hook}(\"ksr_probe\")\n\
          {more_route}    KSR.tm.t_relay()\nend\n\
          function ksr_probe()\n    \
-         KSR.info(\"{label}: {func}() = \" .. KSR.warp.{func}() .. \"\\n\")\nend\n\
+         KSR.info(\"{label}: {func}() = \" .. KSR.warp.{func}() .. \", code \" .. \
+         tostring(KSR.pv.get(\"$warp(code)\")) .. \"\\n\")\nend\n\
          {more_functions}"
     );
     let k = Kamailio::start(
@@ -899,7 +900,11 @@ fn warp_route_outside_the_request_route_is_refused_and_holds_no_place() {
     let reply = k.request("INVITE", "");
     assert_eq!(reply.code, 500, "{} {}", reply.reason, k.log());
     let log = k.log();
-    assert!(log.contains("failure route: warp_route() = -2"), "{log}");
+    // The script's refusal branch has the fallback to send.
+    assert!(
+        log.contains("failure route: warp_route() = -2, code 503"),
+        "{log}"
+    );
     assert!(
         log.contains("warp_route() runs in request_route only"),
         "{log}"
