@@ -7,8 +7,8 @@
 //! refused, 429, 5xx, a reply without a usable LRN) routes the call on the dialled
 //! number. A circuit breaker shared by all workers stops dipping after
 //! `lrn_breaker_failures` failures in a row, for `lrn_breaker_cooldown`, and at once for
-//! a Retry-After on any reply but a 200 (a 429's, a 503's); then one call tries again
-//! and its outcome closes or reopens it.
+//! a Retry-After on any reply but a 200 (a 429's, a 503's), or for the cooldown on a 429
+//! without one; then one call tries again and its outcome closes or reopens it.
 
 use crate::http;
 use crate::log::lm_warn;
@@ -211,7 +211,13 @@ fn ask(
     let headers = [("x-api-token", dip.token.as_str())];
     let reply = http::get(&dip.base, &path, &headers, timeout).map_err(|e| (e, None))?;
     if reply.status != 200 {
-        let retry = reply.retry_after.map(Duration::from_secs);
+        // A 429 asks for quiet even when it does not say how long (Telique's anonymous
+        // limit is 10 a minute): the next call must not dip at once, so the cooldown.
+        let retry = match (reply.retry_after, reply.status) {
+            (Some(secs), _) => Some(Duration::from_secs(secs)),
+            (None, 429) => Some(params::config().lrn_breaker_cooldown),
+            (None, _) => None,
+        };
         return Err((format!("HTTP {}", reply.status), retry));
     }
     let body: serde_json::Value =

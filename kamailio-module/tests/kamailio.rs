@@ -3622,6 +3622,38 @@ fn a_dip_that_began_before_a_429_does_not_lift_its_pause() {
     );
 }
 
+/// Telique's contract: the client must honour 429, also one that names no Retry-After.
+#[test]
+fn a_429_without_retry_after_pauses_the_dip_for_the_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::publish(&snap);
+    let telique = support::telique::Telique::start();
+    let url = telique.url();
+    let k = Kamailio::start(
+        &dip_params(snap.to_str().unwrap(), &url),
+        Script::Native(ROUTE),
+    );
+    let lrn_of = |dnis| {
+        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
+        reply.header("X-Warp-LRN").map(str::to_owned)
+    };
+    assert_eq!(lrn_of("12125550014").as_deref(), Some("12125550014"));
+    // One failure of three: only the 429 itself can keep the next call from dipping.
+    assert_eq!(lrn_of("12125550001").as_deref(), Some("12125550001"));
+    assert_eq!(
+        telique.seen().len(),
+        1,
+        "dipped again right after a 429: {:?}",
+        telique.seen()
+    );
+    assert_eq!(k.rpc("warp.stats")["lrn.breaker_open"], "1");
+    // Once the cooldown (1.5 s) is over, the dip is asked again.
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(lrn_of("12125550001").as_deref(), Some("13035559999"));
+    assert_eq!(k.rpc("warp.stats")["lrn.breaker_open"], "0");
+}
+
 /// Ports of the `m=audio` lines in a sipp message log.
 fn audio_ports(log: &Path) -> Vec<u16> {
     std::fs::read_to_string(log)

@@ -2,7 +2,8 @@
 //! remote service does. Behaviour by the number asked for (10 national digits):
 //! `…0001` ported to 303-555-9999, `…0002` not ported, `…0003` answers after 1 s,
 //! `…0009` ported like `…0001` but the connection left open 2 s after the answer,
-//! `…0004` 429 (Retry-After: 1), `…0008` 429 (Retry-After: 5), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
+//! `…0004` 429 (Retry-After: 1), `…0008` 429 (Retry-After: 5), `…0014` 429 (no
+//! Retry-After), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
 //! proxy in between), `…0007` a 200 whose lookup failed (`status` not `success`, no
 //! `lrn`), `…0010` a 200 about another number (`phone_number` 212-555-0001), `…0011` a
 //! 200 whose `lrn` is no NANP number, `…0012` a 200 about another number given as a
@@ -128,14 +129,15 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             "",
             format!(r#"{{"phone_number":"{number}","status":"error","message":"lookup failed"}}"#),
         )
-    } else if number.ends_with("0004") || number.ends_with("0008") {
-        let retry = if number.ends_with("0004") { 1 } else { 5 };
+    } else if number.ends_with("0004") || number.ends_with("0008") || number.ends_with("0014") {
         (
             "429 Too Many Requests",
-            if retry == 1 {
+            if number.ends_with("0004") {
                 "Retry-After: 1\r\n"
-            } else {
+            } else if number.ends_with("0008") {
                 "Retry-After: 5\r\n"
+            } else {
+                ""
             },
             r#"{"error":"rate limited"}"#.to_owned(),
         )
