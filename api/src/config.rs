@@ -108,7 +108,9 @@ impl Config {
             database_url,
             redis_url,
             listen,
+            // Empty is unset, as for the other variables: "" names no file to publish to.
             snapshot: get("WARP_SNAPSHOT")
+                .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "/var/lib/warp/routing.snap".into())
                 .into(),
             bootstrap_api_key: get("WARP_BOOTSTRAP_API_KEY").filter(|s| !s.is_empty()),
@@ -202,6 +204,19 @@ mod tests {
                 && !shown.contains("jwtsecret")
                 && !shown.contains("pw@")
         );
+    }
+
+    #[test]
+    fn empty_variables_are_unset() {
+        let c = Config::from_lookup(|k| match k {
+            "WARP_DATABASE_URL" => Some("postgres://warp@db/warp".into()),
+            "WARP_SNAPSHOT" | "WARP_REDIS_URL" | "WARP_BOOTSTRAP_API_KEY" => Some(String::new()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.snapshot, PathBuf::from("/var/lib/warp/routing.snap"));
+        assert_eq!(c.redis_url, None);
+        assert_eq!(c.bootstrap_api_key, None);
     }
 
     #[test]
