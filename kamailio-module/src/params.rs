@@ -113,9 +113,7 @@ pub fn init() -> Result<&'static Config, String> {
                 .map(str::to_owned)
                 .map_err(|_| format!("{name} is not UTF-8"));
         }
-        Ok(env
-            .and_then(|e| std::env::var(e).ok())
-            .unwrap_or_else(|| default.to_owned()))
+        Ok(env.and_then(set_env).unwrap_or_else(|| default.to_owned()))
     };
     let fallback_code = FALLBACK_CODE.read();
     let fallback_code = u16::try_from(fallback_code)
@@ -290,5 +288,28 @@ impl Config {
                 self.fault_inject.clone().unwrap_or_default(),
             ),
         ]
+    }
+}
+
+/// The value of the environment variable `name`; an empty one is unset, as a unit
+/// file's `Environment=WARP_SNAPSHOT=` means (and as the API reads it).
+fn set_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_env;
+
+    #[test]
+    fn an_empty_environment_variable_is_unset() {
+        std::env::set_var("WARP_TEST_PARAMS_EMPTY", "");
+        std::env::set_var("WARP_TEST_PARAMS_SET", "/srv/routing.snap");
+        assert_eq!(set_env("WARP_TEST_PARAMS_EMPTY"), None);
+        assert_eq!(
+            set_env("WARP_TEST_PARAMS_SET").as_deref(),
+            Some("/srv/routing.snap")
+        );
+        assert_eq!(set_env("WARP_TEST_PARAMS_NEVER_SET"), None);
     }
 }
