@@ -8,6 +8,7 @@
 #include "core/pt.h"
 #include "core/route.h"
 #include "core/script_cb.h"
+#include "core/timer.h"
 #include "core/usr_avp.h"
 #include "core/parser/msg_parser.h"
 #include "core/parser/parse_from.h"

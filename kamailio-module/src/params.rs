@@ -34,6 +34,9 @@ pub static LRN_BREAKER_COOLDOWN: CoreCell<c_int> = CoreCell::new(10_000);
 pub static FALLBACK_CODE: CoreCell<c_int> = CoreCell::new(503);
 pub static FALLBACK_REASON: StrParam = CoreCell::new(std::ptr::null());
 pub static FAULT_INJECT: StrParam = CoreCell::new(std::ptr::null());
+pub static RELOAD_CHECK: CoreCell<c_int> = CoreCell::new(0);
+/// The longest `reload_check` period, in seconds.
+const RELOAD_CHECK_MAX: u32 = 3600;
 
 /// Where an LRN may come from, in the order `lrn_source` lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,9 @@ pub struct Config {
     pub cdr_spool_max: u64,
     pub fallback_code: u16,
     pub fallback_reason: String,
+    /// Seconds between looks at the snapshot path for a newly published file
+    /// (0: a new generation is served only on `warp.reload`).
+    pub reload_check: u32,
     /// Name of a script function that panics on every call: exercises the panic guard.
     pub fault_inject: Option<String>,
 }
@@ -130,6 +136,15 @@ pub fn init() -> Result<&'static Config, String> {
     if fallback_reason.is_empty() {
         return Err("fallback_reason must not be empty".into());
     }
+    let reload_check = RELOAD_CHECK.read();
+    let reload_check = u32::try_from(reload_check)
+        .ok()
+        .filter(|s| *s <= RELOAD_CHECK_MAX)
+        .ok_or_else(|| {
+            format!(
+                "reload_check {reload_check} must be from 0 (off) to {RELOAD_CHECK_MAX} seconds"
+            )
+        })?;
     let cdr_buffer = CDR_BUFFER.read();
     let cdr_buffer = usize::try_from(cdr_buffer)
         .ok()
@@ -203,6 +218,7 @@ pub fn init() -> Result<&'static Config, String> {
         cdr_spool_max: positive(&CDR_SPOOL_MAX_MB, "cdr_spool_max_mb")? << 20,
         fallback_code,
         fallback_reason,
+        reload_check,
         fault_inject: Some(text("fault_inject", &FAULT_INJECT, None, "")?)
             .filter(|s| !s.is_empty()),
     };
@@ -281,6 +297,7 @@ impl Config {
                     .unwrap_or_default(),
             ),
             ("cdr_spool_max_mb", (self.cdr_spool_max >> 20).to_string()),
+            ("reload_check", self.reload_check.to_string()),
             ("fallback_code", self.fallback_code.to_string()),
             ("fallback_reason", self.fallback_reason.clone()),
             (

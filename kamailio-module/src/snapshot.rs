@@ -17,16 +17,22 @@
 //! worker whose remap fails keeps its mapping and tries again when the file at the path
 //! changes, checked at most once a second.
 //!
+//! With `reload_check`, the core's timer process looks at the path every so many
+//! seconds and runs that same reload when another file has been renamed over it.
+//!
 //! A file rewritten in place (`cp` or `scp` onto the path) changes under every
 //! mapping of it. Each mapping is guarded against SIGBUS ([`crate::sigbus`]), and a
 //! lookup is checked afterwards ([`intact`]): a process that finds its mapping
 //! rewritten drops the lookup's answer and the mapping, and maps the file at the path
 //! again, verified in full, as soon as it is sound (looked at once a second).
 
+use crate::guard;
 use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
 use crate::shm;
 use crate::sigbus;
+use kamailio_sys as k;
+use std::ffi::{c_uint, c_void};
 use std::ops::Deref;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -419,6 +425,50 @@ pub fn reload() -> Result<Reloaded, String> {
         generation,
         millis,
     })
+}
+
+/// Registers the `reload_check` timer (`mod_init`; 0 seconds: none).
+pub fn schedule_checks(seconds: u32) -> Result<(), String> {
+    if seconds == 0 {
+        return Ok(());
+    }
+    // SAFETY: mod_init, before the fork, as the core requires of timers.
+    if unsafe { k::register_timer(Some(check_tick), std::ptr::null_mut(), seconds) } < 0 {
+        return Err("reload_check: the core could not register its timer".into());
+    }
+    Ok(())
+}
+
+/// The core's timer process, every `reload_check` seconds.
+unsafe extern "C" fn check_tick(_ticks: c_uint, _param: *mut c_void) {
+    guard::entry("reload_check", (), check);
+}
+
+/// The last file [`check`] found refused: not tried again until another replaces it.
+static CHECK_REFUSED: Mutex<Option<FileId>> = Mutex::new(None);
+
+/// Reloads when the path names another file than the one published, as when a
+/// publisher (`warp compile`, the API) renamed a new generation over it. A file
+/// rewritten in place keeps its identity: [`intact`] deals with that one.
+fn check() {
+    let Some(shared) = SHARED.get() else {
+        return;
+    };
+    let path = &params::config().snapshot;
+    // Missing: nothing new to serve (the old mapping stays valid).
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let found = FileId::of(&meta);
+    let mut refused = CHECK_REFUSED.lock().unwrap_or_else(|e| e.into_inner());
+    if found == shared.published.with(|p| p.file) || *refused == Some(found) {
+        return;
+    }
+    lm_info!("snapshot {path}: a new file at the path (reload_check), reloading");
+    // Refusals are logged by reload(), once per file thanks to `refused`.
+    *refused = reload().is_err().then_some(found);
+    // The timer process routes no call: it keeps no mapping.
+    release();
 }
 
 /// Generation of the snapshot this process routes on now.

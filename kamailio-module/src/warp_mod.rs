@@ -72,7 +72,8 @@ fn init() -> Result<(), String> {
     cdr::init()?;
     calls::init()?;
     sigbus::install()?;
-    snapshot::init()
+    snapshot::init()?;
+    snapshot::schedule_checks(config.reload_check)
 }
 
 /// Every process after the fork (ranks 1 to 126 are the SIP workers; 127 is any other
@@ -197,7 +198,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 20]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 21]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -242,6 +243,11 @@ static PARAMS: CoreCell<[k::param_export_t; 20]> = CoreCell::new([
         c"lrn_breaker_cooldown",
         k::PARAM_INT,
         params::LRN_BREAKER_COOLDOWN.as_ptr().cast(),
+    ),
+    param(
+        c"reload_check",
+        k::PARAM_INT,
+        params::RELOAD_CHECK.as_ptr().cast(),
     ),
     param(
         c"cdr_stream",

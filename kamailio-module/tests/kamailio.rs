@@ -1020,7 +1020,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("unknown pseudo-variable $warp(bogus)"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 14] = [
+    let cases: [(&[(&str, &str)], &str); 15] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -1087,6 +1087,10 @@ fn bad_configuration_is_refused_at_startup() {
         (
             &[("cluster_timeout", "0")],
             "cluster_timeout 0 must be positive",
+        ),
+        (
+            &[("reload_check", "-1")],
+            "reload_check -1 must be from 0 (off) to 3600 seconds",
         ),
         // A spool that could take no event fails the start, not the first Redis outage.
         (
@@ -1255,6 +1259,61 @@ fn a_corrupt_snapshot_is_refused_on_reload_and_the_old_one_keeps_serving() {
     let log = k.log();
     assert!(log.contains("refused (snapshot is truncated"), "{log}");
     assert!(log.contains("refused (snapshot data is corrupt"), "{log}");
+}
+
+/// With `reload_check`, a generation renamed over the path (as `warp compile` and the
+/// API publish) is served without `warp.reload`; a corrupt one is refused once, not at
+/// every look, and the old one serves until a sound one follows.
+#[test]
+fn reload_check_serves_a_published_generation_without_kamcmd() {
+    let mut data = support::dataset::Data::default();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    data.publish(&snap);
+    let params = [("snapshot", snap.to_str().unwrap()), ("reload_check", "1")];
+    let k = Kamailio::start(&params, Script::Native(ROUTE));
+    let vendor = |k: &Kamailio| {
+        k.request("INVITE", "")
+            .header("X-Warp-Vendor")
+            .map(str::to_owned)
+    };
+    assert_eq!(vendor(&k).as_deref(), Some("CHEAP"));
+
+    data.generation = 2;
+    data.cheap.1 = "0.012";
+    data.publish(&snap);
+    wait_for_stat(&k, "snapshot.reloads", "1");
+    for _ in 0..6 {
+        assert_eq!(vendor(&k).as_deref(), Some("DEAR"));
+    }
+    assert!(
+        k.log().contains("a new file at the path (reload_check)"),
+        "{}",
+        k.log()
+    );
+
+    let good = std::fs::read(&snap).unwrap();
+    std::fs::write(dir.path().join("half"), &good[..good.len() / 2]).unwrap();
+    std::fs::rename(dir.path().join("half"), &snap).unwrap();
+    wait_for_stat(&k, "snapshot.refused", "1");
+    // Two more looks find the same refused file: not verified, nor logged, again.
+    std::thread::sleep(Duration::from_millis(2500));
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["snapshot.refused"].as_str(),
+            stats["snapshot.generation"].as_str()
+        ),
+        ("1", "2")
+    );
+    assert_eq!(vendor(&k).as_deref(), Some("DEAR"));
+
+    data.generation = 3;
+    data.cheap.1 = "0.004";
+    data.publish(&snap);
+    wait_for_stat(&k, "snapshot.reloads", "2");
+    assert_eq!(vendor(&k).as_deref(), Some("CHEAP"));
+    assert_eq!(k.rpc("warp.stats")["snapshot.generation"], "3");
 }
 
 /// `cp` or `scp` onto the served path truncates, then rewrites, the very file every

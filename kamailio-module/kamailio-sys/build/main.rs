@@ -49,7 +49,7 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
              |pv_get_(null|strval|sintval)|rewrite_uri|set_dst_uri|append_branch|set_ruri_q\
              |add_avp|search_first_avp|destroy_avp|get_authorized_cred|register_script_cb\
              |parse_headers|pv_cache_get|pv_get_spec_value|find_module_by_name|find_param_export\
-             |fixup_(spve_null|free_spve_null)|get_str_fparam|warp_.*",
+             |fixup_(spve_null|free_spve_null)|get_str_fparam|register_timer|warp_.*",
         )
         .allowlist_type(
             "module_exports|sr_kemi_t|rpc_t|rpc_export_t|pv_export_t|sl_api_t|bind_sl_f\
