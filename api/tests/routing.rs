@@ -143,6 +143,71 @@ async fn rejections_carry_the_sip_reply_and_bad_numbers_are_422() {
     publish_refused(&t, (StatusCode::CONFLICT, "COMPILE_FAILED"), before).await;
 }
 
+/// A time the snapshot cannot hold (it keeps whole seconds) is refused where it is
+/// written, naming the field: stored, it would fail every publish after it.
+#[tokio::test]
+async fn times_with_a_fraction_of_a_second_are_refused_before_they_block_publishing() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    let deck = t.get("/api/v1/rate-decks?vendor_id=V1", ROOT).await.data()[0]["id"]
+        .as_i64()
+        .unwrap();
+    let row = t
+        .get(&format!("/api/v1/rate-decks/{deck}/rows"), ROOT)
+        .await
+        .data()[0]["id"]
+        .as_i64()
+        .unwrap();
+    let late = "2031-01-01T00:00:00.25Z";
+    let writes = [
+        (
+            "POST",
+            format!("/api/v1/rate-decks/{deck}/rows"),
+            json!({"prefix": "44", "effective_from": late, "international": "0.01"}),
+            "effective_from",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/rate-decks/{deck}/rows/{row}"),
+            json!({"effective_to": late}),
+            "effective_to",
+        ),
+        (
+            "POST",
+            "/api/v1/customers/C1/partitions".into(),
+            json!({"partition_id": "P1", "priority": 2, "valid_from": late}),
+            "valid_from",
+        ),
+        (
+            "POST",
+            "/api/v1/overrides".into(),
+            json!({"prefix": "1212", "vendor_id": "V2", "valid_to": late}),
+            "valid_to",
+        ),
+    ];
+    for (method, path, body, field) in writes {
+        let r = t.call(method, &path, ROOT, Some(body)).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", field),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+    // Whole seconds, in any offset, are taken, and the next publish goes through.
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/rate-decks/{deck}/rows/{row}"),
+            ROOT,
+            Some(json!({"effective_to": "2031-01-01T01:00:00+01:00"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(t.publish().await, g + 1);
+}
+
 /// A publish answered `refusal`, after which simulation still routes on generation
 /// `serving`: the old snapshot serves.
 async fn publish_refused(t: &TestApi, refusal: (StatusCode, &str), serving: Value) {

@@ -11,6 +11,7 @@ pub mod routing_config;
 pub mod vendors;
 
 use crate::error::{ApiError, ApiResult};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
@@ -50,6 +51,24 @@ fn check_places(obj: &Map<String, Value>, fields: &[&str], places: u32) -> ApiRe
             return Err(ApiError::invalid(
                 field,
                 format!("{amount} has more than {places} decimal places"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a time with a fraction of a second: the snapshot keeps whole seconds and
+/// refuses any other, so one stored would fail every publish after it (the dataset
+/// reader, and so a deck upload, refuses it too).
+fn check_whole_seconds(obj: &Map<String, Value>, fields: &[&str]) -> ApiResult<()> {
+    for field in fields {
+        let Some(t) = text(obj, field).and_then(|v| v.parse::<DateTime<Utc>>().ok()) else {
+            continue;
+        };
+        if t.timestamp_subsec_nanos() != 0 {
+            return Err(ApiError::invalid(
+                field,
+                format!("{t} has a fraction of a second (times are whole seconds)"),
             ));
         }
     }
@@ -134,10 +153,11 @@ pub fn check_prefix(obj: &Map<String, Value>, field: &str) -> ApiResult<()> {
     }
 }
 
-/// The weekly window must be one the engine takes: a zone it knows, a start within the
-/// day (24:00 only as an end), at least one weekday. The schema keeps the four fields
-/// all set or all null.
+/// The validity range in whole seconds, and the weekly window one the engine takes: a
+/// zone it knows, a start within the day (24:00 only as an end), at least one weekday.
+/// The schema keeps the four window fields all set or all null.
 pub fn check_schedule(obj: &Map<String, Value>) -> ApiResult<()> {
+    check_whole_seconds(obj, &["valid_from", "valid_to"])?;
     let Some(tz) = text(obj, "tz") else {
         return Ok(());
     };

@@ -190,9 +190,10 @@ impl Resource for RateDeckRow {
     type Row = RateDeckRow;
     type Input = RateDeckRowInput;
 
-    /// As exact as the snapshot and the deck upload keep rates.
+    /// As exact as the snapshot and the deck upload keep rates and times.
     fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
-        super::check_places(input, &MONEY, warp_core::money::SCALE)
+        super::check_places(input, &MONEY, warp_core::money::SCALE)?;
+        super::check_whole_seconds(input, &["effective_from", "effective_to"])
     }
 
     /// Writers of one deck take turns (see `warp_db::rates`).
