@@ -208,6 +208,55 @@ async fn times_with_a_fraction_of_a_second_are_refused_before_they_block_publish
     assert_eq!(t.publish().await, g + 1);
 }
 
+/// A customer set up before its rate plan has rates (the order the API's resources
+/// suggest) routes nothing yet, and holds back no one else's change: the DNO number
+/// added meanwhile is published.
+#[tokio::test]
+async fn a_customer_whose_plan_has_no_rates_yet_blocks_no_publish() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    t.make("/api/v1/rate-plans", json!({"id": "gold"})).await;
+    t.make(
+        "/api/v1/customers",
+        json!({"ban": "C3", "name": "Customer C3", "rate_plan": "gold"}),
+    )
+    .await;
+    t.make(
+        "/api/v1/customers/C3/partitions",
+        json!({"partition_id": "P1", "priority": 1}),
+    )
+    .await;
+    t.make("/api/v1/dno", json!({"number": "+1 303 555 1234"}))
+        .await;
+    assert_eq!(t.publish().await, g + 1);
+    let r = t.simulate("C1", "+12125556789").await;
+    assert_eq!(r.data()["reject"]["reason"], "dno_ani", "{}", r.body);
+    let r = t
+        .post(
+            "/api/v1/routing/simulate",
+            ROOT,
+            json!({"customer_ban": "C3", "dnis": "+12125556789"}),
+        )
+        .await;
+    assert_eq!(r.data()["reject"]["reason"], "no_sell_rate", "{}", r.body);
+    assert_eq!(r.data()["reject"]["sip_code"], 404);
+    // Once the plan has a rate, the customer routes.
+    let deck = t
+        .make("/api/v1/rate-decks", json!({"rate_plan": "gold"}))
+        .await;
+    t.deck_row(deck["id"].as_i64().unwrap(), "1", "0.01").await;
+    t.publish().await;
+    let r = t
+        .post(
+            "/api/v1/routing/simulate",
+            ROOT,
+            json!({"customer_ban": "C3", "dnis": "+12125556789"}),
+        )
+        .await;
+    assert_eq!(vendors(&r), ["V1", "V2"], "{}", r.body);
+}
+
 /// A publish answered `refusal`, after which simulation still routes on generation
 /// `serving`: the old snapshot serves.
 async fn publish_refused(t: &TestApi, refusal: (StatusCode, &str), serving: Value) {

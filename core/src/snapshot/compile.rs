@@ -301,7 +301,11 @@ impl<'d> Compiler<'d> {
     /// first) so the rows a call reads under one prefix are adjacent in memory.
     fn rates(&mut self) -> Result<(), CompileError> {
         let d = self.d;
-        let mut plans: Vec<&str> = d.customer_rates.iter().map(|r| r.owner.as_str()).collect();
+        // Every customer's plan, rates or not: one without any yet (a customer set up
+        // before its deck) refuses that customer's calls, not the whole snapshot.
+        let mut plans: Vec<&str> = (d.customer_rates.iter().map(|r| r.owner.as_str()))
+            .chain(d.customers.iter().map(|c| c.rate_plan.as_str()))
+            .collect();
         plans.sort_unstable();
         plans.dedup();
         self.plan_ix = index_of(plans.iter().copied());
@@ -602,12 +606,8 @@ impl<'d> Compiler<'d> {
             }
             let (ovr, excl) = self.rules(Some(&c.ban), &mut overrides, &mut exclusions)?;
             let what = || format!("customer {}", c.ban);
-            let plan = *self.plan_ix.get(c.rate_plan.as_str()).ok_or_else(|| {
-                invalid(format!(
-                    "customer {}: rate plan {} has no rates",
-                    c.ban, c.rate_plan
-                ))
-            })?;
+            // `rates` indexed every customer's plan.
+            let plan = self.plan_ix[c.rate_plan.as_str()];
             recs.push(CustomerRec {
                 ban: self.s.add(&c.ban),
                 name: self.s.add(&c.name),
