@@ -136,12 +136,17 @@ impl Data {
     }
 
     fn compile(&self) -> Vec<u8> {
+        warp_core::snapshot::compile(&self.dataset(), self.generation).expect("compile snapshot")
+    }
+
+    /// The routing data itself.
+    pub fn dataset(&self) -> Dataset {
         let always = Schedule {
             from: None,
             to: None,
             window: None,
         };
-        let dataset = Dataset {
+        Dataset {
             dno: vec![Number::parse(DNO_ANI).unwrap()],
             customers: vec![customer("C1"), customer("C2")],
             trunks: [
@@ -189,8 +194,7 @@ impl Data {
                 })
                 .into(),
             ..Dataset::default()
-        };
-        warp_core::snapshot::compile(&dataset, self.generation).expect("compile snapshot")
+        }
     }
 }
 
