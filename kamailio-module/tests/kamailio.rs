@@ -1532,6 +1532,21 @@ fn route_rpc_simulates_a_decision() {
     }
 }
 
+/// A test that fails while its sipp calls run leaves no sipp behind: the UAC goes with
+/// its handle, as the other daemons of these tests do.
+#[test]
+fn a_uac_dropped_unfinished_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing answers there: sipp would retransmit until its own timeout.
+    let calls = Uac::new(support::free_udp_port(), dir.path(), 1, 1).spawn();
+    let pid = calls.id();
+    drop(calls);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "sipp {pid} still runs"
+    );
+}
+
 #[test]
 fn reload_under_sustained_load_fails_no_call() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,9 @@
 //! sipp as the customer's PBX (UAC) and as vendor gateways (UAS), on loopback.
 
 use super::binary;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The INVITE `<send>` of a call from `caller` to `callee` (sipp keywords allowed, as
@@ -330,9 +331,9 @@ impl<'a> Uac<'a> {
         }
     }
 
-    /// Starts the calls; `wait()` the child for sipp's verdict (0 = every call
-    /// completed, 1 = at least one failed).
-    pub fn spawn(&self) -> Child {
+    /// Starts the calls; `wait()` for sipp's verdict (0 = every call completed, 1 = at
+    /// least one failed).
+    pub fn spawn(&self) -> Calls {
         let sf = self.dir.join(format!("uac-{}.xml", self.source));
         let scenario = match (self.probe, self.media) {
             (true, _) => PROBE.to_owned(),
@@ -357,6 +358,32 @@ impl<'a> Uac<'a> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(Calls)
             .expect("start sipp uac")
+    }
+}
+
+/// A running sipp UAC, killed if dropped unfinished: a test that fails midway leaves
+/// no sipp calling on (for up to its 60 s timeout) into the ports later tests use.
+pub struct Calls(Child);
+
+impl Calls {
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.0.wait()
+    }
+
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.0.kill()
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Calls {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
