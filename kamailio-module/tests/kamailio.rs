@@ -3699,9 +3699,9 @@ fn a_dip_that_began_before_a_429_does_not_lift_its_pause() {
         reply.header("X-Warp-LRN").map(str::to_owned)
     };
     std::thread::scope(|scope| {
-        // A dip that takes 1 s, and meanwhile a 429 asking for 5 s of quiet...
+        // A dip that takes 1 s and, once Telique has it, a 429 asking for 5 s of quiet...
         let slow = scope.spawn(|| lrn_of("12125550003"));
-        std::thread::sleep(Duration::from_millis(200));
+        telique.wait_for("2125550003");
         assert_eq!(lrn_of("12125550008").as_deref(), Some("12125550008"));
         // ...which the slow dip's success, when it comes, must not cut short.
         assert_eq!(slow.join().unwrap().as_deref(), Some("13035559999"));

@@ -13,7 +13,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "t0ken";
 
@@ -44,6 +44,15 @@ impl Telique {
 
     pub fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits (10 s at most) until a request about `number` has come in.
+    pub fn wait_for(&self, number: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.seen().iter().any(|p| p.contains(number)) {
+            assert!(Instant::now() < deadline, "no dip of {number}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
