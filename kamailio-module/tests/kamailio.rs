@@ -2547,13 +2547,14 @@ fn a_spool_file_its_live_writer_holds_is_not_taken_whatever_the_clock_says() {
     let redis = support::redis::Redis::start(dir.path());
     let spooled = SpoolParams::new(dir.path(), redis.url());
     std::fs::create_dir(&spooled.spool).unwrap();
-    let go = dir.path().join("go");
+    let (go, wrote) = (dir.path().join("go"), dir.path().join("wrote"));
     // A writer as a sender is: its file open and locked; three events now, a fourth
-    // once told to.
+    // once told to (and then it says so).
     let event = |i: usize| format!("'{{\"event\":\"start\",\"call_id\":\"held-{i}\"}}'");
     let script = format!(
         "f=\"$0/cdr-$$-1.jsonl\"; exec 9>>\"$f\"; flock -x 9; printf '%s\\n' {} {} {} >&9; \
-         while [ ! -e \"$1\" ]; do sleep 0.05; done; printf '%s\\n' {} >&9; exec sleep 60",
+         while [ ! -e \"$1\" ]; do sleep 0.05; done; printf '%s\\n' {} >&9; : >\"$2\"; \
+         exec sleep 60",
         event(0),
         event(1),
         event(2),
@@ -2563,6 +2564,7 @@ fn a_spool_file_its_live_writer_holds_is_not_taken_whatever_the_clock_says() {
         .args(["-c", &script])
         .arg(&spooled.spool)
         .arg(&go)
+        .arg(&wrote)
         .spawn()
         .unwrap();
     let file = spooled.spool.join(format!("cdr-{}-1.jsonl", writer.id()));
@@ -2583,7 +2585,14 @@ fn a_spool_file_its_live_writer_holds_is_not_taken_whatever_the_clock_says() {
     // Long enough for the first worker's sender to try Redis and the spool.
     std::thread::sleep(Duration::from_secs(3));
     std::fs::write(&go, "").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !wrote.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never wrote its fourth event"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = writer.kill();
     let _ = writer.wait();
     k.stop();
