@@ -103,11 +103,17 @@ fn our_cli_and_sipwise_client_share_calls_with_real_rtp() {
             .send_to(&rtp_packet(seq, 0x52), ("127.0.0.1", to_callee))
             .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(150));
-
-    // Both clients see the same counters.
-    let json: serde_json::Value =
-        serde_json::from_str(&ours(&ng, &["--json", "query", "interop-1"])).unwrap();
+    // Both clients see the same counters, once rtpengine (relaying on threads of its
+    // own) has counted every packet: 5 s at most.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let json = loop {
+        let json: serde_json::Value =
+            serde_json::from_str(&ours(&ng, &["--json", "query", "interop-1"])).unwrap();
+        if json["totals"]["RTP"]["packets"] == 24 || Instant::now() > deadline {
+            break json;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(json["totals"]["RTP"]["packets"], 24, "{json}");
     let human = ours(&ng, &["query", "interop-1"]);
     assert!(

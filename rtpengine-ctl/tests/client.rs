@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{media_port, rtp_packet, sdp, Rtpengine};
+use common::{counted, media_port, rtp_packet, sdp, Rtpengine};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 use warp_rtpengine::bencode::Dict;
@@ -176,7 +176,7 @@ async fn offer_answer_rtp_query_list_delete() {
     let mut buf = [0u8; 2048];
     let n = callee.recv(&mut buf).expect("callee receives relayed RTP");
     assert_eq!(n, 172);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    counted(&c, "call-rtp", 20).await;
 
     let stats = c.send(&Query(Target::call("call-rtp"))).await.unwrap();
     let party = |tag: &str| stats.parties.iter().find(|p| p.tag == tag).unwrap().clone();

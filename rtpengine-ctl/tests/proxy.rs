@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{media_port, qos_entries, rtp_packet, sdp, start_redis, Redis, Rtpengine};
+use common::{counted, media_port, qos_entries, rtp_packet, sdp, start_redis, Redis, Rtpengine};
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -509,7 +509,8 @@ async fn delete_writes_qos_to_the_stream_and_metrics_are_served() {
             )
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Asked of the node itself: the proxy's request count is checked below.
+    counted(&direct(&a).await, "qos-1", 15).await;
     c.send(&Delete {
         call: Target::call("qos-1").from_tag("caller"),
         ..Delete::default()

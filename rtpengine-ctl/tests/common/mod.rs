@@ -8,6 +8,8 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use warp_rtpengine::commands::{Query, Target};
+use warp_rtpengine::Client;
 
 pub struct Rtpengine {
     child: Option<Child>,
@@ -195,6 +197,25 @@ pub async fn qos_entries(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     entries
+}
+
+/// Waits (5 s at most) until rtpengine has counted `packets` RTP packets of `call` in
+/// all: it relays on threads of its own, so packets just sent are counted a moment
+/// later, and how long a moment is on a loaded machine is anyone's guess.
+pub async fn counted(c: &Client, call: &str, packets: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = c.send(&Query(Target::call(call))).await.unwrap();
+        if stats.totals_rtp.packets >= packets {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{call}: {} of {packets} RTP packets counted",
+            stats.totals_rtp.packets
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A plain audio SDP offering PCMU/PCMA/telephone-event at `port` on loopback.
