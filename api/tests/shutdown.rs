@@ -33,9 +33,16 @@ fn new_vendor(id: &str, split: usize) -> (String, String) {
     (format!("{head}{first}"), rest.to_string())
 }
 
+/// What the server sends until it closes the connection: 30 s at most, or a server
+/// that holds it open unanswered would hang the test instead of failing it.
 async fn read_all(conn: &mut TcpStream) -> String {
     let mut answer = Vec::new();
-    let _ = conn.read_to_end(&mut answer).await;
+    let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer));
+    assert!(
+        read.await.is_ok(),
+        "no answer and the connection still open after 30 s: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
     String::from_utf8_lossy(&answer).into_owned()
 }
 
