@@ -141,7 +141,9 @@ impl Rtpengine {
     }
 
     /// Stops (SIGSTOP) or resumes (SIGCONT) the daemon: a node that stops answering
-    /// without its socket going away, as a hung host.
+    /// without its socket going away, as a hung host. A stop returns once every thread
+    /// has stopped: kill returns before, the stop lands as the thread that took the
+    /// signal next runs, and on a loaded machine another thread can answer meanwhile.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("rtpengine is running").id();
         let status = Command::new("kill")
@@ -149,6 +151,11 @@ impl Rtpengine {
             .status()
             .unwrap();
         assert!(status.success(), "kill {signal} {pid}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while signal == "-STOP" && !all_threads_stopped(pid) {
+            assert!(Instant::now() < deadline, "rtpengine {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Same ports, fresh process (calls are gone, as after a crash).
@@ -162,6 +169,18 @@ impl Drop for Rtpengine {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in its stat line).
+fn all_threads_stopped(pid: u32) -> bool {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks.flatten().all(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The state follows the command name, which may hold spaces and parentheses.
+        stat.rfind(')')
+            .and_then(|end| stat.get(end + 2..end + 3))
+            .is_some_and(|state| state == "T")
+    })
 }
 
 pub use warp_testkit::Redis;
