@@ -2,6 +2,7 @@
 //! file, fsync always) so a stop and restart keeps what was written.
 
 use super::binary;
+use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,6 +108,22 @@ impl Redis {
             .filter(|e| e.len() == 3 && e[1] == "cdr")
             .map(|e| serde_json::from_str(e[2]).expect("cdr is JSON"))
             .collect()
+    }
+
+    /// Waits until `stream` holds events of at least `n` calls; returns their Call-IDs.
+    /// Delivery is at least once (a batch whose exchange timed out after Redis took it
+    /// is sent again): copies of an event count once.
+    pub fn wait_for_calls(&self, stream: &str, n: usize, within: Duration) -> BTreeSet<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let calls: BTreeSet<String> = (self.cdrs(stream).iter())
+                .filter_map(|c| c["call_id"].as_str().map(str::to_owned))
+                .collect();
+            if calls.len() >= n || Instant::now() > deadline {
+                return calls;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until `stream` holds at least `n` entries; returns them.
