@@ -1887,19 +1887,10 @@ fn a_call_held_up_by_the_lrn_dip_counts_in_the_second_it_is_admitted() {
 
 #[test]
 fn calls_over_a_trunks_cps_are_refused_before_they_pay_for_an_lrn_dip() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::Data {
+    let (_dir, telique, k) = start_with_dip(&support::dataset::Data {
         t1_limits: (100, 3),
         ..Default::default()
-    }
-    .publish(&snap);
-    let telique = support::telique::Telique::start();
-    let url = telique.url();
-    let k = Kamailio::start(
-        &dip_params(snap.to_str().unwrap(), &url),
-        Script::Native(ROUTE),
-    );
+    });
     // Ten calls in one second to a number only the dip knows, on a 3 cps trunk.
     at_next_second();
     let replies: Vec<(u16, String)> = (0..10)
@@ -3540,6 +3531,21 @@ fn a_local_final_no_dialog_asked_for_is_not_reported_for_a_later_call() {
     );
 }
 
+/// Kamailio routing `data`'s snapshot with [`ROUTE`], the LRN dip asking a Telique stub.
+fn start_with_dip(
+    data: &support::dataset::Data,
+) -> (tempfile::TempDir, support::telique::Telique, Kamailio) {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    data.publish(&snap);
+    let telique = support::telique::Telique::start();
+    let k = Kamailio::start(
+        &dip_params(snap.to_str().unwrap(), &telique.url()),
+        Script::Native(ROUTE),
+    );
+    (dir, telique, k)
+}
+
 fn dip_params<'a>(snap: &'a str, url: &'a str) -> [(&'a str, &'a str); 7] {
     [
         ("snapshot", snap),
@@ -3554,15 +3560,7 @@ fn dip_params<'a>(snap: &'a str, url: &'a str) -> [(&'a str, &'a str); 7] {
 
 #[test]
 fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let telique = support::telique::Telique::start();
-    let url = telique.url();
-    let k = Kamailio::start(
-        &dip_params(snap.to_str().unwrap(), &url),
-        Script::Native(ROUTE),
-    );
+    let (_dir, telique, k) = start_with_dip(&support::dataset::Data::default());
     let ported = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
     assert_eq!(ported.code, 200, "{}", k.log());
     assert_eq!(ported.header("X-Warp-LRN"), Some("13035559999"));
@@ -3609,15 +3607,7 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
 
 #[test]
 fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let telique = support::telique::Telique::start();
-    let url = telique.url();
-    let k = Kamailio::start(
-        &dip_params(snap.to_str().unwrap(), &url),
-        Script::Native(ROUTE),
-    );
+    let (_dir, telique, k) = start_with_dip(&support::dataset::Data::default());
     // Slow (1 s against a 200 ms budget), down, rate limited: each call is still routed
     // on the dialled number, and no later than the budget allows.
     for number in ["12125550003", "12125550005", "12125550004"] {
@@ -3738,15 +3728,7 @@ fn a_dip_that_began_before_a_429_does_not_lift_its_pause() {
 /// Telique's contract: the client must honour 429, also one that names no Retry-After.
 #[test]
 fn a_429_without_retry_after_pauses_the_dip_for_the_cooldown() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::publish(&snap);
-    let telique = support::telique::Telique::start();
-    let url = telique.url();
-    let k = Kamailio::start(
-        &dip_params(snap.to_str().unwrap(), &url),
-        Script::Native(ROUTE),
-    );
+    let (_dir, telique, k) = start_with_dip(&support::dataset::Data::default());
     let lrn_of = |dnis| {
         let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
         reply.header("X-Warp-LRN").map(str::to_owned)
