@@ -20,6 +20,8 @@ pub struct Config {
     /// How long an Idempotency-Key's answer is kept and replayed.
     pub idempotency_ttl: Duration,
     pub webhooks: WebhookPolicy,
+    /// The digest realm of trunk credentials given none: the edge's AUTH_REALM.
+    pub sip_realm: String,
 }
 
 /// Outbound webhook delivery: per-attempt timeout, retries with exponential backoff.
@@ -104,6 +106,12 @@ impl Config {
             let v = number(k, default.into())?;
             u32::try_from(v).map_err(|_| anyhow::anyhow!("{k}: {v} is more than {}", u32::MAX))
         };
+        let sip_realm = get("WARP_SIP_REALM")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "warp".into());
+        if let Err(e) = crate::resources::accounts::check_realm(&sip_realm) {
+            anyhow::bail!("WARP_SIP_REALM: {e}");
+        }
         Ok(Config {
             database_url,
             redis_url,
@@ -136,6 +144,7 @@ impl Config {
                 poll: Duration::from_millis(number("WARP_WEBHOOK_POLL_MS", 1_000)?.max(1)),
                 allow_private: number("WARP_WEBHOOK_ALLOW_PRIVATE", 0)? != 0,
             },
+            sip_realm,
         })
     }
 }
@@ -156,7 +165,7 @@ impl fmt::Display for Config {
              WARP_BOOTSTRAP_API_KEY={} WARP_JWT_SECRET={} WARP_PUBLISH_DEBOUNCE_MS={} \
              WARP_RATE_LIMIT={} WARP_IDEMPOTENCY_TTL_SECS={} WARP_WEBHOOK_TIMEOUT_MS={} \
              WARP_WEBHOOK_MAX_ATTEMPTS={} WARP_WEBHOOK_BACKOFF_MS={} WARP_WEBHOOK_POLL_MS={} \
-             WARP_WEBHOOK_ALLOW_PRIVATE={}",
+             WARP_WEBHOOK_ALLOW_PRIVATE={} WARP_SIP_REALM={}",
             warp_redact::mask_password(&self.database_url),
             self.redis_url
                 .as_deref()
@@ -174,6 +183,7 @@ impl fmt::Display for Config {
             self.webhooks.backoff.as_millis(),
             self.webhooks.poll.as_millis(),
             u8::from(self.webhooks.allow_private),
+            self.sip_realm,
         )
     }
 }
@@ -263,6 +273,7 @@ mod tests {
             ("WARP_LISTEN", "8080"),
             ("WARP_LISTEN", "0.0.0.0:http"),
             ("WARP_LISTEN", "0.0.0.0:65536"),
+            ("WARP_SIP_REALM", "wa\"rp"),
         ] {
             let c = Config::from_lookup(|k| match k {
                 k if k == var => Some(value.into()),

@@ -749,3 +749,117 @@ async fn changes_are_audited_under_the_rows_key_however_the_path_spells_it() {
         .await;
     assert_eq!(r.data().as_array().unwrap().len(), 3, "{}", r.body);
 }
+
+/// A trunk credential's realm and its stored ha1 (what the edge checks), by username.
+async fn credential(t: &TestApi, user: &str) -> (String, String) {
+    sqlx::query_as("SELECT realm, ha1 FROM trunk_credentials WHERE username = $1")
+        .bind(user)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap()
+}
+
+fn ha1(user: &str, realm: &str, password: &str) -> String {
+    hex::encode(Md5::digest(format!("{user}:{realm}:{password}")))
+}
+
+/// A credential given no realm is stored in the edge's (WARP_SIP_REALM, the shipped
+/// config's AUTH_REALM "warp" by default), its ha1 computed in it: in realm '' it could
+/// never answer the edge's challenge.
+#[tokio::test]
+async fn a_credential_without_a_realm_gets_the_edges() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let path = "/api/v1/trunks/T-C1/credentials";
+    let made = t
+        .make(
+            path,
+            json!({"username": "pbx1", "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(made["realm"], "warp");
+    assert_eq!(
+        credential(&t, "pbx1").await,
+        ("warp".into(), ha1("pbx1", "warp", "correct horse"))
+    );
+    let t = TestApi::with(|k| (k == "WARP_SIP_REALM").then(|| "edge.example".into())).await;
+    t.fixture().await;
+    let made = t
+        .make(
+            path,
+            json!({"username": "pbx2", "realm": null, "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(made["realm"], "edge.example");
+    assert_eq!(
+        credential(&t, "pbx2").await.1,
+        ha1("pbx2", "edge.example", "correct horse")
+    );
+    // An empty realm, given, is no realm the edge challenges in.
+    let r = t
+        .post(
+            path,
+            ROOT,
+            json!({"username": "pbx3", "realm": "", "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "realm"),
+        "{}",
+        r.body
+    );
+}
+
+/// The password is kept only as ha1 = md5(username:realm:password): a new username or
+/// realm without it is refused (its ha1 would stay the old pair's and match neither);
+/// with it, ha1 is computed anew. A new password alone keeps the stored realm.
+#[tokio::test]
+async fn a_credentials_username_or_realm_changes_only_with_its_password() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let made = t
+        .make(
+            "/api/v1/trunks/T-C1/credentials",
+            json!({"username": "pbx1", "password": "correct horse"}),
+        )
+        .await;
+    let item = format!("/api/v1/trunks/T-C1/credentials/{}", made["id"]);
+    let stored = credential(&t, "pbx1").await;
+    for patch in [json!({"username": "pbx9"}), json!({"realm": "other"})] {
+        let r = t.call("PATCH", &item, ROOT, Some(patch.clone())).await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "password"),
+            "{patch}: {}",
+            r.body
+        );
+        assert_eq!(credential(&t, "pbx1").await, stored, "{patch}");
+    }
+    let r = t
+        .call(
+            "PATCH",
+            &item,
+            ROOT,
+            Some(json!({"username": "pbx9", "realm": "other", "password": "new password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        credential(&t, "pbx9").await,
+        ("other".into(), ha1("pbx9", "other", "new password"))
+    );
+    let r = t
+        .call(
+            "PATCH",
+            &item,
+            ROOT,
+            Some(json!({"password": "third password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        credential(&t, "pbx9").await,
+        ("other".into(), ha1("pbx9", "other", "third password"))
+    );
+}

@@ -3,6 +3,8 @@
 
 use super::{normalise_number, number_key};
 use crate::auth::roles::Class;
+use crate::auth::Principal;
+use crate::config::Config;
 use crate::crud::{Resource, Rule, Tenant};
 use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
@@ -284,13 +286,29 @@ pub struct TrunkCredential {
     pub realm: String,
 }
 
-/// The password is turned into Kamailio's ha1 (md5 of user:realm:password) and dropped.
+/// The password is turned into Kamailio's ha1 (md5 of user:realm:password) and dropped,
+/// so a change of username or realm needs it again.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkCredentialInput {
     pub username: String,
+    /// The digest realm the edge challenges in (its AUTH_REALM); when not given, the
+    /// API's WARP_SIP_REALM.
     pub realm: Option<String>,
     pub password: String,
+}
+
+/// A digest realm: the edge sends it in a quoted string and hashes it into ha1 as is.
+pub fn check_realm(realm: &str) -> Result<(), String> {
+    let bad = |c: char| c.is_control() || c == '"' || c == '\\';
+    if realm.is_empty() || realm.len() > warp_core::model::ID_MAX || realm.chars().any(bad) {
+        return Err(format!(
+            "{realm:?}: a realm is 1 to {} bytes without quotes, backslashes or control \
+             characters",
+            warp_core::model::ID_MAX
+        ));
+    }
+    Ok(())
 }
 
 impl Resource for TrunkCredential {
@@ -305,7 +323,12 @@ impl Resource for TrunkCredential {
     type Row = TrunkCredential;
     type Input = TrunkCredentialInput;
 
-    fn prepare(input: &mut Map<String, Value>, _given: &[String]) -> ApiResult<()> {
+    fn prepare_in(
+        config: &Config,
+        _who: &Principal,
+        input: &mut Map<String, Value>,
+        given: &[String],
+    ) -> ApiResult<()> {
         let field = |k: &str| {
             input
                 .get(k)
@@ -315,7 +338,17 @@ impl Resource for TrunkCredential {
         };
         // A digest username is an id (and a unique, indexed one): bounded like the others.
         super::check_id(input, "username")?;
-        let (user, realm, password) = (field("username"), field("realm"), field("password"));
+        // Checked only when sent: a stored realm (even the '' of old rows) is the one
+        // the row's ha1 was computed for, and a new password keeps it.
+        if given.iter().any(|g| g == "realm") {
+            super::check_field(input, "realm", check_realm)?;
+        }
+        // Not given: the realm the edge challenges in, or its ha1 would never match.
+        let realm = match input.get("realm").and_then(Value::as_str) {
+            Some(r) => r.to_string(),
+            None => config.sip_realm.clone(),
+        };
+        let (user, password) = (field("username"), field("password"));
         if password.len() < 8 {
             return Err(ApiError::invalid("password", "at least 8 characters"));
         }
