@@ -863,3 +863,35 @@ async fn a_credentials_username_or_realm_changes_only_with_its_password() {
         ("other".into(), ha1("pbx9", "other", "third password"))
     );
 }
+
+/// `warp import` stores a credential's username and trunk only (realm '', no ha1). Its
+/// password, set through the API, needs a realm too: in '' its ha1 would answer no
+/// challenge, and the 200 would hide that.
+#[tokio::test]
+async fn an_imported_credential_gets_its_password_with_a_realm() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO trunk_credentials (trunk_id, username) VALUES ('T-C1', 'imported') \
+         RETURNING id",
+    )
+    .fetch_one(&t.pool)
+    .await
+    .unwrap();
+    let item = format!("/api/v1/trunks/T-C1/credentials/{id}");
+    let password = json!({"password": "correct horse"});
+    let r = t.call("PATCH", &item, ROOT, Some(password)).await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "realm"),
+        "{}",
+        r.body
+    );
+    let with_realm = json!({"password": "correct horse", "realm": null});
+    let r = t.call("PATCH", &item, ROOT, Some(with_realm)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        credential(&t, "imported").await,
+        ("warp".into(), ha1("imported", "warp", "correct horse"))
+    );
+}

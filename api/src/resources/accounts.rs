@@ -338,14 +338,25 @@ impl Resource for TrunkCredential {
         };
         // A digest username is an id (and a unique, indexed one): bounded like the others.
         super::check_id(input, "username")?;
-        // Checked only when sent: a stored realm (even the '' of old rows) is the one
-        // the row's ha1 was computed for, and a new password keeps it.
+        // Checked when sent; a stored realm is the one a new password keeps.
         if given.iter().any(|g| g == "realm") {
             super::check_field(input, "realm", check_realm)?;
         }
-        // Not given: the realm the edge challenges in, or its ha1 would never match.
         let realm = match input.get("realm").and_then(Value::as_str) {
+            // Stored by `warp import` (username and trunk only): an ha1 in it would
+            // answer no challenge, and a realm not sent is not written.
+            Some("") => {
+                return Err(ApiError::invalid(
+                    "realm",
+                    format!(
+                        "this credential has no realm yet: send one with the password \
+                         (null: {:?}, WARP_SIP_REALM)",
+                        config.sip_realm
+                    ),
+                ))
+            }
             Some(r) => r.to_string(),
+            // Not given: the realm the edge challenges in, or its ha1 would never match.
             None => config.sip_realm.clone(),
         };
         let (user, password) = (field("username"), field("password"));
