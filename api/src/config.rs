@@ -51,6 +51,8 @@ impl Config {
 
     /// Reads through `get` so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        // A text setting left empty (`Environment=WARP_SNAPSHOT=`) is unset.
+        let text = |k: &str| get(k).filter(|s| !s.is_empty());
         let database_url = get("WARP_DATABASE_URL")
             .ok_or_else(|| anyhow::anyhow!("WARP_DATABASE_URL is not set"))?;
         // Checked here, where the variable can be named, not at first use, where the
@@ -69,7 +71,7 @@ impl Config {
                 warp_redact::mask_password(&database_url)
             );
         }
-        let redis_url = get("WARP_REDIS_URL").filter(|s| !s.is_empty());
+        let redis_url = text("WARP_REDIS_URL");
         if let Some(url) = &redis_url {
             if let Err(e) = redis::Client::open(url.as_str()) {
                 anyhow::bail!(
@@ -106,9 +108,7 @@ impl Config {
             let v = number(k, default.into())?;
             u32::try_from(v).map_err(|_| anyhow::anyhow!("{k}: {v} is more than {}", u32::MAX))
         };
-        let sip_realm = get("WARP_SIP_REALM")
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "warp".into());
+        let sip_realm = text("WARP_SIP_REALM").unwrap_or_else(|| "warp".into());
         if let Err(e) = crate::resources::accounts::check_realm(&sip_realm) {
             anyhow::bail!("WARP_SIP_REALM: {e}");
         }
@@ -116,13 +116,11 @@ impl Config {
             database_url,
             redis_url,
             listen,
-            // Empty is unset, as for the other variables: "" names no file to publish to.
-            snapshot: get("WARP_SNAPSHOT")
-                .filter(|s| !s.is_empty())
+            snapshot: text("WARP_SNAPSHOT")
                 .unwrap_or_else(|| "/var/lib/warp/routing.snap".into())
                 .into(),
-            bootstrap_api_key: get("WARP_BOOTSTRAP_API_KEY").filter(|s| !s.is_empty()),
-            jwt_secret: get("WARP_JWT_SECRET").filter(|s| !s.is_empty()),
+            bootstrap_api_key: text("WARP_BOOTSTRAP_API_KEY"),
+            jwt_secret: text("WARP_JWT_SECRET"),
             publish_debounce: Duration::from_millis(number("WARP_PUBLISH_DEBOUNCE_MS", 500)?),
             rate_limit: match count("WARP_RATE_LIMIT", 6000)? {
                 0 => anyhow::bail!("WARP_RATE_LIMIT: 0 would refuse every request"),

@@ -137,6 +137,11 @@ impl FileId {
             ino: meta.ino(),
         }
     }
+
+    /// The file `path` names now; `None` when it names none.
+    fn at(path: impl AsRef<Path>) -> Option<FileId> {
+        std::fs::metadata(path).ok().map(|m| FileId::of(&m))
+    }
 }
 
 /// Maps `path` (header checks only) and says which file that was.
@@ -168,7 +173,7 @@ fn verify_and_publish(shared: &Shared, path: &Path) -> Result<(Mapped, u64), Str
         // The path is looked at under the lock: a reload that verified an older file
         // while another published a newer one must not publish after it.
         let published = shared.published.with(|p| {
-            let now = std::fs::metadata(path).ok().map(|m| FileId::of(&m));
+            let now = FileId::at(path);
             (now == Some(id)).then(|| {
                 *p = Published {
                     epoch: p.epoch + 1,
@@ -357,10 +362,7 @@ impl Current {
             return false;
         }
         failed.next_look = now + RETRY;
-        let file = std::fs::metadata(&params::config().snapshot)
-            .ok()
-            .map(|m| FileId::of(&m));
-        file != failed.file
+        FileId::at(&params::config().snapshot) != failed.file
     }
 }
 
@@ -456,10 +458,9 @@ fn check() {
     };
     let path = &params::config().snapshot;
     // Missing: nothing new to serve (the old mapping stays valid).
-    let Ok(meta) = std::fs::metadata(path) else {
+    let Some(found) = FileId::at(path) else {
         return;
     };
-    let found = FileId::of(&meta);
     let mut refused = CHECK_REFUSED.lock().unwrap_or_else(|e| e.into_inner());
     if found == shared.published.with(|p| p.file) || *refused == Some(found) {
         return;
