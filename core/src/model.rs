@@ -102,12 +102,92 @@ pub struct Trunk {
     pub id: String,
     pub ban: String,
     pub acl: Vec<IpNet>,
-    pub usernames: Vec<String>,
+    pub credentials: Vec<Credential>,
+    pub auth: TrunkAuth,
     /// 0 = unlimited.
     pub max_concurrent: u32,
     /// 0 = unlimited.
     pub max_cps: u32,
     pub enabled: bool,
+}
+
+/// Digest credentials a trunk may authenticate with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub username: String,
+    /// The realm `ha1` was hashed in; empty without one.
+    pub realm: String,
+    /// md5(username:realm:password) in lowercase hex, as Kamailio's auth checks it;
+    /// none until a password is set (the password itself is never kept).
+    pub ha1: Option<String>,
+}
+
+impl Credential {
+    /// An ha1 is 32 lowercase hex digits (the schema's CHECK) hashed in a realm: one
+    /// without its realm could never be checked.
+    pub fn check(&self) -> Result<(), String> {
+        let Some(ha1) = &self.ha1 else {
+            return Ok(());
+        };
+        if ha1.len() != 32 || !ha1.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(format!("ha1 {ha1:?} is not 32 hex digits"));
+        }
+        if self.realm.is_empty() {
+            return Err(format!(
+                "{}: an ha1 needs the realm it was hashed in",
+                self.username
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How a trunk proves who it is: the schema's `trunks.auth_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum TrunkAuth {
+    /// By the source address, in its ACL; its credentials identify nothing.
+    #[default]
+    IpAcl = 0,
+    /// By digest credentials alone; its addresses admit nothing.
+    Credentials = 1,
+    /// By digest credentials, sent from an address in its ACL.
+    IpAndCredentials = 2,
+}
+
+impl TrunkAuth {
+    pub fn from_index(i: u8) -> Option<Self> {
+        [Self::IpAcl, Self::Credentials, Self::IpAndCredentials]
+            .get(i as usize)
+            .copied()
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IpAcl => "IP_ACL",
+            Self::Credentials => "CREDENTIALS",
+            Self::IpAndCredentials => "IP_AND_CREDENTIALS",
+        }
+    }
+    /// Does the source address count (alone, or with credentials)?
+    pub fn checks_address(self) -> bool {
+        self != Self::Credentials
+    }
+    /// Are credentials asked for (alone, or with the address)?
+    pub fn checks_credentials(self) -> bool {
+        self != Self::IpAcl
+    }
+}
+
+impl FromStr for TrunkAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        (0..3)
+            .filter_map(TrunkAuth::from_index)
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown auth type {s:?} (IP_ACL, CREDENTIALS, IP_AND_CREDENTIALS)")
+            })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -381,3 +381,59 @@ fn max_results_outside_1_to_100_is_refused_by_line() {
         ]
     );
 }
+
+#[test]
+fn trunk_auth_types_and_credentials_are_read_and_checked() {
+    let dir = fixture_copy();
+    let write = |file: &str, text: &str| std::fs::write(dir.path().join(file), text).unwrap();
+    write(
+        "trunks.csv",
+        "trunk_id,ban,max_concurrent,max_cps,enabled,auth_type\n\
+         T1,C1,10,5,true,\n\
+         T2,C2,0,0,true,credentials\n\
+         T3,C3,0,0,true,IP_AND_CREDENTIALS\n",
+    );
+    write(
+        "trunk_credentials.csv",
+        "trunk_id,username,realm,ha1\n\
+         T1,trunk1,,\n\
+         T2,trunk2,warp, 0123456789ABCDEF0123456789abcdef\n",
+    );
+    let d = read_dir(dir.path()).unwrap();
+    let auth: Vec<&str> = d.trunks.iter().map(|t| t.auth.as_str()).collect();
+    // Left empty, T1 asks for what it lists: addresses and credentials.
+    assert_eq!(
+        auth,
+        ["IP_AND_CREDENTIALS", "CREDENTIALS", "IP_AND_CREDENTIALS"]
+    );
+    let t2 = &d.trunks[1].credentials[0];
+    assert_eq!(
+        (t2.realm.as_str(), t2.ha1.as_deref()),
+        ("warp", Some("0123456789abcdef0123456789abcdef"))
+    );
+    // Written out and read back, the same trunks.
+    let out = tempfile::tempdir().unwrap();
+    warp_core::dataset::write_dir(&d, out.path()).unwrap();
+    assert_eq!(read_dir(out.path()).unwrap().trunks, d.trunks);
+
+    append(dir.path(), "trunks.csv", "T4,C1,0,0,true,PASSWORD\n");
+    append(
+        dir.path(),
+        "trunk_credentials.csv",
+        "T2,nowhere,,0123456789abcdef0123456789abcdef\nT2,short,warp,0123\n",
+    );
+    let e = errors(dir.path());
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].starts_with("trunks.csv:5: unknown auth type \"PASSWORD\""),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].starts_with("trunk_credentials.csv:4: nowhere: an ha1 needs the realm"),
+        "{e:#?}"
+    );
+    assert!(
+        e[2].starts_with("trunk_credentials.csv:5: ha1 \"0123\" is not 32 hex digits"),
+        "{e:#?}"
+    );
+}

@@ -299,6 +299,68 @@ fn trunks_are_found_by_source_address_and_username() {
     let t1 = s.trunk_by_username("trunk1").unwrap();
     assert_eq!((t1.ban, t1.max_concurrent, t1.max_cps), ("C1", 10, 5));
     assert!(s.trunk_by_username("trunk2").is_none());
+    // T2's /24 names T2, but it lies in T1's own /16 too.
+    let at = |a: &str| a.parse().unwrap();
+    assert!(s.acl_holds(&t1, at("10.1.2.3")));
+    assert!(s.acl_holds(&t1, at("::ffff:10.1.9.9")));
+    assert!(!s.acl_holds(&t1, at("10.2.0.1")));
+    let t3 = s.trunk_by_ip(at("2001:db8::42")).unwrap();
+    assert!(s.acl_holds(&t3, at("2001:db8::1")));
+    assert!(!s.acl_holds(&t3, at("127.0.0.1")));
+}
+
+#[test]
+fn a_trunk_is_found_only_the_ways_its_auth_type_asks_for() {
+    use warp_core::model::{Credential, TrunkAuth};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    // The fixture's trunks.csv predates auth_type: each trunk asks for what it lists.
+    let auth: Vec<_> = d.trunks.iter().map(|t| (t.id.as_str(), t.auth)).collect();
+    assert_eq!(
+        auth,
+        [
+            ("T1", TrunkAuth::IpAndCredentials),
+            ("T2", TrunkAuth::IpAcl),
+            ("T3", TrunkAuth::IpAcl)
+        ]
+    );
+    let credential = |user: &str, ha1: Option<&str>| Credential {
+        username: user.into(),
+        realm: "warp".into(),
+        ha1: ha1.map(Into::into),
+    };
+    let ha1 = "0123456789abcdef0123456789abcdef";
+    for t in &mut d.trunks {
+        match t.id.as_str() {
+            "T2" => {
+                t.auth = TrunkAuth::Credentials;
+                t.credentials = vec![credential("trunk2", Some(ha1)), credential("new2", None)];
+            }
+            "T3" => t.credentials = vec![credential("trunk3", Some(ha1))],
+            _ => {}
+        }
+    }
+    let s = Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap();
+    // T2 asks for credentials alone: its /24 admits nothing, so T1's /16 holds it.
+    let ip = |a: &str| s.trunk_by_ip(a.parse().unwrap()).map(|t| t.id);
+    assert_eq!(ip("10.1.2.3"), Some("T1"));
+    let c = s.credential("trunk2").unwrap();
+    assert_eq!((c.trunk.id, c.realm, c.ha1), ("T2", "warp", Some(ha1)));
+    assert_eq!(c.trunk.auth, TrunkAuth::Credentials);
+    // No password yet: known, with nothing to check a password against.
+    let c = s.credential("new2").unwrap();
+    assert_eq!((c.trunk.id, c.ha1), ("T2", None));
+    // T3 (IP_ACL) is found by its address; its credentials identify nothing.
+    assert_eq!(ip("2001:db8::42"), Some("T3"));
+    assert!(s.credential("trunk3").is_none());
+    // An ha1 must be hex in a realm, or the compile names the trunk.
+    let mut bad = d.clone();
+    bad.trunks[1].credentials[0].realm.clear();
+    let err = compile(&bad, 2).unwrap_err().to_string();
+    assert!(
+        err.contains("trunk T2: trunk2: an ha1 needs the realm"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -391,8 +453,8 @@ fn a_dataset_that_names_one_thing_twice_or_splits_a_second_is_refused() {
         refused(&|d| d.partitions.push(d.partitions[0].clone())),
         refused(&|d| d.trunks.push(d.trunks[0].clone())),
         refused(&|d| {
-            let user = d.trunks[0].usernames[0].clone();
-            d.trunks[1].usernames.push(user);
+            let credential = d.trunks[0].credentials[0].clone();
+            d.trunks[1].credentials.push(credential);
         }),
     ];
     for err in twice {

@@ -61,10 +61,12 @@ fn exercise(s: &Snapshot) -> usize {
     }
     for t in f.d.trunks.iter().take(20) {
         for net in &t.acl {
-            let _ = s.trunk_by_ip(net.addr);
+            if let Some(trunk) = s.trunk_by_ip(net.addr) {
+                let _ = s.acl_holds(&trunk, net.addr);
+            }
         }
-        for u in &t.usernames {
-            let _ = s.trunk_by_username(u);
+        for c in &t.credentials {
+            let _ = s.credential(&c.username);
         }
     }
     let _ = s.summary();

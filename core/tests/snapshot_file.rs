@@ -53,12 +53,13 @@ fn publish_then_open_maps_the_same_decisions() {
     assert_eq!(Snapshot::open(&path).unwrap().generation(), 8);
     assert_eq!(mapped.generation(), 7);
     assert_eq!(sample(&mapped), r#"Ok(["VA", "VD"])"#);
-    // Readable by the SIP nodes' user, whoever published it.
+    // Readable by the SIP nodes' user in the publisher's group, by no one else: it
+    // carries the trunks' password hashes.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o644);
+        assert_eq!(mode & 0o777, 0o640);
     }
     // No temp files left behind.
     assert_eq!(

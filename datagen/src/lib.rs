@@ -462,11 +462,23 @@ impl Gen {
             } else {
                 IpAddr::V4(Ipv4Addr::from(0x6440_0000u32 + c as u32)) // 100.64.0.0/10
             };
+            // Each way a trunk proves itself; the lab's own trunk by its address alone.
+            let auth = TrunkAuth::from_index((c % 3) as u8).unwrap_or_default();
+            let credentials = auth
+                .checks_credentials()
+                .then(|| Credential {
+                    username: format!("trunk{ban}"),
+                    realm: String::new(),
+                    ha1: None,
+                })
+                .into_iter()
+                .collect();
             self.d.trunks.push(Trunk {
                 id: format!("T{ban}"),
                 ban: ban.clone(),
                 acl: vec![IpNet { addr: ip, len: 32 }],
-                usernames: vec![format!("trunk{ban}")],
+                credentials,
+                auth,
                 max_concurrent: 100 + (c as u32 % 10) * 50,
                 max_cps: 10 + c as u32 % 20,
                 enabled: true,

@@ -1,7 +1,8 @@
 //! Dataset → PostgreSQL, in one transaction. Keyed entities (rate plans, vendors,
 //! customers, trunks, credentials, partitions) are upserted so what the model does not
-//! carry (contacts, billing model, ha1 hashes, numbers, wallets) survives a re-import;
-//! everything else is replaced wholesale with COPY.
+//! carry (contacts, billing model, numbers, wallets) survives a re-import, and so does a
+//! password set through the API when the dataset gives the credential none; everything
+//! else is replaced wholesale with COPY.
 
 use crate::copy::{copy_in, Row};
 use crate::rates::{copy_rates, key_text, overlaps, Span};
@@ -28,12 +29,15 @@ struct Keyed {
     table: &'static str,
     key: &'static str,
     columns: &'static [&'static str],
+    /// What an upsert sets, when not every column from the staged row.
+    update: Option<&'static str>,
 }
 
 const RATE_PLANS: Keyed = Keyed {
     table: "rate_plans",
     key: "id",
     columns: &["id"],
+    update: None,
 };
 const VENDORS: Keyed = Keyed {
     table: "vendors",
@@ -46,6 +50,7 @@ const VENDORS: Keyed = Keyed {
         "indeterminate_zone",
         "enabled",
     ],
+    update: None,
 };
 const CUSTOMERS: Keyed = Keyed {
     table: "customers",
@@ -59,21 +64,39 @@ const CUSTOMERS: Keyed = Keyed {
         "max_results",
         "enabled",
     ],
+    update: None,
 };
 const TRUNKS: Keyed = Keyed {
     table: "trunks",
     key: "id",
-    columns: &["id", "ban", "max_concurrent", "max_cps", "enabled"],
+    columns: &[
+        "id",
+        "ban",
+        "max_concurrent",
+        "max_cps",
+        "enabled",
+        "auth_type",
+    ],
+    update: None,
 };
 const CREDENTIALS: Keyed = Keyed {
     table: "trunk_credentials",
     key: "username",
-    columns: &["username", "trunk_id"],
+    columns: &["username", "trunk_id", "realm", "ha1"],
+    // A credential the dataset gives no ha1 keeps the password it has; a new ha1
+    // makes the old ha1b (another hash of the old password) stale.
+    update: Some(
+        "trunk_id = EXCLUDED.trunk_id, \
+         realm = CASE WHEN EXCLUDED.ha1 IS NULL THEN trunk_credentials.realm ELSE EXCLUDED.realm END, \
+         ha1b = CASE WHEN EXCLUDED.ha1 IS NULL THEN trunk_credentials.ha1b END, \
+         ha1 = COALESCE(EXCLUDED.ha1, trunk_credentials.ha1)",
+    ),
 };
 const PARTITIONS: Keyed = Keyed {
     table: "partitions",
     key: "id",
     columns: &["id", "name"],
+    update: None,
 };
 
 /// Replaces the provisioning data with `d` in one transaction.
@@ -128,16 +151,20 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
             .field(&t.ban)
             .field(t.max_concurrent)
             .field(t.max_cps)
-            .field(t.enabled);
+            .field(t.enabled)
+            .field(t.auth.as_str());
     })
     .await?;
     tables.push(("trunks", n));
     let creds = d
         .trunks
         .iter()
-        .flat_map(|t| t.usernames.iter().map(move |u| (u, &t.id)));
-    let n = stage(c, &CREDENTIALS, creds, |w, (u, t)| {
-        w.field(u).field(t);
+        .flat_map(|t| t.credentials.iter().map(move |c| (c, &t.id)));
+    let n = stage(c, &CREDENTIALS, creds, |w, (c, t)| {
+        w.field(&c.username)
+            .field(t)
+            .field(&c.realm)
+            .opt(c.ha1.as_deref());
     })
     .await?;
     tables.push(("trunk_credentials", n));
@@ -414,10 +441,10 @@ async fn stage<T>(
         .filter(|col| **col != k.key)
         .map(|col| format!("{col} = EXCLUDED.{col}"))
         .collect();
-    let action = if updates.is_empty() {
-        "NOTHING".to_string()
-    } else {
-        format!("UPDATE SET {}", updates.join(", "))
+    let action = match k.update {
+        Some(set) => format!("UPDATE SET {set}"),
+        None if updates.is_empty() => "NOTHING".to_string(),
+        None => format!("UPDATE SET {}", updates.join(", ")),
     };
     sqlx::query(&format!(
         "INSERT INTO {t} ({cols}) SELECT {cols} FROM stage_{t} ON CONFLICT ({}) DO {action}",

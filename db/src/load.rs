@@ -186,10 +186,11 @@ pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
 }
 
 async fn load_trunks(c: &mut PgConnection) -> Result<Vec<Trunk>, DbError> {
-    let rows: Vec<(String, String, i32, i32, bool)> =
-        sqlx::query_as("SELECT id, ban, max_concurrent, max_cps, enabled FROM trunks ORDER BY id")
-            .fetch_all(&mut *c)
-            .await?;
+    let rows: Vec<(String, String, i32, i32, bool, String)> = sqlx::query_as(
+        "SELECT id, ban, max_concurrent, max_cps, enabled, auth_type FROM trunks ORDER BY id",
+    )
+    .fetch_all(&mut *c)
+    .await?;
     let mut acl: HashMap<String, Vec<IpNet>> = HashMap::new();
     let ips: Vec<(String, String, i32)> =
         sqlx::query_as("SELECT trunk_id, host(addr), masklen(addr) FROM trunk_ips ORDER BY id")
@@ -201,19 +202,32 @@ async fn load_trunks(c: &mut PgConnection) -> Result<Vec<Trunk>, DbError> {
             .map_err(|e: String| DbError::invalid("trunk_ips", e))?;
         acl.entry(t).or_default().push(net);
     }
-    let mut users: HashMap<String, Vec<String>> = HashMap::new();
-    let creds: Vec<(String, String)> =
-        sqlx::query_as("SELECT trunk_id, username FROM trunk_credentials ORDER BY id")
+    let mut credentials: HashMap<String, Vec<Credential>> = HashMap::new();
+    let creds: Vec<(String, String, String, Option<String>)> =
+        sqlx::query_as("SELECT trunk_id, username, realm, ha1 FROM trunk_credentials ORDER BY id")
             .fetch_all(&mut *c)
             .await?;
-    for (t, u) in creds {
-        users.entry(t).or_default().push(u);
+    for (t, username, realm, ha1) in creds {
+        let mut credential = Credential {
+            username,
+            realm,
+            ha1,
+        };
+        // An ha1 hashed in no realm (stored before the API asked for one) matches no
+        // challenge: without it the credential is what it was, and the rest compiles.
+        if credential.check().is_err() {
+            credential.ha1 = None;
+        }
+        credentials.entry(t).or_default().push(credential);
     }
     rows.into_iter()
-        .map(|(id, ban, max_concurrent, max_cps, enabled)| {
+        .map(|(id, ban, max_concurrent, max_cps, enabled, auth_type)| {
             Ok(Trunk {
                 acl: acl.remove(&id).unwrap_or_default(),
-                usernames: users.remove(&id).unwrap_or_default(),
+                credentials: credentials.remove(&id).unwrap_or_default(),
+                auth: auth_type
+                    .parse()
+                    .map_err(|e: String| DbError::invalid("trunks", e))?,
                 id,
                 ban,
                 max_concurrent: unsigned("trunks", max_concurrent)?,

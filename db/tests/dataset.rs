@@ -287,3 +287,66 @@ async fn an_import_rebuilds_an_index_whose_name_needs_quoting() {
             .unwrap();
     assert_eq!(kept, 1);
 }
+
+#[tokio::test]
+async fn a_reimport_keeps_a_password_the_dataset_gives_none_and_takes_one_it_gives() {
+    let (_pg, pool) = common::migrated_db().await;
+    let mut d = generate(Scale::SMALL, 5);
+    let ti = d
+        .trunks
+        .iter()
+        .position(|t| !t.credentials.is_empty())
+        .unwrap();
+    let user = d.trunks[ti].credentials[0].username.clone();
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    let set = |sql: &'static str| {
+        let (pool, user) = (pool.clone(), user.clone());
+        async move {
+            sqlx::query(sql).bind(user).execute(&pool).await.unwrap();
+        }
+    };
+    let stored = || {
+        let (pool, user) = (pool.clone(), user.clone());
+        async move {
+            let row: (String, Option<String>, Option<String>) = sqlx::query_as(
+                "SELECT realm, ha1, ha1b FROM trunk_credentials WHERE username = $1",
+            )
+            .bind(user)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            row
+        }
+    };
+    let [a, b, c] = ["a", "b", "c"].map(|x| x.repeat(32));
+    // A password set through the API since the import.
+    set("UPDATE trunk_credentials SET realm = 'warp', ha1 = repeat('a', 32), ha1b = repeat('a', 32) WHERE username = $1").await;
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    assert_eq!(stored().await, ("warp".into(), Some(a.clone()), Some(a)));
+    let back = warp_db::load_dataset(&pool).await.unwrap();
+    let loaded = |d: &Dataset| {
+        d.trunks
+            .iter()
+            .flat_map(|t| &t.credentials)
+            .find(|c| c.username == user)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(loaded(&back).realm, "warp");
+    // A dataset that gives one replaces it, and the ha1b of the old password goes.
+    d.trunks[ti].credentials[0].realm = "edge".into();
+    d.trunks[ti].credentials[0].ha1 = Some(b.clone());
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    assert_eq!(stored().await, ("edge".into(), Some(b), None));
+    assert_eq!(
+        loaded(&warp_db::load_dataset(&pool).await.unwrap()),
+        loaded(&d)
+    );
+    // An ha1 stored in no realm (before the API asked for one) can match no challenge:
+    // it loads without it, and the rest of the dataset still compiles.
+    set("UPDATE trunk_credentials SET realm = '', ha1 = repeat('c', 32) WHERE username = $1").await;
+    assert_eq!(stored().await.1, Some(c));
+    let back = warp_db::load_dataset(&pool).await.unwrap();
+    assert_eq!(loaded(&back).ha1, None);
+    warp_core::snapshot::compile(&back, 1).unwrap();
+}

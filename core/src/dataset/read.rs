@@ -302,12 +302,20 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
         Ok(())
     })?;
     let mut trunk_ids = HashSet::new();
+    // Trunks whose auth type is left to what they list, once their files are read.
+    let mut auth_unset = HashSet::new();
     r.each("trunks.csv", true, |x: TrunkCsv| {
+        let auth = opt(&x.auth_type).map(str::parse).transpose()?;
+        let id = fresh(&mut trunk_ids, "trunk_id", &x.trunk_id)?;
+        if auth.is_none() {
+            auth_unset.insert(id.clone());
+        }
         d.trunks.push(Trunk {
-            id: fresh(&mut trunk_ids, "trunk_id", &x.trunk_id)?,
+            id,
             ban: known(&bans, "ban", &x.ban)?,
             acl: Vec::new(),
-            usernames: Vec::new(),
+            credentials: Vec::new(),
+            auth: auth.unwrap_or_default(),
             max_concurrent: opt(&x.max_concurrent)
                 .map(|v| int("max_concurrent", v))
                 .transpose()?
@@ -348,12 +356,27 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
     let mut users = HashSet::new();
     r.each("trunk_credentials.csv", false, |x: TrunkCredentialCsv| {
         let t = known(&trunk_ids, "trunk_id", &x.trunk_id)?;
-        let user = fresh(&mut users, "username", &x.username)?;
+        let credential = Credential {
+            username: fresh(&mut users, "username", &x.username)?,
+            realm: x.realm.trim().to_string(),
+            // Hashed into the digest response as text: Kamailio takes lowercase.
+            ha1: opt(&x.ha1).map(str::to_ascii_lowercase),
+        };
+        credential.check()?;
         if let Some(&i) = trunk_index.get(&t) {
-            d.trunks[i].usernames.push(user);
+            d.trunks[i].credentials.push(credential);
         }
         Ok(())
     })?;
+    // Unset, a trunk asks for what it has: credentials (and its address too when it
+    // lists one), else its address.
+    for t in d.trunks.iter_mut().filter(|t| auth_unset.contains(&t.id)) {
+        t.auth = match (t.credentials.is_empty(), t.acl.is_empty()) {
+            (true, _) => TrunkAuth::IpAcl,
+            (false, true) => TrunkAuth::Credentials,
+            (false, false) => TrunkAuth::IpAndCredentials,
+        };
+    }
 
     let mut partition_ids = HashSet::new();
     r.each("partitions.csv", true, |x: PartitionCsv| {

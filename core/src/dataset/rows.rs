@@ -49,6 +49,9 @@ pub(super) struct TrunkCsv {
     pub(super) max_concurrent: String,
     pub(super) max_cps: String,
     pub(super) enabled: String,
+    /// Newer than the file: a dataset written before it reads as it did.
+    #[serde(default)]
+    pub(super) auth_type: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,6 +64,11 @@ pub(super) struct TrunkIpCsv {
 pub(super) struct TrunkCredentialCsv {
     pub(super) trunk_id: String,
     pub(super) username: String,
+    /// Newer than the file, as `auth_type`.
+    #[serde(default)]
+    pub(super) realm: String,
+    #[serde(default)]
+    pub(super) ha1: String,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -198,6 +198,7 @@ pub fn write_dir(d: &Dataset, dir: &Path) -> Result<(), DatasetError> {
             max_concurrent: t.max_concurrent.to_string(),
             max_cps: t.max_cps.to_string(),
             enabled: t.enabled.to_string(),
+            auth_type: t.auth.as_str().to_string(),
         }),
     )?;
     write(
@@ -216,9 +217,11 @@ pub fn write_dir(d: &Dataset, dir: &Path) -> Result<(), DatasetError> {
         "trunk_credentials.csv",
         None,
         d.trunks.iter().flat_map(|t| {
-            t.usernames.iter().map(|u| TrunkCredentialCsv {
+            t.credentials.iter().map(|c| TrunkCredentialCsv {
                 trunk_id: t.id.clone(),
-                username: u.clone(),
+                username: c.username.clone(),
+                realm: c.realm.clone(),
+                ha1: c.ha1.clone().unwrap_or_default(),
             })
         }),
     )?;

@@ -644,16 +644,19 @@ impl<'d> Compiler<'d> {
     }
 
     /// Trunks sorted by id, and how calls find them: IP ACLs (v4 hashed per prefix
-    /// length, v6 longest first) and SIP usernames.
+    /// length, v6 longest first) and SIP usernames. Only what a trunk's auth type
+    /// checks goes in: a CREDENTIALS trunk's addresses, or an IP_ACL trunk's
+    /// credentials, would let in a call its operator meant to keep out.
     fn trunks(&mut self) -> Result<(), CompileError> {
         let trunks = sorted_by(&self.d.trunks, |t| &t.id);
         unique_index("trunk", trunks.iter().map(|t| t.id.as_str()))?;
-        let usernames = trunks.iter().flat_map(|t| &t.usernames);
-        unique_index("trunk username", usernames.map(String::as_str))?;
+        let usernames = trunks.iter().flat_map(|t| &t.credentials);
+        unique_index("trunk username", usernames.map(|c| c.username.as_str()))?;
         let mut recs = Vec::with_capacity(trunks.len());
         let mut acl4 = Vec::new();
         let mut acl6 = Vec::new();
         let mut creds = Vec::new();
+        let mut cred_keys = Vec::new();
         for (ti, t) in trunks.iter().enumerate() {
             recs.push(TrunkRec {
                 id: self.s.add(&t.id),
@@ -663,8 +666,15 @@ impl<'d> Compiler<'d> {
                 max_concurrent: t.max_concurrent,
                 max_cps: t.max_cps,
                 enabled: t.enabled as u32,
+                auth: t.auth as u32,
+                _pad: 0,
             });
-            for net in &t.acl {
+            let acl = if t.auth.checks_address() {
+                &t.acl[..]
+            } else {
+                &[]
+            };
+            for net in acl {
                 match net.addr {
                     IpAddr::V4(a) => {
                         self.meta.acl4_lengths |= 1 << net.len;
@@ -677,9 +687,20 @@ impl<'d> Compiler<'d> {
                     }),
                 }
             }
-            for u in &t.usernames {
+            let credentials = if t.auth.checks_credentials() {
+                &t.credentials[..]
+            } else {
+                &[]
+            };
+            for c in credentials {
+                c.check()
+                    .map_err(|e| invalid(format!("trunk {}: {e}", t.id)))?;
+                cred_keys.push((xxh3_64(c.username.as_bytes()), creds.len() as u64));
+                let ha1 = c.ha1.as_deref().unwrap_or("");
                 creds.push(CredentialRec {
-                    username: self.s.add(u),
+                    username: self.s.add(&c.username),
+                    realm: self.s.add(if ha1.is_empty() { "" } else { &c.realm }),
+                    ha1: self.s.add(ha1),
                     trunk: ti as u32,
                     _pad: 0,
                 });
@@ -702,12 +723,6 @@ impl<'d> Compiler<'d> {
                 trunks[w[0].trunk as usize].id, trunks[w[1].trunk as usize].id
             )));
         }
-        let cred_keys: Vec<(u64, u64)> = trunks
-            .iter()
-            .flat_map(|t| &t.usernames)
-            .enumerate()
-            .map(|(i, u)| (xxh3_64(u.as_bytes()), i as u64))
-            .collect();
         let cred_map = flatmap::build(cred_keys.into_iter());
         self.w.put(SectionId::Trunks, &recs);
         self.w
@@ -789,12 +804,13 @@ pub fn publish(bytes: &[u8], path: &Path) -> Result<(), CompileError> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     // Temp files are created 0600; Kamailio and the other readers often run as
-    // another user than the publisher.
+    // another user than the publisher, in its group. Not for everyone: the file
+    // carries the trunks' password hashes (ha1).
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .set_permissions(std::fs::Permissions::from_mode(0o640))
             .map_err(io)?;
     }
     tmp.as_file().sync_all().map_err(io)?;

@@ -15,6 +15,7 @@ pub use decision::{
     fill_dialstring, Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest,
 };
 
+use crate::model::TrunkAuth;
 use bytemuck::Pod;
 use chrono_tz::Tz;
 use format::*;
@@ -420,37 +421,62 @@ impl Snapshot {
     /// dual-stack socket reports as IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is that IPv4
     /// address: the IPv4 ACLs are searched first.
     pub fn trunk_by_ip(&self, ip: IpAddr) -> Option<TrunkView<'_>> {
-        let v4 = |a: std::net::Ipv4Addr| {
+        self.trunk(self.acl_holders(ip).next()?)
+    }
+
+    /// Does `trunk`'s own ACL hold `ip` (whichever trunk a longer prefix names)?
+    pub fn acl_holds(&self, trunk: &TrunkView<'_>, ip: IpAddr) -> bool {
+        self.acl_holders(ip).any(|t| t == trunk.index)
+    }
+
+    /// The trunks whose ACL holds `ip`, longest prefix first.
+    fn acl_holders(&self, ip: IpAddr) -> impl Iterator<Item = u32> + '_ {
+        let v4 = match ip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(a) => a.to_ipv4_mapped(),
+        };
+        let by_v4 = v4.into_iter().flat_map(move |a| {
             let a = u32::from(a);
             (0..=32u32)
                 .rev()
                 .filter(|l| self.meta.acl4_lengths & (1 << l) != 0)
-                .find_map(|l| flatmap::get(self.acl4(), acl4_key(a, l)))
+                .filter_map(move |l| flatmap::get(self.acl4(), acl4_key(a, l)))
+                .map(|t| t as u32)
+        });
+        let v6 = match ip {
+            IpAddr::V6(a) => Some(u128::from(a)),
+            IpAddr::V4(_) => None,
         };
-        let idx = match ip {
-            IpAddr::V4(a) => v4(a)? as u32,
-            IpAddr::V6(a) => match a.to_ipv4_mapped().and_then(v4) {
-                Some(idx) => idx as u32,
-                None => {
-                    let a = u128::from(a);
-                    self.acl6()
-                        .iter()
-                        .find(|e| {
-                            let mask = crate::model::IpNet::mask6(e.len);
-                            a & mask == u128::from_be_bytes(e.addr) & mask
-                        })?
-                        .trunk
-                }
-            },
-        };
-        self.trunk(idx)
+        let by_v6 = v6.into_iter().flat_map(move |a| {
+            self.acl6()
+                .iter()
+                .filter(move |e| {
+                    let mask = crate::model::IpNet::mask6(e.len);
+                    a & mask == u128::from_be_bytes(e.addr) & mask
+                })
+                .map(|e| e.trunk)
+        });
+        by_v4.chain(by_v6)
     }
 
     /// The trunk an authenticated SIP username belongs to.
     pub fn trunk_by_username(&self, username: &str) -> Option<TrunkView<'_>> {
+        Some(self.credential(username)?.trunk)
+    }
+
+    /// The credentials named `username`, of a trunk whose auth type asks for them.
+    pub fn credential(&self, username: &str) -> Option<CredentialView<'_>> {
         let i = flatmap::get(self.credential_map(), xxh3_64(username.as_bytes()))? as usize;
         let c = self.credentials().get(i)?;
-        (self.str(c.username) == username).then(|| self.trunk(c.trunk))?
+        if self.str(c.username) != username {
+            return None;
+        }
+        let ha1 = self.str(c.ha1);
+        Some(CredentialView {
+            trunk: self.trunk(c.trunk)?,
+            realm: self.str(c.realm),
+            ha1: (!ha1.is_empty()).then_some(ha1),
+        })
     }
 
     fn trunk(&self, idx: u32) -> Option<TrunkView<'_>> {
@@ -463,6 +489,8 @@ impl Snapshot {
             max_concurrent: t.max_concurrent,
             max_cps: t.max_cps,
             enabled: t.enabled != 0,
+            // Out of range only in a file the checksum missed: ask for everything.
+            auth: TrunkAuth::from_index(t.auth as u8).unwrap_or(TrunkAuth::IpAndCredentials),
         })
     }
 
@@ -525,4 +553,14 @@ pub struct TrunkView<'a> {
     pub max_concurrent: u32,
     pub max_cps: u32,
     pub enabled: bool,
+    pub auth: TrunkAuth,
+}
+
+/// A trunk's digest credentials, as the edge checks them.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialView<'a> {
+    pub trunk: TrunkView<'a>,
+    pub realm: &'a str,
+    /// md5(username:realm:password) in lowercase hex; none until a password is set.
+    pub ha1: Option<&'a str>,
 }

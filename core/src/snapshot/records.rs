@@ -132,6 +132,9 @@ pub struct TrunkRec {
     pub max_concurrent: u32,
     pub max_cps: u32,
     pub enabled: u32,
+    /// [`crate::model::TrunkAuth`] as its index.
+    pub auth: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -146,6 +149,10 @@ pub struct Acl6Rec {
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct CredentialRec {
     pub username: StrRef,
+    /// Empty when `ha1` is.
+    pub realm: StrRef,
+    /// Lowercase hex; empty when no password is set.
+    pub ha1: StrRef,
     pub trunk: u32,
     pub _pad: u32,
 }

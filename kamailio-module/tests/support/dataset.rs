@@ -1,7 +1,8 @@
-//! A small routing snapshot for the routing tests: customer C1 on trunk T1 (source
-//! 127.0.0.1, or user `t1user`), customer C2 on trunk T2 (127.0.0.3 or `t2user`), two
-//! vendors for +1 destinations (CHEAP below DEAR unless the rates say otherwise), one
-//! DNO'd ANI.
+//! A small routing snapshot for the routing tests: customer C1 on trunks T1 (source
+//! 127.0.0.1) and T4 (user `t4user` from 127.0.0.4), customer C2 on trunks T2
+//! (127.0.0.3) and T3 (user `t3user` from anywhere; `t3nopass` has no password yet),
+//! two vendors for +1 destinations (CHEAP below DEAR unless the rates say otherwise),
+//! one DNO'd ANI. Every password is [`PASSWORD`] in [`REALM`].
 
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -13,6 +14,9 @@ use warp_core::schedule::Schedule;
 use warp_core::{Number, Prefix, Zone};
 
 pub const DNO_ANI: &str = "+13035550199";
+/// The digest realm the credentials' ha1 are hashed in.
+pub const REALM: &str = "warp.test";
+pub const PASSWORD: &str = "secret";
 
 fn rate_row(owner: &str, prefix: &str, rate: &str) -> RateRow {
     let rate: Decimal = rate.parse().unwrap();
@@ -73,7 +77,8 @@ fn customer(ban: &str) -> Customer {
     }
 }
 
-fn trunk(id: &str, ban: &str, ip: Ipv4Addr, user: &str, limits: (u32, u32)) -> Trunk {
+/// A trunk known by its address alone.
+fn trunk(id: &str, ban: &str, ip: Ipv4Addr, limits: (u32, u32)) -> Trunk {
     Trunk {
         id: id.into(),
         ban: ban.into(),
@@ -81,10 +86,30 @@ fn trunk(id: &str, ban: &str, ip: Ipv4Addr, user: &str, limits: (u32, u32)) -> T
             addr: IpAddr::V4(ip),
             len: 32,
         }],
-        usernames: vec![user.into()],
+        credentials: Vec::new(),
+        auth: TrunkAuth::IpAcl,
         max_concurrent: limits.0,
         max_cps: limits.1,
         enabled: true,
+    }
+}
+
+/// `trunk`, asking for `users`' credentials as `auth` says.
+fn with_users(trunk: Trunk, auth: TrunkAuth, users: &[(&str, bool)]) -> Trunk {
+    use md5::{Digest, Md5};
+    let credentials = users
+        .iter()
+        .map(|&(user, password_set)| Credential {
+            username: user.into(),
+            realm: REALM.into(),
+            ha1: password_set
+                .then(|| format!("{:x}", Md5::digest(format!("{user}:{REALM}:{PASSWORD}")))),
+        })
+        .collect();
+    Trunk {
+        auth,
+        credentials,
+        ..trunk
     }
 }
 
@@ -150,25 +175,24 @@ impl Data {
             dno: vec![Number::parse(DNO_ANI).unwrap()],
             customers: vec![customer("C1"), customer("C2")],
             trunks: [
-                trunk("T1", "C1", Ipv4Addr::LOCALHOST, "t1user", self.t1_limits),
-                trunk(
-                    "T2",
-                    "C2",
-                    Ipv4Addr::new(127, 0, 0, 3),
-                    "t2user",
-                    (100, 100),
+                trunk("T1", "C1", Ipv4Addr::LOCALHOST, self.t1_limits),
+                trunk("T2", "C2", Ipv4Addr::new(127, 0, 0, 3), (100, 100)),
+                // Its address lists no call of its own: it asks for credentials alone.
+                with_users(
+                    trunk("T3", "C2", Ipv4Addr::new(127, 0, 0, 5), (100, 100)),
+                    TrunkAuth::Credentials,
+                    &[("t3user", true), ("t3nopass", false)],
+                ),
+                with_users(
+                    trunk("T4", "C1", Ipv4Addr::new(127, 0, 0, 4), (100, 100)),
+                    TrunkAuth::IpAndCredentials,
+                    &[("t4user", true)],
                 ),
             ]
             .into_iter()
             .chain((0..self.crowd.0).map(|n| {
                 let source = crowd_source(n).parse().unwrap();
-                trunk(
-                    &format!("X{n}"),
-                    "C2",
-                    source,
-                    &format!("x{n}user"),
-                    self.crowd.1,
-                )
+                trunk(&format!("X{n}"), "C2", source, self.crowd.1)
             }))
             .collect(),
             vendors: vec![
