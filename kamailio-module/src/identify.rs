@@ -40,6 +40,26 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
     }
 }
 
+/// `$warp(ha1)`: the ha1 of the credentials `msg` offers, for `pv_auth_check()` to
+/// check them against, written to `out` — when the snapshot knows the username (of a
+/// trunk whose auth type asks for credentials), a password is set, and the offer is in
+/// the realm it was hashed in. The call path reads it from the snapshot, never from a
+/// database.
+pub fn offered_ha1(msg: &SipMsg, out: &mut String) -> bool {
+    out.clear();
+    let Some((user, realm)) = msg.offered_credentials() else {
+        return false;
+    };
+    let Some(snapshot) = snapshot::current() else {
+        return false;
+    };
+    let credential = snapshot.credential(&user).filter(|c| c.realm == realm);
+    if let Some(ha1) = credential.and_then(|c| c.ha1) {
+        out.push_str(ha1);
+    }
+    !out.is_empty() && snapshot::intact(&snapshot)
+}
+
 /// The username of `msg`'s credentials, if the script vouched for them.
 pub fn authenticated_user<'m>(msg: &'m SipMsg) -> Option<std::borrow::Cow<'m, str>> {
     decision::authenticated(msg)

@@ -1,12 +1,24 @@
-//! The `$warp(name)` pseudo-variables: read-only views of [`crate::decision`].
+//! The `$warp(name)` pseudo-variables: read-only views of [`crate::decision`], and
+//! `$warp(ha1)`, the offered credentials' password hash (see [`identify::offered_ha1`]).
 
 use crate::decision::{self, Field, Value};
 use crate::guard;
+use crate::identify;
 use crate::kstr;
 use crate::log::lm_err;
 use crate::sipmsg::SipMsg;
 use kamailio_sys as k;
+use std::cell::RefCell;
 use std::ffi::c_int;
+
+/// `$warp(ha1)`'s name index: looked up in the snapshot when read, not a decision field.
+const HA1: c_int = -1;
+
+thread_local! {
+    /// `$warp(ha1)`'s value until the core has copied it: no snapshot mapping may be
+    /// swapped under it.
+    static HA1_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
 
 /// Resolves the inner name once, at config parsing; unknown names fail the start-up.
 pub unsafe extern "C" fn pv_parse_warp_name(sp: *mut k::pv_spec_t, name: *mut k::str_) -> c_int {
@@ -17,14 +29,18 @@ pub unsafe extern "C" fn pv_parse_warp_name(sp: *mut k::pv_spec_t, name: *mut k:
         };
         // SAFETY: `name` points into the config text.
         let text = unsafe { kstr::to_string(name) };
-        let Some(field) = Field::parse(&text) else {
-            lm_err!("unknown pseudo-variable $warp({text})");
-            return -1;
+        let index = match Field::parse(&text) {
+            Some(field) => field.index() as c_int,
+            None if text == "ha1" => HA1,
+            None => {
+                lm_err!("unknown pseudo-variable $warp({text})");
+                return -1;
+            }
         };
         sp.pvp.pvn.type_ = k::PV_NAME_INTSTR as c_int;
         // Plain integers in the union the core hands back to `pv_get_warp`.
         sp.pvp.pvn.u.isname.type_ = 0;
-        sp.pvp.pvn.u.isname.name.n = field.index() as c_int;
+        sp.pvp.pvn.u.isname.name.n = index;
         0
     })
 }
@@ -42,6 +58,18 @@ pub unsafe extern "C" fn pv_get_warp(
         };
         // SAFETY: set by `pv_parse_warp_name`.
         let index = unsafe { p.pvn.u.isname.name.n };
+        if index == HA1 {
+            return HA1_TEXT.with_borrow_mut(|ha1| {
+                // SAFETY: as below; the text stays put until the next read.
+                unsafe {
+                    if identify::offered_ha1(&m, ha1) {
+                        k::pv_get_strval(msg, param, res, &mut kstr::from_bytes(ha1.as_bytes()))
+                    } else {
+                        k::pv_get_null(msg, param, res)
+                    }
+                }
+            });
+        }
         let Some(field) = Field::from_index(index as usize) else {
             return -1;
         };

@@ -123,8 +123,10 @@ fn verdict<'s>(
     Ok((trunk, decision, uri))
 }
 
-/// The enabled trunk (and so the customer) a request comes from: the one `username`
-/// authenticated as, else the one whose ACL holds `source`; why not, in words.
+/// The enabled trunk (and so the customer) a request comes from, as its auth type
+/// asks: the one `username` authenticated as (from an address in its ACL too, for
+/// IP_AND_CREDENTIALS), else the one whose ACL holds `source` (IP_ACL only); why not,
+/// in words.
 pub fn trunk<'s>(
     snapshot: &'s Snapshot,
     username: Option<&str>,
@@ -134,14 +136,34 @@ pub fn trunk<'s>(
         Some(user) => snapshot.trunk_by_username(user),
         None => source.and_then(|ip| snapshot.trunk_by_ip(ip)),
     };
-    trunk.filter(|t| t.enabled).ok_or_else(|| {
+    let Some(trunk) = trunk.filter(|t| t.enabled) else {
         let who = match (username, source) {
             (Some(user), _) => format!("user {user}"),
             (None, Some(ip)) => format!("source {ip}"),
             (None, None) => "a source of unknown address family".to_owned(),
         };
-        format!("no enabled trunk for {who}")
-    })
+        return Err(format!("no enabled trunk for {who}"));
+    };
+    let auth = trunk.auth;
+    if username.is_none() && auth.checks_credentials() {
+        return Err(format!(
+            "trunk {} needs credentials ({})",
+            trunk.id,
+            auth.as_str()
+        ));
+    }
+    if username.is_some() && auth.checks_address() {
+        let from = source.filter(|&ip| snapshot.acl_holds(&trunk, ip));
+        if from.is_none() {
+            let source = source.map_or("an unknown address".to_owned(), |ip| ip.to_string());
+            return Err(format!(
+                "trunk {} takes credentials only from its addresses, not {source} ({})",
+                trunk.id,
+                auth.as_str()
+            ));
+        }
+    }
+    Ok(trunk)
 }
 
 /// The engine's decision for a customer at `at` (also what `warp.route` simulates),

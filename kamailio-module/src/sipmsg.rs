@@ -124,6 +124,32 @@ impl SipMsg {
             })
     }
 
+    /// The digest (username, realm) the request offers in its first Proxy-Authorization
+    /// header, else its Authorization header, before anything checked them: what a
+    /// script looks up the password of. `None` when it sends none or the core's digest
+    /// parser refuses them.
+    pub fn offered_credentials(&self) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+        let wanted = (1u64 << k::HDR_PROXYAUTH_T) | (1u64 << k::HDR_AUTHORIZATION_T);
+        // SAFETY: the parser caches the headers, and their parsed credentials, in the
+        // message it was given; they live as long as the message.
+        unsafe {
+            if k::parse_headers(self.raw(), wanted as _, 0) < 0 {
+                return None;
+            }
+            let hdr = [self.get().proxy_auth, self.get().authorization]
+                .into_iter()
+                .find(|h| !h.is_null())?;
+            if k::parse_credentials(hdr) != 0 {
+                return None;
+            }
+            let digest = &(*hdr).parsed.cast::<k::auth_body_t>().as_ref()?.digest;
+            Some((
+                non_empty(kstr::as_str(&digest.username.user))?,
+                kstr::as_str(&digest.realm),
+            ))
+        }
+    }
+
     /// User part of the Request-URI (`$rU`): the dialled number. Read as
     /// `parse_sip_msg_uri()` would (the rewritten URI if any, else the request line's)
     /// but without filling the message's parse cache: the common shape costs no core

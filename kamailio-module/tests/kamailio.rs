@@ -1731,24 +1731,44 @@ fn authenticated_credentials_identify_the_trunk_before_the_source_address() {
     // By source address: 127.0.0.1 is T1 (C1).
     let reply = k.request("INVITE", "");
     assert_eq!(reply.header("X-Warp-Trunk"), Some("T1"));
-    // From the same address, authenticated as T2's user: T2 (C2).
     let as_user = |user| Credentials {
         user,
         password: "secret",
         realm: "warp.test",
     };
     let dnis = "12125550123";
-    let reply = authenticated_invite(&k, "127.0.0.1", dnis, &as_user("t2user"));
-    assert_eq!(
-        (reply.code, reply.header("X-Warp-Trunk")),
-        (200, Some("T2"))
-    );
+    let trunk_of = |source, user| {
+        let reply = authenticated_invite(&k, source, dnis, &as_user(user));
+        (reply.code, reply.header("X-Warp-Trunk").map(str::to_owned))
+    };
+    // From T1's address, authenticated as T3's user: T3 (C2).
+    assert_eq!(trunk_of("127.0.0.1", "t3user"), (200, Some("T3".into())));
+    let reply = authenticated_invite(&k, "127.0.0.1", dnis, &as_user("t3user"));
     assert_eq!(reply.header("X-Warp-BAN"), Some("C2"));
-    // From an address no trunk lists: only credentials get it in.
-    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &as_user("t1user"));
+    // T3 asks for credentials alone: from an address no trunk lists too.
+    assert_eq!(trunk_of("127.0.0.9", "t3user"), (200, Some("T3".into())));
+    // T4 asks for both: its credentials from its address, and from no other.
+    assert_eq!(trunk_of("127.0.0.4", "t4user"), (200, Some("T4".into())));
+    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &as_user("t4user"));
     assert_eq!(
-        (reply.code, reply.header("X-Warp-Trunk")),
-        (200, Some("T1"))
+        (reply.code, reply.header("X-Warp-Why")),
+        (
+            403,
+            Some("trunk T4 takes credentials only from its addresses, not 127.0.0.9 (IP_AND_CREDENTIALS)")
+        ),
+        "{}",
+        k.log()
+    );
+    // Neither takes its address alone: T4's is not enough, T3's is no ACL.
+    let reply = k.request_from("127.0.0.4", "INVITE", "");
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Why")),
+        (403, Some("trunk T4 needs credentials (IP_AND_CREDENTIALS)"))
+    );
+    let reply = k.request_from("127.0.0.5", "INVITE", "");
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Why")),
+        (403, Some("no enabled trunk for source 127.0.0.5"))
     );
     let reply = authenticated_invite(&k, "127.0.0.9", dnis, &as_user("nobody"));
     assert_eq!(reply.code, 403, "authenticated, but no trunk has this user");
@@ -1757,6 +1777,45 @@ fn authenticated_credentials_identify_the_trunk_before_the_source_address() {
         "{}",
         k.log()
     );
+}
+
+/// `$warp(ha1)` is the password hash of the credentials a request offers, from the
+/// snapshot: for a username it knows, with a password set, in the realm it was hashed
+/// in; `$null` otherwise, and for credentials the core's digest parser refuses.
+#[test]
+fn warp_ha1_is_the_offered_credentials_password_hash() {
+    let (_data, k) = start_on_test_data(Script::Native(
+        r#"append_to_reply("X-Ha1: $warp(ha1)\r\n"); sl_send_reply("200", "OK");"#,
+    ));
+    let ha1_of = |header: &str, user: &str, realm: &str| {
+        let credentials = format!(
+            "{header}: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"abc\", \
+             uri=\"sip:x@127.0.0.1\", response=\"0123456789abcdef0123456789abcdef\"\r\n"
+        );
+        k.request("INVITE", &credentials)
+            .header("X-Ha1")
+            .map(str::to_owned)
+    };
+    let expected = md5_hex(&format!(
+        "t3user:{}:{}",
+        support::dataset::REALM,
+        support::dataset::PASSWORD
+    ));
+    let realm = support::dataset::REALM;
+    assert_eq!(
+        ha1_of("Proxy-Authorization", "t3user", realm),
+        Some(expected.clone())
+    );
+    assert_eq!(ha1_of("Authorization", "t3user", realm), Some(expected));
+    let null = Some("<null>".to_owned());
+    assert_eq!(ha1_of("Proxy-Authorization", "t3user", "elsewhere"), null);
+    assert_eq!(ha1_of("Proxy-Authorization", "t3nopass", realm), null);
+    assert_eq!(ha1_of("Proxy-Authorization", "nobody", realm), null);
+    let none = k.request("INVITE", "").header("X-Ha1").map(str::to_owned);
+    assert_eq!(none, null);
+    let garbled = k.request("INVITE", "Proxy-Authorization: Digest ,,,=\"\r\n");
+    assert_eq!(garbled.header("X-Ha1"), Some("<null>"), "{}", k.log());
+    assert!(!k.log().contains("panic"), "{}", k.log());
 }
 
 /// The auth module marks the credentials it looks at before it checks them: a wrong
@@ -1777,16 +1836,16 @@ fn credentials_identify_a_trunk_only_once_the_script_vouched_for_them() {
     );
     let (_data, k) = start_on_test_data(Script::Cfg(&cfg));
     let with = |password| Credentials {
-        user: "t2user",
+        user: "t3user",
         password,
         realm: "warp.test",
     };
     let dnis = "12125550123";
-    // Right: T2 by its user, from T1's address.
+    // Right: T3 by its user, from T1's address.
     let reply = authenticated_invite(&k, "127.0.0.1", dnis, &with("secret"));
     assert_eq!(
         (reply.code, reply.header("X-Warp-Trunk")),
-        (200, Some("T2"))
+        (200, Some("T3"))
     );
     // Wrong: the address decides (T1), and from an address no trunk lists, nobody.
     let reply = authenticated_invite(&k, "127.0.0.1", dnis, &with("WRONG"));
@@ -3051,8 +3110,8 @@ fn start_config(
     Kamailio::start_file(cfg, &all, &[])
 }
 
-/// configs/kamailio/kamailio.cfg as shipped, with digest auth (db_text subscribers) and
-/// a cluster budget for a loaded test machine.
+/// configs/kamailio/kamailio.cfg as shipped, with digest auth (checked against the
+/// snapshot's ha1) and a cluster budget for a loaded test machine.
 #[test]
 fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports() {
     let dir = tempfile::tempdir().unwrap();
@@ -3060,24 +3119,9 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     let data = support::dataset::Data::with_gateways();
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
     let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
-    // The subscriber table T2's switch authenticates against.
-    let db = dir.path().join("dbtext");
-    std::fs::create_dir(&db).unwrap();
-    std::fs::write(
-        db.join("version"),
-        "id(int,auto) table_name(string) table_version(int) \n0:subscriber:7\n",
-    )
-    .unwrap();
-    std::fs::write(
-        db.join("subscriber"),
-        "id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null) \n\
-         1:t2user:warp.test:s3cret::\n",
-    )
-    .unwrap();
     let defines = [
         "WITH_AUTH".to_string(),
-        "AUTH_REALM=\"warp.test\"".to_string(),
-        format!("AUTH_DB_URL=\"text://{}\"", db.display()),
+        format!("AUTH_REALM=\"{}\"", support::dataset::REALM),
         "WITH_CLUSTER".to_string(),
     ];
     // Redis's budget as the cluster tests give it: within the shipped 20 ms, Redis on a
@@ -3112,16 +3156,17 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
         assert_eq!(kinds, ["start", "failed", "answer", "end"]);
     }
 
-    // An address no trunk lists is challenged; T2's credentials identify T2, whose
+    // An address no trunk lists is challenged; T3's credentials identify T3, whose
     // customer has no route to the UK (404), a wrong password is challenged again.
     let unknown = k.request_from("127.0.0.9", "INVITE", "");
     assert_eq!(unknown.code, 407, "{}", k.log());
-    let t2 = Credentials {
-        user: "t2user",
-        password: "s3cret",
-        realm: "warp.test",
+    let uk = "011442079460000";
+    let t3 = Credentials {
+        user: "t3user",
+        password: support::dataset::PASSWORD,
+        realm: support::dataset::REALM,
     };
-    let reply = authenticated_invite(&k, "127.0.0.9", "011442079460000", &t2);
+    let reply = authenticated_invite(&k, "127.0.0.9", uk, &t3);
     assert_eq!(
         (reply.code, reply.reason.as_str()),
         (404, "No Route"),
@@ -3137,19 +3182,42 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     );
     let wrong = Credentials {
         password: "guess",
-        ..t2
+        ..t3
     };
-    let reply = authenticated_invite(&k, "127.0.0.9", "011442079460000", &wrong);
+    let reply = authenticated_invite(&k, "127.0.0.9", uk, &wrong);
     assert_eq!(reply.code, 407);
-    // T2's answer to a challenge, seen on the wire, serves no one else: not from
+    // A username with no password set yet, or none the snapshot knows: asked again.
+    for user in ["t3nopass", "nobody"] {
+        let reply = authenticated_invite(&k, "127.0.0.9", uk, &Credentials { user, ..t3 });
+        assert_eq!(reply.code, 407, "{user}");
+    }
+    // T4 asks for credentials and its address: challenged there, refused elsewhere.
+    let t4 = Credentials {
+        user: "t4user",
+        ..t3
+    };
+    assert_eq!(k.request_from("127.0.0.4", "INVITE", "").code, 407);
+    let reply = authenticated_invite(&k, "127.0.0.4", uk, &t4);
+    assert_eq!((reply.code, reply.reason.as_str()), (404, "No Route"));
+    let reply = authenticated_invite(&k, "127.0.0.9", uk, &t4);
+    assert_eq!(reply.code, 403, "{}", k.log());
+    assert!(
+        k.log()
+            .contains("trunk T4 takes credentials only from its addresses"),
+        "{}",
+        k.log()
+    );
+    // T3's answer to a challenge, seen on the wire, serves no one else: not from
     // another address, nor for another number (the nonce is bound to both).
-    let seen = digest_credentials(&k, "127.0.0.9", "011442079460000", &t2);
-    let replayed = k.request_to("127.0.0.10", "011442079460000", "INVITE", &seen);
+    let seen = digest_credentials(&k, "127.0.0.9", uk, &t3);
+    let replayed = k.request_to("127.0.0.10", uk, "INVITE", &seen);
     assert_eq!(replayed.code, 407, "{}", k.log());
     let replayed = k.request_to("127.0.0.9", "011442079460001", "INVITE", &seen);
     assert_eq!(replayed.code, 407, "{}", k.log());
-    let reply = k.request_to("127.0.0.9", "011442079460000", "INVITE", &seen);
+    let reply = k.request_to("127.0.0.9", uk, "INVITE", &seen);
     assert_eq!(reply.code, 404, "{}", k.log());
+    // No password check logged an error: an unknown user never reached one.
+    assert!(!k.log().contains("invalid password value"), "{}", k.log());
 
     // A DNO'd caller: 403.
     let dno = format!(
@@ -5334,4 +5402,101 @@ fn routing_changed_through_the_api_reaches_calls_after_publish() {
             ("NEW", "0.002", "0.03")
         ]
     );
+}
+
+/// A trunk and its credentials made through warp-api authenticate its calls on the
+/// shipped kamailio.cfg (`WITH_AUTH`): the password the API hashed in its default realm
+/// answers the edge's default challenge, checked against the published snapshot, with
+/// no database in the call path; the trunk's auth type, changed through the API, decides
+/// where those credentials count.
+#[test]
+fn trunk_credentials_made_through_the_api_authenticate_on_the_shipped_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let pg = warp_testkit::Postgres::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = warp_db::connect(&pg.url).await.unwrap();
+        warp_db::migrate(&pool).await.unwrap();
+        warp_db::import_dataset(&pool, &data.dataset())
+            .await
+            .unwrap();
+    });
+    let snap = dir.path().join("lib/routing.snap");
+    let api = serve_api(&rt, &pg.url, &snap);
+    let call = |method: &str, path: &str, body: serde_json::Value| {
+        let (status, body) = api_call(
+            &rt,
+            &api,
+            method,
+            path,
+            Some(("application/json", body.to_string())),
+        );
+        assert!(status < 300, "{method} {path}: {status} {body}");
+    };
+    let k = Kamailio::start_file(
+        &shipped_config(),
+        &[
+            format!("WARP_SNAPSHOT=\"{}\"", snap.display()),
+            format!("WARP_REDIS_URL=\"{}\"", redis.url()),
+            format!("WARP_CDR_SPOOL=\"{}\"", dir.path().join("spool").display()),
+            "WITH_AUTH".into(),
+        ],
+        &[],
+    );
+    let mut generation = 1;
+    let mut publish = || {
+        call("POST", "/routing/publish", serde_json::json!({}));
+        generation += 1;
+        wait_for_stat(&k, "snapshot.generation", &generation.to_string());
+    };
+    let as_pbx9 = |password| Credentials {
+        user: "pbx9",
+        password,
+        // Neither the API's WARP_SIP_REALM nor the config's AUTH_REALM is set.
+        realm: "warp",
+    };
+    // Routed past identification to C1's plan, which has no rate to the UK: 404.
+    let uk = "011442079460000";
+    let reply_from =
+        |source, password| authenticated_invite(&k, source, uk, &as_pbx9(password)).code;
+    assert_eq!(
+        reply_from("127.0.0.9", "pbx9-secret"),
+        407,
+        "no such user yet"
+    );
+
+    call(
+        "POST",
+        "/trunks",
+        serde_json::json!({"id": "T9", "ban": "C1", "auth_type": "CREDENTIALS"}),
+    );
+    call(
+        "POST",
+        "/trunks/T9/credentials",
+        serde_json::json!({"username": "pbx9", "password": "pbx9-secret"}),
+    );
+    publish();
+    assert_eq!(reply_from("127.0.0.9", "pbx9-secret"), 404, "{}", k.log());
+    assert!(k.log().contains("refused: 404 No Route"), "{}", k.log());
+    assert_eq!(reply_from("127.0.0.9", "guess"), 407);
+
+    // Credentials and an address: from elsewhere refused, from its network let in.
+    call(
+        "PATCH",
+        "/trunks/T9",
+        serde_json::json!({"auth_type": "IP_AND_CREDENTIALS"}),
+    );
+    publish();
+    assert_eq!(reply_from("127.0.0.9", "pbx9-secret"), 403, "{}", k.log());
+    call(
+        "POST",
+        "/trunks/T9/ips",
+        serde_json::json!({"addr": "127.0.0.8/31"}),
+    );
+    publish();
+    assert_eq!(reply_from("127.0.0.9", "pbx9-secret"), 404, "{}", k.log());
+    // Its address alone is challenged.
+    assert_eq!(k.request_from("127.0.0.9", "INVITE", "").code, 407);
 }

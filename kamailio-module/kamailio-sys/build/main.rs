@@ -47,7 +47,7 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
         .allowlist_function(
             "sr_kemi_modules_add|find_export|parse_(pai|rpid)_header|parse_from_uri|parse_uri\
              |pv_get_(null|strval|sintval)|rewrite_uri|set_dst_uri|append_branch|set_ruri_q\
-             |add_avp|search_first_avp|destroy_avp|get_authorized_cred|register_script_cb\
+             |add_avp|search_first_avp|destroy_avp|get_authorized_cred|parse_credentials|register_script_cb\
              |parse_headers|pv_cache_get|pv_get_spec_value|find_module_by_name|find_param_export\
              |fixup_(spve_null|free_spve_null)|get_str_fparam|register_timer|warp_.*",
         )
