@@ -8,7 +8,7 @@ use common::{TestApi, ROOT};
 use serde_json::json;
 
 /// Endpoint classes, in the order of the matrix columns below.
-const CLASSES: [&str; 20] = [
+const CLASSES: [&str; 21] = [
     "platform read",
     "platform write",
     "account read",
@@ -19,6 +19,7 @@ const CLASSES: [&str; 20] = [
     "cdr read",
     "routing read",
     "routing write",
+    "snapshot pull",
     "key write",
     "user write",
     "audit read",
@@ -33,13 +34,13 @@ const CLASSES: [&str; 20] = [
 
 /// The product requirements' matrix, spelled out per class (Y = allowed).
 const MATRIX: [(&str, &str); 7] = [
-    ("super_admin", "YYYYYYYYYYYYYYYYYYYY"),
-    ("support", "Y.Y.Y..YY...YY....Y."),
-    ("sales", "..YY................"),
-    ("customer_admin", "..Y.YYYY..YY.YYYYYYY"),
-    ("developer", "..Y.YY.Y..Y..YY.YYYY"),
-    ("billing", "..Y................."),
-    ("read_only", "..Y.Y..Y.....Y....Y."),
+    ("super_admin", "YYYYYYYYYYYYYYYYYYYYY"),
+    ("support", "Y.Y.Y..YY....YY....Y."),
+    ("sales", "..YY................."),
+    ("customer_admin", "..Y.YYYY...YY.YYYYYYY"),
+    ("developer", "..Y.YY.Y...Y..YY.YYYY"),
+    ("billing", "..Y.................."),
+    ("read_only", "..Y.Y..Y......Y....Y."),
 ];
 
 /// A number of C1's, for the E911 and CNAM classes.
@@ -98,6 +99,8 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
             .await
         }
         "routing write" => t.post("/api/v1/routing/publish", key, json!({})).await,
+        // The snapshot carries the trunks' ha1: support may simulate, not pull it.
+        "snapshot pull" => t.get("/api/v1/routing/snapshot", key).await,
         "key write" => {
             t.post(
                 "/api/v1/api-keys",
