@@ -84,6 +84,8 @@ struct State {
     trunk: Option<(String, String)>,
     /// The script vouched for the request's digest credentials (`warp_authenticated()`).
     authenticated: bool,
+    /// The username `$warp(ha1)` gave the password hash of.
+    ha1_user: Option<String>,
     refusal: Option<Refusal>,
     /// The call's record (see [`crate::record`]); empty when not routed.
     record: String,
@@ -107,6 +109,7 @@ impl State {
             self.ani_source = None;
             self.trunk = None;
             self.authenticated = false;
+            self.ha1_user = None;
             self.refusal = None;
             self.record.clear();
             self.later = None;
@@ -144,6 +147,23 @@ pub fn set_authenticated(msg: &SipMsg) {
         s.enter(msg);
         s.authenticated = true;
     });
+}
+
+/// `$warp(ha1)` gave `msg`'s script the password hash of `user`.
+pub fn set_ha1_user(msg: &SipMsg, user: &str) {
+    STATE.with_borrow_mut(|s| {
+        s.enter(msg);
+        s.ha1_user = Some(user.to_owned());
+    });
+}
+
+/// The username `$warp(ha1)` gave `msg`'s script the password hash of, if it did.
+pub fn ha1_user(msg: &SipMsg) -> Option<String> {
+    STATE.with_borrow(|s| {
+        (s.msg == Some(msg.identity()))
+            .then(|| s.ha1_user.clone())
+            .flatten()
+    })
 }
 
 /// Whether the script vouched for `msg`'s credentials ([`set_authenticated`]).

@@ -6,10 +6,12 @@
 //! `warp_authenticated()`: the script's word that the request's digest credentials
 //! were checked and right. Only then does their username identify the trunk: the
 //! auth module marks the credentials it looks at before it checks the password, so
-//! the mark alone would let a wrong password pick a trunk.
+//! the mark alone would let a wrong password pick a trunk. Checked against
+//! `$warp(ha1)`, they count only under the username that hash was looked up for.
 
 use crate::decision;
 use crate::guard;
+use crate::log::lm_warn;
 use crate::route;
 use crate::sipmsg::SipMsg;
 use crate::snapshot;
@@ -57,7 +59,11 @@ pub fn offered_ha1(msg: &SipMsg, out: &mut String) -> bool {
     if let Some(ha1) = credential.and_then(|c| c.ha1) {
         out.push_str(ha1);
     }
-    !out.is_empty() && snapshot::intact(&snapshot)
+    let found = !out.is_empty() && snapshot::intact(&snapshot);
+    if found {
+        decision::set_ha1_user(msg, &user);
+    }
+    found
 }
 
 /// The username of `msg`'s credentials, if the script vouched for them.
@@ -68,11 +74,21 @@ pub fn authenticated_user<'m>(msg: &'m SipMsg) -> Option<std::borrow::Cow<'m, st
 }
 
 fn warp_authenticated(msg: &SipMsg) -> Result<bool, String> {
-    let found = msg.credentials_user().is_some();
-    if found {
-        decision::set_authenticated(msg);
+    let Some(user) = msg.credentials_user() else {
+        return Ok(false);
+    };
+    // The auth module checks the first credentials in its realm, `$warp(ha1)` looked
+    // at the first of all: with a second header, one trunk's hash could pass another
+    // username's credentials.
+    if let Some(looked_up) = decision::ha1_user(msg).filter(|u| *u != user) {
+        lm_warn!(
+            "credentials of user {user} were checked against the ha1 of user {looked_up}: \
+             not vouched for"
+        );
+        return Ok(false);
     }
-    Ok(found)
+    decision::set_authenticated(msg);
+    Ok(true)
 }
 
 /// kamailio.cfg: `warp_authenticated()`.

@@ -1818,6 +1818,74 @@ fn warp_ha1_is_the_offered_credentials_password_hash() {
     assert!(!k.log().contains("panic"), "{}", k.log());
 }
 
+/// Checked against `$warp(ha1)`, credentials count only under the username that hash
+/// was looked up for. The auth module checks the first credentials in its realm,
+/// `$warp(ha1)` reads the first header of all: a trunk that knows its own password,
+/// hashed in another realm, could put its credentials first and another user's, in
+/// the edge's realm and answered with its own hash, second.
+#[test]
+fn credentials_checked_against_another_users_ha1_are_not_vouched_for() {
+    let cfg = format!(
+        "loadmodule \"auth.so\"\nrequest_route {{\n\
+         if (is_present_hf(\"Proxy-Authorization\")) {{\n\
+             if ($warp(ha1) == $null || !pv_auth_check(\"edge.test\", \"$warp(ha1)\", \"1\", \"0\")) {{\n\
+                 auth_challenge(\"edge.test\", \"0\");\n\
+                 exit;\n\
+             }}\n\
+             if (!warp_authenticated()) {{\n\
+                 sl_send_reply(\"403\", \"Not Vouched\");\n\
+                 exit;\n\
+             }}\n\
+         }} else if (is_present_hf(\"X-Want-Auth\")) {{\n\
+             auth_challenge(\"edge.test\", \"0\");\n\
+             exit;\n\
+         }}\n{ROUTE}\n}}\n"
+    );
+    let (_data, k) = start_on_test_data(Script::Cfg(&cfg));
+    let dnis = "12125550123";
+    let challenge = k.request_to("127.0.0.4", dnis, "INVITE", "X-Want-Auth: 1\r\n");
+    assert_eq!(challenge.code, 407, "{}", k.log());
+    let nonce = challenge
+        .header("Proxy-Authenticate")
+        .and_then(|h| h.split("nonce=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let uri = format!("sip:{dnis}@127.0.0.1:{}", k.port);
+    let (realm, password) = (support::dataset::REALM, support::dataset::PASSWORD);
+    // T3's own credentials in its own realm first, then T4's user in the edge's realm,
+    // answered with T3's hash, from T4's address.
+    let t3_ha1 = md5_hex(&format!("t3user:{realm}:{password}"));
+    let response = md5_hex(&format!(
+        "{t3_ha1}:{nonce}:{}",
+        md5_hex(&format!("INVITE:{uri}"))
+    ));
+    let headers = format!(
+        "Proxy-Authorization: Digest username=\"t3user\", realm=\"{realm}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{}\", algorithm=MD5\r\n\
+         Proxy-Authorization: Digest username=\"t4user\", realm=\"edge.test\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n",
+        "0".repeat(32)
+    );
+    let reply = k.request_to("127.0.0.4", dnis, "INVITE", &headers);
+    assert_eq!(
+        (
+            reply.code,
+            reply.reason.as_str(),
+            reply.header("X-Warp-Trunk")
+        ),
+        (403, "Not Vouched", None),
+        "{}",
+        k.log()
+    );
+    assert!(
+        k.log()
+            .contains("credentials of user t4user were checked against the ha1 of user t3user"),
+        "{}",
+        k.log()
+    );
+}
+
 /// The auth module marks the credentials it looks at before it checks them: a wrong
 /// password must not pick a trunk in a script that goes on to the address (IP) trunks
 /// when the check fails. Only credentials the script vouched for count.
