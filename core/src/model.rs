@@ -156,10 +156,10 @@ pub enum TrunkAuth {
 }
 
 impl TrunkAuth {
+    pub const ALL: [Self; 3] = [Self::IpAcl, Self::Credentials, Self::IpAndCredentials];
+
     pub fn from_index(i: u8) -> Option<Self> {
-        [Self::IpAcl, Self::Credentials, Self::IpAndCredentials]
-            .get(i as usize)
-            .copied()
+        Self::ALL.get(i as usize).copied()
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -181,12 +181,7 @@ impl TrunkAuth {
 impl FromStr for TrunkAuth {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        (0..3)
-            .filter_map(TrunkAuth::from_index)
-            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                format!("unknown auth type {s:?} (IP_ACL, CREDENTIALS, IP_AND_CREDENTIALS)")
-            })
+        by_name(&Self::ALL, Self::as_str, "auth type", s)
     }
 }
 
@@ -204,10 +199,10 @@ pub enum VendorKind {
 }
 
 impl VendorKind {
+    pub const ALL: [Self; 4] = [Self::Lrn, Self::OcnLata, Self::Dnis, Self::International];
+
     pub fn from_index(i: u8) -> Option<Self> {
-        [Self::Lrn, Self::OcnLata, Self::Dnis, Self::International]
-            .get(i as usize)
-            .copied()
+        Self::ALL.get(i as usize).copied()
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -222,13 +217,25 @@ impl VendorKind {
 impl FromStr for VendorKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        (0..4)
-            .filter_map(VendorKind::from_index)
-            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                format!("unknown vendor type {s:?} (LRN, OCN_LATA, DNIS, INTERNATIONAL)")
-            })
+        by_name(&Self::ALL, Self::as_str, "vendor type", s)
     }
+}
+
+/// `s` (trimmed, either case) as the one of `all` that `name` calls so; the error
+/// lists the names.
+pub(crate) fn by_name<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+    s: &str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|&k| name(k).eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|&k| name(k)).collect();
+            format!("unknown {what} {s:?} ({})", names.join(", "))
+        })
 }
 
 /// The longest id (BAN, trunk, vendor, partition) the model takes.

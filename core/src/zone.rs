@@ -54,10 +54,7 @@ impl fmt::Display for Zone {
 impl FromStr for Zone {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Zone::ALL
-            .into_iter()
-            .find(|z| z.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown zone {s:?} (expected one of INTERSTATE, INTRASTATE, LOCAL, ZONE1, TOLLFREE, INTERNATIONAL)"))
+        crate::model::by_name(&Zone::ALL, Zone::as_str, "zone", s)
     }
 }
 
