@@ -459,7 +459,8 @@ impl Snapshot {
         by_v4.chain(by_v6)
     }
 
-    /// The trunk an authenticated SIP username belongs to.
+    /// The trunk an authenticated SIP username belongs to, when its auth type asks for
+    /// credentials (an IP_ACL trunk's usernames are not in the snapshot).
     pub fn trunk_by_username(&self, username: &str) -> Option<TrunkView<'_>> {
         Some(self.credential(username)?.trunk)
     }
