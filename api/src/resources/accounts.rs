@@ -118,7 +118,10 @@ pub struct Trunk {
     pub id: String,
     pub ban: String,
     pub name: String,
-    /// IP_ACL, CREDENTIALS or IP_AND_CREDENTIALS.
+    /// How the edge knows the trunk's calls: IP_ACL by source address (its credentials
+    /// identify nothing), CREDENTIALS by digest credentials from any address (its
+    /// addresses admit nothing), IP_AND_CREDENTIALS by credentials sent from one of
+    /// its addresses.
     pub auth_type: String,
     /// 0 = unlimited.
     pub max_concurrent: i32,
@@ -133,6 +136,7 @@ pub struct TrunkInput {
     pub id: String,
     pub ban: String,
     pub name: Option<String>,
+    /// IP_ACL (when not given), CREDENTIALS or IP_AND_CREDENTIALS; see `Trunk`.
     pub auth_type: Option<String>,
     pub max_concurrent: Option<i32>,
     pub max_cps: Option<i32>,
@@ -287,7 +291,8 @@ pub struct TrunkCredential {
 }
 
 /// The password is turned into Kamailio's ha1 (md5 of user:realm:password) and dropped,
-/// so a change of username or realm needs it again.
+/// so a change of username or realm needs it again. The edge checks the ha1 in the
+/// published snapshot, which holds it when the trunk's auth_type asks for credentials.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkCredentialInput {
@@ -343,7 +348,7 @@ impl Resource for TrunkCredential {
             super::check_field(input, "realm", check_realm)?;
         }
         let realm = match input.get("realm").and_then(Value::as_str) {
-            // Stored by `warp import` (username and trunk only): an ha1 in it would
+            // Stored by `warp import` without a password: an ha1 in no realm would
             // answer no challenge, and a realm not sent is not written.
             Some("") => {
                 return Err(ApiError::invalid(
