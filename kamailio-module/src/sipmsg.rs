@@ -106,10 +106,11 @@ impl SipMsg {
     }
 
     /// The digest username of the credentials Kamailio's auth module looked at on this
-    /// request (`$au`), from Proxy-Authorization or Authorization; `None` before any
+    /// request, from Proxy-Authorization or Authorization; `None` before any
     /// `auth_check()`/`proxy_authorize()`/`pv_*_authenticate()`. The module marks them
     /// before it checks the password: they are the right ones only if the check said
-    /// so (see [`crate::identify`]).
+    /// so (see [`crate::identify`]). The whole username, as it was hashed into ha1: the
+    /// core's `user` part (`$au`) drops what follows an `@` or precedes a `:`.
     pub fn credentials_user(&self) -> Option<Cow<'_, str>> {
         [self.get().proxy_auth, self.get().authorization]
             .into_iter()
@@ -119,14 +120,14 @@ impl SipMsg {
                 unsafe {
                     k::get_authorized_cred(hdr, &mut authorized);
                     let body = authorized.as_ref()?.parsed as *const k::auth_body_t;
-                    non_empty(kstr::as_str(&body.as_ref()?.digest.username.user))
+                    non_empty(kstr::as_str(&body.as_ref()?.digest.username.whole))
                 }
             })
     }
 
-    /// The digest (username, realm) the request offers in its first Proxy-Authorization
-    /// header, else its Authorization header, before anything checked them: what a
-    /// script looks up the password of. `None` when it sends none or the core's digest
+    /// The digest (whole username, realm) the request offers in its first
+    /// Proxy-Authorization header, else its Authorization header, before anything
+    /// checked them: what a script looks up the password of. `None` when it sends none or the core's digest
     /// parser refuses them.
     pub fn offered_credentials(&self) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
         let wanted = (1u64 << k::HDR_PROXYAUTH_T) | (1u64 << k::HDR_AUTHORIZATION_T);
@@ -144,7 +145,7 @@ impl SipMsg {
             }
             let digest = &(*hdr).parsed.cast::<k::auth_body_t>().as_ref()?.digest;
             Some((
-                non_empty(kstr::as_str(&digest.username.user))?,
+                non_empty(kstr::as_str(&digest.username.whole))?,
                 kstr::as_str(&digest.realm),
             ))
         }

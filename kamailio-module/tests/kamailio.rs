@@ -1807,6 +1807,15 @@ fn warp_ha1_is_the_offered_credentials_password_hash() {
         Some(expected.clone())
     );
     assert_eq!(ha1_of("Authorization", "t3user", realm), Some(expected));
+    // The whole username: the core's user part (`t3`) names nobody.
+    let whole = md5_hex(&format!(
+        "t3@pbx.test:{realm}:{}",
+        support::dataset::PASSWORD
+    ));
+    assert_eq!(
+        ha1_of("Proxy-Authorization", "t3@pbx.test", realm),
+        Some(whole)
+    );
     let null = Some("<null>".to_owned());
     assert_eq!(ha1_of("Proxy-Authorization", "t3user", "elsewhere"), null);
     assert_eq!(ha1_of("Proxy-Authorization", "t3nopass", realm), null);
@@ -1818,18 +1827,15 @@ fn warp_ha1_is_the_offered_credentials_password_hash() {
     assert!(!k.log().contains("panic"), "{}", k.log());
 }
 
-/// Checked against `$warp(ha1)`, credentials count only under the username that hash
-/// was looked up for. The auth module checks the first credentials in its realm,
-/// `$warp(ha1)` reads the first header of all: a trunk that knows its own password,
-/// hashed in another realm, could put its credentials first and another user's, in
-/// the edge's realm and answered with its own hash, second.
-#[test]
-fn credentials_checked_against_another_users_ha1_are_not_vouched_for() {
-    let cfg = format!(
+/// Checks credentials against `$warp(ha1)` in `realm` as the shipped cfg does (what
+/// `warp_authenticated()` refuses is a 403 Not Vouched), challenges requests carrying
+/// `X-Want-Auth` without any, then routes as [`ROUTE`] does.
+fn ha1_auth_route(realm: &str) -> String {
+    format!(
         "loadmodule \"auth.so\"\nrequest_route {{\n\
          if (is_present_hf(\"Proxy-Authorization\")) {{\n\
-             if ($warp(ha1) == $null || !pv_auth_check(\"edge.test\", \"$warp(ha1)\", \"1\", \"0\")) {{\n\
-                 auth_challenge(\"edge.test\", \"0\");\n\
+             if ($warp(ha1) == $null || !pv_auth_check(\"{realm}\", \"$warp(ha1)\", \"1\", \"0\")) {{\n\
+                 auth_challenge(\"{realm}\", \"0\");\n\
                  exit;\n\
              }}\n\
              if (!warp_authenticated()) {{\n\
@@ -1837,11 +1843,45 @@ fn credentials_checked_against_another_users_ha1_are_not_vouched_for() {
                  exit;\n\
              }}\n\
          }} else if (is_present_hf(\"X-Want-Auth\")) {{\n\
-             auth_challenge(\"edge.test\", \"0\");\n\
+             auth_challenge(\"{realm}\", \"0\");\n\
              exit;\n\
          }}\n{ROUTE}\n}}\n"
+    )
+}
+
+/// A digest username is looked up, and identifies its trunk, whole: as the UA hashed
+/// it into ha1, and as the API stores it. The core's user part of `t3@pbx.test` is
+/// `t3`, which no trunk has: looked up by that, the trunk could never authenticate.
+#[test]
+fn a_digest_username_with_an_at_sign_authenticates_whole() {
+    let realm = support::dataset::REALM;
+    let (_data, k) = start_on_test_data(Script::Cfg(&ha1_auth_route(realm)));
+    let dnis = "12125550123";
+    let as_user = |user| Credentials {
+        user,
+        password: support::dataset::PASSWORD,
+        realm,
+    };
+    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &as_user("t3@pbx.test"));
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Trunk")),
+        (200, Some("T3")),
+        "{}",
+        k.log()
     );
-    let (_data, k) = start_on_test_data(Script::Cfg(&cfg));
+    // Nor does a username's user part stand for it: `t3user@pbx.test` is nobody's.
+    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &as_user("t3user@pbx.test"));
+    assert_eq!(reply.code, 407, "{}", k.log());
+}
+
+/// Checked against `$warp(ha1)`, credentials count only under the username that hash
+/// was looked up for. The auth module checks the first credentials in its realm,
+/// `$warp(ha1)` reads the first header of all: a trunk that knows its own password,
+/// hashed in another realm, could put its credentials first and another user's, in
+/// the edge's realm and answered with its own hash, second.
+#[test]
+fn credentials_checked_against_another_users_ha1_are_not_vouched_for() {
+    let (_data, k) = start_on_test_data(Script::Cfg(&ha1_auth_route("edge.test")));
     let dnis = "12125550123";
     let challenge = k.request_to("127.0.0.4", dnis, "INVITE", "X-Want-Auth: 1\r\n");
     assert_eq!(challenge.code, 407, "{}", k.log());

@@ -1,6 +1,7 @@
 //! A small routing snapshot for the routing tests: customer C1 on trunks T1 (source
 //! 127.0.0.1) and T4 (user `t4user` from 127.0.0.4), customer C2 on trunks T2
-//! (127.0.0.3) and T3 (user `t3user` from anywhere; `t3nopass` has no password yet),
+//! (127.0.0.3) and T3 (users `t3user` and `t3@pbx.test` from anywhere; `t3nopass` has
+//! no password yet),
 //! two vendors for +1 destinations (CHEAP below DEAR unless the rates say otherwise),
 //! one DNO'd ANI. Every password is [`PASSWORD`] in [`REALM`].
 
@@ -181,7 +182,7 @@ impl Data {
                 with_users(
                     trunk("T3", "C2", Ipv4Addr::new(127, 0, 0, 5), (100, 100)),
                     TrunkAuth::Credentials,
-                    &[("t3user", true), ("t3nopass", false)],
+                    &[("t3user", true), ("t3@pbx.test", true), ("t3nopass", false)],
                 ),
                 with_users(
                     trunk("T4", "C1", Ipv4Addr::new(127, 0, 0, 4), (100, 100)),
