@@ -109,7 +109,7 @@ impl Config {
             u32::try_from(v).map_err(|_| anyhow::anyhow!("{k}: {v} is more than {}", u32::MAX))
         };
         let sip_realm = text("WARP_SIP_REALM").unwrap_or_else(|| "warp".into());
-        if let Err(e) = crate::resources::accounts::check_realm(&sip_realm) {
+        if let Err(e) = warp_core::model::check_realm(&sip_realm) {
             anyhow::bail!("WARP_SIP_REALM: {e}");
         }
         Ok(Config {

@@ -811,6 +811,51 @@ async fn a_credential_without_a_realm_gets_the_edges() {
     );
 }
 
+/// A digest carries the username and realm in quoted strings: with a quote or a
+/// backslash, no edge could ever be offered them as given, so the 201 would hide a
+/// credential that can never authenticate. An `@` is fine: the edge looks it up whole.
+#[tokio::test]
+async fn a_credential_a_digest_cannot_carry_is_refused() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let path = "/api/v1/trunks/T-C1/credentials";
+    for (username, realm, field) in [
+        ("pbx\"1", "warp", "username"),
+        ("pbx\\1", "warp", "username"),
+        ("pbx1", "we\\rd", "realm"),
+    ] {
+        let body = json!({"username": username, "realm": realm, "password": "correct horse"});
+        let r = t.post(path, ROOT, body).await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, field),
+            "{username} {realm}: {}",
+            r.body
+        );
+    }
+    let made = t
+        .make(
+            path,
+            json!({"username": "pbx@edge.example", "password": "correct horse"}),
+        )
+        .await;
+    let item = format!("{path}/{}", made["id"]);
+    let r = t
+        .call(
+            "PATCH",
+            &item,
+            ROOT,
+            Some(json!({"username": "pbx\"2", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "username"),
+        "{}",
+        r.body
+    );
+}
+
 /// The password is kept only as ha1 = md5(username:realm:password): a new username or
 /// realm without it is refused (its ha1 would stay the old pair's and match neither);
 /// with it, ha1 is computed anew. A new password alone keeps the stored realm.

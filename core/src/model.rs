@@ -257,6 +257,29 @@ pub fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a digest username: the credentials carry it in a quoted string, which a
+/// quote would end and a backslash escape, so an ha1 hashed over it would never match.
+pub fn check_username(username: &str) -> Result<(), String> {
+    check_digest_text("a digest username", username)
+}
+
+/// Checks a digest realm: the edge sends it in a quoted string and hashes it into ha1
+/// as is (see [`check_username`]).
+pub fn check_realm(realm: &str) -> Result<(), String> {
+    check_digest_text("a realm", realm)
+}
+
+fn check_digest_text(what: &str, text: &str) -> Result<(), String> {
+    let bad = |c: char| c.is_control() || c == '"' || c == '\\';
+    if text.is_empty() || text.len() > ID_MAX || text.chars().any(bad) {
+        return Err(format!(
+            "{text:?}: {what} is 1 to {ID_MAX} bytes without quotes, backslashes or \
+             control characters"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a gateway dialstring template, which becomes a Request-URI: a `sip:` or
 /// `sips:` URI (either case) of at most [`DIALSTRING_MAX`] bytes, with no whitespace
 /// or control character that would end the request line or inject a header.

@@ -437,3 +437,30 @@ fn trunk_auth_types_and_credentials_are_read_and_checked() {
         "{e:#?}"
     );
 }
+
+/// A digest carries its username and realm in quoted strings: a quote or backslash in
+/// either could never be offered as given, so its ha1 would never match. An `@` is
+/// fine (the edge looks the username up whole).
+#[test]
+fn credentials_a_digest_cannot_carry_are_row_errors() {
+    let dir = fixture_copy();
+    std::fs::write(
+        dir.path().join("trunk_credentials.csv"),
+        "trunk_id,username,realm,ha1\n\
+         T1,\"pbx\"\"1\",warp,\n\
+         T1,back\\slash,,\n\
+         T1,pbx2,\"we\"\"rd\",\n\
+         T1,pbx@edge.example,warp,\n",
+    )
+    .unwrap();
+    let e = errors(dir.path());
+    assert_eq!(e.len(), 3, "{e:#?}");
+    let expected = [
+        "trunk_credentials.csv:2: \"pbx\\\"1\": a digest username is 1 to",
+        "trunk_credentials.csv:3: \"back\\\\slash\": a digest username is 1 to",
+        "trunk_credentials.csv:4: \"we\\\"rd\": a realm is 1 to",
+    ];
+    for (e, expected) in e.iter().zip(expected) {
+        assert!(e.starts_with(expected), "{e}");
+    }
+}

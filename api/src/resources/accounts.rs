@@ -303,19 +303,6 @@ pub struct TrunkCredentialInput {
     pub password: String,
 }
 
-/// A digest realm: the edge sends it in a quoted string and hashes it into ha1 as is.
-pub fn check_realm(realm: &str) -> Result<(), String> {
-    let bad = |c: char| c.is_control() || c == '"' || c == '\\';
-    if realm.is_empty() || realm.len() > warp_core::model::ID_MAX || realm.chars().any(bad) {
-        return Err(format!(
-            "{realm:?}: a realm is 1 to {} bytes without quotes, backslashes or control \
-             characters",
-            warp_core::model::ID_MAX
-        ));
-    }
-    Ok(())
-}
-
 impl Resource for TrunkCredential {
     const NAME: &'static str = "trunk_credential";
     const TABLE: &'static str = "trunk_credentials";
@@ -341,11 +328,11 @@ impl Resource for TrunkCredential {
                 .unwrap_or("")
                 .to_string()
         };
-        // A digest username is an id (and a unique, indexed one): bounded like the others.
-        super::check_id(input, "username")?;
+        // Bounded like an id (it is a unique, indexed one) and sendable in a digest.
+        super::check_field(input, "username", warp_core::model::check_username)?;
         // Checked when sent; a stored realm is the one a new password keeps.
         if given.iter().any(|g| g == "realm") {
-            super::check_field(input, "realm", check_realm)?;
+            super::check_field(input, "realm", warp_core::model::check_realm)?;
         }
         let realm = match input.get("realm").and_then(Value::as_str) {
             // Stored by `warp import` without a password: an ha1 in no realm would

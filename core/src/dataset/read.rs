@@ -356,9 +356,15 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
     let mut users = HashSet::new();
     r.each("trunk_credentials.csv", false, |x: TrunkCredentialCsv| {
         let t = known(&trunk_ids, "trunk_id", &x.trunk_id)?;
+        let username = fresh(&mut users, "username", &x.username)?;
+        check_username(&username)?;
+        let realm = x.realm.trim().to_string();
+        if !realm.is_empty() {
+            check_realm(&realm)?;
+        }
         let credential = Credential {
-            username: fresh(&mut users, "username", &x.username)?,
-            realm: x.realm.trim().to_string(),
+            username,
+            realm,
             // Hashed into the digest response as text: Kamailio takes lowercase.
             ha1: opt(&x.ha1).map(str::to_ascii_lowercase),
         };
