@@ -84,8 +84,8 @@ struct State {
     trunk: Option<(String, String)>,
     /// The script vouched for the request's digest credentials (`warp_authenticated()`).
     authenticated: bool,
-    /// The username `$warp(ha1)` gave the password hash of.
-    ha1_user: Option<String>,
+    /// The username `$warp(ha1)` gave the password hash of, and that hash.
+    ha1: Option<(String, String)>,
     refusal: Option<Refusal>,
     /// The call's record (see [`crate::record`]); empty when not routed.
     record: String,
@@ -109,7 +109,7 @@ impl State {
             self.ani_source = None;
             self.trunk = None;
             self.authenticated = false;
-            self.ha1_user = None;
+            self.ha1 = None;
             self.refusal = None;
             self.record.clear();
             self.later = None;
@@ -149,19 +149,20 @@ pub fn set_authenticated(msg: &SipMsg) {
     });
 }
 
-/// `$warp(ha1)` gave `msg`'s script the password hash of `user`.
-pub fn set_ha1_user(msg: &SipMsg, user: &str) {
+/// `$warp(ha1)` gave `msg`'s script `ha1`, the password hash of `user`.
+pub fn set_ha1(msg: &SipMsg, user: &str, ha1: &str) {
     STATE.with_borrow_mut(|s| {
         s.enter(msg);
-        s.ha1_user = Some(user.to_owned());
+        s.ha1 = Some((user.to_owned(), ha1.to_owned()));
     });
 }
 
-/// The username `$warp(ha1)` gave `msg`'s script the password hash of, if it did.
-pub fn ha1_user(msg: &SipMsg) -> Option<String> {
+/// The username `$warp(ha1)` gave `msg`'s script the password hash of, and that hash,
+/// if it did.
+pub fn ha1(msg: &SipMsg) -> Option<(String, String)> {
     STATE.with_borrow(|s| {
         (s.msg == Some(msg.identity()))
-            .then(|| s.ha1_user.clone())
+            .then(|| s.ha1.clone())
             .flatten()
     })
 }

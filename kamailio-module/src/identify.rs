@@ -25,7 +25,13 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
         return Ok(false);
     };
     let username = authenticated_user(msg);
-    let trunk = route::trunk(&snapshot, username.as_deref(), msg.source_ip());
+    let ha1 = checked_ha1(msg);
+    let trunk = route::trunk(
+        &snapshot,
+        username.as_deref(),
+        ha1.as_deref(),
+        msg.source_ip(),
+    );
     if !snapshot::intact(&snapshot) {
         decision::unavailable(msg, "snapshot file rewritten in place".into());
         return Ok(false);
@@ -61,7 +67,7 @@ pub fn offered_ha1(msg: &SipMsg, out: &mut String) -> bool {
     }
     let found = !out.is_empty() && snapshot::intact(&snapshot);
     if found {
-        decision::set_ha1_user(msg, &user);
+        decision::set_ha1(msg, &user, out);
     }
     found
 }
@@ -73,6 +79,12 @@ pub fn authenticated_user<'m>(msg: &'m SipMsg) -> Option<std::borrow::Cow<'m, st
         .flatten()
 }
 
+/// The hash `$warp(ha1)` gave for `msg`'s credentials, if the script checked the
+/// ones it vouched for against it (`warp_authenticated()` vouches for no others).
+pub fn checked_ha1(msg: &SipMsg) -> Option<String> {
+    decision::ha1(msg).map(|(_, ha1)| ha1)
+}
+
 fn warp_authenticated(msg: &SipMsg) -> Result<bool, String> {
     let Some(user) = msg.credentials_user() else {
         return Ok(false);
@@ -80,7 +92,7 @@ fn warp_authenticated(msg: &SipMsg) -> Result<bool, String> {
     // The auth module checks the first credentials in its realm, `$warp(ha1)` looked
     // at the first of all: with a second header, one trunk's hash could pass another
     // username's credentials.
-    if let Some(looked_up) = decision::ha1_user(msg).filter(|u| *u != user) {
+    if let Some((looked_up, _)) = decision::ha1(msg).filter(|(u, _)| *u != user) {
         lm_warn!(
             "credentials of user {user} were checked against the ha1 of user {looked_up}: \
              not vouched for"

@@ -17,6 +17,9 @@ pub struct Query<'a> {
     pub call_id: &'a str,
     /// Username auth authenticated: identifies the trunk when present.
     pub username: Option<&'a str>,
+    /// The hash `$warp(ha1)` gave that username's credentials to be checked against, if
+    /// they were: they stand for it only while the snapshot still has that hash.
+    pub ha1: Option<&'a str>,
     /// Source address of the request: identifies the trunk (IP ACL) otherwise.
     pub source: Option<IpAddr>,
     /// Calling number (PAI → RPID → From user part), as received.
@@ -91,11 +94,12 @@ fn verdict<'s>(
     query: &Query<'_>,
     record: &mut String,
 ) -> Result<(TrunkView<'s>, Decision<'s>, Range<usize>), Refusal> {
-    let trunk = trunk(snapshot, query.username, query.source).map_err(|why| Refusal {
-        code: 403,
-        reason: "Forbidden",
-        why,
-    })?;
+    let trunk =
+        trunk(snapshot, query.username, query.ha1, query.source).map_err(|why| Refusal {
+            code: 403,
+            reason: "Forbidden",
+            why,
+        })?;
     let now = chrono::Utc::now();
     let decision = gated_lookup(snapshot, trunk.ban, query.ani, query.dnis, now, || {
         limits::check(&trunk).map_err(|exceeded| over_limit(&trunk, exceeded))
@@ -126,12 +130,21 @@ fn verdict<'s>(
 /// The enabled trunk (and so the customer) a request comes from, as its auth type
 /// asks: the one `username` authenticated as (from an address in its ACL too, for
 /// IP_AND_CREDENTIALS), else the one whose ACL holds `source` (IP_ACL only); why not,
-/// in words.
+/// in words. Credentials checked against `ha1` count only while `snapshot` has that
+/// hash for `username`: a reload since the check may have given it another owner.
 pub fn trunk<'s>(
     snapshot: &'s Snapshot,
     username: Option<&str>,
+    ha1: Option<&str>,
     source: Option<IpAddr>,
 ) -> Result<TrunkView<'s>, String> {
+    if let (Some(user), Some(ha1)) = (username, ha1) {
+        if snapshot.credential(user).and_then(|c| c.ha1) != Some(ha1) {
+            return Err(format!(
+                "user {user} was checked against a password hash the snapshot no longer has"
+            ));
+        }
+    }
     let trunk = match username {
         Some(user) => snapshot.trunk_by_username(user),
         None => source.and_then(|ip| snapshot.trunk_by_ip(ip)),

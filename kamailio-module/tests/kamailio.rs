@@ -1926,6 +1926,66 @@ fn credentials_checked_against_another_users_ha1_are_not_vouched_for() {
     );
 }
 
+/// Credentials checked against one snapshot's `$warp(ha1)` identify a trunk in a later
+/// snapshot only while it has that same hash for the username: reloaded in between
+/// with the username now another customer's (and its password theirs), the old
+/// owner's password must not make the call the new owner's.
+#[test]
+fn credentials_identify_a_trunk_only_while_the_snapshot_has_the_hash_they_were_checked_against() {
+    let realm = support::dataset::REALM;
+    let cfg = ha1_auth_route(realm).replace(
+        "if (!warp_authenticated())",
+        "if (is_present_hf(\"X-Sleep\")) { usleep(\"800000\"); }\n\
+         if (!warp_authenticated())",
+    );
+    let cfg = format!("loadmodule \"cfgutils.so\"\n{cfg}");
+    let data = support::dataset::Data::default();
+    let (_dir, snap, k) = start_on(&data, Script::Cfg(&cfg));
+    // Generation 2: `t3user` is T1's (C1's), with C1's own password.
+    let mut moved = data.dataset();
+    for t in &mut moved.trunks {
+        let taken = t.credentials.iter().position(|c| c.username == "t3user");
+        if let Some(i) = taken {
+            t.credentials.remove(i);
+        }
+    }
+    let t1 = moved.trunks.iter_mut().find(|t| t.id == "T1").unwrap();
+    t1.auth = warp_core::model::TrunkAuth::Credentials;
+    t1.credentials.push(warp_core::model::Credential {
+        username: "t3user".into(),
+        realm: realm.into(),
+        ha1: Some(md5_hex(&format!("t3user:{realm}:another secret"))),
+    });
+    let dnis = "12125550123";
+    let old_password = Credentials {
+        user: "t3user",
+        password: support::dataset::PASSWORD,
+        realm,
+    };
+    let headers = digest_credentials(&k, "127.0.0.9", dnis, &old_password) + "X-Sleep: 1\r\n";
+    let reply = std::thread::scope(|s| {
+        let call = s.spawn(|| k.request_to("127.0.0.9", dnis, "INVITE", &headers));
+        // Published and reloaded while the script sleeps between the check and routing.
+        std::thread::sleep(Duration::from_millis(300));
+        let bytes = warp_core::snapshot::compile(&moved, 2).unwrap();
+        warp_core::snapshot::publish(&bytes, &snap).unwrap();
+        assert_eq!(k.rpc("warp.reload")["generation"], "2");
+        call.join().unwrap()
+    });
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Trunk")),
+        (403, None),
+        "{}",
+        k.log()
+    );
+    assert_eq!(
+        reply.header("X-Warp-Why"),
+        Some("user t3user was checked against a password hash the snapshot no longer has"),
+        "{}",
+        k.log()
+    );
+}
+
 /// The auth module marks the credentials it looks at before it checks them: a wrong
 /// password must not pick a trunk in a script that goes on to the address (IP) trunks
 /// when the check fails. Only credentials the script vouched for count.
