@@ -48,28 +48,30 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
     }
 }
 
-/// `$warp(ha1)`: the ha1 of the credentials `msg` offers, for `pv_auth_check()` to
-/// check them against, written to `out` — when the snapshot knows the username (of a
-/// trunk whose auth type asks for credentials), a password is set, and the offer is in
-/// the realm it was hashed in. The call path reads it from the snapshot, never from a
-/// database.
+/// `$warp(ha1)`: the ha1 of the first credentials `msg` offers that the snapshot has
+/// one for, for `pv_auth_check()` to check them against, written to `out` — a username
+/// it knows (of a trunk whose auth type asks for credentials), with a password set,
+/// offered in the realm it was hashed in. The first credentials of all may be another
+/// realm's (a proxy on the way challenged too), while the auth module checks the first
+/// in its own. The call path reads it from the snapshot, never from a database.
 pub fn offered_ha1(msg: &SipMsg, out: &mut String) -> bool {
     out.clear();
-    let Some((user, realm)) = msg.offered_credentials() else {
-        return false;
-    };
     let Some(snapshot) = snapshot::current() else {
         return false;
     };
-    let credential = snapshot.credential(&user).filter(|c| c.realm == realm);
-    if let Some(ha1) = credential.and_then(|c| c.ha1) {
+    let offered = msg.offered_credentials(|user, realm| {
+        let ha1 = snapshot
+            .credential(user)
+            .filter(|c| c.realm == realm)?
+            .ha1?;
         out.push_str(ha1);
-    }
-    let found = !out.is_empty() && snapshot::intact(&snapshot);
-    if found {
-        decision::set_ha1(msg, &user, out);
-    }
-    found
+        Some(user.to_owned())
+    });
+    let Some(user) = offered.filter(|_| snapshot::intact(&snapshot)) else {
+        return false;
+    };
+    decision::set_ha1(msg, &user, out);
+    true
 }
 
 /// The username of `msg`'s credentials, if the script vouched for them.
@@ -90,8 +92,8 @@ fn warp_authenticated(msg: &SipMsg) -> Result<bool, String> {
         return Ok(false);
     };
     // The auth module checks the first credentials in its realm, `$warp(ha1)` looked
-    // at the first of all: with a second header, one trunk's hash could pass another
-    // username's credentials.
+    // at the first it has a hash for: with a second header, one trunk's hash could
+    // pass another username's credentials.
     if let Some((looked_up, _)) = decision::ha1(msg).filter(|(u, _)| *u != user) {
         lm_warn!(
             "credentials of user {user} were checked against the ha1 of user {looked_up}: \

@@ -125,29 +125,41 @@ impl SipMsg {
             })
     }
 
-    /// The digest (whole username, realm) the request offers in its first
-    /// Proxy-Authorization header, else its Authorization header, before anything
-    /// checked them: what a script looks up the password of. `None` when it sends none or the core's digest
-    /// parser refuses them.
-    pub fn offered_credentials(&self) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
-        let wanted = (1u64 << k::HDR_PROXYAUTH_T) | (1u64 << k::HDR_AUTHORIZATION_T);
+    /// The digest credentials the request offers, before anything checked them: those
+    /// of each Proxy-Authorization header in order, else of each Authorization header,
+    /// as (whole username, realm), handed to `take` until it takes one. A request may
+    /// carry credentials for several realms; those the core's digest parser refuses
+    /// are passed over.
+    pub fn offered_credentials<T>(
+        &self,
+        mut take: impl FnMut(&str, &str) -> Option<T>,
+    ) -> Option<T> {
         // SAFETY: the parser caches the headers, and their parsed credentials, in the
         // message it was given; they live as long as the message.
         unsafe {
-            if k::parse_headers(self.raw(), wanted as _, 0) < 0 {
+            // Every header (HDR_EOH_F): the credentials after the first too.
+            if k::parse_headers(self.raw(), !0, 0) < 0 {
                 return None;
             }
-            let hdr = [self.get().proxy_auth, self.get().authorization]
+            let first = [self.get().proxy_auth, self.get().authorization]
                 .into_iter()
                 .find(|h| !h.is_null())?;
-            if k::parse_credentials(hdr) != 0 {
-                return None;
+            let kind = (*first).type_;
+            let mut hdr = first;
+            while !hdr.is_null() {
+                if (*hdr).type_ == kind && k::parse_credentials(hdr) == 0 {
+                    if let Some(body) = (*hdr).parsed.cast::<k::auth_body_t>().as_ref() {
+                        let realm = kstr::as_str(&body.digest.realm);
+                        let found = non_empty(kstr::as_str(&body.digest.username.whole))
+                            .and_then(|user| take(&user, &realm));
+                        if found.is_some() {
+                            return found;
+                        }
+                    }
+                }
+                hdr = (*hdr).next;
             }
-            let digest = &(*hdr).parsed.cast::<k::auth_body_t>().as_ref()?.digest;
-            Some((
-                non_empty(kstr::as_str(&digest.username.whole))?,
-                kstr::as_str(&digest.realm),
-            ))
+            None
         }
     }
 

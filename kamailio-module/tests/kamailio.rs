@@ -1874,9 +1874,38 @@ fn a_digest_username_with_an_at_sign_authenticates_whole() {
     assert_eq!(reply.code, 407, "{}", k.log());
 }
 
+/// A request may carry credentials for several realms (RFC 3261 22.3: a proxy on the
+/// way, say the customer's own SBC, challenged it too). `$warp(ha1)` is the hash of
+/// the first credentials the snapshot has one for, as the auth module checks the
+/// first in its realm: the first header of all, another proxy's, kept the trunk out.
+#[test]
+fn credentials_after_another_realms_authenticate() {
+    let realm = support::dataset::REALM;
+    let (_data, k) = start_on_test_data(Script::Cfg(&ha1_auth_route(realm)));
+    let dnis = "12125550123";
+    let ours = Credentials {
+        user: "t3user",
+        password: support::dataset::PASSWORD,
+        realm,
+    };
+    let headers = digest_credentials(&k, "127.0.0.9", dnis, &ours).replace(
+        "Proxy-Authorization:",
+        "Proxy-Authorization: Digest username=\"pbx\", realm=\"sbc.example\", \
+         nonce=\"abc\", uri=\"sip:x@sbc.example\", response=\"0123456789abcdef0123456789abcdef\"\r\n\
+         Proxy-Authorization:",
+    );
+    let reply = k.request_to("127.0.0.9", dnis, "INVITE", &headers);
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-Trunk")),
+        (200, Some("T3")),
+        "{}",
+        k.log()
+    );
+}
+
 /// Checked against `$warp(ha1)`, credentials count only under the username that hash
 /// was looked up for. The auth module checks the first credentials in its realm,
-/// `$warp(ha1)` reads the first header of all: a trunk that knows its own password,
+/// `$warp(ha1)` the first it has a hash for: a trunk that knows its own password,
 /// hashed in another realm, could put its credentials first and another user's, in
 /// the edge's realm and answered with its own hash, second.
 #[test]
