@@ -1702,17 +1702,22 @@ fn authenticated_invite(
     k.request_to(source, dnis, "INVITE", &credentials)
 }
 
+/// The nonce of the challenge the proxy sends to an INVITE for `dnis` from `source`.
+fn challenge_nonce(k: &Kamailio, source: &str, dnis: &str) -> String {
+    let challenge = k.request_to(source, dnis, "INVITE", "X-Want-Auth: 1\r\n");
+    assert_eq!(challenge.code, 407, "{}", k.log());
+    challenge
+        .header("Proxy-Authenticate")
+        .and_then(|h| h.split("nonce=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
 /// The headers of an INVITE for `dnis` from `source` that answer the challenge the
 /// proxy sent to the first one.
 fn digest_credentials(k: &Kamailio, source: &str, dnis: &str, c: &Credentials<'_>) -> String {
-    let challenge = k.request_to(source, dnis, "INVITE", "X-Want-Auth: 1\r\n");
-    assert_eq!(challenge.code, 407, "{}", k.log());
-    let header = challenge.header("Proxy-Authenticate").unwrap();
-    let nonce = header
-        .split("nonce=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap();
+    let nonce = challenge_nonce(k, source, dnis);
     let uri = format!("sip:{dnis}@127.0.0.1:{}", k.port);
     let (user, realm) = (c.user, c.realm);
     let ha1 = md5_hex(&format!("{user}:{realm}:{}", c.password));
@@ -1912,14 +1917,7 @@ fn credentials_after_another_realms_authenticate() {
 fn credentials_checked_against_another_users_ha1_are_not_vouched_for() {
     let (_data, k) = start_on_test_data(Script::Cfg(&ha1_auth_route("edge.test")));
     let dnis = "12125550123";
-    let challenge = k.request_to("127.0.0.4", dnis, "INVITE", "X-Want-Auth: 1\r\n");
-    assert_eq!(challenge.code, 407, "{}", k.log());
-    let nonce = challenge
-        .header("Proxy-Authenticate")
-        .and_then(|h| h.split("nonce=\"").nth(1))
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let nonce = challenge_nonce(&k, "127.0.0.4", dnis);
     let uri = format!("sip:{dnis}@127.0.0.1:{}", k.port);
     let (realm, password) = (support::dataset::REALM, support::dataset::PASSWORD);
     // T3's own credentials in its own realm first, then T4's user in the edge's realm,
