@@ -138,15 +138,16 @@ pub fn trunk<'s>(
     ha1: Option<&str>,
     source: Option<IpAddr>,
 ) -> Result<TrunkView<'s>, String> {
-    if let (Some(user), Some(ha1)) = (username, ha1) {
-        if snapshot.credential(user).and_then(|c| c.ha1) != Some(ha1) {
-            return Err(format!(
-                "user {user} was checked against a password hash the snapshot no longer has"
-            ));
-        }
-    }
     let trunk = match username {
-        Some(user) => snapshot.trunk_by_username(user),
+        Some(user) => {
+            let credential = snapshot.credential(user);
+            if ha1.is_some() && credential.and_then(|c| c.ha1) != ha1 {
+                return Err(format!(
+                    "user {user} was checked against a password hash the snapshot no longer has"
+                ));
+            }
+            credential.map(|c| c.trunk)
+        }
         None => source.and_then(|ip| snapshot.trunk_by_ip(ip)),
     };
     let Some(trunk) = trunk.filter(|t| t.enabled) else {
