@@ -57,6 +57,22 @@ impl IpNet {
         IpNet { addr, ..self }
     }
 
+    /// The IPv4 network an IPv4-mapped IPv6 network names (`::ffff:10.0.0.0/104` is
+    /// `10.0.0.0/8`); any other network as it is. Kamailio reports an IPv4 peer as IPv4
+    /// even on a dual-stack socket, so a mapped network is only ever matched this way.
+    pub fn unmapped(self) -> IpNet {
+        match self.addr {
+            IpAddr::V6(a) if self.len >= 96 => match a.to_ipv4_mapped() {
+                Some(v4) => IpNet {
+                    addr: IpAddr::V4(v4),
+                    len: self.len - 96,
+                },
+                None => self,
+            },
+            _ => self,
+        }
+    }
+
     /// The network mask of an IPv4 prefix of `len` bits.
     pub fn mask4(len: u32) -> u32 {
         u32::MAX.checked_shl(32 - len.min(32)).unwrap_or(0)

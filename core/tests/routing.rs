@@ -378,6 +378,28 @@ fn an_ipv4_source_written_as_ipv4_mapped_ipv6_finds_its_ipv4_trunk() {
 }
 
 #[test]
+fn an_acl_network_written_as_ipv4_mapped_ipv6_holds_its_ipv4_peers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    let t2 = d.trunks.iter_mut().find(|t| t.id == "T2").unwrap();
+    t2.acl.push("::ffff:192.0.2.0/120".parse().unwrap());
+    let s = Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap();
+    let ip = |a: &str| s.trunk_by_ip(a.parse().unwrap()).map(|t| t.id);
+    // Kamailio hands an IPv4 peer over as IPv4, whichever way the ACL wrote it.
+    assert_eq!(ip("192.0.2.77"), Some("T2"));
+    assert_eq!(ip("::ffff:192.0.2.77"), Some("T2"));
+    assert_eq!(ip("192.0.3.1"), None);
+    // It is the IPv4 network, so naming it for a second trunk is naming it twice.
+    let t1 = d.trunks.iter_mut().find(|t| t.id == "T1").unwrap();
+    t1.acl.push("192.0.2.0/24".parse().unwrap());
+    let err = compile(&d, 2).unwrap_err().to_string();
+    assert!(
+        err.contains("an IPv4 network is assigned to two trunks (T1 and T2)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn rate_centre_names_match_whatever_their_case() {
     // The LERG and the local calling table often come from different sources; one
     // writing "Denver" and the other "DENVER" must still make Denver -> Boulder LOCAL.

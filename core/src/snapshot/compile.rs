@@ -674,7 +674,7 @@ impl<'d> Compiler<'d> {
             } else {
                 &[]
             };
-            for net in acl {
+            for net in acl.iter().map(|n| n.unmapped()) {
                 match net.addr {
                     IpAddr::V4(a) => {
                         self.meta.acl4_lengths |= 1 << net.len;
