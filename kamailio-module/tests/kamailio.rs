@@ -1702,30 +1702,44 @@ fn authenticated_invite(
     k.request_to(source, dnis, "INVITE", &credentials)
 }
 
-/// The nonce of the challenge the proxy sends to an INVITE for `dnis` from `source`.
-fn challenge_nonce(k: &Kamailio, source: &str, dnis: &str) -> String {
+/// The challenge the proxy sends to an INVITE for `dnis` from `source`: its nonce, and
+/// whether it offers qop=auth.
+fn challenge(k: &Kamailio, source: &str, dnis: &str) -> (String, bool) {
     let challenge = k.request_to(source, dnis, "INVITE", "X-Want-Auth: 1\r\n");
     assert_eq!(challenge.code, 407, "{}", k.log());
-    challenge
-        .header("Proxy-Authenticate")
-        .and_then(|h| h.split("nonce=\"").nth(1))
+    let header = challenge.header("Proxy-Authenticate").unwrap();
+    let nonce = header
+        .split("nonce=\"")
+        .nth(1)
         .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned()
+        .unwrap();
+    (nonce.to_owned(), header.contains("qop=\"auth\""))
 }
 
 /// The headers of an INVITE for `dnis` from `source` that answer the challenge the
-/// proxy sent to the first one.
+/// proxy sent to the first one (with qop=auth when it offered that).
 fn digest_credentials(k: &Kamailio, source: &str, dnis: &str, c: &Credentials<'_>) -> String {
-    let nonce = challenge_nonce(k, source, dnis);
+    let (nonce, qop) = challenge(k, source, dnis);
+    digest_answer(k, dnis, &nonce, qop, c)
+}
+
+/// The headers of an INVITE for `dnis` answering `nonce`: with qop=auth and the nonce
+/// count 1, or as an RFC 2069 UA answers.
+fn digest_answer(k: &Kamailio, dnis: &str, nonce: &str, qop: bool, c: &Credentials<'_>) -> String {
     let uri = format!("sip:{dnis}@127.0.0.1:{}", k.port);
     let (user, realm) = (c.user, c.realm);
     let ha1 = md5_hex(&format!("{user}:{realm}:{}", c.password));
     let ha2 = md5_hex(&format!("INVITE:{uri}"));
-    let response = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
+    let (response, qop) = match qop {
+        true => (
+            md5_hex(&format!("{ha1}:{nonce}:00000001:0a4f113b:auth:{ha2}")),
+            ", qop=auth, nc=00000001, cnonce=\"0a4f113b\"",
+        ),
+        false => (md5_hex(&format!("{ha1}:{nonce}:{ha2}")), ""),
+    };
     format!(
         "X-Want-Auth: 1\r\nProxy-Authorization: Digest username=\"{user}\", realm=\"{realm}\", \
-         nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n"
+         nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\"{qop}, algorithm=MD5\r\n"
     )
 }
 
@@ -1917,7 +1931,7 @@ fn credentials_after_another_realms_authenticate() {
 fn credentials_checked_against_another_users_ha1_are_not_vouched_for() {
     let (_data, k) = start_on_test_data(Script::Cfg(&ha1_auth_route("edge.test")));
     let dnis = "12125550123";
-    let nonce = challenge_nonce(&k, "127.0.0.4", dnis);
+    let (nonce, _) = challenge(&k, "127.0.0.4", dnis);
     let uri = format!("sip:{dnis}@127.0.0.1:{}", k.port);
     let (realm, password) = (support::dataset::REALM, support::dataset::PASSWORD);
     // T3's own credentials in its own realm first, then T4's user in the edge's realm,
@@ -3402,15 +3416,56 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
         "{}",
         k.log()
     );
-    // T3's answer to a challenge, seen on the wire, serves no one else: not from
-    // another address, nor for another number (the nonce is bound to both).
+    // T3's answer to a challenge, seen on the wire, serves no second request: not the
+    // same again, nor from another address, nor for another number. The challenge
+    // that answers a replay is stale: the PBX's password may be right.
     let seen = digest_credentials(&k, "127.0.0.9", uk, &t3);
-    let replayed = k.request_to("127.0.0.10", uk, "INVITE", &seen);
-    assert_eq!(replayed.code, 407, "{}", k.log());
-    let replayed = k.request_to("127.0.0.9", "011442079460001", "INVITE", &seen);
-    assert_eq!(replayed.code, 407, "{}", k.log());
+    assert!(seen.contains("qop=auth, nc=00000001"), "{seen}");
     let reply = k.request_to("127.0.0.9", uk, "INVITE", &seen);
     assert_eq!(reply.code, 404, "{}", k.log());
+    let replays = [
+        ("127.0.0.9", uk),
+        ("127.0.0.10", uk),
+        ("127.0.0.9", "011442079460001"),
+    ];
+    let replayed = |seen: &str| {
+        for (source, dnis) in replays {
+            let replayed = k.request_to(source, dnis, "INVITE", seen);
+            assert_eq!(replayed.code, 407, "{source} {dnis}: {}", k.log());
+            let challenge = replayed.header("Proxy-Authenticate").unwrap();
+            assert!(challenge.contains("stale=true"), "{challenge}");
+        }
+    };
+    replayed(&seen);
+    // A PBX that does not do qop answers the same challenge without it: its nonce
+    // serves once.
+    let (nonce, _) = challenge(&k, "127.0.0.9", uk);
+    let seen = digest_answer(&k, uk, &nonce, false, &t3);
+    let reply = k.request_to("127.0.0.9", uk, "INVITE", &seen);
+    assert_eq!(reply.code, 404, "{}", k.log());
+    replayed(&seen);
+    // sipp as a PBX on T3's credentials: each call is challenged and answered with
+    // qop=auth, and reaches the vendor.
+    let status = Uac {
+        source: "127.0.0.9",
+        auth: Some(("t3user", support::dataset::PASSWORD)),
+        ..Uac::new(k.port, dir.path(), 5, 10)
+    }
+    .spawn()
+    .wait()
+    .unwrap();
+    assert!(
+        status.success(),
+        "T3's calls failed ({status}):\n{}",
+        k.log()
+    );
+    assert_eq!(dear.invites(), 10);
+    let cdrs = redis.wait_for("warp:cdr:raw", 40, Duration::from_secs(10));
+    let t3_calls = cdrs
+        .iter()
+        .filter(|e| e["event"] == "answer" && e["trunk"] == "T3")
+        .count();
+    assert_eq!(t3_calls, 5, "{cdrs:#?}");
     // No password check logged an error: an unknown user never reached one.
     assert!(!k.log().contains("invalid password value"), "{}", k.log());
 

@@ -52,13 +52,58 @@ pub fn in_dialog(method: &str, cseq: u32, caller: &str, callee: &str, attributes
 }
 
 /// INVITE → 200 → ACK → pause → BYE through Kamailio, following its Record-Route, from
-/// 3035550100 (PAI +17205550199) to the service number.
-fn uac() -> String {
+/// 3035550100 (PAI +17205550199) to the service number; with `media`, the INVITE
+/// offers [`OFFER`]. With `auth`, the first INVITE is challenged (407, ACKed) and sent
+/// again with sipp's answer (`-au`/`-ap`).
+fn uac(auth: bool, media: bool) -> String {
     let (caller, callee) = ("3035550100", "[service]");
+    let pai = "P-Asserted-Identity: <sip:+17205550199@[local_ip]>\n      ";
+    let send_invite = |headers: &str| {
+        let invite = invite(caller, callee, headers, " retrans=\"500\"");
+        match media {
+            true => invite.replacen(
+                "Max-Forwards: 70\n      Content-Length: 0\n",
+                &format!("Max-Forwards: 70\n      {OFFER}"),
+                1,
+            ),
+            false => invite,
+        }
+    };
+    let challenged = if auth {
+        // The ACK of a non-2xx reply goes where the INVITE went, in its transaction
+        // (the INVITE's branch, three messages back).
+        format!(
+            r#"{}  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:{callee}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]
+      From: <sip:{caller}@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:{callee}@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"#,
+            send_invite(pai)
+        )
+    } else {
+        String::new()
+    };
+    let cseq = 1 + u32::from(auth);
+    let answered = send_invite(&format!(
+        "{pai}{}",
+        if auth { "[authentication]\n      " } else { "" }
+    ))
+    .replace("CSeq: 1 INVITE", &format!("CSeq: {cseq} INVITE"));
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp uac">
-{}  <recv response="100" optional="true"/>
+{challenged}{answered}  <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rrs="true" rtd="true"/>
@@ -67,14 +112,8 @@ fn uac() -> String {
   <ResponseTimeRepartition value="10, 50, 100, 500"/>
 </scenario>
 "#,
-        invite(
-            caller,
-            callee,
-            "P-Asserted-Identity: <sip:+17205550199@[local_ip]>\n      ",
-            " retrans=\"500\""
-        ),
-        in_dialog("ACK", 1, caller, callee, ""),
-        in_dialog("BYE", 2, caller, callee, " retrans=\"500\""),
+        in_dialog("ACK", cseq, caller, callee, ""),
+        in_dialog("BYE", cseq + 1, caller, callee, " retrans=\"500\""),
     )
 }
 
@@ -312,6 +351,8 @@ pub struct Uac<'a> {
     pub probe: bool,
     /// Offer SDP (audio) in the INVITE.
     pub media: bool,
+    /// Digest credentials (username, password) to answer a 407 with.
+    pub auth: Option<(&'a str, &'a str)>,
     pub extra: &'a [&'a str],
 }
 
@@ -327,6 +368,7 @@ impl<'a> Uac<'a> {
             source: "127.0.0.1",
             probe: false,
             media: false,
+            auth: None,
             extra: &[],
         }
     }
@@ -335,15 +377,13 @@ impl<'a> Uac<'a> {
     /// least one failed).
     pub fn spawn(&self) -> Calls {
         let sf = self.dir.join(format!("uac-{}.xml", self.source));
-        let scenario = match (self.probe, self.media) {
-            (true, _) => PROBE.to_owned(),
-            (false, true) => uac().replacen(
-                "Max-Forwards: 70\n      Content-Length: 0\n",
-                &format!("Max-Forwards: 70\n      {OFFER}"),
-                1,
-            ),
-            (false, false) => uac(),
+        let scenario = match self.probe {
+            true => PROBE.to_owned(),
+            false => uac(self.auth.is_some(), self.media),
         };
+        let credentials = self
+            .auth
+            .map(|(user, password)| ["-au", user, "-ap", password]);
         std::fs::write(&sf, scenario).unwrap();
         Command::new(binary("sipp"))
             .arg(format!("127.0.0.1:{}", self.target))
@@ -353,6 +393,7 @@ impl<'a> Uac<'a> {
             .args(["-d", &self.hold_ms.to_string()])
             .args(["-m", &self.calls.to_string(), "-r", &self.rate.to_string()])
             .args(["-timeout", "60s"])
+            .args(credentials.iter().flatten())
             .args(self.extra)
             .current_dir(self.dir)
             .stdout(Stdio::null())
