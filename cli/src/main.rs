@@ -260,5 +260,11 @@ fn inspect(file: &Path, json: bool) -> Result<()> {
         sum.overrides,
         sum.exclusions
     )?;
+    outln!(
+        "  ACL networks {}  SIP usernames {} ({} with a password hash)",
+        sum.acl_networks,
+        sum.credentials,
+        sum.credentials_with_ha1
+    )?;
     Ok(())
 }

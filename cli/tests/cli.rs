@@ -128,6 +128,10 @@ fn generate_compile_inspect_and_route() {
     assert_eq!(summary["generation"], 1);
     assert_eq!(summary["vendors"], 7);
     assert_eq!(summary["dno_numbers"], 1000);
+    // Of the 10 ACL rows, the 3 of CREDENTIALS trunks are left out; none has a password.
+    assert_eq!(summary["acl_networks"], 7);
+    assert_eq!(summary["credentials"], 6);
+    assert_eq!(summary["credentials_with_ha1"], 0);
     // Recompiling bumps the generation.
     ok(&["compile", "--from", p(&data), "--out", p(&snap)]);
     assert!(ok(&["inspect", p(&snap)]).contains("generation 2"));

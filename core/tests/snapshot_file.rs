@@ -48,6 +48,11 @@ fn publish_then_open_maps_the_same_decisions() {
         ),
         (3, 6, 5, 1, 1)
     );
+    // T1's 127.0.0.1 and 10.1.0.0/16, T2's /24, T3's IPv6 /32; T1's username, no hash.
+    assert_eq!(
+        (sum.acl_networks, sum.credentials, sum.credentials_with_ha1),
+        (4, 1, 0)
+    );
     // Publishing a new generation replaces the file; the old mapping keeps serving.
     publish(&fixture_bytes(8), &path).unwrap();
     assert_eq!(Snapshot::open(&path).unwrap().generation(), 8);

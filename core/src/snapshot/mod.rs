@@ -174,6 +174,12 @@ pub struct Summary {
     pub lnp_entries: usize,
     pub overrides: usize,
     pub exclusions: usize,
+    /// Networks in the trunks' IP ACLs (a CREDENTIALS trunk's are not compiled in).
+    pub acl_networks: usize,
+    /// SIP usernames that identify a trunk (an IP_ACL trunk's are not compiled in),
+    /// and how many of them have a password hash to be checked against.
+    pub credentials: usize,
+    pub credentials_with_ha1: usize,
 }
 
 /// An open snapshot. Cheap to share across threads (`&Snapshot` is all lookups need).
@@ -365,6 +371,9 @@ impl Snapshot {
             lnp_entries: flatmap::count_keys(self.lnp_map()),
             overrides: self.overrides().len(),
             exclusions: self.exclusions().len(),
+            acl_networks: flatmap::count_keys(self.acl4()) + self.acl6().len(),
+            credentials: self.credentials().len(),
+            credentials_with_ha1: self.credentials().iter().filter(|c| c.ha1.len > 0).count(),
         }
     }
 
