@@ -11,12 +11,10 @@ use warp_core::{Decision, Number, RouteRequest, Snapshot};
 
 #[derive(Args)]
 pub struct RouteArgs {
-    #[arg(
-        long,
-        env = "WARP_SNAPSHOT",
-        default_value = "/var/lib/warp/routing.snap"
-    )]
-    snapshot: PathBuf,
+    /// The snapshot file [default: $WARP_SNAPSHOT, or /var/lib/warp/routing.snap when
+    /// that is unset or empty, as the API reads it]
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
     #[arg(long, required_unless_present = "batch")]
     ban: Option<String>,
     /// Calling number (any accepted form); omit for unknown.
@@ -44,7 +42,12 @@ pub struct RouteArgs {
 
 pub fn run(a: RouteArgs) -> Result<()> {
     // Verified, as the SIP path loads it: a corrupt payload decodes into wrong answers.
-    let snap = crate::in_snapshot(&a.snapshot, Snapshot::open_verified(&a.snapshot))?;
+    let path = a.snapshot.clone().unwrap_or_else(|| {
+        std::env::var_os("WARP_SNAPSHOT")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| "/var/lib/warp/routing.snap".into(), PathBuf::from)
+    });
+    let snap = crate::in_snapshot(&path, Snapshot::open_verified(&path))?;
     let lrn = a
         .lrn
         .as_deref()

@@ -631,3 +631,34 @@ fn gen_data_writes_any_number_of_calls_without_holding_them() {
     let few = std::fs::read_to_string(few.join("sample_calls.csv")).unwrap();
     assert!(many.starts_with(few.as_bytes()), "{few}");
 }
+
+/// `route` finds its snapshot in `$WARP_SNAPSHOT` when not given one; set but empty it
+/// is unset, as the API reads it: the default path, not a refusal.
+#[test]
+fn route_reads_warp_snapshot_and_an_empty_one_is_unset() {
+    let (_dir, _data, snap) = compiled("5");
+    let route = |value: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_warp"))
+            .args(["route", "--ban", "100001", "--dnis", "+442079460000"])
+            .args(["--at", AT, "--json"])
+            .env("WARP_SNAPSHOT", value)
+            .output()
+            .expect("warp runs")
+    };
+    let out = route(&snap);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["jurisdiction"], "INTERNATIONAL");
+    let out = route(Path::new(""));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // No snapshot is installed at the default path on a test machine; one that has
+    // one routes from it.
+    assert!(
+        out.status.success() || err.contains("/var/lib/warp/routing.snap"),
+        "{err}"
+    );
+}
