@@ -89,6 +89,44 @@ fn a_failed_publish_leaves_no_temp_file() {
     assert_eq!(names, ["routing.snap"]);
 }
 
+/// A publisher killed mid-write leaves its temp file; the next publish to the same path
+/// removes it, but not a temp file another publisher still holds, nor one just made,
+/// nor anything else in the directory.
+#[test]
+fn a_publish_removes_the_temp_files_killed_publishers_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routing.snap");
+    let made = |name: &str, age_secs: u64| {
+        let f = std::fs::File::create(dir.path().join(name)).unwrap();
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+        f.set_modified(then).unwrap();
+        f
+    };
+    drop(made(".routing.snap.dead01.part", 3600));
+    let writing = made(".routing.snap.busy01.part", 3600);
+    writing.lock().unwrap();
+    drop(made(".routing.snap.new001.part", 0));
+    drop(made(".other.snap.dead02.part", 3600));
+    drop(made(".tmpAbC123", 3600));
+    publish(&fixture_bytes(1), &path).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ".other.snap.dead02.part",
+            ".routing.snap.busy01.part",
+            ".routing.snap.new001.part",
+            ".tmpAbC123",
+            "routing.snap"
+        ]
+    );
+    assert_eq!(Snapshot::open(&path).unwrap().generation(), 1);
+}
+
 #[test]
 fn truncated_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();

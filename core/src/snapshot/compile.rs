@@ -791,6 +791,10 @@ fn group_rows(
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename,
 /// fsync of the directory. Readers see the old file or the new one, never a mix.
+///
+/// The temp file, `.NAME.XXXXXX.part` beside `path`, is locked while it is written; one
+/// a killed publisher left behind (unlocked, a minute old) is removed by the next
+/// publish to the same path, so crashes do not fill the disk with partial snapshots.
 pub fn publish(bytes: &[u8], path: &Path) -> Result<(), CompileError> {
     let io = |source| CompileError::Io {
         path: path.display().to_string(),
@@ -801,7 +805,17 @@ pub fn publish(bytes: &[u8], path: &Path) -> Result<(), CompileError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let prefix = format!(
+        ".{}.",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    remove_abandoned(dir, &prefix);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(PART)
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.as_file().lock().map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     // Temp files are created 0600; Kamailio and the other readers often run as
     // another user than the publisher, in its group. Not for everyone: the file
@@ -819,4 +833,33 @@ pub fn publish(bytes: &[u8], path: &Path) -> Result<(), CompileError> {
         .and_then(|d| d.sync_all())
         .map_err(io)?;
     Ok(())
+}
+
+const PART: &str = ".part";
+
+/// Removes the temp files of publishes to this path whose publisher is gone: no lock
+/// held on them, and older than a publisher takes to lock the file it just created.
+/// Best effort: what cannot be read or removed stays, and the publish goes on.
+fn remove_abandoned(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(prefix) && name.ends_with(PART)) {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        let age = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|a| a.as_secs() >= 60) && file.try_lock().is_ok() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
