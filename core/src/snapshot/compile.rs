@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
-use xxhash_rust::xxh3::xxh3_64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
@@ -633,7 +632,7 @@ impl<'d> Compiler<'d> {
             customers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (xxh3_64(c.ban.as_bytes()), i as u64)),
+                .map(|(i, c)| (flatmap::name_key(&c.ban), i as u64)),
         );
         self.w.put(SectionId::Customers, &recs);
         self.w.put(SectionId::CustomerMap, &map);
@@ -695,7 +694,7 @@ impl<'d> Compiler<'d> {
             for c in credentials {
                 c.check()
                     .map_err(|e| invalid(format!("trunk {}: {e}", t.id)))?;
-                cred_keys.push((xxh3_64(c.username.as_bytes()), creds.len() as u64));
+                cred_keys.push((flatmap::name_key(&c.username), creds.len() as u64));
                 let ha1 = c.ha1.as_deref().unwrap_or("");
                 creds.push(CredentialRec {
                     username: self.s.add(&c.username),

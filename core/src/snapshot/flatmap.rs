@@ -114,6 +114,32 @@ pub fn get(slots: &[Slot], key: u64) -> Option<u64> {
     find(slots, key).map(|s| s.value)
 }
 
+/// Every value stored under `key`, in probe order. A table keyed by a hash of a name
+/// ([`name_key`]) holds one slot per name, and two names may share a hash: the caller
+/// takes the value whose record carries the name it looks for.
+#[inline]
+pub fn get_all(slots: &[Slot], key: u64) -> impl Iterator<Item = u64> + '_ {
+    // A corrupt table (not a power of two) holds nothing; a full one is walked once.
+    let len = if slots.len().is_power_of_two() {
+        slots.len()
+    } else {
+        0
+    };
+    let mask = (len as u64).wrapping_sub(1);
+    let start = mix(key);
+    (0..len as u64)
+        .map(move |k| &slots[((start + k) & mask) as usize])
+        .take_while(|s| s.key != EMPTY)
+        .filter(move |s| s.key == key)
+        .map(|s| s.value)
+}
+
+/// The key a name (a BAN, a SIP username) is stored under: its xxh3, never `EMPTY`.
+#[inline]
+pub fn name_key(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes()).min(EMPTY - 1)
+}
+
 /// How many slots hold a key.
 pub fn count_keys<S: Keyed>(slots: &[S]) -> usize {
     slots.iter().filter(|s| s.key() != EMPTY).count()
@@ -131,6 +157,18 @@ mod tests {
         }
         assert_eq!(get(&slots, 1), None);
         assert_eq!(get(&build(std::iter::empty()), 5), None);
+    }
+
+    #[test]
+    fn every_value_under_a_shared_key_is_found() {
+        let slots = build([(7, 1), (9, 3), (7, 2)].into_iter());
+        assert_eq!(get_all(&slots, 7).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(get_all(&slots, 9).collect::<Vec<_>>(), [3]);
+        assert_eq!(get_all(&slots, 8).count(), 0);
+        let full = vec![Slot { key: 1, value: 1 }; 8];
+        assert_eq!(get_all(&full, 1).count(), 8);
+        assert_eq!(get_all(&full[..3], 1).count(), 0);
+        assert_ne!(name_key("x"), EMPTY);
     }
 
     #[test]

@@ -22,7 +22,6 @@ use format::*;
 use records::*;
 use std::net::IpAddr;
 use std::path::Path;
-use xxhash_rust::xxh3::xxh3_64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -476,11 +475,11 @@ impl Snapshot {
 
     /// The credentials named `username`, of a trunk whose auth type asks for them.
     pub fn credential(&self, username: &str) -> Option<CredentialView<'_>> {
-        let i = flatmap::get(self.credential_map(), xxh3_64(username.as_bytes()))? as usize;
-        let c = self.credentials().get(i)?;
-        if self.str(c.username) != username {
-            return None;
-        }
+        // Usernames are made by customers: one whose hash matches another's finds its
+        // own record, never locks the other out.
+        let c = flatmap::get_all(self.credential_map(), flatmap::name_key(username))
+            .filter_map(|i| self.credentials().get(i as usize))
+            .find(|c| self.str(c.username) == username)?;
         let ha1 = self.str(c.ha1);
         Some(CredentialView {
             trunk: self.trunk(c.trunk)?,
@@ -505,8 +504,13 @@ impl Snapshot {
     }
 
     fn customer_index(&self, ban: &str) -> Option<usize> {
-        let i = flatmap::get(self.customer_map(), xxh3_64(ban.as_bytes()))? as usize;
-        (self.bytes(self.customers().get(i)?.ban) == ban.as_bytes()).then_some(i)
+        flatmap::get_all(self.customer_map(), flatmap::name_key(ban))
+            .map(|i| i as usize)
+            .find(|&i| {
+                self.customers()
+                    .get(i)
+                    .is_some_and(|c| self.bytes(c.ban) == ban.as_bytes())
+            })
     }
 
     /// LERG facts for a NANP number: its thousands block if listed, else its NPA-NXX.
