@@ -3483,6 +3483,45 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
     assert_eq!(k.request("OPTIONS", "").code, 200);
 }
 
+/// A PBX on an IP_ACL trunk that sends credentials unasked (cached from another proxy,
+/// or left from before its trunk went IP-only) is taken by its address: credentials the
+/// snapshot cannot check are no reason to challenge it. They are where an address is
+/// not enough: no trunk's, or an IP_AND_CREDENTIALS trunk's. No vendor sees any.
+#[test]
+fn the_shipped_config_takes_an_ip_acl_trunk_by_its_address_whatever_credentials_it_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let realm = support::dataset::REALM;
+    let defines = ["WITH_AUTH".to_string(), format!("AUTH_REALM=\"{realm}\"")];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let stray = format!(
+        "Proxy-Authorization: Digest username=\"pbx\", realm=\"{realm}\", nonce=\"abc\", \
+         uri=\"sip:x@127.0.0.1\", response=\"{}\"\r\n",
+        "0".repeat(32)
+    );
+    let dnis = "12125550123";
+    let reply = k.request_to("127.0.0.1", dnis, "INVITE", &stray);
+    assert_eq!(reply.code, 200, "{}", k.log());
+    for source in ["127.0.0.4", "127.0.0.9"] {
+        let reply = k.request_to(source, dnis, "INVITE", &stray);
+        assert_eq!(reply.code, 407, "{source}: {}", k.log());
+    }
+    // T3's checked credentials are not passed on either.
+    let t3 = Credentials {
+        user: "t3user",
+        password: support::dataset::PASSWORD,
+        realm,
+    };
+    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &t3);
+    assert_eq!(reply.code, 200, "{}", k.log());
+    let relayed = vendor.received("INVITE");
+    assert_eq!(relayed.len(), 2, "{relayed:#?}");
+    for invite in relayed {
+        assert!(!invite.contains("Proxy-Authorization"), "{invite}");
+    }
+}
+
 /// A vendor the edge cannot send to (a transport it does not serve, a gateway whose
 /// name does not resolve) is a failed attempt like a 503: the call goes on to the next,
 /// and that attempt's `failed` event says 477 (Kamailio's code for a request it could
