@@ -14,6 +14,7 @@ macro_rules! outln {
 mod bench;
 mod calls;
 mod db;
+mod pull;
 mod route;
 
 use anyhow::{bail, Context, Result};
@@ -75,6 +76,9 @@ enum Cmd {
     },
     /// Route one call (or a CSV batch of ban,ani,dnis) the way the SIP path does.
     Route(route::RouteArgs),
+    /// Fetch the snapshot the API published, when newer, and publish it here (a SIP
+    /// edge's copy, which warp.so's reload_check takes up).
+    Pull(pull::PullArgs),
     /// Time the full routing decision per call (percentiles) and its memory growth.
     BenchRoute(bench::BenchArgs),
 }
@@ -128,6 +132,7 @@ fn run(cli: Cli) -> Result<()> {
         } => compile(&from, &out, generation),
         Cmd::Inspect { file, json } => inspect(&file, json),
         Cmd::Route(args) => route::run(args),
+        Cmd::Pull(args) => pull::run(args),
         Cmd::BenchRoute(args) => bench::run(args),
     }
 }
@@ -202,6 +207,16 @@ fn next_generation(out: &Path) -> Result<u64> {
     current
         .checked_add(1)
         .with_context(|| format!("{} has the last generation, {current}", out.display()))
+}
+
+/// The snapshot a command reads or writes: the one given, else `$WARP_SNAPSHOT`, else
+/// the default path. An empty variable is unset, as the API reads it.
+fn snapshot_path(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        std::env::var_os("WARP_SNAPSHOT")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| "/var/lib/warp/routing.snap".into(), PathBuf::from)
+    })
 }
 
 /// Names `path` in an error from opening or verifying it: the errors about the file

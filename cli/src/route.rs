@@ -42,11 +42,7 @@ pub struct RouteArgs {
 
 pub fn run(a: RouteArgs) -> Result<()> {
     // Verified, as the SIP path loads it: a corrupt payload decodes into wrong answers.
-    let path = a.snapshot.clone().unwrap_or_else(|| {
-        std::env::var_os("WARP_SNAPSHOT")
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| "/var/lib/warp/routing.snap".into(), PathBuf::from)
-    });
+    let path = crate::snapshot_path(a.snapshot.clone());
     let snap = crate::in_snapshot(&path, Snapshot::open_verified(&path))?;
     let lrn = a
         .lrn

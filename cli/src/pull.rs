@@ -1,0 +1,101 @@
+//! `warp pull`: a SIP edge fetches the routing snapshot the API published and
+//! publishes it locally (atomic rename), where warp.so's `reload_check` takes it up.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use warp_core::snapshot::publish;
+use warp_core::Snapshot;
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// The API's base URL, e.g. https://api.example.net
+    #[arg(long, env = "WARP_API_URL")]
+    api: String,
+    /// A bearer key that may pull the snapshot.
+    #[arg(long, env = "WARP_API_KEY", hide_env_values = true)]
+    key: String,
+    /// Where to publish it [default: $WARP_SNAPSHOT, or /var/lib/warp/routing.snap when
+    /// that is unset or empty]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seconds between pulls, forever (a failed pull is reported and tried again);
+    /// 0 pulls once and says by its exit status whether that worked.
+    #[arg(long, default_value_t = 0)]
+    every: u64,
+    /// Seconds one pull may take, the download included.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+pub fn run(a: PullArgs) -> Result<()> {
+    let out = crate::snapshot_path(a.out.clone());
+    let url = format!("{}/api/v1/routing/snapshot", a.api.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(a.timeout.max(1)))
+        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    loop {
+        let pulled = rt.block_on(pull_once(&client, &url, &a.key, &out));
+        match (pulled, a.every) {
+            (Ok(said), _) => outln!("{said}")?,
+            (Err(e), 0) => return Err(e),
+            (Err(e), _) => eprintln!("warp: {}", crate::said_once(&e)),
+        }
+        if a.every == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(a.every));
+    }
+}
+
+/// One conditional GET: the file at `out` is replaced only by a newer one that verifies.
+async fn pull_once(client: &reqwest::Client, url: &str, key: &str, out: &Path) -> Result<String> {
+    // What is there now, if it is a sound snapshot: a damaged one is replaced.
+    let current = Snapshot::open_verified(out).ok().map(|s| s.generation());
+    let mut req = client.get(url).bearer_auth(key);
+    if let Some(g) = current {
+        req = req.header(reqwest::header::IF_NONE_MATCH, format!("\"{g}\""));
+    }
+    let res = req.send().await.with_context(|| format!("GET {url}"))?;
+    let status = res.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED {
+        let g = current.unwrap_or_default();
+        return Ok(format!("{} is current: generation {g}", out.display()));
+    }
+    if !status.is_success() {
+        let body = res.text().await.unwrap_or_default();
+        bail!("GET {url}: {status}: {}", api_message(&body));
+    }
+    let bytes = res
+        .bytes()
+        .await
+        .with_context(|| format!("GET {url}: reading the snapshot"))?;
+    let snap = Snapshot::from_bytes(&bytes)
+        .and_then(|s| s.verify().map(|()| s))
+        .with_context(|| {
+            format!(
+                "GET {url}: what it sent is no sound snapshot, {} kept",
+                out.display()
+            )
+        })?;
+    publish(&bytes, out)?;
+    Ok(format!(
+        "published {} generation {} ({} bytes; was {})",
+        out.display(),
+        snap.generation(),
+        bytes.len(),
+        current.map_or("none".into(), |g| g.to_string())
+    ))
+}
+
+/// The API's own words for a refusal (its envelope's first error), else the body.
+fn api_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(200).collect())
+}
