@@ -464,3 +464,36 @@ fn credentials_a_digest_cannot_carry_are_row_errors() {
         assert!(e.starts_with(expected), "{e}");
     }
 }
+
+#[test]
+fn values_past_what_the_database_holds_are_refused_with_its_range_whatever_their_form() {
+    let dir = fixture_copy();
+    // Past a u32, past the snapshot's nanos, and into year 10000 only in UTC: each is
+    // named by the database's range, not as a malformed value. The last rows are in it.
+    append(
+        dir.path(),
+        "trunks.csv",
+        "T4,C1,99999999999999999999,0,true\nT5,C1,2147483647,+2147483647,true\n",
+    );
+    append(
+        dir.path(),
+        "vendor_rates.csv",
+        "VA,1404,,,2025-01-01,,0.01,,,,,,6,6,99999999999,\n\
+         VA,1405,,,9999-12-31T23:59:59-10:00,,0.01,,,,,,6,6,,\n\
+         VA,1406,,,0001-01-01T00:00:00+01:00,,0.01,,,,,,6,6,,\n\
+         VA,1407,,,9999-12-31T23:59:59Z,,999999999.999999999,,,,,,6,6,,\n",
+    );
+    assert_eq!(
+        errors(dir.path()),
+        [
+            "vendor_rates.csv:17: connect_fee: 99999999999 is out of range: \
+             the database holds 0 to 999999999.999999999",
+            "vendor_rates.csv:18: effective_from: \"9999-12-31T23:59:59-10:00\" is out of \
+             range: the database holds the years 1 to 9999 (UTC)",
+            "vendor_rates.csv:19: effective_from: \"0001-01-01T00:00:00+01:00\" is out of \
+             range: the database holds the years 1 to 9999 (UTC)",
+            "trunks.csv:5: max_concurrent: 99999999999999999999 is out of range: \
+             the database holds 0 to 2147483647",
+        ]
+    );
+}

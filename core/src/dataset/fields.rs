@@ -1,9 +1,9 @@
 //! Field parsers and the conversions between rows and the model that more than one
 //! file shares (schedules, rate rows).
 
+use super::limits::{self, amount, count};
 use super::rows::*;
 use crate::model::*;
-use crate::money::parse_amount;
 use crate::number::{Number, Prefix};
 use crate::rating::Increments;
 use crate::schedule::{Schedule, WeeklyWindow};
@@ -30,10 +30,6 @@ pub(super) fn flag(field: &str, s: &str) -> Result<bool, String> {
     }
 }
 
-pub(super) fn amount(field: &str, s: &str) -> Result<Decimal, String> {
-    parse_amount(s).map_err(|e| format!("{field}: {e}"))
-}
-
 pub(super) fn opt_amount(field: &str, s: &str) -> Result<Option<Decimal>, String> {
     opt(s).map(|v| amount(field, v)).transpose()
 }
@@ -44,17 +40,18 @@ pub(super) fn opt_amount(field: &str, s: &str) -> Result<Option<Decimal>, String
 /// from the database but not from its own files.
 pub fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, String> {
     let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        if t.timestamp_subsec_nanos() != 0 {
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) if t.timestamp_subsec_nanos() != 0 => {
             return Err(format!(
                 "{field}: {s:?} has a fraction of a second (times are whole seconds)"
-            ));
+            ))
         }
-        return Ok(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-        .map_err(|_| format!("{field}: {s:?} is not an RFC 3339 time or YYYY-MM-DD date"))
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+            .map_err(|_| format!("{field}: {s:?} is not an RFC 3339 time or YYYY-MM-DD date"))?,
+    };
+    limits::time(field, s, t)
 }
 
 pub(super) fn number(field: &str, s: &str) -> Result<Number, String> {
@@ -139,7 +136,7 @@ pub(super) fn rate_row(r: RateCsv, owner_kind: Option<VendorKind>) -> Result<Rat
         (Some(p), None, None) => RateKey::Prefix(prefix("prefix", p)?),
         (None, Some(o), Some(lata)) => RateKey::OcnLata {
             ocn: ocn("ocn", o)?,
-            lata: int("lata", lata)?,
+            lata: count("lata", lata)?,
         },
         _ => return Err("give either prefix, or ocn and lata".into()),
     };
@@ -181,11 +178,11 @@ pub(super) fn rate_row(r: RateCsv, owner_kind: Option<VendorKind>) -> Result<Rat
         return Err("row has no rate in any zone".into());
     }
     let initial = opt(&r.initial)
-        .map(|v| int("initial", v))
+        .map(|v| count("initial", v))
         .transpose()?
         .unwrap_or(6);
     let subsequent = opt(&r.subsequent)
-        .map(|v| int("subsequent", v))
+        .map(|v| count("subsequent", v))
         .transpose()?
         .unwrap_or(6);
     Ok(RateRow {

@@ -4,6 +4,7 @@
 //! The file and column list is in `docs/DATA_FORMAT.md`.
 
 mod fields;
+mod limits;
 mod read;
 mod rows;
 mod write;

@@ -1,6 +1,7 @@
 //! Reading a directory: every row validated, every reference between files checked.
 
 use super::fields::*;
+use super::limits::count;
 use super::rows::*;
 use super::{DatasetError, RowError};
 use crate::model::*;
@@ -160,7 +161,7 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
             npa_nxx,
             block,
             ocn: ocn("ocn", &x.ocn)?,
-            lata: int("lata", &x.lata)?,
+            lata: count("lata", &x.lata)?,
             state,
             rate_center: rate_center.to_string(),
         });
@@ -317,11 +318,11 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
             credentials: Vec::new(),
             auth: auth.unwrap_or_default(),
             max_concurrent: opt(&x.max_concurrent)
-                .map(|v| int("max_concurrent", v))
+                .map(|v| count("max_concurrent", v))
                 .transpose()?
                 .unwrap_or(0),
             max_cps: opt(&x.max_cps)
-                .map(|v| int("max_cps", v))
+                .map(|v| count("max_cps", v))
                 .transpose()?
                 .unwrap_or(0),
             enabled: flag("enabled", &x.enabled)?,
