@@ -2,7 +2,10 @@
 
 mod common;
 
-use warp_core::model::Dataset;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use std::path::Path;
+use warp_core::model::{Dataset, RateKey};
 use warp_datagen::{generate, Scale};
 
 /// Sorts every table so two datasets compare as sets of rows.
@@ -197,8 +200,9 @@ fn chain(e: &dyn std::error::Error) -> String {
 async fn a_row_the_schema_refuses_is_named_once_in_the_error() {
     let (_pg, pool) = common::migrated_db().await;
     let good = generate(Scale::SMALL, 5);
-    // Built past the CSV checks (which refuse the first): PostgreSQL holds 1..100
-    // results and 32-bit limits.
+    warp_db::import_dataset(&pool, &good).await.unwrap();
+    // Built past the CSV checks (which refuse both): PostgreSQL holds 1..100 results
+    // and 32-bit limits.
     let mut bad = good.clone();
     bad.customers[2].max_results = 500;
     let err = chain(&warp_db::import_dataset(&pool, &bad).await.unwrap_err());
@@ -215,6 +219,131 @@ async fn a_row_the_schema_refuses_is_named_once_in_the_error() {
     let err = chain(&warp_db::import_dataset(&pool, &bad).await.unwrap_err());
     assert!(err.contains("line 2, column max_cps"), "{err}");
     assert_eq!(err.matches("out of range").count(), 1, "{err}");
+    assert_eq!(
+        sorted(warp_db::load_dataset(&pool).await.unwrap()),
+        sorted(good),
+        "a refused import left rows behind"
+    );
+}
+
+/// `warp import`: the directory read, every row checked, then imported.
+async fn import_dir(pool: &sqlx::PgPool, dir: &Path) -> Result<Dataset, String> {
+    let d = warp_core::dataset::read_dir(dir).map_err(|e| e.to_string())?;
+    warp_db::import_dataset(pool, &d)
+        .await
+        .map_err(|e| chain(&e))?;
+    Ok(d)
+}
+
+/// The line of `file` whose `column` holds `value` (written by `write_dir`: one line a
+/// row, no field quoted that these tests look for).
+fn line_of(dir: &Path, file: &str, column: &str, value: &str) -> usize {
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let i = header.iter().position(|c| *c == column).unwrap();
+    text.lines()
+        .position(|l| l.split(',').nth(i) == Some(value))
+        .unwrap_or_else(|| panic!("no {value} in {file}'s {column}"))
+        + 1
+}
+
+fn amount(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn time(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn values_past_what_their_columns_hold_are_refused_by_line_before_anything_is_written() {
+    let (_pg, pool) = common::migrated_db().await;
+    let good = generate(Scale::SMALL, 3);
+    warp_db::import_dataset(&pool, &good).await.unwrap();
+    let mut bad = good.clone();
+    let integer = "the database holds 0 to 2147483647";
+    let numeric = "the database holds 0 to 999999999.999999999";
+    // (file, column, value as written, the limit the error names) of each change.
+    let mut expected = Vec::new();
+    let mut refuse = |file, column, value, why| expected.push((file, column, value, why));
+    bad.trunks[1].max_cps = 3_000_000_000;
+    refuse("trunks.csv", "max_cps", "3000000000", integer);
+    bad.trunks[2].max_concurrent = 2_147_483_648;
+    refuse("trunks.csv", "max_concurrent", "2147483648", integer);
+    bad.lerg[4].lata = 4_000_000_000;
+    refuse("lerg.csv", "lata", "4000000000", integer);
+    let lata = bad.vendor_rates.iter_mut().find_map(|r| match &mut r.key {
+        RateKey::OcnLata { lata, .. } => Some(lata),
+        RateKey::Prefix(_) => None,
+    });
+    *lata.expect("an OCN_LATA rate row") = u32::MAX;
+    refuse("vendor_rates.csv", "lata", "4294967295", integer);
+    bad.vendor_rates[1].increments.subsequent = 2_500_000_000;
+    refuse("vendor_rates.csv", "subsequent", "2500000000", integer);
+    bad.vendor_rates[2].rates[0] = Some(amount("1234567890.5"));
+    refuse("vendor_rates.csv", "interstate", "1234567890.5", numeric);
+    bad.customer_rates[3].connect_fee = amount("1000000000");
+    refuse("customer_rates.csv", "connect_fee", "1000000000", numeric);
+    bad.customers[1].min_margin = amount("1234567890.25");
+    refuse("customers.csv", "min_margin", "1234567890.25", numeric);
+    bad.customers[2].rate_limit = Some(amount("5000000000"));
+    refuse("customers.csv", "rate_limit", "5000000000", numeric);
+    // Past numeric(18, 9)'s places PostgreSQL would round it without a word.
+    bad.vendor_rates[3].rates[1] = Some(amount("0.0123456789"));
+    refuse(
+        "vendor_rates.csv",
+        "intrastate",
+        "0.0123456789",
+        "more than 9 decimal places",
+    );
+    bad.customer_rates[4].effective_from = time("0000-06-01T00:00:00Z");
+    let years = "the database holds the years 1 to 9999 (UTC)";
+    refuse(
+        "customer_rates.csv",
+        "effective_from",
+        "0000-06-01T00:00:00+00:00",
+        years,
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    warp_core::dataset::write_dir(&bad, dir.path()).unwrap();
+    let err = import_dir(&pool, dir.path()).await.unwrap_err();
+    for (file, column, value, why) in expected {
+        let line = line_of(dir.path(), file, column, value);
+        let at = format!("{file}:{line}: {column}: ");
+        assert!(
+            err.lines().any(|l| l.contains(&at) && l.contains(why)),
+            "{at}… {why} is not in\n{err}"
+        );
+    }
+    assert!(err.starts_with("11 bad row(s)"), "{err}");
+    assert_eq!(
+        sorted(warp_db::load_dataset(&pool).await.unwrap()),
+        sorted(good),
+        "a refused import changed the database"
+    );
+}
+
+#[tokio::test]
+async fn values_at_the_ends_of_what_their_columns_hold_are_imported_exactly() {
+    let (_pg, pool) = common::migrated_db().await;
+    let mut d = generate(Scale::SMALL, 3);
+    d.trunks[0].max_cps = i32::MAX as u32;
+    d.lerg[0].lata = i32::MAX as u32;
+    d.vendor_rates[0].increments.initial = i32::MAX as u32;
+    d.vendor_rates[0].rates[0] = Some(amount("999999999.999999999"));
+    d.customer_rates[0].minimum_charge = amount("999999999.999999999");
+    d.customers[0].min_margin = amount("0.000000001");
+    d.customer_rates[0].effective_from = time("0001-01-01T00:00:00Z");
+    d.customer_rates[0].effective_to = Some(time("9999-12-31T23:59:59Z"));
+    let dir = tempfile::tempdir().unwrap();
+    warp_core::dataset::write_dir(&d, dir.path()).unwrap();
+    let read = import_dir(&pool, dir.path()).await.unwrap();
+    assert_eq!(sorted(read), sorted(d.clone()));
+    assert_eq!(
+        sorted(warp_db::load_dataset(&pool).await.unwrap()),
+        sorted(d)
+    );
 }
 
 /// Waits until `n` backends wait for a lock.
