@@ -28,8 +28,11 @@ pub enum Class {
     Technical,
     /// Call records.
     Cdrs,
-    /// Routing simulation, LCR, snapshot pull and publish.
+    /// Routing simulation, LCR and publish.
     Routing,
+    /// The published snapshot file, as SIP edges pull it. Apart from `Routing`: it
+    /// carries every trunk credential's ha1, which simulating on it does not show.
+    Snapshot,
     /// API keys.
     Keys,
     /// The audit log.

@@ -183,9 +183,9 @@ pub async fn snapshot(
     who: Principal,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    // The file carries the trunks' password hashes (ha1): only who may publish it,
-    // not every role that may simulate a call on it.
-    who.require(Class::Routing, Access::Write)?;
+    // The file carries the trunks' password hashes (ha1): its own class, not open to
+    // every role that may simulate a call on it.
+    who.require(Class::Snapshot, Access::Read)?;
     let path = st.publisher.path().to_path_buf();
     let missing = || {
         ApiError::new(
