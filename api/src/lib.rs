@@ -1,6 +1,7 @@
 //! WARP's REST API: provisioning resources, routing simulation on the same engine and
-//! snapshot as the SIP path, snapshot publishing, CDRs, API keys with the seven roles,
-//! audit log, OpenAPI. See README.md for what is and is not done.
+//! snapshot as the SIP path, snapshot publishing and pulling, CDRs, API keys with the
+//! seven roles and the SIP edges' one, audit log, OpenAPI. See README.md for what is
+//! and is not done.
 
 pub mod audit;
 pub mod auth;

@@ -355,8 +355,8 @@ fn routing_routes(api: Api) -> Api {
         get(routing::snapshot),
         Doc::new(
             "Routing",
-            "The current snapshot file (super admin only: it holds the trunks' ha1); \
-             ETag = generation, If-None-Match gives 304",
+            "The current snapshot file, for super admin and sip_edge keys only (it holds \
+             the trunks' ha1); ETag = generation, If-None-Match gives 304",
         )
         .raw("application/octet-stream")
         .also("304", "If-None-Match names the current generation"),

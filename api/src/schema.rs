@@ -11,9 +11,9 @@ CREATE SCHEMA IF NOT EXISTS api;
 CREATE TABLE IF NOT EXISTS api.keys (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name          text NOT NULL DEFAULT '',
-    role          text NOT NULL CHECK (role IN ('super_admin', 'support', 'sales',
-                      'customer_admin', 'developer', 'billing', 'read_only')),
-    -- Customer roles belong to one customer; staff roles to none.
+    -- Checked as keys_role, below.
+    role          text NOT NULL,
+    -- Customer roles belong to one customer; staff and machine roles to none.
     ban           text REFERENCES customers (ban) ON DELETE CASCADE,
     -- sha256 of the secret, hex; the secret itself is shown once and never stored.
     hash          text NOT NULL UNIQUE,
@@ -24,8 +24,20 @@ CREATE TABLE IF NOT EXISTS api.keys (
     CHECK ((ban IS NOT NULL) = (role IN ('customer_admin', 'developer', 'billing', 'read_only')))
 );
 CREATE INDEX IF NOT EXISTS keys_ban ON api.keys (ban);
+-- A key's role (auth::roles): the product's seven, or sip_edge, the SIP edges' snapshot
+-- pull. A table made before sip_edge checks the seven alone, as keys_role_check.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'api.keys'::regclass AND conname = 'keys_role') THEN
+        ALTER TABLE api.keys DROP CONSTRAINT IF EXISTS keys_role_check;
+        ALTER TABLE api.keys ADD CONSTRAINT keys_role CHECK (role IN ('super_admin',
+            'support', 'sales', 'customer_admin', 'developer', 'billing', 'read_only',
+            'sip_edge'));
+    END IF;
+END $$;
 
--- People who sign in (JWT sessions); same roles and customer rule as keys.
+-- People who sign in (JWT sessions); the same customer rule as keys, and the seven
+-- roles of keys without sip_edge, which is a machine's.
 CREATE TABLE IF NOT EXISTS api.users (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     email          text NOT NULL UNIQUE CHECK (email LIKE '_%@_%'),

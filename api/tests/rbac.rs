@@ -32,8 +32,9 @@ const CLASSES: [&str; 21] = [
     "cnam write",
 ];
 
-/// The product requirements' matrix, spelled out per class (Y = allowed).
-const MATRIX: [(&str, &str); 7] = [
+/// The product requirements' matrix, spelled out per class (Y = allowed), and the SIP
+/// edges' machine role: the snapshot pull alone.
+const MATRIX: [(&str, &str); 8] = [
     ("super_admin", "YYYYYYYYYYYYYYYYYYYYY"),
     ("support", "Y.Y.Y..YY....YY....Y."),
     ("sales", "..YY................."),
@@ -41,6 +42,7 @@ const MATRIX: [(&str, &str); 7] = [
     ("developer", "..Y.YY.Y...Y..YY.YYYY"),
     ("billing", "..Y.................."),
     ("read_only", "..Y.Y..Y......Y....Y."),
+    ("sip_edge", "..........Y.........."),
 ];
 
 /// A number of C1's, for the E911 and CNAM classes.
@@ -163,7 +165,8 @@ async fn every_role_against_every_endpoint_class() {
     t.make("/api/v1/numbers", json!({"e164": NUMBER, "ban": "C1"}))
         .await;
     for (role, row) in MATRIX {
-        let ban = (!matches!(role, "super_admin" | "support" | "sales")).then_some("C1");
+        let staff = matches!(role, "super_admin" | "support" | "sales" | "sip_edge");
+        let ban = (!staff).then_some("C1");
         let key = t.key(role, ban).await;
         for (class, allowed) in CLASSES.iter().zip(row.chars()) {
             let status = attempt(&t, &key, class, role).await;
@@ -398,6 +401,108 @@ async fn a_customer_key_never_sees_or_changes_another_customers_data() {
         "{}",
         keys.body
     );
+}
+
+/// A SIP edge's key reads every trunk's ha1 in the snapshot: only the super admin makes
+/// one, of no customer; it makes no key itself, no person signs in with its role, and
+/// it rotates itself as any key may.
+#[tokio::test]
+async fn only_the_super_admin_makes_a_sip_edge_key() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.publish().await;
+    let edge = json!({"name": "edge-1", "role": "sip_edge"});
+    for role in ["customer_admin", "developer"] {
+        let key = t.key(role, Some("C1")).await;
+        let r = t.post("/api/v1/api-keys", &key, edge.clone()).await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::FORBIDDEN, "role"),
+            "{role}: {}",
+            r.body
+        );
+    }
+    let edges = || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM api.keys WHERE role = 'sip_edge'")
+            .fetch_one(&t.pool)
+    };
+    assert_eq!(edges().await.unwrap(), 0);
+    let r = t
+        .post(
+            "/api/v1/api-keys",
+            ROOT,
+            json!({"role": "sip_edge", "ban": "C1"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "ban")
+    );
+    let r = t.post("/api/v1/api-keys", ROOT, edge).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let d = r.data();
+    assert_eq!(
+        (&d["role"], &d["ban"], &d["scopes"]),
+        (&json!("sip_edge"), &json!(null), &json!(["edge:snapshot"]))
+    );
+    let (id, old) = (d["id"].as_i64().unwrap(), d["secret"].as_str().unwrap());
+    assert_eq!(edges().await.unwrap(), 1);
+    let r = t
+        .post("/api/v1/api-keys", old, json!({"role": "sip_edge"}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let person = json!({"email": "edge@carrier.example", "role": "sip_edge",
+                        "password": "a long passphrase"});
+    let r = t.post("/api/v1/users", ROOT, person).await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "role"),
+        "{}",
+        r.body
+    );
+    // Said as the rule it is, not as the database's refusal.
+    let why = r.body["errors"][0]["message"].as_str().unwrap();
+    assert!(why.contains("machines, not people"), "{why}");
+    let r = t
+        .post(&format!("/api/v1/api-keys/{id}/rotate"), old, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new = r.data()["secret"].as_str().unwrap();
+    let pull = |key| t.get("/api/v1/routing/snapshot", key);
+    assert_eq!(pull(old).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(pull(new).await.status, StatusCode::OK);
+}
+
+/// A keys table made before sip_edge checks its role against the seven, under the name
+/// PostgreSQL gives a column's check: the API's start replaces that check, once.
+#[tokio::test]
+async fn a_keys_table_made_before_sip_edge_takes_sip_edge_keys_after_a_start() {
+    let t = TestApi::start().await;
+    sqlx::raw_sql(
+        "ALTER TABLE api.keys DROP CONSTRAINT keys_role;
+         ALTER TABLE api.keys ADD CHECK (role IN ('super_admin', 'support', 'sales',
+             'customer_admin', 'developer', 'billing', 'read_only'))",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    let role_checks = || {
+        sqlx::query_scalar::<_, String>(
+            "SELECT conname::text FROM pg_constraint
+             WHERE conrelid = 'api.keys'::regclass AND pg_get_constraintdef(oid) LIKE '%sales%'",
+        )
+        .fetch_all(&t.pool)
+    };
+    assert_eq!(role_checks().await.unwrap(), ["keys_role_check"]);
+    let r = t
+        .post("/api/v1/api-keys", ROOT, json!({"role": "sip_edge"}))
+        .await;
+    assert_ne!(r.status, StatusCode::CREATED, "{}", r.body);
+    for _ in 0..2 {
+        warp_api::schema::ensure(&t.pool).await.unwrap();
+        assert_eq!(role_checks().await.unwrap(), ["keys_role"]);
+    }
+    t.key("sip_edge", None).await;
 }
 
 #[tokio::test]

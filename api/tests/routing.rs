@@ -300,6 +300,7 @@ async fn simulate_agrees_with_the_engine_on_generated_data() {
     assert!(routed > 50, "only {routed} calls routed");
 }
 
+/// The super admin and a SIP edge's key pull the snapshot alike: 200, then 304 on its ETag.
 #[tokio::test]
 async fn snapshot_pull_uses_the_generation_as_etag() {
     let t = TestApi::start().await;
@@ -307,21 +308,26 @@ async fn snapshot_pull_uses_the_generation_as_etag() {
     let g = t.publish().await;
     // The fixture's changes are in `g`: the debouncer, due after 100 ms, adds nothing.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let r = t.get("/api/v1/routing/snapshot", ROOT).await;
-    assert_eq!(r.status, StatusCode::OK);
-    let etag = r.headers["etag"].to_str().unwrap().to_string();
-    assert_eq!(etag, format!("\"{g}\""));
-    let snap = warp_core::Snapshot::from_bytes(&r.bytes).unwrap();
-    assert_eq!(snap.generation(), g);
-    let req = Request::get("/api/v1/routing/snapshot")
-        .header("authorization", format!("Bearer {ROOT}"))
-        .header("if-none-match", &etag)
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(t.raw(req).await.status, StatusCode::NOT_MODIFIED);
-    // The file on disk is what was served.
-    let on_disk = std::fs::read(t.dir.path().join("routing.snap")).unwrap();
-    assert_eq!(on_disk, r.bytes);
+    let edge = t.key("sip_edge", None).await;
+    for key in [ROOT, edge.as_str()] {
+        let r = t.get("/api/v1/routing/snapshot", key).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let etag = r.headers["etag"].to_str().unwrap().to_string();
+        assert_eq!(etag, format!("\"{g}\""));
+        let snap = warp_core::Snapshot::from_bytes(&r.bytes).unwrap();
+        assert_eq!(snap.generation(), g);
+        let req = Request::get("/api/v1/routing/snapshot")
+            .header("authorization", format!("Bearer {key}"))
+            .header("if-none-match", &etag)
+            .body(Body::empty())
+            .unwrap();
+        let r304 = t.raw(req).await;
+        assert_eq!(r304.status, StatusCode::NOT_MODIFIED);
+        assert_eq!(r304.headers["etag"], etag.as_str());
+        // The file on disk is what was served.
+        let on_disk = std::fs::read(t.dir.path().join("routing.snap")).unwrap();
+        assert_eq!(on_disk, r.bytes);
+    }
 }
 
 #[tokio::test]

@@ -57,6 +57,7 @@ pub struct IssuedKey {
 pub struct NewKey {
     #[serde(default)]
     pub name: String,
+    /// `sip_edge` (a SIP edge's snapshot pull, nothing else) only from a super admin.
     pub role: Role,
     /// Required for customer roles; a customer caller's own BAN is used when absent.
     pub ban: Option<String>,

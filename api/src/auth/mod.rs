@@ -74,7 +74,7 @@ impl Principal {
             (Some(_), false) => {
                 return Err(ApiError::invalid(
                     "ban",
-                    "staff roles belong to no customer",
+                    "staff and machine roles belong to no customer",
                 ))
             }
             (Some(b), true) => self.check_ban(b, "customer")?,

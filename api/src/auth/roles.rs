@@ -1,9 +1,12 @@
-//! The seven roles of the product requirements, their API scopes, and the permission
-//! matrix: which role may read, write or delete which class of endpoint.
+//! The seven roles of the product requirements, the SIP edges' machine role, their API
+//! scopes, and the permission matrix: which role may read, write or delete which class
+//! of endpoint.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// Who a key or user acts as: the product's seven roles, and `sip_edge`, a machine role
+/// for SIP edges' keys (they pull the routing snapshot, nothing else; no user has it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -14,6 +17,9 @@ pub enum Role {
     Developer,
     Billing,
     ReadOnly,
+    /// Not a person's: the key of a SIP edge (a Kamailio node) that pulls the routing
+    /// snapshot, and may do nothing else.
+    SipEdge,
 }
 
 /// What an endpoint touches.
@@ -49,7 +55,7 @@ pub enum Access {
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::SuperAdmin,
         Role::Support,
         Role::Sales,
@@ -57,6 +63,7 @@ impl Role {
         Role::Developer,
         Role::Billing,
         Role::ReadOnly,
+        Role::SipEdge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +75,7 @@ impl Role {
             Role::Developer => "developer",
             Role::Billing => "billing",
             Role::ReadOnly => "read_only",
+            Role::SipEdge => "sip_edge",
         }
     }
 
@@ -84,15 +92,22 @@ impl Role {
             Role::Developer => &["org:technical"],
             Role::Billing => &["org:billing"],
             Role::ReadOnly => &["org:read"],
+            Role::SipEdge => &["edge:snapshot"],
         }
     }
 
-    /// Customer roles act inside one customer (BAN); the others are the carrier's staff.
+    /// Customer roles act inside one customer (BAN); the others are the carrier's staff
+    /// and its SIP edges.
     pub fn is_customer(self) -> bool {
         matches!(
             self,
             Role::CustomerAdmin | Role::Developer | Role::Billing | Role::ReadOnly
         )
+    }
+
+    /// A role for machines' keys, never for a person who signs in.
+    pub fn is_machine(self) -> bool {
+        matches!(self, Role::SipEdge)
     }
 
     /// The permission matrix. Customer roles are further confined to their own BAN.
@@ -116,10 +131,12 @@ impl Role {
                 | (Developer, Technical | Keys, Write)
                 | (Billing, Accounts, Read)
                 | (ReadOnly, Accounts | Technical | Cdrs, Read)
+                | (SipEdge, Snapshot, Read)
         )
     }
 
-    /// Which roles a key of this role may create: never more than itself.
+    /// Which roles a key of this role may create: never more than itself. A SIP edge's
+    /// key reads every trunk's ha1: only the super admin hands one out.
     pub fn may_grant(self, other: Role) -> bool {
         match self {
             Role::SuperAdmin => true,
@@ -144,5 +161,31 @@ mod tests {
             );
             assert!(r.may_grant(r) || !matches!(r, Role::SuperAdmin | Role::CustomerAdmin));
         }
+    }
+
+    #[test]
+    fn a_sip_edge_pulls_the_snapshot_and_nothing_else() {
+        use Class::*;
+        let classes = [
+            Platform, Accounts, Technical, Cdrs, Routing, Snapshot, Keys, Audit, Users,
+        ];
+        for class in classes {
+            for access in [Access::Read, Access::Write, Access::Delete] {
+                assert_eq!(
+                    Role::SipEdge.allows(class, access),
+                    (class, access) == (Snapshot, Access::Read),
+                    "{class:?} {access:?}"
+                );
+            }
+        }
+        // The file holds every ha1: of the people, only the super admin pulls it, and
+        // only the super admin makes a key that does.
+        for r in Role::ALL {
+            let pulls = matches!(r, Role::SuperAdmin | Role::SipEdge);
+            assert_eq!(r.allows(Snapshot, Access::Read), pulls, "{r:?}");
+            assert_eq!(r.may_grant(Role::SipEdge), r == Role::SuperAdmin, "{r:?}");
+            assert_eq!(r.is_machine(), r == Role::SipEdge, "{r:?}");
+        }
+        assert!(!Role::SipEdge.is_customer());
     }
 }

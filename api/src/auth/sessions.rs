@@ -220,6 +220,7 @@ pub struct NewUser {
     pub email: String,
     #[serde(default)]
     pub name: String,
+    /// Any but `sip_edge`, which is for SIP edges' API keys.
     pub role: Role,
     pub ban: Option<String>,
     /// At least 12 characters.
@@ -235,6 +236,13 @@ pub async fn create_user(
 ) -> ApiResult<(StatusCode, Envelope<User>)> {
     who.require(Class::Users, Access::Write)?;
     let ban = who.grant(req.role, req.ban)?;
+    if req.role.is_machine() {
+        let why = format!(
+            "{} is for API keys of machines, not people",
+            req.role.as_str()
+        );
+        return Err(ApiError::invalid("role", why));
+    }
     if req.password.chars().count() < 12 {
         return Err(ApiError::invalid("password", "at least 12 characters"));
     }
