@@ -49,14 +49,14 @@ impl Api {
         }
     }
 
-    /// Publishes the routing data as it stands: the next generation.
-    fn publish(&self) -> u64 {
+    /// A super-admin POST of `body` to `path`; the answer's `data`.
+    fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         self.rt.block_on(async {
             let r = reqwest::Client::new()
-                .post(format!("{}/api/v1/routing/publish", self.url))
+                .post(format!("{}/api/v1/{path}", self.url))
                 .bearer_auth(ROOT)
                 .header("content-type", "application/json")
-                .body("{}")
+                .body(body.to_string())
                 .send()
                 .await
                 .unwrap()
@@ -64,8 +64,21 @@ impl Api {
                 .await
                 .unwrap();
             let r: serde_json::Value = serde_json::from_str(&r).unwrap();
-            r["data"]["generation"].as_u64().expect("a generation")
+            r["data"].clone()
         })
+    }
+
+    /// Publishes the routing data as it stands: the next generation.
+    fn publish(&self) -> u64 {
+        let d = self.post("routing/publish", serde_json::json!({}));
+        d["generation"].as_u64().expect("a generation")
+    }
+
+    /// A new staff or machine key of `role` (`sip_edge`: a SIP edge's, which may pull
+    /// the snapshot and nothing else).
+    fn key(&self, role: &str) -> String {
+        let d = self.post("api-keys", serde_json::json!({"name": role, "role": role}));
+        d["secret"].as_str().expect("a secret").to_owned()
     }
 }
 
@@ -91,7 +104,8 @@ fn an_edge_pulls_each_new_generation_once_and_keeps_its_copy_when_a_pull_fails()
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("edge/routing.snap");
     let g = api.publish();
-    let first = pull(&api.url, ROOT, &out);
+    let key = api.key("sip_edge");
+    let first = pull(&api.url, &key, &out);
     assert!(first.status.success(), "{}", said(&first));
     assert_eq!(
         std::fs::read(&out).unwrap(),
@@ -105,7 +119,7 @@ fn an_edge_pulls_each_new_generation_once_and_keeps_its_copy_when_a_pull_fails()
     // Nothing new: a 304, and the file is not rewritten.
     let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&out).unwrap());
     let before = inode();
-    let again = pull(&api.url, ROOT, &out);
+    let again = pull(&api.url, &key, &out);
     assert!(
         said(&again).contains(&format!("is current: generation {g}")),
         "{}",
@@ -115,18 +129,22 @@ fn an_edge_pulls_each_new_generation_once_and_keeps_its_copy_when_a_pull_fails()
     // A new generation replaces it.
     let next = api.publish();
     assert!(next > g);
-    assert!(pull(&api.url, ROOT, &out).status.success());
+    assert!(pull(&api.url, &key, &out).status.success());
     assert_eq!(warp_core::Snapshot::open(&out).unwrap().generation(), next);
 
     // Refusals say why, and leave the edge's copy serving.
     let wrong = pull(&api.url, "not-a-key", &out);
     assert!(!wrong.status.success());
     assert!(said(&wrong).contains("401"), "{}", said(&wrong));
+    // Support staff may simulate calls on it, not take the file (it holds password hashes).
+    let staff = pull(&api.url, &api.key("support"), &out);
+    assert!(!staff.status.success());
+    assert!(said(&staff).contains("403 Forbidden"), "{}", said(&staff));
     let closed = format!(
         "http://127.0.0.1:{}",
         warp_testkit::free_tcp_port().unwrap()
     );
-    let down = pull(&closed, ROOT, &out);
+    let down = pull(&closed, &key, &out);
     assert!(!down.status.success());
     assert!(
         said(&down).contains(&format!("GET {closed}/api/v1/routing/snapshot")),
@@ -134,7 +152,7 @@ fn an_edge_pulls_each_new_generation_once_and_keeps_its_copy_when_a_pull_fails()
         said(&down)
     );
     let garbled = garbling_server();
-    let bad = pull(&garbled, ROOT, &out);
+    let bad = pull(&garbled, &key, &out);
     assert!(!bad.status.success());
     assert!(said(&bad).contains("no sound snapshot"), "{}", said(&bad));
     assert_eq!(
