@@ -83,13 +83,18 @@ const CREDENTIALS: Keyed = Keyed {
     table: "trunk_credentials",
     key: "username",
     columns: &["username", "trunk_id", "realm", "ha1"],
-    // A credential the dataset gives no ha1 keeps the password it has; a new ha1
-    // makes the old ha1b (another hash of the old password) stale.
+    // A credential the dataset gives no ha1 keeps the password it has, on the same
+    // trunk: moved to another (perhaps another customer's), whoever knew the password
+    // would call as that trunk, so it needs a new one. A new ha1 makes the old ha1b
+    // (another hash of the old password) stale.
     update: Some(
         "trunk_id = EXCLUDED.trunk_id, \
-         realm = CASE WHEN EXCLUDED.ha1 IS NULL THEN trunk_credentials.realm ELSE EXCLUDED.realm END, \
-         ha1b = CASE WHEN EXCLUDED.ha1 IS NULL THEN trunk_credentials.ha1b END, \
-         ha1 = COALESCE(EXCLUDED.ha1, trunk_credentials.ha1)",
+         realm = CASE WHEN EXCLUDED.ha1 IS NULL AND trunk_credentials.trunk_id = EXCLUDED.trunk_id \
+                 THEN trunk_credentials.realm ELSE EXCLUDED.realm END, \
+         ha1b = CASE WHEN EXCLUDED.ha1 IS NULL AND trunk_credentials.trunk_id = EXCLUDED.trunk_id \
+                THEN trunk_credentials.ha1b END, \
+         ha1 = CASE WHEN EXCLUDED.ha1 IS NULL AND trunk_credentials.trunk_id = EXCLUDED.trunk_id \
+               THEN trunk_credentials.ha1 ELSE EXCLUDED.ha1 END",
     ),
 };
 const PARTITIONS: Keyed = Keyed {

@@ -471,6 +471,16 @@ async fn a_reimport_keeps_a_password_the_dataset_gives_none_and_takes_one_it_giv
         loaded(&warp_db::load_dataset(&pool).await.unwrap()),
         loaded(&d)
     );
+    // Moved to another trunk with no ha1 given, it keeps no password: whoever knew the
+    // old one would call as the new trunk.
+    d.trunks[ti].credentials[0].ha1 = None;
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    assert_eq!(stored().await.1, Some("b".repeat(32)));
+    let moved = d.trunks[ti].credentials.remove(0);
+    let other = (0..d.trunks.len()).find(|&i| i != ti).unwrap();
+    d.trunks[other].credentials.push(moved);
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    assert_eq!(stored().await, ("edge".into(), None, None));
     // An ha1 stored in no realm (before the API asked for one) can match no challenge:
     // it loads without it, and the rest of the dataset still compiles.
     set("UPDATE trunk_credentials SET realm = '', ha1 = repeat('c', 32) WHERE username = $1").await;
