@@ -82,11 +82,12 @@ async fn an_import_whose_analyze_fails_is_rolled_back() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("boom"), "{err}");
-    assert_eq!(
-        sorted(warp_db::load_dataset(&pool).await.unwrap()),
-        sorted(good),
-        "an import reported as failed left its data behind"
-    );
+    assert_holds(
+        &pool,
+        &good,
+        "an import reported as failed left its data behind",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -112,10 +113,7 @@ async fn reimport_replaces_and_keeps_what_the_model_does_not_carry() {
     b.exclusions
         .retain(|o| o.ban.as_ref().is_none_or(|x| keep.contains(x)));
     warp_db::import_dataset(&pool, &b).await.unwrap();
-    assert_eq!(
-        sorted(warp_db::load_dataset(&pool).await.unwrap()),
-        sorted(b.clone())
-    );
+    assert_holds(&pool, &b, "the database does not hold what was imported").await;
     let email: Option<String> =
         sqlx::query_scalar("SELECT contact_email FROM customers WHERE ban = $1")
             .bind(ban)
@@ -144,11 +142,7 @@ async fn a_bad_dataset_imports_nothing() {
         err.to_string().contains(&at) && err.to_string().contains("overlaps vendor_rates row 1"),
         "{err}"
     );
-    assert_eq!(
-        sorted(warp_db::load_dataset(&pool).await.unwrap()),
-        sorted(good),
-        "the failed import rolled back"
-    );
+    assert_holds(&pool, &good, "the failed import rolled back").await;
 }
 
 /// `cargo test --release -p warp-db --test dataset -- --ignored --nocapture`
@@ -219,14 +213,17 @@ async fn a_row_the_schema_refuses_is_named_once_in_the_error() {
     let err = chain(&warp_db::import_dataset(&pool, &bad).await.unwrap_err());
     assert!(err.contains("line 2, column max_cps"), "{err}");
     assert_eq!(err.matches("out of range").count(), 1, "{err}");
-    assert_eq!(
-        sorted(warp_db::load_dataset(&pool).await.unwrap()),
-        sorted(good),
-        "a refused import left rows behind"
-    );
+    assert_holds(&pool, &good, "a refused import left rows behind").await;
 }
 
 /// `warp import`: the directory read, every row checked, then imported.
+/// The database holds `d` (in any order): what was imported, or what a refused or
+/// failed import found there.
+async fn assert_holds(pool: &sqlx::PgPool, d: &Dataset, why: &str) {
+    let held = sorted(warp_db::load_dataset(pool).await.unwrap());
+    assert_eq!(held, sorted(d.clone()), "{why}");
+}
+
 async fn import_dir(pool: &sqlx::PgPool, dir: &Path) -> Result<Dataset, String> {
     let d = warp_core::dataset::read_dir(dir).map_err(|e| e.to_string())?;
     warp_db::import_dataset(pool, &d)
@@ -317,11 +314,7 @@ async fn values_past_what_their_columns_hold_are_refused_by_line_before_anything
         );
     }
     assert!(err.starts_with("11 bad row(s)"), "{err}");
-    assert_eq!(
-        sorted(warp_db::load_dataset(&pool).await.unwrap()),
-        sorted(good),
-        "a refused import changed the database"
-    );
+    assert_holds(&pool, &good, "a refused import changed the database").await;
 }
 
 #[tokio::test]
@@ -340,10 +333,7 @@ async fn values_at_the_ends_of_what_their_columns_hold_are_imported_exactly() {
     warp_core::dataset::write_dir(&d, dir.path()).unwrap();
     let read = import_dir(&pool, dir.path()).await.unwrap();
     assert_eq!(sorted(read), sorted(d.clone()));
-    assert_eq!(
-        sorted(warp_db::load_dataset(&pool).await.unwrap()),
-        sorted(d)
-    );
+    assert_holds(&pool, &d, "the database does not hold what was imported").await;
 }
 
 /// Waits until `n` backends wait for a lock.
