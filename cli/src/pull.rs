@@ -29,8 +29,8 @@ pub struct PullArgs {
     timeout: u64,
 }
 
-pub fn run(a: PullArgs) -> Result<()> {
-    let out = crate::snapshot_path(a.out.clone());
+pub fn run(mut a: PullArgs) -> Result<()> {
+    let out = crate::snapshot_path(a.out.take());
     let url = format!("{}/api/v1/routing/snapshot", a.api.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(a.timeout.max(1)))
@@ -52,7 +52,8 @@ pub fn run(a: PullArgs) -> Result<()> {
     }
 }
 
-/// One conditional GET: the file at `out` is replaced only by a newer one that verifies.
+/// One conditional GET: the file at `out` is replaced only when the API sends another
+/// generation (no 304) and what it sent verifies.
 async fn pull_once(client: &reqwest::Client, url: &str, key: &str, out: &Path) -> Result<String> {
     // What is there now, if it is a sound snapshot: a damaged one is replaced.
     let current = Snapshot::open_verified(out).ok().map(|s| s.generation());

@@ -40,9 +40,9 @@ pub struct RouteArgs {
     json: bool,
 }
 
-pub fn run(a: RouteArgs) -> Result<()> {
+pub fn run(mut a: RouteArgs) -> Result<()> {
     // Verified, as the SIP path loads it: a corrupt payload decodes into wrong answers.
-    let path = crate::snapshot_path(a.snapshot.clone());
+    let path = crate::snapshot_path(a.snapshot.take());
     let snap = crate::in_snapshot(&path, Snapshot::open_verified(&path))?;
     let lrn = a
         .lrn

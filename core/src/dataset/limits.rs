@@ -25,9 +25,8 @@ const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 pub(super) fn count(field: &str, s: &str) -> Result<u32, String> {
     // Read wider than a u32, so that a value past it too is named as out of range.
     let n: u128 = int(field, s)?;
-    u32::try_from(n)
-        .ok()
-        .filter(|n| *n <= INTEGER_MAX)
+    (n <= u128::from(INTEGER_MAX))
+        .then_some(n as u32)
         .ok_or_else(|| {
             format!("{field}: {n} is out of range: the database holds 0 to {INTEGER_MAX}")
         })
