@@ -909,6 +909,56 @@ async fn a_credentials_username_or_realm_changes_only_with_its_password() {
     );
 }
 
+/// A credential belongs to the trunk it was made on: naming another trunk in a PATCH,
+/// or reaching it through another trunk's path, is refused and leaves its trunk and ha1
+/// as they were. Moved, its password would let whoever knew it call as the other
+/// trunk, perhaps another customer's (the import clears the ha1 of a moved username).
+#[tokio::test]
+async fn a_credential_stays_on_the_trunk_it_was_made_on() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let made = t
+        .make(
+            "/api/v1/trunks/T-C1/credentials",
+            json!({"username": "pbx1", "password": "correct horse"}),
+        )
+        .await;
+    let owner = || async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT trunk_id, ha1 FROM trunk_credentials WHERE username = 'pbx1'",
+        )
+        .fetch_one(&t.pool)
+        .await
+        .unwrap()
+    };
+    let stored = owner().await;
+    assert_eq!(stored.0, "T-C1");
+    let own = format!("/api/v1/trunks/T-C1/credentials/{}", made["id"]);
+    let other = format!("/api/v1/trunks/T-C2/credentials/{}", made["id"]);
+    let r = t
+        .call(
+            "PATCH",
+            &own,
+            ROOT,
+            Some(json!({"trunk_id": "T-C2", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "trunk_id"),
+        "{}",
+        r.body
+    );
+    assert_eq!(owner().await, stored);
+    let password = json!({"password": "another password"});
+    let r = t.call("PATCH", &other, ROOT, Some(password)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert_eq!(owner().await, stored);
+    let r = t.call("DELETE", &other, ROOT, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert_eq!(owner().await, stored);
+}
+
 /// `warp import` stores a credential's username and trunk only (realm '', no ha1). Its
 /// password, set through the API, needs a realm too: in '' its ha1 would answer no
 /// challenge, and the 200 would hide that.
