@@ -17,6 +17,7 @@ use crate::sipmsg::SipMsg;
 use crate::snapshot;
 use crate::stats::Func;
 use kamailio_sys as k;
+use std::borrow::Cow;
 use std::ffi::{c_char, c_int};
 
 fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
@@ -24,14 +25,9 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
         decision::unavailable(msg, "no routing snapshot loaded".into());
         return Ok(false);
     };
-    let username = authenticated_user(msg);
-    let ha1 = checked_ha1(msg);
-    let trunk = route::trunk(
-        &snapshot,
-        username.as_deref(),
-        ha1.as_deref(),
-        msg.source_ip(),
-    );
+    let vouched = vouched(msg);
+    let credentials = vouched.as_ref().map(Vouched::credentials);
+    let trunk = route::trunk(&snapshot, credentials, msg.source_ip());
     if !snapshot::intact(&snapshot) {
         decision::unavailable(msg, "snapshot file rewritten in place".into());
         return Ok(false);
@@ -74,17 +70,33 @@ pub fn offered_ha1(msg: &SipMsg, out: &mut String) -> bool {
     true
 }
 
-/// The username of `msg`'s credentials, if the script vouched for them.
-pub fn authenticated_user<'m>(msg: &'m SipMsg) -> Option<std::borrow::Cow<'m, str>> {
-    decision::authenticated(msg)
-        .then(|| msg.credentials_user())
-        .flatten()
+/// `msg`'s credentials the script vouched for, as read from the message.
+pub struct Vouched<'m> {
+    username: Cow<'m, str>,
+    /// The hash `$warp(ha1)` gave for them, if the script checked them against it
+    /// (`warp_authenticated()` vouches for no others).
+    ha1: Option<String>,
 }
 
-/// The hash `$warp(ha1)` gave for `msg`'s credentials, if the script checked the
-/// ones it vouched for against it (`warp_authenticated()` vouches for no others).
-pub fn checked_ha1(msg: &SipMsg) -> Option<String> {
-    decision::ha1(msg).map(|(_, ha1)| ha1)
+impl Vouched<'_> {
+    pub fn credentials(&self) -> route::Credentials<'_> {
+        route::Credentials {
+            username: &self.username,
+            ha1: self.ha1.as_deref(),
+        }
+    }
+}
+
+/// The credentials of `msg`, if the script vouched for them; a call from an address
+/// reads nothing more.
+pub fn vouched(msg: &SipMsg) -> Option<Vouched<'_>> {
+    if !decision::authenticated(msg) {
+        return None;
+    }
+    Some(Vouched {
+        username: msg.credentials_user()?,
+        ha1: decision::ha1(msg).map(|(_, ha1)| ha1),
+    })
 }
 
 fn warp_authenticated(msg: &SipMsg) -> Result<bool, String> {

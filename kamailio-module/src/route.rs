@@ -15,17 +15,23 @@ use warp_core::{Decision, Reject, RouteRequest, Snapshot};
 /// One call to route, as read from the SIP message.
 pub struct Query<'a> {
     pub call_id: &'a str,
-    /// Username auth authenticated: identifies the trunk when present.
-    pub username: Option<&'a str>,
-    /// The hash `$warp(ha1)` gave that username's credentials to be checked against, if
-    /// they were: they stand for it only while the snapshot still has that hash.
-    pub ha1: Option<&'a str>,
+    /// The credentials the script vouched for: they identify the trunk when present.
+    pub credentials: Option<Credentials<'a>>,
     /// Source address of the request: identifies the trunk (IP ACL) otherwise.
     pub source: Option<IpAddr>,
     /// Calling number (PAI → RPID → From user part), as received.
     pub ani: Option<&'a str>,
     /// Dialled number (R-URI user part or the script's argument), as received.
     pub dnis: &'a str,
+}
+
+/// Digest credentials the script checked and vouched for (`warp_authenticated()`).
+#[derive(Clone, Copy)]
+pub struct Credentials<'a> {
+    pub username: &'a str,
+    /// The hash `$warp(ha1)` gave them to be checked against, if it did: they stand for
+    /// the username only while the snapshot still has that hash.
+    pub ha1: Option<&'a str>,
 }
 
 pub enum Answer {
@@ -94,12 +100,11 @@ fn verdict<'s>(
     query: &Query<'_>,
     record: &mut String,
 ) -> Result<(TrunkView<'s>, Decision<'s>, Range<usize>), Refusal> {
-    let trunk =
-        trunk(snapshot, query.username, query.ha1, query.source).map_err(|why| Refusal {
-            code: 403,
-            reason: "Forbidden",
-            why,
-        })?;
+    let trunk = trunk(snapshot, query.credentials, query.source).map_err(|why| Refusal {
+        code: 403,
+        reason: "Forbidden",
+        why,
+    })?;
     let now = chrono::Utc::now();
     let decision = gated_lookup(snapshot, trunk.ban, query.ani, query.dnis, now, || {
         limits::check(&trunk).map_err(|exceeded| over_limit(&trunk, exceeded))
@@ -128,18 +133,21 @@ fn verdict<'s>(
 }
 
 /// The enabled trunk (and so the customer) a request comes from, as its auth type
-/// asks: the one `username` authenticated as (from an address in its ACL too, for
+/// asks: the one `credentials` authenticate as (from an address in its ACL too, for
 /// IP_AND_CREDENTIALS), else the one whose ACL holds `source` (IP_ACL only); why not,
-/// in words. Credentials checked against `ha1` count only while `snapshot` has that
-/// hash for `username`: a reload since the check may have given it another owner.
+/// in words. Credentials checked against a hash count only while `snapshot` has that
+/// hash for their username: a reload since the check may have given it another owner.
 pub fn trunk<'s>(
     snapshot: &'s Snapshot,
-    username: Option<&str>,
-    ha1: Option<&str>,
+    credentials: Option<Credentials<'_>>,
     source: Option<IpAddr>,
 ) -> Result<TrunkView<'s>, String> {
-    let trunk = match username {
-        Some(user) => {
+    let username = credentials.map(|c| c.username);
+    let trunk = match credentials {
+        Some(Credentials {
+            username: user,
+            ha1,
+        }) => {
             let credential = snapshot.credential(user);
             if ha1.is_some() && credential.and_then(|c| c.ha1) != ha1 {
                 return Err(format!(

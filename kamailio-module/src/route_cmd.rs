@@ -42,8 +42,7 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
         },
     };
     let ani = ani::find(msg);
-    let username = identify::authenticated_user(msg);
-    let ha1 = identify::checked_ha1(msg);
+    let vouched = identify::vouched(msg);
     // A Call-ID header with nothing in it (the core parses it): the caller's mistake.
     let Some(call_id) = msg.call_id() else {
         decision::refuse(msg, 400, "Bad Request", "the request has no Call-ID".into());
@@ -51,8 +50,7 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
     };
     let query = Query {
         call_id: &call_id,
-        username: username.as_deref(),
-        ha1: ha1.as_deref(),
+        credentials: vouched.as_ref().map(identify::Vouched::credentials),
         source: msg.source_ip(),
         ani: ani.as_deref(),
         dnis,
