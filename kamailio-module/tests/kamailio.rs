@@ -3522,6 +3522,91 @@ fn the_shipped_config_takes_an_ip_acl_trunk_by_its_address_whatever_credentials_
     }
 }
 
+/// `WITH_ANTIFLOOD`: an unknown address refused more than PIKE_DENSITY times in 2 s is
+/// banned for BAN_TIME s (its requests go unanswered, so a scanner learns nothing and
+/// costs no reply), while a trunk's own burst of calls is never counted.
+#[test]
+fn the_shipped_config_bans_an_address_it_refuses_over_and_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let _vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let defines = ["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=3"].map(String::from);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let (dnis, wait) = ("12125550123", Duration::from_secs(1));
+    let stranger = "127.0.0.7";
+    let refused = (0..30)
+        .map_while(|_| k.request_within(wait, stranger, dnis, "INVITE", ""))
+        .inspect(|reply| assert_eq!(reply.code, 403, "{}", k.log()))
+        .count();
+    assert!(
+        (5..30).contains(&refused),
+        "{refused} refused before the ban"
+    );
+    for _ in 0..3 {
+        let reply = k.request_within(wait, stranger, dnis, "OPTIONS", "");
+        assert!(reply.is_none(), "banned, answered {reply:?}");
+    }
+    assert!(k.log().contains("127.0.0.7 banned"), "{}", k.log());
+    let bans = k.kamcmd(&["htable.dump", "ipban"]).unwrap();
+    assert!(bans.contains(stranger), "{bans}");
+    // T1's burst, over the density, is its own business (its CPS limit's).
+    for _ in 0..20 {
+        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
+        assert_eq!(reply.code, 200, "{}", k.log());
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let reply = k.request_within(wait, stranger, dnis, "INVITE", "");
+    assert_eq!(
+        reply.map(|r| r.code),
+        Some(403),
+        "the ban outlived BAN_TIME"
+    );
+}
+
+/// `WITH_ANTIFLOOD` with `WITH_AUTH`: wrong passwords count towards a ban, challenges to
+/// requests without credentials do not (every call of a credentials trunk starts with
+/// one); the trunk itself still gets in from elsewhere with its right password.
+#[test]
+fn the_shipped_config_bans_an_address_guessing_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let _vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let realm = support::dataset::REALM;
+    let defines = [
+        "WITH_AUTH".to_string(),
+        format!("AUTH_REALM=\"{realm}\""),
+        "WITH_ANTIFLOOD".into(),
+        "PIKE_DENSITY=5".into(),
+    ];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let (dnis, wait) = ("12125550123", Duration::from_secs(1));
+    for _ in 0..20 {
+        let reply = k.request_to("127.0.0.7", dnis, "INVITE", "");
+        assert_eq!(reply.code, 407, "{}", k.log());
+    }
+    let guesser = "127.0.0.8";
+    let guess = |password| Credentials {
+        user: "t3user",
+        password,
+        realm,
+    };
+    let refused = (0..30)
+        .map_while(|_| {
+            let answer = digest_credentials(&k, guesser, dnis, &guess("guessed"));
+            k.request_within(wait, guesser, dnis, "INVITE", &answer)
+        })
+        .inspect(|reply| assert_eq!(reply.code, 407, "{}", k.log()))
+        .count();
+    assert!(
+        (5..30).contains(&refused),
+        "{refused} guesses before the ban"
+    );
+    let reply = k.request_within(wait, guesser, dnis, "INVITE", "");
+    assert!(reply.is_none(), "banned, answered {reply:?}");
+    let reply = authenticated_invite(&k, "127.0.0.9", dnis, &guess(support::dataset::PASSWORD));
+    assert_eq!(reply.code, 200, "{}", k.log());
+}
+
 /// A vendor the edge cannot send to (a transport it does not serve, a gateway whose
 /// name does not resolve) is a failed attempt like a 503: the call goes on to the next,
 /// and that attempt's `failed` event says 477 (Kamailio's code for a request it could

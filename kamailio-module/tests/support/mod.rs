@@ -348,6 +348,21 @@ impl Kamailio {
         self.send("127.0.0.1", "12125550123", "OPTIONS", from, "", "")
     }
 
+    /// [`Kamailio::request_to`], but a request that gets no final reply within `wait`
+    /// is `None` (e.g. one the edge drops).
+    pub fn request_within(
+        &self,
+        wait: Duration,
+        source: &str,
+        user: &str,
+        method: &str,
+        headers: &str,
+    ) -> Option<Reply> {
+        let from = format!("<sip:3035550100@{source}>");
+        self.exchange(wait, source, user, method, &from, headers, "")
+            .ok()
+    }
+
     fn send(
         &self,
         source: &str,
@@ -357,8 +372,26 @@ impl Kamailio {
         headers: &str,
         call_id_tail: &str,
     ) -> Reply {
+        let wait = Duration::from_secs(5);
+        self.exchange(wait, source, user, method, from, headers, call_id_tail)
+            .unwrap_or_else(|e| panic!("no reply ({e}):\n{}", self.log()))
+    }
+
+    /// Sends one request from a fresh UDP socket on `source`; its final reply, or the
+    /// error of waiting `wait` for it.
+    #[allow(clippy::too_many_arguments)]
+    fn exchange(
+        &self,
+        wait: Duration,
+        source: &str,
+        user: &str,
+        method: &str,
+        from: &str,
+        headers: &str,
+        call_id_tail: &str,
+    ) -> std::io::Result<Reply> {
         let sock = UdpSocket::bind((source, 0)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock.set_read_timeout(Some(wait)).unwrap();
         let lport = sock.local_addr().unwrap().port();
         // The kernel may hand a later request the port of an earlier one: the sequence
         // number keeps their Call-IDs and branches apart.
@@ -381,12 +414,10 @@ impl Kamailio {
             .unwrap();
         let mut buf = [0u8; 65535];
         loop {
-            let n = sock
-                .recv(&mut buf)
-                .unwrap_or_else(|e| panic!("no reply ({e}):\n{}", self.log()));
+            let n = sock.recv(&mut buf)?;
             let reply = Reply::parse(&String::from_utf8_lossy(&buf[..n]));
             if reply.code >= 200 {
-                return reply;
+                return Ok(reply);
             }
         }
     }
@@ -449,6 +480,7 @@ impl Drop for Kamailio {
     }
 }
 
+#[derive(Debug)]
 pub struct Reply {
     pub code: u16,
     pub reason: String,
