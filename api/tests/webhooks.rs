@@ -532,6 +532,71 @@ async fn a_delivery_is_shown_and_sent_only_to_roles_that_may_read_it() {
     delivering.webhooks.stop();
 }
 
+/// A subscription stays with the customer it was made for (or with staff): moved, its
+/// delivery log (every customer's events, for a staff one) would be read by the
+/// customer it went to, and what is still queued would be sent to that customer.
+#[tokio::test]
+async fn a_subscription_cannot_be_moved_to_another_customer() {
+    // Nothing is delivered: what is queued stays pending.
+    let t = TestApi::with(|k| match k {
+        "WARP_WEBHOOK_POLL_MS" => Some("3600000".into()),
+        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
+        _ => None,
+    })
+    .await;
+    t.fixture().await;
+    let c1 = t.key("customer_admin", Some("C1")).await;
+    let c2 = t.key("customer_admin", Some("C2")).await;
+    let (staff, _) = subscribe(&t, ROOT, &refused(), json!(["users.*"])).await;
+    let (own, _) = subscribe(&t, &c1, &refused(), json!(["users.*"])).await;
+    let r = t
+        .post(
+            "/api/v1/users",
+            &c1,
+            json!({"email": "ann@c1.example", "role": "read_only", "password": "a long passphrase"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    for (hook, ban) in [(staff, json!("C2")), (own, json!("C2")), (own, json!(null))] {
+        let r = t
+            .call(
+                "PATCH",
+                &format!("/api/v1/webhooks/{hook}"),
+                ROOT,
+                Some(json!({"ban": ban, "url": refused()})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "ban"),
+            "{hook} to {ban}: {}",
+            r.body
+        );
+    }
+    let bans: Vec<Option<String>> = sqlx::query_scalar("SELECT ban FROM api.webhooks ORDER BY id")
+        .fetch_all(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(bans, [None, Some("C1".to_string())]);
+    for hook in [staff, own] {
+        let log = t
+            .get(&format!("/api/v1/webhooks/{hook}/deliveries"), &c2)
+            .await;
+        assert_eq!(log.data(), &json!([]), "{}", log.body);
+    }
+    // Its other fields still change.
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{staff}"),
+            ROOT,
+            Some(json!({"description": "ops"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
 /// Subscriptions stored before their role was: staff ones get super_admin's (the one
 /// staff role that writes webhooks), a customer's developer's (the least of the
 /// customer roles that write them).

@@ -85,8 +85,18 @@ impl Resource for Webhook {
         config: &Config,
         who: &Principal,
         input: &mut Map<String, Value>,
-        _given: &[String],
+        given: &[String],
     ) -> ApiResult<()> {
+        // Reached by PATCH only (`create` is its own handler). A subscription's delivery
+        // log (its customer's events, every customer's for a staff one) and its secret
+        // are whose it was made for: moved, another customer would read that log and be
+        // sent what is still queued.
+        if given.iter().any(|g| g == "ban") {
+            return Err(ApiError::invalid(
+                "ban",
+                "a subscription's customer cannot be changed: delete it and subscribe anew",
+            ));
+        }
         let url = input.get("url").and_then(Value::as_str).unwrap_or("");
         let types: Vec<&str> = input
             .get("event_types")
