@@ -1070,3 +1070,36 @@ async fn infinite_cdr_timestamps_are_written_not_a_panic() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(call_ids(&r), ["early"]);
 }
+
+/// `CHECK (customer_rate >= 0)` holds for NaN (PostgreSQL orders it above every number):
+/// a stored NaN amount is shown as PostgreSQL writes it, and the pages around it are
+/// still served.
+#[tokio::test]
+async fn a_nan_amount_is_written_not_a_server_fault() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    for (call, at) in [
+        ("before", "2026-03-01T00:00:00Z"),
+        ("nan", "2026-03-02T00:00:00Z"),
+    ] {
+        add_cdr(&t, "C1", call, at, "LOCAL").await;
+    }
+    sqlx::query(
+        "UPDATE billing.rated_cdrs SET customer_rate = 'NaN', customer_charge = 'NaN'
+         WHERE call_id = 'nan'",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    let key = t.key("read_only", Some("C1")).await;
+    let r = t.get("/api/v1/customers/C1/cdrs", &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let amounts: Vec<[&str; 2]> = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| ["customer_rate", "customer_charge"].map(|k| c[k].as_str().unwrap()))
+        .collect();
+    assert_eq!(amounts, [["0.010000000", "0.011000"], ["NaN", "NaN"]]);
+}

@@ -34,7 +34,12 @@ pub fn numeric(out: &mut Vec<u8>, b: &[u8]) -> Result<(), BoxDynError> {
     let negative = match sign {
         0x0000 => false,
         0x4000 => true,
-        _ => return Err("numeric: NaN or infinite".into()),
+        // A CHECK (x >= 0) lets NaN in (PostgreSQL orders it above every number): a
+        // stored one is shown in numeric_out's words, not a failed page.
+        0xC000 => return special(out, "NaN"),
+        0xD000 => return special(out, "Infinity"),
+        0xF000 => return special(out, "-Infinity"),
+        _ => return Err("numeric: unknown sign".into()),
     };
     // Base-10000 digit `i` counted from the first; zero beyond those stored.
     let digit = |i: i32| -> Result<u16, BoxDynError> {
@@ -76,6 +81,14 @@ pub fn numeric(out: &mut Vec<u8>, b: &[u8]) -> Result<(), BoxDynError> {
             i += 1;
         }
     }
+    out.push(b'"');
+    Ok(())
+}
+
+/// A value with no digits, as the JSON string `"{word}"`.
+fn special(out: &mut Vec<u8>, word: &str) -> Result<(), BoxDynError> {
+    out.push(b'"');
+    out.extend_from_slice(word.as_bytes());
     out.push(b'"');
     Ok(())
 }
@@ -202,14 +215,29 @@ mod tests {
     }
 
     #[test]
+    fn special_numerics_read_as_postgresql_prints_them() {
+        for (sign, text) in [
+            (0xC000u16, "NaN"),
+            (0xD000, "Infinity"),
+            (0xF000, "-Infinity"),
+        ] {
+            // numeric_send: no digits, weight and scale 0.
+            let wire = [0u16, 0, sign, 0].map(u16::to_be_bytes).concat();
+            let mut out = Vec::new();
+            numeric(&mut out, &wire).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), format!("\"{text}\""));
+        }
+    }
+
+    #[test]
     fn malformed_numerics_are_errors() {
         let good = encode("1.5");
         for bad in [&good[..7], &good[..good.len() - 1]] {
             assert!(numeric(&mut Vec::new(), bad).is_err());
         }
-        let mut nan = good.clone();
-        nan[4] = 0xC0;
-        assert!(numeric(&mut Vec::new(), &nan).is_err());
+        let mut unknown = good.clone();
+        unknown[4] = 0x80;
+        assert!(numeric(&mut Vec::new(), &unknown).is_err());
         let mut big = encode("1");
         big[8] = 0xFF;
         assert!(numeric(&mut Vec::new(), &big).is_err());
