@@ -784,6 +784,37 @@ async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
     assert!(r.seen().is_empty(), "{:?}", r.seen());
 }
 
+/// A customer may subscribe any host name (it is checked when resolved); one that
+/// resolves into the API's own network is refused without telling the customer the
+/// addresses it resolved to, which would map that network's names.
+#[tokio::test]
+async fn a_refused_name_does_not_show_its_subscriber_where_it_resolved() {
+    let t = TestApi::with(|k| match k {
+        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
+        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
+        _ => None,
+    })
+    .await;
+    t.fixture().await;
+    let c1 = t.key("customer_admin", Some("C1")).await;
+    let (r, url) = receiver(0).await;
+    let url = url.replace("127.0.0.1", "localhost");
+    let (hook, _) = subscribe(&t, &c1, &url, json!(["trunks.update"])).await;
+    update_trunk(&t, "T-C1", 4).await;
+    let log = settled(&t, &c1, hook, 1).await;
+    assert_eq!(log[0]["status"], "failed", "{}", log[0]);
+    let said = log[0]["attempts"][0]["error"].as_str().unwrap();
+    assert!(
+        said.ends_with("refused: localhost has no public address"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("127.0.0.1") && !said.contains("::1"),
+        "{said}"
+    );
+    assert!(r.seen().is_empty(), "{:?}", r.seen());
+}
+
 /// An IPv6 address that carries a private IPv4 one (NAT64, 6to4, mapped) reaches that
 /// IPv4 host through a translator or relay: refused like the IPv4 address itself.
 #[tokio::test]

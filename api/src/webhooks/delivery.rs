@@ -224,12 +224,11 @@ impl reqwest::dns::Resolve for PublicOnly {
             let public: Vec<SocketAddr> =
                 all.iter().copied().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
+                // The addresses go to the operator's log only: in the delivery log, its
+                // subscriber would read how the API's own network resolves its names.
                 let found: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
-                let why = format!(
-                    "refused: {host} has no public address ({})",
-                    found.join(", ")
-                );
-                return Err(why.into());
+                tracing::warn!(host, addresses = %found.join(", "), "webhook destination has no public address");
+                return Err(format!("refused: {host} has no public address").into());
             }
             Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
         })
