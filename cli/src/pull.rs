@@ -1,6 +1,8 @@
 //! `warp pull`: a SIP edge fetches the routing snapshot the API published and
 //! publishes it locally (atomic rename), where warp.so's `reload_check` takes it up.
 
+mod jitter;
+
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,8 @@ pub struct PullArgs {
     /// that is unset or empty]
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Seconds between pulls, forever (a failed pull is reported and tried again);
+    /// Seconds between pulls, forever (a failed pull is reported and tried again), each
+    /// wait spread at random over ±10 % so that a fleet of edges does not poll in step;
     /// 0 pulls once and says by its exit status whether that worked.
     #[arg(long, default_value_t = 0)]
     every: u64,
@@ -48,7 +51,7 @@ pub fn run(mut a: PullArgs) -> Result<()> {
         if a.every == 0 {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_secs(a.every));
+        std::thread::sleep(jitter::spread(Duration::from_secs(a.every)));
     }
 }
 
