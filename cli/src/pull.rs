@@ -1,12 +1,17 @@
 //! `warp pull`: a SIP edge fetches the routing snapshot the API published and
 //! publishes it locally (atomic rename), where warp.so's `reload_check` takes it up.
+//! With `--every` it polls, and with `--redis` it also pulls as soon as the API
+//! announces a generation (`announcements`), the polls kept as the safety net.
 
+mod announcements;
 mod jitter;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use warp_core::snapshot::publish;
 use warp_core::Snapshot;
 
@@ -27,6 +32,11 @@ pub struct PullArgs {
     /// 0 pulls once and says by its exit status whether that worked.
     #[arg(long, default_value_t = 0)]
     every: u64,
+    /// With --every: the Redis (redis://…) the API announces each new generation on
+    /// (channel warp:snapshot). One this edge does not hold is pulled at once; the
+    /// polls stay, the safety net for a missed announcement. A single pull ignores it.
+    #[arg(long, env = "WARP_REDIS_URL", hide_env_values = true)]
+    redis: Option<String>,
     /// Seconds one pull may take, the download included.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -41,18 +51,35 @@ pub fn run(mut a: PullArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    loop {
-        let pulled = rt.block_on(pull_once(&client, &url, &a.key, &out));
-        match (pulled, a.every) {
-            (Ok(said), _) => outln!("{said}")?,
-            (Err(e), 0) => return Err(e),
-            (Err(e), _) => eprintln!("warp: {}", crate::said_once(&e)),
-        }
-        if a.every == 0 {
-            return Ok(());
-        }
-        std::thread::sleep(jitter::spread(Duration::from_secs(a.every)));
+    if a.every == 0 {
+        let said = rt.block_on(pull_once(&client, &url, &a.key, &out))?;
+        outln!("{said}")?;
+        return Ok(());
     }
+    // An empty variable is unset, as elsewhere.
+    let redis = a.redis.filter(|r| !r.is_empty());
+    let redis = redis
+        .as_deref()
+        .map(announcements::Redis::open)
+        .transpose()?;
+    rt.block_on(async {
+        let wake = Arc::new(Notify::new());
+        if let Some(redis) = redis {
+            tokio::spawn(redis.listen(out.clone(), Arc::clone(&wake)));
+        }
+        loop {
+            match pull_once(&client, &url, &a.key, &out).await {
+                Ok(said) => outln!("{said}")?,
+                Err(e) => eprintln!("warp: {}", crate::said_once(&e)),
+            }
+            // A wake-up that came during the pull is kept for this wait: announcements
+            // made meanwhile cost one more pull, not one each.
+            tokio::select! {
+                () = tokio::time::sleep(jitter::spread(Duration::from_secs(a.every))) => {}
+                () = wake.notified() => {}
+            }
+        }
+    })
 }
 
 /// One conditional GET: the file at `out` is replaced only when the API sends another

@@ -1,11 +1,13 @@
 //! `warp pull` against the real API (served from this process on a private PostgreSQL),
-//! and against a server that sends something that is no snapshot.
+//! and against a server that sends something that is no snapshot; `warp pull --every
+//! --redis` hearing the API's announcements on a real Redis.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use warp_testkit::Postgres;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use warp_testkit::{Postgres, Redis};
 
 const ROOT: &str = "pull-test-root-key";
 
@@ -19,6 +21,11 @@ struct Api {
 
 impl Api {
     fn start() -> Api {
+        Api::announcing_on(None)
+    }
+
+    /// The API, announcing each new generation on `redis` when there is one.
+    fn announcing_on(redis: Option<&str>) -> Api {
         let pg = Postgres::start().expect("start a private PostgreSQL");
         let dir = tempfile::tempdir().unwrap();
         let published = dir.path().join("api.snap");
@@ -27,6 +34,7 @@ impl Api {
             "WARP_DATABASE_URL" => Some(db.clone()),
             "WARP_SNAPSHOT" => Some(snap.clone()),
             "WARP_BOOTSTRAP_API_KEY" => Some(ROOT.into()),
+            "WARP_REDIS_URL" => redis.map(str::to_owned),
             _ => None,
         })
         .unwrap();
@@ -181,4 +189,320 @@ fn garbling_server() -> String {
         let _ = conn.write_all(body);
     });
     format!("http://{addr}")
+}
+
+/// `warp pull --every …` running in the background as a service would, its output
+/// in files; killed on drop.
+struct Edge {
+    child: Child,
+    out: PathBuf,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Edge {
+    /// `warp pull --every every --redis redis`.
+    fn listening(api: &Api, key: &str, every: &str, redis: &str) -> Edge {
+        Edge::start(api, key, &["--every", every, "--redis", redis])
+    }
+
+    fn start(api: &Api, key: &str, args: &[&str]) -> Edge {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("routing.snap");
+        let stdout = dir.path().join("stdout");
+        let stderr = dir.path().join("stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_warp"))
+            .args(["pull", "--api", &api.url, "--key", key, "--out"])
+            .arg(&out)
+            .args(args)
+            .env_remove("WARP_REDIS_URL")
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("warp runs");
+        Edge {
+            child,
+            out,
+            stdout,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// The generation the edge's file holds now.
+    fn generation(&self) -> Option<u64> {
+        warp_core::Snapshot::open_verified(&self.out)
+            .ok()
+            .map(|s| s.generation())
+    }
+
+    /// Waits until the edge holds generation `g`; how long that took.
+    fn wait_for(&mut self, g: u64, within: Duration) -> Duration {
+        let start = Instant::now();
+        while self.generation() != Some(g) {
+            assert!(
+                start.elapsed() < within,
+                "generation {g} did not reach the edge within {within:?}; it holds {:?}\n{}",
+                self.generation(),
+                self.said()
+            );
+            assert!(self.running(), "warp pull ended\n{}", self.said());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    }
+
+    /// The pulls it has reported (one stdout line each).
+    fn pulls(&self) -> usize {
+        std::fs::read_to_string(&self.stdout)
+            .unwrap()
+            .lines()
+            .count()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap()
+    }
+
+    fn said(&self) -> String {
+        let stdout = std::fs::read_to_string(&self.stdout).unwrap();
+        format!("stdout:\n{stdout}stderr:\n{}", self.stderr())
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polling once an hour: whatever reaches an edge sooner came by an announcement (or
+/// by the pull it makes on subscribing).
+const HOURLY: &str = "3600";
+
+/// Waits until `n` clients are subscribed to the announcements on `redis`.
+fn wait_for_subscribers(redis: &str, n: i64) {
+    let start = Instant::now();
+    while subscribers(redis) != n {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} subscribers to warp:snapshot, not {n}",
+            subscribers(redis)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn subscribers(redis: &str) -> i64 {
+    let mut conn = redis::Client::open(redis)
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let (_, n): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("warp:snapshot")
+        .query(&mut conn)
+        .unwrap();
+    n
+}
+
+/// Publishes `message` on the announcement channel; how many subscribers got it.
+fn announce(redis: &str, message: &[u8]) -> i64 {
+    let mut conn = redis::Client::open(redis)
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("PUBLISH")
+        .arg("warp:snapshot")
+        .arg(message)
+        .query(&mut conn)
+        .unwrap()
+}
+
+/// Waits until an edge has subscribed and made the pull that follows (two pulls in
+/// all, with the one it starts with), so that what it pulls next was announced.
+fn wait_until_settled(edge: &mut Edge, redis: &str, g: u64) {
+    edge.wait_for(g, Duration::from_secs(20));
+    wait_for_subscribers(redis, 1);
+    let start = Instant::now();
+    while edge.pulls() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "{}", edge.said());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_edge_takes_a_generation_as_soon_as_the_api_announces_it() {
+    let redis = Redis::start().expect("start a private redis-server");
+    let api = Api::announcing_on(Some(&redis.url));
+    let g = api.publish();
+    let key = api.key("sip_edge");
+    let mut edge = Edge::listening(&api, &key, HOURLY, &redis.url);
+    wait_until_settled(&mut edge, &redis.url, g);
+    for _ in 0..2 {
+        let next = api.publish();
+        let took = edge.wait_for(next, Duration::from_secs(5));
+        assert!(took < Duration::from_secs(5));
+    }
+    assert_eq!(
+        std::fs::read(&edge.out).unwrap(),
+        std::fs::read(&api.published).unwrap()
+    );
+    assert!(
+        edge.stderr()
+            .contains("listening for new generations on redis://127.0.0.1:"),
+        "{}",
+        edge.said()
+    );
+}
+
+#[test]
+fn an_edge_ignores_what_is_no_announcement_and_one_of_the_generation_it_holds() {
+    let redis = Redis::start().expect("start a private redis-server");
+    let api = Api::announcing_on(Some(&redis.url));
+    let g = api.publish();
+    let key = api.key("sip_edge");
+    let mut edge = Edge::listening(&api, &key, HOURLY, &redis.url);
+    wait_until_settled(&mut edge, &redis.url, g);
+    let pulls = edge.pulls();
+    let garbage: [&[u8]; 5] = [
+        b"not json",
+        b"{\"generation\": \"7\"}",
+        b"{\"generation\": -1}",
+        b"[]",
+        &[0xff, 0xfe, 0],
+    ];
+    for message in garbage {
+        assert_eq!(announce(&redis.url, message), 1);
+    }
+    // The generation it holds: nothing to pull.
+    let held = format!("{{\"generation\": {g}, \"path\": \"/elsewhere/routing.snap\"}}");
+    assert_eq!(announce(&redis.url, held.as_bytes()), 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(edge.pulls(), pulls, "{}", edge.said());
+    assert!(edge.running(), "{}", edge.said());
+    let ignored = edge
+        .stderr()
+        .matches("ignored a message on warp:snapshot")
+        .count();
+    assert_eq!(ignored, garbage.len(), "{}", edge.said());
+    assert!(edge.stderr().contains("\"not json\""), "{}", edge.said());
+
+    // It still hears the next one.
+    let next = api.publish();
+    edge.wait_for(next, Duration::from_secs(5));
+    assert_eq!(edge.pulls(), pulls + 1, "{}", edge.said());
+}
+
+#[test]
+fn announcements_during_a_pull_cost_one_more_pull_not_one_each() {
+    let redis = Redis::start().expect("start a private redis-server");
+    let api = Api::announcing_on(Some(&redis.url));
+    let g = api.publish();
+    let key = api.key("sip_edge");
+    let mut edge = Edge::listening(&api, &key, HOURLY, &redis.url);
+    wait_until_settled(&mut edge, &redis.url, g);
+    let pulls = edge.pulls();
+    // Twenty generations it does not hold, at once: the first wakes it, the rest come
+    // while it pulls.
+    let mut burst = redis::pipe();
+    for n in 1..=20 {
+        let message = format!("{{\"generation\": {}}}", g + 1000 + n);
+        burst.cmd("PUBLISH").arg("warp:snapshot").arg(message);
+    }
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let heard: Vec<i64> = burst.query(&mut conn).unwrap();
+    assert_eq!(heard, vec![1; 20]);
+    let start = Instant::now();
+    while edge.pulls() == pulls {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", edge.said());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Time for any more it would make.
+    std::thread::sleep(Duration::from_secs(2));
+    let more = edge.pulls() - pulls;
+    assert!(more <= 2, "{more} pulls\n{}", edge.said());
+    assert_eq!(edge.generation(), Some(g));
+
+    // With --every 0 the variable is no concern: one pull, and done.
+    let once = Command::new(env!("CARGO_BIN_EXE_warp"))
+        .args(["pull", "--api", &api.url, "--key", &key, "--out"])
+        .arg(&edge.out)
+        .env("WARP_REDIS_URL", "redis://127.0.0.1:1/")
+        .output()
+        .unwrap();
+    assert!(once.status.success(), "{}", said(&once));
+}
+
+#[test]
+fn a_bad_redis_url_is_refused_at_start_without_its_password() {
+    let out = Command::new(env!("CARGO_BIN_EXE_warp"))
+        .args([
+            "pull",
+            "--api",
+            "http://127.0.0.1:1",
+            "--key",
+            "k",
+            "--every",
+            "5",
+        ])
+        .args(["--redis", "http://:hunter2@cache:6379"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(said(&out).contains("is not a Redis URL"), "{}", said(&out));
+    assert!(!said(&out).contains("hunter2"), "{}", said(&out));
+}
+
+#[test]
+fn an_edge_polls_while_redis_is_away_and_listens_again_when_it_is_back() {
+    let mut redis = Redis::start().expect("start a private redis-server");
+    let api = Api::announcing_on(Some(&redis.url));
+    let g = api.publish();
+    let key = api.key("sip_edge");
+    let mut hourly = Edge::listening(&api, &key, HOURLY, &redis.url);
+    let mut polling = Edge::listening(&api, &key, "2", &redis.url);
+    hourly.wait_for(g, Duration::from_secs(20));
+    polling.wait_for(g, Duration::from_secs(20));
+    wait_for_subscribers(&redis.url, 2);
+
+    redis.stop();
+    // Long enough for several attempts to subscribe again.
+    std::thread::sleep(Duration::from_secs(4));
+    let during = api.publish();
+    polling.wait_for(during, Duration::from_secs(10));
+    assert!(hourly.running() && polling.running());
+    assert_eq!(hourly.generation(), Some(g), "nothing told it");
+    for edge in [&hourly, &polling] {
+        let lost = edge.stderr().matches("polling meanwhile").count();
+        assert_eq!(lost, 1, "logged once:\n{}", edge.said());
+    }
+
+    redis.restart().expect("redis-server again on its port");
+    // Subscribed again, it pulls what it may have missed.
+    hourly.wait_for(during, Duration::from_secs(20));
+    wait_for_subscribers(&redis.url, 2);
+    let after = api.publish();
+    let took = hourly.wait_for(after, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(5));
+    polling.wait_for(after, Duration::from_secs(5));
+    assert_eq!(
+        hourly
+            .stderr()
+            .matches("listening for new generations")
+            .count(),
+        2,
+        "{}",
+        hourly.said()
+    );
 }
