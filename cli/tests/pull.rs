@@ -3,9 +3,11 @@
 //! --redis` hearing the API's announcements on a real Redis.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use warp_testkit::{Postgres, Redis};
 
@@ -505,4 +507,95 @@ fn an_edge_polls_while_redis_is_away_and_listens_again_when_it_is_back() {
         "{}",
         hourly.said()
     );
+}
+
+#[test]
+fn an_edge_whose_subscription_went_silent_subscribes_again() {
+    let redis = Redis::start().expect("start a private redis-server");
+    let api = Api::announcing_on(Some(&redis.url));
+    let g = api.publish();
+    let key = api.key("sip_edge");
+    let relay = SilencingRelay::to(redis.port);
+    let mut edge = Edge::listening(&api, &key, HOURLY, &relay.url);
+    wait_until_settled(&mut edge, &redis.url, g);
+
+    // A ping answered keeps the subscription.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        !edge.stderr().contains("subscribing again"),
+        "{}",
+        edge.said()
+    );
+
+    relay.silence();
+    let next = api.publish();
+    // Its pings go unanswered: within 5 s + 5 s it drops the connection, subscribes
+    // again on a new one and pulls.
+    edge.wait_for(next, Duration::from_secs(20));
+    assert!(
+        edge.stderr().contains("no answer to a ping"),
+        "{}",
+        edge.said()
+    );
+}
+
+/// A TCP relay to a local port whose connections can go silent: what they carry, both
+/// ways, is dropped, but they stay open, as when a NAT or firewall forgets an idle
+/// connection and no reset ever comes. Connections made after that are relayed.
+struct SilencingRelay {
+    url: String,
+    /// Connections numbered below this are silent.
+    silent_below: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl SilencingRelay {
+    fn to(port: u16) -> SilencingRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://{}/", listener.local_addr().unwrap());
+        let silent_below = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (silent, count) = (Arc::clone(&silent_below), Arc::clone(&accepted));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                    continue;
+                };
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let silent = Arc::clone(&silent);
+                    std::thread::spawn(move || {
+                        relay(from, to, || n < silent.load(Ordering::SeqCst))
+                    });
+                }
+            }
+        });
+        SilencingRelay {
+            url,
+            silent_below,
+            accepted,
+        }
+    }
+
+    /// Silences every connection made so far.
+    fn silence(&self) {
+        self.silent_below
+            .store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+fn relay(mut from: TcpStream, mut to: TcpStream, silent: impl Fn() -> bool) {
+    let mut buf = [0; 4096];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        if !silent() && to.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+    if !silent() {
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    }
 }

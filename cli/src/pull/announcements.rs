@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use futures_util::StreamExt as _;
-use redis::aio::PubSubStream;
+use redis::aio::{PubSubSink, PubSubStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,14 @@ const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// A connection and subscription may take this long; past it, Redis counts as away.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A subscriber sends nothing, so a connection that died without a word (a NAT or
+/// firewall forgetting it while idle, Redis's host gone) would leave it deaf for good:
+/// it pings this often, and a ping unanswered for PING_TIMEOUT drops the connection.
+/// A ping every 5 s is nothing to Redis even from a large fleet, and finds a dead
+/// connection within 10 s.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Redis {
     client: redis::Client,
@@ -48,14 +56,14 @@ impl Redis {
         let mut away = false;
         loop {
             match self.subscribe().await {
-                Ok(stream) => {
+                Ok((sink, stream)) => {
                     eprintln!(
                         "warp: listening for new generations on {} channel {CHANNEL}",
                         self.shown
                     );
                     wake.notify_one();
                     retry = RETRY_FIRST;
-                    let lost = hear(stream, &out, &wake).await;
+                    let lost = hear(sink, stream, &out, &wake).await;
                     eprintln!(
                         "warp: Redis {}: {lost}; polling meanwhile, subscribing again",
                         self.shown
@@ -77,11 +85,11 @@ impl Redis {
         }
     }
 
-    async fn subscribe(&self) -> Result<PubSubStream> {
+    async fn subscribe(&self) -> Result<(PubSubSink, PubSubStream)> {
         let subscribed = async {
             let mut pubsub = self.client.get_async_pubsub().await?;
             pubsub.subscribe(CHANNEL).await?;
-            anyhow::Ok(pubsub.into_on_message())
+            anyhow::Ok(pubsub.split())
         };
         timeout(CONNECT_TIMEOUT, subscribed)
             .await
@@ -90,11 +98,22 @@ impl Redis {
 }
 
 /// Takes the announcements until the connection is lost; why it was.
-async fn hear(mut stream: PubSubStream, out: &Path, wake: &Notify) -> String {
-    while let Some(message) = stream.next().await {
-        take(message.get_payload_bytes(), out, wake);
+async fn hear(mut sink: PubSubSink, mut stream: PubSubStream, out: &Path, wake: &Notify) -> String {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = stream.next() => match message {
+                Some(message) => take(message.get_payload_bytes(), out, wake),
+                None => return "the connection closed".into(),
+            },
+            _ = ping.tick() => match timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return format!("ping: {e}"),
+                Err(_) => return format!("no answer to a ping in {PING_TIMEOUT:?}"),
+            },
+        }
     }
-    "the connection closed".into()
 }
 
 /// Wakes the puller for an announced generation other than the one at `out`; says why
