@@ -846,6 +846,58 @@ async fn ipv6_addresses_carrying_a_private_ipv4_one_are_refused() {
     subscribe(&t, ROOT, "http://[64:ff9b::808:808]/hook", json!(["*"])).await;
 }
 
+/// Every block IANA's special-purpose registries mark not globally reachable is refused,
+/// named in the answer; the public addresses beside it are not.
+#[tokio::test]
+async fn special_purpose_addresses_are_refused_with_their_block_named() {
+    let t = TestApi::start().await;
+    for (host, block) in [
+        ("0.0.0.1", "this network"),
+        ("100.64.0.1", "shared address space"),
+        ("192.0.0.9", "IETF protocol assignments"),
+        ("192.0.2.1", "TEST-NET-1"),
+        ("192.88.99.1", "6to4 relay anycast"),
+        ("198.18.0.1", "benchmarking"),
+        ("198.19.255.254", "benchmarking"),
+        ("198.51.100.1", "TEST-NET-2"),
+        ("203.0.113.9", "TEST-NET-3"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "limited broadcast"),
+        ("[::8.8.8.8]", "IPv4-compatible"),
+        ("[::ffff:198.18.0.1]", "benchmarking"),
+        ("[64:ff9b::c000:9]", "IETF protocol assignments"),
+        ("[64:ff9b:1::808:808]", "local-use IPv4/IPv6 translation"),
+        ("[2002:c612:1::1]", "benchmarking"),
+        ("[100::1]", "discard-only"),
+        ("[2001:2::1]", "benchmarking"),
+        ("[2001:db8::1]", "documentation"),
+        ("[3fff::1]", "documentation"),
+        ("[5f00::1]", "segment routing"),
+        ("[fc00::1]", "unique-local"),
+        ("[fe80::1]", "link-local"),
+        ("[4000::1]", "not global unicast"),
+    ] {
+        let r = t
+            .post(
+                "/api/v1/webhooks",
+                ROOT,
+                json!({"url": format!("http://{host}/hook"), "event_types": ["*"]}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "url"),
+            "{host}: {}",
+            r.body
+        );
+        assert!(r.body.to_string().contains(block), "{host}: {}", r.body);
+    }
+    for host in ["198.20.0.1", "198.17.255.254", "192.0.1.1", "[2001:db9::1]"] {
+        subscribe(&t, ROOT, &format!("http://{host}/hook"), json!(["*"])).await;
+    }
+}
+
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart_of_the_api() {
     // The first instance polls once at start and then not for an hour: what it queues

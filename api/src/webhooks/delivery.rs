@@ -5,11 +5,11 @@
 //! rows live in PostgreSQL, so a restart picks up where the last process stopped. An
 //! event is sent only while its subscription's role may read it.
 
-use super::signing;
+use super::{address, signing};
 use crate::config::WebhookPolicy;
 use chrono::Utc;
 use sqlx::{FromRow, PgPool};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::{AbortHandle, JoinSet};
@@ -175,10 +175,10 @@ async fn attempt(client: &reqwest::Client, d: &Due, allow_private: bool) -> Outc
     // Names are checked by the resolver (`PublicOnly`); addresses written in the URL
     // never reach it. (Registration refuses them too, but the operator may have
     // allowed them then.)
-    if let Some(ip) = private_literal(&d.url).filter(|_| !allow_private) {
+    if let Some((ip, why)) = address::private_literal(&d.url).filter(|_| !allow_private) {
         return Outcome {
             status_code: None,
-            error: Some(format!("refused: {ip} is not a public address")),
+            error: Some(format!("refused: {ip} is not a public address ({why})")),
             ms: 0,
         };
     }
@@ -212,8 +212,9 @@ async fn attempt(client: &reqwest::Client, d: &Due, allow_private: bool) -> Outc
 }
 
 /// Resolves a subscription's host name to its public addresses only: a name that
-/// points into the API's own network (loopback, private, link-local, …) fails the
-/// attempt instead of reaching it, however the DNS answer changes over time.
+/// points into the API's own network (loopback, private, link-local, …) or anywhere
+/// else not globally reachable fails the attempt instead of reaching it, however the
+/// DNS answer changes over time.
 struct PublicOnly;
 
 impl reqwest::dns::Resolve for PublicOnly {
@@ -221,8 +222,11 @@ impl reqwest::dns::Resolve for PublicOnly {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> =
-                all.iter().copied().filter(|a| is_public(a.ip())).collect();
+            let public: Vec<SocketAddr> = all
+                .iter()
+                .copied()
+                .filter(|a| address::not_public(a.ip()).is_none())
+                .collect();
             if public.is_empty() {
                 // The addresses go to the operator's log only: in the delivery log, its
                 // subscriber would read how the API's own network resolves its names.
@@ -232,73 +236,6 @@ impl reqwest::dns::Resolve for PublicOnly {
             }
             Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
         })
-    }
-}
-
-/// The address `url` names as its host, if it is written as one and is not public.
-pub(super) fn private_literal(url: &str) -> Option<IpAddr> {
-    let u = reqwest::Url::parse(url).ok()?;
-    let host = u.host_str()?;
-    let ip = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .ok()?;
-    (!is_public(ip)).then_some(ip)
-}
-
-/// Whether `ip` is reachable on the public internet: not loopback, private, shared
-/// (CGNAT), link-local, unspecified, multicast, broadcast, reserved or unique-local,
-/// nor an IPv6 address that carries such an IPv4 one to a translator or tunnel.
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => match embedded_v4(v6) {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let [first, second, third, ..] = v6.segments();
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80
-                    // Site-local (deprecated, still routed inside some networks).
-                    || (first & 0xffc0) == 0xfec0
-                    // NAT64 local-use prefix (RFC 8215): a translator inside a network.
-                    || (first, second, third) == (0x64, 0xff9b, 1)
-                    // Teredo: the IPv4 server and (obfuscated) client it tunnels to.
-                    || (first, second) == (0x2001, 0)
-                    || (first, second) == (0x2001, 0xdb8))
-            }
-        },
-    }
-}
-
-/// The IPv4 address an IPv6 one stands for where a host, a NAT64 translator or a 6to4
-/// relay would turn it into IPv4: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
-/// (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64's well-known prefix
-/// (`64:ff9b::a.b.c.d`) and 6to4 (`2002:AABB:CCDD::/48`).
-fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
-    let o = v6.octets();
-    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
-    match v6.segments() {
-        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0xffff, 0, ..] | [0, 0, 0, 0, 0, 0, ..] => {
-            Some(last)
-        }
-        [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(last),
-        [0x2002, ..] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
-        _ => None,
     }
 }
 
@@ -369,55 +306,5 @@ mod tests {
         let waits: Vec<u64> = (1..=4).map(|n| backoff(p, n).as_secs()).collect();
         assert_eq!(waits, [10, 20, 40, 80]);
         assert_eq!(backoff(p, 30), MAX_BACKOFF);
-    }
-
-    #[test]
-    fn only_public_addresses_are_public() {
-        let public = [
-            "8.8.8.8",
-            "203.0.113.9",
-            "100.128.0.1",
-            "2001:4860::8888",
-            "64:ff9b::8.8.8.8",
-            "2002:808:808::1",
-            "::ffff:8.8.8.8",
-        ];
-        let private = [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "224.0.0.1",
-            "240.0.0.1",
-            "::1",
-            "::",
-            "fd00::1",
-            "fe80::1",
-            "ff02::1",
-            "::ffff:10.0.0.1",
-            // The same private IPv4 addresses, carried in IPv6 to a translator or relay.
-            "::ffff:0:10.0.0.1",
-            "::127.0.0.1",
-            "64:ff9b::10.0.0.1",
-            "64:ff9b::127.0.0.1",
-            "64:ff9b::169.254.169.254",
-            "64:ff9b:1::a00:1",
-            "2002:a00:1::1",
-            "2002:7f00:1::",
-            "2002:a9fe:a9fe::1",
-            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
-            "2001:db8::1",
-            "fec0::1",
-        ];
-        for ip in public {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in private {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
-        }
     }
 }

@@ -3,6 +3,7 @@
 //! timestamp (`signing`), delivery with retries from a background task and a delivery
 //! log (`delivery`).
 
+mod address;
 pub mod delivery;
 mod events;
 pub mod signing;
@@ -120,11 +121,11 @@ fn check(url: &str, event_types: &[&str], policy: &WebhookPolicy) -> ApiResult<(
         ));
     }
     // A host name is checked at each delivery, when it is resolved.
-    if let Some(ip) = delivery::private_literal(url).filter(|_| !policy.allow_private) {
+    if let Some((ip, why)) = address::private_literal(url).filter(|_| !policy.allow_private) {
         return Err(ApiError::invalid(
             "url",
             format!(
-                "{ip} is not a public address: the API does not post into its own network \
+                "{ip} is not a public address ({why}): the API posts only to globally reachable ones \
                  (WARP_WEBHOOK_ALLOW_PRIVATE=1 allows it)"
             ),
         ));
