@@ -40,7 +40,7 @@ async fn migrations_apply_to_an_empty_database_and_rerun_cleanly() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(applied, 6);
+    assert_eq!(applied, 7);
 }
 
 #[tokio::test]
@@ -136,6 +136,75 @@ async fn provisioning_constraints_refuse_bad_rows() {
         ),
         "transactions_check"
     );
+}
+
+/// numeric takes NaN, and PostgreSQL orders it above every number: `CHECK (x >= 0)`
+/// alone lets it in. Every numeric column refuses it, in every partition, and declares
+/// a precision, which refuses infinities.
+#[tokio::test]
+async fn amounts_refuse_nan_and_infinity() {
+    let (_pg, pool) = common::migrated_db().await;
+    let cdr = |call: &str, at: &str, charge: &str| {
+        format!(
+            "INSERT INTO billing.rated_cdrs (call_id, start_stamp, ban, dnis, zone, disposition,
+                 customer_rate, customer_initial, customer_subsequent, customer_charge)
+             VALUES ('{call}', '{at}', 'B1', '13035550100', 'LOCAL', 'ANSWERED',
+                     0.01, 6, 6, '{charge}')"
+        )
+    };
+    let march = "2025-03-01 12:00Z";
+    exec(&pool, &cdr("plain", march, "0.011")).await.unwrap();
+    assert_eq!(
+        violated(exec(&pool, &cdr("nan", march, "NaN")).await),
+        "rated_cdrs_customer_charge_not_nan"
+    );
+    assert_eq!(
+        violated(exec(&pool, &cdr("inf", march, "Infinity")).await),
+        "numeric field overflow"
+    );
+    // A month partition made after the migration has the check too.
+    exec(
+        &pool,
+        "SELECT billing.ensure_month_partitions('2031-01-01', 1)",
+    )
+    .await
+    .unwrap();
+    let later = "2031-01-15 12:00Z";
+    exec(&pool, &cdr("later", later, "0.011")).await.unwrap();
+    assert_eq!(
+        violated(exec(&pool, &cdr("later-nan", later, "NaN")).await),
+        "rated_cdrs_customer_charge_not_nan"
+    );
+    // An amount with no CHECK of its own: NaN = NaN would satisfy the ledger's sum.
+    exec(&pool, VENDOR_AND_PLAN).await.unwrap();
+    assert_eq!(
+        violated(
+            exec(
+                &pool,
+                "INSERT INTO billing.transactions (ban, type, amount, balance_before, balance_after)
+                 VALUES ('B1', 'adjustment', 'NaN', 'NaN', 'NaN')"
+            )
+            .await
+        ),
+        "transactions_amount_not_nan"
+    );
+    let unguarded: Vec<String> = sqlx::query_scalar(
+        "SELECT t.relname || '.' || a.attname
+         FROM pg_attribute a
+         JOIN pg_class t ON t.oid = a.attrelid
+         JOIN pg_namespace n ON n.oid = t.relnamespace
+         WHERE n.nspname IN ('public', 'billing') AND t.relkind IN ('r', 'p')
+           AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'numeric'::regtype
+           AND (a.atttypmod = -1 OR NOT EXISTS (
+               SELECT 1 FROM pg_constraint k
+               WHERE k.conrelid = t.oid AND k.contype = 'c' AND k.conkey = ARRAY[a.attnum]
+                 AND pg_get_constraintdef(k.oid) LIKE '%<> ''NaN''::numeric%'))
+         ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(unguarded.is_empty(), "take NaN or infinity: {unguarded:?}");
 }
 
 #[tokio::test]

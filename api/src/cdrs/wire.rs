@@ -34,8 +34,8 @@ pub fn numeric(out: &mut Vec<u8>, b: &[u8]) -> Result<(), BoxDynError> {
     let negative = match sign {
         0x0000 => false,
         0x4000 => true,
-        // A CHECK (x >= 0) lets NaN in (PostgreSQL orders it above every number): a
-        // stored one is shown in numeric_out's words, not a failed page.
+        // A row stored before migration 0007 may hold NaN (a CHECK (x >= 0) let it
+        // in): it is shown in numeric_out's words, not a failed page.
         0xC000 => return special(out, "NaN"),
         0xD000 => return special(out, "Infinity"),
         0xF000 => return special(out, "-Infinity"),
