@@ -111,3 +111,22 @@ pub fn no_extra(query: &HashMap<String, String>) -> ApiResult<()> {
         None => Ok(()),
     }
 }
+
+/// `value` as stored, if it is one of `known` in any case: a filter value no row can
+/// hold is refused (400 naming the filter), so a misspelt filter is not read as "none".
+pub fn one_of(field: &str, value: &str, known: &[&'static str]) -> ApiResult<&'static str> {
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(value))
+        .copied()
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "INVALID_QUERY",
+                format!(
+                    "unknown {field} {value:?} (expected one of {})",
+                    known.join(", ")
+                ),
+            )
+            .field(field)
+        })
+}

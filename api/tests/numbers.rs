@@ -575,3 +575,33 @@ async fn a_patch_does_not_refuse_stored_values_it_does_not_touch() {
         (StatusCode::UNPROCESSABLE_ENTITY, "cnam")
     );
 }
+
+/// A status no number can have is a 400 naming the filter, not an empty list that
+/// reads as "none"; a known one is taken in any case.
+#[tokio::test]
+async fn a_number_status_filter_takes_only_a_status_numbers_can_have() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": N1, "ban": "C1", "status": "assigned"}),
+    )
+    .await;
+    let r = t.get("/api/v1/numbers?status=ASSIGNED", ROOT).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let listed: Vec<&str> = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["e164"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [N1], "{}", r.body);
+    let r = t.get("/api/v1/numbers?status=ported", ROOT).await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::BAD_REQUEST, "INVALID_QUERY", "status"),
+        "{}",
+        r.body
+    );
+}

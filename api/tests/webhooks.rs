@@ -898,6 +898,64 @@ async fn special_purpose_addresses_are_refused_with_their_block_named() {
     }
 }
 
+/// The ids a listing answers with.
+async fn listed_ids(t: &TestApi, path: &str) -> Vec<i64> {
+    let r = t.get(path, ROOT).await;
+    assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    let rows = r.data().as_array().unwrap().clone();
+    rows.iter().map(|w| w["id"].as_i64().unwrap()).collect()
+}
+
+/// A filter value no subscription or delivery can hold is a 400 naming the filter, as
+/// the CDR filters answer, not an empty list that reads as "none"; a known one is
+/// taken in any case.
+#[tokio::test]
+async fn unknown_filter_values_are_a_400_naming_the_filter() {
+    let t = api("1").await;
+    t.fixture().await;
+    // Its one delivery fails: nothing listens there.
+    let url = refused();
+    let (on, _) = subscribe(&t, ROOT, &url, json!(["trunks.update"])).await;
+    let (off, _) = subscribe(&t, ROOT, &url, json!(["trunks.update"])).await;
+    let r = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{off}"),
+            ROOT,
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    update_trunk(&t, "T-C1", 4).await;
+    settled(&t, ROOT, on, 1).await;
+    assert_eq!(listed_ids(&t, "/api/v1/webhooks?active=false").await, [off]);
+    assert_eq!(listed_ids(&t, "/api/v1/webhooks?active=TRUE").await, [on]);
+    let deliveries = format!("/api/v1/webhooks/{on}/deliveries");
+    assert_eq!(
+        listed_ids(&t, &format!("{deliveries}?status=Failed"))
+            .await
+            .len(),
+        1
+    );
+    assert!(listed_ids(&t, &format!("{deliveries}?status=delivered"))
+        .await
+        .is_empty());
+    for (path, field) in [
+        ("/api/v1/webhooks?active=maybe".to_string(), "active"),
+        ("/api/v1/webhooks?active=1".to_string(), "active"),
+        (format!("{deliveries}?status=bogus"), "status"),
+        (format!("{deliveries}?status=deliverd"), "status"),
+    ] {
+        let r = t.get(&path, ROOT).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::BAD_REQUEST, "INVALID_QUERY", field),
+            "{path}: {}",
+            r.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart_of_the_api() {
     // The first instance polls once at start and then not for an hour: what it queues

@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::page::{bad_cursor, Page, DEFAULT_LIMIT};
+use crate::page::{bad_cursor, one_of, Page, DEFAULT_LIMIT};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
@@ -165,15 +165,7 @@ fn checked(mut q: CdrQuery) -> ApiResult<CdrQuery> {
         q.zone = Some(zone.as_str().to_string());
     }
     if let Some(d) = &q.disposition {
-        let known = DISPOSITIONS.iter().find(|k| k.eq_ignore_ascii_case(d));
-        let Some(known) = known else {
-            let why = format!(
-                "unknown disposition {d:?} (expected one of {})",
-                DISPOSITIONS.join(", ")
-            );
-            return Err(invalid("disposition", why));
-        };
-        q.disposition = Some(known.to_string());
+        q.disposition = Some(one_of("disposition", d, &DISPOSITIONS)?.to_string());
     }
     Ok(q)
 }

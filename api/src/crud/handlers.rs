@@ -10,7 +10,7 @@ use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, Path, Query, RawBody};
 use crate::openapi::{Api, Doc};
-use crate::page::{bad_cursor, no_extra, Page};
+use crate::page::{bad_cursor, no_extra, one_of, Page};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -96,7 +96,10 @@ async fn list<R: Resource>(
     let page = Page::take(&mut q)?;
     let mut w = visible::<R>(&who, param(&p, "parent"))?;
     for f in R::FILTERS {
-        if let Some(v) = q.remove(*f) {
+        if let Some(mut v) = q.remove(*f) {
+            if let Some((_, known)) = R::FILTER_VALUES.iter().find(|(name, _)| name == f) {
+                v = one_of(f, &v, known)?.to_string();
+            }
             w.cmp(&format!("r.{f}::text"), "=", "text", v);
         }
     }

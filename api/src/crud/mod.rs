@@ -60,6 +60,10 @@ pub trait Resource: Send + Sync + 'static {
     const SELECT: &'static str = "r.*";
     /// Columns a list may be filtered on by equality (`?ban=X`).
     const FILTERS: &'static [&'static str] = &[];
+    /// The values of filters whose column holds one of a closed set (a CHECK's list, a
+    /// boolean's `true`/`false`), taken in any case: another is a 400 naming the
+    /// filter, not an empty list.
+    const FILTER_VALUES: &'static [(&'static str, &'static [&'static str])] = &[];
     const CLASS: Class;
     /// Whether a change affects routing (and so republishes the snapshot).
     const ROUTING: bool = true;

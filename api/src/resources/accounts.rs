@@ -401,6 +401,11 @@ impl Resource for PhoneNumber {
     const KEY: &'static str = "e164";
     const TENANT: Tenant = Tenant::Column("ban");
     const FILTERS: &'static [&'static str] = &["ban", "trunk_id", "status"];
+    // The CHECK on numbers.status.
+    const FILTER_VALUES: &'static [(&'static str, &'static [&'static str])] = &[(
+        "status",
+        &["available", "reserved", "assigned", "aging", "ported_out"],
+    )];
     const CLASS: Class = Class::Technical;
     const ROUTING: bool = false;
     const RULE: Option<Rule> = Some(Rule {

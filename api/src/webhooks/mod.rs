@@ -77,6 +77,8 @@ impl Resource for Webhook {
     const SELECT: &'static str =
         "r.id, r.ban, r.url, r.event_types, r.description, r.active, r.role, r.created_at";
     const FILTERS: &'static [&'static str] = &["ban", "active"];
+    const FILTER_VALUES: &'static [(&'static str, &'static [&'static str])] =
+        &[("active", &["true", "false"])];
     const CLASS: Class = Class::Technical;
     const ROUTING: bool = false;
     type Row = Webhook;
@@ -240,6 +242,9 @@ impl Resource for Delivery {
         jsonb_array_length(r.attempts) AS attempt_count, r.attempts, r.next_attempt_at,
         r.created_at, r.payload::jsonb AS payload";
     const FILTERS: &'static [&'static str] = &["status", "event_type"];
+    // The CHECK on api.webhook_deliveries.status.
+    const FILTER_VALUES: &'static [(&'static str, &'static [&'static str])] =
+        &[("status", &["pending", "delivered", "failed"])];
     const CLASS: Class = Class::Technical;
     type Row = Delivery;
     type Input = NoInput;
