@@ -8,12 +8,14 @@ pub mod flatmap;
 pub mod format;
 pub mod records;
 mod route;
+mod stamp;
 
 pub use compile::{compile, publish, CompileError};
 use decision::RateCenterNames;
 pub use decision::{
     fill_dialstring, Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest,
 };
+pub use stamp::{header, restamp};
 
 use crate::model::TrunkAuth;
 use bytemuck::Pod;
@@ -181,6 +183,41 @@ pub struct Summary {
     pub credentials_with_ha1: usize,
 }
 
+/// The header of snapshot `bytes` and its section table, checked (magic, version,
+/// length, header checksum); the payload is not.
+fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), OpenError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(OpenError::Short {
+            actual: bytes.len() as u64,
+        });
+    }
+    let header: Header = bytemuck::pod_read_unaligned(&bytes[..HEADER_LEN]);
+    if header.magic != MAGIC {
+        return Err(OpenError::BadMagic);
+    }
+    if header.version != FORMAT_VERSION {
+        return Err(OpenError::Version {
+            found: header.version,
+        });
+    }
+    if header.file_len != bytes.len() as u64 {
+        return Err(OpenError::Length {
+            expected: header.file_len,
+            actual: bytes.len() as u64,
+        });
+    }
+    let table_end = (header.section_count as usize)
+        .checked_mul(ENTRY_LEN)
+        .and_then(|t| t.checked_add(HEADER_LEN))
+        .filter(|&e| e <= bytes.len())
+        .ok_or(OpenError::HeaderChecksum)?;
+    let table_bytes = &bytes[HEADER_LEN..table_end];
+    if header_hash(&header, table_bytes) != header.header_hash {
+        return Err(OpenError::HeaderChecksum);
+    }
+    Ok((header, table_bytes))
+}
+
 /// An open snapshot. Cheap to share across threads (`&Snapshot` is all lookups need).
 pub struct Snapshot {
     backing: Backing,
@@ -248,35 +285,7 @@ impl Snapshot {
 
     fn from_backing(backing: Backing) -> Result<Self, OpenError> {
         let bytes = backing.bytes();
-        if bytes.len() < HEADER_LEN {
-            return Err(OpenError::Short {
-                actual: bytes.len() as u64,
-            });
-        }
-        let header: Header = bytemuck::pod_read_unaligned(&bytes[..HEADER_LEN]);
-        if header.magic != MAGIC {
-            return Err(OpenError::BadMagic);
-        }
-        if header.version != FORMAT_VERSION {
-            return Err(OpenError::Version {
-                found: header.version,
-            });
-        }
-        if header.file_len != bytes.len() as u64 {
-            return Err(OpenError::Length {
-                expected: header.file_len,
-                actual: bytes.len() as u64,
-            });
-        }
-        let table_end = (header.section_count as usize)
-            .checked_mul(ENTRY_LEN)
-            .and_then(|t| t.checked_add(HEADER_LEN))
-            .filter(|&e| e <= bytes.len())
-            .ok_or(OpenError::HeaderChecksum)?;
-        let table_bytes = &bytes[HEADER_LEN..table_end];
-        if header_hash(&header, table_bytes) != header.header_hash {
-            return Err(OpenError::HeaderChecksum);
-        }
+        let (header, table_bytes) = read_header(bytes)?;
         let table: Vec<SectionEntry> = table_bytes
             .chunks_exact(ENTRY_LEN)
             .map(bytemuck::pod_read_unaligned)
@@ -344,6 +353,11 @@ impl Snapshot {
 
     pub fn generation(&self) -> u64 {
         self.header.generation
+    }
+
+    /// When it was compiled (Unix seconds), or stamped ([`restamp`]).
+    pub fn created_unix(&self) -> i64 {
+        self.header.created_unix
     }
 
     /// The payload's checksum: the same routing data compiles to the same payload,
