@@ -42,6 +42,28 @@ type RateCols = (
     Decimal,
 );
 
+/// Every table [`load_dataset`] reads: a change to any of them is a routing change (the
+/// API's triggers on them tell its instances to republish).
+pub const ROUTING_TABLES: &[&str] = &[
+    "customer_partitions",
+    "customers",
+    "dno",
+    "exclusions",
+    "gateways",
+    "lerg_blocks",
+    "lnp",
+    "local_calling",
+    "overrides",
+    "partition_routes",
+    "partitions",
+    "rate_decks",
+    "rate_rows",
+    "trunk_credentials",
+    "trunk_ips",
+    "trunks",
+    "vendors",
+];
+
 /// Reads the provisioning data back as a Dataset, in one consistent snapshot.
 pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
     let mut tx = pool.begin().await?;
@@ -369,4 +391,29 @@ fn unsigned<T: TryFrom<S>, S: Copy + std::fmt::Display>(
     v: S,
 ) -> Result<T, DbError> {
     T::try_from(v).map_err(|_| DbError::invalid(table, format!("{v} is out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROUTING_TABLES;
+    use std::collections::BTreeSet;
+
+    /// The tables this file's queries name after `FROM` or `JOIN`.
+    fn tables_read() -> BTreeSet<&'static str> {
+        let source = include_str!("load.rs");
+        ["FROM ", "JOIN "]
+            .iter()
+            .flat_map(|word| source.split(word).skip(1))
+            .filter_map(|after| {
+                let mut name = after.split(|c: char| !(c.is_ascii_lowercase() || c == '_'));
+                name.next().filter(|n| !n.is_empty())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routing_tables_are_the_tables_the_load_reads() {
+        let listed: BTreeSet<&str> = ROUTING_TABLES.iter().copied().collect();
+        assert_eq!(listed, tables_read());
+    }
 }
