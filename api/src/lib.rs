@@ -72,9 +72,9 @@ async fn fill(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects, migrates, publishes what the snapshot on disk lacks, starts the publisher,
-/// the webhook deliveries and the purge of expired idempotency records; the state every
-/// handler shares.
+/// Connects, migrates, listens for routing changes made anywhere, publishes what the
+/// snapshot on disk lacks, starts the publisher, the webhook deliveries and the purge of
+/// expired idempotency records; the state every handler shares.
 pub async fn start(config: Config) -> anyhow::Result<AppState> {
     let pool = connect(&config.database_url).await?;
     warp_db::migrate(&pool).await?;
@@ -82,10 +82,13 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     fill(&pool).await?;
     let metrics = Arc::new(Metrics::new()?);
     let publisher = Arc::new(Publisher::new(pool.clone(), &config, metrics.clone())?);
+    // Listening first: a change committed once the start-up publish has loaded the
+    // data is heard and published after it.
+    routing::notices::listen(publisher.clone(), pool.clone()).await?;
     // What changed while no API ran reaches the SIP nodes now, not with the next change.
     if let Err(e) = publisher.publish_if_stale().await {
         tracing::warn!(error = %e, "the start-up publish failed; retrying");
-        publisher.changed();
+        publisher.notified();
     }
     publisher.spawn_debouncer();
     idempotency::spawn_purger(pool.clone(), config.idempotency_ttl);

@@ -1,5 +1,6 @@
 //! The API's own tables (API keys, users and sessions, idempotency records, webhooks
-//! and their deliveries), in schema `api` beside the shared migrations. Created
+//! and their deliveries, snapshot generations), in schema `api` beside the shared
+//! migrations, and its triggers on the routing tables. Created
 //! idempotently at start, under an advisory lock so several instances starting at once
 //! do not race.
 
@@ -146,7 +147,43 @@ CREATE OR REPLACE TRIGGER keys_changed AFTER UPDATE OR DELETE OR TRUNCATE ON api
     FOR EACH STATEMENT EXECUTE FUNCTION api.credentials_changed();
 CREATE OR REPLACE TRIGGER users_changed AFTER UPDATE OR DELETE OR TRUNCATE ON api.users
     FOR EACH STATEMENT EXECUTE FUNCTION api.credentials_changed();
+
+-- The last routing snapshot generation handed out, by whichever instance
+-- (routing::generations): its payload (xxh3, hex, as `warp inspect` shows it) and when
+-- it was stamped, so that every instance compiling that data writes the same file
+-- under the same number. One row, written under LOCK TABLE.
+CREATE TABLE IF NOT EXISTS api.snapshot_generation (
+    only_row      boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    -- A u64: numeric holds all of it.
+    generation    numeric(20, 0) NOT NULL CHECK (generation >= 0),
+    payload_hash  text NOT NULL,
+    created_unix  bigint NOT NULL,
+    decided_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Instances republish on any routing change, however made (this API, another
+-- instance, `warp import`, SQL by hand): statement triggers on every table the dataset
+-- is loaded from (schema::ensure adds them) notify (delivered at commit).
+CREATE OR REPLACE FUNCTION api.routing_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('warp_routing', TG_TABLE_NAME);
+    RETURN NULL;
+END $$;
 "#;
+
+/// The trigger on each of `warp_db::ROUTING_TABLES` that calls `api.routing_changed`.
+fn routing_triggers() -> String {
+    warp_db::ROUTING_TABLES
+        .iter()
+        .map(|table| {
+            format!(
+                "CREATE OR REPLACE TRIGGER warp_api_routing_changed \
+                 AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION api.routing_changed();\n"
+            )
+        })
+        .collect()
+}
 
 /// Creates what is missing.
 pub async fn ensure(pool: &PgPool) -> Result<(), sqlx::Error> {
@@ -155,5 +192,6 @@ pub async fn ensure(pool: &PgPool) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    sqlx::raw_sql(&routing_triggers()).execute(&mut *tx).await?;
     tx.commit().await
 }

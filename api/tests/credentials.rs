@@ -103,12 +103,13 @@ async fn a_change_missed_while_the_listener_was_down_is_not_served_from_cache() 
     let id = last_key(&t).await;
     // Drop the listener's connection and revoke while it is gone: that notice is lost.
     let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query LIKE 'LISTEN %warp_credentials%'",
     )
     .fetch_all(&t.pool)
     .await
     .unwrap();
-    assert_eq!(ended, [true], "one listener");
+    assert_eq!(ended, [true], "one credential listener");
     sqlx::query("UPDATE api.keys SET revoked_at = now() WHERE id = $1")
         .bind(id)
         .execute(&t.pool)

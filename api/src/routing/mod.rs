@@ -1,6 +1,9 @@
 //! Routing endpoints: simulation and LCR on the published snapshot (the same engine and
 //! file the SIP path uses), forced publishing, and the snapshot pull for SIP nodes.
 
+mod changes;
+pub mod generations;
+pub mod notices;
 pub mod publisher;
 
 use crate::auth::roles::{Access, Class};
@@ -197,8 +200,8 @@ pub async fn snapshot(
     let on_disk = warp_core::Snapshot::open(&path)
         .map(|s| s.generation())
         .map_err(|_| missing())?;
-    if etag_matches(&headers, on_disk) {
-        return Ok(not_modified(on_disk));
+    if let Some(held) = held_already(&headers, on_disk) {
+        return Ok(not_modified(&st, held, on_disk));
     }
     // Read whole and check what was read: the file may be replaced meanwhile.
     let bytes = tokio::fs::read(&path).await.map_err(|_| missing())?;
@@ -209,8 +212,8 @@ pub async fn snapshot(
     .await
     .map_err(ApiError::internal)?;
     let generation = generation.map_err(ApiError::internal)?;
-    if etag_matches(&headers, generation) {
-        return Ok(not_modified(generation));
+    if let Some(held) = held_already(&headers, generation) {
+        return Ok(not_modified(&st, held, generation));
     }
     let etag = format!("\"{generation}\"");
     Ok((
@@ -223,18 +226,47 @@ pub async fn snapshot(
         .into_response())
 }
 
-fn etag_matches(headers: &HeaderMap, generation: u64) -> bool {
-    let etag = format!("\"{generation}\"");
-    headers
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+/// The newest generation `If-None-Match` names (`*` names `ours`), when it is `ours` or
+/// newer: the edge has this file already, or a newer one another instance published,
+/// and is never handed an older one.
+fn held_already(headers: &HeaderMap, ours: u64) -> Option<u64> {
+    let named = headers.get(IF_NONE_MATCH)?.to_str().ok()?;
+    named
+        .split(',')
+        .filter_map(|tag| match tag.trim() {
+            "*" => Some(ours),
+            tag => tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok(),
+        })
+        .filter(|&g| g >= ours)
+        .max()
 }
 
-fn not_modified(generation: u64) -> Response {
-    (
-        StatusCode::NOT_MODIFIED,
-        [(ETAG, format!("\"{generation}\""))],
-    )
-        .into_response()
+/// A 304 for an edge holding generation `held`, `ours` or newer: a newer one means this
+/// instance is behind and catches up at once.
+fn not_modified(st: &AppState, held: u64, ours: u64) -> Response {
+    if held > ours {
+        st.publisher.catch_up();
+    }
+    (StatusCode::NOT_MODIFIED, [(ETAG, format!("\"{held}\""))]).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(if_none_match: &str, ours: u64) -> Option<u64> {
+        let mut headers = HeaderMap::new();
+        headers.insert(IF_NONE_MATCH, if_none_match.parse().unwrap());
+        held_already(&headers, ours)
+    }
+
+    #[test]
+    fn an_edge_holding_ours_or_newer_is_not_sent_the_file() {
+        assert_eq!(held("\"5\"", 5), Some(5));
+        assert_eq!(held("\"7\"", 5), Some(7));
+        assert_eq!(held("\"4\", \"9\"", 5), Some(9));
+        assert_eq!(held("*", 5), Some(5));
+        assert_eq!(held("\"4\"", 5), None);
+        assert_eq!(held("W/\"5\", \"x\", 5", 5), None);
+    }
 }

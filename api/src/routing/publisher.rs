@@ -1,15 +1,19 @@
 //! Snapshot publishing: load the dataset from PostgreSQL, compile it with warp-core,
-//! write it atomically to WARP_SNAPSHOT as a new generation, keep it in memory for
-//! simulation, and announce it on Redis. Changes schedule a debounced publish.
+//! number it as every instance does ([`generations`]), write it atomically to
+//! WARP_SNAPSHOT, keep it in memory for simulation, and announce it on Redis. Changes
+//! made here, and those heard of from anywhere ([`super::notices`]), schedule a
+//! debounced publish.
 
+use super::changes::Changes;
+use super::generations::{self, Stamp};
 use crate::auth::Principal;
 use crate::metrics::Metrics;
+use sqlx::PgConnection;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
-use warp_core::snapshot::{compile, publish, CompileError, OpenError};
+use warp_core::snapshot::{compile, publish, restamp, CompileError, OpenError};
 use warp_core::Snapshot;
 
 /// Redis pub/sub channel new generations are announced on, for whatever wants to know:
@@ -35,20 +39,24 @@ pub enum PublishError {
     Open(#[from] OpenError),
     #[error("compile task: {0}")]
     Join(#[from] tokio::task::JoinError),
-    /// The snapshot on disk (a file from elsewhere) holds the last generation there is.
-    #[error("the snapshot holds generation {0}, the last one: remove or replace it")]
+    /// A snapshot (a file from elsewhere) holds the last generation there is.
+    #[error("generation {0} is published, the last one there is: remove or replace the snapshot holding it")]
     LastGeneration(u64),
     #[error("recording the publish: {0}")]
     Audit(#[from] sqlx::Error),
+    #[error("deciding the generation: {0}")]
+    Generation(sqlx::Error),
 }
 
 /// A generation compiled and not yet installed.
 struct Compiled {
-    /// The count of changes it holds.
-    covered: u64,
+    /// The changes it holds: [`Changes::mark`] of those heard of and of those made here.
+    covered: (u64, u64),
     bytes: Vec<u8>,
     /// Made of `bytes`.
     snapshot: Snapshot,
+    /// Whether this instance serves it already, in memory and on disk.
+    serving: bool,
 }
 
 pub struct Publisher {
@@ -58,13 +66,16 @@ pub struct Publisher {
     debounce: Duration,
     metrics: Arc<Metrics>,
     current: RwLock<Option<Arc<Snapshot>>>,
-    /// One publish at a time: generations are handed out in order.
+    /// One publish at a time in this instance.
     publishing: Mutex<()>,
     dirty: Notify,
-    /// Routing changes so far, and how many of them the current snapshot holds: the
-    /// debouncer skips a publish that an explicit one already covered.
-    changes: AtomicU64,
-    published_changes: AtomicU64,
+    /// An edge holds a newer generation than this instance serves.
+    behind: Notify,
+    /// Routing changes heard of, made anywhere: what the debouncer publishes.
+    heard: Changes,
+    /// Those made through this instance: their publish is its `publish` event, so each
+    /// change is one event, not one per instance.
+    made: Changes,
 }
 
 impl Publisher {
@@ -89,8 +100,9 @@ impl Publisher {
             current: RwLock::new(current),
             publishing: Mutex::new(()),
             dirty: Notify::new(),
-            changes: AtomicU64::new(0),
-            published_changes: AtomicU64::new(0),
+            behind: Notify::new(),
+            heard: Changes::default(),
+            made: Changes::default(),
         })
     }
 
@@ -103,97 +115,126 @@ impl Publisher {
         &self.path
     }
 
-    /// Marks routing data changed; the debouncer publishes once things are quiet.
+    /// Marks routing data changed through this instance; the debouncer publishes once
+    /// things are quiet.
     pub fn changed(&self) {
-        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.made.count();
+        self.notified();
+    }
+
+    /// Marks routing data changed somewhere (a notice from PostgreSQL: this instance,
+    /// another, an import or SQL by hand); the debouncer publishes once things are quiet.
+    pub fn notified(&self) {
+        self.heard.count();
         self.dirty.notify_one();
     }
 
-    /// Compiles and publishes a new generation now, on `who`'s behalf. Its audit row
-    /// (and webhook event) is written first in a transaction committed only once the
-    /// file is in place: a publish that cannot be recorded does not happen, and one
-    /// that fails leaves no record.
+    /// An edge holds a newer generation than this instance serves: publishes now,
+    /// without waiting out the debounce, if another instance did publish one.
+    pub fn catch_up(&self) {
+        self.behind.notify_one();
+    }
+
+    /// Compiles and publishes what PostgreSQL holds now, on `who`'s behalf, and
+    /// announces its generation: a new one, or the one every instance gives that data
+    /// already. Its audit row (and webhook event) is written first in a transaction
+    /// committed only once the file is in place: a publish that cannot be recorded does
+    /// not happen, and one that fails leaves no record.
     pub async fn publish(&self, who: &Principal) -> Result<u64, PublishError> {
         let _one = self.publishing.lock().await;
-        let next = self.compile_next().await?;
         let mut tx = self.pool.begin().await?;
-        let id = next.snapshot.generation().to_string();
+        let next = self.compile_next(&mut tx).await?;
+        let generation = next.snapshot.generation();
+        let id = generation.to_string();
         crate::audit::record(&mut tx, who, published_change(&id)).await?;
-        let generation = self.install(next).await?;
+        if !self.install(next).await? {
+            self.announce(generation).await;
+        }
         tx.commit().await?;
         Ok(generation)
     }
 
-    /// Publishes unless the current snapshot already holds every counted change
-    /// (checked under the lock: an explicit publish may just have covered them).
-    async fn publish_pending(&self) -> Result<Option<u64>, PublishError> {
+    /// At start: serves the generation PostgreSQL's data has (a new one when no
+    /// instance published that data: a change made while no API ran, or one whose
+    /// publish did not finish). The same data keeps its generation and bytes, and SIP
+    /// nodes reload nothing.
+    pub async fn publish_if_stale(&self) -> Result<(), PublishError> {
         let _one = self.publishing.lock().await;
-        let pending =
-            self.changes.load(Ordering::SeqCst) > self.published_changes.load(Ordering::SeqCst);
-        if pending {
-            let next = self.compile_next().await?;
-            self.install(next).await.map(Some)
-        } else {
-            Ok(None)
-        }
+        self.update().await.map(drop)
     }
 
-    /// At start: publishes when PostgreSQL holds other routing data than the snapshot
-    /// on disk (a change made while no API ran, or one whose publish the last run did
-    /// not finish); the same data keeps its generation, and SIP nodes reload nothing.
-    pub async fn publish_if_stale(&self) -> Result<Option<u64>, PublishError> {
-        let _one = self.publishing.lock().await;
-        let next = self.compile_next().await?;
-        if self.current().map(|s| s.payload_hash()) == Some(next.snapshot.payload_hash()) {
-            self.published_changes
-                .fetch_max(next.covered, Ordering::SeqCst);
-            return Ok(None);
-        }
-        self.install(next).await.map(Some)
+    /// Compiles what PostgreSQL holds now and installs it unless it is served already;
+    /// its generation.
+    async fn update(&self) -> Result<u64, PublishError> {
+        let mut tx = self.pool.begin().await?;
+        let next = self.compile_next(&mut tx).await?;
+        let generation = next.snapshot.generation();
+        self.install(next).await?;
+        tx.commit().await?;
+        Ok(generation)
     }
 
-    /// The dataset PostgreSQL holds now, compiled as the next generation.
-    async fn compile_next(&self) -> Result<Compiled, PublishError> {
+    /// The dataset PostgreSQL holds now, compiled and stamped with its generation,
+    /// decided in `tx` under the cluster-wide lock, which the caller's commit releases
+    /// once the file is in place.
+    async fn compile_next(&self, tx: &mut PgConnection) -> Result<Compiled, PublishError> {
+        generations::lock(tx)
+            .await
+            .map_err(PublishError::Generation)?;
         // Changes are committed before they are counted: what is counted now is loaded.
-        let covered = self.changes.load(Ordering::SeqCst);
+        let covered = (self.heard.mark(), self.made.mark());
         let dataset = warp_db::load_dataset(&self.pool).await?;
-        let on_disk = Snapshot::open(&self.path).map(|s| s.generation()).ok();
-        let ours = self.current().map(|s| s.generation());
-        let newest = on_disk.max(ours).unwrap_or(0);
-        let generation = newest
-            .checked_add(1)
-            .ok_or(PublishError::LastGeneration(newest))?;
-        let bytes = tokio::task::spawn_blocking(move || compile(&dataset, generation)).await??;
+        let mut bytes = tokio::task::spawn_blocking(move || compile(&dataset, 0)).await??;
+        let compiled = warp_core::snapshot::header(&bytes)?;
+        let on_disk = Snapshot::open(&self.path).ok().map(|s| Stamp::of(&s));
+        let in_memory = self.current().map(|s| Stamp::of(&s));
+        let held: Vec<Stamp> = on_disk.into_iter().chain(in_memory).collect();
+        let last = generations::last(tx)
+            .await
+            .map_err(PublishError::Generation)?;
+        let stamp = generations::decide(last, &held, compiled.payload_hash, compiled.created_unix)
+            .map_err(PublishError::LastGeneration)?;
+        if last != Some(stamp) {
+            generations::record(tx, &stamp)
+                .await
+                .map_err(PublishError::Generation)?;
+        }
+        restamp(&mut bytes, stamp.generation, stamp.created_unix)?;
         let snapshot = Snapshot::from_bytes(&bytes)?;
         Ok(Compiled {
             covered,
             bytes,
             snapshot,
+            serving: on_disk == Some(stamp) && in_memory == Some(stamp),
         })
     }
 
     /// Writes the compiled file, serves its snapshot to simulation and announces its
-    /// generation.
-    async fn install(&self, next: Compiled) -> Result<u64, PublishError> {
+    /// generation, unless this instance serves it already; whether it did.
+    async fn install(&self, next: Compiled) -> Result<bool, PublishError> {
         let Compiled {
-            covered,
+            covered: (heard, made),
             bytes,
             snapshot,
+            serving,
         } = next;
-        let generation = snapshot.generation();
-        let path = self.path.clone();
-        // `publish` creates the directory too.
-        tokio::task::spawn_blocking(move || publish(&bytes, &path))
-            .await?
-            .map_err(PublishError::Write)?;
-        if let Ok(mut c) = self.current.write() {
-            *c = Some(Arc::new(snapshot));
+        if !serving {
+            let generation = snapshot.generation();
+            let path = self.path.clone();
+            // `publish` creates the directory too.
+            tokio::task::spawn_blocking(move || publish(&bytes, &path))
+                .await?
+                .map_err(PublishError::Write)?;
+            if let Ok(mut c) = self.current.write() {
+                *c = Some(Arc::new(snapshot));
+            }
+            self.metrics.published(generation);
+            tracing::info!(generation, path = %self.path.display(), "published routing snapshot");
+            self.announce(generation).await;
         }
-        self.published_changes.fetch_max(covered, Ordering::SeqCst);
-        self.metrics.published(generation);
-        tracing::info!(generation, path = %self.path.display(), "published routing snapshot");
-        self.announce(generation).await;
-        Ok(generation)
+        self.heard.cover(heard);
+        self.made.cover(made);
+        Ok(!serving)
     }
 
     /// Tells SIP nodes on Redis; a Redis outage only costs them the push.
@@ -232,17 +273,54 @@ impl Publisher {
         }
     }
 
-    /// Publishes the counted changes the current snapshot lacks, now, with the
-    /// publish event. At shutdown too: no other instance knows of this one's changes,
-    /// so one left to the debouncer would wait for this instance's next start.
+    /// Publishes the changes heard of that no publish has covered yet, now; with the
+    /// publish event when some were made through this instance (the others publishing
+    /// them write none). At shutdown too: the event is this instance's to write.
     pub async fn flush(&self) -> Result<(), PublishError> {
-        if let Some(generation) = self.publish_pending().await? {
+        let _one = self.publishing.lock().await;
+        if !self.heard.pending() {
+            return Ok(());
+        }
+        let made_here = self.made.pending();
+        let generation = self.update().await?;
+        if made_here {
             self.published_event(generation).await;
         }
         Ok(())
     }
 
-    /// Publishes after each burst of changes, once `debounce` passes without another.
+    /// Counts a change to publish when PostgreSQL's last generation is newer than the
+    /// one served here. An edge naming a generation no instance handed out (a file from
+    /// elsewhere) costs this look, not a compile.
+    async fn check_behind(&self) -> Result<(), PublishError> {
+        let last = async {
+            let mut conn = self.pool.acquire().await?;
+            generations::last(&mut conn).await
+        };
+        let last = last.await.map_err(PublishError::Generation)?;
+        if last.map(|l| l.generation) > self.current().map(|s| s.generation()) {
+            self.heard.count();
+        }
+        Ok(())
+    }
+
+    /// Waits out the debounce: `debounce` without another change, or until an edge
+    /// shows this instance may be behind, which no wait helps (then true).
+    async fn quiet(&self) -> bool {
+        loop {
+            tokio::select! {
+                more = tokio::time::timeout(self.debounce, self.dirty.notified()) => {
+                    if more.is_err() {
+                        return false;
+                    }
+                }
+                () = self.behind.notified() => return true,
+            }
+        }
+    }
+
+    /// Publishes after each burst of changes, once `debounce` passes without another,
+    /// and at once when an edge shows this instance is behind.
     /// A failed publish is tried again, backing off: the changes it was for would
     /// otherwise wait, unpublished, for some other change.
     pub fn spawn_debouncer(self: &Arc<Self>) {
@@ -250,12 +328,17 @@ impl Publisher {
         tokio::spawn(async move {
             let mut retry = RETRY_FIRST;
             loop {
-                me.dirty.notified().await;
-                while tokio::time::timeout(me.debounce, me.dirty.notified())
-                    .await
-                    .is_ok()
-                {}
-                match me.flush().await {
+                let behind = tokio::select! {
+                    () = me.dirty.notified() => me.quiet().await,
+                    () = me.behind.notified() => true,
+                };
+                let published = async {
+                    if behind {
+                        me.check_behind().await?;
+                    }
+                    me.flush().await
+                };
+                match published.await {
                     Ok(()) => retry = RETRY_FIRST,
                     Err(e) => {
                         me.metrics.publish_failed();
