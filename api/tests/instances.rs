@@ -61,6 +61,16 @@ fn stamp(bytes: &[u8]) -> (u64, u64) {
     (s.generation(), s.payload_hash())
 }
 
+/// The same bytes; else fails naming the generation and payload of each.
+fn same_file(got: &[u8], want: &[u8], what: &str) {
+    assert!(
+        got == want,
+        "{what}: generation and payload {:x?}, not {:x?}",
+        stamp(got),
+        stamp(want)
+    );
+}
+
 fn generation_at(path: &Path) -> u64 {
     warp_core::Snapshot::open(path).unwrap().generation()
 }
@@ -181,7 +191,11 @@ async fn a_change_through_one_instance_reaches_the_others_as_the_same_generation
     // B starts on A's data: A's generation, A's bytes; an edge's ETag from A is a 304.
     let from_a = pull(&a.app, None).await;
     assert_eq!(from_a.etag, Some(g));
-    assert_eq!(std::fs::read(&b.snapshot).unwrap(), from_a.bytes);
+    same_file(
+        &std::fs::read(&b.snapshot).unwrap(),
+        &from_a.bytes,
+        "B's start",
+    );
     let at_b = pull(&b.app, Some(g)).await;
     assert_eq!(
         (at_b.status, at_b.etag),
@@ -201,7 +215,11 @@ async fn a_change_through_one_instance_reaches_the_others_as_the_same_generation
     let g2 = agreed(&snapshot_of(&a), &b.snapshot, g).await;
     let from_b = pull(&b.app, Some(g)).await;
     assert_eq!(from_b.status, StatusCode::OK);
-    assert_eq!(from_b.bytes, std::fs::read(snapshot_of(&a)).unwrap());
+    same_file(
+        &from_b.bytes,
+        &std::fs::read(snapshot_of(&a)).unwrap(),
+        "B's pull",
+    );
 
     // One made in SQL, through no instance, reaches both.
     sqlx::query("INSERT INTO exclusions (ban, vendor_id, prefix) VALUES ('C1', 'V1', '1212')")
@@ -224,6 +242,11 @@ async fn an_instance_behind_answers_a_newer_etag_with_304_and_catches_up() {
     // B waits a minute before following: behind, for the length of this test.
     let b_dir = tempfile::tempdir().unwrap();
     let b = peer(&a, b_dir.path(), Duration::from_secs(60)).await;
+    assert_eq!(
+        generation_at(&b.snapshot),
+        g,
+        "B started on another generation"
+    );
     reprice(&a.app, "0.009").await;
     let g2 = a.publish().await;
     assert!(g2 > g);
@@ -244,9 +267,14 @@ async fn an_instance_behind_answers_a_newer_etag_with_304_and_catches_up() {
     // B catches up at once, to A's very file.
     until("B did not catch up", || generation_at(&b.snapshot) == g2).await;
     let a_file = std::fs::read(snapshot_of(&a)).unwrap();
-    assert_eq!(std::fs::read(&b.snapshot).unwrap(), a_file);
+    same_file(
+        &std::fs::read(&b.snapshot).unwrap(),
+        &a_file,
+        "B's catch-up",
+    );
     let from_b = pull(&b.app, Some(g)).await;
-    assert_eq!((from_b.status, from_b.bytes), (StatusCode::OK, a_file));
+    assert_eq!(from_b.status, StatusCode::OK);
+    same_file(&from_b.bytes, &a_file, "B's pull");
 }
 
 #[tokio::test]
@@ -320,16 +348,28 @@ async fn a_restarted_instance_numbers_above_its_file_and_the_others_follow() {
         generation_at(&snapshot_of(&a)) == 101
     })
     .await;
-    assert_eq!(std::fs::read(snapshot_of(&a)).unwrap(), b_file);
+    same_file(
+        &std::fs::read(snapshot_of(&a)).unwrap(),
+        &b_file,
+        "A's catch-up",
+    );
 
     // A restart on the same data keeps 101 and its bytes, with or without the file.
     b.stop().await;
     let again = peer(&a, b_dir.path(), Duration::from_millis(100)).await;
-    assert_eq!(std::fs::read(&again.snapshot).unwrap(), b_file);
+    same_file(
+        &std::fs::read(&again.snapshot).unwrap(),
+        &b_file,
+        "a restart",
+    );
     again.stop().await;
     let fresh_dir = tempfile::tempdir().unwrap();
     let fresh = peer(&a, fresh_dir.path(), Duration::from_millis(100)).await;
-    assert_eq!(std::fs::read(&fresh.snapshot).unwrap(), b_file);
+    same_file(
+        &std::fs::read(&fresh.snapshot).unwrap(),
+        &b_file,
+        "a start without the file",
+    );
 }
 
 #[tokio::test]
