@@ -137,9 +137,10 @@ impl Publisher {
 
     /// Compiles and publishes what PostgreSQL holds now, on `who`'s behalf, and
     /// announces its generation: a new one, or the one every instance gives that data
-    /// already. Its audit row (and webhook event) is written first in a transaction
-    /// committed only once the file is in place: a publish that cannot be recorded does
-    /// not happen, and one that fails leaves no record.
+    /// already (announced all the same: an explicit publish is a call to pull). Its
+    /// audit row (and webhook event) is written first in a transaction committed only
+    /// once the file is in place: a publish that cannot be recorded does not happen, and
+    /// one that fails leaves no record.
     pub async fn publish(&self, who: &Principal) -> Result<u64, PublishError> {
         let _one = self.publishing.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -147,10 +148,9 @@ impl Publisher {
         let generation = next.snapshot.generation();
         let id = generation.to_string();
         crate::audit::record(&mut tx, who, published_change(&id)).await?;
-        if !self.install(next).await? {
-            self.announce(generation).await;
-        }
+        self.install(next).await?;
         tx.commit().await?;
+        self.announce(generation).await;
         Ok(generation)
     }
 
@@ -163,14 +163,17 @@ impl Publisher {
         self.update().await.map(drop)
     }
 
-    /// Compiles what PostgreSQL holds now and installs it unless it is served already;
-    /// its generation.
+    /// Compiles what PostgreSQL holds now and installs and announces it unless it is
+    /// served already; its generation.
     async fn update(&self) -> Result<u64, PublishError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(PublishError::Generation)?;
         let next = self.compile_next(&mut tx).await?;
         let generation = next.snapshot.generation();
-        self.install(next).await?;
-        tx.commit().await?;
+        let written = self.install(next).await?;
+        tx.commit().await.map_err(PublishError::Generation)?;
+        if written {
+            self.announce(generation).await;
+        }
         Ok(generation)
     }
 
@@ -209,8 +212,9 @@ impl Publisher {
         })
     }
 
-    /// Writes the compiled file, serves its snapshot to simulation and announces its
-    /// generation, unless this instance serves it already; whether it did.
+    /// Writes the compiled file and serves its snapshot to simulation, unless this
+    /// instance serves it already; whether it did. Announcing waits for the caller's
+    /// commit: a Redis that does not answer must not hold every instance's publishes.
     async fn install(&self, next: Compiled) -> Result<bool, PublishError> {
         let Compiled {
             covered: (heard, made),
@@ -230,7 +234,6 @@ impl Publisher {
             }
             self.metrics.published(generation);
             tracing::info!(generation, path = %self.path.display(), "published routing snapshot");
-            self.announce(generation).await;
         }
         self.heard.cover(heard);
         self.made.cover(made);
