@@ -78,8 +78,14 @@ impl Api {
         })
     }
 
-    /// Publishes the routing data as it stands: the next generation.
+    /// Changes the routing data (a partition more) and publishes it: the next
+    /// generation (the same data would keep its generation).
     fn publish(&self) -> u64 {
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let partition =
+            serde_json::json!({"id": format!("P{n}"), "name": format!("partition {n}")});
+        self.post("partitions", partition);
         let d = self.post("routing/publish", serde_json::json!({}));
         d["generation"].as_u64().expect("a generation")
     }
@@ -328,26 +334,56 @@ fn announce(redis: &str, message: &[u8]) -> i64 {
         .unwrap()
 }
 
-/// Waits until an edge has subscribed and made the pull that follows (two pulls in
-/// all, with the one it starts with), so that what it pulls next was announced.
-fn wait_until_settled(edge: &mut Edge, redis: &str, g: u64) {
-    edge.wait_for(g, Duration::from_secs(20));
-    wait_for_subscribers(redis, 1);
-    let start = Instant::now();
-    while edge.pulls() < 2 {
-        assert!(start.elapsed() < Duration::from_secs(20), "{}", edge.said());
-        std::thread::sleep(Duration::from_millis(50));
+/// The API announcing on a private Redis, its first generation published, and a key
+/// an edge pulls with.
+struct Announcing {
+    redis: Redis,
+    api: Api,
+    key: String,
+    first: u64,
+}
+
+impl Announcing {
+    fn start() -> Announcing {
+        let redis = Redis::start().expect("start a private redis-server");
+        let api = Api::announcing_on(Some(&redis.url));
+        let first = api.publish();
+        let key = api.key("sip_edge");
+        Announcing {
+            redis,
+            api,
+            key,
+            first,
+        }
+    }
+}
+
+impl Edge {
+    /// An edge polling hourly and listening through `via` (`redis` itself, or a relay
+    /// to it), once it holds generation `g`, has subscribed and has made the pull that
+    /// follows (two pulls in all): what it pulls next was announced.
+    fn settled(api: &Api, key: &str, redis: &Redis, via: &str, g: u64) -> Edge {
+        let mut edge = Edge::listening(api, key, HOURLY, via);
+        edge.wait_for(g, Duration::from_secs(20));
+        wait_for_subscribers(&redis.url, 1);
+        let start = Instant::now();
+        while edge.pulls() < 2 {
+            assert!(start.elapsed() < Duration::from_secs(20), "{}", edge.said());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        edge
     }
 }
 
 #[test]
 fn an_edge_takes_a_generation_as_soon_as_the_api_announces_it() {
-    let redis = Redis::start().expect("start a private redis-server");
-    let api = Api::announcing_on(Some(&redis.url));
-    let g = api.publish();
-    let key = api.key("sip_edge");
-    let mut edge = Edge::listening(&api, &key, HOURLY, &redis.url);
-    wait_until_settled(&mut edge, &redis.url, g);
+    let Announcing {
+        redis,
+        api,
+        key,
+        first: g,
+    } = Announcing::start();
+    let mut edge = Edge::settled(&api, &key, &redis, &redis.url, g);
     for _ in 0..2 {
         let next = api.publish();
         let took = edge.wait_for(next, Duration::from_secs(5));
@@ -367,12 +403,13 @@ fn an_edge_takes_a_generation_as_soon_as_the_api_announces_it() {
 
 #[test]
 fn an_edge_ignores_what_is_no_announcement_and_one_of_the_generation_it_holds() {
-    let redis = Redis::start().expect("start a private redis-server");
-    let api = Api::announcing_on(Some(&redis.url));
-    let g = api.publish();
-    let key = api.key("sip_edge");
-    let mut edge = Edge::listening(&api, &key, HOURLY, &redis.url);
-    wait_until_settled(&mut edge, &redis.url, g);
+    let Announcing {
+        redis,
+        api,
+        key,
+        first: g,
+    } = Announcing::start();
+    let mut edge = Edge::settled(&api, &key, &redis, &redis.url, g);
     let pulls = edge.pulls();
     let garbage: [&[u8]; 5] = [
         b"not json",
@@ -405,12 +442,13 @@ fn an_edge_ignores_what_is_no_announcement_and_one_of_the_generation_it_holds() 
 
 #[test]
 fn announcements_during_a_pull_cost_one_more_pull_not_one_each() {
-    let redis = Redis::start().expect("start a private redis-server");
-    let api = Api::announcing_on(Some(&redis.url));
-    let g = api.publish();
-    let key = api.key("sip_edge");
-    let mut edge = Edge::listening(&api, &key, HOURLY, &redis.url);
-    wait_until_settled(&mut edge, &redis.url, g);
+    let Announcing {
+        redis,
+        api,
+        key,
+        first: g,
+    } = Announcing::start();
+    let edge = Edge::settled(&api, &key, &redis, &redis.url, g);
     let pulls = edge.pulls();
     // Twenty generations it does not hold, at once: the first wakes it, the rest come
     // while it pulls.
@@ -468,10 +506,12 @@ fn a_bad_redis_url_is_refused_at_start_without_its_password() {
 
 #[test]
 fn an_edge_polls_while_redis_is_away_and_listens_again_when_it_is_back() {
-    let mut redis = Redis::start().expect("start a private redis-server");
-    let api = Api::announcing_on(Some(&redis.url));
-    let g = api.publish();
-    let key = api.key("sip_edge");
+    let Announcing {
+        mut redis,
+        api,
+        key,
+        first: g,
+    } = Announcing::start();
     let mut hourly = Edge::listening(&api, &key, HOURLY, &redis.url);
     let mut polling = Edge::listening(&api, &key, "2", &redis.url);
     hourly.wait_for(g, Duration::from_secs(20));
@@ -511,13 +551,14 @@ fn an_edge_polls_while_redis_is_away_and_listens_again_when_it_is_back() {
 
 #[test]
 fn an_edge_whose_subscription_went_silent_subscribes_again() {
-    let redis = Redis::start().expect("start a private redis-server");
-    let api = Api::announcing_on(Some(&redis.url));
-    let g = api.publish();
-    let key = api.key("sip_edge");
+    let Announcing {
+        redis,
+        api,
+        key,
+        first: g,
+    } = Announcing::start();
     let relay = SilencingRelay::to(redis.port);
-    let mut edge = Edge::listening(&api, &key, HOURLY, &relay.url);
-    wait_until_settled(&mut edge, &redis.url, g);
+    let mut edge = Edge::settled(&api, &key, &redis, &relay.url, g);
 
     // A ping answered keeps the subscription.
     std::thread::sleep(Duration::from_secs(6));
