@@ -8,7 +8,7 @@ mod common;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{TestApi, ROOT};
+use common::{Reply, TestApi, ROOT};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -828,22 +828,29 @@ async fn ipv6_addresses_carrying_a_private_ipv4_one_are_refused() {
         "[2002:7f00:1::1]",
         "[::ffff:0:a00:1]",
     ] {
-        let r = t
-            .post(
-                "/api/v1/webhooks",
-                ROOT,
-                json!({"url": format!("http://{host}/hook"), "event_types": ["*"]}),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.field()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "url"),
-            "{host}: {}",
-            r.body
-        );
+        refused_host(&t, host).await;
     }
     // The public IPv4 address 8.8.8.8 behind NAT64 stays reachable.
     subscribe(&t, ROOT, "http://[64:ff9b::808:808]/hook", json!(["*"])).await;
+}
+
+/// A subscription to `http://{host}/hook`, refused on its url: the answer.
+async fn refused_host(t: &TestApi, host: &str) -> Reply {
+    let url = format!("http://{host}/hook");
+    let r = t
+        .post(
+            "/api/v1/webhooks",
+            ROOT,
+            json!({"url": url, "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "url"),
+        "{host}: {}",
+        r.body
+    );
+    r
 }
 
 /// Every block IANA's special-purpose registries mark not globally reachable is refused,
@@ -878,19 +885,7 @@ async fn special_purpose_addresses_are_refused_with_their_block_named() {
         ("[fe80::1]", "link-local"),
         ("[4000::1]", "not global unicast"),
     ] {
-        let r = t
-            .post(
-                "/api/v1/webhooks",
-                ROOT,
-                json!({"url": format!("http://{host}/hook"), "event_types": ["*"]}),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.field()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "url"),
-            "{host}: {}",
-            r.body
-        );
+        let r = refused_host(&t, host).await;
         assert!(r.body.to_string().contains(block), "{host}: {}", r.body);
     }
     for host in ["198.20.0.1", "198.17.255.254", "192.0.1.1", "[2001:db9::1]"] {
