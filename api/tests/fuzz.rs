@@ -123,7 +123,7 @@ async fn random_requests_against_the_spec_never_5xx_and_answer_in_the_envelope()
     // A documentation address (RFC 5737): registrable, never reached.
     t.make(
         "/api/v1/webhooks",
-        json!({"url": "http://192.0.2.1:9/", "event_types": ["*"]}),
+        json!({"url": "http://receiver.invalid:9/", "event_types": ["*"]}),
     )
     .await;
     let spec = t.get("/api/v1/openapi.json", "").await.body;

@@ -121,7 +121,7 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
         "webhook read" => t.get("/api/v1/webhooks", key).await,
         "webhook write" => {
             // A documentation address (RFC 5737): registrable, never reached.
-            let body = json!({"url": "http://192.0.2.1:9/", "event_types": ["trunks.*"],
+            let body = json!({"url": "http://receiver.invalid:9/", "event_types": ["trunks.*"],
                               "ban": "C1"});
             t.post("/api/v1/webhooks", key, body).await
         }
@@ -129,7 +129,7 @@ async fn attempt(t: &TestApi, key: &str, class: &str, tag: &str) -> StatusCode {
             let hook = t
                 .make(
                     "/api/v1/webhooks",
-                    json!({"url": "http://192.0.2.1:9/", "event_types": ["*"], "ban": "C1"}),
+                    json!({"url": "http://receiver.invalid:9/", "event_types": ["*"], "ban": "C1"}),
                 )
                 .await;
             let path = format!("/api/v1/webhooks/{}", hook["id"]);
