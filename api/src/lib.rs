@@ -14,6 +14,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
+pub mod notices;
 pub mod openapi;
 pub mod page;
 pub mod ratelimit;

@@ -9,7 +9,7 @@
 //! entries also expire after [`TTL`].
 
 use super::roles::Role;
-use sqlx::postgres::PgListener;
+use crate::notices::{self, Follower};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,8 +22,6 @@ pub const CHANNEL: &str = "warp_credentials";
 pub const TTL: Duration = Duration::from_secs(60);
 /// Beyond this many credentials the cache starts over rather than grow.
 const CAPACITY: usize = 10_000;
-/// Pause between attempts to reconnect the listener.
-const RECONNECT: Duration = Duration::from_secs(1);
 
 /// What a credential grants: the `Principal` minus where the request came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,37 +81,29 @@ impl Credentials {
     /// Listens for changes for as long as the process runs, reconnecting when the
     /// connection drops; caching is off while it is down.
     pub fn spawn_listener(self: Arc<Self>, pool: PgPool) {
-        tokio::spawn(async move {
-            loop {
-                match self.listen(&pool).await {
-                    Ok(()) => tracing::warn!("credential change listener disconnected"),
-                    Err(e) => tracing::warn!(error = %e, "credential change listener failed"),
-                }
-                self.listening.store(false, Ordering::Release);
-                self.forget_all();
-                tokio::time::sleep(RECONNECT).await;
-            }
-        });
-    }
-
-    /// Returns when the connection is lost.
-    async fn listen(&self, pool: &PgPool) -> sqlx::Result<()> {
-        let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(CHANNEL).await?;
-        // Anything cached before this point may have missed a change.
-        self.forget_all();
-        self.listening.store(true, Ordering::Release);
-        // `try_recv` answers None when the connection drops (and would reconnect on
-        // the next call): start over instead, forgetting what may have been missed.
-        while listener.try_recv().await?.is_some() {
-            self.forget_all();
-        }
-        Ok(())
+        notices::spawn(pool, CHANNEL, self, None);
     }
 
     #[cfg(test)]
     fn hear_changes(&self) {
         self.listening.store(true, Ordering::Release);
+    }
+}
+
+impl Follower for Credentials {
+    /// Anything cached before this point may have missed a change.
+    fn listening(&self) {
+        self.forget_all();
+        self.listening.store(true, Ordering::Release);
+    }
+
+    fn heard(&self) {
+        self.forget_all();
+    }
+
+    fn lost(&self) {
+        self.listening.store(false, Ordering::Release);
+        self.forget_all();
     }
 }
 
