@@ -278,6 +278,52 @@ async fn an_instance_behind_answers_a_newer_etag_with_304_and_catches_up() {
 }
 
 #[tokio::test]
+async fn an_edge_holding_a_generation_no_instance_handed_out_is_sent_the_clusters() {
+    let a = TestApi::start().await;
+    a.fixture().await;
+    let g = a.publish().await;
+    // A file compiled elsewhere, or before the database was restored: far above g.
+    let foreign = g + 1_000;
+    let from_a = pull(&a.app, Some(foreign)).await;
+    assert_eq!((from_a.status, from_a.etag), (StatusCode::OK, Some(g)));
+    same_file(
+        &from_a.bytes,
+        &std::fs::read(snapshot_of(&a)).unwrap(),
+        "the foreign edge's pull",
+    );
+    // Which sets the edge right: it is current from then on.
+    assert_eq!(pull(&a.app, Some(g)).await.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn a_generation_being_handed_out_is_waited_for_not_taken_for_a_foreign_one() {
+    let a = TestApi::start().await;
+    a.fixture().await;
+    let g = a.publish().await;
+    // Another instance mid-publish: it holds the lock, has served g + 1 to an edge, and
+    // commits the number a moment later.
+    let mut other = a.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE api.snapshot_generation IN EXCLUSIVE MODE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE api.snapshot_generation SET generation = generation + 1")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let commit_soon = async {
+        tokio::time::sleep(SETTLE).await;
+        other.commit().await.unwrap();
+    };
+    let (at_a, ()) = tokio::join!(pull(&a.app, Some(g + 1)), commit_soon);
+    assert_eq!(
+        (at_a.status, at_a.etag),
+        (StatusCode::NOT_MODIFIED, Some(g + 1)),
+        "an edge holding the generation being handed out was sent back"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_publishes_never_number_two_payloads_alike_nor_send_an_edge_back() {
     let a = TestApi::start().await;
     a.fixture().await;

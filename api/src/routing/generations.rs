@@ -41,13 +41,23 @@ pub async fn lock(tx: &mut PgConnection) -> sqlx::Result<()> {
         .map(drop)
 }
 
+const LAST: &str = "SELECT generation, payload_hash, created_unix FROM api.snapshot_generation";
+
 /// The last generation handed out, if any has been.
 pub async fn last(tx: &mut PgConnection) -> sqlx::Result<Option<Stamp>> {
-    let row: Option<(Decimal, String, i64)> = sqlx::query_as(
-        "SELECT generation, payload_hash, created_unix FROM api.snapshot_generation",
-    )
-    .fetch_optional(tx)
-    .await?;
+    read(tx, LAST).await
+}
+
+/// The last generation handed out, once any publish in flight has ended: an instance
+/// serves its new file just before its transaction commits the number, and a reader
+/// that did not wait could take that file for one no instance handed out.
+pub async fn last_settled(conn: &mut PgConnection) -> sqlx::Result<Option<Stamp>> {
+    // FOR SHARE waits for the EXCLUSIVE lock a publisher holds.
+    read(conn, &format!("{LAST} FOR SHARE")).await
+}
+
+async fn read(conn: &mut PgConnection, sql: &str) -> sqlx::Result<Option<Stamp>> {
+    let row: Option<(Decimal, String, i64)> = sqlx::query_as(sql).fetch_optional(conn).await?;
     let Some((generation, hash, created_unix)) = row else {
         return Ok(None);
     };

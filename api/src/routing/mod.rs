@@ -200,8 +200,8 @@ pub async fn snapshot(
     let on_disk = warp_core::Snapshot::open(&path)
         .map(|s| s.generation())
         .map_err(|_| missing())?;
-    if let Some(held) = held_already(&headers, on_disk) {
-        return Ok(not_modified(&st, held, on_disk));
+    if let Some(answer) = already_held(&st, &headers, on_disk).await {
+        return Ok(answer);
     }
     // Read whole and check what was read: the file may be replaced meanwhile.
     let bytes = tokio::fs::read(&path).await.map_err(|_| missing())?;
@@ -212,8 +212,8 @@ pub async fn snapshot(
     .await
     .map_err(ApiError::internal)?;
     let generation = generation.map_err(ApiError::internal)?;
-    if let Some(held) = held_already(&headers, generation) {
-        return Ok(not_modified(&st, held, generation));
+    if let Some(answer) = already_held(&st, &headers, generation).await {
+        return Ok(answer);
     }
     let etag = format!("\"{generation}\"");
     Ok((
@@ -227,8 +227,8 @@ pub async fn snapshot(
 }
 
 /// The newest generation `If-None-Match` names (`*` names `ours`), when it is `ours` or
-/// newer: the edge has this file already, or a newer one another instance published,
-/// and is never handed an older one.
+/// newer: the edge has this file already, or a newer one ([`already_held`] tells whether
+/// the cluster handed it out).
 fn held_already(headers: &HeaderMap, ours: u64) -> Option<u64> {
     let named = headers.get(IF_NONE_MATCH)?.to_str().ok()?;
     named
@@ -241,13 +241,36 @@ fn held_already(headers: &HeaderMap, ours: u64) -> Option<u64> {
         .max()
 }
 
-/// A 304 for an edge holding generation `held`, `ours` or newer: a newer one means this
-/// instance is behind and catches up at once.
-fn not_modified(st: &AppState, held: u64, ours: u64) -> Response {
+/// A 304 for an edge that holds generation `ours`, or a newer one the cluster handed
+/// out (this instance is behind: it catches up at once). A newer one no instance ever
+/// handed out (a file compiled elsewhere, a cluster whose database was restored) is not
+/// the cluster's data: the edge is sent `ours` rather than kept on it for good.
+async fn already_held(st: &AppState, headers: &HeaderMap, ours: u64) -> Option<Response> {
+    let held = held_already(headers, ours)?;
     if held > ours {
-        st.publisher.catch_up();
+        match last_handed_out(st).await {
+            Some(last) if held > last => {
+                tracing::warn!(
+                    held,
+                    last,
+                    ours,
+                    "an edge holds a generation no instance handed out: sending it ours"
+                );
+                return None;
+            }
+            // Unknown (the database away): never risk sending an edge back.
+            _ => st.publisher.catch_up(),
+        }
     }
-    (StatusCode::NOT_MODIFIED, [(ETAG, format!("\"{held}\""))]).into_response()
+    Some((StatusCode::NOT_MODIFIED, [(ETAG, format!("\"{held}\""))]).into_response())
+}
+
+/// The last generation any instance handed out (0: none yet), or None when PostgreSQL
+/// cannot say.
+async fn last_handed_out(st: &AppState) -> Option<u64> {
+    let mut conn = st.pool.acquire().await.ok()?;
+    let last = generations::last_settled(&mut conn).await.ok()?;
+    Some(last.map_or(0, |l| l.generation))
 }
 
 #[cfg(test)]
