@@ -2,7 +2,7 @@
 //! file, fsync always) so a stop and restart keeps what was written.
 
 use super::binary;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -98,21 +98,24 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The `cdr` field of every entry of `stream`, parsed.
+    /// The `cdr` field of every entry of `stream`, parsed, each event once. Delivery is
+    /// at least once: a batch whose exchange timed out after Redis took it (a loaded
+    /// box) is sent again, byte for byte, and a consumer keys on call, attempt and event
+    /// (ARCHITECTURE.md: replays are idempotent). An event emitted twice is no copy: its
+    /// time differs.
     pub fn cdrs(&self, stream: &str) -> Vec<serde_json::Value> {
         let text = self.cli(&["XRANGE", stream, "-", "+"]);
         let lines: Vec<&str> = text.lines().collect();
+        let mut seen = HashSet::new();
         // id, field, value per entry.
         lines
             .chunks(3)
-            .filter(|e| e.len() == 3 && e[1] == "cdr")
+            .filter(|e| e.len() == 3 && e[1] == "cdr" && seen.insert(e[2]))
             .map(|e| serde_json::from_str(e[2]).expect("cdr is JSON"))
             .collect()
     }
 
     /// Waits until `stream` holds events of at least `n` calls; returns their Call-IDs.
-    /// Delivery is at least once (a batch whose exchange timed out after Redis took it
-    /// is sent again): copies of an event count once.
     pub fn wait_for_calls(&self, stream: &str, n: usize, within: Duration) -> BTreeSet<String> {
         let deadline = Instant::now() + within;
         loop {
@@ -126,7 +129,7 @@ impl Redis {
         }
     }
 
-    /// Waits until `stream` holds at least `n` entries; returns them.
+    /// Waits until `stream` holds at least `n` events; returns them.
     pub fn wait_for(&self, stream: &str, n: usize, within: Duration) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + within;
         loop {
