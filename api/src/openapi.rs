@@ -33,6 +33,8 @@ pub struct Doc {
     also: Vec<(&'static str, &'static str)>,
     /// Query parameters: (name, required).
     query: Vec<(&'static str, bool)>,
+    /// The values a query parameter takes, for those taking only a few.
+    closed: Vec<(&'static str, &'static [&'static str])>,
     /// Bodies accepted besides the JSON one, as text (a CSV deck).
     text_bodies: Vec<&'static str>,
     schemas: Schemas,
@@ -50,6 +52,7 @@ impl Doc {
             status: "200",
             also: Vec::new(),
             query: Vec::new(),
+            closed: Vec::new(),
             text_bodies: Vec::new(),
             schemas: Vec::new(),
         }
@@ -84,6 +87,12 @@ impl Doc {
     /// Optional query parameters.
     pub fn query(mut self, names: &[&'static str]) -> Self {
         self.query.extend(names.iter().map(|n| (*n, false)));
+        self
+    }
+
+    /// The values each named query parameter takes (any other is a 400).
+    pub fn closed(mut self, values: &[(&'static str, &'static [&'static str])]) -> Self {
+        self.closed.extend_from_slice(values);
         self
     }
 
@@ -207,12 +216,16 @@ impl Api {
             } else {
                 Required::False
             };
+            let values = doc.closed.iter().find(|(n, _)| *n == name);
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(values.map(|(_, v)| v.iter().copied()));
             op = op.parameter(
                 ParameterBuilder::new()
                     .name(name)
                     .parameter_in(ParameterIn::Query)
                     .required(required)
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                    .schema(Some(schema)),
             );
         }
         if let Some(body) = doc.body {

@@ -255,7 +255,8 @@ fn resources(api: Api) -> Api {
         get(cdrs::list),
         Doc::new("CDRs", "A customer's rated calls, filtered, cursor-paged")
             .returns_list::<cdrs::Cdr>()
-            .query(cdrs::FILTERS),
+            .query(cdrs::FILTERS)
+            .closed(cdrs::FILTER_VALUES),
     )
 }
 

@@ -297,6 +297,43 @@ async fn a_panicking_handler_answers_500_and_its_retry_runs_again() {
     assert_eq!(runs.load(SeqCst), 4);
 }
 
+/// A filter taking only a few values lists them in the spec, and the API holds to it.
+#[tokio::test]
+async fn closed_filters_list_their_values_in_the_spec() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let spec = t.get("/api/v1/openapi.json", "").await;
+    let values = |path: &str, name: &str| {
+        let params = spec.body["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has no parameters"));
+        let param = (params.iter())
+            .find(|p| p["name"] == name && p["in"] == "query")
+            .unwrap_or_else(|| panic!("{path} has no {name} parameter"));
+        param["schema"]["enum"].clone()
+    };
+    assert_eq!(
+        values("/api/v1/numbers", "status"),
+        json!(["available", "reserved", "assigned", "aging", "ported_out"])
+    );
+    assert_eq!(
+        values("/api/v1/webhooks", "active"),
+        json!(["true", "false"])
+    );
+    assert_eq!(
+        values("/api/v1/customers/{id}/cdrs", "disposition"),
+        json!(["ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED"])
+    );
+    // An open one lists none.
+    assert_eq!(values("/api/v1/numbers", "ban"), Value::Null);
+    // A value the spec does not list is refused.
+    let r = t.get("/api/v1/numbers?status=lost", ROOT).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "INVALID_QUERY")
+    );
+}
+
 #[tokio::test]
 async fn a_repeated_post_with_an_idempotency_key_answers_once() {
     let t = TestApi::start().await;

@@ -146,7 +146,10 @@ pub async fn list(
 }
 
 /// The dispositions a rated call can have (the CHECK on billing.rated_cdrs).
-const DISPOSITIONS: [&str; 5] = ["ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED"];
+const DISPOSITIONS: &[&str] = &["ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED"];
+
+/// The filters taking only a few values, for the spec.
+pub const FILTER_VALUES: &[(&str, &[&str])] = &[("disposition", DISPOSITIONS)];
 
 /// `q` with its zone and disposition in their stored (upper) case. A value no CDR
 /// can hold is refused, so a misspelt filter is not read as "no calls".
@@ -165,7 +168,7 @@ fn checked(mut q: CdrQuery) -> ApiResult<CdrQuery> {
         q.zone = Some(zone.as_str().to_string());
     }
     if let Some(d) = &q.disposition {
-        q.disposition = Some(one_of("disposition", d, &DISPOSITIONS)?.to_string());
+        q.disposition = Some(one_of("disposition", d, DISPOSITIONS)?.to_string());
     }
     Ok(q)
 }

@@ -56,7 +56,8 @@ pub fn mount_reads<R: Resource>(api: Api, base: &str) -> Api {
         get(list::<R>),
         Doc::new(n, format!("List {n}s"))
             .returns_list::<R::Row>()
-            .query(R::FILTERS),
+            .query(R::FILTERS)
+            .closed(R::FILTER_VALUES),
     )
     .route(
         HttpMethod::Get,
