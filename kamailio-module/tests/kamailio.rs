@@ -3534,21 +3534,7 @@ fn the_shipped_config_bans_an_address_it_refuses_over_and_over() {
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let (dnis, wait) = ("12125550123", Duration::from_secs(1));
     let stranger = "127.0.0.7";
-    let refused = (0..30)
-        .map_while(|_| k.request_within(wait, stranger, dnis, "INVITE", ""))
-        .inspect(|reply| assert_eq!(reply.code, 403, "{}", k.log()))
-        .count();
-    assert!(
-        (5..30).contains(&refused),
-        "{refused} refused before the ban"
-    );
-    for _ in 0..3 {
-        let reply = k.request_within(wait, stranger, dnis, "OPTIONS", "");
-        assert!(reply.is_none(), "banned, answered {reply:?}");
-    }
-    assert!(k.log().contains("127.0.0.7 banned"), "{}", k.log());
-    let bans = k.kamcmd(&["htable.dump", "ipban"]).unwrap();
-    assert!(bans.contains(stranger), "{bans}");
+    refused_until_banned(&k, stranger, "INVITE", 403);
     // T1's burst, over the density, is its own business (its CPS limit's).
     for _ in 0..20 {
         let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
@@ -3561,6 +3547,42 @@ fn the_shipped_config_bans_an_address_it_refuses_over_and_over() {
         Some(403),
         "the ban outlived BAN_TIME"
     );
+}
+
+/// Sends `method` from `source` until the edge stops answering: refused with `code`
+/// each time before, banned at the density of 5 the tests set, and then deaf to it.
+fn refused_until_banned(k: &Kamailio, source: &str, method: &str, code: u16) {
+    let (dnis, wait) = ("12125550123", Duration::from_secs(1));
+    let refused = (0..30)
+        .map_while(|_| k.request_within(wait, source, dnis, method, ""))
+        .inspect(|reply| assert_eq!(reply.code, code, "{}", k.log()))
+        .count();
+    assert!(
+        (5..30).contains(&refused),
+        "{refused} refused before the ban"
+    );
+    for method in ["OPTIONS", "INVITE"] {
+        let reply = k.request_within(wait, source, dnis, method, "");
+        assert!(reply.is_none(), "banned, answered {reply:?}");
+    }
+    assert!(k.log().contains(&format!("{source} banned")), "{}", k.log());
+    let bans = k.kamcmd(&["htable.dump", "ipban"]).unwrap();
+    assert!(bans.contains(source), "{bans}");
+}
+
+/// `WITH_ANTIFLOOD`: a REGISTER scan (hunting for extensions) is refused with a 405 and
+/// banned like a stranger's calls; a trunk's out-of-dialog REGISTER now and then is not.
+#[test]
+fn the_shipped_config_bans_a_register_scanner() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let defines = ["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=3"].map(String::from);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    refused_until_banned(&k, "127.0.0.7", "REGISTER", 405);
+    for _ in 0..3 {
+        let reply = k.request_to("127.0.0.1", "12125550123", "REGISTER", "");
+        assert_eq!(reply.code, 405, "{}", k.log());
+    }
 }
 
 /// `WITH_ANTIFLOOD` with `WITH_AUTH`: wrong passwords count towards a ban, challenges to
