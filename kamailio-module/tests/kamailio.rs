@@ -849,6 +849,60 @@ end
     assert_eq!(stats["warp_next_route.calls"], "1");
 }
 
+/// The same decision from a Python KEMI script (app_python3): `KSR.warp.*` and
+/// `$warp(...)` as Lua and kamailio.cfg have them.
+#[test]
+fn kemi_exports_route_a_call_from_python() {
+    let script = r#"
+import KSR as KSR
+
+def mod_init():
+    return Edge()
+
+class Edge:
+    def child_init(self, rank):
+        return 0
+
+    def ksr_request_route(self, msg):
+        if KSR.warp.warp_route() < 0:
+            KSR.sl.sl_send_reply(int(KSR.pv.get("$warp(code)")), KSR.pv.get("$warp(reason)"))
+            return 1
+        for name in ["vendor", "ban", "trunk", "rates"]:
+            value = (KSR.pv.get("$warp(vendor_rate)") + "/" + KSR.pv.get("$warp(customer_rate)")
+                     if name == "rates" else KSR.pv.get("$warp(" + name + ")"))
+            KSR.hdr.append_to_reply("X-Warp-" + name + ": " + value + "\r\n")
+        KSR.hdr.append_to_reply("X-Warp-RURI: " + KSR.pv.get("$ru") + "\r\n")
+        KSR.sl.sl_send_reply(200, "Routed")
+        return 1
+"#;
+    let (_data, k) = start_on_test_data(Script::Python(script));
+    let pai = "P-Asserted-Identity: <sip:+17205550199@x.example>\r\n";
+    let reply = k.request("INVITE", pai);
+    assert_eq!(
+        (reply.code, reply.reason.as_str()),
+        (200, "Routed"),
+        "{}",
+        k.log()
+    );
+    assert_eq!(
+        reply.header("X-Warp-RURI"),
+        Some("sip:+12125550123@127.0.0.1:5090")
+    );
+    assert_eq!(reply.header("X-Warp-vendor"), Some("CHEAP"));
+    assert_eq!(reply.header("X-Warp-ban"), Some("C1"));
+    assert_eq!(reply.header("X-Warp-trunk"), Some("T1"));
+    assert_eq!(reply.header("X-Warp-rates"), Some("0.004/0.02"));
+    assert_eq!(k.request_from("127.0.0.2", "INVITE", "").code, 403);
+    let dno = format!(
+        "P-Asserted-Identity: <tel:{}>\r\n",
+        support::dataset::DNO_ANI
+    );
+    assert_eq!(k.request("INVITE", &dno).code, 603);
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["warp_route.calls"], "3");
+    assert_eq!(stats["warp_route.errors"], "0");
+}
+
 /// A KEMI script's request route opening: route the call, or send warp's refusal.
 const KEMI_ROUTE: &str = r#"
     if KSR.warp.warp_route() < 0 then

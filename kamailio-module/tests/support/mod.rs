@@ -54,6 +54,9 @@ pub enum Script<'a> {
     Lua(&'a str),
     /// A KEMI Lua script that relays: tm and tmx loaded too.
     LuaRelay(&'a str),
+    /// A KEMI Python script whose `mod_init()` returns the object with
+    /// `ksr_request_route(self, msg)`.
+    Python(&'a str),
     /// Everything after the base configuration: extra modules, parameters and routes.
     Cfg(&'a str),
 }
@@ -237,16 +240,21 @@ impl Kamailio {
         let routing = match script {
             Script::Native(body) => format!("request_route {{\n{body}\n}}\n"),
             Script::Cfg(text) => text.to_owned(),
-            Script::Lua(code) | Script::LuaRelay(code) => {
-                let lua = dir.path().join("warp.lua");
-                std::fs::write(&lua, code).unwrap();
+            Script::Lua(code) | Script::LuaRelay(code) | Script::Python(code) => {
+                let (file, module, engine) = match script {
+                    // Not warp.py: Python would import warp.so, beside it, for it.
+                    Script::Python(_) => ("edge.py", "app_python3", "python"),
+                    _ => ("warp.lua", "app_lua", "lua"),
+                };
+                let path = dir.path().join(file);
+                std::fs::write(&path, code).unwrap();
                 let tm = match script {
                     Script::LuaRelay(_) => "loadmodule \"tm.so\"\nloadmodule \"tmx.so\"\n",
                     _ => "",
                 };
                 format!(
-                    "{tm}loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
-                    lua.display()
+                    "{tm}loadmodule \"{module}.so\"\nmodparam(\"{module}\", \"load\", \"{}\")\ncfgengine \"{engine}\"\n",
+                    path.display()
                 )
             }
         };
