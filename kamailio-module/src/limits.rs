@@ -47,6 +47,9 @@ struct Slot {
     window: AtomicU64,
     /// Some of its calls were counted in Redis: the heartbeat keeps its count there.
     clustered: AtomicBool,
+    /// Its calls refused over each limit since the trunk took the slot.
+    refused_cps: AtomicU64,
+    refused_concurrent: AtomicU64,
 }
 
 #[repr(C)]
@@ -84,6 +87,8 @@ impl Table {
             active: AtomicU64::new(0),
             window: AtomicU64::new(0),
             clustered: AtomicBool::new(false),
+            refused_cps: AtomicU64::new(0),
+            refused_concurrent: AtomicU64::new(0),
         };
         Table {
             slots: std::array::from_fn(slot),
@@ -145,6 +150,11 @@ impl Table {
                 return Err(Full { swept });
             };
             let slot = &self.slots[index];
+            if slot.key.load(SeqCst) != key {
+                // Another trunk's counts, or none.
+                slot.refused_cps.store(0, Relaxed);
+                slot.refused_concurrent.store(0, Relaxed);
+            }
             // Under the lock no one else claims or reclaims; searches only read keys.
             slot.key.store(key, SeqCst);
             slot.users.fetch_add(1, SeqCst);
@@ -277,8 +287,7 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
     };
     let (slot, i) = (held.slot, held.index);
     let Some(counted) = count_cps(table, slot, trunk, now) else {
-        table.refused_cps.fetch_add(1, Relaxed);
-        return Err(Exceeded::Cps);
+        return Err(refused(table, slot, Exceeded::Cps));
     };
     let max = u64::from(trunk.max_concurrent);
     if max != 0 && params::config().cluster_concurrent {
@@ -298,9 +307,8 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
             }
             Some(false) => {
                 slot.active.fetch_sub(1, Relaxed);
-                table.refused_concurrent.fetch_add(1, Relaxed);
                 uncount_cps(slot, counted);
-                return Err(Exceeded::Concurrent);
+                return Err(refused(table, slot, Exceeded::Concurrent));
             }
             None => {
                 slot.active.fetch_sub(1, Relaxed);
@@ -312,14 +320,24 @@ pub fn admit(trunk: &TrunkView<'_>) -> Result<Option<Admission>, Exceeded> {
         .active
         .fetch_update(Relaxed, Relaxed, |a| (max == 0 || a < max).then_some(a + 1));
     if reserved.is_err() {
-        table.refused_concurrent.fetch_add(1, Relaxed);
         uncount_cps(slot, counted);
-        return Err(Exceeded::Concurrent);
+        return Err(refused(table, slot, Exceeded::Concurrent));
     }
     Ok(Some(Admission {
         slot: i,
         cluster: false,
     }))
+}
+
+/// Counts a call refused over a limit, on the node and on its trunk; returns `why`.
+fn refused(table: &Table, slot: &Slot, why: Exceeded) -> Exceeded {
+    let (node, trunk) = match why {
+        Exceeded::Cps => (&table.refused_cps, &slot.refused_cps),
+        Exceeded::Concurrent => (&table.refused_concurrent, &slot.refused_concurrent),
+    };
+    node.fetch_add(1, Relaxed);
+    trunk.fetch_add(1, Relaxed);
+    why
 }
 
 /// Where [`count_cps`] counted a call.
@@ -394,13 +412,11 @@ pub fn check(trunk: &TrunkView<'_>) -> Result<(), Exceeded> {
         && !opens_window(window, unix_second())
         && window & 0xffff_ffff >= cps
     {
-        table.refused_cps.fetch_add(1, Relaxed);
-        return Err(Exceeded::Cps);
+        return Err(refused(table, held.slot, Exceeded::Cps));
     }
     let max = u64::from(trunk.max_concurrent);
     if max != 0 && held.slot.active.load(Relaxed) >= max {
-        table.refused_concurrent.fetch_add(1, Relaxed);
-        return Err(Exceeded::Concurrent);
+        return Err(refused(table, held.slot, Exceeded::Concurrent));
     }
     Ok(())
 }
@@ -479,6 +495,34 @@ pub fn settle(slot: usize) {
         if slot.active.load(SeqCst) == 0 {
             slot.clustered.store(false, SeqCst);
         }
+    }
+}
+
+/// A trunk's counts on this node (`warp.trunks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Calls in progress.
+    pub active: u64,
+    /// Calls refused over each limit since the trunk took its slot: its first call
+    /// here, or its first since it sat idle while the table filled up with others.
+    pub refused_cps: u64,
+    pub refused_concurrent: u64,
+}
+
+/// `trunk`'s counts on this node; zeros for one it has not counted.
+pub fn usage(trunk: &str) -> Usage {
+    let Some(table) = TABLE.get() else {
+        return Usage::default();
+    };
+    let key = key(trunk);
+    // Held while read, so a slot reclaimed meanwhile is never read as this trunk's.
+    let Some(held) = table.find(key).and_then(|i| table.try_hold(i, key)) else {
+        return Usage::default();
+    };
+    Usage {
+        active: held.slot.active.load(Relaxed),
+        refused_cps: held.slot.refused_cps.load(Relaxed),
+        refused_concurrent: held.slot.refused_concurrent.load(Relaxed),
     }
 }
 

@@ -1,5 +1,5 @@
 //! RPC commands for kamcmd / jsonrpc: `warp.version`, `warp.stats`, `warp.config`,
-//! `warp.reload`, `warp.route`.
+//! `warp.reload`, `warp.route`, `warp.trunks`.
 //! They run in the RPC process (ctl), so everything they report comes from shared
 //! memory or from the configuration every process inherited.
 
@@ -38,6 +38,11 @@ impl From<&str> for Fault {
     }
 }
 
+/// The snapshot's file was written over under the mapping an answer was read from.
+fn rewritten() -> Fault {
+    Fault(503, "snapshot file rewritten in place: try again".into())
+}
+
 /// Longest fault text every transport delivers.
 const FAULT_MAX: usize = 250;
 
@@ -68,19 +73,36 @@ impl Reply<'_> {
     /// digits as a C `int`, so a phone number arrives wrapped (14125550123 as
     /// 1240648235) and would be routed as another number.
     fn param(&self, name: &str) -> Result<String, Fault> {
-        let scan = self.api.scan.ok_or("rpc API without scan")?;
-        let mut value: *mut c_char = null_mut();
-        // SAFETY: "s" (asciiz) stores a pointer valid during the call.
-        if unsafe { scan(self.ctx, c"s".as_ptr() as *mut _, &mut value) } < 1 || value.is_null() {
-            return Err(Fault(
+        self.scan(name, c"s")?.ok_or_else(|| {
+            Fault(
                 400,
                 format!("missing parameter {name}, or not a string (kamcmd: s:12125550123)"),
-            ));
+            )
+        })
+    }
+
+    /// The next string parameter if there is one; a number is refused as in [`param`].
+    fn optional_param(&self, name: &str) -> Result<Option<String>, Fault> {
+        self.scan(name, c"*s")
+    }
+
+    fn scan(&self, name: &str, format: &CStr) -> Result<Option<String>, Fault> {
+        let scan = self.api.scan.ok_or("rpc API without scan")?;
+        let mut value: *mut c_char = null_mut();
+        // SAFETY: "s" (asciiz), optional after "*", stores a pointer valid during the call.
+        let read = unsafe { scan(self.ctx, format.as_ptr() as *mut _, &mut value) };
+        if read < 0 {
+            return Err(Fault(400, format!("parameter {name} is not a string")));
+        }
+        if read == 0 || value.is_null() {
+            return Ok(None);
         }
         // SAFETY: NUL-terminated by the RPC transport.
-        Ok(unsafe { CStr::from_ptr(value) }
-            .to_string_lossy()
-            .into_owned())
+        Ok(Some(
+            unsafe { CStr::from_ptr(value) }
+                .to_string_lossy()
+                .into_owned(),
+        ))
     }
 
     fn top_struct(&self) -> Result<Struct, String> {
@@ -224,6 +246,40 @@ pub unsafe extern "C" fn rpc_reload(api: *mut k::rpc_t, ctx: *mut c_void) {
     })
 }
 
+/// `warp.trunks [trunk]`: a trunk's limits and this node's counts for it; without one,
+/// every trunk of the snapshot with a call in progress or refused here.
+pub unsafe extern "C" fn rpc_trunks(api: *mut k::rpc_t, ctx: *mut c_void) {
+    run(api, ctx, |r| {
+        let wanted = r.optional_param("trunk")?;
+        let snapshot = snapshot::current().ok_or(Fault(503, "no snapshot loaded".into()))?;
+        let shown: Vec<_> = (snapshot.all_trunks())
+            .map(|trunk| (trunk, limits::usage(trunk.id)))
+            .filter(|(trunk, usage)| match &wanted {
+                Some(id) => trunk.id == id,
+                None => *usage != limits::Usage::default(),
+            })
+            .collect();
+        if !snapshot::intact(&snapshot) {
+            return Err(rewritten());
+        }
+        if let (Some(id), true) = (&wanted, shown.is_empty()) {
+            return Err(Fault(404, format!("no trunk {id} in the snapshot")));
+        }
+        let st = r.top_struct()?;
+        for (trunk, usage) in shown {
+            let t = r.nested(st, trunk.id)?;
+            r.text(t, "ban", trunk.ban)?;
+            r.count(t, "enabled", trunk.enabled.into())?;
+            r.count(t, "max_concurrent", trunk.max_concurrent.into())?;
+            r.count(t, "max_cps", trunk.max_cps.into())?;
+            r.count(t, "active", usage.active)?;
+            r.count(t, "refused_cps", usage.refused_cps)?;
+            r.count(t, "refused_concurrent", usage.refused_concurrent)?;
+        }
+        Ok(())
+    })
+}
+
 /// `warp.route <ban> <ani> <dnis>`: the decision a call would get now, with every route.
 /// A refusal is a fault carrying the SIP code the call would be answered with.
 pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
@@ -237,10 +293,7 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
                 Fault(code.into(), format!("{reason}: {reject}"))
             })?;
         if !snapshot::intact(&snapshot) {
-            return Err(Fault(
-                503,
-                "snapshot file rewritten in place: try again".into(),
-            ));
+            return Err(rewritten());
         }
         let st = r.top_struct()?;
         r.count(st, "generation", decision.generation)?;

@@ -22,7 +22,7 @@ use crate::pv::{pv_get_warp, pv_parse_warp_name};
 use crate::redirect::{ki_warp_redirect, w_warp_redirect};
 use crate::reply;
 use crate::route_cmd::{ki_warp_route, ki_warp_route_dnis, w_warp_route, w_warp_route_dnis};
-use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_version};
+use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_trunks, rpc_version};
 use crate::sigbus;
 use crate::snapshot;
 use crate::stats::{self, Func};
@@ -323,7 +323,12 @@ static RPC_ROUTE_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
     null(),
 ]);
 
-static RPC_METHODS: CoreCell<[k::rpc_export_t; 6]> = CoreCell::new([
+static RPC_TRUNKS_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
+    c"A trunk's limits and this node's counts: warp.trunks [trunk] (none: the busy ones)".as_ptr(),
+    null(),
+]);
+
+static RPC_METHODS: CoreCell<[k::rpc_export_t; 7]> = CoreCell::new([
     k::rpc_export_t {
         name: c"warp.version".as_ptr(),
         function: Some(rpc_version),
@@ -352,6 +357,12 @@ static RPC_METHODS: CoreCell<[k::rpc_export_t; 6]> = CoreCell::new([
         name: c"warp.route".as_ptr(),
         function: Some(rpc_route),
         doc_str: RPC_ROUTE_DOC.as_ptr().cast(),
+        flags: 0,
+    },
+    k::rpc_export_t {
+        name: c"warp.trunks".as_ptr(),
+        function: Some(rpc_trunks),
+        doc_str: RPC_TRUNKS_DOC.as_ptr().cast(),
         flags: 0,
     },
     // SAFETY: an all-zero entry terminates the table.

@@ -5,7 +5,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::sipp::{Answer, Uac, Uas};
 use support::{binary, Kamailio, Script};
 
@@ -2256,7 +2256,21 @@ fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
         ..Uac::new(k.port, dir.path(), 10, 20)
     }
     .spawn();
-    std::thread::sleep(Duration::from_millis(300));
+    // kamcmd shows T1 full while its calls are up.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut t1_now = k.rpc_args(&["warp.trunks", "T1"]).unwrap();
+    while t1_now["T1.active"] != "3" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        t1_now = k.rpc_args(&["warp.trunks", "T1"]).unwrap();
+    }
+    assert_eq!(
+        (
+            t1_now["T1.active"].as_str(),
+            t1_now["T1.max_concurrent"].as_str()
+        ),
+        ("3", "3"),
+        "{t1_now:?}"
+    );
     let t2 = Uac {
         source: "127.0.0.3",
         ..Uac::new(k.port, dir.path(), 3, 10)
@@ -2282,6 +2296,25 @@ fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
     assert_eq!(stats["limits.refused_concurrent"], "7");
     // Every admitted call ended with a BYE: the dialog module gave its place back.
     assert_eq!(stats["limits.active"], "0", "{}", k.log());
+    // The refusals were T1's: the busy list names it alone; T2 is there when asked for.
+    let busy = k.rpc("warp.trunks");
+    let t1 = [
+        "ban",
+        "active",
+        "refused_concurrent",
+        "refused_cps",
+        "max_cps",
+    ]
+    .map(|f| busy[&format!("T1.{f}")].as_str());
+    assert_eq!(t1, ["C1", "0", "7", "0", "100"], "{busy:?}");
+    assert!(!busy.keys().any(|k| k.starts_with("T2.")), "{busy:?}");
+    let t2 = k.rpc_args(&["warp.trunks", "T2"]).unwrap();
+    assert_eq!(t2["T2.refused_concurrent"], "0", "{t2:?}");
+    let unknown = k.rpc_args(&["warp.trunks", "T9"]).unwrap_err();
+    assert!(
+        unknown.contains("404") && unknown.contains("no trunk T9"),
+        "{unknown}"
+    );
     let again = Uac::new(k.port, dir.path(), 3, 10).spawn().wait().unwrap();
     assert!(
         again.success(),
@@ -2386,7 +2419,7 @@ fn a_trunk_new_to_a_full_limit_table_is_still_limited(redis: Option<&support::re
     }
     // T1's second call in a second is over its 1 call per second: refused once T1 has
     // a slot (with the cluster, once a heartbeat has settled the crowd's counts).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         at_next_second();
         let replies = [k.request("INVITE", ""), k.request("INVITE", "")];
@@ -2396,7 +2429,7 @@ fn a_trunk_new_to_a_full_limit_table_is_still_limited(redis: Option<&support::re
             break;
         }
         assert!(
-            codes == [200, 200] && redis.is_some() && std::time::Instant::now() < deadline,
+            codes == [200, 200] && redis.is_some() && Instant::now() < deadline,
             "T1 is not limited: {codes:?}\n{}",
             k.log()
         );
@@ -2886,10 +2919,10 @@ fn a_spool_file_its_live_writer_holds_is_not_taken_whatever_the_clock_says() {
             .map(|t| t.lines().count())
             .unwrap_or(0)
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while lines(&file) < 3 {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the writer wrote nothing"
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -2898,10 +2931,10 @@ fn a_spool_file_its_live_writer_holds_is_not_taken_whatever_the_clock_says() {
     // Long enough for the first worker's sender to try Redis and the spool.
     std::thread::sleep(Duration::from_secs(3));
     std::fs::write(&go, "").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while !wrote.exists() {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the writer never wrote its fourth event"
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -3048,7 +3081,7 @@ fn events_of_calls_made_while_a_spool_is_sent_are_not_dropped() {
                 }
             }
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         let stats = k.rpc("warp.stats");
         assert_eq!(
@@ -3056,7 +3089,7 @@ fn events_of_calls_made_while_a_spool_is_sent_are_not_dropped() {
             "calls' events dropped while the spool was sent"
         );
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "{} entries in Redis for {} events, {} spool files left\n{}",
             xlen(),
             OLD + CALLS,
@@ -3125,9 +3158,9 @@ fn a_full_spool_holds_new_events_in_memory_and_loses_none() {
         assert_eq!(k.request("INVITE", "").code, 200);
     }
     let full = "holds its cdr_spool_max_mb (1 MB)): holding them in memory";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !k.log().contains(full) {
-        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        assert!(Instant::now() < deadline, "{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     let stats = k.rpc("warp.stats");
@@ -3150,9 +3183,9 @@ fn a_full_spool_holds_new_events_in_memory_and_loses_none() {
     let earlier = calls.iter().filter(|c| c.starts_with("earlier-")).count();
     assert_eq!(earlier, 2400);
     // The file goes once sent whole; the count includes what a cut-short pass sent.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::read_dir(spool).unwrap().count() > 0 {
-        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        assert!(Instant::now() < deadline, "{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     let unspooled: u64 = k.rpc("warp.stats")["cdr.unspooled"].parse().unwrap();
@@ -3181,7 +3214,7 @@ fn a_stop_while_redis_hangs_loses_no_event_with_a_spool() {
         assert_eq!(k.request("INVITE", "").code, 200);
     }
     // Well before the exchange's own timeout gives up on Redis, every event is on disk.
-    let sent = std::time::Instant::now();
+    let sent = Instant::now();
     wait_for_stat(&k, "cdr.spooled", "10");
     assert!(
         sent.elapsed() < Duration::from_secs(1),
@@ -3260,9 +3293,9 @@ fn events_redis_refuses_arrive_once_it_takes_them(spool: bool) {
         assert_eq!(k.request("INVITE", "").code, 200);
     }
     let count = |key: &str| k.rpc("warp.stats")[key].parse::<u64>().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while count("cdr.rejected") < 20 {
-        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        assert!(Instant::now() < deadline, "{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     if spool {
@@ -3280,9 +3313,9 @@ fn events_redis_refuses_arrive_once_it_takes_them(spool: bool) {
         // one pipeline) would send the file's head again.
         assert!(cdrs.len() >= 20, "{}", k.log());
         wait_for_stat(&k, "cdr.spooled", "20");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while std::fs::read_dir(&spooled.spool).unwrap().count() > 0 {
-            assert!(std::time::Instant::now() < deadline, "{}", k.log());
+            assert!(Instant::now() < deadline, "{}", k.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     } else {
@@ -4129,7 +4162,7 @@ fn lrn_dip_failures_route_on_the_dialled_number_and_trip_the_breaker() {
     // Slow (1 s against a 200 ms budget), down, rate limited: each call is still routed
     // on the dialled number, and no later than the budget allows.
     for number in ["12125550003", "12125550005", "12125550004"] {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let reply = k.request_to("127.0.0.1", number, "INVITE", "");
         assert_eq!(
             (reply.code, reply.header("X-Warp-LRN")),
@@ -4332,14 +4365,14 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
 
 /// Waits (5 s at most) until rtpengine holds no call.
 fn wait_for_no_media_sessions(rtpengine: &support::rtpengine::Rtpengine, k: &Kamailio) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let list = rtpengine.ng("d7:command4:liste").unwrap_or_default();
         if list.contains("5:callsle") {
             return;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "sessions left: {list}\n{}",
             k.log()
         );
@@ -4469,10 +4502,10 @@ impl<'a> InDialog<'a> {
 fn finals_within(sock: &std::net::UdpSocket, within: Duration) -> BTreeSet<(u16, String)> {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let end = std::time::Instant::now() + within;
+    let end = Instant::now() + within;
     let mut buf = [0u8; 65535];
     let mut finals = BTreeSet::new();
-    while std::time::Instant::now() < end {
+    while Instant::now() < end {
         if let Ok(n) = sock.recv(&mut buf) {
             let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
             if reply.code >= 200 {
@@ -4576,9 +4609,9 @@ fn the_shipped_config_frees_the_media_of_a_cancelled_call() {
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "cancelled");
     send_raw(&sock, &k, &invite);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while vendor.received("INVITE").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        assert!(Instant::now() < deadline, "{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     let cancel = raw_request(k.port, lport, "CANCEL", "+12125550123", "cancelled");
@@ -4619,9 +4652,9 @@ fn the_shipped_config_ends_a_call_whose_bye_lost_its_route() {
     );
     let bye_reply = final_reply(&sock, &k, "noroute");
     assert_eq!(bye_reply.code, 200, "{}", k.log());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while vendor.received("BYE").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no BYE:\n{}", k.log());
+        assert!(Instant::now() < deadline, "no BYE:\n{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_for_stat(&k, "limits.active", "0");
@@ -4746,10 +4779,10 @@ fn the_shipped_config_relays_a_prack_in_the_early_dialog() {
         &k,
         &early.request("PRACK", 2, "Content-Length: 0\r\n\r\n"),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while vendor.received("PRACK").is_empty() {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "no PRACK:\n{}",
             k.log()
         );
@@ -4769,9 +4802,9 @@ fn the_shipped_config_frees_the_media_of_a_call_it_ends_itself() {
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "ended");
     InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
     end_the_only_dialog(&k);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while vendor.received("BYE").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no BYE:\n{}", k.log());
+        assert!(Instant::now() < deadline, "no BYE:\n{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_for_no_media_sessions(&rtpengine, &k);
@@ -4798,10 +4831,10 @@ fn the_shipped_config_keeps_sending_a_bye_the_vendor_is_slow_to_answer() {
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "ended");
     InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
     end_the_only_dialog(&k);
-    let deadline = std::time::Instant::now() + support::vendor::HANG_UP_DELAY * 2;
+    let deadline = Instant::now() + support::vendor::HANG_UP_DELAY * 2;
     while byes_of("ended") < 4 {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the edge's BYE given up after {} copies:\n{}",
             byes_of("ended"),
             k.log()
@@ -4937,7 +4970,7 @@ fn a_redis_that_lies_about_lengths_or_trickles_neither_stops_nor_holds_a_worker(
     ];
     let k = Kamailio::start(&params, Script::Native(ROUTE));
     let timed_call = || {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let reply = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
         (
             reply.code,
@@ -5159,10 +5192,10 @@ const CLUSTER_TIMEOUT: &str = "1000";
 
 /// Polls `k`'s `warp.stats` until `key` reads `value` (fails after 10 s).
 fn wait_for_stat(k: &Kamailio, key: &str, value: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while k.rpc("warp.stats")[key] != value {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "{key} never reached {value}:\n{}",
             k.log()
         );
@@ -5214,7 +5247,7 @@ fn a_heartbeat_that_panicked_keeps_beating() {
     let cluster = Cluster::new();
     // The first beat panics, before it could say the node is alive.
     let node = cluster.node_with(&[("fault_inject", "cluster_heartbeat")]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let deadline = Instant::now() + Duration::from_secs(8);
     while cluster
         .redis
         .cli(&["KEYS", "warp:node:*"])
@@ -5222,7 +5255,7 @@ fn a_heartbeat_that_panicked_keeps_beating() {
         .is_empty()
     {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "no beat after the panic:\n{}",
             node.log()
         );
@@ -5320,7 +5353,7 @@ fn a_crashed_nodes_calls_stop_counting_once_its_node_key_expires() {
             .unwrap()
             .success()
     };
-    let crashed = std::time::Instant::now();
+    let crashed = Instant::now();
     assert!(!one_call(), "the dead node's calls did not count at first");
     // Its node key lives at most 10 s after its last sign of life.
     while !one_call() {
@@ -5349,7 +5382,7 @@ fn calls_ending_after_redis_lost_their_count_free_no_extra_places() {
         ..Uac::new(node.port, dir.path(), 3, 100)
     }
     .spawn();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     wait_for_stat(&node, "limits.active", "3");
     // Just before the calls end, so that the heartbeat (every 3 s) rarely rewrites the
     // node's count in between and hides what the ends do.
@@ -5455,10 +5488,10 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
     InDialog::answered(&sock, &k, lport, ("long", data.cheap.0), &invite);
     // Nobody hangs up: the dialog times out 2 s after the answer.
     let mut buf = [0u8; 65535];
-    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    let deadline = Instant::now() + Duration::from_secs(6);
     let caller_bye = loop {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the caller got no BYE:\n{}",
             k.log()
         );
@@ -5471,7 +5504,7 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
     assert!(caller_bye);
     while vendor.received("BYE").is_empty() {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the vendor got no BYE:\n{}",
             k.log()
         );
@@ -5535,13 +5568,13 @@ fn a_call_survives_crash_and_restart(cluster: bool) {
     // None once the heartbeat has deleted the field of a trunk with no call left.
     let node_count = || redis.cli(&["HGET", &calls_key("T1"), &node_name(&k)]);
     let wait_for_node_count = |n: &str| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while Some(node_count().trim())
             .filter(|c| !c.is_empty())
             .unwrap_or("0")
             != n
         {
-            assert!(std::time::Instant::now() < deadline, "{}", k.log());
+            assert!(Instant::now() < deadline, "{}", k.log());
             std::thread::sleep(Duration::from_millis(100));
         }
     };
@@ -5578,13 +5611,13 @@ fn a_call_survives_crash_and_restart(cluster: bool) {
     }
     assert!(millis(end, "end") > millis(&answer, "answer"), "{end}");
     // The ended call's dialog leaves Redis once its BYE's transaction is over.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !redis
         .cli(&["-n", "1", "KEYS", "dialog*:entry::*"])
         .trim()
         .is_empty()
     {
-        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        assert!(Instant::now() < deadline, "{}", k.log());
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -5603,9 +5636,9 @@ fn a_ringing_call_the_operator_ends_after_failover_ends_on_the_ringing_vendor() 
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "ended");
     send_raw(&sock, &k, &invite);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while dear.received("INVITE").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        assert!(Instant::now() < deadline, "{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     end_the_only_dialog(&k);

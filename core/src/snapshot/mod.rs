@@ -439,6 +439,11 @@ impl Snapshot {
         crate::Number::from_value(lrn)
     }
 
+    /// Every trunk, in the snapshot's order.
+    pub fn all_trunks(&self) -> impl Iterator<Item = TrunkView<'_>> + '_ {
+        (0..self.trunks().len() as u32).filter_map(|i| self.trunk(i))
+    }
+
     /// The trunk whose IP ACL holds `ip` (longest prefix wins). An IPv4 peer that a
     /// dual-stack socket reports as IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is that IPv4
     /// address: the IPv4 ACLs are searched first.
