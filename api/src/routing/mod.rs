@@ -229,7 +229,7 @@ pub async fn snapshot(
 /// The newest generation `If-None-Match` names (`*` names `ours`), when it is `ours` or
 /// newer: the edge has this file already, or a newer one ([`already_held`] tells whether
 /// the cluster handed it out).
-fn held_already(headers: &HeaderMap, ours: u64) -> Option<u64> {
+fn newest_named(headers: &HeaderMap, ours: u64) -> Option<u64> {
     let named = headers.get(IF_NONE_MATCH)?.to_str().ok()?;
     named
         .split(',')
@@ -246,7 +246,7 @@ fn held_already(headers: &HeaderMap, ours: u64) -> Option<u64> {
 /// handed out (a file compiled elsewhere, a cluster whose database was restored) is not
 /// the cluster's data: the edge is sent `ours` rather than kept on it for good.
 async fn already_held(st: &AppState, headers: &HeaderMap, ours: u64) -> Option<Response> {
-    let held = held_already(headers, ours)?;
+    let held = newest_named(headers, ours)?;
     if held > ours {
         match last_handed_out(st).await {
             Some(last) if held > last => {
@@ -280,7 +280,7 @@ mod tests {
     fn held(if_none_match: &str, ours: u64) -> Option<u64> {
         let mut headers = HeaderMap::new();
         headers.insert(IF_NONE_MATCH, if_none_match.parse().unwrap());
-        held_already(&headers, ours)
+        newest_named(&headers, ours)
     }
 
     #[test]
