@@ -465,6 +465,50 @@ async fn a_call_whose_pin_was_lost_is_found_on_its_node() {
     );
 }
 
+/// A BYE that is the first command a proxy without the call's pin sees: rtpengine answers
+/// the delete of a call it does not have `ok` with a warning, not `Unknown call-id`, so
+/// the node the hash names first must not end the search, or the call lives on (its
+/// ports held) on the node that has it.
+#[tokio::test]
+async fn a_delete_whose_pin_was_lost_reaches_the_calls_node() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p1 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c1 = client_for(&p1).await;
+    let id = call_preferring(&p1, "a", "bye");
+    c1.request(&admin("warp drain", Some("a"))).await.unwrap();
+    c1.send(&offer(&id)).await.unwrap();
+    c1.send(&answer(&id)).await.unwrap();
+    assert_eq!(calls_on(&b).await, vec![id.clone()]);
+    let p2 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let delete = Delete {
+        call: Target::call(id.as_str()).from_tag("caller"),
+        ..Delete::default()
+    };
+    let reply = client_for(&p2)
+        .await
+        .request(&delete.to_dict())
+        .await
+        .unwrap();
+    assert_eq!(reply.get_str("result"), Some("ok"), "{reply:?}");
+    assert_eq!(reply.get_str("warning"), None, "{reply:?}");
+    assert_eq!(calls_on(&b).await, Vec::<String>::new(), "deleted on b");
+    // A delete no node can place still gets rtpengine's own answer.
+    let gone = Delete {
+        call: Target::call("never-offered").from_tag("caller"),
+        ..Delete::default()
+    };
+    let reply = client_for(&p2)
+        .await
+        .request(&gone.to_dict())
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.get_str("warning"),
+        Some("Call-ID not found or tags didn't match"),
+        "{reply:?}"
+    );
+}
+
 #[tokio::test]
 async fn pins_are_shared_between_proxies_through_redis() {
     let redis = start_redis();

@@ -19,6 +19,10 @@ use std::time::Instant;
 /// rtpengine module decides).
 const OVERLOAD_REASONS: [&str; 2] = ["Parallel session limit reached", "Ran out of ports"];
 
+/// What rtpengine says to a `delete` of a call it does not have (or whose tags do not
+/// match its own).
+const DELETE_FOUND_NO_CALL: &str = "Call-ID not found or tags didn't match";
+
 /// The proxy's own `query`s (stale pins, interim QoS) in flight at once: a node that does
 /// not answer costs each of its calls the whole timeout, which one call after another
 /// would stretch the periodic checks far past their interval.
@@ -378,12 +382,18 @@ fn uncached(body: Vec<u8>) -> Handled {
     }
 }
 
-/// rtpengine's answer about a call it does not have.
+/// rtpengine's answer about a call it does not have: `Unknown call-id` (in either case)
+/// as the error, or for a `delete` its own words, as a warning beside `ok` or, with the
+/// `fatal` flag, as the error.
 fn is_unknown_call(reply: &Dict<'_>) -> bool {
-    reply.get_str("result") == Some("error")
-        && reply
-            .get_str("error-reason")
-            .is_some_and(|r| r.eq_ignore_ascii_case("Unknown call-id"))
+    let (reason, warning) = (reply.get_str("error-reason"), reply.get_str("warning"));
+    match reply.get_str("result") {
+        Some("error") => reason.is_some_and(|r| {
+            r.eq_ignore_ascii_case("Unknown call-id") || r == DELETE_FOUND_NO_CALL
+        }),
+        Some("ok") => warning == Some(DELETE_FOUND_NO_CALL),
+        _ => false,
+    }
 }
 
 fn is_overload(reply: &Dict<'_>) -> bool {
