@@ -4,8 +4,10 @@
 mod common;
 
 use common::{media_port, rtp_packet, sdp, Rtpengine};
-use std::net::UdpSocket;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warp-rtpengine");
@@ -293,6 +295,109 @@ fn a_stopped_proxy_reports_the_qos_records_redis_never_took() {
         text.contains("1 QoS records not written to Redis are lost at shutdown"),
         "{text}"
     );
+}
+
+/// A node that holds each `offer` a second before passing it on to `node`, as one busy
+/// with it; the rest (health pings) passes at once. Tells `held` of each offer it holds.
+fn slow_offers(node: SocketAddr) -> (SocketAddr, mpsc::Receiver<()>) {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+    let addr = front.local_addr().unwrap();
+    let (held, offers) = mpsc::channel();
+    std::thread::spawn(move || {
+        // One socket towards the node per proxy socket, whose replies go back to it.
+        let mut towards: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+        let mut buf = [0u8; 65536];
+        while let Ok((n, from)) = front.recv_from(&mut buf) {
+            let out = towards.entry(from).or_insert_with(|| {
+                let out = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+                out.connect(node).unwrap();
+                let (back, front) = (out.clone(), front.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = back.recv(&mut buf) {
+                        let _ = front.send_to(&buf[..n], from);
+                    }
+                });
+                out
+            });
+            let (out, datagram) = (out.clone(), buf[..n].to_vec());
+            if datagram.windows(7).any(|w| w == b"5:offer") {
+                let _ = held.send(());
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let _ = out.send(&datagram);
+                });
+            } else {
+                let _ = out.send(&datagram);
+            }
+        }
+    });
+    (addr, offers)
+}
+
+/// SIGTERM while an offer is with its node (systemd restarting the proxy amid calls):
+/// the proxy stops reading requests but answers that one before it exits. The node has
+/// set the call up; Kamailio, left unanswered, would retransmit to a proxy that no
+/// longer knows the request.
+#[test]
+fn a_stopping_proxy_answers_the_requests_it_is_handling() {
+    use warp_rtpengine::bencode::{decode_dict, encode_dict, Dict};
+    let a = Rtpengine::start();
+    let (slow, offers) = slow_offers(a.ng);
+    let listen = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("proxy.log");
+    let mut proxy = Running(
+        Command::new(BIN)
+            .args(["proxy", "--listen", &listen.to_string()])
+            .args(["--node", &format!("a={slow}")])
+            .args(["--node-timeout-ms", "3000", "--node-retries", "0"])
+            .env_remove("WARP_REDIS_URL")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_up(&listen.to_string(), &mut proxy);
+    let mut offer = Dict::new();
+    offer.insert("command", "offer");
+    offer.insert("call-id", "mid-restart");
+    offer.insert("from-tag", "ft");
+    let sdp = sdp("a", 40000);
+    offer.insert("sdp", sdp.as_str());
+    let kamailio = UdpSocket::bind("127.0.0.1:0").unwrap();
+    kamailio
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let datagram = [&b"stop1 "[..], &encode_dict(&offer)].concat();
+    kamailio.send_to(&datagram, listen).unwrap();
+    offers
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the offer reached the node");
+
+    let stopped = Command::new("kill")
+        .args(["-TERM", &proxy.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let mut buf = [0u8; 65536];
+    let n = kamailio.recv(&mut buf).unwrap_or_else(|e| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("the offer being handled got no reply ({e}): {text}")
+    });
+    let reply = buf[..n]
+        .strip_prefix(b"stop1 ")
+        .expect("the reply carries the request's cookie");
+    let reply = decode_dict(reply).unwrap();
+    assert_eq!(reply.get_str("result"), Some("ok"), "{reply:?}");
+    assert!(reply.get_str("sdp").is_some(), "{reply:?}");
+    let status = proxy.0.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}: {text}");
+    assert!(!text.contains("left unanswered"), "{text}");
+    assert_eq!(ours(&a.ng.to_string(), &["list"]).trim(), "mid-restart");
 }
 
 #[test]

@@ -491,7 +491,7 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         sticky_ttl = ?config.sticky_ttl,
         "effective configuration"
     );
-    let proxy = crate::proxy::Proxy::start(config).await?;
+    let mut proxy = crate::proxy::Proxy::start(config).await?;
     tracing::info!(ng = ?proxy.ng_addrs, metrics = ?proxy.metrics_addr, "proxy listening");
     let qos = proxy.handler.qos.clone();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -500,8 +500,13 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    // Stopping: QoS records still queued get a moment to reach Redis; the rest is
-    // counted, not dropped unseen.
+    // Stopping: the requests being handled are answered first (and their deletes'
+    // QoS records queued), then queued QoS records get a moment to reach Redis; what
+    // is left of either is counted, not dropped unseen.
+    let unanswered = proxy.stop(REQUESTS_DRAIN).await;
+    if unanswered > 0 {
+        tracing::error!("{unanswered} ng requests being handled are left unanswered at shutdown");
+    }
     if let Some(qos) = qos {
         let lost = qos.flush(QOS_FLUSH).await;
         if lost > 0 {
@@ -510,6 +515,11 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How long a stopping proxy waits for the requests it is handling to be answered:
+/// Kamailio's rtpengine module waits 5 × 1 s for a reply by default, so one later than
+/// that is read by no one.
+const REQUESTS_DRAIN: Duration = Duration::from_secs(5);
 
 /// How long a stopping proxy waits for its queued QoS records to reach Redis.
 const QOS_FLUSH: Duration = Duration::from_secs(2);

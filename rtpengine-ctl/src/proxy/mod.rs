@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod handler;
+mod in_flight;
 pub mod metrics;
 pub mod pool;
 pub mod qos;
@@ -13,10 +14,12 @@ pub mod sticky;
 use crate::error::{Error, Result};
 use config::ProxyConfig;
 use handler::Handler;
+use in_flight::InFlight;
 use pool::Pool;
 use shared_redis::SharedRedis;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use sticky::Sticky;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
@@ -27,6 +30,7 @@ pub struct Proxy {
     /// Bound ng addresses, in the order of `ProxyConfig::listen`.
     pub ng_addrs: Vec<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
+    in_flight: InFlight,
     tasks: JoinSet<()>,
 }
 
@@ -51,12 +55,14 @@ impl Proxy {
         let sticky = Sticky::new(redis, config.sticky_ttl, config.qos_interval, active_calls);
         let handler = Arc::new(Handler::new(pool, sticky, qos));
         let mut tasks = JoinSet::new();
+        let in_flight = InFlight::default();
 
         let mut ng_addrs = Vec::new();
         for listen in &config.listen {
             let socket = UdpSocket::bind(listen.addr).await?;
             ng_addrs.push(socket.local_addr()?);
-            tasks.spawn(server::serve_udp(handler.clone(), socket, listen.set));
+            let serve = server::serve_udp(handler.clone(), socket, listen.set, in_flight.clone());
+            tasks.spawn(serve);
         }
 
         let metrics_addr = match config.metrics {
@@ -101,14 +107,23 @@ impl Proxy {
             handler,
             ng_addrs,
             metrics_addr,
+            in_flight,
             tasks,
         })
     }
 
     /// Runs until a task ends (they only end by panicking) or the process is stopped.
-    pub async fn wait(mut self) {
+    pub async fn wait(&mut self) {
         if let Some(Err(e)) = self.tasks.join_next().await {
             tracing::error!("proxy task ended: {e}");
         }
+    }
+
+    /// Stops reading requests, then gives the ones being handled up to `within` to be
+    /// answered: their nodes have acted on them, and a client that gets no reply
+    /// retransmits to a proxy that no longer knows them. The number left unanswered.
+    pub async fn stop(mut self, within: Duration) -> usize {
+        self.tasks.shutdown().await;
+        self.in_flight.settle(within).await
     }
 }

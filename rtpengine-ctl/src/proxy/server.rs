@@ -2,6 +2,7 @@
 //! retransmitted request (same peer, same cookie) is answered once, like rtpengine does.
 
 use super::handler::{error_body, Handler};
+use super::in_flight::InFlight;
 use crate::message::{self, Format};
 use crate::transport::{MAX_DATAGRAM, MAX_UDP_PAYLOAD};
 use std::collections::HashMap;
@@ -79,7 +80,9 @@ impl ReplyCache {
     }
 }
 
-pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32) {
+/// Serves `socket` until aborted. A request already read is handled to its end in a
+/// task of its own (counted in `in_flight`), which keeps the socket to answer on.
+pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32, in_flight: InFlight) {
     let socket = Arc::new(socket);
     let cache = ReplyCache::new();
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -93,7 +96,9 @@ pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32) {
         };
         let datagram = buf[..n].to_vec();
         let (handler, socket, cache) = (handler.clone(), socket.clone(), cache.clone());
+        let handling = in_flight.start();
         tokio::spawn(async move {
+            let _handling = handling;
             let Ok((cookie, body)) = message::split(&datagram) else {
                 // Without a cookie there is nothing a client could match a reply to.
                 tracing::warn!(%peer, len = datagram.len(), "dropping datagram without cookie");
