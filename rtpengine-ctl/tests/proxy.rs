@@ -156,6 +156,53 @@ async fn killed_node_loses_no_new_call_and_restarted_node_rejoins() {
     assert_eq!(calls_on(&a).await, vec![back]);
 }
 
+/// A node that stalls past a health ping's timeout (a lost datagram, a moment's load)
+/// but answers again is not dead: marked so, it would have the re-INVITE of a call it
+/// holds placed on another node, moving the call's media, and its new calls sent away.
+#[tokio::test]
+async fn a_node_that_misses_a_ping_keeps_its_calls_and_stays_up() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c = client_for(&p).await;
+    let id = call_preferring(&p, "a", "stall");
+    c.send(&offer(&id)).await.unwrap();
+    c.send(&answer(&id)).await.unwrap();
+    let watched = p.handler.pool.by_name("a").unwrap().clone();
+    let (stop_watching, mut watching) = tokio::sync::oneshot::channel::<()>();
+    let seen_down = tokio::spawn(async move {
+        let mut down = false;
+        while watching.try_recv().is_err() {
+            down |= !watched.is_alive();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        down
+    });
+    // a stalls 350 ms: a ping's timeout is 150 ms, so one ping (two at most) goes
+    // unanswered. Its call's re-INVITE comes while it stalls, answered once it resumes.
+    a.signal("-STOP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reinvite = tokio::spawn({
+        let c = client_for(&p).await;
+        let id = id.clone();
+        async move { c.send(&offer(&id)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.signal("-CONT");
+    reinvite
+        .await
+        .unwrap()
+        .expect("the re-INVITE's offer is answered");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_watching.send(()).unwrap();
+    assert_eq!(
+        calls_on(&b).await,
+        Vec::<String>::new(),
+        "the re-INVITE moved the call to b"
+    );
+    assert_eq!(calls_on(&a).await, vec![id], "the call stays on a");
+    assert!(!seen_down.await.unwrap(), "a was marked dead");
+}
+
 #[tokio::test]
 async fn ran_out_of_ports_fails_over_and_drain_keeps_existing_calls() {
     // a has ports for exactly one call.
@@ -629,7 +676,15 @@ async fn active_calls_follow_pins_learned_from_redis_and_calls_that_move() {
         "p1 still pins the call p2 deleted, until a check finds it gone"
     );
     a.kill();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Three health pings in a row unanswered mark it dead.
+    let dead = p1.handler.pool.by_name("a").unwrap();
+    for _ in 0..150 {
+        if !dead.is_alive() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!dead.is_alive(), "a, killed, is marked dead");
     c1.send(&offer(&moved)).await.unwrap();
     assert_eq!(calls_on(&b).await, vec![moved], "the re-INVITE moved it");
     assert_eq!(

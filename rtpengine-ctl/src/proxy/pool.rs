@@ -9,10 +9,16 @@ use crate::client::Client;
 use crate::commands::Ping;
 use crate::error::Result;
 use crate::transport::{Endpoint, Options};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Health pings missed in a row that mark a node dead. One missed ping is a lost
+/// datagram or a moment's stall as often as a dead node, and a node marked dead has
+/// its calls' re-INVITEs placed on other nodes, moving their media. A node that stops
+/// answering the calls sent to it is marked dead by those at once.
+const MISSED_PINGS_FOR_DEAD: u32 = 3;
 
 #[derive(Debug)]
 pub struct Node {
@@ -20,6 +26,8 @@ pub struct Node {
     pub client: Client,
     health: Client,
     alive: AtomicBool,
+    /// Health pings missed since the last one answered.
+    missed_pings: AtomicU32,
     draining: AtomicBool,
     seed: u64,
     pub metrics: NodeMetrics,
@@ -48,6 +56,17 @@ impl Node {
             }
         }
         self.metrics.set_up(alive);
+    }
+
+    /// A health ping's outcome: one answered marks the node alive; it is marked dead
+    /// once `MISSED_PINGS_FOR_DEAD` in a row went unanswered.
+    fn pinged(&self, answered: bool) {
+        if answered {
+            self.missed_pings.store(0, Ordering::Relaxed);
+            self.mark(true);
+        } else if self.missed_pings.fetch_add(1, Ordering::Relaxed) + 1 >= MISSED_PINGS_FOR_DEAD {
+            self.mark(false);
+        }
     }
 
     /// Takes new calls: alive, not draining, weight above zero.
@@ -86,6 +105,7 @@ impl Pool {
                 health: Client::connect(&ep, health_opts).await?,
                 // Optimistic until the first health check says otherwise.
                 alive: AtomicBool::new(true),
+                missed_pings: AtomicU32::new(0),
                 draining: AtomicBool::new(false),
                 seed: xxh3_64_with_seed(spec.name.as_bytes(), 0),
                 metrics: NodeMetrics::new(&spec.name),
@@ -131,8 +151,8 @@ impl Pool {
         for n in &self.nodes {
             let n = n.clone();
             checks.spawn(async move {
-                let ok = n.health.send(&Ping).await.is_ok();
-                n.mark(ok);
+                let answered = n.health.send(&Ping).await.is_ok();
+                n.pinged(answered);
             });
         }
         while checks.join_next().await.is_some() {}
