@@ -7,6 +7,7 @@ mod in_flight;
 pub mod metrics;
 pub mod pool;
 pub mod qos;
+mod reply_cache;
 mod server;
 mod shared_redis;
 pub mod sticky;

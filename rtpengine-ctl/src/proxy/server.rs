@@ -1,84 +1,17 @@
-//! The UDP ng listener: one task per datagram, and a retransmission cache so a client's
-//! retransmitted request (same peer, same cookie) is answered once, like rtpengine does.
+//! The UDP ng listener: one task per datagram, each looked up in the retransmission
+//! cache first.
 
 use super::handler::{error_body, Handler};
 use super::in_flight::InFlight;
+use super::reply_cache::{ReplyCache, Seen};
 use crate::message::{self, Format};
 use crate::transport::{MAX_DATAGRAM, MAX_UDP_PAYLOAD};
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 use tokio::net::UdpSocket;
-
-/// Replies are kept 30-60 s (two generations swapped every 30 s, as rtpengine's own cache).
-const GENERATION: Duration = Duration::from_secs(30);
 
 /// A reply merged from several nodes (`list`) can be bigger than one datagram carries,
 /// and could not be sent at all.
 const MAX_REPLY: usize = MAX_UDP_PAYLOAD;
-
-type Key = (SocketAddr, Vec<u8>);
-
-enum Slot {
-    InFlight,
-    Done(Arc<Vec<u8>>),
-}
-
-struct Generations {
-    current: HashMap<Key, Slot>,
-    previous: HashMap<Key, Slot>,
-    swapped: Instant,
-}
-
-#[derive(Clone)]
-struct ReplyCache(Arc<Mutex<Generations>>);
-
-enum Seen {
-    New,
-    InFlight,
-    Answered(Arc<Vec<u8>>),
-}
-
-impl ReplyCache {
-    fn new() -> ReplyCache {
-        ReplyCache(Arc::new(Mutex::new(Generations {
-            current: HashMap::new(),
-            previous: HashMap::new(),
-            swapped: Instant::now(),
-        })))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn begin(&self, key: &Key) -> Seen {
-        let mut g = self.lock();
-        if g.swapped.elapsed() >= GENERATION {
-            g.previous = std::mem::take(&mut g.current);
-            g.swapped = Instant::now();
-        }
-        let found = g.current.get(key).or_else(|| g.previous.get(key));
-        match found {
-            Some(Slot::InFlight) => Seen::InFlight,
-            Some(Slot::Done(r)) => Seen::Answered(r.clone()),
-            None => {
-                g.current.insert(key.clone(), Slot::InFlight);
-                Seen::New
-            }
-        }
-    }
-
-    fn finish(&self, key: Key, reply: Option<Arc<Vec<u8>>>) {
-        let mut g = self.lock();
-        g.previous.remove(&key);
-        match reply {
-            Some(r) => g.current.insert(key, Slot::Done(r)),
-            None => g.current.remove(&key),
-        };
-    }
-}
 
 /// Serves `socket` until aborted. A request already read is handled to its end in a
 /// task of its own (counted in `in_flight`), which keeps the socket to answer on.
