@@ -4905,6 +4905,120 @@ fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls_and_no_transfe
     );
 }
 
+/// A caller behind NAT names its private address in its Via (without `rport`) and in
+/// its Contact. The edge answers it where its requests come from all the same, and the
+/// requests inside its calls reach it there: the BYE the edge sends itself, and the
+/// vendor's re-INVITE and, after the caller's 200 named the private address again, the
+/// vendor's BYE.
+#[test]
+fn the_shipped_config_reaches_a_caller_behind_nat() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let (sock, lport) = raw_socket();
+    let invite = behind_nat(
+        &raw_request(k.port, lport, "INVITE", "+12125550123", "ended"),
+        lport,
+    );
+    // The old config sent every reply to 127.0.0.1:5060, the Via's port.
+    InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
+    end_the_only_dialog(&k);
+    let bye = next_request(&sock, "BYE", "ended", &k);
+    sock.send_to(
+        reply_to(&bye, "200 OK", "").as_bytes(),
+        ("127.0.0.1", k.port),
+    )
+    .unwrap();
+
+    let invite = behind_nat(
+        &raw_request(k.port, lport, "INVITE", "+12125550123", "refreshed"),
+        lport,
+    );
+    let (dialog, _) = InDialog::answered(&sock, &k, lport, ("refreshed", data.cheap.0), &invite);
+    let (vsock, vport) = raw_socket();
+    let to_caller = |request: String, target: &str| {
+        let uri = format!("sip:3035550100@127.0.0.1:{lport}");
+        let request = request.replacen(&uri, target, 1);
+        vsock
+            .send_to(request.as_bytes(), ("127.0.0.1", k.port))
+            .unwrap();
+    };
+    let invites = vendor.received("INVITE");
+    let target = contact_uri(invites.last().unwrap());
+    to_caller(dialog.vendor_request("INVITE", 1, vport), &target);
+    let reinvite = next_request(&sock, "INVITE", "refreshed", &k);
+    let private = "Contact: <sip:3035550100@192.168.1.10:5060>\r\n";
+    sock.send_to(
+        reply_to(&reinvite, "200 OK", private).as_bytes(),
+        ("127.0.0.1", k.port),
+    )
+    .unwrap();
+    let ok = final_reply(&vsock, &k, "refreshed");
+    assert_eq!(ok.code, 200, "{}", k.log());
+    let target = ok.header("Contact").unwrap().trim_matches(['<', '>']);
+    to_caller(dialog.vendor_request("BYE", 2, vport), target);
+    next_request(&sock, "BYE", "refreshed", &k);
+}
+
+/// `request` as a caller behind NAT sends it from `lport`: its Via and Contact name a
+/// private address, and its Via asks for no `rport`.
+fn behind_nat(request: &str, lport: u16) -> String {
+    request
+        .replace(
+            &format!("Via: SIP/2.0/UDP 127.0.0.1:{lport}"),
+            "Via: SIP/2.0/UDP 192.168.1.10:5060",
+        )
+        .replace(
+            &format!("Contact: <sip:3035550100@127.0.0.1:{lport}>"),
+            "Contact: <sip:3035550100@192.168.1.10:5060>",
+        )
+}
+
+/// The next request of `method` in call `call` (see [`raw_request`]) that `sock`
+/// receives, skipping anything else.
+fn next_request(sock: &std::net::UdpSocket, method: &str, call: &str, k: &Kamailio) -> String {
+    let mut buf = [0u8; 65535];
+    loop {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {method} of {call} ({e}):\n{}", k.log()));
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let call_id = format!("\r\nCall-ID: {call}-");
+        if message.starts_with(&format!("{method} ")) && message.contains(&call_id) {
+            return message;
+        }
+    }
+}
+
+/// The URI of `message`'s Contact.
+fn contact_uri(message: &str) -> String {
+    let contact = message
+        .lines()
+        .find_map(|l| l.strip_prefix("Contact: "))
+        .unwrap_or_else(|| panic!("no Contact in {message}"));
+    contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A reply `status` to `request`, with `headers` (each ending in CRLF) and no body.
+fn reply_to(request: &str, status: &str, headers: &str) -> String {
+    let echoed = ["via", "from", "to", "call-id", "cseq", "record-route"];
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for line in request.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or("").trim();
+        if echoed.contains(&name.to_ascii_lowercase().as_str()) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out + headers + "Content-Length: 0\r\n\r\n"
+}
+
 /// A server on `redis_url` that answers its first GET with a bulk length of 1 TiB, its
 /// second with a 10-byte value one byte every 40 ms, any later one with nil.
 fn lying_redis() -> u16 {
