@@ -4547,6 +4547,73 @@ fn the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out() {
     assert_eq!(dear.invites(), 1);
 }
 
+/// A vendor's redirect (3xx) never reaches the caller, whose switch would follow it to
+/// wherever the vendor says, past the edge's routing and billing: it is a failed
+/// attempt (on to the next vendor), and is not the reply the caller gets when a later
+/// vendor fails too: that one's (a busy callee's 486), or 480 when none is left.
+#[test]
+fn the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let redirects = support::vendor::Plays::Redirects;
+    let call = |k: &Kamailio, call: &str| {
+        let (sock, lport) = raw_socket();
+        let invite = raw_request(k.port, lport, "INVITE", "+12125550123", call);
+        send_raw(&sock, k, &invite);
+        let reply = final_reply(&sock, k, call);
+        let contact = reply.header("Contact").unwrap_or_default();
+        assert!(
+            !contact.contains(support::vendor::REDIRECT_TARGET),
+            "{reply:?}\n{}",
+            k.log()
+        );
+        reply.code
+    };
+
+    let data = support::dataset::Data::with_gateways();
+    let cheap = support::vendor::Vendor::start(data.cheap.0, redirects);
+    let _dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    assert_eq!(call(&k, "moved"), 200, "{}", k.log());
+    assert_eq!(cheap.received("INVITE").len(), 1);
+    drop(k);
+
+    let data = support::dataset::Data::with_gateways();
+    let _cheap = support::vendor::Vendor::start(data.cheap.0, redirects);
+    let _dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    assert_eq!(call(&k, "busy"), 486, "{}", k.log());
+    drop(k);
+
+    // A directory of its own: no CDR events the calls above spooled.
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
+    let _dear = support::vendor::Vendor::start(data.dear.0, redirects);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    assert_eq!(call(&k, "lastmoved"), 480, "{}", k.log());
+    // Each attempt's failure, the last with the code the caller got.
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+    let events: Vec<Vec<(String, String, Option<u64>)>> = by_call(&cdrs)
+        .values()
+        .map(|call| {
+            call.iter()
+                .map(|e| {
+                    let text = |field: &str| e[field].as_str().unwrap().to_owned();
+                    (text("event"), text("vendor"), e["sip_code"].as_u64())
+                })
+                .collect()
+        })
+        .collect();
+    let event = |kind: &str, vendor: &str, code| (kind.to_owned(), vendor.to_owned(), code);
+    let expected = vec![
+        event("start", "CHEAP", None),
+        event("failed", "CHEAP", Some(503)),
+        event("failed", "DEAR", Some(480)),
+    ];
+    assert_eq!(events, vec![expected], "{cdrs:#?}");
+}
+
 /// RING_TIMEOUT runs from the vendor's first ringing, not from its latest 180: a vendor
 /// that sends its 180 again every second (as RFC 3261 13.3.1.1 has a UAS do) still
 /// rings out when it says.

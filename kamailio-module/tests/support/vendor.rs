@@ -1,7 +1,8 @@
 //! A vendor gateway for the cases sipp's stock scenarios do not play: one that rings
 //! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), one that
-//! answers every INVITE, re-INVITEs included, with SDP of its own, and one that refuses
-//! re-INVITEs (488 with SDP). It keeps every message it receives.
+//! answers every INVITE, re-INVITEs included, with SDP of its own, one that refuses
+//! re-INVITEs (488 with SDP), and one that redirects (302). It keeps every message it
+//! receives.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -23,7 +24,12 @@ pub enum Plays {
     /// As `Answers` to the first INVITE; a re-INVITE gets 488 with the SDP it would
     /// take (RFC 3261 21.4.26).
     RefusesReoffers,
+    /// 302 to every INVITE, to [`REDIRECT_TARGET`].
+    Redirects,
 }
+
+/// Where `Redirects` sends a call: somewhere the caller must never be told of.
+pub const REDIRECT_TARGET: &str = "sip:+12125550123@192.0.2.1";
 
 /// Its SDP's audio port.
 pub const AUDIO_PORT: u16 = 7000;
@@ -113,6 +119,13 @@ impl Vendor {
                     }
                     (Plays::RefusesReoffers, "INVITE") => {
                         answer("488 Not Acceptable Here", &msg, true)
+                    }
+                    (Plays::Redirects, "INVITE") => {
+                        let own = format!("Contact: <sip:vendor@127.0.0.1:{port}>");
+                        let moved = reply("302 Moved Temporarily", &msg, port)
+                            .replace(&own, &format!("Contact: <{REDIRECT_TARGET}>"));
+                        let _ =
+                            sock.send_to((moved + "Content-Length: 0\r\n\r\n").as_bytes(), from);
                     }
                     (_, "BYE") => answer("200 OK", &msg, false),
                     _ => {}
