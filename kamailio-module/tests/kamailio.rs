@@ -4614,6 +4614,37 @@ fn the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it() {
     assert_eq!(events, vec![expected], "{cdrs:#?}");
 }
 
+/// A call a vendor routes back to the edge (a partner that sends calls to the edge too,
+/// its routing looping) is refused there with 482, as RFC 3261 16.3 has a proxy detect
+/// a loop by its own Via, rather than routed again at every turn until Max-Forwards ran
+/// out: each turn another of the trunk's calls per second, another `start` and another
+/// INVITE to the vendor. The looping vendor is failed over, and the next takes the call.
+#[test]
+fn the_shipped_config_stops_a_call_a_vendor_routes_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let _dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let loops = support::vendor::Plays::LoopsBack(k.port);
+    let looping = support::vendor::Vendor::start(data.cheap.0, loops);
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "looped");
+    InDialog::answered(&sock, &k, lport, ("looped", data.dear.0), &invite);
+    assert_eq!(looping.received("INVITE").len(), 1, "{}", k.log());
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+    let events = events_of(&cdrs, "looped", lport);
+    let event = |kind: &str, attempt, vendor: &str, code| {
+        (kind.to_owned(), attempt, vendor.to_owned(), code)
+    };
+    let expected = [
+        event("start", 1, "CHEAP", None),
+        event("failed", 1, "CHEAP", Some(482)),
+        event("answer", 2, "DEAR", Some(200)),
+    ];
+    assert_eq!(events, expected, "{cdrs:#?}");
+}
+
 /// RING_TIMEOUT runs from the vendor's first ringing, not from its latest 180: a vendor
 /// that sends its 180 again every second (as RFC 3261 13.3.1.1 has a UAS do) still
 /// rings out when it says.

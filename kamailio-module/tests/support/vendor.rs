@@ -1,8 +1,8 @@
 //! A vendor gateway for the cases sipp's stock scenarios do not play: one that rings
 //! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), one that
 //! answers every INVITE, re-INVITEs included, with SDP of its own, one that refuses
-//! re-INVITEs (488 with SDP), and one that redirects (302). It keeps every message it
-//! receives.
+//! re-INVITEs (488 with SDP), one that redirects (302), and one that proxies calls
+//! back to the edge (a loop). It keeps every message it receives.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -26,6 +26,10 @@ pub enum Plays {
     RefusesReoffers,
     /// 302 to every INVITE, to [`REDIRECT_TARGET`].
     Redirects,
+    /// A proxy that routes every INVITE back to the edge at this port (a partner that
+    /// sends calls to the edge too, its routing looping), and the edge's replies back
+    /// to the edge's INVITE.
+    LoopsBack(u16),
 }
 
 /// Where `Redirects` sends a call: somewhere the caller must never be told of.
@@ -127,6 +131,13 @@ impl Vendor {
                         let _ =
                             sock.send_to((moved + "Content-Length: 0\r\n\r\n").as_bytes(), from);
                     }
+                    (Plays::LoopsBack(edge), "INVITE") => {
+                        answer("100 Trying", &msg, false);
+                        let _ = sock.send_to(proxied(&msg, port).as_bytes(), ("127.0.0.1", edge));
+                    }
+                    (Plays::LoopsBack(edge), "SIP/2.0") => {
+                        let _ = sock.send_to(unproxied(&msg).as_bytes(), ("127.0.0.1", edge));
+                    }
                     (_, "BYE") => answer("200 OK", &msg, false),
                     _ => {}
                 }
@@ -155,6 +166,31 @@ fn header<'a>(req: &'a str, name: &str) -> &'a str {
             n.trim().eq_ignore_ascii_case(name).then(|| value.trim())
         })
         .unwrap_or("")
+}
+
+/// `req` forwarded by a proxy at `port`: a Via of its own on top (its branch the same
+/// for a retransmission), one hop fewer.
+fn proxied(req: &str, port: u16) -> String {
+    let hops: u32 = header(req, "max-forwards").parse().unwrap_or(70);
+    let branch = header(req, "via").rsplit("branch=").next().unwrap_or("");
+    let (line, rest) = req.split_once("\r\n").unwrap_or((req, ""));
+    let rest = rest.replacen(
+        &format!("Max-Forwards: {hops}"),
+        &format!("Max-Forwards: {}", hops.saturating_sub(1)),
+        1,
+    );
+    format!("{line}\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-p{branch}\r\n{rest}")
+}
+
+/// A reply to a request [`proxied`] sent, for the hop before it: its top Via removed.
+fn unproxied(reply: &str) -> String {
+    let Some(ours) = reply.find("\r\nVia: ") else {
+        return reply.to_owned();
+    };
+    let after = reply[ours + 2..]
+        .find("\r\n")
+        .map_or(reply.len(), |end| ours + 2 + end);
+    format!("{}{}", &reply[..ours], &reply[after..])
 }
 
 /// The head of a reply to `req`: its Via, From, Call-ID, CSeq and Record-Route, its To
