@@ -1,13 +1,15 @@
 //! `warp pull`: a SIP edge fetches the routing snapshot the API published and
 //! publishes it locally (atomic rename), where warp.so's `reload_check` takes it up.
-//! With `--every` it polls, and with `--redis` it also pulls as soon as the API
-//! announces a generation (`announcements`), the polls kept as the safety net.
+//! With `--every` it polls, and with `--redis` it also pulls soon after the API
+//! announces a generation (`announcements`, within `--spread`), the polls kept as the
+//! safety net.
 
 mod announcements;
 mod jitter;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use futures_util::FutureExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,13 +35,40 @@ pub struct PullArgs {
     #[arg(long, default_value_t = 0)]
     every: u64,
     /// With --every: the Redis (redis://…) the API announces each new generation on
-    /// (channel warp:snapshot). One this edge does not hold is pulled at once; the
-    /// polls stay, the safety net for a missed announcement. A single pull ignores it.
+    /// (channel warp:snapshot). One this edge does not hold is pulled within --spread;
+    /// the polls stay, the safety net for a missed announcement. A single pull ignores it.
     #[arg(long, env = "WARP_REDIS_URL", hide_env_values = true)]
     redis: Option<String>,
+    /// With --redis: after an announcement, each edge waits a random delay below this
+    /// many seconds before it pulls, so that a fleet does not download the new snapshot
+    /// all in the same instant; 0 pulls at once. A poll falling due meanwhile is that
+    /// pull, and announcements heard meanwhile add none. At most 300.
+    #[arg(long, value_name = "SECONDS", default_value_t = SPREAD_DEFAULT,
+          value_parser = spread_seconds, allow_negative_numbers = true)]
+    spread: u64,
     /// Seconds one pull may take, the download included.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+}
+
+/// 5 s turns an announcement's burst into a stream of starts (50 edges: one every
+/// 0.1 s on average, so the API no longer reads and sends 50 copies at once) while the
+/// last edge hardly finishes later: the uplink needs longer than that to send them all
+/// anyway (50 × 212 MB is 8.5 s at 10 Gb/s). A reload still reaches each edge within
+/// 5 s and its download.
+const SPREAD_DEFAULT: u64 = 5;
+
+/// Five minutes: more is a mistake (milliseconds meant, say), since a reload would wait
+/// past any poll worth running, which ends the wait anyway.
+const SPREAD_MAX: u64 = 300;
+
+fn spread_seconds(given: &str) -> Result<u64, String> {
+    match given.parse() {
+        Ok(s) if s <= SPREAD_MAX => Ok(s),
+        _ => Err(format!(
+            "{given:?} is not a whole number of seconds from 0 to {SPREAD_MAX}"
+        )),
+    }
 }
 
 pub fn run(mut a: PullArgs) -> Result<()> {
@@ -62,6 +91,7 @@ pub fn run(mut a: PullArgs) -> Result<()> {
         .as_deref()
         .map(announcements::Redis::open)
         .transpose()?;
+    let (every, spread) = (Duration::from_secs(a.every), Duration::from_secs(a.spread));
     rt.block_on(async {
         let wake = Arc::new(Notify::new());
         if let Some(redis) = redis {
@@ -72,14 +102,28 @@ pub fn run(mut a: PullArgs) -> Result<()> {
                 Ok(said) => outln!("{said}")?,
                 Err(e) => eprintln!("warp: {}", crate::said_once(&e)),
             }
-            // A wake-up that came during the pull is kept for this wait: announcements
-            // made meanwhile cost one more pull, not one each.
-            tokio::select! {
-                () = tokio::time::sleep(jitter::spread(Duration::from_secs(a.every))) => {}
-                () = wake.notified() => {}
-            }
+            until_next_pull(every, spread, &wake).await;
         }
     })
+}
+
+/// Waits for the poll (`every`, jittered), or for a wake-up (an announcement) and then a
+/// random delay below `spread`; a poll falling due during that delay ends it, one pull
+/// for both. A wake-up that came during the last pull is kept for this wait:
+/// announcements made meanwhile cost one more pull, not one each.
+async fn until_next_pull(every: Duration, spread: Duration, wake: &Notify) {
+    let poll = tokio::time::sleep(jitter::spread(every));
+    tokio::pin!(poll);
+    tokio::select! {
+        () = &mut poll => return,
+        () = wake.notified() => {}
+    }
+    tokio::select! {
+        () = &mut poll => {}
+        () = tokio::time::sleep(jitter::below(spread)) => {}
+    }
+    // Those heard during the delay: the pull about to be made covers them.
+    let _ = wake.notified().now_or_never();
 }
 
 /// One conditional GET: the file at `out` is replaced only when the API sends another

@@ -1,6 +1,7 @@
 //! `warp pull` against the real API (served from this process on a private PostgreSQL),
 //! and against a server that sends something that is no snapshot; `warp pull --every
-//! --redis` hearing the API's announcements on a real Redis.
+//! --redis` hearing the API's announcements on a real Redis, and spreading the pulls
+//! they cause (`--spread`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -210,9 +211,10 @@ struct Edge {
 }
 
 impl Edge {
-    /// `warp pull --every every --redis redis`.
-    fn listening(api: &Api, key: &str, every: &str, redis: &str) -> Edge {
-        Edge::start(api, key, &["--every", every, "--redis", redis])
+    /// `warp pull --every every --redis redis --spread spread`.
+    fn listening(api: &Api, key: &str, every: &str, redis: &str, spread: &str) -> Edge {
+        let args = ["--every", every, "--redis", redis, "--spread", spread];
+        Edge::start(api, key, &args)
     }
 
     fn start(api: &Api, key: &str, args: &[&str]) -> Edge {
@@ -248,18 +250,7 @@ impl Edge {
 
     /// Waits until the edge holds generation `g`; how long that took.
     fn wait_for(&mut self, g: u64, within: Duration) -> Duration {
-        let start = Instant::now();
-        while self.generation() != Some(g) {
-            assert!(
-                start.elapsed() < within,
-                "generation {g} did not reach the edge within {within:?}; it holds {:?}\n{}",
-                self.generation(),
-                self.said()
-            );
-            assert!(self.running(), "warp pull ended\n{}", self.said());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        start.elapsed()
+        arrivals(std::slice::from_mut(self), g, within)[0]
     }
 
     /// The pulls it has reported (one stdout line each).
@@ -281,6 +272,34 @@ impl Edge {
 
     fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// Waits until each edge holds generation `g`; how long each took (to within 20 ms).
+fn arrivals(edges: &mut [Edge], g: u64, within: Duration) -> Vec<Duration> {
+    let start = Instant::now();
+    let mut took = vec![None; edges.len()];
+    loop {
+        for (edge, took) in edges.iter_mut().zip(&mut took) {
+            if took.is_some() {
+                continue;
+            }
+            if edge.generation() == Some(g) {
+                *took = Some(start.elapsed());
+                continue;
+            }
+            assert!(
+                start.elapsed() < within,
+                "generation {g} did not reach the edge within {within:?}; it holds {:?}\n{}",
+                edge.generation(),
+                edge.said()
+            );
+            assert!(edge.running(), "warp pull ended\n{}", edge.said());
+        }
+        if let Some(all) = took.iter().copied().collect::<Option<Vec<_>>>() {
+            return all;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -356,34 +375,40 @@ impl Announcing {
             first,
         }
     }
-}
 
-impl Edge {
-    /// An edge polling hourly and listening through `via` (`redis` itself, or a relay
-    /// to it), once it holds generation `g`, has subscribed and has made the pull that
-    /// follows (two pulls in all): what it pulls next was announced.
-    fn settled(api: &Api, key: &str, redis: &Redis, via: &str, g: u64) -> Edge {
-        let mut edge = Edge::listening(api, key, HOURLY, via);
-        edge.wait_for(g, Duration::from_secs(20));
-        wait_for_subscribers(&redis.url, 1);
+    /// `n` edges polling hourly, spreading the pulls announcements cause over `spread`
+    /// seconds and listening through `via` (the Redis itself, or a relay to it), once
+    /// each holds the first generation, all have subscribed and each has made the pull
+    /// that follows (two pulls in all): what one pulls next was announced.
+    fn settled_edges(&self, n: usize, via: &str, spread: &str) -> Vec<Edge> {
+        let mut edges: Vec<Edge> = (0..n)
+            .map(|_| Edge::listening(&self.api, &self.key, HOURLY, via, spread))
+            .collect();
+        arrivals(&mut edges, self.first, Duration::from_secs(20));
+        wait_for_subscribers(&self.redis.url, n.try_into().unwrap());
         let start = Instant::now();
-        while edge.pulls() < 2 {
-            assert!(start.elapsed() < Duration::from_secs(20), "{}", edge.said());
-            std::thread::sleep(Duration::from_millis(50));
+        for edge in &edges {
+            while edge.pulls() < 2 {
+                assert!(start.elapsed() < Duration::from_secs(20), "{}", edge.said());
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        edge
+        edges
+    }
+
+    fn settled_edge(&self, via: &str, spread: &str) -> Edge {
+        self.settled_edges(1, via, spread).remove(0)
     }
 }
 
+/// No spread: an edge pulls as soon as it hears an announcement.
+const AT_ONCE: &str = "0";
+
 #[test]
-fn an_edge_takes_a_generation_as_soon_as_the_api_announces_it() {
-    let Announcing {
-        redis,
-        api,
-        key,
-        first: g,
-    } = Announcing::start();
-    let mut edge = Edge::settled(&api, &key, &redis, &redis.url, g);
+fn with_no_spread_an_edge_takes_a_generation_as_soon_as_the_api_announces_it() {
+    let a = Announcing::start();
+    let mut edge = a.settled_edge(&a.redis.url, AT_ONCE);
+    let api = &a.api;
     for _ in 0..2 {
         let next = api.publish();
         let took = edge.wait_for(next, Duration::from_secs(5));
@@ -402,14 +427,76 @@ fn an_edge_takes_a_generation_as_soon_as_the_api_announces_it() {
 }
 
 #[test]
+fn a_fleet_spreads_the_pulls_of_an_announced_generation_over_the_spread() {
+    let a = Announcing::start();
+    let mut fleet = a.settled_edges(4, &a.redis.url, "3");
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let next = a.api.publish();
+        // Each edge within the spread and its pull.
+        took.extend(arrivals(&mut fleet, next, Duration::from_secs(3 + 3)));
+    }
+    // Not all at once: all twelve under 1 s has a chance of 1 in 531 441.
+    let latest = took.iter().max().unwrap();
+    assert!(*latest > Duration::from_secs(1), "{took:?}");
+}
+
+/// Polling every 2 s, with an announced pull put off by up to 12 s: the poll that
+/// falls due first is the pull, and ends the wait.
+#[test]
+fn a_poll_falling_due_while_an_edge_waits_to_pull_is_that_pull() {
+    let a = Announcing::start();
+    let mut edge = Edge::listening(&a.api, &a.key, "2", &a.redis.url, "12");
+    edge.wait_for(a.first, Duration::from_secs(20));
+    wait_for_subscribers(&a.redis.url, 1);
+    // Once it has made the pull that follows subscribing, just after a poll.
+    let pulled_beyond = |n: usize, within: Duration| {
+        let start = Instant::now();
+        while edge.pulls() <= n {
+            assert!(start.elapsed() < within, "{}", edge.said());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    pulled_beyond(1, Duration::from_secs(20));
+    pulled_beyond(edge.pulls(), Duration::from_secs(5));
+    let before = edge.pulls();
+    let next = a.api.publish();
+    let announced = Instant::now();
+    // Watched past the end of the longest wait: when it took `next`, when it pulled.
+    let (mut took, mut pulled) = (None, Vec::new());
+    while announced.elapsed() < Duration::from_secs(13) {
+        if took.is_none() && edge.generation() == Some(next) {
+            took = Some(announced.elapsed());
+        }
+        let made = edge.pulls() - before;
+        assert!(
+            made <= pulled.len() + 1,
+            "two pulls at once\n{}",
+            edge.said()
+        );
+        if made > pulled.len() {
+            pulled.push(Instant::now());
+        }
+        assert!(edge.running(), "{}", edge.said());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = took.expect("the generation reached the edge");
+    assert!(took < Duration::from_secs(5), "{took:?}\n{}", edge.said());
+    // One pull every 1.8 to 2.2 s: none made for the announcement as well.
+    for pair in pulled.windows(2) {
+        assert!(
+            pair[1] - pair[0] > Duration::from_secs(1),
+            "{pulled:?}\n{}",
+            edge.said()
+        );
+    }
+}
+
+#[test]
 fn an_edge_ignores_what_is_no_announcement_and_one_of_the_generation_it_holds() {
-    let Announcing {
-        redis,
-        api,
-        key,
-        first: g,
-    } = Announcing::start();
-    let mut edge = Edge::settled(&api, &key, &redis, &redis.url, g);
+    let a = Announcing::start();
+    let mut edge = a.settled_edge(&a.redis.url, AT_ONCE);
+    let (api, redis, g) = (&a.api, &a.redis, a.first);
     let pulls = edge.pulls();
     let garbage: [&[u8]; 5] = [
         b"not json",
@@ -442,22 +529,34 @@ fn an_edge_ignores_what_is_no_announcement_and_one_of_the_generation_it_holds() 
 
 #[test]
 fn announcements_during_a_pull_cost_one_more_pull_not_one_each() {
-    let Announcing {
-        redis,
-        api,
-        key,
-        first: g,
-    } = Announcing::start();
-    let edge = Edge::settled(&api, &key, &redis, &redis.url, g);
+    let a = Announcing::start();
+    let edge = a.settled_edge(&a.redis.url, AT_ONCE);
+    let (api, key, g) = (&a.api, &a.key, a.first);
+    // The first wakes it, the rest come while it pulls.
+    let more = pulls_for_a_burst(&a, &edge, Duration::from_secs(10), Duration::from_secs(2));
+    assert!(more <= 2, "{more} pulls\n{}", edge.said());
+    assert_eq!(edge.generation(), Some(g));
+
+    // With --every 0 the variable is no concern: one pull, and done.
+    let once = Command::new(env!("CARGO_BIN_EXE_warp"))
+        .args(["pull", "--api", &api.url, "--key", key, "--out"])
+        .arg(&edge.out)
+        .env("WARP_REDIS_URL", "redis://127.0.0.1:1/")
+        .output()
+        .unwrap();
+    assert!(once.status.success(), "{}", said(&once));
+}
+
+/// Announces twenty generations the edge does not hold (nor the API serves) at once;
+/// the pulls it makes for them, counted once it has made one and `then` has passed.
+fn pulls_for_a_burst(a: &Announcing, edge: &Edge, first_within: Duration, then: Duration) -> usize {
     let pulls = edge.pulls();
-    // Twenty generations it does not hold, at once: the first wakes it, the rest come
-    // while it pulls.
     let mut burst = redis::pipe();
     for n in 1..=20 {
-        let message = format!("{{\"generation\": {}}}", g + 1000 + n);
+        let message = format!("{{\"generation\": {}}}", a.first + 1000 + n);
         burst.cmd("PUBLISH").arg("warp:snapshot").arg(message);
     }
-    let mut conn = redis::Client::open(redis.url.as_str())
+    let mut conn = redis::Client::open(a.redis.url.as_str())
         .unwrap()
         .get_connection()
         .unwrap();
@@ -465,23 +564,28 @@ fn announcements_during_a_pull_cost_one_more_pull_not_one_each() {
     assert_eq!(heard, vec![1; 20]);
     let start = Instant::now();
     while edge.pulls() == pulls {
-        assert!(start.elapsed() < Duration::from_secs(10), "{}", edge.said());
+        assert!(start.elapsed() < first_within, "{}", edge.said());
         std::thread::sleep(Duration::from_millis(50));
     }
     // Time for any more it would make.
-    std::thread::sleep(Duration::from_secs(2));
-    let more = edge.pulls() - pulls;
-    assert!(more <= 2, "{more} pulls\n{}", edge.said());
-    assert_eq!(edge.generation(), Some(g));
+    std::thread::sleep(then);
+    edge.pulls() - pulls
+}
 
-    // With --every 0 the variable is no concern: one pull, and done.
-    let once = Command::new(env!("CARGO_BIN_EXE_warp"))
-        .args(["pull", "--api", &api.url, "--key", &key, "--out"])
-        .arg(&edge.out)
-        .env("WARP_REDIS_URL", "redis://127.0.0.1:1/")
-        .output()
-        .unwrap();
-    assert!(once.status.success(), "{}", said(&once));
+#[test]
+fn announcements_heard_while_an_edge_waits_to_pull_add_no_pull() {
+    let a = Announcing::start();
+    let edge = a.settled_edge(&a.redis.url, "3");
+    // The first starts the wait, the rest come during it (within a millisecond or so),
+    // and the pull that ends it covers them; another wait would end within 3 s.
+    let more = pulls_for_a_burst(
+        &a,
+        &edge,
+        Duration::from_secs(3 + 3),
+        Duration::from_secs(4),
+    );
+    assert_eq!(more, 1, "{}", edge.said());
+    assert_eq!(edge.generation(), Some(a.first));
 }
 
 #[test]
@@ -505,6 +609,35 @@ fn a_bad_redis_url_is_refused_at_start_without_its_password() {
 }
 
 #[test]
+fn a_spread_that_is_no_whole_number_of_seconds_up_to_300_is_refused_at_start() {
+    let pull = |spread: &str| {
+        Command::new(env!("CARGO_BIN_EXE_warp"))
+            .args(["pull", "--api", "http://127.0.0.1:1", "--key", "k"])
+            .args(["--spread", spread])
+            .output()
+            .unwrap()
+    };
+    for bad in ["-1", "301", "1.5", "5s", "", "18446744073709551616"] {
+        let out = pull(bad);
+        assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+        let expected = format!(
+            "invalid value '{bad}' for '--spread <SECONDS>': \"{bad}\" is not a whole number of seconds from 0 to 300"
+        );
+        assert!(said(&out).contains(&expected), "{}", said(&out));
+    }
+    // The bounds are taken: the pull itself is what fails, the API being away.
+    for good in ["0", "300"] {
+        let out = pull(good);
+        assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+        assert!(
+            said(&out).contains("GET http://127.0.0.1:1/"),
+            "{}",
+            said(&out)
+        );
+    }
+}
+
+#[test]
 fn an_edge_polls_while_redis_is_away_and_listens_again_when_it_is_back() {
     let Announcing {
         mut redis,
@@ -512,8 +645,8 @@ fn an_edge_polls_while_redis_is_away_and_listens_again_when_it_is_back() {
         key,
         first: g,
     } = Announcing::start();
-    let mut hourly = Edge::listening(&api, &key, HOURLY, &redis.url);
-    let mut polling = Edge::listening(&api, &key, "2", &redis.url);
+    let mut hourly = Edge::listening(&api, &key, HOURLY, &redis.url, AT_ONCE);
+    let mut polling = Edge::listening(&api, &key, "2", &redis.url, AT_ONCE);
     hourly.wait_for(g, Duration::from_secs(20));
     polling.wait_for(g, Duration::from_secs(20));
     wait_for_subscribers(&redis.url, 2);
@@ -551,14 +684,10 @@ fn an_edge_polls_while_redis_is_away_and_listens_again_when_it_is_back() {
 
 #[test]
 fn an_edge_whose_subscription_went_silent_subscribes_again() {
-    let Announcing {
-        redis,
-        api,
-        key,
-        first: g,
-    } = Announcing::start();
-    let relay = SilencingRelay::to(redis.port);
-    let mut edge = Edge::settled(&api, &key, &redis, &relay.url, g);
+    let a = Announcing::start();
+    let relay = SilencingRelay::to(a.redis.port);
+    let mut edge = a.settled_edge(&relay.url, AT_ONCE);
+    let api = &a.api;
 
     // A ping answered keeps the subscription.
     std::thread::sleep(Duration::from_secs(6));

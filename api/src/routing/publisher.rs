@@ -17,8 +17,8 @@ use warp_core::snapshot::{compile, publish, restamp, CompileError, OpenError};
 use warp_core::Snapshot;
 
 /// Redis pub/sub channel new generations are announced on, for whatever wants to know:
-/// `warp pull --redis` on an edge pulls at once (warp.so does not listen: it looks at
-/// the file, `reload_check`).
+/// `warp pull --redis` on an edge pulls within its `--spread` (warp.so does not listen:
+/// it looks at the file, `reload_check`).
 pub const CHANNEL: &str = "warp:snapshot";
 
 /// The wait before retrying a failed automatic publish, doubled per failure up to
