@@ -21,6 +21,10 @@ use warp_core::Snapshot;
 /// it looks at the file, `reload_check`).
 pub const CHANNEL: &str = "warp:snapshot";
 
+/// An announcement may take this long, connecting included: a Redis that does not
+/// answer costs a publish no more.
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The wait before retrying a failed automatic publish, doubled per failure up to
 /// the maximum.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -248,15 +252,22 @@ impl Publisher {
             "path": self.path.display().to_string(),
         })
         .to_string();
+        // The one bound is ANNOUNCE_TIMEOUT: the client's own defaults (1 s to connect,
+        // 0.5 s for a reply) would drop an announcement to a Redis busy for a second.
+        let unbounded = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
         let send = async {
-            let mut conn = client.get_multiplexed_async_connection().await?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&unbounded)
+                .await?;
             redis::cmd("PUBLISH")
                 .arg(CHANNEL)
                 .arg(message)
                 .query_async::<i64>(&mut conn)
                 .await
         };
-        match tokio::time::timeout(Duration::from_secs(2), send).await {
+        match tokio::time::timeout(ANNOUNCE_TIMEOUT, send).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "announcing the snapshot on Redis"),
             Err(_) => tracing::warn!("announcing the snapshot on Redis timed out"),
