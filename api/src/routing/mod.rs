@@ -14,12 +14,13 @@ use crate::extract::{Json, Query};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio_util::io::ReaderStream;
 use utoipa::ToSchema;
 use warp_core::model::MAX_RESULTS_MAX;
 use warp_core::{Number, Reject, RouteRequest};
@@ -197,31 +198,31 @@ pub async fn snapshot(
             "no routing snapshot has been published yet",
         )
     };
-    let on_disk = warp_core::Snapshot::open(&path)
-        .map(|s| s.generation())
-        .map_err(|_| missing())?;
-    if let Some(answer) = already_held(&st, &headers, on_disk).await {
-        return Ok(answer);
-    }
-    // Read whole and check what was read: the file may be replaced meanwhile.
-    let bytes = tokio::fs::read(&path).await.map_err(|_| missing())?;
-    let (bytes, generation) = tokio::task::spawn_blocking(move || {
-        let generation = warp_core::Snapshot::from_bytes(&bytes).map(|s| s.generation());
-        (bytes, generation)
+    // One open file throughout: a publish renames another over the path meanwhile,
+    // and this answer stays the generation it read.
+    let opened = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path)?;
+        let snapshot =
+            warp_core::Snapshot::open_file(&file, &path).map_err(std::io::Error::other)?;
+        let len = file.metadata()?.len();
+        Ok::<_, std::io::Error>((file, snapshot.generation(), len))
     })
     .await
     .map_err(ApiError::internal)?;
-    let generation = generation.map_err(ApiError::internal)?;
+    let (file, generation, len) = opened.map_err(|_| missing())?;
     if let Some(answer) = already_held(&st, &headers, generation).await {
         return Ok(answer);
     }
-    let etag = format!("\"{generation}\"");
+    // Streamed, not read whole: a fleet pulling the 212 MB file at once would hold a
+    // copy per edge. The edge verifies the checksum of what it got.
+    let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(file)));
     Ok((
         [
-            (ETAG, etag),
+            (ETAG, format!("\"{generation}\"")),
             (CONTENT_TYPE, "application/octet-stream".to_string()),
+            (CONTENT_LENGTH, len.to_string()),
         ],
-        Body::from(bytes),
+        body,
     )
         .into_response())
 }
