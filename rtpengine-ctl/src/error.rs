@@ -31,6 +31,9 @@ pub enum Error {
     /// A stream connection went away with the request on it: no reply will come.
     #[error("connection lost before the reply: {0}")]
     Lost(String),
+    /// A UDP peer's host answered ICMP port unreachable: nothing listens on its port.
+    #[error("refused: nothing listens on the peer's port (ICMP port unreachable)")]
+    Refused,
     #[error("configuration: {0}")]
     Config(String),
 }

@@ -346,6 +346,23 @@ async fn udp_timeout_retransmits_then_fails() {
     );
 }
 
+/// A killed rtpengine leaves nothing on its port: the kernel answers each datagram with
+/// ICMP port unreachable, and the request fails at once, saying so, instead of waiting
+/// out every retransmission's timeout.
+#[tokio::test]
+async fn a_udp_request_to_a_killed_rtpengine_is_refused_at_once() {
+    let mut r = Rtpengine::start();
+    let c = udp_client(&r).await;
+    c.send(&Ping).await.unwrap();
+    r.kill();
+    let started = Instant::now();
+    let err = c.send(&Ping).await.unwrap_err();
+    // Options::default() waits 1 s for each of three tries.
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(500), "{err} after {took:?}");
+    assert!(err.to_string().contains("port unreachable"), "{err}");
+}
+
 /// A request one byte over what one UDP datagram carries is refused before it goes out,
 /// naming its size and the limit (the kernel would say only "Message too long"); one
 /// exactly at the limit reaches rtpengine and is answered.

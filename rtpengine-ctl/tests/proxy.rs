@@ -156,6 +156,46 @@ async fn killed_node_loses_no_new_call_and_restarted_node_rejoins() {
     assert_eq!(calls_on(&a).await, vec![back]);
 }
 
+/// A node whose rtpengine was killed leaves nothing on its port: the kernel refuses
+/// each datagram to it (ICMP port unreachable). A new call's offer is then passed on at
+/// once, not after the node's whole timeout, and the refusal marks the node dead.
+#[tokio::test]
+async fn an_offer_to_a_killed_node_is_refused_and_passed_on_at_once() {
+    let (a, mut b) = (Rtpengine::start(), Rtpengine::start());
+    let p = Proxy::start(ProxyConfig {
+        upstream: Options {
+            timeout: Duration::from_secs(2),
+            retries: 1,
+        },
+        // One health round, at the start: only the offer can mark b dead in time.
+        health_interval: Duration::from_secs(3600),
+        ..config(vec![node("a", &a, 1), node("b", &b, 1)], None)
+    })
+    .await
+    .unwrap();
+    b.kill();
+    // One try, long enough for a node's whole timeout: no retransmission in between.
+    let c = Client::connect(
+        &Endpoint::Udp(p.ng_addrs[0]),
+        Options {
+            timeout: Duration::from_secs(10),
+            retries: 0,
+        },
+    )
+    .await
+    .unwrap();
+    let id = call_preferring(&p, "b", "refused");
+    let started = std::time::Instant::now();
+    c.send(&offer(&id)).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(calls_on(&a).await, vec![id]);
+    // Waiting out b's timeout would take 2 s, or 4 s with its retransmission.
+    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    let b = p.handler.pool.by_name("b").unwrap();
+    assert!(!b.is_alive(), "the refusal marked b dead");
+    assert_eq!((b.metrics.errors(), b.metrics.requests()), (1, 0));
+}
+
 /// A node that stalls past a health ping's timeout (a lost datagram, a moment's load)
 /// but answers again is not dead: marked so, it would have the re-INVITE of a call it
 /// holds placed on another node, moving the call's media, and its new calls sent away.

@@ -82,8 +82,9 @@ impl Handler {
         Handled { body, cacheable }
     }
 
-    /// Forwards and records latency; a node that does not answer is marked dead (one
-    /// sent a request too big to go out is not: every node would be, by one datagram).
+    /// Forwards and records latency; a node that does not answer, or refuses (nothing
+    /// listens on its port), is marked dead (one sent a request too big to go out is
+    /// not: every node would be, by one datagram).
     async fn forward(&self, node: &Node, body: &[u8]) -> Result<Vec<u8>> {
         let started = Instant::now();
         match node.client.exchange(body).await {

@@ -1,13 +1,14 @@
 //! Requests waiting for their reply, keyed by cookie. Shared by the datagram and stream
-//! transports, whose reader tasks deliver replies here.
+//! transports, whose reader tasks deliver replies here, or tell the waiting why none
+//! will come.
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-/// A reply's body, or why the connection it was awaited on went away.
-type Reply = Result<Vec<u8>, String>;
+/// A reply's body, or why none will come.
+type Reply = Result<Vec<u8>, Error>;
 
 #[derive(Debug, Default)]
 struct Waiting {
@@ -32,7 +33,7 @@ impl Pending {
         let (tx, rx) = oneshot::channel();
         let mut waiting = self.lock();
         if let Some(reason) = &waiting.failed {
-            let _ = tx.send(Err(reason.clone()));
+            let _ = tx.send(Err(Error::Lost(reason.clone())));
         } else {
             waiting.waiters.insert(cookie.to_vec(), tx);
         }
@@ -52,14 +53,19 @@ impl Pending {
         }
     }
 
-    /// Fails everyone waiting at once, and everyone who comes to wait later, telling
-    /// them why. Under the same lock as `wait`: no request slips in between.
+    /// Fails everyone waiting at once, and everyone who comes to wait later, with
+    /// [`Error::Lost`] and `reason`. Under the same lock as `wait`: no request slips in
+    /// between.
     pub fn fail_all(&self, reason: &str) {
         let mut waiting = self.lock();
         waiting.failed = Some(reason.to_owned());
-        for (_, tx) in waiting.waiters.drain() {
-            let _ = tx.send(Err(reason.to_owned()));
-        }
+        fail(&mut waiting, || Error::Lost(reason.to_owned()));
+    }
+
+    /// Fails everyone waiting now with `error()`; those who come to wait later wait
+    /// for their replies as usual.
+    pub fn fail_waiting(&self, error: impl Fn() -> Error) {
+        fail(&mut self.lock(), error);
     }
 
     /// Whether replies can still come (`fail_all` has not run).
@@ -74,13 +80,20 @@ impl Pending {
 }
 
 impl Waiter {
-    /// The reply, or [`Error::Lost`] as soon as its connection goes away.
+    /// The reply, or as soon as none can come, why (for one, [`Error::Lost`] when its
+    /// connection goes away).
     pub async fn reply(&mut self) -> Result<Vec<u8>> {
         match (&mut self.rx).await {
-            Ok(reply) => reply.map_err(Error::Lost),
+            Ok(reply) => reply,
             // Unanswered only when a request under the same cookie took its place.
             Err(_) => Err(Error::Closed),
         }
+    }
+}
+
+fn fail(waiting: &mut Waiting, error: impl Fn() -> Error) {
+    for (_, tx) in waiting.waiters.drain() {
+        let _ = tx.send(Err(error()));
     }
 }
 

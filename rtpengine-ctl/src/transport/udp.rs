@@ -1,9 +1,12 @@
 //! UDP: one connected socket, a reader task, retransmission of the same bytes (same cookie).
+//! Connected, the socket hears the ICMP port unreachable of a peer with nothing on its
+//! port: the kernel reports it as ECONNREFUSED on the next receive or send.
 
 use super::pending::Pending;
 use super::{timeout_error, AbortOnDrop, Options};
 use crate::error::{Error, Result};
 use crate::message;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,7 +59,9 @@ impl Udp {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            self.socket.send(&datagram).await?;
+            if let Err(e) = self.socket.send(&datagram).await {
+                return Err(failure(e, &self.pending));
+            }
             match tokio::time::timeout(self.options.timeout, waiter.reply()).await {
                 Ok(reply) => return reply,
                 Err(_) if attempts > self.options.retries => {
@@ -76,8 +81,21 @@ async fn read_replies(socket: Arc<UdpSocket>, pending: Pending) {
                 Ok((cookie, body)) => pending.deliver(cookie, body),
                 Err(e) => tracing::debug!("dropping unframed reply: {e}"),
             },
-            // ICMP port unreachable shows up here; the request side times out or retries.
-            Err(e) => tracing::trace!("udp recv: {e}"),
+            Err(e) => {
+                let e = failure(e, &pending);
+                tracing::trace!("udp recv: {e}");
+            }
         }
     }
+}
+
+/// The error a socket error makes of a request. A refusal, whichever of the reader's
+/// receive or a request's send it shows up on, fails every request waiting at once:
+/// nothing listens where they all went, and each would otherwise wait out its timeout.
+fn failure(e: io::Error, pending: &Pending) -> Error {
+    if e.kind() != io::ErrorKind::ConnectionRefused {
+        return e.into();
+    }
+    pending.fail_waiting(|| Error::Refused);
+    Error::Refused
 }
