@@ -1069,6 +1069,43 @@ async fn bad_input_gets_clear_errors_and_never_stops_the_proxy() {
     ));
 }
 
+/// Datagrams without a cookie (junk traffic, a scanner) are dropped and counted; the log
+/// names them once a minute at most, with how many it did not name, not once each.
+#[tokio::test]
+async fn datagrams_without_a_cookie_are_counted_not_each_logged() {
+    let logs = Logs::capture();
+    let a = Rtpengine::start();
+    let p = start_proxy(vec![node("a", &a, 1)], None).await;
+    let addr = p.ng_addrs[0];
+    tokio::task::spawn_blocking(move || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 256];
+        // In batches the socket's buffer holds whole, each followed by a ping: its
+        // answer says the proxy has read every datagram sent before it.
+        for batch in 0..20 {
+            for i in 0..50 {
+                let junk: &[u8] = [&b"no-cookie-at-all"[..], b" empty cookie", b""][i % 3];
+                s.send_to(junk, addr).unwrap();
+            }
+            let ping = format!("p{batch} d7:command4:pinge");
+            s.send_to(ping.as_bytes(), addr).unwrap();
+            let n = s.recv(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(format!("p{batch} ").as_bytes()));
+        }
+    })
+    .await
+    .unwrap();
+    let logged = logs.take();
+    let lines = logged.lines().filter(|l| l.contains("without cookie"));
+    assert_eq!(lines.count(), 1, "{logged}");
+    let metrics = http_get(p.metrics_addr.unwrap()).await;
+    assert!(
+        metrics.contains("\nwarp_rtpengine_datagrams_without_cookie_total 1000\n"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn retransmitted_offer_is_answered_once() {
     let a = Rtpengine::start();

@@ -143,14 +143,20 @@ fn get(counter: &AtomicU64) -> i64 {
     counter.load(Ordering::Relaxed) as i64
 }
 
-/// The whole exposition for a set of nodes, and the QoS records the proxy dropped (on a
-/// full queue) and Redis refused; each family's samples together, after its TYPE line,
-/// as the text format wants.
-pub fn render<'a>(
-    nodes: impl Iterator<Item = &'a NodeMetrics> + Clone,
-    qos_dropped: u64,
-    qos_refused: u64,
-) -> String {
+/// The proxy's counters that belong to no node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    /// QoS records dropped on a full queue.
+    pub qos_dropped: u64,
+    /// QoS records Redis refused for good.
+    pub qos_refused: u64,
+    /// ng datagrams dropped for want of a cookie.
+    pub datagrams_without_cookie: u64,
+}
+
+/// The whole exposition for a set of nodes and the proxy's totals; each family's samples
+/// together, after its TYPE line, as the text format wants.
+pub fn render<'a>(nodes: impl Iterator<Item = &'a NodeMetrics> + Clone, totals: Totals) -> String {
     let mut out = String::new();
     for (family, kind, value) in FAMILIES {
         let _ = writeln!(out, "# TYPE {family} {kind}");
@@ -162,10 +168,16 @@ pub fn render<'a>(
     for m in nodes {
         m.latency(&mut out);
     }
-    out.push_str("# TYPE warp_rtpengine_qos_dropped_total counter\n");
-    let _ = writeln!(out, "warp_rtpengine_qos_dropped_total {qos_dropped}");
-    out.push_str("# TYPE warp_rtpengine_qos_refused_total counter\n");
-    let _ = writeln!(out, "warp_rtpengine_qos_refused_total {qos_refused}");
+    for (family, value) in [
+        ("warp_rtpengine_qos_dropped_total", totals.qos_dropped),
+        ("warp_rtpengine_qos_refused_total", totals.qos_refused),
+        (
+            "warp_rtpengine_datagrams_without_cookie_total",
+            totals.datagrams_without_cookie,
+        ),
+    ] {
+        let _ = writeln!(out, "# TYPE {family} counter\n{family} {value}");
+    }
     out
 }
 
@@ -278,7 +290,12 @@ mod tests {
         a.answered(Duration::from_micros(300));
         b.error();
         b.set_up(false);
-        let text = render([&a, &b].into_iter(), 7, 3);
+        let totals = Totals {
+            qos_dropped: 7,
+            qos_refused: 3,
+            datagrams_without_cookie: 5,
+        };
+        let text = render([&a, &b].into_iter(), totals);
         let mut seen: Vec<&str> = Vec::new();
         let mut typed: Option<&str> = None;
         for line in text.lines() {
@@ -293,7 +310,7 @@ mod tests {
                 seen.push(f);
             }
         }
-        assert_eq!(seen.len(), 9, "{text}");
+        assert_eq!(seen.len(), 10, "{text}");
         assert!(text.contains("warp_rtpengine_node_requests_total{node=\"a\"} 1\n"));
         assert!(text.contains("warp_rtpengine_node_errors_total{node=\"b\"} 1\n"));
         assert!(text.contains("warp_rtpengine_node_up{node=\"b\"} 0\n"));
@@ -301,6 +318,7 @@ mod tests {
             .contains("warp_rtpengine_node_latency_seconds_bucket{node=\"a\",le=\"0.0005\"} 1\n"));
         assert!(text.contains("warp_rtpengine_qos_dropped_total 7\n"));
         assert!(text.contains("warp_rtpengine_qos_refused_total 3\n"));
+        assert!(text.contains("warp_rtpengine_datagrams_without_cookie_total 5\n"));
     }
 
     /// What the listener answers `request` (sent whole, then the write side shut).

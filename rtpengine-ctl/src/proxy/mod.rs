@@ -2,6 +2,7 @@
 //! spreads calls over a pool of rtpengine nodes.
 
 pub mod config;
+mod cookieless;
 pub mod handler;
 mod in_flight;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod sticky;
 
 use crate::error::{Error, Result};
 use config::ProxyConfig;
+use cookieless::Cookieless;
 use handler::Handler;
 use in_flight::InFlight;
 use pool::Pool;
@@ -57,12 +59,19 @@ impl Proxy {
         let handler = Arc::new(Handler::new(pool, sticky, qos));
         let mut tasks = JoinSet::new();
         let in_flight = InFlight::default();
+        let cookieless = Cookieless::default();
 
         let mut ng_addrs = Vec::new();
         for listen in &config.listen {
             let socket = UdpSocket::bind(listen.addr).await?;
             ng_addrs.push(socket.local_addr()?);
-            let serve = server::serve_udp(handler.clone(), socket, listen.set, in_flight.clone());
+            let serve = server::serve_udp(
+                handler.clone(),
+                socket,
+                listen.set,
+                in_flight.clone(),
+                cookieless.clone(),
+            );
             tasks.spawn(serve);
         }
 
@@ -70,14 +79,15 @@ impl Proxy {
             Some(addr) => {
                 let listener = TcpListener::bind(addr).await?;
                 let bound = listener.local_addr()?;
-                let h = handler.clone();
+                let (h, cookieless) = (handler.clone(), cookieless.clone());
                 let render = Arc::new(move || {
                     let qos = h.qos.as_ref();
-                    metrics::render(
-                        h.pool.nodes.iter().map(|n| &n.metrics),
-                        qos.map_or(0, |q| q.dropped()),
-                        qos.map_or(0, |q| q.refused()),
-                    )
+                    let totals = metrics::Totals {
+                        qos_dropped: qos.map_or(0, |q| q.dropped()),
+                        qos_refused: qos.map_or(0, |q| q.refused()),
+                        datagrams_without_cookie: cookieless.total(),
+                    };
+                    metrics::render(h.pool.nodes.iter().map(|n| &n.metrics), totals)
                 });
                 tasks.spawn(metrics::serve(listener, render));
                 Some(bound)

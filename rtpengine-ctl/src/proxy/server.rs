@@ -1,6 +1,7 @@
-//! The UDP ng listener: one task per datagram, each looked up in the retransmission
+//! The UDP ng listener: one task per request, each looked up in the retransmission
 //! cache first.
 
+use super::cookieless::Cookieless;
 use super::handler::{error_body, Handler};
 use super::in_flight::InFlight;
 use super::reply_cache::{ReplyCache, Seen};
@@ -15,7 +16,13 @@ const MAX_REPLY: usize = MAX_UDP_PAYLOAD;
 
 /// Serves `socket` until aborted. A request already read is handled to its end in a
 /// task of its own (counted in `in_flight`), which keeps the socket to answer on.
-pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32, in_flight: InFlight) {
+pub async fn serve_udp(
+    handler: Arc<Handler>,
+    socket: UdpSocket,
+    set: u32,
+    in_flight: InFlight,
+    cookieless: Cookieless,
+) {
     let socket = Arc::new(socket);
     let cache = ReplyCache::new();
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -27,17 +34,17 @@ pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32, in_fl
                 continue;
             }
         };
-        let datagram = buf[..n].to_vec();
+        let Ok((cookie, body)) = message::split(&buf[..n]) else {
+            // Without a cookie there is nothing a client could match a reply to.
+            cookieless.dropped(peer, n);
+            continue;
+        };
+        let (key, body) = ((peer, cookie.to_vec()), body.to_vec());
         let (handler, socket, cache) = (handler.clone(), socket.clone(), cache.clone());
         let handling = in_flight.start();
         tokio::spawn(async move {
             let _handling = handling;
-            let Ok((cookie, body)) = message::split(&datagram) else {
-                // Without a cookie there is nothing a client could match a reply to.
-                tracing::warn!(%peer, len = datagram.len(), "dropping datagram without cookie");
-                return;
-            };
-            let key = (peer, cookie.to_vec());
+            let cookie = &key.1;
             match cache.begin(&key) {
                 Seen::InFlight => return,
                 Seen::Answered(reply) => {
@@ -46,7 +53,7 @@ pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32, in_fl
                 }
                 Seen::New => {}
             }
-            let handled = handler.handle(set, body).await;
+            let handled = handler.handle(set, &body).await;
             let mut reply = message::frame(cookie, &handled.body);
             if reply.len() > MAX_REPLY {
                 tracing::warn!(%peer, len = reply.len(), "reply too large for one UDP datagram");
@@ -54,7 +61,7 @@ pub async fn serve_udp(handler: Arc<Handler>, socket: UdpSocket, set: u32, in_fl
                     "reply too large for one UDP datagram ({} bytes)",
                     reply.len()
                 );
-                let format = Format::detect(body).unwrap_or_default();
+                let format = Format::detect(&body).unwrap_or_default();
                 reply = message::frame(cookie, &error_body(format, &reason));
             }
             let reply = Arc::new(reply);
