@@ -452,6 +452,95 @@ fn proxy_binary_serves_our_cli_and_sipwise_client() {
     }
 }
 
+/// A metrics listener out of file handles (EMFILE: every accept fails until one closes)
+/// waits before it tries again instead of retrying at once, which would burn a core for
+/// as long as the connections keep coming; once handles are free, it serves again.
+#[test]
+fn a_metrics_listener_out_of_file_handles_backs_off() {
+    const HANDLES: usize = 64;
+    let a = Rtpengine::start();
+    let listen = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let metrics = SocketAddr::from(([127, 0, 0, 1], warp_testkit::free_tcp_port().unwrap()));
+    let mut proxy = Running(
+        Command::new("sh")
+            .args(["-c", &format!("ulimit -n {HANDLES} && exec \"$0\" \"$@\"")])
+            .args([BIN, "proxy", "--listen", &listen.to_string()])
+            .args([
+                "--node",
+                &a.ng.to_string(),
+                "--metrics",
+                &metrics.to_string(),
+            ])
+            .env_remove("WARP_REDIS_URL")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_up(&listen.to_string(), &mut proxy);
+    let pid = proxy.0.id();
+    // Connections that send nothing are held for the 2 s a request head may take: the
+    // listener takes as many as it has handles for, and fails to accept the others.
+    let held: Vec<std::net::TcpStream> = (0..4 * HANDLES)
+        .map(|_| std::net::TcpStream::connect(metrics).unwrap())
+        .collect();
+    let open = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open() < HANDLES {
+        assert!(Instant::now() < deadline, "{} handles open", open());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(pid) - before;
+    // A tight loop takes about 100 ticks a second of a core (USER_HZ is 100).
+    assert!(
+        used < 20,
+        "{used} ticks of CPU in one second out of handles"
+    );
+    assert!(open() >= HANDLES, "no longer out of handles");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = scrape(metrics);
+        if reply.starts_with("HTTP/1.1 200 OK") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics not served again: {reply:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The CPU time process `pid` has used, user and system, in ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // utime and stime are the 12th and 13th fields after the command's closing ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// What the metrics listener at `addr` answers `GET /metrics`, or an empty string.
+fn scrape(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `bench` sends exactly `--count` requests (and its one warm-up ping), also when the
 /// concurrency does not divide the count.
 #[test]

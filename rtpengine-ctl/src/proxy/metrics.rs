@@ -188,12 +188,31 @@ const MAX_HEAD: usize = 8192;
 /// How long a client has to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The wait after a failed accept, doubled after each one that fails in a row, up to
+/// the longest.
+const FIRST_ACCEPT_WAIT: Duration = Duration::from_millis(100);
+const LONGEST_ACCEPT_WAIT: Duration = Duration::from_secs(1);
+
 /// Serves `render()` on `GET /metrics` (and `HEAD`); another path is 404, another method
 /// on `/metrics` 405, a request that is not HTTP 400.
 pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
+    let mut wait = FIRST_ACCEPT_WAIT;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                wait = FIRST_ACCEPT_WAIT;
+                stream
+            }
+            // Out of file handles (EMFILE), every accept fails at once until a
+            // connection closes: trying again at once would spin a core meanwhile.
+            Err(e) => {
+                if wait == FIRST_ACCEPT_WAIT {
+                    tracing::warn!("metrics listener cannot accept ({e}): retrying every 0.1-1 s");
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(LONGEST_ACCEPT_WAIT);
+                continue;
+            }
         };
         let render = render.clone();
         tokio::spawn(async move {
