@@ -4349,6 +4349,14 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
             k.log()
         );
     }
+    // Each call offered by the caller and answered by the vendor: the vendor's SDP is
+    // an answer to rtpengine, not an offer of its own.
+    let commands = rtpengine.commands();
+    assert_eq!(
+        (commands.get("offer"), commands.get("answer")),
+        (Some(&3), Some(&3)),
+        "{commands:?}"
+    );
     // Deleted with each BYE: no call left in rtpengine.
     wait_for_no_media_sessions(&rtpengine, &k);
 }

@@ -3,13 +3,14 @@
 
 use super::{binary, free_udp_port};
 use std::net::UdpSocket;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 pub struct Rtpengine {
     child: Child,
+    log: PathBuf,
     pub ng_port: u16,
     /// Media ports it allocates from.
     pub ports: std::ops::RangeInclusive<u16>,
@@ -33,7 +34,8 @@ impl Rtpengine {
     fn try_start(dir: &Path) -> Option<Rtpengine> {
         let ng_port = free_udp_port();
         let ports = warp_testkit::port_block(100);
-        let log = std::fs::File::create(dir.join("rtpengine.log")).unwrap();
+        let log_path = dir.join("rtpengine.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(binary("rtpengine"))
             .args([
                 "--config-file=none",
@@ -41,7 +43,8 @@ impl Rtpengine {
                 "--log-stderr",
                 "--table=-1",
             ])
-            .args(["--interface=127.0.0.1", "--num-threads=1", "--log-level=5"])
+            // Info: each ng command it receives is logged (see `commands`).
+            .args(["--interface=127.0.0.1", "--num-threads=1", "--log-level=6"])
             // A deleted call is gone at once, not kept 30 s for late packets.
             .arg("--delete-delay=0")
             .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
@@ -54,6 +57,7 @@ impl Rtpengine {
             .expect("start rtpengine");
         let mut r = Rtpengine {
             child,
+            log: log_path,
             ng_port,
             ports,
         };
@@ -65,6 +69,20 @@ impl Rtpengine {
             }
         }
         Some(r)
+    }
+
+    /// How many of each ng command (`offer`, `answer`, `delete` …) rtpengine received,
+    /// the tests' own included.
+    pub fn commands(&self) -> std::collections::BTreeMap<String, usize> {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut counts = std::collections::BTreeMap::new();
+        for line in log.lines() {
+            let command = line.split("Received command '").nth(1);
+            if let Some(name) = command.and_then(|rest| rest.split('\'').next()) {
+                *counts.entry(name.to_owned()).or_insert(0) += 1;
+            }
+        }
+        counts
     }
 
     /// Sends one bencoded ng command; the bencoded reply.
