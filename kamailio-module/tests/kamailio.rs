@@ -3647,6 +3647,61 @@ fn refused_until_banned(k: &Kamailio, source: &str, method: &str, code: u16) {
     assert!(bans.contains(source), "{bans}");
 }
 
+/// `WITH_ANTIFLOOD` with `DMQ_ADDRESS`: a ban made on one edge holds on the other, which
+/// joined the first over dmq; a KDMQ from outside `DMQ_NETWORK` is dropped unanswered.
+#[test]
+fn the_shipped_config_shares_its_bans_with_the_other_edges() {
+    let data = support::dataset::Data::with_gateways();
+    let _vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let edge = |dir: &Path, peer: Option<u16>| {
+        let mut defines = [
+            "WITH_ANTIFLOOD",
+            "PIKE_DENSITY=5",
+            "BAN_TIME=30",
+            "DMQ_ADDRESS=\"sip:127.0.0.1:{port}\"",
+            "DMQ_NETWORK=\"127.0.0.1/32\"",
+        ]
+        .map(String::from)
+        .to_vec();
+        defines.extend(peer.map(|p| format!("DMQ_PEER=\"sip:127.0.0.1:{p}\"")));
+        start_shipped(dir, &data, &no_redis(), &defines)
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = edge(dir_a.path(), None);
+    let b = edge(dir_b.path(), Some(a.port));
+    // B has joined A's bus once A lists it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let b_node = format!("port: {}", b.port);
+    while !a.kamcmd(&["dmq.list_nodes"]).unwrap().contains(&b_node) {
+        assert!(Instant::now() < deadline, "B never joined:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stranger = "127.0.0.7";
+    refused_until_banned(&a, stranger, "INVITE", 403);
+    let wait = Duration::from_millis(500);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b
+        .kamcmd(&["htable.dump", "ipban"])
+        .unwrap()
+        .contains(stranger)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the ban never reached B:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reply = b.request_within(wait, stranger, "12125550123", "INVITE", "");
+    assert!(reply.is_none(), "banned on A, answered by B: {reply:?}");
+    // A trunk still gets in through B.
+    assert_eq!(b.request("INVITE", "").code, 200, "{}", b.log());
+    // dmq answers a KDMQ from the edges' network, and no other.
+    let kdmq = |source| b.request_within(wait, source, "htable", "KDMQ", "");
+    assert!(kdmq("127.0.0.1").is_some(), "{}", b.log());
+    assert!(kdmq("127.0.0.9").is_none());
+}
+
 /// `WITH_ANTIFLOOD`: a REGISTER scan (hunting for extensions) is refused with a 405 and
 /// banned like a stranger's calls; a trunk's out-of-dialog REGISTER now and then is not.
 #[test]

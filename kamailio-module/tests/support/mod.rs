@@ -95,7 +95,8 @@ impl Kamailio {
 
     /// Starts Kamailio on a config file of the repository, passing `defines` (`-A`) and
     /// more command-line `args`; warp.so is found first in the temp dir (`-L`). The
-    /// config must take `LISTEN`, `CTL_SOCK` and `CHILDREN` defines.
+    /// config must take `LISTEN`, `CTL_SOCK` and `CHILDREN` defines; `{port}` in a define
+    /// is the port it listens on.
     pub fn start_file(cfg: &Path, defines: &[String], args: &[String]) -> Self {
         Self::start_file_module(&built_module(), cfg, defines, args)
     }
@@ -123,8 +124,9 @@ impl Kamailio {
             "-A".into(),
             "CHILDREN=2".into(),
         ];
+        // A define may name the port the edge listens on, not known before now.
         for d in defines {
-            all.extend(["-A".into(), d.clone()]);
+            all.extend(["-A".into(), d.replace("{port}", &port.to_string())]);
         }
         all.extend_from_slice(args);
         Self::run(dir, cfg, port, &all).running()
