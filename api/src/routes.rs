@@ -357,10 +357,13 @@ fn routing_routes(api: Api) -> Api {
         Doc::new(
             "Routing",
             "The current snapshot file, for super admin and sip_edge keys only (it holds \
-             the trunks' ha1); ETag = generation, If-None-Match gives 304",
+             the trunks' ha1); ETag = \"generation.payload hash\", If-None-Match gives 304",
         )
         .raw("application/octet-stream")
-        .also("304", "If-None-Match names the current generation"),
+        .also(
+            "304",
+            "If-None-Match names the current snapshot (or a newer one)",
+        ),
     )
 }
 

@@ -159,7 +159,9 @@ async fn pull(app: &Router, held: Option<u64>) -> Pulled {
     let status = res.status();
     let etag = res.headers().get("etag").map(|v| {
         let v = v.to_str().unwrap();
-        v.trim_matches('"').parse().unwrap()
+        // "generation.payload hash"
+        let tag = v.trim_matches('"');
+        tag.split('.').next().unwrap().parse().unwrap()
     });
     let bytes = res.into_body().collect().await.unwrap().to_bytes().to_vec();
     Pulled {
@@ -293,6 +295,35 @@ async fn an_edge_holding_a_generation_no_instance_handed_out_is_sent_the_cluster
     );
     // Which sets the edge right: it is current from then on.
     assert_eq!(pull(&a.app, Some(g)).await.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn an_edge_holding_our_generation_number_with_other_data_is_sent_ours() {
+    let a = TestApi::start().await;
+    a.fixture().await;
+    let g = a.publish().await;
+    let ours = std::fs::read(snapshot_of(&a)).unwrap();
+    let (_, payload) = stamp(&ours);
+    let ask = |tag: String| {
+        let app = a.app.clone();
+        async move {
+            let req = Request::get("/api/v1/routing/snapshot")
+                .header("authorization", format!("Bearer {ROOT}"))
+                .header("if-none-match", tag)
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(req).await.unwrap().status()
+        }
+    };
+    // `warp compile` by hand numbers a first file 1 too: same number, other data.
+    let other = payload ^ 1;
+    assert_eq!(ask(format!("\"{g}.{other:016x}\"")).await, StatusCode::OK);
+    assert_eq!(
+        ask(format!("\"{g}.{payload:016x}\"")).await,
+        StatusCode::NOT_MODIFIED
+    );
+    // A client that names the generation alone is taken at its word, as before.
+    assert_eq!(ask(format!("\"{g}\"")).await, StatusCode::NOT_MODIFIED);
 }
 
 #[tokio::test]

@@ -300,9 +300,10 @@ async fn simulate_agrees_with_the_engine_on_generated_data() {
     assert!(routed > 50, "only {routed} calls routed");
 }
 
-/// The super admin and a SIP edge's key pull the snapshot alike: 200, then 304 on its ETag.
+/// The super admin and a SIP edge's key pull the snapshot alike: 200, then 304 on its
+/// ETag, which names the generation and the payload's hash.
 #[tokio::test]
-async fn snapshot_pull_uses_the_generation_as_etag() {
+async fn snapshot_pull_uses_the_generation_and_payload_as_etag() {
     let t = TestApi::start().await;
     t.fixture().await;
     let g = t.publish().await;
@@ -313,9 +314,9 @@ async fn snapshot_pull_uses_the_generation_as_etag() {
         let r = t.get("/api/v1/routing/snapshot", key).await;
         assert_eq!(r.status, StatusCode::OK);
         let etag = r.headers["etag"].to_str().unwrap().to_string();
-        assert_eq!(etag, format!("\"{g}\""));
         let snap = warp_core::Snapshot::from_bytes(&r.bytes).unwrap();
         assert_eq!(snap.generation(), g);
+        assert_eq!(etag, format!("\"{g}.{:016x}\"", snap.payload_hash()));
         let req = Request::get("/api/v1/routing/snapshot")
             .header("authorization", format!("Bearer {key}"))
             .header("if-none-match", &etag)

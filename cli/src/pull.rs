@@ -130,10 +130,17 @@ async fn until_next_pull(every: Duration, spread: Duration, wake: &Notify) {
 /// generation (no 304) and what it sent verifies.
 async fn pull_once(client: &reqwest::Client, url: &str, key: &str, out: &Path) -> Result<String> {
     // What is there now, if it is a sound snapshot: a damaged one is replaced.
-    let current = Snapshot::open_verified(out).ok().map(|s| s.generation());
+    let held = Snapshot::open_verified(out)
+        .ok()
+        .map(|s| (s.generation(), s.payload_hash()));
+    let current = held.map(|(g, _)| g);
     let mut req = client.get(url).bearer_auth(key);
-    if let Some(g) = current {
-        req = req.header(reqwest::header::IF_NONE_MATCH, format!("\"{g}\""));
+    if let Some((g, payload)) = held {
+        // The payload too: a file compiled by hand may bear the API's number.
+        req = req.header(
+            reqwest::header::IF_NONE_MATCH,
+            format!("\"{g}.{payload:016x}\""),
+        );
     }
     let res = req.send().await.with_context(|| format!("GET {url}"))?;
     let status = res.status();

@@ -180,6 +180,26 @@ fn an_edge_pulls_each_new_generation_once_and_keeps_its_copy_when_a_pull_fails()
     );
 }
 
+/// A file compiled by hand on the edge (`warp compile` numbers a first file 1, as the
+/// API numbers its first) bears the API's number with other data: the pull replaces it.
+#[test]
+fn an_edge_file_with_the_apis_number_and_other_data_is_replaced() {
+    let api = Api::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("routing.snap");
+    let g = api.publish();
+    let by_hand = warp_core::snapshot::compile(&Default::default(), g).unwrap();
+    warp_core::snapshot::publish(&by_hand, &out).unwrap();
+    let pulled = pull(&api.url, &api.key("sip_edge"), &out);
+    assert!(pulled.status.success(), "{}", said(&pulled));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&api.published).unwrap(),
+        "{}",
+        said(&pulled)
+    );
+}
+
 /// A server that answers one request 200 with bytes that are no snapshot, as a
 /// misconfigured proxy in front of the API might.
 fn garbling_server() -> String {

@@ -5,6 +5,9 @@ mod changes;
 pub mod generations;
 pub mod notices;
 pub mod publisher;
+mod pull;
+
+pub use pull::snapshot;
 
 use crate::auth::roles::{Access, Class};
 use crate::auth::Principal;
@@ -12,15 +15,11 @@ use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_util::io::ReaderStream;
 use utoipa::ToSchema;
 use warp_core::model::MAX_RESULTS_MAX;
 use warp_core::{Number, Reject, RouteRequest};
@@ -179,118 +178,4 @@ pub async fn publish(State(st): State<AppState>, who: Principal) -> ApiResult<En
         generation,
         path: st.publisher.path().display().to_string(),
     }))
-}
-
-/// The current snapshot file, `ETag` = its generation; `If-None-Match` → 304.
-pub async fn snapshot(
-    State(st): State<AppState>,
-    who: Principal,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    // The file carries the trunks' password hashes (ha1): its own class, not open to
-    // every role that may simulate a call on it.
-    who.require(Class::Snapshot, Access::Read)?;
-    let path = st.publisher.path().to_path_buf();
-    let missing = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NO_SNAPSHOT",
-            "no routing snapshot has been published yet",
-        )
-    };
-    // One open file throughout: a publish renames another over the path meanwhile,
-    // and this answer stays the generation it read.
-    let opened = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path)?;
-        let snapshot =
-            warp_core::Snapshot::open_file(&file, &path).map_err(std::io::Error::other)?;
-        let len = file.metadata()?.len();
-        Ok::<_, std::io::Error>((file, snapshot.generation(), len))
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let (file, generation, len) = opened.map_err(|_| missing())?;
-    if let Some(answer) = already_held(&st, &headers, generation).await {
-        return Ok(answer);
-    }
-    // Streamed, not read whole: a fleet pulling the 212 MB file at once would hold a
-    // copy per edge. The edge verifies the checksum of what it got.
-    let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(file)));
-    Ok((
-        [
-            (ETAG, format!("\"{generation}\"")),
-            (CONTENT_TYPE, "application/octet-stream".to_string()),
-            (CONTENT_LENGTH, len.to_string()),
-        ],
-        body,
-    )
-        .into_response())
-}
-
-/// The newest generation `If-None-Match` names (`*` names `ours`), when it is `ours` or
-/// newer: the edge has this file already, or a newer one ([`already_held`] tells whether
-/// the cluster handed it out).
-fn newest_named(headers: &HeaderMap, ours: u64) -> Option<u64> {
-    let named = headers.get(IF_NONE_MATCH)?.to_str().ok()?;
-    named
-        .split(',')
-        .filter_map(|tag| match tag.trim() {
-            "*" => Some(ours),
-            tag => tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok(),
-        })
-        .filter(|&g| g >= ours)
-        .max()
-}
-
-/// A 304 for an edge that holds generation `ours`, or a newer one the cluster handed
-/// out (this instance is behind: it catches up at once). A newer one no instance ever
-/// handed out (a file compiled elsewhere, a cluster whose database was restored) is not
-/// the cluster's data: the edge is sent `ours` rather than kept on it for good.
-async fn already_held(st: &AppState, headers: &HeaderMap, ours: u64) -> Option<Response> {
-    let held = newest_named(headers, ours)?;
-    if held > ours {
-        match last_handed_out(st).await {
-            Some(last) if held > last => {
-                tracing::warn!(
-                    held,
-                    last,
-                    ours,
-                    "an edge holds a generation no instance handed out: sending it ours"
-                );
-                return None;
-            }
-            // Unknown (the database away): never risk sending an edge back.
-            _ => st.publisher.catch_up(),
-        }
-    }
-    Some((StatusCode::NOT_MODIFIED, [(ETAG, format!("\"{held}\""))]).into_response())
-}
-
-/// The last generation any instance handed out (0: none yet), or None when PostgreSQL
-/// cannot say.
-async fn last_handed_out(st: &AppState) -> Option<u64> {
-    let mut conn = st.pool.acquire().await.ok()?;
-    let last = generations::last_settled(&mut conn).await.ok()?;
-    Some(last.map_or(0, |l| l.generation))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn held(if_none_match: &str, ours: u64) -> Option<u64> {
-        let mut headers = HeaderMap::new();
-        headers.insert(IF_NONE_MATCH, if_none_match.parse().unwrap());
-        newest_named(&headers, ours)
-    }
-
-    #[test]
-    fn an_edge_holding_ours_or_newer_is_not_sent_the_file() {
-        assert_eq!(held("\"5\"", 5), Some(5));
-        assert_eq!(held("\"7\"", 5), Some(7));
-        assert_eq!(held("\"4\", \"9\"", 5), Some(9));
-        assert_eq!(held("*", 5), Some(5));
-        assert_eq!(held("\"4\"", 5), None);
-        assert_eq!(held("W/\"5\", \"x\", 5", 5), None);
-    }
 }
