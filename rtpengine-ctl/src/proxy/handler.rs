@@ -23,6 +23,9 @@ const OVERLOAD_REASONS: [&str; 2] = ["Parallel session limit reached", "Ran out 
 /// match its own).
 const DELETE_FOUND_NO_CALL: &str = "Call-ID not found or tags didn't match";
 
+/// What the proxy answers when no node took a command (or none answered).
+const NO_NODE: &str = "no rtpengine node available";
+
 /// The proxy's own `query`s (stale pins, interim QoS) in flight at once: a node that does
 /// not answer costs each of its calls the whole timeout, which one call after another
 /// would stretch the periodic checks far past their interval.
@@ -113,7 +116,7 @@ impl Handler {
                 return reply;
             }
         }
-        error_body(format, "no rtpengine node available")
+        error_body(format, NO_NODE)
     }
 
     async fn call_command(
@@ -125,49 +128,72 @@ impl Handler {
         body: &[u8],
         format: Format,
     ) -> Vec<u8> {
-        let pinned = match self.sticky.lookup(call_id).await {
+        let known = match self.sticky.lookup(call_id).await {
             Some(name) => self.pool.by_name(&name).cloned(),
             None => None,
         };
-        // Only a call not yet living on a live node may move; an existing call stays put
-        // (a draining node keeps its calls).
-        let movable = command == "offer" && !pinned.as_ref().is_some_and(|n| n.is_alive());
-        // A call this proxy has no pin for (it restarted without Redis, or the pin
-        // lapsed) is looked for on the nodes that may hold it, in turn.
-        let searching = pinned.is_none() && !movable;
-        let order: Vec<Arc<Node>> = match pinned {
-            Some(node) if !movable => vec![node],
-            _ if searching => self.pool.holders(set, call_id),
-            _ => self.pool.candidates(set, call_id),
-        };
-        let mut refused = None;
-        for node in order {
-            let reply = match self.forward(&node, body).await {
-                Ok(r) => r,
-                Err(e) if !movable => {
-                    let error = format!("rtpengine node {} did not answer: {e}", node.spec.name);
-                    if !searching {
-                        return error_body(format, &error);
-                    }
-                    refused = Some(error_body(format, &error));
-                    continue;
-                }
-                Err(_) => {
-                    node.metrics.failover();
-                    continue;
-                }
-            };
-            if !searching && !matches!(command, "offer" | "answer" | "delete") {
-                return reply;
+        let offer = command == "offer";
+        match known {
+            // Only a call not yet living on a live node may move; an existing call stays
+            // put (a draining node keeps its calls).
+            Some(node) if !offer || node.is_alive() => {
+                self.at_node(command, call_id, &node, request, body, format)
+                    .await
             }
+            None if !offer => match self.search(set, call_id, body, format).await {
+                Ok((node, reply)) => {
+                    self.found(command, call_id, &node, request, &reply).await;
+                    reply
+                }
+                Err(refused) => refused,
+            },
+            _ => self.place(set, call_id, request, body, format).await,
+        }
+    }
+
+    /// A command for a call whose node is known: there, and nowhere else.
+    async fn at_node(
+        &self,
+        command: &str,
+        call_id: &[u8],
+        node: &Node,
+        request: &Dict<'_>,
+        body: &[u8],
+        format: Format,
+    ) -> Vec<u8> {
+        let reply = match self.forward(node, body).await {
+            Ok(r) => r,
+            Err(e) => return no_answer(format, node, &e),
+        };
+        if matches!(command, "offer" | "answer" | "delete") {
+            if let Ok(parsed) = message::parse_body(&reply) {
+                self.after_reply(command, call_id, node, request, parsed)
+                    .await;
+            }
+        }
+        reply
+    }
+
+    /// A new call (or one whose node is dead): the nodes that take new calls, best first,
+    /// past those that do not answer or refuse it as overloaded.
+    async fn place(
+        &self,
+        set: u32,
+        call_id: &[u8],
+        request: &Dict<'_>,
+        body: &[u8],
+        format: Format,
+    ) -> Vec<u8> {
+        let mut refused = None;
+        for node in self.pool.candidates(set, call_id) {
+            let Ok(reply) = self.forward(&node, body).await else {
+                node.metrics.failover();
+                continue;
+            };
             let Ok(parsed) = message::parse_body(&reply) else {
                 return reply;
             };
-            if searching && is_unknown_call(&parsed) {
-                refused = Some(reply);
-                continue;
-            }
-            if movable && is_overload(&parsed) {
+            if is_overload(&parsed) {
                 let call_id = String::from_utf8_lossy(call_id);
                 tracing::info!(node = %node.spec.name, %call_id, "node refused a new call, trying the next");
                 node.metrics.failover();
@@ -175,19 +201,58 @@ impl Handler {
                 refused = Some(reply);
                 continue;
             }
-            if matches!(command, "offer" | "answer" | "delete") {
-                // An answer found this way is pinned again there; a delete is not: a
-                // repeated delete is found too (rtpengine keeps a deleted call for its
-                // delete delay), and must not write a second final record.
-                self.after_reply(command, call_id, &node, request, parsed)
-                    .await;
-            } else {
-                // Found by a query or the like: its later commands go straight there.
-                self.sticky.pin(call_id, &node.spec.name).await;
-            }
+            self.after_reply("offer", call_id, &node, request, parsed)
+                .await;
             return reply;
         }
-        refused.unwrap_or_else(|| error_body(format, "no rtpengine node available"))
+        refused.unwrap_or_else(|| error_body(format, NO_NODE))
+    }
+
+    /// A call this proxy has no pin for (it restarted without Redis, or the pin lapsed):
+    /// `body` to the nodes that may hold it, in turn, until one does not answer that it
+    /// has no such call: that node and its reply. When none has it, the last answer, or
+    /// why the last node gave none.
+    async fn search(
+        &self,
+        set: u32,
+        call_id: &[u8],
+        body: &[u8],
+        format: Format,
+    ) -> std::result::Result<(Arc<Node>, Vec<u8>), Vec<u8>> {
+        let mut refused = None;
+        for node in self.pool.holders(set, call_id) {
+            match self.forward(&node, body).await {
+                Ok(reply) if message::parse_body(&reply).is_ok_and(|d| is_unknown_call(&d)) => {
+                    refused = Some(reply)
+                }
+                Ok(reply) => return Ok((node, reply)),
+                Err(e) => refused = Some(no_answer(format, &node, &e)),
+            }
+        }
+        Err(refused.unwrap_or_else(|| error_body(format, NO_NODE)))
+    }
+
+    /// A call found by [`Handler::search`]: an answer pins it there again, a query or
+    /// the like too, so its later commands go straight there; a delete does not: a
+    /// repeated delete is found too (rtpengine keeps a deleted call for its delete
+    /// delay), and must not write a second final record.
+    async fn found(
+        &self,
+        command: &str,
+        call_id: &[u8],
+        node: &Node,
+        request: &Dict<'_>,
+        reply: &[u8],
+    ) {
+        let Ok(parsed) = message::parse_body(reply) else {
+            return;
+        };
+        if matches!(command, "answer" | "delete") {
+            self.after_reply(command, call_id, node, request, parsed)
+                .await;
+        } else {
+            self.sticky.pin(call_id, &node.spec.name).await;
+        }
     }
 
     async fn after_reply(
@@ -277,7 +342,7 @@ impl Handler {
             .filter(|n| n.spec.set == set && n.is_alive())
             .collect();
         if live.is_empty() {
-            return error_body(format, "no rtpengine node available");
+            return error_body(format, NO_NODE);
         }
         let (mut answered, mut failures) = (false, Vec::new());
         for node in live {
@@ -395,6 +460,12 @@ fn is_unknown_call(reply: &Dict<'_>) -> bool {
         Some("ok") => warning == Some(DELETE_FOUND_NO_CALL),
         _ => false,
     }
+}
+
+/// The error a client gets when the node of its call does not answer.
+fn no_answer(format: Format, node: &Node, e: &crate::error::Error) -> Vec<u8> {
+    let reason = format!("rtpengine node {} did not answer: {e}", node.spec.name);
+    error_body(format, &reason)
 }
 
 fn is_overload(reply: &Dict<'_>) -> bool {
