@@ -596,6 +596,44 @@ async fn a_delete_whose_pin_was_lost_reaches_the_calls_node() {
     );
 }
 
+/// A re-INVITE (an `offer` with a to-tag) that is the first command a proxy without the
+/// call's pin sees: placed by hash it would make a second call on a node that does not
+/// have this one, moving the media there and leaving the old session holding its ports.
+/// It is looked for like an answer, and reaches the call's node.
+#[tokio::test]
+async fn a_reinvite_whose_pin_was_lost_reaches_the_calls_node() {
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let p1 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c1 = client_for(&p1).await;
+    let id = call_preferring(&p1, "a", "reinvite");
+    c1.request(&admin("warp drain", Some("a"))).await.unwrap();
+    let offered = c1.send(&offer(&id)).await.unwrap();
+    c1.send(&answer(&id)).await.unwrap();
+    assert_eq!(calls_on(&b).await, vec![id.clone()]);
+    let p2 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], None).await;
+    let c2 = client_for(&p2).await;
+    let mut reinvite = offer(&id);
+    reinvite.0.call.to_tag = Some("callee".into());
+    let reoffered = c2.send(&reinvite).await.unwrap();
+    assert_eq!(calls_on(&a).await, Vec::<String>::new(), "no session on a");
+    assert_eq!(calls_on(&b).await, vec![id.clone()]);
+    assert_eq!(
+        media_port(&reoffered.sdp),
+        media_port(&offered.sdp),
+        "the call keeps its ports on b"
+    );
+    assert_eq!(
+        p2.handler.sticky.lookup(id.as_bytes()).await.as_deref(),
+        Some("b")
+    );
+    // A re-INVITE no node knows is placed as a new call, by hash.
+    let unknown = call_preferring(&p2, "a", "reinvite-unknown");
+    let mut stray = offer(&unknown);
+    stray.0.call.to_tag = Some("callee".into());
+    c2.send(&stray).await.unwrap();
+    assert_eq!(calls_on(&a).await, vec![unknown]);
+}
+
 #[tokio::test]
 async fn pins_are_shared_between_proxies_through_redis() {
     let redis = start_redis();

@@ -128,11 +128,19 @@ impl Handler {
         body: &[u8],
         format: Format,
     ) -> Vec<u8> {
-        let known = match self.sticky.lookup(call_id).await {
+        let mut known = match self.sticky.lookup(call_id).await {
             Some(name) => self.pool.by_name(&name).cloned(),
             None => None,
         };
         let offer = command == "offer";
+        // A re-INVITE without a pin is looked for like the call's other commands, but
+        // with a query: an offer makes the call on whichever node it reaches.
+        if known.is_none() && offer && is_reinvite(request) {
+            let found = self
+                .search(set, call_id, &query_body(call_id), format)
+                .await;
+            known = found.ok().map(|(node, _)| node);
+        }
         match known {
             // Only a call not yet living on a live node may move; an existing call stays
             // put (a draining node keeps its calls).
@@ -432,13 +440,27 @@ fn list_limit(request: &Dict<'_>) -> usize {
 }
 
 /// `query` for a call by its call-id as it came, UTF-8 or not.
-async fn query(node: &Node, call_id: &[u8]) -> Result<CallStats> {
+fn query_dict(call_id: &[u8]) -> Dict<'_> {
     let mut d = Dict::new();
     d.insert("command", "query");
     d.insert("call-id", call_id);
-    Ok(CallStats::parse(check_result(
-        node.client.request(&d).await?,
-    )?))
+    d
+}
+
+/// The `query` as a body to forward: bencode, as the nodes are asked.
+fn query_body(call_id: &[u8]) -> Vec<u8> {
+    crate::bencode::encode_dict(&query_dict(call_id))
+}
+
+/// The call's stats from `node`.
+async fn query(node: &Node, call_id: &[u8]) -> Result<CallStats> {
+    let reply = node.client.request(&query_dict(call_id)).await?;
+    Ok(CallStats::parse(check_result(reply)?))
+}
+
+/// An offer with a to-tag renegotiates a call already set up (a re-INVITE or UPDATE).
+fn is_reinvite(request: &Dict<'_>) -> bool {
+    (request.get("to-tag").and_then(Value::as_bytes)).is_some_and(|tag| !tag.is_empty())
 }
 
 fn uncached(body: Vec<u8>) -> Handled {
