@@ -5,6 +5,7 @@ pub mod config;
 mod cookieless;
 pub mod handler;
 mod in_flight;
+mod log_limit;
 pub mod metrics;
 pub mod pool;
 pub mod qos;

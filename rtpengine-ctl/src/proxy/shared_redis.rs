@@ -2,6 +2,7 @@
 //! a Redis that is down when the proxy starts is used once it comes up, and with short
 //! timeouts, because pins are read on the call path. Its outages are logged once each.
 
+use super::log_limit::OncePerMinute;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -46,8 +47,8 @@ pub struct SharedRedis {
     conn: ConnectionManager,
     /// While Redis is down: until when requests skip it.
     down: Mutex<Option<Instant>>,
-    /// When a command Redis refused was last logged (at most once a minute).
-    refusal_logged: Mutex<Option<Instant>>,
+    /// Commands Redis refused are logged at most once a minute.
+    refusal_log: OncePerMinute,
 }
 
 impl SharedRedis {
@@ -63,7 +64,7 @@ impl SharedRedis {
         Ok(SharedRedis {
             conn,
             down: Mutex::new(None),
-            refusal_logged: Mutex::new(None),
+            refusal_log: OncePerMinute::default(),
         })
     }
 
@@ -94,12 +95,7 @@ impl SharedRedis {
             }
             Err(e) => {
                 drop(down);
-                let mut logged = self
-                    .refusal_logged
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                    *logged = Some(Instant::now());
+                if self.refusal_log.due().is_some() {
                     tracing::warn!("redis refused a command: {e}");
                 }
                 Err(Failure::refusal(e))
