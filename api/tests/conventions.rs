@@ -700,11 +700,16 @@ async fn add_cdr(t: &TestApi, ban: &str, call: &str, at: &str, zone: &str) {
 
 /// The call ids of a CDR page, in order.
 fn call_ids(r: &common::Reply) -> Vec<&str> {
-    r.data()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["call_id"].as_str().unwrap())
+    cdr_fields(r, ["call_id"])
+        .into_iter()
+        .map(|[id]| id)
+        .collect()
+}
+
+/// The fields `names` of each CDR on the page `r`.
+fn cdr_fields<'r, const N: usize>(r: &'r common::Reply, names: [&str; N]) -> Vec<[&'r str; N]> {
+    (r.data().as_array().unwrap().iter())
+        .map(|c| names.map(|k| c[k].as_str().unwrap()))
         .collect()
 }
 
@@ -1114,13 +1119,7 @@ async fn infinite_cdr_timestamps_are_written_not_a_panic() {
     let key = t.key("read_only", Some("C1")).await;
     let r = t.get("/api/v1/customers/C1/cdrs", &key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let stamps: Vec<[&str; 3]> = r
-        .data()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| ["start_stamp", "answer_stamp", "end_stamp"].map(|k| c[k].as_str().unwrap()))
-        .collect();
+    let stamps = cdr_fields(&r, ["start_stamp", "answer_stamp", "end_stamp"]);
     assert_eq!(
         stamps,
         [
@@ -1160,12 +1159,6 @@ async fn a_nan_amount_is_written_not_a_server_fault() {
     let key = t.key("read_only", Some("C1")).await;
     let r = t.get("/api/v1/customers/C1/cdrs", &key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let amounts: Vec<[&str; 2]> = r
-        .data()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| ["customer_rate", "customer_charge"].map(|k| c[k].as_str().unwrap()))
-        .collect();
+    let amounts = cdr_fields(&r, ["customer_rate", "customer_charge"]);
     assert_eq!(amounts, [["0.010000000", "0.011000"], ["NaN", "NaN"]]);
 }

@@ -124,16 +124,10 @@ async fn reprice(app: &Router, rate: &str) {
     let rows = format!("/api/v1/rate-decks/{deck}/rows");
     let (_, rows_now) = call(app, "GET", &rows, None).await;
     let row = rows_now["data"][0]["id"].as_i64().unwrap();
-    let zones = [
-        "interstate",
-        "intrastate",
-        "local",
-        "zone1",
-        "tollfree",
-        "international",
-    ];
-    let body: serde_json::Map<String, Value> =
-        zones.iter().map(|z| (z.to_string(), json!(rate))).collect();
+    // A deck row has a column per zone, named as the zone in lower case.
+    let body: serde_json::Map<String, Value> = (warp_core::Zone::ALL.iter())
+        .map(|z| (z.as_str().to_lowercase(), json!(rate)))
+        .collect();
     let (status, answer) = call(app, "PATCH", &format!("{rows}/{row}"), Some(body.into())).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }

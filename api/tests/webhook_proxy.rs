@@ -37,11 +37,10 @@ async fn deliveries_do_not_go_through_a_proxy_from_the_environment() {
         std::env::set_var(var, &proxy_url);
     }
     // Private destinations are not allowed (the default).
-    let t = TestApi::with(|k| match k {
-        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
-        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
-        _ => None,
-    })
+    let t = TestApi::with_vars(&[
+        ("WARP_WEBHOOK_POLL_MS", "20"),
+        ("WARP_WEBHOOK_MAX_ATTEMPTS", "1"),
+    ])
     .await;
     t.fixture().await;
     let r = t

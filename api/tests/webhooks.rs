@@ -101,16 +101,14 @@ fn refused() -> String {
 }
 
 async fn api(max_attempts: &str) -> TestApi {
-    let max_attempts = max_attempts.to_string();
-    TestApi::with(move |k| match k {
-        "WARP_WEBHOOK_TIMEOUT_MS" => Some("300".into()),
-        "WARP_WEBHOOK_BACKOFF_MS" => Some("20".into()),
-        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
-        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some(max_attempts.clone()),
+    TestApi::with_vars(&[
+        ("WARP_WEBHOOK_TIMEOUT_MS", "300"),
+        ("WARP_WEBHOOK_BACKOFF_MS", "20"),
+        ("WARP_WEBHOOK_POLL_MS", "20"),
+        ("WARP_WEBHOOK_MAX_ATTEMPTS", max_attempts),
         // The receivers are on 127.0.0.1.
-        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
-        _ => None,
-    })
+        ("WARP_WEBHOOK_ALLOW_PRIVATE", "1"),
+    ])
     .await
 }
 
@@ -472,12 +470,11 @@ async fn a_subscription_gets_only_the_events_its_role_may_read() {
 #[tokio::test]
 async fn a_delivery_is_shown_and_sent_only_to_roles_that_may_read_it() {
     // Nothing is delivered until a second instance starts: what is queued stays pending.
-    let t = TestApi::with(|k| match k {
-        "WARP_WEBHOOK_POLL_MS" => Some("3600000".into()),
-        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
-        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
-        _ => None,
-    })
+    let t = TestApi::with_vars(&[
+        ("WARP_WEBHOOK_POLL_MS", "3600000"),
+        ("WARP_WEBHOOK_MAX_ATTEMPTS", "1"),
+        ("WARP_WEBHOOK_ALLOW_PRIVATE", "1"),
+    ])
     .await;
     t.fixture().await;
     let dev = t.key("developer", Some("C1")).await;
@@ -538,11 +535,10 @@ async fn a_delivery_is_shown_and_sent_only_to_roles_that_may_read_it() {
 #[tokio::test]
 async fn a_subscription_cannot_be_moved_to_another_customer() {
     // Nothing is delivered: what is queued stays pending.
-    let t = TestApi::with(|k| match k {
-        "WARP_WEBHOOK_POLL_MS" => Some("3600000".into()),
-        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
-        _ => None,
-    })
+    let t = TestApi::with_vars(&[
+        ("WARP_WEBHOOK_POLL_MS", "3600000"),
+        ("WARP_WEBHOOK_ALLOW_PRIVATE", "1"),
+    ])
     .await;
     t.fixture().await;
     let c1 = t.key("customer_admin", Some("C1")).await;
@@ -688,13 +684,12 @@ async fn timeouts_and_refused_connections_are_retried_then_marked_failed() {
 
 #[tokio::test]
 async fn a_receiver_that_never_answers_does_not_hold_up_the_others() {
-    let t = TestApi::with(|k| match k {
-        "WARP_WEBHOOK_TIMEOUT_MS" => Some("5000".into()),
-        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
-        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
-        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
-        _ => None,
-    })
+    let t = TestApi::with_vars(&[
+        ("WARP_WEBHOOK_TIMEOUT_MS", "5000"),
+        ("WARP_WEBHOOK_POLL_MS", "20"),
+        ("WARP_WEBHOOK_MAX_ATTEMPTS", "1"),
+        ("WARP_WEBHOOK_ALLOW_PRIVATE", "1"),
+    ])
     .await;
     t.fixture().await;
     // More events for the silent receiver than one claim takes, each attempt waiting
@@ -729,11 +724,10 @@ async fn a_receiver_that_never_answers_does_not_hold_up_the_others() {
 #[tokio::test]
 async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
     // The operator has not allowed private destinations (the default).
-    let t = TestApi::with(|k| match k {
-        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
-        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
-        _ => None,
-    })
+    let t = TestApi::with_vars(&[
+        ("WARP_WEBHOOK_POLL_MS", "20"),
+        ("WARP_WEBHOOK_MAX_ATTEMPTS", "1"),
+    ])
     .await;
     t.fixture().await;
     let (r, by_address) = receiver(0).await;
@@ -789,11 +783,10 @@ async fn destinations_in_the_apis_own_network_are_refused_unless_allowed() {
 /// addresses it resolved to, which would map that network's names.
 #[tokio::test]
 async fn a_refused_name_does_not_show_its_subscriber_where_it_resolved() {
-    let t = TestApi::with(|k| match k {
-        "WARP_WEBHOOK_POLL_MS" => Some("20".into()),
-        "WARP_WEBHOOK_MAX_ATTEMPTS" => Some("1".into()),
-        _ => None,
-    })
+    let t = TestApi::with_vars(&[
+        ("WARP_WEBHOOK_POLL_MS", "20"),
+        ("WARP_WEBHOOK_MAX_ATTEMPTS", "1"),
+    ])
     .await;
     t.fixture().await;
     let c1 = t.key("customer_admin", Some("C1")).await;
@@ -955,12 +948,11 @@ async fn unknown_filter_values_are_a_400_naming_the_filter() {
 async fn pending_deliveries_survive_a_restart_of_the_api() {
     // The first instance polls once at start and then not for an hour: what it queues
     // stays pending in PostgreSQL.
-    let t = TestApi::with(|k| match k {
-        "WARP_WEBHOOK_POLL_MS" => Some("3600000".into()),
-        "WARP_WEBHOOK_BACKOFF_MS" => Some("20".into()),
-        "WARP_WEBHOOK_ALLOW_PRIVATE" => Some("1".into()),
-        _ => None,
-    })
+    let t = TestApi::with_vars(&[
+        ("WARP_WEBHOOK_POLL_MS", "3600000"),
+        ("WARP_WEBHOOK_BACKOFF_MS", "20"),
+        ("WARP_WEBHOOK_ALLOW_PRIVATE", "1"),
+    ])
     .await;
     t.fixture().await;
     let (r, url) = receiver(1).await;

@@ -51,6 +51,16 @@ impl TestApi {
     }
 
     /// Starts with extra environment (`WARP_...`) answered by `env`.
+    /// [`TestApi::with`] these settings, as (variable, value).
+    pub async fn with_vars(vars: &[(&str, &str)]) -> Self {
+        Self::with(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, value)| value.to_string())
+        })
+        .await
+    }
+
     pub async fn with(env: impl Fn(&str) -> Option<String>) -> Self {
         let pg = Postgres::start().expect("start a private PostgreSQL");
         let dir = tempfile::tempdir().unwrap();
