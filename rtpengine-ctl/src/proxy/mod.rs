@@ -2,7 +2,7 @@
 //! spreads calls over a pool of rtpengine nodes.
 
 pub mod config;
-mod cookieless;
+mod dropped;
 pub mod handler;
 mod in_flight;
 mod log_limit;
@@ -16,7 +16,7 @@ pub mod sticky;
 
 use crate::error::{Error, Result};
 use config::ProxyConfig;
-use cookieless::Cookieless;
+use dropped::Dropped;
 use handler::Handler;
 use in_flight::InFlight;
 use pool::Pool;
@@ -60,7 +60,7 @@ impl Proxy {
         let handler = Arc::new(Handler::new(pool, sticky, qos));
         let mut tasks = JoinSet::new();
         let in_flight = InFlight::default();
-        let cookieless = Cookieless::default();
+        let cookieless = Dropped::new("without cookie");
 
         let mut ng_addrs = Vec::new();
         for listen in &config.listen {

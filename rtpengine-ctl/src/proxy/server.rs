@@ -1,7 +1,7 @@
 //! The UDP ng listener: one task per request, each looked up in the retransmission
 //! cache first.
 
-use super::cookieless::Cookieless;
+use super::dropped::Dropped;
 use super::handler::{error_body, Handler};
 use super::in_flight::InFlight;
 use super::reply_cache::{ReplyCache, Seen};
@@ -21,7 +21,7 @@ pub async fn serve_udp(
     socket: UdpSocket,
     set: u32,
     in_flight: InFlight,
-    cookieless: Cookieless,
+    cookieless: Dropped,
 ) {
     let socket = Arc::new(socket);
     let cache = ReplyCache::new();

@@ -1,6 +1,6 @@
-//! Datagrams the ng listener drops for want of a cookie (junk traffic, a scanner):
-//! counted for the metrics, and logged at most once a minute with how many went unnamed
-//! since, so that a flood of them does not flood the log too.
+//! Datagrams the ng listener drops unanswered, one counter per reason (no cookie: junk
+//! traffic, a scanner): counted for the metrics, and logged at most once a minute with
+//! how many went unnamed since, so that a flood of them does not flood the log too.
 
 use super::log_limit::OncePerMinute;
 use std::net::SocketAddr;
@@ -8,16 +8,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Shared by every listen socket.
-#[derive(Debug, Clone, Default)]
-pub struct Cookieless(Arc<Counts>);
+#[derive(Debug, Clone)]
+pub struct Dropped(Arc<Counts>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counts {
+    why: &'static str,
     dropped: AtomicU64,
     log: OncePerMinute,
 }
 
-impl Cookieless {
+impl Dropped {
+    /// `why` ends the log line's "dropping datagram …".
+    pub fn new(why: &'static str) -> Dropped {
+        Dropped(Arc::new(Counts {
+            why,
+            dropped: AtomicU64::new(0),
+            log: OncePerMinute::default(),
+        }))
+    }
+
     /// Counts one datagram of `len` bytes from `peer`, dropped; names it in the log
     /// unless a line did within the last minute.
     pub fn dropped(&self, peer: SocketAddr, len: usize) {
@@ -26,7 +36,8 @@ impl Cookieless {
             tracing::warn!(
                 %peer,
                 len,
-                "dropping datagram without cookie ({unnamed} more dropped since the last such line)"
+                "dropping datagram {} ({unnamed} more dropped since the last such line)",
+                self.0.why
             );
         }
     }
