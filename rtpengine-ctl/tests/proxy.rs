@@ -1144,6 +1144,91 @@ async fn datagrams_without_a_cookie_are_counted_not_each_logged() {
     );
 }
 
+/// Sends `request` under `cookie` from `source` to `proxy`; its reply, if one comes
+/// within half a second.
+async fn ask_from(
+    source: &tokio::net::UdpSocket,
+    proxy: std::net::SocketAddr,
+    cookie: &str,
+    request: &Dict<'_>,
+) -> Option<Dict<'static>> {
+    let body = warp_rtpengine::message::Format::Bencode
+        .encode(request)
+        .unwrap();
+    let datagram = warp_rtpengine::message::frame(cookie.as_bytes(), &body);
+    source.send_to(&datagram, proxy).await.unwrap();
+    let mut buf = vec![0u8; 70000];
+    let n = tokio::time::timeout(Duration::from_millis(500), source.recv(&mut buf))
+        .await
+        .ok()?
+        .unwrap();
+    let reply = buf[..n].strip_prefix(format!("{cookie} ").as_bytes());
+    Some(
+        decode_dict(reply.expect("reply carries the cookie"))
+            .unwrap()
+            .into_owned(),
+    )
+}
+
+/// With `--allow`, a source outside every listed network gets no answer at all, not
+/// even to the proxy's own admin commands (a reply would confirm the port to a
+/// scanner); it is counted, and logged once a minute at most. 127.0.0.1 and 127.0.0.2
+/// are both loopback: one proxy, two sources.
+#[tokio::test]
+async fn only_sources_the_allow_list_names_are_answered() {
+    let logs = Logs::capture();
+    let a = Rtpengine::start();
+    let p = Proxy::start(ProxyConfig {
+        allow: vec!["127.0.0.2/32".parse().unwrap()],
+        ..config(vec![node("a", &a, 1)], None)
+    })
+    .await
+    .unwrap();
+    let addr = p.ng_addrs[0];
+    let edge = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+
+    let pong = ask_from(&edge, addr, "e1", &Ping.to_dict()).await;
+    assert_eq!(pong.unwrap().get_str("result"), Some("pong"));
+    let placed = ask_from(&edge, addr, "e2", &offer("from-the-edge").to_dict()).await;
+    assert_eq!(placed.unwrap().get_str("result"), Some("ok"));
+    assert_eq!(calls_on(&a).await, ["from-the-edge"]);
+
+    let strangers_offer = offer("from-a-stranger");
+    let refused = [
+        ("s1", Ping.to_dict()),
+        ("s2", admin("warp drain", Some("a"))),
+        ("s3", strangers_offer.to_dict()),
+    ];
+    for (cookie, request) in &refused {
+        let reply = ask_from(&stranger, addr, cookie, request).await;
+        assert!(reply.is_none(), "{cookie} answered: {reply:?}");
+    }
+    assert_eq!(calls_on(&a).await, ["from-the-edge"], "no call placed");
+    let nodes = ask_from(&edge, addr, "e3", &admin("warp nodes", None))
+        .await
+        .unwrap();
+    let a_state = nodes.get_list("nodes").unwrap()[0]
+        .as_dict()
+        .unwrap()
+        .clone();
+    assert_eq!(a_state.get_int("draining"), Some(0), "not drained");
+
+    let metrics = http_get(p.metrics_addr.unwrap()).await;
+    assert!(
+        metrics.contains("\nwarp_rtpengine_datagrams_refused_total 3\n"),
+        "{metrics}"
+    );
+    let logged = logs.take();
+    let lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("not allowed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{logged}");
+    let source = stranger.local_addr().unwrap().to_string();
+    assert!(lines[0].contains(&source), "{logged}");
+}
+
 #[tokio::test]
 async fn retransmitted_offer_is_answered_once() {
     let a = Rtpengine::start();

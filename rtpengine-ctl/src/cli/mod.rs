@@ -8,6 +8,7 @@ use crate::commands::{
     check_result, Answer, Command, Delete, Dtls, GetStatistics, Ice, List, MediaRequest, Offer,
     Ping, Query, Target, TransportProtocol,
 };
+use crate::proxy::allow::Network;
 use crate::proxy::config::{ListenSpec, NodeSpec, ProxyConfig};
 use crate::proxy::handler::{CMD_DRAIN, CMD_NODES, CMD_UNDRAIN};
 use crate::{json, Client, Endpoint, Options};
@@ -212,6 +213,10 @@ struct ProxyArgs {
     /// ng listen address, HOST:PORT[=SET] (repeatable).
     #[arg(long, default_value = "127.0.0.1:2223")]
     listen: Vec<ListenSpec>,
+    /// Network whose ng requests are answered, ADDRESS[/PREFIX] (repeatable); others are
+    /// dropped unanswered. None: every source is answered.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<Network>,
     /// rtpengine node, [NAME=]HOST:PORT[,weight=N][,set=N] (repeatable).
     #[arg(long = "node", required = true)]
     nodes: Vec<NodeSpec>,
@@ -469,6 +474,7 @@ impl MediaArgs {
 async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let config = ProxyConfig {
         listen: args.listen,
+        allow: args.allow,
         nodes: args.nodes,
         redis_url: args.redis,
         metrics: args.metrics,
@@ -482,6 +488,7 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     };
     tracing::info!(
         listen = ?config.listen,
+        allow = ?config.allow,
         nodes = ?config.nodes,
         redis = config.redis_url.as_deref().map(warp_redact::mask_password).as_deref(),
         metrics = ?config.metrics,
@@ -556,6 +563,19 @@ mod tests {
             "a=127.0.0.1:1,weight=2",
         ])
         .unwrap();
+        let proxy = |allow: &str| {
+            let args = ["warp-rtpengine", "proxy", "--node", "127.0.0.1:1"];
+            Cli::try_from_args(args.into_iter().chain(["--allow", "::1", "--allow", allow]))
+        };
+        proxy("10.0.0.0/8").unwrap();
+        let refused = proxy("10.0.0.5/8").unwrap_err();
+        assert_eq!(refused.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(
+            refused.to_string().contains(
+                "invalid value '10.0.0.5/8' for '--allow <CIDR>': 10.0.0.5/8: host bits are set"
+            ),
+            "{refused}"
+        );
         assert!(Cli::try_from_args([
             "warp-rtpengine",
             "offer",

@@ -1,5 +1,7 @@
-//! Proxy configuration: listeners, nodes, timers. Parsed from the command line / environment.
+//! Proxy configuration: listeners and the sources they answer, nodes, timers. Parsed from
+//! the command line / environment.
 
+use super::allow::Network;
 use crate::transport::Options;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -79,6 +81,8 @@ impl FromStr for ListenSpec {
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub listen: Vec<ListenSpec>,
+    /// Sources the ng listeners answer; none listed: every source.
+    pub allow: Vec<Network>,
     pub nodes: Vec<NodeSpec>,
     pub redis_url: Option<String>,
     pub metrics: Option<SocketAddr>,
@@ -118,6 +122,7 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             listen: Vec::new(),
+            allow: Vec::new(),
             nodes: Vec::new(),
             redis_url: None,
             metrics: None,

@@ -152,6 +152,8 @@ pub struct Totals {
     pub qos_refused: u64,
     /// ng datagrams dropped for want of a cookie.
     pub datagrams_without_cookie: u64,
+    /// ng datagrams dropped for coming from a source `--allow` does not list.
+    pub datagrams_refused: u64,
 }
 
 /// The whole exposition for a set of nodes and the proxy's totals; each family's samples
@@ -174,6 +176,10 @@ pub fn render<'a>(nodes: impl Iterator<Item = &'a NodeMetrics> + Clone, totals: 
         (
             "warp_rtpengine_datagrams_without_cookie_total",
             totals.datagrams_without_cookie,
+        ),
+        (
+            "warp_rtpengine_datagrams_refused_total",
+            totals.datagrams_refused,
         ),
     ] {
         let _ = writeln!(out, "# TYPE {family} counter\n{family} {value}");
@@ -313,6 +319,7 @@ mod tests {
             qos_dropped: 7,
             qos_refused: 3,
             datagrams_without_cookie: 5,
+            datagrams_refused: 2,
         };
         let text = render([&a, &b].into_iter(), totals);
         let mut seen: Vec<&str> = Vec::new();
@@ -329,7 +336,7 @@ mod tests {
                 seen.push(f);
             }
         }
-        assert_eq!(seen.len(), 10, "{text}");
+        assert_eq!(seen.len(), 11, "{text}");
         assert!(text.contains("warp_rtpengine_node_requests_total{node=\"a\"} 1\n"));
         assert!(text.contains("warp_rtpengine_node_errors_total{node=\"b\"} 1\n"));
         assert!(text.contains("warp_rtpengine_node_up{node=\"b\"} 0\n"));
@@ -338,6 +345,7 @@ mod tests {
         assert!(text.contains("warp_rtpengine_qos_dropped_total 7\n"));
         assert!(text.contains("warp_rtpengine_qos_refused_total 3\n"));
         assert!(text.contains("warp_rtpengine_datagrams_without_cookie_total 5\n"));
+        assert!(text.contains("warp_rtpengine_datagrams_refused_total 2\n"));
     }
 
     /// What the listener answers `request` (sent whole, then the write side shut).

@@ -1,6 +1,7 @@
 //! The ng proxy: Kamailio (or any ng client) talks to it as if it were one rtpengine; it
 //! spreads calls over a pool of rtpengine nodes.
 
+pub mod allow;
 pub mod config;
 mod dropped;
 pub mod handler;
@@ -15,6 +16,7 @@ mod shared_redis;
 pub mod sticky;
 
 use crate::error::{Error, Result};
+use allow::AllowList;
 use config::ProxyConfig;
 use dropped::Dropped;
 use handler::Handler;
@@ -61,6 +63,7 @@ impl Proxy {
         let mut tasks = JoinSet::new();
         let in_flight = InFlight::default();
         let cookieless = Dropped::new("without cookie");
+        let allow = AllowList::new(&config.allow);
 
         let mut ng_addrs = Vec::new();
         for listen in &config.listen {
@@ -71,6 +74,7 @@ impl Proxy {
                 socket,
                 listen.set,
                 in_flight.clone(),
+                allow.clone(),
                 cookieless.clone(),
             );
             tasks.spawn(serve);
@@ -80,13 +84,14 @@ impl Proxy {
             Some(addr) => {
                 let listener = TcpListener::bind(addr).await?;
                 let bound = listener.local_addr()?;
-                let (h, cookieless) = (handler.clone(), cookieless.clone());
+                let (h, cookieless, allow) = (handler.clone(), cookieless.clone(), allow.clone());
                 let render = Arc::new(move || {
                     let qos = h.qos.as_ref();
                     let totals = metrics::Totals {
                         qos_dropped: qos.map_or(0, |q| q.dropped()),
                         qos_refused: qos.map_or(0, |q| q.refused()),
                         datagrams_without_cookie: cookieless.total(),
+                        datagrams_refused: allow.refused(),
                     };
                     metrics::render(h.pool.nodes.iter().map(|n| &n.metrics), totals)
                 });

@@ -1,6 +1,8 @@
-//! The UDP ng listener: one task per request, each looked up in the retransmission
-//! cache first.
+//! The UDP ng listener: a datagram from a source not allowed, or without a cookie, is
+//! dropped as it is read; then one task per request, each looked up in the
+//! retransmission cache first.
 
+use super::allow::AllowList;
 use super::dropped::Dropped;
 use super::handler::{error_body, Handler};
 use super::in_flight::InFlight;
@@ -21,6 +23,7 @@ pub async fn serve_udp(
     socket: UdpSocket,
     set: u32,
     in_flight: InFlight,
+    allow: AllowList,
     cookieless: Dropped,
 ) {
     let socket = Arc::new(socket);
@@ -34,6 +37,10 @@ pub async fn serve_udp(
                 continue;
             }
         };
+        // Before any parsing: answering a stranger's ping would confirm the port.
+        if !allow.admits(peer, n) {
+            continue;
+        }
         let Ok((cookie, body)) = message::split(&buf[..n]) else {
             // Without a cookie there is nothing a client could match a reply to.
             cookieless.dropped(peer, n);
