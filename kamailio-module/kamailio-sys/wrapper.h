@@ -1,11 +1,13 @@
 /* The part of Kamailio's core and module API that warp.so uses. */
 #include "core/sr_module.h"
+#include "core/async_task.h"
 #include "core/mod_fix.h"
 #include "core/kemi.h"
 #include "core/rpc.h"
 #include "core/pvar.h"
 #include "core/dset.h"
 #include "core/pt.h"
+#include "core/receive.h"
 #include "core/route.h"
 #include "core/script_cb.h"
 #include "core/timer.h"

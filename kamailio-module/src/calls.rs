@@ -93,7 +93,8 @@ pub fn init() -> Result<(), String> {
     if unsafe {
         k::register_script_cb(
             Some(request_done),
-            k::POST_SCRIPT_CB | k::REQUEST_CB,
+            // FAILURE_CB: a request tm resumed (`async_task_route()`) ends as one.
+            k::POST_SCRIPT_CB | k::REQUEST_CB | k::FAILURE_CB,
             null_mut(),
         )
     } < 0
@@ -195,7 +196,8 @@ pub fn routed(msg: &SipMsg, admission: Option<Admission>) {
     release(earlier.and_then(|p| p.admission));
 }
 
-/// After every request route: a call no dialog took gives its place back.
+/// After every request route (and failure route): a call no dialog took gives its
+/// place back.
 unsafe extern "C" fn request_done(_msg: *mut k::sip_msg, _flags: c_uint, _: *mut c_void) -> c_int {
     guard::entry("post-script callback", 1, || {
         release(pending().take().and_then(|p| p.admission));

@@ -9,6 +9,7 @@ use crate::sipmsg::{AniSource, SipMsg};
 use std::cell::RefCell;
 use std::fmt::Write;
 use warp_core::money::Amount;
+use warp_core::Number;
 
 /// The names `$warp(...)` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,8 @@ struct State {
     unstored: bool,
     /// `warp_redirect()` made the later attempts branches already.
     redirected: bool,
+    /// The number `warp_needs_dip()` found the call would be dipped for.
+    dip: Option<Number>,
     /// `$warp(vendor_rate)` and `$warp(customer_rate)` as text, formatted when read:
     /// one buffer each, so a script comparing the two reads both intact.
     rates: [String; 2],
@@ -115,6 +118,7 @@ impl State {
             self.later = None;
             self.unstored = false;
             self.redirected = false;
+            self.dip = None;
         }
     }
 
@@ -170,6 +174,23 @@ pub fn ha1(msg: &SipMsg) -> Option<(String, String)> {
 /// Whether the script vouched for `msg`'s credentials ([`set_authenticated`]).
 pub fn authenticated(msg: &SipMsg) -> bool {
     STATE.with_borrow(|s| s.msg == Some(msg.identity()) && s.authenticated)
+}
+
+/// `msg`'s call would be dipped for `number` (None: it would not).
+pub fn set_dip(msg: &SipMsg, number: Option<Number>) {
+    STATE.with_borrow_mut(|s| {
+        s.enter(msg);
+        s.dip = number;
+    });
+}
+
+/// The number [`set_dip`] said `msg`'s call would be dipped for, taken.
+pub fn take_dip(msg: &SipMsg) -> Option<Number> {
+    STATE.with_borrow_mut(|s| {
+        (s.msg == Some(msg.identity()))
+            .then(|| s.dip.take())
+            .flatten()
+    })
 }
 
 /// The trunk `msg` came from, and its customer.

@@ -9,6 +9,7 @@ use crate::params;
 use crate::reply;
 use crate::sipmsg::SipMsg;
 use crate::stats::{self, Func, Outcome};
+use crate::tm;
 use kamailio_sys as k;
 use std::any::Any;
 use std::ffi::{c_char, c_int};
@@ -43,14 +44,30 @@ pub fn fault_point(point: &str) {
     }
 }
 
+/// What a script function's body gives the script, as its return code.
+pub trait Verdict {
+    fn code(self) -> c_int;
+}
+
+/// True or false: 1 or -1.
+impl Verdict for bool {
+    fn code(self) -> c_int {
+        if self {
+            1
+        } else {
+            -1
+        }
+    }
+}
+
 /// Runs kamailio.cfg's script function `func` for `msg` and maps its result to the
-/// script's return code: `Ok(true)` → 1, `Ok(false)` → -1, `Err` → -2 (logged, with
+/// script's return code: `Ok(v)` → `v`'s ([`Verdict`]), `Err` → -2 (logged, with
 /// the fallback reply in `$warp(code)`/`$warp(reason)`). A panic
 /// answers the request with the fallback reply and returns 0, which ends the script.
-pub fn script(
+pub fn script<V: Verdict>(
     func: Func,
     msg: *mut k::sip_msg,
-    body: impl FnOnce(&SipMsg) -> Result<bool, String>,
+    body: impl FnOnce(&SipMsg) -> Result<V, String>,
 ) -> c_int {
     run(func, msg, body, Caller::Cfg)
 }
@@ -58,10 +75,10 @@ pub fn script(
 /// [`script`] for a KEMI export. A KEMI script goes on whatever a function returns, so
 /// a panic sends no reply (the script would send its own after it): it returns -2 with
 /// the fallback reply in `$warp(code)`/`$warp(reason)`, for the script's refusal branch.
-pub fn kemi(
+pub fn kemi<V: Verdict>(
     func: Func,
     msg: *mut k::sip_msg,
-    body: impl FnOnce(&SipMsg) -> Result<bool, String>,
+    body: impl FnOnce(&SipMsg) -> Result<V, String>,
 ) -> c_int {
     run(func, msg, body, Caller::Kemi)
 }
@@ -72,10 +89,10 @@ enum Caller {
     Kemi,
 }
 
-fn run(
+fn run<V: Verdict>(
     func: Func,
     msg: *mut k::sip_msg,
-    body: impl FnOnce(&SipMsg) -> Result<bool, String>,
+    body: impl FnOnce(&SipMsg) -> Result<V, String>,
     caller: Caller,
 ) -> c_int {
     // SAFETY: `msg` is what the core passed to the calling entry point.
@@ -93,13 +110,9 @@ fn run(
     }));
     let took = started.elapsed();
     match result {
-        Ok(Ok(done)) => {
+        Ok(Ok(verdict)) => {
             stats::record(func, Outcome::Done, took);
-            if done {
-                1
-            } else {
-                -1
-            }
+            verdict.code()
         }
         Ok(Err(e)) => {
             stats::record(func, Outcome::Error, took);
@@ -136,12 +149,12 @@ fn run(
 ///
 /// # Safety
 /// `param` must be the `fparam_t` `fixup_spve_null` built for the calling site.
-pub unsafe fn script_with_param(
+pub unsafe fn script_with_param<V: Verdict>(
     func: Func,
     msg: *mut k::sip_msg,
     param: *mut c_char,
     what: &str,
-    body: impl FnOnce(&SipMsg, &str) -> Result<bool, String>,
+    body: impl FnOnce(&SipMsg, &str) -> Result<V, String>,
 ) -> c_int {
     script(func, msg, |m| {
         // SAFETY: see above; the value lives while the core handles `msg`. Copied: it
@@ -168,7 +181,12 @@ fn set_fallback(func: Func, msg: &SipMsg, why: String) {
 fn in_its_routes(func: Func) -> Result<(), String> {
     let (routes, names) = func.routes();
     // SAFETY: the core sets `route_type` before running any route of this process.
-    if unsafe { k::route_type } & routes as c_int == 0 {
+    let running = unsafe { k::route_type };
+    // A request tm resumes (`async_task_route()`) runs as a failure_route, but what it
+    // does is the request route's: its end, or its dialog, still settles the call.
+    let resumed_request =
+        running == k::FAILURE_ROUTE as c_int && routes & k::REQUEST_ROUTE != 0 && tm::resumed();
+    if running & routes as c_int == 0 && !resumed_request {
         return Err(format!("{}() runs in {names} only", func.name()));
     }
     Ok(())

@@ -14,6 +14,7 @@ mod cdr_spool;
 mod cluster_calls;
 mod core_cell;
 mod decision;
+mod dip_async;
 mod dno;
 mod endpoint;
 mod failover;

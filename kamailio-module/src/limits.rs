@@ -397,14 +397,23 @@ fn opens_window(window: u64, now: u64) -> bool {
 /// cost a dip a call, and a worker's wait on each). CPS counted in Redis
 /// (`cluster_cps`) is left to [`admit`]. A refusal counts as [`admit`]'s do.
 pub fn check(trunk: &TrunkView<'_>) -> Result<(), Exceeded> {
-    let Some(table) = TABLE.get() else {
-        return Ok(());
-    };
+    reached(trunk, refused).map_or(Ok(()), Err)
+}
+
+/// [`check`] counting no refusal: whether a call would be refused before its dip.
+pub fn full(trunk: &TrunkView<'_>) -> bool {
+    reached(trunk, |_, _, why| why).is_some()
+}
+
+/// The limit `trunk` is at by [`check`]'s rule, told to `seen` first.
+fn reached(
+    trunk: &TrunkView<'_>,
+    seen: impl FnOnce(&Table, &Slot, Exceeded) -> Exceeded,
+) -> Option<Exceeded> {
+    let table = TABLE.get()?;
     let key = key(trunk.id);
     // Held while read, so a slot reclaimed meanwhile is never read as this trunk's.
-    let Some(held) = table.find(key).and_then(|i| table.try_hold(i, key)) else {
-        return Ok(());
-    };
+    let held = table.find(key).and_then(|i| table.try_hold(i, key))?;
     let cps = u64::from(trunk.max_cps);
     let window = held.slot.window.load(Relaxed);
     if cps != 0
@@ -412,13 +421,13 @@ pub fn check(trunk: &TrunkView<'_>) -> Result<(), Exceeded> {
         && !opens_window(window, unix_second())
         && window & 0xffff_ffff >= cps
     {
-        return Err(refused(table, held.slot, Exceeded::Cps));
+        return Some(seen(table, held.slot, Exceeded::Cps));
     }
     let max = u64::from(trunk.max_concurrent);
     if max != 0 && held.slot.active.load(Relaxed) >= max {
-        return Err(refused(table, held.slot, Exceeded::Concurrent));
+        return Some(seen(table, held.slot, Exceeded::Concurrent));
     }
-    Ok(())
+    None
 }
 
 /// Gives back the count of a call its concurrent calls then refused: a trunk at its

@@ -3,7 +3,8 @@
 //! with header `x-api-token`, reply `{phone_number, lrn, status, metadata{...}}`) for
 //! NANP numbers the snapshot's LNP table does not know, when `lrn_source` lists `dip`.
 //!
-//! The dip runs in the SIP worker, bounded by `lrn_timeout`; any failure (timeout,
+//! The dip runs in the process routing the call (a SIP worker, or an async worker when
+//! the script hands such calls over: `warp_needs_dip()`), bounded by `lrn_timeout`; any failure (timeout,
 //! refused, 429, 5xx, a reply without a usable LRN) routes the call on the dialled
 //! number. A circuit breaker shared by all workers stops dipping after
 //! `lrn_breaker_failures` failures in a row, for `lrn_breaker_cooldown`, and at once for
@@ -15,6 +16,7 @@ use crate::log::lm_warn;
 use crate::lrn_cache;
 use crate::params::{self, LrnSource};
 use crate::shm;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use warp_core::{Number, Snapshot};
@@ -91,9 +93,42 @@ pub fn wanted(snapshot: &Snapshot, dnis: &str) -> Option<Number> {
     (number.is_nanp() && !number.is_toll_free() && snapshot.lnp(number).is_none()).then_some(number)
 }
 
+/// Whether a number [`wanted`] would be dipped now: `lrn_source` lists the dip and the
+/// breaker is closed, or its pause is over.
+pub fn dip_due() -> bool {
+    let (_, dip) = sources();
+    dip.is_some()
+        && SHARED.get().is_some_and(|s| {
+            let until = s.open_until.load(Relaxed);
+            until == 0 || now_ms() >= until
+        })
+}
+
+thread_local! {
+    /// The answer [`prefetch`] got for a number, for the decision about to be made on it.
+    static PREFETCHED: Cell<Option<(Number, Option<Number>)>> = const { Cell::new(None) };
+}
+
+/// Looks `number` up as [`supplied`] does and keeps the answer for the next
+/// [`supplied`] of it in this process: an async worker dips before it resumes the call,
+/// whose decision then takes the answer rather than waiting with tm's lock held.
+pub fn prefetch(number: Number) {
+    let lrn = supplied(number);
+    PREFETCHED.set(Some((number, lrn)));
+}
+
+/// Drops what [`prefetch`] kept and no decision took.
+pub fn forget_prefetched() {
+    PREFETCHED.set(None);
+}
+
 /// An LRN for `number` (see [`wanted`]) from the LNP cache or the upstream dip, as
 /// `lrn_source` lists them.
 pub fn supplied(number: Number) -> Option<Number> {
+    match PREFETCHED.take() {
+        Some((fetched, lrn)) if fetched == number => return lrn,
+        _ => {}
+    }
     let (cache, dip) = sources();
     let shared = SHARED.get()?;
     if cache {

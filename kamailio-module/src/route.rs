@@ -7,10 +7,11 @@ use crate::limits::{self, Admission, Exceeded};
 use crate::lrn;
 use crate::record::{self, Attempts, LaterAttempts};
 use crate::snapshot;
+use crate::tm;
 use std::net::IpAddr;
 use std::ops::Range;
 use warp_core::snapshot::TrunkView;
-use warp_core::{Decision, Reject, RouteRequest, Snapshot};
+use warp_core::{Decision, Number, Reject, RouteRequest, Snapshot};
 
 /// One call to route, as read from the SIP message.
 pub struct Query<'a> {
@@ -77,6 +78,16 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
                 return refused.into();
             }
         };
+        // A call its caller cancelled while its LRN was looked up (in an async
+        // worker: tm took the CANCEL meanwhile and answered 487) goes no further.
+        if tm::cancelled() {
+            record.truncate(written);
+            return Answer::Refuse {
+                code: 487,
+                reason: "Request Terminated",
+                why: "cancelled by the caller while it was routed".into(),
+            };
+        }
         // Only calls that would be routed count against the trunk's limits.
         return match limits::admit(&trunk) {
             Ok(admission) => Answer::Route {
@@ -91,6 +102,23 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
         };
     }
     Answer::Unavailable
+}
+
+/// The number deciding `query` would ask the upstream LRN dip about, if it would: the
+/// dip is due ([`lrn::dip_due`]), the dialled number is one the snapshot cannot give an
+/// LRN for, and the call passes what is checked before a dip (its trunk, the DNO list,
+/// a blocked destination, the trunk's limits by this node's counts). A hint for the
+/// script, which hands such a call to an async worker: it counts nothing, and a wrong
+/// guess only routes the call in the other process.
+pub fn needs_dip(query: &Query<'_>) -> Option<Number> {
+    let snapshot = snapshot::current()?;
+    if !lrn::dip_due() {
+        return None;
+    }
+    let number = lrn::wanted(&snapshot, query.dnis)?;
+    let trunk = trunk(&snapshot, query.credentials, query.source).ok()?;
+    snapshot.screen(trunk.ban, query.ani, query.dnis).ok()?;
+    (!limits::full(&trunk)).then_some(number)
 }
 
 /// The trunk, the decision and the first attempt's dialstring in `record` (the call

@@ -2,7 +2,9 @@
 //! asks [`crate::route`] for a decision. On success it sets the R-URI to the best
 //! vendor's dialstring, keeps the rest for failover, reports the `start` CDR event and
 //! exposes the decision through `$warp(...)`; on a refusal `$warp(code)`/`$warp(reason)`
-//! say what to answer (the fallback when no snapshot is loaded).
+//! say what to answer (the fallback when no snapshot is loaded). `warp_needs_dip([dnis])`
+//! tells the script beforehand whether the call would wait on the upstream LRN dip, so
+//! that it can hand it to an async worker (`warp_dip_async()`, [`crate::dip_async`]).
 
 use crate::ani;
 use crate::calls;
@@ -20,43 +22,64 @@ use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
 
-fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
+/// A refusal the request earns by itself, before any decision.
+struct Fault {
+    code: u16,
+    reason: &'static str,
+    why: &'static str,
+}
+
+/// Calls `f` with the query `msg` makes: `dnis` is the script's dialled number, else the
+/// R-URI's user part.
+fn query<R>(msg: &SipMsg, dnis: Option<&str>, f: impl FnOnce(&Query<'_>) -> R) -> Result<R, Fault> {
     let ruri_user;
     let dnis = match dnis {
         Some(d) => d,
-        None => match msg.ruri_user() {
-            Some(user) => {
-                ruri_user = user;
-                &ruri_user
-            }
-            // The caller's mistake, answered like any number that is none.
-            None => {
-                decision::refuse(
-                    msg,
-                    484,
-                    "Address Incomplete",
-                    "no dialled number: the R-URI has no user part".into(),
-                );
-                return Ok(false);
-            }
-        },
+        // The caller's mistake, answered like any number that is none.
+        None => {
+            ruri_user = msg.ruri_user().ok_or(Fault {
+                code: 484,
+                reason: "Address Incomplete",
+                why: "no dialled number: the R-URI has no user part",
+            })?;
+            &ruri_user
+        }
     };
     let ani = ani::find(msg);
     let vouched = identify::vouched(msg);
     // A Call-ID header with nothing in it (the core parses it): the caller's mistake.
-    let Some(call_id) = msg.call_id() else {
-        decision::refuse(msg, 400, "Bad Request", "the request has no Call-ID".into());
-        return Ok(false);
-    };
-    let query = Query {
+    let call_id = msg.call_id().ok_or(Fault {
+        code: 400,
+        reason: "Bad Request",
+        why: "the request has no Call-ID",
+    })?;
+    Ok(f(&Query {
         call_id: &call_id,
         credentials: vouched.as_ref().map(identify::Vouched::credentials),
         source: msg.source_ip(),
         ani: ani.as_deref(),
         dnis,
-    };
+    }))
+}
+
+fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
+    query(msg, dnis, |query| decide(msg, query)).unwrap_or_else(|fault| {
+        decision::refuse(msg, fault.code, fault.reason, fault.why.into());
+        Ok(false)
+    })
+}
+
+/// `warp_needs_dip([dnis])`: whether `warp_route()` would ask the upstream LRN dip for
+/// this call (see [`route::needs_dip`]); false for a request it would refuse anyway.
+fn warp_needs_dip(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
+    let number = query(msg, dnis, route::needs_dip).ok().flatten();
+    decision::set_dip(msg, number);
+    Ok(number.is_some())
+}
+
+fn decide(msg: &SipMsg, query: &Query<'_>) -> Result<bool, String> {
     let mut record = decision::take_record(msg);
-    match route::decide(&query, &mut record) {
+    match route::decide(query, &mut record) {
         Answer::Route {
             admission,
             uri,
@@ -82,7 +105,7 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
         }
         Answer::Refuse { code, reason, why } => {
             // The script decides whether a refusal deserves a log line ($warp(reason)).
-            lm_dbg!("call to {dnis} refused: {why}");
+            lm_dbg!("call to {} refused: {why}", query.dnis);
             // The buffer, still empty, keeps its capacity for the next call.
             decision::put_record(msg, record, None, false);
             decision::refuse(msg, code, reason, why);
@@ -129,4 +152,39 @@ pub unsafe extern "C" fn ki_warp_route_dnis(msg: *mut k::sip_msg, dnis: *mut k::
     // SAFETY: app_lua passes a str valid during the call.
     let dnis = unsafe { dnis.as_ref().map(|d| kstr::as_str(d)) };
     guard::kemi(Func::Route, msg, |m| warp_route(m, dnis.as_deref()))
+}
+
+/// kamailio.cfg: `warp_needs_dip()`, for the R-URI's user part.
+pub unsafe extern "C" fn w_warp_needs_dip(
+    msg: *mut k::sip_msg,
+    _: *mut c_char,
+    _: *mut c_char,
+) -> c_int {
+    guard::script(Func::NeedsDip, msg, |m| warp_needs_dip(m, None))
+}
+
+/// kamailio.cfg: `warp_needs_dip("$var(dnis)")`, as `warp_route("$var(dnis)")`.
+pub unsafe extern "C" fn w_warp_needs_dip_dnis(
+    msg: *mut k::sip_msg,
+    dnis: *mut c_char,
+    _: *mut c_char,
+) -> c_int {
+    // SAFETY: `dnis` is the fparam_t fixup_spve_null built for this call site.
+    unsafe {
+        guard::script_with_param(Func::NeedsDip, msg, dnis, "dialled-number", |m, dnis| {
+            warp_needs_dip(m, Some(dnis))
+        })
+    }
+}
+
+/// KEMI: `KSR.warp.warp_needs_dip()`.
+pub unsafe extern "C" fn ki_warp_needs_dip(msg: *mut k::sip_msg) -> c_int {
+    guard::kemi(Func::NeedsDip, msg, |m| warp_needs_dip(m, None))
+}
+
+/// KEMI: `KSR.warp.warp_needs_dip_dnis(dnis)`.
+pub unsafe extern "C" fn ki_warp_needs_dip_dnis(msg: *mut k::sip_msg, dnis: *mut k::str_) -> c_int {
+    // SAFETY: app_lua passes a str valid during the call.
+    let dnis = unsafe { dnis.as_ref().map(|d| kstr::as_str(d)) };
+    guard::kemi(Func::NeedsDip, msg, |m| warp_needs_dip(m, dnis.as_deref()))
 }

@@ -19,17 +19,21 @@ pub enum Func {
     Identify,
     Dno,
     Route,
+    NeedsDip,
+    DipAsync,
     NextRoute,
     Redirect,
 }
 
 impl Func {
-    pub const ALL: [Func; 7] = [
+    pub const ALL: [Func; 9] = [
         Func::Ani,
         Func::Authenticated,
         Func::Identify,
         Func::Dno,
         Func::Route,
+        Func::NeedsDip,
+        Func::DipAsync,
         Func::NextRoute,
         Func::Redirect,
     ];
@@ -48,7 +52,11 @@ impl Func {
                 REQUEST | k::FAILURE_ROUTE | k::BRANCH_ROUTE,
                 "request_route, failure_route and branch_route",
             ),
-            Func::Authenticated | Func::Route | Func::Redirect => (REQUEST, "request_route"),
+            Func::Authenticated
+            | Func::Route
+            | Func::NeedsDip
+            | Func::DipAsync
+            | Func::Redirect => (REQUEST, "request_route"),
             Func::NextRoute => (
                 REQUEST | k::FAILURE_ROUTE,
                 "request_route and failure_route",
@@ -64,6 +72,8 @@ impl Func {
             Func::Identify => "warp_identify",
             Func::Dno => "warp_dno",
             Func::Route => "warp_route",
+            Func::NeedsDip => "warp_needs_dip",
+            Func::DipAsync => "warp_dip_async",
             Func::NextRoute => "warp_next_route",
             Func::Redirect => "warp_redirect",
         }

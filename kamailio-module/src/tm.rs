@@ -9,10 +9,11 @@
 use crate::calls;
 use crate::failover;
 use crate::guard;
+use crate::kstr;
 use crate::log::{lm_err, lm_info};
 use crate::sipmsg::SipMsg;
 use kamailio_sys as k;
-use std::ffi::c_int;
+use std::ffi::{c_int, c_uint};
 use std::ptr::null_mut;
 use std::sync::{Mutex, OnceLock};
 
@@ -20,6 +21,15 @@ use std::sync::{Mutex, OnceLock};
 static T_GETT: OnceLock<unsafe extern "C" fn() -> *mut k::cell> = OnceLock::new();
 /// tm's `register_tmcb`, for callbacks on one transaction.
 static REGISTER: OnceLock<k::register_tmcb_f> = OnceLock::new();
+/// tm's functions to suspend a request's transaction and resume it elsewhere.
+struct Suspension {
+    newtran: unsafe extern "C" fn(*mut k::sip_msg) -> c_int,
+    suspend: unsafe extern "C" fn(*mut k::sip_msg, *mut c_uint, *mut c_uint) -> c_int,
+    cancel: unsafe extern "C" fn(c_uint, c_uint) -> c_int,
+    resume: unsafe extern "C" fn(c_uint, c_uint, *mut k::action) -> c_int,
+    resume_cb: unsafe extern "C" fn(c_uint, c_uint, *mut k::str_, *mut k::str_) -> c_int,
+}
+static SUSPENSION: OnceLock<Suspension> = OnceLock::new();
 /// The last final reply tm made up in this process: its request and code.
 static LOCAL_FINAL: Mutex<Option<(usize, u16)>> = Mutex::new(None);
 /// tm's FAKED_REPLY marker: a reply tm made up, not one received.
@@ -62,7 +72,84 @@ pub fn init() -> Result<(), String> {
     }
     let _ = T_GETT.set(t_gett);
     let _ = REGISTER.set(api.register_tmcb);
+    if let (Some(newtran), Some(suspend), Some(cancel), Some(resume), Some(resume_cb)) = (
+        api.t_newtran,
+        api.t_suspend,
+        api.t_cancel_suspend,
+        api.t_continue,
+        api.t_continue_cb,
+    ) {
+        let _ = SUSPENSION.set(Suspension {
+            newtran,
+            suspend,
+            cancel,
+            resume,
+            resume_cb,
+        });
+    }
     Ok(())
+}
+
+/// A suspended transaction: tm's hash index and label of it.
+#[derive(Clone, Copy)]
+pub struct Suspended {
+    index: c_uint,
+    label: c_uint,
+}
+
+/// Where a resumed request goes on: a route of kamailio.cfg, or a KEMI function.
+pub enum Resume<'a> {
+    Route(*mut k::action),
+    Kemi(&'a str),
+}
+
+/// Suspends `msg`'s transaction, made first if it has none; tm answers an INVITE 100
+/// Trying and takes its retransmissions and its CANCEL meanwhile.
+pub fn suspend(msg: &SipMsg) -> Result<Suspended, String> {
+    let tm = SUSPENSION.get().ok_or("tm is not loaded")?;
+    // SAFETY: the request the core is handling in this process.
+    if !has_transaction() && unsafe { (tm.newtran)(msg.raw()) } <= 0 {
+        return Err("cannot make the transaction".into());
+    }
+    let (mut index, mut label) = (0, 0);
+    // SAFETY: as above; tm writes the two numbers.
+    match unsafe { (tm.suspend)(msg.raw(), &mut index, &mut label) } {
+        0 => Ok(Suspended { index, label }),
+        1 => Err("the caller cancelled the call".into()),
+        e => Err(format!("tm cannot suspend the transaction ({e})")),
+    }
+}
+
+/// Undoes [`suspend`]: the request goes on where it is.
+pub fn unsuspend(suspended: Suspended) {
+    if let Some(tm) = SUSPENSION.get() {
+        // SAFETY: a transaction this process suspended and nobody resumed.
+        unsafe { (tm.cancel)(suspended.index, suspended.label) };
+    }
+}
+
+/// Resumes a suspended request in `to` (tm runs it as a failure_route; nothing when
+/// the caller cancelled meanwhile: tm has answered it 487).
+pub fn resume(suspended: Suspended, to: &Resume<'_>) {
+    let Some(tm) = SUSPENSION.get() else {
+        return;
+    };
+    let Suspended { index, label } = suspended;
+    // SAFETY: tm looks the transaction up by its identity and checks it is suspended.
+    unsafe {
+        match *to {
+            Resume::Route(actions) => (tm.resume)(index, label, actions),
+            Resume::Kemi(function) => (tm.resume_cb)(
+                index,
+                label,
+                &mut kstr::from_bytes(function.as_bytes()),
+                &mut kstr::from_bytes(b"warp:dip"),
+            ),
+        };
+        // What the resumed route left in this process (xavps, ...), as the async
+        // module does after it.
+        k::ksr_msg_env_reset();
+    }
 }
 
 /// The transaction of the message this process is handling, if it has one (never when
@@ -79,6 +166,29 @@ fn current() -> Option<*mut k::cell> {
 /// tm is not loaded).
 pub fn has_transaction() -> bool {
     current().is_some()
+}
+
+/// The current transaction's flags (none without one). Read once, unlocked: tm sets
+/// `T_CANCELED` from whichever process takes the CANCEL.
+fn flags() -> u32 {
+    // SAFETY: a live transaction, current in this process; a plain read of a field
+    // another process may be writing, as tm's own `was_cancelled()` does.
+    current().map_or(0, |t| {
+        u32::from(unsafe { std::ptr::read_volatile(&(*t).flags) })
+    })
+}
+
+/// Whether the caller cancelled the current transaction (a CANCEL matched it; tm has
+/// answered it 487 already).
+pub fn cancelled() -> bool {
+    flags() & k::T_CANCELED != 0
+}
+
+/// Whether the request being handled is one tm resumes after it was suspended (the
+/// async module's `async_task_route()`): tm runs its route as a failure_route, though it
+/// carries on the request route's work.
+pub fn resumed() -> bool {
+    flags() & k::T_ASYNC_CONTINUE != 0
 }
 
 /// The branches tm has sent, or tried to send, the current transaction's request on:

@@ -7,6 +7,7 @@ use crate::calls;
 use crate::cdr;
 use crate::cluster_calls;
 use crate::core_cell::CoreCell;
+use crate::dip_async::{ki_warp_dip_async, w_warp_dip_async};
 use crate::dno::{ki_warp_dno, ki_warp_dno_number, w_warp_dno, w_warp_dno_number};
 use crate::failover::{self, ki_warp_next_route, w_warp_next_route};
 use crate::guard;
@@ -21,7 +22,10 @@ use crate::params;
 use crate::pv::{pv_get_warp, pv_parse_warp_name};
 use crate::redirect::{ki_warp_redirect, w_warp_redirect};
 use crate::reply;
-use crate::route_cmd::{ki_warp_route, ki_warp_route_dnis, w_warp_route, w_warp_route_dnis};
+use crate::route_cmd::{
+    ki_warp_needs_dip, ki_warp_needs_dip_dnis, ki_warp_route, ki_warp_route_dnis, w_warp_needs_dip,
+    w_warp_needs_dip_dnis, w_warp_route, w_warp_route_dnis,
+};
 use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_trunks, rpc_version};
 use crate::sigbus;
 use crate::snapshot;
@@ -162,7 +166,7 @@ const fn cmd(
     }
 }
 
-static CMDS: CoreCell<[k::cmd_export_t; 10]> = CoreCell::new([
+static CMDS: CoreCell<[k::cmd_export_t; 13]> = CoreCell::new([
     cmd(c"warp_ani", Some(w_warp_ani), 0, Func::Ani),
     cmd(
         c"warp_authenticated",
@@ -175,6 +179,14 @@ static CMDS: CoreCell<[k::cmd_export_t; 10]> = CoreCell::new([
     cmd(c"warp_dno", Some(w_warp_dno_number), 1, Func::Dno),
     cmd(c"warp_route", Some(w_warp_route), 0, Func::Route),
     cmd(c"warp_route", Some(w_warp_route_dnis), 1, Func::Route),
+    cmd(c"warp_needs_dip", Some(w_warp_needs_dip), 0, Func::NeedsDip),
+    cmd(
+        c"warp_needs_dip",
+        Some(w_warp_needs_dip_dnis),
+        1,
+        Func::NeedsDip,
+    ),
+    cmd(c"warp_dip_async", Some(w_warp_dip_async), 1, Func::DipAsync),
     cmd(
         c"warp_next_route",
         Some(w_warp_next_route),
@@ -395,7 +407,7 @@ const fn kemi(name: &'static std::ffi::CStr, func: *mut c_void, p1: c_uint) -> k
     }
 }
 
-static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 10]> = CoreCell::new([
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 13]> = CoreCell::new([
     kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
     kemi(
         c"warp_authenticated",
@@ -421,6 +433,21 @@ static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 10]> = CoreCell::new([
     kemi(
         c"warp_route_dnis",
         ki_warp_route_dnis as *mut c_void,
+        k::SR_KEMIP_STR,
+    ),
+    kemi(
+        c"warp_needs_dip",
+        ki_warp_needs_dip as *mut c_void,
+        k::SR_KEMIP_NONE,
+    ),
+    kemi(
+        c"warp_needs_dip_dnis",
+        ki_warp_needs_dip_dnis as *mut c_void,
+        k::SR_KEMIP_STR,
+    ),
+    kemi(
+        c"warp_dip_async",
+        ki_warp_dip_async as *mut c_void,
         k::SR_KEMIP_STR,
     ),
     kemi(

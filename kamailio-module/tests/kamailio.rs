@@ -3941,15 +3941,9 @@ fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow()
     let data = support::dataset::Data::with_gateways();
     let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
     let telique = support::telique::Telique::start();
-    let defines = [
-        "WITH_LRN_DIP".to_string(),
-        format!("LRN_DIP_URL=\"{}\"", telique.url()),
-        format!("LRN_DIP_TOKEN=\"{}\"", support::telique::TOKEN),
-        "LRN_TIMEOUT=900".to_string(),
-    ];
-    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &dip_defines(&telique, 900));
     // An INVITE whose number the dip answers slowly (0.9 s), sent again after 0.5 s as
-    // a UAC over UDP does when no 100 Trying has come: the other worker takes it.
+    // a UAC over UDP does when no 100 Trying has come.
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "12125550003", "retransmitted");
     for wait in [0, 500] {
@@ -3972,6 +3966,147 @@ fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow()
         k.log()
     );
     assert_eq!(k.rpc("warp.stats")["warp_route.calls"], "1", "{}", k.log());
+}
+
+/// The shipped config's defines for the LRN dip to `telique`, a call waiting
+/// `timeout_ms` for it.
+fn dip_defines(telique: &support::telique::Telique, timeout_ms: u32) -> Vec<String> {
+    vec![
+        "WITH_LRN_DIP".to_string(),
+        format!("LRN_DIP_URL=\"{}\"", telique.url()),
+        format!("LRN_DIP_TOKEN=\"{}\"", support::telique::TOKEN),
+        format!("LRN_TIMEOUT={timeout_ms}"),
+    ]
+}
+
+/// With WITH_LRN_DIP a call waits for its dip in one of the async module's workers,
+/// not in a SIP worker: three calls whose dips take 1 s (more than the 2 SIP workers)
+/// are dipped at once, and a call that needs no dip (a toll-free number) is answered
+/// meanwhile, before any of them. Each is then routed once, its LRN come.
+#[test]
+fn the_shipped_config_routes_other_calls_while_dips_are_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
+    let telique = support::telique::Telique::start();
+    let k = start_shipped(
+        dir.path(),
+        &data,
+        &redis.url(),
+        &dip_defines(&telique, 3000),
+    );
+    let (sock, lport) = raw_socket();
+    for call in ["slow0", "slow1", "slow2"] {
+        send_raw(
+            &sock,
+            &k,
+            &raw_request(k.port, lport, "INVITE", "12125550003", call),
+        );
+    }
+    // In the SIP workers only two dips could be under way before the first answer.
+    let deadline = Instant::now() + Duration::from_millis(800);
+    while telique.seen().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "dips under way: {:?}\n{}",
+            telique.seen(),
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let tollfree = raw_request(k.port, lport, "INVITE", "18005550123", "tollfree");
+    send_raw(&sock, &k, &tollfree);
+    let finals = final_replies(&sock, &k, 4);
+    assert_eq!(
+        finals[0],
+        ("tollfree".to_owned(), 200),
+        "{finals:?}\n{}",
+        k.log()
+    );
+    assert!(
+        finals.iter().all(|(_, code)| *code == 200),
+        "{finals:?}\n{}",
+        k.log()
+    );
+    assert_eq!(cheap.invites(), 4, "{}", k.log());
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["warp_needs_dip.calls"].as_str(),
+            stats["warp_route.calls"].as_str(),
+            stats["lrn.dips"].as_str()
+        ),
+        ("4", "4", "3"),
+        "{stats:?}"
+    );
+}
+
+/// A call whose caller cancels it while its dip runs (in an async worker) gets its 487
+/// at once, and goes no further once the LRN comes: no vendor sees it, it writes no CDR
+/// event and takes no place of its trunk's.
+#[test]
+fn a_call_cancelled_while_its_dip_runs_goes_no_further() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
+    let telique = support::telique::Telique::start();
+    let k = start_shipped(
+        dir.path(),
+        &data,
+        &redis.url(),
+        &dip_defines(&telique, 3000),
+    );
+    let (sock, lport) = raw_socket();
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "INVITE", "12125550003", "gone"),
+    );
+    telique.wait_for("2125550003");
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "CANCEL", "12125550003", "gone"),
+    );
+    let mut codes: Vec<u16> = final_replies(&sock, &k, 2)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [200, 487], "{}", k.log());
+    // The dip answers 1 s after it was asked; then the call would be routed.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(cheap.invites(), 0, "{}", k.log());
+    assert_eq!(redis.cdrs("warp:cdr:raw"), Vec::<serde_json::Value>::new());
+    let t1 = k.rpc_args(&["warp.trunks", "T1"]).unwrap();
+    assert_eq!(t1["T1.active"], "0", "{t1:?}");
+}
+
+/// The next `n` final replies `sock` receives, as (call, code) in the order they came
+/// (the call as [`raw_request`] names it); a repeated final to a request already
+/// answered (the vendor's 200 again, no ACK having come) is skipped.
+fn final_replies(sock: &std::net::UdpSocket, k: &Kamailio, n: usize) -> Vec<(String, u16)> {
+    let mut answered: Vec<(String, String)> = Vec::new();
+    let mut finals = Vec::new();
+    let mut buf = [0u8; 65535];
+    while finals.len() < n {
+        let len = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{finals:?}, no more final replies ({e}):\n{}", k.log()));
+        let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..len]));
+        let call = reply.header("Call-ID").and_then(|id| id.rsplit_once('-'));
+        let request = (
+            call.map_or("", |(call, _)| call).to_owned(),
+            reply.header("CSeq").unwrap_or_default().to_owned(),
+        );
+        if reply.code >= 200 && !answered.contains(&request) {
+            finals.push((request.0.clone(), reply.code));
+            answered.push(request);
+        }
+    }
+    finals
 }
 
 #[test]

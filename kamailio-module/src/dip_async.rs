@@ -1,0 +1,183 @@
+//! `warp_dip_async(route)`: hands a call `warp_needs_dip()` found waiting on the upstream
+//! LRN dip to one of Kamailio's async workers (core `async_workers`), so that a slow or
+//! silent upstream holds up no SIP worker: its BYEs, keepalives and calls that need no
+//! dip go on. The call's transaction is suspended (tm answers 100 Trying, takes the
+//! retransmissions, and a CANCEL with 487); the async worker dips, then resumes the call
+//! in `route` (a kamailio.cfg route, or with a KEMI script the function of that name),
+//! where `warp_route()` routes it on that answer. The dip comes before the resumption,
+//! not inside it: tm holds the transaction's reply lock while a resumed route runs, and
+//! a CANCEL or a retransmission would wait on it.
+//!
+//! Returns 0, which stops the script, once the call is handed over; false when there
+//! is nothing to hand over (`warp_needs_dip()` said no) or it cannot be (no async
+//! workers, tm refused: logged), and the script routes the call itself.
+
+use crate::decision;
+use crate::guard::{self, Verdict};
+use crate::kstr;
+use crate::log::lm_warn;
+use crate::lrn;
+use crate::sipmsg::SipMsg;
+use crate::stats::Func;
+use crate::tm::{self, Resume, Suspended};
+use kamailio_sys as k;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::ptr::{addr_of_mut, null_mut};
+use std::sync::Once;
+use warp_core::Number;
+
+/// The longest KEMI function name a task carries.
+const CALLBACK_MAX: usize = 64;
+
+/// What an async worker is handed: in shared memory, one block the core frees when the
+/// task has run.
+#[repr(C)]
+struct Task {
+    /// First: the core frees the task by this pointer.
+    task: k::async_task_t,
+    suspended: Suspended,
+    number: u64,
+    /// The kamailio.cfg route to resume in; null: the KEMI function `callback` names.
+    route: *mut k::action,
+    callback_len: usize,
+    callback: [u8; CALLBACK_MAX],
+}
+
+/// Whether the call went to an async worker.
+pub enum Handover {
+    /// Suspended and handed over: the script stops (0).
+    Suspended,
+    /// Not handed over: the script goes on and routes the call (-1).
+    Kept,
+}
+
+impl Verdict for Handover {
+    fn code(self) -> c_int {
+        match self {
+            Handover::Suspended => 0,
+            Handover::Kept => -1,
+        }
+    }
+}
+
+fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
+    let Some(number) = decision::take_dip(msg) else {
+        return Ok(Handover::Kept);
+    };
+    // SAFETY: a core setting, fixed at start-up.
+    if unsafe { k::async_task_workers_get() } <= 0 {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            lm_warn!("warp_dip_async(): no async_workers set, calls wait for their dip here");
+        });
+        return Ok(Handover::Kept);
+    }
+    let route = continuation(to)?;
+    let mut callback = [0u8; CALLBACK_MAX];
+    callback[..to.len()].copy_from_slice(to.as_bytes());
+    // SAFETY: shared memory for the task; checked for null below.
+    let task = unsafe { k::warp_shm_malloc(std::mem::size_of::<Task>()) }.cast::<Task>();
+    if task.is_null() {
+        return Err("no shared memory left for the task".into());
+    }
+    let suspended = match tm::suspend(msg) {
+        Ok(suspended) => suspended,
+        Err(e) => {
+            // SAFETY: allocated above, never handed over.
+            unsafe { k::warp_shm_free(task.cast()) };
+            return Err(e);
+        }
+    };
+    // SAFETY: `task` is a block of the size of a Task, this process's alone until pushed.
+    unsafe {
+        task.write(Task {
+            task: k::async_task_t {
+                exec: Some(run),
+                param: task.cast(),
+            },
+            suspended,
+            number: number.value(),
+            route,
+            callback_len: to.len(),
+            callback,
+        });
+    }
+    // SAFETY: the core passes the pointer to an async worker, which runs and frees it.
+    if unsafe { k::async_task_push(task.cast()) } < 0 {
+        tm::unsuspend(suspended);
+        // SAFETY: the core did not take it.
+        unsafe { k::warp_shm_free(task.cast()) };
+        return Err("cannot hand the call to an async worker".into());
+    }
+    Ok(Handover::Suspended)
+}
+
+/// Where the resumed call goes on: kamailio.cfg's route `to` (an error if there is
+/// none), or null when the config is a KEMI script (its function `to`).
+fn continuation(to: &str) -> Result<*mut k::action, String> {
+    // SAFETY: the core's config engine, set at start-up when the config is a KEMI script.
+    if !unsafe { k::sr_kemi_eng_get() }.is_null() {
+        if to.len() > CALLBACK_MAX {
+            return Err(format!("a function name longer than {CALLBACK_MAX} bytes"));
+        }
+        return Ok(null_mut());
+    }
+    let name = CString::new(to).map_err(|_| "a route name with a NUL byte")?;
+    // SAFETY: the core's table of kamailio.cfg's routes, complete since start-up.
+    unsafe {
+        let routes = addr_of_mut!(k::main_rt);
+        let i = k::route_lookup(routes, name.as_ptr() as *mut c_char);
+        let actions = usize::try_from(i)
+            .ok()
+            .map_or(null_mut(), |i| *(*routes).rlist.add(i));
+        if actions.is_null() {
+            return Err(format!("no route[{to}] to resume the call in"));
+        }
+        Ok(actions)
+    }
+}
+
+/// An async worker's run of a [`Task`]: the dip, then the call resumed.
+unsafe extern "C" fn run(param: *mut c_void) {
+    // SAFETY: the task warp_dip_async() made; the core frees it once this returns.
+    let Some(task) = (unsafe { param.cast::<Task>().as_ref() }) else {
+        return;
+    };
+    guard::entry("LRN dip of a suspended call", (), || {
+        if let Some(number) = Number::from_value(task.number) {
+            lrn::prefetch(number);
+        }
+    });
+    // Resumed whatever the dip did, or the call would wait for tm's timer.
+    guard::entry("resuming a call after its dip", (), || {
+        let to = if task.route.is_null() {
+            let name = &task.callback[..task.callback_len.min(CALLBACK_MAX)];
+            Resume::Kemi(std::str::from_utf8(name).unwrap_or_default())
+        } else {
+            Resume::Route(task.route)
+        };
+        tm::resume(task.suspended, &to);
+        lrn::forget_prefetched();
+    });
+}
+
+/// kamailio.cfg: `warp_dip_async("ROUTE")`; the parameter is fixed up by
+/// `fixup_spve_null`.
+pub unsafe extern "C" fn w_warp_dip_async(
+    msg: *mut k::sip_msg,
+    route: *mut c_char,
+    _: *mut c_char,
+) -> c_int {
+    // SAFETY: `route` is the fparam_t fixup_spve_null built for this call site.
+    unsafe { guard::script_with_param(Func::DipAsync, msg, route, "route", warp_dip_async) }
+}
+
+/// KEMI: `KSR.warp.warp_dip_async(function)`: 0 when handed over (the script must stop:
+/// the call goes on in `function`).
+pub unsafe extern "C" fn ki_warp_dip_async(msg: *mut k::sip_msg, function: *mut k::str_) -> c_int {
+    // SAFETY: the KEMI engine passes a str valid during the call.
+    let function = unsafe { function.as_ref().map(|f| kstr::as_str(f)) };
+    guard::kemi(Func::DipAsync, msg, |m| {
+        warp_dip_async(m, function.as_deref().unwrap_or_default())
+    })
+}
