@@ -3919,17 +3919,24 @@ fn raw_request(port: u16, lport: u16, method: &str, user: &str, call: &str) -> S
 /// The next final reply `sock` receives for `call` (see [`raw_request`]), skipping
 /// provisional ones and tm's retransmissions of other calls' finals.
 fn final_reply(sock: &std::net::UdpSocket, k: &Kamailio, call: &str) -> support::Reply {
+    support::Reply::parse(&final_reply_text(sock, k, &format!("{call}-")))
+}
+
+/// The next final reply `sock` receives whose Call-ID starts with `call_id`, as it
+/// came.
+fn final_reply_text(sock: &std::net::UdpSocket, k: &Kamailio, call_id: &str) -> String {
     let mut buf = [0u8; 65535];
     loop {
         let n = sock
             .recv(&mut buf)
             .unwrap_or_else(|e| panic!("no final reply ({e}):\n{}", k.log()));
-        let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let reply = support::Reply::parse(&text);
         let ours = reply
             .header("Call-ID")
-            .is_some_and(|id| id.starts_with(&format!("{call}-")));
+            .is_some_and(|id| id.starts_with(call_id));
         if reply.code >= 200 && ours {
-            return reply;
+            return text;
         }
     }
 }
@@ -4494,12 +4501,24 @@ fn audio_ports(log: &Path) -> Vec<u16> {
 /// rtpengine's ports in the SDP, and the sessions are deleted with the BYE.
 #[test]
 fn the_shipped_config_anchors_media_in_rtpengine() {
+    anchors_media_in_rtpengine(&[]);
+}
+
+/// As [`the_shipped_config_anchors_media_in_rtpengine`], with WITH_TOPOH: the vendor's
+/// answer and the BYE reach rtpengine under the caller's Call-ID (topoh unmasks before
+/// the script runs), so the offer's session is answered and deleted.
+#[test]
+fn the_shipped_config_anchors_media_in_rtpengine_with_topology_hidden() {
+    anchors_media_in_rtpengine(&with_topoh());
+}
+
+fn anchors_media_in_rtpengine(defines: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let cheap_port = data.cheap.0;
     let _vendor = Uas::start(dir.path(), cheap_port, Answer::AcceptMedia);
     // Redis nowhere: this test is about media, CDR events just go to the spool.
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, defines);
     let uac_log = dir.path().join("uac-messages.log");
     let trace = [
         "-trace_msg".to_string(),
@@ -4569,16 +4588,18 @@ fn wait_for_no_media_sessions(rtpengine: &support::rtpengine::Rtpengine, k: &Kam
 }
 
 /// The shipped config with WITH_RTPENGINE against a real rtpengine, calls from `data`
-/// (Redis nowhere: CDR events just go to the spool).
+/// (Redis nowhere: CDR events just go to the spool), and `more` defines.
 fn start_shipped_with_rtpengine(
     dir: &Path,
     data: &support::dataset::Data,
+    more: &[String],
 ) -> (support::rtpengine::Rtpengine, Kamailio) {
     let rtpengine = support::rtpengine::Rtpengine::start(dir);
-    let defines = [
+    let mut defines = vec![
         "WITH_RTPENGINE".to_string(),
         format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
     ];
+    defines.extend_from_slice(more);
     let nowhere = no_redis();
     let k = start_shipped(dir, data, &nowhere, &defines);
     (rtpengine, k)
@@ -4612,16 +4633,17 @@ struct InDialog<'a> {
 impl<'a> InDialog<'a> {
     /// Sends `invite` (Call-ID `call`) to the edge, expects the vendor's 200 and ACKs
     /// it: the answered call's dialog, with the 200's Record-Route as its route, and
-    /// the 200.
+    /// the 200 as it came.
     fn answered(
         sock: &std::net::UdpSocket,
         k: &Kamailio,
         lport: u16,
         (call, vendor): (&'a str, u16),
         invite: &str,
-    ) -> (Self, support::Reply) {
+    ) -> (Self, String) {
         send_raw(sock, k, invite);
-        let ok = final_reply(sock, k, call);
+        let text = final_reply_text(sock, k, &format!("{call}-"));
+        let ok = support::Reply::parse(&text);
         assert_eq!(ok.code, 200, "{}", k.log());
         let dialog = InDialog {
             edge: k.port,
@@ -4636,7 +4658,7 @@ impl<'a> InDialog<'a> {
             k,
             &dialog.request("ACK", 1, "Content-Length: 0\r\n\r\n"),
         );
-        (dialog, ok)
+        (dialog, text)
     }
 
     fn request(&self, method: &str, cseq: u32, body: &str) -> String {
@@ -4819,11 +4841,22 @@ fn the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it() {
 /// INVITE to the vendor. The looping vendor is failed over, and the next takes the call.
 #[test]
 fn the_shipped_config_stops_a_call_a_vendor_routes_back_to_it() {
+    stops_a_call_a_vendor_routes_back_to_it(&[]);
+}
+
+/// As [`the_shipped_config_stops_a_call_a_vendor_routes_back_to_it`], with WITH_TOPOH:
+/// topoh masks every Via but the edge's own, so the returning INVITE still shows it.
+#[test]
+fn the_shipped_config_stops_a_call_a_vendor_routes_back_to_it_with_topology_hidden() {
+    stops_a_call_a_vendor_routes_back_to_it(&with_topoh());
+}
+
+fn stops_a_call_a_vendor_routes_back_to_it(defines: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let data = support::dataset::Data::with_gateways();
     let _dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
-    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let k = start_shipped(dir.path(), &data, &redis.url(), defines);
     let loops = support::vendor::Plays::LoopsBack(k.port);
     let looping = support::vendor::Vendor::start(data.cheap.0, loops);
     let (sock, lport) = raw_socket();
@@ -4874,7 +4907,7 @@ fn the_shipped_config_answers_once_and_frees_the_media_when_no_vendor_can_be_sen
         uri_params: (";transport=tcp", ";transport=tcp"),
         ..support::dataset::Data::with_gateways()
     };
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "unsent");
     send_raw(&sock, &k, &invite);
@@ -4891,7 +4924,7 @@ fn the_shipped_config_frees_the_media_of_a_cancelled_call() {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Rings);
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "cancelled");
     send_raw(&sock, &k, &invite);
@@ -4913,15 +4946,28 @@ fn the_shipped_config_frees_the_media_of_a_cancelled_call() {
 /// session is deleted.
 #[test]
 fn the_shipped_config_ends_a_call_whose_bye_lost_its_route() {
+    ends_a_call_whose_bye_lost_its_route(&[]);
+}
+
+/// As [`the_shipped_config_ends_a_call_whose_bye_lost_its_route`], with WITH_TOPOH:
+/// the dialog module's BYE reaches the vendor, and its 200 (under the masked Call-ID,
+/// which topoh leaves in a reply to the edge's own request) ends the call.
+#[test]
+fn the_shipped_config_ends_a_call_whose_bye_lost_its_route_with_topology_hidden() {
+    ends_a_call_whose_bye_lost_its_route(&with_topoh());
+}
+
+fn ends_a_call_whose_bye_lost_its_route(more: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let rtpengine = support::rtpengine::Rtpengine::start(dir.path());
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let defines = [
+    let mut defines = vec![
         "WITH_RTPENGINE".to_string(),
         format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
     ];
+    defines.extend_from_slice(more);
     let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "noroute");
@@ -4964,10 +5010,11 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "reinvite");
     let (dialog, ok) = InDialog::answered(&sock, &k, lport, ("reinvite", data.cheap.0), &invite);
+    let ok = support::Reply::parse(&ok);
     assert!(dialog.route.is_some(), "the edge records its route");
     let in_dialog = |method: &str, cseq: u32, body: &str| dialog.request(method, cseq, body);
     let hold = "v=0\r\no=c 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -5009,7 +5056,7 @@ fn the_shipped_config_keeps_the_media_of_a_call_whose_reinvite_was_refused() {
     let data = support::dataset::Data::with_gateways();
     let plays = support::vendor::Plays::RefusesReoffers;
     let _vendor = support::vendor::Vendor::start(data.cheap.0, plays);
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "refused");
     let (dialog, _) = InDialog::answered(&sock, &k, lport, ("refused", data.cheap.0), &invite);
@@ -5079,7 +5126,7 @@ fn the_shipped_config_frees_the_media_of_a_call_it_ends_itself() {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "ended");
     InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
@@ -5208,10 +5255,21 @@ fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls_and_no_transfe
 /// vendor's BYE.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat() {
+    reaches_a_caller_behind_nat(&[]);
+}
+
+/// As [`the_shipped_config_reaches_a_caller_behind_nat`], with WITH_TOPOH: the alias
+/// the edge puts in the caller's Contact is masked with it, and unmasked with it.
+#[test]
+fn the_shipped_config_reaches_a_caller_behind_nat_with_topology_hidden() {
+    reaches_a_caller_behind_nat(&with_topoh());
+}
+
+fn reaches_a_caller_behind_nat(defines: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let k = start_shipped(dir.path(), &data, &no_redis(), defines);
     let (sock, lport) = raw_socket();
     let invite = behind_nat(
         &raw_request(k.port, lport, "INVITE", "+12125550123", "ended"),
@@ -5233,16 +5291,25 @@ fn the_shipped_config_reaches_a_caller_behind_nat() {
     );
     let (dialog, _) = InDialog::answered(&sock, &k, lport, ("refreshed", data.cheap.0), &invite);
     let (vsock, vport) = raw_socket();
+    // The vendor's requests go to the Contact and by the Call-ID its INVITE named.
+    let invites = vendor.received("INVITE");
+    let invite = invites.last().unwrap();
+    let call_id = header_of(invite, "Call-ID");
     let to_caller = |request: String, target: &str| {
         let uri = format!("sip:3035550100@127.0.0.1:{lport}");
-        let request = request.replacen(&uri, target, 1);
+        let request = request.replacen(&uri, target, 1).replacen(
+            &format!("Call-ID: refreshed-{lport}"),
+            &format!("Call-ID: {call_id}"),
+            1,
+        );
         vsock
             .send_to(request.as_bytes(), ("127.0.0.1", k.port))
             .unwrap();
     };
-    let invites = vendor.received("INVITE");
-    let target = contact_uri(invites.last().unwrap());
-    to_caller(dialog.vendor_request("INVITE", 1, vport), &target);
+    to_caller(
+        dialog.vendor_request("INVITE", 1, vport),
+        &contact_uri(invite),
+    );
     let reinvite = next_request(&sock, "INVITE", "refreshed", &k);
     let private = "Contact: <sip:3035550100@192.168.1.10:5060>\r\n";
     sock.send_to(
@@ -5250,11 +5317,25 @@ fn the_shipped_config_reaches_a_caller_behind_nat() {
         ("127.0.0.1", k.port),
     )
     .unwrap();
-    let ok = final_reply(&vsock, &k, "refreshed");
+    let ok = support::Reply::parse(&final_reply_text(&vsock, &k, &call_id));
     assert_eq!(ok.code, 200, "{}", k.log());
     let target = ok.header("Contact").unwrap().trim_matches(['<', '>']);
     to_caller(dialog.vendor_request("BYE", 2, vport), target);
     next_request(&sock, "BYE", "refreshed", &k);
+}
+
+/// The value of `message`'s first header `name`.
+fn header_of(message: &str, name: &str) -> String {
+    message
+        .split("\r\n")
+        .skip(1)
+        .find_map(|line| {
+            let (n, value) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {message}"))
 }
 
 /// `request` as a caller behind NAT sends it from `lport`: its Via and Contact name a
@@ -5313,6 +5394,152 @@ fn reply_to(request: &str, status: &str, headers: &str) -> String {
         }
     }
     out + headers + "Content-Length: 0\r\n\r\n"
+}
+
+/// The defines that turn the shipped config's topology hiding on.
+fn with_topoh() -> Vec<String> {
+    vec!["WITH_TOPOH".into(), "TOPOH_KEY=\"edge secret\"".into()]
+}
+
+/// WITH_TOPOH without a TOPOH_KEY: every edge would mask with topoh's built-in key,
+/// which anyone can read in Kamailio's source.
+#[test]
+fn the_shipped_config_refuses_topology_hiding_without_a_key() {
+    let log = Kamailio::refused_file(&shipped_config(), &["WITH_TOPOH".into()]);
+    assert!(
+        log.contains("TOPOH_KEY_is_required_with_WITH_TOPOH"),
+        "{log}"
+    );
+}
+
+/// WITH_TOPOH: a vendor learns nothing of the customer's network from the calls it
+/// gets (the customer here an SBC at `lport` in front of a PBX at 10.20.30.40), nor
+/// the customer anything of the vendor's, and the call still ends from either side or
+/// from the edge. The script, the dialogs and the CDRs see the customer's Call-ID.
+#[test]
+fn the_shipped_config_hides_each_sides_topology_from_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let vport = data.cheap.0;
+    let vendor = support::vendor::Vendor::start(vport, support::vendor::Plays::Answers);
+    // Masked URIs name the edge itself, as the config asks an operator to set it.
+    let mut defines = with_topoh();
+    defines.push("TOPOH_MASK_IP=\"127.0.0.1\"".into());
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    let (sock, lport) = raw_socket();
+    let customers = [format!(":{lport}"), "10.20.30.40".into()];
+    // Calls as the vendor sees them: its INVITE, the Call-ID it names the call by.
+    let answered = |call: &'static str| {
+        let invite = behind_an_sbc(
+            &raw_request(k.port, lport, "INVITE", "+12125550123", call),
+            lport,
+        );
+        let (dialog, ok) = InDialog::answered(&sock, &k, lport, (call, vport), &invite);
+        let seen = vendor.received("INVITE").pop().unwrap();
+        for address in customers.iter().chain([&format!("{call}-{lport}")]) {
+            assert!(!seen.contains(address.as_str()), "{address} in\n{seen}");
+        }
+        assert!(!ok.contains(&format!(":{vport}")), "{ok}");
+        let masked = header_of(&seen, "Call-ID");
+        (dialog, ok, seen, masked)
+    };
+    // The vendor's BYE has the Call-ID it knows the call by.
+    let vendor_ended = |masked: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let byes = vendor.received("BYE");
+            if let Some(bye) = byes.iter().find(|b| b.contains(masked)) {
+                assert!(!customers.iter().any(|a| bye.contains(a.as_str())), "{bye}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no BYE of {masked}:\n{byes:?}\n{}",
+                k.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // The edge ends the call (dlg.end_dlg): the customer's BYE names its own Call-ID.
+    let (_, _, _, masked) = answered("byedge");
+    end_the_only_dialog(&k);
+    let bye = next_request(&sock, "BYE", "byedge", &k);
+    send_raw(&sock, &k, &reply_to(&bye, "200 OK", ""));
+    vendor_ended(&masked);
+
+    // The customer hangs up, to the Contact the 200 gave it.
+    let (dialog, ok, _, masked) = answered("byecaller");
+    let bye = dialog
+        .request("BYE", 2, "Content-Length: 0\r\n\r\n")
+        .replacen(
+            &format!("sip:vendor@127.0.0.1:{vport}"),
+            &contact_uri(&ok),
+            1,
+        );
+    send_raw(&sock, &k, &bye);
+    assert_eq!(final_reply(&sock, &k, "byecaller").code, 200, "{}", k.log());
+    vendor_ended(&masked);
+
+    // The vendor hangs up, as a vendor would: to the INVITE's Contact, through its
+    // Record-Route, by the Call-ID it got.
+    let (dialog, _, seen, masked) = answered("byevendor");
+    let route: Vec<&str> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("Record-Route: "))
+        .collect();
+    let dialog = InDialog {
+        route: Some(route.join(", ")),
+        ..dialog
+    };
+    let (vsock, vsport) = raw_socket();
+    let bye = dialog
+        .vendor_request("BYE", 2, vsport)
+        .replacen(
+            &format!("sip:3035550100@127.0.0.1:{lport}"),
+            &contact_uri(&seen),
+            1,
+        )
+        .replace(
+            &format!("Call-ID: byevendor-{lport}"),
+            &format!("Call-ID: {masked}"),
+        );
+    vsock
+        .send_to(bye.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let bye = next_request(&sock, "BYE", "byevendor", &k);
+    assert!(!bye.contains(&format!(":{vsport}")), "{bye}");
+    send_raw(&sock, &k, &reply_to(&bye, "200 OK", ""));
+    let ok = Reply::parse(&final_reply_text(&vsock, &k, &masked));
+    assert_eq!(ok.code, 200, "{}", k.log());
+
+    // Each call reported whole, under the Call-ID the customer's own CDRs have.
+    let cdrs = redis.wait_for("warp:cdr:raw", 9, Duration::from_secs(5));
+    for call in ["byedge", "byecaller", "byevendor"] {
+        let kinds: Vec<String> = events_of(&cdrs, call, lport)
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(kinds, ["start", "answer", "end"], "{call}: {cdrs:#?}");
+    }
+}
+
+/// `request` as a customer's SBC at `lport` relays it from a PBX at 10.20.30.40: the
+/// PBX's Via under the SBC's, the PBX's Contact, the SBC's Record-Route.
+fn behind_an_sbc(request: &str, lport: u16) -> String {
+    let sbc = format!("Via: SIP/2.0/UDP 127.0.0.1:{lport};");
+    let (head, tail) = request.split_once(&sbc).unwrap();
+    let (via, rest) = tail.split_once("\r\n").unwrap();
+    format!(
+        "{head}{sbc}{via}\r\n\
+         Via: SIP/2.0/UDP 10.20.30.40:5060;branch=z9hG4bK-pbx{lport}\r\n\
+         Record-Route: <sip:127.0.0.1:{lport};lr>\r\n{rest}"
+    )
+    .replace(
+        &format!("Contact: <sip:3035550100@127.0.0.1:{lport}>"),
+        "Contact: <sip:3035550100@10.20.30.40:5060>",
+    )
 }
 
 /// A server on `redis_url` that answers its first GET with a bulk length of 1 TiB, its

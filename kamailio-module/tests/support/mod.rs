@@ -108,6 +108,16 @@ impl Kamailio {
         defines: &[String],
         args: &[String],
     ) -> Self {
+        Self::spawn_file(module, cfg, defines, args).running()
+    }
+
+    /// Starts Kamailio on a config file of the repository as [`Kamailio::start_file`]
+    /// does, expecting it to refuse the configuration; returns its log.
+    pub fn refused_file(cfg: &Path, defines: &[String]) -> String {
+        Self::spawn_file(&built_module(), cfg, defines, &[]).refusal()
+    }
+
+    fn spawn_file(module: &Path, cfg: &Path, defines: &[String], args: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_udp_port();
         std::fs::copy(module, dir.path().join("warp.so")).unwrap();
@@ -129,7 +139,7 @@ impl Kamailio {
             all.extend(["-A".into(), d.replace("{port}", &port.to_string())]);
         }
         all.extend_from_slice(args);
-        Self::run(dir, cfg, port, &all).running()
+        Self::run(dir, cfg, port, &all)
     }
 
     fn running(mut self) -> Self {
@@ -164,21 +174,25 @@ impl Kamailio {
 
     /// Starts Kamailio expecting it to refuse the configuration; returns its log.
     pub fn refused(modparams: &[(&str, &str)], script: Script<'_>) -> String {
-        let mut k = Self::spawn(modparams, script);
+        Self::spawn(modparams, script).refusal()
+    }
+
+    /// Waits for Kamailio to exit on a configuration it refuses; returns its log.
+    fn refusal(mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = k.child.try_wait().unwrap() {
+            if let Some(status) = self.child.try_wait().unwrap() {
                 assert!(
                     !status.success(),
                     "kamailio exited successfully:\n{}",
-                    k.log()
+                    self.log()
                 );
-                return k.log();
+                return self.log();
             }
             assert!(
-                k.kamcmd(&["warp.version"]).is_err() && Instant::now() < deadline,
+                self.kamcmd(&["warp.version"]).is_err() && Instant::now() < deadline,
                 "kamailio accepted the configuration:\n{}",
-                k.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
