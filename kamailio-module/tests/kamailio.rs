@@ -896,6 +896,99 @@ class Edge:
     assert_eq!(stats["warp_route.errors"], "0");
 }
 
+/// A Lua KEMI script hands a call that needs the LRN dip to an async worker
+/// (`KSR.warp.warp_dip_async()`), which dips and resumes it in the script's function
+/// of that name, where `warp_route()` routes it on the LRN; a call that needs no dip
+/// is routed where it came in.
+#[test]
+fn kemi_hands_a_call_to_an_async_worker_for_its_dip() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::Data::default().publish(&snap);
+    let telique = support::telique::Telique::start();
+    let lua = dir.path().join("edge.lua");
+    std::fs::write(
+        &lua,
+        r#"
+function ksr_request_route()
+    KSR.info("warp-test: " .. KSR.pv.get("$rU") .. " came to " .. KSR.pv.get("$pp") .. "\n")
+    if KSR.warp.warp_needs_dip() > 0 and KSR.warp.warp_dip_async("ksr_warp_decide") == 0 then
+        return
+    end
+    ksr_warp_decide()
+end
+
+function ksr_warp_decide()
+    KSR.info("warp-test: " .. KSR.pv.get("$rU") .. " routed in " .. KSR.pv.get("$pp") .. "\n")
+    if KSR.warp.warp_route() < 0 then
+        KSR.sl.send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
+        return
+    end
+    KSR.hdr.append_to_reply("X-Warp-LRN: " .. KSR.pv.get("$warp(lrn)") .. "\r\n")
+    KSR.sl.send_reply(200, "Routed")
+end
+"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "async_workers=2\nloadmodule \"tm.so\"\nloadmodule \"app_lua.so\"\n\
+         modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+        lua.display()
+    );
+    let url = telique.url();
+    let token = support::telique::TOKEN;
+    let params = [
+        ("snapshot", snap.to_str().unwrap()),
+        ("lrn_source", "snapshot,dip"),
+        ("lrn_dip_url", url.as_str()),
+        ("lrn_dip_token", token),
+    ];
+    let k = Kamailio::start(&params, Script::Cfg(&cfg));
+    // Ported (the dip says so): routed on its LRN, in another process.
+    let ported = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
+    assert_eq!(
+        (ported.code, ported.reason.as_str()),
+        (200, "Routed"),
+        "{}",
+        k.log()
+    );
+    assert_eq!(
+        ported.header("X-Warp-LRN"),
+        Some("13035559999"),
+        "{}",
+        k.log()
+    );
+    // Toll-free: no dip, routed where it came in.
+    let tollfree = k.request_to("127.0.0.1", "18005550123", "INVITE", "");
+    assert_eq!(tollfree.code, 200, "{}", k.log());
+    let log = k.log();
+    let pid = |number: &str, what: &str| -> String {
+        let mark = format!("warp-test: {number} {what} ");
+        let line = log.lines().find(|l| l.contains(&mark));
+        let pid = line.and_then(|l| l.split(&mark).nth(1));
+        pid.unwrap_or_else(|| panic!("no {mark:?} in\n{log}"))
+            .to_owned()
+    };
+    assert_ne!(
+        pid("12125550001", "came to"),
+        pid("12125550001", "routed in")
+    );
+    assert_eq!(
+        pid("18005550123", "came to"),
+        pid("18005550123", "routed in")
+    );
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["warp_dip_async.calls"].as_str(),
+            stats["warp_route.calls"].as_str(),
+            stats["lrn.ported"].as_str()
+        ),
+        ("1", "2", "1"),
+        "{stats:?}"
+    );
+}
+
 /// A KEMI script's request route opening: route the call, or send warp's refusal.
 const KEMI_ROUTE: &str = r#"
     if KSR.warp.warp_route() < 0 then
@@ -4501,7 +4594,7 @@ fn audio_ports(log: &Path) -> Vec<u16> {
 /// rtpengine's ports in the SDP, and the sessions are deleted with the BYE.
 #[test]
 fn the_shipped_config_anchors_media_in_rtpengine() {
-    anchors_media_in_rtpengine(&[]);
+    anchors_media_in_rtpengine(&[], &[]);
 }
 
 /// As [`the_shipped_config_anchors_media_in_rtpengine`], with WITH_TOPOH: the vendor's
@@ -4509,10 +4602,31 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
 /// the script runs), so the offer's session is answered and deleted.
 #[test]
 fn the_shipped_config_anchors_media_in_rtpengine_with_topology_hidden() {
-    anchors_media_in_rtpengine(&with_topoh());
+    anchors_media_in_rtpengine(&with_topoh(), &[]);
 }
 
-fn anchors_media_in_rtpengine(defines: &[String]) {
+/// As [`the_shipped_config_anchors_media_in_rtpengine`], for calls dipped in an async
+/// worker (WITH_LRN_DIP): their offer is made in the resumed route, to tm a failure
+/// route, where `rtpengine_manage()` would delete the media rather than offer it.
+#[test]
+fn the_shipped_config_anchors_the_media_of_calls_dipped_in_an_async_worker() {
+    let telique = support::telique::Telique::start();
+    // A number the dip says is ported.
+    let k = anchors_media_in_rtpengine(&dip_defines(&telique, 1000), &["-s", "12125550001"]);
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["warp_dip_async.calls"].as_str(),
+            stats["lrn.ported"].as_str()
+        ),
+        ("3", "3"),
+        "{stats:?}"
+    );
+}
+
+/// Three calls with SDP (`sipp`: more of sipp's arguments) through the shipped config
+/// with WITH_RTPENGINE and `defines`, their media checked; Kamailio still running.
+fn anchors_media_in_rtpengine(defines: &[String], sipp: &[&str]) -> Kamailio {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let cheap_port = data.cheap.0;
@@ -4525,10 +4639,14 @@ fn anchors_media_in_rtpengine(defines: &[String]) {
         "-message_file".into(),
         uac_log.display().to_string(),
     ];
-    let trace: Vec<&str> = trace.iter().map(String::as_str).collect();
+    let extra: Vec<&str> = trace
+        .iter()
+        .map(String::as_str)
+        .chain(sipp.iter().copied())
+        .collect();
     let status = Uac {
         media: true,
-        extra: &trace,
+        extra: &extra,
         ..Uac::new(k.port, dir.path(), 3, 10)
     }
     .spawn()
@@ -4568,6 +4686,7 @@ fn anchors_media_in_rtpengine(defines: &[String]) {
     );
     // Deleted with each BYE: no call left in rtpengine.
     wait_for_no_media_sessions(&rtpengine, &k);
+    k
 }
 
 /// Waits (5 s at most) until rtpengine holds no call.
