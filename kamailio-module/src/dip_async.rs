@@ -15,13 +15,13 @@
 use crate::decision;
 use crate::guard::{self, Verdict};
 use crate::kstr;
-use crate::log::lm_warn;
+use crate::log::{lm_err, lm_warn};
 use crate::lrn;
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use crate::tm::{self, Resume, Suspended};
 use kamailio_sys as k;
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::{addr_of_mut, null_mut};
 use std::sync::Once;
 use warp_core::Number;
@@ -161,8 +161,28 @@ unsafe extern "C" fn run(param: *mut c_void) {
     });
 }
 
+/// `warp_dip_async()`'s fixup: `fixup_spve_null`'s, after refusing the config when the
+/// parameter names, as plain text, a route kamailio.cfg does not have (a typo would
+/// otherwise show only when the first call is handed over).
+pub unsafe extern "C" fn fixup_route(param: *mut *mut c_void, param_no: c_int) -> c_int {
+    guard::entry("warp_dip_async() fixup", -1, || {
+        // SAFETY: before its fixup the core passes the parameter's text, NUL-terminated.
+        let text = unsafe { param.as_ref() }
+            .filter(|text| !text.is_null())
+            .map(|&text| unsafe { CStr::from_ptr(text.cast()) }.to_string_lossy());
+        if let Some(name) = text.filter(|t| !t.contains('$')) {
+            if let Err(e) = continuation(&name) {
+                lm_err!("warp_dip_async(): {e}");
+                return -1;
+            }
+        }
+        // SAFETY: called as the core would.
+        unsafe { k::fixup_spve_null(param, param_no) }
+    })
+}
+
 /// kamailio.cfg: `warp_dip_async("ROUTE")`; the parameter is fixed up by
-/// `fixup_spve_null`.
+/// [`fixup_route`].
 pub unsafe extern "C" fn w_warp_dip_async(
     msg: *mut k::sip_msg,
     route: *mut c_char,

@@ -7,7 +7,7 @@ use crate::calls;
 use crate::cdr;
 use crate::cluster_calls;
 use crate::core_cell::CoreCell;
-use crate::dip_async::{ki_warp_dip_async, w_warp_dip_async};
+use crate::dip_async::{fixup_route, ki_warp_dip_async, w_warp_dip_async};
 use crate::dno::{ki_warp_dno, ki_warp_dno_number, w_warp_dno, w_warp_dno_number};
 use crate::failover::{self, ki_warp_next_route, w_warp_next_route};
 use crate::guard;
@@ -186,7 +186,14 @@ static CMDS: CoreCell<[k::cmd_export_t; 13]> = CoreCell::new([
         1,
         Func::NeedsDip,
     ),
-    cmd(c"warp_dip_async", Some(w_warp_dip_async), 1, Func::DipAsync),
+    k::cmd_export_t {
+        name: cname(c"warp_dip_async"),
+        function: Some(w_warp_dip_async),
+        param_no: 1,
+        fixup: Some(fixup_route),
+        free_fixup: Some(k::fixup_free_spve_null),
+        flags: Func::DipAsync.routes().0,
+    },
     cmd(
         c"warp_next_route",
         Some(w_warp_next_route),

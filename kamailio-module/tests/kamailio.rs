@@ -1160,6 +1160,11 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("unknown pseudo-variable $warp(bogus)"),
         "{log}"
     );
+    let log = Kamailio::refused(&[], Script::Native("warp_dip_async(\"NOWHERE\");"));
+    assert!(
+        log.contains("warp_dip_async(): no route[NOWHERE] to resume the call in"),
+        "{log}"
+    );
     let cases: [(&[(&str, &str)], &str); 15] = [
         (
             &[("fallback_code", "200")],
