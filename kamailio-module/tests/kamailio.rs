@@ -4041,12 +4041,13 @@ fn final_reply_text(sock: &std::net::UdpSocket, k: &Kamailio, call_id: &str) -> 
 
 #[test]
 fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = support::redis::Redis::start(dir.path());
-    let data = support::dataset::Data::with_gateways();
-    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
-    let telique = support::telique::Telique::start();
-    let k = start_shipped(dir.path(), &data, &redis.url(), &dip_defines(&telique, 900));
+    let DipEdge {
+        _dir,
+        redis,
+        cheap,
+        telique: _telique,
+        k,
+    } = DipEdge::start(900);
     // An INVITE whose number the dip answers slowly (0.9 s), sent again after 0.5 s as
     // a UAC over UDP does when no 100 Trying has come.
     let (sock, lport) = raw_socket();
@@ -4084,23 +4085,50 @@ fn dip_defines(telique: &support::telique::Telique, timeout_ms: u32) -> Vec<Stri
     ]
 }
 
-/// With WITH_LRN_DIP a call waits for its dip in one of the async module's workers,
+/// The shipped config with WITH_LRN_DIP (a call waits `timeout_ms` for the dip) on the
+/// gateways' data, CHEAP's gateway answering, CDR events to its own Redis. Bind every
+/// field where it is taken apart: one left to `..` is dropped at once, and its part
+/// (the temp dir, Redis, the Telique stub) with it.
+struct DipEdge {
+    _dir: tempfile::TempDir,
+    redis: support::redis::Redis,
+    cheap: Uas,
+    telique: support::telique::Telique,
+    k: Kamailio,
+}
+
+impl DipEdge {
+    fn start(timeout_ms: u32) -> DipEdge {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = support::redis::Redis::start(dir.path());
+        let data = support::dataset::Data::with_gateways();
+        let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
+        let telique = support::telique::Telique::start();
+        let defines = dip_defines(&telique, timeout_ms);
+        let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+        DipEdge {
+            _dir: dir,
+            redis,
+            cheap,
+            telique,
+            k,
+        }
+    }
+}
+
+/// With WITH_LRN_DIP a call waits for its dip in one of the core's async workers,
 /// not in a SIP worker: three calls whose dips take 1 s (more than the 2 SIP workers)
 /// are dipped at once, and a call that needs no dip (a toll-free number) is answered
 /// meanwhile, before any of them. Each is then routed once, its LRN come.
 #[test]
 fn the_shipped_config_routes_other_calls_while_dips_are_slow() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = support::redis::Redis::start(dir.path());
-    let data = support::dataset::Data::with_gateways();
-    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
-    let telique = support::telique::Telique::start();
-    let k = start_shipped(
-        dir.path(),
-        &data,
-        &redis.url(),
-        &dip_defines(&telique, 3000),
-    );
+    let DipEdge {
+        _dir,
+        redis: _redis,
+        cheap,
+        telique,
+        k,
+    } = DipEdge::start(3000);
     let (sock, lport) = raw_socket();
     for call in ["slow0", "slow1", "slow2"] {
         send_raw(
@@ -4152,17 +4180,13 @@ fn the_shipped_config_routes_other_calls_while_dips_are_slow() {
 /// event and takes no place of its trunk's.
 #[test]
 fn a_call_cancelled_while_its_dip_runs_goes_no_further() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = support::redis::Redis::start(dir.path());
-    let data = support::dataset::Data::with_gateways();
-    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
-    let telique = support::telique::Telique::start();
-    let k = start_shipped(
-        dir.path(),
-        &data,
-        &redis.url(),
-        &dip_defines(&telique, 3000),
-    );
+    let DipEdge {
+        _dir,
+        redis,
+        cheap,
+        telique,
+        k,
+    } = DipEdge::start(3000);
     let (sock, lport) = raw_socket();
     send_raw(
         &sock,
