@@ -73,8 +73,10 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
         return Ok(Handover::Kept);
     }
     let route = continuation(to)?;
+    // The name only for a KEMI function (checked to fit); a route is its actions.
+    let name = if route.is_null() { to.as_bytes() } else { &[] };
     let mut callback = [0u8; CALLBACK_MAX];
-    callback[..to.len()].copy_from_slice(to.as_bytes());
+    callback[..name.len()].copy_from_slice(name);
     // SAFETY: shared memory for the task; checked for null below.
     let task = unsafe { k::warp_shm_malloc(std::mem::size_of::<Task>()) }.cast::<Task>();
     if task.is_null() {
@@ -98,7 +100,7 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
             suspended,
             number: number.value(),
             route,
-            callback_len: to.len(),
+            callback_len: name.len(),
             callback,
         });
     }

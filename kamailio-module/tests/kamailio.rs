@@ -902,14 +902,11 @@ class Edge:
 /// is routed where it came in.
 #[test]
 fn kemi_hands_a_call_to_an_async_worker_for_its_dip() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("routing.snap");
-    support::dataset::Data::default().publish(&snap);
-    let telique = support::telique::Telique::start();
-    let lua = dir.path().join("edge.lua");
-    std::fs::write(
-        &lua,
-        r#"
+    hands_a_dipped_call_to_an_async_worker(|dir| {
+        let lua = dir.join("edge.lua");
+        std::fs::write(
+            &lua,
+            r#"
 function ksr_request_route()
     KSR.info("warp-test: " .. KSR.pv.get("$rU") .. " came to " .. KSR.pv.get("$pp") .. "\n")
     if KSR.warp.warp_needs_dip() > 0 and KSR.warp.warp_dip_async("ksr_warp_decide") == 0 then
@@ -928,12 +925,58 @@ function ksr_warp_decide()
     KSR.sl.send_reply(200, "Routed")
 end
 "#,
-    )
-    .unwrap();
+        )
+        .unwrap();
+        format!(
+            "loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"{}\")\n\
+             cfgengine \"lua\"\n",
+            lua.display()
+        )
+    });
+}
+
+/// The same from kamailio.cfg, resumed in the route `warp_dip_async()` names (one whose
+/// name is longer than a KEMI function's may be).
+#[test]
+fn warp_dip_async_resumes_a_call_in_the_route_it_names() {
+    hands_a_dipped_call_to_an_async_worker(|_| {
+        r#"
+loadmodule "xlog.so"
+request_route {
+	xlog("L_INFO", "warp-test: $rU came to $pp\n");
+	if (warp_needs_dip()) {
+		warp_dip_async("DECIDE_THE_ROUTE_OF_A_CALL_WHOSE_LRN_THE_UPSTREAM_DIP_HAS_JUST_SUPPLIED");
+	}
+	route(DECIDE_THE_ROUTE_OF_A_CALL_WHOSE_LRN_THE_UPSTREAM_DIP_HAS_JUST_SUPPLIED);
+}
+
+route[DECIDE_THE_ROUTE_OF_A_CALL_WHOSE_LRN_THE_UPSTREAM_DIP_HAS_JUST_SUPPLIED] {
+	xlog("L_INFO", "warp-test: $rU routed in $pp\n");
+	if (!warp_route()) {
+		send_reply("$warp(code)", "$warp(reason)");
+		exit;
+	}
+	append_to_reply("X-Warp-LRN: $warp(lrn)\r\n");
+	send_reply("200", "Routed");
+}
+"#
+        .to_owned()
+    });
+}
+
+/// Starts Kamailio with tm, 2 async workers and the LRN dip on the test data, and the
+/// routing `script(dir)` gives: it logs `warp-test: <number> came to <pid>` and
+/// `... routed in <pid>`, and answers a routed call 200 `Routed` with `X-Warp-LRN`. A
+/// ported number's call is handed over and routed on its LRN in another process; a
+/// toll-free one is routed where it came in.
+fn hands_a_dipped_call_to_an_async_worker(script: impl FnOnce(&Path) -> String) {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::Data::default().publish(&snap);
+    let telique = support::telique::Telique::start();
     let cfg = format!(
-        "async_workers=2\nloadmodule \"tm.so\"\nloadmodule \"app_lua.so\"\n\
-         modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
-        lua.display()
+        "async_workers=2\nloadmodule \"tm.so\"\n{}",
+        script(dir.path())
     );
     let url = telique.url();
     let token = support::telique::TOKEN;
@@ -967,6 +1010,7 @@ end
         let line = log.lines().find(|l| l.contains(&mark));
         let pid = line.and_then(|l| l.split(&mark).nth(1));
         pid.unwrap_or_else(|| panic!("no {mark:?} in\n{log}"))
+            .trim()
             .to_owned()
     };
     assert_ne!(
