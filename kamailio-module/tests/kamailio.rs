@@ -3538,6 +3538,21 @@ fn start_config(
     Kamailio::start_file(cfg, &all, &[])
 }
 
+/// The shipped config written into `dir` with Redis's budget for WITH_CLUSTER as the
+/// cluster tests give it: within the shipped 20 ms, Redis on a loaded test machine can
+/// miss an admission (the edge counts alone) or a call's release (counted on until the
+/// next beat).
+fn patient_cluster_config(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(shipped_config()).unwrap();
+    let cluster = "modparam(\"warp\", \"cluster_concurrent\", 1)\n";
+    let budget = format!("modparam(\"warp\", \"cluster_timeout\", {CLUSTER_TIMEOUT})\n");
+    let patient = text.replace(cluster, &format!("{cluster}{budget}"));
+    assert_ne!(patient, text);
+    let cfg = dir.join("kamailio.cfg");
+    std::fs::write(&cfg, patient).unwrap();
+    cfg
+}
+
 /// configs/kamailio/kamailio.cfg as shipped, with digest auth (checked against the
 /// snapshot's ha1) and a cluster budget for a loaded test machine.
 #[test]
@@ -3552,16 +3567,7 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
         format!("AUTH_REALM=\"{}\"", support::dataset::REALM),
         "WITH_CLUSTER".to_string(),
     ];
-    // Redis's budget as the cluster tests give it: within the shipped 20 ms, Redis on a
-    // loaded test machine can miss an admission (the edge counts alone) or a call's
-    // release (counted on until the next beat).
-    let text = std::fs::read_to_string(shipped_config()).unwrap();
-    let cluster = "modparam(\"warp\", \"cluster_concurrent\", 1)\n";
-    let budget = format!("modparam(\"warp\", \"cluster_timeout\", {CLUSTER_TIMEOUT})\n");
-    let patient = text.replace(cluster, &format!("{cluster}{budget}"));
-    assert_ne!(patient, text);
-    let cfg = dir.path().join("kamailio.cfg");
-    std::fs::write(&cfg, patient).unwrap();
+    let cfg = patient_cluster_config(dir.path());
     let k = start_config(&cfg, dir.path(), &data, &redis.url(), &defines);
     assert_eq!(k.rpc("warp.config")["cluster_timeout"], CLUSTER_TIMEOUT);
 
@@ -4787,14 +4793,174 @@ fn start_shipped_with_rtpengine(
     more: &[String],
 ) -> (support::rtpengine::Rtpengine, Kamailio) {
     let rtpengine = support::rtpengine::Rtpengine::start(dir);
-    let mut defines = vec![
-        "WITH_RTPENGINE".to_string(),
-        format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
-    ];
+    let mut defines = rtpengine_defines(&rtpengine);
     defines.extend_from_slice(more);
     let nowhere = no_redis();
     let k = start_shipped(dir, data, &nowhere, &defines);
     (rtpengine, k)
+}
+
+/// The shipped config's defines for media anchored in `rtpengine`.
+fn rtpengine_defines(rtpengine: &support::rtpengine::Rtpengine) -> Vec<String> {
+    vec![
+        "WITH_RTPENGINE".to_string(),
+        format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
+    ]
+}
+
+/// Every feature of the shipped config on at once, as a carrier runs it: calls from an
+/// IP_AND_CREDENTIALS trunk (challenged, answered) with SDP to a number Telique says is
+/// ported, dipped in an async worker and resumed there, where the media is offered to
+/// rtpengine; the first vendor answers 503, the second takes the call with media; the
+/// dialogs kept in Redis, the trunk counted with the other edges, the vendors seeing
+/// masked Call-IDs. Each feature composes with the others.
+#[test]
+fn the_shipped_config_with_every_feature_on_completes_calls() {
+    const CALLS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let (cheap_port, dear_port) = (data.cheap.0, data.dear.0);
+    let _cheap = Uas::start(dir.path(), cheap_port, Answer::Unavailable);
+    let _dear = Uas::start(dir.path(), dear_port, Answer::AcceptMedia);
+    let telique = support::telique::Telique::start();
+    let rtpengine = support::rtpengine::Rtpengine::start(dir.path());
+    let mut defines = vec![
+        "WITH_AUTH".to_string(),
+        format!("AUTH_REALM=\"{}\"", support::dataset::REALM),
+        "WITH_CLUSTER".to_string(),
+        "WITH_DIALOG_DB".to_string(),
+        format!("DIALOG_DB_URL=\"{}/1\"", redis.url()),
+        "WITH_ANTIFLOOD".to_string(),
+    ];
+    defines.extend(dip_defines(&telique, 1000));
+    defines.extend(rtpengine_defines(&rtpengine));
+    defines.extend(with_topoh());
+    let cfg = patient_cluster_config(dir.path());
+    let k = start_config(&cfg, dir.path(), &data, &redis.url(), &defines);
+
+    // T4 (IP_AND_CREDENTIALS) from its address, each call held 1.5 s.
+    let uac_log = dir.path().join("uac-messages.log");
+    let uac_log_arg = uac_log.display().to_string();
+    let extra = [
+        "-trace_msg",
+        "-message_file",
+        &uac_log_arg,
+        "-s",
+        "12125550001",
+    ];
+    let mut calls = Uac {
+        source: "127.0.0.4",
+        auth: Some(("t4user", support::dataset::PASSWORD)),
+        media: true,
+        hold_ms: 1500,
+        extra: &extra,
+        ..Uac::new(k.port, dir.path(), CALLS as u32, 10)
+    }
+    .spawn();
+    // The dialogs in the dialog database while the calls are up, by Call-ID.
+    let mut stored = BTreeSet::new();
+    let status = loop {
+        for key in redis.cli(&["-n", "1", "KEYS", "dialog*:entry::*"]).lines() {
+            let call_id = redis.cli(&["-n", "1", "HGET", key, "callid"]);
+            stored.insert(call_id.trim().to_owned());
+        }
+        if let Some(status) = calls.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+    let callers = call_ids(&uac_log);
+    assert_eq!(callers.len(), CALLS, "{callers:?}");
+    stored.remove("");
+    assert_eq!(stored, callers, "{}", k.log());
+
+    // Dipped in an async worker, ported.
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["warp_dip_async.calls"].as_str(),
+            stats["lrn.ported"].as_str(),
+            stats["limits.cluster_fallbacks"].as_str(),
+        ),
+        ("3", "3", "0"),
+        "{stats:?}"
+    );
+    // Each vendor was offered rtpengine's port, never the caller's 6000; the caller got
+    // rtpengine's instead of the vendor's 7000.
+    for port in [cheap_port, dear_port] {
+        let offered = audio_ports(&dir.path().join(format!("uas-{port}.log")));
+        let offered: Vec<u16> = offered.into_iter().filter(|&p| p != 7000).collect();
+        assert_eq!(offered.len(), CALLS, "{port}: {offered:?}\n{}", k.log());
+        assert!(
+            offered.iter().all(|p| rtpengine.ports.contains(p)),
+            "{port} ({cheap_port} {dear_port}): {offered:?} {:?}\n{}",
+            rtpengine.commands(),
+            k.log()
+        );
+    }
+    let answered: Vec<u16> = audio_ports(&uac_log)
+        .into_iter()
+        .filter(|&p| p != 6000)
+        .collect();
+    assert_eq!(answered.len(), CALLS, "{answered:?}");
+    assert!(answered.iter().all(|p| rtpengine.ports.contains(p)));
+    // Offered once per vendor tried (the failover branch offered again, to the same
+    // ports), answered once per call.
+    let commands = rtpengine.commands();
+    assert_eq!(
+        (commands.get("offer"), commands.get("answer")),
+        (Some(&(2 * CALLS)), Some(&CALLS)),
+        "{commands:?}"
+    );
+    wait_for_no_media_sessions(&rtpengine, &k);
+    // No vendor saw a Call-ID of the caller's (topoh).
+    for port in [cheap_port, dear_port] {
+        let seen = std::fs::read_to_string(dir.path().join(format!("uas-{port}.log"))).unwrap();
+        assert!(seen.contains("INVITE sip:"), "{port}: {seen}");
+        for call_id in &callers {
+            assert!(!seen.contains(call_id.as_str()), "{call_id} in {seen}");
+        }
+    }
+
+    // Reported under the caller's Call-IDs: the 503, then the answer.
+    let cdrs = redis.wait_for("warp:cdr:raw", 4 * CALLS, Duration::from_secs(10));
+    let reported = by_call(&cdrs);
+    assert_eq!(
+        reported.keys().cloned().collect::<BTreeSet<_>>(),
+        callers,
+        "{cdrs:#?}"
+    );
+    for events in reported.values() {
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["start", "failed", "answer", "end"], "{cdrs:#?}");
+    }
+    // The trunk's places given back, here and across the cluster; the dialogs gone from
+    // Redis.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t4 = k.rpc_args(&["warp.trunks", "T4"]).unwrap();
+        let dialogs = redis.cli(&["-n", "1", "KEYS", "dialog*:entry::*"]);
+        if t4["T4.active"] == "0" && no_calls_counted(&redis, "T4") && dialogs.trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{t4:?} {dialogs}\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The Call-IDs of the calls in a sipp message log.
+fn call_ids(log: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Call-ID: "))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// [`raw_request`]'s INVITE with an SDP offer (audio on port 6000).

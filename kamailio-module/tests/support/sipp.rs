@@ -413,6 +413,11 @@ impl Calls {
         self.0.wait()
     }
 
+    /// sipp's verdict if it has finished, `None` while its calls go on.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.0.try_wait()
+    }
+
     pub fn kill(&mut self) -> io::Result<()> {
         self.0.kill()
     }
