@@ -14,6 +14,7 @@
 
 use crate::decision;
 use crate::guard::{self, Verdict};
+use crate::identify;
 use crate::kstr;
 use crate::log::{lm_err, lm_warn};
 use crate::lrn;
@@ -77,6 +78,8 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
     let name = if route.is_null() { to.as_bytes() } else { &[] };
     let mut callback = [0u8; CALLBACK_MAX];
     callback[..name.len()].copy_from_slice(name);
+    // Into the AVPs the transaction takes (or holds): the resumed route reads them.
+    identify::hand_over(msg)?;
     // SAFETY: shared memory for the task; checked for null below.
     let task = unsafe { k::warp_shm_malloc(std::mem::size_of::<Task>()) }.cast::<Task>();
     if task.is_null() {

@@ -9,6 +9,7 @@
 //! the mark alone would let a wrong password pick a trunk. Checked against
 //! `$warp(ha1)`, they count only under the username that hash was looked up for.
 
+use crate::avp;
 use crate::decision;
 use crate::guard;
 use crate::log::lm_warn;
@@ -16,6 +17,7 @@ use crate::route;
 use crate::sipmsg::SipMsg;
 use crate::snapshot;
 use crate::stats::Func;
+use crate::tm;
 use kamailio_sys as k;
 use std::borrow::Cow;
 use std::ffi::{c_char, c_int};
@@ -87,16 +89,47 @@ impl Vouched<'_> {
     }
 }
 
-/// The credentials of `msg`, if the script vouched for them; a call from an address
-/// reads nothing more.
+/// The credentials of `msg`, if the script vouched for them (in this process, or in
+/// the one that handed the call over: [`hand_over`]); a call from an address reads
+/// nothing more.
 pub fn vouched(msg: &SipMsg) -> Option<Vouched<'_>> {
-    if !decision::authenticated(msg) {
+    let vouched_for = decision::authenticated(msg) || (tm::resumed() && handed_over(msg));
+    if !vouched_for {
         return None;
     }
     Some(Vouched {
         username: msg.credentials_user()?,
         ha1: decision::ha1(msg).map(|(_, ha1)| ha1),
     })
+}
+
+/// The AVP that carries the script's word on a request's credentials to the process a
+/// call is handed to (`warp_dip_async()`): `user` LF `ha1` as `$warp(ha1)` gave them,
+/// or empty when no `$warp(ha1)` was read. The word itself lives in this process only.
+const VOUCHED: &str = "warp_vouched";
+
+/// Keeps the script's word on `msg`'s credentials, if it gave it, in the AVPs its
+/// transaction takes (or holds), for the process that resumes the call.
+pub fn hand_over(msg: &SipMsg) -> Result<(), String> {
+    if !decision::authenticated(msg) {
+        return Ok(());
+    }
+    let word = decision::ha1(msg).map_or(String::new(), |(user, ha1)| format!("{user}\n{ha1}"));
+    avp::clear(VOUCHED);
+    avp::push(VOUCHED, &word)
+}
+
+/// Takes up what [`hand_over`] kept for `msg`: whether the script vouched for its
+/// credentials before the call was handed to this process.
+fn handed_over(msg: &SipMsg) -> bool {
+    let Some(word) = avp::get(VOUCHED) else {
+        return false;
+    };
+    if let Some((user, ha1)) = word.split_once('\n') {
+        decision::set_ha1(msg, user, ha1);
+    }
+    decision::set_authenticated(msg);
+    true
 }
 
 fn warp_authenticated(msg: &SipMsg) -> Result<bool, String> {
