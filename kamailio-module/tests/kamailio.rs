@@ -4225,6 +4225,47 @@ fn the_shipped_config_routes_other_calls_while_dips_are_slow() {
     );
 }
 
+/// Sustained load through the async workers: 400 calls at 80 a second, each dipped
+/// (the stub says the number is ported) in an async worker and resumed there, all
+/// completed, each routed once, with its CDR events and its trunk place given back.
+#[test]
+fn the_shipped_config_completes_every_dipped_call_under_load() {
+    let DipEdge {
+        _dir,
+        redis,
+        cheap,
+        telique: _telique,
+        k,
+    } = DipEdge::start(1000);
+    let dir = k.dir().to_owned();
+    let status = Uac {
+        extra: &["-s", "12125550001"],
+        ..Uac::new(k.port, &dir, 400, 80)
+    }
+    .spawn()
+    .wait()
+    .unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+    assert_eq!(cheap.invites(), 400, "{}", k.log());
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["warp_dip_async.calls"].as_str(),
+            stats["warp_route.calls"].as_str(),
+            stats["lrn.ported"].as_str(),
+            stats["warp_route.errors"].as_str()
+        ),
+        ("400", "400", "400", "0"),
+        "{stats:?}"
+    );
+    // start, answer and end for each.
+    let cdrs = redis.wait_for("warp:cdr:raw", 1200, Duration::from_secs(10));
+    let ends = cdrs.iter().filter(|c| c["event"] == "end").count();
+    assert_eq!((cdrs.len(), ends), (1200, 400));
+    let t1 = k.rpc_args(&["warp.trunks", "T1"]).unwrap();
+    assert_eq!(t1["T1.active"], "0", "{t1:?}");
+}
+
 /// A call whose caller cancels it while its dip runs (in an async worker) gets its 487
 /// at once, and goes no further once the LRN comes: no vendor sees it, it writes no CDR
 /// event and takes no place of its trunk's.
