@@ -4124,6 +4124,25 @@ fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow()
     assert_eq!(k.rpc("warp.stats")["warp_route.calls"], "1", "{}", k.log());
 }
 
+/// A number the Telique stub says is ported: with WITH_LRN_DIP its calls are dipped in
+/// an async worker and resumed there.
+const PORTED: &str = "+12125550001";
+
+/// Asserts that `calls` calls were handed to an async worker for their dip, and that
+/// each was routed on the LRN it brought back (so the dipped path is the one tested).
+fn assert_dipped(k: &Kamailio, calls: usize) {
+    let stats = k.rpc("warp.stats");
+    let calls = calls.to_string();
+    assert_eq!(
+        (
+            stats["warp_dip_async.calls"].as_str(),
+            stats["lrn.ported"].as_str()
+        ),
+        (calls.as_str(), calls.as_str()),
+        "{stats:?}"
+    );
+}
+
 /// The shipped config's defines for the LRN dip to `telique`, a call waiting
 /// `timeout_ms` for it.
 fn dip_defines(telique: &support::telique::Telique, timeout_ms: u32) -> Vec<String> {
@@ -4733,15 +4752,7 @@ fn the_shipped_config_anchors_the_media_of_calls_dipped_in_an_async_worker() {
     let telique = support::telique::Telique::start();
     // A number the dip says is ported.
     let k = anchors_media_in_rtpengine(&dip_defines(&telique, 1000), &["-s", "12125550001"]);
-    let stats = k.rpc("warp.stats");
-    assert_eq!(
-        (
-            stats["warp_dip_async.calls"].as_str(),
-            stats["lrn.ported"].as_str()
-        ),
-        ("3", "3"),
-        "{stats:?}"
-    );
+    assert_dipped(&k, 3);
 }
 
 /// Three calls with SDP (`sipp`: more of sipp's arguments) through the shipped config
@@ -5659,26 +5670,36 @@ fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls_and_no_transfe
 /// vendor's BYE.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat() {
-    reaches_a_caller_behind_nat(&[]);
+    reaches_a_caller_behind_nat(&[], "+12125550123");
 }
 
 /// As [`the_shipped_config_reaches_a_caller_behind_nat`], with WITH_TOPOH: the alias
 /// the edge puts in the caller's Contact is masked with it, and unmasked with it.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat_with_topology_hidden() {
-    reaches_a_caller_behind_nat(&with_topoh());
+    reaches_a_caller_behind_nat(&with_topoh(), "+12125550123");
 }
 
-fn reaches_a_caller_behind_nat(defines: &[String]) {
+/// As [`the_shipped_config_reaches_a_caller_behind_nat`], for calls dipped in an async
+/// worker (WITH_LRN_DIP): their dialog is made in the resumed route, from the INVITE as
+/// tm keeps it, so the caller's Contact has to be aliased there too, or the edge's own
+/// BYE goes to the private address.
+#[test]
+fn the_shipped_config_reaches_a_caller_behind_nat_whose_call_was_dipped() {
+    let telique = support::telique::Telique::start();
+    let k = reaches_a_caller_behind_nat(&dip_defines(&telique, 1000), PORTED);
+    assert_dipped(&k, 2);
+}
+
+/// Two calls from a caller behind NAT to `user` through the shipped config with
+/// `defines`; Kamailio still running.
+fn reaches_a_caller_behind_nat(defines: &[String], user: &str) -> Kamailio {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
     let k = start_shipped(dir.path(), &data, &no_redis(), defines);
     let (sock, lport) = raw_socket();
-    let invite = behind_nat(
-        &raw_request(k.port, lport, "INVITE", "+12125550123", "ended"),
-        lport,
-    );
+    let invite = behind_nat(&raw_request(k.port, lport, "INVITE", user, "ended"), lport);
     // The old config sent every reply to 127.0.0.1:5060, the Via's port.
     InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
     end_the_only_dialog(&k);
@@ -5690,7 +5711,7 @@ fn reaches_a_caller_behind_nat(defines: &[String]) {
     .unwrap();
 
     let invite = behind_nat(
-        &raw_request(k.port, lport, "INVITE", "+12125550123", "refreshed"),
+        &raw_request(k.port, lport, "INVITE", user, "refreshed"),
         lport,
     );
     let (dialog, _) = InDialog::answered(&sock, &k, lport, ("refreshed", data.cheap.0), &invite);
@@ -5726,6 +5747,7 @@ fn reaches_a_caller_behind_nat(defines: &[String]) {
     let target = ok.header("Contact").unwrap().trim_matches(['<', '>']);
     to_caller(dialog.vendor_request("BYE", 2, vport), target);
     next_request(&sock, "BYE", "refreshed", &k);
+    k
 }
 
 /// The value of `message`'s first header `name`.
