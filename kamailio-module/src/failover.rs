@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 /// call, as Kamailio's allocator is what a per-hop AVP would cost.
 const AVP: &str = "warp";
 /// The transaction's branch count when the attempt in progress began, written by
-/// `warp_next_route()` only: the first attempt began with none.
+/// `warp_next_route()`, and by `warp_route()` for a call whose transaction had
+/// branches already (tm's blind one, a call resumed after `warp_dip_async()`): unset,
+/// the first attempt began with none.
 const BRANCHES_BEFORE: &str = "warp_branches";
 /// The code an attempt that could not be sent fails with: Kamailio's for a request it
 /// could not send on.
@@ -67,10 +69,21 @@ pub fn store(record: &str) -> Result<(), String> {
 /// `msg`'s record, just routed and left with the decision: into the AVP now if `msg`
 /// already has a transaction; otherwise it waits for [`flush`].
 pub fn keep(msg: &SipMsg) -> Result<(), String> {
-    if tm::has_transaction() {
-        flush(msg)?;
+    let Some(branches) = tm::branches() else {
+        return Ok(());
+    };
+    flush(msg)?;
+    // A suspended call's transaction has tm's blind branch: not the first attempt's.
+    if branches > 0 {
+        note_branches_before(branches)?;
     }
     Ok(())
+}
+
+/// The attempt about to begin does so with the transaction's `branches`.
+fn note_branches_before(branches: u32) -> Result<(), String> {
+    avp::clear(BRANCHES_BEFORE);
+    avp::push(BRANCHES_BEFORE, &branches.to_string())
 }
 
 /// Writes `msg`'s record, completed, into the AVP list current now if it still waits.
@@ -127,8 +140,7 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
         crate::calls::failed_over(msg, call, hop);
     }
     if let Some(n) = branches {
-        avp::clear(BRANCHES_BEFORE);
-        avp::push(BRANCHES_BEFORE, &n.to_string())?;
+        note_branches_before(n)?;
     }
     decision::put_record(msg, remaining, None, false);
     Ok(true)

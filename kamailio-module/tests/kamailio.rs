@@ -3915,6 +3915,18 @@ fn the_shipped_config_bans_an_address_guessing_passwords() {
 /// not send), not the code of the attempt before it.
 #[test]
 fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
+    fails_over_past_a_vendor_it_cannot_send_to(&Routing::direct());
+}
+
+/// As [`the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to`], for calls
+/// dipped in an async worker: the failover to the next vendor is made in the resumed
+/// route, to tm a failure route.
+#[test]
+fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to_after_the_dip() {
+    fails_over_past_a_vendor_it_cannot_send_to(&Routing::dipped());
+}
+
+fn fails_over_past_a_vendor_it_cannot_send_to(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let events = |cdrs: &[serde_json::Value]| -> Vec<Vec<(String, String, Option<u64>)>> {
@@ -3941,10 +3953,17 @@ fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
         ..support::dataset::Data::with_gateways()
     };
     let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
-    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
-    let status = Uac::new(k.port, dir.path(), 3, 10).spawn().wait().unwrap();
+    let k = start_shipped(dir.path(), &data, &redis.url(), &routing.defines(&[]));
+    let status = Uac {
+        extra: &routing.sipp(),
+        ..Uac::new(k.port, dir.path(), 3, 10)
+    }
+    .spawn()
+    .wait()
+    .unwrap();
     assert!(status.success(), "calls failed ({status}):\n{}", k.log());
     assert_eq!(dear.invites(), 3);
+    routing.took(&k, 3);
     let cdrs = redis.wait_for("warp:cdr:raw", 12, Duration::from_secs(10));
     let expected = vec![
         event("start", "CHEAP", None),
@@ -3964,12 +3983,13 @@ fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
         ..support::dataset::Data::with_gateways()
     };
     let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
-    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &routing.defines(&[]));
     let (sock, lport) = raw_socket();
-    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "unsent");
+    let invite = raw_request(k.port, lport, "INVITE", routing.number(), "unsent");
     send_raw(&sock, &k, &invite);
     assert_eq!(final_reply(&sock, &k, "unsent").code, 500, "{}", k.log());
     assert_eq!(cheap.invites(), 1);
+    routing.took(&k, 1);
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(10));
     let expected = vec![
         event("start", "CHEAP", None),
@@ -4124,23 +4144,69 @@ fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow()
     assert_eq!(k.rpc("warp.stats")["warp_route.calls"], "1", "{}", k.log());
 }
 
-/// A number the Telique stub says is ported: with WITH_LRN_DIP its calls are dipped in
-/// an async worker and resumed there.
-const PORTED: &str = "+12125550001";
+/// How a shipped config test's calls are routed: straight away in the SIP worker, or
+/// dipped first: with WITH_LRN_DIP, to a number the Telique stub says is ported, each
+/// call handed to an async worker and routed in the route it is resumed in, to tm a
+/// failure route.
+struct Routing {
+    telique: Option<support::telique::Telique>,
+}
 
-/// Asserts that `calls` calls were handed to an async worker for their dip, and that
-/// each was routed on the LRN it brought back (so the dipped path is the one tested).
-fn assert_dipped(k: &Kamailio, calls: usize) {
-    let stats = k.rpc("warp.stats");
-    let calls = calls.to_string();
-    assert_eq!(
-        (
-            stats["warp_dip_async.calls"].as_str(),
-            stats["lrn.ported"].as_str()
-        ),
-        (calls.as_str(), calls.as_str()),
-        "{stats:?}"
-    );
+impl Routing {
+    fn direct() -> Routing {
+        Routing { telique: None }
+    }
+
+    fn dipped() -> Routing {
+        Routing {
+            telique: Some(support::telique::Telique::start()),
+        }
+    }
+
+    /// The number a raw request dials.
+    fn number(&self) -> &'static str {
+        match self.telique {
+            None => "+12125550123",
+            Some(_) => "+12125550001",
+        }
+    }
+
+    /// sipp's arguments for that number (none: sipp's own, the same).
+    fn sipp(&self) -> Vec<&'static str> {
+        match self.telique {
+            None => Vec::new(),
+            Some(_) => vec!["-s", &self.number()[1..]],
+        }
+    }
+
+    /// The shipped config's defines for this routing, `more` after them.
+    fn defines(&self, more: &[String]) -> Vec<String> {
+        let mut defines = self
+            .telique
+            .as_ref()
+            .map(|telique| dip_defines(telique, 1000))
+            .unwrap_or_default();
+        defines.extend_from_slice(more);
+        defines
+    }
+
+    /// Asserts that `k` routed `calls` calls this way (dipped: each handed to an async
+    /// worker and routed on the LRN the dip brought back).
+    fn took(&self, k: &Kamailio, calls: usize) {
+        if self.telique.is_none() {
+            return;
+        }
+        let stats = k.rpc("warp.stats");
+        let calls = calls.to_string();
+        assert_eq!(
+            (
+                stats["warp_dip_async.calls"].as_str(),
+                stats["lrn.ported"].as_str()
+            ),
+            (calls.as_str(), calls.as_str()),
+            "{stats:?}"
+        );
+    }
 }
 
 /// The shipped config's defines for the LRN dip to `telique`, a call waiting
@@ -4752,7 +4818,15 @@ fn the_shipped_config_anchors_the_media_of_calls_dipped_in_an_async_worker() {
     let telique = support::telique::Telique::start();
     // A number the dip says is ported.
     let k = anchors_media_in_rtpengine(&dip_defines(&telique, 1000), &["-s", "12125550001"]);
-    assert_dipped(&k, 3);
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["warp_dip_async.calls"].as_str(),
+            stats["lrn.ported"].as_str()
+        ),
+        ("3", "3"),
+        "{stats:?}"
+    );
 }
 
 /// Three calls with SDP (`sipp`: more of sipp's arguments) through the shipped config
@@ -5670,14 +5744,14 @@ fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls_and_no_transfe
 /// vendor's BYE.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat() {
-    reaches_a_caller_behind_nat(&[], "+12125550123");
+    reaches_a_caller_behind_nat(&Routing::direct(), &[]);
 }
 
 /// As [`the_shipped_config_reaches_a_caller_behind_nat`], with WITH_TOPOH: the alias
 /// the edge puts in the caller's Contact is masked with it, and unmasked with it.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat_with_topology_hidden() {
-    reaches_a_caller_behind_nat(&with_topoh(), "+12125550123");
+    reaches_a_caller_behind_nat(&Routing::direct(), &with_topoh());
 }
 
 /// As [`the_shipped_config_reaches_a_caller_behind_nat`], for calls dipped in an async
@@ -5686,19 +5760,18 @@ fn the_shipped_config_reaches_a_caller_behind_nat_with_topology_hidden() {
 /// BYE goes to the private address.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat_whose_call_was_dipped() {
-    let telique = support::telique::Telique::start();
-    let k = reaches_a_caller_behind_nat(&dip_defines(&telique, 1000), PORTED);
-    assert_dipped(&k, 2);
+    reaches_a_caller_behind_nat(&Routing::dipped(), &[]);
 }
 
-/// Two calls from a caller behind NAT to `user` through the shipped config with
-/// `defines`; Kamailio still running.
-fn reaches_a_caller_behind_nat(defines: &[String], user: &str) -> Kamailio {
+/// Two calls from a caller behind NAT, routed by `routing`, through the shipped config
+/// with `more` defines.
+fn reaches_a_caller_behind_nat(routing: &Routing, more: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let k = start_shipped(dir.path(), &data, &no_redis(), defines);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &routing.defines(more));
     let (sock, lport) = raw_socket();
+    let user = routing.number();
     let invite = behind_nat(&raw_request(k.port, lport, "INVITE", user, "ended"), lport);
     // The old config sent every reply to 127.0.0.1:5060, the Via's port.
     InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
@@ -5747,7 +5820,7 @@ fn reaches_a_caller_behind_nat(defines: &[String], user: &str) -> Kamailio {
     let target = ok.header("Contact").unwrap().trim_matches(['<', '>']);
     to_caller(dialog.vendor_request("BYE", 2, vport), target);
     next_request(&sock, "BYE", "refreshed", &k);
-    k
+    routing.took(&k, 2);
 }
 
 /// The value of `message`'s first header `name`.
