@@ -4799,7 +4799,7 @@ fn audio_ports(log: &Path) -> Vec<u16> {
 /// rtpengine's ports in the SDP, and the sessions are deleted with the BYE.
 #[test]
 fn the_shipped_config_anchors_media_in_rtpengine() {
-    anchors_media_in_rtpengine(&[], &[]);
+    anchors_media_in_rtpengine(&Routing::direct(), &[]);
 }
 
 /// As [`the_shipped_config_anchors_media_in_rtpengine`], with WITH_TOPOH: the vendor's
@@ -4807,7 +4807,7 @@ fn the_shipped_config_anchors_media_in_rtpengine() {
 /// the script runs), so the offer's session is answered and deleted.
 #[test]
 fn the_shipped_config_anchors_media_in_rtpengine_with_topology_hidden() {
-    anchors_media_in_rtpengine(&with_topoh(), &[]);
+    anchors_media_in_rtpengine(&Routing::direct(), &with_topoh());
 }
 
 /// As [`the_shipped_config_anchors_media_in_rtpengine`], for calls dipped in an async
@@ -4815,29 +4815,19 @@ fn the_shipped_config_anchors_media_in_rtpengine_with_topology_hidden() {
 /// route, where `rtpengine_manage()` would delete the media rather than offer it.
 #[test]
 fn the_shipped_config_anchors_the_media_of_calls_dipped_in_an_async_worker() {
-    let telique = support::telique::Telique::start();
-    // A number the dip says is ported.
-    let k = anchors_media_in_rtpengine(&dip_defines(&telique, 1000), &["-s", "12125550001"]);
-    let stats = k.rpc("warp.stats");
-    assert_eq!(
-        (
-            stats["warp_dip_async.calls"].as_str(),
-            stats["lrn.ported"].as_str()
-        ),
-        ("3", "3"),
-        "{stats:?}"
-    );
+    anchors_media_in_rtpengine(&Routing::dipped(), &[]);
 }
 
-/// Three calls with SDP (`sipp`: more of sipp's arguments) through the shipped config
-/// with WITH_RTPENGINE and `defines`, their media checked; Kamailio still running.
-fn anchors_media_in_rtpengine(defines: &[String], sipp: &[&str]) -> Kamailio {
+/// Three calls with SDP, routed by `routing`, through the shipped config with
+/// WITH_RTPENGINE and `more` defines, their media checked.
+fn anchors_media_in_rtpengine(routing: &Routing, more: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let cheap_port = data.cheap.0;
     let _vendor = Uas::start(dir.path(), cheap_port, Answer::AcceptMedia);
     // Redis nowhere: this test is about media, CDR events just go to the spool.
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, defines);
+    let defines = routing.defines(more);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &defines);
     let uac_log = dir.path().join("uac-messages.log");
     let trace = [
         "-trace_msg".to_string(),
@@ -4847,7 +4837,7 @@ fn anchors_media_in_rtpengine(defines: &[String], sipp: &[&str]) -> Kamailio {
     let extra: Vec<&str> = trace
         .iter()
         .map(String::as_str)
-        .chain(sipp.iter().copied())
+        .chain(routing.sipp())
         .collect();
     let status = Uac {
         media: true,
@@ -4891,7 +4881,7 @@ fn anchors_media_in_rtpengine(defines: &[String], sipp: &[&str]) -> Kamailio {
     );
     // Deleted with each BYE: no call left in rtpengine.
     wait_for_no_media_sessions(&rtpengine, &k);
-    k
+    routing.took(&k, 3);
 }
 
 /// Waits (5 s at most) until rtpengine holds no call.
@@ -5220,23 +5210,33 @@ fn finals_within(sock: &std::net::UdpSocket, within: Duration) -> BTreeSet<(u16,
 /// at all within fr_timer is failed over.
 #[test]
 fn the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out() {
+    fails_over_a_silent_vendor_but_not_one_that_rang_out(&Routing::direct());
+}
+
+/// As [`the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out`], for
+/// calls dipped in an async worker: the ring-out and timeout are read in the failure
+/// route after the resumed one.
+#[test]
+fn the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out_after_the_dip() {
+    fails_over_a_silent_vendor_but_not_one_that_rang_out(&Routing::dipped());
+}
+
+fn fails_over_a_silent_vendor_but_not_one_that_rang_out(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let data = support::dataset::Data::with_gateways();
     let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
     let call = |k: &Kamailio, call: &str| {
         let (sock, lport) = raw_socket();
-        let invite = raw_request(k.port, lport, "INVITE", "+12125550123", call);
+        let invite = raw_request(k.port, lport, "INVITE", routing.number(), call);
         send_raw(&sock, k, &invite);
-        final_reply(&sock, k, call).code
+        let code = final_reply(&sock, k, call).code;
+        routing.took(k, 1);
+        code
     };
     let ringing = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Rings);
-    let k = start_shipped(
-        dir.path(),
-        &data,
-        &redis.url(),
-        &["RING_TIMEOUT=2500".into()],
-    );
+    let defines = routing.defines(&["RING_TIMEOUT=2500".into()]);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     assert_eq!(call(&k, "rangout"), 408, "{}", k.log());
     assert_eq!(ringing.received("INVITE").len(), 1);
     assert_eq!(dear.invites(), 0, "the callee was rung again:\n{}", k.log());
@@ -5246,12 +5246,7 @@ fn the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out() {
     let data = support::dataset::Data::with_gateways();
     let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
     let _silent = std::net::UdpSocket::bind(("127.0.0.1", data.cheap.0)).unwrap();
-    let k = start_shipped(
-        dir.path(),
-        &data,
-        &redis.url(),
-        &["RING_TIMEOUT=2500".into()],
-    );
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     assert_eq!(call(&k, "silent"), 200, "{}", k.log());
     assert_eq!(dear.invites(), 1);
 }
@@ -5262,13 +5257,26 @@ fn the_shipped_config_fails_over_a_silent_vendor_but_not_one_that_rang_out() {
 /// vendor fails too: that one's (a busy callee's 486), or 480 when none is left.
 #[test]
 fn the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it() {
+    fails_over_a_vendor_redirect_and_never_relays_it(&Routing::direct());
+}
+
+/// As [`the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it`], for
+/// calls dipped in an async worker: the failover branches are made in the failure route
+/// again.
+#[test]
+fn the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it_after_the_dip() {
+    fails_over_a_vendor_redirect_and_never_relays_it(&Routing::dipped());
+}
+
+fn fails_over_a_vendor_redirect_and_never_relays_it(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let redirects = support::vendor::Plays::Redirects;
     let call = |k: &Kamailio, call: &str| {
         let (sock, lport) = raw_socket();
-        let invite = raw_request(k.port, lport, "INVITE", "+12125550123", call);
+        let invite = raw_request(k.port, lport, "INVITE", routing.number(), call);
         send_raw(&sock, k, &invite);
         let reply = final_reply(&sock, k, call);
+        routing.took(k, 1);
         let contact = reply.header("Contact").unwrap_or_default();
         assert!(
             !contact.contains(support::vendor::REDIRECT_TARGET),
@@ -5281,7 +5289,8 @@ fn the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it() {
     let data = support::dataset::Data::with_gateways();
     let cheap = support::vendor::Vendor::start(data.cheap.0, redirects);
     let _dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let defines = routing.defines(&[]);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     assert_eq!(call(&k, "moved"), 200, "{}", k.log());
     assert_eq!(cheap.received("INVITE").len(), 1);
     drop(k);
@@ -5289,7 +5298,7 @@ fn the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it() {
     let data = support::dataset::Data::with_gateways();
     let _cheap = support::vendor::Vendor::start(data.cheap.0, redirects);
     let _dear = Uas::start(dir.path(), data.dear.0, Answer::RingThenBusy);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     assert_eq!(call(&k, "busy"), 486, "{}", k.log());
     drop(k);
 
@@ -5299,7 +5308,7 @@ fn the_shipped_config_fails_over_a_vendor_redirect_and_never_relays_it() {
     let data = support::dataset::Data::with_gateways();
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
     let _dear = support::vendor::Vendor::start(data.dear.0, redirects);
-    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     assert_eq!(call(&k, "lastmoved"), 480, "{}", k.log());
     // Each attempt's failure, the last with the code the caller got.
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
@@ -5410,12 +5419,23 @@ fn the_shipped_config_answers_once_and_frees_the_media_when_no_vendor_can_be_sen
 /// A caller's CANCEL while the vendor rings: 487, and the media session is deleted.
 #[test]
 fn the_shipped_config_frees_the_media_of_a_cancelled_call() {
+    frees_the_media_of_a_cancelled_call(&Routing::direct());
+}
+
+/// As [`the_shipped_config_frees_the_media_of_a_cancelled_call`], for a call dipped in
+/// an async worker: its media was offered in the resumed route.
+#[test]
+fn the_shipped_config_frees_the_media_of_a_cancelled_call_after_the_dip() {
+    frees_the_media_of_a_cancelled_call(&Routing::dipped());
+}
+
+fn frees_the_media_of_a_cancelled_call(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Rings);
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &routing.defines(&[]));
     let (sock, lport) = raw_socket();
-    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "cancelled");
+    let invite = raw_invite_with_sdp(k.port, lport, routing.number(), "cancelled");
     send_raw(&sock, &k, &invite);
     let deadline = Instant::now() + Duration::from_secs(5);
     while vendor.received("INVITE").is_empty() {
@@ -5427,6 +5447,7 @@ fn the_shipped_config_frees_the_media_of_a_cancelled_call() {
     assert_eq!(final_reply(&sock, &k, "cancelled").code, 200); // the CANCEL's
     assert_eq!(final_reply(&sock, &k, "cancelled").code, 487);
     wait_for_no_media_sessions(&rtpengine, &k);
+    routing.took(&k, 1);
 }
 
 /// A caller that ignores the Record-Route and sends its BYE without a Route still ends
@@ -5496,12 +5517,23 @@ fn ends_a_call_whose_bye_lost_its_route(more: &[String]) {
 /// the other's own address.
 #[test]
 fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
+    anchors_a_reinvite_in_rtpengine(&Routing::direct());
+}
+
+/// As [`the_shipped_config_anchors_a_reinvite_in_rtpengine`], for a call dipped in an
+/// async worker: its dialog and its media were made in the resumed route.
+#[test]
+fn the_shipped_config_anchors_a_reinvite_in_rtpengine_after_the_dip() {
+    anchors_a_reinvite_in_rtpengine(&Routing::dipped());
+}
+
+fn anchors_a_reinvite_in_rtpengine(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &routing.defines(&[]));
     let (sock, lport) = raw_socket();
-    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "reinvite");
+    let invite = raw_invite_with_sdp(k.port, lport, routing.number(), "reinvite");
     let (dialog, ok) = InDialog::answered(&sock, &k, lport, ("reinvite", data.cheap.0), &invite);
     let ok = support::Reply::parse(&ok);
     assert!(dialog.route.is_some(), "the edge records its route");
@@ -5535,6 +5567,7 @@ fn the_shipped_config_anchors_a_reinvite_in_rtpengine() {
             k.log()
         );
     }
+    routing.took(&k, 1);
 }
 
 /// A vendor's refusal of a re-INVITE (488 with the SDP it would take, RFC 3261
@@ -5612,12 +5645,23 @@ fn the_shipped_config_relays_a_prack_in_the_early_dialog() {
 /// frees its media session with the BYEs, as one a side hung up does.
 #[test]
 fn the_shipped_config_frees_the_media_of_a_call_it_ends_itself() {
+    frees_the_media_of_a_call_it_ends_itself(&Routing::direct());
+}
+
+/// As [`the_shipped_config_frees_the_media_of_a_call_it_ends_itself`], for a call
+/// dipped in an async worker: its dialog and its media were made in the resumed route.
+#[test]
+fn the_shipped_config_frees_the_media_of_a_call_it_ends_itself_after_the_dip() {
+    frees_the_media_of_a_call_it_ends_itself(&Routing::dipped());
+}
+
+fn frees_the_media_of_a_call_it_ends_itself(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &routing.defines(&[]));
     let (sock, lport) = raw_socket();
-    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "ended");
+    let invite = raw_invite_with_sdp(k.port, lport, routing.number(), "ended");
     InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
     end_the_only_dialog(&k);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -5626,6 +5670,7 @@ fn the_shipped_config_frees_the_media_of_a_call_it_ends_itself() {
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_for_no_media_sessions(&rtpengine, &k);
+    routing.took(&k, 1);
 }
 
 /// A BYE the vendor is slow to answer (or whose first 200s were lost) is sent again
@@ -5759,7 +5804,7 @@ fn the_shipped_config_reaches_a_caller_behind_nat_with_topology_hidden() {
 /// tm keeps it, so the caller's Contact has to be aliased there too, or the edge's own
 /// BYE goes to the private address.
 #[test]
-fn the_shipped_config_reaches_a_caller_behind_nat_whose_call_was_dipped() {
+fn the_shipped_config_reaches_a_caller_behind_nat_after_the_dip() {
     reaches_a_caller_behind_nat(&Routing::dipped(), &[]);
 }
 
@@ -6653,32 +6698,41 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
 /// and its BYE ends it with an `end` event carrying the answer time reported before.
 #[test]
 fn a_call_answered_before_a_crash_or_restart_is_counted_ended_and_reported_after_it() {
-    a_call_survives_crash_and_restart(false);
+    a_call_survives_crash_and_restart(false, &Routing::direct());
+}
+
+/// As [`a_call_answered_before_a_crash_or_restart_is_counted_ended_and_reported_after_it`],
+/// for a call dipped in an async worker: its dialog, written to Redis, was made in the
+/// resumed route.
+#[test]
+fn a_dipped_call_answered_before_a_crash_or_restart_is_counted_ended_and_reported_after_it() {
+    a_call_survives_crash_and_restart(false, &Routing::dipped());
 }
 
 /// As above with `WITH_CLUSTER`: the call counts again for the other edges, under the
 /// restarted node's name.
 #[test]
 fn a_call_answered_before_a_restart_counts_again_across_the_cluster() {
-    a_call_survives_crash_and_restart(true);
+    a_call_survives_crash_and_restart(true, &Routing::direct());
 }
 
-fn a_call_survives_crash_and_restart(cluster: bool) {
+fn a_call_survives_crash_and_restart(cluster: bool, routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let mut defines = vec![
+    let mut defines = routing.defines(&[
         "WITH_DIALOG_DB".to_string(),
         format!("DIALOG_DB_URL=\"{}/1\"", redis.url()),
-    ];
+    ]);
     if cluster {
         defines.push("WITH_CLUSTER".into());
     }
     let mut k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     let (sock, lport) = raw_socket();
-    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "survivor");
+    let invite = raw_request(k.port, lport, "INVITE", routing.number(), "survivor");
     let (dialog, _) = InDialog::answered(&sock, &k, lport, ("survivor", data.cheap.0), &invite);
+    routing.took(&k, 1);
     wait_for_stat(&k, "limits.active", "1");
     let before = redis.wait_for("warp:cdr:raw", 2, Duration::from_secs(5));
     let answer = before.iter().find(|c| c["event"] == "answer").cloned();
