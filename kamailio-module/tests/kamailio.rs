@@ -5400,20 +5400,32 @@ fn the_shipped_config_rings_out_a_vendor_that_repeats_its_180() {
 /// one beside it, and the media session offered for the call is deleted.
 #[test]
 fn the_shipped_config_answers_once_and_frees_the_media_when_no_vendor_can_be_sent_to() {
+    answers_once_when_no_vendor_can_be_sent_to(&Routing::direct());
+}
+
+/// As [`the_shipped_config_answers_once_and_frees_the_media_when_no_vendor_can_be_sent_to`],
+/// for a call dipped in an async worker: the same reply as routed in place.
+#[test]
+fn the_shipped_config_answers_once_when_no_vendor_can_be_sent_to_after_the_dip() {
+    answers_once_when_no_vendor_can_be_sent_to(&Routing::dipped());
+}
+
+fn answers_once_when_no_vendor_can_be_sent_to(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data {
         uri_params: (";transport=tcp", ";transport=tcp"),
         ..support::dataset::Data::with_gateways()
     };
-    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &routing.defines(&[]));
     let (sock, lport) = raw_socket();
-    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "unsent");
+    let invite = raw_invite_with_sdp(k.port, lport, routing.number(), "unsent");
     send_raw(&sock, &k, &invite);
     let finals = finals_within(&sock, Duration::from_secs(2));
     assert_eq!(finals.len(), 1, "{finals:#?}\n{}", k.log());
     assert!(finals.iter().all(|(code, _)| *code == 500), "{finals:?}");
     wait_for_no_media_sessions(&rtpengine, &k);
     assert_eq!(k.rpc("warp.stats")["limits.active"], "0");
+    routing.took(&k, 1);
 }
 
 /// A caller's CANCEL while the vendor rings: 487, and the media session is deleted.
