@@ -1,17 +1,21 @@
 //! A local stand-in for Telique's LRN API that speaks its contract and fails the way a
 //! remote service does. Behaviour by the number asked for (10 national digits):
 //! `…0001` ported to 303-555-9999, `…0002` not ported, `…0003` answers after 1 s,
-//! `…0009` ported like `…0001` but the connection left open 2 s after the answer,
+//! `…0009` ported like `…0001` but saying `Connection: close` and leaving the connection
+//! open 2 s after the answer, `…0015` ported like `…0001`, then the connection closed
+//! although the answer kept it alive (as an idle timeout closes it),
 //! `…0004` 429 (Retry-After: 1), `…0008` 429 (Retry-After: 5), `…0014` 429 (no
 //! Retry-After), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
 //! proxy in between), `…0007` a 200 whose lookup failed (`status` not `success`, no
 //! `lrn`), `…0010` a 200 about another number (`phone_number` 212-555-0001), `…0011` a
 //! 200 whose `lrn` is no NANP number, `…0012` a 200 about another number given as a
 //! JSON number, `…0013` a 200 whose `status` is a number (500) and `lrn` empty. A wrong
-//! `x-api-token` gets 401.
+//! `x-api-token` gets 401. Requests on one connection are served in turn until the client
+//! closes it or asks for its close (HTTP/1.0, `Connection: close`).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +25,8 @@ pub struct Telique {
     pub port: u16,
     /// Request paths received, in order.
     seen: Arc<Mutex<Vec<String>>>,
+    /// Connections accepted.
+    connections: Arc<AtomicUsize>,
 }
 
 impl Telique {
@@ -29,13 +35,20 @@ impl Telique {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
+            for mut stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, SeqCst);
                 let log = log.clone();
-                std::thread::spawn(move || serve(stream, &log));
+                std::thread::spawn(move || while serve(&mut stream, &log) {});
             }
         });
-        Telique { port, seen }
+        Telique {
+            port,
+            seen,
+            connections,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -44,6 +57,11 @@ impl Telique {
 
     pub fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// How many connections clients opened.
+    pub fn connections(&self) -> usize {
+        self.connections.load(SeqCst)
     }
 
     /// Waits (10 s at most) until a request about `number` has come in.
@@ -56,16 +74,25 @@ impl Telique {
     }
 }
 
-fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
+/// Answers one request on `stream`; whether the connection may serve another.
+fn serve(stream: &mut std::net::TcpStream, log: &Mutex<Vec<String>>) -> bool {
+    // A client sends its next request only once it has the answer to the last.
     let mut request = Vec::new();
     let mut buf = [0u8; 2048];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(n) => request.extend_from_slice(&buf[..n]),
         }
     }
     let request = String::from_utf8_lossy(&request).into_owned();
+    let keep_alive = request
+        .lines()
+        .next()
+        .is_some_and(|l| l.ends_with(" HTTP/1.1"))
+        && !request
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("connection: close"));
     let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
     log.lock().unwrap().push(path.clone());
     let token_ok = request
@@ -81,7 +108,10 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             "",
             r#"{"error":"invalid token"}"#.to_owned(),
         )
-    } else if number.ends_with("0001") || number.ends_with("0002") || number.ends_with("0009") {
+    } else if ["0001", "0002", "0009", "0015"]
+        .iter()
+        .any(|n| number.ends_with(n))
+    {
         let lrn = if !number.ends_with("0002") {
             "3035559999"
         } else {
@@ -157,13 +187,16 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
             r#"{"error":"upstream down"}"#.to_owned(),
         )
     };
-    let _ = write!(
+    let says_close = !keep_alive || number.ends_with("0009");
+    let connection = if says_close { "close" } else { "keep-alive" };
+    let sent = write!(
         stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
         body.len()
     );
     // …0009: a proxy that keeps the connection open after its answer anyway.
     if number.ends_with("0009") {
         std::thread::sleep(Duration::from_secs(2));
     }
+    sent.is_ok() && !says_close && !number.ends_with("0015")
 }
