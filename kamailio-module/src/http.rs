@@ -1,11 +1,25 @@
-//! A minimal blocking HTTP GET with one deadline for the whole exchange: the LRN dip
+//! A minimal blocking HTTP/1.1 GET with one deadline for the whole exchange: the LRN dip
 //! runs inside a SIP worker, so every step (connect, write, read) is bounded by what is
 //! left of the call's budget, and the host is resolved once, at start-up: a resolver
-//! lookup has no deadline of its own. HTTP/1.0, so the server sends a plain body and
-//! closes. Plain `http://` only: a TLS upstream is reached through a local proxy.
+//! lookup has no deadline of its own. Plain `http://` only: a TLS upstream is reached
+//! through a local proxy.
+//!
+//! The connection is kept for the next request, one per process (each Kamailio process
+//! is single-threaded), so through that proxy only the first dip pays a TCP and TLS
+//! handshake upstream. It is opened by the process that uses it, when it first does:
+//! Kamailio forks its workers, and a socket opened before would be shared by them. A
+//! response is read by its Content-Length; one without (read to the connection's end),
+//! one saying `Connection: close`, an HTTP/1.0 one or one with bytes after it ends the
+//! connection's use, and one with a Transfer-Encoding (chunked: an LRN answer has no
+//! need of it) is refused. Any error drops the connection. A kept connection the server
+//! closed while idle (its keep-alive timeout) fails before any byte of the response:
+//! the request is then sent once more, on a new connection, within the same deadline;
+//! never after a timeout, nor once the response began.
 
 use crate::endpoint::{self, Endpoint};
-use std::io::{Read, Write};
+use std::cell::Cell;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// A reply larger than this is no LRN answer: refused rather than read to the end.
@@ -44,76 +58,199 @@ pub struct Response {
     pub body: String,
 }
 
-/// GET `base` + `path` with `headers`, all within `timeout`.
+/// GET `base` + `path` with `headers`, all within `timeout`, on this process's kept
+/// connection to `base` when it has one.
 pub fn get(
     base: &Base,
     path: &str,
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<Response, String> {
-    let deadline = Instant::now() + timeout;
-    let left = || {
-        deadline
+    let deadline = Deadline {
+        at: Instant::now() + timeout,
+        timeout,
+    };
+    let request = request(base, path, headers);
+    let kept = KEPT
+        .take()
+        .filter(|k| k.pid == std::process::id() && k.endpoint == base.endpoint);
+    let outcome = match kept {
+        Some(kept) => match exchange(kept.stream, &request, &deadline) {
+            // Closed while idle: the server never saw this request.
+            Err(Failure::Closed) => fresh(base, &request, &deadline),
+            done => done,
+        },
+        None => fresh(base, &request, &deadline),
+    };
+    let (response, open) = outcome.map_err(String::from)?;
+    if let Some(stream) = open {
+        KEPT.set(Some(Kept {
+            endpoint: base.endpoint.clone(),
+            pid: std::process::id(),
+            stream,
+        }));
+    }
+    Ok(response)
+}
+
+thread_local! {
+    /// The connection the last exchange left open, for the next one.
+    static KEPT: Cell<Option<Kept>> = const { Cell::new(None) };
+}
+
+struct Kept {
+    endpoint: Endpoint,
+    /// The process that opened it: one inherited across a fork is not its to use.
+    pid: u32,
+    stream: TcpStream,
+}
+
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn left(&self) -> Result<Duration, String> {
+        self.at
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("timed out after {} ms", timeout.as_millis()))
-    };
-    let mut stream = base.endpoint.connect(left()?)?;
+            .ok_or_else(|| self.passed())
+    }
+
+    fn passed(&self) -> String {
+        format!("timed out after {} ms", self.timeout.as_millis())
+    }
+}
+
+enum Failure {
+    /// The connection ended (EOF, reset) before any byte of the response: what a kept
+    /// connection the server closed while idle shows.
+    Closed,
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Failure {
+        Failure::Other(why)
+    }
+}
+
+impl From<Failure> for String {
+    fn from(failure: Failure) -> String {
+        match failure {
+            Failure::Closed => "connection closed before any response".into(),
+            Failure::Other(why) => why,
+        }
+    }
+}
+
+fn request(base: &Base, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     let mut request = format!(
-        "GET {}{path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
+        "GET {}{path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: keep-alive\r\n",
         base.path, base.authority
     );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
+    request.into_bytes()
+}
+
+/// A new connection to `base`, and `request` on it.
+fn fresh(
+    base: &Base,
+    request: &[u8],
+    deadline: &Deadline,
+) -> Result<(Response, Option<TcpStream>), Failure> {
+    let stream = base.endpoint.connect(deadline.left()?)?;
+    exchange(stream, request, deadline)
+}
+
+/// Sends `request` and reads its response; the stream back when it may serve another.
+fn exchange(
+    mut stream: TcpStream,
+    request: &[u8],
+    deadline: &Deadline,
+) -> Result<(Response, Option<TcpStream>), Failure> {
+    let failed = |e: std::io::Error, began: bool| match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => Failure::Other(deadline.passed()),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+            if !began =>
+        {
+            Failure::Closed
+        }
+        _ => Failure::Other(e.to_string()),
+    };
     stream
-        .set_write_timeout(Some(left()?))
+        .set_write_timeout(Some(deadline.left()?))
         .map_err(|e| e.to_string())?;
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
+    stream.write_all(request).map_err(|e| failed(e, false))?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         stream
-            .set_read_timeout(Some(left()?))
+            .set_read_timeout(Some(deadline.left()?))
             .map_err(|e| e.to_string())?;
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) if raw.len() + n > MAX_RESPONSE => {
-                return Err(format!("response over {MAX_RESPONSE} bytes"))
-            }
+        let ended = match stream.read(&mut buf) {
+            Ok(0) if raw.is_empty() => return Err(Failure::Closed),
+            Ok(0) => true,
+            Ok(n) if raw.len() + n > MAX_RESPONSE => return Err(too_large().into()),
             Ok(n) => {
                 raw.extend_from_slice(&buf[..n]);
-                // A server that keeps the connection open anyway has said all it will
-                // once its Content-Length is in.
-                if complete(&raw) {
-                    break;
-                }
+                false
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!("timed out after {} ms", timeout.as_millis()))
-            }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(failed(e, !raw.is_empty())),
+        };
+        if let Some((response, reusable)) = framed(&raw, ended)? {
+            return Ok((response, reusable.then_some(stream)));
         }
     }
-    parse(&String::from_utf8_lossy(&raw))
 }
 
-/// Whether `raw` holds a whole response by its Content-Length.
-fn complete(raw: &[u8]) -> bool {
+fn too_large() -> String {
+    format!("response over {MAX_RESPONSE} bytes")
+}
+
+/// The response `raw` holds, and whether its connection may serve another request;
+/// `None` while more of it is to come (`ended`: no more will).
+fn framed(raw: &[u8], ended: bool) -> Result<Option<(Response, bool)>, String> {
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
+        return match ended {
+            true => Err("truncated HTTP response".into()),
+            false => Ok(None),
+        };
     };
-    header(&String::from_utf8_lossy(&raw[..end]), "content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| raw.len() - (end + 4) >= len)
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let rest = &raw[end + 4..];
+    if let Some(coding) = header(&head, "transfer-encoding") {
+        return Err(format!("Transfer-Encoding {coding:?} not supported"));
+    }
+    let length = header(&head, "content-length")
+        .map(|v| {
+            v.parse::<usize>()
+                .map_err(|_| format!("bad Content-Length {v:?}"))
+        })
+        .transpose()?;
+    let (body, reusable) = match length {
+        Some(len) if len > MAX_RESPONSE - (end + 4) => return Err(too_large()),
+        // Bytes after the response answer nothing asked: the connection is not reused.
+        Some(len) if rest.len() >= len => (&rest[..len], rest.len() == len && keeps_alive(&head)),
+        // Without a Content-Length the body ends with the connection.
+        None if ended => (rest, false),
+        _ if ended => return Err("connection closed mid-response".into()),
+        _ => return Ok(None),
+    };
+    parse(&head, body).map(|response| Some((response, reusable)))
+}
+
+/// Whether the server of a response with `head` keeps its connection open after it.
+fn keeps_alive(head: &str) -> bool {
+    head.starts_with("HTTP/1.1 ")
+        && !header(head, "connection").is_some_and(|v| {
+            v.split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("close"))
+        })
 }
 
 /// The value of header `name` (lower case) in a response's `head`.
@@ -125,10 +262,7 @@ fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v.trim())
 }
 
-fn parse(text: &str) -> Result<Response, String> {
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or("truncated HTTP response")?;
+fn parse(head: &str, body: &[u8]) -> Result<Response, String> {
     let status = head
         .lines()
         .next()
@@ -139,6 +273,168 @@ fn parse(text: &str) -> Result<Response, String> {
     Ok(Response {
         status,
         retry_after,
-        body: body.to_owned(),
+        body: String::from_utf8_lossy(body).into_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex};
+
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+
+    fn framed_text(raw: &str, ended: bool) -> Result<Option<(String, bool)>, String> {
+        framed(raw.as_bytes(), ended).map(|f| f.map(|(r, reusable)| (r.body, reusable)))
+    }
+
+    #[test]
+    fn a_response_ends_at_its_content_length() {
+        assert_eq!(framed_text(OK, false), Ok(Some(("{}".into(), true))));
+        assert_eq!(framed_text(&OK[..OK.len() - 1], false), Ok(None));
+        assert_eq!(
+            framed_text("HTTP/1.1 200 OK\r\nContent-Le", false),
+            Ok(None)
+        );
+        // Cut short by the server: no answer, whatever part of it came.
+        assert!(framed_text(&OK[..OK.len() - 1], true).is_err());
+        assert!(framed_text("HTTP/1.1 200 OK\r\n", true).is_err());
+    }
+
+    #[test]
+    fn only_an_http_1_1_response_that_asks_nothing_else_keeps_its_connection() {
+        for (raw, reusable) in [
+            (OK.to_owned(), true),
+            (
+                OK.replace("OK\r\n", "OK\r\nConnection: keep-alive\r\n"),
+                true,
+            ),
+            (
+                OK.replace("OK\r\n", "OK\r\nconnection: Upgrade, Close\r\n"),
+                false,
+            ),
+            (OK.replace("HTTP/1.1", "HTTP/1.0"), false),
+            // Bytes after the response answer nothing asked.
+            (format!("{OK}HTTP/1.1 200"), false),
+        ] {
+            let (body, kept) = framed_text(&raw, false).unwrap().unwrap();
+            assert_eq!((body.as_str(), kept), ("{}", reusable), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_response_without_a_content_length_ends_with_its_connection() {
+        let raw = "HTTP/1.1 200 OK\r\n\r\n{\"lrn\":";
+        assert_eq!(framed_text(raw, false), Ok(None));
+        assert_eq!(
+            framed_text(raw, true),
+            Ok(Some(("{\"lrn\":".into(), false)))
+        );
+    }
+
+    #[test]
+    fn framings_an_lrn_answer_has_no_need_of_are_refused() {
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n";
+        assert!(framed_text(chunked, false)
+            .unwrap_err()
+            .contains("Transfer-Encoding"));
+        let huge = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", usize::MAX);
+        assert_eq!(framed_text(&huge, false), Err(too_large()));
+        let bad = "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n";
+        assert!(framed_text(bad, false)
+            .unwrap_err()
+            .contains("Content-Length"));
+    }
+
+    /// What a test server does with each request it reads, in turn.
+    enum Then {
+        /// Writes the response and waits for the next request.
+        Answer(&'static str),
+        /// Writes the bytes and closes the connection.
+        Close(&'static str),
+        /// Answers nothing.
+        Hang,
+    }
+
+    /// A server that treats requests as `script` says, across all connections; its base
+    /// and the number of connections it accepted.
+    fn server(script: Vec<Then>) -> (Base, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = Base::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let script = Arc::new(Mutex::new(script.into_iter()));
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                count.fetch_add(1, SeqCst);
+                let script = script.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 2048];
+                    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+                        let next = script.lock().unwrap().next();
+                        match next {
+                            Some(Then::Answer(raw)) => stream.write_all(raw.as_bytes()).unwrap(),
+                            Some(Then::Close(raw)) => {
+                                let _ = stream.write_all(raw.as_bytes());
+                                return;
+                            }
+                            Some(Then::Hang) => std::thread::sleep(Duration::from_secs(2)),
+                            None => return,
+                        }
+                    }
+                });
+            }
+        });
+        (base, accepted)
+    }
+
+    fn ask(base: &Base) -> Result<String, String> {
+        get(base, "/", &[], Duration::from_millis(500)).map(|r| r.body)
+    }
+
+    #[test]
+    fn requests_share_one_connection() {
+        let (base, accepted) = server(vec![Then::Answer(OK), Then::Answer(OK), Then::Answer(OK)]);
+        for _ in 0..3 {
+            assert_eq!(ask(&base).as_deref(), Ok("{}"));
+        }
+        assert_eq!(accepted.load(SeqCst), 1);
+    }
+
+    #[test]
+    fn a_connection_the_server_closed_while_idle_is_replaced_once() {
+        // The first answer closes after it, unannounced, as an idle timeout does.
+        let (base, accepted) = server(vec![Then::Close(OK), Then::Answer(OK), Then::Answer(OK)]);
+        for _ in 0..3 {
+            assert_eq!(ask(&base).as_deref(), Ok("{}"));
+        }
+        assert_eq!(accepted.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn a_request_is_not_sent_again_once_its_response_began_or_timed_out() {
+        for (second, error) in [
+            (Then::Close("HTTP/1.1 200 OK\r\n"), "truncated"),
+            (Then::Hang, "timed out"),
+        ] {
+            let (base, accepted) = server(vec![Then::Answer(OK), second, Then::Answer(OK)]);
+            assert_eq!(ask(&base).as_deref(), Ok("{}"));
+            assert!(ask(&base).unwrap_err().contains(error));
+            assert_eq!(accepted.load(SeqCst), 1, "{error}: sent again");
+            // The failed connection is dropped: the next request opens another.
+            assert_eq!(ask(&base).as_deref(), Ok("{}"));
+            assert_eq!(accepted.load(SeqCst), 2);
+        }
+    }
+
+    #[test]
+    fn a_fresh_connection_closed_before_any_response_is_a_failure() {
+        let (base, accepted) = server(vec![Then::Close(""), Then::Answer(OK)]);
+        assert!(ask(&base)
+            .unwrap_err()
+            .contains("closed before any response"));
+        assert_eq!(accepted.load(SeqCst), 1);
+    }
 }

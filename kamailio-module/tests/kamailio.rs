@@ -4571,14 +4571,24 @@ fn a_local_final_no_dialog_asked_for_is_not_reported_for_a_later_call() {
 fn start_with_dip(
     data: &support::dataset::Data,
 ) -> (tempfile::TempDir, support::telique::Telique, Kamailio) {
+    start_dipping(data, Script::Native(ROUTE))
+}
+
+/// As [`start_with_dip`], with one SIP worker: every call is dipped by the same process.
+fn start_with_dip_in_one_worker() -> (tempfile::TempDir, support::telique::Telique, Kamailio) {
+    let script = format!("children=1\nrequest_route {{\n{ROUTE}\n}}\n");
+    start_dipping(&support::dataset::Data::default(), Script::Cfg(&script))
+}
+
+fn start_dipping(
+    data: &support::dataset::Data,
+    script: Script<'_>,
+) -> (tempfile::TempDir, support::telique::Telique, Kamailio) {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("routing.snap");
     data.publish(&snap);
     let telique = support::telique::Telique::start();
-    let k = Kamailio::start(
-        &dip_params(snap.to_str().unwrap(), &telique.url()),
-        Script::Native(ROUTE),
-    );
+    let k = Kamailio::start(&dip_params(snap.to_str().unwrap(), &telique.url()), script);
     (dir, telique, k)
 }
 
@@ -4639,6 +4649,60 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
     assert_eq!(stats["lrn.dips"], "4");
     assert_eq!(stats["lrn.ported"], "3");
     assert_eq!(stats["lrn.not_ported"], "1");
+}
+
+/// A worker keeps its connection to Telique between dips: through the TLS proxy in front
+/// of it, only the first dip pays for the handshakes. A reply saying `Connection: close`
+/// ends that connection's use.
+#[test]
+fn lrn_dips_from_one_worker_share_one_connection() {
+    let (_dir, telique, k) = start_with_dip_in_one_worker();
+    let lrn_of = |dnis| {
+        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
+        assert_eq!(reply.code, 200, "{}", k.log());
+        reply.header("X-Warp-LRN").unwrap().to_owned()
+    };
+    for _ in 0..2 {
+        assert_eq!(lrn_of("12125550001"), "13035559999");
+        assert_eq!(lrn_of("12125550002"), "12125550002");
+    }
+    assert_eq!(lrn_of("12125550009"), "13035559999");
+    assert_eq!((telique.seen().len(), telique.connections()), (5, 1));
+    // …0009 said close (and holds its end open): the next dip opens a connection.
+    assert_eq!(lrn_of("12125550001"), "13035559999");
+    assert_eq!(telique.connections(), 2);
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (stats["lrn.dips"].as_str(), stats["lrn.failed"].as_str()),
+        ("6", "0")
+    );
+}
+
+/// Telique (or its proxy) closing a kept connection while idle is no failure: the dip is
+/// asked again at once, on a new connection, which then serves the dips after it.
+#[test]
+fn an_lrn_dip_connection_closed_while_idle_is_replaced_not_counted_failed() {
+    let (_dir, telique, k) = start_with_dip_in_one_worker();
+    let lrn_of = |dnis| {
+        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
+        assert_eq!(reply.code, 200, "{}", k.log());
+        reply.header("X-Warp-LRN").unwrap().to_owned()
+    };
+    // Answered with keep-alive, then closed, as an idle timeout closes it.
+    assert_eq!(lrn_of("12125550015"), "13035559999");
+    assert_eq!(lrn_of("12125550001"), "13035559999", "{}", k.log());
+    assert_eq!(lrn_of("12125550002"), "12125550002");
+    assert_eq!((telique.seen().len(), telique.connections()), (3, 2));
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["lrn.dips"].as_str(),
+            stats["lrn.failed"].as_str(),
+            stats["lrn.ported"].as_str()
+        ),
+        ("3", "0", "2")
+    );
+    assert!(!k.log().contains("LRN dip for"), "{}", k.log());
 }
 
 #[test]
