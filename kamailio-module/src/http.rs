@@ -76,7 +76,7 @@ pub fn get(
         .filter(|k| k.pid == std::process::id() && k.endpoint == base.endpoint);
     let outcome = match kept {
         Some(kept) => match exchange(kept.stream, &request, &deadline) {
-            // Closed while idle: the server never saw this request.
+            // Closed while idle, so no answer to this request began: a GET may go again.
             Err(Failure::Closed) => fresh(base, &request, &deadline),
             done => done,
         },
