@@ -10,8 +10,8 @@
 //! Kamailio forks its workers, and a socket opened before would be shared by them. A
 //! response is read by its Content-Length; one without (read to the connection's end),
 //! one saying `Connection: close`, an HTTP/1.0 one or one with bytes after it ends the
-//! connection's use, and one with a Transfer-Encoding (chunked: an LRN answer has no
-//! need of it) is refused. Any error drops the connection. A kept connection the server
+//! connection's use; a chunked one is decoded (an HTTP/1.1 server may send any body so),
+//! any other Transfer-Encoding refused. Any error drops the connection. A kept connection the server
 //! closed while idle (its keep-alive timeout) fails before any byte of the response:
 //! the request is then sent once more, on a new connection, within the same deadline;
 //! never after a timeout, nor once the response began.
@@ -224,7 +224,16 @@ fn framed(raw: &[u8], ended: bool) -> Result<Option<(Response, bool)>, String> {
     let head = String::from_utf8_lossy(&raw[..end]);
     let rest = &raw[end + 4..];
     if let Some(coding) = header(&head, "transfer-encoding") {
-        return Err(format!("Transfer-Encoding {coding:?} not supported"));
+        if !coding.eq_ignore_ascii_case("chunked") {
+            return Err(format!("Transfer-Encoding {coding:?} not supported"));
+        }
+        return match dechunked(rest)? {
+            // Bytes after the response answer nothing asked: the connection is not reused.
+            Some((body, used)) => parse(&head, &body)
+                .map(|response| Some((response, used == rest.len() && keeps_alive(&head)))),
+            None if ended => Err("connection closed mid-response".into()),
+            None => Ok(None),
+        };
     }
     let length = header(&head, "content-length")
         .map(|v| {
@@ -242,6 +251,46 @@ fn framed(raw: &[u8], ended: bool) -> Result<Option<(Response, bool)>, String> {
         _ => return Ok(None),
     };
     parse(&head, body).map(|response| Some((response, reusable)))
+}
+
+/// A chunked body (RFC 9112 7.1) decoded from `rest`, and the bytes it took (trailers
+/// included); `None` while more of it is to come.
+fn dechunked(rest: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(line) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
+            return Ok(None);
+        };
+        let size_text = String::from_utf8_lossy(&rest[at..at + line]);
+        // Chunk extensions (`;name=value`) say nothing an LRN answer needs.
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .ok()
+            .filter(|&n| n <= MAX_RESPONSE)
+            .ok_or_else(|| format!("bad chunk size {size_text:?}"))?;
+        at += line + 2;
+        if size == 0 {
+            // Trailer lines, up to an empty one.
+            loop {
+                let Some(line) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
+                    return Ok(None);
+                };
+                at += line + 2;
+                if line == 0 {
+                    return Ok(Some((body, at)));
+                }
+            }
+        }
+        if rest.len() < at + size + 2 {
+            return Ok(None);
+        }
+        if &rest[at + size..at + size + 2] != b"\r\n" {
+            return Err("a chunk not ended by CRLF".into());
+        }
+        body.extend_from_slice(&rest[at..at + size]);
+        at += size + 2;
+    }
 }
 
 /// Whether the server of a response with `head` keeps its connection open after it.
@@ -335,9 +384,33 @@ mod tests {
     }
 
     #[test]
+    fn a_chunked_response_is_decoded() {
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                       5;ext=1\r\n{\"a\":\r\n2\r\n1}\r\n0\r\nX-Trailer: t\r\n\r\n";
+        assert_eq!(
+            framed_text(chunked, false),
+            Ok(Some((r#"{"a":1}"#.into(), true)))
+        );
+        // Not all of it yet: more to read; the connection ended there: broken.
+        let cut = &chunked[..chunked.len() - 2];
+        assert_eq!(framed_text(cut, false), Ok(None));
+        assert!(framed_text(cut, true).is_err());
+        // Bytes after it: read, but the connection is not used again.
+        let more = format!("{chunked}HTTP/1.1");
+        assert_eq!(
+            framed_text(&more, false),
+            Ok(Some((r#"{"a":1}"#.into(), false)))
+        );
+        let bad = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert!(framed_text(bad, false).unwrap_err().contains("chunk size"));
+        let unended = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n";
+        assert!(framed_text(unended, false).unwrap_err().contains("CRLF"));
+    }
+
+    #[test]
     fn framings_an_lrn_answer_has_no_need_of_are_refused() {
-        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n";
-        assert!(framed_text(chunked, false)
+        let gzip = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert!(framed_text(gzip, false)
             .unwrap_err()
             .contains("Transfer-Encoding"));
         let huge = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", usize::MAX);

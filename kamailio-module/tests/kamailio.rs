@@ -4620,6 +4620,14 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
         "{}",
         k.log()
     );
+    // A chunked answer (an HTTP/1.1 server may send any so), on the kept connection.
+    let chunked = k.request_to("127.0.0.1", "12125550016", "INVITE", "");
+    assert_eq!(
+        chunked.header("X-Warp-LRN"),
+        Some("13035559999"),
+        "{}",
+        k.log()
+    );
     // Toll-free numbers are not dipped; nor is a call refused whatever its LRN: a
     // DNO'd caller (a robocall flood) costs no dips.
     k.request_to("127.0.0.1", "18005550001", "INVITE", "");
@@ -4634,7 +4642,8 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
         [
             "/v1/telique/lrn/2125550001?format=json",
             "/v1/telique/lrn/2125550002?format=json",
-            "/v1/telique/lrn/2125550009?format=json"
+            "/v1/telique/lrn/2125550009?format=json",
+            "/v1/telique/lrn/2125550016?format=json"
         ]
     );
     // warp.route simulates with the dip too.
@@ -4646,8 +4655,8 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
         ("13035559999", "supplied")
     );
     let stats = k.rpc("warp.stats");
-    assert_eq!(stats["lrn.dips"], "4");
-    assert_eq!(stats["lrn.ported"], "3");
+    assert_eq!(stats["lrn.dips"], "5");
+    assert_eq!(stats["lrn.ported"], "4");
     assert_eq!(stats["lrn.not_ported"], "1");
 }
 

@@ -3,7 +3,8 @@
 //! `…0001` ported to 303-555-9999, `…0002` not ported, `…0003` answers after 1 s,
 //! `…0009` ported like `…0001` but saying `Connection: close` and leaving the connection
 //! open 2 s after the answer, `…0015` ported like `…0001`, then the connection closed
-//! although the answer kept it alive (as an idle timeout closes it),
+//! although the answer kept it alive (as an idle timeout closes it), `…0016` ported like
+//! `…0001` in a chunked body (to an HTTP/1.1 client that keeps the connection),
 //! `…0004` 429 (Retry-After: 1), `…0008` 429 (Retry-After: 5), `…0014` 429 (no
 //! Retry-After), `…0005` 503, `…0006` a 200 of 100 kB (a misbehaving
 //! proxy in between), `…0007` a 200 whose lookup failed (`status` not `success`, no
@@ -108,7 +109,7 @@ fn serve(stream: &mut std::net::TcpStream, log: &Mutex<Vec<String>>) -> bool {
             "",
             r#"{"error":"invalid token"}"#.to_owned(),
         )
-    } else if ["0001", "0002", "0009", "0015"]
+    } else if ["0001", "0002", "0009", "0015", "0016"]
         .iter()
         .any(|n| number.ends_with(n))
     {
@@ -189,11 +190,23 @@ fn serve(stream: &mut std::net::TcpStream, log: &Mutex<Vec<String>>) -> bool {
     };
     let says_close = !keep_alive || number.ends_with("0009");
     let connection = if says_close { "close" } else { "keep-alive" };
-    let sent = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
-        body.len()
-    );
+    let sent = if number.ends_with("0016") && keep_alive {
+        // As a server behind a proxy that streams may: two chunks, then the last.
+        let (first, second) = body.split_at(body.len() / 2);
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+             {:x}\r\n{first}\r\n{:x};part=2\r\n{second}\r\n0\r\n\r\n",
+            first.len(),
+            second.len()
+        )
+    } else {
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
+            body.len()
+        )
+    };
     // …0009: a proxy that keeps the connection open after its answer anyway.
     if number.ends_with("0009") {
         std::thread::sleep(Duration::from_secs(2));
