@@ -18,6 +18,7 @@ use crate::identify;
 use crate::kstr;
 use crate::log::{lm_err, lm_warn};
 use crate::lrn;
+use crate::shm;
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use crate::tm::{self, Resume, Suspended};
@@ -80,38 +81,32 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
     callback[..name.len()].copy_from_slice(name);
     // Into the AVPs the transaction takes (or holds): the resumed route reads them.
     identify::hand_over(msg)?;
-    // SAFETY: shared memory for the task; checked for null below.
-    let task = unsafe { k::warp_shm_malloc(std::mem::size_of::<Task>()) }.cast::<Task>();
-    if task.is_null() {
-        return Err("no shared memory left for the task".into());
-    }
-    let suspended = match tm::suspend(msg) {
-        Ok(suspended) => suspended,
+    let suspended = tm::suspend(msg)?;
+    let task = shm::new(Task {
+        task: k::async_task_t {
+            exec: Some(run),
+            param: null_mut(),
+        },
+        suspended,
+        number: number.value(),
+        route,
+        callback_len: name.len(),
+        callback,
+    });
+    let task = match task {
+        Ok(task) => task,
         Err(e) => {
-            // SAFETY: allocated above, never handed over.
-            unsafe { k::warp_shm_free(task.cast()) };
+            tm::unsuspend(suspended);
             return Err(e);
         }
     };
-    // SAFETY: `task` is a block of the size of a Task, this process's alone until pushed.
-    unsafe {
-        task.write(Task {
-            task: k::async_task_t {
-                exec: Some(run),
-                param: task.cast(),
-            },
-            suspended,
-            number: number.value(),
-            route,
-            callback_len: name.len(),
-            callback,
-        });
-    }
+    // SAFETY: this process's alone until pushed; the task's parameter is itself.
+    unsafe { (*task).task.param = task.cast() };
     // SAFETY: the core passes the pointer to an async worker, which runs and frees it.
     if unsafe { k::async_task_push(task.cast()) } < 0 {
         tm::unsuspend(suspended);
         // SAFETY: the core did not take it.
-        unsafe { k::warp_shm_free(task.cast()) };
+        unsafe { shm::delete(task) };
         return Err("cannot hand the call to an async worker".into());
     }
     Ok(Handover::Suspended)

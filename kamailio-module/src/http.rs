@@ -259,7 +259,7 @@ fn dechunked(rest: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
     let mut body = Vec::new();
     let mut at = 0;
     loop {
-        let Some(line) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
+        let Some(line) = line_end(&rest[at..]) else {
             return Ok(None);
         };
         let size_text = String::from_utf8_lossy(&rest[at..at + line]);
@@ -273,7 +273,7 @@ fn dechunked(rest: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
         if size == 0 {
             // Trailer lines, up to an empty one.
             loop {
-                let Some(line) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
+                let Some(line) = line_end(&rest[at..]) else {
                     return Ok(None);
                 };
                 at += line + 2;
@@ -291,6 +291,11 @@ fn dechunked(rest: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
         body.extend_from_slice(&rest[at..at + size]);
         at += size + 2;
     }
+}
+
+/// Where the first line of `bytes` ends (its CRLF), if it does.
+fn line_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|w| w == b"\r\n")
 }
 
 /// Whether the server of a response with `head` keeps its connection open after it.
