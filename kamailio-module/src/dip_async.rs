@@ -6,7 +6,10 @@
 //! in `route` (a kamailio.cfg route, or with a KEMI script the function of that name),
 //! where `warp_route()` routes it on that answer. The dip comes before the resumption,
 //! not inside it: tm holds the transaction's reply lock while a resumed route runs, and
-//! a CANCEL or a retransmission would wait on it.
+//! a CANCEL or a retransmission would wait on it. `lrn_timeout` bounds the call's whole
+//! wait, from the hand-over: with every async worker busy, calls queue, and one that
+//! waited that long is resumed without a dip, so a backlog never adds a dip's time per
+//! queued call to post-dial delay.
 //!
 //! Returns 0, which stops the script, once the call is handed over; false when there
 //! is nothing to hand over (`warp_needs_dip()` said no) or it cannot be (no async
@@ -26,6 +29,7 @@ use kamailio_sys as k;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::{addr_of_mut, null_mut};
 use std::sync::Once;
+use std::time::Duration;
 use warp_core::Number;
 
 /// The longest KEMI function name a task carries.
@@ -39,6 +43,9 @@ struct Task {
     task: k::async_task_t,
     suspended: Suspended,
     number: u64,
+    /// When the call was handed over (CLOCK_MONOTONIC, the same in every process): its
+    /// wait for an async worker counts against `lrn_timeout`.
+    handed_over: Duration,
     /// The kamailio.cfg route to resume in; null: the KEMI function `callback` names.
     route: *mut k::action,
     callback_len: usize,
@@ -89,6 +96,7 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
         },
         suspended,
         number: number.value(),
+        handed_over: monotonic(),
         route,
         callback_len: name.len(),
         callback,
@@ -110,6 +118,18 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
         return Err("cannot hand the call to an async worker".into());
     }
     Ok(Handover::Suspended)
+}
+
+/// The time on CLOCK_MONOTONIC, which every process of the host shares (a std `Instant`
+/// cannot travel to another process).
+fn monotonic() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the struct it is given; CLOCK_MONOTONIC is always there on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Where the resumed call goes on: kamailio.cfg's route `to` (an error if there is
@@ -145,7 +165,7 @@ unsafe extern "C" fn run(param: *mut c_void) {
     };
     guard::entry("LRN dip of a suspended call", (), || {
         if let Some(number) = Number::from_value(task.number) {
-            lrn::prefetch(number);
+            lrn::prefetch(number, monotonic().saturating_sub(task.handed_over));
         }
     });
     // Resumed whatever the dip did, or the call would wait for tm's timer.

@@ -4,7 +4,9 @@
 //! NANP numbers the snapshot's LNP table does not know, when `lrn_source` lists `dip`.
 //!
 //! The dip runs in the process routing the call (a SIP worker, or an async worker when
-//! the script hands such calls over: `warp_needs_dip()`), bounded by `lrn_timeout`; any failure (timeout,
+//! the script hands such calls over: `warp_needs_dip()`), bounded by `lrn_timeout`
+//! (counted, in an async worker, from the hand-over: a call that waited for a free
+//! worker gets what is left, and none is made once the wait took it all); any failure (timeout,
 //! refused, 429, 5xx, a reply without a usable LRN) routes the call on the dialled
 //! number. A circuit breaker shared by all workers stops dipping after
 //! `lrn_breaker_failures` failures in a row, for `lrn_breaker_cooldown`, and at once for
@@ -18,7 +20,7 @@ use crate::params::{self, LrnSource};
 use crate::shm;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use warp_core::{Number, Snapshot};
 
 #[repr(C)]
@@ -32,6 +34,8 @@ struct Shared {
     not_ported: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
+    /// Dips not made, or cut short, because the call waited for an async worker.
+    late: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     cache_errors: AtomicU64,
@@ -50,6 +54,7 @@ pub fn init() -> Result<(), String> {
             not_ported: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            late: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             cache_errors: AtomicU64::new(0),
@@ -109,11 +114,12 @@ thread_local! {
     static PREFETCHED: Cell<Option<(Number, Option<Number>)>> = const { Cell::new(None) };
 }
 
-/// Looks `number` up as [`supplied`] does and keeps the answer for the next
-/// [`supplied`] of it in this process: an async worker dips before it resumes the call,
-/// whose decision then takes the answer rather than waiting with tm's lock held.
-pub fn prefetch(number: Number) {
-    let lrn = supplied(number);
+/// Looks `number` up as [`supplied`] does, for a call that `waited` since it was handed
+/// over, and keeps the answer for the next [`supplied`] of it in this process: an async
+/// worker dips before it resumes the call, whose decision then takes the answer rather
+/// than waiting with tm's lock held.
+pub fn prefetch(number: Number, waited: Duration) {
+    let lrn = lookup(number, params::config().lrn_timeout.saturating_sub(waited));
     PREFETCHED.set(Some((number, lrn)));
 }
 
@@ -129,6 +135,11 @@ pub fn supplied(number: Number) -> Option<Number> {
         Some((fetched, lrn)) if fetched == number => return lrn,
         _ => {}
     }
+    lookup(number, params::config().lrn_timeout)
+}
+
+/// [`supplied`]'s lookup, with `budget` for the dip.
+fn lookup(number: Number, budget: Duration) -> Option<Number> {
     let (cache, dip) = sources();
     let shared = SHARED.get()?;
     if cache {
@@ -146,23 +157,33 @@ pub fn supplied(number: Number) -> Option<Number> {
         };
         counter.fetch_add(1, Relaxed);
     }
-    let lrn = dip.and_then(|dip| upstream(shared, dip, number))?;
+    let lrn = dip.and_then(|dip| upstream(shared, dip, number, budget))?;
     if cache {
         lrn_cache::put(number, lrn);
     }
     lrn
 }
 
-/// Dips `number` unless the breaker is open: `Some(lrn)` when upstream answered
-/// (`Some(None)`: not ported), `None` when it could not.
-fn upstream(shared: &Shared, dip: &Dip, number: Number) -> Option<Option<Number>> {
+/// Dips `number` within `budget` unless the breaker is open: `Some(lrn)` when upstream
+/// answered (`Some(None)`: not ported), `None` when it could not.
+fn upstream(
+    shared: &Shared,
+    dip: &Dip,
+    number: Number,
+    budget: Duration,
+) -> Option<Option<Number>> {
     let config = params::config();
+    if budget.is_zero() {
+        shared.late.fetch_add(1, Relaxed);
+        return None;
+    }
     let Some(probe) = admit(shared) else {
         shared.skipped.fetch_add(1, Relaxed);
         return None;
     };
     shared.dips.fetch_add(1, Relaxed);
-    match ask(dip, number, config.lrn_timeout) {
+    let started = Instant::now();
+    match ask(dip, number, budget) {
         Ok(lrn) => {
             shared.failures.store(0, Relaxed);
             // Only the probe that reopened the breaker closes it, and only if nobody
@@ -180,6 +201,15 @@ fn upstream(shared: &Shared, dip: &Dip, number: Number) -> Option<Option<Number>
             };
             counter.fetch_add(1, Relaxed);
             Some(lrn)
+        }
+        // The upstream ran out of a time the call's wait had cut short: no fault of its
+        // own, so the breaker hears nothing of it (a probe's pause simply runs out).
+        Err((why, _)) if budget < config.lrn_timeout && started.elapsed() >= budget => {
+            shared.late.fetch_add(1, Relaxed);
+            lm_warn!(
+                "LRN dip for {number} cut short by the call's wait ({why}): routing on the dialled number"
+            );
+            None
         }
         Err((why, retry_after)) => {
             shared.failed.fetch_add(1, Relaxed);
@@ -306,6 +336,7 @@ pub fn counts() -> Vec<(&'static str, u64)> {
         ("not_ported", s.not_ported.load(Relaxed)),
         ("failed", s.failed.load(Relaxed)),
         ("skipped", s.skipped.load(Relaxed)),
+        ("late", s.late.load(Relaxed)),
         ("cache_hits", s.cache_hits.load(Relaxed)),
         ("cache_misses", s.cache_misses.load(Relaxed)),
         ("cache_errors", s.cache_errors.load(Relaxed)),

@@ -4234,12 +4234,18 @@ struct DipEdge {
 
 impl DipEdge {
     fn start(timeout_ms: u32) -> DipEdge {
+        DipEdge::start_with(timeout_ms, &[])
+    }
+
+    /// With more defines (`DIP_WORKERS=1`).
+    fn start_with(timeout_ms: u32, extra: &[&str]) -> DipEdge {
         let dir = tempfile::tempdir().unwrap();
         let redis = support::redis::Redis::start(dir.path());
         let data = support::dataset::Data::with_gateways();
         let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
         let telique = support::telique::Telique::start();
-        let defines = dip_defines(&telique, timeout_ms);
+        let mut defines = dip_defines(&telique, timeout_ms);
+        defines.extend(extra.iter().map(|d| d.to_string()));
         let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
         DipEdge {
             _dir: dir,
@@ -4307,6 +4313,56 @@ fn the_shipped_config_routes_other_calls_while_dips_are_slow() {
         ),
         ("4", "4", "3"),
         "{stats:?}"
+    );
+}
+
+/// `LRN_TIMEOUT` bounds a call's whole wait for its dip, its wait for a free async
+/// worker included: with one async worker, three calls whose dips take 1 s each and a
+/// timeout of 1.5 s, the first is routed on its LRN at 1 s, the second gets the 0.5 s
+/// left of its time and the third none, and both are routed on the dialled number by
+/// 1.5 s (not at 2 s and 3 s, one whole dip after another), the breaker none the wiser.
+#[test]
+fn a_call_queued_for_its_dip_waits_no_longer_than_the_lrn_timeout_in_all() {
+    let DipEdge {
+        _dir,
+        redis: _redis,
+        cheap,
+        telique,
+        k,
+    } = DipEdge::start_with(1500, &["DIP_WORKERS=1"]);
+    let (sock, lport) = raw_socket();
+    let sent = Instant::now();
+    for call in ["queued0", "queued1", "queued2"] {
+        send_raw(
+            &sock,
+            &k,
+            &raw_request(k.port, lport, "INVITE", "12125550003", call),
+        );
+    }
+    let finals = final_replies(&sock, &k, 3);
+    let waited = sent.elapsed();
+    assert!(
+        finals.iter().all(|(_, code)| *code == 200),
+        "{finals:?}\n{}",
+        k.log()
+    );
+    assert!(
+        waited < Duration::from_millis(2300),
+        "the last call was answered after {waited:?}\n{}",
+        k.log()
+    );
+    assert_eq!(cheap.invites(), 3, "{}", k.log());
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["lrn.ported"].as_str(),
+            stats["lrn.late"].as_str(),
+            stats["lrn.failed"].as_str(),
+            stats["lrn.breaker_open"].as_str()
+        ),
+        ("1", "2", "0", "0"),
+        "{stats:?}\n{:?}",
+        telique.seen()
     );
 }
 
