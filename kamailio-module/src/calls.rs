@@ -15,6 +15,7 @@
 
 use crate::cdr::{self, Event, Kind};
 use crate::failover;
+use crate::gateways;
 use crate::guard;
 use crate::kstr;
 use crate::limits::{self, Admission};
@@ -449,6 +450,7 @@ fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Optio
             return;
         }
         event(Kind::Answer, Some(now), None, sip_code.or(Some(200)));
+        gateways::heard(hop.uri);
         if PERSISTED.load(SeqCst) {
             set_dialog_var(
                 dlg,

@@ -15,6 +15,7 @@
 use crate::avp;
 use crate::cdr;
 use crate::decision;
+use crate::gateways;
 use crate::guard;
 use crate::log::lm_info;
 use crate::record::{self, Call, Hop};
@@ -55,8 +56,27 @@ pub fn init() {
 /// Whether the attempt in progress reached tm's branches, the transaction having
 /// `branches` now: no branch was added for a destination tm could not send to.
 pub fn attempt_sent(branches: u32) -> bool {
-    let before = avp::get(BRANCHES_BEFORE).and_then(|b| b.parse().ok());
-    branches > before.unwrap_or(0)
+    branches > branches_before()
+}
+
+/// The transaction's branch count when the attempt in progress began.
+fn branches_before() -> u32 {
+    avp::get(BRANCHES_BEFORE)
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Tells [`gateways`] how the attempt in progress to `hop`'s gateway went, once it
+/// failed: unanswered (sent, and not a byte back before tm gave up) or heard.
+fn judge_gateway(hop: &Hop<'_>, branches: Option<u32>) {
+    if !branches.is_some_and(attempt_sent) {
+        return;
+    }
+    match tm::replied_from(branches_before()) {
+        Some(false) => gateways::silent(hop.uri),
+        Some(true) => gateways::heard(hop.uri),
+        None => {}
+    }
 }
 
 /// Keeps `record` for failover, replacing what an earlier `warp_route()` on this
@@ -106,15 +126,18 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     let Some(stored) = record(msg)? else {
         return Ok(false);
     };
-    // Nothing left: the dialog's failure reports this last attempt.
-    let Some((call_line, failed_line, later)) = record::split(&stored).filter(|r| !r.2.is_empty())
-    else {
+    let Some((call_line, failed_line, later)) = record::split(&stored) else {
         return Ok(false);
     };
     let bad = || format!("bad {AVP} AVP {stored:?}");
-    let call = Call::parse(call_line).ok_or_else(bad)?;
     let failed = Hop::parse(failed_line).ok_or_else(bad)?;
     let branches = tm::branches();
+    judge_gateway(&failed, branches);
+    // Nothing left: the dialog's failure reports this last attempt.
+    if later.is_empty() {
+        return Ok(false);
+    }
+    let call = Call::parse(call_line).ok_or_else(bad)?;
     let sip_code = if branches.is_some_and(|n| !attempt_sent(n)) {
         Some(UNSENT)
     } else if REPLY_CODE.load(Relaxed) {

@@ -18,6 +18,7 @@ mod dip_async;
 mod dno;
 mod endpoint;
 mod failover;
+mod gateways;
 mod guard;
 mod http;
 mod identify;

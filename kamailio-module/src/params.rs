@@ -31,6 +31,8 @@ pub static LRN_TIMEOUT: CoreCell<c_int> = CoreCell::new(50);
 pub static LRN_CACHE_TTL: CoreCell<c_int> = CoreCell::new(86_400);
 pub static LRN_BREAKER_FAILURES: CoreCell<c_int> = CoreCell::new(5);
 pub static LRN_BREAKER_COOLDOWN: CoreCell<c_int> = CoreCell::new(10_000);
+pub static GATEWAY_SILENCES: CoreCell<c_int> = CoreCell::new(3);
+pub static GATEWAY_DOWN_TIME: CoreCell<c_int> = CoreCell::new(30);
 pub static FALLBACK_CODE: CoreCell<c_int> = CoreCell::new(503);
 pub static FALLBACK_REASON: StrParam = CoreCell::new(std::ptr::null());
 pub static FAULT_INJECT: StrParam = CoreCell::new(std::ptr::null());
@@ -88,6 +90,10 @@ pub struct Config {
     pub lrn_cache_ttl: Duration,
     pub lrn_breaker_failures: u64,
     pub lrn_breaker_cooldown: Duration,
+    /// Unanswered attempts in a row that put a vendor gateway last (0: never).
+    pub gateway_silences: u32,
+    /// How long such a gateway is tried last.
+    pub gateway_down_time: Duration,
     /// Empty: no CDR events.
     pub cdr_stream: String,
     /// CDR events each process holds while Redis is slow or down.
@@ -190,6 +196,9 @@ pub fn init() -> Result<&'static Config, String> {
     if cluster_cps || cluster_concurrent || lrn_sources.contains(&LrnSource::Cache) {
         redis::init(&redis_url)?;
     }
+    let gateway_silences = GATEWAY_SILENCES.read();
+    let gateway_silences = u32::try_from(gateway_silences)
+        .map_err(|_| format!("gateway_silences {gateway_silences} must be 0 (off) or more"))?;
     let config = Config {
         snapshot: text(
             "snapshot",
@@ -210,6 +219,8 @@ pub fn init() -> Result<&'static Config, String> {
             &LRN_BREAKER_COOLDOWN,
             "lrn_breaker_cooldown",
         )?),
+        gateway_silences,
+        gateway_down_time: Duration::from_secs(positive(&GATEWAY_DOWN_TIME, "gateway_down_time")?),
         cdr_stream: text("cdr_stream", &CDR_STREAM, None, "warp:cdr:raw")?,
         cdr_buffer,
         cdr_spool: Some(text("cdr_spool", &CDR_SPOOL, None, "")?)
@@ -286,6 +297,11 @@ impl Config {
             (
                 "lrn_breaker_cooldown",
                 self.lrn_breaker_cooldown.as_millis().to_string(),
+            ),
+            ("gateway_silences", self.gateway_silences.to_string()),
+            (
+                "gateway_down_time",
+                self.gateway_down_time.as_secs().to_string(),
             ),
             ("cdr_stream", self.cdr_stream.clone()),
             ("cdr_buffer", self.cdr_buffer.to_string()),

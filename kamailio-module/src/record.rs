@@ -124,55 +124,74 @@ pub enum Attempts {
 
 /// Appends one line per (vendor, gateway) of `d` among `which`, each after a line
 /// break, attempts numbered from 1: a vendor with several gateways is tried on each
-/// before the next vendor. The first attempt's dialstring is filled in, the others'
-/// templates kept. Returns where the first attempt's dialstring is in `out`, if written.
-pub fn push_hops(out: &mut String, d: &Decision<'_>, which: Attempts) -> Option<Range<usize>> {
+/// before the next vendor, except that the gateways whose bit is set in `last`
+/// (positions in that order, from 0: see [`crate::gateways::put_last`]) come after all
+/// the others. The first attempt's dialstring is filled in, the others' templates kept.
+/// Returns where the first attempt's dialstring is in `out`, if written.
+pub fn push_hops(
+    out: &mut String,
+    d: &Decision<'_>,
+    which: Attempts,
+    last: u64,
+) -> Option<Range<usize>> {
     let mut attempt = 0;
     let mut first = None;
-    for r in &d.routes {
-        // What the vendor's lines share after the dialstring, written once per vendor.
-        let mut tail: Option<Range<usize>> = None;
-        for i in 0..r.dialstrings.len() {
-            attempt += 1;
-            let wanted = match which {
-                Attempts::First => attempt == 1,
-                Attempts::Later => attempt > 1,
-                Attempts::All => true,
-            };
-            if !wanted {
-                continue;
-            }
-            out.push('\n');
-            push_int(out, attempt);
-            out.push('\t');
-            out.push_str(r.vendor_id);
-            out.push('\t');
-            if attempt == 1 {
-                let uri = out.len();
-                r.dialstrings.push(i, out);
-                first = Some(uri..out.len());
-            } else {
-                out.push_str(r.dialstrings.template(i).unwrap_or_default());
-            }
-            match &tail {
-                // SAFETY: `shared` spans whole `str`s pushed below, so the copy is UTF-8.
-                Some(shared) => unsafe { out.as_mut_vec() }.extend_from_within(shared.clone()),
-                None => {
-                    let start = out.len();
-                    out.push('\t');
-                    out.push_str(r.zone.as_str());
-                    for rate in [r.vendor_rate, r.customer_rate] {
+    // Two passes only when some gateway goes last: first the others, then those.
+    for pass_of_last in [false, true] {
+        if pass_of_last && last == 0 {
+            break;
+        }
+        let mut position = 0u32;
+        for r in &d.routes {
+            // What the vendor's lines share after the dialstring, written once per vendor.
+            let mut tail: Option<Range<usize>> = None;
+            for i in 0..r.dialstrings.len() {
+                let goes_last = last.checked_shr(position).is_some_and(|m| m & 1 == 1);
+                position += 1;
+                if goes_last != pass_of_last {
+                    continue;
+                }
+                attempt += 1;
+                let wanted = match which {
+                    Attempts::First => attempt == 1,
+                    Attempts::Later => attempt > 1,
+                    Attempts::All => true,
+                };
+                if !wanted {
+                    continue;
+                }
+                out.push('\n');
+                push_int(out, attempt);
+                out.push('\t');
+                out.push_str(r.vendor_id);
+                out.push('\t');
+                if attempt == 1 {
+                    let uri = out.len();
+                    r.dialstrings.push(i, out);
+                    first = Some(uri..out.len());
+                } else {
+                    out.push_str(r.dialstrings.template(i).unwrap_or_default());
+                }
+                match &tail {
+                    // SAFETY: `shared` spans whole `str`s pushed below, so the copy is UTF-8.
+                    Some(shared) => unsafe { out.as_mut_vec() }.extend_from_within(shared.clone()),
+                    None => {
+                        let start = out.len();
                         out.push('\t');
-                        push_int(out, rate.0);
+                        out.push_str(r.zone.as_str());
+                        for rate in [r.vendor_rate, r.customer_rate] {
+                            out.push('\t');
+                            push_int(out, rate.0);
+                        }
+                        out.push('\t');
+                        out.push_str(r.partition.unwrap_or(""));
+                        tail = Some(start..out.len());
                     }
-                    out.push('\t');
-                    out.push_str(r.partition.unwrap_or(""));
-                    tail = Some(start..out.len());
                 }
             }
-        }
-        if which == Attempts::First && first.is_some() {
-            break;
+            if which == Attempts::First && first.is_some() {
+                return first;
+            }
         }
     }
     first
@@ -185,10 +204,12 @@ pub struct LaterAttempts {
     // Declared before `_snapshot`, so dropped first: it borrows from that snapshot.
     decision: Decision<'static>,
     _snapshot: Arc<Mapped>,
+    /// The gateways put last when the first attempt was chosen (see [`push_hops`]).
+    last: u64,
 }
 
 impl LaterAttempts {
-    pub fn new<'s>(snapshot: &'s Arc<Mapped>, decision: Decision<'s>) -> Self {
+    pub fn new<'s>(snapshot: &'s Arc<Mapped>, decision: Decision<'s>, last: u64) -> Self {
         // SAFETY: a decision borrows only from the snapshot that made it (`route` ties
         // its lifetime to `&self`): the mapping and the `Snapshot` inside the `Arc`'s
         // allocation, which the clone kept beside it keeps alive, at the same address,
@@ -197,13 +218,14 @@ impl LaterAttempts {
         LaterAttempts {
             decision,
             _snapshot: Arc::clone(snapshot),
+            last,
         }
     }
 
     /// Appends the later attempts' lines to `record`, whose first attempt is this
     /// decision's.
     pub fn push_to(&self, record: &mut String) {
-        push_hops(record, &self.decision, Attempts::Later);
+        push_hops(record, &self.decision, Attempts::Later, self.last);
     }
 }
 

@@ -3,6 +3,7 @@
 //! and the call's record.
 
 use crate::calls;
+use crate::gateways;
 use crate::limits::{self, Admission, Exceeded};
 use crate::lrn;
 use crate::record::{self, Attempts, LaterAttempts};
@@ -71,7 +72,7 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
             record.truncate(written);
             continue;
         }
-        let (trunk, decision, uri) = match verdict {
+        let (trunk, decision, uri, last) = match verdict {
             Ok(routed) => routed,
             Err(refused) => {
                 record.truncate(written);
@@ -93,7 +94,7 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
             Ok(admission) => Answer::Route {
                 admission,
                 uri,
-                later: LaterAttempts::new(&snapshot, decision),
+                later: LaterAttempts::new(&snapshot, decision, last),
             },
             Err(exceeded) => {
                 record.truncate(written);
@@ -121,13 +122,13 @@ pub fn needs_dip(query: &Query<'_>) -> Option<Number> {
     (!limits::full(&trunk)).then_some(number)
 }
 
-/// The trunk, the decision and the first attempt's dialstring in `record` (the call
-/// line and first hop pushed), or the refusal to answer.
+/// The trunk, the decision, the first attempt's dialstring in `record` (the call line
+/// and first hop pushed) and the gateways put last, or the refusal to answer.
 fn verdict<'s>(
     snapshot: &'s Snapshot,
     query: &Query<'_>,
     record: &mut String,
-) -> Result<(TrunkView<'s>, Decision<'s>, Range<usize>), Refusal> {
+) -> Result<(TrunkView<'s>, Decision<'s>, Range<usize>, u64), Refusal> {
     let trunk = trunk(snapshot, query.credentials, query.source).map_err(|why| Refusal {
         code: 403,
         reason: "Forbidden",
@@ -155,9 +156,10 @@ fn verdict<'s>(
             ),
         });
     }
-    let uri = record::push_hops(record, &decision, Attempts::First)
+    let last = gateways::put_last(&decision, now.timestamp_millis());
+    let uri = record::push_hops(record, &decision, Attempts::First, last)
         .ok_or_else(|| refuse(&Reject::NoRoute))?;
-    Ok((trunk, decision, uri))
+    Ok((trunk, decision, uri, last))
 }
 
 /// The enabled trunk (and so the customer) a request comes from, as its auth type

@@ -1,9 +1,10 @@
 //! RPC commands for kamcmd / jsonrpc: `warp.version`, `warp.stats`, `warp.config`,
-//! `warp.reload`, `warp.route`, `warp.trunks`.
+//! `warp.reload`, `warp.route`, `warp.trunks`, `warp.gateways`.
 //! They run in the RPC process (ctl), so everything they report comes from shared
 //! memory or from the configuration every process inherited.
 
 use crate::cdr;
+use crate::gateways;
 use crate::guard;
 use crate::limits;
 use crate::lrn;
@@ -280,6 +281,30 @@ pub unsafe extern "C" fn rpc_trunks(api: *mut k::rpc_t, ctx: *mut c_void) {
     })
 }
 
+/// `warp.gateways`: the vendor gateways that went unanswered on this node, those tried
+/// last (`last_for_ms` > 0) first, and how many times one was put last.
+pub unsafe extern "C" fn rpc_gateways(api: *mut k::rpc_t, ctx: *mut c_void) {
+    run(api, ctx, |r| {
+        let (mut rows, marked) = gateways::rows();
+        rows.sort_by(|a, b| {
+            b.last_for_ms
+                .cmp(&a.last_for_ms)
+                .then(a.gateway.cmp(&b.gateway))
+        });
+        let st = r.top_struct()?;
+        r.count(st, "put_last", marked)?;
+        // Numbered, not named: a gateway's `host:port` is no key kamcmd's text shows
+        // plainly.
+        for (i, row) in rows.into_iter().enumerate() {
+            let g = r.nested(st, &(i + 1).to_string())?;
+            r.text(g, "gateway", &row.gateway)?;
+            r.count(g, "silences", row.silences.into())?;
+            r.count(g, "last_for_ms", row.last_for_ms.unsigned_abs())?;
+        }
+        Ok(())
+    })
+}
+
 /// `warp.route <ban> <ani> <dnis>`: the decision a call would get now, with every route.
 /// A refusal is a fault carrying the SIP code the call would be answered with.
 pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
@@ -311,8 +336,10 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         r.text(st, "customer_rate", &decision.customer_rate.to_string())?;
         let routes = r.nested(st, "routes")?;
         // The hop lines a routed call's record would hold.
+        // In the order a call gets them now: gateways gone silent last.
         let mut hops = String::new();
-        record::push_hops(&mut hops, &decision, Attempts::All);
+        let last = gateways::put_last(&decision, chrono::Utc::now().timestamp_millis());
+        record::push_hops(&mut hops, &decision, Attempts::All, last);
         let mut uri = String::new();
         for (i, hop) in hops.lines().skip(1).filter_map(Hop::parse).enumerate() {
             let h = r.nested(routes, &hop.attempt.to_string())?;

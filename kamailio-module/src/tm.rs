@@ -199,6 +199,27 @@ pub fn branches() -> Option<u32> {
     current().map(|t| unsafe { branches_of(t) })
 }
 
+/// Whether any of the current transaction's branches from `first` on got a reply
+/// (even a 100 Trying) from where it was sent, not one tm made up (its timeout's 408);
+/// `None` without a transaction.
+pub fn replied_from(first: u32) -> Option<bool> {
+    let t = current()?;
+    // SAFETY: a live transaction, current in this process; its `uac` array holds
+    // `nr_of_outgoings` branches, which tm writes under the reply lock a failure route
+    // runs with. A branch's flag says a reply came before the one being handled (as
+    // tm's own `t_any_replied()` reads it: tm sets it only after the failure route);
+    // the reply kept with the branch is that one: the vendor's, or tm's own
+    // (FAKED_REPLY).
+    unsafe {
+        let branches = branches_of(t);
+        Some((first..branches).any(|b| {
+            let uac = &*(*t).uac.add(b as usize);
+            let kept = uac.reply as isize;
+            uac.request.flags & k::F_RB_REPLIED as u16 != 0 || (kept != 0 && kept != FAKED_REPLY)
+        }))
+    }
+}
+
 /// # Safety
 /// `t` is a live transaction.
 unsafe fn branches_of(t: *const k::cell) -> u32 {

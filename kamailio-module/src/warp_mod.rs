@@ -10,6 +10,7 @@ use crate::core_cell::CoreCell;
 use crate::dip_async::{fixup_route, ki_warp_dip_async, w_warp_dip_async};
 use crate::dno::{ki_warp_dno, ki_warp_dno_number, w_warp_dno, w_warp_dno_number};
 use crate::failover::{self, ki_warp_next_route, w_warp_next_route};
+use crate::gateways;
 use crate::guard;
 use crate::identify::{
     ki_warp_authenticated, ki_warp_identify, w_warp_authenticated, w_warp_identify,
@@ -26,7 +27,9 @@ use crate::route_cmd::{
     ki_warp_needs_dip, ki_warp_needs_dip_dnis, ki_warp_route, ki_warp_route_dnis, w_warp_needs_dip,
     w_warp_needs_dip_dnis, w_warp_route, w_warp_route_dnis,
 };
-use crate::rpc::{rpc_config, rpc_reload, rpc_route, rpc_stats, rpc_trunks, rpc_version};
+use crate::rpc::{
+    rpc_config, rpc_gateways, rpc_reload, rpc_route, rpc_stats, rpc_trunks, rpc_version,
+};
 use crate::sigbus;
 use crate::snapshot;
 use crate::stats::{self, Func};
@@ -73,6 +76,7 @@ fn init() -> Result<(), String> {
     stats::init()?;
     limits::init()?;
     lrn::init()?;
+    gateways::init()?;
     cdr::init()?;
     calls::init()?;
     sigbus::install()?;
@@ -123,6 +127,7 @@ unsafe extern "C" fn mod_destroy() {
         stats::destroy();
         limits::destroy();
         lrn::destroy();
+        gateways::destroy();
         cdr::destroy();
         snapshot::destroy();
     })
@@ -217,7 +222,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 21]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 23]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -262,6 +267,16 @@ static PARAMS: CoreCell<[k::param_export_t; 21]> = CoreCell::new([
         c"lrn_breaker_cooldown",
         k::PARAM_INT,
         params::LRN_BREAKER_COOLDOWN.as_ptr().cast(),
+    ),
+    param(
+        c"gateway_silences",
+        k::PARAM_INT,
+        params::GATEWAY_SILENCES.as_ptr().cast(),
+    ),
+    param(
+        c"gateway_down_time",
+        k::PARAM_INT,
+        params::GATEWAY_DOWN_TIME.as_ptr().cast(),
     ),
     param(
         c"reload_check",
@@ -347,7 +362,12 @@ static RPC_TRUNKS_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
     null(),
 ]);
 
-static RPC_METHODS: CoreCell<[k::rpc_export_t; 7]> = CoreCell::new([
+static RPC_GATEWAYS_DOC: CoreCell<[*const c_char; 2]> = CoreCell::new([
+    c"Vendor gateways that went unanswered: warp.gateways (those tried last first)".as_ptr(),
+    null(),
+]);
+
+static RPC_METHODS: CoreCell<[k::rpc_export_t; 8]> = CoreCell::new([
     k::rpc_export_t {
         name: c"warp.version".as_ptr(),
         function: Some(rpc_version),
@@ -382,6 +402,12 @@ static RPC_METHODS: CoreCell<[k::rpc_export_t; 7]> = CoreCell::new([
         name: c"warp.trunks".as_ptr(),
         function: Some(rpc_trunks),
         doc_str: RPC_TRUNKS_DOC.as_ptr().cast(),
+        flags: 0,
+    },
+    k::rpc_export_t {
+        name: c"warp.gateways".as_ptr(),
+        function: Some(rpc_gateways),
+        doc_str: RPC_GATEWAYS_DOC.as_ptr().cast(),
         flags: 0,
     },
     // SAFETY: an all-zero entry terminates the table.

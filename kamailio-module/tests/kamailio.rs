@@ -1209,7 +1209,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("warp_dip_async(): no route[NOWHERE] to resume the call in"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 15] = [
+    let cases: [(&[(&str, &str)], &str); 17] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -1280,6 +1280,14 @@ fn bad_configuration_is_refused_at_startup() {
         (
             &[("reload_check", "-1")],
             "reload_check -1 must be from 0 (off) to 3600 seconds",
+        ),
+        (
+            &[("gateway_silences", "-1")],
+            "gateway_silences -1 must be 0 (off) or more",
+        ),
+        (
+            &[("gateway_down_time", "0")],
+            "gateway_down_time 0 must be positive",
         ),
         // A spool that could take no event fails the start, not the first Redis outage.
         (
@@ -5378,6 +5386,86 @@ fn fails_over_a_silent_vendor_but_not_one_that_rang_out(routing: &Routing) {
     let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     assert_eq!(call(&k, "silent"), 200, "{}", k.log());
     assert_eq!(dear.invites(), 1);
+}
+
+/// A vendor gateway that lets three calls in a row go unanswered (no reply at all in
+/// the 2 s the shipped config gives it) is tried last for `GATEWAY_DOWN_TIME`: the next
+/// call goes straight to the other vendor, without the 2 s wait, and `warp.gateways`
+/// lists it; once the time is up it is tried first again, and its answer puts it back.
+#[test]
+fn a_vendor_gateway_that_stopped_answering_is_tried_last_until_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
+    let silent = std::net::UdpSocket::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let defines = ["GATEWAY_DOWN_TIME=4".to_string()];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let (sock, lport) = raw_socket();
+    let invite = |call: &str| {
+        let request = raw_request(k.port, lport, "INVITE", "+12125550123", call);
+        send_raw(&sock, &k, &request);
+    };
+    for call in ["silent0", "silent1", "silent2"] {
+        invite(call);
+    }
+    let finals = final_replies(&sock, &k, 3);
+    assert!(
+        finals.iter().all(|(_, code)| *code == 200),
+        "{finals:?}\n{}",
+        k.log()
+    );
+    let gateway = format!("127.0.0.1:{}", data.cheap.0);
+    let gateways = k.rpc("warp.gateways");
+    assert_eq!(
+        (
+            gateways.get("put_last").map(String::as_str),
+            gateways.get("1.gateway").map(String::as_str),
+            gateways.get("1.silences").map(String::as_str)
+        ),
+        (Some("1"), Some(gateway.as_str()), Some("3")),
+        "{gateways:?}\n{}",
+        k.log()
+    );
+    assert_ne!(gateways["1.last_for_ms"], "0");
+    // The next call: the other vendor at once, nothing to the silent one.
+    let sent = Instant::now();
+    invite("straight");
+    assert_eq!(final_reply(&sock, &k, "straight").code, 200, "{}", k.log());
+    assert!(
+        sent.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(dear.invites(), 4);
+    silent
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut calls = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 65535];
+    while let Ok(n) = silent.recv(&mut buf) {
+        let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let call = request.lines().find_map(|l| l.strip_prefix("Call-ID: "));
+        calls.insert(call.unwrap_or_default().to_owned());
+    }
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(calls.iter().all(|c| c.starts_with("silent")), "{calls:?}");
+    // Its time up, it is first again; it answers, and is in its place.
+    drop(silent);
+    let cheap = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    std::thread::sleep(Duration::from_secs(4));
+    invite("again");
+    assert_eq!(final_reply(&sock, &k, "again").code, 200, "{}", k.log());
+    assert_eq!(cheap.received("INVITE").len(), 1, "{}", k.log());
+    let gateways = k.rpc("warp.gateways");
+    assert_eq!(
+        (
+            gateways["1.gateway"].as_str(),
+            gateways["1.silences"].as_str(),
+            gateways["1.last_for_ms"].as_str()
+        ),
+        (gateway.as_str(), "0", "0"),
+        "{gateways:?}"
+    );
 }
 
 /// A vendor's redirect (3xx) never reaches the caller, whose switch would follow it to

@@ -1,0 +1,241 @@
+//! Vendor gateways that stopped answering. A gateway that let `gateway_silences`
+//! attempts in a row go unanswered (not even a 100 Trying before tm's timer ran out) is
+//! tried last, after every other gateway of the call, for `gateway_down_time` seconds:
+//! as lcr skips its defunct gateways, so that a dead vendor costs each call a timeout
+//! (the 2 s the shipped config gives a vendor to answer) only while it is learnt.
+//! Last, not left out: a call whose every other gateway fails still tries it. When the
+//! time is up it takes its place again, and one more silence puts it back last at once;
+//! any reply from it (an answer, or a failure a failover follows) starts the count
+//! again. Kept per node, in shared memory, for all the node's processes.
+//!
+//! A gateway is its dialstring's host part (`host:port`, from after the `@` to the
+//! parameters), whichever vendor or dialled number it serves.
+
+use crate::log::{lm_info, lm_warn};
+use crate::params;
+use crate::shm::{self, Text};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Once;
+use warp_core::Decision;
+
+/// Gateways remembered (those that were silent once); more are not tracked (logged once).
+const SLOTS: usize = 256;
+/// The longest gateway name `warp.gateways` shows (longer ones are kept cut).
+const NAME_MAX: usize = 64;
+/// The attempts a call can have put last: as many as a mask has bits.
+const POSITIONS: usize = 64;
+
+#[repr(C)]
+struct Slot {
+    /// The gateway's hash; 0: free.
+    key: AtomicU64,
+    name: Text<NAME_MAX>,
+    /// Unanswered attempts in a row.
+    silences: AtomicU32,
+    /// Unix ms until which the gateway is tried last (0: in its place).
+    down_until: AtomicI64,
+}
+
+#[repr(C)]
+struct Table {
+    /// The latest `down_until` of any slot: a call routed after it reads no slot.
+    any_down_until: AtomicI64,
+    marked_down: AtomicU64,
+    slots: [Slot; SLOTS],
+}
+
+static TABLE: shm::Block<Table> = shm::Block::new();
+
+/// Allocates the table unless `gateway_silences` is 0; `mod_init` only.
+pub fn init() -> Result<(), String> {
+    if params::config().gateway_silences == 0 {
+        return Ok(());
+    }
+    let slots = std::array::from_fn(|_| Slot {
+        key: AtomicU64::new(0),
+        name: Text::new("").expect("an empty name fits"),
+        silences: AtomicU32::new(0),
+        down_until: AtomicI64::new(0),
+    });
+    TABLE
+        .alloc(Table {
+            any_down_until: AtomicI64::new(0),
+            marked_down: AtomicU64::new(0),
+            slots,
+        })
+        .map(drop)
+}
+
+/// Frees the table; `destroy` only.
+pub fn destroy() {
+    TABLE.free();
+}
+
+/// The gateway a dialstring (or its template) sends to: its host part.
+pub fn gateway_of(uri: &str) -> &str {
+    let uri = uri.trim_start_matches('<');
+    let rest = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    host.split([';', '?', '>']).next().unwrap_or(host)
+}
+
+fn key_of(gateway: &str) -> u64 {
+    // FNV-1a; 0 marks a free slot.
+    let hash = gateway.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash.max(1)
+}
+
+/// Where `key` lives, claiming a free slot for it when `claim` (open addressing).
+fn slot<'t>(table: &'t Table, key: u64, claim: bool, gateway: &str) -> Option<&'t Slot> {
+    let start = (key % SLOTS as u64) as usize;
+    for i in 0..SLOTS {
+        let slot = &table.slots[(start + i) % SLOTS];
+        match slot.key.load(Relaxed) {
+            k if k == key => return Some(slot),
+            0 if claim => match slot.key.compare_exchange(0, key, Relaxed, Relaxed) {
+                Ok(_) => {
+                    let mut cut = gateway.len().min(NAME_MAX);
+                    while !gateway.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    let _ = slot.name.set(&gateway[..cut]);
+                    return Some(slot);
+                }
+                Err(k) if k == key => return Some(slot),
+                Err(_) => continue,
+            },
+            0 => return None,
+            _ => continue,
+        }
+    }
+    if claim {
+        static FULL: Once = Once::new();
+        FULL.call_once(|| lm_warn!("{SLOTS} gateways known: later silent ones are not put last"));
+    }
+    None
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// An attempt sent to `uri` got no reply at all before tm gave up on it.
+pub fn silent(uri: &str) {
+    let Some(table) = TABLE.get() else {
+        return;
+    };
+    let gateway = gateway_of(uri);
+    let Some(slot) = slot(table, key_of(gateway), true, gateway) else {
+        return;
+    };
+    let config = params::config();
+    let silences = slot.silences.fetch_add(1, Relaxed).saturating_add(1);
+    if silences < config.gateway_silences {
+        return;
+    }
+    let now = now_ms();
+    let until = now.saturating_add(config.gateway_down_time.as_millis() as i64);
+    if slot.down_until.swap(until, Relaxed) <= now {
+        table.marked_down.fetch_add(1, Relaxed);
+        lm_warn!(
+            "gateway {gateway}: {silences} attempts in a row unanswered, tried last for {} s",
+            config.gateway_down_time.as_secs()
+        );
+    }
+    table.any_down_until.fetch_max(until, Relaxed);
+}
+
+/// `uri`'s gateway replied to an attempt: in its place again, its count started over.
+pub fn heard(uri: &str) {
+    let Some(table) = TABLE.get() else {
+        return;
+    };
+    let gateway = gateway_of(uri);
+    let Some(slot) = slot(table, key_of(gateway), false, gateway) else {
+        return;
+    };
+    if slot.silences.swap(0, Relaxed) == 0 {
+        return;
+    }
+    if slot.down_until.swap(0, Relaxed) > now_ms() {
+        lm_info!("gateway {gateway} answers again: back in its place");
+    }
+}
+
+/// The attempts of `d` (numbered from 0 in its order, vendor by vendor, each vendor's
+/// gateways in turn) whose gateway is to be tried last at `now` (Unix ms), as a mask.
+pub fn put_last(d: &Decision<'_>, now: i64) -> u64 {
+    let Some(table) = TABLE.get() else {
+        return 0;
+    };
+    if now >= table.any_down_until.load(Relaxed) {
+        return 0;
+    }
+    let templates = d
+        .routes
+        .iter()
+        .flat_map(|r| (0..r.dialstrings.len()).map(|i| r.dialstrings.template(i)));
+    let mut mask = 0;
+    for (position, template) in templates.take(POSITIONS).enumerate() {
+        let gateway = gateway_of(template.unwrap_or_default());
+        let down = slot(table, key_of(gateway), false, gateway)
+            .is_some_and(|s| s.down_until.load(Relaxed) > now);
+        if down {
+            mask |= 1 << position;
+        }
+    }
+    mask
+}
+
+/// One known gateway for `warp.gateways`.
+pub struct Row {
+    pub gateway: String,
+    pub silences: u32,
+    /// ms it is still tried last for (0: in its place).
+    pub last_for_ms: i64,
+}
+
+/// Every gateway that was ever silent, and how many times gateways were put last.
+pub fn rows() -> (Vec<Row>, u64) {
+    let Some(table) = TABLE.get() else {
+        return (Vec::new(), 0);
+    };
+    let now = now_ms();
+    let rows = table
+        .slots
+        .iter()
+        .filter(|s| s.key.load(Relaxed) != 0)
+        .map(|s| Row {
+            gateway: s.name.get(),
+            silences: s.silences.load(Relaxed),
+            last_for_ms: (s.down_until.load(Relaxed) - now).max(0),
+        })
+        .collect();
+    (rows, table.marked_down.load(Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gateway_of;
+
+    #[test]
+    fn a_gateway_is_the_dialstrings_host_part() {
+        for (uri, gateway) in [
+            ("sip:+12125550123@10.0.0.1:5060", "10.0.0.1:5060"),
+            (
+                "sip:{number}@gw.vendor.example;transport=tcp",
+                "gw.vendor.example",
+            ),
+            (
+                "<sip:1{national}@[2001:db8::1]:5080?X-A=b>",
+                "[2001:db8::1]:5080",
+            ),
+            ("sip:10.0.0.2", "10.0.0.2"),
+            ("sips:user:pw@gw:5061;lr", "gw:5061"),
+        ] {
+            assert_eq!(gateway_of(uri), gateway, "{uri}");
+        }
+    }
+}
