@@ -121,13 +121,17 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The table, `uri`'s gateway and its slot (claimed for it if `claim`), if tracked.
+fn tracked(uri: &str, claim: bool) -> Option<(&'static Table, &str, &'static Slot)> {
+    let table = TABLE.get()?;
+    let gateway = gateway_of(uri);
+    let slot = slot(table, key_of(gateway), claim, gateway)?;
+    Some((table, gateway, slot))
+}
+
 /// An attempt sent to `uri` got no reply at all before tm gave up on it.
 pub fn silent(uri: &str) {
-    let Some(table) = TABLE.get() else {
-        return;
-    };
-    let gateway = gateway_of(uri);
-    let Some(slot) = slot(table, key_of(gateway), true, gateway) else {
+    let Some((table, gateway, slot)) = tracked(uri, true) else {
         return;
     };
     let config = params::config();
@@ -149,11 +153,7 @@ pub fn silent(uri: &str) {
 
 /// `uri`'s gateway replied to an attempt: in its place again, its count started over.
 pub fn heard(uri: &str) {
-    let Some(table) = TABLE.get() else {
-        return;
-    };
-    let gateway = gateway_of(uri);
-    let Some(slot) = slot(table, key_of(gateway), false, gateway) else {
+    let Some((_, gateway, slot)) = tracked(uri, false) else {
         return;
     };
     if slot.silences.swap(0, Relaxed) == 0 {
