@@ -280,3 +280,68 @@ pub fn split(record: &str) -> Option<(&str, &str, &str)> {
     let (current, later) = rest.split_once('\n').unwrap_or((rest, ""));
     Some((call, current, later))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{push_hops, Attempts, Hop};
+    use warp_core::{RouteRequest, Snapshot};
+
+    /// (vendor, gateway) of each attempt line, and the attempt numbers, of `out` (hop
+    /// lines only): the first attempt's dialstring is filled in, the others' templates.
+    fn hops(out: &str) -> (Vec<(String, String)>, Vec<u32>) {
+        out.lines()
+            .filter_map(Hop::parse)
+            .map(|h| {
+                let gateway = crate::gateways::gateway_of(h.uri).to_owned();
+                ((h.vendor.to_owned(), gateway), h.attempt)
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn gateways_put_last_follow_the_others_in_their_own_order() {
+        let d = warp_datagen::generate(warp_datagen::Scale::SMALL, 42);
+        let bytes = warp_core::snapshot::compile(&d, 1).unwrap();
+        let snapshot = Snapshot::from_bytes(&bytes).unwrap();
+        // A call with several vendors, each with two gateways.
+        let decision = warp_datagen::sample_calls(&d, 200, 7)
+            .iter()
+            .find_map(|(ban, ani, dnis)| {
+                let decision = snapshot
+                    .route(&RouteRequest {
+                        ban,
+                        ani: Some(ani),
+                        dnis,
+                        lrn: None,
+                        at: chrono::Utc::now(),
+                        max_results: None,
+                    })
+                    .ok()?;
+                (decision.routes.len() >= 3).then_some(decision)
+            })
+            .expect("a call with three vendors");
+        let mut natural = String::new();
+        push_hops(&mut natural, &decision, Attempts::All, 0);
+        let (natural, numbers) = hops(&natural);
+        assert!(natural.len() >= 6, "{natural:?}");
+        assert_eq!(numbers, (1..=natural.len() as u32).collect::<Vec<_>>());
+
+        // The first attempt and the third put last.
+        let last = 0b101;
+        let mut all = String::new();
+        push_hops(&mut all, &decision, Attempts::All, last);
+        let (reordered, numbers) = hops(&all);
+        assert_eq!(numbers, (1..=natural.len() as u32).collect::<Vec<_>>());
+        let mut expected: Vec<_> = natural.iter().skip(1).cloned().collect();
+        expected.remove(1);
+        expected.extend([natural[0].clone(), natural[2].clone()]);
+        assert_eq!(reordered, expected);
+
+        // What a call gets: its first attempt, then the later ones, as `All` says.
+        let mut record = String::new();
+        let first = push_hops(&mut record, &decision, Attempts::First, last).unwrap();
+        assert!(!record[first].contains('{'), "{record}");
+        push_hops(&mut record, &decision, Attempts::Later, last);
+        assert_eq!(hops(&record), (reordered, numbers));
+    }
+}
