@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Once;
 use warp_core::Decision;
 
-/// Gateways remembered (those that were silent once); more are not tracked (logged once).
+/// Gateways remembered (those that were silent once; one that answers again gives its
+/// place up to a new one when all are taken).
 const SLOTS: usize = 256;
 /// The longest gateway name `warp.gateways` shows (longer ones are kept cut).
 const NAME_MAX: usize = 64;
@@ -87,34 +88,48 @@ fn key_of(gateway: &str) -> u64 {
     hash.max(1)
 }
 
-/// Where `key` lives, claiming a free slot for it when `claim` (open addressing).
+/// Where `key` lives, claiming a slot for it when `claim` (open addressing): a free
+/// one, else, with every slot taken, one whose gateway answers again (no silence, not
+/// last): forgetting it loses nothing, and with no free slot left no lookup stops
+/// early, so taking one over breaks no other key's probe.
 fn slot<'t>(table: &'t Table, key: u64, claim: bool, gateway: &str) -> Option<&'t Slot> {
     let start = (key % SLOTS as u64) as usize;
+    let mut answering = None;
     for i in 0..SLOTS {
         let slot = &table.slots[(start + i) % SLOTS];
         match slot.key.load(Relaxed) {
             k if k == key => return Some(slot),
-            0 if claim => match slot.key.compare_exchange(0, key, Relaxed, Relaxed) {
-                Ok(_) => {
-                    let mut cut = gateway.len().min(NAME_MAX);
-                    while !gateway.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    let _ = slot.name.set(&gateway[..cut]);
-                    return Some(slot);
-                }
+            0 if claim => match take(slot, 0, key, gateway) {
+                Ok(slot) => return Some(slot),
                 Err(k) if k == key => return Some(slot),
                 Err(_) => continue,
             },
             0 => return None,
+            k if answering.is_none() && slot.silences.load(Relaxed) == 0 => {
+                answering = Some((slot, k));
+            }
             _ => continue,
         }
     }
-    if claim {
-        static FULL: Once = Once::new();
-        FULL.call_once(|| lm_warn!("{SLOTS} gateways known: later silent ones are not put last"));
+    if !claim {
+        return None;
     }
-    None
+    let now = now_ms();
+    let (slot, old) = answering.filter(|(slot, _)| slot.down_until.load(Relaxed) <= now)?;
+    take(slot, old, key, gateway).ok()
+}
+
+/// `slot`, holding `old`, for `key` now, named `gateway`; else the key it holds.
+fn take<'t>(slot: &'t Slot, old: u64, key: u64, gateway: &str) -> Result<&'t Slot, u64> {
+    slot.key.compare_exchange(old, key, Relaxed, Relaxed)?;
+    slot.silences.store(0, Relaxed);
+    slot.down_until.store(0, Relaxed);
+    let mut cut = gateway.len().min(NAME_MAX);
+    while !gateway.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let _ = slot.name.set(&gateway[..cut]);
+    Ok(slot)
 }
 
 fn now_ms() -> i64 {
@@ -132,6 +147,12 @@ fn tracked(uri: &str, claim: bool) -> Option<(&'static Table, &str, &'static Slo
 /// An attempt sent to `uri` got no reply at all before tm gave up on it.
 pub fn silent(uri: &str) {
     let Some((table, gateway, slot)) = tracked(uri, true) else {
+        if TABLE.get().is_some() {
+            static FULL: Once = Once::new();
+            FULL.call_once(|| {
+                lm_warn!("{SLOTS} gateways silent at once: later ones are not put last")
+            });
+        }
         return;
     };
     let config = params::config();
@@ -218,7 +239,50 @@ pub fn rows() -> (Vec<Row>, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::gateway_of;
+    use super::{gateway_of, key_of, slot, Slot, Table, SLOTS};
+    use crate::shm::Text;
+    use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+    fn table() -> Box<Table> {
+        Box::new(Table {
+            any_down_until: AtomicI64::new(0),
+            marked_down: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| Slot {
+                key: AtomicU64::new(0),
+                name: Text::new("").unwrap(),
+                silences: AtomicU32::new(0),
+                down_until: AtomicI64::new(0),
+            }),
+        })
+    }
+
+    #[test]
+    fn a_full_table_gives_a_gateway_that_answers_again_up_to_a_silent_one() {
+        let table = table();
+        let gateways: Vec<String> = (0..SLOTS).map(|i| format!("10.0.{i}.1:5060")).collect();
+        for g in &gateways {
+            let s = slot(&table, key_of(g), true, g).expect("a free slot");
+            s.silences.store(1, Relaxed);
+        }
+        // Every slot taken: found again, each where it went.
+        for g in &gateways {
+            let s = slot(&table, key_of(g), false, g).expect("known");
+            assert_eq!(s.name.get(), *g);
+        }
+        // One answers again; a new silent gateway takes its place, and the others stay.
+        let answering = &gateways[77];
+        slot(&table, key_of(answering), false, answering)
+            .unwrap()
+            .silences
+            .store(0, Relaxed);
+        let new = "192.0.2.9:5060";
+        let s = slot(&table, key_of(new), true, new).expect("the answering one's slot");
+        assert_eq!((s.name.get().as_str(), s.silences.load(Relaxed)), (new, 0));
+        assert!(slot(&table, key_of(answering), false, answering).is_none());
+        for g in gateways.iter().filter(|g| *g != answering) {
+            assert!(slot(&table, key_of(g), false, g).is_some(), "{g}");
+        }
+    }
 
     #[test]
     fn a_gateway_is_the_dialstrings_host_part() {
