@@ -10,7 +10,8 @@
 //! (see [`crate::calls`]). Which replies fail over is the script's choice, as with
 //! lcr's `next_gw()`: `t_check_status("5[0-9][0-9]|408") || t_branch_timeout()`, and
 //! `t_relay()` failing: an attempt tm made no branch for (no socket for its transport,
-//! a name that does not resolve) is reported failed with [`UNSENT`].
+//! a name that does not resolve) or could not send on (a TCP connection refused) is
+//! reported failed with [`UNSENT`].
 
 use crate::avp;
 use crate::cdr;
@@ -53,14 +54,9 @@ pub fn init() {
     }
 }
 
-/// Whether the attempt in progress reached tm's branches, the transaction having
-/// `branches` now: no branch was added for a destination tm could not send to.
-pub fn attempt_sent(branches: u32) -> bool {
-    branches > branches_before()
-}
-
-/// The transaction's branch count when the attempt in progress began.
-fn branches_before() -> u32 {
+/// The transaction's branch count when the attempt in progress began: its branches
+/// are the ones tm made since (see [`tm::attempt_sent`]).
+pub fn branches_before() -> u32 {
     avp::get(BRANCHES_BEFORE)
         .and_then(|b| b.parse().ok())
         .unwrap_or(0)
@@ -68,8 +64,8 @@ fn branches_before() -> u32 {
 
 /// Tells [`gateways`] how the attempt in progress to `hop`'s gateway went, once it
 /// failed: unanswered (sent, and not a byte back before tm gave up) or heard.
-fn judge_gateway(hop: &Hop<'_>, branches: Option<u32>) {
-    if !branches.is_some_and(attempt_sent) {
+fn judge_gateway(hop: &Hop<'_>, sent: Option<bool>) {
+    if sent != Some(true) {
         return;
     }
     match tm::replied_from(branches_before()) {
@@ -131,14 +127,14 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     };
     let bad = || format!("bad {AVP} AVP {stored:?}");
     let failed = Hop::parse(failed_line).ok_or_else(bad)?;
-    let branches = tm::branches();
-    judge_gateway(&failed, branches);
+    let sent = tm::current_attempt_sent();
+    judge_gateway(&failed, sent);
     // Nothing left: the dialog's failure reports this last attempt.
     if later.is_empty() {
         return Ok(false);
     }
     let call = Call::parse(call_line).ok_or_else(bad)?;
-    let sip_code = if branches.is_some_and(|n| !attempt_sent(n)) {
+    let sip_code = if sent == Some(false) {
         Some(UNSENT)
     } else if REPLY_CODE.load(Relaxed) {
         msg.pv_int("$T_reply_code")
@@ -162,7 +158,7 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     if let Some((call, hop, _)) = record::split(&remaining) {
         crate::calls::failed_over(msg, call, hop);
     }
-    if let Some(n) = branches {
+    if let Some(n) = tm::branches() {
         note_branches_before(n)?;
     }
     decision::put_record(msg, remaining, None, false);

@@ -220,6 +220,30 @@ pub fn replied_from(first: u32) -> Option<bool> {
     }
 }
 
+/// tm's internal code of a branch it could not send on (`uac->icode`): the send failed,
+/// as when a TCP connection is refused.
+const UNDELIVERED: c_int = 908;
+
+/// Whether the current transaction's attempt in progress reached its vendor (see
+/// [`attempt_sent`]); `None` without a transaction.
+pub fn current_attempt_sent() -> Option<bool> {
+    // SAFETY: a live transaction, current in this process.
+    current().map(|t| unsafe { attempt_sent(t) })
+}
+
+/// Whether `t`'s attempt in progress reached its vendor: tm made a branch for it since
+/// [`failover::branches_before`] (none for a destination it has no socket for, or a
+/// name that does not resolve) and sent its request on one.
+///
+/// # Safety
+/// `t` is a live transaction.
+unsafe fn attempt_sent(t: *const k::cell) -> bool {
+    // SAFETY: `t` is live; its first `nr_of_outgoings` branches are in use.
+    let branches = unsafe { branches_of(t) };
+    (failover::branches_before()..branches)
+        .any(|i| unsafe { (*(*t).uac.add(i as usize)).icode } != UNDELIVERED)
+}
+
 /// # Safety
 /// `t` is a live transaction.
 unsafe fn branches_of(t: *const k::cell) -> u32 {
@@ -290,7 +314,7 @@ unsafe extern "C" fn final_ready(t: *mut k::cell, _type: c_int, params: *mut k::
         // current while tm runs its callbacks): then this final reply, another
         // attempt's or tm's own, is not its outcome.
         // SAFETY: the live transaction tm runs the callback for.
-        let code = if !failover::attempt_sent(unsafe { branches_of(t) }) {
+        let code = if !unsafe { attempt_sent(t) } {
             failover::UNSENT
         } else if p.rpl as isize == FAKED_REPLY {
             u16::try_from(p.code).unwrap_or(500)
