@@ -1,6 +1,8 @@
 //! warp.so inside a real Kamailio 5.6 (Debian's package) on loopback.
 
 mod support;
+#[path = "kamailio/tcp.rs"]
+mod tcp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -3918,12 +3920,15 @@ fn the_shipped_config_bans_an_address_guessing_passwords() {
 }
 
 /// A vendor the edge cannot send to (a transport it does not serve, a gateway whose
-/// name does not resolve) is a failed attempt like a 503: the call goes on to the next,
-/// and that attempt's `failed` event says 477 (Kamailio's code for a request it could
-/// not send), not the code of the attempt before it.
+/// name does not resolve, a TCP gateway that refuses the connection) is a failed
+/// attempt like a 503: the call goes on to the next, and that attempt's `failed` event
+/// says 477 (Kamailio's code for a request it could not send), not the code of the
+/// attempt before it.
 #[test]
 fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
-    fails_over_past_a_vendor_it_cannot_send_to(&Routing::direct());
+    for unsendable in UNSENDABLE {
+        fails_over_past_a_vendor_it_cannot_send_to(&Routing::direct(), unsendable);
+    }
 }
 
 /// As [`the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to`], for calls
@@ -3931,10 +3936,18 @@ fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to() {
 /// route, to tm a failure route.
 #[test]
 fn the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to_after_the_dip() {
-    fails_over_past_a_vendor_it_cannot_send_to(&Routing::dipped());
+    for unsendable in UNSENDABLE {
+        fails_over_past_a_vendor_it_cannot_send_to(&Routing::dipped(), unsendable);
+    }
 }
 
-fn fails_over_past_a_vendor_it_cannot_send_to(routing: &Routing) {
+/// Gateway URI parameters the shipped config cannot send to: SCTP, which it does not
+/// serve (no socket), and TCP to a port nothing listens on (the connection refused).
+const UNSENDABLE: [&str; 2] = [";transport=sctp", ";transport=tcp"];
+
+/// The calls of [`the_shipped_config_fails_over_past_a_vendor_it_cannot_send_to`], to
+/// a gateway whose URI has the `unsendable` parameters.
+fn fails_over_past_a_vendor_it_cannot_send_to(routing: &Routing, unsendable: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let events = |cdrs: &[serde_json::Value]| -> Vec<Vec<(String, String, Option<u64>)>> {
@@ -3955,9 +3968,9 @@ fn fails_over_past_a_vendor_it_cannot_send_to(routing: &Routing) {
             .collect()
     };
     let event = |kind: &str, vendor: &str, code| (kind.to_owned(), vendor.to_owned(), code);
-    // The shipped config listens on UDP only: CHEAP, first, cannot be sent to.
+    // CHEAP, first, cannot be sent to.
     let data = support::dataset::Data {
-        uri_params: (";transport=tcp", ""),
+        uri_params: (unsendable, ""),
         ..support::dataset::Data::with_gateways()
     };
     let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
@@ -3987,7 +4000,7 @@ fn fails_over_past_a_vendor_it_cannot_send_to(routing: &Routing) {
     // tm's RFC 3261 16.7 remap), and each vendor's failure is reported with its code.
     redis.cli(&["DEL", "warp:cdr:raw"]);
     let data = support::dataset::Data {
-        uri_params: ("", ";transport=tcp"),
+        uri_params: ("", unsendable),
         ..support::dataset::Data::with_gateways()
     };
     let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Unavailable);
@@ -5630,7 +5643,7 @@ fn the_shipped_config_answers_once_when_no_vendor_can_be_sent_to_after_the_dip()
 fn answers_once_when_no_vendor_can_be_sent_to(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data {
-        uri_params: (";transport=tcp", ";transport=tcp"),
+        uri_params: (";transport=sctp", ";transport=sctp"),
         ..support::dataset::Data::with_gateways()
     };
     let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &routing.defines(&[]));

@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod redis;
 pub mod rtpengine;
 pub mod sipp;
+pub mod tcp;
 pub mod telique;
 pub mod vendor;
 
@@ -44,6 +45,16 @@ pub fn built_module() -> PathBuf {
 
 pub fn free_udp_port() -> u16 {
     warp_testkit::free_udp_port().unwrap()
+}
+
+/// A port on 127.0.0.1 free for UDP and for TCP (a config file's socket takes both).
+fn free_udp_and_tcp_port() -> u16 {
+    loop {
+        let port = free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// What the script does with each request.
@@ -119,13 +130,14 @@ impl Kamailio {
 
     fn spawn_file(module: &Path, cfg: &Path, defines: &[String], args: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_udp_port();
+        let port = free_udp_and_tcp_port();
         std::fs::copy(module, dir.path().join("warp.so")).unwrap();
         let mut all = vec![
             "-L".to_string(),
             format!("{}:{MODULES_DIR}", dir.path().display()),
             "-A".into(),
-            format!("LISTEN=udp:127.0.0.1:{port}"),
+            // No protocol: the socket takes UDP and TCP.
+            format!("LISTEN=127.0.0.1:{port}"),
             "-A".into(),
             format!(
                 "CTL_SOCK=\"unix:{}\"",

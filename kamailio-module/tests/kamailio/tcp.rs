@@ -1,0 +1,466 @@
+//! SIP over TCP on the shipped config: customers' switches and vendors' gateways that
+//! send or take calls over TCP (RFC 3261 18), next to UDP on the same socket.
+
+use super::{
+    behind_nat, contact_uri, end_the_only_dialog, final_reply, final_reply_text, header_of,
+    next_request, no_redis, raw_request, raw_socket, reply_to, send_raw, start_shipped,
+};
+use crate::support::tcp::SipStream;
+use crate::support::vendor::{Plays, Vendor};
+use crate::support::{self, dataset::Data, Kamailio};
+use std::net::TcpListener;
+use std::time::Duration;
+
+const DIALLED: &str = "+12125550123";
+
+/// `request` as a switch sends it over TCP: its Via names TCP, its Contact the
+/// transport.
+fn over_tcp(request: &str) -> String {
+    let request = request.replacen("Via: SIP/2.0/UDP ", "Via: SIP/2.0/TCP ", 1);
+    let Some(contact) = request.find("\r\nContact: <") else {
+        return request;
+    };
+    let end = contact + request[contact..].find('>').unwrap();
+    format!("{};transport=tcp{}", &request[..end], &request[end..])
+}
+
+/// Every Record-Route of `message`, in order.
+fn record_routes(message: &str) -> Vec<String> {
+    message
+        .split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix("Record-Route: "))
+        .flat_map(|v| v.split(", "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The edge's two Record-Routes of a call that changes transport (rr's double
+/// Record-Route), the one toward the vendor first: the vendor's route set.
+fn double_record_route(message: &str, vendor_side: &str, k: &Kamailio) -> Vec<String> {
+    let rrs = record_routes(message);
+    assert_eq!(rrs.len(), 2, "{message}\n{}", k.log());
+    let tcp = |rr: &String| rr.contains("transport=tcp");
+    assert_eq!(tcp(&rrs[0]), vendor_side == "tcp", "{rrs:?}");
+    assert_eq!(tcp(&rrs[1]), vendor_side != "tcp", "{rrs:?}");
+    rrs
+}
+
+/// An in-dialog `method` of call `call` from the caller at `lport`, in the dialog the
+/// 200 `ok` set up: to its Contact, along its Record-Route.
+fn caller_request(method: &str, cseq: u32, call: &str, lport: u16, ok: &str) -> String {
+    let route = caller_route(&record_routes(ok));
+    let to = header_of(ok, "To");
+    raw_request(0, lport, method, DIALLED, call)
+        .replacen(
+            &format!("{method} sip:{DIALLED}@127.0.0.1:0"),
+            &format!("{method} {}", contact_uri(ok)),
+            1,
+        )
+        .replace(
+            &format!("branch=z9hG4bK-{call}{lport}"),
+            &format!("branch=z9hG4bK-{method}{cseq}{lport}"),
+        )
+        .replacen(
+            &format!("To: <sip:{DIALLED}@127.0.0.1>"),
+            &format!("Route: {route}\r\nTo: {to}"),
+            1,
+        )
+        .replacen(
+            &format!("CSeq: 1 {method}"),
+            &format!("CSeq: {cseq} {method}"),
+            1,
+        )
+}
+
+/// The vendor's BYE of the call its `invite` started, answered with `ok`: to the
+/// caller's Contact along the Record-Route, from `via` (the vendor's own, transport
+/// included).
+fn vendor_bye(invite: &str, ok: &str, via: &str) -> String {
+    let route = record_routes(invite).join(", ");
+    format!(
+        "BYE {contact} SIP/2.0\r\n\
+         Via: SIP/2.0/{via};branch=z9hG4bK-vbye{call}\r\n\
+         Route: {route}\r\n\
+         From: {to}\r\n\
+         To: {from}\r\n\
+         Call-ID: {call}\r\n\
+         CSeq: 1 BYE\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        contact = contact_uri(invite),
+        call = header_of(invite, "Call-ID"),
+        to = header_of(ok, "To"),
+        from = header_of(invite, "From"),
+    )
+}
+
+/// The next request of `method` of call `call` on `stream`, skipping anything else.
+fn next_on(stream: &mut SipStream, method: &str, call: &str, k: &Kamailio) -> String {
+    loop {
+        let message = stream
+            .next()
+            .unwrap_or_else(|e| panic!("no {method} of {call} over TCP ({e}):\n{}", k.log()));
+        if message.starts_with(&format!("{method} "))
+            && message.contains(&format!("\r\nCall-ID: {call}-"))
+        {
+            return message;
+        }
+    }
+}
+
+/// The next final reply on `stream` of call `call`, skipping anything else.
+fn final_on(stream: &mut SipStream, call: &str, k: &Kamailio) -> String {
+    loop {
+        let message = stream
+            .next()
+            .unwrap_or_else(|e| panic!("no final reply of {call} over TCP ({e}):\n{}", k.log()));
+        let reply = message.starts_with("SIP/2.0 ") && !message.starts_with("SIP/2.0 1");
+        if reply && message.contains(&format!("\r\nCall-ID: {call}-")) {
+            return message;
+        }
+    }
+}
+
+/// A caller over TCP, answered by `vendor` (UDP): the call `call` set up (200, ACK),
+/// its 200 returned as it came.
+fn tcp_call(caller: &mut SipStream, invite: &str, call: &str, k: &Kamailio) -> String {
+    caller.send(invite);
+    let ok = final_on(caller, call, k);
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}\n{}", k.log());
+    double_record_route(&ok, "udp", k);
+    let ack = caller_request("ACK", 1, call, caller.local_port(), &ok);
+    caller.send(&over_tcp(&ack));
+    ok
+}
+
+/// The caller's route set: the 200's Record-Routes, last first.
+fn caller_route(rrs: &[String]) -> String {
+    rrs.iter().rev().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// A switch that sends its calls over TCP to a vendor on UDP: each call is answered,
+/// and ended by either side, every request and reply to the switch over its
+/// connection, the edge's Record-Route doubled (one for each transport), so that
+/// either side's BYE crosses from one transport to the other. The old config
+/// listened on UDP alone: the switch could not connect.
+#[test]
+fn the_shipped_config_takes_calls_from_a_customer_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let mut caller = SipStream::connect(k.port);
+    let lport = caller.local_port();
+
+    // The caller hangs up.
+    let invite = over_tcp(&raw_request(k.port, lport, "INVITE", DIALLED, "hangup"));
+    let ok = tcp_call(&mut caller, &invite, "hangup", &k);
+    let bye = caller_request("BYE", 2, "hangup", lport, &ok);
+    caller.send(&over_tcp(&bye));
+    let done = final_on(&mut caller, "hangup", &k);
+    assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
+    assert_eq!(vendor.received("BYE").len(), 1, "{}", k.log());
+
+    // The vendor hangs up: its BYE reaches the caller over the caller's connection.
+    let invite = over_tcp(&raw_request(k.port, lport, "INVITE", DIALLED, "vendorbye"));
+    let ok = tcp_call(&mut caller, &invite, "vendorbye", &k);
+    let invites = vendor.received("INVITE");
+    let relayed = invites.last().unwrap();
+    assert!(
+        relayed.contains("\r\nVia: SIP/2.0/UDP 127.0.0.1:"),
+        "{relayed}"
+    );
+    let (vsock, vport) = raw_socket();
+    let bye = vendor_bye(relayed, &ok, &format!("UDP 127.0.0.1:{vport}"));
+    vsock
+        .send_to(bye.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let bye = next_on(&mut caller, "BYE", "vendorbye", &k);
+    assert!(bye.contains("\r\nVia: SIP/2.0/TCP 127.0.0.1:"), "{bye}");
+    caller.send(&reply_to(&bye, "200 OK", ""));
+    let call_id = header_of(relayed, "Call-ID");
+    let done = support::Reply::parse(&final_reply_text(&vsock, &k, &call_id));
+    assert_eq!(done.code, 200, "{}", k.log());
+}
+
+/// A vendor whose gateway URI says `transport=tcp` gets its calls over TCP from a
+/// caller on UDP: answered, and ended by either side, the vendor's requests and
+/// replies over the connection the edge opened, the Record-Route doubled. The old
+/// config could not send to it (477, failed over).
+#[test]
+fn the_shipped_config_places_calls_with_a_vendor_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data {
+        uri_params: (";transport=tcp", ""),
+        ..Data::with_gateways()
+    };
+    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let (sock, lport) = raw_socket();
+    let mut vendor: Option<SipStream> = None;
+    for (call, vendor_hangs_up) in [("hangup", false), ("vendorbye", true)] {
+        send_raw(
+            &sock,
+            &k,
+            &raw_request(k.port, lport, "INVITE", DIALLED, call),
+        );
+        let to_vendor = vendor.get_or_insert_with(|| SipStream::accept(&gateway));
+        let invite = next_on(to_vendor, "INVITE", call, &k);
+        assert!(
+            invite.contains("\r\nVia: SIP/2.0/TCP 127.0.0.1:"),
+            "{invite}"
+        );
+        double_record_route(&invite, "tcp", &k);
+        let to = format!("To: {}", header_of(&invite, "To"));
+        let contact = format!(
+            "Contact: <sip:vendor@127.0.0.1:{};transport=tcp>\r\n",
+            data.cheap.0
+        );
+        let ok =
+            reply_to(&invite, "200 OK", &contact).replacen(&to, &format!("{to};tag=tcpvendor"), 1);
+        to_vendor.send(&ok);
+        let answered = final_reply_text(&sock, &k, &format!("{call}-"));
+        assert!(
+            answered.starts_with("SIP/2.0 200 "),
+            "{answered}\n{}",
+            k.log()
+        );
+        let in_dialog = |method, cseq| caller_request(method, cseq, call, lport, &answered);
+        send_raw(&sock, &k, &in_dialog("ACK", 1));
+        next_on(to_vendor, "ACK", call, &k);
+        if vendor_hangs_up {
+            let via = format!("TCP 127.0.0.1:{}", data.cheap.0);
+            to_vendor.send(&vendor_bye(&invite, &ok, &via));
+            let bye = next_request(&sock, "BYE", call, &k);
+            sock.send_to(
+                reply_to(&bye, "200 OK", "").as_bytes(),
+                ("127.0.0.1", k.port),
+            )
+            .unwrap();
+            let done = to_vendor.next().unwrap();
+            assert!(
+                done.starts_with("SIP/2.0 200 ") && done.contains("CSeq: 1 BYE"),
+                "{done}"
+            );
+        } else {
+            send_raw(&sock, &k, &in_dialog("BYE", 2));
+            let bye = next_on(to_vendor, "BYE", call, &k);
+            to_vendor.send(&reply_to(&bye, "200 OK", ""));
+            assert_eq!(final_reply(&sock, &k, call).code, 200, "{}", k.log());
+        }
+    }
+}
+
+/// A caller behind NAT over TCP (its Via and Contact name 192.168.1.10:5060) can be
+/// reached only over the connection it opened. That connection outlives
+/// `TCP_LIFETIME` (2 s here) with its call up and nothing sent, where a stranger's
+/// idle one is closed: the BYE the edge sends itself (`dlg.end_dlg`) and the vendor's
+/// both reach the caller over it.
+#[test]
+fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let defines = ["TCP_LIFETIME=2".to_string()];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let mut caller = SipStream::connect(k.port);
+    let lport = caller.local_port();
+    let nat_invite = |call| {
+        over_tcp(&behind_nat(
+            &raw_request(k.port, lport, "INVITE", DIALLED, call),
+            lport,
+        ))
+    };
+    // A TCP worker keeps a connection 5 s after its last message (Kamailio's
+    // TCP_CHILD_TIMEOUT), then the main process TCP_LIFETIME more.
+    let past_lifetime = || std::thread::sleep(Duration::from_secs(10));
+
+    let mut stranger = SipStream::connect(k.port);
+    let options = over_tcp(&raw_request(
+        k.port,
+        stranger.local_port(),
+        "OPTIONS",
+        DIALLED,
+        "idle",
+    ));
+    stranger.send(&options);
+    assert!(final_on(&mut stranger, "idle", &k).starts_with("SIP/2.0 200 "));
+    tcp_call(&mut caller, &nat_invite("ended"), "ended", &k);
+    assert!(
+        stranger.closed_within(Duration::from_secs(15)),
+        "{}",
+        k.log()
+    );
+
+    // The call's connection has been idle as long as the stranger's.
+    std::thread::sleep(Duration::from_secs(1));
+    end_the_only_dialog(&k);
+    let bye = next_on(&mut caller, "BYE", "ended", &k);
+    caller.send(&reply_to(&bye, "200 OK", ""));
+
+    let ok = tcp_call(&mut caller, &nat_invite("refreshed"), "refreshed", &k);
+    let invites = vendor.received("INVITE");
+    let relayed = invites.last().unwrap();
+    assert!(contact_uri(relayed).contains(";alias="), "{relayed}");
+    past_lifetime();
+    let (vsock, vport) = raw_socket();
+    let bye = vendor_bye(relayed, &ok, &format!("UDP 127.0.0.1:{vport}"));
+    vsock
+        .send_to(bye.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let bye = next_on(&mut caller, "BYE", "refreshed", &k);
+    caller.send(&reply_to(&bye, "200 OK", ""));
+    let call_id = header_of(relayed, "Call-ID");
+    let done = support::Reply::parse(&final_reply_text(&vsock, &k, &call_id));
+    assert_eq!(done.code, 200, "{}", k.log());
+}
+
+/// `request` grown past 3 kB, as a switch offering many codecs with long headers sends
+/// it: an SDP body of `lines` attribute lines and as many headers.
+fn large(request: &str, lines: usize) -> String {
+    let headers: String = (0..lines)
+        .map(|i| format!("X-Long-Header-{i}: {}\r\n", "h".repeat(40)))
+        .collect();
+    let mut sdp = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 6000 RTP/AVP 0\r\n"
+        .to_owned();
+    for i in 0..lines {
+        sdp.push_str(&format!("a=fmtp:{} {}\r\n", 96 + i, "x".repeat(40)));
+    }
+    request.replacen(
+        "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        &format!(
+            "{headers}Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+        1,
+    )
+}
+
+/// An INVITE of 3 kB and more (many codecs, long headers) is taken over TCP from a
+/// switch and relayed whole; one sent over UDP is relayed to a UDP vendor over UDP
+/// as it came (not switched to TCP, which a vendor may not listen on). The old config
+/// took no TCP.
+#[test]
+fn the_shipped_config_takes_a_large_invite_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let mut caller = SipStream::connect(k.port);
+    let lport = caller.local_port();
+    let invite = large(
+        &over_tcp(&raw_request(k.port, lport, "INVITE", DIALLED, "big")),
+        30,
+    );
+    assert!(invite.len() > 3000, "{}", invite.len());
+    tcp_call(&mut caller, &invite, "big", &k);
+    let (sock, lport) = raw_socket();
+    let invite = large(&raw_request(k.port, lport, "INVITE", DIALLED, "bigudp"), 30);
+    send_raw(&sock, &k, &invite);
+    assert_eq!(final_reply(&sock, &k, "bigudp").code, 200, "{}", k.log());
+    let invites = vendor.received("INVITE");
+    assert_eq!(invites.len(), 2, "{}", k.log());
+    for relayed in invites {
+        assert!(relayed.len() > 3000, "{relayed}");
+        assert!(relayed.contains("\r\nX-Long-Header-29: "), "{relayed}");
+        assert!(
+            relayed.ends_with(&format!("a=fmtp:125 {}\r\n", "x".repeat(40))),
+            "{relayed}"
+        );
+    }
+}
+
+/// Garbage, a message cut short and one without Content-Length over TCP hold up no
+/// worker and break nothing: the message without a length is refused and its
+/// connection closed (RFC 3261 18.3), and calls over TCP and UDP go on meanwhile,
+/// more connections hanging on a half message than the edge has TCP workers.
+#[test]
+fn the_shipped_config_takes_calls_over_tcp_past_garbage_and_half_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let mut garbage = SipStream::connect(k.port);
+    garbage.send("\u{1}\u{2}hello there\r\n\r\n\r\n\r\nnot SIP at all\r\n\r\n");
+    let mut half = Vec::new();
+    for n in 0..4 {
+        let mut stream = SipStream::connect(k.port);
+        let call = format!("half{n}");
+        let invite = over_tcp(&raw_request(
+            k.port,
+            stream.local_port(),
+            "INVITE",
+            DIALLED,
+            &call,
+        ))
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Length: 500\r\n\r\nv=0\r\n",
+        );
+        stream.send(&invite);
+        half.push(stream);
+    }
+    let mut unframed = SipStream::connect(k.port);
+    let invite = over_tcp(&raw_request(
+        k.port,
+        unframed.local_port(),
+        "INVITE",
+        DIALLED,
+        "nolen",
+    ))
+    .replace("Content-Length: 0\r\n", "");
+    unframed.send(&invite);
+    assert!(
+        unframed.closed_within(Duration::from_secs(3)),
+        "{}",
+        k.log()
+    );
+
+    let mut caller = SipStream::connect(k.port);
+    let invite = over_tcp(&raw_request(
+        k.port,
+        caller.local_port(),
+        "INVITE",
+        DIALLED,
+        "after",
+    ));
+    tcp_call(&mut caller, &invite, "after", &k);
+    let (sock, lport) = raw_socket();
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "INVITE", DIALLED, "udp"),
+    );
+    assert_eq!(final_reply(&sock, &k, "udp").code, 200, "{}", k.log());
+    assert_eq!(k.rpc("warp.stats")["limits.active"], "2", "{}", k.log());
+}
+
+/// A call a vendor on TCP routes back to the edge (here over UDP) carries the edge's
+/// Via naming TCP: the edge still knows it for its own and refuses it (482) rather
+/// than route it again. The old loop check looked for a Via naming UDP alone.
+#[test]
+fn the_shipped_config_stops_a_call_a_vendor_on_tcp_routes_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data {
+        uri_params: (";transport=tcp", ""),
+        ..Data::with_gateways()
+    };
+    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let (sock, lport) = raw_socket();
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "INVITE", DIALLED, "looped"),
+    );
+    let mut vendor = SipStream::accept(&gateway);
+    let invite = next_on(&mut vendor, "INVITE", "looped", &k);
+    let (vsock, vport) = raw_socket();
+    let own_via = format!("\r\nVia: SIP/2.0/UDP 127.0.0.1:{vport};branch=z9hG4bK-back\r\nVia: ");
+    let back = invite.replacen("\r\nVia: ", &own_via, 1);
+    vsock
+        .send_to(back.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    assert_eq!(final_reply(&vsock, &k, "looped").code, 482, "{}", k.log());
+}
