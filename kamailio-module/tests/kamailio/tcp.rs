@@ -3,7 +3,7 @@
 
 use super::{
     behind_nat, contact_uri, end_the_only_dialog, final_reply, final_reply_text, header_of,
-    next_request, no_redis, raw_request, raw_socket, reply_to, send_raw, start_shipped,
+    next_request, no_redis, raw_request, raw_socket, reply_to, send_raw, start_shipped, Routing,
 };
 use crate::support::tcp::SipStream;
 use crate::support::vendor::{Plays, Vendor};
@@ -258,16 +258,29 @@ fn the_shipped_config_places_calls_with_a_vendor_over_tcp() {
 /// both reach the caller over it.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection() {
+    reaches_a_caller_behind_nat_over_its_tcp_connection(&Routing::direct());
+}
+
+/// As [`the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection`], for
+/// calls dipped in an async worker (WITH_LRN_DIP): routed, answered and relayed to the
+/// caller's connection from the resumed route's process.
+#[test]
+fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection_after_the_dip() {
+    reaches_a_caller_behind_nat_over_its_tcp_connection(&Routing::dipped());
+}
+
+fn reaches_a_caller_behind_nat_over_its_tcp_connection(routing: &Routing) {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
     let vendor = Vendor::start(data.cheap.0, Plays::Answers);
-    let defines = ["TCP_LIFETIME=2".to_string()];
+    let defines = routing.defines(&["TCP_LIFETIME=2".to_string()]);
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let mut caller = SipStream::connect(k.port);
     let lport = caller.local_port();
+    let user = routing.number();
     let nat_invite = |call| {
         over_tcp(&behind_nat(
-            &raw_request(k.port, lport, "INVITE", DIALLED, call),
+            &raw_request(k.port, lport, "INVITE", user, call),
             lport,
         ))
     };
@@ -313,6 +326,7 @@ fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection() {
     let call_id = header_of(relayed, "Call-ID");
     let done = support::Reply::parse(&final_reply_text(&vsock, &k, &call_id));
     assert_eq!(done.code, 200, "{}", k.log());
+    routing.took(&k, 2);
 }
 
 /// `request` grown past 3 kB, as a switch offering many codecs with long headers sends
