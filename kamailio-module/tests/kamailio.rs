@@ -4059,6 +4059,110 @@ fn the_shipped_config_records_a_reachable_route_on_its_default_socket() {
     assert!(routes.contains(&"127.0.0.1".parse().unwrap()), "{routes:?}");
 }
 
+/// The shipped config's IPv6 socket beside its IPv4 one (`LISTEN_IPV6`): ::1 on the
+/// edge's port.
+fn dual_stack() -> String {
+    "LISTEN_IPV6=udp:[::1]:{port}".to_owned()
+}
+
+/// A dual-stack edge (`LISTEN` and `LISTEN_IPV6`): trunk T6, known by its IPv6 address,
+/// calls over IPv6 to a vendor reached over IPv4. The edge records its route on both
+/// sockets (rr's double Record-Route), so the caller's BYE reaches the vendor and the
+/// vendor's BYE the caller; the calls report as calls over IPv4 do.
+#[test]
+fn the_shipped_config_takes_an_ipv6_trunks_calls_to_an_ipv4_vendor() {
+    calls_to_cheap(&[("::1", "T6")], ("127.0.0.1", "127.0.0.1"));
+}
+
+/// As [`the_shipped_config_takes_an_ipv6_trunks_calls_to_an_ipv4_vendor`], to a vendor
+/// gateway named by its IPv6 address (`sip:...@[::1]:port`); and T1's calls over IPv4
+/// to it, crossing the other way.
+#[test]
+fn the_shipped_config_takes_an_ipv6_trunks_calls_to_an_ipv6_vendor() {
+    calls_to_cheap(&[("::1", "T6"), ("127.0.0.1", "T1")], ("[::1]", "::1"));
+}
+
+/// Calls from each (source address, trunk) of `callers` to CHEAP, whose gateway is
+/// `host` in its dialstring and listens on `ip`: two the caller ends, two the vendor
+/// ends.
+fn calls_to_cheap(callers: &[(&str, &str)], (host, ip): (&'static str, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data {
+        ipv6_trunk: true,
+        gateway_hosts: (host, "127.0.0.1"),
+        ..support::dataset::Data::with_gateways()
+    };
+    let k = start_shipped(dir.path(), &data, &redis.url(), &[dual_stack()]);
+    let ends = [(false, Answer::Accept), (true, Answer::AcceptThenHangUp)];
+    for (source, (callee_hangs_up, answer)) in callers
+        .iter()
+        .flat_map(|&(source, _)| ends.map(|end| (source, end)))
+    {
+        let vendor = Uas::start_on(dir.path(), ip, data.cheap.0, answer);
+        let status = Uac {
+            source,
+            callee_hangs_up,
+            ..Uac::new(k.port, dir.path(), 2, 10)
+        }
+        .spawn()
+        .wait()
+        .unwrap();
+        assert!(
+            status.success(),
+            "calls from {source} failed ({status}), the callee hanging up: {callee_hangs_up}:\n{}",
+            k.log()
+        );
+        assert_eq!(vendor.invites(), 2, "{}", k.log());
+    }
+    // Each call's dialog saw its BYE: its place given back, its end reported.
+    wait_for_stat(&k, "limits.active", "0");
+    let n = 4 * callers.len();
+    let cdrs = redis.wait_for("warp:cdr:raw", 3 * n, Duration::from_secs(10));
+    let calls = by_call(&cdrs);
+    assert_eq!((cdrs.len(), calls.len()), (3 * n, n), "{cdrs:#?}");
+    let mut trunks = BTreeMap::new();
+    for events in calls.values() {
+        let trunk = events[0]["trunk"].as_str().unwrap();
+        *trunks.entry(trunk).or_insert(0) += 1;
+        let seen: Vec<(&str, &str, &str)> = (events.iter())
+            .map(|e| {
+                let field = |name: &str| e[name].as_str().unwrap();
+                (field("event"), field("trunk"), field("vendor"))
+            })
+            .collect();
+        let expected = ["start", "answer", "end"].map(|kind| (kind, trunk, "CHEAP"));
+        assert_eq!(seen, expected, "{events:#?}");
+    }
+    let expected: BTreeMap<&str, usize> = callers.iter().map(|&(_, trunk)| (trunk, 4)).collect();
+    assert_eq!(trunks, expected, "{cdrs:#?}");
+}
+
+/// A dual-stack edge refuses an IPv6 address no trunk lists (403: T1's 127.0.0.1 is
+/// no match for ::1), and WITH_ANTIFLOOD bans one refused over and over by that
+/// address, as `kamcmd htable.dump ipban` shows it and `htable.delete` lifts it.
+#[test]
+fn the_shipped_config_refuses_and_bans_an_unknown_ipv6_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let _vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let mut defines = vec![dual_stack()];
+    defines.extend(["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=30"].map(String::from));
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let stranger = "::1";
+    refused_until_banned(&k, stranger, "INVITE", 403);
+    assert!(
+        k.log().contains("from ::1 refused: 403 Forbidden"),
+        "{}",
+        k.log()
+    );
+    // The ban is the stranger's alone: T1 still gets in.
+    assert_eq!(k.request("INVITE", "").code, 200, "{}", k.log());
+    k.kamcmd(&["htable.delete", "ipban", stranger]).unwrap();
+    let bans = k.kamcmd(&["htable.dump", "ipban"]).unwrap();
+    assert!(!bans.contains(stranger), "{bans}");
+}
+
 /// A keepalive OPTIONS with Max-Forwards 0 (as SBCs send them, for the next hop to
 /// answer: RFC 3261 16.3) gets 200, not 483; an INVITE with none left still gets 483.
 #[test]
@@ -5569,24 +5673,36 @@ fn fails_over_a_vendor_redirect_and_never_relays_it(routing: &Routing) {
 /// INVITE to the vendor. The looping vendor is failed over, and the next takes the call.
 #[test]
 fn the_shipped_config_stops_a_call_a_vendor_routes_back_to_it() {
-    stops_a_call_a_vendor_routes_back_to_it(&[]);
+    stops_a_call_a_vendor_routes_back_to_it(&[], ("127.0.0.1", "127.0.0.1"));
+}
+
+/// As [`the_shipped_config_stops_a_call_a_vendor_routes_back_to_it`], through a vendor
+/// reached over IPv6: the edge's Via names its socket in brackets (`[::1]:port`).
+#[test]
+fn the_shipped_config_stops_a_call_a_vendor_routes_back_to_it_over_ipv6() {
+    stops_a_call_a_vendor_routes_back_to_it(&[dual_stack()], ("[::1]", "::1"));
 }
 
 /// As [`the_shipped_config_stops_a_call_a_vendor_routes_back_to_it`], with WITH_TOPOH:
 /// topoh masks every Via but the edge's own, so the returning INVITE still shows it.
 #[test]
 fn the_shipped_config_stops_a_call_a_vendor_routes_back_to_it_with_topology_hidden() {
-    stops_a_call_a_vendor_routes_back_to_it(&with_topoh());
+    stops_a_call_a_vendor_routes_back_to_it(&with_topoh(), ("127.0.0.1", "127.0.0.1"));
 }
 
-fn stops_a_call_a_vendor_routes_back_to_it(defines: &[String]) {
+/// A call from T1 whose first vendor, CHEAP, routes it back to the edge: its gateway
+/// `host` in its dialstring, listening on `ip`.
+fn stops_a_call_a_vendor_routes_back_to_it(defines: &[String], (host, ip): (&'static str, &str)) {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
-    let data = support::dataset::Data::with_gateways();
+    let data = support::dataset::Data {
+        gateway_hosts: (host, "127.0.0.1"),
+        ..support::dataset::Data::with_gateways()
+    };
     let _dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
     let k = start_shipped(dir.path(), &data, &redis.url(), defines);
     let loops = support::vendor::Plays::LoopsBack(k.port);
-    let looping = support::vendor::Vendor::start(data.cheap.0, loops);
+    let looping = support::vendor::Vendor::start_on(ip, data.cheap.0, loops);
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "looped");
     InDialog::answered(&sock, &k, lport, ("looped", data.dear.0), &invite);

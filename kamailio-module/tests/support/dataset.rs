@@ -2,12 +2,13 @@
 //! 127.0.0.1) and T4 (user `t4user` from 127.0.0.4), customer C2 on trunks T2
 //! (127.0.0.3) and T3 (users `t3user` and `t3@pbx.test` from anywhere; `t3nopass` has
 //! no password yet),
+//! and optionally T6 (source ::1, an IPv6 ACL: [`Data::ipv6_trunk`]),
 //! two vendors for +1 destinations (CHEAP below DEAR unless the rates say otherwise),
 //! one DNO'd ANI. Every password is [`PASSWORD`] in [`REALM`].
 
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use warp_core::model::*;
 use warp_core::rating::Increments;
@@ -42,6 +43,10 @@ pub struct Data {
     pub dear: (u16, &'static str),
     /// URI parameters of CHEAP's gateway, then DEAR's (`;transport=tcp`); none by default.
     pub uri_params: (&'static str, &'static str),
+    /// Host of CHEAP's gateway, then DEAR's (`[::1]`); 127.0.0.1 by default.
+    pub gateway_hosts: (&'static str, &'static str),
+    /// Whether C1 has trunk T6 too, known by its source ::1.
+    pub ipv6_trunk: bool,
     /// T1's limits: concurrent calls, calls per second.
     pub t1_limits: (u32, u32),
     /// How many more trunks C2 has, `X<n>` from [`crowd_source`]`(n)`, and their limits.
@@ -60,6 +65,8 @@ impl Default for Data {
             cheap: (5090, "0.004"),
             dear: (5091, "0.009"),
             uri_params: ("", ""),
+            gateway_hosts: ("127.0.0.1", "127.0.0.1"),
+            ipv6_trunk: false,
             t1_limits: (100, 100),
             crowd: (0, (0, 0)),
         }
@@ -79,13 +86,14 @@ fn customer(ban: &str) -> Customer {
 }
 
 /// A trunk known by its address alone.
-fn trunk(id: &str, ban: &str, ip: Ipv4Addr, limits: (u32, u32)) -> Trunk {
+fn trunk(id: &str, ban: &str, ip: impl Into<IpAddr>, limits: (u32, u32)) -> Trunk {
+    let addr = ip.into();
     Trunk {
         id: id.into(),
         ban: ban.into(),
         acl: vec![IpNet {
-            addr: IpAddr::V4(ip),
-            len: 32,
+            addr,
+            len: if addr.is_ipv4() { 32 } else { 128 },
         }],
         credentials: Vec::new(),
         auth: TrunkAuth::IpAcl,
@@ -114,16 +122,14 @@ fn with_users(trunk: Trunk, auth: TrunkAuth, users: &[(&str, bool)]) -> Trunk {
     }
 }
 
-fn vendor(id: &str, gateway_port: u16, uri_params: &str) -> Vendor {
+fn vendor(id: &str, host: &str, gateway_port: u16, uri_params: &str) -> Vendor {
     Vendor {
         id: id.into(),
         name: format!("{id} carrier"),
         kind: VendorKind::Dnis,
         priority: 1,
         indeterminate_zone: Zone::Intrastate,
-        gateways: vec![format!(
-            "sip:+{{number}}@127.0.0.1:{gateway_port}{uri_params}"
-        )],
+        gateways: vec![format!("sip:+{{number}}@{host}:{gateway_port}{uri_params}")],
         enabled: true,
     }
 }
@@ -191,14 +197,23 @@ impl Data {
                 ),
             ]
             .into_iter()
+            .chain(
+                self.ipv6_trunk
+                    .then(|| trunk("T6", "C1", Ipv6Addr::LOCALHOST, (100, 100))),
+            )
             .chain((0..self.crowd.0).map(|n| {
-                let source = crowd_source(n).parse().unwrap();
+                let source: Ipv4Addr = crowd_source(n).parse().unwrap();
                 trunk(&format!("X{n}"), "C2", source, self.crowd.1)
             }))
             .collect(),
             vendors: vec![
-                vendor("CHEAP", self.cheap.0, self.uri_params.0),
-                vendor("DEAR", self.dear.0, self.uri_params.1),
+                vendor(
+                    "CHEAP",
+                    self.gateway_hosts.0,
+                    self.cheap.0,
+                    self.uri_params.0,
+                ),
+                vendor("DEAR", self.gateway_hosts.1, self.dear.0, self.uri_params.1),
             ],
             vendor_rates: vec![
                 rate_row("CHEAP", "1", self.cheap.1),

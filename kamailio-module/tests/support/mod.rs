@@ -43,6 +43,22 @@ pub fn built_module() -> PathBuf {
         .unwrap_or_else(|| panic!("libwarp_kamailio.so not found above {}", exe.display()))
 }
 
+/// An IP address as the host of a SIP URI or Via: an IPv6 one in brackets.
+pub fn uri_host(ip: &str) -> String {
+    match ip.parse() {
+        Ok(std::net::IpAddr::V6(_)) => format!("[{ip}]"),
+        _ => ip.to_owned(),
+    }
+}
+
+/// The edge's loopback address in the family of `source`'s: ::1 for an IPv6 peer.
+pub fn edge_address(source: &str) -> &'static str {
+    match source.parse() {
+        Ok(std::net::IpAddr::V6(_)) => "::1",
+        _ => "127.0.0.1",
+    }
+}
+
 pub fn free_udp_port() -> u16 {
     warp_testkit::free_udp_port().unwrap()
 }
@@ -369,7 +385,7 @@ impl Kamailio {
 
     /// A request for `user` (the dialled number) from `source`.
     pub fn request_to(&self, source: &str, user: &str, method: &str, headers: &str) -> Reply {
-        let from = format!("<sip:3035550100@{source}>");
+        let from = format!("<sip:3035550100@{}>", uri_host(source));
         self.send(source, user, method, &from, headers, "")
     }
 
@@ -394,7 +410,7 @@ impl Kamailio {
         method: &str,
         headers: &str,
     ) -> Option<Reply> {
-        let from = format!("<sip:3035550100@{source}>");
+        let from = format!("<sip:3035550100@{}>", uri_host(source));
         self.exchange(wait, source, user, method, &from, headers, "")
             .ok()
     }
@@ -413,8 +429,9 @@ impl Kamailio {
             .unwrap_or_else(|e| panic!("no reply ({e}):\n{}", self.log()))
     }
 
-    /// Sends one request from a fresh UDP socket on `source`; its final reply, or the
-    /// error of waiting `wait` for it.
+    /// Sends one request from a fresh UDP socket on `source` to the edge's socket of its
+    /// family (::1 for an IPv6 source); its final reply, or the error of waiting `wait`
+    /// for it.
     #[allow(clippy::too_many_arguments)]
     fn exchange(
         &self,
@@ -436,18 +453,19 @@ impl Kamailio {
             "{lport}-{}",
             SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
+        let edge = edge_address(source);
+        let (via, host) = (uri_host(source), uri_host(edge));
         let msg = format!(
-            "{method} sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK-{id}\r\n\
+            "{method} sip:{user}@{host}:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {via}:{lport};branch=z9hG4bK-{id}\r\n\
              From: {from};tag=t{id}\r\n\
-             To: <sip:{user}@127.0.0.1>\r\n\
+             To: <sip:{user}@{host}>\r\n\
              Call-ID: warp-test-{id}{call_id_tail}\r\n\
              CSeq: 1 {method}\r\n\
              {headers}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             port = self.port
         );
-        sock.send_to(msg.as_bytes(), ("127.0.0.1", self.port))
-            .unwrap();
+        sock.send_to(msg.as_bytes(), (edge, self.port)).unwrap();
         let mut buf = [0u8; 65535];
         loop {
             let n = sock.recv(&mut buf)?;

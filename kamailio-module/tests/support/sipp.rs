@@ -1,6 +1,6 @@
 //! sipp as the customer's PBX (UAC) and as vendor gateways (UAS), on loopback.
 
-use super::binary;
+use super::{binary, edge_address, uri_host};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -54,8 +54,9 @@ pub fn in_dialog(method: &str, cseq: u32, caller: &str, callee: &str, attributes
 /// INVITE → 200 → ACK → pause → BYE through Kamailio, following its Record-Route, from
 /// 3035550100 (PAI +17205550199) to the service number; with `media`, the INVITE
 /// offers [`OFFER`]. With `auth`, the first INVITE is challenged (407, ACKed) and sent
-/// again with sipp's answer (`-au`/`-ap`).
-fn uac(auth: bool, media: bool) -> String {
+/// again with sipp's answer (`-au`/`-ap`). With `callee_hangs_up`, the call ends with
+/// the callee's BYE, answered 200, instead.
+fn uac(auth: bool, media: bool, callee_hangs_up: bool) -> String {
     let (caller, callee) = ("3035550100", "[service]");
     let pai = "P-Asserted-Identity: <sip:+17205550199@[local_ip]>\n      ";
     let send_invite = |headers: &str| {
@@ -95,6 +96,13 @@ fn uac(auth: bool, media: bool) -> String {
         String::new()
     };
     let cseq = 1 + u32::from(auth);
+    let hang_up = match callee_hangs_up {
+        true => format!("  <recv request=\"BYE\" crlf=\"true\"/>\n{IN_DIALOG_OK}"),
+        false => format!(
+            "  <pause/>\n{}  <recv response=\"200\" crlf=\"true\"/>\n",
+            in_dialog("BYE", cseq + 1, caller, callee, " retrans=\"500\"")
+        ),
+    };
     let answered = send_invite(&format!(
         "{pai}{}",
         if auth { "[authentication]\n      " } else { "" }
@@ -107,13 +115,10 @@ fn uac(auth: bool, media: bool) -> String {
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rrs="true" rtd="true"/>
-{}  <pause/>
-{}  <recv response="200" crlf="true"/>
-  <ResponseTimeRepartition value="10, 50, 100, 500"/>
+{}{hang_up}  <ResponseTimeRepartition value="10, 50, 100, 500"/>
 </scenario>
 "#,
         in_dialog("ACK", cseq, caller, callee, ""),
-        in_dialog("BYE", cseq + 1, caller, callee, " retrans=\"500\""),
     )
 }
 
@@ -148,13 +153,20 @@ const PROBE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 /// what follows the 200's Contact: its Content-* headers, the blank line and any SDP.
 /// The 200 is retransmitted until the ACK comes, as a UAS does (RFC 3261 13.3.1.4):
 /// nothing else would recover a lost one. A BYE is taken without the ACK before it
-/// (lost, or relayed after the BYE by another worker), as a UAS must.
-fn uas_accepting(body: &str) -> String {
+/// (lost, or relayed after the BYE by another worker), as a UAS must. With `hangs_up`
+/// the gateway sends the BYE itself, 200 ms after the ACK.
+fn uas_accepting(body: &str, hangs_up: bool) -> String {
+    let (invite, end) = match hangs_up {
+        false => (
+            "  <recv request=\"INVITE\"/>\n",
+            format!("  <recv request=\"BYE\"/>\n{IN_DIALOG_OK}"),
+        ),
+        true => (INVITE_KEPT, GATEWAY_BYE.to_owned()),
+    };
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp uas 200">
-  <recv request="INVITE"/>
-  <send retrans="500">
+{invite}  <send retrans="500">
     <![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -168,8 +180,13 @@ fn uas_accepting(body: &str) -> String {
     ]]>
   </send>
   <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send>
+{end}</scenario>
+"#
+    )
+}
+
+/// The 200 to a request inside the dialog (its To tagged already).
+const IN_DIALOG_OK: &str = r#"  <send>
     <![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -181,10 +198,35 @@ fn uas_accepting(body: &str) -> String {
 
     ]]>
   </send>
-</scenario>
-"#
-    )
-}
+"#;
+
+/// The gateway's INVITE, its Record-Route kept for the gateway's own requests and its
+/// From for their To.
+const INVITE_KEPT: &str = r#"  <recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller"/>
+    </action>
+  </recv>
+"#;
+
+/// The gateway's BYE: to the caller's Contact, along the Record-Route.
+const GATEWAY_BYE: &str = r#"  <pause milliseconds="200"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:gateway@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To: [$caller]
+      [last_Call-ID:]
+      CSeq: 1 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+"#;
 
 /// The 200 without a body.
 const NO_SDP: &str = "      Content-Length: 0\n";
@@ -246,13 +288,16 @@ pub enum Answer {
     Accept,
     /// As `Accept`, answering an SDP offer.
     AcceptMedia,
+    /// 200, then ACK, and its own BYE (the callee hangs up: [`Uac::callee_hangs_up`]).
+    AcceptThenHangUp,
     /// 503 to every INVITE.
     Unavailable,
     /// Rings for 1.5 s, then 486.
     RingThenBusy,
 }
 
-/// A sipp UAS on 127.0.0.1:`port`, logging every message it sees; stopped on drop.
+/// A sipp UAS on 127.0.0.1:`port` (or another address: [`Uas::start_on`]), logging
+/// every message it sees; stopped on drop.
 pub struct Uas {
     child: Child,
     log: PathBuf,
@@ -260,21 +305,27 @@ pub struct Uas {
 
 impl Uas {
     pub fn start(dir: &Path, port: u16, answer: Answer) -> Uas {
-        Self::spawn(dir, port, answer, true)
+        Self::start_on(dir, "127.0.0.1", port, answer)
+    }
+
+    /// As [`Uas::start`], on `ip` (`::1`: a vendor gateway reached over IPv6).
+    pub fn start_on(dir: &Path, ip: &str, port: u16, answer: Answer) -> Uas {
+        Self::spawn(dir, ip, port, answer, true)
     }
 
     /// As [`Uas::start`] without the message log, for load: [`Uas::invites`] reads 0.
     #[allow(dead_code)] // the edge benchmark's vendor (benches/kamailio/edge.rs)
     pub fn untraced(dir: &Path, port: u16, answer: Answer) -> Uas {
-        Self::spawn(dir, port, answer, false)
+        Self::spawn(dir, "127.0.0.1", port, answer, false)
     }
 
-    fn spawn(dir: &Path, port: u16, answer: Answer, trace: bool) -> Uas {
+    fn spawn(dir: &Path, ip: &str, port: u16, answer: Answer, trace: bool) -> Uas {
         let log = dir.join(format!("uas-{port}.log"));
         let sf = dir.join(format!("uas-{port}.xml"));
         let scenario = match answer {
-            Answer::Accept => uas_accepting(NO_SDP),
-            Answer::AcceptMedia => uas_accepting(SDP_ANSWER),
+            Answer::Accept => uas_accepting(NO_SDP, false),
+            Answer::AcceptMedia => uas_accepting(SDP_ANSWER, false),
+            Answer::AcceptThenHangUp => uas_accepting(NO_SDP, true),
             Answer::Unavailable => uas_declining(false, "503 Service Unavailable"),
             Answer::RingThenBusy => uas_declining(true, "486 Busy Here"),
         };
@@ -282,7 +333,7 @@ impl Uas {
         let mut sipp = Command::new(binary("sipp"));
         sipp.arg("-sf")
             .arg(sf)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"]);
+            .args(["-i", ip, "-p", &port.to_string(), "-nostdin"]);
         if trace {
             sipp.args(["-trace_msg", "-message_file"]).arg(&log);
         } else {
@@ -296,7 +347,7 @@ impl Uas {
             .spawn()
             .expect("start sipp uas");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !udp_bound(port) && Instant::now() < deadline {
+        while !udp_bound(ip, port) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         Uas { child, log }
@@ -328,10 +379,15 @@ impl Drop for Uas {
     }
 }
 
-/// Whether a socket is bound to UDP 127.0.0.1:`port` (the kernel's socket table).
-fn udp_bound(port: u16) -> bool {
-    let wanted = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/udp")
+/// Whether a socket is bound to UDP `ip`:`port`, `ip` 127.0.0.1 or ::1 (the kernel's
+/// socket tables, the address as its words in host order).
+fn udp_bound(ip: &str, port: u16) -> bool {
+    let (table, address) = match ip {
+        "::1" => ("/proc/net/udp6", "00000000000000000000000001000000"),
+        _ => ("/proc/net/udp", "0100007F"),
+    };
+    let wanted = format!("{address}:{port:04X}");
+    std::fs::read_to_string(table)
         .unwrap_or_default()
         .lines()
         .any(|l| l.split_whitespace().nth(1) == Some(&wanted))
@@ -353,6 +409,8 @@ pub struct Uac<'a> {
     pub media: bool,
     /// Digest credentials (username, password) to answer a 407 with.
     pub auth: Option<(&'a str, &'a str)>,
+    /// Each answered call is ended by the callee's BYE, not the caller's.
+    pub callee_hangs_up: bool,
     pub extra: &'a [&'a str],
 }
 
@@ -369,6 +427,7 @@ impl<'a> Uac<'a> {
             probe: false,
             media: false,
             auth: None,
+            callee_hangs_up: false,
             extra: &[],
         }
     }
@@ -379,14 +438,18 @@ impl<'a> Uac<'a> {
         let sf = self.dir.join(format!("uac-{}.xml", self.source));
         let scenario = match self.probe {
             true => PROBE.to_owned(),
-            false => uac(self.auth.is_some(), self.media),
+            false => uac(self.auth.is_some(), self.media, self.callee_hangs_up),
         };
         let credentials = self
             .auth
             .map(|(user, password)| ["-au", user, "-ap", password]);
         std::fs::write(&sf, scenario).unwrap();
         Command::new(binary("sipp"))
-            .arg(format!("127.0.0.1:{}", self.target))
+            .arg(format!(
+                "{}:{}",
+                uri_host(edge_address(self.source)),
+                self.target
+            ))
             .arg("-sf")
             .arg(&sf)
             .args(["-s", "12125550123", "-i", self.source, "-nostdin"])

@@ -48,7 +48,14 @@ pub struct Vendor {
 
 impl Vendor {
     pub fn start(port: u16, plays: Plays) -> Vendor {
-        let sock = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        Self::start_on("127.0.0.1", port, plays)
+    }
+
+    /// As [`Vendor::start`], on `ip` (`::1`: a gateway reached over IPv6, which sends
+    /// what it proxies back to the edge over IPv6 too).
+    pub fn start_on(ip: &str, port: u16, plays: Plays) -> Vendor {
+        let sock = UdpSocket::bind((ip, port)).unwrap();
+        let edge_ip = super::edge_address(ip);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         if plays == Plays::KeepsRinging {
@@ -133,10 +140,10 @@ impl Vendor {
                     }
                     (Plays::LoopsBack(edge), "INVITE") => {
                         answer("100 Trying", &msg, false);
-                        let _ = sock.send_to(proxied(&msg, port).as_bytes(), ("127.0.0.1", edge));
+                        let _ = sock.send_to(proxied(&msg, port).as_bytes(), (edge_ip, edge));
                     }
                     (Plays::LoopsBack(edge), "SIP/2.0") => {
-                        let _ = sock.send_to(unproxied(&msg).as_bytes(), ("127.0.0.1", edge));
+                        let _ = sock.send_to(unproxied(&msg).as_bytes(), (edge_ip, edge));
                     }
                     (_, "BYE") => answer("200 OK", &msg, false),
                     _ => {}
