@@ -5155,6 +5155,73 @@ fn wait_for_no_media_sessions(rtpengine: &support::rtpengine::Rtpengine, k: &Kam
     }
 }
 
+/// WITH_RTPENGINE on a dual-stack edge: rtpengine bridges the media of a call crossing
+/// address families, each side given an address of its own: T6's offer from ::1
+/// (c=IN IP6) reaches a vendor over IPv4 with an IPv4 address and the vendor's answer
+/// reaches T6 with an IPv6 one; T1's call over IPv4 to a vendor at [::1] the other way.
+#[test]
+fn the_shipped_config_bridges_the_media_of_calls_crossing_address_families() {
+    let crossings = [
+        ("::1", ("127.0.0.1", "127.0.0.1")),
+        ("127.0.0.1", ("[::1]", "::1")),
+    ];
+    for (source, (host, ip)) in crossings {
+        let dir = tempfile::tempdir().unwrap();
+        let data = support::dataset::Data {
+            ipv6_trunk: true,
+            gateway_hosts: (host, "127.0.0.1"),
+            ..support::dataset::Data::with_gateways()
+        };
+        let _vendor = Uas::start_on(dir.path(), ip, data.cheap.0, Answer::AcceptMedia);
+        let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[dual_stack()]);
+        let uac_log = dir.path().join("uac-messages.log");
+        let trace = ["-trace_msg", "-message_file", uac_log.to_str().unwrap()];
+        let status = Uac {
+            source,
+            media: true,
+            extra: &trace,
+            ..Uac::new(k.port, dir.path(), 1, 10)
+        }
+        .spawn()
+        .wait()
+        .unwrap();
+        assert!(status.success(), "call failed ({status}):\n{}", k.log());
+        // rtpengine's addresses in each SDP the edge passed on: the vendor's offer, the
+        // caller's answer.
+        let vendor_log = dir.path().join(format!("uas-{}.log", data.cheap.0));
+        for (log, peer) in [(vendor_log, ip), (uac_log, source)] {
+            let family = if peer.contains(':') { "IP6" } else { "IP4" };
+            let anchored: Vec<(String, u16)> = media_addresses(&log)
+                .into_iter()
+                .filter(|(_, port)| rtpengine.ports.contains(port))
+                .collect();
+            let expected = (
+                format!("IN {family} {peer}"),
+                anchored.first().map_or(0, |a| a.1),
+            );
+            assert_eq!(anchored, [expected], "{source} to {ip}:\n{}", k.log());
+        }
+        wait_for_no_media_sessions(&rtpengine, &k);
+    }
+}
+
+/// The connection address (`IN IP4 127.0.0.1`) and audio port of every SDP in a sipp
+/// message log.
+fn media_addresses(log: &Path) -> Vec<(String, u16)> {
+    let mut connection = String::new();
+    let mut found = Vec::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let line = line.trim();
+        if let Some(address) = line.strip_prefix("c=") {
+            connection = address.to_owned();
+        } else if let Some(rest) = line.strip_prefix("m=audio ") {
+            let port = rest.split_whitespace().next().and_then(|p| p.parse().ok());
+            found.extend(port.map(|p| (connection.clone(), p)));
+        }
+    }
+    found
+}
+
 /// The shipped config with WITH_RTPENGINE against a real rtpengine, calls from `data`
 /// (Redis nowhere: CDR events just go to the spool), and `more` defines.
 fn start_shipped_with_rtpengine(

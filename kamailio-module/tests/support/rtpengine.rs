@@ -43,8 +43,10 @@ impl Rtpengine {
                 "--log-stderr",
                 "--table=-1",
             ])
-            // Info: each ng command it receives is logged (see `commands`).
-            .args(["--interface=127.0.0.1", "--num-threads=1", "--log-level=6"])
+            // Info: each ng command it receives is logged (see `commands`). Media on
+            // IPv4 and IPv6, as the SDP's recipient reaches it.
+            .args(["--interface=127.0.0.1", "--interface=::1"])
+            .args(["--num-threads=1", "--log-level=6"])
             // A deleted call is gone at once, not kept 30 s for late packets.
             .arg("--delete-delay=0")
             .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
