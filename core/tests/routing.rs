@@ -373,8 +373,13 @@ fn an_ipv4_source_written_as_ipv4_mapped_ipv6_finds_its_ipv4_trunk() {
     assert_eq!(ip("::ffff:10.1.2.3"), Some("T2"));
     assert_eq!(ip("::ffff:10.1.9.9"), Some("T1"));
     assert_eq!(ip("::ffff:8.8.8.8"), None);
-    // Native IPv6 is untouched.
+    // Native IPv6 is untouched, and no other IPv6 form of an IPv4 address is taken for
+    // it: the loopback ::1, IPv4-compatible ::127.0.0.1 (deprecated), NAT64's
+    // 64:ff9b::127.0.0.1 are IPv6 sources of their own.
     assert_eq!(ip("2001:db8::42"), Some("T3"));
+    for other in ["::1", "::127.0.0.1", "64:ff9b::127.0.0.1"] {
+        assert_eq!(ip(other), None, "{other}");
+    }
 }
 
 #[test]

@@ -4065,6 +4065,26 @@ fn dual_stack() -> String {
     "LISTEN_IPV6=udp:[::1]:{port}".to_owned()
 }
 
+/// `LISTEN_IPV6` without `LISTEN` would be the edge's only socket, its IPv4 addresses
+/// dropped: Kamailio refuses the config at the line that says so.
+#[test]
+fn the_shipped_config_refuses_an_ipv6_socket_without_an_ipv4_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // The test's own `LISTEN` define ignored.
+    let text = std::fs::read_to_string(shipped_config())
+        .unwrap()
+        .replace("#!ifdef LISTEN\n", "#!ifdef UNSET_LISTEN\n");
+    let line = 1 + text
+        .lines()
+        .position(|l| l.starts_with("LISTEN_IPV6_needs_LISTEN"))
+        .unwrap();
+    let cfg = dir.path().join("kamailio.cfg");
+    std::fs::write(&cfg, text).unwrap();
+    let log = Kamailio::refused_file(&cfg, &[dual_stack()]);
+    assert!(log.contains(&format!("line {line}, column")), "{log}");
+    assert!(!log.contains("Listening on"), "{log}");
+}
+
 /// A dual-stack edge (`LISTEN` and `LISTEN_IPV6`): trunk T6, known by its IPv6 address,
 /// calls over IPv6 to a vendor reached over IPv4. The edge records its route on both
 /// sockets (rr's double Record-Route), so the caller's BYE reaches the vendor and the
