@@ -6319,6 +6319,64 @@ fn reaches_a_caller_behind_nat(routing: &Routing, more: &[String]) {
     routing.took(&k, 2);
 }
 
+/// A caller behind NAT over IPv6 (NAT66: its Via and Contact name [fd00::10]:5060, no
+/// `rport`) on a dual-stack edge: its Contact is aliased to the address it calls from,
+/// as an IPv4 caller's is, so the replies and the edge's own BYE reach it.
+#[test]
+fn the_shipped_config_reaches_an_ipv6_caller_behind_nat() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data {
+        ipv6_trunk: true,
+        ..support::dataset::Data::with_gateways()
+    };
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[dual_stack()]);
+    let sock = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let lport = sock.local_addr().unwrap().port();
+    let to_edge = |message: &str| sock.send_to(message.as_bytes(), ("::1", k.port)).unwrap();
+    let private = "[fd00::10]:5060";
+    let nated = |request: String| {
+        request
+            .replace(
+                &format!("Via: SIP/2.0/UDP 127.0.0.1:{lport}"),
+                &format!("Via: SIP/2.0/UDP {private}"),
+            )
+            .replace(
+                &format!("Contact: <sip:3035550100@127.0.0.1:{lport}>"),
+                &format!("Contact: <sip:3035550100@{private}>"),
+            )
+    };
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "nat6");
+    to_edge(&nated(invite.replace("@127.0.0.1:", "@[::1]:")));
+    let ok = support::Reply::parse(&final_reply_text(&sock, &k, "nat6-"));
+    assert_eq!(ok.code, 200, "{}", k.log());
+    let ack = format!(
+        "ACK sip:vendor@127.0.0.1:{vendor_port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {private};branch=z9hG4bK-nat6ack{lport}\r\n\
+         Route: {route}\r\n\
+         From: <sip:3035550100@[::1]>;tag=nat6{lport}\r\n\
+         To: {to}\r\n\
+         Call-ID: nat6-{lport}\r\n\
+         CSeq: 1 ACK\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        vendor_port = data.cheap.0,
+        route = ok.header("Record-Route").unwrap(),
+        to = ok.header("To").unwrap(),
+    );
+    to_edge(&ack);
+    // The vendor got the caller's Contact with the address it calls from.
+    let relayed = vendor.received("INVITE");
+    let contact = header_of(&relayed[0], "Contact");
+    assert!(
+        contact.contains(&format!("alias=[::1]~{lport}~1")),
+        "{contact}"
+    );
+    end_the_only_dialog(&k);
+    let bye = next_request(&sock, "BYE", "nat6", &k);
+    to_edge(&reply_to(&bye, "200 OK", ""));
+}
+
 /// The value of `message`'s first header `name`.
 fn header_of(message: &str, name: &str) -> String {
     message
