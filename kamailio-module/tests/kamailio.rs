@@ -5209,20 +5209,79 @@ fn the_shipped_config_bridges_the_media_of_calls_crossing_address_families() {
         // rtpengine's addresses in each SDP the edge passed on: the vendor's offer, the
         // caller's answer.
         let vendor_log = dir.path().join(format!("uas-{}.log", data.cheap.0));
-        for (log, peer) in [(vendor_log, ip), (uac_log, source)] {
-            let family = if peer.contains(':') { "IP6" } else { "IP4" };
-            let anchored: Vec<(String, u16)> = media_addresses(&log)
-                .into_iter()
-                .filter(|(_, port)| rtpengine.ports.contains(port))
-                .collect();
-            let expected = (
-                format!("IN {family} {peer}"),
-                anchored.first().map_or(0, |a| a.1),
-            );
-            assert_eq!(anchored, [expected], "{source} to {ip}:\n{}", k.log());
-        }
+        assert_anchored_in_family(&vendor_log, &rtpengine, ip, &k);
+        assert_anchored_in_family(&uac_log, &rtpengine, source, &k);
         wait_for_no_media_sessions(&rtpengine, &k);
     }
+}
+
+/// WITH_RTPENGINE: a call failed over from a vendor reached over IPv6 to one over IPv4
+/// is offered to each anew, with rtpengine's address of that vendor's family, and the
+/// IPv4 caller gets the answer in its own.
+#[test]
+fn the_shipped_config_offers_each_vendor_media_of_its_own_family() {
+    offers_each_vendor_media_of_its_own_family(&Routing::direct());
+}
+
+/// As [`the_shipped_config_offers_each_vendor_media_of_its_own_family`], for a call
+/// dipped in an async worker (its branches made in the resumed and the failure route).
+#[test]
+fn the_shipped_config_offers_each_vendor_media_of_its_own_family_after_the_dip() {
+    offers_each_vendor_media_of_its_own_family(&Routing::dipped());
+}
+
+fn offers_each_vendor_media_of_its_own_family(routing: &Routing) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data {
+        gateway_hosts: ("[::1]", "127.0.0.1"),
+        ..support::dataset::Data::with_gateways()
+    };
+    let _cheap = Uas::start_on(dir.path(), "::1", data.cheap.0, Answer::Unavailable);
+    let _dear = Uas::start(dir.path(), data.dear.0, Answer::AcceptMedia);
+    let defines = routing.defines(&[dual_stack()]);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &defines);
+    let uac_log = dir.path().join("uac-messages.log");
+    let trace = ["-trace_msg", "-message_file", uac_log.to_str().unwrap()];
+    let extra: Vec<&str> = trace.into_iter().chain(routing.sipp()).collect();
+    let status = Uac {
+        media: true,
+        extra: &extra,
+        ..Uac::new(k.port, dir.path(), 1, 10)
+    }
+    .spawn()
+    .wait()
+    .unwrap();
+    assert!(status.success(), "call failed ({status}):\n{}", k.log());
+    let vendor_log = |port: u16| dir.path().join(format!("uas-{port}.log"));
+    assert_anchored_in_family(&vendor_log(data.cheap.0), &rtpengine, "::1", &k);
+    assert_anchored_in_family(&vendor_log(data.dear.0), &rtpengine, "127.0.0.1", &k);
+    assert_anchored_in_family(&uac_log, &rtpengine, "127.0.0.1", &k);
+    wait_for_no_media_sessions(&rtpengine, &k);
+    routing.took(&k, 1);
+}
+
+/// Asserts that the SDPs in a sipp message log that name rtpengine's ports (the ones
+/// the edge passed on) name its address `peer`, of `peer`'s family, and that there is
+/// one at least.
+fn assert_anchored_in_family(
+    log: &Path,
+    rtpengine: &support::rtpengine::Rtpengine,
+    peer: &str,
+    k: &Kamailio,
+) {
+    let family = if peer.contains(':') { "IP6" } else { "IP4" };
+    let anchored: Vec<String> = media_addresses(log)
+        .into_iter()
+        .filter(|(_, port)| rtpengine.ports.contains(port))
+        .map(|(connection, _)| connection)
+        .collect();
+    let expected = format!("IN {family} {peer}");
+    assert!(
+        !anchored.is_empty() && anchored.iter().all(|c| *c == expected),
+        "{} has {anchored:?}, not {expected}:\n{}",
+        log.display(),
+        k.log()
+    );
 }
 
 /// The connection address (`IN IP4 127.0.0.1`) and audio port of every SDP in a sipp
