@@ -5287,9 +5287,14 @@ fn assert_anchored_in_family(
 /// The connection address (`IN IP4 127.0.0.1`) and audio port of every SDP in a sipp
 /// message log.
 fn media_addresses(log: &Path) -> Vec<(String, u16)> {
+    media_addresses_in(&std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// The connection address and audio port of every SDP in `text` (messages).
+fn media_addresses_in(text: &str) -> Vec<(String, u16)> {
     let mut connection = String::new();
     let mut found = Vec::new();
-    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+    for line in text.lines() {
         let line = line.trim();
         if let Some(address) = line.strip_prefix("c=") {
             connection = address.to_owned();
@@ -5488,7 +5493,15 @@ fn call_ids(log: &Path) -> BTreeSet<String> {
 fn raw_invite_with_sdp(port: u16, lport: u16, user: &str, call: &str) -> String {
     let sdp = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                m=audio 6000 RTP/AVP 0\r\n";
-    raw_request(port, lport, "INVITE", user, call).replace(
+    with_sdp(&raw_request(port, lport, "INVITE", user, call), sdp)
+}
+
+/// A bodiless `request` carrying `sdp` instead (as it is if `sdp` is empty).
+fn with_sdp(request: &str, sdp: &str) -> String {
+    if sdp.is_empty() {
+        return request.to_owned();
+    }
+    request.replace(
         "Content-Length: 0\r\n\r\n",
         &format!(
             "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
@@ -6390,50 +6403,141 @@ fn the_shipped_config_reaches_an_ipv6_caller_behind_nat() {
     };
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
     let k = start_shipped(dir.path(), &data, &no_redis(), &[dual_stack()]);
-    let sock = std::net::UdpSocket::bind("[::1]:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
-    let lport = sock.local_addr().unwrap().port();
-    let to_edge = |message: &str| sock.send_to(message.as_bytes(), ("::1", k.port)).unwrap();
-    let private = "[fd00::10]:5060";
-    let nated = |request: String| {
-        request
-            .replace(
-                &format!("Via: SIP/2.0/UDP 127.0.0.1:{lport}"),
-                &format!("Via: SIP/2.0/UDP {private}"),
-            )
-            .replace(
-                &format!("Contact: <sip:3035550100@127.0.0.1:{lport}>"),
-                &format!("Contact: <sip:3035550100@{private}>"),
-            )
-    };
-    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "nat6");
-    to_edge(&nated(invite.replace("@127.0.0.1:", "@[::1]:")));
-    let ok = support::Reply::parse(&final_reply_text(&sock, &k, "nat6-"));
+    let caller = Ipv6Caller::new(&k, data.cheap.0, Some("[fd00::10]:5060"));
+    let ok = support::Reply::parse(&caller.call("nat6", ""));
     assert_eq!(ok.code, 200, "{}", k.log());
-    let ack = format!(
-        "ACK sip:vendor@127.0.0.1:{vendor_port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {private};branch=z9hG4bK-nat6ack{lport}\r\n\
-         Route: {route}\r\n\
-         From: <sip:3035550100@[::1]>;tag=nat6{lport}\r\n\
-         To: {to}\r\n\
-         Call-ID: nat6-{lport}\r\n\
-         CSeq: 1 ACK\r\n\
-         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-        vendor_port = data.cheap.0,
-        route = ok.header("Record-Route").unwrap(),
-        to = ok.header("To").unwrap(),
-    );
-    to_edge(&ack);
     // The vendor got the caller's Contact with the address it calls from.
     let relayed = vendor.received("INVITE");
     let contact = header_of(&relayed[0], "Contact");
-    assert!(
-        contact.contains(&format!("alias=[::1]~{lport}~1")),
-        "{contact}"
-    );
+    let alias = format!("alias=[::1]~{}~1", caller.lport);
+    assert!(contact.contains(&alias), "{contact}");
     end_the_only_dialog(&k);
-    let bye = next_request(&sock, "BYE", "nat6", &k);
-    to_edge(&reply_to(&bye, "200 OK", ""));
+    let bye = next_request(&caller.sock, "BYE", "nat6", &k);
+    caller.send(&reply_to(&bye, "200 OK", ""));
+}
+
+/// WITH_RTPENGINE on a dual-stack edge: a re-INVITE of a call crossing families is
+/// anchored in each side's family, as its INVITE was: the IPv4 vendor is offered
+/// rtpengine's IPv4 address, the IPv6 caller answered with its IPv6 one.
+#[test]
+fn the_shipped_config_anchors_a_reinvite_across_address_families() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data {
+        ipv6_trunk: true,
+        ..support::dataset::Data::with_gateways()
+    };
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[dual_stack()]);
+    let caller = Ipv6Caller::new(&k, data.cheap.0, None);
+    let sdp = "v=0\r\no=c 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n\
+               m=audio 6000 RTP/AVP 0\r\n";
+    let ok = caller.call("reoffer6", sdp);
+    caller.send(&caller.in_dialog("INVITE", 2, "reoffer6", &ok, sdp));
+    let reok = final_reply_text(&caller.sock, &k, "reoffer6-");
+    let invites = vendor.received("INVITE");
+    assert_eq!(invites.len(), 2, "{}", k.log());
+    let (to_vendor, to_caller) = ("IN IP4 127.0.0.1", "IN IP6 ::1");
+    let passed = [
+        (&invites[0], to_vendor),
+        (&invites[1], to_vendor),
+        (&ok, to_caller),
+        (&reok, to_caller),
+    ];
+    for (message, expected) in passed {
+        let media = media_addresses_in(message);
+        assert!(
+            matches!(&media[..], [(c, port)] if c == expected && rtpengine.ports.contains(port)),
+            "{message}\n{}",
+            k.log()
+        );
+    }
+}
+
+/// A caller on ::1 calling through a dual-stack edge over IPv6, its Via and Contact
+/// naming `via` (its own address and port, or a private one behind NAT), to the vendor
+/// at 127.0.0.1:`vendor` (whose Contact is `sip:vendor@127.0.0.1:<vendor>`).
+struct Ipv6Caller<'a> {
+    k: &'a Kamailio,
+    sock: std::net::UdpSocket,
+    lport: u16,
+    via: String,
+    vendor: u16,
+}
+
+impl<'a> Ipv6Caller<'a> {
+    fn new(k: &'a Kamailio, vendor: u16, via: Option<&str>) -> Self {
+        let sock = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let lport = sock.local_addr().unwrap().port();
+        let via = via.map_or_else(|| format!("[::1]:{lport}"), str::to_owned);
+        Ipv6Caller {
+            k,
+            sock,
+            lport,
+            via,
+            vendor,
+        }
+    }
+
+    fn send(&self, message: &str) {
+        (self.sock.send_to(message.as_bytes(), ("::1", self.k.port))).unwrap();
+    }
+
+    /// Places call `call` ([`raw_request`]'s Call-ID) offering `sdp` (none if empty)
+    /// and returns its final reply as it came, ACKed if it was a 200.
+    fn call(&self, call: &str, sdp: &str) -> String {
+        let lport = self.lport;
+        let invite = raw_request(self.k.port, lport, "INVITE", "+12125550123", call)
+            .replace(
+                &format!("Via: SIP/2.0/UDP 127.0.0.1:{lport}"),
+                &format!("Via: SIP/2.0/UDP {}", self.via),
+            )
+            .replace(
+                &format!("Contact: <sip:3035550100@127.0.0.1:{lport}>"),
+                &format!("Contact: <sip:3035550100@{}>", self.via),
+            )
+            .replace("@127.0.0.1:", "@[::1]:");
+        self.send(&with_sdp(&invite, sdp));
+        let text = final_reply_text(&self.sock, self.k, &format!("{call}-"));
+        if support::Reply::parse(&text).code == 200 {
+            self.send(&self.in_dialog("ACK", 1, call, &text, ""));
+        }
+        text
+    }
+
+    /// The caller's request `method` in call `call`, answered by `ok`: to the vendor's
+    /// Contact along the route the edge recorded, offering `sdp` (none if empty).
+    fn in_dialog(&self, method: &str, cseq: u32, call: &str, ok: &str, sdp: &str) -> String {
+        let (lport, via) = (self.lport, &self.via);
+        let request = format!(
+            "{method} sip:vendor@127.0.0.1:{vendor} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {via};branch=z9hG4bK-{method}{cseq}{call}{lport}\r\n\
+             Route: {route}\r\n\
+             From: <sip:3035550100@[::1]>;tag={call}{lport}\r\n\
+             To: {to}\r\n\
+             Call-ID: {call}-{lport}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:3035550100@{via}>\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            vendor = self.vendor,
+            route = route_set(ok),
+            to = header_of(ok, "To"),
+        );
+        with_sdp(&request, sdp)
+    }
+}
+
+/// The route set a caller takes from `reply`'s Record-Route headers: all their entries,
+/// last first.
+fn route_set(reply: &str) -> String {
+    let mut routes: Vec<&str> = (reply.split("\r\n"))
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix("Record-Route:"))
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    routes.reverse();
+    routes.join(", ")
 }
 
 /// The value of `message`'s first header `name`.
