@@ -6093,6 +6093,132 @@ fn anchors_a_reinvite_in_rtpengine(routing: &Routing) {
     routing.took(&k, 1);
 }
 
+/// A caller that offers SRTP (RTP/SAVP, SDES keys) reaches a vendor that takes plain
+/// RTP, as wholesale vendors do: rtpengine bridges them. The vendor is offered RTP/AVP
+/// with no key; the caller gets RTP/SAVP with rtpengine's own key, in the answer and in
+/// a re-INVITE either side sends later.
+#[test]
+fn the_shipped_config_bridges_a_callers_srtp_to_a_vendors_rtp() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
+    let (sock, lport) = raw_socket();
+    let srtp = |version: u32, port: u16| {
+        format!(
+            "v=0\r\no=c 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/SAVP 0\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{CALLER_KEY}\r\n"
+        )
+    };
+    let request = raw_request(k.port, lport, "INVITE", "+12125550123", "srtp");
+    let invite = with_sdp(&request, &srtp(1, 6000));
+    let (dialog, ok) = InDialog::answered(&sock, &k, lport, ("srtp", data.cheap.0), &invite);
+    let ok = support::Reply::parse(&ok);
+    // Plain RTP to the vendor, SRTP back to the caller, each on rtpengine's ports.
+    let to_vendor = vendor.received("INVITE");
+    assert_eq!(to_vendor.len(), 1);
+    assert_plain_rtp(&to_vendor[0], &rtpengine, &k);
+    assert_srtp(&ok.body, &rtpengine, &k);
+    // The caller's re-INVITE (a new key): the same, both ways.
+    let body = srtp(2, 6002);
+    let content = format!(
+        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    send_raw(&sock, &k, &dialog.request("INVITE", 2, &content));
+    let reply = final_reply(&sock, &k, "srtp");
+    assert_eq!(reply.code, 200, "{}", k.log());
+    let to_vendor = vendor.received("INVITE");
+    assert_eq!(to_vendor.len(), 2);
+    assert_plain_rtp(&to_vendor[1], &rtpengine, &k);
+    assert_srtp(&reply.body, &rtpengine, &k);
+    // The vendor's re-INVITE in plain RTP: SRTP to the caller, the caller's SRTP
+    // answer plain RTP to the vendor.
+    let vsock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    vsock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let vport = vsock.local_addr().unwrap().port();
+    let rtp = "v=0\r\no=v 1 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 7002 RTP/AVP 0\r\n";
+    let reinvite = with_sdp(&dialog.vendor_request("INVITE", 5, vport), rtp);
+    vsock
+        .send_to(reinvite.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let at_caller = next_request(&sock, "INVITE", "srtp", &k);
+    assert_srtp(body_of(&at_caller), &rtpengine, &k);
+    let contact = format!("Contact: <sip:caller@127.0.0.1:{lport}>\r\n");
+    let answer = with_sdp(&reply_to(&at_caller, "200 OK", &contact), &srtp(3, 6004));
+    send_raw(&sock, &k, &answer);
+    let at_vendor = final_reply_text(&vsock, &k, "srtp-");
+    assert!(at_vendor.starts_with("SIP/2.0 200 "), "{at_vendor}");
+    assert_plain_rtp(body_of(&at_vendor), &rtpengine, &k);
+    send_raw(
+        &sock,
+        &k,
+        &dialog.request("BYE", 3, "Content-Length: 0\r\n\r\n"),
+    );
+    wait_for_no_media_sessions(&rtpengine, &k);
+}
+
+/// An SDES key (30 bytes, base64) of the caller's.
+const CALLER_KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+/// `sdp` offers or answers plain RTP on one of `rtpengine`'s ports, no key.
+fn assert_plain_rtp(sdp: &str, rtpengine: &support::rtpengine::Rtpengine, k: &Kamailio) {
+    let m = media_line(sdp, k);
+    assert!(
+        m.ends_with(" RTP/AVP 0") || m.contains(" RTP/AVP "),
+        "{sdp}"
+    );
+    assert!(!sdp.contains("a=crypto"), "{sdp}");
+    assert!(
+        rtpengine.ports.contains(&media_port(&m)),
+        "{sdp}\n{}",
+        k.log()
+    );
+}
+
+/// `sdp` offers or answers SRTP on one of `rtpengine`'s ports, with a key of its own.
+fn assert_srtp(sdp: &str, rtpengine: &support::rtpengine::Rtpengine, k: &Kamailio) {
+    let m = media_line(sdp, k);
+    assert!(m.contains(" RTP/SAVP "), "{sdp}\n{}", k.log());
+    assert!(
+        sdp.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{sdp}"
+    );
+    assert!(
+        !sdp.contains(CALLER_KEY),
+        "the caller's own key came back: {sdp}"
+    );
+    assert!(
+        rtpengine.ports.contains(&media_port(&m)),
+        "{sdp}\n{}",
+        k.log()
+    );
+}
+
+/// The body of a SIP message.
+fn body_of(message: &str) -> &str {
+    message.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+fn media_line(sdp: &str, k: &Kamailio) -> String {
+    sdp.lines()
+        .find(|l| l.starts_with("m=audio "))
+        .unwrap_or_else(|| panic!("no audio in {sdp:?}\n{}", k.log()))
+        .trim_end()
+        .to_owned()
+}
+
+fn media_port(m: &str) -> u16 {
+    m.split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A vendor's refusal of a re-INVITE (488 with the SDP it would take, RFC 3261
 /// 21.4.26) leaves the call as it was: its media stays in rtpengine until the BYE.
 #[test]
