@@ -7,7 +7,7 @@ APT_PACKAGES=(
   build-essential pkg-config clang libclang-dev
   postgresql-15 redis-server
   kamailio kamailio-extra-modules kamailio-redis-modules kamailio-lua-modules
-  kamailio-python3-modules
+  kamailio-python3-modules kamailio-tls-modules
   rtpengine-daemon rtpengine-utils
   sip-tester
 )
