@@ -5,27 +5,38 @@ use super::{
     behind_nat, contact_uri, end_the_only_dialog, final_reply, final_reply_text, header_of,
     next_request, no_redis, raw_request, raw_socket, reply_to, send_raw, start_shipped, Routing,
 };
-use crate::support::tcp::SipStream;
+use crate::support::tcp::{Carrier, SipStream};
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::{self, dataset::Data, Kamailio};
 use std::net::TcpListener;
 use std::time::Duration;
 
-const DIALLED: &str = "+12125550123";
+pub(super) const DIALLED: &str = "+12125550123";
 
 /// `request` as a switch sends it over TCP: its Via names TCP, its Contact the
 /// transport.
 fn over_tcp(request: &str) -> String {
-    let request = request.replacen("Via: SIP/2.0/UDP ", "Via: SIP/2.0/TCP ", 1);
+    over("tcp", request)
+}
+
+/// `request` as a peer sends it over `transport` ("tcp", "tls"): its Via names it,
+/// its Contact too.
+pub(super) fn over(transport: &str, request: &str) -> String {
+    let via = format!("Via: SIP/2.0/{} ", transport.to_ascii_uppercase());
+    let request = request.replacen("Via: SIP/2.0/UDP ", &via, 1);
     let Some(contact) = request.find("\r\nContact: <") else {
         return request;
     };
     let end = contact + request[contact..].find('>').unwrap();
-    format!("{};transport=tcp{}", &request[..end], &request[end..])
+    format!(
+        "{};transport={transport}{}",
+        &request[..end],
+        &request[end..]
+    )
 }
 
 /// Every Record-Route of `message`, in order.
-fn record_routes(message: &str) -> Vec<String> {
+pub(super) fn record_routes(message: &str) -> Vec<String> {
     message
         .split("\r\n")
         .take_while(|l| !l.is_empty())
@@ -36,19 +47,31 @@ fn record_routes(message: &str) -> Vec<String> {
 }
 
 /// The edge's two Record-Routes of a call that changes transport (rr's double
-/// Record-Route), the one toward the vendor first: the vendor's route set.
-fn double_record_route(message: &str, vendor_side: &str, k: &Kamailio) -> Vec<String> {
+/// Record-Route), the one toward the vendor first: the vendor's route set. Each names
+/// its side's transport ("udp", "tcp", "tls").
+pub(super) fn double_record_route(
+    message: &str,
+    vendor_side: &str,
+    caller_side: &str,
+    k: &Kamailio,
+) -> Vec<String> {
     let rrs = record_routes(message);
     assert_eq!(rrs.len(), 2, "{message}\n{}", k.log());
-    let tcp = |rr: &String| rr.contains("transport=tcp");
-    assert_eq!(tcp(&rrs[0]), vendor_side == "tcp", "{rrs:?}");
-    assert_eq!(tcp(&rrs[1]), vendor_side != "tcp", "{rrs:?}");
+    let transport = |rr: &String| match rr.split(";transport=").nth(1) {
+        Some(rest) => rest[..3].to_owned(),
+        None => "udp".to_owned(),
+    };
+    assert_eq!(
+        [transport(&rrs[0]), transport(&rrs[1])],
+        [vendor_side, caller_side],
+        "{rrs:?}"
+    );
     rrs
 }
 
 /// An in-dialog `method` of call `call` from the caller at `lport`, in the dialog the
 /// 200 `ok` set up: to its Contact, along its Record-Route.
-fn caller_request(method: &str, cseq: u32, call: &str, lport: u16, ok: &str) -> String {
+pub(super) fn caller_request(method: &str, cseq: u32, call: &str, lport: u16, ok: &str) -> String {
     let route = caller_route(&record_routes(ok));
     let to = header_of(ok, "To");
     raw_request(0, lport, method, DIALLED, call)
@@ -76,7 +99,7 @@ fn caller_request(method: &str, cseq: u32, call: &str, lport: u16, ok: &str) -> 
 /// The vendor's BYE of the call its `invite` started, answered with `ok`: to the
 /// caller's Contact along the Record-Route, from `via` (the vendor's own, transport
 /// included).
-fn vendor_bye(invite: &str, ok: &str, via: &str) -> String {
+pub(super) fn vendor_bye(invite: &str, ok: &str, via: &str) -> String {
     let route = record_routes(invite).join(", ");
     format!(
         "BYE {contact} SIP/2.0\r\n\
@@ -95,7 +118,12 @@ fn vendor_bye(invite: &str, ok: &str, via: &str) -> String {
 }
 
 /// The next request of `method` of call `call` on `stream`, skipping anything else.
-fn next_on(stream: &mut SipStream, method: &str, call: &str, k: &Kamailio) -> String {
+pub(super) fn next_on<S: Carrier>(
+    stream: &mut SipStream<S>,
+    method: &str,
+    call: &str,
+    k: &Kamailio,
+) -> String {
     loop {
         let message = stream
             .next()
@@ -109,7 +137,7 @@ fn next_on(stream: &mut SipStream, method: &str, call: &str, k: &Kamailio) -> St
 }
 
 /// The next final reply on `stream` of call `call`, skipping anything else.
-fn final_on(stream: &mut SipStream, call: &str, k: &Kamailio) -> String {
+pub(super) fn final_on<S: Carrier>(stream: &mut SipStream<S>, call: &str, k: &Kamailio) -> String {
     loop {
         let message = stream
             .next()
@@ -124,12 +152,24 @@ fn final_on(stream: &mut SipStream, call: &str, k: &Kamailio) -> String {
 /// A caller over TCP, answered by `vendor` (UDP): the call `call` set up (200, ACK),
 /// its 200 returned as it came.
 fn tcp_call(caller: &mut SipStream, invite: &str, call: &str, k: &Kamailio) -> String {
+    call_over("tcp", caller, invite, call, k)
+}
+
+/// A caller over `transport` ("tcp", "tls"), answered by a vendor on UDP: the call
+/// `call` set up (200, ACK), its 200 returned as it came.
+pub(super) fn call_over<S: Carrier>(
+    transport: &str,
+    caller: &mut SipStream<S>,
+    invite: &str,
+    call: &str,
+    k: &Kamailio,
+) -> String {
     caller.send(invite);
     let ok = final_on(caller, call, k);
     assert!(ok.starts_with("SIP/2.0 200 "), "{ok}\n{}", k.log());
-    double_record_route(&ok, "udp", k);
+    double_record_route(&ok, "udp", transport, k);
     let ack = caller_request("ACK", 1, call, caller.local_port(), &ok);
-    caller.send(&over_tcp(&ack));
+    caller.send(&over(transport, &ack));
     ok
 }
 
@@ -210,7 +250,7 @@ fn the_shipped_config_places_calls_with_a_vendor_over_tcp() {
             invite.contains("\r\nVia: SIP/2.0/TCP 127.0.0.1:"),
             "{invite}"
         );
-        double_record_route(&invite, "tcp", &k);
+        double_record_route(&invite, "tcp", "udp", &k);
         let to = format!("To: {}", header_of(&invite, "To"));
         let contact = format!(
             "Contact: <sip:vendor@127.0.0.1:{};transport=tcp>\r\n",
@@ -261,6 +301,11 @@ fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection() {
     reaches_a_caller_behind_nat_over_its_tcp_connection(&Routing::direct());
 }
 
+fn reaches_a_caller_behind_nat_over_its_tcp_connection(routing: &Routing) {
+    let connect = |k: &Kamailio| SipStream::connect(k.port);
+    reaches_a_caller_behind_nat_over_its_connection(routing, "tcp", &[], connect);
+}
+
 /// As [`the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection`], for
 /// calls dipped in an async worker (WITH_LRN_DIP): routed, answered and relayed to the
 /// caller's connection from the resumed route's process.
@@ -269,36 +314,42 @@ fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection_after_
     reaches_a_caller_behind_nat_over_its_tcp_connection(&Routing::dipped());
 }
 
-fn reaches_a_caller_behind_nat_over_its_tcp_connection(routing: &Routing) {
+/// A caller behind NAT over `transport` ("tcp", "tls"), its connections made by
+/// `connect`, the shipped config started with `defines` too: see
+/// [`the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection`].
+pub(super) fn reaches_a_caller_behind_nat_over_its_connection<S: Carrier>(
+    routing: &Routing,
+    transport: &str,
+    defines: &[String],
+    connect: impl Fn(&Kamailio) -> SipStream<S>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
     let vendor = Vendor::start(data.cheap.0, Plays::Answers);
-    let defines = routing.defines(&["TCP_LIFETIME=2".to_string()]);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
-    let mut caller = SipStream::connect(k.port);
+    let mut defines = defines.to_vec();
+    defines.push("TCP_LIFETIME=2".to_string());
+    let k = start_shipped(dir.path(), &data, &no_redis(), &routing.defines(&defines));
+    let mut caller = connect(&k);
     let lport = caller.local_port();
     let user = routing.number();
     let nat_invite = |call| {
-        over_tcp(&behind_nat(
-            &raw_request(k.port, lport, "INVITE", user, call),
-            lport,
-        ))
+        over(
+            transport,
+            &behind_nat(&raw_request(k.port, lport, "INVITE", user, call), lport),
+        )
     };
     // A TCP worker keeps a connection 5 s after its last message (Kamailio's
     // TCP_CHILD_TIMEOUT), then the main process TCP_LIFETIME more.
     let past_lifetime = || std::thread::sleep(Duration::from_secs(10));
 
-    let mut stranger = SipStream::connect(k.port);
-    let options = over_tcp(&raw_request(
-        k.port,
-        stranger.local_port(),
-        "OPTIONS",
-        DIALLED,
-        "idle",
-    ));
+    let mut stranger = connect(&k);
+    let options = over(
+        transport,
+        &raw_request(k.port, stranger.local_port(), "OPTIONS", DIALLED, "idle"),
+    );
     stranger.send(&options);
     assert!(final_on(&mut stranger, "idle", &k).starts_with("SIP/2.0 200 "));
-    tcp_call(&mut caller, &nat_invite("ended"), "ended", &k);
+    call_over(transport, &mut caller, &nat_invite("ended"), "ended", &k);
     assert!(
         stranger.closed_within(Duration::from_secs(15)),
         "{}",
@@ -311,7 +362,13 @@ fn reaches_a_caller_behind_nat_over_its_tcp_connection(routing: &Routing) {
     let bye = next_on(&mut caller, "BYE", "ended", &k);
     caller.send(&reply_to(&bye, "200 OK", ""));
 
-    let ok = tcp_call(&mut caller, &nat_invite("refreshed"), "refreshed", &k);
+    let ok = call_over(
+        transport,
+        &mut caller,
+        &nat_invite("refreshed"),
+        "refreshed",
+        &k,
+    );
     let invites = vendor.received("INVITE");
     let relayed = invites.last().unwrap();
     assert!(contact_uri(relayed).contains(";alias="), "{relayed}");

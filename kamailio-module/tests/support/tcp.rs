@@ -1,6 +1,6 @@
 //! A SIP peer over TCP on loopback: a customer's switch connected to the edge, or a
-//! vendor gateway the edge connected to. Messages are framed by their Content-Length
-//! (RFC 3261 18.3).
+//! vendor gateway the edge connected to; over TLS too (see `support::tls`). Messages
+//! are framed by their Content-Length (RFC 3261 18.3).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,8 +9,20 @@ use std::time::{Duration, Instant};
 /// How long [`SipStream::next`] waits for a message.
 const WAIT: Duration = Duration::from_secs(8);
 
-pub struct SipStream {
-    stream: TcpStream,
+/// What a SIP connection's bytes go over: TCP itself, or TLS over it.
+pub trait Carrier: Read + Write {
+    /// The TCP connection underneath.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Carrier for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+pub struct SipStream<S: Carrier = TcpStream> {
+    stream: S,
     /// Bytes read past the last whole message.
     pending: Vec<u8>,
 }
@@ -23,24 +35,31 @@ impl SipStream {
 
     /// The next connection the edge opens to `listener`, within [`WAIT`].
     pub fn accept(listener: &TcpListener) -> SipStream {
-        listener.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    stream.set_nonblocking(false).unwrap();
-                    return Self::new(stream);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("no connection from the edge: {e}"),
+        Self::new(accept(listener))
+    }
+}
+
+/// The next TCP connection the edge opens to `listener`, within [`WAIT`].
+pub fn accept(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                return stream;
             }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("no connection from the edge: {e}"),
         }
     }
+}
 
-    fn new(stream: TcpStream) -> SipStream {
-        stream.set_read_timeout(Some(WAIT)).unwrap();
+impl<S: Carrier> SipStream<S> {
+    pub fn new(stream: S) -> SipStream<S> {
+        stream.tcp().set_read_timeout(Some(WAIT)).unwrap();
         SipStream {
             stream,
             pending: Vec::new(),
@@ -49,11 +68,12 @@ impl SipStream {
 
     /// The connection's own port (what the edge sees as its source port).
     pub fn local_port(&self) -> u16 {
-        self.stream.local_addr().unwrap().port()
+        self.stream.tcp().local_addr().unwrap().port()
     }
 
     pub fn send(&mut self, text: &str) {
         self.stream.write_all(text.as_bytes()).unwrap();
+        self.stream.flush().unwrap();
     }
 
     /// The next whole message (keepalive CRLFs skipped), or the error of waiting
@@ -80,7 +100,7 @@ impl SipStream {
     pub fn closed_within(&mut self, wait: Duration) -> bool {
         let end = Instant::now() + wait;
         let tick = Some(Duration::from_millis(100));
-        self.stream.set_read_timeout(tick).unwrap();
+        self.stream.tcp().set_read_timeout(tick).unwrap();
         let mut closed = false;
         while !closed && Instant::now() < end {
             closed = matches!(
@@ -88,7 +108,7 @@ impl SipStream {
                 Err(ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset)
             );
         }
-        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        self.stream.tcp().set_read_timeout(Some(WAIT)).unwrap();
         closed
     }
 }
