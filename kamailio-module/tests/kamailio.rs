@@ -3,6 +3,8 @@
 mod support;
 #[path = "kamailio/tcp.rs"]
 mod tcp;
+#[path = "kamailio/tls.rs"]
+mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

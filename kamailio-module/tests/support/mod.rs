@@ -8,6 +8,7 @@ pub mod rtpengine;
 pub mod sipp;
 pub mod tcp;
 pub mod telique;
+pub mod tls;
 pub mod vendor;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Debian's module directory (kamailio, kamailio-extra-modules, kamailio-lua-modules).
+/// Debian's module directory (kamailio, kamailio-extra-modules, kamailio-lua-modules,
+/// kamailio-tls-modules).
 const MODULES_DIR: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
 
 /// An executable from PATH or /usr/sbin (where Debian puts kamailio and kamcmd).
@@ -63,11 +65,13 @@ pub fn free_udp_port() -> u16 {
     warp_testkit::free_udp_port().unwrap()
 }
 
-/// A port on 127.0.0.1 free for UDP and for TCP (a config file's socket takes both).
+/// A port on 127.0.0.1 free for UDP and for TCP (a config file's socket takes both),
+/// the next one free for TCP too (a socket without a protocol takes TLS there).
 fn free_udp_and_tcp_port() -> u16 {
     loop {
         let port = free_udp_port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let tcp_free = |port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if tcp_free(port) && port < u16::MAX && tcp_free(port + 1) {
             return port;
         }
     }

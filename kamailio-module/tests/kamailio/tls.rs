@@ -1,0 +1,286 @@
+//! SIP over TLS on the shipped config (WITH_TLS): customers' PBXs that carry SRTP and
+//! vendors' gateways that take calls over TLS (RFC 3261 26.2), next to UDP and TCP.
+
+use super::tcp::{
+    call_over, caller_request, double_record_route, final_on, next_on, over,
+    reaches_a_caller_behind_nat_over_its_connection, vendor_bye, DIALLED,
+};
+use super::{
+    final_reply, final_reply_text, header_of, next_request, no_redis, raw_request, raw_socket,
+    reply_to, send_raw, shipped_config, start_shipped, Routing,
+};
+use crate::support::tcp::SipStream;
+use crate::support::tls::Pki;
+use crate::support::vendor::{Plays, Vendor};
+use crate::support::{self, dataset::Data, Kamailio};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+/// The defines that turn the shipped config's TLS on, with `pki`'s certificate for the
+/// edge's.
+fn with_tls(pki: &Pki) -> Vec<String> {
+    vec![
+        "WITH_TLS".into(),
+        format!("TLS_CERT=\"{}\"", pki.server_cert.display()),
+        format!("TLS_KEY=\"{}\"", pki.server_key.display()),
+    ]
+}
+
+/// The edge's TLS port: a LISTEN without a protocol takes TLS on its port + 1.
+fn tls_port(k: &Kamailio) -> u16 {
+    k.port + 1
+}
+
+/// A PBX that sends its calls over TLS to a vendor on UDP: each call is answered, and
+/// ended by either side, every request and reply to the PBX over its connection, the
+/// edge's Record-Route doubled (one for each transport). The connection is listed by
+/// `kamcmd tls.list`. The old config had no TLS: nothing listened on the TLS port.
+#[test]
+fn the_shipped_config_takes_calls_from_a_customer_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make(dir.path(), "edge");
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
+    let mut caller = pki.connect(tls_port(&k), false);
+    let lport = caller.local_port();
+
+    // The caller hangs up.
+    let invite = over(
+        "tls",
+        &raw_request(k.port, lport, "INVITE", DIALLED, "hangup"),
+    );
+    let ok = call_over("tls", &mut caller, &invite, "hangup", &k);
+    let bye = caller_request("BYE", 2, "hangup", lport, &ok);
+    caller.send(&over("tls", &bye));
+    let done = final_on(&mut caller, "hangup", &k);
+    assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
+    assert_eq!(vendor.received("BYE").len(), 1, "{}", k.log());
+    let connections = k.kamcmd(&["tls.list"]).unwrap();
+    assert!(
+        connections.contains(&format!("src_port: {lport}")),
+        "{connections}"
+    );
+
+    // The vendor hangs up: its BYE reaches the caller over the caller's connection.
+    let invite = over(
+        "tls",
+        &raw_request(k.port, lport, "INVITE", DIALLED, "vendorbye"),
+    );
+    let ok = call_over("tls", &mut caller, &invite, "vendorbye", &k);
+    let invites = vendor.received("INVITE");
+    let relayed = invites.last().unwrap();
+    let (vsock, vport) = raw_socket();
+    let bye = vendor_bye(relayed, &ok, &format!("UDP 127.0.0.1:{vport}"));
+    vsock
+        .send_to(bye.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    let bye = next_on(&mut caller, "BYE", "vendorbye", &k);
+    assert!(bye.contains("\r\nVia: SIP/2.0/TLS 127.0.0.1:"), "{bye}");
+    caller.send(&reply_to(&bye, "200 OK", ""));
+    let call_id = header_of(relayed, "Call-ID");
+    let done = support::Reply::parse(&final_reply_text(&vsock, &k, &call_id));
+    assert_eq!(done.code, 200, "{}", k.log());
+}
+
+/// A vendor whose gateway URI says `transport=tls` gets its calls over TLS from a
+/// caller on UDP: answered, and ended by either side, the vendor's requests and
+/// replies over the connection the edge opened. The vendor's certificate is of a CA
+/// the edge does not know (it checks none). The old config could not send to it
+/// (477, failed over).
+#[test]
+fn the_shipped_config_places_calls_with_a_vendor_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = Pki::make(dir.path(), "edge");
+    let vendor_pki = Pki::make(dir.path(), "vendor");
+    let data = Data {
+        uri_params: (";transport=tls", ""),
+        ..Data::with_gateways()
+    };
+    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&edge));
+    let (sock, lport) = raw_socket();
+    let mut vendor = None;
+    for (call, vendor_hangs_up) in [("hangup", false), ("vendorbye", true)] {
+        send_raw(
+            &sock,
+            &k,
+            &raw_request(k.port, lport, "INVITE", DIALLED, call),
+        );
+        let to_vendor = vendor.get_or_insert_with(|| vendor_pki.accept(&gateway));
+        let invite = next_on(to_vendor, "INVITE", call, &k);
+        assert!(
+            invite.contains("\r\nVia: SIP/2.0/TLS 127.0.0.1:"),
+            "{invite}"
+        );
+        double_record_route(&invite, "tls", "udp", &k);
+        let to = format!("To: {}", header_of(&invite, "To"));
+        let contact = format!(
+            "Contact: <sip:vendor@127.0.0.1:{};transport=tls>\r\n",
+            data.cheap.0
+        );
+        let ok =
+            reply_to(&invite, "200 OK", &contact).replacen(&to, &format!("{to};tag=tlsvendor"), 1);
+        to_vendor.send(&ok);
+        let answered = final_reply_text(&sock, &k, &format!("{call}-"));
+        assert!(
+            answered.starts_with("SIP/2.0 200 "),
+            "{answered}\n{}",
+            k.log()
+        );
+        let in_dialog = |method, cseq| caller_request(method, cseq, call, lport, &answered);
+        send_raw(&sock, &k, &in_dialog("ACK", 1));
+        next_on(to_vendor, "ACK", call, &k);
+        if vendor_hangs_up {
+            let via = format!("TLS 127.0.0.1:{}", data.cheap.0);
+            to_vendor.send(&vendor_bye(&invite, &ok, &via));
+            let bye = next_request(&sock, "BYE", call, &k);
+            sock.send_to(
+                reply_to(&bye, "200 OK", "").as_bytes(),
+                ("127.0.0.1", k.port),
+            )
+            .unwrap();
+            let done = to_vendor.next().unwrap();
+            assert!(
+                done.starts_with("SIP/2.0 200 ") && done.contains("CSeq: 1 BYE"),
+                "{done}"
+            );
+        } else {
+            send_raw(&sock, &k, &in_dialog("BYE", 2));
+            let bye = next_on(to_vendor, "BYE", call, &k);
+            to_vendor.send(&reply_to(&bye, "200 OK", ""));
+            assert_eq!(final_reply(&sock, &k, call).code, 200, "{}", k.log());
+        }
+    }
+}
+
+/// A caller behind NAT over TLS is reached over the connection it opened, which
+/// outlives `TCP_LIFETIME` with its call up where a stranger's idle one is closed
+/// (tcpops keeps a trunk's TLS connection as it does a TCP one): as
+/// `the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection`.
+#[test]
+fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tls_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make(dir.path(), "edge");
+    let connect = |k: &Kamailio| pki.connect(tls_port(k), false);
+    reaches_a_caller_behind_nat_over_its_connection(
+        &Routing::direct(),
+        "tls",
+        &with_tls(&pki),
+        connect,
+    );
+}
+
+/// Connections that never finish a TLS handshake (silent, or a ClientHello cut short),
+/// more of them than the edge has TCP workers, and plain SIP sent to the TLS port hold
+/// up no worker: the plain one is closed, and the next call over TLS goes through.
+#[test]
+fn the_shipped_config_takes_tls_calls_past_unfinished_handshakes_and_plain_sip() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make(dir.path(), "edge");
+    let data = Data::with_gateways();
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.push(TcpStream::connect(("127.0.0.1", tls_port(&k))).unwrap());
+        let mut half_hello = TcpStream::connect(("127.0.0.1", tls_port(&k))).unwrap();
+        // A TLS record header announcing a 512-byte handshake message, and 5 bytes of it.
+        half_hello
+            .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03])
+            .unwrap();
+        stalled.push(half_hello);
+    }
+    let mut plain = SipStream::new(TcpStream::connect(("127.0.0.1", tls_port(&k))).unwrap());
+    let lport = plain.local_port();
+    plain.send(&over(
+        "tls",
+        &raw_request(k.port, lport, "INVITE", DIALLED, "plain"),
+    ));
+    assert!(plain.closed_within(Duration::from_secs(3)), "{}", k.log());
+
+    let mut caller = pki.connect(tls_port(&k), false);
+    let lport = caller.local_port();
+    let invite = over(
+        "tls",
+        &raw_request(k.port, lport, "INVITE", DIALLED, "after"),
+    );
+    call_over("tls", &mut caller, &invite, "after", &k);
+    assert_eq!(k.rpc("warp.stats")["limits.active"], "1", "{}", k.log());
+}
+
+/// With TLS_CA (mutual TLS) a call over TLS is taken from a PBX whose certificate that
+/// CA signed, and refused (403) from one that presented none; a vendor over TLS still
+/// gets its calls with a certificate of a CA the edge does not know (TLS_CA is for
+/// customers). The old config had no TLS.
+#[test]
+fn the_shipped_config_with_tls_ca_takes_calls_only_from_pbxs_with_its_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = Pki::make(dir.path(), "edge");
+    let vendor_pki = Pki::make(dir.path(), "vendor");
+    let data = Data {
+        uri_params: (";transport=tls", ""),
+        ..Data::with_gateways()
+    };
+    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let mut defines = with_tls(&edge);
+    defines.push(format!("TLS_CA=\"{}\"", edge.ca.display()));
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+
+    let mut stranger = edge.connect(tls_port(&k), false);
+    let lport = stranger.local_port();
+    let invite = over(
+        "tls",
+        &raw_request(k.port, lport, "INVITE", DIALLED, "nocert"),
+    );
+    stranger.send(&invite);
+    let refused = final_on(&mut stranger, "nocert", &k);
+    assert!(
+        refused.starts_with("SIP/2.0 403 "),
+        "{refused}\n{}",
+        k.log()
+    );
+
+    let mut pbx = edge.connect(tls_port(&k), true);
+    let lport = pbx.local_port();
+    let invite = over(
+        "tls",
+        &raw_request(k.port, lport, "INVITE", DIALLED, "cert"),
+    );
+    pbx.send(&invite);
+    let mut vendor = vendor_pki.accept(&gateway);
+    let relayed = next_on(&mut vendor, "INVITE", "cert", &k);
+    let to = format!("To: {}", header_of(&relayed, "To"));
+    let contact = format!(
+        "Contact: <sip:vendor@127.0.0.1:{};transport=tls>\r\n",
+        data.cheap.0
+    );
+    let ok = reply_to(&relayed, "200 OK", &contact).replacen(&to, &format!("{to};tag=v"), 1);
+    vendor.send(&ok);
+    let answered = final_on(&mut pbx, "cert", &k);
+    assert!(
+        answered.starts_with("SIP/2.0 200 "),
+        "{answered}\n{}",
+        k.log()
+    );
+}
+
+/// WITH_TLS without TLS_CERT or TLS_KEY: the edge refuses to start, naming what it
+/// lacks (tls.so would otherwise take a cert.pem beside the config). The old config
+/// ignored WITH_TLS and started without TLS.
+#[test]
+fn the_shipped_config_refuses_tls_without_a_certificate_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make(dir.path(), "edge");
+    let with = with_tls(&pki);
+    for (left_out, named) in [
+        (1, "TLS_CERT_is_required_with_WITH_TLS"),
+        (2, "TLS_KEY_is_required_with_WITH_TLS"),
+    ] {
+        let mut defines = with.clone();
+        defines.remove(left_out);
+        let log = Kamailio::refused_file(&shipped_config(), &defines);
+        assert!(log.contains(named), "{log}");
+    }
+}
