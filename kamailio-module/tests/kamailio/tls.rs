@@ -284,3 +284,34 @@ fn the_shipped_config_refuses_tls_without_a_certificate_and_key() {
         assert!(log.contains(named), "{log}");
     }
 }
+
+/// A call a vendor on TLS routes back to the edge (here over UDP) carries the edge's Via
+/// naming TLS on the TLS port, not the one it came back to: the edge still knows it for
+/// its own and refuses it (482) rather than route it again. The old loop check knew
+/// Vias naming UDP or TCP on the receiving socket alone.
+#[test]
+fn the_shipped_config_stops_a_call_a_vendor_on_tls_routes_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make(dir.path(), "edge");
+    let data = Data {
+        uri_params: (";transport=tls", ""),
+        ..Data::with_gateways()
+    };
+    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
+    let (sock, lport) = raw_socket();
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "INVITE", DIALLED, "looped"),
+    );
+    let mut vendor = pki.accept(&gateway);
+    let invite = next_on(&mut vendor, "INVITE", "looped", &k);
+    let (vsock, vport) = raw_socket();
+    let own_via = format!("\r\nVia: SIP/2.0/UDP 127.0.0.1:{vport};branch=z9hG4bK-back\r\nVia: ");
+    let back = invite.replacen("\r\nVia: ", &own_via, 1);
+    vsock
+        .send_to(back.as_bytes(), ("127.0.0.1", k.port))
+        .unwrap();
+    assert_eq!(final_reply(&vsock, &k, "looped").code, 482, "{}", k.log());
+}
