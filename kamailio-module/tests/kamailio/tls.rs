@@ -174,23 +174,27 @@ fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tls_connection() {
 
 /// Connections that never finish a TLS handshake (silent, or a ClientHello cut short),
 /// more of them than the edge has TCP workers, and plain SIP sent to the TLS port hold
-/// up no worker: the plain one is closed, and the next call over TLS goes through.
+/// up no worker: the plain one is closed, the next call over TLS goes through, and the
+/// unfinished ones are closed once `TCP_LIFETIME` (2 s here) and a TCP worker's 5 s
+/// have passed (tls.so's own default would keep them 10 minutes).
 #[test]
 fn the_shipped_config_takes_tls_calls_past_unfinished_handshakes_and_plain_sip() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::make(dir.path(), "edge");
     let data = Data::with_gateways();
     let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
+    let mut defines = with_tls(&pki);
+    defines.push("TCP_LIFETIME=2".into());
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let mut stalled = Vec::new();
     for _ in 0..3 {
-        stalled.push(TcpStream::connect(("127.0.0.1", tls_port(&k))).unwrap());
+        let silent = TcpStream::connect(("127.0.0.1", tls_port(&k))).unwrap();
         let mut half_hello = TcpStream::connect(("127.0.0.1", tls_port(&k))).unwrap();
         // A TLS record header announcing a 512-byte handshake message, and 5 bytes of it.
         half_hello
             .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03])
             .unwrap();
-        stalled.push(half_hello);
+        stalled.extend([SipStream::new(silent), SipStream::new(half_hello)]);
     }
     let mut plain = SipStream::new(TcpStream::connect(("127.0.0.1", tls_port(&k))).unwrap());
     let lport = plain.local_port();
@@ -208,6 +212,13 @@ fn the_shipped_config_takes_tls_calls_past_unfinished_handshakes_and_plain_sip()
     );
     call_over("tls", &mut caller, &invite, "after", &k);
     assert_eq!(k.rpc("warp.stats")["limits.active"], "1", "{}", k.log());
+    for connection in &mut stalled {
+        assert!(
+            connection.closed_within(Duration::from_secs(15)),
+            "{}",
+            k.log()
+        );
+    }
 }
 
 /// With TLS_CA (mutual TLS) a call over TLS is taken from a PBX whose certificate that
