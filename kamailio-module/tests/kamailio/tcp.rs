@@ -230,48 +230,88 @@ fn the_shipped_config_takes_calls_from_a_customer_over_tcp() {
 #[test]
 fn the_shipped_config_places_calls_with_a_vendor_over_tcp() {
     let dir = tempfile::tempdir().unwrap();
+    let (data, gateway) = stream_vendor("tcp");
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    places_calls_with_a_stream_vendor(&k, data.cheap.0, "tcp", || SipStream::accept(&gateway));
+}
+
+/// The gateways' data with CHEAP's gateway taking calls over `transport` (`tcp`,
+/// `tls`), and the socket it listens on.
+pub(super) fn stream_vendor(transport: &str) -> (Data, TcpListener) {
     let data = Data {
-        uri_params: (";transport=tcp", ""),
+        uri_params: (
+            if transport == "tls" {
+                ";transport=tls"
+            } else {
+                ";transport=tcp"
+            },
+            "",
+        ),
         ..Data::with_gateways()
     };
     let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
-    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    (data, gateway)
+}
+
+/// `invite`, which reached the vendor at `port` over `transport`, answered 200 by it on
+/// `stream`, its To tagged `tag`: the 200 as sent.
+pub(super) fn vendor_answers<S: Carrier>(
+    stream: &mut SipStream<S>,
+    invite: &str,
+    (transport, port): (&str, u16),
+    tag: &str,
+) -> String {
+    let to = format!("To: {}", header_of(invite, "To"));
+    let contact = format!("Contact: <sip:vendor@127.0.0.1:{port};transport={transport}>\r\n");
+    let ok = reply_to(invite, "200 OK", &contact).replacen(&to, &format!("{to};tag={tag}"), 1);
+    stream.send(&ok);
+    ok
+}
+
+/// Two calls from a caller on UDP through `k` to the vendor at `port` over `transport`
+/// (`tcp`, `tls`), on the connection the edge opens to it (`accept`): each answered,
+/// the Record-Route doubled, the first ended by the caller, the second by the vendor,
+/// each BYE crossing transports.
+pub(super) fn places_calls_with_a_stream_vendor<S: Carrier>(
+    k: &Kamailio,
+    port: u16,
+    transport: &str,
+    accept: impl Fn() -> SipStream<S>,
+) {
     let (sock, lport) = raw_socket();
-    let mut vendor: Option<SipStream> = None;
+    let via = transport.to_ascii_uppercase();
+    let mut vendor: Option<SipStream<S>> = None;
     for (call, vendor_hangs_up) in [("hangup", false), ("vendorbye", true)] {
         send_raw(
             &sock,
-            &k,
+            k,
             &raw_request(k.port, lport, "INVITE", DIALLED, call),
         );
-        let to_vendor = vendor.get_or_insert_with(|| SipStream::accept(&gateway));
-        let invite = next_on(to_vendor, "INVITE", call, &k);
+        let to_vendor = vendor.get_or_insert_with(&accept);
+        let invite = next_on(to_vendor, "INVITE", call, k);
         assert!(
-            invite.contains("\r\nVia: SIP/2.0/TCP 127.0.0.1:"),
+            invite.contains(&format!("\r\nVia: SIP/2.0/{via} 127.0.0.1:")),
             "{invite}"
         );
-        double_record_route(&invite, "tcp", "udp", &k);
-        let to = format!("To: {}", header_of(&invite, "To"));
-        let contact = format!(
-            "Contact: <sip:vendor@127.0.0.1:{};transport=tcp>\r\n",
-            data.cheap.0
-        );
-        let ok =
-            reply_to(&invite, "200 OK", &contact).replacen(&to, &format!("{to};tag=tcpvendor"), 1);
-        to_vendor.send(&ok);
-        let answered = final_reply_text(&sock, &k, &format!("{call}-"));
+        double_record_route(&invite, transport, "udp", k);
+        let tag = format!("{transport}vendor");
+        let ok = vendor_answers(to_vendor, &invite, (transport, port), &tag);
+        let answered = final_reply_text(&sock, k, &format!("{call}-"));
         assert!(
             answered.starts_with("SIP/2.0 200 "),
             "{answered}\n{}",
             k.log()
         );
         let in_dialog = |method, cseq| caller_request(method, cseq, call, lport, &answered);
-        send_raw(&sock, &k, &in_dialog("ACK", 1));
-        next_on(to_vendor, "ACK", call, &k);
+        send_raw(&sock, k, &in_dialog("ACK", 1));
+        next_on(to_vendor, "ACK", call, k);
         if vendor_hangs_up {
-            let via = format!("TCP 127.0.0.1:{}", data.cheap.0);
-            to_vendor.send(&vendor_bye(&invite, &ok, &via));
-            let bye = next_request(&sock, "BYE", call, &k);
+            to_vendor.send(&vendor_bye(
+                &invite,
+                &ok,
+                &format!("{via} 127.0.0.1:{port}"),
+            ));
+            let bye = next_request(&sock, "BYE", call, k);
             sock.send_to(
                 reply_to(&bye, "200 OK", "").as_bytes(),
                 ("127.0.0.1", k.port),
@@ -283,10 +323,10 @@ fn the_shipped_config_places_calls_with_a_vendor_over_tcp() {
                 "{done}"
             );
         } else {
-            send_raw(&sock, &k, &in_dialog("BYE", 2));
-            let bye = next_on(to_vendor, "BYE", call, &k);
+            send_raw(&sock, k, &in_dialog("BYE", 2));
+            let bye = next_on(to_vendor, "BYE", call, k);
             to_vendor.send(&reply_to(&bye, "200 OK", ""));
-            assert_eq!(final_reply(&sock, &k, call).code, 200, "{}", k.log());
+            assert_eq!(final_reply(&sock, k, call).code, 200, "{}", k.log());
         }
     }
 }
@@ -513,25 +553,30 @@ fn the_shipped_config_takes_calls_over_tcp_past_garbage_and_half_messages() {
 #[test]
 fn the_shipped_config_stops_a_call_a_vendor_on_tcp_routes_back_to_it() {
     let dir = tempfile::tempdir().unwrap();
-    let data = Data {
-        uri_params: (";transport=tcp", ""),
-        ..Data::with_gateways()
-    };
-    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let (data, gateway) = stream_vendor("tcp");
     let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    stops_a_call_a_stream_vendor_routes_back(&k, || SipStream::accept(&gateway));
+}
+
+/// A call through `k` to the vendor whose connection `accept` takes, sent back to the
+/// edge over UDP as the vendor's proxy would (its Via on top of the edge's): 482.
+pub(super) fn stops_a_call_a_stream_vendor_routes_back<S: Carrier>(
+    k: &Kamailio,
+    accept: impl FnOnce() -> SipStream<S>,
+) {
     let (sock, lport) = raw_socket();
     send_raw(
         &sock,
-        &k,
+        k,
         &raw_request(k.port, lport, "INVITE", DIALLED, "looped"),
     );
-    let mut vendor = SipStream::accept(&gateway);
-    let invite = next_on(&mut vendor, "INVITE", "looped", &k);
+    let mut vendor = accept();
+    let invite = next_on(&mut vendor, "INVITE", "looped", k);
     let (vsock, vport) = raw_socket();
     let own_via = format!("\r\nVia: SIP/2.0/UDP 127.0.0.1:{vport};branch=z9hG4bK-back\r\nVia: ");
     let back = invite.replacen("\r\nVia: ", &own_via, 1);
     vsock
         .send_to(back.as_bytes(), ("127.0.0.1", k.port))
         .unwrap();
-    assert_eq!(final_reply(&vsock, &k, "looped").code, 482, "{}", k.log());
+    assert_eq!(final_reply(&vsock, k, "looped").code, 482, "{}", k.log());
 }

@@ -2,19 +2,20 @@
 //! vendors' gateways that take calls over TLS (RFC 3261 26.2), next to UDP and TCP.
 
 use super::tcp::{
-    call_over, caller_request, double_record_route, final_on, next_on, over,
-    reaches_a_caller_behind_nat_over_its_connection, vendor_bye, DIALLED,
+    call_over, caller_request, final_on, next_on, over, places_calls_with_a_stream_vendor,
+    reaches_a_caller_behind_nat_over_its_connection, stops_a_call_a_stream_vendor_routes_back,
+    stream_vendor, vendor_answers, vendor_bye, DIALLED,
 };
 use super::{
-    final_reply, final_reply_text, header_of, next_request, no_redis, raw_request, raw_socket,
-    reply_to, send_raw, shipped_config, start_shipped, Routing,
+    final_reply_text, header_of, no_redis, raw_request, raw_socket, reply_to, shipped_config,
+    start_shipped, Routing,
 };
 use crate::support::tcp::SipStream;
 use crate::support::tls::Pki;
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::{self, dataset::Data, Kamailio};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 /// The defines that turn the shipped config's TLS on, with `pki`'s certificate for the
@@ -94,65 +95,9 @@ fn the_shipped_config_places_calls_with_a_vendor_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let edge = Pki::make(dir.path(), "edge");
     let vendor_pki = Pki::make(dir.path(), "vendor");
-    let data = Data {
-        uri_params: (";transport=tls", ""),
-        ..Data::with_gateways()
-    };
-    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let (data, gateway) = stream_vendor("tls");
     let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&edge));
-    let (sock, lport) = raw_socket();
-    let mut vendor = None;
-    for (call, vendor_hangs_up) in [("hangup", false), ("vendorbye", true)] {
-        send_raw(
-            &sock,
-            &k,
-            &raw_request(k.port, lport, "INVITE", DIALLED, call),
-        );
-        let to_vendor = vendor.get_or_insert_with(|| vendor_pki.accept(&gateway));
-        let invite = next_on(to_vendor, "INVITE", call, &k);
-        assert!(
-            invite.contains("\r\nVia: SIP/2.0/TLS 127.0.0.1:"),
-            "{invite}"
-        );
-        double_record_route(&invite, "tls", "udp", &k);
-        let to = format!("To: {}", header_of(&invite, "To"));
-        let contact = format!(
-            "Contact: <sip:vendor@127.0.0.1:{};transport=tls>\r\n",
-            data.cheap.0
-        );
-        let ok =
-            reply_to(&invite, "200 OK", &contact).replacen(&to, &format!("{to};tag=tlsvendor"), 1);
-        to_vendor.send(&ok);
-        let answered = final_reply_text(&sock, &k, &format!("{call}-"));
-        assert!(
-            answered.starts_with("SIP/2.0 200 "),
-            "{answered}\n{}",
-            k.log()
-        );
-        let in_dialog = |method, cseq| caller_request(method, cseq, call, lport, &answered);
-        send_raw(&sock, &k, &in_dialog("ACK", 1));
-        next_on(to_vendor, "ACK", call, &k);
-        if vendor_hangs_up {
-            let via = format!("TLS 127.0.0.1:{}", data.cheap.0);
-            to_vendor.send(&vendor_bye(&invite, &ok, &via));
-            let bye = next_request(&sock, "BYE", call, &k);
-            sock.send_to(
-                reply_to(&bye, "200 OK", "").as_bytes(),
-                ("127.0.0.1", k.port),
-            )
-            .unwrap();
-            let done = to_vendor.next().unwrap();
-            assert!(
-                done.starts_with("SIP/2.0 200 ") && done.contains("CSeq: 1 BYE"),
-                "{done}"
-            );
-        } else {
-            send_raw(&sock, &k, &in_dialog("BYE", 2));
-            let bye = next_on(to_vendor, "BYE", call, &k);
-            to_vendor.send(&reply_to(&bye, "200 OK", ""));
-            assert_eq!(final_reply(&sock, &k, call).code, 200, "{}", k.log());
-        }
-    }
+    places_calls_with_a_stream_vendor(&k, data.cheap.0, "tls", || vendor_pki.accept(&gateway));
 }
 
 /// A caller behind NAT over TLS is reached over the connection it opened, which
@@ -230,11 +175,7 @@ fn the_shipped_config_with_tls_ca_takes_calls_only_from_pbxs_with_its_certificat
     let dir = tempfile::tempdir().unwrap();
     let edge = Pki::make(dir.path(), "edge");
     let vendor_pki = Pki::make(dir.path(), "vendor");
-    let data = Data {
-        uri_params: (";transport=tls", ""),
-        ..Data::with_gateways()
-    };
-    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let (data, gateway) = stream_vendor("tls");
     let mut defines = with_tls(&edge);
     defines.push(format!("TLS_CA=\"{}\"", edge.ca.display()));
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
@@ -262,13 +203,7 @@ fn the_shipped_config_with_tls_ca_takes_calls_only_from_pbxs_with_its_certificat
     pbx.send(&invite);
     let mut vendor = vendor_pki.accept(&gateway);
     let relayed = next_on(&mut vendor, "INVITE", "cert", &k);
-    let to = format!("To: {}", header_of(&relayed, "To"));
-    let contact = format!(
-        "Contact: <sip:vendor@127.0.0.1:{};transport=tls>\r\n",
-        data.cheap.0
-    );
-    let ok = reply_to(&relayed, "200 OK", &contact).replacen(&to, &format!("{to};tag=v"), 1);
-    vendor.send(&ok);
+    vendor_answers(&mut vendor, &relayed, ("tls", data.cheap.0), "v");
     let answered = final_on(&mut pbx, "cert", &k);
     assert!(
         answered.starts_with("SIP/2.0 200 "),
@@ -304,25 +239,7 @@ fn the_shipped_config_refuses_tls_without_a_certificate_and_key() {
 fn the_shipped_config_stops_a_call_a_vendor_on_tls_routes_back_to_it() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::make(dir.path(), "edge");
-    let data = Data {
-        uri_params: (";transport=tls", ""),
-        ..Data::with_gateways()
-    };
-    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let (data, gateway) = stream_vendor("tls");
     let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
-    let (sock, lport) = raw_socket();
-    send_raw(
-        &sock,
-        &k,
-        &raw_request(k.port, lport, "INVITE", DIALLED, "looped"),
-    );
-    let mut vendor = pki.accept(&gateway);
-    let invite = next_on(&mut vendor, "INVITE", "looped", &k);
-    let (vsock, vport) = raw_socket();
-    let own_via = format!("\r\nVia: SIP/2.0/UDP 127.0.0.1:{vport};branch=z9hG4bK-back\r\nVia: ");
-    let back = invite.replacen("\r\nVia: ", &own_via, 1);
-    vsock
-        .send_to(back.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
-    assert_eq!(final_reply(&vsock, &k, "looped").code, 482, "{}", k.log());
+    stops_a_call_a_stream_vendor_routes_back(&k, || pki.accept(&gateway));
 }
