@@ -190,20 +190,40 @@ fn the_shipped_config_takes_calls_from_a_customer_over_tcp() {
     let vendor = Vendor::start(data.cheap.0, Plays::Answers);
     let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
     let mut caller = SipStream::connect(k.port);
-    let lport = caller.local_port();
+    takes_calls_from_a_stream_customer(&k, &vendor, "tcp", &mut caller, || {});
+}
 
+/// Two calls from `caller`, a customer on `transport` (`tcp`, `tls`), through `k` to
+/// `vendor` on UDP: the first ended by the caller, then `between` (a look at the
+/// connection), the second by the vendor, whose BYE reaches the caller over its
+/// connection; each answered, the Record-Route doubled.
+pub(super) fn takes_calls_from_a_stream_customer<S: Carrier>(
+    k: &Kamailio,
+    vendor: &Vendor,
+    transport: &str,
+    caller: &mut SipStream<S>,
+    between: impl FnOnce(),
+) {
+    let lport = caller.local_port();
     // The caller hangs up.
-    let invite = over_tcp(&raw_request(k.port, lport, "INVITE", DIALLED, "hangup"));
-    let ok = tcp_call(&mut caller, &invite, "hangup", &k);
+    let invite = over(
+        transport,
+        &raw_request(k.port, lport, "INVITE", DIALLED, "hangup"),
+    );
+    let ok = call_over(transport, caller, &invite, "hangup", k);
     let bye = caller_request("BYE", 2, "hangup", lport, &ok);
-    caller.send(&over_tcp(&bye));
-    let done = final_on(&mut caller, "hangup", &k);
+    caller.send(&over(transport, &bye));
+    let done = final_on(caller, "hangup", k);
     assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
     assert_eq!(vendor.received("BYE").len(), 1, "{}", k.log());
+    between();
 
     // The vendor hangs up: its BYE reaches the caller over the caller's connection.
-    let invite = over_tcp(&raw_request(k.port, lport, "INVITE", DIALLED, "vendorbye"));
-    let ok = tcp_call(&mut caller, &invite, "vendorbye", &k);
+    let invite = over(
+        transport,
+        &raw_request(k.port, lport, "INVITE", DIALLED, "vendorbye"),
+    );
+    let ok = call_over(transport, caller, &invite, "vendorbye", k);
     let invites = vendor.received("INVITE");
     let relayed = invites.last().unwrap();
     assert!(
@@ -215,11 +235,15 @@ fn the_shipped_config_takes_calls_from_a_customer_over_tcp() {
     vsock
         .send_to(bye.as_bytes(), ("127.0.0.1", k.port))
         .unwrap();
-    let bye = next_on(&mut caller, "BYE", "vendorbye", &k);
-    assert!(bye.contains("\r\nVia: SIP/2.0/TCP 127.0.0.1:"), "{bye}");
+    let bye = next_on(caller, "BYE", "vendorbye", k);
+    let via = format!(
+        "\r\nVia: SIP/2.0/{} 127.0.0.1:",
+        transport.to_ascii_uppercase()
+    );
+    assert!(bye.contains(&via), "{bye}");
     caller.send(&reply_to(&bye, "200 OK", ""));
     let call_id = header_of(relayed, "Call-ID");
-    let done = support::Reply::parse(&final_reply_text(&vsock, &k, &call_id));
+    let done = support::Reply::parse(&final_reply_text(&vsock, k, &call_id));
     assert_eq!(done.code, 200, "{}", k.log());
 }
 

@@ -2,18 +2,15 @@
 //! vendors' gateways that take calls over TLS (RFC 3261 26.2), next to UDP and TCP.
 
 use super::tcp::{
-    call_over, caller_request, final_on, next_on, over, places_calls_with_a_stream_vendor,
+    call_over, final_on, next_on, over, places_calls_with_a_stream_vendor,
     reaches_a_caller_behind_nat_over_its_connection, stops_a_call_a_stream_vendor_routes_back,
-    stream_vendor, vendor_answers, vendor_bye, DIALLED,
+    stream_vendor, takes_calls_from_a_stream_customer, vendor_answers, DIALLED,
 };
-use super::{
-    final_reply_text, header_of, no_redis, raw_request, raw_socket, reply_to, shipped_config,
-    start_shipped, Routing,
-};
+use super::{no_redis, raw_request, shipped_config, start_shipped, Routing};
 use crate::support::tcp::SipStream;
 use crate::support::tls::Pki;
 use crate::support::vendor::{Plays, Vendor};
-use crate::support::{self, dataset::Data, Kamailio};
+use crate::support::{dataset::Data, Kamailio};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -46,43 +43,13 @@ fn the_shipped_config_takes_calls_from_a_customer_over_tls() {
     let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
     let mut caller = pki.connect(tls_port(&k), false);
     let lport = caller.local_port();
-
-    // The caller hangs up.
-    let invite = over(
-        "tls",
-        &raw_request(k.port, lport, "INVITE", DIALLED, "hangup"),
-    );
-    let ok = call_over("tls", &mut caller, &invite, "hangup", &k);
-    let bye = caller_request("BYE", 2, "hangup", lport, &ok);
-    caller.send(&over("tls", &bye));
-    let done = final_on(&mut caller, "hangup", &k);
-    assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
-    assert_eq!(vendor.received("BYE").len(), 1, "{}", k.log());
-    let connections = k.kamcmd(&["tls.list"]).unwrap();
-    assert!(
-        connections.contains(&format!("src_port: {lport}")),
-        "{connections}"
-    );
-
-    // The vendor hangs up: its BYE reaches the caller over the caller's connection.
-    let invite = over(
-        "tls",
-        &raw_request(k.port, lport, "INVITE", DIALLED, "vendorbye"),
-    );
-    let ok = call_over("tls", &mut caller, &invite, "vendorbye", &k);
-    let invites = vendor.received("INVITE");
-    let relayed = invites.last().unwrap();
-    let (vsock, vport) = raw_socket();
-    let bye = vendor_bye(relayed, &ok, &format!("UDP 127.0.0.1:{vport}"));
-    vsock
-        .send_to(bye.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
-    let bye = next_on(&mut caller, "BYE", "vendorbye", &k);
-    assert!(bye.contains("\r\nVia: SIP/2.0/TLS 127.0.0.1:"), "{bye}");
-    caller.send(&reply_to(&bye, "200 OK", ""));
-    let call_id = header_of(relayed, "Call-ID");
-    let done = support::Reply::parse(&final_reply_text(&vsock, &k, &call_id));
-    assert_eq!(done.code, 200, "{}", k.log());
+    takes_calls_from_a_stream_customer(&k, &vendor, "tls", &mut caller, || {
+        let connections = k.kamcmd(&["tls.list"]).unwrap();
+        assert!(
+            connections.contains(&format!("src_port: {lport}")),
+            "{connections}"
+        );
+    });
 }
 
 /// A vendor whose gateway URI says `transport=tls` gets its calls over TLS from a
