@@ -6106,13 +6106,7 @@ fn the_shipped_config_bridges_a_callers_srtp_to_a_vendors_rtp() {
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
     let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &[]);
     let (sock, lport) = raw_socket();
-    let srtp = |version: u32, port: u16| {
-        format!(
-            "v=0\r\no=c 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {port} RTP/SAVP 0\r\n\
-             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{CALLER_KEY}\r\n"
-        )
-    };
+    let srtp = srtp_offer;
     let request = raw_request(k.port, lport, "INVITE", "+12125550123", "srtp");
     let invite = with_sdp(&request, &srtp(1, 6000));
     let (dialog, ok) = InDialog::answered(&sock, &k, lport, ("srtp", data.cheap.0), &invite);
@@ -6162,6 +6156,15 @@ fn the_shipped_config_bridges_a_callers_srtp_to_a_vendors_rtp() {
         &dialog.request("BYE", 3, "Content-Length: 0\r\n\r\n"),
     );
     wait_for_no_media_sessions(&rtpengine, &k);
+}
+
+/// A caller's SRTP offer (SDP version `version`, audio on `port`) with its SDES key.
+fn srtp_offer(version: u32, port: u16) -> String {
+    format!(
+        "v=0\r\no=c 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/SAVP 0\r\n\
+         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{CALLER_KEY}\r\n"
+    )
 }
 
 /// An SDES key (30 bytes, base64) of the caller's.

@@ -2,11 +2,14 @@
 //! vendors' gateways that take calls over TLS (RFC 3261 26.2), next to UDP and TCP.
 
 use super::tcp::{
-    call_over, final_on, next_on, over, places_calls_with_a_stream_vendor,
+    call_over, caller_request, final_on, next_on, over, places_calls_with_a_stream_vendor,
     reaches_a_caller_behind_nat_over_its_connection, stops_a_call_a_stream_vendor_routes_back,
     stream_vendor, takes_calls_from_a_stream_customer, vendor_answers, DIALLED,
 };
-use super::{no_redis, raw_request, shipped_config, start_shipped, Routing};
+use super::{
+    assert_plain_rtp, assert_srtp, body_of, no_redis, raw_request, shipped_config, srtp_offer,
+    start_shipped, start_shipped_with_rtpengine, wait_for_no_media_sessions, with_sdp, Routing,
+};
 use crate::support::tcp::SipStream;
 use crate::support::tls::Pki;
 use crate::support::vendor::{Plays, Vendor};
@@ -209,4 +212,29 @@ fn the_shipped_config_stops_a_call_a_vendor_on_tls_routes_back_to_it() {
     let (data, gateway) = stream_vendor("tls");
     let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
     stops_a_call_a_stream_vendor_routes_back(&k, || pki.accept(&gateway));
+}
+
+/// The case TLS is there for: a PBX that carries its SRTP keys over TLS reaches a
+/// vendor on plain RTP over UDP (WITH_TLS and WITH_RTPENGINE at once): the vendor is
+/// offered RTP/AVP with no key, the PBX answered over its connection with RTP/SAVP and
+/// rtpengine's own key; its BYE frees the media.
+#[test]
+fn the_shipped_config_bridges_srtp_from_a_customer_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make(dir.path(), "edge");
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &with_tls(&pki));
+    let mut caller = pki.connect(tls_port(&k), false);
+    let lport = caller.local_port();
+    let request = raw_request(k.port, lport, "INVITE", DIALLED, "srtp");
+    let invite = over("tls", &with_sdp(&request, &srtp_offer(1, 6000)));
+    let ok = call_over("tls", &mut caller, &invite, "srtp", &k);
+    assert_srtp(body_of(&ok), &rtpengine, &k);
+    assert_plain_rtp(&vendor.received("INVITE")[0], &rtpengine, &k);
+    let bye = caller_request("BYE", 2, "srtp", lport, &ok);
+    caller.send(&over("tls", &bye));
+    let done = final_on(&mut caller, "srtp", &k);
+    assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
+    wait_for_no_media_sessions(&rtpengine, &k);
 }
