@@ -210,6 +210,24 @@ pub fn put_last(d: &Decision<'_>, now: i64) -> u64 {
     mask
 }
 
+/// (name, value) counters for `warp.stats`: gateways put last since the start, and
+/// those last now.
+pub fn counts() -> Vec<(&'static str, u64)> {
+    let Some(table) = TABLE.get() else {
+        return Vec::new();
+    };
+    let now = now_ms();
+    let last = table
+        .slots
+        .iter()
+        .filter(|s| s.key.load(Relaxed) != 0 && s.down_until.load(Relaxed) > now)
+        .count();
+    vec![
+        ("put_last", table.marked_down.load(Relaxed)),
+        ("last", last as u64),
+    ]
+}
+
 /// One known gateway for `warp.gateways`.
 pub struct Row {
     pub gateway: String,

@@ -197,6 +197,10 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
         for (name, value) in lrn::counts() {
             r.count(dips, name, value)?;
         }
+        let gws = r.nested(st, "gateways")?;
+        for (name, value) in gateways::counts() {
+            r.count(gws, name, value)?;
+        }
         let cdrs = r.nested(st, "cdr")?;
         for (name, value) in cdr::counts() {
             r.count(cdrs, name, value)?;

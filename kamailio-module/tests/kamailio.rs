@@ -5705,6 +5705,14 @@ fn a_vendor_gateway_that_stopped_answering_is_tried_last_until_it_answers() {
         k.log()
     );
     assert_ne!(gateways["1.last_for_ms"], "0");
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["gateways.put_last"].as_str(),
+            stats["gateways.last"].as_str()
+        ),
+        ("1", "1")
+    );
     // The next call: the other vendor at once, nothing to the silent one.
     let sent = Instant::now();
     invite("straight");
@@ -5744,6 +5752,7 @@ fn a_vendor_gateway_that_stopped_answering_is_tried_last_until_it_answers() {
         (gateway.as_str(), "0", "0"),
         "{gateways:?}"
     );
+    assert_eq!(k.rpc("warp.stats")["gateways.last"], "0");
 }
 
 /// A vendor's redirect (3xx) never reaches the caller, whose switch would follow it to
