@@ -8,12 +8,21 @@
 //! any reply from it (an answer, or a failure a failover follows) starts the count
 //! again. Kept per node, in shared memory, for all the node's processes.
 //!
+//! While a gateway is last, the timer process asks it every `gateway_probe_interval`
+//! seconds whether it is back (an OPTIONS to the dialstring of its last unanswered
+//! attempt, as dispatcher probes): any reply puts it back in its place before its time
+//! is up, so no call has to find out.
+//!
 //! A gateway is its dialstring's host part (`host:port`, from after the `@` to the
 //! parameters), whichever vendor or dialled number it serves.
 
+use crate::guard;
 use crate::log::{lm_info, lm_warn};
 use crate::params;
 use crate::shm::{self, Text};
+use crate::tm;
+use kamailio_sys as k;
+use std::ffi::{c_uint, c_void};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Once;
 use warp_core::Decision;
@@ -25,12 +34,16 @@ const SLOTS: usize = 256;
 const NAME_MAX: usize = 64;
 /// The attempts a call can have put last: as many as a mask has bits.
 const POSITIONS: usize = 64;
+/// The longest dialstring a gateway is probed at (one longer is not probed).
+const PROBE_MAX: usize = 256;
 
 #[repr(C)]
 struct Slot {
     /// The gateway's hash; 0: free.
     key: AtomicU64,
     name: Text<NAME_MAX>,
+    /// The dialstring of its last unanswered attempt, probed while it is last.
+    probe: Text<PROBE_MAX>,
     /// Unanswered attempts in a row.
     silences: AtomicU32,
     /// Unix ms until which the gateway is tried last (0: in its place).
@@ -55,6 +68,7 @@ pub fn init() -> Result<(), String> {
     let slots = std::array::from_fn(|_| Slot {
         key: AtomicU64::new(0),
         name: Text::new("").expect("an empty name fits"),
+        probe: Text::new("").expect("an empty dialstring fits"),
         silences: AtomicU32::new(0),
         down_until: AtomicI64::new(0),
     });
@@ -156,6 +170,10 @@ pub fn silent(uri: &str) {
         return;
     };
     let config = params::config();
+    // Too long to probe: it comes back when its time is up.
+    let _ = slot
+        .probe
+        .set(if uri.len() <= PROBE_MAX { uri } else { "" });
     let silences = slot.silences.fetch_add(1, Relaxed).saturating_add(1);
     if silences < config.gateway_silences {
         return;
@@ -174,14 +192,72 @@ pub fn silent(uri: &str) {
 
 /// `uri`'s gateway replied to an attempt: in its place again, its count started over.
 pub fn heard(uri: &str) {
-    let Some((_, gateway, slot)) = tracked(uri, false) else {
-        return;
-    };
+    if let Some((_, gateway, slot)) = tracked(uri, false) {
+        back(slot, gateway);
+    }
+}
+
+/// `slot`'s gateway answered: in its place again, its count started over.
+fn back(slot: &Slot, gateway: &str) {
     if slot.silences.swap(0, Relaxed) == 0 {
         return;
     }
     if slot.down_until.swap(0, Relaxed) > now_ms() {
         lm_info!("gateway {gateway} answers again: back in its place");
+    }
+}
+
+/// Has the timer process probe the gateways put last every `seconds`; `mod_init` only.
+pub fn schedule_probes(seconds: u32) -> Result<(), String> {
+    if seconds == 0 || TABLE.get().is_none() {
+        return Ok(());
+    }
+    // SAFETY: mod_init, before the fork, as the core requires of timers.
+    if unsafe { k::register_timer(Some(probe_tick), std::ptr::null_mut(), seconds) } < 0 {
+        return Err("gateway_probe_interval: the core could not register its timer".into());
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn probe_tick(_ticks: c_uint, _param: *mut c_void) {
+    guard::entry("gateway probes", (), probe_all);
+}
+
+/// Sends an OPTIONS to every gateway put last, with its slot's index and key as the
+/// cookie [`probed`] gets back.
+fn probe_all() {
+    let Some(table) = TABLE.get() else {
+        return;
+    };
+    let now = now_ms();
+    for (i, slot) in table.slots.iter().enumerate() {
+        let key = slot.key.load(Relaxed);
+        if key == 0 || slot.down_until.load(Relaxed) <= now {
+            continue;
+        }
+        let uri = slot.probe.get();
+        if uri.is_empty() {
+            continue;
+        }
+        if let Err(e) = tm::options(&uri, cookie(key, i)) {
+            lm_warn!("gateway {}: {e}", slot.name.get());
+        }
+    }
+}
+
+/// A probe's cookie: the slot's index in the low byte, its key's other bits above.
+fn cookie(key: u64, index: usize) -> usize {
+    ((key as usize) & !0xff) | index
+}
+
+/// A probe sent with `cookie` was answered (`heard`), or tm gave up on it.
+pub fn probed(cookie: usize, heard: bool) {
+    let Some(slot) = TABLE.get().and_then(|t| t.slots.get(cookie & 0xff)) else {
+        return;
+    };
+    // The slot may have gone to another gateway since.
+    if heard && self::cookie(slot.key.load(Relaxed), cookie & 0xff) == cookie {
+        back(slot, &slot.name.get());
     }
 }
 
@@ -268,6 +344,7 @@ mod tests {
             slots: std::array::from_fn(|_| Slot {
                 key: AtomicU64::new(0),
                 name: Text::new("").unwrap(),
+                probe: Text::new("").unwrap(),
                 silences: AtomicU32::new(0),
                 down_until: AtomicI64::new(0),
             }),

@@ -33,6 +33,7 @@ pub static LRN_BREAKER_FAILURES: CoreCell<c_int> = CoreCell::new(5);
 pub static LRN_BREAKER_COOLDOWN: CoreCell<c_int> = CoreCell::new(10_000);
 pub static GATEWAY_SILENCES: CoreCell<c_int> = CoreCell::new(3);
 pub static GATEWAY_DOWN_TIME: CoreCell<c_int> = CoreCell::new(30);
+pub static GATEWAY_PROBE_INTERVAL: CoreCell<c_int> = CoreCell::new(10);
 pub static FALLBACK_CODE: CoreCell<c_int> = CoreCell::new(503);
 pub static FALLBACK_REASON: StrParam = CoreCell::new(std::ptr::null());
 pub static FAULT_INJECT: StrParam = CoreCell::new(std::ptr::null());
@@ -94,6 +95,8 @@ pub struct Config {
     pub gateway_silences: u32,
     /// How long such a gateway is tried last.
     pub gateway_down_time: Duration,
+    /// Seconds between OPTIONS probes of the gateways tried last (0: none).
+    pub gateway_probe_interval: u32,
     /// Empty: no CDR events.
     pub cdr_stream: String,
     /// CDR events each process holds while Redis is slow or down.
@@ -199,6 +202,10 @@ pub fn init() -> Result<&'static Config, String> {
     let gateway_silences = GATEWAY_SILENCES.read();
     let gateway_silences = u32::try_from(gateway_silences)
         .map_err(|_| format!("gateway_silences {gateway_silences} must be 0 (off) or more"))?;
+    let gateway_probe_interval = GATEWAY_PROBE_INTERVAL.read();
+    let gateway_probe_interval = u32::try_from(gateway_probe_interval).map_err(|_| {
+        format!("gateway_probe_interval {gateway_probe_interval} must be 0 (off) or more")
+    })?;
     let config = Config {
         snapshot: text(
             "snapshot",
@@ -220,6 +227,7 @@ pub fn init() -> Result<&'static Config, String> {
             "lrn_breaker_cooldown",
         )?),
         gateway_silences,
+        gateway_probe_interval,
         gateway_down_time: Duration::from_secs(positive(&GATEWAY_DOWN_TIME, "gateway_down_time")?),
         cdr_stream: text("cdr_stream", &CDR_STREAM, None, "warp:cdr:raw")?,
         cdr_buffer,
@@ -302,6 +310,10 @@ impl Config {
             (
                 "gateway_down_time",
                 self.gateway_down_time.as_secs().to_string(),
+            ),
+            (
+                "gateway_probe_interval",
+                self.gateway_probe_interval.to_string(),
             ),
             ("cdr_stream", self.cdr_stream.clone()),
             ("cdr_buffer", self.cdr_buffer.to_string()),

@@ -30,6 +30,16 @@ struct Suspension {
     resume_cb: unsafe extern "C" fn(c_uint, c_uint, *mut k::str_, *mut k::str_) -> c_int,
 }
 static SUSPENSION: OnceLock<Suspension> = OnceLock::new();
+/// tm's `t_request`, which sends a request of the edge's own (a gateway's probe).
+static REQUEST: OnceLock<
+    unsafe extern "C" fn(
+        *mut k::uac_req_t,
+        *mut k::str_,
+        *mut k::str_,
+        *mut k::str_,
+        *mut k::str_,
+    ) -> c_int,
+> = OnceLock::new();
 /// The last final reply tm made up in this process: its request and code.
 static LOCAL_FINAL: Mutex<Option<(usize, u16)>> = Mutex::new(None);
 /// tm's FAKED_REPLY marker: a reply tm made up, not one received.
@@ -72,6 +82,9 @@ pub fn init() -> Result<(), String> {
     }
     let _ = T_GETT.set(t_gett);
     let _ = REGISTER.set(api.register_tmcb);
+    if let Some(request) = api.t_request {
+        let _ = REQUEST.set(request);
+    }
     if let (Some(newtran), Some(suspend), Some(cancel), Some(resume), Some(resume_cb)) = (
         api.t_newtran,
         api.t_suspend,
@@ -88,6 +101,49 @@ pub fn init() -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// Sends an OPTIONS to `uri` from the edge itself; `cookie` comes back to
+/// [`crate::gateways::probed`] with whether anything answered it (a reply of any code
+/// from the network; tm's own 408 when nothing did is no answer).
+pub fn options(uri: &str, cookie: usize) -> Result<(), String> {
+    let request = REQUEST.get().ok_or("tm is not loaded")?;
+    let mut method = kstr::from_bytes(b"OPTIONS");
+    let mut target = kstr::from_bytes(uri.as_bytes());
+    let mut from = kstr::from_bytes(b"sip:warp@localhost");
+    let mut req = k::uac_req_t {
+        method: &mut method,
+        headers: null_mut(),
+        body: null_mut(),
+        ssock: null_mut(),
+        ssockname: null_mut(),
+        dialog: null_mut(),
+        cb_flags: k::TMCB_LOCAL_COMPLETED as c_int,
+        cb: Some(options_done),
+        cbp: cookie as *mut std::ffi::c_void,
+        callid: null_mut(),
+    };
+    let to: *mut k::str_ = &mut target;
+    // SAFETY: tm copies what it keeps (into the transaction, in shm) before it returns.
+    if unsafe { request(&mut req, to, to, &mut from, null_mut()) } < 0 {
+        return Err(format!("tm could not send an OPTIONS to {uri}"));
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn options_done(_t: *mut k::cell, _type: c_int, params: *mut k::tmcb_params) {
+    guard::entry("gateway probe answered", (), || {
+        // SAFETY: tm passes its params for the duration of the call, `param` pointing
+        // at the cookie given to `options`.
+        let Some(p) = (unsafe { params.as_ref() }) else {
+            return;
+        };
+        let Some(&cookie) = (unsafe { p.param.as_ref() }) else {
+            return;
+        };
+        let heard = !p.rpl.is_null() && p.rpl as isize != FAKED_REPLY;
+        crate::gateways::probed(cookie as usize, heard);
+    })
 }
 
 /// A suspended transaction: tm's hash index and label of it.

@@ -77,6 +77,7 @@ fn init() -> Result<(), String> {
     limits::init()?;
     lrn::init()?;
     gateways::init()?;
+    gateways::schedule_probes(config.gateway_probe_interval)?;
     cdr::init()?;
     calls::init()?;
     sigbus::install()?;
@@ -222,7 +223,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 23]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 24]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -277,6 +278,11 @@ static PARAMS: CoreCell<[k::param_export_t; 23]> = CoreCell::new([
         c"gateway_down_time",
         k::PARAM_INT,
         params::GATEWAY_DOWN_TIME.as_ptr().cast(),
+    ),
+    param(
+        c"gateway_probe_interval",
+        k::PARAM_INT,
+        params::GATEWAY_PROBE_INTERVAL.as_ptr().cast(),
     ),
     param(
         c"reload_check",

@@ -1213,7 +1213,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("warp_dip_async(): no route[NOWHERE] to resume the call in"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 17] = [
+    let cases: [(&[(&str, &str)], &str); 18] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -1292,6 +1292,10 @@ fn bad_configuration_is_refused_at_startup() {
         (
             &[("gateway_down_time", "0")],
             "gateway_down_time 0 must be positive",
+        ),
+        (
+            &[("gateway_probe_interval", "-5")],
+            "gateway_probe_interval -5 must be 0 (off) or more",
         ),
         // A spool that could take no event fails the start, not the first Redis outage.
         (
@@ -5676,7 +5680,8 @@ fn a_vendor_gateway_that_stopped_answering_is_tried_last_until_it_answers() {
     let data = support::dataset::Data::with_gateways();
     let dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
     let silent = std::net::UdpSocket::bind(("127.0.0.1", data.cheap.0)).unwrap();
-    let defines = ["GATEWAY_DOWN_TIME=4".to_string()];
+    // No probes: it comes back when its time is up.
+    let defines = ["GATEWAY_DOWN_TIME=4".to_string(), "GATEWAY_PROBE=0".into()];
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let (sock, lport) = raw_socket();
     let invite = |call: &str| {
@@ -5730,6 +5735,7 @@ fn a_vendor_gateway_that_stopped_answering_is_tried_last_until_it_answers() {
     let mut buf = [0u8; 65535];
     while let Ok(n) = silent.recv(&mut buf) {
         let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(request.starts_with("INVITE "), "{request}");
         let call = request.lines().find_map(|l| l.strip_prefix("Call-ID: "));
         calls.insert(call.unwrap_or_default().to_owned());
     }
@@ -5753,6 +5759,57 @@ fn a_vendor_gateway_that_stopped_answering_is_tried_last_until_it_answers() {
         "{gateways:?}"
     );
     assert_eq!(k.rpc("warp.stats")["gateways.last"], "0");
+}
+
+/// A gateway put last is asked every `GATEWAY_PROBE` seconds whether it is back (an
+/// OPTIONS to the dialstring of its last unanswered call): once it answers, it is in
+/// its place again long before `GATEWAY_DOWN_TIME`, and the next call goes to it first.
+#[test]
+fn a_vendor_gateway_put_last_is_probed_back_into_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let _dear = Uas::start(dir.path(), data.dear.0, Answer::Accept);
+    let silent = std::net::UdpSocket::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    let defines = ["GATEWAY_DOWN_TIME=60".to_string(), "GATEWAY_PROBE=1".into()];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let (sock, lport) = raw_socket();
+    for call in ["silent0", "silent1", "silent2"] {
+        let request = raw_request(k.port, lport, "INVITE", "+12125550123", call);
+        send_raw(&sock, &k, &request);
+    }
+    let finals = final_replies(&sock, &k, 3);
+    assert!(finals.iter().all(|(_, code)| *code == 200), "{finals:?}");
+    assert_eq!(k.rpc("warp.stats")["gateways.last"], "1", "{}", k.log());
+    // Probed while it stays silent: an OPTIONS to its dialstring, unanswered.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 65535];
+    let probe = loop {
+        let n = silent.recv(&mut buf).expect("a probe");
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if message.starts_with("OPTIONS ") {
+            break message;
+        }
+    };
+    assert!(
+        probe.starts_with(&format!(
+            "OPTIONS sip:+12125550123@127.0.0.1:{} ",
+            data.cheap.0
+        )),
+        "{probe}"
+    );
+    assert_eq!(k.rpc("warp.stats")["gateways.last"], "1");
+    // It answers again: back in its place within a probe or two, no call needed.
+    drop(silent);
+    let cheap = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    wait_for_stat(&k, "gateways.last", "0");
+    assert_eq!(k.rpc("warp.gateways")["1.silences"], "0");
+    assert!(cheap.received("INVITE").is_empty());
+    let request = raw_request(k.port, lport, "INVITE", "+12125550123", "back");
+    send_raw(&sock, &k, &request);
+    assert_eq!(final_reply(&sock, &k, "back").code, 200, "{}", k.log());
+    assert_eq!(cheap.received("INVITE").len(), 1, "{}", k.log());
 }
 
 /// A vendor's redirect (3xx) never reaches the caller, whose switch would follow it to

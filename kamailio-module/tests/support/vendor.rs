@@ -2,7 +2,8 @@
 //! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), one that
 //! answers every INVITE, re-INVITEs included, with SDP of its own, one that refuses
 //! re-INVITEs (488 with SDP), one that redirects (302), and one that proxies calls
-//! back to the edge (a loop). It keeps every message it receives.
+//! back to the edge (a loop). Each answers a BYE and an OPTIONS 200. It keeps every
+//! message it receives.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -145,7 +146,7 @@ impl Vendor {
                     (Plays::LoopsBack(edge), "SIP/2.0") => {
                         let _ = sock.send_to(unproxied(&msg).as_bytes(), (edge_ip, edge));
                     }
-                    (_, "BYE") => answer("200 OK", &msg, false),
+                    (_, "BYE" | "OPTIONS") => answer("200 OK", &msg, false),
                     _ => {}
                 }
             }
