@@ -11,7 +11,8 @@
 //! While a gateway is last, the timer process asks it every `gateway_probe_interval`
 //! seconds whether it is back (an OPTIONS to the dialstring of its last unanswered
 //! attempt, as dispatcher probes): any reply puts it back in its place before its time
-//! is up, so no call has to find out.
+//! is up, so no call has to find out; on probation, as when its time is up: an SBC may
+//! answer OPTIONS with nothing behind it, so one more silence puts it last again.
 //!
 //! A gateway is its dialstring's host part (`host:port`, from after the `@` to the
 //! parameters), whichever vendor or dialled number it serves.
@@ -193,13 +194,13 @@ pub fn silent(uri: &str) {
 /// `uri`'s gateway replied to an attempt: in its place again, its count started over.
 pub fn heard(uri: &str) {
     if let Some((_, gateway, slot)) = tracked(uri, false) {
-        back(slot, gateway);
+        back(slot, gateway, 0);
     }
 }
 
-/// `slot`'s gateway answered: in its place again, its count started over.
-fn back(slot: &Slot, gateway: &str) {
-    if slot.silences.swap(0, Relaxed) == 0 {
+/// `slot`'s gateway answered: in its place again, its count of silences `silences`.
+fn back(slot: &Slot, gateway: &str, silences: u32) {
+    if slot.silences.swap(silences, Relaxed) == 0 {
         return;
     }
     if slot.down_until.swap(0, Relaxed) > now_ms() {
@@ -255,9 +256,12 @@ pub fn probed(cookie: usize, heard: bool) {
     let Some(slot) = TABLE.get().and_then(|t| t.slots.get(cookie & 0xff)) else {
         return;
     };
-    // The slot may have gone to another gateway since.
+    // The slot may have gone to another gateway since. Back on probation: an SBC can
+    // answer OPTIONS with nothing behind it, so its next silence puts it last again,
+    // as after its time is up; a call's reply clears it.
     if heard && self::cookie(slot.key.load(Relaxed), cookie & 0xff) == cookie {
-        back(slot, &slot.name.get());
+        let probation = params::config().gateway_silences.saturating_sub(1);
+        back(slot, &slot.name.get(), probation);
     }
 }
 

@@ -5763,7 +5763,8 @@ fn a_vendor_gateway_that_stopped_answering_is_tried_last_until_it_answers() {
 
 /// A gateway put last is asked every `GATEWAY_PROBE` seconds whether it is back (an
 /// OPTIONS to the dialstring of its last unanswered call): once it answers, it is in
-/// its place again long before `GATEWAY_DOWN_TIME`, and the next call goes to it first.
+/// its place again long before `GATEWAY_DOWN_TIME`, on probation (one silence would put
+/// it last again), and the next call goes to it first; its answer clears it.
 #[test]
 fn a_vendor_gateway_put_last_is_probed_back_into_its_place() {
     let dir = tempfile::tempdir().unwrap();
@@ -5804,12 +5805,14 @@ fn a_vendor_gateway_put_last_is_probed_back_into_its_place() {
     drop(silent);
     let cheap = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
     wait_for_stat(&k, "gateways.last", "0");
-    assert_eq!(k.rpc("warp.gateways")["1.silences"], "0");
+    // On probation (one silence from last again) until a call of its own is answered.
+    assert_eq!(k.rpc("warp.gateways")["1.silences"], "2");
     assert!(cheap.received("INVITE").is_empty());
     let request = raw_request(k.port, lport, "INVITE", "+12125550123", "back");
     send_raw(&sock, &k, &request);
     assert_eq!(final_reply(&sock, &k, "back").code, 200, "{}", k.log());
     assert_eq!(cheap.received("INVITE").len(), 1, "{}", k.log());
+    assert_eq!(k.rpc("warp.gateways")["1.silences"], "0");
 }
 
 /// A vendor's redirect (3xx) never reaches the caller, whose switch would follow it to
