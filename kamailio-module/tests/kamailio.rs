@@ -6467,6 +6467,23 @@ fn the_shipped_config_relays_in_dialog_requests_only_of_its_calls_and_no_transfe
     let reply = final_reply(&sock, &k, "forged");
     assert_eq!(reply.code, 481, "relayed:\n{}", k.log());
     assert!(vendor.received("INVITE").is_empty());
+    // One without a Route, of no call the edge knows (one a restart forgot, or a
+    // peer's stale dialog): 481 too, which tells the peer its dialog is gone (RFC 3261
+    // 12.2.2), not 404.
+    let stray = InDialog {
+        route: None,
+        call: "stray",
+        ..forged
+    };
+    for (method, cseq) in [("INVITE", 2), ("BYE", 3)] {
+        send_raw(
+            &sock,
+            &k,
+            &stray.request(method, cseq, "Content-Length: 0\r\n\r\n"),
+        );
+        let reply = final_reply(&sock, &k, "stray");
+        assert_eq!(reply.code, 481, "{method}: {}", k.log());
+    }
 
     // A call's own: the caller's re-INVITE reaches the vendor, the vendor's INFO the
     // caller.
