@@ -3,7 +3,8 @@
 
 use super::{
     behind_nat, contact_uri, end_the_only_dialog, final_reply, final_reply_text, header_of,
-    next_request, no_redis, raw_request, raw_socket, reply_to, send_raw, start_shipped, Routing,
+    next_request, no_redis, raw_request, raw_socket, reply_to, send_raw, start_shipped, with_topoh,
+    Routing,
 };
 use crate::support::tcp::{Carrier, SipStream};
 use crate::support::vendor::{Plays, Vendor};
@@ -378,6 +379,22 @@ fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection_after_
     reaches_a_caller_behind_nat_over_its_tcp_connection(&Routing::dipped());
 }
 
+/// As [`the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection`], with
+/// WITH_TOPOH: the vendor gets the caller's Contact masked, its `;alias` and
+/// `;transport=tcp` inside, and the edge's two Record-Routes (one for each transport),
+/// the second masked; unmasked again, they still take the vendor's BYE, and the
+/// edge's own, to the caller's connection.
+#[test]
+fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection_with_topology_hidden() {
+    let connect = |k: &Kamailio| SipStream::connect(k.port);
+    reaches_a_caller_behind_nat_over_its_connection(
+        &Routing::direct(),
+        "tcp",
+        &with_topoh(),
+        connect,
+    );
+}
+
 /// A caller behind NAT over `transport` ("tcp", "tls"), its connections made by
 /// `connect`, the shipped config started with `defines` too: see
 /// [`the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection`].
@@ -435,7 +452,16 @@ pub(super) fn reaches_a_caller_behind_nat_over_its_connection<S: Carrier>(
     );
     let invites = vendor.received("INVITE");
     let relayed = invites.last().unwrap();
-    assert!(contact_uri(relayed).contains(";alias="), "{relayed}");
+    // The caller's Contact, aliased; with WITH_TOPOH masked, the alias inside.
+    let contact = contact_uri(relayed);
+    if defines.iter().any(|d| d == "WITH_TOPOH") {
+        assert!(
+            contact.starts_with("sip:127.0.0.8;") && !contact.contains("192.168."),
+            "{relayed}"
+        );
+    } else {
+        assert!(contact.contains(";alias="), "{relayed}");
+    }
     past_lifetime();
     let (vsock, vport) = raw_socket();
     let bye = vendor_bye(relayed, &ok, &format!("UDP 127.0.0.1:{vport}"));
@@ -603,4 +629,119 @@ pub(super) fn stops_a_call_a_stream_vendor_routes_back<S: Carrier>(
         .send_to(back.as_bytes(), ("127.0.0.1", k.port))
         .unwrap();
     assert_eq!(final_reply(&vsock, k, "looped").code, 482, "{}", k.log());
+}
+
+/// GATEWAY_SILENCES with a vendor gateway on TCP. One that refuses the connection
+/// (nothing listens on its port) fails each call over at once (477) and is no silence:
+/// however many calls it refuses, it keeps its place and `warp.gateways` lists nothing.
+/// One that takes the connection and never answers is silent as a UDP one is: after
+/// three calls it is tried last, the next call going straight to the other vendor.
+#[test]
+fn the_shipped_config_puts_a_silent_tcp_gateway_last_but_not_one_that_refuses_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data {
+        uri_params: (";transport=tcp", ""),
+        ..Data::with_gateways()
+    };
+    let dear = Vendor::start(data.dear.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let (sock, lport) = raw_socket();
+    // The call's final reply, and how long it took.
+    let call = |call: &str| {
+        let sent = std::time::Instant::now();
+        send_raw(
+            &sock,
+            &k,
+            &raw_request(k.port, lport, "INVITE", DIALLED, call),
+        );
+        (final_reply(&sock, &k, call).code, sent.elapsed())
+    };
+    let quick = Duration::from_millis(1500);
+    for n in 0..4 {
+        let (code, took) = call(&format!("refused{n}"));
+        assert!(code == 200 && took < quick, "{code} {took:?}\n{}", k.log());
+    }
+    let gateways = k.rpc("warp.gateways");
+    assert_eq!(
+        (gateways["put_last"].as_str(), gateways.get("1.gateway")),
+        ("0", None),
+        "{gateways:?}\n{}",
+        k.log()
+    );
+
+    // Connections taken (the kernel's backlog), nothing ever read or answered.
+    let _silent = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    for n in 0..3 {
+        let (code, took) = call(&format!("silent{n}"));
+        assert!(code == 200 && took >= quick, "{code} {took:?}\n{}", k.log());
+    }
+    let gateways = k.rpc("warp.gateways");
+    let gateway = format!("127.0.0.1:{}", data.cheap.0);
+    assert_eq!(
+        (
+            gateways["put_last"].as_str(),
+            gateways["1.gateway"].as_str(),
+            gateways["1.silences"].as_str()
+        ),
+        ("1", gateway.as_str(), "3"),
+        "{gateways:?}\n{}",
+        k.log()
+    );
+    let (code, took) = call("straight");
+    assert!(code == 200 && took < quick, "{code} {took:?}\n{}", k.log());
+    assert_eq!(dear.received("INVITE").len(), 8, "{}", k.log());
+}
+
+/// WITH_LRN_DIP with TCP on both sides: a dipped call from a switch over TCP is relayed
+/// by the async worker it was resumed in over a TCP connection that worker opens to the
+/// vendor, and the vendor's 200 reaches the switch over its own connection. A call the
+/// switch cancels over TCP while its dip runs gets its 200 and 487 there, and no
+/// vendor sees it once the LRN comes.
+#[test]
+fn the_shipped_config_dips_a_call_from_a_tcp_switch_to_a_tcp_vendor_and_takes_its_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, gateway) = stream_vendor("tcp");
+    let telique = crate::support::telique::Telique::start();
+    let defines = super::dip_defines(&telique, 3000);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let mut caller = SipStream::connect(k.port);
+    let lport = caller.local_port();
+    let invite = |number, call| over_tcp(&raw_request(k.port, lport, "INVITE", number, call));
+
+    caller.send(&invite("+12125550001", "dipped"));
+    let mut vendor = SipStream::accept(&gateway);
+    let relayed = next_on(&mut vendor, "INVITE", "dipped", &k);
+    vendor_answers(&mut vendor, &relayed, ("tcp", data.cheap.0), "dipvendor");
+    let ok = final_on(&mut caller, "dipped", &k);
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}\n{}", k.log());
+    let ack = caller_request("ACK", 1, "dipped", lport, &ok);
+    caller.send(&over_tcp(&ack));
+    next_on(&mut vendor, "ACK", "dipped", &k);
+
+    // Its dip answers after 1 s; the CANCEL comes meanwhile.
+    caller.send(&invite("12125550003", "gone"));
+    telique.wait_for("2125550003");
+    caller.send(&over_tcp(&raw_request(
+        k.port,
+        lport,
+        "CANCEL",
+        "12125550003",
+        "gone",
+    )));
+    let mut codes = [
+        final_on(&mut caller, "gone", &k),
+        final_on(&mut caller, "gone", &k),
+    ]
+    .map(|reply| reply[8..11].to_owned());
+    codes.sort();
+    assert_eq!(codes, ["200", "487"], "{}", k.log());
+    // Past its dip, the next call is the next the vendor sees.
+    std::thread::sleep(Duration::from_millis(1500));
+    caller.send(&invite("+12125550001", "after"));
+    let next = vendor.next().unwrap();
+    assert!(
+        next.starts_with("INVITE ") && next.contains("\r\nCall-ID: after-"),
+        "{next}\n{}",
+        k.log()
+    );
 }
