@@ -745,3 +745,51 @@ fn the_shipped_config_dips_a_call_from_a_tcp_switch_to_a_tcp_vendor_and_takes_it
         k.log()
     );
 }
+
+/// WITH_AUTH over TCP: a credentials trunk's PBX (T3) whose cached credentials are
+/// stale is challenged over its connection, and its answer to that challenge, on the
+/// same connection, identifies the trunk and the call is answered.
+#[test]
+fn the_shipped_config_authenticates_a_credentials_trunk_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let defines = [
+        "WITH_AUTH".to_string(),
+        format!("AUTH_REALM=\"{}\"", crate::support::dataset::REALM),
+    ];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let mut caller = SipStream::connect(k.port);
+    let lport = caller.local_port();
+    let t3 = super::Credentials {
+        user: "t3user",
+        password: crate::support::dataset::PASSWORD,
+        realm: crate::support::dataset::REALM,
+    };
+    let invite = |call: &str, credentials: &str| {
+        over_tcp(&raw_request(k.port, lport, "INVITE", DIALLED, call)).replacen(
+            "Max-Forwards: ",
+            &format!("{credentials}Max-Forwards: "),
+            1,
+        )
+    };
+    let stale = super::digest_answer(&k, DIALLED, "bm9ub25jZQ", true, &t3);
+    caller.send(&invite("stale", &stale));
+    let challenge = final_on(&mut caller, "stale", &k);
+    assert!(
+        challenge.starts_with("SIP/2.0 407 "),
+        "{challenge}\n{}",
+        k.log()
+    );
+    let header = header_of(&challenge, "Proxy-Authenticate");
+    let nonce = header
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let answer = super::digest_answer(&k, DIALLED, nonce, true, &t3);
+    let ok = call_over("tcp", &mut caller, &invite("authed", &answer), "authed", &k);
+    assert!(k.log().contains("/T3 "), "{ok}\n{}", k.log());
+}
