@@ -793,3 +793,56 @@ fn the_shipped_config_authenticates_a_credentials_trunk_over_tcp() {
     let ok = call_over("tcp", &mut caller, &invite("authed", &answer), "authed", &k);
     assert!(k.log().contains("/T3 "), "{ok}\n{}", k.log());
 }
+
+/// WITH_ANTIFLOOD over TCP: a stranger's switch refused (403) over its connection more
+/// than PIKE_DENSITY times is banned by its address, as `kamcmd htable.dump ipban`
+/// shows; its requests go unanswered then, on that connection and on a new one. A
+/// trunk's burst of calls over its own connection, past the density, is never counted.
+#[test]
+fn the_shipped_config_bans_a_stranger_over_tcp_but_not_a_trunks_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let defines = ["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=30"].map(String::from);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let stranger = "127.0.0.7";
+    let wait = Duration::from_secs(1);
+    // The stranger's INVITE `call` on `stream`, and its final reply within `wait`.
+    let try_call = |stream: &mut SipStream, call: &str| {
+        let lport = stream.local_port();
+        stream.send(&over_tcp(&raw_request(
+            k.port, lport, "INVITE", DIALLED, call,
+        )));
+        stream.next_within(wait).ok()
+    };
+    let mut scanner = SipStream::connect_from(stranger, k.port);
+    let refused = (0..30)
+        .map_while(|n| try_call(&mut scanner, &format!("scan{n}")))
+        .inspect(|reply| assert!(reply.starts_with("SIP/2.0 403 "), "{reply}\n{}", k.log()))
+        .count();
+    assert!(
+        (5..30).contains(&refused),
+        "{refused} refused before the ban"
+    );
+    let bans = k.kamcmd(&["htable.dump", "ipban"]).unwrap();
+    assert!(bans.contains(stranger), "{bans}");
+    // Past pike's own memory of the burst (a quiet 2 s unit, and its 4 s latency): the
+    // ban alone holds it now.
+    std::thread::sleep(Duration::from_secs(6));
+    let reply = try_call(&mut scanner, "again");
+    assert!(reply.is_none(), "banned, answered {reply:?}");
+    let mut reconnected = SipStream::connect_from(stranger, k.port);
+    let reply = try_call(&mut reconnected, "anew");
+    assert!(reply.is_none(), "banned, answered {reply:?}");
+
+    // T1's switch over TCP, more calls in 2 s than the density.
+    let mut trunk = SipStream::connect(k.port);
+    let lport = trunk.local_port();
+    for n in 0..20 {
+        let call = format!("burst{n}");
+        let invite = over_tcp(&raw_request(k.port, lport, "INVITE", DIALLED, &call));
+        tcp_call(&mut trunk, &invite, &call, &k);
+    }
+    let bans = k.kamcmd(&["htable.dump", "ipban"]).unwrap();
+    assert!(!bans.contains("127.0.0.1"), "{bans}");
+}

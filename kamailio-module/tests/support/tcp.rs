@@ -2,8 +2,9 @@
 //! vendor gateway the edge connected to; over TLS too (see `support::tls`). Messages
 //! are framed by their Content-Length (RFC 3261 18.3).
 
+use socket2::{Domain, Socket, Type};
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// How long [`SipStream::next`] waits for a message.
@@ -31,6 +32,17 @@ impl SipStream {
     /// A connection to the edge at 127.0.0.1:`port`.
     pub fn connect(port: u16) -> SipStream {
         Self::new(TcpStream::connect(("127.0.0.1", port)).expect("connect to the edge"))
+    }
+
+    /// A connection to the edge at 127.0.0.1:`port` from the loopback address `source`
+    /// (what the edge sees as its source address).
+    pub fn connect_from(source: &str, port: u16) -> SipStream {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let local: SocketAddr = (source.parse::<IpAddr>().unwrap(), 0).into();
+        socket.bind(&local.into()).unwrap();
+        let edge: SocketAddr = ([127, 0, 0, 1], port).into();
+        socket.connect(&edge.into()).expect("connect to the edge");
+        Self::new(socket.into())
     }
 
     /// The next connection the edge opens to `listener`, within [`WAIT`].
@@ -95,20 +107,26 @@ impl<S: Carrier> SipStream<S> {
         }
     }
 
+    /// As [`SipStream::next`], waiting `wait` rather than [`WAIT`].
+    pub fn next_within(&mut self, wait: Duration) -> io::Result<String> {
+        self.stream.tcp().set_read_timeout(Some(wait)).unwrap();
+        let next = self.next();
+        self.stream.tcp().set_read_timeout(Some(WAIT)).unwrap();
+        next
+    }
+
     /// Whether the edge closes the connection within `wait` (anything it sends
     /// meanwhile is read and dropped).
     pub fn closed_within(&mut self, wait: Duration) -> bool {
         let end = Instant::now() + wait;
-        let tick = Some(Duration::from_millis(100));
-        self.stream.tcp().set_read_timeout(tick).unwrap();
+        let tick = Duration::from_millis(100);
         let mut closed = false;
         while !closed && Instant::now() < end {
             closed = matches!(
-                self.next().map_err(|e| e.kind()),
+                self.next_within(tick).map_err(|e| e.kind()),
                 Err(ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset)
             );
         }
-        self.stream.tcp().set_read_timeout(Some(WAIT)).unwrap();
         closed
     }
 }
