@@ -2,9 +2,10 @@
 //! vendors' gateways that take calls over TLS (RFC 3261 26.2), next to UDP and TCP.
 
 use super::tcp::{
-    call_over, caller_request, final_on, next_on, over, places_calls_with_a_stream_vendor,
-    reaches_a_caller_behind_nat_over_its_connection, stops_a_call_a_stream_vendor_routes_back,
-    stream_vendor, takes_calls_from_a_stream_customer, vendor_answers, DIALLED,
+    a_silent_gateway_goes_last, call_over, caller_request, final_on, next_on, over,
+    places_calls_with_a_stream_vendor, reaches_a_caller_behind_nat_over_its_connection,
+    stops_a_call_a_stream_vendor_routes_back, stream_vendor, takes_calls_from_a_stream_customer,
+    vendor_answers, DIALLED,
 };
 use super::{
     assert_plain_rtp, assert_srtp, body_of, no_redis, raw_request, shipped_config, srtp_offer,
@@ -237,4 +238,18 @@ fn the_shipped_config_bridges_srtp_from_a_customer_over_tls() {
     let done = final_on(&mut caller, "srtp", &k);
     assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
     wait_for_no_media_sessions(&rtpengine, &k);
+}
+
+/// GATEWAY_SILENCES with a vendor gateway on TLS whose port takes the connection and
+/// never completes the handshake (nothing read, no ServerHello): silent as a UDP or TCP
+/// one is, after three calls it is tried last, the next call going straight to the
+/// other vendor.
+#[test]
+fn the_shipped_config_puts_a_tls_gateway_that_never_completes_its_handshake_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make(dir.path(), "edge");
+    let (data, _never_accepted) = stream_vendor("tls");
+    let dear = Vendor::start(data.dear.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
+    a_silent_gateway_goes_last(&k, &data, &dear);
 }
