@@ -9,7 +9,8 @@ use super::tcp::{
 };
 use super::{
     assert_plain_rtp, assert_srtp, body_of, no_redis, raw_request, shipped_config, srtp_offer,
-    start_shipped, start_shipped_with_rtpengine, wait_for_no_media_sessions, with_sdp, Routing,
+    start_shipped, start_shipped_with_rtpengine, wait_for_no_media_sessions, with_sdp, with_topoh,
+    Routing,
 };
 use crate::support::tcp::SipStream;
 use crate::support::tls::Pki;
@@ -238,6 +239,20 @@ fn the_shipped_config_bridges_srtp_from_a_customer_over_tls() {
     let done = final_on(&mut caller, "srtp", &k);
     assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
     wait_for_no_media_sessions(&rtpengine, &k);
+}
+
+/// As [`the_shipped_config_reaches_a_caller_behind_nat_over_its_tls_connection`], with
+/// WITH_TOPOH: the vendor gets the caller's Contact masked, its `;alias` and
+/// `;transport=tls` inside, and the edge's Record-Routes masked; unmasked again, they
+/// take the vendor's BYE, and the edge's own, to the caller's TLS connection.
+#[test]
+fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tls_connection_with_topology_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make(dir.path(), "edge");
+    let connect = |k: &Kamailio| pki.connect(tls_port(k), false);
+    let mut defines = with_tls(&pki);
+    defines.extend(with_topoh());
+    reaches_a_caller_behind_nat_over_its_connection(&Routing::direct(), "tls", &defines, connect);
 }
 
 /// GATEWAY_SILENCES with a vendor gateway on TLS whose port takes the connection and
