@@ -4189,6 +4189,34 @@ fn the_shipped_config_refuses_and_bans_an_unknown_ipv6_address() {
     assert!(!bans.contains(stranger), "{bans}");
 }
 
+/// A dual-stack edge with WITH_AUTH: a credentials trunk's PBX (T3) calling from ::1,
+/// an address no trunk lists, is challenged over IPv6 (407) and, answering with its
+/// password, taken as T3 and its call answered; a wrong password is challenged again.
+#[test]
+fn the_shipped_config_authenticates_a_credentials_trunk_calling_from_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data::with_gateways();
+    let _vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let realm = support::dataset::REALM;
+    let defines = [
+        dual_stack(),
+        "WITH_AUTH".into(),
+        format!("AUTH_REALM=\"{realm}\""),
+    ];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let t3 = |password| Credentials {
+        user: "t3user",
+        password,
+        realm,
+    };
+    let dnis = "12125550123";
+    let reply = authenticated_invite(&k, "::1", dnis, &t3(support::dataset::PASSWORD));
+    assert_eq!(reply.code, 200, "{}", k.log());
+    assert!(k.log().contains("/T3 "), "{}", k.log());
+    let reply = authenticated_invite(&k, "::1", dnis, &t3("guessed"));
+    assert_eq!(reply.code, 407, "{}", k.log());
+}
+
 /// A keepalive OPTIONS with Max-Forwards 0 (as SBCs send them, for the next hop to
 /// answer: RFC 3261 16.3) gets 200, not 483; an INVITE with none left still gets 483.
 #[test]
