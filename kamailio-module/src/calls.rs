@@ -14,6 +14,7 @@
 //! back with it, and warp takes the call up again (its place, its `end` event).
 
 use crate::cdr::{self, Event, Kind};
+use crate::clock;
 use crate::failover;
 use crate::gateways;
 use crate::guard;
@@ -415,7 +416,7 @@ fn noted_attempt(dlg: *mut k::dlg_cell, call: &str) -> Option<String> {
 }
 
 fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
-    let now = cdr::now_ms();
+    let now = clock::now_ms();
     // Answer and failure come with the INVITE transaction, whose AVPs name the vendor
     // that answered or failed last (after any failover).
     if kind & (k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED) != 0 {

@@ -160,10 +160,6 @@ pub fn enabled() -> bool {
     !params::config().cdr_stream.is_empty()
 }
 
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
 /// The event as one JSON object, written field by field into one string (a
 /// `serde_json::Value` tree would allocate for every key and value).
 fn json(e: &Event<'_>) -> String {

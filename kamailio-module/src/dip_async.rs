@@ -15,6 +15,7 @@
 //! is nothing to hand over (`warp_needs_dip()` said no) or it cannot be (no async
 //! workers, tm refused: logged), and the script routes the call itself.
 
+use crate::clock;
 use crate::decision;
 use crate::guard::{self, Verdict};
 use crate::identify;
@@ -96,7 +97,7 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
         },
         suspended,
         number: number.value(),
-        handed_over: monotonic(),
+        handed_over: clock::monotonic(),
         route,
         callback_len: name.len(),
         callback,
@@ -118,18 +119,6 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
         return Err("cannot hand the call to an async worker".into());
     }
     Ok(Handover::Suspended)
-}
-
-/// The time on CLOCK_MONOTONIC, which every process of the host shares (a std `Instant`
-/// cannot travel to another process).
-fn monotonic() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes the struct it is given; CLOCK_MONOTONIC is always there on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Where the resumed call goes on: kamailio.cfg's route `to` (an error if there is
@@ -165,7 +154,7 @@ unsafe extern "C" fn run(param: *mut c_void) {
     };
     guard::entry("LRN dip of a suspended call", (), || {
         if let Some(number) = Number::from_value(task.number) {
-            lrn::prefetch(number, monotonic().saturating_sub(task.handed_over));
+            lrn::prefetch(number, clock::monotonic().saturating_sub(task.handed_over));
         }
     });
     // Resumed whatever the dip did, or the call would wait for tm's timer.

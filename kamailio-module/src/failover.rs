@@ -15,6 +15,7 @@
 
 use crate::avp;
 use crate::cdr;
+use crate::clock;
 use crate::decision;
 use crate::gateways;
 use crate::guard;
@@ -68,7 +69,7 @@ fn judge_gateway(hop: &Hop<'_>, sent: Option<bool>) {
     if sent != Some(true) {
         return;
     }
-    match tm::replied_from(branches_before()) {
+    match tm::current_attempt_replied() {
         Some(false) => gateways::silent(hop.uri),
         Some(true) => gateways::heard(hop.uri),
         None => {}
@@ -147,7 +148,7 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
         call: &call,
         hop: &failed,
         answer: None,
-        end: Some(cdr::now_ms()),
+        end: Some(clock::now_ms()),
         sip_code,
     });
     let mut remaining = decision::take_record(msg);

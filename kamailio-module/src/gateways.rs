@@ -17,6 +17,7 @@
 //! A gateway is its dialstring's host part (`host:port`, from after the `@` to the
 //! parameters), whichever vendor or dialled number it serves.
 
+use crate::clock;
 use crate::guard;
 use crate::log::{lm_info, lm_warn};
 use crate::params;
@@ -129,7 +130,7 @@ fn slot<'t>(table: &'t Table, key: u64, claim: bool, gateway: &str) -> Option<&'
     if !claim {
         return None;
     }
-    let now = now_ms();
+    let now = clock::now_ms();
     let (slot, old) = answering.filter(|(slot, _)| slot.down_until.load(Relaxed) <= now)?;
     take(slot, old, key, gateway).ok()
 }
@@ -145,10 +146,6 @@ fn take<'t>(slot: &'t Slot, old: u64, key: u64, gateway: &str) -> Result<&'t Slo
     }
     let _ = slot.name.set(&gateway[..cut]);
     Ok(slot)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The table, `uri`'s gateway and its slot (claimed for it if `claim`), if tracked.
@@ -179,7 +176,7 @@ pub fn silent(uri: &str) {
     if silences < config.gateway_silences {
         return;
     }
-    let now = now_ms();
+    let now = clock::now_ms();
     let until = now.saturating_add(config.gateway_down_time.as_millis() as i64);
     if slot.down_until.swap(until, Relaxed) <= now {
         table.marked_down.fetch_add(1, Relaxed);
@@ -203,7 +200,7 @@ fn back(slot: &Slot, gateway: &str, silences: u32) {
     if slot.silences.swap(silences, Relaxed) == 0 {
         return;
     }
-    if slot.down_until.swap(0, Relaxed) > now_ms() {
+    if slot.down_until.swap(0, Relaxed) > clock::now_ms() {
         lm_info!("gateway {gateway} answers again: back in its place");
     }
 }
@@ -230,7 +227,7 @@ fn probe_all() {
     let Some(table) = TABLE.get() else {
         return;
     };
-    let now = now_ms();
+    let now = clock::now_ms();
     for (i, slot) in table.slots.iter().enumerate() {
         let key = slot.key.load(Relaxed);
         if key == 0 || slot.down_until.load(Relaxed) <= now {
@@ -296,7 +293,7 @@ pub fn counts() -> Vec<(&'static str, u64)> {
     let Some(table) = TABLE.get() else {
         return Vec::new();
     };
-    let now = now_ms();
+    let now = clock::now_ms();
     let last = table
         .slots
         .iter()
@@ -321,7 +318,7 @@ pub fn rows() -> (Vec<Row>, u64) {
     let Some(table) = TABLE.get() else {
         return (Vec::new(), 0);
     };
-    let now = now_ms();
+    let now = clock::now_ms();
     let rows = table
         .slots
         .iter()

@@ -11,6 +11,7 @@ mod avp;
 mod calls;
 mod cdr;
 mod cdr_spool;
+mod clock;
 mod cluster_calls;
 mod core_cell;
 mod decision;

@@ -13,6 +13,7 @@
 //! a Retry-After on any reply but a 200 (a 429's, a 503's), or for the cooldown on a 429
 //! without one; then one call tries again and its outcome closes or reopens it.
 
+use crate::clock;
 use crate::http;
 use crate::log::lm_warn;
 use crate::lrn_cache;
@@ -71,10 +72,6 @@ pub fn destroy() {
 /// every dip for a day, which only a restart could undo.
 const MAX_PAUSE: Duration = Duration::from_secs(300);
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The LNP cache and the upstream dip `lrn_source` lists.
 fn sources() -> (bool, Option<&'static Dip>) {
     let config = params::config();
@@ -105,7 +102,7 @@ pub fn dip_due() -> bool {
     dip.is_some()
         && SHARED.get().is_some_and(|s| {
             let until = s.open_until.load(Relaxed);
-            until == 0 || now_ms() >= until
+            until == 0 || clock::now_ms() >= until
         })
 }
 
@@ -228,7 +225,7 @@ fn upstream(
                 retry_after
             };
             if let Some(pause) = open_for.map(|p| p.min(MAX_PAUSE)) {
-                let until = now_ms().saturating_add(pause.as_millis() as i64);
+                let until = clock::now_ms().saturating_add(pause.as_millis() as i64);
                 // The longer pause wins: a timeout's cooldown never cuts a Retry-After.
                 shared.open_until.fetch_max(until, Relaxed);
                 lm_warn!("LRN dip paused for {} ms", pause.as_millis());
@@ -245,7 +242,7 @@ fn admit(shared: &Shared) -> Option<i64> {
     if until == 0 {
         return Some(0);
     }
-    let now = now_ms();
+    let now = clock::now_ms();
     let cooldown = params::config().lrn_breaker_cooldown.as_millis() as i64;
     let next = now + cooldown;
     (now >= until
@@ -329,7 +326,7 @@ pub fn counts() -> Vec<(&'static str, u64)> {
     let Some(s) = SHARED.get() else {
         return Vec::new();
     };
-    let open = s.open_until.load(Relaxed) > now_ms();
+    let open = s.open_until.load(Relaxed) > clock::now_ms();
     vec![
         ("dips", s.dips.load(Relaxed)),
         ("ported", s.ported.load(Relaxed)),

@@ -4,6 +4,7 @@
 //! memory or from the configuration every process inherited.
 
 use crate::cdr;
+use crate::clock;
 use crate::gateways;
 use crate::guard;
 use crate::limits;
@@ -342,7 +343,7 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         // The hop lines a routed call's record would hold.
         // In the order a call gets them now: gateways gone silent last.
         let mut hops = String::new();
-        let last = gateways::put_last(&decision, chrono::Utc::now().timestamp_millis());
+        let last = gateways::put_last(&decision, clock::now_ms());
         record::push_hops(&mut hops, &decision, Attempts::All, last);
         let mut uri = String::new();
         for (i, hop) in hops.lines().skip(1).filter_map(Hop::parse).enumerate() {

@@ -255,25 +255,20 @@ pub fn branches() -> Option<u32> {
     current().map(|t| unsafe { branches_of(t) })
 }
 
-/// Whether any of the current transaction's branches from `first` on got a reply
-/// (even a 100 Trying) from where it was sent, not one tm made up (its timeout's 408);
-/// `None` without a transaction.
-pub fn replied_from(first: u32) -> Option<bool> {
-    let t = current()?;
-    // SAFETY: a live transaction, current in this process; its `uac` array holds
-    // `nr_of_outgoings` branches, which tm writes under the reply lock a failure route
-    // runs with. A branch's flag says a reply came before the one being handled (as
-    // tm's own `t_any_replied()` reads it: tm sets it only after the failure route);
-    // the reply kept with the branch is that one: the vendor's, or tm's own
-    // (FAKED_REPLY).
-    unsafe {
-        let branches = branches_of(t);
-        Some((first..branches).any(|b| {
-            let uac = &*(*t).uac.add(b as usize);
-            let kept = uac.reply as isize;
-            uac.request.flags & k::F_RB_REPLIED as u16 != 0 || (kept != 0 && kept != FAKED_REPLY)
-        }))
-    }
+/// Whether the current transaction's attempt in progress got a reply (even a 100
+/// Trying) from where it was sent, not one tm made up (its timeout's 408); `None`
+/// without a transaction.
+pub fn current_attempt_replied() -> Option<bool> {
+    // A branch's flag says a reply came before the one being handled (as tm's own
+    // `t_any_replied()` reads it: tm sets it only after the failure route); the reply
+    // kept with the branch is that one: the vendor's, or tm's own (FAKED_REPLY).
+    let replied = |uac: &k::ua_client| {
+        let kept = uac.reply as isize;
+        uac.request.flags & k::F_RB_REPLIED as u16 != 0 || (kept != 0 && kept != FAKED_REPLY)
+    };
+    // SAFETY: a live transaction, current in this process; tm writes its branches under
+    // the reply lock a failure route runs with.
+    current().map(|t| unsafe { attempt_branches(t) }.any(replied))
 }
 
 /// tm's internal code of a branch it could not send on (`uac->icode`): the send failed,
@@ -287,17 +282,25 @@ pub fn current_attempt_sent() -> Option<bool> {
     current().map(|t| unsafe { attempt_sent(t) })
 }
 
-/// Whether `t`'s attempt in progress reached its vendor: tm made a branch for it since
-/// [`failover::branches_before`] (none for a destination it has no socket for, or a
-/// name that does not resolve) and sent its request on one.
+/// Whether `t`'s attempt in progress reached its vendor: tm made a branch for it (none
+/// for a destination it has no socket for, or a name that does not resolve) and sent
+/// its request on one.
 ///
 /// # Safety
 /// `t` is a live transaction.
 unsafe fn attempt_sent(t: *const k::cell) -> bool {
+    unsafe { attempt_branches(t) }.any(|uac| uac.icode != UNDELIVERED)
+}
+
+/// The branches of `t`'s attempt in progress: those tm made since
+/// [`failover::branches_before`].
+///
+/// # Safety
+/// `t` is a live transaction, and stays so while the branches are read.
+unsafe fn attempt_branches<'t>(t: *const k::cell) -> impl Iterator<Item = &'t k::ua_client> {
     // SAFETY: `t` is live; its first `nr_of_outgoings` branches are in use.
     let branches = unsafe { branches_of(t) };
-    (failover::branches_before()..branches)
-        .any(|i| unsafe { (*(*t).uac.add(i as usize)).icode } != UNDELIVERED)
+    (failover::branches_before()..branches).map(move |i| unsafe { &*(*t).uac.add(i as usize) })
 }
 
 /// # Safety
