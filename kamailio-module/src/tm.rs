@@ -159,14 +159,21 @@ pub enum Resume<'a> {
     Kemi(&'a str),
 }
 
-/// Suspends `msg`'s transaction, made first if it has none; tm answers an INVITE 100
-/// Trying and takes its retransmissions and its CANCEL meanwhile.
-pub fn suspend(msg: &SipMsg) -> Result<Suspended, String> {
+/// Makes `msg`'s transaction unless it has one: tm answers an INVITE 100 Trying and
+/// takes its retransmissions and its CANCEL from then on.
+pub fn transaction(msg: &SipMsg) -> Result<(), String> {
     let tm = SUSPENSION.get().ok_or("tm is not loaded")?;
     // SAFETY: the request the core is handling in this process.
     if !has_transaction() && unsafe { (tm.newtran)(msg.raw()) } <= 0 {
         return Err("cannot make the transaction".into());
     }
+    Ok(())
+}
+
+/// Suspends `msg`'s [`transaction`].
+pub fn suspend(msg: &SipMsg) -> Result<Suspended, String> {
+    transaction(msg)?;
+    let tm = SUSPENSION.get().ok_or("tm is not loaded")?;
     let (mut index, mut label) = (0, 0);
     // SAFETY: as above; tm writes the two numbers.
     match unsafe { (tm.suspend)(msg.raw(), &mut index, &mut label) } {
@@ -178,9 +185,17 @@ pub fn suspend(msg: &SipMsg) -> Result<Suspended, String> {
 
 /// Undoes [`suspend`]: the request goes on where it is.
 pub fn unsuspend(suspended: Suspended) {
-    if let Some(tm) = SUSPENSION.get() {
-        // SAFETY: a transaction this process suspended and nobody resumed.
-        unsafe { (tm.cancel)(suspended.index, suspended.label) };
+    let Some(tm) = SUSPENSION.get() else {
+        return;
+    };
+    // SAFETY: a transaction this process suspended and nobody resumed.
+    unsafe { (tm.cancel)(suspended.index, suspended.label) };
+    // Kamailio 5.6's t_cancel_suspend() leaves the transaction marked suspended, and tm
+    // drops every reply its branches get (fixed in tm by kamailio PR #3629, which
+    // clears the flag there, as here, unlocked: the request route holds the call).
+    if let Some(t) = current() {
+        // SAFETY: the live transaction current in this process, just unsuspended.
+        unsafe { (*t).flags &= !(k::T_ASYNC_SUSPENDED as std::ffi::c_ushort) };
     }
 }
 

@@ -60,7 +60,7 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
         .allowlist_var(
             "(PARAM|PROC|SR_KEMIP|PV_NAME)_[A-Z0-9_]+|L_(ALERT|BUG|CRIT2?|ERR|WARN|NOTICE|INFO|DBG)\
              |[A-Z_]+_ROUTE|SIP_(REQUEST|REPLY)|AF_INET6?|MODULE_INTERFACE_VER|DEFAULT_DLFLAGS\
-             |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|TMCB_(REQUEST_IN|REQUEST_FWDED|RESPONSE_READY|LOCAL_COMPLETED)|T_(CANCELED|ASYNC_CONTINUE)|F_RB_REPLIED|POST_SCRIPT_CB|REQUEST_CB|PV_VAL_INT|process_no|route_type|uid|gid|nr_branches|sr_dst_max_branches|main_rt",
+             |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|TMCB_(REQUEST_IN|REQUEST_FWDED|RESPONSE_READY|LOCAL_COMPLETED)|T_(CANCELED|ASYNC_CONTINUE|ASYNC_SUSPENDED)|F_RB_REPLIED|POST_SCRIPT_CB|REQUEST_CB|PV_VAL_INT|process_no|route_type|uid|gid|nr_branches|sr_dst_max_branches|main_rt",
         )
         // Kamailio's C enums are plain ints; keep the C constant names (PVT_OTHER, ...).
         .prepend_enum_name(false)
