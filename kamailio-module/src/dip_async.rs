@@ -9,11 +9,15 @@
 //! a CANCEL or a retransmission would wait on it. `lrn_timeout` bounds the call's whole
 //! wait, from the hand-over: with every async worker busy, calls queue, and one that
 //! waited that long is resumed without a dip, so a backlog never adds a dip's time per
-//! queued call to post-dial delay.
+//! queued call to post-dial delay. And at most `lrn_dip_queue` calls wait: one more is
+//! routed on the dialled number at once, undipped (`lrn.overflow`), rather than block
+//! the SIP worker on the core's full task socket, as would it also when the core cannot
+//! take the task (its socket full with `async_nonblock=1`).
 //!
 //! Returns 0, which stops the script, once the call is handed over; false when there
-//! is nothing to hand over (`warp_needs_dip()` said no) or it cannot be (no async
-//! workers, tm refused: logged), and the script routes the call itself.
+//! is nothing to hand over (`warp_needs_dip()` said no), when the queue is full (the
+//! call is then routed undipped) or it cannot be (no async workers, tm refused:
+//! logged), and the script routes the call itself.
 
 use crate::clock;
 use crate::decision;
@@ -22,6 +26,7 @@ use crate::identify;
 use crate::kstr;
 use crate::log::{lm_err, lm_warn};
 use crate::lrn;
+use crate::params;
 use crate::shm;
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
@@ -29,6 +34,7 @@ use crate::tm::{self, Resume, Suspended};
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::{addr_of_mut, null_mut};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Once;
 use std::time::Duration;
 use warp_core::Number;
@@ -51,6 +57,90 @@ struct Task {
     route: *mut k::action,
     callback_len: usize,
     callback: [u8; CALLBACK_MAX],
+}
+
+/// The calls waiting for an async worker, shared by all processes.
+#[repr(C)]
+struct Queue {
+    /// Handed over, not yet taken by an async worker.
+    waiting: AtomicU64,
+    /// Routed undipped because `lrn_dip_queue` calls were waiting, or the core could
+    /// not take the task.
+    overflow: AtomicU64,
+    /// When an overflow was last logged (Unix ms): a flood logs once a second.
+    logged_ms: AtomicI64,
+}
+
+static QUEUE: shm::Block<Queue> = shm::Block::new();
+
+/// Allocates the queue's counts; `mod_init` only.
+pub fn init() -> Result<(), String> {
+    QUEUE
+        .alloc(Queue {
+            waiting: AtomicU64::new(0),
+            overflow: AtomicU64::new(0),
+            logged_ms: AtomicI64::new(0),
+        })
+        .map(drop)
+}
+
+/// Frees them; `destroy` only.
+pub fn destroy() {
+    QUEUE.free();
+}
+
+/// (name, value) for `warp.stats`' `lrn` group.
+pub fn counts() -> Vec<(&'static str, u64)> {
+    QUEUE.get().map_or_else(Vec::new, |q| {
+        vec![
+            ("queued", q.waiting.load(Relaxed)),
+            ("overflow", q.overflow.load(Relaxed)),
+        ]
+    })
+}
+
+/// A place in the queue, given back when dropped unless an async worker is to take it
+/// ([`Place::handed_over`]).
+struct Place(&'static Queue);
+
+impl Place {
+    /// A place, if fewer than `lrn_dip_queue` calls are waiting.
+    fn take(queue: &'static Queue) -> Option<Place> {
+        let limit = params::config().lrn_dip_queue;
+        queue
+            .waiting
+            .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
+            .ok()
+            .map(|_| Place(queue))
+    }
+
+    /// Kept until the async worker's [`run`] gives it back.
+    fn handed_over(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Relaxed);
+    }
+}
+
+/// `number`'s call goes on in this process undipped: counted, and logged once a second.
+fn overflow(queue: &Queue, number: Number, why: &str) -> Handover {
+    let total = queue.overflow.fetch_add(1, Relaxed) + 1;
+    let now = clock::now_ms();
+    let last = queue.logged_ms.load(Relaxed);
+    if now - last >= 1000
+        && queue
+            .logged_ms
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_ok()
+    {
+        lm_warn!("{why}: routing {number} on the dialled number, undipped ({total} calls so far)");
+    }
+    lrn::undipped(number);
+    Handover::Kept
 }
 
 /// Whether the call went to an async worker.
@@ -89,6 +179,15 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
     callback[..name.len()].copy_from_slice(name);
     // Into the AVPs the transaction takes (or holds): the resumed route reads them.
     identify::hand_over(msg)?;
+    // Made whatever comes next: a call kept here is routed in its transaction as a
+    // resumed one is, and the script's next steps are the same either way.
+    tm::transaction(msg)?;
+    let queue = QUEUE.get().ok_or("warp_dip_async() before mod_init")?;
+    let Some(place) = Place::take(queue) else {
+        let limit = params::config().lrn_dip_queue;
+        let why = format!("{limit} calls wait for their LRN dip");
+        return Ok(overflow(queue, number, &why));
+    };
     let suspended = tm::suspend(msg)?;
     let task = shm::new(Task {
         task: k::async_task_t {
@@ -116,8 +215,13 @@ fn warp_dip_async(msg: &SipMsg, to: &str) -> Result<Handover, String> {
         tm::unsuspend(suspended);
         // SAFETY: the core did not take it.
         unsafe { shm::delete(task) };
-        return Err("cannot hand the call to an async worker".into());
+        return Ok(overflow(
+            queue,
+            number,
+            "the core could not queue the call for an async worker",
+        ));
     }
+    place.handed_over();
     Ok(Handover::Suspended)
 }
 
@@ -152,6 +256,10 @@ unsafe extern "C" fn run(param: *mut c_void) {
     let Some(task) = (unsafe { param.cast::<Task>().as_ref() }) else {
         return;
     };
+    // Its place in the queue, taken when it was handed over.
+    if let Some(queue) = QUEUE.get() {
+        queue.waiting.fetch_sub(1, Relaxed);
+    }
     guard::entry("LRN dip of a suspended call", (), || {
         if let Some(number) = Number::from_value(task.number) {
             lrn::prefetch(number, clock::monotonic().saturating_sub(task.handed_over));

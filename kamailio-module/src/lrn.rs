@@ -120,7 +120,13 @@ pub fn prefetch(number: Number, waited: Duration) {
     PREFETCHED.set(Some((number, lrn)));
 }
 
-/// Drops what [`prefetch`] kept and no decision took.
+/// The decision about to be made on `number` in this process gets no LRN from the cache
+/// or the dip: the call is routed on the dialled number (no async worker could take it).
+pub fn undipped(number: Number) {
+    PREFETCHED.set(Some((number, None)));
+}
+
+/// Drops what [`prefetch`] or [`undipped`] kept and no decision took.
 pub fn forget_prefetched() {
     PREFETCHED.set(None);
 }

@@ -31,6 +31,9 @@ pub static LRN_TIMEOUT: CoreCell<c_int> = CoreCell::new(50);
 pub static LRN_CACHE_TTL: CoreCell<c_int> = CoreCell::new(86_400);
 pub static LRN_BREAKER_FAILURES: CoreCell<c_int> = CoreCell::new(5);
 pub static LRN_BREAKER_COOLDOWN: CoreCell<c_int> = CoreCell::new(10_000);
+/// Below the ~278 task pointers the core's async socket holds at Linux's default
+/// buffer size, past which handing a call over blocks (or fails, `async_nonblock`).
+pub static LRN_DIP_QUEUE: CoreCell<c_int> = CoreCell::new(200);
 pub static GATEWAY_SILENCES: CoreCell<c_int> = CoreCell::new(3);
 pub static GATEWAY_DOWN_TIME: CoreCell<c_int> = CoreCell::new(30);
 pub static GATEWAY_PROBE_INTERVAL: CoreCell<c_int> = CoreCell::new(10);
@@ -91,6 +94,9 @@ pub struct Config {
     pub lrn_cache_ttl: Duration,
     pub lrn_breaker_failures: u64,
     pub lrn_breaker_cooldown: Duration,
+    /// Calls that may wait for an async worker for their dip (`warp_dip_async()`);
+    /// one more is routed on the dialled number at once.
+    pub lrn_dip_queue: u64,
     /// Unanswered attempts in a row that put a vendor gateway last (0: never).
     pub gateway_silences: u32,
     /// How long such a gateway is tried last.
@@ -226,6 +232,7 @@ pub fn init() -> Result<&'static Config, String> {
             &LRN_BREAKER_COOLDOWN,
             "lrn_breaker_cooldown",
         )?),
+        lrn_dip_queue: positive(&LRN_DIP_QUEUE, "lrn_dip_queue")?,
         gateway_silences,
         gateway_probe_interval,
         gateway_down_time: Duration::from_secs(positive(&GATEWAY_DOWN_TIME, "gateway_down_time")?),
@@ -306,6 +313,7 @@ impl Config {
                 "lrn_breaker_cooldown",
                 self.lrn_breaker_cooldown.as_millis().to_string(),
             ),
+            ("lrn_dip_queue", self.lrn_dip_queue.to_string()),
             ("gateway_silences", self.gateway_silences.to_string()),
             (
                 "gateway_down_time",

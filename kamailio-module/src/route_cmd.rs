@@ -15,6 +15,7 @@ use crate::guard;
 use crate::identify;
 use crate::kstr;
 use crate::log::lm_dbg;
+use crate::lrn;
 use crate::record::{self, Call, Hop};
 use crate::route::{self, Answer, Query};
 use crate::sipmsg::SipMsg;
@@ -72,6 +73,8 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
 /// `warp_needs_dip([dnis])`: whether `warp_route()` would ask the upstream LRN dip for
 /// this call (see [`route::needs_dip`]); false for a request it would refuse anyway.
 fn warp_needs_dip(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
+    // An earlier call's overflow its script never routed must not undip this one.
+    lrn::forget_prefetched();
     let number = query(msg, dnis, route::needs_dip).ok().flatten();
     decision::set_dip(msg, number);
     Ok(number.is_some())

@@ -5,6 +5,7 @@
 
 use crate::cdr;
 use crate::clock;
+use crate::dip_async;
 use crate::gateways;
 use crate::guard;
 use crate::limits;
@@ -195,7 +196,7 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
             r.count(lim, name, value)?;
         }
         let dips = r.nested(st, "lrn")?;
-        for (name, value) in lrn::counts() {
+        for (name, value) in lrn::counts().into_iter().chain(dip_async::counts()) {
             r.count(dips, name, value)?;
         }
         let gws = r.nested(st, "gateways")?;

@@ -7,7 +7,7 @@ use crate::calls;
 use crate::cdr;
 use crate::cluster_calls;
 use crate::core_cell::CoreCell;
-use crate::dip_async::{fixup_route, ki_warp_dip_async, w_warp_dip_async};
+use crate::dip_async::{self, fixup_route, ki_warp_dip_async, w_warp_dip_async};
 use crate::dno::{ki_warp_dno, ki_warp_dno_number, w_warp_dno, w_warp_dno_number};
 use crate::failover::{self, ki_warp_next_route, w_warp_next_route};
 use crate::gateways;
@@ -76,6 +76,7 @@ fn init() -> Result<(), String> {
     stats::init()?;
     limits::init()?;
     lrn::init()?;
+    dip_async::init()?;
     gateways::init()?;
     gateways::schedule_probes(config.gateway_probe_interval)?;
     cdr::init()?;
@@ -128,6 +129,7 @@ unsafe extern "C" fn mod_destroy() {
         stats::destroy();
         limits::destroy();
         lrn::destroy();
+        dip_async::destroy();
         gateways::destroy();
         cdr::destroy();
         snapshot::destroy();
@@ -223,7 +225,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 24]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 25]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -268,6 +270,11 @@ static PARAMS: CoreCell<[k::param_export_t; 24]> = CoreCell::new([
         c"lrn_breaker_cooldown",
         k::PARAM_INT,
         params::LRN_BREAKER_COOLDOWN.as_ptr().cast(),
+    ),
+    param(
+        c"lrn_dip_queue",
+        k::PARAM_INT,
+        params::LRN_DIP_QUEUE.as_ptr().cast(),
     ),
     param(
         c"gateway_silences",

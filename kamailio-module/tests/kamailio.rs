@@ -4418,9 +4418,13 @@ impl DipEdge {
 
     /// With more defines (`DIP_WORKERS=1`).
     fn start_with(timeout_ms: u32, extra: &[&str]) -> DipEdge {
+        DipEdge::start_on(support::dataset::Data::with_gateways(), timeout_ms, extra)
+    }
+
+    /// On `data` (its gateways on free ports).
+    fn start_on(data: support::dataset::Data, timeout_ms: u32, extra: &[&str]) -> DipEdge {
         let dir = tempfile::tempdir().unwrap();
         let redis = support::redis::Redis::start(dir.path());
-        let data = support::dataset::Data::with_gateways();
         let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
         let telique = support::telique::Telique::start();
         let mut defines = dip_defines(&telique, timeout_ms);
@@ -4542,6 +4546,144 @@ fn a_call_queued_for_its_dip_waits_no_longer_than_the_lrn_timeout_in_all() {
         ("1", "2", "0", "0"),
         "{stats:?}\n{:?}",
         telique.seen()
+    );
+}
+
+/// At most `DIP_QUEUE` calls wait for an async worker: with one worker dipping (1 s a
+/// dip) and two calls waiting, the next two are routed at once on the dialled number,
+/// undipped, and answered before any call that waits; the waiting ones get their dips.
+#[test]
+fn calls_past_a_full_dip_queue_are_routed_undipped_at_once() {
+    let DipEdge {
+        _dir,
+        redis: _redis,
+        cheap,
+        telique,
+        k,
+    } = DipEdge::start_with(5000, &["DIP_WORKERS=1", "DIP_QUEUE=2"]);
+    let (sock, lport) = raw_socket();
+    let invite = |call: &str| {
+        let text = raw_request(k.port, lport, "INVITE", "12125550003", call);
+        send_raw(&sock, &k, &text);
+    };
+    invite("dipping");
+    telique.wait_for("2125550003");
+    invite("queued0");
+    invite("queued1");
+    // Two SIP workers take requests in no set order: the next two only once both wait.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while k.rpc("warp.stats")["lrn.queued"] != "2" {
+        assert!(Instant::now() < deadline, "not queued:\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Instant::now();
+    invite("over0");
+    invite("over1");
+    let finals = final_replies(&sock, &k, 2);
+    let waited = sent.elapsed();
+    let mut first: Vec<_> = finals
+        .iter()
+        .map(|(call, code)| (call.as_str(), *code))
+        .collect();
+    first.sort();
+    assert_eq!(first, [("over0", 200), ("over1", 200)], "{}", k.log());
+    assert!(
+        waited < Duration::from_millis(700),
+        "the calls past the queue were answered after {waited:?}\n{}",
+        k.log()
+    );
+    let mut rest = Vec::new();
+    while rest.len() < 3 {
+        let (call, code) = final_replies(&sock, &k, 1).remove(0);
+        // The vendor's 200 again (no ACK came), relayed, is no new answer.
+        if !call.starts_with("over") && !rest.iter().any(|(c, _)| *c == call) {
+            rest.push((call, code));
+        }
+    }
+    rest.sort();
+    let answered = [("dipping", 200), ("queued0", 200), ("queued1", 200)];
+    assert_eq!(rest, answered.map(|(c, code)| (c.to_owned(), code)));
+    assert_eq!(cheap.invites(), 5, "{}", k.log());
+    assert_eq!(telique.seen().len(), 3, "{:?}", telique.seen());
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["lrn.overflow"].as_str(),
+            stats["lrn.queued"].as_str(),
+            stats["lrn.ported"].as_str(),
+            stats["lrn.late"].as_str()
+        ),
+        ("2", "0", "3", "0"),
+        "{stats:?}"
+    );
+    assert!(
+        k.log().contains("2 calls wait for their LRN dip: routing"),
+        "{}",
+        k.log()
+    );
+}
+
+/// How many task pointers the core's async socket (a Unix datagram socket pair)
+/// holds before a write would block, at this machine's buffer sizes.
+fn async_socket_room() -> usize {
+    let (tx, _rx) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    tx.set_nonblocking(true).unwrap();
+    (0..).take_while(|_| tx.send(&[0u8; 8]).is_ok()).count()
+}
+
+/// A burst larger than the core's async task socket holds (`DIP_QUEUE` set above it):
+/// the calls the socket has no room for are routed at once, undipped, rather than
+/// hold a SIP worker until an async worker frees a place (`async_nonblock`); a call
+/// needing no dip is answered at once meanwhile, and every call completes.
+#[test]
+fn a_burst_past_the_async_socket_is_routed_without_holding_a_sip_worker() {
+    let DipEdge {
+        _dir,
+        redis: _redis,
+        cheap,
+        telique: _telique,
+        k,
+    } = DipEdge::start_on(
+        support::dataset::Data {
+            t1_limits: (5000, 5000),
+            ..support::dataset::Data::with_gateways()
+        },
+        4000,
+        &["DIP_WORKERS=1", "DIP_QUEUE=100000"],
+    );
+    let calls = async_socket_room() as u32 + 60;
+    let dir = k.dir().to_owned();
+    let mut burst = Uac {
+        extra: &["-s", "12125550003"],
+        ..Uac::new(k.port, &dir, calls, 1000)
+    }
+    .spawn();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while k.rpc("warp.stats")["lrn.overflow"] == "0" {
+        assert!(Instant::now() < deadline, "no overflow:\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (sock, lport) = raw_socket();
+    let sent = Instant::now();
+    let tollfree = raw_request(k.port, lport, "INVITE", "18005550123", "tollfree");
+    send_raw(&sock, &k, &tollfree);
+    assert_eq!(final_reply(&sock, &k, "tollfree").code, 200, "{}", k.log());
+    let waited = sent.elapsed();
+    assert!(
+        waited < Duration::from_millis(500),
+        "a call needing no dip waited {waited:?}\n{}",
+        k.log()
+    );
+    let status = burst.wait().unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+    assert_eq!(cheap.invites(), calls as usize + 1, "{}", k.log());
+    let stats = k.rpc("warp.stats");
+    assert_eq!(stats["lrn.queued"], "0", "{stats:?}");
+    assert!(
+        k.log()
+            .contains("the core could not queue the call for an async worker"),
+        "{}",
+        k.log()
     );
 }
 
