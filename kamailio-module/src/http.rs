@@ -1,52 +1,99 @@
-//! A minimal blocking HTTP/1.1 GET with one deadline for the whole exchange: the LRN dip
-//! runs inside a SIP worker, so every step (connect, write, read) is bounded by what is
-//! left of the call's budget, and the host is resolved once, at start-up: a resolver
-//! lookup has no deadline of its own. Plain `http://` only: a TLS upstream is reached
-//! through a local proxy.
+//! A minimal blocking HTTP/1.1 GET, over TCP or TLS ([`crate::transport`]), with one
+//! deadline for the whole exchange: the LRN dip runs inside a SIP worker, so every step
+//! (connect, TLS handshake, write, read) is bounded by what is left of the call's
+//! budget, and the host is resolved once, at start-up: a resolver lookup has no deadline
+//! of its own.
 //!
 //! The connection is kept for the next request, one per process (each Kamailio process
-//! is single-threaded), so through that proxy only the first dip pays a TCP and TLS
-//! handshake upstream. It is opened by the process that uses it, when it first does:
-//! Kamailio forks its workers, and a socket opened before would be shared by them. A
-//! response is read by its Content-Length; one without (read to the connection's end),
-//! one saying `Connection: close`, an HTTP/1.0 one or one with bytes after it ends the
-//! connection's use; a chunked one is decoded (an HTTP/1.1 server may send any body so),
-//! any other Transfer-Encoding refused. Any error drops the connection. A kept connection the server
-//! closed while idle (its keep-alive timeout) fails before any byte of the response:
-//! the request is then sent once more, on a new connection, within the same deadline;
-//! never after a timeout, nor once the response began.
+//! is single-threaded), so only the first dip pays the TCP (and TLS) handshake. It is
+//! opened by the process that uses it, when it first does: Kamailio forks its workers,
+//! and a socket opened before would be shared by them. A response is read by its
+//! Content-Length; one without (read to the connection's end), one saying `Connection:
+//! close`, an HTTP/1.0 one or one with bytes after it ends the connection's use; a
+//! chunked one is decoded (an HTTP/1.1 server may send any body so), any other
+//! Transfer-Encoding refused. Any error drops the connection. A kept connection the
+//! server closed while idle (its keep-alive timeout: a TLS close_notify, or just the TCP
+//! connection's end) fails before any byte of the response: the request is then sent
+//! once more, on a new connection, within the same deadline; never after a timeout, nor
+//! once the response began.
 
 use crate::endpoint::{self, Endpoint};
+use crate::transport::{Connection, Deadline, Tls};
+use rustls::ClientConfig;
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A reply larger than this is no LRN answer: refused rather than read to the end.
 const MAX_RESPONSE: usize = 64 * 1024;
 
-/// `http://host[:port][/base]`, parsed and resolved once at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `http(s)://host[:port][/base]`, parsed and resolved once at start-up.
+#[derive(Debug, Clone)]
 pub struct Base {
     /// `host[:port]` as written: the Host header.
     authority: String,
     endpoint: Endpoint,
     path: String,
+    /// For `https://`.
+    tls: Option<Tls>,
 }
 
 impl Base {
-    pub fn parse(url: &str) -> Result<Base, String> {
-        let bad = || format!("{url:?} is not http://host[:port][/path]");
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-        let (hostport, path) = match rest.find('/') {
+    /// `trust`: what an `https://` server's certificate is checked against (asked for
+    /// only then).
+    pub fn parse(
+        url: &str,
+        trust: impl FnOnce() -> Result<Arc<ClientConfig>, String>,
+    ) -> Result<Base, String> {
+        let url = Url::parse(url)
+            .ok_or_else(|| format!("{url:?} is not http(s)://host[:port][/path]"))?;
+        let tls = match url.tls {
+            true => {
+                let trust = trust().map_err(|e| format!("its server cannot be checked: {e}"))?;
+                Some(Tls::new(url.host, trust)?)
+            }
+            false => None,
+        };
+        Ok(Base {
+            authority: url.authority.to_owned(),
+            endpoint: Endpoint::resolve(url.host, url.port)?,
+            path: url.path.to_owned(),
+            tls,
+        })
+    }
+}
+
+/// The parts of `http(s)://host[:port][/path]`.
+#[derive(Debug, PartialEq, Eq)]
+struct Url<'u> {
+    tls: bool,
+    /// `host[:port]` as written.
+    authority: &'u str,
+    /// An IPv6 literal without its brackets.
+    host: &'u str,
+    port: u16,
+    /// Without a trailing slash.
+    path: &'u str,
+}
+
+impl<'u> Url<'u> {
+    fn parse(url: &'u str) -> Option<Url<'u>> {
+        let (tls, rest, default_port) = match url.strip_prefix("https://") {
+            Some(rest) => (true, rest, 443),
+            None => (false, url.strip_prefix("http://")?, 80),
+        };
+        let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
         };
-        let (host, port) = endpoint::split(hostport, 80).ok_or_else(bad)?;
-        Ok(Base {
-            authority: hostport.to_owned(),
-            endpoint: Endpoint::resolve(host, port)?,
-            path: path.to_owned(),
+        let (host, port) = endpoint::split(authority, default_port)?;
+        Some(Url {
+            tls,
+            authority,
+            host,
+            port,
+            path,
         })
     }
 }
@@ -66,16 +113,13 @@ pub fn get(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<Response, String> {
-    let deadline = Deadline {
-        at: Instant::now() + timeout,
-        timeout,
-    };
+    let deadline = Deadline::after(timeout);
     let request = request(base, path, headers);
     let kept = KEPT
         .take()
         .filter(|k| k.pid == std::process::id() && k.endpoint == base.endpoint);
     let outcome = match kept {
-        Some(kept) => match exchange(kept.stream, &request, &deadline) {
+        Some(kept) => match exchange(kept.connection, &request, &deadline) {
             // Closed while idle, so no answer to this request began: a GET may go again.
             Err(Failure::Closed) => fresh(base, &request, &deadline),
             done => done,
@@ -83,11 +127,11 @@ pub fn get(
         None => fresh(base, &request, &deadline),
     };
     let (response, open) = outcome.map_err(String::from)?;
-    if let Some(stream) = open {
+    if let Some(connection) = open {
         KEPT.set(Some(Kept {
             endpoint: base.endpoint.clone(),
             pid: std::process::id(),
-            stream,
+            connection,
         }));
     }
     Ok(response)
@@ -102,30 +146,12 @@ struct Kept {
     endpoint: Endpoint,
     /// The process that opened it: one inherited across a fork is not its to use.
     pid: u32,
-    stream: TcpStream,
-}
-
-struct Deadline {
-    at: Instant,
-    timeout: Duration,
-}
-
-impl Deadline {
-    fn left(&self) -> Result<Duration, String> {
-        self.at
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| self.passed())
-    }
-
-    fn passed(&self) -> String {
-        format!("timed out after {} ms", self.timeout.as_millis())
-    }
+    connection: Connection,
 }
 
 enum Failure {
-    /// The connection ended (EOF, reset) before any byte of the response: what a kept
-    /// connection the server closed while idle shows.
+    /// The connection ended (EOF, TLS close_notify, reset) before any byte of the
+    /// response: what a kept connection the server closed while idle shows.
     Closed,
     Other(String),
 }
@@ -162,36 +188,39 @@ fn fresh(
     base: &Base,
     request: &[u8],
     deadline: &Deadline,
-) -> Result<(Response, Option<TcpStream>), Failure> {
-    let stream = base.endpoint.connect(deadline.left()?)?;
-    exchange(stream, request, deadline)
+) -> Result<(Response, Option<Connection>), Failure> {
+    let connection = Connection::open(&base.endpoint, base.tls.as_ref(), deadline)?;
+    exchange(connection, request, deadline)
 }
 
-/// Sends `request` and reads its response; the stream back when it may serve another.
+/// Sends `request` and reads its response; the connection back when it may serve
+/// another.
 fn exchange(
-    mut stream: TcpStream,
+    mut connection: Connection,
     request: &[u8],
     deadline: &Deadline,
-) -> Result<(Response, Option<TcpStream>), Failure> {
+) -> Result<(Response, Option<Connection>), Failure> {
     let failed = |e: std::io::Error, began: bool| match e.kind() {
         ErrorKind::WouldBlock | ErrorKind::TimedOut => Failure::Other(deadline.passed()),
-        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+        // A TLS connection's end without close_notify shows as an unexpected EOF.
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe
+        | ErrorKind::UnexpectedEof
             if !began =>
         {
             Failure::Closed
         }
         _ => Failure::Other(e.to_string()),
     };
+    let mut stream = connection.within(deadline);
     stream
-        .set_write_timeout(Some(deadline.left()?))
-        .map_err(|e| e.to_string())?;
-    stream.write_all(request).map_err(|e| failed(e, false))?;
+        .write_all(request)
+        .and_then(|()| stream.flush())
+        .map_err(|e| failed(e, false))?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        stream
-            .set_read_timeout(Some(deadline.left()?))
-            .map_err(|e| e.to_string())?;
         let ended = match stream.read(&mut buf) {
             Ok(0) if raw.is_empty() => return Err(Failure::Closed),
             Ok(0) => true,
@@ -203,7 +232,7 @@ fn exchange(
             Err(e) => return Err(failed(e, !raw.is_empty())),
         };
         if let Some((response, reusable)) = framed(&raw, ended)? {
-            return Ok((response, reusable.then_some(stream)));
+            return Ok((response, reusable.then_some(connection)));
         }
     }
 }
@@ -340,6 +369,77 @@ mod tests {
 
     const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
 
+    #[test]
+    fn urls_name_their_scheme_host_port_and_path() {
+        let url = |tls, authority, host, port, path| Url {
+            tls,
+            authority,
+            host,
+            port,
+            path,
+        };
+        for (text, parsed) in [
+            (
+                "https://api-dev.ringer.tel",
+                url(true, "api-dev.ringer.tel", "api-dev.ringer.tel", 443, ""),
+            ),
+            (
+                "https://lrn.lan:8443/telique/",
+                url(true, "lrn.lan:8443", "lrn.lan", 8443, "/telique"),
+            ),
+            ("https://[::1]/lrn", url(true, "[::1]", "::1", 443, "/lrn")),
+            (
+                "https://[2001:db8::5]:9443",
+                url(true, "[2001:db8::5]:9443", "2001:db8::5", 9443, ""),
+            ),
+            (
+                "http://10.0.0.5",
+                url(false, "10.0.0.5", "10.0.0.5", 80, ""),
+            ),
+            (
+                "http://[::1]:8081/x",
+                url(false, "[::1]:8081", "::1", 8081, "/x"),
+            ),
+        ] {
+            assert_eq!(Url::parse(text), Some(parsed), "{text:?}");
+        }
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://::1/lrn",
+            "HTTPS://x",
+            "https:/x",
+        ] {
+            assert_eq!(Url::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    fn trusting_nobody() -> Result<Arc<ClientConfig>, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+
+    #[test]
+    fn only_an_https_url_asks_for_its_trust() {
+        let untrusted = || Err("lrn_dip_ca /nowhere.pem: gone".to_owned());
+        assert!(Base::parse("http://127.0.0.1:8081", untrusted).is_ok());
+        let refused = Base::parse("https://127.0.0.1", untrusted).unwrap_err();
+        assert!(refused.contains("/nowhere.pem: gone"), "{refused}");
+        // An IP literal is checked as an IP address, in the certificate's IP names.
+        let base = Base::parse("https://[::1]/lrn", trusting_nobody).unwrap();
+        assert_eq!(base.endpoint, Endpoint::resolve("::1", 443).unwrap());
+        assert!(
+            format!("{:?}", base.tls).contains("IpAddress"),
+            "{:?}",
+            base.tls
+        );
+    }
+
     fn framed_text(raw: &str, ended: bool) -> Result<Option<(String, bool)>, String> {
         framed(raw.as_bytes(), ended).map(|f| f.map(|(r, reusable)| (r.body, reusable)))
     }
@@ -440,7 +540,8 @@ mod tests {
     /// and the number of connections it accepted.
     fn server(script: Vec<Then>) -> (Base, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = Base::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let base = Base::parse(&url, || Err("no TLS here".into())).unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         let script = Arc::new(Mutex::new(script.into_iter()));
@@ -505,6 +606,17 @@ mod tests {
             assert_eq!(ask(&base).as_deref(), Ok("{}"));
             assert_eq!(accepted.load(SeqCst), 2);
         }
+    }
+
+    #[test]
+    fn a_server_that_answers_a_tls_handshake_with_plain_http_fails_the_request() {
+        let (plain, _) = server(vec![Then::Answer(OK)]);
+        let https = Base::parse(&format!("https://{}", plain.authority), trusting_nobody).unwrap();
+        let refused = ask(&https).unwrap_err();
+        assert!(
+            refused.starts_with("TLS handshake with 127.0.0.1 failed: received corrupt message"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -44,4 +44,5 @@ mod sipmsg;
 mod snapshot;
 mod stats;
 mod tm;
+mod transport;
 mod warp_mod;

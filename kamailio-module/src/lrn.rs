@@ -264,6 +264,8 @@ fn admit(shared: &Shared) -> Option<i64> {
 pub struct Dip {
     pub url: String,
     pub base: http::Base,
+    /// The CAs an https server's certificate is checked against.
+    pub ca: std::path::PathBuf,
     pub token: String,
 }
 

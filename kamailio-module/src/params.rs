@@ -6,6 +6,7 @@ use crate::core_cell::CoreCell;
 use crate::http;
 use crate::lrn::Dip;
 use crate::redis;
+use crate::transport;
 use std::ffi::{c_char, c_int, CStr};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -26,6 +27,9 @@ pub static CLUSTER_CPS: CoreCell<c_int> = CoreCell::new(0);
 pub static CLUSTER_CONCURRENT: CoreCell<c_int> = CoreCell::new(0);
 pub static CLUSTER_TIMEOUT: CoreCell<c_int> = CoreCell::new(20);
 pub static LRN_DIP_URL: StrParam = CoreCell::new(std::ptr::null());
+pub static LRN_DIP_CA: StrParam = CoreCell::new(std::ptr::null());
+/// Debian's bundle of the system's trusted CAs.
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub static LRN_DIP_TOKEN: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_TIMEOUT: CoreCell<c_int> = CoreCell::new(50);
 pub static LRN_CACHE_TTL: CoreCell<c_int> = CoreCell::new(86_400);
@@ -180,9 +184,13 @@ pub fn init() -> Result<&'static Config, String> {
     let lrn_dip = if dip_url.is_empty() {
         None
     } else {
+        let ca = PathBuf::from(text("lrn_dip_ca", &LRN_DIP_CA, None, SYSTEM_CAS)?);
+        // Read and checked here, before the fork, once: only for an https URL.
+        let trust = || transport::trusting(&ca);
         Some(Dip {
-            base: http::Base::parse(&dip_url).map_err(|e| format!("lrn_dip_url: {e}"))?,
+            base: http::Base::parse(&dip_url, trust).map_err(|e| format!("lrn_dip_url: {e}"))?,
             url: dip_url,
+            ca,
             token: line("lrn_dip_token", &LRN_DIP_TOKEN, "")?,
         })
     };
@@ -284,6 +292,13 @@ impl Config {
                 self.lrn_dip
                     .as_ref()
                     .map(|d| d.url.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "lrn_dip_ca",
+                self.lrn_dip
+                    .as_ref()
+                    .map(|d| d.ca.display().to_string())
                     .unwrap_or_default(),
             ),
             (

@@ -247,6 +247,11 @@ static PARAMS: CoreCell<[k::param_export_t; 25]> = CoreCell::new([
         params::LRN_DIP_URL.as_ptr().cast(),
     ),
     param(
+        c"lrn_dip_ca",
+        k::PARAM_STRING,
+        params::LRN_DIP_CA.as_ptr().cast(),
+    ),
+    param(
         c"lrn_dip_token",
         k::PARAM_STRING,
         params::LRN_DIP_TOKEN.as_ptr().cast(),
