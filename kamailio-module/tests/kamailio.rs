@@ -1183,6 +1183,8 @@ fn config_rpc_reports_effective_parameters_with_secrets_masked() {
         ("lrn_source", "snapshot,cache,dip"),
         ("lrn_dip_url", "http://127.0.0.1:9/telique"),
         ("lrn_dip_token", "t0psecret"),
+        // Read only for an https URL: a missing file does not stop this one.
+        ("lrn_dip_ca", "/nowhere/ca.pem"),
         ("cdr_stream", "warp:cdr:test"),
     ];
     let k = Kamailio::start(&params, Script::Native(ANI_ROUTE));
@@ -1195,6 +1197,7 @@ fn config_rpc_reports_effective_parameters_with_secrets_masked() {
     assert_eq!(config["cluster_timeout"], "20");
     assert_eq!(config["lrn_dip_url"], "http://127.0.0.1:9/telique");
     assert_eq!(config["lrn_dip_token"], "***");
+    assert_eq!(config["lrn_dip_ca"], "/nowhere/ca.pem");
     assert!(!k.log().contains("s3cret") && !k.log().contains("t0psecret"));
 }
 
@@ -1213,7 +1216,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("warp_dip_async(): no route[NOWHERE] to resume the call in"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 18] = [
+    let cases: [(&[(&str, &str)], &str); 20] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -1248,6 +1251,22 @@ fn bad_configuration_is_refused_at_startup() {
         (
             &[("lrn_source", "snapshot,dip")],
             "lrn_source lists dip but lrn_dip_url is not set",
+        ),
+        // An https upstream's trust is read at start-up: a file missing, or holding no
+        // CA certificate, fails it.
+        (
+            &[
+                ("lrn_dip_url", "https://127.0.0.1:9/lrn"),
+                ("lrn_dip_ca", "/nowhere/ca.pem"),
+            ],
+            "lrn_dip_url: its server cannot be checked: lrn_dip_ca /nowhere/ca.pem: I/O error: No such file or directory",
+        ),
+        (
+            &[
+                ("lrn_dip_url", "https://127.0.0.1:9/lrn"),
+                ("lrn_dip_ca", "/etc/hostname"),
+            ],
+            "lrn_dip_ca /etc/hostname: no CA certificate in it",
         ),
         // Resolved at start-up, so no SIP worker ever waits on the resolver.
         (
@@ -4969,6 +4988,18 @@ fn start_dipping(
     (dir, telique, k)
 }
 
+/// Kamailio with one SIP worker, dipping at `url` with `more` parameters (`lrn_dip_ca`).
+fn start_dipping_at(url: &str, more: &[(&str, &str)]) -> (tempfile::TempDir, Kamailio) {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    support::dataset::Data::default().publish(&snap);
+    let mut params = dip_params(snap.to_str().unwrap(), url).to_vec();
+    params.extend_from_slice(more);
+    let script = format!("children=1\nrequest_route {{\n{ROUTE}\n}}\n");
+    let k = Kamailio::start(&params, Script::Cfg(&script));
+    (dir, k)
+}
+
 fn dip_params<'a>(snap: &'a str, url: &'a str) -> [(&'a str, &'a str); 7] {
     [
         ("snapshot", snap),
@@ -5037,9 +5068,8 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
     assert_eq!(stats["lrn.not_ported"], "1");
 }
 
-/// A worker keeps its connection to Telique between dips: through the TLS proxy in front
-/// of it, only the first dip pays for the handshakes. A reply saying `Connection: close`
-/// ends that connection's use.
+/// A worker keeps its connection to Telique between dips: only the first dip pays for
+/// the handshake. A reply saying `Connection: close` ends that connection's use.
 #[test]
 fn lrn_dips_from_one_worker_share_one_connection() {
     let (_dir, telique, k) = start_with_dip_in_one_worker();
@@ -5089,6 +5119,126 @@ fn an_lrn_dip_connection_closed_while_idle_is_replaced_not_counted_failed() {
         ("3", "0", "2")
     );
     assert!(!k.log().contains("LRN dip for"), "{}", k.log());
+}
+
+/// The LRN dip over https, as the real Telique serves it: the server's certificate
+/// checked against `lrn_dip_ca`, the TLS session kept for the next dips as a plain
+/// connection is, and one the server ended while idle (a close_notify after a keep-alive
+/// reply) replaced, not counted failed. The old module had no `lrn_dip_ca` and took
+/// only `http://`.
+#[test]
+fn the_lrn_dip_supplies_the_lrn_over_https_on_one_kept_tls_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::tls::Pki::make(dir.path(), "telique");
+    let telique = support::telique::Telique::start_tls(&pki);
+    let ca = pki.ca.to_str().unwrap();
+    let (_snap, k) = start_dipping_at(&telique.url(), &[("lrn_dip_ca", ca)]);
+    let lrn_of = |dnis| {
+        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
+        assert_eq!(reply.code, 200, "{}", k.log());
+        reply.header("X-Warp-LRN").unwrap().to_owned()
+    };
+    assert_eq!(lrn_of("12125550001"), "13035559999");
+    assert_eq!(lrn_of("12125550002"), "12125550002");
+    assert_eq!((telique.seen().len(), telique.connections()), (2, 1));
+    assert_eq!(lrn_of("12125550015"), "13035559999");
+    assert_eq!(lrn_of("12125550001"), "13035559999", "{}", k.log());
+    assert_eq!((telique.seen().len(), telique.connections()), (4, 2));
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["lrn.dips"].as_str(),
+            stats["lrn.failed"].as_str(),
+            stats["lrn.ported"].as_str()
+        ),
+        ("4", "0", "3")
+    );
+    assert!(!k.log().contains("LRN dip for"), "{}", k.log());
+    assert_eq!(k.rpc("warp.config")["lrn_dip_ca"], ca);
+}
+
+/// An https server whose certificate is of a CA `lrn_dip_ca` does not hold, or does not
+/// name the URL's host, is asked nothing: each dip fails (logged as the certificate's
+/// fault), the call is routed on the dialled number, and the breaker counts it.
+#[test]
+fn an_lrn_dip_server_whose_certificate_is_not_trusted_fails_the_dip() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::tls::Pki::make(dir.path(), "telique");
+    let stranger = support::tls::Pki::make(dir.path(), "stranger");
+    let telique = support::telique::Telique::start_tls(&pki);
+    for (url, ca, why) in [
+        (
+            telique.url(),
+            &stranger.ca,
+            "TLS handshake with 127.0.0.1 failed: invalid peer certificate: UnknownIssuer",
+        ),
+        // Its certificate is for the IP address 127.0.0.1 only.
+        (
+            telique.url().replace("127.0.0.1", "localhost"),
+            &pki.ca,
+            "TLS handshake with localhost failed: invalid peer certificate: certificate not valid for name \"localhost\"",
+        ),
+    ] {
+        let (_snap, k) = start_dipping_at(&url, &[("lrn_dip_ca", ca.to_str().unwrap())]);
+        for _ in 0..3 {
+            let reply = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
+            assert_eq!(
+                (reply.code, reply.header("X-Warp-LRN")),
+                (200, Some("12125550001")),
+                "{}",
+                k.log()
+            );
+        }
+        let stats = k.rpc("warp.stats");
+        assert_eq!(
+            (
+                stats["lrn.failed"].as_str(),
+                stats["lrn.breaker_open"].as_str()
+            ),
+            ("3", "1"),
+            "{url}"
+        );
+        assert!(
+            k.log()
+                .contains(&format!("LRN dip for 12125550001 failed ({why}")),
+            "{}",
+            k.log()
+        );
+    }
+    assert!(telique.seen().is_empty(), "{:?}", telique.seen());
+}
+
+/// An https server that takes the connection and never answers the TLS handshake: the
+/// dip fails within `lrn_timeout` and the call is routed on the dialled number. (The
+/// trust is the default, the system's CAs.)
+#[test]
+fn an_lrn_dip_server_silent_in_the_tls_handshake_fails_the_dip_within_the_lrn_timeout() {
+    // Never accepted: the kernel takes the connection and the ClientHello, nobody answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let (_snap, k) = start_dipping_at(&url, &[]);
+    let started = Instant::now();
+    let reply = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
+    assert_eq!(
+        (reply.code, reply.header("X-Warp-LRN")),
+        (200, Some("12125550001"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(k.rpc("warp.stats")["lrn.failed"], "1");
+    assert!(
+        k.log()
+            .contains("TLS handshake with 127.0.0.1 failed: timed out after 200 ms"),
+        "{}",
+        k.log()
+    );
+    assert_eq!(
+        k.rpc("warp.config")["lrn_dip_ca"],
+        "/etc/ssl/certs/ca-certificates.crt"
+    );
 }
 
 #[test]

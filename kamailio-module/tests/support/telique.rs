@@ -12,8 +12,11 @@
 //! 200 whose `lrn` is no NANP number, `…0012` a 200 about another number given as a
 //! JSON number, `…0013` a 200 whose `status` is a number (500) and `lrn` empty. A wrong
 //! `x-api-token` gets 401. Requests on one connection are served in turn until the client
-//! closes it or asks for its close (HTTP/1.0, `Connection: close`).
+//! closes it or asks for its close (HTTP/1.0, `Connection: close`). Over TLS (as the real
+//! one serves), a connection is ended with a close_notify.
 
+use super::tls::Pki;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -24,6 +27,7 @@ pub const TOKEN: &str = "t0ken";
 
 pub struct Telique {
     pub port: u16,
+    tls: bool,
     /// Request paths received, in order.
     seen: Arc<Mutex<Vec<String>>>,
     /// Connections accepted.
@@ -32,28 +36,49 @@ pub struct Telique {
 
 impl Telique {
     pub fn start() -> Telique {
+        Telique::serving(None)
+    }
+
+    /// Over TLS, with `pki`'s certificate for 127.0.0.1.
+    pub fn start_tls(pki: &Pki) -> Telique {
+        Telique::serving(Some(pki.server_config()))
+    }
+
+    fn serving(tls: Option<Arc<ServerConfig>>) -> Telique {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let connections = Arc::new(AtomicUsize::new(0));
         let accepted = connections.clone();
+        let secure = tls.is_some();
         std::thread::spawn(move || {
             for mut stream in listener.incoming().flatten() {
                 accepted.fetch_add(1, SeqCst);
                 let log = log.clone();
-                std::thread::spawn(move || while serve(&mut stream, &log) {});
+                match tls.clone() {
+                    None => std::thread::spawn(move || while serve(&mut stream, &log) {}),
+                    Some(config) => std::thread::spawn(move || {
+                        let session = ServerConnection::new(config).unwrap();
+                        let mut stream = StreamOwned::new(session, stream);
+                        while serve(&mut stream, &log) {}
+                        stream.conn.send_close_notify();
+                        let _ = stream.flush();
+                    }),
+                };
             }
         });
         Telique {
             port,
+            tls: secure,
             seen,
             connections,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn seen(&self) -> Vec<String> {
@@ -76,7 +101,7 @@ impl Telique {
 }
 
 /// Answers one request on `stream`; whether the connection may serve another.
-fn serve(stream: &mut std::net::TcpStream, log: &Mutex<Vec<String>>) -> bool {
+fn serve(stream: &mut (impl Read + Write), log: &Mutex<Vec<String>>) -> bool {
     // A client sends its next request only once it has the answer to the last.
     let mut request = Vec::new();
     let mut buf = [0u8; 2048];
@@ -207,6 +232,7 @@ fn serve(stream: &mut std::net::TcpStream, log: &Mutex<Vec<String>>) -> bool {
             body.len()
         )
     };
+    let sent = sent.and_then(|()| stream.flush());
     // …0009: a proxy that keeps the connection open after its answer anyway.
     if number.ends_with("0009") {
         std::thread::sleep(Duration::from_secs(2));

@@ -145,14 +145,19 @@ impl Pki {
     /// The next TLS connection the edge opens to `listener`, answered with this PKI's
     /// server certificate.
     pub fn accept(&self, listener: &TcpListener) -> TlsServer {
+        let connection = ServerConnection::new(self.server_config()).unwrap();
+        SipStream::new(StreamOwned::new(connection, tcp::accept(listener)))
+    }
+
+    /// A TLS server presenting this PKI's certificate for 127.0.0.1.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
         let config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(certificates(&self.server_cert), key(&self.server_key))
             .unwrap();
-        let connection = ServerConnection::new(Arc::new(config)).unwrap();
-        SipStream::new(StreamOwned::new(connection, tcp::accept(listener)))
+        Arc::new(config)
     }
 }
 
