@@ -4459,6 +4459,47 @@ impl DipEdge {
     }
 }
 
+/// The shipped config dips Telique over https (`LRN_DIP_URL` https, `LRN_DIP_CA` the CA
+/// its certificate chains to) in its async worker: both calls are routed on their LRN,
+/// and the worker's dips share one TLS connection. The old config had no `LRN_DIP_CA`
+/// and the old module took no https.
+#[test]
+fn the_shipped_config_dips_an_https_telique_whose_ca_lrn_dip_ca_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::tls::Pki::make(dir.path(), "telique");
+    let telique = support::telique::Telique::start_tls(&pki);
+    let data = support::dataset::Data::with_gateways();
+    let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
+    let mut defines = dip_defines(&telique, 1000);
+    defines.push(format!("LRN_DIP_CA=\"{}\"", pki.ca.display()));
+    defines.push("DIP_WORKERS=1".into());
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let status = Uac {
+        extra: &["-s", "12125550001"],
+        ..Uac::new(k.port, dir.path(), 2, 10)
+    }
+    .spawn()
+    .wait()
+    .unwrap();
+    assert!(status.success(), "calls failed ({status}):\n{}", k.log());
+    assert_eq!(cheap.invites(), 2, "{}", k.log());
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        (
+            stats["warp_dip_async.calls"].as_str(),
+            stats["lrn.ported"].as_str(),
+            stats["lrn.failed"].as_str()
+        ),
+        ("2", "2", "0"),
+        "{stats:?}"
+    );
+    assert_eq!(telique.connections(), 1);
+    assert_eq!(
+        k.rpc("warp.config")["lrn_dip_ca"],
+        pki.ca.display().to_string()
+    );
+}
+
 /// With WITH_LRN_DIP a call waits for its dip in one of the core's async workers,
 /// not in a SIP worker: three calls whose dips take 1 s (more than the 2 SIP workers)
 /// are dipped at once, and a call that needs no dip (a toll-free number) is answered
