@@ -225,7 +225,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 25]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 26]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
