@@ -84,15 +84,17 @@ impl Reply<'_> {
         })
     }
 
-    /// The next string parameter if there is one; a number is refused as in [`param`].
+    /// The next parameter, if there is one, as text: a number (kamcmd's `42`) is
+    /// converted, where a strict scan would take it for no parameter at all.
     fn optional_param(&self, name: &str) -> Result<Option<String>, Fault> {
-        self.scan(name, c"*s")
+        self.scan(name, c"*.s")
     }
 
     fn scan(&self, name: &str, format: &CStr) -> Result<Option<String>, Fault> {
         let scan = self.api.scan.ok_or("rpc API without scan")?;
         let mut value: *mut c_char = null_mut();
-        // SAFETY: "s" (asciiz), optional after "*", stores a pointer valid during the call.
+        // SAFETY: "s" (asciiz), optional after "*", converted after ".", stores a pointer
+        // valid during the call.
         let read = unsafe { scan(self.ctx, format.as_ptr() as *mut _, &mut value) };
         if read < 0 {
             return Err(Fault(400, format!("parameter {name} is not a string")));

@@ -2485,6 +2485,9 @@ fn a_trunk_at_its_concurrent_calls_gets_503_until_its_calls_end() {
         unknown.contains("404") && unknown.contains("no trunk T9"),
         "{unknown}"
     );
+    // kamcmd sends digits as a number: a numeric trunk id is still one trunk's.
+    let numeric = k.rpc_args(&["warp.trunks", "42"]).unwrap_err();
+    assert!(numeric.contains("no trunk 42"), "{numeric}");
     let again = Uac::new(k.port, dir.path(), 3, 10).spawn().wait().unwrap();
     assert!(
         again.success(),
