@@ -17,6 +17,7 @@ use crate::snapshot;
 use crate::stats;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_void, CStr, CString};
+use std::net::IpAddr;
 use std::ptr::null_mut;
 use warp_core::snapshot::fill_dialstring;
 
@@ -313,15 +314,25 @@ pub unsafe extern "C" fn rpc_gateways(api: *mut k::rpc_t, ctx: *mut c_void) {
     })
 }
 
-/// `warp.route <ban> <ani> <dnis>`: the decision a call would get now, with every route.
-/// A refusal is a fault carrying the SIP code the call would be answered with.
+/// `warp.route <ban|source address> <ani> <dnis>`: the decision a call would get now,
+/// with every route; from an address, for the trunk its ACL names, as a call from it
+/// would find it (`trunk` in the reply). A refusal is a fault carrying the SIP code the
+/// call would be answered with.
 pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
     run(api, ctx, |r| {
-        let (ban, ani, dnis) = (r.param("ban")?, r.param("ani")?, r.param("dnis")?);
+        let (from, ani, dnis) = (r.param("ban")?, r.param("ani")?, r.param("dnis")?);
         let snapshot = snapshot::current().ok_or(Fault(503, "no snapshot loaded".into()))?;
         let ani = Some(ani.as_str()).filter(|a| !a.is_empty() && *a != "-");
+        let trunk = match from.parse::<IpAddr>() {
+            Ok(source) => Some(
+                route::trunk(&snapshot, None, Some(source))
+                    .map_err(|why| Fault(403, format!("Forbidden: {why}")))?,
+            ),
+            Err(_) => None,
+        };
+        let ban = trunk.as_ref().map_or(from.as_str(), |t| t.ban);
         let decision =
-            route::lookup(&snapshot, &ban, ani, &dnis, chrono::Utc::now()).map_err(|reject| {
+            route::lookup(&snapshot, ban, ani, &dnis, chrono::Utc::now()).map_err(|reject| {
                 let (code, reason) = reject.sip();
                 Fault(code.into(), format!("{reason}: {reject}"))
             })?;
@@ -330,6 +341,9 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         }
         let st = r.top_struct()?;
         r.count(st, "generation", decision.generation)?;
+        if let Some(trunk) = &trunk {
+            r.text(st, "trunk", trunk.id)?;
+        }
         r.text(st, "ban", decision.ban)?;
         let ani = decision.ani.map(|a| a.to_string()).unwrap_or_default();
         r.text(st, "ani", &ani)?;

@@ -1748,6 +1748,23 @@ fn route_rpc_simulates_a_decision() {
         .rpc_args(&["warp.route", "NOPE", "-", "s:12125550123"])
         .unwrap_err();
     assert!(unknown.contains("403"), "{unknown}");
+    // From an address: the trunk its ACL names, as a call from there would find it.
+    let by_address = k
+        .rpc_args(&["warp.route", "127.0.0.3", "-", "s:12125550123"])
+        .unwrap();
+    assert_eq!(
+        (by_address["trunk"].as_str(), by_address["ban"].as_str()),
+        ("T2", "C2")
+    );
+    assert_eq!(by_address["routes.1.vendor"], "CHEAP");
+    // A stranger, and T3's address: T3 takes calls by credentials alone.
+    for source in ["127.0.0.9", "127.0.0.5"] {
+        let refused = k
+            .rpc_args(&["warp.route", source, "-", "s:12125550123"])
+            .unwrap_err();
+        let why = format!("403 - Forbidden: no enabled trunk for source {source}");
+        assert!(refused.contains(&why), "{refused}");
+    }
     // kamcmd sends digits as a C int: 14125550123 arrives as 1240648235, 12125550123
     // as a negative number. Neither is routed as the number it is not.
     for number in ["14125550123", "12125550123"] {
