@@ -5134,11 +5134,7 @@ fn the_lrn_dip_supplies_the_lrn_of_numbers_the_snapshot_does_not_know() {
 #[test]
 fn lrn_dips_from_one_worker_share_one_connection() {
     let (_dir, telique, k) = start_with_dip_in_one_worker();
-    let lrn_of = |dnis| {
-        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
-        assert_eq!(reply.code, 200, "{}", k.log());
-        reply.header("X-Warp-LRN").unwrap().to_owned()
-    };
+    let lrn_of = |dnis| routed_lrn(&k, dnis).unwrap_or_else(|| panic!("{}", k.log()));
     for _ in 0..2 {
         assert_eq!(lrn_of("12125550001"), "13035559999");
         assert_eq!(lrn_of("12125550002"), "12125550002");
@@ -5155,16 +5151,21 @@ fn lrn_dips_from_one_worker_share_one_connection() {
     );
 }
 
+/// The LRN an INVITE to `dnis` was routed on (the test scripts' `X-Warp-LRN`), or none
+/// when it was not routed (its reply carries none).
+fn routed_lrn(k: &Kamailio, dnis: &str) -> Option<String> {
+    let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
+    let lrn = reply.header("X-Warp-LRN").map(str::to_owned);
+    assert!(lrn.is_none() || reply.code == 200, "{}", k.log());
+    lrn
+}
+
 /// Telique (or its proxy) closing a kept connection while idle is no failure: the dip is
 /// asked again at once, on a new connection, which then serves the dips after it.
 #[test]
 fn an_lrn_dip_connection_closed_while_idle_is_replaced_not_counted_failed() {
     let (_dir, telique, k) = start_with_dip_in_one_worker();
-    let lrn_of = |dnis| {
-        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
-        assert_eq!(reply.code, 200, "{}", k.log());
-        reply.header("X-Warp-LRN").unwrap().to_owned()
-    };
+    let lrn_of = |dnis| routed_lrn(&k, dnis).unwrap_or_else(|| panic!("{}", k.log()));
     // Answered with keep-alive, then closed, as an idle timeout closes it.
     assert_eq!(lrn_of("12125550015"), "13035559999");
     assert_eq!(lrn_of("12125550001"), "13035559999", "{}", k.log());
@@ -5194,11 +5195,7 @@ fn the_lrn_dip_supplies_the_lrn_over_https_on_one_kept_tls_connection() {
     let telique = support::telique::Telique::start_tls(&pki);
     let ca = pki.ca.to_str().unwrap();
     let (_snap, k) = start_dipping_at(&telique.url(), &[("lrn_dip_ca", ca)]);
-    let lrn_of = |dnis| {
-        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
-        assert_eq!(reply.code, 200, "{}", k.log());
-        reply.header("X-Warp-LRN").unwrap().to_owned()
-    };
+    let lrn_of = |dnis| routed_lrn(&k, dnis).unwrap_or_else(|| panic!("{}", k.log()));
     assert_eq!(lrn_of("12125550001"), "13035559999");
     assert_eq!(lrn_of("12125550002"), "12125550002");
     assert_eq!((telique.seen().len(), telique.connections()), (2, 1));
@@ -5394,10 +5391,7 @@ fn a_dip_that_began_before_a_429_does_not_lift_its_pause() {
     let mut params = dip_params(snap.to_str().unwrap(), &url);
     params[4] = ("lrn_timeout", "1500");
     let k = Kamailio::start(&params, Script::Native(ROUTE));
-    let lrn_of = |dnis| {
-        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
-        reply.header("X-Warp-LRN").map(str::to_owned)
-    };
+    let lrn_of = |dnis| routed_lrn(&k, dnis);
     std::thread::scope(|scope| {
         // A dip that takes 1 s and, once Telique has it, a 429 asking for 5 s of quiet...
         let slow = scope.spawn(|| lrn_of("12125550003"));
@@ -5426,10 +5420,7 @@ fn a_dip_that_began_before_a_429_does_not_lift_its_pause() {
 #[test]
 fn a_429_without_retry_after_pauses_the_dip_for_the_cooldown() {
     let (_dir, telique, k) = start_with_dip(&support::dataset::Data::default());
-    let lrn_of = |dnis| {
-        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
-        reply.header("X-Warp-LRN").map(str::to_owned)
-    };
+    let lrn_of = |dnis| routed_lrn(&k, dnis);
     assert_eq!(lrn_of("12125550014").as_deref(), Some("12125550014"));
     // One failure of three: only the 429 itself can keep the next call from dipping.
     assert_eq!(lrn_of("12125550001").as_deref(), Some("12125550001"));
@@ -7459,11 +7450,7 @@ fn the_lnp_cache_answers_before_the_dip_and_remembers_what_it_said() {
     // One worker: each call meets the same process's Redis connection.
     let script = format!("children=1\nrequest_route {{\n{ROUTE}\n}}\n");
     let k = Kamailio::start(&params, Script::Cfg(&script));
-    let lrn_of = |dnis| {
-        let reply = k.request_to("127.0.0.1", dnis, "INVITE", "");
-        assert_eq!(reply.code, 200, "{}", k.log());
-        reply.header("X-Warp-LRN").unwrap().to_owned()
-    };
+    let lrn_of = |dnis| routed_lrn(&k, dnis).unwrap_or_else(|| panic!("{}", k.log()));
     // Known to the cache (another node dipped it): no dip.
     redis.cli(&["SET", "warp:lnp:2125550009", "3035550000"]);
     assert_eq!(lrn_of("12125550009"), "13035550000");
