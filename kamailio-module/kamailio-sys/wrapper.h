@@ -1,6 +1,7 @@
 /* The part of Kamailio's core and module API that warp.so uses. */
 #include "core/sr_module.h"
 #include "core/async_task.h"
+#include "core/counters.h"
 #include "core/mod_fix.h"
 #include "core/kemi.h"
 #include "core/rpc.h"

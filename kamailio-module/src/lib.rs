@@ -23,6 +23,7 @@ mod gateways;
 mod guard;
 mod http;
 mod identify;
+mod kamailio_stats;
 mod kstr;
 mod limits;
 mod log;

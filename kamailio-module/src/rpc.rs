@@ -3,13 +3,11 @@
 //! They run in the RPC process (ctl), so everything they report comes from shared
 //! memory or from the configuration every process inherited.
 
-use crate::cdr;
 use crate::clock;
-use crate::dip_async;
 use crate::gateways;
 use crate::guard;
+use crate::kamailio_stats::Group;
 use crate::limits;
-use crate::lrn;
 use crate::params;
 use crate::record::{self, Attempts, Hop};
 use crate::route;
@@ -194,21 +192,11 @@ pub unsafe extern "C" fn rpc_stats(api: *mut k::rpc_t, ctx: *mut c_void) {
         r.count(snap, "epoch", epoch)?;
         r.count(snap, "reloads", reloads)?;
         r.count(snap, "refused", refused)?;
-        let lim = r.nested(st, "limits")?;
-        for (name, value) in limits::counts() {
-            r.count(lim, name, value)?;
-        }
-        let dips = r.nested(st, "lrn")?;
-        for (name, value) in lrn::counts().into_iter().chain(dip_async::counts()) {
-            r.count(dips, name, value)?;
-        }
-        let gws = r.nested(st, "gateways")?;
-        for (name, value) in gateways::counts() {
-            r.count(gws, name, value)?;
-        }
-        let cdrs = r.nested(st, "cdr")?;
-        for (name, value) in cdr::counts() {
-            r.count(cdrs, name, value)?;
+        for group in [Group::Limits, Group::Lrn, Group::Gateways, Group::Cdr] {
+            let g = r.nested(st, group.name())?;
+            for (name, value) in group.counts() {
+                r.count(g, name, value)?;
+            }
         }
         for f in stats::per_function() {
             let fs = r.nested(st, f.func.name())?;

@@ -181,25 +181,25 @@ pub fn worker_started() {
 
 /// Counters of every function.
 pub fn per_function() -> Vec<FuncStats> {
-    Func::ALL
-        .iter()
-        .map(|&func| {
-            let sets = shared().map_or(&[][..], |s| &s.sets[..]);
-            let sum = |a: &dyn Fn(&Counters) -> &AtomicU64| {
-                sets.iter()
-                    .map(|set| a(&set.funcs[func as usize]).load(Relaxed))
-                    .sum()
-            };
-            FuncStats {
-                func,
-                calls: sum(&|c| &c.calls),
-                errors: sum(&|c| &c.errors),
-                panics: sum(&|c| &c.panics),
-                latency: std::array::from_fn(|i| sum(&|c| &c.latency[i])),
-                latency_sum_us: sum(&|c| &c.latency_sum_us),
-            }
-        })
-        .collect()
+    Func::ALL.iter().map(|&func| of(func)).collect()
+}
+
+/// Counters of one function, summed over the processes' sets.
+pub fn of(func: Func) -> FuncStats {
+    let sets = shared().map_or(&[][..], |s| &s.sets[..]);
+    let sum = |a: &dyn Fn(&Counters) -> &AtomicU64| {
+        sets.iter()
+            .map(|set| a(&set.funcs[func as usize]).load(Relaxed))
+            .sum()
+    };
+    FuncStats {
+        func,
+        calls: sum(&|c| &c.calls),
+        errors: sum(&|c| &c.errors),
+        panics: sum(&|c| &c.panics),
+        latency: std::array::from_fn(|i| sum(&|c| &c.latency[i])),
+        latency_sum_us: sum(&|c| &c.latency_sum_us),
+    }
 }
 
 pub fn workers() -> u64 {

@@ -15,6 +15,7 @@ use crate::guard;
 use crate::identify::{
     ki_warp_authenticated, ki_warp_identify, w_warp_authenticated, w_warp_identify,
 };
+use crate::kamailio_stats;
 use crate::kstr;
 use crate::limits;
 use crate::log::{lm_err, lm_info};
@@ -83,6 +84,7 @@ fn init() -> Result<(), String> {
     calls::init()?;
     sigbus::install()?;
     snapshot::init()?;
+    kamailio_stats::register()?;
     snapshot::schedule_checks(config.reload_check)
 }
 

@@ -50,15 +50,15 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
              |add_avp|search_first_avp|destroy_avp|get_authorized_cred|parse_credentials|register_script_cb\
              |parse_headers|pv_cache_get|pv_get_spec_value|find_module_by_name|find_param_export\
              |fixup_(spve_null|free_spve_null)|get_str_fparam|register_timer|warp_.*\
-             |async_task_(push|workers_get)|route_lookup|sr_kemi_eng_get|ksr_msg_env_reset",
+             |async_task_(push|workers_get)|route_lookup|sr_kemi_eng_get|ksr_msg_env_reset|counter_register",
         )
         .allowlist_type(
             "module_exports|sr_kemi_t|rpc_t|rpc_export_t|pv_export_t|sl_api_t|bind_sl_f\
              |p_id_body_t|to_body_t|auth_body_t|dlg_binds|dlg_cb_params|load_dlg_f|script_cb_flag|hdr_types_t\
-             |tm_binds|load_tm_f|tmcb_params|request_method|async_task_t|route_list",
+             |tm_binds|load_tm_f|tmcb_params|request_method|async_task_t|route_list|counter_cbk_f",
         )
         .allowlist_var(
-            "(PARAM|PROC|SR_KEMIP|PV_NAME)_[A-Z0-9_]+|L_(ALERT|BUG|CRIT2?|ERR|WARN|NOTICE|INFO|DBG)\
+            "(PARAM|PROC|SR_KEMIP|PV_NAME|CNT_F)_[A-Z0-9_]+|L_(ALERT|BUG|CRIT2?|ERR|WARN|NOTICE|INFO|DBG)\
              |[A-Z_]+_ROUTE|SIP_(REQUEST|REPLY)|AF_INET6?|MODULE_INTERFACE_VER|DEFAULT_DLFLAGS\
              |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|TMCB_(REQUEST_IN|REQUEST_FWDED|RESPONSE_READY|LOCAL_COMPLETED)|T_(CANCELED|ASYNC_CONTINUE|ASYNC_SUSPENDED)|F_RB_REPLIED|POST_SCRIPT_CB|REQUEST_CB|PV_VAL_INT|process_no|route_type|uid|gid|nr_branches|sr_dst_max_branches|main_rt",
         )
