@@ -243,6 +243,71 @@ fn sipp_traffic_is_counted_once_per_request() {
     assert!(stats["warp_ani.latency_sum_us"].parse::<u64>().unwrap() > 0);
 }
 
+/// `kamcmd stats.get_statistics <which>` ("warp:", "all"): Kamailio's own statistics,
+/// `group:name` → value.
+fn statistics(k: &Kamailio, which: &str) -> BTreeMap<String, String> {
+    let text = k
+        .kamcmd(&["stats.get_statistics", which])
+        .unwrap_or_else(|e| panic!("stats.get_statistics {which}: {e}\n{}", k.log()));
+    text.lines()
+        .filter_map(|line| line.trim().split_once(" = "))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// `warp.stats`' counters under the names Kamailio's statistics give them: `prefix` and
+/// the key flattened (`warp_route.calls` → `<prefix>warp_route_calls`), the latency
+/// histogram left out, no snapshot's generation 0.
+fn warp_stats_named(stats: &BTreeMap<String, String>, prefix: &str) -> BTreeMap<String, String> {
+    stats
+        .iter()
+        .filter(|(key, _)| !key.contains(".latency_us."))
+        .map(|(key, value)| {
+            let value = if value == "none" { "0" } else { value };
+            (
+                format!("{prefix}{}", key.replace('.', "_")),
+                value.to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every counter of `warp.stats` (but its latency histogram) is one of Kamailio's own
+/// statistics too, group `warp`, with the same value: routed and refused calls, a
+/// trunk's CPS refusals, the snapshot's generation. The old module registered none.
+#[test]
+fn kamailio_statistics_list_warps_counters_with_the_values_of_warp_stats() {
+    let data = support::dataset::Data {
+        t1_limits: (100, 1),
+        ..Default::default()
+    };
+    let script = format!(
+        "loadmodule \"kex.so\"\nloadmodule \"counters.so\"\nrequest_route {{\n{ROUTE}\n}}\n"
+    );
+    let (_dir, _, k) = start_on(&data, Script::Cfg(&script));
+    // T1 takes one call a second: of three at once, one or two are refused.
+    let codes: Vec<u16> = (0..3).map(|_| k.request("INVITE", "").code).collect();
+    assert!(codes.contains(&200) && codes.contains(&503), "{codes:?}");
+    assert_eq!(k.request_from("127.0.0.2", "INVITE", "").code, 403);
+
+    let stats = k.rpc("warp.stats");
+    let kamailio = statistics(&k, "warp:");
+    assert_eq!(kamailio, warp_stats_named(&stats, "warp:"), "{}", k.log());
+    assert_eq!(kamailio["warp:warp_route_calls"], "4");
+    let refused = codes.iter().filter(|&&c| c == 503).count().to_string();
+    assert_eq!(kamailio["warp:limits_refused_cps"], refused);
+    assert_eq!(kamailio["warp:snapshot_generation"], "1");
+    assert_eq!(kamailio["warp:workers"], "2");
+    // Among every module's statistics too.
+    assert_eq!(statistics(&k, "all")["warp:warp_route_calls"], "4");
+    // Each names the key of warp.stats it is (the counters module's help); a reset
+    // leaves warp's counts alone.
+    let help = k.kamcmd(&["cnt.help", "warp", "limits_refused_cps"]);
+    assert_eq!(help.unwrap().trim(), "warp.stats limits.refused_cps");
+    k.kamcmd(&["stats.reset_statistics", "warp:"]).unwrap();
+    assert_eq!(statistics(&k, "warp:"), kamailio);
+}
+
 /// One OPTIONS per call; the call fails unless the reply carries the PAI's number.
 const SIPP_OPTIONS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="warp ani">
