@@ -1,5 +1,7 @@
 //! warp.so inside a real Kamailio 5.6 (Debian's package) on loopback.
 
+#[path = "kamailio/prometheus.rs"]
+mod prometheus;
 mod support;
 #[path = "kamailio/tcp.rs"]
 mod tcp;
