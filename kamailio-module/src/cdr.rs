@@ -103,7 +103,8 @@ static QUEUE: Mutex<Option<(u32, SyncSender<String>)>> = Mutex::new(None);
 /// Allocates the counters and checks `redis_url` and `cdr_spool`; `mod_init` only.
 pub fn init() -> Result<(), String> {
     if enabled() {
-        redis::init(&params::config().redis_url)?;
+        let config = params::config();
+        redis::init(&config.redis_url, &config.redis_ca)?;
         if let Some(dir) = &params::config().cdr_spool {
             Spool::prepare(dir, run_as())?;
         }

@@ -16,6 +16,7 @@ type StrParam = CoreCell<*const c_char>;
 
 pub static SNAPSHOT: StrParam = CoreCell::new(std::ptr::null());
 pub static REDIS_URL: StrParam = CoreCell::new(std::ptr::null());
+pub static REDIS_CA: StrParam = CoreCell::new(std::ptr::null());
 pub static LRN_SOURCE: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_STREAM: StrParam = CoreCell::new(std::ptr::null());
 pub static CDR_BUFFER: CoreCell<c_int> = CoreCell::new(10_000);
@@ -83,6 +84,8 @@ impl LrnSource {
 pub struct Config {
     pub snapshot: String,
     pub redis_url: String,
+    /// What a `rediss://` server's certificate is checked against.
+    pub redis_ca: PathBuf,
     pub lrn_sources: Vec<LrnSource>,
     /// The upstream LRN service, when `lrn_dip_url` is set.
     pub lrn_dip: Option<Dip>,
@@ -186,7 +189,7 @@ pub fn init() -> Result<&'static Config, String> {
     } else {
         let ca = PathBuf::from(text("lrn_dip_ca", &LRN_DIP_CA, None, SYSTEM_CAS)?);
         // Read and checked here, before the fork, once: only for an https URL.
-        let trust = || transport::trusting(&ca);
+        let trust = || transport::trusting("lrn_dip_ca", &ca);
         Some(Dip {
             base: http::Base::parse(&dip_url, trust).map_err(|e| format!("lrn_dip_url: {e}"))?,
             url: dip_url,
@@ -203,6 +206,7 @@ pub fn init() -> Result<&'static Config, String> {
         Some("WARP_REDIS_URL"),
         "redis://127.0.0.1:6379",
     )?;
+    let redis_ca = PathBuf::from(text("redis_ca", &REDIS_CA, None, SYSTEM_CAS)?);
     let switch = |cell: &CoreCell<c_int>, name: &str| match cell.read() {
         0 => Ok(false),
         1 => Ok(true),
@@ -211,7 +215,7 @@ pub fn init() -> Result<&'static Config, String> {
     let cluster_cps = switch(&CLUSTER_CPS, "cluster_cps")?;
     let cluster_concurrent = switch(&CLUSTER_CONCURRENT, "cluster_concurrent")?;
     if cluster_cps || cluster_concurrent || lrn_sources.contains(&LrnSource::Cache) {
-        redis::init(&redis_url)?;
+        redis::init(&redis_url, &redis_ca)?;
     }
     let gateway_silences = GATEWAY_SILENCES.read();
     let gateway_silences = u32::try_from(gateway_silences)
@@ -228,6 +232,7 @@ pub fn init() -> Result<&'static Config, String> {
             "/var/lib/warp/routing.snap",
         )?,
         redis_url,
+        redis_ca,
         lrn_sources,
         lrn_dip,
         cluster_cps,
@@ -286,6 +291,7 @@ impl Config {
         vec![
             ("snapshot", self.snapshot.clone()),
             ("redis_url", warp_redact::mask_password(&self.redis_url)),
+            ("redis_ca", self.redis_ca.display().to_string()),
             ("lrn_source", lrn.join(",")),
             (
                 "lrn_dip_url",

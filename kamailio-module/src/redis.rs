@@ -5,24 +5,27 @@
 //! worker process.
 
 use crate::endpoint::{self, Endpoint};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+use crate::transport::{self, Deadline, Tls};
+use std::io::{ErrorKind, Read, Write};
+use std::path::Path;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest reply line or bulk string read: every reply these commands get is a few
 /// dozen bytes (an LRN, a stream id, a count), so more is a broken or hostile peer.
 const MAX_REPLY: usize = 64 * 1024;
+/// What one read from the connection asks for: a batch's replies, a few kB, at once.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// `redis_url`, parsed and resolved in `mod_init`: a resolver lookup has no deadline, so
 /// none is made later, in a SIP worker.
 static TARGET: OnceLock<Target> = OnceLock::new();
 
-/// Parses and resolves `url` (once); `mod_init` only.
-pub fn init(url: &str) -> Result<(), String> {
+/// Parses and resolves `url` (once), reading `ca` (`redis_ca`) for a `rediss://` one;
+/// `mod_init` only.
+pub fn init(url: &str, ca: &Path) -> Result<(), String> {
     if TARGET.get().is_none() {
-        let _ = TARGET.set(Target::parse(url)?);
+        let _ = TARGET.set(Target::parse(url, ca)?);
     }
     Ok(())
 }
@@ -34,28 +37,72 @@ pub fn target() -> Result<&'static Target, String> {
         .ok_or_else(|| "redis_url not resolved".to_owned())
 }
 
-/// Where and how to connect, from `redis://[[user]:password@]host[:port][/db]`.
-#[derive(Clone, PartialEq, Eq)]
+/// Where and how to connect, from `redis[s]://[[user]:password@]host[:port][/db]`.
 pub struct Target {
     endpoint: Endpoint,
+    /// For `rediss://`: the server's certificate checked for the URL's host.
+    tls: Option<Tls>,
     user: Option<String>,
     password: Option<String>,
     db: u32,
 }
 
 impl Target {
-    /// Parses `url` and resolves its host.
-    pub fn parse(url: &str) -> Result<Target, String> {
+    /// Parses `url` and resolves its host; for `rediss://`, reads the CA certificates of
+    /// the PEM file `ca` its server's certificate must chain to.
+    pub fn parse(url: &str, ca: &Path) -> Result<Target, String> {
         let shown = warp_redact::mask_password(url);
-        let bad =
-            || format!("redis_url {shown:?} is not redis://[[user]:password@]host[:port][/db]");
-        let rest = url.strip_prefix("redis://").ok_or_else(bad)?;
+        let url = Url::parse(url).ok_or_else(|| {
+            format!(
+                "redis_url {shown:?} is not redis://[[user]:password@]host[:port][/db] \
+                 (rediss:// over TLS)"
+            )
+        })?;
+        let tls = match url.tls {
+            true => {
+                let trust = transport::trusting("redis_ca", ca).map_err(|e| {
+                    format!("redis_url {shown:?}: its server cannot be checked: {e}")
+                })?;
+                Some(Tls::new(url.host, trust)?)
+            }
+            false => None,
+        };
+        Ok(Target {
+            endpoint: Endpoint::resolve(url.host, url.port)
+                .map_err(|e| format!("redis_url {shown:?}: {e}"))?,
+            tls,
+            user: url.user,
+            password: url.password,
+            db: url.db,
+        })
+    }
+}
+
+/// The parts of `redis[s]://[[user]:password@]host[:port][/db]`, the userinfo decoded.
+#[derive(Debug, PartialEq, Eq)]
+struct Url<'u> {
+    tls: bool,
+    /// An IPv6 literal without its brackets.
+    host: &'u str,
+    port: u16,
+    user: Option<String>,
+    password: Option<String>,
+    db: u32,
+}
+
+impl<'u> Url<'u> {
+    fn parse(url: &'u str) -> Option<Url<'u>> {
+        // Redis's TLS port has no default of its own: 6379 for both, as Redis has.
+        let (tls, rest) = match url.strip_prefix("rediss://") {
+            Some(rest) => (true, rest),
+            None => (false, url.strip_prefix("redis://")?),
+        };
         let (auth, rest) = match rest.rsplit_once('@') {
             Some((auth, rest)) => (Some(auth), rest),
             None => (None, rest),
         };
         let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = endpoint::split(hostport, 6379).ok_or_else(bad)?;
+        let (host, port) = endpoint::split(hostport, 6379)?;
         let (user, password) = match auth.map(|a| a.split_once(':')) {
             None => (None, None),
             Some(None) => (None, auth),
@@ -63,22 +110,19 @@ impl Target {
         };
         // As the `redis` crate (the API, rtpengine-ctl) reads the same URL: userinfo
         // percent-decoded, and an empty password (`redis://:${UNSET}@host`) no AUTH.
-        let decoded = |part: Option<&str>| {
-            part.filter(|p| !p.is_empty())
-                .map(|p| percent_decoded(p).ok_or_else(bad))
-                .transpose()
+        let decoded = |part: Option<&str>| match part.filter(|p| !p.is_empty()) {
+            Some(p) => percent_decoded(p).map(Some),
+            None => Some(None),
         };
-        let (user, password) = (decoded(user)?, decoded(password)?);
-        let endpoint =
-            Endpoint::resolve(host, port).map_err(|e| format!("redis_url {shown:?}: {e}"))?;
-        Ok(Target {
-            endpoint,
-            user,
-            password,
-            db: if db.is_empty() {
-                0
-            } else {
-                db.parse().map_err(|_| bad())?
+        Some(Url {
+            tls,
+            host,
+            port,
+            user: decoded(user)?,
+            password: decoded(password)?,
+            db: match db {
+                "" => 0,
+                db => db.parse().ok()?,
             },
         })
     }
@@ -111,8 +155,13 @@ fn percent_decoded(text: &str) -> Option<String> {
 }
 
 pub struct Connection {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
+    /// TCP, or TLS over it.
+    link: transport::Connection,
+    /// What the last read got: `read[at..end]` is still to be parsed (a pipeline's
+    /// later replies).
+    read: Vec<u8>,
+    at: usize,
+    end: usize,
     /// What one exchange (a command or pipeline and all its replies) may take.
     timeout: Duration,
     /// An exchange failed part-way (I/O, a timeout, a reply that makes no sense): the
@@ -140,21 +189,21 @@ enum Reply {
 }
 
 impl Connection {
-    /// Connects within `connect`; every later exchange is bounded by `timeout` as a
-    /// whole, however its replies trickle in.
+    /// Connects within `connect`; the TLS handshake (`rediss://`) and every later
+    /// exchange are each bounded by `timeout` as a whole, however the server's bytes
+    /// trickle in.
     pub fn open(
         target: &Target,
         connect: Duration,
         timeout: Duration,
     ) -> Result<Connection, String> {
-        let stream = target.endpoint.connect(connect)?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        stream
-            .set_write_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
+        let link = transport::Connection::connect(&target.endpoint, &Deadline::after(connect))?
+            .secure(target.tls.as_ref(), &Deadline::after(timeout))?;
         let mut conn = Connection {
-            reader: BufReader::new(stream.try_clone().map_err(|e| e.to_string())?),
-            writer: stream,
+            link,
+            read: vec![0; READ_CHUNK],
+            at: 0,
+            end: 0,
             timeout,
             broken: false,
         };
@@ -275,9 +324,12 @@ impl Connection {
         if replies == 0 {
             return Ok(Vec::new());
         }
-        let deadline = Instant::now() + self.timeout;
-        let sent = self.writer.write_all(out).map_err(|e| e.to_string());
-        let result = sent.and_then(|()| (0..replies).map(|_| self.reply(deadline)).collect());
+        let deadline = Deadline::after(self.timeout);
+        let mut stream = self.link.within(&deadline);
+        let sent = (stream.write_all(out))
+            .and_then(|()| stream.flush())
+            .map_err(|e| failure(&e, &deadline));
+        let result = sent.and_then(|()| (0..replies).map(|_| self.reply(&deadline)).collect());
         self.broken |= result.is_err();
         result
     }
@@ -293,55 +345,28 @@ impl Connection {
     /// waiting before the connection is used again, so that it is replaced rather than
     /// its first exchange failing as if Redis were down. Bytes nobody asked for would
     /// be read as the next reply: they make it unfit too.
-    pub fn closed(&self) -> bool {
-        if !self.reader.buffer().is_empty() {
-            return true;
-        }
-        let mut byte = 0u8;
-        // SAFETY: peeks at most one byte, into a local, on the connection's own socket.
-        let peeked = unsafe {
-            libc::recv(
-                self.writer.as_raw_fd(),
-                (&raw mut byte).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        peeked >= 0
-            || !matches!(
-                std::io::Error::last_os_error().kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-            )
+    pub fn closed(&mut self) -> bool {
+        self.at < self.end || self.link.closed()
     }
 
     /// More bytes of the reply, waiting no later than `deadline`.
-    fn fill(&mut self, deadline: Instant) -> Result<&[u8], String> {
-        // Replies already buffered (a pipeline's) need no wait, nor a system call.
-        if self.reader.buffer().is_empty() {
-            let left = deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-                .ok_or("timed out")?;
-            // The reader's socket is the writer's: one option for both.
-            self.writer
-                .set_read_timeout(Some(left))
-                .map_err(|e| e.to_string())?;
+    fn fill(&mut self, deadline: &Deadline) -> Result<&[u8], String> {
+        // Replies already read (a pipeline's) need no wait, nor a system call.
+        if self.at == self.end {
+            (self.at, self.end) = (0, 0);
+            self.end = (self.link.within(deadline).read(&mut self.read))
+                .map_err(|e| failure(&e, deadline))?;
+            if self.end == 0 {
+                return Err("connection closed".into());
+            }
         }
-        let read = self.reader.fill_buf().map_err(|e| match e.kind() {
-            // What an expired SO_RCVTIMEO reads as.
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".into(),
-            _ => e.to_string(),
-        });
-        match read? {
-            [] => Err("connection closed".into()),
-            bytes => Ok(bytes),
-        }
+        Ok(&self.read[self.at..self.end])
     }
 
     /// Reads into `out` up to a `\n` (`want` `None`) or `want` bytes of the reply.
     fn read(
         &mut self,
-        deadline: Instant,
+        deadline: &Deadline,
         out: &mut Vec<u8>,
         want: Option<usize>,
     ) -> Result<(), String> {
@@ -355,7 +380,7 @@ impl Connection {
                 Some(n) => bytes.len().min(n - out.len()),
             };
             out.extend_from_slice(&bytes[..take]);
-            self.reader.consume(take);
+            self.at += take;
             let done = match want {
                 None => out.last() == Some(&b'\n'),
                 Some(n) => out.len() == n,
@@ -371,7 +396,7 @@ impl Connection {
 
     /// Reads one reply of the kinds the commands above get: status, error, integer or
     /// bulk string.
-    fn reply(&mut self, deadline: Instant) -> Result<Reply, String> {
+    fn reply(&mut self, deadline: &Deadline) -> Result<Reply, String> {
         let mut raw = Vec::with_capacity(64);
         self.read(deadline, &mut raw, None)?;
         let line = String::from_utf8_lossy(&raw);
@@ -407,6 +432,14 @@ impl Connection {
     }
 }
 
+/// What an I/O error within `deadline` says: a read or write timeout as the deadline's.
+fn failure(e: &std::io::Error, deadline: &Deadline) -> String {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => deadline.passed(),
+        _ => e.to_string(),
+    }
+}
+
 /// The error replies among `replies`, with their places.
 fn errors(replies: Vec<Reply>) -> Vec<(usize, String)> {
     replies
@@ -430,14 +463,22 @@ fn first_error(replies: Vec<Reply>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
     use warp_testkit::Redis;
 
     const TIMEOUT: Duration = Duration::from_secs(2);
+    /// `redis_ca` for the plain URLs, which never read it.
+    const NO_CA: &str = "/nowhere/ca.pem";
 
     /// Runs `args` on a plain connection to `port` as the default user with `password`.
     fn admin(port: u16, password: Option<&str>, args: &[&[u8]]) {
         let url = format!("redis://127.0.0.1:{port}");
-        let mut conn = Connection::open(&Target::parse(&url).unwrap(), TIMEOUT, TIMEOUT).unwrap();
+        let mut conn = Connection::open(
+            &Target::parse(&url, NO_CA.as_ref()).unwrap(),
+            TIMEOUT,
+            TIMEOUT,
+        )
+        .unwrap();
         if let Some(password) = password {
             conn.all(&[vec![b"AUTH", password.as_bytes()]]).unwrap();
         }
@@ -473,7 +514,7 @@ mod tests {
             format!("redis://:p%40ss%2Fw%3Ard%25@127.0.0.1:{port}/2"),
             format!("redis://cdr%40edge:s3%3Acr%2Ft@127.0.0.1:{port}/2"),
         ] {
-            let target = Target::parse(&url).unwrap();
+            let target = Target::parse(&url, NO_CA.as_ref()).unwrap();
             let mut conn = Connection::open(&target, TIMEOUT, TIMEOUT)
                 .unwrap_or_else(|e| panic!("{url}: {e}"));
             conn.set_ex("k", &url, 60).unwrap();
@@ -481,7 +522,11 @@ mod tests {
         }
         // Both wrote database 2, not 0.
         let mut conn = Connection::open(
-            &Target::parse(&format!("redis://:p%40ss%2Fw%3Ard%25@127.0.0.1:{port}")).unwrap(),
+            &Target::parse(
+                &format!("redis://:p%40ss%2Fw%3Ard%25@127.0.0.1:{port}"),
+                NO_CA.as_ref(),
+            )
+            .unwrap(),
             TIMEOUT,
             TIMEOUT,
         )
@@ -492,11 +537,218 @@ mod tests {
     #[test]
     fn a_connection_the_server_closed_reads_as_closed() {
         let redis = Redis::start().unwrap();
-        let target = Target::parse(&format!("redis://127.0.0.1:{}", redis.port)).unwrap();
+        let target =
+            Target::parse(&format!("redis://127.0.0.1:{}", redis.port), NO_CA.as_ref()).unwrap();
         let mut idle = Connection::open(&target, TIMEOUT, TIMEOUT).unwrap();
         assert_eq!(idle.get("k").unwrap(), None);
         assert!(!idle.closed());
         let mut other = Connection::open(&target, TIMEOUT, TIMEOUT).unwrap();
+        other
+            .all(&[vec![
+                b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes",
+            ]])
+            .unwrap();
+        assert!(!other.closed());
+        let deadline = Instant::now() + TIMEOUT;
+        while !idle.closed() {
+            assert!(Instant::now() < deadline, "the server's close went unseen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn rediss_takes_the_form_of_redis_and_its_default_port() {
+        let url = |tls, host, port, password: Option<&str>, db| Url {
+            tls,
+            host,
+            port,
+            user: None,
+            password: password.map(str::to_owned),
+            db,
+        };
+        assert_eq!(
+            Url::parse("rediss://redis.example.net"),
+            Some(url(true, "redis.example.net", 6379, None, 0))
+        );
+        assert_eq!(
+            Url::parse("rediss://:s3cr%40t@[2001:db8::5]:6380/2"),
+            Some(url(true, "2001:db8::5", 6380, Some("s3cr@t"), 2))
+        );
+        assert_eq!(
+            Url::parse("rediss://[::1]/1"),
+            Some(url(true, "::1", 6379, None, 1))
+        );
+        assert_eq!(
+            Url::parse("redis://10.0.0.5"),
+            Some(url(false, "10.0.0.5", 6379, None, 0))
+        );
+        for bad in [
+            "redisss://host",
+            "rediss:/host",
+            "rediss://",
+            "rediss://[::1",
+            "rediss://::1",
+            "rediss://host/one",
+            "https://host",
+        ] {
+            assert_eq!(Url::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    /// `redis_ca` is read for a `rediss://` URL only, and an unusable one is named.
+    #[test]
+    fn only_a_rediss_url_reads_its_ca_file() {
+        assert!(Target::parse("redis://127.0.0.1:6379", NO_CA.as_ref())
+            .unwrap()
+            .tls
+            .is_none());
+        let err = Target::parse("rediss://:s3cret@127.0.0.1:6380", NO_CA.as_ref())
+            .err()
+            .unwrap();
+        assert!(
+            err.starts_with(
+                "redis_url \"rediss://:***@127.0.0.1:6380\": its server cannot be checked: \
+                 redis_ca /nowhere/ca.pem: "
+            ),
+            "{err}"
+        );
+        let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
+        let target = Target::parse("rediss://[::1]", system).unwrap();
+        // The certificate is checked for the address, not a name.
+        let tls = format!("{:?}", target.tls);
+        assert!(tls.starts_with("Some(Tls(IpAddress(V6("), "{tls}");
+        assert!(Target::parse("rediss://127.0.0.1:6379/x", system)
+            .err()
+            .unwrap()
+            .ends_with("is not redis://[[user]:password@]host[:port][/db] (rediss:// over TLS)"));
+    }
+
+    /// A redis-server speaking only TLS, its certificate for 127.0.0.1 of a CA made
+    /// with the openssl CLI; killed on drop.
+    struct TlsRedis {
+        child: std::process::Child,
+        port: u16,
+        dir: tempfile::TempDir,
+    }
+
+    impl TlsRedis {
+        fn start() -> TlsRedis {
+            let dir = tempfile::tempdir().unwrap();
+            let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+            let openssl = |args: &[&str]| {
+                let out = std::process::Command::new("openssl")
+                    .args(args)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "openssl {args:?}: {out:?}");
+            };
+            let new_key = [
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ];
+            let (ca, ca_key, key, csr, cert, ext) = (
+                file("ca.pem"),
+                file("ca-key.pem"),
+                file("key.pem"),
+                file("req.csr"),
+                file("cert.pem"),
+                file("ext"),
+            );
+            openssl(
+                &[
+                    &["req", "-x509"],
+                    &new_key[..],
+                    &["-subj", "/CN=test CA"],
+                    &["-keyout", &ca_key, "-out", &ca],
+                ]
+                .concat(),
+            );
+            openssl(
+                &[
+                    &["req", "-new"],
+                    &new_key[..],
+                    &["-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr],
+                ]
+                .concat(),
+            );
+            std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ]);
+            let port = warp_testkit::free_tcp_port().unwrap();
+            let child = std::process::Command::new("redis-server")
+                .args([
+                    "--port",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .args([
+                    "--tls-cert-file",
+                    &cert,
+                    "--tls-key-file",
+                    &key,
+                    "--tls-ca-cert-file",
+                    &ca,
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let redis = TlsRedis { child, port, dir };
+            let deadline = Instant::now() + TIMEOUT;
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not come up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            redis
+        }
+
+        fn target(&self) -> Target {
+            let url = format!("rediss://127.0.0.1:{}", self.port);
+            Target::parse(&url, &self.dir.path().join("ca.pem")).unwrap()
+        }
+    }
+
+    impl Drop for TlsRedis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Redis's OpenSSL sends TLS 1.3 session tickets once the handshake is done: bytes
+    /// on an idle connection, which leave it fit (a peek alone took them for a close);
+    /// the server's close does not.
+    #[test]
+    fn a_tls_connection_reads_as_closed_on_the_servers_close_not_its_tickets() {
+        let redis = TlsRedis::start();
+        let mut idle = Connection::open(&redis.target(), TIMEOUT, TIMEOUT).unwrap();
+        // No exchange yet (no AUTH, no SELECT): nothing has read the tickets.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!idle.closed());
+        assert_eq!(idle.get("k").unwrap(), None);
+        assert!(!idle.closed());
+        let mut other = Connection::open(&redis.target(), TIMEOUT, TIMEOUT).unwrap();
         other
             .all(&[vec![
                 b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes",
@@ -517,7 +769,9 @@ mod tests {
         assert_eq!(percent_decoded("%+1"), Some("%+1".into()));
         assert_eq!(percent_decoded("%C3%A9t%c3%a9"), Some("été".into()));
         assert_eq!(percent_decoded("%ff"), None);
-        let err = Target::parse("redis://:s3cret%ff@127.0.0.1").err().unwrap();
+        let err = Target::parse("redis://:s3cret%ff@127.0.0.1", NO_CA.as_ref())
+            .err()
+            .unwrap();
         assert!(err.contains("redis://:***@127.0.0.1"), "{err}");
     }
 
@@ -530,7 +784,7 @@ mod tests {
             format!("redis://:@127.0.0.1:{}", redis.port),
             format!("redis://default:@127.0.0.1:{}", redis.port),
         ] {
-            let target = Target::parse(&url).unwrap();
+            let target = Target::parse(&url, NO_CA.as_ref()).unwrap();
             let mut conn = Connection::open(&target, TIMEOUT, TIMEOUT)
                 .unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(conn.get("absent").unwrap(), None);

@@ -1,7 +1,7 @@
-//! The connection an HTTP exchange runs on: TCP, or TLS over it (rustls, TLS 1.2 and
-//! 1.3, the server's certificate checked against the CAs of one PEM file and for the
-//! URL's host), every socket operation of it — connect, each step of the TLS handshake,
-//! each write and read — bounded by what is left of one deadline.
+//! The connection an HTTP or a Redis exchange runs on: TCP, or TLS over it (rustls, TLS
+//! 1.2 and 1.3, the server's certificate checked against the CAs of one PEM file and for
+//! the URL's host), every socket operation of it — connect, each step of the TLS
+//! handshake, each write and read — bounded by what is left of a deadline.
 //!
 //! The TLS client configuration is built once, at start-up, before Kamailio forks: it
 //! holds no file descriptor (certificates, the crypto provider, an in-memory session
@@ -14,6 +14,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,9 +48,10 @@ impl Deadline {
     }
 }
 
-/// A client configuration trusting only the CA certificates in the PEM file `ca`.
-pub fn trusting(ca: &Path) -> Result<Arc<ClientConfig>, String> {
-    let unusable = |why: String| format!("lrn_dip_ca {}: {why}", ca.display());
+/// A client configuration trusting only the CA certificates in the PEM file `ca`, which
+/// the module parameter `param` names (for the error).
+pub fn trusting(param: &str, ca: &Path) -> Result<Arc<ClientConfig>, String> {
+    let unusable = |why: String| format!("{param} {}: {why}", ca.display());
     let certificates = CertificateDer::pem_file_iter(ca)
         .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
         .map_err(|e| unusable(e.to_string()))?;
@@ -99,18 +101,29 @@ impl Connection {
         tls: Option<&Tls>,
         deadline: &Deadline,
     ) -> Result<Connection, String> {
-        let mut connection = Connection {
-            tcp: endpoint.connect(deadline.left()?)?,
-            tls: None,
-        };
+        Connection::connect(endpoint, deadline)?.secure(tls, deadline)
+    }
+
+    /// A plain TCP connection to `endpoint`, within `deadline`.
+    pub fn connect(endpoint: &Endpoint, deadline: &Deadline) -> Result<Connection, String> {
+        let tcp = endpoint.connect(deadline.left()?)?;
+        // Each user writes a whole request, then waits for its answer: Nagle would only
+        // hold back its last segment (and a TLS record's) for the server's delayed ACK.
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(Connection { tcp, tls: None })
+    }
+
+    /// The connection with, given `tls`, a TLS session over it, its handshake done
+    /// within `deadline`.
+    pub fn secure(mut self, tls: Option<&Tls>, deadline: &Deadline) -> Result<Connection, String> {
         if let Some(tls) = tls {
             let handshake =
                 |e: String| format!("TLS handshake with {} failed: {e}", tls.name.to_str());
             let session = ClientConnection::new(tls.config.clone(), tls.name.clone())
                 .map_err(|e| handshake(e.to_string()))?;
-            let session = connection.tls.insert(Box::new(session));
+            let session = self.tls.insert(Box::new(session));
             let mut socket = Timed {
-                tcp: &connection.tcp,
+                tcp: &self.tcp,
                 deadline,
             };
             // Until it is done or failed (a certificate refused, garbage, EOF, the deadline).
@@ -123,7 +136,36 @@ impl Connection {
                 })?;
             }
         }
-        Ok(connection)
+        Ok(self)
+    }
+
+    /// Whether the server closed the connection since its last exchange, or sent what
+    /// nobody asked for (it would be read as the next answer): asked without waiting,
+    /// before an idle connection is used again. Over TLS, what came meanwhile is taken
+    /// into the session first: a close_notify or the TCP connection's end is a close,
+    /// the session tickets a TLS 1.3 server sends after its handshake are not.
+    pub fn closed(&mut self) -> bool {
+        let Some(session) = self.tls.as_deref_mut() else {
+            let mut byte = [0u8];
+            return !matches!(
+                recv_now(&self.tcp, &mut byte, libc::MSG_PEEK),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
+            );
+        };
+        let mut socket = Unwaiting(&self.tcp);
+        loop {
+            match session.process_new_packets() {
+                Ok(state) if !state.peer_has_closed() && state.plaintext_bytes_to_read() == 0 => {}
+                _ => return true,
+            }
+            match session.read_tls(&mut socket) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) => {
+                    return !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
+                }
+            }
+        }
     }
 
     /// The connection as a byte stream whose every socket operation ends by `deadline`
@@ -191,6 +233,29 @@ impl Timed<'_> {
     }
 }
 
+/// The TCP socket read without waiting: what has arrived, else `WouldBlock`.
+struct Unwaiting<'a>(&'a TcpStream);
+
+impl Read for Unwaiting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_now(self.0, buf, 0)
+    }
+}
+
+/// `recv(2)` on `tcp` with `flags`, without waiting whatever its read timeout.
+fn recv_now(tcp: &TcpStream, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: writes at most `buf.len()` bytes into `buf`, from the socket `tcp` owns.
+    let read = unsafe {
+        libc::recv(
+            tcp.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags | libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(read).map_err(|_| io::Error::last_os_error())
+}
+
 impl Read for Timed<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.tcp.set_read_timeout(Some(self.left()?))?;
@@ -215,13 +280,16 @@ mod tests {
 
     #[test]
     fn a_ca_file_without_certificates_is_refused() {
-        let missing = trusting(Path::new("/nowhere/ca.pem")).unwrap_err();
+        let missing = trusting("lrn_dip_ca", Path::new("/nowhere/ca.pem")).unwrap_err();
         assert!(
             missing.starts_with("lrn_dip_ca /nowhere/ca.pem: ") && missing.contains("No such file"),
             "{missing}"
         );
         let empty = tempfile::NamedTempFile::new().unwrap();
-        let refused = trusting(empty.path()).unwrap_err();
-        assert!(refused.ends_with("no CA certificate in it"), "{refused}");
+        let refused = trusting("redis_ca", empty.path()).unwrap_err();
+        assert!(
+            refused.starts_with("redis_ca ") && refused.ends_with("no CA certificate in it"),
+            "{refused}"
+        );
     }
 }

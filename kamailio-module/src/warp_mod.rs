@@ -227,7 +227,7 @@ const fn param(
     }
 }
 
-static PARAMS: CoreCell<[k::param_export_t; 26]> = CoreCell::new([
+static PARAMS: CoreCell<[k::param_export_t; 27]> = CoreCell::new([
     param(
         c"snapshot",
         k::PARAM_STRING,
@@ -237,6 +237,11 @@ static PARAMS: CoreCell<[k::param_export_t; 26]> = CoreCell::new([
         c"redis_url",
         k::PARAM_STRING,
         params::REDIS_URL.as_ptr().cast(),
+    ),
+    param(
+        c"redis_ca",
+        k::PARAM_STRING,
+        params::REDIS_CA.as_ptr().cast(),
     ),
     param(
         c"lrn_source",
