@@ -2,6 +2,8 @@
 
 #[path = "kamailio/prometheus.rs"]
 mod prometheus;
+#[path = "kamailio/rediss.rs"]
+mod rediss;
 mod support;
 #[path = "kamailio/tcp.rs"]
 mod tcp;
@@ -1253,6 +1255,8 @@ fn config_rpc_reports_effective_parameters_with_secrets_masked() {
         // Read only for an https URL: a missing file does not stop this one.
         ("lrn_dip_ca", "/nowhere/ca.pem"),
         ("cdr_stream", "warp:cdr:test"),
+        // Read only for a rediss URL.
+        ("redis_ca", "/nowhere/redis-ca.pem"),
     ];
     let k = Kamailio::start(&params, Script::Native(ANI_ROUTE));
     let config = k.rpc("warp.config");
@@ -1265,6 +1269,7 @@ fn config_rpc_reports_effective_parameters_with_secrets_masked() {
     assert_eq!(config["lrn_dip_url"], "http://127.0.0.1:9/telique");
     assert_eq!(config["lrn_dip_token"], "***");
     assert_eq!(config["lrn_dip_ca"], "/nowhere/ca.pem");
+    assert_eq!(config["redis_ca"], "/nowhere/redis-ca.pem");
     assert!(!k.log().contains("s3cret") && !k.log().contains("t0psecret"));
 }
 
@@ -1283,7 +1288,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("warp_dip_async(): no route[NOWHERE] to resume the call in"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 20] = [
+    let cases: [(&[(&str, &str)], &str); 22] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -1354,6 +1359,23 @@ fn bad_configuration_is_refused_at_startup() {
                 ("redis_url", "redis://:s3cret@127.0.0.1:63x79"),
             ],
             "redis://:***@127.0.0.1:63x79",
+        ),
+        // A rediss server's trust is read at start-up too, the password still masked.
+        (
+            &[
+                ("lrn_source", "snapshot,cache"),
+                ("redis_url", "rediss://:s3cret@127.0.0.1:6380"),
+                ("redis_ca", "/nowhere/ca.pem"),
+            ],
+            "redis_url \"rediss://:***@127.0.0.1:6380\": its server cannot be checked: redis_ca /nowhere/ca.pem: I/O error: No such file or directory",
+        ),
+        (
+            &[
+                ("lrn_source", "snapshot,cache"),
+                ("redis_url", "rediss://127.0.0.1"),
+                ("redis_ca", "/etc/hostname"),
+            ],
+            "redis_ca /etc/hostname: no CA certificate in it",
         ),
         // A scheme mistyped: the password is still not logged.
         (

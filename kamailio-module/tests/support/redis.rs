@@ -1,7 +1,9 @@
 //! A real redis-server on a private loopback port, persisting to a temp dir (append-only
-//! file, fsync always) so a stop and restart keeps what was written.
+//! file, fsync always) so a stop and restart keeps what was written; optionally with a
+//! TLS port beside it and a password.
 
 use super::binary;
+use super::tls::Pki;
 use std::collections::{BTreeSet, HashSet};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,14 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     child: Option<Child>,
     dir: PathBuf,
+    /// The plain port, which [`Redis::cli`] uses.
     pub port: u16,
+    /// The TLS port, when started by [`Redis::start_tls`].
+    pub tls_port: Option<u16>,
+    /// What every client must give (`requirepass`).
+    password: Option<String>,
+    /// The server's TLS arguments.
+    tls: Vec<String>,
 }
 
 impl Redis {
@@ -21,6 +30,40 @@ impl Redis {
             child: None,
             dir: dir.to_owned(),
             port,
+            tls_port: None,
+            password: None,
+            tls: Vec::new(),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// A Redis that also takes TLS on `tls_port`, presenting `pki`'s certificate for
+    /// 127.0.0.1 (asking clients for none), and wants `password` on either port.
+    pub fn start_tls(dir: &Path, pki: &Pki, password: &str) -> Redis {
+        let port = warp_testkit::free_tcp_port().unwrap();
+        let tls_port = warp_testkit::free_tcp_port().unwrap();
+        let file = |p: &Path| p.to_str().unwrap().to_owned();
+        let mut redis = Redis {
+            child: None,
+            dir: dir.to_owned(),
+            port,
+            tls_port: Some(tls_port),
+            password: Some(password.to_owned()),
+            tls: vec![
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                file(&pki.server_cert),
+                "--tls-key-file".into(),
+                file(&pki.server_key),
+                "--tls-ca-cert-file".into(),
+                file(&pki.ca),
+                "--tls-auth-clients".into(),
+                "no".into(),
+                "--requirepass".into(),
+                password.to_owned(),
+            ],
         };
         redis.restart();
         redis
@@ -51,15 +94,18 @@ impl Redis {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.tls)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
+        for port in [Some(self.port), self.tls_port].into_iter().flatten() {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not come up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
@@ -88,9 +134,14 @@ impl Redis {
         self.child.as_ref().expect("redis running").id()
     }
 
-    /// Runs one command with redis-cli; its raw output.
+    /// Runs one command with redis-cli (on the plain port, with the password); its raw
+    /// output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(binary("redis-cli"))
+        let mut cli = Command::new(binary("redis-cli"));
+        if let Some(password) = &self.password {
+            cli.env("REDISCLI_AUTH", password);
+        }
+        let out = cli
             .args(["-p", &self.port.to_string(), "--raw"])
             .args(args)
             .output()
