@@ -1,6 +1,7 @@
 //! A throwaway redis-server on 127.0.0.1 at a free port, no persistence, stopped on
-//! drop.
+//! drop; optionally taking TLS on a second port.
 
+use crate::pki::TestCa;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +12,10 @@ pub struct Redis {
     /// `redis://127.0.0.1:PORT/`
     pub url: String,
     pub port: u16,
+    /// `rediss://127.0.0.1:TLS_PORT/`, when started by [`Redis::start_tls`].
+    pub tls_url: Option<String>,
+    /// The server's TLS arguments.
+    tls: Vec<String>,
     child: Option<Child>,
 }
 
@@ -18,13 +23,44 @@ impl Redis {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> io::Result<Self> {
         crate::ports::start_on_a_free_port(|port| {
-            let mut redis = Redis {
-                url: format!("redis://127.0.0.1:{port}/"),
-                port,
-                child: None,
-            };
+            let mut redis = Redis::on(port);
             redis.restart().map(|()| redis)
         })
+    }
+
+    /// Starts a server that also takes TLS (Redis's `tls-port`) on `tls_url`, presenting
+    /// `ca`'s certificate for 127.0.0.1 and asking clients for none. The plain port stays,
+    /// for the test to look inside.
+    pub fn start_tls(ca: &TestCa) -> io::Result<Self> {
+        crate::ports::start_on_a_free_port(|port| {
+            let tls_port = crate::ports::free_tcp_port()?;
+            let mut redis = Redis::on(port);
+            redis.tls_url = Some(format!("rediss://127.0.0.1:{tls_port}/"));
+            let file = |p: &std::path::Path| p.to_string_lossy().into_owned();
+            redis.tls = vec![
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                file(&ca.server_cert),
+                "--tls-key-file".into(),
+                file(&ca.server_key),
+                "--tls-ca-cert-file".into(),
+                file(&ca.ca),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ];
+            redis.restart().map(|()| redis)
+        })
+    }
+
+    fn on(port: u16) -> Redis {
+        Redis {
+            url: format!("redis://127.0.0.1:{port}/"),
+            port,
+            tls_url: None,
+            tls: Vec::new(),
+            child: None,
+        }
     }
 
     /// Starts the server again on its port, empty, after [`Redis::stop`] (a test of what
@@ -36,21 +72,28 @@ impl Redis {
             Command::new("redis-server")
                 .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
+                .args(&self.tls)
                 .stdout(Stdio::null())
                 .spawn()?,
         );
         let pid = child.id();
         for _ in 0..200 {
             // A connect alone may reach whatever took the port (even another
-            // redis-server) while ours fails to bind it and exits.
+            // redis-server) while ours fails to bind it and exits. Its TLS port, if
+            // any, is bound before either answers.
             if answers_as(self.port, pid) {
                 return Ok(());
             }
             if let Some(status) = child.try_wait()? {
                 self.child = None;
                 return Err(io::Error::other(format!(
-                    "redis-server exited ({status}): is port {} taken?",
-                    self.port
+                    "redis-server exited ({status}): is port {} taken?{}",
+                    self.port,
+                    if self.tls.is_empty() {
+                        ""
+                    } else {
+                        " or its TLS port?"
+                    }
                 )));
             }
             sleep(Duration::from_millis(25));
