@@ -8,6 +8,10 @@ use std::time::Duration;
 pub struct Config {
     pub database_url: String,
     pub redis_url: Option<String>,
+    /// The CAs (PEM) a `rediss://` Redis's certificate must chain to; unset: the system's.
+    pub redis_ca: Option<PathBuf>,
+    /// The client of `redis_url`, made once here (the CA file read) for every user.
+    pub redis: Option<redis::Client>,
     pub listen: String,
     pub snapshot: PathBuf,
     pub bootstrap_api_key: Option<String>,
@@ -72,14 +76,11 @@ impl Config {
             );
         }
         let redis_url = text("WARP_REDIS_URL");
-        if let Some(url) = &redis_url {
-            if let Err(e) = redis::Client::open(url.as_str()) {
-                anyhow::bail!(
-                    "WARP_REDIS_URL: {:?} is not a Redis URL: {e}",
-                    warp_redact::mask_password(url)
-                );
-            }
-        }
+        let redis_ca = text("WARP_REDIS_CA").map(PathBuf::from);
+        let redis = redis_url
+            .as_deref()
+            .map(|url| warp_redis::client(url, redis_ca.as_deref()))
+            .transpose()?;
         let listen = get("WARP_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
         let port = listen.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
         anyhow::ensure!(
@@ -115,6 +116,8 @@ impl Config {
         Ok(Config {
             database_url,
             redis_url,
+            redis_ca,
+            redis,
             listen,
             snapshot: text("WARP_SNAPSHOT")
                 .unwrap_or_else(|| "/var/lib/warp/routing.snap".into())
@@ -159,7 +162,7 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "WARP_DATABASE_URL={} WARP_REDIS_URL={} WARP_LISTEN={} WARP_SNAPSHOT={} \
+            "WARP_DATABASE_URL={} WARP_REDIS_URL={} WARP_REDIS_CA={} WARP_LISTEN={} WARP_SNAPSHOT={} \
              WARP_BOOTSTRAP_API_KEY={} WARP_JWT_SECRET={} WARP_PUBLISH_DEBOUNCE_MS={} \
              WARP_RATE_LIMIT={} WARP_IDEMPOTENCY_TTL_SECS={} WARP_WEBHOOK_TIMEOUT_MS={} \
              WARP_WEBHOOK_MAX_ATTEMPTS={} WARP_WEBHOOK_BACKOFF_MS={} WARP_WEBHOOK_POLL_MS={} \
@@ -168,6 +171,10 @@ impl fmt::Display for Config {
             self.redis_url
                 .as_deref()
                 .map(warp_redact::mask_password)
+                .unwrap_or_default(),
+            self.redis_ca
+                .as_deref()
+                .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             self.listen,
             self.snapshot.display(),

@@ -94,11 +94,6 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
     publisher.spawn_debouncer();
     idempotency::spawn_purger(pool.clone(), config.idempotency_ttl);
     let webhooks = Dispatcher::start(pool.clone(), config.webhooks)?;
-    let redis = config
-        .redis_url
-        .as_deref()
-        .map(redis::Client::open)
-        .transpose()?;
     let jwt_secret: Arc<[u8]> = match &config.jwt_secret {
         Some(s) => s.as_bytes().into(),
         None => {
@@ -118,8 +113,11 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         credentials,
         bootstrap_key_hash,
         pool,
-        limiter: Arc::new(RateLimiter::new(config.rate_limit, redis.clone())),
-        login_limiter: Arc::new(RateLimiter::new(auth::sessions::LOGIN_ATTEMPTS, redis)),
+        limiter: Arc::new(RateLimiter::new(config.rate_limit, config.redis.clone())),
+        login_limiter: Arc::new(RateLimiter::new(
+            auth::sessions::LOGIN_ATTEMPTS,
+            config.redis.clone(),
+        )),
         webhooks,
         config: Arc::new(config),
         publisher,

@@ -5,7 +5,6 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{TestApi, ROOT};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use warp_testkit::Redis;
 
 fn header<'a>(r: &'a common::Reply, name: &str) -> &'a str {
@@ -23,16 +22,7 @@ async fn two_instances_sharing_redis_share_one_budget_and_fall_back_when_it_goes
     };
     let a = TestApi::with(env.clone()).await;
     let b = TestApi::with(env).await;
-    // The shared window is the wall-clock minute: start well inside one.
-    while SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 60
-        > 55
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::well_inside_a_minute().await;
     for (t, remaining) in [(&a, "3"), (&b, "2"), (&a, "1"), (&b, "0")] {
         let r = t.get("/api/v1/vendors", ROOT).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);

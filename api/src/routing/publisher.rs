@@ -88,17 +88,12 @@ impl Publisher {
         config: &crate::config::Config,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let redis = config
-            .redis_url
-            .as_deref()
-            .map(redis::Client::open)
-            .transpose()?;
         // Start from the file SIP nodes already read, when there is a good one.
         let current = Snapshot::open_verified(&config.snapshot).ok().map(Arc::new);
         Ok(Publisher {
             pool,
             path: config.snapshot.clone(),
-            redis,
+            redis: config.redis.clone(),
             debounce: config.publish_debounce,
             metrics,
             current: RwLock::new(current),

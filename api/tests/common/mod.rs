@@ -283,3 +283,18 @@ pub fn vendors(r: &Reply) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Waits until the wall-clock minute, the window of the rate limits shared through
+/// Redis, has at least 5 s left.
+pub async fn well_inside_a_minute() {
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60
+    };
+    while second() > 55 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
