@@ -34,11 +34,16 @@ pub struct PullArgs {
     /// 0 pulls once and says by its exit status whether that worked.
     #[arg(long, default_value_t = 0)]
     every: u64,
-    /// With --every: the Redis (redis://…) the API announces each new generation on
-    /// (channel warp:snapshot). One this edge does not hold is pulled within --spread;
-    /// the polls stay, the safety net for a missed announcement. A single pull ignores it.
+    /// With --every: the Redis (redis://…, or rediss://… over TLS) the API announces each
+    /// new generation on (channel warp:snapshot). One this edge does not hold is pulled
+    /// within --spread; the polls stay, the safety net for a missed announcement. A
+    /// single pull ignores it.
     #[arg(long, env = "WARP_REDIS_URL", hide_env_values = true)]
     redis: Option<String>,
+    /// With a rediss:// --redis: the PEM file of the CAs its certificate must chain to
+    /// [default: the system's, /etc/ssl/certs/ca-certificates.crt]
+    #[arg(long, env = "WARP_REDIS_CA", value_name = "FILE")]
+    redis_ca: Option<PathBuf>,
     /// With --redis: after an announcement, each edge waits a random delay below this
     /// many seconds before it pulls, so that a fleet does not download the new snapshot
     /// all in the same instant; 0 pulls at once. A poll falling due meanwhile is that
@@ -87,9 +92,10 @@ pub fn run(mut a: PullArgs) -> Result<()> {
     }
     // An empty variable is unset, as elsewhere.
     let redis = a.redis.filter(|r| !r.is_empty());
+    let redis_ca = a.redis_ca.filter(|ca| !ca.as_os_str().is_empty());
     let redis = redis
         .as_deref()
-        .map(announcements::Redis::open)
+        .map(|url| announcements::Redis::open(url, redis_ca.as_deref()))
         .transpose()?;
     let (every, spread) = (Duration::from_secs(a.every), Duration::from_secs(a.spread));
     rt.block_on(async {

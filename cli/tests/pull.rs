@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use warp_testkit::{Postgres, Redis};
+use warp_testkit::{Postgres, Redis, TestCa};
 
 const ROOT: &str = "pull-test-root-key";
 
@@ -24,11 +24,12 @@ struct Api {
 
 impl Api {
     fn start() -> Api {
-        Api::announcing_on(None)
+        Api::announcing_on(None, None)
     }
 
-    /// The API, announcing each new generation on `redis` when there is one.
-    fn announcing_on(redis: Option<&str>) -> Api {
+    /// The API, announcing each new generation on `redis` when there is one (a rediss
+    /// one's certificate checked against `ca`).
+    fn announcing_on(redis: Option<&str>, ca: Option<&Path>) -> Api {
         let pg = Postgres::start().expect("start a private PostgreSQL");
         let dir = tempfile::tempdir().unwrap();
         let published = dir.path().join("api.snap");
@@ -38,6 +39,7 @@ impl Api {
             "WARP_SNAPSHOT" => Some(snap.clone()),
             "WARP_BOOTSTRAP_API_KEY" => Some(ROOT.into()),
             "WARP_REDIS_URL" => redis.map(str::to_owned),
+            "WARP_REDIS_CA" => ca.map(|ca| ca.display().to_string()),
             _ => None,
         })
         .unwrap();
@@ -385,7 +387,7 @@ struct Announcing {
 impl Announcing {
     fn start() -> Announcing {
         let redis = Redis::start().expect("start a private redis-server");
-        let api = Api::announcing_on(Some(&redis.url));
+        let api = Api::announcing_on(Some(&redis.url), None);
         let first = api.publish();
         let key = api.key("sip_edge");
         Announcing {
@@ -625,6 +627,73 @@ fn a_bad_redis_url_is_refused_at_start_without_its_password() {
         .unwrap();
     assert!(!out.status.success());
     assert!(said(&out).contains("is not a Redis URL"), "{}", said(&out));
+    assert!(!said(&out).contains("hunter2"), "{}", said(&out));
+}
+
+/// The API announcing on a Redis over TLS, and an edge listening there, both trusting
+/// the test CA that signed its certificate.
+#[test]
+fn an_edge_hears_the_announcements_on_a_redis_over_tls() {
+    let ca = TestCa::make("redis").unwrap();
+    let redis = Redis::start_tls(&ca).unwrap();
+    let rediss = redis.tls_url.clone().unwrap();
+    let api = Api::announcing_on(Some(&rediss), Some(&ca.ca));
+    let first = api.publish();
+    let key = api.key("sip_edge");
+    let trusting = ["--redis-ca", ca.ca.to_str().unwrap()];
+    let args = ["--every", HOURLY, "--redis", &rediss, "--spread", AT_ONCE];
+    let mut edge = Edge::start(&api, &key, &[&args[..], &trusting].concat());
+    edge.wait_for(first, Duration::from_secs(20));
+    wait_for_subscribers(&redis.url, 1);
+    // The pull that follows subscribing: what the edge pulls next was announced.
+    let start = Instant::now();
+    while edge.pulls() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "{}", edge.said());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let next = api.publish();
+    edge.wait_for(next, Duration::from_secs(5));
+    assert!(
+        edge.stderr()
+            .contains("listening for new generations on rediss://127.0.0.1:"),
+        "{}",
+        edge.said()
+    );
+}
+
+#[test]
+fn a_redis_ca_that_cannot_be_read_is_refused_at_start() {
+    let mut warp = Command::new(env!("CARGO_BIN_EXE_warp"))
+        .args(["pull", "--api", "http://127.0.0.1:1", "--key", "k"])
+        .args([
+            "--every",
+            "5",
+            "--redis",
+            "rediss://:hunter2@127.0.0.1:6380/",
+        ])
+        .env("WARP_REDIS_CA", "/nonexistent/redis-ca.pem")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not refused, it would poll forever.
+    let start = Instant::now();
+    while warp.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = warp.kill();
+    let out = warp.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(
+        said(&out).contains("WARP_REDIS_CA: \"/nonexistent/redis-ca.pem\" cannot be read"),
+        "{}",
+        said(&out)
+    );
+    assert!(
+        said(&out).contains("rediss://:***@127.0.0.1:6380/"),
+        "{}",
+        said(&out)
+    );
     assert!(!said(&out).contains("hunter2"), "{}", said(&out));
 }
 

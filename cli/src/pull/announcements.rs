@@ -39,11 +39,12 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Refuses a URL that is no Redis URL, before anything runs.
-    pub fn open(url: &str) -> Result<Redis> {
+    /// Refuses a URL that is no Redis URL, and for rediss:// a CA file that cannot be
+    /// used, before anything runs.
+    pub fn open(url: &str, ca: Option<&Path>) -> Result<Redis> {
+        // The error names the variables, which --help ties to --redis and --redis-ca.
+        let client = warp_redis::client(url, ca)?;
         let shown = warp_redact::mask_password(url);
-        let client = redis::Client::open(url)
-            .with_context(|| format!("{shown:?} is not a Redis URL (--redis, $WARP_REDIS_URL)"))?;
         Ok(Redis { client, shown })
     }
 
