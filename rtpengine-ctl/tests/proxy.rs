@@ -11,6 +11,7 @@ use warp_rtpengine::commands::*;
 use warp_rtpengine::proxy::config::{ListenSpec, NodeSpec, ProxyConfig};
 use warp_rtpengine::proxy::Proxy;
 use warp_rtpengine::{Client, Endpoint, Error, Options};
+use warp_testkit::TestCa;
 
 fn node(name: &str, r: &Rtpengine, weight: u32) -> NodeSpec {
     format!("{name}={},weight={weight}", r.ng).parse().unwrap()
@@ -640,14 +641,54 @@ async fn pins_are_shared_between_proxies_through_redis() {
     let (a, b) = (Rtpengine::start(), Rtpengine::start());
     let p1 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], Some(&redis)).await;
     let p2 = start_proxy(vec![node("a", &a, 1), node("b", &b, 1)], Some(&redis)).await;
-    let (c1, c2) = (client_for(&p1).await, client_for(&p2).await);
+    pins_are_shared(&redis, [&p1, &p2], &b).await;
+}
+
+/// Over TLS (`rediss://` and the CA its certificate is of), as over TCP.
+#[tokio::test]
+async fn pins_are_shared_between_proxies_through_a_redis_over_tls() {
+    let ca = TestCa::make("redis").unwrap();
+    let redis = Redis::start_tls(&ca).unwrap();
+    let (a, b) = (Rtpengine::start(), Rtpengine::start());
+    let over_tls = || ProxyConfig {
+        redis_url: redis.tls_url.clone(),
+        redis_ca: Some(ca.ca.clone()),
+        ..config(vec![node("a", &a, 1), node("b", &b, 1)], None)
+    };
+    let p1 = Proxy::start(over_tls()).await.unwrap();
+    let p2 = Proxy::start(over_tls()).await.unwrap();
+    pins_are_shared(&redis, [&p1, &p2], &b).await;
+}
+
+#[tokio::test]
+async fn a_redis_ca_that_cannot_be_read_stops_the_proxy_at_start() {
+    let a = Rtpengine::start();
+    let started = Proxy::start(ProxyConfig {
+        redis_url: Some("rediss://:hunter2@127.0.0.1:6380/".into()),
+        redis_ca: Some("/nonexistent/redis-ca.pem".into()),
+        ..config(vec![node("a", &a, 1)], None)
+    })
+    .await;
+    let Err(Error::Config(why)) = started else {
+        panic!("started, or failed otherwise");
+    };
+    assert!(
+        why.starts_with("WARP_REDIS_CA: \"/nonexistent/redis-ca.pem\" cannot be read"),
+        "{why}"
+    );
+    assert!(why.contains("rediss://:***@127.0.0.1:6380/"), "{why}");
+}
+
+/// A call p1 puts on `b` while draining `a` is found there by p2, which asked Redis.
+async fn pins_are_shared(redis: &Redis, [p1, p2]: [&Proxy; 2], b: &Rtpengine) {
+    let (c1, c2) = (client_for(p1).await, client_for(p2).await);
     // p1 drains a, so a call that hashes to a lands on b; p2 (not draining) must still
     // find it on b because the pin is in Redis.
     c1.request(&admin("warp drain", Some("a"))).await.unwrap();
-    let id = call_preferring(&p2, "a", "shared");
+    let id = call_preferring(p2, "a", "shared");
     c1.send(&offer(&id)).await.unwrap();
-    assert_eq!(calls_on(&b).await, vec![id.clone()]);
-    assert_eq!(shared_pin(&redis, &id).await.as_deref(), Some("b"));
+    assert_eq!(calls_on(b).await, vec![id.clone()]);
+    assert_eq!(shared_pin(redis, &id).await.as_deref(), Some("b"));
     c2.send(&answer(&id)).await.unwrap();
     let q = c2.send(&Query(Target::call(id.as_str()))).await.unwrap();
     assert_eq!(q.parties.len(), 2);

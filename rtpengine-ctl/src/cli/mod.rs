@@ -16,6 +16,7 @@ use anyhow::{bail, Context};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -220,10 +221,15 @@ struct ProxyArgs {
     /// rtpengine node, [NAME=]HOST:PORT[,weight=N][,set=N] (repeatable).
     #[arg(long = "node", required = true)]
     nodes: Vec<NodeSpec>,
-    /// Redis for shared pins and the QoS stream; used from when it first answers, so a
-    /// Redis still down when the proxy starts is no reason to stop.
+    /// Redis for shared pins and the QoS stream (redis://…, or rediss://… over TLS);
+    /// used from when it first answers, so a Redis still down when the proxy starts is
+    /// no reason to stop.
     #[arg(long, env = "WARP_REDIS_URL")]
     redis: Option<String>,
+    /// With a rediss:// --redis: the PEM file of the CAs its certificate must chain to
+    /// [default: the system's, /etc/ssl/certs/ca-certificates.crt]
+    #[arg(long, env = "WARP_REDIS_CA", value_name = "FILE")]
+    redis_ca: Option<PathBuf>,
     /// Prometheus /metrics listen address.
     #[arg(long, env = "WARP_RTPENGINE_METRICS")]
     metrics: Option<SocketAddr>,
@@ -477,6 +483,7 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         allow: args.allow,
         nodes: args.nodes,
         redis_url: args.redis,
+        redis_ca: args.redis_ca,
         metrics: args.metrics,
         upstream: Options {
             timeout: Duration::from_millis(args.node_timeout_ms),
@@ -491,6 +498,7 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         allow = ?config.allow,
         nodes = ?config.nodes,
         redis = config.redis_url.as_deref().map(warp_redact::mask_password).as_deref(),
+        redis_ca = ?config.redis_ca,
         metrics = ?config.metrics,
         upstream = ?config.upstream,
         health_interval = ?config.health_interval,

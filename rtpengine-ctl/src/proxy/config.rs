@@ -4,6 +4,7 @@
 use super::allow::Network;
 use crate::transport::Options;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -85,6 +86,8 @@ pub struct ProxyConfig {
     pub allow: Vec<Network>,
     pub nodes: Vec<NodeSpec>,
     pub redis_url: Option<String>,
+    /// The CAs (PEM) a `rediss://` Redis's certificate must chain to; `None`: the system's.
+    pub redis_ca: Option<PathBuf>,
     pub metrics: Option<SocketAddr>,
     /// Per forwarded request: short, so failover fits inside the caller's own timeout.
     pub upstream: Options,
@@ -125,6 +128,7 @@ impl Default for ProxyConfig {
             allow: Vec::new(),
             nodes: Vec::new(),
             redis_url: None,
+            redis_ca: None,
             metrics: None,
             upstream: Options {
                 timeout: Duration::from_millis(300),

@@ -46,9 +46,13 @@ impl Proxy {
         // Redis is optional on the call path: without it pins stay local and QoS is not
         // written.
         let redis = match &config.redis_url {
-            Some(url) => Some(Arc::new(
-                SharedRedis::new(url).map_err(|e| Error::Config(format!("redis URL: {e}")))?,
-            )),
+            Some(url) => {
+                let client = warp_redis::client(url, config.redis_ca.as_deref())
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                let shared =
+                    SharedRedis::new(client).map_err(|e| Error::Config(format!("redis: {e}")))?;
+                Some(Arc::new(shared))
+            }
             None => None,
         };
         let pool = Pool::connect(&config.nodes, config.upstream, config.upstream.timeout).await?;

@@ -52,15 +52,15 @@ pub struct SharedRedis {
 }
 
 impl SharedRedis {
-    /// A manager for `url` that connects on first use (so only a malformed URL fails).
-    pub fn new(url: &str) -> redis::RedisResult<SharedRedis> {
+    /// A manager for `client` that connects on first use.
+    pub fn new(client: redis::Client) -> redis::RedisResult<SharedRedis> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             // One attempt per request while Redis is away: retrying inside a request
             // would hold the call that made it.
             .set_number_of_retries(0);
-        let conn = ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(SharedRedis {
             conn,
             down: Mutex::new(None),
