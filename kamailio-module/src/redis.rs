@@ -629,132 +629,21 @@ mod tests {
             .ends_with("is not redis://[[user]:password@]host[:port][/db] (rediss:// over TLS)"));
     }
 
-    /// A redis-server speaking only TLS, its certificate for 127.0.0.1 of a CA made
-    /// with the openssl CLI; killed on drop.
-    struct TlsRedis {
-        child: std::process::Child,
-        port: u16,
-        dir: tempfile::TempDir,
-    }
-
-    impl TlsRedis {
-        fn start() -> TlsRedis {
-            let dir = tempfile::tempdir().unwrap();
-            let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-            let openssl = |args: &[&str]| {
-                let out = std::process::Command::new("openssl")
-                    .args(args)
-                    .output()
-                    .unwrap();
-                assert!(out.status.success(), "openssl {args:?}: {out:?}");
-            };
-            let new_key = [
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-            ];
-            let (ca, ca_key, key, csr, cert, ext) = (
-                file("ca.pem"),
-                file("ca-key.pem"),
-                file("key.pem"),
-                file("req.csr"),
-                file("cert.pem"),
-                file("ext"),
-            );
-            openssl(
-                &[
-                    &["req", "-x509"],
-                    &new_key[..],
-                    &["-subj", "/CN=test CA"],
-                    &["-keyout", &ca_key, "-out", &ca],
-                ]
-                .concat(),
-            );
-            openssl(
-                &[
-                    &["req", "-new"],
-                    &new_key[..],
-                    &["-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr],
-                ]
-                .concat(),
-            );
-            std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &ca,
-                "-CAkey",
-                &ca_key,
-                "-CAcreateserial",
-                "-extfile",
-                &ext,
-                "-out",
-                &cert,
-            ]);
-            let port = warp_testkit::free_tcp_port().unwrap();
-            let child = std::process::Command::new("redis-server")
-                .args([
-                    "--port",
-                    "0",
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
-                .args([
-                    "--tls-cert-file",
-                    &cert,
-                    "--tls-key-file",
-                    &key,
-                    "--tls-ca-cert-file",
-                    &ca,
-                ])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let redis = TlsRedis { child, port, dir };
-            let deadline = Instant::now() + TIMEOUT;
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "redis-server did not come up");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            redis
-        }
-
-        fn target(&self) -> Target {
-            let url = format!("rediss://127.0.0.1:{}", self.port);
-            Target::parse(&url, &self.dir.path().join("ca.pem")).unwrap()
-        }
-    }
-
-    impl Drop for TlsRedis {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
     /// Redis's OpenSSL sends TLS 1.3 session tickets once the handshake is done: bytes
     /// on an idle connection, which leave it fit (a peek alone took them for a close);
     /// the server's close does not.
     #[test]
     fn a_tls_connection_reads_as_closed_on_the_servers_close_not_its_tickets() {
-        let redis = TlsRedis::start();
-        let mut idle = Connection::open(&redis.target(), TIMEOUT, TIMEOUT).unwrap();
+        let ca = warp_testkit::TestCa::make("test").unwrap();
+        let redis = warp_testkit::Redis::start_tls(&ca).unwrap();
+        let target = Target::parse(redis.tls_url.as_deref().unwrap(), &ca.ca).unwrap();
+        let mut idle = Connection::open(&target, TIMEOUT, TIMEOUT).unwrap();
         // No exchange yet (no AUTH, no SELECT): nothing has read the tickets.
         std::thread::sleep(Duration::from_millis(200));
         assert!(!idle.closed());
         assert_eq!(idle.get("k").unwrap(), None);
         assert!(!idle.closed());
-        server_closes(&redis.target(), &mut idle);
+        server_closes(&target, &mut idle);
     }
 
     #[test]

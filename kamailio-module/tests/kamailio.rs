@@ -4575,7 +4575,7 @@ impl DipEdge {
 #[test]
 fn the_shipped_config_dips_an_https_telique_whose_ca_lrn_dip_ca_names() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = support::tls::Pki::make(dir.path(), "telique");
+    let pki = support::tls::Pki::make("telique");
     let telique = support::telique::Telique::start_tls(&pki);
     let data = support::dataset::Data::with_gateways();
     let cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);
@@ -5279,8 +5279,7 @@ fn an_lrn_dip_connection_closed_while_idle_is_replaced_not_counted_failed() {
 /// only `http://`.
 #[test]
 fn the_lrn_dip_supplies_the_lrn_over_https_on_one_kept_tls_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = support::tls::Pki::make(dir.path(), "telique");
+    let pki = support::tls::Pki::make("telique");
     let telique = support::telique::Telique::start_tls(&pki);
     let ca = pki.ca.to_str().unwrap();
     let (_snap, k) = start_dipping_at(&telique.url(), &[("lrn_dip_ca", ca)]);
@@ -5309,9 +5308,8 @@ fn the_lrn_dip_supplies_the_lrn_over_https_on_one_kept_tls_connection() {
 /// fault), the call is routed on the dialled number, and the breaker counts it.
 #[test]
 fn an_lrn_dip_server_whose_certificate_is_not_trusted_fails_the_dip() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = support::tls::Pki::make(dir.path(), "telique");
-    let stranger = support::tls::Pki::make(dir.path(), "stranger");
+    let pki = support::tls::Pki::make("telique");
+    let stranger = support::tls::Pki::make("stranger");
     let telique = support::telique::Telique::start_tls(&pki);
     for (url, ca, why) in [
         (

@@ -1,6 +1,6 @@
-//! A CA of a test's own and a server certificate it signed for 127.0.0.1, made with the
-//! openssl CLI in a temp dir: what a TLS server under test presents and what its
-//! clients are told to trust (or, a second CA, not to).
+//! A CA of a test's own and the certificates it signed, made with the openssl CLI in a
+//! temp dir: what a TLS server under test presents (for 127.0.0.1), what a client
+//! presents for mutual TLS, and what both are told to trust (or, a second CA, not to).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,19 +9,22 @@ use std::process::Command;
 pub struct TestCa {
     /// The CA's certificate (PEM).
     pub ca: PathBuf,
-    /// A certificate for `IP:127.0.0.1` signed by the CA, and its key (PEM).
+    /// A certificate for `IP:127.0.0.1` signed by the CA, and its key (PEM); good for
+    /// client authentication too (a proxy presents it as a client to its next hop).
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// A client certificate (`CN=pbx`) signed by the CA, and its key (PEM).
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl TestCa {
-    /// A new CA whose subject is `name CA`, and its server certificate.
+    /// A new CA whose subject is `name CA`, and its server and client certificates.
     pub fn make(name: &str) -> io::Result<TestCa> {
         let dir = tempfile::tempdir()?;
         let file = |what: &str| dir.path().join(format!("{what}.pem"));
-        let (ca_key, request, extensions) = (file("ca-key"), file("server-csr"), file("ext"));
-        let (ca, server_cert, server_key) = (file("ca"), file("server"), file("server-key"));
+        let (ca, ca_key) = (file("ca"), file("ca-key"));
         let p256 = [
             "-newkey",
             "ec",
@@ -38,34 +41,45 @@ impl TestCa {
                 ("-out", &ca),
             ],
         )?;
-        openssl(
-            &["req", "-new"],
-            &p256,
-            &[
-                ("-subj", Path::new("/CN=127.0.0.1")),
-                ("-keyout", &server_key),
-                ("-out", &request),
-            ],
+        // A key and a certificate for `cn`, signed by the CA with `extensions`.
+        let sign = |what: &str, cn: &str, extensions: &str| -> io::Result<(PathBuf, PathBuf)> {
+            let (cert, key) = (file(what), file(&format!("{what}-key")));
+            let (request, ext) = (file(&format!("{what}-csr")), file(&format!("{what}-ext")));
+            openssl(
+                &["req", "-new"],
+                &p256,
+                &[
+                    ("-subj", Path::new(&format!("/CN={cn}"))),
+                    ("-keyout", &key),
+                    ("-out", &request),
+                ],
+            )?;
+            std::fs::write(&ext, extensions)?;
+            openssl(
+                &["x509", "-req", "-days", "2", "-CAcreateserial"],
+                &[],
+                &[
+                    ("-in", &request),
+                    ("-CA", &ca),
+                    ("-CAkey", &ca_key),
+                    ("-extfile", &ext),
+                    ("-out", &cert),
+                ],
+            )?;
+            Ok((cert, key))
+        };
+        let (server_cert, server_key) = sign(
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
         )?;
-        std::fs::write(
-            &extensions,
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        )?;
-        openssl(
-            &["x509", "-req", "-days", "2", "-CAcreateserial"],
-            &[],
-            &[
-                ("-in", &request),
-                ("-CA", &ca),
-                ("-CAkey", &ca_key),
-                ("-extfile", &extensions),
-                ("-out", &server_cert),
-            ],
-        )?;
+        let (client_cert, client_key) = sign("client", "pbx", "extendedKeyUsage=clientAuth\n")?;
         Ok(TestCa {
             ca,
             server_cert,
             server_key,
+            client_cert,
+            client_key,
             _dir: dir,
         })
     }

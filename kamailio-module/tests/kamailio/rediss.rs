@@ -43,7 +43,7 @@ fn calls(k: &Kamailio, n: usize) {
 #[test]
 fn cdr_events_reach_a_redis_over_tls_on_one_kept_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "redis");
+    let pki = Pki::make("redis");
     let redis = Redis::start_tls(dir.path(), &pki, PASSWORD);
     redis.cli(&["CONFIG", "SET", "timeout", "1"]);
     let (url, ca) = (rediss(&redis, "127.0.0.1"), pki.ca.to_str().unwrap());
@@ -87,8 +87,8 @@ fn cdr_events_reach_a_redis_over_tls_on_one_kept_connection() {
 #[test]
 fn cdr_events_wait_for_a_redis_whose_certificate_is_not_trusted() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "redis");
-    let stranger = Pki::make(dir.path(), "stranger");
+    let pki = Pki::make("redis");
+    let stranger = Pki::make("stranger");
     let redis = Redis::start_tls(dir.path(), &pki, PASSWORD);
     for (host, ca, why) in [
         (
@@ -136,7 +136,7 @@ fn cdr_events_wait_for_a_redis_whose_certificate_is_not_trusted() {
 #[test]
 fn the_lnp_cache_answers_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "redis");
+    let pki = Pki::make("redis");
     let redis = Redis::start_tls(dir.path(), &pki, PASSWORD);
     redis.cli(&["SET", "warp:lnp:2125550009", "3035550000"]);
     let url = rediss(&redis, "127.0.0.1");
@@ -212,7 +212,7 @@ fn a_rediss_url_for_a_plain_redis_fails_within_the_timeout() {
 #[test]
 fn the_shipped_config_reports_to_a_redis_over_tls_whose_ca_redis_ca_names() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "redis");
+    let pki = Pki::make("redis");
     let redis = Redis::start_tls(dir.path(), &pki, PASSWORD);
     let data = Data::with_gateways();
     let _cheap = Uas::start(dir.path(), data.cheap.0, Answer::Accept);

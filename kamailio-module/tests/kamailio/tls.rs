@@ -42,7 +42,7 @@ fn tls_port(k: &Kamailio) -> u16 {
 #[test]
 fn the_shipped_config_takes_calls_from_a_customer_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "edge");
+    let pki = Pki::make("edge");
     let data = Data::with_gateways();
     let vendor = Vendor::start(data.cheap.0, Plays::Answers);
     let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
@@ -65,8 +65,8 @@ fn the_shipped_config_takes_calls_from_a_customer_over_tls() {
 #[test]
 fn the_shipped_config_places_calls_with_a_vendor_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let edge = Pki::make(dir.path(), "edge");
-    let vendor_pki = Pki::make(dir.path(), "vendor");
+    let edge = Pki::make("edge");
+    let vendor_pki = Pki::make("vendor");
     let (data, gateway) = stream_vendor("tls");
     let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&edge));
     places_calls_with_a_stream_vendor(&k, data.cheap.0, "tls", || vendor_pki.accept(&gateway));
@@ -78,8 +78,7 @@ fn the_shipped_config_places_calls_with_a_vendor_over_tls() {
 /// `the_shipped_config_reaches_a_caller_behind_nat_over_its_tcp_connection`.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tls_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "edge");
+    let pki = Pki::make("edge");
     let connect = |k: &Kamailio| pki.connect(tls_port(k), false);
     reaches_a_caller_behind_nat_over_its_connection(
         &Routing::direct(),
@@ -97,7 +96,7 @@ fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tls_connection() {
 #[test]
 fn the_shipped_config_takes_tls_calls_past_unfinished_handshakes_and_plain_sip() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "edge");
+    let pki = Pki::make("edge");
     let data = Data::with_gateways();
     let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
     let mut defines = with_tls(&pki);
@@ -145,8 +144,8 @@ fn the_shipped_config_takes_tls_calls_past_unfinished_handshakes_and_plain_sip()
 #[test]
 fn the_shipped_config_with_tls_ca_takes_calls_only_from_pbxs_with_its_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    let edge = Pki::make(dir.path(), "edge");
-    let vendor_pki = Pki::make(dir.path(), "vendor");
+    let edge = Pki::make("edge");
+    let vendor_pki = Pki::make("vendor");
     let (data, gateway) = stream_vendor("tls");
     let mut defines = with_tls(&edge);
     defines.push(format!("TLS_CA=\"{}\"", edge.ca.display()));
@@ -189,8 +188,7 @@ fn the_shipped_config_with_tls_ca_takes_calls_only_from_pbxs_with_its_certificat
 /// ignored WITH_TLS and started without TLS.
 #[test]
 fn the_shipped_config_refuses_tls_without_a_certificate_and_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "edge");
+    let pki = Pki::make("edge");
     let with = with_tls(&pki);
     for (left_out, named) in [
         (1, "TLS_CERT_is_required_with_WITH_TLS"),
@@ -210,7 +208,7 @@ fn the_shipped_config_refuses_tls_without_a_certificate_and_key() {
 #[test]
 fn the_shipped_config_stops_a_call_a_vendor_on_tls_routes_back_to_it() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "edge");
+    let pki = Pki::make("edge");
     let (data, gateway) = stream_vendor("tls");
     let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));
     stops_a_call_a_stream_vendor_routes_back(&k, || pki.accept(&gateway));
@@ -223,7 +221,7 @@ fn the_shipped_config_stops_a_call_a_vendor_on_tls_routes_back_to_it() {
 #[test]
 fn the_shipped_config_bridges_srtp_from_a_customer_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "edge");
+    let pki = Pki::make("edge");
     let data = Data::with_gateways();
     let vendor = Vendor::start(data.cheap.0, Plays::Answers);
     let (rtpengine, k) = start_shipped_with_rtpengine(dir.path(), &data, &with_tls(&pki));
@@ -247,8 +245,7 @@ fn the_shipped_config_bridges_srtp_from_a_customer_over_tls() {
 /// take the vendor's BYE, and the edge's own, to the caller's TLS connection.
 #[test]
 fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tls_connection_with_topology_hidden() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "edge");
+    let pki = Pki::make("edge");
     let connect = |k: &Kamailio| pki.connect(tls_port(k), false);
     let mut defines = with_tls(&pki);
     defines.extend(with_topoh());
@@ -262,7 +259,7 @@ fn the_shipped_config_reaches_a_caller_behind_nat_over_its_tls_connection_with_t
 #[test]
 fn the_shipped_config_puts_a_tls_gateway_that_never_completes_its_handshake_last() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::make(dir.path(), "edge");
+    let pki = Pki::make("edge");
     let (data, _never_accepted) = stream_vendor("tls");
     let dear = Vendor::start(data.dear.0, Plays::Answers);
     let k = start_shipped(dir.path(), &data, &no_redis(), &with_tls(&pki));

@@ -1,15 +1,16 @@
 //! SIP over TLS on loopback (rustls): a customer's PBX connected to the edge, or a
 //! vendor gateway the edge connected to, as [`SipStream`]s; and their certificates,
-//! made with the openssl CLI.
+//! made by testkit's [`TestCa`].
 
 use super::tcp::{self, Carrier, SipStream};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::ops::Deref;
+use std::path::Path;
 use std::sync::Arc;
+use warp_testkit::TestCa;
 
 /// A customer's end of a TLS connection to the edge.
 pub type TlsClient = SipStream<StreamOwned<ClientConnection, TcpStream>>;
@@ -28,95 +29,23 @@ impl Carrier for StreamOwned<ServerConnection, TcpStream> {
     }
 }
 
-/// A CA of its own and what it signs: a certificate for 127.0.0.1 (a TLS server's, the
-/// edge's or a vendor's) and one for a customer's PBX (mutual TLS). PEM files.
-pub struct Pki {
-    pub ca: PathBuf,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
-    pub client_cert: PathBuf,
-    pub client_key: PathBuf,
+/// A CA of its own and what it signs (testkit's [`TestCa`]): a certificate for
+/// 127.0.0.1 (a TLS server's, the edge's or a vendor's) and one for a customer's PBX
+/// (mutual TLS). PEM files.
+pub struct Pki(TestCa);
+
+impl Deref for Pki {
+    type Target = TestCa;
+
+    fn deref(&self) -> &TestCa {
+        &self.0
+    }
 }
 
 impl Pki {
-    /// Makes them in `dir`, their file names starting with `name`.
-    pub fn make(dir: &Path, name: &str) -> Pki {
-        let file = |what: &str| dir.join(format!("{name}-{what}.pem"));
-        let pki = Pki {
-            ca: file("ca"),
-            server_cert: file("server"),
-            server_key: file("server-key"),
-            client_cert: file("client"),
-            client_key: file("client-key"),
-        };
-        let ca_key = file("ca-key");
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name} CA"),
-            "-keyout",
-            path(&ca_key),
-            "-out",
-            path(&pki.ca),
-        ]);
-        let sign = |cert: &Path, key: &Path, cn: &str, extensions: &str| {
-            let request = dir.join(format!("{name}-{cn}.csr"));
-            let ext = dir.join(format!("{name}-{cn}.ext"));
-            std::fs::write(&ext, extensions).unwrap();
-            openssl(&[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                &format!("/CN={cn}"),
-                "-keyout",
-                path(key),
-                "-out",
-                path(&request),
-            ]);
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                path(&request),
-                "-CA",
-                path(&pki.ca),
-                "-CAkey",
-                path(&ca_key),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                path(&ext),
-                "-out",
-                path(cert),
-            ]);
-        };
-        sign(
-            &pki.server_cert,
-            &pki.server_key,
-            "127.0.0.1",
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-        );
-        sign(
-            &pki.client_cert,
-            &pki.client_key,
-            "pbx",
-            "extendedKeyUsage=clientAuth\n",
-        );
-        pki
+    /// Makes them, the CA's subject naming `name`.
+    pub fn make(name: &str) -> Pki {
+        Pki(TestCa::make(name).expect("make a test CA with openssl"))
     }
 
     /// A TLS connection to the edge's TLS socket at 127.0.0.1:`port`, the edge's
@@ -174,20 +103,4 @@ fn certificates(file: &Path) -> Vec<CertificateDer<'static>> {
 
 fn key(file: &Path) -> PrivateKeyDer<'static> {
     PrivateKeyDer::from_pem_file(file).unwrap()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
