@@ -8,4 +8,4 @@ mod redis;
 pub use pki::TestCa;
 pub use ports::{free_tcp_port, free_udp_port, port_block};
 pub use postgres::Postgres;
-pub use redis::Redis;
+pub use redis::{tls_arguments as redis_tls_arguments, Redis};

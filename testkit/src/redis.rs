@@ -36,19 +36,7 @@ impl Redis {
             let tls_port = crate::ports::free_tcp_port()?;
             let mut redis = Redis::on(port);
             redis.tls_url = Some(format!("rediss://127.0.0.1:{tls_port}/"));
-            let file = |p: &std::path::Path| p.to_string_lossy().into_owned();
-            redis.tls = vec![
-                "--tls-port".into(),
-                tls_port.to_string(),
-                "--tls-cert-file".into(),
-                file(&ca.server_cert),
-                "--tls-key-file".into(),
-                file(&ca.server_key),
-                "--tls-ca-cert-file".into(),
-                file(&ca.ca),
-                "--tls-auth-clients".into(),
-                "no".into(),
-            ];
+            redis.tls = tls_arguments(ca, tls_port);
             redis.restart().map(|()| redis)
         })
     }
@@ -140,6 +128,24 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// redis-server's arguments for TLS on `tls_port`, presenting `ca`'s certificate for
+/// 127.0.0.1 and asking clients for none.
+pub fn tls_arguments(ca: &TestCa, tls_port: u16) -> Vec<String> {
+    let file = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    vec![
+        "--tls-port".into(),
+        tls_port.to_string(),
+        "--tls-cert-file".into(),
+        file(&ca.server_cert),
+        "--tls-key-file".into(),
+        file(&ca.server_key),
+        "--tls-ca-cert-file".into(),
+        file(&ca.ca),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ]
 }
 
 #[cfg(test)]

@@ -43,27 +43,15 @@ impl Redis {
     pub fn start_tls(dir: &Path, pki: &Pki, password: &str) -> Redis {
         let port = warp_testkit::free_tcp_port().unwrap();
         let tls_port = warp_testkit::free_tcp_port().unwrap();
-        let file = |p: &Path| p.to_str().unwrap().to_owned();
+        let mut tls = warp_testkit::redis_tls_arguments(pki, tls_port);
+        tls.extend(["--requirepass".into(), password.to_owned()]);
         let mut redis = Redis {
             child: None,
             dir: dir.to_owned(),
             port,
             tls_port: Some(tls_port),
             password: Some(password.to_owned()),
-            tls: vec![
-                "--tls-port".into(),
-                tls_port.to_string(),
-                "--tls-cert-file".into(),
-                file(&pki.server_cert),
-                "--tls-key-file".into(),
-                file(&pki.server_key),
-                "--tls-ca-cert-file".into(),
-                file(&pki.ca),
-                "--tls-auth-clients".into(),
-                "no".into(),
-                "--requirepass".into(),
-                password.to_owned(),
-            ],
+            tls,
         };
         redis.restart();
         redis
