@@ -643,6 +643,12 @@ fn the_shipped_config_puts_a_silent_tcp_gateway_last_but_not_one_that_refuses_co
         uri_params: (";transport=tcp", ""),
         ..Data::with_gateways()
     };
+    // The gateway's port, bound at once (no other socket of the busy test run can take
+    // it meanwhile), and not listening yet: a connection to it is refused as to a port
+    // no process has.
+    let gateway = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], data.cheap.0));
+    gateway.bind(&address.into()).unwrap();
     let dear = Vendor::start(data.dear.0, Plays::Answers);
     let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
     let (sock, lport) = raw_socket();
@@ -659,7 +665,7 @@ fn the_shipped_config_puts_a_silent_tcp_gateway_last_but_not_one_that_refuses_co
     );
 
     // Connections taken (the kernel's backlog), nothing ever read or answered.
-    let _silent = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
+    gateway.listen(128).unwrap();
     a_silent_gateway_goes_last(&k, &data, &dear);
 }
 
