@@ -22,8 +22,8 @@ use crate::guard;
 use crate::log::{lm_info, lm_warn};
 use crate::params;
 use crate::shm::{self, Text};
+use crate::timer;
 use crate::tm;
-use kamailio_sys as k;
 use std::ffi::{c_uint, c_void};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Once;
@@ -210,11 +210,7 @@ pub fn schedule_probes(seconds: u32) -> Result<(), String> {
     if seconds == 0 || TABLE.get().is_none() {
         return Ok(());
     }
-    // SAFETY: mod_init, before the fork, as the core requires of timers.
-    if unsafe { k::register_timer(Some(probe_tick), std::ptr::null_mut(), seconds) } < 0 {
-        return Err("gateway_probe_interval: the core could not register its timer".into());
-    }
-    Ok(())
+    timer::every(seconds, probe_tick, "gateway_probe_interval")
 }
 
 unsafe extern "C" fn probe_tick(_ticks: c_uint, _param: *mut c_void) {

@@ -44,6 +44,7 @@ mod sigbus;
 mod sipmsg;
 mod snapshot;
 mod stats;
+mod timer;
 mod tm;
 mod transport;
 mod warp_mod;

@@ -31,7 +31,7 @@ use crate::log::{lm_err, lm_info, lm_warn};
 use crate::params;
 use crate::shm;
 use crate::sigbus;
-use kamailio_sys as k;
+use crate::timer;
 use std::ffi::{c_uint, c_void};
 use std::ops::Deref;
 use std::os::unix::fs::MetadataExt;
@@ -434,11 +434,7 @@ pub fn schedule_checks(seconds: u32) -> Result<(), String> {
     if seconds == 0 {
         return Ok(());
     }
-    // SAFETY: mod_init, before the fork, as the core requires of timers.
-    if unsafe { k::register_timer(Some(check_tick), std::ptr::null_mut(), seconds) } < 0 {
-        return Err("reload_check: the core could not register its timer".into());
-    }
-    Ok(())
+    timer::every(seconds, check_tick, "reload_check")
 }
 
 /// The core's timer process, every `reload_check` seconds.
