@@ -1,4 +1,8 @@
 //! warp.so inside a real Kamailio 5.6 (Debian's package) on loopback.
+//!
+//! The tests live in tests/kamailio/, one concern per file; here is what several of them
+//! share: the scripts they run, Kamailio started on the test data or on the shipped
+//! config, and what they read back (warp.stats, CDR events, cluster counts).
 
 #[path = "kamailio/prometheus.rs"]
 mod prometheus;
@@ -14,7 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::rtpengine::wait_for_no_media_sessions;
+use support::sdp::{assert_plain_rtp, assert_srtp, audio_ports, srtp_offer};
 use support::sipp::{Answer, Uac, Uas};
+use support::udp::{
+    behind_nat, body_of, contact_uri, final_replies, final_reply, final_reply_text, finals_within,
+    header_of, next_request, raw_invite_with_sdp, raw_request, raw_socket, reply_to, send_raw,
+    with_sdp, InDialog,
+};
 use support::{binary, Kamailio, Reply, Script};
 
 /// Answers every request with 200, carrying the ANI warp_ani() found and the worker pid.
@@ -4362,60 +4373,6 @@ fn the_shipped_config_answers_keepalives_sent_with_max_forwards_0() {
     }
 }
 
-/// A UDP socket of the caller's on 127.0.0.1, and its port.
-fn raw_socket() -> (std::net::UdpSocket, u16) {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
-    let lport = sock.local_addr().unwrap().port();
-    (sock, lport)
-}
-
-/// Sends `text` from the caller's `sock` to Kamailio.
-fn send_raw(sock: &std::net::UdpSocket, k: &Kamailio, text: &str) {
-    sock.send_to(text.as_bytes(), ("127.0.0.1", k.port))
-        .unwrap();
-}
-
-/// A request of call `call` (Call-ID `<call>-<lport>`, one transaction: CANCEL and
-/// retransmissions share the INVITE's branch) from the caller at `lport` to `user`.
-fn raw_request(port: u16, lport: u16, method: &str, user: &str, call: &str) -> String {
-    format!(
-        "{method} sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{call}{lport}\r\n\
-         From: <sip:3035550100@127.0.0.1>;tag={call}{lport}\r\n\
-         To: <sip:{user}@127.0.0.1>\r\n\
-         Call-ID: {call}-{lport}\r\n\
-         CSeq: 1 {method}\r\n\
-         Contact: <sip:3035550100@127.0.0.1:{lport}>\r\n\
-         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    )
-}
-
-/// The next final reply `sock` receives for `call` (see [`raw_request`]), skipping
-/// provisional ones and tm's retransmissions of other calls' finals.
-fn final_reply(sock: &std::net::UdpSocket, k: &Kamailio, call: &str) -> support::Reply {
-    support::Reply::parse(&final_reply_text(sock, k, &format!("{call}-")))
-}
-
-/// The next final reply `sock` receives whose Call-ID starts with `call_id`, as it
-/// came.
-fn final_reply_text(sock: &std::net::UdpSocket, k: &Kamailio, call_id: &str) -> String {
-    let mut buf = [0u8; 65535];
-    loop {
-        let n = sock
-            .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("no final reply ({e}):\n{}", k.log()));
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let reply = support::Reply::parse(&text);
-        let ours = reply
-            .header("Call-ID")
-            .is_some_and(|id| id.starts_with(call_id));
-        if reply.code >= 200 && ours {
-            return text;
-        }
-    }
-}
-
 #[test]
 fn the_shipped_config_routes_a_retransmitted_invite_once_while_the_dip_is_slow() {
     let DipEdge {
@@ -4933,31 +4890,6 @@ fn a_call_cancelled_while_its_dip_runs_goes_no_further() {
     assert_eq!(redis.cdrs("warp:cdr:raw"), Vec::<serde_json::Value>::new());
     let t1 = k.rpc_args(&["warp.trunks", "T1"]).unwrap();
     assert_eq!(t1["T1.active"], "0", "{t1:?}");
-}
-
-/// The next `n` final replies `sock` receives, as (call, code) in the order they came
-/// (the call as [`raw_request`] names it); a repeated final to a request already
-/// answered (the vendor's 200 again, no ACK having come) is skipped.
-fn final_replies(sock: &std::net::UdpSocket, k: &Kamailio, n: usize) -> Vec<(String, u16)> {
-    let mut answered: Vec<(String, String)> = Vec::new();
-    let mut finals = Vec::new();
-    let mut buf = [0u8; 65535];
-    while finals.len() < n {
-        let len = sock
-            .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("{finals:?}, no more final replies ({e}):\n{}", k.log()));
-        let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..len]));
-        let call = reply.header("Call-ID").and_then(|id| id.rsplit_once('-'));
-        let request = (
-            call.map_or("", |(call, _)| call).to_owned(),
-            reply.header("CSeq").unwrap_or_default().to_owned(),
-        );
-        if reply.code >= 200 && !answered.contains(&request) {
-            finals.push((request.0.clone(), reply.code));
-            answered.push(request);
-        }
-    }
-    finals
 }
 
 #[test]
@@ -5524,16 +5456,6 @@ fn a_429_without_retry_after_pauses_the_dip_for_the_cooldown() {
     assert_eq!(k.rpc("warp.stats")["lrn.breaker_open"], "0");
 }
 
-/// Ports of the `m=audio` lines in a sipp message log.
-fn audio_ports(log: &Path) -> Vec<u16> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("m=audio "))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .collect()
-}
-
 /// The shipped config with WITH_RTPENGINE against a real rtpengine: both sides see
 /// rtpengine's ports in the SDP, and the sessions are deleted with the BYE.
 #[test]
@@ -5621,23 +5543,6 @@ fn anchors_media_in_rtpengine(routing: &Routing, more: &[String]) {
     // Deleted with each BYE: no call left in rtpengine.
     wait_for_no_media_sessions(&rtpengine, &k);
     routing.took(&k, 3);
-}
-
-/// Waits (5 s at most) until rtpengine holds no call.
-fn wait_for_no_media_sessions(rtpengine: &support::rtpengine::Rtpengine, k: &Kamailio) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let list = rtpengine.ng("d7:command4:liste").unwrap_or_default();
-        if list.contains("5:callsle") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sessions left: {list}\n{}",
-            k.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// WITH_RTPENGINE on a dual-stack edge: rtpengine bridges the media of a call crossing
@@ -5952,135 +5857,6 @@ fn call_ids(log: &Path) -> BTreeSet<String> {
         .filter_map(|l| l.trim().strip_prefix("Call-ID: "))
         .map(str::to_owned)
         .collect()
-}
-
-/// [`raw_request`]'s INVITE with an SDP offer (audio on port 6000).
-fn raw_invite_with_sdp(port: u16, lport: u16, user: &str, call: &str) -> String {
-    let sdp = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-               m=audio 6000 RTP/AVP 0\r\n";
-    with_sdp(&raw_request(port, lport, "INVITE", user, call), sdp)
-}
-
-/// A bodiless `request` carrying `sdp` instead (as it is if `sdp` is empty).
-fn with_sdp(request: &str, sdp: &str) -> String {
-    if sdp.is_empty() {
-        return request.to_owned();
-    }
-    request.replace(
-        "Content-Length: 0\r\n\r\n",
-        &format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        ),
-    )
-}
-
-/// A request of the caller's side of an answered call [`raw_request`] started, to the
-/// vendor's Contact, with the edge's Record-Route as its Route (`None`: a caller that
-/// ignored it).
-struct InDialog<'a> {
-    edge: u16,
-    lport: u16,
-    call: &'a str,
-    vendor: u16,
-    route: Option<String>,
-    to: String,
-}
-
-impl<'a> InDialog<'a> {
-    /// Sends `invite` (Call-ID `call`) to the edge, expects the vendor's 200 and ACKs
-    /// it: the answered call's dialog, with the 200's Record-Route as its route, and
-    /// the 200 as it came.
-    fn answered(
-        sock: &std::net::UdpSocket,
-        k: &Kamailio,
-        lport: u16,
-        (call, vendor): (&'a str, u16),
-        invite: &str,
-    ) -> (Self, String) {
-        send_raw(sock, k, invite);
-        let text = final_reply_text(sock, k, &format!("{call}-"));
-        let ok = support::Reply::parse(&text);
-        assert_eq!(ok.code, 200, "{}", k.log());
-        let dialog = InDialog {
-            edge: k.port,
-            lport,
-            call,
-            vendor,
-            route: ok.header("Record-Route").map(str::to_owned),
-            to: ok.header("To").unwrap().to_owned(),
-        };
-        send_raw(
-            sock,
-            k,
-            &dialog.request("ACK", 1, "Content-Length: 0\r\n\r\n"),
-        );
-        (dialog, text)
-    }
-
-    fn request(&self, method: &str, cseq: u32, body: &str) -> String {
-        let route = self
-            .route
-            .as_deref()
-            .map(|r| format!("Route: {r}\r\n"))
-            .unwrap_or_default();
-        raw_request(self.edge, self.lport, method, "+12125550123", self.call)
-            .replace(
-                &format!("{method} sip:+12125550123@127.0.0.1:{}", self.edge),
-                &format!("{method} sip:vendor@127.0.0.1:{}", self.vendor),
-            )
-            .replace(
-                &format!("branch=z9hG4bK-{}{}", self.call, self.lport),
-                &format!("branch=z9hG4bK-{method}{cseq}{}", self.lport),
-            )
-            .replace(
-                "To: <sip:+12125550123@127.0.0.1>",
-                &format!("{route}To: {}", self.to),
-            )
-            .replace(
-                &format!("CSeq: 1 {method}"),
-                &format!("CSeq: {cseq} {method}"),
-            )
-            .replace("Content-Length: 0\r\n\r\n", body)
-    }
-
-    /// A request of the vendor's side of the call, sent from `vport`: to the caller's
-    /// Contact, through the edge's Record-Route, From and To swapped.
-    fn vendor_request(&self, method: &str, cseq: u32, vport: u16) -> String {
-        let route = self.route.as_deref().expect("the edge's Record-Route");
-        format!(
-            "{method} sip:3035550100@127.0.0.1:{lport} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.1:{vport};branch=z9hG4bK-v{method}{cseq}{lport}\r\n\
-             Route: {route}\r\n\
-             From: {to}\r\n\
-             To: <sip:3035550100@127.0.0.1>;tag={call}{lport}\r\n\
-             Call-ID: {call}-{lport}\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Contact: <sip:vendor@127.0.0.1:{vport}>\r\n\
-             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            lport = self.lport,
-            to = self.to,
-            call = self.call,
-        )
-    }
-}
-
-/// The distinct final replies (code, To header) `sock` receives within `within`.
-fn finals_within(sock: &std::net::UdpSocket, within: Duration) -> BTreeSet<(u16, String)> {
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let end = Instant::now() + within;
-    let mut buf = [0u8; 65535];
-    let mut finals = BTreeSet::new();
-    while Instant::now() < end {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let reply = support::Reply::parse(&String::from_utf8_lossy(&buf[..n]));
-            if reply.code >= 200 {
-                finals.insert((reply.code, reply.header("To").unwrap_or("").to_owned()));
-            }
-        }
-    }
-    finals
 }
 
 /// A vendor that rang until the ring timeout had the callee: the call fails (408)
@@ -6686,72 +6462,6 @@ fn the_shipped_config_bridges_a_callers_srtp_to_a_vendors_rtp() {
     wait_for_no_media_sessions(&rtpengine, &k);
 }
 
-/// A caller's SRTP offer (SDP version `version`, audio on `port`) with its SDES key.
-fn srtp_offer(version: u32, port: u16) -> String {
-    format!(
-        "v=0\r\no=c 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/SAVP 0\r\n\
-         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{CALLER_KEY}\r\n"
-    )
-}
-
-/// An SDES key (30 bytes, base64) of the caller's.
-const CALLER_KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
-
-/// `sdp` offers or answers plain RTP on one of `rtpengine`'s ports, no key.
-fn assert_plain_rtp(sdp: &str, rtpengine: &support::rtpengine::Rtpengine, k: &Kamailio) {
-    let m = media_line(sdp, k);
-    assert!(
-        m.ends_with(" RTP/AVP 0") || m.contains(" RTP/AVP "),
-        "{sdp}"
-    );
-    assert!(!sdp.contains("a=crypto"), "{sdp}");
-    assert!(
-        rtpengine.ports.contains(&media_port(&m)),
-        "{sdp}\n{}",
-        k.log()
-    );
-}
-
-/// `sdp` offers or answers SRTP on one of `rtpengine`'s ports, with a key of its own.
-fn assert_srtp(sdp: &str, rtpengine: &support::rtpengine::Rtpengine, k: &Kamailio) {
-    let m = media_line(sdp, k);
-    assert!(m.contains(" RTP/SAVP "), "{sdp}\n{}", k.log());
-    assert!(
-        sdp.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
-        "{sdp}"
-    );
-    assert!(
-        !sdp.contains(CALLER_KEY),
-        "the caller's own key came back: {sdp}"
-    );
-    assert!(
-        rtpengine.ports.contains(&media_port(&m)),
-        "{sdp}\n{}",
-        k.log()
-    );
-}
-
-/// The body of a SIP message.
-fn body_of(message: &str) -> &str {
-    message.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-}
-
-fn media_line(sdp: &str, k: &Kamailio) -> String {
-    sdp.lines()
-        .find(|l| l.starts_with("m=audio "))
-        .unwrap_or_else(|| panic!("no audio in {sdp:?}\n{}", k.log()))
-        .trim_end()
-        .to_owned()
-}
-
-fn media_port(m: &str) -> u16 {
-    m.split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A vendor's refusal of a re-INVITE (488 with the SDP it would take, RFC 3261
 /// 21.4.26) leaves the call as it was: its media stays in rtpengine until the BYE.
 #[test]
@@ -7214,78 +6924,6 @@ fn route_set(reply: &str) -> String {
         .collect();
     routes.reverse();
     routes.join(", ")
-}
-
-/// The value of `message`'s first header `name`.
-fn header_of(message: &str, name: &str) -> String {
-    message
-        .split("\r\n")
-        .skip(1)
-        .find_map(|line| {
-            let (n, value) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("no {name} in {message}"))
-}
-
-/// `request` as a caller behind NAT sends it from `lport`: its Via and Contact name a
-/// private address, and its Via asks for no `rport`.
-fn behind_nat(request: &str, lport: u16) -> String {
-    request
-        .replace(
-            &format!("Via: SIP/2.0/UDP 127.0.0.1:{lport}"),
-            "Via: SIP/2.0/UDP 192.168.1.10:5060",
-        )
-        .replace(
-            &format!("Contact: <sip:3035550100@127.0.0.1:{lport}>"),
-            "Contact: <sip:3035550100@192.168.1.10:5060>",
-        )
-}
-
-/// The next request of `method` in call `call` (see [`raw_request`]) that `sock`
-/// receives, skipping anything else.
-fn next_request(sock: &std::net::UdpSocket, method: &str, call: &str, k: &Kamailio) -> String {
-    let mut buf = [0u8; 65535];
-    loop {
-        let n = sock
-            .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("no {method} of {call} ({e}):\n{}", k.log()));
-        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let call_id = format!("\r\nCall-ID: {call}-");
-        if message.starts_with(&format!("{method} ")) && message.contains(&call_id) {
-            return message;
-        }
-    }
-}
-
-/// The URI of `message`'s Contact.
-fn contact_uri(message: &str) -> String {
-    let contact = message
-        .lines()
-        .find_map(|l| l.strip_prefix("Contact: "))
-        .unwrap_or_else(|| panic!("no Contact in {message}"));
-    contact
-        .trim_start_matches('<')
-        .split('>')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-/// A reply `status` to `request`, with `headers` (each ending in CRLF) and no body.
-fn reply_to(request: &str, status: &str, headers: &str) -> String {
-    let echoed = ["via", "from", "to", "call-id", "cseq", "record-route"];
-    let mut out = format!("SIP/2.0 {status}\r\n");
-    for line in request.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
-        let name = line.split(':').next().unwrap_or("").trim();
-        if echoed.contains(&name.to_ascii_lowercase().as_str()) {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-    }
-    out + headers + "Content-Length: 0\r\n\r\n"
 }
 
 /// The defines that turn the shipped config's topology hiding on.

@@ -2,8 +2,9 @@
 //! HTTP on the edge's TCP socket (xhttp, xhttp_prom), next to SIP.
 
 use super::tcp::{over, takes_calls_from_a_stream_customer, DIALLED};
-use super::{no_redis, raw_request, start_shipped, warp_stats_named};
+use super::{no_redis, start_shipped, warp_stats_named};
 use crate::support::tcp::SipStream;
+use crate::support::udp::raw_request;
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::{dataset::Data, Kamailio, Reply};
 use std::collections::BTreeMap;

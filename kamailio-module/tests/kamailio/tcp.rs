@@ -1,12 +1,12 @@
 //! SIP over TCP on the shipped config: customers' switches and vendors' gateways that
 //! send or take calls over TCP (RFC 3261 18), next to UDP on the same socket.
 
-use super::{
-    behind_nat, contact_uri, end_the_only_dialog, final_reply, final_reply_text, header_of,
-    next_request, no_redis, raw_request, raw_socket, reply_to, send_raw, start_shipped, with_topoh,
-    Routing,
-};
+use super::{end_the_only_dialog, no_redis, start_shipped, with_topoh, Routing};
 use crate::support::tcp::{Carrier, SipStream};
+use crate::support::udp::{
+    behind_nat, contact_uri, final_reply, final_reply_text, header_of, next_request, raw_request,
+    raw_socket, reply_to, send_raw,
+};
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::{self, dataset::Data, Kamailio};
 use std::net::{TcpListener, UdpSocket};

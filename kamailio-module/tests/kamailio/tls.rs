@@ -8,12 +8,13 @@ use super::tcp::{
     vendor_answers, DIALLED,
 };
 use super::{
-    assert_plain_rtp, assert_srtp, body_of, no_redis, raw_request, shipped_config, srtp_offer,
-    start_shipped, start_shipped_with_rtpengine, wait_for_no_media_sessions, with_sdp, with_topoh,
-    Routing,
+    no_redis, shipped_config, start_shipped, start_shipped_with_rtpengine, with_topoh, Routing,
 };
+use crate::support::rtpengine::wait_for_no_media_sessions;
+use crate::support::sdp::{assert_plain_rtp, assert_srtp, srtp_offer};
 use crate::support::tcp::SipStream;
 use crate::support::tls::Pki;
+use crate::support::udp::{body_of, raw_request, with_sdp};
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::{dataset::Data, Kamailio};
 use std::io::Write;

@@ -5,10 +5,12 @@
 pub mod dataset;
 pub mod redis;
 pub mod rtpengine;
+pub mod sdp;
 pub mod sipp;
 pub mod tcp;
 pub mod telique;
 pub mod tls;
+pub mod udp;
 pub mod vendor;
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! A real rtpengine (userspace forwarding, no kernel module) on loopback with its ng
 //! control socket on a private port.
 
-use super::{binary, free_udp_port};
+use super::{binary, free_udp_port, Kamailio};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -109,5 +109,22 @@ impl Drop for Rtpengine {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits (5 s at most) until rtpengine holds no call.
+pub fn wait_for_no_media_sessions(rtpengine: &Rtpengine, k: &Kamailio) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list = rtpengine.ng("d7:command4:liste").unwrap_or_default();
+        if list.contains("5:callsle") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions left: {list}\n{}",
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
