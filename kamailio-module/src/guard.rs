@@ -35,9 +35,13 @@ pub fn entry<T>(what: &str, fallback: T, body: impl FnOnce() -> T) -> T {
     })
 }
 
+/// The background threads `fault_inject` may name, besides the script functions.
+pub const THREAD_FAULT_POINTS: [&str; 2] = ["cdr_sender", "cluster_heartbeat"];
+
 /// Panics the first time a background thread of this process passes `point`, when
 /// `fault_inject` names it: tests of the threads' own guards.
 pub fn fault_point(point: &str) {
+    debug_assert!(THREAD_FAULT_POINTS.contains(&point));
     static FIRED: AtomicBool = AtomicBool::new(false);
     if params::config().fault_inject.as_deref() == Some(point) && !FIRED.swap(true, Relaxed) {
         panic!("fault injected by modparam fault_inject");

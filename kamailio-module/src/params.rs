@@ -3,9 +3,11 @@
 //! so every process inherits the same copy).
 
 use crate::core_cell::CoreCell;
+use crate::guard::THREAD_FAULT_POINTS;
 use crate::http;
 use crate::lrn::Dip;
 use crate::redis;
+use crate::stats::Func;
 use crate::transport;
 use std::ffi::{c_char, c_int, CStr};
 use std::path::PathBuf;
@@ -258,10 +260,30 @@ pub fn init() -> Result<&'static Config, String> {
         fallback_code,
         fallback_reason,
         reload_check,
-        fault_inject: Some(text("fault_inject", &FAULT_INJECT, None, "")?)
-            .filter(|s| !s.is_empty()),
+        fault_inject: fault_point(text("fault_inject", &FAULT_INJECT, None, "")?)?,
     };
     Ok(CONFIG.get_or_init(|| config))
+}
+
+/// `fault_inject`'s point, refused unless a script function or a background thread has
+/// it: a misspelt one would never fire, and the test relying on it would not notice.
+fn fault_point(value: String) -> Result<Option<String>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let functions = Func::ALL.map(Func::name);
+    let points: Vec<&str> = functions
+        .iter()
+        .chain(&THREAD_FAULT_POINTS)
+        .copied()
+        .collect();
+    if !points.contains(&value.as_str()) {
+        return Err(format!(
+            "fault_inject {value:?} is no fault point ({})",
+            points.join(", ")
+        ));
+    }
+    Ok(Some(value))
 }
 
 /// `value`, refused when it holds a control character: the reason phrase goes into a

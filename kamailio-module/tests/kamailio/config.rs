@@ -48,7 +48,7 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("warp_dip_async(): no route[NOWHERE] to resume the call in"),
         "{log}"
     );
-    let cases: [(&[(&str, &str)], &str); 22] = [
+    let cases: [(&[(&str, &str)], &str); 23] = [
         (
             &[("fallback_code", "200")],
             "fallback_code 200 is not a SIP final failure code",
@@ -75,6 +75,11 @@ fn bad_configuration_is_refused_at_startup() {
         (
             &[("fallback_reason", r"Occup\xe9")],
             "fallback_reason is not UTF-8",
+        ),
+        // A misspelt fault point would never fire.
+        (
+            &[("fault_inject", "warp_rout")],
+            "fault_inject \"warp_rout\" is no fault point (warp_ani, ",
         ),
         (
             &[("lrn_source", "snapshot,oracle")],
