@@ -46,6 +46,8 @@ mod reload;
 mod restart;
 #[path = "kamailio/route.rs"]
 mod route;
+#[path = "kamailio/scanners.rs"]
+mod scanners;
 #[path = "kamailio/spool.rs"]
 mod spool;
 mod support;
