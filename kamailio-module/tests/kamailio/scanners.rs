@@ -1,19 +1,29 @@
-//! The shipped config against floods (WITH_ANTIFLOOD): what a banned address still gets
-//! answered.
+//! The shipped config against floods (WITH_ANTIFLOOD): an address flooding the edge
+//! with OPTIONS, and what a banned address still gets answered.
 
-use super::{no_redis, start_shipped};
+use super::{no_redis, refused_until_banned, start_shipped};
 use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
-use crate::support::dataset::Data;
+use crate::support::dataset::{Data, REALM};
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::Kamailio;
 use std::net::UdpSocket;
 use std::time::Duration;
+
+const DIALLED: &str = "12125550123";
+
+/// How long a dropped request is waited for.
+const WAIT: Duration = Duration::from_secs(1);
 
 /// WITH_ANTIFLOOD at the density of 5 the ban tests set, bans outlasting the test.
 fn antiflood() -> Vec<String> {
     ["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=30"]
         .map(String::from)
         .to_vec()
+}
+
+/// `kamcmd htable.dump ipban`: the banned addresses, as text.
+fn bans(k: &Kamailio) -> String {
+    k.kamcmd(&["htable.dump", "ipban"]).unwrap_or_default()
 }
 
 /// Fails if `sock` receives anything within `wait`: the edge answered what it was sent.
@@ -24,6 +34,56 @@ fn assert_unanswered(sock: &UdpSocket, k: &Kamailio, wait: Duration) {
         let answer = String::from_utf8_lossy(&buf[..n]);
         panic!("answered:\n{answer}\n{}", k.log());
     }
+}
+
+/// WITH_ANTIFLOOD: one address's burst of OPTIONS is answered 200 up to the density,
+/// then banned (listed by `htable.dump ipban`) and answered nothing, while T1's call
+/// from its own address still routes. The old config answered every OPTIONS and
+/// counted none, so a flood of them was never banned.
+#[test]
+fn the_shipped_config_bans_an_address_flooding_it_with_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &antiflood());
+    refused_until_banned(&k, "127.0.0.7", "OPTIONS", 200);
+    assert_eq!(k.request("INVITE", "").code, 200, "{}", k.log());
+}
+
+/// WITH_ANTIFLOOD and WITH_AUTH: keepalives at their pace are never banned. One OPTIONS
+/// a second from each of four trunks for 8 s, more than the density each but never in
+/// pike's 2 s: T1, T2 and T4 (which asks for credentials too) from their addresses, and
+/// T3's PBX, a credentials-only trunk that sends none with its OPTIONS, from one no
+/// trunk lists; all answered 200, nobody banned. They were counted all the same: a
+/// burst from T3's PBX then is banned within the density.
+#[test]
+fn the_shipped_config_answers_keepalives_at_their_pace_and_bans_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let mut defines = antiflood();
+    defines.extend(["WITH_AUTH".to_string(), format!("AUTH_REALM=\"{REALM}\"")]);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let pbx = "127.0.0.9";
+    let trunks = ["127.0.0.1", "127.0.0.3", "127.0.0.4", pbx];
+    for _ in 0..8 {
+        for source in trunks {
+            let reply = k.request_within(WAIT, source, DIALLED, "OPTIONS", "");
+            assert_eq!(reply.map(|r| r.code), Some(200), "{source}: {}", k.log());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(!k.log().contains("banned"), "{}", k.log());
+    assert!(!bans(&k).contains("127.0.0."), "{}", bans(&k));
+
+    let answered = (0..30)
+        .map_while(|_| k.request_within(WAIT, pbx, DIALLED, "OPTIONS", ""))
+        .inspect(|reply| assert_eq!(reply.code, 200, "{}", k.log()))
+        .count();
+    assert!(
+        (1..=5).contains(&answered),
+        "{answered} answered in a burst"
+    );
+    assert!(bans(&k).contains(pbx), "{}", bans(&k));
 }
 
 /// WITH_ANTIFLOOD: a banned address (T1's here, banned by an operator's `htable.seti`,
