@@ -1,5 +1,6 @@
-//! The shipped config against floods (WITH_ANTIFLOOD): an address flooding the edge
-//! with OPTIONS, and what a banned address still gets answered.
+//! The shipped config against scanners and OPTIONS floods: a scanner that names itself
+//! in its User-Agent (SCANNER_UA), an address flooding the edge with OPTIONS, and what
+//! a banned address still gets answered (WITH_ANTIFLOOD).
 
 use super::{no_redis, refused_until_banned, start_shipped};
 use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
@@ -86,8 +87,68 @@ fn the_shipped_config_answers_keepalives_at_their_pace_and_bans_nobody() {
     assert!(bans(&k).contains(pbx), "{}", bans(&k));
 }
 
+/// A request whose User-Agent names a scanner (SCANNER_UA's default, matched without
+/// regard to case) gets no answer, whatever its method, and WITH_ANTIFLOOD bans its
+/// address at once, logged once: its next request, with no User-Agent, is dropped as
+/// well. T1 still gets in. The old config answered each like anyone's request.
+#[test]
+fn the_shipped_config_drops_a_scanner_and_bans_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &antiflood());
+    let scanners = [
+        ("127.0.0.7", "INVITE", "friendly-scanner"),
+        ("127.0.0.8", "OPTIONS", "sipcli/v1.8"),
+        ("127.0.0.9", "REGISTER", "VaxSIPUserAgent/3.1"),
+        ("127.0.0.10", "OPTIONS", "SIPVicious 0.3.4"),
+    ];
+    for (source, method, agent) in scanners {
+        let user_agent = format!("User-Agent: {agent}\r\n");
+        let reply = k.request_within(WAIT, source, DIALLED, method, &user_agent);
+        assert!(reply.is_none(), "{agent}: answered {reply:?}");
+        assert!(bans(&k).contains(source), "{agent}: {}", bans(&k));
+        let reply = k.request_within(WAIT, source, DIALLED, "OPTIONS", "");
+        assert!(reply.is_none(), "{agent}'s address: answered {reply:?}");
+        let log = k.log();
+        let banned = format!("{source} banned: a scanner's User-Agent");
+        assert_eq!(log.matches(&banned).count(), 1, "{log}");
+    }
+    assert_eq!(k.request("INVITE", "").code, 200, "{}", k.log());
+}
+
+/// Without WITH_ANTIFLOOD a scanner is dropped all the same, and nothing more: the
+/// same address's next request is answered. SCANNER_UA replaces the default list, and
+/// "" drops nobody.
+#[test]
+fn the_shipped_config_drops_the_scanners_scanner_ua_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let source = "127.0.0.7";
+    let agent = |name| format!("User-Agent: {name}\r\n");
+    let defines = ["SCANNER_UA=\"acme-probe\"".to_string()];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let probe = k.request_within(WAIT, source, DIALLED, "INVITE", &agent("acme-probe/2.0"));
+    assert!(probe.is_none(), "answered {probe:?}");
+    assert!(
+        k.log()
+            .contains(&format!("from {source} dropped: a scanner's User-Agent")),
+        "{}",
+        k.log()
+    );
+    assert_eq!(k.request_from(source, "OPTIONS", "").code, 200);
+    let svmap = agent("friendly-scanner");
+    assert_eq!(k.request_from(source, "OPTIONS", &svmap).code, 200);
+
+    let dir = tempfile::tempdir().unwrap();
+    let defines = ["SCANNER_UA=\"\"".to_string()];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    assert_eq!(k.request_from(source, "OPTIONS", &svmap).code, 200);
+    assert_eq!(k.request_from(source, "INVITE", "").code, 403);
+}
+
 /// WITH_ANTIFLOOD: a banned address (T1's here, banned by an operator's `htable.seti`,
-/// as pike bans one) is answered nothing: not a keepalive with
+/// as pike and SCANNER_UA ban one) is answered nothing: not a keepalive with
 /// Max-Forwards 0, which the edge answers as the next hop (the old config did, banned
 /// or not), not an INVITE with none left (483), not a BYE of no call (481), nor a new
 /// call. The call it has up still ends: its BYE reaches the vendor and is answered.
