@@ -3,8 +3,8 @@
 //! a banned address still gets answered (WITH_ANTIFLOOD).
 
 use super::{no_redis, refused_until_banned, start_shipped};
-use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
 use crate::support::dataset::{Data, REALM};
+use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::Kamailio;
 use std::net::UdpSocket;
