@@ -88,11 +88,12 @@ fn the_shipped_config_answers_keepalives_at_their_pace_and_bans_nobody() {
 }
 
 /// A request whose User-Agent names a scanner (SCANNER_UA's default, matched without
-/// regard to case) gets no answer, whatever its method, and WITH_ANTIFLOOD bans its
-/// address at once, logged once: its next request, with no User-Agent, is dropped as
-/// well. T1 still gets in. The old config answered each like anyone's request.
+/// regard to case) gets no answer, whatever its method, and counts towards WITH_ANTIFLOOD's
+/// ban: not banned at its first (a forged packet must not ban a trunk), banned once its
+/// burst passes the density, logged once; its next request, with no User-Agent, is
+/// dropped as well. T1 still gets in. The old config answered each like anyone's request.
 #[test]
-fn the_shipped_config_drops_a_scanner_and_bans_it_at_once() {
+fn the_shipped_config_drops_a_scanner_and_bans_it_past_the_density() {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
     let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
@@ -103,16 +104,26 @@ fn the_shipped_config_drops_a_scanner_and_bans_it_at_once() {
         ("127.0.0.9", "REGISTER", "VaxSIPUserAgent/3.1"),
         ("127.0.0.10", "OPTIONS", "SIPVicious 0.3.4"),
     ];
+    // Short enough that the burst stays within pike's 2 s.
+    let burst_wait = Duration::from_millis(100);
     for (source, method, agent) in scanners {
         let user_agent = format!("User-Agent: {agent}\r\n");
         let reply = k.request_within(WAIT, source, DIALLED, method, &user_agent);
         assert!(reply.is_none(), "{agent}: answered {reply:?}");
+        assert!(
+            !bans(&k).contains(source),
+            "{agent}: banned at once: {}",
+            bans(&k)
+        );
+        for _ in 0..8 {
+            let reply = k.request_within(burst_wait, source, DIALLED, method, &user_agent);
+            assert!(reply.is_none(), "{agent}: answered {reply:?}");
+        }
         assert!(bans(&k).contains(source), "{agent}: {}", bans(&k));
         let reply = k.request_within(WAIT, source, DIALLED, "OPTIONS", "");
         assert!(reply.is_none(), "{agent}'s address: answered {reply:?}");
         let log = k.log();
-        let banned = format!("{source} banned: a scanner's User-Agent");
-        assert_eq!(log.matches(&banned).count(), 1, "{log}");
+        assert_eq!(log.matches(&format!("{source} banned")).count(), 1, "{log}");
     }
     assert_eq!(k.request("INVITE", "").code, 200, "{}", k.log());
 }
