@@ -1,6 +1,10 @@
-//! The `$warp(name)` pseudo-variables: read-only views of [`crate::decision`], and
-//! `$warp(ha1)`, the offered credentials' password hash (see [`identify::offered_ha1`]).
+//! The `$warp(name)` pseudo-variables: read-only views of [`crate::decision`],
+//! `$warp(ha1)`, the offered credentials' password hash (see [`identify::offered_ha1`]),
+//! and `$warp(ani_e164)` / `$warp(dnis_e164)`, the calling and dialled numbers as warp
+//! reads them, in E.164 digits: a script can tell one pair of numbers apart from another
+//! (the shipped config's hairpin check) whatever format they were written in.
 
+use crate::ani;
 use crate::decision::{self, Field, Value};
 use crate::guard;
 use crate::identify;
@@ -10,14 +14,21 @@ use crate::sipmsg::SipMsg;
 use kamailio_sys as k;
 use std::cell::RefCell;
 use std::ffi::c_int;
+use warp_core::Number;
 
 /// `$warp(ha1)`'s name index: looked up in the snapshot when read, not a decision field.
 const HA1: c_int = -1;
+/// `$warp(ani_e164)`'s and `$warp(dnis_e164)`'s: read from the message when read.
+const ANI_E164: c_int = -2;
+const DNIS_E164: c_int = -3;
 
 thread_local! {
     /// `$warp(ha1)`'s value until the core has copied it: no snapshot mapping may be
     /// swapped under it.
     static HA1_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+    /// `$warp(ani_e164)`'s and `$warp(dnis_e164)`'s values until the core has copied
+    /// them: one buffer each, so a script joining or comparing the two reads both intact.
+    static E164_TEXT: RefCell<[String; 2]> = const { RefCell::new([String::new(), String::new()]) };
 }
 
 /// Resolves the inner name once, at config parsing; unknown names fail the start-up.
@@ -32,6 +43,8 @@ pub unsafe extern "C" fn pv_parse_warp_name(sp: *mut k::pv_spec_t, name: *mut k:
         let index = match Field::parse(&text) {
             Some(field) => field.index() as c_int,
             None if text == "ha1" => HA1,
+            None if text == "ani_e164" => ANI_E164,
+            None if text == "dnis_e164" => DNIS_E164,
             None => {
                 lm_err!("unknown pseudo-variable $warp({text})");
                 return -1;
@@ -70,6 +83,25 @@ pub unsafe extern "C" fn pv_get_warp(
                 }
             });
         }
+        if index == ANI_E164 || index == DNIS_E164 {
+            let number = e164(&m, index);
+            let slot = usize::from(index == DNIS_E164);
+            return E164_TEXT.with_borrow_mut(|texts| {
+                let text = &mut texts[slot];
+                text.clear();
+                // SAFETY: as below; the text stays put until this name is read again.
+                unsafe {
+                    match number {
+                        Some(number) => {
+                            number.push_to(text);
+                            let mut value = kstr::from_bytes(text.as_bytes());
+                            k::pv_get_strval(msg, param, res, &mut value)
+                        }
+                        None => k::pv_get_null(msg, param, res),
+                    }
+                }
+            });
+        }
         let Some(field) = Field::from_index(index as usize) else {
             return -1;
         };
@@ -86,4 +118,15 @@ pub unsafe extern "C" fn pv_get_warp(
             }
         })
     })
+}
+
+/// The calling number as `warp_ani()` finds it (setting `$warp(ani)` as it does), or the
+/// dialled number as `warp_route()` reads it, the R-URI's user part; `None` when it is
+/// no telephone number.
+fn e164(msg: &SipMsg, index: c_int) -> Option<Number> {
+    let text = match index {
+        ANI_E164 => ani::find(msg)?,
+        _ => msg.ruri_user()?,
+    };
+    Number::parse(&text).ok()
 }
