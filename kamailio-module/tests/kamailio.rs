@@ -22,6 +22,8 @@ mod config;
 mod edge;
 #[path = "kamailio/failover.rs"]
 mod failover;
+#[path = "kamailio/hairpin.rs"]
+mod hairpin;
 #[path = "kamailio/in_dialog.rs"]
 mod in_dialog;
 #[path = "kamailio/ipv6.rs"]

@@ -2,6 +2,7 @@
 //! Every helper panics (fails the test) when Kamailio, kamcmd or the built module is
 //! missing: these tests never skip.
 
+pub mod b2bua;
 pub mod dataset;
 pub mod redis;
 pub mod rtpengine;

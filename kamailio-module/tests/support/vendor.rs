@@ -166,7 +166,7 @@ impl Vendor {
 }
 
 /// The value of `req`'s first header `name` (lowercase), "" when it has none.
-fn header<'a>(req: &'a str, name: &str) -> &'a str {
+pub(super) fn header<'a>(req: &'a str, name: &str) -> &'a str {
     req.split("\r\n")
         .skip(1)
         .find_map(|line| {
@@ -203,7 +203,7 @@ fn unproxied(reply: &str) -> String {
 
 /// The head of a reply to `req`: its Via, From, Call-ID, CSeq and Record-Route, its To
 /// with the vendor's tag, a Contact.
-fn reply(status: &str, req: &str, port: u16) -> String {
+pub(super) fn reply(status: &str, req: &str, port: u16) -> String {
     let mut out = format!("SIP/2.0 {status}\r\n");
     for line in req.split("\r\n").skip(1) {
         let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
