@@ -3,6 +3,7 @@
 //! call's wait bounded by LRN_TIMEOUT, calls past a full queue or async socket routed
 //! undipped, every dipped call completed, a cancelled one going no further.
 
+use super::hairpin::NO_HAIRPIN_CHECK;
 use super::{dip_defines, no_redis, start_shipped};
 use crate::support::sipp::{Answer, Uac, Uas};
 use crate::support::udp::{final_replies, final_reply, raw_request, raw_socket, send_raw};
@@ -473,7 +474,7 @@ fn a_burst_past_the_async_socket_is_routed_without_holding_a_sip_worker() {
             ..support::dataset::Data::with_gateways()
         },
         4000,
-        &["DIP_WORKERS=1", "DIP_QUEUE=100000"],
+        &["DIP_WORKERS=1", "DIP_QUEUE=100000", NO_HAIRPIN_CHECK],
     );
     let calls = async_socket_room() as u32 + 60;
     let dir = k.dir().to_owned();
@@ -522,7 +523,7 @@ fn the_shipped_config_completes_every_dipped_call_under_load() {
         cheap,
         telique: _telique,
         k,
-    } = DipEdge::start(1000);
+    } = DipEdge::start_with(1000, &[NO_HAIRPIN_CHECK]);
     let dir = k.dir().to_owned();
     let status = Uac {
         extra: &["-s", "12125550001"],

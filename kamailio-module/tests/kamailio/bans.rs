@@ -2,6 +2,7 @@
 //! guesses) is banned, its requests unanswered, and the ban shared with the other edges
 //! over dmq; a trunk's own burst is never counted.
 
+use super::hairpin::NO_HAIRPIN_CHECK;
 use super::{
     authenticated_invite, digest_credentials, no_redis, refused_until_banned, start_shipped,
     Credentials,
@@ -18,7 +19,13 @@ fn the_shipped_config_bans_an_address_it_refuses_over_and_over() {
     let dir = tempfile::tempdir().unwrap();
     let data = support::dataset::Data::with_gateways();
     let _vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let defines = ["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=3"].map(String::from);
+    let defines = [
+        "WITH_ANTIFLOOD",
+        "PIKE_DENSITY=5",
+        "BAN_TIME=3",
+        NO_HAIRPIN_CHECK,
+    ]
+    .map(String::from);
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let (dnis, wait) = ("12125550123", Duration::from_secs(1));
     let stranger = "127.0.0.7";

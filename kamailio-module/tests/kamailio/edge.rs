@@ -2,6 +2,7 @@
 //! failing over and reporting, every feature on at once, the Record-Route of its default
 //! socket, and keepalives sent with Max-Forwards 0.
 
+use super::hairpin::NO_HAIRPIN_CHECK;
 use super::{
     authenticated_invite, by_call, calls_key, challenge, digest_answer, digest_credentials,
     dip_defines, no_calls_counted, no_redis, rtpengine_defines, shipped_config, start_config,
@@ -44,6 +45,7 @@ fn the_shipped_carrier_edge_config_routes_authenticates_fails_over_and_reports()
         "WITH_AUTH".to_string(),
         format!("AUTH_REALM=\"{}\"", support::dataset::REALM),
         "WITH_CLUSTER".to_string(),
+        NO_HAIRPIN_CHECK.to_string(),
     ];
     let cfg = patient_cluster_config(dir.path());
     let k = start_config(&cfg, dir.path(), &data, &redis.url(), &defines);

@@ -12,6 +12,10 @@ use crate::support::vendor::{Plays, Vendor};
 use crate::support::{self, Kamailio};
 use std::time::{Duration, Instant};
 
+/// The define for a test whose calls are one pair of numbers over and over, as load
+/// (sipp's calls, a trunk's burst): route[HAIRPIN] would refuse them as a loop.
+pub(crate) const NO_HAIRPIN_CHECK: &str = "LOOP_LIMIT=0";
+
 /// The shipped LOOP_LIMIT and LOOP_WINDOW.
 const LOOP_LIMIT: usize = 5;
 const LOOP_WINDOW: Duration = Duration::from_secs(3);

@@ -2,6 +2,7 @@
 //! vendors, refusals, bans and digest auth over IPv6, a caller behind NAT66, and media
 //! bridged across address families by rtpengine.
 
+use super::hairpin::NO_HAIRPIN_CHECK;
 use super::{
     authenticated_invite, by_call, dual_stack, end_the_only_dialog, no_redis, refused_until_banned,
     shipped_config, start_shipped, start_shipped_with_rtpengine, wait_for_stat, Credentials,
@@ -65,7 +66,8 @@ fn calls_to_cheap(callers: &[(&str, &str)], (host, ip): (&'static str, &str)) {
         gateway_hosts: (host, "127.0.0.1"),
         ..support::dataset::Data::with_gateways()
     };
-    let k = start_shipped(dir.path(), &data, &redis.url(), &[dual_stack()]);
+    let defines = [dual_stack(), NO_HAIRPIN_CHECK.into()];
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
     let ends = [(false, Answer::Accept), (true, Answer::AcceptThenHangUp)];
     for (source, (callee_hangs_up, answer)) in callers
         .iter()

@@ -1,6 +1,7 @@
 //! SIP over TCP on the shipped config: customers' switches and vendors' gateways that
 //! send or take calls over TCP (RFC 3261 18), next to UDP on the same socket.
 
+use super::hairpin::NO_HAIRPIN_CHECK;
 use super::{end_the_only_dialog, no_redis, start_shipped, with_topoh, Routing};
 use crate::support::tcp::{Carrier, SipStream};
 use crate::support::udp::{
@@ -650,7 +651,8 @@ fn the_shipped_config_puts_a_silent_tcp_gateway_last_but_not_one_that_refuses_co
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], data.cheap.0));
     gateway.bind(&address.into()).unwrap();
     let dear = Vendor::start(data.dear.0, Plays::Answers);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let defines = [NO_HAIRPIN_CHECK.into()];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let (sock, lport) = raw_socket();
     for n in 0..4 {
         let (code, took) = timed_call(&k, (&sock, lport), &format!("refused{n}"));
@@ -829,7 +831,13 @@ fn the_shipped_config_bans_a_stranger_over_tcp_but_not_a_trunks_burst() {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
     let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
-    let defines = ["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=30"].map(String::from);
+    let defines = [
+        "WITH_ANTIFLOOD",
+        "PIKE_DENSITY=5",
+        "BAN_TIME=30",
+        NO_HAIRPIN_CHECK,
+    ]
+    .map(String::from);
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let stranger = "127.0.0.7";
     let wait = Duration::from_secs(1);
