@@ -312,6 +312,43 @@ fn start_shipped(
     start_config(&shipped_config(), dir, data, redis_url, defines)
 }
 
+/// Two shipped-config edges on one dmq bus (`DMQ_ADDRESS`, `DMQ_NETWORK`
+/// 127.0.0.1/32), B joined through A (`DMQ_PEER`), each with `defines` more: ready once
+/// A lists B.
+struct DmqEdges {
+    a: Kamailio,
+    b: Kamailio,
+    // After the edges: dropped once they stopped.
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl DmqEdges {
+    fn start(data: &support::dataset::Data, defines: &[&str]) -> DmqEdges {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let edge = |dir: &Path, peer: Option<u16>| {
+            let mut all: Vec<String> = [
+                "DMQ_ADDRESS=\"sip:127.0.0.1:{port}\"",
+                "DMQ_NETWORK=\"127.0.0.1/32\"",
+            ]
+            .iter()
+            .chain(defines)
+            .map(|d| d.to_string())
+            .collect();
+            all.extend(peer.map(|p| format!("DMQ_PEER=\"sip:127.0.0.1:{p}\"")));
+            start_shipped(dir, data, &no_redis(), &all)
+        };
+        let a = edge(dirs[0].path(), None);
+        let b = edge(dirs[1].path(), Some(a.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let b_node = format!("port: {}", b.port);
+        while !a.kamcmd(&["dmq.list_nodes"]).unwrap().contains(&b_node) {
+            assert!(Instant::now() < deadline, "B never joined:\n{}", b.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        DmqEdges { a, b, _dirs: dirs }
+    }
+}
+
 /// A Redis URL nothing listens on, for a test that reads no CDR event.
 fn no_redis() -> String {
     format!("redis://127.0.0.1:{}", support::free_udp_port())

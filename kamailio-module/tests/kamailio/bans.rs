@@ -5,10 +5,9 @@
 use super::hairpin::NO_HAIRPIN_CHECK;
 use super::{
     authenticated_invite, digest_credentials, no_redis, refused_until_banned, start_shipped,
-    Credentials,
+    Credentials, DmqEdges,
 };
 use crate::support;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// `WITH_ANTIFLOOD`: an unknown address refused more than PIKE_DENSITY times in 2 s is
@@ -50,31 +49,10 @@ fn the_shipped_config_bans_an_address_it_refuses_over_and_over() {
 fn the_shipped_config_shares_its_bans_with_the_other_edges() {
     let data = support::dataset::Data::with_gateways();
     let _vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let edge = |dir: &Path, peer: Option<u16>| {
-        let mut defines = [
-            "WITH_ANTIFLOOD",
-            "PIKE_DENSITY=5",
-            "BAN_TIME=30",
-            "DMQ_ADDRESS=\"sip:127.0.0.1:{port}\"",
-            "DMQ_NETWORK=\"127.0.0.1/32\"",
-        ]
-        .map(String::from)
-        .to_vec();
-        defines.extend(peer.map(|p| format!("DMQ_PEER=\"sip:127.0.0.1:{p}\"")));
-        start_shipped(dir, &data, &no_redis(), &defines)
-    };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = edge(dir_a.path(), None);
-    let b = edge(dir_b.path(), Some(a.port));
-    // B has joined A's bus once A lists it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let b_node = format!("port: {}", b.port);
-    while !a.kamcmd(&["dmq.list_nodes"]).unwrap().contains(&b_node) {
-        assert!(Instant::now() < deadline, "B never joined:\n{}", b.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let edges = DmqEdges::start(&data, &["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=30"]);
+    let (a, b) = (&edges.a, &edges.b);
     let stranger = "127.0.0.7";
-    refused_until_banned(&a, stranger, "INVITE", 403);
+    refused_until_banned(a, stranger, "INVITE", 403);
     let wait = Duration::from_millis(500);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !b

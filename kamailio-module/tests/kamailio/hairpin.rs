@@ -3,7 +3,7 @@
 //! the edge's — that comes back through a customer trunk. The edge counts each pair of
 //! numbers' calls in a row and refuses the one past LOOP_LIMIT with 482.
 
-use super::{no_redis, start_shipped};
+use super::{no_redis, start_shipped, DmqEdges};
 use crate::support::b2bua::{B2bua, Loop};
 use crate::support::dataset::Data;
 use crate::support::sipp::{Answer, Uac, Uas};
@@ -172,23 +172,8 @@ fn the_shipped_config_counts_no_call_without_a_calling_number() {
 #[test]
 fn the_shipped_config_stops_a_hairpin_through_two_edges() {
     let data = only_cheap();
-    let edge = |dir: &std::path::Path, peer: Option<u16>| {
-        let mut defines = [
-            "DMQ_ADDRESS=\"sip:127.0.0.1:{port}\"",
-            "DMQ_NETWORK=\"127.0.0.1/32\"",
-        ]
-        .map(String::from)
-        .to_vec();
-        defines.extend(peer.map(|p| format!("DMQ_PEER=\"sip:127.0.0.1:{p}\"")));
-        start_shipped(dir, &data, &no_redis(), &defines)
-    };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = edge(dir_a.path(), None);
-    let b = edge(dir_b.path(), Some(a.port));
-    let b_node = format!("port: {}", b.port);
-    wait_until(&b, "B joining A's bus", || {
-        a.kamcmd(&["dmq.list_nodes"]).unwrap().contains(&b_node)
-    });
+    let edges = DmqEdges::start(&data, &[]);
+    let (a, b) = (&edges.a, &edges.b);
     let b2bua = B2bua::start(data.cheap.0, looping(vec![a.port, b.port]));
     let looped = a.request_to("127.0.0.1", LOOPED.0, "INVITE", CALLER);
     assert_eq!(looped.code, 482, "{}\n{}", a.log(), b.log());
@@ -202,8 +187,8 @@ fn the_shipped_config_stops_a_hairpin_through_two_edges() {
     // The sixth call of the pair came to B (A took the first, third and fifth).
     let line = format!("(hairpin: {PAIR} called 6 times in a row, this time from trunk T2)");
     assert!(b.log().contains(&line), "{}", b.log());
-    nothing_held(&a);
-    nothing_held(&b);
+    nothing_held(a);
+    nothing_held(b);
 }
 
 /// The dataset with DEAR's gateway one the edge cannot send to (it serves no SCTP):
