@@ -1,6 +1,7 @@
 //! The shipped config as a carrier runs it: the carrier edge routing, authenticating,
 //! failing over and reporting, every feature on at once, the Record-Route of its default
-//! socket, and keepalives sent with Max-Forwards 0.
+//! socket, keepalives sent with Max-Forwards 0, and the caller's STIR/SHAKEN Identity
+//! header passed on unaltered.
 
 use super::hairpin::NO_HAIRPIN_CHECK;
 use super::{
@@ -402,4 +403,38 @@ fn call_ids(log: &Path) -> BTreeSet<String> {
         .filter_map(|l| l.trim().strip_prefix("Call-ID: "))
         .map(str::to_owned)
         .collect()
+}
+
+/// STIR/SHAKEN (RFC 8224, ATIS-1000074): the caller's Identity header, the PASSporT its
+/// originating carrier signed over the calling and called numbers, reaches the vendor
+/// byte for byte, as an intermediate carrier must pass it on (a signature over a
+/// changed header no longer verifies, and the call loses its attestation); with
+/// WITH_TOPOH too, which rewrites the Call-ID, Via and Contact but not it.
+#[test]
+fn the_shipped_config_passes_the_callers_identity_header_to_the_vendor_unaltered() {
+    let passport = [
+        "eyJhbGciOiJFUzI1NiIsInBwdCI6InNoYWtlbiIsInR5cCI6InBhc3Nwb3J0IiwieDV1IjoiaHR0cHM6",
+        "Ly9jZXJ0LmV4YW1wbGUub3JnL3NwLnBlbSJ9.eyJhdHRlc3QiOiJBIiwiZGVzdCI6eyJ0biI6WyIxMjEy",
+        "NTU1MDEyMyJdfSwiaWF0IjoxNzk1NDQ2NDAwLCJvcmlnIjp7InRuIjoiMTcyMDU1NTAxOTkifSwib3JpZ2lk",
+        "IjoiNGQ3ZWY5ZTQtYmQ2OC00ZjQ4LWE4NjgtMzRiZGQ1NzRkNjE5In0.Yd2WwAM3IgwJ6JLiU9EvXzTdwY",
+        "9b1uyvU6Vt2BxSCSwA1zq4ZuTQGZsf7E8Ys2SmUlRUyRgKXRmh0jVKnqIfhg",
+    ]
+    .concat();
+    let identity =
+        format!("Identity: {passport};info=<https://cert.example.org/sp.pem>;alg=ES256;ppt=shaken");
+    for defines in [vec![], with_topoh()] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = support::dataset::Data::with_gateways();
+        let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+        let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+        let reply = k.request("INVITE", &format!("{identity}\r\n"));
+        assert_eq!(reply.code, 200, "{defines:?}: {}", k.log());
+        let invites = vendor.received("INVITE");
+        assert_eq!(invites.len(), 1, "{defines:?}");
+        let passed: Vec<&str> = invites[0]
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("identity:"))
+            .collect();
+        assert_eq!(passed, [identity.as_str()], "{defines:?}: {}", invites[0]);
+    }
 }
