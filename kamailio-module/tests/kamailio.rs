@@ -28,6 +28,8 @@ mod hairpin;
 mod in_dialog;
 #[path = "kamailio/ipv6.rs"]
 mod ipv6;
+#[path = "kamailio/keepalive.rs"]
+mod keepalive;
 #[path = "kamailio/kemi.rs"]
 mod kemi;
 #[path = "kamailio/limits.rs"]

@@ -230,7 +230,7 @@ fn wait_until(k: &Kamailio, what: &str, done: impl Fn() -> bool) {
 }
 
 /// Waits until `k` holds no dialog and no place of T1's or T2's: every leg ended.
-fn nothing_held(k: &Kamailio) {
+pub(super) fn nothing_held(k: &Kamailio) {
     wait_until(k, "end of every dialog", || {
         !k.kamcmd(&["dlg.list"]).unwrap().contains("h_entry")
     });

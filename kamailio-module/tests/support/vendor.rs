@@ -1,9 +1,9 @@
 //! A vendor gateway for the cases sipp's stock scenarios do not play: one that rings
 //! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), one that
 //! answers every INVITE, re-INVITEs included, with SDP of its own, one that refuses
-//! re-INVITEs (488 with SDP), one that redirects (302), and one that proxies calls
-//! back to the edge (a loop). Each answers a BYE and an OPTIONS 200. It keeps every
-//! message it receives.
+//! re-INVITEs (488 with SDP), one that redirects (302), one that proxies calls back
+//! to the edge (a loop), and one that forgot the calls it answered (481). Each other
+//! answers a BYE and an OPTIONS 200. It keeps every message it receives.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -22,6 +22,9 @@ pub enum Plays {
     /// [`HANG_UP_DELAY`] after its first: a gateway slow to hang up, or one whose
     /// first 200s were lost.
     HangsUpSlowly,
+    /// As `Answers`, but 481 to every OPTIONS and BYE inside a call: a switch that
+    /// restarted and lost the calls it had up.
+    ForgetsCalls,
     /// As `Answers` to the first INVITE; a re-INVITE gets 488 with the SDP it would
     /// take (RFC 3261 21.4.26).
     RefusesReoffers,
@@ -113,7 +116,7 @@ impl Vendor {
                         answer("200 OK", &msg, false);
                         answer("487 Request Terminated", &invite, false);
                     }
-                    (Plays::Answers | Plays::HangsUpSlowly, "INVITE") => {
+                    (Plays::Answers | Plays::HangsUpSlowly | Plays::ForgetsCalls, "INVITE") => {
                         answer("200 OK", &msg, true)
                     }
                     (Plays::HangsUpSlowly, "BYE") => {
@@ -145,6 +148,11 @@ impl Vendor {
                     }
                     (Plays::LoopsBack(edge), "SIP/2.0") => {
                         let _ = sock.send_to(unproxied(&msg).as_bytes(), (edge_ip, edge));
+                    }
+                    (Plays::ForgetsCalls, "BYE" | "OPTIONS")
+                        if header(&msg, "to").contains("tag=") =>
+                    {
+                        answer("481 Call/Transaction Does Not Exist", &msg, false)
                     }
                     (_, "BYE" | "OPTIONS") => answer("200 OK", &msg, false),
                     _ => {}

@@ -1,0 +1,212 @@
+//! Calls whose BYE never comes, on the shipped config: the dialog module's keepalives (an
+//! OPTIONS inside the call to each side every DLG_KEEPALIVE s) end a call one side has
+//! forgotten or vanished from, as its dialog timeout would hours later, and leave a call
+//! whose sides both answer up.
+
+use super::hairpin::nothing_held;
+use super::{
+    events_of, millis, rtpengine_defines, start_shipped, wait_for_stat, with_topoh, Routing,
+};
+use crate::support::rtpengine::wait_for_no_media_sessions;
+use crate::support::udp::{
+    behind_nat, final_reply, header_of, raw_invite_with_sdp, raw_request, raw_socket, reply_to,
+    send_raw, InDialog,
+};
+use crate::support::{self, Kamailio};
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+/// Keepalives as often as Kamailio allows, a call ended at its side's first failure.
+fn keepalive_defines() -> Vec<String> {
+    vec!["DLG_KEEPALIVE=30".into(), "DLG_KEEPALIVE_FAILS=1".into()]
+}
+
+/// A vendor's switch that restarted answers the OPTIONS inside a call it lost 481: the
+/// call is ended 10 s after (one failure, DLG_KEEPALIVE_FAILS=1 here) as a timed-out
+/// call is, both sides told with a BYE, its `end` event written, its trunk place, its
+/// dialog and its media session gone. With WITH_TOPOH: the vendor's keepalive carries
+/// the Call-ID the vendor knows the call by (masked), as its INVITE did.
+#[test]
+fn the_shipped_config_ends_a_call_the_vendor_forgot() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let rtpengine = support::rtpengine::Rtpengine::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::ForgetsCalls);
+    let mut defines = keepalive_defines();
+    defines.extend(rtpengine_defines(&rtpengine));
+    defines.extend(with_topoh());
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    let (sock, lport) = raw_socket();
+    let invite = raw_invite_with_sdp(k.port, lport, "+12125550123", "forgot");
+    InDialog::answered(&sock, &k, lport, ("forgot", data.cheap.0), &invite);
+    let answered = Instant::now();
+    wait_for_stat(&k, "limits.active", "1");
+
+    // The caller answers its own keepalives: the call ends for the vendor's 481.
+    let got = answering_keepalives(&sock, &k, ("200 OK", ""), Duration::from_secs(55), |m| {
+        m.starts_with("BYE ")
+    });
+    let bye = got.last().filter(|m| m.starts_with("BYE "));
+    let bye = bye.unwrap_or_else(|| panic!("the caller got no BYE: {got:#?}\n{}", k.log()));
+    let ended = answered.elapsed();
+    send_raw(&sock, &k, &reply_to(bye, "200 OK", ""));
+    assert!(
+        got.iter().any(|m| m.starts_with("OPTIONS ")),
+        "the caller was sent no keepalive: {got:#?}"
+    );
+    // One interval to the keepalive, 10 s from its 481 to the BYEs.
+    assert!(
+        (Duration::from_secs(36)..Duration::from_secs(50)).contains(&ended),
+        "ended {ended:?} after the answer:\n{}",
+        k.log()
+    );
+    let masked = header_of(&vendor.received("INVITE")[0], "Call-ID");
+    let options = vendor.received("OPTIONS");
+    assert!(!options.is_empty(), "{}", k.log());
+    assert!(options.iter().all(|o| header_of(o, "Call-ID") == masked));
+    assert!(!masked.starts_with("forgot-"), "not masked: {masked}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while vendor.received("BYE").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the vendor got no BYE:\n{}",
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nothing_held(&k);
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+    let events = events_of(&cdrs, "forgot", lport);
+    let kinds: Vec<&str> = events.iter().map(|(kind, ..)| kind.as_str()).collect();
+    assert_eq!(kinds, ["start", "answer", "end"], "{cdrs:#?}");
+    assert_eq!(events[2].3, Some(200), "{cdrs:#?}");
+    let end = cdrs.iter().find(|c| c["event"] == "end").unwrap();
+    let lasted = millis(end, "end") - millis(end, "answer");
+    assert!((35_000..50_000).contains(&lasted), "{end}");
+    wait_for_no_media_sessions(&rtpengine, &k);
+}
+
+/// Two callers behind NAT (their Contacts name a private address): one answers its
+/// keepalives at the address its requests come from, with the 405 of a PBX that takes no
+/// OPTIONS, the vendor its own with 200, and its call stays up past two intervals until
+/// it hangs up, one `end` event; the other vanished and answers nothing, and its call
+/// is ended after its keepalive timed out (tm's 32 s, then 10 s), the vendor told.
+/// Both calls dipped (WITH_LRN_DIP): their dialogs, and the keepalives asked for them,
+/// are made in the async worker's resumed route (the calls routed in the SIP worker are
+/// [`the_shipped_config_ends_a_call_the_vendor_forgot`]'s).
+#[test]
+fn the_shipped_config_keeps_a_call_both_sides_answer_and_ends_one_whose_caller_vanished() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::Redis::start(dir.path());
+    let data = support::dataset::Data::with_gateways();
+    let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
+    let routing = Routing::dipped();
+    let k = start_shipped(
+        dir.path(),
+        &data,
+        &redis.url(),
+        &routing.defines(&keepalive_defines()),
+    );
+    let call = |name| {
+        let (sock, lport) = raw_socket();
+        let invite = behind_nat(
+            &raw_request(k.port, lport, "INVITE", routing.number(), name),
+            lport,
+        );
+        let (dialog, _) = InDialog::answered(&sock, &k, lport, (name, data.cheap.0), &invite);
+        (sock, lport, dialog)
+    };
+    let (alive, alive_port, dialog) = call("alive");
+    let (_vanished, vanished_port, _) = call("vanished");
+    let answered = Instant::now();
+    routing.took(&k, 2);
+    wait_for_stat(&k, "limits.active", "2");
+
+    let vanished_call = format!("Call-ID: vanished-{vanished_port}");
+    let vendor_byes = || -> Vec<String> { vendor.received("BYE") };
+    let got = answering_keepalives(
+        &alive,
+        &k,
+        (
+            "405 Method Not Allowed",
+            "Allow: INVITE, ACK, BYE, CANCEL\r\n",
+        ),
+        Duration::from_secs(90),
+        |m| {
+            assert!(!m.starts_with("BYE "), "the live call was ended:\n{m}");
+            vendor_byes().iter().any(|b| b.contains(&vanished_call))
+        },
+    );
+    let ended = answered.elapsed();
+    assert_eq!(vendor_byes().len(), 1, "{}", k.log());
+    // The vanished caller's keepalive at one interval, its 408 32 s later, then 10 s.
+    assert!(
+        (Duration::from_secs(65)..Duration::from_secs(85)).contains(&ended),
+        "the vanished caller's call ended {ended:?} after the answer:\n{}",
+        k.log()
+    );
+    let keepalives = got.iter().filter(|m| m.starts_with("OPTIONS ")).count();
+    assert!(keepalives >= 2, "{keepalives} keepalives: {got:#?}");
+    assert!(vendor.received("OPTIONS").len() >= 4, "{}", k.log());
+    wait_for_stat(&k, "limits.active", "1");
+
+    send_raw(
+        &alive,
+        &k,
+        &dialog.request("BYE", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    assert_eq!(final_reply(&alive, &k, "alive").code, 200, "{}", k.log());
+    assert_eq!(vendor_byes().len(), 2, "{}", k.log());
+    wait_for_stat(&k, "limits.active", "0");
+    let cdrs = redis.wait_for("warp:cdr:raw", 6, Duration::from_secs(5));
+    for (call, lport) in [("alive", alive_port), ("vanished", vanished_port)] {
+        let kinds: Vec<String> = events_of(&cdrs, call, lport)
+            .into_iter()
+            .map(|(kind, ..)| kind)
+            .collect();
+        assert_eq!(kinds, ["start", "answer", "end"], "{call}: {cdrs:#?}");
+    }
+    let alive_end = cdrs
+        .iter()
+        .find(|c| c["event"] == "end" && c["call_id"] == format!("alive-{alive_port}"))
+        .unwrap();
+    let lasted = millis(alive_end, "end") - millis(alive_end, "answer");
+    assert!(lasted > 65_000, "{alive_end}");
+}
+
+/// Answers every OPTIONS `sock` receives with `(status, headers)`, for at most `within`,
+/// until `done` says so of a message (any other one, or "" when none came for 200 ms):
+/// every message received, in order.
+fn answering_keepalives(
+    sock: &UdpSocket,
+    k: &Kamailio,
+    (status, headers): (&str, &str),
+    within: Duration,
+    mut done: impl FnMut(&str) -> bool,
+) -> Vec<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65535];
+    while Instant::now() < deadline {
+        let message = match sock.recv(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(_) => String::new(),
+        };
+        if message.starts_with("OPTIONS ") {
+            send_raw(sock, k, &reply_to(&message, status, headers));
+            got.push(message);
+            continue;
+        }
+        let finished = done(&message);
+        if !message.is_empty() {
+            got.push(message);
+        }
+        if finished {
+            return got;
+        }
+    }
+    got
+}
