@@ -45,6 +45,9 @@ pub struct Data {
     pub uri_params: (&'static str, &'static str),
     /// Host of CHEAP's gateway, then DEAR's (`[::1]`); 127.0.0.1 by default.
     pub gateway_hosts: (&'static str, &'static str),
+    /// The user part of CHEAP's dialstring, then DEAR's (a tech prefix, `1234#{national}`);
+    /// `+{number}` by default.
+    pub dialled_as: (&'static str, &'static str),
     /// Whether C1 has trunk T6 too, known by its source ::1.
     pub ipv6_trunk: bool,
     /// T1's limits: concurrent calls, calls per second.
@@ -66,6 +69,7 @@ impl Default for Data {
             dear: (5091, "0.009"),
             uri_params: ("", ""),
             gateway_hosts: ("127.0.0.1", "127.0.0.1"),
+            dialled_as: ("+{number}", "+{number}"),
             ipv6_trunk: false,
             t1_limits: (100, 100),
             crowd: (0, (0, 0)),
@@ -122,14 +126,14 @@ fn with_users(trunk: Trunk, auth: TrunkAuth, users: &[(&str, bool)]) -> Trunk {
     }
 }
 
-fn vendor(id: &str, host: &str, gateway_port: u16, uri_params: &str) -> Vendor {
+fn vendor(id: &str, user: &str, host: &str, gateway_port: u16, uri_params: &str) -> Vendor {
     Vendor {
         id: id.into(),
         name: format!("{id} carrier"),
         kind: VendorKind::Dnis,
         priority: 1,
         indeterminate_zone: Zone::Intrastate,
-        gateways: vec![format!("sip:+{{number}}@{host}:{gateway_port}{uri_params}")],
+        gateways: vec![format!("sip:{user}@{host}:{gateway_port}{uri_params}")],
         enabled: true,
     }
 }
@@ -209,11 +213,18 @@ impl Data {
             vendors: vec![
                 vendor(
                     "CHEAP",
+                    self.dialled_as.0,
                     self.gateway_hosts.0,
                     self.cheap.0,
                     self.uri_params.0,
                 ),
-                vendor("DEAR", self.gateway_hosts.1, self.dear.0, self.uri_params.1),
+                vendor(
+                    "DEAR",
+                    self.dialled_as.1,
+                    self.gateway_hosts.1,
+                    self.dear.0,
+                    self.uri_params.1,
+                ),
             ],
             vendor_rates: vec![
                 rate_row("CHEAP", "1", self.cheap.1),

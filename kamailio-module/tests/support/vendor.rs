@@ -1,9 +1,10 @@
 //! A vendor gateway for the cases sipp's stock scenarios do not play: one that rings
 //! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), one that
 //! answers every INVITE, re-INVITEs included, with SDP of its own, one that refuses
-//! re-INVITEs (488 with SDP), one that redirects (302), one that proxies calls back
-//! to the edge (a loop), and one that forgot the calls it answered (481). Each other
-//! answers a BYE and an OPTIONS 200. It keeps every message it receives.
+//! re-INVITEs (488 with SDP), one that redirects (302), one that refuses every call
+//! (503), one that proxies calls back to the edge (a loop), and one that forgot the
+//! calls it answered (481). Each other answers a BYE and an OPTIONS 200. It keeps every
+//! message it receives.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -30,6 +31,8 @@ pub enum Plays {
     RefusesReoffers,
     /// 302 to every INVITE, to [`REDIRECT_TARGET`].
     Redirects,
+    /// 503 to every INVITE: a gateway out of capacity, which the edge fails over.
+    Unavailable,
     /// A proxy that routes every INVITE back to the edge at this port (a partner that
     /// sends calls to the edge too, its routing looping), and the edge's replies back
     /// to the edge's INVITE.
@@ -141,6 +144,9 @@ impl Vendor {
                             .replace(&own, &format!("Contact: <{REDIRECT_TARGET}>"));
                         let _ =
                             sock.send_to((moved + "Content-Length: 0\r\n\r\n").as_bytes(), from);
+                    }
+                    (Plays::Unavailable, "INVITE") => {
+                        answer("503 Service Unavailable", &msg, false)
                     }
                     (Plays::LoopsBack(edge), "INVITE") => {
                         answer("100 Trying", &msg, false);
