@@ -52,6 +52,8 @@ mod restart;
 mod route;
 #[path = "kamailio/scanners.rs"]
 mod scanners;
+#[path = "kamailio/shaken.rs"]
+mod shaken;
 #[path = "kamailio/spool.rs"]
 mod spool;
 mod support;
