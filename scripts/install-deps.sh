@@ -8,7 +8,7 @@ APT_PACKAGES=(
   postgresql-15 redis-server
   kamailio kamailio-extra-modules kamailio-redis-modules kamailio-lua-modules
   kamailio-python3-modules kamailio-tls-modules
-  kamailio-secsipid-modules
+  kamailio-secsipid-modules kamailio-xml-modules
   rtpengine-daemon rtpengine-utils
   sip-tester
 )

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Debian's module directory (kamailio, kamailio-extra-modules, kamailio-lua-modules,
-/// kamailio-tls-modules, kamailio-secsipid-modules).
+/// kamailio-tls-modules, kamailio-secsipid-modules, kamailio-xml-modules).
 const MODULES_DIR: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
 
 /// An executable from PATH or /usr/sbin (where Debian puts kamailio and kamcmd).
