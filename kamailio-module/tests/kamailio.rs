@@ -50,6 +50,8 @@ mod reload;
 mod restart;
 #[path = "kamailio/route.rs"]
 mod route;
+#[path = "kamailio/rtp_timeout.rs"]
+mod rtp_timeout;
 #[path = "kamailio/scanners.rs"]
 mod scanners;
 #[path = "kamailio/shaken.rs"]

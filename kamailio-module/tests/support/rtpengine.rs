@@ -34,43 +34,56 @@ impl Rtpengine {
     fn try_start(dir: &Path) -> Option<Rtpengine> {
         let ng_port = free_udp_port();
         let ports = warp_testkit::port_block(100);
-        let log_path = dir.join("rtpengine.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(binary("rtpengine"))
-            .args([
-                "--config-file=none",
-                "--foreground",
-                "--log-stderr",
-                "--table=-1",
-            ])
-            // Info: each ng command it receives is logged (see `commands`). Media on
-            // IPv4 and IPv6, as the SDP's recipient reaches it.
-            .args(["--interface=127.0.0.1", "--interface=::1"])
-            .args(["--num-threads=1", "--log-level=6"])
-            // A deleted call is gone at once, not kept 30 s for late packets.
-            .arg("--delete-delay=0")
-            .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
-            .arg(format!("--port-min={}", ports.start()))
-            .arg(format!("--port-max={}", ports.end()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start rtpengine");
+        // Each attempt's log afresh.
+        let log = dir.join("rtpengine.log");
+        std::fs::File::create(&log).unwrap();
+        let child = spawn(&log, ng_port, &ports, &[]);
         let mut r = Rtpengine {
             child,
-            log: log_path,
+            log,
             ng_port,
             ports,
         };
+        r.answers().then_some(r)
+    }
+
+    /// Starts rtpengine again, on the same control and media ports, ending a call after
+    /// `timeout` s without a packet (`--timeout`, at least 1) and telling the edge
+    /// listening on `edge_port` over XMLRPC (`--b2b-url`, `--xmlrpc-format=2`: the
+    /// dialog module's `dlg.terminate_dlg`). Restarted, not started so, since the edge
+    /// needs rtpengine's port before it starts and rtpengine the edge's; the calls it
+    /// held are forgotten.
+    pub fn restart_timing_out(&mut self, timeout: u32, edge_port: u16) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let args = [
+            format!("--timeout={timeout}"),
+            format!("--b2b-url=http://127.0.0.1:{edge_port}/RPC2"),
+            "--xmlrpc-format=2".to_owned(),
+        ];
+        self.child = spawn(&self.log, self.ng_port, &self.ports, &args);
+        assert!(
+            self.answers(),
+            "rtpengine did not come back:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// Waits (10 s at most) for rtpengine to answer a ping: false when it exited (a
+    /// port it could not bind) or never answered (dropped, it is killed).
+    fn answers(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while r.ng("d7:command4:pinge").is_none() {
-            // Exited (a port it could not bind), or never answered: dropped, killed.
-            if Instant::now() > deadline || r.child.try_wait().is_ok_and(|s| s.is_some()) {
-                return None;
+        while self.ng("d7:command4:pinge").is_none() {
+            if Instant::now() > deadline || self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                return false;
             }
         }
-        Some(r)
+        true
+    }
+
+    /// What it logged (info: each command, each call it closed and why).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// How many of each ng command (`offer`, `answer`, `delete` …) rtpengine received,
@@ -103,6 +116,43 @@ impl Rtpengine {
         let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
         reply.strip_prefix(&format!("{cookie} ")).map(str::to_owned)
     }
+}
+
+/// rtpengine on `ng_port` and the media `ports`, logging to `log` (appended to: a
+/// restart's commands count with the first run's), with `more` arguments.
+fn spawn(
+    log: &Path,
+    ng_port: u16,
+    ports: &std::ops::RangeInclusive<u16>,
+    more: &[String],
+) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(binary("rtpengine"))
+        .args([
+            "--config-file=none",
+            "--foreground",
+            "--log-stderr",
+            "--table=-1",
+        ])
+        // Info: each ng command it receives is logged (see `commands`). Media on
+        // IPv4 and IPv6, as the SDP's recipient reaches it.
+        .args(["--interface=127.0.0.1", "--interface=::1"])
+        .args(["--num-threads=1", "--log-level=6"])
+        // A deleted call is gone at once, not kept 30 s for late packets.
+        .arg("--delete-delay=0")
+        .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
+        .arg(format!("--port-min={}", ports.start()))
+        .arg(format!("--port-max={}", ports.end()))
+        .args(more)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("start rtpengine")
 }
 
 impl Drop for Rtpengine {
