@@ -99,6 +99,19 @@ impl MediaEdge {
         self.vendor.received("BYE")
     }
 
+    /// The edge ends call `call`: the BYE the caller at `sock` gets, answered 200 once
+    /// the vendor got its own; the vendor's BYEs. Not at once: Kamailio 5.6's dialog
+    /// module sends the caller's BYE, then the vendor's, and skips the vendor's when the
+    /// caller's 200 was taken in meanwhile (the dialog is deleted by then; kamailio
+    /// issue #4169, fixed in 5.8.6), which on loopback and a loaded machine happened
+    /// about one run in three, to any call the edge ends itself.
+    fn ended_by_the_edge(&self, sock: &UdpSocket, call: &str) -> (String, Vec<String>) {
+        let bye = next_request(sock, "BYE", call, &self.k);
+        let to_vendor = self.vendor_byes();
+        send_raw(sock, &self.k, &reply_to(&bye, "200 OK", ""));
+        (bye, to_vendor)
+    }
+
     /// The call is gone from the edge and from rtpengine: no place held, no dialog, no
     /// media session.
     fn holds_no_call(&self) {
@@ -142,22 +155,26 @@ fn audio_port(sdp: &str) -> u16 {
         .unwrap_or_else(|| panic!("no audio in {sdp}"))
 }
 
-/// The requests of `method` in call `call` that `sock` receives within `within`.
+/// The requests of `method` in call `call` that `sock` receives within `within`, a
+/// retransmission counted with its first.
 fn requests_within(sock: &UdpSocket, method: &str, call: &str, within: Duration) -> usize {
     let wait = sock.read_timeout().unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let end = Instant::now() + within;
-    let (mut buf, mut seen) = ([0u8; 65535], 0);
+    let mut buf = [0u8; 65535];
+    let mut seen = std::collections::BTreeSet::new();
     while Instant::now() < end {
         if let Ok(n) = sock.recv(&mut buf) {
-            let message = String::from_utf8_lossy(&buf[..n]);
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
             let ours = message.contains(&format!("\r\nCall-ID: {call}-"));
-            seen += usize::from(ours && message.starts_with(&format!("{method} ")));
+            if ours && message.starts_with(&format!("{method} ")) {
+                seen.insert(message);
+            }
         }
     }
     sock.set_read_timeout(wait).unwrap();
-    seen
+    seen.len()
 }
 
 /// A call answered with SDP in which nobody sends a packet: [`TIMEOUT`] s on, rtpengine
@@ -191,16 +208,14 @@ fn ends_a_call_whose_media_stopped(routing: &Routing, more: &[String]) {
     let (sock, lport) = raw_socket();
     edge.call((&sock, lport), "silent", routing, 6000);
     let answered = Instant::now();
-    let bye = next_request(&sock, "BYE", "silent", k);
+    let (_, byes) = edge.ended_by_the_edge(&sock, "silent");
     let after = answered.elapsed();
-    send_raw(&sock, k, &reply_to(&bye, "200 OK", ""));
     // rtpengine counts whole seconds and looks once a second.
     let timeout = Duration::from_secs(TIMEOUT);
     assert!(
         after > timeout - Duration::from_secs(1) && after < timeout + Duration::from_secs(4),
         "BYE {after:?} after the answer"
     );
-    let byes = edge.vendor_byes();
     let invites = edge.vendor.received("INVITE");
     // The vendor's BYE is of the call it knows: under the Call-ID its INVITE had.
     assert_eq!(
@@ -276,8 +291,7 @@ fn the_shipped_config_keeps_a_call_whose_media_flows_past_the_rtp_timeout() {
     let media = std::thread::spawn(move || send_rtp(&rtp, talk + Duration::from_secs(1)));
     let (quiet_sock, quiet_lport) = raw_socket();
     edge.call((&quiet_sock, quiet_lport), "quiet", &routing, 6000);
-    let bye = next_request(&quiet_sock, "BYE", "quiet", k);
-    send_raw(&quiet_sock, k, &reply_to(&bye, "200 OK", ""));
+    let (_, to_vendor) = edge.ended_by_the_edge(&quiet_sock, "quiet");
     let byes = requests_within(
         &sock,
         "BYE",
@@ -285,7 +299,6 @@ fn the_shipped_config_keeps_a_call_whose_media_flows_past_the_rtp_timeout() {
         talk.saturating_sub(talking.elapsed()),
     );
     assert_eq!(byes, 0, "{}", k.log());
-    let to_vendor = edge.vendor_byes();
     assert_eq!(to_vendor.len(), 1, "{to_vendor:?}");
     assert!(
         to_vendor[0].contains("\r\nCall-ID: quiet-"),
@@ -343,7 +356,7 @@ fn xmlrpc_post(k: &Kamailio, method: &str, args: [&str; 3]) -> String {
 /// another RPC command from rtpengine's address (xmlrpc serves them all), and the
 /// request over UDP, whose source anyone can forge. The call stays up through all of
 /// them, and the same request from rtpengine's address, over TCP, ends it. Metrics are
-/// served as before. The old config took no XMLRPC at all (no reply).
+/// served as before. The old config served no XMLRPC (404 from rtpengine's address).
 #[test]
 fn the_shipped_config_takes_an_rtp_timeout_from_rtpengine_alone() {
     let routing = Routing::direct();
@@ -391,8 +404,6 @@ fn the_shipped_config_takes_an_rtp_timeout_from_rtpengine_alone() {
     let rtpengine = xmlrpc(k, "127.0.0.1", "dlg.terminate_dlg", ids);
     assert_eq!(rtpengine.code, 200, "{rtpengine:?}");
     assert!(!rtpengine.body.contains("<fault>"), "{}", rtpengine.body);
-    assert_eq!(edge.vendor_byes().len(), 1);
-    let bye = next_request(&sock, "BYE", "kept", k);
-    send_raw(&sock, k, &reply_to(&bye, "200 OK", ""));
+    assert_eq!(edge.ended_by_the_edge(&sock, "kept").1.len(), 1);
     edge.holds_no_call();
 }
