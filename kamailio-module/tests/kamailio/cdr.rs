@@ -10,7 +10,7 @@ use crate::support::sipp::{Answer, Uac, Uas};
 use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw};
 use crate::support::{self, Kamailio, Script};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `redis_url` may name Redis by an IPv6 literal, in brackets as in any URL.
 #[test]
@@ -406,11 +406,7 @@ fn a_ringing_call_the_operator_ends_after_failover_ends_on_the_ringing_vendor() 
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "ended");
     send_raw(&sock, &k, &invite);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while dear.received("INVITE").is_empty() {
-        assert!(Instant::now() < deadline, "{}", k.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    dear.wait_for("INVITE", &k);
     end_the_only_dialog(&k);
     wait_for_stat(&k, "limits.active", "0");
     // The caller gives up too.

@@ -59,11 +59,7 @@ fn ends_a_call_whose_bye_lost_its_route(more: &[String]) {
     );
     let bye_reply = final_reply(&sock, &k, "noroute");
     assert_eq!(bye_reply.code, 200, "{}", k.log());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while vendor.received("BYE").is_empty() {
-        assert!(Instant::now() < deadline, "no BYE:\n{}", k.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    vendor.wait_for("BYE", &k);
     wait_for_stat(&k, "limits.active", "0");
     // Each worker writes its own events: the answer and the end, a moment apart, may
     // reach the stream in either order.
@@ -113,11 +109,7 @@ fn the_shipped_config_relays_a_prack_in_the_early_dialog() {
         &k,
         &early.request("PRACK", 2, "Content-Length: 0\r\n\r\n"),
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while vendor.received("PRACK").is_empty() {
-        assert!(Instant::now() < deadline, "no PRACK:\n{}", k.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    vendor.wait_for("PRACK", &k);
 }
 
 /// A BYE the vendor is slow to answer (or whose first 200s were lost) is sent again

@@ -66,15 +66,7 @@ fn the_shipped_config_ends_a_call_the_vendor_forgot() {
     assert!(!options.is_empty(), "{}", k.log());
     assert!(options.iter().all(|o| header_of(o, "Call-ID") == masked));
     assert!(!masked.starts_with("forgot-"), "not masked: {masked}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while vendor.received("BYE").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the vendor got no BYE:\n{}",
-            k.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    vendor.wait_for("BYE", &k);
     nothing_held(&k);
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
     let events = events_of(&cdrs, "forgot", lport);

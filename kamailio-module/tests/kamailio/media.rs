@@ -11,7 +11,7 @@ use crate::support::udp::{
     body_of, final_replies, final_reply, final_reply_text, finals_within, next_request,
     raw_invite_with_sdp, raw_request, raw_socket, reply_to, send_raw, with_sdp, InDialog,
 };
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The shipped config with WITH_RTPENGINE against a real rtpengine: both sides see
 /// rtpengine's ports in the SDP, and the sessions are deleted with the BYE.
@@ -155,11 +155,7 @@ fn frees_the_media_of_a_cancelled_call(routing: &Routing) {
     let (sock, lport) = raw_socket();
     let invite = raw_invite_with_sdp(k.port, lport, routing.number(), "cancelled");
     send_raw(&sock, &k, &invite);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while vendor.received("INVITE").is_empty() {
-        assert!(Instant::now() < deadline, "{}", k.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    vendor.wait_for("INVITE", &k);
     let cancel = raw_request(k.port, lport, "CANCEL", "+12125550123", "cancelled");
     send_raw(&sock, &k, &cancel);
     // The CANCEL's 200 and the INVITE's 487, in either order: the edge answers the
@@ -346,11 +342,7 @@ fn frees_the_media_of_a_call_it_ends_itself(routing: &Routing) {
     let invite = raw_invite_with_sdp(k.port, lport, routing.number(), "ended");
     InDialog::answered(&sock, &k, lport, ("ended", data.cheap.0), &invite);
     end_the_only_dialog(&k);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while vendor.received("BYE").is_empty() {
-        assert!(Instant::now() < deadline, "no BYE:\n{}", k.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    vendor.wait_for("BYE", &k);
     wait_for_no_media_sessions(&rtpengine, &k);
     routing.took(&k, 1);
 }

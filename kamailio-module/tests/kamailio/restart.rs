@@ -48,14 +48,7 @@ fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
         }
     };
     assert!(caller_bye);
-    while vendor.received("BYE").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the vendor got no BYE:\n{}",
-            k.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    vendor.wait_for("BYE", &k);
     wait_for_stat(&k, "limits.active", "0");
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
     let kinds: Vec<String> = events_of(&cdrs, "long", lport)

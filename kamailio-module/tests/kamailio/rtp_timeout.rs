@@ -85,20 +85,6 @@ impl MediaEdge {
         (dialog, Reply::parse(&ok))
     }
 
-    /// Waits (5 s at most) for the vendor's first BYE; the vendor's BYEs then.
-    fn vendor_byes(&self) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.vendor.received("BYE").is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "the vendor got no BYE:\n{}",
-                self.k.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.vendor.received("BYE")
-    }
-
     /// The edge ends call `call`: the BYE the caller at `sock` gets, answered 200 at
     /// once; the vendor's BYEs. At once: Kamailio 5.6's dialog module sends the
     /// caller's BYE, then the vendor's, and skipped the vendor's when the caller's 200
@@ -107,7 +93,7 @@ impl MediaEdge {
     fn ended_by_the_edge(&self, sock: &UdpSocket, call: &str) -> (String, Vec<String>) {
         let bye = next_request(sock, "BYE", call, &self.k);
         send_raw(sock, &self.k, &reply_to(&bye, "200 OK", ""));
-        (bye, self.vendor_byes())
+        (bye, self.vendor.wait_for("BYE", &self.k))
     }
 
     /// The call is gone from the edge and from rtpengine: no place held, no dialog, no
@@ -311,7 +297,7 @@ fn the_shipped_config_keeps_a_call_whose_media_flows_past_the_rtp_timeout() {
     );
     assert_eq!(final_reply(&sock, k, "talking").code, 200, "{}", k.log());
     media.join().unwrap();
-    assert_eq!(edge.vendor_byes().len(), 2);
+    assert_eq!(edge.vendor.wait_for("BYE", &edge.k).len(), 2);
     edge.holds_no_call();
     let (kinds, lasted) = edge.events("talking", lport, 6);
     assert_eq!(kinds, ["start", "answer", "end"]);

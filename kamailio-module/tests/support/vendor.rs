@@ -168,6 +168,24 @@ impl Vendor {
         Vendor { seen }
     }
 
+    /// The `method` requests it received, once the first came: within 5 s, or the test
+    /// fails with `k`'s log.
+    pub fn wait_for(&self, method: &str, k: &super::Kamailio) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let received = self.received(method);
+            if !received.is_empty() {
+                return received;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the vendor got no {method}:\n{}",
+                k.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The requests of `method` it received, in order.
     pub fn received(&self, method: &str) -> Vec<String> {
         let prefix = format!("{method} ");
