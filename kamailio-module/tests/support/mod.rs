@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Debian's module directory (kamailio, kamailio-extra-modules, kamailio-lua-modules,
-/// kamailio-tls-modules, kamailio-secsipid-modules, kamailio-xml-modules).
+/// Debian's module directory (kamailio, kamailio-extra-modules, kamailio-redis-modules,
+/// kamailio-lua-modules, kamailio-python3-modules, kamailio-tls-modules,
+/// kamailio-secsipid-modules, kamailio-xml-modules: scripts/install-deps.sh's).
 const MODULES_DIR: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
 
 /// An executable from PATH or /usr/sbin (where Debian puts kamailio and kamcmd).
