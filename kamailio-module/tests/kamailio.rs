@@ -574,6 +574,22 @@ fn wait_for_stat(k: &Kamailio, key: &str, value: &str) {
     }
 }
 
+/// Waits (10 s at most) until `k` holds no call: no dialog, `limits.active` 0 and no
+/// trunk with a call counted (`warp.trunks`).
+fn holds_no_call(k: &Kamailio) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while k.kamcmd(&["dlg.list"]).unwrap().contains("h_entry") {
+        assert!(Instant::now() < deadline, "a dialog left:\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_stat(k, "limits.active", "0");
+    let trunks = k.rpc("warp.trunks");
+    let busy = trunks
+        .iter()
+        .any(|(key, calls)| key.ends_with(".active") && calls != "0");
+    assert!(!busy, "{trunks:?}");
+}
+
 /// The `warp:calls:*` hash of `trunk`: FNV-1a of its id. Named, not looked up: the
 /// heartbeat deletes a node's field once the trunk has no call there, and the hash with
 /// its last field.

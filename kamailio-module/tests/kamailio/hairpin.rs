@@ -3,7 +3,7 @@
 //! the edge's — that comes back through a customer trunk. The edge counts each pair of
 //! numbers' calls in a row and refuses the one past LOOP_LIMIT with 482.
 
-use super::{no_redis, start_shipped, DmqEdges};
+use super::{holds_no_call, no_redis, start_shipped, DmqEdges};
 use crate::support::b2bua::{B2bua, Loop};
 use crate::support::dataset::Data;
 use crate::support::sipp::{Answer, Uac, Uas};
@@ -80,7 +80,7 @@ fn the_shipped_config_stops_a_call_a_vendor_places_again_through_a_trunk() {
         "{counted}"
     );
     assert!(other.wait().unwrap().success(), "{}", k.log());
-    nothing_held(&k);
+    holds_no_call(&k);
     // Every leg the edge routed started a CDR; the refused one none.
     let cdrs = redis.wait_for("warp:cdr:raw", 2 * LOOP_LIMIT, Duration::from_secs(5));
     let started: Vec<&str> = cdrs
@@ -187,8 +187,8 @@ fn the_shipped_config_stops_a_hairpin_through_two_edges() {
     // The sixth call of the pair came to B (A took the first, third and fifth).
     let line = format!("(hairpin: {PAIR} called 6 times in a row, this time from trunk T2)");
     assert!(b.log().contains(&line), "{}", b.log());
-    nothing_held(a);
-    nothing_held(b);
+    holds_no_call(a);
+    holds_no_call(b);
 }
 
 /// The dataset with DEAR's gateway one the edge cannot send to (it serves no SCTP):
@@ -227,17 +227,4 @@ fn wait_until(k: &Kamailio, what: &str, done: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "no {what}:\n{}", k.log());
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Waits until `k` holds no dialog and no place of T1's or T2's: every leg ended.
-pub(super) fn nothing_held(k: &Kamailio) {
-    wait_until(k, "end of every dialog", || {
-        !k.kamcmd(&["dlg.list"]).unwrap().contains("h_entry")
-    });
-    let trunks = k.rpc("warp.trunks");
-    for trunk in ["T1", "T2"] {
-        let active = trunks.get(&format!("{trunk}.active"));
-        assert!(active.is_none_or(|a| a == "0"), "{trunks:?}");
-    }
-    assert_eq!(k.rpc("warp.stats")["limits.active"], "0");
 }

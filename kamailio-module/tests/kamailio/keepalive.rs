@@ -3,9 +3,9 @@
 //! forgotten or vanished from, as its dialog timeout would hours later, and leave a call
 //! whose sides both answer up.
 
-use super::hairpin::nothing_held;
 use super::{
-    events_of, millis, rtpengine_defines, start_shipped, wait_for_stat, with_topoh, Routing,
+    events_of, holds_no_call, millis, rtpengine_defines, start_shipped, wait_for_stat, with_topoh,
+    Routing,
 };
 use crate::support::rtpengine::wait_for_no_media_sessions;
 use crate::support::udp::{
@@ -67,7 +67,7 @@ fn the_shipped_config_ends_a_call_the_vendor_forgot() {
     assert!(options.iter().all(|o| header_of(o, "Call-ID") == masked));
     assert!(!masked.starts_with("forgot-"), "not masked: {masked}");
     vendor.wait_for("BYE", &k);
-    nothing_held(&k);
+    holds_no_call(&k);
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
     let events = events_of(&cdrs, "forgot", lport);
     let kinds: Vec<&str> = events.iter().map(|(kind, ..)| kind.as_str()).collect();

@@ -5,7 +5,7 @@
 //! media flows stays up, and nobody but rtpengine, over TCP, ends a call so.
 
 use super::{
-    events_of, millis, rtpengine_defines, start_shipped, wait_for_stat, with_topoh, Routing,
+    events_of, holds_no_call, millis, rtpengine_defines, start_shipped, with_topoh, Routing,
 };
 use crate::support::dataset::Data;
 use crate::support::redis::Redis;
@@ -99,16 +99,7 @@ impl MediaEdge {
     /// The call is gone from the edge and from rtpengine: no place held, no dialog, no
     /// media session.
     fn holds_no_call(&self) {
-        wait_for_stat(&self.k, "limits.active", "0");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.k.kamcmd(&["dlg.list"]).unwrap().contains("h_entry") {
-            assert!(
-                Instant::now() < deadline,
-                "a dialog left:\n{}",
-                self.k.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        holds_no_call(&self.k);
         wait_for_no_media_sessions(&self.rtpengine, &self.k);
     }
 
