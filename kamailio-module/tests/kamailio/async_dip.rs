@@ -6,7 +6,9 @@
 use super::hairpin::NO_HAIRPIN_CHECK;
 use super::{dip_defines, no_redis, start_shipped};
 use crate::support::sipp::{Answer, Uac, Uas};
-use crate::support::udp::{final_replies, final_reply, raw_request, raw_socket, send_raw};
+use crate::support::udp::{
+    assert_cancelled, final_replies, final_reply, raw_request, raw_socket, send_raw,
+};
 use crate::support::{self, Kamailio, Script};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -577,12 +579,7 @@ fn a_call_cancelled_while_its_dip_runs_goes_no_further() {
         &k,
         &raw_request(k.port, lport, "CANCEL", "12125550003", "gone"),
     );
-    let mut codes: Vec<u16> = final_replies(&sock, &k, 2)
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
-    codes.sort();
-    assert_eq!(codes, [200, 487], "{}", k.log());
+    assert_cancelled(&sock, &k);
     // The dip answers 1 s after it was asked; then the call would be routed.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(cheap.invites(), 0, "{}", k.log());

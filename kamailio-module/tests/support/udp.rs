@@ -60,6 +60,17 @@ pub fn final_reply_text(sock: &std::net::UdpSocket, k: &Kamailio, call_id: &str)
     }
 }
 
+/// Asserts that a CANCEL sent from `sock` got its 200 and the INVITE its 487, in either
+/// order: the edge answers the CANCEL in one worker while another may relay the 487.
+pub fn assert_cancelled(sock: &std::net::UdpSocket, k: &Kamailio) {
+    let mut codes: Vec<u16> = final_replies(sock, k, 2)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [200, 487], "{}", k.log());
+}
+
 /// The next `n` final replies `sock` receives, as (call, code) in the order they came
 /// (the call as [`raw_request`] names it); a repeated final to a request already
 /// answered (the vendor's 200 again, no ACK having come) is skipped.
