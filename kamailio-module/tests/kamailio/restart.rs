@@ -2,37 +2,31 @@
 //! and with WITH_DIALOG_DB a call answered before a crash or restart is counted, ended and
 //! reported after it, across the cluster too.
 
-use super::{
-    calls_key, events_of, millis, node_name, shipped_config, start_config, start_shipped,
-    wait_for_stat, Routing,
-};
+use super::{calls_key, events_of, millis, node_name, start_shipped, wait_for_stat, Routing};
 use crate::support;
 use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
 use std::time::{Duration, Instant};
 
-/// A call still up when its dialog times out (the shipped config's `default_timeout`,
-/// cut to 2 s here) is ended there and then: both sides get a BYE, so the call stops
-/// when its `end` event says, rather than run on unbilled (and uncounted) once the
-/// dialog is forgotten.
+/// A call still up `MAX_CALL_DURATION` after its answer (the dialog's timeout, cut to 2 s
+/// here) is ended there and then: both sides get a BYE, so the call stops when its
+/// `end` event says, rather than run on unbilled (and uncounted) once the dialog is
+/// forgotten.
 #[test]
-fn the_shipped_config_ends_a_call_that_outlives_its_dialog_timeout() {
+fn the_shipped_config_ends_a_call_that_outlives_its_max_call_duration() {
     let dir = tempfile::tempdir().unwrap();
     let redis = support::redis::Redis::start(dir.path());
     let data = support::dataset::Data::with_gateways();
     let vendor = support::vendor::Vendor::start(data.cheap.0, support::vendor::Plays::Answers);
-    let text = std::fs::read_to_string(shipped_config()).unwrap();
-    let short = text.replace(
-        "modparam(\"dialog\", \"default_timeout\", 14400)",
-        "modparam(\"dialog\", \"default_timeout\", 2)",
+    let k = start_shipped(
+        dir.path(),
+        &data,
+        &redis.url(),
+        &["MAX_CALL_DURATION=2".to_string()],
     );
-    assert_ne!(short, text);
-    let cfg = dir.path().join("kamailio.cfg");
-    std::fs::write(&cfg, short).unwrap();
-    let k = start_config(&cfg, dir.path(), &data, &redis.url(), &[]);
     let (sock, lport) = raw_socket();
     let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "long");
     InDialog::answered(&sock, &k, lport, ("long", data.cheap.0), &invite);
-    // Nobody hangs up: the dialog times out 2 s after the answer.
+    // Nobody hangs up: the call is ended 2 s after the answer.
     let mut buf = [0u8; 65535];
     let deadline = Instant::now() + Duration::from_secs(6);
     let caller_bye = loop {
