@@ -86,21 +86,9 @@ impl<'a> Hop<'a> {
     }
 }
 
-/// Appends the call line. The Call-ID is the one field from outside: a tab or line break
-/// in it (which no valid Call-ID has) becomes a space, so the record stays readable.
+/// Appends the call line of a routed call.
 pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &Decision<'_>) {
-    if call_id.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
-        let separator = |c: char| matches!(c, '\t' | '\n' | '\r');
-        out.extend(call_id.chars().map(|c| if separator(c) { ' ' } else { c }));
-    } else {
-        out.push_str(call_id);
-    }
-    out.push('\t');
-    push_int(out, start);
-    for field in [d.ban, trunk] {
-        out.push('\t');
-        out.push_str(field);
-    }
+    push_call_head(out, call_id, start, d.ban, trunk);
     out.push('\t');
     if let Some(ani) = d.ani {
         ani.push_to(out);
@@ -109,6 +97,63 @@ pub fn push_call(out: &mut String, call_id: &str, start: i64, trunk: &str, d: &D
     d.dnis.push_to(out);
     out.push('\t');
     d.lrn.push_to(out);
+}
+
+/// Appends the call line of an emergency call, which no routing decision made: its
+/// dialled number as dialled (`911` is no E.164 number) and no LRN.
+pub fn push_emergency_call(
+    out: &mut String,
+    (call_id, start): (&str, i64),
+    (ban, trunk): (&str, &str),
+    ani: Option<Number>,
+    dialled: &str,
+) {
+    push_call_head(out, call_id, start, ban, trunk);
+    out.push('\t');
+    if let Some(ani) = ani {
+        ani.push_to(out);
+    }
+    out.push('\t');
+    out.push_str(dialled);
+    out.push('\t');
+}
+
+/// Appends the emergency call's one attempt: to `uri`, zone `EMERGENCY`, free of charge.
+/// Returns where `uri` is in `out`.
+pub fn push_emergency_hop(out: &mut String, uri: &str) -> Range<usize> {
+    out.push_str("\n1\t");
+    out.push_str(EMERGENCY);
+    out.push('\t');
+    let start = out.len();
+    out.push_str(uri);
+    let at = start..out.len();
+    out.push('\t');
+    out.push_str(EMERGENCY_ZONE);
+    out.push_str("\t0\t0\t");
+    at
+}
+
+/// The vendor an emergency call's record names: no vendor of the snapshot's.
+pub const EMERGENCY: &str = "emergency";
+/// Its zone, beside the snapshot's (`LOCAL`, `INTERSTATE`, ...).
+pub const EMERGENCY_ZONE: &str = "EMERGENCY";
+
+/// The call line's Call-ID, start, BAN and trunk. The Call-ID is the one field from
+/// outside: a tab or line break in it (which no valid Call-ID has) becomes a space, so
+/// the record stays readable.
+fn push_call_head(out: &mut String, call_id: &str, start: i64, ban: &str, trunk: &str) {
+    if call_id.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+        let separator = |c: char| matches!(c, '\t' | '\n' | '\r');
+        out.extend(call_id.chars().map(|c| if separator(c) { ' ' } else { c }));
+    } else {
+        out.push_str(call_id);
+    }
+    out.push('\t');
+    push_int(out, start);
+    for field in [ban, trunk] {
+        out.push('\t');
+        out.push_str(field);
+    }
 }
 
 /// Which of a decision's attempts [`push_hops`] appends.

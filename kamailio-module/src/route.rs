@@ -38,12 +38,12 @@ pub struct Credentials<'a> {
 
 pub enum Answer {
     /// Routed: the call's record is written up to its first attempt, its dialstring at
-    /// `uri`; `later` writes the rest. The admission is its place among its trunk's
-    /// concurrent calls, if counted.
+    /// `uri`; `later` writes the rest, if any. The admission is its place among its
+    /// trunk's concurrent calls, if counted.
     Route {
         admission: Option<Admission>,
         uri: Range<usize>,
-        later: LaterAttempts,
+        later: Option<LaterAttempts>,
     },
     /// Refused, with the SIP reply to send (unknown trunk, DNO, no route, ...).
     Refuse {
@@ -94,12 +94,63 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
             Ok(admission) => Answer::Route {
                 admission,
                 uri,
-                later: LaterAttempts::new(&snapshot, decision, last),
+                later: Some(LaterAttempts::new(&snapshot, decision, last)),
             },
             Err(exceeded) => {
                 record.truncate(written);
                 over_limit(&trunk, exceeded).into()
             }
+        };
+    }
+    Answer::Unavailable
+}
+
+/// An emergency call (the script knows it by its dialled number) from the trunk `query`
+/// comes from, sent to `uri`: written into `record` as a call with one attempt, to
+/// vendor `emergency` in zone `EMERGENCY` at no rate. Only the trunk is checked, as
+/// [`decide`] checks it (a stranger's call is refused 403): no Do-Not-Originate list, no
+/// limit (nor counted in them), no LRN, no route stands between a caller and help.
+pub fn emergency(query: &Query<'_>, uri: &str, record: &mut String) -> Answer {
+    let dialled = query.dnis.strip_prefix('+').unwrap_or(query.dnis);
+    if !(1..=15).contains(&dialled.len()) || !dialled.bytes().all(|b| b.is_ascii_digit()) {
+        return Answer::Refuse {
+            code: 484,
+            reason: "Address Incomplete",
+            why: format!("{:?} is no emergency number", query.dnis),
+        };
+    }
+    // Read again if the file was rewritten in place under the mapping, as in `decide`.
+    for _ in 0..2 {
+        let Some(snapshot) = snapshot::current() else {
+            return Answer::Unavailable;
+        };
+        let written = record.len();
+        let trunk = trunk(&snapshot, query.credentials, query.source);
+        if let Ok(trunk) = &trunk {
+            let ani = query.ani.and_then(|a| Number::parse(a).ok());
+            let start = chrono::Utc::now().timestamp_millis();
+            let call = (query.call_id, start);
+            record::push_emergency_call(record, call, (trunk.ban, trunk.id), ani, dialled);
+        }
+        if !snapshot::intact(&snapshot) {
+            record.truncate(written);
+            continue;
+        }
+        return match trunk {
+            Ok(_) if record.len() - written > calls::LINE_MAX => {
+                record.truncate(written);
+                long_call_id(query.call_id).into()
+            }
+            Ok(_) => Answer::Route {
+                admission: None,
+                uri: record::push_emergency_hop(record, uri),
+                later: None,
+            },
+            Err(why) => Answer::Refuse {
+                code: 403,
+                reason: "Forbidden",
+                why,
+            },
         };
     }
     Answer::Unavailable
@@ -147,14 +198,7 @@ fn verdict<'s>(
         &decision,
     );
     if record.len() - written > calls::LINE_MAX {
-        return Err(Refusal {
-            code: 400,
-            reason: "Bad Request",
-            why: format!(
-                "a Call-ID of {} bytes: longer than a tracked call can hold",
-                query.call_id.len()
-            ),
-        });
+        return Err(long_call_id(query.call_id));
     }
     let last = gateways::put_last(&decision, now.timestamp_millis());
     let uri = record::push_hops(record, &decision, Attempts::First, last)
@@ -285,6 +329,18 @@ fn refuse(reject: &Reject) -> Refusal {
         code,
         reason,
         why: reject.to_string(),
+    }
+}
+
+/// A call line over [`calls::LINE_MAX`]: only a huge Call-ID makes one.
+fn long_call_id(call_id: &str) -> Refusal {
+    Refusal {
+        code: 400,
+        reason: "Bad Request",
+        why: format!(
+            "a Call-ID of {} bytes: longer than a tracked call can hold",
+            call_id.len()
+        ),
     }
 }
 

@@ -64,9 +64,24 @@ fn query<R>(msg: &SipMsg, dnis: Option<&str>, f: impl FnOnce(&Query<'_>) -> R) -
 }
 
 fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
-    query(msg, dnis, |query| decide(msg, query)).unwrap_or_else(|fault| {
-        decision::refuse(msg, fault.code, fault.reason, fault.why.into());
-        Ok(false)
+    decide(msg, dnis, route::decide)
+}
+
+/// `warp_emergency(uri)`: the R-URI's user part is an emergency number (the script
+/// knows which); the call goes to `uri` if its trunk is known, whatever else
+/// `warp_route()` would check (see [`route::emergency`]).
+fn warp_emergency(msg: &SipMsg, uri: &str) -> Result<bool, String> {
+    // The script's mistake, not the caller's: the call cannot be sent anywhere.
+    let sip = uri.starts_with("sip:") || uri.starts_with("sips:");
+    if !sip
+        || uri
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(format!("emergency destination {uri:?} is not a SIP URI"));
+    }
+    decide(msg, None, |query, record| {
+        route::emergency(query, uri, record)
     })
 }
 
@@ -80,9 +95,28 @@ fn warp_needs_dip(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
     Ok(number.is_some())
 }
 
-fn decide(msg: &SipMsg, query: &Query<'_>) -> Result<bool, String> {
+/// Decides `msg`'s call as `how` does (the engine's decision, or an emergency call's)
+/// and acts on the answer; a request that cannot be a call is refused first.
+fn decide(
+    msg: &SipMsg,
+    dnis: Option<&str>,
+    how: impl FnOnce(&Query<'_>, &mut String) -> Answer,
+) -> Result<bool, String> {
+    query(msg, dnis, |query| act(msg, query, how)).unwrap_or_else(|fault| {
+        decision::refuse(msg, fault.code, fault.reason, fault.why.into());
+        Ok(false)
+    })
+}
+
+/// Sets the R-URI, reports the `start` event and keeps the record for failover and
+/// `$warp(...)` of a call `how` routed, or the refusal of one it did not.
+fn act(
+    msg: &SipMsg,
+    query: &Query<'_>,
+    how: impl FnOnce(&Query<'_>, &mut String) -> Answer,
+) -> Result<bool, String> {
     let mut record = decision::take_record(msg);
-    match route::decide(query, &mut record) {
+    match how(query, &mut record) {
         Answer::Route {
             admission,
             uri,
@@ -102,7 +136,7 @@ fn decide(msg: &SipMsg, query: &Query<'_>) -> Result<bool, String> {
                     sip_code: None,
                 });
             }
-            decision::put_record(msg, record, Some(later), true);
+            decision::put_record(msg, record, later, true);
             failover::keep(msg)?;
             Ok(true)
         }
@@ -155,6 +189,31 @@ pub unsafe extern "C" fn ki_warp_route_dnis(msg: *mut k::sip_msg, dnis: *mut k::
     // SAFETY: app_lua passes a str valid during the call.
     let dnis = unsafe { dnis.as_ref().map(|d| kstr::as_str(d)) };
     guard::kemi(Func::Route, msg, |m| warp_route(m, dnis.as_deref()))
+}
+
+/// kamailio.cfg: `warp_emergency("sip:911@psap.example")`; the parameter is fixed up by
+/// `fixup_spve_null`.
+pub unsafe extern "C" fn w_warp_emergency(
+    msg: *mut k::sip_msg,
+    uri: *mut c_char,
+    _: *mut c_char,
+) -> c_int {
+    // SAFETY: `uri` is the fparam_t fixup_spve_null built for this call site.
+    unsafe {
+        guard::script_with_param(Func::Emergency, msg, uri, "emergency-uri", |m, uri| {
+            warp_emergency(m, uri)
+        })
+    }
+}
+
+/// KEMI: `KSR.warp.warp_emergency(uri)`.
+pub unsafe extern "C" fn ki_warp_emergency(msg: *mut k::sip_msg, uri: *mut k::str_) -> c_int {
+    // SAFETY: app_lua passes a str valid during the call.
+    let uri = unsafe { uri.as_ref().map(|u| kstr::as_str(u)) };
+    guard::kemi(Func::Emergency, msg, |m| match uri.as_deref() {
+        Some(uri) => warp_emergency(m, uri),
+        None => Err("no emergency destination given".into()),
+    })
 }
 
 /// kamailio.cfg: `warp_needs_dip()`, for the R-URI's user part.

@@ -23,10 +23,11 @@ pub enum Func {
     DipAsync,
     NextRoute,
     Redirect,
+    Emergency,
 }
 
 impl Func {
-    pub const ALL: [Func; 9] = [
+    pub const ALL: [Func; 10] = [
         Func::Ani,
         Func::Authenticated,
         Func::Identify,
@@ -36,6 +37,7 @@ impl Func {
         Func::DipAsync,
         Func::NextRoute,
         Func::Redirect,
+        Func::Emergency,
     ];
 
     /// The routes the function may run in (`REQUEST_ROUTE`, ...), with their names.
@@ -56,7 +58,8 @@ impl Func {
             | Func::Route
             | Func::NeedsDip
             | Func::DipAsync
-            | Func::Redirect => (REQUEST, "request_route"),
+            | Func::Redirect
+            | Func::Emergency => (REQUEST, "request_route"),
             Func::NextRoute => (
                 REQUEST | k::FAILURE_ROUTE,
                 "request_route and failure_route",
@@ -76,6 +79,7 @@ impl Func {
             Func::DipAsync => "warp_dip_async",
             Func::NextRoute => "warp_next_route",
             Func::Redirect => "warp_redirect",
+            Func::Emergency => "warp_emergency",
         }
     }
 }
@@ -114,8 +118,8 @@ pub struct FuncStats {
 
 /// Counter sets, one per process (`process_no % SETS`), which `warp.stats` adds up: with
 /// one shared set every worker's every call moved the same cache lines from core to
-/// core. A set is 784 bytes, so one function's counters of two processes never share
-/// a line.
+/// core. A set is 112 bytes a function, so one function's counters of two processes
+/// never share a line.
 const SETS: usize = 64;
 
 #[derive(Default)]

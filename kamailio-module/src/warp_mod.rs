@@ -25,8 +25,9 @@ use crate::pv::{pv_get_warp, pv_parse_warp_name};
 use crate::redirect::{ki_warp_redirect, w_warp_redirect};
 use crate::reply;
 use crate::route_cmd::{
-    ki_warp_needs_dip, ki_warp_needs_dip_dnis, ki_warp_route, ki_warp_route_dnis, w_warp_needs_dip,
-    w_warp_needs_dip_dnis, w_warp_route, w_warp_route_dnis,
+    ki_warp_emergency, ki_warp_needs_dip, ki_warp_needs_dip_dnis, ki_warp_route,
+    ki_warp_route_dnis, w_warp_emergency, w_warp_needs_dip, w_warp_needs_dip_dnis, w_warp_route,
+    w_warp_route_dnis,
 };
 use crate::rpc::{
     rpc_config, rpc_gateways, rpc_reload, rpc_route, rpc_stats, rpc_trunks, rpc_version,
@@ -176,7 +177,7 @@ const fn cmd(
     }
 }
 
-static CMDS: CoreCell<[k::cmd_export_t; 13]> = CoreCell::new([
+static CMDS: CoreCell<[k::cmd_export_t; 14]> = CoreCell::new([
     cmd(c"warp_ani", Some(w_warp_ani), 0, Func::Ani),
     cmd(
         c"warp_authenticated",
@@ -211,6 +212,12 @@ static CMDS: CoreCell<[k::cmd_export_t; 13]> = CoreCell::new([
         Func::NextRoute,
     ),
     cmd(c"warp_redirect", Some(w_warp_redirect), 0, Func::Redirect),
+    cmd(
+        c"warp_emergency",
+        Some(w_warp_emergency),
+        1,
+        Func::Emergency,
+    ),
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
 ]);
@@ -465,7 +472,7 @@ const fn kemi(name: &'static std::ffi::CStr, func: *mut c_void, p1: c_uint) -> k
     }
 }
 
-static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 13]> = CoreCell::new([
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 14]> = CoreCell::new([
     kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
     kemi(
         c"warp_authenticated",
@@ -517,6 +524,11 @@ static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 13]> = CoreCell::new([
         c"warp_redirect",
         ki_warp_redirect as *mut c_void,
         k::SR_KEMIP_NONE,
+    ),
+    kemi(
+        c"warp_emergency",
+        ki_warp_emergency as *mut c_void,
+        k::SR_KEMIP_STR,
     ),
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },

@@ -20,6 +20,8 @@ mod cluster;
 mod config;
 #[path = "kamailio/edge.rs"]
 mod edge;
+#[path = "kamailio/emergency.rs"]
+mod emergency;
 #[path = "kamailio/failover.rs"]
 mod failover;
 #[path = "kamailio/hairpin.rs"]

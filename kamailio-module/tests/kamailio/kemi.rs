@@ -61,6 +61,10 @@ function ksr_request_route()
     KSR.hdr.append_to_reply("X-Warp-Identify: " .. KSR.warp.warp_identify() .. "\r\n")
     KSR.hdr.append_to_reply("X-Warp-DNO: " .. KSR.warp.warp_dno() .. "/"
         .. KSR.warp.warp_dno_number("+13035550199") .. "\r\n")
+    -- No snapshot to know the trunk by (-1); no SIP URI to send to (-2).
+    KSR.hdr.append_to_reply("X-Warp-Emergency: "
+        .. KSR.warp.warp_emergency("sip:911@127.0.0.1:9") .. "/"
+        .. KSR.warp.warp_emergency("911 at the PSAP") .. "\r\n")
     if KSR.warp.warp_route_dnis("18005550100") < 0 then
         -- Nothing routed, so no vendor to fail over to.
         KSR.hdr.append_to_reply("X-Warp-Next: " .. KSR.warp.warp_next_route() .. "\r\n")
@@ -83,6 +87,7 @@ end
     assert_eq!(reply.header("X-Warp-Redirect"), Some("-1"));
     assert_eq!(reply.header("X-Warp-Identify"), Some("-1"));
     assert_eq!(reply.header("X-Warp-DNO"), Some("-2/-2"));
+    assert_eq!(reply.header("X-Warp-Emergency"), Some("-1/-2"));
     let stats = k.rpc("warp.stats");
     assert_eq!(stats["warp_identify.calls"], "1");
     assert_eq!(stats["warp_dno.calls"], "2");
@@ -90,6 +95,8 @@ end
     assert_eq!(stats["warp_ani.calls"], "1");
     assert_eq!(stats["warp_route.calls"], "1");
     assert_eq!(stats["warp_next_route.calls"], "1");
+    assert_eq!(stats["warp_emergency.calls"], "2");
+    assert_eq!(stats["warp_emergency.errors"], "1");
 }
 
 /// The same decision from a Python KEMI script (app_python3): `KSR.warp.*` and
