@@ -327,7 +327,8 @@ pub struct Vendor {
     /// The zone indeterminate traffic is priced in (jurisdiction policy).
     pub indeterminate_zone: Zone,
     /// Dialstring templates in failover order; `{number}` is the E.164 number without `+`,
-    /// `{national}` the 10 NANP digits (or the E.164 number outside NANP).
+    /// `{national}` the 10 NANP digits (or the E.164 number outside NANP), `{lrn}` and
+    /// `{npdi}` its LRN (see [`crate::snapshot::fill_dialstring`]).
     pub gateways: Vec<String>,
     pub enabled: bool,
 }

@@ -16,7 +16,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use warp_core::money::Amount;
 use warp_core::number::push_digits;
-use warp_core::snapshot::fill_dialstring;
+use warp_core::snapshot::{fill_dialstring, Dialled};
 use warp_core::{Decision, Number};
 
 /// What is known about a routed call whichever vendor takes it.
@@ -57,6 +57,14 @@ fn fields<const N: usize>(line: &str) -> Option<[&str; N]> {
 }
 
 impl<'a> Call<'a> {
+    /// What its later attempts' dialstrings are filled in with; `None` when its dialled
+    /// number is none (an emergency call's `911`).
+    pub fn dialled(&self) -> Option<Dialled> {
+        let number = Number::from_digits(self.dnis).ok()?;
+        let lrn = Number::from_digits(self.lrn).unwrap_or(number);
+        Some(Dialled { number, lrn })
+    }
+
     pub fn parse(line: &'a str) -> Option<Self> {
         let [call_id, start, ban, trunk, ani, dnis, lrn] = fields(line)?;
         Some(Call {
@@ -274,12 +282,10 @@ impl LaterAttempts {
     }
 }
 
-/// Appends the attempts still to make, `later` of a record whose call line names
-/// `dnis`, after a line break: the first becomes the attempt in progress, its
-/// dialstring filled in. Returns where that dialstring is in `out`; `None` if `later`
-/// has no attempt or `dnis` is no number.
-pub fn push_later(out: &mut String, dnis: &str, later: &str) -> Option<Range<usize>> {
-    let number = Number::from_digits(dnis).ok()?;
+/// Appends the attempts still to make, `later` of a record whose call is `dialled`,
+/// after a line break: the first becomes the attempt in progress, its dialstring filled
+/// in. Returns where that dialstring is in `out`; `None` if `later` has no attempt.
+pub fn push_later(out: &mut String, dialled: Dialled, later: &str) -> Option<Range<usize>> {
     let (next, rest) = later.split_once('\n').unwrap_or((later, ""));
     let mut fields = next.splitn(4, '\t');
     let (attempt, vendor, template, tail) = (
@@ -294,7 +300,7 @@ pub fn push_later(out: &mut String, dnis: &str, later: &str) -> Option<Range<usi
     out.push_str(vendor);
     out.push('\t');
     let uri = out.len();
-    fill_dialstring(out, template, number);
+    fill_dialstring(out, template, dialled);
     let filled = uri..out.len();
     out.push('\t');
     out.push_str(tail);

@@ -17,7 +17,6 @@ use std::ffi::{c_char, c_int};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use warp_core::snapshot::fill_dialstring;
-use warp_core::Number;
 
 /// A redirect listed fewer attempts than it had and said so: once per process.
 static CUT_SHORT_LOGGED: AtomicBool = AtomicBool::new(false);
@@ -28,13 +27,13 @@ fn later_uris(msg: &SipMsg) -> Result<Option<Vec<String>>, String> {
         let bad = || format!("bad call record {record:?}");
         let (call, _, later) = record::split(record).ok_or_else(bad)?;
         let call = Call::parse(call).ok_or_else(bad)?;
-        let number = Number::from_digits(call.dnis).map_err(|e| e.to_string())?;
+        let dialled = call.dialled().ok_or_else(bad)?;
         later
             .lines()
             .map(|line| {
                 let hop = Hop::parse(line).ok_or_else(bad)?;
                 let mut uri = String::new();
-                fill_dialstring(&mut uri, hop.uri, number);
+                fill_dialstring(&mut uri, hop.uri, dialled);
                 Ok(uri)
             })
             .collect()

@@ -17,7 +17,7 @@ use kamailio_sys as k;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::net::IpAddr;
 use std::ptr::null_mut;
-use warp_core::snapshot::fill_dialstring;
+use warp_core::snapshot::{fill_dialstring, Dialled};
 
 /// One RPC reply under construction.
 struct Reply<'a> {
@@ -351,6 +351,10 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
         let last = gateways::put_last(&decision, clock::now_ms());
         record::push_hops(&mut hops, &decision, Attempts::All, last);
         let mut uri = String::new();
+        let dialled = Dialled {
+            number: decision.dnis,
+            lrn: decision.lrn,
+        };
         for (i, hop) in hops.lines().skip(1).filter_map(Hop::parse).enumerate() {
             let h = r.nested(routes, &hop.attempt.to_string())?;
             r.text(h, "vendor", hop.vendor)?;
@@ -358,7 +362,7 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
             uri.clear();
             match i {
                 0 => uri.push_str(hop.uri),
-                _ => fill_dialstring(&mut uri, hop.uri, decision.dnis),
+                _ => fill_dialstring(&mut uri, hop.uri, dialled),
             }
             r.text(h, "uri", &uri)?;
             r.text(h, "zone", hop.zone)?;

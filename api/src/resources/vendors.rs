@@ -71,7 +71,7 @@ impl Resource for Vendor {
     }
 }
 
-/// A dialstring template in failover order (`{number}`, `{national}`).
+/// A dialstring template in failover order (`{number}`, `{national}`, `{lrn}`, `{npdi}`).
 #[derive(Serialize, FromRow, ToSchema)]
 pub struct Gateway {
     pub vendor_id: String,

@@ -191,7 +191,25 @@ pub struct Route<'a> {
 pub struct Dialstrings<'a> {
     pub(super) templates: &'a [StrRef],
     pub(super) snapshot: &'a Snapshot,
-    pub(super) number: Number,
+    pub(super) number: Dialled,
+}
+
+/// What a dialstring template is filled in with: the dialled number and its LRN (the
+/// number itself when it is not ported, or not known to be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialled {
+    pub number: Number,
+    pub lrn: Number,
+}
+
+impl Dialled {
+    /// A number whose LRN is not known (or that is not ported).
+    pub fn unported(number: Number) -> Self {
+        Dialled {
+            number,
+            lrn: number,
+        }
+    }
 }
 
 impl<'a> Dialstrings<'a> {
@@ -224,7 +242,7 @@ impl<'a> Dialstrings<'a> {
 
     /// Template `i` as the snapshot holds it, for a caller that keeps it with the call
     /// and fills it in only if its turn comes ([`fill_dialstring`], with the
-    /// decision's `dnis`).
+    /// decision's `dnis` and `lrn`).
     pub fn template(&self, i: usize) -> Option<&'a str> {
         self.templates.get(i).map(|t| self.snapshot.str(*t))
     }
@@ -271,8 +289,12 @@ pub struct Decision<'a> {
     pub routes: Vec<Route<'a>>,
 }
 
-/// Fills a dialstring template: `{number}` = E.164 digits, `{national}` = 10 NANP digits.
-fn expand(template: &str, n: Number) -> String {
+/// Fills a dialstring template: `{number}` = E.164 digits, `{national}` = 10 NANP
+/// digits, `{lrn}` = the LRN's E.164 digits (the number's own when not ported), `{npdi}`
+/// = RFC 4694's `;rn=+<lrn>;npdi` for a ported number, nothing for another (whose
+/// portability the next carrier checks itself: warp does not know that every number
+/// it has no LRN for was looked up).
+fn expand(template: &str, n: Dialled) -> String {
     let mut out = String::with_capacity(template.len() + 8);
     fill_dialstring(&mut out, template, n);
     out
@@ -282,18 +304,28 @@ fn expand(template: &str, n: Number) -> String {
 /// one pass and without the formatting machinery: also for a template kept from
 /// [`Dialstrings::template`]. Templates are a few dozen bytes: a plain byte scan finds
 /// `{` sooner than `memchr` is set up.
-pub fn fill_dialstring(out: &mut String, template: &str, n: Number) {
+pub fn fill_dialstring(out: &mut String, template: &str, n: Dialled) {
     let mut rest = template;
     while let Some(open) = rest.bytes().position(|b| b == b'{') {
         out.push_str(&rest[..open]);
         let tail = &rest[open..];
         if let Some(after) = tail.strip_prefix("{number}") {
-            n.push_to(out);
+            n.number.push_to(out);
             rest = after;
         } else if let Some(after) = tail.strip_prefix("{national}") {
-            match n.national() {
+            match n.number.national() {
                 Some(v) => push_digits(out, v, 10),
-                None => n.push_to(out),
+                None => n.number.push_to(out),
+            }
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{lrn}") {
+            n.lrn.push_to(out);
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{npdi}") {
+            if n.lrn != n.number {
+                out.push_str(";rn=+");
+                n.lrn.push_to(out);
+                out.push_str(";npdi");
             }
             rest = after;
         } else {
@@ -310,8 +342,8 @@ mod tests {
 
     #[test]
     fn templates_fill_in_one_pass() {
-        let us = Number::parse("+13034449999").unwrap();
-        let uk = Number::parse("+442079460000").unwrap();
+        let us = Dialled::unported(Number::parse("+13034449999").unwrap());
+        let uk = Dialled::unported(Number::parse("+442079460000").unwrap());
         assert_eq!(
             expand("sip:+{number}@gw;n={national}", us),
             "sip:+13034449999@gw;n=3034449999"
@@ -324,5 +356,25 @@ mod tests {
         let mut out = String::from("a:");
         fill_dialstring(&mut out, "{number}{number}", uk);
         assert_eq!(out, "a:442079460000442079460000");
+    }
+
+    #[test]
+    fn a_ported_number_carries_its_lrn_as_rfc_4694_says() {
+        let ported = Dialled {
+            number: Number::parse("+12125550001").unwrap(),
+            lrn: Number::parse("+13035559999").unwrap(),
+        };
+        assert_eq!(
+            expand("sip:+{number}{npdi}@gw;user=phone", ported),
+            "sip:+12125550001;rn=+13035559999;npdi@gw;user=phone"
+        );
+        assert_eq!(expand("sip:{lrn}@gw", ported), "sip:13035559999@gw");
+        // Not ported, or not known to be: nothing to say, the number its own LRN.
+        let unported = Dialled::unported(Number::parse("+12125550002").unwrap());
+        assert_eq!(
+            expand("sip:+{number}{npdi}@gw", unported),
+            "sip:+12125550002@gw"
+        );
+        assert_eq!(expand("{lrn}", unported), "12125550002");
     }
 }

@@ -13,7 +13,8 @@ mod stamp;
 pub use compile::{compile, publish, CompileError};
 use decision::RateCenterNames;
 pub use decision::{
-    fill_dialstring, Decision, Dialstrings, LergInfo, LrnSource, Reject, Route, RouteRequest,
+    fill_dialstring, Decision, Dialled, Dialstrings, LergInfo, LrnSource, Reject, Route,
+    RouteRequest,
 };
 pub use stamp::{header, restamp};
 

@@ -397,7 +397,7 @@ impl Snapshot {
                         dialstrings: Dialstrings {
                             templates: v.gateways.get(self.gateways()),
                             snapshot: self,
-                            number: dnis,
+                            number: Dialled { number: dnis, lrn },
                         },
                     }
                 })

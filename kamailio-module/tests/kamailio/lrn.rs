@@ -535,3 +535,55 @@ fn the_lnp_cache_answers_before_the_dip_and_remembers_what_it_said() {
     assert_ne!(stats["lrn.cache_errors"], "0");
     assert!(k.log().contains("LNP cache unavailable"), "{}", k.log());
 }
+
+/// A vendor whose dialstring asks for it (`{npdi}`, `{lrn}`) is told a ported number's
+/// LRN, RFC 4694's way or as the number it routes on, on the first attempt and on one
+/// failed over to, and in `warp.route`; a number not ported is sent as it was dialled.
+#[test]
+fn a_ported_numbers_lrn_reaches_the_vendors_whose_dialstrings_ask_for_it() {
+    let data = support::dataset::Data {
+        dialled_as: ("+{number}{npdi}", "{lrn}"),
+        ..Default::default()
+    };
+    let script = r#"
+    if (!warp_route()) {
+        sl_send_reply("$warp(code)", "$warp(reason)");
+        exit;
+    }
+    append_to_reply("X-Warp-RURI: $ru\r\n");
+    if (warp_next_route()) {
+        append_to_reply("X-Warp-Next: $ru\r\n");
+    }
+    sl_send_reply("200", "Routed");
+"#;
+    let (_dir, _telique, k) = super::start_dipping(&data, Script::Native(script));
+    let ported = k.request_to("127.0.0.1", "12125550001", "INVITE", "");
+    assert_eq!(ported.code, 200, "{}", k.log());
+    assert_eq!(
+        ported.header("X-Warp-RURI"),
+        Some("sip:+12125550001;rn=+13035559999;npdi@127.0.0.1:5090")
+    );
+    assert_eq!(
+        ported.header("X-Warp-Next"),
+        Some("sip:13035559999@127.0.0.1:5091")
+    );
+    let not_ported = k.request_to("127.0.0.1", "12125550002", "INVITE", "");
+    assert_eq!(
+        not_ported.header("X-Warp-RURI"),
+        Some("sip:+12125550002@127.0.0.1:5090")
+    );
+    assert_eq!(
+        not_ported.header("X-Warp-Next"),
+        Some("sip:12125550002@127.0.0.1:5091")
+    );
+    let d = k
+        .rpc_args(&["warp.route", "C1", "-", "s:12125550001"])
+        .unwrap();
+    assert_eq!(
+        (d["routes.1.uri"].as_str(), d["routes.2.uri"].as_str()),
+        (
+            "sip:+12125550001;rn=+13035559999;npdi@127.0.0.1:5090",
+            "sip:13035559999@127.0.0.1:5091"
+        )
+    );
+}
