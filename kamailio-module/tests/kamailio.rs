@@ -32,6 +32,8 @@ mod in_dialog;
 mod ipv6;
 #[path = "kamailio/keepalive.rs"]
 mod keepalive;
+#[path = "kamailio/keepalive_more.rs"]
+mod keepalive_more;
 #[path = "kamailio/kemi.rs"]
 mod kemi;
 #[path = "kamailio/limits.rs"]

@@ -8,6 +8,7 @@ use super::{
     Routing,
 };
 use crate::support::rtpengine::wait_for_no_media_sessions;
+use crate::support::tcp::{Carrier, SipStream};
 use crate::support::udp::{
     behind_nat, final_reply, header_of, raw_invite_with_sdp, raw_request, raw_socket, reply_to,
     send_raw, InDialog,
@@ -17,7 +18,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 /// Keepalives as often as Kamailio allows, a call ended at its side's first failure.
-fn keepalive_defines() -> Vec<String> {
+pub(super) fn keepalive_defines() -> Vec<String> {
     vec!["DLG_KEEPALIVE=30".into(), "DLG_KEEPALIVE_FAILS=1".into()]
 }
 
@@ -167,28 +168,22 @@ fn the_shipped_config_keeps_a_call_both_sides_answer_and_ends_one_whose_caller_v
     assert!(lasted > 65_000, "{alive_end}");
 }
 
-/// Answers every OPTIONS `sock` receives with `(status, headers)`, for at most `within`,
+/// Answers every OPTIONS `side` receives with `(status, headers)`, for at most `within`,
 /// until `done` says so of a message (any other one, or "" when none came for 200 ms):
 /// every message received, in order.
-fn answering_keepalives(
-    sock: &UdpSocket,
+pub(super) fn answering_keepalives(
+    mut side: impl CallSide,
     k: &Kamailio,
     (status, headers): (&str, &str),
     within: Duration,
     mut done: impl FnMut(&str) -> bool,
 ) -> Vec<String> {
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
     let deadline = Instant::now() + within;
     let mut got = Vec::new();
-    let mut buf = [0u8; 65535];
     while Instant::now() < deadline {
-        let message = match sock.recv(&mut buf) {
-            Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
-            Err(_) => String::new(),
-        };
+        let message = side.next_message();
         if message.starts_with("OPTIONS ") {
-            send_raw(sock, k, &reply_to(&message, status, headers));
+            side.send_message(k, &reply_to(&message, status, headers));
             got.push(message);
             continue;
         }
@@ -201,4 +196,39 @@ fn answering_keepalives(
         }
     }
     got
+}
+
+/// A side of a call as a test plays it: the socket, or the TCP or TLS connection, the
+/// edge's requests reach it on and its replies go back over.
+pub(super) trait CallSide {
+    /// The next message, or "" when none came for 200 ms.
+    fn next_message(&mut self) -> String;
+    fn send_message(&mut self, k: &Kamailio, text: &str);
+}
+
+impl CallSide for &UdpSocket {
+    fn next_message(&mut self) -> String {
+        self.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 65535];
+        match self.recv(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(_) => String::new(),
+        }
+    }
+
+    fn send_message(&mut self, k: &Kamailio, text: &str) {
+        send_raw(self, k, text);
+    }
+}
+
+impl<S: Carrier> CallSide for &mut SipStream<S> {
+    fn next_message(&mut self) -> String {
+        self.next_within(Duration::from_millis(200))
+            .unwrap_or_default()
+    }
+
+    fn send_message(&mut self, _: &Kamailio, text: &str) {
+        self.send(text);
+    }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 /// The defines that turn the shipped config's TLS on, with `pki`'s certificate for the
 /// edge's.
-fn with_tls(pki: &Pki) -> Vec<String> {
+pub(super) fn with_tls(pki: &Pki) -> Vec<String> {
     vec![
         "WITH_TLS".into(),
         format!("TLS_CERT=\"{}\"", pki.server_cert.display()),
@@ -32,7 +32,7 @@ fn with_tls(pki: &Pki) -> Vec<String> {
 }
 
 /// The edge's TLS port: a LISTEN without a protocol takes TLS on its port + 1.
-fn tls_port(k: &Kamailio) -> u16 {
+pub(super) fn tls_port(k: &Kamailio) -> u16 {
     k.port + 1
 }
 
