@@ -20,10 +20,10 @@ const KA_BOTH_SIDES: u32 = (1 << 1) | (1 << 2);
 
 /// With WITH_DIALOG_DB a call's dialog row in Redis keeps the keepalives asked for it
 /// (its `iflags`), and the dialog module, loading it after a crash and again after a
-/// restart, sends them again: the vendor, which forgot the call meanwhile, answers
-/// 481, and the call is ended one interval and 10 s after the restart as it would
-/// have been without one (BYEs to both sides, one `end` event, its trunk place given
-/// back).
+/// restart (the flags as they were), sends them again: the vendor, which forgot the
+/// call meanwhile, answers 481, and the call is ended one interval and 10 s after the
+/// restart as it would have been without one (BYEs to both sides, one `end` event, its
+/// trunk place given back).
 #[test]
 fn the_shipped_config_ends_a_call_the_vendor_forgot_after_a_restart_with_the_dialog_db() {
     let dir = tempfile::tempdir().unwrap();
@@ -38,8 +38,8 @@ fn the_shipped_config_ends_a_call_the_vendor_forgot_after_a_restart_with_the_dia
     let invite = raw_request(k.port, lport, "INVITE", DIALLED, "restored");
     InDialog::answered(&sock, &k, lport, ("restored", data.cheap.0), &invite);
     wait_for_stat(&k, "limits.active", "1");
-    let iflags = dialog_iflags(&redis);
-    assert_eq!(iflags & KA_BOTH_SIDES, KA_BOTH_SIDES, "iflags {iflags}");
+    let stored = stored_iflags(&redis);
+    assert_eq!(stored & KA_BOTH_SIDES, KA_BOTH_SIDES, "iflags {stored}");
 
     k.crash();
     k.start_again();
@@ -47,6 +47,7 @@ fn the_shipped_config_ends_a_call_the_vendor_forgot_after_a_restart_with_the_dia
     k.start_again();
     let restarted = Instant::now();
     assert_eq!(k.rpc("warp.stats")["limits.active"], "1", "{}", k.log());
+    assert_eq!(loaded_iflags(&k), stored, "{}", k.log());
     let got = answering_keepalives(&sock, &k, ("200 OK", ""), Duration::from_secs(55), |m| {
         m.starts_with("BYE ")
     });
@@ -78,7 +79,7 @@ fn the_shipped_config_ends_a_call_the_vendor_forgot_after_a_restart_with_the_dia
 }
 
 /// The `iflags` of the one dialog in Redis (database 1, DIALOG_DB_URL's here).
-fn dialog_iflags(redis: &Redis) -> u32 {
+fn stored_iflags(redis: &Redis) -> u32 {
     let keys = redis.cli(&["-n", "1", "KEYS", "dialog:entry::*"]);
     let keys: Vec<&str> = keys
         .lines()
@@ -91,6 +92,17 @@ fn dialog_iflags(redis: &Redis) -> u32 {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("iflags {iflags:?}"))
+}
+
+/// The `iflags` of `k`'s one dialog, as `dlg.list` shows it.
+fn loaded_iflags(k: &Kamailio) -> u32 {
+    let list = k.kamcmd(&["dlg.list"]).unwrap();
+    let iflags = list
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("iflags: "));
+    let iflags: Vec<u32> = iflags.map(|n| n.parse().unwrap()).collect();
+    assert_eq!(iflags.len(), 1, "{list}");
+    iflags[0]
 }
 
 /// Two callers behind NAT over TCP: one answers its keepalives over its connection and
