@@ -656,6 +656,14 @@ fn events_of(
         .collect()
 }
 
+/// The kinds of `call`'s events (see [`events_of`]), in order.
+fn event_kinds(cdrs: &[serde_json::Value], call: &str, lport: u16) -> Vec<String> {
+    events_of(cdrs, call, lport)
+        .into_iter()
+        .map(|(kind, ..)| kind)
+        .collect()
+}
+
 /// A test that fails while its sipp calls run leaves no sipp behind: the UAC goes with
 /// its handle, as the other daemons of these tests do.
 #[test]

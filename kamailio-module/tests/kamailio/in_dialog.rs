@@ -4,7 +4,7 @@
 //! other.
 
 use super::{
-    by_call, end_the_only_dialog, events_of, no_redis, shipped_config, start_shipped,
+    by_call, end_the_only_dialog, event_kinds, no_redis, shipped_config, start_shipped,
     wait_for_stat, with_topoh, Routing,
 };
 use crate::support::rtpengine::wait_for_no_media_sessions;
@@ -440,10 +440,7 @@ fn the_shipped_config_hides_each_sides_topology_from_the_other() {
     // Each call reported whole, under the Call-ID the customer's own CDRs have.
     let cdrs = redis.wait_for("warp:cdr:raw", 9, Duration::from_secs(5));
     for call in ["byedge", "byecaller", "byevendor"] {
-        let kinds: Vec<String> = events_of(&cdrs, call, lport)
-            .into_iter()
-            .map(|e| e.0)
-            .collect();
+        let kinds: Vec<String> = event_kinds(&cdrs, call, lport);
         assert_eq!(kinds, ["start", "answer", "end"], "{call}: {cdrs:#?}");
     }
 }

@@ -4,8 +4,8 @@
 //! whose sides both answer up.
 
 use super::{
-    events_of, holds_no_call, millis, rtpengine_defines, start_shipped, wait_for_stat, with_topoh,
-    Routing,
+    event_kinds, events_of, holds_no_call, millis, rtpengine_defines, start_shipped, wait_for_stat,
+    with_topoh, Routing,
 };
 use crate::support::rtpengine::wait_for_no_media_sessions;
 use crate::support::tcp::{Carrier, SipStream};
@@ -45,23 +45,7 @@ fn the_shipped_config_ends_a_call_the_vendor_forgot() {
     wait_for_stat(&k, "limits.active", "1");
 
     // The caller answers its own keepalives: the call ends for the vendor's 481.
-    let got = answering_keepalives(&sock, &k, ("200 OK", ""), Duration::from_secs(55), |m| {
-        m.starts_with("BYE ")
-    });
-    let bye = got.last().filter(|m| m.starts_with("BYE "));
-    let bye = bye.unwrap_or_else(|| panic!("the caller got no BYE: {got:#?}\n{}", k.log()));
-    let ended = answered.elapsed();
-    send_raw(&sock, &k, &reply_to(bye, "200 OK", ""));
-    assert!(
-        got.iter().any(|m| m.starts_with("OPTIONS ")),
-        "the caller was sent no keepalive: {got:#?}"
-    );
-    // One interval to the keepalive, 10 s from its 481 to the BYEs.
-    assert!(
-        (Duration::from_secs(36)..Duration::from_secs(50)).contains(&ended),
-        "ended {ended:?} after the answer:\n{}",
-        k.log()
-    );
+    ended_for_the_vendors_481(&sock, &k, answered, "the answer");
     let masked = header_of(&vendor.received("INVITE")[0], "Call-ID");
     let options = vendor.received("OPTIONS");
     assert!(!options.is_empty(), "{}", k.log());
@@ -116,31 +100,13 @@ fn the_shipped_config_keeps_a_call_both_sides_answer_and_ends_one_whose_caller_v
     routing.took(&k, 2);
     wait_for_stat(&k, "limits.active", "2");
 
-    let vanished_call = format!("Call-ID: vanished-{vanished_port}");
-    let vendor_byes = || -> Vec<String> { vendor.received("BYE") };
-    let got = answering_keepalives(
-        &alive,
-        &k,
-        (
-            "405 Method Not Allowed",
-            "Allow: INVITE, ACK, BYE, CANCEL\r\n",
-        ),
-        Duration::from_secs(90),
-        |m| {
-            assert!(!m.starts_with("BYE "), "the live call was ended:\n{m}");
-            vendor_byes().iter().any(|b| b.contains(&vanished_call))
-        },
+    let pbx_without_options = (
+        "405 Method Not Allowed",
+        "Allow: INVITE, ACK, BYE, CANCEL\r\n",
     );
-    let ended = answered.elapsed();
-    assert_eq!(vendor_byes().len(), 1, "{}", k.log());
-    // The vanished caller's keepalive at one interval, its 408 32 s later, then 10 s.
-    assert!(
-        (Duration::from_secs(65)..Duration::from_secs(85)).contains(&ended),
-        "the vanished caller's call ended {ended:?} after the answer:\n{}",
-        k.log()
-    );
-    let keepalives = got.iter().filter(|m| m.starts_with("OPTIONS ")).count();
-    assert!(keepalives >= 2, "{keepalives} keepalives: {got:#?}");
+    let vanished = format!("vanished-{vanished_port}");
+    let alive_side = (&alive, pbx_without_options);
+    vanished_callers_call_ends(alive_side, &k, &vendor, &vanished, answered);
     assert!(vendor.received("OPTIONS").len() >= 4, "{}", k.log());
     wait_for_stat(&k, "limits.active", "1");
 
@@ -150,14 +116,11 @@ fn the_shipped_config_keeps_a_call_both_sides_answer_and_ends_one_whose_caller_v
         &dialog.request("BYE", 2, "Content-Length: 0\r\n\r\n"),
     );
     assert_eq!(final_reply(&alive, &k, "alive").code, 200, "{}", k.log());
-    assert_eq!(vendor_byes().len(), 2, "{}", k.log());
+    assert_eq!(vendor.received("BYE").len(), 2, "{}", k.log());
     wait_for_stat(&k, "limits.active", "0");
     let cdrs = redis.wait_for("warp:cdr:raw", 6, Duration::from_secs(5));
     for (call, lport) in [("alive", alive_port), ("vanished", vanished_port)] {
-        let kinds: Vec<String> = events_of(&cdrs, call, lport)
-            .into_iter()
-            .map(|(kind, ..)| kind)
-            .collect();
+        let kinds: Vec<String> = event_kinds(&cdrs, call, lport);
         assert_eq!(kinds, ["start", "answer", "end"], "{call}: {cdrs:#?}");
     }
     let alive_end = cdrs
@@ -166,6 +129,64 @@ fn the_shipped_config_keeps_a_call_both_sides_answer_and_ends_one_whose_caller_v
         .unwrap();
     let lasted = millis(alive_end, "end") - millis(alive_end, "answer");
     assert!(lasted > 65_000, "{alive_end}");
+}
+
+/// The caller at `sock` answers its keepalives 200 until its call's BYE, which it
+/// answers too: the call ended for the vendor's 481 to its keepalive, one interval and
+/// 10 s after `since` (`what` names that moment), the caller sent a keepalive before.
+pub(super) fn ended_for_the_vendors_481(
+    sock: &UdpSocket,
+    k: &Kamailio,
+    since: Instant,
+    what: &str,
+) {
+    let got = answering_keepalives(sock, k, ("200 OK", ""), Duration::from_secs(55), |m| {
+        m.starts_with("BYE ")
+    });
+    let bye = got.last().filter(|m| m.starts_with("BYE "));
+    let bye = bye.unwrap_or_else(|| panic!("the caller got no BYE: {got:#?}\n{}", k.log()));
+    let ended = since.elapsed();
+    send_raw(sock, k, &reply_to(bye, "200 OK", ""));
+    assert!(
+        got.iter().any(|m| m.starts_with("OPTIONS ")),
+        "the caller was sent no keepalive: {got:#?}"
+    );
+    // One interval to the keepalive, 10 s from its 481 to the BYEs.
+    assert!(
+        (Duration::from_secs(36)..Duration::from_secs(50)).contains(&ended),
+        "ended {ended:?} after {what}:\n{}",
+        k.log()
+    );
+}
+
+/// While `alive` answers its keepalives as told, the call `vanished_call_id` of a caller
+/// gone is ended for its keepalive's 408: the vendor gets its BYE (and no other) one
+/// interval, tm's 32 s and 10 s after `answered`, and `alive`, sent two keepalives
+/// meanwhile, no BYE.
+pub(super) fn vanished_callers_call_ends(
+    (alive, answer): (impl CallSide, (&str, &str)),
+    k: &Kamailio,
+    vendor: &support::vendor::Vendor,
+    vanished_call_id: &str,
+    answered: Instant,
+) {
+    let vanished_call = format!("Call-ID: {vanished_call_id}");
+    let vendor_byes = || -> Vec<String> { vendor.received("BYE") };
+    let got = answering_keepalives(alive, k, answer, Duration::from_secs(95), |m| {
+        assert!(!m.starts_with("BYE "), "the live call was ended:\n{m}");
+        vendor_byes().iter().any(|b| b.contains(&vanished_call))
+    });
+    let ended = answered.elapsed();
+    assert_eq!(vendor_byes().len(), 1, "{got:#?}\n{}", k.log());
+    // The keepalive at one interval; its 408 32 s later (also for a TCP or TLS
+    // connection refused: a send that failed ends no transaction), then 10 s.
+    assert!(
+        (Duration::from_secs(65)..Duration::from_secs(85)).contains(&ended),
+        "the vanished caller's call ended {ended:?} after the answer:\n{}",
+        k.log()
+    );
+    let keepalives = got.iter().filter(|m| m.starts_with("OPTIONS ")).count();
+    assert!(keepalives >= 2, "{keepalives} keepalives: {got:#?}");
 }
 
 /// Answers every OPTIONS `side` receives with `(status, headers)`, for at most `within`,

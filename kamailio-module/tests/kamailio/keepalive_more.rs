@@ -2,14 +2,14 @@
 //! restored from Redis after a restart (WITH_DIALOG_DB), and callers over TCP or TLS,
 //! whose keepalives go over their connection while it lasts.
 
-use super::keepalive::{answering_keepalives, keepalive_defines};
+use super::keepalive::{ended_for_the_vendors_481, keepalive_defines, vanished_callers_call_ends};
 use super::tcp::{call_over, caller_request, final_on, over, DIALLED};
 use super::tls::{tls_port, with_tls};
-use super::{events_of, holds_no_call, millis, start_shipped, wait_for_stat};
+use super::{event_kinds, holds_no_call, millis, start_shipped, wait_for_stat};
 use crate::support::redis::Redis;
 use crate::support::tcp::{Carrier, SipStream};
 use crate::support::tls::Pki;
-use crate::support::udp::{behind_nat, raw_request, raw_socket, reply_to, send_raw, InDialog};
+use crate::support::udp::{behind_nat, raw_request, raw_socket, InDialog};
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::{dataset::Data, Kamailio};
 use std::time::{Duration, Instant};
@@ -48,31 +48,13 @@ fn the_shipped_config_ends_a_call_the_vendor_forgot_after_a_restart_with_the_dia
     let restarted = Instant::now();
     assert_eq!(k.rpc("warp.stats")["limits.active"], "1", "{}", k.log());
     assert_eq!(loaded_iflags(&k), stored, "{}", k.log());
-    let got = answering_keepalives(&sock, &k, ("200 OK", ""), Duration::from_secs(55), |m| {
-        m.starts_with("BYE ")
-    });
-    let bye = got.last().filter(|m| m.starts_with("BYE "));
-    let bye = bye.unwrap_or_else(|| panic!("the caller got no BYE: {got:#?}\n{}", k.log()));
-    let ended = restarted.elapsed();
-    send_raw(&sock, &k, &reply_to(bye, "200 OK", ""));
-    assert!(
-        got.iter().any(|m| m.starts_with("OPTIONS ")),
-        "the caller was sent no keepalive: {got:#?}"
-    );
     // One interval from the dialog's load to the keepalive, 10 s from its 481.
-    assert!(
-        (Duration::from_secs(36)..Duration::from_secs(50)).contains(&ended),
-        "ended {ended:?} after the restart:\n{}",
-        k.log()
-    );
+    ended_for_the_vendors_481(&sock, &k, restarted, "the restart");
     assert!(!vendor.received("OPTIONS").is_empty(), "{}", k.log());
     vendor.wait_for("BYE", &k);
     holds_no_call(&k);
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
-    let kinds: Vec<String> = events_of(&cdrs, "restored", lport)
-        .into_iter()
-        .map(|(kind, ..)| kind)
-        .collect();
+    let kinds: Vec<String> = event_kinds(&cdrs, "restored", lport);
     assert_eq!(kinds, ["start", "answer", "end"], "{cdrs:#?}");
     let end = cdrs.iter().find(|c| c["event"] == "end").unwrap();
     assert!(millis(end, "end") - millis(end, "answer") > 36_000, "{end}");
@@ -153,48 +135,30 @@ fn keeps_a_callers_call_and_ends_one_whose_connection_is_gone<S: Carrier>(
     wait_for_stat(&k, "limits.active", "2");
     drop(vanished);
 
-    let vanished_call = format!("Call-ID: vanished-{vanished_port}");
-    let vendor_byes = || -> Vec<String> { vendor.received("BYE") };
-    let got = answering_keepalives(
-        &mut alive,
+    let vanished = format!("vanished-{vanished_port}");
+    vanished_callers_call_ends(
+        (&mut alive, ("200 OK", "")),
         &k,
-        ("200 OK", ""),
-        Duration::from_secs(95),
-        |m| {
-            assert!(!m.starts_with("BYE "), "the live call was ended:\n{m}");
-            vendor_byes().iter().any(|b| b.contains(&vanished_call))
-        },
-    );
-    let ended = answered.elapsed();
-    assert_eq!(vendor_byes().len(), 1, "{got:#?}\n{}", k.log());
-    // The keepalive at one interval; its connection refused, tm's 408 32 s later
-    // (a send that failed ends no transaction), then 10 s.
-    assert!(
-        (Duration::from_secs(65)..Duration::from_secs(85)).contains(&ended),
-        "the vanished caller's call ended {ended:?} after the answer:\n{}",
-        k.log()
+        &vendor,
+        &vanished,
+        answered,
     );
     assert!(
         k.log().contains("Connection refused"),
         "no connection tried:\n{}",
         k.log()
     );
-    let keepalives = got.iter().filter(|m| m.starts_with("OPTIONS ")).count();
-    assert!(keepalives >= 2, "{keepalives} keepalives: {got:#?}");
     wait_for_stat(&k, "limits.active", "1");
 
     let bye = caller_request("BYE", 2, "alive", alive_port, &ok);
     alive.send(&over(transport, &bye));
     let done = final_on(&mut alive, "alive", &k);
     assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
-    assert_eq!(vendor_byes().len(), 2, "{}", k.log());
+    assert_eq!(vendor.received("BYE").len(), 2, "{}", k.log());
     holds_no_call(&k);
     let cdrs = redis.wait_for("warp:cdr:raw", 6, Duration::from_secs(5));
     for (call, lport) in [("alive", alive_port), ("vanished", vanished_port)] {
-        let kinds: Vec<String> = events_of(&cdrs, call, lport)
-            .into_iter()
-            .map(|(kind, ..)| kind)
-            .collect();
+        let kinds: Vec<String> = event_kinds(&cdrs, call, lport);
         assert_eq!(kinds, ["start", "answer", "end"], "{call}: {cdrs:#?}");
     }
 }

@@ -2,7 +2,7 @@
 //! and with WITH_DIALOG_DB a call answered before a crash or restart is counted, ended and
 //! reported after it, across the cluster too.
 
-use super::{calls_key, events_of, millis, node_name, start_shipped, wait_for_stat, Routing};
+use super::{calls_key, event_kinds, millis, node_name, start_shipped, wait_for_stat, Routing};
 use crate::support;
 use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
 use std::time::{Duration, Instant};
@@ -45,10 +45,7 @@ fn the_shipped_config_ends_a_call_that_outlives_its_max_call_duration() {
     vendor.wait_for("BYE", &k);
     wait_for_stat(&k, "limits.active", "0");
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
-    let kinds: Vec<String> = events_of(&cdrs, "long", lport)
-        .into_iter()
-        .map(|(kind, ..)| kind)
-        .collect();
+    let kinds: Vec<String> = event_kinds(&cdrs, "long", lport);
     assert_eq!(kinds, ["start", "answer", "end"], "{cdrs:#?}");
     let end = cdrs.iter().find(|c| c["event"] == "end").unwrap();
     let lasted = millis(end, "end") - millis(end, "answer");
@@ -135,10 +132,7 @@ fn a_call_survives_crash_and_restart(cluster: bool, routing: &Routing) {
         wait_for_node_count("0");
     }
     let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
-    let kinds: Vec<String> = events_of(&cdrs, "survivor", lport)
-        .into_iter()
-        .map(|(kind, ..)| kind)
-        .collect();
+    let kinds: Vec<String> = event_kinds(&cdrs, "survivor", lport);
     assert_eq!(kinds, ["start", "answer", "end"], "{cdrs:#?}");
     let end = cdrs.iter().find(|c| c["event"] == "end").unwrap();
     for field in [

@@ -5,7 +5,7 @@
 //! media flows stays up, and nobody but rtpengine, over TCP, ends a call so.
 
 use super::{
-    events_of, holds_no_call, millis, rtpengine_defines, start_shipped, with_topoh, Routing,
+    event_kinds, holds_no_call, millis, rtpengine_defines, start_shipped, with_topoh, Routing,
 };
 use crate::support::dataset::Data;
 use crate::support::redis::Redis;
@@ -109,10 +109,7 @@ impl MediaEdge {
         let cdrs = self
             .redis
             .wait_for("warp:cdr:raw", n, Duration::from_secs(5));
-        let kinds = events_of(&cdrs, call, lport)
-            .into_iter()
-            .map(|(kind, ..)| kind)
-            .collect();
+        let kinds = event_kinds(&cdrs, call, lport);
         let call_id = format!("{call}-{lport}");
         let lasted = cdrs
             .iter()
