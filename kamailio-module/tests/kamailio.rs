@@ -52,6 +52,8 @@ mod rediss;
 mod reload;
 #[path = "kamailio/restart.rs"]
 mod restart;
+#[path = "kamailio/review.rs"]
+mod review;
 #[path = "kamailio/route.rs"]
 mod route;
 #[path = "kamailio/rtp_timeout.rs"]
