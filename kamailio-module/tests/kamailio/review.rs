@@ -3,8 +3,33 @@
 
 use super::{no_redis, start_shipped};
 use crate::support::dataset::Data;
-use crate::support::udp::{raw_socket, send_raw};
+use crate::support::udp::{assert_cancelled, raw_request, raw_socket, send_raw};
+use crate::support::vendor::{Plays, Vendor};
+use crate::support::Kamailio;
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
+
+/// WITH_ANTIFLOOD at the density of 5 the ban tests set, bans outlasting the test.
+fn antiflood() -> Vec<String> {
+    ["WITH_ANTIFLOOD", "PIKE_DENSITY=5", "BAN_TIME=30"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// `request` with a To tag: inside a call, of none the edge knows.
+fn in_no_call(request: String) -> String {
+    request.replace(">\r\nCall-ID", ">;tag=gone\r\nCall-ID")
+}
+
+/// Fails if `sock` receives anything within `wait`.
+fn assert_nothing_reaches(sock: &UdpSocket, who: &str, k: &Kamailio, wait: Duration) {
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 65535];
+    if let Ok(n) = sock.recv(&mut buf) {
+        let message = String::from_utf8_lossy(&buf[..n]);
+        panic!("{who} received:\n{message}\n{}", k.log());
+    }
+}
 
 /// A forged final reply to a BYE the edge never sent, as one Via names it: what
 /// reply_route's hold (kamailio #4169) looked for, matching no transaction.
@@ -45,4 +70,65 @@ fn the_shipped_config_holds_no_worker_for_a_forged_reply_to_a_bye() {
     let took = sent.elapsed();
     assert_eq!(reply.map(|r| r.code), Some(200), "{}", k.log());
     assert!(took < Duration::from_millis(300), "answered after {took:?}");
+}
+
+/// WITH_ANTIFLOOD: a banned address gets nothing out of the edge by dressing its requests
+/// as a call's (a To tag) or as a CANCEL, the two its ban lets through: a BYE of no call
+/// with the edge as its Route is not relayed to the Request-URI's third party, an
+/// OPTIONS with a To tag or a CANCEL of no call, each with Max-Forwards 0, is not
+/// answered 483, and a burst of them with a scanner's User-Agent is not logged as a ban
+/// again and again. The CANCEL of a call it has ringing still ends that call (its 200,
+/// the INVITE's 487). The old config let every request with a To tag and every CANCEL
+/// past the ban: the BYE was relayed (and its reply came back), the other two answered,
+/// and each scanner's request past the density logged "banned" anew.
+#[test]
+fn the_shipped_config_lets_a_banned_address_through_only_in_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Rings);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &antiflood());
+    let (trunk, trunk_port) = raw_socket();
+    let ringing = |method| raw_request(k.port, trunk_port, method, "12125550123", "ringing");
+    send_raw(&trunk, &k, &ringing("INVITE"));
+    vendor.wait_for("INVITE", &k);
+    k.kamcmd(&["htable.seti", "ipban", "127.0.0.1", "1"])
+        .unwrap();
+    let banned = "127.0.0.7";
+    k.kamcmd(&["htable.seti", "ipban", banned, "1"]).unwrap();
+    let sock = UdpSocket::bind((banned, 0)).unwrap();
+    let lport = sock.local_addr().unwrap().port();
+    let (third_party, tport) = raw_socket();
+    let request = |method, call: &str| raw_request(k.port, lport, method, "12125550123", call);
+    let last_hop = |request: String| request.replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let relayed_bye = in_no_call(request("BYE", "relay"))
+        .replace(
+            &format!("BYE sip:12125550123@127.0.0.1:{}", k.port),
+            &format!("BYE sip:victim@127.0.0.1:{tport}"),
+        )
+        .replace(
+            "To: ",
+            &format!("Route: <sip:127.0.0.1:{};lr>\r\nTo: ", k.port),
+        );
+    let mut requests = vec![
+        relayed_bye,
+        last_hop(in_no_call(request("OPTIONS", "hop"))),
+        last_hop(request("CANCEL", "nothing")),
+    ];
+    requests.extend((0..10).map(|n| {
+        in_no_call(request("INFO", &format!("scan{n}"))).replace(
+            "Max-Forwards",
+            "User-Agent: friendly-scanner\r\nMax-Forwards",
+        )
+    }));
+    for request in &requests {
+        sock.send_to(request.as_bytes(), ("127.0.0.1", k.port))
+            .unwrap();
+    }
+    assert_nothing_reaches(&third_party, "the third party", &k, Duration::from_secs(2));
+    assert_nothing_reaches(&sock, "the banned address", &k, Duration::from_millis(500));
+    let log = k.log();
+    assert!(!log.contains(&format!("{banned} banned")), "{log}");
+
+    send_raw(&trunk, &k, &ringing("CANCEL"));
+    assert_cancelled(&trunk, &k);
 }
