@@ -5,7 +5,7 @@ use super::{no_redis, start_shipped};
 use crate::support::dataset::Data;
 use crate::support::udp::{assert_cancelled, raw_request, raw_socket, send_raw};
 use crate::support::vendor::{Plays, Vendor};
-use crate::support::Kamailio;
+use crate::support::{Kamailio, Reply};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
@@ -131,4 +131,50 @@ fn the_shipped_config_lets_a_banned_address_through_only_in_its_calls() {
 
     send_raw(&trunk, &k, &ringing("CANCEL"));
     assert_cancelled(&trunk, &k);
+}
+
+/// WITH_ANTIFLOOD: what the edge refuses before it looks further counts towards the ban
+/// as its other refusals do: an INVITE whose Max-Forwards ran out (483) and a request
+/// sanity refuses as malformed (400, logged), from one address past the density, ban
+/// it, and it is answered nothing more. The old config answered every one of them,
+/// counting none: a flood of them was never banned (and sanity's autodrop ended the
+/// script before the malformed request's log line).
+#[test]
+fn the_shipped_config_bans_an_address_refused_for_its_hops_or_a_malformed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let k = start_shipped(dir.path(), &data, &no_redis(), &antiflood());
+    // Each source's INVITE as it rewrites it: no hops left, an Expires that is no number.
+    let refusals = [
+        ("127.0.0.7", ("Max-Forwards: 70", "Max-Forwards: 0"), 483),
+        (
+            "127.0.0.8",
+            ("Max-Forwards", "Expires: soon\r\nMax-Forwards"),
+            400,
+        ),
+    ];
+    for (source, (from, to), code) in refusals {
+        let sock = UdpSocket::bind((source, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let lport = sock.local_addr().unwrap().port();
+        let refused = (0..30)
+            .map_while(|n| {
+                let invite = raw_request(k.port, lport, "INVITE", "12125550123", &format!("c{n}"));
+                sock.send_to(invite.replace(from, to).as_bytes(), ("127.0.0.1", k.port))
+                    .unwrap();
+                let mut buf = [0u8; 65535];
+                let n = sock.recv(&mut buf).ok()?;
+                Some(Reply::parse(&String::from_utf8_lossy(&buf[..n])))
+            })
+            .inspect(|reply| assert_eq!(reply.code, code, "{}", k.log()))
+            .count();
+        assert!(
+            (5..30).contains(&refused),
+            "{source}: {refused} refused before the ban"
+        );
+        let bans = k.kamcmd(&["htable.dump", "ipban"]).unwrap();
+        assert!(bans.contains(source), "{bans}");
+    }
+    let log = k.log();
+    assert!(log.contains("malformed request from 127.0.0.8"), "{log}");
 }
