@@ -178,3 +178,22 @@ fn the_shipped_config_bans_an_address_refused_for_its_hops_or_a_malformed_reques
     let log = k.log();
     assert!(log.contains("malformed request from 127.0.0.8"), "{log}");
 }
+
+/// WITH_PROMETHEUS: HTTP in a UDP datagram (xhttp takes it as it takes TCP) is answered
+/// nothing, whatever its path or source: anyone can forge a datagram's source, and the
+/// answer goes to whoever it names. The old config sent the metrics, kilobytes for a
+/// request of a few dozen bytes, to any PROM_ALLOW address a datagram named (an
+/// amplifier aimed at the Prometheus server), and a 403 or 404 to anyone else.
+#[test]
+fn the_shipped_config_answers_no_http_over_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let defines = ["WITH_PROMETHEUS=1".to_string()];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    for (source, path) in [("127.0.0.1", "/metrics"), ("127.0.0.2", "/metrics")] {
+        let sock = UdpSocket::bind((source, 0)).unwrap();
+        let get = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", k.port);
+        sock.send_to(get.as_bytes(), ("127.0.0.1", k.port)).unwrap();
+        assert_nothing_reaches(&sock, source, &k, Duration::from_secs(1));
+    }
+}
