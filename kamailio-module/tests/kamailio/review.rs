@@ -197,3 +197,50 @@ fn the_shipped_config_answers_no_http_over_udp() {
         assert_nothing_reaches(&sock, source, &k, Duration::from_secs(1));
     }
 }
+
+/// A stranger's BYE of no call, with a To tag and the edge as its Route, goes nowhere:
+/// not to its Request-URI's host and port over TCP, here the edge's own Redis, which
+/// would run the lines of its body as commands. The old config relayed a BYE or an ACK
+/// of any call it did not know wherever the Request-URI named (a restart may have
+/// forgotten the call), so anyone could write to the CDR Redis with no password, reach
+/// any host the edge reaches, or have tm send a BYE eleven times to a silent target.
+#[test]
+fn the_shipped_config_relays_no_bye_of_a_call_it_does_not_know() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = crate::support::redis::Redis::start(dir.path());
+    let redis_port = redis.url().rsplit(':').next().unwrap().to_owned();
+    let data = Data::with_gateways();
+    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let sock = UdpSocket::bind(("127.0.0.7", 0)).unwrap();
+    let lport = sock.local_addr().unwrap().port();
+    for method in ["BYE", "ACK"] {
+        let body = format!("SET forged-{method} written\r\n");
+        let request = in_no_call(raw_request(k.port, lport, method, "12125550123", method))
+            .replace(
+                &format!("{method} sip:12125550123@127.0.0.1:{}", k.port),
+                &format!("{method} sip:redis@127.0.0.1:{redis_port};transport=tcp"),
+            )
+            .replace(
+                "To: ",
+                &format!("Route: <sip:127.0.0.1:{};lr>\r\nTo: ", k.port),
+            )
+            .replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!(
+                    "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ),
+            );
+        sock.send_to(request.as_bytes(), ("127.0.0.1", k.port))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for method in ["BYE", "ACK"] {
+        let written = redis.cli(&["GET", &format!("forged-{method}")]);
+        assert!(
+            written.trim().is_empty(),
+            "{method}: Redis ran {written:?}\n{}",
+            k.log()
+        );
+    }
+}
