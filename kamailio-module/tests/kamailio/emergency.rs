@@ -102,6 +102,36 @@ fn the_shipped_config_sends_emergency_calls_to_their_gateway_past_dno_and_limits
     assert_eq!(start["customer_rate"], "0", "{start}");
 }
 
+/// WITH_ANTIFLOOD: T1's address banned (over UDP anyone can have it banned with forged
+/// requests), its calls go unanswered but for its emergency calls.
+#[test]
+fn the_shipped_config_lets_a_trunks_emergency_calls_past_a_ban_of_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let psap_port = free_udp_port();
+    let _psap = Vendor::start(psap_port, Plays::Answers);
+    let defines = [
+        "WITH_ANTIFLOOD".to_string(),
+        "BAN_TIME=60".into(),
+        gateway_define(psap_port),
+    ];
+    let k = start_shipped(dir.path(), &data, &super::no_redis(), &defines);
+    k.kamcmd(&["htable.seti", "ipban", "127.0.0.1", "1"])
+        .unwrap();
+    let (sock, lport) = raw_socket();
+    let call = raw_request(k.port, lport, "INVITE", "+12125550123", "banned");
+    support::udp::send_raw(&sock, &k, &call);
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 65535];
+    if let Ok(n) = sock.recv(&mut buf) {
+        panic!("answered:\n{}", String::from_utf8_lossy(&buf[..n]));
+    }
+    sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let help = raw_request(k.port, lport, "INVITE", "911", "help");
+    InDialog::answered(&sock, &k, lport, ("help", psap_port), &help);
+}
+
 /// An emergency call from an address no trunk lists is refused as any of its calls; with
 /// no EMERGENCY_GATEWAY, a trunk's is refused 503, and reaches no vendor.
 #[test]
