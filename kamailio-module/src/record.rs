@@ -58,7 +58,8 @@ fn fields<const N: usize>(line: &str) -> Option<[&str; N]> {
 
 impl<'a> Call<'a> {
     /// What its later attempts' dialstrings are filled in with; `None` when its dialled
-    /// number is none (an emergency call's `911`).
+    /// number is no digits (a record damaged on the way). An LRN that is none (an
+    /// emergency call's) is the number's own.
     pub fn dialled(&self) -> Option<Dialled> {
         let number = Number::from_digits(self.dnis).ok()?;
         let lrn = Number::from_digits(self.lrn).unwrap_or(number);
