@@ -28,6 +28,8 @@ mod failover;
 mod hairpin;
 #[path = "kamailio/in_dialog.rs"]
 mod in_dialog;
+#[path = "kamailio/in_dialog_pin.rs"]
+mod in_dialog_pin;
 #[path = "kamailio/ipv6.rs"]
 mod ipv6;
 #[path = "kamailio/keepalive.rs"]

@@ -275,10 +275,16 @@ fn the_shipped_config_bridges_a_callers_srtp_to_a_vendors_rtp() {
     let at_vendor = final_reply_text(&vsock, &k, "srtp-");
     assert!(at_vendor.starts_with("SIP/2.0 200 "), "{at_vendor}");
     assert_plain_rtp(body_of(&at_vendor), &rtpengine, &k);
+    // To the vendor's Contact as its re-INVITE refreshed it (RFC 3261 12.2.2): the
+    // edge relays a request of a call to that side's current target alone.
+    let refreshed = InDialog {
+        vendor: vport,
+        ..dialog
+    };
     send_raw(
         &sock,
         &k,
-        &dialog.request("BYE", 3, "Content-Length: 0\r\n\r\n"),
+        &refreshed.request("BYE", 3, "Content-Length: 0\r\n\r\n"),
     );
     wait_for_no_media_sessions(&rtpengine, &k);
 }
