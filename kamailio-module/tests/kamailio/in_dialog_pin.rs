@@ -1,10 +1,13 @@
 //! Requests within a call on the shipped config go to the call's other side and
-//! nowhere else: a Request-URI, or an alias in it, naming another address (the edge's
-//! own Redis) is refused 403, from either side; a target refresh moves where they go.
+//! nowhere else: a Request-URI, an alias in it or a Route naming another address (the
+//! edge's own Redis) is refused 403, from either side; a target refresh moves where
+//! they go; an answer from another host than the vendor's, naming that side's target,
+//! is dropped.
 
 use super::{no_redis, start_shipped};
 use crate::support::udp::{
-    final_reply, header_of, next_request, raw_request, raw_socket, reply_to, send_raw, InDialog,
+    final_reply, finals_within, header_of, next_request, raw_request, raw_socket, reply_to,
+    send_raw, InDialog,
 };
 use crate::support::{self, Kamailio};
 use std::io::Read;
@@ -264,4 +267,48 @@ fn the_shipped_config_relays_a_request_to_the_vendors_proxy_alone() {
     bystander.untouched(&k);
     send_raw(&sock, &k, &dialog(to_proxy).request("INFO", 3, REDIS_LINES));
     next_request(&proxy, "INFO", "proxied", &k);
+}
+
+/// The caller answers its own INVITE in its vendor's name (the edge's Via branch is
+/// the caller's to work out), naming a Contact of its choosing: the forged 200 comes
+/// from another host than the vendor's gateway (127.0.0.5) and is dropped, so the call
+/// is not answered and its requests do not reach that Contact.
+#[test]
+fn the_shipped_config_drops_an_answer_from_another_host_than_its_vendors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::dataset::Data {
+        gateway_hosts: ("127.0.0.5", "127.0.0.1"),
+        ..support::dataset::Data::with_gateways()
+    };
+    let plays = support::vendor::Plays::Rings;
+    let vendor = support::vendor::Vendor::start_on("127.0.0.5", data.cheap.0, plays);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &[]);
+    let bystander = Bystander::start();
+    let (sock, lport) = raw_socket();
+    let invite = raw_request(k.port, lport, "INVITE", "+12125550123", "forged");
+    send_raw(&sock, &k, &invite);
+    let at_vendor = vendor.wait_for("INVITE", &k).remove(0);
+    let to = header_of(&at_vendor, "To");
+    let contact = format!("Contact: <sip:x@127.0.0.1:{}>\r\n", bystander.udp_port());
+    let forged = reply_to(&at_vendor, "200 OK", &contact).replacen(
+        &format!("To: {to}"),
+        &format!("To: {to};tag=forged"),
+        1,
+    );
+    send_raw(&sock, &k, &forged);
+    let finals = finals_within(&sock, Duration::from_secs(1));
+    assert!(finals.is_empty(), "{finals:?}\n{}", k.log());
+    let dialog = InDialog {
+        edge: k.port,
+        lport,
+        call: "forged",
+        vendor: bystander.udp_port(),
+        route: None,
+        to: format!("{to};tag=forged"),
+    };
+    let info = dialog
+        .request("INFO", 2, REDIS_LINES)
+        .replacen("sip:vendor@", "sip:x@", 1);
+    send_raw(&sock, &k, &info);
+    bystander.untouched(&k);
 }
