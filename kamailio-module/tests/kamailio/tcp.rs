@@ -264,19 +264,21 @@ fn the_shipped_config_places_calls_with_a_vendor_over_tcp() {
 /// The gateways' data with CHEAP's gateway taking calls over `transport` (`tcp`,
 /// `tls`), and the socket it listens on.
 pub(super) fn stream_vendor(transport: &str) -> (Data, TcpListener) {
-    let data = Data {
-        uri_params: (
-            if transport == "tls" {
-                ";transport=tls"
-            } else {
-                ";transport=tcp"
-            },
-            "",
-        ),
-        ..Data::with_gateways()
+    let params = if transport == "tls" {
+        ";transport=tls"
+    } else {
+        ";transport=tcp"
     };
-    let gateway = TcpListener::bind(("127.0.0.1", data.cheap.0)).unwrap();
-    (data, gateway)
+    // The gateways' ports are free for UDP: another test may hold one for TCP.
+    loop {
+        let data = Data {
+            uri_params: (params, ""),
+            ..Data::with_gateways()
+        };
+        if let Ok(gateway) = TcpListener::bind(("127.0.0.1", data.cheap.0)) {
+            return (data, gateway);
+        }
+    }
 }
 
 /// `invite`, which reached the vendor at `port` over `transport`, answered 200 by it on
