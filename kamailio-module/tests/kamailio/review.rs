@@ -3,9 +3,11 @@
 
 use super::{no_redis, start_shipped};
 use crate::support::dataset::Data;
-use crate::support::udp::{assert_cancelled, raw_request, raw_socket, send_raw};
+use crate::support::udp::{
+    assert_cancelled, assert_nothing_reaches, raw_request, raw_socket, send_raw,
+};
 use crate::support::vendor::{Plays, Vendor};
-use crate::support::{Kamailio, Reply};
+use crate::support::Reply;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
@@ -19,16 +21,6 @@ fn antiflood() -> Vec<String> {
 /// `request` with a To tag: inside a call, of none the edge knows.
 fn in_no_call(request: String) -> String {
     request.replace(">\r\nCall-ID", ">;tag=gone\r\nCall-ID")
-}
-
-/// Fails if `sock` receives anything within `wait`.
-fn assert_nothing_reaches(sock: &UdpSocket, who: &str, k: &Kamailio, wait: Duration) {
-    sock.set_read_timeout(Some(wait)).unwrap();
-    let mut buf = [0u8; 65535];
-    if let Ok(n) = sock.recv(&mut buf) {
-        let message = String::from_utf8_lossy(&buf[..n]);
-        panic!("{who} received:\n{message}\n{}", k.log());
-    }
 }
 
 /// A forged final reply to a BYE the edge never sent, as one Via names it: what

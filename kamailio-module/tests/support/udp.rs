@@ -14,6 +14,16 @@ pub fn raw_socket() -> (std::net::UdpSocket, u16) {
     (sock, lport)
 }
 
+/// Fails if `who`'s `sock` receives anything within `wait`.
+pub fn assert_nothing_reaches(sock: &std::net::UdpSocket, who: &str, k: &Kamailio, wait: Duration) {
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 65535];
+    if let Ok(n) = sock.recv(&mut buf) {
+        let message = String::from_utf8_lossy(&buf[..n]);
+        panic!("{who} received:\n{message}\n{}", k.log());
+    }
+}
+
 /// Sends `text` from the caller's `sock` to Kamailio.
 pub fn send_raw(sock: &std::net::UdpSocket, k: &Kamailio, text: &str) {
     sock.send_to(text.as_bytes(), ("127.0.0.1", k.port))
