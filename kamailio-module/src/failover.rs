@@ -153,8 +153,7 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
     });
     let mut remaining = decision::take_record(msg);
     remaining.push_str(call_line);
-    let dialled = call.dialled().ok_or_else(bad)?;
-    let uri = record::push_later(&mut remaining, dialled, later).ok_or_else(bad)?;
+    let uri = record::push_later(&mut remaining, call.dialled(), later).ok_or_else(bad)?;
     msg.set_ruri(&remaining[uri])?;
     store(&remaining)?;
     if let Some((call, hop, _)) = record::split(&remaining) {

@@ -127,10 +127,12 @@ pub fn push_emergency_call(
     out.push('\t');
 }
 
-/// Appends the emergency call's one attempt: to `uri`, zone `EMERGENCY`, free of charge.
-/// Returns where `uri` is in `out`.
-pub fn push_emergency_hop(out: &mut String, uri: &str) -> Range<usize> {
-    out.push_str("\n1\t");
+/// Appends an emergency call's attempt number `attempt`: to `uri`, zone `EMERGENCY`, free
+/// of charge. Returns where `uri` is in `out`.
+pub fn push_emergency_hop(out: &mut String, attempt: u32, uri: &str) -> Range<usize> {
+    out.push('\n');
+    push_int(out, attempt.into());
+    out.push('\t');
     out.push_str(EMERGENCY);
     out.push('\t');
     let start = out.len();
@@ -285,8 +287,10 @@ impl LaterAttempts {
 
 /// Appends the attempts still to make, `later` of a record whose call is `dialled`,
 /// after a line break: the first becomes the attempt in progress, its dialstring filled
-/// in. Returns where that dialstring is in `out`; `None` if `later` has no attempt.
-pub fn push_later(out: &mut String, dialled: Dialled, later: &str) -> Option<Range<usize>> {
+/// in. Returns where that dialstring is in `out`; `None` if `later` has no attempt, or
+/// its template has placeholders and the call no number (`dialled` `None`: an emergency
+/// call to `000` is no E.164 number, and its destinations are no templates).
+pub fn push_later(out: &mut String, dialled: Option<Dialled>, later: &str) -> Option<Range<usize>> {
     let (next, rest) = later.split_once('\n').unwrap_or((later, ""));
     let mut fields = next.splitn(4, '\t');
     let (attempt, vendor, template, tail) = (
@@ -295,13 +299,19 @@ pub fn push_later(out: &mut String, dialled: Dialled, later: &str) -> Option<Ran
         fields.next()?,
         fields.next()?,
     );
+    if dialled.is_none() && template.contains('{') {
+        return None;
+    }
     out.push('\n');
     out.push_str(attempt);
     out.push('\t');
     out.push_str(vendor);
     out.push('\t');
     let uri = out.len();
-    fill_dialstring(out, template, dialled);
+    match dialled {
+        Some(dialled) => fill_dialstring(out, template, dialled),
+        None => out.push_str(template),
+    }
     let filled = uri..out.len();
     out.push('\t');
     out.push_str(tail);

@@ -3,6 +3,7 @@
 //! and the call's record.
 
 use crate::calls;
+use crate::emergency;
 use crate::gateways;
 use crate::limits::{self, Admission, Exceeded};
 use crate::lrn;
@@ -106,19 +107,20 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
 }
 
 /// An emergency call (the script knows it by its dialled number) from the trunk `query`
-/// comes from, sent to `uri`: written into `record` as a call with one attempt, to
-/// vendor `emergency` in zone `EMERGENCY` at no rate. Only the trunk is checked, as
-/// [`decide`] checks it (a stranger's call is refused 403): no Do-Not-Originate list, no
-/// limit (nor counted in them), no LRN, no route stands between a caller and help.
-pub fn emergency(query: &Query<'_>, uri: &str, record: &mut String) -> Answer {
-    let dialled = query.dnis.strip_prefix('+').unwrap_or(query.dnis);
-    if !(1..=15).contains(&dialled.len()) || !dialled.bytes().all(|b| b.is_ascii_digit()) {
+/// comes from, sent to `destinations` (see [`emergency::check`], checked by the caller)
+/// in turn: written into `record` as a call with one attempt per destination, to vendor
+/// `emergency` in zone `EMERGENCY` at no rate, so that `warp_next_route()` fails it over
+/// as a vendor call. Only the trunk is checked, as [`decide`] checks it (a stranger's
+/// call is refused 403): no Do-Not-Originate list, no limit (nor counted in them), no
+/// LRN, no route stands between a caller and help.
+pub fn emergency(query: &Query<'_>, destinations: &str, record: &mut String) -> Answer {
+    let Some(dialled) = emergency::dialled(query.dnis) else {
         return Answer::Refuse {
             code: 484,
             reason: "Address Incomplete",
             why: format!("{:?} is no emergency number", query.dnis),
         };
-    }
+    };
     // Read again if the file was rewritten in place under the mapping, as in `decide`.
     for _ in 0..2 {
         let Some(snapshot) = snapshot::current() else {
@@ -141,11 +143,19 @@ pub fn emergency(query: &Query<'_>, uri: &str, record: &mut String) -> Answer {
                 record.truncate(written);
                 long_call_id(query.call_id).into()
             }
-            Ok(_) => Answer::Route {
-                admission: None,
-                uri: record::push_emergency_hop(record, uri),
-                later: None,
-            },
+            Ok(_) => {
+                let mut first = None;
+                for (attempt, destination) in (1..).zip(emergency::destinations(destinations)) {
+                    let uri = emergency::uri(destination, dialled);
+                    let at = record::push_emergency_hop(record, attempt, &uri);
+                    first.get_or_insert(at);
+                }
+                Answer::Route {
+                    admission: None,
+                    uri: first.unwrap_or_default(),
+                    later: None,
+                }
+            }
             Err(why) => Answer::Refuse {
                 code: 403,
                 reason: "Forbidden",

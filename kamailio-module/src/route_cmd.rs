@@ -10,6 +10,7 @@ use crate::ani;
 use crate::calls;
 use crate::cdr;
 use crate::decision;
+use crate::emergency;
 use crate::failover;
 use crate::guard;
 use crate::identify;
@@ -67,21 +68,17 @@ fn warp_route(msg: &SipMsg, dnis: Option<&str>) -> Result<bool, String> {
     decide(msg, dnis, route::decide)
 }
 
-/// `warp_emergency(uri)`: the R-URI's user part is an emergency number (the script
-/// knows which); the call goes to `uri` if its trunk is known, whatever else
-/// `warp_route()` would check (see [`route::emergency`]).
-fn warp_emergency(msg: &SipMsg, uri: &str) -> Result<bool, String> {
+/// `warp_emergency(destinations)`: the R-URI's user part is an emergency number (the
+/// script knows which); the call goes to the first of `destinations` (comma-separated,
+/// the next ones its failover) if its trunk is known, whatever else `warp_route()` would
+/// check (see [`route::emergency`]).
+fn warp_emergency(msg: &SipMsg, destinations: &str) -> Result<bool, String> {
     // The script's mistake, not the caller's: the call cannot be sent anywhere.
-    let sip = uri.starts_with("sip:") || uri.starts_with("sips:");
-    if !sip
-        || uri
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return Err(format!("emergency destination {uri:?} is not a SIP URI"));
-    }
-    decide(msg, None, |query, record| {
-        route::emergency(query, uri, record)
+    emergency::check(destinations)?;
+    // The number as dialled: 911 in its phone-context (+1) is no +1911.
+    let dialled = msg.ruri_user_as_dialled();
+    decide(msg, dialled.as_deref(), |query, record| {
+        route::emergency(query, destinations, record)
     })
 }
 
@@ -191,27 +188,35 @@ pub unsafe extern "C" fn ki_warp_route_dnis(msg: *mut k::sip_msg, dnis: *mut k::
     guard::kemi(Func::Route, msg, |m| warp_route(m, dnis.as_deref()))
 }
 
-/// kamailio.cfg: `warp_emergency("sip:911@psap.example")`; the parameter is fixed up by
+/// kamailio.cfg: `warp_emergency("sip:911@psap.example")`, or
+/// `warp_emergency("esrp-a.example,esrp-b.example:5062")`; the parameter is fixed up by
 /// `fixup_spve_null`.
 pub unsafe extern "C" fn w_warp_emergency(
     msg: *mut k::sip_msg,
-    uri: *mut c_char,
+    destinations: *mut c_char,
     _: *mut c_char,
 ) -> c_int {
-    // SAFETY: `uri` is the fparam_t fixup_spve_null built for this call site.
+    // SAFETY: `destinations` is the fparam_t fixup_spve_null built for this call site.
     unsafe {
-        guard::script_with_param(Func::Emergency, msg, uri, "emergency-uri", |m, uri| {
-            warp_emergency(m, uri)
-        })
+        guard::script_with_param(
+            Func::Emergency,
+            msg,
+            destinations,
+            "emergency-destinations",
+            warp_emergency,
+        )
     }
 }
 
-/// KEMI: `KSR.warp.warp_emergency(uri)`.
-pub unsafe extern "C" fn ki_warp_emergency(msg: *mut k::sip_msg, uri: *mut k::str_) -> c_int {
+/// KEMI: `KSR.warp.warp_emergency(destinations)`.
+pub unsafe extern "C" fn ki_warp_emergency(
+    msg: *mut k::sip_msg,
+    destinations: *mut k::str_,
+) -> c_int {
     // SAFETY: app_lua passes a str valid during the call.
-    let uri = unsafe { uri.as_ref().map(|u| kstr::as_str(u)) };
-    guard::kemi(Func::Emergency, msg, |m| match uri.as_deref() {
-        Some(uri) => warp_emergency(m, uri),
+    let destinations = unsafe { destinations.as_ref().map(|d| kstr::as_str(d)) };
+    guard::kemi(Func::Emergency, msg, |m| match destinations.as_deref() {
+        Some(destinations) => warp_emergency(m, destinations),
         None => Err("no emergency destination given".into()),
     })
 }

@@ -168,6 +168,18 @@ impl SipMsg {
     /// but without filling the message's parse cache: the common shape costs no core
     /// parse, and routing rewrites the URI right after, which voids that cache anyway.
     pub fn ruri_user(&self) -> Option<Cow<'_, str>> {
+        self.request_user(true)
+    }
+
+    /// [`ruri_user`](Self::ruri_user) as the caller dialled it: a local number not read
+    /// in its phone-context (an emergency number is one in any: `sip:911;phone-context=+1@
+    /// edge;user=phone` is `911`, not `+1911`).
+    pub fn ruri_user_as_dialled(&self) -> Option<Cow<'_, str>> {
+        self.request_user(false)
+    }
+
+    /// The R-URI's user part, a local number read in its phone-context if `in_context`.
+    fn request_user(&self, in_context: bool) -> Option<Cow<'_, str>> {
         if !self.is_request() {
             return None;
         }
@@ -176,14 +188,14 @@ impl SipMsg {
         // buffers that outlive this call, and a cached parse describes the current one.
         unsafe {
             if msg.parsed_uri_ok != 0 {
-                return parsed_uri_user(&msg.parsed_uri);
+                return parsed_uri_user(&msg.parsed_uri, in_context);
             }
             let uri = if msg.new_uri.s.is_null() {
                 &msg.first_line.u.request.uri
             } else {
                 &msg.new_uri
             };
-            uri_user(uri)
+            user_of(uri, in_context)
         }
     }
 
@@ -375,6 +387,14 @@ fn params_name_called(params: &[u8]) -> bool {
 /// # Safety
 /// `uri` must point into the message buffer, which the result borrows.
 unsafe fn uri_user<'a>(uri: &k::str_) -> Option<Cow<'a, str>> {
+    user_of(uri, true)
+}
+
+/// [`uri_user`], a local number read in its phone-context if `in_context`.
+///
+/// # Safety
+/// As [`uri_user`].
+unsafe fn user_of<'a>(uri: &k::str_, in_context: bool) -> Option<Cow<'a, str>> {
     if let Some(user) = plain_sip_user(kstr::as_bytes(uri)) {
         // SAFETY: `plain_sip_user` takes only digits, `+`, `-` and `.`: ASCII is UTF-8.
         return Some(Cow::Borrowed(std::str::from_utf8_unchecked(user)));
@@ -383,20 +403,21 @@ unsafe fn uri_user<'a>(uri: &k::str_) -> Option<Cow<'a, str>> {
     if k::parse_uri(uri.s, uri.len, &mut parsed) < 0 {
         return None;
     }
-    parsed_uri_user(&parsed)
+    parsed_uri_user(&parsed, in_context)
 }
 
 /// User part of a URI the core parsed, read in its phone-context when it is a local
-/// number.
+/// number and `in_context`.
 ///
 /// # Safety
 /// `parsed` must point into a buffer that outlives the result.
-unsafe fn parsed_uri_user<'a>(parsed: &k::sip_uri) -> Option<Cow<'a, str>> {
+unsafe fn parsed_uri_user<'a>(parsed: &k::sip_uri, in_context: bool) -> Option<Cow<'a, str>> {
     let user = kstr::as_str(&parsed.user);
     // A local number (tel:, or sip: with user=phone) is a number in its phone-context
     // (RFC 3966 5.1.5): `tel:2079460000;phone-context=+44` is +44 20 7946 0000, not a
     // NANP number. A domain context names no digits: the number stays as written.
-    if matches!(parsed.type_, k::TEL_URI_T | k::TELS_URI_T) && !user.starts_with('+') {
+    let local = matches!(parsed.type_, k::TEL_URI_T | k::TELS_URI_T) && !user.starts_with('+');
+    if local && in_context {
         if let Some(context) = phone_context(kstr::as_bytes(&parsed.params)) {
             return Some(Cow::Owned(format!("{context}{user}")));
         }
