@@ -22,6 +22,8 @@ mod config;
 mod edge;
 #[path = "kamailio/emergency.rs"]
 mod emergency;
+#[path = "kamailio/emergency_more.rs"]
+mod emergency_more;
 #[path = "kamailio/failover.rs"]
 mod failover;
 #[path = "kamailio/hairpin.rs"]

@@ -1,0 +1,185 @@
+//! Emergency calls past one gateway: EMERGENCY_GATEWAY's addresses tried in order as a
+//! vendor's gateways are (a 503 or silence from one, the next), each failure a `failed`
+//! CDR event; and a PBX's RFC 3966 local number, `911;phone-context=+1`, known for one.
+
+use super::{events_of, start_shipped};
+use crate::support::dataset::Data;
+use crate::support::redis::Redis;
+use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
+use crate::support::vendor::{Plays, Vendor};
+use crate::support::{free_udp_port, Kamailio};
+use std::net::UdpSocket;
+use std::time::Duration;
+
+fn gateways_define(ports: &[u16]) -> String {
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    format!("EMERGENCY_GATEWAY=\"{}\"", addresses.join(","))
+}
+
+/// A gateway's port held by a socket that never answers.
+fn silent_gateway() -> (UdpSocket, u16) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
+/// The events of `call` (the edge's one call) once the stream has `n` (5 s at most), as
+/// (event, attempt, vendor, sip_code).
+fn events(
+    redis: &Redis,
+    call: &str,
+    lport: u16,
+    n: usize,
+) -> Vec<(String, u64, String, Option<u64>)> {
+    let cdrs = redis.wait_for("warp:cdr:raw", n, Duration::from_secs(5));
+    events_of(&cdrs, call, lport)
+}
+
+fn event(kind: &str, attempt: u64, code: Option<u64>) -> (String, u64, String, Option<u64>) {
+    (kind.to_owned(), attempt, "emergency".to_owned(), code)
+}
+
+/// A 911 to `k`, whose first gateway fails with `code`, reaches the `second`, is
+/// answered and hung up: its CDR events are the first's failure, then the second's
+/// answer and end.
+fn fails_over_to_the_second_gateway(k: &Kamailio, redis: &Redis, code: u64, second: u16) {
+    let (sock, lport) = raw_socket();
+    let help = raw_request(k.port, lport, "INVITE", "911", "help");
+    let (dialog, _) = InDialog::answered(&sock, k, lport, ("help", second), &help);
+    send_raw(
+        &sock,
+        k,
+        &dialog.request("BYE", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    assert_eq!(final_reply(&sock, k, "help").code, 200, "{}", k.log());
+    assert_eq!(
+        events(redis, "help", lport, 4),
+        [
+            event("start", 1, None),
+            event("failed", 1, Some(code)),
+            event("answer", 2, Some(200)),
+            event("end", 2, Some(200)),
+        ],
+        "{}",
+        k.log()
+    );
+}
+
+/// EMERGENCY_GATEWAY's first address answers 503: the call goes to the second, as
+/// `sip:911@` it, and completes.
+#[test]
+fn the_shipped_config_fails_an_emergency_call_over_a_gateway_that_answers_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let data = Data::with_gateways();
+    let (busy_port, backup_port) = (free_udp_port(), free_udp_port());
+    let busy = Vendor::start(busy_port, Plays::Unavailable);
+    let backup = Vendor::start(backup_port, Plays::Answers);
+    let defines = [gateways_define(&[busy_port, backup_port])];
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    fails_over_to_the_second_gateway(&k, &redis, 503, backup_port);
+    for (gateway, port) in [(&busy, busy_port), (&backup, backup_port)] {
+        let invites = gateway.received("INVITE");
+        let request_lines: Vec<&str> = invites.iter().filter_map(|i| i.lines().next()).collect();
+        assert_eq!(
+            request_lines,
+            [format!("INVITE sip:911@127.0.0.1:{port} SIP/2.0")],
+            "{}",
+            k.log()
+        );
+    }
+}
+
+/// EMERGENCY_GATEWAY's first address never answers: after the 2 s a vendor gets, the
+/// call goes to the second and completes.
+#[test]
+fn the_shipped_config_fails_an_emergency_call_over_a_silent_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let data = Data::with_gateways();
+    let (_silent, silent_port) = silent_gateway();
+    let backup_port = free_udp_port();
+    let _backup = Vendor::start(backup_port, Plays::Answers);
+    let defines = [gateways_define(&[silent_port, backup_port])];
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    fails_over_to_the_second_gateway(&k, &redis, 408, backup_port);
+}
+
+/// Every gateway fails (a 503, then silence): the caller gets a final error, and each
+/// gateway's failure is a `failed` event; no vendor is tried.
+#[test]
+fn the_shipped_config_answers_an_emergency_call_all_its_gateways_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let busy_port = free_udp_port();
+    let _busy = Vendor::start(busy_port, Plays::Unavailable);
+    let (_silent, silent_port) = silent_gateway();
+    let defines = [gateways_define(&[busy_port, silent_port])];
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    let (sock, lport) = raw_socket();
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "INVITE", "911", "lost"),
+    );
+    // The 408 of the silent gateway's timeout: tm prefers a 4xx to the 503.
+    assert_eq!(final_reply(&sock, &k, "lost").code, 408, "{}", k.log());
+    assert_eq!(
+        events(&redis, "lost", lport, 3),
+        [
+            event("start", 1, None),
+            event("failed", 1, Some(503)),
+            event("failed", 2, Some(408)),
+        ],
+        "{}",
+        k.log()
+    );
+    assert!(vendor.received("INVITE").is_empty(), "{}", k.log());
+}
+
+/// A PBX's local number, `sip:911;phone-context=+1@edge;user=phone` (RFC 3966): an
+/// emergency call, to the gateway as `sip:911@` it (the digits alone), recorded as a
+/// call to 911; no vendor gets it.
+#[test]
+fn the_shipped_config_knows_an_emergency_call_with_a_phone_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let psap_port = free_udp_port();
+    let psap = Vendor::start(psap_port, Plays::Answers);
+    let k = start_shipped(
+        dir.path(),
+        &data,
+        &redis.url(),
+        &[gateways_define(&[psap_port])],
+    );
+    let (sock, lport) = raw_socket();
+    let local = raw_request(k.port, lport, "INVITE", "911;phone-context=+1", "local").replacen(
+        &format!("@127.0.0.1:{} SIP/2.0", k.port),
+        &format!("@127.0.0.1:{};user=phone SIP/2.0", k.port),
+        1,
+    );
+    InDialog::answered(&sock, &k, lport, ("local", psap_port), &local);
+    let invites = psap.received("INVITE");
+    let request_lines: Vec<&str> = invites.iter().filter_map(|i| i.lines().next()).collect();
+    assert_eq!(
+        request_lines,
+        [format!("INVITE sip:911@127.0.0.1:{psap_port} SIP/2.0")],
+        "{}",
+        k.log()
+    );
+    assert!(vendor.received("INVITE").is_empty(), "{}", k.log());
+    let cdrs = redis.wait_for("warp:cdr:raw", 2, Duration::from_secs(5));
+    let start = cdrs
+        .iter()
+        .find(|c| c["event"] == "start")
+        .unwrap_or_else(|| panic!("{cdrs:#?}"));
+    assert_eq!(
+        (&start["dnis"], &start["vendor"], &start["zone"]),
+        (&"911".into(), &"emergency".into(), &"EMERGENCY".into()),
+        "{start}"
+    );
+}
