@@ -139,7 +139,8 @@ fn the_shipped_config_answers_an_emergency_call_all_its_gateways_fail() {
     assert!(vendor.received("INVITE").is_empty(), "{}", k.log());
 }
 
-/// A PBX's local number, `sip:911;phone-context=+1@edge;user=phone` (RFC 3966): an
+/// A PBX's local number, `sip:911;phone-context=+1@edge;user=phone` (RFC 3966), or
+/// without `user=phone` (the core then keeps the parameter in the user part): an
 /// emergency call, to the gateway as `sip:911@` it (the digits alone), recorded as a
 /// call to 911; no vendor gets it.
 #[test]
@@ -157,29 +158,36 @@ fn the_shipped_config_knows_an_emergency_call_with_a_phone_context() {
         &[gateways_define(&[psap_port])],
     );
     let (sock, lport) = raw_socket();
-    let local = raw_request(k.port, lport, "INVITE", "911;phone-context=+1", "local").replacen(
-        &format!("@127.0.0.1:{} SIP/2.0", k.port),
-        &format!("@127.0.0.1:{};user=phone SIP/2.0", k.port),
-        1,
-    );
-    InDialog::answered(&sock, &k, lport, ("local", psap_port), &local);
+    let local = |call, uri_params| {
+        raw_request(k.port, lport, "INVITE", "911;phone-context=+1", call).replacen(
+            &format!("@127.0.0.1:{} SIP/2.0", k.port),
+            &format!("@127.0.0.1:{}{uri_params} SIP/2.0", k.port),
+            1,
+        )
+    };
+    for (call, uri_params) in [("phone", ";user=phone"), ("plain", "")] {
+        InDialog::answered(
+            &sock,
+            &k,
+            lport,
+            (call, psap_port),
+            &local(call, uri_params),
+        );
+    }
     let invites = psap.received("INVITE");
     let request_lines: Vec<&str> = invites.iter().filter_map(|i| i.lines().next()).collect();
     assert_eq!(
         request_lines,
-        [format!("INVITE sip:911@127.0.0.1:{psap_port} SIP/2.0")],
+        vec![format!("INVITE sip:911@127.0.0.1:{psap_port} SIP/2.0"); 2],
         "{}",
         k.log()
     );
     assert!(vendor.received("INVITE").is_empty(), "{}", k.log());
-    let cdrs = redis.wait_for("warp:cdr:raw", 2, Duration::from_secs(5));
-    let start = cdrs
-        .iter()
-        .find(|c| c["event"] == "start")
-        .unwrap_or_else(|| panic!("{cdrs:#?}"));
-    assert_eq!(
-        (&start["dnis"], &start["vendor"], &start["zone"]),
-        (&"911".into(), &"emergency".into(), &"EMERGENCY".into()),
-        "{start}"
-    );
+    let cdrs = redis.wait_for("warp:cdr:raw", 4, Duration::from_secs(5));
+    let starts: Vec<_> = (cdrs.iter())
+        .filter(|c| c["event"] == "start")
+        .map(|c| (&c["dnis"], &c["vendor"], &c["zone"]))
+        .collect();
+    let emergency = (&"911".into(), &"emergency".into(), &"EMERGENCY".into());
+    assert_eq!(starts, [emergency; 2], "{cdrs:#?}");
 }
