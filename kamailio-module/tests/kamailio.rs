@@ -42,6 +42,8 @@ mod keepalive_more;
 mod kemi;
 #[path = "kamailio/limits.rs"]
 mod limits;
+#[path = "kamailio/log_flood.rs"]
+mod log_flood;
 #[path = "kamailio/lrn.rs"]
 mod lrn;
 #[path = "kamailio/media.rs"]

@@ -19,7 +19,7 @@ fn antiflood() -> Vec<String> {
 }
 
 /// `request` with a To tag: inside a call, of none the edge knows.
-fn in_no_call(request: String) -> String {
+pub(super) fn in_no_call(request: String) -> String {
     request.replace(">\r\nCall-ID", ">;tag=gone\r\nCall-ID")
 }
 
