@@ -19,19 +19,19 @@ use warp_testkit::TestCa;
 const X5U: &str = "https://cert.warp.test/shaken/sp.pem";
 
 /// The calling number of most calls here, and the same number as a PASSporT names it.
-const PAI: &str = "P-Asserted-Identity: <sip:+17205550199@127.0.0.1>\r\n";
-const ORIG_TN: &str = "17205550199";
+pub(super) const PAI: &str = "P-Asserted-Identity: <sip:+17205550199@127.0.0.1>\r\n";
+pub(super) const ORIG_TN: &str = "17205550199";
 
 /// The carrier's signing key and certificate: [`TestCa`]'s server certificate, on an EC
 /// P-256 key, as an STI-CA would issue one.
-struct Signer {
+pub(super) struct Signer {
     ca: TestCa,
     /// The certificate's public key, the uncompressed point ring verifies with.
     public_key: Vec<u8>,
 }
 
 impl Signer {
-    fn new() -> Signer {
+    pub(super) fn new() -> Signer {
         let ca = TestCa::make("STI").unwrap();
         let out = Command::new("openssl")
             .args(["x509", "-noout", "-pubkey", "-in"])
@@ -51,7 +51,7 @@ impl Signer {
     }
 
     /// The shipped config's defines for signing with this key, `more` after them.
-    fn defines(&self, more: &[&str]) -> Vec<String> {
+    pub(super) fn defines(&self, more: &[&str]) -> Vec<String> {
         let mut defines = vec![
             "WITH_STIR_SHAKEN".to_string(),
             format!("STIR_KEY=\"{}\"", self.ca.server_key.display()),
@@ -62,8 +62,14 @@ impl Signer {
     }
 
     /// Asserts that `identity`, an Identity header's value, is a SHAKEN PASSporT this
-    /// key signed just now, attesting `attest` for a call from `orig` to `dest`.
-    fn assert_signed(&self, identity: &str, attest: &str, (orig, dest): (&str, &str)) {
+    /// key signed just now, attesting `attest` for a call from `orig` to `dest`; its
+    /// claims.
+    pub(super) fn assert_signed(
+        &self,
+        identity: &str,
+        attest: &str,
+        (orig, dest): (&str, &str),
+    ) -> Value {
         let (token, params) = identity.split_once(';').unwrap();
         assert_eq!(
             params,
@@ -99,11 +105,12 @@ impl Signer {
         let signed = format!("{header}.{claims}");
         key.verify(signed.as_bytes(), &decode(signature))
             .unwrap_or_else(|_| panic!("signature does not verify: {identity}"));
+        claimed
     }
 }
 
 /// The Identity header lines of a request, in full or compact form (`y`), as they came.
-fn identity_lines(request: &str) -> Vec<&str> {
+pub(super) fn identity_lines(request: &str) -> Vec<&str> {
     request
         .split("\r\n\r\n")
         .next()
@@ -117,7 +124,7 @@ fn identity_lines(request: &str) -> Vec<&str> {
 }
 
 /// The value of the one Identity header `request` carries.
-fn the_identity(request: &str) -> &str {
+pub(super) fn the_identity(request: &str) -> &str {
     let lines = identity_lines(request);
     assert_eq!(lines.len(), 1, "{request}");
     lines[0].split_once(':').unwrap().1.trim()

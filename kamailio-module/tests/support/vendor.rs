@@ -2,9 +2,9 @@
 //! and answers a CANCEL as RFC 3261 says (200, then 487 to the INVITE), one that
 //! answers every INVITE, re-INVITEs included, with SDP of its own, one that refuses
 //! re-INVITEs (488 with SDP), one that redirects (302), one that refuses every call
-//! (503), one that proxies calls back to the edge (a loop), and one that forgot the
-//! calls it answered (481). Each other answers a BYE and an OPTIONS 200. It keeps every
-//! message it receives.
+//! (503) at once or after ringing, one that proxies calls back to the edge (a loop),
+//! and one that forgot the calls it answered (481). Each other answers a BYE and an
+//! OPTIONS 200. It keeps every message it receives.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -33,6 +33,9 @@ pub enum Plays {
     Redirects,
     /// 503 to every INVITE: a gateway out of capacity, which the edge fails over.
     Unavailable,
+    /// 180 to every INVITE, then, that long after, 503: a gateway that rang the callee
+    /// a while and then lost the call's way on (the edge fails it over all the same).
+    RingsThenUnavailable(std::time::Duration),
     /// A proxy that routes every INVITE back to the edge at this port (a partner that
     /// sends calls to the edge too, its routing looping), and the edge's replies back
     /// to the edge's INVITE.
@@ -147,6 +150,16 @@ impl Vendor {
                     }
                     (Plays::Unavailable, "INVITE") => {
                         answer("503 Service Unavailable", &msg, false)
+                    }
+                    (Plays::RingsThenUnavailable(after), "INVITE") => {
+                        answer("180 Ringing", &msg, false);
+                        let late = reply("503 Service Unavailable", &msg, port)
+                            + "Content-Length: 0\r\n\r\n";
+                        let sock = sock.try_clone().unwrap();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(after);
+                            let _ = sock.send_to(late.as_bytes(), from);
+                        });
                     }
                     (Plays::LoopsBack(edge), "INVITE") => {
                         answer("100 Trying", &msg, false);
