@@ -61,6 +61,11 @@ impl Signer {
         defines
     }
 
+    /// The signing key's file (STIR_KEY).
+    pub(super) fn key(&self) -> &std::path::Path {
+        &self.ca.server_key
+    }
+
     /// Asserts that `identity`, an Identity header's value, is a SHAKEN PASSporT this
     /// key signed just now, attesting `attest` for a call from `orig` to `dest`; its
     /// claims.

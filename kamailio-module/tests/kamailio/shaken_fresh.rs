@@ -24,12 +24,14 @@ struct FailedOver {
 }
 
 /// A call from the trunk, with `headers`, that the first vendor rings for `rings` before
-/// it refuses it 503, on the shipped config signing with `signer`'s key, routed so.
+/// it refuses it 503, on the shipped config signing with `signer`'s key, routed so;
+/// `meanwhile` runs as it rings.
 fn failed_over_after(
     routing: &Routing,
     signer: &Signer,
     rings: Duration,
     headers: &str,
+    meanwhile: impl FnOnce(),
 ) -> FailedOver {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
@@ -40,7 +42,12 @@ fn failed_over_after(
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let wait = rings + Duration::from_secs(5);
     let number = routing.number();
-    let reply = k.request_within(wait, "127.0.0.1", number, "INVITE", headers);
+    let reply = std::thread::scope(|scope| {
+        let call = scope.spawn(|| k.request_within(wait, "127.0.0.1", number, "INVITE", headers));
+        cheap.wait_for("INVITE", &k);
+        meanwhile();
+        call.join().unwrap()
+    });
     let arrived = chrono::Utc::now().timestamp();
     assert_eq!(reply.map(|r| r.code), Some(200), "{}", k.log());
     routing.took(&k, 1);
@@ -74,7 +81,7 @@ fn the_shipped_config_signs_a_call_again_when_it_fails_over_late_after_the_dip()
 fn signs_a_call_again_when_it_fails_over_late(routing: &Routing) {
     let signer = Signer::new();
     let rings = Duration::from_secs(FRESH as u64 + 1);
-    let call = failed_over_after(routing, &signer, rings, PAI);
+    let call = failed_over_after(routing, &signer, rings, PAI, || {});
     let numbers = (ORIG_TN, &routing.number()[1..]);
     let first = signer.assert_signed(the_identity(&call.first), "B", numbers);
     let second = signer.assert_signed(the_identity(&call.second), "B", numbers);
@@ -96,9 +103,34 @@ fn signs_a_call_again_when_it_fails_over_late(routing: &Routing) {
 fn the_shipped_config_keeps_a_fresh_identity_when_a_call_fails_over() {
     let signer = Signer::new();
     let rings = Duration::from_millis(500);
-    let call = failed_over_after(&Routing::direct(), &signer, rings, PAI);
+    let call = failed_over_after(&Routing::direct(), &signer, rings, PAI, || {});
     assert_eq!(the_identity(&call.second), the_identity(&call.first));
     assert!(!call.log.contains("signed again"), "{}", call.log);
+}
+
+/// A call whose Identity cannot be signed again when it fails over late (its key gone
+/// meanwhile) reaches the next vendor unsigned, logged, rather than with the stale one
+/// a verifier may refuse the call for (RFC 8224's 403 Stale Date).
+#[test]
+fn the_shipped_config_sends_a_late_failover_on_unsigned_when_its_key_cannot_sign_again() {
+    let signer = Signer::new();
+    let rings = Duration::from_secs(FRESH as u64 + 1);
+    let lose_key = || std::fs::remove_file(signer.key()).unwrap();
+    let call = failed_over_after(&Routing::direct(), &signer, rings, PAI, lose_key);
+    assert_eq!(identity_lines(&call.first).len(), 1, "{}", call.first);
+    assert_eq!(
+        identity_lines(&call.second),
+        Vec::<&str>::new(),
+        "{}",
+        call.second
+    );
+    let unsigned = "goes on unsigned to DEAR: its Identity is ";
+    let why = "s old, and STIR_KEY did not sign again (libsecsipid -";
+    assert!(
+        call.log.contains(unsigned) && call.log.contains(why),
+        "{}",
+        call.log
+    );
 }
 
 /// A call that came signed by its originating carrier reaches the second vendor, however
@@ -111,7 +143,7 @@ fn the_shipped_config_passes_a_callers_identity_on_unaltered_when_it_fails_over_
     let signer = Signer::new();
     let rings = Duration::from_secs(FRESH as u64 + 1);
     let headers = format!("{PAI}{theirs}\r\n");
-    let call = failed_over_after(&Routing::direct(), &signer, rings, &headers);
+    let call = failed_over_after(&Routing::direct(), &signer, rings, &headers, || {});
     assert_eq!(identity_lines(&call.first), [theirs], "{}", call.first);
     assert_eq!(identity_lines(&call.second), [theirs], "{}", call.second);
     assert!(!call.log.contains("(STIR/SHAKEN)"), "{}", call.log);
