@@ -75,6 +75,8 @@ mod spool;
 mod support;
 #[path = "kamailio/tcp.rs"]
 mod tcp;
+#[path = "kamailio/tcp_limit.rs"]
+mod tcp_limit;
 #[path = "kamailio/tls.rs"]
 mod tls;
 

@@ -115,6 +115,14 @@ impl<S: Carrier> SipStream<S> {
         next
     }
 
+    /// Closes the connection with a reset (RST, SO_LINGER 0) rather than a FIN, as a
+    /// peer's stack does when the peer crashed or its NAT forgot the connection.
+    pub fn reset(self) {
+        socket2::SockRef::from(self.stream.tcp())
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    }
+
     /// Whether the edge closes the connection within `wait` (anything it sends
     /// meanwhile is read and dropped).
     pub fn closed_within(&mut self, wait: Duration) -> bool {
