@@ -3,8 +3,10 @@
 //! (TCP_MAX_CONNECTIONS) and lock every trunk out of TCP and TLS.
 
 use super::tcp::{over, DIALLED};
+use super::tls::{tls_port, with_tls};
 use super::{no_redis, start_shipped};
-use crate::support::tcp::SipStream;
+use crate::support::tcp::{Carrier, SipStream};
+use crate::support::tls::Pki;
 use crate::support::udp::raw_request;
 use crate::support::{dataset::Data, Kamailio};
 use std::io::ErrorKind;
@@ -18,22 +20,20 @@ const OTHER_STRANGER: &str = "127.0.0.9";
 /// T1's address.
 const TRUNK: &str = "127.0.0.1";
 
-fn start(dir: &std::path::Path, more: &[&str]) -> Kamailio {
-    let mut defines = vec![format!("TCP_MAX_PER_ADDRESS={LIMIT}")];
-    defines.extend(more.iter().map(|d| d.to_string()));
+fn start(dir: &std::path::Path, mut defines: Vec<String>) -> Kamailio {
+    defines.push(format!("TCP_MAX_PER_ADDRESS={LIMIT}"));
     start_shipped(dir, &Data::with_gateways(), &no_redis(), &defines)
 }
 
-/// A new connection from `source` that sends an OPTIONS outside a call: the stream, and
-/// whether the edge answered it (200) rather than closed the connection unanswered.
-fn connect_and_ask(k: &Kamailio, source: &str, call: &str) -> (SipStream, bool) {
-    let mut stream = SipStream::connect_from(source, k.port);
+/// An OPTIONS outside a call on `stream` over `transport`: whether the edge answered it
+/// (200) rather than closed the connection unanswered.
+fn ask<S: Carrier>(k: &Kamailio, stream: &mut SipStream<S>, transport: &str, call: &str) -> bool {
     let options = raw_request(k.port, stream.local_port(), "OPTIONS", DIALLED, call);
-    stream.send(&over("tcp", &options));
+    stream.send(&over(transport, &options));
     match stream.next_within(Duration::from_secs(3)) {
         Ok(reply) => {
             assert!(reply.starts_with("SIP/2.0 200 "), "{reply}\n{}", k.log());
-            (stream, true)
+            true
         }
         Err(e)
             if matches!(
@@ -41,10 +41,18 @@ fn connect_and_ask(k: &Kamailio, source: &str, call: &str) -> (SipStream, bool) 
                 ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
             ) =>
         {
-            (stream, false)
+            false
         }
         Err(e) => panic!("{call}: neither answered nor closed ({e})\n{}", k.log()),
     }
+}
+
+/// A new TCP connection from `source` that asks once: the stream, and whether it was
+/// answered.
+fn connect_and_ask(k: &Kamailio, source: &str, call: &str) -> (SipStream, bool) {
+    let mut stream = SipStream::connect_from(source, k.port);
+    let answered = ask(k, &mut stream, "tcp", call);
+    (stream, answered)
 }
 
 /// `count` new connections from `source`, each asking once: those answered, and how many
@@ -74,7 +82,7 @@ fn ask_on_new_connections(
 #[test]
 fn the_shipped_config_closes_connections_past_an_addresss_limit_unanswered() {
     let dir = tempfile::tempdir().unwrap();
-    let k = start(dir.path(), &[]);
+    let k = start(dir.path(), Vec::new());
     let (held, closed) = ask_on_new_connections(&k, STRANGER, LIMIT + 2, "over");
     assert_eq!((held.len(), closed), (LIMIT, 2), "{}", k.log());
 
@@ -84,12 +92,31 @@ fn the_shipped_config_closes_connections_past_an_addresss_limit_unanswered() {
     assert_eq!((trunk.len(), closed), (LIMIT + 2, 0), "{}", k.log());
     // The held connections still serve their address.
     for (n, mut stream) in held.into_iter().enumerate() {
-        let call = format!("again{n}");
-        let options = raw_request(k.port, stream.local_port(), "OPTIONS", DIALLED, &call);
-        stream.send(&over("tcp", &options));
-        let reply = stream.next().unwrap();
-        assert!(reply.starts_with("SIP/2.0 200 "), "{reply}\n{}", k.log());
+        assert!(
+            ask(&k, &mut stream, "tcp", &format!("again{n}")),
+            "{}",
+            k.log()
+        );
     }
+}
+
+/// An address's TCP and TLS connections count together: a stranger holding LIMIT - 1
+/// over TCP and one over TLS is at its limit, and its next connection over TLS is
+/// closed unanswered, as is its next over TCP.
+#[test]
+fn the_shipped_config_counts_an_addresss_tls_connections_with_its_tcp_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::make("edge");
+    let k = start(dir.path(), with_tls(&pki));
+    let (held, closed) = ask_on_new_connections(&k, STRANGER, LIMIT - 1, "tcp");
+    assert_eq!((held.len(), closed), (LIMIT - 1, 0), "{}", k.log());
+    let mut tls = pki.connect_from(STRANGER, tls_port(&k), false);
+    assert!(ask(&k, &mut tls, "tls", "tls"), "{}", k.log());
+
+    let mut over_limit = pki.connect_from(STRANGER, tls_port(&k), false);
+    assert!(!ask(&k, &mut over_limit, "tls", "overtls"), "{}", k.log());
+    let (_, answered) = connect_and_ask(&k, STRANGER, "overtcp");
+    assert!(!answered, "{}", k.log());
 }
 
 /// A connection stops counting however it ends: closed by the stranger, reset by it,
@@ -98,7 +125,7 @@ fn the_shipped_config_closes_connections_past_an_addresss_limit_unanswered() {
 #[test]
 fn the_shipped_config_counts_no_connection_that_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let k = start(dir.path(), &["TCP_LIFETIME=2"]);
+    let k = start(dir.path(), vec!["TCP_LIFETIME=2".into()]);
     let (mut held, closed) = ask_on_new_connections(&k, STRANGER, LIMIT + 1, "full");
     assert_eq!((held.len(), closed), (LIMIT, 1), "{}", k.log());
     // What the edge sees gone only once its TCP main process heard of it.

@@ -37,18 +37,23 @@ impl SipStream {
     /// A connection to the edge at 127.0.0.1:`port` from the loopback address `source`
     /// (what the edge sees as its source address).
     pub fn connect_from(source: &str, port: u16) -> SipStream {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        let local: SocketAddr = (source.parse::<IpAddr>().unwrap(), 0).into();
-        socket.bind(&local.into()).unwrap();
-        let edge: SocketAddr = ([127, 0, 0, 1], port).into();
-        socket.connect(&edge.into()).expect("connect to the edge");
-        Self::new(socket.into())
+        Self::new(connect_from(source, port))
     }
 
     /// The next connection the edge opens to `listener`, within [`WAIT`].
     pub fn accept(listener: &TcpListener) -> SipStream {
         Self::new(accept(listener))
     }
+}
+
+/// A TCP connection to the edge at 127.0.0.1:`port` from the loopback address `source`.
+pub fn connect_from(source: &str, port: u16) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let local: SocketAddr = (source.parse::<IpAddr>().unwrap(), 0).into();
+    socket.bind(&local.into()).unwrap();
+    let edge: SocketAddr = ([127, 0, 0, 1], port).into();
+    socket.connect(&edge.into()).expect("connect to the edge");
+    socket.into()
 }
 
 /// The next TCP connection the edge opens to `listener`, within [`WAIT`].

@@ -52,6 +52,12 @@ impl Pki {
     /// certificate checked against this CA; presenting this PKI's client certificate
     /// when `client_cert`.
     pub fn connect(&self, port: u16, client_cert: bool) -> TlsClient {
+        self.connect_from("127.0.0.1", port, client_cert)
+    }
+
+    /// As [`Pki::connect`], from the loopback address `source` (what the edge sees as
+    /// its source address).
+    pub fn connect_from(&self, source: &str, port: u16, client_cert: bool) -> TlsClient {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(certificates(&self.ca).remove(0)).unwrap();
         let config = ClientConfig::builder_with_provider(provider())
@@ -67,7 +73,7 @@ impl Pki {
         };
         let name = ServerName::try_from("127.0.0.1").unwrap();
         let connection = ClientConnection::new(Arc::new(config), name).unwrap();
-        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to the edge");
+        let tcp = tcp::connect_from(source, port);
         SipStream::new(StreamOwned::new(connection, tcp))
     }
 
