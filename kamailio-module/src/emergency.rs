@@ -2,6 +2,7 @@
 //! the destinations the script names, tried in order as a vendor's gateways are (a
 //! carrier's primary and backup ESRP or PSAP gateway).
 
+use crate::gateways;
 use std::borrow::Cow;
 
 /// The digits dialled in `user`, an R-URI's user part: without its parameters (RFC
@@ -46,13 +47,26 @@ pub fn uri<'a>(destination: &'a str, dialled: &str) -> Cow<'a, str> {
     }
 }
 
+/// `uris` in the order they are tried: those whose bit is clear in `last` (see
+/// [`gateways::last_of`]) first, then those put last, each group in its own order, as a
+/// vendor call's gateways are.
+pub fn in_turn<T>(uris: &[T], last: u64) -> impl Iterator<Item = &T> {
+    let group = move |put_last| {
+        (0u32..)
+            .zip(uris)
+            .filter(move |&(position, _)| gateways::goes_last(last, position) == put_last)
+            .map(|(_, uri)| uri)
+    };
+    group(false).chain(group(true))
+}
+
 fn is_uri(destination: &str) -> bool {
     destination.starts_with("sip:") || destination.starts_with("sips:")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{check, dialled, uri};
+    use super::{check, dialled, in_turn, uri};
 
     #[test]
     fn the_digits_dialled_leave_the_user_parts_parameters_out() {
@@ -73,5 +87,15 @@ mod tests {
         }
         assert_eq!(uri("10.0.0.1:5060", "911"), "sip:911@10.0.0.1:5060");
         assert_eq!(uri("sip:112@psap", "911"), "sip:112@psap");
+    }
+
+    #[test]
+    fn destinations_put_last_follow_the_others_in_their_own_order() {
+        let uris = ["a", "b", "c", "d"];
+        let order = |last| in_turn(&uris, last).copied().collect::<Vec<_>>();
+        assert_eq!(order(0), uris);
+        assert_eq!(order(0b0101), ["b", "d", "a", "c"]);
+        assert_eq!(order(0b1111), uris);
+        assert_eq!(order(1), ["b", "c", "d", "a"]);
     }
 }

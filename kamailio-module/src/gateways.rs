@@ -261,19 +261,26 @@ pub fn probed(cookie: usize, heard: bool) {
 /// The attempts of `d` (numbered from 0 in its order, vendor by vendor, each vendor's
 /// gateways in turn) whose gateway is to be tried last at `now` (Unix ms), as a mask.
 pub fn put_last(d: &Decision<'_>, now: i64) -> u64 {
+    let templates = d
+        .routes
+        .iter()
+        .flat_map(|r| (0..r.dialstrings.len()).map(|i| r.dialstrings.template(i)));
+    last_of(templates.map(Option::unwrap_or_default), now)
+}
+
+/// The dialstrings (or templates) of `uris` (numbered from 0 in their order) whose
+/// gateway is to be tried last at `now` (Unix ms), as a mask: [`put_last`] for
+/// attempts no decision made (an emergency call's destinations).
+pub fn last_of<U: AsRef<str>>(uris: impl IntoIterator<Item = U>, now: i64) -> u64 {
     let Some(table) = TABLE.get() else {
         return 0;
     };
     if now >= table.any_down_until.load(Relaxed) {
         return 0;
     }
-    let templates = d
-        .routes
-        .iter()
-        .flat_map(|r| (0..r.dialstrings.len()).map(|i| r.dialstrings.template(i)));
     let mut mask = 0;
-    for (position, template) in templates.take(POSITIONS).enumerate() {
-        let gateway = gateway_of(template.unwrap_or_default());
+    for (position, uri) in uris.into_iter().take(POSITIONS).enumerate() {
+        let gateway = gateway_of(uri.as_ref());
         let down = slot(table, key_of(gateway), false, gateway)
             .is_some_and(|s| s.down_until.load(Relaxed) > now);
         if down {
@@ -281,6 +288,13 @@ pub fn put_last(d: &Decision<'_>, now: i64) -> u64 {
         }
     }
     mask
+}
+
+/// Whether the attempt at `position` (from 0) goes last by `mask` ([`put_last`],
+/// [`last_of`]): those come after all the others, each group in its own order.
+#[inline]
+pub fn goes_last(mask: u64, position: u32) -> bool {
+    mask.checked_shr(position).is_some_and(|m| m & 1 == 1)
 }
 
 /// (name, value) counters for `warp.stats`: gateways put last since the start, and

@@ -202,7 +202,7 @@ pub fn push_hops(
             // What the vendor's lines share after the dialstring, written once per vendor.
             let mut tail: Option<Range<usize>> = None;
             for i in 0..r.dialstrings.len() {
-                let goes_last = last.checked_shr(position).is_some_and(|m| m & 1 == 1);
+                let goes_last = crate::gateways::goes_last(last, position);
                 position += 1;
                 if goes_last != pass_of_last {
                     continue;

@@ -108,11 +108,12 @@ pub fn decide(query: &Query<'_>, record: &mut String) -> Answer {
 
 /// An emergency call (the script knows it by its dialled number) from the trunk `query`
 /// comes from, sent to `destinations` (see [`emergency::check`], checked by the caller)
-/// in turn: written into `record` as a call with one attempt per destination, to vendor
-/// `emergency` in zone `EMERGENCY` at no rate, so that `warp_next_route()` fails it over
-/// as a vendor call. Only the trunk is checked, as [`decide`] checks it (a stranger's
-/// call is refused 403): no Do-Not-Originate list, no limit (nor counted in them), no
-/// LRN, no route stands between a caller and help.
+/// in turn, those whose gateway is put last ([`gateways`]) after the others: written
+/// into `record` as a call with one attempt per destination, to vendor `emergency` in
+/// zone `EMERGENCY` at no rate, so that `warp_next_route()` fails it over as a vendor
+/// call. Only the trunk is checked, as [`decide`] checks it (a stranger's call is
+/// refused 403): no Do-Not-Originate list, no limit (nor counted in them), no LRN, no
+/// route stands between a caller and help.
 pub fn emergency(query: &Query<'_>, destinations: &str, record: &mut String) -> Answer {
     let Some(dialled) = emergency::dialled(query.dnis) else {
         return Answer::Refuse {
@@ -144,10 +145,14 @@ pub fn emergency(query: &Query<'_>, destinations: &str, record: &mut String) -> 
                 long_call_id(query.call_id).into()
             }
             Ok(_) => {
+                let uris: Vec<_> = emergency::destinations(destinations)
+                    .map(|destination| emergency::uri(destination, dialled))
+                    .collect();
+                // Numbered in the order tried, as a vendor call's attempts.
+                let last = gateways::last_of(&uris, chrono::Utc::now().timestamp_millis());
                 let mut first = None;
-                for (attempt, destination) in (1..).zip(emergency::destinations(destinations)) {
-                    let uri = emergency::uri(destination, dialled);
-                    let at = record::push_emergency_hop(record, attempt, &uri);
+                for (attempt, uri) in (1..).zip(emergency::in_turn(&uris, last)) {
+                    let at = record::push_emergency_hop(record, attempt, uri);
                     first.get_or_insert(at);
                 }
                 Answer::Route {

@@ -2,14 +2,15 @@
 //! vendor's gateways are (a 503 or silence from one, the next), each failure a `failed`
 //! CDR event; and a PBX's RFC 3966 local number, `911;phone-context=+1`, known for one.
 
-use super::{events_of, start_shipped};
+use super::{events_of, start_shipped, wait_for_stat};
 use crate::support::dataset::Data;
 use crate::support::redis::Redis;
 use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::{free_udp_port, Kamailio};
+use std::collections::BTreeSet;
 use std::net::UdpSocket;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn gateways_define(ports: &[u16]) -> String {
     let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
@@ -21,6 +22,28 @@ fn silent_gateway() -> (UdpSocket, u16) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = socket.local_addr().unwrap().port();
     (socket, port)
+}
+
+/// A 911 from the caller's `sock` at `lport`, Call-ID `call`, answered by the gateway at
+/// `port` and hung up.
+fn call_911(k: &Kamailio, sock: &UdpSocket, lport: u16, (call, port): (&str, u16)) {
+    let invite = raw_request(k.port, lport, "INVITE", "911", call);
+    let (dialog, _) = InDialog::answered(sock, k, lport, (call, port), &invite);
+    send_raw(
+        sock,
+        k,
+        &dialog.request("BYE", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    assert_eq!(final_reply(sock, k, call).code, 200, "{}", k.log());
+}
+
+/// The Call-IDs' calls (`<call>-<lport>`: `call`) of the INVITEs in `received`.
+fn calls_of(received: &[String]) -> Vec<String> {
+    let call_id = |m: &String| {
+        let id = m.lines().find_map(|l| l.strip_prefix("Call-ID: "))?;
+        Some(id.rsplit_once('-').map_or(id, |(call, _)| call).to_owned())
+    };
+    received.iter().filter_map(call_id).collect()
 }
 
 /// The events of `call` (the edge's one call) once the stream has `n` (5 s at most), as
@@ -44,14 +67,7 @@ fn event(kind: &str, attempt: u64, code: Option<u64>) -> (String, u64, String, O
 /// answer and end.
 fn fails_over_to_the_second_gateway(k: &Kamailio, redis: &Redis, code: u64, second: u16) {
     let (sock, lport) = raw_socket();
-    let help = raw_request(k.port, lport, "INVITE", "911", "help");
-    let (dialog, _) = InDialog::answered(&sock, k, lport, ("help", second), &help);
-    send_raw(
-        &sock,
-        k,
-        &dialog.request("BYE", 2, "Content-Length: 0\r\n\r\n"),
-    );
-    assert_eq!(final_reply(&sock, k, "help").code, 200, "{}", k.log());
+    call_911(k, &sock, lport, ("help", second));
     assert_eq!(
         events(redis, "help", lport, 4),
         [
@@ -190,4 +206,100 @@ fn the_shipped_config_knows_an_emergency_call_with_a_phone_context() {
         .collect();
     let emergency = (&"911".into(), &"emergency".into(), &"EMERGENCY".into());
     assert_eq!(starts, [emergency; 2], "{cdrs:#?}");
+}
+
+/// An EMERGENCY_GATEWAY address silent for GATEWAY_SILENCES calls is tried last, as a
+/// vendor gateway is: the next 911 goes to the backup at once, without the 2 s wait, and
+/// its record has the backup as attempt 1, no `failed` event for the silent one. Probed
+/// meanwhile (an OPTIONS to `sip:911@` it), it answers, and is first again.
+#[test]
+fn the_shipped_config_tries_a_silent_emergency_gateway_last_until_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let data = Data::with_gateways();
+    let (silent, primary_port) = silent_gateway();
+    let backup_port = free_udp_port();
+    let backup = Vendor::start(backup_port, Plays::Answers);
+    let defines = [
+        gateways_define(&[primary_port, backup_port]),
+        "GATEWAY_SILENCES=1".into(),
+        "GATEWAY_DOWN_TIME=60".into(),
+        "GATEWAY_PROBE=1".into(),
+    ];
+    let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
+    let (sock, lport) = raw_socket();
+    // The primary's silence: failed over after 2 s, and put last.
+    call_911(&k, &sock, lport, ("silent", backup_port));
+    assert_eq!(k.rpc("warp.stats")["gateways.last"], "1", "{}", k.log());
+    // The next call: the backup at once, the primary not at all.
+    let sent = Instant::now();
+    call_911(&k, &sock, lport, ("straight", backup_port));
+    assert!(
+        sent.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        calls_of(&backup.received("INVITE")),
+        ["silent", "straight"],
+        "{}",
+        k.log()
+    );
+    assert_eq!(
+        events(&redis, "straight", lport, 7),
+        [
+            event("start", 1, None),
+            event("answer", 1, Some(200)),
+            event("end", 1, Some(200)),
+        ],
+        "{}",
+        k.log()
+    );
+    // The primary got the first call's INVITE (and tm's retransmissions), none of the
+    // second's, and is probed: OPTIONS to the URI of its unanswered attempt.
+    silent
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let (mut invites, mut probes) = (Vec::new(), Vec::new());
+    let mut buf = [0u8; 65535];
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < deadline {
+        let Ok(n) = silent.recv(&mut buf) else {
+            continue;
+        };
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        match message.split(' ').next() {
+            Some("INVITE") => invites.push(message),
+            _ => probes.push(message.lines().next().unwrap_or_default().to_owned()),
+        }
+    }
+    let invited: BTreeSet<String> = calls_of(&invites).into_iter().collect();
+    assert_eq!(
+        invited,
+        BTreeSet::from(["silent".to_owned()]),
+        "{}",
+        k.log()
+    );
+    let probe = format!("OPTIONS sip:911@127.0.0.1:{primary_port} SIP/2.0");
+    assert!(
+        !probes.is_empty() && probes.iter().all(|p| *p == probe),
+        "{probes:?}"
+    );
+    // It answers the probe: in its place again, and the next 911 goes to it first.
+    drop(silent);
+    let primary = Vendor::start(primary_port, Plays::Answers);
+    wait_for_stat(&k, "gateways.last", "0");
+    call_911(&k, &sock, lport, ("back", primary_port));
+    assert_eq!(
+        calls_of(&primary.received("INVITE")),
+        ["back"],
+        "{}",
+        k.log()
+    );
+    assert_eq!(
+        calls_of(&backup.received("INVITE")),
+        ["silent", "straight"],
+        "{}",
+        k.log()
+    );
 }
