@@ -15,7 +15,8 @@
 //! answer OPTIONS with nothing behind it, so one more silence puts it last again.
 //!
 //! A gateway is its dialstring's host part (`host:port`, from after the `@` to the
-//! parameters), whichever vendor or dialled number it serves.
+//! parameters), whichever vendor or dialled number it serves; an emergency call's
+//! destinations are gateways too, put last the same way ([`last_of`]).
 
 use crate::clock;
 use crate::guard;
