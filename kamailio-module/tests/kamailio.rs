@@ -68,6 +68,8 @@ mod rtp_timeout;
 mod scanners;
 #[path = "kamailio/shaken.rs"]
 mod shaken;
+#[path = "kamailio/shaken_div.rs"]
+mod shaken_div;
 #[path = "kamailio/shaken_fresh.rs"]
 mod shaken_fresh;
 #[path = "kamailio/spool.rs"]

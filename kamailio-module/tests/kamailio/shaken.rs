@@ -16,7 +16,7 @@ use std::process::Command;
 use warp_testkit::TestCa;
 
 /// Where verifiers would fetch the edge's certificate (STIR_X5U).
-const X5U: &str = "https://cert.warp.test/shaken/sp.pem";
+pub(super) const X5U: &str = "https://cert.warp.test/shaken/sp.pem";
 
 /// The calling number of most calls here, and the same number as a PASSporT names it.
 pub(super) const PAI: &str = "P-Asserted-Identity: <sip:+17205550199@127.0.0.1>\r\n";
@@ -82,7 +82,7 @@ impl Signer {
             "{identity}"
         );
         let parts: Vec<&str> = token.split('.').collect();
-        let [header, claims, signature] = parts[..] else {
+        let [header, claims, _] = parts[..] else {
             panic!("no JWS: {identity}");
         };
         let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).unwrap();
@@ -102,15 +102,40 @@ impl Signer {
         let groups: Vec<usize> = origid.split('-').map(str::len).collect();
         let hex = origid.chars().all(|c| c == '-' || c.is_ascii_hexdigit());
         assert!(groups == [8, 4, 4, 4, 12] && hex, "origid {origid}");
-        // ES256 (RFC 7518 3.4): P-256 and SHA-256 over "header.claims", r || s.
+        self.assert_verifies(token);
+        claimed
+    }
+
+    /// Asserts that `token`, a JWS (header.claims.signature), is this key's ES256
+    /// signature (RFC 7518 3.4: P-256 and SHA-256 over "header.claims", r || s).
+    pub(super) fn assert_verifies(&self, token: &str) {
+        let (signed, signature) = token.rsplit_once('.').unwrap();
         let key = ring::signature::UnparsedPublicKey::new(
             &ring::signature::ECDSA_P256_SHA256_FIXED,
             &self.public_key,
         );
-        let signed = format!("{header}.{claims}");
-        key.verify(signed.as_bytes(), &decode(signature))
-            .unwrap_or_else(|_| panic!("signature does not verify: {identity}"));
-        claimed
+        let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        key.verify(signed.as_bytes(), &signature)
+            .unwrap_or_else(|_| panic!("signature does not verify: {token}"));
+    }
+
+    /// A JWS of `header` and `claims` signed with this key (ES256), as a carrier's
+    /// authentication service makes one.
+    pub(super) fn sign(&self, header: &Value, claims: &Value) -> String {
+        // ring reads PKCS#8; TestCa writes SEC1.
+        let out = Command::new("openssl")
+            .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+            .arg(&self.ca.server_key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let rng = ring::rand::SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(alg, &out.stdout, &rng).unwrap();
+        let encode = |json: &Value| URL_SAFE_NO_PAD.encode(json.to_string());
+        let signed = format!("{}.{}", encode(header), encode(claims));
+        let signature = key.sign(&rng, signed.as_bytes()).unwrap();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 }
 
@@ -136,7 +161,7 @@ pub(super) fn the_identity(request: &str) -> &str {
 }
 
 /// A call the edge routes to `vendor`: its INVITE as the vendor got it.
-fn invite_reaching(k: &Kamailio, vendor: &Vendor, dnis: &str, headers: &str) -> String {
+pub(super) fn invite_reaching(k: &Kamailio, vendor: &Vendor, dnis: &str, headers: &str) -> String {
     let before = vendor.received("INVITE").len();
     let reply = k.request_to("127.0.0.1", dnis, "INVITE", headers);
     assert_eq!(reply.code, 200, "{}", k.log());

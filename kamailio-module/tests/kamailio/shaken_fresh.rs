@@ -11,22 +11,22 @@ use crate::support::vendor::{Plays, Vendor};
 use std::time::Duration;
 
 /// STIR_FRESH in these tests, seconds.
-const FRESH: i64 = 2;
+pub(super) const FRESH: i64 = 2;
 
 /// A call the first vendor rang, then refused 503, and the second answered.
-struct FailedOver {
+pub(super) struct FailedOver {
     /// The INVITE each vendor got, the first's and the second's.
-    first: String,
-    second: String,
+    pub(super) first: String,
+    pub(super) second: String,
     /// When the second's came (Unix time, s): as the caller got its 200.
-    arrived: i64,
-    log: String,
+    pub(super) arrived: i64,
+    pub(super) log: String,
 }
 
 /// A call from the trunk, with `headers`, that the first vendor rings for `rings` before
 /// it refuses it 503, on the shipped config signing with `signer`'s key, routed so;
 /// `meanwhile` runs as it rings.
-fn failed_over_after(
+pub(super) fn failed_over_after(
     routing: &Routing,
     signer: &Signer,
     rings: Duration,
