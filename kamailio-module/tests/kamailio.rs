@@ -38,6 +38,8 @@ mod ipv6;
 mod keepalive;
 #[path = "kamailio/keepalive_more.rs"]
 mod keepalive_more;
+#[path = "kamailio/keepalive_tcp.rs"]
+mod keepalive_tcp;
 #[path = "kamailio/kemi.rs"]
 mod kemi;
 #[path = "kamailio/limits.rs"]

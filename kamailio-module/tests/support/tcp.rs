@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// How long [`SipStream::next`] waits for a message.
-const WAIT: Duration = Duration::from_secs(8);
+pub const WAIT: Duration = Duration::from_secs(8);
 
 /// What a SIP connection's bytes go over: TCP itself, or TLS over it.
 pub trait Carrier: Read + Write {
@@ -44,6 +44,11 @@ impl SipStream {
     pub fn accept(listener: &TcpListener) -> SipStream {
         Self::new(accept(listener))
     }
+
+    /// The next connection the edge opens to `listener`, within `wait`.
+    pub fn accept_within(listener: &TcpListener, wait: Duration) -> SipStream {
+        Self::new(accept_within(listener, wait))
+    }
 }
 
 /// A TCP connection to the edge at 127.0.0.1:`port` from the loopback address `source`.
@@ -58,8 +63,13 @@ pub fn connect_from(source: &str, port: u16) -> TcpStream {
 
 /// The next TCP connection the edge opens to `listener`, within [`WAIT`].
 pub fn accept(listener: &TcpListener) -> TcpStream {
+    accept_within(listener, WAIT)
+}
+
+/// The next TCP connection the edge opens to `listener`, within `wait`.
+pub fn accept_within(listener: &TcpListener, wait: Duration) -> TcpStream {
     listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + wait;
     loop {
         match listener.accept() {
             Ok((stream, _)) => {

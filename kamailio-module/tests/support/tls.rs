@@ -10,6 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use warp_testkit::TestCa;
 
 /// A customer's end of a TLS connection to the edge.
@@ -80,8 +81,16 @@ impl Pki {
     /// The next TLS connection the edge opens to `listener`, answered with this PKI's
     /// server certificate.
     pub fn accept(&self, listener: &TcpListener) -> TlsServer {
+        self.accept_within(listener, tcp::WAIT)
+    }
+
+    /// As [`Pki::accept`], within `wait`.
+    pub fn accept_within(&self, listener: &TcpListener, wait: Duration) -> TlsServer {
         let connection = ServerConnection::new(self.server_config()).unwrap();
-        SipStream::new(StreamOwned::new(connection, tcp::accept(listener)))
+        SipStream::new(StreamOwned::new(
+            connection,
+            tcp::accept_within(listener, wait),
+        ))
     }
 
     /// A TLS server presenting this PKI's certificate for 127.0.0.1.
