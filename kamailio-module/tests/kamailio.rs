@@ -62,6 +62,8 @@ mod reload;
 mod restart;
 #[path = "kamailio/review.rs"]
 mod review;
+#[path = "kamailio/review_s34.rs"]
+mod review_s34;
 #[path = "kamailio/route.rs"]
 mod route;
 #[path = "kamailio/rtp_timeout.rs"]

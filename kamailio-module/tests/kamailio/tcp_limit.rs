@@ -13,9 +13,9 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 /// The limit the tests set (TCP_MAX_PER_ADDRESS).
-const LIMIT: usize = 4;
+pub(super) const LIMIT: usize = 4;
 /// A stranger's address (no trunk's ACL names it), and another one's.
-const STRANGER: &str = "127.0.0.7";
+pub(super) const STRANGER: &str = "127.0.0.7";
 const OTHER_STRANGER: &str = "127.0.0.9";
 /// T1's address.
 const TRUNK: &str = "127.0.0.1";
@@ -57,7 +57,7 @@ fn connect_and_ask(k: &Kamailio, source: &str, call: &str) -> (SipStream, bool) 
 
 /// `count` new connections from `source`, each asking once: those answered, and how many
 /// were closed unanswered.
-fn ask_on_new_connections(
+pub(super) fn ask_on_new_connections(
     k: &Kamailio,
     source: &str,
     count: usize,

@@ -1,0 +1,76 @@
+//! A review of this session's carrier-edge changes (EMERGENCY_GATEWAY's failover, the
+//! refusal log limiter, TCP_MAX_PER_ADDRESS, STIR_FRESH): what it found wrong, each
+//! on the shipped config.
+
+use super::tcp::{call_over, caller_request, final_on, over, DIALLED};
+use super::tcp_limit::{ask_on_new_connections, LIMIT, STRANGER};
+use super::{digest_answer, no_redis, start_shipped, Credentials};
+use crate::support::dataset::{Data, PASSWORD, REALM};
+use crate::support::tcp::SipStream;
+use crate::support::udp::{header_of, raw_request};
+use crate::support::vendor::{Plays, Vendor};
+use std::time::Duration;
+
+/// WITH_AUTH: a credentials trunk's PBX (T3, from an address no trunk's ACL names)
+/// whose call is up over its TCP connection, idle past TCP_LIFETIME (its connection
+/// kept open as long as a call lasts, route[TCP_KEEP]): the connection still counts
+/// against its address, so the other connections from there get one fewer than
+/// TCP_MAX_PER_ADDRESS, and the PBX's BYE on it ends the call. The old config let the
+/// connection's entry expire TCP_LIFETIME after its last request: the address's others
+/// took the whole limit, and the BYE's connection, counted anew, was closed unanswered,
+/// the call left up (and billed) until MAX_CALL_DURATION.
+#[test]
+fn the_shipped_config_counts_a_credentials_trunks_connection_as_long_as_its_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let defines = [
+        "WITH_AUTH".to_string(),
+        format!("AUTH_REALM=\"{REALM}\""),
+        format!("TCP_MAX_PER_ADDRESS={LIMIT}"),
+        "TCP_LIFETIME=2".to_string(),
+    ];
+    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let mut pbx = SipStream::connect_from(STRANGER, k.port);
+    let lport = pbx.local_port();
+    let t3 = Credentials {
+        user: "t3user",
+        password: PASSWORD,
+        realm: REALM,
+    };
+    let invite = |call: &str, credentials: &str| {
+        over("tcp", &raw_request(k.port, lport, "INVITE", DIALLED, call)).replacen(
+            "Max-Forwards: ",
+            &format!("{credentials}Max-Forwards: "),
+            1,
+        )
+    };
+    let stale = digest_answer(&k, DIALLED, "bm9ub25jZQ", true, &t3);
+    pbx.send(&invite("stale", &stale));
+    let challenge = final_on(&mut pbx, "stale", &k);
+    assert!(
+        challenge.starts_with("SIP/2.0 407 "),
+        "{challenge}\n{}",
+        k.log()
+    );
+    let header = header_of(&challenge, "Proxy-Authenticate");
+    let nonce = header
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let answer = digest_answer(&k, DIALLED, nonce, true, &t3);
+    let ok = call_over("tcp", &mut pbx, &invite("long", &answer), "long", &k);
+
+    // Past TCP_LIFETIME (2 s) and htable's timer (2 s): the connection is still up.
+    std::thread::sleep(Duration::from_secs(5));
+    let (others, closed) = ask_on_new_connections(&k, STRANGER, LIMIT, "other");
+    let bye = caller_request("BYE", 2, "long", lport, &ok);
+    pbx.send(&over("tcp", &bye));
+    let done = final_on(&mut pbx, "long", &k);
+    assert!(done.starts_with("SIP/2.0 200 "), "{done}\n{}", k.log());
+    assert_eq!(vendor.received("BYE").len(), 1, "{}", k.log());
+    assert_eq!((others.len(), closed), (LIMIT - 1, 1), "{}", k.log());
+}
