@@ -74,3 +74,36 @@ fn the_shipped_config_counts_a_credentials_trunks_connection_as_long_as_its_call
     assert_eq!(vendor.received("BYE").len(), 1, "{}", k.log());
     assert_eq!((others.len(), closed), (LIMIT - 1, 1), "{}", k.log());
 }
+
+/// WITH_ANTIFLOOD: a stranger at its TCP_MAX_PER_ADDRESS that goes on opening
+/// connections, each sending an OPTIONS, has every one of them closed, those that get
+/// its address banned too. The old config counted the refusal towards the ban first,
+/// and route[FLOOD] ends the script as it bans: the connection that tipped the ban, and
+/// each one while pike still saw the flood, stayed open, uncounted, for as long as its
+/// requests kept coming.
+#[test]
+fn the_shipped_config_closes_a_connection_past_the_limit_that_gets_its_address_banned() {
+    let dir = tempfile::tempdir().unwrap();
+    let defines = [
+        "WITH_ANTIFLOOD".to_string(),
+        "PIKE_DENSITY=8".to_string(),
+        "BAN_TIME=30".to_string(),
+        format!("TCP_MAX_PER_ADDRESS={LIMIT}"),
+    ];
+    let k = start_shipped(dir.path(), &Data::with_gateways(), &no_redis(), &defines);
+    let (held, closed) = ask_on_new_connections(&k, STRANGER, LIMIT, "held");
+    assert_eq!((held.len(), closed), (LIMIT, 0), "{}", k.log());
+    for n in 0..24 {
+        let mut over_limit = SipStream::connect_from(STRANGER, k.port);
+        let call = format!("over{n}");
+        let options = raw_request(k.port, over_limit.local_port(), "OPTIONS", DIALLED, &call);
+        over_limit.send(&over("tcp", &options));
+        assert!(
+            over_limit.closed_within(Duration::from_secs(2)),
+            "{call} left open\n{}",
+            k.log()
+        );
+    }
+    let bans = k.kamcmd(&["htable.dump", "ipban"]).unwrap();
+    assert!(bans.contains(STRANGER), "{bans}");
+}
