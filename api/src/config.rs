@@ -1,4 +1,5 @@
-//! Configuration from the environment, printable with secrets masked.
+//! Configuration from the environment over the optional TOML file (warp-config),
+//! printable with secrets masked.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -49,8 +50,9 @@ const YEAR_SECS: u64 = 365 * 86_400;
 const HOUR_MS: u64 = 3_600_000;
 
 impl Config {
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+    /// From the process environment over `settings` (the file's `[api]` and top level).
+    pub fn from_settings(settings: &warp_config::Settings) -> anyhow::Result<Self> {
+        Self::from_lookup(|k| settings.get(k))
     }
 
     /// Reads through `get` so tests need not touch the process environment.
@@ -196,6 +198,21 @@ impl fmt::Display for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file accepts only the keys services read: a variable read here and missing
+    /// from warp-config's list could be set in the environment but not in the file.
+    #[test]
+    fn every_variable_read_is_one_the_file_may_set() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(|k| {
+            asked.borrow_mut().push(k.to_owned());
+            (k == "WARP_DATABASE_URL").then(|| "postgres://warp@db/warp".into())
+        })
+        .unwrap();
+        for var in asked.into_inner() {
+            assert!(warp_config::API.vars.contains(&var.as_str()), "{var}");
+        }
+    }
 
     #[test]
     fn secrets_are_masked() {

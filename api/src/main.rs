@@ -1,5 +1,6 @@
-//! `warp-api`: configured from the environment (see README.md), serves until Ctrl-C or
-//! SIGTERM, then finishes the requests in flight and publishes pending routing changes.
+//! `warp-api`: configured from the environment over an optional TOML file (see
+//! README.md), serves until Ctrl-C or SIGTERM, then finishes the requests in flight and
+//! publishes pending routing changes.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -16,8 +17,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         logs.json().init();
     }
-    let config = Config::from_env()?;
-    tracing::info!(config = %config, "warp-api starting");
+    let settings = warp_config::Settings::load(&warp_config::API)?;
+    let config = Config::from_settings(&settings)?;
+    tracing::info!(config = %config, config_file = ?settings.file(), "warp-api starting");
     let listen = config.listen.clone();
     // SIGTERM is how systemd, Docker and Kubernetes stop a service: left at its default
     // it kills the process mid-request, with routing changes still unpublished.

@@ -118,15 +118,15 @@ impl Settings {
     }
 
     /// A lookup: `env` first, then the file. A variable set but empty is unset, as the
-    /// services read it, so the file's value stands.
+    /// services read text settings, so the file's value stands; with none there, the
+    /// empty value is what the service gets, as it did before the file.
     pub fn over<'a>(
         &'a self,
         env: impl Fn(&str) -> Option<String> + 'a,
     ) -> impl Fn(&str) -> Option<String> + 'a {
-        move |var| {
-            env(var)
-                .filter(|v| !v.is_empty())
-                .or_else(|| self.from_file(var).map(str::to_owned))
+        move |var| match env(var) {
+            Some(set) if !set.is_empty() => Some(set),
+            set => self.from_file(var).map(str::to_owned).or(set),
         }
     }
 }

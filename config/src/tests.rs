@@ -68,6 +68,7 @@ fn an_empty_variable_leaves_the_file_value_standing() {
     let api = Settings::read(&API, f.path()).unwrap();
     let get = api.over(|_| Some(String::new()));
     assert_eq!(get("WARP_LISTEN").as_deref(), Some("127.0.0.1:9090"));
+    assert_eq!(get("WARP_SNAPSHOT").as_deref(), Some(""));
 }
 
 #[test]
