@@ -13,7 +13,8 @@ async fn main() -> std::process::ExitCode {
     } else {
         logs.json().init();
     }
-    match warp_rtpengine::cli::run(warp_rtpengine::cli::Cli::from_command_line()).await {
+    let (cli, settings) = warp_rtpengine::cli::Cli::from_command_line();
+    match warp_rtpengine::cli::run(cli, &settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => match e.downcast::<clap::Error>() {
             Ok(usage) => usage.exit(),

@@ -16,8 +16,9 @@ use anyhow::{bail, Context};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use warp_config::Settings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,21 +55,29 @@ pub struct Cli {
 const CLIENT_OPTIONS: [&str; 4] = ["ng", "json", "timeout_ms", "retries"];
 
 impl Cli {
-    /// The command line, or clap's usage error and exit.
-    pub fn from_command_line() -> Cli {
-        Cli::try_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    /// The command line over the environment over the TOML file (warp-config's
+    /// `[rtpengine]` and top level), or the error (a usage error: clap's exit) and exit.
+    pub fn from_command_line() -> (Cli, Settings) {
+        let settings = Settings::load(&warp_config::RTPENGINE).unwrap_or_else(|e| {
+            Cli::command()
+                .error(clap::error::ErrorKind::InvalidValue, e)
+                .exit()
+        });
+        let cli = Cli::try_from_args(std::env::args_os(), &settings).unwrap_or_else(|e| e.exit());
+        (cli, settings)
     }
 
-    /// As `Parser::try_parse_from`, except that `proxy` neither shows the options for
-    /// talking to one endpoint in its help nor takes them (before or after its name)
-    /// only to ignore them. From the environment they stay unnoticed: a shell set up for
-    /// the client may start the proxy.
-    pub fn try_from_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    /// As `Parser::try_parse_from`, except that an env-backed option the environment
+    /// does not set takes the value `settings` has for its variable, and that `proxy`
+    /// neither shows the options for talking to one endpoint in its help nor takes them
+    /// (before or after its name) only to ignore them. From the environment or the file
+    /// they stay unnoticed: a shell set up for the client may start the proxy.
+    pub fn try_from_args<I, T>(args: I, settings: &Settings) -> Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let command = Cli::command();
+        let command = warp_config::fill_from_file(Cli::command(), settings);
         // clap gives a subcommand only the global options it lacks: hidden copies of its
         // own keep them out of proxy's help, yet parsed, to be refused below.
         let hidden: Vec<_> = command
@@ -252,14 +261,15 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{s}: expected KEY=VALUE"))
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match run_command(cli).await {
+/// Runs `cli`; `settings` is only named in the proxy's effective configuration.
+pub async fn run(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
+    match run_command(cli, settings).await {
         Err(e) if e.is::<StdoutClosed>() => Ok(()),
         other => other,
     }
 }
 
-async fn run_command(cli: Cli) -> anyhow::Result<()> {
+async fn run_command(cli: Cli, settings: &Settings) -> anyhow::Result<()> {
     let options = Options {
         timeout: Duration::from_millis(cli.timeout_ms),
         retries: cli.retries,
@@ -274,7 +284,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         })
     };
     match cli.command {
-        Cmd::Proxy(args) => run_proxy(args).await,
+        Cmd::Proxy(args) => run_proxy(args, settings.file()).await,
         Cmd::Bench(args) => bench::run(&ng()?, options, args, cli.json).await,
         Cmd::Client(cmd) => {
             let ng = ng()?;
@@ -477,7 +487,7 @@ impl MediaArgs {
     }
 }
 
-async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
+async fn run_proxy(args: ProxyArgs, config_file: Option<&Path>) -> anyhow::Result<()> {
     let config = ProxyConfig {
         listen: args.listen,
         allow: args.allow,
@@ -504,6 +514,7 @@ async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
         health_interval = ?config.health_interval,
         qos_interval = ?config.qos_interval,
         sticky_ttl = ?config.sticky_ttl,
+        config_file = ?config_file,
         "effective configuration"
     );
     let mut proxy = crate::proxy::Proxy::start(config).await?;
@@ -545,35 +556,45 @@ mod tests {
 
     #[test]
     fn cli_parses_the_documented_forms() {
-        Cli::try_from_args(["warp-rtpengine", "--ng", "127.0.0.1:2223", "ping"]).unwrap();
-        Cli::try_from_args(["warp-rtpengine", "query", "abc", "--json"]).unwrap();
-        Cli::try_from_args([
-            "warp-rtpengine",
-            "offer",
-            "--call-id",
-            "c",
-            "--from-tag",
-            "f",
-            "--sdp",
-            "v=0",
-            "--ice",
-            "remove",
-            "--flag",
-            "trust address",
-            "--set",
-            "label=x",
-        ])
+        let none = Settings::default();
+        Cli::try_from_args(["warp-rtpengine", "--ng", "127.0.0.1:2223", "ping"], &none).unwrap();
+        Cli::try_from_args(["warp-rtpengine", "query", "abc", "--json"], &none).unwrap();
+        Cli::try_from_args(
+            [
+                "warp-rtpengine",
+                "offer",
+                "--call-id",
+                "c",
+                "--from-tag",
+                "f",
+                "--sdp",
+                "v=0",
+                "--ice",
+                "remove",
+                "--flag",
+                "trust address",
+                "--set",
+                "label=x",
+            ],
+            &none,
+        )
         .unwrap();
-        Cli::try_from_args([
-            "warp-rtpengine",
-            "proxy",
-            "--node",
-            "a=127.0.0.1:1,weight=2",
-        ])
+        Cli::try_from_args(
+            [
+                "warp-rtpengine",
+                "proxy",
+                "--node",
+                "a=127.0.0.1:1,weight=2",
+            ],
+            &none,
+        )
         .unwrap();
         let proxy = |allow: &str| {
             let args = ["warp-rtpengine", "proxy", "--node", "127.0.0.1:1"];
-            Cli::try_from_args(args.into_iter().chain(["--allow", "::1", "--allow", allow]))
+            Cli::try_from_args(
+                args.into_iter().chain(["--allow", "::1", "--allow", allow]),
+                &none,
+            )
         };
         proxy("10.0.0.0/8").unwrap();
         let refused = proxy("10.0.0.5/8").unwrap_err();
@@ -584,16 +605,19 @@ mod tests {
             ),
             "{refused}"
         );
-        assert!(Cli::try_from_args([
-            "warp-rtpengine",
-            "offer",
-            "--call-id",
-            "c",
-            "--from-tag",
-            "f",
-            "--ice",
-            "bogus"
-        ])
+        assert!(Cli::try_from_args(
+            [
+                "warp-rtpengine",
+                "offer",
+                "--call-id",
+                "c",
+                "--from-tag",
+                "f",
+                "--ice",
+                "bogus"
+            ],
+            &none
+        )
         .is_err());
     }
 }
