@@ -18,9 +18,10 @@ mod pull;
 mod route;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use warp_config::Settings;
 use warp_core::dataset;
 use warp_core::snapshot::{self, OpenError, Snapshot};
 
@@ -90,7 +91,8 @@ enum Cmd {
 const CLOSED_PIPE_STATUS: i32 = 141;
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
+    let (cli, settings) = command_line();
+    if let Err(e) = run(cli, &settings) {
         if e.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
         {
@@ -99,6 +101,32 @@ fn main() {
         eprintln!("warp: {}", said_once(&e));
         std::process::exit(1);
     }
+}
+
+/// The command line, or clap's usage error and exit. `pull`, the one service among
+/// these commands (a SIP edge runs it with `--every`), takes what the environment does
+/// not set from the TOML file (warp-config's `[pull]` and top level); the others read
+/// no file, so that a broken one leaves them working.
+fn command_line() -> (Cli, Settings) {
+    let args: Vec<_> = std::env::args_os().collect();
+    let pull = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(&args)
+        .is_ok_and(|m| m.subcommand_name() == Some("pull"));
+    let settings = if pull {
+        Settings::load(&warp_config::PULL).unwrap_or_else(|e| {
+            Cli::command()
+                .error(clap::error::ErrorKind::InvalidValue, e)
+                .exit()
+        })
+    } else {
+        Settings::default()
+    };
+    let cli = warp_config::fill_from_file(Cli::command(), &settings)
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .unwrap_or_else(|e| e.exit());
+    (cli, settings)
 }
 
 /// The error and its causes, each cause left out when the text already ends with it:
@@ -116,7 +144,7 @@ fn said_once(e: &anyhow::Error) -> String {
     text
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, settings: &Settings) -> Result<()> {
     match cli.cmd {
         Cmd::GenData {
             scale,
@@ -132,7 +160,7 @@ fn run(cli: Cli) -> Result<()> {
         } => compile(&from, &out, generation),
         Cmd::Inspect { file, json } => inspect(&file, json),
         Cmd::Route(args) => route::run(args),
-        Cmd::Pull(args) => pull::run(args),
+        Cmd::Pull(args) => pull::run(args, settings),
         Cmd::BenchRoute(args) => bench::run(args),
     }
 }
@@ -210,12 +238,15 @@ fn next_generation(out: &Path) -> Result<u64> {
 }
 
 /// The snapshot a command reads or writes: the one given, else `$WARP_SNAPSHOT`, else
-/// the default path. An empty variable is unset, as the API reads it.
-fn snapshot_path(given: Option<PathBuf>) -> PathBuf {
+/// the file's `snapshot`, else the default path. An empty variable is unset, as the API
+/// reads it.
+fn snapshot_path(given: Option<PathBuf>, settings: &Settings) -> PathBuf {
     given.unwrap_or_else(|| {
         std::env::var_os("WARP_SNAPSHOT")
             .filter(|v| !v.is_empty())
-            .map_or_else(|| "/var/lib/warp/routing.snap".into(), PathBuf::from)
+            .map(PathBuf::from)
+            .or_else(|| settings.from_file("WARP_SNAPSHOT").map(PathBuf::from))
+            .unwrap_or_else(|| "/var/lib/warp/routing.snap".into())
     })
 }
 

@@ -25,8 +25,8 @@ pub struct PullArgs {
     /// A bearer key that may pull the snapshot.
     #[arg(long, env = "WARP_API_KEY", hide_env_values = true)]
     key: String,
-    /// Where to publish it [default: $WARP_SNAPSHOT, or /var/lib/warp/routing.snap when
-    /// that is unset or empty]
+    /// Where to publish it [default: $WARP_SNAPSHOT, else the config file's snapshot,
+    /// else /var/lib/warp/routing.snap]
     #[arg(long)]
     out: Option<PathBuf>,
     /// Seconds between pulls, forever (a failed pull is reported and tried again), each
@@ -76,8 +76,8 @@ fn spread_seconds(given: &str) -> Result<u64, String> {
     }
 }
 
-pub fn run(mut a: PullArgs) -> Result<()> {
-    let out = crate::snapshot_path(a.out.take());
+pub fn run(mut a: PullArgs, settings: &warp_config::Settings) -> Result<()> {
+    let out = crate::snapshot_path(a.out.take(), settings);
     let url = format!("{}/api/v1/routing/snapshot", a.api.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(a.timeout.max(1)))

@@ -42,7 +42,7 @@ pub struct RouteArgs {
 
 pub fn run(mut a: RouteArgs) -> Result<()> {
     // Verified, as the SIP path loads it: a corrupt payload decodes into wrong answers.
-    let path = crate::snapshot_path(a.snapshot.take());
+    let path = crate::snapshot_path(a.snapshot.take(), &warp_config::Settings::default());
     let snap = crate::in_snapshot(&path, Snapshot::open_verified(&path))?;
     let lrn = a
         .lrn

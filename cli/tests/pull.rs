@@ -858,3 +858,56 @@ fn relay(mut from: TcpStream, mut to: TcpStream, silent: impl Fn() -> bool) {
         let _ = to.shutdown(std::net::Shutdown::Write);
     }
 }
+
+/// `warp` with none of the test runner's `WARP_*` variables, reading `config`.
+fn warp_with_config(config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warp"));
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("WARP_") {
+            command.env_remove(var);
+        }
+    }
+    command.env("WARP_CONFIG", config);
+    command
+}
+
+#[test]
+fn an_edge_pulls_with_its_settings_from_the_file_alone() {
+    let api = Api::start();
+    api.publish();
+    let key = api.key("sip_edge");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("edge.snap");
+    let config = dir.path().join("warp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "snapshot = {:?}\n\n[pull]\napi_url = \"{}\"\napi_key = \"{key}\"\n",
+            out.display().to_string(),
+            api.url
+        ),
+    )
+    .unwrap();
+    let pulled = warp_with_config(&config).arg("pull").output().unwrap();
+    assert!(pulled.status.success(), "{}", said(&pulled));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&api.published).unwrap()
+    );
+
+    // A typo stops pull naming it; the commands that are no service read no file.
+    std::fs::write(&config, "[pull]\napi_ur = \"http://x\"\n").unwrap();
+    let refused = warp_with_config(&config).arg("pull").output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("line 2: `pull.api_ur`"),
+        "{}",
+        said(&refused)
+    );
+    let inspected = warp_with_config(&config)
+        .arg("inspect")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(inspected.status.success(), "{}", said(&inspected));
+}
