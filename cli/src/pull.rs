@@ -91,8 +91,12 @@ pub fn run(mut a: PullArgs, settings: &warp_config::Settings) -> Result<()> {
         return Ok(());
     }
     // An empty variable is unset, as elsewhere.
-    let redis = a.redis.filter(|r| !r.is_empty());
-    let redis_ca = a.redis_ca.filter(|ca| !ca.as_os_str().is_empty());
+    let redis = a.redis.take().filter(|r| !r.is_empty());
+    let redis_ca = a.redis_ca.take().filter(|ca| !ca.as_os_str().is_empty());
+    eprintln!(
+        "{}",
+        effective_configuration(&a, &out, redis.as_deref(), redis_ca.as_deref(), settings)
+    );
     let redis = redis
         .as_deref()
         .map(|url| announcements::Redis::open(url, redis_ca.as_deref()))
@@ -111,6 +115,31 @@ pub fn run(mut a: PullArgs, settings: &warp_config::Settings) -> Result<()> {
             until_next_pull(every, spread, &wake).await;
         }
     })
+}
+
+/// The settings a polling edge runs with, for its log (the architecture's contract:
+/// every service prints its effective configuration at start, secrets masked): the key
+/// never, URLs without their passwords.
+fn effective_configuration(
+    a: &PullArgs,
+    out: &Path,
+    redis: Option<&str>,
+    redis_ca: Option<&Path>,
+    settings: &warp_config::Settings,
+) -> String {
+    let shown = |path: Option<&Path>| path.map_or("-".to_owned(), |p| p.display().to_string());
+    format!(
+        "warp pull: effective configuration: api {}, key ***, out {}, every {} s, redis {}, \
+         redis_ca {}, spread {} s, timeout {} s, config file {}",
+        warp_redact::mask_password(&a.api),
+        out.display(),
+        a.every,
+        redis.map_or("-".to_owned(), warp_redact::mask_password),
+        shown(redis_ca),
+        a.spread,
+        a.timeout,
+        shown(settings.file()),
+    )
 }
 
 /// Waits for the poll (`every`, jittered), or for a wake-up (an announcement) and then a
@@ -141,6 +170,8 @@ async fn pull_once(client: &reqwest::Client, url: &str, key: &str, out: &Path) -
         .map(|s| (s.generation(), s.payload_hash()));
     let current = held.map(|(g, _)| g);
     let mut req = client.get(url).bearer_auth(key);
+    // The URL as errors name it: a proxy's credentials in it are not for the log.
+    let url = warp_redact::mask_password(url);
     if let Some((g, payload)) = held {
         // The payload too: a file compiled by hand may bear the API's number.
         req = req.header(

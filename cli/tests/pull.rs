@@ -630,6 +630,55 @@ fn a_bad_redis_url_is_refused_at_start_without_its_password() {
     assert!(!said(&out).contains("hunter2"), "{}", said(&out));
 }
 
+/// A polling edge says at start what it runs with, as every service does: its key
+/// never, its URLs without their passwords.
+#[test]
+fn a_polling_edge_prints_its_effective_configuration_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("routing.snap");
+    let stderr = dir.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warp"))
+        .args([
+            "pull",
+            "--api",
+            "http://edge:apipw@127.0.0.1:1",
+            "--key",
+            "k3yk3y",
+        ])
+        .args(["--every", "60", "--spread", "2", "--out"])
+        .arg(&out)
+        .args(["--redis", "redis://:hunter2@127.0.0.1:1/"])
+        .env("WARP_CONFIG", "")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let said = loop {
+        let said = std::fs::read_to_string(&stderr).unwrap();
+        if said.contains("effective configuration") || start.elapsed() > Duration::from_secs(10) {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = said
+        .lines()
+        .find(|l| l.contains("effective configuration"))
+        .unwrap_or_else(|| panic!("no effective configuration in:\n{said}"));
+    let expected = format!(
+        "warp pull: effective configuration: api http://edge:***@127.0.0.1:1, key ***, out {}, \
+         every 60 s, redis redis://:***@127.0.0.1:1/, redis_ca -, spread 2 s, timeout 60 s, \
+         config file -",
+        out.display()
+    );
+    assert_eq!(line, expected);
+    for secret in ["apipw", "k3yk3y", "hunter2"] {
+        assert!(!said.contains(secret), "{secret} in:\n{said}");
+    }
+}
+
 /// The API announcing on a Redis over TLS, and an edge listening there, both trusting
 /// the test CA that signed its certificate.
 #[test]
