@@ -2,12 +2,12 @@
 //! refusal log limiter, TCP_MAX_PER_ADDRESS, STIR_FRESH): what it found wrong, each
 //! on the shipped config.
 
-use super::tcp::{call_over, caller_request, final_on, over, DIALLED};
+use super::tcp::{call_as_t3, caller_request, final_on, over, DIALLED};
 use super::tcp_limit::{ask_on_new_connections, LIMIT, STRANGER};
-use super::{digest_answer, no_redis, start_shipped, Credentials};
-use crate::support::dataset::{Data, PASSWORD, REALM};
+use super::{no_redis, start_shipped};
+use crate::support::dataset::{Data, REALM};
 use crate::support::tcp::SipStream;
-use crate::support::udp::{header_of, raw_request};
+use crate::support::udp::raw_request;
 use crate::support::vendor::{Plays, Vendor};
 use std::time::Duration;
 
@@ -33,36 +33,7 @@ fn the_shipped_config_counts_a_credentials_trunks_connection_as_long_as_its_call
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let mut pbx = SipStream::connect_from(STRANGER, k.port);
     let lport = pbx.local_port();
-    let t3 = Credentials {
-        user: "t3user",
-        password: PASSWORD,
-        realm: REALM,
-    };
-    let invite = |call: &str, credentials: &str| {
-        over("tcp", &raw_request(k.port, lport, "INVITE", DIALLED, call)).replacen(
-            "Max-Forwards: ",
-            &format!("{credentials}Max-Forwards: "),
-            1,
-        )
-    };
-    let stale = digest_answer(&k, DIALLED, "bm9ub25jZQ", true, &t3);
-    pbx.send(&invite("stale", &stale));
-    let challenge = final_on(&mut pbx, "stale", &k);
-    assert!(
-        challenge.starts_with("SIP/2.0 407 "),
-        "{challenge}\n{}",
-        k.log()
-    );
-    let header = header_of(&challenge, "Proxy-Authenticate");
-    let nonce = header
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    let answer = digest_answer(&k, DIALLED, nonce, true, &t3);
-    let ok = call_over("tcp", &mut pbx, &invite("long", &answer), "long", &k);
+    let ok = call_as_t3(&k, &mut pbx, "long");
 
     // Past TCP_LIFETIME (2 s) and htable's timer (2 s): the connection is still up.
     std::thread::sleep(Duration::from_secs(5));

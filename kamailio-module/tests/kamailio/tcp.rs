@@ -790,7 +790,15 @@ fn the_shipped_config_authenticates_a_credentials_trunk_over_tcp() {
     ];
     let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
     let mut caller = SipStream::connect(k.port);
-    let lport = caller.local_port();
+    let ok = call_as_t3(&k, &mut caller, "authed");
+    assert!(k.log().contains("/T3 "), "{ok}\n{}", k.log());
+}
+
+/// WITH_AUTH: the credentials trunk T3's INVITE `call` on `stream`, sent first with
+/// stale credentials (a nonce of the PBX's cache), challenged 407 on the connection, then
+/// again answering the challenge: the 200 the call got.
+pub(super) fn call_as_t3(k: &Kamailio, stream: &mut SipStream, call: &str) -> String {
+    let lport = stream.local_port();
     let t3 = super::Credentials {
         user: "t3user",
         password: crate::support::dataset::PASSWORD,
@@ -803,9 +811,9 @@ fn the_shipped_config_authenticates_a_credentials_trunk_over_tcp() {
             1,
         )
     };
-    let stale = super::digest_answer(&k, DIALLED, "bm9ub25jZQ", true, &t3);
-    caller.send(&invite("stale", &stale));
-    let challenge = final_on(&mut caller, "stale", &k);
+    let stale = super::digest_answer(k, DIALLED, "bm9ub25jZQ", true, &t3);
+    stream.send(&invite("stale", &stale));
+    let challenge = final_on(stream, "stale", k);
     assert!(
         challenge.starts_with("SIP/2.0 407 "),
         "{challenge}\n{}",
@@ -819,9 +827,8 @@ fn the_shipped_config_authenticates_a_credentials_trunk_over_tcp() {
         .split('"')
         .next()
         .unwrap();
-    let answer = super::digest_answer(&k, DIALLED, nonce, true, &t3);
-    let ok = call_over("tcp", &mut caller, &invite("authed", &answer), "authed", &k);
-    assert!(k.log().contains("/T3 "), "{ok}\n{}", k.log());
+    let answer = super::digest_answer(k, DIALLED, nonce, true, &t3);
+    call_over("tcp", stream, &invite(call, &answer), call, k)
 }
 
 /// WITH_ANTIFLOOD over TCP: a stranger's switch refused (403) over its connection more
