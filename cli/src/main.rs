@@ -114,11 +114,7 @@ fn command_line() -> (Cli, Settings) {
         .try_get_matches_from(&args)
         .is_ok_and(|m| m.subcommand_name() == Some("pull"));
     let settings = if pull {
-        Settings::load(&warp_config::PULL).unwrap_or_else(|e| {
-            Cli::command()
-                .error(clap::error::ErrorKind::InvalidValue, e)
-                .exit()
-        })
+        warp_config::load_or_exit(&warp_config::PULL, Cli::command())
     } else {
         Settings::default()
     };

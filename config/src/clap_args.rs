@@ -1,8 +1,18 @@
 //! clap's env-backed arguments (`#[arg(env = "WARP_...")]`) taking the file's value
 //! when the environment has none, without setting any process variable.
 
-use crate::Settings;
+use crate::{Service, Settings};
 use clap::{Arg, Command};
+
+/// `service`'s settings ([`Settings::load`]), or the file's error as a usage error of
+/// `command` and exit (status 2), as a bad argument would.
+pub fn load_or_exit(service: &Service, mut command: Command) -> Settings {
+    Settings::load(service).unwrap_or_else(|e| {
+        command
+            .error(clap::error::ErrorKind::InvalidValue, e)
+            .exit()
+    })
+}
 
 /// `command` with each env-backed argument the file sets defaulting to the file's
 /// value: clap then takes the command line, else the variable, else that. A variable

@@ -11,7 +11,7 @@ mod file;
 pub mod services;
 
 #[cfg(feature = "clap")]
-pub use clap_args::fill_from_file;
+pub use clap_args::{fill_from_file, load_or_exit};
 pub use services::{Service, API, PULL, RTPENGINE};
 
 use std::collections::BTreeMap;

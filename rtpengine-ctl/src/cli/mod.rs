@@ -58,11 +58,7 @@ impl Cli {
     /// The command line over the environment over the TOML file (warp-config's
     /// `[rtpengine]` and top level), or the error (a usage error: clap's exit) and exit.
     pub fn from_command_line() -> (Cli, Settings) {
-        let settings = Settings::load(&warp_config::RTPENGINE).unwrap_or_else(|e| {
-            Cli::command()
-                .error(clap::error::ErrorKind::InvalidValue, e)
-                .exit()
-        });
+        let settings = warp_config::load_or_exit(&warp_config::RTPENGINE, Cli::command());
         let cli = Cli::try_from_args(std::env::args_os(), &settings).unwrap_or_else(|e| e.exit());
         (cli, settings)
     }
