@@ -24,7 +24,7 @@ use crate::decision;
 use crate::guard::{self, Verdict};
 use crate::identify;
 use crate::kstr;
-use crate::log::{lm_err, lm_warn};
+use crate::log::lm_warn;
 use crate::lrn;
 use crate::params;
 use crate::shm;
@@ -32,7 +32,7 @@ use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use crate::tm::{self, Resume, Suspended};
 use kamailio_sys as k;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::ptr::{addr_of_mut, null_mut};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Once;
@@ -278,24 +278,16 @@ unsafe extern "C" fn run(param: *mut c_void) {
     });
 }
 
-/// `warp_dip_async()`'s fixup: `fixup_spve_null`'s, after refusing the config when the
-/// parameter names, as plain text, a route kamailio.cfg does not have (a typo would
-/// otherwise show only when the first call is handed over).
+/// `warp_dip_async()`'s fixup: refuses the config when the parameter names, as plain
+/// text, a route kamailio.cfg does not have (a typo would otherwise show only when the
+/// first call is handed over).
 pub unsafe extern "C" fn fixup_route(param: *mut *mut c_void, param_no: c_int) -> c_int {
-    guard::entry("warp_dip_async() fixup", -1, || {
-        // SAFETY: before its fixup the core passes the parameter's text, NUL-terminated.
-        let text = unsafe { param.as_ref() }
-            .filter(|text| !text.is_null())
-            .map(|&text| unsafe { CStr::from_ptr(text.cast()) }.to_string_lossy());
-        if let Some(name) = text.filter(|t| !t.contains('$')) {
-            if let Err(e) = continuation(&name) {
-                lm_err!("warp_dip_async(): {e}");
-                return -1;
-            }
-        }
-        // SAFETY: called as the core would.
-        unsafe { k::fixup_spve_null(param, param_no) }
-    })
+    // SAFETY: called by the core as a fixup.
+    unsafe {
+        guard::fixup_checked("warp_dip_async", param, param_no, |name| {
+            continuation(name).map(drop)
+        })
+    }
 }
 
 /// kamailio.cfg: `warp_dip_async("ROUTE")`; the parameter is fixed up by

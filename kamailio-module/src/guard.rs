@@ -12,7 +12,7 @@ use crate::stats::{self, Func, Outcome};
 use crate::tm;
 use kamailio_sys as k;
 use std::any::Any;
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
@@ -167,6 +167,35 @@ pub unsafe fn script_with_param<V: Verdict>(
             .ok_or_else(|| format!("cannot evaluate the {what} parameter"))?
             .into_owned();
         body(m, &value)
+    })
+}
+
+/// A fixup for a function of one string parameter: `fixup_spve_null`'s, after `check`
+/// has passed the parameter when it is written as plain text (a pseudo-variable's value
+/// is known only per call). A mistake then stops Kamailio at start-up with `func`'s name
+/// and `check`'s words, rather than failing every call that reaches the function.
+///
+/// # Safety
+/// As a fixup the core calls: `param` points at the parameter's NUL-terminated text.
+pub unsafe fn fixup_checked(
+    func: &str,
+    param: *mut *mut c_void,
+    param_no: c_int,
+    check: impl FnOnce(&str) -> Result<(), String>,
+) -> c_int {
+    entry(func, -1, || {
+        // SAFETY: before its fixup the core passes the parameter's text, NUL-terminated.
+        let text = unsafe { param.as_ref() }
+            .filter(|text| !text.is_null())
+            .map(|&text| unsafe { CStr::from_ptr(text.cast()) }.to_string_lossy());
+        if let Some(text) = text.filter(|t| !t.contains('$')) {
+            if let Err(e) = check(&text) {
+                lm_err!("{func}(): {e}");
+                return -1;
+            }
+        }
+        // SAFETY: called as the core would.
+        unsafe { k::fixup_spve_null(param, param_no) }
     })
 }
 

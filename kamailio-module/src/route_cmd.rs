@@ -22,7 +22,7 @@ use crate::route::{self, Answer, Query};
 use crate::sipmsg::SipMsg;
 use crate::stats::Func;
 use kamailio_sys as k;
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_void};
 
 /// A refusal the request earns by itself, before any decision.
 struct Fault {
@@ -206,6 +206,19 @@ pub unsafe extern "C" fn w_warp_emergency(
             warp_emergency,
         )
     }
+}
+
+/// `warp_emergency()`'s fixup: refuses the config when its destinations, written as
+/// plain text (`EMERGENCY_GATEWAY`), are no list of SIP URIs or hosts: found at start-up,
+/// not by the first emergency call. An empty one is let be: kamailio.cfg names
+/// `EMERGENCY_GATEWAY` even when unset (""), and refuses emergency calls before.
+pub unsafe extern "C" fn fixup_emergency(param: *mut *mut c_void, param_no: c_int) -> c_int {
+    let check = |list: &str| match list {
+        "" => Ok(()),
+        list => emergency::check(list),
+    };
+    // SAFETY: called by the core as a fixup.
+    unsafe { guard::fixup_checked("warp_emergency", param, param_no, check) }
 }
 
 /// KEMI: `KSR.warp.warp_emergency(destinations)`.

@@ -25,7 +25,7 @@ use crate::pv::{pv_get_warp, pv_parse_warp_name};
 use crate::redirect::{ki_warp_redirect, w_warp_redirect};
 use crate::reply;
 use crate::route_cmd::{
-    ki_warp_emergency, ki_warp_needs_dip, ki_warp_needs_dip_dnis, ki_warp_route,
+    fixup_emergency, ki_warp_emergency, ki_warp_needs_dip, ki_warp_needs_dip_dnis, ki_warp_route,
     ki_warp_route_dnis, w_warp_emergency, w_warp_needs_dip, w_warp_needs_dip_dnis, w_warp_route,
     w_warp_route_dnis,
 };
@@ -177,6 +177,20 @@ const fn cmd(
     }
 }
 
+/// A script function of one parameter whose `fixup` checks it at start-up when it is
+/// plain text ([`guard::fixup_checked`]), else fixes it up as [`cmd`] does.
+const fn checked_cmd(
+    name: &'static std::ffi::CStr,
+    function: k::cmd_function,
+    fixup: unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int,
+    func: Func,
+) -> k::cmd_export_t {
+    k::cmd_export_t {
+        fixup: Some(fixup),
+        ..cmd(name, function, 1, func)
+    }
+}
+
 static CMDS: CoreCell<[k::cmd_export_t; 14]> = CoreCell::new([
     cmd(c"warp_ani", Some(w_warp_ani), 0, Func::Ani),
     cmd(
@@ -197,14 +211,12 @@ static CMDS: CoreCell<[k::cmd_export_t; 14]> = CoreCell::new([
         1,
         Func::NeedsDip,
     ),
-    k::cmd_export_t {
-        name: cname(c"warp_dip_async"),
-        function: Some(w_warp_dip_async),
-        param_no: 1,
-        fixup: Some(fixup_route),
-        free_fixup: Some(k::fixup_free_spve_null),
-        flags: Func::DipAsync.routes().0,
-    },
+    checked_cmd(
+        c"warp_dip_async",
+        Some(w_warp_dip_async),
+        fixup_route,
+        Func::DipAsync,
+    ),
     cmd(
         c"warp_next_route",
         Some(w_warp_next_route),
@@ -212,10 +224,10 @@ static CMDS: CoreCell<[k::cmd_export_t; 14]> = CoreCell::new([
         Func::NextRoute,
     ),
     cmd(c"warp_redirect", Some(w_warp_redirect), 0, Func::Redirect),
-    cmd(
+    checked_cmd(
         c"warp_emergency",
         Some(w_warp_emergency),
-        1,
+        fixup_emergency,
         Func::Emergency,
     ),
     // SAFETY: an all-zero entry terminates the table.

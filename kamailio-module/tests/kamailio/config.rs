@@ -48,6 +48,11 @@ fn bad_configuration_is_refused_at_startup() {
         log.contains("warp_dip_async(): no route[NOWHERE] to resume the call in"),
         "{log}"
     );
+    let log = Kamailio::refused(&[], Script::Native("warp_emergency(\"911 at the PSAP\");"));
+    assert!(
+        log.contains(r#"warp_emergency(): emergency destination "911 at the PSAP""#),
+        "{log}"
+    );
     let cases: [(&[(&str, &str)], &str); 23] = [
         (
             &[("fallback_code", "200")],

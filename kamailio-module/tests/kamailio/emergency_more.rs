@@ -2,7 +2,7 @@
 //! vendor's gateways are (a 503 or silence from one, the next), each failure a `failed`
 //! CDR event; and a PBX's RFC 3966 local number, `911;phone-context=+1`, known for one.
 
-use super::{events_of, start_shipped, wait_for_stat};
+use super::{events_of, shipped_config, start_shipped, wait_for_stat};
 use crate::support::dataset::Data;
 use crate::support::redis::Redis;
 use crate::support::udp::{final_reply, raw_request, raw_socket, send_raw, InDialog};
@@ -301,5 +301,17 @@ fn the_shipped_config_tries_a_silent_emergency_gateway_last_until_it_answers() {
         ["silent", "straight"],
         "{}",
         k.log()
+    );
+}
+
+/// An EMERGENCY_GATEWAY that is no list of SIP URIs or hosts stops the edge at start-up
+/// with the reason: found then, not by the first 911, which it would fail.
+#[test]
+fn the_shipped_config_refuses_a_malformed_emergency_gateway_at_start_up() {
+    let gateway = "EMERGENCY_GATEWAY=\"esrp-a.example, 911@esrp-b.example\"".to_string();
+    let log = Kamailio::refused_file(&shipped_config(), &[gateway]);
+    assert!(
+        log.contains(r#"warp_emergency(): emergency destination "911@esrp-b.example""#),
+        "{log}"
     );
 }
