@@ -52,6 +52,8 @@ mod lrn;
 mod media;
 #[path = "kamailio/module.rs"]
 mod module;
+#[path = "kamailio/phone_context.rs"]
+mod phone_context;
 #[path = "kamailio/prometheus.rs"]
 mod prometheus;
 #[path = "kamailio/rediss.rs"]
