@@ -17,6 +17,7 @@ mod core_cell;
 mod decision;
 mod dip_async;
 mod dno;
+mod e164;
 mod emergency;
 mod endpoint;
 mod failover;

@@ -24,10 +24,11 @@ pub enum Func {
     NextRoute,
     Redirect,
     Emergency,
+    E164,
 }
 
 impl Func {
-    pub const ALL: [Func; 10] = [
+    pub const ALL: [Func; 11] = [
         Func::Ani,
         Func::Authenticated,
         Func::Identify,
@@ -38,6 +39,7 @@ impl Func {
         Func::NextRoute,
         Func::Redirect,
         Func::Emergency,
+        Func::E164,
     ];
 
     /// The routes the function may run in (`REQUEST_ROUTE`, ...), with their names.
@@ -64,6 +66,8 @@ impl Func {
                 REQUEST | k::FAILURE_ROUTE,
                 "request_route and failure_route",
             ),
+            // It reads only its parameter.
+            Func::E164 => (k::ANY_ROUTE, "any route"),
         }
     }
 
@@ -80,6 +84,7 @@ impl Func {
             Func::NextRoute => "warp_next_route",
             Func::Redirect => "warp_redirect",
             Func::Emergency => "warp_emergency",
+            Func::E164 => "warp_e164",
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::cluster_calls;
 use crate::core_cell::CoreCell;
 use crate::dip_async::{self, fixup_route, ki_warp_dip_async, w_warp_dip_async};
 use crate::dno::{ki_warp_dno, ki_warp_dno_number, w_warp_dno, w_warp_dno_number};
+use crate::e164::{fixup_e164, ki_warp_e164, w_warp_e164};
 use crate::failover::{self, ki_warp_next_route, w_warp_next_route};
 use crate::gateways;
 use crate::guard;
@@ -191,7 +192,7 @@ const fn checked_cmd(
     }
 }
 
-static CMDS: CoreCell<[k::cmd_export_t; 14]> = CoreCell::new([
+static CMDS: CoreCell<[k::cmd_export_t; 15]> = CoreCell::new([
     cmd(c"warp_ani", Some(w_warp_ani), 0, Func::Ani),
     cmd(
         c"warp_authenticated",
@@ -230,6 +231,14 @@ static CMDS: CoreCell<[k::cmd_export_t; 14]> = CoreCell::new([
         fixup_emergency,
         Func::Emergency,
     ),
+    k::cmd_export_t {
+        name: cname(c"warp_e164"),
+        function: Some(w_warp_e164),
+        param_no: 2,
+        fixup: Some(fixup_e164),
+        free_fixup: Some(k::fixup_free_spve_pvar),
+        flags: Func::E164.routes().0,
+    },
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
 ]);
@@ -484,7 +493,14 @@ const fn kemi(name: &'static std::ffi::CStr, func: *mut c_void, p1: c_uint) -> k
     }
 }
 
-static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 14]> = CoreCell::new([
+/// [`kemi`] of a function taking two strings.
+const fn kemi_str_str(name: &'static std::ffi::CStr, func: *mut c_void) -> k::sr_kemi_t {
+    let mut export = kemi(name, func, k::SR_KEMIP_STR);
+    export.ptypes[1] = k::SR_KEMIP_STR as c_int;
+    export
+}
+
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 15]> = CoreCell::new([
     kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
     kemi(
         c"warp_authenticated",
@@ -542,6 +558,7 @@ static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 14]> = CoreCell::new([
         ki_warp_emergency as *mut c_void,
         k::SR_KEMIP_STR,
     ),
+    kemi_str_str(c"warp_e164", ki_warp_e164 as *mut c_void),
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
 ]);

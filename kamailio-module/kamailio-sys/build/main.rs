@@ -49,7 +49,7 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
              |pv_get_(null|strval|sintval)|rewrite_uri|set_dst_uri|append_branch|set_ruri_q\
              |add_avp|search_first_avp|destroy_avp|get_authorized_cred|parse_credentials|register_script_cb\
              |parse_headers|pv_cache_get|pv_get_spec_value|find_module_by_name|find_param_export\
-             |fixup_(spve_null|free_spve_null)|get_str_fparam|register_timer|warp_.*\
+             |fixup_(spve_null|free_spve_null|spve_pvar|free_spve_pvar)|pv_set_spec_value|get_str_fparam|register_timer|warp_.*\
              |async_task_(push|workers_get)|route_lookup|sr_kemi_eng_get|ksr_msg_env_reset|counter_register",
         )
         .allowlist_type(
@@ -60,7 +60,7 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
         .allowlist_var(
             "(PARAM|PROC|SR_KEMIP|PV_NAME|CNT_F)_[A-Z0-9_]+|L_(ALERT|BUG|CRIT2?|ERR|WARN|NOTICE|INFO|DBG)\
              |[A-Z_]+_ROUTE|SIP_(REQUEST|REPLY)|AF_INET6?|MODULE_INTERFACE_VER|DEFAULT_DLFLAGS\
-             |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|TMCB_(REQUEST_IN|REQUEST_FWDED|RESPONSE_READY|LOCAL_COMPLETED)|T_(CANCELED|ASYNC_CONTINUE|ASYNC_SUSPENDED)|F_RB_REPLIED|POST_SCRIPT_CB|REQUEST_CB|PV_VAL_INT|process_no|route_type|uid|gid|nr_branches|sr_dst_max_branches|main_rt",
+             |AVP_(NAME|VAL)_STR|DLGCB_[A-Z_]+|TMCB_(REQUEST_IN|REQUEST_FWDED|RESPONSE_READY|LOCAL_COMPLETED)|T_(CANCELED|ASYNC_CONTINUE|ASYNC_SUSPENDED)|F_RB_REPLIED|POST_SCRIPT_CB|REQUEST_CB|PV_VAL_(INT|STR)|process_no|route_type|uid|gid|nr_branches|sr_dst_max_branches|main_rt",
         )
         // Kamailio's C enums are plain ints; keep the C constant names (PVT_OTHER, ...).
         .prepend_enum_name(false)

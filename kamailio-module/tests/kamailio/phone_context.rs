@@ -1,7 +1,8 @@
 //! A PBX's RFC 3966 local number in a sip: R-URI without `user=phone` (Cisco CUCM,
 //! Asterisk dialplans, Teams Direct Routing SBCs send `sip:2125550123;phone-context=+1@
 //! edge`): Kamailio's parser leaves the parameters in the user part, and the call is
-//! routed as the number in its phone-context, as for `user=phone` or a tel: URI.
+//! routed as the number in its phone-context, as for `user=phone` or a tel: URI. And
+//! `warp_e164()`, which reads any number as warp reads a dialled one.
 
 use super::{start_on_test_data, start_shipped};
 use crate::support::dataset::Data;
@@ -91,5 +92,84 @@ fn a_local_number_in_a_domain_or_foreign_context_and_junk_in_any() {
         ),
         "{}",
         k.log()
+    );
+}
+
+/// Numbers as headers write them, each with the E.164 digits warp reads it as, or
+/// `None` for one that is no telephone number.
+const WRITTEN: [(&str, Option<&str>); 7] = [
+    ("tel:+44 20 7946 0000", Some("442079460000")),
+    ("+44 (0) 20 7946 0000", Some("442079460000")),
+    (
+        "sip:2125550123;phone-context=+1@pbx.example",
+        Some("12125550123"),
+    ),
+    (
+        "<sip:5550100;phone-context=+1-303@pbx.example;user=phone>",
+        Some("13035550100"),
+    ),
+    ("3035550100", Some("13035550100")),
+    ("sip:alice@pbx.example", None),
+    ("12345", None),
+];
+
+/// kamailio.cfg's `warp_e164(number, out)`: 1 with the number in E.164 digits in `out`,
+/// -1 (`out` untouched) for no number.
+#[test]
+fn warp_e164_writes_a_number_in_e164_digits_from_kamailio_cfg() {
+    let script = r#"
+    $var(e164) = "untouched";
+    $var(rc) = warp_e164("$hdr(X-Number)", "$var(e164)");
+    append_to_reply("X-RC: $var(rc)\r\nX-E164: $var(e164)\r\n");
+    sl_send_reply("200", "OK");
+"#;
+    let k = Kamailio::start(&[], Script::Native(script));
+    assert_writes_e164(&k);
+    assert_eq!(k.rpc("warp.stats")["warp_e164.calls"], "7");
+}
+
+/// KEMI's `KSR.warp.warp_e164(number, "$var(out)")`, as kamailio.cfg's.
+#[test]
+fn warp_e164_writes_a_number_in_e164_digits_from_kemi() {
+    let script = r#"
+function ksr_request_route()
+    KSR.pv.sets("$var(e164)", "untouched")
+    local rc = KSR.warp.warp_e164(KSR.hdr.get("X-Number"), "$var(e164)")
+    KSR.hdr.append_to_reply("X-RC: " .. rc .. "\r\nX-E164: " .. KSR.pv.get("$var(e164)") .. "\r\n")
+    KSR.sl.sl_send_reply(200, "OK")
+end
+"#;
+    let k = Kamailio::start(&[], Script::Lua(script));
+    assert_writes_e164(&k);
+}
+
+fn assert_writes_e164(k: &Kamailio) {
+    for (number, e164) in WRITTEN {
+        let reply = k.request("INVITE", &format!("X-Number: {number}\r\n"));
+        let expected = match e164 {
+            Some(digits) => (Some("1"), Some(digits)),
+            None => (Some("-1"), Some("untouched")),
+        };
+        assert_eq!(
+            (reply.header("X-RC"), reply.header("X-E164")),
+            expected,
+            "{number}\n{}",
+            k.log()
+        );
+    }
+}
+
+/// An output the script cannot write is refused when Kamailio reads the config, not
+/// at the first call.
+#[test]
+fn warp_e164_into_a_read_only_pseudo_variable_is_refused_at_start_up() {
+    let script = r#"
+    warp_e164("$hdr(X-Number)", "$si");
+    sl_send_reply("200", "OK");
+"#;
+    let log = Kamailio::refused(&[], Script::Native(script));
+    assert!(
+        log.contains("warp_e164(): the second parameter must be a pseudo-variable it can write"),
+        "{log}"
     );
 }
