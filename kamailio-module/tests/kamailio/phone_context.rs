@@ -4,6 +4,7 @@
 //! routed as the number in its phone-context, as for `user=phone` or a tel: URI. And
 //! `warp_e164()`, which reads any number as warp reads a dialled one.
 
+use super::shaken_div::adds_a_div_passport;
 use super::{start_on_test_data, start_shipped};
 use crate::support::dataset::Data;
 use crate::support::redis::Redis;
@@ -171,5 +172,15 @@ fn warp_e164_into_a_read_only_pseudo_variable_is_refused_at_start_up() {
     assert!(
         log.contains("warp_e164(): the second parameter must be a pseudo-variable it can write"),
         "{log}"
+    );
+}
+
+/// A signed call forwarded by a PBX whose Diversion names the number first dialled as a
+/// local number in its phone-context (`5550100` in `+1-303`'s, 13035550100): the edge
+/// adds its div PASSporT, as for a Diversion naming +13035550100.
+#[test]
+fn the_shipped_config_adds_a_div_passport_for_a_diversion_naming_a_local_number() {
+    adds_a_div_passport(
+        "Diversion: <sip:5550100;phone-context=+1-303@pbx.example>;reason=unconditional",
     );
 }

@@ -81,7 +81,7 @@ fn assert_div(edge: &Signer, identity: &str, dialled: &str) -> i64 {
 /// A signed call the customer forwarded, the number first dialled named by `diverted`
 /// (a Diversion or a History-Info header), reaches the vendor with the caller's
 /// Identity as it came, then the edge's div PASSporT.
-fn adds_a_div_passport(diverted: &str) {
+pub(super) fn adds_a_div_passport(diverted: &str) {
     let (edge, upstream) = (Signer::new(), Signer::new());
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
