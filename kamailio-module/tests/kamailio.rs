@@ -87,6 +87,8 @@ mod tcp;
 mod tcp_limit;
 #[path = "kamailio/tls.rs"]
 mod tls;
+#[path = "kamailio/trunk_log.rs"]
+mod trunk_log;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

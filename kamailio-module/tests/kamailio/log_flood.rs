@@ -20,10 +20,10 @@ const DIALLED: &str = "12125550123";
 const WINDOW: u64 = 4;
 
 /// How many requests each flood sends.
-const FLOOD: usize = 200;
+pub(super) const FLOOD: usize = 200;
 
 /// The shipped config with `more` defines and LOG_WINDOW at [`WINDOW`].
-fn start(dir: &tempfile::TempDir, data: &Data, more: &[&str]) -> Kamailio {
+pub(super) fn start(dir: &tempfile::TempDir, data: &Data, more: &[&str]) -> Kamailio {
     let mut defines = vec![format!("LOG_WINDOW={WINDOW}")];
     defines.extend(more.iter().map(|d| d.to_string()));
     start_shipped(dir.path(), data, &no_redis(), &defines)
@@ -31,7 +31,7 @@ fn start(dir: &tempfile::TempDir, data: &Data, more: &[&str]) -> Kamailio {
 
 /// Sleeps until just after a window starts (the edge's windows are whole multiples of
 /// LOG_WINDOW s of the clock), so that a flood of a second or so stays within one.
-fn at_window_start() {
+pub(super) fn at_window_start() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let into = Duration::from_secs(now.as_secs() % WINDOW)
         + Duration::from_nanos(now.subsec_nanos().into());
@@ -39,12 +39,13 @@ fn at_window_start() {
 }
 
 /// How many lines of `k`'s log contain `text`.
-fn lines_with(k: &Kamailio, text: &str) -> usize {
+pub(super) fn lines_with(k: &Kamailio, text: &str) -> usize {
     k.log().lines().filter(|line| line.contains(text)).count()
 }
 
-/// Waits (20 s at most) for the log line that sums up `source`'s refusals of `kind`.
-fn summary(k: &Kamailio, source: &str, kind: &str) -> String {
+/// Waits (20 s at most) for the log line that sums up `source`'s refusals of `kind`
+/// (`source` an address, or `trunk <id>`).
+pub(super) fn summary(k: &Kamailio, source: &str, kind: &str) -> String {
     let head = format!("{source}: ");
     let tail = format!(" more refusals ({kind}) within {WINDOW} s, not logged");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -130,7 +131,7 @@ fn the_shipped_config_logs_a_flood_of_calls_of_no_call_or_looped_once_and_sums_i
 }
 
 /// An HTTP GET of /metrics over `http`'s connection; the edge's reply.
-fn get_metrics(k: &Kamailio, http: &mut SipStream) -> std::io::Result<Reply> {
+pub(super) fn get_metrics(k: &Kamailio, http: &mut SipStream) -> std::io::Result<Reply> {
     http.send(&format!(
         "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: text/plain\r\n\r\n",
         k.port

@@ -1,0 +1,79 @@
+//! A trunk's own refusals in the shipped config's log: those over its CPS or
+//! concurrent-call limit are logged once per trunk and limit a window and summed up,
+//! as a stranger's are (log_flood.rs), while warp.trunks counts each.
+
+use super::hairpin::NO_HAIRPIN_CHECK;
+use super::log_flood::{at_window_start, lines_with, start, summary, FLOOD};
+use super::tcp::DIALLED;
+use crate::support::dataset::Data;
+use crate::support::udp::{raw_request, raw_socket, InDialog};
+use crate::support::vendor::{Plays, Vendor};
+use crate::support::Kamailio;
+
+/// T1's own count of its calls refused over `limit` (`cps`, `concurrent`), from
+/// warp.trunks.
+fn refused_over(k: &Kamailio, limit: &str) -> String {
+    let trunk = k.rpc_args(&["warp.trunks", "T1"]).unwrap();
+    trunk[&format!("T1.refused_{limit}")].clone()
+}
+
+/// T1 may hold one call: with it up, [`FLOOD`] more calls at once, each refused 503, are
+/// logged once, and summed up once the window ended, naming the trunk ("trunk T1: 199
+/// more"); warp.trunks counts every one. The old config logged each of them.
+#[test]
+fn the_shipped_config_logs_a_trunks_calls_over_its_concurrent_limit_once_and_sums_them_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data {
+        t1_limits: (1, 100),
+        ..Data::with_gateways()
+    };
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start(&dir, &data, &[NO_HAIRPIN_CHECK]);
+    let (sock, lport) = raw_socket();
+    let held = raw_request(k.port, lport, "INVITE", DIALLED, "held");
+    InDialog::answered(&sock, &k, lport, ("held", data.cheap.0), &held);
+    at_window_start();
+    for _ in 0..FLOOD {
+        let reply = k.request("INVITE", "");
+        assert_eq!(
+            (reply.code, reply.reason.as_str()),
+            (503, "Concurrent Call Limit Exceeded"),
+            "{}",
+            k.log()
+        );
+    }
+    let refused = lines_with(
+        &k,
+        "from 127.0.0.1 refused: 503 Concurrent Call Limit Exceeded",
+    );
+    assert_eq!(refused, 1, "{}", k.log());
+    let line = summary(&k, "trunk T1", "503 Concurrent Call Limit Exceeded");
+    assert!(line.contains(&format!(": {} more", FLOOD - 1)), "{line}");
+    assert_eq!(refused_over(&k, "concurrent"), FLOOD.to_string());
+}
+
+/// T1 may place one call a second: of [`FLOOD`] calls at once, those past it are refused
+/// 503, logged once and summed up; warp.trunks counts every one. The old config logged
+/// each of them.
+#[test]
+fn the_shipped_config_logs_a_trunks_calls_over_its_cps_limit_once_and_sums_them_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data {
+        t1_limits: (100, 1),
+        ..Data::with_gateways()
+    };
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start(&dir, &data, &[NO_HAIRPIN_CHECK]);
+    at_window_start();
+    let refused = (0..FLOOD)
+        .map(|_| k.request("INVITE", ""))
+        .filter(|reply| reply.code == 503)
+        .inspect(|reply| assert_eq!(reply.reason, "CPS Limit Exceeded", "{}", k.log()))
+        .count();
+    assert!(refused > FLOOD / 2, "{refused} refused:\n{}", k.log());
+    let logged = lines_with(&k, "from 127.0.0.1 refused: 503 CPS Limit Exceeded");
+    assert_eq!(logged, 1, "{}", k.log());
+    let line = summary(&k, "trunk T1", "503 CPS Limit Exceeded");
+    assert!(line.contains(&format!(": {} more", refused - 1)), "{line}");
+    assert_eq!(refused_over(&k, "cps"), refused.to_string());
+}
