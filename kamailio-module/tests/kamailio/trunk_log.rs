@@ -1,11 +1,13 @@
 //! A trunk's own refusals in the shipped config's log: those over its CPS or
 //! concurrent-call limit are logged once per trunk and limit a window and summed up,
 //! as a stranger's are (log_flood.rs), while warp.trunks counts each.
+//! Also what the config asks around them: warp_identify() once per request over TCP.
 
 use super::hairpin::NO_HAIRPIN_CHECK;
 use super::log_flood::{at_window_start, lines_with, start, summary, FLOOD};
-use super::tcp::DIALLED;
+use super::tcp::{final_on, over, DIALLED};
 use crate::support::dataset::Data;
+use crate::support::tcp::SipStream;
 use crate::support::udp::{raw_request, raw_socket, InDialog};
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::Kamailio;
@@ -76,4 +78,35 @@ fn the_shipped_config_logs_a_trunks_calls_over_its_cps_limit_once_and_sums_them_
     let line = summary(&k, "trunk T1", "503 CPS Limit Exceeded");
     assert!(line.contains(&format!(": {} more", refused - 1)), "{line}");
     assert_eq!(refused_over(&k, "cps"), refused.to_string());
+}
+
+/// How many calls T1 places over TCP.
+const TCP_CALLS: usize = 5;
+
+/// T1, an IP_ACL trunk, places [`TCP_CALLS`] calls over one TCP connection, each
+/// answered: warp.stats counts as many warp_identify() calls, one per INVITE. The old
+/// config asked twice for each (route[TCP_LIMIT], then route[AUTH]).
+#[test]
+fn the_shipped_config_identifies_a_trunks_request_over_tcp_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let _vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start(&dir, &data, &[NO_HAIRPIN_CHECK]);
+    let mut caller = SipStream::connect(k.port);
+    let lport = caller.local_port();
+    for n in 0..TCP_CALLS {
+        let call = format!("tcp{n}");
+        caller.send(&over(
+            "tcp",
+            &raw_request(k.port, lport, "INVITE", DIALLED, &call),
+        ));
+        let ok = final_on(&mut caller, &call, &k);
+        assert!(ok.starts_with("SIP/2.0 200 "), "{ok}\n{}", k.log());
+    }
+    let stats = k.rpc("warp.stats");
+    assert_eq!(
+        stats["warp_identify.calls"],
+        TCP_CALLS.to_string(),
+        "{stats:?}"
+    );
 }
