@@ -1,10 +1,11 @@
 //! A trunk's own refusals in the shipped config's log: those over its CPS or
 //! concurrent-call limit are logged once per trunk and limit a window and summed up,
 //! as a stranger's are (log_flood.rs), while warp.trunks counts each.
-//! Also what the config asks around them: warp_identify() once per request over TCP.
+//! Also what the config asks and logs around them: warp_identify() once per request
+//! over TCP, a ban over HTTP named by its method and URL.
 
 use super::hairpin::NO_HAIRPIN_CHECK;
-use super::log_flood::{at_window_start, lines_with, start, summary, FLOOD};
+use super::log_flood::{at_window_start, get_metrics, lines_with, start, summary, FLOOD};
 use super::tcp::{final_on, over, DIALLED};
 use crate::support::dataset::Data;
 use crate::support::tcp::SipStream;
@@ -109,4 +110,32 @@ fn the_shipped_config_identifies_a_trunks_request_over_tcp_once() {
         TCP_CALLS.to_string(),
         "{stats:?}"
     );
+}
+
+/// WITH_ANTIFLOOD with WITH_PROMETHEUS: an address banned for its refused HTTP requests
+/// is logged with the request's method and URL, which say what it was after. The old
+/// config logged its Call-ID, which HTTP has none of: `<null>`.
+#[test]
+fn the_shipped_config_logs_a_ban_over_http_with_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let defines = [
+        "WITH_PROMETHEUS",
+        "WITH_ANTIFLOOD",
+        "PIKE_DENSITY=5",
+        "BAN_TIME=30",
+    ];
+    let k = start(&dir, &data, &defines);
+    let mut flooder = SipStream::connect_from("127.0.0.7", k.port);
+    let answered = (0..30)
+        .map_while(|_| get_metrics(&k, &mut flooder).ok())
+        .count();
+    assert!(answered < 30, "never banned:\n{}", k.log());
+    let log = k.log();
+    let bans: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("127.0.0.7 banned"))
+        .collect();
+    assert_eq!(bans.len(), 1, "{log}");
+    assert!(bans[0].ends_with("(HTTP GET /metrics)"), "{}", bans[0]);
 }
