@@ -1,8 +1,9 @@
 //! A trunk's own refusals in the shipped config's log: those over its CPS or
 //! concurrent-call limit are logged once per trunk and limit a window and summed up,
-//! as a stranger's are (log_flood.rs), while warp.trunks counts each.
-//! Also what the config asks and logs around them: warp_identify() once per request
-//! over TCP, a ban over HTTP named by its method and URL.
+//! as a stranger's are (log_flood.rs), while warp.trunks counts each. Also what the
+//! config asks and logs around them: warp_identify() once per request over TCP, a ban
+//! over HTTP named by its method and URL, and a start-up free of the warning a
+//! constant condition draws.
 
 use super::hairpin::NO_HAIRPIN_CHECK;
 use super::log_flood::{at_window_start, get_metrics, lines_with, start, summary, FLOOD};
@@ -138,4 +139,15 @@ fn the_shipped_config_logs_a_ban_over_http_with_its_url() {
         .collect();
     assert_eq!(bans.len(), 1, "{log}");
     assert!(bans[0].ends_with("(HTTP GET /metrics)"), "{}", bans[0]);
+}
+
+/// The shipped config starts without Kamailio's warning of a condition that is
+/// constant (route[HAIRPIN]'s LOOP_LIMIT of 0, the check off), which the old config
+/// drew whatever LOOP_LIMIT was; its hairpin check is still off at 0 (hairpin.rs).
+#[test]
+fn the_shipped_config_starts_without_a_warning_of_a_constant_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = start(&dir, &Data::with_gateways(), &[]);
+    assert_eq!(k.request("OPTIONS", "").code, 200, "{}", k.log());
+    assert!(!k.log().contains("constant value in"), "{}", k.log());
 }
