@@ -66,6 +66,8 @@ mod restart;
 mod review;
 #[path = "kamailio/review_s34.rs"]
 mod review_s34;
+#[path = "kamailio/review_s35.rs"]
+mod review_s35;
 #[path = "kamailio/route.rs"]
 mod route;
 #[path = "kamailio/rtp_timeout.rs"]
