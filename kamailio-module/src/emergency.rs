@@ -60,8 +60,14 @@ pub fn in_turn<T>(uris: &[T], last: u64) -> impl Iterator<Item = &T> {
     group(false).chain(group(true))
 }
 
+/// A URI's scheme is case-blind (RFC 3261 19.1.4): `SIP:911@psap` is one.
 fn is_uri(destination: &str) -> bool {
-    destination.starts_with("sip:") || destination.starts_with("sips:")
+    let scheme = |s: &str| {
+        destination
+            .get(..s.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(s))
+    };
+    scheme("sip:") || scheme("sips:")
 }
 
 #[cfg(test)]
@@ -87,6 +93,8 @@ mod tests {
         }
         assert_eq!(uri("10.0.0.1:5060", "911"), "sip:911@10.0.0.1:5060");
         assert_eq!(uri("sip:112@psap", "911"), "sip:112@psap");
+        assert!(check("SIP:911@psap.example,Sips:911@b").is_ok());
+        assert_eq!(uri("SIP:112@psap", "911"), "SIP:112@psap");
     }
 
     #[test]
