@@ -3,7 +3,10 @@
 
 use super::hairpin::NO_HAIRPIN_CHECK;
 use super::log_flood::{at_window_start, lines_with, start, summary};
+use super::shaken::{identity_lines, invite_reaching, Signer, PAI};
+use super::shaken_div::{their_identity, DIALLED as DIV_DIALLED};
 use super::tcp::DIALLED;
+use super::{no_redis, start_shipped};
 use crate::support::dataset::Data;
 use crate::support::udp::{raw_request, raw_socket, InDialog};
 use crate::support::vendor::{Plays, Vendor};
@@ -45,4 +48,35 @@ fn the_shipped_config_logs_a_trunks_calls_over_its_limit_past_log_addresses_stra
     assert_eq!(refused, 1, "{}", k.log());
     let line = summary(&k, "trunk T1", "503 Concurrent Call Limit Exceeded");
     assert!(line.contains(&format!(": {} more", OVER - 1)), "{line}");
+}
+
+/// A Diversion naming a URI longer than any number's (here past Kamailio's 8 kB print
+/// buffer, which warp_e164() reads its parameter through) names no number: the call goes
+/// on with the caller's Identity alone, logged once and short. As landed, the
+/// transformations reading the header failed on it, three ERROR lines a call, and the
+/// INFO line carried what was left.
+#[test]
+fn the_shipped_config_reads_no_number_in_a_diversion_too_long_for_one() {
+    let (edge, upstream) = (Signer::new(), Signer::new());
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+    let k = start_shipped(dir.path(), &data, &no_redis(), &edge.defines(&[]));
+    let theirs = their_identity(&upstream);
+    let junk = "9".repeat(9000);
+    let headers = format!("{PAI}{theirs}\r\nDiversion: <sip:{junk}@pbx>\r\n");
+    let invite = invite_reaching(&k, &vendor, DIV_DIALLED, &headers);
+    assert_eq!(identity_lines(&invite), [theirs.as_str()], "{invite}");
+    let log = k.log();
+    let refused: Vec<&str> = (log.lines())
+        .filter(|l| l.contains("no div PASSporT, the header naming the number"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(refused[0].ends_with("is 9010 bytes long"), "{}", refused[0]);
+    // (The ERRORs of the dialog module are request_to()'s INVITE's: it has no Contact.)
+    assert!(
+        !log.contains("too big") && !log.contains("assignment failed"),
+        "{log}"
+    );
+    assert_eq!(k.rpc("warp.stats")["warp_e164.errors"], "0", "{log}");
 }

@@ -17,14 +17,14 @@ use std::time::Duration;
 
 /// The number the caller dialled, which the customer's PBX forwarded to [`DIALLED`].
 const FIRST_DIALLED: &str = "13035550100";
-const DIALLED: &str = "12125550123";
+pub(super) const DIALLED: &str = "12125550123";
 
 /// The caller's originating carrier's certificate URL.
 const THEIR_X5U: &str = "https://cert.upstream.test/sp.pem";
 
 /// The Identity header the caller's originating carrier gave its call to
 /// [`FIRST_DIALLED`], signed with `upstream`'s key just now.
-fn their_identity(upstream: &Signer) -> String {
+pub(super) fn their_identity(upstream: &Signer) -> String {
     let header = json!({"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": THEIR_X5U});
     let claims = json!({
         "attest": "A",
