@@ -394,6 +394,15 @@ pub struct Exclusion {
     pub prefix: Prefix,
 }
 
+/// A number of the DID inventory assigned to a customer for voice: a call from that
+/// customer presenting it is one whose calling number the carrier knows it may use
+/// (STIR/SHAKEN full attestation, ATIS-1000074 5.2.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignedNumber {
+    pub number: Number,
+    pub ban: String,
+}
+
 /// Everything routing needs, as provisioned.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dataset {
@@ -410,6 +419,9 @@ pub struct Dataset {
     pub customer_partitions: Vec<CustomerPartition>,
     pub overrides: Vec<Override>,
     pub exclusions: Vec<Exclusion>,
+    /// The DID inventory's numbers assigned for voice. Only the database carries them
+    /// (the API keeps the inventory); a dataset from files or `datagen` has none.
+    pub numbers: Vec<AssignedNumber>,
 }
 
 /// The rate-centre key used by the LERG and the local calling table.

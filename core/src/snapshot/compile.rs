@@ -636,9 +636,38 @@ impl<'d> Compiler<'d> {
         );
         self.w.put(SectionId::Customers, &recs);
         self.w.put(SectionId::CustomerMap, &map);
+        self.assigned_numbers()?;
         self.w.put(SectionId::CustomerPartitions, &cpart_recs);
         self.w.put(SectionId::Overrides, &overrides);
         self.w.put(SectionId::Exclusions, &exclusions);
+        Ok(())
+    }
+
+    /// The inventory's numbers assigned for voice, each to its customer's index: one
+    /// number is one customer's (the database's key), so a number listed for two is
+    /// refused rather than attested for either.
+    fn assigned_numbers(&mut self) -> Result<(), CompileError> {
+        let mut numbers = Vec::with_capacity(self.d.numbers.len());
+        for n in &self.d.numbers {
+            let customer = self.cust_ix.get(n.ban.as_str()).ok_or_else(|| {
+                invalid(format!("number +{}: unknown customer {}", n.number, n.ban))
+            })?;
+            numbers.push((n.number.value(), u64::from(*customer)));
+        }
+        // In number order: the table's layout then depends on the numbers only.
+        numbers.sort_unstable();
+        numbers.dedup();
+        if let Some(w) = numbers.windows(2).find(|w| w[0].0 == w[1].0) {
+            // E.164 digits have no leading zero: the value is the number.
+            return Err(invalid(format!(
+                "number +{} is assigned to two customers",
+                w[0].0
+            )));
+        }
+        self.w.put(
+            SectionId::CustomerNumbers,
+            &flatmap::build(numbers.into_iter()),
+        );
         Ok(())
     }
 

@@ -110,6 +110,7 @@ sections! {
     customers: Customers => CustomerRec,
     customer_map: CustomerMap => flatmap::Slot,
     customer_partitions: CustomerPartitions => CustomerPartitionRec,
+    customer_numbers: CustomerNumbers => flatmap::Slot,
     trunks: Trunks => TrunkRec,
     acl4: Acl4Map => flatmap::Slot,
     acl6: Acl6 => Acl6Rec,
@@ -174,6 +175,8 @@ pub struct Summary {
     pub lerg_blocks: usize,
     pub dno_numbers: usize,
     pub lnp_entries: usize,
+    /// The DID inventory's numbers assigned to a customer for voice.
+    pub assigned_numbers: usize,
     pub overrides: usize,
     pub exclusions: usize,
     /// Networks in the trunks' IP ACLs (a CREDENTIALS trunk's are not compiled in).
@@ -383,6 +386,7 @@ impl Snapshot {
             lerg_blocks: flatmap::count_keys(self.lerg_map()),
             dno_numbers: flatmap::count_keys(self.dno_set()),
             lnp_entries: flatmap::count_keys(self.lnp_map()),
+            assigned_numbers: flatmap::count_keys(self.customer_numbers()),
             overrides: self.overrides().len(),
             exclusions: self.exclusions().len(),
             acl_networks: flatmap::count_keys(self.acl4()) + self.acl6().len(),
@@ -431,6 +435,15 @@ impl Snapshot {
     #[inline]
     pub fn is_dno(&self, number: crate::Number) -> bool {
         flatmap::get(self.dno_set(), number.value()).is_some()
+    }
+
+    /// Is `number` (E.164 digits value) assigned to customer `ban` for voice? What
+    /// full attestation (STIR/SHAKEN "A") asks of a call's calling number.
+    #[inline]
+    pub fn is_assigned(&self, number: crate::Number, ban: &str) -> bool {
+        flatmap::get(self.customer_numbers(), number.value())
+            .and_then(|i| self.customers().get(usize::try_from(i).ok()?))
+            .is_some_and(|c| self.bytes(c.ban) == ban.as_bytes())
     }
 
     /// The LRN a NANP number is ported to, from the snapshot's LNP table.

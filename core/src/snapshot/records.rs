@@ -19,6 +19,8 @@ pub enum SectionId {
     Customers = 10,
     CustomerMap = 11,
     CustomerPartitions = 12,
+    /// The DID inventory's numbers assigned for voice: number -> customer index.
+    CustomerNumbers = 13,
     Trunks = 20,
     Acl4Map = 21,
     Acl6 = 22,
