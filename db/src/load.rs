@@ -53,6 +53,7 @@ pub const ROUTING_TABLES: &[&str] = &[
     "lerg_blocks",
     "lnp",
     "local_calling",
+    "numbers",
     "overrides",
     "partition_routes",
     "partitions",
@@ -121,6 +122,7 @@ pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
         .iter()
         .map(|(n, l)| Ok((Number::from_digits(n)?, Number::from_digits(l)?)))
         .collect::<Result<_, DbError>>()?;
+    d.numbers = load_numbers(c).await?;
 
     let rows: Vec<CustomerCols> = sqlx::query_as(
         "SELECT ban, name, rate_plan, min_margin, rate_limit, max_results, enabled
@@ -205,6 +207,27 @@ pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
     }
     tx.commit().await?;
     Ok(d)
+}
+
+/// The DID inventory's numbers assigned for voice, with their customer: the calling
+/// numbers a customer's calls are fully attested for. A reserved, aging or ported-out
+/// number, or one whose voice is off, is no longer (or not yet) the customer's to call
+/// from. (An assigned number always has a customer: the table's CHECK.)
+async fn load_numbers(c: &mut PgConnection) -> Result<Vec<AssignedNumber>, DbError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT e164, ban FROM numbers
+         WHERE status = 'assigned' AND voice_enabled AND ban IS NOT NULL ORDER BY e164",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|(number, ban)| {
+            Ok(AssignedNumber {
+                number: Number::from_digits(&number)?,
+                ban,
+            })
+        })
+        .collect()
 }
 
 async fn load_trunks(c: &mut PgConnection) -> Result<Vec<Trunk>, DbError> {
