@@ -7,6 +7,7 @@
 //! pseudo-variables and the shared statistics live in their own file.
 
 mod ani;
+mod attest;
 mod avp;
 mod calls;
 mod cdr;

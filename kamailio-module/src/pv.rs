@@ -2,9 +2,11 @@
 //! `$warp(ha1)`, the offered credentials' password hash (see [`identify::offered_ha1`]),
 //! and `$warp(ani_e164)` / `$warp(dnis_e164)`, the calling and dialled numbers as warp
 //! reads them, in E.164 digits: a script can tell one pair of numbers apart from another
-//! (the shipped config's hairpin check) whatever format they were written in.
+//! (the shipped config's hairpin check) whatever format they were written in, and
+//! `$warp(attest)`, the STIR/SHAKEN attestation the call can be given (see [`attest`]).
 
 use crate::ani;
+use crate::attest;
 use crate::decision::{self, Field, Value};
 use crate::guard;
 use crate::identify;
@@ -21,6 +23,8 @@ const HA1: c_int = -1;
 /// `$warp(ani_e164)`'s and `$warp(dnis_e164)`'s: read from the message when read.
 const ANI_E164: c_int = -2;
 const DNIS_E164: c_int = -3;
+/// `$warp(attest)`'s: worked out when read.
+const ATTEST: c_int = -4;
 
 thread_local! {
     /// `$warp(ha1)`'s value until the core has copied it: no snapshot mapping may be
@@ -45,6 +49,7 @@ pub unsafe extern "C" fn pv_parse_warp_name(sp: *mut k::pv_spec_t, name: *mut k:
             None if text == "ha1" => HA1,
             None if text == "ani_e164" => ANI_E164,
             None if text == "dnis_e164" => DNIS_E164,
+            None if text == "attest" => ATTEST,
             None => {
                 lm_err!("unknown pseudo-variable $warp({text})");
                 return -1;
@@ -101,6 +106,13 @@ pub unsafe extern "C" fn pv_get_warp(
                     }
                 }
             });
+        }
+        if index == ATTEST {
+            let attest = attest::attestation(&m);
+            // SAFETY: as below; the text is static.
+            return unsafe {
+                k::pv_get_strval(msg, param, res, &mut kstr::from_bytes(attest.as_bytes()))
+            };
         }
         let Some(field) = Field::from_index(index as usize) else {
             return -1;
