@@ -76,6 +76,8 @@ mod rtp_timeout;
 mod scanners;
 #[path = "kamailio/shaken.rs"]
 mod shaken;
+#[path = "kamailio/shaken_attest.rs"]
+mod shaken_attest;
 #[path = "kamailio/shaken_div.rs"]
 mod shaken_div;
 #[path = "kamailio/shaken_fresh.rs"]

@@ -8,6 +8,8 @@ use super::shaken::{identity_lines, the_identity, Signer, ORIG_TN, PAI};
 use super::{no_redis, start_shipped, Routing};
 use crate::support::dataset::Data;
 use crate::support::vendor::{Plays, Vendor};
+use crate::support::Kamailio;
+use std::path::Path;
 use std::time::Duration;
 
 /// STIR_FRESH in these tests, seconds.
@@ -33,19 +35,32 @@ pub(super) fn failed_over_after(
     headers: &str,
     meanwhile: impl FnOnce(),
 ) -> FailedOver {
-    let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
+    failed_over_on(&data, routing, signer, rings, headers, |_, _| meanwhile())
+}
+
+/// As [`failed_over_after`], on the snapshot of `data` (which has gateways);
+/// `meanwhile` gets the edge and its snapshot's path.
+pub(super) fn failed_over_on(
+    data: &Data,
+    routing: &Routing,
+    signer: &Signer,
+    rings: Duration,
+    headers: &str,
+    meanwhile: impl FnOnce(&Kamailio, &Path),
+) -> FailedOver {
+    let dir = tempfile::tempdir().unwrap();
     let cheap = Vendor::start(data.cheap.0, Plays::RingsThenUnavailable(rings));
     let dear = Vendor::start(data.dear.0, Plays::Answers);
     let fresh = format!("STIR_FRESH={FRESH}");
     let defines = routing.defines(&signer.defines(&[&fresh]));
-    let k = start_shipped(dir.path(), &data, &no_redis(), &defines);
+    let k = start_shipped(dir.path(), data, &no_redis(), &defines);
     let wait = rings + Duration::from_secs(5);
     let number = routing.number();
     let reply = std::thread::scope(|scope| {
         let call = scope.spawn(|| k.request_within(wait, "127.0.0.1", number, "INVITE", headers));
         cheap.wait_for("INVITE", &k);
-        meanwhile();
+        meanwhile(&k, &dir.path().join("routing.snap"));
         call.join().unwrap()
     });
     let arrived = chrono::Utc::now().timestamp();

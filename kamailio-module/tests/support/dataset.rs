@@ -54,6 +54,8 @@ pub struct Data {
     pub t1_limits: (u32, u32),
     /// How many more trunks C2 has, `X<n>` from [`crowd_source`]`(n)`, and their limits.
     pub crowd: (u32, (u32, u32)),
+    /// The DID inventory's numbers assigned for voice: (number, BAN); none by default.
+    pub numbers: &'static [(&'static str, &'static str)],
 }
 
 /// The source address of trunk `X<n>` of [`Data::crowd`].
@@ -73,6 +75,7 @@ impl Default for Data {
             ipv6_trunk: false,
             t1_limits: (100, 100),
             crowd: (0, (0, 0)),
+            numbers: &[],
         }
     }
 }
@@ -244,6 +247,14 @@ impl Data {
                     schedule: always,
                 })
                 .into(),
+            numbers: self
+                .numbers
+                .iter()
+                .map(|(number, ban)| AssignedNumber {
+                    number: Number::parse(number).unwrap(),
+                    ban: ban.to_string(),
+                })
+                .collect(),
             ..Dataset::default()
         }
     }
