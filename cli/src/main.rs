@@ -292,10 +292,11 @@ fn inspect(file: &Path, json: bool) -> Result<()> {
         sum.customer_rate_rows
     )?;
     outln!(
-        "  LERG blocks {}  LNP {}  DNO {}",
+        "  LERG blocks {}  LNP {}  DNO {}  assigned numbers {}",
         sum.lerg_blocks,
         sum.lnp_entries,
-        sum.dno_numbers
+        sum.dno_numbers,
+        sum.assigned_numbers
     )?;
     outln!(
         "  overrides {}  exclusions {}",

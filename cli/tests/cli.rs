@@ -128,6 +128,8 @@ fn generate_compile_inspect_and_route() {
     assert_eq!(summary["generation"], 1);
     assert_eq!(summary["vendors"], 7);
     assert_eq!(summary["dno_numbers"], 1000);
+    // The DID inventory is the database's: a directory's snapshot lists no numbers.
+    assert_eq!(summary["assigned_numbers"], 0);
     // Of the 10 ACL rows, the 3 of CREDENTIALS trunks are left out; none has a password.
     assert_eq!(summary["acl_networks"], 7);
     assert_eq!(summary["credentials"], 6);
