@@ -9,7 +9,7 @@ use super::shaken_fresh::{failed_over_on, FRESH};
 use super::{no_redis, start_shipped, Routing};
 use crate::support::dataset::Data;
 use crate::support::vendor::{Plays, Vendor};
-use crate::support::Kamailio;
+use crate::support::{Kamailio, Script};
 use std::path::Path;
 use std::time::Duration;
 
@@ -94,5 +94,32 @@ fn the_shipped_config_keeps_the_attestation_when_it_signs_a_call_again() {
         let second = signer.assert_signed(the_identity(&call.second), "A", numbers);
         assert_eq!(second["origid"], first["origid"]);
         assert_eq!(call.log.matches("signed again (STIR/SHAKEN)").count(), 1);
+    }
+}
+
+/// `$warp(attest)` from a KEMI script, as `KSR.pv.get` reads every pseudo-variable: A
+/// for C1's own number from T1 once routed, B for another, and B before routing knew
+/// the customer.
+#[test]
+fn warp_attest_reads_from_kemi() {
+    let script = r#"
+function ksr_request_route()
+    local before = KSR.pv.get("$warp(attest)")
+    if KSR.warp.warp_route() < 0 then
+        KSR.sl.sl_send_reply(KSR.pv.get("$warp(code)"), KSR.pv.get("$warp(reason)"))
+        return
+    end
+    KSR.hdr.append_to_reply("X-Warp-Attest: " .. before .. "/" .. KSR.pv.get("$warp(attest)") .. "\r\n")
+    KSR.sl.sl_send_reply(200, "OK")
+end
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("routing.snap");
+    data().publish(&snap);
+    let k = Kamailio::start(&[("snapshot", snap.to_str().unwrap())], Script::Lua(script));
+    for (headers, attest) in [(PAI, "B/A"), (C2_PAI, "B/B"), ("", "B/B")] {
+        let reply = k.request("INVITE", headers);
+        assert_eq!(reply.code, 200, "{}", k.log());
+        assert_eq!(reply.header("X-Warp-Attest"), Some(attest), "{headers}");
     }
 }
