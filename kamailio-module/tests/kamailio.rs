@@ -26,6 +26,8 @@ mod emergency;
 mod emergency_more;
 #[path = "kamailio/failover.rs"]
 mod failover;
+#[path = "kamailio/fax.rs"]
+mod fax;
 #[path = "kamailio/hairpin.rs"]
 mod hairpin;
 #[path = "kamailio/in_dialog.rs"]

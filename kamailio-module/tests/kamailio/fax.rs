@@ -1,0 +1,505 @@
+//! WITH_RTPENGINE carries fax (T.38, ITU-T T.38 Annex D, RFC 3362): a call answered on
+//! G.711 that either side re-INVITEs to `m=image … udptl t38` reaches the other side as
+//! T.38 on rtpengine's ports, its attributes kept, and its UDPTL datagrams are relayed
+//! both ways; a re-INVITE back to audio is carried too, and a T.38 offer refused (488)
+//! leaves the call up until its BYE. A caller on SRTP switches to T.38 and back as well.
+
+use super::{event_kinds, rtpengine_defines, start_shipped};
+use crate::support::dataset::Data;
+use crate::support::redis::Redis;
+use crate::support::rtpengine::{wait_for_no_media_sessions, Rtpengine};
+use crate::support::sdp::srtp_offer;
+use crate::support::udp::{
+    body_of, next_request, raw_request, raw_socket, reply_to, send_raw, with_sdp, InDialog,
+};
+use crate::support::{Kamailio, Reply};
+use std::net::UdpSocket;
+use std::time::Duration;
+
+/// The T.38 attributes a fax gateway typically offers (RFC 3362 / T.38 Annex D).
+const T38_ATTRIBUTES: [&str; 6] = [
+    "a=T38FaxVersion:0",
+    "a=T38MaxBitRate:14400",
+    "a=T38FaxRateManagement:transferredTCF",
+    "a=T38FaxMaxBuffer:262",
+    "a=T38FaxMaxDatagram:176",
+    "a=T38FaxUdpEC:t38UDPRedundancy",
+];
+
+/// Which side of the call sends a re-INVITE.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    Caller,
+    Vendor,
+}
+
+/// The shipped config with WITH_RTPENGINE, its CDR events in a real Redis, and a vendor
+/// gateway played by the test on a raw socket (its SIP), so that it answers each offer
+/// as the test says.
+struct FaxEdge {
+    k: Kamailio,
+    rtpengine: Rtpengine,
+    redis: Redis,
+    vendor: UdpSocket,
+    vendor_port: u16,
+    // After the daemons: dropped once they stopped.
+    _dir: tempfile::TempDir,
+}
+
+/// One side's media sockets: its audio and, once it switches, its fax (UDPTL).
+struct Media {
+    audio: UdpSocket,
+    fax: UdpSocket,
+}
+
+impl Media {
+    fn new() -> Media {
+        let bind = || {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            sock
+        };
+        Media {
+            audio: bind(),
+            fax: bind(),
+        }
+    }
+
+    fn audio_port(&self) -> u16 {
+        self.audio.local_addr().unwrap().port()
+    }
+
+    fn fax_port(&self) -> u16 {
+        self.fax.local_addr().unwrap().port()
+    }
+}
+
+impl FaxEdge {
+    fn start() -> FaxEdge {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = Redis::start(dir.path());
+        let data = Data::with_gateways();
+        let vendor = UdpSocket::bind(("127.0.0.1", data.cheap.0)).unwrap();
+        vendor
+            .set_read_timeout(Some(Duration::from_secs(8)))
+            .unwrap();
+        let rtpengine = Rtpengine::start(dir.path());
+        let k = start_shipped(
+            dir.path(),
+            &data,
+            &redis.url(),
+            &rtpengine_defines(&rtpengine),
+        );
+        FaxEdge {
+            k,
+            rtpengine,
+            redis,
+            vendor,
+            vendor_port: data.cheap.0,
+            _dir: dir,
+        }
+    }
+
+    /// Call `call` from the caller's `sock` at `lport` with `offer`, answered by the
+    /// vendor with G.711 on `vendor_audio` and ACKed: its dialog, the offer as the
+    /// vendor got it and the answer as the caller got it.
+    fn call<'a>(
+        &self,
+        (sock, lport): (&UdpSocket, u16),
+        call: &'a str,
+        offer: &str,
+        vendor_audio: u16,
+    ) -> (InDialog<'a>, String, String) {
+        let invite = with_sdp(
+            &raw_request(self.k.port, lport, "INVITE", "+12125550123", call),
+            offer,
+        );
+        std::thread::scope(|s| {
+            let vendor = s.spawn(|| {
+                let invite = next_request(&self.vendor, "INVITE", call, &self.k);
+                let ok = reply_to(&invite, "200 OK", &self.vendor_contact());
+                let to = header_line(&ok, "To");
+                let ok = ok.replacen(&to, &format!("{to};tag=vendor"), 1);
+                self.send_from_vendor(&with_sdp(&ok, &audio_sdp("v", 1, vendor_audio)));
+                invite
+            });
+            let (dialog, ok) =
+                InDialog::answered(sock, &self.k, lport, (call, self.vendor_port), &invite);
+            let invite = vendor.join().unwrap();
+            (dialog, body_of(&invite).to_owned(), body_of(&ok).to_owned())
+        })
+    }
+
+    fn vendor_contact(&self) -> String {
+        format!("Contact: <sip:vendor@127.0.0.1:{}>\r\n", self.vendor_port)
+    }
+
+    fn send_from_vendor(&self, text: &str) {
+        self.vendor
+            .send_to(text.as_bytes(), ("127.0.0.1", self.k.port))
+            .unwrap();
+    }
+
+    /// The next final reply `sock` receives in call `call`, skipping the requests it
+    /// receives meanwhile (the other side's ACK of a 200).
+    fn final_at(&self, sock: &UdpSocket, call: &str) -> Reply {
+        let mut buf = [0u8; 65535];
+        loop {
+            let n = (sock.recv(&mut buf))
+                .unwrap_or_else(|e| panic!("no final reply ({e}):\n{}", self.k.log()));
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if text.starts_with("SIP/2.0 ") {
+                let reply = Reply::parse(&text);
+                let ours = (reply.header("Call-ID")).is_some_and(|id| id.starts_with(call));
+                if reply.code >= 200 && ours {
+                    return reply;
+                }
+            }
+        }
+    }
+
+    /// `from` re-INVITEs (CSeq `cseq`) with `offer`, the other side answers `answer`
+    /// (200 with it; `None`: 488 Not Acceptable Here, no SDP). The offer as the other
+    /// side got it, and the final reply as `from` got it; a 200 is ACKed.
+    fn reinvite(
+        &self,
+        (sock, dialog): (&UdpSocket, &InDialog),
+        from: Side,
+        cseq: u32,
+        offer: &str,
+        answer: Option<&str>,
+    ) -> (String, Reply) {
+        let call = dialog.call;
+        let (status, answer) = match answer {
+            Some(sdp) => ("200 OK", sdp),
+            None => ("488 Not Acceptable Here", ""),
+        };
+        match from {
+            Side::Caller => {
+                send_raw(
+                    sock,
+                    &self.k,
+                    &dialog.request("INVITE", cseq, &sdp_body(offer)),
+                );
+                let invite = next_request(&self.vendor, "INVITE", call, &self.k);
+                let reply = reply_to(&invite, status, &self.vendor_contact());
+                self.send_from_vendor(&with_sdp(&reply, answer));
+                let reply = self.final_at(sock, call);
+                let ack = dialog.request("ACK", cseq, "Content-Length: 0\r\n\r\n");
+                let ack = acking(ack, reply.code, cseq);
+                send_raw(sock, &self.k, &ack);
+                (body_of(&invite).to_owned(), reply)
+            }
+            Side::Vendor => {
+                let vport = self.vendor_port;
+                let invite = dialog.vendor_request("INVITE", cseq, vport);
+                self.send_from_vendor(&with_sdp(&invite, offer));
+                let at_caller = next_request(sock, "INVITE", call, &self.k);
+                let contact = format!("Contact: <sip:caller@127.0.0.1:{}>\r\n", dialog.lport);
+                let reply = reply_to(&at_caller, status, &contact);
+                send_raw(sock, &self.k, &with_sdp(&reply, answer));
+                let reply = self.final_at(&self.vendor, call);
+                let ack = dialog.vendor_request("ACK", cseq, vport);
+                let ack = acking(ack, reply.code, cseq);
+                self.send_from_vendor(&ack);
+                (body_of(&at_caller).to_owned(), reply)
+            }
+        }
+    }
+
+    /// The caller hangs up (CSeq `cseq`): its BYE answered 200, the call gone from the
+    /// edge and rtpengine, its events start, answer and end.
+    fn hang_up(&self, (sock, dialog): (&UdpSocket, &InDialog), cseq: u32) {
+        let call = dialog.call;
+        send_raw(
+            sock,
+            &self.k,
+            &dialog.request("BYE", cseq, "Content-Length: 0\r\n\r\n"),
+        );
+        let bye = next_request(&self.vendor, "BYE", call, &self.k);
+        self.send_from_vendor(&reply_to(&bye, "200 OK", ""));
+        loop {
+            let reply = self.final_at(sock, call);
+            if reply.header("CSeq").is_some_and(|c| c.ends_with(" BYE")) {
+                assert_eq!(reply.code, 200, "{}", self.k.log());
+                break;
+            }
+        }
+        wait_for_no_media_sessions(&self.rtpengine, &self.k);
+        let cdrs = self
+            .redis
+            .wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+        assert_eq!(
+            event_kinds(&cdrs, call, dialog.lport),
+            ["start", "answer", "end"],
+            "{cdrs:?}\n{}",
+            self.k.log()
+        );
+    }
+
+    /// Datagrams `from` sends to rtpengine's `port` (the one the SDP it got names) reach
+    /// `to`, unchanged: `packet(n)` for n in 0..5.
+    fn relays(&self, from: &UdpSocket, port: u16, to: &UdpSocket, packet: fn(u16) -> Vec<u8>) {
+        let mut buf = [0u8; 2048];
+        for n in 0..5 {
+            let sent = packet(n);
+            from.send_to(&sent, ("127.0.0.1", port)).unwrap();
+            let got = to.recv(&mut buf).unwrap_or_else(|e| {
+                let log = self.rtpengine.log();
+                panic!("datagram {n} sent to {port} never came ({e}):\n{log}")
+            });
+            assert_eq!(&buf[..got], &sent[..], "datagram {n}");
+        }
+    }
+
+    /// `sdp` carries T.38 (`m=image <port> udptl t38`) on one of rtpengine's ports, every
+    /// attribute of [`T38_ATTRIBUTES`] kept, and no audio.
+    fn assert_t38(&self, sdp: &str) {
+        let k = &self.k;
+        let image = sdp
+            .lines()
+            .find(|l| l.starts_with("m=image "))
+            .unwrap_or_else(|| panic!("no m=image in {sdp}\n{}", k.log()));
+        let fields: Vec<&str> = image.split_whitespace().collect();
+        assert_eq!(fields[2..], ["udptl", "t38"], "{sdp}\n{}", k.log());
+        let port: u16 = fields[1].parse().unwrap_or(0);
+        assert!(self.rtpengine.ports.contains(&port), "{sdp}\n{}", k.log());
+        for attribute in T38_ATTRIBUTES {
+            assert!(
+                sdp.lines().any(|l| l == attribute),
+                "{attribute} lost: {sdp}"
+            );
+        }
+        assert!(
+            !sdp.lines()
+                .any(|l| l.starts_with("m=audio ") && !l.starts_with("m=audio 0 ")),
+            "{sdp}"
+        );
+    }
+
+    /// `sdp` carries audio on one of rtpengine's ports, with `profile` (`RTP/AVP`,
+    /// `RTP/SAVP`), and no T.38 still open.
+    fn assert_audio(&self, sdp: &str, profile: &str) {
+        let k = &self.k;
+        let port =
+            media_port(sdp, "audio").unwrap_or_else(|| panic!("no audio in {sdp}\n{}", k.log()));
+        assert!(self.rtpengine.ports.contains(&port), "{sdp}\n{}", k.log());
+        let audio = sdp.lines().find(|l| l.starts_with("m=audio ")).unwrap();
+        assert!(
+            audio.contains(&format!(" {profile} ")),
+            "{sdp}\n{}",
+            k.log()
+        );
+        assert!(
+            media_port(sdp, "image").unwrap_or(0) == 0,
+            "T.38 still open: {sdp}"
+        );
+    }
+}
+
+/// `ack` of a re-INVITE (CSeq `cseq`) answered `code`: a failure's ACK is of the
+/// INVITE's own transaction, hop by hop (its branch: the tests' branches name method and
+/// CSeq).
+fn acking(ack: String, code: u16, cseq: u32) -> String {
+    if code == 200 {
+        return ack;
+    }
+    ack.replace(&format!("ACK{cseq}"), &format!("INVITE{cseq}"))
+}
+
+/// The port of `sdp`'s first `m=<kind>` line.
+fn media_port(sdp: &str, kind: &str) -> Option<u16> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix(&format!("m={kind} ")))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+/// The whole `name:` header line of `message`.
+fn header_line(message: &str, name: &str) -> String {
+    message
+        .split("\r\n")
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {message}"))
+        .to_owned()
+}
+
+/// The body of an in-dialog request carrying `sdp`.
+fn sdp_body(sdp: &str) -> String {
+    format!(
+        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// G.711 (PCMU) on `port`, SDP version `version` of origin `who`.
+fn audio_sdp(who: &str, version: u32, port: u16) -> String {
+    format!(
+        "v=0\r\no={who} 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\n"
+    )
+}
+
+/// T.38 over UDPTL on `port`, SDP version `version` of origin `who`.
+fn t38_sdp(who: &str, version: u32, port: u16) -> String {
+    let attributes: String = T38_ATTRIBUTES.iter().map(|a| format!("{a}\r\n")).collect();
+    format!(
+        "v=0\r\no={who} 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=image {port} udptl t38\r\n{attributes}"
+    )
+}
+
+/// A UDPTL datagram (T.38 Annex D): sequence number `n`, a primary IFP packet (a T.30
+/// indicator, CED), no redundancy.
+fn udptl(n: u16) -> Vec<u8> {
+    let mut packet = n.to_be_bytes().to_vec();
+    packet.extend_from_slice(&[0x01, 0x02, 0x00]);
+    packet
+}
+
+/// An RTP packet of G.711 (PCMU, 20 ms), sequence number `n`.
+fn rtp(n: u16) -> Vec<u8> {
+    let mut packet = vec![0x80, 0x00];
+    packet.extend_from_slice(&n.to_be_bytes());
+    packet.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+    packet.extend_from_slice(&0x5741_5250_u32.to_be_bytes());
+    packet.resize(12 + 160, 0xff);
+    packet
+}
+
+/// A call on G.711 that `side` switches to T.38: the other side gets `m=image … udptl
+/// t38` on rtpengine's ports with its attributes, the answer comes back so, and UDPTL
+/// flows both ways through rtpengine; then `side` switches it back to audio, and the
+/// caller hangs up: its end event written, nothing left in rtpengine.
+fn switches_to_t38_and_back(side: Side) {
+    let edge = FaxEdge::start();
+    let (sock, lport) = raw_socket();
+    let (caller, vendor) = (Media::new(), Media::new());
+    let offer = audio_sdp("c", 1, caller.audio_port());
+    let (dialog, _, _) = edge.call((&sock, lport), "fax", &offer, vendor.audio_port());
+    let call = (&sock, &dialog);
+    // The T.38 offer, from `side`'s fax port; the answer from the other's.
+    let (offerer, answerer) = match side {
+        Side::Caller => (&caller, &vendor),
+        Side::Vendor => (&vendor, &caller),
+    };
+    let offer = t38_sdp("o", 2, offerer.fax_port());
+    let answer = t38_sdp("a", 2, answerer.fax_port());
+    let (offered, reply) = edge.reinvite(call, side, 2, &offer, Some(&answer));
+    assert_eq!(reply.code, 200, "{}", edge.k.log());
+    edge.assert_t38(&offered);
+    edge.assert_t38(&reply.body);
+    let to_answerer = media_port(&offered, "image").unwrap();
+    let to_offerer = media_port(&reply.body, "image").unwrap();
+    edge.relays(&offerer.fax, to_offerer, &answerer.fax, udptl);
+    edge.relays(&answerer.fax, to_answerer, &offerer.fax, udptl);
+    // The fax sent: back to G.711.
+    let offer = audio_sdp("o", 3, offerer.audio_port());
+    let answer = audio_sdp("a", 3, answerer.audio_port());
+    let (offered, reply) = edge.reinvite(call, side, 3, &offer, Some(&answer));
+    assert_eq!(reply.code, 200, "{}", edge.k.log());
+    edge.assert_audio(&offered, "RTP/AVP");
+    edge.assert_audio(&reply.body, "RTP/AVP");
+    let to_answerer = media_port(&offered, "audio").unwrap();
+    let to_offerer = media_port(&reply.body, "audio").unwrap();
+    edge.relays(&offerer.audio, to_offerer, &answerer.audio, rtp);
+    edge.relays(&answerer.audio, to_answerer, &offerer.audio, rtp);
+    edge.hang_up(call, 4);
+}
+
+/// The vendor's side (the fax machine called, on hearing the caller's CNG) switches the
+/// call to T.38 and back.
+#[test]
+fn the_shipped_config_carries_a_vendors_switch_to_t38_and_back() {
+    switches_to_t38_and_back(Side::Vendor);
+}
+
+/// The caller's side switches the call to T.38 and back: the vendor, which is offered
+/// plain RTP (RTP/AVP) for audio, gets T.38 as it was offered.
+#[test]
+fn the_shipped_config_carries_a_callers_switch_to_t38_and_back() {
+    switches_to_t38_and_back(Side::Caller);
+}
+
+/// A T.38 re-INVITE refused with 488 (the other side takes no T.38, RFC 3261 14.1: the
+/// session stays as it was): the offerer gets the 488, the call stays up and anchored
+/// (counted, its media session kept), and the caller's BYE ends it as usual, its end
+/// event written. rtpengine 10.5 has no word for a failed offer (sipwise/rtpengine#1046)
+/// and already moved the offerer's side to T.38 (new ports: UDPTL has no RTCP), so the
+/// old audio may no longer pass one way; the offerer's re-INVITE with its audio
+/// (RFC 6337 3.4: it offers the session reinstated) puts it back, both ways. Either
+/// side's refusal.
+#[test]
+fn the_shipped_config_keeps_a_call_up_when_t38_is_refused() {
+    for side in [Side::Caller, Side::Vendor] {
+        let edge = FaxEdge::start();
+        let (sock, lport) = raw_socket();
+        let (caller, vendor) = (Media::new(), Media::new());
+        let offer = audio_sdp("c", 1, caller.audio_port());
+        let (dialog, _, _) = edge.call((&sock, lport), "nofax", &offer, vendor.audio_port());
+        let call = (&sock, &dialog);
+        let (offerer, answerer) = match side {
+            Side::Caller => (&caller, &vendor),
+            Side::Vendor => (&vendor, &caller),
+        };
+        let offer = t38_sdp("o", 2, offerer.fax_port());
+        let (_, reply) = edge.reinvite(call, side, 2, &offer, None);
+        assert_eq!(reply.code, 488, "{side:?}: {}", edge.k.log());
+        assert_eq!(edge.k.rpc("warp.stats")["limits.active"], "1");
+        let list = edge.rtpengine.ng("d7:command4:liste").unwrap_or_default();
+        assert!(
+            list.contains(&format!("nofax-{lport}")),
+            "media gone: {list}"
+        );
+        // The session reinstated, offered again: G.711 both ways.
+        let offer = audio_sdp("o", 3, offerer.audio_port());
+        let answer = audio_sdp("a", 2, answerer.audio_port());
+        let (offered, reply) = edge.reinvite(call, side, 3, &offer, Some(&answer));
+        assert_eq!(reply.code, 200, "{side:?}: {}", edge.k.log());
+        edge.assert_audio(&offered, "RTP/AVP");
+        edge.assert_audio(&reply.body, "RTP/AVP");
+        let to_answerer = media_port(&offered, "audio").unwrap();
+        let to_offerer = media_port(&reply.body, "audio").unwrap();
+        edge.relays(&offerer.audio, to_offerer, &answerer.audio, rtp);
+        edge.relays(&answerer.audio, to_answerer, &offerer.audio, rtp);
+        edge.hang_up(call, 4);
+    }
+}
+
+/// A caller on SRTP (RTP/SAVP, SDES keys; plain RTP to the vendor) whose call the vendor
+/// switches to T.38: the caller is offered T.38 over UDPTL as the vendor offered it (T.38
+/// has no SRTP: rtpengine's RTP/AVP or RTP/SAVP applies to RTP alone), UDPTL flows both
+/// ways; the caller's re-INVITE back to audio on SRTP gets SRTP with rtpengine's key, the
+/// vendor plain RTP.
+#[test]
+fn the_shipped_config_carries_an_srtp_callers_switch_to_t38_and_back() {
+    let edge = FaxEdge::start();
+    let (sock, lport) = raw_socket();
+    let (caller, vendor) = (Media::new(), Media::new());
+    let offer = srtp_offer(1, caller.audio_port());
+    let (dialog, to_vendor, to_caller) =
+        edge.call((&sock, lport), "srtpfax", &offer, vendor.audio_port());
+    edge.assert_audio(&to_vendor, "RTP/AVP");
+    edge.assert_audio(&to_caller, "RTP/SAVP");
+    let call = (&sock, &dialog);
+    let offer = t38_sdp("v", 2, vendor.fax_port());
+    let answer = t38_sdp("c", 2, caller.fax_port());
+    let (offered, reply) = edge.reinvite(call, Side::Vendor, 2, &offer, Some(&answer));
+    assert_eq!(reply.code, 200, "{}", edge.k.log());
+    edge.assert_t38(&offered);
+    assert!(!offered.contains("a=crypto"), "{offered}");
+    edge.assert_t38(&reply.body);
+    let to_caller = media_port(&offered, "image").unwrap();
+    let to_vendor = media_port(&reply.body, "image").unwrap();
+    edge.relays(&vendor.fax, to_vendor, &caller.fax, udptl);
+    edge.relays(&caller.fax, to_caller, &vendor.fax, udptl);
+    // Back to audio, the caller on SRTP again.
+    let offer = srtp_offer(3, caller.audio_port());
+    let answer = audio_sdp("v", 3, vendor.audio_port());
+    let (offered, reply) = edge.reinvite(call, Side::Caller, 2, &offer, Some(&answer));
+    assert_eq!(reply.code, 200, "{}", edge.k.log());
+    edge.assert_audio(&offered, "RTP/AVP");
+    assert!(!offered.contains("a=crypto"), "{offered}");
+    edge.assert_audio(&reply.body, "RTP/SAVP");
+    assert!(reply.body.contains("a=crypto:1 "), "{}", reply.body);
+    edge.hang_up(call, 3);
+}
