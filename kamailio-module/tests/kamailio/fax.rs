@@ -472,6 +472,22 @@ fn the_shipped_config_keeps_a_call_up_when_t38_is_refused() {
 /// vendor plain RTP.
 #[test]
 fn the_shipped_config_carries_an_srtp_callers_switch_to_t38_and_back() {
+    srtp_caller_switched_to_t38_and_back(Side::Caller);
+}
+
+/// As [`the_shipped_config_carries_an_srtp_callers_switch_to_t38_and_back`], the vendor
+/// switching back to audio: its plain RTP reaches the caller as SRTP again, with
+/// rtpengine's key. rtpengine forgets a side's profile once its media turned T.38, and
+/// offered the caller plain RTP/AVP before the edge kept the caller's profile
+/// (route[FAX_PROFILE]).
+#[test]
+fn the_shipped_config_offers_an_srtp_caller_srtp_again_when_the_vendor_ends_t38() {
+    srtp_caller_switched_to_t38_and_back(Side::Vendor);
+}
+
+/// A call of a caller on SRTP that the vendor switches to T.38, then `back` to audio,
+/// the caller's SRTP answered with rtpengine's key and the vendor on plain RTP each way.
+fn srtp_caller_switched_to_t38_and_back(back: Side) {
     let edge = FaxEdge::start();
     let (sock, lport) = raw_socket();
     let (caller, vendor) = (Media::new(), Media::new());
@@ -492,14 +508,23 @@ fn the_shipped_config_carries_an_srtp_callers_switch_to_t38_and_back() {
     let to_vendor = media_port(&reply.body, "image").unwrap();
     edge.relays(&vendor.fax, to_vendor, &caller.fax, udptl);
     edge.relays(&caller.fax, to_caller, &vendor.fax, udptl);
-    // Back to audio, the caller on SRTP again.
-    let offer = srtp_offer(3, caller.audio_port());
-    let answer = audio_sdp("v", 3, vendor.audio_port());
-    let (offered, reply) = edge.reinvite(call, Side::Caller, 2, &offer, Some(&answer));
+    // Back to audio: SRTP to and from the caller, RTP to and from the vendor.
+    let (srtp, rtp) = (
+        srtp_offer(3, caller.audio_port()),
+        audio_sdp("v", 3, vendor.audio_port()),
+    );
+    let (offered, reply) = match back {
+        Side::Caller => edge.reinvite(call, back, 2, &srtp, Some(&rtp)),
+        Side::Vendor => edge.reinvite(call, back, 3, &rtp, Some(&srtp)),
+    };
     assert_eq!(reply.code, 200, "{}", edge.k.log());
-    edge.assert_audio(&offered, "RTP/AVP");
-    assert!(!offered.contains("a=crypto"), "{offered}");
-    edge.assert_audio(&reply.body, "RTP/SAVP");
-    assert!(reply.body.contains("a=crypto:1 "), "{}", reply.body);
+    let (at_caller, at_vendor) = match back {
+        Side::Caller => (&reply.body, &offered),
+        Side::Vendor => (&offered, &reply.body),
+    };
+    edge.assert_audio(at_vendor, "RTP/AVP");
+    assert!(!at_vendor.contains("a=crypto"), "{at_vendor}");
+    edge.assert_audio(at_caller, "RTP/SAVP");
+    assert!(at_caller.contains("a=crypto:1 "), "{at_caller}");
     edge.hang_up(call, 3);
 }
