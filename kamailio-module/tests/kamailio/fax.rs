@@ -252,6 +252,29 @@ impl FaxEdge {
         }
     }
 
+    /// `from`, on `offerer`'s audio, re-INVITEs back to G.711 (CSeq `cseq`, also its
+    /// SDP's version; the answer's `answer_version`), taken by `answerer`: plain RTP
+    /// offered and answered on rtpengine's ports, and relayed both ways.
+    fn back_to_audio(
+        &self,
+        call: (&UdpSocket, &InDialog),
+        from: Side,
+        cseq: u32,
+        (offerer, answerer): (&Media, &Media),
+        answer_version: u32,
+    ) {
+        let offer = audio_sdp("o", cseq, offerer.audio_port());
+        let answer = audio_sdp("a", answer_version, answerer.audio_port());
+        let (offered, reply) = self.reinvite(call, from, cseq, &offer, Some(&answer));
+        assert_eq!(reply.code, 200, "{from:?}: {}", self.k.log());
+        self.assert_audio(&offered, "RTP/AVP");
+        self.assert_audio(&reply.body, "RTP/AVP");
+        let to_answerer = media_port(&offered, "audio").unwrap();
+        let to_offerer = media_port(&reply.body, "audio").unwrap();
+        self.relays(&offerer.audio, to_offerer, &answerer.audio, rtp);
+        self.relays(&answerer.audio, to_answerer, &offerer.audio, rtp);
+    }
+
     /// `sdp` carries T.38 (`m=image <port> udptl t38`) on one of rtpengine's ports, every
     /// attribute of [`T38_ATTRIBUTES`] kept, and no audio.
     fn assert_t38(&self, sdp: &str) {
@@ -393,16 +416,7 @@ fn switches_to_t38_and_back(side: Side) {
     edge.relays(&offerer.fax, to_offerer, &answerer.fax, udptl);
     edge.relays(&answerer.fax, to_answerer, &offerer.fax, udptl);
     // The fax sent: back to G.711.
-    let offer = audio_sdp("o", 3, offerer.audio_port());
-    let answer = audio_sdp("a", 3, answerer.audio_port());
-    let (offered, reply) = edge.reinvite(call, side, 3, &offer, Some(&answer));
-    assert_eq!(reply.code, 200, "{}", edge.k.log());
-    edge.assert_audio(&offered, "RTP/AVP");
-    edge.assert_audio(&reply.body, "RTP/AVP");
-    let to_answerer = media_port(&offered, "audio").unwrap();
-    let to_offerer = media_port(&reply.body, "audio").unwrap();
-    edge.relays(&offerer.audio, to_offerer, &answerer.audio, rtp);
-    edge.relays(&answerer.audio, to_answerer, &offerer.audio, rtp);
+    edge.back_to_audio(call, side, 3, (offerer, answerer), 3);
     edge.hang_up(call, 4);
 }
 
@@ -451,16 +465,7 @@ fn the_shipped_config_keeps_a_call_up_when_t38_is_refused() {
             "media gone: {list}"
         );
         // The session reinstated, offered again: G.711 both ways.
-        let offer = audio_sdp("o", 3, offerer.audio_port());
-        let answer = audio_sdp("a", 2, answerer.audio_port());
-        let (offered, reply) = edge.reinvite(call, side, 3, &offer, Some(&answer));
-        assert_eq!(reply.code, 200, "{side:?}: {}", edge.k.log());
-        edge.assert_audio(&offered, "RTP/AVP");
-        edge.assert_audio(&reply.body, "RTP/AVP");
-        let to_answerer = media_port(&offered, "audio").unwrap();
-        let to_offerer = media_port(&reply.body, "audio").unwrap();
-        edge.relays(&offerer.audio, to_offerer, &answerer.audio, rtp);
-        edge.relays(&answerer.audio, to_answerer, &offerer.audio, rtp);
+        edge.back_to_audio(call, side, 3, (offerer, answerer), 2);
         edge.hang_up(call, 4);
     }
 }

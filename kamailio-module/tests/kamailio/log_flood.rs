@@ -168,19 +168,7 @@ fn the_shipped_config_logs_a_flood_of_refused_http_once_and_sums_it_up() {
 #[test]
 fn the_shipped_config_bans_an_address_refused_over_http_over_and_over() {
     let dir = tempfile::tempdir().unwrap();
-    let data = Data::with_gateways();
-    let defines = [
-        "WITH_PROMETHEUS",
-        "WITH_ANTIFLOOD",
-        "PIKE_DENSITY=5",
-        "BAN_TIME=30",
-    ];
-    let k = start(&dir, &data, &defines);
-    let mut flooder = SipStream::connect_from("127.0.0.7", k.port);
-    let refused = (0..30)
-        .map_while(|_| get_metrics(&k, &mut flooder).ok())
-        .inspect(|reply| assert_eq!(reply.code, 403, "{}", k.log()))
-        .count();
+    let (k, refused) = http_flooded(&dir, |k, reply| assert_eq!(reply.code, 403, "{}", k.log()));
     assert!(
         (5..30).contains(&refused),
         "{refused} refused before the ban"
@@ -191,6 +179,28 @@ fn the_shipped_config_bans_an_address_refused_over_http_over_and_over() {
     let reply = k.request_within(wait, "127.0.0.7", DIALLED, "OPTIONS", "");
     assert!(reply.is_none(), "banned, answered {reply:?}");
     assert_eq!(k.request("OPTIONS", "").code, 200, "{}", k.log());
+}
+
+/// The shipped config with WITH_PROMETHEUS and WITH_ANTIFLOOD (a ban past 5 refusals a
+/// second), asked for its metrics from 127.0.0.7 over one connection until it stops
+/// answering (30 times at most): each answer goes to `seen`; how many there were.
+pub(super) fn http_flooded(
+    dir: &tempfile::TempDir,
+    seen: impl Fn(&Kamailio, &Reply),
+) -> (Kamailio, usize) {
+    let defines = [
+        "WITH_PROMETHEUS",
+        "WITH_ANTIFLOOD",
+        "PIKE_DENSITY=5",
+        "BAN_TIME=30",
+    ];
+    let k = start(dir, &Data::with_gateways(), &defines);
+    let mut flooder = SipStream::connect_from("127.0.0.7", k.port);
+    let answered = (0..30)
+        .map_while(|_| get_metrics(&k, &mut flooder).ok())
+        .inspect(|reply| seen(&k, reply))
+        .count();
+    (k, answered)
 }
 
 /// A trunk's calls are logged as before, each its own routing line, however many come

@@ -6,7 +6,7 @@
 //! constant condition draws.
 
 use super::hairpin::NO_HAIRPIN_CHECK;
-use super::log_flood::{at_window_start, get_metrics, lines_with, start, summary, FLOOD};
+use super::log_flood::{at_window_start, http_flooded, lines_with, start, summary, FLOOD};
 use super::tcp::{final_on, over, DIALLED};
 use crate::support::dataset::Data;
 use crate::support::tcp::SipStream;
@@ -119,18 +119,7 @@ fn the_shipped_config_identifies_a_trunks_request_over_tcp_once() {
 #[test]
 fn the_shipped_config_logs_a_ban_over_http_with_its_url() {
     let dir = tempfile::tempdir().unwrap();
-    let data = Data::with_gateways();
-    let defines = [
-        "WITH_PROMETHEUS",
-        "WITH_ANTIFLOOD",
-        "PIKE_DENSITY=5",
-        "BAN_TIME=30",
-    ];
-    let k = start(&dir, &data, &defines);
-    let mut flooder = SipStream::connect_from("127.0.0.7", k.port);
-    let answered = (0..30)
-        .map_while(|_| get_metrics(&k, &mut flooder).ok())
-        .count();
+    let (k, answered) = http_flooded(&dir, |_, _| ());
     assert!(answered < 30, "never banned:\n{}", k.log());
     let log = k.log();
     let bans: Vec<&str> = log
