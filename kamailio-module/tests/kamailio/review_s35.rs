@@ -3,10 +3,9 @@
 
 use super::hairpin::NO_HAIRPIN_CHECK;
 use super::log_flood::{at_window_start, lines_with, start, summary};
-use super::shaken::{identity_lines, invite_reaching, Signer, PAI};
-use super::shaken_div::{their_identity, DIALLED as DIV_DIALLED};
+use super::shaken::identity_lines;
+use super::shaken_div::ForwardingEdge;
 use super::tcp::DIALLED;
-use super::{no_redis, start_shipped};
 use crate::support::dataset::Data;
 use crate::support::udp::{raw_request, raw_socket, InDialog};
 use crate::support::vendor::{Plays, Vendor};
@@ -57,17 +56,11 @@ fn the_shipped_config_logs_a_trunks_calls_over_its_limit_past_log_addresses_stra
 /// INFO line carried what was left.
 #[test]
 fn the_shipped_config_reads_no_number_in_a_diversion_too_long_for_one() {
-    let (edge, upstream) = (Signer::new(), Signer::new());
-    let dir = tempfile::tempdir().unwrap();
-    let data = Data::with_gateways();
-    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &edge.defines(&[]));
-    let theirs = their_identity(&upstream);
+    let edge = ForwardingEdge::start();
     let junk = "9".repeat(9000);
-    let headers = format!("{PAI}{theirs}\r\nDiversion: <sip:{junk}@pbx>\r\n");
-    let invite = invite_reaching(&k, &vendor, DIV_DIALLED, &headers);
-    assert_eq!(identity_lines(&invite), [theirs.as_str()], "{invite}");
-    let log = k.log();
+    let invite = edge.forwarded(&format!("Diversion: <sip:{junk}@pbx>\r\n"));
+    assert_eq!(identity_lines(&invite), [edge.theirs.as_str()], "{invite}");
+    let (k, log) = (&edge.k, edge.k.log());
     let refused: Vec<&str> = (log.lines())
         .filter(|l| l.contains("no div PASSporT, the header naming the number"))
         .collect();

@@ -10,6 +10,7 @@ use super::shaken_fresh::{failed_over_after, FRESH};
 use super::{no_redis, start_shipped, Routing};
 use crate::support::dataset::Data;
 use crate::support::vendor::{Plays, Vendor};
+use crate::support::Kamailio;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -17,14 +18,14 @@ use std::time::Duration;
 
 /// The number the caller dialled, which the customer's PBX forwarded to [`DIALLED`].
 const FIRST_DIALLED: &str = "13035550100";
-pub(super) const DIALLED: &str = "12125550123";
+const DIALLED: &str = "12125550123";
 
 /// The caller's originating carrier's certificate URL.
 const THEIR_X5U: &str = "https://cert.upstream.test/sp.pem";
 
 /// The Identity header the caller's originating carrier gave its call to
 /// [`FIRST_DIALLED`], signed with `upstream`'s key just now.
-pub(super) fn their_identity(upstream: &Signer) -> String {
+fn their_identity(upstream: &Signer) -> String {
     let header = json!({"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": THEIR_X5U});
     let claims = json!({
         "attest": "A",
@@ -82,19 +83,52 @@ fn assert_div(edge: &Signer, identity: &str, dialled: &str) -> i64 {
 /// (a Diversion or a History-Info header), reaches the vendor with the caller's
 /// Identity as it came, then the edge's div PASSporT.
 pub(super) fn adds_a_div_passport(diverted: &str) {
-    let (edge, upstream) = (Signer::new(), Signer::new());
-    let dir = tempfile::tempdir().unwrap();
-    let data = Data::with_gateways();
-    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &edge.defines(&[]));
-    let theirs = their_identity(&upstream);
-    let headers = format!("{PAI}{theirs}\r\n{diverted}\r\n");
-    let invite = invite_reaching(&k, &vendor, DIALLED, &headers);
+    let edge = ForwardingEdge::start();
+    let invite = edge.forwarded(&format!("{diverted}\r\n"));
     let lines = identity_lines(&invite);
     assert_eq!(lines.len(), 2, "{invite}");
-    assert_eq!(lines[0], theirs);
-    assert_div(&edge, value(lines[1]), DIALLED);
-    assert!(!k.log().contains("signed (STIR/SHAKEN)"), "{}", k.log());
+    assert_eq!(lines[0], edge.theirs);
+    assert_div(&edge.signer, value(lines[1]), DIALLED);
+    assert!(
+        !edge.k.log().contains("signed (STIR/SHAKEN)"),
+        "{}",
+        edge.k.log()
+    );
+}
+
+/// The shipped config signing with `signer`'s key, a vendor answering, and the Identity
+/// the caller's originating carrier gave its call to [`FIRST_DIALLED`] (another key's).
+pub(super) struct ForwardingEdge {
+    pub(super) signer: Signer,
+    pub(super) k: Kamailio,
+    vendor: Vendor,
+    pub(super) theirs: String,
+    // After the daemons: dropped once they stopped.
+    _dir: tempfile::TempDir,
+}
+
+impl ForwardingEdge {
+    pub(super) fn start() -> ForwardingEdge {
+        let (signer, upstream) = (Signer::new(), Signer::new());
+        let dir = tempfile::tempdir().unwrap();
+        let data = Data::with_gateways();
+        let vendor = Vendor::start(data.cheap.0, Plays::Answers);
+        let k = start_shipped(dir.path(), &data, &no_redis(), &signer.defines(&[]));
+        ForwardingEdge {
+            signer,
+            k,
+            vendor,
+            theirs: their_identity(&upstream),
+            _dir: dir,
+        }
+    }
+
+    /// The caller's signed call to [`DIALLED`] with `diverted` (headers, each ending its
+    /// line), as it reached the vendor.
+    pub(super) fn forwarded(&self, diverted: &str) -> String {
+        let headers = format!("{PAI}{}\r\n{diverted}", self.theirs);
+        invite_reaching(&self.k, &self.vendor, DIALLED, &headers)
+    }
 }
 
 /// A Diversion (RFC 5806) names the number first dialled.
@@ -118,12 +152,7 @@ fn the_shipped_config_adds_a_div_passport_to_a_signed_call_forwarded_with_histor
 /// caller's Identity alone, as it came.
 #[test]
 fn the_shipped_config_adds_no_div_passport_unless_a_signed_call_was_forwarded() {
-    let (edge, upstream) = (Signer::new(), Signer::new());
-    let dir = tempfile::tempdir().unwrap();
-    let data = Data::with_gateways();
-    let vendor = Vendor::start(data.cheap.0, Plays::Answers);
-    let k = start_shipped(dir.path(), &data, &no_redis(), &edge.defines(&[]));
-    let theirs = their_identity(&upstream);
+    let edge = ForwardingEdge::start();
     for diverted in [
         "",
         "Diversion: <sip:+12125550123@pbx>;reason=unconditional\r\n",
@@ -131,13 +160,13 @@ fn the_shipped_config_adds_no_div_passport_unless_a_signed_call_was_forwarded() 
         // Diversion wins over History-Info.
         "Diversion: <sip:+12125550123@pbx>\r\nHistory-Info: <sip:+13035550100@pbx>;index=1\r\n",
     ] {
-        let headers = format!("{PAI}{theirs}\r\n{diverted}");
-        let invite = invite_reaching(&k, &vendor, DIALLED, &headers);
-        assert_eq!(identity_lines(&invite), [theirs.as_str()], "{invite}");
+        let invite = edge.forwarded(diverted);
+        assert_eq!(identity_lines(&invite), [edge.theirs.as_str()], "{invite}");
     }
-    assert!(!k.log().contains("STIR div"), "{}", k.log());
+    let log = edge.k.log();
+    assert!(!log.contains("STIR div"), "{log}");
     let refused = "no div PASSporT, the caller's Identity is not for 13035550111";
-    assert!(k.log().contains(refused), "{}", k.log());
+    assert!(log.contains(refused), "{log}");
 }
 
 /// An unsigned call the customer forwarded is the edge's to sign as its originating
