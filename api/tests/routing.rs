@@ -458,3 +458,72 @@ async fn a_starting_api_publishes_what_its_snapshot_lacks_and_only_that() {
     routes_only_v2_after(&simulated, g, "the start published nothing").await;
     changed.webhooks.stop();
 }
+
+const N1: &str = "13035550100";
+
+/// `routing_snapshot.publish` events queued (nothing delivers them here).
+async fn publish_events(t: &TestApi) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM api.webhook_deliveries
+         WHERE event_type = 'routing_snapshot.publish'",
+    )
+    .fetch_one(&t.pool)
+    .await
+    .unwrap()
+}
+
+/// Waits (10 s at most) for the snapshot on disk, the one edges pull, to be newer than
+/// `g` and for this instance's publish event for it; returns it.
+async fn published_after(t: &TestApi, g: u64, events: i64) -> warp_core::Snapshot {
+    let path = t.dir.path().join("routing.snap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let snap = warp_core::Snapshot::open(&path).unwrap();
+        if snap.generation() > g && publish_events(t).await > events {
+            return snap;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after generation {g}, {events} events: generation {}, {} events",
+            snap.generation(),
+            publish_events(t).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A number is its customer's to call from (attestation A) while it is assigned with
+/// voice on: assigning it through the API, turning its voice off and releasing it each
+/// publish a new generation saying so, with this instance's publish event as for any
+/// routing change made through it.
+#[tokio::test]
+async fn assigning_or_releasing_a_number_through_the_api_republishes() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/webhooks",
+        json!({"url": "https://hooks.example.net/warp",
+               "event_types": ["routing_snapshot.publish"]}),
+    )
+    .await;
+    let mut g = t.publish().await;
+    let number = warp_core::Number::from_digits(N1).unwrap();
+    let path = format!("/api/v1/numbers/{N1}");
+    let steps = [
+        (json!({"status": "assigned", "ban": "C1"}), true),
+        (json!({"voice_enabled": false}), false),
+        (json!({"voice_enabled": true}), true),
+        (json!({"status": "aging"}), false),
+    ];
+    t.make("/api/v1/numbers", json!({"e164": N1, "status": "reserved"}))
+        .await;
+    for (change, assigned) in steps {
+        let events = publish_events(&t).await;
+        let r = t.call("PATCH", &path, ROOT, Some(change.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "{change}: {}", r.body);
+        let snap = published_after(&t, g, events).await;
+        assert_eq!(snap.is_assigned(number, "C1"), assigned, "after {change}");
+        assert!(!snap.is_assigned(number, "C2"), "after {change}");
+        g = snap.generation();
+    }
+}

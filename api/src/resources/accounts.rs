@@ -407,7 +407,6 @@ impl Resource for PhoneNumber {
         &["available", "reserved", "assigned", "aging", "ported_out"],
     )];
     const CLASS: Class = Class::Technical;
-    const ROUTING: bool = false;
     const RULE: Option<Rule> = Some(Rule {
         holds: "r.trunk_id IS NULL OR EXISTS (SELECT 1 FROM trunks t
                 WHERE t.id = r.trunk_id AND t.ban IS NOT DISTINCT FROM r.ban)",
