@@ -172,13 +172,20 @@ END $$;
 "#;
 
 /// The trigger on each of `warp_db::ROUTING_TABLES` that calls `api.routing_changed`.
+/// On a table the snapshot reads only some columns of, an update of the others (a
+/// number's CNAM or E911 address) is not one: it would make every instance compile the
+/// same data again. Replaced as it stands, so an upgrade narrows an older trigger.
 fn routing_triggers() -> String {
     warp_db::ROUTING_TABLES
         .iter()
         .map(|table| {
+            let update = match warp_db::routing_columns(table) {
+                Some(columns) => format!("UPDATE OF {}", columns.join(", ")),
+                None => "UPDATE".to_string(),
+            };
             format!(
                 "CREATE OR REPLACE TRIGGER warp_api_routing_changed \
-                 AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+                 AFTER INSERT OR {update} OR DELETE OR TRUNCATE ON {table} \
                  FOR EACH STATEMENT EXECUTE FUNCTION api.routing_changed();\n"
             )
         })

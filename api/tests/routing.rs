@@ -527,3 +527,84 @@ async fn assigning_or_releasing_a_number_through_the_api_republishes() {
         g = snap.generation();
     }
 }
+
+/// Whether a routing notice arrives within `wait`.
+async fn notified(listener: &mut sqlx::postgres::PgListener, wait: u64) -> bool {
+    let heard = tokio::time::timeout(std::time::Duration::from_millis(wait), listener.recv());
+    heard.await.is_ok_and(|n| n.unwrap().payload() == "numbers")
+}
+
+/// The snapshot reads a number's digits, customer, status and voice flag alone: a CNAM,
+/// an E911 address or a messaging flag changed tells no instance to compile again
+/// (no notice, no publish), while an assignment does. `schema::ensure` narrows the
+/// trigger a database already has.
+#[tokio::test]
+async fn only_what_the_snapshot_reads_of_a_number_republishes() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": N1, "ban": "C1", "status": "assigned"}),
+    )
+    .await;
+    let home = json!({"line1": "1 Main St", "city": "Denver", "state": "CO",
+                      "postal_code": "80202", "ban": "C1"});
+    let address = t.make("/api/v1/e911-addresses", home).await["id"].clone();
+    t.make(
+        "/api/v1/webhooks",
+        json!({"url": "https://hooks.example.net/warp",
+               "event_types": ["routing_snapshot.publish"]}),
+    )
+    .await;
+    // A database set up by an earlier release: every update notified.
+    sqlx::raw_sql(
+        "CREATE OR REPLACE TRIGGER warp_api_routing_changed
+         AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON numbers
+         FOR EACH STATEMENT EXECUTE FUNCTION api.routing_changed()",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    warp_api::schema::ensure(&t.pool).await.unwrap();
+    let g = t.publish().await;
+    let events = publish_events(&t).await;
+
+    let mut listener = sqlx::postgres::PgListener::connect_with(&t.pool)
+        .await
+        .unwrap();
+    listener.listen("warp_routing").await.unwrap();
+    let path = format!("/api/v1/numbers/{N1}");
+    for (method, at, body) in [
+        ("PUT", format!("{path}/cnam"), json!({"cnam": "ACME"})),
+        (
+            "PUT",
+            format!("{path}/e911"),
+            json!({"address_id": address}),
+        ),
+        ("PATCH", path.clone(), json!({"sms_enabled": true})),
+    ] {
+        let r = t.call(method, &at, ROOT, Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{at}: {}", r.body);
+        assert!(!notified(&mut listener, 300).await, "{at} notified");
+    }
+    // Past the debounce: nothing was compiled or published for them.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(publish_events(&t).await, events);
+    assert_eq!(
+        warp_core::Snapshot::open(&t.dir.path().join("routing.snap"))
+            .unwrap()
+            .generation(),
+        g
+    );
+
+    let r = t
+        .call("PATCH", &path, ROOT, Some(json!({"voice_enabled": false})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        notified(&mut listener, 5_000).await,
+        "an assignment change did not notify"
+    );
+    let snap = published_after(&t, g, events).await;
+    assert!(!snap.is_assigned(warp_core::Number::from_digits(N1).unwrap(), "C1"));
+}

@@ -12,7 +12,7 @@ pub mod rates;
 pub use error::DbError;
 pub use import::{import_dataset, ImportReport};
 pub use legacy::{legacy_route, LegacyRoute};
-pub use load::{load_dataset, ROUTING_TABLES};
+pub use load::{load_dataset, routing_columns, ROUTING_TABLES};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 

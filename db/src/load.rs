@@ -65,6 +65,21 @@ pub const ROUTING_TABLES: &[&str] = &[
     "vendors",
 ];
 
+/// The columns [`load_dataset`] reads of the routing tables it reads only part of (a
+/// table not listed is read whole): a change to another column, such as a number's
+/// CNAM or E911 address, is no routing change (the API's trigger on the table watches
+/// these alone).
+pub const ROUTING_COLUMNS: &[(&str, &[&str])] =
+    &[("numbers", &["e164", "ban", "status", "voice_enabled"])];
+
+/// The columns of `table` a change to which is a routing change; `None`: all of them.
+pub fn routing_columns(table: &str) -> Option<&'static [&'static str]> {
+    ROUTING_COLUMNS
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, columns)| *columns)
+}
+
 /// Reads the provisioning data back as a Dataset, in one consistent snapshot.
 pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
     let mut tx = pool.begin().await?;
@@ -213,13 +228,11 @@ pub async fn load_dataset(pool: &PgPool) -> Result<Dataset, DbError> {
 /// numbers a customer's calls are fully attested for. A reserved, aging or ported-out
 /// number, or one whose voice is off, is no longer (or not yet) the customer's to call
 /// from. (An assigned number always has a customer: the table's CHECK.)
+const NUMBERS_READ: &str = "SELECT e164, ban FROM numbers
+     WHERE status = 'assigned' AND voice_enabled AND ban IS NOT NULL ORDER BY e164";
+
 async fn load_numbers(c: &mut PgConnection) -> Result<Vec<AssignedNumber>, DbError> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT e164, ban FROM numbers
-         WHERE status = 'assigned' AND voice_enabled AND ban IS NOT NULL ORDER BY e164",
-    )
-    .fetch_all(&mut *c)
-    .await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(NUMBERS_READ).fetch_all(&mut *c).await?;
     rows.into_iter()
         .map(|(number, ban)| {
             Ok(AssignedNumber {
@@ -418,7 +431,7 @@ fn unsigned<T: TryFrom<S>, S: Copy + std::fmt::Display>(
 
 #[cfg(test)]
 mod tests {
-    use super::ROUTING_TABLES;
+    use super::{routing_columns, NUMBERS_READ, ROUTING_COLUMNS, ROUTING_TABLES};
     use std::collections::BTreeSet;
 
     /// The tables this file's queries name after `FROM` or `JOIN`.
@@ -432,6 +445,28 @@ mod tests {
                 name.next().filter(|n| !n.is_empty())
             })
             .collect()
+    }
+
+    /// The columns watched for routing changes on `numbers` are the ones its query
+    /// names (its lowercase words, string literals and the table aside): a column read
+    /// but not watched would leave its changes unpublished.
+    #[test]
+    fn the_numbers_columns_watched_are_the_columns_read() {
+        let unquoted: String = NUMBERS_READ.split('\'').step_by(2).collect();
+        let named: BTreeSet<&str> = unquoted
+            .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()) && *w != "numbers")
+            .collect();
+        let watched: BTreeSet<&str> = routing_columns("numbers")
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(named, watched);
+        for (table, _) in ROUTING_COLUMNS {
+            assert!(ROUTING_TABLES.contains(table), "{table}");
+        }
+        assert_eq!(routing_columns("trunks"), None);
     }
 
     #[test]

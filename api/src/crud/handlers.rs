@@ -359,7 +359,11 @@ async fn update<R: Resource>(
     let key = key_of::<R>(&row);
     audit::record(&mut tx, &who, change::<R>("update", &key, b, a)).await?;
     tx.commit().await?;
-    st.changed(R::ROUTING);
+    // As the table's trigger sees it: a column the snapshot does not read changes none.
+    let read = warp_db::routing_columns(R::TABLE);
+    st.changed(
+        R::ROUTING && read.is_none_or(|read| cols.iter().any(|c| read.contains(&c.as_str()))),
+    );
     Ok(Envelope::ok(row))
 }
 
