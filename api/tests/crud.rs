@@ -715,6 +715,45 @@ async fn a_customer_with_assigned_numbers_is_not_deleted() {
     );
 }
 
+/// A number of the customer's being assigned while the customer is deleted: the delete
+/// waits for it and is the same 409, counting it, not a 422 from the schema's check.
+#[tokio::test]
+async fn a_customer_whose_number_is_being_assigned_is_not_deleted() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    t.make(
+        "/api/v1/numbers",
+        json!({"e164": "13035550101", "ban": "C2", "status": "reserved"}),
+    )
+    .await;
+    let mut assigning = t.pool.begin().await.unwrap();
+    sqlx::query("UPDATE numbers SET status = 'assigned' WHERE e164 = '13035550101'")
+        .execute(&mut *assigning)
+        .await
+        .unwrap();
+    let delete = t.call("DELETE", "/api/v1/customers/C2", ROOT, None);
+    let commit = async {
+        t.until_waiters(1).await;
+        assigning.commit().await.unwrap();
+    };
+    let (r, ()) = tokio::join!(delete, commit);
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "CONFLICT"),
+        "{}",
+        r.body
+    );
+    let message = r.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("1 number(s) are assigned to this customer (first: 13035550101)"),
+        "{message}"
+    );
+    assert_eq!(
+        t.get("/api/v1/customers/C2", ROOT).await.status,
+        StatusCode::OK
+    );
+}
+
 /// An integer key may be spelt `01` or `+1` in a path; the audit row (and so the
 /// audit-log filter and the webhook event) names the row by its key as answered.
 #[tokio::test]

@@ -95,10 +95,13 @@ impl Resource for Customer {
 
     /// Its numbers go back to the inventory (the schema sets their customer null), but
     /// an `assigned` one must have a customer: say so, rather than let that check fail
-    /// as if the request had sent a bad value.
+    /// as if the request had sent a bad value. Every number of the customer is locked:
+    /// one being assigned meanwhile (its customer unchanged, so not waiting on this
+    /// customer's lock) is counted once committed.
     async fn check_delete(conn: &mut PgConnection, id: &str) -> ApiResult<()> {
         let (n, first): (i64, Option<String>) = sqlx::query_as(
-            "SELECT count(*), min(e164) FROM numbers WHERE ban = $1 AND status = 'assigned'",
+            "WITH n AS MATERIALIZED (SELECT e164, status FROM numbers WHERE ban = $1 FOR UPDATE)
+             SELECT count(*), min(e164) FROM n WHERE status = 'assigned'",
         )
         .bind(id)
         .fetch_one(conn)
