@@ -70,6 +70,8 @@ mod review;
 mod review_s34;
 #[path = "kamailio/review_s35.rs"]
 mod review_s35;
+#[path = "kamailio/review_s35b.rs"]
+mod review_s35b;
 #[path = "kamailio/route.rs"]
 mod route;
 #[path = "kamailio/rtp_timeout.rs"]

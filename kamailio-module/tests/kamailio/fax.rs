@@ -28,7 +28,7 @@ const T38_ATTRIBUTES: [&str; 6] = [
 
 /// Which side of the call sends a re-INVITE.
 #[derive(Clone, Copy, Debug)]
-enum Side {
+pub(super) enum Side {
     Caller,
     Vendor,
 }
@@ -36,24 +36,24 @@ enum Side {
 /// The shipped config with WITH_RTPENGINE, its CDR events in a real Redis, and a vendor
 /// gateway played by the test on a raw socket (its SIP), so that it answers each offer
 /// as the test says.
-struct FaxEdge {
-    k: Kamailio,
+pub(super) struct FaxEdge {
+    pub(super) k: Kamailio,
     rtpengine: Rtpengine,
     redis: Redis,
-    vendor: UdpSocket,
-    vendor_port: u16,
+    pub(super) vendor: UdpSocket,
+    pub(super) vendor_port: u16,
     // After the daemons: dropped once they stopped.
     _dir: tempfile::TempDir,
 }
 
 /// One side's media sockets: its audio and, once it switches, its fax (UDPTL).
-struct Media {
+pub(super) struct Media {
     audio: UdpSocket,
     fax: UdpSocket,
 }
 
 impl Media {
-    fn new() -> Media {
+    pub(super) fn new() -> Media {
         let bind = || {
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
             sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -65,17 +65,17 @@ impl Media {
         }
     }
 
-    fn audio_port(&self) -> u16 {
+    pub(super) fn audio_port(&self) -> u16 {
         self.audio.local_addr().unwrap().port()
     }
 
-    fn fax_port(&self) -> u16 {
+    pub(super) fn fax_port(&self) -> u16 {
         self.fax.local_addr().unwrap().port()
     }
 }
 
 impl FaxEdge {
-    fn start() -> FaxEdge {
+    pub(super) fn start() -> FaxEdge {
         let dir = tempfile::tempdir().unwrap();
         let redis = Redis::start(dir.path());
         let data = Data::with_gateways();
@@ -103,7 +103,7 @@ impl FaxEdge {
     /// Call `call` from the caller's `sock` at `lport` with `offer`, answered by the
     /// vendor with G.711 on `vendor_audio` and ACKed: its dialog, the offer as the
     /// vendor got it and the answer as the caller got it.
-    fn call<'a>(
+    pub(super) fn call<'a>(
         &self,
         (sock, lport): (&UdpSocket, u16),
         call: &'a str,
@@ -134,7 +134,7 @@ impl FaxEdge {
         format!("Contact: <sip:vendor@127.0.0.1:{}>\r\n", self.vendor_port)
     }
 
-    fn send_from_vendor(&self, text: &str) {
+    pub(super) fn send_from_vendor(&self, text: &str) {
         self.vendor
             .send_to(text.as_bytes(), ("127.0.0.1", self.k.port))
             .unwrap();
@@ -142,7 +142,7 @@ impl FaxEdge {
 
     /// The next final reply `sock` receives in call `call`, skipping the requests it
     /// receives meanwhile (the other side's ACK of a 200).
-    fn final_at(&self, sock: &UdpSocket, call: &str) -> Reply {
+    pub(super) fn final_at(&self, sock: &UdpSocket, call: &str) -> Reply {
         let mut buf = [0u8; 65535];
         loop {
             let n = (sock.recv(&mut buf))
@@ -161,7 +161,7 @@ impl FaxEdge {
     /// `from` re-INVITEs (CSeq `cseq`) with `offer`, the other side answers `answer`
     /// (200 with it; `None`: 488 Not Acceptable Here, no SDP). The offer as the other
     /// side got it, and the final reply as `from` got it; a 200 is ACKed.
-    fn reinvite(
+    pub(super) fn reinvite(
         &self,
         (sock, dialog): (&UdpSocket, &InDialog),
         from: Side,
@@ -209,7 +209,7 @@ impl FaxEdge {
 
     /// The caller hangs up (CSeq `cseq`): its BYE answered 200, the call gone from the
     /// edge and rtpengine, its events start, answer and end.
-    fn hang_up(&self, (sock, dialog): (&UdpSocket, &InDialog), cseq: u32) {
+    pub(super) fn hang_up(&self, (sock, dialog): (&UdpSocket, &InDialog), cseq: u32) {
         let call = dialog.call;
         send_raw(
             sock,
@@ -277,7 +277,7 @@ impl FaxEdge {
 
     /// `sdp` carries T.38 (`m=image <port> udptl t38`) on one of rtpengine's ports, every
     /// attribute of [`T38_ATTRIBUTES`] kept, and no audio.
-    fn assert_t38(&self, sdp: &str) {
+    pub(super) fn assert_t38(&self, sdp: &str) {
         let k = &self.k;
         let image = sdp
             .lines()
@@ -302,7 +302,7 @@ impl FaxEdge {
 
     /// `sdp` carries audio on one of rtpengine's ports, with `profile` (`RTP/AVP`,
     /// `RTP/SAVP`), and no T.38 still open.
-    fn assert_audio(&self, sdp: &str, profile: &str) {
+    pub(super) fn assert_audio(&self, sdp: &str, profile: &str) {
         let k = &self.k;
         let port =
             media_port(sdp, "audio").unwrap_or_else(|| panic!("no audio in {sdp}\n{}", k.log()));
@@ -347,7 +347,7 @@ fn header_line(message: &str, name: &str) -> String {
 }
 
 /// The body of an in-dialog request carrying `sdp`.
-fn sdp_body(sdp: &str) -> String {
+pub(super) fn sdp_body(sdp: &str) -> String {
     format!(
         "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         sdp.len()
@@ -355,7 +355,7 @@ fn sdp_body(sdp: &str) -> String {
 }
 
 /// G.711 (PCMU) on `port`, SDP version `version` of origin `who`.
-fn audio_sdp(who: &str, version: u32, port: u16) -> String {
+pub(super) fn audio_sdp(who: &str, version: u32, port: u16) -> String {
     format!(
         "v=0\r\no={who} 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
          m=audio {port} RTP/AVP 0\r\n"
@@ -363,7 +363,7 @@ fn audio_sdp(who: &str, version: u32, port: u16) -> String {
 }
 
 /// T.38 over UDPTL on `port`, SDP version `version` of origin `who`.
-fn t38_sdp(who: &str, version: u32, port: u16) -> String {
+pub(super) fn t38_sdp(who: &str, version: u32, port: u16) -> String {
     let attributes: String = T38_ATTRIBUTES.iter().map(|a| format!("{a}\r\n")).collect();
     format!(
         "v=0\r\no={who} 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\

@@ -1,0 +1,126 @@
+//! A review of the STIR/SHAKEN attestation and fax (T.38) changes: an SRTP caller's
+//! media offered in a reply, to a re-INVITE that came without SDP, before and after the
+//! call faxed (T.38): the caller gets SRTP, the vendor plain RTP.
+
+use super::fax::{audio_sdp, sdp_body, t38_sdp, FaxEdge, Media, Side};
+use crate::support::sdp::srtp_offer;
+use crate::support::udp::{
+    body_of, next_request, raw_socket, reply_to, send_raw, with_sdp, InDialog,
+};
+use std::net::UdpSocket;
+
+/// A caller on SRTP (`caller`'s audio) and a vendor on plain RTP (`vendor`'s) in call
+/// `call`, which the vendor switched to T.38 and back when `faxed`: its dialog, CSeq 2
+/// taken by the T.38 re-INVITE.
+fn srtp_call<'a>(
+    edge: &FaxEdge,
+    (sock, lport): (&UdpSocket, u16),
+    call: &'a str,
+    (caller, vendor): (&Media, &Media),
+    faxed: bool,
+) -> InDialog<'a> {
+    let offer = srtp_offer(1, caller.audio_port());
+    let (dialog, _, _) = edge.call((sock, lport), call, &offer, vendor.audio_port());
+    if faxed {
+        let offer = t38_sdp("v", 2, vendor.fax_port());
+        let answer = t38_sdp("c", 2, caller.fax_port());
+        let (offered, reply) =
+            edge.reinvite((sock, &dialog), Side::Vendor, 2, &offer, Some(&answer));
+        assert_eq!(reply.code, 200, "{}", edge.k.log());
+        edge.assert_t38(&offered);
+        edge.assert_t38(&reply.body);
+    }
+    dialog
+}
+
+/// The vendor re-INVITEs (CSeq 3) without SDP, asking for an offer (RFC 3261 14.2): the
+/// caller's SRTP offer in its 200 reaches the vendor as plain RTP, no key (vendors take
+/// RTP/AVP alone), and the vendor's answer in its ACK reaches the caller as SRTP with
+/// rtpengine's key. Before the call faxed and after (a fax gateway ending T.38 so).
+#[test]
+fn the_shipped_config_offers_a_vendor_plain_rtp_in_an_srtp_callers_reply_to_a_reinvite_without_sdp()
+{
+    for faxed in [false, true] {
+        let edge = FaxEdge::start();
+        let (sock, lport) = raw_socket();
+        let (caller, vendor) = (Media::new(), Media::new());
+        let call = "lateoffer";
+        let dialog = srtp_call(&edge, (&sock, lport), call, (&caller, &vendor), faxed);
+        let vport = edge.vendor_port;
+        edge.send_from_vendor(&dialog.vendor_request("INVITE", 3, vport));
+        let at_caller = next_request(&sock, "INVITE", call, &edge.k);
+        assert_eq!(body_of(&at_caller), "", "{}", edge.k.log());
+        let contact = format!("Contact: <sip:caller@127.0.0.1:{lport}>\r\n");
+        let ok = reply_to(&at_caller, "200 OK", &contact);
+        send_raw(
+            &sock,
+            &edge.k,
+            &with_sdp(&ok, &srtp_offer(3, caller.audio_port())),
+        );
+        let at_vendor = edge.final_at(&edge.vendor, call);
+        assert_eq!(at_vendor.code, 200, "{}", edge.k.log());
+        edge.assert_audio(&at_vendor.body, "RTP/AVP");
+        assert!(
+            !at_vendor.body.contains("a=crypto"),
+            "faxed {faxed}: {}",
+            at_vendor.body
+        );
+        let answer = audio_sdp("v", 3, vendor.audio_port());
+        edge.send_from_vendor(&with_sdp(&dialog.vendor_request("ACK", 3, vport), &answer));
+        let ack = next_request(&sock, "ACK", call, &edge.k);
+        edge.assert_audio(body_of(&ack), "RTP/SAVP");
+        assert!(
+            body_of(&ack).contains("a=crypto:1 "),
+            "faxed {faxed}: {ack}"
+        );
+        edge.hang_up((&sock, &dialog), 4);
+    }
+}
+
+/// The caller on SRTP re-INVITEs (CSeq 2) without SDP: the vendor's plain RTP offer in
+/// its 200 reaches the caller as SRTP with rtpengine's key, and the caller's SRTP answer
+/// in its ACK reaches the vendor as plain RTP. Before the call faxed and after: rtpengine
+/// 10.5 forgets the caller's profile once its media turned T.38 (route[FAX_PROFILE]).
+#[test]
+fn the_shipped_config_offers_an_srtp_caller_srtp_in_a_vendors_reply_to_a_reinvite_without_sdp() {
+    for faxed in [false, true] {
+        let edge = FaxEdge::start();
+        let (sock, lport) = raw_socket();
+        let (caller, vendor) = (Media::new(), Media::new());
+        let call = "callerlate";
+        let dialog = srtp_call(&edge, (&sock, lport), call, (&caller, &vendor), faxed);
+        let cseq = 3;
+        send_raw(
+            &sock,
+            &edge.k,
+            &dialog.request("INVITE", cseq, "Content-Length: 0\r\n\r\n"),
+        );
+        let invite = next_request(&edge.vendor, "INVITE", call, &edge.k);
+        assert_eq!(body_of(&invite), "", "{}", edge.k.log());
+        let offer = audio_sdp("v", 3, vendor.audio_port());
+        let ok = reply_to(
+            &invite,
+            "200 OK",
+            &format!("Contact: <sip:vendor@127.0.0.1:{}>\r\n", edge.vendor_port),
+        );
+        edge.send_from_vendor(&with_sdp(&ok, &offer));
+        let at_caller = edge.final_at(&sock, call);
+        assert_eq!(at_caller.code, 200, "{}", edge.k.log());
+        edge.assert_audio(&at_caller.body, "RTP/SAVP");
+        assert!(
+            at_caller.body.contains("a=crypto:1 "),
+            "faxed {faxed}: {}",
+            at_caller.body
+        );
+        let answer = srtp_offer(4, caller.audio_port());
+        send_raw(
+            &sock,
+            &edge.k,
+            &dialog.request("ACK", cseq, &sdp_body(&answer)),
+        );
+        let ack = next_request(&edge.vendor, "ACK", call, &edge.k);
+        edge.assert_audio(body_of(&ack), "RTP/AVP");
+        assert!(!body_of(&ack).contains("a=crypto"), "faxed {faxed}: {ack}");
+        edge.hang_up((&sock, &dialog), 4);
+    }
+}
