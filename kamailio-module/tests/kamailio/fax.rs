@@ -49,7 +49,7 @@ pub(super) struct FaxEdge {
 /// One side's media sockets: its audio and, once it switches, its fax (UDPTL).
 pub(super) struct Media {
     audio: UdpSocket,
-    fax: UdpSocket,
+    pub(super) fax: UdpSocket,
 }
 
 impl Media {
@@ -114,6 +114,17 @@ impl FaxEdge {
             &raw_request(self.k.port, lport, "INVITE", "+12125550123", call),
             offer,
         );
+        self.call_with((sock, lport), call, &invite, vendor_audio)
+    }
+
+    /// As [`FaxEdge::call`], the caller's INVITE as `invite` has it.
+    pub(super) fn call_with<'a>(
+        &self,
+        (sock, lport): (&UdpSocket, u16),
+        call: &'a str,
+        invite: &str,
+        vendor_audio: u16,
+    ) -> (InDialog<'a>, String, String) {
         std::thread::scope(|s| {
             let vendor = s.spawn(|| {
                 let invite = next_request(&self.vendor, "INVITE", call, &self.k);
@@ -124,7 +135,7 @@ impl FaxEdge {
                 invite
             });
             let (dialog, ok) =
-                InDialog::answered(sock, &self.k, lport, (call, self.vendor_port), &invite);
+                InDialog::answered(sock, &self.k, lport, (call, self.vendor_port), invite);
             let invite = vendor.join().unwrap();
             (dialog, body_of(&invite).to_owned(), body_of(&ok).to_owned())
         })
@@ -239,7 +250,13 @@ impl FaxEdge {
 
     /// Datagrams `from` sends to rtpengine's `port` (the one the SDP it got names) reach
     /// `to`, unchanged: `packet(n)` for n in 0..5.
-    fn relays(&self, from: &UdpSocket, port: u16, to: &UdpSocket, packet: fn(u16) -> Vec<u8>) {
+    pub(super) fn relays(
+        &self,
+        from: &UdpSocket,
+        port: u16,
+        to: &UdpSocket,
+        packet: fn(u16) -> Vec<u8>,
+    ) {
         let mut buf = [0u8; 2048];
         for n in 0..5 {
             let sent = packet(n);
@@ -331,7 +348,7 @@ fn acking(ack: String, code: u16, cseq: u32) -> String {
 }
 
 /// The port of `sdp`'s first `m=<kind>` line.
-fn media_port(sdp: &str, kind: &str) -> Option<u16> {
+pub(super) fn media_port(sdp: &str, kind: &str) -> Option<u16> {
     sdp.lines()
         .find_map(|l| l.strip_prefix(&format!("m={kind} ")))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
@@ -373,7 +390,7 @@ pub(super) fn t38_sdp(who: &str, version: u32, port: u16) -> String {
 
 /// A UDPTL datagram (T.38 Annex D): sequence number `n`, a primary IFP packet (a T.30
 /// indicator, CED), no redundancy.
-fn udptl(n: u16) -> Vec<u8> {
+pub(super) fn udptl(n: u16) -> Vec<u8> {
     let mut packet = n.to_be_bytes().to_vec();
     packet.extend_from_slice(&[0x01, 0x02, 0x00]);
     packet

@@ -1,11 +1,12 @@
 //! A review of the STIR/SHAKEN attestation and fax (T.38) changes: an SRTP caller's
 //! media offered in a reply, to a re-INVITE that came without SDP, before and after the
-//! call faxed (T.38): the caller gets SRTP, the vendor plain RTP.
+//! call faxed (T.38): the caller gets SRTP, the vendor plain RTP; and SDP in a
+//! multipart/mixed body (SIP-T), a fax re-INVITE's too, anchored as any other.
 
-use super::fax::{audio_sdp, sdp_body, t38_sdp, FaxEdge, Media, Side};
+use super::fax::{audio_sdp, media_port, sdp_body, t38_sdp, udptl, FaxEdge, Media, Side};
 use crate::support::sdp::srtp_offer;
 use crate::support::udp::{
-    body_of, next_request, raw_socket, reply_to, send_raw, with_sdp, InDialog,
+    body_of, next_request, raw_request, raw_socket, reply_to, send_raw, with_sdp, InDialog,
 };
 use std::net::UdpSocket;
 
@@ -123,4 +124,62 @@ fn the_shipped_config_offers_an_srtp_caller_srtp_in_a_vendors_reply_to_a_reinvit
         assert!(!body_of(&ack).contains("a=crypto"), "faxed {faxed}: {ack}");
         edge.hang_up((&sock, &dialog), 4);
     }
+}
+
+/// `sdp` as SIP-T sends it (RFC 3204): a multipart/mixed body of the SDP and an ISUP
+/// part, with its headers.
+fn multipart(sdp: &str) -> String {
+    let body = format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n\
+         --b1\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x00\r\n--b1--\r\n"
+    );
+    format!(
+        "Content-Type: multipart/mixed;boundary=b1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// SDP in a multipart/mixed body (SIP-T's SDP and ISUP) is anchored as any other: a
+/// caller's INVITE so reaches the vendor on rtpengine's ports, and so does its
+/// re-INVITE to T.38, whose UDPTL then flows through rtpengine both ways. (rtpengine
+/// rewrites the SDP part; before, such a body passed untouched, the caller's own
+/// address given the vendor.)
+#[test]
+fn the_shipped_config_anchors_the_sdp_of_a_multipart_body() {
+    let edge = FaxEdge::start();
+    let (sock, lport) = raw_socket();
+    let (caller, vendor) = (Media::new(), Media::new());
+    let call = "sipt";
+    let invite = raw_request(edge.k.port, lport, "INVITE", "+12125550123", call).replace(
+        "Content-Length: 0\r\n\r\n",
+        &multipart(&audio_sdp("c", 1, caller.audio_port())),
+    );
+    let (dialog, to_vendor, _) = edge.call_with((&sock, lport), call, &invite, vendor.audio_port());
+    assert!(to_vendor.contains("application/isup"), "{to_vendor}");
+    edge.assert_audio(&to_vendor, "RTP/AVP");
+    let offer = multipart(&t38_sdp("c", 2, caller.fax_port()));
+    send_raw(&sock, &edge.k, &dialog.request("INVITE", 2, &offer));
+    let at_vendor = next_request(&edge.vendor, "INVITE", call, &edge.k);
+    let offered = body_of(&at_vendor);
+    edge.assert_t38(offered);
+    let answer = t38_sdp("v", 2, vendor.fax_port());
+    let ok = reply_to(
+        &at_vendor,
+        "200 OK",
+        &format!("Contact: <sip:vendor@127.0.0.1:{}>\r\n", edge.vendor_port),
+    );
+    edge.send_from_vendor(&with_sdp(&ok, &answer));
+    let reply = edge.final_at(&sock, call);
+    assert_eq!(reply.code, 200, "{}", edge.k.log());
+    edge.assert_t38(&reply.body);
+    send_raw(
+        &sock,
+        &edge.k,
+        &dialog.request("ACK", 2, "Content-Length: 0\r\n\r\n"),
+    );
+    let to_vendor = media_port(offered, "image").unwrap();
+    let to_caller = media_port(&reply.body, "image").unwrap();
+    edge.relays(&caller.fax, to_caller, &vendor.fax, udptl);
+    edge.relays(&vendor.fax, to_vendor, &caller.fax, udptl);
+    edge.hang_up((&sock, &dialog), 3);
 }
