@@ -38,7 +38,7 @@ pub(super) enum Side {
 /// as the test says.
 pub(super) struct FaxEdge {
     pub(super) k: Kamailio,
-    rtpengine: Rtpengine,
+    pub(super) rtpengine: Rtpengine,
     redis: Redis,
     pub(super) vendor: UdpSocket,
     pub(super) vendor_port: u16,
@@ -337,6 +337,30 @@ impl FaxEdge {
     }
 }
 
+/// A caller on SRTP (`caller`'s audio) and a vendor on plain RTP (`vendor`'s) in call
+/// `call`, which the vendor switched to T.38 when `faxed`: its dialog, the vendor's CSeq
+/// 2 taken by the T.38 re-INVITE.
+pub(super) fn srtp_call<'a>(
+    edge: &FaxEdge,
+    (sock, lport): (&UdpSocket, u16),
+    call: &'a str,
+    (caller, vendor): (&Media, &Media),
+    faxed: bool,
+) -> InDialog<'a> {
+    let offer = srtp_offer(1, caller.audio_port());
+    let (dialog, _, _) = edge.call((sock, lport), call, &offer, vendor.audio_port());
+    if faxed {
+        let offer = t38_sdp("v", 2, vendor.fax_port());
+        let answer = t38_sdp("c", 2, caller.fax_port());
+        let (offered, reply) =
+            edge.reinvite((sock, &dialog), Side::Vendor, 2, &offer, Some(&answer));
+        assert_eq!(reply.code, 200, "{}", edge.k.log());
+        edge.assert_t38(&offered);
+        edge.assert_t38(&reply.body);
+    }
+    dialog
+}
+
 /// `ack` of a re-INVITE (CSeq `cseq`) answered `code`: a failure's ACK is of the
 /// INVITE's own transaction, hop by hop (its branch: the tests' branches name method and
 /// CSeq).
@@ -494,7 +518,7 @@ fn the_shipped_config_keeps_a_call_up_when_t38_is_refused() {
 /// vendor plain RTP.
 #[test]
 fn the_shipped_config_carries_an_srtp_callers_switch_to_t38_and_back() {
-    srtp_caller_switched_to_t38_and_back(Side::Caller);
+    srtp_caller_switched_to_t38_and_back(Side::Caller, "RTP/SAVP");
 }
 
 /// As [`the_shipped_config_carries_an_srtp_callers_switch_to_t38_and_back`], the vendor
@@ -504,20 +528,31 @@ fn the_shipped_config_carries_an_srtp_callers_switch_to_t38_and_back() {
 /// (route[FAX_PROFILE]).
 #[test]
 fn the_shipped_config_offers_an_srtp_caller_srtp_again_when_the_vendor_ends_t38() {
-    srtp_caller_switched_to_t38_and_back(Side::Vendor);
+    srtp_caller_switched_to_t38_and_back(Side::Vendor, "RTP/SAVP");
 }
 
-/// A call of a caller on SRTP that the vendor switches to T.38, then `back` to audio,
-/// the caller's SRTP answered with rtpengine's key and the vendor on plain RTP each way.
-fn srtp_caller_switched_to_t38_and_back(back: Side) {
+/// As [`the_shipped_config_offers_an_srtp_caller_srtp_again_when_the_vendor_ends_t38`],
+/// the caller on SRTP with RTCP feedback (RTP/SAVPF): offered RTP/SAVPF again, its own
+/// profile (the edge read it from rtpengine's query, and matched "RTP/SAVP" in it
+/// before: the caller was offered RTP/SAVP).
+#[test]
+fn the_shipped_config_offers_an_savpf_caller_its_own_profile_again_when_the_vendor_ends_t38() {
+    srtp_caller_switched_to_t38_and_back(Side::Vendor, "RTP/SAVPF");
+}
+
+/// A call of a caller on SRTP (`profile`: RTP/SAVP or RTP/SAVPF) that the vendor
+/// switches to T.38, then `back` to audio, the caller's SRTP answered with rtpengine's
+/// key on its profile and the vendor on plain RTP each way. The caller's tag holds a "."
+/// (as a SIP token may), which the path the edge reads rtpengine's query with splits at.
+fn srtp_caller_switched_to_t38_and_back(back: Side, profile: &str) {
     let edge = FaxEdge::start();
     let (sock, lport) = raw_socket();
     let (caller, vendor) = (Media::new(), Media::new());
-    let offer = srtp_offer(1, caller.audio_port());
+    let offer = secure_offer(profile, 1, caller.audio_port());
     let (dialog, to_vendor, to_caller) =
-        edge.call((&sock, lport), "srtpfax", &offer, vendor.audio_port());
+        edge.call((&sock, lport), "srtp.fax", &offer, vendor.audio_port());
     edge.assert_audio(&to_vendor, "RTP/AVP");
-    edge.assert_audio(&to_caller, "RTP/SAVP");
+    edge.assert_audio(&to_caller, profile);
     let call = (&sock, &dialog);
     let offer = t38_sdp("v", 2, vendor.fax_port());
     let answer = t38_sdp("c", 2, caller.fax_port());
@@ -532,7 +567,7 @@ fn srtp_caller_switched_to_t38_and_back(back: Side) {
     edge.relays(&caller.fax, to_caller, &vendor.fax, udptl);
     // Back to audio: SRTP to and from the caller, RTP to and from the vendor.
     let (srtp, rtp) = (
-        srtp_offer(3, caller.audio_port()),
+        secure_offer(profile, 3, caller.audio_port()),
         audio_sdp("v", 3, vendor.audio_port()),
     );
     let (offered, reply) = match back {
@@ -546,7 +581,116 @@ fn srtp_caller_switched_to_t38_and_back(back: Side) {
     };
     edge.assert_audio(at_vendor, "RTP/AVP");
     assert!(!at_vendor.contains("a=crypto"), "{at_vendor}");
-    edge.assert_audio(at_caller, "RTP/SAVP");
+    edge.assert_audio(at_caller, profile);
     assert!(at_caller.contains("a=crypto:1 "), "{at_caller}");
     edge.hang_up(call, 3);
+}
+
+/// The caller's SRTP offer (SDES keys) on `profile` (RTP/SAVP, RTP/SAVPF).
+fn secure_offer(profile: &str, version: u32, port: u16) -> String {
+    srtp_offer(version, port).replace(" RTP/SAVP ", &format!(" {profile} "))
+}
+
+/// A caller on SRTP whose call the vendor switched to T.38 comes back to audio on plain
+/// RTP (RTP/AVP, no key) itself: the profile the edge kept at the fax is dropped, so the
+/// vendor's answer reaches the caller as plain RTP, and so does the vendor's re-INVITE
+/// after (before, both were forced to the kept RTP/SAVP). The caller's plain RTP comes
+/// in its re-INVITE, or in its reply to the vendor's re-INVITE without SDP (the vendor's
+/// answer in its ACK).
+#[test]
+fn the_shipped_config_follows_a_caller_back_from_t38_on_another_profile() {
+    for in_reply in [false, true] {
+        let edge = FaxEdge::start();
+        let (sock, lport) = raw_socket();
+        let (caller, vendor) = (Media::new(), Media::new());
+        let call = "plainagain";
+        let dialog = srtp_call(&edge, (&sock, lport), call, (&caller, &vendor), true);
+        let plain = |who, version, media: &Media| audio_sdp(who, version, media.audio_port());
+        let at_caller = if in_reply {
+            let vport = edge.vendor_port;
+            edge.send_from_vendor(&dialog.vendor_request("INVITE", 3, vport));
+            let at_caller = next_request(&sock, "INVITE", call, &edge.k);
+            let contact = format!("Contact: <sip:caller@127.0.0.1:{lport}>\r\n");
+            let ok = reply_to(&at_caller, "200 OK", &contact);
+            send_raw(&sock, &edge.k, &with_sdp(&ok, &plain("c", 3, &caller)));
+            let at_vendor = edge.final_at(&edge.vendor, call);
+            edge.assert_audio(&at_vendor.body, "RTP/AVP");
+            let answer = plain("v", 3, &vendor);
+            edge.send_from_vendor(&with_sdp(&dialog.vendor_request("ACK", 3, vport), &answer));
+            body_of(&next_request(&sock, "ACK", call, &edge.k)).to_owned()
+        } else {
+            let (offer, answer) = (plain("c", 3, &caller), plain("v", 3, &vendor));
+            let (offered, reply) =
+                edge.reinvite((&sock, &dialog), Side::Caller, 2, &offer, Some(&answer));
+            assert_eq!(reply.code, 200, "{}", edge.k.log());
+            edge.assert_audio(&offered, "RTP/AVP");
+            reply.body
+        };
+        edge.assert_audio(&at_caller, "RTP/AVP");
+        assert!(
+            !at_caller.contains("a=crypto"),
+            "in reply {in_reply}: {at_caller}"
+        );
+        // The vendor's next re-INVITE with audio: offered the caller as plain RTP too.
+        let (offer, answer) = (plain("v", 4, &vendor), plain("c", 4, &caller));
+        let call_now = (&sock, &dialog);
+        let (offered, reply) = edge.reinvite(call_now, Side::Vendor, 4, &offer, Some(&answer));
+        assert_eq!(reply.code, 200, "{}", edge.k.log());
+        edge.assert_audio(&offered, "RTP/AVP");
+        assert!(
+            !offered.contains("a=crypto"),
+            "in reply {in_reply}: {offered}"
+        );
+        edge.hang_up(call_now, 3);
+    }
+}
+
+/// rtpengine's query fails at a T.38 offer (rtpengine restarted, the call forgotten):
+/// the edge keeps no profile for the caller (it kept RTP/AVP for the rest of the call
+/// before) and logs it once, however many T.38 offers fail so; the first T.38 offer
+/// after the caller's SRTP came back asks again, and the vendor's way back to audio
+/// then reaches the caller as SRTP.
+#[test]
+fn the_shipped_config_asks_again_for_the_callers_profile_after_a_failed_query() {
+    let mut edge = FaxEdge::start();
+    let (sock, lport) = raw_socket();
+    let (caller, vendor) = (Media::new(), Media::new());
+    let call = "lostquery";
+    let dialog = srtp_call(&edge, (&sock, lport), call, (&caller, &vendor), false);
+    edge.rtpengine.restart(&[]);
+    let call_now = (&sock, &dialog);
+    // Two T.38 offers from the vendor, rtpengine knowing no audio of the caller's.
+    for cseq in [2, 3] {
+        let offer = t38_sdp("v", cseq, vendor.fax_port());
+        let answer = t38_sdp("c", cseq, caller.fax_port());
+        let (offered, reply) = edge.reinvite(call_now, Side::Vendor, cseq, &offer, Some(&answer));
+        assert_eq!(reply.code, 200, "{}", edge.k.log());
+        edge.assert_t38(&offered);
+        let dialogs = edge.k.kamcmd(&["dlg.list"]).unwrap();
+        assert!(!dialogs.contains("caller_profile"), "{dialogs}");
+    }
+    let log = edge.k.log();
+    assert_eq!(
+        log.matches("no audio profile of the caller's").count(),
+        1,
+        "{log}"
+    );
+    // The caller back on SRTP, then the vendor's T.38 and its way back to audio.
+    let srtp = srtp_offer(4, caller.audio_port());
+    let rtp = audio_sdp("v", 4, vendor.audio_port());
+    let (_, reply) = edge.reinvite(call_now, Side::Caller, 2, &srtp, Some(&rtp));
+    assert_eq!(reply.code, 200, "{}", edge.k.log());
+    let offer = t38_sdp("v", 5, vendor.fax_port());
+    let answer = t38_sdp("c", 5, caller.fax_port());
+    let (_, reply) = edge.reinvite(call_now, Side::Vendor, 5, &offer, Some(&answer));
+    assert_eq!(reply.code, 200, "{}", edge.k.log());
+    let (rtp, srtp) = (
+        audio_sdp("v", 6, vendor.audio_port()),
+        srtp_offer(6, caller.audio_port()),
+    );
+    let (offered, reply) = edge.reinvite(call_now, Side::Vendor, 6, &rtp, Some(&srtp));
+    assert_eq!(reply.code, 200, "{}", edge.k.log());
+    edge.assert_audio(&offered, "RTP/SAVP");
+    assert!(offered.contains("a=crypto:1 "), "{offered}");
+    edge.hang_up(call_now, 3);
 }

@@ -3,36 +3,11 @@
 //! call faxed (T.38): the caller gets SRTP, the vendor plain RTP; and SDP in a
 //! multipart/mixed body (SIP-T), a fax re-INVITE's too, anchored as any other.
 
-use super::fax::{audio_sdp, media_port, sdp_body, t38_sdp, udptl, FaxEdge, Media, Side};
+use super::fax::{audio_sdp, media_port, sdp_body, srtp_call, t38_sdp, udptl, FaxEdge, Media};
 use crate::support::sdp::srtp_offer;
 use crate::support::udp::{
-    body_of, next_request, raw_request, raw_socket, reply_to, send_raw, with_sdp, InDialog,
+    body_of, next_request, raw_request, raw_socket, reply_to, send_raw, with_sdp,
 };
-use std::net::UdpSocket;
-
-/// A caller on SRTP (`caller`'s audio) and a vendor on plain RTP (`vendor`'s) in call
-/// `call`, which the vendor switched to T.38 and back when `faxed`: its dialog, CSeq 2
-/// taken by the T.38 re-INVITE.
-fn srtp_call<'a>(
-    edge: &FaxEdge,
-    (sock, lport): (&UdpSocket, u16),
-    call: &'a str,
-    (caller, vendor): (&Media, &Media),
-    faxed: bool,
-) -> InDialog<'a> {
-    let offer = srtp_offer(1, caller.audio_port());
-    let (dialog, _, _) = edge.call((sock, lport), call, &offer, vendor.audio_port());
-    if faxed {
-        let offer = t38_sdp("v", 2, vendor.fax_port());
-        let answer = t38_sdp("c", 2, caller.fax_port());
-        let (offered, reply) =
-            edge.reinvite((sock, &dialog), Side::Vendor, 2, &offer, Some(&answer));
-        assert_eq!(reply.code, 200, "{}", edge.k.log());
-        edge.assert_t38(&offered);
-        edge.assert_t38(&reply.body);
-    }
-    dialog
-}
 
 /// The vendor re-INVITEs (CSeq 3) without SDP, asking for an offer (RFC 3261 14.2): the
 /// caller's SRTP offer in its 200 reaches the vendor as plain RTP, no key (vendors take

@@ -54,14 +54,19 @@ impl Rtpengine {
     /// needs rtpengine's port before it starts and rtpengine the edge's; the calls it
     /// held are forgotten.
     pub fn restart_timing_out(&mut self, timeout: u32, edge_port: u16) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let args = [
+        self.restart(&[
             format!("--timeout={timeout}"),
             format!("--b2b-url=http://127.0.0.1:{edge_port}/RPC2"),
             "--xmlrpc-format=2".to_owned(),
-        ];
-        self.child = spawn(&self.log, self.ng_port, &self.ports, &args);
+        ]);
+    }
+
+    /// Starts rtpengine again, on the same control and media ports, with `more`
+    /// arguments: the calls it held are forgotten.
+    pub fn restart(&mut self, more: &[String]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.log, self.ng_port, &self.ports, more);
         assert!(
             self.answers(),
             "rtpengine did not come back:\n{}",
