@@ -165,16 +165,6 @@ async fn pull(app: &Router, held: Option<u64>) -> Pulled {
     }
 }
 
-async fn publish_events(t: &TestApi) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM api.webhook_deliveries
-         WHERE event_type = 'routing_snapshot.publish'",
-    )
-    .fetch_one(&t.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_change_through_one_instance_reaches_the_others_as_the_same_generation_and_bytes() {
     let a = TestApi::start().await;
@@ -226,7 +216,7 @@ async fn a_change_through_one_instance_reaches_the_others_as_the_same_generation
 
     // Only A, through which the change was made, wrote its publish event.
     tokio::time::sleep(SETTLE).await;
-    assert_eq!(publish_events(&a).await, 1);
+    assert_eq!(a.publish_events().await, 1);
 }
 
 #[tokio::test]

@@ -461,17 +461,6 @@ async fn a_starting_api_publishes_what_its_snapshot_lacks_and_only_that() {
 
 const N1: &str = "13035550100";
 
-/// `routing_snapshot.publish` events queued (nothing delivers them here).
-async fn publish_events(t: &TestApi) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM api.webhook_deliveries
-         WHERE event_type = 'routing_snapshot.publish'",
-    )
-    .fetch_one(&t.pool)
-    .await
-    .unwrap()
-}
-
 /// Waits (10 s at most) for the snapshot on disk, the one edges pull, to be newer than
 /// `g` and for this instance's publish event for it; returns it.
 async fn published_after(t: &TestApi, g: u64, events: i64) -> warp_core::Snapshot {
@@ -479,14 +468,14 @@ async fn published_after(t: &TestApi, g: u64, events: i64) -> warp_core::Snapsho
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let snap = warp_core::Snapshot::open(&path).unwrap();
-        if snap.generation() > g && publish_events(t).await > events {
+        if snap.generation() > g && t.publish_events().await > events {
             return snap;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "after generation {g}, {events} events: generation {}, {} events",
             snap.generation(),
-            publish_events(t).await
+            t.publish_events().await
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -518,7 +507,7 @@ async fn assigning_or_releasing_a_number_through_the_api_republishes() {
     t.make("/api/v1/numbers", json!({"e164": N1, "status": "reserved"}))
         .await;
     for (change, assigned) in steps {
-        let events = publish_events(&t).await;
+        let events = t.publish_events().await;
         let r = t.call("PATCH", &path, ROOT, Some(change.clone())).await;
         assert_eq!(r.status, StatusCode::OK, "{change}: {}", r.body);
         let snap = published_after(&t, g, events).await;
@@ -567,7 +556,7 @@ async fn only_what_the_snapshot_reads_of_a_number_republishes() {
     .unwrap();
     warp_api::schema::ensure(&t.pool).await.unwrap();
     let g = t.publish().await;
-    let events = publish_events(&t).await;
+    let events = t.publish_events().await;
 
     let mut listener = sqlx::postgres::PgListener::connect_with(&t.pool)
         .await
@@ -589,7 +578,7 @@ async fn only_what_the_snapshot_reads_of_a_number_republishes() {
     }
     // Past the debounce: nothing was compiled or published for them.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(publish_events(&t).await, events);
+    assert_eq!(t.publish_events().await, events);
     assert_eq!(
         warp_core::Snapshot::open(&t.dir.path().join("routing.snap"))
             .unwrap()

@@ -219,6 +219,17 @@ impl TestApi {
         r.data()["generation"].as_u64().unwrap()
     }
 
+    /// `routing_snapshot.publish` events queued (nothing delivers them here).
+    pub async fn publish_events(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM api.webhook_deliveries
+             WHERE event_type = 'routing_snapshot.publish'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
     /// Sessions of this database waiting for a lock.
     async fn lock_waiters(&self) -> i64 {
         sqlx::query_scalar(
