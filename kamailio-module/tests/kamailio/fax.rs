@@ -145,6 +145,37 @@ impl FaxEdge {
         format!("Contact: <sip:vendor@127.0.0.1:{}>\r\n", self.vendor_port)
     }
 
+    /// The vendor's reply `status` to `request`, with its Contact and `sdp`.
+    pub(super) fn vendor_replies(&self, request: &str, status: &str, sdp: &str) {
+        let reply = reply_to(request, status, &self.vendor_contact());
+        self.send_from_vendor(&with_sdp(&reply, sdp));
+    }
+
+    /// The vendor re-INVITEs (CSeq 3) without SDP, asking for an offer (RFC 3261 14.2):
+    /// the caller at `sock` offers `caller_sdp` in its 200, the vendor answers
+    /// `vendor_sdp` in its ACK. The re-INVITE as the caller got it, the 200 as the
+    /// vendor got it, and the ACK's SDP as the caller got it.
+    pub(super) fn late_offer_from_vendor(
+        &self,
+        (sock, dialog): (&UdpSocket, &InDialog),
+        caller_sdp: &str,
+        vendor_sdp: &str,
+    ) -> (String, Reply, String) {
+        let (call, vport) = (dialog.call, self.vendor_port);
+        self.send_from_vendor(&dialog.vendor_request("INVITE", 3, vport));
+        let at_caller = next_request(sock, "INVITE", call, &self.k);
+        let contact = format!("Contact: <sip:caller@127.0.0.1:{}>\r\n", dialog.lport);
+        let ok = reply_to(&at_caller, "200 OK", &contact);
+        send_raw(sock, &self.k, &with_sdp(&ok, caller_sdp));
+        let at_vendor = self.final_at(&self.vendor, call);
+        self.send_from_vendor(&with_sdp(
+            &dialog.vendor_request("ACK", 3, vport),
+            vendor_sdp,
+        ));
+        let ack = next_request(sock, "ACK", call, &self.k);
+        (at_caller, at_vendor, body_of(&ack).to_owned())
+    }
+
     pub(super) fn send_from_vendor(&self, text: &str) {
         self.vendor
             .send_to(text.as_bytes(), ("127.0.0.1", self.k.port))
@@ -193,8 +224,7 @@ impl FaxEdge {
                     &dialog.request("INVITE", cseq, &sdp_body(offer)),
                 );
                 let invite = next_request(&self.vendor, "INVITE", call, &self.k);
-                let reply = reply_to(&invite, status, &self.vendor_contact());
-                self.send_from_vendor(&with_sdp(&reply, answer));
+                self.vendor_replies(&invite, status, answer);
                 let reply = self.final_at(sock, call);
                 let ack = dialog.request("ACK", cseq, "Content-Length: 0\r\n\r\n");
                 let ack = acking(ack, reply.code, cseq);
@@ -607,17 +637,11 @@ fn the_shipped_config_follows_a_caller_back_from_t38_on_another_profile() {
         let dialog = srtp_call(&edge, (&sock, lport), call, (&caller, &vendor), true);
         let plain = |who, version, media: &Media| audio_sdp(who, version, media.audio_port());
         let at_caller = if in_reply {
-            let vport = edge.vendor_port;
-            edge.send_from_vendor(&dialog.vendor_request("INVITE", 3, vport));
-            let at_caller = next_request(&sock, "INVITE", call, &edge.k);
-            let contact = format!("Contact: <sip:caller@127.0.0.1:{lport}>\r\n");
-            let ok = reply_to(&at_caller, "200 OK", &contact);
-            send_raw(&sock, &edge.k, &with_sdp(&ok, &plain("c", 3, &caller)));
-            let at_vendor = edge.final_at(&edge.vendor, call);
+            let (offer, answer) = (plain("c", 3, &caller), plain("v", 3, &vendor));
+            let (_, at_vendor, ack) =
+                edge.late_offer_from_vendor((&sock, &dialog), &offer, &answer);
             edge.assert_audio(&at_vendor.body, "RTP/AVP");
-            let answer = plain("v", 3, &vendor);
-            edge.send_from_vendor(&with_sdp(&dialog.vendor_request("ACK", 3, vport), &answer));
-            body_of(&next_request(&sock, "ACK", call, &edge.k)).to_owned()
+            ack
         } else {
             let (offer, answer) = (plain("c", 3, &caller), plain("v", 3, &vendor));
             let (offered, reply) =

@@ -5,9 +5,7 @@
 
 use super::fax::{audio_sdp, media_port, sdp_body, srtp_call, t38_sdp, udptl, FaxEdge, Media};
 use crate::support::sdp::srtp_offer;
-use crate::support::udp::{
-    body_of, next_request, raw_request, raw_socket, reply_to, send_raw, with_sdp,
-};
+use crate::support::udp::{body_of, next_request, raw_request, raw_socket, send_raw};
 
 /// The vendor re-INVITEs (CSeq 3) without SDP, asking for an offer (RFC 3261 14.2): the
 /// caller's SRTP offer in its 200 reaches the vendor as plain RTP, no key (vendors take
@@ -22,18 +20,11 @@ fn the_shipped_config_offers_a_vendor_plain_rtp_in_an_srtp_callers_reply_to_a_re
         let (caller, vendor) = (Media::new(), Media::new());
         let call = "lateoffer";
         let dialog = srtp_call(&edge, (&sock, lport), call, (&caller, &vendor), faxed);
-        let vport = edge.vendor_port;
-        edge.send_from_vendor(&dialog.vendor_request("INVITE", 3, vport));
-        let at_caller = next_request(&sock, "INVITE", call, &edge.k);
+        let offer = srtp_offer(3, caller.audio_port());
+        let answer = audio_sdp("v", 3, vendor.audio_port());
+        let (at_caller, at_vendor, ack) =
+            edge.late_offer_from_vendor((&sock, &dialog), &offer, &answer);
         assert_eq!(body_of(&at_caller), "", "{}", edge.k.log());
-        let contact = format!("Contact: <sip:caller@127.0.0.1:{lport}>\r\n");
-        let ok = reply_to(&at_caller, "200 OK", &contact);
-        send_raw(
-            &sock,
-            &edge.k,
-            &with_sdp(&ok, &srtp_offer(3, caller.audio_port())),
-        );
-        let at_vendor = edge.final_at(&edge.vendor, call);
         assert_eq!(at_vendor.code, 200, "{}", edge.k.log());
         edge.assert_audio(&at_vendor.body, "RTP/AVP");
         assert!(
@@ -41,14 +32,8 @@ fn the_shipped_config_offers_a_vendor_plain_rtp_in_an_srtp_callers_reply_to_a_re
             "faxed {faxed}: {}",
             at_vendor.body
         );
-        let answer = audio_sdp("v", 3, vendor.audio_port());
-        edge.send_from_vendor(&with_sdp(&dialog.vendor_request("ACK", 3, vport), &answer));
-        let ack = next_request(&sock, "ACK", call, &edge.k);
-        edge.assert_audio(body_of(&ack), "RTP/SAVP");
-        assert!(
-            body_of(&ack).contains("a=crypto:1 "),
-            "faxed {faxed}: {ack}"
-        );
+        edge.assert_audio(&ack, "RTP/SAVP");
+        assert!(ack.contains("a=crypto:1 "), "faxed {faxed}: {ack}");
         edge.hang_up((&sock, &dialog), 4);
     }
 }
@@ -74,12 +59,7 @@ fn the_shipped_config_offers_an_srtp_caller_srtp_in_a_vendors_reply_to_a_reinvit
         let invite = next_request(&edge.vendor, "INVITE", call, &edge.k);
         assert_eq!(body_of(&invite), "", "{}", edge.k.log());
         let offer = audio_sdp("v", 3, vendor.audio_port());
-        let ok = reply_to(
-            &invite,
-            "200 OK",
-            &format!("Contact: <sip:vendor@127.0.0.1:{}>\r\n", edge.vendor_port),
-        );
-        edge.send_from_vendor(&with_sdp(&ok, &offer));
+        edge.vendor_replies(&invite, "200 OK", &offer);
         let at_caller = edge.final_at(&sock, call);
         assert_eq!(at_caller.code, 200, "{}", edge.k.log());
         edge.assert_audio(&at_caller.body, "RTP/SAVP");
@@ -138,12 +118,7 @@ fn the_shipped_config_anchors_the_sdp_of_a_multipart_body() {
     let offered = body_of(&at_vendor);
     edge.assert_t38(offered);
     let answer = t38_sdp("v", 2, vendor.fax_port());
-    let ok = reply_to(
-        &at_vendor,
-        "200 OK",
-        &format!("Contact: <sip:vendor@127.0.0.1:{}>\r\n", edge.vendor_port),
-    );
-    edge.send_from_vendor(&with_sdp(&ok, &answer));
+    edge.vendor_replies(&at_vendor, "200 OK", &answer);
     let reply = edge.final_at(&sock, call);
     assert_eq!(reply.code, 200, "{}", edge.k.log());
     edge.assert_t38(&reply.body);
