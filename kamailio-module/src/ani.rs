@@ -8,12 +8,19 @@ use crate::stats::Func;
 use kamailio_sys as k;
 use std::borrow::Cow;
 use std::ffi::{c_char, c_int};
+use warp_core::Number;
 
 /// Finds the ANI and exposes it in `$warp(...)`; shared with `warp_route()`.
 pub fn find(msg: &SipMsg) -> Option<Cow<'_, str>> {
     let (source, ani) = msg.ani()?;
     decision::set_ani(msg, source, &ani);
     Some(ani)
+}
+
+/// The calling number as [`find`] finds it, read as warp reads a number
+/// (`$warp(ani_e164)`); `None` without one, or when it is no telephone number.
+pub fn find_number(msg: &SipMsg) -> Option<Number> {
+    Number::parse(&find(msg)?).ok()
 }
 
 fn warp_ani(msg: &SipMsg) -> Result<bool, String> {

@@ -12,7 +12,6 @@ use crate::ani;
 use crate::decision::{self, Field, Value};
 use crate::sipmsg::SipMsg;
 use crate::snapshot;
-use warp_core::Number;
 
 pub fn attestation(msg: &SipMsg) -> &'static str {
     if full(msg) {
@@ -24,7 +23,7 @@ pub fn attestation(msg: &SipMsg) -> &'static str {
 
 fn full(msg: &SipMsg) -> bool {
     // Before the decision's state is borrowed: finding the ANI records it there.
-    let Some(ani) = ani::find(msg).and_then(|a| Number::parse(&a).ok()) else {
+    let Some(ani) = ani::find_number(msg) else {
         return false;
     };
     let Some(snapshot) = snapshot::current() else {

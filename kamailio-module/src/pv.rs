@@ -136,9 +136,8 @@ pub unsafe extern "C" fn pv_get_warp(
 /// dialled number as `warp_route()` reads it, the R-URI's user part; `None` when it is
 /// no telephone number.
 fn e164(msg: &SipMsg, index: c_int) -> Option<Number> {
-    let text = match index {
-        ANI_E164 => ani::find(msg)?,
-        _ => msg.ruri_user()?,
-    };
-    Number::parse(&text).ok()
+    match index {
+        ANI_E164 => ani::find_number(msg),
+        _ => Number::parse(&msg.ruri_user()?).ok(),
+    }
 }
