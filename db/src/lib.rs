@@ -3,6 +3,7 @@
 //! routing the benchmarks compare the snapshot against.
 
 mod copy;
+mod dropped;
 mod error;
 mod import;
 mod legacy;
