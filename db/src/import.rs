@@ -2,11 +2,12 @@
 //! customers, trunks, credentials, partitions) are upserted so what the model does not
 //! carry (contacts, billing model, numbers, wallets) survives a re-import, and so does a
 //! password set through the API when the dataset gives the credential none; everything
-//! else is replaced wholesale with COPY. A customer the dataset drops is refused while
-//! numbers are assigned to it or billing records keep it (see [`crate::dropped`]).
+//! else is replaced wholesale with COPY. A dataset is refused, before anything is
+//! written, when it drops a customer numbers are assigned to or billing records keep,
+//! or moves a trunk numbers of its customer use (see [`crate::in_use`]).
 
 use crate::copy::{copy_in, Row};
-use crate::dropped::refuse_dropping_customers_in_use;
+use crate::in_use::refuse_changes_in_use;
 use crate::rates::{copy_rates, key_text, overlaps, Span};
 use crate::DbError;
 use sqlx::{PgConnection, PgPool};
@@ -116,8 +117,8 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
     sqlx::query("SELECT id FROM rate_decks ORDER BY id FOR UPDATE")
         .execute(&mut *c)
         .await?;
-    // Before the first write: a customer the numbers or billing still need stays.
-    refuse_dropping_customers_in_use(c, d).await?;
+    // Before the first write: what the numbers or billing still need stays.
+    refuse_changes_in_use(c, d).await?;
     sqlx::query(&format!("TRUNCATE {REPLACED}"))
         .execute(&mut *c)
         .await?;

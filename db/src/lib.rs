@@ -3,9 +3,9 @@
 //! routing the benchmarks compare the snapshot against.
 
 mod copy;
-mod dropped;
 mod error;
 mod import;
+mod in_use;
 mod legacy;
 mod load;
 pub mod rates;

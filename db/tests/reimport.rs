@@ -186,3 +186,47 @@ async fn dropping_a_customer_with_billing_records_is_refused_and_writes_nothing(
     }
     assert_eq!(counts(&pool).await, rows, "the refused import wrote rows");
 }
+
+/// As the API's update of a trunk: moved to another customer, it may not take numbers
+/// of its current one along.
+#[tokio::test]
+async fn moving_a_trunk_that_numbers_of_its_customer_use_is_refused() {
+    let (_pg, pool) = common::migrated_db().await;
+    let a = generate(Scale::SMALL, 7);
+    warp_db::import_dataset(&pool, &a).await.unwrap();
+    let (from, to) = (&a.customers[0].ban, &a.customers[1].ban);
+    add_number(&pool, "13035550101", from, "assigned").await;
+    let trunk: String = sqlx::query_scalar("SELECT trunk_id FROM numbers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let rows = counts(&pool).await;
+
+    let mut b = a.clone();
+    b.trunks
+        .iter_mut()
+        .filter(|t| t.id == trunk)
+        .for_each(|t| t.ban = to.clone());
+    b.dno.clear();
+    let err = warp_db::import_dataset(&pool, &b)
+        .await
+        .unwrap_err()
+        .to_string();
+    let needle =
+        format!("{trunk} (to customer {to}) carries 1 number(s) of another customer (13035550101)");
+    assert!(err.contains(&needle), "missing {needle:?} in {err}");
+    assert_eq!(counts(&pool).await, rows, "the refused import wrote rows");
+
+    // Taken off the trunk, the number no longer holds the trunk back.
+    sqlx::query("UPDATE numbers SET trunk_id = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    warp_db::import_dataset(&pool, &b).await.unwrap();
+    let owner: String = sqlx::query_scalar("SELECT ban FROM trunks WHERE id = $1")
+        .bind(&trunk)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(&owner, to);
+}
