@@ -16,6 +16,8 @@ use warp_core::model::Dataset;
 
 /// Numbers named in a refusal, per customer or trunk; the count says how many there are.
 const NUMBERS_SHOWN: usize = 3;
+/// Customers or trunks named in a refusal: a dataset dropping hundreds stays readable.
+const HOLDERS_SHOWN: usize = 10;
 
 /// Refuses `d` when a customer it drops has assigned numbers or billing records, or a
 /// trunk it moves to another customer carries numbers not of that customer. Locks the
@@ -64,7 +66,7 @@ async fn refuse_assigned_numbers(c: &mut PgConnection, dropped: &[String]) -> Re
              release or move those numbers through the API (PATCH /api/v1/numbers/{{e164}}) \
              or keep the customer(s) in the dataset; nothing was imported",
             held.len(),
-            each.join("; ")
+            listed(&each)
         ),
     ))
 }
@@ -101,7 +103,7 @@ async fn refuse_billing_records(c: &mut PgConnection, dropped: &[String]) -> Res
              keep the customer(s) in the dataset (enabled false stops their calls); \
              nothing was imported",
             held.len(),
-            each.join("; ")
+            listed(&each)
         ),
     ))
 }
@@ -156,7 +158,7 @@ async fn refuse_stranding_numbers(c: &mut PgConnection, d: &Dataset) -> Result<(
              (PATCH /api/v1/numbers/{{e164}}), or leave the trunk(s) with their customer \
              in the dataset; nothing was imported",
             stranded.len(),
-            each.join("; ")
+            listed(&each)
         ),
     ))
 }
@@ -165,4 +167,35 @@ async fn refuse_stranding_numbers(c: &mut PgConnection, d: &Dataset) -> Result<(
 fn shown(count: i64, first: &[String]) -> String {
     let more = usize::try_from(count).unwrap_or(0) > first.len();
     format!("{}{}", first.join(", "), if more { ", …" } else { "" })
+}
+
+/// The first holders, and how many more there are.
+fn listed(each: &[String]) -> String {
+    let shown = each[..each.len().min(HOLDERS_SHOWN)].join("; ");
+    match each.len().checked_sub(HOLDERS_SHOWN) {
+        Some(more) if more > 0 => format!("{shown}; and {more} more"),
+        _ => shown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_list_of_holders_names_the_first_ten_and_counts_the_rest() {
+        let each: Vec<String> = (1..=12).map(|i| format!("C{i}")).collect();
+        assert_eq!(
+            listed(&each),
+            "C1; C2; C3; C4; C5; C6; C7; C8; C9; C10; and 2 more"
+        );
+        assert_eq!(listed(&each[..10]), each[..10].join("; "));
+    }
+
+    #[test]
+    fn numbers_past_the_first_few_are_marked() {
+        let first = ["1".to_string(), "2".to_string()];
+        assert_eq!(shown(2, &first), "1, 2");
+        assert_eq!(shown(5, &first), "1, 2, …");
+    }
 }
