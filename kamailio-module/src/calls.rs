@@ -24,6 +24,7 @@ use crate::log::{lm_err, lm_info};
 use crate::record::{self, Call, Hop};
 use crate::shm;
 use crate::sipmsg::SipMsg;
+use crate::tm::Final;
 use kamailio_sys as k;
 use std::ffi::{c_int, c_uint, c_void};
 use std::ptr::null_mut;
@@ -320,10 +321,10 @@ fn take_up(dlg: *mut k::dlg_cell, noted: &str) -> Result<(), String> {
     follow(dlg, ENDS, admission, answered, call, hop).inspect_err(|_| release(admission))
 }
 
-/// The SIP code of the reply a dialog callback is about; for a reply tm made up (a
-/// timeout's 408, a CANCEL's 487, a failed relay's 5xx) or a last attempt never sent,
-/// the code only tm's own callback saw.
-fn reply_code(params: &k::dlg_cb_params) -> Option<u16> {
+/// What the reply a dialog callback is about tells of the attempt in progress: its SIP
+/// code; for a reply tm made up (a timeout's 408, a CANCEL's 487, a failed relay's 5xx)
+/// or a last attempt never sent, what only tm's own callback saw.
+fn reply_outcome(params: &k::dlg_cb_params) -> Option<Final> {
     let local = crate::tm::local_final(params.req);
     if local.is_some() || params.rpl as isize == crate::tm::FAKED_REPLY {
         return local;
@@ -331,7 +332,8 @@ fn reply_code(params: &k::dlg_cb_params) -> Option<u16> {
     // SAFETY: a reply the dialog module passes for the duration of the callback.
     let reply = unsafe { params.rpl.as_ref()? };
     // SAFETY: a parsed reply's first line holds the reply variant.
-    u16::try_from(unsafe { reply.first_line.u.reply.statuscode }).ok()
+    let code = u16::try_from(unsafe { reply.first_line.u.reply.statuscode }).ok()?;
+    Some(Final::Code(code))
 }
 
 unsafe extern "C" fn dialog_event(
@@ -350,7 +352,7 @@ unsafe extern "C" fn dialog_event(
         else {
             return;
         };
-        on_event(dlg, tracked, kind as u32, reply_code(params));
+        on_event(dlg, tracked, kind as u32, reply_outcome(params));
     })
 }
 
@@ -415,8 +417,12 @@ fn noted_attempt(dlg: *mut k::dlg_cell, call: &str) -> Option<String> {
     (noted == call).then(|| hop.to_owned())
 }
 
-fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Option<u16>) {
+fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, outcome: Option<Final>) {
     let now = clock::now_ms();
+    let sip_code = match outcome {
+        Some(Final::Code(code)) => Some(code),
+        _ => None,
+    };
     // Answer and failure come with the INVITE transaction, whose AVPs name the vendor
     // that answered or failed last (after any failover).
     if kind & (k::DLGCB_CONFIRMED_NA | k::DLGCB_FAILED) != 0 {
@@ -460,7 +466,10 @@ fn on_event(dlg: *mut k::dlg_cell, tracked: &Tracked, kind: u32, sip_code: Optio
             );
         }
     } else if kind & k::DLGCB_FAILED != 0 {
-        if end(tracked).is_some() {
+        // An attempt the caller cancelled before it was sent has no event: its vendor
+        // never saw the call, and the call's last word is the failure of the attempt
+        // before it, reported as the call moved on.
+        if end(tracked).is_some() && outcome != Some(Final::NeverSent) {
             event(Kind::Failed, None, Some(now), sip_code);
         }
     } else if let Some(answered) = end(tracked) {

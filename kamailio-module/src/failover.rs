@@ -6,8 +6,9 @@
 //! memory allocation and a copy. `warp_next_route()`, called from a
 //! `failure_route` (in whichever process sees the 5xx, 408 or timeout), points the
 //! request at the next one, after reporting the failed attempt (a `failed` CDR event
-//! with `$T_reply_code`). The last attempt's failure is reported when the dialog fails
-//! (see [`crate::calls`]). Which replies fail over is the script's choice, as with
+//! with `$T_reply_code`); never once the caller cancelled. The last attempt's failure
+//! is reported when the dialog fails (see [`crate::calls`]), unless the caller
+//! cancelled before it was sent ([`crate::tm::Final::NeverSent`]). Which replies fail over is the script's choice, as with
 //! lcr's `next_gw()`: `t_check_status("5[0-9][0-9]|408") || t_branch_timeout()`, and
 //! `t_relay()` failing: an attempt tm made no branch for (no socket for its transport,
 //! a name that does not resolve) or could not send on (a TCP connection refused) is
@@ -120,6 +121,11 @@ pub fn stored() -> Option<String> {
 }
 
 fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
+    // A cancelled call goes no further, whatever the script checked: the dialog's
+    // failure reports the attempt in progress, or nothing if it was never sent.
+    if tm::cancelled() {
+        return Ok(false);
+    }
     let Some(stored) = record(msg)? else {
         return Ok(false);
     };
@@ -167,7 +173,7 @@ fn warp_next_route(msg: &SipMsg) -> Result<bool, String> {
 }
 
 /// kamailio.cfg: `warp_next_route()`: 1 when the R-URI now points at the next vendor,
-/// -1 when none is left.
+/// -1 when none is left or the caller cancelled.
 pub unsafe extern "C" fn w_warp_next_route(
     msg: *mut k::sip_msg,
     _: *mut c_char,

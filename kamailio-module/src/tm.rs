@@ -11,6 +11,7 @@ use crate::failover;
 use crate::guard;
 use crate::kstr;
 use crate::log::{lm_err, lm_info};
+use crate::record::{self, Hop};
 use crate::sipmsg::SipMsg;
 use kamailio_sys as k;
 use std::ffi::{c_int, c_uint};
@@ -40,8 +41,8 @@ static REQUEST: OnceLock<
         *mut k::str_,
     ) -> c_int,
 > = OnceLock::new();
-/// The last final reply tm made up in this process: its request and code.
-static LOCAL_FINAL: Mutex<Option<(usize, u16)>> = Mutex::new(None);
+/// The last final reply tm made up in this process: its request and what it says.
+static LOCAL_FINAL: Mutex<Option<(usize, Final)>> = Mutex::new(None);
 /// tm's FAKED_REPLY marker: a reply tm made up, not one received.
 pub const FAKED_REPLY: isize = -1;
 
@@ -239,14 +240,21 @@ pub fn has_transaction() -> bool {
     current().is_some()
 }
 
-/// The current transaction's flags (none without one). Read once, unlocked: tm sets
-/// `T_CANCELED` from whichever process takes the CANCEL.
+/// The current transaction's flags (none without one).
 fn flags() -> u32 {
-    // SAFETY: a live transaction, current in this process; a plain read of a field
-    // another process may be writing, as tm's own `was_cancelled()` does.
-    current().map_or(0, |t| {
-        u32::from(unsafe { std::ptr::read_volatile(&(*t).flags) })
-    })
+    // SAFETY: a live transaction, current in this process.
+    current().map_or(0, |t| unsafe { flags_of(t) })
+}
+
+/// `t`'s flags, read once, unlocked: tm sets `T_CANCELED` from whichever process takes
+/// the CANCEL.
+///
+/// # Safety
+/// `t` is a live transaction.
+unsafe fn flags_of(t: *const k::cell) -> u32 {
+    // SAFETY: a plain read of a field another process may be writing, as tm's own
+    // `was_cancelled()` does.
+    u32::from(unsafe { std::ptr::read_volatile(&(*t).flags) })
 }
 
 /// Whether the caller cancelled the current transaction (a CANCEL matched it; tm has
@@ -274,16 +282,18 @@ pub fn branches() -> Option<u32> {
 /// Trying) from where it was sent, not one tm made up (its timeout's 408); `None`
 /// without a transaction.
 pub fn current_attempt_replied() -> Option<bool> {
-    // A branch's flag says a reply came before the one being handled (as tm's own
-    // `t_any_replied()` reads it: tm sets it only after the failure route); the reply
-    // kept with the branch is that one: the vendor's, or tm's own (FAKED_REPLY).
-    let replied = |uac: &k::ua_client| {
-        let kept = uac.reply as isize;
-        uac.request.flags & k::F_RB_REPLIED as u16 != 0 || (kept != 0 && kept != FAKED_REPLY)
-    };
     // SAFETY: a live transaction, current in this process; tm writes its branches under
     // the reply lock a failure route runs with.
     current().map(|t| unsafe { attempt_branches(t) }.any(replied))
+}
+
+/// Whether `uac` got a reply from where it was sent, not one tm made up.
+fn replied(uac: &k::ua_client) -> bool {
+    // A branch's flag says a reply came before the one being handled (as tm's own
+    // `t_any_replied()` reads it: tm sets it only after the failure route); the reply
+    // kept with the branch is that one: the vendor's, or tm's own (FAKED_REPLY).
+    let kept = uac.reply as isize;
+    uac.request.flags & k::F_RB_REPLIED as u16 != 0 || (kept != 0 && kept != FAKED_REPLY)
 }
 
 /// tm's internal code of a branch it could not send on (`uac->icode`): the send failed,
@@ -305,6 +315,21 @@ pub fn current_attempt_sent() -> Option<bool> {
 /// `t` is a live transaction.
 unsafe fn attempt_sent(t: *const k::cell) -> bool {
     unsafe { attempt_branches(t) }.any(|uac| uac.icode != UNDELIVERED)
+}
+
+/// Whether the caller cancelled `t` before its attempt in progress was sent: tm checks
+/// for a CANCEL after the branch route of each branch it builds, and sends nothing
+/// once it came. A branch it sent had its timer started once the request was out, or
+/// has a reply from the vendor if that came first.
+///
+/// # Safety
+/// `t` is a live transaction.
+unsafe fn cancelled_before_sent(t: *const k::cell) -> bool {
+    let went_out = |uac: &k::ua_client| {
+        uac.icode != UNDELIVERED && (uac.request.fr_expire != 0 || replied(uac))
+    };
+    let cancelled = unsafe { flags_of(t) } & k::T_CANCELED != 0;
+    cancelled && !unsafe { attempt_branches(t) }.any(went_out)
 }
 
 /// The branches of `t`'s attempt in progress: those tm made since
@@ -384,20 +409,37 @@ unsafe extern "C" fn final_ready(t: *mut k::cell, _type: c_int, params: *mut k::
         if p.code < 300 || failover::stored().is_none() {
             return forget_local_final(Some(p.req));
         }
+        let code = || u16::try_from(p.code).unwrap_or(500);
         // The attempt in progress may never have been sent (the transaction's AVPs are
         // current while tm runs its callbacks): then this final reply, another
         // attempt's or tm's own, is not its outcome.
         // SAFETY: the live transaction tm runs the callback for.
-        let code = if !unsafe { attempt_sent(t) } {
-            failover::UNSENT
+        let outcome = if unsafe { cancelled_before_sent(t) } {
+            if failover_attempt() {
+                Final::NeverSent
+            } else {
+                // The call's first attempt: its failure is the caller's cancel (487).
+                Final::Code(code())
+            }
+        } else if !unsafe { attempt_sent(t) } {
+            Final::Code(failover::UNSENT)
         } else if p.rpl as isize == FAKED_REPLY {
-            u16::try_from(p.code).unwrap_or(500)
+            Final::Code(code())
         } else {
             // The final reply says it (a vendor's).
             return forget_local_final(Some(p.req));
         };
-        *LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.req as usize, code));
+        *LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.req as usize, outcome));
     })
+}
+
+/// Whether the attempt in progress (the transaction's AVPs are current) is one
+/// `warp_next_route()` moved the call on to.
+fn failover_attempt() -> bool {
+    let stored = failover::stored();
+    let hop = stored.as_deref().and_then(record::split);
+    hop.and_then(|(_, hop, _)| Hop::parse(hop))
+        .is_some_and(|hop| hop.attempt > 1)
 }
 
 /// Drops the note [`final_ready`] left in this process nobody took, if it names `req`
@@ -413,15 +455,28 @@ fn forget_local_final(req: Option<*mut k::sip_msg>) {
     }
 }
 
-/// The code the attempt in progress failed with, when the final reply for `req`'s
-/// transaction does not say it: a reply tm made up, or one to an earlier attempt when
-/// the last could not be sent ([`final_ready`] saw it; taken: asked once).
-pub fn local_final(req: *mut k::sip_msg) -> Option<u16> {
+/// What the final reply for a transaction tells of its attempt in progress, when the
+/// reply itself does not say it (see [`local_final`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Final {
+    /// The attempt failed with this code.
+    Code(u16),
+    /// The caller cancelled the call after `warp_next_route()` moved it on to this
+    /// attempt, before it was sent: its vendor never saw the call, and the attempt
+    /// before it has reported its failure already.
+    NeverSent,
+}
+
+/// What the attempt in progress came to, when the final reply for `req`'s transaction
+/// does not say it: a reply tm made up, or one to an earlier attempt when the last
+/// could not be sent, or was never sent as the caller cancelled ([`final_ready`] saw
+/// it; taken: asked once).
+pub fn local_final(req: *mut k::sip_msg) -> Option<Final> {
     let mut last = LOCAL_FINAL.lock().unwrap_or_else(|e| e.into_inner());
     match *last {
-        Some((r, code)) if r == req as usize => {
+        Some((r, outcome)) if r == req as usize => {
             *last = None;
-            Some(code)
+            Some(outcome)
         }
         _ => None,
     }

@@ -12,6 +12,8 @@ mod async_dip;
 mod auth;
 #[path = "kamailio/bans.rs"]
 mod bans;
+#[path = "kamailio/cancel_failover.rs"]
+mod cancel_failover;
 #[path = "kamailio/cdr.rs"]
 mod cdr;
 #[path = "kamailio/cluster.rs"]

@@ -65,6 +65,17 @@ pub fn edge_address(source: &str) -> &'static str {
     }
 }
 
+/// Freezes the process `pid` (SIGSTOP) or lets it go on (SIGCONT): frozen, it keeps
+/// its sockets and answers nothing, as a hung server does.
+pub fn freeze(pid: u32, frozen: bool) {
+    let signal = if frozen { "-STOP" } else { "-CONT" };
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 pub fn free_udp_port() -> u16 {
     warp_testkit::free_udp_port().unwrap()
 }

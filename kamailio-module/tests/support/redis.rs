@@ -101,12 +101,7 @@ impl Redis {
     /// Freezes the server (SIGSTOP) or lets it go on (SIGCONT): frozen, it keeps its
     /// connections and answers nothing, as a hung Redis or a network black hole does.
     pub fn freeze(&self, frozen: bool) {
-        let signal = if frozen { "-STOP" } else { "-CONT" };
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        super::freeze(self.pid(), frozen);
     }
 
     pub fn stop(&mut self) {

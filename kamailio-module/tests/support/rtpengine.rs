@@ -86,6 +86,13 @@ impl Rtpengine {
         true
     }
 
+    /// Freezes rtpengine (SIGSTOP) or lets it go on (SIGCONT): frozen, it answers no
+    /// command, and Kamailio's rtpengine module waits out its timeout and retries
+    /// (about 5 s) in whatever route asked.
+    pub fn freeze(&self, frozen: bool) {
+        super::freeze(self.child.id(), frozen);
+    }
+
     /// What it logged (info: each command, each call it closed and why).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
