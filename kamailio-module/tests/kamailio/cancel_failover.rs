@@ -13,8 +13,8 @@ use crate::support::dataset::Data;
 use crate::support::redis::Redis;
 use crate::support::rtpengine::Rtpengine;
 use crate::support::udp::{
-    assert_cancelled, next_request, raw_invite_with_sdp, raw_request, raw_socket, reply_to,
-    send_raw,
+    assert_cancelled, final_reply, next_request, raw_invite_with_sdp, raw_request, raw_socket,
+    reply_to, send_raw,
 };
 use crate::support::vendor::{Plays, Vendor};
 use crate::support::{free_udp_port, Kamailio, Script};
@@ -57,6 +57,44 @@ fn the_shipped_config_names_no_emergency_gateway_a_cancel_stopped_before_it_was_
         "{}",
         race.k.log()
     );
+}
+
+/// No cancel, but no vendor can be sent to (`t_relay()` fails for each, and
+/// `route[VENDOR]` returns -1): the caller gets tm's 500, and each attempt is a
+/// `failed` event with 477 (the edge could not send it), the last one reported by the
+/// dialog's failure; neither gateway is counted silent.
+#[test]
+fn the_shipped_config_reports_each_vendor_it_could_not_send_to_as_477() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let data = Data {
+        uri_params: (";transport=sctp", ";transport=sctp"),
+        ..Data::with_gateways()
+    };
+    let k = start_shipped(dir.path(), &data, &redis.url(), &[]);
+    let (sock, lport) = raw_socket();
+    send_raw(
+        &sock,
+        &k,
+        &raw_request(k.port, lport, "INVITE", "+12125550123", "unsent"),
+    );
+    assert_eq!(final_reply(&sock, &k, "unsent").code, 500, "{}", k.log());
+    let cdrs = redis.wait_for("warp:cdr:raw", 3, Duration::from_secs(5));
+    let event = |kind: &str, attempt, vendor: &str, code| {
+        (kind.to_owned(), attempt, vendor.to_owned(), code)
+    };
+    assert_eq!(
+        events_of(&cdrs, "unsent", lport),
+        [
+            event("start", 1, "CHEAP", None),
+            event("failed", 1, "CHEAP", Some(477)),
+            event("failed", 2, "DEAR", Some(477)),
+        ],
+        "{cdrs:#?}\n{}",
+        k.log()
+    );
+    let gateways = k.rpc("warp.gateways");
+    assert!(!gateways.contains_key("1.gateway"), "{gateways:?}");
 }
 
 /// A script that fails over as README's does, its `route[VENDOR]` calling
