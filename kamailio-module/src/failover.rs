@@ -3,13 +3,13 @@
 //! record first needs to leave this process: when tm creates the request's transaction
 //! (or at once if it has one), or when `warp_next_route()` or the dialog asks for it. A
 //! call answered statelessly (a redirect server) never pays for it: it costs a shared
-//! memory allocation and a copy. `warp_next_route()`, called from a
-//! `failure_route` (in whichever process sees the 5xx, 408 or timeout), points the
-//! request at the next one, after reporting the failed attempt (a `failed` CDR event
-//! with `$T_reply_code`); never once the caller cancelled. The last attempt's failure
-//! is reported when the dialog fails (see [`crate::calls`]), unless the caller
-//! cancelled before it was sent ([`crate::tm::Final::NeverSent`]). Which replies fail over is the script's choice, as with
-//! lcr's `next_gw()`: `t_check_status("5[0-9][0-9]|408") || t_branch_timeout()`, and
+//! memory allocation and a copy. `warp_next_route()`, called from a `failure_route`
+//! (in whichever process sees the 5xx, 408 or timeout), points the request at the next
+//! one, after reporting the failed attempt (a `failed` CDR event with `$T_reply_code`);
+//! never once the caller cancelled. The last attempt's failure is reported when the
+//! dialog fails (see [`crate::calls`]), unless the caller cancelled before it was sent
+//! ([`crate::tm::Final::NeverSent`]). Which replies fail over is the script's choice,
+//! as with lcr's `next_gw()`: `t_check_status("5[0-9][0-9]|408") || t_branch_timeout()`, and
 //! `t_relay()` failing: an attempt tm made no branch for (no socket for its transport,
 //! a name that does not resolve) or could not send on (a TCP connection refused) is
 //! reported failed with [`UNSENT`].

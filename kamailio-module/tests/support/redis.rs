@@ -97,13 +97,13 @@ impl Redis {
         }
     }
 
-    /// Stops the server (SIGTERM: it flushes its append-only file first).
     /// Freezes the server (SIGSTOP) or lets it go on (SIGCONT): frozen, it keeps its
     /// connections and answers nothing, as a hung Redis or a network black hole does.
     pub fn freeze(&self, frozen: bool) {
         super::freeze(self.pid(), frozen);
     }
 
+    /// Stops the server (SIGTERM: it flushes its append-only file first).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
