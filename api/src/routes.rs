@@ -357,12 +357,21 @@ fn routing_routes(api: Api) -> Api {
         Doc::new(
             "Routing",
             "The current snapshot file, for super admin and sip_edge keys only (it holds \
-             the trunks' ha1); ETag = \"generation.payload hash\", If-None-Match gives 304",
+             the trunks' ha1); ETag = \"generation.payload hash\", If-None-Match gives 304; \
+             Warp-Snapshot-Format names the file's format version on every answer, and a \
+             request naming the format the edge reads in the same header is refused a file \
+             of another format (406) without its body",
         )
         .raw("application/octet-stream")
         .also(
             "304",
             "If-None-Match names the current snapshot (or a newer one)",
+        )
+        .also(
+            "406",
+            "The file is of another format than the request's Warp-Snapshot-Format \
+             (SNAPSHOT_FORMAT, naming both; the answer's ETag and Warp-Snapshot-Format name \
+             the file, none of which is sent)",
         ),
     )
 }

@@ -331,6 +331,78 @@ async fn snapshot_pull_uses_the_generation_and_payload_as_etag() {
     }
 }
 
+/// Every answer names the file's format version (`Warp-Snapshot-Format`); an edge that
+/// names another format it reads is refused (406) without a byte of the file, and one
+/// naming this format, or none (edges before the header), is sent the file as ever.
+#[tokio::test]
+async fn snapshot_pull_names_its_format_and_sends_no_file_to_an_edge_of_another() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let g = t.publish().await;
+    let ours = warp_core::snapshot::format::FORMAT_VERSION;
+    let on_disk = std::fs::read(t.dir.path().join("routing.snap")).unwrap();
+    let edge = t.key("sip_edge", None).await;
+    let pull = |reads: Option<String>, if_none_match: Option<&str>| {
+        let mut req = Request::get("/api/v1/routing/snapshot")
+            .header("authorization", format!("Bearer {edge}"));
+        if let Some(reads) = reads {
+            req = req.header("warp-snapshot-format", reads);
+        }
+        if let Some(etag) = if_none_match {
+            req = req.header("if-none-match", etag);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    let format_of = |r: &common::Reply| {
+        r.headers["warp-snapshot-format"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    for reads in [None, Some(ours.to_string())] {
+        let r = t.raw(pull(reads.clone(), None)).await;
+        assert_eq!(r.status, StatusCode::OK, "{reads:?}");
+        assert_eq!(r.bytes, on_disk);
+        assert_eq!(format_of(&r), ours.to_string());
+        let etag = r.headers["etag"].to_str().unwrap();
+        let r304 = t.raw(pull(reads, Some(etag))).await;
+        assert_eq!(r304.status, StatusCode::NOT_MODIFIED);
+        assert_eq!(format_of(&r304), ours.to_string());
+    }
+
+    let other = ours + 1;
+    let r = t.raw(pull(Some(other.to_string()), None)).await;
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE, "{}", r.body);
+    assert_eq!(r.code(), "SNAPSHOT_FORMAT");
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        format!("generation {g} is snapshot format {ours}; the edge reads format {other}")
+    );
+    assert_eq!(format_of(&r), ours.to_string());
+    assert!(r.headers["etag"]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("\"{g}.")));
+    // The refusal is its envelope alone, not a byte of the file.
+    assert!(r.body["errors"].is_array(), "no JSON envelope");
+    assert_eq!(
+        r.headers["content-length"],
+        r.bytes.len().to_string().as_str()
+    );
+    assert!(
+        r.bytes.len() < 200 && on_disk.len() > 10 * r.bytes.len(),
+        "refusal {} bytes, file {} bytes",
+        r.bytes.len(),
+        on_disk.len()
+    );
+
+    let r = t.raw(pull(Some("five".into()), None)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "BAD_SNAPSHOT_FORMAT");
+    assert!(r.bytes.len() < 300, "{}", r.bytes.len());
+}
+
 #[tokio::test]
 async fn a_snapshot_that_cannot_be_written_is_a_server_fault_and_the_old_one_serves() {
     let t = TestApi::start().await;

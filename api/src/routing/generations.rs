@@ -8,6 +8,7 @@
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
+use warp_core::snapshot::format::Header;
 use warp_core::Snapshot;
 
 /// What makes a snapshot's bytes, besides its payload: its generation and creation time.
@@ -24,6 +25,15 @@ impl Stamp {
             generation: s.generation(),
             payload_hash: s.payload_hash(),
             created_unix: s.created_unix(),
+        }
+    }
+
+    /// As [`Stamp::of`], from a header alone (a file of any format).
+    pub fn of_header(h: &Header) -> Self {
+        Stamp {
+            generation: h.generation,
+            payload_hash: h.payload_hash,
+            created_unix: h.created_unix,
         }
     }
 

@@ -1,7 +1,10 @@
 //! `GET /routing/snapshot`: the published file for SIP edges. Its `ETag` names the
 //! generation and the payload's hash (`"7.1f2e3d4c5b6a7980"`); an edge naming what it
 //! holds in `If-None-Match` gets a 304 when that is this file, or a newer one some
-//! instance handed out, and the file otherwise.
+//! instance handed out, and the file otherwise. Every answer names the file's format
+//! version ([`format`]), and an edge that reads another is refused it.
+
+mod format;
 
 use super::generations::{self, Stamp};
 use crate::auth::roles::{Access, Class};
@@ -67,33 +70,40 @@ pub async fn snapshot(
         )
     };
     // One open file throughout: a publish renames another over the path meanwhile,
-    // and this answer stays the generation it read.
+    // and this answer stays the generation it read. Its header alone is read: the file
+    // may be of a format this build cannot open, which edges of that format can.
     let opened = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path)?;
-        let snapshot =
-            warp_core::Snapshot::open_file(&file, &path).map_err(std::io::Error::other)?;
-        let len = file.metadata()?.len();
-        Ok::<_, std::io::Error>((file, Stamp::of(&snapshot), len))
+        let header = warp_core::snapshot::header_of_any_format(&file, &path)
+            .map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>((file, header))
     })
     .await
     .map_err(ApiError::internal)?;
-    let (file, ours, len) = opened.map_err(|_| missing())?;
+    let (file, header) = opened.map_err(|_| missing())?;
+    let ours = Stamp::of_header(&header);
+    let served = format::served(header.version);
     if let Some(answer) = already_held(&st, &headers, &ours).await {
-        return Ok(answer);
+        return Ok(([served], answer).into_response());
     }
     let etag = Tag {
         generation: ours.generation,
         payload: Some(ours.payload_hash),
     }
     .etag();
+    if let Err(refused) = format::check(&headers, header.version, ours.generation) {
+        // Named as the file would be, so that an edge tells one refused file from the next.
+        return Ok(([served, (ETAG, etag)], refused).into_response());
+    }
     // Streamed, not read whole: a fleet pulling the 212 MB file at once would hold a
     // copy per edge. The edge verifies the checksum of what it got.
     let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(file)));
     Ok((
         [
+            served,
             (ETAG, etag),
             (CONTENT_TYPE, "application/octet-stream".to_string()),
-            (CONTENT_LENGTH, len.to_string()),
+            (CONTENT_LENGTH, header.file_len.to_string()),
         ],
         body,
     )

@@ -7,6 +7,10 @@
 //! `header_hash` covers the header (with that field zeroed) and the section table, so
 //! opening checks them in O(sections); `payload_hash` covers every byte after the table
 //! and is checked by [`super::Snapshot::verify`].
+//!
+//! The header and section table are the same in every format version (the version says
+//! how to read the sections), so a file of another format can still be named and served
+//! ([`super::header_of_any_format`]): a new format changes sections, never these.
 
 use bytemuck::{Pod, Zeroable};
 use xxhash_rust::xxh3::xxh3_64;

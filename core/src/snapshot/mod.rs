@@ -2,6 +2,7 @@
 //! opened zero-copy with `mmap`, so every forked Kamailio worker shares one copy in the
 //! page cache. See [`format`] for the layout.
 
+mod any_format;
 mod compile;
 mod decision;
 pub mod flatmap;
@@ -10,6 +11,7 @@ pub mod records;
 mod route;
 mod stamp;
 
+pub use any_format::header_of_any_format;
 pub use compile::{compile, publish, CompileError};
 use decision::RateCenterNames;
 pub use decision::{
@@ -190,6 +192,22 @@ pub struct Summary {
 /// The header of snapshot `bytes` and its section table, checked (magic, version,
 /// length, header checksum); the payload is not.
 fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), OpenError> {
+    let header = header_with_magic(bytes)?;
+    // Before the rest: what another format says past its version is not to be trusted.
+    if header.version != FORMAT_VERSION {
+        return Err(OpenError::Version {
+            found: header.version,
+        });
+    }
+    sealed(header, bytes)
+}
+
+/// As [`read_header`], whatever the format version (see [`any_format`]).
+fn read_header_of_any_format(bytes: &[u8]) -> Result<(Header, &[u8]), OpenError> {
+    sealed(header_with_magic(bytes)?, bytes)
+}
+
+fn header_with_magic(bytes: &[u8]) -> Result<Header, OpenError> {
     if bytes.len() < HEADER_LEN {
         return Err(OpenError::Short {
             actual: bytes.len() as u64,
@@ -199,11 +217,11 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), OpenError> {
     if header.magic != MAGIC {
         return Err(OpenError::BadMagic);
     }
-    if header.version != FORMAT_VERSION {
-        return Err(OpenError::Version {
-            found: header.version,
-        });
-    }
+    Ok(header)
+}
+
+/// `header` and the section table after it, once its length and checksum check out.
+fn sealed(header: Header, bytes: &[u8]) -> Result<(Header, &[u8]), OpenError> {
     if header.file_len != bytes.len() as u64 {
         return Err(OpenError::Length {
             expected: header.file_len,
@@ -220,6 +238,28 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), OpenError> {
         return Err(OpenError::HeaderChecksum);
     }
     Ok((header, table_bytes))
+}
+
+/// Maps the snapshot `file` (`path` only names it in errors), refusing a directory and
+/// an empty file with errors that say so.
+fn map(file: &std::fs::File, path: &Path) -> Result<memmap2::Mmap, OpenError> {
+    let name = || path.display().to_string();
+    let io = |error| OpenError::Io {
+        path: name(),
+        error,
+    };
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_dir() {
+        return Err(OpenError::Directory { path: name() });
+    }
+    if meta.len() == 0 {
+        return Err(OpenError::Empty { path: name() });
+    }
+    // SAFETY: snapshots are published by rename, never modified in place. A file
+    // rewritten in place anyway changes (or, truncated, faults) under the mapping:
+    // every read stays in bounds and any bytes decode (the engine takes corrupt
+    // payloads without panicking), and `rewritten()` tells the caller afterwards.
+    unsafe { memmap2::Mmap::map(file) }.map_err(io)
 }
 
 /// An open snapshot. Cheap to share across threads (`&Snapshot` is all lookups need).
@@ -245,23 +285,7 @@ impl Snapshot {
     /// As [`Snapshot::open`], on a file already open (whose identity the caller may
     /// have checked); `path` only names it in errors.
     pub fn open_file(file: &std::fs::File, path: &Path) -> Result<Self, OpenError> {
-        let name = || path.display().to_string();
-        let io = |error| OpenError::Io {
-            path: name(),
-            error,
-        };
-        let meta = file.metadata().map_err(io)?;
-        if meta.is_dir() {
-            return Err(OpenError::Directory { path: name() });
-        }
-        if meta.len() == 0 {
-            return Err(OpenError::Empty { path: name() });
-        }
-        // SAFETY: snapshots are published by rename, never modified in place. A file
-        // rewritten in place anyway changes (or, truncated, faults) under the mapping:
-        // every read stays in bounds and any bytes decode (the engine takes corrupt
-        // payloads without panicking), and `rewritten()` tells the caller afterwards.
-        let map = unsafe { memmap2::Mmap::map(file) }.map_err(io)?;
+        let map = map(file, path)?;
         // A decision reads a few dozen lines scattered over the whole snapshot: with 4 kB
         // pages nearly each is also a TLB miss and a page walk. Where the kernel can
         // (Linux 6.x on ext4/xfs/tmpfs with THP `madvise`), it maps the file with 2 MB
