@@ -2,9 +2,12 @@
 //! publishes it locally (atomic rename), where warp.so's `reload_check` takes it up.
 //! With `--every` it polls, and with `--redis` it also pulls soon after the API
 //! announces a generation (`announcements`, within `--spread`), the polls kept as the
-//! safety net.
+//! safety net. It names the snapshot format it reads, and a file of another format
+//! costs no download ([`format`]): a polling edge says so once per generation and keeps
+//! its file.
 
 mod announcements;
+mod format;
 mod jitter;
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use warp_core::snapshot::format::FORMAT_VERSION;
 use warp_core::snapshot::publish;
 use warp_core::Snapshot;
 
@@ -107,10 +111,22 @@ pub fn run(mut a: PullArgs, settings: &warp_config::Settings) -> Result<()> {
         if let Some(redis) = redis {
             tokio::spawn(redis.listen(out.clone(), Arc::clone(&wake)));
         }
+        // The refusal said last: the same again (each poll while the API serves that
+        // file) is not said again.
+        let mut refused = None;
         loop {
             match pull_once(&client, &url, &a.key, &out).await {
-                Ok(said) => outln!("{said}")?,
-                Err(e) => eprintln!("warp: {}", crate::said_once(&e)),
+                Ok(said) => {
+                    refused = None;
+                    outln!("{said}")?;
+                }
+                Err(e) => {
+                    let now = e.downcast_ref::<format::Refused>().copied();
+                    if now.is_none() || now != refused {
+                        eprintln!("warp: {}", crate::said_once(&e));
+                    }
+                    refused = now;
+                }
             }
             until_next_pull(every, spread, &wake).await;
         }
@@ -169,7 +185,10 @@ async fn pull_once(client: &reqwest::Client, url: &str, key: &str, out: &Path) -
         .ok()
         .map(|s| (s.generation(), s.payload_hash()));
     let current = held.map(|(g, _)| g);
-    let mut req = client.get(url).bearer_auth(key);
+    let mut req = client
+        .get(url)
+        .bearer_auth(key)
+        .header(format::HEADER, FORMAT_VERSION);
     // The URL as errors name it: a proxy's credentials in it are not for the log.
     let url = warp_redact::mask_password(url);
     if let Some((g, payload)) = held {
@@ -184,6 +203,10 @@ async fn pull_once(client: &reqwest::Client, url: &str, key: &str, out: &Path) -
     if status == reqwest::StatusCode::NOT_MODIFIED {
         let g = current.unwrap_or_default();
         return Ok(format!("{} is current: generation {g}", out.display()));
+    }
+    if let Some(refused) = format::Refused::of(&res) {
+        return Err(anyhow::Error::new(refused)
+            .context(format!("GET {url}: refused, {} kept", out.display())));
     }
     if !status.is_success() {
         let body = res.text().await.unwrap_or_default();

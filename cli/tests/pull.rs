@@ -93,6 +93,46 @@ impl Api {
         d["generation"].as_u64().expect("a generation")
     }
 
+    /// How many pulls the API has refused for the snapshot's format (406), from its
+    /// metrics.
+    fn refusals(&self) -> u64 {
+        let text = self.rt.block_on(async {
+            reqwest::get(format!("{}/metrics", self.url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        let line = r#"warp_api_requests_total{method="GET",route="/api/v1/routing/snapshot",status="406"} "#;
+        text.lines()
+            .find_map(|l| l.strip_prefix(line))
+            .map_or(0, |n| n.parse().unwrap())
+    }
+
+    /// Serves, as generation `generation`, snapshot `file` relabelled as format
+    /// `version`: a file an API of another version published, which this build does
+    /// not read.
+    fn serve_in_format(&self, file: &[u8], generation: u64, version: u32) {
+        use warp_core::snapshot::format::{header_hash, Header, ENTRY_LEN, HEADER_LEN};
+        let mut bytes = file.to_vec();
+        warp_core::snapshot::restamp(&mut bytes, generation, 0).unwrap();
+        let mut h = warp_core::snapshot::header(&bytes).unwrap();
+        h.version = version;
+        let table = HEADER_LEN..HEADER_LEN + ENTRY_LEN * h.section_count as usize;
+        h.header_hash = header_hash(&h, &bytes[table]);
+        let mut put = |at: usize, field: &[u8]| bytes[at..at + field.len()].copy_from_slice(field);
+        put(
+            std::mem::offset_of!(Header, version),
+            &version.to_le_bytes(),
+        );
+        put(
+            std::mem::offset_of!(Header, header_hash),
+            &h.header_hash.to_le_bytes(),
+        );
+        warp_core::snapshot::publish(&bytes, &self.published).unwrap();
+    }
+
     /// A new staff or machine key of `role` (`sip_edge`: a SIP edge's, which may pull
     /// the snapshot and nothing else).
     fn key(&self, role: &str) -> String {
@@ -200,6 +240,102 @@ fn an_edge_file_with_the_apis_number_and_other_data_is_replaced() {
         "{}",
         said(&pulled)
     );
+}
+
+/// An API serving a snapshot format this edge does not read (one upgraded before it, or
+/// after): a pull downloads nothing and fails naming both formats, the edge's file
+/// kept; an edge that names no format (those before the header) is sent the file as
+/// ever, with the header naming its format.
+#[test]
+fn a_pull_of_a_snapshot_in_another_format_fails_naming_both_and_downloads_nothing() {
+    let api = Api::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("routing.snap");
+    let key = api.key("sip_edge");
+    let g = api.publish();
+    assert!(pull(&api.url, &key, &out).status.success());
+    let held = std::fs::read(&out).unwrap();
+    let ours = warp_core::snapshot::format::FORMAT_VERSION;
+    let other = ours + 1;
+    api.serve_in_format(&held, g + 1, other);
+
+    let refused = pull(&api.url, &key, &out);
+    assert!(!refused.status.success(), "{}", said(&refused));
+    assert!(
+        said(&refused).contains(&format!(
+            "generation {} is snapshot format {other} and this warp reads format {ours}",
+            g + 1
+        )),
+        "{}",
+        said(&refused)
+    );
+    assert!(
+        !said(&refused).contains("no sound snapshot"),
+        "{}",
+        said(&refused)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), held);
+    assert_eq!(api.refusals(), 1);
+
+    let old_edge = api.rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/routing/snapshot", api.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        let format = r.headers()["warp-snapshot-format"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (r.status(), format, r.bytes().await.unwrap())
+    });
+    assert_eq!(old_edge.0, reqwest::StatusCode::OK);
+    assert_eq!(old_edge.1, other.to_string());
+    assert_eq!(old_edge.2, std::fs::read(&api.published).unwrap());
+}
+
+/// A polling edge says once per generation that the API serves a format it does not
+/// read, not at every poll, keeps its file meanwhile, and pulls as usual once the
+/// API serves its format again.
+#[test]
+fn a_polling_edge_says_once_per_generation_that_the_format_differs_and_pulls_when_it_matches() {
+    let api = Api::start();
+    let key = api.key("sip_edge");
+    let g = api.publish();
+    let mut edge = Edge::start(&api, &key, &["--every", "1"]);
+    edge.wait_for(g, Duration::from_secs(10));
+    let held = std::fs::read(&api.published).unwrap();
+    let other = warp_core::snapshot::format::FORMAT_VERSION + 1;
+    let said_for = |edge: &Edge, generation: u64| {
+        let told = format!("generation {generation} is snapshot format {other}");
+        edge.stderr().matches(&told).count()
+    };
+    let refusals_reach = |n: u64| {
+        let start = Instant::now();
+        while api.refusals() < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{} refusals",
+                api.refusals()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    for (foreign, polls) in [(g + 1, 3), (g + 2, 6)] {
+        api.serve_in_format(&held, foreign, other);
+        refusals_reach(polls);
+        assert_eq!(said_for(&edge, foreign), 1, "{}", edge.said());
+        assert_eq!(edge.generation(), Some(g), "{}", edge.said());
+        assert!(edge.running(), "{}", edge.said());
+    }
+    assert!(
+        !edge.stderr().contains("no sound snapshot"),
+        "{}",
+        edge.said()
+    );
+    let back = api.publish();
+    edge.wait_for(back, Duration::from_secs(10));
 }
 
 /// A server that answers one request 200 with bytes that are no snapshot, as a
