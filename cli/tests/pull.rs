@@ -112,9 +112,12 @@ impl Api {
 
     /// Serves, as generation `generation`, snapshot `file` relabelled as format
     /// `version`: a file an API of another version published, which this build does
-    /// not read.
+    /// not read. It waits out first the publish the API's own notice of the last change
+    /// may have scheduled (500 ms of quiet): one after the file is placed would find no
+    /// file of its own there and write it back.
     fn serve_in_format(&self, file: &[u8], generation: u64, version: u32) {
         use warp_core::snapshot::format::{header_hash, Header, ENTRY_LEN, HEADER_LEN};
+        std::thread::sleep(Duration::from_millis(1000));
         let mut bytes = file.to_vec();
         warp_core::snapshot::restamp(&mut bytes, generation, 0).unwrap();
         let mut h = warp_core::snapshot::header(&bytes).unwrap();
