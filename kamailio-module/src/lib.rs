@@ -32,6 +32,7 @@ mod limits;
 mod log;
 mod lrn;
 mod lrn_cache;
+mod media_undo;
 mod params;
 mod pv;
 mod record;

@@ -25,10 +25,11 @@ pub enum Func {
     Redirect,
     Emergency,
     E164,
+    MediaUndo,
 }
 
 impl Func {
-    pub const ALL: [Func; 11] = [
+    pub const ALL: [Func; 12] = [
         Func::Ani,
         Func::Authenticated,
         Func::Identify,
@@ -40,6 +41,7 @@ impl Func {
         Func::Redirect,
         Func::Emergency,
         Func::E164,
+        Func::MediaUndo,
     ];
 
     /// The routes the function may run in (`REQUEST_ROUTE`, ...), with their names.
@@ -68,6 +70,11 @@ impl Func {
             ),
             // It reads only its parameter.
             Func::E164 => (k::ANY_ROUTE, "any route"),
+            // A refused offer's transaction: its final reply came.
+            Func::MediaUndo => (
+                k::FAILURE_ROUTE | k::ONREPLY_ROUTE,
+                "failure_route and onreply_route",
+            ),
         }
     }
 
@@ -85,6 +92,7 @@ impl Func {
             Func::Redirect => "warp_redirect",
             Func::Emergency => "warp_emergency",
             Func::E164 => "warp_e164",
+            Func::MediaUndo => "warp_media_undo",
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::kstr;
 use crate::limits;
 use crate::log::{lm_err, lm_info};
 use crate::lrn;
+use crate::media_undo::{ki_warp_media_undo, w_warp_media_undo};
 use crate::params;
 use crate::pv::{pv_get_warp, pv_parse_warp_name};
 use crate::redirect::{ki_warp_redirect, w_warp_redirect};
@@ -192,7 +193,7 @@ const fn checked_cmd(
     }
 }
 
-static CMDS: CoreCell<[k::cmd_export_t; 15]> = CoreCell::new([
+static CMDS: CoreCell<[k::cmd_export_t; 16]> = CoreCell::new([
     cmd(c"warp_ani", Some(w_warp_ani), 0, Func::Ani),
     cmd(
         c"warp_authenticated",
@@ -238,6 +239,17 @@ static CMDS: CoreCell<[k::cmd_export_t; 15]> = CoreCell::new([
         fixup: Some(fixup_e164),
         free_fixup: Some(k::fixup_free_spve_pvar),
         flags: Func::E164.routes().0,
+    },
+    // Two strings: fixup_spve_null fixes the first alone.
+    k::cmd_export_t {
+        fixup: Some(k::fixup_spve_spve),
+        free_fixup: Some(k::fixup_free_spve_spve),
+        ..cmd(
+            c"warp_media_undo",
+            Some(w_warp_media_undo),
+            2,
+            Func::MediaUndo,
+        )
     },
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
@@ -500,7 +512,7 @@ const fn kemi_str_str(name: &'static std::ffi::CStr, func: *mut c_void) -> k::sr
     export
 }
 
-static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 15]> = CoreCell::new([
+static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 16]> = CoreCell::new([
     kemi(c"warp_ani", ki_warp_ani as *mut c_void, k::SR_KEMIP_NONE),
     kemi(
         c"warp_authenticated",
@@ -559,6 +571,7 @@ static KEMI_EXPORTS: CoreCell<[k::sr_kemi_t; 15]> = CoreCell::new([
         k::SR_KEMIP_STR,
     ),
     kemi_str_str(c"warp_e164", ki_warp_e164 as *mut c_void),
+    kemi_str_str(c"warp_media_undo", ki_warp_media_undo as *mut c_void),
     // SAFETY: an all-zero entry terminates the table.
     unsafe { zeroed() },
 ]);

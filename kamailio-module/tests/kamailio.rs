@@ -30,6 +30,8 @@ mod emergency_more;
 mod failover;
 #[path = "kamailio/fax.rs"]
 mod fax;
+#[path = "kamailio/fax_refused.rs"]
+mod fax_refused;
 #[path = "kamailio/hairpin.rs"]
 mod hairpin;
 #[path = "kamailio/in_dialog.rs"]

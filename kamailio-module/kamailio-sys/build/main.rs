@@ -49,7 +49,7 @@ fn generate_bindings(src: &Path, defines: &[String], out: &Path) {
              |pv_get_(null|strval|sintval)|rewrite_uri|set_dst_uri|append_branch|set_ruri_q\
              |add_avp|search_first_avp|destroy_avp|get_authorized_cred|parse_credentials|register_script_cb\
              |parse_headers|pv_cache_get|pv_get_spec_value|find_module_by_name|find_param_export\
-             |fixup_(spve_null|free_spve_null|spve_pvar|free_spve_pvar)|pv_set_spec_value|get_str_fparam|register_timer|warp_.*\
+             |fixup_(spve_null|free_spve_null|spve_spve|free_spve_spve|spve_pvar|free_spve_pvar)|pv_set_spec_value|get_str_fparam|register_timer|warp_.*\
              |async_task_(push|workers_get)|route_lookup|sr_kemi_eng_get|ksr_msg_env_reset|counter_register",
         )
         .allowlist_type(

@@ -39,7 +39,7 @@ pub(super) enum Side {
 pub(super) struct FaxEdge {
     pub(super) k: Kamailio,
     pub(super) rtpengine: Rtpengine,
-    redis: Redis,
+    pub(super) redis: Redis,
     pub(super) vendor: UdpSocket,
     pub(super) vendor_port: u16,
     // After the daemons: dropped once they stopped.
@@ -48,7 +48,7 @@ pub(super) struct FaxEdge {
 
 /// One side's media sockets: its audio and, once it switches, its fax (UDPTL).
 pub(super) struct Media {
-    audio: UdpSocket,
+    pub(super) audio: UdpSocket,
     pub(super) fax: UdpSocket,
 }
 
@@ -451,7 +451,7 @@ pub(super) fn udptl(n: u16) -> Vec<u8> {
 }
 
 /// An RTP packet of G.711 (PCMU, 20 ms), sequence number `n`.
-fn rtp(n: u16) -> Vec<u8> {
+pub(super) fn rtp(n: u16) -> Vec<u8> {
     let mut packet = vec![0x80, 0x00];
     packet.extend_from_slice(&n.to_be_bytes());
     packet.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
