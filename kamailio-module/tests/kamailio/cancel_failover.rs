@@ -7,6 +7,11 @@
 //! the shipped config's with rtpengine frozen once the first attempt is out (its offer
 //! waits out the rtpengine module's timeout), a script's with a sleep. The CANCEL comes
 //! meanwhile, after the first attempt's `failed` event is in the stream.
+//!
+//! The caller's INVITE gets 487 and its CANCEL 200, and the Kamailio log has no
+//! CRITICAL line: tm holds the next attempt's branch, made and never sent, open, and
+//! asked for the reply to pick then (`t_check_status()` in the failure route) it logs
+//! "BUG: t_pick_branch failed", which an operator would take for a fault.
 
 use super::{events_of, rtpengine_defines, start_reporting, start_shipped, wait_for_stat};
 use crate::support::dataset::Data;
@@ -16,7 +21,7 @@ use crate::support::udp::{
     assert_cancelled, final_reply, next_request, raw_invite_with_sdp, raw_request, raw_socket,
     reply_to, send_raw,
 };
-use crate::support::vendor::{Plays, Vendor};
+use crate::support::vendor::{Plays, Vendor, REDIRECT_TARGET};
 use crate::support::{free_udp_port, Kamailio, Script};
 use std::net::UdpSocket;
 use std::path::Path;
@@ -29,11 +34,30 @@ fn the_shipped_config_names_no_vendor_a_cancel_stopped_before_it_was_sent() {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
     let race = Race::shipped(dir.path(), &data, data.cheap.0, data.dear.0, &[]);
-    let events = race.run("+12125550123", "raced");
+    let events = race.run("+12125550123", "raced", UNAVAILABLE);
     let event = |kind: &str, code| (kind.to_owned(), 1, "CHEAP".to_owned(), code);
     assert_eq!(
         events,
         [event("start", None), event("failed", Some(503))],
+        "{}",
+        race.k.log()
+    );
+}
+
+/// As [`the_shipped_config_names_no_vendor_a_cancel_stopped_before_it_was_sent`], the
+/// first vendor redirecting the call (302): the caller gets 487, neither the redirect
+/// (never relayed) nor the 480 that stands for it when the call ends there.
+#[test]
+fn the_shipped_config_answers_487_to_a_cancel_that_stopped_a_failover_from_a_redirect() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Data::with_gateways();
+    let race = Race::shipped(dir.path(), &data, data.cheap.0, data.dear.0, &[]);
+    let contact = format!("Contact: <{REDIRECT_TARGET}>\r\n");
+    let events = race.run("+12125550123", "moved", ("302 Moved Temporarily", &contact));
+    let event = |kind: &str, code| (kind.to_owned(), 1, "CHEAP".to_owned(), code);
+    assert_eq!(
+        events,
+        [event("start", None), event("failed", Some(302))],
         "{}",
         race.k.log()
     );
@@ -49,7 +73,7 @@ fn the_shipped_config_names_no_emergency_gateway_a_cancel_stopped_before_it_was_
     let (first, second) = (free_udp_port(), free_udp_port());
     let gateways = format!("EMERGENCY_GATEWAY=\"127.0.0.1:{first},127.0.0.1:{second}\"");
     let race = Race::shipped(dir.path(), &data, first, second, &[gateways]);
-    let events = race.run("911", "help");
+    let events = race.run("911", "help", UNAVAILABLE);
     let event = |kind: &str, code| (kind.to_owned(), 1, "emergency".to_owned(), code);
     assert_eq!(
         events,
@@ -106,7 +130,7 @@ fn a_script_that_fails_over_a_cancelled_relay_blames_no_vendor() {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
     let race = Race::scripted(dir.path(), &data, SLOW_FAILOVER);
-    let events = race.run("+12125550123", "raced");
+    let events = race.run("+12125550123", "raced", UNAVAILABLE);
     let event = |kind: &str, code| (kind.to_owned(), 1, "CHEAP".to_owned(), code);
     assert_eq!(
         events,
@@ -115,6 +139,9 @@ fn a_script_that_fails_over_a_cancelled_relay_blames_no_vendor() {
         race.k.log()
     );
 }
+
+/// The first attempt's failure a race fails over from: a gateway out of capacity.
+const UNAVAILABLE: (&str, &str) = ("503 Service Unavailable", "");
 
 /// README's failover (`route[VENDOR]` without `t_is_canceled()`), the next attempt's
 /// branch route taking 3 s.
@@ -216,16 +243,22 @@ impl Race {
         }
     }
 
-    /// A call to `number` (Call-ID `call`) cancelled in the race, no gateway counted silent
-    /// by it; its CDR events.
-    fn run(&self, number: &str, call: &str) -> Vec<(String, u64, String, Option<u64>)> {
+    /// A call to `number` (Call-ID `call`) cancelled in the race after the first gateway
+    /// answered `status` with `headers`, no gateway counted silent by it and no CRITICAL
+    /// line logged; its CDR events.
+    fn run(
+        &self,
+        number: &str,
+        call: &str,
+        (status, headers): (&str, &str),
+    ) -> Vec<(String, u64, String, Option<u64>)> {
         let k = &self.k;
         let (sock, lport) = raw_socket();
         send_raw(&sock, k, &raw_invite_with_sdp(k.port, lport, number, call));
         let invite = next_request(&self.first, "INVITE", call, k);
         // The next attempt's offer now waits for rtpengine (about 5 s).
         self.freeze_rtpengine(true);
-        let refused = reply_to(&invite, "503 Service Unavailable", "");
+        let refused = reply_to(&invite, status, headers);
         self.first
             .send_to(refused.as_bytes(), ("127.0.0.1", k.port))
             .unwrap();
@@ -257,6 +290,9 @@ impl Race {
         // No gateway was judged by the attempt never sent.
         let gateways = k.rpc("warp.gateways");
         assert!(!gateways.contains_key("1.gateway"), "{gateways:?}");
+        // The caller has its final reply: the failure route that raced the CANCEL is over.
+        let log = k.log();
+        assert!(!log.contains("CRITICAL") && !log.contains("BUG"), "{log}");
         let cdrs = self
             .redis
             .wait_for("warp:cdr:raw", 3, Duration::from_secs(1));
