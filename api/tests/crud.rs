@@ -1029,3 +1029,73 @@ async fn an_imported_credential_gets_its_password_with_a_realm() {
         ("warp".into(), ha1("imported", "warp", "correct horse"))
     );
 }
+
+/// A trunk keeps its in-dialog keepalives unless it is told otherwise; the field is
+/// created, patched and read like the others, a value that is no boolean is a 422
+/// naming it, and the snapshot a SIP node maps carries what was last written.
+#[tokio::test]
+async fn a_trunks_keepalive_is_created_patched_read_and_published() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    assert_eq!(
+        t.get("/api/v1/trunks/T-C1", ROOT).await.data()["keepalive"],
+        true
+    );
+    let made = t
+        .make(
+            "/api/v1/trunks",
+            json!({"id": "T-PBX", "ban": "C1", "keepalive": false}),
+        )
+        .await;
+    assert_eq!(made["keepalive"], false);
+    let published = |t: &TestApi| {
+        let path = t.dir.path().join("routing.snap");
+        let node = warp_core::Snapshot::open(&path).unwrap();
+        let keepalive = |id| node.trunk_by_id(id).map(|t| t.keepalive);
+        (keepalive("T-PBX"), keepalive("T-C1"))
+    };
+    t.publish().await;
+    assert_eq!(published(&t), (Some(false), Some(true)));
+
+    let patch = |id: &'static str, body: Value| {
+        let t = &t;
+        async move {
+            let path = format!("/api/v1/trunks/{id}");
+            t.call("PATCH", &path, ROOT, Some(body)).await
+        }
+    };
+    let r = patch("T-C1", json!({"keepalive": false})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = patch("T-PBX", json!({"keepalive": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        t.get("/api/v1/trunks/T-PBX", ROOT).await.data()["keepalive"],
+        true
+    );
+    assert_eq!(
+        t.get("/api/v1/trunks/T-C1", ROOT).await.data()["keepalive"],
+        false
+    );
+    t.publish().await;
+    assert_eq!(published(&t), (Some(true), Some(false)));
+
+    // The column is NOT NULL: null is a missing value.
+    let bad = [
+        (json!("sometimes"), "VALIDATION_ERROR"),
+        (json!(1), "VALIDATION_ERROR"),
+        (Value::Null, "MISSING_FIELD"),
+    ];
+    for (bad, code) in bad {
+        let r = patch("T-C1", json!({ "keepalive": bad })).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, code, "keepalive"),
+            "{bad}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        t.get("/api/v1/trunks/T-C1", ROOT).await.data()["keepalive"],
+        false
+    );
+}

@@ -125,6 +125,10 @@ pub struct Trunk {
     /// 0 = unlimited.
     pub max_cps: u32,
     pub enabled: bool,
+    /// The edge sends the trunk's side of an answered call in-dialog keepalives
+    /// (OPTIONS) and ends a call whose PBX stops answering them; off for a PBX that
+    /// ignores in-dialog OPTIONS, whose calls would be ended a few minutes in.
+    pub keepalive: bool,
 }
 
 /// Digest credentials a trunk may authenticate with.

@@ -438,6 +438,39 @@ fn trunk_auth_types_and_credentials_are_read_and_checked() {
     );
 }
 
+#[test]
+fn a_trunks_keepalive_is_on_unless_its_column_says_no() {
+    let dir = fixture_copy();
+    // The fixture's trunks.csv predates the column: every trunk keeps its keepalives.
+    let d = read_dir(dir.path()).unwrap();
+    assert!(d.trunks.iter().all(|t| t.keepalive), "{:?}", d.trunks);
+    std::fs::write(
+        dir.path().join("trunks.csv"),
+        "trunk_id,ban,max_concurrent,max_cps,enabled,auth_type,keepalive\n\
+         T1,C1,10,5,true,,false\n\
+         T2,C2,0,0,true,,\n\
+         T3,C3,0,0,true,,no\n",
+    )
+    .unwrap();
+    let d = read_dir(dir.path()).unwrap();
+    let keepalive: Vec<_> = d
+        .trunks
+        .iter()
+        .map(|t| (t.id.as_str(), t.keepalive))
+        .collect();
+    assert_eq!(keepalive, [("T1", false), ("T2", true), ("T3", false)]);
+    // Written out and read back, the same trunks.
+    let out = tempfile::tempdir().unwrap();
+    warp_core::dataset::write_dir(&d, out.path()).unwrap();
+    assert_eq!(read_dir(out.path()).unwrap().trunks, d.trunks);
+
+    append(dir.path(), "trunks.csv", "T4,C1,0,0,true,,sometimes\n");
+    assert_eq!(
+        errors(dir.path()),
+        ["trunks.csv:5: keepalive: \"sometimes\" is not true/false"]
+    );
+}
+
 /// A digest carries its username and realm in quoted strings: a quote or backslash in
 /// either could never be offered as given, so its ha1 would never match. An `@` is
 /// fine (the edge looks the username up whole).

@@ -310,6 +310,26 @@ fn trunks_are_found_by_source_address_and_username() {
 }
 
 #[test]
+fn a_trunks_keepalive_travels_through_the_snapshot() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    d.trunks
+        .iter_mut()
+        .find(|t| t.id == "T2")
+        .unwrap()
+        .keepalive = false;
+    let s = Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap();
+    let keepalive: Vec<_> = s.all_trunks().map(|t| (t.id, t.keepalive)).collect();
+    assert_eq!(keepalive, [("T1", true), ("T2", false), ("T3", true)]);
+    // Found by id, and by how its calls find it.
+    assert_eq!(s.trunk_by_id("T2").map(|t| t.keepalive), Some(false));
+    assert_eq!(s.trunk_by_id("T3").map(|t| t.keepalive), Some(true));
+    assert!(s.trunk_by_id("T4").is_none());
+    let t2 = s.trunk_by_ip("10.1.2.3".parse().unwrap()).unwrap();
+    assert_eq!((t2.id, t2.keepalive), ("T2", false));
+}
+
+#[test]
 fn a_trunk_is_found_only_the_ways_its_auth_type_asks_for() {
     use warp_core::model::{Credential, TrunkAuth};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");

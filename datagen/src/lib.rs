@@ -482,6 +482,7 @@ impl Gen {
                 max_concurrent: 100 + (c as u32 % 10) * 50,
                 max_cps: 10 + c as u32 % 20,
                 enabled: true,
+                keepalive: true,
             });
             let business_hours = Schedule {
                 from: None,

@@ -79,6 +79,7 @@ const TRUNKS: Keyed = Keyed {
         "max_cps",
         "enabled",
         "auth_type",
+        "keepalive",
     ],
     update: None,
 };
@@ -162,7 +163,8 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
             .field(t.max_concurrent)
             .field(t.max_cps)
             .field(t.enabled)
-            .field(t.auth.as_str());
+            .field(t.auth.as_str())
+            .field(t.keepalive);
     })
     .await?;
     tables.push(("trunks", n));

@@ -244,8 +244,9 @@ async fn load_numbers(c: &mut PgConnection) -> Result<Vec<AssignedNumber>, DbErr
 }
 
 async fn load_trunks(c: &mut PgConnection) -> Result<Vec<Trunk>, DbError> {
-    let rows: Vec<(String, String, i32, i32, bool, String)> = sqlx::query_as(
-        "SELECT id, ban, max_concurrent, max_cps, enabled, auth_type FROM trunks ORDER BY id",
+    let rows: Vec<(String, String, i32, i32, bool, String, bool)> = sqlx::query_as(
+        "SELECT id, ban, max_concurrent, max_cps, enabled, auth_type, keepalive FROM trunks \
+         ORDER BY id",
     )
     .fetch_all(&mut *c)
     .await?;
@@ -279,20 +280,23 @@ async fn load_trunks(c: &mut PgConnection) -> Result<Vec<Trunk>, DbError> {
         credentials.entry(t).or_default().push(credential);
     }
     rows.into_iter()
-        .map(|(id, ban, max_concurrent, max_cps, enabled, auth_type)| {
-            Ok(Trunk {
-                acl: acl.remove(&id).unwrap_or_default(),
-                credentials: credentials.remove(&id).unwrap_or_default(),
-                auth: auth_type
-                    .parse()
-                    .map_err(|e: String| DbError::invalid("trunks", e))?,
-                id,
-                ban,
-                max_concurrent: unsigned("trunks", max_concurrent)?,
-                max_cps: unsigned("trunks", max_cps)?,
-                enabled,
-            })
-        })
+        .map(
+            |(id, ban, max_concurrent, max_cps, enabled, auth_type, keepalive)| {
+                Ok(Trunk {
+                    acl: acl.remove(&id).unwrap_or_default(),
+                    credentials: credentials.remove(&id).unwrap_or_default(),
+                    auth: auth_type
+                        .parse()
+                        .map_err(|e: String| DbError::invalid("trunks", e))?,
+                    id,
+                    ban,
+                    max_concurrent: unsigned("trunks", max_concurrent)?,
+                    max_cps: unsigned("trunks", max_cps)?,
+                    enabled,
+                    keepalive,
+                })
+            },
+        )
         .collect()
 }
 

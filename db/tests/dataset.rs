@@ -532,3 +532,47 @@ async fn a_reimport_keeps_a_password_the_dataset_gives_none_and_takes_one_it_giv
     assert_eq!(loaded(&back).ha1, None);
     warp_core::snapshot::compile(&back, 1).unwrap();
 }
+
+/// A trunk's keepalive is imported, loaded back and compiled; a re-import sets it as
+/// the dataset says, and a trunk written before the column (the migration's default,
+/// or an insert that names no keepalive) keeps its keepalives.
+#[tokio::test]
+async fn a_trunks_keepalive_is_imported_loaded_and_compiled() {
+    let (_pg, pool) = common::migrated_db().await;
+    let mut d = generate(Scale::SMALL, 4);
+    let id = d.trunks[1].id.clone();
+    d.trunks[1].keepalive = false;
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    let stored = || {
+        let (pool, id) = (pool.clone(), id.clone());
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT keepalive FROM trunks WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!stored().await);
+    let back = warp_db::load_dataset(&pool).await.unwrap();
+    assert_eq!(sorted(back.clone()), sorted(d.clone()));
+    let snapshot = Snapshot::from_bytes(&compile(&back, 1).unwrap()).unwrap();
+    assert_eq!(snapshot.trunk_by_id(&id).map(|t| t.keepalive), Some(false));
+    assert_eq!(
+        snapshot.all_trunks().filter(|t| !t.keepalive).count(),
+        1,
+        "only {id} is sent no keepalives"
+    );
+
+    d.trunks[1].keepalive = true;
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    assert!(stored().await);
+    let ban = &d.trunks[1].ban;
+    sqlx::query("INSERT INTO trunks (id, ban) VALUES ('T-NEW', $1)")
+        .bind(ban)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let back = warp_db::load_dataset(&pool).await.unwrap();
+    assert!(back.trunks.iter().all(|t| t.keepalive));
+}

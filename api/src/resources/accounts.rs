@@ -130,6 +130,11 @@ pub struct Trunk {
     pub max_concurrent: i32,
     pub max_cps: i32,
     pub enabled: bool,
+    /// The edge sends the trunk's side of each answered call an in-dialog OPTIONS every
+    /// DLG_KEEPALIVE s and ends a call whose PBX stops answering; false for a PBX that
+    /// ignores in-dialog OPTIONS (its calls would be ended a few minutes in). The
+    /// vendor's side is sent them whatever this says.
+    pub keepalive: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -144,6 +149,8 @@ pub struct TrunkInput {
     pub max_concurrent: Option<i32>,
     pub max_cps: Option<i32>,
     pub enabled: Option<bool>,
+    /// true when not given; see `Trunk`.
+    pub keepalive: Option<bool>,
 }
 
 impl Resource for Trunk {

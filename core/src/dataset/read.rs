@@ -326,6 +326,7 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
                 .transpose()?
                 .unwrap_or(0),
             enabled: flag("enabled", &x.enabled)?,
+            keepalive: flag("keepalive", &x.keepalive)?,
         });
         Ok(())
     })?;

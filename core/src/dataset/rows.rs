@@ -52,6 +52,9 @@ pub(super) struct TrunkCsv {
     /// Newer than the file: a dataset written before it reads as it did.
     #[serde(default)]
     pub(super) auth_type: String,
+    /// Newer still; empty is true, as before it.
+    #[serde(default)]
+    pub(super) keepalive: String,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -199,6 +199,7 @@ pub fn write_dir(d: &Dataset, dir: &Path) -> Result<(), DatasetError> {
             max_cps: t.max_cps.to_string(),
             enabled: t.enabled.to_string(),
             auth_type: t.auth.as_str().to_string(),
+            keepalive: t.keepalive.to_string(),
         }),
     )?;
     write(

@@ -695,7 +695,7 @@ impl<'d> Compiler<'d> {
                 max_cps: t.max_cps,
                 enabled: t.enabled as u32,
                 auth: t.auth as u32,
-                _pad: 0,
+                keepalive_off: (!t.keepalive).into(),
             });
             let acl = if t.auth.checks_address() {
                 &t.acl[..]

@@ -482,6 +482,15 @@ impl Snapshot {
         (0..self.trunks().len() as u32).filter_map(|i| self.trunk(i))
     }
 
+    /// The trunk whose id is `id` (the trunks are sorted by id).
+    pub fn trunk_by_id(&self, id: &str) -> Option<TrunkView<'_>> {
+        let trunks = self.trunks();
+        let i = trunks
+            .binary_search_by(|t| self.bytes(t.id).cmp(id.as_bytes()))
+            .ok()?;
+        self.trunk(i as u32)
+    }
+
     /// The trunk whose IP ACL holds `ip` (longest prefix wins). An IPv4 peer that a
     /// dual-stack socket reports as IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is that IPv4
     /// address: the IPv4 ACLs are searched first.
@@ -555,6 +564,7 @@ impl Snapshot {
             max_concurrent: t.max_concurrent,
             max_cps: t.max_cps,
             enabled: t.enabled != 0,
+            keepalive: t.keepalive_off == 0,
             // Out of range only in a file the checksum missed: ask for everything.
             auth: TrunkAuth::from_index(t.auth as u8).unwrap_or(TrunkAuth::IpAndCredentials),
         })
@@ -624,6 +634,8 @@ pub struct TrunkView<'a> {
     pub max_concurrent: u32,
     pub max_cps: u32,
     pub enabled: bool,
+    /// See [`crate::model::Trunk::keepalive`].
+    pub keepalive: bool,
     pub auth: TrunkAuth,
 }
 

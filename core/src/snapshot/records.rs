@@ -136,7 +136,11 @@ pub struct TrunkRec {
     pub enabled: u32,
     /// [`crate::model::TrunkAuth`] as its index.
     pub auth: u32,
-    pub _pad: u32,
+    /// Nonzero: the trunk's PBX is sent no in-dialog keepalives. Format 5's padding
+    /// word, which every writer zeroed: a file from before the field reads as keepalives
+    /// on, as the trunks it was compiled from were, and a reader from before it reads
+    /// past it, sending keepalives as it always did.
+    pub keepalive_off: u32,
 }
 
 #[repr(C)]
