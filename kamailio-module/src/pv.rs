@@ -3,7 +3,9 @@
 //! and `$warp(ani_e164)` / `$warp(dnis_e164)`, the calling and dialled numbers as warp
 //! reads them, in E.164 digits: a script can tell one pair of numbers apart from another
 //! (the shipped config's hairpin check) whatever format they were written in, and
-//! `$warp(attest)`, the STIR/SHAKEN attestation the call can be given (see [`attest`]).
+//! `$warp(attest)`, the STIR/SHAKEN attestation the call can be given (see [`attest`]),
+//! and `$warp(keepalive)`, whether the identified trunk is sent in-dialog keepalives
+//! (see [`identify::keepalive`]).
 
 use crate::ani;
 use crate::attest;
@@ -25,6 +27,8 @@ const ANI_E164: c_int = -2;
 const DNIS_E164: c_int = -3;
 /// `$warp(attest)`'s: worked out when read.
 const ATTEST: c_int = -4;
+/// `$warp(keepalive)`'s: looked up in the snapshot when read.
+const KEEPALIVE: c_int = -5;
 
 thread_local! {
     /// `$warp(ha1)`'s value until the core has copied it: no snapshot mapping may be
@@ -50,6 +54,7 @@ pub unsafe extern "C" fn pv_parse_warp_name(sp: *mut k::pv_spec_t, name: *mut k:
             None if text == "ani_e164" => ANI_E164,
             None if text == "dnis_e164" => DNIS_E164,
             None if text == "attest" => ATTEST,
+            None if text == "keepalive" => KEEPALIVE,
             None => {
                 lm_err!("unknown pseudo-variable $warp({text})");
                 return -1;
@@ -113,6 +118,11 @@ pub unsafe extern "C" fn pv_get_warp(
             return unsafe {
                 k::pv_get_strval(msg, param, res, &mut kstr::from_bytes(attest.as_bytes()))
             };
+        }
+        if index == KEEPALIVE {
+            let on = identify::keepalive(&m);
+            // SAFETY: as below; an integer is copied at once.
+            return unsafe { k::pv_get_sintval(msg, param, res, on.into()) };
         }
         let Some(field) = Field::from_index(index as usize) else {
             return -1;

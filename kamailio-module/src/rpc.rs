@@ -270,6 +270,7 @@ pub unsafe extern "C" fn rpc_trunks(api: *mut k::rpc_t, ctx: *mut c_void) {
             r.count(t, "enabled", trunk.enabled.into())?;
             r.count(t, "max_concurrent", trunk.max_concurrent.into())?;
             r.count(t, "max_cps", trunk.max_cps.into())?;
+            r.count(t, "keepalive", trunk.keepalive.into())?;
             r.count(t, "active", usage.active)?;
             r.count(t, "refused_cps", usage.refused_cps)?;
             r.count(t, "refused_concurrent", usage.refused_concurrent)?;

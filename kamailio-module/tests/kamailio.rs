@@ -99,6 +99,8 @@ mod tcp;
 mod tcp_limit;
 #[path = "kamailio/tls.rs"]
 mod tls;
+#[path = "kamailio/trunk_keepalive.rs"]
+mod trunk_keepalive;
 #[path = "kamailio/trunk_log.rs"]
 mod trunk_log;
 

@@ -56,6 +56,8 @@ pub struct Data {
     pub crowd: (u32, (u32, u32)),
     /// The DID inventory's numbers assigned for voice: (number, BAN); none by default.
     pub numbers: &'static [(&'static str, &'static str)],
+    /// The trunks whose callers are sent no in-dialog keepalives; none by default.
+    pub keepalive_off: &'static [&'static str],
 }
 
 /// The source address of trunk `X<n>` of [`Data::crowd`].
@@ -76,6 +78,7 @@ impl Default for Data {
             t1_limits: (100, 100),
             crowd: (0, (0, 0)),
             numbers: &[],
+            keepalive_off: &[],
         }
     }
 }
@@ -107,6 +110,7 @@ fn trunk(id: &str, ban: &str, ip: impl Into<IpAddr>, limits: (u32, u32)) -> Trun
         max_concurrent: limits.0,
         max_cps: limits.1,
         enabled: true,
+        keepalive: true,
     }
 }
 
@@ -212,6 +216,10 @@ impl Data {
                 let source: Ipv4Addr = crowd_source(n).parse().unwrap();
                 trunk(&format!("X{n}"), "C2", source, self.crowd.1)
             }))
+            .map(|t| Trunk {
+                keepalive: !self.keepalive_off.contains(&t.id.as_str()),
+                ..t
+            })
             .collect(),
             vendors: vec![
                 vendor(
