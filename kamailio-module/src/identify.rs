@@ -51,7 +51,7 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
 /// only when the trunk it comes from (`$warp(trunk)`, as `warp_identify()` or
 /// `warp_route()` found it) says its PBX takes none. Without a trunk known (none found
 /// yet, or a new snapshot has no such trunk), true, as every caller was before trunks
-/// could say: never `$null`, which a script's `if` would read as 0.
+/// could say: never `$null`, so the script compares it with a number unguarded.
 pub fn keepalive(msg: &SipMsg) -> bool {
     let Some(snapshot) = snapshot::current() else {
         return true;
