@@ -6,6 +6,10 @@
 //! answers is dropped (both sides keep the SDP they had). The rtpengine module cannot do
 //! it: it reads the SDP from the message, or from one pseudo-variable for every call.
 //!
+//! `socket` is RTPENGINE_SOCK as the rtpengine module reads it: of several rtpengines,
+//! the one that knows the call (an ng `query`) is sent the exchange; none knowing it
+//! (or none answering) is logged and leaves the call as it is.
+//!
 //! `kept` is what kamailio.cfg kept of the last exchange (route[MEDIA_KEEP]): a first line
 //! `<from-tag> <to-tag> <offer's address family> <answer's address family> <caller|vendor>`
 //! (who offered), then the offer's SDP, a line `-`, and the answer's.
@@ -15,7 +19,7 @@ use crate::kstr;
 use crate::stats::Func;
 use kamailio_sys as k;
 use std::ffi::{c_char, c_int};
-use std::net::{ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -95,19 +99,35 @@ fn ng_command(
     )
 }
 
-/// Sends `command` to rtpengine at `socket` (`udp:host:port`, as the rtpengine module's
-/// rtpengine_sock names it) and waits for its reply: an error unless "ok".
-fn send(socket: &str, command: &str) -> Result<(), String> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let address = socket
+/// The rtpengines `socket` names, as the rtpengine module's rtpengine_sock does: one or
+/// more `udp:host:port` (`udp6:`), each perhaps with a `=weight`, space-separated, after
+/// a set's `N ==`.
+fn instances(socket: &str) -> Vec<&str> {
+    socket
+        .split_whitespace()
+        .filter(|t| *t != "==" && !t.chars().all(|c| c.is_ascii_digit()))
+        .map(|t| match t.rsplit_once('=') {
+            Some((instance, weight)) if weight.chars().all(|c| c.is_ascii_digit()) => instance,
+            _ => t,
+        })
+        .collect()
+}
+
+/// An ng control socket's address (`udp:host:port`, `udp6:[addr]:port`).
+fn address(instance: &str) -> Result<SocketAddr, String> {
+    let address = instance
         .strip_prefix("udp:")
-        .or_else(|| socket.strip_prefix("udp6:"))
-        .unwrap_or(socket);
-    let to = (address
-        .to_socket_addrs()
-        .map_err(|e| format!("{socket}: {e}"))?)
-    .next()
-    .ok_or_else(|| format!("{socket}: no address"))?;
+        .or_else(|| instance.strip_prefix("udp6:"))
+        .unwrap_or(instance);
+    (address.to_socket_addrs())
+        .map_err(|e| format!("{instance}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{instance}: no address"))
+}
+
+/// Sends `command` to rtpengine at `to` and waits for its reply: an error unless "ok".
+fn send(to: SocketAddr, command: &str) -> Result<(), String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let local = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
     let sock = UdpSocket::bind(local).map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(NG_TIMEOUT))
@@ -120,7 +140,7 @@ fn send(socket: &str, command: &str) -> Result<(), String> {
     loop {
         let n = sock
             .recv(&mut buf)
-            .map_err(|e| format!("rtpengine at {socket}: {e}"))?;
+            .map_err(|e| format!("rtpengine at {to}: {e}"))?;
         let reply = String::from_utf8_lossy(&buf[..n]);
         let Some(reply) = reply.strip_prefix(&format!("{cookie} ")) else {
             continue;
@@ -128,12 +148,32 @@ fn send(socket: &str, command: &str) -> Result<(), String> {
         if reply.contains("6:result2:ok") {
             return Ok(());
         }
-        return Err(format!("rtpengine refused: {reply}"));
+        return Err(format!("rtpengine at {to} refused: {reply}"));
     }
+}
+
+/// The rtpengine of those `socket` names that has call `call_id`: the one alone, or the
+/// first of several that knows the call (the rtpengine module picked it by a hash of the
+/// Call-ID and the weights): an offer sent to another would open the call there.
+fn instance_of(socket: &str, call_id: &str) -> Result<SocketAddr, String> {
+    let named = instances(socket);
+    if let [one] = named[..] {
+        return address(one);
+    }
+    let query = format!("d7:call-id{}7:command5:querye", bencoded(call_id));
+    let mut why = format!("no rtpengine in \"{socket}\"");
+    for instance in named {
+        match address(instance).and_then(|to| send(to, &query).map(|()| to)) {
+            Ok(to) => return Ok(to),
+            Err(e) => why = format!("no rtpengine of \"{socket}\" has the call ({e})"),
+        }
+    }
+    Err(why)
 }
 
 fn warp_media_undo(call_id: &str, socket: &str, kept: &str) -> Result<bool, String> {
     let kept = parse(kept)?;
+    let rtpengine = instance_of(socket, call_id)?;
     let (caller_sdp, _) = if kept.caller_offered {
         (&kept.offer, &kept.answer)
     } else {
@@ -154,7 +194,7 @@ fn warp_media_undo(call_id: &str, socket: &str, kept: &str) -> Result<bool, Stri
         to_answerer,
         call_id,
     );
-    send(socket, &offer)?;
+    send(rtpengine, &offer)?;
     let answer = ng_command(
         &kept,
         "answer",
@@ -163,7 +203,7 @@ fn warp_media_undo(call_id: &str, socket: &str, kept: &str) -> Result<bool, Stri
         to_offerer,
         call_id,
     );
-    send(socket, &answer)?;
+    send(rtpengine, &answer)?;
     Ok(true)
 }
 
@@ -215,6 +255,17 @@ mod tests {
         assert!(kept.caller_offered);
         assert_eq!((kept.offer.as_str(), kept.answer.as_str()), (OFFER, ANSWER));
         assert_eq!(audio_profile(&kept.offer), Some("RTP/SAVP"));
+    }
+
+    #[test]
+    fn names_each_rtpengine_as_the_rtpengine_module_reads_them() {
+        assert_eq!(instances("udp:127.0.0.1:2223"), ["udp:127.0.0.1:2223"]);
+        assert_eq!(
+            instances("udp:a:2223=2 udp6:[::1]:2223"),
+            ["udp:a:2223", "udp6:[::1]:2223"]
+        );
+        assert_eq!(instances("1 == udp:b:2223=1"), ["udp:b:2223"]);
+        assert!(instances(" ").is_empty());
     }
 
     #[test]

@@ -76,6 +76,8 @@ mod review_s34;
 mod review_s35;
 #[path = "kamailio/review_s35b.rs"]
 mod review_s35b;
+#[path = "kamailio/review_s36.rs"]
+mod review_s36;
 #[path = "kamailio/route.rs"]
 mod route;
 #[path = "kamailio/rtp_timeout.rs"]
@@ -575,9 +577,14 @@ fn start_shipped_with_rtpengine(
 
 /// The shipped config's defines for media anchored in `rtpengine`.
 fn rtpengine_defines(rtpengine: &support::rtpengine::Rtpengine) -> Vec<String> {
+    rtpengine_defines_at(&format!("udp:127.0.0.1:{}", rtpengine.ng_port))
+}
+
+/// The defines that turn the shipped config's rtpengine on, RTPENGINE_SOCK `socket`.
+fn rtpengine_defines_at(socket: &str) -> Vec<String> {
     vec![
         "WITH_RTPENGINE".to_string(),
-        format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{}\"", rtpengine.ng_port),
+        format!("RTPENGINE_SOCK=\"{socket}\""),
     ]
 }
 

@@ -4,7 +4,7 @@
 //! both ways; a re-INVITE back to audio is carried too, and a T.38 offer refused (488)
 //! leaves the call up until its BYE. A caller on SRTP switches to T.38 and back as well.
 
-use super::{event_kinds, rtpengine_defines, start_shipped};
+use super::{event_kinds, rtpengine_defines_at, start_shipped};
 use crate::support::dataset::Data;
 use crate::support::redis::Redis;
 use crate::support::rtpengine::{wait_for_no_media_sessions, Rtpengine};
@@ -42,6 +42,8 @@ pub(super) struct FaxEdge {
     pub(super) redis: Redis,
     pub(super) vendor: UdpSocket,
     pub(super) vendor_port: u16,
+    /// The second vendor's gateway (DEAR), which a failover reaches.
+    pub(super) dear: UdpSocket,
     // After the daemons: dropped once they stopped.
     _dir: tempfile::TempDir,
 }
@@ -76,6 +78,12 @@ impl Media {
 
 impl FaxEdge {
     pub(super) fn start() -> FaxEdge {
+        FaxEdge::start_with(|r| format!("udp:127.0.0.1:{}", r.ng_port))
+    }
+
+    /// As [`FaxEdge::start`], RTPENGINE_SOCK as `socket` names it from the rtpengine
+    /// started.
+    pub(super) fn start_with(socket: impl FnOnce(&Rtpengine) -> String) -> FaxEdge {
         let dir = tempfile::tempdir().unwrap();
         let redis = Redis::start(dir.path());
         let data = Data::with_gateways();
@@ -83,12 +91,14 @@ impl FaxEdge {
         vendor
             .set_read_timeout(Some(Duration::from_secs(8)))
             .unwrap();
+        let dear = UdpSocket::bind(("127.0.0.1", data.dear.0)).unwrap();
+        dear.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
         let rtpengine = Rtpengine::start(dir.path());
         let k = start_shipped(
             dir.path(),
             &data,
             &redis.url(),
-            &rtpengine_defines(&rtpengine),
+            &rtpengine_defines_at(&socket(&rtpengine)),
         );
         FaxEdge {
             k,
@@ -96,6 +106,7 @@ impl FaxEdge {
             redis,
             vendor,
             vendor_port: data.cheap.0,
+            dear,
             _dir: dir,
         }
     }
@@ -409,7 +420,7 @@ pub(super) fn media_port(sdp: &str, kind: &str) -> Option<u16> {
 }
 
 /// The whole `name:` header line of `message`.
-fn header_line(message: &str, name: &str) -> String {
+pub(super) fn header_line(message: &str, name: &str) -> String {
     message
         .split("\r\n")
         .find(|l| l.starts_with(&format!("{name}:")))
