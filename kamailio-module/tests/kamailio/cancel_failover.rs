@@ -34,14 +34,7 @@ fn the_shipped_config_names_no_vendor_a_cancel_stopped_before_it_was_sent() {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
     let race = Race::shipped(dir.path(), &data, data.cheap.0, data.dear.0, &[]);
-    let events = race.run("+12125550123", "raced", UNAVAILABLE);
-    let event = |kind: &str, code| (kind.to_owned(), 1, "CHEAP".to_owned(), code);
-    assert_eq!(
-        events,
-        [event("start", None), event("failed", Some(503))],
-        "{}",
-        race.k.log()
-    );
+    race.names_the_first_attempt_alone(("+12125550123", "raced"), "CHEAP", UNAVAILABLE, 503);
 }
 
 /// As [`the_shipped_config_names_no_vendor_a_cancel_stopped_before_it_was_sent`], the
@@ -53,14 +46,8 @@ fn the_shipped_config_answers_487_to_a_cancel_that_stopped_a_failover_from_a_red
     let data = Data::with_gateways();
     let race = Race::shipped(dir.path(), &data, data.cheap.0, data.dear.0, &[]);
     let contact = format!("Contact: <{REDIRECT_TARGET}>\r\n");
-    let events = race.run("+12125550123", "moved", ("302 Moved Temporarily", &contact));
-    let event = |kind: &str, code| (kind.to_owned(), 1, "CHEAP".to_owned(), code);
-    assert_eq!(
-        events,
-        [event("start", None), event("failed", Some(302))],
-        "{}",
-        race.k.log()
-    );
+    let redirect = ("302 Moved Temporarily", contact.as_str());
+    race.names_the_first_attempt_alone(("+12125550123", "moved"), "CHEAP", redirect, 302);
 }
 
 /// As [`the_shipped_config_names_no_vendor_a_cancel_stopped_before_it_was_sent`], for an
@@ -73,14 +60,7 @@ fn the_shipped_config_names_no_emergency_gateway_a_cancel_stopped_before_it_was_
     let (first, second) = (free_udp_port(), free_udp_port());
     let gateways = format!("EMERGENCY_GATEWAY=\"127.0.0.1:{first},127.0.0.1:{second}\"");
     let race = Race::shipped(dir.path(), &data, first, second, &[gateways]);
-    let events = race.run("911", "help", UNAVAILABLE);
-    let event = |kind: &str, code| (kind.to_owned(), 1, "emergency".to_owned(), code);
-    assert_eq!(
-        events,
-        [event("start", None), event("failed", Some(503))],
-        "{}",
-        race.k.log()
-    );
+    race.names_the_first_attempt_alone(("911", "help"), "emergency", UNAVAILABLE, 503);
 }
 
 /// No cancel, but no vendor can be sent to (`t_relay()` fails for each, and
@@ -130,14 +110,7 @@ fn a_script_that_fails_over_a_cancelled_relay_blames_no_vendor() {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
     let race = Race::scripted(dir.path(), &data, SLOW_FAILOVER);
-    let events = race.run("+12125550123", "raced", UNAVAILABLE);
-    let event = |kind: &str, code| (kind.to_owned(), 1, "CHEAP".to_owned(), code);
-    assert_eq!(
-        events,
-        [event("start", None), event("failed", Some(503))],
-        "{}",
-        race.k.log()
-    );
+    race.names_the_first_attempt_alone(("+12125550123", "raced"), "CHEAP", UNAVAILABLE, 503);
 }
 
 /// The first attempt's failure a race fails over from: a gateway out of capacity.
@@ -241,6 +214,25 @@ impl Race {
         if let Some(rtpengine) = &self.rtpengine {
             rtpengine.freeze(frozen);
         }
+    }
+
+    /// [`Race::run`]'s events are the first attempt's alone, to `vendor`: its start and
+    /// its failure with `code`.
+    fn names_the_first_attempt_alone(
+        &self,
+        (number, call): (&str, &str),
+        vendor: &str,
+        reply: (&str, &str),
+        code: u64,
+    ) {
+        let events = self.run(number, call, reply);
+        let event = |kind: &str, code| (kind.to_owned(), 1, vendor.to_owned(), code);
+        assert_eq!(
+            events,
+            [event("start", None), event("failed", Some(code))],
+            "{}",
+            self.k.log()
+        );
     }
 
     /// A call to `number` (Call-ID `call`) cancelled in the race after the first gateway

@@ -5,7 +5,8 @@
 //! What the edge kept of a call goes at its end.
 
 use super::fax::{audio_sdp, media_port, rtp, t38_sdp, FaxEdge, Media, Side};
-use crate::support::udp::raw_socket;
+use crate::support::udp::{raw_socket, InDialog};
+use std::net::UdpSocket;
 
 /// Calls a test makes on one edge: more would be refused as a hairpin loop (the same
 /// numbers, LOOP_LIMIT).
@@ -15,8 +16,7 @@ const CALLS: usize = 5;
 /// other side refuses (488): each call's audio then passes both ways on the same ports
 /// (the refusal stopped the offerer's inbound audio in every call before), the call
 /// ends cleanly, and the exchange kept of it is gone with it.
-fn keeps_audio_after_a_refused_t38_offer(side: Side) {
-    let edge = FaxEdge::start();
+pub(super) fn keeps_audio_after_a_refused_t38_offer(edge: &FaxEdge, side: Side) {
     for n in 0..CALLS {
         let call: &'static str = Box::leak(format!("refused{n}").into_boxed_str());
         let (sock, lport) = raw_socket();
@@ -26,22 +26,12 @@ fn keeps_audio_after_a_refused_t38_offer(side: Side) {
             edge.call((&sock, lport), call, &offer, vendor.audio_port());
         let to_vendor = media_port(&at_caller, "audio").unwrap();
         let to_caller = media_port(&at_vendor, "audio").unwrap();
-        edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
-        edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
         let call_id = format!("{call}-{lport}");
-        assert!(kept(&edge).contains(&call_id), "{}", edge.k.log());
-        let offerer = match side {
-            Side::Caller => &caller,
-            Side::Vendor => &vendor,
-        };
-        let t38 = t38_sdp("o", 2, offerer.fax_port());
-        let (_, reply) = edge.reinvite((&sock, &dialog), side, 2, &t38, None);
-        assert_eq!(reply.code, 488, "{side:?}: {}", edge.k.log());
-        // The same ports as before, no re-offer: G.711 both ways.
-        edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
-        edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
+        assert!(kept(edge).contains(&call_id), "{}", edge.k.log());
+        let media = ((&caller, to_vendor), (&vendor, to_caller));
+        refused_t38_keeps_audio(edge, (&sock, &dialog), side, 2, media);
         edge.hang_up((&sock, &dialog), 3);
-        assert!(!kept(&edge).contains(&call_id), "{}", kept(&edge));
+        assert!(!kept(edge).contains(&call_id), "{}", kept(edge));
     }
     assert!(
         !edge.k.log().contains("warp_media_undo: "),
@@ -50,8 +40,31 @@ fn keeps_audio_after_a_refused_t38_offer(side: Side) {
     );
 }
 
+/// In `call`, G.711 relayed both ways (the caller's `to_vendor`, the vendor's
+/// `to_caller`), `side` offers T.38 (CSeq `cseq`) and the other side refuses it (488):
+/// G.711 still passes both ways, on the same ports, no re-offer.
+pub(super) fn refused_t38_keeps_audio(
+    edge: &FaxEdge,
+    call: (&UdpSocket, &InDialog),
+    side: Side,
+    cseq: u32,
+    ((caller, to_vendor), (vendor, to_caller)): ((&Media, u16), (&Media, u16)),
+) {
+    edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
+    edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
+    let offerer = match side {
+        Side::Caller => caller,
+        Side::Vendor => vendor,
+    };
+    let t38 = t38_sdp("o", cseq, offerer.fax_port());
+    let (_, reply) = edge.reinvite(call, side, cseq, &t38, None);
+    assert_eq!(reply.code, 488, "{side:?}: {}", edge.k.log());
+    edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
+    edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
+}
+
 /// What the edge keeps of its calls' offers and answers (the media_kept htable).
-fn kept(edge: &FaxEdge) -> String {
+pub(super) fn kept(edge: &FaxEdge) -> String {
     edge.k
         .kamcmd(&["htable.dump", "media_kept"])
         .unwrap_or_default()
@@ -61,11 +74,11 @@ fn kept(edge: &FaxEdge) -> String {
 /// moved to T.38, still reaches it.
 #[test]
 fn the_shipped_config_keeps_audio_both_ways_when_the_vendor_refuses_t38() {
-    keeps_audio_after_a_refused_t38_offer(Side::Caller);
+    keeps_audio_after_a_refused_t38_offer(&FaxEdge::start(), Side::Caller);
 }
 
 /// The caller refuses the vendor's T.38 offer: the vendor's audio still reaches it.
 #[test]
 fn the_shipped_config_keeps_audio_both_ways_when_the_caller_refuses_t38() {
-    keeps_audio_after_a_refused_t38_offer(Side::Vendor);
+    keeps_audio_after_a_refused_t38_offer(&FaxEdge::start(), Side::Vendor);
 }

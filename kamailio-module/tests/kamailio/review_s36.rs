@@ -4,7 +4,8 @@
 //! however the first INVITE was answered; every way a call ends frees it; and an edge
 //! given several rtpengines undoes the offer on the one that has the call.
 
-use super::fax::{audio_sdp, header_line, media_port, rtp, t38_sdp, FaxEdge, Media, Side};
+use super::fax::{audio_sdp, header_line, media_port, t38_sdp, FaxEdge, Media, Side};
+use super::fax_refused::{keeps_audio_after_a_refused_t38_offer, kept, refused_t38_keeps_audio};
 use crate::support::rtpengine::Rtpengine;
 use crate::support::udp::{
     assert_cancelled, body_of, final_reply, final_reply_text, next_request, raw_request,
@@ -13,11 +14,6 @@ use crate::support::udp::{
 use crate::support::Reply;
 use std::net::UdpSocket;
 use std::time::Duration;
-
-/// What the edge keeps of its calls' offers and answers (the media_kept htable).
-fn kept(edge: &FaxEdge) -> String {
-    (edge.k.kamcmd(&["htable.dump", "media_kept"])).unwrap_or_default()
-}
 
 /// Waits (up to 3 s) until nothing of `call_id` is kept.
 fn assert_forgotten(edge: &FaxEdge, call_id: &str, how: &str) {
@@ -117,13 +113,8 @@ fn the_shipped_config_undoes_a_refused_offer_of_a_call_answered_in_its_183() {
     let (dialog, to_vendor, to_caller) =
         answered_in_183(&edge, (&sock, lport), "early183", (&caller, &vendor));
     assert!(kept(&edge).contains("early"), "{}", kept(&edge));
-    edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
-    edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
-    let t38 = t38_sdp("o", 2, caller.fax_port());
-    let (_, reply) = edge.reinvite((&sock, &dialog), Side::Caller, 2, &t38, None);
-    assert_eq!(reply.code, 488, "{}", edge.k.log());
-    edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
-    edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
+    let media = ((&caller, to_vendor), (&vendor, to_caller));
+    refused_t38_keeps_audio(&edge, (&sock, &dialog), Side::Caller, 2, media);
     edge.hang_up((&sock, &dialog), 3);
     assert_forgotten(&edge, &format!("early183-{lport}"), "caller's BYE");
 }
@@ -147,13 +138,8 @@ fn the_shipped_config_undoes_a_vendors_refused_offer_after_the_callers_own() {
     assert_eq!(reply.code, 200, "{}", edge.k.log());
     let to_vendor = media_port(&reply.body, "audio").unwrap();
     let to_caller = media_port(&offered, "audio").unwrap();
-    edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
-    edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
-    let t38 = t38_sdp("v", 3, vendor.fax_port());
-    let (_, reply) = edge.reinvite(call, Side::Vendor, 2, &t38, None);
-    assert_eq!(reply.code, 488, "{}", edge.k.log());
-    edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
-    edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
+    let media = ((&caller, to_vendor), (&vendor, to_caller));
+    refused_t38_keeps_audio(&edge, call, Side::Vendor, 2, media);
     edge.hang_up(call, 3);
 }
 
@@ -334,30 +320,5 @@ fn the_shipped_config_undoes_a_refused_offer_on_the_rtpengine_that_has_the_call(
             other.ng_port, r.ng_port
         )
     });
-    for n in 0..5 {
-        let call: &'static str = Box::leak(format!("spread{n}").into_boxed_str());
-        let (sock, lport) = raw_socket();
-        let (caller, vendor) = (Media::new(), Media::new());
-        let offer = audio_sdp("c", 1, caller.audio_port());
-        let (dialog, at_vendor, at_caller) =
-            edge.call((&sock, lport), call, &offer, vendor.audio_port());
-        let to_vendor = media_port(&at_caller, "audio").unwrap();
-        let to_caller = media_port(&at_vendor, "audio").unwrap();
-        edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
-        edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
-        let t38 = t38_sdp("o", 2, caller.fax_port());
-        let (_, reply) = edge.reinvite((&sock, &dialog), Side::Caller, 2, &t38, None);
-        assert_eq!(reply.code, 488, "{}", edge.k.log());
-        edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
-        edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);
-        send_raw(
-            &sock,
-            &edge.k,
-            &dialog.request("BYE", 3, "Content-Length: 0\r\n\r\n"),
-        );
-        let bye = next_request(&edge.vendor, "BYE", call, &edge.k);
-        edge.send_from_vendor(&reply_to(&bye, "200 OK", ""));
-    }
-    let log = edge.k.log();
-    assert!(!log.contains("warp_media_undo: "), "{log}");
+    keeps_audio_after_a_refused_t38_offer(&edge, Side::Caller);
 }
