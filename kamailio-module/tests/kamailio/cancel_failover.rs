@@ -13,7 +13,7 @@
 //! asked for the reply to pick then (`t_check_status()` in the failure route) it logs
 //! "BUG: t_pick_branch failed", which an operator would take for a fault.
 
-use super::{events_of, rtpengine_defines, start_reporting, start_shipped, wait_for_stat};
+use super::{events_of, rtpengine_defines, start_reporting, start_shipped, wait_for_stat, RELAY};
 use crate::support::dataset::Data;
 use crate::support::redis::Redis;
 use crate::support::rtpengine::Rtpengine;
@@ -109,7 +109,7 @@ fn the_shipped_config_reports_each_vendor_it_could_not_send_to_as_477() {
 fn a_script_that_fails_over_a_cancelled_relay_blames_no_vendor() {
     let dir = tempfile::tempdir().unwrap();
     let data = Data::with_gateways();
-    let race = Race::scripted(dir.path(), &data, SLOW_FAILOVER);
+    let race = Race::scripted(dir.path(), &data, &slow_failover());
     race.names_the_first_attempt_alone(("+12125550123", "raced"), "CHEAP", UNAVAILABLE, 503);
 }
 
@@ -117,26 +117,16 @@ fn a_script_that_fails_over_a_cancelled_relay_blames_no_vendor() {
 const UNAVAILABLE: (&str, &str) = ("503 Service Unavailable", "");
 
 /// README's failover (`route[VENDOR]` without `t_is_canceled()`), the next attempt's
-/// branch route taking 3 s.
-const SLOW_FAILOVER: &str = r#"
-loadmodule "tm.so"
-loadmodule "tmx.so"
-loadmodule "rr.so"
-loadmodule "dialog.so"
-loadmodule "cfgutils.so"
-request_route {
-    if (is_method("CANCEL")) {
-        if (t_check_trans()) { t_relay(); }
-        exit;
-    }
-    if (!warp_route()) {
-        sl_send_reply("$warp(code)", "$warp(reason)");
-        exit;
-    }
-    dlg_manage();
-    record_route();
-    t_on_failure("WARP_NEXT");
-    if (!t_newtran()) { sl_reply_error(); exit; }
+/// branch route taking 3 s: [`RELAY`]'s call routing, relayed through it.
+fn slow_failover() -> String {
+    let (routed, _) = RELAY
+        .split_once("    t_relay();\n}\nfailure_route")
+        .expect("RELAY relays at the end of its request_route");
+    format!("loadmodule \"cfgutils.so\"\n{routed}{SLOW_VENDOR}")
+}
+
+/// The end of [`slow_failover`]'s request route, and its routes.
+const SLOW_VENDOR: &str = r#"    if (!t_newtran()) { sl_reply_error(); exit; }
     route(VENDOR);
 }
 route[VENDOR] {
