@@ -143,6 +143,29 @@ fn the_shipped_config_undoes_a_vendors_refused_offer_after_the_callers_own() {
     edge.hang_up(call, 3);
 }
 
+/// The vendor re-INVITEs without SDP, the caller offers in its 200 and the vendor
+/// answers in its ACK (the exchange kept from the ACK, its tags the reply's way round);
+/// then the vendor refuses the caller's T.38 offer: G.711 flows both ways after.
+#[test]
+fn the_shipped_config_undoes_a_refused_offer_after_a_late_offer() {
+    let edge = FaxEdge::start();
+    let (sock, lport) = raw_socket();
+    let (caller, vendor) = (Media::new(), Media::new());
+    let offer = audio_sdp("c", 1, caller.audio_port());
+    let (dialog, _, _) = edge.call((&sock, lport), "lateoffer", &offer, vendor.audio_port());
+    let (offer, answer) = (
+        audio_sdp("c", 2, caller.audio_port()),
+        audio_sdp("v", 2, vendor.audio_port()),
+    );
+    let (_, at_vendor, at_caller) = edge.late_offer_from_vendor((&sock, &dialog), &offer, &answer);
+    let to_vendor = media_port(&at_caller, "audio").unwrap();
+    let to_caller = media_port(&at_vendor.body, "audio").unwrap();
+    assert!(!kept(&edge).contains("/late"), "{}", kept(&edge));
+    let media = ((&caller, to_vendor), (&vendor, to_caller));
+    refused_t38_keeps_audio(&edge, (&sock, &dialog), Side::Caller, 2, media);
+    edge.hang_up((&sock, &dialog), 3);
+}
+
 /// CHEAP answers in a 183 with SDP, then fails (503); DEAR answers: what is kept is
 /// DEAR's exchange (its to-tag), not CHEAP's.
 #[test]
