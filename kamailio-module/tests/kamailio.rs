@@ -32,6 +32,8 @@ mod failover;
 mod fax;
 #[path = "kamailio/fax_refused.rs"]
 mod fax_refused;
+#[path = "kamailio/fax_sipt.rs"]
+mod fax_sipt;
 #[path = "kamailio/hairpin.rs"]
 mod hairpin;
 #[path = "kamailio/in_dialog.rs"]

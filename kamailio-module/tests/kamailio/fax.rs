@@ -121,20 +121,36 @@ impl FaxEdge {
         offer: &str,
         vendor_audio: u16,
     ) -> (InDialog<'a>, String, String) {
-        let invite = with_sdp(
-            &raw_request(self.k.port, lport, "INVITE", "+12125550123", call),
-            offer,
-        );
+        let invite = self.invite(lport, call, &sdp_body(offer));
         self.call_with((sock, lport), call, &invite, vendor_audio)
+    }
+
+    /// The caller's INVITE from `lport` of call `call`, carrying `body` (with its
+    /// headers: [`sdp_body`], [`multipart`]).
+    pub(super) fn invite(&self, lport: u16, call: &str, body: &str) -> String {
+        raw_request(self.k.port, lport, "INVITE", "+12125550123", call).replace(NO_BODY, body)
     }
 
     /// As [`FaxEdge::call`], the caller's INVITE as `invite` has it.
     pub(super) fn call_with<'a>(
         &self,
-        (sock, lport): (&UdpSocket, u16),
+        caller: (&UdpSocket, u16),
         call: &'a str,
         invite: &str,
         vendor_audio: u16,
+    ) -> (InDialog<'a>, String, String) {
+        let answer = sdp_body(&audio_sdp("v", 1, vendor_audio));
+        self.call_answered(caller, call, invite, &answer)
+    }
+
+    /// As [`FaxEdge::call_with`], the vendor's 200 carrying `answer` (a body with its
+    /// headers: [`sdp_body`], [`multipart`]).
+    pub(super) fn call_answered<'a>(
+        &self,
+        (sock, lport): (&UdpSocket, u16),
+        call: &'a str,
+        invite: &str,
+        answer: &str,
     ) -> (InDialog<'a>, String, String) {
         std::thread::scope(|s| {
             let vendor = s.spawn(|| {
@@ -142,7 +158,7 @@ impl FaxEdge {
                 let ok = reply_to(&invite, "200 OK", &self.vendor_contact());
                 let to = header_line(&ok, "To");
                 let ok = ok.replacen(&to, &format!("{to};tag=vendor"), 1);
-                self.send_from_vendor(&with_sdp(&ok, &audio_sdp("v", 1, vendor_audio)));
+                self.send_from_vendor(&ok.replace(NO_BODY, answer));
                 invite
             });
             let (dialog, ok) =
@@ -216,10 +232,22 @@ impl FaxEdge {
     /// side got it, and the final reply as `from` got it; a 200 is ACKed.
     pub(super) fn reinvite(
         &self,
-        (sock, dialog): (&UdpSocket, &InDialog),
+        call: (&UdpSocket, &InDialog),
         from: Side,
         cseq: u32,
         offer: &str,
+        answer: Option<&str>,
+    ) -> (String, Reply) {
+        self.reinvite_with(call, from, (cseq, &sdp_body(offer)), answer)
+    }
+
+    /// As [`FaxEdge::reinvite`], the offer's body as `offered` has it, with its headers
+    /// ([`sdp_body`], [`multipart`]).
+    pub(super) fn reinvite_with(
+        &self,
+        (sock, dialog): (&UdpSocket, &InDialog),
+        from: Side,
+        (cseq, offered): (u32, &str),
         answer: Option<&str>,
     ) -> (String, Reply) {
         let call = dialog.call;
@@ -229,11 +257,7 @@ impl FaxEdge {
         };
         match from {
             Side::Caller => {
-                send_raw(
-                    sock,
-                    &self.k,
-                    &dialog.request("INVITE", cseq, &sdp_body(offer)),
-                );
+                send_raw(sock, &self.k, &dialog.request("INVITE", cseq, offered));
                 let invite = next_request(&self.vendor, "INVITE", call, &self.k);
                 self.vendor_replies(&invite, status, answer);
                 let reply = self.final_at(sock, call);
@@ -245,7 +269,7 @@ impl FaxEdge {
             Side::Vendor => {
                 let vport = self.vendor_port;
                 let invite = dialog.vendor_request("INVITE", cseq, vport);
-                self.send_from_vendor(&with_sdp(&invite, offer));
+                self.send_from_vendor(&invite.replace(NO_BODY, offered));
                 let at_caller = next_request(sock, "INVITE", call, &self.k);
                 let contact = format!("Contact: <sip:caller@127.0.0.1:{}>\r\n", dialog.lport);
                 let reply = reply_to(&at_caller, status, &contact);
@@ -431,7 +455,27 @@ pub(super) fn header_line(message: &str, name: &str) -> String {
         .to_owned()
 }
 
-/// The body of an in-dialog request carrying `sdp`.
+/// How a message's body, with its headers, is made of an SDP: [`sdp_body`],
+/// [`multipart`].
+pub(super) type Body = fn(&str) -> String;
+
+/// What a message without a body ends with, for a body to replace.
+const NO_BODY: &str = "Content-Length: 0\r\n\r\n";
+
+/// `sdp` as SIP-T sends it (RFC 3204): a multipart/mixed body of the SDP and an ISUP
+/// part, with its headers.
+pub(super) fn multipart(sdp: &str) -> String {
+    let body = format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n\
+         --b1\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x00\r\n--b1--\r\n"
+    );
+    format!(
+        "Content-Type: multipart/mixed;boundary=b1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The body of a message carrying `sdp`, with its headers.
 pub(super) fn sdp_body(sdp: &str) -> String {
     format!(
         "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",

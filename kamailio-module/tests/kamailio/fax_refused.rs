@@ -4,7 +4,7 @@
 //! offer and answer (route[MEDIA_KEEP], failure_route[MEDIA_UNDO], warp_media_undo()).
 //! What the edge kept of a call goes at its end.
 
-use super::fax::{audio_sdp, media_port, rtp, t38_sdp, FaxEdge, Media, Side};
+use super::fax::{audio_sdp, media_port, rtp, sdp_body, t38_sdp, Body, FaxEdge, Media, Side};
 use crate::support::udp::{raw_socket, InDialog};
 use std::net::UdpSocket;
 
@@ -29,7 +29,7 @@ pub(super) fn keeps_audio_after_a_refused_t38_offer(edge: &FaxEdge, side: Side) 
         let call_id = format!("{call}-{lport}");
         assert!(kept(edge).contains(&call_id), "{}", edge.k.log());
         let media = ((&caller, to_vendor), (&vendor, to_caller));
-        refused_t38_keeps_audio(edge, (&sock, &dialog), side, 2, media);
+        refused_t38_keeps_audio(edge, (&sock, &dialog), side, (2, sdp_body), media);
         edge.hang_up((&sock, &dialog), 3);
         assert!(!kept(edge).contains(&call_id), "{}", kept(edge));
     }
@@ -41,13 +41,14 @@ pub(super) fn keeps_audio_after_a_refused_t38_offer(edge: &FaxEdge, side: Side) 
 }
 
 /// In `call`, G.711 relayed both ways (the caller's `to_vendor`, the vendor's
-/// `to_caller`), `side` offers T.38 (CSeq `cseq`) and the other side refuses it (488):
-/// G.711 still passes both ways, on the same ports, no re-offer.
+/// `to_caller`), `side` offers T.38 (CSeq `cseq`, in a body as `body` makes it:
+/// [`sdp_body`], [`multipart`](super::fax::multipart)) and the other side refuses it
+/// (488): G.711 still passes both ways, on the same ports, no re-offer.
 pub(super) fn refused_t38_keeps_audio(
     edge: &FaxEdge,
     call: (&UdpSocket, &InDialog),
     side: Side,
-    cseq: u32,
+    (cseq, body): (u32, Body),
     ((caller, to_vendor), (vendor, to_caller)): ((&Media, u16), (&Media, u16)),
 ) {
     edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
@@ -56,8 +57,8 @@ pub(super) fn refused_t38_keeps_audio(
         Side::Caller => caller,
         Side::Vendor => vendor,
     };
-    let t38 = t38_sdp("o", cseq, offerer.fax_port());
-    let (_, reply) = edge.reinvite(call, side, cseq, &t38, None);
+    let t38 = body(&t38_sdp("o", cseq, offerer.fax_port()));
+    let (_, reply) = edge.reinvite_with(call, side, (cseq, &t38), None);
     assert_eq!(reply.code, 488, "{side:?}: {}", edge.k.log());
     edge.relays(&caller.audio, to_vendor, &vendor.audio, rtp);
     edge.relays(&vendor.audio, to_caller, &caller.audio, rtp);

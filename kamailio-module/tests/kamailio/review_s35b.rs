@@ -3,9 +3,11 @@
 //! call faxed (T.38): the caller gets SRTP, the vendor plain RTP; and SDP in a
 //! multipart/mixed body (SIP-T), a fax re-INVITE's too, anchored as any other.
 
-use super::fax::{audio_sdp, media_port, sdp_body, srtp_call, t38_sdp, udptl, FaxEdge, Media};
+use super::fax::{
+    audio_sdp, media_port, multipart, sdp_body, srtp_call, t38_sdp, udptl, FaxEdge, Media,
+};
 use crate::support::sdp::srtp_offer;
-use crate::support::udp::{body_of, next_request, raw_request, raw_socket, send_raw};
+use crate::support::udp::{body_of, next_request, raw_socket, send_raw};
 
 /// The vendor re-INVITEs (CSeq 3) without SDP, asking for an offer (RFC 3261 14.2): the
 /// caller's SRTP offer in its 200 reaches the vendor as plain RTP, no key (vendors take
@@ -81,19 +83,6 @@ fn the_shipped_config_offers_an_srtp_caller_srtp_in_a_vendors_reply_to_a_reinvit
     }
 }
 
-/// `sdp` as SIP-T sends it (RFC 3204): a multipart/mixed body of the SDP and an ISUP
-/// part, with its headers.
-fn multipart(sdp: &str) -> String {
-    let body = format!(
-        "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n\
-         --b1\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x00\r\n--b1--\r\n"
-    );
-    format!(
-        "Content-Type: multipart/mixed;boundary=b1\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
 /// SDP in a multipart/mixed body (SIP-T's SDP and ISUP) is anchored as any other: a
 /// caller's INVITE so reaches the vendor on rtpengine's ports, and so does its
 /// re-INVITE to T.38, whose UDPTL then flows through rtpengine both ways. (rtpengine
@@ -105,8 +94,9 @@ fn the_shipped_config_anchors_the_sdp_of_a_multipart_body() {
     let (sock, lport) = raw_socket();
     let (caller, vendor) = (Media::new(), Media::new());
     let call = "sipt";
-    let invite = raw_request(edge.k.port, lport, "INVITE", "+12125550123", call).replace(
-        "Content-Length: 0\r\n\r\n",
+    let invite = edge.invite(
+        lport,
+        call,
         &multipart(&audio_sdp("c", 1, caller.audio_port())),
     );
     let (dialog, to_vendor, _) = edge.call_with((&sock, lport), call, &invite, vendor.audio_port());

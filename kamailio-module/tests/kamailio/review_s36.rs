@@ -4,7 +4,7 @@
 //! however the first INVITE was answered; every way a call ends frees it; and an edge
 //! given several rtpengines undoes the offer on the one that has the call.
 
-use super::fax::{audio_sdp, header_line, media_port, t38_sdp, FaxEdge, Media, Side};
+use super::fax::{audio_sdp, header_line, media_port, sdp_body, t38_sdp, FaxEdge, Media, Side};
 use super::fax_refused::{keeps_audio_after_a_refused_t38_offer, kept, refused_t38_keeps_audio};
 use crate::support::rtpengine::Rtpengine;
 use crate::support::udp::{
@@ -114,7 +114,7 @@ fn the_shipped_config_undoes_a_refused_offer_of_a_call_answered_in_its_183() {
         answered_in_183(&edge, (&sock, lport), "early183", (&caller, &vendor));
     assert!(kept(&edge).contains("early"), "{}", kept(&edge));
     let media = ((&caller, to_vendor), (&vendor, to_caller));
-    refused_t38_keeps_audio(&edge, (&sock, &dialog), Side::Caller, 2, media);
+    refused_t38_keeps_audio(&edge, (&sock, &dialog), Side::Caller, (2, sdp_body), media);
     edge.hang_up((&sock, &dialog), 3);
     assert_forgotten(&edge, &format!("early183-{lport}"), "caller's BYE");
 }
@@ -139,7 +139,7 @@ fn the_shipped_config_undoes_a_vendors_refused_offer_after_the_callers_own() {
     let to_vendor = media_port(&reply.body, "audio").unwrap();
     let to_caller = media_port(&offered, "audio").unwrap();
     let media = ((&caller, to_vendor), (&vendor, to_caller));
-    refused_t38_keeps_audio(&edge, call, Side::Vendor, 2, media);
+    refused_t38_keeps_audio(&edge, call, Side::Vendor, (2, sdp_body), media);
     edge.hang_up(call, 3);
 }
 
@@ -162,7 +162,7 @@ fn the_shipped_config_undoes_a_refused_offer_after_a_late_offer() {
     let to_caller = media_port(&at_vendor.body, "audio").unwrap();
     assert!(!kept(&edge).contains("/late"), "{}", kept(&edge));
     let media = ((&caller, to_vendor), (&vendor, to_caller));
-    refused_t38_keeps_audio(&edge, (&sock, &dialog), Side::Caller, 2, media);
+    refused_t38_keeps_audio(&edge, (&sock, &dialog), Side::Caller, (2, sdp_body), media);
     edge.hang_up((&sock, &dialog), 3);
 }
 
