@@ -78,12 +78,20 @@ impl Media {
 
 impl FaxEdge {
     pub(super) fn start() -> FaxEdge {
-        FaxEdge::start_with(|r| format!("udp:127.0.0.1:{}", r.ng_port))
+        FaxEdge::start_with(its_socket)
     }
 
     /// As [`FaxEdge::start`], RTPENGINE_SOCK as `socket` names it from the rtpengine
     /// started.
     pub(super) fn start_with(socket: impl FnOnce(&Rtpengine) -> String) -> FaxEdge {
+        FaxEdge::start_defined(socket, &[])
+    }
+
+    /// As [`FaxEdge::start_with`], with the defines `more`.
+    pub(super) fn start_defined(
+        socket: impl FnOnce(&Rtpengine) -> String,
+        more: &[String],
+    ) -> FaxEdge {
         let dir = tempfile::tempdir().unwrap();
         let redis = Redis::start(dir.path());
         let data = Data::with_gateways();
@@ -94,12 +102,9 @@ impl FaxEdge {
         let dear = UdpSocket::bind(("127.0.0.1", data.dear.0)).unwrap();
         dear.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
         let rtpengine = Rtpengine::start(dir.path());
-        let k = start_shipped(
-            dir.path(),
-            &data,
-            &redis.url(),
-            &rtpengine_defines_at(&socket(&rtpengine)),
-        );
+        let mut defines = rtpengine_defines_at(&socket(&rtpengine));
+        defines.extend_from_slice(more);
+        let k = start_shipped(dir.path(), &data, &redis.url(), &defines);
         FaxEdge {
             k,
             rtpengine,
@@ -453,6 +458,11 @@ pub(super) fn header_line(message: &str, name: &str) -> String {
         .find(|l| l.starts_with(&format!("{name}:")))
         .unwrap_or_else(|| panic!("no {name} in {message}"))
         .to_owned()
+}
+
+/// RTPENGINE_SOCK naming `rtpengine` alone.
+pub(super) fn its_socket(rtpengine: &Rtpengine) -> String {
+    format!("udp:127.0.0.1:{}", rtpengine.ng_port)
 }
 
 /// How a message's body, with its headers, is made of an SDP: [`sdp_body`],

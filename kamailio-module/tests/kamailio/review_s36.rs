@@ -28,7 +28,7 @@ fn assert_forgotten(edge: &FaxEdge, call_id: &str, how: &str) {
 
 /// A vendor's reply `status` to `invite` from `port`, its To tagged `tag`, with `sdp`
 /// (none if empty).
-fn vendor_reply(invite: &str, status: &str, tag: &str, port: u16, sdp: &str) -> String {
+pub(super) fn vendor_reply(invite: &str, status: &str, tag: &str, port: u16, sdp: &str) -> String {
     let reply = reply_to(
         invite,
         status,
@@ -39,7 +39,7 @@ fn vendor_reply(invite: &str, status: &str, tag: &str, port: u16, sdp: &str) -> 
 }
 
 /// The next reply `code` `sock` receives, skipping others.
-fn reply_coded(sock: &UdpSocket, edge: &FaxEdge, code: u16) -> Reply {
+pub(super) fn reply_coded(sock: &UdpSocket, edge: &FaxEdge, code: u16) -> Reply {
     let mut buf = [0u8; 65535];
     loop {
         let n =
@@ -52,7 +52,7 @@ fn reply_coded(sock: &UdpSocket, edge: &FaxEdge, code: u16) -> Reply {
 }
 
 /// The caller's INVITE of call `call` offering G.711 on `caller`'s audio.
-fn invite(edge: &FaxEdge, lport: u16, call: &str, caller: &Media) -> String {
+pub(super) fn invite(edge: &FaxEdge, lport: u16, call: &str, caller: &Media) -> String {
     let offer = audio_sdp("c", 1, caller.audio_port());
     with_sdp(
         &raw_request(edge.k.port, lport, "INVITE", "+12125550123", call),
