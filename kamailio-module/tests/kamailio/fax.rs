@@ -189,21 +189,31 @@ impl FaxEdge {
     /// vendor got it, and the ACK's SDP as the caller got it.
     pub(super) fn late_offer_from_vendor(
         &self,
-        (sock, dialog): (&UdpSocket, &InDialog),
+        call: (&UdpSocket, &InDialog),
         caller_sdp: &str,
         vendor_sdp: &str,
+    ) -> (String, Reply, String) {
+        let bodies = (&sdp_body(caller_sdp)[..], &sdp_body(vendor_sdp)[..]);
+        self.late_offer_from_vendor_with(call, bodies)
+    }
+
+    /// As [`FaxEdge::late_offer_from_vendor`], the offer and the answer in bodies as
+    /// `caller_body` and `vendor_body` have them, with their headers ([`sdp_body`],
+    /// [`multipart`]).
+    pub(super) fn late_offer_from_vendor_with(
+        &self,
+        (sock, dialog): (&UdpSocket, &InDialog),
+        (caller_body, vendor_body): (&str, &str),
     ) -> (String, Reply, String) {
         let (call, vport) = (dialog.call, self.vendor_port);
         self.send_from_vendor(&dialog.vendor_request("INVITE", 3, vport));
         let at_caller = next_request(sock, "INVITE", call, &self.k);
         let contact = format!("Contact: <sip:caller@127.0.0.1:{}>\r\n", dialog.lport);
         let ok = reply_to(&at_caller, "200 OK", &contact);
-        send_raw(sock, &self.k, &with_sdp(&ok, caller_sdp));
+        send_raw(sock, &self.k, &ok.replace(NO_BODY, caller_body));
         let at_vendor = self.final_at(&self.vendor, call);
-        self.send_from_vendor(&with_sdp(
-            &dialog.vendor_request("ACK", 3, vport),
-            vendor_sdp,
-        ));
+        let ack = dialog.vendor_request("ACK", 3, vport);
+        self.send_from_vendor(&ack.replace(NO_BODY, vendor_body));
         let ack = next_request(sock, "ACK", call, &self.k);
         (at_caller, at_vendor, body_of(&ack).to_owned())
     }

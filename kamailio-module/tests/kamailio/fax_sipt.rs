@@ -49,6 +49,35 @@ fn the_shipped_config_undoes_a_refused_offer_of_a_sip_t_call() {
     }
 }
 
+/// A SIP-T call whose vendor re-INVITEs without SDP: the caller's offer in its 200 and
+/// the vendor's answer in its ACK, both multipart, are the exchange kept (from the
+/// ACK), so the caller's T.38 offer the vendor then refuses is undone: G.711 both ways.
+#[test]
+fn the_shipped_config_undoes_a_refused_offer_after_a_sip_t_late_offer() {
+    let edge = FaxEdge::start();
+    let (sock, lport) = raw_socket();
+    let (caller, vendor) = (Media::new(), Media::new());
+    let call = "siptlate";
+    let offer = multipart(&audio_sdp("c", 1, caller.audio_port()));
+    let invite = edge.invite(lport, call, &offer);
+    let answer = multipart(&audio_sdp("v", 1, vendor.audio_port()));
+    let (dialog, _, _) = edge.call_answered((&sock, lport), call, &invite, &answer);
+    let (offer, answer) = (
+        multipart(&audio_sdp("c", 2, caller.audio_port())),
+        multipart(&audio_sdp("v", 2, vendor.audio_port())),
+    );
+    let (_, at_vendor, at_caller) =
+        edge.late_offer_from_vendor_with((&sock, &dialog), (&offer, &answer));
+    let to_vendor = media_port(&at_caller, "audio").unwrap();
+    let to_caller = media_port(&at_vendor.body, "audio").unwrap();
+    let media = ((&caller, to_vendor), (&vendor, to_caller));
+    refused_t38_keeps_audio(&edge, (&sock, &dialog), Side::Caller, (2, multipart), media);
+    let kept = kept(&edge);
+    assert!(kept.contains(&format!("name: {call}-{lport}\n")), "{kept}");
+    assert!(!kept.contains("/late"), "{kept}");
+    edge.hang_up((&sock, &dialog), 3);
+}
+
 /// MAX_CALL_DURATION raised to a day: the htable of kept exchanges expires them a day
 /// after they were kept (`htable.listTables`), not 4 h 1 min: a longer call kept its
 /// exchange no longer than that.
