@@ -1037,47 +1037,59 @@ async fn an_imported_credential_gets_its_password_with_a_realm() {
 async fn a_trunks_keepalive_is_created_patched_read_and_published() {
     let t = TestApi::start().await;
     t.fixture().await;
-    assert_eq!(
-        t.get("/api/v1/trunks/T-C1", ROOT).await.data()["keepalive"],
-        true
-    );
-    let made = t
-        .make(
-            "/api/v1/trunks",
-            json!({"id": "T-PBX", "ban": "C1", "keepalive": false}),
-        )
-        .await;
-    assert_eq!(made["keepalive"], false);
-    let published = |t: &TestApi| {
-        let path = t.dir.path().join("routing.snap");
-        let node = warp_core::Snapshot::open(&path).unwrap();
-        let keepalive = |id| node.trunk_by_id(id).map(|t| t.keepalive);
-        (keepalive("T-PBX"), keepalive("T-C1"))
-    };
-    t.publish().await;
-    assert_eq!(published(&t), (Some(false), Some(true)));
+    let made = json!({"id": "T-PBX", "ban": "C1", "keepalive": false});
+    let published =
+        |node: &warp_core::Snapshot, id: &str| node.trunk_by_id(id).map(|t| t.keepalive);
+    keepalive_is_created_patched_read_and_published(&t, "trunks", "T-C1", made, published).await;
+}
 
-    let patch = |id: &'static str, body: Value| {
-        let t = &t;
-        async move {
-            let path = format!("/api/v1/trunks/{id}");
-            t.call("PATCH", &path, ROOT, Some(body)).await
-        }
+/// A vendor keeps its in-dialog keepalives unless it is told otherwise, as a trunk does.
+#[tokio::test]
+async fn a_vendors_keepalive_is_created_patched_read_and_published() {
+    let t = TestApi::start().await;
+    t.fixture().await;
+    let made = json!({"id": "V-QUIET", "name": "Quiet", "kind": "DNIS", "keepalive": false});
+    let published =
+        |node: &warp_core::Snapshot, id: &str| node.vendor_by_id(id).map(|v| v.keepalive);
+    keepalive_is_created_patched_read_and_published(&t, "vendors", "V1", made, published).await;
+}
+
+/// `existing` (made without a keepalive) has one; `made` (its id `keepalive` false) is
+/// created without; both are patched to the other value; a value that is no boolean
+/// is a 422 naming the field and changes nothing; `published` reads an id's keepalive
+/// from the snapshot after each publish.
+async fn keepalive_is_created_patched_read_and_published(
+    t: &TestApi,
+    collection: &str,
+    existing: &str,
+    made: Value,
+    published: impl Fn(&warp_core::Snapshot, &str) -> Option<bool>,
+) {
+    let path = |id: &str| format!("/api/v1/{collection}/{id}");
+    let keepalive = |id: String| async move { t.get(&id, ROOT).await.data()["keepalive"].clone() };
+    assert_eq!(keepalive(path(existing)).await, true);
+    let made = t.make(&format!("/api/v1/{collection}"), made).await;
+    assert_eq!(made["keepalive"], false);
+    let new = made["id"].as_str().unwrap().to_owned();
+    let both = || {
+        let node = warp_core::Snapshot::open(&t.dir.path().join("routing.snap")).unwrap();
+        (published(&node, &new), published(&node, existing))
     };
-    let r = patch("T-C1", json!({"keepalive": false})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let r = patch("T-PBX", json!({"keepalive": true})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(
-        t.get("/api/v1/trunks/T-PBX", ROOT).await.data()["keepalive"],
-        true
-    );
-    assert_eq!(
-        t.get("/api/v1/trunks/T-C1", ROOT).await.data()["keepalive"],
-        false
-    );
     t.publish().await;
-    assert_eq!(published(&t), (Some(true), Some(false)));
+    assert_eq!(both(), (Some(false), Some(true)));
+
+    let patch = |id: &str, body: Value| {
+        let path = path(id);
+        async move { t.call("PATCH", &path, ROOT, Some(body)).await }
+    };
+    let r = patch(existing, json!({"keepalive": false})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = patch(&new, json!({"keepalive": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(keepalive(path(&new)).await, true);
+    assert_eq!(keepalive(path(existing)).await, false);
+    t.publish().await;
+    assert_eq!(both(), (Some(true), Some(false)));
 
     // The column is NOT NULL: null is a missing value.
     let bad = [
@@ -1086,7 +1098,7 @@ async fn a_trunks_keepalive_is_created_patched_read_and_published() {
         (Value::Null, "MISSING_FIELD"),
     ];
     for (bad, code) in bad {
-        let r = patch("T-C1", json!({ "keepalive": bad })).await;
+        let r = patch(existing, json!({ "keepalive": bad })).await;
         assert_eq!(
             (r.status, r.code(), r.field()),
             (StatusCode::UNPROCESSABLE_ENTITY, code, "keepalive"),
@@ -1094,8 +1106,5 @@ async fn a_trunks_keepalive_is_created_patched_read_and_published() {
             r.body
         );
     }
-    assert_eq!(
-        t.get("/api/v1/trunks/T-C1", ROOT).await.data()["keepalive"],
-        false
-    );
+    assert_eq!(keepalive(path(existing)).await, false);
 }

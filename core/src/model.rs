@@ -335,6 +335,10 @@ pub struct Vendor {
     /// `{npdi}` its LRN (see [`crate::snapshot::fill_dialstring`]).
     pub gateways: Vec<String>,
     pub enabled: bool,
+    /// The edge sends the vendor's side of an answered call in-dialog keepalives
+    /// (OPTIONS) and ends a call whose switch stops answering them; off for a switch
+    /// that ignores in-dialog OPTIONS, whose calls would be ended a few minutes in.
+    pub keepalive: bool,
 }
 
 /// What a rate row is keyed by.

@@ -471,6 +471,56 @@ fn a_trunks_keepalive_is_on_unless_its_column_says_no() {
     );
 }
 
+#[test]
+fn a_vendors_keepalive_is_on_unless_its_column_says_no() {
+    let dir = fixture_copy();
+    // The fixture's vendors.csv predates the column: every vendor keeps its keepalives.
+    let d = read_dir(dir.path()).unwrap();
+    assert!(d.vendors.iter().all(|v| v.keepalive), "{:?}", d.vendors);
+    std::fs::write(
+        dir.path().join("vendors.csv"),
+        "vendor_id,name,type,priority,indeterminate_zone,enabled,keepalive\n\
+         VA,Alpha LRN,LRN,1,INTRASTATE,true,false\n\
+         VB,Bravo LRN,LRN,2,INTERSTATE,true,\n\
+         VC,Charlie OCN,OCN_LATA,1,,true,no\n\
+         VD,Delta DNIS,DNIS,5,,true,yes\n\
+         VI,India Intl,INTERNATIONAL,1,,true,true\n\
+         VX,Disabled,LRN,1,,false,0\n",
+    )
+    .unwrap();
+    let d = read_dir(dir.path()).unwrap();
+    let keepalive: Vec<_> = d
+        .vendors
+        .iter()
+        .map(|v| (v.id.as_str(), v.keepalive))
+        .collect();
+    assert_eq!(
+        keepalive,
+        [
+            ("VA", false),
+            ("VB", true),
+            ("VC", false),
+            ("VD", true),
+            ("VI", true),
+            ("VX", false)
+        ]
+    );
+    // Written out and read back, the same vendors.
+    let out = tempfile::tempdir().unwrap();
+    warp_core::dataset::write_dir(&d, out.path()).unwrap();
+    assert_eq!(read_dir(out.path()).unwrap().vendors, d.vendors);
+
+    append(
+        dir.path(),
+        "vendors.csv",
+        "VY,Yankee,DNIS,1,,true,sometimes\n",
+    );
+    assert_eq!(
+        errors(dir.path()),
+        ["vendors.csv:8: keepalive: \"sometimes\" is not true/false"]
+    );
+}
+
 /// A digest carries its username and realm in quoted strings: a quote or backslash in
 /// either could never be offered as given, so its ha1 would never match. An `@` is
 /// fine (the edge looks the username up whole).

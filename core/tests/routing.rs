@@ -330,6 +330,25 @@ fn a_trunks_keepalive_travels_through_the_snapshot() {
 }
 
 #[test]
+fn a_vendors_keepalive_travels_through_the_snapshot() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");
+    let mut d = read_dir(&dir).unwrap();
+    d.vendors
+        .iter_mut()
+        .find(|v| v.id == "VC")
+        .unwrap()
+        .keepalive = false;
+    let s = Snapshot::from_bytes(&compile(&d, 1).unwrap()).unwrap();
+    let keepalive = |id| s.vendor_by_id(id).map(|v| (v.id, v.keepalive));
+    assert_eq!(keepalive("VC"), Some(("VC", false)));
+    for id in ["VA", "VB", "VD", "VI", "VX"] {
+        assert_eq!(keepalive(id), Some((id, true)));
+    }
+    assert_eq!(keepalive("VZ"), None);
+    assert_eq!(keepalive(""), None);
+}
+
+#[test]
 fn a_trunk_is_found_only_the_ways_its_auth_type_asks_for() {
     use warp_core::model::{Credential, TrunkAuth};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture");

@@ -285,6 +285,7 @@ impl Gen {
                     format!("sip:{{national}}@gw2.vendor{:03}.example:5060", i + 1),
                 ],
                 enabled: true,
+                keepalive: true,
             });
             match kind {
                 VendorKind::Lrn => {

@@ -52,6 +52,7 @@ const VENDORS: Keyed = Keyed {
         "priority",
         "indeterminate_zone",
         "enabled",
+        "keepalive",
     ],
     update: None,
 };
@@ -142,7 +143,8 @@ pub async fn import_dataset(pool: &PgPool, d: &Dataset) -> Result<ImportReport, 
             .field(v.kind.as_str())
             .field(v.priority)
             .field(v.indeterminate_zone.as_str())
-            .field(v.enabled);
+            .field(v.enabled)
+            .field(v.keepalive);
     })
     .await?;
     tables.push(("vendors", n));

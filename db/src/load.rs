@@ -301,8 +301,9 @@ async fn load_trunks(c: &mut PgConnection) -> Result<Vec<Trunk>, DbError> {
 }
 
 async fn load_vendors(c: &mut PgConnection) -> Result<Vec<Vendor>, DbError> {
-    let rows: Vec<(String, String, String, i32, String, bool)> = sqlx::query_as(
-        "SELECT id, name, kind, priority, indeterminate_zone, enabled FROM vendors ORDER BY id",
+    let rows: Vec<(String, String, String, i32, String, bool, bool)> = sqlx::query_as(
+        "SELECT id, name, kind, priority, indeterminate_zone, enabled, keepalive FROM vendors \
+         ORDER BY id",
     )
     .fetch_all(&mut *c)
     .await?;
@@ -315,7 +316,7 @@ async fn load_vendors(c: &mut PgConnection) -> Result<Vec<Vendor>, DbError> {
         gateways.entry(v).or_default().push(g);
     }
     rows.into_iter()
-        .map(|(id, name, kind, priority, zone, enabled)| {
+        .map(|(id, name, kind, priority, zone, enabled, keepalive)| {
             let bad = |e: String| DbError::invalid("vendors", e);
             Ok(Vendor {
                 gateways: gateways.remove(&id).unwrap_or_default(),
@@ -325,6 +326,7 @@ async fn load_vendors(c: &mut PgConnection) -> Result<Vec<Vendor>, DbError> {
                 priority,
                 indeterminate_zone: zone.parse().map_err(bad)?,
                 enabled,
+                keepalive,
             })
         })
         .collect()

@@ -576,3 +576,48 @@ async fn a_trunks_keepalive_is_imported_loaded_and_compiled() {
     let back = warp_db::load_dataset(&pool).await.unwrap();
     assert!(back.trunks.iter().all(|t| t.keepalive));
 }
+
+/// A vendor's keepalive is imported, loaded back and compiled; a re-import sets it as
+/// the dataset says, and a vendor written before the column (the migration's default,
+/// or an insert that names no keepalive) keeps its keepalives.
+#[tokio::test]
+async fn a_vendors_keepalive_is_imported_loaded_and_compiled() {
+    let (_pg, pool) = common::migrated_db().await;
+    let mut d = generate(Scale::SMALL, 4);
+    let id = d.vendors[1].id.clone();
+    d.vendors[1].keepalive = false;
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    let stored = || {
+        let (pool, id) = (pool.clone(), id.clone());
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT keepalive FROM vendors WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!stored().await);
+    let back = warp_db::load_dataset(&pool).await.unwrap();
+    assert_eq!(sorted(back.clone()), sorted(d.clone()));
+    let snapshot = Snapshot::from_bytes(&compile(&back, 1).unwrap()).unwrap();
+    let keepalive = |id: &str| snapshot.vendor_by_id(id).map(|v| v.keepalive);
+    assert_eq!(keepalive(&id), Some(false));
+    let others: Vec<_> = back.vendors.iter().filter(|v| v.id != id).collect();
+    assert!(!others.is_empty());
+    assert!(
+        others.iter().all(|v| keepalive(&v.id) == Some(true)),
+        "only {id} is sent no keepalives"
+    );
+
+    d.vendors[1].keepalive = true;
+    warp_db::import_dataset(&pool, &d).await.unwrap();
+    assert!(stored().await);
+    sqlx::query("INSERT INTO vendors (id, name, kind) VALUES ('V-NEW', 'New', 'DNIS')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let back = warp_db::load_dataset(&pool).await.unwrap();
+    assert!(back.vendors.iter().any(|v| v.id == "V-NEW"));
+    assert!(back.vendors.iter().all(|v| v.keepalive));
+}

@@ -40,7 +40,7 @@ async fn migrations_apply_to_an_empty_database_and_rerun_cleanly() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(applied, 8);
+    assert_eq!(applied, 9);
 }
 
 #[tokio::test]

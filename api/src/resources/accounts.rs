@@ -133,7 +133,7 @@ pub struct Trunk {
     /// The edge sends the trunk's side of each answered call an in-dialog OPTIONS every
     /// DLG_KEEPALIVE s and ends a call whose PBX stops answering; false for a PBX that
     /// ignores in-dialog OPTIONS (its calls would be ended a few minutes in). The
-    /// vendor's side is sent them whatever this says.
+    /// vendor's side is as its vendor's `keepalive` says.
     pub keepalive: bool,
     pub created_at: DateTime<Utc>,
 }

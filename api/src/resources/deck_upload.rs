@@ -243,6 +243,7 @@ fn parse(deck: &DeckOwner, records: &Records) -> ApiResult<Vec<RateRow>> {
             indeterminate_zone: Zone::Intrastate,
             gateways: Vec::new(),
             enabled: true,
+            keepalive: true,
         });
     }
     write_dir(&d, dir.path()).map_err(ApiError::internal)?;

@@ -21,6 +21,11 @@ pub struct Vendor {
     /// Jurisdiction policy: the zone indeterminate traffic is priced in.
     pub indeterminate_zone: String,
     pub enabled: bool,
+    /// The edge sends the vendor's side of each answered call an in-dialog OPTIONS every
+    /// DLG_KEEPALIVE s and ends a call whose switch stops answering; false for a switch
+    /// that ignores in-dialog OPTIONS (its calls would be ended a few minutes in). The
+    /// caller's side is as its trunk's `keepalive` says.
+    pub keepalive: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -33,6 +38,8 @@ pub struct VendorInput {
     pub priority: Option<i32>,
     pub indeterminate_zone: Option<String>,
     pub enabled: Option<bool>,
+    /// true when not given; see `Vendor`.
+    pub keepalive: Option<bool>,
 }
 
 impl Resource for Vendor {

@@ -232,6 +232,7 @@ pub fn read_dir(dir: &Path) -> Result<Dataset, DatasetError> {
                 .unwrap_or(Zone::Intrastate),
             gateways: Vec::new(),
             enabled: flag("enabled", &x.enabled)?,
+            keepalive: flag("keepalive", &x.keepalive)?,
         });
         Ok(())
     })?;

@@ -83,6 +83,9 @@ pub(super) struct VendorCsv {
     pub(super) priority: String,
     pub(super) indeterminate_zone: String,
     pub(super) enabled: String,
+    /// Newer than the file: empty (or no column) is true, as before it.
+    #[serde(default)]
+    pub(super) keepalive: String,
 }
 
 #[derive(Serialize, Deserialize)]

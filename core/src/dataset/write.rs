@@ -148,6 +148,7 @@ pub fn write_dir(d: &Dataset, dir: &Path) -> Result<(), DatasetError> {
             priority: v.priority.to_string(),
             indeterminate_zone: v.indeterminate_zone.as_str().into(),
             enabled: v.enabled.to_string(),
+            keepalive: v.keepalive.to_string(),
         }),
     )?;
     write(

@@ -287,6 +287,8 @@ impl<'d> Compiler<'d> {
                         start,
                         len: v.gateways.len() as u32,
                     },
+                    keepalive: v.keepalive.into(),
+                    _pad: 0,
                 }
             })
             .collect();

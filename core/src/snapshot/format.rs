@@ -16,7 +16,8 @@ use bytemuck::{Pod, Zeroable};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 8] = *b"WARPSNAP";
-pub const FORMAT_VERSION: u32 = 5;
+/// 6: a vendor's `keepalive` ([`super::records::VendorRec`]).
+pub const FORMAT_VERSION: u32 = 6;
 pub const ALIGN: usize = 64;
 
 #[repr(C)]

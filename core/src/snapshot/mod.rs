@@ -491,6 +491,19 @@ impl Snapshot {
         self.trunk(i as u32)
     }
 
+    /// The vendor whose id is `id` (the vendors are sorted by id, as the trunks are).
+    pub fn vendor_by_id(&self, id: &str) -> Option<VendorView<'_>> {
+        let vendors = self.vendors();
+        let i = vendors
+            .binary_search_by(|v| self.bytes(v.id).cmp(id.as_bytes()))
+            .ok()?;
+        let v = &vendors[i];
+        Some(VendorView {
+            id: self.str(v.id),
+            keepalive: v.keepalive != 0,
+        })
+    }
+
     /// The trunk whose IP ACL holds `ip` (longest prefix wins). An IPv4 peer that a
     /// dual-stack socket reports as IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is that IPv4
     /// address: the IPv4 ACLs are searched first.
@@ -637,6 +650,14 @@ pub struct TrunkView<'a> {
     /// See [`crate::model::Trunk::keepalive`].
     pub keepalive: bool,
     pub auth: TrunkAuth,
+}
+
+/// A vendor as the SIP path sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VendorView<'a> {
+    pub id: &'a str,
+    /// See [`crate::model::Vendor::keepalive`].
+    pub keepalive: bool,
 }
 
 /// A trunk's digest credentials, as the edge checks them.

@@ -182,6 +182,12 @@ pub struct VendorRec {
     pub priority: i32,
     pub enabled: u32,
     pub gateways: Range,
+    /// Nonzero: the vendor's side of its calls is sent in-dialog keepalives (format 6;
+    /// format 5's record had no room left, so the format changed).
+    pub keepalive: u32,
+    /// Zeroed: room for a flag that needs no format change, zero meaning what a file
+    /// from before it meant.
+    pub _pad: u32,
 }
 
 #[repr(C)]

@@ -142,6 +142,7 @@ fn vendor(id: &str, user: &str, host: &str, gateway_port: u16, uri_params: &str)
         indeterminate_zone: Zone::Intrastate,
         gateways: vec![format!("sip:{user}@{host}:{gateway_port}{uri_params}")],
         enabled: true,
+        keepalive: true,
     }
 }
 
