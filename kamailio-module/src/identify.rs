@@ -2,7 +2,8 @@
 //! authenticated user's, else the source address's, as `warp_route()` finds it — for a
 //! script that acts on the customer before routing (which auth to ask for, its own
 //! policy). Sets `$warp(trunk)` and `$warp(ban)`; refused, `$warp(code)` says 403.
-//! `$warp(keepalive)` then says whether that trunk is sent in-dialog keepalives.
+//! `$warp(keepalive)` then says whether that trunk is sent in-dialog keepalives
+//! ([`crate::keepalive`]).
 //!
 //! `warp_authenticated()`: the script's word that the request's digest credentials
 //! were checked and right. Only then does their username identify the trunk: the
@@ -45,24 +46,6 @@ fn warp_identify(msg: &SipMsg) -> Result<bool, String> {
             Ok(false)
         }
     }
-}
-
-/// `$warp(keepalive)`: whether the caller of `msg` is sent in-dialog keepalives — false
-/// only when the trunk it comes from (`$warp(trunk)`, as `warp_identify()` or
-/// `warp_route()` found it) says its PBX takes none. Without a trunk known (none found
-/// yet, or a new snapshot has no such trunk), true, as every caller was before trunks
-/// could say: never `$null`, so the script compares it with a number unguarded.
-pub fn keepalive(msg: &SipMsg) -> bool {
-    let Some(snapshot) = snapshot::current() else {
-        return true;
-    };
-    let keepalive = decision::with(msg, decision::Field::Trunk, |trunk| match trunk {
-        Some(decision::Value::Str(id)) => snapshot.trunk_by_id(id).map(|t| t.keepalive),
-        _ => None,
-    });
-    keepalive
-        .filter(|_| snapshot::intact(&snapshot))
-        .unwrap_or(true)
 }
 
 /// `$warp(ha1)`: the ha1 of the first credentials `msg` offers that the snapshot has

@@ -27,6 +27,7 @@ mod guard;
 mod http;
 mod identify;
 mod kamailio_stats;
+mod keepalive;
 mod kstr;
 mod limits;
 mod log;

@@ -4,14 +4,16 @@
 //! reads them, in E.164 digits: a script can tell one pair of numbers apart from another
 //! (the shipped config's hairpin check) whatever format they were written in, and
 //! `$warp(attest)`, the STIR/SHAKEN attestation the call can be given (see [`attest`]),
-//! and `$warp(keepalive)`, whether the identified trunk is sent in-dialog keepalives
-//! (see [`identify::keepalive`]).
+//! and `$warp(keepalive)` / `$warp(vendor_keepalive)`, whether the identified trunk and
+//! the vendor of the attempt in progress are sent in-dialog keepalives (see
+//! [`keepalive`]).
 
 use crate::ani;
 use crate::attest;
 use crate::decision::{self, Field, Value};
 use crate::guard;
 use crate::identify;
+use crate::keepalive;
 use crate::kstr;
 use crate::log::lm_err;
 use crate::sipmsg::SipMsg;
@@ -27,8 +29,10 @@ const ANI_E164: c_int = -2;
 const DNIS_E164: c_int = -3;
 /// `$warp(attest)`'s: worked out when read.
 const ATTEST: c_int = -4;
-/// `$warp(keepalive)`'s: looked up in the snapshot when read.
+/// `$warp(keepalive)`'s and `$warp(vendor_keepalive)`'s: looked up in the snapshot
+/// when read.
 const KEEPALIVE: c_int = -5;
+const VENDOR_KEEPALIVE: c_int = -6;
 
 thread_local! {
     /// `$warp(ha1)`'s value until the core has copied it: no snapshot mapping may be
@@ -55,6 +59,7 @@ pub unsafe extern "C" fn pv_parse_warp_name(sp: *mut k::pv_spec_t, name: *mut k:
             None if text == "dnis_e164" => DNIS_E164,
             None if text == "attest" => ATTEST,
             None if text == "keepalive" => KEEPALIVE,
+            None if text == "vendor_keepalive" => VENDOR_KEEPALIVE,
             None => {
                 lm_err!("unknown pseudo-variable $warp({text})");
                 return -1;
@@ -119,8 +124,11 @@ pub unsafe extern "C" fn pv_get_warp(
                 k::pv_get_strval(msg, param, res, &mut kstr::from_bytes(attest.as_bytes()))
             };
         }
-        if index == KEEPALIVE {
-            let on = identify::keepalive(&m);
+        if index == KEEPALIVE || index == VENDOR_KEEPALIVE {
+            let on = match index {
+                KEEPALIVE => keepalive::caller(&m),
+                _ => keepalive::vendor(&m),
+            };
             // SAFETY: as below; an integer is copied at once.
             return unsafe { k::pv_get_sintval(msg, param, res, on.into()) };
         }

@@ -370,6 +370,11 @@ pub unsafe extern "C" fn rpc_route(api: *mut k::rpc_t, ctx: *mut c_void) {
             r.text(h, "vendor_rate", &hop.vendor_rate.to_string())?;
             r.text(h, "customer_rate", &hop.customer_rate.to_string())?;
             r.text(h, "partition", hop.partition.unwrap_or(""))?;
+            // As $warp(vendor_keepalive) would say for this attempt.
+            let keepalive = snapshot
+                .vendor_by_id(hop.vendor)
+                .is_none_or(|v| v.keepalive);
+            r.count(h, "keepalive", keepalive.into())?;
         }
         Ok(())
     })

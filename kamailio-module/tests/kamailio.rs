@@ -107,6 +107,8 @@ mod tls;
 mod trunk_keepalive;
 #[path = "kamailio/trunk_log.rs"]
 mod trunk_log;
+#[path = "kamailio/vendor_keepalive.rs"]
+mod vendor_keepalive;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

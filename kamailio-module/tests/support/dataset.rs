@@ -56,7 +56,8 @@ pub struct Data {
     pub crowd: (u32, (u32, u32)),
     /// The DID inventory's numbers assigned for voice: (number, BAN); none by default.
     pub numbers: &'static [(&'static str, &'static str)],
-    /// The trunks whose callers are sent no in-dialog keepalives; none by default.
+    /// The trunks whose callers, and the vendors whose side of a call, are sent no
+    /// in-dialog keepalives (by id); none by default.
     pub keepalive_off: &'static [&'static str],
 }
 
@@ -237,7 +238,13 @@ impl Data {
                     self.dear.0,
                     self.uri_params.1,
                 ),
-            ],
+            ]
+            .into_iter()
+            .map(|v| Vendor {
+                keepalive: !self.keepalive_off.contains(&v.id.as_str()),
+                ..v
+            })
+            .collect(),
             vendor_rates: vec![
                 rate_row("CHEAP", "1", self.cheap.1),
                 rate_row("DEAR", "1", self.dear.1),

@@ -3,8 +3,8 @@
 //! answers every INVITE, re-INVITEs included, with SDP of its own, one that refuses
 //! re-INVITEs (488 with SDP), one that redirects (302), one that refuses every call
 //! (503) at once or after ringing, one that proxies calls back to the edge (a loop),
-//! and one that forgot the calls it answered (481). Each other answers a BYE and an
-//! OPTIONS 200. It keeps every message it receives.
+//! one that forgot the calls it answered (481), and one that ignores the OPTIONS inside
+//! its calls. Each other answers a BYE and an OPTIONS 200. It keeps every message it receives.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -26,6 +26,9 @@ pub enum Plays {
     /// As `Answers`, but 481 to every OPTIONS and BYE inside a call: a switch that
     /// restarted and lost the calls it had up.
     ForgetsCalls,
+    /// As `Answers`, but no reply at all to an OPTIONS inside a call: a switch that
+    /// ignores in-dialog OPTIONS.
+    IgnoresOptions,
     /// As `Answers` to the first INVITE; a re-INVITE gets 488 with the SDP it would
     /// take (RFC 3261 21.4.26).
     RefusesReoffers,
@@ -122,9 +125,14 @@ impl Vendor {
                         answer("200 OK", &msg, false);
                         answer("487 Request Terminated", &invite, false);
                     }
-                    (Plays::Answers | Plays::HangsUpSlowly | Plays::ForgetsCalls, "INVITE") => {
-                        answer("200 OK", &msg, true)
-                    }
+                    (
+                        Plays::Answers
+                        | Plays::HangsUpSlowly
+                        | Plays::ForgetsCalls
+                        | Plays::IgnoresOptions,
+                        "INVITE",
+                    ) => answer("200 OK", &msg, true),
+                    (Plays::IgnoresOptions, "OPTIONS") if header(&msg, "to").contains("tag=") => {}
                     (Plays::HangsUpSlowly, "BYE") => {
                         let call = header(&msg, "call-id").to_owned();
                         let first = *first_bye
