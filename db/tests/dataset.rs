@@ -533,6 +533,15 @@ async fn a_reimport_keeps_a_password_the_dataset_gives_none_and_takes_one_it_giv
     warp_core::snapshot::compile(&back, 1).unwrap();
 }
 
+/// The keepalive column of row `id` of `table` (trunks or vendors).
+async fn stored_keepalive(pool: &sqlx::PgPool, table: &str, id: &str) -> bool {
+    sqlx::query_scalar(&format!("SELECT keepalive FROM {table} WHERE id = $1"))
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// A trunk's keepalive is imported, loaded back and compiled; a re-import sets it as
 /// the dataset says, and a trunk written before the column (the migration's default,
 /// or an insert that names no keepalive) keeps its keepalives.
@@ -543,16 +552,7 @@ async fn a_trunks_keepalive_is_imported_loaded_and_compiled() {
     let id = d.trunks[1].id.clone();
     d.trunks[1].keepalive = false;
     warp_db::import_dataset(&pool, &d).await.unwrap();
-    let stored = || {
-        let (pool, id) = (pool.clone(), id.clone());
-        async move {
-            sqlx::query_scalar::<_, bool>("SELECT keepalive FROM trunks WHERE id = $1")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
+    let stored = || stored_keepalive(&pool, "trunks", &id);
     assert!(!stored().await);
     let back = warp_db::load_dataset(&pool).await.unwrap();
     assert_eq!(sorted(back.clone()), sorted(d.clone()));
@@ -587,16 +587,7 @@ async fn a_vendors_keepalive_is_imported_loaded_and_compiled() {
     let id = d.vendors[1].id.clone();
     d.vendors[1].keepalive = false;
     warp_db::import_dataset(&pool, &d).await.unwrap();
-    let stored = || {
-        let (pool, id) = (pool.clone(), id.clone());
-        async move {
-            sqlx::query_scalar::<_, bool>("SELECT keepalive FROM vendors WHERE id = $1")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
+    let stored = || stored_keepalive(&pool, "vendors", &id);
     assert!(!stored().await);
     let back = warp_db::load_dataset(&pool).await.unwrap();
     assert_eq!(sorted(back.clone()), sorted(d.clone()));
